@@ -1,0 +1,1 @@
+"""The ppvi grammar (grammar/ppvi.lark), shipped as package data."""

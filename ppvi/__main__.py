@@ -1,0 +1,5 @@
+import sys
+
+from ppvi.cli import main
+
+sys.exit(main())

@@ -1,0 +1,171 @@
+"""The parsed model: plain frozen dataclasses with source spans (no semantics yet)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from ppvi.errors import Span
+
+
+# ---------------------------------------------------------------- expressions
+@dataclass(frozen=True)
+class Num:
+    value: float
+    is_int: bool
+    span: Span
+
+
+@dataclass(frozen=True)
+class Name:
+    id: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class Index:
+    """``base[i, j, ...]``; indices are expressions (loop variables, literals, ``z[n]``)."""
+
+    base: Name
+    indices: tuple["Expr", ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class BinOp:
+    op: str  # one of + - * / ^
+    left: "Expr"
+    right: "Expr"
+    span: Span
+
+
+@dataclass(frozen=True)
+class Neg:
+    operand: "Expr"
+    span: Span
+
+
+@dataclass(frozen=True)
+class Call:
+    func: Name
+    args: tuple["Expr", ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class PlateSum:
+    """``sum(var in dim: body)``."""
+
+    var: Name
+    dim: Name
+    body: "Expr"
+    span: Span
+
+
+@dataclass(frozen=True)
+class Vector:
+    items: tuple["Expr", ...]
+    span: Span
+
+
+Expr = Union[Num, Name, Index, BinOp, Neg, Call, PlateSum, Vector]
+
+
+# ----------------------------------------------------------------- statements
+@dataclass(frozen=True)
+class DimItem:
+    name: Name
+    default: int | None
+    default_span: Span | None
+
+
+@dataclass(frozen=True)
+class DimDecl:
+    items: tuple[DimItem, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Extent:
+    """One axis of a declared shape: a dim name or an integer literal."""
+
+    name: str | None
+    size: int | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class ConstDecl:
+    name: Name
+    shape: tuple[Extent, ...]
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Support:
+    name: Name
+    arg: Name | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class VarDecl:
+    kind: str  # "data" | "param"
+    name: Name
+    shape: tuple[Extent, ...]
+    support: Support | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class Argument:
+    keyword: Name | None
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Distribution:
+    name: Name
+    args: tuple[Argument, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Draw:
+    """``target ~ distribution``; ``indices`` are the target's subscripts."""
+
+    target: Name
+    indices: tuple[Expr, ...]
+    dist: Distribution
+    span: Span
+
+
+@dataclass(frozen=True)
+class Loop:
+    var: Name
+    dim: Name
+    body: tuple["Statement", ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Approximate:
+    names: tuple[Name, ...]
+    method: Name  # "point" | "jointly"
+    span: Span
+
+
+Statement = Union[DimDecl, ConstDecl, VarDecl, Draw, Loop, Approximate]
+
+
+@dataclass(frozen=True)
+class Module:
+    """One parsed ``.ppvi`` file."""
+
+    name: str | None
+    name_span: Span | None
+    statements: tuple[Statement, ...]
+    path: str
+    text: str

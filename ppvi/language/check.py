@@ -1,0 +1,828 @@
+"""Semantic checks: AST -> :class:`CheckedModel` (names, shapes, supports, domains).
+
+One pass collects declarations, a second types every expression and draw.
+Errors are collected, not raised one by one, so a user sees every mistake of a
+model at once; the pass stops only where going on would report nonsense.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+from ppvi.errors import Reporter, Span, did_you_mean
+from ppvi.language import ast
+from ppvi.language.distributions import (
+    COMPATIBLE, CONST_FUNCTIONS, ELEMENTWISE, FUNCTIONS, PARAM_SUPPORTS, SIGNATURES, SUPPORT_ANNOTATIONS, Signature,
+)
+
+Extent = str | int          # a dim name or a literal size
+MAX_DIM = 2**31 - 1
+
+
+# ----------------------------------------------------------------- the result
+@dataclass(frozen=True)
+class Dim:
+    name: str
+    default: int | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A named quantity: ``kind`` is const, data, param or latent.
+
+    ``shape`` lists extents (dim names or sizes); for latents it is the plates of
+    its draw followed by the distribution's event axes.  ``support`` is one of
+    real, positive, unit_interval, binary, count, index, simplex, unit_columns,
+    real_vector, pd_matrix; ``support_dim`` is the K of ``index(K)``.
+    """
+
+    name: str
+    kind: str
+    shape: tuple[Extent, ...]
+    support: str
+    span: Span
+    support_dim: Extent | None = None
+    value: ast.Expr | None = None          # constants only
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One ``target[...] ~ Dist(...)`` statement with its plates.
+
+    ``plates`` are the enclosing loops ``(var, dim)``, outermost first;
+    ``target_index`` the loop variables that subscript the target, in order;
+    ``args`` maps every canonical parameter name given to its expression;
+    ``parents`` names the variables (not loop variables) the arguments read.
+    """
+
+    id: int
+    target: str
+    target_index: tuple[str, ...]
+    plates: tuple[tuple[str, str], ...]
+    dist: str
+    args: tuple[tuple[str, ast.Expr], ...]
+    parents: tuple[str, ...]
+    observed: bool
+    span: Span
+
+    def arg(self, name: str) -> ast.Expr | None:
+        return dict(self.args).get(name)
+
+
+@dataclass(frozen=True)
+class CheckedModel:
+    name: str
+    path: str
+    text: str
+    dims: dict[str, Dim]
+    variables: dict[str, Variable]
+    factors: tuple[Factor, ...]
+    approximations: dict[str, str]         # latent -> "point" | "jointly"
+    module: ast.Module = field(repr=False)
+
+    def of_kind(self, kind: str) -> list[Variable]:
+        return [v for v in self.variables.values() if v.kind == kind]
+
+    def prior(self, name: str) -> Factor | None:
+        return next((f for f in self.factors if f.target == name), None)
+
+
+# ------------------------------------------------------------- expression types
+@dataclass(frozen=True)
+class Ty:
+    shape: tuple[Extent, ...] = ()
+    discrete: bool = False
+    range: Extent | None = None            # the extent a discrete scalar's values index
+
+
+SCALAR = Ty()
+UNKNOWN = Ty(shape=("?",))               # after an error: suppresses follow-on reports
+
+
+def walk(expr: ast.Expr) -> Iterator[ast.Expr]:
+    """Every node of an expression, parents before children."""
+    stack = [expr]
+    while stack:
+        e = stack.pop()
+        yield e
+        match e:
+            case ast.Index(base=b, indices=ix):
+                stack.extend(reversed(ix))
+                stack.append(b)
+            case ast.BinOp(left=l, right=r):
+                stack.extend([r, l])
+            case ast.Neg(operand=o):
+                stack.append(o)
+            case ast.Call(args=a):
+                stack.extend(reversed(a))
+            case ast.PlateSum(body=b):
+                stack.append(b)
+            case ast.Vector(items=i):
+                stack.extend(reversed(i))
+
+
+def show_shape(shape: tuple[Extent, ...]) -> str:
+    return "a scalar" if not shape else "[" + ", ".join(str(s) for s in shape) + "]"
+
+
+# -------------------------------------------------------------------- checker
+class _Checker:
+    def __init__(self, module: ast.Module):
+        self.m = module
+        self.rep = Reporter(module.path, module.text)
+        self.dims: dict[str, Dim] = {}
+        self.vars: dict[str, Variable] = {}
+        self.decl_span: dict[str, Span] = {}
+        self.draws: dict[str, list[tuple[ast.Draw, tuple[tuple[str, str], ...]]]] = {}
+        self.factors: list[Factor] = []
+        self.approx: dict[str, str] = {}
+        self.const_values: dict[str, np.ndarray | None] = {}
+        self.poisoned: set[str] = set()      # names whose type is unknown after an error
+
+    # ---------------------------------------------------------------- pass 1
+    def declare(self, name: ast.Name, what: str) -> bool:
+        if name.id in self.decl_span:
+            prev = self.decl_span[name.id]
+            self.rep.error(f"`{name.id}` is already declared (line {prev.line})", name.span,
+                           "each name is declared once; rename one of them")
+            return False
+        self.decl_span[name.id] = name.span
+        return True
+
+    def collect(self, stmts, plates: tuple[tuple[str, str], ...] = ()) -> None:
+        for s in stmts:
+            match s:
+                case ast.DimDecl(items=items):
+                    for it in items:
+                        if self.declare(it.name, "dim"):
+                            if it.default is not None and not 1 <= it.default <= MAX_DIM:
+                                self.rep.error(f"dim `{it.name.id}` = {it.default} is not a usable size",
+                                               it.default_span, "a dim is a whole number from 1 to 2^31-1")
+                            self.dims[it.name.id] = Dim(it.name.id, it.default, it.name.span)
+                case ast.ConstDecl(name=n):
+                    self.declare(n, "const")
+                case ast.VarDecl(name=n):
+                    self.declare(n, s.kind)
+                case ast.Draw(target=t):
+                    self.draws.setdefault(t.id, []).append((s, plates))
+                case ast.Loop(var=v, dim=d, body=body):
+                    self.collect(body, plates + ((v.id, d.id),))
+                case ast.Approximate():
+                    pass
+
+    # ---------------------------------------------------------------- shapes
+    def extent(self, e: ast.Extent) -> Extent | None:
+        if e.name is None:
+            if not 1 <= e.size <= MAX_DIM:
+                self.rep.error(f"size {e.size} is not a usable size", e.span, "sizes are whole numbers from 1")
+                return None
+            return e.size
+        if e.name not in self.dims:
+            self.unknown_dim(e.name, e.span)
+            return None
+        return e.name
+
+    def unknown_dim(self, name: str, span: Span) -> None:
+        if name in self.decl_span:
+            self.rep.error(f"`{name}` is not a dim", span, f"declare it with `dim {name}` to use it as a size or plate")
+        else:
+            hint = did_you_mean(name, self.dims) or f"declare it first: `dim {name}`"
+            self.rep.error(f"unknown dim `{name}`", span, hint)
+
+    def shape_of(self, extents: tuple[ast.Extent, ...]) -> tuple[Extent, ...] | None:
+        out = [self.extent(e) for e in extents]
+        return None if any(o is None for o in out) else tuple(out)
+
+    # --------------------------------------------------------- declarations
+    def check_decls(self, stmts) -> None:
+        for s in stmts:
+            match s:
+                case ast.ConstDecl():
+                    self.check_const(s)
+                case ast.VarDecl():
+                    self.check_var(s)
+                case ast.Loop(body=body):
+                    self.check_decls(body)
+
+    def check_const(self, s: ast.ConstDecl) -> None:
+        shape = self.shape_of(s.shape)
+        ty = self.infer(s.value, {}, const=True)
+        if shape is None:
+            shape = ty.shape if ty is not UNKNOWN else ()
+        elif ty is not UNKNOWN and ty.shape and ty.shape != shape and not self.literal_fits(ty.shape, shape):
+            self.rep.error(f"value of `{s.name.id}` has shape {show_shape(ty.shape)}, declared {show_shape(shape)}",
+                           _span(s.value), "give a scalar to fill the shape, or a literal of the declared shape")
+        self.vars[s.name.id] = Variable(s.name.id, "const", shape, "real", s.name.span, value=s.value)
+        self.const_values[s.name.id] = self.evaluate(s.value, shape)
+
+    def literal_fits(self, got: tuple[Extent, ...], want: tuple[Extent, ...]) -> bool:
+        """A literal [a, b] has an integer extent; it fits a dim whose default is that size."""
+        if len(got) != len(want):
+            return False
+        return all(g == w or (isinstance(g, int) and isinstance(w, str) and self.dims[w].default in (None, g))
+                   for g, w in zip(got, want))
+
+    def check_var(self, s: ast.VarDecl) -> None:
+        shape = self.shape_of(s.shape) or ()
+        support, sdim = "real", None
+        if s.support is not None:
+            sname = s.support.name.id
+            if sname not in SUPPORT_ANNOTATIONS:
+                self.rep.error(f"unknown support `{sname}`", s.support.name.span,
+                               did_you_mean(sname, SUPPORT_ANNOTATIONS) or
+                               "supports: " + ", ".join(SUPPORT_ANNOTATIONS))
+            elif SUPPORT_ANNOTATIONS[sname] and s.support.arg is None:
+                self.rep.error(f"support `{sname}` needs a dim", s.support.span, f"write `{sname}(K)`")
+            elif not SUPPORT_ANNOTATIONS[sname] and s.support.arg is not None:
+                self.rep.error(f"support `{sname}` takes no argument", s.support.arg.span, f"write `: {sname}`")
+            elif s.kind == "param" and sname not in PARAM_SUPPORTS:
+                self.rep.error(f"a param cannot be `{sname}`: params are continuous point estimates",
+                               s.support.name.span, "params may be " + ", ".join(sorted(PARAM_SUPPORTS)))
+            else:
+                support = sname
+                if s.support.arg is not None:
+                    if s.support.arg.id in self.dims:
+                        sdim = s.support.arg.id
+                    else:
+                        self.unknown_dim(s.support.arg.id, s.support.arg.span)
+            if support == "simplex" and not shape:
+                self.rep.error(f"`{s.name.id}` is a scalar; a simplex needs an axis", s.support.span,
+                               f"give it a shape, e.g. `{s.name.id}[K]`")
+            if support == "unit_columns" and len(shape) != 2:
+                self.rep.error(f"`unit_columns` needs a matrix; `{s.name.id}` is {show_shape(shape)}",
+                               s.support.span, f"declare it as `{s.name.id}[D, K]`")
+        self.vars[s.name.id] = Variable(s.name.id, s.kind, shape, support, s.name.span, sdim)
+
+    # ------------------------------------------------------------- constants
+    def evaluate(self, e: ast.Expr, shape: tuple[Extent, ...]) -> np.ndarray | None:
+        """The value of a constant expression, or None when it needs a size only data gives."""
+        sizes = {}
+        for d in shape:
+            if isinstance(d, str):
+                if self.dims[d].default is None:
+                    return None
+                sizes[d] = self.dims[d].default
+        try:
+            val = self._eval(e)
+        except _NotConstant:
+            return None
+        if val is None:
+            return None
+        target = tuple(sizes.get(d, d) if isinstance(d, str) else d for d in shape)
+        try:
+            with np.errstate(all="ignore"):
+                return np.broadcast_to(np.asarray(val, dtype=float), target).copy()
+        except ValueError:
+            return None
+
+    def _eval(self, e: ast.Expr):
+        with np.errstate(all="ignore"):
+            match e:
+                case ast.Num(value=v):
+                    return v
+                case ast.Name(id=n):
+                    if n in self.dims:
+                        if self.dims[n].default is None:
+                            raise _NotConstant
+                        return float(self.dims[n].default)
+                    if n in self.const_values and self.const_values[n] is not None:
+                        return self.const_values[n]
+                    raise _NotConstant
+                case ast.Neg(operand=o):
+                    return -np.asarray(self._eval(o))
+                case ast.BinOp(op=op, left=l, right=r):
+                    a, b = np.asarray(self._eval(l)), np.asarray(self._eval(r))
+                    try:
+                        return {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide,
+                                "^": np.power}[op](a, b)
+                    except ValueError:
+                        raise _NotConstant from None
+                case ast.Vector(items=items):
+                    vals = [np.asarray(self._eval(i)) for i in items]
+                    if len({v.shape for v in vals}) != 1:
+                        raise _NotConstant
+                    return np.stack(vals)
+                case ast.Call(func=f, args=(a,)) if f.id == "eye":
+                    n = self._eval(a)
+                    return np.eye(int(n))
+                case ast.Call(func=f, args=(a,)) if f.id in ELEMENTWISE:
+                    x = np.asarray(self._eval(a), dtype=float)
+                    return {"exp": np.exp, "log": np.log, "sigmoid": lambda t: 1 / (1 + np.exp(-t)),
+                            "softplus": lambda t: np.logaddexp(0, t)}[f.id](x)
+            raise _NotConstant
+
+    # -------------------------------------------------------------- typing
+    def infer(self, e: ast.Expr, scope: dict[str, str], const: bool = False) -> Ty:
+        """The type of an expression; ``scope`` maps loop/sum variables to their dims."""
+        match e:
+            case ast.Num(is_int=is_int):
+                return Ty(discrete=is_int)
+            case ast.Name(id=n, span=sp):
+                if n in scope:
+                    return Ty(discrete=True, range=scope[n])
+                if n in self.dims:
+                    return Ty(discrete=True)
+                if n in self.poisoned:
+                    return UNKNOWN
+                v = self.lookup(n, sp, const)
+                return self.var_ty(v) if v is not None else UNKNOWN
+            case ast.Index():
+                return self.infer_index(e, scope, const)
+            case ast.BinOp(op=op, left=l, right=r):
+                a, b = self.infer(l, scope, const), self.infer(r, scope, const)
+                if UNKNOWN in (a, b):
+                    return UNKNOWN
+                if a.shape and b.shape and a.shape != b.shape:
+                    self.rep.error(f"`{op}` of {show_shape(a.shape)} and {show_shape(b.shape)}", e.span,
+                                   "elementwise operations need equal shapes or a scalar; use dot() to contract")
+                    return UNKNOWN
+                discrete = a.discrete and b.discrete and op in "+-*"
+                return Ty(a.shape or b.shape, discrete)
+            case ast.Neg(operand=o):
+                t = self.infer(o, scope, const)
+                return Ty(t.shape, t.discrete) if t is not UNKNOWN else UNKNOWN
+            case ast.Call():
+                return self.infer_call(e, scope, const)
+            case ast.PlateSum(var=v, dim=d, body=body):
+                if v.id in scope or v.id in self.decl_span:
+                    self.rep.error(f"`{v.id}` is already in use", v.span, "give the summation index a fresh name")
+                    return UNKNOWN
+                if d.id not in self.dims:
+                    self.unknown_dim(d.id, d.span)
+                    return UNKNOWN
+                t = self.infer(body, {**scope, v.id: d.id}, const)
+                return Ty(t.shape) if t is not UNKNOWN else UNKNOWN
+            case ast.Vector(items=items):
+                tys = [self.infer(i, scope, const) for i in items]
+                if UNKNOWN in tys:
+                    return UNKNOWN
+                if len({t.shape for t in tys}) != 1:
+                    self.rep.error("items of a vector literal have different shapes", e.span,
+                                   "write every row with the same length")
+                    return UNKNOWN
+                return Ty((len(items),) + tys[0].shape)
+        raise AssertionError(e)  # pragma: no cover
+
+    def lookup(self, n: str, span: Span, const: bool):
+        if n in self.vars:
+            v = self.vars[n]
+            if const and v.kind != "const":
+                self.rep.error(f"a constant cannot depend on {v.kind} `{n}`", span,
+                               "constants are fixed numbers known before data is read")
+                return None
+            return v
+        if n in self.decl_span:  # declared later (constants are read in order) or a dim used oddly
+            self.rep.error(f"`{n}` is used before its declaration", span, "declare constants before using them")
+            return None
+        hint = did_you_mean(n, list(self.vars) + list(self.dims))
+        if not hint:
+            hint = (f"declare it (`data {n}`, `param {n}` or `const {n} = …`) or give it a prior (`{n} ~ …`)"
+                    if not const else f"declare it before this line: `const {n} = …`")
+        self.rep.error(f"undefined name `{n}`", span, hint)
+        return None
+
+    def var_ty(self, v: Variable) -> Ty:
+        discrete = v.support in ("binary", "count", "index")
+        rng = v.support_dim if v.support == "index" else None
+        return Ty(v.shape, discrete, rng)
+
+    def infer_index(self, e: ast.Index, scope: dict[str, str], const: bool) -> Ty:
+        if e.base.id in self.poisoned:
+            return UNKNOWN
+        v = self.lookup(e.base.id, e.base.span, const) if e.base.id not in scope else None
+        if e.base.id in scope or e.base.id in self.dims:
+            self.rep.error(f"`{e.base.id}` is {'a loop variable' if e.base.id in scope else 'a dim'} "
+                           "and cannot be indexed", e.base.span, None)
+            return UNKNOWN
+        if v is None:
+            for i in e.indices:
+                self.infer(i, scope, const)
+            return UNKNOWN
+        base = self.var_ty(v)
+        if len(e.indices) > len(v.shape):
+            self.rep.error(f"`{v.name}` has {len(v.shape)} {'axis' if len(v.shape) == 1 else 'axes'} "
+                           f"({show_shape(v.shape)}) but {len(e.indices)} indices are given", e.span,
+                           f"`{v.name}` is declared with shape {show_shape(v.shape)}")
+            return UNKNOWN
+        ok = True
+        for axis, (ix, ext) in enumerate(zip(e.indices, v.shape)):
+            t = self.infer(ix, scope, const)
+            if t is UNKNOWN:
+                ok = False
+                continue
+            if t.shape:
+                self.rep.error(f"index {axis} of `{v.name}` is {show_shape(t.shape)}, not a scalar", _span(ix),
+                               "index with one loop variable or one discrete value per axis")
+                ok = False
+            elif not t.discrete:
+                self.rep.error(f"`{v.name}` is indexed by a continuous quantity", _span(ix),
+                               "indices are loop variables, whole numbers, or discrete (index/count/"
+                               "Categorical) variables")
+                ok = False
+            elif t.range is not None and t.range != ext and not self.same_size(t.range, ext):
+                self.rep.error(f"index ranges over {t.range} but axis {axis} of `{v.name}` has size {ext}",
+                               _span(ix), f"`{v.name}` is declared with shape {show_shape(v.shape)}")
+                ok = False
+            elif isinstance(ix, ast.Num) and isinstance(ext, int) and not 0 <= ix.value < ext:
+                self.rep.error(f"index {int(ix.value)} is out of range for axis {axis} of `{v.name}` (size {ext})",
+                               ix.span, "indices start at 0")
+                ok = False
+        if not ok:
+            return UNKNOWN
+        rest = v.shape[len(e.indices):]
+        return Ty(rest, base.discrete, base.range if not rest else None)
+
+    def same_size(self, a: Extent, b: Extent) -> bool:
+        da = self.dims[a].default if isinstance(a, str) and a in self.dims else a
+        db = self.dims[b].default if isinstance(b, str) and b in self.dims else b
+        return isinstance(da, int) and da == db and (isinstance(a, int) or isinstance(b, int))
+
+    def infer_call(self, e: ast.Call, scope: dict[str, str], const: bool) -> Ty:
+        f = e.func.id
+        known = FUNCTIONS | (CONST_FUNCTIONS if const else frozenset())
+        if f not in known:
+            if f in SIGNATURES:
+                hint = f"a distribution is drawn from with `~`: `x ~ {f}(…)`, not called in an expression"
+            elif f in CONST_FUNCTIONS:
+                hint = f"`{f}` builds constants: `const I[D, D] = {f}(D)`"
+            else:
+                hint = did_you_mean(f, known) or "functions: " + ", ".join(sorted(known))
+            self.rep.error(f"unknown function `{f}`", e.func.span, hint)
+            for a in e.args:
+                self.infer(a, scope, const)
+            return UNKNOWN
+        want = 2 if f == "dot" else 1
+        if len(e.args) != want:
+            self.rep.error(f"`{f}` takes {want} argument{'s' if want > 1 else ''}, {len(e.args)} given", e.span, None)
+            return UNKNOWN
+        tys = [self.infer(a, scope, const) for a in e.args]
+        if UNKNOWN in tys:
+            return UNKNOWN
+        if f == "eye":
+            a = e.args[0]
+            if not (isinstance(a, ast.Name) and a.id in self.dims) and not (isinstance(a, ast.Num) and a.is_int):
+                self.rep.error("`eye` takes a dim or a whole number", _span(a), "write `eye(D)`")
+                return UNKNOWN
+            n = a.id if isinstance(a, ast.Name) else int(a.value)
+            return Ty((n, n))
+        if f == "dot":
+            a, b = tys
+            if not a.shape or not b.shape or a.shape[-1] != b.shape[0]:
+                self.rep.error(f"dot of {show_shape(a.shape)} and {show_shape(b.shape)}: "
+                               "the last axis of the first must match the first axis of the second", e.span,
+                               "dot(a, b) contracts a's last axis with b's first")
+                return UNKNOWN
+            return Ty(a.shape[:-1] + b.shape[1:])
+        return Ty(tys[0].shape)
+
+    # --------------------------------------------------------------- draws
+    def draw_order(self) -> list[str]:
+        """Draw targets ordered so each comes after the latents it reads (Kahn); cycles are reported."""
+        targets = set(self.draws)
+        deps = {}
+        for name, draws in self.draws.items():
+            d = draws[0][0]
+            deps[name] = {n.id for a in d.dist.args for n in walk(a.value)
+                          if isinstance(n, ast.Name) and n.id in targets and n.id != name}
+        order: list[str] = []
+        ready = [n for n in self.draws if not deps[n]]
+        pending = {n: set(ds) for n, ds in deps.items() if ds}
+        while ready:
+            n = ready.pop(0)
+            order.append(n)
+            for m, ds in list(pending.items()):
+                ds.discard(n)
+                if not ds:
+                    del pending[m]
+                    ready.append(m)
+        if pending:
+            # Walk back along dependencies from any pending node until a name repeats: that is the cycle.
+            path = [next(iter(pending))]
+            while True:
+                nxt = next(d for d in sorted(pending[path[-1]]) if d in pending)
+                if nxt in path:
+                    cycle = path[path.index(nxt):] + [nxt]
+                    break
+                path.append(nxt)
+            d = self.draws[cycle[0]][0][0]
+            self.rep.error("the model is cyclic: " + " <- ".join(cycle), d.target.span,
+                           "a generative model is a directed acyclic graph; no variable may depend on itself")
+            self.poisoned.update(pending)
+        return order
+
+    def check_draws(self) -> None:
+        for name in self.draw_order():
+            draws = self.draws[name]
+            declared = self.vars.get(name)
+            if declared is not None and declared.kind in ("const", "param"):
+                d = draws[0][0]
+                self.rep.error(f"`{name}` is a {declared.kind} and cannot be drawn with `~`", d.target.span,
+                               f"declare it as `data {name}` if it is observed, or drop the declaration "
+                               f"to make it latent" if declared.kind == "param" else
+                               "constants are fixed; remove the `~` statement or the const")
+                continue
+            if name in self.dims:
+                self.rep.error(f"`{name}` is a dim and cannot be drawn", draws[0][0].target.span, None)
+                continue
+            if len(draws) > 1:
+                first = draws[0][0].span.line
+                for d, _ in draws[1:]:
+                    what = "observed" if declared is not None else "drawn"
+                    self.rep.error(f"`{name}` is {what} twice (first on line {first})", d.target.span,
+                                   "each variable has exactly one `~` statement")
+            errors_before = len(self.rep.diagnostics)
+            self.check_draw(*draws[0], observed=declared is not None)
+            if len(self.rep.diagnostics) > errors_before and declared is None:
+                self.poisoned.add(name)  # its type is unreliable: say nothing more about its uses
+
+    def check_draw(self, d: ast.Draw, plates: tuple[tuple[str, str], ...], observed: bool) -> None:
+        sig = SIGNATURES.get(d.dist.name.id)
+        scope: dict[str, str] = {}
+        for var, dim in plates:
+            scope[var] = dim
+        # Target subscripts: the enclosing loop variables, each exactly once.
+        idx: list[str] = []
+        ok = True
+        for i in d.indices:
+            if not isinstance(i, ast.Name) or i.id not in scope:
+                self.rep.error("the left of `~` is subscripted by loop variables only", _span(i),
+                               "write `x[n] ~ …` inside `for n in N:`")
+                ok = False
+            elif i.id in idx:
+                self.rep.error(f"loop variable `{i.id}` subscripts `{d.target.id}` twice", i.span, None)
+                ok = False
+            else:
+                idx.append(i.id)
+        if ok:
+            missing = [v for v, _ in plates if v not in idx]
+            if missing:
+                what = "observed" if observed else "drawn"
+                self.rep.error(f"`{d.target.id}` is {what} once per `{missing[0]}` but not indexed by it",
+                               d.target.span, f"add `{missing[0]}` to its subscripts, or move the statement "
+                               f"out of the loop over `{missing[0]}`")
+                ok = False
+        plate_shape = tuple(scope[v] for v in idx)
+        if sig is None:
+            self.rep.error(f"unknown distribution `{d.dist.name.id}`", d.dist.name.span,
+                           did_you_mean(d.dist.name.id, SIGNATURES) or
+                           "distributions: " + ", ".join(SIGNATURES))
+            for a in d.dist.args:
+                self.infer(a.value, scope)
+            self.placeholder(d, plate_shape, observed)
+            return
+        args = self.bind_args(sig, d.dist)
+        event: tuple[Extent, ...] = ()
+        rng: Extent | None = None
+        arg_types: dict[str, Ty] = {}
+        for pname, expr in (args or {}).items():
+            arg_types[pname] = self.infer(expr, scope)
+        if args is not None:
+            event, rng = self.check_params(sig, d, args, arg_types)
+        support = sig.support
+        shape = plate_shape + event
+        if observed:
+            self.check_observed(d, sig, shape, idx, rng)
+        elif d.target.id not in self.vars:
+            self.vars[d.target.id] = Variable(d.target.id, "latent", shape, support, d.target.span,
+                                              rng if support == "index" else None)
+        if args is not None and ok:
+            parents = []
+            for expr in args.values():
+                for node in walk(expr):
+                    n = node.id if isinstance(node, ast.Name) else None
+                    if n and n in self.vars and n not in scope and n not in parents and n != d.target.id:
+                        parents.append(n)
+                    if n == d.target.id:
+                        self.rep.error(f"`{n}` depends on itself", node.span,
+                                       "a variable's distribution cannot use the variable")
+            self.factors.append(Factor(len(self.factors), d.target.id, tuple(idx), plates, sig.name,
+                                       tuple(args.items()), tuple(parents), observed, d.span))
+
+    def placeholder(self, d: ast.Draw, shape, observed: bool) -> None:
+        if not observed and d.target.id not in self.vars:
+            self.vars[d.target.id] = Variable(d.target.id, "latent", shape, "real", d.target.span)
+
+    def bind_args(self, sig: Signature, dist: ast.Distribution) -> dict[str, ast.Expr] | None:
+        """Positional and keyword arguments -> {canonical name: expr}."""
+        bound: dict[str, ast.Expr] = {}
+        ok = True
+        seen_kw = False
+        for i, a in enumerate(dist.args):
+            if a.keyword is None:
+                if seen_kw:
+                    self.rep.error("positional argument after a keyword argument", a.span,
+                                   f"usage: {sig.usage()}")
+                    ok = False
+                    continue
+                if i >= len(sig.positional):
+                    self.rep.error(f"{sig.name} takes {len(sig.positional)} positional "
+                                   f"argument{'s' if len(sig.positional) > 1 else ''}, {len(dist.args)} given",
+                                   a.span, f"usage: {sig.usage()}")
+                    ok = False
+                    continue
+                name = sig.positional[i]
+            else:
+                seen_kw = True
+                name = a.keyword.id
+                if sig.param(name) is None:
+                    self.rep.error(f"{sig.name} has no parameter `{name}`", a.keyword.span,
+                                   did_you_mean(name, [p.name for p in sig.params]) or f"usage: {sig.usage()}")
+                    ok = False
+                    continue
+            if name in bound:
+                self.rep.error(f"parameter `{name}` of {sig.name} is given twice", a.span, f"usage: {sig.usage()}")
+                ok = False
+                continue
+            bound[name] = a.value
+        if not ok:
+            return None
+        missing = [p for p in sig.required() if p not in bound]
+        if missing:
+            self.rep.error(f"{sig.name} is missing `{missing[0]}`", dist.span, f"usage: {sig.usage()}")
+            return None
+        if sig.one_of:
+            given = [p for p in sig.one_of if p in bound]
+            if len(given) != 1:
+                what = "none" if not given else " and ".join(f"`{g}`" for g in given)
+                self.rep.error(f"{sig.name} needs exactly one of {', '.join(sig.one_of)}; {what} given", dist.span,
+                               f"usage: {sig.usage()}")
+                return None
+        # Canonical order: the signature's.
+        return {p.name: bound[p.name] for p in sig.params if p.name in bound}
+
+    def check_params(self, sig: Signature, d: ast.Draw, args: dict[str, ast.Expr],
+                     tys: dict[str, Ty]) -> tuple[tuple[Extent, ...], Extent | None]:
+        """Ranks and domains of the arguments; returns the event shape and, for Categorical, its range."""
+        event: tuple[Extent, ...] = ()
+        rng: Extent | None = None
+        for pname, expr in args.items():
+            p = sig.param(pname)
+            t = tys[pname]
+            if t is UNKNOWN:
+                continue
+            if len(t.shape) != p.rank:
+                want = ("a scalar", "a vector", "a matrix")[p.rank]
+                if p.rank == 0:
+                    hint = f"index it down to a scalar, e.g. `{_text(self.rep, expr)}[k]`"
+                elif not t.shape:
+                    hint = f"pass a {('', 'vector', 'matrix')[p.rank]} constant, e.g. `const {pname}[{', '.join(['K', 'K'][:p.rank])}] = …`"
+                else:
+                    hint = f"`{pname}` of {sig.name} is {want}"
+                self.rep.error(f"`{pname}` of {sig.name} must be {want}, got {show_shape(t.shape)}", _span(expr), hint)
+                continue
+            if p.rank == 2 and t.shape[0] != t.shape[1]:
+                self.rep.error(f"`{pname}` of {sig.name} must be square, got {show_shape(t.shape)}", _span(expr), None)
+                continue
+            if p.rank >= 1:
+                if event and event[0] != t.shape[0]:
+                    self.rep.error(f"`{pname}` has size {t.shape[0]} but the event size is {event[0]}",
+                                   _span(expr), "the mean and the matrix of a MvNormal share their size")
+                    continue
+                event = (t.shape[0],)
+                if sig.name == "Categorical":
+                    rng = t.shape[0]
+            self.check_domain(sig, pname, p.domain, expr, t)
+        if sig.event_rank == 0:
+            event = ()
+        elif sig.event_rank == 2:
+            event = (event[0], event[0]) if event else ()
+        return event, rng
+
+    def check_domain(self, sig: Signature, pname: str, domain: str, expr: ast.Expr, t: Ty) -> None:
+        """A constant argument outside its parameter's domain (a negative sd, say) is an error now."""
+        if any(isinstance(n, ast.Name) and n.id in self.vars and self.vars[n.id].kind != "const"
+               for n in walk(expr)):
+            return
+        try:
+            val = self._eval(expr)
+        except _NotConstant:
+            return
+        if val is None:
+            return
+        v = np.asarray(val, dtype=float)
+        span = _span(expr)
+        where = f"`{pname}` of {sig.name}"
+        if not np.all(np.isfinite(v)):
+            self.rep.error(f"{where} is not finite", span, None)
+        elif domain in ("positive", "df") and np.any(v <= 0):
+            self.rep.error(f"{where} must be positive, got {_show(v)}", span,
+                           "a scale, rate, shape or concentration is > 0")
+        elif domain == "unit" and np.any((v < 0) | (v > 1)):
+            self.rep.error(f"{where} must lie in [0, 1], got {_show(v)}", span, "a probability")
+        elif domain == "simplex" and (np.any(v < 0) or abs(v.sum(axis=-1) - 1).max() > 1e-9):
+            self.rep.error(f"{where} must be non-negative and sum to 1", span, "normalise the weights")
+        elif domain == "pd" and v.ndim == 2 and (not np.allclose(v, v.T) or np.linalg.eigvalsh(v).min() <= 0):
+            self.rep.error(f"{where} must be symmetric positive definite", span, "e.g. `eye(D)`")
+
+    def check_observed(self, d: ast.Draw, sig: Signature, shape: tuple[Extent, ...], idx: list[str],
+                       rng: Extent | None) -> None:
+        v = self.vars[d.target.id]
+        if tuple(shape) != tuple(v.shape) and "?" not in shape:
+            self.rep.error(f"`{v.name}` is declared {show_shape(v.shape)} but this draws {show_shape(shape)}",
+                           d.target.span, f"subscript it by the loops over {show_shape(v.shape)}"
+                           + (f" ({sig.name} values have {sig.event_rank} event axes)" if sig.event_rank else ""))
+        allowed = COMPATIBLE[sig.support]
+        annotated = v.support
+        if annotated not in allowed:
+            self.rep.error(f"`{v.name}` is declared `{annotated}` but {sig.name} values are {sig.support}",
+                           d.target.span, f"drop the annotation or declare `data {v.name} : {sig.support}`")
+            return
+        # The distribution tells the support when the declaration does not.
+        if annotated == "real" and sig.support not in ("real", "real_vector", "pd_matrix"):
+            self.vars[v.name] = Variable(v.name, v.kind, v.shape, sig.support, v.span,
+                                         rng if sig.support == "index" else None)
+        elif annotated == "index" and rng is not None and v.support_dim != rng and \
+                not self.same_size(v.support_dim, rng):
+            self.rep.error(f"`{v.name}` is declared index({v.support_dim}) but its Categorical has {rng} "
+                           "categories", d.target.span, None)
+
+    # ----------------------------------------------------------- the rest
+    def check_loops(self, stmts, scope: dict[str, str]) -> None:
+        for s in stmts:
+            if isinstance(s, ast.Loop):
+                if s.dim.id not in self.dims:
+                    self.unknown_dim(s.dim.id, s.dim.span)
+                    continue
+                if s.var.id in scope or s.var.id in self.decl_span:
+                    self.rep.error(f"loop variable `{s.var.id}` is already in use", s.var.span,
+                                   "give the loop a fresh variable name")
+                self.check_loops(s.body, {**scope, s.var.id: s.dim.id})
+            elif isinstance(s, (ast.ConstDecl, ast.VarDecl, ast.DimDecl)) and scope:
+                self.rep.error("declarations belong at the top level, not inside a loop", s.span,
+                               "move the declaration above the `for`")
+            elif isinstance(s, ast.Approximate) and scope:
+                self.rep.error("`approximate` belongs at the top level", s.span, None)
+
+    def check_approx(self, stmts) -> None:
+        for s in stmts:
+            if isinstance(s, ast.Loop):
+                self.check_approx(s.body)
+            if not isinstance(s, ast.Approximate):
+                continue
+            if s.method.id not in ("point", "jointly"):
+                self.rep.error(f"unknown approximation `{s.method.id}`", s.method.span,
+                               did_you_mean(s.method.id, ["point"]) or "write `approximate h by point`")
+                continue
+            if s.method.id == "jointly":
+                self.rep.error("`approximate … jointly` (structured blocks) is not supported yet", s.span,
+                               "ppvi uses the fully factorised mean field; remove the statement")
+                continue
+            for n in s.names:
+                v = self.vars.get(n.id)
+                if v is None:
+                    self.rep.error(f"`{n.id}` has no prior: only latent variables can be approximated", n.span,
+                                   f"give it a prior: `{n.id} ~ …`")
+                elif v.kind != "latent":
+                    self.rep.error(f"`{n.id}` is {v.kind}, not latent; only latent variables are approximated",
+                                   n.span, "params are already point estimates" if v.kind == "param" else None)
+                elif n.id in self.approx:
+                    self.rep.error(f"`{n.id}` is approximated twice", n.span, None)
+                else:
+                    self.approx[n.id] = s.method.id
+
+    def run(self) -> CheckedModel:
+        stmts = self.m.statements
+        self.collect(stmts)
+        self.check_loops(stmts, {})
+        self.check_decls(stmts)
+        self.check_draws()
+        self.check_approx(stmts)
+        if not any(f for f in self.factors) and not self.rep.diagnostics:
+            self.rep.error("the model draws nothing: no `~` statement", Span(1, 1),
+                           "write at least one `x ~ Distribution(…)`")
+        self.rep.raise_if_any()
+        return CheckedModel(self.m.name or _stem(self.m.path), self.m.path, self.m.text, dict(self.dims),
+                            dict(self.vars), tuple(self.factors), dict(self.approx), self.m)
+
+
+class _NotConstant(Exception):
+    pass
+
+
+def _span(e: ast.Expr) -> Span:
+    return e.span
+
+
+def _show(v: np.ndarray) -> str:
+    return f"{float(v):g}" if v.ndim == 0 else f"{float(v.min()):g} (smallest entry)"
+
+
+def _text(rep: Reporter, e: ast.Expr) -> str:
+    sp = _span(e)
+    line = rep.line(sp.line) or ""
+    end = sp.end_col if sp.end_line == sp.line and sp.end_col else len(line) + 1
+    return line[sp.col - 1: end - 1]
+
+
+def _stem(path: str) -> str:
+    import os
+    return os.path.splitext(os.path.basename(path))[0] or "model"
+
+
+def check(module: ast.Module) -> CheckedModel:
+    """Check a parsed module; raise :class:`ppvi.errors.PPVIError` listing every problem found."""
+    return _Checker(module).run()

@@ -1,0 +1,78 @@
+"""Signatures of the distributions a model may use (DESIGN.md §2).
+
+Only what the front end needs to check a call: parameter names in positional
+order, which keyword groups are alternatives, each parameter's domain and rank,
+and the support and event rank of the value.  The mathematics of each family
+lives in :mod:`ppvi.families`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    domain: str  # real | positive | unit | simplex | pd | df
+    rank: int    # 0 scalar; 1 vector over the event axis; 2 matrix over it
+
+
+@dataclass(frozen=True)
+class Signature:
+    name: str
+    params: tuple[Param, ...]
+    positional: tuple[str, ...]            # names filled by positional arguments, in order
+    one_of: tuple[str, ...] = ()           # exactly one of these must be given
+    support: str = "real"                 # support of the value
+    event_rank: int = 0                    # 0 scalar, 1 vector (D), 2 matrix (D, D)
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+    def required(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params if p.name not in self.one_of)
+
+    def usage(self) -> str:
+        if self.one_of:
+            alts = " | ".join(f"{n}=" for n in self.one_of[1:])
+            return f"{self.name}({', '.join(self.required())}, {self.one_of[0]} | {alts})"
+        return f"{self.name}({', '.join(p.name for p in self.params)})"
+
+
+def _p(name: str, domain: str = "real", rank: int = 0) -> Param:
+    return Param(name, domain, rank)
+
+
+SIGNATURES: dict[str, Signature] = {s.name: s for s in [
+    Signature("Normal", (_p("mean"), _p("sd", "positive"), _p("precision", "positive"), _p("variance", "positive")),
+              ("mean", "sd"), one_of=("sd", "precision", "variance")),
+    Signature("MvNormal", (_p("mean", "real", 1), _p("precision", "pd", 2), _p("cov", "pd", 2)),
+              ("mean", "precision"), one_of=("precision", "cov"), support="real_vector", event_rank=1),
+    Signature("Gamma", (_p("shape", "positive"), _p("rate", "positive")), ("shape", "rate"), support="positive"),
+    Signature("Beta", (_p("a", "positive"), _p("b", "positive")), ("a", "b"), support="unit_interval"),
+    Signature("Bernoulli", (_p("p", "unit"),), ("p",), support="binary"),
+    Signature("Categorical", (_p("p", "simplex", 1),), ("p",), support="index"),
+    Signature("Dirichlet", (_p("alpha", "positive", 1),), ("alpha",), support="simplex", event_rank=1),
+    Signature("Poisson", (_p("rate", "positive"),), ("rate",), support="count"),
+    Signature("Exponential", (_p("rate", "positive"),), ("rate",), support="positive"),
+    Signature("Laplace", (_p("loc"), _p("scale", "positive")), ("loc", "scale")),
+    Signature("Wishart", (_p("df", "df"), _p("scale", "pd", 2)), ("df", "scale"), support="pd_matrix", event_rank=2),
+]}
+
+# Supports a `data`/`param` declaration may carry, and whether they take a dim argument.
+SUPPORT_ANNOTATIONS = {"real": False, "positive": False, "binary": False, "count": False, "index": True,
+                       "simplex": False, "unit_columns": False}
+PARAM_SUPPORTS = frozenset({"real", "positive", "simplex", "unit_columns"})
+
+# Which value supports an annotated data variable may take for a distribution's support.
+COMPATIBLE = {
+    "real": {"real"}, "real_vector": {"real"}, "positive": {"positive", "real"},
+    "unit_interval": {"real", "positive"}, "binary": {"binary", "count", "real"},
+    "index": {"index", "count"}, "count": {"count", "real"}, "simplex": {"simplex"},
+    "pd_matrix": {"real"},
+}
+
+ELEMENTWISE = frozenset({"sigmoid", "exp", "log", "softplus"})
+FUNCTIONS = ELEMENTWISE | {"dot"}
+CONST_FUNCTIONS = frozenset({"eye"})

@@ -1,0 +1,32 @@
+"""Shared test options.
+
+``pytest --update-golden`` rewrites the golden files (expected error messages,
+``ppvi derive`` output) from the current behaviour; review the diff by eye.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "models"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true", help="rewrite golden files from current output")
+
+
+@pytest.fixture
+def update_golden(request) -> bool:
+    return request.config.getoption("--update-golden")
+
+
+def run_cli(argv, capsys) -> tuple[int, str, str]:
+    """Run ``ppvi ARGV`` in-process; return (exit status, stdout, stderr)."""
+    from ppvi.cli import main
+
+    code = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err

@@ -1,0 +1,47 @@
+"""The command line: exit statuses, flag errors, stage dumps."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import MODELS, run_cli
+
+
+def test_flag_errors_exit_2_without_traceback(capsys):
+    code, _, err = run_cli(["check", MODELS / "gmm.ppvi", "--format", "yaml"], capsys)
+    assert code == 2 and "error:" in err and "Traceback" not in err and "hint:" in err
+    code, _, err = run_cli(["frobnicate"], capsys)
+    assert code == 2 and "invalid choice" in err
+    code, _, err = run_cli(["check"], capsys)
+    assert code == 2 and "MODEL" in err
+
+
+def test_no_command_prints_help(capsys):
+    code, _, err = run_cli([], capsys)
+    assert code == 2 and "check" in err
+
+
+def test_dump_ast(capsys):
+    code, out, _ = run_cli(["check", MODELS / "seed_gaussian.ppvi", "--dump", "ast"], capsys)
+    assert code == 0 and out.startswith("Module") and "Draw target=h" in out
+
+
+def test_console_script_runs_as_a_process():
+    proc = subprocess.run([sys.executable, "-m", "ppvi", "check", str(MODELS / "gmm_1d.ppvi")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and "data plate" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "ppvi", "check", str(MODELS / "nope.ppvi")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "cannot read model" in proc.stderr
+
+
+def test_internal_fault_is_one_line_exit_1(capsys, monkeypatch):
+    import ppvi.graph
+
+    def boom(model):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(ppvi.graph, "build", boom)
+    code, _, err = run_cli(["check", MODELS / "gmm.ppvi"], capsys)
+    assert code == 1 and err.count("\n") == 1 and "internal error" in err and "kaboom" in err
