@@ -35,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--dump", choices=["ast", "graph"], default="graph",
                    help="which stage to print: the parsed AST or the factor graph (default)")
     c.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    d = sub.add_parser("derive", help="derive and print the mean-field updates and the ELBO")
+    d.add_argument("model", metavar="MODEL", help="a .ppvi file")
+    d.add_argument("--format", choices=["text", "latex", "json"], default="text", help="output format (default text)")
+    d.add_argument("--dump", choices=["ast", "graph", "derivation"], default="derivation",
+                   help="stop after a stage and print it: ast, graph, or the derivation (default)")
+    d.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return p
 
 
@@ -49,7 +55,19 @@ def _cmd_check(args) -> int:
         sys.stdout.write(ast_to_text(module))
         return EXIT_OK
     graph = build(check(module))
-    sys.stdout.write(to_json(graph) if args.format == "json" else to_text(graph))
+    sys.stdout.write(to_json(graph) if args.format == "json" else to_text(graph))  # latex: the graph has none
+    return EXIT_OK
+
+
+def _cmd_derive(args) -> int:
+    if args.dump != "derivation":
+        return _cmd_check(args)
+    from ppvi.derive import derive
+    from ppvi.derive.render import to_json, to_latex, to_text
+    from ppvi.language import load
+
+    d = derive(load(args.model))
+    sys.stdout.write({"text": to_text, "latex": to_latex, "json": to_json}[args.format](d))
     return EXIT_OK
 
 
@@ -61,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             _parser().print_help(sys.stderr)
             return EXIT_USER
-        return {"check": _cmd_check}[args.command](args)
+        return {"check": _cmd_check, "derive": _cmd_derive}[args.command](args)
     except PPVIError as e:
         print(e.format(), file=sys.stderr)
         return EXIT_USER

@@ -1,0 +1,259 @@
+"""E_q[ℓ] under the mean field, in the moments ⟨T(x)⟩ of the latents (DESIGN §5, step 2).
+
+An expression is flattened into terms Σ_{indices} c · Π atoms, where an *atom*
+is a statistic of one element of a latent: x, log x, log(1 − x), log|X|, or
+the one-hot [z = k].  Distinct latents are independent under q, so a term's
+expectation is the product over latents of the expectation of that latent's
+atoms.  Two atoms of the same latent may be the same element or not, which
+only the summation indices decide; Kronecker deltas say so:
+
+    E[x_I x_J] = ⟨x_I⟩⟨x_J⟩ + δ_IJ (⟨x_I²⟩ − ⟨x_I⟩²)             (scalar elements)
+    E[x_Pd x_Qe] = ⟨x_Pd⟩⟨x_Qe⟩ + δ_PQ (⟨xxᵀ⟩_Pde − ⟨x_Pd⟩⟨x_Pe⟩)   (vector x, plates P, Q)
+    E[[z_P = k][z_Q = l]] = ⟨z_Pk⟩⟨z_Ql⟩ + δ_PQ (δ_kl ⟨z_Pk⟩ − ⟨z_Pk⟩⟨z_Pl⟩)
+
+Anything else a latent appears in (exp, softplus, 1/x, x³, x·log x, …) has no
+moment under a conjugate q: :class:`NonConjugate` names it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from ppvi.derive.symbols import Gate, Symbols, logdet
+
+
+class NonConjugate(Exception):
+    """A latent appears in a form no exponential-family q can absorb."""
+
+    def __init__(self, var: str, form: sp.Expr, why: str):
+        super().__init__(f"{var}: {why}: {form}")
+        self.var, self.form, self.why = var, form, why
+
+
+@dataclass(frozen=True)
+class Atom:
+    var: str
+    stat: str
+    indices: tuple[sp.Expr, ...]
+    expr: sp.Expr
+
+
+@dataclass(frozen=True)
+class Term:
+    limits: tuple[tuple[sp.Idx, sp.Expr, sp.Expr], ...]
+    coeff: sp.Expr
+    atoms: tuple[Atom, ...]
+
+
+class Expectation:
+    """The mean-field expectation operator for one model.
+
+    ``latents`` maps each mean-field latent to (support, number of plate axes).
+    """
+
+    def __init__(self, syms: Symbols, latents: dict[str, tuple[str, int]]):
+        self.syms = syms
+        self.latents = latents
+        self.bases = {syms.bases[n]: n for n in latents if n in syms.bases}
+        self.gates = {g: g.var for g in syms.gates.values()}
+
+    # --------------------------------------------------------- atoms
+    def _element(self, e: sp.Expr) -> tuple[str, tuple[sp.Expr, ...]] | None:
+        if isinstance(e, sp.Indexed) and e.base in self.bases:
+            return self.bases[e.base], tuple(e.indices)
+        if e in self.bases:
+            return self.bases[e], ()
+        return None
+
+    def atom(self, e: sp.Expr) -> Atom | None:
+        el = self._element(e)
+        if el is not None:
+            var, idx = el
+            stat = "X" if self.latents[var][0] == "pd_matrix" else "x"
+            return Atom(var, stat, idx, e)
+        if isinstance(e, sp.Indexed) and isinstance(e.base, Gate):
+            return Atom(e.base.var, "onehot", tuple(e.indices), e)
+        if isinstance(e, sp.log):
+            arg = e.args[0]
+            el = self._element(arg)
+            if el is not None:
+                var, idx = el
+                return Atom(var, "logp" if self.latents[var][0] == "simplex" else "logx", idx, e)
+            el = self._element(1 - arg)
+            if el is not None:
+                return Atom(el[0], "log1mx", el[1], e)
+        if isinstance(e, logdet):
+            el = self._element(e.args[0])
+            if el is not None:
+                return Atom(el[0], "logdet", el[1], e)
+        return None
+
+    def random(self, e: sp.Expr) -> set[str]:
+        """The latents an expression depends on."""
+        found = set()
+        for node in sp.preorder_traversal(e):
+            if node in self.bases:
+                found.add(self.bases[node])
+            elif isinstance(node, Gate):
+                found.add(node.var)
+        return found
+
+    # ------------------------------------------------------ flattening
+    def flatten(self, e: sp.Expr) -> list[Term]:
+        a = self.atom(e)
+        if a is not None:
+            return [Term((), sp.S.One, (a,))]
+        if not self.random(e):
+            return [Term((), e, ())]
+        if isinstance(e, sp.Add):
+            return [t for arg in e.args for t in self.flatten(arg)]
+        if isinstance(e, sp.Mul):
+            return self._product([self.flatten(arg) for arg in e.args])
+        if isinstance(e, sp.Pow) and e.exp.is_Integer and e.exp > 0:
+            return self._product([self.flatten(e.base) for _ in range(int(e.exp))])
+        if isinstance(e, sp.Sum):
+            body, limits = e.function, []
+            for (i, lo, hi) in e.limits:
+                j = self.syms.fresh(str(i.label if isinstance(i, sp.Idx) else i).rstrip("′"), _dim_of(i))
+                body = body.xreplace({i: j})
+                limits.append((j, lo, hi))
+            return [Term(tuple(limits) + t.limits, t.coeff, t.atoms) for t in self.flatten(body)]
+        if isinstance(e, sp.log):
+            expanded = sp.expand_log(e, force=True)
+            if expanded != e:
+                return self.flatten(expanded)
+        var = sorted(self.random(e))[0]
+        raise NonConjugate(var, e, "appears inside a function that has no closed-form expectation")
+
+    @staticmethod
+    def _product(parts: list[list[Term]]) -> list[Term]:
+        out = [Term((), sp.S.One, ())]
+        for terms in parts:
+            out = [Term(a.limits + b.limits, a.coeff * b.coeff, a.atoms + b.atoms) for a in out for b in terms]
+        return out
+
+    # ----------------------------------------------------- expectation
+    def moment(self, var: str, stat: str, idx: tuple[sp.Expr, ...]) -> sp.Expr:
+        m = self.syms.moment(var, stat, len(idx))
+        return m[idx] if idx else m
+
+    def expect_atoms(self, atoms: tuple[Atom, ...]) -> sp.Expr:
+        """E of a product of atoms of one latent."""
+        if len(atoms) == 1:
+            a = atoms[0]
+            return self.moment(a.var, a.stat, a.indices)
+        if len(atoms) == 2:
+            a, b = atoms
+            var = a.var
+            support, nplates = self.latents[var]
+            if a.stat == b.stat == "x":
+                ma, mb = self.moment(var, "x", a.indices), self.moment(var, "x", b.indices)
+                pa, pb = a.indices[:nplates], b.indices[:nplates]
+                same = _delta(pa, pb)
+                if len(a.indices) == nplates:   # scalar elements
+                    cov = self.moment(var, "x2", a.indices) - ma ** 2
+                else:                            # vector elements: second-moment matrix
+                    d, e = a.indices[nplates:], b.indices[nplates:]
+                    cov = self.moment(var, "xxT", pa + d + e) - ma * self.moment(var, "x", pa + e)
+                return ma * mb + same * cov
+            if a.stat == b.stat == "onehot":
+                ma, mb = self.moment(var, "onehot", a.indices), self.moment(var, "onehot", b.indices)
+                pa, pb = a.indices[:-1], b.indices[:-1]
+                k, l = a.indices[-1], b.indices[-1]
+                return ma * mb + _delta(pa, pb) * (sp.KroneckerDelta(k, l) * ma
+                                                  - ma * self.moment(var, "onehot", pa + (l,)))
+        forms = sp.Mul(*(a.expr for a in atoms))
+        raise NonConjugate(atoms[0].var, forms, "appears in a product of statistics with no closed-form moment")
+
+    def expect(self, e: sp.Expr) -> sp.Expr:
+        """E_q[e], with each latent's statistics replaced by its moments."""
+        out = []
+        for t in self.flatten(e):
+            by_var: dict[str, list[Atom]] = {}
+            for a in t.atoms:
+                by_var.setdefault(a.var, []).append(a)
+            value = t.coeff * sp.Mul(*(self.expect_atoms(tuple(v)) for v in by_var.values()))
+            out.append(_wrap(value, t.limits))
+        return collapse(sp.Add(*out))
+
+
+def _dim_of(i: sp.Basic):
+    if isinstance(i, sp.Idx) and i.upper is not None:
+        size = i.upper + 1
+        return str(size) if isinstance(size, sp.Symbol) else int(size) if size.is_Integer else size
+    raise AssertionError(f"summation index without a range: {i}")
+
+
+def _delta(p: tuple[sp.Expr, ...], q: tuple[sp.Expr, ...]) -> sp.Expr:
+    return sp.Mul(*(sp.KroneckerDelta(a, b) for a, b in zip(p, q)))
+
+
+def _wrap(body: sp.Expr, limits) -> sp.Expr:
+    for lim in reversed(limits):
+        body = sp.Sum(body, lim)
+    return body
+
+
+# ----------------------------------------------------------------- algebra
+def collapse(e: sp.Expr) -> sp.Expr:
+    """Sums simplified: Σ_i δ(i, a) f(i) = f(a); Σ_i c = (range)·c; sums of sums split.
+
+    SymPy's own ``Sum.doit`` introduces ``Piecewise`` range conditions that
+    hold here by construction (every index ranges over its own dim), so the
+    Kronecker deltas are resolved by substitution instead.
+    """
+    if isinstance(e, sp.Sum):
+        body = collapse(e.function)
+        for (i, lo, hi) in e.limits:
+            body = _collapse_one(body, i, lo, hi)
+        return body
+    if not e.args or isinstance(e, (sp.Indexed, sp.Idx, sp.IndexedBase)):
+        return e
+    if isinstance(e, (sp.Add, sp.Mul, sp.Pow)) or isinstance(e, sp.Function) or isinstance(e, sp.KroneckerDelta):
+        return e.func(*(collapse(a) for a in e.args))
+    return e
+
+
+def _collapse_one(body: sp.Expr, i, lo, hi) -> sp.Expr:
+    out = []
+    for term in sp.Add.make_args(sp.expand(body, deep=False, log=False, power_base=False, power_exp=False)):
+        factors = sp.Mul.make_args(term)
+        delta = next((f for f in factors if isinstance(f, sp.KroneckerDelta) and i in f.args), None)
+        if delta is not None:
+            other = delta.args[1] if delta.args[0] == i else delta.args[0]
+            if i not in other.free_symbols:
+                rest = sp.Mul(*(f for f in factors if f is not delta))
+                out.append(collapse(rest.xreplace({i: other})))
+                continue
+        if i not in term.free_symbols:
+            out.append(term * (hi - lo + 1))
+            continue
+        coeff, dep = term.as_independent(i, as_Add=False)
+        out.append(coeff * sp.Sum(dep, (i, lo, hi)))
+    return sp.Add(*out)
+
+
+def canonical(e: sp.Expr) -> sp.Expr:
+    """Rename every summation index by its stem and nesting depth (i′, i″, …).
+
+    Equal sums then compare equal and SymPy combines them; free (generic)
+    indices carry no primes, so no capture can happen.
+    """
+    return _canonical(e, 1)
+
+
+def _canonical(e: sp.Expr, depth: int) -> sp.Expr:
+    if isinstance(e, sp.Sum):
+        body = e.function
+        limits = []
+        for n, (i, lo, hi) in enumerate(e.limits):
+            stem = str(i.label if isinstance(i, sp.Idx) else i).rstrip("′")
+            j = sp.Idx(stem + "′" * (depth + n), (lo, hi)) if isinstance(i, sp.Idx) else i
+            body = body.xreplace({i: j})
+            limits.append((j, lo, hi))
+        return sp.Sum(_canonical(body, depth + len(limits)), *limits)
+    if not e.args or isinstance(e, (sp.Indexed, sp.Idx, sp.IndexedBase)):
+        return e
+    return e.func(*(_canonical(a, depth) for a in e.args))

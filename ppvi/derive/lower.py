@@ -1,0 +1,262 @@
+"""Checked AST expressions -> SymPy in index notation, and each factor's log density.
+
+An expression of shape [A, B] becomes a :class:`Tensor`: a function from an
+index tuple to a scalar SymPy expression, so ``dot``, partial indexing and
+``sum(i in M: …)`` stay symbolic sums over plates.
+
+Indexing by a discrete latent (``mu[z[n]]``) introduces a *gate*: the factor's
+log density ℓ becomes Σ_k [z_n = k] · ℓ|_{z_n = k}, which is exact because
+[z_n = k] is one-hot; its expectation is q(z_n = k) (DESIGN §5, step 2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import sympy as sp
+
+from ppvi.derive.symbols import Symbols, logdet, lgamma, lmvgamma, softplus
+from ppvi.errors import PPVIError, Reporter, Span
+from ppvi.language import ast
+from ppvi.language.check import CheckedModel, Extent, Factor
+
+
+class sigmoid(sp.Function):
+    """σ(z) = 1/(1 + e^{−z}); kept whole so Bernoulli(sigmoid(·)) is read in logit form."""
+
+    nargs = 1
+
+    def _eval_rewrite_as_exp(self, z, **kwargs):
+        return 1 / (1 + sp.exp(-z))
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """An expression of shape ``shape``; ``at(idx)`` is its element at ``idx``.
+
+    ``ref`` is set when the tensor is a variable, possibly partly indexed
+    (``Lambda[k]``): (base, leading indices).  ``logdet`` and matrix inverses
+    need to know which matrix they are of.
+    """
+
+    shape: tuple[Extent, ...]
+    at: Callable[[tuple[sp.Expr, ...]], sp.Expr]
+    ref: tuple[sp.Basic, tuple[sp.Expr, ...]] | None = None
+
+    def scalar(self) -> sp.Expr:
+        return self.at(())
+
+
+@dataclass
+class Gates:
+    """Discrete latents used as indices in one factor: (var, its indices) -> the summation index k."""
+
+    found: dict[tuple[str, tuple[sp.Expr, ...]], sp.Idx] = field(default_factory=dict)
+
+    def wrap(self, syms: Symbols, body: sp.Expr) -> sp.Expr:
+        """Σ_k [z = k] · body for every gate (the gated factor, DESIGN §5)."""
+        for (var, idx), k in self.found.items():
+            body = sp.Sum(syms.gate(var)[idx + (k,)] * body, (k, 0, k.upper))
+        return body
+
+
+class Lowering:
+    """Lowers the expressions of one model; one instance per derivation."""
+
+    def __init__(self, model: CheckedModel, syms: Symbols, mean_field: set[str]):
+        self.model = model
+        self.syms = syms
+        self.mean_field = mean_field   # latents with a distributional q (gated when used as an index)
+        self.rep = Reporter(model.path, model.text)
+
+    # ------------------------------------------------------------ variables
+    def variable(self, name: str) -> Tensor:
+        v = self.model.variables[name]
+        base = self.syms.var(name, len(v.shape))
+        if not v.shape:
+            return Tensor((), lambda idx: base, (base, ()))
+        return Tensor(v.shape, lambda idx: base[idx] if idx else base, (base, ()))
+
+    def fail(self, message: str, span: Span, hint: str | None = None) -> PPVIError:
+        return self.rep.fail(message, span, hint)
+
+    # ---------------------------------------------------------- expressions
+    def lower(self, e: ast.Expr, scope: dict[str, sp.Idx], gates: Gates) -> Tensor:
+        match e:
+            case ast.Num(value=v, is_int=is_int):
+                num = sp.Integer(int(v)) if is_int else sp.Rational(repr(v)) if abs(v) < 1e15 else sp.Float(v)
+                return Tensor((), lambda idx: num)
+            case ast.Name(id=n):
+                if n in scope:
+                    i = scope[n]
+                    return Tensor((), lambda idx: i)
+                if n in self.model.dims:
+                    d = self.syms.dim(n)
+                    return Tensor((), lambda idx: d)
+                return self.variable(n)
+            case ast.Index(base=b, indices=ix):
+                return self.index(b.id, ix, scope, gates)
+            case ast.BinOp(op=op, left=l, right=r):
+                a, c = self.lower(l, scope, gates), self.lower(r, scope, gates)
+                f = {"+": sp.Add, "-": lambda x, y: x - y, "*": sp.Mul, "/": lambda x, y: x / y,
+                     "^": sp.Pow}[op]
+                shape = a.shape or c.shape
+                return Tensor(shape, lambda idx: f(a.at(idx if a.shape else ()), c.at(idx if c.shape else ())))
+            case ast.Neg(operand=o):
+                a = self.lower(o, scope, gates)
+                return Tensor(a.shape, lambda idx: -a.at(idx))
+            case ast.Call(func=f, args=args):
+                parts = [self.lower(a, scope, gates) for a in args]
+                if f.id == "dot":
+                    return self.dot(*parts)
+                fn = {"exp": sp.exp, "log": sp.log, "sigmoid": sigmoid, "softplus": softplus}[f.id]
+                a = parts[0]
+                return Tensor(a.shape, lambda idx: fn(a.at(idx)))
+            case ast.PlateSum(var=v, dim=d, body=body):
+                i = self.syms.fresh(v.id, d.id)
+                inner = self.lower(body, {**scope, v.id: i}, gates)
+                return Tensor(inner.shape, lambda idx: sp.Sum(inner.at(idx), (i, 0, i.upper)))
+            case ast.Vector():
+                raise self.fail("a vector literal inside a model statement", e.span,
+                                "declare it as a constant: `const c[K] = [ … ]`, and use `c`")
+        raise AssertionError(e)  # pragma: no cover
+
+    def index(self, name: str, ix: tuple[ast.Expr, ...], scope, gates: Gates) -> Tensor:
+        base = self.variable(name)
+        fixed: list[sp.Expr] = []
+        for i in ix:
+            latent = self.discrete_latent(i)
+            if latent is not None:
+                var, sub = latent
+                idx = tuple(self.lower(s, scope, gates).scalar() for s in sub)
+                key = (var, idx)
+                if key not in gates.found:
+                    rng = self.model.variables[var].support_dim
+                    gates.found[key] = self.syms.fresh("k" if not isinstance(rng, str) else rng.lower(), rng)
+                fixed.append(gates.found[key])
+            else:
+                fixed.append(self.lower(i, scope, gates).scalar())
+        rest = base.shape[len(fixed):]
+        pre = tuple(fixed)
+        b = base.ref[0]
+        return Tensor(rest, lambda idx: b[pre + tuple(idx)], (b, pre))
+
+    def discrete_latent(self, e: ast.Expr) -> tuple[str, tuple[ast.Expr, ...]] | None:
+        """``z[n]`` (or a scalar ``z``) when z is a mean-field latent with finite support."""
+        if isinstance(e, ast.Index) and e.base.id in self.mean_field:
+            return e.base.id, e.indices
+        if isinstance(e, ast.Name) and e.id in self.mean_field:
+            return e.id, ()
+        return None
+
+    def dot(self, a: Tensor, b: Tensor) -> Tensor:
+        j = self.syms.fresh("j", a.shape[-1])
+        ra = len(a.shape) - 1
+        return Tensor(a.shape[:-1] + b.shape[1:],
+                      lambda idx: sp.Sum(a.at(tuple(idx[:ra]) + (j,)) * b.at((j,) + tuple(idx[ra:])), (j, 0, j.upper)))
+
+    # -------------------------------------------------------------- factors
+    def factor_log_density(self, f: Factor) -> tuple[sp.Expr, tuple[sp.Idx, ...]]:
+        """ℓ_f at one plate index, with gates summed out; and the factor's plate indices."""
+        scope = {var: self.syms.index(var, dim) for var, dim in f.plates}
+        plates = tuple(scope[v] for v, _ in f.plates)
+        gates = Gates()
+        target = self.index(f.target, tuple(ast.Name(i, f.span) for i in f.target_index), scope, gates) \
+            if f.target_index else self.variable(f.target)
+        if f.target in self.mean_field and self.model.variables[f.target].support == "index":
+            value = ("gate", f.target, tuple(scope[i] for i in f.target_index))
+        else:
+            value = target
+        args = {name: self.lower(expr, scope, gates) for name, expr in f.args}
+        body = log_density(f.dist, value, args, self.syms, self, f)
+        return gates.wrap(self.syms, body), plates
+
+
+def _eye_free(t: Tensor) -> bool:
+    return t.ref is not None
+
+
+def log_density(dist: str, value, args: dict[str, Tensor], syms: Symbols, low: Lowering, f: Factor) -> sp.Expr:
+    """log p(value | args) in index notation, with every normalising constant (19.7 needs them)."""
+    from ppvi.families import family
+
+    if dist in ("Normal", "Gamma", "Beta", "Poisson", "Exponential", "Laplace"):
+        return family(dist).log_density(value.scalar(), {k: t.scalar() for k, t in args.items()})
+    if dist == "Bernoulli":
+        x, p = value.scalar(), args["p"].scalar()
+        if isinstance(p, sigmoid):   # logit form: x·e − softplus(e) = x log σ(e) + (1 − x) log σ(−e)
+            return x * p.args[0] - softplus(p.args[0])
+        return x * sp.log(p) + (1 - x) * sp.log(1 - p)
+    if dist == "Categorical":
+        p = args["p"]
+        if isinstance(value, tuple):   # a latent: Σ_k [z = k] log p_k
+            _, var, idx = value
+            k = syms.fresh("k", p.shape[0])
+            return sp.Sum(syms.gate(var)[idx + (k,)] * sp.log(p.at((k,))), (k, 0, k.upper))
+        return sp.log(p.at((value.scalar(),)))
+    if dist == "Dirichlet":
+        alpha = args["alpha"]
+        k = syms.fresh("k", alpha.shape[0])
+        k2 = syms.fresh("k", alpha.shape[0])
+        a_k = alpha.at((k,))
+        return (lgamma(sp.Sum(alpha.at((k2,)), (k2, 0, k2.upper)))
+                + sp.Sum(-lgamma(a_k) + (a_k - 1) * sp.log(value.at((k,))), (k, 0, k.upper)))
+    if dist == "MvNormal":
+        mean = args["mean"]
+        size = syms.dim(mean.shape[0])
+        d, e = syms.fresh("d", mean.shape[0]), syms.fresh("d", mean.shape[0])
+        prec, logdet_prec = _precision(args, low, f)
+        quad = sp.Sum(sp.Sum((value.at((d,)) - mean.at((d,))) * prec(d, e) * (value.at((e,)) - mean.at((e,))),
+                             (e, 0, e.upper)), (d, 0, d.upper))
+        return logdet_prec / 2 - size * sp.log(2 * sp.pi) / 2 - quad / 2
+    if dist == "Wishart":
+        df, scale = args["df"].scalar(), args["scale"]
+        size = syms.dim(scale.shape[0])
+        if scale.ref is None or not _is_const(low, scale):
+            raise low.fail("the scale of a Wishart must be a constant", f.span,
+                           "declare it with `const W0[D, D] = …`")
+        inv = _inverse_const(scale, low)
+        d, e = syms.fresh("d", scale.shape[0]), syms.fresh("d", scale.shape[0])
+        trace = sp.Sum(sp.Sum(inv(e, d) * value.at((d, e)), (e, 0, e.upper)), (d, 0, d.upper))
+        return ((df - size - 1) / 2 * logdet(_ref_expr(value)) - trace / 2 - df * size * sp.log(2) / 2
+                - df / 2 * logdet(_ref_expr(scale)) - lmvgamma(df / 2, size))
+    raise AssertionError(dist)  # pragma: no cover
+
+
+def _ref_expr(t: Tensor) -> sp.Expr:
+    base, pre = t.ref
+    return base[pre] if pre else base
+
+
+def _is_const(low: Lowering, t: Tensor) -> bool:
+    base = t.ref[0]
+    name = str(base.label if isinstance(base, sp.IndexedBase) else base)
+    return low.model.variables[name].kind == "const"
+
+
+class inverse(sp.Function):
+    """Element [d, e] of the inverse of a constant matrix: inverse(M, d, e)."""
+
+    nargs = 3
+
+
+def _inverse_const(t: Tensor, low: Lowering):
+    m = _ref_expr(t)
+    return lambda d, e: inverse(m, d, e)
+
+
+def _precision(args: dict[str, Tensor], low: Lowering, f: Factor):
+    """(Λ[d, e] as a function, log|Λ|) for MvNormal's precision= or cov= argument."""
+    if "precision" in args:
+        p = args["precision"]
+        if p.ref is None:
+            raise low.fail("the precision of a MvNormal must be a variable or a constant", f.span,
+                           "declare the matrix as a `const` and pass its name")
+        return (lambda d, e: p.at((d, e))), logdet(_ref_expr(p))
+    c = args["cov"]
+    if c.ref is None or not _is_const(low, c):
+        raise low.fail("a MvNormal's cov= must be a constant for mean-field inference", f.span,
+                       "write the model with `precision =` and give the precision a Wishart prior")
+    inv = _inverse_const(c, low)
+    return inv, -logdet(_ref_expr(c))

@@ -1,0 +1,303 @@
+"""The mean-field derivation (seed eq. 19.56), done symbolically with plates kept symbolic.
+
+For every factor f, E_q[ℓ_f] is computed in the latents' moments
+(:mod:`.expectation`); their sum 𝓛 is the expected log joint.  Because the
+model is conjugate-exponential, 𝓛 is linear in each latent element's expected
+statistics, and the coefficient that 19.56 collects for statistic s of the
+element x_a is
+
+    η_s(x_a) = ∂𝓛 / ∂⟨T_s(x_a)⟩,
+
+exactly the natural parameter of q*(x_a) (variational message passing reads
+it the same way).  Which statistics have a non-zero coefficient, together with
+x's support, names the family of q (DESIGN §5, step 3); it is never copied from
+the prior.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from ppvi.derive.expectation import Expectation, NonConjugate, canonical, collapse
+from ppvi.derive import qfamily
+from ppvi.derive.lower import Lowering
+from ppvi.derive.symbols import MomentBase, MomentSymbol, Symbols, lgamma
+from ppvi.errors import PPVIError, Reporter
+from ppvi.graph import FactorGraph, build
+from ppvi.language.check import CheckedModel
+
+#: support -> (q family, its statistic keys) — DESIGN §5, step 3.
+FAMILY_BY_SUPPORT = {
+    "real": ("Normal", ("x", "x2")),
+    "binary": ("Bernoulli", ("x", "x2")),
+    "positive": ("Gamma", ("x", "logx")),
+    "unit_interval": ("Beta", ("logx", "log1mx")),
+    "index": ("Categorical", ("onehot",)),
+    "simplex": ("Dirichlet", ("logp",)),
+    "real_vector": ("MvNormal", ("x", "xxT")),
+    "pd_matrix": ("Wishart", ("X", "logdet")),
+}
+
+STAT_WORDS = {"x": "x", "x2": "x²", "logx": "log x", "log1mx": "log(1 − x)", "logp": "log πₖ",
+              "onehot": "[z = k]", "xxT": "x xᵀ", "X": "X", "logdet": "log|X|"}
+
+
+@dataclass(frozen=True)
+class QFactor:
+    """q of one latent: its family and natural parameters at a generic element.
+
+    ``index`` names the element (one Idx per plate axis); ``event`` the event
+    axes of vector families (d for MvNormal's x and Dirichlet's k, (d, e) for
+    matrices).  ``natural`` maps statistic keys to η as expressions of the
+    neighbours' moments, the data, the params and the constants.
+    """
+
+    var: str
+    family: str
+    index: tuple[sp.Idx, ...]
+    event: tuple[sp.Idx, ...]
+    extra: sp.Idx | None
+    natural: dict[str, sp.Expr]
+    scope: str
+
+
+@dataclass
+class Derivation:
+    model: CheckedModel
+    graph: FactorGraph
+    syms: Symbols
+    q: dict[str, QFactor]
+    expected: dict[int, sp.Expr]               # factor id -> Σ_plates E_q[ℓ_f]
+    point: list[str] = field(default_factory=list)   # MAP latents (Dirac q)
+
+    @property
+    def expected_log_joint(self) -> sp.Expr:
+        return sp.Add(*self.expected.values())
+
+    def standard(self, var: str) -> dict[str, sp.Expr]:
+        """The update of q(var)'s standard parameters, in the neighbours' moments."""
+        return qfamily.standard(self.q[var])
+
+    def elbo_terms(self) -> list[tuple[str, sp.Expr]]:
+        """19.7 as labelled terms: E_q[log p] of every factor, then H[q] of every mean-field latent.
+
+        Binary latents have ⟨x²⟩ = ⟨x⟩; the expected terms say so here.
+        """
+        binary = {}
+        for v, q in self.q.items():
+            if q.family == "Bernoulli":
+                binary[self.syms.moment(v, "x2", len(q.index))] = self.syms.moment(v, "x", len(q.index))
+        lines = self.model.text.splitlines()
+        out = []
+        for f in self.model.factors:
+            e = self.expected[f.id].replace(lambda x: x in binary or (isinstance(x, sp.Indexed) and x.base in binary),
+                                            lambda x: binary[x] if x in binary else binary[x.base][x.indices])
+            out.append((f"E[log p] of `{lines[f.span.line - 1].strip()}`", e))
+        for v, q in self.q.items():
+            h = qfamily.entropy(q, qfamily.param_elements(q))
+            for i in reversed(q.index):
+                h = sp.Sum(h, (i, 0, i.upper))
+            out.append((f"H[q({v})]", h))
+        return out
+
+
+def _err(model: CheckedModel) -> Reporter:
+    return Reporter(model.path, model.text)
+
+
+def derive(model: CheckedModel) -> Derivation:
+    """Apply 19.56 to every mean-field latent of a checked model."""
+    graph = build(model)
+    syms = Symbols()
+    latents = graph.latents()
+    mean_field = {n.name for n in latents if n.approximation == "mean_field"}
+    info = {}
+    for n in latents:
+        syms.var(n.name, len(n.shape))
+        if n.support == "index":
+            syms.gate(n.name)
+        prior = model.prior(n.name)
+        info[n.name] = (n.support, len(prior.target_index) if prior else 0)
+    low = Lowering(model, syms, mean_field)
+    expect = Expectation(syms, {k: v for k, v in info.items() if k in mean_field})
+    rep = _err(model)
+
+    expected: dict[int, sp.Expr] = {}
+    for f in model.factors:
+        ell, plates = low.factor_log_density(f)
+        try:
+            e = expect.expect(ell)
+        except NonConjugate as nc:
+            raise _non_conjugate(rep, model, f, nc) from None
+        # Plates get fresh indices so that generic element indices never clash with them.
+        fresh = {i: syms.fresh(str(i.label), _size(i)) for i in plates}
+        e = e.xreplace(fresh)
+        for i in reversed(plates):
+            e = sp.Sum(e, (fresh[i], 0, fresh[i].upper))
+        expected[f.id] = canonical(collapse(e))
+
+    total = sp.Add(*expected.values())
+    q: dict[str, QFactor] = {}
+    for n in latents:
+        if n.name not in mean_field:
+            continue
+        q[n.name] = _q_factor(model, graph, syms, rep, n, total, expected)
+    return Derivation(model, graph, syms, q, expected, [n.name for n in latents if n.name not in mean_field])
+
+
+def _size(i: sp.Idx):
+    s = i.upper + 1
+    return str(s) if isinstance(s, sp.Symbol) else int(s)
+
+
+def _stats_of(var: str, e: sp.Expr) -> set[str]:
+    out = set()
+    for node in sp.preorder_traversal(e):
+        base = node.base if isinstance(node, sp.Indexed) else node
+        if isinstance(base, (MomentBase, MomentSymbol)) and base.var == var:
+            out.add(base.stat)
+    return out
+
+
+_SPARE = ("d", "e", "l", "m", "j", "r", "s", "u")
+
+
+def _generic_index(model: CheckedModel, syms: Symbols, var: str) -> tuple[tuple[sp.Idx, ...], tuple[sp.Idx, ...], sp.Idx | None]:
+    """Names for a generic element of ``var``: its plate loop variables, its event axes, and
+    the extra axis its moments need (k of the one-hot [z = k], e of xxᵀ).  None carries a
+    prime: primes are reserved for summation indices (see ``canonical``)."""
+    v = model.variables[var]
+    prior = model.prior(var)
+    plates = dict(prior.plates)
+    index = tuple(syms.index(i, plates[i]) for i in prior.target_index)
+    used = set(prior.target_index)
+
+    def name_for(dim) -> sp.Idx:
+        first = dim.lower() if isinstance(dim, str) and len(dim) == 1 else None
+        if v.support == "simplex" and "k" not in used:
+            first = "k"
+        name = next(n for n in ((first,) if first else ()) + _SPARE if n and n not in used)
+        used.add(name)
+        return syms.index(name, dim)
+
+    event = tuple(name_for(dim) for dim in v.shape[len(index):])
+    extra = None
+    if v.support == "index":
+        extra = name_for(v.support_dim)
+    elif v.support == "real_vector":
+        extra = name_for(v.shape[-1])
+    return index, event, extra
+
+
+def _q_factor(model, graph, syms, rep, node, total, expected) -> QFactor:
+    var = node.name
+    family, keys = FAMILY_BY_SUPPORT.get(node.support, (None, ()))
+    present = _stats_of(var, total)
+    prior = model.prior(var)
+    if family is None or not present <= set(keys):
+        extra = sorted(present - set(keys)) if family else sorted(present)
+        culprit = next((f for f in model.factors if _stats_of(var, expected[f.id]) & set(extra)), prior)
+        got = ", ".join(STAT_WORDS[s] for s in sorted(present))
+        why = (f"no family of q on {node.support} support has the statistics {{{got}}}" if family
+               else f"ppvi has no q family for a {node.support} latent")
+        raise rep.fail(f"no conjugate q for `{var}`: {why}", culprit.span,
+                       f"approximate `{var}` by point, or use a conjugate prior for it")
+    index, event, extra = _generic_index(model, syms, var)
+    natural = {}
+    for s in keys:
+        m = syms.moment(var, s, _rank(s, index, event))
+        natural[s] = canonical(partial(total, m, _moment_index(s, index, event, extra)))
+    if family == "Bernoulli":   # x² = x on {0, 1}: one statistic
+        natural = {"x": canonical(natural["x"] + natural["x2"])}
+    elif family == "Normal" and natural["x2"] == 0:
+        raise rep.fail(f"q(`{var}`) would be improper: the expected log joint has no x² term", prior.span,
+                       "give it a proper prior")
+    # A latent's own moments must not appear in its natural parameters (19.56 holds the rest fixed).
+    for s, eta in natural.items():
+        for t in keys:
+            m = syms.moment(var, t, _rank(t, index, event))
+            if partial(eta, m, _moment_index(t, index, event, extra)) != 0:
+                raise rep.fail(f"no conjugate q for `{var}`: the expected log joint is not linear in its "
+                               f"statistics", prior.span, f"approximate `{var}` by point")
+    return QFactor(var, family, index, event, extra, natural, node.scope)
+
+
+def partial(expr: sp.Expr, moment: sp.Basic, at: tuple[sp.Expr, ...]) -> sp.Expr:
+    """∂expr/∂moment[at] for a generic element ``at`` (moment[J] contributes δ(J, at)).
+
+    A small differentiator of our own: the expected log joint is a polynomial
+    in the moments (sums, products, integer powers), which keeps SymPy's
+    general machinery, and its habit of differentiating through indices,
+    out of the hot path of a derivation.
+    """
+    return collapse(_d(expr, moment, tuple(at)))
+
+
+def _d(e: sp.Expr, m: sp.Basic, at: tuple) -> sp.Expr:
+    if not e.has(m):
+        return sp.S.Zero
+    if e == m:
+        return sp.S.One
+    if isinstance(e, sp.Indexed) and e.base == m:
+        return sp.Mul(*(sp.KroneckerDelta(i, a) for i, a in zip(e.indices, at)))
+    if isinstance(e, sp.Add):
+        return sp.Add(*(_d(a, m, at) for a in e.args))
+    if isinstance(e, sp.Mul):
+        args = e.args
+        return sp.Add(*(sp.Mul(*args[:i], _d(a, m, at), *args[i + 1:]) for i, a in enumerate(args) if a.has(m)))
+    if isinstance(e, sp.Sum):
+        return sp.Sum(_d(e.function, m, at), *e.limits)
+    if isinstance(e, sp.Pow) and not e.exp.has(m):
+        return e.exp * e.base ** (e.exp - 1) * _d(e.base, m, at)
+    if isinstance(e, sp.Function) and len(e.args) == 1:
+        return e.fdiff(1).xreplace({}) * _d(e.args[0], m, at) if hasattr(e, "fdiff") else sp.diff(e, m)
+    raise NotImplementedError(f"cannot differentiate {e} in {m}")  # pragma: no cover
+
+
+def _rank(stat: str, index, event) -> int:
+    extra = 1 if stat == "xxT" else 0
+    if stat == "logdet":
+        return len(index)
+    if stat == "onehot":
+        return len(index) + 1
+    return len(index) + len(event) + extra
+
+
+def _moment_index(stat, index, event, extra):
+    if stat == "logdet":
+        return index
+    if stat in ("onehot", "xxT"):
+        return index + event + (extra,)
+    return index + event
+
+
+def _non_conjugate(rep: Reporter, model: CheckedModel, f, nc: NonConjugate) -> PPVIError:
+    """Name the factor, the form the latent entered in, and what would work instead."""
+    from ppvi.language import ast
+    from ppvi.language.check import walk
+
+    v = nc.var
+    line = model.text.splitlines()[f.span.line - 1].strip()
+    arg_name, arg = next(((n, e) for n, e in f.args
+                          if any(isinstance(x, ast.Name) and x.id == v for x in walk(e))), (None, None))
+    span = arg.span if arg is not None else f.span
+    support = model.variables[v].support
+    family, keys = FAMILY_BY_SUPPORT.get(support, (None, ()))
+    can = (f"a {family} q of `{v}` absorbs only {{{', '.join(STAT_WORDS[k] for k in keys)}}}" if family
+           else f"ppvi has no q family for a {support} latent")
+    form = sp.sstr(nc.form)
+    if f.dist == "Normal" and arg_name in ("sd", "variance"):
+        hint = (f"write `precision = {v}` instead (a Gamma prior on a precision is conjugate), "
+                f"or `approximate {v} by point`")
+    elif isinstance(nc.form, sp.exp) or "exp(" in form:
+        hint = (f"give the rate itself a Gamma prior (`r ~ Gamma(a, b)` and use `r`), "
+                f"or `approximate {v} by point`")
+    elif "softplus" in form or "sigmoid" in form:
+        hint = (f"a sigmoid of a latent has no conjugate mean field; `approximate {v} by point` (MAP), "
+                "or use a Beta prior on the probability itself")
+    else:
+        hint = (f"`approximate {v} by point`, or reparameterise so `{v}` enters only through "
+                f"{', '.join(STAT_WORDS[k] for k in keys) or 'its sufficient statistics'}")
+    return rep.fail(f"`{line}` is not conjugate for `{v}`: `{v}` enters as {form}, and {can}", span, hint)

@@ -1,0 +1,327 @@
+"""``ppvi derive`` output: readable Unicode, LaTeX, and JSON (DESIGN §3).
+
+Moments print in the seed's ⟨·⟩ notation, one-hot moments as q(z[n] = k),
+Kronecker deltas as Iverson brackets [a = b], and summation indices lose the
+primes the derivation used to keep them apart wherever no clash results.
+"""
+
+from __future__ import annotations
+
+import json
+
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+from sympy.printing.str import StrPrinter
+
+from ppvi.derive.lower import inverse, sigmoid
+from ppvi.derive.meanfield import Derivation, QFactor
+from ppvi.derive.qfamily import STANDARD, ParamBase, invert
+from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol, lgamma, lmvgamma, logdet, softplus
+
+ETA_NAMES = {"x": "x", "x2": "x²", "logx": "log x", "log1mx": "log(1−x)", "logp": "log π", "onehot": "[z=k]",
+             "xxT": "x xᵀ", "X": "X", "logdet": "log|X|"}
+ETA_LATEX = {"x": "x", "x2": "x^2", "logx": r"\log x", "log1mx": r"\log(1-x)", "logp": r"\log \pi",
+             "onehot": "[z=k]", "xxT": r"x x^\top", "X": "X", "logdet": r"\log|X|"}
+
+
+# ------------------------------------------------------------------ tidying
+def tidy(e: sp.Expr) -> sp.Expr:
+    """Strip the primes of summation indices where the plain name is free for use."""
+    return _tidy(e, {str(s) for s in e.free_symbols if isinstance(s, (sp.Idx, sp.Symbol))})
+
+
+def _tidy(e: sp.Expr, taken: set[str]) -> sp.Expr:
+    if isinstance(e, sp.Sum):
+        body, limits, inner_taken = e.function, [], set(taken)
+        inner_names = {str(s) for s in e.function.atoms(sp.Idx)}
+        for (i, lo, hi) in e.limits:
+            name = str(i.label if isinstance(i, sp.Idx) else i)
+            plain = name.rstrip("′")
+            candidates = [plain + "′" * n for n in range(len(name) - len(plain) + 1)]
+            new = next((c for c in candidates if c not in inner_taken and (c == name or c not in inner_names)),
+                       name)
+            j = sp.Idx(new, (lo, hi)) if isinstance(i, sp.Idx) else i
+            body = body.xreplace({i: j})
+            inner_taken.add(new)
+            limits.append((j, lo, hi))
+        return sp.Sum(_tidy(body, inner_taken), *limits)
+    if not e.args or isinstance(e, (sp.Indexed, sp.Idx, sp.IndexedBase)):
+        return e
+    return e.func(*(_tidy(a, taken) for a in e.args))
+
+
+# ----------------------------------------------------------------- printers
+class Whiteboard(StrPrinter):
+    """One-line Unicode mathematics."""
+
+    printmethod = "_ppvi_text"   # not _sympystr: Indexed would print itself and skip ours
+
+    def __init__(self, nplates: dict[str, int]):
+        super().__init__({"order": "none"})
+        self.nplates = nplates
+
+    def _idx(self, idx) -> str:
+        return ", ".join(self._print(i) for i in idx)
+
+    def _var(self, var: str, idx) -> str:
+        return f"{var}[{self._idx(idx)}]" if idx else var
+
+    def moment(self, var: str, stat: str, idx) -> str:
+        p = self.nplates.get(var, len(idx))
+        plates, event = idx[:p], idx[p:]
+        v = self._var(var, plates)
+        if stat == "onehot":
+            return f"q({self._var(var, plates)} = {self._print(event[0])})"
+        if stat == "xxT":
+            return f"⟨{v} {v}ᵀ⟩[{self._idx(event)}]"
+        if stat == "logdet":
+            return f"⟨log|{v}|⟩"
+        el = self._var(var, idx)
+        return {"x": f"⟨{el}⟩", "X": f"⟨{el}⟩", "x2": f"⟨{el}²⟩", "logx": f"⟨log {el}⟩",
+                "logp": f"⟨log {el}⟩", "log1mx": f"⟨log(1 − {el})⟩"}[stat]
+
+    def _print_Indexed(self, e):
+        if isinstance(e.base, MomentBase):
+            return self.moment(e.base.var, e.base.stat, e.indices)
+        if isinstance(e.base, Gate):
+            return f"[{self._var(e.base.var, e.indices[:-1])} = {self._print(e.indices[-1])}]"
+        return f"{self._print(e.base.label)}[{self._idx(e.indices)}]"
+
+    def _print_MomentSymbol(self, e):
+        return self.moment(e.var, e.stat, ())
+
+    def _print_Idx(self, e):
+        return str(e.label)
+
+    def _print_Sum(self, e):
+        idx = ",".join(self._print(i) for i, _, _ in e.limits)
+        body = self._print(e.function)
+        if isinstance(e.function, sp.Add):
+            body = f"({body})"
+        return f"Σ_{idx} {body}"
+
+    def _print_KroneckerDelta(self, e):
+        return f"[{self._print(e.args[0])} = {self._print(e.args[1])}]"
+
+    def _print_Pow(self, e, rational=False):
+        sup = {2: "²", 3: "³"}
+        if e.exp.is_Integer and int(e.exp) in sup:
+            return self.parenthesize(e.base, 1000) + sup[int(e.exp)]
+        if e.exp == sp.S.Half:
+            return f"√({self._print(e.base)})"
+        if e.exp == -sp.S.Half:
+            return f"1/√({self._print(e.base)})"
+        if e.exp == -1:
+            return f"1/{self.parenthesize(e.base, 1000)}"
+        return f"{self.parenthesize(e.base, 1000)}^({self._print(e.exp)})"
+
+    def _print_polygamma(self, e):
+        return f"ψ({self._print(e.args[1])})" if e.args[0] == 0 else f"ψ⁽{e.args[0]}⁾({self._print(e.args[1])})"
+
+    def _print_lgamma(self, e):
+        return f"log Γ({self._print(e.args[0])})"
+
+    def _print_loggamma(self, e):
+        return f"log Γ({self._print(e.args[0])})"
+
+    def _print_lmvgamma(self, e):
+        return f"log Γ_{self._print(e.args[1])}({self._print(e.args[0])})"
+
+    def _print_logdet(self, e):
+        return f"log|{self._print(e.args[0])}|"
+
+    def _print_inverse(self, e):
+        return f"{self._print(e.args[0])}⁻¹[{self._print(e.args[1])}, {self._print(e.args[2])}]"
+
+    def _print_invert(self, e):
+        return f"inv_{{{self._print(e.args[1])},{self._print(e.args[2])}}}({self._print(e.args[0])})"
+
+    def _print_sigmoid(self, e):
+        return f"σ({self._print(e.args[0])})"
+
+    def _print_ParamBase(self, e):
+        return str(e.label)
+
+    def _print_Pi(self, e):
+        return "π"
+
+    def _print_Exp1(self, e):
+        return "e"
+
+
+class Blackboard(LatexPrinter):
+    """LaTeX with the same conventions."""
+
+    printmethod = "_ppvi_latex"
+
+    def __init__(self, nplates: dict[str, int]):
+        super().__init__({"order": "none"})
+        self.nplates = nplates
+
+    def _sub(self, idx) -> str:
+        return "_{" + ",".join(self._print(i) for i in idx) + "}" if idx else ""
+
+    def _name(self, var: str) -> str:
+        return r"\mathrm{" + var.replace("_", r"\_") + "}"
+
+    def moment(self, var, stat, idx):
+        p = self.nplates.get(var, len(idx))
+        plates, event = idx[:p], idx[p:]
+        v = self._name(var) + self._sub(plates)
+        if stat == "onehot":
+            return rf"q({v} = {self._print(event[0])})"
+        if stat == "xxT":
+            return rf"\langle {v} {v}^\top \rangle{self._sub(event)}"
+        if stat == "logdet":
+            return rf"\langle \log|{v}| \rangle"
+        el = self._name(var) + self._sub(idx)
+        return {"x": rf"\langle {el} \rangle", "X": rf"\langle {el} \rangle", "x2": rf"\langle {el}^2 \rangle",
+                "logx": rf"\langle \log {el} \rangle", "logp": rf"\langle \log {el} \rangle",
+                "log1mx": rf"\langle \log(1 - {el}) \rangle"}[stat]
+
+    def _print_Indexed(self, e):
+        if isinstance(e.base, MomentBase):
+            return self.moment(e.base.var, e.base.stat, e.indices)
+        if isinstance(e.base, Gate):
+            return rf"[{self._name(e.base.var)}{self._sub(e.indices[:-1])} = {self._print(e.indices[-1])}]"
+        return self._name(str(e.base.label)) + self._sub(e.indices)
+
+    def _print_MomentSymbol(self, e):
+        return self.moment(e.var, e.stat, ())
+
+    def _print_Idx(self, e):
+        return str(e.label).replace("′", "'")
+
+    def _print_Symbol(self, e, style="plain"):
+        return self._name(e.name) if len(e.name) > 1 else e.name
+
+    def _print_Sum(self, e):
+        idx = ",".join(self._print(i) for i, _, _ in e.limits)
+        body = self._print(e.function)
+        if isinstance(e.function, sp.Add):
+            body = rf"\left({body}\right)"
+        return rf"\sum_{{{idx}}} {body}"
+
+    def _print_KroneckerDelta(self, e, exp=None):
+        return rf"[{self._print(e.args[0])} = {self._print(e.args[1])}]"
+
+    def _print_lgamma(self, e, exp=None):
+        return rf"\log\Gamma\left({self._print(e.args[0])}\right)"
+
+    def _print_lmvgamma(self, e, exp=None):
+        return rf"\log\Gamma_{{{self._print(e.args[1])}}}\left({self._print(e.args[0])}\right)"
+
+    def _print_logdet(self, e, exp=None):
+        return rf"\log\left|{self._print(e.args[0])}\right|"
+
+    def _print_inverse(self, e, exp=None):
+        return rf"\left({self._print(e.args[0])}^{{-1}}\right)_{{{self._print(e.args[1])},{self._print(e.args[2])}}}"
+
+    def _print_invert(self, e, exp=None):
+        return rf"\left[\left({self._print(e.args[0])}\right)^{{-1}}\right]_{{{self._print(e.args[1])},{self._print(e.args[2])}}}"
+
+    def _print_softplus(self, e, exp=None):
+        return rf"\operatorname{{softplus}}\left({self._print(e.args[0])}\right)"
+
+    def _print_sigmoid(self, e, exp=None):
+        return rf"\sigma\left({self._print(e.args[0])}\right)"
+
+    def _print_ParamBase(self, e):
+        return r"\mathrm{" + str(e.label) + "}"
+
+    def _print_Pi(self, e):
+        return r"\pi"
+
+    def _print_Exp1(self, e):
+        return "e"
+
+
+# ------------------------------------------------------------------- layout
+def _nplates(d: Derivation) -> dict[str, int]:
+    return {v: len(q.index) for v, q in d.q.items()}
+
+
+def _element(q: QFactor) -> str:
+    return f"{q.var}[{', '.join(str(i) for i in q.index)}]" if q.index else q.var
+
+
+def _plates(q: QFactor) -> str:
+    return ", ".join(f"{i} in {i.upper + 1}" for i in q.index)
+
+
+def _standard_in_eta(q: QFactor) -> dict[str, str]:
+    """Standard parameters written in terms of η (what one writes on a whiteboard)."""
+    return {
+        "Normal": {"mean": "η[x] / (−2 η[x²])", "sd": "1/√(−2 η[x²])"},
+        "Gamma": {"shape": "η[log x] + 1", "rate": "−η[x]"},
+        "Beta": {"a": "η[log x] + 1", "b": "η[log(1−x)] + 1"},
+        "Bernoulli": {"p": "σ(η[x])"},
+        "Categorical": {"p": f"exp η[[z=k]] / Σ_k exp η[[z=k]]   (normalised in log space)"},
+        "Dirichlet": {"alpha": "η[log π] + 1"},
+        "MvNormal": {"cov": "(−2 η[x xᵀ])⁻¹", "mean": "cov · η[x]"},
+        "Wishart": {"df": "2 η[log|X|] + D + 1", "scale": "(−2 η[X])⁻¹"},
+    }[q.family]
+
+
+def to_text(d: Derivation) -> str:
+    pr = Whiteboard(_nplates(d))
+    show = lambda e: pr.doprint(tidy(e)).replace("*", "·")  # noqa: E731
+    out = [f"model {d.model.name}  ({d.model.path})", "",
+           "mean-field updates  q*(x) ∝ exp E_q(rest)[log p(v, h)]   (19.56)", ""]
+    for v, q in d.q.items():
+        node = d.graph.nodes[v]
+        where = f"{q.scope}" + (f", for {_plates(q)}" if q.index else "")
+        ev = f"  (event axes {', '.join(str(i) for i in q.event)})" if q.event else ""
+        out.append(f"q({_element(q)}) = {q.family}    [{where}]{ev}")
+        out.append(f"  prior {node.prior}; statistics {{{', '.join(ETA_NAMES[s] for s in q.natural)}}} on "
+                   f"{node.support} support")
+        for s, eta in q.natural.items():
+            out.append(f"  η[{ETA_NAMES[s]}] = {show(eta)}")
+        for p, text in _standard_in_eta(q).items():
+            out.append(f"  {p} = {text}")
+        out.append("")
+    for v in d.point:
+        out.append(f"q({v}) = point (MAP, 19.11–19.13): maximise log p({v}, v) in {v}; no entropy term")
+        out.append("")
+    out.append("evidence lower bound  L = Σ E_q[log p] + Σ H[q]   (19.7)")
+    for label, e in d.elbo_terms():
+        out.append(f"  {label}:")
+        out.append(f"      {show(e)}")
+    return "\n".join(out) + "\n"
+
+
+def to_latex(d: Derivation) -> str:
+    pr = Blackboard(_nplates(d))
+    show = lambda e: pr.doprint(tidy(e))  # noqa: E731
+    out = [f"% ppvi derive {d.model.path}: mean-field updates (19.56) and ELBO (19.7)",
+           r"\begin{align*}"]
+    rows = []
+    for v, q in d.q.items():
+        el = Blackboard(_nplates(d))._name(q.var) + (("_{" + ",".join(str(i) for i in q.index) + "}")
+                                                       if q.index else "")
+        rows.append(rf"&q({el}) = \mathrm{{{q.family}}}")
+        for s, eta in q.natural.items():
+            rows.append(rf"\eta_{{{ETA_LATEX[s]}}} &= {show(eta)}")
+    rows.append(r"&\text{evidence lower bound } \mathcal{L} = \textstyle\sum \mathbb{E}_q[\log p] + \sum H[q]")
+    for label, e in d.elbo_terms():
+        term = show(e)
+        rows.append(rf"&\quad {term if term.startswith('-') else '+ ' + term}")
+    out.append(" \\\\\n".join(rows))
+    out.append(r"\end{align*}")
+    return "\n".join(out) + "\n"
+
+
+def to_dict(d: Derivation) -> dict:
+    q = {}
+    for v, qf in d.q.items():
+        q[v] = {"family": qf.family, "index": [str(i) for i in qf.index], "event": [str(i) for i in qf.event],
+                "parameters": {p: sp.sstr(e) for p, e in d.standard(v).items()},
+                "natural": {s: sp.sstr(e) for s, e in qf.natural.items()}, "scope": qf.scope}
+    for v in d.point:
+        q[v] = {"family": "point", "parameters": {}}
+    return {"model": d.model.name, "q": q, "elbo": [sp.sstr(e) for _, e in d.elbo_terms()],
+            "elbo_labels": [label for label, _ in d.elbo_terms()]}
+
+
+def to_json(d: Derivation) -> str:
+    return json.dumps(to_dict(d), indent=2, ensure_ascii=False) + "\n"
