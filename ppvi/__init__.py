@@ -6,3 +6,10 @@ Pipeline (each stage a subpackage, plain data between them)::
 """
 
 __version__ = "0.1.0"
+
+
+def load(path: str):
+    """Parse and check a model: ``ppvi.load("models/gmm.ppvi").fit()``."""
+    from ppvi.api import load as _load
+
+    return _load(path)

@@ -40,8 +40,62 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--format", choices=["text", "latex", "json"], default="text", help="output format (default text)")
     d.add_argument("--dump", choices=["ast", "graph", "derivation"], default="derivation",
                    help="stop after a stage and print it: ast, graph, or the derivation (default)")
+    d.add_argument("--code", action="store_true", help="print the generated kernel source instead")
     d.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    r = sub.add_parser("run", help="fit the model to data by coordinate ascent on the ELBO")
+    r.add_argument("model", metavar="MODEL", help="a .ppvi file")
+    r.add_argument("--data", metavar="PATH", help="data file (.npz, .json, .csv); default: beside the model")
+    r.add_argument("--dim", metavar="NAME=INT", action="append", default=[], help="set a dim's size")
+    r.add_argument("--out", metavar="PATH", help="write the result (.json or .npz)")
+    r.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    r.add_argument("--max-iter", type=_positive_int, default=1000, help="most sweeps (default 1000)")
+    r.add_argument("--tol", type=_positive_float, default=1e-8,
+                   help="stop when the ELBO changes by less than this, relative (default 1e-8)")
+    r.add_argument("--damping", type=_unit_float, default=None, help="parallel schedule with this step (0, 1]")
+    r.add_argument("--restarts", type=_positive_int, default=1, help="random restarts; the best ELBO wins")
+    r.add_argument("--quiet", action="store_true", help="no progress line and no summary")
+    r.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return p
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{v} is not ≥ 1")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not v > 0 or v != v or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return v
+
+
+def _unit_float(text: str) -> float:
+    v = _positive_float(text)
+    if v > 1:
+        raise argparse.ArgumentTypeError(f"{text} is not in (0, 1]")
+    return v
+
+
+def _dims(items: list[str]) -> dict[str, int]:
+    out = {}
+    for item in items:
+        name, eq, value = item.partition("=")
+        try:
+            if not eq:
+                raise ValueError
+            out[name.strip()] = int(value)
+        except ValueError:
+            raise PPVIError(Diagnostic(f"--dim {item}: expected NAME=INT", "ppvi", hint="e.g. --dim K=5")) from None
+    return out
 
 
 def _cmd_check(args) -> int:
@@ -67,8 +121,61 @@ def _cmd_derive(args) -> int:
     from ppvi.language import load
 
     d = derive(load(args.model))
+    if args.code:
+        from ppvi.codegen.module import generate
+
+        sys.stdout.write(generate(d))
+        return EXIT_OK
     sys.stdout.write({"text": to_text, "latex": to_latex, "json": to_json}[args.format](d))
     return EXIT_OK
+
+
+def _cmd_run(args) -> int:
+    from ppvi.api import Model
+
+    if args.damping is not None:
+        raise PPVIError(Diagnostic("--damping: the parallel damped schedule is not available yet", "ppvi",
+                                   hint="omit --damping: the default sequential schedule never lowers the ELBO"))
+    model = Model.load(args.model)
+    data = args.data
+    progress = None
+    if not args.quiet and sys.stderr.isatty():
+        progress = _Progress()
+    result = model.fit(data, dims=_dims(args.dim), seed=args.seed, max_iter=args.max_iter, tol=args.tol,
+                       restarts=args.restarts, on_iteration=progress)
+    if progress is not None:
+        progress.close()
+    if args.out:
+        result.save(args.out)
+    if not args.quiet:
+        sys.stdout.write(result.summary())
+    if result.fit.interrupted:
+        print("ppvi: interrupted; the current q was kept" + (f" in {args.out}" if args.out else ""), file=sys.stderr)
+        return 130
+    return EXIT_OK
+
+
+class _Progress:
+    """A live line on the terminal: iteration, ELBO, change, iterations per second."""
+
+    def __init__(self):
+        import time
+
+        self.time = time.perf_counter
+        self.start = self.time()
+        self.last = 0.0
+
+    def __call__(self, it: int, elbo: float, change: float) -> None:
+        now = self.time()
+        if now - self.last < 0.1 and it > 1:
+            return
+        self.last = now
+        rate = it / max(now - self.start, 1e-9)
+        sys.stderr.write(f"\r  iter {it:6d}  ELBO {elbo:.10g}  change {change:+.3e}  {rate:,.0f} it/s   ")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        sys.stderr.write("\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -79,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             _parser().print_help(sys.stderr)
             return EXIT_USER
-        return {"check": _cmd_check, "derive": _cmd_derive}[args.command](args)
+        return {"check": _cmd_check, "derive": _cmd_derive, "run": _cmd_run}[args.command](args)
     except PPVIError as e:
         print(e.format(), file=sys.stderr)
         return EXIT_USER

@@ -13,7 +13,7 @@ from typing import Iterator
 import numpy as np
 
 from ppvi.errors import Reporter, Span, did_you_mean
-from ppvi.language import ast
+from ppvi.language import ast, consts
 from ppvi.language.distributions import (
     COMPATIBLE, CONST_FUNCTIONS, ELEMENTWISE, FUNCTIONS, PARAM_SUPPORTS, SIGNATURES, SUPPORT_ANNOTATIONS, Signature,
 )
@@ -258,62 +258,22 @@ class _Checker:
         self.vars[s.name.id] = Variable(s.name.id, s.kind, shape, support, s.name.span, sdim)
 
     # ------------------------------------------------------------- constants
+    def sizes(self) -> dict[str, int | None]:
+        return {d.name: d.default for d in self.dims.values()}
+
     def evaluate(self, e: ast.Expr, shape: tuple[Extent, ...]) -> np.ndarray | None:
         """The value of a constant expression, or None when it needs a size only data gives."""
-        sizes = {}
-        for d in shape:
-            if isinstance(d, str):
-                if self.dims[d].default is None:
-                    return None
-                sizes[d] = self.dims[d].default
-        try:
-            val = self._eval(e)
-        except _NotConstant:
+        sizes = self.sizes()
+        if any(isinstance(d, str) and sizes[d] is None for d in shape):
             return None
-        if val is None:
-            return None
-        target = tuple(sizes.get(d, d) if isinstance(d, str) else d for d in shape)
         try:
-            with np.errstate(all="ignore"):
-                return np.broadcast_to(np.asarray(val, dtype=float), target).copy()
-        except ValueError:
+            return consts.fill(e, tuple(sizes[d] if isinstance(d, str) else d for d in shape), sizes,
+                               self.const_values)
+        except consts.NotConstant:
             return None
 
     def _eval(self, e: ast.Expr):
-        with np.errstate(all="ignore"):
-            match e:
-                case ast.Num(value=v):
-                    return v
-                case ast.Name(id=n):
-                    if n in self.dims:
-                        if self.dims[n].default is None:
-                            raise _NotConstant
-                        return float(self.dims[n].default)
-                    if n in self.const_values and self.const_values[n] is not None:
-                        return self.const_values[n]
-                    raise _NotConstant
-                case ast.Neg(operand=o):
-                    return -np.asarray(self._eval(o))
-                case ast.BinOp(op=op, left=l, right=r):
-                    a, b = np.asarray(self._eval(l)), np.asarray(self._eval(r))
-                    try:
-                        return {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide,
-                                "^": np.power}[op](a, b)
-                    except ValueError:
-                        raise _NotConstant from None
-                case ast.Vector(items=items):
-                    vals = [np.asarray(self._eval(i)) for i in items]
-                    if len({v.shape for v in vals}) != 1:
-                        raise _NotConstant
-                    return np.stack(vals)
-                case ast.Call(func=f, args=(a,)) if f.id == "eye":
-                    n = self._eval(a)
-                    return np.eye(int(n))
-                case ast.Call(func=f, args=(a,)) if f.id in ELEMENTWISE:
-                    x = np.asarray(self._eval(a), dtype=float)
-                    return {"exp": np.exp, "log": np.log, "sigmoid": lambda t: 1 / (1 + np.exp(-t)),
-                            "softplus": lambda t: np.logaddexp(0, t)}[f.id](x)
-            raise _NotConstant
+        return consts.evaluate(e, self.sizes(), self.const_values)
 
     # -------------------------------------------------------------- typing
     def infer(self, e: ast.Expr, scope: dict[str, str], const: bool = False) -> Ty:
@@ -699,7 +659,7 @@ class _Checker:
             return
         try:
             val = self._eval(expr)
-        except _NotConstant:
+        except consts.NotConstant:
             return
         if val is None:
             return
@@ -797,10 +757,6 @@ class _Checker:
         self.rep.raise_if_any()
         return CheckedModel(self.m.name or _stem(self.m.path), self.m.path, self.m.text, dict(self.dims),
                             dict(self.vars), tuple(self.factors), dict(self.approx), self.m)
-
-
-class _NotConstant(Exception):
-    pass
 
 
 def _span(e: ast.Expr) -> Span:

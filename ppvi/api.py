@@ -1,0 +1,109 @@
+"""The Python API: ``ppvi.load(path).fit(data)``.
+
+>>> import ppvi
+>>> result = ppvi.load("models/gmm_1d.ppvi").fit()        # data beside the model
+>>> result.elbo, result.q["mu"]["mean"]                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import numpy as np
+
+from ppvi.errors import Diagnostic, PPVIError
+from ppvi.language import CheckedModel
+from ppvi.language import load as load_model
+
+
+@dataclass
+class Result:
+    fit: "Fit"  # noqa: F821
+
+    @property
+    def elbo(self) -> float:
+        return self.fit.elbo
+
+    @property
+    def elbo_trace(self) -> list[float]:
+        return self.fit.trace
+
+    @property
+    def converged(self) -> bool:
+        return self.fit.converged
+
+    @property
+    def q(self) -> dict:
+        from ppvi.io.results import q_summary
+
+        return q_summary(self.fit)
+
+    @property
+    def params(self) -> dict:
+        from ppvi.io.results import params_of
+
+        return params_of(self.fit)
+
+    def to_dict(self) -> dict:
+        from ppvi.io.results import result_dict
+
+        return result_dict(self.fit)
+
+    def to_json(self) -> str:
+        import json
+
+        from ppvi.io.results import _jsonable
+
+        return json.dumps(_jsonable(self.to_dict()))
+
+    def save(self, path: str) -> None:
+        from ppvi.io.results import write
+
+        write(path, self.fit)
+
+    def summary(self) -> str:
+        from ppvi.io.results import summary_table
+
+        return summary_table(self.fit)
+
+
+@dataclass
+class Model:
+    checked: CheckedModel
+
+    @classmethod
+    def load(cls, path: str) -> "Model":
+        return cls(load_model(path))
+
+    def fit(self, data: str | Mapping[str, np.ndarray] | None = None, *, dims: Mapping[str, int] | None = None,
+            seed: int = 0, max_iter: int = 1000, tol: float = 1e-8, restarts: int = 1,
+            on_iteration: Callable[[int, float, float], None] | None = None) -> Result:
+        """Fit by coordinate ascent; ``data`` is a path, a dict of arrays, or None for the file beside the model."""
+        from ppvi.codegen.cache import load as load_module
+        from ppvi.infer.cavi import ElboDecrease, fit
+        from ppvi.infer.program import Program
+        from ppvi.io.data import bind, default_data_path, read
+
+        m = self.checked
+        if data is None or isinstance(data, str):
+            path = data or default_data_path(m.path)
+            if path is None:
+                raise PPVIError(Diagnostic("no data file beside the model", m.path,
+                                           hint="pass --data PATH (.npz, .json or .csv)"))
+            raw = read(path, m)
+        else:
+            path, raw = "<data>", {k: np.asarray(v) for k, v in data.items()}
+        bound = bind(m, raw, path, dims)
+        module, _ = load_module(m)
+        program = Program.build(m, module, bound)
+        try:
+            return Result(fit(program, seed=seed, max_iter=max_iter, tol=tol, restarts=restarts,
+                              on_iteration=on_iteration))
+        except ElboDecrease:
+            raise
+
+
+def load(path: str) -> Model:
+    """Parse and check a model file; ``.fit(data)`` fits it."""
+    return Model.load(path)

@@ -1,0 +1,82 @@
+"""The generated module on disk, keyed by the model text and the ppvi, Numba and Python versions.
+
+A warm run imports the cached module (Numba's own cache holds the machine
+code beside it), so it does neither SymPy work nor compilation.  The cache
+lives in ``$PPVI_CACHE_DIR``, else ``$XDG_CACHE_HOME/ppvi``, else
+``~/.cache/ppvi``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+from types import ModuleType
+
+import numba
+
+from ppvi import __version__
+
+
+def cache_dir() -> str:
+    root = os.environ.get("PPVI_CACHE_DIR")
+    if not root:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = os.path.join(base, "ppvi")
+    os.makedirs(root, exist_ok=True)
+    return root
+
+
+def key(model_text: str) -> str:
+    h = hashlib.sha256()
+    for part in (model_text, __version__, numba.__version__, sys.version):
+        h.update(part.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()[:24]
+
+
+def path_for(model_text: str) -> str:
+    return os.path.join(cache_dir(), f"ppvi_{key(model_text)}.py")
+
+
+def write_atomic(path: str, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=".py")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def import_path(path: str) -> ModuleType:
+    name = os.path.splitext(os.path.basename(path))[0]
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def load(model, source_of=None) -> tuple[ModuleType, bool]:
+    """The compiled module of a checked model, and whether it came from the cache.
+
+    ``source_of(model)`` generates the source on a miss (SymPy is imported
+    only then).
+    """
+    path = path_for(model.text)
+    warm = os.path.exists(path)
+    if not warm:
+        if source_of is None:
+            from ppvi.codegen.module import generate
+            from ppvi.derive import derive
+
+            source_of = lambda m: generate(derive(m))  # noqa: E731
+        write_atomic(path, source_of(model))
+    return import_path(path), warm

@@ -1,0 +1,296 @@
+"""Derived SymPy expressions -> Python source with Numba kernels.
+
+Plates become loops, never unrolled.  Every ``Sum`` is computed at the
+outermost loop level where all its free indices are bound (loop-invariant
+hoisting), and a sum carrying a Kronecker delta between an output index and a
+data-valued index (``Σ_t [d = doc[t]] …``) is materialised once by a scatter
+loop over t instead of being re-summed for every d.  Sums that read the moments
+of the variable being updated stay inside its element loop, so sequential
+updates see the newest values (19.44 is a Gauss–Seidel sweep).
+
+Names are mangled (``v_`` data/params/consts, ``m_`` moments, ``q_`` q's
+parameters, ``n_`` dims, numbered ``i…`` indices): nothing a model names can
+collide with, or inject into, the generated Python.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from ppvi.derive.lower import inverse, sigmoid
+from ppvi.derive.qfamily import ParamBase
+from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol, lgamma, lmvgamma, logdet, softplus
+
+
+class CodegenError(Exception):
+    pass
+
+
+# -------------------------------------------------------------------- names
+@dataclass
+class Names:
+    """Mangled names for everything a kernel reads or writes."""
+
+    idx: dict[sp.Basic, str] = field(default_factory=dict)
+    derived: dict[str, tuple[str, str]] = field(default_factory=dict)   # mangled -> (kind, const name)
+    _count: itertools.count = field(default_factory=itertools.count)
+
+    @staticmethod
+    def variable(name: str) -> str:
+        return f"v_{name}"
+
+    @staticmethod
+    def moment(var: str, stat: str) -> str:
+        return f"m_{var}__{stat}"
+
+    @staticmethod
+    def qparam(var: str, param: str) -> str:
+        return f"q_{var}__{param}"
+
+    @staticmethod
+    def dim(name: str) -> str:
+        return f"n_{name}"
+
+    @staticmethod
+    def entropy(var: str) -> str:
+        return f"h_{var}"
+
+    def index(self, i: sp.Basic) -> str:
+        if i not in self.idx:
+            label = str(i.label if isinstance(i, sp.Idx) else i)
+            stem = label.rstrip("′")
+            self.idx[i] = f"i{next(self._count)}_{stem}"
+        return self.idx[i]
+
+    def array_of(self, base: sp.Basic) -> tuple[str, bool]:
+        """(mangled array name, is it a rank-0 quantity stored as shape (1,))."""
+        if isinstance(base, MomentSymbol):
+            return self.moment(base.var, base.stat), True
+        if isinstance(base, MomentBase):
+            return self.moment(base.var, base.stat), False
+        if isinstance(base, ParamBase):
+            return self.qparam(base.var, base.param), False
+        if isinstance(base, Gate):
+            raise CodegenError("a gate survived the expectation")
+        if isinstance(base, sp.IndexedBase):
+            return self.variable(str(base.label)), False
+        if isinstance(base, sp.Symbol):
+            return self.variable(base.name), True
+        raise CodegenError(f"no array for {base!r}")
+
+
+# ------------------------------------------------------------------- blocks
+@dataclass
+class Block:
+    """A loop level (or the function body when ``header`` is None)."""
+
+    header: str | None
+    index: sp.Basic | None = None
+    pre: list = field(default_factory=list)       # lines or nested Blocks, in order
+    post: list = field(default_factory=list)
+
+    def render(self, indent: int) -> list[str]:
+        out = []
+        pad = "    " * indent
+        inner = indent
+        if self.header is not None:
+            out.append(pad + self.header)
+            inner = indent + 1
+        body = self.pre + self.post
+        for item in body:
+            if isinstance(item, Block):
+                out += item.render(inner)
+            else:
+                out.append("    " * inner + item)
+        if self.header is not None and not body:
+            out.append("    " * inner + "pass")
+        return out
+
+
+# ---------------------------------------------------------------- the writer
+class Writer:
+    """Emits the lines computing expressions, hoisting each sum as far out as it can go."""
+
+    def __init__(self, names: Names, dims: dict[sp.Symbol, str], self_bases: frozenset = frozenset()):
+        self.names = names
+        self.dims = dims                 # dim symbol -> mangled name
+        self.self_bases = self_bases     # moments of the variable being updated
+        self._tmp = itertools.count()
+        self._memo: dict = {}
+
+    def tmp(self, stem: str) -> str:
+        return f"_{stem}{next(self._tmp)}"
+
+    # ----------------------------------------------------------- values
+    def value(self, e: sp.Expr, levels: list[Block], pinned: int = 0) -> str:
+        """Python source for e, with its sums emitted into ``levels``."""
+        if isinstance(e, sp.Sum):
+            return self.sum(e, levels, pinned)
+        if isinstance(e, (sp.Idx,)) or e in self.names.idx:
+            return self.names.index(e)
+        if e.is_Integer:
+            return f"{int(e)}.0" if abs(int(e)) < 2**53 else repr(float(e))
+        if e.is_Number:
+            return repr(float(e))
+        if e is sp.pi:
+            return "math.pi"
+        if e is sp.E:
+            return "math.e"
+        if isinstance(e, sp.Symbol) and e in self.dims:
+            return f"float({self.dims[e]})"
+        if isinstance(e, (sp.Symbol, MomentSymbol)):
+            name, scalar = self.names.array_of(e)
+            return f"{name}[0]"
+        if isinstance(e, sp.Indexed):
+            name, _ = self.names.array_of(e.base)
+            return f"{name}[{', '.join(self.index_value(i, levels, pinned) for i in e.indices)}]"
+        if isinstance(e, sp.Add):
+            return "(" + " + ".join(self.value(a, levels, pinned) for a in e.args) + ")"
+        if isinstance(e, sp.Mul):
+            num, den = [], []
+            for a in e.args:
+                if isinstance(a, sp.Pow) and a.exp.is_Number and a.exp < 0:
+                    den.append(self.value(a.base ** -a.exp, levels, pinned))
+                else:
+                    num.append(self.value(a, levels, pinned))
+            s = " * ".join(num) if num else "1.0"
+            return f"({s} / ({' * '.join(den)}))" if den else f"({s})"
+        if isinstance(e, sp.Pow):
+            base = self.value(e.base, levels, pinned)
+            if e.exp == -1:
+                return f"(1.0 / {base})"
+            if e.exp == sp.S.Half:
+                return f"math.sqrt({base})"
+            if e.exp.is_Integer:
+                return f"({base} ** {int(e.exp)})"
+            return f"({base} ** {self.value(e.exp, levels, pinned)})"
+        if isinstance(e, sp.KroneckerDelta):
+            a, b = (self.index_value(x, levels, pinned) for x in e.args)
+            return f"(1.0 if {a} == {b} else 0.0)"
+        if isinstance(e, inverse):
+            m, d, f = e.args
+            name = self.derived("inv", m)
+            pre = [self.index_value(i, levels, pinned) for i in (m.indices if isinstance(m, sp.Indexed) else ())]
+            return f"{name}[{', '.join(pre + [self.index_value(d, levels, pinned), self.index_value(f, levels, pinned)])}]"
+        if isinstance(e, logdet):
+            m = e.args[0]
+            name = self.derived("logdet", m)
+            pre = [self.index_value(i, levels, pinned) for i in (m.indices if isinstance(m, sp.Indexed) else ())]
+            return f"{name}[{', '.join(pre) if pre else '0'}]"
+        if isinstance(e, lmvgamma):
+            return f"lmvgamma({self.value(e.args[0], levels, pinned)}, int({self.value(e.args[1], levels, pinned)}))"
+        if isinstance(e, sp.polygamma):
+            if e.args[0] != 0:
+                raise CodegenError(f"polygamma of order {e.args[0]}")
+            return f"digamma({self.value(e.args[1], levels, pinned)})"
+        fn = {sp.log: "math.log", sp.exp: "math.exp", lgamma: "math.lgamma", sp.loggamma: "math.lgamma",
+              softplus: "softplus", sigmoid: "sigmoid", sp.Abs: "abs"}.get(type(e))
+        if fn is not None:
+            return f"{fn}({self.value(e.args[0], levels, pinned)})"
+        raise CodegenError(f"cannot generate code for {type(e).__name__}: {e}")
+
+    def index_value(self, i: sp.Expr, levels, pinned) -> str:
+        """An index position: an integer expression (loop index, literal, or data value)."""
+        if isinstance(i, sp.Idx) or i in self.names.idx:
+            return self.names.index(i)
+        if i.is_Integer:
+            return str(int(i))
+        if isinstance(i, sp.Indexed):
+            name, _ = self.names.array_of(i.base)
+            return f"int({name}[{', '.join(self.index_value(j, levels, pinned) for j in i.indices)}])"
+        return f"int({self.value(i, levels, pinned)})"
+
+    def derived(self, kind: str, m: sp.Basic) -> str:
+        base = m.base if isinstance(m, sp.Indexed) else m
+        const = str(base.label if isinstance(base, sp.IndexedBase) else base)
+        name = f"c_{kind}__{const}"
+        self.names.derived[name] = (kind, const)
+        return name
+
+    # ------------------------------------------------------------- sums
+    def _free_indices(self, e: sp.Expr) -> set:
+        return {s for s in e.free_symbols if isinstance(s, sp.Idx)}
+
+    def _reads_self(self, e: sp.Expr) -> bool:
+        return bool(self.self_bases) and any(
+            (isinstance(n, sp.Indexed) and n.base in self.self_bases) or n in self.self_bases
+            for n in sp.preorder_traversal(e))
+
+    def sum(self, e: sp.Sum, levels: list[Block], pinned: int) -> str:
+        free = self._free_indices(e)
+        floor = pinned if self._reads_self(e) else 0
+        target = max([floor] + [n for n, lv in enumerate(levels) if lv.index is not None and lv.index in free])
+        scatter = self._scatter_delta(e, free)
+        if scatter is not None and target == 0 and not self._reads_self(e):
+            return self._materialise(e, scatter, free, levels)
+        host = levels[target]
+        key = (id(host), e)
+        if key in self._memo:      # the same sum at the same place: compute it once
+            return self._memo[key]
+        acc = self.tmp("s")
+        self._memo[key] = acc
+        loops = self._loops(e.limits)
+        inner = levels[: target + 1] + loops
+        body = self.value(e.function, inner, pinned if pinned <= target else target)
+        loops[-1].post.append(f"{acc} += {body}")
+        host.pre.append(f"{acc} = 0.0")
+        host.pre.append(loops[0])
+        return acc
+
+    def _loops(self, limits) -> list[Block]:
+        blocks = []
+        for (i, lo, hi) in limits:
+            lo, end = sp.sympify(lo), sp.sympify(hi) + 1
+            span = self.int_value(end) if lo == 0 else f"{self.int_value(lo)}, {self.int_value(end)}"
+            b = Block(f"for {self.names.index(i)} in range({span}):", i)
+            if blocks:
+                blocks[-1].post.append(b)   # after whatever gets hoisted into the outer loop
+            blocks.append(b)
+        return blocks
+
+    def int_value(self, e: sp.Expr) -> str:
+        e = sp.sympify(e)
+        if e.is_Integer:
+            return str(int(e))
+        if isinstance(e, sp.Symbol) and e in self.dims:
+            return self.dims[e]
+        return f"int({self.value(e, [Block(None)], 0)})"
+
+    def _scatter_delta(self, e: sp.Sum, free: set):
+        """A delta [o = g(t)] in the summand, o free and g reading the summation indices."""
+        bound = {i for i, _, _ in e.limits}
+        for f in sp.Mul.make_args(e.function):
+            if isinstance(f, sp.KroneckerDelta):
+                a, b = f.args
+                for o, g in ((a, b), (b, a)):
+                    if o in free and isinstance(o, sp.Idx) and g.free_symbols & bound and o not in g.free_symbols:
+                        return f, o, g
+        return None
+
+    def _materialise(self, e: sp.Sum, scatter, free: set, levels: list[Block]) -> str:
+        """Σ_t [o = g(t)] f(t, F) for every (o, F) at once: one pass over t, scattering into an array."""
+        delta, o, g = scatter
+        axes = sorted(free, key=lambda i: str(i))
+        key = (id(levels[0]), e)
+        if key in self._memo:
+            return self._memo[key]
+        arr = self.tmp("a")
+        self._memo[key] = f"{arr}[{', '.join(self.names.index(i) for i in axes)}]"
+        shape = ", ".join(self.int_value(i.upper + 1) for i in axes)
+        fn = levels[0]
+        fn.pre.append(f"{arr} = np.zeros(({shape},))")
+        loops = self._loops(e.limits)
+        others = [i for i in axes if i != o]
+        loops += self._loops([(i, 0, i.upper) for i in others]) if others else []
+        if others:
+            loops[len(e.limits) - 1].post.append(loops[len(e.limits)])
+        rest = sp.Mul(*(f for f in sp.Mul.make_args(e.function) if f is not delta))
+        inner = [fn] + loops
+        body = self.value(rest, inner, 0)
+        where = ", ".join(self.index_value(g, inner, 0) if i == o else self.names.index(i) for i in axes)
+        loops[-1].post.append(f"{arr}[{where}] += {body}")
+        fn.pre.append(loops[0])
+        return f"{arr}[{', '.join(self.names.index(i) for i in axes)}]"

@@ -1,0 +1,198 @@
+"""Numba functions the generated kernels call: special functions and each q family's finish.
+
+A *finish* turns one element's natural parameters (collected by the derived
+kernel, eq. 19.56) into its standard parameters, the moments its neighbours
+read, and its entropy (19.7), in numerically safe forms: logit and log space
+for discrete q (log σ(z) = −softplus(−z), log-sum-exp), Cholesky for matrices.
+These are per-family, not per-model: the model-specific part is the derived η.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+LOG_2PI = math.log(2.0 * math.pi)
+LOG_2 = math.log(2.0)
+
+
+@njit(cache=True)
+def digamma(x):
+    """ψ(x) for x > 0: recurrence up to x ≥ 6, then the asymptotic series (error < 1e-15)."""
+    if x <= 0.0:
+        return math.nan
+    r = 0.0
+    while x < 6.0:
+        r -= 1.0 / x
+        x += 1.0
+    f = 1.0 / (x * x)
+    t = f * (-1.0 / 12 + f * (1.0 / 120 + f * (-1.0 / 252 + f * (1.0 / 240 + f * (-1.0 / 132)))))
+    return r + math.log(x) - 0.5 / x + t
+
+
+@njit(cache=True)
+def softplus(z):
+    """log(1 + eᶻ) without overflow."""
+    if z > 0.0:
+        return z + math.log1p(math.exp(-z))
+    return math.log1p(math.exp(z))
+
+
+@njit(cache=True)
+def sigmoid(z):
+    if z >= 0.0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+@njit(cache=True)
+def lmvgamma(a, d):
+    """log Γ_D(a) = D(D−1)/4 log π + Σ_{i=1}^{D} log Γ(a + (1 − i)/2)."""
+    out = d * (d - 1) / 4.0 * math.log(math.pi)
+    for i in range(1, d + 1):
+        out += math.lgamma(a + (1.0 - i) / 2.0)
+    return out
+
+
+@njit(cache=True)
+def logdet_spd(m):
+    """log|M| of a symmetric positive-definite matrix (Cholesky)."""
+    c = np.linalg.cholesky(m)
+    out = 0.0
+    for i in range(m.shape[0]):
+        out += 2.0 * math.log(c[i, i])
+    return out
+
+
+# ------------------------------------------------------------------ finishes
+# Each returns the entropy of the element; parameters and moments are written in place.
+
+@njit(cache=True)
+def finish_normal(eta_x, eta_x2):
+    """τ = −2η₂, mean = η₁/τ (PRML B.32) -> (mean, sd, ⟨x²⟩, H)."""
+    tau = -2.0 * eta_x2
+    if not tau > 0.0:
+        return math.nan, math.nan, math.nan, math.nan
+    mean = eta_x / tau
+    return mean, 1.0 / math.sqrt(tau), mean * mean + 1.0 / tau, 0.5 * (1.0 + LOG_2PI - math.log(tau))
+
+
+@njit(cache=True)
+def finish_gamma(eta_x, eta_logx):
+    """shape = η_log x + 1, rate = −η_x -> (shape, rate, ⟨x⟩, ⟨log x⟩, H) (PRML B.26–B.31)."""
+    a = eta_logx + 1.0
+    b = -eta_x
+    if not (a > 0.0 and b > 0.0):
+        return math.nan, math.nan, math.nan, math.nan, math.nan
+    return a, b, a / b, digamma(a) - math.log(b), math.lgamma(a) - (a - 1.0) * digamma(a) - math.log(b) + a
+
+
+@njit(cache=True)
+def finish_beta(eta_logx, eta_log1mx):
+    """-> (a, b, ⟨x⟩, ⟨log x⟩, ⟨log(1 − x)⟩, H) (PRML B.6–B.9)."""
+    a = eta_logx + 1.0
+    b = eta_log1mx + 1.0
+    if not (a > 0.0 and b > 0.0):
+        return math.nan, math.nan, math.nan, math.nan, math.nan, math.nan
+    s = digamma(a + b)
+    lbeta = math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+    h = lbeta - (a - 1.0) * digamma(a) - (b - 1.0) * digamma(b) + (a + b - 2.0) * s
+    return a, b, a / (a + b), digamma(a) - s, digamma(b) - s, h
+
+
+@njit(cache=True)
+def finish_bernoulli(eta):
+    """-> (p, H) with H = softplus(η) − p η, exact in log space for any η."""
+    p = sigmoid(eta)
+    return p, softplus(eta) - p * eta
+
+
+@njit(cache=True)
+def finish_categorical(eta, p):
+    """p = softmax(η) by log-sum-exp; H = log Σ e^η − Σ p η."""
+    m = eta.max()
+    s = 0.0
+    for k in range(eta.shape[0]):
+        s += math.exp(eta[k] - m)
+    lse = m + math.log(s)
+    h = lse
+    for k in range(eta.shape[0]):
+        p[k] = math.exp(eta[k] - lse)
+        h -= p[k] * eta[k]
+    return h
+
+
+@njit(cache=True)
+def finish_dirichlet(eta, alpha, logp, mean):
+    """α = η + 1; ⟨log π_k⟩ = ψ(α_k) − ψ(α₀) (PRML B.21); entropy PRML B.22-style."""
+    k = eta.shape[0]
+    a0 = 0.0
+    for i in range(k):
+        alpha[i] = eta[i] + 1.0
+        if not alpha[i] > 0.0:
+            return math.nan
+        a0 += alpha[i]
+    d0 = digamma(a0)
+    h = -math.lgamma(a0) + (a0 - k) * d0
+    for i in range(k):
+        logp[i] = digamma(alpha[i]) - d0
+        mean[i] = alpha[i] / a0
+        h += math.lgamma(alpha[i]) - (alpha[i] - 1.0) * digamma(alpha[i])
+    return h
+
+
+@njit(cache=True)
+def finish_mvnormal(eta_x, eta_xx, mean, cov, xxt):
+    """Λ = −2 sym(η_xxᵀ), Σ = Λ⁻¹ by Cholesky, μ = Σ η_x; H = D/2 (1 + log 2π) + ½ log|Σ|."""
+    d = eta_x.shape[0]
+    prec = np.empty((d, d))
+    for i in range(d):
+        for j in range(d):
+            prec[i, j] = -(eta_xx[i, j] + eta_xx[j, i])
+    for i in range(d):
+        for j in range(d):
+            if not np.isfinite(prec[i, j]):
+                return math.nan
+    c = np.linalg.cholesky(prec)
+    cinv = np.linalg.inv(c)
+    s = cinv.T @ cinv
+    m = s @ eta_x
+    logdet_prec = 0.0
+    for i in range(d):
+        logdet_prec += 2.0 * math.log(c[i, i])
+    for i in range(d):
+        mean[i] = m[i]
+        for j in range(d):
+            cov[i, j] = s[i, j]
+            xxt[i, j] = s[i, j] + m[i] * m[j]
+    return 0.5 * d * (1.0 + LOG_2PI) - 0.5 * logdet_prec
+
+
+@njit(cache=True)
+def finish_wishart(eta_logdet, eta_x, scale, x):
+    """ν = 2η_log|X| + D + 1, W = (−2 sym η_X)⁻¹; returns (df, ⟨log|X|⟩, H) (PRML B.79–B.82)."""
+    d = eta_x.shape[0]
+    df = 2.0 * eta_logdet + d + 1.0
+    winv = np.empty((d, d))
+    for i in range(d):
+        for j in range(d):
+            winv[i, j] = -(eta_x[i, j] + eta_x[j, i])
+    c = np.linalg.cholesky(winv)
+    cinv = np.linalg.inv(c)
+    w = cinv.T @ cinv
+    logdet_w = 0.0
+    for i in range(d):
+        logdet_w -= 2.0 * math.log(c[i, i])
+    elogdet = d * LOG_2 + logdet_w
+    for i in range(1, d + 1):
+        elogdet += digamma((df + 1.0 - i) / 2.0)
+    for i in range(d):
+        for j in range(d):
+            scale[i, j] = w[i, j]
+            x[i, j] = df * w[i, j]
+    h = df / 2.0 * logdet_w + df * d / 2.0 * LOG_2 + lmvgamma(df / 2.0, d) - (df - d - 1.0) / 2.0 * elogdet \
+        + df * d / 2.0
+    return df, elogdet, h

@@ -1,0 +1,175 @@
+"""A compiled model bound to data: the state arrays, their initial values, and the kernels.
+
+The state is one dict from mangled names (see :mod:`ppvi.codegen.emit`) to
+arrays: data, constants, params, and every q's parameters, moments and
+entropies.  Moments that equal a parameter (⟨x⟩ of a Normal is its mean) are
+the same array under two names.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from types import ModuleType
+
+import numpy as np
+from scipy import special
+
+from ppvi.io.data import Bound
+from ppvi.language import consts
+from ppvi.language.check import CheckedModel
+
+EULER = 0.5772156649015329
+
+
+def _shape(shape: list, sizes: dict[str, int]) -> tuple[int, ...]:
+    return tuple(sizes[s] if isinstance(s, str) else int(s) for s in shape)
+
+
+@dataclass
+class Program:
+    model: CheckedModel
+    module: ModuleType
+    sizes: dict[str, int]
+    state: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def plan(self) -> dict:
+        return self.module.PLAN
+
+    # ---------------------------------------------------------------- setup
+    @classmethod
+    def build(cls, model: CheckedModel, module: ModuleType, bound: Bound) -> "Program":
+        p = cls(model, module, dict(bound.sizes))
+        p._bind_inputs(bound)
+        return p
+
+    def _bind_inputs(self, bound: Bound) -> None:
+        values: dict[str, np.ndarray] = {}
+        for v in self.model.variables.values():
+            shape = _shape(list(v.shape), self.sizes)
+            if v.kind == "const":
+                values[v.name] = consts.fill(v.value, shape, self.sizes, values)
+                self.state[f"v_{v.name}"] = values[v.name].reshape(shape or (1,))
+            elif v.kind in ("data", "param") and v.name in bound.arrays:
+                self.state[f"v_{v.name}"] = bound.arrays[v.name].reshape(shape or (1,))
+        for name, (kind, const) in self.plan["derived"].items():
+            m = values[const]
+            if kind == "inv":
+                self.state[name] = np.ascontiguousarray(np.linalg.inv(m))
+            else:
+                self.state[name] = np.array([np.linalg.slogdet(m)[1]])
+        for n, size in self.sizes.items():
+            self.state[f"n_{n}"] = size
+
+    def initialise(self, rng: np.random.Generator) -> None:
+        """A valid q for every latent: broad defaults for globals, random for locals (symmetry breaking)."""
+        for var, info in self.plan["latents"].items():
+            for name, shape in info["state"].items():
+                self.state[name] = np.zeros(_shape(shape, self.sizes))
+            for alias, target in info["aliases"].items():
+                self.state[alias] = self.state[target]
+            _INIT[info["family"]](self.state, var, rng, info)
+        for v in self.model.variables.values():
+            if v.kind == "param" and f"v_{v.name}" not in self.state:
+                self.state[f"v_{v.name}"] = _param_default(v, _shape(list(v.shape), self.sizes), rng)
+        for var in self.plan.get("point", []):
+            v = self.model.variables[var]
+            self.state.setdefault(f"v_{var}", np.zeros(_shape(list(v.shape), self.sizes) or (1,)))
+
+    # ---------------------------------------------------------------- steps
+    def update(self, var: str) -> None:
+        info = self.plan["latents"][var]
+        getattr(self.module, info["kernel"])(*(self.state[a] for a in info["args"]))
+
+    def expected_terms(self) -> np.ndarray:
+        info = self.plan["elbo"]
+        return getattr(self.module, info["kernel"])(*(self.state[a] for a in info["args"]))
+
+    def entropy(self, var: str) -> float:
+        return float(np.sum(self.state[f"h_{var}"]))
+
+    def elbo(self) -> float:
+        """19.7: Σ_f E_q[log f] + Σ_x H[q(x)]."""
+        return float(np.sum(self.expected_terms())) + sum(self.entropy(v) for v in self.plan["latents"])
+
+    def schedule(self) -> list[str]:
+        """Globals first (they start from the randomised locals), then locals."""
+        lat = self.plan["latents"]
+        return [v for v in lat if lat[v]["scope"] == "global"] + [v for v in lat if lat[v]["scope"] == "local"]
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        return {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in self.state.items()}
+
+
+# ------------------------------------------------------------ initial values
+def _set(state, name, value):
+    state[name][...] = value
+
+
+def _init_normal(s, v, rng, info):
+    _set(s, f"q_{v}__mean", 0.0)
+    _set(s, f"q_{v}__sd", 1.0)
+    _set(s, f"m_{v}__x2", 1.0)
+
+
+def _init_gamma(s, v, rng, info):
+    for n, val in (("q_{}__shape", 1.0), ("q_{}__rate", 1.0), ("m_{}__x", 1.0), ("m_{}__logx", -EULER)):
+        _set(s, n.format(v), val)
+
+
+def _init_beta(s, v, rng, info):
+    for n, val in (("q_{}__a", 1.0), ("q_{}__b", 1.0), ("m_{}__x", 0.5), ("m_{}__logx", -1.0),
+                   ("m_{}__log1mx", -1.0)):
+        _set(s, n.format(v), val)
+
+
+def _init_bernoulli(s, v, rng, info):
+    p = s[f"q_{v}__p"]
+    p[...] = rng.uniform(0.05, 0.95, size=p.shape) if info["scope"] == "local" else 0.5
+
+
+def _init_categorical(s, v, rng, info):
+    p = s[f"q_{v}__p"]
+    p[...] = rng.dirichlet(np.ones(p.shape[-1]), size=p.shape[:-1]) if p.ndim > 1 else np.full(p.shape, 1 / p.shape[-1])
+
+
+def _init_dirichlet(s, v, rng, info):
+    k = s[f"q_{v}__alpha"].shape[-1]
+    _set(s, f"q_{v}__alpha", 1.0)
+    _set(s, f"m_{v}__logp", special.digamma(1.0) - special.digamma(k))
+    _set(s, f"m_{v}__x", 1.0 / k)
+
+
+def _init_mvnormal(s, v, rng, info):
+    d = s[f"q_{v}__mean"].shape[-1]
+    _set(s, f"q_{v}__mean", 0.0)
+    _set(s, f"q_{v}__cov", np.eye(d))
+    _set(s, f"m_{v}__xxT", np.eye(d))
+
+
+def _init_wishart(s, v, rng, info):
+    d = s[f"q_{v}__scale"].shape[-1]
+    df = d + 1.0
+    _set(s, f"q_{v}__df", df)
+    _set(s, f"q_{v}__scale", np.eye(d) / df)
+    _set(s, f"m_{v}__X", np.eye(d))
+    elogdet = sum(special.digamma((df + 1 - i) / 2) for i in range(1, d + 1)) + d * math.log(2) - d * math.log(df)
+    _set(s, f"m_{v}__logdet", elogdet)
+
+
+_INIT = {"Normal": _init_normal, "Gamma": _init_gamma, "Beta": _init_beta, "Bernoulli": _init_bernoulli,
+         "Categorical": _init_categorical, "Dirichlet": _init_dirichlet, "MvNormal": _init_mvnormal,
+         "Wishart": _init_wishart}
+
+
+def _param_default(v, shape, rng) -> np.ndarray:
+    shape = shape or (1,)
+    if v.support == "positive":
+        return np.ones(shape)
+    if v.support == "simplex":
+        return np.full(shape, 1.0 / shape[-1])
+    if v.support == "unit_columns":
+        w = rng.normal(size=shape)
+        return w / np.linalg.norm(w, axis=0, keepdims=True)
+    return rng.normal(scale=0.1, size=shape)

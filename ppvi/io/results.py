@@ -1,0 +1,169 @@
+"""Result files (DESIGN §3), written atomically, and the end-of-run summary table."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import tempfile
+
+import numpy as np
+
+from ppvi.infer.cavi import Fit
+
+STANDARD = {
+    "Normal": ("mean", "sd"), "Gamma": ("shape", "rate"), "Beta": ("a", "b"), "Bernoulli": ("p",),
+    "Categorical": ("p",), "Dirichlet": ("alpha",), "MvNormal": ("mean", "cov"), "Wishart": ("df", "scale"),
+}
+
+
+def _mean(family: str, p: dict[str, np.ndarray]) -> np.ndarray:
+    if family in ("Normal", "MvNormal"):
+        return p["mean"]
+    if family == "Gamma":
+        return p["shape"] / p["rate"]
+    if family == "Beta":
+        return p["a"] / (p["a"] + p["b"])
+    if family == "Bernoulli":
+        return p["p"]
+    if family == "Categorical":
+        return p["p"] @ np.arange(p["p"].shape[-1])
+    if family == "Dirichlet":
+        return p["alpha"] / p["alpha"].sum(-1, keepdims=True)
+    return p["df"][..., None, None] * p["scale"]
+
+
+def _sd(family: str, p: dict[str, np.ndarray]) -> np.ndarray | None:
+    """Posterior standard deviation of each entry (for the summary)."""
+    if family == "Normal":
+        return p["sd"]
+    if family == "Gamma":
+        return np.sqrt(p["shape"]) / p["rate"]
+    if family == "Beta":
+        a, b = p["a"], p["b"]
+        return np.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
+    if family == "Bernoulli":
+        return np.sqrt(p["p"] * (1 - p["p"]))
+    if family == "Dirichlet":
+        a = p["alpha"]
+        a0 = a.sum(-1, keepdims=True)
+        return np.sqrt(a * (a0 - a) / (a0 ** 2 * (a0 + 1)))
+    if family == "MvNormal":
+        return np.sqrt(np.diagonal(p["cov"], axis1=-2, axis2=-1))
+    return None
+
+
+def q_summary(fit: Fit) -> dict[str, dict]:
+    """Every latent's q: family, mean and standard parameters, shaped as the model declares."""
+    prog = fit.program
+    out = {}
+    for var, info in prog.plan["latents"].items():
+        fam = info["family"]
+        scalar = not prog.model.variables[var].shape
+        params = {p: prog.state[f"q_{var}__{p}"] for p in STANDARD[fam]}
+        if scalar:
+            params = {k: v.reshape(()) for k, v in params.items()}
+        entry = {"family": fam, "mean": _mean(fam, params)}
+        entry.update(params)
+        sd = _sd(fam, params)
+        if sd is not None:
+            entry["sd_of_entries"] = sd
+        out[var] = entry
+    for var in prog.plan.get("point", []):
+        v = prog.state[f"v_{var}"]
+        v = v.reshape(()) if not prog.model.variables[var].shape else v
+        out[var] = {"family": "point", "mean": v, "value": v}
+    return out
+
+
+def params_of(fit: Fit) -> dict[str, np.ndarray]:
+    prog = fit.program
+    return {v.name: (prog.state[f"v_{v.name}"].reshape(()) if not v.shape else prog.state[f"v_{v.name}"])
+            for v in prog.model.of_kind("param")}
+
+
+def result_dict(fit: Fit) -> dict:
+    q = q_summary(fit)
+    for entry in q.values():
+        entry.pop("sd_of_entries", None)
+    return {"model": fit.program.model.name, "elbo": fit.elbo, "elbo_trace": list(fit.trace),
+            "iterations": fit.iterations, "converged": bool(fit.converged), "q": q, "params": params_of(fit)}
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def _flatten(prefix: str, x, out: dict) -> None:
+    if isinstance(x, dict):
+        for k, v in x.items():
+            _flatten(f"{prefix}/{k}" if prefix else k, v, out)
+    else:
+        out[prefix] = np.asarray(x)
+
+
+def write(path: str, fit: Fit) -> None:
+    """Write ``.json`` or ``.npz`` atomically: a temporary file in the same folder, then a rename."""
+    data = result_dict(fit)
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".npz":
+        flat: dict[str, np.ndarray] = {}
+        _flatten("", data, flat)
+        buf = io.BytesIO()
+        np.savez(buf, **flat)
+        payload = buf.getvalue()
+    else:
+        payload = (json.dumps(_jsonable(data), indent=1) + "\n").encode("utf-8")
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".ppvi-", suffix=ext)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _short(a: np.ndarray, limit: int = 6) -> str:
+    a = np.asarray(a, dtype=float)
+    if a.ndim == 0:
+        return f"{float(a):.4g}"
+    flat = a.ravel()
+    body = ", ".join(f"{v:.4g}" for v in flat[:limit])
+    more = f", … ({a.size} values)" if a.size > limit else ""
+    return f"[{body}{more}]"
+
+
+def summary_table(fit: Fit) -> str:
+    """What a user reads at the end of a run: each q's family, shape, posterior mean and sd."""
+    q = q_summary(fit)
+    rows = [("variable", "q", "shape", "mean", "sd")]
+    for var, e in q.items():
+        m = np.asarray(e["mean"])
+        sd = e.get("sd_of_entries")
+        rows.append((var, e["family"], "scalar" if m.ndim == 0 else "×".join(map(str, m.shape)), _short(m),
+                     _short(sd) if sd is not None else ""))
+    for name, value in params_of(fit).items():
+        v = np.asarray(value)
+        rows.append((name, "param", "scalar" if v.ndim == 0 else "×".join(map(str, v.shape)), _short(v), ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    status = "converged" if fit.converged else ("interrupted" if fit.interrupted else "not converged")
+    head = (f"ELBO {fit.elbo:.10g} after {fit.iterations} iterations ({status}, "
+            f"{fit.seconds:.3g} s" + (f", best of restarts: #{fit.restart}" if fit.restart else "") + ")")
+    return head + "\n" + "\n".join(lines) + "\n"
