@@ -14,6 +14,21 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def kernel_cache(tmp_path_factory):
+    """One fresh kernel cache for the whole run: the first fit of a model compiles, later ones reuse it."""
+    import os
+
+    path = tmp_path_factory.mktemp("ppvi-cache")
+    old = os.environ.get("PPVI_CACHE_DIR")
+    os.environ["PPVI_CACHE_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("PPVI_CACHE_DIR", None)
+    else:
+        os.environ["PPVI_CACHE_DIR"] = old
+
+
 def pytest_addoption(parser):
     parser.addoption("--update-golden", action="store_true", help="rewrite golden files from current output")
 

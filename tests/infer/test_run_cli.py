@@ -1,0 +1,86 @@
+"""`ppvi run` end to end: every example, result files, determinism, interruption."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import ppvi
+from conftest import MODELS, run_cli
+
+ALL = sorted(MODELS.glob("*.ppvi"))
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.stem)
+def test_every_example_runs(path, capsys, tmp_path):
+    out_file = tmp_path / "r.json"
+    code, out, err = run_cli(["run", path, "--out", out_file, "--max-iter", "50"], capsys)
+    assert code == 0, err
+    assert out.startswith("ELBO ")
+    r = json.loads(out_file.read_text())
+    assert set(r) == {"model", "elbo", "elbo_trace", "iterations", "converged", "q", "params"}
+    assert np.isfinite(r["elbo"]) and len(r["elbo_trace"]) == r["iterations"]
+    for name, q in r["q"].items():
+        assert "family" in q and "mean" in q
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".ppvi-")], "a temporary file was left behind"
+
+
+def test_npz_result(tmp_path, capsys):
+    out_file = tmp_path / "r.npz"
+    code, _, err = run_cli(["run", MODELS / "gmm_1d.ppvi", "--out", out_file, "--quiet"], capsys)
+    assert code == 0, err
+    with np.load(out_file) as f:
+        assert {"elbo", "q/mu/mean", "q/mu/sd", "q/z/p", "q/pi/alpha", "converged"} <= set(f.files)
+        assert f["q/z/p"].shape == (272, 3)
+
+
+def test_api_and_json(tmp_path):
+    r = ppvi.load(str(MODELS / "gmm_1d.ppvi")).fit(seed=1)
+    d = json.loads(r.to_json())
+    assert d["q"]["mu"]["family"] == "Normal" and len(d["q"]["mu"]["mean"]) == 3
+    assert r.converged and r.elbo == d["elbo"]
+
+
+def test_restarts_keep_the_best(tmp_path):
+    one = ppvi.load(str(MODELS / "gmm_1d.ppvi")).fit(seed=5, restarts=1)
+    many = ppvi.load(str(MODELS / "gmm_1d.ppvi")).fit(seed=5, restarts=4)
+    assert many.elbo >= one.elbo - 1e-9
+
+
+def test_interrupt_keeps_the_current_q(tmp_path):
+    calls = []
+
+    def stop(it, elbo, change):
+        calls.append(it)
+        if it == 3:
+            raise KeyboardInterrupt
+
+    r = ppvi.load(str(MODELS / "gmm_1d.ppvi")).fit(on_iteration=stop)
+    assert r.fit.interrupted and not r.converged and r.fit.iterations == 3
+    out = tmp_path / "r.json"
+    r.save(str(out))
+    assert json.loads(out.read_text())["converged"] is False
+
+
+def _run_process(args, env_extra):
+    env = {**os.environ, **env_extra}
+    proc = subprocess.run([sys.executable, "-m", "ppvi", "run", *map(str, args)], capture_output=True, text=True,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_identical_for_one_and_two_threads_and_cold_and_warm_cache(tmp_path):
+    cache = tmp_path / "cache"
+    results = []
+    for threads in ("1", "2", "2"):     # the first run is cold, the others warm
+        out = tmp_path / f"r{len(results)}.json"
+        _run_process([MODELS / "gmm_1d.ppvi", "--out", out, "--quiet"],
+                     {"NUMBA_NUM_THREADS": threads, "PPVI_CACHE_DIR": str(cache)})
+        results.append(json.loads(out.read_text()))
+    assert results[0] == results[1] == results[2]
