@@ -8,6 +8,7 @@ lives in ``$PPVI_CACHE_DIR``, else ``$XDG_CACHE_HOME/ppvi``, else
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -29,9 +30,21 @@ def cache_dir() -> str:
     return root
 
 
+@functools.lru_cache(maxsize=1)
+def _ppvi_fingerprint() -> str:
+    """A digest of ppvi's own source, so a changed compiler never reuses kernels of the old one."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    h = hashlib.sha256()
+    for folder, _, files in sorted(os.walk(root)):
+        for name in sorted(f for f in files if f.endswith((".py", ".lark"))):
+            with open(os.path.join(folder, name), "rb") as fh:
+                h.update(fh.read())
+    return h.hexdigest()
+
+
 def key(model_text: str) -> str:
     h = hashlib.sha256()
-    for part in (model_text, __version__, numba.__version__, sys.version):
+    for part in (model_text, __version__, _ppvi_fingerprint(), numba.__version__, sys.version):
         h.update(part.encode("utf-8"))
         h.update(b"\0")
     return h.hexdigest()[:24]

@@ -96,13 +96,30 @@ def _parallel_axis(q: QFactor, bases: frozenset) -> bool:
     return True
 
 
+def _exact_em(d: Derivation) -> bool:
+    """Every mean-field latent is local and exact given θ (no other latent in its update): then the
+    ELBO right after its update is the log-likelihood log p(v; θ) (EM, 19.2)."""
+    if not d.q or d.point:
+        return False
+    for v, q in d.q.items():
+        if q.scope != "local":
+            return False
+        for e in q.natural.values():
+            for node in sp.preorder_traversal(e):
+                base = node.base if isinstance(node, sp.Indexed) else node
+                if isinstance(base, (MomentBase, MomentSymbol)):
+                    return False
+    return True
+
+
 class ModuleWriter:
     def __init__(self, d: Derivation):
         self.d = d
         self.names = Names()
         self.dims = {d.syms.dims[n]: self.names.dim(n) for n in d.syms.dims}
         self.functions: list[str] = []
-        self.plan: dict = {"model": d.model.name, "latents": {}, "elbo": None, "derived": {}}
+        self.plan: dict = {"model": d.model.name, "latents": {}, "points": {}, "elbo": None, "derived": {},
+                           "exact_em": _exact_em(d)}
 
     # -------------------------------------------------------------- kernels
     def update_kernel(self, q: QFactor) -> None:
@@ -192,6 +209,108 @@ class ModuleWriter:
             loops[-1].post.append(f"{name}[{', '.join(self.names.index(a) for a in axes)}] = {v}")
             el.post.append(loops[0])
 
+    def point_kernel(self, pu) -> None:
+        """The exact coordinate update of a param or MAP latent (see ppvi.derive.mstep)."""
+        v = self.d.model.variables[pu.var]
+        base = self.d.syms.var(pu.var, len(v.shape))
+        bases = frozenset({base})
+        w = Writer(self.names, self.dims, bases)
+        fn = Block(None)
+        target = self.names.variable(pu.var)
+        reads_self = any((isinstance(n, sp.Indexed) and n.base == base and tuple(n.indices) != tuple(pu.index))
+                         for n in sp.preorder_traversal(pu.value))
+        at = [self.names.index(i) for i in pu.index]
+        el = f"{target}[{', '.join(at)}]" if at else f"{target}[0]"
+        name = f"update_{pu.var}"
+        parallel = False
+        if pu.method in ("simplex", "unit_columns"):
+            # the normalised axis: the last (simplex) or the first (columns); loop the others outside
+            axis = len(pu.index) - 1 if pu.method == "simplex" else 0
+            outer = [i for n, i in enumerate(pu.index) if n != axis]
+            levels = [fn]
+            for i in outer:
+                b = Block(f"for {self.names.index(i)} in range({w.int_value(i.upper + 1)}):", i)
+                levels[-1].post.append(b)
+                levels.append(b)
+            host = levels[-1]
+            ax = pu.index[axis]
+            tmp = w.tmp("c")
+            host.post.append(f"{tmp} = np.empty(({w.int_value(ax.upper + 1)},))")
+            loops = w._loops([(ax, 0, ax.upper)])
+            val = w.value(pu.value, levels + loops, len(levels) - 1)
+            loops[-1].post.append(f"{tmp}[{self.names.index(ax)}] = {val}")
+            host.post.append(loops[0])
+            if pu.method == "simplex":
+                host.post.append(f"_z = {tmp}.sum()")
+                host.post.append(f"if _z > 0.0 and np.all({tmp} >= 0.0):")
+                host.post.append(f"    {tmp} /= _z")
+            else:
+                host.post.append(f"_z = math.sqrt(({tmp} * {tmp}).sum())")
+                host.post.append(f"if _z > 0.0 and math.isfinite(_z):")
+                host.post.append(f"    {tmp} /= _z")
+            put = Block(f"for {self.names.index(ax)} in range({w.int_value(ax.upper + 1)}):", ax)
+            put.post.append(f"if math.isfinite({tmp}[{self.names.index(ax)}]) and _z > 0.0:")
+            put.post.append(f"    {el} = {tmp}[{self.names.index(ax)}]")
+            host.post.append(put)
+        else:
+            levels = [fn]
+            first_free = bool(pu.index) and not any(
+                isinstance(n, sp.Indexed) and n.base == base and n.indices[0] != pu.index[0]
+                for n in sp.preorder_traversal(pu.value))
+            parallel = first_free and pu.method != "gradient" and (not reads_self or len(pu.index) > 1)
+            # A MAP latent coupled within an example is solved exactly per example: coordinate passes
+            # over the last axis until nothing moves ("exact on each subproblem").
+            passes = pu.kind == "point" and reads_self and len(pu.index) >= 1 and pu.method != "gradient"
+            for n, i in enumerate(pu.index):
+                loop = "prange" if n == 0 and parallel else "range"
+                b = Block(f"for {self.names.index(i)} in {loop}({w.int_value(i.upper + 1)}):", i)
+                if passes and n == len(pu.index) - 1:
+                    rep = Block("for _pass in range(10000):")
+                    rep.post.append("_delta = 0.0")
+                    rep.post.append("_size = 0.0")
+                    rep.post.append(b)
+                    rep.post.append("if _delta <= 1e-14 * (1.0 + _size):")
+                    rep.post.append("    break")
+                    levels[-1].post.append(rep)
+                else:
+                    levels[-1].post.append(b)
+                levels.append(b)
+            host = levels[-1]
+            pinned = len(levels) - 1
+            if passes:
+                host.post.append(f"_old = {el}")
+            val = w.value(pu.value, levels, pinned)
+            if pu.method == "gradient":
+                grad = self.names.variable(pu.var).replace("v_", "g_", 1)
+                host.post.append(f"{grad}[{', '.join(at) if at else '0'}] = {val}")
+            elif pu.method == "soft_threshold":
+                a = w.value(pu.extra["curvature"], levels, pinned)
+                lam = w.value(pu.extra["weight"], levels, pinned)
+                c = w.value(pu.extra["center"], levels, pinned)
+                host.post.append(f"_m = {val}")
+                host.post.append(f"_a = {a}")
+                host.post.append(f"if _a > 0.0 and math.isfinite(_m):")
+                host.post.append(f"    _c = {c}")
+                host.post.append(f"    _t = {lam} / _a")
+                host.post.append(f"    _r = _m - _c")
+                host.post.append(f"    {el} = _c + (_r - _t if _r > _t else (_r + _t if _r < -_t else 0.0))")
+                if passes:
+                    host.post.append(f"_delta = max(_delta, abs({el} - _old))")
+                    host.post.append(f"_size = max(_size, abs({el}))")
+            else:
+                host.post.append(f"_m = {val}")
+                ok = "math.isfinite(_m)" + (" and _m > 0.0" if pu.support == "positive" else "")
+                if pu.method == "newton":
+                    ok += f" and ({w.value(pu.extra['curvature'], levels, pinned)}) < 0.0"
+                host.post.append(f"if {ok}:")
+                host.post.append(f"    {el} = _m")
+                if passes:
+                    host.post.append(f"_delta = max(_delta, abs({el} - _old))")
+                    host.post.append(f"_size = max(_size, abs({el}))")
+        self._function(name, fn, parallel, returns=None)
+        self.plan["points"][pu.var] = {"kernel": name, "args": self._args(name), "kind": pu.kind,
+                                       "method": pu.method, "sequential": reads_self}
+
     def elbo_kernel(self) -> None:
         w = Writer(self.names, self.dims)
         fn = Block(None)
@@ -211,7 +330,7 @@ class ModuleWriter:
         if returns:
             lines.append(f"    return {returns}")
         src = "\n".join(lines)
-        args = sorted(set(re.findall(r"\b(?:[vmqhc]_\w+|n_\w+)\b", src)))
+        args = sorted(set(re.findall(r"\b(?:[vmqhcg]_\w+|n_\w+)\b", src)))
         deco = "@njit(cache=True, parallel=True)" if parallel else "@njit(cache=True)"
         self.functions.append(f"{deco}\ndef {name}({', '.join(args)}):\n{src}\n")
         self._last_args = args
@@ -222,6 +341,8 @@ class ModuleWriter:
     def source(self) -> str:
         for q in self.d.q.values():
             self.update_kernel(q)
+        for pu in self.d.points.values():
+            self.point_kernel(pu)
         self.elbo_kernel()
         self.plan["derived"] = {k: list(v) for k, v in self.names.derived.items()}
         self.plan["point"] = list(self.d.point)

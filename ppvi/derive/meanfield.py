@@ -23,22 +23,17 @@ import sympy as sp
 from ppvi.derive.expectation import Expectation, NonConjugate, canonical, collapse
 from ppvi.derive import qfamily
 from ppvi.derive.lower import Lowering
+from ppvi.derive.mstep import point_update
 from ppvi.derive.symbols import MomentBase, MomentSymbol, Symbols, lgamma
 from ppvi.errors import PPVIError, Reporter
+from ppvi.families import FAMILIES, Q_FAMILIES
 from ppvi.graph import FactorGraph, build
 from ppvi.language.check import CheckedModel
 
-#: support -> (q family, its statistic keys) — DESIGN §5, step 3.
-FAMILY_BY_SUPPORT = {
-    "real": ("Normal", ("x", "x2")),
-    "binary": ("Bernoulli", ("x", "x2")),
-    "positive": ("Gamma", ("x", "logx")),
-    "unit_interval": ("Beta", ("logx", "log1mx")),
-    "index": ("Categorical", ("onehot",)),
-    "simplex": ("Dirichlet", ("logp",)),
-    "real_vector": ("MvNormal", ("x", "xxT")),
-    "pd_matrix": ("Wishart", ("X", "logdet")),
-}
+#: support -> (q family, its statistic keys) — DESIGN §5, step 3; from :mod:`ppvi.families`.
+#: On {0, 1}, x² = x: the expectation engine may produce ⟨x²⟩ for a binary latent; it is folded into x.
+FAMILY_BY_SUPPORT = {f.support: (f.name, f.statistic_keys + (("x2",) if f.support == "binary" else ()))
+                     for f in map(FAMILIES.__getitem__, Q_FAMILIES)}
 
 STAT_WORDS = {"x": "x", "x2": "x²", "logx": "log x", "log1mx": "log(1 − x)", "logp": "log πₖ",
               "onehot": "[z = k]", "xxT": "x xᵀ", "X": "X", "logdet": "log|X|"}
@@ -71,6 +66,7 @@ class Derivation:
     q: dict[str, QFactor]
     expected: dict[int, sp.Expr]               # factor id -> Σ_plates E_q[ℓ_f]
     point: list[str] = field(default_factory=list)   # MAP latents (Dirac q)
+    points: dict = field(default_factory=dict)       # params and MAP latents -> mstep.PointUpdate
 
     @property
     def expected_log_joint(self) -> sp.Expr:
@@ -144,7 +140,11 @@ def derive(model: CheckedModel) -> Derivation:
         if n.name not in mean_field:
             continue
         q[n.name] = _q_factor(model, graph, syms, rep, n, total, expected)
-    return Derivation(model, graph, syms, q, expected, [n.name for n in latents if n.name not in mean_field])
+    point = [n.name for n in latents if n.name not in mean_field]
+    points = {v: point_update(model, syms, expected, v, "point", partial, low) for v in point}
+    points.update({v.name: point_update(model, syms, expected, v.name, "param", partial, low)
+                   for v in model.of_kind("param")})
+    return Derivation(model, graph, syms, q, expected, point, points)
 
 
 def _size(i: sp.Idx):
@@ -251,8 +251,8 @@ def _d(e: sp.Expr, m: sp.Basic, at: tuple) -> sp.Expr:
         return sp.Sum(_d(e.function, m, at), *e.limits)
     if isinstance(e, sp.Pow) and not e.exp.has(m):
         return e.exp * e.base ** (e.exp - 1) * _d(e.base, m, at)
-    if isinstance(e, sp.Function) and len(e.args) == 1:
-        return e.fdiff(1).xreplace({}) * _d(e.args[0], m, at) if hasattr(e, "fdiff") else sp.diff(e, m)
+    if isinstance(e, sp.Function):
+        return sp.Add(*(e.fdiff(n + 1) * _d(a, m, at) for n, a in enumerate(e.args) if a.has(m)))
     raise NotImplementedError(f"cannot differentiate {e} in {m}")  # pragma: no cover
 
 

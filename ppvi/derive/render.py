@@ -263,6 +263,17 @@ def _standard_in_eta(q: QFactor) -> dict[str, str]:
     }[q.family]
 
 
+_POINT_TEXT = {
+    "closed_form": "closed form: ∂L/∂{el} = 0 solved exactly",
+    "newton": "L is quadratic in {el}: the exact maximiser with the other entries fixed",
+    "simplex": "on the simplex: Lagrange multiplier, {el} = c / Σ c with c =",
+    "unit_columns": "unit-norm columns: each column becomes u/‖u‖, u =",
+    "soft_threshold": "Laplace prior: exact coordinate step of L1-regularised least squares (19.16), "
+                      "{el} ← center + soft(m − center, weight/curvature), m =",
+    "gradient": "no closed form: gradient steps with a line search on the ELBO (generalised EM); ∂L/∂{el} =",
+}
+
+
 def to_text(d: Derivation) -> str:
     pr = Whiteboard(_nplates(d))
     show = lambda e: pr.doprint(tidy(e)).replace("*", "·")  # noqa: E731
@@ -280,8 +291,16 @@ def to_text(d: Derivation) -> str:
         for p, text in _standard_in_eta(q).items():
             out.append(f"  {p} = {text}")
         out.append("")
-    for v in d.point:
-        out.append(f"q({v}) = point (MAP, 19.11–19.13): maximise log p({v}, v) in {v}; no entropy term")
+    for v, pu in d.points.items():
+        el = f"{v}[{', '.join(str(i) for i in pu.index)}]" if pu.index else v
+        what = ("point q (MAP, 19.11–19.13): maximise log p(h, v); no entropy term" if pu.kind == "point"
+                else "param: M-step (19.2), maximise the ELBO with q fixed")
+        out.append(f"{el}    [{what}]")
+        out.append(f"  {_POINT_TEXT[pu.method].format(el=el)}")
+        out.append(f"  {el} ← {show(pu.value) if pu.method != 'simplex' else 'c / Σ c'}" if pu.method not in
+                   ("soft_threshold", "gradient", "simplex", "unit_columns") else f"  value: {show(pu.value)}")
+        for k, e in pu.extra.items():
+            out.append(f"  {k}: {show(e)}")
         out.append("")
     out.append("evidence lower bound  L = Σ E_q[log p] + Σ H[q]   (19.7)")
     for label, e in d.elbo_terms():
@@ -317,9 +336,15 @@ def to_dict(d: Derivation) -> dict:
         q[v] = {"family": qf.family, "index": [str(i) for i in qf.index], "event": [str(i) for i in qf.event],
                 "parameters": {p: sp.sstr(e) for p, e in d.standard(v).items()},
                 "natural": {s: sp.sstr(e) for s, e in qf.natural.items()}, "scope": qf.scope}
-    for v in d.point:
-        q[v] = {"family": "point", "parameters": {}}
-    return {"model": d.model.name, "q": q, "elbo": [sp.sstr(e) for _, e in d.elbo_terms()],
+    params = {}
+    for v, pu in d.points.items():
+        entry = {"method": pu.method, "update": sp.sstr(pu.value),
+                 **{k: sp.sstr(e) for k, e in pu.extra.items()}}
+        if pu.kind == "point":
+            q[v] = {"family": "point", "parameters": {"value": sp.sstr(pu.value)}, **entry}
+        else:
+            params[v] = entry
+    return {"model": d.model.name, "q": q, "params": params, "elbo": [sp.sstr(e) for _, e in d.elbo_terms()],
             "elbo_labels": [label for label, _ in d.elbo_terms()]}
 
 

@@ -32,6 +32,7 @@ class Program:
     module: ModuleType
     sizes: dict[str, int]
     state: dict[str, np.ndarray] = field(default_factory=dict)
+    given: dict[str, np.ndarray] = field(default_factory=dict)     # params the user gave: the start of EM
 
     @property
     def plan(self) -> dict:
@@ -53,6 +54,8 @@ class Program:
                 self.state[f"v_{v.name}"] = values[v.name].reshape(shape or (1,))
             elif v.kind in ("data", "param") and v.name in bound.arrays:
                 self.state[f"v_{v.name}"] = bound.arrays[v.name].reshape(shape or (1,))
+                if v.kind == "param":
+                    self.given[v.name] = self.state[f"v_{v.name}"].copy()
         for name, (kind, const) in self.plan["derived"].items():
             m = values[const]
             if kind == "inv":
@@ -70,17 +73,49 @@ class Program:
             for alias, target in info["aliases"].items():
                 self.state[alias] = self.state[target]
             _INIT[info["family"]](self.state, var, rng, info)
-        for v in self.model.variables.values():
-            if v.kind == "param" and f"v_{v.name}" not in self.state:
-                self.state[f"v_{v.name}"] = _param_default(v, _shape(list(v.shape), self.sizes), rng)
+        informed = bool(self.given)
+        for v in self.model.of_kind("param"):
+            shape = _shape(list(v.shape), self.sizes)
+            value = self.given.get(v.name)
+            if value is None and v.support == "real":
+                value = self._from_data(v, rng)
+                informed = informed or value is not None
+            self.state[f"v_{v.name}"] = value.copy() if value is not None else _param_default(v, shape, rng)
         for var in self.plan.get("point", []):
             v = self.model.variables[var]
-            self.state.setdefault(f"v_{var}", np.zeros(_shape(list(v.shape), self.sizes) or (1,)))
+            self.state[f"v_{var}"] = np.zeros(_shape(list(v.shape), self.sizes) or (1,))
+        if informed:
+            # Start from the given or data-seeded params: first the latents' q for them (an E-step).
+            for var in self.schedule():
+                if var in self.plan["latents"] or self.plan["points"][var]["kind"] == "point":
+                    self.update(var)
 
     # ---------------------------------------------------------------- steps
     def update(self, var: str) -> None:
-        info = self.plan["latents"][var]
+        info = self.plan["latents"].get(var) or self.plan["points"][var]
+        if info.get("method") == "gradient":
+            self._gradient_step(var, info)
+            return
         getattr(self.module, info["kernel"])(*(self.state[a] for a in info["args"]))
+
+    def _gradient_step(self, var: str, info: dict) -> None:
+        """Generalised EM for a param with no closed-form maximiser: one gradient step with a
+        backtracking line search, accepted only if the ELBO rises."""
+        value = self.state[f"v_{var}"]
+        grad = self.state.setdefault(f"g_{var}", np.zeros_like(value))
+        getattr(self.module, info["kernel"])(*(self.state[a] for a in info["args"]))
+        norm = float(np.sqrt(np.sum(grad * grad)))
+        if not norm > 0 or not np.isfinite(norm):
+            return
+        start = value.copy()
+        before = self.elbo()
+        step = 1.0 / norm * max(1.0, float(np.sqrt(np.sum(start * start))))
+        for _ in range(40):
+            value[...] = start + step * grad
+            if self.elbo() > before:
+                return
+            step *= 0.5
+        value[...] = start
 
     def expected_terms(self) -> np.ndarray:
         info = self.plan["elbo"]
@@ -93,10 +128,35 @@ class Program:
         """19.7: Σ_f E_q[log f] + Σ_x H[q(x)]."""
         return float(np.sum(self.expected_terms())) + sum(self.entropy(v) for v in self.plan["latents"])
 
+    def _from_data(self, v, rng: np.random.Generator) -> np.ndarray | None:
+        """Seeds from the data: k-means++ for centres ([K] with data x[N], [K, D] with x[N, D]);
+        random data rows for a dictionary ([D, M] with data v[N, D])."""
+        for d in self.model.of_kind("data"):
+            x = self.state.get(f"v_{d.name}")
+            if x is None or x.dtype.kind != "f":
+                continue
+            if len(v.shape) == 1 and d.shape[1:] == () and len(d.shape) == 1:
+                return _kmeanspp(x[:, None], self.sizes[v.shape[0]] if isinstance(v.shape[0], str) else v.shape[0],
+                                 rng)[:, 0]
+            if len(v.shape) == 2 and len(d.shape) == 2 and v.shape[1] == d.shape[1]:
+                k = _shape([v.shape[0]], self.sizes)[0]
+                return _kmeanspp(x, k, rng)
+            if len(v.shape) == 2 and len(d.shape) == 2 and v.shape[0] == d.shape[1]:
+                m = _shape([v.shape[1]], self.sizes)[0]
+                rows = rng.choice(x.shape[0], size=m, replace=x.shape[0] < m)
+                return np.ascontiguousarray(x[rows].T)
+        return None
+
     def schedule(self) -> list[str]:
-        """Globals first (they start from the randomised locals), then locals."""
-        lat = self.plan["latents"]
-        return [v for v in lat if lat[v]["scope"] == "global"] + [v for v in lat if lat[v]["scope"] == "local"]
+        """Params (the M-step, 19.2), then global latents, local latents and MAP latents.
+
+        Params and globals start from the randomised locals; with this order the
+        ELBO at the end of a sweep of an exact-EM model is the log-likelihood.
+        """
+        lat, pts = self.plan["latents"], self.plan["points"]
+        params = [v for v in pts if pts[v]["kind"] == "param"]
+        return (params + [v for v in lat if lat[v]["scope"] == "global"]
+                + [v for v in lat if lat[v]["scope"] == "local"] + [v for v in pts if pts[v]["kind"] == "point"])
 
     def snapshot(self) -> dict[str, np.ndarray]:
         return {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in self.state.items()}
@@ -161,6 +221,18 @@ def _init_wishart(s, v, rng, info):
 _INIT = {"Normal": _init_normal, "Gamma": _init_gamma, "Beta": _init_beta, "Bernoulli": _init_bernoulli,
          "Categorical": _init_categorical, "Dirichlet": _init_dirichlet, "MvNormal": _init_mvnormal,
          "Wishart": _init_wishart}
+
+
+def _kmeanspp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """k-means++ seeding (Arthur & Vassilvitskii 2007): each centre a data point, far ones likelier."""
+    centres = [x[rng.integers(len(x))]]
+    d2 = np.sum((x - centres[0]) ** 2, axis=1)
+    for _ in range(1, k):
+        total = d2.sum()
+        i = rng.choice(len(x), p=d2 / total) if total > 0 else rng.integers(len(x))
+        centres.append(x[i])
+        d2 = np.minimum(d2, np.sum((x - x[i]) ** 2, axis=1))
+    return np.ascontiguousarray(np.array(centres, dtype=float))
 
 
 def _param_default(v, shape, rng) -> np.ndarray:

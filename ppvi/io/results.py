@@ -87,8 +87,19 @@ def result_dict(fit: Fit) -> dict:
     q = q_summary(fit)
     for entry in q.values():
         entry.pop("sd_of_entries", None)
-    return {"model": fit.program.model.name, "elbo": fit.elbo, "elbo_trace": list(fit.trace),
-            "iterations": fit.iterations, "converged": bool(fit.converged), "q": q, "params": params_of(fit)}
+    out = {"model": fit.program.model.name, "elbo": fit.elbo, "elbo_trace": list(fit.trace),
+           "iterations": fit.iterations, "converged": bool(fit.converged), "q": q, "params": params_of(fit)}
+    plan = fit.program.plan
+    if plan.get("point"):
+        # A Dirac q has entropy −∞ (19.13 and the remark after it): the objective is the log joint at the
+        # point, not a lower bound on log p(v).
+        out["log_joint"] = fit.elbo
+        out["bound"] = False
+        out["note"] = ("q of " + ", ".join(plan["point"]) + " is a point (MAP): `elbo` is log p(h*, v), "
+                       "the log joint at the point, not a bound on log p(v)")
+    elif plan.get("exact_em"):
+        out["log_likelihood"] = fit.elbo     # EM (19.2): q is exact given θ, so the bound is tight
+    return out
 
 
 def _jsonable(x):
@@ -164,6 +175,9 @@ def summary_table(fit: Fit) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     status = "converged" if fit.converged else ("interrupted" if fit.interrupted else "not converged")
-    head = (f"ELBO {fit.elbo:.10g} after {fit.iterations} iterations ({status}, "
+    plan = fit.program.plan
+    what = "log joint at the MAP point" if plan.get("point") else (
+        "log-likelihood (EM)" if plan.get("exact_em") else "ELBO")
+    head = (f"{what} {fit.elbo:.10g} after {fit.iterations} iterations ({status}, "
             f"{fit.seconds:.3g} s" + (f", best of restarts: #{fit.restart}" if fit.restart else "") + ")")
     return head + "\n" + "\n".join(lines) + "\n"

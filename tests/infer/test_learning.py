@@ -1,0 +1,158 @@
+"""Learning point estimates: EM (19.2), MAP sparse codes (19.3, 19.16), binary sparse coding (19.19–19.45)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+from scipy import special, stats
+
+import ppvi
+from conftest import MODELS
+
+
+def fit_text(tmp_path, text, data, **kw):
+    path = tmp_path / "m.ppvi"
+    path.write_text(text)
+    return ppvi.load(str(path)).fit(data, **kw)
+
+
+def _em_step(x, w, mu, tau):
+    """One EM step for a 1-D Gaussian mixture, written from PRML §9.2.2 (9.23–9.27)."""
+    logp = np.log(w) + stats.norm(mu, tau ** -0.5).logpdf(x[:, None])
+    r = np.exp(logp - special.logsumexp(logp, axis=1, keepdims=True))
+    Nk = r.sum(0)
+    mu_new = r.T @ x / Nk
+    var = (r * (x[:, None] - mu_new) ** 2).sum(0) / Nk
+    return Nk / len(x), mu_new, 1 / var
+
+
+def _loglik(x, w, mu, tau):
+    return special.logsumexp(np.log(w) + stats.norm(mu, tau ** -0.5).logpdf(x[:, None]), axis=1).sum()
+
+
+def test_em_mixture_is_a_fixed_point_of_an_independent_em_step():
+    r = ppvi.load(str(MODELS / "em_gmm.ppvi")).fit(tol=1e-300, max_iter=2000)
+    x = np.asarray(json.load(open(MODELS / "em_gmm.json"))["x"])
+    p = r.params
+    w, mu, tau = _em_step(x, p["weights"], p["mu"], p["tau"])
+    assert w == pytest.approx(p["weights"], rel=1e-8)
+    assert mu == pytest.approx(p["mu"], rel=1e-8)
+    assert tau == pytest.approx(p["tau"], rel=1e-8)
+    d = r.to_dict()
+    assert d["log_likelihood"] == pytest.approx(_loglik(x, p["weights"], p["mu"], p["tau"]), rel=1e-10)
+    assert np.all(np.diff(r.elbo_trace) >= -1e-9)
+
+
+def test_em_log_likelihood_trajectory_matches_scikit_learn():
+    from sklearn.mixture import GaussianMixture
+
+    x = np.asarray(json.load(open(MODELS / "em_gmm.json"))["x"])
+    w0, mu0, tau0 = np.array([0.3, 0.3, 0.4]), np.array([-1.0, 0.5, 2.0]), np.array([1.0, 1.0, 1.0])
+    T = 15
+    r = ppvi.load(str(MODELS / "em_gmm.ppvi")).fit({"x": x, "weights": w0, "mu": mu0, "tau": tau0},
+                                                    max_iter=T, tol=1e-300)
+    ours = np.array(r.elbo_trace)
+    theirs = []
+    for t in range(1, T + 1):
+        gm = GaussianMixture(3, covariance_type="spherical", weights_init=w0, means_init=mu0[:, None],
+                             precisions_init=tau0, max_iter=t, tol=0.0, reg_covar=0.0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            gm.fit(x[:, None])
+        theirs.append(gm.score(x[:, None]) * len(x))        # log p(x; θ_t) after t M-steps
+    assert ours == pytest.approx(np.array(theirs), rel=1e-9)
+
+
+SPARSE_FIXED = """
+dim N, D
+dim M = 5
+const lambda = 0.7
+data v[N, D]
+data W[D, M]
+data b[D]
+data beta : positive
+for n in N:
+    for i in M:
+        h[n, i] ~ Laplace(0, 1 / lambda)
+    for j in D:
+        v[n, j] ~ Normal(sum(i in M: W[j, i] * h[n, i]) + b[j], precision = beta)
+approximate h by point
+"""
+
+
+def test_map_sparse_codes_satisfy_the_l1_optimality_conditions_and_beat_lasso(tmp_path):
+    from sklearn.linear_model import Lasso
+
+    rng = np.random.default_rng(16)
+    N, D, M = 6, 8, 5
+    W = rng.normal(size=(D, M))
+    W /= np.linalg.norm(W, axis=0)
+    b, beta, lam = rng.normal(size=D) * 0.1, 4.0, 0.7
+    h_true = rng.normal(size=(N, M)) * (rng.random((N, M)) < 0.4)
+    v = h_true @ W.T + b + rng.normal(size=(N, D)) / np.sqrt(beta)
+    r = fit_text(tmp_path, SPARSE_FIXED, {"v": v, "W": W, "b": b, "beta": beta}, tol=1e-300, max_iter=3000)
+    h = r.q["h"]["value"]
+    d = r.to_dict()
+    assert d["bound"] is False and "not a bound" in d["note"]
+    for n in range(N):
+        g = beta * W.T @ (v[n] - b - W @ h[n])          # minus the gradient of the quadratic part
+        on = h[n] != 0
+        assert g[on] == pytest.approx(lam * np.sign(h[n][on]), abs=1e-8)        # KKT, active set
+        assert np.all(np.abs(g[~on]) <= lam + 1e-8)                              # KKT, zeros
+        ours = 0.5 * beta * np.sum((v[n] - b - W @ h[n]) ** 2) + lam * np.abs(h[n]).sum()
+        lasso = Lasso(alpha=lam / (beta * D), fit_intercept=False, tol=1e-12, max_iter=100000)
+        lasso.fit(W, v[n] - b)
+        theirs = 0.5 * beta * np.sum((v[n] - b - W @ lasso.coef_) ** 2) + lam * np.abs(lasso.coef_).sum()
+        assert ours <= theirs + 1e-10
+
+
+GAMMA_SHAPE = """
+dim N
+data x[N] : positive
+param nu : positive
+for n in N:
+    x[n] ~ Gamma(nu, 1)
+"""
+
+
+def test_gradient_m_step_raises_the_objective_to_the_mle(tmp_path):
+    """No closed form for a Gamma shape: generalised EM by line search; ψ(ν̂) = mean log x at the end."""
+    x = np.random.default_rng(2).gamma(3.0, 1.0, size=200)
+    path = tmp_path / "m.ppvi"
+    path.write_text(GAMMA_SHAPE)
+    from ppvi.derive import derive
+    from ppvi.language import load
+
+    assert derive(load(str(path))).points["nu"].method == "gradient"
+    r = ppvi.load(str(path)).fit({"x": x}, tol=1e-14, max_iter=500)
+    assert np.all(np.diff(r.elbo_trace) >= 0)
+    assert special.digamma(float(r.params["nu"])) == pytest.approx(np.log(x).mean(), rel=1e-5)
+
+
+def _bars(rng, n, side, p, noise):
+    bars = []
+    for i in range(side):
+        h = np.zeros((side, side)); h[i, :] = 1; bars.append(h.ravel())
+        v = np.zeros((side, side)); v[:, i] = 1; bars.append(v.ravel())
+    B = np.array(bars)                                                 # (2·side, side²)
+    H = rng.random((n, len(B))) < p
+    return H @ B + noise * rng.normal(size=(n, side * side)), B
+
+
+def test_binary_sparse_coding_learns_every_bar():
+    """The bars test (Henniges et al. 2010) on the bundled data: every bar is some learned column."""
+    data = np.load(MODELS / "binary_sparse_coding.npz")
+    r = ppvi.load(str(MODELS / "binary_sparse_coding.ppvi")).fit(seed=0, restarts=4, max_iter=300)
+    W = r.params["W"]                                                   # (D, M)
+    side = int(np.sqrt(W.shape[0]))
+    bars = []
+    for i in range(side):
+        h = np.zeros((side, side)); h[i, :] = 1; bars.append(h.ravel())
+        v = np.zeros((side, side)); v[:, i] = 1; bars.append(v.ravel())
+    B = np.array(bars)
+    cos = (B / np.linalg.norm(B, axis=1, keepdims=True)) @ (W / np.linalg.norm(W, axis=0, keepdims=True))
+    assert np.all(cos.max(axis=1) > 0.9), np.round(cos.max(axis=1), 3)
+    assert np.all(np.diff(r.elbo_trace) >= -1e-9 * np.abs(r.elbo_trace[1:]))
