@@ -78,10 +78,15 @@ class Model:
 
     def fit(self, data: str | Mapping[str, np.ndarray] | None = None, *, dims: Mapping[str, int] | None = None,
             seed: int = 0, max_iter: int = 1000, tol: float = 1e-8, restarts: int = 1,
-            on_iteration: Callable[[int, float, float], None] | None = None) -> Result:
-        """Fit by coordinate ascent; ``data`` is a path, a dict of arrays, or None for the file beside the model."""
+            on_iteration: Callable[[int, float, float], None] | None = None,
+            damping: float | None = None) -> Result:
+        """Fit by coordinate ascent; ``data`` is a path, a dict of arrays, or None for the file beside the model.
+
+        ``damping`` α in (0, 1] switches to the parallel schedule: within each latent every element is
+        updated from the previous moments and moves a step α in natural parameters (19.4.1).
+        """
         from ppvi.codegen.cache import load as load_module
-        from ppvi.infer.cavi import ElboDecrease, fit
+        from ppvi.infer.cavi import fit
         from ppvi.infer.program import Program
         from ppvi.io.data import bind, default_data_path, read
 
@@ -97,11 +102,8 @@ class Model:
         bound = bind(m, raw, path, dims)
         module, _ = load_module(m)
         program = Program.build(m, module, bound)
-        try:
-            return Result(fit(program, seed=seed, max_iter=max_iter, tol=tol, restarts=restarts,
-                              on_iteration=on_iteration))
-        except ElboDecrease:
-            raise
+        return Result(fit(program, seed=seed, max_iter=max_iter, tol=tol, restarts=restarts,
+                          on_iteration=on_iteration, damping=damping))
 
 
 def load(path: str) -> Model:

@@ -133,16 +133,13 @@ def _cmd_derive(args) -> int:
 def _cmd_run(args) -> int:
     from ppvi.api import Model
 
-    if args.damping is not None:
-        raise PPVIError(Diagnostic("--damping: the parallel damped schedule is not available yet", "ppvi",
-                                   hint="omit --damping: the default sequential schedule never lowers the ELBO"))
     model = Model.load(args.model)
     data = args.data
     progress = None
     if not args.quiet and sys.stderr.isatty():
         progress = _Progress()
     result = model.fit(data, dims=_dims(args.dim), seed=args.seed, max_iter=args.max_iter, tol=args.tol,
-                       restarts=args.restarts, on_iteration=progress)
+                       restarts=args.restarts, on_iteration=progress, damping=args.damping)
     if progress is not None:
         progress.close()
     if args.out:

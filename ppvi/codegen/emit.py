@@ -114,10 +114,14 @@ class Block:
 class Writer:
     """Emits the lines computing expressions, hoisting each sum as far out as it can go."""
 
-    def __init__(self, names: Names, dims: dict[sp.Symbol, str], self_bases: frozenset = frozenset()):
+    def __init__(self, names: Names, dims: dict[sp.Symbol, str], self_bases: frozenset = frozenset(),
+                 snapshot: bool = False):
         self.names = names
         self.dims = dims                 # dim symbol -> mangled name
-        self.self_bases = self_bases     # moments of the variable being updated
+        # Moments of the variable being updated.  With ``snapshot`` (the parallel, damped schedule) they
+        # are read from a copy taken before the update (``o_`` arrays): every element sees the old values.
+        self.self_bases = frozenset() if snapshot else self_bases
+        self.snapshot_bases = self_bases if snapshot else frozenset()
         self._tmp = itertools.count()
         self._memo: dict = {}
 
@@ -142,11 +146,9 @@ class Writer:
         if isinstance(e, sp.Symbol) and e in self.dims:
             return f"float({self.dims[e]})"
         if isinstance(e, (sp.Symbol, MomentSymbol)):
-            name, scalar = self.names.array_of(e)
-            return f"{name}[0]"
+            return f"{self.array(e)}[0]"
         if isinstance(e, sp.Indexed):
-            name, _ = self.names.array_of(e.base)
-            return f"{name}[{', '.join(self.index_value(i, levels, pinned) for i in e.indices)}]"
+            return f"{self.array(e.base)}[{', '.join(self.index_value(i, levels, pinned) for i in e.indices)}]"
         if isinstance(e, sp.Add):
             return "(" + " + ".join(self.value(a, levels, pinned) for a in e.args) + ")"
         if isinstance(e, sp.Mul):
@@ -191,6 +193,10 @@ class Writer:
         if fn is not None:
             return f"{fn}({self.value(e.args[0], levels, pinned)})"
         raise CodegenError(f"cannot generate code for {type(e).__name__}: {e}")
+
+    def array(self, base: sp.Basic) -> str:
+        name, _ = self.names.array_of(base)
+        return "o_" + name if base in self.snapshot_bases else name
 
     def index_value(self, i: sp.Expr, levels, pinned) -> str:
         """An index position: an integer expression (loop index, literal, or data value)."""

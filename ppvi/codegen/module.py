@@ -79,6 +79,11 @@ def aliases(q: QFactor, names: Names) -> dict[str, str]:
     return {_mangle(names, q.var, *a): _mangle(names, q.var, *b) for a, b in ALIASES.get(q.family, {}).items()}
 
 
+def _eta_rank(stat: str, family: str) -> int:
+    """How many event axes the natural parameter of ``stat`` has for one element."""
+    return {"onehot": 1, "logp": 1, "xxT": 2, "X": 2}.get(stat, 1 if family == "MvNormal" and stat == "x" else 0)
+
+
 def _self_bases(d: Derivation, var: str) -> frozenset:
     return frozenset(m for (v, _), m in d.syms.moments.items() if v == var)
 
@@ -122,12 +127,14 @@ class ModuleWriter:
                            "exact_em": _exact_em(d)}
 
     # -------------------------------------------------------------- kernels
-    def update_kernel(self, q: QFactor) -> None:
+    def update_kernel(self, q: QFactor, damped: bool = False) -> None:
+        """q's update; ``damped``: every element from the moments before the update (Jacobi), and the
+        natural parameters moved only part of the way, η ← (1 − α) η_old + α η (19.4.1)."""
         bases = _self_bases(self.d, q.var)
-        w = Writer(self.names, self.dims, bases)
+        w = Writer(self.names, self.dims, bases, snapshot=damped)
         fn = Block(None)
         levels = [fn]
-        parallel = _parallel_axis(q, bases)
+        parallel = damped or _parallel_axis(q, bases)
         for n, i in enumerate(q.index):
             loop = "prange" if n == 0 and parallel else "range"
             b = Block(f"for {self.names.index(i)} in {loop}({w.int_value(i.upper + 1)}):", i)
@@ -150,6 +157,15 @@ class ModuleWriter:
                 el.post.append(f"{eta[s]} = {v}")
         else:
             self._vector_eta(q, w, levels, pinned, eta)
+        if damped:
+            for s_, name in eta.items():
+                old = f"e_{q.var}__{s_}"
+                ref = row(old) if _eta_rank(s_, fam) else one(old)
+                el.post.append(f"{name} = (1.0 - c__damping[0]) * {ref} + c__damping[0] * {name}")
+                if _eta_rank(s_, fam):
+                    el.post.append(f"{ref}[...] = {name}")
+                else:
+                    el.post.append(f"{ref} = {name}")
         if fam == "Normal":
             el.post.append(f"{one(qn('mean'))}, {one(qn('sd'))}, {one(mn('x2'))}, {h} = "
                            f"finish_normal({eta['x']}, {eta['x2']})")
@@ -172,8 +188,11 @@ class ModuleWriter:
         elif fam == "Wishart":
             el.post.append(f"{one(qn('df'))}, {one(mn('logdet'))}, {h} = finish_wishart({eta['logdet']}, "
                            f"{eta['X']}, {row(qn('scale'))}, {row(mn('X'))})")
-        name = f"update_{q.var}"
+        name = f"update_{q.var}" + ("_damped" if damped else "")
         self._function(name, fn, parallel, returns=None)
+        if damped:
+            self.plan["latents"][q.var]["damped"] = {"kernel": name, "args": self._args(name)}
+            return
         self.plan["latents"][q.var] = {
             "family": fam, "kernel": name, "args": self._args(name), "state": state_arrays(q, self.names),
             "aliases": aliases(q, self.names), "scope": q.scope, "index": [_dim_name(i) for i in q.index],
@@ -330,7 +349,7 @@ class ModuleWriter:
         if returns:
             lines.append(f"    return {returns}")
         src = "\n".join(lines)
-        args = sorted(set(re.findall(r"\b(?:[vmqhcg]_\w+|n_\w+)\b", src)))
+        args = sorted(set(re.findall(r"\b(?:[vmqhcgeo]_\w+|n_\w+)\b", src)))
         deco = "@njit(cache=True, parallel=True)" if parallel else "@njit(cache=True)"
         self.functions.append(f"{deco}\ndef {name}({', '.join(args)}):\n{src}\n")
         self._last_args = args
@@ -341,6 +360,7 @@ class ModuleWriter:
     def source(self) -> str:
         for q in self.d.q.values():
             self.update_kernel(q)
+            self.update_kernel(q, damped=True)
         for pu in self.d.points.values():
             self.point_kernel(pu)
         self.elbo_kernel()

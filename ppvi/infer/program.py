@@ -84,6 +84,8 @@ class Program:
         for var in self.plan.get("point", []):
             v = self.model.variables[var]
             self.state[f"v_{var}"] = np.zeros(_shape(list(v.shape), self.sizes) or (1,))
+        for k in [k for k in self.state if k.startswith("e_")]:
+            del self.state[k]      # stored η belong to the previous start
         if informed:
             # Start from the given or data-seeded params: first the latents' q for them (an E-step).
             for var in self.schedule():
@@ -91,12 +93,29 @@ class Program:
                     self.update(var)
 
     # ---------------------------------------------------------------- steps
-    def update(self, var: str) -> None:
+    def update(self, var: str, damping: float | None = None) -> None:
+        """One coordinate update.  With ``damping`` α a latent's elements are all updated from the
+        moments before the update (parallel) and move a step α of the way in natural parameters."""
         info = self.plan["latents"].get(var) or self.plan["points"][var]
         if info.get("method") == "gradient":
             self._gradient_step(var, info)
             return
+        if damping is not None and var in self.plan["latents"]:
+            info = info["damped"]
+            self.state["c__damping"] = np.array([float(damping)])
+            for a in info["args"]:
+                if a.startswith("o_"):
+                    self.state[a] = self.state[a[2:]].copy()
+                elif a.startswith("e_") and a not in self.state:
+                    self._natural_from_q(var)
         getattr(self.module, info["kernel"])(*(self.state[a] for a in info["args"]))
+
+    def _natural_from_q(self, var: str) -> None:
+        """η of the current q(var), stored as e_<var>__<stat> (the damped schedule moves from it)."""
+        fam = self.plan["latents"][var]["family"]
+        q = {k.split("__", 1)[1]: v for k, v in self.state.items() if k.startswith(f"q_{var}__")}
+        for stat, value in _natural(fam, q).items():
+            self.state[f"e_{var}__{stat}"] = np.ascontiguousarray(value, dtype=float)
 
     def _gradient_step(self, var: str, info: dict) -> None:
         """Generalised EM for a param with no closed-form maximiser: one gradient step with a
@@ -221,6 +240,29 @@ def _init_wishart(s, v, rng, info):
 _INIT = {"Normal": _init_normal, "Gamma": _init_gamma, "Beta": _init_beta, "Bernoulli": _init_bernoulli,
          "Categorical": _init_categorical, "Dirichlet": _init_dirichlet, "MvNormal": _init_mvnormal,
          "Wishart": _init_wishart}
+
+
+def _natural(fam: str, q: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Natural parameters from standard ones (PRML appendix B), keyed as in ppvi.families."""
+    if fam == "Normal":
+        tau = q["sd"] ** -2.0
+        return {"x": q["mean"] * tau, "x2": -tau / 2}
+    if fam == "Gamma":
+        return {"x": -q["rate"], "logx": q["shape"] - 1}
+    if fam == "Beta":
+        return {"logx": q["a"] - 1, "log1mx": q["b"] - 1}
+    if fam == "Bernoulli":
+        p = np.clip(q["p"], 1e-300, 1 - 1e-16)
+        return {"x": np.log(p) - np.log1p(-p)}
+    if fam == "Categorical":
+        return {"onehot": np.log(np.maximum(q["p"], 1e-300))}
+    if fam == "Dirichlet":
+        return {"logp": q["alpha"] - 1}
+    if fam == "MvNormal":
+        prec = np.linalg.inv(q["cov"])
+        return {"x": np.einsum("...de,...e->...d", prec, q["mean"]), "xxT": -prec / 2}
+    d = q["scale"].shape[-1]
+    return {"logdet": (q["df"] - d - 1) / 2, "X": -np.linalg.inv(q["scale"]) / 2}
 
 
 def _kmeanspp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:

@@ -142,7 +142,7 @@ def test_non_symmetric_coefficient_uses_its_symmetric_part() -> None:
     close(std["mean"], cov @ np.array([1.0, 2.0]))
 
 
-@pytest.mark.parametrize(("spread", "value"), itertools.product(["sd", "variance", "precision"], [0.5, 2.0]))
+@pytest.mark.parametrize(("spread", "value"), list(itertools.product(["sd", "variance", "precision"], [0.5, 2.0])))
 def test_normal_accepts_sd_variance_precision(spread: str, value: float) -> None:
     from scipy import stats
 

@@ -144,3 +144,26 @@ def test_binary_sparse_coding_fixed_point_is_19_44_and_elbo_is_19_36(tmp_path):
             terms.append(lp)
         log_pv += special.logsumexp(terms)
     assert r.elbo <= log_pv + 1e-9
+
+
+def test_damped_parallel_schedule_reaches_the_same_fixed_point(tmp_path):
+    """19.4.1: all units from the previous values, then a step α; the fixed point is still 19.44's."""
+    rng = np.random.default_rng(8)
+    N, D, M = 4, 5, 6
+    W, b, beta = rng.normal(size=(D, M)), rng.normal(size=M), rng.uniform(0.5, 2.0, size=D)
+    v = (rng.random((N, M)) < 0.3) @ W.T + rng.normal(size=(N, D)) / np.sqrt(beta)
+    r = fit_text(tmp_path, BSC_FIXED, {"v": v, "b": b, "W": W, "beta": beta}, tol=1e-300, max_iter=3000,
+                 damping=0.5)
+    hh = r.q["h"]["p"]
+    B = np.diag(beta)
+    for n in range(N):
+        for i in range(M):
+            z = (b[i] + v[n] @ B @ W[:, i] - 0.5 * W[:, i] @ B @ W[:, i]
+                 - sum(W[:, j] @ B @ W[:, i] * hh[n, j] for j in range(M) if j != i))
+            assert hh[n, i] == pytest.approx(special.expit(z), abs=1e-7)
+
+
+def test_damped_mixture_matches_the_sequential_optimum():
+    seq = ppvi.load(str(MODELS / "gmm_1d.ppvi")).fit(seed=0, tol=1e-12)
+    damped = ppvi.load(str(MODELS / "gmm_1d.ppvi")).fit(seed=0, tol=1e-12, damping=0.6, max_iter=3000)
+    assert damped.elbo == pytest.approx(seq.elbo, rel=1e-6)
