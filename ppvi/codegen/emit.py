@@ -115,8 +115,9 @@ class Writer:
     """Emits the lines computing expressions, hoisting each sum as far out as it can go."""
 
     def __init__(self, names: Names, dims: dict[sp.Symbol, str], self_bases: frozenset = frozenset(),
-                 snapshot: bool = False):
+                 snapshot: bool = False, big: frozenset = frozenset()):
         self.names = names
+        self.big = big                   # dims of the data plate: sums over them are chunked reductions
         self.dims = dims                 # dim symbol -> mangled name
         # Moments of the variable being updated.  With ``snapshot`` (the parallel, damped schedule) they
         # are read from a copy taken before the update (``o_`` arrays): every element sees the old values.
@@ -227,11 +228,19 @@ class Writer:
 
     def sum(self, e: sp.Sum, levels: list[Block], pinned: int) -> str:
         free = self._free_indices(e)
-        floor = pinned if self._reads_self(e) else 0
+        reads_self = self._reads_self(e)
+        floor = pinned if reads_self else 0
         target = max([floor] + [n for n, lv in enumerate(levels) if lv.index is not None and lv.index in free])
         scatter = self._scatter_delta(e, free)
-        if scatter is not None and target == 0 and not self._reads_self(e):
+        if not reads_self and (scatter is not None or self._over_big(e)) and \
+                (scatter is not None or target > 0 or not free):
+            # Computed once, before any element loop, in one pass over the data plate.
             return self._materialise(e, scatter, free, levels)
+        skipped = [lv for lv in levels[1:target] if lv.index is not None and lv.index not in free]
+        if not reads_self and skipped and free and not any(i.upper + 1 in self.big for i in free):
+            # Loops it does not depend on enclose it (Σ_d' μ[k, d'] Λ[k, d', d] inside the loop over n):
+            # one small array over its free indices, filled before them.
+            return self._materialise(e, None, free, levels)
         host = levels[target]
         key = (id(host), e)
         if key in self._memo:      # the same sum at the same place: compute it once
@@ -245,6 +254,9 @@ class Writer:
         host.pre.append(f"{acc} = 0.0")
         host.pre.append(loops[0])
         return acc
+
+    def _over_big(self, e: sp.Sum) -> bool:
+        return any(sp.sympify(hi) + 1 in self.big for _, _, hi in e.limits)
 
     def _loops(self, limits) -> list[Block]:
         blocks = []
@@ -277,26 +289,36 @@ class Writer:
         return None
 
     def _materialise(self, e: sp.Sum, scatter, free: set, levels: list[Block]) -> str:
-        """Σ_t [o = g(t)] f(t, F) for every (o, F) at once: one pass over t, scattering into an array."""
-        delta, o, g = scatter
+        """Σ_t f(t, F) (or Σ_t [o = g(t)] f(t, F)) for every F at once, before the element loops.
+
+        The summation over the data plate runs outermost, so each data point is read once per
+        kernel, and a delta against a data value becomes a scatter into row g(t).  The pass is
+        serial: the result does not depend on the thread count.
+        """
         axes = sorted(free, key=lambda i: str(i))
         key = (id(levels[0]), e)
         if key in self._memo:
             return self._memo[key]
         arr = self.tmp("a")
-        self._memo[key] = f"{arr}[{', '.join(self.names.index(i) for i in axes)}]"
-        shape = ", ".join(self.int_value(i.upper + 1) for i in axes)
+        ref = f"{arr}[{', '.join(self.names.index(i) for i in axes)}]" if axes else f"{arr}[0]"
+        self._memo[key] = ref
         fn = levels[0]
-        fn.pre.append(f"{arr} = np.zeros(({shape},))")
-        loops = self._loops(e.limits)
+        shape = [self.int_value(i.upper + 1) for i in axes] or ["1"]
+        limits = sorted(e.limits, key=lambda lim: sp.sympify(lim[2]) + 1 not in self.big)
+        o, g, body_expr = None, None, e.function
+        if scatter is not None:
+            delta, o, g = scatter
+            body_expr = sp.Mul(*(f for f in sp.Mul.make_args(e.function) if f is not delta))
+        fn.pre.append(f"{arr} = np.zeros(({', '.join(shape)},))")
+        loops = self._loops(limits)
         others = [i for i in axes if i != o]
-        loops += self._loops([(i, 0, i.upper) for i in others]) if others else []
         if others:
-            loops[len(e.limits) - 1].post.append(loops[len(e.limits)])
-        rest = sp.Mul(*(f for f in sp.Mul.make_args(e.function) if f is not delta))
+            more = self._loops([(i, 0, i.upper) for i in others])
+            loops[-1].post.append(more[0])
+            loops += more
         inner = [fn] + loops
-        body = self.value(rest, inner, 0)
-        where = ", ".join(self.index_value(g, inner, 0) if i == o else self.names.index(i) for i in axes)
-        loops[-1].post.append(f"{arr}[{where}] += {body}")
+        body = self.value(body_expr, inner, 0)
+        where = [self.index_value(g, inner, 0) if i == o else self.names.index(i) for i in axes] or ["0"]
+        loops[-1].post.append(f"{arr}[{', '.join(where)}] += {body}")
         fn.pre.append(loops[0])
-        return f"{arr}[{', '.join(self.names.index(i) for i in axes)}]"
+        return ref

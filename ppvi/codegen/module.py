@@ -122,6 +122,8 @@ class ModuleWriter:
         self.d = d
         self.names = Names()
         self.dims = {d.syms.dims[n]: self.names.dim(n) for n in d.syms.dims}
+        plate = d.graph.data_plate
+        self.big = frozenset({d.syms.dims[plate]} if plate in d.syms.dims else ())
         self.functions: list[str] = []
         self.plan: dict = {"model": d.model.name, "latents": {}, "points": {}, "elbo": None, "derived": {},
                            "exact_em": _exact_em(d)}
@@ -131,7 +133,7 @@ class ModuleWriter:
         """q's update; ``damped``: every element from the moments before the update (Jacobi), and the
         natural parameters moved only part of the way, η ← (1 − α) η_old + α η (19.4.1)."""
         bases = _self_bases(self.d, q.var)
-        w = Writer(self.names, self.dims, bases, snapshot=damped)
+        w = Writer(self.names, self.dims, bases, snapshot=damped, big=self.big)
         fn = Block(None)
         levels = [fn]
         parallel = damped or _parallel_axis(q, bases)
@@ -233,7 +235,7 @@ class ModuleWriter:
         v = self.d.model.variables[pu.var]
         base = self.d.syms.var(pu.var, len(v.shape))
         bases = frozenset({base})
-        w = Writer(self.names, self.dims, bases)
+        w = Writer(self.names, self.dims, bases, big=self.big)
         fn = Block(None)
         target = self.names.variable(pu.var)
         reads_self = any((isinstance(n, sp.Indexed) and n.base == base and tuple(n.indices) != tuple(pu.index))
@@ -331,7 +333,7 @@ class ModuleWriter:
                                        "method": pu.method, "sequential": reads_self}
 
     def elbo_kernel(self) -> None:
-        w = Writer(self.names, self.dims)
+        w = Writer(self.names, self.dims, big=self.big)
         fn = Block(None)
         labels = []
         fn.post.append("_terms = np.zeros(%d)" % len(self.d.model.factors))
@@ -350,7 +352,7 @@ class ModuleWriter:
             lines.append(f"    return {returns}")
         src = "\n".join(lines)
         args = sorted(set(re.findall(r"\b(?:[vmqhcgeo]_\w+|n_\w+)\b", src)))
-        deco = "@njit(cache=True, parallel=True)" if parallel else "@njit(cache=True)"
+        deco = "@njit(cache=True, parallel=True)" if parallel or "prange(" in src else "@njit(cache=True)"
         self.functions.append(f"{deco}\ndef {name}({', '.join(args)}):\n{src}\n")
         self._last_args = args
 
