@@ -1,0 +1,275 @@
+"""ppvi side by side with its peers, in one run: per-iteration time, ratio, peak memory, objective.
+
+    pip install -r bench/requirements.txt
+    python bench/run.py            # the full table (N up to 10^6; minutes)
+    python bench/run.py --quick    # small sizes (a minute or two)
+
+Each case runs in its own process (so peak memory is that case's alone) and
+with the same data, the same number of iterations and — where the peer lets
+us — the same starting point.  Per-iteration times exclude compilation (ppvi's
+kernels are compiled, or loaded from the cache, by a warm-up run first) and
+include the ELBO that ppvi evaluates every sweep.  Results go to
+bench/results/results.md and, with matplotlib, bench/results/gmm_time.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "results"
+
+
+# ------------------------------------------------------------------ cases
+def _gmm_data(n: int, d: int, k: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=4.0, size=(k, d))
+    return centres[rng.integers(k, size=n)] + rng.normal(size=(n, d))
+
+
+def _model(stem: str, replace: dict[str, str]) -> str:
+    text = (ROOT / "models" / f"{stem}.ppvi").read_text()
+    for a, b in replace.items():
+        text = text.replace(a, b)
+    fd, path = tempfile.mkstemp(suffix=".ppvi")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    return path
+
+
+def _ppvi_fit(path: str, data: dict, iters: int) -> tuple[float, float]:
+    import ppvi
+
+    m = ppvi.load(path)
+    small = {k: v[: min(len(v), 200)] if k in ("x", "v") else v for k, v in data.items()}
+    m.fit(small, max_iter=2)                            # compile or load the kernels
+    r = m.fit(data, max_iter=iters, tol=1e-300)
+    return r.fit.seconds / r.fit.iterations, r.elbo
+
+
+def case_gmm(tool: str, n: int, d: int, iters: int) -> dict:
+    k = 10
+    x = _gmm_data(n, d, k)
+    if tool == "ppvi":
+        path = _model("gmm", {"dim K = 6": f"dim K = {k}"})
+        per, obj = _ppvi_fit(path, {"x": x}, iters)
+        return {"per_iter": per, "objective": obj}
+    if tool == "sklearn":
+        from sklearn.mixture import BayesianGaussianMixture
+
+        b = BayesianGaussianMixture(n_components=k, max_iter=iters, tol=0.0, init_params="random",
+                                    weight_concentration_prior_type="dirichlet_distribution", random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t = time.perf_counter()
+            b.fit(x)
+            el = time.perf_counter() - t
+        return {"per_iter": el / b.n_iter_, "objective": float(b.lower_bound_)}
+    if tool == "bayespy":
+        import bayespy.nodes as bn
+        from bayespy.inference import VB
+
+        alpha = bn.Dirichlet(np.full(k, 1e-2))
+        z = bn.Categorical(alpha, plates=(n,))
+        mu = bn.Gaussian(np.zeros(d), 0.1 * np.eye(d), plates=(k,))
+        lam = bn.Wishart(d + 2, np.eye(d), plates=(k,))
+        y = bn.Mixture(z, bn.Gaussian, mu, lam)
+        y.observe(x)
+        z.initialize_from_random()
+        q = VB(y, mu, z, lam, alpha)
+        t = time.perf_counter()
+        q.update(repeat=iters, verbose=False, tol=0)
+        el = time.perf_counter() - t
+        return {"per_iter": el / iters, "objective": float(q.compute_lowerbound())}
+    raise KeyError(tool)
+
+
+def case_lda(tool: str, docs: int, vocab: int, iters: int) -> dict:
+    k, length = 20, 100
+    rng = np.random.default_rng(1)
+    theta = rng.dirichlet(np.full(k, 0.1), size=docs)
+    phi = rng.dirichlet(np.full(vocab, 0.05), size=k)
+    doc = np.repeat(np.arange(docs), length)
+    topic = np.array([rng.choice(k, p=theta[d]) for d in doc]) if docs * length <= 2e4 else \
+        (theta[doc].cumsum(1) > rng.random((len(doc), 1))).argmax(1)
+    word = (phi[topic].cumsum(1) > rng.random((len(doc), 1))).argmax(1)
+    if tool == "ppvi":
+        path = _model("lda", {"dim K = 4": f"dim K = {k}"})
+        import ppvi
+
+        m = ppvi.load(path)
+        m.fit({"doc": doc[:500], "word": word[:500]}, dims={"M": docs, "V": vocab}, max_iter=2)
+        r = m.fit({"doc": doc, "word": word}, dims={"M": docs, "V": vocab}, max_iter=iters, tol=1e-300)
+        return {"per_iter": r.fit.seconds / r.fit.iterations, "objective": r.elbo}
+    if tool == "sklearn":
+        from scipy.sparse import coo_matrix
+        from sklearn.decomposition import LatentDirichletAllocation
+
+        counts = coo_matrix((np.ones(len(doc)), (doc, word)), shape=(docs, vocab)).tocsr()
+        lda = LatentDirichletAllocation(n_components=k, learning_method="batch", max_iter=iters,
+                                        evaluate_every=-1, doc_topic_prior=0.5, topic_word_prior=0.1,
+                                        random_state=0)
+        t = time.perf_counter()
+        lda.fit(counts)
+        el = time.perf_counter() - t
+        return {"per_iter": el / iters, "objective": float(lda.score(counts))}
+    raise KeyError(tool)
+
+
+def case_em(tool: str, n: int, iters: int) -> dict:
+    x = _gmm_data(n, 1, 3)[:, 0]
+    w0, mu0, tau0 = np.full(3, 1 / 3), np.array([-3.0, 0.0, 3.0]), np.ones(3)
+    if tool == "ppvi":
+        import ppvi
+
+        m = ppvi.load(str(ROOT / "models" / "em_gmm.ppvi"))
+        m.fit({"x": x[:200], "weights": w0, "mu": mu0, "tau": tau0}, max_iter=2)
+        r = m.fit({"x": x, "weights": w0, "mu": mu0, "tau": tau0}, max_iter=iters, tol=1e-300)
+        return {"per_iter": r.fit.seconds / r.fit.iterations, "objective": r.elbo}
+    if tool == "sklearn":
+        from sklearn.mixture import GaussianMixture
+
+        g = GaussianMixture(3, covariance_type="spherical", weights_init=w0, means_init=mu0[:, None],
+                            precisions_init=tau0, max_iter=iters, tol=0.0, reg_covar=0.0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t = time.perf_counter()
+            g.fit(x[:, None])
+            el = time.perf_counter() - t
+        return {"per_iter": el / g.n_iter_, "objective": float(g.score(x[:, None]) * n)}
+    raise KeyError(tool)
+
+
+def case_sparse(tool: str, n: int, iters: int) -> dict:
+    """MAP sparse codes of the bundled digits for a fixed dictionary (one E-step), vs sparse_encode."""
+    digits = np.load(ROOT / "models" / "sparse_coding.npz")["v"][:n]
+    rng = np.random.default_rng(0)
+    W = digits[rng.choice(len(digits), 32, replace=False)].T.copy()
+    W /= np.linalg.norm(W, axis=0)
+    lam, beta = 1.0, 10.0
+    if tool == "ppvi":
+        text = ("dim N, D\ndim M = 32\nconst lambda = 1.0\ndata v[N, D]\ndata W[D, M]\ndata beta\n"
+                "for n in N:\n    for i in M:\n        h[n, i] ~ Laplace(0, 1 / lambda)\n    for j in D:\n"
+                "        v[n, j] ~ Normal(sum(i in M: W[j, i] * h[n, i]), precision = beta)\n"
+                "approximate h by point\n")
+        fd, path = tempfile.mkstemp(suffix=".ppvi")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        import ppvi
+
+        m = ppvi.load(path)
+        m.fit({"v": digits[:10], "W": W, "beta": beta}, max_iter=1)
+        t = time.perf_counter()
+        r = m.fit({"v": digits, "W": W, "beta": beta}, max_iter=1)
+        el = time.perf_counter() - t
+        h = r.q["h"]["value"]
+    else:
+        from sklearn.decomposition import sparse_encode
+
+        algo = {"sklearn_lars": "lasso_lars", "sklearn_cd": "lasso_cd"}[tool]
+        t = time.perf_counter()
+        h = sparse_encode(digits, W.T, algorithm=algo, alpha=lam / beta, max_iter=10000)
+        el = time.perf_counter() - t
+    obj = 0.5 * beta * np.sum((digits - h @ W.T) ** 2) + lam * np.abs(h).sum()
+    return {"per_iter": el, "objective": -float(obj)}
+
+
+CASES = {"gmm": case_gmm, "lda": case_lda, "em": case_em, "sparse": case_sparse}
+
+
+def _child(spec: str) -> None:
+    kind, tool, args = json.loads(spec)
+    out = CASES[kind](tool, *args)
+    out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(out))
+
+
+def _run(kind: str, tool: str, *args) -> dict | None:
+    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps([kind, tool, list(args)])],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(f"  {kind} {tool} {args}: failed: {proc.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--child")
+    args = ap.parse_args()
+    if args.child:
+        _child(args.child)
+        return
+    q = args.quick
+    rows = []
+    sizes = [10_000, 100_000] if q else [10_000, 100_000, 1_000_000]
+    for d in (2, 10):
+        for n in sizes:
+            base = _run("gmm", "ppvi", n, d, 10)
+            for peer in ("sklearn", "bayespy"):
+                if peer == "bayespy" and n > 100_000:
+                    continue
+                other = _run("gmm", peer, n, d, 10)
+                rows.append(("Bayesian GMM", f"N={n:,} D={d} K=10", peer, base, other))
+    lda_docs = 500 if q else 5000
+    base = _run("lda", "ppvi", lda_docs, 5000 if not q else 1000, 10)
+    rows.append(("LDA (batch)", f"{lda_docs} docs K=20", "sklearn", base,
+                 _run("lda", "sklearn", lda_docs, 5000 if not q else 1000, 10)))
+    n_em = 100_000 if q else 1_000_000
+    rows.append(("EM mixture", f"N={n_em:,} K=3", "sklearn", _run("em", "ppvi", n_em, 20),
+                 _run("em", "sklearn", n_em, 20)))
+    sp = _run("sparse", "ppvi", 500, 1)
+    for peer in ("sklearn_lars", "sklearn_cd"):
+        rows.append(("sparse codes (MAP)", "500 digits, 32 atoms", peer, sp, _run("sparse", peer, 500, 1)))
+    lines = ["| case | size | peer | ppvi s/iter | peer s/iter | speed-up | ppvi peak MB | peer peak MB | "
+             "ppvi objective | peer objective |", "|" + "---|" * 10]
+    for case, size, peer, a, b in rows:
+        if a is None or b is None:
+            lines.append(f"| {case} | {size} | {peer} | {'failed' if a is None else ''} | "
+                         f"{'failed' if b is None else ''} | | | | | |")
+            continue
+        lines.append(f"| {case} | {size} | {peer} | {a['per_iter']:.4g} | {b['per_iter']:.4g} | "
+                     f"{b['per_iter'] / a['per_iter']:.2f}× | {a['peak_mb']:.0f} | {b['peak_mb']:.0f} | "
+                     f"{a['objective']:.6g} | {b['objective']:.6g} |")
+    table = "\n".join(lines)
+    print(table)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "results.md").write_text(table + "\n")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for d in (2, 10):
+            for peer in ("ppvi", "sklearn"):
+                pts = [(int(s.split()[0][2:].replace(",", "")), (a if peer == "ppvi" else b)["per_iter"])
+                       for c, s, p, a, b in rows if c == "Bayesian GMM" and p == "sklearn" and f"D={d} " in s
+                       and a and b]
+                if pts:
+                    ax.loglog(*zip(*pts), marker="o", label=f"{peer}, D={d}")
+        ax.set_xlabel("N")
+        ax.set_ylabel("seconds per iteration")
+        ax.set_title("Bayesian Gaussian mixture, K = 10")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(OUT / "gmm_time.png", dpi=120)
+    except ImportError:
+        pass
+
+
+if __name__ == "__main__":
+    main()
