@@ -82,6 +82,33 @@ class Names:
         raise CodegenError(f"no array for {base!r}")
 
 
+# -------------------------------------------------------------- rewriting
+def interchange(e: sp.Expr, varies) -> sp.Expr:
+    """Σ_j A(j) Σ_i g(j, i) c(i) -> Σ_i c(i) Σ_j A(j) g(j, i) when only c varies during the kernel.
+
+    The inner sum then no longer reads what the update changes, so it is computed once (a Gram
+    matrix WᵀβW in 19.44, E[hhᵀ] for the regression of W) instead of for every element.
+    """
+    if not e.args or isinstance(e, (sp.Indexed, sp.Idx, sp.IndexedBase)):
+        return e
+    e = e.func(*(interchange(a, varies) for a in e.args))
+    if not isinstance(e, sp.Sum) or len(e.limits) != 1:
+        return e
+    j = e.limits[0][0]
+    factors = sp.Mul.make_args(e.function)
+    inner = [f for f in factors if isinstance(f, sp.Sum) and len(f.limits) == 1 and f.function.has(j)]
+    if len(inner) != 1:
+        return e
+    t = inner[0]
+    a = sp.Mul(*(f for f in factors if f is not t))
+    g = sp.Mul.make_args(t.function)
+    gj = [f for f in g if f.has(j)]
+    c = [f for f in g if not f.has(j)]
+    if varies(a) or not c or not any(varies(f) for f in c) or any(varies(f) for f in gj):
+        return e
+    return sp.Sum(sp.Mul(*c) * sp.Sum(a * sp.Mul(*gj), e.limits[0]), t.limits[0])
+
+
 # ------------------------------------------------------------------- blocks
 @dataclass
 class Block:
@@ -130,6 +157,15 @@ class Writer:
         return f"_{stem}{next(self._tmp)}"
 
     # ----------------------------------------------------------- values
+    def varies(self, e: sp.Expr) -> bool:
+        return self._reads_self(e)
+
+    def top(self, e: sp.Expr, levels: list[Block], pinned: int = 0) -> str:
+        """Python source for a whole expression: first rewritten so invariant sums can be hoisted."""
+        if self.self_bases:
+            e = interchange(e, self.varies)
+        return self.value(e, levels, pinned)
+
     def value(self, e: sp.Expr, levels: list[Block], pinned: int = 0) -> str:
         """Python source for e, with its sums emitted into ``levels``."""
         if isinstance(e, sp.Sum):
@@ -237,7 +273,8 @@ class Writer:
             # Computed once, before any element loop, in one pass over the data plate.
             return self._materialise(e, scatter, free, levels)
         skipped = [lv for lv in levels[1:target] if lv.index is not None and lv.index not in free]
-        if not reads_self and skipped and free and not any(i.upper + 1 in self.big for i in free):
+        repeated = any(str(lv.index) == "_pass" for lv in skipped)   # inside repeated passes: always worth it
+        if not reads_self and skipped and free and (repeated or not any(i.upper + 1 in self.big for i in free)):
             # Loops it does not depend on enclose it (Σ_d' μ[k, d'] Λ[k, d', d] inside the loop over n):
             # one small array over its free indices, filled before them.
             return self._materialise(e, None, free, levels)

@@ -154,7 +154,7 @@ class ModuleWriter:
         fam = q.family
         if fam in ("Normal", "Gamma", "Beta", "Bernoulli"):
             for s, e in q.natural.items():
-                v = w.value(e, levels, pinned)
+                v = w.top(e, levels, pinned)
                 eta[s] = w.tmp("eta")
                 el.post.append(f"{eta[s]} = {v}")
         else:
@@ -226,7 +226,7 @@ class ModuleWriter:
             shape = ", ".join(w.int_value(a.upper + 1) for a in axes)
             el.post.append(f"{name} = np.empty(({shape},))")
             loops = w._loops([(a, 0, a.upper) for a in axes])
-            v = w.value(e, levels + loops, pinned)
+            v = w.top(e, levels + loops, pinned)
             loops[-1].post.append(f"{name}[{', '.join(self.names.index(a) for a in axes)}] = {v}")
             el.post.append(loops[0])
 
@@ -258,7 +258,7 @@ class ModuleWriter:
             tmp = w.tmp("c")
             host.post.append(f"{tmp} = np.empty(({w.int_value(ax.upper + 1)},))")
             loops = w._loops([(ax, 0, ax.upper)])
-            val = w.value(pu.value, levels + loops, len(levels) - 1)
+            val = w.top(pu.value, levels + loops, len(levels) - 1)
             loops[-1].post.append(f"{tmp}[{self.names.index(ax)}] = {val}")
             host.post.append(loops[0])
             if pu.method == "simplex":
@@ -286,7 +286,8 @@ class ModuleWriter:
                 loop = "prange" if n == 0 and parallel else "range"
                 b = Block(f"for {self.names.index(i)} in {loop}({w.int_value(i.upper + 1)}):", i)
                 if passes and n == len(pu.index) - 1:
-                    rep = Block("for _pass in range(10000):")
+                    # a level of its own: sums that do not read h are computed before it, once
+                    rep = Block("for _pass in range(10000):", sp.Symbol("_pass"))
                     rep.post.append("_delta = 0.0")
                     rep.post.append("_size = 0.0")
                     rep.post.append(b)
@@ -300,7 +301,7 @@ class ModuleWriter:
             pinned = len(levels) - 1
             if passes:
                 host.post.append(f"_old = {el}")
-            val = w.value(pu.value, levels, pinned)
+            val = w.top(pu.value, levels, pinned)
             if pu.method == "gradient":
                 grad = self.names.variable(pu.var).replace("v_", "g_", 1)
                 host.post.append(f"{grad}[{', '.join(at) if at else '0'}] = {val}")
