@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from types import ModuleType
 
 import numpy as np
-from scipy import special
 
 from ppvi.io.data import Bound
 from ppvi.language import consts
@@ -182,6 +181,15 @@ class Program:
 
 
 # ------------------------------------------------------------ initial values
+def _digamma_half(x: float) -> float:
+    """ψ at a positive multiple of ½, exactly: ψ(n) = −γ + Σ_{k<n} 1/k, ψ(n + ½) = −γ − 2 log 2 + Σ_{k≤n} 2/(2k − 1).
+    (The initial q only needs these; importing SciPy for them would cost more than a warm run.)"""
+    n = int(x)
+    if x == n:
+        return -EULER + sum(1.0 / k for k in range(1, n))
+    return -EULER - 2 * math.log(2) + sum(2.0 / (2 * k - 1) for k in range(1, n + 1))
+
+
 def _set(state, name, value):
     state[name][...] = value
 
@@ -216,7 +224,7 @@ def _init_categorical(s, v, rng, info):
 def _init_dirichlet(s, v, rng, info):
     k = s[f"q_{v}__alpha"].shape[-1]
     _set(s, f"q_{v}__alpha", 1.0)
-    _set(s, f"m_{v}__logp", special.digamma(1.0) - special.digamma(k))
+    _set(s, f"m_{v}__logp", _digamma_half(1.0) - _digamma_half(float(k)))
     _set(s, f"m_{v}__x", 1.0 / k)
 
 
@@ -233,7 +241,7 @@ def _init_wishart(s, v, rng, info):
     _set(s, f"q_{v}__df", df)
     _set(s, f"q_{v}__scale", np.eye(d) / df)
     _set(s, f"m_{v}__X", np.eye(d))
-    elogdet = sum(special.digamma((df + 1 - i) / 2) for i in range(1, d + 1)) + d * math.log(2) - d * math.log(df)
+    elogdet = sum(_digamma_half((df + 1 - i) / 2) for i in range(1, d + 1)) + d * math.log(2) - d * math.log(df)
     _set(s, f"m_{v}__logdet", elogdet)
 
 
