@@ -321,6 +321,10 @@ def to_latex(d: Derivation) -> str:
         rows.append(rf"&q({el}) = \mathrm{{{q.family}}}")
         for s, eta in q.natural.items():
             rows.append(rf"\eta_{{{ETA_LATEX[s]}}} &= {show(eta)}")
+    for v, pu in d.points.items():
+        el = Blackboard(_nplates(d))._name(v) + (("_{" + ",".join(str(i) for i in pu.index) + "}") if pu.index else "")
+        kind = r"\text{MAP}" if pu.kind == "point" else r"\text{M-step}"
+        rows.append(rf"&{el}\ ({kind},\ \text{{{pu.method.replace('_', ' ')}}}):\quad {show(pu.value)}")
     rows.append(r"&\text{evidence lower bound } \mathcal{L} = \textstyle\sum \mathbb{E}_q[\log p] + \sum H[q]")
     for label, e in d.elbo_terms():
         term = show(e)

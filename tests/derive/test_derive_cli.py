@@ -83,3 +83,17 @@ def test_derivation_does_not_depend_on_dims():
     small = derive(loads(text.replace("dim K = ", "dim K = 2 #")))
     big = derive(loads(text.replace("dim K = ", "dim K = 100000 #")))
     assert {v: q.natural for v, q in small.q.items()} == {v: q.natural for v, q in big.q.items()}
+
+
+@pytest.mark.skipif(__import__("shutil").which("pdflatex") is None, reason="no pdflatex on this machine")
+@pytest.mark.parametrize("stem", ["gmm", "lda", "sparse_coding", "em_gmm"])
+def test_latex_fragment_compiles(stem, capsys, tmp_path):
+    import subprocess
+
+    code, out, _ = run_cli(["derive", MODELS / f"{stem}.ppvi", "--format", "latex"], capsys)
+    (tmp_path / "frag.tex").write_text(out)
+    (tmp_path / "doc.tex").write_text("\\documentclass{article}\n\\usepackage{amsmath,amssymb}\n"
+                                      "\\begin{document}\n\\input{frag.tex}\n\\end{document}\n")
+    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-2000:]

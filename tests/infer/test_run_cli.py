@@ -84,3 +84,23 @@ def test_identical_for_one_and_two_threads_and_cold_and_warm_cache(tmp_path):
                      {"NUMBA_NUM_THREADS": threads, "PPVI_CACHE_DIR": str(cache)})
         results.append(json.loads(out.read_text()))
     assert results[0] == results[1] == results[2]
+
+
+def test_an_elbo_decrease_is_reported_as_an_internal_fault_naming_the_update(monkeypatch, capsys):
+    """A broken update (here: one that moves q(mu) away from its optimum) must not pass silently."""
+    from ppvi.infer.cavi import ElboDecrease
+    from ppvi.infer.program import Program
+
+    real = Program.update
+
+    def broken(self, var, damping=None):
+        real(self, var, damping)
+        if var == "mu":     # a valid q, but not the optimum: shift the means, keep ⟨mu²⟩ consistent
+            self.state["q_mu__mean"] += 0.5
+            self.state["m_mu__x2"][...] = self.state["q_mu__mean"] ** 2 + self.state["q_mu__sd"] ** 2
+
+    monkeypatch.setattr(Program, "update", broken)
+    with pytest.raises(ElboDecrease, match=r"q\(mu\)"):
+        ppvi.load(str(MODELS / "gmm_1d.ppvi")).fit(max_iter=50)
+    code, _, err = run_cli(["run", MODELS / "gmm_1d.ppvi", "--quiet"], capsys)
+    assert code == 1 and "internal error" in err and "q(mu)" in err and err.count("\n") == 1
