@@ -22,7 +22,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ppvi.codegen.runtime import (digamma, finish_bernoulli, finish_beta, finish_categorical, finish_dirichlet,
+from ppvi.codegen.runtime import (digamma, feature_sign, finish_bernoulli, finish_beta, finish_categorical, finish_dirichlet,
                                   finish_gamma, finish_mvnormal, finish_normal, finish_wishart, lmvgamma, sigmoid,
                                   softplus)
 '''
@@ -244,7 +244,35 @@ class ModuleWriter:
         el = f"{target}[{', '.join(at)}]" if at else f"{target}[0]"
         name = f"update_{pu.var}"
         parallel = False
-        if pu.method in ("simplex", "unit_columns"):
+        if pu.method == "feature_sign":
+            # Each example's L1 problem solved exactly by feature-sign search (runtime.feature_sign).
+            *outer, coord = pu.index
+            j = pu.extra["gram_index"]
+            m = w.int_value(coord.upper + 1)
+            fn.post.append(f"_A = np.empty(({m}, {m}))")
+            la = w._loops([(coord, 0, coord.upper), (j, 0, j.upper)])
+            va = w.value(pu.extra["gram"], [fn] + la, 0)
+            la[-1].post.append(f"_A[{self.names.index(coord)}, {self.names.index(j)}] = {va}")
+            fn.post.append(la[0])
+            fn.post.append(f"_lam = np.empty({m})")
+            ll = w._loops([(coord, 0, coord.upper)])
+            ll[-1].post.append(f"_lam[{self.names.index(coord)}] = {w.value(pu.extra['weight'], [fn] + ll, 0)}")
+            fn.post.append(ll[0])
+            levels = [fn]
+            for n, i in enumerate(outer):
+                b = Block(f"for {self.names.index(i)} in {'prange' if n == 0 else 'range'}({w.int_value(i.upper + 1)}):", i)
+                levels[-1].post.append(b)
+                levels.append(b)
+            host = levels[-1]
+            host.post.append(f"_c = np.empty({m})")
+            lc = w._loops([(coord, 0, coord.upper)])
+            vc = w.value(pu.value, levels + lc, len(levels) - 1)
+            lc[-1].post.append(f"_c[{self.names.index(coord)}] = {vc}")
+            host.post.append(lc[0])
+            row = f"{target}[{', '.join(self.names.index(i) for i in outer)}]"
+            host.post.append(f"feature_sign(_A, _c, _lam, {row})")
+            parallel = bool(outer)
+        elif pu.method in ("simplex", "unit_columns"):
             # the normalised axis: the last (simplex) or the first (columns); loop the others outside
             axis = len(pu.index) - 1 if pu.method == "simplex" else 0
             outer = [i for n, i in enumerate(pu.index) if n != axis]

@@ -196,3 +196,89 @@ def finish_wishart(eta_logdet, eta_x, scale, x):
     h = df / 2.0 * logdet_w + df * d / 2.0 * LOG_2 + lmvgamma(df / 2.0, d) - (df - d - 1.0) / 2.0 * elogdet \
         + df * d / 2.0
     return df, elogdet, h
+
+
+# --------------------------------------------------------------- MAP under L1
+@njit(cache=True)
+def _l1_objective(a, c, lam, x):
+    return 0.5 * (x @ (a @ x)) - c @ x + np.sum(lam * np.abs(x))
+
+
+@njit(cache=True)
+def feature_sign(a, c, lam, x):
+    """min_x ½ xᵀAx − cᵀx + Σ_i λ_i |x_i| by feature-sign search (Lee, Battle, Raina & Ng 2007).
+
+    Guess the signs of the active coefficients, solve the resulting quadratic exactly on the
+    active set, line-search back to where a sign would flip, and repeat until the optimality
+    conditions hold: ∇_i + λ_i sign(x_i) = 0 on the active set, |∇_i| ≤ λ_i off it.  Each
+    subproblem is solved exactly (19.16 with the L1 prior of 19.14).  ``x`` is the warm start
+    and is overwritten.
+    """
+    m = x.shape[0]
+    theta = np.sign(x)
+    active = x != 0.0
+    tol = 1e-12 * (1.0 + np.max(np.abs(c)) + np.max(lam))
+    for _outer in range(20 * m + 100):
+        grad = a @ x - c
+        best, worst = -1, 0.0
+        for i in range(m):
+            if not active[i]:
+                v = abs(grad[i]) - lam[i]
+                if v > worst:
+                    best, worst = i, v
+        if best >= 0 and worst > tol:
+            theta[best] = -1.0 if grad[best] > 0.0 else 1.0
+            active[best] = True
+        for _inner in range(20 * m + 100):
+            idx = np.nonzero(active)[0]
+            if idx.size == 0:
+                break
+            aa = np.empty((idx.size, idx.size))
+            ca = np.empty(idx.size)
+            for p in range(idx.size):
+                ca[p] = c[idx[p]] - lam[idx[p]] * theta[idx[p]]
+                for q in range(idx.size):
+                    aa[p, q] = a[idx[p], idx[q]]
+            xnew = np.linalg.lstsq(aa, ca)[0]
+            xa = x[idx].copy()
+            # the best point on the segment xa -> xnew: its end, or where a coefficient crosses zero
+            trial = x.copy()
+            for p in range(idx.size):
+                trial[idx[p]] = xnew[p]
+            best_x = trial.copy()
+            best_f = _l1_objective(a, c, lam, trial)
+            for p in range(idx.size):
+                if xa[p] != 0.0 and xa[p] * xnew[p] < 0.0:
+                    t = xa[p] / (xa[p] - xnew[p])
+                    for r in range(idx.size):
+                        trial[idx[r]] = xa[r] + t * (xnew[r] - xa[r])
+                    trial[idx[p]] = 0.0
+                    f = _l1_objective(a, c, lam, trial)
+                    if f < best_f:
+                        best_f = f
+                        best_x[:] = trial
+            x[:] = best_x
+            for i in range(m):
+                if abs(x[i]) <= 0.0:
+                    x[i] = 0.0
+                    active[i] = False
+                    theta[i] = 0.0
+                else:
+                    theta[i] = 1.0 if x[i] > 0.0 else -1.0
+            grad = a @ x - c
+            ok = True
+            for i in range(m):
+                if active[i] and abs(grad[i] + lam[i] * theta[i]) > tol:
+                    ok = False
+            if ok:
+                break
+        grad = a @ x - c
+        done = True
+        for i in range(m):
+            if active[i]:
+                if abs(grad[i] + lam[i] * theta[i]) > tol:
+                    done = False
+            elif abs(grad[i]) > lam[i] + tol:
+                done = False
+        if done:
+            return

@@ -134,5 +134,23 @@ def _soft_threshold(syms, smooth, var, base, at, prior, partial, low) -> PointUp
     if own or other or a == 0:
         return PointUpdate(var, "point", at, "gradient", g, "real")
     el = _element(base, at)
+    weight = canonical(lam)
+    if at and center == 0:
+        # The whole example at once: ½ hᵀAh − cᵀh + λ‖h‖₁ with A = −∂²L/∂h_i∂h_j, c = ∂L/∂h at h = 0.
+        j = syms.fresh(str(at[-1].label), _dim_of(at[-1]))
+        other = at[:-1] + (j,)
+        gram = canonical(-partial(g, base, other))
+        linear = canonical(collapse(g.replace(lambda x: isinstance(x, sp.Indexed) and x.base == base,
+                                              lambda x: sp.S.Zero)))
+        example = set(at[:-1])
+        if not (_mentions(gram, base, at) != (False, False) or gram.free_symbols & example
+                or weight.free_symbols & example):
+            return PointUpdate(var, "point", at, "feature_sign", linear, "real",
+                               {"gram": gram, "gram_index": j, "weight": weight})
     return PointUpdate(var, "point", at, "soft_threshold", canonical(el + g / a), "real",
-                       {"curvature": a, "weight": canonical(lam), "center": canonical(center)})
+                       {"curvature": a, "weight": weight, "center": canonical(center)})
+
+
+def _dim_of(i: sp.Idx):
+    size = i.upper + 1
+    return size.name if isinstance(size, sp.Symbol) else int(size)

@@ -271,6 +271,8 @@ _POINT_TEXT = {
     "soft_threshold": "Laplace prior: exact coordinate step of L1-regularised least squares (19.16), "
                       "{el} ← center + soft(m − center, weight/curvature), m =",
     "gradient": "no closed form: gradient steps with a line search on the ELBO (generalised EM); ∂L/∂{el} =",
+    "feature_sign": "Laplace prior: each example's ½ hᵀAh − cᵀh + λ‖h‖₁ (19.16) solved exactly by feature-sign "
+                    "search (Lee et al. 2007); c =",
 }
 
 
@@ -298,9 +300,13 @@ def to_text(d: Derivation) -> str:
         out.append(f"{el}    [{what}]")
         out.append(f"  {_POINT_TEXT[pu.method].format(el=el)}")
         out.append(f"  {el} ← {show(pu.value) if pu.method != 'simplex' else 'c / Σ c'}" if pu.method not in
-                   ("soft_threshold", "gradient", "simplex", "unit_columns") else f"  value: {show(pu.value)}")
+                   ("soft_threshold", "gradient", "simplex", "unit_columns", "feature_sign")
+                   else f"  value: {show(pu.value)}")
         for k, e in pu.extra.items():
-            out.append(f"  {k}: {show(e)}")
+            if k == "gram":
+                out.append(f"  A[{pu.index[-1]}, {pu.extra['gram_index']}]: {show(e)}")
+            elif k != "gram_index":
+                out.append(f"  {k}: {show(e)}")
         out.append("")
     out.append("evidence lower bound  L = Σ E_q[log p] + Σ H[q]   (19.7)")
     for label, e in d.elbo_terms():
@@ -343,7 +349,7 @@ def to_dict(d: Derivation) -> dict:
     params = {}
     for v, pu in d.points.items():
         entry = {"method": pu.method, "update": sp.sstr(pu.value),
-                 **{k: sp.sstr(e) for k, e in pu.extra.items()}}
+                 **{k: sp.sstr(e) for k, e in pu.extra.items() if k != "gram_index"}}
         if pu.kind == "point":
             q[v] = {"family": "point", "parameters": {"value": sp.sstr(pu.value)}, **entry}
         else:
