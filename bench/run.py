@@ -101,9 +101,11 @@ def case_lda(tool: str, docs: int, vocab: int, iters: int) -> dict:
     theta = rng.dirichlet(np.full(k, 0.1), size=docs)
     phi = rng.dirichlet(np.full(vocab, 0.05), size=k)
     doc = np.repeat(np.arange(docs), length)
-    topic = np.array([rng.choice(k, p=theta[d]) for d in doc]) if docs * length <= 2e4 else \
-        (theta[doc].cumsum(1) > rng.random((len(doc), 1))).argmax(1)
-    word = (phi[topic].cumsum(1) > rng.random((len(doc), 1))).argmax(1)
+    topic = (theta[doc].cumsum(1) > rng.random((len(doc), 1))).argmax(1)
+    word = np.empty(len(doc), dtype=np.int64)
+    for t in range(k):                      # per topic, so no tokens × vocabulary temporary
+        at = np.flatnonzero(topic == t)
+        word[at] = rng.choice(vocab, size=at.size, p=phi[t])
     if tool == "ppvi":
         path = _model("lda", {"dim K = 4": f"dim K = {k}"})
         import ppvi
