@@ -13,6 +13,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
 
+# The seed's 2-D Gaussian example (19.57) with one observation v.
+SEED_19_57 = """
+dim H = 2
+const w[H] = [1.0, -0.5]
+data v
+for i in H:
+    h[i] ~ Normal(0, 1)
+v ~ Normal(sum(i in H: w[i] * h[i]), 1)
+"""
+
+
 
 @pytest.fixture(scope="session", autouse=True)
 def kernel_cache(tmp_path_factory):

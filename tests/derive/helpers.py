@@ -7,18 +7,9 @@ import numpy as np
 from ppvi.derive.meanfield import derive
 from ppvi.derive.numeric import Env, evaluate
 from ppvi.language import load, loads
-from conftest import MODELS
+from conftest import MODELS, SEED_19_57  # noqa: F401  (re-exported for the derive tests)
 
 
-# The seed's 2-D Gaussian example (19.57) with one observation.
-SEED_19_57 = """
-dim H = 2
-const w[H] = [1.0, -0.5]
-data v
-for i in H:
-    h[i] ~ Normal(0, 1)
-v ~ Normal(sum(i in H: w[i] * h[i]), 1)
-"""
 
 
 def derivation(stem_or_text: str):

@@ -9,7 +9,7 @@ import pytest
 from scipy import special, stats
 
 import ppvi
-from conftest import MODELS
+from conftest import MODELS, SEED_19_57
 
 
 def fit_text(tmp_path, text: str, data: dict, **kw):
@@ -74,20 +74,10 @@ def test_normal_with_known_precision(tmp_path):
     assert r.elbo == pytest.approx(stats.multivariate_normal(np.full(9, 1.5), cov).logpdf(x), rel=1e-8)
 
 
-SEED = """
-dim H = 2
-const w[H] = [1.0, -0.5]
-data v
-for i in H:
-    h[i] ~ Normal(0, 1)
-v ~ Normal(sum(i in H: w[i] * h[i]), 1)
-"""
-
-
 def test_seed_gaussian_19_57(tmp_path):
     v, w = 1.3, np.array([1.0, -0.5])
     # The ELBO is flat (quadratic) at its maximum: iterate on well past its own tolerance.
-    r = fit_text(tmp_path, SEED, {"v": v}, tol=1e-300, max_iter=300)
+    r = fit_text(tmp_path, SEED_19_57, {"v": v}, tol=1e-300, max_iter=300)
     exact_mean = np.linalg.solve(np.eye(2) + np.outer(w, w), w * v)
     assert r.q["h"]["mean"] == pytest.approx(exact_mean, abs=1e-9)
     assert r.q["h"]["sd"] == pytest.approx((1 + w ** 2) ** -0.5, rel=1e-12)
@@ -110,6 +100,17 @@ for n in N:
 """
 
 
+def assert_19_44(hh, v, W, b, beta, tol):
+    """Every unit satisfies the fixed point 19.44."""
+    B = np.diag(beta)
+    N, M = hh.shape
+    for n in range(N):
+        for i in range(M):
+            z = (b[i] + v[n] @ B @ W[:, i] - 0.5 * W[:, i] @ B @ W[:, i]
+                 - sum(W[:, j] @ B @ W[:, i] * hh[n, j] for j in range(M) if j != i))
+            assert hh[n, i] == pytest.approx(special.expit(z), abs=tol)
+
+
 def test_binary_sparse_coding_fixed_point_is_19_44_and_elbo_is_19_36(tmp_path):
     rng = np.random.default_rng(7)
     N, D, M = 5, 4, 6
@@ -118,12 +119,7 @@ def test_binary_sparse_coding_fixed_point_is_19_44_and_elbo_is_19_36(tmp_path):
     v = h_true @ W.T + rng.normal(size=(N, D)) / np.sqrt(beta)
     r = fit_text(tmp_path, BSC_FIXED, {"v": v, "b": b, "W": W, "beta": beta}, tol=1e-300, max_iter=500)
     hh = r.q["h"]["p"]
-    B = np.diag(beta)
-    for n in range(N):
-        for i in range(M):
-            z = (b[i] + v[n] @ B @ W[:, i] - 0.5 * W[:, i] @ B @ W[:, i]
-                 - sum(W[:, j] @ B @ W[:, i] * hh[n, j] for j in range(M) if j != i))
-            assert hh[n, i] == pytest.approx(special.expit(z), abs=1e-8)               # 19.44
+    assert_19_44(hh, v, W, b, beta, 1e-8)
     total = 0.0
     for n in range(N):
         h = hh[n]
@@ -154,13 +150,7 @@ def test_damped_parallel_schedule_reaches_the_same_fixed_point(tmp_path):
     v = (rng.random((N, M)) < 0.3) @ W.T + rng.normal(size=(N, D)) / np.sqrt(beta)
     r = fit_text(tmp_path, BSC_FIXED, {"v": v, "b": b, "W": W, "beta": beta}, tol=1e-300, max_iter=3000,
                  damping=0.5)
-    hh = r.q["h"]["p"]
-    B = np.diag(beta)
-    for n in range(N):
-        for i in range(M):
-            z = (b[i] + v[n] @ B @ W[:, i] - 0.5 * W[:, i] @ B @ W[:, i]
-                 - sum(W[:, j] @ B @ W[:, i] * hh[n, j] for j in range(M) if j != i))
-            assert hh[n, i] == pytest.approx(special.expit(z), abs=1e-7)
+    assert_19_44(r.q["h"]["p"], v, W, b, beta, 1e-7)
 
 
 def test_damped_mixture_matches_the_sequential_optimum():
