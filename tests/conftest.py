@@ -24,7 +24,6 @@ v ~ Normal(sum(i in H: w[i] * h[i]), 1)
 """
 
 
-
 @pytest.fixture(scope="session", autouse=True)
 def kernel_cache(tmp_path_factory):
     """One fresh kernel cache for the whole run: the first fit of a model compiles, later ones reuse it."""
