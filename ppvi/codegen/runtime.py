@@ -57,16 +57,6 @@ def lmvgamma(a, d):
     return out
 
 
-@njit(cache=True)
-def logdet_spd(m):
-    """log|M| of a symmetric positive-definite matrix (Cholesky)."""
-    c = np.linalg.cholesky(m)
-    out = 0.0
-    for i in range(m.shape[0]):
-        out += 2.0 * math.log(c[i, i])
-    return out
-
-
 # ------------------------------------------------------------------ finishes
 # Each returns the entropy of the element; parameters and moments are written in place.
 

@@ -173,10 +173,6 @@ class Lowering:
         return gates.wrap(self.syms, body), plates
 
 
-def _eye_free(t: Tensor) -> bool:
-    return t.ref is not None
-
-
 def log_density(dist: str, value, args: dict[str, Tensor], syms: Symbols, low: Lowering, f: Factor) -> sp.Expr:
     """log p(value | args) in index notation, with every normalising constant (19.7 needs them)."""
     from ppvi.families import family

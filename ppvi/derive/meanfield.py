@@ -68,10 +68,6 @@ class Derivation:
     point: list[str] = field(default_factory=list)   # MAP latents (Dirac q)
     points: dict = field(default_factory=dict)       # params and MAP latents -> mstep.PointUpdate
 
-    @property
-    def expected_log_joint(self) -> sp.Expr:
-        return sp.Add(*self.expected.values())
-
     def standard(self, var: str) -> dict[str, sp.Expr]:
         """The update of q(var)'s standard parameters, in the neighbours' moments."""
         return qfamily.standard(self.q[var])

@@ -16,13 +16,6 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-#: How each statistic key is written inside ⟨·⟩ (readable output).
-STAT_TEXT = {
-    "x": "{x}", "x2": "{x}²", "logx": "log {x}", "log1mx": "log(1 − {x})", "logp": "log {x}",
-    "onehot": "[{x} = {k}]", "xxT": "{x}{x}ᵀ", "X": "{x}", "logdet": "log|{x}|",
-}
-
-
 class MomentBase(sp.IndexedBase):
     """⟨stat(var)⟩ as an array over var's indices (plus event indices for xxT)."""
 
@@ -149,11 +142,3 @@ class Symbols:
         if var not in self.gates:
             self.gates[var] = Gate(var)
         return self.gates[var]
-
-
-def moment_of(expr: sp.Basic) -> tuple[str, str] | None:
-    """(var, stat) if expr is a moment symbol or an element of one."""
-    base = expr.base if isinstance(expr, sp.Indexed) else expr
-    if isinstance(base, (MomentBase, MomentSymbol)):
-        return base.var, base.stat
-    return None
