@@ -196,7 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         else:
-            print(f"ppvi: internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)",
+            first = next((line.strip() for line in str(e).splitlines() if line.strip()), "")
+            print(f"ppvi: internal error: {type(e).__name__}: {first} (rerun with --debug for the traceback)",
                   file=sys.stderr)
         return EXIT_FAULT
 
