@@ -150,7 +150,7 @@ def write(path: str, fit: Fit) -> None:
         raise
 
 
-def _short(a: np.ndarray, limit: int = 6) -> str:
+def _short(a: np.ndarray, limit: int = 8) -> str:
     a = np.asarray(a, dtype=float)
     if a.ndim == 0:
         return f"{float(a):.4g}"
@@ -160,18 +160,26 @@ def _short(a: np.ndarray, limit: int = 6) -> str:
     return f"[{body}{more}]"
 
 
+def _rows(name: str, family: str, mean, sd) -> list[tuple[str, ...]]:
+    """One line per variable; a small leading axis (components, topics) gets a line per entry."""
+    m = np.asarray(mean, dtype=float)
+    shape = "scalar" if m.ndim == 0 else "×".join(map(str, m.shape))
+    if m.ndim >= 2 and m.shape[0] <= 12:
+        out = [(name, family, shape, "", "")]
+        for i in range(m.shape[0]):
+            out.append((f"  [{i}]", "", "", _short(m[i]), _short(sd[i]) if sd is not None else ""))
+        return out
+    return [(name, family, shape, _short(m), _short(sd) if sd is not None else "")]
+
+
 def summary_table(fit: Fit) -> str:
     """What a user reads at the end of a run: each q's family, shape, posterior mean and sd."""
     q = q_summary(fit)
     rows = [("variable", "q", "shape", "mean", "sd")]
     for var, e in q.items():
-        m = np.asarray(e["mean"])
-        sd = e.get("sd_of_entries")
-        rows.append((var, e["family"], "scalar" if m.ndim == 0 else "×".join(map(str, m.shape)), _short(m),
-                     _short(sd) if sd is not None else ""))
+        rows += _rows(var, e["family"], e["mean"], e.get("sd_of_entries"))
     for name, value in params_of(fit).items():
-        v = np.asarray(value)
-        rows.append((name, "param", "scalar" if v.ndim == 0 else "×".join(map(str, v.shape)), _short(v), ""))
+        rows += _rows(name, "param", value, None)
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     status = "converged" if fit.converged else ("interrupted" if fit.interrupted else "not converged")
