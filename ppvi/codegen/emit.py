@@ -109,6 +109,38 @@ def interchange(e: sp.Expr, varies) -> sp.Expr:
     return sp.Sum(sp.Mul(*c) * sp.Sum(a * sp.Mul(*gj), e.limits[0]), t.limits[0])
 
 
+def narrow(e: sp.Expr, big: frozenset) -> sp.Expr:
+    """Σ_n A(n) Σ_i g(n, i) c(i, F) -> Σ_i c(i, F) Σ_n A(n) g(n, i) over a data-plate n.
+
+    When c carries indices F that the rest does not, the pass over the data then fills a smaller
+    array (Σ_n r[n,k] x[n,e] over (k, e) instead of Σ_n r[n,k] Σ_e Λ[k,d,e] x[n,e] over (k, d),
+    D times less work) and c is applied once afterwards.
+    """
+    if not e.args or isinstance(e, (sp.Indexed, sp.Idx, sp.IndexedBase)):
+        return e
+    e = e.func(*(narrow(a, big) for a in e.args))
+    if not isinstance(e, sp.Sum) or len(e.limits) != 1 or sp.sympify(e.limits[0][2]) + 1 not in big:
+        return e
+    j = e.limits[0][0]
+    factors = sp.Mul.make_args(e.function)
+    inner = [f for f in factors if isinstance(f, sp.Sum) and len(f.limits) == 1 and f.function.has(j)]
+    if len(inner) != 1:
+        return e
+    t = inner[0]
+    i = t.limits[0][0]
+    a = sp.Mul(*(f for f in factors if f is not t))
+    g = sp.Mul.make_args(t.function)
+    gj = [f for f in g if f.has(j)]
+    c = [f for f in g if not f.has(j)]
+    if not c or not (_indices(sp.Mul(*c)) - {i}) - _indices(a * sp.Mul(*gj)):
+        return e
+    return sp.Sum(sp.Mul(*c) * sp.Sum(a * sp.Mul(*gj), e.limits[0]), t.limits[0])
+
+
+def _indices(e: sp.Expr) -> set:
+    return {s for s in e.free_symbols if isinstance(s, sp.Idx)}
+
+
 # ------------------------------------------------------------------- blocks
 @dataclass
 class Block:
@@ -164,6 +196,8 @@ class Writer:
         """Python source for a whole expression: first rewritten so invariant sums can be hoisted."""
         if self.self_bases:
             e = interchange(e, self.varies)
+        if self.big:
+            e = narrow(e, self.big)
         return self.value(e, levels, pinned)
 
     def value(self, e: sp.Expr, levels: list[Block], pinned: int = 0) -> str:

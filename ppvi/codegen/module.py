@@ -13,6 +13,7 @@ import sympy as sp
 
 from ppvi import __version__
 from ppvi.codegen.emit import Block, Names, Writer
+from ppvi.derive.expectation import collapse
 from ppvi.derive.meanfield import Derivation, QFactor
 from ppvi.derive.symbols import MomentBase, MomentSymbol
 
@@ -72,6 +73,8 @@ def state_arrays(q: QFactor, names: Names) -> dict[str, list]:
         shape = plates + [ev] * len(axes)
         out[_mangle(names, q.var, role, what)] = shape or [1]
     out[names.entropy(q.var)] = plates or [1]
+    if q.family == "Categorical":
+        out[f"l_{q.var}"] = plates or [1]        # log Σ_k e^η: with H, the latent's whole share of the ELBO
     return out
 
 
@@ -180,7 +183,7 @@ class ModuleWriter:
         elif fam == "Bernoulli":
             el.post.append(f"{one(qn('p'))}, {h} = finish_bernoulli({eta['x']})")
         elif fam == "Categorical":
-            el.post.append(f"{h} = finish_categorical({eta['onehot']}, {row(qn('p'))})")
+            el.post.append(f"{h}, {one('l_' + q.var)} = finish_categorical({eta['onehot']}, {row(qn('p'))})")
         elif fam == "Dirichlet":
             el.post.append(f"{h} = finish_dirichlet({eta['logp']}, {row(qn('alpha'))}, {row(mn('logp'))}, "
                            f"{row(mn('x'))})")
@@ -361,18 +364,36 @@ class ModuleWriter:
         self.plan["points"][pu.var] = {"kernel": name, "args": self._args(name), "kind": pu.kind,
                                        "method": pu.method, "sequential": reads_self}
 
-    def elbo_kernel(self) -> None:
+    def elbo_kernel(self, name: str = "expected_log_joint", without: str | None = None) -> list[str]:
+        """Σ_f E_q[log f], term by term; ``without`` a latent: its moments set to 0 (see _last_local)."""
         w = Writer(self.names, self.dims, big=self.big)
         fn = Block(None)
         labels = []
         fn.post.append("_terms = np.zeros(%d)" % len(self.d.model.factors))
+        zero = self.d.syms.moments.get((without, "onehot")) if without else None
         for n, (label, e) in enumerate(t for t in self.d.elbo_terms() if t[0].startswith("E[")):
-            v = w.value(e, [fn], 0)
+            if zero is not None:
+                e = collapse(e.replace(lambda x: isinstance(x, sp.Indexed) and x.base == zero, lambda x: sp.S.Zero))
+            v = w.top(e, [fn], 0)
             fn.post.append(f"_terms[{n}] = {v}")
             labels.append(label)
-        self._function("expected_log_joint", fn, False, returns="_terms")
-        self.plan["elbo"] = {"kernel": "expected_log_joint", "args": self._args("expected_log_joint"),
-                             "labels": labels}
+        self._function(name, fn, False, returns="_terms")
+        return labels
+
+    def _last_local(self) -> str | None:
+        """The latent updated last in a sweep, when the ELBO can be read off its update.
+
+        𝓛 is linear in the moments r of a Categorical latent that does not read its own moments, with
+        coefficients η = ∂𝓛/∂r, so 𝓛 + H[q] = 𝓛|_{r=0} + Σ_n log Σ_k e^{η_nk} right after its update:
+        the data-plate terms need not be evaluated a second time.
+        """
+        locals_ = [v for v, q in self.d.q.items() if q.scope == "local"]
+        if not locals_ or self.d.point:
+            return None
+        last = self.d.q[locals_[-1]]
+        if last.family != "Categorical" or self.plan["latents"][last.var]["sequential"]:
+            return None
+        return last.var
 
     # ------------------------------------------------------------- module
     def _function(self, name: str, body: Block, parallel: bool, returns: str | None) -> None:
@@ -380,7 +401,7 @@ class ModuleWriter:
         if returns:
             lines.append(f"    return {returns}")
         src = "\n".join(lines)
-        args = sorted(set(re.findall(r"\b(?:[vmqhcgeo]_\w+|n_\w+)\b", src)))
+        args = sorted(set(re.findall(r"\b(?:[vmqhcgeol]_\w+|n_\w+)\b", src)))
         deco = "@njit(cache=True, parallel=True)" if parallel or "prange(" in src else "@njit(cache=True)"
         self.functions.append(f"{deco}\ndef {name}({', '.join(args)}):\n{src}\n")
         self._last_args = args
@@ -394,7 +415,14 @@ class ModuleWriter:
             self.update_kernel(q, damped=True)
         for pu in self.d.points.values():
             self.point_kernel(pu)
-        self.elbo_kernel()
+        labels = self.elbo_kernel()
+        self.plan["elbo"] = {"kernel": "expected_log_joint", "args": self._args("expected_log_joint"),
+                             "labels": labels}
+        last = self._last_local()
+        if last is not None:
+            self.elbo_kernel("expected_log_joint_fast", without=last)
+            self.plan["elbo"]["fast"] = {"kernel": "expected_log_joint_fast", "latent": last,
+                                         "args": self._args("expected_log_joint_fast")}
         self.plan["derived"] = {k: list(v) for k, v in self.names.derived.items()}
         self.plan["point"] = list(self.d.point)
         head = HEADER.format(version=__version__, path=self.d.model.path)

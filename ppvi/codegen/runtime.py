@@ -102,7 +102,7 @@ def finish_bernoulli(eta):
 
 @njit(cache=True)
 def finish_categorical(eta, p):
-    """p = softmax(η) by log-sum-exp; H = log Σ e^η − Σ p η."""
+    """p = softmax(η) by log-sum-exp -> (H, log Σ e^η), with H = log Σ e^η − Σ p η."""
     m = eta.max()
     s = 0.0
     for k in range(eta.shape[0]):
@@ -112,7 +112,7 @@ def finish_categorical(eta, p):
     for k in range(eta.shape[0]):
         p[k] = math.exp(eta[k] - lse)
         h -= p[k] * eta[k]
-    return h
+    return h, lse
 
 
 @njit(cache=True)

@@ -74,7 +74,7 @@ def run_once(program: Program, rng: np.random.Generator, max_iter: int, tol: flo
             before = program.snapshot() if trace else None
             for var in order:
                 program.update(var, damping)
-            value = program.elbo()
+            value = program.elbo(after_sweep=damping is None)
             if not math.isfinite(value):
                 raise FloatingPointError(f"the ELBO became {value} at iteration {it}")
             # Only the sequential schedule guarantees ascent; damped parallel steps need not (19.4.1).

@@ -142,8 +142,18 @@ class Program:
     def entropy(self, var: str) -> float:
         return float(np.sum(self.state[f"h_{var}"]))
 
-    def elbo(self) -> float:
-        """19.7: Σ_f E_q[log f] + Σ_x H[q(x)]."""
+    def elbo(self, after_sweep: bool = False) -> float:
+        """19.7: Σ_f E_q[log f] + Σ_x H[q(x)].
+
+        ``after_sweep``: right after a full sequential sweep, the last latent's share is read off its
+        update (log Σ e^η per element; see codegen.module._last_local) instead of re-evaluated.
+        """
+        fast = self.plan["elbo"].get("fast")
+        if after_sweep and fast is not None:
+            terms = getattr(self.module, fast["kernel"])(*(self.state[a] for a in fast["args"]))
+            last = fast["latent"]
+            return float(np.sum(terms)) + float(np.sum(self.state[f"l_{last}"])) + sum(
+                self.entropy(v) for v in self.plan["latents"] if v != last)
         return float(np.sum(self.expected_terms())) + sum(self.entropy(v) for v in self.plan["latents"])
 
     def _from_data(self, v, rng: np.random.Generator) -> np.ndarray | None:

@@ -38,9 +38,9 @@ def test_em_mixture_is_a_fixed_point_of_an_independent_em_step():
     x = np.asarray(json.load(open(MODELS / "em_gmm.json"))["x"])
     p = r.params
     w, mu, tau = _em_step(x, p["weights"], p["mu"], p["tau"])
-    assert w == pytest.approx(p["weights"], rel=1e-8)
-    assert mu == pytest.approx(p["mu"], rel=1e-8)
-    assert tau == pytest.approx(p["tau"], rel=1e-8)
+    assert w == pytest.approx(p["weights"], rel=1e-7)
+    assert mu == pytest.approx(p["mu"], rel=1e-7)
+    assert tau == pytest.approx(p["tau"], rel=1e-7)
     d = r.to_dict()
     assert d["log_likelihood"] == pytest.approx(_loglik(x, p["weights"], p["mu"], p["tau"]), rel=1e-10)
     assert np.all(np.diff(r.elbo_trace) >= -1e-9)
