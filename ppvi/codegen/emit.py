@@ -174,8 +174,9 @@ class Writer:
     """Emits the lines computing expressions, hoisting each sum as far out as it can go."""
 
     def __init__(self, names: Names, dims: dict[sp.Symbol, str], self_bases: frozenset = frozenset(),
-                 snapshot: bool = False, big: frozenset = frozenset()):
+                 snapshot: bool = False, big: frozenset = frozenset(), element: frozenset = frozenset()):
         self.names = names
+        self.element = element           # the indices of the elements being updated (their loops are outermost)
         self.big = big                   # dims of the data plate: sums over them are chunked reductions
         self.dims = dims                 # dim symbol -> mangled name
         # Moments of the variable being updated.  With ``snapshot`` (the parallel, damped schedule) they
@@ -190,11 +191,12 @@ class Writer:
 
     # ----------------------------------------------------------- values
     def varies(self, e: sp.Expr) -> bool:
-        return self._reads_self(e)
+        """Changes from one element of the update to the next: reads its own moments or its index."""
+        return self._reads_self(e) or bool(self.element & e.free_symbols)
 
     def top(self, e: sp.Expr, levels: list[Block], pinned: int = 0) -> str:
         """Python source for a whole expression: first rewritten so invariant sums can be hoisted."""
-        if self.self_bases:
+        if self.self_bases or self.element:
             e = interchange(e, self.varies)
         if self.big:
             e = narrow(e, self.big)
