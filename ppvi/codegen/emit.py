@@ -83,15 +83,13 @@ class Names:
 
 
 # -------------------------------------------------------------- rewriting
-def interchange(e: sp.Expr, varies) -> sp.Expr:
-    """Σ_j A(j) Σ_i g(j, i) c(i) -> Σ_i c(i) Σ_j A(j) g(j, i) when only c varies during the kernel.
+def _swap(e: sp.Expr, worth) -> sp.Expr:
+    """Bottom-up: Σ_j A(j) Σ_i g(j, i) c(i) -> Σ_i c(i) Σ_j A(j) g(j, i) wherever ``worth(e, A, g_j, c, i)``.
 
-    The inner sum then no longer reads what the update changes, so it is computed once (a Gram
-    matrix WᵀβW in 19.44, E[hhᵀ] for the regression of W) instead of for every element.
-    """
+    c are the factors of the inner summand that do not involve j; the swap is exact (finite sums)."""
     if not e.args or isinstance(e, (sp.Indexed, sp.Idx, sp.IndexedBase)):
         return e
-    e = e.func(*(interchange(a, varies) for a in e.args))
+    e = e.func(*(_swap(a, worth) for a in e.args))
     if not isinstance(e, sp.Sum) or len(e.limits) != 1:
         return e
     j = e.limits[0][0]
@@ -102,39 +100,25 @@ def interchange(e: sp.Expr, varies) -> sp.Expr:
     t = inner[0]
     a = sp.Mul(*(f for f in factors if f is not t))
     g = sp.Mul.make_args(t.function)
-    gj = [f for f in g if f.has(j)]
-    c = [f for f in g if not f.has(j)]
-    if varies(a) or not c or not any(varies(f) for f in c) or any(varies(f) for f in gj):
+    gj = sp.Mul(*(f for f in g if f.has(j)))
+    c = sp.Mul(*(f for f in g if not f.has(j)))
+    if c == 1 or not worth(e, a, gj, c, t.limits[0][0]):
         return e
-    return sp.Sum(sp.Mul(*c) * sp.Sum(a * sp.Mul(*gj), e.limits[0]), t.limits[0])
+    return sp.Sum(c * sp.Sum(a * gj, e.limits[0]), t.limits[0])
+
+
+def interchange(e: sp.Expr, varies) -> sp.Expr:
+    """Swap when only c varies during the kernel: the inner sum then no longer reads what the update
+    changes and is computed once (a Gram matrix WᵀβW in 19.44, E[hhᵀ] for the regression of W)."""
+    return _swap(e, lambda s, a, gj, c, i: not varies(a) and varies(c) and not varies(gj))
 
 
 def narrow(e: sp.Expr, big: frozenset) -> sp.Expr:
-    """Σ_n A(n) Σ_i g(n, i) c(i, F) -> Σ_i c(i, F) Σ_n A(n) g(n, i) over a data-plate n.
-
-    When c carries indices F that the rest does not, the pass over the data then fills a smaller
-    array (Σ_n r[n,k] x[n,e] over (k, e) instead of Σ_n r[n,k] Σ_e Λ[k,d,e] x[n,e] over (k, d),
-    D times less work) and c is applied once afterwards.
-    """
-    if not e.args or isinstance(e, (sp.Indexed, sp.Idx, sp.IndexedBase)):
-        return e
-    e = e.func(*(narrow(a, big) for a in e.args))
-    if not isinstance(e, sp.Sum) or len(e.limits) != 1 or sp.sympify(e.limits[0][2]) + 1 not in big:
-        return e
-    j = e.limits[0][0]
-    factors = sp.Mul.make_args(e.function)
-    inner = [f for f in factors if isinstance(f, sp.Sum) and len(f.limits) == 1 and f.function.has(j)]
-    if len(inner) != 1:
-        return e
-    t = inner[0]
-    i = t.limits[0][0]
-    a = sp.Mul(*(f for f in factors if f is not t))
-    g = sp.Mul.make_args(t.function)
-    gj = [f for f in g if f.has(j)]
-    c = [f for f in g if not f.has(j)]
-    if not c or not (_indices(sp.Mul(*c)) - {i}) - _indices(a * sp.Mul(*gj)):
-        return e
-    return sp.Sum(sp.Mul(*c) * sp.Sum(a * sp.Mul(*gj), e.limits[0]), t.limits[0])
+    """Swap over a data-plate j when c carries indices F the rest does not: the pass over the data
+    then fills a smaller array (Σ_n r[n,k] x[n,e] over (k, e) instead of Σ_n r[n,k] Σ_e Λ[k,d,e]
+    x[n,e] over (k, d), D times less work) and c is applied once afterwards."""
+    return _swap(e, lambda s, a, gj, c, i: sp.sympify(s.limits[0][2]) + 1 in big
+                 and bool((_indices(c) - {i}) - _indices(a * gj)))
 
 
 def _indices(e: sp.Expr) -> set:
