@@ -16,7 +16,19 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-class MomentBase(sp.IndexedBase):
+class _Moment:
+    """What a moment knows of itself: the latent and the statistic."""
+
+    @property
+    def var(self) -> str:
+        return self._ppvi_var
+
+    @property
+    def stat(self) -> str:
+        return self._ppvi_stat
+
+
+class MomentBase(_Moment, sp.IndexedBase):
     """⟨stat(var)⟩ as an array over var's indices (plus event indices for xxT)."""
 
     def __new__(cls, var, stat: str | None = None, **kwargs):
@@ -26,16 +38,8 @@ class MomentBase(sp.IndexedBase):
         obj._ppvi_var, obj._ppvi_stat = var, stat
         return obj
 
-    @property
-    def var(self) -> str:
-        return self._ppvi_var
 
-    @property
-    def stat(self) -> str:
-        return self._ppvi_stat
-
-
-class MomentSymbol(sp.Symbol):
+class MomentSymbol(_Moment, sp.Symbol):
     """⟨stat(var)⟩ of a scalar latent."""
 
     def __new__(cls, var: str, stat: str):
@@ -45,14 +49,6 @@ class MomentSymbol(sp.Symbol):
 
     def __getnewargs_ex__(self):
         return (self._ppvi_var, self._ppvi_stat), {}
-
-    @property
-    def var(self) -> str:
-        return self._ppvi_var
-
-    @property
-    def stat(self) -> str:
-        return self._ppvi_stat
 
 
 class logdet(sp.Function):

@@ -39,9 +39,8 @@ def _rounding(a: float, b: float) -> float:
 
 def _find_culprit(program: Program, before: dict, order: list[str]) -> str:
     """Replay the sweep from the saved state, one update at a time, to name the one that lowered the ELBO."""
-    saved = program.state
-    program.state = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in before.items()}
-    _relink(program)
+    saved = program.snapshot()
+    program.restore(before)
     last = program.elbo()
     culprit = order[-1]
     for var in order:
@@ -51,14 +50,8 @@ def _find_culprit(program: Program, before: dict, order: list[str]) -> str:
             culprit = var
             break
         last = now
-    program.state = saved
+    program.restore(saved)
     return culprit
-
-
-def _relink(program: Program) -> None:
-    for info in program.plan["latents"].values():
-        for alias, target in info["aliases"].items():
-            program.state[alias] = program.state[target]
 
 
 def run_once(program: Program, rng: np.random.Generator, max_iter: int, tol: float,
@@ -108,6 +101,5 @@ def fit(program: Program, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8
             best = result
         if result.interrupted:
             break
-    program.state = best.state
-    _relink(program)
+    program.restore(best.state)
     return best

@@ -186,8 +186,28 @@ class Program:
         return (params + [v for v in lat if lat[v]["scope"] == "global"]
                 + [v for v in lat if lat[v]["scope"] == "local"] + [v for v in pts if pts[v]["kind"] == "point"])
 
+    def _mutable(self) -> list[str]:
+        """The arrays a sweep writes: every q's parameters, moments and entropies, params and MAP
+        latents (not the data, which may be most of the memory). Aliases are left out: ``restore``
+        links them again."""
+        aliases = {a for info in self.plan["latents"].values() for a in info["aliases"]}
+        points = {f"v_{v}" for v in self.plan["points"]}
+        return [k for k, v in self.state.items() if isinstance(v, np.ndarray) and k not in aliases
+                and (k[:2] in ("q_", "m_", "h_", "l_", "e_", "g_") or k in points)]
+
     def snapshot(self) -> dict[str, np.ndarray]:
-        return {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in self.state.items()}
+        return {k: self.state[k].copy() for k in self._mutable()}
+
+    def restore(self, snap: dict[str, np.ndarray]) -> None:
+        for k, v in snap.items():
+            self.state[k] = v.copy()
+        self.relink()
+
+    def relink(self) -> None:
+        """Moments that are another array under a second name point at it again."""
+        for info in self.plan["latents"].values():
+            for alias, target in info["aliases"].items():
+                self.state[alias] = self.state[target]
 
 
 # ------------------------------------------------------------ initial values
