@@ -158,8 +158,11 @@ class Writer:
     """Emits the lines computing expressions, hoisting each sum as far out as it can go."""
 
     def __init__(self, names: Names, dims: dict[sp.Symbol, str], self_bases: frozenset = frozenset(),
-                 snapshot: bool = False, big: frozenset = frozenset(), element: frozenset = frozenset()):
+                 snapshot: bool = False, big: frozenset = frozenset(), element: frozenset = frozenset(),
+                 stats=None):
         self.names = names
+        self.stats = stats               # codegen.statistics.Statistics: data-plate sums the local step fills
+        self.passes = 0                  # passes over the data plate this kernel makes itself
         self.element = element           # the indices of the elements being updated (their loops are outermost)
         self.big = big                   # dims of the data plate: sums over them are chunked reductions
         self.dims = dims                 # dim symbol -> mangled name
@@ -182,6 +185,8 @@ class Writer:
         """Python source for a whole expression: first rewritten so invariant sums can be hoisted."""
         if self.self_bases or self.element:
             e = interchange(e, self.varies)
+        if self.stats is not None:
+            e = self.stats.separate(e)
         if self.big:
             e = narrow(e, self.big)
         return self.value(e, levels, pinned)
@@ -290,8 +295,9 @@ class Writer:
         scatter = self._scatter_delta(e, free)
         if not reads_self and (scatter is not None or self._over_big(e)) and \
                 (scatter is not None or target > 0 or not free):
-            # Computed once, before any element loop, in one pass over the data plate.
-            return self._materialise(e, scatter, free, levels)
+            # A statistic of the local step, or computed once, before any element loop, in one pass.
+            ref = self.stats.ref(e, free, scatter) if self.stats is not None and self._over_big(e) else None
+            return ref if ref is not None else self._materialise(e, scatter, free, levels)
         skipped = [lv for lv in levels[1:target] if lv.index is not None and lv.index not in free]
         repeated = any(str(lv.index) == "_pass" for lv in skipped)   # inside repeated passes: always worth it
         if not reads_self and skipped and free and (repeated or not any(i.upper + 1 in self.big for i in free)):
@@ -367,6 +373,7 @@ class Writer:
             delta, o, g = scatter
             body_expr = sp.Mul(*(f for f in sp.Mul.make_args(e.function) if f is not delta))
         fn.pre.append(f"{arr} = np.zeros(({', '.join(shape)},))")
+        self.passes += any(sp.sympify(hi) + 1 in self.big for _, _, hi in limits)
         loops = self._loops(limits)
         others = [i for i in axes if i != o]
         if others:

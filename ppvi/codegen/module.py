@@ -13,6 +13,7 @@ import sympy as sp
 
 from ppvi import __version__
 from ppvi.codegen.emit import Block, Names, Writer
+from ppvi.codegen.statistics import Statistics
 from ppvi.derive.expectation import collapse
 from ppvi.derive.meanfield import Derivation, QFactor
 from ppvi.derive.symbols import MomentBase, MomentSymbol
@@ -129,29 +130,45 @@ class ModuleWriter:
         self.dims = {d.syms.dims[n]: self.names.dim(n) for n in d.syms.dims}
         plate = d.graph.data_plate
         self.big = frozenset({d.syms.dims[plate]} if plate in d.syms.dims else ())
+        nodes = d.graph.nodes
+        self.stats = Statistics(
+            self.names, self.dims, self.big,
+            local=frozenset(v for v, n in nodes.items() if n.kind == "latent" and n.scope == "local"),
+            inputs=frozenset(v for v, n in nodes.items() if n.kind in ("data", "const")),
+            fresh=d.syms.fresh,
+            ranges={v.name: v.support_dim for v in d.model.variables.values()
+                    if v.kind == "data" and v.support == "index" and v.support_dim is not None})
         self.functions: list[str] = []
         self.plan: dict = {"model": d.model.name, "latents": {}, "points": {}, "elbo": None, "derived": {},
                            "exact_em": _exact_em(d)}
 
     # -------------------------------------------------------------- kernels
-    def update_kernel(self, q: QFactor, damped: bool = False) -> None:
+    def update_kernel(self, q: QFactor, damped: bool = False, fused: bool = False) -> None:
         """q's update; ``damped``: every element from the moments before the update (Jacobi), and the
-        natural parameters moved only part of the way, η ← (1 − α) η_old + α η (19.4.1)."""
+        natural parameters moved only part of the way, η ← (1 − α) η_old + α η (19.4.1).
+
+        ``fused``: the local step.  Each chunk of the data plate updates its elements of q and adds up
+        their statistics (codegen.statistics) while they are in cache; the chunks' sums are reduced after.
+        """
         bases = _self_bases(self.d, q.var)
-        w = Writer(self.names, self.dims, bases, snapshot=damped, big=self.big, element=frozenset(q.index))
+        w = Writer(self.names, self.dims, bases, snapshot=damped, big=self.big, element=frozenset(q.index),
+                   stats=self.stats)
         fn = Block(None)
         levels = [fn]
         parallel = damped or _parallel_axis(q, bases)
         alloc = None
+        chunks = "_C" if fused else CHUNKS
+        if fused:
+            fn.pre.append(self.stats.chunks(w))
         for n, i in enumerate(q.index):
             size = w.int_value(i.upper + 1)
             if n == 0 and parallel:
                 # Fixed chunks under prange: scratch arrays are allocated once per chunk, not per element.
-                chunk = Block(f"for _ch in prange({CHUNKS}):")
+                chunk = Block(f"for _ch in prange({chunks}):")
                 levels[-1].post.append(chunk)
                 alloc = chunk
-                b = Block(f"for {self.names.index(i)} in range(_ch * {size} // {CHUNKS}, "
-                          f"(_ch + 1) * {size} // {CHUNKS}):", i)
+                b = Block(f"for {self.names.index(i)} in range(_ch * {size} // {chunks}, "
+                          f"(_ch + 1) * {size} // {chunks}):", i)
                 chunk.post.append(b)
             else:
                 b = Block(f"for {self.names.index(i)} in range({size}):", i)
@@ -205,6 +222,13 @@ class ModuleWriter:
         elif fam == "Wishart":
             el.post.append(f"{one(qn('df'))}, {one(mn('logdet'))}, {h} = finish_wishart({eta['logdet']}, "
                            f"{eta['X']}, {row(qn('scale'))}, {row(mn('X'))})")
+        if fused:
+            self.stats.map(fn, levels[:2], q.index[0])
+            self.stats.reduce(fn)
+            name = f"local_step_{q.var}"
+            self._function(name, fn, parallel, returns=None)
+            self.plan["latents"][q.var]["local_step"] = {"kernel": name, "args": self._args(name)}
+            return
         name = f"update_{q.var}" + ("_damped" if damped else "")
         self._function(name, fn, parallel, returns=None)
         if damped:
@@ -251,7 +275,7 @@ class ModuleWriter:
         v = self.d.model.variables[pu.var]
         base = self.d.syms.var(pu.var, len(v.shape))
         bases = frozenset({base})
-        w = Writer(self.names, self.dims, bases, big=self.big)
+        w = Writer(self.names, self.dims, bases, big=self.big, stats=self.stats)
         fn = Block(None)
         target = self.names.variable(pu.var)
         reads_self = any((isinstance(n, sp.Indexed) and n.base == base and tuple(n.indices) != tuple(pu.index))
@@ -377,9 +401,10 @@ class ModuleWriter:
         self.plan["points"][pu.var] = {"kernel": name, "args": self._args(name), "kind": pu.kind,
                                        "method": pu.method, "sequential": reads_self}
 
-    def elbo_kernel(self, name: str = "expected_log_joint", without: str | None = None) -> list[str]:
-        """Σ_f E_q[log f], term by term; ``without`` a latent: its moments set to 0 (see _last_local)."""
-        w = Writer(self.names, self.dims, big=self.big)
+    def elbo_kernel(self, name: str = "expected_log_joint", without: str | None = None) -> tuple[list[str], int]:
+        """Σ_f E_q[log f], term by term; ``without`` a latent: its moments set to 0 (see _last_local).
+        Also returns how many passes over the data the kernel makes itself (not through statistics)."""
+        w = Writer(self.names, self.dims, big=self.big, stats=self.stats)
         fn = Block(None)
         labels = []
         fn.post.append("_terms = np.zeros(%d)" % len(self.d.model.factors))
@@ -391,7 +416,7 @@ class ModuleWriter:
             fn.post.append(f"_terms[{n}] = {v}")
             labels.append(label)
         self._function(name, fn, False, returns="_terms")
-        return labels
+        return labels, w.passes
 
     def _last_local(self) -> str | None:
         """The latent updated last in a sweep, when the ELBO can be read off its update.
@@ -408,13 +433,43 @@ class ModuleWriter:
             return None
         return last.var
 
+    def statistics_kernel(self) -> None:
+        """The local step's statistics (see codegen.statistics), and which updates make them stale."""
+        if not self.stats.found:
+            self.plan["stats"] = None
+            return
+        self._function("statistics", self.stats.kernel(), True, returns=None)
+        args = set(self._args("statistics"))
+        self.plan["stats"] = {"kernel": "statistics", "args": self._args("statistics"),
+                              "arrays": self.stats.shapes()}
+        for var, info in self.plan["latents"].items():
+            info["feeds"] = bool(args & (set(info["state"]) | set(info["aliases"])))
+        for var, info in self.plan["points"].items():
+            info["feeds"] = self.names.variable(var) in args
+        last = self._fused_local()
+        if last is not None:
+            self.update_kernel(self.d.q[last], fused=True)
+
+    def _fused_local(self) -> str | None:
+        """The local latent whose update can also fill the statistics: the last one in a sweep that
+        changes them, updated in parallel chunks of the data plate (the local step of DESIGN §4)."""
+        lat, pts = self.plan["latents"], self.plan["points"]
+        order = [v for v in lat if lat[v]["scope"] == "local"] + [v for v in pts if pts[v]["kind"] == "point"]
+        feeding = [v for v in order if (lat.get(v) or pts[v]).get("feeds")]
+        if not feeding or feeding[-1] not in lat:
+            return None
+        q = self.d.q[feeding[-1]]
+        if not q.index or q.index[0].upper + 1 not in self.big or not _parallel_axis(q, _self_bases(self.d, q.var)):
+            return None
+        return q.var
+
     # ------------------------------------------------------------- module
     def _function(self, name: str, body: Block, parallel: bool, returns: str | None) -> None:
         lines = body.render(1)
         if returns:
             lines.append(f"    return {returns}")
         src = "\n".join(lines)
-        args = sorted(set(re.findall(r"\b(?:[vmqhcgeol]_\w+|n_\w+)\b", src)))
+        args = sorted(set(re.findall(r"\b(?:[vmqhcgeolt]_\w+|n_\w+)\b", src)))
         deco = "@njit(cache=True, parallel=True)" if parallel or "prange(" in src else "@njit(cache=True)"
         self.functions.append(f"{deco}\ndef {name}({', '.join(args)}):\n{src}\n")
         self._last_args = args
@@ -428,14 +483,16 @@ class ModuleWriter:
             self.update_kernel(q, damped=True)
         for pu in self.d.points.values():
             self.point_kernel(pu)
-        labels = self.elbo_kernel()
+        labels, passes = self.elbo_kernel()
         self.plan["elbo"] = {"kernel": "expected_log_joint", "args": self._args("expected_log_joint"),
                              "labels": labels}
         last = self._last_local()
-        if last is not None:
+        if last is not None and passes:
+            # (when every data-plate term of the ELBO is a statistic, the full ELBO is as cheap)
             self.elbo_kernel("expected_log_joint_fast", without=last)
             self.plan["elbo"]["fast"] = {"kernel": "expected_log_joint_fast", "latent": last,
                                          "args": self._args("expected_log_joint_fast")}
+        self.statistics_kernel()
         self.plan["derived"] = {k: list(v) for k, v in self.names.derived.items()}
         self.plan["point"] = list(self.d.point)
         head = HEADER.format(version=__version__, path=self.d.model.path)

@@ -102,15 +102,23 @@ def finish_bernoulli(eta):
 
 @njit(cache=True)
 def finish_categorical(eta, p):
-    """p = softmax(η) by log-sum-exp -> (H, log Σ e^η), with H = log Σ e^η − Σ p η."""
+    """p = softmax(η) by log-sum-exp -> (H, log Σ e^η), with H = log Σ e^η − Σ p η.
+
+    One exp per entry; entries below e^−700 of the largest are exactly 0 (they are below any sum's
+    rounding, and subnormal numbers would slow every later sum over them many times over).
+    """
     m = eta.max()
     s = 0.0
     for k in range(eta.shape[0]):
-        s += math.exp(eta[k] - m)
+        d = eta[k] - m
+        e = math.exp(d) if d > -700.0 else 0.0
+        p[k] = e
+        s += e
+    inv = 1.0 / s
     lse = m + math.log(s)
     h = lse
     for k in range(eta.shape[0]):
-        p[k] = math.exp(eta[k] - lse)
+        p[k] *= inv
         h -= p[k] * eta[k]
     return h, lse
 

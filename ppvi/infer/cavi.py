@@ -16,6 +16,11 @@ import numpy as np
 from ppvi.infer.program import Program
 
 
+# Above this many bytes of q a sweep's starting state is not kept (it would double the memory of the
+# local q); a decrease is then traced by one more sweep that checks the ELBO after every update.
+SNAPSHOT_BYTES = 32 * 2 ** 20
+
+
 class ElboDecrease(RuntimeError):
     """The ELBO went down under a sequential update: an internal fault, never the user's."""
 
@@ -54,9 +59,23 @@ def _find_culprit(program: Program, before: dict, order: list[str]) -> str:
     return culprit
 
 
+def _checked_sweep(program: Program, order: list[str]) -> str | None:
+    """One more sweep with the ELBO after every update: the first update that lowers it, if any."""
+    last = program.elbo()
+    for var in order:
+        program.update(var)
+        now = program.elbo()
+        if now < last - _rounding(now, last):
+            return var
+        last = now
+    return None
+
+
 def run_once(program: Program, rng: np.random.Generator, max_iter: int, tol: float,
-             on_iteration: Callable[[int, float, float], None] | None = None, damping: float | None = None) -> Fit:
+             on_iteration: Callable[[int, float, float], None] | None = None, damping: float | None = None,
+             snapshot_bytes: int | None = None) -> Fit:
     program.initialise(rng)
+    keep = program.mutable_bytes() <= (SNAPSHOT_BYTES if snapshot_bytes is None else snapshot_bytes)
     order = program.schedule()
     trace: list[float] = []
     converged = interrupted = False
@@ -64,7 +83,7 @@ def run_once(program: Program, rng: np.random.Generator, max_iter: int, tol: flo
     it = 0
     try:
         for it in range(1, max_iter + 1):
-            before = program.snapshot() if trace else None
+            before = program.snapshot() if trace and keep and damping is None else None
             for var in order:
                 program.update(var, damping)
             value = program.elbo(after_sweep=damping is None)
@@ -72,9 +91,11 @@ def run_once(program: Program, rng: np.random.Generator, max_iter: int, tol: flo
                 raise FloatingPointError(f"the ELBO became {value} at iteration {it}")
             # Only the sequential schedule guarantees ascent; damped parallel steps need not (19.4.1).
             if damping is None and trace and value < trace[-1] - _rounding(value, trace[-1]):
-                culprit = _find_culprit(program, before, order)
-                raise ElboDecrease(f"the ELBO decreased from {trace[-1]!r} to {value!r} at iteration {it}; "
-                                   f"the update of q({culprit}) lowered it")
+                culprit = _find_culprit(program, before, order) if before is not None else \
+                    _checked_sweep(program, order)
+                blame = (f"the update of q({culprit}) lowered it" if culprit is not None else
+                         "no single update lowered it again in a checked sweep")
+                raise ElboDecrease(f"the ELBO decreased from {trace[-1]!r} to {value!r} at iteration {it}; {blame}")
             change = value - trace[-1] if trace else math.inf
             trace.append(value)
             if on_iteration is not None:
@@ -96,10 +117,12 @@ def fit(program: Program, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8
         rng = np.random.default_rng([seed, r])
         result = run_once(program, rng, max_iter, tol, on_iteration, damping)
         result.restart = r
-        result.state = program.snapshot()
+        if restarts > 1:
+            result.state = program.snapshot()     # (with one start there is nothing to go back to)
         if best is None or (result.elbo > best.elbo) or math.isnan(best.elbo):
             best = result
         if result.interrupted:
             break
-    program.restore(best.state)
+    if best.state:
+        program.restore(best.state)
     return best

@@ -32,6 +32,7 @@ class Program:
     sizes: dict[str, int]
     state: dict[str, np.ndarray] = field(default_factory=dict)
     given: dict[str, np.ndarray] = field(default_factory=dict)     # params the user gave: the start of EM
+    stale: bool = True     # a local variable changed since the statistics were last summed (codegen.statistics)
 
     @property
     def plan(self) -> dict:
@@ -63,6 +64,8 @@ class Program:
                 self.state[name] = np.array([np.linalg.slogdet(m)[1]])
         for n, size in self.sizes.items():
             self.state[f"n_{n}"] = size
+        for name, shape in ((self.plan.get("stats") or {}).get("arrays") or {}).items():
+            self.state[name] = np.zeros(_shape(shape, self.sizes))
 
     def initialise(self, rng: np.random.Generator) -> None:
         """A valid q for every latent: broad defaults for globals, random for locals (symmetry breaking)."""
@@ -85,6 +88,7 @@ class Program:
             self.state[f"v_{var}"] = np.zeros(_shape(list(v.shape), self.sizes) or (1,))
         for k in [k for k in self.state if k.startswith("e_")]:
             del self.state[k]      # stored η belong to the previous start
+        self.stale = True
         if informed:
             # Start from the given or data-seeded params: first the latents' q for them (an E-step).
             for var in self.schedule():
@@ -99,6 +103,11 @@ class Program:
         if info.get("method") == "gradient":
             self._gradient_step(var, info)
             return
+        if damping is None and "local_step" in info:
+            # the local step: the update that also sums the statistics (codegen.statistics)
+            self._call(info["local_step"], reads=info["args"])
+            self.stale = False
+            return
         if damping is not None and var in self.plan["latents"]:
             info = info["damped"]
             self.state["c__damping"] = np.array([float(damping)])
@@ -107,7 +116,22 @@ class Program:
                     self.state[a] = self.state[a[2:]].copy()
                 elif a.startswith("e_") and a not in self.state:
                     self._natural_from_q(var)
-        getattr(self.module, info["kernel"])(*(self.state[a] for a in info["args"]))
+        self._call(info)
+        self.stale = self.stale or self._feeds(var)
+
+    def _feeds(self, var: str) -> bool:
+        """Whether the statistics read var (a local variable): changing it makes them stale."""
+        return bool((self.plan["latents"].get(var) or self.plan["points"][var]).get("feeds"))
+
+    def _call(self, info: dict, reads: list[str] | None = None):
+        """Run a kernel; first the statistics pass, if the kernel reads statistics (its arguments, or
+        ``reads``) that a local update has made stale."""
+        args = info["args"]
+        if self.stale and any(a.startswith("t_") for a in (args if reads is None else reads)):
+            stats = self.plan["stats"]
+            getattr(self.module, stats["kernel"])(*(self.state[a] for a in stats["args"]))
+            self.stale = False
+        return getattr(self.module, info["kernel"])(*(self.state[a] for a in args))
 
     def _natural_from_q(self, var: str) -> None:
         """η of the current q(var), stored as e_<var>__<stat> (the damped schedule moves from it)."""
@@ -121,23 +145,25 @@ class Program:
         backtracking line search, accepted only if the ELBO rises."""
         value = self.state[f"v_{var}"]
         grad = self.state.setdefault(f"g_{var}", np.zeros_like(value))
-        getattr(self.module, info["kernel"])(*(self.state[a] for a in info["args"]))
+        self._call(info)
         norm = float(np.sqrt(np.sum(grad * grad)))
         if not norm > 0 or not np.isfinite(norm):
             return
         start = value.copy()
         before = self.elbo()
         step = 1.0 / norm * max(1.0, float(np.sqrt(np.sum(start * start))))
+        feeds = self._feeds(var)
         for _ in range(40):
             value[...] = start + step * grad
+            self.stale = self.stale or feeds
             if self.elbo() > before:
                 return
             step *= 0.5
         value[...] = start
+        self.stale = self.stale or feeds
 
     def expected_terms(self) -> np.ndarray:
-        info = self.plan["elbo"]
-        return getattr(self.module, info["kernel"])(*(self.state[a] for a in info["args"]))
+        return self._call(self.plan["elbo"])
 
     def entropy(self, var: str) -> float:
         return float(np.sum(self.state[f"h_{var}"]))
@@ -150,7 +176,7 @@ class Program:
         """
         fast = self.plan["elbo"].get("fast")
         if after_sweep and fast is not None:
-            terms = getattr(self.module, fast["kernel"])(*(self.state[a] for a in fast["args"]))
+            terms = self._call(fast)
             last = fast["latent"]
             return float(np.sum(terms)) + float(np.sum(self.state[f"l_{last}"])) + sum(
                 self.entropy(v) for v in self.plan["latents"] if v != last)
@@ -195,6 +221,9 @@ class Program:
         return [k for k, v in self.state.items() if isinstance(v, np.ndarray) and k not in aliases
                 and (k[:2] in ("q_", "m_", "h_", "l_", "e_", "g_") or k in points)]
 
+    def mutable_bytes(self) -> int:
+        return sum(self.state[k].nbytes for k in self._mutable())
+
     def snapshot(self) -> dict[str, np.ndarray]:
         return {k: self.state[k].copy() for k in self._mutable()}
 
@@ -202,6 +231,7 @@ class Program:
         for k, v in snap.items():
             self.state[k] = v.copy()
         self.relink()
+        self.stale = True
 
     def relink(self) -> None:
         """Moments that are another array under a second name point at it again."""

@@ -86,10 +86,16 @@ def test_identical_for_one_and_two_threads_and_cold_and_warm_cache(tmp_path):
     assert results[0] == results[1] == results[2]
 
 
-def test_an_elbo_decrease_is_reported_as_an_internal_fault_naming_the_update(monkeypatch, capsys):
-    """A broken update (here: one that moves q(mu) away from its optimum) must not pass silently."""
+@pytest.mark.parametrize("kept", [True, False], ids=["replayed", "checked-sweep"])
+def test_an_elbo_decrease_is_reported_as_an_internal_fault_naming_the_update(monkeypatch, capsys, kept):
+    """A broken update (here: one that moves q(mu) away from its optimum) must not pass silently, whether
+    the sweep's start was kept and is replayed, or (big q) the next sweep is checked update by update."""
+    from ppvi.infer import cavi
     from ppvi.infer.cavi import ElboDecrease
     from ppvi.infer.program import Program
+
+    if not kept:
+        monkeypatch.setattr(cavi, "SNAPSHOT_BYTES", 0)
 
     real = Program.update
 

@@ -1,0 +1,287 @@
+"""The map/reduce split: sums over the data plate that only the local step changes.
+
+A sum over the data plate whose summand reads nothing but data, constants and
+local variables (the q of z[n], h[n, i], MAP codes) is an *expected sufficient
+statistic* of the local step: Σ_n r[n, k], Σ_n r[n, k] x[n, d] x[n, e],
+Σ_t [v = word[t]] r[t, k] (19.56 is linear in them).  Every kernel that needs
+one (a global update, a param's M-step, the ELBO) reads it from a ``t_``
+array instead of passing over the data itself, and one generated kernel,
+``statistics``, fills all of them in a single pass:
+
+    map     for each of C fixed chunks of the data plate (prange): the chunk's
+            partial sums, into row c of a partials array;
+    reduce  Σ_c partials[c] in the order c = 0, 1, …, C − 1.
+
+C depends only on the sizes (never on the thread count), so results are the
+same for any number of threads.  The runtime (ppvi.infer.program) runs the
+pass whenever a local variable has changed since the last one and a kernel
+is about to read a statistic.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Callable
+
+import sympy as sp
+
+from ppvi.codegen.emit import Block, Names, Writer
+from ppvi.derive.qfamily import ParamBase
+from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol
+
+CHUNKS = 64                 # at most; fixed, so results never depend on the number of threads
+PARTIALS = 4 * 1024 ** 2    # floats of partial sums kept at once (32 MB): bounds C for big statistics
+
+
+@dataclass
+class Statistic:
+    name: str
+    expr: sp.Sum            # canonical: free indices a0, a1, … in array order; data-plate index _n
+    axes: tuple             # the canonical free indices, in array order
+    scatter: tuple | None   # (delta, o, g): the sum fills row g(t) of axis o
+
+
+@dataclass
+class Statistics:
+    """The registry of statistics, shared by all kernels of one module."""
+
+    names: Names
+    dims: dict
+    big: frozenset                      # the data plate's size symbol
+    local: frozenset                    # names of the local variables (latent or MAP)
+    inputs: frozenset                   # names of data and constants
+    fresh: Callable                     # (stem, dim) -> a new summation index (derive.symbols.Symbols.fresh)
+    ranges: dict                        # data of support index(M) -> M
+    found: dict = field(default_factory=dict)     # canonical expr -> Statistic
+
+    def accepts(self, e: sp.Expr) -> bool:
+        """The summand reads only data, constants, dims and local variables."""
+        ok = self.local | self.inputs
+        labels = set()
+        for node in sp.preorder_traversal(e):
+            if isinstance(node, Gate):
+                return False
+            base = node.base if isinstance(node, sp.Indexed) else node
+            if isinstance(base, (MomentBase, MomentSymbol, ParamBase)):
+                if base.var not in self.local:
+                    return False
+            elif isinstance(base, sp.IndexedBase) and str(base.label) not in ok:
+                return False
+            if isinstance(base, sp.IndexedBase):
+                labels.add(base.label)
+        scalars = (s for s in e.free_symbols if type(s) is sp.Symbol and s not in labels)
+        return all(s in self.dims or s.name in ok for s in scalars)
+
+    def separate(self, e: sp.Expr) -> sp.Expr:
+        """Rewrite each sum over the data plate as Σ_F c(F) · Σ_n s(n, F): whatever does not vary with n
+        (global moments, params) moved out, so the inner sum is a statistic.  Nested sums are flattened
+        and products expanded, Σ_n r[n,k] Σ_d x[n,d] Σ_e Λ[k,e,d] x[n,e] -> Σ_{d,e} Λ[k,e,d] Σ_n r[n,k]
+        x[n,d] x[n,e] (exact: finite sums).  A sum that does not separate entirely is left as it was."""
+        if not isinstance(e, sp.Basic) or not e.args or isinstance(e, (sp.Indexed, sp.Idx, sp.IndexedBase)):
+            return e
+        if isinstance(e, sp.Sum) and any(sp.sympify(hi) + 1 in self.big for _, _, hi in e.limits):
+            done = self._separate(e)
+            if done is not None:
+                return done
+            return e
+        return e.func(*(self.separate(a) for a in e.args))
+
+    def _separate(self, e: sp.Sum) -> sp.Expr | None:
+        terms = _monomials(e, self.fresh)
+        if terms is None:
+            return None
+        out = []
+        for limits, factors in terms:
+            big = [lim for lim in limits if sp.sympify(lim[2]) + 1 in self.big]
+            if len(big) != 1:
+                return None
+            n = big[0][0]
+            limits, factors = self._unscatter(limits, factors, n)
+            inner = sp.Mul(*(f for f in factors if f.has(n)))
+            outer = sp.Mul(*(f for f in factors if not f.has(n)))
+            if not self.accepts(inner):
+                return None
+            rest = [lim for lim in limits if lim[0] != n]
+            stat = sp.Sum(inner, big[0])
+            out.append(sp.Sum(outer * stat, *rest) if rest else outer * stat)
+        return sp.Add(*out)
+
+    def _unscatter(self, limits: list, factors: list, n: sp.Idx) -> tuple[list, list]:
+        """A global read at a data-valued index, E[log θ][doc[t], k], becomes Σ_j E[log θ][j, k] [j = doc[t]]:
+        the delta then makes Σ_t [j = doc[t]] r[t, k] a (scattered) statistic."""
+        out = []
+        for f in factors:
+            if not isinstance(f, sp.Indexed) or not f.has(n) or self.accepts(f):
+                out.append(f)
+                continue
+            idx = list(f.indices)
+            for p, i in enumerate(idx):
+                if isinstance(i, sp.Indexed) and i.has(n) and str(i.base.label) in self.ranges:
+                    j = self.fresh("j", self.ranges[str(i.base.label)])
+                    limits = limits + [(j, 0, j.upper)]
+                    out.append(sp.KroneckerDelta(j, i))
+                    idx[p] = j
+            out.append(f.base[tuple(idx)])
+        return limits, out
+
+    def ref(self, e: sp.Sum, free: set, scatter) -> str | None:
+        """``t_i[…]`` for the statistic e (registered on first sight), or None when e is not one."""
+        big = [lim for lim in e.limits if sp.sympify(lim[2]) + 1 in self.big]
+        if len(big) != 1 or not self.accepts(e):
+            return None
+        # The same statistic may come with its axes in another order (Σ_t r[t,k] [v = word[t]] over (k, v)
+        # in one kernel, over (v, k) in another): one array serves both.
+        first = sorted(free, key=str)
+        for axes in [first] + [list(p) for p in itertools.permutations(first) if list(p) != first]:
+            canon, expr = self._canonical(e, axes, big[0][0])
+            stat = self.found.get(expr)
+            if stat is not None:
+                break
+        else:
+            axes = first
+            canon, expr = self._canonical(e, axes, big[0][0])
+            sc = None
+            if scatter is not None:
+                delta, o, g = scatter
+                sc = (delta.xreplace(canon), canon[o], g.xreplace(canon))
+            stat = Statistic(f"t_{len(self.found)}", expr, tuple(canon[i] for i in axes), sc)
+            self.found[expr] = stat
+        at = [self.names.index(i) for i in axes]
+        return f"{stat.name}[{', '.join(at) if at else '0'}]"
+
+    @staticmethod
+    def _canonical(e: sp.Sum, axes: list, n: sp.Idx) -> tuple[dict, sp.Expr]:
+        """Free indices a0, a1, … in array order, the data-plate index _n, the others b…, in order."""
+        canon = {i: sp.Idx(f"a{k}", (i.lower, i.upper)) for k, i in enumerate(axes)}
+        canon[n] = sp.Idx("_n", (n.lower, n.upper))
+        for node in sp.preorder_traversal(e):
+            if isinstance(node, sp.Sum):
+                for i, _, _ in node.limits:
+                    if i not in canon:
+                        canon[i] = sp.Idx(f"b{len(canon)}", (i.lower, i.upper))
+        return canon, e.xreplace(canon)
+
+    def shapes(self) -> dict[str, list]:
+        """Array name -> shape in dim names and ints (as in the module's PLAN)."""
+        out = {}
+        for s in self.found.values():
+            shape = []
+            for i in s.axes:
+                size = i.upper + 1
+                shape.append(size.name if isinstance(size, sp.Symbol) else int(size))
+            out[s.name] = shape or [1]
+        return out
+
+    def plate_index(self) -> sp.Idx:
+        """The canonical data-plate index _n of the statistics."""
+        lims = next(iter(self.found.values())).expr.limits
+        return next(i for i, _, hi in lims if sp.sympify(hi) + 1 in self.big)
+
+    def chunks(self, w: Writer) -> str:
+        """C, the number of chunks: at most CHUNKS, fewer when the partial sums would be big."""
+        floats = " + ".join(_size(w, s) for s in self.found.values())
+        size = w.int_value(self.plate_index().upper + 1)
+        return f"_C = max(1, min({CHUNKS}, {size}, {PARTIALS} // ({floats})))"
+
+    def map(self, fn: Block, levels: list[Block], n: sp.Idx) -> None:
+        """Each statistic's partial sum over element n, into row ``_ch`` of its partials (allocated in fn);
+        ``levels[-1]`` is the body of the loop over n, inside the loop over chunks."""
+        w = Writer(self.names, self.dims)
+        canon = self.plate_index()
+        for s in self.found.values():
+            shape = [w.int_value(i.upper + 1) for i in s.axes] or ["1"]
+            fn.pre.append(f"_p{s.name} = np.zeros((_C, {', '.join(shape)}))")
+            rest = [lim for lim in s.expr.limits if lim[0] != canon]
+            body_expr = s.expr.function.xreplace({canon: n})
+            o = g = None
+            if s.scatter is not None:
+                delta, o, g = (x.xreplace({canon: n}) for x in s.scatter)
+                body_expr = sp.Mul(*(f for f in sp.Mul.make_args(body_expr) if f != delta))
+            others = [i for i in s.axes if i != o]
+            loops = w._loops(list(rest) + [(i, 0, i.upper) for i in others])
+            inner = levels + loops
+            body = w.value(body_expr, inner, 0)
+            where = [w.index_value(g, inner, 0) if i == o else self.names.index(i) for i in s.axes] or ["0"]
+            (loops[-1] if loops else levels[-1]).post.append(f"_p{s.name}[_ch, {', '.join(where)}] += {body}")
+            if loops:
+                levels[-1].post.append(loops[0])
+
+    def reduce(self, fn: Block) -> None:
+        """Σ_c partials[c] into each ``t_`` array, in the fixed order c = 0, 1, …"""
+        w = Writer(self.names, self.dims)
+        for s in self.found.values():
+            loops = w._loops([(i, 0, i.upper) for i in s.axes])
+            at = ", ".join(self.names.index(i) for i in s.axes) or "0"
+            body = ["_r = 0.0", "for _c in range(_C):", f"    _r += _p{s.name}[_c, {at}]", f"{s.name}[{at}] = _r"]
+            if loops:
+                loops[-1].post += body
+                fn.post.append(loops[0])
+            else:
+                fn.post += body
+
+    def kernel(self) -> Block:
+        """The body of ``statistics``: the map over chunks of the data plate, then the reduce."""
+        w = Writer(self.names, self.dims)
+        fn = Block(None)
+        n = self.plate_index()
+        size = w.int_value(n.upper + 1)
+        fn.pre.append(self.chunks(w))
+        chunk = Block("for _ch in prange(_C):")
+        loop = Block(f"for {self.names.index(n)} in range(_ch * {size} // _C, (_ch + 1) * {size} // _C):", n)
+        chunk.post.append(loop)
+        self.map(fn, [fn, loop], n)
+        fn.post.append(chunk)
+        self.reduce(fn)
+        return fn
+
+
+def _monomials(e: sp.Expr, fresh: Callable, cap: int = 64) -> list | None:
+    """e as Σ_terms Σ_limits Π factors: [(limits, factors)], or None (too many terms, or a summation
+    index bound twice, which flattening would confuse).  (Σ_i a_i)² becomes Σ_i Σ_i' a_i a_i'."""
+    if isinstance(e, sp.Sum):
+        inner = _monomials(e.function, fresh, cap)
+        if inner is None:
+            return None
+        return [(list(lims) + list(e.limits), fs) for lims, fs in inner]
+    if isinstance(e, sp.Add):
+        out = []
+        for a in e.args:
+            t = _monomials(a, fresh, cap)
+            if t is None or len(out) + len(t) > cap:
+                return None
+            out += t
+        return out
+    if isinstance(e, sp.Pow) and e.exp.is_Integer and 2 <= e.exp <= 4 and isinstance(e.base, (sp.Sum, sp.Add)):
+        copies = [e.base] + [_renamed(e.base, fresh) for _ in range(int(e.exp) - 1)]
+        return _monomials(sp.Mul(*copies, evaluate=False), fresh, cap)
+    if isinstance(e, sp.Mul):
+        out = [([], [])]
+        for a in e.args:
+            t = _monomials(a, fresh, cap)
+            if t is None or len(out) * len(t) > cap:
+                return None
+            out = [(l1 + l2, f1 + f2) for l1, f1 in out for l2, f2 in t]
+        for lims, _ in out:
+            bound = [lim[0] for lim in lims]
+            if len(set(bound)) != len(bound):
+                return None
+        return out
+    return [([], [e])]
+
+
+def _renamed(e: sp.Expr, fresh: Callable) -> sp.Expr:
+    """e with every summation index replaced by a fresh one (a second copy of a sum in a product)."""
+    sub = {}
+    for node in sp.preorder_traversal(e):
+        if isinstance(node, sp.Sum):
+            for i, _, _ in node.limits:
+                if i not in sub:
+                    stem = str(i.label).rstrip("′")
+                    size = i.upper + 1
+                    sub[i] = fresh(stem, size.name if isinstance(size, sp.Symbol) else int(size))
+    return e.xreplace(sub)
+
+
+def _size(w: Writer, s: Statistic) -> str:
+    return " * ".join(w.int_value(i.upper + 1) for i in s.axes) or "1"
