@@ -7,13 +7,14 @@ and parameters), so a cached module runs without SymPy.
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import sympy as sp
 
 from ppvi import __version__
 from ppvi.codegen.emit import Block, Names, Writer
-from ppvi.codegen.statistics import Statistics
+from ppvi.codegen.statistics import Statistics, monomials, renamed
 from ppvi.derive.expectation import collapse
 from ppvi.derive.meanfield import Derivation, QFactor
 from ppvi.derive.symbols import MomentBase, MomentSymbol
@@ -105,6 +106,14 @@ def _parallel_axis(q: QFactor, bases: frozenset) -> bool:
                     isinstance(node, MomentSymbol) and node in bases:
                 return False
     return True
+
+
+def _symmetric_pair(v: sp.Expr, inside: list):
+    """Two summation limits over the same range that v is symmetric in (x[n, d] x[n, e]), or None."""
+    for a, b in itertools.combinations(inside, 2):
+        if (a[1], a[2]) == (b[1], b[2]) and v.xreplace({a[0]: b[0], b[0]: a[0]}) == v:
+            return a, b
+    return None
 
 
 def _exact_em(d: Derivation) -> bool:
@@ -265,10 +274,78 @@ class ModuleWriter:
             shape = ", ".join(w.int_value(a.upper + 1) for a in axes)
             (alloc or el).post.insert(0, f"{name} = np.empty(({shape},))") if alloc else \
                 el.post.append(f"{name} = np.empty(({shape},))")
+            if q.scope == "local" and self._linear_eta(w, levels, pinned, name, axes, e):
+                continue
             loops = w._loops([(a, 0, a.upper) for a in axes])
             v = w.top(e, levels + loops, pinned)
             loops[-1].post.append(f"{name}[{', '.join(self.names.index(a) for a in axes)}] = {v}")
             el.post.append(loops[0])
+
+    def _linear_eta(self, w: Writer, levels, pinned, name: str, axes: list, e: sp.Expr) -> bool:
+        """η[a] = Σ_j v_j · W_j[…, a]: v_j what varies from element to element (x[n, d], x[n, d] x[n, e]),
+        W_j the rest, computed once per kernel with the event axes last.  The loop over a is then the
+        innermost, over contiguous memory (it vectorises), and η is a sum of a few such sweeps instead
+        of K separate sums with the coefficients recomputed for each element.  False (nothing emitted)
+        when e does not take this form."""
+        terms = monomials(e, self.d.syms.fresh)
+        if terms is None:
+            return False
+        groups: dict = {}      # canonical v -> [v, its summation limits, coefficients]
+        for limits, factors in terms:
+            v = sp.Mul(*(f for f in factors if w.varies(f)))
+            c = sp.Mul(*(f for f in factors if not w.varies(f)))
+            if set(axes) & v.free_symbols:
+                return False
+            inside = [lim for lim in limits if v.has(lim[0])]
+            other = [lim for lim in limits if not v.has(lim[0])]
+            c = sp.Sum(c, *other) if other else c
+            # x[n, d] Σ_d … and x[n, d′] Σ_d′ … are one feature: match up to renaming the summation indices
+            for perm in itertools.permutations(inside):
+                key = v.xreplace({lim[0]: sp.Idx(f"_c{j}", (lim[1], lim[2])) for j, lim in enumerate(perm)})
+                if key in groups:
+                    g = groups[key]
+                    # (its own summation indices renamed first, so none captures a renamed free one)
+                    g[2].append(renamed(c, self.d.syms.fresh).xreplace({a[0]: b[0] for a, b in zip(perm, g[1])}))
+                    break
+            else:
+                key = v.xreplace({lim[0]: sp.Idx(f"_c{j}", (lim[1], lim[2])) for j, lim in enumerate(inside)})
+                groups[key] = [v, inside, [c]]
+        fn, el = levels[0], levels[-1]
+        at = ", ".join(self.names.index(a) for a in axes)
+        zero = w._loops([(a, 0, a.upper) for a in axes])
+        zero[-1].post.append(f"{name}[{at}] = 0.0")
+        el.post.append(zero[0])
+        for v, inside, coefs in groups.values():
+            coef = sp.Add(*coefs)
+            span = list(inside)
+            pair = _symmetric_pair(v, inside)
+            if pair is not None:
+                # v(d, e) = v(e, d): only e ≥ d, with W[d, e] + W[e, d] off the diagonal (half the work)
+                (d, lo, hi), (e, _, _) = pair
+                coef = coef + (1 - sp.KroneckerDelta(d, e)) * coef.xreplace({d: e, e: d})
+                span = [(i, d if i == e else l, h) for i, l, h in inside]
+            weights = w.tmp("w")
+            full = [(i, l if not isinstance(l, sp.Idx) else 0, h) for i, l, h in span] + \
+                [(a, 0, a.upper) for a in axes]
+            shape = ", ".join(w.int_value(sp.sympify(h) + 1) for _, _, h in full)
+            fn.pre.append(f"{weights} = np.zeros(({shape},))")
+            hl = w._loops(span + [(a, 0, a.upper) for a in axes])
+            value = w.top(coef, [fn] + hl, 0)
+            where = ", ".join(self.names.index(i) for i, _, _ in full)
+            hl[-1].post.append(f"{weights}[{where}] = {value}")
+            fn.pre.append(hl[0])
+            vl = w._loops(span)
+            host = vl[-1] if vl else el
+            feature = w.tmp("v")
+            if v != 1:
+                host.post.append(f"{feature} = {w.value(v, levels + vl, pinned)}")
+            al = w._loops([(a, 0, a.upper) for a in axes])
+            al[-1].post.append(f"{name}[{at}] += {feature} * {weights}[{where}]" if v != 1 else
+                               f"{name}[{at}] += {weights}[{where}]")
+            host.post.append(al[0])
+            if vl:
+                el.post.append(vl[0])
+        return True
 
     def point_kernel(self, pu) -> None:
         """The exact coordinate update of a param or MAP latent (see ppvi.derive.mstep)."""

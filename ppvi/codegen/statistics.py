@@ -40,6 +40,7 @@ class Statistic:
     expr: sp.Sum            # canonical: free indices a0, a1, … in array order; data-plate index _n
     axes: tuple             # the canonical free indices, in array order
     scatter: tuple | None   # (delta, o, g): the sum fills row g(t) of axis o
+    mirror: tuple | None = None   # (i, j): symmetric in axes i < j; only j ≥ i is summed, then copied
 
 
 @dataclass
@@ -88,7 +89,7 @@ class Statistics:
         return e.func(*(self.separate(a) for a in e.args))
 
     def _separate(self, e: sp.Sum) -> sp.Expr | None:
-        terms = _monomials(e, self.fresh)
+        terms = monomials(e, self.fresh)
         if terms is None:
             return None
         out = []
@@ -145,7 +146,15 @@ class Statistics:
             if scatter is not None:
                 delta, o, g = scatter
                 sc = (delta.xreplace(canon), canon[o], g.xreplace(canon))
-            stat = Statistic(f"t_{len(self.found)}", expr, tuple(canon[i] for i in axes), sc)
+            ax = tuple(canon[i] for i in axes)
+            mirror = None
+            if sc is None:
+                for i, j in itertools.combinations(range(len(ax)), 2):
+                    a, b = ax[i], ax[j]
+                    if (a.lower, a.upper) == (b.lower, b.upper) and expr.xreplace({a: b, b: a}) == expr:
+                        mirror = (i, j)
+                        break
+            stat = Statistic(f"t_{len(self.found)}", expr, ax, sc, mirror)
             self.found[expr] = stat
         at = [self.names.index(i) for i in axes]
         return f"{stat.name}[{', '.join(at) if at else '0'}]"
@@ -199,21 +208,46 @@ class Statistics:
                 delta, o, g = (x.xreplace({canon: n}) for x in s.scatter)
                 body_expr = sp.Mul(*(f for f in sp.Mul.make_args(body_expr) if f != delta))
             others = [i for i in s.axes if i != o]
-            loops = w._loops(list(rest) + [(i, 0, i.upper) for i in others])
+            loops = w._loops(list(rest) + self._span(s, others))
             inner = levels + loops
-            body = w.value(body_expr, inner, 0)
+            # Each factor multiplied in at the outermost loop where its indices are bound (x[n,d] x[n,e]
+            # once per (d, e), not once per k): the innermost loop is then one multiply-add per entry.
+            factors = sp.Mul.make_args(body_expr)
+            deepest = [max([j for j, b in enumerate(loops) if b.index in f.free_symbols], default=-1)
+                       for f in factors]
+            product = None
+            for j in range(-1, len(loops) - 1):
+                here = [w.value(f, inner, 0) for f, dj in zip(factors, deepest) if dj == j]
+                if here:
+                    tmp = w.tmp("u")
+                    line = f"{tmp} = {' * '.join(([product] if product else []) + here)}"
+                    (levels[-1].post if j < 0 else loops[j].pre).append(line)
+                    product = tmp
+            last = [w.value(f, inner, 0) for f, dj in zip(factors, deepest) if dj == len(loops) - 1]
+            body = " * ".join(([product] if product else []) + last) or "1.0"
             where = [w.index_value(g, inner, 0) if i == o else self.names.index(i) for i in s.axes] or ["0"]
             (loops[-1] if loops else levels[-1]).post.append(f"_p{s.name}[_ch, {', '.join(where)}] += {body}")
             if loops:
                 levels[-1].post.append(loops[0])
 
+    @staticmethod
+    def _span(s: Statistic, axes) -> list:
+        """Loop limits over ``axes``; for a symmetric statistic the second of the pair from the first on."""
+        pair = (s.axes[s.mirror[0]], s.axes[s.mirror[1]]) if s.mirror else (None, None)
+        return [(i, pair[0] if i == pair[1] else 0, i.upper) for i in axes]
+
     def reduce(self, fn: Block) -> None:
         """Σ_c partials[c] into each ``t_`` array, in the fixed order c = 0, 1, …"""
         w = Writer(self.names, self.dims)
         for s in self.found.values():
-            loops = w._loops([(i, 0, i.upper) for i in s.axes])
+            loops = w._loops(self._span(s, s.axes))
             at = ", ".join(self.names.index(i) for i in s.axes) or "0"
             body = ["_r = 0.0", "for _c in range(_C):", f"    _r += _p{s.name}[_c, {at}]", f"{s.name}[{at}] = _r"]
+            if s.mirror is not None:
+                i, j = s.mirror
+                swapped = list(s.axes)
+                swapped[i], swapped[j] = swapped[j], swapped[i]
+                body.append(f"{s.name}[{', '.join(self.names.index(a) for a in swapped)}] = _r")
             if loops:
                 loops[-1].post += body
                 fn.post.append(loops[0])
@@ -236,29 +270,29 @@ class Statistics:
         return fn
 
 
-def _monomials(e: sp.Expr, fresh: Callable, cap: int = 64) -> list | None:
+def monomials(e: sp.Expr, fresh: Callable, cap: int = 64) -> list | None:
     """e as Σ_terms Σ_limits Π factors: [(limits, factors)], or None (too many terms, or a summation
     index bound twice, which flattening would confuse).  (Σ_i a_i)² becomes Σ_i Σ_i' a_i a_i'."""
     if isinstance(e, sp.Sum):
-        inner = _monomials(e.function, fresh, cap)
+        inner = monomials(e.function, fresh, cap)
         if inner is None:
             return None
         return [(list(lims) + list(e.limits), fs) for lims, fs in inner]
     if isinstance(e, sp.Add):
         out = []
         for a in e.args:
-            t = _monomials(a, fresh, cap)
+            t = monomials(a, fresh, cap)
             if t is None or len(out) + len(t) > cap:
                 return None
             out += t
         return out
     if isinstance(e, sp.Pow) and e.exp.is_Integer and 2 <= e.exp <= 4 and isinstance(e.base, (sp.Sum, sp.Add)):
-        copies = [e.base] + [_renamed(e.base, fresh) for _ in range(int(e.exp) - 1)]
-        return _monomials(sp.Mul(*copies, evaluate=False), fresh, cap)
+        copies = [e.base] + [renamed(e.base, fresh) for _ in range(int(e.exp) - 1)]
+        return monomials(sp.Mul(*copies, evaluate=False), fresh, cap)
     if isinstance(e, sp.Mul):
         out = [([], [])]
         for a in e.args:
-            t = _monomials(a, fresh, cap)
+            t = monomials(a, fresh, cap)
             if t is None or len(out) * len(t) > cap:
                 return None
             out = [(l1 + l2, f1 + f2) for l1, f1 in out for l2, f2 in t]
@@ -270,7 +304,7 @@ def _monomials(e: sp.Expr, fresh: Callable, cap: int = 64) -> list | None:
     return [([], [e])]
 
 
-def _renamed(e: sp.Expr, fresh: Callable) -> sp.Expr:
+def renamed(e: sp.Expr, fresh: Callable) -> sp.Expr:
     """e with every summation index replaced by a fresh one (a second copy of a sum in a product)."""
     sub = {}
     for node in sp.preorder_traversal(e):
