@@ -273,12 +273,22 @@ def _init_beta(s, v, rng, info):
 
 def _init_bernoulli(s, v, rng, info):
     p = s[f"q_{v}__p"]
-    p[...] = rng.uniform(0.05, 0.95, size=p.shape) if info["scope"] == "local" else 0.5
+    if info["scope"] == "local":
+        rng.random(out=p)            # uniform on (0.05, 0.95), drawn in place: no temporary as big as q
+        p *= 0.9
+        p += 0.05
+    else:
+        p[...] = 0.5
 
 
 def _init_categorical(s, v, rng, info):
+    """Locals: each row uniform on the simplex (normalised exponentials, Dirichlet(1, …, 1)), drawn in place."""
     p = s[f"q_{v}__p"]
-    p[...] = rng.dirichlet(np.ones(p.shape[-1]), size=p.shape[:-1]) if p.ndim > 1 else np.full(p.shape, 1 / p.shape[-1])
+    if p.ndim > 1:
+        rng.standard_exponential(out=p)
+        p /= p.sum(axis=-1, keepdims=True)
+    else:
+        p[...] = 1 / p.shape[-1]
 
 
 def _init_dirichlet(s, v, rng, info):
