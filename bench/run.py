@@ -283,7 +283,7 @@ def main() -> None:
     q = args.quick
     rows = []
     sizes = [10_000, 100_000] if q else [10_000, 100_000, 1_000_000]
-    for d in (2, 10):
+    for d in (1, 2, 10):
         for n in sizes:
             base = _run("gmm", "ppvi", n, d, 10)
             for peer in ("sklearn", "bayespy"):
@@ -339,7 +339,7 @@ def main() -> None:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(6, 4))
-        for d in (2, 10):
+        for d in (1, 2, 10):
             for peer in ("ppvi", "sklearn"):
                 pts = [(int(s.split()[0][2:].replace(",", "")), (a if peer == "ppvi" else b)["per_iter"])
                        for c, s, p, a, b in rows if c == "Bayesian GMM" and p == "sklearn" and f"D={d} " in s

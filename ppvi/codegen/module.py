@@ -108,6 +108,11 @@ def _parallel_axis(q: QFactor, bases: frozenset) -> bool:
     return True
 
 
+def _names_in(src: str) -> set[str]:
+    """The mangled arrays and dims a kernel's source reads or writes: its arguments."""
+    return set(re.findall(r"\b(?:[vmqhcgeolt]_\w+|n_\w+)\b", src))
+
+
 def _symmetric_pair(v: sp.Expr, inside: list):
     """Two summation limits over the same range that v is symmetric in (x[n, d] x[n, e]), or None."""
     for a, b in itertools.combinations(inside, 2):
@@ -164,7 +169,10 @@ class ModuleWriter:
                    stats=self.stats)
         fn = Block(None)
         levels = [fn]
-        parallel = damped or _parallel_axis(q, bases)
+        # Threads only over the data plate: for a handful of components a parallel loop costs more to load
+        # and start than it saves.
+        over_plate = bool(q.index) and q.index[0].upper + 1 in self.big
+        parallel = over_plate and (damped or _parallel_axis(q, bases))
         alloc = None
         chunks = "_C" if fused else CHUNKS
         if fused:
@@ -423,7 +431,8 @@ class ModuleWriter:
             first_free = bool(pu.index) and not any(
                 isinstance(n, sp.Indexed) and n.base == base and n.indices[0] != pu.index[0]
                 for n in sp.preorder_traversal(pu.value))
-            parallel = first_free and pu.method != "gradient" and (not reads_self or len(pu.index) > 1)
+            parallel = first_free and pu.method != "gradient" and (not reads_self or len(pu.index) > 1) \
+                and pu.index[0].upper + 1 in self.big          # threads only over the data plate
             # A MAP latent coupled within an example is solved exactly per example: coordinate passes
             # over the last axis until nothing moves ("exact on each subproblem").
             passes = pu.kind == "point" and reads_self and len(pu.index) >= 1 and pu.method != "gradient"
@@ -515,17 +524,19 @@ class ModuleWriter:
         if not self.stats.found:
             self.plan["stats"] = None
             return
-        self._function("statistics", self.stats.kernel(), True, returns=None)
-        args = set(self._args("statistics"))
-        self.plan["stats"] = {"kernel": "statistics", "args": self._args("statistics"),
-                              "arrays": self.stats.shapes()}
+        args = _names_in("\n".join(self.stats.kernel(True).render(1)))
         for var, info in self.plan["latents"].items():
             info["feeds"] = bool(args & (set(info["state"]) | set(info["aliases"])))
         for var, info in self.plan["points"].items():
             info["feeds"] = self.names.variable(var) in args
-        last = self._fused_local()
-        if last is not None:
-            self.update_kernel(self.d.q[last], fused=True)
+        # With a fused local step the stand-alone pass runs only at the start (and after a restore): serial,
+        # it compiles in a fraction of the time and fills the same chunks in the same order.
+        fused = self._fused_local()
+        self._function("statistics", self.stats.kernel(parallel=fused is None), fused is None, returns=None)
+        self.plan["stats"] = {"kernel": "statistics", "args": self._args("statistics"),
+                              "arrays": self.stats.shapes()}
+        if fused is not None:
+            self.update_kernel(self.d.q[fused], fused=True)
 
     def _fused_local(self) -> str | None:
         """The local latent whose update can also fill the statistics: the last one in a sweep that
@@ -546,7 +557,7 @@ class ModuleWriter:
         if returns:
             lines.append(f"    return {returns}")
         src = "\n".join(lines)
-        args = sorted(set(re.findall(r"\b(?:[vmqhcgeolt]_\w+|n_\w+)\b", src)))
+        args = sorted(_names_in(src))
         deco = "@njit(cache=True, parallel=True)" if parallel or "prange(" in src else "@njit(cache=True)"
         self.functions.append(f"{deco}\ndef {name}({', '.join(args)}):\n{src}\n")
         self._last_args = args

@@ -254,14 +254,14 @@ class Statistics:
             else:
                 fn.post += body
 
-    def kernel(self) -> Block:
+    def kernel(self, parallel: bool = True) -> Block:
         """The body of ``statistics``: the map over chunks of the data plate, then the reduce."""
         w = Writer(self.names, self.dims)
         fn = Block(None)
         n = self.plate_index()
         size = w.int_value(n.upper + 1)
         fn.pre.append(self.chunks(w))
-        chunk = Block("for _ch in prange(_C):")
+        chunk = Block(f"for _ch in {'prange' if parallel else 'range'}(_C):")
         loop = Block(f"for {self.names.index(n)} in range(_ch * {size} // _C, (_ch + 1) * {size} // _C):", n)
         chunk.post.append(loop)
         self.map(fn, [fn, loop], n)

@@ -162,7 +162,7 @@ def _where(a: np.ndarray, mask: np.ndarray) -> tuple[tuple[int, ...], float]:
 
 def _validate(path: str, v, a: np.ndarray) -> np.ndarray:
     name = v.name
-    af = a.astype(float)
+    af = np.asarray(a, dtype=float)      # no copy when the data are already float64
     bad = ~np.isfinite(af)
     if bad.any():
         at, val = _where(a, bad)
