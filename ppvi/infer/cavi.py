@@ -18,7 +18,7 @@ from ppvi.infer.program import Program
 
 # Above this many bytes of q a sweep's starting state is not kept (it would double the memory of the
 # local q); a decrease is then traced by one more sweep that checks the ELBO after every update.
-SNAPSHOT_BYTES = 32 * 2 ** 20
+SNAPSHOT_BYTES = 4 * 2 ** 20
 
 
 class ElboDecrease(RuntimeError):
