@@ -48,6 +48,15 @@ def _model(stem: str, replace: dict[str, str]) -> str:
     return path
 
 
+def _quiet_seconds(fit) -> float:
+    """Wall time of a peer's fit, its convergence warnings silenced (the bench runs fixed iterations)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t = time.perf_counter()
+        fit()
+        return time.perf_counter() - t
+
+
 def _status_mb(field: str) -> float:
     with open("/proc/self/status") as fh:
         for line in fh:
@@ -94,11 +103,7 @@ def case_gmm(tool: str, n: int, d: int, iters: int) -> dict:
 
         b = BayesianGaussianMixture(n_components=k, max_iter=iters, tol=0.0, init_params="random",
                                     weight_concentration_prior_type="dirichlet_distribution", random_state=0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            t = time.perf_counter()
-            b.fit(x)
-            el = time.perf_counter() - t
+        el = _quiet_seconds(lambda: b.fit(x))
         return {"per_iter": el / b.n_iter_, "objective": float(b.lower_bound_)}
     if tool == "bayespy":
         import bayespy.nodes as bn
@@ -187,11 +192,7 @@ def case_em(tool: str, n: int, iters: int) -> dict:
 
         g = GaussianMixture(3, covariance_type="spherical", weights_init=w0, means_init=mu0[:, None],
                             precisions_init=tau0, max_iter=iters, tol=0.0, reg_covar=0.0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            t = time.perf_counter()
-            g.fit(x[:, None])
-            el = time.perf_counter() - t
+        el = _quiet_seconds(lambda: g.fit(x[:, None]))
         return {"per_iter": el / g.n_iter_, "objective": float(g.score(x[:, None]) * n)}
     raise KeyError(tool)
 
@@ -245,11 +246,7 @@ def case_dictionary(tool: str, n: int, iters: int) -> dict:
 
     dl = DictionaryLearning(n_components=32, alpha=0.1, max_iter=iters, tol=0.0, fit_algorithm="cd",
                             transform_algorithm="lasso_cd", random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        t = time.perf_counter()
-        dl.fit(digits)
-        el = time.perf_counter() - t
+    el = _quiet_seconds(lambda: dl.fit(digits))
     return {"per_iter": el / max(dl.n_iter_, 1), "objective": float("nan")}
 
 
