@@ -26,9 +26,9 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ppvi.codegen.runtime import (digamma, feature_sign, finish_bernoulli, finish_beta, finish_categorical, finish_dirichlet,
-                                  finish_gamma, finish_mvnormal, finish_normal, finish_wishart, lmvgamma, sigmoid,
-                                  softplus)
+from ppvi.codegen.runtime import (digamma, exp_factor, exp_product, feature_sign, finish_bernoulli, finish_beta,
+                                  finish_categorical, finish_dirichlet, finish_gamma, finish_mvnormal, finish_normal,
+                                  finish_wishart, lmvgamma, sigmoid, softplus)
 '''
 
 # family -> [(array role, mangled-name maker, extra axes)], the first of each alias group owning the memory.
@@ -54,6 +54,12 @@ ALIASES = {
 
 def _mangle(names: Names, var: str, role: str, what: str) -> str:
     return names.qparam(var, what) if role == "q" else names.moment(var, what)
+
+
+# The group block (ModuleWriter.block_kernel): passes per group and sweep at most (as scikit-learn's
+# max_doc_update_iter), and the relative change of the group latent's η that ends them.
+BLOCK_PASSES = 100
+BLOCK_TOL = 1e-4
 
 
 def _dim_name(i: sp.Idx) -> str | int:
@@ -107,6 +113,11 @@ def _parallel_axis(q: QFactor, bases: frozenset) -> bool:
     return True
 
 
+def _reads(g: sp.Expr, data: str, n: sp.Idx) -> bool:
+    """g is data[n]."""
+    return isinstance(g, sp.Indexed) and str(g.base.label) == data and tuple(g.indices) == (n,)
+
+
 def _names_in(src: str) -> set[str]:
     """The mangled arrays and dims a kernel's source reads or writes: its arguments."""
     return set(re.findall(r"\b(?:[vmqhcgeolt]_\w+|n_\w+)\b", src))
@@ -152,6 +163,8 @@ class ModuleWriter:
             ranges={v.name: v.support_dim for v in d.model.variables.values()
                     if v.kind == "data" and v.support == "index" and v.support_dim is not None})
         self.functions: list[str] = []
+        self.sources: dict[str, str] = {}        # kernel name -> body
+        self.grouping: tuple[str, str, str] | None = None
         self.plan: dict = {"model": d.model.name, "latents": {}, "points": {}, "elbo": None, "derived": {},
                            "exact_em": _exact_em(d)}
 
@@ -190,8 +203,31 @@ class ModuleWriter:
                 b = Block(f"for {self.names.index(i)} in range({size}):", i)
                 levels[-1].post.append(b)
             levels.append(b)
+        self._element(q, w, levels, len(levels) - 1, alloc, damped)
+        if fused:
+            self.stats.map(fn, levels[:2], q.index[0])
+            self.stats.reduce(fn)
+            name = f"local_step_{q.var}"
+            self._function(name, fn, parallel, returns=None)
+            self.plan["latents"][q.var]["local_step"] = {"kernel": name, "args": self._args(name)}
+            return
+        name = f"update_{q.var}" + ("_damped" if damped else "")
+        self._function(name, fn, parallel, returns=None)
+        if damped:
+            self.plan["latents"][q.var]["damped"] = {"kernel": name, "args": self._args(name)}
+            return
+        self.plan["latents"][q.var] = {
+            "family": q.family, "kernel": name, "args": self._args(name), "state": state_arrays(q, self.names),
+            "aliases": aliases(q, self.names), "scope": q.scope, "index": [_dim_name(i) for i in q.index],
+            "event": _event_dim(q), "sequential": bool(bases & self._read_bases(q)),
+        }
+
+    def _element(self, q: QFactor, w: Writer, levels: list[Block], pinned: int, alloc: Block | None,
+                 damped: bool = False, linear: bool = True) -> dict[str, str]:
+        """The update of one element of q (its loops are ``levels``): η, then the family's finish.
+        Returns the names of the η temporaries.  ``linear``: η of a local vector latent as features
+        × weights (weights computed once per kernel, so only where nothing they read changes within it)."""
         el = levels[-1]
-        pinned = len(levels) - 1
         at = [self.names.index(i) for i in q.index]
         row = lambda arr: f"{arr}[{', '.join(at)}]" if at else arr  # noqa: E731
         one = lambda arr: f"{arr}[{', '.join(at)}]" if at else f"{arr}[0]"  # noqa: E731
@@ -206,7 +242,7 @@ class ModuleWriter:
                 eta[s] = w.tmp("eta")
                 el.post.append(f"{eta[s]} = {v}")
         else:
-            self._vector_eta(q, w, levels, pinned, eta, alloc)
+            self._vector_eta(q, w, levels, pinned, eta, alloc, linear)
         if damped:
             for s_, name in eta.items():
                 old = f"e_{q.var}__{s_}"
@@ -238,23 +274,7 @@ class ModuleWriter:
         elif fam == "Wishart":
             el.post.append(f"{one(qn('df'))}, {one(mn('logdet'))}, {h} = finish_wishart({eta['logdet']}, "
                            f"{eta['X']}, {row(qn('scale'))}, {row(mn('X'))})")
-        if fused:
-            self.stats.map(fn, levels[:2], q.index[0])
-            self.stats.reduce(fn)
-            name = f"local_step_{q.var}"
-            self._function(name, fn, parallel, returns=None)
-            self.plan["latents"][q.var]["local_step"] = {"kernel": name, "args": self._args(name)}
-            return
-        name = f"update_{q.var}" + ("_damped" if damped else "")
-        self._function(name, fn, parallel, returns=None)
-        if damped:
-            self.plan["latents"][q.var]["damped"] = {"kernel": name, "args": self._args(name)}
-            return
-        self.plan["latents"][q.var] = {
-            "family": fam, "kernel": name, "args": self._args(name), "state": state_arrays(q, self.names),
-            "aliases": aliases(q, self.names), "scope": q.scope, "index": [_dim_name(i) for i in q.index],
-            "event": _event_dim(q), "sequential": bool(bases & self._read_bases(q)),
-        }
+        return eta
 
     def _read_bases(self, q: QFactor) -> set:
         out = set()
@@ -266,7 +286,8 @@ class ModuleWriter:
                     out.add(node)
         return out
 
-    def _vector_eta(self, q: QFactor, w: Writer, levels, pinned, eta, alloc: Block | None = None) -> None:
+    def _vector_eta(self, q: QFactor, w: Writer, levels, pinned, eta, alloc: Block | None = None,
+                    linear: bool = True) -> None:
         """η over the event axes of one element, into small local arrays (allocated in ``alloc``)."""
         el = levels[-1]
         axes_of = {"onehot": [q.extra], "logp": list(q.event), "x": list(q.event),
@@ -281,7 +302,7 @@ class ModuleWriter:
             shape = ", ".join(w.int_value(a.upper + 1) for a in axes)
             (alloc or el).post.insert(0, f"{name} = np.empty(({shape},))") if alloc else \
                 el.post.append(f"{name} = np.empty(({shape},))")
-            if q.scope == "local" and self._linear_eta(w, levels, pinned, name, axes, e):
+            if linear and q.scope == "local" and self._linear_eta(w, levels, pinned, name, axes, e):
                 continue
             loops = w._loops([(a, 0, a.upper) for a in axes])
             v = w.top(e, levels + loops, pinned)
@@ -530,12 +551,173 @@ class ModuleWriter:
             info["feeds"] = self.names.variable(var) in args
         # With a fused local step the stand-alone pass runs only at the start (and after a restore): serial,
         # it compiles in a fraction of the time and fills the same chunks in the same order.
-        fused = self._fused_local()
+        fused = self._fused_local() if self.grouping is None else None
         self._function("statistics", self.stats.kernel(parallel=fused is None), fused is None, returns=None)
         self.plan["stats"] = {"kernel": "statistics", "args": self._args("statistics"),
                               "arrays": self.stats.shapes()}
         if fused is not None:
             self.update_kernel(self.d.q[fused], fused=True)
+
+    def _grouping(self) -> tuple[str, str, str] | None:
+        """(g, z, by) when a global latent g[d] is a *group* latent of the only local latent z[t]: z reads
+        g only at g[by[t], …] (by: index data over the data plate), and g reads z only through statistics
+        scattered by the same by[t] into its own row d (Σ_t [d = doc[t]] r[t, k]).  Then q(g[d]) and the
+        q(z[t]) of the t with by[t] = d form a block that no other group reads: it can be iterated to
+        convergence on its own, in cache, one group per thread (LDA's per-document E-step)."""
+        lat = self.plan["latents"]
+        locals_ = [v for v in lat if lat[v]["scope"] == "local"]
+        if self.d.point or len(locals_) != 1:
+            return None
+        z = self.d.q[locals_[0]]
+        if not z.index or z.index[0].upper + 1 not in self.big or \
+                not _parallel_axis(z, _self_bases(self.d, z.var)):
+            return None
+        t = z.index[0]
+        keys: dict[str, set] = {}
+        for e in z.natural.values():
+            for node in sp.preorder_traversal(e):
+                if isinstance(node, sp.Indexed) and isinstance(node.base, MomentBase) and node.base.var != z.var:
+                    first = node.indices[0]
+                    by = str(first.base.label) if isinstance(first, sp.Indexed) and first.indices == (t,) else None
+                    keys.setdefault(node.base.var, set()).add(by if by in self.stats.ranges else None)
+        for var, by in keys.items():
+            g = self.d.q.get(var)
+            if g is None or len(by) != 1 or None in by or g.scope != "global" or len(g.index) != 1:
+                continue
+            by = next(iter(by))
+            if str(g.index[0].upper + 1) != str(self.stats.ranges[by]) or \
+                    not _parallel_axis(g, _self_bases(self.d, g.var)):
+                continue
+            info = lat[var]
+            if set(info["args"]) & (set(lat[z.var]["state"]) | set(lat[z.var]["aliases"])):
+                continue        # g reads z other than through statistics
+            read = [a for a in info["args"] if a.startswith("t_")]
+            stats = {s.name: s for s in self.stats.found.values()}
+            src = self.sources[info["kernel"]]
+            row = self.names.index(g.index[0])
+            canon = self.stats.plate_index()
+            if read and all(stats[a].scatter is not None and stats[a].scatter[1] == stats[a].axes[0]
+                            and _reads(stats[a].scatter[2], by, canon)
+                            and re.findall(rf"\b{a}\[([^,\]]+)", src) == [row] * src.count(f"{a}[")
+                            for a in read):
+                return var, z.var, by
+        return None
+
+    def block_kernel(self, var: str, local: str, by: str) -> None:
+        """The group block: for each group d (prange), the group's rows of the statistics q(g[d]) reads
+        (Σ over its members t, by[t] = d), then passes of
+            q(g[d]) from the rows,
+            q(z[t]) of every member, adding its share to the rows anew,
+        until g[d]'s η changes by less than BLOCK_TOL of its size (at most BLOCK_PASSES).  Each step is an
+        exact coordinate update (19.44 applied to one block of the sweep), so the ELBO still never
+        decreases; members are found through ``c_order__<by>`` (t sorted by group) and ``c_start__<by>``."""
+        g, z = self.d.q[var], self.d.q[local]
+        d, t = g.index[0], z.index[0]
+        gb, zb = _self_bases(self.d, var), _self_bases(self.d, local)
+        order, start = f"c_order__{by}", f"c_start__{by}"
+        at = self.names.index(d)
+        fn = Block(None)
+        w = Writer(self.names, self.dims, gb, big=self.big, element=frozenset(g.index), stats=self.stats)
+        group = Block(f"for {at} in prange({w.int_value(d.upper + 1)}):", d)
+        fn.post.append(group)
+        rep = Block(f"for _pass in range({BLOCK_PASSES}):", sp.Symbol("_pass"))
+        rep.pre += ["_delta = 0.0", "_size = 0.0"]
+        members = f"range({start}[{at}], {start}[{at} + 1])"
+
+        def member_loop() -> Block:
+            b = Block(f"for _g in {members}:", t)
+            b.pre += [f"{self.names.index(t)} = {order}[_g]", f"_j = _g - {start}[{at}]"]
+            return b
+
+        stats = [s for s in self.stats.found.values() if s.name in self.plan["latents"][var]["args"]]
+
+        def fill_rows(host: Block, levels: list[Block], each: Block) -> None:
+            """Zero the group's rows in host, then add each member's share inside ``each``."""
+            for s in stats:
+                others = [(i, 0, i.upper) for i in s.axes[1:]]
+                zero = w._loops(others)
+                where = ", ".join([at] + [self.names.index(i) for i, _, _ in others])
+                (zero[-1].post if zero else host.post).append(f"{s.name}[{where}] = 0.0")
+                if zero:
+                    host.post.append(zero[0])
+            self.stats.map(fn, levels + [each], t, only=stats, direct=True)
+
+        first = member_loop()       # the rows for the members' q on entry
+        fill_rows(group, [fn, group], first)
+        group.post.append(first)
+        group.post.append(rep)
+        eta = self._element(g, w, [fn, group, rep], 2, group)
+        for s_, name in eta.items():
+            prev = f"_prev_{name[1:]}"
+            if _eta_rank(s_, g.family):
+                group.post.insert(group.post.index(rep), f"{prev} = np.full({name}.size, np.inf)")
+                rep.post += [f"for _i, _e in enumerate({name}.ravel()):",
+                             f"    _delta += abs(_e - {prev}[_i])", "    _size += abs(_e)", f"    {prev}[_i] = _e"]
+            else:
+                group.post.insert(group.post.index(rep), f"{prev} = np.inf")
+                rep.post += [f"_delta += abs({name} - {prev})", f"_size += abs({name})", f"{prev} = {name}"]
+        # Each member's q, and at once its share of the rows for the next pass (so on leaving, the
+        # rows agree with the members' final q).
+        each = member_loop()
+        wz = Writer(self.names, self.dims, zb | gb, big=self.big, element=frozenset(z.index), stats=self.stats)
+        wz._tmp = w._tmp         # one kernel: temporaries numbered on from g's
+        parts = self._factored(z, gb, by, d)
+        if parts is None:
+            self._element(z, wz, [fn, group, rep, each], 3, group, linear=False)
+        else:
+            # softmax(a + b) = normalised e^(a − max a) · e^(b − max b): b (what the block holds fixed) and
+            # its factor once per group, a (from g[d]) once per pass; no exp per member and pass.  The
+            # exact log-space update then runs once more after the passes (it also gives H and log Σ e^η).
+            a, b = parts
+            k = z.extra
+            kn, ks = self.names.index(k), wz.int_value(k.upper + 1)
+            nm = f"{start}[{at} + 1] - {start}[{at}]"
+            fixed = member_loop()
+            kl = wz._loops([(k, 0, k.upper)])
+            kl[-1].post.append(f"_bb[_j, {kn}] = {wz.top(b, [fn, group, fixed] + kl, 2)}")
+            fixed.post += [kl[0], "exp_factor(_bb[_j], _eb[_j])"]
+            group.post[group.post.index(rep):group.post.index(rep)] = [
+                f"_bb = np.empty(({nm}, {ks}))", f"_eb = np.empty(({nm}, {ks}))", f"_aa = np.empty({ks})",
+                f"_ea = np.empty({ks})", fixed]
+            kl = wz._loops([(k, 0, k.upper)])
+            kl[-1].post.append(f"_aa[{kn}] = {wz.top(a, [fn, group, rep] + kl, 2)}")
+            rep.post += [kl[0], "exp_factor(_aa, _ea)"]
+            p = f"{self.names.qparam(z.var, 'p')}[{self.names.index(t)}]"
+            eta = w.tmp("eta")
+            group.post.insert(0, f"{eta} = np.empty({ks})")
+            each.post += [f"if not exp_product(_ea, _eb[_j], {p}):",
+                          f"    for {kn} in range({ks}):",
+                          f"        {eta}[{kn}] = _aa[{kn}] + _bb[_j, {kn}]",
+                          f"    {self.names.entropy(z.var)}[{self.names.index(t)}], l_{z.var}[{self.names.index(t)}] = "
+                          f"finish_categorical({eta}, {p})"]
+        fill_rows(rep, [fn, group, rep], each)
+        rep.post.append(each)
+        rep.post += [f"if _delta <= {BLOCK_TOL!r} * _size:", "    break"]
+        if parts is not None:
+            last = member_loop()
+            self._element(z, wz, [fn, group, last], 2, group, linear=False)
+            fill_rows(group, [fn, group], last)
+            group.post.append(last)
+        self._function("local_block", fn, True, returns=None)
+        self.plan["block"] = {"kernel": "local_block", "args": self._args("local_block"), "members": [var, local],
+                              "name": f"{var}, {local}", "by": by, "groups": _dim_name(d)}
+
+    def _factored(self, z: QFactor, gb: frozenset, by: str, d: sp.Idx) -> tuple[sp.Expr, sp.Expr] | None:
+        """z's η (Categorical) as a + b: a the terms that read the group latent, with by[t] replaced by the
+        group d (so a is one vector per group), b the rest; None when z is not Categorical or a still
+        depends on the member t."""
+        e = z.natural.get("onehot") if z.family == "Categorical" else None
+        if e is None:
+            return None
+        t = z.index[0]
+        reads = [any(isinstance(n, sp.Indexed) and n.base in gb for n in sp.preorder_traversal(term))
+                 for term in sp.Add.make_args(e)]
+        a = sp.Add(*(term for term, r in zip(sp.Add.make_args(e), reads) if r))
+        b = sp.Add(*(term for term, r in zip(sp.Add.make_args(e), reads) if not r))
+        a = a.replace(lambda n: isinstance(n, sp.Indexed) and _reads(n, by, t), lambda n: d)
+        if a == 0 or t in a.free_symbols:
+            return None
+        return a, b
 
     def _fused_local(self) -> str | None:
         """The local latent whose update can also fill the statistics: the last one in a sweep that
@@ -559,6 +741,7 @@ class ModuleWriter:
         args = sorted(_names_in(src))
         deco = "@njit(cache=True, parallel=True)" if parallel or "prange(" in src else "@njit(cache=True)"
         self.functions.append(f"{deco}\ndef {name}({', '.join(args)}):\n{src}\n")
+        self.sources[name] = src
         self._last_args = args
 
     def _args(self, name: str) -> list[str]:
@@ -579,7 +762,10 @@ class ModuleWriter:
             self.elbo_kernel("expected_log_joint_fast", without=last)
             self.plan["elbo"]["fast"] = {"kernel": "expected_log_joint_fast", "latent": last,
                                          "args": self._args("expected_log_joint_fast")}
+        self.grouping = self._grouping() if self.stats.found else None
         self.statistics_kernel()
+        if self.grouping is not None:
+            self.block_kernel(*self.grouping)
         self.plan["derived"] = {k: list(v) for k, v in self.names.derived.items()}
         self.plan["point"] = list(self.d.point)
         head = HEADER.format(version=__version__, path=self.d.model.path)

@@ -22,16 +22,28 @@ LOG_2 = math.log(2.0)
 
 @njit(cache=True)
 def digamma(x):
-    """ψ(x) for x > 0: recurrence up to x ≥ 6, then the asymptotic series (error < 1e-15)."""
-    if x <= 0.0:
+    """ψ(x) for x > 0: ψ(x) = ψ(x + n) − Σ_{i<n} 1/(x + i) up to x + n ≥ 10, then the asymptotic series
+    to x⁻¹² (truncation below 1e-15).  The n reciprocals are summed as one quotient S/P, P = Π (x + i)
+    (P < 20¹⁰, so no overflow): one division instead of n, which Dirichlet updates mostly wait for."""
+    if not x > 0.0:
         return math.nan
     r = 0.0
-    while x < 6.0:
-        r -= 1.0 / x
+    if x < 1e-6:
+        r = -1.0 / x
         x += 1.0
-    f = 1.0 / (x * x)
-    t = f * (-1.0 / 12 + f * (1.0 / 120 + f * (-1.0 / 252 + f * (1.0 / 240 + f * (-1.0 / 132)))))
-    return r + math.log(x) - 0.5 / x + t
+    if x < 10.0:
+        p = 1.0
+        s = 0.0
+        while x < 10.0:
+            s = s * x + p
+            p *= x
+            x += 1.0
+        r -= s / p
+    inv = 1.0 / x
+    f = inv * inv
+    t = f * (-1.0 / 12 + f * (1.0 / 120 + f * (-1.0 / 252 + f * (1.0 / 240 + f * (-1.0 / 132
+                                                                                 + f * (691.0 / 32760))))))
+    return r + math.log(x) - 0.5 * inv + t
 
 
 @njit(cache=True)
@@ -153,6 +165,18 @@ def vexp(x):
     return 0.0 if x <= -700.0 else res
 
 
+@njit(cache=True, fastmath={"contract"}, inline="always")
+def exp_factor(eta, out):
+    """out = e^(η − max η), returns max η: one factor of a softmax whose η is a sum of parts (exp_product)."""
+    n = eta.shape[0]
+    m = eta[0]
+    for k in range(1, n):
+        m = eta[k] if eta[k] > m else m
+    for k in range(n):
+        out[k] = vexp(eta[k] - m)
+    return m
+
+
 @njit(cache=True, fastmath={"contract"})
 def finish_categorical(eta, p):
     """p = softmax(η) by log-sum-exp -> (H, log Σ e^η), with H = log Σ e^η − Σ p η.
@@ -161,11 +185,7 @@ def finish_categorical(eta, p):
     sum's rounding; subnormals would slow every later sum over them).  Sums in a fixed 4-way order.
     """
     n = eta.shape[0]
-    m = eta[0]
-    for k in range(1, n):
-        m = eta[k] if eta[k] > m else m
-    for k in range(n):
-        p[k] = vexp(eta[k] - m)
+    m = exp_factor(eta, p)
     n4 = n - n % 4
     s0 = s1 = s2 = s3 = 0.0
     for k in range(0, n4, 4):
@@ -191,6 +211,42 @@ def finish_categorical(eta, p):
     return lse - ((t0 + t1) + (t2 + t3)), lse
 
 
+@njit(cache=True, fastmath={"contract"}, inline="always")
+def exp_product(a, b, p):
+    """p = softmax(η_a + η_b) from the factors a = e^(η_a − max η_a), b = e^(η_b − max η_b) (exp_factor):
+    no exp per element.  False (p unusable) when Σ a b < 1e-20: a factor flushed to 0 below e^−700 is
+    then still below e^−650 of the result, as in finish_categorical; otherwise the caller takes the
+    log-space route (finish_categorical).
+    Inlined, and unrolled by four with four partial sums (a fixed order), so the loop vectorises."""
+    n = p.shape[0]
+    n4 = n - n % 4
+    s0 = s1 = s2 = s3 = 0.0
+    for k in range(0, n4, 4):
+        v0 = a[k] * b[k]
+        v1 = a[k + 1] * b[k + 1]
+        v2 = a[k + 2] * b[k + 2]
+        v3 = a[k + 3] * b[k + 3]
+        p[k] = v0
+        p[k + 1] = v1
+        p[k + 2] = v2
+        p[k + 3] = v3
+        s0 += v0
+        s1 += v1
+        s2 += v2
+        s3 += v3
+    for k in range(n4, n):
+        v = a[k] * b[k]
+        p[k] = v
+        s0 += v
+    s = (s0 + s1) + (s2 + s3)
+    if not s >= 1e-20:
+        return False
+    inv = 1.0 / s
+    for k in range(n):
+        p[k] *= inv
+    return True
+
+
 @njit(cache=True)
 def finish_dirichlet(eta, alpha, logp, mean):
     """α = η + 1; ⟨log π_k⟩ = ψ(α_k) − ψ(α₀) (PRML B.21); entropy PRML B.22-style."""
@@ -204,9 +260,10 @@ def finish_dirichlet(eta, alpha, logp, mean):
     d0 = digamma(a0)
     h = -math.lgamma(a0) + (a0 - k) * d0
     for i in range(k):
-        logp[i] = digamma(alpha[i]) - d0
+        di = digamma(alpha[i])
+        logp[i] = di - d0
         mean[i] = alpha[i] / a0
-        h += math.lgamma(alpha[i]) - (alpha[i] - 1.0) * digamma(alpha[i])
+        h += math.lgamma(alpha[i]) - (alpha[i] - 1.0) * di
     return h
 
 

@@ -193,14 +193,17 @@ class Statistics:
         size = w.int_value(self.plate_index().upper + 1)
         return f"_C = max(1, min({CHUNKS}, {size}, {PARTIALS} // ({floats})))"
 
-    def map(self, fn: Block, levels: list[Block], n: sp.Idx) -> None:
+    def map(self, fn: Block, levels: list[Block], n: sp.Idx, only: list[Statistic] | None = None,
+            direct: bool = False) -> None:
         """Each statistic's partial sum over element n, into row ``_ch`` of its partials (allocated in fn);
-        ``levels[-1]`` is the body of the loop over n, inside the loop over chunks."""
+        ``levels[-1]`` is the body of the loop over n, inside the loop over chunks.  ``direct``: added
+        into the ``t_`` array itself (one thread owns the rows it fills: see ModuleWriter.block_kernel)."""
         w = Writer(self.names, self.dims)
         canon = self.plate_index()
-        for s in self.found.values():
+        for s in (self.found.values() if only is None else only):
             shape = [w.int_value(i.upper + 1) for i in s.axes] or ["1"]
-            fn.pre.append(f"_p{s.name} = np.zeros((_C, {', '.join(shape)}))")
+            if not direct:
+                fn.pre.append(f"_p{s.name} = np.zeros((_C, {', '.join(shape)}))")
             rest = [lim for lim in s.expr.limits if lim[0] != canon]
             body_expr = s.expr.function.xreplace({canon: n})
             o = g = None
@@ -226,7 +229,8 @@ class Statistics:
             last = [w.value(f, inner, 0) for f, dj in zip(factors, deepest) if dj == len(loops) - 1]
             body = " * ".join(([product] if product else []) + last) or "1.0"
             where = [w.index_value(g, inner, 0) if i == o else self.names.index(i) for i in s.axes] or ["0"]
-            (loops[-1] if loops else levels[-1]).post.append(f"_p{s.name}[_ch, {', '.join(where)}] += {body}")
+            dest = f"{s.name}[{', '.join(where)}]" if direct else f"_p{s.name}[_ch, {', '.join(where)}]"
+            (loops[-1] if loops else levels[-1]).post.append(f"{dest} += {body}")
             if loops:
                 levels[-1].post.append(loops[0])
 

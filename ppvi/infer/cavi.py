@@ -76,7 +76,7 @@ def run_once(program: Program, rng: np.random.Generator, max_iter: int, tol: flo
              snapshot_bytes: int | None = None) -> Fit:
     program.initialise(rng)
     keep = program.mutable_bytes() <= (SNAPSHOT_BYTES if snapshot_bytes is None else snapshot_bytes)
-    order = program.schedule()
+    order = program.schedule(damped=damping is not None)
     trace: list[float] = []
     converged = interrupted = False
     start = time.perf_counter()

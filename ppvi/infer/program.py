@@ -64,6 +64,14 @@ class Program:
                 self.state[name] = np.array([np.linalg.slogdet(m)[1]])
         for n, size in self.sizes.items():
             self.state[f"n_{n}"] = size
+        block = self.plan.get("block")
+        if block:
+            # the block's groups: element t belongs to group by[t]; members of d are order[start[d]:start[d+1]]
+            by = self.state[f"v_{block['by']}"].astype(np.int64)
+            self.state[f"c_order__{block['by']}"] = np.argsort(by, kind="stable")
+            start = np.zeros(self.sizes[block["groups"]] + 1, dtype=np.int64)
+            np.cumsum(np.bincount(by, minlength=len(start) - 1), out=start[1:])
+            self.state[f"c_start__{block['by']}"] = start
         for name, shape in ((self.plan.get("stats") or {}).get("arrays") or {}).items():
             self.state[name] = np.zeros(_shape(shape, self.sizes))
 
@@ -99,6 +107,12 @@ class Program:
     def update(self, var: str, damping: float | None = None) -> None:
         """One coordinate update.  With ``damping`` α a latent's elements are all updated from the
         moments before the update (parallel) and move a step α of the way in natural parameters."""
+        block = self.plan.get("block")
+        if block and var == block["name"]:
+            # a group latent and its members to convergence, group by group (codegen.module.block_kernel)
+            self._call(block, reads=[])
+            self.stale = True
+            return
         info = self.plan["latents"].get(var) or self.plan["points"][var]
         if info.get("method") == "gradient":
             self._gradient_step(var, info)
@@ -201,16 +215,23 @@ class Program:
                 return np.ascontiguousarray(x[rows].T)
         return None
 
-    def schedule(self) -> list[str]:
+    def schedule(self, damped: bool = False) -> list[str]:
         """Params (the M-step, 19.2), then global latents, local latents and MAP latents.
 
         Params and globals start from the randomised locals; with this order the
         ELBO at the end of a sweep of an exact-EM model is the log-likelihood.
+        A group latent and the local latent it is read by (θ[doc[t]] and z[t] in
+        LDA) are one step, the block, iterated to convergence group by group
+        before the other globals see its statistics; not in the damped (parallel)
+        schedule, whose steps are single updates.
         """
         lat, pts = self.plan["latents"], self.plan["points"]
+        block = None if damped else self.plan.get("block")
+        members = block["members"] if block else []
         params = [v for v in pts if pts[v]["kind"] == "param"]
-        return (params + [v for v in lat if lat[v]["scope"] == "global"]
-                + [v for v in lat if lat[v]["scope"] == "local"] + [v for v in pts if pts[v]["kind"] == "point"])
+        return (params + [v for v in lat if lat[v]["scope"] == "global" and v not in members]
+                + [v for v in lat if lat[v]["scope"] == "local" and v not in members]
+                + ([block["name"]] if block else []) + [v for v in pts if pts[v]["kind"] == "point"])
 
     def _mutable(self) -> list[str]:
         """The arrays a sweep writes: every q's parameters, moments and entropies, params and MAP

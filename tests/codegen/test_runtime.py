@@ -7,7 +7,7 @@ import pytest
 from numba import njit
 from scipy import special
 
-from ppvi.codegen.runtime import finish_categorical, vexp
+from ppvi.codegen.runtime import digamma, exp_factor, exp_product, finish_categorical, vexp
 
 
 @njit
@@ -49,3 +49,53 @@ def test_finish_categorical_is_the_softmax_its_entropy_and_log_normaliser(k, sca
     assert lse == pytest.approx(special.logsumexp(eta), rel=1e-14, abs=1e-14)
     assert h == pytest.approx(special.entr(want).sum(), rel=1e-10, abs=1e-9 * scale * 1e-6 + 1e-12)
     assert np.isfinite(h) and h >= -1e-12
+
+
+@njit
+def _digamma_all(x, out):
+    for i in range(x.shape[0]):
+        out[i] = digamma(x[i])
+
+
+def test_digamma_against_scipy():
+    x = np.concatenate([np.logspace(-300, 8, 40_001), np.linspace(1e-3, 12.0, 40_001),
+                        [1e-7, 0.5, 1.0, 2.0, 9.999999999, 10.0, 1.4616321449683622]])
+    got = np.empty_like(x)
+    _digamma_all(x, got)
+    want = special.digamma(x)
+    assert np.all(np.abs(got - want) <= 4e-15 * np.maximum(1.0, np.abs(want)))
+    bad = np.array([0.0, -1.0, np.nan])
+    out = np.empty_like(bad)
+    _digamma_all(bad, out)
+    assert np.all(np.isnan(out))
+
+
+@njit
+def _factored(a, b, p):
+    ea, eb = np.empty_like(a), np.empty_like(b)
+    exp_factor(a, ea)
+    exp_factor(b, eb)
+    return exp_product(ea, eb, p)
+
+
+@pytest.mark.parametrize("k", [1, 3, 4, 20, 33])
+@pytest.mark.parametrize("scale", [0.1, 10.0, 300.0])
+def test_a_softmax_from_two_exp_factors_is_the_softmax_of_the_sum(k, scale):
+    rng = np.random.default_rng(k)
+    a, b = rng.normal(scale=scale, size=k), rng.normal(scale=scale, size=k)
+    p = np.empty(k)
+    if _factored(a, b, p):
+        # (entries below e^-650 of the largest may be 0, as in the log-space route)
+        assert p == pytest.approx(special.softmax(a + b), rel=1e-13, abs=1e-282)
+    else:                       # only where the two factors' product is tiny
+        assert np.sum(np.exp(a - a.max() + b - b.max())) < 1e-20
+
+
+def test_the_factored_softmax_declines_when_the_product_underflows():
+    a = np.array([0.0, -800.0])
+    b = np.array([-800.0, 0.0])        # each factor's largest entry meets the other's smallest
+    p = np.empty(2)
+    assert not _factored(a, b, p)
+    q = np.empty(2)
+    finish_categorical(a + b, q)       # the log-space route the block falls back to
+    assert q == pytest.approx([0.5, 0.5])
