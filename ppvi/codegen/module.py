@@ -26,7 +26,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ppvi.codegen.runtime import (digamma, exp_factor, exp_product, feature_sign, finish_bernoulli, finish_beta,
+from ppvi.codegen.runtime import (add_to, digamma, exp_factor, exp_product, feature_sign, finish_bernoulli, finish_beta,
                                   finish_categorical, finish_dirichlet, finish_gamma, finish_mvnormal, finish_normal,
                                   finish_wishart, lmvgamma, sigmoid, softplus)
 '''
@@ -631,8 +631,12 @@ class ModuleWriter:
 
         stats = [s for s in self.stats.found.values() if s.name in self.plan["latents"][var]["args"]]
 
+        canon = self.stats.plate_index()
+        onehot = self.d.syms.moments.get((local, "onehot"))
+
         def fill_rows(host: Block, levels: list[Block], each: Block) -> None:
             """Zero the group's rows in host, then add each member's share inside ``each``."""
+            general = []
             for s in stats:
                 others = [(i, 0, i.upper) for i in s.axes[1:]]
                 zero = w._loops(others)
@@ -640,7 +644,15 @@ class ModuleWriter:
                 (zero[-1].post if zero else host.post).append(f"{s.name}[{where}] = 0.0")
                 if zero:
                     host.post.append(zero[0])
-            self.stats.map(fn, levels + [each], t, only=stats, direct=True)
+                summand = sp.Mul(*(f for f in sp.Mul.make_args(s.expr.function) if f != s.scatter[0]))
+                if onehot is not None and len(s.axes) == 2 and summand == onehot[canon, s.axes[1]]:
+                    # the counts Σ_{t in d} r[t, k]: the member's whole row at once
+                    each.post.append(f"add_to({s.name}[{at}], {self.names.moment(local, 'onehot')}"
+                                     f"[{self.names.index(t)}])")
+                else:
+                    general.append(s)
+            if general:
+                self.stats.map(fn, levels + [each], t, only=general, direct=True)
 
         first = member_loop()       # the rows for the members' q on entry
         fill_rows(group, [fn, group], first)
