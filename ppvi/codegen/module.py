@@ -634,10 +634,14 @@ class ModuleWriter:
         canon = self.stats.plate_index()
         onehot = self.d.syms.moments.get((local, "onehot"))
 
-        def fill_rows(host: Block, levels: list[Block], each: Block) -> None:
-            """Zero the group's rows in host, then add each member's share inside ``each``."""
+        def fill_rows(host: Block, levels: list[Block], each: Block, changing: bool = False) -> None:
+            """Zero the group's rows in host, then add each member's share inside ``each``; ``changing``:
+            only the rows that read z (Σ [d = g[t]] y[t]² is the same on every pass)."""
             general = []
             for s in stats:
+                if changing and not any(isinstance(n, sp.Indexed) and n.base in zb
+                                        for n in sp.preorder_traversal(s.expr)):
+                    continue
                 others = [(i, 0, i.upper) for i in s.axes[1:]]
                 zero = w._loops(others)
                 where = ", ".join([at] + [self.names.index(i) for i, _, _ in others])
@@ -702,13 +706,13 @@ class ModuleWriter:
                           f"        {eta}[{kn}] = _aa[{kn}] + _bb[_j, {kn}]",
                           f"    {self.names.entropy(z.var)}[{self.names.index(t)}], l_{z.var}[{self.names.index(t)}] = "
                           f"finish_categorical({eta}, {p})"]
-        fill_rows(rep, [fn, group, rep], each)
+        fill_rows(rep, [fn, group, rep], each, changing=True)
         rep.post.append(each)
         rep.post += [f"if _delta <= {BLOCK_TOL!r} * _size:", "    break"]
         if parts is not None:
             last = member_loop()
             self._element(z, wz, [fn, group, last], 2, group, linear=False)
-            fill_rows(group, [fn, group], last)
+            fill_rows(group, [fn, group], last, changing=True)
             group.post.append(last)
         self._function("local_block", fn, True, returns=None)
         self.plan["block"] = {"kernel": "local_block", "args": self._args("local_block"), "members": [var, local],

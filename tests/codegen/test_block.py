@@ -98,3 +98,47 @@ def test_a_group_with_no_members_keeps_its_prior():
     gamma = p.state["q_theta__alpha"]
     assert gamma[-2:] == pytest.approx(np.full((2, gamma.shape[1]), _consts()["alpha"]))
     assert np.isfinite(p.elbo())
+
+
+NOISE = """
+model noise
+
+dim N, G
+
+data grp[N] : index(G)
+data y[N]
+
+for g in G:
+    tau[g] ~ Gamma(1.0, 1.0)
+for n in N:
+    h[n] ~ Normal(0.0, sd = 1.0)
+    y[n] ~ Normal(h[n], precision = tau[grp[n]])
+"""
+
+
+def test_a_block_with_a_continuous_local_latent(tmp_path):
+    """Per-group noise precisions τ[g] with a Normal h[n] per row: the block's generic (unfactored) path.
+    After one step q(h[n]) is exactly its update given the final q(τ) (PRML 10.1-style conjugate updates
+    written out here), and q(τ[g]) is within the stopping tolerance of its update given the final q(h)."""
+    rng = np.random.default_rng(7)
+    G, N = 6, 300
+    grp = rng.integers(0, G, N)
+    y = rng.normal(0.0, 1.0, N) + rng.normal(0.0, 1.0 / np.sqrt(rng.gamma(2.0, 1.0, G)))[grp]
+    path = tmp_path / "noise.ppvi"
+    path.write_text(NOISE)
+    p = ppvi.load(str(path)).fit({"grp": grp, "y": y}, max_iter=2, tol=0.0).fit.program
+    assert p.plan["block"]["members"] == ["tau", "h"]
+    before = p.elbo()
+    p.update("tau, h")
+    assert p.elbo() >= before - 1e-9 * abs(before)
+    shape, rate = p.state["q_tau__shape"], p.state["q_tau__rate"]
+    et = (shape / rate)[grp]
+    prec = 1.0 + et
+    assert p.state["q_h__sd"] == pytest.approx(prec ** -0.5, rel=1e-12)
+    assert p.state["q_h__mean"] == pytest.approx(et * y / prec, rel=1e-12, abs=1e-14)
+    m, v = p.state["q_h__mean"], p.state["q_h__sd"] ** 2
+    sq = np.bincount(grp, weights=(y - m) ** 2 + v, minlength=G)
+    target_shape = 1.0 + 0.5 * np.bincount(grp, minlength=G)
+    target_rate = 1.0 + 0.5 * sq
+    assert shape == pytest.approx(target_shape, rel=1e-12)
+    assert rate == pytest.approx(target_rate, rel=20 * BLOCK_TOL)
