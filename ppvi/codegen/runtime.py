@@ -219,34 +219,19 @@ def add_to(rows, p):
         rows[k] += p[k]
 
 
-@njit(cache=True, fastmath={"contract"}, inline="always")
+@njit(cache=True, fastmath={"contract", "reassoc"}, inline="always")
 def exp_product(a, b, p):
     """p = softmax(η_a + η_b) from the factors a = e^(η_a − max η_a), b = e^(η_b − max η_b) (exp_factor):
     no exp per element.  False (p unusable) when Σ a b < 1e-20: a factor flushed to 0 below e^−700 is
     then still below e^−650 of the result, as in finish_categorical; otherwise the caller takes the
-    log-space route (finish_categorical).
-    Inlined, and unrolled by four with four partial sums (a fixed order), so the loop vectorises."""
+    log-space route (finish_categorical).  Inlined, with the sum reassociable so that it vectorises
+    (the order is then the compiler's, the same on every call: results do not depend on threads)."""
     n = p.shape[0]
-    n4 = n - n % 4
-    s0 = s1 = s2 = s3 = 0.0
-    for k in range(0, n4, 4):
-        v0 = a[k] * b[k]
-        v1 = a[k + 1] * b[k + 1]
-        v2 = a[k + 2] * b[k + 2]
-        v3 = a[k + 3] * b[k + 3]
-        p[k] = v0
-        p[k + 1] = v1
-        p[k + 2] = v2
-        p[k + 3] = v3
-        s0 += v0
-        s1 += v1
-        s2 += v2
-        s3 += v3
-    for k in range(n4, n):
+    s = 0.0
+    for k in range(n):
         v = a[k] * b[k]
         p[k] = v
-        s0 += v
-    s = (s0 + s1) + (s2 + s3)
+        s += v
     if not s >= 1e-20:
         return False
     inv = 1.0 / s

@@ -36,6 +36,7 @@ class Fit:
     seconds: float = 0.0
     restart: int = 0
     state: dict = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)     # the steps of a sweep (Program.schedule)
 
 
 def _rounding(a: float, b: float) -> float:
@@ -106,7 +107,7 @@ def run_once(program: Program, rng: np.random.Generator, max_iter: int, tol: flo
     except KeyboardInterrupt:
         interrupted = True
     return Fit(program, trace[-1] if trace else math.nan, trace, len(trace), converged, interrupted,
-               time.perf_counter() - start)
+               time.perf_counter() - start, order=order)
 
 
 def fit(program: Program, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8, restarts: int = 1,

@@ -188,4 +188,8 @@ def summary_table(fit: Fit) -> str:
         "log-likelihood (EM)" if plan.get("exact_em") else "ELBO")
     head = (f"{what} {fit.elbo:.10g} after {fit.iterations} iterations ({status}, "
             f"{fit.seconds:.3g} s" + (f", best of restarts: #{fit.restart}" if fit.restart else "") + ")")
-    return head + "\n" + "\n".join(lines) + "\n"
+    block = plan.get("block")
+    steps = [f"({', '.join(block['members'])}) for each value of {block['by']}, until settled"
+             if block and step == block["name"] else step for step in fit.order]
+    sweep = f"sweep: {'; '.join(steps)}\n" if steps else ""
+    return head + "\n" + sweep + "\n".join(lines) + "\n"

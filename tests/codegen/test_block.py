@@ -42,6 +42,8 @@ def test_lda_has_a_block_and_the_other_examples_do_not():
     assert block["members"] == ["theta", "z"] and block["by"] == "doc" and block["groups"] == "M"
     assert p.schedule() == ["phi", "theta, z"]
     assert p.schedule(damped=True) == ["theta", "phi", "z"]        # single updates when damped
+    summary = ppvi.load(str(MODELS / "lda.ppvi")).fit(max_iter=2).summary()
+    assert summary.splitlines()[1] == "sweep: phi; (theta, z) for each value of doc, until settled"
     for stem in ("gmm", "gmm_1d", "dirichlet_categorical", "bernoulli_mixture"):
         m = ppvi.load(str(MODELS / f"{stem}.ppvi"))
         assert "block" not in m.fit(max_iter=1).fit.program.plan, stem
