@@ -97,3 +97,14 @@ def test_latex_fragment_compiles(stem, capsys, tmp_path):
     proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-2000:]
+
+
+def test_code_is_specialised_to_the_dims_the_model_gives_a_value(capsys):
+    """`dim K = 4` in lda.ppvi: K is a literal in the printed kernels (loops of known length); the dims the
+    data determine (T, M, V) stay arguments."""
+    code, out, err = run_cli(["derive", MODELS / "lda.ppvi", "--code"], capsys)
+    assert code == 0, err
+    block = out[out.index("def local_block("):]
+    header = block.splitlines()[0]
+    assert "n_K" not in out and "n_M" in header and "range(4)" in block
+    compile(out, "lda_kernels", "exec")          # the printed module is valid Python
