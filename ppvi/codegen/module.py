@@ -574,9 +574,9 @@ class ModuleWriter:
         if self.d.point or len(locals_) != 1:
             return None
         z = self.d.q[locals_[0]]
-        if not z.index or z.index[0].upper + 1 not in self.big or \
+        if len(z.index) != 1 or z.index[0].upper + 1 not in self.big or \
                 not _parallel_axis(z, _self_bases(self.d, z.var)):
-            return None
+            return None     # (a member is one element: z[t], not z[t, j])
         t = z.index[0]
         keys: dict[str, set] = {}
         for e in z.natural.values():
