@@ -168,7 +168,7 @@ class ModuleWriter:
             ranges={v.name: v.support_dim for v in d.model.variables.values()
                     if v.kind == "data" and v.support == "index" and v.support_dim is not None})
         self.functions: list[str] = []
-        self.sources: dict[str, str] = {}        # kernel name -> body
+        self.stat_reads: dict[str, list] = {}    # latent -> the statistics its update reads, and where
         self.grouping: tuple[str, str, str] | None = None
         self.plan: dict = {"model": d.model.name, "latents": {}, "points": {}, "elbo": None, "derived": {},
                            "exact_em": _exact_em(d)}
@@ -184,6 +184,7 @@ class ModuleWriter:
         bases = _self_bases(self.d, q.var)
         w = Writer(self.names, self.dims, bases, snapshot=damped, big=self.big, element=frozenset(q.index),
                    stats=self.stats)
+        mark = len(self.stats.reads)
         fn = Block(None)
         levels = [fn]
         # Threads only over the data plate: for a handful of components a parallel loop costs more to load
@@ -221,6 +222,7 @@ class ModuleWriter:
         if damped:
             self.plan["latents"][q.var]["damped"] = {"kernel": name, "args": self._args(name)}
             return
+        self.stat_reads[q.var] = self.stats.reads[mark:]
         self.plan["latents"][q.var] = {
             "family": q.family, "kernel": name, "args": self._args(name), "state": state_arrays(q, self.names),
             "aliases": aliases(q, self.names), "scope": q.scope, "index": [_dim_name(i) for i in q.index],
@@ -596,15 +598,11 @@ class ModuleWriter:
             info = lat[var]
             if set(info["args"]) & (set(lat[z.var]["state"]) | set(lat[z.var]["aliases"])):
                 continue        # g reads z other than through statistics
-            read = [a for a in info["args"] if a.startswith("t_")]
-            stats = {s.name: s for s in self.stats.found.values()}
-            src = self.sources[info["kernel"]]
-            row = self.names.index(g.index[0])
+            reads = self.stat_reads[var]
             canon = self.stats.plate_index()
-            if read and all(stats[a].scatter is not None and stats[a].scatter[1] == stats[a].axes[0]
-                            and _reads(stats[a].scatter[2], by, canon)
-                            and re.findall(rf"\b{a}\[([^,\]]+)", src) == [row] * src.count(f"{a}[")
-                            for a in read):
+            # every statistic g reads is scattered by by[t] along its first axis, read at g's own row d
+            if reads and all(s.scatter is not None and s.scatter[1] == s.axes[0] and _reads(s.scatter[2], by, canon)
+                             and axes[0] == g.index[0] for s, axes in reads):
                 return var, z.var, by
         return None
 
@@ -762,7 +760,6 @@ class ModuleWriter:
         args = sorted(_names_in(src))
         deco = "@njit(cache=True, parallel=True)" if parallel or "prange(" in src else "@njit(cache=True)"
         self.functions.append(f"{deco}\ndef {name}({', '.join(args)}):\n{src}\n")
-        self.sources[name] = src
         self._last_args = args
 
     def _args(self, name: str) -> list[str]:

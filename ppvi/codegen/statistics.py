@@ -55,6 +55,7 @@ class Statistics:
     fresh: Callable                     # (stem, dim) -> a new summation index (derive.symbols.Symbols.fresh)
     ranges: dict                        # data of support index(M) -> M
     found: dict = field(default_factory=dict)     # canonical expr -> Statistic
+    reads: list = field(default_factory=list)     # (statistic, the index at each axis), every ref in order
 
     def accepts(self, e: sp.Expr) -> bool:
         """The summand reads only data, constants, dims and local variables."""
@@ -156,6 +157,7 @@ class Statistics:
                         break
             stat = Statistic(f"t_{len(self.found)}", expr, ax, sc, mirror)
             self.found[expr] = stat
+        self.reads.append((stat, tuple(axes)))
         at = [self.names.index(i) for i in axes]
         return f"{stat.name}[{', '.join(at) if at else '0'}]"
 
