@@ -627,12 +627,15 @@ class ModuleWriter:
         rep.pre += ["_delta = 0.0", "_size = 0.0"]
         members = f"range({start}[{at}], {start}[{at} + 1])"
 
-        def member_loop() -> Block:
+        def member_loop(numbered: bool = False) -> Block:
+            """A loop over the group's members t; ``numbered``: also their place _j in the group."""
             b = Block(f"for _g in {members}:", t)
-            b.pre += [f"{self.names.index(t)} = {order}[_g]", f"_j = _g - {start}[{at}]"]
+            b.pre.append(f"{self.names.index(t)} = {order}[_g]")
+            if numbered:
+                b.pre.append(f"_j = _g - {start}[{at}]")
             return b
 
-        stats = [s for s in self.stats.found.values() if s.name in self.plan["latents"][var]["args"]]
+        stats = list({s.name: s for s, _ in self.stat_reads[var]}.values())     # what q(g) reads
 
         canon = self.stats.plate_index()
         onehot = self.d.syms.moments.get((local, "onehot"))
@@ -677,10 +680,10 @@ class ModuleWriter:
                 rep.post += [f"_delta += abs({name} - {prev})", f"_size += abs({name})", f"{prev} = {name}"]
         # Each member's q, and at once its share of the rows for the next pass (so on leaving, the
         # rows agree with the members' final q).
-        each = member_loop()
+        parts = self._factored(z, gb, by, d)
+        each = member_loop(numbered=parts is not None)
         wz = Writer(self.names, self.dims, zb | gb, big=self.big, element=frozenset(z.index), stats=self.stats)
         wz._tmp = w._tmp         # one kernel: temporaries numbered on from g's
-        parts = self._factored(z, gb, by, d)
         if parts is None:
             self._element(z, wz, [fn, group, rep, each], 3, group, linear=False)
         else:
@@ -691,7 +694,7 @@ class ModuleWriter:
             k = z.extra
             kn, ks = self.names.index(k), wz.int_value(k.upper + 1)
             nm = f"{start}[{at} + 1] - {start}[{at}]"
-            fixed = member_loop()
+            fixed = member_loop(numbered=True)
             kl = wz._loops([(k, 0, k.upper)])
             kl[-1].post.append(f"_bb[_j, {kn}] = {wz.top(b, [fn, group, fixed] + kl, 2)}")
             fixed.post += [kl[0], "exp_factor(_bb[_j], _eb[_j])"]
