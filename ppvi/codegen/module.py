@@ -26,9 +26,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ppvi.codegen.runtime import (add_to, digamma, exp_factor, exp_product, feature_sign, finish_bernoulli, finish_beta,
-                                  finish_categorical, finish_dirichlet, finish_gamma, finish_mvnormal, finish_normal,
-                                  finish_wishart, lmvgamma, sigmoid, softplus)
+from ppvi.codegen.runtime import (add_product, add_shares, add_to, digamma, dirichlet_entropy, dirichlet_moments,
+                                  exp_factor, exp_product_finish, feature_sign, finish_bernoulli,
+                                  finish_beta, finish_categorical, finish_dirichlet, finish_gamma, finish_mvnormal,
+                                  finish_normal, finish_wishart, lmvgamma, sigmoid, softplus)
 '''
 
 # family -> [(array role, mangled-name maker, extra axes)], the first of each alias group owning the memory.
@@ -230,10 +231,11 @@ class ModuleWriter:
         }
 
     def _element(self, q: QFactor, w: Writer, levels: list[Block], pinned: int, alloc: Block | None,
-                 damped: bool = False, linear: bool = True) -> dict[str, str]:
+                 damped: bool = False, linear: bool = True, entropy: bool = True) -> dict[str, str]:
         """The update of one element of q (its loops are ``levels``): η, then the family's finish.
         Returns the names of the η temporaries.  ``linear``: η of a local vector latent as features
-        × weights (weights computed once per kernel, so only where nothing they read changes within it)."""
+        × weights (weights computed once per kernel, so only where nothing they read changes within it).
+        ``entropy=False``: a Dirichlet's moments only (its entropy left to the caller: dirichlet_entropy)."""
         el = levels[-1]
         at = [self.names.index(i) for i in q.index]
         row = lambda arr: f"{arr}[{', '.join(at)}]" if at else arr  # noqa: E731
@@ -272,6 +274,8 @@ class ModuleWriter:
             el.post.append(f"{one(qn('p'))}, {h} = finish_bernoulli({eta['x']})")
         elif fam == "Categorical":
             el.post.append(f"{h}, {one('l_' + q.var)} = finish_categorical({eta['onehot']}, {row(qn('p'))})")
+        elif fam == "Dirichlet" and not entropy:
+            el.post.append(f"dirichlet_moments({eta['logp']}, {row(qn('alpha'))}, {row(mn('logp'))}, {row(mn('x'))})")
         elif fam == "Dirichlet":
             el.post.append(f"{h} = finish_dirichlet({eta['logp']}, {row(qn('alpha'))}, {row(mn('logp'))}, "
                            f"{row(mn('x'))})")
@@ -607,8 +611,8 @@ class ModuleWriter:
         return None
 
     def block_kernel(self, var: str, local: str, by: str) -> None:
-        """The group block: for each group d (prange), the group's rows of the statistics q(g[d]) reads
-        (Σ over its members t, by[t] = d), then passes of
+        """The group block: for each group d (prange), from the group's rows of the statistics q(g[d]) reads
+        (Σ over its members t, by[t] = d; the statistics pass runs first if they are stale), passes of
             q(g[d]) from the rows,
             q(z[t]) of every member, adding its share to the rows anew,
         until g[d]'s η changes by less than BLOCK_TOL of its size (at most BLOCK_PASSES).  Each step is an
@@ -640,13 +644,20 @@ class ModuleWriter:
         canon = self.stats.plate_index()
         onehot = self.d.syms.moments.get((local, "onehot"))
 
-        def fill_rows(host: Block, levels: list[Block], each: Block, changing: bool = False) -> None:
-            """Zero the group's rows in host, then add each member's share inside ``each``; ``changing``:
-            only the rows that read z (Σ [d = g[t]] y[t]² is the same on every pass)."""
+        def changes(s) -> bool:
+            """Whether a row reads z (Σ [d = g[t]] y[t]² is the same on every pass)."""
+            return any(isinstance(n, sp.Indexed) and n.base in zb for n in sp.preorder_traversal(s.expr))
+
+        def counts(s) -> bool:
+            """Whether a row is the counts Σ_{t in d} r[t, k] (the member's whole row at once: add_to)."""
+            summand = sp.Mul(*(f for f in sp.Mul.make_args(s.expr.function) if f != s.scatter[0]))
+            return onehot is not None and len(s.axes) == 2 and summand == onehot[canon, s.axes[1]]
+
+        def fill_rows(host: Block, levels: list[Block], each: Block) -> None:
+            """Zero the group's rows that read z in host, then add each member's share inside ``each``."""
             general = []
             for s in stats:
-                if changing and not any(isinstance(n, sp.Indexed) and n.base in zb
-                                        for n in sp.preorder_traversal(s.expr)):
+                if not changes(s):
                     continue
                 others = [(i, 0, i.upper) for i in s.axes[1:]]
                 zero = w._loops(others)
@@ -654,21 +665,17 @@ class ModuleWriter:
                 (zero[-1].post if zero else host.post).append(f"{s.name}[{where}] = 0.0")
                 if zero:
                     host.post.append(zero[0])
-                summand = sp.Mul(*(f for f in sp.Mul.make_args(s.expr.function) if f != s.scatter[0]))
-                if onehot is not None and len(s.axes) == 2 and summand == onehot[canon, s.axes[1]]:
-                    # the counts Σ_{t in d} r[t, k]: the member's whole row at once
+                if not counts(s):
+                    general.append(s)
+                else:
                     each.post.append(f"add_to({s.name}[{at}], {self.names.moment(local, 'onehot')}"
                                      f"[{self.names.index(t)}])")
-                else:
-                    general.append(s)
             if general:
                 self.stats.map(fn, levels + [each], t, only=general, direct=True)
 
-        first = member_loop()       # the rows for the members' q on entry
-        fill_rows(group, [fn, group], first)
-        group.post.append(first)
-        group.post.append(rep)
-        eta = self._element(g, w, [fn, group, rep], 2, group)
+        group.post.append(rep)      # (the rows on entry: the statistics pass, run first if stale)
+        # (a Dirichlet's entropy, lgamma per entry, only once the passes are over)
+        eta = self._element(g, w, [fn, group, rep], 2, group, entropy=False)
         for s_, name in eta.items():
             prev = f"_prev_{name[1:]}"
             if _eta_rank(s_, g.family):
@@ -680,49 +687,96 @@ class ModuleWriter:
                 rep.post += [f"_delta += abs({name} - {prev})", f"_size += abs({name})", f"{prev} = {name}"]
         # Each member's q, and at once its share of the rows for the next pass (so on leaving, the
         # rows agree with the members' final q).
-        parts = self._factored(z, gb, by, d)
-        each = member_loop(numbered=parts is not None)
+        changing = [s for s in stats if changes(s)]
+        parts = self._factored(z, gb, by, d) if all(counts(s) for s in changing) else None
         wz = Writer(self.names, self.dims, zb | gb, big=self.big, element=frozenset(z.index), stats=self.stats)
         wz._tmp = w._tmp         # one kernel: temporaries numbered on from g's
         if parts is None:
+            each = member_loop()
             self._element(z, wz, [fn, group, rep, each], 3, group, linear=False)
+            fill_rows(rep, [fn, group, rep], each)
+            rep.post += [each, f"if _delta <= {BLOCK_TOL!r} * _size:", "    break"]
         else:
-            # softmax(a + b) = normalised e^(a − max a) · e^(b − max b): b (what the block holds fixed) and
-            # its factor once per group, a (from g[d]) once per pass; no exp per member and pass.  The
-            # exact log-space update then runs once more after the passes (it also gives H and log Σ e^η).
-            a, b = parts
-            k = z.extra
-            kn, ks = self.names.index(k), wz.int_value(k.upper + 1)
-            nm = f"{start}[{at} + 1] - {start}[{at}]"
-            fixed = member_loop(numbered=True)
-            kl = wz._loops([(k, 0, k.upper)])
-            kl[-1].post.append(f"_bb[_j, {kn}] = {wz.top(b, [fn, group, fixed] + kl, 2)}")
-            fixed.post += [kl[0], "exp_factor(_bb[_j], _eb[_j])"]
-            group.post[group.post.index(rep):group.post.index(rep)] = [
-                f"_bb = np.empty(({nm}, {ks}))", f"_eb = np.empty(({nm}, {ks}))", f"_aa = np.empty({ks})",
-                f"_ea = np.empty({ks})", fixed]
-            kl = wz._loops([(k, 0, k.upper)])
-            kl[-1].post.append(f"_aa[{kn}] = {wz.top(a, [fn, group, rep] + kl, 2)}")
-            rep.post += [kl[0], "exp_factor(_aa, _ea)"]
-            p = f"{self.names.qparam(z.var, 'p')}[{self.names.index(t)}]"
-            eta = w.tmp("eta")
-            group.post.insert(0, f"{eta} = np.empty({ks})")
-            each.post += [f"if not exp_product(_ea, _eb[_j], {p}):",
-                          f"    for {kn} in range({ks}):",
-                          f"        {eta}[{kn}] = _aa[{kn}] + _bb[_j, {kn}]",
-                          f"    {self.names.entropy(z.var)}[{self.names.index(t)}], l_{z.var}[{self.names.index(t)}] = "
-                          f"finish_categorical({eta}, {p})"]
-        fill_rows(rep, [fn, group, rep], each, changing=True)
-        rep.post.append(each)
-        rep.post += [f"if _delta <= {BLOCK_TOL!r} * _size:", "    break"]
-        if parts is not None:
-            last = member_loop()
-            self._element(z, wz, [fn, group, last], 2, group, linear=False)
-            fill_rows(group, [fn, group], last, changing=True)
-            group.post.append(last)
-        self._function("local_block", fn, True, returns=None)
+            last = member_loop(numbered=True)       # the members' exact q, in the last pass
+            fill_rows(rep, [fn, group, rep], last)
+            self._factored_members(z, wz, parts, fn, group, rep, at, start, member_loop, last,
+                                   [s.name for s in changing])
+        if g.family == "Dirichlet":
+            group.post.append(f"{self.names.entropy(var)}[{at}] = dirichlet_entropy("
+                              f"{self.names.qparam(var, 'alpha')}[{at}], {self.names.moment(var, 'logp')}[{at}])")
+        self._function("local_block", fn, True, returns=None, contract=True)
         self.plan["block"] = {"kernel": "local_block", "args": self._args("local_block"), "members": [var, local],
-                              "name": f"{var}, {local}", "by": by, "groups": _dim_name(d)}
+                              "name": f"{var}, {local}", "by": by, "groups": _dim_name(d),
+                              "rows": [s.name for s in stats]}
+
+    def _factored_members(self, z: QFactor, wz: Writer, parts: tuple[sp.Expr, sp.Expr], fn: Block, group: Block,
+                          rep: Block, at: str, start: str, member_loop, last: Block, rows: list[str]) -> None:
+        """The members' passes when q(z) = softmax(a + b) (see _factored) and the rows that change are all
+        counts: e^(b − max b) once per group and member (or once per value of the data b reads: _table),
+        e^(a − max a) once per pass; no exp per member and pass.
+
+        A pass whose g update moved η by less than BLOCK_TOL (or the last allowed) is the last: its members
+        (``last``, which already refills the rows) get their exact q, H and log Σ e^η (exp_product_finish).
+        Earlier passes only need the counts, and form no p: Σ_t p_t = e^a ∘ Σ_t e^b_t / (e^a · e^b_t), one
+        dot product and one axpy per member (add_shares); a member whose product underflows takes the
+        log-space route (finish_categorical)."""
+        a, b = parts
+        t, k = z.index[0], z.extra
+        ti, kn, ks = self.names.index(t), self.names.index(k), wz.int_value(k.upper + 1)
+        fixed = member_loop(numbered=True)
+        kl = wz._loops([(k, 0, k.upper)])
+        table = self._table(b, t)
+        if table is None:
+            kl[-1].post.append(f"_bb[_j, {kn}] = {wz.top(b, [fn, group, fixed] + kl, 2)}")
+            fixed.post += [kl[0], "_mb[_j] = exp_factor(_bb[_j], _eb[_j])"]
+        else:
+            # b = f(word[t]): its factor once per value of the data (V of them), not once per member (T)
+            u, v, bv = table
+            vn, size = self.names.index(v), wz.int_value(v.upper + 1)
+            tab = Block(f"for {vn} in prange({size}):", v)
+            tl = wz._loops([(k, 0, k.upper)])
+            tl[-1].post.append(f"_bt[{vn}, {kn}] = {wz.top(bv, [fn, tab] + tl, 1)}")
+            tab.post += [tl[0], f"_mt[{vn}] = exp_factor(_bt[{vn}], _et[{vn}])"]
+            fn.post[:0] = [f"_bt = np.empty(({size}, {ks}))", f"_et = np.empty(({size}, {ks}))",
+                           f"_mt = np.empty({size})", tab]
+            fixed.pre.append(f"_r = {wz.index_value(u, [fn, group, fixed], 2)}")
+            kl[-1].post += [f"_bb[_j, {kn}] = _bt[_r, {kn}]", f"_eb[_j, {kn}] = _et[_r, {kn}]"]
+            fixed.post += [kl[0], "_mb[_j] = _mt[_r]"]
+        nm = f"{start}[{at} + 1] - {start}[{at}]"
+        eta = wz.tmp("eta")
+        group.post[group.post.index(rep):group.post.index(rep)] = [
+            f"_bb = np.empty(({nm}, {ks}))", f"_eb = np.empty(({nm}, {ks}))", f"_mb = np.empty({nm})",
+            f"_aa = np.empty({ks})", f"_ea = np.empty({ks})", f"{eta} = np.empty({ks})", fixed]
+        kl = wz._loops([(k, 0, k.upper)])
+        kl[-1].post.append(f"_aa[{kn}] = {wz.top(a, [fn, group, rep] + kl, 2)}")
+        rep.post += [kl[0], "_ma = exp_factor(_aa, _ea)"]
+        p = f"{self.names.qparam(z.var, 'p')}[{ti}]"
+        h, lse = f"{self.names.entropy(z.var)}[{ti}]", f"l_{z.var}[{ti}]"
+        last.post.insert(0, f"{h}, {lse} = exp_product_finish(_ea, _eb[_j], _ma, _mb[_j], _aa, _bb[_j], {eta}, "
+                            f"{p})")
+        rep.post.append(Block(f"if _delta <= {BLOCK_TOL!r} * _size or _pass == {BLOCK_PASSES - 1}:",
+                              post=[last, "break"]))
+        each = member_loop(numbered=True)
+        group.post[group.post.index(rep):group.post.index(rep)] = [f"_acc = np.empty({ks})", f"_sb = np.empty({nm})"]
+        rep.post += [f"for {kn} in range({ks}):", f"    _acc[{kn}] = 0.0"]
+        each.post += ["if not _sb[_j] >= 1e-20:", f"    for {kn} in range({ks}):",
+                      f"        {eta}[{kn}] = _aa[{kn}] + _bb[_j, {kn}]",
+                      f"    {h}, {lse} = finish_categorical({eta}, {p})"] + \
+            [f"    add_to({row}[{at}], {p})" for row in rows]
+        rep.post.append(Block("if add_shares(_ea, _eb, _acc, _sb):", post=[each]))
+        rep.post += [f"add_product({row}[{at}], _ea, _acc)" for row in rows]
+
+    def _table(self, b: sp.Expr, t: sp.Idx) -> tuple[sp.Expr, sp.Idx, sp.Expr] | None:
+        """(u, v, b with u replaced by v) when b reads the member t only through u = data[t], one value of
+        index data (LDA's word[t]): b then takes one of range(data) values, v ranging over them."""
+        uses = {n for n in sp.preorder_traversal(b) if isinstance(n, sp.Indexed) and n.indices == (t,)
+                and str(n.base.label) in self.stats.ranges}
+        if len(uses) != 1:
+            return None
+        u = next(iter(uses))
+        v = self.d.syms.fresh("w", self.stats.ranges[str(u.base.label)])
+        bv = b.xreplace({u: v})
+        return None if t in bv.free_symbols else (u, v, bv)
 
     def _factored(self, z: QFactor, gb: frozenset, by: str, d: sp.Idx) -> tuple[sp.Expr, sp.Expr] | None:
         """z's η (Categorical) as a + b: a the terms that read the group latent, with by[t] replaced by the
@@ -755,13 +809,18 @@ class ModuleWriter:
         return q.var
 
     # ------------------------------------------------------------- module
-    def _function(self, name: str, body: Block, parallel: bool, returns: str | None) -> None:
+    def _function(self, name: str, body: Block, parallel: bool, returns: str | None,
+                  contract: bool = False) -> None:
+        """``contract``: a·b + c may be one fused multiply-add (the flags of the runtime helpers a kernel
+        inlines, vexp's polynomial among them, are the kernel's own)."""
         lines = body.render(1)
         if returns:
             lines.append(f"    return {returns}")
         src = "\n".join(lines)
         args = sorted(_names_in(src))
-        deco = "@njit(cache=True, parallel=True)" if parallel or "prange(" in src else "@njit(cache=True)"
+        flags = ["cache=True"] + (["parallel=True"] if parallel or "prange(" in src else []) + \
+            (["fastmath={'contract'}"] if contract else [])
+        deco = f"@njit({', '.join(flags)})"
         self.functions.append(f"{deco}\ndef {name}({', '.join(args)}):\n{src}\n")
         self._last_args = args
 

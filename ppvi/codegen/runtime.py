@@ -222,9 +222,9 @@ def add_to(rows, p):
 @njit(cache=True, fastmath={"contract", "reassoc"}, inline="always")
 def exp_product(a, b, p):
     """p = softmax(η_a + η_b) from the factors a = e^(η_a − max η_a), b = e^(η_b − max η_b) (exp_factor):
-    no exp per element.  False (p unusable) when Σ a b < 1e-20: a factor flushed to 0 below e^−700 is
-    then still below e^−650 of the result, as in finish_categorical; otherwise the caller takes the
-    log-space route (finish_categorical).  Inlined, with the sum reassociable so that it vectorises
+    no exp per element.  Returns s = Σ a b; p is unusable when s < 1e-20: a factor flushed to 0 below
+    e^−700 is then still below e^−650 of the result, as in finish_categorical; otherwise the caller takes
+    the log-space route (finish_categorical).  Inlined, with the sum reassociable so that it vectorises
     (the order is then the compiler's, the same on every call: results do not depend on threads)."""
     n = p.shape[0]
     s = 0.0
@@ -233,31 +233,96 @@ def exp_product(a, b, p):
         p[k] = v
         s += v
     if not s >= 1e-20:
-        return False
+        return s
     inv = 1.0 / s
     for k in range(n):
         p[k] *= inv
-    return True
+    return s
+
+
+@njit(cache=True, fastmath={"contract", "reassoc"})
+def exp_product_finish(a, b, ma, mb, eta_a, eta_b, eta, p):
+    """finish_categorical(η_a + η_b, p) from the factors of exp_product (ma, mb: the maxima exp_factor
+    returned): log Σ e^η = ma + mb + log Σ a b, one log instead of an exp per entry.  ``eta``: scratch for
+    the log-space route, taken when Σ a b < 1e-20."""
+    s = exp_product(a, b, p)
+    if s >= 1e-20:
+        lse = ma + mb + math.log(s)
+        t = 0.0
+        for k in range(p.shape[0]):
+            t += p[k] * (eta_a[k] + eta_b[k])
+        return lse - t, lse
+    for k in range(p.shape[0]):
+        eta[k] = eta_a[k] + eta_b[k]
+    return finish_categorical(eta, p)
+
+
+@njit(cache=True, fastmath={"contract", "reassoc"})
+def add_shares(a, b, acc, sums):
+    """acc += Σ_j b_j / (a · b_j) over the rows b_j of b, the members' parts of Σ_j softmax(η_a + η_b,j) =
+    a ∘ Σ_j b_j / (a · b_j) (factors as in exp_product); a, the same for every member of a group, is
+    multiplied in once after (add_product).  sums[j] = a · b_j; a row with a · b_j < 1e-20 is left out
+    (as in exp_product) and counted in the result: the caller takes those rows in log space.  One loop
+    over the rows here (not one call per row from a loop with a fallback in it), which vectorises."""
+    n = a.shape[0]
+    bad = 0
+    for j in range(b.shape[0]):
+        s = 0.0
+        for k in range(n):
+            s += a[k] * b[j, k]
+        sums[j] = s
+        if not s >= 1e-20:
+            bad += 1
+            continue
+        inv = 1.0 / s
+        for k in range(n):
+            acc[k] += b[j, k] * inv
+    return bad
+
+
+@njit(cache=True, inline="always")
+def add_product(rows, a, b):
+    """rows += a ∘ b."""
+    for k in range(a.shape[0]):
+        rows[k] += a[k] * b[k]
 
 
 @njit(cache=True)
-def finish_dirichlet(eta, alpha, logp, mean):
-    """α = η + 1; ⟨log π_k⟩ = ψ(α_k) − ψ(α₀) (PRML B.21); entropy PRML B.22-style."""
+def dirichlet_moments(eta, alpha, logp, mean):
+    """α = η + 1; ⟨log π_k⟩ = ψ(α_k) − ψ(α₀) (PRML B.21), ⟨π_k⟩ = α_k / α₀.  False if some α_k ≤ 0."""
     k = eta.shape[0]
     a0 = 0.0
     for i in range(k):
         alpha[i] = eta[i] + 1.0
         if not alpha[i] > 0.0:
-            return math.nan
+            return False
         a0 += alpha[i]
     d0 = digamma(a0)
-    h = -math.lgamma(a0) + (a0 - k) * d0
     for i in range(k):
-        di = digamma(alpha[i])
-        logp[i] = di - d0
+        logp[i] = digamma(alpha[i]) - d0
         mean[i] = alpha[i] / a0
-        h += math.lgamma(alpha[i]) - (alpha[i] - 1.0) * di
-    return h
+    return True
+
+
+@njit(cache=True)
+def dirichlet_entropy(alpha, logp):
+    """H = log B(α) − Σ_k (α_k − 1) ⟨log π_k⟩ (PRML B.22 with ⟨log π_k⟩ in place of ψ(α_k) − ψ(α₀))."""
+    a0 = 0.0
+    h = 0.0
+    for i in range(alpha.shape[0]):
+        if not alpha[i] > 0.0:
+            return math.nan
+        a0 += alpha[i]
+        h += math.lgamma(alpha[i]) - (alpha[i] - 1.0) * logp[i]
+    return h - math.lgamma(a0)
+
+
+@njit(cache=True)
+def finish_dirichlet(eta, alpha, logp, mean):
+    """q(π) = Dir(η + 1): its moments, and its entropy returned."""
+    if not dirichlet_moments(eta, alpha, logp, mean):
+        return math.nan
+    return dirichlet_entropy(alpha, logp)
 
 
 @njit(cache=True)

@@ -109,8 +109,9 @@ class Program:
         moments before the update (parallel) and move a step α of the way in natural parameters."""
         block = self.plan.get("block")
         if block and var == block["name"]:
-            # a group latent and its members to convergence, group by group (codegen.module.block_kernel)
-            self._call(block, reads=[])
+            # a group latent and its members to convergence, group by group (codegen.module.block_kernel),
+            # from its rows of the statistics as the statistics pass leaves them
+            self._call(block, reads=block["rows"])
             self.stale = True
             return
         info = self.plan["latents"].get(var) or self.plan["points"][var]

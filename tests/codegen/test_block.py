@@ -144,3 +144,85 @@ def test_a_block_with_a_continuous_local_latent(tmp_path):
     target_rate = 1.0 + 0.5 * sq
     assert shape == pytest.approx(target_shape, rel=1e-12)
     assert rate == pytest.approx(target_rate, rel=20 * BLOCK_TOL)
+
+
+GROUPED = """
+model grouped
+
+dim N, G
+dim K = 3
+
+const alpha[K] = ALPHA
+
+data grp[N] : index(G)
+data x[N]
+
+for g in G:
+    theta[g] ~ Dirichlet(alpha)
+for k in K:
+    mu[k] ~ Normal(0.0, sd = 1000.0)
+for n in N:
+    z[n] ~ Categorical(theta[grp[n]])
+    x[n] ~ Normal(mu[z[n]], sd = 1.0)
+"""
+
+
+def _grouped(tmp_path, x, grp, alpha=0.5):
+    path = tmp_path / "grouped.ppvi"
+    path.write_text(GROUPED.replace("ALPHA", repr(alpha)))
+    return ppvi.load(str(path)).fit({"grp": grp, "x": x}, max_iter=2, tol=0.0).fit.program
+
+
+def _grouped_e_step(p, x, grp):
+    """softmax over k of E log θ[grp[n], k] + E log N(x[n] | μ_k, 1), the update PRML 10.46 with θ per group."""
+    m, s = p.state["q_mu__mean"], p.state["q_mu__sd"]
+    loglik = -0.5 * (x[:, None] ** 2 - 2 * x[:, None] * m + m ** 2 + s ** 2)
+    logits = _elogdir(p.state["q_theta__alpha"])[grp] + loglik
+    return np.exp(logits - special.logsumexp(logits, axis=1, keepdims=True))
+
+
+def test_a_block_whose_local_terms_read_continuous_data(tmp_path):
+    """Mixture weights per group, Gaussian components: z's η splits into E log θ[grp[n]] and a term that reads
+    x[n] itself (no table by data value); after one step q(z) is the E-step written out here."""
+    rng = np.random.default_rng(11)
+    G, N = 8, 600
+    grp = rng.integers(0, G, N)
+    x = rng.normal(np.array([-4.0, 0.0, 5.0])[rng.integers(0, 3, N)], 1.0)
+    p = _grouped(tmp_path, x, grp)
+    assert p.plan["block"]["members"] == ["theta", "z"]
+    p.update("mu")
+    before = p.elbo()
+    p.update("theta, z")
+    assert p.elbo() >= before - 1e-9 * abs(before)
+    r = p.state["q_z__p"]
+    assert r == pytest.approx(_grouped_e_step(p, x, grp), abs=1e-12)
+    counts = np.stack([np.bincount(grp, weights=r[:, k], minlength=G) for k in range(3)], 1)
+    assert p.state["t_0"] == pytest.approx(counts, rel=1e-12, abs=1e-12)
+    target = 0.5 + counts
+    assert np.all(np.abs(target - p.state["q_theta__alpha"]).sum(1) <= 20 * BLOCK_TOL * np.abs(target - 1).sum(1))
+
+
+def test_members_whose_factors_underflow_take_the_log_space_route(tmp_path):
+    """Every member of group 0 starts in component 0 while its data sit on component 1, 2000 sd away, and
+    α = 1e-3: E log θ[0, 1] ≈ ψ(1e-3) ≈ −1000, so e^(a) · e^(b) underflows for each of them on the first
+    pass.  They take the log-space update; the block still ends at the exact E-step, with no NaN."""
+    rng = np.random.default_rng(2)
+    N = 200
+    grp = np.zeros(N, dtype=np.int64)
+    grp[N // 2:] = 1
+    x = np.where(grp == 0, 1000.0, -1000.0) + rng.normal(size=N)
+    p = _grouped(tmp_path, x, grp, alpha=1e-3)
+    onehot = np.zeros((N, 3))
+    onehot[:, 0] = 1.0
+    p.state["q_z__p"][...] = onehot
+    p.state["q_mu__mean"][...] = [-1000.0, 1000.0, 0.0]
+    p.state["q_mu__sd"][...] = 0.01
+    p.state["m_mu__x2"][...] = p.state["q_mu__mean"] ** 2 + 1e-4
+    p.stale = True
+    p.update("theta, z")
+    r = p.state["q_z__p"]
+    assert np.all(np.isfinite(r)) and np.isfinite(p.elbo())
+    assert r[grp == 0, 1] == pytest.approx(1.0)
+    assert r == pytest.approx(_grouped_e_step(p, x, grp), abs=1e-12)
+    target = 1e-3 + np.stack([np.bincount(grp, weights=r[:, k], minlength=2) for k in range(3)], 1)
+    assert p.state["q_theta__alpha"] == pytest.approx(target, rel=20 * BLOCK_TOL)

@@ -7,7 +7,8 @@ import pytest
 from numba import njit
 from scipy import special
 
-from ppvi.codegen.runtime import digamma, exp_factor, exp_product, finish_categorical, vexp
+from ppvi.codegen.runtime import (add_shares, digamma, dirichlet_entropy, dirichlet_moments, exp_factor, exp_product,
+                                  exp_product_finish, finish_categorical, vexp)
 
 
 @njit
@@ -75,7 +76,7 @@ def _factored(a, b, p):
     ea, eb = np.empty_like(a), np.empty_like(b)
     exp_factor(a, ea)
     exp_factor(b, eb)
-    return exp_product(ea, eb, p)
+    return exp_product(ea, eb, p) >= 1e-20
 
 
 @pytest.mark.parametrize("k", [1, 3, 4, 20, 33])
@@ -99,3 +100,63 @@ def test_the_factored_softmax_declines_when_the_product_underflows():
     q = np.empty(2)
     finish_categorical(a + b, q)       # the log-space route the block falls back to
     assert q == pytest.approx([0.5, 0.5])
+
+
+@njit
+def _finish_from_factors(a, b, p):
+    ea, eb, eta = np.empty_like(a), np.empty_like(b), np.empty_like(a)
+    ma = exp_factor(a, ea)
+    mb = exp_factor(b, eb)
+    return exp_product_finish(ea, eb, ma, mb, a, b, eta, p)
+
+
+@pytest.mark.parametrize("k", [1, 3, 20])
+@pytest.mark.parametrize("scale", [0.1, 10.0, 300.0])
+def test_the_finish_from_two_factors_is_the_categorical_finish_of_the_sum(k, scale):
+    """H and log Σ e^η from the factors (one log) equal those of finish_categorical(a + b), also where the
+    factors' product underflows and the log-space route is taken."""
+    rng = np.random.default_rng(k)
+    for a, b in [(rng.normal(scale=scale, size=k), rng.normal(scale=scale, size=k)),
+                 (np.array([0.0, -800.0] + [-900.0] * (k - 2))[:max(k, 2)],
+                  np.array([-800.0, 0.0] + [-900.0] * (k - 2))[:max(k, 2)])]:
+        p, q = np.empty(len(a)), np.empty(len(a))
+        h, lse = _finish_from_factors(a, b, p)
+        h_want, lse_want = finish_categorical(a + b, q)
+        assert p == pytest.approx(q, rel=1e-13, abs=1e-282)
+        assert lse == pytest.approx(special.logsumexp(a + b), rel=1e-14, abs=1e-12)
+        assert lse == pytest.approx(lse_want, rel=1e-14, abs=1e-12)
+        assert h == pytest.approx(h_want, rel=1e-9, abs=1e-10)
+
+
+def test_the_shares_sum_to_the_softmaxes_and_leave_out_what_underflows():
+    """a ∘ Σ_j b_j / (a · b_j) is Σ_j softmax(η_a + η_b,j); a row whose product underflows is counted, not added."""
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(scale=3.0, size=7), rng.normal(scale=3.0, size=(40, 7))
+    a[0] = a.max() - 800.0
+    b[11] = -800.0
+    b[11, 0] = 0.0              # this member's largest factor meets a's smallest, e^-800 below its largest
+    ea, eb = np.empty(7), np.empty_like(b)
+    exp_factor(a, ea)
+    for j in range(40):
+        exp_factor(b[j], eb[j])
+    acc, sums = np.zeros(7), np.empty(40)
+    assert add_shares(ea, eb, acc, sums) == 1
+    keep = np.arange(40) != 11
+    assert not sums[11] >= 1e-20 and np.all(sums[keep] >= 1e-20)
+    want = special.softmax(a + b[keep], axis=1).sum(0)
+    assert ea * acc == pytest.approx(want, rel=1e-13)
+
+
+@pytest.mark.parametrize("alpha", [[0.5, 0.5], [1e-3, 2.0, 30.0], [1.0] * 20, [1e4, 0.1, 7.5]])
+def test_dirichlet_moments_and_entropy_against_scipy(alpha):
+    from scipy import stats
+
+    alpha = np.array(alpha, dtype=float)
+    a, logp, mean = np.empty_like(alpha), np.empty_like(alpha), np.empty_like(alpha)
+    assert dirichlet_moments(alpha - 1.0, a, logp, mean)
+    assert a == pytest.approx(alpha, rel=1e-15)
+    assert logp == pytest.approx(special.digamma(alpha) - special.digamma(alpha.sum()), rel=1e-13, abs=1e-13)
+    assert mean == pytest.approx(alpha / alpha.sum(), rel=1e-15)
+    assert dirichlet_entropy(a, logp) == pytest.approx(stats.dirichlet(alpha).entropy(), rel=1e-11, abs=1e-11)
+    assert not dirichlet_moments(np.array([-1.0, 1.0]), np.empty(2), np.empty(2), np.empty(2))
+    assert np.isnan(dirichlet_entropy(np.array([0.0, 1.0]), np.zeros(2)))
