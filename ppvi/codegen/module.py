@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import itertools
 import re
+from dataclasses import dataclass, field
 
 import sympy as sp
 
 from ppvi import __version__
 from ppvi.codegen.emit import Block, Names, Writer
-from ppvi.codegen.statistics import CHUNKS, Statistics, monomials, renamed
+from ppvi.codegen.statistics import CHUNKS, Statistics, count_loops, feature_key, monomials, renamed
 from ppvi.derive.expectation import collapse
 from ppvi.derive.meanfield import Derivation, QFactor
 from ppvi.derive.symbols import MomentBase, MomentSymbol
@@ -57,6 +58,8 @@ def _mangle(names: Names, var: str, role: str, what: str) -> str:
     return names.qparam(var, what) if role == "q" else names.moment(var, what)
 
 
+# A blocked local step (Blocked): about this many floats in a block's feature rows (32 KB, in cache).
+BLOCK_FLOATS = 4096
 # The group block (ModuleWriter.block_kernel): passes per group and sweep at most (as scikit-learn's
 # max_doc_update_iter), and the relative change of the group latent's η that ends them.
 BLOCK_PASSES = 100
@@ -148,6 +151,21 @@ def _exact_em(d: Derivation) -> bool:
     return True
 
 
+@dataclass
+class Blocked:
+    """The local step of a Categorical z[n] in blocks of _B points, per chunk (see update_kernel):
+        for each block: ``features`` (a loop over its points filling rows of feature matrices),
+                        ``between`` (η of the whole block as one matrix product),
+                        the points' updates, then ``after`` (the statistics as matrix products).
+    Matrix products go to BLAS (np.dot); a block's matrices stay in cache."""
+    features: Block
+    between: list = field(default_factory=list)
+    after: list = field(default_factory=list)
+    widths: list = field(default_factory=list)      # the feature counts, for the block size
+    alloc: list = field(default_factory=list)       # the block's matrices, allocated once per chunk
+    phi_keys: list = field(default_factory=list)    # Φ's columns (statistics.feature_key), in order
+
+
 class ModuleWriter:
     """``fixed``: dims written into the kernels as literals (see cache.fixed_sizes): loops over a component axis
     then have a trip count the compiler knows, and are unrolled and vectorised whole — 1.3–1.4× on the
@@ -171,6 +189,7 @@ class ModuleWriter:
         self.functions: list[str] = []
         self.stat_reads: dict[str, list] = {}    # latent -> the statistics its update reads, and where
         self.grouping: tuple[str, str, str] | None = None
+        self.blocked: Blocked | None = None      # while the blocked local step is written
         self.plan: dict = {"model": d.model.name, "latents": {}, "points": {}, "elbo": None, "derived": {},
                            "exact_em": _exact_em(d)}
 
@@ -196,9 +215,23 @@ class ModuleWriter:
         chunks = "_C" if fused else CHUNKS
         if fused:
             fn.pre.append(self.stats.chunks(w))
+        blocked = fused and parallel and q.family == "Categorical" and len(q.index) == 1
         for n, i in enumerate(q.index):
             size = w.int_value(i.upper + 1)
-            if n == 0 and parallel:
+            if blocked:
+                chunk = Block(f"for _ch in prange({chunks}):")
+                chunk.pre += [f"_lo = _ch * {size} // {chunks}", f"_hi = (_ch + 1) * {size} // {chunks}"]
+                levels[-1].post.append(chunk)
+                alloc = chunk
+                blk = Block("for _b0 in range(_lo, _hi, _B):")
+                blk.pre.append("_nb = min(_B, _hi - _b0)")
+                chunk.post.append(blk)
+                self.blocked = Blocked(Block("for _b in range(_nb):", i))
+                self.blocked.features.pre.append(f"{self.names.index(i)} = _b0 + _b")
+                b = Block("for _b in range(_nb):", i)
+                b.pre.append(f"{self.names.index(i)} = _b0 + _b")
+                levels.append(blk)
+            elif n == 0 and parallel:
                 # Fixed chunks under prange: scratch arrays are allocated once per chunk, not per element.
                 chunk = Block(f"for _ch in prange({chunks}):")
                 levels[-1].post.append(chunk)
@@ -212,8 +245,17 @@ class ModuleWriter:
             levels.append(b)
         self._element(q, w, levels, len(levels) - 1, alloc, damped)
         if fused:
-            self.stats.map(fn, levels[:2], q.index[0])
+            self.stats.map(fn, [levels[0], levels[1], levels[-1]] if blocked else levels[:2], q.index[0],
+                           blocked=self.blocked, onehot=self.d.syms.moments.get((q.var, "onehot")))
             self.stats.reduce(fn)
+            if blocked:
+                bk = self.blocked
+                blk = levels[-2]
+                blk.post += ([bk.features] if bk.features.post else []) + bk.between + [levels[-1]] + bk.after
+                alloc.pre += bk.alloc
+                widths = " + ".join(bk.widths) or "1"
+                fn.pre.append(f"_B = max(8, min(256, {BLOCK_FLOATS} // ({widths})))")
+                self.blocked = None
             name = f"local_step_{q.var}"
             self._function(name, fn, parallel, returns=None)
             self.plan["latents"][q.var]["local_step"] = {"kernel": name, "args": self._args(name)}
@@ -313,28 +355,33 @@ class ModuleWriter:
             shape = ", ".join(w.int_value(a.upper + 1) for a in axes)
             (alloc or el).post.insert(0, f"{name} = np.empty(({shape},))") if alloc else \
                 el.post.append(f"{name} = np.empty(({shape},))")
-            if linear and q.scope == "local" and self._linear_eta(w, levels, pinned, name, axes, e):
-                continue
+            if linear and q.scope == "local":
+                made = self._linear_eta(w, levels, pinned, name, axes, e)
+                if made is not None:
+                    eta[s] = made
+                    continue
             loops = w._loops([(a, 0, a.upper) for a in axes])
             v = w.top(e, levels + loops, pinned)
             loops[-1].post.append(f"{name}[{', '.join(self.names.index(a) for a in axes)}] = {v}")
             el.post.append(loops[0])
 
-    def _linear_eta(self, w: Writer, levels, pinned, name: str, axes: list, e: sp.Expr) -> bool:
+    def _linear_eta(self, w: Writer, levels, pinned, name: str, axes: list, e: sp.Expr) -> str | None:
         """η[a] = Σ_j v_j · W_j[…, a]: v_j what varies from element to element (x[n, d], x[n, d] x[n, e]),
         W_j the rest, computed once per kernel with the event axes last.  The loop over a is then the
         innermost, over contiguous memory (it vectorises), and η is a sum of a few such sweeps instead
-        of K separate sums with the coefficients recomputed for each element.  False (nothing emitted)
-        when e does not take this form."""
+        of K separate sums with the coefficients recomputed for each element.  In a blocked local step
+        (self.blocked) with one event axis, the features of a block's points are rows of Φ and η of the
+        whole block is H = Φ W, one matrix product.  Returns the name of η (None, and nothing emitted,
+        when e does not take this form)."""
         terms = monomials(e, self.d.syms.fresh)
         if terms is None:
-            return False
+            return None
         groups: dict = {}      # canonical v -> [v, its summation limits, coefficients]
         for limits, factors in terms:
             v = sp.Mul(*(f for f in factors if w.varies(f)))
             c = sp.Mul(*(f for f in factors if not w.varies(f)))
             if set(axes) & v.free_symbols:
-                return False
+                return None
             inside = [lim for lim in limits if v.has(lim[0])]
             other = [lim for lim in limits if not v.has(lim[0])]
             c = sp.Sum(c, *other) if other else c
@@ -351,9 +398,18 @@ class ModuleWriter:
                 groups[key] = [v, inside, [c]]
         fn, el = levels[0], levels[-1]
         at = ", ".join(self.names.index(a) for a in axes)
-        zero = w._loops([(a, 0, a.upper) for a in axes])
-        zero[-1].post.append(f"{name}[{at}] = 0.0")
-        el.post.append(zero[0])
+        bk = self.blocked if len(axes) == 1 else None
+        if bk is None:
+            zero = w._loops([(a, 0, a.upper) for a in axes])
+            zero[-1].post.append(f"{name}[{at}] = 0.0")
+            el.post.append(zero[0])
+        else:
+            # feature f of the block's point _b in Φ[_b, f], its weights in W[f, :] (f counted in the same
+            # order in both); F counted first
+            fn.pre.append("_F = 0")
+            fill = ["_f = 0"]
+            bk.features.post.append("_f = 0")
+            bk.widths.append("_F")
         for v, inside, coefs in groups.values():
             coef = sp.Add(*coefs)
             span = list(inside)
@@ -373,6 +429,21 @@ class ModuleWriter:
             where = ", ".join(self.names.index(i) for i, _, _ in full)
             hl[-1].post.append(f"{weights}[{where}] = {value}")
             fn.pre.append(hl[0])
+            if bk is not None:
+                bk.phi_keys.append(feature_key(v, span))
+                fn.pre.append(count_loops(w, span, "_F"))
+                wl = w._loops(span)
+                al = w._loops([(a, 0, a.upper) for a in axes])
+                al[-1].post.append(f"_W[_f, {at}] = {weights}[{where}]")
+                (wl[-1].post if wl else fill).extend([al[0], "_f += 1"])
+                if wl:
+                    fill.append(wl[0])
+                feats = [bk.features] + w._loops(span)
+                value = "1.0" if v == 1 else w.value(v, levels[:-1] + feats, pinned)
+                feats[-1].post += [f"_Phi[_b, _f] = {value}", "_f += 1"]
+                if len(feats) > 1:
+                    bk.features.post.append(feats[1])
+                continue
             vl = w._loops(span)
             host = vl[-1] if vl else el
             feature = w.tmp("v")
@@ -384,7 +455,13 @@ class ModuleWriter:
             host.post.append(al[0])
             if vl:
                 el.post.append(vl[0])
-        return True
+        if bk is None:
+            return name
+        size = w.int_value(axes[0].upper + 1)
+        fn.pre += [f"_W = np.empty((_F, {size}))"] + fill
+        bk.alloc += ["_Phi = np.zeros((_B, _F))", f"_H = np.empty((_B, {size}))"]
+        bk.between.append("np.dot(_Phi, _W, _H)")
+        return "_H[_b]"
 
     def point_kernel(self, pu) -> None:
         """The exact coordinate update of a param or MAP latent (see ppvi.derive.mstep)."""
@@ -561,7 +638,8 @@ class ModuleWriter:
         for var, info in self.plan["points"].items():
             info["feeds"] = self.names.variable(var) in args
         # With a fused local step the stand-alone pass runs only at the start (and after a restore): serial,
-        # it compiles in a fraction of the time and fills the same chunks in the same order.
+        # it compiles in a fraction of the time and fills the same chunks (a blocked local step sums each
+        # block by a matrix product: the same sums to rounding).
         fused = self._fused_local() if self.grouping is None else None
         self._function("statistics", self.stats.kernel(parallel=fused is None), fused is None, returns=None)
         self.plan["stats"] = {"kernel": "statistics", "args": self._args("statistics"),

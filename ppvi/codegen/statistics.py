@@ -199,16 +199,23 @@ class Statistics:
         return f"_C = max(1, min({CHUNKS}, {size}, max({MIN_CHUNKS}, {PARTIALS} // ({floats}))))"
 
     def map(self, fn: Block, levels: list[Block], n: sp.Idx, only: list[Statistic] | None = None,
-            direct: bool = False) -> None:
+            direct: bool = False, blocked=None, onehot: sp.IndexedBase | None = None) -> None:
         """Each statistic's partial sum over element n, into row ``_ch`` of its partials (allocated in fn);
         ``levels[-1]`` is the body of the loop over n, inside the loop over chunks.  ``direct``: added
-        into the ``t_`` array itself (one thread owns the rows it fills: see ModuleWriter.block_kernel)."""
+        into the ``t_`` array itself (one thread owns the rows it fills: see ModuleWriter.block_kernel).
+        ``blocked`` (codegen.module.Blocked): a statistic Σ_n u(n, …) r[n, k] of the latent whose moments
+        are ``onehot`` is summed a block at a time, as Uᵀ R (_by_blocks)."""
         w = Writer(self.names, self.dims)
         canon = self.plate_index()
+        forms: list = []
         for s in (self.found.values() if only is None else only):
             shape = [w.int_value(i.upper + 1) for i in s.axes] or ["1"]
             if not direct:
                 fn.pre.append(f"_p{s.name} = np.zeros((_C, {', '.join(shape)}))")
+            form = self._block_form(s, n, onehot) if blocked is not None else None
+            if form is not None:
+                forms.append((s, *form))
+                continue
             rest = [lim for lim in s.expr.limits if lim[0] != canon]
             body_expr = s.expr.function.xreplace({canon: n})
             o = g = None
@@ -238,6 +245,55 @@ class Statistics:
             (loops[-1] if loops else levels[-1]).post.append(f"{dest} += {body}")
             if loops:
                 levels[-1].post.append(loops[0])
+        if forms:
+            self._by_blocks(forms, fn, levels, blocked, onehot, w)
+
+    def _block_form(self, s: Statistic, n: sp.Idx, onehot) -> tuple | None:
+        """(u, span, k) when s = Σ_n u(n, i…) r[n, k]: k its last axis, r the moments ``onehot`` of the
+        blocked latent, u reading neither, i… over ``span``; else None."""
+        canon = self.plate_index()
+        if onehot is None or s.scatter is not None or not s.axes or len(s.expr.limits) != 1:
+            return None
+        k = s.axes[-1]
+        factors = sp.Mul.make_args(s.expr.function)
+        r = [f for f in factors if isinstance(f, sp.Indexed) and f.base == onehot]
+        if len(r) != 1 or r[0].indices != (canon, k) or \
+                any(f.has(k) for f in factors if f is not r[0]) or (s.mirror and len(s.axes) - 1 in s.mirror):
+            return None
+        u = sp.Mul(*(f for f in factors if f is not r[0])).xreplace({canon: n})
+        return u, self._span(s, s.axes[:-1]), k
+
+    def _by_blocks(self, forms: list, fn: Block, levels: list[Block], bk, onehot, w: Writer) -> None:
+        """The statistics Σ_n u(n, i…) r[n, k] (``forms``: (statistic, u, span, k)) for a block of points at
+        once: U[b, f] = u(point b, feature f), the features f all (i…) of all of them side by side, and
+        Σ_b U[b, f] r[b, k] = (Uᵀ R)[f, k], one matrix product (BLAS) instead of a multiply-add per point and
+        entry.  When the features are those of η's Φ, in the same order (a conjugate mixture: η and the
+        statistics both read x's sufficient statistics), U is Φ."""
+        size = w.int_value(forms[0][3].upper + 1)
+        shared = [feature_key(u, span) for _, u, span, _ in forms] == bk.phi_keys
+        u_, width = ("_Phi", "_F") if shared else ("_U", "_FU")
+        rows = self.names.moment(onehot.var, "onehot")
+        bk.alloc.append(f"_T = np.empty(({width}, {size}))")
+        bk.after += [f"np.dot({u_}[:_nb].T, {rows}[_b0:_b0 + _nb], _T)", "_fu = 0"]
+        if not shared:
+            fn.pre.append("_FU = 0")
+            bk.alloc.append("_U = np.zeros((_B, _FU))")
+            bk.widths.append("_FU")
+            bk.features.post.append("_fu = 0")
+        for s, u, span, k in forms:
+            if not shared:
+                fn.pre.append(count_loops(w, span, "_FU"))
+                feats = [bk.features] + w._loops(span)
+                feats[-1].post += [f"_U[_b, _fu] = {w.value(u, levels[:-1] + feats, 0)}", "_fu += 1"]
+                if len(feats) > 1:
+                    bk.features.post.append(feats[1])
+            add = w._loops(span)
+            kl = w._loops([(k, 0, k.upper)])
+            where = ", ".join(self.names.index(i) for i in s.axes)
+            kl[-1].post.append(f"_p{s.name}[_ch, {where}] += _T[_fu, {self.names.index(k)}]")
+            (add[-1].post if add else bk.after).extend([kl[0], "_fu += 1"])
+            if add:
+                bk.after.append(add[0])
 
     @staticmethod
     def _span(s: Statistic, axes) -> list:
@@ -277,6 +333,22 @@ class Statistics:
         fn.post.append(chunk)
         self.reduce(fn)
         return fn
+
+
+def feature_key(v: sp.Expr, span: list) -> tuple:
+    """A feature v over the loops ``span`` up to the names of their indices (x[n, d] x[n, e] for e ≥ d is
+    x[n, a0] x[n, a1] for a1 ≥ a0): matches the columns of two feature matrices."""
+    rename = {i: sp.Idx(f"_c{j}", (0, hi)) for j, (i, _, hi) in enumerate(span)}
+    return sp.sympify(v).xreplace(rename), tuple((sp.sympify(lo).xreplace(rename), hi) for _, lo, hi in span)
+
+
+def count_loops(w: Writer, span: list, counter: str) -> Block | str:
+    """Loops over ``span`` that add 1 to ``counter`` (a triangular span's size, without a formula)."""
+    loops = w._loops(span)
+    if not loops:
+        return f"{counter} += 1"
+    loops[-1].post.append(f"{counter} += 1")
+    return loops[0]
 
 
 def monomials(e: sp.Expr, fresh: Callable, cap: int = 64) -> list | None:

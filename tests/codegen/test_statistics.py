@@ -77,7 +77,8 @@ def test_the_local_step_and_the_statistics_pass_agree_with_the_reference(stem):
     after_sweep = {k: p.state[k].copy() for k in stats["arrays"]}
     getattr(p.module, stats["kernel"])(*(p.state[a] for a in stats["args"]))
     for k in stats["arrays"]:
-        np.testing.assert_array_equal(p.state[k], after_sweep[k])      # bit for bit: same chunks, same order
+        # (the same sums; a blocked local step adds up a block's points by a matrix product, in another order)
+        np.testing.assert_allclose(p.state[k], after_sweep[k], rtol=1e-12, atol=1e-12)
     env = _env(p)
     mw = _writer(stem)
     rng = np.random.default_rng(0)
@@ -116,3 +117,28 @@ def test_the_mixture_statistics_are_the_textbook_sums():
     for w in want:
         assert any(g.shape == w.shape and np.allclose(g, w, rtol=1e-12, atol=1e-9) for g in got)
     assert "local_step" in p.plan["latents"]["z"]     # q(z) and the sums in one pass
+
+
+def test_the_blocked_local_step_of_a_mixture_in_ten_dimensions():
+    """Several blocks per chunk, the last one partial (N = 9000, D = 10: 64 chunks of about 140 points, blocks
+    of 62): q(z) is PRML's E-step (10.46, with E[(x − μ)ᵀ Λ (x − μ)] for independent q(μ), q(Λ)) and the
+    statistics are the textbook sums (10.51)–(10.53), all written out in NumPy."""
+    rng = np.random.default_rng(4)
+    n, d = 9000, 10
+    x = rng.normal(size=(n, d)) + 3.0 * rng.normal(size=(6, d))[rng.integers(0, 6, n)]
+    p = ppvi.load(str(MODELS / "gmm.ppvi")).fit({"x": x}, max_iter=2, tol=0.0).fit.program
+    assert "local_step" in p.plan["latents"]["z"]
+    p.update("z")
+    s = p.state
+    lam, mu, mumu = s["m_Lambda__X"], s["q_mu__mean"], s["m_mu__xxT"]
+    quad = (np.einsum("nd,kde,ne->nk", x, lam, x) - 2 * np.einsum("nd,kde,ke->nk", x, lam, mu)
+            + np.einsum("kde,ked->k", lam, mumu))
+    logits = s["m_pi__logp"] + 0.5 * s["m_Lambda__logdet"] - 0.5 * d * np.log(2 * np.pi) - 0.5 * quad
+    r = np.exp(logits - logits.max(1, keepdims=True))
+    r /= r.sum(1, keepdims=True)
+    assert s["q_z__p"] == pytest.approx(r, abs=1e-10)
+    r = s["q_z__p"]
+    want = [r.sum(0), np.einsum("nk,nd->dk", r, x), np.einsum("nk,nd,ne->dek", r, x, x)]
+    got = [s[k] for k in p.plan["stats"]["arrays"]]
+    for w in want:
+        assert any(g.shape == w.shape and np.allclose(g, w, rtol=1e-11, atol=1e-8) for g in got)
