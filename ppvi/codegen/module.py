@@ -28,9 +28,9 @@ import numpy as np
 from numba import njit, prange
 
 from ppvi.codegen.runtime import (add_product, add_shares, add_to, digamma, dirichlet_entropy, dirichlet_moments,
-                                  exp_factor, exp_product_finish, feature_sign, finish_bernoulli,
-                                  finish_beta, finish_categorical, finish_dirichlet, finish_gamma, finish_mvnormal,
-                                  finish_normal, finish_wishart, lmvgamma, sigmoid, softplus)
+                                  exp_factor, exp_product_finish, feature_sign, finish_bernoulli, finish_beta,
+                                  finish_categorical, finish_categorical_block, finish_dirichlet, finish_gamma,
+                                  finish_mvnormal, finish_normal, finish_wishart, lmvgamma, sigmoid, softplus)
 '''
 
 # family -> [(array role, mangled-name maker, extra axes)], the first of each alias group owning the memory.
@@ -164,6 +164,7 @@ class Blocked:
     widths: list = field(default_factory=list)      # the feature counts, for the block size
     alloc: list = field(default_factory=list)       # the block's matrices, allocated once per chunk
     phi_keys: list = field(default_factory=list)    # Φ's columns (statistics.feature_key), in order
+    eta: str | None = None                          # the block's η (K × B), when it is a matrix product
 
 
 class ModuleWriter:
@@ -314,6 +315,11 @@ class ModuleWriter:
                            f"{one(mn('log1mx'))}, {h} = finish_beta({eta['logx']}, {eta['log1mx']})")
         elif fam == "Bernoulli":
             el.post.append(f"{one(qn('p'))}, {h} = finish_bernoulli({eta['x']})")
+        elif fam == "Categorical" and self.blocked is not None and self.blocked.eta is not None:
+            rows = "[_b0:_b0 + _nb]"
+            self.blocked.between.append(
+                f"finish_categorical_block({self.blocked.eta}, _nb, {qn('p')}{rows}, {self.names.entropy(q.var)}"
+                f"{rows}, l_{q.var}{rows}, _m, _s, _t)")
         elif fam == "Categorical":
             el.post.append(f"{h}, {one('l_' + q.var)} = finish_categorical({eta['onehot']}, {row(qn('p'))})")
         elif fam == "Dirichlet" and not entropy:
@@ -457,11 +463,14 @@ class ModuleWriter:
                 el.post.append(vl[0])
         if bk is None:
             return name
+        # η of the block's points as the columns of Hᵀ = Wᵀ Φᵀ (K × B): its finish runs along the points
         size = w.int_value(axes[0].upper + 1)
         fn.pre += [f"_W = np.empty((_F, {size}))"] + fill
-        bk.alloc += ["_Phi = np.zeros((_B, _F))", f"_H = np.empty((_B, {size}))"]
-        bk.between.append("np.dot(_Phi, _W, _H)")
-        return "_H[_b]"
+        bk.alloc += ["_Phi = np.zeros((_B, _F))", f"_Ht = np.empty(({size}, _B))", "_m = np.empty(_B)",
+                     "_s = np.empty(_B)", "_t = np.empty(_B)"]
+        bk.between.append("np.dot(_W.T, _Phi.T, _Ht)")
+        bk.eta = "_Ht"
+        return "_Ht"
 
     def point_kernel(self, pu) -> None:
         """The exact coordinate update of a param or MAP latent (see ppvi.derive.mstep)."""

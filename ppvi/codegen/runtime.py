@@ -211,6 +211,38 @@ def finish_categorical(eta, p):
     return lse - ((t0 + t1) + (t2 + t3)), lse
 
 
+@njit(cache=True, fastmath={"contract"})
+def finish_categorical_block(eta, n, p, h, lse, m, s, t):
+    """finish_categorical for points b < n at once: column b of eta (K × B) is point b's η; p[b] = softmax,
+    h[b] = H, lse[b] = log Σ e^η.  Every loop runs along the points, so the exps vectorise across them
+    (one point's K exps are too few to, and a chain of dependent steps each).  eta is overwritten
+    (with e^(η − max η)); m, s, t are scratch of length ≥ n.  H = lse − Σ_k e_k η_k / Σ_k e_k."""
+    kk = eta.shape[0]
+    for b in range(n):
+        m[b] = eta[0, b]
+        s[b] = 0.0
+        t[b] = 0.0
+    for k in range(1, kk):
+        for b in range(n):
+            v = eta[k, b]
+            m[b] = v if v > m[b] else m[b]
+    for k in range(kk):
+        for b in range(n):
+            v = eta[k, b]
+            e = vexp(v - m[b])
+            s[b] += e
+            t[b] += e * v
+            eta[k, b] = e
+    for b in range(n):
+        inv = 1.0 / s[b]
+        lse[b] = m[b] + math.log(s[b])
+        h[b] = lse[b] - t[b] * inv
+        s[b] = inv
+    for b in range(n):
+        for k in range(kk):
+            p[b, k] = eta[k, b] * s[b]
+
+
 @njit(cache=True, inline="always")
 def add_to(rows, p):
     """rows += p, over two rows (views): a loop the compiler vectorises, unlike the same sum written with

@@ -137,6 +137,9 @@ def test_the_blocked_local_step_of_a_mixture_in_ten_dimensions():
     r = np.exp(logits - logits.max(1, keepdims=True))
     r /= r.sum(1, keepdims=True)
     assert s["q_z__p"] == pytest.approx(r, abs=1e-10)
+    lse = logits.max(1) + np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1))
+    assert s["l_z"] == pytest.approx(lse, rel=1e-12)
+    assert s["h_z"] == pytest.approx(-(r * np.log(np.where(r > 0, r, 1))).sum(1), rel=1e-8, abs=1e-9)
     r = s["q_z__p"]
     want = [r.sum(0), np.einsum("nk,nd->dk", r, x), np.einsum("nk,nd,ne->dek", r, x, x)]
     got = [s[k] for k in p.plan["stats"]["arrays"]]
