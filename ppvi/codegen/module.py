@@ -159,7 +159,7 @@ class Blocked:
                         the points' updates, then ``after`` (the statistics as matrix products).
     Matrix products go to BLAS (np.dot); a block's matrices stay in cache.  (At B ≥ 8 points a product
     stays below OpenBLAS's threshold for threads of its own, 262,144 multiply-adds, while features × K
-    < 32,768: D ≤ 75 at K = 10.)"""
+    < 32,768: D ≤ 79 at K = 10.)"""
     features: Block
     between: list = field(default_factory=list)
     after: list = field(default_factory=list)
