@@ -361,12 +361,14 @@ class ModuleWriter:
                 el.post.append(f"{name} = {w.value(e, levels, pinned)}")
                 continue
             shape = ", ".join(w.int_value(a.upper + 1) for a in axes)
-            (alloc or el).post.insert(0, f"{name} = np.empty(({shape},))") if alloc else \
-                el.post.append(f"{name} = np.empty(({shape},))")
+            line = f"{name} = np.empty(({shape},))"
+            (alloc or el).post.insert(0, line) if alloc else el.post.append(line)
             if linear and q.scope == "local":
                 made = self._linear_eta(w, levels, pinned, name, axes, e)
                 if made is not None:
                     eta[s] = made
+                    if made != name:        # (a blocked step's η is a column of the block's product)
+                        (alloc or el).post.remove(line)
                     continue
             loops = w._loops([(a, 0, a.upper) for a in axes])
             v = w.top(e, levels + loops, pinned)
