@@ -221,34 +221,36 @@ class ModuleWriter:
         blocked = fused and parallel and q.family == "Categorical" and len(q.index) == 1
         for n, i in enumerate(q.index):
             size = w.int_value(i.upper + 1)
-            if blocked:
-                chunk = Block(f"for _ch in prange({chunks}):")
-                chunk.pre += [f"_lo = _ch * {size} // {chunks}", f"_hi = (_ch + 1) * {size} // {chunks}"]
-                levels[-1].post.append(chunk)
-                alloc = chunk
-                blk = Block("for _b0 in range(_lo, _hi, _B):")
-                blk.pre.append("_nb = min(_B, _hi - _b0)")
-                chunk.post.append(blk)
-                self.blocked = Blocked(Block("for _b in range(_nb):", i))
-                self.blocked.features.pre.append(f"{self.names.index(i)} = _b0 + _b")
-                b = Block("for _b in range(_nb):", i)
-                b.pre.append(f"{self.names.index(i)} = _b0 + _b")
-                levels.append(blk)
-            elif n == 0 and parallel:
+            if n == 0 and parallel:
                 # Fixed chunks under prange: scratch arrays are allocated once per chunk, not per element.
                 chunk = Block(f"for _ch in prange({chunks}):")
                 levels[-1].post.append(chunk)
                 alloc = chunk
-                b = Block(f"for {self.names.index(i)} in range(_ch * {size} // {chunks}, "
-                          f"(_ch + 1) * {size} // {chunks}):", i)
-                chunk.post.append(b)
+                if blocked:
+                    chunk.pre += [f"_lo = _ch * {size} // {chunks}", f"_hi = (_ch + 1) * {size} // {chunks}"]
+                    blk = Block("for _b0 in range(_lo, _hi, _B):")
+                    blk.pre.append("_nb = min(_B, _hi - _b0)")
+                    chunk.post.append(blk)
+                    levels.append(blk)
+
+                    def point_loop(i=i) -> Block:
+                        """A loop over the block's points: point _b is element _b0 + _b."""
+                        loop = Block("for _b in range(_nb):", i)
+                        loop.pre.append(f"{self.names.index(i)} = _b0 + _b")
+                        return loop
+                    self.blocked = Blocked(point_loop())
+                    b = point_loop()
+                else:
+                    b = Block(f"for {self.names.index(i)} in range(_ch * {size} // {chunks}, "
+                              f"(_ch + 1) * {size} // {chunks}):", i)
+                    chunk.post.append(b)
             else:
                 b = Block(f"for {self.names.index(i)} in range({size}):", i)
                 levels[-1].post.append(b)
             levels.append(b)
         self._element(q, w, levels, len(levels) - 1, alloc, damped)
         if fused:
-            self.stats.map(fn, [levels[0], levels[1], levels[-1]] if blocked else levels[:2], q.index[0],
+            self.stats.map(fn, levels if blocked else levels[:2], q.index[0],
                            blocked=self.blocked, onehot=self.d.syms.moments.get((q.var, "onehot")))
             self.stats.reduce(fn)
             if blocked:
