@@ -1,0 +1,92 @@
+"""The kernel cache: a warm run loads machine code without Numba's compiler, and a miss still compiles."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import MODELS
+
+GMM_1D = MODELS / "gmm_1d.ppvi"       # its local step calls BLAS (np.dot), so it loads scipy's dgemm
+
+# Fit in a fresh process and report what the fit pulled in and how each kernel was had.
+PROBE = """
+import io, json, sys, contextlib
+from numba.core.dispatcher import Dispatcher
+from ppvi.cli import main
+with contextlib.redirect_stdout(io.StringIO()):
+    code = main(["run", sys.argv[1], "--quiet", "--out", sys.argv[2]])
+kernels = [k for m in list(sys.modules.values()) if m.__name__.startswith("ppvi_")
+           for k in vars(m).values() if isinstance(k, Dispatcher)]
+print(json.dumps({
+    "code": code,
+    "hits": sum(sum(k._cache_hits.values()) for k in kernels),
+    "misses": sum(sum(k._cache_misses.values()) for k in kernels),
+    "registries": "numba.np.arraymath" in sys.modules,
+    "linalg": "scipy.linalg" in sys.modules,
+    "blas": "scipy.linalg.cython_blas" in sys.modules,
+}))
+"""
+
+
+def _probe(cache, out) -> dict:
+    env = {**os.environ, "PPVI_CACHE_DIR": str(cache)}
+    proc = subprocess.run([sys.executable, "-c", PROBE, str(GMM_1D), str(out)], capture_output=True, text=True,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def cold(tmp_path_factory):
+    """A cache filled by one cold run, and that run's result."""
+    cache = tmp_path_factory.mktemp("cache")
+    out = cache.parent / "cold.json"
+    report = _probe(cache, out)
+    assert report["code"] == 0 and report["misses"] > 0 and report["registries"]
+    return cache, json.loads(out.read_text())
+
+
+def test_a_warm_run_loads_every_kernel_from_the_cache_without_the_compiler(cold, tmp_path):
+    cache, first = cold
+    report = _probe(cache, tmp_path / "warm.json")
+    assert report["code"] == 0
+    assert report["hits"] > 0 and report["misses"] == 0
+    assert not report["registries"], "the warm run loaded Numba's lowering registries"
+    assert report["blas"] and not report["linalg"], "dgemm was found through the whole of scipy.linalg"
+    assert json.loads((tmp_path / "warm.json").read_text()) == first
+
+
+def test_a_kernel_missing_from_numbas_cache_is_compiled_again(cold, tmp_path):
+    """The generated module is on disk but one kernel's machine code is not: that kernel compiles (the
+    registries load), the others still load, and the result is the same."""
+    cache, first = cold
+    index = [p for p in (cache / "__pycache__").iterdir() if ".local_step_z-" in p.name]
+    assert index
+    for p in index:
+        p.unlink()
+    report = _probe(cache, tmp_path / "again.json")
+    assert report["code"] == 0 and report["misses"] == 1 and report["hits"] > 0 and report["registries"]
+    assert json.loads((tmp_path / "again.json").read_text()) == first
+
+
+def test_blas_loaded_alone_leaves_scipy_linalg_whole():
+    """After the extension is loaded by itself, scipy.linalg imports as usual and its BLAS works."""
+    script = """
+import numpy as np
+from ppvi.codegen.cache import _blas_alone
+_blas_alone()
+import scipy.linalg
+from scipy.linalg import cython_blas, blas
+a = np.arange(6.0).reshape(2, 3)
+assert np.allclose(blas.dgemm(1.0, a, a.T), a @ a.T)
+assert np.allclose(scipy.linalg.solve(np.eye(2) * 2, np.ones(2)), 0.5)
+assert hasattr(cython_blas, "__pyx_capi__") and "dgemm" in cython_blas.__pyx_capi__
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
