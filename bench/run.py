@@ -9,7 +9,8 @@ Each case runs in its own process (so peak memory is that case's alone) and
 with the same data, the same number of iterations and — where the peer lets
 us — the same starting point.  Per-iteration times exclude compilation (ppvi's
 kernels are compiled, or loaded from the cache, by a warm-up run first) and
-include the ELBO that ppvi evaluates every sweep.  Results go to
+include the ELBO that ppvi evaluates every sweep.  The last line is start-up:
+a whole ``ppvi run`` process of a small model, warm and cold.  Results go to
 bench/results/results.md and, with matplotlib, bench/results/gmm_time.png.
 """
 
@@ -283,6 +284,28 @@ def _run(rest: float, kind: str, tool: str, *args) -> dict | None:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _process_seconds(argv: list[str], env: dict | None = None) -> float:
+    t = time.perf_counter()
+    subprocess.run(argv, capture_output=True, check=True, env=env)
+    return time.perf_counter() - t
+
+
+def startup(rest: float, model: str = "gmm_1d", repeats: int = 5) -> dict:
+    """Whole-process seconds of ``ppvi run models/MODEL.ppvi --quiet``: cold (an empty kernel cache, so
+    the derivation and compilation of the generated kernels) and warm (best of ``repeats``), beside the
+    floor no run can go below, a process that only imports Numba (best of ``repeats``)."""
+    time.sleep(rest)
+    path = str(ROOT / "models" / f"{model}.ppvi")
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "PPVI_CACHE_DIR": cache}
+        run = [sys.executable, "-m", "ppvi", "run", path, "--quiet"]
+        cold = _process_seconds(run, env)
+        time.sleep(rest)
+        warm = min(_process_seconds(run, env) for _ in range(repeats))
+    floor = min(_process_seconds([sys.executable, "-c", "import numba"]) for _ in range(repeats))
+    return {"model": model, "cold": cold, "warm": warm, "floor": floor}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -346,6 +369,10 @@ def main() -> None:
             lines += [f"LDA at equal perplexity (scikit-learn's median, {lda_peer['perplexity'][1]:.0f}): ppvi "
                       f"{reach['seconds']:.3g} s (median of 3 starts; iterations {reach['iterations']}), "
                       f"scikit-learn {lda_peer['total']:.3g} s: {lda_peer['total'] / reach['seconds']:.2f}×."]
+    start = startup(args.rest)
+    lines += ["", f"Start-up, whole process: `ppvi run models/{start['model']}.ppvi` warm {start['warm']:.2f} s "
+              f"(best of 5), cold {start['cold']:.1f} s; a process that only imports Numba "
+              f"{start['floor']:.2f} s."]
     table = "\n".join(lines)
     print(table)
     OUT.mkdir(parents=True, exist_ok=True)

@@ -214,6 +214,11 @@ class Writer:
         if isinstance(e, sp.Add):
             return "(" + " + ".join(self.value(a, levels, pinned) for a in e.args) + ")"
         if isinstance(e, sp.Mul):
+            log = next((a for a in e.args if isinstance(a, sp.log) and not a.args[0].is_number), None)
+            weight = e.func(*(a for a in e.args if a is not log)) if log is not None else None
+            if weight is not None and not weight.is_number:
+                # x log y where x may vanish: 0 there, also at y = 0 (runtime.xlogy)
+                return f"xlogy({self.value(weight, levels, pinned)}, {self.value(log.args[0], levels, pinned)})"
             num, den = [], []
             for a in e.args:
                 if isinstance(a, sp.Pow) and a.exp.is_Number and a.exp < 0:

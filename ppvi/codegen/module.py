@@ -30,7 +30,8 @@ from numba import njit, prange
 from ppvi.codegen.runtime import (add_product, add_shares, add_to, digamma, dirichlet_entropy, dirichlet_moments,
                                   exp_factor, exp_product_finish, feature_sign, finish_bernoulli, finish_beta,
                                   finish_categorical, finish_categorical_block, finish_dirichlet, finish_gamma,
-                                  finish_mvnormal, finish_normal, finish_wishart, lmvgamma, sigmoid, softplus)
+                                  finish_mvnormal, finish_normal, finish_wishart, lmvgamma, sigmoid, softplus,
+                                  xlogy)
 '''
 
 # family -> [(array role, mangled-name maker, extra axes)], the first of each alias group owning the memory.
@@ -911,7 +912,7 @@ class ModuleWriter:
             lines.append(f"    return {returns}")
         src = "\n".join(lines)
         args = sorted(_names_in(src))
-        flags = ["cache=True"] + (["parallel=True"] if parallel or "prange(" in src else []) + \
+        flags = ["cache=True", "error_model='numpy'"] + (["parallel=True"] if parallel or "prange(" in src else []) + \
             (["fastmath={'contract'}"] if contract else [])
         deco = f"@njit({', '.join(flags)})"
         self.functions.append(f"{deco}\ndef {name}({', '.join(args)}):\n{src}\n")

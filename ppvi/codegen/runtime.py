@@ -54,6 +54,13 @@ def softplus(z):
     return math.log1p(math.exp(z))
 
 
+@njit(cache=True, inline="always")
+def xlogy(x, y):
+    """x log y, and 0 where x = 0 whatever y: a term weighted by an event of probability zero (a statistic
+    Σₙ r_nk of an empty component times log w_k with w_k = 0) adds nothing, where 0 · (−∞) would be NaN."""
+    return x * math.log(y) if x != 0.0 else 0.0
+
+
 @njit(cache=True)
 def sigmoid(z):
     if z >= 0.0:
@@ -231,6 +238,10 @@ def vdigamma(x):
     return vlog(y) - 0.5 * inv + t - (s03 * a4 + (2.0 * x + 17.0) * p03) / (p03 * a4)
 
 
+# η − max η below this is a share e^(η − max η) = 0 exactly (vexp), and a finite d for 0 · d.
+_FLOOR = -800.0
+
+
 @njit(cache=True, fastmath={"contract"}, inline="always")
 def exp_factor(eta, out):
     """out = e^(η − max η), returns max η: one factor of a softmax whose η is a sum of parts (exp_product)."""
@@ -245,10 +256,13 @@ def exp_factor(eta, out):
 
 @njit(cache=True, fastmath={"contract"})
 def finish_categorical(eta, p):
-    """p = softmax(η) by log-sum-exp -> (H, log Σ e^η), with H = log Σ e^η − Σ p η.
+    """p = softmax(η) by log-sum-exp -> (H, log Σ e^η), with H = log Σ e^η − Σ p η = log s − Σ p d, where
+    d = η − max η and s = Σ e^d.
 
     The exps are one vectorised loop (vexp); entries below e^−700 of the largest are exactly 0 (below any
-    sum's rounding; subnormals would slow every later sum over them).  Sums in a fixed 4-way order.
+    sum's rounding; subnormals would slow every later sum over them), and so is their share of H, also
+    where η = −∞ (a category of probability zero; d is clamped at −800 so 0 · d is never 0 · ∞).  Sums
+    in a fixed 4-way order.
     """
     n = eta.shape[0]
     m = exp_factor(eta, p)
@@ -268,13 +282,13 @@ def finish_categorical(eta, p):
         p[k] *= inv
     t0 = t1 = t2 = t3 = 0.0
     for k in range(0, n4, 4):
-        t0 += p[k] * eta[k]
-        t1 += p[k + 1] * eta[k + 1]
-        t2 += p[k + 2] * eta[k + 2]
-        t3 += p[k + 3] * eta[k + 3]
+        t0 += p[k] * max(eta[k] - m, _FLOOR)
+        t1 += p[k + 1] * max(eta[k + 1] - m, _FLOOR)
+        t2 += p[k + 2] * max(eta[k + 2] - m, _FLOOR)
+        t3 += p[k + 3] * max(eta[k + 3] - m, _FLOOR)
     for k in range(n4, n):
-        t0 += p[k] * eta[k]
-    return lse - ((t0 + t1) + (t2 + t3)), lse
+        t0 += p[k] * max(eta[k] - m, _FLOOR)
+    return math.log(s) - ((t0 + t1) + (t2 + t3)), lse
 
 
 @njit(cache=True, fastmath={"contract"}, error_model="numpy")
@@ -282,7 +296,8 @@ def finish_categorical_block(eta, n, p, h, lse, m, s, t):
     """finish_categorical for points b < n at once: column b of eta (K × B) is point b's η; p[b] = softmax,
     h[b] = H, lse[b] = log Σ e^η.  Every loop runs along the points, so the exps vectorise across them
     (one point's K exps are too few to, and a chain of dependent steps each).  eta is overwritten
-    (with e^(η − max η)); m, s, t are scratch of length ≥ n.  H = lse − Σ_k e_k η_k / Σ_k e_k."""
+    (with e^(η − max η)); m, s, t are scratch of length ≥ n.  H = log s − Σ_k e_k d_k / s with
+    d = η − max η (clamped at −800, as in finish_categorical) and s = Σ_k e_k."""
     kk = eta.shape[0]
     for b in range(n):
         m[b] = eta[0, b]
@@ -294,15 +309,16 @@ def finish_categorical_block(eta, n, p, h, lse, m, s, t):
             m[b] = v if v > m[b] else m[b]
     for k in range(kk):
         for b in range(n):
-            v = eta[k, b]
-            e = vexp(v - m[b])
+            d = max(eta[k, b] - m[b], _FLOOR)
+            e = vexp(d)
             s[b] += e
-            t[b] += e * v
+            t[b] += e * d
             eta[k, b] = e
     for b in range(n):
         inv = 1.0 / s[b]
-        lse[b] = m[b] + vlog(s[b])          # (1 ≤ s ≤ K: the largest term is e⁰)
-        h[b] = lse[b] - t[b] * inv
+        ls = vlog(s[b])                     # (1 ≤ s ≤ K: the largest term is e⁰)
+        lse[b] = m[b] + ls
+        h[b] = ls - t[b] * inv
         s[b] = inv
     for b in range(n):
         for k in range(kk):

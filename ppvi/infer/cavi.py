@@ -1,7 +1,8 @@
 """Coordinate ascent on the ELBO (19.7): sweeps of the derived updates, convergence, restarts.
 
-Sequential updates never lower the ELBO; a decrease beyond rounding is a bug
-in ppvi, reported as an internal fault naming the update that caused it.
+Sequential updates never lower the ELBO; a decrease beyond rounding, or an
+ELBO that is no longer finite, is a bug in ppvi, reported as an internal fault
+naming the update that caused it.
 """
 
 from __future__ import annotations
@@ -43,8 +44,14 @@ def _rounding(a: float, b: float) -> float:
     return 1e-9 * max(1.0, abs(a), abs(b))
 
 
+def _worse(now: float, last: float) -> bool:
+    """now is not finite, or lower than last beyond rounding."""
+    return not math.isfinite(now) or now < last - _rounding(now, last)
+
+
 def _find_culprit(program: Program, before: dict, order: list[str]) -> str:
-    """Replay the sweep from the saved state, one update at a time, to name the one that lowered the ELBO."""
+    """Replay the sweep from the saved state, one update at a time, to name the one that lowered the ELBO
+    or made it NaN or infinite."""
     saved = program.snapshot()
     program.restore(before)
     last = program.elbo()
@@ -52,7 +59,7 @@ def _find_culprit(program: Program, before: dict, order: list[str]) -> str:
     for var in order:
         program.update(var)
         now = program.elbo()
-        if now < last - _rounding(now, last):
+        if _worse(now, last):
             culprit = var
             break
         last = now
@@ -66,7 +73,7 @@ def _checked_sweep(program: Program, order: list[str]) -> str | None:
     for var in order:
         program.update(var)
         now = program.elbo()
-        if now < last - _rounding(now, last):
+        if _worse(now, last):
             return var
         last = now
     return None
@@ -84,12 +91,14 @@ def run_once(program: Program, rng: np.random.Generator, max_iter: int, tol: flo
     it = 0
     try:
         for it in range(1, max_iter + 1):
-            before = program.snapshot() if trace and keep and damping is None else None
+            before = program.snapshot() if keep and damping is None else None
             for var in order:
                 program.update(var, damping)
             value = program.elbo(after_sweep=damping is None)
             if not math.isfinite(value):
-                raise FloatingPointError(f"the ELBO became {value} at iteration {it}")
+                culprit = _find_culprit(program, before, order) if before is not None else None
+                raise FloatingPointError(f"the ELBO became {value} at iteration {it}" +
+                                         (f" after the update of q({culprit})" if culprit is not None else ""))
             # Only the sequential schedule guarantees ascent; damped parallel steps need not (19.4.1).
             if damping is None and trace and value < trace[-1] - _rounding(value, trace[-1]):
                 culprit = _find_culprit(program, before, order) if before is not None else \

@@ -53,6 +53,22 @@ def test_finish_categorical_is_the_softmax_its_entropy_and_log_normaliser(k, sca
     assert np.isfinite(h) and h >= -1e-12
 
 
+def test_a_category_of_probability_zero_adds_nothing_to_the_entropy():
+    """η = −∞ (log w_k of a weight learned to be 0): p_k = 0 and H, log Σ e^η are those of the other
+    categories, also in the block finish (where 0 · (−∞) would make them NaN)."""
+    eta = np.array([0.3, -np.inf, -1.2, 2.0])
+    live = eta[np.isfinite(eta)]
+    p = np.empty(4)
+    h, lse = finish_categorical(eta, p)
+    assert p[1] == 0.0 and p[[0, 2, 3]] == pytest.approx(special.softmax(live), rel=1e-14)
+    assert h == pytest.approx(special.entr(special.softmax(live)).sum(), rel=1e-13)
+    assert lse == pytest.approx(special.logsumexp(live), rel=1e-14)
+    block = np.repeat(eta[:, None], 5, axis=1)
+    pb, hb, lb = np.zeros((5, 4)), np.zeros(5), np.zeros(5)
+    finish_categorical_block(block, 5, pb, hb, lb, np.empty(5), np.empty(5), np.empty(5))
+    assert np.all(pb == p) and hb == pytest.approx(np.full(5, h), rel=1e-13) and np.all(lb == lse)
+
+
 @njit
 def _digamma_all(x, out):
     for i in range(x.shape[0]):

@@ -45,3 +45,35 @@ def test_binary_units_with_enormous_logits(tmp_path):
                                    "W": W, "beta": np.full(4, 1e3)})
     p = r.q["h"]["p"]
     assert np.isfinite(r.elbo) and np.all(np.isfinite(p)) and np.all((p >= 0) & (p <= 1))
+
+
+def test_em_with_a_component_far_from_every_point():
+    """A start with one mean a million away from the data: its responsibilities underflow to exactly 0,
+    so its M-step is 0/0 (any mean and precision maximise; the previous ones are kept) and its weight
+    goes to 0, making every E[log p] term of it 0 · log 0 = 0.  The fit must still be exact EM: the
+    final value is log p(x; θ) of the final θ, computed here by log-sum-exp, and one more EM step of
+    PRML 9.23–9.27 (in NumPy) leaves θ where it is."""
+    import json
+
+    data = json.loads((MODELS / "em_gmm.json").read_text())
+    x = np.asarray(data["x"], dtype=float)
+    start = {"x": x, "mu": np.array([-2.0, 1.0, 1e6]), "tau": np.array([1.0, 4.0, 2.0]),
+             "weights": np.array([0.5, 0.3, 0.2])}
+    r = ppvi.load(str(MODELS / "em_gmm.ppvi")).fit(start, max_iter=2000, tol=1e-13)
+    w, mu, tau = (np.asarray(r.params[k], dtype=float) for k in ("weights", "mu", "tau"))
+    assert w[2] == 0.0 and mu[2] == 1e6 and tau[2] == 2.0        # the empty component, kept as it was
+    assert np.all(np.diff(r.elbo_trace) >= -1e-9 * np.abs(r.elbo_trace[1:]))
+
+    with np.errstate(divide="ignore"):
+        logp = np.log(w) + 0.5 * np.log(tau / (2 * np.pi)) - 0.5 * tau * (x[:, None] - mu) ** 2
+    loglik = special.logsumexp(logp, axis=1)
+    assert r.elbo == pytest.approx(loglik.sum(), rel=1e-10)
+    resp = np.exp(logp - loglik[:, None])
+    nk = resp.sum(0)
+    live = nk > 0
+    assert list(live) == [True, True, False]
+    mu_next = (resp[:, live] * x[:, None]).sum(0) / nk[live]
+    var_next = (resp[:, live] * (x[:, None] - mu_next) ** 2).sum(0) / nk[live]
+    assert np.allclose(nk / x.size, w, atol=1e-6)
+    assert np.allclose(mu_next, mu[live], rtol=1e-5)
+    assert np.allclose(1 / var_next, tau[live], rtol=1e-5)

@@ -111,3 +111,22 @@ def test_an_elbo_decrease_is_reported_as_an_internal_fault_naming_the_update(mon
         ppvi.load(str(MODELS / "gmm_1d.ppvi")).fit(max_iter=50)
     code, _, err = run_cli(["run", MODELS / "gmm_1d.ppvi", "--quiet"], capsys)
     assert code == 1 and "internal error" in err and "q(mu)" in err and err.count("\n") == 1
+
+
+def test_a_non_finite_elbo_is_reported_as_an_internal_fault_naming_the_update(monkeypatch, capsys):
+    """Kernels divide as NumPy does (0/0 is NaN, not ZeroDivisionError); a NaN that reaches the ELBO is
+    traced to the update that made it."""
+    from ppvi.infer.program import Program
+
+    real = Program.update
+
+    def broken(self, var, damping=None):
+        real(self, var, damping)
+        if var == "tau":
+            self.state["q_tau__rate"][0] = np.nan
+            self.state["m_tau__x"][0] = np.nan
+
+    monkeypatch.setattr(Program, "update", broken)
+    code, _, err = run_cli(["run", MODELS / "gmm_1d.ppvi", "--quiet"], capsys)
+    assert code == 1 and err.count("\n") == 1
+    assert "internal error" in err and "nan at iteration 1 after the update of q(tau)" in err
