@@ -505,8 +505,60 @@ def finish_wishart(eta_logdet, eta_x, scale, x):
 
 # --------------------------------------------------------------- MAP under L1
 @njit(cache=True)
-def _l1_objective(a, c, lam, x):
-    return 0.5 * (x @ (a @ x)) - c @ x + np.sum(lam * np.abs(x))
+def _l1_objective(a, c, lam, x, idx, n):
+    """½ xᵀAx − cᵀx + Σ λ|x| for an x that is 0 off idx[:n]."""
+    f = 0.0
+    for p in range(n):
+        i = idx[p]
+        s = 0.0
+        for q in range(n):
+            s += a[i, idx[q]] * x[idx[q]]
+        f += x[i] * (0.5 * s - c[i]) + lam[i] * abs(x[i])
+    return f
+
+
+@njit(cache=True)
+def _cholesky_solve(a, idx, n, rhs, l, out):
+    """out[:n] = A[idx, idx]⁻¹ rhs[:n] by Cholesky (l: n × n scratch); False where A[idx, idx] is not
+    numerically positive definite (atoms on the active set linearly dependent)."""
+    for i in range(n):
+        for j in range(i + 1):
+            s = a[idx[i], idx[j]]
+            for k in range(j):
+                s -= l[i, k] * l[j, k]
+            if i == j:
+                if not s > 1e-12 * a[idx[i], idx[i]]:
+                    return False
+                l[i, i] = math.sqrt(s)
+            else:
+                l[i, j] = s / l[j, j]
+    for i in range(n):
+        s = rhs[i]
+        for k in range(i):
+            s -= l[i, k] * out[k]
+        out[i] = s / l[i, i]
+    for i in range(n - 1, -1, -1):
+        s = out[i]
+        for k in range(i + 1, n):
+            s -= l[k, i] * out[k]
+        out[i] = s / l[i, i]
+    return True
+
+
+@njit(cache=True)
+def _gradient(a, c, x, nz, grad):
+    """grad = A x − c, reading only x's nonzeros (nz: scratch of x's length)."""
+    m = x.shape[0]
+    n = 0
+    for j in range(m):
+        if x[j] != 0.0:
+            nz[n] = j
+            n += 1
+    for i in range(m):
+        s = -c[i]
+        for p in range(n):
+            s += a[i, nz[p]] * x[nz[p]]
+        grad[i] = s
 
 
 @njit(cache=True)
@@ -516,15 +568,20 @@ def feature_sign(a, c, lam, x):
     Guess the signs of the active coefficients, solve the resulting quadratic exactly on the
     active set, line-search back to where a sign would flip, and repeat until the optimality
     conditions hold: ∇_i + λ_i sign(x_i) = 0 on the active set, |∇_i| ≤ λ_i off it.  Each
-    subproblem is solved exactly (19.16 with the L1 prior of 19.14).  ``x`` is the warm start
-    and is overwritten.
+    subproblem is solved exactly (19.16 with the L1 prior of 19.14): by Cholesky, as A's principal
+    submatrices are positive definite while the active atoms are independent, else by least squares.
+    ``x`` is the warm start and is overwritten; it is 0 exactly off the active set throughout.
     """
     m = x.shape[0]
     theta = np.sign(x)
     active = x != 0.0
     tol = 1e-12 * (1.0 + np.max(np.abs(c)) + np.max(lam))
+    grad, rhs, xnew, xa = np.empty(m), np.empty(m), np.empty(m), np.empty(m)
+    trial, best_x = np.empty(m), np.empty(m)
+    idx, nz = np.empty(m, np.int64), np.empty(m, np.int64)
+    chol = np.empty((m, m))
+    _gradient(a, c, x, nz, grad)
     for _outer in range(20 * m + 100):
-        grad = a @ x - c
         best, worst = -1, 0.0
         for i in range(m):
             if not active[i]:
@@ -535,30 +592,36 @@ def feature_sign(a, c, lam, x):
             theta[best] = -1.0 if grad[best] > 0.0 else 1.0
             active[best] = True
         for _inner in range(20 * m + 100):
-            idx = np.nonzero(active)[0]
-            if idx.size == 0:
+            n = 0
+            for i in range(m):
+                if active[i]:
+                    idx[n] = i
+                    n += 1
+            if n == 0:
                 break
-            aa = np.empty((idx.size, idx.size))
-            ca = np.empty(idx.size)
-            for p in range(idx.size):
-                ca[p] = c[idx[p]] - lam[idx[p]] * theta[idx[p]]
-                for q in range(idx.size):
-                    aa[p, q] = a[idx[p], idx[q]]
-            xnew = np.linalg.lstsq(aa, ca)[0]
-            xa = x[idx].copy()
+            for p in range(n):
+                rhs[p] = c[idx[p]] - lam[idx[p]] * theta[idx[p]]
+            if not _cholesky_solve(a, idx, n, rhs, chol, xnew):
+                aa = np.empty((n, n))
+                for p in range(n):
+                    for q in range(n):
+                        aa[p, q] = a[idx[p], idx[q]]
+                xnew[:n] = np.linalg.lstsq(aa, rhs[:n])[0]
+            for p in range(n):
+                xa[p] = x[idx[p]]
             # the best point on the segment xa -> xnew: its end, or where a coefficient crosses zero
-            trial = x.copy()
-            for p in range(idx.size):
+            trial[:] = x
+            for p in range(n):
                 trial[idx[p]] = xnew[p]
-            best_x = trial.copy()
-            best_f = _l1_objective(a, c, lam, trial)
-            for p in range(idx.size):
+            best_x[:] = trial
+            best_f = _l1_objective(a, c, lam, trial, idx, n)
+            for p in range(n):
                 if xa[p] != 0.0 and xa[p] * xnew[p] < 0.0:
                     t = xa[p] / (xa[p] - xnew[p])
-                    for r in range(idx.size):
+                    for r in range(n):
                         trial[idx[r]] = xa[r] + t * (xnew[r] - xa[r])
                     trial[idx[p]] = 0.0
-                    f = _l1_objective(a, c, lam, trial)
+                    f = _l1_objective(a, c, lam, trial, idx, n)
                     if f < best_f:
                         best_f = f
                         best_x[:] = trial
@@ -570,14 +633,13 @@ def feature_sign(a, c, lam, x):
                     theta[i] = 0.0
                 else:
                     theta[i] = 1.0 if x[i] > 0.0 else -1.0
-            grad = a @ x - c
+            _gradient(a, c, x, nz, grad)
             ok = True
             for i in range(m):
                 if active[i] and abs(grad[i] + lam[i] * theta[i]) > tol:
                     ok = False
             if ok:
                 break
-        grad = a @ x - c
         done = True
         for i in range(m):
             if active[i]:

@@ -8,8 +8,8 @@ from numba import njit
 from scipy import special
 
 from ppvi.codegen.runtime import (add_shares, digamma, dirichlet_entropy, dirichlet_moments, exp_factor, exp_product,
-                                  exp_product_finish, finish_categorical, finish_categorical_block, vdigamma, vexp,
-                                  vlog)
+                                  _cholesky_solve, exp_product_finish, feature_sign, finish_categorical, finish_categorical_block,
+                                  vdigamma, vexp, vlog)
 
 
 @njit
@@ -226,3 +226,38 @@ def test_vlog_and_vdigamma_against_numpy_and_scipy():
     _vdigamma_all(x, out)
     want = special.digamma(x)
     assert np.all(np.abs(out - want) <= 4e-15 * np.maximum(1.0, np.abs(want)))
+
+
+def _lasso_kkt_and_objective(a, c, lam, x):
+    """Checks x minimises ½ xᵀAx − cᵀx + Σ λ|x|: ∇ + λ sign(x) = 0 where x ≠ 0, |∇| ≤ λ where x = 0."""
+    g = a @ x - c
+    on = x != 0
+    assert g[on] == pytest.approx(-lam[on] * np.sign(x[on]), abs=1e-9)
+    assert np.all(np.abs(g[~on]) <= lam[~on] + 1e-9)
+    return 0.5 * x @ a @ x - c @ x + lam @ np.abs(x)
+
+
+@pytest.mark.parametrize("dependent", [False, True], ids=["independent atoms", "a repeated atom"])
+def test_feature_sign_meets_the_l1_optimality_conditions_from_any_start(dependent):
+    """From zero and from a wrong warm start; with a repeated atom, A's principal submatrix on both copies
+    is singular (the Cholesky solve declines and least squares takes over): the objective is still the
+    coordinate-descent lasso's of scikit-learn."""
+    from sklearn.linear_model import Lasso
+
+    rng = np.random.default_rng(3)
+    d, m = 20, 12
+    w = rng.normal(size=(d, m))
+    if dependent:
+        w[:, 5] = w[:, 2]
+    v = w[:, [2, 7]] @ np.array([3.0, -2.0]) + 0.05 * rng.normal(size=d)
+    a, c, lam = w.T @ w, w.T @ v, np.full(m, 0.5)
+    lasso = Lasso(alpha=0.5 / d, fit_intercept=False, tol=1e-14, max_iter=10 ** 6).fit(w, v)
+    best = 0.5 * lasso.coef_ @ a @ lasso.coef_ - c @ lasso.coef_ + lam @ np.abs(lasso.coef_)
+    if dependent:       # both copies active: the system on them is singular, and Cholesky says so
+        assert not _cholesky_solve(a, np.array([2, 5, 0]), 3, c[[2, 5, 0]], np.empty((3, 3)), np.empty(3))
+    assert _cholesky_solve(a, np.array([2, 7]), 2, c[[2, 7]], np.empty((2, 2)), out := np.empty(2))
+    assert out == pytest.approx(np.linalg.solve(a[np.ix_([2, 7], [2, 7])], c[[2, 7]]), rel=1e-12)
+    for start in (np.zeros(m), rng.normal(size=m)):
+        x = start.copy()
+        feature_sign(a, c, lam, x)
+        assert _lasso_kkt_and_objective(a, c, lam, x) == pytest.approx(best, abs=1e-9)
