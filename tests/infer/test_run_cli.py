@@ -130,3 +130,18 @@ def test_a_non_finite_elbo_is_reported_as_an_internal_fault_naming_the_update(mo
     code, _, err = run_cli(["run", MODELS / "gmm_1d.ppvi", "--quiet"], capsys)
     assert code == 1 and err.count("\n") == 1
     assert "internal error" in err and "nan at iteration 1 after the update of q(tau)" in err
+
+
+def test_blas_runs_on_one_thread_during_a_fit_and_as_before_after_it():
+    """Kernels call BLAS inside their parallel chunks: its own threads would oversubscribe the cores."""
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return {lib["filepath"]: lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    before, during = blas_threads(), []
+    ppvi.load(str(MODELS / "gmm_1d.ppvi")).fit(max_iter=3,
+                                               on_iteration=lambda *a: during.extend(blas_threads().values()))
+    assert during and set(during) == {1}
+    after = blas_threads()
+    assert {path: after[path] for path in before} == before
