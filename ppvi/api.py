@@ -14,7 +14,7 @@ import numpy as np
 
 from ppvi.errors import Diagnostic, PPVIError
 from ppvi.language import CheckedModel
-from ppvi.language import load as load_model
+from ppvi.language import load_cached as load_model
 
 
 @dataclass

@@ -3,19 +3,16 @@
 A warm run imports the cached module (Numba's own cache holds the machine
 code beside it), so it does neither SymPy work nor compilation, and its kernels
 load without Numba's compiler registries (:class:`MachineCodeCache`).  The cache
-lives in ``$PPVI_CACHE_DIR``, else ``$XDG_CACHE_HOME/ppvi``, else
-``~/.cache/ppvi``.
+directory is :func:`ppvi.cachefiles.cache_dir`.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import importlib.machinery
 import importlib.util
 import os
 import sys
-import tempfile
 from types import ModuleType
 
 import numba
@@ -24,27 +21,7 @@ from numba.core.dispatcher import Dispatcher
 from numba.core.runtime import rtsys
 
 from ppvi import __version__
-
-
-def cache_dir() -> str:
-    root = os.environ.get("PPVI_CACHE_DIR")
-    if not root:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        root = os.path.join(base, "ppvi")
-    os.makedirs(root, exist_ok=True)
-    return root
-
-
-@functools.lru_cache(maxsize=1)
-def _ppvi_fingerprint() -> str:
-    """A digest of ppvi's own source, so a changed compiler never reuses kernels of the old one."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    h = hashlib.sha256()
-    for folder, _, files in sorted(os.walk(root)):
-        for name in sorted(f for f in files if f.endswith((".py", ".lark"))):
-            with open(os.path.join(folder, name), "rb") as fh:
-                h.update(fh.read())
-    return h.hexdigest()
+from ppvi.cachefiles import cache_dir, ppvi_fingerprint, write_atomic
 
 
 def fixed_sizes(model, sizes: dict[str, int] | None = None) -> dict[str, int]:
@@ -57,7 +34,7 @@ def fixed_sizes(model, sizes: dict[str, int] | None = None) -> dict[str, int]:
 def key(model_text: str, fixed: dict[str, int] | None = None) -> str:
     h = hashlib.sha256()
     sizes = ",".join(f"{k}={v}" for k, v in sorted((fixed or {}).items()))
-    for part in (model_text, sizes, __version__, _ppvi_fingerprint(), numba.__version__, sys.version):
+    for part in (model_text, sizes, __version__, ppvi_fingerprint(), numba.__version__, sys.version):
         h.update(part.encode("utf-8"))
         h.update(b"\0")
     return h.hexdigest()[:24]
@@ -65,18 +42,6 @@ def key(model_text: str, fixed: dict[str, int] | None = None) -> str:
 
 def path_for(model_text: str, fixed: dict[str, int] | None = None) -> str:
     return os.path.join(cache_dir(), f"ppvi_{key(model_text, fixed)}.py")
-
-
-def write_atomic(path: str, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=".py")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class MachineCodeCache(FunctionCache):
@@ -137,7 +102,9 @@ def import_path(path: str) -> ModuleType:
     spec.loader.exec_module(module)
     _blas_alone()
     for kernel in vars(module).values():
-        if isinstance(kernel, Dispatcher) and type(kernel._cache) is FunctionCache:
+        # (only over the Numba cache it was written for: a Numba without _load_overload keeps its own)
+        if isinstance(kernel, Dispatcher) and type(kernel._cache) is FunctionCache and \
+                hasattr(FunctionCache, "_load_overload"):
             kernel._cache.__class__ = MachineCodeCache
     return module
 

@@ -1,17 +1,67 @@
-"""Front end: text -> AST (:mod:`.parser`) -> checked model (:mod:`.check`)."""
+"""Front end: text -> AST (:mod:`.parser`) -> checked model (:mod:`.check`).
+
+The parser (and Lark with it) is imported on first use, so a run whose model
+comes from the cache (:func:`load_cached`) never imports it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import sys
 
 from ppvi.language.check import CheckedModel, Factor, Variable, check
-from ppvi.language.parser import parse, parse_file
+
+
+def __getattr__(name: str):
+    if name in ("parse", "parse_file"):
+        from ppvi.language import parser
+
+        return getattr(parser, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load(path: str) -> CheckedModel:
     """Parse and check a model file."""
+    from ppvi.language.parser import parse_file
+
     return check(parse_file(path))
 
 
 def loads(text: str, path: str = "<model>") -> CheckedModel:
     """Parse and check model text."""
+    from ppvi.language.parser import parse
+
     return check(parse(text, path))
 
 
-__all__ = ["CheckedModel", "Factor", "Variable", "check", "load", "loads", "parse", "parse_file"]
+def load_cached(path: str) -> CheckedModel:
+    """``load(path)``, kept on disk for the next run: pickled under a key of the path as given, the file's
+    bytes and ppvi's own source, so a warm ``ppvi run`` neither imports Lark nor parses (0.1 s).  Only a
+    model that checks is kept; a model with mistakes is checked, and reported, every time."""
+    from ppvi.cachefiles import cache_dir, ppvi_fingerprint, write_atomic
+
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError:
+        return load(path)                  # (which reports it)
+    h = hashlib.sha256()
+    for part in (os.fsencode(path), raw, ppvi_fingerprint().encode(), sys.version.encode()):
+        h.update(part)
+        h.update(b"\0")
+    file = os.path.join(cache_dir(), f"model_{h.hexdigest()[:24]}.pickle")
+    try:
+        with open(file, "rb") as fh:
+            model = pickle.load(fh)
+        if isinstance(model, CheckedModel):
+            return model
+    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, TypeError, ValueError):
+        pass                               # (absent, or written by something else: check again)
+    model = load(path)
+    write_atomic(file, pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+    return model
+
+
+__all__ = ["CheckedModel", "Factor", "Variable", "check", "load", "load_cached", "loads", "parse", "parse_file"]

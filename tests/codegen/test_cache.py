@@ -1,4 +1,5 @@
-"""The kernel cache: a warm run loads machine code without Numba's compiler, and a miss still compiles."""
+"""The kernel cache: a warm run loads machine code without Numba's compiler (nor the parser), and a miss
+still compiles."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ print(json.dumps({
     "registries": "numba.np.arraymath" in sys.modules,
     "linalg": "scipy.linalg" in sys.modules,
     "blas": "scipy.linalg.cython_blas" in sys.modules,
+    "lark": "lark" in sys.modules,
 }))
 """
 
@@ -58,6 +60,7 @@ def test_a_warm_run_loads_every_kernel_from_the_cache_without_the_compiler(cold,
     assert report["hits"] > 0 and report["misses"] == 0
     assert not report["registries"], "the warm run loaded Numba's lowering registries"
     assert report["blas"] and not report["linalg"], "dgemm was found through the whole of scipy.linalg"
+    assert not report["lark"], "the warm run parsed the model again"
     assert json.loads((tmp_path / "warm.json").read_text()) == first
 
 
