@@ -134,7 +134,10 @@ def _cmd_derive(args) -> int:
 def _cmd_run(args) -> int:
     from ppvi.api import Model
 
-    model = Model.load(args.model)
+    model = Model.load(args.model)       # (a mistake in the model is reported before Numba is imported)
+    from ppvi.codegen.cache import blas_alone
+
+    blas_alone()         # (this process runs no code of the user's that could miss scipy.linalg.cython_blas)
     data = args.data
     progress = None
     if not args.quiet and sys.stderr.isatty():

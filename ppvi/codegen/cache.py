@@ -56,13 +56,18 @@ class MachineCodeCache(FunctionCache):
 
     def load_overload(self, sig, target_context):
         rtsys.initialize(target_context)
-        cres = self._load_overload(sig, target_context)
+        try:
+            cres = self._load_overload(sig, target_context)
+        except Exception:      # (machine code that needs more of Numba than its runtime: load it as Numba does)
+            cres = None
+            target_context.refresh()
+            cres = self._load_overload(sig, target_context)
         if cres is None:
             target_context.refresh()
         return cres
 
 
-def _blas_alone() -> None:
+def blas_alone() -> None:
     """Make ``scipy.linalg.cython_blas`` importable without ``scipy.linalg``.
 
     A kernel's ``np.dot`` calls BLAS through Numba, which finds dgemm in
@@ -70,6 +75,10 @@ def _blas_alone() -> None:
     module the ordinary way first runs ``scipy.linalg/__init__`` and the whole linalg API
     it pulls in, 0.2 s of a warm run; the extension itself needs none of it and loads in
     milliseconds.  Where it cannot be loaded on its own, Numba imports it as usual.
+
+    For the ``ppvi`` command only (cli): a module loaded this way is not an attribute of
+    ``scipy.linalg`` when that is imported later, which code in a user's own process
+    (``ppvi.load(...).fit``) might rely on.
     """
     name = "scipy.linalg.cython_blas"
     if name in sys.modules or "scipy.linalg" in sys.modules:
@@ -100,11 +109,11 @@ def import_path(path: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
-    _blas_alone()
     for kernel in vars(module).values():
-        # (only over the Numba cache it was written for: a Numba without _load_overload keeps its own)
-        if isinstance(kernel, Dispatcher) and type(kernel._cache) is FunctionCache and \
-                hasattr(FunctionCache, "_load_overload"):
+        # the module's own kernels (not the runtime's, which they import), and only over the Numba cache
+        # this was written for: a Numba without _load_overload keeps its own
+        if isinstance(kernel, Dispatcher) and kernel.py_func.__module__ == name and \
+                type(kernel._cache) is FunctionCache and hasattr(FunctionCache, "_load_overload"):
             kernel._cache.__class__ = MachineCodeCache
     return module
 

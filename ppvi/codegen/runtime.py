@@ -361,11 +361,11 @@ def exp_product_finish(a, b, ma, mb, eta_a, eta_b, eta, p):
     the log-space route, taken when Σ a b < 1e-20."""
     s = exp_product(a, b, p)
     if s >= 1e-20:
-        lse = ma + mb + math.log(s)
+        ls = math.log(s)
         t = 0.0
-        for k in range(p.shape[0]):
-            t += p[k] * (eta_a[k] + eta_b[k])
-        return lse - t, lse
+        for k in range(p.shape[0]):       # H = log s − Σ p d, d clamped as in finish_categorical
+            t += p[k] * max(eta_a[k] + eta_b[k] - ma - mb, _FLOOR)
+        return ls - t, ma + mb + ls
     for k in range(p.shape[0]):
         eta[k] = eta_a[k] + eta_b[k]
     return finish_categorical(eta, p)

@@ -7,7 +7,9 @@ naming the update that caused it.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -49,13 +51,13 @@ def _worse(now: float, last: float) -> bool:
     return not math.isfinite(now) or now < last - _rounding(now, last)
 
 
-def _find_culprit(program: Program, before: dict, order: list[str]) -> str:
+def _find_culprit(program: Program, before: dict, order: list[str]) -> str | None:
     """Replay the sweep from the saved state, one update at a time, to name the one that lowered the ELBO
     or made it NaN or infinite."""
     saved = program.snapshot()
     program.restore(before)
     last = program.elbo()
-    culprit = order[-1]
+    culprit = None
     for var in order:
         program.update(var)
         now = program.elbo()
@@ -98,13 +100,14 @@ def run_once(program: Program, rng: np.random.Generator, max_iter: int, tol: flo
             if not math.isfinite(value):
                 culprit = _find_culprit(program, before, order) if before is not None else None
                 raise FloatingPointError(f"the ELBO became {value} at iteration {it}" +
-                                         (f" after the update of q({culprit})" if culprit is not None else ""))
+                                         (f" after the update of q({culprit})" if culprit is not None else
+                                          "; no single update made it so in a replay of the sweep"))
             # Only the sequential schedule guarantees ascent; damped parallel steps need not (19.4.1).
             if damping is None and trace and value < trace[-1] - _rounding(value, trace[-1]):
                 culprit = _find_culprit(program, before, order) if before is not None else \
                     _checked_sweep(program, order)
                 blame = (f"the update of q({culprit}) lowered it" if culprit is not None else
-                         "no single update lowered it again in a checked sweep")
+                         "no single update lowered it again in a replay of the sweep")
                 raise ElboDecrease(f"the ELBO decreased from {trace[-1]!r} to {value!r} at iteration {it}; {blame}")
             change = value - trace[-1] if trace else math.inf
             trace.append(value)
@@ -119,6 +122,30 @@ def run_once(program: Program, rng: np.random.Generator, max_iter: int, tol: flo
                time.perf_counter() - start, order=order)
 
 
+_blas_lock = threading.Lock()
+_blas_fits = [0, None]       # fits running, and the limiter the first of them set (restored by the last)
+
+
+@contextlib.contextmanager
+def _one_blas_thread():
+    """BLAS on one thread while any fit of this process runs (a process-wide setting: fits that overlap
+    in threads share one limit, restored when the last of them ends)."""
+    from threadpoolctl import threadpool_limits
+
+    with _blas_lock:
+        if _blas_fits[0] == 0:
+            _blas_fits[1] = threadpool_limits(1, user_api="blas")
+        _blas_fits[0] += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_fits[0] -= 1
+            if _blas_fits[0] == 0:
+                _blas_fits[1].restore_original_limits()
+                _blas_fits[1] = None
+
+
 def fit(program: Program, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8, restarts: int = 1,
         on_iteration: Callable[[int, float, float], None] | None = None, damping: float | None = None) -> Fit:
     """Run CAVI ``restarts`` times from different random starts; keep the best final ELBO.
@@ -127,10 +154,8 @@ def fit(program: Program, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8
     step's products), where threads of its own would oversubscribe the cores (a mixture at D = 100 is 20%
     slower) and make the sums depend on its thread count.
     """
-    from threadpoolctl import threadpool_limits
-
     best: Fit | None = None
-    with threadpool_limits(1, user_api="blas"):
+    with _one_blas_thread():
         for r in range(max(1, restarts)):
             rng = np.random.default_rng([seed, r])
             result = run_once(program, rng, max_iter, tol, on_iteration, damping)

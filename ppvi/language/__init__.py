@@ -51,16 +51,22 @@ def load_cached(path: str) -> CheckedModel:
     for part in (os.fsencode(path), raw, ppvi_fingerprint().encode(), sys.version.encode()):
         h.update(part)
         h.update(b"\0")
-    file = os.path.join(cache_dir(), f"model_{h.hexdigest()[:24]}.pickle")
+    try:
+        file = os.path.join(cache_dir(), f"model_{h.hexdigest()[:24]}.pickle")
+    except OSError:
+        return load(path)                  # (no cache directory to be had: check every time)
     try:
         with open(file, "rb") as fh:
             model = pickle.load(fh)
         if isinstance(model, CheckedModel):
             return model
-    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, TypeError, ValueError):
+    except Exception:
         pass                               # (absent, or written by something else: check again)
     model = load(path)
-    write_atomic(file, pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+    try:
+        write_atomic(file, pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+    except OSError:
+        pass                               # (a read-only cache: the next run checks again)
     return model
 
 

@@ -81,8 +81,8 @@ def test_blas_loaded_alone_leaves_scipy_linalg_whole():
     """After the extension is loaded by itself, scipy.linalg imports as usual and its BLAS works."""
     script = """
 import numpy as np
-from ppvi.codegen.cache import _blas_alone
-_blas_alone()
+from ppvi.codegen.cache import blas_alone
+blas_alone()
 import scipy.linalg
 from scipy.linalg import cython_blas, blas
 a = np.arange(6.0).reshape(2, 3)

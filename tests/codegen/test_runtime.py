@@ -67,6 +67,11 @@ def test_a_category_of_probability_zero_adds_nothing_to_the_entropy():
     pb, hb, lb = np.zeros((5, 4)), np.zeros(5), np.zeros(5)
     finish_categorical_block(block, 5, pb, hb, lb, np.empty(5), np.empty(5), np.empty(5))
     assert np.all(pb == p) and hb == pytest.approx(np.full(5, h), rel=1e-13) and np.all(lb == lse)
+    a, b, pf = np.empty(4), np.empty(4), np.empty(4)            # the same η as two factors (LDA's finish)
+    eta_b = np.array([0.1, 0.4, -0.3, 0.2])
+    ma, mb = exp_factor(eta - eta_b, a), exp_factor(eta_b, b)
+    hf, lf = exp_product_finish(a, b, ma, mb, eta - eta_b, eta_b, np.empty(4), pf)
+    assert pf == pytest.approx(p, rel=1e-13) and hf == pytest.approx(h, rel=1e-12) and lf == pytest.approx(lse)
 
 
 @njit
