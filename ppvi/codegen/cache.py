@@ -59,7 +59,6 @@ class MachineCodeCache(FunctionCache):
         try:
             cres = self._load_overload(sig, target_context)
         except Exception:      # (machine code that needs more of Numba than its runtime: load it as Numba does)
-            cres = None
             target_context.refresh()
             cres = self._load_overload(sig, target_context)
         if cres is None:
