@@ -36,14 +36,11 @@ def ppvi_fingerprint() -> str:
 
 def write_atomic(path: str, content: str | bytes) -> None:
     """Write to a temporary file beside ``path``, then rename: a reader never sees half a file."""
+    data = content.encode("utf-8") if isinstance(content, str) else content
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
     try:
-        if isinstance(content, bytes):
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(content)
-        else:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(content)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

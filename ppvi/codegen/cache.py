@@ -60,7 +60,7 @@ class MachineCodeCache(FunctionCache):
             cres = self._load_overload(sig, target_context)
         except Exception:      # (machine code that needs more of Numba than its runtime: load it as Numba does)
             target_context.refresh()
-            cres = self._load_overload(sig, target_context)
+            return self._load_overload(sig, target_context)
         if cres is None:
             target_context.refresh()
         return cres

@@ -277,7 +277,7 @@ def finish_categorical(eta, p):
         s0 += p[k]
     s = (s0 + s1) + (s2 + s3)
     inv = 1.0 / s
-    lse = m + math.log(s)
+    ls = math.log(s)
     for k in range(n):
         p[k] *= inv
     t0 = t1 = t2 = t3 = 0.0
@@ -288,7 +288,7 @@ def finish_categorical(eta, p):
         t3 += p[k + 3] * max(eta[k + 3] - m, _FLOOR)
     for k in range(n4, n):
         t0 += p[k] * max(eta[k] - m, _FLOOR)
-    return math.log(s) - ((t0 + t1) + (t2 + t3)), lse
+    return ls - ((t0 + t1) + (t2 + t3)), m + ls
 
 
 @njit(cache=True, fastmath={"contract"}, error_model="numpy")
