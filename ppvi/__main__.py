@@ -1,5 +1,3 @@
-import sys
+from ppvi.cli import entry
 
-from ppvi.cli import main
-
-sys.exit(main())
+entry()

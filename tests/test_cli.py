@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -45,3 +46,39 @@ def test_internal_fault_is_one_line_exit_1(capsys, monkeypatch):
     monkeypatch.setattr(ppvi.graph, "build", boom)
     code, _, err = run_cli(["check", MODELS / "gmm.ppvi"], capsys)
     assert code == 1 and err.count("\n") == 1 and "internal error" in err and "kaboom" in err
+
+
+def test_the_process_ends_with_all_its_output(capsys):
+    """``entry`` leaves without the interpreter's tear-down: what main printed must reach a pipe whole, with
+    main's exit status, and a reader that goes away early gets no traceback."""
+    args = ["derive", str(MODELS / "lda.ppvi"), "--format", "latex"]
+    code, expected, _ = run_cli(args, capsys)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}     # (stdout buffered, as on a pipe)
+    proc = subprocess.run([sys.executable, "-m", "ppvi", *args], capture_output=True, text=True, env=env)
+    assert code == proc.returncode == 0 and proc.stdout == expected and len(expected) > 1000
+    gone, pipe = os.pipe()
+    os.close(gone)                      # (the reader left before the first byte)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "ppvi", *args], stdout=pipe, stderr=subprocess.PIPE, env=env)
+    finally:
+        os.close(pipe)
+    assert proc.returncode == 0 and proc.stderr == b""
+
+
+def test_the_collector_resumes_only_where_entry_paused_it():
+    """After start-up the command collects again over new objects only (the imports frozen); main() called
+    in someone's own process leaves their collector as it was."""
+    import gc
+
+    from ppvi.cli import _start_up_done
+
+    frozen = gc.get_freeze_count()
+    _start_up_done()
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
+    gc.disable()
+    try:
+        _start_up_done()
+        assert gc.isenabled() and gc.get_freeze_count() > frozen
+    finally:
+        gc.unfreeze()
+        gc.enable()

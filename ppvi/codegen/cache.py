@@ -12,13 +12,17 @@ import hashlib
 import importlib.machinery
 import importlib.util
 import os
+import pickle
 import sys
 from types import ModuleType
 
+import llvmlite
 import numba
-from numba.core.caching import FunctionCache
+from numba.core import environment
+from numba.core.caching import FunctionCache, IndexDataCacheFile
+from numba.core.compiler_lock import global_compiler_lock
 from numba.core.dispatcher import Dispatcher
-from numba.core.runtime import rtsys
+from numba.core.runtime import nrtdynmod, rtsys
 
 from ppvi import __version__
 from ppvi.cachefiles import cache_dir, ppvi_fingerprint, write_atomic
@@ -51,11 +55,12 @@ class MachineCodeCache(FunctionCache):
     installs all of its lowering registries (NumPy, linalg, random, typed
     containers…), about 0.4 s of a warm run, though machine code read from the
     cache needs only the runtime (NRT) it calls into.  Here a hit initialises
-    just the runtime; a miss refreshes as Numba would, then Numba compiles.
+    just the runtime (:func:`initialize_runtime`); a miss refreshes as Numba
+    would, then Numba compiles.
     """
 
     def load_overload(self, sig, target_context):
-        rtsys.initialize(target_context)
+        initialize_runtime(target_context)
         try:
             cres = self._load_overload(sig, target_context)
         except Exception:      # (machine code that needs more of Numba than its runtime: load it as Numba does)
@@ -64,6 +69,81 @@ class MachineCodeCache(FunctionCache):
         if cres is None:
             target_context.refresh()
         return cres
+
+
+class MachineCodeFile(IndexDataCacheFile):
+    """A kernel's cache file, unpickled with :func:`environment_without_import`."""
+
+    def _load_data(self, name):
+        with open(self._data_path(name), "rb") as fh:
+            return _KernelUnpickler(fh).load()
+
+
+class _KernelUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) == ("numba.core.environment", "_rebuild_env"):
+            return environment_without_import
+        return super().find_class(module, name)
+
+
+def environment_without_import(modname: str, consts: list, env_name: str) -> environment.Environment:
+    """Numba's ``_rebuild_env``, but a module of Numba's own is not imported for its globals.
+
+    Every function a kernel calls has an environment: the constants it boxes, and the
+    globals of its module, which only object-mode code reads.  The NumPy functions Numba
+    implements (``np.empty``, slicing…) live in modules such as ``numba.np.arrayobj``, whose
+    import takes 0.07 s of a warm run; their code is nopython and never reads those globals.
+    Such an environment gets a dict holding only the module's name, and is not memoised, so
+    anything compiled later in the process builds its own from the real module.
+    """
+    if modname in sys.modules or not modname.startswith("numba."):
+        return environment._rebuild_env(modname, consts, env_name)
+    env = environment.lookup_environment(env_name)
+    if env is None:
+        env = environment.Environment({"__name__": modname})
+        env.consts[:] = consts
+        env.env_name = env_name
+    return env
+
+
+def initialize_runtime(target_context) -> None:
+    """``rtsys.initialize``, with NRT's own functions read as machine code from the cache directory.
+
+    Numba compiles its runtime's atomic and memory functions from LLVM IR in every process
+    that uses it (0.03–0.05 s); loaded as object code, as the kernels are, they take 2 ms.
+    Only how that one library is made changes: Numba's ``initialize`` still registers the
+    runtime's C symbols and sets its state.
+    """
+    if rtsys._init:
+        return
+    make = nrtdynmod.compile_nrt_functions
+    with global_compiler_lock:            # (reentrant: initialize takes it again)
+        nrtdynmod.compile_nrt_functions = _nrt_functions
+        try:
+            rtsys.initialize(target_context)
+        finally:
+            nrtdynmod.compile_nrt_functions = make
+
+
+def _nrt_functions(ctx):
+    """``nrtdynmod.compile_nrt_functions(ctx)``, kept as object code keyed by Numba, llvmlite and the CPU."""
+    codegen = ctx.codegen()
+    h = hashlib.sha256(repr((numba.__version__, llvmlite.__version__, codegen.magic_tuple())).encode())
+    path = os.path.join(cache_dir(), f"nrt_{h.hexdigest()[:24]}.pickle")
+    try:
+        with open(path, "rb") as fh:
+            return codegen.unserialize_library(pickle.load(fh))
+    except Exception:
+        pass                               # (absent or unreadable: compile it, as Numba does)
+    ir_module, library = nrtdynmod.create_nrt_module(ctx)
+    library.enable_object_caching()
+    library.add_ir_module(ir_module)
+    library.finalize()
+    try:
+        write_atomic(path, pickle.dumps(library.serialize_using_object_code(), protocol=pickle.HIGHEST_PROTOCOL))
+    except OSError:
+        pass
+    return library
 
 
 def blas_alone() -> None:
@@ -112,8 +192,10 @@ def import_path(path: str) -> ModuleType:
         # the module's own kernels (not the runtime's, which they import), and only over the Numba cache
         # this was written for: a Numba without _load_overload keeps its own
         if isinstance(kernel, Dispatcher) and kernel.py_func.__module__ == name and \
-                type(kernel._cache) is FunctionCache and hasattr(FunctionCache, "_load_overload"):
+                type(kernel._cache) is FunctionCache and hasattr(FunctionCache, "_load_overload") and \
+                type(kernel._cache._cache_file) is IndexDataCacheFile:
             kernel._cache.__class__ = MachineCodeCache
+            kernel._cache._cache_file.__class__ = MachineCodeFile
     return module
 
 

@@ -14,24 +14,39 @@ from conftest import MODELS
 
 GMM_1D = MODELS / "gmm_1d.ppvi"       # its local step calls BLAS (np.dot), so it loads scipy's dgemm
 
-# Fit in a fresh process and report what the fit pulled in and how each kernel was had.
+# Fit in a fresh process and report what the fit pulled in and how each kernel was had; then compile new
+# code that uses the NumPy functions whose environments the fit loaded without their module, and fit again.
 PROBE = """
 import io, json, sys, contextlib
 from numba.core.dispatcher import Dispatcher
+from numba.core.runtime import nrtdynmod
 from ppvi.cli import main
+runtime_compiled = []
+compile_nrt = nrtdynmod.create_nrt_module
+nrtdynmod.create_nrt_module = lambda ctx: runtime_compiled.append(1) or compile_nrt(ctx)
 with contextlib.redirect_stdout(io.StringIO()):
     code = main(["run", sys.argv[1], "--quiet", "--out", sys.argv[2]])
 kernels = [k for m in list(sys.modules.values()) if m.__name__.startswith("ppvi_")
            for k in vars(m).values() if isinstance(k, Dispatcher)]
-print(json.dumps({
+report = {
     "code": code,
     "hits": sum(sum(k._cache_hits.values()) for k in kernels),
     "misses": sum(sum(k._cache_misses.values()) for k in kernels),
     "registries": "numba.np.arraymath" in sys.modules,
+    "arrayobj": "numba.np.arrayobj" in sys.modules,
+    "runtime_compiled": len(runtime_compiled),
     "linalg": "scipy.linalg" in sys.modules,
     "blas": "scipy.linalg.cython_blas" in sys.modules,
     "lark": "lark" in sys.modules,
-}))
+}
+from numba.core.environment import Environment
+report["memoised_without_globals"] = sum(len(e.globals) == 1 for e in list(Environment._memo.values()))
+import numba, numpy as np
+fresh = numba.njit(lambda n: np.arange(n)[1:].copy().sum() + np.zeros((n, 2))[:, 1].sum())
+report["fresh"] = int(fresh(5))
+with contextlib.redirect_stdout(io.StringIO()):
+    report["again"] = main(["run", sys.argv[1], "--quiet", "--out", sys.argv[2] + ".again"])
+print(json.dumps(report))
 """
 
 
@@ -50,6 +65,7 @@ def cold(tmp_path_factory):
     out = cache.parent / "cold.json"
     report = _probe(cache, out)
     assert report["code"] == 0 and report["misses"] > 0 and report["registries"]
+    assert report["runtime_compiled"] == 1 and list(cache.glob("nrt_*.pickle"))
     return cache, json.loads(out.read_text())
 
 
@@ -61,7 +77,23 @@ def test_a_warm_run_loads_every_kernel_from_the_cache_without_the_compiler(cold,
     assert not report["registries"], "the warm run loaded Numba's lowering registries"
     assert report["blas"] and not report["linalg"], "dgemm was found through the whole of scipy.linalg"
     assert not report["lark"], "the warm run parsed the model again"
+    assert not report["runtime_compiled"], "Numba's runtime was compiled, not read from the cache"
+    assert not report["arrayobj"], "numba.np.arrayobj was imported for the globals of its environments"
+    assert report["memoised_without_globals"] == 0
     assert json.loads((tmp_path / "warm.json").read_text()) == first
+    # code compiled afterwards in the same process has its environments (numba.np.arrayobj's own)
+    assert report["fresh"] == 10 and report["again"] == 0
+    assert json.loads((tmp_path / "warm.json.again").read_text()) == first
+
+
+def test_a_damaged_runtime_file_is_compiled_again(cold, tmp_path):
+    cache, first = cold
+    (runtime,) = cache.glob("nrt_*.pickle")
+    runtime.write_bytes(b"not a pickle")
+    report = _probe(cache, tmp_path / "warm.json")
+    assert report["code"] == 0 and report["runtime_compiled"] == 1 and report["misses"] == 0
+    assert json.loads((tmp_path / "warm.json").read_text()) == first
+    assert runtime.read_bytes() != b"not a pickle"          # (written again, whole)
 
 
 def test_a_kernel_missing_from_numbas_cache_is_compiled_again(cold, tmp_path):
