@@ -293,7 +293,8 @@ def _process_seconds(argv: list[str], env: dict | None = None) -> float:
 def startup(rest: float, model: str = "gmm_1d", repeats: int = 5) -> dict:
     """Whole-process seconds of ``ppvi run models/MODEL.ppvi --quiet``: cold (an empty kernel cache, so
     the derivation and compilation of the generated kernels) and warm (best and worst of ``repeats``),
-    beside a process that only imports Numba and exits as Python does (best and worst of ``repeats``)."""
+    beside a process that only imports Numba and exits as Python does (best and worst of ``repeats``,
+    each run in turn with a warm one, so both meet the same minutes of this machine)."""
     time.sleep(rest)
     path = str(ROOT / "models" / f"{model}.ppvi")
     with tempfile.TemporaryDirectory() as cache:
@@ -303,8 +304,9 @@ def startup(rest: float, model: str = "gmm_1d", repeats: int = 5) -> dict:
         run = [sys.executable, "-m", "ppvi", "run", path, "--quiet"]
         cold = _process_seconds(run, env)
         time.sleep(rest)
-        warm = sorted(_process_seconds(run, env) for _ in range(repeats))
-        numba = sorted(_process_seconds([sys.executable, "-c", "import numba"], env) for _ in range(repeats))
+        pairs = [(_process_seconds(run, env), _process_seconds([sys.executable, "-c", "import numba"], env))
+                 for _ in range(repeats)]
+    warm, numba = sorted(p[0] for p in pairs), sorted(p[1] for p in pairs)
     return {"model": model, "cold": cold, "warm": (warm[0], warm[-1]), "numba": (numba[0], numba[-1])}
 
 

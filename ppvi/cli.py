@@ -7,6 +7,7 @@ fault (one line; the traceback only with ``--debug``).
 from __future__ import annotations
 
 import argparse
+import atexit
 import gc
 import os
 import sys
@@ -140,7 +141,8 @@ def _cmd_run(args) -> int:
     from ppvi.codegen.cache import blas_alone
 
     blas_alone()         # (this process runs no code of the user's that could miss scipy.linalg.cython_blas)
-    _start_up_done()
+    if args.collector_paused:
+        _resume_collector()
     data = args.data
     progress = None
     if not args.quiet and sys.stderr.isatty():
@@ -182,11 +184,14 @@ class _Progress:
         sys.stderr.write("\n")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, collector_paused: bool = False) -> int:
+    """Run the command; ``collector_paused``: the caller disabled the garbage collector for start-up, and
+    a ``run`` resumes it once Numba is imported (see :func:`entry`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
         args = _parser().parse_args(argv)
+        args.collector_paused = collector_paused
         if args.command is None:
             _parser().print_help(sys.stderr)
             return EXIT_USER
@@ -209,16 +214,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAULT
 
 
-def _start_up_done() -> None:
+def _resume_collector() -> None:
     """Collect garbage again, now that Numba is imported, over only what is made from here on.
 
-    :func:`entry` pauses the collector: importing NumPy, Numba and ppvi makes half a million
-    long-lived containers and next to no garbage, yet each growth of the heap by a quarter sets off
-    a full collection over all of them (0.05–0.1 s of a warm run).  Frozen, they are never scanned
-    again."""
-    if not gc.isenabled():          # (paused by entry(); a caller of main() in its own process keeps its own)
-        gc.freeze()
-        gc.enable()
+    :func:`entry` pauses the collector: importing NumPy, Numba and ppvi makes about 90,000 long-lived
+    containers and next to no garbage, yet each growth of the heap by a quarter sets off a full
+    collection over all of them (0.05–0.1 s of a warm run).  Frozen, they are never scanned again."""
+    gc.freeze()
+    gc.enable()
 
 
 def entry() -> NoReturn:
@@ -226,17 +229,22 @@ def entry() -> NoReturn:
 
     Finalising a process that has loaded Numba (its modules, LLVM, the thread pool) takes about
     0.2 s, longer than a warm run's fit.  By the time main returns, everything ppvi writes is
-    complete (result files are written atomically and closed), so once stdout and stderr are
-    flushed there is nothing left for the tear-down to do.
+    complete (result files are written atomically and closed); the exit handlers still run and
+    stdout and stderr are flushed, and then there is nothing left for the tear-down to do.  Under a
+    profiler or tracer (cProfile, coverage), which report at the tear-down, the process exits as usual.
     """
     gc.disable()
-    code = main()
+    code = main(collector_paused=True)
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)
+    atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (BrokenPipeError, ValueError):      # (a reader that went away; a stream already closed)
             pass
-        except OSError:
+        except OSError as e:
+            print(f"ppvi: cannot write the output: {e}", file=sys.__stderr__)
             code = code or EXIT_FAULT
     os._exit(code)
 

@@ -50,34 +50,45 @@ def test_internal_fault_is_one_line_exit_1(capsys, monkeypatch):
 
 def test_the_process_ends_with_all_its_output(capsys):
     """``entry`` leaves without the interpreter's tear-down: what main printed must reach a pipe whole, with
-    main's exit status, and a reader that goes away early gets no traceback."""
-    args = ["derive", str(MODELS / "lda.ppvi"), "--format", "latex"]
+    main's exit status; exit handlers still run; a reader that goes away early gets no traceback; under a
+    profiler the process ends as usual, so the profile is printed."""
+    args = ["check", str(MODELS / "gmm_1d.ppvi")]
     code, expected, _ = run_cli(args, capsys)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}     # (stdout buffered, as on a pipe)
     proc = subprocess.run([sys.executable, "-m", "ppvi", *args], capture_output=True, text=True, env=env)
-    assert code == proc.returncode == 0 and proc.stdout == expected and len(expected) > 1000
+    assert code == proc.returncode == 0 and proc.stdout == expected and len(expected) > 500
+    goodbye = ("import atexit, sys; atexit.register(lambda: print('goodbye', file=sys.stderr)); "
+               f"sys.argv = ['ppvi', 'check', {args[1]!r}]; from ppvi.cli import entry; entry()")
+    proc = subprocess.run([sys.executable, "-c", goodbye], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0 and proc.stdout == expected and proc.stderr == "goodbye\n"
     gone, pipe = os.pipe()
     os.close(gone)                      # (the reader left before the first byte)
     try:
         proc = subprocess.run([sys.executable, "-m", "ppvi", *args], stdout=pipe, stderr=subprocess.PIPE, env=env)
     finally:
         os.close(pipe)
-    assert proc.returncode == 0 and proc.stderr == b""
+    assert proc.returncode == 0 and b"Traceback" not in proc.stderr and b"Exception" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "cProfile", "-m", "ppvi", *args], capture_output=True, text=True,
+                          env=env)
+    assert proc.returncode == 0 and proc.stdout.startswith(expected) and "function calls" in proc.stdout
 
 
-def test_the_collector_resumes_only_where_entry_paused_it():
-    """After start-up the command collects again over new objects only (the imports frozen); main() called
-    in someone's own process leaves their collector as it was."""
+def test_the_collector_is_resumed_only_where_entry_paused_it(tmp_path):
+    """A run started by ``entry`` collects again once Numba is imported, over new objects only (the imports
+    frozen); main() called in someone's own process leaves their collector as it was, on or off."""
     import gc
 
-    from ppvi.cli import _start_up_done
+    from ppvi.cli import main
 
+    args = ["run", str(MODELS / "gmm_1d.ppvi"), "--quiet", "--max-iter", "2", "--out", str(tmp_path / "r.json")]
     frozen = gc.get_freeze_count()
-    _start_up_done()
-    assert gc.isenabled() and gc.get_freeze_count() == frozen
-    gc.disable()
     try:
-        _start_up_done()
+        for enabled in (True, False):
+            (gc.enable if enabled else gc.disable)()
+            assert main(args) == 0
+            assert gc.isenabled() == enabled and gc.get_freeze_count() == frozen
+        gc.disable()
+        assert main(args, collector_paused=True) == 0
         assert gc.isenabled() and gc.get_freeze_count() > frozen
     finally:
         gc.unfreeze()

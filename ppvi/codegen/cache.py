@@ -14,6 +14,7 @@ import importlib.util
 import os
 import pickle
 import sys
+import weakref
 from types import ModuleType
 
 import llvmlite
@@ -93,17 +94,22 @@ def environment_without_import(modname: str, consts: list, env_name: str) -> env
     globals of its module, which only object-mode code reads.  The NumPy functions Numba
     implements (``np.empty``, slicing…) live in modules such as ``numba.np.arrayobj``, whose
     import takes 0.07 s of a warm run; their code is nopython and never reads those globals.
-    Such an environment gets a dict holding only the module's name, and is not memoised, so
-    anything compiled later in the process builds its own from the real module.
+    Such an environment gets a dict holding only the module's name.  It is shared by the kernels
+    that call the function, as Numba shares its own, but kept out of Numba's memo, so anything
+    compiled later in the process builds its own from the real module.
     """
     if modname in sys.modules or not modname.startswith("numba."):
         return environment._rebuild_env(modname, consts, env_name)
-    env = environment.lookup_environment(env_name)
+    env = environment.lookup_environment(env_name) or _WITHOUT_IMPORT.get(env_name)
     if env is None:
         env = environment.Environment({"__name__": modname})
         env.consts[:] = consts
         env.env_name = env_name
+        _WITHOUT_IMPORT[env_name] = env
     return env
+
+
+_WITHOUT_IMPORT: weakref.WeakValueDictionary = weakref.WeakValueDictionary()    # (as Numba's memo: alive while used)
 
 
 def initialize_runtime(target_context) -> None:
@@ -114,7 +120,7 @@ def initialize_runtime(target_context) -> None:
     Only how that one library is made changes: Numba's ``initialize`` still registers the
     runtime's C symbols and sets its state.
     """
-    if rtsys._init:
+    if getattr(rtsys, "_init", False):
         return
     make = nrtdynmod.compile_nrt_functions
     with global_compiler_lock:            # (reentrant: initialize takes it again)
@@ -126,23 +132,26 @@ def initialize_runtime(target_context) -> None:
 
 
 def _nrt_functions(ctx):
-    """``nrtdynmod.compile_nrt_functions(ctx)``, kept as object code keyed by Numba, llvmlite and the CPU."""
+    """``nrtdynmod.compile_nrt_functions(ctx)``, kept as object code keyed by its IR (which Numba's debug
+    settings change), Numba, llvmlite and the CPU."""
+    ir_module, library = nrtdynmod.create_nrt_module(ctx)
     codegen = ctx.codegen()
-    h = hashlib.sha256(repr((numba.__version__, llvmlite.__version__, codegen.magic_tuple())).encode())
-    path = os.path.join(cache_dir(), f"nrt_{h.hexdigest()[:24]}.pickle")
+    h = hashlib.sha256(repr((str(ir_module), numba.__version__, llvmlite.__version__,
+                             codegen.magic_tuple())).encode())
     try:
+        path = os.path.join(cache_dir(), f"nrt_{h.hexdigest()[:24]}.pickle")
         with open(path, "rb") as fh:
             return codegen.unserialize_library(pickle.load(fh))
     except Exception:
         pass                               # (absent or unreadable: compile it, as Numba does)
-    ir_module, library = nrtdynmod.create_nrt_module(ctx)
     library.enable_object_caching()
     library.add_ir_module(ir_module)
     library.finalize()
     try:
-        write_atomic(path, pickle.dumps(library.serialize_using_object_code(), protocol=pickle.HIGHEST_PROTOCOL))
+        write_atomic(os.path.join(cache_dir(), f"nrt_{h.hexdigest()[:24]}.pickle"),
+                     pickle.dumps(library.serialize_using_object_code(), protocol=pickle.HIGHEST_PROTOCOL))
     except OSError:
-        pass
+        pass                               # (a cache that cannot be written: the next process compiles it again)
     return library
 
 
