@@ -298,6 +298,9 @@ class Writer:
         floor = pinned if reads_self else 0
         target = max([floor] + [n for n, lv in enumerate(levels) if lv.index is not None and lv.index in free])
         scatter = self._scatter_delta(e, free)
+        split = self._plate_inside(e) if self.stats is not None and not reads_self and scatter is None else None
+        if split is not None:
+            return self._accumulate(e, split[1], split[0], levels, pinned, target)
         if not reads_self and (scatter is not None or self._over_big(e)) and \
                 (scatter is not None or target > 0 or not free):
             # A statistic of the local step, or computed once, before any element loop, in one pass.
@@ -309,19 +312,40 @@ class Writer:
             # Loops it does not depend on enclose it (Σ_d' μ[k, d'] Λ[k, d', d] inside the loop over n):
             # one small array over its free indices, filled before them.
             return self._materialise(e, None, free, levels)
+        return self._accumulate(e, e.limits, e.function, levels, pinned, target)
+
+    def _accumulate(self, e: sp.Sum, limits, function: sp.Expr, levels: list[Block], pinned: int,
+                    target: int) -> str:
+        """e = Σ_limits function, by loops placed before the body of ``levels[target]``."""
         host = levels[target]
         key = (id(host), e)
         if key in self._memo:      # the same sum at the same place: compute it once
             return self._memo[key]
         acc = self.tmp("s")
         self._memo[key] = acc
-        loops = self._loops(e.limits)
+        loops = self._loops(limits)
         inner = levels[: target + 1] + loops
-        body = self.value(e.function, inner, pinned if pinned <= target else target)
+        body = self.value(function, inner, pinned if pinned <= target else target)
         loops[-1].post.append(f"{acc} += {body}")
         host.pre.append(f"{acc} = 0.0")
         host.pre.append(loops[0])
         return acc
+
+    def _plate_inside(self, e: sp.Sum) -> tuple[sp.Sum, list] | None:
+        """Σ_{n,b} f(n, b), n over the data plate and b not, as Σ_b (Σ_n f(n, b)) — returned as the inner sum
+        and b's limits (SymPy would merge the two Sums again): the statistic is then the array over b,
+        whose partial sums are independent adds (a scalar's are a chain of them, one per b and point), and
+        often one the module has already (Σ_{n,k} r[n,k] is Σ_k of Σ_n r[n,k])."""
+        plate = [lim for lim in e.limits if sp.sympify(lim[2]) + 1 in self.big]
+        rest = [lim for lim in e.limits if lim not in plate]
+        if len(plate) != 1 or not rest:
+            return None
+        n = plate[0][0]
+        bound = {i for i, _, _ in rest}
+        if any(sp.sympify(x).has(n) for _, lo, hi in rest for x in (lo, hi)) or \
+                any(sp.sympify(x).free_symbols & bound for x in plate[0][1:]):
+            return None             # (ranges that depend on each other)
+        return sp.Sum(e.function, plate[0]), rest
 
     def _over_big(self, e: sp.Sum) -> bool:
         return any(sp.sympify(hi) + 1 in self.big for _, _, hi in e.limits)

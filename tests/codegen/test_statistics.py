@@ -116,7 +116,19 @@ def test_the_mixture_statistics_are_the_textbook_sums():
     got = [p.state[k] for k in p.plan["stats"]["arrays"]]
     for w in want:
         assert any(g.shape == w.shape and np.allclose(g, w, rtol=1e-12, atol=1e-9) for g in got)
+    assert len(got) == 3          # (the ELBO's Σ_{n,k} r_nk is Σ_k N_k, not a sum of its own)
     assert "local_step" in p.plan["latents"]["z"]     # q(z) and the sums in one pass
+
+
+@pytest.mark.parametrize("stem", ALL)
+def test_a_statistic_sums_over_the_data_plate_only(stem):
+    """Σ_{n,b} f(n, b) is kept as Σ_b of the statistic Σ_n f(n, b): its partial sums are independent adds over
+    b, not a chain of them per point, and the same array often serves other kernels."""
+    p = _fitted(stem)
+    if p.plan["stats"] is None:
+        pytest.skip("no sums over the data plate")
+    for s in _writer(stem).stats.found.values():
+        assert len(s.expr.limits) == 1, (s.name, s.expr)
 
 
 def test_the_blocked_local_step_of_a_mixture_in_ten_dimensions():
