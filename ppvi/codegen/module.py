@@ -479,8 +479,10 @@ class ModuleWriter:
         bk.eta = "_Ht"
         return "_Ht"
 
-    def point_kernel(self, pu) -> None:
-        """The exact coordinate update of a param or MAP latent (see ppvi.derive.mstep)."""
+    def point_kernel(self, pu, fused: bool = False) -> None:
+        """The exact coordinate update of a param or MAP latent (see ppvi.derive.mstep).  ``fused``: the
+        local step of a MAP latent solved by feature-sign search, each chunk of the data plate solving its
+        examples' codes and adding up their share of the statistics (as update_kernel's)."""
         v = self.d.model.variables[pu.var]
         base = self.d.syms.var(pu.var, len(v.shape))
         bases = frozenset({base})
@@ -508,19 +510,35 @@ class ModuleWriter:
             ll[-1].post.append(f"_lam[{self.names.index(coord)}] = {w.value(pu.extra['weight'], [fn] + ll, 0)}")
             fn.post.append(ll[0])
             levels = [fn]
+            chunk = None
             for n, i in enumerate(outer):
-                b = Block(f"for {self.names.index(i)} in {'prange' if n == 0 else 'range'}({w.int_value(i.upper + 1)}):", i)
-                levels[-1].post.append(b)
+                size = w.int_value(i.upper + 1)
+                if n == 0 and fused:
+                    fn.pre.append(self.stats.chunks(w))
+                    chunk = Block("for _ch in prange(_C):")
+                    b = Block(f"for {self.names.index(i)} in range(_ch * {size} // _C, (_ch + 1) * {size} // _C):", i)
+                    chunk.post.append(b)
+                    levels[-1].post.append(chunk)
+                else:
+                    b = Block(f"for {self.names.index(i)} in {'prange' if n == 0 else 'range'}({size}):", i)
+                    levels[-1].post.append(b)
                 levels.append(b)
             host = levels[-1]
-            host.post.append(f"_c = np.empty({m})")
+            (chunk.pre if chunk is not None else host.post).append(f"_rhs = np.empty({m})")      # (not _c: the reduce's counter)
             lc = w._loops([(coord, 0, coord.upper)])
             vc = w.value(pu.value, levels + lc, len(levels) - 1)
-            lc[-1].post.append(f"_c[{self.names.index(coord)}] = {vc}")
+            lc[-1].post.append(f"_rhs[{self.names.index(coord)}] = {vc}")
             host.post.append(lc[0])
             row = f"{target}[{', '.join(self.names.index(i) for i in outer)}]"
-            host.post.append(f"feature_sign(_A, _c, _lam, {row})")
+            host.post.append(f"feature_sign(_A, _rhs, _lam, {row})")
             parallel = bool(outer)
+            if fused:
+                self.stats.map(fn, levels[:2], outer[0])
+                self.stats.reduce(fn)
+                name = f"local_step_{pu.var}"
+                self._function(name, fn, parallel, returns=None)
+                self.plan["points"][pu.var]["local_step"] = {"kernel": name, "args": self._args(name)}
+                return
         elif pu.method in ("simplex", "unit_columns"):
             # the normalised axis: the last (simplex) or the first (columns); loop the others outside
             axis = len(pu.index) - 1 if pu.method == "simplex" else 0
@@ -660,8 +678,10 @@ class ModuleWriter:
         self._function("statistics", self.stats.kernel(parallel=fused is None), fused is None, returns=None)
         self.plan["stats"] = {"kernel": "statistics", "args": self._args("statistics"),
                               "arrays": self.stats.shapes()}
-        if fused is not None:
+        if fused in self.d.q:
             self.update_kernel(self.d.q[fused], fused=True)
+        elif fused is not None:
+            self.point_kernel(self.d.points[fused], fused=True)
 
     def _grouping(self) -> tuple[str, str, str] | None:
         """(g, z, by) when a global latent g[d] is a *group* latent of the only local latent z[t]: z reads
@@ -895,8 +915,14 @@ class ModuleWriter:
         lat, pts = self.plan["latents"], self.plan["points"]
         order = [v for v in lat if lat[v]["scope"] == "local"] + [v for v in pts if pts[v]["kind"] == "point"]
         feeding = [v for v in order if (lat.get(v) or pts[v]).get("feeds")]
-        if not feeding or feeding[-1] not in lat:
+        if not feeding:
             return None
+        if feeding[-1] in pts:
+            # a MAP latent: its codes by feature-sign search, one example at a time, over one data plate
+            pu = self.d.points[feeding[-1]]
+            outer = pu.index[:-1]
+            ok = pu.method == "feature_sign" and len(outer) == 1 and outer[0].upper + 1 in self.big
+            return pu.var if ok else None
         q = self.d.q[feeding[-1]]
         if not q.index or q.index[0].upper + 1 not in self.big or not _parallel_axis(q, _self_bases(self.d, q.var)):
             return None

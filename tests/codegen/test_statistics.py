@@ -157,3 +157,25 @@ def test_the_blocked_local_step_of_a_mixture_in_ten_dimensions():
     got = [s[k] for k in p.plan["stats"]["arrays"]]
     for w in want:
         assert any(g.shape == w.shape and np.allclose(g, w, rtol=1e-11, atol=1e-8) for g in got)
+
+
+def test_map_codes_and_their_statistics_in_one_pass(monkeypatch):
+    """Dictionary learning (sparse_coding.ppvi: MAP codes h by feature-sign search; W, b, β learned): the codes'
+    local step also fills the statistics the M-step reads, and the fit is the one that the codes' own update
+    followed by the stand-alone statistics pass gives."""
+    m = ppvi.load(str(MODELS / "sparse_coding.ppvi"))
+    fused = m.fit(max_iter=15, tol=0.0)
+    plan = fused.fit.program.plan
+    assert "local_step" in plan["points"]["h"]
+    calls = []
+    stats = plan["stats"]["kernel"]
+    module = fused.fit.program.module
+    monkeypatch.setattr(module, stats, lambda *a, f=getattr(module, stats): calls.append(1) or f(*a))
+    again = m.fit(max_iter=15, tol=0.0)
+    assert len(calls) == 1              # (once, at the start: every sweep's statistics come with the codes)
+    monkeypatch.delitem(plan["points"]["h"], "local_step")
+    apart = m.fit(max_iter=15, tol=0.0)
+    assert len(calls) > 15
+    np.testing.assert_allclose(again.fit.trace, fused.fit.trace, rtol=0, atol=0)
+    np.testing.assert_allclose(apart.fit.trace, fused.fit.trace, rtol=1e-12)
+    np.testing.assert_allclose(apart.params["W"], fused.params["W"], rtol=1e-9, atol=1e-12)
