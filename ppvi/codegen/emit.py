@@ -16,6 +16,7 @@ collide with, or inject into, the generated Python.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -23,6 +24,9 @@ import sympy as sp
 from ppvi.derive.lower import inverse, sigmoid
 from ppvi.derive.qfamily import ParamBase
 from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol, lgamma, lmvgamma, logdet, softplus
+
+
+SPLIT_MAX = 1024      # values of b, at most, for Σ_{n,b} to be split (Writer._plate_inside)
 
 
 class CodegenError(Exception):
@@ -298,7 +302,8 @@ class Writer:
         floor = pinned if reads_self else 0
         target = max([floor] + [n for n, lv in enumerate(levels) if lv.index is not None and lv.index in free])
         scatter = self._scatter_delta(e, free)
-        split = self._plate_inside(e) if self.stats is not None and not reads_self and scatter is None else None
+        split = self._plate_inside(e) if self.stats is not None and not reads_self and scatter is None \
+            and target == 0 else None
         if split is not None:
             return self._accumulate(e, split[1], split[0], levels, pinned, target)
         if not reads_self and (scatter is not None or self._over_big(e)) and \
@@ -335,11 +340,16 @@ class Writer:
         """Σ_{n,b} f(n, b), n over the data plate and b not, as Σ_b (Σ_n f(n, b)) — returned as the inner sum
         and b's limits (SymPy would merge the two Sums again): the statistic is then the array over b,
         whose partial sums are independent adds (a scalar's are a chain of them, one per b and point), and
-        often one the module has already (Σ_{n,k} r[n,k] is Σ_k of Σ_n r[n,k])."""
+        often one the module has already (Σ_{n,k} r[n,k] is Σ_k of Σ_n r[n,k]).  Only where b spans at most
+        SPLIT_MAX values the model fixes (components, atoms): over a vocabulary or D² the array would crowd
+        out the chunks (codegen.statistics.PARTIALS)."""
         plate = [lim for lim in e.limits if sp.sympify(lim[2]) + 1 in self.big]
         rest = [lim for lim in e.limits if lim not in plate]
         if len(plate) != 1 or not rest:
             return None
+        sizes = [self.int_value(sp.sympify(hi) - sp.sympify(lo) + 1) for _, lo, hi in rest]
+        if not all(size.isdigit() for size in sizes) or math.prod(int(size) for size in sizes) > SPLIT_MAX:
+            return None             # (only over dims the model gives a value, K: not an array over V or D²)
         n = plate[0][0]
         bound = {i for i, _, _ in rest}
         if any(sp.sympify(x).has(n) for _, lo, hi in rest for x in (lo, hi)) or \

@@ -118,8 +118,9 @@ class Program:
         if info.get("method") == "gradient":
             self._gradient_step(var, info)
             return
-        if damping is None and "local_step" in info:
-            # the local step: the update that also sums the statistics (codegen.statistics)
+        if "local_step" in info and (damping is None or var not in self.plan["latents"]):
+            # the local step: the update that also sums the statistics (codegen.statistics); a point's
+            # is the same in both schedules, only a latent's is damped
             self._call(info["local_step"], reads=info["args"])
             self.stale = False
             return
