@@ -138,9 +138,9 @@ def _nrt_functions(ctx):
     codegen = ctx.codegen()
     h = hashlib.sha256(repr((str(ir_module), numba.__version__, llvmlite.__version__,
                              codegen.magic_tuple())).encode())
+    name = f"nrt_{h.hexdigest()[:24]}.pickle"
     try:
-        path = os.path.join(cache_dir(), f"nrt_{h.hexdigest()[:24]}.pickle")
-        with open(path, "rb") as fh:
+        with open(os.path.join(cache_dir(), name), "rb") as fh:
             return codegen.unserialize_library(pickle.load(fh))
     except Exception:
         pass                               # (absent or unreadable: compile it, as Numba does)
@@ -148,7 +148,7 @@ def _nrt_functions(ctx):
     library.add_ir_module(ir_module)
     library.finalize()
     try:
-        write_atomic(os.path.join(cache_dir(), f"nrt_{h.hexdigest()[:24]}.pickle"),
+        write_atomic(os.path.join(cache_dir(), name),
                      pickle.dumps(library.serialize_using_object_code(), protocol=pickle.HIGHEST_PROTOCOL))
     except OSError:
         pass                               # (a cache that cannot be written: the next process compiles it again)

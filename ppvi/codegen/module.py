@@ -242,8 +242,7 @@ class ModuleWriter:
                     self.blocked = Blocked(point_loop())
                     b = point_loop()
                 else:
-                    b = Block(f"for {self.names.index(i)} in range(_ch * {size} // {chunks}, "
-                              f"(_ch + 1) * {size} // {chunks}):", i)
+                    b = self._chunk_part(i, size, chunks)
                     chunk.post.append(b)
             else:
                 b = Block(f"for {self.names.index(i)} in range({size}):", i)
@@ -479,6 +478,10 @@ class ModuleWriter:
         bk.eta = "_Ht"
         return "_Ht"
 
+    def _chunk_part(self, i, size: str, chunks: str) -> Block:
+        """The loop over chunk _ch's share of index i: fixed bounds, whatever the threads."""
+        return Block(f"for {self.names.index(i)} in range(_ch * {size} // {chunks}, (_ch + 1) * {size} // {chunks}):", i)
+
     def point_kernel(self, pu, fused: bool = False) -> None:
         """The exact coordinate update of a param or MAP latent (see ppvi.derive.mstep).  ``fused``: the
         local step of a MAP latent solved by feature-sign search, each chunk of the data plate solving its
@@ -516,7 +519,7 @@ class ModuleWriter:
                 if n == 0 and fused:
                     fn.pre.append(self.stats.chunks(w))
                     chunk = Block("for _ch in prange(_C):")
-                    b = Block(f"for {self.names.index(i)} in range(_ch * {size} // _C, (_ch + 1) * {size} // _C):", i)
+                    b = self._chunk_part(i, size, "_C")
                     chunk.post.append(b)
                     levels[-1].post.append(chunk)
                 else:
