@@ -33,6 +33,28 @@ class CodegenError(Exception):
     pass
 
 
+def literal(value) -> str:
+    """The one way a value enters generated source: a Python literal that evaluates to it and does nothing
+    else.  Strings are escaped to ASCII (quotes, newlines, control and line-separator characters
+    included); numbers must be finite; containers nest.  Anything else is refused (docs/SECURITY.md)."""
+    if value is None or isinstance(value, bool):
+        return repr(value)
+    if isinstance(value, int):
+        return repr(int(value))
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise CodegenError(f"a non-finite constant {value!r} reached code generation")
+        return repr(value)
+    if isinstance(value, str):
+        return ascii(value)
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(literal(v) for v in value)
+        return f"[{inner}]" if isinstance(value, list) else f"({inner}{',' if len(value) == 1 else ''})"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in value.items()) + "}"
+    raise CodegenError(f"no literal for {type(value).__name__}")
+
+
 # -------------------------------------------------------------------- names
 @dataclass
 class Names:
@@ -202,9 +224,9 @@ class Writer:
         if isinstance(e, (sp.Idx,)) or e in self.names.idx:
             return self.names.index(e)
         if e.is_Integer:
-            return f"{int(e)}.0" if abs(int(e)) < 2**53 else repr(float(e))
+            return f"{int(e)}.0" if abs(int(e)) < 2**53 else literal(float(e))
         if e.is_Number:
-            return repr(float(e))
+            return literal(float(e))
         if e is sp.pi:
             return "math.pi"
         if e is sp.E:

@@ -41,6 +41,7 @@ def load_cached(path: str) -> CheckedModel:
     bytes and ppvi's own source, so a warm ``ppvi run`` neither imports Lark nor parses (0.1 s).  Only a
     model that checks is kept; a model with mistakes is checked, and reported, every time."""
     from ppvi.cachefiles import cache_dir, ppvi_fingerprint, write_atomic
+    from ppvi.errors import PPVIError
 
     try:
         with open(path, "rb") as fh:
@@ -53,8 +54,8 @@ def load_cached(path: str) -> CheckedModel:
         h.update(b"\0")
     try:
         file = os.path.join(cache_dir(), f"model_{h.hexdigest()[:24]}.pickle")
-    except OSError:
-        return load(path)                  # (no cache directory to be had: check every time)
+    except PPVIError:
+        return load(path)                  # (no private cache folder: check every time; a run says why)
     try:
         with open(file, "rb") as fh:
             model = pickle.load(fh)

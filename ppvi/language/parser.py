@@ -8,6 +8,7 @@ ever evaluated as Python: numbers go through ``float``/``int`` only.
 from __future__ import annotations
 
 import math
+import os
 import re
 from functools import lru_cache
 from importlib import resources
@@ -92,10 +93,21 @@ def _parser() -> Lark:
         grammar = resources.files("ppvi.grammar").joinpath("ppvi.lark").read_text(encoding="utf-8")
     except ModuleNotFoundError:  # running from a source tree that was never installed
         grammar = (Path(__file__).resolve().parents[2] / "grammar" / "ppvi.lark").read_text(encoding="utf-8")
-    # cache=True: Lark keeps the LALR tables in a temporary file keyed by the grammar, so a warm
-    # `ppvi run` does not rebuild them (≈0.1 s).
+    # The LALR tables are kept (≈0.1 s to build) in our private cache folder, never in the shared temporary
+    # folder where Lark's cache=True puts them under a predictable name: Lark unpickles the file, so
+    # whoever planted it there would run code as us (docs/SECURITY.md).  No private folder: no cache.
+    import hashlib
+    import lark
+
+    from ppvi.cachefiles import cache_dir
+
+    try:
+        key = hashlib.sha256(f"{lark.__version__}\0{grammar}".encode()).hexdigest()[:24]
+        cache: str | bool = os.path.join(cache_dir(), f"parser_{key}.lark")
+    except PPVIError:
+        cache = False
     return Lark(grammar, parser="lalr", postlex=BlockIndenter(), propagate_positions=True,
-                maybe_placeholders=False, cache=True)
+                maybe_placeholders=False, cache=cache)
 
 
 def _span_of(x) -> Span:
