@@ -41,6 +41,8 @@ def kernel_cache(tmp_path_factory):
 
 def pytest_addoption(parser):
     parser.addoption("--update-golden", action="store_true", help="rewrite golden files from current output")
+    parser.addoption("--harness-long", action="store_true",
+                     help="the differential-testing harness (tests/harness) with every rewrite and more random models")
 
 
 @pytest.fixture
