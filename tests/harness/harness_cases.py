@@ -165,9 +165,36 @@ for n in N:
     x[n] ~ Normal(m[z[n]], 1)
 """
 
+# MAP sparse codes in an overcomplete dictionary (5 atoms, 3 dimensions): feature-sign search can stop at a
+# code that is not the L1 optimum (its active atoms dependent).
+OVERCOMPLETE_SPARSE_CODES = """
+dim N
+dim D = 3
+dim M = 5
+data v[N, D]
+data W[D, M]
+for n in N:
+    for i in M:
+        h[n, i] ~ Laplace(0, 1 / 0.3)
+    for j in D:
+        v[n, j] ~ Normal(sum(i in M: W[j, i] * h[n, i]), precision = 1.0)
+approximate h by point
+"""
+
+def _overcomplete_data(n: int = 200) -> dict[str, np.ndarray]:
+    """Unit-norm atoms in general position, signals from a few of them plus noise."""
+    rng = np.random.default_rng(5)
+    w = rng.normal(size=(3, 5))
+    w /= np.linalg.norm(w, axis=0)
+    codes = rng.normal(size=(n, 5)) * (rng.random((n, 5)) < 0.4)
+    return {"W": w, "v": codes @ w.T + 0.1 * rng.normal(size=(n, 3))}
+
+
 FOUND = [
     Case("found:group_mean_and_precision", GROUP_MEAN_AND_PRECISION, "test_random_models[groups]"),
     Case("found:grouped_mixture_with_param", GROUPED_MIXTURE_WITH_PARAM, "test_random_models[mixtures]"),
+    Case("found:overcomplete_sparse_codes", OVERCOMPLETE_SPARSE_CODES, "test_kernels (SPARSE_FIXED)",
+         data=_overcomplete_data()),
 ]
 
 
@@ -281,8 +308,13 @@ def sizes_for(model, dims: dict | None = None) -> dict[str, int]:
 
 
 def overrides(model, sizes: dict[str, int]) -> dict[str, int]:
-    """The --dim overrides that give the model these sizes (dims it fixes at another value)."""
-    return {n: s for n, s in sizes.items() if model.dims[n].default is not None and model.dims[n].default != s}
+    """The --dim overrides that give the model these sizes: dims it fixes at another value, and dims no data
+    variable has (a param's axis)."""
+    from_data = {e for v in model.of_kind("data") for e in v.shape if isinstance(e, str)}
+    from_data |= {v.support_dim for v in model.of_kind("data") if v.support == "index"}
+    return {n: s for n, s in sizes.items()
+            if (model.dims[n].default is None and n not in from_data)
+            or (model.dims[n].default is not None and model.dims[n].default != s)}
 
 
 def _extent(e, sizes) -> int:

@@ -180,10 +180,19 @@ class Reference:
         self.env = Env(arrays, moms, s.sizes)
 
     def with_moments(self, var: str, values: dict) -> "Reference":
+        """The same values but var's moments (stat -> array)."""
+        return self._replaced({}, {(var, k): v for k, v in values.items()})
+
+    def with_array(self, name: str, value) -> "Reference":
+        """The same values but the array of a param or MAP latent."""
+        return self._replaced({name: value}, {})
+
+    def _replaced(self, arrays: dict, moments: dict) -> "Reference":
         other = object.__new__(Reference)
         other.env = object.__new__(type(self.env))
-        other.env.arrays, other.env.dims = self.env.arrays, self.env.dims
-        other.env.moments = {**self.env.moments, **{(var, k): v for k, v in values.items()}}
+        other.env.dims = self.env.dims
+        other.env.arrays = {**self.env.arrays, **arrays}
+        other.env.moments = {**self.env.moments, **moments}
         return other
 
     def value(self, expr, bound=None) -> float:
@@ -304,14 +313,130 @@ def update_against_derivation(s: Subject, role: str, var: str, info: dict, start
 
 
 def updates_equal_derivation(s: Subject) -> list[str]:
-    """Every latent's update, damped update (α from the state) and local step against the derivation."""
+    """Every latent's update, damped update (α from the state) and local step, every param's and MAP latent's
+    update, against the derivation."""
     problems = []
     for role, var, info in s.kernel_infos():
         if role in ("update", "damped") or (role == "local_step" and var in s.derivation.q):
             problems += update_against_derivation(s, role, var, info, s.base)[0]
         elif role == "block":
             problems += block_against_derivation(s, info)
+        elif role in ("point", "local_step"):
+            problems += point_against_derivation(s, role, var, info, s.base)
     return problems
+
+
+def point_against_derivation(s: Subject, role: str, var: str, info: dict, start: dict) -> list[str]:
+    """A param's M-step or a MAP latent's update (ppvi.derive.mstep) against its derived value, element by
+    element in the kernel's order (each element from the newest values of the others):
+    closed_form, newton and soft_threshold the derived value where the kernel's guards accept it (finite,
+    positive for a positive support, the curvature negative or positive as the method needs), simplex
+    c / Σc, unit_columns u / ‖u‖ per column, gradient the derived gradient; feature_sign the L1 problem's
+    optimality conditions.  A MAP latent solved by passes to convergence (soft_threshold or newton reading
+    itself) is checked by its fixed point instead."""
+    pu = s.derivation.points[var]
+    after = copy_state(start)
+    s.call(info, after)
+    label = _label(s, role, var, info)
+    v = s.model.variables[var]
+    shape = _shape(v.shape, s.sizes)
+    old = start[f"v_{var}"].reshape(shape)
+    new = after[f"v_{var}"].reshape(shape)
+    before = Reference(s, start)
+    sizes = tuple(before.size(i) for i in pu.index)
+    positive = pu.support == "positive"
+    if pu.method == "feature_sign":
+        return _l1_optimality(s, pu, label, before, new)
+    if pu.method == "gradient":
+        want = np.array([before.value(pu.value, dict(zip(pu.index, at))) for at in np.ndindex(*sizes)])
+        m = mismatch(after[f"g_{var}"].reshape(-1), want, RTOL_REFERENCE)
+        return [f"{label}: gradient `g_{var}` {m}"] if m else []
+    passes = pu.kind == "point" and info.get("sequential") and pu.method in ("newton", "soft_threshold")
+    want = old.copy()
+    if pu.method == "simplex":
+        for outer in np.ndindex(*sizes[:-1]):
+            c = np.array([before.value(pu.value, dict(zip(pu.index, outer + (k,)))) for k in range(sizes[-1])])
+            z = c.sum()
+            if z > 0 and np.all(c >= 0):
+                want[outer] = np.where(np.isfinite(c / z), c / z, want[outer])
+    elif pu.method == "unit_columns":
+        for col in np.ndindex(*sizes[1:]):
+            # columns before this one are already updated (the loop runs over columns, C order)
+            done = np.zeros(sizes[1:], dtype=bool)
+            done[np.unravel_index(np.arange(np.ravel_multi_index(col, sizes[1:])), sizes[1:])] = True
+            ref = before.with_array(var, np.where(done[None], new, old))
+            u = np.array([ref.value(pu.value, dict(zip(pu.index, (d,) + col))) for d in range(sizes[0])])
+            z = float(np.sqrt(np.sum(u * u)))
+            if z > 0 and np.isfinite(z):
+                want[(slice(None),) + col] = np.where(np.isfinite(u / z), u / z, want[(slice(None),) + col])
+    elif passes:
+        return _fixed_point(s, pu, label, Reference(s, after), new)
+    else:
+        count = int(np.prod(sizes)) if sizes else 1
+        for flat in range(count):
+            at = np.unravel_index(flat, sizes) if sizes else ()
+            mixed = np.where(np.arange(count).reshape(sizes or ()) < flat, new, old) if sizes else old
+            ref = before.with_array(var, mixed if shape else float(np.reshape(mixed, -1)[0]))
+            bound = dict(zip(pu.index, at))
+            value = ref.value(pu.value, bound)
+            if pu.method == "soft_threshold":
+                a = ref.value(pu.extra["curvature"], bound)
+                if a > 0 and np.isfinite(value):
+                    c, t = ref.value(pu.extra["center"], bound), ref.value(pu.extra["weight"], bound) / a
+                    r = value - c
+                    value = c + (r - t if r > t else r + t if r < -t else 0.0)
+                else:
+                    continue
+            ok = np.isfinite(value) and (value > 0 or not positive)
+            if pu.method == "newton":
+                ok = ok and ref.value(pu.extra["curvature"], bound) < 0
+            if ok:
+                want[at] = value
+    m = mismatch(new, want, RTOL_REFERENCE)
+    return [f"{label}: `v_{var}` against the derived update {m}"] if m else []
+
+
+def _l1_optimality(s: Subject, pu, label: str, ref: Reference, x: np.ndarray) -> list[str]:
+    """Each example's code minimises ½ xᵀAx − cᵀx + Σ λ_i |x_i| (19.16): ∇ + λ sign x = 0 where x ≠ 0,
+    |∇| ≤ λ where x = 0, ∇ = A x − c (A the derived Gram matrix, c the linear term, λ the weight)."""
+    *outer, coord = pu.index
+    j = pu.extra["gram_index"]
+    m = ref.size(coord)
+    a = np.array([[ref.value(pu.extra["gram"], {coord: p, j: q}) for q in range(m)] for p in range(m)])
+    problems = []
+    for ex in np.ndindex(*(ref.size(i) for i in outer)):
+        bound = dict(zip(outer, ex))
+        c = np.array([ref.value(pu.value, bound | {coord: p}) for p in range(m)])
+        lam = np.array([ref.value(pu.extra["weight"], bound | {coord: p}) for p in range(m)])
+        xe = x[ex]
+        grad = a @ xe - c
+        on = xe != 0
+        scale = 1e-8 * (1 + np.max(np.abs(c)) + np.max(lam))
+        worst = max(np.max(np.abs(grad + lam * np.sign(xe))[on], initial=0.0),
+                    np.max((np.abs(grad) - lam)[~on], initial=0.0))
+        if worst > scale:
+            problems.append(f"{label}: example {list(ex)} is not an L1 optimum: optimality residual {worst:.3g} "
+                            f"({int(on.sum())} nonzero of {m})")
+    return problems
+
+
+def _fixed_point(s: Subject, pu, label: str, ref: Reference, x: np.ndarray) -> list[str]:
+    """A MAP latent solved by coordinate passes until nothing moves: one more exact coordinate step of any
+    element leaves it where it is."""
+    sizes = tuple(ref.size(i) for i in pu.index)
+    problems = []
+    for at in np.ndindex(*sizes):
+        bound = dict(zip(pu.index, at))
+        value = ref.value(pu.value, bound)
+        if pu.method == "soft_threshold":
+            a = ref.value(pu.extra["curvature"], bound)
+            c, t = ref.value(pu.extra["center"], bound), ref.value(pu.extra["weight"], bound) / a
+            r = value - c
+            value = c + (r - t if r > t else r + t if r < -t else 0.0)
+        if abs(value - x[at]) > 1e-6 * (1 + abs(x[at])):
+            problems.append(f"{label}: element {list(at)} moves from {x[at]!r} to {value!r} under one more "
+                            f"coordinate step")
+    return problems[:5]
 
 
 def block_against_derivation(s: Subject, info: dict) -> list[str]:
