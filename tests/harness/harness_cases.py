@@ -47,6 +47,7 @@ class Case:
     dims: dict = field(default_factory=dict)
     known: str | None = None
     refused: bool = False          # the model is not conjugate: derive must refuse it with a PPVIError
+    rows: int | None = None        # rows of a data file's data plate to keep (default: plate_rows)
 
 
 # ------------------------------------------------------------------ issue 14
@@ -195,12 +196,23 @@ FOUND = [
     Case("found:grouped_mixture_with_param", GROUPED_MIXTURE_WITH_PARAM, "test_random_models[mixtures]"),
     Case("found:overcomplete_sparse_codes", OVERCOMPLETE_SPARSE_CODES, "test_kernels (SPARSE_FIXED)",
          data=_overcomplete_data()),
+    # models/sparse_coding on 16 of its rows (32 atoms): β diverges (3e13 after 13 sweeps), and the ELBO's
+    # β · (Σv² − 2Σv·Wh + ‖Wh‖²) loses every digit; the fit reports an ElboDecrease as an internal error.
+    Case("found:sparse_coding_few_examples", (MODELS / "sparse_coding.ppvi").read_text(),
+         "test_metamorphic (models/sparse_coding on 16 rows)",
+         data={"path": str(MODELS / "sparse_coding.npz")}, rows=16),
 ]
 
 
 # ------------------------------------------------------------------ discovery
 def example_cases() -> list[Case]:
-    return [Case(f"models/{p.stem}", p.read_text(), str(p.relative_to(ROOT))) for p in sorted(MODELS.glob("*.ppvi"))]
+    """models/*.ppvi with their bundled data (cut to PLATE_SIZE rows of the data plate)."""
+    out = []
+    for p in sorted(MODELS.glob("*.ppvi")):
+        data = next((p.with_suffix(e) for e in (".npz", ".csv", ".json") if p.with_suffix(e).exists()), None)
+        out.append(Case(f"models/{p.stem}", p.read_text(), str(p.relative_to(ROOT)),
+                        data={"path": str(data)} if data else None))
+    return out
 
 
 def _checks(text: str) -> bool:
@@ -274,10 +286,10 @@ def _normal_form(text: str) -> str:
 
 
 def corpus() -> list[Case]:
-    """Every case, names unique; a model met twice is checked once."""
+    """Every case, names unique; a model met twice (on the same data) is checked once."""
     out, texts = [], set()
     for c in example_cases() + registry_cases() + inline_cases() + ISSUE_14 + FOUND:
-        key = _normal_form(c.text)
+        key = (_normal_form(c.text), repr(c.data.get("path") if c.data else None), c.rows)
         if key in texts:
             continue
         texts.add(key)
@@ -299,7 +311,7 @@ def sizes_for(model, dims: dict | None = None) -> dict[str, int]:
         elif d.default is not None:
             out[name] = min(d.default, MAX_FIXED)
         elif name == plate:
-            out[name] = PLATE_SIZE
+            out[name] = plate_rows(model)
         elif name in ranges:
             out[name] = RANGE_SIZE
         else:
@@ -354,8 +366,14 @@ def random_data(model, sizes: dict[str, int], rng: np.random.Generator) -> dict[
     return out
 
 
+def plate_rows(model) -> int:
+    """Rows of the data plate: PLATE_SIZE, or twice the largest dim the model fixes (as many examples as
+    atoms or components at least: fewer make a degenerate fit, see found:sparse_coding_few_examples)."""
+    return max([PLATE_SIZE] + [2 * d.default for d in model.dims.values() if d.default is not None])
+
+
 def data_for(case: Case, model, rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-    """(arrays, --dim overrides) for a case: its own data file, cut to PLATE_SIZE rows, or random data."""
+    """(arrays, --dim overrides) for a case: its own data file, cut to ``plate_rows`` rows, or random data."""
     if case.data is not None and "path" in case.data:
         from ppvi.graph import build
         from ppvi.io.data import read
@@ -368,7 +386,8 @@ def data_for(case: Case, model, rng: np.random.Generator) -> tuple[dict[str, np.
             v = model.variables.get(k)
             if v is not None and v.kind == "data" and v.shape[:1] == (plate,) and plate is not None:
                 if rows is None:
-                    rows = np.sort(rng.choice(len(a), size=min(len(a), PLATE_SIZE), replace=False))
+                    keep = min(len(a), case.rows or plate_rows(model))
+                    rows = np.sort(rng.choice(len(a), size=keep, replace=False))
                 a = a[rows]
             out[k] = a
         return out, dict(case.dims)

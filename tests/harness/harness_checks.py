@@ -29,6 +29,9 @@ RTOL_REFERENCE = 1e-9
 # The group block iterates q(g[d]) to a relative change of BLOCK_TOL = 1e-4 (codegen.module), not to its
 # exact fixed point: the group latent is within a few BLOCK_TOL of its update at the final members.
 RTOL_BLOCK = 5e-3
+# Elements (plate positions, columns, examples) of one latent or param evaluated by the reference evaluator, at
+# most: a deterministic sample beyond (its tree walk costs milliseconds an element).
+MAX_ELEMENTS = 32
 
 
 class HarnessFailure(AssertionError):
@@ -133,11 +136,22 @@ def _differences(label: str, a: dict, b: dict, rtol: float, keys=None) -> list[s
     return out
 
 
-def compiled_equals_python(s: Subject) -> list[str]:
-    """Each kernel on copies of one state, compiled and as ``py_func``: every array it leaves and what it
-    returns agree to ~1e-12."""
+def fit_kernels(s: Subject) -> set[str]:
+    """The kernels a sequential fit runs: each latent's and point's local step where it has one, else its
+    update; the statistics, the ELBO and the group block (not the damped updates)."""
+    plan = s.plan
+    out = {info.get("local_step", info)["kernel"] for info in [*plan["latents"].values(), *plan["points"].values()]}
+    out |= {i["kernel"] for role, _, i in s.kernel_infos() if role in ("elbo", "fast_elbo", "statistics", "block")}
+    return out
+
+
+def compiled_equals_python(s: Subject, only: set[str] | None = None) -> list[str]:
+    """Each kernel (or those named in ``only``) on copies of one state, compiled and as ``py_func``: every
+    array it leaves and what it returns agree to ~1e-12."""
     problems = []
     for role, owner, info in s.kernel_infos():
+        if only is not None and info["kernel"] not in only:
+            continue
         label = _label(s, role, owner, info)
         fast, slow = copy_state(s.base), copy_state(s.base)
         try:
@@ -209,6 +223,22 @@ def _at_rank(a: np.ndarray, rank: int):
     return float(np.reshape(a, -1)[0]) if rank == 0 else np.asarray(a, dtype=float)
 
 
+def sample(count: int) -> list[int]:
+    """The flat positions checked: all of them, or MAX_ELEMENTS spread deterministically over them."""
+    if count <= MAX_ELEMENTS:
+        return list(range(count))
+    return sorted(np.random.default_rng(count).choice(count, size=MAX_ELEMENTS, replace=False).tolist())
+
+
+def _masked(x, sampled):
+    """x with its unsampled plate positions (the leading axes) set to NaN: compared as equal."""
+    if sampled is None:
+        return x
+    x = np.array(x, dtype=float)
+    x[~sampled] = np.nan
+    return x
+
+
 def _axes(q, stat: str) -> list:
     """The event axes of η for ``stat`` (as codegen.module._vector_eta lays them out)."""
     return {"onehot": [q.extra], "logp": list(q.event), "x": list(q.event), "xxT": [q.event[:1][0], q.extra]
@@ -222,10 +252,11 @@ def _reads_itself(q) -> bool:
                for e in q.natural.values() for n in sp.preorder_traversal(e))
 
 
-def reference_eta(s: Subject, var: str, before: Reference, after: Reference | None = None) -> dict[str, np.ndarray]:
-    """The derived η of every element of q(var), each at the moments it sees.  With ``after`` (a sequential
-    update, 19.44: elements in C order, each from the newest values), element a reads the new moments of
-    the elements before it and the old ones of the rest."""
+def reference_eta(s: Subject, var: str, before: Reference, after: Reference | None = None) -> tuple[dict, object]:
+    """The derived η of the elements of q(var) (a sample of them, see ``sample``), each at the moments it
+    sees, and which plate positions were evaluated (None: all; NaN elsewhere).  With ``after`` (a sequential
+    update, 19.44: elements in C order, each from the newest values), element a reads the new moments of the
+    elements before it and the old ones of the rest."""
     q = s.derivation.q[var]
     plates = tuple(before.size(i) for i in q.index)
     count = int(np.prod(plates)) if plates else 1
@@ -235,12 +266,18 @@ def reference_eta(s: Subject, var: str, before: Reference, after: Reference | No
             old, new = before.env.moments[(var, stat)], after.env.moments[(var, stat)]
             pos = np.arange(count).reshape(plates + (1,) * extra) if plates else None
             own[stat] = (old, new, pos)
+    chosen = sample(count)
+    sampled = None
+    if len(chosen) < count:
+        sampled = np.zeros(count, dtype=bool)
+        sampled[chosen] = True
+        sampled = sampled.reshape(plates)
     out = {}
     for stat, e in q.natural.items():
         axes = _axes(q, stat)
         shape = tuple(before.size(a) for a in axes)
-        arr = np.empty(plates + shape)
-        for flat in range(count):
+        arr = np.full(plates + shape, np.nan)
+        for flat in chosen:
             at = np.unravel_index(flat, plates) if plates else ()
             ref = before
             if own:
@@ -250,22 +287,22 @@ def reference_eta(s: Subject, var: str, before: Reference, after: Reference | No
                 bound = dict(zip(q.index, at)) | dict(zip(axes, sub))
                 arr[tuple(at) + sub] = ref.value(e, bound)
         out[stat] = arr
-    return out
+    return out, sampled
 
 
-def _compare_q(label: str, family: str, q_after: dict, eta: dict, state: dict, var: str) -> list[str]:
-    """q after the kernel against η: in natural parameters, or p for the discrete families (where log p
-    loses what underflows); moments, entropy and log Σ e^η consistent with q."""
+def _compare_q(label: str, family: str, q_after: dict, eta: dict, state: dict, var: str, sampled=None) -> list[str]:
+    """q after the kernel against η (at the ``sampled`` plate positions): in natural parameters, or p for the
+    discrete families (where log p loses what underflows); moments, entropy and log Σ e^η consistent with q."""
     problems = []
     if family in ("Categorical", "Bernoulli"):
         want = special.softmax(eta["onehot"], axis=-1) if family == "Categorical" else special.expit(eta["x"])
-        m = mismatch(q_after["p"], want, RTOL_REFERENCE)
+        m = mismatch(_masked(q_after["p"], sampled), want, RTOL_REFERENCE)
         if m:
             problems.append(f"{label}: p {m}")
     else:
         got = natural(family, q_after)
         for stat in NATURAL[family]:
-            m = mismatch(got[stat], eta[stat], RTOL_REFERENCE)
+            m = mismatch(_masked(got[stat], sampled), eta[stat], RTOL_REFERENCE)
             if m:
                 problems.append(f"{label}: η[{stat}] {m}")
     for stat, value in moments(family, q_after).items():
@@ -278,7 +315,7 @@ def _compare_q(label: str, family: str, q_after: dict, eta: dict, state: dict, v
         problems.append(f"{label}: entropy `h_{var}` against q's {m}")
     if family == "Categorical" and f"l_{var}" in state:
         lse = special.logsumexp(eta["onehot"], axis=-1)
-        m = mismatch(state[f"l_{var}"], np.reshape(lse, state[f"l_{var}"].shape), RTOL_REFERENCE)
+        m = mismatch(_masked(np.reshape(state[f"l_{var}"], lse.shape), sampled), lse, RTOL_REFERENCE)
         if m:
             problems.append(f"{label}: `l_{var}` against log Σ e^η {m}")
     return problems
@@ -298,18 +335,18 @@ def update_against_derivation(s: Subject, role: str, var: str, info: dict, start
     label = _label(s, role, var, info)
     before_ref = Reference(s, start)
     after_ref = Reference(s, after)
-    eta = reference_eta(s, var, before_ref, None if role == "damped" else after_ref)
+    eta, sampled = reference_eta(s, var, before_ref, None if role == "damped" else after_ref)
     if role == "damped":
         alpha = float(start["c__damping"][0])
         old = _eta_arrays(start, var, fam, {k: v.shape for k, v in eta.items()})
         eta = {k: (1 - alpha) * old[k] + alpha * eta[k] for k in eta}
         new = _eta_arrays(after, var, fam, {k: v.shape for k, v in eta.items()})
         problems = [f"{label}: stored `e_{var}__{k}` {m}" for k in eta
-                    if (m := mismatch(new[k], eta[k], RTOL_REFERENCE))]
+                    if (m := mismatch(_masked(new[k], sampled), eta[k], RTOL_REFERENCE))]
     else:
         problems = []
     q_after = read_q(after, var, fam, len(q.index))
-    return problems + _compare_q(label, fam, q_after, eta, after, var), after
+    return problems + _compare_q(label, fam, q_after, eta, after, var, sampled), after
 
 
 def updates_equal_derivation(s: Subject) -> list[str]:
@@ -347,20 +384,28 @@ def point_against_derivation(s: Subject, role: str, var: str, info: dict, start:
     positive = pu.support == "positive"
     if pu.method == "feature_sign":
         return _l1_optimality(s, pu, label, before, new)
+    count = int(np.prod(sizes)) if sizes else 1
+    chosen = sample(count)
     if pu.method == "gradient":
-        want = np.array([before.value(pu.value, dict(zip(pu.index, at))) for at in np.ndindex(*sizes)])
-        m = mismatch(after[f"g_{var}"].reshape(-1), want, RTOL_REFERENCE)
+        want = np.array([before.value(pu.value, dict(zip(pu.index, np.unravel_index(f, sizes) if sizes else ())))
+                         for f in chosen])
+        m = mismatch(after[f"g_{var}"].reshape(-1)[chosen], want, RTOL_REFERENCE)
         return [f"{label}: gradient `g_{var}` {m}"] if m else []
     passes = pu.kind == "point" and info.get("sequential") and pu.method in ("newton", "soft_threshold")
     want = old.copy()
+    checked = np.zeros(sizes, dtype=bool)
     if pu.method == "simplex":
-        for outer in np.ndindex(*sizes[:-1]):
+        rows = list(np.ndindex(*sizes[:-1]))
+        for outer in [rows[i] for i in sample(len(rows))]:
+            checked[outer] = True
             c = np.array([before.value(pu.value, dict(zip(pu.index, outer + (k,)))) for k in range(sizes[-1])])
             z = c.sum()
             if z > 0 and np.all(c >= 0):
                 want[outer] = np.where(np.isfinite(c / z), c / z, want[outer])
     elif pu.method == "unit_columns":
-        for col in np.ndindex(*sizes[1:]):
+        cols = list(np.ndindex(*sizes[1:]))
+        for col in [cols[i] for i in sample(len(cols))]:
+            checked[(slice(None),) + col] = True
             # columns before this one are already updated (the loop runs over columns, C order)
             done = np.zeros(sizes[1:], dtype=bool)
             done[np.unravel_index(np.arange(np.ravel_multi_index(col, sizes[1:])), sizes[1:])] = True
@@ -372,9 +417,9 @@ def point_against_derivation(s: Subject, role: str, var: str, info: dict, start:
     elif passes:
         return _fixed_point(s, pu, label, Reference(s, after), new)
     else:
-        count = int(np.prod(sizes)) if sizes else 1
-        for flat in range(count):
+        for flat in chosen:
             at = np.unravel_index(flat, sizes) if sizes else ()
+            checked[at] = True
             mixed = np.where(np.arange(count).reshape(sizes or ()) < flat, new, old) if sizes else old
             ref = before.with_array(var, mixed if shape else float(np.reshape(mixed, -1)[0]))
             bound = dict(zip(pu.index, at))
@@ -392,7 +437,7 @@ def point_against_derivation(s: Subject, role: str, var: str, info: dict, start:
                 ok = ok and ref.value(pu.extra["curvature"], bound) < 0
             if ok:
                 want[at] = value
-    m = mismatch(new, want, RTOL_REFERENCE)
+    m = mismatch(np.where(checked, new, np.nan), np.where(checked, want, np.nan), RTOL_REFERENCE)
     return [f"{label}: `v_{var}` against the derived update {m}"] if m else []
 
 
@@ -404,7 +449,8 @@ def _l1_optimality(s: Subject, pu, label: str, ref: Reference, x: np.ndarray) ->
     m = ref.size(coord)
     a = np.array([[ref.value(pu.extra["gram"], {coord: p, j: q}) for q in range(m)] for p in range(m)])
     problems = []
-    for ex in np.ndindex(*(ref.size(i) for i in outer)):
+    examples = list(np.ndindex(*(ref.size(i) for i in outer)))
+    for ex in [examples[i] for i in sample(len(examples))]:
         bound = dict(zip(outer, ex))
         c = np.array([ref.value(pu.value, bound | {coord: p}) for p in range(m)])
         lam = np.array([ref.value(pu.extra["weight"], bound | {coord: p}) for p in range(m)])
@@ -425,7 +471,8 @@ def _fixed_point(s: Subject, pu, label: str, ref: Reference, x: np.ndarray) -> l
     element leaves it where it is."""
     sizes = tuple(ref.size(i) for i in pu.index)
     problems = []
-    for at in np.ndindex(*sizes):
+    elements = list(np.ndindex(*sizes))
+    for at in [elements[i] for i in sample(len(elements))]:
         bound = dict(zip(pu.index, at))
         value = ref.value(pu.value, bound)
         if pu.method == "soft_threshold":
@@ -449,12 +496,12 @@ def block_against_derivation(s: Subject, info: dict) -> list[str]:
     problems = []
     for var, rtol in ((z, RTOL_REFERENCE), (g, RTOL_BLOCK)):
         q = s.derivation.q[var]
-        eta = reference_eta(s, var, ref)
+        eta, sampled = reference_eta(s, var, ref)
         label = f"{_label(s, 'group block', var, info)}"
-        found = _compare_q(label, q.family, read_q(after, var, q.family, len(q.index)), eta, after, var)
+        found = _compare_q(label, q.family, read_q(after, var, q.family, len(q.index)), eta, after, var, sampled)
         if rtol != RTOL_REFERENCE:
             got = natural(q.family, read_q(after, var, q.family, len(q.index)))
-            found = [f"{label}: η[{k}] {m}" for k in eta if (m := mismatch(got[k], eta[k], rtol))]
+            found = [f"{label}: η[{k}] {m}" for k in eta if (m := mismatch(_masked(got[k], sampled), eta[k], rtol))]
         problems += found
     return problems
 

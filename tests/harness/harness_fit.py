@@ -61,7 +61,8 @@ def fit_text(text: str, data: dict, dims: dict | None = None, *, python: bool = 
 def differences(a: Outcome, b: Outcome, mapping: dict[str, str]) -> list[str]:
     """Where fit b (of the renamed model) is not fit a bit for bit; ``mapping`` takes a's names to b's."""
     if a.error or b.error:
-        return [] if a.error == b.error else [f"the original fit ended in {a.error}, the rewritten one in {b.error}"]
+        return [] if a.error == b.error else [f"the original fit ended in {a.error or 'no error'}, the rewritten one "
+                                              f"in {b.error or 'no error'}: {b.detail or a.detail}"]
     out = []
     if a.trace != b.trace:
         n = next((i for i, (x, y) in enumerate(zip(a.trace, b.trace)) if x != y), min(len(a.trace), len(b.trace)))
@@ -86,3 +87,25 @@ def differences(a: Outcome, b: Outcome, mapping: dict[str, str]) -> list[str]:
                         else None
                     out.append(f"{kind} `{name}`{'.' + key if key else ''} differs (largest difference {diff!r})")
     return out
+
+
+def rounding_only(a: Outcome, b: Outcome, mapping: dict[str, str], rtol: float = 1e-9) -> bool:
+    """Whether two fits differ by rounding alone: the same error, the ELBO traces and every q and param
+    within ``rtol`` (a fit run to an exactly unchanged ELBO may then take one iteration more or less)."""
+    if a.error or b.error:
+        return a.error == b.error
+    n = min(len(a.trace), len(b.trace))
+    if abs(len(a.trace) - len(b.trace)) > 1 or not np.allclose(a.trace[:n], b.trace[:n], rtol=rtol, atol=0):
+        return False
+    for x, y in ((a.q, b.q), (a.params, b.params)):
+        for name, value in x.items():
+            other = y.get(mapping.get(name, name))
+            for key in value if isinstance(value, dict) else [None]:
+                u = value[key] if key is not None else value
+                v = other.get(key) if key is not None else other
+                if isinstance(u, str):
+                    if u != v:
+                        return False
+                elif not np.allclose(np.asarray(u, float), np.asarray(v, float), rtol=rtol, atol=rtol):
+                    return False
+    return True

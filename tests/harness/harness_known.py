@@ -18,6 +18,15 @@ ITEM_4_GROUPS = ("issue 14 item 4 (found by the harness, same cause): a per-grou
 FEATURE_SIGN = ("found by the harness: feature-sign search (codegen.runtime.feature_sign) ends at a point that is "
                 "not the L1 optimum when the active atoms are dependent (more nonzeros than dimensions: an "
                 "overcomplete dictionary), after up to (20 M + 100)² steps with a least-squares solve each")
+FEW_EXAMPLES = ("found by the harness: sparse coding with fewer examples than atoms (16 rows of models/sparse_coding, "
+                "32 atoms) drives β to 3e13; the ELBO's β-weighted expanded squares lose every digit and the "
+                "sequential fit stops with an internal ElboDecrease (blaming q(W), b or h)")
+ROUNDING = ("found by the harness: the generated code sums terms in SymPy's order of the names, so a renamed "
+            "model's fit differs in its last bits (bit for bit needs derivation on canonical names)")
+UNDERSCORE = ("found by the harness: a latent named with a leading underscore or a double underscore (`_a`, `x__x`) "
+              "breaks the damped schedule: Program._natural_from_q splits state names at `__` (KeyError: 'sd')")
+SCHEDULE = ("found by the harness: the schedule follows the text (params in declaration order, then globals and "
+            "locals in the order of their draws), so reordering independent statements changes the fit")
 BLOCK_START = ("found by the harness: a model with a group block and a param starts with an E-step over "
                "Program.schedule(), whose block entry ('theta, z') is neither a latent nor a point: KeyError")
 
@@ -44,9 +53,27 @@ KERNELS = {
 # Cases derive refuses today: every check fails with the PPVIError.
 REFUSED = {"issue14:bilinear_const_tau": ITEM_2, "issue14:bilinear_gamma_tau": ITEM_2, "issue14:pmf_long": ITEM_2}
 # test_metamorphic: cases whose (plain-Python) fit ends in an error -> reason.
-FITS = {"found:grouped_mixture_with_param": BLOCK_START}
-# test_metamorphic: (case, rewrite) -> reason.
-REWRITES: dict[tuple[str, str], str] = {}
+FITS = {"found:grouped_mixture_with_param": BLOCK_START, "found:sparse_coding_few_examples": FEW_EXAMPLES}
+# test_metamorphic: (case, rewrite) -> reason (all rewrites: CI runs a rotating share of them).  A difference
+# of rounding alone ends as xfail (ROUNDING) by itself; listed here are the others.
+REWRITES = {
+    **{("models/lda", r): ITEM_5 for r in ("after", "reversed", "hostile_reversed", "kernel_suffixes")},
+    **{("found:grouped_mixture_with_param", r): ITEM_5 + " (renamed, the block goes and its KeyError with it)"
+       for r in ("after", "reversed", "hostile", "kernel_suffixes")},
+    **{(c, "kernel_suffixes"): ITEM_5_NAMES for c in (
+        "models/bernoulli_mixture", "models/gmm_1d", "models/linreg", "inline:test_parser:DESIGN_EXAMPLE",
+        "issue14:pmf_long_literal")},
+    **{(c, "hostile_reversed"): UNDERSCORE for c in (
+        "models/bernoulli_mixture", "models/beta_bernoulli", "models/dirichlet_categorical", "models/gamma_poisson",
+        "models/gmm", "models/gmm_1d", "models/linreg", "models/normal_gamma", "inline:test_block:NOISE",
+        "inline:test_parser:DESIGN_EXAMPLE", "inline:test_parser:line85", "issue14:factor_data_W", "issue14:ppca_em",
+        "issue14:pmf_long_literal", "found:group_mean_and_precision")},
+    **{k: SCHEDULE for k in (
+        ("models/linreg", "reorder_draws"), ("issue14:pmf_long_literal", "reorder_draws"),
+        ("models/sparse_coding", "reorder_declarations"), ("issue14:ppca_em", "reorder_declarations"),
+        ("found:sparse_coding_few_examples", "reorder_declarations"))},
+    ("inline:test_numerics:text", "reversed"): ROUNDING,
+}
 
 
 @dataclass(frozen=True)
@@ -70,5 +97,5 @@ def known_fault(problem: str) -> Fault | None:
 
 # test_random_models (CI's derandomised examples): the known faults each group finds today.  A group that
 # no longer finds them fails, asking for the entry to go (a strict xfail's flip).
-RANDOM_PYTHON: dict[str, set[str]] = {}
-RANDOM_COMPILED: dict[str, set[str]] = {}
+RANDOM_PYTHON = {"products": {ITEM_2}, "bilinear": {ITEM_2}}
+RANDOM_COMPILED = {"bilinear": {ITEM_1}}

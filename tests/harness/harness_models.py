@@ -87,7 +87,7 @@ def _positive_value(m: _Model, draw, where: str, hier: bool) -> str:
     return g
 
 
-def _index(m: _Model, draw, mode: str) -> tuple[str, str, str]:
+def _index(m: _Model, mode: str) -> tuple[str, str, str]:
     """(loop header over the parameter's plate, subscript of a draw, subscript where the data read it)."""
     if mode == "mixture":
         return "for k in K:", "[k]", f"[{m.mixture}[n]]"
@@ -149,7 +149,7 @@ def normal_obs(m: _Model, draw, modes: list[str]) -> None:
     """x[n] ~ Normal(μ, precision = τ): μ a Normal latent (hierarchical: its mean and precision latent and
     shared), a param, or a const; τ any positive value (latents indexed like μ, or not)."""
     mode = _mode(m, draw, modes)
-    head, at, read = _index(m, draw, mode)
+    head, at, read = _index(m, mode)
     x = m.name("x")
     m.decls.append(f"data {x}[N]")
     mean_kind = draw(st.sampled_from(["latent", "latent", "hierarchical", "param"]))
@@ -179,7 +179,7 @@ def rate_obs(m: _Model, draw, modes: list[str]) -> None:
     """Poisson counts, Exponential or Gamma(known shape) data with a Gamma rate (hierarchical: its own rate
     a shared latent)."""
     mode = _mode(m, draw, modes)
-    head, at, read = _index(m, draw, mode)
+    head, at, read = _index(m, mode)
     family = draw(st.sampled_from(["Poisson", "Exponential", "Gamma"]))
     y, lam = m.name("y"), m.name("lam")
     rate = "1.0"
@@ -195,7 +195,7 @@ def rate_obs(m: _Model, draw, modes: list[str]) -> None:
 
 def beta_obs(m: _Model, draw, modes: list[str]) -> None:
     mode = _mode(m, draw, modes)
-    head, at, read = _index(m, draw, mode)
+    head, at, read = _index(m, mode)
     y, p = m.name("y"), m.name("p")
     m.features.append(f"Bernoulli:{mode}")
     _declare(m, head, [f"{p}{at} ~ Beta(1.5, 1.5)"])
@@ -205,7 +205,7 @@ def beta_obs(m: _Model, draw, modes: list[str]) -> None:
 
 def categorical_obs(m: _Model, draw, modes: list[str]) -> None:
     mode = _mode(m, draw, modes)
-    head, at, read = _index(m, draw, mode)
+    head, at, read = _index(m, mode)
     m.dim("V", 3)
     y, th, a = m.name("y"), m.name("phi"), m.name("a")
     m.features.append(f"Categorical:{mode}")
@@ -218,7 +218,7 @@ def categorical_obs(m: _Model, draw, modes: list[str]) -> None:
 def mvnormal_obs(m: _Model, draw, modes: list[str]) -> None:
     """x[n] ~ MvNormal(μ, precision = Λ): μ MvNormal, Λ Wishart (or a const precision)."""
     mode = _mode(m, draw, modes)
-    head, at, read = _index(m, draw, mode)
+    head, at, read = _index(m, mode)
     m.dim("D", 2)
     x, mu, lam = m.name("x"), m.name("mu"), m.name("L")
     m0, p0, nu, w0 = m.name("m"), m.name("P"), m.name("nu"), m.name("W")

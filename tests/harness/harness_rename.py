@@ -143,7 +143,7 @@ STRATEGIES: dict[str, Callable[[list[str]], dict[str, str]]] = {
 # ------------------------------------------------------------------ reordering
 def _blocks(lines: list[str]) -> list[list[str]]:
     """Top-level statements with their indented bodies and continuation lines (comments and blank lines
-    go with the statement after them)."""
+    go with the statement after them; those at the end with the last)."""
     out, cur, pending = [], [], []
     depth = 0
     for line in lines:
@@ -165,29 +165,26 @@ def _blocks(lines: list[str]) -> list[list[str]]:
     return out
 
 
-def reorder(text: str, rng) -> str:
-    """Top-level statements shuffled within their kind: declarations (dim, const, data, param) among
-    declarations; draws and loops among draws and loops (each kept whole).  A dim stays before what uses
-    it, a const after the consts it reads: the declarations keep their order among dims and consts."""
-    lines = text.splitlines()
-    blocks = _blocks(lines)
-    head = [b for b in blocks if b[-1].split("#", 1)[0].strip().startswith("model ")
-            or all(not x.split("#", 1)[0].strip() for x in b)]
-    rest = [b for b in blocks if b not in head]
+def reorder(text: str, rng, what: str) -> str:
+    """Top-level statements of one kind shuffled (never left as they were when they can move):
+    ``declarations`` — dims among dims, data and params among data and params (consts keep their order, as
+    one may read another); ``draws`` — draws and loops of draws among themselves, each kept whole."""
+    blocks = _blocks(text.splitlines())
 
     def kind(b) -> str:
-        first = next(x for x in b if x.split("#", 1)[0].strip()).split("#", 1)[0].strip().split()[0]
-        return {"dim": "decl", "const": "decl", "data": "var", "param": "var", "approximate": "approx"}.get(
-            first, "draw")
+        words = next((x.split("#", 1)[0].split() for x in b if x.split("#", 1)[0].strip()), ["#"])
+        return {"dim": "dim", "const": "const", "data": "var", "param": "var", "approximate": "approx",
+                "model": "head", "#": "head"}.get(words[0], "draw")
 
-    groups: dict[str, list] = {}
-    for b in rest:
-        groups.setdefault(kind(b), []).append(b)
-    for k in ("var", "draw"):
-        if k in groups:
-            order = rng.permutation(len(groups[k]))
-            groups[k] = [groups[k][i] for i in order]
-    out = [x for b in head for x in b]
-    for k in ("decl", "var", "draw", "approx"):
-        out += [x for b in groups.get(k, []) for x in b]
-    return "\n".join(out) + "\n"
+    moving = {"declarations": ("dim", "var"), "draws": ("draw",)}[what]
+    for k in moving:
+        at = [i for i, b in enumerate(blocks) if kind(b) == k]
+        if len(at) < 2:
+            continue
+        order = list(rng.permutation(len(at)))
+        if order == sorted(order):
+            order = order[1:] + order[:1]
+        moved = [blocks[at[j]] for j in order]
+        for i, b in zip(at, moved):
+            blocks[i] = b
+    return "\n".join(x for b in blocks for x in b) + "\n"

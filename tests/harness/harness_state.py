@@ -8,6 +8,7 @@ the generated code and the runtime at once.
 from __future__ import annotations
 
 import inspect
+import math
 import types
 from dataclasses import dataclass, field
 
@@ -187,12 +188,54 @@ def kernels(module) -> dict[str, object]:
             if isinstance(k, Dispatcher) and k.py_func.__module__ == module.__name__}
 
 
+class _NumpyMath:
+    """``math`` as Numba's ``error_model='numpy'`` (every generated kernel's) runs it: IEEE results, NaN and
+    ±inf, where Python's raises (log of a negative, lgamma at a pole)."""
+
+    pi, e, inf, nan = math.pi, math.e, math.inf, math.nan
+    isfinite = staticmethod(math.isfinite)
+
+    @staticmethod
+    def log(x):
+        return np.log(np.float64(x))
+
+    @staticmethod
+    def sqrt(x):
+        return np.sqrt(np.float64(x))
+
+    @staticmethod
+    def exp(x):
+        return np.exp(np.float64(x))
+
+    @staticmethod
+    def lgamma(x):
+        return special.gammaln(np.float64(x))
+
+    def __getattr__(self, name):
+        return getattr(math, name)
+
+
+_MATH = _NumpyMath()
+
+
+def plain(kernel):
+    """A kernel as plain Python: its ``py_func`` with ``math`` as Numba's NumPy error model runs it (run it
+    under ``np.errstate(all="ignore")``).  The runtime helpers it calls stay compiled."""
+    f = kernel.py_func
+    made = getattr(f, "_harness_plain", None)
+    if made is None:
+        made = types.FunctionType(f.__code__, {**f.__globals__, "math": _MATH}, f.__name__, f.__defaults__,
+                                  f.__closure__)
+        f._harness_plain = made
+    return made
+
+
 def python_module(module) -> types.SimpleNamespace:
-    """The same module with every kernel as plain Python (``dispatcher.py_func``): what a fit runs with the
-    JIT disabled.  The runtime helpers the kernels call stay compiled."""
+    """The same module with every kernel as plain Python (:func:`plain`): what a fit runs with the JIT
+    disabled."""
     ns = types.SimpleNamespace(PLAN=module.PLAN, __name__=module.__name__)
     for n, k in kernels(module).items():
-        setattr(ns, n, k.py_func)
+        setattr(ns, n, plain(k))
     return ns
 
 
@@ -209,6 +252,7 @@ class Subject:
     sizes: dict
     base: dict = field(default_factory=dict)
     python: bool = False          # run kernels as plain Python unless asked otherwise (no compilation)
+    compiled: set | None = None   # else: only these kernels compiled, the others as plain Python
     data: dict = field(default_factory=dict)      # the data and --dim overrides it was bound to
     dims: dict = field(default_factory=dict)
 
@@ -251,7 +295,12 @@ class Subject:
     def call(self, info: dict, state: dict, python: bool | None = None):
         """Run a PLAN entry's kernel on ``state``: compiled, or as plain Python (``py_func``)."""
         k = getattr(self.module, info["kernel"])
-        return (k.py_func if (self.python if python is None else python) else k)(*(state[a] for a in info["args"]))
+        if python is None:
+            python = self.python or (self.compiled is not None and info["kernel"] not in self.compiled)
+        if not python:
+            return k(*(state[a] for a in info["args"]))
+        with np.errstate(all="ignore"):
+            return plain(k)(*(state[a] for a in info["args"]))
 
 
 def build(case: Case, seed: int = 0, damping: float = 0.6, python: bool = False):

@@ -172,3 +172,25 @@ def test_a_case_refused_by_derive_raises_its_ppvi_error():
 
     with pytest.raises(PPVIError):
         build(Case("refused", "x ~ Normal(0, sd = s)\ns ~ Gamma(1, 1)\n", "here"), python=True)
+
+
+def test_the_corpus_registry_is_picked_up_when_it_exists(tmp_path, monkeypatch):
+    """tests/corpus/registry.py's CORPUS (name, model_path, data_path, dims, kind, notes, known_failure)."""
+    import harness_cases
+
+    model = tmp_path / "m.ppvi"
+    model.write_text(EXAMPLES["models/normal_gamma"].text)
+    registry = tmp_path / "registry.py"
+    registry.write_text(
+        "from dataclasses import dataclass\n"
+        "@dataclass\n"
+        "class Case:\n"
+        "    name: str\n    model_path: str\n    data_path: str | None = None\n    dims: dict | None = None\n"
+        "    kind: str = ''\n    notes: str = ''\n    known_failure: str | None = None\n"
+        f"CORPUS = [Case('ng', {str(model)!r}, {str(harness_cases.MODELS / 'normal_gamma.csv')!r}, None,"
+        " known_failure='a reason')]\n")
+    monkeypatch.setattr(harness_cases, "REGISTRY", registry)
+    (case,) = harness_cases.registry_cases()
+    assert (case.name, case.known, case.dims) == ("corpus:ng", "a reason", {})
+    assert case.data == {"path": str(harness_cases.MODELS / "normal_gamma.csv")}
+    assert "corpus:ng" in {c.name for c in harness_cases.corpus()}

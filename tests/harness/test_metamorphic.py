@@ -13,18 +13,18 @@ import numpy as np
 import pytest
 
 from harness_cases import Case, corpus, data_for
-from harness_fit import differences, fit_text
+from harness_fit import differences, fit_text, rounding_only
 from harness_rename import STRATEGIES, names, rename, reorder
-from harness_known import FITS, ITEM_5, ITEM_5_NAMES, REFUSED, REWRITES
+from harness_known import FITS, ITEM_5, ITEM_5_NAMES, REFUSED, REWRITES, ROUNDING, UNDERSCORE
 
 CASES = [c for c in corpus() if not c.refused and c.name not in REFUSED]
-ORDER = list(STRATEGIES) + ["reorder"]
+ORDER = list(STRATEGIES) + ["reorder_declarations", "reorder_draws"]
 
 
 def _variants(long: bool) -> list:
     out = []
     for n, c in enumerate(CASES):
-        chosen = ORDER if long else [ORDER[n % (len(ORDER) - 1)], "reorder"]
+        chosen = ORDER if long else [list(STRATEGIES)[n % len(STRATEGIES)], ORDER[len(STRATEGIES) + n % 2]]
         for s in chosen:
             marks = [pytest.mark.xfail(strict=True, reason=REWRITES[(c.name, s)])] if (c.name, s) in REWRITES else []
             out.append(pytest.param((c, s), id=f"{c.name}-{s}", marks=marks))
@@ -61,11 +61,15 @@ def _original(originals: dict, case: Case):
     return originals[case.name]
 
 
-def _check(originals: dict, case: Case, text: str, mapping: dict[str, str]) -> None:
+def _check(originals: dict, case: Case, text: str, mapping: dict[str, str], rounding: bool = True) -> None:
+    """The rewritten model's fits against the original's, bit for bit.  ``rounding``: a difference of
+    rounding alone (terms summed in another order) ends as xfail (ROUNDING), not as a failure."""
     data, dims, (seq, damped) = _original(originals, case)
     seq2, damped2 = _fits(case, text, mapping, data, dims)
     problems = [f"sequential: {p}" for p in differences(seq, seq2, mapping)]
     problems += [f"damped: {p}" for p in differences(damped, damped2, mapping)]
+    if problems and rounding and rounding_only(seq, seq2, mapping) and rounding_only(damped, damped2, mapping):
+        pytest.xfail(f"{ROUNDING}: {problems[0]}")
     assert not problems, "\n".join(problems) + f"\nrewritten model:\n{text}"
 
 
@@ -85,8 +89,8 @@ def test_the_fit_ends_without_an_error(case, originals):
 
 def test_a_rewrite_gives_the_same_fit_bit_for_bit(variant, originals):
     case, strategy = variant
-    if strategy == "reorder":
-        text, mapping = reorder(case.text, np.random.default_rng(len(case.text))), {}
+    if strategy.startswith("reorder_"):
+        text, mapping = reorder(case.text, np.random.default_rng(len(case.text)), strategy[len("reorder_"):]), {}
     else:
         mapping = STRATEGIES[strategy](names(case.text))
         text = rename(case.text, mapping)
@@ -115,4 +119,22 @@ for n in N:
 @pytest.mark.xfail(strict=True, reason=ITEM_5_NAMES)
 def test_latents_named_mu_and_mu_damped(originals):
     mapping = {"a": "mu", "b": "mu_damped"}
+    _check(originals, TWO_MEANS, rename(TWO_MEANS.text, mapping), mapping)
+
+
+BSC = next(c for c in CASES if c.name == "models/binary_sparse_coding")
+
+
+@pytest.mark.xfail(strict=True, reason=ROUNDING)
+def test_binary_sparse_coding_renamed_in_reverse_order_bit_for_bit(originals):
+    """The rounding of a fit follows the names: here the ELBO trace moves in its last digit."""
+    from harness_rename import reversed_order
+
+    mapping = reversed_order(names(BSC.text))
+    _check(originals, BSC, rename(BSC.text, mapping), mapping, rounding=False)
+
+
+@pytest.mark.xfail(strict=True, reason=UNDERSCORE)
+def test_a_latent_named_with_a_leading_underscore_under_damping(originals):
+    mapping = {"a": "_a"}
     _check(originals, TWO_MEANS, rename(TWO_MEANS.text, mapping), mapping)

@@ -26,8 +26,10 @@ from harness_state import build
 from ppvi.errors import PPVIError
 
 # examples per group: (CI, --harness-long)
-EXAMPLES = (6, 60)
+EXAMPLES = (10, 100)
 COMPILED = (1, 10)
+# groups compiled in CI (a compilation costs tens of seconds): a factor model's and a mixture's local steps
+COMPILED_IN_CI = ("bilinear", "mixtures")
 
 
 def _settings(long: bool, counts: tuple[int, int]) -> settings:
@@ -95,6 +97,8 @@ def test_random_conjugate_models_derive_check_and_fit(group, harness_long):
 
 @pytest.mark.parametrize("group", GROUPS)
 def test_random_conjugate_models_compiled(group, harness_long):
+    if group not in COMPILED_IN_CI and not harness_long:
+        pytest.skip("compiled in CI: " + ", ".join(COMPILED_IN_CI) + " (all with --harness-long)")
     found = Found()
 
     @_settings(harness_long, COMPILED)
