@@ -32,6 +32,7 @@ RTOL_BLOCK = 5e-3
 # Elements (plate positions, columns, examples) of one latent or param evaluated by the reference evaluator, at
 # most: a deterministic sample beyond (its tree walk costs milliseconds an element).
 MAX_ELEMENTS = 32
+MAX_COLUMNS = 4         # (a unit column's update needs every row of it: D elements each)
 
 
 class HarnessFailure(AssertionError):
@@ -223,11 +224,11 @@ def _at_rank(a: np.ndarray, rank: int):
     return float(np.reshape(a, -1)[0]) if rank == 0 else np.asarray(a, dtype=float)
 
 
-def sample(count: int) -> list[int]:
-    """The flat positions checked: all of them, or MAX_ELEMENTS spread deterministically over them."""
-    if count <= MAX_ELEMENTS:
+def sample(count: int, most: int = MAX_ELEMENTS) -> list[int]:
+    """The flat positions checked: all of them, or ``most`` spread deterministically over them."""
+    if count <= most:
         return list(range(count))
-    return sorted(np.random.default_rng(count).choice(count, size=MAX_ELEMENTS, replace=False).tolist())
+    return sorted(np.random.default_rng(count).choice(count, size=most, replace=False).tolist())
 
 
 def _masked(x, sampled):
@@ -404,7 +405,7 @@ def point_against_derivation(s: Subject, role: str, var: str, info: dict, start:
                 want[outer] = np.where(np.isfinite(c / z), c / z, want[outer])
     elif pu.method == "unit_columns":
         cols = list(np.ndindex(*sizes[1:]))
-        for col in [cols[i] for i in sample(len(cols))]:
+        for col in [cols[i] for i in sample(len(cols), MAX_COLUMNS)]:
             checked[(slice(None),) + col] = True
             # columns before this one are already updated (the loop runs over columns, C order)
             done = np.zeros(sizes[1:], dtype=bool)

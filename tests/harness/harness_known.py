@@ -53,7 +53,7 @@ KERNELS = {
 # Cases derive refuses today: every check fails with the PPVIError.
 REFUSED = {"issue14:bilinear_const_tau": ITEM_2, "issue14:bilinear_gamma_tau": ITEM_2, "issue14:pmf_long": ITEM_2}
 # test_metamorphic: cases whose (plain-Python) fit ends in an error -> reason.
-FITS = {"found:grouped_mixture_with_param": BLOCK_START, "found:sparse_coding_few_examples": FEW_EXAMPLES}
+FITS = {"found:grouped_mixture_with_param": BLOCK_START}
 # test_metamorphic: (case, rewrite) -> reason (all rewrites: CI runs a rotating share of them).  A difference
 # of rounding alone ends as xfail (ROUNDING) by itself; listed here are the others.
 REWRITES = {
@@ -71,7 +71,7 @@ REWRITES = {
     **{k: SCHEDULE for k in (
         ("models/linreg", "reorder_draws"), ("issue14:pmf_long_literal", "reorder_draws"),
         ("models/sparse_coding", "reorder_declarations"), ("issue14:ppca_em", "reorder_declarations"),
-        ("found:sparse_coding_few_examples", "reorder_declarations"))},
+        )},
     ("inline:test_numerics:text", "reversed"): ROUNDING,
 }
 
