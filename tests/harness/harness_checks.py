@@ -33,6 +33,7 @@ RTOL_BLOCK = 5e-3
 # most: a deterministic sample beyond (its tree walk costs milliseconds an element).
 MAX_ELEMENTS = 32
 MAX_COLUMNS = 4         # (a unit column's update needs every row of it: D elements each)
+MAX_EXAMPLES = 256      # (an example's L1 conditions need only its linear term: M elements)
 
 
 class HarnessFailure(AssertionError):
@@ -451,7 +452,7 @@ def _l1_optimality(s: Subject, pu, label: str, ref: Reference, x: np.ndarray) ->
     a = np.array([[ref.value(pu.extra["gram"], {coord: p, j: q}) for q in range(m)] for p in range(m)])
     problems = []
     examples = list(np.ndindex(*(ref.size(i) for i in outer)))
-    for ex in [examples[i] for i in sample(len(examples))]:
+    for ex in [examples[i] for i in sample(len(examples), MAX_EXAMPLES)]:
         bound = dict(zip(outer, ex))
         c = np.array([ref.value(pu.value, bound | {coord: p}) for p in range(m)])
         lam = np.array([ref.value(pu.extra["weight"], bound | {coord: p}) for p in range(m)])

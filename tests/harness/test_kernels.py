@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 import harness_checks as checks
-from harness_cases import corpus
+from harness_cases import WHOLE_IN_CI, corpus
 from harness_known import KERNELS, REFUSED as REFUSED_TODAY
 from ppvi.errors import PPVIError
 
@@ -40,12 +40,11 @@ def _report(problems: list[str]) -> None:
 
 @pytest.fixture
 def subject(request, built, harness_long):
-    """The case's subject.  By default a model written inline in the test suite runs compiled only the
-    kernels a fit runs (its own tests compile those anyway); its damped and stand-alone local updates run as
-    plain Python.  ``--harness-long`` compiles every kernel of every case."""
+    """The case built, compiled whole or only in the kernels a fit runs (harness_cases.WHOLE_IN_CI)."""
     case = request.getfixturevalue("case")
     s = built(case)
-    s.compiled = checks.fit_kernels(s) if case.name.startswith("inline:") and not harness_long else None
+    whole = harness_long or case.name.startswith(WHOLE_IN_CI)
+    s.compiled = None if whole else checks.fit_kernels(s)
     return s
 
 

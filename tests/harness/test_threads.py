@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness_cases import corpus
+from harness_cases import WHOLE_IN_CI, corpus
 from harness_known import REFUSED
 
 SCRIPT = Path(__file__).with_name("harness_threads.py")
@@ -27,7 +27,7 @@ def _digests(threads: str, damped: list[str]) -> dict:
 def test_one_and_two_threads_give_the_same_fits_bit_for_bit(harness_long):
     """Sequential fits of every case; damped fits too of the cases test_kernels compiles whole (all with
     --harness-long)."""
-    damped = [n for n in NAMES if harness_long or not n.startswith("inline:")]
+    damped = [n for n in NAMES if harness_long or n.startswith(WHOLE_IN_CI)]
     one, two = _digests("1", damped), _digests("2", damped)
     differ = [n for n in NAMES if one[n] != two[n]]
     assert not differ, f"fits that depend on the thread count: {differ}"
