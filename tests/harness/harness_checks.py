@@ -20,7 +20,8 @@ import numpy as np
 import sympy as sp
 from scipy import special
 
-from harness_state import MOMENTS, NATURAL, PARAMS, Subject, _shape, copy_state, entropy, moments, natural, read_q
+from harness_state import (MOMENTS, NATURAL, PARAMS, Subject, copy_state, entropy, moments, natural, read_q,
+                           shape_of)
 
 # ~1e-12 relative between the compiled and the plain-Python kernel (one source, rounding only: fused
 # multiply-adds, libm against LLVM's intrinsics); the reference evaluator sums in another order.
@@ -183,7 +184,7 @@ class Reference:
         for v in s.model.variables.values():
             if v.kind in ("const", "data", "param") or v.name in point:
                 a = state[f"v_{v.name}"]
-                arrays[v.name] = float(a.reshape(-1)[0]) if not v.shape else a.reshape(_shape(v.shape, s.sizes))
+                arrays[v.name] = float(a.reshape(-1)[0]) if not v.shape else a.reshape(shape_of(v.shape, s.sizes))
         moms = {}
         for var, q in s.derivation.q.items():
             plates = len(q.index)
@@ -378,7 +379,7 @@ def point_against_derivation(s: Subject, role: str, var: str, info: dict, start:
     s.call(info, after)
     label = _label(s, role, var, info)
     v = s.model.variables[var]
-    shape = _shape(v.shape, s.sizes)
+    shape = shape_of(v.shape, s.sizes)
     old = start[f"v_{var}"].reshape(shape)
     new = after[f"v_{var}"].reshape(shape)
     before = Reference(s, start)

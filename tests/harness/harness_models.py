@@ -194,6 +194,7 @@ def rate_obs(m: _Model, draw, modes: list[str]) -> None:
 
 
 def beta_obs(m: _Model, draw, modes: list[str]) -> None:
+    """Binary data with a Beta probability."""
     mode = _mode(m, draw, modes)
     head, at, read = _index(m, mode)
     y, p = m.name("y"), m.name("p")
@@ -204,6 +205,7 @@ def beta_obs(m: _Model, draw, modes: list[str]) -> None:
 
 
 def categorical_obs(m: _Model, draw, modes: list[str]) -> None:
+    """Categorical data (V values) with Dirichlet probabilities."""
     mode = _mode(m, draw, modes)
     head, at, read = _index(m, mode)
     m.dim("V", 3)

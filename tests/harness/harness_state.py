@@ -1,12 +1,13 @@
 """A compiled model bound to data, at a random valid state; the q families' formulas written independently.
 
-The formulas (standard parameters -> moments, entropy, natural parameters) follow PRML appendix B and SciPy,
-not ``ppvi.derive.qfamily`` or ``ppvi.codegen.runtime``, so a check built on them tests the derivation,
-the generated code and the runtime at once.
+The formulas (standard parameters -> moments, entropy, natural parameters) follow PRML appendix B and SciPy
+(the moments are tests/derive/reference.py's), not ``ppvi.derive.qfamily`` or ``ppvi.codegen.runtime``, so a
+check built on them tests the derivation, the generated code and the runtime at once.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import math
 import types
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special, stats
 
-from harness_cases import Case, data_for
+from harness_cases import TESTS, Case, data_for
 
 # q's standard parameters (DESIGN §3) and the moments neighbours read, per family, with their event rank
 # (axes after the plates).
@@ -66,31 +67,15 @@ def random_q(family: str, shapes: dict[str, tuple], rng: np.random.Generator) ->
     return {"df": df, "scale": _spd(rng, s["scale"][:-2], d) / np.asarray(df)[..., None, None]}
 
 
-def moments(family: str, q: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """E_q[T(x)] (PRML B.8, B.27, B.21, B.80–B.81)."""
-    if family == "Normal":
-        return {"x": q["mean"], "x2": q["mean"] ** 2 + q["sd"] ** 2}
-    if family == "Gamma":
-        return {"x": q["shape"] / q["rate"], "logx": special.digamma(q["shape"]) - np.log(q["rate"])}
-    if family == "Beta":
-        ab = q["a"] + q["b"]
-        return {"x": q["a"] / ab, "logx": special.digamma(q["a"]) - special.digamma(ab),
-                "log1mx": special.digamma(q["b"]) - special.digamma(ab)}
-    if family == "Bernoulli":
-        return {"x": q["p"], "x2": q["p"]}
-    if family == "Categorical":
-        return {"onehot": q["p"]}
-    if family == "Dirichlet":
-        a0 = q["alpha"].sum(-1, keepdims=True)
-        return {"logp": special.digamma(q["alpha"]) - special.digamma(a0), "x": q["alpha"] / a0}
-    if family == "MvNormal":
-        m = q["mean"]
-        return {"x": m, "xxT": q["cov"] + m[..., :, None] * m[..., None, :]}
-    df, w = np.asarray(q["df"]), q["scale"]
-    d = w.shape[-1]
-    i = np.arange(1, d + 1)
-    logdet = special.digamma((df[..., None] + 1 - i) / 2).sum(-1) + d * np.log(2) + np.linalg.slogdet(w)[1]
-    return {"X": df[..., None, None] * w, "logdet": logdet}
+def _derive_reference():
+    """tests/derive/reference.py: q's moments from its standard parameters, written from PRML appendix B."""
+    spec = importlib.util.spec_from_file_location("harness_derive_reference", TESTS / "derive" / "reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+moments = _derive_reference().moments       # E_q[T(x)] per family (PRML B.8, B.27, B.21, B.80–B.81)
 
 
 def entropy(family: str, q: dict[str, np.ndarray]) -> np.ndarray:
@@ -141,30 +126,6 @@ def natural(family: str, q: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {"logdet": (q["df"] - d - 1) / 2, "X": -np.linalg.inv(q["scale"]) / 2}
 
 
-def standard(family: str, eta: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The standard parameters of η (the inverse of :func:`natural`; Categorical's softmax)."""
-    if family == "Normal":
-        tau = -2 * eta["x2"]
-        return {"mean": eta["x"] / tau, "sd": tau ** -0.5}
-    if family == "Gamma":
-        return {"shape": eta["logx"] + 1, "rate": -eta["x"]}
-    if family == "Beta":
-        return {"a": eta["logx"] + 1, "b": eta["log1mx"] + 1}
-    if family == "Bernoulli":
-        return {"p": special.expit(eta["x"])}
-    if family == "Categorical":
-        return {"p": special.softmax(eta["onehot"], axis=-1)}
-    if family == "Dirichlet":
-        return {"alpha": eta["logp"] + 1}
-    if family == "MvNormal":
-        prec = -2 * eta["xxT"]
-        cov = np.linalg.inv((prec + np.swapaxes(prec, -1, -2)) / 2)
-        return {"mean": np.einsum("...de,...e->...d", cov, eta["x"]), "cov": cov}
-    d = eta["X"].shape[-1]
-    m = -2 * eta["X"]
-    return {"df": 2 * eta["logdet"] + d + 1, "scale": np.linalg.inv((m + np.swapaxes(m, -1, -2)) / 2)}
-
-
 # ------------------------------------------------------------------ state
 def copy_state(state: dict) -> dict:
     """A deep copy that keeps aliases: arrays that are one array under two names stay one array."""
@@ -192,26 +153,11 @@ class _NumpyMath:
     """``math`` as Numba's ``error_model='numpy'`` (every generated kernel's) runs it: IEEE results, NaN and
     ±inf, where Python's raises (log of a negative, lgamma at a pole)."""
 
-    pi, e, inf, nan = math.pi, math.e, math.inf, math.nan
-    isfinite = staticmethod(math.isfinite)
+    def __init__(self):
+        for name, f in {"log": np.log, "sqrt": np.sqrt, "exp": np.exp, "lgamma": special.gammaln}.items():
+            setattr(self, name, lambda x, f=f: f(np.float64(x)))
 
-    @staticmethod
-    def log(x):
-        return np.log(np.float64(x))
-
-    @staticmethod
-    def sqrt(x):
-        return np.sqrt(np.float64(x))
-
-    @staticmethod
-    def exp(x):
-        return np.exp(np.float64(x))
-
-    @staticmethod
-    def lgamma(x):
-        return special.gammaln(np.float64(x))
-
-    def __getattr__(self, name):
+    def __getattr__(self, name):          # (the rest as Python's: pi, isfinite, …)
         return getattr(math, name)
 
 
@@ -329,7 +275,8 @@ def build(case: Case, seed: int = 0, damping: float = 0.6, python: bool = False)
     return s
 
 
-def _shape(shape, sizes) -> tuple[int, ...]:
+def shape_of(shape, sizes) -> tuple[int, ...]:
+    """A declared shape (dim names and sizes) in numbers."""
     return tuple(sizes[e] if isinstance(e, str) else int(e) for e in shape)
 
 
@@ -337,7 +284,7 @@ def random_params(model, sizes: dict, state: dict, names: list[str], rng: np.ran
     """Params and MAP latents at random values in their supports."""
     for name in names:
         v = model.variables[name]
-        shape = _shape(v.shape, sizes) or (1,)
+        shape = shape_of(v.shape, sizes) or (1,)
         if v.support == "positive":
             a = rng.uniform(0.3, 3.0, shape)
         elif v.support == "unit_interval":
@@ -384,12 +331,12 @@ def random_state(s: Subject, rng: np.random.Generator, damping: float) -> dict:
     plan = s.plan
     for var, info in plan["latents"].items():
         for name, shape in info["state"].items():
-            state[name] = np.zeros(_shape(shape, s.sizes))
+            state[name] = np.zeros(shape_of(shape, s.sizes))
         for alias, target in info["aliases"].items():
             state[alias] = state[target]
         fam = info["family"]
         plates = len(info["index"])
-        shapes = {p: _shape(info["state"][f"q_{var}__{p}"], s.sizes) for p in PARAMS[fam]}
+        shapes = {p: shape_of(info["state"][f"q_{var}__{p}"], s.sizes) for p in PARAMS[fam]}
         shapes = {p: sh[:plates + PARAMS[fam][p]] if plates + PARAMS[fam][p] else () for p, sh in shapes.items()}
         q = random_q(fam, shapes, rng)
         write_q(state, var, fam, q)
@@ -414,5 +361,5 @@ def _eta_shape(s: Subject, var: str, stat: str) -> tuple:
     """η arrays as the kernels keep them: plates, then the statistic's event axes ([1] for a scalar)."""
     info = s.plan["latents"][var]
     rank = NATURAL[info["family"]][stat]
-    shape = _shape(info["index"], s.sizes) + (_shape([info["event"]], s.sizes) * rank if rank else ())
+    shape = shape_of(info["index"], s.sizes) + (shape_of([info["event"]], s.sizes) * rank if rank else ())
     return shape or (1,)
