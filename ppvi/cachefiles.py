@@ -15,7 +15,6 @@ import functools
 import hashlib
 import os
 import stat
-import tempfile
 
 from ppvi.errors import Diagnostic, PPVIError
 
@@ -65,17 +64,3 @@ def ppvi_fingerprint() -> str:
             with open(os.path.join(folder, name), "rb") as fh:
                 h.update(fh.read())
     return h.hexdigest()
-
-
-def write_atomic(path: str, content: str | bytes) -> None:
-    """Write to a temporary file beside ``path``, then rename: a reader never sees half a file."""
-    data = content.encode("utf-8") if isinstance(content, str) else content
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -136,7 +136,10 @@ def _cmd_derive(args) -> int:
 
 def _cmd_run(args) -> int:
     from ppvi.api import Model
+    from ppvi.files import Interrupts, check_writable
 
+    if args.out:
+        check_writable(args.out, (".json", ".npz"))      # (before the fit: a mistake here must not cost it)
     model = Model.load(args.model)       # (a mistake in the model is reported before Numba is imported)
     from ppvi.codegen.cache import blas_alone
 
@@ -147,17 +150,22 @@ def _cmd_run(args) -> int:
     progress = None
     if not args.quiet and sys.stderr.isatty():
         progress = _Progress()
-    result = model.fit(data, dims=_dims(args.dim), seed=args.seed, max_iter=args.max_iter, tol=args.tol,
-                       restarts=args.restarts, on_iteration=progress, damping=args.damping)
-    if progress is not None:
-        progress.close()
-    if args.out:
-        result.save(args.out)
-    if not args.quiet:
-        sys.stdout.write(result.summary())
+    # SIGTERM and SIGHUP stop a fit as Ctrl-C does, keeping the current q; a signal during the write of the
+    # result waits until the file is whole.
+    interrupts = Interrupts()
+    with interrupts.installed():
+        result = model.fit(data, dims=_dims(args.dim), seed=args.seed, max_iter=args.max_iter, tol=args.tol,
+                           restarts=args.restarts, on_iteration=progress, damping=args.damping)
+        if progress is not None:
+            progress.close()
+        with interrupts.deferred():
+            if args.out:
+                result.save(args.out)
+            if not args.quiet:
+                sys.stdout.write(result.summary())
     if result.fit.interrupted:
         print("ppvi: interrupted; the current q was kept" + (f" in {args.out}" if args.out else ""), file=sys.stderr)
-        return 130
+        return 128 + (interrupts.received or 2)
     return EXIT_OK
 
 
@@ -197,11 +205,11 @@ def main(argv: Sequence[str] | None = None, *, collector_paused: bool = False) -
             return EXIT_USER
         return {"check": _cmd_check, "derive": _cmd_derive, "run": _cmd_run}[args.command](args)
     except PPVIError as e:
-        print(e.format(), file=sys.stderr)
+        _report(e.format())
         return EXIT_USER
-    except KeyboardInterrupt:
-        print("ppvi: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        _report("ppvi: interrupted")
+        return 128 + getattr(e, "signum", 2)
     except BrokenPipeError:
         return EXIT_OK
     except Exception as e:  # an internal fault: ours to fix, not the user's
@@ -209,9 +217,16 @@ def main(argv: Sequence[str] | None = None, *, collector_paused: bool = False) -
             traceback.print_exc()
         else:
             first = next((line.strip() for line in str(e).splitlines() if line.strip()), "")
-            print(f"ppvi: internal error: {type(e).__name__}: {first} (rerun with --debug for the traceback)",
-                  file=sys.stderr)
+            _report(f"ppvi: internal error: {type(e).__name__}: {first} (rerun with --debug for the traceback)")
         return EXIT_FAULT
+
+
+def _report(text: str) -> None:
+    """A message on stderr; a reader that has gone away changes nothing (the exit status still tells)."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except (BrokenPipeError, OSError, ValueError):
+        pass
 
 
 def _resume_collector() -> None:

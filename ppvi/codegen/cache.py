@@ -26,7 +26,9 @@ from numba.core.dispatcher import Dispatcher
 from numba.core.runtime import nrtdynmod, rtsys
 
 from ppvi import __version__
-from ppvi.cachefiles import cache_dir, ppvi_fingerprint, write_atomic
+from ppvi.cachefiles import cache_dir, ppvi_fingerprint
+from ppvi.errors import PPVIError
+from ppvi.files import write_atomic
 
 
 def fixed_sizes(model, sizes: dict[str, int] | None = None) -> dict[str, int]:
@@ -149,8 +151,8 @@ def _nrt_functions(ctx):
     library.finalize()
     try:
         write_atomic(os.path.join(cache_dir(), name),
-                     pickle.dumps(library.serialize_using_object_code(), protocol=pickle.HIGHEST_PROTOCOL))
-    except OSError:
+                     pickle.dumps(library.serialize_using_object_code(), protocol=pickle.HIGHEST_PROTOCOL), private=True)
+    except PPVIError:
         pass                               # (a cache that cannot be written: the next process compiles it again)
     return library
 
@@ -223,5 +225,5 @@ def load(model, source_of=None, fixed: dict[str, int] | None = None) -> tuple[Mo
             from ppvi.derive import derive
 
             source_of = lambda m: generate(derive(m), fixed)  # noqa: E731
-        write_atomic(path, source_of(model))
+        write_atomic(path, source_of(model), private=True)
     return import_path(path), warm

@@ -45,7 +45,7 @@ import numba, numpy as np
 fresh = numba.njit(lambda n: np.arange(n)[1:].copy().sum() + np.zeros((n, 2))[:, 1].sum())
 report["fresh"] = int(fresh(5))
 with contextlib.redirect_stdout(io.StringIO()):
-    report["again"] = main(["run", sys.argv[1], "--quiet", "--out", sys.argv[2] + ".again"])
+    report["again"] = main(["run", sys.argv[1], "--quiet", "--out", sys.argv[2].replace(".json", ".again.json")])
 print(json.dumps(report))
 """
 
@@ -84,7 +84,7 @@ def test_a_warm_run_loads_every_kernel_from_the_cache_without_the_compiler(cold,
     # code compiled afterwards in the same process (NumPy functions whose environments the fit had without
     # their module, and linked against the runtime read as machine code) works, and so does a second fit
     assert report["fresh"] == 10 and report["again"] == 0
-    assert json.loads((tmp_path / "warm.json.again").read_text()) == first
+    assert json.loads((tmp_path / "warm.again.json").read_text()) == first
 
 
 def test_a_damaged_runtime_file_is_compiled_again(cold, tmp_path):
