@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from ppvi.derive.expectation import Expectation, NonConjugate, canonical, collapse
+from ppvi.derive.canonical import canonical, is_zero
+from ppvi.derive.expectation import Expectation, NonConjugate, collapse
 from ppvi.derive import qfamily
 from ppvi.derive.lower import Lowering
 from ppvi.derive.mstep import point_update
@@ -207,17 +208,33 @@ def _q_factor(model, graph, syms, rep, node, total, expected) -> QFactor:
         natural[s] = canonical(partial(total, m, _moment_index(s, index, event, extra)))
     if family == "Bernoulli":   # x² = x on {0, 1}: one statistic
         natural = {"x": canonical(natural["x"] + natural["x2"])}
-    elif family == "Normal" and natural["x2"] == 0:
+    elif family == "Normal" and is_zero(natural["x2"]):
         raise rep.fail(f"q(`{var}`) would be improper: the expected log joint has no x² term", prior.span,
                        "give it a proper prior")
     # A latent's own moments must not appear in its natural parameters (19.56 holds the rest fixed).
-    for s, eta in natural.items():
-        for t in keys:
-            m = syms.moment(var, t, _rank(t, index, event))
-            if partial(eta, m, _moment_index(t, index, event, extra)) != 0:
-                raise rep.fail(f"no conjugate q for `{var}`: the expected log joint is not linear in its "
-                               f"statistics", prior.span, f"approximate `{var}` by point")
+    # Under the mean-field expectation they cancel identically (the diagonal of a sum over the
+    # latent's elements); the normal form is what shows it, whatever the indices are called.
+    own = {t: (syms.moment(var, t, _rank(t, index, event)), _moment_index(t, index, event, extra)) for t in keys}
+    for eta in natural.values():
+        if any(not is_zero(partial(eta, m, at)) for m, at in own.values()):
+            raise _self_dependent(rep, model, var, own, expected)
     return QFactor(var, family, index, event, extra, natural, node.scope)
+
+
+def _self_dependent(rep: Reporter, model: CheckedModel, var: str, own: dict, expected: dict) -> PPVIError:
+    """The factor whose expectation ppvi could not make linear in ``var``'s statistics."""
+    def depends(e: sp.Expr) -> bool:
+        return any(not is_zero(partial(partial(e, m1, a1), m2, a2)) for m1, a1 in own.values()
+                   for m2, a2 in own.values())
+
+    f = next((f for f in model.factors if depends(expected[f.id])), model.prior(var))
+    line = model.text.splitlines()[f.span.line - 1].strip()
+    words = ", ".join(STAT_WORDS[t] for t in own)
+    return rep.fail(f"no conjugate q for `{var}`: in `{line}` ppvi could not make the expected log joint "
+                    f"linear in `{var}`'s statistics {{{words}}}", f.span,
+                    f"a conjugate model is linear in them once the other latents are averaged out; if this one "
+                    f"is, the limit is ppvi's algebra (please report it); `approximate {var} by point` (MAP) "
+                    f"does not need it")
 
 
 def partial(expr: sp.Expr, moment: sp.Basic, at: tuple[sp.Expr, ...]) -> sp.Expr:

@@ -1,0 +1,102 @@
+"""Canonical and normal forms: a decision never depends on how an index is spelled.
+
+``canonical`` names summation indices by position, so equal sums combine;
+``normal_form`` expands products and resolves Kronecker deltas, so an
+identically zero polynomial is 0 (issue 14, item 2: the self-dependence check
+missed both).
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from ppvi.derive.canonical import canonical, is_zero, normal_form
+from ppvi.derive.symbols import Symbols
+
+S = Symbols()
+N, M = S.dim("N"), S.dim("M")
+A, B, C = sp.IndexedBase("A"), sp.IndexedBase("B"), sp.IndexedBase("C")
+tau = sp.Symbol("tau", real=True)
+
+
+def idx(name: str, dim: str = "M") -> sp.Idx:
+    return S.index(name, dim)
+
+
+def test_equal_sums_with_differently_named_indices_combine():
+    i, j = idx("i"), idx("j")
+    e = canonical(sp.Sum(A[i], (i, 0, M - 1)) - sp.Sum(A[j], (j, 0, M - 1)))
+    assert e == 0
+    # and the same sum twice is one term, whatever its index was called
+    assert canonical(sp.Sum(A[i], (i, 0, M - 1)) + sp.Sum(A[j], (j, 0, M - 1))) == 2 * canonical(
+        sp.Sum(A[i], (i, 0, M - 1)))
+
+
+def test_canonical_indices_never_equal_a_fresh_or_free_index():
+    syms = Symbols()
+    m = syms.index("m", "M")
+    e = canonical(sp.Sum(A[m], (m, 0, M - 1)))
+    (bound,) = e.variables
+    assert str(bound) == "m′"
+    assert bound != syms.fresh("m", "M") and bound != m
+
+
+def test_canonical_renames_without_capture():
+    # the first index already carries the name canonical gives the second: renaming must not capture
+    syms = Symbols()
+    o, i = syms.index("m", "M"), syms.index("n", "M")
+    first = canonical(sp.Sum(A[o] * B[i], (o, 0, M - 1), (i, 0, M - 1)))
+    again = canonical(sp.Sum(first.function, *reversed(first.limits)))
+    assert again.function.free_symbols & set(again.variables) == set(again.variables)
+    x, y = again.variables
+    assert x != y and again.function in (A[x] * B[y], A[y] * B[x])
+
+
+def test_a_product_left_unexpanded_is_zero():
+    i = idx("i")
+    s1, s2 = sp.Sum(A[i], (i, 0, M - 1)), sp.Sum(B[i], (i, 0, M - 1))
+    e = -tau * (-2 * C[0] * s1 + 2 * C[0] * s2) / 2 - tau * (2 * C[0] * s1 - 2 * C[0] * s2) / 2
+    assert e != 0            # SymPy's own form keeps it
+    assert is_zero(e)
+
+
+def test_sums_differing_in_index_names_and_order_cancel():
+    i, j, k, l_ = idx("i"), idx("j"), idx("k"), idx("l")
+    e1 = sp.Sum(sp.Sum(A[i, j] * B[j] * C[i], (j, 0, M - 1)), (i, 0, M - 1))
+    e2 = sp.Sum(sp.Sum(C[l_] * B[k] * A[l_, k], (l_, 0, M - 1)), (k, 0, M - 1))
+    assert is_zero(e1 - e2)
+    assert not is_zero(e1 - sp.Sum(sp.Sum(A[j, i] * B[j] * C[i], (j, 0, M - 1)), (i, 0, M - 1)))
+
+
+def test_square_of_a_sum_is_the_double_sum():
+    i, j = idx("i"), idx("j")
+    e = sp.Sum(A[i], (i, 0, M - 1)) ** 2 - sp.Sum(sp.Sum(A[i] * A[j], (j, 0, M - 1)), (i, 0, M - 1))
+    assert is_zero(e)
+    assert not is_zero(sp.Sum(A[i], (i, 0, M - 1)) ** 2 - sp.Sum(A[i] ** 2, (i, 0, M - 1)))
+
+
+def test_deltas_are_summed_out_and_normalised():
+    i, m, n = idx("i"), idx("m"), idx("n", "N")
+    user, item = sp.IndexedBase("user"), sp.IndexedBase("item")
+    # Σ_i δ(i, m) A[i] = A[m]
+    assert is_zero(sp.Sum(sp.KroneckerDelta(i, m) * A[i], (i, 0, M - 1)) - A[m])
+    # δ(u[n], m) δ(v[n], m) = δ(u[n], v[n]) δ(u[n], m): the same event, written two ways
+    a, b = user[n], item[n]
+    e = (sp.KroneckerDelta(a, m) * sp.KroneckerDelta(b, m) * B[a]
+         - sp.KroneckerDelta(a, b) * sp.KroneckerDelta(a, m) * B[b])
+    assert is_zero(e)
+    assert not is_zero(sp.KroneckerDelta(a, m) * B[a] - sp.KroneckerDelta(b, m) * B[b])
+
+
+def test_normal_form_keeps_what_is_not_zero():
+    i = idx("i")
+    assert not is_zero(sp.Sum(A[i] * B[i], (i, 0, M - 1)) - sp.Sum(A[i], (i, 0, M - 1)) * B[0])
+    assert not is_zero(tau * A[0] - A[0])
+    assert normal_form(sp.Integer(0)) == 0
+
+
+def test_functions_of_sums_compare_by_their_normal_form():
+    i, j = idx("i"), idx("j")
+    e = sp.log(sp.Sum(A[i] * (B[i] + C[i]), (i, 0, M - 1))) - sp.log(
+        sp.Sum(C[j] * A[j], (j, 0, M - 1)) + sp.Sum(A[j] * B[j], (j, 0, M - 1)))
+    assert is_zero(e)
