@@ -25,7 +25,7 @@ from ppvi.derive.expectation import Expectation, NonConjugate, collapse
 from ppvi.derive import qfamily
 from ppvi.derive.lower import Lowering
 from ppvi.derive.mstep import point_update
-from ppvi.derive.symbols import MomentBase, MomentSymbol, Symbols, lgamma
+from ppvi.derive.symbols import MomentBase, MomentSymbol, Symbols
 from ppvi.errors import PPVIError, Reporter
 from ppvi.families import FAMILIES, Q_FAMILIES
 from ppvi.graph import FactorGraph, build

@@ -15,7 +15,8 @@ import numpy as np
 from ppvi.errors import Reporter, Span, did_you_mean
 from ppvi.language import ast, consts
 from ppvi.language.distributions import (
-    COMPATIBLE, CONST_FUNCTIONS, ELEMENTWISE, FUNCTIONS, PARAM_SUPPORTS, SIGNATURES, SUPPORT_ANNOTATIONS, Signature,
+    COMPATIBLE, CONST_FUNCTIONS, DOMAIN_DATA_SUPPORT, DOMAIN_PRIOR, DOMAIN_SUPPORTS, DOMAIN_WORDS,
+    FUNCTIONS, NAMED_MATRIX, PARAM_SUPPORTS, SIGNATURES, SUPPORT_ANNOTATIONS, SUPPORT_WORDS, Param, Signature,
 )
 
 Extent = str | int          # a dim name or a literal size
@@ -142,6 +143,7 @@ class _Checker:
         self.approx: dict[str, str] = {}
         self.const_values: dict[str, np.ndarray | None] = {}
         self.poisoned: set[str] = set()      # names whose type is unknown after an error
+        self.form_errors = 0                 # errors about an argument's form: the draw's type is still known
 
     # ---------------------------------------------------------------- pass 1
     def declare(self, name: ast.Name, what: str) -> bool:
@@ -494,9 +496,9 @@ class _Checker:
                     what = "observed" if declared is not None else "drawn"
                     self.rep.error(f"`{name}` is {what} twice (first on line {first})", d.target.span,
                                    "each variable has exactly one `~` statement")
-            errors_before = len(self.rep.diagnostics)
+            errors_before = len(self.rep.diagnostics) - self.form_errors
             self.check_draw(*draws[0], observed=declared is not None)
-            if len(self.rep.diagnostics) > errors_before and declared is None:
+            if len(self.rep.diagnostics) - self.form_errors > errors_before and declared is None:
                 self.poisoned.add(name)  # its type is unreliable: say nothing more about its uses
 
     def check_draw(self, d: ast.Draw, plates: tuple[tuple[str, str], ...], observed: bool) -> None:
@@ -541,7 +543,7 @@ class _Checker:
         for pname, expr in (args or {}).items():
             arg_types[pname] = self.infer(expr, scope)
         if args is not None:
-            event, rng = self.check_params(sig, d, args, arg_types)
+            event, rng = self.check_params(sig, d, args, arg_types, scope)
         support = sig.support
         shape = plate_shape + event
         if observed:
@@ -615,7 +617,7 @@ class _Checker:
         return {p.name: bound[p.name] for p in sig.params if p.name in bound}
 
     def check_params(self, sig: Signature, d: ast.Draw, args: dict[str, ast.Expr],
-                     tys: dict[str, Ty]) -> tuple[tuple[Extent, ...], Extent | None]:
+                     tys: dict[str, Ty], scope: dict[str, str]) -> tuple[tuple[Extent, ...], Extent | None]:
         """Ranks and domains of the arguments; returns the event shape and, for Categorical, its range."""
         event: tuple[Extent, ...] = ()
         rng: Extent | None = None
@@ -646,11 +648,82 @@ class _Checker:
                 if sig.name == "Categorical":
                     rng = t.shape[0]
             self.check_domain(sig, pname, p.domain, expr, t)
+            self.check_structure(sig, p, expr, scope)
         if sig.event_rank == 0:
             event = ()
         elif sig.event_rank == 2:
             event = (event[0], event[0]) if event else ()
         return event, rng
+
+    def check_structure(self, sig: Signature, p: Param, expr: ast.Expr, scope: dict[str, str]) -> None:
+        """What the derivation would refuse for the form of an argument, not for conjugacy: a vector
+        literal, a matrix it must name (MvNormal's precision and cov, Wishart's scale), a variable
+        whose support is not the parameter's domain (a Categorical of Beta draws is not normalised).
+        A `data` variable declared without a support takes the domain's; its values are checked on load."""
+        before = len(self.rep.diagnostics)
+        self._check_structure(sig, p, expr, scope)
+        self.form_errors += len(self.rep.diagnostics) - before
+
+    def _check_structure(self, sig: Signature, p: Param, expr: ast.Expr, scope: dict[str, str]) -> None:
+        span, where = _span(expr), f"`{p.name}` of {sig.name}"
+        if any(isinstance(n, ast.Vector) for n in walk(expr)):
+            self.rep.error("a vector literal inside a model statement", span,
+                           "declare it as a constant: `const c[K] = [ … ]`, and use `c`")
+            return
+        ref = None
+        if isinstance(expr, (ast.Name, ast.Index)):
+            name = expr.id if isinstance(expr, ast.Name) else expr.base.id
+            if name not in scope and name not in self.poisoned:
+                ref = self.vars.get(name)
+        kinds = NAMED_MATRIX.get((sig.name, p.name))
+        if kinds and (ref is None or ref.kind not in kinds):
+            what = "a " + ", ".join(kinds[:-1]) + f" or {kinds[-1]} variable"
+            if ref is None:
+                hint = (f"declare it first, `const P[D, D] = {_text(self.rep, expr)}` or `data P[D, D]`, "
+                        "and pass its name")
+            elif ref.kind == "param":
+                hint = f"its inverse and log-determinant are taken once: make `{ref.name}` a const or data"
+            elif p.name == "cov":
+                hint = "an unknown covariance is written `precision = Lambda` with `Lambda ~ Wishart(…)`"
+            else:
+                hint = "ppvi has no conjugate q for an unknown Wishart scale: give it a value (const or data)"
+            self.rep.error(f"{where} must name a matrix: {what}", span, hint)
+            return
+        if ref is None:
+            if p.domain == "simplex" and any(isinstance(n, ast.Name) and n.id in self.vars
+                                             and self.vars[n.id].kind != "const" for n in walk(expr)):
+                self.rep.error(f"{where} must be a simplex; an expression is not normalised", span,
+                               "pass a variable: a Dirichlet latent, a `: simplex` data or param, or a constant")
+            return
+        allowed = DOMAIN_SUPPORTS.get(p.domain)
+        if allowed is None or ref.kind == "const" or ref.support in allowed:
+            return
+        narrow = DOMAIN_DATA_SUPPORT[p.domain]
+        if ref.kind == "data" and (ref.support == "real" or (ref.support, narrow) == ("positive", "unit_interval")):
+            self.vars[ref.name] = Variable(ref.name, ref.kind, ref.shape, narrow, ref.span, ref.support_dim)
+            return
+        if ref.kind == "param" and p.domain != "simplex":
+            return          # the M-step keeps a param where its stationarity condition puts it
+        must = f"{where} must be {DOMAIN_WORDS[p.domain]}"
+        if ref.kind == "latent":
+            prior = next((f.dist for f in self.factors if f.target == ref.name), None)
+            hint = f"give `{ref.name}` a {DOMAIN_PRIOR[p.domain]} prior"
+            if p.domain == "simplex":
+                hint += f", or make `{ref.name}` a `: simplex` data or param"
+            elif sig.name == "Normal":
+                hint += f" and write `precision = {ref.name}` (conjugate)"
+            self.rep.error(f"{must}, but `{ref.name}` is {SUPPORT_WORDS[ref.support]}"
+                           + (f" (its prior is {prior})" if prior else ""), span, hint)
+        elif ref.kind == "param":
+            shape = f"[{', '.join(map(str, ref.shape))}]" if ref.shape else ""
+            self.rep.error(f"{must}, but param `{ref.name}` is {SUPPORT_WORDS[ref.support]}", span,
+                           f"declare it `param {ref.name}{shape} : simplex`")
+        else:
+            shape = f"[{', '.join(map(str, ref.shape))}]" if ref.shape else ""
+            self.rep.error(f"{must}, but data `{ref.name}` is declared `{ref.support}`", span,
+                           f"declare it `data {ref.name}{shape} : {narrow}`" if narrow in SUPPORT_ANNOTATIONS else
+                           f"drop the annotation: data used as {where} are checked to be "
+                           f"{DOMAIN_WORDS[p.domain]} when read")
 
     def check_domain(self, sig: Signature, pname: str, domain: str, expr: ast.Expr, t: Ty) -> None:
         """A constant argument outside its parameter's domain (a negative sd, say) is an error now."""
