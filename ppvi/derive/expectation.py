@@ -124,7 +124,8 @@ class Expectation:
             expanded = sp.expand_log(e, force=True)
             if expanded != e:
                 return self.flatten(expanded)
-        var = sorted(self.random(e))[0]
+        found = self.random(e)
+        var = next(v for v in self.latents if v in found)     # the model's order, not the names'
         raise NonConjugate(var, e, "appears inside a function that has no closed-form expectation")
 
     @staticmethod

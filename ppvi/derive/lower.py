@@ -160,7 +160,15 @@ class Lowering:
             value = ("gate", f.target, tuple(scope[i] for i in f.target_index))
         else:
             value = target
-        args = {name: self.lower(expr, scope, gates) for name, expr in f.args}
+        args = {}
+        for name, expr in f.args:
+            if (f.dist, name) == ("MvNormal", "precision") and isinstance(expr, ast.BinOp):
+                # `s * M`, the one expression the checker allows there: a scalar times a named matrix,
+                # as in PRML 10.2's prior μ_k ~ N(m0, (β0 Λ_k)⁻¹)
+                a, b = self.lower(expr.left, scope, gates), self.lower(expr.right, scope, gates)
+                args[name], args["precision_scale"] = (b, a) if not a.shape else (a, b)
+            else:
+                args[name] = self.lower(expr, scope, gates)
         body = log_density(f.dist, value, args, self.syms)
         return gates.wrap(self.syms, body), plates
 
@@ -194,7 +202,7 @@ def log_density(dist: str, value, args: dict[str, Tensor], syms: Symbols) -> sp.
         mean = args["mean"]
         size = syms.dim(mean.shape[0])
         d, e = syms.fresh("d", mean.shape[0]), syms.fresh("d", mean.shape[0])
-        prec, logdet_prec = _precision(args)
+        prec, logdet_prec = _precision(args, size)
         quad = sp.Sum(sp.Sum((value.at((d,)) - mean.at((d,))) * prec(d, e) * (value.at((e,)) - mean.at((e,))),
                              (e, 0, e.upper)), (d, 0, d.upper))
         return logdet_prec / 2 - size * sp.log(2 * sp.pi) / 2 - quad / 2
@@ -225,13 +233,16 @@ def _inverse(t: Tensor):
     return lambda d, e: inverse(m, d, e)
 
 
-def _precision(args: dict[str, Tensor]):
+def _precision(args: dict[str, Tensor], size: sp.Expr):
     """(Λ[d, e] as a function, log|Λ|) for MvNormal's precision= or cov= argument.
 
-    The checker lets only a named matrix stand there (a const, data, or for precision= a
-    Wishart latent), so ``ref`` names it."""
+    The checker lets only a named matrix M stand there (a const, data, or for precision= a
+    Wishart latent), or for precision= a scalar s times one: log|s M| = D log s + log|M|."""
     if "precision" in args:
         p = args["precision"]
+        if "precision_scale" in args:
+            c = args["precision_scale"].scalar()
+            return (lambda d, e: c * p.at((d, e))), size * sp.log(c) + logdet(_ref_expr(p))
         return (lambda d, e: p.at((d, e))), logdet(_ref_expr(p))
     c = args["cov"]
     return _inverse(c), -logdet(_ref_expr(c))

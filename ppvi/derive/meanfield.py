@@ -193,6 +193,10 @@ def _q_factor(model, graph, syms, rep, node, total, expected) -> QFactor:
     family, keys = FAMILY_BY_SUPPORT.get(node.support, (None, ()))
     present = _stats_of(var, total)
     prior = model.prior(var)
+    index, event, extra = _generic_index(model, syms, var)
+    if family is not None:     # a statistic whose coefficient cancels identically is not there
+        present = {s for s in present if s in keys or (extra is None and s in ("onehot", "xxT")) or not is_zero(
+            partial(total, syms.moment(var, s, _rank(s, index, event)), _moment_index(s, index, event, extra)))}
     if family is None or not present <= set(keys):
         extra = sorted(present - set(keys)) if family else sorted(present)
         culprit = next((f for f in model.factors if _stats_of(var, expected[f.id]) & set(extra)), prior)
@@ -201,7 +205,6 @@ def _q_factor(model, graph, syms, rep, node, total, expected) -> QFactor:
                else f"ppvi has no q family for a {node.support} latent")
         raise rep.fail(f"no conjugate q for `{var}`: {why}", culprit.span,
                        f"approximate `{var}` by point, or use a conjugate prior for it")
-    index, event, extra = _generic_index(model, syms, var)
     natural = {}
     for s in keys:
         m = syms.moment(var, s, _rank(s, index, event))

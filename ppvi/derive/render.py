@@ -140,6 +140,9 @@ class Whiteboard(StrPrinter):
     def _print_inverse(self, e):
         return f"{self._print(e.args[0])}⁻¹[{self._print(e.args[1])}, {self._print(e.args[2])}]"
 
+    def _print_IndexedBase(self, e):   # a whole matrix, as in W0⁻¹
+        return str(e.label)
+
     def _print_invert(self, e):
         return f"inv_{{{self._print(e.args[1])},{self._print(e.args[2])}}}({self._print(e.args[0])})"
 
@@ -223,6 +226,9 @@ class Blackboard(LatexPrinter):
 
     def _print_inverse(self, e, exp=None):
         return rf"\left({self._print(e.args[0])}^{{-1}}\right)_{{{self._print(e.args[1])},{self._print(e.args[2])}}}"
+
+    def _print_IndexedBase(self, e, exp=None):   # a whole matrix, as in W_0^{-1}
+        return self._name(str(e.label))
 
     def _print_invert(self, e, exp=None):
         return rf"\left[\left({self._print(e.args[0])}\right)^{{-1}}\right]_{{{self._print(e.args[1])},{self._print(e.args[2])}}}"

@@ -670,12 +670,19 @@ class _Checker:
             self.rep.error("a vector literal inside a model statement", span,
                            "declare it as a constant: `const c[K] = [ … ]`, and use `c`")
             return
-        ref = None
-        if isinstance(expr, (ast.Name, ast.Index)):
-            name = expr.id if isinstance(expr, ast.Name) else expr.base.id
-            if name not in scope and name not in self.poisoned:
-                ref = self.vars.get(name)
+        ref = self._ref(expr, scope)
         kinds = NAMED_MATRIX.get((sig.name, p.name))
+        if kinds and ref is None and (sig.name, p.name) == ("MvNormal", "precision") \
+                and isinstance(expr, ast.BinOp) and expr.op == "*":
+            # a scalar times a named matrix, s M (PRML 10.2's coupled prior N(m0, (β0 Λ)⁻¹)): s positive
+            left, right = self._ref(expr.left, scope), self._ref(expr.right, scope)
+            matrix, scalar = ((left, expr.right) if left is not None and len(self.infer(expr.left, scope).shape) == 2
+                              else (right, expr.left))
+            if matrix is not None and self.infer(scalar, scope).shape == ():
+                self._check_structure(sig, Param(p.name, "positive", 0), scalar, scope)
+                ref = matrix
+                expr = expr.left if matrix is left else expr.right
+                span = _span(expr)
         if kinds and (ref is None or ref.kind not in kinds):
             what = "a " + ", ".join(kinds[:-1]) + f" or {kinds[-1]} variable"
             if ref is None:
@@ -687,6 +694,8 @@ class _Checker:
                 hint = "an unknown covariance is written `precision = Lambda` with `Lambda ~ Wishart(…)`"
             else:
                 hint = "ppvi has no conjugate q for an unknown Wishart scale: give it a value (const or data)"
+            if (sig.name, p.name) == ("MvNormal", "precision"):
+                what += ", or a positive scalar times one"
             self.rep.error(f"{where} must name a matrix: {what}", span, hint)
             return
         if ref is None:
@@ -724,6 +733,14 @@ class _Checker:
                            f"declare it `data {ref.name}{shape} : {narrow}`" if narrow in SUPPORT_ANNOTATIONS else
                            f"drop the annotation: data used as {where} are checked to be "
                            f"{DOMAIN_WORDS[p.domain]} when read")
+
+    def _ref(self, expr: ast.Expr, scope: dict[str, str]) -> Variable | None:
+        """The variable an argument names, alone or indexed (``Lambda``, ``Lambda[z[n]]``)."""
+        if isinstance(expr, (ast.Name, ast.Index)):
+            name = expr.id if isinstance(expr, ast.Name) else expr.base.id
+            if name not in scope and name not in self.poisoned:
+                return self.vars.get(name)
+        return None
 
     def check_domain(self, sig: Signature, pname: str, domain: str, expr: ast.Expr, t: Ty) -> None:
         """A constant argument outside its parameter's domain (a negative sd, say) is an error now."""

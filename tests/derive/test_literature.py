@@ -35,6 +35,7 @@ FAMILIES = {
     "bpmf_wishart": {"muP": "MvNormal", "muQ": "MvNormal", "LamP": "Wishart", "LamQ": "Wishart", "tau": "Gamma",
                      "P": "MvNormal", "Q": "MvNormal"},
     "factor_analysis": {"psi": "Gamma", "w": "MvNormal", "z": "MvNormal"},
+    "gmm_normal_wishart": {"pi": "Dirichlet", "Lambda": "Wishart", "mu": "MvNormal", "z": "Categorical"},
     "mixture_of_factor_analysers": {"pi": "Dirichlet", "psi": "Gamma", "mu": "Normal", "W": "Normal",
                                     "z": "Categorical", "y": "Normal"},
     "multilevel_correlated": {"mu": "MvNormal", "Lam": "Wishart", "tau": "Gamma", "beta": "MvNormal"},
@@ -43,6 +44,7 @@ FAMILIES = {
     "normal_gamma_coupled": {"tau": "Gamma", "mu": "Normal"},
     "paired_comparison": {"tau": "Gamma", "s": "Normal"},
     "ppca_em": {"z": "Normal"},
+    "vb_linear_regression": {"alpha": "Gamma", "w": "MvNormal"},
 }
 
 _CACHE: dict = {}
@@ -263,6 +265,67 @@ def test_bpmf_with_wishart_hyperpriors():
         ts = np.flatnonzero(user == u)
         assert -2 * eta["xxT"][u] == pytest.approx(LP + tau * EQQ[item[ts]].sum(0))
         assert eta["x"][u] == pytest.approx(LP @ muP + tau * r[ts] @ EQ[item[ts]])
+
+
+def test_gmm_with_the_normal_wishart_prior_prml_10_2():
+    """PRML 10.2 under q(μ_k) q(Λ_k): q(μ_k) has precision (β0 + N_k)⟨Λ_k⟩ and precision·mean
+    ⟨Λ_k⟩(β0 m0 + Σ_n r_nk x_n); q(Λ_k) is Wishart with ν0 + N_k + 1 degrees of freedom (the +1 from
+    μ_k's prior, ½ log|β0 Λ_k|) and W⁻¹ = W0⁻¹ + Σ_n r_nk E[(x_n − μ_k)(x_n − μ_k)ᵀ] + β0 E[(μ_k − m0)(μ_k − m0)ᵀ];
+    q(z_n) as 10.46 with ⟨log|Λ_k|⟩."""
+    d = derived("gmm_normal_wishart")
+    N, K, D = 7, 3, 2
+    x = RNG.normal(size=(N, D))
+    r = RNG.random((N, K))
+    r /= r.sum(1, keepdims=True)
+    beta0, nu0, W0, m0 = 1.0, D + 2.0, np.eye(D), np.zeros(D)
+    Emu = RNG.normal(size=(K, D))
+    Emumu = outer(Emu)
+    EL = np.stack([outer(RNG.normal(size=D)) for _ in range(K)])
+    Elogdet, Elogpi = RNG.normal(size=K), np.log(np.full(K, 1 / K))
+    env = Env({"x": x, "alpha0": np.full(K, 0.01), "m0": m0, "beta0": beta0, "nu0": nu0, "W0": W0},
+              {("z", "onehot"): r, ("mu", "x"): Emu, ("mu", "xxT"): Emumu, ("Lambda", "X"): EL,
+               ("Lambda", "logdet"): Elogdet, ("pi", "logp"): Elogpi}, {"N": N, "K": K, "D": D})
+    Nk = r.sum(0)
+    eta = natural_arrays(d, "mu", env)
+    for k in range(K):
+        assert -2 * eta["xxT"][k] == pytest.approx((beta0 + Nk[k]) * EL[k])
+        assert eta["x"][k] == pytest.approx(EL[k] @ (beta0 * m0 + r[:, k] @ x))
+    eta = natural_arrays(d, "Lambda", env)
+    for k in range(K):
+        S = sum(r[n, k] * (np.outer(x[n], x[n]) - np.outer(x[n], Emu[k]) - np.outer(Emu[k], x[n]) + Emumu[k])
+                for n in range(N))
+        S0 = beta0 * (Emumu[k] - np.outer(m0, Emu[k]) - np.outer(Emu[k], m0) + np.outer(m0, m0))
+        assert 2 * eta["logdet"][k] + D + 1 == pytest.approx(nu0 + Nk[k] + 1)
+        assert -2 * eta["X"][k] == pytest.approx(np.linalg.inv(W0) + S + S0)
+    eta = natural_arrays(d, "z", env)
+    for n in range(N):
+        for k in range(K):
+            quad = np.trace(EL[k] @ (np.outer(x[n], x[n]) - np.outer(x[n], Emu[k]) - np.outer(Emu[k], x[n])
+                                     + Emumu[k]))
+            want = Elogpi[k] + Elogdet[k] / 2 - D / 2 * np.log(2 * np.pi) - quad / 2
+            assert eta["onehot"][n, k] == pytest.approx(want)
+
+
+def test_vb_linear_regression_prml_10_3():
+    """PRML 10.93–10.101: q(α) = Gamma(a0 + M/2, b0 + ½ E[wᵀw]); q(w) = N(m_N, S_N) with
+    S_N⁻¹ = E[α] I + β ΦᵀΦ and m_N = β S_N Φᵀ t."""
+    d = derived("vb_linear_regression")
+    N, P = 9, 3
+    X, y = RNG.normal(size=(N, P)), RNG.normal(size=N)
+    a0 = b0 = 0.001
+    beta = 25.0
+    Ew = RNG.normal(size=P)
+    Eww, alpha = outer(Ew), pos()
+    env = Env({"X": X, "y": y, "zero": np.zeros(P), "I": np.eye(P), "a0": a0, "b0": b0, "beta": beta},
+              {("w", "x"): Ew, ("w", "xxT"): Eww, ("alpha", "x"): alpha, ("alpha", "logx"): np.log(alpha)},
+              {"N": N, "P": P})
+    eta = natural_arrays(d, "alpha", env)
+    assert eta["logx"] + 1 == pytest.approx(a0 + P / 2)
+    assert -eta["x"] == pytest.approx(b0 + np.trace(Eww) / 2)
+    eta = natural_arrays(d, "w", env)
+    SN_inv = alpha * np.eye(P) + beta * X.T @ X
+    assert -2 * eta["xxT"] == pytest.approx(SN_inv)
+    assert np.linalg.solve(SN_inv, eta["x"]) == pytest.approx(beta * np.linalg.solve(SN_inv, X.T @ y))
 
 
 def test_normal_gamma_coupled_prior_prml_10_1_3():
