@@ -389,14 +389,48 @@ class _Checker:
                 self.rep.error(f"index ranges over {t.range} but axis {axis} of `{v.name}` has size {ext}",
                                _span(ix), f"`{v.name}` is declared with shape {show_shape(v.shape)}")
                 ok = False
-            elif isinstance(ix, ast.Num) and isinstance(ext, int) and not 0 <= ix.value < ext:
-                self.rep.error(f"index {int(ix.value)} is out of range for axis {axis} of `{v.name}` (size {ext})",
-                               ix.span, "indices start at 0")
+            elif t.range is None and not self.check_free_index(v, axis, ix, ext, scope):
                 ok = False
         if not ok:
             return UNKNOWN
         rest = v.shape[len(e.indices):]
         return Ty(rest, base.discrete, base.range if not rest else None)
+
+    def check_free_index(self, v: Variable, axis: int, ix: ast.Expr, ext: Extent, scope: dict[str, str]) -> bool:
+        """An index with no range of its own (not a loop variable, not an index(K) value) must be a
+        constant inside the axis: anything else could read outside the array (the kernels do not check)."""
+        where = f"axis {axis} of `{v.name}`"
+        if isinstance(ix, ast.Name) and ix.id in self.dims:
+            self.rep.error(f"`{ix.id}` is a size, one past the last index of {where}", ix.span,
+                           f"indices run from 0 to {ext} - 1")
+            return False
+        random = [n for n in walk(ix) if isinstance(n, ast.Name) and (n.id in scope or (
+            n.id in self.vars and self.vars[n.id].kind != "const"))]
+        if not random:
+            try:
+                val = float(np.asarray(consts.evaluate(ix, self.sizes(), self.const_values)))
+            except (consts.NotConstant, TypeError, ValueError):
+                return True          # a size only the data give: cannot be checked here
+            size = ext if isinstance(ext, int) else self.dims[ext].default
+            if size is not None and not 0 <= val < size:
+                self.rep.error(f"index {val:g} is out of range for {where} (size {ext}"
+                               + (f" = {size})" if size != ext else ")"), _span(ix), "indices start at 0")
+                return False
+            return True
+        ref = self._ref(ix, scope)
+        if ref is None:
+            self.rep.error(f"`{_text(self.rep, ix)}` cannot index {where}: arithmetic on an index may leave "
+                           f"0..{ext} - 1", _span(ix),
+                           "index with a loop variable, a whole number, or an index(K) variable")
+        elif ref.kind == "data":
+            shape = f"[{', '.join(map(str, ref.shape))}]" if ref.shape else ""
+            self.rep.error(f"`{ref.name}` ({ref.support}) cannot index {where}: its values are not known to "
+                           f"lie in 0..{ext} - 1", _span(ix),
+                           f"declare it `data {ref.name}{shape} : index({ext})`: its values are then checked when read")
+        else:
+            self.rep.error(f"`{ref.name}`, a {ref.support} {ref.kind}, cannot index {where}",
+                           _span(ix), "a latent index is drawn from a Categorical: `z[n] ~ Categorical(p)`")
+        return False
 
     def same_size(self, a: Extent, b: Extent) -> bool:
         da = self.dims[a].default if isinstance(a, str) and a in self.dims else a
