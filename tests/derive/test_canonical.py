@@ -100,3 +100,27 @@ def test_functions_of_sums_compare_by_their_normal_form():
     e = sp.log(sp.Sum(A[i] * (B[i] + C[i]), (i, 0, M - 1))) - sp.log(
         sp.Sum(C[j] * A[j], (j, 0, M - 1)) + sp.Sum(A[j] * B[j], (j, 0, M - 1)))
     assert is_zero(e)
+
+
+def test_the_self_dependence_guard_names_the_factor_and_says_what_works(monkeypatch):
+    """q(W)'s η[x] holds ⟨W[d, m]⟩ in terms that cancel only once the diagonal of Σ_j W[d, j] z[n, j] is
+    taken apart; a structural test (what ppvi did before) sees a dependence.  With the normal form
+    disabled the guard fires: it names the factor and does not send the user to MAP as if the model
+    were at fault."""
+    from pathlib import Path
+
+    import pytest
+
+    from ppvi.derive import meanfield
+    from ppvi.derive.meanfield import derive
+    from ppvi.errors import PPVIError
+    from ppvi.language import load
+
+    path = str(Path(__file__).parent / "literature" / "bilinear_const_tau.ppvi")
+    derive(load(path))                              # derives with the normal form
+    monkeypatch.setattr(meanfield, "is_zero", lambda e: e == 0)
+    with pytest.raises(PPVIError) as err:
+        derive(load(path))
+    text = str(err.value)
+    assert "no conjugate q for `W`" in text and "x[n, d] ~ Normal(sum(j in M: W[d, j] * z[n, j])" in text
+    assert "limit is ppvi's algebra" in text and "`approximate W by point`" in text
