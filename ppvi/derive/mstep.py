@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from ppvi.derive.canonical import canonical, is_zero
+from ppvi.derive.canonical import canonical, is_zero, normal_form
 from ppvi.derive.expectation import collapse
 from ppvi.derive.lower import Gates, Lowering
 from ppvi.derive.symbols import Symbols
@@ -102,8 +102,10 @@ def point_update(model: CheckedModel, syms: Symbols, expected: dict[int, sp.Expr
     el = _element(base, at)
     if support == "simplex":
         c = canonical(collapse(sp.expand(g * el)))
-        own, other = _mentions(c, base, at)
-        if not (own or other):
+        if _mentions(c, base, at) != (False, False):
+            # [k = c[n]] P[k] / P[c[n]] is 1: the normal form says so, whatever the spelling
+            c = canonical(normal_form(c))
+        if _mentions(c, base, at) == (False, False):
             return PointUpdate(var, kind, at, "simplex", c, support)
         return PointUpdate(var, kind, at, "gradient", g, support)
     if support == "unit_columns":

@@ -16,7 +16,7 @@ from ppvi.errors import Reporter, Span, did_you_mean
 from ppvi.language import ast, consts
 from ppvi.language.distributions import (
     COMPATIBLE, CONST_FUNCTIONS, DOMAIN_DATA_SUPPORT, DOMAIN_PRIOR, DOMAIN_SUPPORTS, DOMAIN_WORDS,
-    FUNCTIONS, NAMED_MATRIX, PARAM_SUPPORTS, SIGNATURES, SUPPORT_ANNOTATIONS, SUPPORT_WORDS, Param, Signature,
+    FUNCTIONS, NAMED_MATRIX, PARAM_SUPPORTS, POINT_REFUSED, SIGNATURES, SUPPORT_ANNOTATIONS, SUPPORT_WORDS, Param, Signature,
 )
 
 Extent = str | int          # a dim name or a literal size
@@ -865,6 +865,11 @@ class _Checker:
                                    n.span, "params are already point estimates" if v.kind == "param" else None)
                 elif n.id in self.approx:
                     self.rep.error(f"`{n.id}` is approximated twice", n.span, None)
+                elif v.support in POINT_REFUSED:
+                    what, q = POINT_REFUSED[v.support]
+                    self.rep.error(f"ppvi has no point (MAP) approximation for `{n.id}`, {what}", n.span,
+                                   f"leave it to the mean field (its q is {q}): remove `{n.id}` from the statement"
+                                   if q else "ppvi has no q at all for a count latent: observe it as data")
                 else:
                     self.approx[n.id] = s.method.id
 

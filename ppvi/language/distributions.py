@@ -98,3 +98,6 @@ SUPPORT_WORDS = {"real": "real-valued", "positive": "positive", "unit_interval":
                  "pd_matrix": "a positive-definite matrix"}
 # The prior that gives a latent each domain's support, for hints.
 DOMAIN_PRIOR = {"positive": "Gamma", "df": "Gamma", "unit": "Beta", "simplex": "Dirichlet", "pd": "Wishart"}
+# Latents a point (MAP) approximation does not handle: what they are, and their mean-field q.
+POINT_REFUSED = {"binary": ("binary", "Bernoulli"), "index": ("a category index", "Categorical"),
+                 "count": ("a count", None), "pd_matrix": ("a positive-definite matrix", "Wishart")}

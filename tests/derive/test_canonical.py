@@ -124,3 +124,23 @@ def test_the_self_dependence_guard_names_the_factor_and_says_what_works(monkeypa
     text = str(err.value)
     assert "no conjugate q for `W`" in text and "x[n, d] ~ Normal(sum(j in M: W[d, j] * z[n, j])" in text
     assert "limit is ppvi's algebra" in text and "`approximate W by point`" in text
+
+
+def test_a_simplex_point_gets_the_lagrange_update_when_its_terms_cancel():
+    """MAP of Dirichlet weights: ∂L/∂π_k · π_k holds Σ_n [k = c[n]] π_k / π_c[n], which is
+    Σ_n [k = c[n]]; on the normal form the update is π_k ∝ α_k − 1 + n_k (before: gradient steps)."""
+    import numpy as np
+
+    from ppvi.derive.meanfield import derive
+    from ppvi.derive.numeric import Env, evaluate
+    from ppvi.language import loads
+
+    d = derive(loads("dim N\ndim K = 3\nconst alpha[K] = 2.0\ndata c[N] : index(K)\npi ~ Dirichlet(alpha)\n"
+                     "for n in N:\n    c[n] ~ Categorical(pi)\napproximate pi by point\n"))
+    up = d.points["pi"]
+    assert up.method == "simplex"
+    c = np.array([0, 2, 2, 1, 2, 0, 2])
+    alpha = np.array([2.0, 1.5, 3.0])
+    env = Env({"c": c, "alpha": alpha, "pi": np.full(3, 1 / 3)}, {}, {"N": len(c), "K": 3})
+    got = [evaluate(up.value, env, {up.index[0]: k}) for k in range(3)]
+    assert np.allclose(got, alpha - 1 + np.bincount(c, minlength=3))
