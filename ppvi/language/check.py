@@ -15,8 +15,8 @@ import numpy as np
 from ppvi.errors import Reporter, Span, did_you_mean
 from ppvi.language import ast, consts
 from ppvi.language.distributions import (
-    COMPATIBLE, CONST_FUNCTIONS, DOMAIN_DATA_SUPPORT, DOMAIN_PRIOR, DOMAIN_SUPPORTS, DOMAIN_WORDS,
-    FUNCTIONS, NAMED_MATRIX, PARAM_SUPPORTS, POINT_REFUSED, SIGNATURES, SUPPORT_ANNOTATIONS, SUPPORT_WORDS, Param, Signature,
+    COMPATIBLE, CONST_FUNCTIONS, DOMAIN_DATA_SUPPORT, DOMAIN_PRIOR, DOMAIN_SUPPORTS, DOMAIN_WORDS, FUNCTIONS,
+    NAMED_MATRIX, PARAM_SUPPORTS, POINT_REFUSED, SIGNATURES, SUPPORT_ANNOTATIONS, SUPPORT_WORDS, Param, Signature,
 )
 
 Extent = str | int          # a dim name or a literal size
@@ -423,10 +423,9 @@ class _Checker:
                            f"0..{ext} - 1", _span(ix),
                            "index with a loop variable, a whole number, or an index(K) variable")
         elif ref.kind == "data":
-            shape = f"[{', '.join(map(str, ref.shape))}]" if ref.shape else ""
             self.rep.error(f"`{ref.name}` ({ref.support}) cannot index {where}: its values are not known to "
                            f"lie in 0..{ext} - 1", _span(ix),
-                           f"declare it `data {ref.name}{shape} : index({ext})`: its values are then checked when read")
+                           f"declare it `data {_declared(ref)} : index({ext})`: its values are then checked when read")
         else:
             self.rep.error(f"`{ref.name}`, a {ref.support} {ref.kind}, cannot index {where}",
                            _span(ix), "a latent index is drawn from a Categorical: `z[n] ~ Categorical(p)`")
@@ -699,43 +698,21 @@ class _Checker:
         self.form_errors += len(self.rep.diagnostics) - before
 
     def _check_structure(self, sig: Signature, p: Param, expr: ast.Expr, scope: dict[str, str]) -> None:
-        span, where = _span(expr), f"`{p.name}` of {sig.name}"
+        where = f"`{p.name}` of {sig.name}"
         if any(isinstance(n, ast.Vector) for n in walk(expr)):
-            self.rep.error("a vector literal inside a model statement", span,
+            self.rep.error("a vector literal inside a model statement", _span(expr),
                            "declare it as a constant: `const c[K] = [ … ]`, and use `c`")
             return
         ref = self._ref(expr, scope)
-        kinds = NAMED_MATRIX.get((sig.name, p.name))
-        if kinds and ref is None and (sig.name, p.name) == ("MvNormal", "precision") \
-                and isinstance(expr, ast.BinOp) and expr.op == "*":
-            # a scalar times a named matrix, s M (PRML 10.2's coupled prior N(m0, (β0 Λ)⁻¹)): s positive
-            left, right = self._ref(expr.left, scope), self._ref(expr.right, scope)
-            matrix, scalar = ((left, expr.right) if left is not None and len(self.infer(expr.left, scope).shape) == 2
-                              else (right, expr.left))
-            if matrix is not None and self.infer(scalar, scope).shape == ():
-                self._check_structure(sig, Param(p.name, "positive", 0), scalar, scope)
-                ref = matrix
-                expr = expr.left if matrix is left else expr.right
-                span = _span(expr)
-        if kinds and (ref is None or ref.kind not in kinds):
-            what = "a " + ", ".join(kinds[:-1]) + f" or {kinds[-1]} variable"
-            if ref is None:
-                hint = (f"declare it first, `const P[D, D] = {_text(self.rep, expr)}` or `data P[D, D]`, "
-                        "and pass its name")
-            elif ref.kind == "param":
-                hint = f"its inverse and log-determinant are taken once: make `{ref.name}` a const or data"
-            elif p.name == "cov":
-                hint = "an unknown covariance is written `precision = Lambda` with `Lambda ~ Wishart(…)`"
-            else:
-                hint = "ppvi has no conjugate q for an unknown Wishart scale: give it a value (const or data)"
-            if (sig.name, p.name) == ("MvNormal", "precision"):
-                what += ", or a positive scalar times one"
-            self.rep.error(f"{where} must name a matrix: {what}", span, hint)
-            return
+        if (sig.name, p.name) in NAMED_MATRIX:
+            if ref is None and (sig.name, p.name) == ("MvNormal", "precision"):
+                ref, expr = self._scaled_matrix(sig, p, expr, scope)
+            if not self._named_matrix(sig, p, expr, ref):
+                return
         if ref is None:
             if p.domain == "simplex" and any(isinstance(n, ast.Name) and n.id in self.vars
                                              and self.vars[n.id].kind != "const" for n in walk(expr)):
-                self.rep.error(f"{where} must be a simplex; an expression is not normalised", span,
+                self.rep.error(f"{where} must be a simplex; an expression is not normalised", _span(expr),
                                "pass a variable: a Dirichlet latent, a `: simplex` data or param, or a constant")
             return
         allowed = DOMAIN_SUPPORTS.get(p.domain)
@@ -756,17 +733,48 @@ class _Checker:
             elif sig.name == "Normal":
                 hint += f" and write `precision = {ref.name}` (conjugate)"
             self.rep.error(f"{must}, but `{ref.name}` is {SUPPORT_WORDS[ref.support]}"
-                           + (f" (its prior is {prior})" if prior else ""), span, hint)
+                           + (f" (its prior is {prior})" if prior else ""), _span(expr), hint)
         elif ref.kind == "param":
-            shape = f"[{', '.join(map(str, ref.shape))}]" if ref.shape else ""
-            self.rep.error(f"{must}, but param `{ref.name}` is {SUPPORT_WORDS[ref.support]}", span,
-                           f"declare it `param {ref.name}{shape} : simplex`")
+            self.rep.error(f"{must}, but param `{ref.name}` is {SUPPORT_WORDS[ref.support]}", _span(expr),
+                           f"declare it `param {_declared(ref)} : simplex`")
         else:
-            shape = f"[{', '.join(map(str, ref.shape))}]" if ref.shape else ""
-            self.rep.error(f"{must}, but data `{ref.name}` is declared `{ref.support}`", span,
-                           f"declare it `data {ref.name}{shape} : {narrow}`" if narrow in SUPPORT_ANNOTATIONS else
+            self.rep.error(f"{must}, but data `{ref.name}` is declared `{ref.support}`", _span(expr),
+                           f"declare it `data {_declared(ref)} : {narrow}`" if narrow in SUPPORT_ANNOTATIONS else
                            f"drop the annotation: data used as {where} are checked to be "
                            f"{DOMAIN_WORDS[p.domain]} when read")
+
+    def _scaled_matrix(self, sig: Signature, p: Param, expr: ast.Expr,
+                       scope: dict[str, str]) -> tuple[Variable | None, ast.Expr]:
+        """``s * M`` as a precision (PRML 10.2's coupled prior N(m0, (β0 Λ)⁻¹)): checks that s is
+        positive and returns M's variable and expression; (None, expr) for anything else."""
+        if not (isinstance(expr, ast.BinOp) and expr.op == "*"):
+            return None, expr
+        for matrix, scalar in ((expr.left, expr.right), (expr.right, expr.left)):
+            ref = self._ref(matrix, scope)
+            if ref is not None and len(self.infer(matrix, scope).shape) == 2 and not self.infer(scalar, scope).shape:
+                self._check_structure(sig, Param(p.name, "positive", 0), scalar, scope)
+                return ref, matrix
+        return None, expr
+
+    def _named_matrix(self, sig: Signature, p: Param, expr: ast.Expr, ref: Variable | None) -> bool:
+        """Where the derivation needs one matrix it can name (its inverse and log-determinant are taken
+        once, from its values), a const, data or (precision=) a latent must stand."""
+        kinds = NAMED_MATRIX[(sig.name, p.name)]
+        if ref is not None and ref.kind in kinds:
+            return True
+        what = "a " + ", ".join(kinds[:-1]) + f" or {kinds[-1]} variable"
+        if (sig.name, p.name) == ("MvNormal", "precision"):
+            what += ", or a positive scalar times one"
+        if ref is None:
+            hint = f"declare it first, `const P[D, D] = {_text(self.rep, expr)}` or `data P[D, D]`, and pass its name"
+        elif ref.kind == "param":
+            hint = f"its inverse and log-determinant are taken once: make `{ref.name}` a const or data"
+        elif p.name == "cov":
+            hint = "an unknown covariance is written `precision = Lambda` with `Lambda ~ Wishart(…)`"
+        else:
+            hint = "ppvi has no conjugate q for an unknown Wishart scale: give it a value (const or data)"
+        self.rep.error(f"`{p.name}` of {sig.name} must name a matrix: {what}", _span(expr), hint)
+        return False
 
     def _ref(self, expr: ast.Expr, scope: dict[str, str]) -> Variable | None:
         """The variable an argument names, alone or indexed (``Lambda``, ``Lambda[z[n]]``)."""
@@ -890,6 +898,11 @@ class _Checker:
 
 def _span(e: ast.Expr) -> Span:
     return e.span
+
+
+def _declared(v: Variable) -> str:
+    """A variable as its declaration names it: ``x[N, D]``."""
+    return f"{v.name}[{', '.join(map(str, v.shape))}]" if v.shape else v.name
 
 
 def _show(v: np.ndarray) -> str:
