@@ -103,10 +103,14 @@ def _spd(d: int) -> np.ndarray:
     return a @ a.T + d * np.eye(d)
 
 
-def _fit(tmp_path, name: str, text: str, data: dict):
+def _model(tmp_path, name: str, text: str):
     path = tmp_path / f"{name}.ppvi"
     path.write_text(text)
-    return ppvi.load(str(path)).fit(data, seed=3, tol=1e-300, max_iter=25)
+    return ppvi.load(str(path))
+
+
+def _fit(tmp_path, name: str, text: str, data: dict):
+    return _model(tmp_path, name, text).fit(data, seed=3, tol=1e-300, max_iter=25)
 
 
 def _hyper() -> dict:
@@ -141,13 +145,10 @@ def test_every_hyperparameter_position_from_data_equals_the_const(tmp_path):
 # ------------------------------------------------------------------ check time
 def test_data_hyperparameters_check_and_derive(tmp_path, capsys):
     text, _ = _versions(MODEL, _hyper())
-    path = tmp_path / "m.ppvi"
-    path.write_text(text)
-    code, out, err = run_cli(["check", path], capsys)
-    assert code == 0, err
-    code, out, err = run_cli(["derive", path], capsys)
-    assert code == 0, err
-    m = ppvi.load(str(path)).checked
+    m = _model(tmp_path, "m", text).checked
+    for command in ("check", "derive"):
+        code, out, err = run_cli([command, m.path], capsys)
+        assert code == 0, err
     # a data variable standing in a domain takes its support: its values are checked on load
     assert {n: m.variables[n].support for n in ("alpha0", "P0", "nu0", "W0", "C0", "s0", "ba", "p0", "pc", "m0")} == {
         "alpha0": "positive", "P0": "pd_matrix", "nu0": "positive", "W0": "pd_matrix", "C0": "pd_matrix",
@@ -158,9 +159,7 @@ def test_data_outside_its_domain_is_a_user_error(tmp_path):
     text = ("dim N\ndim D = 2\ndim K = 2\ndata alpha0[K]\ndata W0[D, D]\nconst m0[D] = 0.0\ndata x[N, D]\n"
             "pi ~ Dirichlet(alpha0)\nfor j in K:\n    Lambda[j] ~ Wishart(3, W0)\nfor n in N:\n"
             "    z[n] ~ Categorical(pi)\n    x[n] ~ MvNormal(m0, precision = Lambda[z[n]])\n")
-    path = tmp_path / "m.ppvi"
-    path.write_text(text)
-    model = ppvi.load(str(path))
+    model = _model(tmp_path, "m", text)
     good = {"x": RNG.normal(size=(10, 2)), "alpha0": np.ones(2), "W0": np.eye(2)}
     with pytest.raises(PPVIError, match=r"`alpha0\[1\]` = -1.0 must be > 0"):
         model.fit({**good, "alpha0": np.array([1.0, -1.0])}, max_iter=1)
