@@ -313,6 +313,11 @@ def _non_conjugate(rep: Reporter, model: CheckedModel, f, nc: NonConjugate) -> P
     elif "softplus" in form or "sigmoid" in form:
         hint = (f"a sigmoid of a latent has no conjugate mean field; `approximate {v} by point` (MAP), "
                 "or use a Beta prior on the probability itself")
+    elif isinstance(nc.form, sp.Mul) and len(set(sp.Mul.make_args(nc.form))) > 1:
+        # different elements of one latent multiplied: where they can coincide the moment is a higher one
+        hint = (f"a product of two elements of `{v}` is not conjugate where they can be the same element; "
+                f"draw the two factors from separate latents (as matrix factorisation does with P[user] and "
+                f"Q[item]), or `approximate {v} by point`")
     else:
         hint = (f"`approximate {v} by point`, or reparameterise so `{v}` enters only through "
                 f"{', '.join(STAT_WORDS[k] for k in keys) or 'its sufficient statistics'}")
