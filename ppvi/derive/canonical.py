@@ -82,6 +82,21 @@ def normal_form(e: sp.Expr, depth: int = 0) -> sp.Expr:
     return sp.Add(*(_monomial(limits, factors, depth) for limits, factors in _expand(sp.sympify(e))))
 
 
+def without_zero_terms(e: sp.Expr) -> sp.Expr:
+    """``e`` less the terms of its sum that are zero alone or cancel in pairs (normal forms that sum to
+    0); every other term is kept as written, so the form the code generator reads does not change."""
+    terms = list(sp.Add.make_args(e))
+    if len(terms) < 2 or not e.has(sp.Sum):
+        return e
+    forms = [normal_form(t) for t in terms]
+    keep = [f != 0 for f in forms]
+    for i in range(len(terms)):
+        for j in range(i + 1, len(terms)):
+            if keep[i] and keep[j] and forms[i] + forms[j] == 0:
+                keep[i] = keep[j] = False
+    return e if all(keep) else sp.Add(*(t for t, k in zip(terms, keep) if k))
+
+
 Monomial = tuple[list, list]      # (summation limits, factors)
 
 

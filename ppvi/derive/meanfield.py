@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from ppvi.derive.canonical import canonical, is_zero
+from ppvi.derive.canonical import canonical, is_zero, without_zero_terms
 from ppvi.derive.expectation import Expectation, NonConjugate, collapse
 from ppvi.derive import qfamily
 from ppvi.derive.lower import Lowering
@@ -208,7 +208,7 @@ def _q_factor(model, graph, syms, rep, node, total, expected) -> QFactor:
     natural = {}
     for s in keys:
         m = syms.moment(var, s, _rank(s, index, event))
-        natural[s] = canonical(partial(total, m, _moment_index(s, index, event, extra)))
+        natural[s] = without_zero_terms(canonical(partial(total, m, _moment_index(s, index, event, extra))))
     if family == "Bernoulli":   # x² = x on {0, 1}: one statistic
         natural = {"x": canonical(natural["x"] + natural["x2"])}
     elif family == "Normal" and is_zero(natural["x2"]):

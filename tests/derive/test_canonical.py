@@ -103,10 +103,10 @@ def test_functions_of_sums_compare_by_their_normal_form():
 
 
 def test_the_self_dependence_guard_names_the_factor_and_says_what_works(monkeypatch):
-    """q(W)'s η[x] holds ⟨W[d, m]⟩ in terms that cancel only once the diagonal of Σ_j W[d, j] z[n, j] is
-    taken apart; a structural test (what ppvi did before) sees a dependence.  With the normal form
-    disabled the guard fires: it names the factor and does not send the user to MAP as if the model
-    were at fault."""
+    """In the paired-comparison model q(s)'s η[x] holds ⟨s[a[t]]⟩ in terms that cancel only where
+    δ(u, a[t]) δ(u, b[t]) is read as δ(a[t], b[t]) δ(u, a[t]); a structural test sees a dependence.
+    With the normal form disabled the guard fires: it names the factor and does not send the user
+    to MAP as if the model were at fault."""
     from pathlib import Path
 
     import pytest
@@ -116,14 +116,14 @@ def test_the_self_dependence_guard_names_the_factor_and_says_what_works(monkeypa
     from ppvi.errors import PPVIError
     from ppvi.language import load
 
-    path = str(Path(__file__).parent / "literature" / "bilinear_const_tau.ppvi")
+    path = str(Path(__file__).parent / "literature" / "paired_comparison.ppvi")
     derive(load(path))                              # derives with the normal form
     monkeypatch.setattr(meanfield, "is_zero", lambda e: e == 0)
     with pytest.raises(PPVIError) as err:
         derive(load(path))
     text = str(err.value)
-    assert "no conjugate q for `W`" in text and "x[n, d] ~ Normal(sum(j in M: W[d, j] * z[n, j])" in text
-    assert "limit is ppvi's algebra" in text and "`approximate W by point`" in text
+    assert "no conjugate q for `s`" in text and "r[t] ~ Normal(s[a[t]] - s[b[t]], precision = tau)" in text
+    assert "limit is ppvi's algebra" in text and "`approximate s by point`" in text
 
 
 def test_a_simplex_point_gets_the_lagrange_update_when_its_terms_cancel():
