@@ -49,6 +49,7 @@ dim C = 3
 {scale}
 {prec}
 data x[N, D]
+data h[N] : index(K)
 data X[N, P]
 data y[N]
 data u[N]
@@ -60,16 +61,15 @@ data k[N] : count
 data e[N] : positive
 data l[N]
 pi ~ Dirichlet(alpha0)
-for j in K:
-    mu[j] ~ MvNormal(m0, precision = P0)
-    Lambda[j] ~ Wishart(nu0, W0)
+mu ~ MvNormal(m0, precision = P0)
+Lambda ~ Wishart(nu0, W0)
 tau ~ Gamma(a0, r0)
 B ~ MvNormal(b0, cov = C0)
 nu ~ Normal(mn, sd = s0)
 theta ~ Beta(ba, bb)
 for n in N:
-    z[n] ~ Categorical(pi)
-    x[n] ~ MvNormal(mu[z[n]], precision = Lambda[z[n]])
+    h[n] ~ Categorical(pi)
+    x[n] ~ MvNormal(mu, precision = Lambda)
     y[n] ~ Normal(dot(X[n], B), precision = tau)
     u[n] ~ Normal(nu, variance = v0)
     w[n] ~ Normal(nu, precision = prec)
@@ -124,8 +124,7 @@ def _hyper() -> dict:
 def test_every_hyperparameter_position_from_data_equals_the_const(tmp_path):
     N = 40
     X = RNG.normal(size=(N, 2))
-    x = np.concatenate([RNG.normal(-2, 1, size=(N // 2, 2)), RNG.normal(2, 0.5, size=(N // 2, 2))])
-    data = {"x": x, "X": X, "y": X @ [1.0, -2.0] + RNG.normal(size=N), "u": RNG.normal(1, 2, N),
+    data = {"x": RNG.normal(1, 2, size=(N, 2)), "h": RNG.integers(0, 2, N), "X": X, "y": X @ [1.0, -2.0] + RNG.normal(size=N), "u": RNG.normal(1, 2, N),
             "w": RNG.normal(1, 1, N), "f": RNG.integers(0, 2, N), "g": RNG.integers(0, 2, N),
             "c": RNG.integers(0, 3, N), "k": RNG.poisson(3.0, N), "e": RNG.exponential(2.0, N),
             "l": RNG.laplace(0.5, 2.0, N)}
