@@ -27,7 +27,7 @@ import numpy as np
 
 from ppvi.errors import Diagnostic, PPVIError, did_you_mean
 from ppvi.io.csv_file import Plan, read_csv
-from ppvi.io.files import fail, gib, json_array, physical_memory, read_json, read_npz
+from ppvi.io.files import fail, json_array, physical_memory, read_json, read_npz, size_text
 from ppvi.language.check import MAX_DIM, CheckedModel, Variable
 
 INTEGER_SUPPORTS = ("binary", "count", "index")
@@ -204,8 +204,9 @@ def _from_frame(frame, model: CheckedModel, pd) -> Source:
         missing = np.flatnonzero(np.isnan(values))
         if missing.size:
             i = int(missing[0])
-            raise fail(PYTHON_DATA, f"column `{names[j]}` has a missing value at row {i} "
-                                    f"(index label {frame.index[i]!r})",
+            label = frame.index[i]
+            label = label.item() if isinstance(label, np.generic) else label
+            raise fail(PYTHON_DATA, f"column `{names[j]}` has a missing value at row {i} (index label {label!r})",
                        "remove or impute missing values (support for missing data comes later)")
         columns[j] = values
     return _from_table(PYTHON_DATA, model, names, columns, notes)
@@ -273,10 +274,10 @@ def bind(model: CheckedModel, source: Source, overrides: Mapping[str, int] | Non
                     raise fail(path, f"`{v.name}` has {n} entries on axis {axis}, declared {ext}")
             elif sizes[ext] is None:
                 sizes[ext] = n
-                fixed[ext] = f"`{v.name}` axis {axis}"
+                fixed[ext] = f"from `{v.name}` axis {axis}"
             elif sizes[ext] != n:
                 raise fail(path, f"`{v.name}` has {n} entries on axis {axis} but dim {ext} = {sizes[ext]} "
-                                  f"(from {fixed[ext]})", f"make the shapes agree or pass --dim {ext}=…")
+                                  f"({fixed[ext]})", f"make the shapes agree or pass --dim {ext}=…")
         arrays[v.name] = _validate(path, v, a)
     # index(K) data gives K when nothing else does.
     for v in model.of_kind("data"):
@@ -323,14 +324,15 @@ def _check_memory(model: CheckedModel, sizes: Mapping[str, int], fixed: Mapping[
     big = max(need, key=need.get)
     v = model.variables[big]
     dims = [e for e in v.shape + ((v.support_dim,) if v.support == "index" else ()) if isinstance(e, str)]
-    said = "; ".join(f"{d} = {sizes[d]} (from {fixed.get(d, '?')})" for d in dict.fromkeys(dims))
+    said = "; ".join(f"{d} = {sizes[d]} ({fixed[d]})" for d in dict.fromkeys(dims))
     hint = "use smaller sizes"
     index = [d for d in dims if fixed.get(d, "").startswith("1 + the largest")]
     if index:
         hint = ("index data are 0-based category numbers: renumber them 0, 1, …, K − 1 "
                 "(numpy.unique(x, return_inverse=True))")
-    raise fail(path, f"these sizes need at least {gib(sum(need.values()))} of memory ({gib(need[big])} for "
-                      f"`{big}[{', '.join(map(str, v.shape))}]`; {said}), more than this machine's {gib(memory)}",
+    raise fail(path, f"these sizes need at least {size_text(sum(need.values()))} of memory "
+                     f"({size_text(need[big])} for `{big}[{', '.join(map(str, v.shape))}]`; {said}), more than this "
+                     f"machine's {size_text(memory)}",
                 hint)
 
 

@@ -38,9 +38,14 @@ def physical_memory() -> int | None:
         return None
 
 
-def gib(n: float) -> str:
+def size_text(n: int) -> str:
+    """Bytes as people read them: 8,000 bytes, 3.2 MiB, 1.5 GiB, 4,352 GiB."""
+    if n < 1 << 20:
+        return f"{n:,} bytes"
+    if n < 1 << 30:
+        return f"{n / 2**20:.3g} MiB"
     x = n / 2**30
-    return f"{x:,.0f} GiB" if x >= 10 else f"{x:.2g} GiB"
+    return f"{x:,.0f} GiB" if x >= 100 else f"{x:.3g} GiB"
 
 
 # ----------------------------------------------------------------- positions
@@ -84,8 +89,8 @@ def _open_binary(path: str) -> IO[bytes]:
     try:
         st = os.fstat(fh.fileno())
         if stat.S_ISREG(st.st_mode) and st.st_size > MAX_TEXT_BYTES:
-            raise fail(path, f"the file holds {gib(st.st_size)}; a .csv or .json data file holds at most "
-                             f"{gib(MAX_TEXT_BYTES)}", "write large data to .npz (numpy.savez)")
+            raise fail(path, f"the file holds {size_text(st.st_size)}; a .csv or .json data file holds at most "
+                             f"{size_text(MAX_TEXT_BYTES)}", "write large data to .npz (numpy.savez)")
     except BaseException:
         fh.close()
         raise
@@ -104,7 +109,7 @@ def text_lines(path: str) -> Iterator[str]:
                            "is this a text data file? data files are .npz, .json or .csv")
             total += len(line)
             if total > MAX_TEXT_BYTES:
-                raise fail(path, f"the file holds more than {gib(MAX_TEXT_BYTES)}; a .csv or .json data file "
+                raise fail(path, f"the file holds more than {size_text(MAX_TEXT_BYTES)}; a .csv or .json data file "
                                  f"holds at most that", "write large data to .npz (numpy.savez)")
             try:
                 yield line.decode("utf-8-sig" if n == 1 else "utf-8")
@@ -125,7 +130,7 @@ def read_json(path: str) -> dict[str, object]:
                        'e.g. {"x": [1.5, 2.0, 0.3]}')
         raw = head + fh.read(MAX_TEXT_BYTES + 1 - len(head))
         if len(raw) > MAX_TEXT_BYTES:
-            raise fail(path, f"the file holds more than {gib(MAX_TEXT_BYTES)}; a .json data file holds at most "
+            raise fail(path, f"the file holds more than {size_text(MAX_TEXT_BYTES)}; a .json data file holds at most "
                              f"that", "write large data to .npz (numpy.savez)")
     try:
         text = raw.decode("utf-8-sig")
@@ -166,7 +171,7 @@ def json_array(path: str, name: str, value: object) -> np.ndarray:
                    "every row of an array has the same number of entries") from None
     if a.dtype.kind in "biuf":
         return a.astype(float)
-    obj = a if a.dtype.kind == "O" else a.astype(object)
+    obj = np.asarray(value, dtype=object)          # the entries as JSON gave them (a str array hides numbers)
     for index, entry in np.ndenumerate(obj):
         if entry is None:
             raise fail(path, f"`{name}{list(index)}` is null, a missing value",
@@ -216,8 +221,8 @@ def read_npz(path: str, wanted: Iterable[str], budget: int | None) -> Npz:
 def _member(path: str, z: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int | None) -> np.ndarray:
     name = info.filename[:-4]
     if budget is not None and info.file_size > budget:
-        raise fail(path, f"`{name}` takes {gib(info.file_size)} decompressed, more than this machine's "
-                         f"{gib(budget)} of memory")
+        raise fail(path, f"`{name}` takes {size_text(info.file_size)} decompressed, more than this machine's "
+                         f"{size_text(budget)} of memory")
     with z.open(info) as fp:
         try:
             version = np.lib.format.read_magic(fp)
@@ -227,6 +232,8 @@ def _member(path: str, z: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int | 
                 shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
             else:
                 raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
+        except (zipfile.BadZipFile, zlib.error, EOFError):
+            raise
         except Exception as e:     # any failure to parse the header is a malformed file, whatever numpy raises
             raise fail(path, f"`{name}`: malformed .npy header ({type(e).__name__}: {e})", NPZ_HINT) from None
         if dtype.hasobject or dtype.kind not in "biuf" or dtype.subdtype is not None:
