@@ -326,10 +326,12 @@ def _check_memory(model: CheckedModel, sizes: Mapping[str, int], fixed: Mapping[
     dims = [e for e in v.shape + ((v.support_dim,) if v.support == "index" else ()) if isinstance(e, str)]
     said = "; ".join(f"{d} = {sizes[d]} ({fixed[d]})" for d in dict.fromkeys(dims))
     hint = "use smaller sizes"
-    index = [d for d in dims if fixed.get(d, "").startswith("1 + the largest")]
+    index = [u for u in model.of_kind("data") if u.support == "index" and u.support_dim in dims
+             and fixed[u.support_dim].startswith("1 + the largest")]
     if index:
-        hint = ("index data are 0-based category numbers: renumber them 0, 1, …, K − 1 "
-                "(numpy.unique(x, return_inverse=True))")
+        u = index[0]
+        hint = (f"index data are 0-based category numbers: renumber `{u.name}` 0, 1, …, {u.support_dim} − 1 "
+                f"(numpy.unique({u.name}, return_inverse=True)[1])")
     raise fail(path, f"these sizes need at least {size_text(sum(need.values()))} of memory "
                      f"({size_text(need[big])} for `{big}[{', '.join(map(str, v.shape))}]`; {said}), more than this "
                      f"machine's {size_text(memory)}",

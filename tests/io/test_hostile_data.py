@@ -223,8 +223,8 @@ def test_index_data_implying_a_billion_categories(tmp_path):
     path = _npz(tmp_path / "d.npz", doc=np.array([0, 10**9 - 1]), word=np.array([0, 1]))
     code, err = _child(["run", LDA, "--data", path, "--dim", "K=1000", "--quiet"])
     _user_error(code, err, path)
-    assert "`theta[M, K]`" in err and "M = 1000000000 (from 1 + the largest value of `doc`)" in err
-    assert "hint: index data are 0-based category numbers" in err
+    assert "`theta[M, K]`" in err and "M = 1000000000 (1 + the largest value of `doc`)" in err
+    assert "hint: index data are 0-based category numbers: renumber `doc` 0, 1, …, M − 1" in err
 
 
 def test_a_dim_too_large_for_memory(tmp_path):
