@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import itertools
 import math
+import operator
 import re
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
@@ -22,7 +23,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from ppvi.errors import Diagnostic, PPVIError
-from ppvi.io.files import at, fail, shown, text_lines
+from ppvi.io.files import at, fail, line_chunks, shown
 
 # What pandas reads as missing by default, so a file pandas wrote with NaNs is read as missing, not as text.
 NA_TOKENS = frozenset({"", "NA", "N/A", "n/a", "NaN", "nan", "-NaN", "-nan", "NULL", "null", "None", "#N/A",
@@ -33,7 +34,6 @@ BLOCK = 1 << 16          # rows converted at a time
 _INDEX_NAME = re.compile(r"Unnamed: 0")      # how pandas names an unnamed column it read back
 _DECIMAL_COMMA = re.compile(r"\s*[+-]?\d+,\d+\s*")
 _THOUSANDS = re.compile(r"\d,\d{3}\b")
-
 
 
 @dataclass(frozen=True)
@@ -50,31 +50,34 @@ Choose = Callable[[tuple[str, ...]], Plan]
 
 @dataclass(frozen=True)
 class Table:
-    """The columns of a data file: every column's name; the converted columns by position in ``names``;
-    the columns left out as text; notes for the user."""
+    """The columns of a data file: every column's name, the converted columns by position in ``names``, and
+    notes for the user (a dropped index column, columns of text left out)."""
 
     names: tuple[str, ...]
     columns: dict[int, np.ndarray]
-    text: tuple[int, ...]
     notes: tuple[Diagnostic, ...]
 
 
 def read_csv(path: str, choose: Choose) -> Table:
     """Read a .csv file; ``choose(names)`` says which columns to convert."""
-    lines = text_lines(path)
-    sample = []
-    size = 0
-    for line in lines:
-        sample.append(line)
-        size += len(line)
-        if size >= SAMPLE_CHARS:
-            break
+    chunks = line_chunks(path)
+    first = next(chunks, [])
+    sample = "".join(itertools.islice(first, _sample_lines(first)))
     try:
-        delimiter = csv.Sniffer().sniff("".join(sample), delimiters=DELIMITERS).delimiter
+        delimiter = csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
     except csv.Error:               # one column (or nothing to tell by): the comma
         delimiter = ","
-    reader = _Reader(path, itertools.chain(sample, lines), delimiter)
-    return reader.table(choose)
+    return _Reader(path, itertools.chain([first], chunks), delimiter).table(choose)
+
+
+def _sample_lines(lines: list[str]) -> int:
+    """How many of the first lines make up the Sniffer's sample (SAMPLE_CHARS, at least one line)."""
+    size = 0
+    for n, line in enumerate(lines, 1):
+        size += len(line)
+        if size >= SAMPLE_CHARS:
+            return n
+    return len(lines)
 
 
 def _blank(record: list[str]) -> bool:
@@ -92,55 +95,52 @@ def _number(cell: str) -> bool:
 
 
 class _Reader:
-    """One pass over the records, a block at a time; the current block's lines are kept to place errors."""
+    """One pass over the records, a block at a time; the lines of the current block are kept to place errors.
 
-    def __init__(self, path: str, lines: Iterator[str], delimiter: str):
+    The csv module pulls lines from whole chunks (a C-level chain), so a line costs no Python call."""
+
+    def __init__(self, path: str, chunks: Iterator[list[str]], delimiter: str):
         self.path = path
         self.delimiter = delimiter
-        self.block: list[str] = []          # the lines read since the current block began
-        self.first = 1                      # the line number of block[0]
-        self.records = csv.reader(self._recorded(lines), delimiter=delimiter, skipinitialspace=True, strict=True)
+        self.pieces: list[tuple[int, list[str]]] = []     # (line number of its first line, lines) read lately
+        self.first = 1                                    # the line number where the current block begins
+        self.records = csv.reader(itertools.chain.from_iterable(self._recorded(chunks)), delimiter=delimiter,
+                                  skipinitialspace=True, strict=True)
+        self.trailing: int | None = None    # a blank line in a one-column file: an empty cell if data follow
 
-    def _recorded(self, lines: Iterator[str]) -> Iterator[str]:
-        for line in lines:
-            self.block.append(line)
-            yield line
+    def _recorded(self, chunks: Iterator[list[str]]) -> Iterator[list[str]]:
+        line_no = 1
+        for lines in chunks:
+            self.pieces.append((line_no, lines))
+            line_no += len(lines)
+            yield lines
+
+    def _block_lines(self) -> list[str]:
+        """The lines from the current block's first on, as far as they have been read."""
+        out: list[str] = []
+        for start, lines in self.pieces:
+            out.extend(lines[max(0, self.first - start):])
+        return out
 
     def _next_block(self, n: int) -> list[list[str]]:
-        self.first += len(self.block)
-        self.block.clear()
+        self.first = self.records.line_num + 1
+        self.pieces = [p for p in self.pieces if p[0] + len(p[1]) > self.first]
         try:
             return list(itertools.islice(self.records, n))
         except csv.Error as e:
             line_no = self.records.line_num
-            line = self.block[-1] if self.block else ""
-            message = str(e)
+            lines = self._block_lines()
+            message, hint = str(e), "quote a field that holds the delimiter, and double a quote inside quotes"
             if "field limit" in message:
-                message = f"a field longer than {csv.field_size_limit():,} characters"
-            raise at(self.path, line_no, 1, line, f"cannot read the record: {message}",
-                     "a cell holds one number; quote a field that contains the delimiter") from None
+                message, hint = f"a field longer than {csv.field_size_limit():,} characters", "a cell holds one number"
+            raise at(self.path, line_no, 1, lines[line_no - self.first] if lines else "",
+                     f"cannot read the record: {message}", hint) from None
 
-    # ------------------------------------------------------------- the header
-    def _header(self) -> list[str]:
-        while True:
-            rows = self._next_block(1)
-            if not rows:
-                raise fail(self.path, "the .csv file is empty", "the first line names the columns: x,y")
-            if not _blank(rows[0]):
-                return [name.strip() for name in rows[0]]
-
+    # ------------------------------------------------------------- reading
     def table(self, choose: Choose) -> Table:
-        names = self._header()
-        header_line, header = self.first, self.block[0]
-        notes: list[Diagnostic] = []
-        skip = 1 if len(names) > 1 and (names[0] == "" or _INDEX_NAME.fullmatch(names[0])) else 0
-        fields = len(names)
-        if skip:
-            notes.append(Diagnostic("the first column has no name: read as the row index (as pandas' to_csv "
-                                    "writes it) and left out", self.path, severity="note",
-                                    hint="write the file with to_csv(path, index=False), or name the column "
-                                         "to use it"))
-        names = names[skip:]
+        names, skip, notes = self._header()
+        header_line, header = self.first, self._block_lines()[0]
+        fields = len(names) + skip
         if all(_number(n) for n in names) and names != [str(i) for i in range(len(names))]:
             raise at(self.path, header_line, 1, header, "the first line holds numbers, not column names",
                      "a .csv data file begins with a line of column names, e.g. x,y")
@@ -151,25 +151,9 @@ class _Reader:
                          "give each column its own name")
         parts: dict[int, list[np.ndarray]] = {j: [] for j in plan.columns}
         text: list[int] = []
-        trailing: int | None = None        # the line of a blank line in a one-column file: missing if data follow
         first_block = True
-        while rows := self._next_block(BLOCK):
-            if fields == 1:                # a blank line is an empty cell, unless only blank lines follow
-                rows = [r or [""] for r in rows]
-                end = len(rows)
-                while end and rows[end - 1] == [""]:
-                    end -= 1
-                if end and trailing is not None:
-                    raise self._cell_error(0, 0, "", names[0], line_no=trailing)
-                if end < len(rows):
-                    trailing = trailing or self._spans(end)[0]
-                rows = rows[:end]
-                positions: Sequence[int] = range(len(rows))
-            elif not all(rows) or [""] in rows:
-                positions = [i for i, r in enumerate(rows) if not _blank(r)]
-                rows = [rows[i] for i in positions]
-            else:
-                positions = range(len(rows))
+        while block := self._next_block(BLOCK):
+            rows, positions = self._data_rows(block, fields, names[0])
             if not rows:
                 continue
             if set(map(len, rows)) != {fields}:
@@ -178,14 +162,10 @@ class _Reader:
             for j in plan.columns:
                 if j in text:
                     continue
-                cells = [r[j + skip] for r in rows]
-                try:
-                    values = np.fromiter(map(float, cells), float, len(cells))
-                except ValueError:
-                    values = None
-                if values is None or not np.isfinite(values).all():
-                    if first_block and plan.whole and not any(map(_number, cells)) and \
-                            (names[j] == "" or any(c.strip() not in NA_TOKENS for c in cells)):
+                cells = list(map(operator.itemgetter(j + skip), rows))
+                values = _floats(cells)
+                if values is None:
+                    if first_block and plan.whole and _text(cells, unnamed=names[j] == ""):
                         text.append(j)
                         continue
                     k = next(k for k, c in enumerate(cells) if not _number(c))
@@ -197,16 +177,51 @@ class _Reader:
             notes.append(Diagnostic(f"column {j + skip + 1}{f' `{names[j]}`' if names[j] else ''} {what}: "
                                     "left out", self.path, severity="note"))
         columns = {j: np.concatenate(parts[j]) if parts[j] else np.empty(0) for j in plan.columns if j not in text}
-        return Table(tuple(names), columns, tuple(text), tuple(notes))
+        return Table(tuple(names), columns, tuple(notes))
+
+    def _header(self) -> tuple[list[str], int, list[Diagnostic]]:
+        """The column names (an index column dropped), how many leading fields are dropped, notes."""
+        while True:
+            rows = self._next_block(1)
+            if not rows:
+                raise fail(self.path, "the .csv file is empty", "the first line names the columns: x,y")
+            if not _blank(rows[0]):
+                break
+        names = [name.strip() for name in rows[0]]
+        if len(names) > 1 and (names[0] == "" or _INDEX_NAME.fullmatch(names[0])):
+            return names[1:], 1, [Diagnostic("the first column has no name: read as the row index (as pandas' "
+                                             "to_csv writes it) and left out", self.path, severity="note",
+                                             hint="write the file with to_csv(path, index=False), or name the "
+                                                  "column to use it")]
+        return names, 0, []
+
+    def _data_rows(self, block: list[list[str]], fields: int, name: str) -> tuple[list[list[str]], Sequence[int]]:
+        """The records of a block that hold data, and their positions in it.  A blank line is skipped, but in
+        a one-column file it is an empty cell unless only blank lines follow."""
+        if fields == 1:
+            rows = [r or [""] for r in block]
+            end = len(rows)
+            while end and rows[end - 1] == [""]:
+                end -= 1
+            if end and self.trailing is not None:
+                raise self._blank_line_error(self.trailing, name)
+            if end < len(rows) and self.trailing is None:
+                self.trailing = self._spans(end)[0]
+            return rows[:end], range(end)
+        if all(block) and [""] not in block:
+            return block, range(len(block))
+        positions = [i for i, r in enumerate(block) if not _blank(r)]
+        return [block[i] for i in positions], positions
 
     # ------------------------------------------------------------- errors, placed in the file
     def _spans(self, i: int) -> tuple[int, str]:
         """The first line number of record ``i`` of the current block, and its text."""
-        records = csv.reader(iter(self.block), delimiter=self.delimiter, skipinitialspace=True)
+        lines = self._block_lines()
+        records = csv.reader(iter(lines), delimiter=self.delimiter, skipinitialspace=True)
         before = 0
         for k, _ in enumerate(records):
             if k == i:
-                return self.first + before, "".join(self.block[before:records.line_num])
+                return self.first + before, "".join(lines[before:records.line_num])
             before = records.line_num
         return self.first, ""
 
@@ -218,14 +233,15 @@ class _Reader:
         return at(self.path, line_no, 1, raw.split("\n")[0],
                   f"this record has {got} fields but the header (line {header_line}) has {want}", hint)
 
-    def _cell_error(self, i: int, field: int, cell: str, name: str, line_no: int | None = None) -> PPVIError:
-        """The error for ``cell``, field ``field`` of record ``i`` of the block (or the blank line ``line_no``)."""
-        if line_no is not None:
-            raw, start, end = "", 0, 0
-        else:
-            line_no, raw = self._spans(i)
-            start, end = _field_span(raw, field, self.delimiter)
-            line_no += raw.count("\n", 0, start)
+    def _blank_line_error(self, line_no: int, name: str) -> PPVIError:
+        return at(self.path, line_no, 1, "", f"an empty cell in column `{shown(name)}`: a missing value",
+                  "remove or impute missing values (support for missing data comes later)")
+
+    def _cell_error(self, i: int, field: int, cell: str, name: str) -> PPVIError:
+        """The error for ``cell``, field ``field`` of record ``i`` of the block."""
+        line_no, raw = self._spans(i)
+        start, end = _field_span(raw, field, self.delimiter)
+        line_no += raw.count("\n", 0, start)
         line_start = raw.rfind("\n", 0, start) + 1
         line_end = raw.find("\n", start)
         line = raw[line_start:line_end if line_end >= 0 else len(raw)]
@@ -243,6 +259,20 @@ class _Reader:
             if _DECIMAL_COMMA.fullmatch(cell):
                 hint = "the decimal point is `.`: write 1.5, not 1,5"
         return at(self.path, line_no, start - line_start + 1, line, message, hint, width=max(1, end - start))
+
+
+def _floats(cells: list[str]) -> np.ndarray | None:
+    """The cells as finite floats, or None if one is not."""
+    try:
+        values = np.fromiter(map(float, cells), float, len(cells))
+    except ValueError:
+        return None
+    return values if np.isfinite(values).all() else None
+
+
+def _text(cells: list[str], unnamed: bool) -> bool:
+    """A column of text (no number among the cells) — or, unnamed, of nothing at all — not a column of data."""
+    return not any(map(_number, cells)) and (unnamed or any(c.strip() not in NA_TOKENS for c in cells))
 
 
 def _is_float(cell: str) -> bool:

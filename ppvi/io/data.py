@@ -174,8 +174,7 @@ def _array(name: str, value: object, pd) -> np.ndarray:
         for column in frame.columns:
             if not pd.api.types.is_numeric_dtype(frame[column].dtype):
                 raise fail(PYTHON_DATA, f"`{name}` is not numeric (dtype {frame[column].dtype})")
-        a = value.to_numpy(dtype=float, na_value=np.nan)
-        return a
+        return value.to_numpy(dtype=float, na_value=np.nan)
     if isinstance(value, (str, bytes)):
         raise fail(PYTHON_DATA, f"`{name}` is a {type(value).__name__}, not an array of numbers")
     try:

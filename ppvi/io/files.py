@@ -82,6 +82,9 @@ def at(path: str, line_no: int, col: int, line: str, message: str, hint: str | N
 
 
 # ----------------------------------------------------------------- opening
+_TOO_BIG_HINT = "write large data to .npz (numpy.savez)"
+
+
 def _open_binary(path: str) -> IO[bytes]:
     """The file opened for reading; a regular file no larger than MAX_TEXT_BYTES (a pipe or a device is
     bounded as it is read)."""
@@ -90,32 +93,54 @@ def _open_binary(path: str) -> IO[bytes]:
         st = os.fstat(fh.fileno())
         if stat.S_ISREG(st.st_mode) and st.st_size > MAX_TEXT_BYTES:
             raise fail(path, f"the file holds {size_text(st.st_size)}; a .csv or .json data file holds at most "
-                             f"{size_text(MAX_TEXT_BYTES)}", "write large data to .npz (numpy.savez)")
+                             f"{size_text(MAX_TEXT_BYTES)}", _TOO_BIG_HINT)
     except BaseException:
         fh.close()
         raise
     return fh
 
 
-def text_lines(path: str) -> Iterator[str]:
-    """The lines of a UTF-8 text file (a leading byte-order mark dropped, line ends kept), each at most
-    MAX_LINE_CHARS bytes long and all together at most MAX_TEXT_BYTES."""
+_ODD_LINE_ENDS = "\v\f\x1c\x1d\x1e\x85\u2028\u2029"     # where str.splitlines splits besides \n, \r\n and \r
+
+
+def line_chunks(path: str, chunk: int = 1 << 20) -> Iterator[list[str]]:
+    """The lines of a UTF-8 text file, a list per ``chunk`` bytes read (a leading byte-order mark dropped, line
+    ends kept, lines ended by ``\n`` alone); a line is at most MAX_LINE_CHARS bytes, the file MAX_TEXT_BYTES."""
     with _open_binary(path) as fh:
-        total, n = 0, 0
-        while line := fh.readline(MAX_LINE_CHARS + 1):
-            n += 1
-            if len(line) > MAX_LINE_CHARS:
-                raise fail(path, f"line {n} is longer than {MAX_LINE_CHARS:,} bytes",
-                           "is this a text data file? data files are .npz, .json or .csv")
-            total += len(line)
+        rest, total, lines_before = b"", 0, 0
+        while data := fh.read(chunk):
+            total += len(data)
             if total > MAX_TEXT_BYTES:
-                raise fail(path, f"the file holds more than {size_text(MAX_TEXT_BYTES)}; a .csv or .json data file "
-                                 f"holds at most that", "write large data to .npz (numpy.savez)")
-            try:
-                yield line.decode("utf-8-sig" if n == 1 else "utf-8")
-            except UnicodeDecodeError as e:
-                raise fail(path, f"line {n} is not UTF-8 text (byte 0x{e.object[e.start]:02x})",
-                           "save the file as UTF-8 (in a spreadsheet: CSV UTF-8)") from None
+                raise fail(path, f"the file holds more than {size_text(MAX_TEXT_BYTES)}; a .csv or .json data "
+                                 f"file holds at most that", _TOO_BIG_HINT)
+            if total == len(data):
+                data = data.removeprefix(b"\xef\xbb\xbf")
+            data = rest + data
+            cut = data.rfind(b"\n") + 1
+            rest = data[cut:]
+            if len(rest) > MAX_LINE_CHARS:
+                raise fail(path, f"line {lines_before + 1} is longer than {MAX_LINE_CHARS:,} bytes",
+                           "is this a text data file? data files are .npz, .json or .csv")
+            if cut:
+                lines = _decoded_lines(path, data[:cut], lines_before)
+                lines_before += len(lines)
+                yield lines
+        if rest:
+            yield _decoded_lines(path, rest, lines_before)
+
+
+def _decoded_lines(path: str, data: bytes, lines_before: int) -> list[str]:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = lines_before + data.count(b"\n", 0, e.start) + 1
+        raise fail(path, f"line {line} is not UTF-8 text (byte 0x{data[e.start]:02x})",
+                   "save the file as UTF-8 (in a spreadsheet: CSV UTF-8)") from None
+    if text.count("\r") == text.count("\r\n") and not any(ch in text for ch in _ODD_LINE_ENDS):
+        return text.splitlines(keepends=True)
+    parts = text.split("\n")
+    last = parts.pop()
+    return [part + "\n" for part in parts] + ([last] if last else [])
 
 
 # ----------------------------------------------------------------- JSON
@@ -131,7 +156,7 @@ def read_json(path: str) -> dict[str, object]:
         raw = head + fh.read(MAX_TEXT_BYTES + 1 - len(head))
         if len(raw) > MAX_TEXT_BYTES:
             raise fail(path, f"the file holds more than {size_text(MAX_TEXT_BYTES)}; a .json data file holds at most "
-                             f"that", "write large data to .npz (numpy.savez)")
+                             f"that", _TOO_BIG_HINT)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:

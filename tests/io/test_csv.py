@@ -210,6 +210,14 @@ def test_error_placed_in_a_later_block(tmp_path):
     np.testing.assert_array_equal(read_file(path, GMM_1D).arrays["eruptions"], values)
 
 
+def test_blank_line_at_the_end_of_a_block_then_data(tmp_path):
+    from ppvi.io.csv_file import BLOCK
+
+    lines = ["eruptions"] + ["1.5"] * (BLOCK - 1) + ["", "2.5"]
+    path = _write(tmp_path, "\n".join(lines) + "\n")
+    assert _error(path, GMM_1D).startswith(f"{path}:{BLOCK + 1}:1: error: an empty cell in column `eruptions`")
+
+
 def test_control_characters_in_a_shown_line_are_escaped(tmp_path):
     path = _write(tmp_path, "eruptions,note\n\x1b[31mred,x\n")
     err = _error(path, GMM_1D)
