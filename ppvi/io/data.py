@@ -365,8 +365,10 @@ def _validate(path: str, v, a: np.ndarray) -> np.ndarray:
         if bad.any():
             at, val = _where(a, bad)
             raise fail(path, f"`{name}{list(at)}` = {val} {words} (`{name}` is {v.support})")
-    if largest is not None and np.any(af > largest):
-        at, val = _where(a, af > largest)
+    # (integers compared as integers: float64 would round 2⁵³ + 1 down to 2⁵³)
+    too_big = None if largest is None else (a > largest) if a.dtype.kind in "iu" else (af > largest)
+    if too_big is not None and too_big.any():
+        at, val = _where(a, too_big)
         raise fail(path, f"`{name}{list(at)}` = {val} is too large for {v.support} data: at most {largest}",
                     "counts above 2^53 are not whole numbers in floating point" if v.support == "count"
                     else "an index picks one of at most 2^31 − 1 categories")

@@ -65,7 +65,7 @@ def test_index_data_beyond_any_size(tmp_path, capsys, doc):
 
 
 @pytest.mark.parametrize("counts", [[1, 1e19, 3], np.array([1, 2**64 - 1], dtype=np.uint64),
-                                    np.array([1, 2**53 + 2], dtype=np.int64)])
+                                    np.array([1, 2**53 + 1], dtype=np.int64)])
 def test_counts_beyond_exact_floats(tmp_path, capsys, counts):
     """Counts of 1e19 gave a NaN ELBO (an internal fault)."""
     path = _npz(tmp_path / "d.npz", discoveries=np.asarray(counts))
