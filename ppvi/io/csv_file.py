@@ -174,7 +174,7 @@ class _Reader:
             first_block = False
         for j in text:
             what = "has no name and no values" if names[j] == "" else "holds text, not numbers"
-            notes.append(Diagnostic(f"column {j + skip + 1}{f' `{names[j]}`' if names[j] else ''} {what}: "
+            notes.append(Diagnostic(f"column {j + skip + 1}{f' `{shown(names[j])}`' if names[j] else ''} {what}: "
                                     "left out", self.path, severity="note"))
         columns = {j: np.concatenate(parts[j]) if parts[j] else np.empty(0) for j in plan.columns if j not in text}
         return Table(tuple(names), columns, tuple(notes))

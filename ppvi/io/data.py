@@ -27,7 +27,7 @@ import numpy as np
 
 from ppvi.errors import Diagnostic, PPVIError, did_you_mean
 from ppvi.io.csv_file import Plan, read_csv
-from ppvi.io.files import fail, json_array, physical_memory, read_json, read_npz, size_text
+from ppvi.io.files import fail, json_array, physical_memory, read_json, read_npz, shown, size_text
 from ppvi.language.check import MAX_DIM, CheckedModel, Variable
 
 INTEGER_SUPPORTS = ("binary", "count", "index")
@@ -130,7 +130,7 @@ def _from_table(label: str, model: CheckedModel, names: tuple[str, ...], columns
     n = matrix.shape[0]
     for j, column in zip(order, matrix.T):
         if n >= 3 and (np.array_equal(column, np.arange(n)) or np.array_equal(column, np.arange(1, n + 1))):
-            notes += (Diagnostic(f"column `{names[j]}` holds the row numbers {int(column[0])}, "
+            notes += (Diagnostic(f"column `{shown(names[j])}` holds the row numbers {int(column[0])}, "
                                  f"{int(column[1])}, …, {int(column[-1])}: is it an index? It is fitted as "
                                  f"a column of `{name}`", label, severity="note",
                                  hint="drop it, or write the file with to_csv(path, index=False)"),)
@@ -195,7 +195,7 @@ def _from_frame(frame, model: CheckedModel, pd) -> Source:
             raise fail(PYTHON_DATA, f"column `{names[j]}` appears more than once", "give each column its own name")
         if not pd.api.types.is_numeric_dtype(series.dtype):
             if plan.whole:
-                notes += (Diagnostic(f"column `{names[j]}` is not numeric (dtype {series.dtype}): left out",
+                notes += (Diagnostic(f"column `{shown(names[j])}` is not numeric (dtype {series.dtype}): left out",
                                      PYTHON_DATA, severity="note"),)
                 continue
             raise fail(PYTHON_DATA, f"column `{names[j]}` is not numeric (dtype {series.dtype})")
@@ -253,7 +253,7 @@ def bind(model: CheckedModel, source: Source, overrides: Mapping[str, int] | Non
         if v.name not in raw:
             if v.kind == "param":
                 continue
-            have = ", ".join(source.offered) or "nothing"
+            have = ", ".join(map(shown, source.offered)) or "nothing"
             raise fail(path, f"data variable `{v.name}` is missing",
                         did_you_mean(v.name, source.offered) or f"the data has: {have}")
         a = np.asarray(raw[v.name])
@@ -286,11 +286,11 @@ def bind(model: CheckedModel, source: Source, overrides: Mapping[str, int] | Non
     for v in model.of_kind("data"):
         if v.support == "index":
             k = sizes[v.support_dim] if isinstance(v.support_dim, str) else v.support_dim
-            bad = np.flatnonzero(arrays[v.name].ravel() >= k)
-            if bad.size:
-                at = np.unravel_index(bad[0], arrays[v.name].shape)
-                raise fail(path, f"`{v.name}{list(at)}` = {arrays[v.name][at]} is out of range for index({v.support_dim})"
-                                  f" with {v.support_dim} = {k}", f"values must be 0..{k - 1}")
+            bad = arrays[v.name] >= k
+            if bad.any():
+                at, val = _where(arrays[v.name], bad)
+                raise fail(path, f"`{v.name}{list(at)}` = {val} is out of range for index({v.support_dim}) with "
+                                 f"{v.support_dim} = {k}", f"values must be 0..{k - 1}")
     missing = [d for d, s in sizes.items() if s is None]
     if missing:
         raise fail(path, f"no size for dim `{missing[0]}`: no data variable has it as an axis",

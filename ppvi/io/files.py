@@ -165,7 +165,7 @@ def read_json(path: str) -> dict[str, object]:
     try:
         obj = json.loads(text, parse_int=float, object_pairs_hook=_unique_keys(path))
     except json.JSONDecodeError as e:
-        lines = text.splitlines() or [""]
+        lines = text.split("\n")          # (the decoder counts lines by \n alone)
         line = lines[e.lineno - 1] if e.lineno <= len(lines) else ""
         raise at(path, e.lineno, e.colno, line, f"not valid JSON: {e.msg}") from None
     except RecursionError:
@@ -181,7 +181,7 @@ def _unique_keys(path: str):
         out: dict[str, object] = {}
         for k, v in items:
             if k in out:
-                raise fail(path, f"`{k}` appears twice in one JSON object", "give each name once")
+                raise fail(path, f"`{shown(k)}` appears twice in one JSON object", "give each name once")
             out[k] = v
         return out
     return pairs

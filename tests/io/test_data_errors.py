@@ -40,7 +40,8 @@ def test_index_out_of_range(tmp_path, capsys):
     path = tmp_path / "lda.npz"
     np.savez(path, doc=doc, word=word)
     code, _, err = run_cli(["run", LDA, "--data", path, "--dim", "V=10", "--quiet"], capsys)
-    assert code == 2 and "is out of range for index(V) with V = 10" in err
+    first = int(np.flatnonzero(word >= 10)[0])
+    assert code == 2 and f"`word[{first}]` = {word[first]} is out of range for index(V) with V = 10" in err
 
 
 def test_unreadable_files(tmp_path, capsys):

@@ -215,7 +215,8 @@ def test_npz_bomb_through_the_command(tmp_path):
 
 def test_npz_member_larger_than_memory_is_refused_before_reading(tmp_path):
     path = _npz(tmp_path / "d.npz", discoveries=np.arange(1000.0))
-    with pytest.raises(PPVIError, match=r"`discoveries` takes 8,128 bytes decompressed, more than this machine's 1,000 bytes"):
+    with pytest.raises(PPVIError, match=r"`discoveries` takes 8,128 bytes decompressed, more than this "
+                                        r"machine's 1,000 bytes"):
         read_npz(str(path), ["discoveries"], budget=1000)
 
 
