@@ -29,7 +29,8 @@ from ppvi.io.files import at, fail, line_chunks, shown
 NA_TOKENS = frozenset({"", "NA", "N/A", "n/a", "NaN", "nan", "-NaN", "-nan", "NULL", "null", "None", "#N/A",
                        "#N/A N/A", "#NA", "<NA>", "-1.#IND", "-1.#QNAN", "1.#IND", "1.#QNAN"})
 DELIMITERS = ",;\t|"
-SAMPLE_CHARS = 1 << 16
+SAMPLE_CHARS = 1 << 16     # the Sniffer's sample: at most these many characters and lines
+SAMPLE_LINES = 100
 BLOCK = 1 << 16          # rows converted at a time
 _INDEX_NAME = re.compile(r"Unnamed: 0")      # how pandas names an unnamed column it read back
 _DECIMAL_COMMA = re.compile(r"\s*[+-]?\d+,\d+\s*")
@@ -62,22 +63,26 @@ def read_csv(path: str, choose: Choose) -> Table:
     """Read a .csv file; ``choose(names)`` says which columns to convert."""
     chunks = line_chunks(path)
     first = next(chunks, [])
-    sample = "".join(itertools.islice(first, _sample_lines(first)))
-    try:
-        delimiter = csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
-    except csv.Error:               # one column (or nothing to tell by): the comma
-        delimiter = ","
-    return _Reader(path, itertools.chain([first], chunks), delimiter).table(choose)
+    return _Reader(path, itertools.chain([first], chunks), _delimiter(first)).table(choose)
 
 
-def _sample_lines(lines: list[str]) -> int:
-    """How many of the first lines make up the Sniffer's sample (SAMPLE_CHARS, at least one line)."""
-    size = 0
-    for n, line in enumerate(lines, 1):
+def _delimiter(lines: list[str]) -> str:
+    """The delimiter the Sniffer finds in the first lines; the comma for one column (or nothing to tell by).
+
+    (A sample without any candidate is one column: the Sniffer would fail, slowly, after trying them all.)"""
+    sample, size = [], 0
+    for line in itertools.islice(lines, SAMPLE_LINES):
+        sample.append(line)
         size += len(line)
         if size >= SAMPLE_CHARS:
-            return n
-    return len(lines)
+            break
+    text = "".join(sample)
+    if not any(d in text for d in DELIMITERS):
+        return ","
+    try:
+        return csv.Sniffer().sniff(text, delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        return ","
 
 
 def _blank(record: list[str]) -> bool:
