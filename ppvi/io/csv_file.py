@@ -138,6 +138,8 @@ class _Reader:
             message, hint = str(e), "quote a field that holds the delimiter, and double a quote inside quotes"
             if "field limit" in message:
                 message, hint = f"a field longer than {csv.field_size_limit():,} characters", "a cell holds one number"
+            elif "new-line character" in message:
+                message, hint = "a carriage return (\\r) alone ends a line", "save the file with \\n or \\r\\n line ends"
             raise at(self.path, line_no, 1, lines[line_no - self.first] if lines else "",
                      f"cannot read the record: {message}", hint) from None
 

@@ -72,8 +72,8 @@ def source_of(data: object, model: CheckedModel) -> Source:
         return read_file(path, model)
     if isinstance(data, (str, os.PathLike)):
         path = os.fspath(data)
-        if not isinstance(path, str):
-            raise fail("fit", "a data path is a str or an os.PathLike of str, not bytes")
+        if not isinstance(path, str) or not path:
+            raise fail("fit", f"data={data!r}: a data path is a non-empty str or an os.PathLike of str")
         return read_file(path, model)
     return from_python(data, model)
 

@@ -164,6 +164,15 @@ def test_quoted_fields_crlf_and_byte_order_mark(tmp_path):
     np.testing.assert_array_equal(read_file(path, GMM_1D).arrays["eruptions"], [3.5, 4.0])
 
 
+def test_only_newline_ends_a_line(tmp_path):
+    """A form feed or U+2028 in a text cell is not a line end (str.splitlines would split there)."""
+    path = _write(tmp_path, "eruptions,note\n3.5,a\x0cb\n4.0,c\u2028d\n")
+    np.testing.assert_array_equal(read_file(path, GMM_1D).arrays["eruptions"], [3.5, 4.0])
+    path = _write(tmp_path, "eruptions\r3.5\r4.0\r", "mac.csv")       # a lone carriage return: one line
+    assert _error(path, GMM_1D).startswith(f"{path}:1:1: error: cannot read the record: a carriage return (\\r) "
+                                           "alone ends a line")
+
+
 def test_header_of_numbers_is_not_column_names(tmp_path):
     path = _write(tmp_path, "3.6,79\n1.8,54\n")
     assert _error(path, GMM).startswith(f"{path}:1:1: error: the first line holds numbers, not column names")

@@ -54,6 +54,7 @@ def test_every_kind_of_input_fits_the_same(model, reference, kind):
     ([1, 2, 3], "cannot read data from a builtins.list"),
     (42, "cannot read data from a builtins.int"),
     (b"models/gamma_poisson.csv", "cannot read data from a builtins.bytes"),
+    ("", "fit: error: data='': a data path is a non-empty str"),
     ({"discoveries": "1 2 3"}, "`discoveries` is a str, not an array of numbers"),
     ({"discoveries": [[1, 2], [3]]}, "its rows have different lengths"),
     ({3: [1, 2]}, "keys are variable names (str), not int"),
