@@ -9,7 +9,6 @@ under a memory limit and a timeout; the rest run it in-process, which returns th
 from __future__ import annotations
 
 import io
-import json
 import os
 import resource
 import subprocess
@@ -20,7 +19,6 @@ import zipfile
 import numpy as np
 import pytest
 
-import ppvi
 from conftest import MODELS, ROOT, run_cli
 from ppvi.errors import PPVIError
 from ppvi.io.files import read_npz
