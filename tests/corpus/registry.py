@@ -85,7 +85,7 @@ CORPUS: list[Case] = [
              "fixed point; three planted lines recovered", ITEM3_MEANS),
     # ---- corpus models (tests/corpus/models)
     _case("ppca_em", "npz", "factor",
-          "EM: W W^T + I/tau against scikit-learn's PCA (ML form) on breast cancer; log-likelihood"),
+          "EM: W W^T + I/tau against scikit-learn's PCA (ML form) on iris; log-likelihood"),
     _case("ppca_bayes", "npz", "factor", "fixed point; planted subspace and noise", ITEM2),
     _case("fa_bayes", "npz", "factor", "fixed point; planted subspace and noise precisions", ITEM2),
     _case("mfa", "npz", "factor", "planted assignments, subspaces and noise", ITEM3),
