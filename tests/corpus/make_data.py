@@ -69,6 +69,15 @@ def fa_bayes():
     return {"x": x}, {"W": W, "z": z, "psi": 1.0 / sd**2}
 
 
+def factor_scores():
+    rng = np.random.default_rng(1937)
+    N, D, K, tau = 200, 6, 2, 4.0
+    W = rng.standard_normal((D, K))
+    X = rng.standard_normal((N, K))
+    y = X @ W.T + rng.standard_normal((N, D)) / np.sqrt(tau)
+    return {"W": W, "y": y}, {"X": X, "tau": tau}
+
+
 def mfa():
     # Two components, each a 2-D subspace of R^6 around its own mean.
     rng = np.random.default_rng(1996)
@@ -224,6 +233,7 @@ GENERATORS = {
     "ppca_em": (ppca_em, "npz"),
     "ppca_bayes": (ppca_bayes, "npz"),
     "fa_bayes": (fa_bayes, "npz"),
+    "factor_scores": (factor_scores, "npz"),
     "mfa": (mfa, "npz"),
     "hier_normal": (hier_normal, "csv"),
     "normal_gamma_coupled": (normal_gamma_coupled, "csv"),
