@@ -78,6 +78,18 @@ def factor_scores():
     return {"W": W, "y": y}, {"X": X, "tau": tau}
 
 
+def vbmf():
+    rng = np.random.default_rng(2007)
+    U, I, K, R, noise_sd = 50, 40, 3, 1000, 0.5
+    P = rng.standard_normal((U, K))
+    Q = rng.standard_normal((I, K))
+    cells = np.sort(rng.choice(U * I, size=R, replace=False))
+    user, item = cells // I, cells % I
+    rating = np.einsum("rk,rk->r", P[user], Q[item]) + noise_sd * rng.standard_normal(R)
+    return {"user": user.astype(np.int64), "item": item.astype(np.int64), "rating": rating}, {
+        "P": P, "Q": Q, "tau": 1 / noise_sd**2}
+
+
 def mfa():
     # Two components, each a 2-D subspace of R^6 around its own mean.
     rng = np.random.default_rng(1996)
@@ -228,12 +240,29 @@ def vlr():
         "columns": list(cols)}
 
 
+def blr_data_prior():
+    # PRML 3.3.1: the first half's posterior (w ~ N(0, I), beta = 2) is the second half's prior.
+    X, y = blr_known_noise()[0].values()
+    half = len(y) // 2
+    A = np.eye(X.shape[1]) + 2.0 * X[:half].T @ X[:half]
+    m0 = 2.0 * np.linalg.solve(A, X[:half].T @ y[:half])
+    return {"m0": m0, "P0": A, "X": X[half:], "y": y[half:]}, {}
+
+
+def wishart_precision():
+    d = _iris()
+    x = d.data[d.target == 0]
+    D = x.shape[1]
+    return {"mean": x.mean(0), "nu0": D + 2.0, "W0": np.eye(D) / (D + 2.0), "x": x}, {}
+
+
 # stem -> (generator, file format)
 GENERATORS = {
     "ppca_em": (ppca_em, "npz"),
     "ppca_bayes": (ppca_bayes, "npz"),
     "fa_bayes": (fa_bayes, "npz"),
     "factor_scores": (factor_scores, "npz"),
+    "vbmf": (vbmf, "npz"),
     "mfa": (mfa, "npz"),
     "hier_normal": (hier_normal, "csv"),
     "normal_gamma_coupled": (normal_gamma_coupled, "csv"),
@@ -250,6 +279,8 @@ GENERATORS = {
     "mixture_of_unigrams": (mixture_of_unigrams, "npz"),
     "blr_known_noise": (blr_known_noise, "npz"),
     "vlr": (vlr, "json"),
+    "blr_data_prior": (blr_data_prior, "npz"),
+    "wishart_precision": (wishart_precision, "json"),
 }
 
 

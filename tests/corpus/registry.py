@@ -50,6 +50,7 @@ PSI_D = ("issue 14, a fault not in its list (the harness's to find): with a per-
          "the derived η[x xᵀ] of the local MvNormal q(z[n]) is −I/2 − [d = m]·Σ_j psi[j]·W[j, d]·Σ_m′ W[j, m′]/2 "
          "instead of −I/2 − Σ_j psi[j]·W[j, d]·W[j, m]/2 (and W's M-step and the ELBO read only "
          "⟨z zᵀ⟩[m′, m′]); a literal or scalar precision derives right")
+ITEM6 = "issue 14 item 6 (hyperparameters from data)"
 ITEM2_SCALED = "issue 14 item 2 (conjugate model refused: a latent scalar times a constant matrix as a precision)"
 
 CORPUS: list[Case] = [
@@ -94,6 +95,9 @@ CORPUS: list[Case] = [
     _case("factor_scores", "npz", "factor",
           "fixed point of the factorised scores and noise; planted scores (issue 14 item 1's model: it did not "
           "reproduce here, N = 200 and 20,000)"),
+    _case("vbmf", "npz", "factor",
+          "Lim & Teh 2007 fully factorised: fixed point of the hand-written updates; planted ratings; memory "
+          "linear in the ratings at 2,000 x 2,000 (item 4)", ITEM2),
     _case("mfa", "npz", "factor", "planted assignments, subspaces and noise", f"{ITEM3}; and {PSI_D}"),
     _case("hier_normal", "csv", "hierarchical", "fixed point; planted group means"),
     _case("normal_gamma_coupled", "csv", "conjugate",
@@ -112,6 +116,10 @@ CORPUS: list[Case] = [
     _case("naive_bayes", "npz", "conjugate", "exact posterior and closed-form log evidence"),
     _case("blr_known_noise", "npz", "regression", "PRML 3.49-3.54 posterior and 3.86 log evidence, exact"),
     _case("vlr", "json", "regression", "PRML 10.3 fixed point (10.93-10.98)", ITEM2_SCALED),
+    _case("blr_data_prior", "npz", "regression", "prior mean and precision from data: exact posterior and evidence",
+          ITEM6),
+    _case("wishart_precision", "json", "conjugate",
+          "Wishart prior's df and scale from data: exact posterior and closed-form evidence (PRML B.79)", ITEM6),
 ]
 
 BY_NAME: dict[str, Case] = {c.name: c for c in CORPUS}

@@ -273,3 +273,29 @@ def test_beta_bernoulli_groups_exact_posterior_and_evidence():
     assert r.q["theta"]["b"] == pytest.approx(b + n - s, rel=1e-12)
     log_evidence = np.sum(special.betaln(a + s, b + n - s) - special.betaln(a, b))
     assert r.elbo == pytest.approx(log_evidence, rel=1e-10)
+
+
+# ---------------------------------------------------------------- Wishart precision, prior from data
+
+@pytest.mark.xfail(strict=True, raises=Exception,
+                   reason="issue 14 item 6 (hyperparameters from data): `ppvi check` accepts the model, derive "
+                          "refuses 'the scale of a Wishart must be a constant' at `Lambda ~ Wishart(nu0, W0)`")
+def test_wishart_precision_is_the_exact_posterior_and_evidence():
+    c = case("wishart_precision")
+    require(c, "data nu0", "data W0[D, D]", "Lambda ~ Wishart(nu0, W0)",
+            "x[n] ~ MvNormal(mean, precision = Lambda)")
+    r = fit(c)
+    d = data(c)
+    x, mu, nu0, W0 = d["x"], d["mean"], float(d["nu0"]), d["W0"]
+    N, D = x.shape
+    S = (x - mu).T @ (x - mu)
+    WN = np.linalg.inv(np.linalg.inv(W0) + S)                                # PRML 2.155 posterior
+    nuN = nu0 + N
+
+    # Bayes' rule at any Λ (here I): log p(x) = log p(x | Λ) + log p(Λ) − log p(Λ | x)
+    L = np.eye(D)
+    log_evidence = (stats.multivariate_normal(mu, np.linalg.inv(L)).logpdf(x).sum()
+                    + stats.wishart(df=nu0, scale=W0).logpdf(L) - stats.wishart(df=nuN, scale=WN).logpdf(L))
+    assert float(np.squeeze(r.q["Lambda"]["df"])) == pytest.approx(nuN, rel=1e-12)
+    assert np.reshape(r.q["Lambda"]["scale"], (D, D)) == pytest.approx(WN, rel=1e-10, abs=1e-14)
+    assert r.elbo == pytest.approx(log_evidence, rel=1e-10)

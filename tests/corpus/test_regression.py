@@ -148,3 +148,25 @@ def test_robust_regression_ignores_the_outliers(robust):
     assert np.all(np.abs(w - truth["w"]) < 4 * sd + 0.05)          # least squares is off by +0.8 in the intercept
     lam = gamma_mean(r.q["lam"])
     assert set(np.argsort(lam)[:10]) == set(truth["outliers"])     # the 10 smallest weights are the outliers
+
+
+# ---------------------------------------------------------------- prior from an earlier study (data)
+
+@pytest.mark.xfail(strict=True, raises=Exception,
+                   reason="issue 14 item 6 (hyperparameters from data): the fit stops with "
+                          "'internal error: KeyError: 'P0'' (P0 a data variable used as the MvNormal's precision)")
+def test_blr_data_prior_is_the_exact_posterior_and_evidence():
+    from scipy import stats
+
+    c = case("blr_data_prior")
+    require(c, "const beta = 2.0", "data m0[D]", "data P0[D, D]", "w ~ MvNormal(m0, precision = P0)",
+            "y[n] ~ Normal(dot(X[n], w), precision = beta)")
+    r = fit(c)
+    d = data(c)
+    X, y, m0, P0, beta = d["X"], d["y"], d["m0"], d["P0"], 2.0
+    A = P0 + beta * X.T @ X
+    mN = np.linalg.solve(A, P0 @ m0 + beta * X.T @ y)                       # PRML 3.49-3.51
+    marginal = stats.multivariate_normal(X @ m0, np.eye(len(y)) / beta + X @ np.linalg.solve(P0, X.T))
+    assert r.q["w"]["mean"] == pytest.approx(mN, rel=1e-10, abs=1e-12)
+    assert r.q["w"]["cov"] == pytest.approx(np.linalg.inv(A), rel=1e-10, abs=1e-14)
+    assert r.elbo == pytest.approx(marginal.logpdf(y), rel=1e-10)
