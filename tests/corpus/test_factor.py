@@ -17,7 +17,7 @@ import pytest
 from scipy import stats
 
 from corpus.make_data import examples
-from corpus.registry import ITEM2, ITEM3, PSI_D, case
+from corpus.registry import ITEM2, ITEM3, OUTER, case
 from corpus.support import (adjusted_rand, columns, data, fit, gamma_mean, mvnormal_outer, principal_angle,
                             require, wishart_mean)
 
@@ -347,7 +347,7 @@ def fa_em():
 
 
 @pytest.mark.xfail(strict=True, raises=Exception,
-                   reason=f"{PSI_D}. Seen: the first sweep stops with 'SystemError: CPUDispatcher(local_step_z) "
+                   reason=f"{OUTER}. Seen: the first sweep stops with 'SystemError: CPUDispatcher(local_step_z) "
                           "returned a result with an exception set' from 'LinAlgError: Matrix is not positive "
                           "definite' (also with NUMBA_DISABLE_JIT=1: not item 1)")
 def test_factor_analysis_matches_scikit_learn(fa_em):
@@ -488,12 +488,12 @@ def mfa():
     c = case("mfa")
     require(c, "dim K = 2", "dim M = 2",
             "x[n, d] ~ Normal(mu[z[n], d] + sum(m in M: W[z[n], d, m] * h[n, m]), precision = psi[d])")
-    return c, fit(c, restarts=3, tol=1e-10, max_iter=2000), data(c)["x"]
+    return c, fit(c, restarts=2, tol=1e-8, max_iter=500), data(c)["x"]
 
 
 @pytest.mark.xfail(strict=True, reason=f"{ITEM3}: q(h) starts at mean 0 and every loading stays 0 "
                                        "(3 restarts): noise precisions 0.34-0.79 instead of 11.1, ARI 0.10; "
-                                       f"the model also has psi[d]: {PSI_D}")
+                                       f"the model also has psi[d]: {OUTER}")
 def test_mfa_recovers_the_planted_components(mfa):
     from corpus.make_data import mfa as truth_of
 

@@ -193,7 +193,7 @@ def test_pumps_is_a_fixed_point(pumps):
 
 def _pumps_log_joint_beta(beta, x, t):
     """log p(beta) + log p(x | beta), each lam integrated out (a negative binomial in x)."""
-    lp = stats.gamma(C, scale=1 / D).logpdf(beta)
+    lp = C * np.log(D) - special.gammaln(C) + (C - 1) * np.log(beta) - D * beta      # Gamma(c, d) prior
     return lp + np.sum(ALPHA * np.log(beta) + special.gammaln(ALPHA + x) - special.gammaln(ALPHA)
                        - special.gammaln(x + 1) + x * np.log(t) - (ALPHA + x) * np.log(beta + t))
 
