@@ -22,7 +22,6 @@ import os
 import zipfile
 
 import numpy as np
-import pandas as pd
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -58,6 +57,8 @@ def save_json(path, **arrays):
 
 
 def save_csv(path, **columns):
+    import pandas as pd      # only to write the files: the tests import this module for its generators
+
     df = pd.DataFrame({k: np.asarray(v) for k, v in columns.items()})
     df.to_csv(path, index=False, float_format="%.6f", lineterminator="\n")
 

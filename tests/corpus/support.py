@@ -3,6 +3,7 @@ moments of the families (PRML appendix B) that the hand-written updates need."""
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -13,16 +14,21 @@ from corpus.registry import Case
 
 
 def data(c: Case) -> dict[str, np.ndarray]:
-    """The case's data file read with NumPy/pandas (not ppvi's reader)."""
+    """The case's data file read with NumPy and the csv module (not ppvi's reader)."""
     p = c.data_path
     if p.suffix == ".npz":
         with np.load(p) as f:
             return {k: f[k] for k in f.files}
     if p.suffix == ".json":
         return {k: np.asarray(v) for k, v in json.loads(p.read_text()).items()}
-    import pandas as pd
-
-    return {k: v.to_numpy() for k, v in pd.read_csv(p).items()}
+    with open(p, newline="") as fh:
+        header, *rows = list(csv.reader(fh))
+    cols = {}
+    for j, name in enumerate(header):
+        cells = [row[j] for row in rows]
+        integral = all(c.lstrip("-").isdigit() for c in cells)
+        cols[name] = np.array([int(c) for c in cells] if integral else [float(c) for c in cells])
+    return cols
 
 
 def columns(c: Case) -> np.ndarray:
@@ -39,6 +45,15 @@ def fit(c: Case, data=None, **kw):
     trace = np.asarray(r.elbo_trace)
     assert np.all(np.diff(trace) >= -1e-9 * np.abs(trace[1:])), "the ELBO decreased"
     return r
+
+
+def fitted(name: str, *statements: str, read=data, **kw):
+    """The case, its fit and its data, after checking the model still says what the reference assumes."""
+    from corpus.registry import case
+
+    c = case(name)
+    require(c, *statements)
+    return c, fit(c, **kw), read(c)
 
 
 def text(c: Case) -> str:

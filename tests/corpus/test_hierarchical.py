@@ -22,10 +22,9 @@ RTOL = 1e-5
 
 @pytest.fixture(scope="module")
 def schools():
-    c = case("eight_schools")
-    require(c, "mu ~ Normal(m0, sd = s0)", "prec ~ Gamma(1, 100)", "const s0 = 100.0", "const m0 = 0.0",
-            "theta[j] ~ Normal(mu, precision = prec)", "y[j] ~ Normal(theta[j], sd = sigma[j])")
-    return c, fit(c), data(c)
+    return fitted("eight_schools",
+                  "mu ~ Normal(m0, sd = s0)", "prec ~ Gamma(1, 100)", "const s0 = 100.0", "const m0 = 0.0",
+                  "theta[j] ~ Normal(mu, precision = prec)", "y[j] ~ Normal(theta[j], sd = sigma[j])")
 
 
 def test_eight_schools_is_a_fixed_point(schools):
@@ -82,10 +81,9 @@ def test_eight_schools_elbo_is_below_the_log_evidence_by_quadrature(schools):
 
 @pytest.fixture(scope="module")
 def groups():
-    c = case("hier_normal")
-    require(c, "mu ~ Normal(0, sd = 100)", "tau_theta ~ Gamma(1, 1)", "tau_y ~ Gamma(1, 1)",
-            "theta[j] ~ Normal(mu, precision = tau_theta)", "y[n] ~ Normal(theta[group[n]], precision = tau_y)")
-    return c, fit(c), data(c)
+    return fitted("hier_normal",
+                  "mu ~ Normal(0, sd = 100)", "tau_theta ~ Gamma(1, 1)", "tau_y ~ Gamma(1, 1)",
+                  "theta[j] ~ Normal(mu, precision = tau_theta)", "y[n] ~ Normal(theta[group[n]], precision = tau_y)")
 
 
 def test_hier_normal_is_a_fixed_point(groups):
@@ -122,12 +120,11 @@ def test_hier_normal_recovers_the_planted_group_means(groups):
 
 @pytest.fixture(scope="module")
 def radon():
-    c = case("multilevel_regression")
-    require(c, "mu_a ~ Normal(0, sd = 10)", "mu_b ~ Normal(0, sd = 10)", "tau_a ~ Gamma(1, 1)",
-            "tau_b ~ Gamma(1, 1)", "tau_y ~ Gamma(1, 1)", "a[j] ~ Normal(mu_a, precision = tau_a)",
-            "b[j] ~ Normal(mu_b, precision = tau_b)",
-            "y[n] ~ Normal(a[county[n]] + b[county[n]] * x[n], precision = tau_y)")
-    return c, fit(c), data(c)
+    return fitted("multilevel_regression",
+                  "mu_a ~ Normal(0, sd = 10)", "mu_b ~ Normal(0, sd = 10)", "tau_a ~ Gamma(1, 1)",
+                  "tau_b ~ Gamma(1, 1)", "tau_y ~ Gamma(1, 1)", "a[j] ~ Normal(mu_a, precision = tau_a)",
+                  "b[j] ~ Normal(mu_b, precision = tau_b)",
+                  "y[n] ~ Normal(a[county[n]] + b[county[n]] * x[n], precision = tau_y)")
 
 
 def test_multilevel_regression_is_a_fixed_point(radon):
@@ -174,10 +171,9 @@ ALPHA, C, D = 1.802, 0.1, 1.0
 
 @pytest.fixture(scope="module")
 def pumps():
-    c = case("hier_gamma_poisson")
-    require(c, "const alpha = 1.802", "const c = 0.1", "const d = 1.0", "beta ~ Gamma(c, d)",
-            "lam[i] ~ Gamma(alpha, beta)", "x[i] ~ Poisson(lam[i] * t[i])")
-    return c, fit(c), data(c)
+    return fitted("hier_gamma_poisson",
+                  "const alpha = 1.802", "const c = 0.1", "const d = 1.0", "beta ~ Gamma(c, d)",
+                  "lam[i] ~ Gamma(alpha, beta)", "x[i] ~ Poisson(lam[i] * t[i])")
 
 
 def test_pumps_is_a_fixed_point(pumps):
@@ -222,11 +218,11 @@ def test_pumps_against_the_exact_posterior_by_quadrature(pumps):
 
 @pytest.fixture(scope="module")
 def coupled():
-    c = case("normal_gamma_coupled")
-    require(c, "const mu0 = 0.0", "const lambda0 = 0.1", "const a0 = 1.0", "const b0 = 1.0",
-            "tau ~ Gamma(a0, b0)", "mu ~ Normal(mu0, precision = lambda0 * tau)",
-            "sepal_width[n] ~ Normal(mu, precision = tau)")
-    return c, fit(c), data(c)["sepal_width"]
+    c, r, d = fitted("normal_gamma_coupled",
+                     "const mu0 = 0.0", "const lambda0 = 0.1", "const a0 = 1.0", "const b0 = 1.0",
+                     "tau ~ Gamma(a0, b0)", "mu ~ Normal(mu0, precision = lambda0 * tau)",
+                     "sepal_width[n] ~ Normal(mu, precision = tau)")
+    return c, r, d["sepal_width"]
 
 
 def test_normal_gamma_coupled_is_the_prml_fixed_point(coupled):

@@ -24,10 +24,10 @@ def onehot(idx: np.ndarray, k: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def blei():
-    c = case("unit_variance_gmm")
-    require(c, "const sigma = 5.0", "const w[K] = 0.25", "mu[k] ~ Normal(0, sd = sigma)",
-            "c[n] ~ Categorical(w)", "x[n] ~ Normal(mu[c[n]], 1)")
-    return c, fit(c), data(c)["x"]
+    c, r, d = fitted("unit_variance_gmm",
+                     "const sigma = 5.0", "const w[K] = 0.25", "mu[k] ~ Normal(0, sd = sigma)",
+                     "c[n] ~ Categorical(w)", "x[n] ~ Normal(mu[c[n]], 1)")
+    return c, r, d["x"]
 
 
 def test_unit_variance_gmm_is_the_cavi_fixed_point_of_blei_et_al(blei):
@@ -54,9 +54,9 @@ def test_unit_variance_gmm_recovers_the_planted_means(blei):
 
 @pytest.fixture(scope="module")
 def poisson():
-    c = case("poisson_mixture")
-    require(c, "const alpha0[K] = 1.0", "lam[k] ~ Gamma(1, 0.1)", "counts[n] ~ Poisson(lam[z[n]])")
-    return c, fit(c), data(c)["counts"]
+    c, r, d = fitted("poisson_mixture",
+                     "const alpha0[K] = 1.0", "lam[k] ~ Gamma(1, 0.1)", "counts[n] ~ Poisson(lam[z[n]])")
+    return c, r, d["counts"]
 
 
 def test_poisson_mixture_is_a_fixed_point(poisson):
@@ -83,10 +83,10 @@ def test_poisson_mixture_recovers_the_planted_rates(poisson):
 
 @pytest.fixture(scope="module")
 def lca():
-    c = case("categorical_mixture")
-    require(c, "const alpha0[K] = 1.0", "const beta0[V] = 0.5", "theta[k, d] ~ Dirichlet(beta0)",
-            "answers[n, d] ~ Categorical(theta[z[n], d])")
-    return c, fit(c), data(c)["answers"]
+    c, r, d = fitted("categorical_mixture",
+                     "const alpha0[K] = 1.0", "const beta0[V] = 0.5", "theta[k, d] ~ Dirichlet(beta0)",
+                     "answers[n, d] ~ Categorical(theta[z[n], d])")
+    return c, r, d["answers"]
 
 
 def test_categorical_mixture_is_a_fixed_point(lca):
@@ -114,10 +114,9 @@ def test_categorical_mixture_recovers_the_planted_classes(lca):
 
 @pytest.fixture(scope="module")
 def diag():
-    c = case("diag_gmm")
-    require(c, "const alpha0[K] = 1.0", "mu[k, d] ~ Normal(0, sd = 10)", "tau[k, d] ~ Gamma(1, 1)",
-            "x[n, d] ~ Normal(mu[z[n], d], precision = tau[z[n], d])")
-    return c, fit(c, restarts=5), columns(c)
+    return fitted("diag_gmm",
+                  "const alpha0[K] = 1.0", "mu[k, d] ~ Normal(0, sd = 10)", "tau[k, d] ~ Gamma(1, 1)",
+                  "x[n, d] ~ Normal(mu[z[n], d], precision = tau[z[n], d])", read=columns, restarts=5)
 
 
 def _diag_sweep(x, R, q, alpha0=1.0):
@@ -160,11 +159,11 @@ def test_diag_gmm_finds_the_wine_cultivars(diag):
 
 @pytest.fixture(scope="module")
 def tied():
-    c = case("tied_gmm")
-    require(c, "const alpha0[K] = 1.0", "const m0[D] = 0.0", "const P0[D, D] = 0.01 * eye(D)",
-            "const nu0 = D + 2", "const W0[D, D] = eye(D) / nu0", "Lambda ~ Wishart(nu0, W0)",
-            "mu[k] ~ MvNormal(m0, precision = P0)", "x[n] ~ MvNormal(mu[z[n]], precision = Lambda)")
-    return c, fit(c, seed=1), columns(c)       # seed 0 ends in one component (below)
+    return fitted("tied_gmm",
+                  "const alpha0[K] = 1.0", "const m0[D] = 0.0", "const P0[D, D] = 0.01 * eye(D)",
+                  "const nu0 = D + 2", "const W0[D, D] = eye(D) / nu0", "Lambda ~ Wishart(nu0, W0)",
+                  "mu[k] ~ MvNormal(m0, precision = P0)", "x[n] ~ MvNormal(mu[z[n]], precision = Lambda)",
+                  read=columns, seed=1)       # seed 0 ends in one component (below)
 
 
 def test_tied_gmm_is_a_fixed_point(tied):
@@ -209,10 +208,10 @@ def test_tied_gmm_finds_the_iris_species_from_every_seed(tied):
 
 @pytest.fixture(scope="module")
 def blocks():
-    c = case("sbm")
-    require(c, "const alpha0[K] = 1.0", "eta[k, l] ~ Beta(1, 1)", "z[i] ~ Categorical(pi)",
-            "A[i, j] ~ Bernoulli(eta[z[i], z[j]])")
-    return c, fit(c), data(c)["A"].astype(float)
+    c, r, d = fitted("sbm",
+                     "const alpha0[K] = 1.0", "eta[k, l] ~ Beta(1, 1)", "z[i] ~ Categorical(pi)",
+                     "A[i, j] ~ Bernoulli(eta[z[i], z[j]])")
+    return c, r, d["A"].astype(float)
 
 
 def test_sbm_is_a_fixed_point(blocks):
@@ -248,11 +247,10 @@ def test_sbm_recovers_the_planted_blocks(blocks):
 
 @pytest.fixture(scope="module")
 def semi():
-    c = case("semi_supervised")
-    require(c, "mu[k, d] ~ Normal(0, sd = 10)", "tau[k, d] ~ Gamma(1, 1)",
-            "x_lab[l, d] ~ Normal(mu[y_lab[l], d], precision = tau[y_lab[l], d])",
-            "x_unl[u, d] ~ Normal(mu[z[u], d], precision = tau[z[u], d])")
-    return c, fit(c), data(c)
+    return fitted("semi_supervised",
+                  "mu[k, d] ~ Normal(0, sd = 10)", "tau[k, d] ~ Gamma(1, 1)",
+                  "x_lab[l, d] ~ Normal(mu[y_lab[l], d], precision = tau[y_lab[l], d])",
+                  "x_unl[u, d] ~ Normal(mu[z[u], d], precision = tau[z[u], d])")
 
 
 def test_semi_supervised_is_a_fixed_point(semi):
@@ -283,10 +281,9 @@ def test_semi_supervised_labels_the_unlabelled_flowers(semi):
 
 @pytest.fixture(scope="module")
 def unigrams():
-    c = case("mixture_of_unigrams")
-    require(c, "const alpha0[K] = 1.0", "const eta[V] = 0.1", "phi[k] ~ Dirichlet(eta)",
-            "z[d] ~ Categorical(pi)", "word[t] ~ Categorical(phi[z[doc[t]]])")
-    return c, fit(c), data(c)
+    return fitted("mixture_of_unigrams",
+                  "const alpha0[K] = 1.0", "const eta[V] = 0.1", "phi[k] ~ Dirichlet(eta)",
+                  "z[d] ~ Categorical(pi)", "word[t] ~ Categorical(phi[z[doc[t]]])")
 
 
 def test_mixture_of_unigrams_is_a_fixed_point(unigrams):
@@ -315,11 +312,10 @@ def test_mixture_of_unigrams_recovers_the_planted_topics(unigrams):
 
 @pytest.fixture(scope="module")
 def mixreg():
-    c = case("mixture_of_regressions")
-    require(c, "const alpha0[K] = 1.0", "const m0[D] = 0.0", "const P0[D, D] = 0.01 * eye(D)",
-            "w[k] ~ MvNormal(m0, precision = P0)", "tau[k] ~ Gamma(1, 1)",
-            "y[n] ~ Normal(dot(X[n], w[z[n]]), precision = tau[z[n]])")
-    return c, fit(c, restarts=5), data(c)
+    return fitted("mixture_of_regressions",
+                  "const alpha0[K] = 1.0", "const m0[D] = 0.0", "const P0[D, D] = 0.01 * eye(D)",
+                  "w[k] ~ MvNormal(m0, precision = P0)", "tau[k] ~ Gamma(1, 1)",
+                  "y[n] ~ Normal(dot(X[n], w[z[n]]), precision = tau[z[n]])", restarts=5)
 
 
 @pytest.mark.xfail(strict=True, raises=Exception,

@@ -64,10 +64,9 @@ def test_vlr_is_the_prml_10_3_fixed_point():
 
 @pytest.fixture(scope="module")
 def ard():
-    c = case("ard_regression")
-    require(c, "tau ~ Gamma(1e-6, 1e-6)", "alpha[d] ~ Gamma(1e-6, 1e-6)", "w[d] ~ Normal(0, precision = alpha[d])",
-            "y[n] ~ Normal(sum(d in D: X[n, d] * w[d]), precision = tau)")
-    return c, fit(c, tol=1e-14, max_iter=20000), data(c)
+    return fitted("ard_regression",
+                  "tau ~ Gamma(1e-6, 1e-6)", "alpha[d] ~ Gamma(1e-6, 1e-6)", "w[d] ~ Normal(0, precision = alpha[d])",
+                  "y[n] ~ Normal(sum(d in D: X[n, d] * w[d]), precision = tau)", tol=1e-14, max_iter=20000)
 
 
 def test_ard_regression_is_a_fixed_point(ard):
@@ -115,15 +114,15 @@ def test_ard_regression_agrees_with_scikit_learn(ard):
 
 @pytest.fixture(scope="module")
 def robust():
-    c = case("robust_regression")
-    require(c, "const nu = 4.0", "const P0[D, D] = 0.01 * eye(D)", "w ~ MvNormal(m0, precision = P0)",
-            "tau ~ Gamma(1e-2, 1e-2)", "lam[n] ~ Gamma(nu / 2, nu / 2)",
-            "y[n] ~ Normal(dot(X[n], w), precision = tau * lam[n])")
-    return c, fit(c), data(c)
+    return fitted("robust_regression",
+                  "const nu = 4.0", "const P0[D, D] = 0.01 * eye(D)", "w ~ MvNormal(m0, precision = P0)",
+                  "tau ~ Gamma(1e-2, 1e-2)", "lam[n] ~ Gamma(nu / 2, nu / 2)",
+                  "y[n] ~ Normal(dot(X[n], w), precision = tau * lam[n])")
 
 
 def test_robust_regression_is_a_fixed_point(robust):
-    """Tipping & Lawrence (2005) / PRML 2.3.7: q(w) Gaussian, q(tau) Gamma, q(lam_n) Gamma(ν/2 + ½, ν/2 + ½ E[τ] E[r_n²])."""
+    """Tipping & Lawrence (2005) / PRML 2.3.7: q(w) Gaussian, q(tau) Gamma,
+    q(lam_n) Gamma(ν/2 + ½, ν/2 + ½ E[τ] E[r_n²])."""
     _, r, d = robust
     X, y = d["X"], d["y"]
     nu, P0 = 4.0, 0.01 * np.eye(X.shape[1])
