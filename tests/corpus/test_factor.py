@@ -19,7 +19,7 @@ from scipy import stats
 
 from corpus.make_data import examples
 from corpus.registry import ITEM2, ITEM3, OUTER, case
-from corpus.support import (adjusted_rand, columns, data, fit, gamma_mean, mvnormal_outer, principal_angle,
+from corpus.support import (adjusted_rand, columns, data, fit, fitted, gamma_mean, mvnormal_outer, principal_angle,
                             require, wishart_mean)
 
 RTOL = 1e-5

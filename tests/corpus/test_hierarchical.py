@@ -13,7 +13,7 @@ import pytest
 from scipy import integrate, special, stats
 
 from corpus.registry import case
-from corpus.support import data, fit, gamma_elog, gamma_mean, normal_m2, require
+from corpus.support import data, fit, fitted, gamma_mean, normal_m2, require
 
 RTOL = 1e-5
 

@@ -10,7 +10,7 @@ from scipy import special
 
 from corpus.make_data import examples
 from corpus.registry import ITEM3_MEANS, OUTER, case
-from corpus.support import (adjusted_rand, beta_elog, columns, data, dirichlet_elog, fit, gamma_elog,
+from corpus.support import (adjusted_rand, beta_elog, columns, data, dirichlet_elog, fit, fitted, gamma_elog,
                             gamma_mean, mvnormal_outer, normal_m2, require, softmax_rows, wishart_mean)
 
 RTOL, ATOL_P = 1e-5, 1e-6
@@ -93,7 +93,7 @@ def test_categorical_mixture_is_a_fixed_point(lca):
     _, r, x = lca
     q = r.q
     R = q["z"]["p"]
-    K, V = R.shape[1], q["theta"]["alpha"].shape[-1]
+    V = q["theta"]["alpha"].shape[-1]
     X = onehot(x, V)                                                # [N, D, V]
     assert q["pi"]["alpha"] == pytest.approx(1 + R.sum(0), rel=RTOL)
     assert q["theta"]["alpha"] == pytest.approx(0.5 + np.einsum("nk,ndv->kdv", R, X), rel=RTOL)
@@ -326,7 +326,7 @@ def test_mixture_of_regressions_is_a_fixed_point(mixreg):
     X, y = d["X"], d["y"]
     q = r.q
     R = q["z"]["p"]
-    K, D = R.shape[1], X.shape[1]
+    D = X.shape[1]
     Nk = R.sum(0)
     Et = gamma_mean(q["tau"])
     P0 = 0.01 * np.eye(D)

@@ -9,7 +9,7 @@ import pytest
 
 from corpus.make_data import examples
 from corpus.registry import ITEM2_SCALED, case
-from corpus.support import data, fit, gamma_mean, mvnormal_outer, normal_m2, require
+from corpus.support import data, fit, fitted, gamma_mean, mvnormal_outer, require
 
 RTOL = 1e-5
 
