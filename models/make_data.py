@@ -63,8 +63,8 @@ def save_csv(path, **columns):
     df.to_csv(path, index=False, float_format="%.6f", lineterminator="\n")
 
 
-def save(stem, fmt, arrays):
-    path = os.path.join(HERE, stem + "." + fmt)
+def save(stem, fmt, arrays, folder=HERE):
+    path = os.path.join(folder, stem + "." + fmt)
     {"npz": save_npz, "json": save_json, "csv": save_csv}[fmt](path, **arrays)
     return path
 
@@ -347,14 +347,16 @@ GENERATORS = {
 }
 
 
-def main(argv=None):
+def main(argv=None, generators=None, folder=HERE):
+    """Write the data files of the stems in argv (default: the command line; none: every one)."""
     import sys
 
-    stems = (sys.argv[1:] if argv is None else argv) or list(GENERATORS)
+    generators = GENERATORS if generators is None else generators
+    stems = (sys.argv[1:] if argv is None else argv) or list(generators)
     for stem in stems:
-        gen, fmt = GENERATORS[stem]
+        gen, fmt = generators[stem]
         arrays, _ = gen()
-        path = save(stem, fmt, arrays)
+        path = save(stem, fmt, arrays, folder)
         shapes = ", ".join(f"{k}{list(np.shape(v))}" for k, v in arrays.items())
         print(f"{os.path.relpath(path)}: {shapes}, {os.path.getsize(path)} bytes")
 

@@ -13,7 +13,6 @@ scikit-learn, byte-for-byte reproducible files.
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 import numpy as np
@@ -284,21 +283,8 @@ GENERATORS = {
 }
 
 
-def save(stem: str, fmt: str, arrays: dict) -> Path:
-    path = MODELS / f"{stem}.{fmt}"
-    {"npz": _md.save_npz, "json": _md.save_json, "csv": _md.save_csv}[fmt](str(path), **arrays)
-    return path
-
-
 def main(argv: list[str] | None = None) -> None:
-    import sys
-
-    for stem in (sys.argv[1:] if argv is None else argv) or list(GENERATORS):
-        gen, fmt = GENERATORS[stem]
-        arrays, _ = gen()
-        path = save(stem, fmt, arrays)
-        shapes = ", ".join(f"{k}{list(np.shape(v))}" for k, v in arrays.items())
-        print(f"{os.path.relpath(path)}: {shapes}, {path.stat().st_size} bytes")
+    examples.main(argv, GENERATORS, str(MODELS))
 
 
 if __name__ == "__main__":
