@@ -227,27 +227,6 @@ def _standardise(X):
     return (X - X.mean(0)) / X.std(0)
 
 
-def factor_analysis():
-    # scikit-learn's wine data, every column a z-score (population sd).
-    from sklearn.datasets import load_wine
-
-    d = load_wine()
-    X = _standardise(d.data)
-    names = [n.replace("/", "_") for n in d.feature_names]
-    return {n: X[:, i] for i, n in enumerate(names)}, {"cultivar": d.target}
-
-
-def bayes_pca():
-    # Bishop (1999)'s test: a 3-dimensional subspace in D = 10 (columns of
-    # sd 3, 2, 1), isotropic noise sd 0.5, N = 300, mu = 0.
-    rng = np.random.default_rng(1999)
-    N, D, Q, noise_sd = 300, 10, 3, 0.5
-    W = rng.standard_normal((D, Q)) * np.array([3.0, 2.0, 1.0])
-    z = rng.standard_normal((N, Q))
-    x = z @ W.T + noise_sd * rng.standard_normal((N, D))
-    return {"x": x}, {"W": W, "z": z, "tau": 1.0 / noise_sd**2}
-
-
 def bpmf():
     # Salakhutdinov & Mnih (2008)'s generative process with K = 3 features:
     # feature vectors around planted means, 1,200 distinct (user, item) pairs
@@ -307,20 +286,6 @@ def robust_regression():
     return {"X": np.column_stack([np.ones(N), x]), "y": y}, {"w": np.array([1.0, 2.0]), "outliers": out}
 
 
-def mixture_of_regressions():
-    # Three lines over x uniform on [-3, 3].
-    rng = np.random.default_rng(1991)
-    N = 240
-    weights = np.array([0.4, 0.35, 0.25])
-    w = np.array([[2.0, 1.5], [-1.0, -1.0], [-4.0, 0.5]])
-    sd = np.array([0.3, 0.5, 0.4])
-    z = rng.choice(3, size=N, p=weights)
-    x = rng.uniform(-3.0, 3.0, N)
-    X = np.column_stack([np.ones(N), x])
-    y = np.einsum("nd,nd->n", X, w[z]) + sd[z] * rng.standard_normal(N)
-    return {"X": X, "y": y}, {"w": w, "sd": sd, "weights": weights, "z": z}
-
-
 # stem -> (generator, file format)
 GENERATORS = {
     "seed_gaussian": (seed_gaussian, "json"),
@@ -336,14 +301,11 @@ GENERATORS = {
     "lda": (lda, "npz"),
     "linreg": (linreg, "json"),
     "bernoulli_mixture": (bernoulli_mixture, "npz"),
-    "factor_analysis": (factor_analysis, "csv"),
-    "bayes_pca": (bayes_pca, "npz"),
     "bpmf": (bpmf, "npz"),
     "eight_schools": (eight_schools, "csv"),
     "multilevel_regression": (multilevel_regression, "csv"),
     "ard_regression": (ard_regression, "json"),
     "robust_regression": (robust_regression, "json"),
-    "mixture_of_regressions": (mixture_of_regressions, "json"),
 }
 
 

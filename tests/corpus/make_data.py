@@ -44,6 +44,27 @@ def _iris():
 # --------------------------------------------------------------------------
 
 
+def bayes_pca():
+    # Bishop (1999)'s test: a 3-dimensional subspace in D = 10 (columns of
+    # sd 3, 2, 1), isotropic noise sd 0.5, N = 300, mu = 0.
+    rng = np.random.default_rng(1999)
+    N, D, Q, noise_sd = 300, 10, 3, 0.5
+    W = rng.standard_normal((D, Q)) * np.array([3.0, 2.0, 1.0])
+    z = rng.standard_normal((N, Q))
+    x = z @ W.T + noise_sd * rng.standard_normal((N, D))
+    return {"x": x}, {"W": W, "z": z, "tau": 1.0 / noise_sd**2}
+
+
+def factor_analysis():
+    # scikit-learn's wine data, every column a z-score (population sd).
+    from sklearn.datasets import load_wine
+
+    d = load_wine()
+    X = _standardise(d.data)
+    names = [n.replace("/", "_") for n in d.feature_names]
+    return {n: X[:, i] for i, n in enumerate(names)}, {"cultivar": d.target}
+
+
 def ppca_em():
     # scikit-learn's iris measurements (150 x 4), every column a z-score.
     return {"x": _standardise(_iris().data)}, {}
@@ -221,6 +242,20 @@ def mixture_of_unigrams():
 # --------------------------------------------------------------------------
 
 
+def mixture_of_regressions():
+    # Three lines over x uniform on [-3, 3].
+    rng = np.random.default_rng(1991)
+    N = 240
+    weights = np.array([0.4, 0.35, 0.25])
+    w = np.array([[2.0, 1.5], [-1.0, -1.0], [-4.0, 0.5]])
+    sd = np.array([0.3, 0.5, 0.4])
+    z = rng.choice(3, size=N, p=weights)
+    x = rng.uniform(-3.0, 3.0, N)
+    X = np.column_stack([np.ones(N), x])
+    y = np.einsum("nd,nd->n", X, w[z]) + sd[z] * rng.standard_normal(N)
+    return {"X": X, "y": y}, {"w": w, "sd": sd, "weights": weights, "z": z}
+
+
 def blr_known_noise():
     from sklearn.datasets import load_diabetes
 
@@ -257,6 +292,8 @@ def wishart_precision():
 
 # stem -> (generator, file format)
 GENERATORS = {
+    "bayes_pca": (bayes_pca, "npz"),
+    "factor_analysis": (factor_analysis, "csv"),
     "ppca_em": (ppca_em, "npz"),
     "ppca_bayes": (ppca_bayes, "npz"),
     "fa_bayes": (fa_bayes, "npz"),
@@ -276,6 +313,7 @@ GENERATORS = {
     "unit_variance_gmm": (unit_variance_gmm, "json"),
     "naive_bayes": (naive_bayes, "npz"),
     "mixture_of_unigrams": (mixture_of_unigrams, "npz"),
+    "mixture_of_regressions": (mixture_of_regressions, "json"),
     "blr_known_noise": (blr_known_noise, "npz"),
     "vlr": (vlr, "json"),
     "blr_data_prior": (blr_data_prior, "npz"),

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from corpus import make_data as corpus_data
 from corpus.make_data import examples
 from corpus.registry import ITEM2, ITEM3, OUTER, case
 from corpus.support import (adjusted_rand, columns, data, fit, fitted, gamma_mean, mvnormal_outer, principal_angle,
@@ -203,7 +204,7 @@ def _check_bayes_pca_recovery(q: dict, truth: dict) -> None:
 def test_bayes_pca_reference_recovers_the_planted_subspace():
     c = _bayes_pca_case()
     q = reference_cavi(BAYES_PCA, data(c)["x"], M=6)
-    _check_bayes_pca_recovery(q, examples.bayes_pca()[1])
+    _check_bayes_pca_recovery(q, corpus_data.bayes_pca()[1])
     assert_bilinear_fixed_point(BAYES_PCA, data(c)["x"], q)
 
 
@@ -226,7 +227,7 @@ def test_bayes_pca_is_a_fixed_point(bayes_pca):
 @pytest.mark.xfail(strict=True, reason=f"{ITEM2}: derive refuses: {REFUSED_W}")
 def test_bayes_pca_prunes_to_the_planted_subspace(bayes_pca):
     _, r, _ = bayes_pca
-    _check_bayes_pca_recovery(r.q, examples.bayes_pca()[1])
+    _check_bayes_pca_recovery(r.q, corpus_data.bayes_pca()[1])
 
 
 # ---------------------------------------------------------------- Bayesian PPCA and FA

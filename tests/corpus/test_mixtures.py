@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import special
 
-from corpus.make_data import examples
+from corpus import make_data as corpus_data
 from corpus.registry import ITEM3_MEANS, OUTER, case
 from corpus.support import (adjusted_rand, beta_elog, columns, data, dirichlet_elog, fit, fitted, gamma_elog,
                             gamma_mean, mvnormal_outer, normal_m2, require, softmax_rows, wishart_mean)
@@ -351,7 +351,7 @@ def test_mixture_of_regressions_is_a_fixed_point(mixreg):
                    reason=f"{OUTER}. Seen: 'LinAlgError: Matrix is not positive definite' in the first sweep")
 def test_mixture_of_regressions_recovers_the_planted_lines(mixreg):
     _, r, _ = mixreg
-    truth = examples.mixture_of_regressions()[1]
+    truth = corpus_data.mixture_of_regressions()[1]
     order = np.argsort(r.q["w"]["mean"][:, 0])[::-1]
     assert r.q["w"]["mean"][order] == pytest.approx(truth["w"][np.argsort(truth["w"][:, 0])[::-1]], abs=0.2)
 
