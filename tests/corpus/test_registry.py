@@ -61,11 +61,11 @@ def _id(c: Case) -> str:
 
 @pytest.mark.parametrize("c", CORPUS, ids=_id)
 def test_checks_and_binds_its_data(c: Case):
-    from ppvi.io.data import bind, read
+    from ppvi.io.data import bind, read_file
     from ppvi.language import load
 
     m = load(str(c.model_path))
-    bound = bind(m, read(str(c.data_path), m), str(c.data_path), c.dims)
+    bound = bind(m, read_file(str(c.data_path), m), c.dims)
     assert all(v is not None and v >= 1 for v in bound.sizes.values())
 
 
