@@ -58,6 +58,34 @@ for n in N:
 """
 
 
+# Probabilistic matrix factorisation in long format (ratings r[t] of item[t] by user[t]), the noise precision
+# known (a named τ is refused by derive today): products of two globals read at data-valued indices.
+PMF = """
+dim R, U, I
+dim K = 3
+data user[R] : index(U)
+data item[R] : index(I)
+data r[R]
+for u in U:
+    for k in K:
+        P[u, k] ~ Normal(0, 1)
+for i in I:
+    for k in K:
+        Q[i, k] ~ Normal(0, 1)
+for t in R:
+    r[t] ~ Normal(sum(k in K: P[user[t], k] * Q[item[t], k]), precision = 2.0)
+"""
+
+
+def pmf_data(users: int = 30, items: int = 20, ratings: int = 300, k: int = 3, seed: int = 0) -> dict:
+    """Ratings of random (user, item) pairs from planted factors, noise sd ½ (precision 4)."""
+    rng = np.random.default_rng(seed)
+    p, q = rng.normal(size=(users, k)), rng.normal(size=(items, k))
+    user, item = rng.integers(users, size=ratings), rng.integers(items, size=ratings)
+    user[:users], item[:items] = np.arange(users), np.arange(items)        # every one rated at least once
+    return {"user": user, "item": item, "r": (p[user] * q[item]).sum(1) + 0.5 * rng.normal(size=ratings)}
+
+
 def factor_data(n: int = 400, d: int = 5, m: int = 2, noise: float = 0.3, seed: int = 0) -> dict:
     """y = X Wᵀ + noise with planted loadings of distinct column norms (a well-separated subspace)."""
     rng = np.random.default_rng(seed)
@@ -70,6 +98,7 @@ INLINE = {
     "fa_known_w": (FA_KNOWN_W, lambda: factor_data()),
     "ppca_em": (PPCA_EM, lambda: {"y": factor_data()["y"]}),
     "fa_bayes": (FA_BAYES, lambda: {"y": factor_data()["y"]}),
+    "pmf": (PMF, pmf_data),
 }
 
 
