@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ppvi import __version__
-from ppvi.codegen.emit import REPEAT, Block, Names, Writer, literal, ordered, structure
-from ppvi.codegen.statistics import CHUNKS, Statistics, count_loops, feature_key, monomials, renamed
+from ppvi.codegen.emit import REPEAT, Block, Names, Writer, literal
+from ppvi.codegen.statistics import CHUNKS, Statistics, count_loops, feature_key, feature_order, monomials, renamed
 from ppvi.derive.expectation import collapse
 from ppvi.derive.meanfield import Derivation, QFactor
 from ppvi.derive.symbols import MomentBase, MomentSymbol
@@ -424,9 +424,7 @@ class ModuleWriter:
             fill = ["_f = 0"]
             bk.features.post.append("_f = 0")
             bk.widths.append("_F")
-        env = w.env(levels)
-        for v, inside, coefs in sorted(groups.values(), key=lambda g: structure(
-                g[0], {**env, **{lim[0]: ("c", n) for n, lim in enumerate(g[1])}}, self.names.rank)):
+        for v, inside, coefs in sorted(groups.values(), key=lambda g: feature_order(g[0], g[1], self.names.rank)):
             coef = sp.Add(*coefs)
             span = list(inside)
             pair = _symmetric_pair(v, inside)
@@ -712,7 +710,7 @@ class ModuleWriter:
                     first = node.indices[0]
                     by = str(first.base.label) if isinstance(first, sp.Indexed) and first.indices == (t,) else None
                     keys.setdefault(node.base.var, set()).add(by if by in self.stats.ranges else None)
-        for var, by in keys.items():
+        for var, by in sorted(keys.items(), key=lambda item: self.names.rank[item[0]]):   # (model order)
             g = self.d.q.get(var)
             if g is None or len(by) != 1 or None in by or g.scope != "global" or len(g.index) != 1:
                 continue

@@ -26,7 +26,7 @@ from typing import Callable
 
 import sympy as sp
 
-from ppvi.codegen.emit import Block, Names, Writer, axis_order, ordered
+from ppvi.codegen.emit import Block, Names, Writer, axis_order, structure
 from ppvi.derive.qfamily import ParamBase
 from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol
 
@@ -280,6 +280,7 @@ class Statistics:
         entry.  When the features are those of η's Φ, in the same order (a conjugate mixture: η and the
         statistics both read x's sufficient statistics), U is Φ."""
         size = w.int_value(forms[0][3].upper + 1)
+        forms = sorted(forms, key=lambda f: feature_order(f[1], f[2], self.names.rank))
         shared = [feature_key(u, span) for _, u, span, _ in forms] == bk.phi_keys
         u_, width = ("_Phi", "_F") if shared else ("_U", "_FU")
         rows = self.names.moment(onehot.var, "onehot")
@@ -358,6 +359,13 @@ def _bound_by_depth(e: sp.Expr, depth: int, keep: frozenset) -> sp.Expr:
     if not e.args or isinstance(e, (sp.Indexed, sp.Idx, sp.IndexedBase)):
         return e
     return e.func(*(_bound_by_depth(a, depth, keep) for a in e.args))
+
+
+def feature_order(v: sp.Expr, span: list, rank: dict) -> tuple:
+    """Where a feature v over the loops ``span`` goes among η's features and the blocked statistics': by
+    :func:`ppvi.codegen.emit.structure` with the loops by position, so both lists come out in one order, and
+    neither in an order of names."""
+    return structure(v, {i: ("c", j) for j, (i, _, _) in enumerate(span)}, rank)
 
 
 def feature_key(v: sp.Expr, span: list) -> tuple:
