@@ -184,10 +184,10 @@ REPEAT = sp.Dummy("repeat")     # the index of a loop of repeated passes (Block.
 def structure(e: sp.Basic, env: dict, rank: dict, depth: int = 0) -> tuple:
     """A key of e that reads nothing of how names are spelt: variables and dims by their place in the model
     (``rank``), indices by what binds them (``env``: a loop of the kernel; an enclosing sum, by nesting depth
-    and position), numbers by value, commutative arguments as a sorted multiset.  Two expressions with equal
-    keys are the same computation up to renaming, so ordering by it (the terms of a sum as they are
-    emitted, a statistic's axes, η's features) gives the same code, and the same rounding, whatever the
-    names — where SymPy's own order of arguments follows the names."""
+    and position; any other by its range), numbers by value, commutative arguments as a sorted multiset.
+    Where every index is bound, equal keys mean the same computation up to renaming, so ordering by it (the
+    terms of a sum as they are emitted, a statistic's axes, η's features) gives the same code, and the same
+    rounding, whatever the names — where SymPy's own order of arguments follows the names."""
     if e in env:
         return env[e]
     if isinstance(e, sp.Idx):
