@@ -616,8 +616,11 @@ class Writer:
         self.passes += any(sp.sympify(hi) + 1 in self.big for _, _, hi in limits)
         loops = self._loops(limits)
         others = [i for i in axes if i != o]
+        # symmetric in two axes (Σ_t ⟨Q[item[t], k]⟩ ⟨Q[item[t], k′]⟩): only k′ ≥ k summed, then copied
+        pair = next(((a, b) for a, b in itertools.combinations(others, 2) if (a.lower, a.upper) == (b.lower, b.upper)
+                     and body_expr.xreplace({a: b, b: a}) == body_expr), None)
         if others:
-            more = self._loops([(i, 0, i.upper) for i in others])
+            more = self._loops([(i, pair[0] if pair and i == pair[1] else 0, i.upper) for i in others])
             loops[-1].post.append(more[0])
             loops += more
         inner = [fn] + loops
@@ -625,4 +628,9 @@ class Writer:
         where = [self.index_value(g, inner, 0) if i == o else self.names.index(i) for i in axes] or ["0"]
         loops[-1].post.append(f"{arr}[{', '.join(where)}] += {body}")
         fn.pre.append(loops[0])
+        if pair:
+            copy = self._loops([(i, pair[0] + 1 if i == pair[1] else 0, i.upper) for i in axes])    # (b > a)
+            swapped = [self.names.index(pair[1] if i == pair[0] else pair[0] if i == pair[1] else i) for i in axes]
+            copy[-1].post.append(f"{arr}[{', '.join(swapped)}] = {arr}[{', '.join(self.names.index(i) for i in axes)}]")
+            fn.pre.append(copy[0])
         return ref
