@@ -6,10 +6,10 @@ import io
 import json
 import math
 import os
-import tempfile
 
 import numpy as np
 
+from ppvi.files import write_atomic
 from ppvi.infer.cavi import Fit
 
 STANDARD = {
@@ -125,7 +125,7 @@ def _flatten(prefix: str, x, out: dict) -> None:
 
 
 def write(path: str, fit: Fit) -> None:
-    """Write ``.json`` or ``.npz`` atomically: a temporary file in the same folder, then a rename."""
+    """Write ``.json`` or ``.npz`` atomically (ppvi.files.write_atomic)."""
     data = result_dict(fit)
     ext = os.path.splitext(path)[1].lower()
     if ext == ".npz":
@@ -136,18 +136,7 @@ def write(path: str, fit: Fit) -> None:
         payload = buf.getvalue()
     else:
         payload = (json.dumps(_jsonable(data), indent=1) + "\n").encode("utf-8")
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".ppvi-", suffix=ext)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, payload)
 
 
 def _short(a: np.ndarray, limit: int = 8) -> str:
