@@ -198,7 +198,6 @@ class Subject:
     sizes: dict
     base: dict = field(default_factory=dict)
     python: bool = False          # run kernels as plain Python unless asked otherwise (no compilation)
-    compiled: set | None = None   # else: only these kernels compiled, the others as plain Python
     data: dict = field(default_factory=dict)      # the data and --dim overrides it was bound to
     dims: dict = field(default_factory=dict)
 
@@ -242,7 +241,7 @@ class Subject:
         """Run a PLAN entry's kernel on ``state``: compiled, or as plain Python (``py_func``)."""
         k = getattr(self.module, info["kernel"])
         if python is None:
-            python = self.python or (self.compiled is not None and info["kernel"] not in self.compiled)
+            python = self.python
         if not python:
             return k(*(state[a] for a in info["args"]))
         with np.errstate(all="ignore"):
@@ -257,14 +256,13 @@ def build(case: Case, seed: int = 0, damping: float = 0.6, python: bool = False)
     from ppvi.codegen.module import generate
     from ppvi.derive import derive
     from ppvi.infer.program import Program
-    from ppvi.io.data import bind
     from ppvi.language import loads
 
     rng = np.random.default_rng(seed)
     model = loads(case.text, f"{case.name}.ppvi")
     d = derive(model)
     data, dims = data_for(case, model, rng)
-    bound = bind(model, data, "<harness data>", dims)
+    bound = bind(model, data, dims)
     fixed = fixed_sizes(model, bound.sizes)
     source = generate(d, fixed)
     module, _ = load(model, source_of=lambda m: source, fixed=fixed)
@@ -273,6 +271,13 @@ def build(case: Case, seed: int = 0, damping: float = 0.6, python: bool = False)
                 data=data, dims=dims)
     s.base = random_state(s, rng, damping)
     return s
+
+
+def bind(model, data: dict, dims: dict | None):
+    """``data`` (arrays by name) checked against the model and every dim resolved, as ``ppvi.fit`` binds."""
+    from ppvi.io.data import Source, bind as bind_source
+
+    return bind_source(model, Source("<harness data>", dict(data), tuple(data)), dims)
 
 
 def shape_of(shape, sizes) -> tuple[int, ...]:

@@ -1,7 +1,7 @@
 """Run as a script: compiled fits of the named corpus cases, printed as one JSON line of digests.
 
-``python harness_threads.py [--damped CASE,...] CASE ...`` fits each case on its harness data (the damped
-schedule too for the cases after ``--damped``) and prints {case: [digest of each fit]}.  test_threads runs it under
+``python harness_threads.py CASE ...`` fits each case on its harness data (sequential and damped) and prints
+{case: [digest of each fit]}.  test_threads runs it under
 NUMBA_NUM_THREADS=1 and 2: the digests must agree (chunks are fixed and reduced in a fixed order).
 """
 
@@ -32,7 +32,7 @@ def digest(outcome) -> str:
     return h.hexdigest()
 
 
-def main(names: list[str], damped: set[str]) -> None:
+def main(names: list[str]) -> None:
     from harness_cases import corpus, data_for
     from harness_fit import fit_text
     from ppvi.language import loads
@@ -42,13 +42,10 @@ def main(names: list[str], damped: set[str]) -> None:
     for name in names:
         c = cases[name]
         data, dims = data_for(c, loads(c.text, "harness.ppvi"), np.random.default_rng(0))
-        out[name] = [digest(fit_text(c.text, data, dims, python=False, max_iter=15))]
-        if name in damped:
-            out[name].append(digest(fit_text(c.text, data, dims, python=False, damping=0.5, max_iter=4)))
+        out[name] = [digest(fit_text(c.text, data, dims, python=False, max_iter=15)),
+                     digest(fit_text(c.text, data, dims, python=False, damping=0.5, max_iter=4))]
     print(json.dumps(out))
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    damped = set(args[1].split(",")) if args[:1] == ["--damped"] else set()
-    main(args[2:] if damped else args, damped)
+    main(sys.argv[1:])

@@ -106,7 +106,7 @@ def test_check_2_sees_a_damped_step_of_the_wrong_length(mixture):
     start = copy_state(mixture.base)
     start["c__damping"][0] = 0.3
     assert checks.update_against_derivation(mixture, "damped", "mu", info, start)[0] == []
-    s = _planted(mixture, "update_mu_damped", "e_mu__x", 1e-7)
+    s = _planted(mixture, info["kernel"], "e_mu__x", 1e-7)
     found = checks.update_against_derivation(s, "damped", "mu", info, start)[0]
     assert any("stored `e_mu__x`" in p for p in found)
 
@@ -184,8 +184,9 @@ def test_the_corpus_registry_is_picked_up_when_it_exists(tmp_path, monkeypatch):
     model.write_text(EXAMPLES["models/normal_gamma"].text.replace("const m0 = 0.0", "const m0 = 1.0"))
     registry = tmp_path / "registry.py"
     registry.write_text(
+        "from __future__ import annotations\n"       # (as the real one: dataclasses then look the module up)
         "from dataclasses import dataclass\n"
-        "@dataclass\n"
+        "@dataclass(frozen=True)\n"
         "class Case:\n"
         "    name: str\n    model_path: str\n    data_path: str | None = None\n    dims: dict | None = None\n"
         "    kind: str = ''\n    notes: str = ''\n    known_failure: str | None = None\n"
