@@ -1,14 +1,16 @@
 """The harness's corpus: every model it checks, each with small valid data.
 
-Cases come from four places, found anew on every run:
+Cases come from five places, found anew on every run:
 
+* the reproductions of issue 14 and the faults the harness found (below; their names are stable);
 * every ``models/*.ppvi`` example;
-* every model written inline in the test suite (a string constant of a test file that checks as a model);
 * ``tests/corpus/registry.py``'s ``CORPUS`` when that file exists (literature models);
-* the reproductions of issue 14 below (the faults the harness was built to catch).
+* every model written inline in the test suite (a string constant of a test file that checks as a model);
+* ``tests/derive/nonconjugate/*.ppvi``, which derive must refuse with a PPVIError.
 
-Data are drawn from the declarations alone (:func:`random_data`): any valid data serve checks that compare
-two computations of the same quantity, and small sizes keep the reference evaluator (a tree walk) quick.
+Data: a case's own file cut to a few rows, else drawn from the declarations alone (:func:`random_data`): any
+valid data serve checks that compare two computations of the same quantity, and small sizes keep the
+reference evaluator (a tree walk) quick.
 """
 
 from __future__ import annotations
@@ -297,7 +299,7 @@ def corpus() -> list[Case]:
     """Every case, names unique; a model met twice (on the same data) is checked once, under the name it has
     first in: the harness's own cases (their known faults are keyed by name), examples, registry, inline."""
     out, texts = [], set()
-    for c in ISSUE_14 + FOUND + example_cases() + registry_cases() + inline_cases():
+    for c in ISSUE_14 + FOUND + example_cases() + registry_cases() + inline_cases() + nonconjugate_cases():
         key = (_normal_form(c.text), repr(c.data.get("path") if c.data else None))
         if key in texts:
             continue
