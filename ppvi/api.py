@@ -54,7 +54,7 @@ class Model:
         from ppvi.io.data import bind, check_dims, source_of
 
         from ppvi.io.progress import for_fit
-        from ppvi.io.results import from_fit
+        from ppvi.io.results import from_fit, sweep_steps
 
         m = self.checked
         _check_options(seed=seed, max_iter=max_iter, tol=tol, restarts=restarts, damping=damping,
@@ -85,7 +85,7 @@ class Model:
             warnings.warn(PPVIWarning(notes[-1]), stacklevel=2)
         from_file = data is None or isinstance(data, (str, os.PathLike))
         provenance = _provenance(m, source.label if from_file else None, bound, seed=seed, tol=tol,
-                                 max_iter=max_iter, damping=damping, restarts=restarts, sweep=done.order)
+                                 max_iter=max_iter, damping=damping, restarts=restarts, sweep=sweep_steps(done))
         observed = {v.name: bound.arrays[v.name] for v in m.of_kind("data") if v.name in bound.arrays}
         return from_fit(done, provenance, tuple(n.format() for n in notes), observed)
 
@@ -115,7 +115,7 @@ def _not_converged(model: CheckedModel, trace: list[float], max_iter: int, tol: 
 
 
 def _provenance(model: CheckedModel, data_path: str | None, bound, *, seed: int, tol: float, max_iter: int,
-                damping: float | None, restarts: int, sweep: list[str]):
+                damping: float | None, restarts: int, sweep: tuple[str, ...]):
     """Where the result comes from: versions, the model and data (paths and SHA-256), the fit's options."""
     import datetime
     import hashlib
@@ -138,7 +138,7 @@ def _provenance(model: CheckedModel, data_path: str | None, bound, *, seed: int,
         model_text=model.text, model_sha256=hashlib.sha256(model.text.encode("utf-8")).hexdigest(),
         data_path=data_path, data_sha256=data_sha, seed=seed, dims=dict(bound.sizes), tol=tol, max_iter=max_iter,
         damping=damping, restarts=restarts, schedule="sequential" if damping is None else "parallel",
-        sweep=tuple(sweep), created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        sweep=sweep, created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         versions=versions)
 
 

@@ -26,6 +26,10 @@ STANDARD: dict[str, tuple[str, ...]] = {
 }
 DISCRETE = ("Bernoulli", "Categorical")
 WISHART_DRAWS = 4000     # draws for the quantiles of a Wishart's off-diagonal entries (no closed form)
+# A Beta or Dirichlet draw stays inside (0, 1): an entry that is below the smallest normal float in exact
+# arithmetic (α ≪ 1) is that float, so its log density is finite.
+TINY = float(np.finfo(float).tiny)
+EPS = float(np.finfo(float).epsneg)
 
 Params = dict[str, np.ndarray]
 
@@ -160,15 +164,15 @@ def _log_gamma_draws(alpha: np.ndarray, shape: tuple[int, ...], rng: np.random.G
 def _beta(a: np.ndarray, b: np.ndarray, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     """X = G_a / (G_a + G_b) from log-gamma draws (no 0/0 when both are tiny)."""
     la, lb = _log_gamma_draws(a, shape, rng), _log_gamma_draws(b, shape, rng)
-    return np.exp(-np.logaddexp(0.0, lb - la))
+    return np.clip(np.exp(-np.logaddexp(0.0, lb - la)), TINY, 1 - EPS)
 
 
 def _dirichlet(alpha: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Normalised gammas, in log space (LDA's α ≪ 1 would underflow every gamma to 0)."""
+    """Normalised gammas, in log space (LDA's α ≪ 1 would underflow every gamma to 0), each at least TINY."""
     logs = _log_gamma_draws(alpha, (n, *alpha.shape), rng)
     logs -= logs.max(-1, keepdims=True)
     g = np.exp(logs)
-    return g / g.sum(-1, keepdims=True)
+    return np.maximum(g / g.sum(-1, keepdims=True), TINY)
 
 
 def _categorical(p: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -15,6 +15,8 @@ sweep includes the compilation), and the last frame shows the last iteration.
 from __future__ import annotations
 
 import math
+import os
+import shutil
 import sys
 import time
 from typing import Protocol, TextIO
@@ -45,7 +47,7 @@ class _Starts:
         self.model, self.max_iter, self.restarts = "", 0, 1
         self.number = 0
         self.last: tuple[int, float, float] | None = None
-        self.first_time = 0.0
+        self.first_time = self.last_time = 0.0
         self.first_iteration = 0
 
     def start(self, model: str, max_iter: int, restarts: int) -> None:
@@ -57,15 +59,17 @@ class _Starts:
         if new:
             self.number += 1
             self.first_time, self.first_iteration = now, iteration
-        self.last = (iteration, elbo, change)
+        self.last, self.last_time = (iteration, elbo, change), now
         return new
 
     def label(self) -> str:
         return self.model + (f" (start {self.number}/{self.restarts})" if self.restarts > 1 else "")
 
-    def rate(self, now: float) -> float | None:
+    def rate(self) -> float | None:
+        """Iterations per second from the first iteration of this start to the last one."""
         done = self.last[0] - self.first_iteration
-        return done / (now - self.first_time) if done > 0 and now > self.first_time else None
+        seconds = self.last_time - self.first_time
+        return done / seconds if done > 0 and seconds > 0 else None
 
 
 class Bar:
@@ -82,7 +86,15 @@ class Bar:
             from tqdm.auto import tqdm
         else:
             from tqdm import tqdm
-        return tqdm(file=self.file if self.file is not None else sys.stderr, dynamic_ncols=True, **options)
+        file = self.file if self.file is not None else sys.stderr
+        try:
+            sized = os.get_terminal_size(file.fileno()).columns > 0
+        except (AttributeError, OSError, ValueError):
+            sized = False
+        # a terminal follows its width; a stream without one (a file, a terminal that reports 0 columns, where
+        # tqdm would cut every line to nothing) gets COLUMNS or 100
+        return tqdm(file=file, dynamic_ncols=sized, ncols=None if sized else shutil.get_terminal_size((100, 24)).columns,
+                    **options)
 
     def start(self, model: str, max_iter: int, restarts: int) -> None:
         self.runs.start(model, max_iter, restarts)
@@ -98,7 +110,7 @@ class Bar:
             # the rate is tqdm's (n − initial) / elapsed with smoothing 0: from this, the first iteration
             self._bar = self._tqdm(desc=self.runs.label(), total=self.runs.max_iter, initial=iteration,
                                    smoothing=0, unit="it", leave=True,
-                                   bar_format="{desc}: iteration {n}/{total}, {postfix} [{elapsed}, {rate_fmt}]")
+                                   bar_format="{desc}: iteration {n}/{total}{postfix} [{elapsed}, {rate_fmt}]")
             self._draw(now)
         elif now - self._shown >= self.interval:
             self._draw(now)
@@ -152,7 +164,7 @@ class Lines:
 
     def _line(self, now: float) -> None:
         it, elbo, change = self.runs.last
-        rate = self.runs.rate(now)
+        rate = self.runs.rate()
         self._write(f"{self.runs.label()}: iteration {it}/{self.runs.max_iter}, {_state(it, elbo, change)}"
                     + (f", {rate:.3g} it/s" if rate is not None else ""))
         self._line_at = now

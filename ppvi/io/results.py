@@ -65,6 +65,13 @@ def from_fit(fit, provenance: Provenance | None = None, warnings: tuple[str, ...
                   restart=int(fit.restart), warnings=tuple(warnings), provenance=provenance, fit=fit, data=data)
 
 
+def sweep_steps(fit) -> tuple[str, ...]:
+    """The steps of a sweep as a reader sees them; a group block with its members and its groups."""
+    block = fit.program.plan.get("block")
+    return tuple(f"({', '.join(block['members'])}) for each value of {block['by']}, until settled"
+                 if block and step == block["name"] else step for step in fit.order)
+
+
 def _view(a: np.ndarray, scalar: bool) -> np.ndarray:
     out = a.reshape(()) if scalar else a.view()
     out.flags.writeable = False

@@ -107,7 +107,9 @@ class Entries:
 
 def _entries(name: str, kind: str, axes: tuple[str, ...], params: dict | None, value: np.ndarray | None,
              empties: dict[str, set[int]], p: float, quantiles: bool) -> Entries:
-    if params is not None:
+    if kind == "point":
+        mean, sd, lo, hi = np.asarray(params["value"], dtype=float), None, None, None
+    elif params is not None:
         mean = np.asarray(posterior.mean(kind, params), dtype=float)
         var = posterior.variance(kind, params)
         sd = None if var is None else np.sqrt(var)
@@ -366,8 +368,12 @@ def _text(r: Result, p: float, blocks: tuple[Block, ...], comps: tuple[Component
     if blocks:
         lo, hi = _bounds(p)
         labels = [row.label for b in blocks for row in b.rows if row.numbers is not None]
-        label_width = min(max([len(x) for x in labels] + [2]), max(width - 4 * (NUMBER + 1), 8))
-        columns = "".join(f" {h:>{NUMBER}}" for h in ("mean", "sd", lo, hi))
+        label_width = max([len(x) for x in labels] + [2])
+        # narrow: mean and sd beside the label, the interval on a line of its own
+        narrow = label_width + 4 * (NUMBER + 1) > width
+        label_width = min(label_width, width - (2 if narrow else 4) * (NUMBER + 1))
+        shown = ("mean", "sd") if narrow else ("mean", "sd", lo, hi)
+        columns = "".join(f" {h:>{NUMBER}}" for h in shown)
         lines += ["", " " * label_width + columns]
         for b in blocks:
             lines += _fit(b.header, width, "    ")
@@ -377,7 +383,10 @@ def _text(r: Result, p: float, blocks: tuple[Block, ...], comps: tuple[Component
                 else:
                     label = row.label if len(row.label) <= label_width else row.label[: label_width - 1] + "…"
                     lines.append(label.ljust(label_width) + "".join(
-                        f" {_number(x):>{NUMBER}}" for x in row.numbers).rstrip())
+                        f" {_number(x):>{NUMBER}}" for x in row.numbers[: len(shown)]).rstrip())
+                    if narrow and row.numbers[2] is not None:
+                        lines.append(f"{'':{label_width}} {lo}–{hi}: {_number(row.numbers[2])} … "
+                                     f"{_number(row.numbers[3])}")
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
