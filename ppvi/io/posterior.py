@@ -35,11 +35,63 @@ Params = dict[str, np.ndarray]
 
 
 def value_shape(family: str, p: Params) -> tuple[int, ...]:
-    """The shape of one draw of the latent."""
+    """The shape of one draw of the latent (its parameters conformed: see :func:`conform`)."""
     if family == "Categorical":
         return p["p"].shape[:-1]
     return np.shape(p[{"Normal": "mean", "MvNormal": "mean", "Gamma": "shape", "Beta": "a", "Bernoulli": "p",
                        "Dirichlet": "alpha", "Wishart": "scale", "point": "value"}[family]])
+
+
+def param_shapes(family: str, value: tuple[int, ...], categories: int = 0) -> dict[str, tuple[int, ...]]:
+    """The shape of each standard parameter of a q whose value has shape ``value`` (its plates, then its
+    event axes): one entry per value entry; a MvNormal's cov per vector; a Wishart's df per matrix; a
+    Categorical's p per element, over its ``categories``."""
+    if family == "Categorical":
+        return {"p": (*value, categories)}
+    if family == "MvNormal":
+        return {"mean": value, "cov": (*value, *value[-1:])}
+    if family == "Wishart":
+        return {"df": value[:-2], "scale": value}
+    return {name: value for name in STANDARD[family]}
+
+
+def conform(family: str, p: Params, value: tuple[int, ...] | None = None) -> Params:
+    """The standard parameters in their declared shapes (:func:`param_shapes`): a parameter shared along an
+    axis (a Gamma's shape [K, 1] of a q over [K, D]) is broadcast, one of the same size (a rank-0 df stored
+    as [1]) reshaped.  ``value`` defaults to the broadcast of the parameters' value shapes.  A parameter
+    that fits neither way is a ValueError naming it."""
+    p = {k: np.asarray(v) for k, v in p.items()}
+    if family == "Categorical" and p["p"].ndim == 0:
+        raise ValueError("p")
+    if value is None:
+        value = _value_of(family, p)
+    want = param_shapes(family, tuple(value), p["p"].shape[-1] if family == "Categorical" else 0)
+    out = {}
+    for name, shape in want.items():
+        a = p[name]
+        if a.shape != shape:
+            try:
+                a = np.broadcast_to(a, shape)
+            except ValueError:
+                if a.size != math.prod(shape):
+                    raise ValueError(name) from None
+                a = a.reshape(shape)
+        out[name] = a
+    return out
+
+
+def _value_of(family: str, p: Params) -> tuple[int, ...]:
+    try:
+        if family == "Categorical":
+            return p["p"].shape[:-1]
+        if family == "MvNormal":
+            return np.broadcast_shapes(p["mean"].shape, p["cov"].shape[:-1])
+        if family == "Wishart":
+            return p["scale"].shape
+        return np.broadcast_shapes(*(p[name].shape for name in STANDARD[family]))
+    except (ValueError, IndexError):
+        largest = max(p.values(), key=np.size)       # (names the parameter that does not fit the largest)
+        raise ValueError(next((k for k, v in p.items() if v.shape != largest.shape), STANDARD[family][-1])) from None
 
 
 def mean(family: str, p: Params) -> np.ndarray:

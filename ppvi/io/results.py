@@ -23,7 +23,7 @@ import numpy as np
 
 from ppvi.errors import Diagnostic, PPVIError
 from ppvi.files import check_writable, write_atomic
-from ppvi.io.posterior import STANDARD, mean
+from ppvi.io.posterior import STANDARD, conform, mean
 from ppvi.result import Provenance, Q, Result
 
 FORMAT = 1          # "ppvi_result": the version of this layout (files without it are the first layout)
@@ -46,16 +46,16 @@ def from_fit(fit, provenance: Provenance | None = None, warnings: tuple[str, ...
     for var, info in prog.plan["latents"].items():
         v = model.variables[var]
         family = info["family"]
-        params = {p: _view(prog.state[f"q_{var}__{p}"], scalar=not v.shape) for p in STANDARD[family]}
+        params = conform(family, {p: prog.state[f"q_{var}__{p}"] for p in STANDARD[family]}, _size(prog, v))
         categories = None
         if family == "Categorical":
             k = v.support_dim
             categories = k if isinstance(k, str) else f"{var}_dim_{len(v.shape)}"
-        q[var] = Q(family, params, axes_of(var, v.shape), categories)
+        q[var] = Q(family, {p: _view(a) for p, a in params.items()}, axes_of(var, v.shape), categories)
     for var in prog.plan.get("point", []):
         v = model.variables[var]
-        q[var] = Q("point", {"value": _view(prog.state[f"v_{var}"], scalar=not v.shape)}, axes_of(var, v.shape))
-    params = {v.name: _view(prog.state[f"v_{v.name}"], scalar=not v.shape) for v in model.of_kind("param")}
+        q[var] = Q("point", {"value": _view(prog.state[f"v_{var}"], _size(prog, v))}, axes_of(var, v.shape))
+    params = {v.name: _view(prog.state[f"v_{v.name}"], _size(prog, v)) for v in model.of_kind("param")}
     axes = {v.name: axes_of(v.name, v.shape) for v in model.variables.values() if v.kind in ("param", "data")}
     plan = prog.plan
     objective = "log_joint" if plan.get("point") else "log_likelihood" if plan.get("exact_em") else "elbo"
@@ -72,8 +72,14 @@ def sweep_steps(fit) -> tuple[str, ...]:
                  if block and step == block["name"] else step for step in fit.order)
 
 
-def _view(a: np.ndarray, scalar: bool) -> np.ndarray:
-    out = a.reshape(()) if scalar else a.view()
+def _size(prog, v) -> tuple[int, ...]:
+    """The shape of a variable's value at the fit's dim sizes (its state may hold a rank-0 value as [1])."""
+    return tuple(prog.sizes[s] if isinstance(s, str) else int(s) for s in v.shape)
+
+
+def _view(a: np.ndarray, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """A read-only view of a state array (no copy), in ``shape`` when given."""
+    out = a.reshape(shape) if shape is not None else a.view()
     out.flags.writeable = False
     return out
 
@@ -340,6 +346,10 @@ def _q(name: str, entry: Any, axes: Mapping[str, tuple[str, ...]], categories: M
     if family not in STANDARD:
         raise _Malformed(f"{where}/family", "one of " + ", ".join(STANDARD))
     params = {p: _get(entry, p, where, _array) for p in STANDARD[family]}
+    try:
+        params = conform(family, params)
+    except ValueError as e:
+        raise _Malformed(f"{where}/{e}", f"of the shape its q's other parameters give ({family})") from None
     value_axes = axes.get(name)
     if value_axes is None:
         value_axes = axes_of(name, np.shape(mean(family, params)) if family != "Categorical"

@@ -91,9 +91,29 @@ def test_round_trip_json_and_npz_equal(gmm, tmp_path):
         np.testing.assert_array_equal(back.sample(5, seed=3)["Lambda"], gmm.sample(5, seed=3)["Lambda"])
 
 
+def declared_shapes(family: str, value: tuple[int, ...], categories: int | None = None) -> dict[str, tuple]:
+    """The shape of each standard parameter (DESIGN §3) of a q whose value has shape ``value`` (its plates,
+    then its event axes): one parameter per value entry, a covariance per vector, a df per matrix."""
+    if family == "Categorical":
+        return {"p": (*value, categories)}
+    if family == "MvNormal":
+        return {"mean": value, "cov": (*value, value[-1])}
+    if family == "Wishart":
+        return {"df": value[:-2], "scale": value}
+    names = {"Normal": ("mean", "sd"), "Gamma": ("shape", "rate"), "Beta": ("a", "b"), "Bernoulli": ("p",),
+             "Dirichlet": ("alpha",), "point": ("value",)}[family]
+    return {name: value for name in names}
+
+
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.stem)
 def test_every_example_round_trips(path, tmp_path):
     r = _quiet_fit(path, max_iter=5)
+    dims = r.provenance.dims
+    for name, q in r.q.items():
+        value = tuple(dims[a] for a in q.axes)
+        k = dims.get(q.categories) if q.family == "Categorical" else None
+        assert {p: np.shape(a) for p, a in q.params.items()} == declared_shapes(q.family, value, k), name
+        assert q.shape == value and np.shape(q.mean) == value, name
     for ext in ("json", "npz"):
         r.save(str(tmp_path / f"r.{ext}"))
         assert ppvi.load_result(str(tmp_path / f"r.{ext}")) == r, ext
@@ -194,6 +214,27 @@ def test_a_file_of_the_first_layout_loads(tmp_path):
     assert r.provenance is None and r.objective == "elbo" and math.isnan(r.elbo_trace[1])
     assert r.q["mu"].axes == ("mu_dim_0",) and np.isnan(r.q["mu"]["sd"][1]) and r.q["z"].categories == "z_dim_1"
     assert "z  Categorical over z_dim_1 = 2" in str(r.summary())
+
+
+def test_parameters_take_their_declared_shapes_on_loading(tmp_path):
+    """The first layout wrote a Wishart's df over no plate as [1] (rank-0 state is stored as shape (1,)); a
+    parameter shared along an axis may come as [K, 1] for a q over [K, D]: each gets its declared shape."""
+    old = {"model": "m", "elbo": -1.0, "elbo_trace": [-1.0], "iterations": 1, "converged": True, "params": {},
+           "q": {"Lambda": {"family": "Wishart", "mean": [[[4.0, 0.0], [0.0, 4.0]]], "df": [4.0],
+                            "scale": [[1.0, 0.0], [0.0, 1.0]]},
+                 "tau": {"family": "Gamma", "mean": [[1.0, 2.0, 3.0]] * 2, "shape": [[3.0], [5.0]],
+                         "rate": [[3.0, 1.5, 1.0], [5.0, 2.5, 5 / 3]]}}}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    r = ppvi.load_result(str(tmp_path / "old.json"))
+    assert r.q["Lambda"]["df"].shape == () and r.q["Lambda"].shape == (2, 2) and r.q["Lambda"].axes == (
+        "Lambda_dim_0", "Lambda_dim_1")
+    assert r.q["Lambda"]["mean"] == pytest.approx(4 * np.eye(2)) and r.sample(3)["Lambda"].shape == (3, 2, 2)
+    assert r.q["tau"]["shape"].tolist() == [[3.0] * 3, [5.0] * 3] and r.q["tau"].shape == (2, 3)
+    assert r.q["tau"]["mean"] == pytest.approx(np.array([[1.0, 2.0, 3.0]] * 2)) and r.sample(4)["tau"].shape == (4, 2, 3)
+    old["q"]["tau"]["shape"] = [[3.0, 1.0]]
+    (tmp_path / "bad.json").write_text(json.dumps(old))
+    with pytest.raises(ppvi.PPVIError, match="`q/tau/shape` should be"):
+        ppvi.load_result(str(tmp_path / "bad.json"))
 
 
 def _big_result(n: int) -> Result:
