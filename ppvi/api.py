@@ -109,7 +109,8 @@ def _not_converged(model: CheckedModel, trace: list[float], max_iter: int, tol: 
     """The warning of a fit that ran out of iterations: how far the last sweep still moved the ELBO."""
     moved = ""
     if len(trace) > 1:
-        moved = f": the last sweep still changed the ELBO by {abs(trace[-1] - trace[-2]) / max(1.0, abs(trace[-1])):.2g}"
+        change = abs(trace[-1] - trace[-2]) / max(1.0, abs(trace[-1]))
+        moved = f": the last sweep still changed the ELBO by {change:.2g}"
     return Diagnostic(f"stopped after max_iter = {max_iter} iterations without converging (tol = {tol:g}){moved}",
                       model.path, hint="raise max_iter (--max-iter), or loosen tol (--tol)", severity="warning")
 

@@ -72,7 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--out", metavar="PATH", required=True, help="the picture to write (.png, .pdf or .svg)")
     g.add_argument("--var", metavar="NAME", action="append", default=None,
                    help="a latent or param whose marginals to draw (repeatable; default: the global latents)")
-    g.add_argument("--data", metavar="PATH", help="the data, for a mixture's points (default: the file the result names)")
+    g.add_argument("--data", metavar="PATH",
+                   help="the data, for a mixture's points (default: the file the result names)")
     g.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return p
 
@@ -208,16 +209,13 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_plot(args) -> int:
+    from ppvi.io.export import optional
     from ppvi.io.plot import check_figure, pyplot
     from ppvi.result import load_result
 
     check_figure(args.out)
     result = load_result(args.result)
-    try:
-        import matplotlib
-    except ImportError:
-        pyplot()                     # (which says how to install it)
-    matplotlib.use("Agg")            # (a file, not a window: no display needed)
+    optional("matplotlib", "matplotlib", "plot", "plot").use("Agg")      # (a file, not a window: no display)
     with _warnings_shown():
         fig = result.plot(var_names=args.var, data=args.data, path=args.out)
     pyplot().close(fig)

@@ -60,7 +60,8 @@ def log_q(result: Result, draws: Mapping[str, np.ndarray]) -> np.ndarray:
         x = np.asarray(draws[name])
         q = result.q[name]
         if x.shape[1:] != q.shape:
-            raise _mistake("log_q", f"draws of `{name}` have shape {x.shape}: expected (draws, {', '.join(map(str, q.shape))})")
+            expected = ", ".join(map(str, q.shape))
+            raise _mistake("log_q", f"draws of `{name}` have shape {x.shape}: expected (draws, {expected})")
         lq = posterior.log_density(q.family, dict(q.params), x)
         total = lq if total is None else total + lq
     return np.zeros(0) if total is None else total

@@ -32,14 +32,19 @@ from ppvi.result import Result
 ALGORITHM = "mean-field variational inference, coordinate ascent (CAVI)"
 
 
-def arviz():
-    """ArviZ, or a PPVIError saying how to install it."""
+def optional(module: str, package: str, extra: str, where: str):
+    """An optional dependency's module, or a PPVIError saying how to install it."""
+    import importlib
+
     try:
-        import arviz as az
+        return importlib.import_module(module)
     except ImportError:
-        raise PPVIError(Diagnostic("ArviZ is not installed", "to_arviz",
-                                   hint='pip install "ppvi[arviz]" (or pip install arviz)')) from None
-    return az
+        raise PPVIError(Diagnostic(f"{package} is not installed", where,
+                                   hint=f'pip install "ppvi[{extra}]" (or pip install {package.lower()})')) from None
+
+
+def arviz():
+    return optional("arviz", "ArviZ", "arviz", "to_arviz")
 
 
 def unique_dims(axes: Iterable[str], taken: Iterable[str] = ()) -> tuple[str, ...]:
@@ -90,7 +95,7 @@ def datasets(r: Result, draws: int = 1000, seed: int | None = 0, var_names=None,
     for n, q in r.q.items():
         for p, value in q.params.items():
             value = np.asarray(value)
-            axes = _parameter_axes(q.family, p, q.axes, q.categories, value.ndim)
+            axes = _parameter_axes(q.family, p, q.axes, q.categories)
             variational[f"{n}.{p}"] = (unique_dims(axes, model_dims), value)
     for n, value in r.params.items():
         variational[n] = (unique_dims(r.axes.get(n, ()), model_dims), np.asarray(value))
@@ -113,8 +118,7 @@ def _observed(r: Result, data: object) -> tuple[Mapping[str, np.ndarray] | None,
     return observed(r, data)
 
 
-def _parameter_axes(family: str, param: str, axes: tuple[str, ...], categories: str | None,
-                    ndim: int) -> tuple[str, ...]:
+def _parameter_axes(family: str, param: str, axes: tuple[str, ...], categories: str | None) -> tuple[str, ...]:
     """Axes of a standard parameter: the value's, but a Categorical's p adds its categories, a MvNormal's cov a
     second event axis, and a Wishart's df has only the plates."""
     if family == "Categorical":
@@ -122,7 +126,7 @@ def _parameter_axes(family: str, param: str, axes: tuple[str, ...], categories: 
     if family == "MvNormal" and param == "cov":
         return (*axes, axes[-1])
     if family == "Wishart" and param == "df":
-        return axes[:ndim]
+        return axes[:-2]
     return axes
 
 

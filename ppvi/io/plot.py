@@ -35,12 +35,9 @@ ELLIPSE_SD = 2.0
 
 
 def pyplot():
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise PPVIError(Diagnostic("matplotlib is not installed", "plot",
-                                   hint='pip install "ppvi[plot]" (or pip install matplotlib)')) from None
-    return plt
+    from ppvi.io.export import optional
+
+    return optional("matplotlib.pyplot", "matplotlib", "plot", "plot")
 
 
 def marginal(q: Q, index: tuple[int, ...]):

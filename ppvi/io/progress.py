@@ -93,8 +93,8 @@ class Bar:
             sized = False
         # a terminal follows its width; a stream without one (a file, a terminal that reports 0 columns, where
         # tqdm would cut every line to nothing) gets COLUMNS or 100
-        return tqdm(file=file, dynamic_ncols=sized, ncols=None if sized else shutil.get_terminal_size((100, 24)).columns,
-                    **options)
+        ncols = None if sized else shutil.get_terminal_size((100, 24)).columns
+        return tqdm(file=file, dynamic_ncols=sized, ncols=ncols, **options)
 
     def start(self, model: str, max_iter: int, restarts: int) -> None:
         self.runs.start(model, max_iter, restarts)

@@ -321,7 +321,8 @@ def from_document(doc: Mapping) -> Result:
         raise _Malformed("elbo_trace", "a list of numbers")
     axes = _get(doc, "axes", "", _mapping(_strings), {})
     categories = _get(doc, "categories", "", _mapping(_str), {})
-    q = {name: _q(name, entry, axes, categories) for name, entry in _get(doc, "q", "", _mapping(lambda x, k: x)).items()}
+    entries = _get(doc, "q", "", _mapping(lambda x, k: x))
+    q = {name: _q(name, entry, axes, categories) for name, entry in entries.items()}
     params = _get(doc, "params", "", _mapping(_array), {})
     for name, value in params.items():
         axes.setdefault(name, axes_of(name, value.shape))

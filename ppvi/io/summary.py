@@ -21,7 +21,7 @@ from __future__ import annotations
 import html
 import math
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
@@ -379,7 +379,8 @@ def _text(r: Result, p: float, blocks: tuple[Block, ...], comps: tuple[Component
             lines += _fit(b.header, width, "    ")
             for row in b.rows:
                 if row.numbers is None:
-                    lines += _fit(f"{row.label}  {row.text}" if row.label.strip() else f"    {row.text}", width, "      ")
+                    text = f"{row.label}  {row.text}" if row.label.strip() else f"    {row.text}"
+                    lines += _fit(text, width, "      ")
                 else:
                     label = row.label if len(row.label) <= label_width else row.label[: label_width - 1] + "…"
                     lines.append(label.ljust(label_width) + "".join(
@@ -400,7 +401,8 @@ def _components_text(c: Components, width: int) -> list[str]:
     lines += [f"{k:>8} {c.sizes[k]:>{NUMBER}.4g} {int(c.counts[k]):>{NUMBER + 1}}" for k in sorted(order)]
     rest = len(c.sizes) - c.empty.sum() - len(order)
     if rest:
-        lines.append(f"{'…':>8} {rest} more components, each of size ≤ {_number(np.sort(c.sizes[~c.empty])[rest - 1])}")
+        largest = np.sort(c.sizes[~c.empty])[rest - 1]        # (of those not shown: the smallest ones)
+        lines.append(f"{'…':>8} {rest} more components, each of size ≤ {_number(largest)}")
     if c.empty.any():
         lines += _fit(f"{_ranges(np.flatnonzero(c.empty).tolist()):>8} empty (size < {EMPTY:g}, no MAP label)",
                       width, " " * 9)

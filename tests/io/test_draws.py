@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pytest
 from scipy import stats
 
 import ppvi
-from conftest import MODELS
+from result_fits import fitted
 
 
 @pytest.fixture(scope="module")
 def gmm():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ppvi.PPVIWarning)
-        return ppvi.load(str(MODELS / "gmm.ppvi")).fit()
+    return fitted("gmm")
 
 
 def test_sample_every_latent_with_a_leading_draws_axis(gmm):

@@ -10,15 +10,14 @@ import pytest
 
 import ppvi
 from conftest import MODELS, run_cli
+from result_fits import fitted, quiet_fit
 
 az = pytest.importorskip("arviz")
 
 
 @pytest.fixture(scope="module")
 def gmm():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ppvi.PPVIWarning)
-        return ppvi.load(str(MODELS / "gmm.ppvi")).fit()
+    return fitted("gmm")
 
 
 @pytest.fixture(scope="module")
@@ -90,9 +89,7 @@ def test_without_arviz_a_clear_error(gmm, tmp_path, capsys, monkeypatch):
 
 def test_observed_data_from_the_provenance_or_given(tmp_path):
     x = np.array([1.0, 1.1, 0.9, 3.0, 3.2, 2.8])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ppvi.PPVIWarning)
-        r = ppvi.load(str(MODELS / "gmm_1d.ppvi")).fit({"eruptions": x}, max_iter=5)
+    r = quiet_fit(MODELS / "gmm_1d.ppvi", {"eruptions": x}, max_iter=5)
     r.save(str(tmp_path / "r.npz"))
     back = ppvi.load_result(str(tmp_path / "r.npz"))
     with pytest.warns(ppvi.PPVIWarning, match="observed_data is left out: the result names no data file"):

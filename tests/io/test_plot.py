@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sys
-import warnings
 
 import numpy as np
 import pytest
 
 import ppvi
 from conftest import MODELS, run_cli
+from result_fits import fitted, quiet_fit
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
@@ -18,9 +18,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def gmm():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ppvi.PPVIWarning)
-        return ppvi.load(str(MODELS / "gmm.ppvi")).fit()
+    return fitted("gmm")
 
 
 def test_mixture_figure(gmm):
@@ -64,9 +62,7 @@ def test_plot_mistakes_exit_2(gmm, tmp_path, capsys, monkeypatch):
 
 def test_without_the_data_the_points_are_left_out(tmp_path, capsys):
     x = np.array([[0.0, 0.1], [0.2, 0.0], [3.0, 3.1], [3.2, 2.9], [0.1, -0.1], [2.9, 3.0]])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ppvi.PPVIWarning)
-        r = ppvi.load(str(MODELS / "gmm.ppvi")).fit({"x": x}, max_iter=20, K=2)
+    r = quiet_fit(MODELS / "gmm.ppvi", {"x": x}, max_iter=20)       # (K = 6 as fitted: no new kernels)
     r.save(str(tmp_path / "r.json"))
     code, _, err = run_cli(["plot", tmp_path / "r.json", "--out", tmp_path / "a.png"], capsys)
     assert code == 0 and "plot: note: the data are not drawn: the result names no data file" in err

@@ -40,7 +40,7 @@ def test_a_cold_run_on_a_terminal_says_it_compiles_and_ends_on_the_last_iteratio
     main, side = pty.openpty()
     fcntl.ioctl(side, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))    # (a terminal's size)
     env = {**os.environ, "PPVI_CACHE_DIR": str(tmp_path / "cache"), "COLUMNS": "120"}
-    proc = subprocess.Popen([sys.executable, "-m", "ppvi", "run", str(MODELS / "gmm_1d.ppvi"),
+    proc = subprocess.Popen([sys.executable, "-m", "ppvi", "run", str(MODELS / "normal_gamma.ppvi"),
                              "--out", str(tmp_path / "r.json")], stdin=subprocess.DEVNULL, stdout=side, stderr=side,
                             env=env, close_fds=True)
     os.close(side)
@@ -49,14 +49,14 @@ def test_a_cold_run_on_a_terminal_says_it_compiles_and_ends_on_the_last_iteratio
     finally:
         os.close(main)
     assert proc.wait(timeout=600) == 0, text
-    assert "compiling kernels for gmm_1d (first run; cached afterwards)" in text
+    assert "compiling kernels for normal_gamma (first run; cached afterwards)" in text
     iterations = json.loads((tmp_path / "r.json").read_text())["iterations"]
     frames = [f for f in re.split(r"[\r\n]", text) if "it/s" in f]
     assert frames and f"iteration {iterations}/1000" in frames[-1], frames[-3:]
     rate = float(re.search(r"([\d.]+)\s*it/s", frames[-1]).group(1))
     assert rate > 5            # (the first sweep took the compilation's seconds: counted, it would be < 5 it/s)
     assert text.index("compiling kernels") < text.index("iteration")
-    assert "gmm_1d: iteration 1/1000, ELBO -" in text
+    assert "normal_gamma: iteration 1/1000, ELBO -" in text
 
 
 def test_bar_last_frame_is_the_last_iteration():

@@ -4,7 +4,6 @@ correlations of matrices, the terminal's width, large variables in brief."""
 from __future__ import annotations
 
 import re
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -13,27 +12,22 @@ from scipy import stats
 
 import ppvi
 from conftest import MODELS, run_cli
-
-
-def _fit(stem: str, **options):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ppvi.PPVIWarning)
-        return ppvi.load(str(MODELS / f"{stem}.ppvi")).fit(**options)
+from result_fits import fitted
 
 
 @pytest.fixture(scope="module")
 def gmm():
-    return _fit("gmm")
+    return fitted("gmm")
 
 
 @pytest.fixture(scope="module")
 def gmm_1d():
-    return _fit("gmm_1d", seed=1)
+    return fitted("gmm_1d", seed=1)
 
 
 @pytest.fixture(scope="module")
 def lda():
-    return _fit("lda", max_iter=30)
+    return fitted("lda", max_iter=30)
 
 
 def _numbers(line: str) -> list[float]:
@@ -145,7 +139,7 @@ def test_lda_shows_the_top_words_of_each_topic(lda):
 
 
 def test_params_and_points(capsys):
-    em = _fit("em_gmm", max_iter=20)
+    em = fitted("em_gmm", max_iter=20)
     text = str(em.summary(width=80))
     assert text.startswith("log-likelihood (EM)") and "weights  param  [K=3]" in text
     f = em.summary().to_frame()
