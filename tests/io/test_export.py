@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import warnings
 
@@ -98,3 +99,16 @@ def test_observed_data_from_the_provenance_or_given(tmp_path):
     np.testing.assert_array_equal(given.observed_data["eruptions"], x)
     with pytest.raises(ppvi.PPVIError, match="6"):
         back.to_arviz(draws=5, data={"eruptions": x[:4]})       # not the data q(z) was fitted to
+
+
+def test_a_wishart_over_no_plate(tmp_path):
+    """A scalar Wishart's df was written with shape (1,) (its state's), and named by the scale's first dim."""
+    doc = {"model": "w", "elbo": -1.0, "elbo_trace": [-1.0], "iterations": 1, "converged": True, "params": {},
+           "q": {"Lambda": {"family": "Wishart", "mean": [[[5.0, 0.0], [0.0, 5.0]]], "df": [5.0],
+                            "scale": [[1.0, 0.0], [0.0, 1.0]]}},
+           "axes": {"Lambda": ["D", "D"]}}
+    (tmp_path / "w.json").write_text(json.dumps(doc))
+    with pytest.warns(ppvi.PPVIWarning, match="observed_data is left out"):
+        i = ppvi.load_result(str(tmp_path / "w.json")).to_arviz(draws=50, seed=1)
+    assert i.variational["Lambda.df"].dims == () and float(i.variational["Lambda.df"]) == 5.0
+    assert i.variational["Lambda.scale"].dims == ("D", "D_1") and i.posterior["Lambda"].shape == (1, 50, 2, 2)
