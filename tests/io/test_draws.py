@@ -8,12 +8,7 @@ import pytest
 from scipy import stats
 
 import ppvi
-from result_fits import fitted
-
-
-@pytest.fixture(scope="module")
-def gmm():
-    return fitted("gmm")
+from result_fits import gmm  # (a shared fixture)
 
 
 def test_sample_every_latent_with_a_leading_draws_axis(gmm):

@@ -11,14 +11,9 @@ import pytest
 
 import ppvi
 from conftest import MODELS, run_cli
-from result_fits import fitted, quiet_fit
+from result_fits import gmm, quiet_fit  # (gmm: a shared fixture)
 
 az = pytest.importorskip("arviz")
-
-
-@pytest.fixture(scope="module")
-def gmm():
-    return fitted("gmm")
 
 
 @pytest.fixture(scope="module")

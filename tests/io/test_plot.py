@@ -9,16 +9,11 @@ import pytest
 
 import ppvi
 from conftest import MODELS, run_cli
-from result_fits import fitted, quiet_fit
+from result_fits import gmm, quiet_fit  # (gmm: a shared fixture)
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def gmm():
-    return fitted("gmm")
 
 
 def test_mixture_figure(gmm):

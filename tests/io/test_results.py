@@ -17,7 +17,7 @@ import pytest
 
 import ppvi
 from conftest import MODELS, run_cli
-from result_fits import fitted, quiet_fit
+from result_fits import fitted, gmm, gmm_1d, quiet_fit  # (gmm, gmm_1d: shared fixtures)
 from ppvi.result import Q, Result
 
 # Every example model round-trips with PPVI_LONG_TESTS=1; by default the two whose kernels the other result tests
@@ -27,17 +27,6 @@ LONG = bool(os.environ.get("PPVI_LONG_TESTS"))
 FAST = ("gmm", "gmm_1d", "beta_bernoulli")
 EXAMPLES = [pytest.param(p, id=p.stem, marks=() if p.stem in FAST else pytest.mark.skipif(
     not LONG, reason="compiles one more model: PPVI_LONG_TESTS=1 runs it")) for p in sorted(MODELS.glob("*.ppvi"))]
-
-
-@pytest.fixture(scope="module")
-def gmm():
-    """The README's main job: the 2-D mixture of Old Faithful with K = 6, four components empty out."""
-    return fitted("gmm")
-
-
-@pytest.fixture(scope="module")
-def gmm_1d():
-    return fitted("gmm_1d", seed=1)
 
 
 # ----------------------------------------------------------------- display

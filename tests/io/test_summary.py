@@ -12,17 +12,7 @@ from scipy import stats
 
 import ppvi
 from conftest import MODELS, run_cli
-from result_fits import fitted
-
-
-@pytest.fixture(scope="module")
-def gmm():
-    return fitted("gmm")
-
-
-@pytest.fixture(scope="module")
-def gmm_1d():
-    return fitted("gmm_1d", seed=1)
+from result_fits import fitted, gmm, gmm_1d  # (gmm, gmm_1d: shared fixtures)
 
 
 @pytest.fixture(scope="module")
