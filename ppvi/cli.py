@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import gc
 import os
 import sys
@@ -59,6 +60,21 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--restarts", type=_positive_int, default=1, help="random restarts; the best ELBO wins")
     r.add_argument("--quiet", action="store_true", help="no progress line and no summary")
     r.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    e = sub.add_parser("export", help="write a result's draws and q as ArviZ InferenceData (netCDF)")
+    e.add_argument("result", metavar="RESULT", help="a result file (.json or .npz) written by `ppvi run --out`")
+    e.add_argument("--draws", type=_positive_int, default=1000, help="draws from q (default 1000)")
+    e.add_argument("--seed", type=_seed, default=0, help="random seed of the draws (default 0)")
+    e.add_argument("--data", metavar="PATH", help="the data, for observed_data (default: the file the result names)")
+    e.add_argument("--out", metavar="PATH", required=True, help="the netCDF file to write (.nc)")
+    e.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    g = sub.add_parser("plot", help="draw a result: the ELBO trace, marginals of q, a mixture's data")
+    g.add_argument("result", metavar="RESULT", help="a result file (.json or .npz) written by `ppvi run --out`")
+    g.add_argument("--out", metavar="PATH", required=True, help="the picture to write (.png, .pdf or .svg)")
+    g.add_argument("--var", metavar="NAME", action="append", default=None,
+                   help="a latent or param whose marginals to draw (repeatable; default: the global latents)")
+    g.add_argument("--data", metavar="PATH",
+                   help="the data, for a mixture's points (default: the file the result names)")
+    g.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return p
 
 
@@ -159,30 +175,60 @@ def _cmd_run(args) -> int:
     blas_alone()         # (this process runs no code of the user's that could miss scipy.linalg.cython_blas)
     if args.collector_paused:
         _resume_collector()
-    data = args.data
-    progress = None
-    if not args.quiet and sys.stderr.isatty():
-        progress = _Progress()
+    from ppvi.io.progress import Bar, Lines
+
+    progress = False if args.quiet else Bar(sys.stderr) if sys.stderr.isatty() else Lines(sys.stderr)
     # SIGTERM and SIGHUP stop a fit as Ctrl-C does, keeping the current q; a signal during the write of the
     # result waits until the file is whole.
     interrupts = Interrupts()
     with interrupts.installed():
-        with warnings.catch_warnings():
-            warnings.simplefilter("always", PPVIWarning)
-            warnings.showwarning = _show_warning
-            result = model.fit(data, dims=dims, seed=args.seed, max_iter=args.max_iter, tol=args.tol,
-                               restarts=args.restarts, on_iteration=progress, damping=args.damping)
-        if progress is not None:
-            progress.close()
+        with _warnings_shown():
+            result = model.fit(args.data, dims=dims, seed=args.seed, max_iter=args.max_iter, tol=args.tol,
+                               restarts=args.restarts, damping=args.damping, progress=progress)
         with interrupts.deferred():
             if args.out:
                 result.save(args.out)
             if not args.quiet:
                 sys.stdout.write(result.summary())
-    if result.fit.interrupted:
+    if result.interrupted:
         print("ppvi: interrupted; the current q was kept" + (f" in {args.out}" if args.out else ""), file=sys.stderr)
         return 128 + (interrupts.received or 2)
     return EXIT_OK
+
+
+def _cmd_export(args) -> int:
+    from ppvi.io.export import arviz, check_netcdf, write_netcdf
+    from ppvi.result import load_result
+
+    check_netcdf(args.out)
+    result = load_result(args.result)
+    arviz()                          # (missing: said before the draws are made)
+    with _warnings_shown():
+        write_netcdf(args.out, result, draws=args.draws, seed=args.seed, data=args.data)
+    return EXIT_OK
+
+
+def _cmd_plot(args) -> int:
+    from ppvi.io.export import optional
+    from ppvi.io.plot import check_figure, pyplot
+    from ppvi.result import load_result
+
+    check_figure(args.out)
+    result = load_result(args.result)
+    optional("matplotlib", "matplotlib", "plot", "plot").use("Agg")      # (a file, not a window: no display)
+    with _warnings_shown():
+        fig = result.plot(var_names=args.var, data=args.data, path=args.out)
+    pyplot().close(fig)
+    return EXIT_OK
+
+
+@contextlib.contextmanager
+def _warnings_shown():
+    """ppvi's warnings and notes as diagnostics on stderr (each time, not once per place)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", PPVIWarning)
+        warnings.showwarning = _show_warning
+        yield
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -191,29 +237,6 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
         print(message.diagnostic.format(), file=sys.stderr)
     else:
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
-
-
-class _Progress:
-    """A live line on the terminal: iteration, ELBO, change, iterations per second."""
-
-    def __init__(self):
-        import time
-
-        self.time = time.perf_counter
-        self.start = self.time()
-        self.last = 0.0
-
-    def __call__(self, it: int, elbo: float, change: float) -> None:
-        now = self.time()
-        if now - self.last < 0.1 and it > 1:
-            return
-        self.last = now
-        rate = it / max(now - self.start, 1e-9)
-        sys.stderr.write(f"\r  iter {it:6d}  ELBO {elbo:.10g}  change {change:+.3e}  {rate:,.0f} it/s   ")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        sys.stderr.write("\n")
 
 
 def main(argv: Sequence[str] | None = None, *, collector_paused: bool = False) -> int:
@@ -227,7 +250,8 @@ def main(argv: Sequence[str] | None = None, *, collector_paused: bool = False) -
         if args.command is None:
             _parser().print_help(sys.stderr)
             return EXIT_USER
-        return {"check": _cmd_check, "derive": _cmd_derive, "run": _cmd_run}[args.command](args)
+        return {"check": _cmd_check, "derive": _cmd_derive, "run": _cmd_run, "export": _cmd_export,
+                "plot": _cmd_plot}[args.command](args)
     except PPVIError as e:
         _report(e.format())
         return EXIT_USER

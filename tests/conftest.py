@@ -64,3 +64,14 @@ def run_cli(argv, capsys) -> tuple[int, str, str]:
     code = main([str(a) for a in argv])
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+def fitted_content(path) -> dict:
+    """A result file's content without what is each run's own (its time, its creation stamp): what two runs of
+    the same fit must write alike."""
+    import json
+
+    d = json.loads(Path(path).read_text())
+    d.pop("seconds", None)
+    d.get("provenance", {}).pop("created", None)
+    return d
