@@ -178,8 +178,12 @@ def test_a_changed_ppvi_never_loads_kernels_an_older_one_generated(tmp_path):
 
     first, again = run(), run()
     assert not first["warm"] and again["warm"] and again["key"] == first["key"] and again["file"] == first["file"]
-    with open(first["file"], "a") as fh:        # a mark: whoever imports this older module shows it
-        fh.write("\nSTALE = True\n")
+    from ppvi.codegen.cache import _unsealed, sealed
+
+    with open(first["file"], "rb") as fh:       # a mark, sealed again: whoever imports this older module shows it
+        marked = sealed(_unsealed(fh.read()) + "STALE = True\n")
+    with open(first["file"], "w") as fh:
+        fh.write(marked)
     assert run()["stale"]
     seen = {first["key"]}
     for changed in (copy / "ppvi" / "codegen" / "runtime.py", copy / "ppvi" / "derive" / "render.py",
