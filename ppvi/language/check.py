@@ -7,7 +7,9 @@ model at once; the pass stops only where going on would report nonsense.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Iterator
 
 import numpy as np
@@ -89,7 +91,15 @@ class CheckedModel:
         return [v for v in self.variables.values() if v.kind == kind]
 
     def prior(self, name: str) -> Factor | None:
-        return next((f for f in self.factors if f.target == name), None)
+        return self._priors.get(name)
+
+    @cached_property
+    def _priors(self) -> dict[str, Factor]:
+        """Each target's (first) factor: one pass, so a lookup per variable stays linear in the model."""
+        out: dict[str, Factor] = {}
+        for f in self.factors:
+            out.setdefault(f.target, f)
+        return out
 
 
 # ------------------------------------------------------------- expression types
@@ -484,12 +494,17 @@ class _Checker:
             deps[name] = {n.id for a in d.dist.args for n in walk(a.value)
                           if isinstance(n, ast.Name) and n.id in targets and n.id != name}
         order: list[str] = []
-        ready = [n for n in self.draws if not deps[n]]
+        ready = deque(n for n in self.draws if not deps[n])
         pending = {n: set(ds) for n, ds in deps.items() if ds}
+        waiting: dict[str, list[str]] = {}          # n -> the pending draws that read n
+        for m, ds in pending.items():
+            for n in ds:
+                waiting.setdefault(n, []).append(m)
         while ready:
-            n = ready.pop(0)
+            n = ready.popleft()
             order.append(n)
-            for m, ds in list(pending.items()):
+            for m in waiting.get(n, ()):
+                ds = pending[m]
                 ds.discard(n)
                 if not ds:
                     del pending[m]
@@ -497,11 +512,13 @@ class _Checker:
         if pending:
             # Walk back along dependencies from any pending node until a name repeats: that is the cycle.
             path = [next(iter(pending))]
+            at = {path[0]: 0}
             while True:
-                nxt = next(d for d in sorted(pending[path[-1]]) if d in pending)
-                if nxt in path:
-                    cycle = path[path.index(nxt):] + [nxt]
+                nxt = min(d for d in pending[path[-1]] if d in pending)
+                if nxt in at:
+                    cycle = path[at[nxt]:] + [nxt]
                     break
+                at[nxt] = len(path)
                 path.append(nxt)
             d = self.draws[cycle[0]][0][0]
             self.rep.error("the model is cyclic: " + " <- ".join(cycle), d.target.span,
