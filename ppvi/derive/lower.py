@@ -11,6 +11,7 @@ log density ℓ becomes Σ_k [z_n = k] · ℓ|_{z_n = k}, which is exact because
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -149,8 +150,9 @@ class Lowering:
                       lambda idx: sp.Sum(a.at(tuple(idx[:ra]) + (j,)) * b.at((j,) + tuple(idx[ra:])), (j, 0, j.upper)))
 
     # -------------------------------------------------------------- factors
-    def factor_log_density(self, f: Factor) -> tuple[sp.Expr, tuple[sp.Idx, ...]]:
-        """ℓ_f at one plate index, with gates summed out; and the factor's plate indices."""
+    def factor_log_density(self, f: Factor, opaque: frozenset[str] = frozenset()) -> tuple[sp.Expr, tuple[sp.Idx, ...]]:
+        """ℓ_f at one plate index, with gates summed out; and the factor's plate indices.  The scalar arguments
+        named in ``opaque`` stand as symbols of their own (to find which one makes a number overflow)."""
         scope = {var: self.syms.index(var, dim) for var, dim in f.plates}
         plates = tuple(scope[v] for v, _ in f.plates)
         gates = Gates()
@@ -167,10 +169,64 @@ class Lowering:
                 # as in PRML 10.2's prior μ_k ~ N(m0, (β0 Λ_k)⁻¹)
                 a, b = self.lower(expr.left, scope, gates), self.lower(expr.right, scope, gates)
                 args[name], args["precision_scale"] = (b, a) if not a.shape else (a, b)
+            elif name in opaque:
+                symbol = sp.Symbol(f"_{name}", positive=True)
+                args[name] = Tensor((), lambda idx: symbol)
             else:
                 args[name] = self.lower(expr, scope, gates)
         body = log_density(f.dist, value, args, self.syms)
         return gates.wrap(self.syms, body), plates
+
+
+NOT_FINITE = (sp.zoo, sp.nan, sp.oo, sp.I)
+
+
+def not_finite(e: sp.Expr) -> sp.Expr | None:
+    """±∞, NaN or the imaginary unit, if ``e`` holds one (``mu / 0`` lowers to zoo·mu)."""
+    return next((bad for bad in NOT_FINITE if e.has(bad)), None)
+
+
+def not_a_double(e: sp.Expr) -> sp.Expr | None:
+    """A number in ``e`` that code could not hold as a double: :func:`not_finite`'s, or a finite one beyond
+    the double range (10⁶⁰⁰ = 1/sd² for sd = 10⁻³⁰⁰) or too small to be told from 0; None if none."""
+    bad = not_finite(e)
+    if bad is not None:
+        return bad
+    for n in e.atoms(sp.Number):
+        value = float(n)
+        if not math.isfinite(value) or (value == 0 and n != 0):
+            return n
+    return None
+
+
+def first_not_a_double(low: "Lowering", e: ast.Expr, scope: dict[str, sp.Idx]) -> tuple[ast.Expr, str] | None:
+    """The innermost sub-expression of the model's ``e`` that lowers to ∞, NaN or a complex number once its
+    dims are symbols (``mu / (N - N)``), and what is wrong there; None if there is none.  Only on the way
+    to an error: each node is lowered again."""
+    match e:
+        case ast.PlateSum(var=v, dim=d, body=body):
+            inner = first_not_a_double(low, body, {**scope, v.id: low.syms.fresh(v.id, d.id)})
+            if inner is not None:
+                return inner
+        case ast.BinOp(op=op, left=a, right=b):
+            found = first_not_a_double(low, a, scope) or first_not_a_double(low, b, scope)
+            if found is not None:
+                return found
+            if op == "/" and _lowered(low, b, scope) == 0:
+                return b, "division by zero"
+        case ast.Neg(operand=a):
+            return first_not_a_double(low, a, scope)
+        case ast.Call(args=args) | ast.Index(indices=args):
+            for a in args:
+                found = first_not_a_double(low, a, scope)
+                if found is not None:
+                    return found
+    return (e, "this expression is not a finite real number") if not_finite(_lowered(low, e, scope)) else None
+
+
+def _lowered(low: "Lowering", e: ast.Expr, scope: dict[str, sp.Idx]) -> sp.Expr:
+    t = low.lower(e, scope, Gates())
+    return t.at(tuple(sp.Symbol(f"_i{n}", integer=True) for n in range(len(t.shape))))
 
 
 def log_density(dist: str, value, args: dict[str, Tensor], syms: Symbols) -> sp.Expr:

@@ -7,6 +7,7 @@ model at once; the pass stops only where going on would report nonsense.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -229,7 +230,7 @@ class _Checker:
             self.rep.error(f"value of `{s.name.id}` has shape {show_shape(ty.shape)}, declared {show_shape(shape)}",
                            _span(s.value), "give a scalar to fill the shape, or a literal of the declared shape")
         self.vars[s.name.id] = Variable(s.name.id, "const", shape, "real", s.name.span, value=s.value)
-        self.const_values[s.name.id] = self.evaluate(s.value, shape)
+        self.const_values[s.name.id] = self.evaluate(s.value, shape) if self.finite(s.value) else None
 
     def literal_fits(self, got: tuple[Extent, ...], want: tuple[Extent, ...]) -> bool:
         """A literal [a, b] has an integer extent; it fits a dim whose default is that size."""
@@ -274,18 +275,41 @@ class _Checker:
         return {d.name: d.default for d in self.dims.values()}
 
     def evaluate(self, e: ast.Expr, shape: tuple[Extent, ...]) -> np.ndarray | None:
-        """The value of a constant expression, or None when it needs a size only data gives."""
+        """The compact value of a constant expression (a scalar stays a scalar whatever the shape: nothing is
+        allocated at dim size), or None when it needs what only data gives or does not fit the shape."""
         sizes = self.sizes()
-        if any(isinstance(d, str) and sizes[d] is None for d in shape):
-            return None
         try:
-            return consts.fill(e, tuple(sizes[d] if isinstance(d, str) else d for d in shape), sizes,
-                               self.const_values)
+            val = np.asarray(consts.evaluate(e, sizes, self.const_values, consts.CHECK_ENTRIES), dtype=float)
         except consts.NotConstant:
             return None
+        full = tuple(sizes[d] if isinstance(d, str) else d for d in shape)
+        if None not in full:
+            try:
+                np.broadcast_shapes(val.shape, full)
+            except ValueError:
+                return None
+        return val
+
+    def full_value(self, v: np.ndarray, shape: tuple[Extent, ...]) -> np.ndarray:
+        """A compact value broadcast to ``shape`` (a view: no copy) while that is small; else as it is."""
+        sizes = self.sizes()
+        full = tuple(sizes[d] if isinstance(d, str) else d for d in shape)
+        if None in full or v.shape == full or math.prod(full) > consts.CHECK_ENTRIES:
+            return v
+        try:
+            return np.broadcast_to(v, full)
+        except ValueError:
+            return v
+
+    def finite(self, e: ast.Expr) -> bool:
+        """Report the sub-expression of ``e`` whose constant value is not a finite real number, if any."""
+        problem = consts.first_non_finite(e, self.sizes(), self.const_values)
+        if problem is not None:
+            self.rep.error(problem.message, problem.node.span, problem.hint)
+        return problem is None
 
     def _eval(self, e: ast.Expr):
-        return consts.evaluate(e, self.sizes(), self.const_values)
+        return consts.evaluate(e, self.sizes(), self.const_values, consts.CHECK_ENTRIES)
 
     # -------------------------------------------------------------- typing
     def infer(self, e: ast.Expr, scope: dict[str, str], const: bool = False) -> Ty:
@@ -418,7 +442,7 @@ class _Checker:
             n.id in self.vars and self.vars[n.id].kind != "const"))]
         if not random:
             try:
-                val = float(np.asarray(consts.evaluate(ix, self.sizes(), self.const_values)))
+                val = float(np.asarray(self._eval(ix)))
             except (consts.NotConstant, TypeError, ValueError):
                 return True          # a size only the data give: cannot be checked here
             size = ext if isinstance(ext, int) else self.dims[ext].default
@@ -803,8 +827,8 @@ class _Checker:
 
     def check_domain(self, sig: Signature, pname: str, domain: str, expr: ast.Expr, t: Ty) -> None:
         """A constant argument outside its parameter's domain (a negative sd, say) is an error now."""
-        if any(isinstance(n, ast.Name) and n.id in self.vars and self.vars[n.id].kind != "const"
-               for n in walk(expr)):
+        if not self.finite(expr) or any(isinstance(n, ast.Name) and n.id in self.vars
+                                        and self.vars[n.id].kind != "const" for n in walk(expr)):
             return
         try:
             val = self._eval(expr)
@@ -812,7 +836,7 @@ class _Checker:
             return
         if val is None:
             return
-        v = np.asarray(val, dtype=float)
+        v = self.full_value(np.asarray(val, dtype=float), t.shape)
         span = _span(expr)
         where = f"`{pname}` of {sig.name}"
         if not np.all(np.isfinite(v)):
@@ -822,10 +846,22 @@ class _Checker:
                            "a scale, rate, shape or concentration is > 0")
         elif domain == "unit" and np.any((v < 0) | (v > 1)):
             self.rep.error(f"{where} must lie in [0, 1], got {_show(v)}", span, "a probability")
-        elif domain == "simplex" and (np.any(v < 0) or abs(v.sum(axis=-1) - 1).max() > 1e-9):
+        elif domain == "simplex" and (np.any(v < 0) or self.not_normalised(v, t.shape)):
             self.rep.error(f"{where} must be non-negative and sum to 1", span, "normalise the weights")
         elif domain == "pd" and v.ndim == 2 and (not np.allclose(v, v.T) or np.linalg.eigvalsh(v).min() <= 0):
             self.rep.error(f"{where} must be symmetric positive definite", span, "e.g. `eye(D)`")
+
+    def not_normalised(self, v: np.ndarray, shape: tuple[Extent, ...]) -> bool:
+        """Σ along the last axis of the value that ``v`` stands for (compact or not) is not 1."""
+        last = shape[-1] if shape else 1
+        last = self.dims[last].default if isinstance(last, str) else last
+        if v.ndim and v.shape[-1] == last:
+            sums = v.sum(axis=-1)
+        elif last is None:
+            return False                   # (a scalar fills an axis whose size only the data give)
+        else:
+            sums = (v[..., 0] if v.ndim else v) * last
+        return bool(abs(sums - 1).max() > 1e-9)
 
     def check_observed(self, d: ast.Draw, sig: Signature, shape: tuple[Extent, ...], idx: list[str],
                        rng: Extent | None) -> None:
