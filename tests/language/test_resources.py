@@ -45,3 +45,52 @@ def test_a_long_cycle_is_reported_in_linear_time():
     with pytest.raises(PPVIError, match="the model is cyclic: x0 <- x2999 <- x2998"):
         check(parse(text))
     assert time.process_time() - start < 10
+
+
+# A 7-line model whose constant has 2³¹ − 1 entries: `ppvi check` asked for 16 GiB (issue 21, item 11).
+HUGE = ("dim N\ndim K = 2147483647\nconst a[K] = 1.0\nconst p[K] = 1 / K\ndata y[N] : index(K)\n"
+        "pi ~ Dirichlet(a)\nfor n in N:\n    y[n] ~ Categorical(pi)\n")
+
+
+def _limited(args, cwd, gib: int):
+    """``python -m ppvi ARGS`` with its address space limited to ``gib`` GiB: an allocation at dim size fails
+    there instead of taking the machine's memory."""
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (gib << 30, gib << 30))
+
+    return subprocess.run([sys.executable, "-m", "ppvi", *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          preexec_fn=limit, timeout=600, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+
+
+def test_check_allocates_nothing_at_dim_size(tmp_path):
+    """The checker reads a constant's value (a negative sd is an error before any data), never K copies of it."""
+    (tmp_path / "m.ppvi").write_text(HUGE)
+    proc = _limited(["check", "m.ppvi"], tmp_path, 2)
+    assert proc.returncode == 0, proc.stderr
+    assert "K  = 2147483647 (default)" in proc.stdout
+
+
+def test_check_still_reads_a_compact_constant():
+    """A scalar filling a huge shape is still checked: its entries sum to K·p along a simplex's axis."""
+    from ppvi.errors import PPVIError
+
+    bad = HUGE.replace("2147483647", "1000000").replace("pi ~ Dirichlet(a)", "pi ~ Dirichlet(a - 2)")
+    with pytest.raises(PPVIError, match="`alpha` of Dirichlet must be positive, got -1"):
+        check(parse(bad))
+    uniform = "dim N\ndim K = 1000000\nconst p[K] = 1 / K\ndata y[N] : index(K)\nfor n in N:\n    y[n] ~ Categorical(p)\n"
+    check(parse(uniform))
+    with pytest.raises(PPVIError, match="`p` of Categorical must be non-negative and sum to 1"):
+        check(parse(uniform.replace("1 / K", "2 / K")))
+
+
+def test_a_constant_too_large_to_allocate_is_a_user_error_at_run_time(tmp_path):
+    (tmp_path / "m.ppvi").write_text(HUGE)
+    (tmp_path / "m.csv").write_text("y\n1\n0\n2\n")
+    proc = _limited(["run", "m.ppvi", "--quiet"], tmp_path, 6)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("m.ppvi:3:7: error: this constant would have 2,147,483,647 entries")
