@@ -81,7 +81,7 @@ class Lowering:
     def lower(self, e: ast.Expr, scope: dict[str, sp.Idx], gates: Gates) -> Tensor:
         match e:
             case ast.Num(value=v, is_int=is_int):
-                num = sp.Integer(int(v)) if is_int else sp.Rational(repr(v)) if abs(v) < 1e15 else sp.Float(v)
+                num = _number(v, is_int)
                 return Tensor((), lambda idx: num)
             case ast.Name(id=n):
                 if n in scope:
@@ -179,6 +179,15 @@ class Lowering:
 
 
 NOT_FINITE = (sp.zoo, sp.nan, sp.oo, sp.I)
+
+
+def _number(v: float, is_int: bool) -> sp.Expr:
+    """A literal as SymPy reads it best: exact (0.1 is 1/10) while numerator and denominator are small, else a
+    Float — an exact 1e-300 is 1/10³⁰⁰, whose powers and logarithms SymPy works out digit by digit."""
+    if is_int:
+        return sp.Integer(int(v))
+    exact = sp.Rational(repr(v))
+    return exact if max(abs(exact.p), exact.q) < 10**15 else sp.Float(v)
 
 
 def not_finite(e: sp.Expr) -> sp.Expr | None:

@@ -26,7 +26,7 @@ from ppvi.derive import qfamily
 from ppvi.derive.lower import Lowering, first_not_a_double, not_a_double, not_finite
 from ppvi.derive.mstep import point_update
 from ppvi.derive.symbols import MomentBase, MomentSymbol, Symbols
-from ppvi.errors import PPVIError, Reporter
+from ppvi.errors import PPVIError, Reporter, source_lines
 from ppvi.families import FAMILIES, Q_FAMILIES
 from ppvi.graph import FactorGraph, build
 from ppvi.language.check import CheckedModel
@@ -82,7 +82,7 @@ class Derivation:
         for v, q in self.q.items():
             if q.family == "Bernoulli":
                 binary[self.syms.moment(v, "x2", len(q.index))] = self.syms.moment(v, "x", len(q.index))
-        lines = self.model.text.splitlines()
+        lines = source_lines(self.model.text)
         out = []
         for f in self.model.factors:
             e = self.expected[f.id].replace(lambda x: x in binary or (isinstance(x, sp.Indexed) and x.base in binary),
@@ -280,7 +280,7 @@ def _self_dependent(rep: Reporter, model: CheckedModel, var: str, own: dict, exp
                    for m2, a2 in own.values())
 
     f = next((f for f in model.factors if depends(expected[f.id])), model.prior(var))
-    line = model.text.splitlines()[f.span.line - 1].strip()
+    line = source_lines(model.text)[f.span.line - 1].strip()
     words = ", ".join(STAT_WORDS[t] for t in own)
     return rep.fail(f"no conjugate q for `{var}`: in `{line}` ppvi could not make the expected log joint "
                     f"linear in `{var}`'s statistics {{{words}}}", f.span,
@@ -344,7 +344,7 @@ def _non_conjugate(rep: Reporter, model: CheckedModel, f, nc: NonConjugate) -> P
     from ppvi.language.check import walk
 
     v = nc.var
-    line = model.text.splitlines()[f.span.line - 1].strip()
+    line = source_lines(model.text)[f.span.line - 1].strip()
     arg_name, arg = next(((n, e) for n, e in f.args
                           if any(isinstance(x, ast.Name) and x.id == v for x in walk(e))), (None, None))
     span = arg.span if arg is not None else f.span

@@ -97,9 +97,14 @@ def point_update(model: CheckedModel, syms: Symbols, expected: dict[int, sp.Expr
     prior = model.prior(var) if kind == "point" else None
     if prior is not None and prior.dist == "Laplace":
         smooth = sp.Add(*(e for fid, e in expected.items() if fid != prior.id))
-        return _soft_threshold(syms, smooth, var, base, at, prior, partial, low)
+        if _smooth(smooth):
+            return _soft_threshold(syms, smooth, var, base, at, prior, partial, low)
     g = canonical(partial(total, base, at))
     el = _element(base, at)
+    if not _smooth(g):
+        # |h − y| in a likelihood (a Laplace's location): ∂L/∂h holds sign(h − y), a subgradient; no root
+        # formula or curvature exists, and the line search keeps every accepted step an ascent
+        return PointUpdate(var, kind, at, "gradient", g, support)
     if support == "simplex":
         c = canonical(collapse(sp.expand(g * el)))
         if _mentions(c, base, at) != (False, False):
@@ -119,7 +124,9 @@ def point_update(model: CheckedModel, syms: Symbols, expected: dict[int, sp.Expr
             roots = sp.solve(g.xreplace({el: t}), t, check=False, simplify=False)
         except (NotImplementedError, ValueError, TypeError):
             roots = []
-        roots = [r for r in roots if not r.has(sp.I) and r.is_real is not False]
+        # a root is a formula in everything but the element itself (solve returns the equation's part it
+        # could not invert as a "root" still holding t), with functions that code can compute
+        roots = [r for r in roots if not r.has(t, sp.I, *_NO_CODE) and r.is_real is not False]
         if len(roots) == 1:
             return PointUpdate(var, kind, at, "closed_form", canonical(roots[0]), support)
     g1 = canonical(partial(g, base, at))
@@ -127,6 +134,15 @@ def point_update(model: CheckedModel, syms: Symbols, expected: dict[int, sp.Expr
     if not is_zero(g1) and not (own1 or other1):
         return PointUpdate(var, kind, at, "newton", canonical(el - g / g1), support, {"curvature": g1})
     return PointUpdate(var, kind, at, "gradient", g, support)
+
+
+#: Functions a closed form may not hold: not smooth, or with no code (roots of polynomials past degree 4…).
+_NONSMOOTH = (sp.sign, sp.Abs, sp.DiracDelta, sp.Heaviside, sp.Piecewise)
+_NO_CODE = _NONSMOOTH + (sp.CRootOf, sp.RootSum, sp.LambertW)
+
+
+def _smooth(e: sp.Expr) -> bool:
+    return not e.has(*_NONSMOOTH)
 
 
 def _soft_threshold(syms, smooth, var, base, at, prior, partial, low) -> PointUpdate:
