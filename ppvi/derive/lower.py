@@ -179,6 +179,7 @@ class Lowering:
 
 
 NOT_FINITE = (sp.zoo, sp.nan, sp.oo, sp.I)
+_LOG_MAX = math.log(1.7976931348623157e308)
 
 
 def _number(v: float, is_int: bool) -> sp.Expr:
@@ -205,6 +206,12 @@ def not_a_double(e: sp.Expr) -> sp.Expr | None:
         value = float(n)
         if not math.isfinite(value) or (value == 0 and n != 0):
             return n
+    # (y − 1e200)² is fine as written, and 1e400 once code expands it into Σy² − 2·1e200·Σy + N·1e400
+    for p in e.atoms(sp.Pow):
+        if p.exp.is_Integer and p.exp > 1:
+            for n in p.base.atoms(sp.Number):
+                if n != 0 and int(p.exp) * math.log(abs(float(n))) > _LOG_MAX:
+                    return sp.Float(n, 3) ** p.exp
     return None
 
 

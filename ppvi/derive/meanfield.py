@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ppvi.derive.canonical import canonical, is_zero, without_zero_terms
-from ppvi.derive.expectation import Expectation, NonConjugate, collapse
+from ppvi.derive.expectation import MAX_TERMS, Expectation, NonConjugate, TooLarge, collapse
 from ppvi.derive import qfamily
 from ppvi.derive.lower import Lowering, first_not_a_double, not_a_double, not_finite
 from ppvi.derive.mstep import point_update
@@ -147,6 +147,11 @@ def _expected(syms: Symbols, expect: Expectation, rep: Reporter, model: CheckedM
         e = expect.expect(ell)
     except NonConjugate as nc:
         raise _non_conjugate(rep, model, f, nc) from None
+    except TooLarge:
+        raise rep.fail(f"this statement's log density expands to more than {MAX_TERMS:,} terms", f.span,
+                       "ppvi multiplies out sums of latents (the square in a Normal's density included): draw "
+                       "many scalars as one vector latent and write `sum(…)` or `dot(…)`, which stay symbolic, "
+                       "or multiply fewer sums") from None
     # Plates get fresh indices so that generic element indices never clash with them.
     fresh = {i: syms.fresh(str(i.label), _size(i)) for i in plates}
     e = e.xreplace(fresh)

@@ -195,7 +195,7 @@ def mutated_model(rng: random.Random) -> str:
     """An example model (or one of the literature's) with one to four mutations."""
     name = rng.choice(sorted(CORPUS))
     text = CORPUS[name]
-    for _ in range(rng.randint(1, 4)):
+    for _ in range(rng.choice([1, 1, 1, 2, 2, 3, 4])):
         text = rng.choice(_MUTATIONS)(rng, text)
     return text
 
@@ -291,7 +291,8 @@ def _add_statement(rng, text):
 
 
 _MUTATIONS = [_swap_distribution, _rename, _change_index, _change_number, _drop_line, _duplicate_line,
-              _swap_lines, _change_support, _insert_hostile, _reindent, _add_statement, _rename, _change_number]
+              _swap_lines, _change_support, _insert_hostile, _reindent, _add_statement,
+              _swap_distribution, _rename, _rename, _change_number, _change_number, _add_statement]
 
 
 # --------------------------------------------------------------------- running
