@@ -172,10 +172,12 @@ class _Checker:
                 case ast.DimDecl(items=items):
                     for it in items:
                         if self.declare(it.name, "dim"):
-                            if it.default is not None and not 1 <= it.default <= MAX_DIM:
-                                self.rep.error(f"dim `{it.name.id}` = {it.default} is not a usable size",
+                            default = it.default
+                            if default is not None and not 1 <= default <= MAX_DIM:
+                                self.rep.error(f"dim `{it.name.id}` = {default} is not a usable size",
                                                it.default_span, "a dim is a whole number from 1 to 2^31-1")
-                            self.dims[it.name.id] = Dim(it.name.id, it.default, it.name.span)
+                                default = None        # (no value is built from it: eye(0) has no eigenvalues)
+                            self.dims[it.name.id] = Dim(it.name.id, default, it.name.span)
                 case ast.ConstDecl(name=n):
                     self.declare(n, "const")
                 case ast.VarDecl(name=n):
@@ -240,7 +242,8 @@ class _Checker:
                    for g, w in zip(got, want))
 
     def check_var(self, s: ast.VarDecl) -> None:
-        shape = self.shape_of(s.shape) or ()
+        known = self.shape_of(s.shape)
+        shape = known or ()
         support, sdim = "real", None
         if s.support is not None:
             sname = s.support.name.id
@@ -262,13 +265,17 @@ class _Checker:
                         sdim = s.support.arg.id
                     else:
                         self.unknown_dim(s.support.arg.id, s.support.arg.span)
-            if support == "simplex" and not shape:
+            if known is None:
+                pass                          # (its shape was reported: say nothing of what it would fit)
+            elif support == "simplex" and not shape:
                 self.rep.error(f"`{s.name.id}` is a scalar; a simplex needs an axis", s.support.span,
                                f"give it a shape, e.g. `{s.name.id}[K]`")
-            if support == "unit_columns" and len(shape) != 2:
+            elif support == "unit_columns" and len(shape) != 2:
                 self.rep.error(f"`unit_columns` needs a matrix; `{s.name.id}` is {show_shape(shape)}",
                                s.support.span, f"declare it as `{s.name.id}[D, K]`")
         self.vars[s.name.id] = Variable(s.name.id, s.kind, shape, support, s.name.span, sdim)
+        if known is None:
+            self.poisoned.add(s.name.id)      # (its shape is unknown: its uses would report nonsense)
 
     # ------------------------------------------------------------- constants
     def sizes(self) -> dict[str, int | None]:
@@ -848,7 +855,7 @@ class _Checker:
             self.rep.error(f"{where} must lie in [0, 1], got {_show(v)}", span, "a probability")
         elif domain == "simplex" and (np.any(v < 0) or self.not_normalised(v, t.shape)):
             self.rep.error(f"{where} must be non-negative and sum to 1", span, "normalise the weights")
-        elif domain == "pd" and v.ndim == 2 and (not np.allclose(v, v.T) or np.linalg.eigvalsh(v).min() <= 0):
+        elif domain == "pd" and v.ndim == 2 and v.size and (not np.allclose(v, v.T) or np.linalg.eigvalsh(v).min() <= 0):
             self.rep.error(f"{where} must be symmetric positive definite", span, "e.g. `eye(D)`")
 
     def not_normalised(self, v: np.ndarray, shape: tuple[Extent, ...]) -> bool:
@@ -866,6 +873,8 @@ class _Checker:
     def check_observed(self, d: ast.Draw, sig: Signature, shape: tuple[Extent, ...], idx: list[str],
                        rng: Extent | None) -> None:
         v = self.vars[d.target.id]
+        if v.name in self.poisoned:
+            return                            # (its declaration was reported)
         if tuple(shape) != tuple(v.shape) and "?" not in shape:
             self.rep.error(f"`{v.name}` is declared {show_shape(v.shape)} but this draws {show_shape(shape)}",
                            d.target.span, f"subscript it by the loops over {show_shape(v.shape)}"
