@@ -41,6 +41,11 @@ def kernel_cache(tmp_path_factory):
 
 def pytest_addoption(parser):
     parser.addoption("--update-golden", action="store_true", help="rewrite golden files from current output")
+    parser.addoption("--long", action="store_true",
+                     help="also the slow variants the CI leaves out (every hostile-name set: tests/probes)")
+    parser.addoption("--fuzz-long", action="store", type=int, nargs="?", const=2000, default=0, metavar="N",
+                     help="the model fuzz with N cases of each kind (default 2000) instead of the CI's few "
+                          "(tests/probes/test_fuzz_models.py)")
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Models for the fuzz (issue 21, item 9): generated from the grammar, and mutations of the examples.
 
-Both take a ``random.Random`` (Hypothesis's ``st.randoms()`` in the tests, so a failure
-shrinks and replays; a seeded one in ``--fuzz-long`` runs).  :func:`outcome` runs one model
+Both take a ``random.Random`` seeded with the case's number, so a failure names the seed that
+replays it (``generated_model(random.Random(seed))``).  :func:`outcome` runs one model
 through check, derive (every rendering) and the kernel source, each step bounded in time,
 and says what came out.
 """

@@ -5,6 +5,9 @@ fit equal to the plain-named model's, entry by entry.
 Nothing a model names is ever run or looked up as Python or SymPy (docs/SECURITY.md): ``E`` is not
 Euler's number, ``I`` not the imaginary unit, ``N`` not a SymPy function, ``lambda`` not a keyword,
 ``v_x`` not the mangled name of ``x``.
+
+Every name set compiles a model of its own, so the CI fits two sets that mix every kind of name
+(:data:`MIXED`); ``pytest --long`` fits every set of :data:`HOSTILE` and the long names too.
 """
 
 from __future__ import annotations
@@ -52,6 +55,9 @@ HOSTILE = {
     "sympy_functions": ("exp", "log", "sqrt", "Abs", "sign", "loggamma", "polygamma", "KroneckerDelta",
                         "Indexed", "IndexedBase", "Rational", "Float"),
 }
+# Role i takes the i-th name of a kind chosen in rotation: every kind of name in every CI run, in two models.
+_KINDS = sorted(HOSTILE)
+MIXED = {f"mixed_{j}": tuple(HOSTILE[_KINDS[(i + j) % len(_KINDS)]][i] for i in range(len(ROLES))) for j in (0, 3)}
 LONG = {"long_names": tuple((r.lower() * 240)[:240] if i % 2 == 0 else (r.lower() * 64)[:64]
                             for i, r in enumerate(ROLES))}
 
@@ -90,8 +96,16 @@ def _same_fit(result: dict, names: dict[str, str], plain: dict) -> None:
                 np.testing.assert_allclose(mine[key], value, rtol=1e-10, atol=1e-12, err_msg=f"{role} {key}")
 
 
+@pytest.mark.parametrize("which", sorted(MIXED))
+def test_mixed_hostile_names_fit_as_plain_ones(which, plain, tmp_path, capsys):
+    names = dict(zip(ROLES, MIXED[which]))
+    _same_fit(_fit(tmp_path, names, capsys), names, plain)
+
+
 @pytest.mark.parametrize("which", sorted(HOSTILE))
-def test_hostile_names_fit_as_plain_ones(which, plain, tmp_path, capsys):
+def test_hostile_names_fit_as_plain_ones(which, plain, tmp_path, capsys, request):
+    if not request.config.getoption("--long"):
+        pytest.skip("one model compiled for each kind of name: `pytest --long` (the CI fits the mixed sets)")
     names = dict(zip(ROLES, HOSTILE[which]))
     _same_fit(_fit(tmp_path, names, capsys), names, plain)
 
@@ -101,6 +115,8 @@ def test_hostile_names_fit_as_plain_ones(which, plain, tmp_path, capsys):
                           "240-character one makes a Numba cache file name past the 255-byte limit (OSError "
                           "ENAMETOOLONG); the codegen shortens long kernel names (the language sets no limit)")
 @pytest.mark.parametrize("which", sorted(LONG))
-def test_long_names_fit_as_plain_ones(which, plain, tmp_path, capsys):
+def test_long_names_fit_as_plain_ones(which, plain, tmp_path, capsys, request):
+    if not request.config.getoption("--long"):
+        pytest.skip("a model of its own: `pytest --long`")
     names = dict(zip(ROLES, LONG[which]))
     _same_fit(_fit(tmp_path, names, capsys), names, plain)
