@@ -468,7 +468,8 @@ class _Checker:
                            f"lie in 0..{ext} - 1", _span(ix),
                            f"declare it `data {_declared(ref)} : index({ext})`: its values are then checked when read")
         else:
-            self.rep.error(f"`{ref.name}`, a {ref.support} {ref.kind}, cannot index {where}",
+            article = "an" if ref.support[0] in "aeiou" else "a"
+            self.rep.error(f"`{ref.name}`, {article} {ref.support} {ref.kind}, cannot index {where}",
                            _span(ix), "a latent index is drawn from a Categorical: `z[n] ~ Categorical(p)`")
         return False
 
@@ -579,7 +580,10 @@ class _Checker:
                                    "each variable has exactly one `~` statement")
             errors_before = len(self.rep.diagnostics) - self.form_errors
             self.check_draw(*draws[0], observed=declared is not None)
-            if len(self.rep.diagnostics) - self.form_errors > errors_before and declared is None:
+            failed = len(self.rep.diagnostics) - self.form_errors > errors_before
+            # a draw from what did not check (z ~ Categorical(pi) after pi's error) has no known range either
+            if declared is None and (failed or any(isinstance(n, ast.Name) and n.id in self.poisoned
+                                                   for a in draws[0][0].dist.args for n in walk(a.value))):
                 self.poisoned.add(name)  # its type is unreliable: say nothing more about its uses
 
     def check_draw(self, d: ast.Draw, plates: tuple[tuple[str, str], ...], observed: bool) -> None:
