@@ -202,14 +202,14 @@ def not_a_double(e: sp.Expr) -> sp.Expr | None:
     bad = not_finite(e)
     if bad is not None:
         return bad
-    for n in e.atoms(sp.Number):
+    for n in sorted(e.atoms(sp.Number), key=sp.default_sort_key):     # (sorted: the same one every run)
         value = float(n)
         if not math.isfinite(value) or (value == 0 and n != 0):
             return n
     # (y − 1e200)² is fine as written, and 1e400 once code expands it into Σy² − 2·1e200·Σy + N·1e400
-    for p in e.atoms(sp.Pow):
+    for p in sorted(e.atoms(sp.Pow), key=sp.default_sort_key):
         if p.exp.is_Integer and p.exp > 1:
-            for n in p.base.atoms(sp.Number):
+            for n in sorted(p.base.atoms(sp.Number), key=sp.default_sort_key):
                 if n != 0 and int(p.exp) * math.log(abs(float(n))) > _LOG_MAX:
                     return sp.Float(n, 3) ** p.exp
     return None

@@ -115,6 +115,11 @@ SCALAR = Ty()
 UNKNOWN = Ty(shape=("?",))               # after an error: suppresses follow-on reports
 
 
+def _not_constant(expr: ast.Expr) -> ast.Expr | None:
+    """The first sum or indexing in a constant's value (neither is a constant expression), or None."""
+    return next((n for n in walk(expr) if isinstance(n, (ast.PlateSum, ast.Index))), None)
+
+
 def walk(expr: ast.Expr) -> Iterator[ast.Expr]:
     """Every node of an expression, parents before children."""
     stack = [expr]
@@ -225,14 +230,23 @@ class _Checker:
 
     def check_const(self, s: ast.ConstDecl) -> None:
         shape = self.shape_of(s.shape)
+        before = len(self.rep.diagnostics)
         ty = self.infer(s.value, {}, const=True)
+        if len(self.rep.diagnostics) == before and (node := _not_constant(s.value)) is not None:
+            ty = UNKNOWN                 # (consts.evaluate knows no sums or indexing: it would fail at run time)
+            what = ("`sum(…)`", "the sum") if isinstance(node, ast.PlateSum) else ("indexing", "the indexed value")
+            self.rep.error(f"{what[0]} is not a constant expression", node.span,
+                           "a constant is built from numbers, dims, whole constants, arithmetic, `eye` and "
+                           f"elementwise functions; write {what[1]} where the constant is used (a distribution's "
+                           "arguments may sum and index)")
         if shape is None:
             shape = ty.shape if ty is not UNKNOWN else ()
         elif ty is not UNKNOWN and ty.shape and ty.shape != shape and not self.literal_fits(ty.shape, shape):
             self.rep.error(f"value of `{s.name.id}` has shape {show_shape(ty.shape)}, declared {show_shape(shape)}",
                            _span(s.value), "give a scalar to fill the shape, or a literal of the declared shape")
         self.vars[s.name.id] = Variable(s.name.id, "const", shape, "real", s.name.span, value=s.value)
-        self.const_values[s.name.id] = self.evaluate(s.value, shape) if self.finite(s.value) else None
+        self.const_values[s.name.id] = (self.evaluate(s.value, shape) if ty is not UNKNOWN and self.finite(s.value)
+                                        else None)
 
     def literal_fits(self, got: tuple[Extent, ...], want: tuple[Extent, ...]) -> bool:
         """A literal [a, b] has an integer extent; it fits a dim whose default is that size."""
