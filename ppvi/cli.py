@@ -12,10 +12,11 @@ import gc
 import os
 import sys
 import traceback
+import warnings
 from typing import NoReturn, Sequence
 
 from ppvi import __version__
-from ppvi.errors import Diagnostic, PPVIError
+from ppvi.errors import Diagnostic, PPVIError, PPVIWarning
 
 EXIT_OK, EXIT_FAULT, EXIT_USER = 0, 1, 2
 
@@ -50,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--data", metavar="PATH", help="data file (.npz, .json, .csv); default: beside the model")
     r.add_argument("--dim", metavar="NAME=INT", action="append", default=[], help="set a dim's size")
     r.add_argument("--out", metavar="PATH", help="write the result (.json or .npz)")
-    r.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    r.add_argument("--seed", type=_seed, default=0, help="random seed, a whole number ≥ 0 (default 0)")
     r.add_argument("--max-iter", type=_positive_int, default=1000, help="most sweeps (default 1000)")
     r.add_argument("--tol", type=_positive_float, default=1e-8,
                    help="stop when the ELBO changes by less than this, relative (default 1e-8)")
@@ -61,14 +62,22 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(text: str, least: int) -> int:
     try:
         v = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{v} is not ≥ 1")
+    if v < least:
+        raise argparse.ArgumentTypeError(f"{v} is not ≥ {least}")
     return v
+
+
+def _positive_int(text: str) -> int:
+    return _whole_number(text, 1)
+
+
+def _seed(text: str) -> int:
+    return _whole_number(text, 0)
 
 
 def _positive_float(text: str) -> float:
@@ -88,7 +97,10 @@ def _unit_float(text: str) -> float:
     return v
 
 
-def _dims(items: list[str]) -> dict[str, int]:
+def _dims(items: list[str], model) -> dict[str, int]:
+    """``--dim NAME=INT`` flags, each checked against the model's dims and the range of a size."""
+    from ppvi.io.data import check_dims
+
     out = {}
     for item in items:
         name, eq, value = item.partition("=")
@@ -98,7 +110,7 @@ def _dims(items: list[str]) -> dict[str, int]:
             out[name.strip()] = int(value)
         except ValueError:
             raise PPVIError(Diagnostic(f"--dim {item}: expected NAME=INT", "ppvi", hint="e.g. --dim K=5")) from None
-    return out
+    return check_dims(model, out, "ppvi", "--dim {name}={value}")
 
 
 def _cmd_check(args) -> int:
@@ -141,6 +153,7 @@ def _cmd_run(args) -> int:
     if args.out:
         check_writable(args.out, (".json", ".npz"))      # (before the fit: a mistake here must not cost it)
     model = Model.load(args.model)       # (a mistake in the model is reported before Numba is imported)
+    dims = _dims(args.dim, model.checked)
     from ppvi.codegen.cache import blas_alone
 
     blas_alone()         # (this process runs no code of the user's that could miss scipy.linalg.cython_blas)
@@ -154,8 +167,11 @@ def _cmd_run(args) -> int:
     # result waits until the file is whole.
     interrupts = Interrupts()
     with interrupts.installed():
-        result = model.fit(data, dims=_dims(args.dim), seed=args.seed, max_iter=args.max_iter, tol=args.tol,
-                           restarts=args.restarts, on_iteration=progress, damping=args.damping)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", PPVIWarning)
+            warnings.showwarning = _show_warning
+            result = model.fit(data, dims=dims, seed=args.seed, max_iter=args.max_iter, tol=args.tol,
+                               restarts=args.restarts, on_iteration=progress, damping=args.damping)
         if progress is not None:
             progress.close()
         with interrupts.deferred():
@@ -167,6 +183,14 @@ def _cmd_run(args) -> int:
         print("ppvi: interrupted; the current q was kept" + (f" in {args.out}" if args.out else ""), file=sys.stderr)
         return 128 + (interrupts.received or 2)
     return EXIT_OK
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings during a run: ppvi's as their diagnostic (``FILE: note: …``), others as Python shows them."""
+    if isinstance(message, PPVIWarning):
+        print(message.diagnostic.format(), file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 class _Progress:

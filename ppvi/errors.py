@@ -67,6 +67,15 @@ class PPVIError(Exception):
         return "\n".join(d.format() for d in self.diagnostics)
 
 
+class PPVIWarning(UserWarning):
+    """A note or warning about the user's input, carrying its :class:`Diagnostic` (``FILE: note: …``);
+    the command line prints the diagnostic, Python's warnings machinery shows it to API users."""
+
+    def __init__(self, diagnostic: Diagnostic):
+        self.diagnostic = diagnostic
+        super().__init__(diagnostic.format())
+
+
 @dataclass
 class Reporter:
     """Collects diagnostics against one source text so a pass can report many."""
