@@ -96,27 +96,18 @@ def _same_fit(result: dict, names: dict[str, str], plain: dict) -> None:
                 np.testing.assert_allclose(mine[key], value, rtol=1e-10, atol=1e-12, err_msg=f"{role} {key}")
 
 
-@pytest.mark.parametrize("which", sorted(MIXED))
-def test_mixed_hostile_names_fit_as_plain_ones(which, plain, tmp_path, capsys):
-    names = dict(zip(ROLES, MIXED[which]))
-    _same_fit(_fit(tmp_path, names, capsys), names, plain)
+LONG_REASON = ("codegen (issue 21, item 13): kernel names are built from the model's identifiers, so a 240-character "
+               "one makes a Numba cache file name past the 255-byte limit (OSError ENAMETOOLONG); the codegen "
+               "shortens long kernel names (the language sets no limit)")
+SETS = ([pytest.param(MIXED[k], False, id=k) for k in sorted(MIXED)]
+        + [pytest.param(HOSTILE[k], True, id=k) for k in sorted(HOSTILE)]
+        + [pytest.param(LONG["long_names"], True, id="long_names",
+                        marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=LONG_REASON))])
 
 
-@pytest.mark.parametrize("which", sorted(HOSTILE))
-def test_hostile_names_fit_as_plain_ones(which, plain, tmp_path, capsys, request):
-    if not request.config.getoption("--long"):
-        pytest.skip("one model compiled for each kind of name: `pytest --long` (the CI fits the mixed sets)")
-    names = dict(zip(ROLES, HOSTILE[which]))
-    _same_fit(_fit(tmp_path, names, capsys), names, plain)
-
-
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="codegen (issue 21, item 13): kernel names are built from the model's identifiers, so a "
-                          "240-character one makes a Numba cache file name past the 255-byte limit (OSError "
-                          "ENAMETOOLONG); the codegen shortens long kernel names (the language sets no limit)")
-@pytest.mark.parametrize("which", sorted(LONG))
-def test_long_names_fit_as_plain_ones(which, plain, tmp_path, capsys, request):
-    if not request.config.getoption("--long"):
-        pytest.skip("a model of its own: `pytest --long`")
-    names = dict(zip(ROLES, LONG[which]))
+@pytest.mark.parametrize("chosen, long_only", SETS)
+def test_hostile_names_fit_as_plain_ones(chosen, long_only, plain, tmp_path, capsys, request):
+    if long_only and not request.config.getoption("--long"):
+        pytest.skip("a model compiled for each set of names: `pytest --long` (the CI fits the mixed sets)")
+    names = dict(zip(ROLES, chosen))
     _same_fit(_fit(tmp_path, names, capsys), names, plain)
