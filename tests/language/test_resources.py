@@ -93,4 +93,19 @@ def test_a_constant_too_large_to_allocate_is_a_user_error_at_run_time(tmp_path):
     (tmp_path / "m.csv").write_text("y\n1\n0\n2\n")
     proc = _limited(["run", "m.ppvi", "--quiet"], tmp_path, 6)
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.startswith("m.ppvi:3:7: error: this constant would have 2,147,483,647 entries")
+    # the sizes' memory estimate (ppvi/io/data.py) refuses first where the machine has less than the ~48 GiB
+    # the model would need; elsewhere the constant's bound does
+    assert proc.stderr.startswith(("m.ppvi:3:7: error: this constant would have 2,147,483,647 entries",
+                                   "m.csv: error: these sizes need at least")), proc.stderr
+
+
+def test_fill_refuses_a_constant_over_its_bound_before_allocating():
+    """The run-time bound itself, whatever the machine's memory: 2³⁰ + 1 entries is refused at the name."""
+    from ppvi.errors import PPVIError, Reporter, Span
+    from ppvi.language import ast, consts
+
+    text = "dim K\nconst a[K] = 1.0\n"
+    one = ast.Num(1.0, False, Span(2, 14, 2, 17))
+    with pytest.raises(PPVIError, match=r"m.ppvi:2:7: error: this constant would have 1,073,741,825 entries"):
+        consts.fill(one, (2**30 + 1,), {"K": 2**30 + 1}, {}, rep=Reporter("m.ppvi", text), span=Span(2, 7, 2, 8))
+    assert consts.fill(one, (3,), {"K": 3}, {}, rep=Reporter("m.ppvi", text), span=Span(2, 7, 2, 8)).tolist() == [1.0] * 3
