@@ -30,6 +30,10 @@ class sigmoid(sp.Function):
     def _eval_rewrite_as_exp(self, z, **kwargs):
         return 1 / (1 + sp.exp(-z))
 
+    def fdiff(self, argindex=1):
+        """σ′ = σ(1 − σ): a point estimate inside a sigmoid ascends along it."""
+        return self * (1 - self)
+
 
 @dataclass(frozen=True)
 class Tensor:
