@@ -1,6 +1,6 @@
 """The harness's shared fixtures: each case built once per run, and the run's length.
 
-``pytest --harness-long`` (registered in tests/conftest.py) runs every rewrite of every case and more random
+``pytest --long`` (registered in tests/conftest.py) runs every rewrite of every case and more random
 models, with Hypothesis's shrinking; by default the rewrites rotate over the cases and Hypothesis is
 derandomised with few examples, so CI stays bounded and reproducible.
 """
@@ -12,7 +12,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def harness_long(request) -> bool:
-    return bool(request.config.getoption("--harness-long", default=False))
+    return bool(request.config.getoption("--long", default=False))
 
 
 class Built:

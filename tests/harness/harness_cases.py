@@ -199,7 +199,7 @@ FOUND = [
 
 # The cases CI compiles (check 1, the thread probe): Numba takes 30–60 s per model cold on 2 cores, so one,
 # issue 14 item 1's (a parallel local step of Normal latents writing the statistics it reads).  In CI every
-# other case runs its kernels as plain Python (``py_func``); ``--harness-long`` compiles every case.
+# other case runs its kernels as plain Python (``py_func``); ``--long`` compiles every case.
 COMPILED_IN_CI = ("issue14:factor_data_W",)
 # The cases CI puts through checks 1–4 (a tenth of a minute each): issue 14's reproductions and the faults
 # found, and one model of each kind the corpus has beside them — a mixture (Categorical, Dirichlet, Normal,

@@ -13,9 +13,9 @@ from harness_known import FEW_EXAMPLES
 
 @pytest.mark.xfail(strict=True, reason=FEW_EXAMPLES)
 def test_sparse_coding_on_fewer_examples_than_atoms_fits_without_an_internal_error(harness_long):
-    """models/sparse_coding (32 atoms) on 16 of its rows, compiled as a user runs it (40 s: --harness-long)."""
+    """models/sparse_coding (32 atoms) on 16 of its rows, compiled as a user runs it (40 s: --long)."""
     if not harness_long:
-        pytest.xfail("run with --harness-long (a compilation of 40 s)")
+        pytest.xfail("run with --long (a compilation of 40 s)")
     text = (MODELS / "sparse_coding.ppvi").read_text()
     with np.load(MODELS / "sparse_coding.npz") as f:
         v = f["v"][:16]

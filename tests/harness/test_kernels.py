@@ -1,7 +1,7 @@
 """Checks 1–4 of the harness (issue 14, build 1) over the models of the corpus, at a random valid state.
 
 See harness_checks for what each check compares.  CI checks the cases of harness_cases.CHECKED_IN_CI (every
-corpus model still derives, generates and fits in CI: test_metamorphic); ``--harness-long`` every case.  A
+corpus model still derives, generates and fits in CI: test_metamorphic); ``--long`` every case.  A
 case that fails today for a known fault carries an xfail(strict=True) naming it, so CI stays green and the
 fix flips it.
 """
@@ -40,7 +40,7 @@ def cases(check: str, long: bool) -> list:
 
 def pytest_generate_tests(metafunc):
     if metafunc.function.__name__ in CHECKS:
-        long = metafunc.config.getoption("--harness-long", default=False)
+        long = metafunc.config.getoption("--long", default=False)
         metafunc.parametrize("case", cases(CHECKS[metafunc.function.__name__], long))
 
 
@@ -51,7 +51,7 @@ def _report(problems: list[str]) -> None:
 
 @pytest.fixture
 def subject(request, built, harness_long):
-    """The case built: its kernels compiled (COMPILED_IN_CI; every case with --harness-long) or run as plain
+    """The case built: its kernels compiled (COMPILED_IN_CI; every case with --long) or run as plain
     Python."""
     case = request.getfixturevalue("case")
     s = built(case)
@@ -65,7 +65,7 @@ def test_one_kernel_per_plan_entry_and_linear_statistics(case, subject):
 
 def test_compiled_kernels_equal_plain_python(case, subject):
     if subject.python:
-        pytest.skip("compiled in CI: " + ", ".join(COMPILED_IN_CI) + " (every case with --harness-long)")
+        pytest.skip("compiled in CI: " + ", ".join(COMPILED_IN_CI) + " (every case with --long)")
     _report(checks.compiled_equals_python(subject))
 
 

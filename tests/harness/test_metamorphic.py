@@ -4,7 +4,7 @@ give the same fit bit for bit (ELBO trace, q, params), in both schedules.
 Fits run the generated kernels as plain Python (harness_fit): a name that changes the fit does so in the
 generated source, operation for operation, without a compilation per rewrite.  By default each case meets
 one rewrite, chosen by its name's hash (every strategy meets several cases, and a case keeps its rewrite as
-the corpus grows), and short fits; ``--harness-long`` runs every rewrite of every case.
+the corpus grows), and short fits; ``--long`` runs every rewrite of every case.
 
 A difference a known fault explains (harness_known.rewrite_fault: a name with underscores under damping, a
 schedule or a rounding that follows the statements' order) ends as xfail naming it; the cases CI runs that
@@ -25,7 +25,7 @@ from harness_rename import STRATEGIES, names, rename, reorder
 
 CASES = [c for c in corpus() if not c.refused and c.name not in REFUSED]
 ORDER = list(STRATEGIES) + ["reorder_declarations", "reorder_draws"]
-# sweeps of the sequential and the damped fits: (CI, --harness-long)
+# sweeps of the sequential and the damped fits: (CI, --long)
 SWEEPS = {False: (12, 5), True: (25, 6)}
 
 
@@ -41,7 +41,7 @@ def _variants(long: bool) -> list:
 
 def pytest_generate_tests(metafunc):
     if "variant" in metafunc.fixturenames:
-        long = metafunc.config.getoption("--harness-long", default=False)
+        long = metafunc.config.getoption("--long", default=False)
         metafunc.parametrize("variant", _variants(long))
 
 

@@ -1,6 +1,6 @@
 """Random conjugate models (harness_models) through the whole harness: each must derive (conjugate by
 construction: a refusal is a false one), generate, pass the structure checks and checks 2–4, and fit with
-an ELBO that never decreases; with ``--harness-long`` a few per group are also compiled, for check 1 and a
+an ELBO that never decreases; with ``--long`` a few per group are also compiled, for check 1 and a
 compiled fit.
 
 A problem that is a known fault (harness_known.FAULTS: a fit's KeyError at a group block's start, a MAP code
@@ -8,7 +8,7 @@ off the L1 optimum) is recorded and the example ends there; any other fails the 
 whose examples found known faults ends as xfail naming them; a group expected to find one that no longer
 does fails, so the entry in harness_known goes with the fix (a strict xfail's flip).
 
-CI runs few examples, derandomised and without shrinking (reproducible, bounded); ``--harness-long`` runs
+CI runs few examples, derandomised and without shrinking (reproducible, bounded); ``--long`` runs
 many more with Hypothesis's own randomness and shrinking.
 """
 
@@ -26,7 +26,7 @@ from harness_models import GROUPS, models
 from harness_state import build
 from ppvi.errors import PPVIError
 
-# examples per group: (CI, --harness-long)
+# examples per group: (CI, --long)
 EXAMPLES = (10, 100)
 COMPILED = (1, 10)
 # groups compiled in CI: none (a compilation costs 30–60 s cold; check 1 runs in CI on test_kernels's
@@ -109,5 +109,5 @@ def test_random_conjugate_models_derive_check_and_fit(group, harness_long):
 @pytest.mark.parametrize("group", GROUPS)
 def test_random_conjugate_models_compiled(group, harness_long):
     if group not in COMPILED_IN_CI and not harness_long:
-        pytest.skip("compiled with --harness-long")
+        pytest.skip("compiled with --long")
     _run(group, harness_long, COMPILED, False, RANDOM_COMPILED.get(group, set()))

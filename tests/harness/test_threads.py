@@ -1,6 +1,6 @@
 """The thread count changes nothing: compiled fits, bit for bit, under NUMBA_NUM_THREADS=1 and 2 (each in its
 own process; the kernels come from this run's cache).  CI fits the cases it compiles (COMPILED_IN_CI);
-``--harness-long`` every corpus model."""
+``--long`` every corpus model."""
 
 from __future__ import annotations
 

@@ -7,7 +7,6 @@ import gc
 import hashlib
 import json
 import math
-import os
 import sys
 import time
 import warnings
@@ -20,13 +19,12 @@ from conftest import MODELS, run_cli
 from result_fits import fitted, gmm, gmm_1d, quiet_fit  # (gmm, gmm_1d: shared fixtures)
 from ppvi.result import Q, Result
 
-# Every example model round-trips with PPVI_LONG_TESTS=1; by default the two whose kernels the other result tests
+# Every example model round-trips with --long; by default the two whose kernels the other result tests
 # compile anyway (Normal, Gamma, MvNormal, Wishart, Dirichlet, Categorical) and a small one (Beta); every family
 # and params also in a Result made by hand.
-LONG = bool(os.environ.get("PPVI_LONG_TESTS"))
 FAST = ("gmm", "gmm_1d", "beta_bernoulli")
-EXAMPLES = [pytest.param(p, id=p.stem, marks=() if p.stem in FAST else pytest.mark.skipif(
-    not LONG, reason="compiles one more model: PPVI_LONG_TESTS=1 runs it")) for p in sorted(MODELS.glob("*.ppvi"))]
+EXAMPLES = [pytest.param(p, id=p.stem, marks=() if p.stem in FAST else pytest.mark.long)
+            for p in sorted(MODELS.glob("*.ppvi"))]
 
 
 # ----------------------------------------------------------------- display
