@@ -27,6 +27,7 @@ from typing import Callable
 import sympy as sp
 
 from ppvi.codegen.emit import Block, Names, Writer, axis_order, structure
+from ppvi.codegen.ir import Range
 from ppvi.derive.qfamily import ParamBase
 from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol
 
@@ -174,7 +175,7 @@ class Statistics:
             self.found[expr] = stat
         self.reads.append((stat, tuple(axes)))
         at = [self.names.index(i) for i in axes]
-        return f"{stat.name}[{', '.join(at) if at else '0'}]"
+        return f"{self.names.touch(stat.name)}[{', '.join(at) if at else '0'}]"
 
     @staticmethod
     def _canonical(e: sp.Sum, axes: list, n: sp.Idx) -> tuple[dict, sp.Expr]:
@@ -250,7 +251,7 @@ class Statistics:
             last = [w.value(f, inner, 0) for f, dj in zip(factors, deepest) if dj == len(loops) - 1]
             body = " * ".join(([product] if product else []) + last) or "1.0"
             where = [w.index_value(g, inner, 0) if i == o else self.names.index(i) for i in s.axes] or ["0"]
-            dest = f"{s.name}[{', '.join(where)}]" if direct else f"_p{s.name}[_ch, {', '.join(where)}]"
+            dest = f"{self.names.touch(s.name)}[{', '.join(where)}]" if direct else f"_p{s.name}[_ch, {', '.join(where)}]"
             (loops[-1] if loops else levels[-1]).post.append(f"{dest} += {body}")
             if loops:
                 levels[-1].post.append(loops[0])
@@ -318,7 +319,8 @@ class Statistics:
         for s in self.found.values():
             loops = w._loops(self._span(s, s.axes))
             at = ", ".join(self.names.index(i) for i in s.axes) or "0"
-            body = ["_r = 0.0", "for _c in range(_C):", f"    _r += _p{s.name}[_c, {at}]", f"{s.name}[{at}] = _r"]
+            body = ["_r = 0.0", "for _c in range(_C):", f"    _r += _p{s.name}[_c, {at}]",
+                    f"{self.names.touch(s.name)}[{at}] = _r"]
             if s.mirror is not None:
                 i, j = s.mirror
                 swapped = list(s.axes)
@@ -333,12 +335,12 @@ class Statistics:
     def kernel(self, parallel: bool = True) -> Block:
         """The body of ``statistics``: the map over chunks of the data plate, then the reduce."""
         w = Writer(self.names, self.dims)
-        fn = Block(None)
+        fn = Block()
         n = self.plate_index()
         size = w.int_value(n.upper + 1)
         fn.pre.append(self.chunks(w))
-        chunk = Block(f"for _ch in {'prange' if parallel else 'range'}(_C):")
-        loop = Block(f"for {self.names.index(n)} in range(_ch * {size} // _C, (_ch + 1) * {size} // _C):", n)
+        chunk = Block(Range("_ch", "_C", parallel=parallel))
+        loop = Block(Range(self.names.index(n), f"(_ch + 1) * {size} // _C", f"_ch * {size} // _C"), n)
         chunk.post.append(loop)
         self.map(fn, [fn, loop], n)
         fn.post.append(chunk)
