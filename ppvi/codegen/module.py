@@ -20,6 +20,7 @@ from ppvi.codegen.printer import module_source
 from ppvi.codegen.statistics import CHUNKS, Statistics, count_loops, feature_key, feature_order, monomials, renamed
 from ppvi.derive.expectation import collapse
 from ppvi.derive.meanfield import Derivation, QFactor
+from ppvi.derive.render import Whiteboard
 from ppvi.derive.symbols import MomentBase, MomentSymbol
 
 
@@ -939,7 +940,8 @@ class ModuleWriter:
         """The parameters of the kernel ``name``, as the plan lists them."""
         return list(next(k for k in self.kernels if k.name == name).params)
 
-    def source(self) -> str:
+    def write(self) -> None:
+        """Every kernel, and the plan, as the IR the passes start from."""
         for q in self.d.q.values():
             self.update_kernel(q)
             self.update_kernel(q, damped=True)
@@ -960,17 +962,28 @@ class ModuleWriter:
             self.block_kernel(*self.grouping)
         self.plan["derived"] = {k: list(v) for k, v in self.names.derived.items()}
         self.plan["point"] = list(self.d.point)
+
+    def source(self) -> str:
+        self.write()
         return module_source(run_passes(self.module()))
 
     def module(self) -> Module:
         """The IR as lowered: every kernel as the writer left it (before the passes of codegen.passes)."""
         arrays = self.stats.shapes()
-        stats = tuple(StatisticArray(s.name, tuple(arrays[s.name]), str(s.expr),
-                                     None if s.scatter is None else str(s.scatter[0]), s.mirror)
+        text = Whiteboard({v: len(q.index) for v, q in self.d.q.items()}).doprint
+        stats = tuple(StatisticArray(s.name, tuple(arrays[s.name]), text(s.expr),
+                                     None if s.scatter is None else text(s.scatter[0]), s.mirror)
                       for s in self.stats.found.values())
         return Module(__version__, tuple(self.kernels), stats, self.plan)
 
 
+def lower(d: Derivation, fixed: dict[str, int] | None = None) -> Module:
+    """The kernel IR of a derivation, specialised to the ``fixed`` dims, before the passes of codegen.passes."""
+    w = ModuleWriter(d, fixed)
+    w.write()
+    return w.module()
+
+
 def generate(d: Derivation, fixed: dict[str, int] | None = None) -> str:
     """The generated module's source for a derivation, specialised to the ``fixed`` dims."""
-    return ModuleWriter(d, fixed).source()
+    return module_source(run_passes(lower(d, fixed)))

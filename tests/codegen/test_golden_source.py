@@ -2,7 +2,7 @@
 
 The safety net of the back half: a change to code generation either keeps every module byte for byte or
 changes it deliberately — ``pytest --update-golden tests/codegen/test_golden_source.py`` rewrites the files
-under ``golden/`` and the diff is read by eye.  Only the source is generated (SymPy), nothing is compiled.
+under ``golden/`` and the diff is read by eye.  Only the source is generated (SymPy), nothing is compiled; the IR dumps of each model are made on the way.
 The dims a model gives a value are those of the module a fit of the model's own data uses (cache.fixed_sizes).
 """
 
@@ -15,7 +15,10 @@ import pytest
 from corpus.registry import CORPUS
 from ppvi import __version__
 from ppvi.codegen.cache import fixed_sizes
-from ppvi.codegen.module import generate
+from ppvi.codegen.dump import dump
+from ppvi.codegen.module import lower
+from ppvi.codegen.passes import NAMES, run_passes
+from ppvi.codegen.printer import module_source
 from ppvi.derive import derive
 from ppvi.language import load
 
@@ -40,7 +43,10 @@ def _golden_text(source: str) -> str:
 @pytest.mark.parametrize("path", _paths(), ids=lambda p: p.stem)
 def test_generated_source_is_golden(path, update_golden):
     model = load(str(path))
-    got = _golden_text(generate(derive(model), fixed_sizes(model)))
+    lowered = lower(derive(model), fixed_sizes(model))
+    for after in NAMES:         # (every dump works on every model, after every pass)
+        assert all(dump(run_passes(lowered, after), what) for what in ("kernels", "statistics", "schedule"))
+    got = _golden_text(module_source(run_passes(lowered)))
     golden = GOLDEN / f"{path.stem}.py.txt"
     if update_golden:
         GOLDEN.mkdir(exist_ok=True)

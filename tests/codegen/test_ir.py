@@ -11,10 +11,12 @@ import pytest
 from ppvi.codegen import passes
 from ppvi.codegen.cache import fixed_sizes
 from ppvi.codegen.ir import If, Kernel, Loop, Module, Range, Stmt, walk
-from ppvi.codegen.module import ModuleWriter
+from ppvi.codegen.module import lower
 from ppvi.codegen.printer import kernel_source
 from ppvi.derive import derive
 from ppvi.language import load
+
+from conftest import run_cli
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 
@@ -23,9 +25,7 @@ MODELS = Path(__file__).resolve().parents[2] / "models"
 def lowered(stem: str) -> Module:
     """The IR of a model as lowered, before the passes (SymPy only: nothing is compiled)."""
     model = load(str(MODELS / f"{stem}.ppvi"))
-    w = ModuleWriter(derive(model), fixed_sizes(model))
-    w.source()
-    return w.module()
+    return lower(derive(model), fixed_sizes(model))
 
 
 def test_printer_prints_loops_conditions_and_statements():
@@ -86,3 +86,33 @@ def test_lda_has_a_group_block_over_doc():
     groups = [n for n in block.body if isinstance(n, Loop) and n.axis == "d"]
     assert len(groups) == 1 and groups[0].range.parallel
     assert any(isinstance(n, Loop) and n.axis == "repeat" for n in walk(groups[0].body))
+
+
+@pytest.mark.parametrize("stem, what", [("gmm_1d", "kernels"), ("lda", "statistics"), ("lda", "schedule")])
+def test_dump_is_golden(stem, what, capsys, update_golden):
+    """``ppvi derive --dump kernels|statistics|schedule``: the IR after every pass, as text."""
+    code, out, err = run_cli(["derive", MODELS / f"{stem}.ppvi", "--dump", what], capsys)
+    assert code == 0, err
+    golden = Path(__file__).parent / "golden" / f"{stem}.{what}.dump.txt"
+    if update_golden:
+        golden.write_text(out)
+    assert out == golden.read_text()
+
+
+def test_dump_after_each_pass(capsys):
+    outs = {}
+    for name in passes.NAMES:
+        code, outs[name], err = run_cli(["derive", MODELS / "gmm_1d.ppvi", "--dump", "kernels", "--after", name],
+                                        capsys)
+        assert code == 0, err
+    # the flags are read off the loops by the last pass: as lowered, no kernel is marked parallel yet
+    assert "parallel]" not in outs["lower"] and "[local_step of z, parallel]" in outs[passes.NAMES[-1]]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--dump", "kernels", "--after", "paralel"], "--after paralel: no such pass\nhint: did you mean `parallel`?"),
+    (["--after", "parallel"], "--after needs --dump kernels, statistics or schedule"),
+])
+def test_dump_mistakes_are_errors(argv, message, capsys):
+    code, out, err = run_cli(["derive", MODELS / "gmm_1d.ppvi"] + argv, capsys)
+    assert code == 2 and message in err and "Traceback" not in err
