@@ -910,7 +910,7 @@ class ModuleWriter:
 
     def _fused_local(self) -> str | None:
         """The local latent whose update can also fill the statistics: the last one in a sweep that
-        changes them, updated in parallel chunks of the data plate (the local step of DESIGN §4)."""
+        changes them, updated in parallel chunks of the data plate (the local step: docs/architecture.md)."""
         lat, pts = self.plan["latents"], self.plan["points"]
         order = [v for v in lat if lat[v]["scope"] == "local"] + [v for v in pts if pts[v]["kind"] == "point"]
         feeding = [v for v in order if (lat.get(v) or pts[v]).get("feeds")]
