@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ppvi.codegen.ir import Kernel, Loop, Module, Stmt
-from ppvi.codegen.printer import range_header
+from ppvi.codegen.ir import Kernel, Loop, Module, Note, Stmt
+from ppvi.codegen.printer import comment, range_header
 
 PAD = "  "
 
@@ -20,7 +20,7 @@ def kernels(m: Module) -> str:
 def _kernel(k: Kernel) -> str:
     flags = [f for f, on in (("parallel", k.parallel), ("contract", k.contract)) if on]
     head = f"kernel {k.name}  [{k.role}{' of ' + k.latent if k.latent else ''}{''.join(', ' + f for f in flags)}]"
-    lines = [head, f"{PAD}params {', '.join(k.params) or '-'}"]
+    lines = [head] + ([f"{PAD}{comment(k.doc)}"] if k.doc else []) + [f"{PAD}params {', '.join(k.params) or '-'}"]
     lines += _body(k.body, 1)
     if k.returns:
         lines.append(f"{PAD}return {k.returns}")
@@ -30,8 +30,8 @@ def _kernel(k: Kernel) -> str:
 def _body(body: tuple, depth: int) -> list[str]:
     out = []
     for node in body:
-        if isinstance(node, Stmt):
-            out.append(PAD * depth + node.text)
+        if isinstance(node, (Stmt, Note)):
+            out.append(PAD * depth + (node.text if isinstance(node, Stmt) else comment(node.text)))
             continue
         if isinstance(node, Loop):
             over = f"  # over {node.axis}" if node.axis else ""

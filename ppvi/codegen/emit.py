@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from ppvi.codegen.ir import If, Loop, Range, Stmt
+from ppvi.codegen.ir import If, Loop, Note, Range, Stmt
 from ppvi.derive.lower import inverse, sigmoid
 from ppvi.derive.qfamily import ParamBase
 from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol, lgamma, lmvgamma, logdet, softplus
@@ -341,8 +341,14 @@ class Block:
     test: str | None = None
 
     def lower(self) -> tuple:
-        """The body as IR nodes."""
-        return tuple(item.node() if isinstance(item, Block) else Stmt(item) for item in self.pre + self.post)
+        """The body as IR nodes; a Block with neither head nor test is a group: its nodes in its place."""
+        out = []
+        for item in self.pre + self.post:
+            if isinstance(item, Block):
+                out += item.lower() if item.head is None and item.test is None else [item.node()]
+            else:
+                out.append(item if isinstance(item, Note) else Stmt(item))
+        return tuple(out)
 
     def node(self) -> Loop | If:
         if self.test is not None:

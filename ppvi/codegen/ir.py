@@ -5,6 +5,7 @@
     Loop        ``for var in [p]range(start, stop, step)`` over a body; ``parallel`` is a prange
     If          a body run when ``test`` holds
     Stmt        one statement (an assignment, an accumulation, a call), as the writer spelt it
+    Note        provenance: which η, statistic or ELBO term the code below computes, from which model line
 
 The passes (``ppvi.codegen.passes``) map a Module to a Module; the printer (``ppvi.codegen.printer``) only
 prints one.  docs/architecture.md describes the pipeline and which decisions are passes today.
@@ -19,6 +20,13 @@ from typing import Union
 @dataclass(frozen=True)
 class Stmt:
     """One statement, spelt as Python: an assignment (``x = …``), an accumulation (``x += …``) or a call."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Note:
+    """A comment for the reader of the generated code (printed escaped: it holds no text of the model's)."""
 
     text: str
 
@@ -47,7 +55,7 @@ class If:
     body: tuple = ()
 
 
-Node = Union[Stmt, Loop, If]
+Node = Union[Stmt, Note, Loop, If]
 
 
 @dataclass(frozen=True)
@@ -63,7 +71,7 @@ class Kernel:
     parallel: bool = False          # compiled with parallel=True (it has a prange loop)
     contract: bool = False          # a·b + c may be one fused multiply-add
     returns: str | None = None
-    doc: str = ""
+    doc: str = ""                   # what it computes and from which model line (printed as a comment)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import sympy as sp
 
 from ppvi import __version__
 from ppvi.codegen.emit import REPEAT, Block, Names, Writer
-from ppvi.codegen.ir import Kernel, Module, Range, StatisticArray
+from ppvi.codegen.ir import Kernel, Module, Note, Range, StatisticArray
 from ppvi.codegen.passes import run_passes
 from ppvi.codegen.printer import module_source
 from ppvi.codegen.statistics import CHUNKS, Statistics, count_loops, feature_key, feature_order, monomials, renamed
@@ -286,7 +286,7 @@ class ModuleWriter:
             for s, e in q.natural.items():
                 v = w.top(e, levels, pinned)
                 eta[s] = w.tmp("eta")
-                el.post.append(f"{eta[s]} = {v}")
+                el.post += [self._note(f"eta[{s}]", q.var), f"{eta[s]} = {v}"]
         else:
             self._vector_eta(q, w, levels, pinned, eta, alloc, linear)
         if damped:
@@ -331,6 +331,10 @@ class ModuleWriter:
                            f"{eta['X']}, {row(qn('scale'))}, {row(mn('X'))})")
         return eta
 
+    def _note(self, what: str, var: str) -> Note:
+        """Provenance of the code that follows: ``what`` of the q of ``var``, and the model line that draws it."""
+        return Note(f"{what} of q on model line {self.d.model.variables[var].span.line}")
+
     def _read_bases(self, q: QFactor) -> set:
         out = set()
         for e in q.natural.values():
@@ -351,19 +355,19 @@ class ModuleWriter:
             axes = axes_of[s]
             name = w.tmp("eta")
             eta[s] = name
+            el.post.append(self._note(f"eta[{s}]", q.var))
             if not axes:
                 el.post.append(f"{name} = {w.value(e, levels, pinned)}")
                 continue
             shape = ", ".join(w.int_value(a.upper + 1) for a in axes)
-            line = f"{name} = np.empty(({shape},))"
-            (alloc or el).post.insert(0, line) if alloc else el.post.append(line)
-            if linear and q.scope == "local":
-                made = self._linear_eta(w, levels, pinned, name, axes, e)
-                if made is not None:
-                    eta[s] = made
-                    if made != name:        # (a blocked step's η is a column of the block's product)
-                        (alloc or el).post.remove(line)
-                    continue
+            slot = Block()          # η's array, unless a blocked step's η is a column of the block's product
+            (alloc or el).post.insert(0, slot) if alloc else el.post.append(slot)
+            made = self._linear_eta(w, levels, pinned, name, axes, e) if linear and q.scope == "local" else None
+            if made in (None, name):
+                slot.post.append(f"{name} = np.empty(({shape},))")
+            if made is not None:
+                eta[s] = made
+                continue
             loops = w._loops([(a, 0, a.upper) for a in axes])
             v = w.top(e, levels + loops, pinned)
             loops[-1].post.append(f"{name}[{', '.join(self.names.index(a) for a in axes)}] = {v}")
@@ -637,7 +641,8 @@ class ModuleWriter:
             if zero is not None:
                 e = collapse(e.replace(lambda x: isinstance(x, sp.Indexed) and x.base == zero, lambda x: sp.S.Zero))
             v = w.top(e, [fn], 0)
-            fn.post.append(f"_terms[{n}] = {v}")
+            fn.post += [Note(f"E[log p] of the factor on model line {self.d.model.factors[n].span.line}"),
+                        f"_terms[{n}] = {v}"]
             labels.append(label)
         self._function(name, fn, returns="_terms", role="elbo")
         return labels, w.passes
@@ -934,7 +939,18 @@ class ModuleWriter:
         names the writer handed out meanwhile.  ``contract``: a·b + c may be one fused multiply-add (the
         flags of the runtime helpers a kernel inlines, vexp's polynomial among them, are the kernel's own)."""
         self.kernels.append(Kernel(name, tuple(sorted(self.names.reads)), body.lower(), role, latent,
-                                   contract=contract, returns=returns))
+                                   contract=contract, returns=returns, doc=self._doc(role, latent)))
+
+    def _doc(self, role: str, latent: str | None) -> str:
+        """What a kernel computes, and from which model line (its provenance comment)."""
+        line = f" on model line {self.d.model.variables[latent].span.line}" if latent else ""
+        return {"update": f"The update of q of the latent{line} (19.56)",
+                "damped": f"The damped (parallel) update of q of the latent{line} (19.4.1)",
+                "local_step": f"The local step: the update of the latent{line}, and the statistics it feeds",
+                "point": f"The exact coordinate update of the point estimate{line}",
+                "elbo": "E_q[log p] of every factor (the entropies are added by the engine)",
+                "statistics": f"The statistics of the local step: {', '.join(s.name for s in self.stats.found.values())}",
+                "block": f"The group block of the latent{line} and the local latent that reads it"}[role]
 
     def _args(self, name: str) -> list[str]:
         """The parameters of the kernel ``name``, as the plan lists them."""

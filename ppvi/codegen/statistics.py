@@ -27,7 +27,7 @@ from typing import Callable
 import sympy as sp
 
 from ppvi.codegen.emit import Block, Names, Writer, axis_order, structure
-from ppvi.codegen.ir import Range
+from ppvi.codegen.ir import Note, Range
 from ppvi.derive.qfamily import ParamBase
 from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol
 
@@ -226,6 +226,7 @@ class Statistics:
             if form is not None:
                 forms.append((s, *form))
                 continue
+            levels[-1].post.append(Note(f"statistic {s.name}: this point's share"))
             rest = [lim for lim in s.expr.limits if lim[0] != canon]
             body_expr = s.expr.function.xreplace({canon: n})
             o = g = None
