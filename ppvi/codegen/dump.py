@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ppvi.codegen.ir import Kernel, Loop, Module, Note, Stmt
-from ppvi.codegen.printer import comment, range_header
+from ppvi.codegen.ir import Bind, Kernel, Loop, Module, Note, Stmt
+from ppvi.codegen.printer import comment, range_header, statement
 
 PAD = "  "
 
@@ -30,8 +30,8 @@ def _kernel(k: Kernel) -> str:
 def _body(body: tuple, depth: int) -> list[str]:
     out = []
     for node in body:
-        if isinstance(node, (Stmt, Note)):
-            out.append(PAD * depth + (node.text if isinstance(node, Stmt) else comment(node.text)))
+        if isinstance(node, (Stmt, Note, Bind)):
+            out.append(PAD * depth + statement(node))
             continue
         if isinstance(node, Loop):
             over = f"  # over {node.axis}" if node.axis else ""

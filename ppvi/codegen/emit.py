@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from ppvi.codegen.ir import If, Loop, Note, Range, Stmt
+from ppvi.codegen.ir import Bind, If, Loop, Note, Range, Stmt
 from ppvi.derive.lower import inverse, sigmoid
 from ppvi.derive.qfamily import ParamBase
 from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol, lgamma, lmvgamma, logdet, softplus
@@ -347,7 +347,7 @@ class Block:
             if isinstance(item, Block):
                 out += item.lower() if item.head is None and item.test is None else [item.node()]
             else:
-                out.append(item if isinstance(item, Note) else Stmt(item))
+                out.append(item if isinstance(item, (Note, Bind)) else Stmt(item))
         return tuple(out)
 
     def node(self) -> Loop | If:

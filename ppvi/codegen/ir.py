@@ -5,6 +5,7 @@
     Loop        ``for var in [p]range(start, stop, step)`` over a body; ``parallel`` is a prange
     If          a body run when ``test`` holds
     Stmt        one statement (an assignment, an accumulation, a call), as the writer spelt it
+    Bind        a loop's element index computed from its counter (``i1_n = _b0 + _b``): defines, computes nothing
     Note        provenance: which η, statistic or ELBO term the code below computes, from which model line
 
 The passes (``ppvi.codegen.passes``) map a Module to a Module; the printer (``ppvi.codegen.printer``) only
@@ -22,6 +23,14 @@ class Stmt:
     """One statement, spelt as Python: an assignment (``x = …``), an accumulation (``x += …``) or a call."""
 
     text: str
+
+
+@dataclass(frozen=True)
+class Bind:
+    """``var = value``: the model index a loop's counter stands for, for the rest of the loop's body."""
+
+    var: str
+    value: str
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,7 @@ class If:
     body: tuple = ()
 
 
-Node = Union[Stmt, Note, Loop, If]
+Node = Union[Stmt, Bind, Note, Loop, If]
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import sympy as sp
 
 from ppvi import __version__
 from ppvi.codegen.emit import REPEAT, Block, Names, Writer
-from ppvi.codegen.ir import Kernel, Module, Note, Range, StatisticArray
+from ppvi.codegen.ir import Bind, Kernel, Module, Note, Range, StatisticArray
 from ppvi.codegen.passes import run_passes
 from ppvi.codegen.printer import module_source
 from ppvi.codegen.statistics import CHUNKS, Statistics, count_loops, feature_key, feature_order, monomials, renamed
@@ -227,7 +227,7 @@ class ModuleWriter:
                     def point_loop(i=i) -> Block:
                         """A loop over the block's points: point _b is element _b0 + _b."""
                         loop = Block(Range("_b", "_nb"), i)
-                        loop.pre.append(f"{self.names.index(i)} = _b0 + _b")
+                        loop.pre.append(Bind(self.names.index(i), "_b0 + _b"))
                         return loop
                     self.blocked = Blocked(point_loop())
                     b = point_loop()
@@ -752,9 +752,9 @@ class ModuleWriter:
         def member_loop(numbered: bool = False) -> Block:
             """A loop over the group's members t; ``numbered``: also their place _j in the group."""
             b = Block(Range("_g", f"{start}[{at} + 1]", f"{start}[{at}]"), t)
-            b.pre.append(f"{self.names.index(t)} = {order}[_g]")
+            b.pre.append(Bind(self.names.index(t), f"{order}[_g]"))
             if numbered:
-                b.pre.append(f"_j = _g - {start}[{at}]")
+                b.pre.append(Bind("_j", f"_g - {start}[{at}]"))
             return b
 
         stats = list({s.name: s for s, _ in self.stat_reads[var]}.values())     # what q(g) reads

@@ -10,7 +10,7 @@ import pytest
 
 from ppvi.codegen import passes
 from ppvi.codegen.cache import fixed_sizes
-from ppvi.codegen.ir import If, Kernel, Loop, Module, Range, Stmt, walk
+from ppvi.codegen.ir import Bind, If, Kernel, Loop, Module, Note, Range, Stmt, walk
 from ppvi.codegen.module import lower
 from ppvi.codegen.printer import kernel_source
 from ppvi.derive import derive
@@ -53,11 +53,32 @@ def test_parallel_pass_flags_exactly_the_kernels_with_a_prange():
     assert [k.parallel for k in out.kernels] == [False, True]
 
 
+def test_dead_loops_pass_removes_loops_that_only_bind_an_index():
+    binds = Loop(Range("_b", "_nb"), (Bind("i1_n", "_b0 + _b"), Note("eta of q")))
+    works = Loop(Range("_b", "_nb"), (Bind("i1_n", "_b0 + _b"), Stmt("_s += v_x[i1_n]")))
+    outer = Loop(Range("_b0", "_hi", "_lo", "_B"), (binds,))         # empty once its loop is gone
+    call = If("add_shares(_ea, _eb, _acc, _sb)", (binds,))           # (its test acts: it stays, emptied)
+    k = Kernel("k", (), (outer, works, call), "local_step")
+    [out] = passes.dead_loops(Module("0", (k,))).kernels
+    assert out.body == (works, If("add_shares(_ea, _eb, _acc, _sb)", ()))
+
+
+def test_blocked_local_step_keeps_no_loop_over_points_that_computes_nothing():
+    """gmm_1d's η of a block of points is one matrix product: no per-point loop is left for it."""
+    k = passes.run_passes(lowered("gmm_1d")).kernel("local_step_z")
+    point_loops = [n for n in walk(k.body) if isinstance(n, Loop) and n.range.var == "_b"]
+    assert len(point_loops) == 1 and any(isinstance(n, Stmt) and n.text.startswith("_Phi[_b, _f] = ")
+                                         for n in point_loops[0].body)
+    assert len([n for n in walk(lowered("gmm_1d").kernel("local_step_z").body)
+                if isinstance(n, Loop) and n.range.var == "_b"]) == 2
+
+
 def test_passes_are_listed_once_and_dumps_can_stop_after_each():
     assert passes.NAMES[0] == "lower" and len(set(passes.NAMES)) == len(passes.NAMES)
     m = lowered("gmm_1d")
     assert passes.run_passes(m, "lower") is m
-    assert passes.run_passes(m, "parallel") == passes.run_passes(m)
+    assert passes.run_passes(m, passes.NAMES[-1]) == passes.run_passes(m)
+    assert passes.run_passes(m, "dead_loops") != m
 
 
 @pytest.mark.parametrize("stem", ["gmm_1d", "lda", "binary_sparse_coding", "em_gmm"])
