@@ -234,10 +234,12 @@ def ordered(args, env: dict, rank: dict) -> list:
     return [args[n] for _, n in sorted(keyed)]
 
 
-def axis_order(e: sp.Expr, free, first: sp.Basic | None, rank: dict) -> list:
+def axis_order(e: sp.Expr, free, first: sp.Basic | None, rank: dict, depth: dict | None = None) -> list:
     """The free indices of e in an order that reads nothing of their names: ``first`` (a scatter's axis)
     first, then each by the places it takes in e — which arrays it indexes, at which positions — and its
-    range.  Indices that tie take the same places: the array is symmetric in them."""
+    range.  Indices that tie take the same places: the array is symmetric in them, and they go in the order
+    of the loops that bind them (``depth``: index -> nesting level), so the reads too are the same code
+    whatever the names."""
     places: dict = {i: [] for i in free}
     for node in sp.preorder_traversal(e):
         if isinstance(node, sp.Indexed):
@@ -247,7 +249,8 @@ def axis_order(e: sp.Expr, free, first: sp.Basic | None, rank: dict) -> list:
                     places[i].append((base, pos))
     env = {i: ("i",) for i in free}
     key = {i: (i != first, sorted(places[i]), structure(i.upper, env, rank)) for i in free}
-    return sorted(free, key=lambda i: (key[i], str(i)))
+    depth = depth or {}
+    return sorted(free, key=lambda i: (key[i], depth.get(i, -1), str(i)))
 
 
 # -------------------------------------------------------------- rewriting
@@ -520,7 +523,8 @@ class Writer:
         if not reads_self and (scatter is not None or self._over_big(e)) and \
                 (scatter is not None or target > 0 or not free):
             # A statistic of the local step, or computed once, before any element loop, in one pass.
-            ref = self.stats.ref(e, free, scatter) if self.stats is not None and self._over_big(e) else None
+            depth = {i: n for n, lv in enumerate(levels) if (i := lv.index) is not None}
+            ref = self.stats.ref(e, free, scatter, depth) if self.stats is not None and self._over_big(e) else None
             return ref if ref is not None else self._materialise(e, scatter, free, levels)
         skipped = [lv for lv in levels[1:target] if lv.index is not None and lv.index not in free]
         repeated = any(lv.index == REPEAT for lv in skipped)   # inside repeated passes: always worth it

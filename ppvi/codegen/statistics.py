@@ -143,14 +143,15 @@ class Statistics:
             out.append(f.base[tuple(idx)])
         return limits, out
 
-    def ref(self, e: sp.Sum, free: set, scatter) -> str | None:
-        """``t_i[…]`` for the statistic e (registered on first sight), or None when e is not one."""
+    def ref(self, e: sp.Sum, free: set, scatter, depth: dict | None = None) -> str | None:
+        """``t_i[…]`` for the statistic e (registered on first sight), or None when e is not one; ``depth``:
+        the nesting level of the loop binding each free index (see emit.axis_order)."""
         big = [lim for lim in e.limits if sp.sympify(lim[2]) + 1 in self.big]
         if len(big) != 1 or not self.accepts(e):
             return None
         # The same statistic may come with its axes in another order (Σ_t r[t,k] [v = word[t]] over (k, v)
         # in one kernel, over (v, k) in another): one array serves both.
-        first = axis_order(e, free, scatter[1] if scatter is not None else None, self.names.rank)
+        first = axis_order(e, free, scatter[1] if scatter is not None else None, self.names.rank, depth)
         for axes in [first] + [list(p) for p in itertools.permutations(first) if list(p) != first]:
             canon, expr = self._canonical(e, axes, big[0][0])
             stat = self.found.get(expr)
