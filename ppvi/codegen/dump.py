@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ppvi.codegen.ir import Bind, Kernel, Loop, Module, Note, Stmt
-from ppvi.codegen.printer import comment, range_header, statement
+from ppvi.codegen.ir import If, Kernel, Loop, Module
+from ppvi.codegen.printer import body_lines, comment, range_header
 
 PAD = "  "
 
@@ -21,25 +21,17 @@ def _kernel(k: Kernel) -> str:
     flags = [f for f, on in (("parallel", k.parallel), ("contract", k.contract)) if on]
     head = f"kernel {k.name}  [{k.role}{' of ' + k.latent if k.latent else ''}{''.join(', ' + f for f in flags)}]"
     lines = [head] + ([f"{PAD}{comment(k.doc)}"] if k.doc else []) + [f"{PAD}params {', '.join(k.params) or '-'}"]
-    lines += _body(k.body, 1)
+    lines += body_lines(k.body, 1, PAD, _head)
     if k.returns:
         lines.append(f"{PAD}return {k.returns}")
     return "\n".join(lines) + "\n"
 
 
-def _body(body: tuple, depth: int) -> list[str]:
-    out = []
-    for node in body:
-        if isinstance(node, (Stmt, Note, Bind)):
-            out.append(PAD * depth + statement(node))
-            continue
-        if isinstance(node, Loop):
-            over = f"  # over {node.axis}" if node.axis else ""
-            out.append(PAD * depth + range_header(node.range)[:-1] + over)
-        else:
-            out.append(PAD * depth + f"if {node.test}")
-        out += _body(node.body, depth + 1)
-    return out
+def _head(node: Loop | If) -> str:
+    """A loop with what it runs over; no colons."""
+    if isinstance(node, Loop):
+        return range_header(node.range)[:-1] + (f"  # over {node.axis}" if node.axis else "")
+    return f"if {node.test}"
 
 
 def statistics(m: Module) -> str:
