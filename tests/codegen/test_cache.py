@@ -178,8 +178,14 @@ def test_a_changed_ppvi_never_loads_kernels_an_older_one_generated(tmp_path):
 
     first, again = run(), run()
     assert not first["warm"] and again["warm"] and again["key"] == first["key"] and again["file"] == first["file"]
-    with open(first["file"], "a") as fh:        # a mark: whoever imports this older module shows it
-        fh.write("\nSTALE = True\n")
+    # a mark, sealed again (an edited module fails its seal and is generated anew): whoever
+    # imports this older module shows it
+    from ppvi.codegen.cache import SEAL, sealed
+
+    with open(first["file"], encoding="utf-8") as fh:
+        body = fh.read().rsplit(SEAL, 1)[0]
+    with open(first["file"], "w", encoding="utf-8") as fh:
+        fh.write(sealed(body + "STALE = True\n"))
     assert run()["stale"]
     seen = {first["key"]}
     for changed in (copy / "ppvi" / "codegen" / "runtime.py", copy / "ppvi" / "derive" / "render.py",
