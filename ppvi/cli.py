@@ -17,7 +17,7 @@ import warnings
 from typing import NoReturn, Sequence
 
 from ppvi import __version__
-from ppvi.errors import Diagnostic, PPVIError, PPVIWarning
+from ppvi.errors import Diagnostic, PPVIError, PPVIWarning, did_you_mean
 
 EXIT_OK, EXIT_FAULT, EXIT_USER = 0, 1, 2
 
@@ -43,8 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("derive", help="derive and print the mean-field updates and the ELBO")
     d.add_argument("model", metavar="MODEL", help="a .ppvi file")
     d.add_argument("--format", choices=["text", "latex", "json"], default="text", help="output format (default text)")
-    d.add_argument("--dump", choices=["ast", "graph", "derivation"], default="derivation",
-                   help="stop after a stage and print it: ast, graph, or the derivation (default)")
+    d.add_argument("--dump", choices=["ast", "graph", "derivation", "kernels", "statistics", "schedule"],
+                   default="derivation", help="stop after a stage and print it: ast, graph, the derivation "
+                   "(default), or the kernel IR's kernels, statistics or schedule")
+    d.add_argument("--after", metavar="PASS", default=None,
+                   help="with --dump kernels|statistics|schedule: the IR after this pass (lower: before any)")
     d.add_argument("--code", action="store_true", help="print the generated kernel source instead")
     d.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     r = sub.add_parser("run", help="fit the model to data by coordinate ascent on the ELBO")
@@ -145,6 +148,12 @@ def _cmd_check(args) -> int:
 
 
 def _cmd_derive(args) -> int:
+    ir = args.dump in ("kernels", "statistics", "schedule")
+    if args.after is not None and not ir:
+        raise PPVIError(Diagnostic("--after needs --dump kernels, statistics or schedule", "ppvi derive",
+                                   hint=f"e.g. ppvi derive MODEL --dump kernels --after {args.after}"))
+    if ir:
+        return _dump_ir(args)
     if args.dump != "derivation":
         return _cmd_check(args)
     from ppvi.derive import derive
@@ -159,6 +168,24 @@ def _cmd_derive(args) -> int:
         sys.stdout.write(generate(d, fixed_sizes(d.model)))
         return EXIT_OK
     sys.stdout.write({"text": to_text, "latex": to_latex, "json": to_json}[args.format](d))
+    return EXIT_OK
+
+
+def _dump_ir(args) -> int:
+    """The kernel IR after a pass (codegen.passes), as text (codegen.dump)."""
+    from ppvi.codegen.passes import NAMES, run_passes
+
+    if args.after is not None and args.after not in NAMES:
+        raise PPVIError(Diagnostic(f"--after {args.after}: no such pass", "ppvi derive",
+                                   hint=did_you_mean(args.after, NAMES) or f"the passes: {', '.join(NAMES)}"))
+    from ppvi.codegen.cache import fixed_sizes
+    from ppvi.codegen.dump import dump
+    from ppvi.codegen.module import lower
+    from ppvi.derive import derive
+    from ppvi.language import load
+
+    d = derive(load(args.model))
+    sys.stdout.write(dump(run_passes(lower(d, fixed_sizes(d.model)), args.after), args.dump))
     return EXIT_OK
 
 
