@@ -90,3 +90,36 @@ def fitted_content(path) -> dict:
     d.pop("seconds", None)
     d.get("provenance", {}).pop("created", None)
     return d
+
+
+# ---------------------------------------------------------------- the differential harness's (tests/harness)
+# (Here, not in a tests/harness/conftest.py: test modules import this file as `conftest`, and with a second
+# conftest.py under pytest-xdist either could be the module of that name.)
+@pytest.fixture(scope="session")
+def harness_long(request) -> bool:
+    return bool(request.config.getoption("--long", default=False))
+
+
+class Built:
+    """Subjects by case name, built on first use (a failure to build is kept and raised again)."""
+
+    def __init__(self):
+        self._made: dict[str, object] = {}
+
+    def __call__(self, case):
+        from harness_state import build
+
+        if case.name not in self._made:
+            try:
+                self._made[case.name] = build(case)
+            except Exception as e:      # (raised again for every check of the case)
+                self._made[case.name] = e
+        made = self._made[case.name]
+        if isinstance(made, Exception):
+            raise made
+        return made
+
+
+@pytest.fixture(scope="session")
+def built() -> Built:
+    return Built()

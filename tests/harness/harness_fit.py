@@ -40,7 +40,7 @@ def fit_text(text: str, data: dict, dims: dict | None = None, *, python: bool = 
     from ppvi.codegen.cache import fixed_sizes, load
     from ppvi.infer.cavi import fit
     from ppvi.infer.program import Program
-    from ppvi.io.results import params_of, q_summary
+    from ppvi.io.results import from_fit
     from ppvi.language import loads
 
     from harness_state import bind, python_module
@@ -54,7 +54,8 @@ def fit_text(text: str, data: dict, dims: dict | None = None, *, python: bool = 
             f = fit(program, seed=seed, max_iter=max_iter, tol=0.0, damping=damping)
     except Exception as e:      # (an internal fault is an outcome too: the renamed model must meet the same)
         return Outcome(error=type(e).__name__, detail=str(e))
-    return Outcome(tuple(f.trace), q_summary(f), params_of(f))
+    r = from_fit(f)
+    return Outcome(tuple(f.trace), {var: dict(q) for var, q in r.q.items()}, dict(r.params))
 
 
 def differences(a: Outcome, b: Outcome, mapping: dict[str, str]) -> list[str]:
