@@ -7,12 +7,13 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
 import numpy as np
 
-from ppvi.errors import Diagnostic, PPVIError
+from ppvi.errors import Diagnostic, PPVIError, PPVIWarning
 from ppvi.language import CheckedModel
 from ppvi.language import load_cached as load_model
 
@@ -32,6 +33,11 @@ class Result:
     @property
     def converged(self) -> bool:
         return self.fit.converged
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the fit warns about (a symmetric stationary point), each as ``FILE: warning: …``."""
+        return [d.format() for d in self.fit.warnings]
 
     @property
     def q(self) -> dict:
@@ -79,11 +85,14 @@ class Model:
     def fit(self, data: str | Mapping[str, np.ndarray] | None = None, *, dims: Mapping[str, int] | None = None,
             seed: int = 0, max_iter: int = 1000, tol: float = 1e-8, restarts: int = 1,
             on_iteration: Callable[[int, float, float], None] | None = None,
-            damping: float | None = None) -> Result:
+            damping: float | None = None, init: object = None) -> Result:
         """Fit by coordinate ascent; ``data`` is a path, a dict of arrays, or None for the file beside the model.
 
         ``damping`` α in (0, 1] switches to the parallel schedule: within each latent every element is
         updated from the previous moments and moves a step α in natural parameters (19.4.1).
+        ``init``: start from an earlier result (a Result, a result file's path, or its dict layout).
+        ``tol`` = 0 runs ``max_iter`` sweeps.  A fit that ends at a symmetric stationary point warns
+        (``Result.warnings``, and a :class:`ppvi.errors.PPVIWarning`).
         """
         from ppvi.codegen.cache import fixed_sizes, load as load_module
         from ppvi.infer.cavi import fit
@@ -100,10 +109,18 @@ class Model:
         else:
             path, raw = "<data>", {k: np.asarray(v) for k, v in data.items()}
         bound = bind(m, raw, path, dims)
+        start = None
+        if init is not None:
+            from ppvi.infer.warm import Start
+
+            start = Start.of(init)
         module, _ = load_module(m, fixed=fixed_sizes(m, bound.sizes))
         program = Program.build(m, module, bound)
-        return Result(fit(program, seed=seed, max_iter=max_iter, tol=tol, restarts=restarts,
-                          on_iteration=on_iteration, damping=damping))
+        result = Result(fit(program, seed=seed, max_iter=max_iter, tol=tol, restarts=restarts,
+                            on_iteration=on_iteration, damping=damping, start=start))
+        for d in result.fit.warnings:
+            warnings.warn(d.format(), PPVIWarning, stacklevel=2)
+        return result
 
 
 def load(path: str) -> Model:

@@ -95,6 +95,11 @@ class Reporter:
             raise PPVIError(ordered)
 
 
+class PPVIWarning(UserWarning):
+    """A fit that ran but may not be the answer (a symmetric stationary point): the warning's text is a
+    diagnostic, ``FILE: warning: …``."""
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """``"did you mean `Normal`?"`` for the closest choice, or None."""
     choices = list(choices)

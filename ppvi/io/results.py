@@ -7,9 +7,11 @@ import json
 import math
 import os
 import tempfile
+import zipfile
 
 import numpy as np
 
+from ppvi.errors import Diagnostic, PPVIError
 from ppvi.infer.cavi import Fit
 
 STANDARD = {
@@ -148,6 +150,46 @@ def write(path: str, fit: Fit) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def read(path: str) -> dict:
+    """A result file (.json or .npz) as the nested dict :func:`write` wrote: arrays for the numbers
+    (a ``null`` of JSON, a value that was not finite, is NaN), strings and flags as they were."""
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        if ext == ".npz":
+            out: dict = {}
+            with np.load(path, allow_pickle=False) as f:
+                for key in f.files:
+                    *outer, last = key.split("/")
+                    node = out
+                    for part in outer:
+                        node = node.setdefault(part, {})
+                    value = f[key]
+                    node[last] = value.item() if value.dtype.kind in "USb" and value.ndim == 0 else value
+            return out
+        if ext == ".json":
+            with open(path, encoding="utf-8") as fh:
+                raw = json.load(fh)
+            if isinstance(raw, dict):
+                return _arrays(raw)
+            raise ValueError("the file does not hold a JSON object")
+    except (OSError, ValueError, zipfile.BadZipFile, UnicodeDecodeError) as e:
+        raise PPVIError(Diagnostic(f"cannot read the result: {getattr(e, 'strerror', None) or e}", path,
+                                   hint="a result file is written by `ppvi run --out` (.json or .npz)")) from None
+    raise PPVIError(Diagnostic(f"unknown result format `{ext or '(none)'}`", path, hint="use .json or .npz"))
+
+
+def _arrays(x):
+    """JSON's lists of numbers as arrays, in a nested dict."""
+    if isinstance(x, dict):
+        return {k: _arrays(v) for k, v in x.items()}
+    if isinstance(x, list):
+        try:
+            return np.asarray(x, dtype=float)
+        except (TypeError, ValueError):
+            return x
+    return x
 
 
 def _short(a: np.ndarray, limit: int = 8) -> str:
