@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ppvi.infer.start import NotEvaluable, Seed, Structure, analyse, prior_arguments, prior_moments, seeded
+from ppvi.infer.start import (NotEvaluable, Seed, Structure, analyse, prior_arguments, prior_draw, prior_moments,
+                              seeded)
 from ppvi.io.data import Bound
 from ppvi.language import consts
 from ppvi.language.check import CheckedModel
@@ -181,47 +182,22 @@ class Program:
 
     def _start_continuous(self, var: str, rng: np.random.Generator) -> bool:
         """A Normal or MvNormal latent: k-means++ centres if it is a component mean (then True: the start is
-        informed by the data), else a random draw from its prior if it is local or multiplied by another
-        latent, at the data's scale where the prior is broader; else the broad default stays."""
-        info = self.plan["latents"][var]
-        mv = info["family"] == "MvNormal"
-        mean = self.state[f"q_{var}__mean"]
+        informed by the data), else a draw from its prior if it is local or multiplied by another latent;
+        else the broad default stays."""
+        mv = self.plan["latents"][var]["family"] == "MvNormal"
+        shape = self.state[f"q_{var}__mean"].shape
         d2 = self._data_variance(var)
         seed = self.structure.seeds.get(var)
-        if seed is not None:
-            x = self.state[f"v_{seed.data}"]
-            shape = _shape(list(self.model.variables[var].shape), self.sizes)
-            units = shape[seed.axes.index("unit")]
-            centres = seeded(seed, x.reshape(_shape(list(self.model.variables[seed.data].shape), self.sizes)),
-                             units, shape, rng)
-            if centres is not None:
-                # q of a centre: about as broad as the mean of a component's share of the points
-                spread = (d2 or 1.0) * units / x.shape[seed.row_axis]
-                event = mean.shape[-1:] if mv else ()
-                _set_normal(self.state, var, centres.reshape(mean.shape),
-                            np.broadcast_to(spread * (np.eye(event[0]) if mv else 1.0), mean.shape + event), mv)
-                return True
-        if info["scope"] != "local" and not any(var in pair for pair in self.structure.products):
-            return False
-        event = mean.shape[-1:] if mv else ()
-        unit = np.eye(event[0]) if mv else 1.0
-        prior = self._prior(var)
-        if prior is not None and prior[0].size == mean.size:
-            centre, spread = prior[0].reshape(mean.shape), prior[1].reshape(mean.shape + event)
-        else:
-            centre, spread = np.zeros(mean.shape), np.broadcast_to((d2 or 1.0) * unit, mean.shape + event)
-        width = np.trace(spread, axis1=-2, axis2=-1) / event[0] if mv else spread   # (a covariance's mean variance)
-        if not np.all(np.isfinite(width) & (width > 0)):
-            centre, spread, width = np.zeros(mean.shape), np.broadcast_to((d2 or 1.0) * unit, mean.shape + event), \
-                np.full(mean.shape[:-1] if mv else mean.shape, d2 or 1.0)
-        if d2:
-            # no broader than the data: a covariance shrinks as a whole
-            shrink = np.minimum(1.0, d2 / width)
-            spread = spread * (shrink[..., None, None] if mv else shrink)
-        noise = rng.standard_normal(mean.shape)
-        draw = centre + (np.einsum("...de,...e->...d", np.linalg.cholesky(spread), noise) if mv else
-                         np.sqrt(spread) * noise)
-        _set_normal(self.state, var, draw, spread, mv)
+        centres = self._seeded(seed, rng) if seed is not None else None
+        if centres is not None:
+            # q of a centre: about as broad as the mean of a component's share of the points
+            units = centres.shape[seed.axes.index("unit")]
+            rows = _shape(list(self.model.variables[seed.data].shape), self.sizes)[seed.row_axis]
+            spread = (d2 or 1.0) * units / rows
+            _set_normal(self.state, var, centres.reshape(shape), _isotropic(spread, shape, mv), mv)
+            return True
+        if self.plan["latents"][var]["scope"] == "local" or any(var in pair for pair in self.structure.products):
+            _set_normal(self.state, var, *prior_draw(self._prior(var), shape, mv, d2, rng), mv)
         return False
 
     # ---------------------------------------------------------------- steps
@@ -383,6 +359,10 @@ def _init_normal(s, v, rng, info):
     _set(s, f"q_{v}__mean", 0.0)
     _set(s, f"q_{v}__sd", 1.0)
     _set(s, f"m_{v}__x2", 1.0)
+
+
+def _isotropic(variance: float, shape: tuple[int, ...], mv: bool) -> np.ndarray:
+    return np.broadcast_to(variance * np.eye(shape[-1]), shape + shape[-1:]) if mv else np.full(shape, variance)
 
 
 def _set_normal(s, v, mean, spread, mv: bool) -> None:

@@ -344,6 +344,28 @@ def prior_moments(dist: str, args: dict[str, np.ndarray]) -> tuple[np.ndarray, n
     raise NotEvaluable(dist)
 
 
+def prior_draw(prior: tuple[np.ndarray, np.ndarray] | None, shape: tuple[int, ...], mv: bool,
+               data_variance: float | None, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A start for a Normal (``mv``: MvNormal) q of ``shape``: (mean, variances or covariances), the mean a
+    draw from the prior (E[x], Var[x]) and the spread the prior's, both at most as broad as the data
+    (``data_variance``; a covariance shrinks as a whole).  Without a usable prior: N(0, the data's variance)."""
+    event = shape[-1:] if mv else ()
+    unit = np.eye(shape[-1]) if mv else 1.0
+    fallback = np.zeros(shape), np.broadcast_to((data_variance or 1.0) * unit, shape + event)
+    centre, spread = fallback if prior is None or prior[0].size != int(np.prod(shape)) else \
+        (prior[0].reshape(shape), prior[1].reshape(shape + event))
+    width = np.trace(spread, axis1=-2, axis2=-1) / shape[-1] if mv else spread     # (a covariance's mean variance)
+    if not np.all(np.isfinite(width) & (width > 0)):
+        (centre, spread), width = fallback, np.full(shape[:-1] if mv else shape, data_variance or 1.0)
+    if data_variance:
+        shrink = np.minimum(1.0, data_variance / width)
+        spread = spread * (shrink[..., None, None] if mv else shrink)
+    noise = rng.standard_normal(shape)
+    draw = centre + (np.einsum("...de,...e->...d", np.linalg.cholesky(spread), noise) if mv else
+                     np.sqrt(spread) * noise)
+    return draw, spread
+
+
 def kmeanspp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """k-means++ seeding (Arthur & Vassilvitskii 2007): each centre a data point, far ones likelier."""
     centres = [x[rng.integers(len(x))]]

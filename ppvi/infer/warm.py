@@ -86,7 +86,8 @@ def apply(program: Program, start: Start) -> set[str]:
         standard = {}
         for p in STANDARD[family]:
             if p not in entry:
-                raise fail(f"q({name}) in the start has no `{p}`", f"a {family} q is given by {', '.join(STANDARD[family])}")
+                raise fail(f"q({name}) in the start has no `{p}`",
+                           f"a {family} q is given by {', '.join(STANDARD[family])}")
             standard[p] = array(f"q({name}) `{p}`", entry[p], program.state[f"q_{name}__{p}"].shape)
         problem = _outside(family, standard)
         if problem:
