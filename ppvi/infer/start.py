@@ -367,15 +367,22 @@ def prior_draw(prior: tuple[np.ndarray, np.ndarray] | None, shape: tuple[int, ..
 
 
 def kmeanspp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """k-means++ seeding (Arthur & Vassilvitskii 2007): each centre a data point, far ones likelier."""
-    centres = [x[rng.integers(len(x))]]
-    d2 = np.sum((x - centres[0]) ** 2, axis=1)
+    """k-means++ seeding (Arthur & Vassilvitskii 2007): each centre a data point, drawn with probability
+    proportional to its squared distance from the nearest centre so far.  Distances as |x|² − 2 x·c + |c|²: a
+    matrix-vector product per centre, no temporary as large as the data."""
+    x = np.ascontiguousarray(x, dtype=float)
+    norms = np.einsum("nd,nd->n", x, x)
+    picked = [int(rng.integers(len(x)))]
+    d2 = np.full(len(x), np.inf)
     for _ in range(1, k):
-        total = d2.sum()
-        i = rng.choice(len(x), p=d2 / total) if total > 0 else rng.integers(len(x))
-        centres.append(x[i])
-        d2 = np.minimum(d2, np.sum((x - x[i]) ** 2, axis=1))
-    return np.ascontiguousarray(np.array(centres, dtype=float))
+        c = x[picked[-1]]
+        np.minimum(d2, np.maximum(norms - 2 * (x @ c) + c @ c, 0.0), out=d2)
+        cumulative = np.cumsum(d2)
+        total = cumulative[-1]
+        i = int(np.searchsorted(cumulative, rng.random() * total, side="right")) if total > 0 else \
+            int(rng.integers(len(x)))
+        picked.append(min(i, len(x) - 1))
+    return np.ascontiguousarray(x[picked])
 
 
 def seeded(seed: Seed, x: np.ndarray, units: int, shape: tuple[int, ...], rng: np.random.Generator,

@@ -15,7 +15,7 @@ import ppvi
 from conftest import MODELS, run_cli
 from ppvi.errors import PPVIWarning
 from ppvi.infer.program import Program
-from ppvi.infer.start import analyse, evaluate, symmetric_points
+from ppvi.infer.start import analyse, evaluate, kmeanspp, symmetric_points
 
 
 def write(tmp_path, text, name="m.ppvi"):
@@ -320,6 +320,16 @@ def test_component_means_start_at_kmeanspp_centres_then_an_e_step(tied, iris):
     assert p.state["q_z__p"] == pytest.approx(before, abs=1e-12)
     p.initialise(np.random.default_rng([0, 1]))
     assert not np.allclose(p.state["q_mu__mean"], centres)             # restarts explore
+
+
+def test_kmeanspp_puts_one_centre_in_each_of_three_far_apart_blobs():
+    """D² weighting: once a blob has a centre, its points are (10/0.1)² = 10⁴ times less likely than another's."""
+    rng = np.random.default_rng(2)
+    x = np.concatenate([rng.normal(size=(1000, 2)) * 0.1 + m for m in ([0, 0], [10, 0], [0, 10])])
+    for seed in range(20):
+        c = kmeanspp(x, 3, np.random.default_rng(seed))
+        assert all(np.any(np.all(x == ci, axis=1)) for ci in c)
+        assert sorted(int(np.argmin([np.sum((ci - m) ** 2) for m in ([0, 0], [10, 0], [0, 10])])) for ci in c) == [0, 1, 2]
 
 
 def test_a_tied_precision_mixture_finds_the_iris_species_from_most_single_starts(tied, iris):
