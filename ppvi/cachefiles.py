@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import os
 import stat
-import tempfile
 
 from ppvi.errors import Diagnostic, PPVIError
 
@@ -57,25 +57,18 @@ def private_dir(root: str) -> str:
 
 @functools.lru_cache(maxsize=1)
 def ppvi_fingerprint() -> str:
-    """A digest of ppvi's own source, so a changed compiler never reuses what the old one wrote."""
+    """A digest of ppvi's own source, so a changed compiler never reuses what the old one wrote: the package
+    and the grammar, also where a development install keeps it outside the package (grammar/)."""
     root = os.path.dirname(os.path.abspath(__file__))
-    h = hashlib.sha256()
-    for folder, _, files in sorted(os.walk(root)):
-        for name in sorted(f for f in files if f.endswith((".py", ".lark"))):
-            with open(os.path.join(folder, name), "rb") as fh:
-                h.update(fh.read())
-    return h.hexdigest()
-
-
-def write_atomic(path: str, content: str | bytes) -> None:
-    """Write to a temporary file beside ``path``, then rename: a reader never sees half a file."""
-    data = content.encode("utf-8") if isinstance(content, str) else content
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        spec = importlib.util.find_spec("ppvi.grammar")
+        grammar = list(spec.submodule_search_locations or []) if spec is not None else []
+    except ImportError:
+        grammar = []
+    h = hashlib.sha256()
+    for top in [root] + [os.path.abspath(g) for g in grammar if not os.path.abspath(g).startswith(root + os.sep)]:
+        for folder, _, files in sorted(os.walk(top)):
+            for name in sorted(f for f in files if f.endswith((".py", ".lark"))):
+                with open(os.path.join(folder, name), "rb") as fh:
+                    h.update(fh.read())
+    return h.hexdigest()

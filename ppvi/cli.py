@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--data", metavar="PATH", help="data file (.npz, .json, .csv); default: beside the model")
     r.add_argument("--dim", metavar="NAME=INT", action="append", default=[], help="set a dim's size")
     r.add_argument("--out", metavar="PATH", help="write the result (.json or .npz)")
-    r.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    r.add_argument("--seed", type=_seed, default=0, help="random seed, a whole number ≥ 0 (default 0)")
     r.add_argument("--max-iter", type=_positive_int, default=1000, help="most sweeps (default 1000)")
     r.add_argument("--tol", type=_nonnegative_float, default=1e-8,
                    help="stop when the ELBO changes by less than this, relative (default 1e-8; 0: run to --max-iter)")
@@ -63,14 +63,22 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(text: str, least: int) -> int:
     try:
         v = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{v} is not ≥ 1")
+    if v < least:
+        raise argparse.ArgumentTypeError(f"{v} is not ≥ {least}")
     return v
+
+
+def _positive_int(text: str) -> int:
+    return _whole_number(text, 1)
+
+
+def _seed(text: str) -> int:
+    return _whole_number(text, 0)
 
 
 def _number(text: str) -> float:
@@ -101,7 +109,10 @@ def _unit_float(text: str) -> float:
     return v
 
 
-def _dims(items: list[str]) -> dict[str, int]:
+def _dims(items: list[str], model) -> dict[str, int]:
+    """``--dim NAME=INT`` flags, each checked against the model's dims and the range of a size."""
+    from ppvi.io.data import check_dims
+
     out = {}
     for item in items:
         name, eq, value = item.partition("=")
@@ -111,7 +122,7 @@ def _dims(items: list[str]) -> dict[str, int]:
             out[name.strip()] = int(value)
         except ValueError:
             raise PPVIError(Diagnostic(f"--dim {item}: expected NAME=INT", "ppvi", hint="e.g. --dim K=5")) from None
-    return out
+    return check_dims(model, out, "ppvi", "--dim {name}={value}")
 
 
 def _cmd_check(args) -> int:
@@ -149,8 +160,12 @@ def _cmd_derive(args) -> int:
 
 def _cmd_run(args) -> int:
     from ppvi.api import Model
+    from ppvi.files import Interrupts, check_writable
 
+    if args.out:
+        check_writable(args.out, (".json", ".npz"))      # (before the fit: a mistake here must not cost it)
     model = Model.load(args.model)       # (a mistake in the model is reported before Numba is imported)
+    dims = _dims(args.dim, model.checked)
     from ppvi.codegen.cache import blas_alone
 
     blas_alone()         # (this process runs no code of the user's that could miss scipy.linalg.cython_blas)
@@ -160,22 +175,35 @@ def _cmd_run(args) -> int:
     progress = None
     if not args.quiet and sys.stderr.isatty():
         progress = _Progress()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PPVIWarning)       # (printed below, as diagnostics)
-        result = model.fit(data, dims=_dims(args.dim), seed=args.seed, max_iter=args.max_iter, tol=args.tol,
-                           restarts=args.restarts, on_iteration=progress, damping=args.damping, init=args.init)
-    if progress is not None:
-        progress.close()
-    for d in result.fit.warnings:
-        print(d.format(), file=sys.stderr)
-    if args.out:
-        result.save(args.out)
-    if not args.quiet:
-        sys.stdout.write(result.summary())
+    # SIGTERM and SIGHUP stop a fit as Ctrl-C does, keeping the current q; a signal during the write of the
+    # result waits until the file is whole.
+    interrupts = Interrupts()
+    with interrupts.installed():
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", PPVIWarning)
+            warnings.showwarning = _show_warning
+            result = model.fit(data, dims=dims, seed=args.seed, max_iter=args.max_iter, tol=args.tol,
+                               restarts=args.restarts, on_iteration=progress, damping=args.damping,
+                               init=args.init)
+        if progress is not None:
+            progress.close()
+        with interrupts.deferred():
+            if args.out:
+                result.save(args.out)
+            if not args.quiet:
+                sys.stdout.write(result.summary())
     if result.fit.interrupted:
         print("ppvi: interrupted; the current q was kept" + (f" in {args.out}" if args.out else ""), file=sys.stderr)
-        return 130
+        return 128 + (interrupts.received or 2)
     return EXIT_OK
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings during a run: ppvi's as their diagnostic (``FILE: note: …``), others as Python shows them."""
+    if isinstance(message, PPVIWarning):
+        print(message.diagnostic.format(), file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 class _Progress:
@@ -214,11 +242,11 @@ def main(argv: Sequence[str] | None = None, *, collector_paused: bool = False) -
             return EXIT_USER
         return {"check": _cmd_check, "derive": _cmd_derive, "run": _cmd_run}[args.command](args)
     except PPVIError as e:
-        print(e.format(), file=sys.stderr)
+        _report(e.format())
         return EXIT_USER
-    except KeyboardInterrupt:
-        print("ppvi: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        _report("ppvi: interrupted")
+        return 128 + getattr(e, "signum", 2)
     except BrokenPipeError:
         return EXIT_OK
     except Exception as e:  # an internal fault: ours to fix, not the user's
@@ -226,9 +254,16 @@ def main(argv: Sequence[str] | None = None, *, collector_paused: bool = False) -
             traceback.print_exc()
         else:
             first = next((line.strip() for line in str(e).splitlines() if line.strip()), "")
-            print(f"ppvi: internal error: {type(e).__name__}: {first} (rerun with --debug for the traceback)",
-                  file=sys.stderr)
+            _report(f"ppvi: internal error: {type(e).__name__}: {first} (rerun with --debug for the traceback)")
         return EXIT_FAULT
+
+
+def _report(text: str) -> None:
+    """A message on stderr; a reader that has gone away changes nothing (the exit status still tells)."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except (BrokenPipeError, OSError, ValueError):
+        pass
 
 
 def _resume_collector() -> None:

@@ -9,6 +9,7 @@ fault (exit 1).
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -33,15 +34,15 @@ class Diagnostic:
     severity: str = "error"
 
     def format(self) -> str:
-        where = self.path
+        where = shown(self.path)
         if self.span is not None:
-            where = f"{self.path}:{self.span.line}:{self.span.col}"
-        out = [f"{where}: {self.severity}: {self.message}"]
+            where = f"{where}:{self.span.line}:{self.span.col}"
+        out = [f"{where}: {self.severity}: {shown(self.message)}"]
         if self.span is not None and self.source_line is not None:
-            text = self.source_line.rstrip("\r\n").expandtabs(4)
             raw = self.source_line.rstrip("\r\n")
-            # Caret column after tab expansion, so it lines up under the text.
-            col = len(raw[: max(self.span.col - 1, 0)].expandtabs(4))
+            text = shown(raw).expandtabs(4)
+            # Caret column after escaping and tab expansion, so it lines up under the text.
+            col = len(shown(raw[: max(self.span.col - 1, 0)]).expandtabs(4))
             width = 1
             if self.span.end_col is not None and (self.span.end_line in (None, self.span.line)):
                 width = max(1, self.span.end_col - self.span.col)
@@ -49,7 +50,7 @@ class Diagnostic:
             out.append(f"    {text}")
             out.append("    " + " " * col + "^" + "~" * (width - 1))
         if self.hint:
-            out.append(f"hint: {self.hint}")
+            out.append(f"hint: {shown(self.hint)}")
         return "\n".join(out)
 
 
@@ -66,6 +67,16 @@ class PPVIError(Exception):
         return "\n".join(d.format() for d in self.diagnostics)
 
 
+class PPVIWarning(UserWarning):
+    """A note or warning about the user's input or a fit's end (a symmetric stationary point), carrying its
+    :class:`Diagnostic` (``FILE: note: …``, ``FILE: warning: …``); the command line prints the diagnostic,
+    Python's warnings machinery shows it to API users."""
+
+    def __init__(self, diagnostic: Diagnostic):
+        self.diagnostic = diagnostic
+        super().__init__(diagnostic.format())
+
+
 @dataclass
 class Reporter:
     """Collects diagnostics against one source text so a pass can report many."""
@@ -75,7 +86,7 @@ class Reporter:
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
     def line(self, n: int) -> str | None:
-        lines = self.text.splitlines()
+        lines = source_lines(self.text)
         return lines[n - 1] if 1 <= n <= len(lines) else None
 
     def make(self, message: str, span: Span | None, hint: str | None = None) -> Diagnostic:
@@ -95,11 +106,6 @@ class Reporter:
             raise PPVIError(ordered)
 
 
-class PPVIWarning(UserWarning):
-    """A fit that ran but may not be the answer (a symmetric stationary point): the warning's text is a
-    diagnostic, ``FILE: warning: …``."""
-
-
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """``"did you mean `Normal`?"`` for the closest choice, or None."""
     choices = list(choices)
@@ -108,3 +114,29 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
         return f"did you mean `{lowered[word.lower()]}`?"
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f"did you mean `{close[0]}`?" if close else None
+
+
+def source_lines(text: str) -> list[str]:
+    """A model's lines as its lexer counts them: only \\n ends a line (\\r\\n too).  Python's splitlines also
+    breaks at form feeds, U+2028 and their kin, which would put a caret under another line."""
+    lines = [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+    return lines[:-1] if lines[-1] == "" else lines        # (as splitlines: no line after the last newline)
+
+
+# Characters shown escaped: controls (escape sequences, bells), format characters (bidirectional
+# overrides), line and paragraph separators, surrogates and unassigned code points.
+_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
+
+
+def shown(text: str) -> str:
+    """``text`` safe to print on a terminal: every hidden character as a Python escape (tabs kept)."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch != "\t" and unicodedata.category(ch) in _HIDDEN:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+        else:
+            out.append(ch)
+    return "".join(out)

@@ -26,10 +26,17 @@ v ~ Normal(sum(i in H: w[i] * h[i]), 1)
 
 @pytest.fixture(scope="session", autouse=True)
 def kernel_cache(tmp_path_factory):
-    """One fresh kernel cache for the whole run: the first fit of a model compiles, later ones reuse it."""
+    """One fresh kernel cache for the whole run: the first fit of a model compiles, later ones reuse it.
+
+    Under pytest-xdist the workers share it (the run's common temporary folder): a model one worker has
+    compiled, the other loads.  The cache is written atomically and sealed, so sharing it also tests that."""
     import os
 
-    path = tmp_path_factory.mktemp("ppvi-cache")
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        path = tmp_path_factory.getbasetemp().parent / "ppvi-cache"
+        path.mkdir(mode=0o700, exist_ok=True)
+    else:
+        path = tmp_path_factory.mktemp("ppvi-cache")
     old = os.environ.get("PPVI_CACHE_DIR")
     os.environ["PPVI_CACHE_DIR"] = str(path)
     yield path

@@ -8,12 +8,14 @@ directory is :func:`ppvi.cachefiles.cache_dir`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.machinery
 import importlib.util
 import os
 import pickle
 import sys
+import threading
 import weakref
 from types import ModuleType
 
@@ -26,7 +28,9 @@ from numba.core.dispatcher import Dispatcher
 from numba.core.runtime import nrtdynmod, rtsys
 
 from ppvi import __version__
-from ppvi.cachefiles import cache_dir, ppvi_fingerprint, write_atomic
+from ppvi.cachefiles import cache_dir, ppvi_fingerprint
+from ppvi.errors import PPVIError
+from ppvi.files import write_atomic
 
 
 def fixed_sizes(model, sizes: dict[str, int] | None = None) -> dict[str, int]:
@@ -66,18 +70,41 @@ class MachineCodeCache(FunctionCache):
             cres = self._load_overload(sig, target_context)
         except Exception:      # (machine code that needs more of Numba than its runtime: load it as Numba does)
             target_context.refresh()
-            return self._load_overload(sig, target_context)
+            try:
+                return self._load_overload(sig, target_context)
+            except Exception:  # (a damaged entry: a miss; the compile that follows writes it again)
+                return None
         if cres is None:
             target_context.refresh()
         return cres
 
 
 class MachineCodeFile(IndexDataCacheFile):
-    """A kernel's cache file, unpickled with :func:`environment_without_import`."""
+    """A kernel's cache files: the data unpickled with :func:`environment_without_import`; a damaged index or
+    data file (truncated, emptied, overwritten) read as absent, so the kernel is compiled and written again;
+    writes fsynced before they replace the old file."""
+
+    def _load_index(self):
+        try:
+            return super()._load_index()
+        except Exception:          # (damaged: a miss, and the save after the compile rewrites it)
+            return {}
 
     def _load_data(self, name):
-        with open(self._data_path(name), "rb") as fh:
-            return _KernelUnpickler(fh).load()
+        try:
+            with open(self._data_path(name), "rb") as fh:
+                return _KernelUnpickler(fh).load()
+        except OSError:
+            raise
+        except Exception as e:     # (damaged: IndexDataCacheFile.load reads an OSError as "absent")
+            raise OSError(f"damaged cache file {name}") from e
+
+    @contextlib.contextmanager
+    def _open_for_write(self, filepath):
+        with super()._open_for_write(filepath) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
 
 
 class _KernelUnpickler(pickle.Unpickler):
@@ -149,8 +176,8 @@ def _nrt_functions(ctx):
     library.finalize()
     try:
         write_atomic(os.path.join(cache_dir(), name),
-                     pickle.dumps(library.serialize_using_object_code(), protocol=pickle.HIGHEST_PROTOCOL))
-    except OSError:
+                     pickle.dumps(library.serialize_using_object_code(), protocol=pickle.HIGHEST_PROTOCOL), private=True)
+    except PPVIError:
         pass                               # (a cache that cannot be written: the next process compiles it again)
     return library
 
@@ -189,14 +216,39 @@ def blas_alone() -> None:
         sys.modules.pop(name, None)
 
 
-def import_path(path: str) -> ModuleType:
+# The last line of a generated module: a digest of everything before it.  A module is imported only from
+# bytes that carry their own digest, so a truncated, emptied or edited file is generated again, never run.
+SEAL = "# ppvi-seal "
+
+
+def sealed(source: str) -> str:
+    body = source if source.endswith("\n") else source + "\n"
+    return body + SEAL + hashlib.sha256(body.encode("utf-8")).hexdigest() + "\n"
+
+
+def _unsealed(raw: bytes) -> str | None:
+    """The module's source if its seal holds, else None."""
+    body, sep, digest = raw.rstrip(b"\n").rpartition(b"\n" + SEAL.encode())
+    if not sep or hashlib.sha256(body + b"\n").hexdigest().encode() != digest:
+        return None
+    try:
+        return (body + b"\n").decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+# One module is imported at a time: a thread must never see a module that another is still executing.
+_IMPORTING = threading.RLock()
+
+
+def import_source(path: str, source: str) -> ModuleType:
+    """The module of ``source`` (the verified text of ``path``), published in sys.modules only once whole."""
     name = os.path.splitext(os.path.basename(path))[0]
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
+    module = ModuleType(name)
+    module.__file__ = path
+    exec(compile(source, path, "exec"), module.__dict__)
     for kernel in vars(module).values():
         # the module's own kernels (not the runtime's, which they import), and only over the Numba cache
         # this was written for: a Numba without _load_overload keeps its own
@@ -205,6 +257,7 @@ def import_path(path: str) -> ModuleType:
                 type(kernel._cache._cache_file) is IndexDataCacheFile:
             kernel._cache.__class__ = MachineCodeCache
             kernel._cache._cache_file.__class__ = MachineCodeFile
+    sys.modules[name] = module
     return module
 
 
@@ -216,12 +269,22 @@ def load(model, source_of=None, fixed: dict[str, int] | None = None) -> tuple[Mo
     only then).
     """
     path = path_for(model.text, fixed)
-    warm = os.path.exists(path)
-    if not warm:
-        if source_of is None:
-            from ppvi.codegen.module import generate
-            from ppvi.derive import derive
+    with _IMPORTING:
+        name = os.path.splitext(os.path.basename(path))[0]
+        if name in sys.modules:
+            return sys.modules[name], True
+        try:
+            with open(path, "rb") as fh:
+                source = _unsealed(fh.read())
+        except OSError:
+            source = None                  # (absent, or unreadable: generated again)
+        warm = source is not None
+        if not warm:
+            if source_of is None:
+                from ppvi.codegen.module import generate
+                from ppvi.derive import derive
 
-            source_of = lambda m: generate(derive(m), fixed)  # noqa: E731
-        write_atomic(path, source_of(model))
-    return import_path(path), warm
+                source_of = lambda m: generate(derive(m), fixed)  # noqa: E731
+            source = sealed(source_of(model))
+            write_atomic(path, source, private=True)
+        return import_source(path, source), warm

@@ -8,15 +8,16 @@ loop over t instead of being re-summed for every d.  Sums that read the moments
 of the variable being updated stay inside its element loop, so sequential
 updates see the newest values (19.44 is a Gauss–Seidel sweep).
 
-Names are mangled (``v_`` data/params/consts, ``m_`` moments, ``q_`` q's
-parameters, ``n_`` dims, numbered ``i…`` indices): nothing a model names can
-collide with, or inject into, the generated Python.
+Names are mangled by a prefix-free scheme (:class:`Names`): nothing a model
+names can collide with, or inject into, the generated Python, and nothing the
+generator decides depends on how a name is spelt (:func:`structure`).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import re
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -56,33 +57,101 @@ def literal(value) -> str:
 
 
 # -------------------------------------------------------------------- names
+KINDS = ("v_", "n_", "q_", "m_", "h_", "l_", "e_", "o_", "g_", "t_", "c_", "update_", "damped_", "local_step_")
+FIXED = ("statistics", "expected_log_joint", "expected_log_joint_fast", "local_block", "PLAN")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 @dataclass
 class Names:
-    """Mangled names for everything a kernel reads or writes."""
+    """Every name of the generated module that is made from a model's name, and the arrays behind them.
 
+    The scheme is prefix-free: a generated name is a kind prefix, then the user's identifier (for a
+    moment, parameter or η also ``__`` and a fixed word without underscores: ``m_X__x``, ``q_X__mean``,
+    ``e_X__x2``), and no kind prefix is a prefix of another or of a fixed name.  So two different
+    (kind, identifier) pairs never give one name, whatever the user wrote (``mu`` and ``mu_damped``:
+    ``damped_mu`` and ``update_mu_damped``), and no generated name is a name of the module's own.
+
+        v_<name>        data, params, constants          n_<dim>          sizes the data determine
+        q_<var>__<p>    q's standard parameters          m_<var>__<stat>  moments ⟨T(x)⟩ that own an array
+        h_<var>         entropies                        l_<var>          log Σ e^η of a Categorical
+        e_<var>__<s>    natural parameters (damped)      o_<name>         a copy taken before an update
+        g_<var>         a param's gradient               t_<int>          statistics of the local step
+        c_<what>__<name>  derived at bind time (inv, logdet, order, start); c__damping the step α
+        i<int>_<label>  loop indices (numbered; an identifier never starts with a digit)
+        update_<var>, damped_<var>, local_step_<var>     kernels
+        statistics, expected_log_joint[_fast], local_block, PLAN, np, math, njit, prange and the runtime's
+        helpers: the module's own names; temporaries begin with ``_``, which no kind does.
+
+    A moment that is another array under a second name (a Normal's ⟨x⟩ is its mean: ``aliases``) is
+    resolved to the array that owns the memory, so no kernel receives one array under two names
+    (Numba's parallel loops assume distinct arguments do not overlap).  Which arrays a kernel takes is
+    what it was handed out of ``issued``, never a pattern over the text.  ``rank``: a variable's or a
+    dim's place in the model (declaration order), the only thing any ordering in code generation reads
+    of a name (see :func:`structure`).
+    """
+
+    rank: dict = field(default_factory=dict)               # variable name or dim Symbol -> declaration position
+    aliases: dict[str, str] = field(default_factory=dict)  # m_<var>__<stat> -> the array that owns it
     idx: dict[sp.Basic, str] = field(default_factory=dict)
     derived: dict[str, tuple[str, str]] = field(default_factory=dict)   # mangled -> (kind, const name)
+    issued: set[str] = field(default_factory=set)
     _count: itertools.count = field(default_factory=itertools.count)
 
-    @staticmethod
-    def variable(name: str) -> str:
-        return f"v_{name}"
+    def _issue(self, name: str) -> str:
+        self.issued.add(name)
+        return name
+
+    def variable(self, name: str) -> str:
+        return self._issue(f"v_{name}")
 
     @staticmethod
-    def moment(var: str, stat: str) -> str:
+    def moment_name(var: str, stat: str) -> str:
+        """The moment's own name, before aliases are resolved (the program binds it to its owner)."""
         return f"m_{var}__{stat}"
 
-    @staticmethod
-    def qparam(var: str, param: str) -> str:
-        return f"q_{var}__{param}"
+    def moment(self, var: str, stat: str) -> str:
+        name = self.moment_name(var, stat)
+        return self._issue(self.aliases.get(name, name))
+
+    def qparam(self, var: str, param: str) -> str:
+        return self._issue(f"q_{var}__{param}")
+
+    def dim(self, name: str) -> str:
+        return self._issue(f"n_{name}")
+
+    def entropy(self, var: str) -> str:
+        return self._issue(f"h_{var}")
+
+    def log_normaliser(self, var: str) -> str:
+        return self._issue(f"l_{var}")
+
+    def natural(self, var: str, stat: str) -> str:
+        return self._issue(f"e_{var}__{stat}")
+
+    def snapshot(self, name: str) -> str:
+        return self._issue(f"o_{name}")
+
+    def gradient(self, var: str) -> str:
+        return self._issue(f"g_{var}")
+
+    def statistic(self, number: int) -> str:
+        return self._issue(f"t_{number}")
+
+    def constant(self, what: str, name: str) -> str:
+        return self._issue(f"c_{what}__{name}")
+
+    def damping(self) -> str:
+        return self._issue("c__damping")
 
     @staticmethod
-    def dim(name: str) -> str:
-        return f"n_{name}"
+    def kernel(kind: str, var: str) -> str:
+        assert kind + "_" in KINDS
+        return f"{kind}_{var}"
 
-    @staticmethod
-    def entropy(var: str) -> str:
-        return f"h_{var}"
+    def used_in(self, src: str) -> set[str]:
+        """The issued names a kernel's source mentions: its arguments."""
+        return self.issued.intersection(_WORD.findall(src))
 
     def index(self, i: sp.Basic) -> str:
         if i not in self.idx:
@@ -106,6 +175,72 @@ class Names:
         if isinstance(base, sp.Symbol):
             return self.variable(base.name), True
         raise CodegenError(f"no array for {base!r}")
+
+
+# --------------------------------------------------------------- structure
+REPEAT = sp.Dummy("repeat")     # the index of a loop of repeated passes (Block.index): no model index equals it
+
+
+def structure(e: sp.Basic, env: dict, rank: dict, depth: int = 0) -> tuple:
+    """A key of e that reads nothing of how names are spelt: variables and dims by their place in the model
+    (``rank``), indices by what binds them (``env``: a loop of the kernel; an enclosing sum, by nesting depth
+    and position; any other by its range), numbers by value, commutative arguments as a sorted multiset.
+    Where every index is bound, equal keys mean the same computation up to renaming, so ordering by it (the
+    terms of a sum as they are emitted, a statistic's axes, η's features) gives the same code, and the same
+    rounding, whatever the names — where SymPy's own order of arguments follows the names."""
+    if e in env:
+        return env[e]
+    if isinstance(e, sp.Idx):
+        return ("i", structure(e.upper, env, rank, depth))
+    if e.is_Number or isinstance(e, sp.NumberSymbol):
+        return ("0", float(e))
+    if isinstance(e, (MomentBase, MomentSymbol, ParamBase, Gate)):
+        tag, what = {MomentBase: ("m", "stat"), MomentSymbol: ("m", "stat"), ParamBase: ("p", "param"),
+                     Gate: ("g", "var")}[type(e)]
+        place = rank.get(e.var)
+        return (tag, place, getattr(e, what)) if place is not None else (tag + "?", e.var, getattr(e, what))
+    if isinstance(e, sp.IndexedBase):
+        place = rank.get(str(e.label))
+        return ("v", place) if place is not None else ("v?", str(e.label))
+    if isinstance(e, sp.Symbol):
+        if e in rank:
+            return ("d", rank[e])
+        place = rank.get(e.name)
+        return ("v", place) if place is not None else ("s?", e.name)
+    if isinstance(e, sp.Indexed):
+        return ("x", structure(e.base, env, rank, depth), tuple(structure(i, env, rank, depth) for i in e.indices))
+    if isinstance(e, sp.Sum):
+        inner, ranges = dict(env), []
+        for pos, (i, lo, hi) in enumerate(e.limits):
+            ranges.append((structure(lo, inner, rank, depth), structure(hi, inner, rank, depth)))
+            inner[i] = ("b", depth, pos)
+        return ("S", tuple(ranges), structure(e.function, inner, rank, depth + 1))
+    args = tuple(structure(a, env, rank, depth) for a in e.args)
+    if isinstance(e, (sp.Add, sp.Mul, sp.KroneckerDelta)):
+        return ({sp.Add: "+", sp.Mul: "*"}.get(type(e), "δ"), tuple(sorted(args)))
+    return ("f", type(e).__name__, args)
+
+
+def ordered(args, env: dict, rank: dict) -> list:
+    """``args`` by :func:`structure` (ties are the same computation: their order is immaterial)."""
+    keyed = [(structure(a, env, rank), n) for n, a in enumerate(args)]
+    return [args[n] for _, n in sorted(keyed)]
+
+
+def axis_order(e: sp.Expr, free, first: sp.Basic | None, rank: dict) -> list:
+    """The free indices of e in an order that reads nothing of their names: ``first`` (a scatter's axis)
+    first, then each by the places it takes in e — which arrays it indexes, at which positions — and its
+    range.  Indices that tie take the same places: the array is symmetric in them."""
+    places: dict = {i: [] for i in free}
+    for node in sp.preorder_traversal(e):
+        if isinstance(node, sp.Indexed):
+            base = structure(node.base, {}, rank)
+            for pos, i in enumerate(node.indices):
+                if i in places:
+                    places[i].append((base, pos))
+    env = {i: ("i",) for i in free}
+    key = {i: (i != first, sorted(places[i]), structure(i.upper, env, rank)) for i in free}
+    return sorted(free, key=lambda i: (key[i], str(i)))
 
 
 # -------------------------------------------------------------- rewriting
@@ -133,10 +268,44 @@ def _swap(e: sp.Expr, worth) -> sp.Expr:
     return sp.Sum(c * sp.Sum(a * gj, e.limits[0]), t.limits[0])
 
 
-def interchange(e: sp.Expr, varies) -> sp.Expr:
+def interchange(e: sp.Expr, varies, reads, big: frozenset = frozenset()) -> sp.Expr:
     """Swap when only c varies during the kernel: the inner sum then no longer reads what the update
-    changes and is computed once (a Gram matrix WᵀβW in 19.44, E[hhᵀ] for the regression of W)."""
-    return _swap(e, lambda s, a, gj, c, i: not varies(a) and varies(c) and not varies(gj))
+    changes and is computed once (a Gram matrix WᵀβW in 19.44, E[hhᵀ] for the regression of W).  Over the
+    data plate A may also vary with the element, as long as it does not ``reads`` what the update writes:
+    the inner sum is then an array over the elements filled by one pass over the data (PMF: Σ_k′ ⟨P[u, k′]⟩
+    Σ_t [u = user[t]] ⟨Q[item[t], k]⟩ ⟨Q[item[t], k′]⟩, the pass filling an array over (u, k, k′))."""
+    def worth(s, a, gj, c, i):
+        over = sp.sympify(s.limits[0][2]) + 1 in big
+        return (not varies(a) or (over and not reads(a))) and varies(c) and not varies(gj)
+    return _swap(e, worth)
+
+
+def through_deltas(e: sp.Expr) -> sp.Expr:
+    """Σ_t [o = g(t)] f(g(t), t) -> Σ_t [o = g(t)] f(o, t) (exact: the delta vanishes where g(t) ≠ o), then the
+    factors that no longer read the summation moved out: ⟨P[user[t], k′]⟩ under [u = user[t]] is ⟨P[u, k′]⟩,
+    read once per element u rather than once per rating t, and the rest of the sum a scatter over the data
+    that does not read the update's own moments."""
+    if not e.args or isinstance(e, (sp.Indexed, sp.Idx, sp.IndexedBase)):
+        return e
+    e = e.func(*(through_deltas(a) for a in e.args))
+    if not isinstance(e, sp.Sum):
+        return e
+    bound = {i for i, _, _ in e.limits}
+    factors = sp.Mul.make_args(e.function)
+    sub = {}
+    for f in factors:
+        if isinstance(f, sp.KroneckerDelta):
+            for o, g in (f.args, f.args[::-1]):
+                if isinstance(g, sp.Indexed) and g.free_symbols & bound and not o.free_symbols & bound:
+                    sub[g] = o
+                    break
+    if not sub:
+        return e
+    factors = [f if isinstance(f, sp.KroneckerDelta) else f.xreplace(sub) for f in factors]
+    outside = [f for f in factors if not f.free_symbols & bound]
+    if not outside and all(a == b for a, b in zip(factors, sp.Mul.make_args(e.function))):
+        return e
+    return sp.Mul(*outside) * sp.Sum(sp.Mul(*(f for f in factors if f.free_symbols & bound)), *e.limits)
 
 
 def narrow(e: sp.Expr, big: frozenset) -> sp.Expr:
@@ -209,8 +378,9 @@ class Writer:
 
     def top(self, e: sp.Expr, levels: list[Block], pinned: int = 0) -> str:
         """Python source for a whole expression: first rewritten so invariant sums can be hoisted."""
+        e = through_deltas(e)
         if self.self_bases or self.element:
-            e = interchange(e, self.varies)
+            e = interchange(e, self.varies, self._reads_self, self.big)
         if self.stats is not None:
             e = self.stats.separate(e)
         if self.big:
@@ -238,15 +408,16 @@ class Writer:
         if isinstance(e, sp.Indexed):
             return f"{self.array(e.base)}[{', '.join(self.index_value(i, levels, pinned) for i in e.indices)}]"
         if isinstance(e, sp.Add):
-            return "(" + " + ".join(self.value(a, levels, pinned) for a in e.args) + ")"
+            return "(" + " + ".join(self.value(a, levels, pinned) for a in self.ordered(e.args, levels)) + ")"
         if isinstance(e, sp.Mul):
-            log = next((a for a in e.args if isinstance(a, sp.log) and not a.args[0].is_number), None)
-            weight = e.func(*(a for a in e.args if a is not log)) if log is not None else None
+            args = self.ordered(e.args, levels)
+            log = next((a for a in args if isinstance(a, sp.log) and not a.args[0].is_number), None)
+            weight = e.func(*(a for a in args if a is not log)) if log is not None else None
             if weight is not None and not weight.is_number:
                 # x log y where x may vanish: 0 there, also at y = 0 (runtime.xlogy)
                 return f"xlogy({self.value(weight, levels, pinned)}, {self.value(log.args[0], levels, pinned)})"
             num, den = [], []
-            for a in e.args:
+            for a in args:
                 if isinstance(a, sp.Pow) and a.exp.is_Number and a.exp < 0:
                     den.append(self.value(a.base ** -a.exp, levels, pinned))
                 else:
@@ -287,9 +458,17 @@ class Writer:
             return f"{fn}({self.value(e.args[0], levels, pinned)})"
         raise CodegenError(f"cannot generate code for {type(e).__name__}: {e}")
 
+    def env(self, levels: list[Block]) -> dict:
+        """The indices the loops of ``levels`` bind, by depth (for :func:`structure`)."""
+        return {lv.index: ("L", n) for n, lv in enumerate(levels) if lv.index is not None}
+
+    def ordered(self, args, levels: list[Block]) -> list:
+        """Terms or factors in the order they are emitted: by :func:`structure`, never by their names."""
+        return ordered(list(args), self.env(levels), self.names.rank)
+
     def array(self, base: sp.Basic) -> str:
         name, _ = self.names.array_of(base)
-        return "o_" + name if base in self.snapshot_bases else name
+        return self.names.snapshot(name) if base in self.snapshot_bases else name
 
     def index_value(self, i: sp.Expr, levels, pinned) -> str:
         """An index position: an integer expression (loop index, literal, or data value)."""
@@ -305,7 +484,7 @@ class Writer:
     def derived(self, kind: str, m: sp.Basic) -> str:
         base = m.base if isinstance(m, sp.Indexed) else m
         const = str(base.label if isinstance(base, sp.IndexedBase) else base)
-        name = f"c_{kind}__{const}"
+        name = self.names.constant(kind, const)
         self.names.derived[name] = (kind, const)
         return name
 
@@ -334,7 +513,7 @@ class Writer:
             ref = self.stats.ref(e, free, scatter) if self.stats is not None and self._over_big(e) else None
             return ref if ref is not None else self._materialise(e, scatter, free, levels)
         skipped = [lv for lv in levels[1:target] if lv.index is not None and lv.index not in free]
-        repeated = any(str(lv.index) == "_pass" for lv in skipped)   # inside repeated passes: always worth it
+        repeated = any(lv.index == REPEAT for lv in skipped)   # inside repeated passes: always worth it
         if not reads_self and skipped and free and (repeated or not any(i.upper + 1 in self.big for i in free)):
             # Loops it does not depend on enclose it (Σ_d' μ[k, d'] Λ[k, d', d] inside the loop over n):
             # one small array over its free indices, filled before them.
@@ -419,7 +598,7 @@ class Writer:
         kernel, and a delta against a data value becomes a scatter into row g(t).  The pass is
         serial: the result does not depend on the thread count.
         """
-        axes = sorted(free, key=lambda i: str(i))
+        axes = axis_order(e, free, scatter[1] if scatter is not None else None, self.names.rank)
         key = (id(levels[0]), e)
         if key in self._memo:
             return self._memo[key]
@@ -437,8 +616,11 @@ class Writer:
         self.passes += any(sp.sympify(hi) + 1 in self.big for _, _, hi in limits)
         loops = self._loops(limits)
         others = [i for i in axes if i != o]
+        # symmetric in two axes (Σ_t ⟨Q[item[t], k]⟩ ⟨Q[item[t], k′]⟩): only k′ ≥ k summed, then copied
+        pair = next(((a, b) for a, b in itertools.combinations(others, 2) if (a.lower, a.upper) == (b.lower, b.upper)
+                     and body_expr.xreplace({a: b, b: a}) == body_expr), None)
         if others:
-            more = self._loops([(i, 0, i.upper) for i in others])
+            more = self._loops([(i, pair[0] if pair and i == pair[1] else 0, i.upper) for i in others])
             loops[-1].post.append(more[0])
             loops += more
         inner = [fn] + loops
@@ -446,4 +628,9 @@ class Writer:
         where = [self.index_value(g, inner, 0) if i == o else self.names.index(i) for i in axes] or ["0"]
         loops[-1].post.append(f"{arr}[{', '.join(where)}] += {body}")
         fn.pre.append(loops[0])
+        if pair:
+            copy = self._loops([(i, pair[0] + 1 if i == pair[1] else 0, i.upper) for i in axes])    # (b > a)
+            swapped = [self.names.index(pair[1] if i == pair[0] else pair[0] if i == pair[1] else i) for i in axes]
+            copy[-1].post.append(f"{arr}[{', '.join(swapped)}] = {arr}[{', '.join(self.names.index(i) for i in axes)}]")
+            fn.pre.append(copy[0])
         return ref

@@ -8,14 +8,13 @@ and parameters), so a cached module runs without SymPy.
 from __future__ import annotations
 
 import itertools
-import re
 from dataclasses import dataclass, field
 
 import sympy as sp
 
 from ppvi import __version__
-from ppvi.codegen.emit import Block, Names, Writer, literal
-from ppvi.codegen.statistics import CHUNKS, Statistics, count_loops, feature_key, monomials, renamed
+from ppvi.codegen.emit import REPEAT, Block, Names, Writer, literal
+from ppvi.codegen.statistics import CHUNKS, Statistics, count_loops, feature_key, feature_order, monomials, renamed
 from ppvi.derive.expectation import collapse
 from ppvi.derive.meanfield import Derivation, QFactor
 from ppvi.derive.symbols import MomentBase, MomentSymbol
@@ -90,12 +89,13 @@ def state_arrays(q: QFactor, names: Names) -> dict[str, list]:
         out[_mangle(names, q.var, role, what)] = shape or [1]
     out[names.entropy(q.var)] = plates or [1]
     if q.family == "Categorical":
-        out[f"l_{q.var}"] = plates or [1]        # log Σ_k e^η: with H, the latent's whole share of the ELBO
+        out[names.log_normaliser(q.var)] = plates or [1]        # log Σ_k e^η: with H, the latent's whole share of the ELBO
     return out
 
 
 def aliases(q: QFactor, names: Names) -> dict[str, str]:
-    return {_mangle(names, q.var, *a): _mangle(names, q.var, *b) for a, b in ALIASES.get(q.family, {}).items()}
+    """The moments of q that are another of its arrays under a second name: alias -> owner."""
+    return {names.moment_name(q.var, a[1]): _mangle(names, q.var, *b) for a, b in ALIASES.get(q.family, {}).items()}
 
 
 def _eta_rank(stat: str, family: str) -> int:
@@ -123,11 +123,6 @@ def _parallel_axis(q: QFactor, bases: frozenset) -> bool:
 def _reads(g: sp.Expr, data: str, n: sp.Idx) -> bool:
     """g is data[n]."""
     return isinstance(g, sp.Indexed) and str(g.base.label) == data and tuple(g.indices) == (n,)
-
-
-def _names_in(src: str) -> set[str]:
-    """The mangled arrays and dims a kernel's source reads or writes: its arguments."""
-    return set(re.findall(r"\b(?:[vmqhcgeolt]_\w+|n_\w+)\b", src))
 
 
 def _symmetric_pair(v: sp.Expr, inside: list):
@@ -179,7 +174,10 @@ class ModuleWriter:
 
     def __init__(self, d: Derivation, fixed: dict[str, int] | None = None):
         self.d = d
-        self.names = Names()
+        self.names = Names(rank={**{v: n for n, v in enumerate(d.model.variables)},
+                                 **{d.syms.dims[k]: n for n, k in enumerate(d.model.dims) if k in d.syms.dims}})
+        for q in d.q.values():
+            self.names.aliases.update(aliases(q, self.names))
         fixed = fixed or {}
         self.dims = {d.syms.dims[n]: str(int(fixed[n])) if n in fixed else self.names.dim(n) for n in d.syms.dims}
         plate = d.graph.data_plate
@@ -263,11 +261,11 @@ class ModuleWriter:
                 widths = " + ".join(bk.widths) or "1"
                 fn.pre.append(f"_B = max(8, min(256, {BLOCK_FLOATS} // ({widths})))")
                 self.blocked = None
-            name = f"local_step_{q.var}"
+            name = self.names.kernel("local_step", q.var)
             self._function(name, fn, parallel, returns=None)
             self.plan["latents"][q.var]["local_step"] = {"kernel": name, "args": self._args(name)}
             return
-        name = f"update_{q.var}" + ("_damped" if damped else "")
+        name = self.names.kernel("damped" if damped else "update", q.var)
         self._function(name, fn, parallel, returns=None)
         if damped:
             self.plan["latents"][q.var]["damped"] = {"kernel": name, "args": self._args(name)}
@@ -303,9 +301,10 @@ class ModuleWriter:
             self._vector_eta(q, w, levels, pinned, eta, alloc, linear)
         if damped:
             for s_, name in eta.items():
-                old = f"e_{q.var}__{s_}"
+                old = self.names.natural(q.var, s_)
                 ref = row(old) if _eta_rank(s_, fam) else one(old)
-                el.post.append(f"{name} = (1.0 - c__damping[0]) * {ref} + c__damping[0] * {name}")
+                alpha = f"{self.names.damping()}[0]"
+                el.post.append(f"{name} = (1.0 - {alpha}) * {ref} + {alpha} * {name}")
                 if _eta_rank(s_, fam):
                     el.post.append(f"{ref}[...] = {name}")
                 else:
@@ -325,9 +324,10 @@ class ModuleWriter:
             rows = "[_b0:_b0 + _nb]"
             self.blocked.between.append(
                 f"finish_categorical_block({self.blocked.eta}, _nb, {qn('p')}{rows}, {self.names.entropy(q.var)}"
-                f"{rows}, l_{q.var}{rows}, _m, _s, _t)")
+                f"{rows}, {self.names.log_normaliser(q.var)}{rows}, _m, _s, _t)")
         elif fam == "Categorical":
-            el.post.append(f"{h}, {one('l_' + q.var)} = finish_categorical({eta['onehot']}, {row(qn('p'))})")
+            el.post.append(f"{h}, {one(self.names.log_normaliser(q.var))} = finish_categorical({eta['onehot']}, "
+                           f"{row(qn('p'))})")
         elif fam == "Dirichlet" and not entropy:
             el.post.append(f"dirichlet_moments({eta['logp']}, {row(qn('alpha'))}, {row(mn('logp'))}, {row(mn('x'))})")
         elif fam == "Dirichlet":
@@ -424,7 +424,7 @@ class ModuleWriter:
             fill = ["_f = 0"]
             bk.features.post.append("_f = 0")
             bk.widths.append("_F")
-        for v, inside, coefs in groups.values():
+        for v, inside, coefs in sorted(groups.values(), key=lambda g: feature_order(g[0], g[1], self.names.rank)):
             coef = sp.Add(*coefs)
             span = list(inside)
             pair = _symmetric_pair(v, inside)
@@ -498,7 +498,7 @@ class ModuleWriter:
                          for n in sp.preorder_traversal(pu.value))
         at = [self.names.index(i) for i in pu.index]
         el = f"{target}[{', '.join(at)}]" if at else f"{target}[0]"
-        name = f"update_{pu.var}"
+        name = self.names.kernel("update", pu.var)
         parallel = False
         if pu.method == "feature_sign":
             # Each example's L1 problem solved exactly by feature-sign search (runtime.feature_sign).
@@ -540,7 +540,7 @@ class ModuleWriter:
             if fused:
                 self.stats.map(fn, levels[:2], outer[0])
                 self.stats.reduce(fn)
-                name = f"local_step_{pu.var}"
+                name = self.names.kernel("local_step", pu.var)
                 self._function(name, fn, parallel, returns=None)
                 self.plan["points"][pu.var]["local_step"] = {"kernel": name, "args": self._args(name)}
                 return
@@ -588,7 +588,7 @@ class ModuleWriter:
                 b = Block(f"for {self.names.index(i)} in {loop}({w.int_value(i.upper + 1)}):", i)
                 if passes and n == len(pu.index) - 1:
                     # a level of its own: sums that do not read h are computed before it, once
-                    rep = Block("for _pass in range(10000):", sp.Symbol("_pass"))
+                    rep = Block("for _pass in range(10000):", REPEAT)
                     rep.post.append("_delta = 0.0")
                     rep.post.append("_size = 0.0")
                     rep.post.append(b)
@@ -604,7 +604,7 @@ class ModuleWriter:
                 host.post.append(f"_old = {el}")
             val = w.top(pu.value, levels, pinned)
             if pu.method == "gradient":
-                grad = self.names.variable(pu.var).replace("v_", "g_", 1)
+                grad = self.names.gradient(pu.var)
                 host.post.append(f"{grad}[{', '.join(at) if at else '0'}] = {val}")
             elif pu.method == "soft_threshold":
                 a = w.value(pu.extra["curvature"], levels, pinned)
@@ -671,7 +671,7 @@ class ModuleWriter:
         if not self.stats.found:
             self.plan["stats"] = None
             return
-        args = _names_in("\n".join(self.stats.kernel(True).render(1)))
+        args = self.names.used_in("\n".join(self.stats.kernel(True).render(1)))
         for var, info in self.plan["latents"].items():
             info["feeds"] = bool(args & (set(info["state"]) | set(info["aliases"])))
         for var, info in self.plan["points"].items():
@@ -710,7 +710,7 @@ class ModuleWriter:
                     first = node.indices[0]
                     by = str(first.base.label) if isinstance(first, sp.Indexed) and first.indices == (t,) else None
                     keys.setdefault(node.base.var, set()).add(by if by in self.stats.ranges else None)
-        for var, by in keys.items():
+        for var, by in sorted(keys.items(), key=lambda item: self.names.rank[item[0]]):   # (model order)
             g = self.d.q.get(var)
             if g is None or len(by) != 1 or None in by or g.scope != "global" or len(g.index) != 1:
                 continue
@@ -740,13 +740,13 @@ class ModuleWriter:
         g, z = self.d.q[var], self.d.q[local]
         d, t = g.index[0], z.index[0]
         gb, zb = _self_bases(self.d, var), _self_bases(self.d, local)
-        order, start = f"c_order__{by}", f"c_start__{by}"
+        order, start = self.names.constant("order", by), self.names.constant("start", by)
         at = self.names.index(d)
         fn = Block(None)
         w = Writer(self.names, self.dims, gb, big=self.big, element=frozenset(g.index), stats=self.stats)
         group = Block(f"for {at} in prange({w.int_value(d.upper + 1)}):", d)
         fn.post.append(group)
-        rep = Block(f"for _pass in range({BLOCK_PASSES}):", sp.Symbol("_pass"))
+        rep = Block(f"for _pass in range({BLOCK_PASSES}):", REPEAT)
         rep.pre += ["_delta = 0.0", "_size = 0.0"]
         members = f"range({start}[{at}], {start}[{at} + 1])"
 
@@ -870,7 +870,7 @@ class ModuleWriter:
         kl[-1].post.append(f"_aa[{kn}] = {wz.top(a, [fn, group, rep] + kl, 2)}")
         rep.post += [kl[0], "_ma = exp_factor(_aa, _ea)"]
         p = f"{self.names.qparam(z.var, 'p')}[{ti}]"
-        h, lse = f"{self.names.entropy(z.var)}[{ti}]", f"l_{z.var}[{ti}]"
+        h, lse = f"{self.names.entropy(z.var)}[{ti}]", f"{self.names.log_normaliser(z.var)}[{ti}]"
         last.post.insert(0, f"{h}, {lse} = exp_product_finish(_ea, _eb[_j], _ma, _mb[_j], _aa, _bb[_j], {eta}, "
                             f"{p})")
         rep.post.append(Block(f"if _delta <= {BLOCK_TOL!r} * _size or _pass == {BLOCK_PASSES - 1}:",
@@ -942,7 +942,7 @@ class ModuleWriter:
         if returns:
             lines.append(f"    return {returns}")
         src = "\n".join(lines)
-        args = sorted(_names_in(src))
+        args = sorted(self.names.used_in(src))
         flags = ["cache=True", "error_model='numpy'"] + (["parallel=True"] if parallel or "prange(" in src else []) + \
             (["fastmath={'contract'}"] if contract else [])
         deco = f"@njit({', '.join(flags)})"

@@ -26,7 +26,7 @@ from typing import Callable
 
 import sympy as sp
 
-from ppvi.codegen.emit import Block, Names, Writer
+from ppvi.codegen.emit import Block, Names, Writer, axis_order, structure
 from ppvi.derive.qfamily import ParamBase
 from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol
 
@@ -101,7 +101,10 @@ class Statistics:
             if len(big) != 1:
                 return None
             n = big[0][0]
-            limits, factors = self._unscatter(limits, factors, n)
+            unscattered = self._unscatter(limits, factors, n)
+            if unscattered is None:
+                return None
+            limits, factors = unscattered
             inner = sp.Mul(*(f for f in factors if f.has(n)))
             outer = sp.Mul(*(f for f in factors if not f.has(n)))
             if not self.accepts(inner):
@@ -111,9 +114,19 @@ class Statistics:
             out.append(sp.Sum(outer * stat, *rest) if rest else outer * stat)
         return sp.Add(*out)
 
-    def _unscatter(self, limits: list, factors: list, n: sp.Idx) -> tuple[list, list]:
+    def _unscatter(self, limits: list, factors: list, n: sp.Idx) -> tuple[list, list] | None:
         """A global read at a data-valued index, E[log θ][doc[t], k], becomes Σ_j E[log θ][j, k] [j = doc[t]]:
-        the delta then makes Σ_t [j = doc[t]] r[t, k] a (scattered) statistic."""
+        the delta then makes Σ_t [j = doc[t]] r[t, k] a (scattered) statistic, an array the size of θ.
+        At most one data-valued index per term (None otherwise): two would make the statistic an array over
+        every pair of their values — ⟨P[user[t], k]⟩ ⟨Q[item[t], k]⟩ over users × items, or, squared, over
+        (items × users)² — where the data hold only the pairs that occur; such a sum stays a pass over the
+        data plate in the kernel that reads it."""
+        scattered = sum(isinstance(f, sp.KroneckerDelta) and f.has(n) for f in factors)
+        scattered += sum(isinstance(i, sp.Indexed) and i.has(n) and str(i.base.label) in self.ranges
+                         for f in factors if isinstance(f, sp.Indexed) and f.has(n) and not self.accepts(f)
+                         for i in f.indices)
+        if scattered > 1:
+            return None
         out = []
         for f in factors:
             if not isinstance(f, sp.Indexed) or not f.has(n) or self.accepts(f):
@@ -136,7 +149,7 @@ class Statistics:
             return None
         # The same statistic may come with its axes in another order (Σ_t r[t,k] [v = word[t]] over (k, v)
         # in one kernel, over (v, k) in another): one array serves both.
-        first = sorted(free, key=str)
+        first = axis_order(e, free, scatter[1] if scatter is not None else None, self.names.rank)
         for axes in [first] + [list(p) for p in itertools.permutations(first) if list(p) != first]:
             canon, expr = self._canonical(e, axes, big[0][0])
             stat = self.found.get(expr)
@@ -157,7 +170,7 @@ class Statistics:
                     if (a.lower, a.upper) == (b.lower, b.upper) and expr.xreplace({a: b, b: a}) == expr:
                         mirror = (i, j)
                         break
-            stat = Statistic(f"t_{len(self.found)}", expr, ax, sc, mirror)
+            stat = Statistic(self.names.statistic(len(self.found)), expr, ax, sc, mirror)
             self.found[expr] = stat
         self.reads.append((stat, tuple(axes)))
         at = [self.names.index(i) for i in axes]
@@ -165,15 +178,11 @@ class Statistics:
 
     @staticmethod
     def _canonical(e: sp.Sum, axes: list, n: sp.Idx) -> tuple[dict, sp.Expr]:
-        """Free indices a0, a1, … in array order, the data-plate index _n, the others b…, in order."""
+        """Free indices a0, a1, … in array order, the data-plate index _n, the others b<depth>_<position> by
+        where their sums nest (never by their names)."""
         canon = {i: sp.Idx(f"a{k}", (i.lower, i.upper)) for k, i in enumerate(axes)}
         canon[n] = sp.Idx("_n", (n.lower, n.upper))
-        for node in sp.preorder_traversal(e):
-            if isinstance(node, sp.Sum):
-                for i, _, _ in node.limits:
-                    if i not in canon:
-                        canon[i] = sp.Idx(f"b{len(canon)}", (i.lower, i.upper))
-        return canon, e.xreplace(canon)
+        return canon, _bound_by_depth(e.xreplace(canon), 0, frozenset(canon.values()))
 
     def shapes(self) -> dict[str, list]:
         """Array name -> shape in dim names and ints (as in the module's PLAN)."""
@@ -227,7 +236,7 @@ class Statistics:
             inner = levels + loops
             # Each factor multiplied in at the outermost loop where its indices are bound (x[n,d] x[n,e]
             # once per (d, e), not once per k): the innermost loop is then one multiply-add per entry.
-            factors = sp.Mul.make_args(body_expr)
+            factors = w.ordered(sp.Mul.make_args(body_expr), inner)
             deepest = [max([j for j, b in enumerate(loops) if b.index in f.free_symbols], default=-1)
                        for f in factors]
             product = None
@@ -249,19 +258,20 @@ class Statistics:
             self._by_blocks(forms, fn, levels, blocked, onehot, w)
 
     def _block_form(self, s: Statistic, n: sp.Idx, onehot) -> tuple | None:
-        """(u, span, k) when s = Σ_n u(n, i…) r[n, k]: k its last axis, r the moments ``onehot`` of the
-        blocked latent, u reading neither, i… over ``span``; else None."""
+        """(u, span, k) when s = Σ_n u(n, i…) r[n, k]: k one of its axes, r the moments ``onehot`` of the
+        blocked latent, u reading neither, i… (the other axes) over ``span``; else None."""
         canon = self.plate_index()
         if onehot is None or s.scatter is not None or not s.axes or len(s.expr.limits) != 1:
             return None
-        k = s.axes[-1]
         factors = sp.Mul.make_args(s.expr.function)
         r = [f for f in factors if isinstance(f, sp.Indexed) and f.base == onehot]
-        if len(r) != 1 or r[0].indices != (canon, k) or \
-                any(f.has(k) for f in factors if f is not r[0]) or (s.mirror and len(s.axes) - 1 in s.mirror):
+        if len(r) != 1 or len(r[0].indices) != 2 or r[0].indices[0] != canon or r[0].indices[1] not in s.axes:
+            return None
+        k = r[0].indices[1]
+        if any(f.has(k) for f in factors if f is not r[0]) or (s.mirror and s.axes.index(k) in s.mirror):
             return None
         u = sp.Mul(*(f for f in factors if f is not r[0])).xreplace({canon: n})
-        return u, self._span(s, s.axes[:-1]), k
+        return u, self._span(s, [i for i in s.axes if i != k]), k
 
     def _by_blocks(self, forms: list, fn: Block, levels: list[Block], bk, onehot, w: Writer) -> None:
         """The statistics Σ_n u(n, i…) r[n, k] (``forms``: (statistic, u, span, k)) for a block of points at
@@ -270,6 +280,7 @@ class Statistics:
         entry.  When the features are those of η's Φ, in the same order (a conjugate mixture: η and the
         statistics both read x's sufficient statistics), U is Φ."""
         size = w.int_value(forms[0][3].upper + 1)
+        forms = sorted(forms, key=lambda f: feature_order(f[1], f[2], self.names.rank))
         shared = [feature_key(u, span) for _, u, span, _ in forms] == bk.phi_keys
         u_, width = ("_Phi", "_F") if shared else ("_U", "_FU")
         rows = self.names.moment(onehot.var, "onehot")
@@ -333,6 +344,28 @@ class Statistics:
         fn.post.append(chunk)
         self.reduce(fn)
         return fn
+
+
+def _bound_by_depth(e: sp.Expr, depth: int, keep: frozenset) -> sp.Expr:
+    """Each summation index (other than ``keep``) renamed b<depth>_<position>: equal sums up to the names of
+    their bound indices become equal expressions."""
+    if isinstance(e, sp.Sum):
+        sub, limits = {}, []
+        for pos, (i, lo, hi) in enumerate(e.limits):
+            lo, hi = sp.sympify(lo).xreplace(sub), sp.sympify(hi).xreplace(sub)
+            sub[i] = i if i in keep else sp.Idx(f"b{depth}_{pos}", (lo, hi))
+            limits.append((sub[i], lo, hi))
+        return sp.Sum(_bound_by_depth(e.function.xreplace(sub), depth + 1, keep), *limits)
+    if not e.args or isinstance(e, (sp.Indexed, sp.Idx, sp.IndexedBase)):
+        return e
+    return e.func(*(_bound_by_depth(a, depth, keep) for a in e.args))
+
+
+def feature_order(v: sp.Expr, span: list, rank: dict) -> tuple:
+    """Where a feature v over the loops ``span`` goes among η's features and the blocked statistics': by
+    :func:`ppvi.codegen.emit.structure` with the loops by position, so both lists come out in one order, and
+    neither in an order of names."""
+    return structure(v, {i: ("c", j) for j, (i, _, _) in enumerate(span)}, rank)
 
 
 def feature_key(v: sp.Expr, span: list) -> tuple:

@@ -124,7 +124,8 @@ class Expectation:
             expanded = sp.expand_log(e, force=True)
             if expanded != e:
                 return self.flatten(expanded)
-        var = sorted(self.random(e))[0]
+        found = self.random(e)
+        var = next(v for v in self.latents if v in found)     # the model's order, not the names'
         raise NonConjugate(var, e, "appears inside a function that has no closed-form expectation")
 
     @staticmethod
@@ -233,27 +234,3 @@ def _collapse_one(body: sp.Expr, i, lo, hi) -> sp.Expr:
         coeff, dep = term.as_independent(i, as_Add=False)
         out.append(coeff * sp.Sum(dep, (i, lo, hi)))
     return sp.Add(*out)
-
-
-def canonical(e: sp.Expr) -> sp.Expr:
-    """Rename every summation index by its stem and nesting depth (i′, i″, …).
-
-    Equal sums then compare equal and SymPy combines them; free (generic)
-    indices carry no primes, so no capture can happen.
-    """
-    return _canonical(e, 1)
-
-
-def _canonical(e: sp.Expr, depth: int) -> sp.Expr:
-    if isinstance(e, sp.Sum):
-        body = e.function
-        limits = []
-        for n, (i, lo, hi) in enumerate(e.limits):
-            stem = str(i.label if isinstance(i, sp.Idx) else i).rstrip("′")
-            j = sp.Idx(stem + "′" * (depth + n), (lo, hi)) if isinstance(i, sp.Idx) else i
-            body = body.xreplace({i: j})
-            limits.append((j, lo, hi))
-        return sp.Sum(_canonical(body, depth + len(limits)), *limits)
-    if not e.args or isinstance(e, (sp.Indexed, sp.Idx, sp.IndexedBase)):
-        return e
-    return e.func(*(_canonical(a, depth) for a in e.args))

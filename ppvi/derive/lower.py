@@ -17,7 +17,6 @@ from typing import Callable
 import sympy as sp
 
 from ppvi.derive.symbols import Symbols, logdet, lgamma, lmvgamma, softplus
-from ppvi.errors import PPVIError, Reporter, Span
 from ppvi.language import ast
 from ppvi.language.check import CheckedModel, Extent, Factor
 
@@ -68,7 +67,6 @@ class Lowering:
         self.model = model
         self.syms = syms
         self.mean_field = mean_field   # latents with a distributional q (gated when used as an index)
-        self.rep = Reporter(model.path, model.text)
 
     # ------------------------------------------------------------ variables
     def variable(self, name: str) -> Tensor:
@@ -77,9 +75,6 @@ class Lowering:
         if not v.shape:
             return Tensor((), lambda idx: base, (base, ()))
         return Tensor(v.shape, lambda idx: base[idx] if idx else base, (base, ()))
-
-    def fail(self, message: str, span: Span, hint: str | None = None) -> PPVIError:
-        return self.rep.fail(message, span, hint)
 
     # ---------------------------------------------------------- expressions
     def lower(self, e: ast.Expr, scope: dict[str, sp.Idx], gates: Gates) -> Tensor:
@@ -117,10 +112,7 @@ class Lowering:
                 i = self.syms.fresh(v.id, d.id)
                 inner = self.lower(body, {**scope, v.id: i}, gates)
                 return Tensor(inner.shape, lambda idx: sp.Sum(inner.at(idx), (i, 0, i.upper)))
-            case ast.Vector():
-                raise self.fail("a vector literal inside a model statement", e.span,
-                                "declare it as a constant: `const c[K] = [ … ]`, and use `c`")
-        raise AssertionError(e)  # pragma: no cover
+        raise AssertionError(e)  # pragma: no cover  (vector literals are refused by the checker)
 
     def index(self, name: str, ix: tuple[ast.Expr, ...], scope, gates: Gates) -> Tensor:
         base = self.variable(name)
@@ -168,12 +160,20 @@ class Lowering:
             value = ("gate", f.target, tuple(scope[i] for i in f.target_index))
         else:
             value = target
-        args = {name: self.lower(expr, scope, gates) for name, expr in f.args}
-        body = log_density(f.dist, value, args, self.syms, self, f)
+        args = {}
+        for name, expr in f.args:
+            if (f.dist, name) == ("MvNormal", "precision") and isinstance(expr, ast.BinOp):
+                # `s * M`, the one expression the checker allows there: a scalar times a named matrix,
+                # as in PRML 10.2's prior μ_k ~ N(m0, (β0 Λ_k)⁻¹)
+                a, b = self.lower(expr.left, scope, gates), self.lower(expr.right, scope, gates)
+                args[name], args["precision_scale"] = (b, a) if not a.shape else (a, b)
+            else:
+                args[name] = self.lower(expr, scope, gates)
+        body = log_density(f.dist, value, args, self.syms)
         return gates.wrap(self.syms, body), plates
 
 
-def log_density(dist: str, value, args: dict[str, Tensor], syms: Symbols, low: Lowering, f: Factor) -> sp.Expr:
+def log_density(dist: str, value, args: dict[str, Tensor], syms: Symbols) -> sp.Expr:
     """log p(value | args) in index notation, with every normalising constant (19.7 needs them)."""
     from ppvi.families import family
 
@@ -202,17 +202,14 @@ def log_density(dist: str, value, args: dict[str, Tensor], syms: Symbols, low: L
         mean = args["mean"]
         size = syms.dim(mean.shape[0])
         d, e = syms.fresh("d", mean.shape[0]), syms.fresh("d", mean.shape[0])
-        prec, logdet_prec = _precision(args, low, f)
+        prec, logdet_prec = _precision(args, size)
         quad = sp.Sum(sp.Sum((value.at((d,)) - mean.at((d,))) * prec(d, e) * (value.at((e,)) - mean.at((e,))),
                              (e, 0, e.upper)), (d, 0, d.upper))
         return logdet_prec / 2 - size * sp.log(2 * sp.pi) / 2 - quad / 2
     if dist == "Wishart":
         df, scale = args["df"].scalar(), args["scale"]
         size = syms.dim(scale.shape[0])
-        if scale.ref is None or not _is_const(low, scale):
-            raise low.fail("the scale of a Wishart must be a constant", f.span,
-                           "declare it with `const W0[D, D] = …`")
-        inv = _inverse_const(scale, low)
+        inv = _inverse(scale)
         d, e = syms.fresh("d", scale.shape[0]), syms.fresh("d", scale.shape[0])
         trace = sp.Sum(sp.Sum(inv(e, d) * value.at((d, e)), (e, 0, e.upper)), (d, 0, d.upper))
         return ((df - size - 1) / 2 * logdet(_ref_expr(value)) - trace / 2 - df * size * sp.log(2) / 2
@@ -225,34 +222,27 @@ def _ref_expr(t: Tensor) -> sp.Expr:
     return base[pre] if pre else base
 
 
-def _is_const(low: Lowering, t: Tensor) -> bool:
-    base = t.ref[0]
-    name = str(base.label if isinstance(base, sp.IndexedBase) else base)
-    return low.model.variables[name].kind == "const"
-
-
 class inverse(sp.Function):
-    """Element [d, e] of the inverse of a constant matrix: inverse(M, d, e)."""
+    """Element [d, e] of the inverse of a const or data matrix, computed once from its values: inverse(M, d, e)."""
 
     nargs = 3
 
 
-def _inverse_const(t: Tensor, low: Lowering):
+def _inverse(t: Tensor):
     m = _ref_expr(t)
     return lambda d, e: inverse(m, d, e)
 
 
-def _precision(args: dict[str, Tensor], low: Lowering, f: Factor):
-    """(Λ[d, e] as a function, log|Λ|) for MvNormal's precision= or cov= argument."""
+def _precision(args: dict[str, Tensor], size: sp.Expr):
+    """(Λ[d, e] as a function, log|Λ|) for MvNormal's precision= or cov= argument.
+
+    The checker lets only a named matrix M stand there (a const, data, or for precision= a
+    Wishart latent), or for precision= a scalar s times one: log|s M| = D log s + log|M|."""
     if "precision" in args:
         p = args["precision"]
-        if p.ref is None:
-            raise low.fail("the precision of a MvNormal must be a variable or a constant", f.span,
-                           "declare the matrix as a `const` and pass its name")
+        if "precision_scale" in args:
+            c = args["precision_scale"].scalar()
+            return (lambda d, e: c * p.at((d, e))), size * sp.log(c) + logdet(_ref_expr(p))
         return (lambda d, e: p.at((d, e))), logdet(_ref_expr(p))
     c = args["cov"]
-    if c.ref is None or not _is_const(low, c):
-        raise low.fail("a MvNormal's cov= must be a constant for mean-field inference", f.span,
-                       "write the model with `precision =` and give the precision a Wishart prior")
-    inv = _inverse_const(c, low)
-    return inv, -logdet(_ref_expr(c))
+    return _inverse(c), -logdet(_ref_expr(c))

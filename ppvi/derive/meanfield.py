@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from ppvi.derive.expectation import Expectation, NonConjugate, canonical, collapse
+from ppvi.derive.canonical import canonical, is_zero, without_zero_terms
+from ppvi.derive.expectation import Expectation, NonConjugate, collapse
 from ppvi.derive import qfamily
 from ppvi.derive.lower import Lowering
 from ppvi.derive.mstep import point_update
-from ppvi.derive.symbols import MomentBase, MomentSymbol, Symbols, lgamma
+from ppvi.derive.symbols import MomentBase, MomentSymbol, Symbols
 from ppvi.errors import PPVIError, Reporter
 from ppvi.families import FAMILIES, Q_FAMILIES
 from ppvi.graph import FactorGraph, build
@@ -192,6 +193,10 @@ def _q_factor(model, graph, syms, rep, node, total, expected) -> QFactor:
     family, keys = FAMILY_BY_SUPPORT.get(node.support, (None, ()))
     present = _stats_of(var, total)
     prior = model.prior(var)
+    index, event, extra = _generic_index(model, syms, var)
+    if family is not None:     # a statistic whose coefficient cancels identically is not there
+        present = {s for s in present if s in keys or (extra is None and s in ("onehot", "xxT")) or not is_zero(
+            partial(total, syms.moment(var, s, _rank(s, index, event)), _moment_index(s, index, event, extra)))}
     if family is None or not present <= set(keys):
         extra = sorted(present - set(keys)) if family else sorted(present)
         culprit = next((f for f in model.factors if _stats_of(var, expected[f.id]) & set(extra)), prior)
@@ -200,24 +205,39 @@ def _q_factor(model, graph, syms, rep, node, total, expected) -> QFactor:
                else f"ppvi has no q family for a {node.support} latent")
         raise rep.fail(f"no conjugate q for `{var}`: {why}", culprit.span,
                        f"approximate `{var}` by point, or use a conjugate prior for it")
-    index, event, extra = _generic_index(model, syms, var)
     natural = {}
     for s in keys:
         m = syms.moment(var, s, _rank(s, index, event))
-        natural[s] = canonical(partial(total, m, _moment_index(s, index, event, extra)))
+        natural[s] = without_zero_terms(canonical(partial(total, m, _moment_index(s, index, event, extra))))
     if family == "Bernoulli":   # x² = x on {0, 1}: one statistic
         natural = {"x": canonical(natural["x"] + natural["x2"])}
-    elif family == "Normal" and natural["x2"] == 0:
+    elif family == "Normal" and is_zero(natural["x2"]):
         raise rep.fail(f"q(`{var}`) would be improper: the expected log joint has no x² term", prior.span,
                        "give it a proper prior")
     # A latent's own moments must not appear in its natural parameters (19.56 holds the rest fixed).
-    for s, eta in natural.items():
-        for t in keys:
-            m = syms.moment(var, t, _rank(t, index, event))
-            if partial(eta, m, _moment_index(t, index, event, extra)) != 0:
-                raise rep.fail(f"no conjugate q for `{var}`: the expected log joint is not linear in its "
-                               f"statistics", prior.span, f"approximate `{var}` by point")
+    # Under the mean-field expectation they cancel identically (the diagonal of a sum over the
+    # latent's elements); the normal form is what shows it, whatever the indices are called.
+    own = {t: (syms.moment(var, t, _rank(t, index, event)), _moment_index(t, index, event, extra)) for t in keys}
+    for eta in natural.values():
+        if any(not is_zero(partial(eta, m, at)) for m, at in own.values()):
+            raise _self_dependent(rep, model, var, own, expected)
     return QFactor(var, family, index, event, extra, natural, node.scope)
+
+
+def _self_dependent(rep: Reporter, model: CheckedModel, var: str, own: dict, expected: dict) -> PPVIError:
+    """The factor whose expectation ppvi could not make linear in ``var``'s statistics."""
+    def depends(e: sp.Expr) -> bool:
+        return any(not is_zero(partial(partial(e, m1, a1), m2, a2)) for m1, a1 in own.values()
+                   for m2, a2 in own.values())
+
+    f = next((f for f in model.factors if depends(expected[f.id])), model.prior(var))
+    line = model.text.splitlines()[f.span.line - 1].strip()
+    words = ", ".join(STAT_WORDS[t] for t in own)
+    return rep.fail(f"no conjugate q for `{var}`: in `{line}` ppvi could not make the expected log joint "
+                    f"linear in `{var}`'s statistics {{{words}}}", f.span,
+                    f"a conjugate model is linear in them once the other latents are averaged out; if this one "
+                    f"is, the limit is ppvi's algebra (please report it); `approximate {var} by point` (MAP) "
+                    f"does not need it")
 
 
 def partial(expr: sp.Expr, moment: sp.Basic, at: tuple[sp.Expr, ...]) -> sp.Expr:
@@ -293,6 +313,11 @@ def _non_conjugate(rep: Reporter, model: CheckedModel, f, nc: NonConjugate) -> P
     elif "softplus" in form or "sigmoid" in form:
         hint = (f"a sigmoid of a latent has no conjugate mean field; `approximate {v} by point` (MAP), "
                 "or use a Beta prior on the probability itself")
+    elif isinstance(nc.form, sp.Mul) and len(set(sp.Mul.make_args(nc.form))) > 1:
+        # different elements of one latent multiplied: where they can coincide the moment is a higher one
+        hint = (f"a product of two elements of `{v}` is not conjugate where they can be the same element; "
+                f"draw the two factors from separate latents (as matrix factorisation does with P[user] and "
+                f"Q[item]), or `approximate {v} by point`")
     else:
         hint = (f"`approximate {v} by point`, or reparameterise so `{v}` enters only through "
                 f"{', '.join(STAT_WORDS[k] for k in keys) or 'its sufficient statistics'}")

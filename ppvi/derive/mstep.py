@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from ppvi.derive.expectation import canonical, collapse
+from ppvi.derive.canonical import canonical, is_zero, normal_form
+from ppvi.derive.expectation import collapse
 from ppvi.derive.lower import Gates, Lowering
 from ppvi.derive.symbols import Symbols
 from ppvi.language.check import CheckedModel
@@ -70,7 +71,10 @@ def _element(base: sp.Basic, at: tuple) -> sp.Expr:
 
 
 def _mentions(e: sp.Expr, base: sp.Basic, at: tuple) -> tuple[bool, bool]:
-    """(mentions the element P_a, mentions any other element of P)."""
+    """(mentions the element P_a, mentions any other element of P).
+
+    Structural, on purpose: the closed form substitutes for P_a where it is written, so an
+    element written P[user[t]] counts as another element even where a delta makes it P_a."""
     own = other = False
     target = _element(base, at)
     for node in sp.preorder_traversal(e):
@@ -98,8 +102,10 @@ def point_update(model: CheckedModel, syms: Symbols, expected: dict[int, sp.Expr
     el = _element(base, at)
     if support == "simplex":
         c = canonical(collapse(sp.expand(g * el)))
-        own, other = _mentions(c, base, at)
-        if not (own or other):
+        if _mentions(c, base, at) != (False, False):
+            # [k = c[n]] P[k] / P[c[n]] is 1: the normal form says so, whatever the spelling
+            c = canonical(normal_form(c))
+        if _mentions(c, base, at) == (False, False):
             return PointUpdate(var, kind, at, "simplex", c, support)
         return PointUpdate(var, kind, at, "gradient", g, support)
     if support == "unit_columns":
@@ -118,7 +124,7 @@ def point_update(model: CheckedModel, syms: Symbols, expected: dict[int, sp.Expr
             return PointUpdate(var, kind, at, "closed_form", canonical(roots[0]), support)
     g1 = canonical(partial(g, base, at))
     own1, other1 = _mentions(g1, base, at)
-    if g1 != 0 and not (own1 or other1):
+    if not is_zero(g1) and not (own1 or other1):
         return PointUpdate(var, kind, at, "newton", canonical(el - g / g1), support, {"curvature": g1})
     return PointUpdate(var, kind, at, "gradient", g, support)
 
@@ -131,7 +137,7 @@ def _soft_threshold(syms, smooth, var, base, at, prior, partial, low) -> PointUp
     scope = {i: idx for (i, _), idx in zip(prior.plates, at)}
     args = {name: low.lower(expr, scope, Gates()).scalar() for name, expr in prior.args}
     lam, center = 1 / args["scale"], args["loc"]
-    if own or other or a == 0:
+    if own or other or is_zero(a):
         return PointUpdate(var, "point", at, "gradient", g, "real")
     el = _element(base, at)
     weight = canonical(lam)

@@ -25,12 +25,15 @@ ETA_LATEX = {"x": "x", "x2": "x^2", "logx": r"\log x", "log1mx": r"\log(1-x)", "
 
 
 # ------------------------------------------------------------------ tidying
-def tidy(e: sp.Expr) -> sp.Expr:
-    """Strip the primes of summation indices where the plain name is free for use."""
-    return _tidy(e, {str(s) for s in e.free_symbols if isinstance(s, (sp.Idx, sp.Symbol))})
+def tidy(e: sp.Expr, reserved: frozenset[str] = frozenset()) -> sp.Expr:
+    """Strip the primes of summation indices where the plain name is free for use.
+
+    ``reserved`` holds the model's own names: a summation index over dim H is not shown as
+    ``h`` in a model with a variable ``h``."""
+    return _tidy(e, {str(s) for s in e.free_symbols if isinstance(s, (sp.Idx, sp.Symbol))}, reserved)
 
 
-def _tidy(e: sp.Expr, taken: set[str]) -> sp.Expr:
+def _tidy(e: sp.Expr, taken: set[str], reserved: frozenset[str]) -> sp.Expr:
     if isinstance(e, sp.Sum):
         body, limits, inner_taken = e.function, [], set(taken)
         inner_names = {str(s) for s in e.function.atoms(sp.Idx)}
@@ -38,16 +41,20 @@ def _tidy(e: sp.Expr, taken: set[str]) -> sp.Expr:
             name = str(i.label if isinstance(i, sp.Idx) else i)
             plain = name.rstrip("′")
             candidates = [plain + "′" * n for n in range(len(name) - len(plain) + 1)]
-            new = next((c for c in candidates if c not in inner_taken and (c == name or c not in inner_names)),
-                       name)
+            new = next((c for c in candidates if c not in inner_taken and c not in reserved
+                        and (c == name or c not in inner_names)), name)
             j = sp.Idx(new, (lo, hi)) if isinstance(i, sp.Idx) else i
             body = body.xreplace({i: j})
             inner_taken.add(new)
             limits.append((j, lo, hi))
-        return sp.Sum(_tidy(body, inner_taken), *limits)
+        return sp.Sum(_tidy(body, inner_taken, reserved), *limits)
     if not e.args or isinstance(e, (sp.Indexed, sp.Idx, sp.IndexedBase)):
         return e
-    return e.func(*(_tidy(a, taken) for a in e.args))
+    return e.func(*(_tidy(a, taken, reserved) for a in e.args))
+
+
+def _reserved(d: Derivation) -> frozenset[str]:
+    return frozenset(d.model.variables) | frozenset(d.model.dims)
 
 
 # ----------------------------------------------------------------- printers
@@ -133,6 +140,9 @@ class Whiteboard(StrPrinter):
     def _print_inverse(self, e):
         return f"{self._print(e.args[0])}⁻¹[{self._print(e.args[1])}, {self._print(e.args[2])}]"
 
+    def _print_IndexedBase(self, e):   # a whole matrix, as in W0⁻¹
+        return str(e.label)
+
     def _print_invert(self, e):
         return f"inv_{{{self._print(e.args[1])},{self._print(e.args[2])}}}({self._print(e.args[0])})"
 
@@ -217,6 +227,9 @@ class Blackboard(LatexPrinter):
     def _print_inverse(self, e, exp=None):
         return rf"\left({self._print(e.args[0])}^{{-1}}\right)_{{{self._print(e.args[1])},{self._print(e.args[2])}}}"
 
+    def _print_IndexedBase(self, e, exp=None):   # a whole matrix, as in W_0^{-1}
+        return self._name(str(e.label))
+
     def _print_invert(self, e, exp=None):
         return rf"\left[\left({self._print(e.args[0])}\right)^{{-1}}\right]_{{{self._print(e.args[1])},{self._print(e.args[2])}}}"
 
@@ -278,7 +291,8 @@ _POINT_TEXT = {
 
 def to_text(d: Derivation) -> str:
     pr = Whiteboard(_nplates(d))
-    show = lambda e: pr.doprint(tidy(e)).replace("*", "·")  # noqa: E731
+    names = _reserved(d)
+    show = lambda e: pr.doprint(tidy(e, names)).replace("*", "·")  # noqa: E731
     out = [f"model {d.model.name}  ({d.model.path})", "",
            "mean-field updates  q*(x) ∝ exp E_q(rest)[log p(v, h)]   (19.56)", ""]
     for v, q in d.q.items():
@@ -317,7 +331,8 @@ def to_text(d: Derivation) -> str:
 
 def to_latex(d: Derivation) -> str:
     pr = Blackboard(_nplates(d))
-    show = lambda e: pr.doprint(tidy(e))  # noqa: E731
+    names = _reserved(d)
+    show = lambda e: pr.doprint(tidy(e, names))  # noqa: E731
     out = [f"% ppvi derive {d.model.path}: mean-field updates (19.56) and ELBO (19.7)",
            r"\begin{align*}"]
     rows = []

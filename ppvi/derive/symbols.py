@@ -51,6 +51,15 @@ class MomentSymbol(_Moment, sp.Symbol):
         return (self._ppvi_var, self._ppvi_stat), {}
 
 
+class BoundLabel(sp.Symbol):
+    """The label of a summation index in canonical form (:mod:`.canonical`).
+
+    A class of its own: a canonical bound index never equals an index made by
+    :meth:`Symbols.fresh` or a loop variable, however the two are spelled, so
+    substituting one for the other can never capture.
+    """
+
+
 class logdet(sp.Function):
     """log |X| of a positive-definite matrix variable X (its argument names X and its plate index)."""
 

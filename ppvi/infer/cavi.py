@@ -182,6 +182,8 @@ def fit(program: Program, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8
             if best is None or (result.elbo > best.elbo) or math.isnan(best.elbo):
                 best = result
             if result.interrupted:
+                # The fit as a whole was stopped (the later starts never ran), whichever start is best so far.
+                best.interrupted = True
                 break
     if best.state:
         program.restore(best.state)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ppvi.errors import Reporter
 from ppvi.infer.start import (NotEvaluable, Seed, Structure, analyse, prior_arguments, prior_draw, prior_moments,
                               seeded)
 from ppvi.io.data import Bound
@@ -30,6 +31,18 @@ LOG_2PI = math.log(2 * math.pi)
 
 def _shape(shape: list, sizes: dict[str, int]) -> tuple[int, ...]:
     return tuple(sizes[s] if isinstance(s, str) else int(s) for s in shape)
+
+
+def _check_spd(model: CheckedModel, name: str, m: np.ndarray) -> None:
+    """A matrix whose inverse or log-determinant the model needs must be symmetric positive definite."""
+    sym = np.allclose(m, np.swapaxes(m, -1, -2), rtol=1e-10, atol=1e-12 * np.abs(m).max(initial=0.0))
+    if sym and np.all(np.linalg.eigvalsh(m) > 0):
+        return
+    v = model.variables[name]
+    raise Reporter(model.path, model.text).fail(
+        f"{v.kind} `{name}` is not symmetric positive definite", v.span,
+        f"`{name}` stands where ppvi needs a matrix's inverse or log-determinant (a MvNormal's precision or "
+        f"cov, a Wishart's scale)" + (": check its values in the data file" if v.kind == "data" else ""))
 
 
 @dataclass
@@ -65,11 +78,13 @@ class Program:
                 if v.kind == "param":
                     self.given[v.name] = self.state[f"v_{v.name}"].copy()
         for name, (kind, const) in self.plan["derived"].items():
-            m = values[const]
+            # the inverse or log-determinant of a const or data matrix (a stack of them under a plate)
+            m = values[const] if const in values else bound.arrays[const]
+            _check_spd(self.model, const, m)
             if kind == "inv":
                 self.state[name] = np.ascontiguousarray(np.linalg.inv(m))
             else:
-                self.state[name] = np.array([np.linalg.slogdet(m)[1]])
+                self.state[name] = np.atleast_1d(np.linalg.slogdet(m)[1])
         for n, size in self.sizes.items():
             self.state[f"n_{n}"] = size
         block = self.plan.get("block")

@@ -1,31 +1,51 @@
-"""Data files -> validated arrays and sizes (DESIGN §3).
+"""Data -> validated arrays and sizes (DESIGN §3, §7).
 
-``.npz`` and ``.json`` map names to arrays; ``.csv`` maps column names to 1-D
-columns (a model with a single 2-D data variable takes all numeric columns).
-Every array is checked against its declaration: shape, finiteness, and the
-support (binary, count, index(K), positive, simplex, unit columns).  Mistakes
-are reported as ``FILE: error: …`` naming the variable, the entry and the rule.
+A :class:`Source` is what one place offers: a data file (``.npz`` and ``.json``
+map names to arrays, ``.csv`` maps column names to 1-D columns) or the Python
+objects given to ``fit`` (a dict of arrays, Series or DataFrames; a DataFrame;
+an ndarray for a model with one data variable).  A table — a ``.csv`` file or a
+DataFrame — gives each data variable the column of its name, or, to a model
+whose one data variable is 2-D and not a column, all its numeric columns.
+:func:`bind` checks every array against its declaration — shape, finiteness,
+the support (binary, count, index(K), positive, simplex, unit columns) — and
+resolves every dim, refusing sizes whose q could not fit in memory before
+anything is allocated.  Mistakes are ``FILE: error: …`` naming the variable,
+the entry and the rule; a ``.csv`` cell is named by its line and column.
 """
 
 from __future__ import annotations
 
-import csv
-import json
+import math
+import numbers
 import os
+import sys
 import zipfile
 from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
 
-from ppvi.errors import Diagnostic, PPVIError
-from ppvi.language.check import CheckedModel
+from ppvi.errors import Diagnostic, PPVIError, did_you_mean
+from ppvi.io.csv_file import Plan, read_csv
+from ppvi.io.reading import fail, json_array, physical_memory, read_json, read_npz, shown, size_text
+from ppvi.language.check import MAX_DIM, CheckedModel, Variable
 
 INTEGER_SUPPORTS = ("binary", "count", "index")
+MAX_COUNT = 2**53                 # above it float64, in which the fit computes, skips whole numbers
+PYTHON_DATA = "<data>"            # how diagnostics name data given as Python objects
+FORMATS_HINT = "data files are .npz, .json (name -> array) or .csv (columns)"
 
 
-def _fail(path: str, message: str, hint: str | None = None) -> PPVIError:
-    return PPVIError(Diagnostic(message, path, hint=hint))
+@dataclass(frozen=True)
+class Source:
+    """Arrays from one place, before they are checked against the model: ``label`` names the place in
+    diagnostics, ``offered`` is every name it holds (columns, members, keys), ``notes`` what the user
+    should know about how it was read."""
+
+    label: str
+    arrays: dict[str, np.ndarray]
+    offered: tuple[str, ...]
+    notes: tuple[Diagnostic, ...] = ()
 
 
 def default_data_path(model_path: str) -> str | None:
@@ -37,55 +57,182 @@ def default_data_path(model_path: str) -> str | None:
     return None
 
 
+def _wanted(model: CheckedModel) -> list[Variable]:
+    """The variables a source may give: every data variable, and params (their starting values)."""
+    return [v for v in model.variables.values() if v.kind in ("data", "param")]
+
+
+def source_of(data: object, model: CheckedModel) -> Source:
+    """What ``fit(data)`` reads: None (the file beside the model), a path, or Python objects."""
+    if data is None:
+        path = default_data_path(model.path)
+        if path is None:
+            raise PPVIError(Diagnostic("no data file beside the model", model.path,
+                                       hint="pass the data: --data PATH or fit(data) (.npz, .json or .csv)"))
+        return read_file(path, model)
+    if isinstance(data, (str, os.PathLike)):
+        path = os.fspath(data)
+        if not isinstance(path, str) or not path:
+            raise fail("fit", f"data={data!r}: a data path is a non-empty str or an os.PathLike of str")
+        return read_file(path, model)
+    return from_python(data, model)
+
+
+# ----------------------------------------------------------------- files
 def read(path: str, model: CheckedModel) -> dict[str, np.ndarray]:
-    """Read a data file into named arrays (no validation yet)."""
+    """A data file's arrays by name (not yet checked against the model)."""
+    return read_file(path, model).arrays
+
+
+def read_file(path: str, model: CheckedModel) -> Source:
+    """Read the arrays of a data file the model uses (no validation yet)."""
     ext = os.path.splitext(path)[1].lower()
+    if ext not in (".npz", ".json", ".csv"):
+        raise fail(path, f"unknown data format `{ext or '(none)'}`", "use .npz, .json or .csv")
+    names = [v.name for v in _wanted(model)]
     try:
         if ext == ".npz":
-            with np.load(path, allow_pickle=False) as f:
-                return {k: np.asarray(f[k]) for k in f.files}
+            npz = read_npz(path, names, physical_memory())
+            return Source(path, npz.arrays, npz.names)
         if ext == ".json":
-            with open(path, encoding="utf-8") as fh:
-                raw = json.load(fh)
-            if not isinstance(raw, dict):
-                raise _fail(path, "a .json data file must hold an object mapping names to arrays")
-            out = {}
-            for k, v in raw.items():
-                try:
-                    out[k] = np.asarray(v, dtype=float)
-                except (ValueError, TypeError):
-                    raise _fail(path, f"`{k}` is not a numeric array (ragged or non-numeric entries)") from None
-            return out
-        if ext == ".csv":
-            return _read_csv(path, model)
+            raw = read_json(path)
+            return Source(path, {k: json_array(path, k, raw[k]) for k in names if k in raw}, tuple(raw))
+        table = read_csv(path, lambda columns: _plan(columns, model))
+        return _from_table(path, model, table.names, table.columns, table.notes)
     except PPVIError:
         raise
-    except (OSError, ValueError, zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise _fail(path, f"cannot read data: {getattr(e, 'strerror', None) or e}",
-                    "data files are .npz, .json (name -> array) or .csv (columns)") from None
-    raise _fail(path, f"unknown data format `{ext or '(none)'}`", "use .npz, .json or .csv")
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise fail(path, f"cannot read data: {getattr(e, 'strerror', None) or e}", FORMATS_HINT) from None
 
 
-def _read_csv(path: str, model: CheckedModel) -> dict[str, np.ndarray]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.reader(fh))
-    if not rows:
-        raise _fail(path, "the csv file is empty")
-    header, body = [h.strip() for h in rows[0]], rows[1:]
-    cols: dict[str, np.ndarray] = {}
-    for j, name in enumerate(header):
-        try:
-            cols[name] = np.array([float(r[j]) for r in body], dtype=float)
-        except (ValueError, IndexError):
-            continue  # a non-numeric column: only an error if the model asks for it
-    data_vars = [v for v in model.of_kind("data")]
-    matrices = [v for v in data_vars if len(v.shape) == 2]
-    if len(data_vars) == 1 and matrices and matrices[0].name not in cols and cols:
-        return {matrices[0].name: np.column_stack(list(cols.values()))}
-    return cols
+# ----------------------------------------------------------------- tables
+def _plan(names: tuple[str, ...], model: CheckedModel) -> Plan:
+    """The columns of a table the model takes: each variable's column, or all (a single 2-D data variable
+    that is not a column)."""
+    data = model.of_kind("data")
+    if len(data) == 1 and len(data[0].shape) == 2 and data[0].name not in names:
+        return Plan(tuple(range(len(names))), whole=True)
+    first = {name: j for j, name in reversed(list(enumerate(names)))}
+    return Plan(tuple(first[v.name] for v in _wanted(model) if v.name in first), whole=False)
 
 
-@dataclass
+def _from_table(label: str, model: CheckedModel, names: tuple[str, ...], columns: Mapping[int, np.ndarray],
+                notes: tuple[Diagnostic, ...]) -> Source:
+    plan = _plan(names, model)
+    if not plan.whole:
+        return Source(label, {names[j]: columns[j] for j in plan.columns}, names, notes)
+    name = model.of_kind("data")[0].name
+    if not columns:
+        raise fail(label, f"no numeric column for `{name}`", "the model's one 2-D data variable takes every "
+                                                             "numeric column of the table")
+    order = sorted(columns)
+    matrix = np.column_stack([columns[j] for j in order])
+    n = matrix.shape[0]
+    for j, column in zip(order, matrix.T):
+        if n >= 3 and (np.array_equal(column, np.arange(n)) or np.array_equal(column, np.arange(1, n + 1))):
+            notes += (Diagnostic(f"column `{shown(names[j])}` holds the row numbers {int(column[0])}, "
+                                 f"{int(column[1])}, …, {int(column[-1])}: is it an index? It is fitted as "
+                                 f"a column of `{name}`", label, severity="note",
+                                 hint="drop it, or write the file with to_csv(path, index=False)"),)
+    return Source(label, {name: matrix}, names, notes)
+
+
+# ----------------------------------------------------------------- Python objects
+_ACCEPTED = ("a path (str or os.PathLike), a dict of arrays, a pandas DataFrame, or an ndarray "
+             "(a model with one data variable)")
+
+
+def from_python(data: object, model: CheckedModel) -> Source:
+    """Arrays from the objects given to ``fit``: a mapping of names to arrays (lists, Series, DataFrames),
+    a DataFrame (a table), or an ndarray or Series (for a model with one data variable)."""
+    pd = sys.modules.get("pandas")        # pandas objects come only from a user who imported it
+    if pd is not None and isinstance(data, pd.DataFrame):
+        return _from_frame(data, model, pd)
+    if isinstance(data, Mapping):
+        arrays = {}
+        for key, value in data.items():
+            if not isinstance(key, str):
+                raise fail(PYTHON_DATA, f"a data dict's keys are variable names (str), not {type(key).__name__} "
+                                        f"({key!r})")
+            arrays[key] = _array(key, value, pd)
+        return Source(PYTHON_DATA, arrays, tuple(arrays))
+    if isinstance(data, np.ndarray) or (pd is not None and isinstance(data, pd.Series)):
+        variables = [v.name for v in model.of_kind("data")]
+        if len(variables) != 1:
+            have = ", ".join(f"`{v}`" for v in variables) or "none"
+            raise fail(PYTHON_DATA, f"an array is the data of a model with one data variable; this one has "
+                                    f"{have}", "pass a dict: fit({" + ", ".join(f'"{v}": …' for v in variables)
+                       + "})")
+        return Source(PYTHON_DATA, {variables[0]: _array(variables[0], data, pd)}, (variables[0],))
+    raise fail("fit", f"cannot read data from a {type(data).__module__}.{type(data).__qualname__}",
+               f"data is {_ACCEPTED}")
+
+
+def _array(name: str, value: object, pd) -> np.ndarray:
+    if pd is not None and isinstance(value, (pd.Series, pd.DataFrame)):
+        frame = value.to_frame() if isinstance(value, pd.Series) else value
+        for column in frame.columns:
+            if not pd.api.types.is_numeric_dtype(frame[column].dtype):
+                raise fail(PYTHON_DATA, f"`{name}` is not numeric (dtype {frame[column].dtype})")
+        return value.to_numpy(dtype=float, na_value=np.nan)
+    if isinstance(value, (str, bytes)):
+        raise fail(PYTHON_DATA, f"`{name}` is a {type(value).__name__}, not an array of numbers")
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError):
+        raise fail(PYTHON_DATA, f"`{name}` is not an array: its rows have different lengths",
+                   "every row of an array has the same number of entries") from None
+
+
+def _from_frame(frame, model: CheckedModel, pd) -> Source:
+    names = tuple(str(c) for c in frame.columns)
+    plan = _plan(names, model)
+    columns: dict[int, np.ndarray] = {}
+    notes: tuple[Diagnostic, ...] = ()
+    for j in plan.columns:
+        series = frame.iloc[:, j]
+        if not plan.whole and names.count(names[j]) > 1:
+            raise fail(PYTHON_DATA, f"column `{names[j]}` appears more than once", "give each column its own name")
+        if not pd.api.types.is_numeric_dtype(series.dtype):
+            if plan.whole:
+                notes += (Diagnostic(f"column `{shown(names[j])}` is not numeric (dtype {series.dtype}): left out",
+                                     PYTHON_DATA, severity="note"),)
+                continue
+            raise fail(PYTHON_DATA, f"column `{names[j]}` is not numeric (dtype {series.dtype})")
+        values = series.to_numpy(dtype=float, na_value=np.nan)
+        missing = np.flatnonzero(np.isnan(values))
+        if missing.size:
+            i = int(missing[0])
+            label = frame.index[i]
+            label = label.item() if isinstance(label, np.generic) else label
+            raise fail(PYTHON_DATA, f"column `{names[j]}` has a missing value at row {i} (index label {label!r})",
+                       "remove or impute missing values (support for missing data comes later)")
+        columns[j] = values
+    return _from_table(PYTHON_DATA, model, names, columns, notes)
+
+
+# ----------------------------------------------------------------- dims
+def check_dims(model: CheckedModel, given: Mapping[str, object], where: str, flag: str) -> dict[str, int]:
+    """Sizes set by the user (``--dim K=3``, ``fit(K=3)``), each a dim of the model and a whole number in
+    1..MAX_DIM; ``flag`` formats the setting in messages (``"--dim {name}={value}"``)."""
+    out = {}
+    for name, value in given.items():
+        said = flag.format(name=name, value=value)
+        if name not in model.dims:
+            dims = ", ".join(model.dims)
+            hint = did_you_mean(name, model.dims) or (f"the model's dims: {dims}" if dims else
+                                                      "the model declares no dims")
+            raise fail(where, f"{said}: the model has no dim `{name}`", hint)
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise fail(where, f"{said}: a dim's size is a whole number, not {type(value).__name__}")
+        if not 1 <= value <= MAX_DIM:
+            raise fail(where, f"{said}: a dim's size is at least 1 and at most {MAX_DIM}")
+        out[name] = int(value)
+    return out
+
+
+# ----------------------------------------------------------------- binding
+@dataclass(frozen=True)
 class Bound:
     """Data bound to a model: arrays by name and the size of every dim."""
 
@@ -93,65 +240,101 @@ class Bound:
     sizes: dict[str, int]
 
 
-def bind(model: CheckedModel, raw: Mapping[str, np.ndarray], path: str,
-         overrides: Mapping[str, int] | None = None) -> Bound:
-    """Check arrays against their declarations and resolve every dim."""
+def bind(model: CheckedModel, source: Source, overrides: Mapping[str, int] | None = None) -> Bound:
+    """Check arrays against their declarations and resolve every dim (``overrides`` from :func:`check_dims`)."""
+    path, raw = source.label, source.arrays
     sizes: dict[str, int | None] = {d.name: d.default for d in model.dims.values()}
-    fixed: dict[str, str] = {}
+    fixed: dict[str, str] = {d.name: "the model's default" for d in model.dims.values() if d.default is not None}
     for name, value in (overrides or {}).items():
-        if name not in sizes:
-            raise PPVIError(Diagnostic(f"--dim {name}: the model has no dim `{name}`", "ppvi",
-                                       hint="dims: " + ", ".join(sizes) if sizes else "the model declares no dims"))
-        if value < 1:
-            raise PPVIError(Diagnostic(f"--dim {name}={value}: a dim is at least 1", "ppvi"))
         sizes[name] = value
-        fixed[name] = "--dim"
+        fixed[name] = "as given"
     arrays: dict[str, np.ndarray] = {}
-    wanted = [v for v in model.variables.values() if v.kind == "data" or (v.kind == "param" and v.name in raw)]
-    for v in wanted:
+    for v in _wanted(model):
         if v.name not in raw:
-            have = ", ".join(sorted(raw)) or "nothing"
-            raise _fail(path, f"data variable `{v.name}` is missing", f"the file has: {have}")
+            if v.kind == "param":
+                continue
+            have = ", ".join(map(shown, source.offered)) or "nothing"
+            raise fail(path, f"data variable `{v.name}` is missing",
+                        did_you_mean(v.name, source.offered) or f"the data has: {have}")
         a = np.asarray(raw[v.name])
         if a.dtype.kind not in "biuf":
-            raise _fail(path, f"`{v.name}` is not numeric (dtype {a.dtype})")
+            raise fail(path, f"`{v.name}` is not numeric (dtype {a.dtype})")
         if a.ndim == 0 and len(v.shape) == 1 and v.kind == "data":
             a = a.reshape(1)
         if a.ndim != len(v.shape):
-            raise _fail(path, f"`{v.name}` has {a.ndim} axes but is declared with {len(v.shape)} "
+            raise fail(path, f"`{v.name}` has {a.ndim} axes but is declared with {len(v.shape)} "
                               f"({', '.join(map(str, v.shape)) or 'a scalar'})",
                         "check the variable's declaration against the file")
         if a.size == 0:
-            raise _fail(path, f"`{v.name}` is empty", "a data variable needs at least one entry")
+            raise fail(path, f"`{v.name}` is empty", "a data variable needs at least one entry")
         for axis, (ext, n) in enumerate(zip(v.shape, a.shape)):
             if isinstance(ext, int):
                 if n != ext:
-                    raise _fail(path, f"`{v.name}` has {n} entries on axis {axis}, declared {ext}")
+                    raise fail(path, f"`{v.name}` has {n} entries on axis {axis}, declared {ext}")
             elif sizes[ext] is None:
                 sizes[ext] = n
-                fixed[ext] = f"`{v.name}` axis {axis}"
+                fixed[ext] = f"from `{v.name}` axis {axis}"
             elif sizes[ext] != n:
-                src = fixed.get(ext, "its default")
-                raise _fail(path, f"`{v.name}` has {n} entries on axis {axis} but dim {ext} = {sizes[ext]} "
-                                  f"(from {src})", f"make the shapes agree or pass --dim {ext}=…")
+                raise fail(path, f"`{v.name}` has {n} entries on axis {axis} but dim {ext} = {sizes[ext]} "
+                                  f"({fixed[ext]})", f"make the shapes agree or pass --dim {ext}=…")
         arrays[v.name] = _validate(path, v, a)
     # index(K) data gives K when nothing else does.
     for v in model.of_kind("data"):
         if v.support == "index" and isinstance(v.support_dim, str) and sizes[v.support_dim] is None:
             sizes[v.support_dim] = int(arrays[v.name].max()) + 1
+            fixed[v.support_dim] = f"1 + the largest value of `{v.name}`"
     for v in model.of_kind("data"):
         if v.support == "index":
             k = sizes[v.support_dim] if isinstance(v.support_dim, str) else v.support_dim
-            bad = np.flatnonzero(arrays[v.name].ravel() >= k)
-            if bad.size:
-                at = np.unravel_index(bad[0], arrays[v.name].shape)
-                raise _fail(path, f"`{v.name}{list(at)}` = {arrays[v.name][at]} is out of range for index({v.support_dim})"
-                                  f" with {v.support_dim} = {k}", f"values must be 0..{k - 1}")
+            bad = arrays[v.name] >= k
+            if bad.any():
+                at, val = _where(arrays[v.name], bad)
+                raise fail(path, f"`{v.name}{list(at)}` = {val} is out of range for index({v.support_dim}) with "
+                                 f"{v.support_dim} = {k}", f"values must be 0..{k - 1}")
     missing = [d for d, s in sizes.items() if s is None]
     if missing:
-        raise _fail(path, f"no size for dim `{missing[0]}`: no data variable has it as an axis",
+        raise fail(path, f"no size for dim `{missing[0]}`: no data variable has it as an axis",
                     f"give a default (`dim {missing[0]} = …`) or pass --dim {missing[0]}=…")
-    return Bound(arrays, {k: int(s) for k, s in sizes.items()})
+    resolved = {k: int(s) for k, s in sizes.items()}
+    _check_memory(model, resolved, fixed, path, physical_memory())
+    return Bound(arrays, resolved)
+
+
+def _entries(v: Variable, sizes: Mapping[str, int]) -> int:
+    """Numbers held for ``v`` at least: its entries; a Categorical q a row of K per entry, an MvNormal q a
+    covariance."""
+    size = (lambda e: sizes[e] if isinstance(e, str) else e)
+    n = math.prod(size(e) for e in v.shape)
+    if v.kind == "latent" and v.support == "index" and v.support_dim is not None:
+        n *= size(v.support_dim)
+    elif v.kind == "latent" and v.support == "real_vector" and v.shape:
+        n *= size(v.shape[-1])
+    return n
+
+
+def _check_memory(model: CheckedModel, sizes: Mapping[str, int], fixed: Mapping[str, str], path: str,
+                  memory: int | None) -> None:
+    """Refuse sizes whose variables alone need more than the machine's memory, before anything is allocated."""
+    if memory is None:
+        return
+    need = {v.name: 8 * _entries(v, sizes) for v in model.variables.values()}
+    if sum(need.values()) <= memory:
+        return
+    big = max(need, key=need.get)
+    v = model.variables[big]
+    dims = [e for e in v.shape + ((v.support_dim,) if v.support == "index" else ()) if isinstance(e, str)]
+    said = "; ".join(f"{d} = {sizes[d]} ({fixed[d]})" for d in dict.fromkeys(dims))
+    hint = "use smaller sizes"
+    index = [u for u in model.of_kind("data") if u.support == "index" and u.support_dim in dims
+             and fixed[u.support_dim].startswith("1 + the largest")]
+    if index:
+        u = index[0]
+        hint = (f"index data are 0-based category numbers: renumber `{u.name}` 0, 1, …, {u.support_dim} − 1 "
+                f"(numpy.unique({u.name}, return_inverse=True)[1])")
+    raise fail(path, f"these sizes need at least {size_text(sum(need.values()))} of memory "
+                     f"({size_text(need[big])} for `{big}[{', '.join(map(str, v.shape))}]`; {said}), more than this "
+                     f"machine's {size_text(memory)}",
+                hint)
 
 
 def _where(a: np.ndarray, mask: np.ndarray) -> tuple[tuple[int, ...], float]:
@@ -166,7 +349,11 @@ def _validate(path: str, v, a: np.ndarray) -> np.ndarray:
     bad = ~np.isfinite(af)
     if bad.any():
         at, val = _where(a, bad)
-        raise _fail(path, f"`{name}{list(at)}` is {val}: data must be finite", "remove or impute missing values")
+        if np.isnan(af[at]):
+            raise fail(path, f"`{name}{list(at)}` is nan, a missing value: data must be finite",
+                       "remove or impute missing values (support for missing data comes later)")
+        raise fail(path, f"`{name}{list(at)}` is {val}: data must be finite", "a float is at most ±1.8e308")
+    largest = {"count": MAX_COUNT, "index": MAX_DIM - 1}.get(v.support)
     rule = {"binary": (lambda x: (x != 0) & (x != 1), "must be 0 or 1"),
             "count": (lambda x: (x < 0) | (x != np.round(x)), "must be a whole number ≥ 0"),
             "index": (lambda x: (x < 0) | (x != np.round(x)), "must be a whole number ≥ 0 (an index)"),
@@ -177,11 +364,18 @@ def _validate(path: str, v, a: np.ndarray) -> np.ndarray:
         bad = test(af)
         if bad.any():
             at, val = _where(a, bad)
-            raise _fail(path, f"`{name}{list(at)}` = {val} {words} (`{name}` is {v.support})")
+            raise fail(path, f"`{name}{list(at)}` = {val} {words} (`{name}` is {v.support})")
+    # (integers compared as integers: float64 would round 2⁵³ + 1 down to 2⁵³)
+    too_big = None if largest is None else (a > largest) if a.dtype.kind in "iu" else (af > largest)
+    if too_big is not None and too_big.any():
+        at, val = _where(a, too_big)
+        raise fail(path, f"`{name}{list(at)}` = {val} is too large for {v.support} data: at most {largest}",
+                    "counts above 2^53 are not whole numbers in floating point" if v.support == "count"
+                    else "an index picks one of at most 2^31 − 1 categories")
     if v.support == "simplex":
         s = af.sum(axis=-1)
         if np.any(af < 0) or np.any(np.abs(s - 1) > 1e-6):
-            raise _fail(path, f"`{name}` must be non-negative with rows summing to 1 (simplex)")
+            raise fail(path, f"`{name}` must be non-negative with rows summing to 1 (simplex)")
     if v.support in INTEGER_SUPPORTS:
         return np.ascontiguousarray(af.astype(np.int64))
     return np.ascontiguousarray(af)

@@ -6,12 +6,12 @@ import io
 import json
 import math
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
 from ppvi.errors import Diagnostic, PPVIError
+from ppvi.files import write_atomic
 from ppvi.infer.cavi import Fit
 
 STANDARD = {
@@ -127,7 +127,7 @@ def _flatten(prefix: str, x, out: dict) -> None:
 
 
 def write(path: str, fit: Fit) -> None:
-    """Write ``.json`` or ``.npz`` atomically: a temporary file in the same folder, then a rename."""
+    """Write ``.json`` or ``.npz`` atomically (ppvi.files.write_atomic)."""
     data = result_dict(fit)
     ext = os.path.splitext(path)[1].lower()
     if ext == ".npz":
@@ -138,18 +138,7 @@ def write(path: str, fit: Fit) -> None:
         payload = buf.getvalue()
     else:
         payload = (json.dumps(_jsonable(data), indent=1) + "\n").encode("utf-8")
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".ppvi-", suffix=ext)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, payload)
 
 
 def read(path: str) -> dict:

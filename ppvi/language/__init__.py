@@ -40,8 +40,9 @@ def load_cached(path: str) -> CheckedModel:
     """``load(path)``, kept on disk for the next run: pickled under a key of the path as given, the file's
     bytes and ppvi's own source, so a warm ``ppvi run`` neither imports Lark nor parses (0.1 s).  Only a
     model that checks is kept; a model with mistakes is checked, and reported, every time."""
-    from ppvi.cachefiles import cache_dir, ppvi_fingerprint, write_atomic
+    from ppvi.cachefiles import cache_dir, ppvi_fingerprint
     from ppvi.errors import PPVIError
+    from ppvi.files import write_atomic
 
     try:
         with open(path, "rb") as fh:
@@ -65,8 +66,8 @@ def load_cached(path: str) -> CheckedModel:
         pass                               # (absent, or written by something else: check again)
     model = load(path)
     try:
-        write_atomic(file, pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
-    except OSError:
+        write_atomic(file, pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL), private=True)
+    except PPVIError:
         pass                               # (a read-only cache: the next run checks again)
     return model
 

@@ -15,7 +15,8 @@ import numpy as np
 from ppvi.errors import Reporter, Span, did_you_mean
 from ppvi.language import ast, consts
 from ppvi.language.distributions import (
-    COMPATIBLE, CONST_FUNCTIONS, ELEMENTWISE, FUNCTIONS, PARAM_SUPPORTS, SIGNATURES, SUPPORT_ANNOTATIONS, Signature,
+    COMPATIBLE, CONST_FUNCTIONS, DOMAIN_DATA_SUPPORT, DOMAIN_PRIOR, DOMAIN_SUPPORTS, DOMAIN_WORDS, FUNCTIONS,
+    NAMED_MATRIX, PARAM_SUPPORTS, POINT_REFUSED, SIGNATURES, SUPPORT_ANNOTATIONS, SUPPORT_WORDS, Param, Signature,
 )
 
 Extent = str | int          # a dim name or a literal size
@@ -142,6 +143,7 @@ class _Checker:
         self.approx: dict[str, str] = {}
         self.const_values: dict[str, np.ndarray | None] = {}
         self.poisoned: set[str] = set()      # names whose type is unknown after an error
+        self.form_errors = 0                 # errors about an argument's form: the draw's type is still known
 
     # ---------------------------------------------------------------- pass 1
     def declare(self, name: ast.Name, what: str) -> bool:
@@ -387,14 +389,47 @@ class _Checker:
                 self.rep.error(f"index ranges over {t.range} but axis {axis} of `{v.name}` has size {ext}",
                                _span(ix), f"`{v.name}` is declared with shape {show_shape(v.shape)}")
                 ok = False
-            elif isinstance(ix, ast.Num) and isinstance(ext, int) and not 0 <= ix.value < ext:
-                self.rep.error(f"index {int(ix.value)} is out of range for axis {axis} of `{v.name}` (size {ext})",
-                               ix.span, "indices start at 0")
+            elif t.range is None and not self.check_free_index(v, axis, ix, ext, scope):
                 ok = False
         if not ok:
             return UNKNOWN
         rest = v.shape[len(e.indices):]
         return Ty(rest, base.discrete, base.range if not rest else None)
+
+    def check_free_index(self, v: Variable, axis: int, ix: ast.Expr, ext: Extent, scope: dict[str, str]) -> bool:
+        """An index with no range of its own (not a loop variable, not an index(K) value) must be a
+        constant inside the axis: anything else could read outside the array (the kernels do not check)."""
+        where = f"axis {axis} of `{v.name}`"
+        if isinstance(ix, ast.Name) and ix.id in self.dims:
+            self.rep.error(f"`{ix.id}` is a size, one past the last index of {where}", ix.span,
+                           f"indices run from 0 to {ext} - 1")
+            return False
+        random = [n for n in walk(ix) if isinstance(n, ast.Name) and (n.id in scope or (
+            n.id in self.vars and self.vars[n.id].kind != "const"))]
+        if not random:
+            try:
+                val = float(np.asarray(consts.evaluate(ix, self.sizes(), self.const_values)))
+            except (consts.NotConstant, TypeError, ValueError):
+                return True          # a size only the data give: cannot be checked here
+            size = ext if isinstance(ext, int) else self.dims[ext].default
+            if size is not None and not 0 <= val < size:
+                self.rep.error(f"index {val:g} is out of range for {where} (size {ext}"
+                               + (f" = {size})" if size != ext else ")"), _span(ix), "indices start at 0")
+                return False
+            return True
+        ref = self._ref(ix, scope)
+        if ref is None:
+            self.rep.error(f"`{_text(self.rep, ix)}` cannot index {where}: arithmetic on an index may leave "
+                           f"0..{ext} - 1", _span(ix),
+                           "index with a loop variable, a whole number, or an index(K) variable")
+        elif ref.kind == "data":
+            self.rep.error(f"`{ref.name}` ({ref.support}) cannot index {where}: its values are not known to "
+                           f"lie in 0..{ext} - 1", _span(ix),
+                           f"declare it `data {_declared(ref)} : index({ext})`: its values are then checked when read")
+        else:
+            self.rep.error(f"`{ref.name}`, a {ref.support} {ref.kind}, cannot index {where}",
+                           _span(ix), "a latent index is drawn from a Categorical: `z[n] ~ Categorical(p)`")
+        return False
 
     def same_size(self, a: Extent, b: Extent) -> bool:
         da = self.dims[a].default if isinstance(a, str) and a in self.dims else a
@@ -494,9 +529,9 @@ class _Checker:
                     what = "observed" if declared is not None else "drawn"
                     self.rep.error(f"`{name}` is {what} twice (first on line {first})", d.target.span,
                                    "each variable has exactly one `~` statement")
-            errors_before = len(self.rep.diagnostics)
+            errors_before = len(self.rep.diagnostics) - self.form_errors
             self.check_draw(*draws[0], observed=declared is not None)
-            if len(self.rep.diagnostics) > errors_before and declared is None:
+            if len(self.rep.diagnostics) - self.form_errors > errors_before and declared is None:
                 self.poisoned.add(name)  # its type is unreliable: say nothing more about its uses
 
     def check_draw(self, d: ast.Draw, plates: tuple[tuple[str, str], ...], observed: bool) -> None:
@@ -541,7 +576,7 @@ class _Checker:
         for pname, expr in (args or {}).items():
             arg_types[pname] = self.infer(expr, scope)
         if args is not None:
-            event, rng = self.check_params(sig, d, args, arg_types)
+            event, rng = self.check_params(sig, d, args, arg_types, scope)
         support = sig.support
         shape = plate_shape + event
         if observed:
@@ -615,7 +650,7 @@ class _Checker:
         return {p.name: bound[p.name] for p in sig.params if p.name in bound}
 
     def check_params(self, sig: Signature, d: ast.Draw, args: dict[str, ast.Expr],
-                     tys: dict[str, Ty]) -> tuple[tuple[Extent, ...], Extent | None]:
+                     tys: dict[str, Ty], scope: dict[str, str]) -> tuple[tuple[Extent, ...], Extent | None]:
         """Ranks and domains of the arguments; returns the event shape and, for Categorical, its range."""
         event: tuple[Extent, ...] = ()
         rng: Extent | None = None
@@ -646,11 +681,108 @@ class _Checker:
                 if sig.name == "Categorical":
                     rng = t.shape[0]
             self.check_domain(sig, pname, p.domain, expr, t)
+            self.check_structure(sig, p, expr, scope)
         if sig.event_rank == 0:
             event = ()
         elif sig.event_rank == 2:
             event = (event[0], event[0]) if event else ()
         return event, rng
+
+    def check_structure(self, sig: Signature, p: Param, expr: ast.Expr, scope: dict[str, str]) -> None:
+        """What the derivation would refuse for the form of an argument, not for conjugacy: a vector
+        literal, a matrix it must name (MvNormal's precision and cov, Wishart's scale), a variable
+        whose support is not the parameter's domain (a Categorical of Beta draws is not normalised).
+        A `data` variable declared without a support takes the domain's; its values are checked on load."""
+        before = len(self.rep.diagnostics)
+        self._check_structure(sig, p, expr, scope)
+        self.form_errors += len(self.rep.diagnostics) - before
+
+    def _check_structure(self, sig: Signature, p: Param, expr: ast.Expr, scope: dict[str, str]) -> None:
+        where = f"`{p.name}` of {sig.name}"
+        if any(isinstance(n, ast.Vector) for n in walk(expr)):
+            self.rep.error("a vector literal inside a model statement", _span(expr),
+                           "declare it as a constant: `const c[K] = [ … ]`, and use `c`")
+            return
+        ref = self._ref(expr, scope)
+        if (sig.name, p.name) in NAMED_MATRIX:
+            if ref is None and (sig.name, p.name) == ("MvNormal", "precision"):
+                ref, expr = self._scaled_matrix(sig, p, expr, scope)
+            if not self._named_matrix(sig, p, expr, ref):
+                return
+        if ref is None:
+            if p.domain == "simplex" and any(isinstance(n, ast.Name) and n.id in self.vars
+                                             and self.vars[n.id].kind != "const" for n in walk(expr)):
+                self.rep.error(f"{where} must be a simplex; an expression is not normalised", _span(expr),
+                               "pass a variable: a Dirichlet latent, a `: simplex` data or param, or a constant")
+            return
+        allowed = DOMAIN_SUPPORTS.get(p.domain)
+        if allowed is None or ref.kind == "const" or ref.support in allowed:
+            return
+        narrow = DOMAIN_DATA_SUPPORT[p.domain]
+        if ref.kind == "data" and (ref.support == "real" or (ref.support, narrow) == ("positive", "unit_interval")):
+            self.vars[ref.name] = Variable(ref.name, ref.kind, ref.shape, narrow, ref.span, ref.support_dim)
+            return
+        if ref.kind == "param" and p.domain != "simplex":
+            return          # the M-step keeps a param where its stationarity condition puts it
+        must = f"{where} must be {DOMAIN_WORDS[p.domain]}"
+        if ref.kind == "latent":
+            prior = next((f.dist for f in self.factors if f.target == ref.name), None)
+            hint = f"give `{ref.name}` a {DOMAIN_PRIOR[p.domain]} prior"
+            if p.domain == "simplex":
+                hint += f", or make `{ref.name}` a `: simplex` data or param"
+            elif sig.name == "Normal":
+                hint += f" and write `precision = {ref.name}` (conjugate)"
+            self.rep.error(f"{must}, but `{ref.name}` is {SUPPORT_WORDS[ref.support]}"
+                           + (f" (its prior is {prior})" if prior else ""), _span(expr), hint)
+        elif ref.kind == "param":
+            self.rep.error(f"{must}, but param `{ref.name}` is {SUPPORT_WORDS[ref.support]}", _span(expr),
+                           f"declare it `param {_declared(ref)} : simplex`")
+        else:
+            self.rep.error(f"{must}, but data `{ref.name}` is declared `{ref.support}`", _span(expr),
+                           f"declare it `data {_declared(ref)} : {narrow}`" if narrow in SUPPORT_ANNOTATIONS else
+                           f"drop the annotation: data used as {where} are checked to be "
+                           f"{DOMAIN_WORDS[p.domain]} when read")
+
+    def _scaled_matrix(self, sig: Signature, p: Param, expr: ast.Expr,
+                       scope: dict[str, str]) -> tuple[Variable | None, ast.Expr]:
+        """``s * M`` as a precision (PRML 10.2's coupled prior N(m0, (β0 Λ)⁻¹)): checks that s is
+        positive and returns M's variable and expression; (None, expr) for anything else."""
+        if not (isinstance(expr, ast.BinOp) and expr.op == "*"):
+            return None, expr
+        for matrix, scalar in ((expr.left, expr.right), (expr.right, expr.left)):
+            ref = self._ref(matrix, scope)
+            if ref is not None and len(self.infer(matrix, scope).shape) == 2 and not self.infer(scalar, scope).shape:
+                self._check_structure(sig, Param(p.name, "positive", 0), scalar, scope)
+                return ref, matrix
+        return None, expr
+
+    def _named_matrix(self, sig: Signature, p: Param, expr: ast.Expr, ref: Variable | None) -> bool:
+        """Where the derivation needs one matrix it can name (its inverse and log-determinant are taken
+        once, from its values), a const, data or (precision=) a latent must stand."""
+        kinds = NAMED_MATRIX[(sig.name, p.name)]
+        if ref is not None and ref.kind in kinds:
+            return True
+        what = "a " + ", ".join(kinds[:-1]) + f" or {kinds[-1]} variable"
+        if (sig.name, p.name) == ("MvNormal", "precision"):
+            what += ", or a positive scalar times one"
+        if ref is None:
+            hint = f"declare it first, `const P[D, D] = {_text(self.rep, expr)}` or `data P[D, D]`, and pass its name"
+        elif ref.kind == "param":
+            hint = f"its inverse and log-determinant are taken once: make `{ref.name}` a const or data"
+        elif p.name == "cov":
+            hint = "an unknown covariance is written `precision = Lambda` with `Lambda ~ Wishart(…)`"
+        else:
+            hint = "ppvi has no conjugate q for an unknown Wishart scale: give it a value (const or data)"
+        self.rep.error(f"`{p.name}` of {sig.name} must name a matrix: {what}", _span(expr), hint)
+        return False
+
+    def _ref(self, expr: ast.Expr, scope: dict[str, str]) -> Variable | None:
+        """The variable an argument names, alone or indexed (``Lambda``, ``Lambda[z[n]]``)."""
+        if isinstance(expr, (ast.Name, ast.Index)):
+            name = expr.id if isinstance(expr, ast.Name) else expr.base.id
+            if name not in scope and name not in self.poisoned:
+                return self.vars.get(name)
+        return None
 
     def check_domain(self, sig: Signature, pname: str, domain: str, expr: ast.Expr, t: Ty) -> None:
         """A constant argument outside its parameter's domain (a negative sd, say) is an error now."""
@@ -741,6 +873,11 @@ class _Checker:
                                    n.span, "params are already point estimates" if v.kind == "param" else None)
                 elif n.id in self.approx:
                     self.rep.error(f"`{n.id}` is approximated twice", n.span, None)
+                elif v.support in POINT_REFUSED:
+                    what, q = POINT_REFUSED[v.support]
+                    self.rep.error(f"ppvi has no point (MAP) approximation for `{n.id}`, {what}", n.span,
+                                   f"leave it to the mean field (its q is {q}): remove `{n.id}` from the statement"
+                                   if q else "ppvi has no q at all for a count latent: observe it as data")
                 else:
                     self.approx[n.id] = s.method.id
 
@@ -761,6 +898,11 @@ class _Checker:
 
 def _span(e: ast.Expr) -> Span:
     return e.span
+
+
+def _declared(v: Variable) -> str:
+    """A variable as its declaration names it: ``x[N, D]``."""
+    return f"{v.name}[{', '.join(map(str, v.shape))}]" if v.shape else v.name
 
 
 def _show(v: np.ndarray) -> str:

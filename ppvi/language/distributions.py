@@ -76,3 +76,28 @@ COMPATIBLE = {
 ELEMENTWISE = frozenset({"sigmoid", "exp", "log", "softplus"})
 FUNCTIONS = ELEMENTWISE | {"dot"}
 CONST_FUNCTIONS = frozenset({"eye"})
+
+# Parameters the derivation needs as one named matrix (its inverse and log-determinant are taken
+# once, from the values), and the kinds of variable that may stand there.
+NAMED_MATRIX = {("MvNormal", "precision"): ("const", "data", "latent"),
+                ("MvNormal", "cov"): ("const", "data"),
+                ("Wishart", "scale"): ("const", "data")}
+
+# The supports a variable standing alone as a parameter of each domain may have, and the support a
+# `data` variable declared without one takes there (its values are then checked on load).
+DOMAIN_SUPPORTS = {"positive": ("positive", "unit_interval"), "df": ("positive", "unit_interval"),
+                   "unit": ("unit_interval",), "simplex": ("simplex",), "pd": ("pd_matrix",)}
+DOMAIN_DATA_SUPPORT = {"positive": "positive", "df": "positive", "unit": "unit_interval", "simplex": "simplex",
+                       "pd": "pd_matrix"}
+DOMAIN_WORDS = {"positive": "positive", "df": "positive", "unit": "a probability in (0, 1)",
+                "simplex": "a simplex (non-negative, summing to 1 along its last axis)",
+                "pd": "a symmetric positive-definite matrix"}
+SUPPORT_WORDS = {"real": "real-valued", "positive": "positive", "unit_interval": "in (0, 1)", "binary": "0 or 1",
+                 "count": "a count (0 included)", "index": "a category index", "simplex": "a simplex",
+                 "unit_columns": "a matrix with unit-norm columns", "real_vector": "a real vector",
+                 "pd_matrix": "a positive-definite matrix"}
+# The prior that gives a latent each domain's support, for hints.
+DOMAIN_PRIOR = {"positive": "Gamma", "df": "Gamma", "unit": "Beta", "simplex": "Dirichlet", "pd": "Wishart"}
+# Latents a point (MAP) approximation does not handle: what they are, and their mean-field q.
+POINT_REFUSED = {"binary": ("binary", "Bernoulli"), "index": ("a category index", "Categorical"),
+                 "count": ("a count", None), "pd_matrix": ("a positive-definite matrix", "Wishart")}

@@ -19,7 +19,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from lark.lexer import PatternStr
 from lark.indenter import DedentError
 
-from ppvi.errors import Diagnostic, PPVIError, Reporter, Span
+from ppvi.errors import Diagnostic, PPVIError, Reporter, Span, source_lines
 from ppvi.language import ast
 
 KEYWORDS = frozenset({"model", "dim", "const", "data", "param", "for", "in", "approximate", "by", "jointly", "sum"})
@@ -191,7 +191,7 @@ def _syntax_error(rep: Reporter, err: UnexpectedInput) -> PPVIError:
                                 Span(tok.line, col, tok.line, col + len(kw.group(1))), "choose another name")
         expected = sorted({_describe(t) for t in err.expected if not t.startswith("__")})
         if tok.type == "$END" or tok.line is None or tok.line < 0:
-            last = max(1, len(rep.text.splitlines()))
+            last = max(1, len(source_lines(rep.text)))
             span = Span(last, len((rep.line(last) or "")) + 1)
         elif tok.type in ("_NL", "_DEDENT"):
             # Point at the end of the offending line, not the start of the next one.
@@ -210,10 +210,68 @@ def _syntax_error(rep: Reporter, err: UnexpectedInput) -> PPVIError:
             return rep.fail("unexpected indentation", Span(tok.line + 1, 1), "only the body of a `for` loop is indented")
         return rep.fail(f"unexpected {what}", span, hint)
     if isinstance(err, UnexpectedEOF):
-        last = max(1, len(rep.text.splitlines()))
+        last = max(1, len(source_lines(rep.text)))
         return rep.fail("unexpected end of file", Span(last, len(rep.line(last) or "") + 1),
                         "a statement or block is unfinished")
     return rep.fail("syntax error", Span(line or 1, col or 1))
+
+
+# Chains of one precedence level: an operator, and the one that undoes it (a − b = a + (−b)).
+_CHAINS = {"add": ("add", "sub"), "sub": ("add", "sub"), "mul": ("mul", "div"), "div": ("mul", "div")}
+
+
+def _balance(tree: Tree) -> Tree:
+    """Left-deep chains of + and − (and of * and /) as balanced trees, without recursion.
+
+    LALR builds a + b + … + z as n levels of nesting; a regression on 60 covariates would be refused as
+    too deep, and 10⁴ terms would overflow every recursive pass after the parser.  Balanced, the chain is
+    log₂ n deep and means the same: L ∘ R where R's first operand is subtracted (divided) becomes
+    L − R̄, R̄ being R with its operators swapped (a − (c − d) = a − c + d)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        for n, child in enumerate(node.children):
+            if isinstance(child, Tree) and child.data in _CHAINS:
+                node.children[n], operands = _balanced_chain(child)
+                stack += [o for o in operands if isinstance(o, Tree)]     # (not the chain's own nodes again)
+            elif isinstance(child, Tree):
+                stack.append(child)
+    return tree
+
+
+def _balanced_chain(node: Tree) -> tuple[Tree, list]:
+    """The chain at ``node`` balanced, and its operands."""
+    plus, minus = _CHAINS[node.data]
+    ops = []                     # (operator, operand), left to right; the first operator is `plus`
+    while isinstance(node, Tree) and node.data in (plus, minus):
+        ops.append((node.data, node.children[1]))
+        node = node.children[0]
+    ops.append((plus, node))
+    ops.reverse()
+
+    def build(lo: int, hi: int, flip: bool) -> object:
+        """ops[lo:hi] as one tree, its first operator read as `plus` (``flip``: every operator swapped)."""
+        if hi - lo == 1:
+            return ops[lo][1]
+        mid = (lo + hi) // 2
+        swapped = (ops[mid][0] == minus) != flip
+        left, right = build(lo, mid, flip), build(mid, hi, flip != swapped)
+        return Tree(minus if swapped else plus, [left, right], _meta_over(left, right))
+
+    return build(0, len(ops), False), [o for _, o in ops]
+
+
+def _meta_over(first, last):
+    """The position of an operation spanning two operands (Trees or Tokens)."""
+    from lark.tree import Meta
+
+    meta = Meta()
+    a = first.meta if isinstance(first, Tree) else first
+    b = last.meta if isinstance(last, Tree) else last
+    meta.line, meta.column, meta.start_pos = a.line, a.column, a.start_pos
+    meta.end_line, meta.end_column, meta.end_pos = b.end_line, b.end_column, b.end_pos
+    meta.empty = False
+    return meta
 
 
 def _tree_depth_check(rep: Reporter, tree: Tree) -> None:
@@ -255,7 +313,7 @@ def decode(path: str, raw: bytes) -> str:
 def parse(text: str, path: str = "<model>") -> ast.Module:
     """Parse model text; raise :class:`PPVIError` on any lexical or syntax error."""
     rep = Reporter(path, text)
-    if not text.strip() or all(not l.strip() or l.lstrip().startswith("#") for l in text.splitlines()):
+    if not text.strip() or all(not l.strip() or l.lstrip().startswith("#") for l in source_lines(text)):
         raise rep.fail("empty model: no statements", Span(1, 1),
                        "a model declares its data and draws variables, e.g. `x ~ Normal(0, 1)`")
     src = text if text.endswith("\n") else text + "\n"
@@ -267,7 +325,7 @@ def parse(text: str, path: str = "<model>") -> ast.Module:
         raise _syntax_error(rep, e) from None
     except DedentError:  # pragma: no cover - our indenter never raises it
         raise rep.fail("bad indentation", Span(1, 1)) from None
-    _tree_depth_check(rep, tree)
+    _tree_depth_check(rep, _balance(tree))
     try:
         return _ToAst(rep).transform_module(tree)
     except VisitError as e:

@@ -82,7 +82,7 @@ def test_the_order_of_the_tokens_does_not_matter():
     """The same corpus with its tokens shuffled: one block step from the same q gives the same q(θ)."""
     a = _lda(2)
     perm = np.random.default_rng(3).permutation(len(a.state["v_doc"]))
-    b = _lda(0, permute=perm)
+    b = _lda(1, permute=perm)       # (its q is replaced by a's below; max_iter ≥ 1)
     for k in a._mutable():
         b.state[k] = a.state[k][perm].copy() if k in ("q_z__p", "h_z", "l_z") else a.state[k].copy()
     b.relink()

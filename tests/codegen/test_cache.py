@@ -45,7 +45,7 @@ import numba, numpy as np
 fresh = numba.njit(lambda n: np.arange(n)[1:].copy().sum() + np.zeros((n, 2))[:, 1].sum())
 report["fresh"] = int(fresh(5))
 with contextlib.redirect_stdout(io.StringIO()):
-    report["again"] = main(["run", sys.argv[1], "--quiet", "--out", sys.argv[2] + ".again"])
+    report["again"] = main(["run", sys.argv[1], "--quiet", "--out", sys.argv[2].replace(".json", ".again.json")])
 print(json.dumps(report))
 """
 
@@ -84,7 +84,7 @@ def test_a_warm_run_loads_every_kernel_from_the_cache_without_the_compiler(cold,
     # code compiled afterwards in the same process (NumPy functions whose environments the fit had without
     # their module, and linked against the runtime read as machine code) works, and so does a second fit
     assert report["fresh"] == 10 and report["again"] == 0
-    assert json.loads((tmp_path / "warm.json.again").read_text()) == first
+    assert json.loads((tmp_path / "warm.again.json").read_text()) == first
 
 
 def test_a_damaged_runtime_file_is_compiled_again(cold, tmp_path):
@@ -139,3 +139,75 @@ def test_the_runtime_is_kept_per_ir(cold, tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     assert len(before) == 1 and len(set(cache.glob("nrt_*.pickle")) - before) == 1
+
+
+# A cold run in a copy of ppvi, then runs of the same model after that copy's source has changed.
+KEYED = """
+import json, sys
+from ppvi.codegen.cache import key, load
+from ppvi.language import loads
+text = sys.argv[1]
+module, warm = load(loads(text, "<m>"))
+print(json.dumps({"key": key(text), "file": module.__file__, "warm": warm, "stale": getattr(module, "STALE", False)}))
+"""
+
+
+def test_a_changed_ppvi_never_loads_kernels_an_older_one_generated(tmp_path):
+    """The key holds a digest of ppvi's source (cachefiles.ppvi_fingerprint), the grammar included: one changed
+    line anywhere gives a new key, and the module the older ppvi wrote is never imported (issue 14, item 7)."""
+    import importlib.util
+    import shutil
+
+    import ppvi
+
+    copy = tmp_path / "copy"
+    shutil.copytree(os.path.dirname(ppvi.__file__), copy / "ppvi", ignore=shutil.ignore_patterns("__pycache__"))
+    grammar = importlib.util.find_spec("ppvi.grammar").submodule_search_locations[0]
+    shutil.copytree(grammar, copy / "ppvi" / "grammar", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "PYTHONPATH": str(copy), "PPVI_CACHE_DIR": str(tmp_path / "cache")}
+    text = (MODELS / "beta_bernoulli.ppvi").read_text()
+
+    def run() -> dict:
+        proc = subprocess.run([sys.executable, "-c", KEYED, text], capture_output=True, text=True, env=env,
+                              cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        got = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert got["file"].startswith(str(tmp_path / "cache"))
+        return got
+
+    first, again = run(), run()
+    assert not first["warm"] and again["warm"] and again["key"] == first["key"] and again["file"] == first["file"]
+    with open(first["file"], "a") as fh:        # a mark: whoever imports this older module shows it
+        fh.write("\nSTALE = True\n")
+    assert run()["stale"]
+    seen = {first["key"]}
+    for changed in (copy / "ppvi" / "codegen" / "runtime.py", copy / "ppvi" / "derive" / "render.py",
+                    copy / "ppvi" / "grammar" / "ppvi.lark"):
+        with open(changed, "a") as fh:
+            fh.write("\n// one more line\n" if changed.suffix == ".lark" else "\n# one more line\n")
+        now = run()
+        assert now["key"] not in seen and not now["warm"] and not now["stale"], changed.name
+        seen.add(now["key"])
+
+
+def test_the_fingerprint_holds_a_grammar_kept_outside_the_package(tmp_path, monkeypatch):
+    """A development install finds ppvi.grammar at the top of the source tree (grammar/), outside the package:
+    its text is part of the digest all the same."""
+    import importlib.machinery
+    import importlib.util
+
+    from ppvi import cachefiles
+
+    (tmp_path / "ppvi.lark").write_text("start: NAME\n")
+    spec = importlib.machinery.ModuleSpec("ppvi.grammar", None, is_package=True)
+    spec.submodule_search_locations = [str(tmp_path)]
+    find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: spec if name == "ppvi.grammar" else find(name, *a))
+    digests = []
+    for text in ("start: NAME\n", "start: NAME NAME\n"):
+        (tmp_path / "ppvi.lark").write_text(text)
+        cachefiles.ppvi_fingerprint.cache_clear()
+        digests.append(cachefiles.ppvi_fingerprint())
+    cachefiles.ppvi_fingerprint.cache_clear()
+    assert digests[0] != digests[1]

@@ -59,6 +59,7 @@ NONCONJUGATE = {
     "square_of_latent": ("m", "m**4"),
     "laplace_prior": ("m", "Abs"),
     "poisson_latent": ("c", "no q family"),
+    "same_latent_twice": ("P", "separate latents"),
 }
 
 

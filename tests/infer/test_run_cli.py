@@ -145,3 +145,20 @@ def test_blas_runs_on_one_thread_during_a_fit_and_as_before_after_it():
     assert during and set(during) == {1}
     after = blas_threads()
     assert {path: after[path] for path in before} == before
+
+
+def test_an_interrupt_in_a_later_restart_is_reported():
+    """Ctrl-C during the third start: the fit is interrupted (not all starts ran), and keeps the best q so far.
+
+    (On a fast machine the first start had converged before the signal came, and `ppvi run` exited 0.)"""
+    starts = []
+
+    def on_iteration(it, elbo, change):
+        if it == 1:
+            starts.append(elbo)
+        if len(starts) == 3:
+            raise KeyboardInterrupt
+
+    result = ppvi.load(str(MODELS / "gmm_1d.ppvi")).fit(restarts=5, max_iter=30, on_iteration=on_iteration)
+    assert result.fit.interrupted and result.fit.restart in (0, 1)
+    assert result.elbo == max(result.fit.elbo, *result.fit.trace)

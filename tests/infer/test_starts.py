@@ -27,10 +27,10 @@ def write(tmp_path, text, name="m.ppvi"):
 def program_for(path, data, dims=None):
     """A bound Program of the model at path (its kernels compiled or read from the cache)."""
     from ppvi.codegen.cache import fixed_sizes, load
-    from ppvi.io.data import bind
+    from ppvi.io.data import bind, source_of
 
     m = ppvi.load(path).checked
-    bound = bind(m, {k: np.asarray(v) for k, v in data.items()}, "<data>", dims)
+    bound = bind(m, source_of(data, m), dims)
     module, _ = load(m, fixed=fixed_sizes(m, bound.sizes))
     return Program.build(m, module, bound)
 
@@ -214,20 +214,6 @@ def test_factor_analysis_recovers_its_loading_and_noise(tmp_path):
     assert r.q["psi"]["rate"] / (r.q["psi"]["shape"] - 1) == pytest.approx(noise, rel=0.15)
 
 
-def fit_without_jit(path, data, var, monkeypatch, **kw):
-    """The workaround while a local latent whose elements read each other is miscompiled (issue 14 item 1,
-    fixed elsewhere): the kernels of var's q run as plain Python."""
-    from ppvi.codegen.cache import fixed_sizes, load
-    from ppvi.io.data import bind
-
-    m = ppvi.load(path)
-    module, _ = load(m.checked, fixed=fixed_sizes(m.checked, bind(m.checked, data, "<data>", None).sizes))
-    info = module.PLAN["latents"][var]
-    for name in [info["kernel"]] + [info[k]["kernel"] for k in ("local_step", "damped") if k in info]:
-        monkeypatch.setattr(module, name, getattr(module, name).py_func)
-    return m.fit(data, **kw)
-
-
 PCA = """
 dim N, D
 dim K = 2
@@ -241,22 +227,22 @@ for n in N:
 """
 
 
-def test_probabilistic_pca_by_em_spans_the_principal_subspace(tmp_path, monkeypatch):
+def test_probabilistic_pca_by_em_spans_the_principal_subspace(tmp_path):
     """Tipping & Bishop (1999): the ML W spans the top-K eigenvectors of S = YᵀY/N and 1/τ is the mean of
-    the other eigenvalues.  (Local kernels without the JIT: issue 14 item 1.)"""
+    the other eigenvalues."""
     rng = np.random.default_rng(5)
     N, D = 300, 5
     B = rng.normal(size=(D, 2)) * 2
     y = rng.normal(size=(N, 2)) @ B.T + 0.5 * rng.normal(size=(N, D))
     text = PCA.format(decl="param W[D, K]\nparam tau : positive")
-    r = fit_without_jit(write(tmp_path, text), {"y": y}, "z", monkeypatch, tol=1e-13, max_iter=5000)
+    r = ppvi.load(write(tmp_path, text)).fit({"y": y}, tol=1e-13, max_iter=5000)
     vals, vecs = np.linalg.eigh(y.T @ y / N)
     assert subspace_angles(r.params["W"], vecs[:, -2:]).max() < 1e-4
     assert 1 / float(r.params["tau"]) == pytest.approx(vals[:-2].mean(), rel=1e-4)
     assert subspace_angles(r.params["W"], B).max() < 0.15
 
 
-def test_bayesian_factor_analysis_leaves_zero_loadings(tmp_path, monkeypatch):
+def test_bayesian_factor_analysis_leaves_zero_loadings(tmp_path):
     """W a latent too (global, multiplied by z): before, W = z = 0 for ever; now the planted plane and the
     noise.  (A named scalar precision is refused until issue 14 item 2 is fixed: ψ per dimension here.)"""
     from sklearn.decomposition import FactorAnalysis
@@ -267,7 +253,7 @@ def test_bayesian_factor_analysis_leaves_zero_loadings(tmp_path, monkeypatch):
     y = rng.normal(size=(N, 2)) @ B.T + 0.5 * rng.normal(size=(N, D))
     decl = "for d in D:\n    psi[d] ~ Gamma(1, 1)\n    for k in K:\n        W[d, k] ~ Normal(0, 10)"
     text = PCA.format(decl=decl).replace("precision = tau", "precision = psi[d]")
-    r = fit_without_jit(write(tmp_path, text), {"y": y}, "z", monkeypatch, tol=1e-8, max_iter=3000)
+    r = ppvi.load(write(tmp_path, text)).fit({"y": y}, tol=1e-8, max_iter=3000)
     assert subspace_angles(r.q["W"]["mean"], B).max() < 0.05
     noise = r.q["psi"]["rate"] / (r.q["psi"]["shape"] - 1)
     assert noise == pytest.approx(FactorAnalysis(2, tol=1e-12, max_iter=10 ** 5).fit(y).noise_variance_, rel=0.15)

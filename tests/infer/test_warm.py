@@ -49,10 +49,9 @@ def test_the_start_sets_every_moment_and_entropy_as_the_fit_left_them(name, conv
 
 
 def _bound(model, program):
-    from ppvi.io.data import bind, default_data_path, read
+    from ppvi.io.data import bind, source_of
 
-    m = model.checked
-    return bind(m, read(default_data_path(m.path), m), "<data>", None)
+    return bind(model.checked, source_of(None, model.checked))
 
 
 @pytest.mark.parametrize("name, via", [("gmm", "result"), ("gmm", "json"), ("gmm", "npz"), ("gmm", "dict"),

@@ -1,0 +1,159 @@
+"""Helpers of the codegen tests: a model bound to data without a fit, the kernels of its plan, and the test
+models that are not in models/ (each with data drawn here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ppvi.codegen.cache import fixed_sizes, load as load_module
+from ppvi.infer.program import Program
+from ppvi.io.data import bind, default_data_path, read
+from ppvi.language import load, loads
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+
+# Factor models (issue 14, item 1): a local latent X[n, m] read through a product with a loading.
+FA_KNOWN_W = """
+dim N, D
+dim K = 2
+data W[D, K]
+data y[N, D]
+tau ~ Gamma(1, 1)
+for n in N:
+    for k in K:
+        X[n, k] ~ Normal(0, 1)
+    for d in D:
+        y[n, d] ~ Normal(sum(k in K: W[d, k] * X[n, k]), precision = tau)
+"""
+
+PPCA_EM = """
+dim N, D
+dim M = 2
+param W[D, M]
+param tau : positive
+data y[N, D]
+for n in N:
+    for m in M:
+        X[n, m] ~ Normal(0, 1)
+    for d in D:
+        y[n, d] ~ Normal(sum(m in M: W[d, m] * X[n, m]), precision = tau)
+"""
+
+# Fully Bayesian factor analysis: loadings, noise precisions and factors all latent.
+FA_BAYES = """
+dim N, D
+dim M = 2
+data y[N, D]
+for d in D:
+    psi[d] ~ Gamma(1, 1)
+    for m in M:
+        W[d, m] ~ Normal(0, 1)
+for n in N:
+    for m in M:
+        X[n, m] ~ Normal(0, 1)
+    for d in D:
+        y[n, d] ~ Normal(sum(m in M: W[d, m] * X[n, m]), precision = psi[d])
+"""
+
+
+# Probabilistic matrix factorisation in long format (ratings r[t] of item[t] by user[t]), the noise precision
+# known (a named τ is refused by derive today): products of two globals read at data-valued indices.
+PMF = """
+dim R, U, I
+dim K = 3
+data user[R] : index(U)
+data item[R] : index(I)
+data r[R]
+for u in U:
+    for k in K:
+        P[u, k] ~ Normal(0, 1)
+for i in I:
+    for k in K:
+        Q[i, k] ~ Normal(0, 1)
+for t in R:
+    r[t] ~ Normal(sum(k in K: P[user[t], k] * Q[item[t], k]), precision = 2.0)
+"""
+
+
+def pmf_data(users: int = 30, items: int = 20, ratings: int = 300, k: int = 3, seed: int = 0) -> dict:
+    """Ratings of random (user, item) pairs from planted factors, noise sd ½ (precision 4)."""
+    rng = np.random.default_rng(seed)
+    p, q = rng.normal(size=(users, k)), rng.normal(size=(items, k))
+    user, item = rng.integers(users, size=ratings), rng.integers(items, size=ratings)
+    user[:users], item[:items] = np.arange(users), np.arange(items)        # every one rated at least once
+    return {"user": user, "item": item, "r": (p[user] * q[item]).sum(1) + 0.5 * rng.normal(size=ratings)}
+
+
+def factor_data(n: int = 400, d: int = 5, m: int = 2, noise: float = 0.3, seed: int = 0) -> dict:
+    """y = X Wᵀ + noise with planted loadings of distinct column norms (a well-separated subspace)."""
+    rng = np.random.default_rng(seed)
+    w = rng.normal(size=(d, m)) * np.array([3.0, 1.5][:m] + [1.0] * max(0, m - 2))
+    y = rng.normal(size=(n, m)) @ w.T + noise * rng.normal(size=(n, d))
+    return {"W": w, "y": y - y.mean(0)}
+
+
+INLINE = {
+    "fa_known_w": (FA_KNOWN_W, lambda: factor_data()),
+    "ppca_em": (PPCA_EM, lambda: {"y": factor_data()["y"]}),
+    "fa_bayes": (FA_BAYES, lambda: {"y": factor_data()["y"]}),
+    "pmf": (PMF, pmf_data),
+}
+
+
+def checked(name: str):
+    """A model of models/ by stem, or an inline test model by name."""
+    if name in INLINE:
+        return loads(INLINE[name][0], f"<{name}>")
+    return load(str(MODELS / f"{name}.ppvi"))
+
+
+def data_of(name: str) -> dict | str:
+    if name in INLINE:
+        return INLINE[name][1]()
+    return default_data_path(str(MODELS / f"{name}.ppvi"))
+
+
+def all_models() -> list[str]:
+    return sorted(p.stem for p in MODELS.glob("*.ppvi")) + list(INLINE)
+
+
+def program(model, data=None, dims=None, seed: int = 0, e_step: bool = False) -> Program:
+    """``model`` (a name for :func:`checked`, or a checked model) bound to data, its state initialised as a
+    fit starts; without ``e_step`` the first E-step a fit may begin with is not run, so nothing compiles."""
+    m = checked(model) if isinstance(model, str) else model
+    if data is None and isinstance(model, str):
+        data = data_of(model)
+    raw = read(data, m) if isinstance(data, str) else {k: np.asarray(v) for k, v in data.items()}
+    bound = bind(m, raw, data if isinstance(data, str) else "<data>", dims)
+    module, _ = load_module(m, fixed=fixed_sizes(m, bound.sizes))
+    p = Program.build(m, module, bound)
+    if not e_step:
+        p.update = lambda *a, **k: None         # (an instance attribute: initialise's E-step does nothing)
+    p.initialise(np.random.default_rng(seed))
+    if not e_step:
+        del p.update
+    return p
+
+
+def kernels(plan: dict) -> list[tuple[str, dict]]:
+    """(label, {"kernel", "args"}) of every kernel a plan names."""
+    out = []
+    for var, info in plan["latents"].items():
+        out.append((f"update {var}", info))
+        for extra in ("damped", "local_step"):
+            if extra in info:
+                out.append((f"{extra} {var}", info[extra]))
+    for var, info in plan["points"].items():
+        out.append((f"update {var}", info))
+        if "local_step" in info:
+            out.append((f"local_step {var}", info["local_step"]))
+    out.append(("elbo", plan["elbo"]))
+    if "fast" in plan["elbo"]:
+        out.append(("elbo fast", plan["elbo"]["fast"]))
+    if plan.get("stats"):
+        out.append(("statistics", plan["stats"]))
+    if plan.get("block"):
+        out.append(("block", plan["block"]))
+    return out
