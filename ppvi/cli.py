@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import functools
 import gc
 import os
 import sys
@@ -181,7 +182,7 @@ def _cmd_run(args) -> int:
     with interrupts.installed():
         with warnings.catch_warnings():
             warnings.simplefilter("always", PPVIWarning)
-            warnings.showwarning = _show_warning
+            warnings.showwarning = functools.partial(_show_warning, progress=progress)
             result = model.fit(data, dims=dims, seed=args.seed, max_iter=args.max_iter, tol=args.tol,
                                restarts=args.restarts, on_iteration=progress, damping=args.damping,
                                init=args.init)
@@ -198,8 +199,11 @@ def _cmd_run(args) -> int:
     return EXIT_OK
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Warnings during a run: ppvi's as their diagnostic (``FILE: note: …``), others as Python shows them."""
+def _show_warning(message, category, filename, lineno, file=None, line=None, progress=None) -> None:
+    """Warnings during a run: ppvi's as their diagnostic (``FILE: note: …``), others as Python shows them;
+    on a line of their own, after the progress line (a fit's warnings come at its end)."""
+    if progress is not None:
+        progress.close()
     if isinstance(message, PPVIWarning):
         print(message.diagnostic.format(), file=sys.stderr)
     else:
@@ -215,6 +219,7 @@ class _Progress:
         self.time = time.perf_counter
         self.start = self.time()
         self.last = 0.0
+        self.open = False
 
     def __call__(self, it: int, elbo: float, change: float) -> None:
         now = self.time()
@@ -224,9 +229,13 @@ class _Progress:
         rate = it / max(now - self.start, 1e-9)
         sys.stderr.write(f"\r  iter {it:6d}  ELBO {elbo:.10g}  change {change:+.3e}  {rate:,.0f} it/s   ")
         sys.stderr.flush()
+        self.open = True
 
     def close(self) -> None:
-        sys.stderr.write("\n")
+        """End the progress line (once: a warning may have ended it already)."""
+        if self.open:
+            sys.stderr.write("\n")
+            self.open = False
 
 
 def main(argv: Sequence[str] | None = None, *, collector_paused: bool = False) -> int:

@@ -10,6 +10,7 @@ domain is the user's mistake, reported naming the variable.
 from __future__ import annotations
 
 import os
+import reprlib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -34,15 +35,18 @@ class Start:
     @classmethod
     def of(cls, init: Any) -> "Start":
         """From a :class:`ppvi.api.Result`, the path of a result file (.json, .npz) or the dict layout of one."""
-        if isinstance(init, (str, os.PathLike)):
+        from ppvi.api import Result
+
+        if isinstance(init, (str, os.PathLike)) and isinstance(os.fspath(init), str) and os.fspath(init):
             source, layout = os.fspath(init), read(os.fspath(init))
-        elif hasattr(init, "to_dict"):
+        elif isinstance(init, Result):
             source, layout = "<result>", init.to_dict()
         elif isinstance(init, Mapping):
             source, layout = "<init>", init
         else:
-            raise PPVIError(Diagnostic(f"init is a {type(init).__name__}", "<init>",
-                                       hint="pass a Result, the path of a result file or its dict layout"))
+            raise PPVIError(Diagnostic(f"init={reprlib.repr(init)}: init is None, a Result, the path of a result file "
+                                       "or the dict layout of one", "fit",
+                                       hint="e.g. fit(init=earlier), fit(init=\"r.json\")"))
         q, params = layout.get("q", {}), layout.get("params", {})
         if not isinstance(q, Mapping) or not isinstance(params, Mapping) or not (q or params):
             raise PPVIError(Diagnostic("not a ppvi result: no `q` or `params` to start from", source,

@@ -181,39 +181,6 @@ def test_a_prior_broader_than_the_data_draws_at_the_data_scale(local_model):
 
 
 # ------------------------------------------------------------------------------ factor models
-FA1 = """
-dim N, D
-data y[N, D]
-for d in D:
-    W[d] ~ Normal(0, 1)
-    psi[d] ~ Gamma(1, 1)
-for n in N:
-    z[n] ~ Normal(0, 1)
-    for d in D:
-        y[n, d] ~ Normal(W[d] * z[n], precision = psi[d])
-"""
-
-
-def test_factor_analysis_recovers_its_loading_and_noise(tmp_path):
-    """Before: every mean started at 0, a stationary point of W·z: "converged" with W = 0.  The fit must find
-    the planted loading (angle ~ 0) and match maximum likelihood FA (scikit-learn) on the same data."""
-    from sklearn.decomposition import FactorAnalysis
-
-    rng = np.random.default_rng(11)
-    N, D = 2000, 6
-    w = rng.normal(size=D) * 2
-    noise = rng.uniform(0.5, 2, size=D)
-    y = np.outer(rng.normal(size=N), w) + rng.normal(size=(N, D)) * np.sqrt(noise)
-    r = ppvi.load(write(tmp_path, FA1)).fit({"y": y - y.mean(0)}, tol=1e-10)
-    W = r.q["W"]["mean"]
-    assert np.linalg.norm(W) > 1 and not r.warnings
-    assert subspace_angles(W[:, None], w[:, None])[0] < 0.05
-    ml = FactorAnalysis(1, tol=1e-10, max_iter=10000).fit(y)
-    assert subspace_angles(W[:, None], ml.components_.T)[0] < 0.01
-    assert r.q["psi"]["rate"] / (r.q["psi"]["shape"] - 1) == pytest.approx(ml.noise_variance_, rel=0.05)
-    assert r.q["psi"]["rate"] / (r.q["psi"]["shape"] - 1) == pytest.approx(noise, rel=0.15)
-
-
 PCA = """
 dim N, D
 dim K = 2
@@ -242,18 +209,25 @@ def test_probabilistic_pca_by_em_spans_the_principal_subspace(tmp_path):
     assert subspace_angles(r.params["W"], B).max() < 0.15
 
 
-def test_bayesian_factor_analysis_leaves_zero_loadings(tmp_path):
-    """W a latent too (global, multiplied by z): before, W = z = 0 for ever; now the planted plane and the
-    noise.  (A named scalar precision is refused until issue 14 item 2 is fixed: ψ per dimension here.)"""
+BAYESIAN_FA = PCA.format(decl="for d in D:\n    psi[d] ~ Gamma(1, 1)\n    for k in K:\n        W[d, k] ~ Normal(0, 10)"
+                         ).replace("precision = tau", "precision = psi[d]")
+
+
+@pytest.fixture(scope="module")
+def bayesian_fa(tmp_path_factory):
+    return write(tmp_path_factory.mktemp("bfa"), BAYESIAN_FA)
+
+
+def test_bayesian_factor_analysis_leaves_zero_loadings(bayesian_fa):
+    """W a latent too (global, multiplied by z): before, W = z = 0 for ever ("converged", exit 0); now the
+    planted plane, and the noise of maximum-likelihood FA (scikit-learn) on the same data."""
     from sklearn.decomposition import FactorAnalysis
 
     rng = np.random.default_rng(8)
     N, D = 300, 5
     B = rng.normal(size=(D, 2)) * 1.5
     y = rng.normal(size=(N, 2)) @ B.T + 0.5 * rng.normal(size=(N, D))
-    decl = "for d in D:\n    psi[d] ~ Gamma(1, 1)\n    for k in K:\n        W[d, k] ~ Normal(0, 10)"
-    text = PCA.format(decl=decl).replace("precision = tau", "precision = psi[d]")
-    r = ppvi.load(write(tmp_path, text)).fit({"y": y}, tol=1e-8, max_iter=3000)
+    r = ppvi.load(bayesian_fa).fit({"y": y}, tol=1e-8, max_iter=3000)
     assert subspace_angles(r.q["W"]["mean"], B).max() < 0.05
     noise = r.q["psi"]["rate"] / (r.q["psi"]["shape"] - 1)
     assert noise == pytest.approx(FactorAnalysis(2, tol=1e-12, max_iter=10 ** 5).fit(y).noise_variance_, rel=0.15)
@@ -311,11 +285,12 @@ def test_component_means_start_at_kmeanspp_centres_then_an_e_step(tied, iris):
 def test_kmeanspp_puts_one_centre_in_each_of_three_far_apart_blobs():
     """D² weighting: once a blob has a centre, its points are (10/0.1)² = 10⁴ times less likely than another's."""
     rng = np.random.default_rng(2)
-    x = np.concatenate([rng.normal(size=(1000, 2)) * 0.1 + m for m in ([0, 0], [10, 0], [0, 10])])
+    means = np.array([[0, 0], [10, 0], [0, 10]])
+    x = np.concatenate([rng.normal(size=(1000, 2)) * 0.1 + m for m in means])
     for seed in range(20):
         c = kmeanspp(x, 3, np.random.default_rng(seed))
         assert all(np.any(np.all(x == ci, axis=1)) for ci in c)
-        assert sorted(int(np.argmin([np.sum((ci - m) ** 2) for m in ([0, 0], [10, 0], [0, 10])])) for ci in c) == [0, 1, 2]
+        assert sorted(int(np.argmin(np.sum((ci - means) ** 2, axis=1))) for ci in c) == [0, 1, 2]
 
 
 def test_a_tied_precision_mixture_finds_the_iris_species_from_most_single_starts(tied, iris):
@@ -343,51 +318,69 @@ def _bars(rng, n=500, side=4, p=0.25, intensity=5.0, noise=1.0):
 BSC8 = (MODELS / "binary_sparse_coding.ppvi").read_text().replace("dim M = 10", "dim M = 8")
 
 
-def test_binary_sparse_coding_finds_all_eight_bars(tmp_path):
+@pytest.fixture(scope="module")
+def bsc8(tmp_path_factory):
+    return write(tmp_path_factory.mktemp("bsc"), BSC8)
+
+
+def test_binary_sparse_coding_finds_all_eight_bars(bsc8):
     """Issue 14 item 9: 8 bars of intensity 5 on 4×4 images, noise sd 1, 500 images.  Atoms started at raw
     data rows (each a sum of about two bars at full intensity, with four units on per image under the
     start's prior) stayed sums of bars: 6–7 bars even with 100 restarts.  Started at rows scaled to the
     model's expected power, the best of 20 restarts finds all 8."""
     v, B = _bars(np.random.default_rng(2026))
-    r = ppvi.load(write(tmp_path, BSC8)).fit({"v": v}, restarts=20, max_iter=1000)
+    r = ppvi.load(bsc8).fit({"v": v}, restarts=20, max_iter=1000)
     c = np.corrcoef(np.hstack([B.T, r.params["W"]]).T)[:8, 8:]
     rows, cols = linear_sum_assignment(-c)
     assert np.all(c[rows, cols] > 0.9), np.round(c[rows, cols], 2)
 
 
-def test_atoms_start_at_data_rows_scaled_to_the_expected_power(tmp_path):
+def test_atoms_start_at_data_rows_scaled_to_the_expected_power(bsc8):
     """W's columns: data rows / √(Σ_i E[h_i²]), with E[h_i²] = σ(b_i) for b's start."""
     v, _ = _bars(np.random.default_rng(1), n=50)
-    p = program_for(write(tmp_path, DICTIONARY), {"v": v})
+    p = program_for(bsc8, {"v": v})
     p.initialise(np.random.default_rng(4))
     b = p.state["v_b"]
-    W = p.state["v_A"]
+    W = p.state["v_W"]
     power = np.sum(1 / (1 + np.exp(-b)))
     for col in W.T * np.sqrt(power):
         assert np.any(np.all(np.abs(v - col) < 1e-12, axis=1))
 
 
 # ------------------------------------------------------------------------------ warnings
-def test_a_fit_that_ends_with_all_loadings_zero_warns(tmp_path, capsys):
+def test_a_fit_that_ends_with_all_loadings_zero_warns(bayesian_fa, tmp_path, capsys):
     """Started (by --init) at W = 0, z = 0, coordinate ascent stays there: the fit says so."""
     import json
 
     rng = np.random.default_rng(2)
-    y = np.outer(rng.normal(size=40), [1.0, -2.0, 0.5]) + 0.3 * rng.normal(size=(40, 3))
-    path = write(tmp_path, FA1, "fa1.ppvi")
-    np.savez(tmp_path / "fa1.npz", y=y)
-    zero = {"q": {"W": {"family": "Normal", "mean": [0.0] * 3, "sd": [1.0] * 3},
-                  "z": {"family": "Normal", "mean": [0.0] * 40, "sd": [1.0] * 40}}}
+    y = rng.normal(size=(40, 2)) @ rng.normal(size=(2, 5)) + 0.3 * rng.normal(size=(40, 5))
+    np.savez(tmp_path / "y.npz", y=y)
+    zero = {"q": {"W": {"family": "Normal", "mean": np.zeros((5, 2)).tolist(), "sd": np.ones((5, 2)).tolist()},
+                  "z": {"family": "Normal", "mean": np.zeros((40, 2)).tolist(), "sd": np.ones((40, 2)).tolist()}}}
     (tmp_path / "zero.json").write_text(json.dumps(zero))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        r = ppvi.load(path).fit(init=str(tmp_path / "zero.json"))
+        r = ppvi.load(bayesian_fa).fit(str(tmp_path / "y.npz"), init=str(tmp_path / "zero.json"))
     assert np.all(r.q["W"]["mean"] == 0)
     assert any("`W` is 0" in w for w in r.warnings) and any("`z` is 0" in w for w in r.warnings)
     assert any(issubclass(w.category, PPVIWarning) for w in caught)
-    code, _, err = run_cli(["run", path, "--init", tmp_path / "zero.json", "--quiet"], capsys)
+    code, _, err = run_cli(["run", bayesian_fa, "--data", tmp_path / "y.npz", "--init", tmp_path / "zero.json",
+                            "--quiet"], capsys)
     assert code == 0
-    assert f"{path}: warning: every entry of the mean of latent `W` is 0" in err
+    assert f"{bayesian_fa}: warning: every entry of the mean of latent `W` is 0" in err
+
+
+def test_a_warning_at_the_end_of_a_fit_ends_the_progress_line_first(capsys):
+    from ppvi.cli import _Progress, _show_warning
+    from ppvi.errors import Diagnostic
+
+    progress = _Progress()
+    progress(1, -10.0, 0.5)
+    w = PPVIWarning(Diagnostic("every entry of param `W` is 0", "m.ppvi", severity="warning"))
+    _show_warning(w, PPVIWarning, "api.py", 1, progress=progress)
+    progress.close()
+    err = capsys.readouterr().err
+    assert err.startswith("\r  iter      1  ELBO -10") and err.endswith("it/s   \nm.ppvi: warning: every entry of param `W` is 0\n")
 
 
 def test_one_component_holding_every_point_warns_only_when_restarts_disagree():

@@ -155,10 +155,17 @@ def test_cli_init(gmm_1d_result, tmp_path, capsys):
     assert code == 2 and "unknown result format `.txt`" in err
     code, _, err = run_cli(["run", MODELS / "gmm_1d.ppvi", "--init", MODELS / "gmm_1d.csv"], capsys)
     assert code == 2 and "error:" in err and "Traceback" not in err
+    for name, text in (("list.json", "[1, 2]"), ("twice.json", '{"q": {}, "q": {}}'), ("bad.json", '{"q": {"mu": 1,}}'),
+                       ("bad.npz", "not a zip")):
+        (tmp_path / name).write_text(text)
+        code, _, err = run_cli(["run", MODELS / "gmm_1d.ppvi", "--init", tmp_path / name], capsys)
+        assert code == 2 and err.startswith(f"{tmp_path / name}") and "cannot read the result" in err, err
 
 
-def test_init_of_another_type_is_a_user_error():
-    assert "init is a int" in _error(lambda: ppvi.load(str(MODELS / "gmm_1d.ppvi")).fit(init=42))
+@pytest.mark.parametrize("init", [42, "", b"r.json", [1.0]])
+def test_init_of_another_type_is_a_user_error(init):
+    msg = _error(lambda: ppvi.load(str(MODELS / "gmm_1d.ppvi")).fit(init=init))
+    assert msg.startswith(f"fit: error: init={init!r}: init is None, a Result, the path of a result file")
 
 
 # ------------------------------------------------------------------------------------- tol = 0
