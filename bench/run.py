@@ -4,6 +4,7 @@
     python bench/run.py            # the full table (N up to 10^6; minutes)
     python bench/run.py --quick    # small sizes (a minute or two)
     python bench/run.py --rest 0   # without the 15 s of idle before each case
+    python bench/run.py --cases fa,pmf   # some of the cases (gmm, lda, em, sparse, dictionary, fa, pmf, startup)
 
 Each case runs in its own process (so peak memory is that case's alone) and
 with the same data, the same number of iterations and — where the peer lets
@@ -42,7 +43,14 @@ def _gmm_data(n: int, d: int, k: int, seed: int = 0):
 
 
 def _model(stem: str, replace: dict[str, str]) -> str:
-    text = (ROOT / "models" / f"{stem}.ppvi").read_text()
+    return _model_file(ROOT / "models" / f"{stem}.ppvi", replace)
+
+
+def _model_file(source: Path, replace: dict[str, str]) -> str:
+    """A copy of a model with ``replace``'s substitutions (a dim's size), in a temporary file."""
+    text = source.read_text()
+    for a in replace:
+        assert a in text, a
     for a, b in replace.items():
         text = text.replace(a, b)
     fd, path = tempfile.mkstemp(suffix=".ppvi")
@@ -68,16 +76,20 @@ def _status_mb(field: str) -> float:
     return float("nan")
 
 
-def _ppvi_fit(path: str, data: dict, iters: int) -> tuple[float, float, dict]:
+def _ppvi_fit(path: str, data: dict, iters: int, small=None, dims: dict | None = None) -> tuple[float, float, dict]:
     """Seconds per iteration, the ELBO, and memory: the fit's own peak above what the process held before
-    it (the data already loaded, the runtime), against the data and q it works on."""
+    it (the data already loaded, the runtime), against the data and q it works on.  ``small`` cuts a data
+    array for the warm-up fit that compiles (or loads) the kernels."""
     import gc
 
     import ppvi
 
     m = ppvi.load(path)
-    small = {k: v[: min(len(v), 200)] if k in ("x", "v") else v for k, v in data.items()}
-    m.fit(small, max_iter=2)                            # compile or load the kernels
+    if small is None:
+        small = {k: v[: min(len(v), 200)] if k in ("x", "v") else v for k, v in data.items()}
+    else:
+        small = {k: small(v) for k, v in data.items()}
+    m.fit(small, max_iter=2, dims=dims)                 # compile or load the kernels
     gc.collect()
     before = _status_mb("VmRSS")
     try:
@@ -85,7 +97,7 @@ def _ppvi_fit(path: str, data: dict, iters: int) -> tuple[float, float, dict]:
             fh.write("5")
     except OSError:
         pass
-    r = m.fit(data, max_iter=iters, tol=1e-300)
+    r = m.fit(data, max_iter=iters, tol=1e-300, dims=dims)
     peak = _status_mb("VmHWM")
     arrays = {id(a): a for a in r.fit.program.state.values() if isinstance(a, np.ndarray)}
     data_mb = sum(a.nbytes for k, a in r.fit.program.state.items() if k.startswith("v_") and k[2:] in data) / 2**20
@@ -262,7 +274,45 @@ def case_dictionary(tool: str, n: int, iters: int) -> dict:
     return {"per_iter": el / max(dl.n_iter_, 1), "objective": float("nan")}
 
 
-CASES = {"gmm": case_gmm, "lda": case_lda, "em": case_em, "sparse": case_sparse, "dictionary": case_dictionary}
+def case_fa(tool: str, n: int, d: int, k: int, iters: int) -> dict:
+    """Factor analysis by EM (issue 14): ppvi's variational EM (q(z) exact) against scikit-learn's
+    FactorAnalysis, the same iterations from their own starts; objectives are log-likelihoods."""
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(d, k))
+    x = rng.normal(size=(n, k)) @ W.T + rng.normal(size=(n, d)) / np.sqrt(rng.uniform(1, 4, size=d))
+    if tool == "ppvi":
+        path = _model_file(ROOT / "tests" / "corpus" / "models" / "factor_analysis.ppvi",
+                           {"dim M = 3": f"dim M = {k}"})
+        per, obj, mem = _ppvi_fit(path, {"x": x}, iters)
+        return {"per_iter": per, "objective": obj, **mem}
+    if tool == "sklearn":
+        from sklearn.decomposition import FactorAnalysis
+
+        fa = FactorAnalysis(n_components=k, tol=0.0, max_iter=iters, svd_method="randomized", random_state=0)
+        el = _quiet_seconds(lambda: fa.fit(x))
+        return {"per_iter": el / fa.n_iter_, "objective": float(fa.score(x) * n)}
+    raise KeyError(tool)
+
+
+def case_pmf(tool: str, ratings: int, users: int, items: int, k: int, iters: int) -> dict:
+    """Bayesian PMF in long format (models/bpmf.ppvi, K features), ratings at distinct random cells:
+    seconds per sweep and the fit's peak memory against data + q (issue 14: under 1 s, at most 2×)."""
+    if tool != "ppvi":
+        raise KeyError(tool)
+    rng = np.random.default_rng(0)
+    cells = rng.choice(users * items, size=ratings, replace=False)
+    P, Q = rng.normal(size=(users, k)), rng.normal(size=(items, k))
+    user, item = cells // items, cells % items
+    rating = np.einsum("rk,rk->r", P[user], Q[item]) / np.sqrt(k) + rng.normal(scale=0.5, size=ratings)
+    path = _model("bpmf", {"dim K = 3": f"dim K = {k}"})
+    data = {"user": user, "item": item, "rating": rating}
+    per, obj, mem = _ppvi_fit(path, data, iters, small=lambda v: v[:1000], dims={"U": users, "I": items})
+    return {"per_iter": per, "objective": obj, **mem}
+
+
+GROUPS = ("gmm", "lda", "em", "sparse", "dictionary", "fa", "pmf", "startup")
+CASES = {"gmm": case_gmm, "lda": case_lda, "em": case_em, "sparse": case_sparse, "dictionary": case_dictionary,
+         "fa": case_fa, "pmf": case_pmf}
 
 
 def _child(spec: str) -> None:
@@ -315,14 +365,21 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--child")
     ap.add_argument("--rest", type=float, default=15.0, help="seconds of idle before each case")
+    ap.add_argument("--cases", default=",".join(GROUPS),
+                    help=f"which cases, comma-separated (default all: {','.join(GROUPS)})")
     args = ap.parse_args()
     if args.child:
         _child(args.child)
         return
+    chosen = set(args.cases.split(","))
+    if not chosen <= set(GROUPS):
+        ap.error(f"--cases: unknown {', '.join(sorted(chosen - set(GROUPS)))}; known: {', '.join(GROUPS)}")
     q = args.quick
     rows = []
+    pmf = None
+    lda = lda_peer = reach = None
     sizes = [10_000, 100_000] if q else [10_000, 100_000, 1_000_000]
-    for d in (1, 2, 10):
+    for d in (1, 2, 10) if "gmm" in chosen else ():
         for n in sizes:
             base = _run(args.rest, "gmm", "ppvi", n, d, 10)
             for peer in ("sklearn", "bayespy"):
@@ -330,26 +387,44 @@ def main() -> None:
                     continue
                 other = _run(args.rest, "gmm", peer, n, d, 10)
                 rows.append(("Bayesian GMM", f"N={n:,} D={d} K=10", peer, base, other))
-    lda_docs = 500 if q else 5000
-    vocab = 5000 if not q else 1000
-    lda = _run(args.rest, "lda", "ppvi", lda_docs, vocab, 10)
-    lda_peer = _run(args.rest, "lda", "sklearn", lda_docs, vocab, 10)
-    rows.append(("LDA (batch)", f"{lda_docs} docs K=20", "sklearn", lda, lda_peer))
-    # at equal perplexity: ppvi's time to scikit-learn's median perplexity after 10 iterations
-    reach = (_run(args.rest, "lda", "ppvi", lda_docs, vocab, 10, 3, lda_peer["perplexity"][1])
-             if lda_peer else None)
-    n_em = 100_000 if q else 1_000_000
-    rows.append(("EM mixture", f"N={n_em:,} K=3", "sklearn", _run(args.rest, "em", "ppvi", n_em, 20),
-                 _run(args.rest, "em", "sklearn", n_em, 20)))
-    sp = _run(args.rest, "sparse", "ppvi", 500, 1)
-    for peer in ("sklearn_lars", "sklearn_cd"):
-        rows.append(("sparse codes (MAP)", "500 digits, 32 atoms", peer, sp,
-                     _run(args.rest, "sparse", peer, 500, 1)))
-    rows.append(("dictionary learning", "500 digits, 32 atoms", "sklearn",
-                 _run(args.rest, "dictionary", "ppvi", 500, 20), _run(args.rest, "dictionary", "sklearn", 500, 20)))
+    if "lda" in chosen:
+        lda_docs = 500 if q else 5000
+        vocab = 5000 if not q else 1000
+        lda = _run(args.rest, "lda", "ppvi", lda_docs, vocab, 10)
+        lda_peer = _run(args.rest, "lda", "sklearn", lda_docs, vocab, 10)
+        rows.append(("LDA (batch)", f"{lda_docs} docs K=20", "sklearn", lda, lda_peer))
+        # at equal perplexity: ppvi's time to scikit-learn's median perplexity after 10 iterations
+        reach = (_run(args.rest, "lda", "ppvi", lda_docs, vocab, 10, 3, lda_peer["perplexity"][1])
+                 if lda_peer else None)
+    if "em" in chosen:
+        n_em = 100_000 if q else 1_000_000
+        rows.append(("EM mixture", f"N={n_em:,} K=3", "sklearn", _run(args.rest, "em", "ppvi", n_em, 20),
+                     _run(args.rest, "em", "sklearn", n_em, 20)))
+    if "sparse" in chosen:
+        sp = _run(args.rest, "sparse", "ppvi", 500, 1)
+        for peer in ("sklearn_lars", "sklearn_cd"):
+            rows.append(("sparse codes (MAP)", "500 digits, 32 atoms", peer, sp,
+                         _run(args.rest, "sparse", peer, 500, 1)))
+    if "dictionary" in chosen:
+        rows.append(("dictionary learning", "500 digits, 32 atoms", "sklearn",
+                     _run(args.rest, "dictionary", "ppvi", 500, 20),
+                     _run(args.rest, "dictionary", "sklearn", 500, 20)))
+    if "fa" in chosen:
+        n_fa = 100_000 if q else 1_000_000
+        rows.append(("factor analysis (EM)", f"N={n_fa:,} D=50 K=10", "sklearn",
+                     _run(args.rest, "fa", "ppvi", n_fa, 50, 10, 10), _run(args.rest, "fa", "sklearn", n_fa, 50, 10, 10)))
+    if "pmf" in chosen:
+        n_r, n_u = (100_000, 1_000) if q else (1_000_000, 10_000)
+        pmf = _run(args.rest, "pmf", "ppvi", n_r, n_u, n_u, 10, 5)
+        if pmf is not None:
+            rows.append(("Bayesian PMF", f"{n_r:,} ratings, {n_u:,} x {n_u:,}, K=10", "", pmf, None))
     lines = ["| case | size | peer | ppvi s/iter | peer s/iter | speed-up | ppvi peak MB | peer peak MB | "
              "ppvi objective | peer objective |", "|" + "---|" * 10]
     for case, size, peer, a, b in rows:
+        if a is not None and b is None and not peer:              # (no peer: ppvi's figures alone)
+            lines.append(f"| {case} | {size} | (none) | {a['per_iter']:.4g} | | | {a['peak_mb']:.0f} | | "
+                         f"{a['objective']:.6g} | |")
+            continue
         if a is None or b is None:
             lines.append(f"| {case} | {size} | {peer} | {'failed' if a is None else ''} | "
                          f"{'failed' if b is None else ''} | | | | | |")
@@ -373,14 +448,16 @@ def main() -> None:
             lines += [f"LDA at equal perplexity (scikit-learn's median, {lda_peer['perplexity'][1]:.0f}): ppvi "
                       f"{reach['seconds']:.3g} s (median of 3 starts; iterations {reach['iterations']}), "
                       f"scikit-learn {lda_peer['total']:.3g} s: {lda_peer['total'] / reach['seconds']:.2f}×."]
-    start = startup(args.rest)
-    lines += ["", f"Start-up, whole process: `ppvi run models/{start['model']}.ppvi` warm "
+    start = startup(args.rest) if "startup" in chosen else None
+    lines += [] if start is None else ["", f"Start-up, whole process: `ppvi run models/{start['model']}.ppvi` warm "
               f"{start['warm'][0]:.2f} – {start['warm'][1]:.2f} s (best – worst of 5), cold {start['cold']:.1f} s; "
               f"a process that only imports Numba {start['numba'][0]:.2f} – {start['numba'][1]:.2f} s."]
     table = "\n".join(lines)
     print(table)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "results.md").write_text(table + "\n")
+    if "gmm" not in chosen:
+        return
     try:
         import matplotlib
 

@@ -273,9 +273,6 @@ def test_beta_bernoulli_groups_exact_posterior_and_evidence():
 
 # ---------------------------------------------------------------- Wishart precision, prior from data
 
-@pytest.mark.xfail(strict=True, raises=Exception,
-                   reason="issue 14 item 6 (hyperparameters from data): `ppvi check` accepts the model, derive "
-                          "refuses 'the scale of a Wishart must be a constant' at `Lambda ~ Wishart(nu0, W0)`")
 def test_wishart_precision_is_the_exact_posterior_and_evidence():
     c = case("wishart_precision")
     require(c, "data nu0", "data W0[D, D]", "Lambda ~ Wishart(nu0, W0)",

@@ -9,7 +9,7 @@ import pytest
 from scipy import special
 
 from corpus import make_data as corpus_data
-from corpus.registry import ITEM3_MEANS, OUTER, case
+from corpus.registry import ITEM3_MEANS, case
 from corpus.support import (adjusted_rand, beta_elog, columns, data, dirichlet_elog, fit, fitted, gamma_elog,
                             gamma_mean, mvnormal_outer, normal_m2, require, softmax_rows, wishart_mean)
 
@@ -318,9 +318,6 @@ def mixreg():
                   "y[n] ~ Normal(dot(X[n], w[z[n]]), precision = tau[z[n]])", restarts=5)
 
 
-@pytest.mark.xfail(strict=True, raises=Exception,
-                   reason=f"{OUTER}. Seen: every fit stops in its first sweep with 'LinAlgError: Matrix is "
-                          "not positive definite' (q(w[k]))")
 def test_mixture_of_regressions_is_a_fixed_point(mixreg):
     _, r, d = mixreg
     X, y = d["X"], d["y"]
@@ -347,8 +344,6 @@ def test_mixture_of_regressions_is_a_fixed_point(mixreg):
     assert R == pytest.approx(softmax_rows(logits), abs=ATOL_P)
 
 
-@pytest.mark.xfail(strict=True, raises=Exception,
-                   reason=f"{OUTER}. Seen: 'LinAlgError: Matrix is not positive definite' in the first sweep")
 def test_mixture_of_regressions_recovers_the_planted_lines(mixreg):
     _, r, _ = mixreg
     truth = corpus_data.mixture_of_regressions()[1]

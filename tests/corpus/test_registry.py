@@ -1,22 +1,13 @@
 """The corpus itself: every model listed once, with its data beside it, checking, binding its data
-and deriving (the refusals marked with the issue item that fixes them)."""
+and deriving."""
 
 from __future__ import annotations
 
 import pytest
 
-from corpus.registry import CORPUS, CORPUS_MODELS, EXAMPLES, ITEM2, ITEM2_SCALED, ITEM6, REFERENCED_ELSEWHERE, Case
+from corpus.registry import CORPUS, CORPUS_MODELS, EXAMPLES, REFERENCED_ELSEWHERE, Case
 
 KINDS = {"gaussian", "conjugate", "regression", "mixture", "topic", "sparse", "factor", "hierarchical"}
-# What `derive` says today for the models it refuses (issue 14 item 2 fixes them).
-REFUSED = {
-    "bayes_pca": (ITEM2, "no conjugate q for `W`: the expected log joint is not linear in its statistics"),
-    "ppca_bayes": (ITEM2, "no conjugate q for `W`: the expected log joint is not linear in its statistics"),
-    "fa_bayes": (ITEM2, "no conjugate q for `W`: the expected log joint is not linear in its statistics"),
-    "vbmf": (ITEM2, "no conjugate q for `P`: the expected log joint is not linear in its statistics"),
-    "vlr": (ITEM2_SCALED, "the precision of a MvNormal must be a variable or a constant"),
-    "wishart_precision": (ITEM6, "the scale of a Wishart must be a constant (after `ppvi check` accepted it)"),
-}
 
 
 def test_the_corpus_lists_every_model_once():
@@ -49,12 +40,6 @@ def test_the_examples_referenced_elsewhere_are_the_original_ones():
                                     "binary_sparse_coding", "sparse_coding"}
 
 
-def test_the_refusals_are_the_known_failures():
-    by_name = {c.name: c for c in CORPUS}
-    for name, (item, _) in REFUSED.items():
-        assert by_name[name].known_failure == item
-
-
 def _id(c: Case) -> str:
     return c.name
 
@@ -71,13 +56,8 @@ def test_checks_and_binds_its_data(c: Case):
 
 def _derive_params():
     for c in CORPUS:
-        if c.name in REFERENCED_ELSEWHERE:
-            continue                                   # derived in tests/derive and tests/infer
-        marks = []
-        if c.name in REFUSED:
-            item, message = REFUSED[c.name]
-            marks.append(pytest.mark.xfail(strict=True, reason=f"{item}: derive refuses: {message}"))
-        yield pytest.param(c, marks=marks, id=c.name)
+        if c.name not in REFERENCED_ELSEWHERE:         # (those are derived in tests/derive and tests/infer)
+            yield pytest.param(c, id=c.name)
 
 
 @pytest.mark.parametrize("c", list(_derive_params()))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from corpus.make_data import examples
-from corpus.registry import ITEM2_SCALED, case
+from corpus.registry import case
 from corpus.support import data, fit, fitted, gamma_mean, mvnormal_outer, require
 
 RTOL = 1e-5
@@ -37,9 +37,6 @@ def test_blr_known_noise_is_the_exact_posterior_and_evidence():
 
 # ---------------------------------------------------------------- PRML 10.3
 
-@pytest.mark.xfail(strict=True, raises=Exception,
-                   reason=f"{ITEM2_SCALED}: derive refuses 'the precision of a MvNormal must be a variable or "
-                          "a constant' at `w ~ MvNormal(m0, precision = alpha * I)`")
 def test_vlr_is_the_prml_10_3_fixed_point():
     c = case("vlr")
     require(c, "const a0 = 1e-2", "const b0 = 1e-2", "const beta = 1.0", "alpha ~ Gamma(a0, b0)",
@@ -151,9 +148,6 @@ def test_robust_regression_ignores_the_outliers(robust):
 
 # ---------------------------------------------------------------- prior from an earlier study (data)
 
-@pytest.mark.xfail(strict=True, raises=Exception,
-                   reason="issue 14 item 6 (hyperparameters from data): the fit stops with "
-                          "'internal error: KeyError: 'P0'' (P0 a data variable used as the MvNormal's precision)")
 def test_blr_data_prior_is_the_exact_posterior_and_evidence():
     from scipy import stats
 
