@@ -174,11 +174,19 @@ def fit(program: Program, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8
     with _one_blas_thread():
         for r in range(max(1, restarts)):
             rng = np.random.default_rng([seed, r])
-            result = run_once(program, rng, max_iter, tol, on_iteration, damping, start=start if r == 0 else None)
+            try:
+                result = run_once(program, rng, max_iter, tol, on_iteration, damping,
+                                  start=start if r == 0 else None)
+                if restarts > 1:
+                    result.state = program.snapshot()     # (with one start there is nothing to go back to)
+            except KeyboardInterrupt:
+                # before a later start's first sweep (its start, k-means++ and E-step, takes time): keep the best
+                if best is None:
+                    raise
+                best.interrupted = True
+                break
             result.restart = r
             elbos.append(result.elbo)
-            if restarts > 1:
-                result.state = program.snapshot()     # (with one start there is nothing to go back to)
             if best is None or (result.elbo > best.elbo) or math.isnan(best.elbo):
                 best = result
             if result.interrupted:

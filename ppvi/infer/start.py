@@ -81,8 +81,6 @@ def _values(e: ast.Expr) -> set[str]:
             return set().union(*(_values(a) for a in args))
         case ast.PlateSum(body=body):
             return _values(body)
-        case ast.Vector(items=items):
-            return set().union(*(_values(i) for i in items))
     return set()
 
 
@@ -103,8 +101,6 @@ def _products(e: ast.Expr):
                 stack += list(args)
             case ast.PlateSum(body=body):
                 stack.append(body)
-            case ast.Vector(items=items):
-                stack += list(items)
 
 
 def analyse(model: CheckedModel) -> Structure:
@@ -286,12 +282,6 @@ def _ev(e: ast.Expr, axes: dict, lead: int, sizes, value_of) -> np.ndarray:
             inner = {k: (ax, size) for k, (ax, size) in axes.items()}
             inner[v.id] = (lead, sizes[d.id])
             return np.sum(_ev(body, inner, lead + 1, sizes, value_of), axis=lead)
-        case ast.Vector(items=items):
-            vals = [ev(i) for i in items]
-            rank = max(v.ndim for v in vals)
-            vals = [v.reshape(v.shape + (1,) * (rank - v.ndim)) for v in vals]
-            shape = np.broadcast_shapes(*(v.shape for v in vals))
-            return np.stack([np.broadcast_to(v, shape) for v in vals], axis=lead)
     raise NotEvaluable(type(e).__name__)
 
 
