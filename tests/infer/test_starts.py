@@ -198,10 +198,10 @@ def test_probabilistic_pca_by_em_spans_the_principal_subspace(tmp_path):
     B = rng.normal(size=(D, 2)) * 2
     y = rng.normal(size=(N, 2)) @ B.T + 0.5 * rng.normal(size=(N, D))
     text = PCA.format(decl="param W[D, K]\nparam tau : positive")
-    r = ppvi.load(write(tmp_path, text)).fit({"y": y}, tol=1e-13, max_iter=5000)
+    r = ppvi.load(write(tmp_path, text)).fit({"y": y}, tol=1e-10, max_iter=2000)
     vals, vecs = np.linalg.eigh(y.T @ y / N)
     assert subspace_angles(r.params["W"], vecs[:, -2:]).max() < 1e-4
-    assert 1 / float(r.params["tau"]) == pytest.approx(vals[:-2].mean(), rel=1e-4)
+    assert 1 / float(r.params["tau"]) == pytest.approx(vals[:-2].mean(), rel=1e-5)
     assert subspace_angles(r.params["W"], B).max() < 0.15
 
 
