@@ -8,7 +8,7 @@ Pipeline (each stage a subpackage, plain data between them)::
 from ppvi.errors import PPVIError, PPVIWarning
 
 __version__ = "0.1.0"
-__all__ = ["PPVIError", "PPVIWarning", "load"]
+__all__ = ["PPVIError", "PPVIWarning", "Result", "load", "load_result"]
 
 
 def load(path: str):
@@ -16,3 +16,19 @@ def load(path: str):
     from ppvi.api import load as _load
 
     return _load(path)
+
+
+def load_result(path: str):
+    """A result file (``.json`` or ``.npz``, from ``result.save`` or ``ppvi run --out``) as a
+    :class:`ppvi.result.Result` equal to the one saved."""
+    from ppvi.result import load_result as _load_result
+
+    return _load_result(path)
+
+
+def __getattr__(name: str):
+    if name == "Result":           # (imported on first use: ``import ppvi`` stays light)
+        from ppvi.result import Result
+
+        return Result
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

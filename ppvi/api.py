@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import warnings
 from dataclasses import dataclass
 from typing import Callable, Mapping
@@ -16,62 +17,7 @@ from typing import Callable, Mapping
 from ppvi.errors import Diagnostic, PPVIError, PPVIWarning, did_you_mean
 from ppvi.language import CheckedModel
 from ppvi.language import load_cached as load_model
-
-
-@dataclass
-class Result:
-    fit: "Fit"  # noqa: F821
-
-    @property
-    def elbo(self) -> float:
-        return self.fit.elbo
-
-    @property
-    def elbo_trace(self) -> list[float]:
-        return self.fit.trace
-
-    @property
-    def converged(self) -> bool:
-        return self.fit.converged
-
-    @property
-    def warnings(self) -> list[str]:
-        """What the fit warns about (a symmetric stationary point), each as ``FILE: warning: …``."""
-        return [d.format() for d in self.fit.warnings]
-
-    @property
-    def q(self) -> dict:
-        from ppvi.io.results import q_summary
-
-        return q_summary(self.fit)
-
-    @property
-    def params(self) -> dict:
-        from ppvi.io.results import params_of
-
-        return params_of(self.fit)
-
-    def to_dict(self) -> dict:
-        from ppvi.io.results import result_dict
-
-        return result_dict(self.fit)
-
-    def to_json(self) -> str:
-        import json
-
-        from ppvi.io.results import _jsonable
-
-        return json.dumps(_jsonable(self.to_dict()))
-
-    def save(self, path: str) -> None:
-        from ppvi.io.results import write
-
-        write(path, self.fit)
-
-    def summary(self) -> str:
-        from ppvi.io.results import summary_table
-
-        return summary_table(self.fit)
+from ppvi.result import Result, load_result  # noqa: F401  (re-exported: ppvi.api.Result)
 
 
 @dataclass
@@ -85,7 +31,8 @@ class Model:
     def fit(self, data: object = None, *, dims: Mapping[str, int] | None = None, seed: int = 0,
             max_iter: int = 1000, tol: float = 1e-8, restarts: int = 1,
             on_iteration: Callable[[int, float, float], None] | None = None,
-            damping: float | None = None, init: object = None, **dim_sizes: int) -> Result:
+            damping: float | None = None, progress: object = None, init: object = None,
+            **dim_sizes: int) -> Result:
         """Fit by coordinate ascent.
 
         ``data``: None (the file beside the model), a path (str or os.PathLike; .npz, .json or .csv), a dict
@@ -96,21 +43,29 @@ class Model:
         moves a step α in natural parameters (19.4.1).  ``tol`` ≥ 0 is relative to the ELBO (0: run ``max_iter``
         sweeps).  ``init``: start from an earlier result (a Result, a result file's path, or its dict layout).
 
+        ``progress``: None (default) shows a bar in a Jupyter notebook and nothing elsewhere; True a bar
+        (tqdm) anywhere; False nothing; or a display of one's own (:class:`ppvi.io.progress.Progress`).
+
         A mistake in any argument or in the data raises :class:`ppvi.PPVIError`; notes on how the data
-        were read (a dropped index column), and a fit that ends at a symmetric stationary point, are
-        :class:`ppvi.errors.PPVIWarning` warnings (the latter also in ``Result.warnings``).
+        were read (a dropped index column), and a fit that stops at ``max_iter`` before it converges (with
+        ``tol`` > 0), and a fit that ends at a symmetric stationary point, are :class:`ppvi.errors.PPVIWarning` warnings,
+        kept in ``result.warnings`` too.
         """
         from ppvi.codegen.cache import fixed_sizes, load as load_module
         from ppvi.infer.cavi import fit
         from ppvi.infer.program import Program
         from ppvi.io.data import bind, check_dims, source_of
 
+        from ppvi.io.progress import for_fit
+        from ppvi.io.results import from_fit, sweep_steps
+
         m = self.checked
         _check_options(seed=seed, max_iter=max_iter, tol=tol, restarts=restarts, damping=damping,
-                       on_iteration=on_iteration)
+                       on_iteration=on_iteration, progress=progress)
         sizes = check_dims(m, _dims(m, dims, dim_sizes), "fit", "{name}={value!r}")
         source = source_of(data, m)
-        for note in source.notes:
+        notes = list(source.notes)
+        for note in notes:
             warnings.warn(PPVIWarning(note), stacklevel=2)
         bound = bind(m, source, sizes)
         start = None
@@ -118,17 +73,85 @@ class Model:
             from ppvi.infer.warm import Start
 
             start = Start.of(init)
-        module, _ = load_module(m, fixed=fixed_sizes(m, bound.sizes))
-        program = Program.build(m, module, bound)
-        result = Result(fit(program, seed=int(seed), max_iter=int(max_iter), tol=float(tol), restarts=int(restarts),
-                            on_iteration=on_iteration, damping=None if damping is None else float(damping),
-                            start=start))
-        for d in result.fit.warnings:
+        seed, max_iter, tol, restarts = int(seed), int(max_iter), float(tol), int(restarts)
+        damping = None if damping is None else float(damping)
+        shown = for_fit(progress)
+        if shown is not None:
+            shown.start(m.name, max_iter, restarts)
+        try:
+            module, warm = load_module(m, fixed=fixed_sizes(m, bound.sizes))
+            if shown is not None and not warm:
+                shown.compiling()       # (Numba compiles the kernels at their first call, in the first sweep)
+            program = Program.build(m, module, bound)
+            done = fit(program, seed=seed, max_iter=max_iter, tol=tol, restarts=restarts, damping=damping,
+                       on_iteration=_each(on_iteration, shown), start=start)
+        finally:
+            if shown is not None:
+                shown.close()
+        if not done.converged and not done.interrupted and tol > 0 and done.iterations >= max_iter:
+            notes.append(_not_converged(m, done.trace, max_iter, tol))
+            warnings.warn(PPVIWarning(notes[-1]), stacklevel=2)
+        for d in done.warnings:         # (a symmetric stationary point: ppvi.infer.start.symmetric_points)
+            notes.append(d)
             warnings.warn(PPVIWarning(d), stacklevel=2)
-        return result
+        from_file = data is None or isinstance(data, (str, os.PathLike))
+        provenance = _provenance(m, source.label if from_file else None, bound, seed=seed, tol=tol,
+                                 max_iter=max_iter, damping=damping, restarts=restarts, sweep=sweep_steps(done))
+        observed = {v.name: bound.arrays[v.name] for v in m.of_kind("data") if v.name in bound.arrays}
+        return from_fit(done, provenance, tuple(n.format() for n in notes), observed)
 
 
-_OPTIONS = ("data", "dims", "seed", "max_iter", "tol", "restarts", "on_iteration", "damping", "init")
+_OPTIONS = ("data", "dims", "seed", "max_iter", "tol", "restarts", "on_iteration", "damping", "progress", "init")
+
+
+def _each(*callbacks):
+    """One on_iteration callback that calls each given one."""
+    given = [c for c in callbacks if c is not None]
+    if len(given) <= 1:
+        return given[0] if given else None
+
+    def call(iteration: int, elbo: float, change: float) -> None:
+        for c in given:
+            c(iteration, elbo, change)
+    return call
+
+
+def _not_converged(model: CheckedModel, trace: list[float], max_iter: int, tol: float) -> Diagnostic:
+    """The warning of a fit that ran out of iterations: how far the last sweep still moved the ELBO."""
+    moved = ""
+    if len(trace) > 1:
+        change = abs(trace[-1] - trace[-2]) / max(1.0, abs(trace[-1]))
+        moved = f": the last sweep still changed the ELBO by {change:.2g}"
+    return Diagnostic(f"stopped after max_iter = {max_iter} iterations without converging (tol = {tol:g}){moved}",
+                      model.path, hint="raise max_iter (--max-iter), or loosen tol (--tol)", severity="warning")
+
+
+def _provenance(model: CheckedModel, data_path: str | None, bound, *, seed: int, tol: float, max_iter: int,
+                damping: float | None, restarts: int, sweep: tuple[str, ...]):
+    """Where the result comes from: versions, the model and data (paths and SHA-256), the fit's options."""
+    import datetime
+    import hashlib
+    import platform
+    import sys
+
+    from ppvi import __version__
+    from ppvi.io.results import sha256_of_arrays, sha256_of_file
+    from ppvi.result import Provenance
+
+    if data_path is not None:
+        data_path = os.path.abspath(data_path)
+        data_sha = sha256_of_file(data_path)
+    else:
+        data_sha = sha256_of_arrays(bound.arrays)
+    versions = {"python": platform.python_version(),
+                **{name: sys.modules[name].__version__ for name in ("numpy", "numba") if name in sys.modules}}
+    return Provenance(
+        ppvi=__version__, model_path=os.path.abspath(model.path) if os.path.exists(model.path) else model.path,
+        model_text=model.text, model_sha256=hashlib.sha256(model.text.encode("utf-8")).hexdigest(),
+        data_path=data_path, data_sha256=data_sha, seed=seed, dims=dict(bound.sizes), tol=tol, max_iter=max_iter,
+        damping=damping, restarts=restarts, schedule="sequential" if damping is None else "parallel",
+        sweep=sweep, created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        versions=versions)
 
 
 def _dims(model: CheckedModel, dims: object, keywords: Mapping[str, object]) -> dict[str, object]:
@@ -162,7 +185,7 @@ def _real(value: object) -> bool:
 
 
 def _check_options(*, seed: object, max_iter: object, tol: object, restarts: object, damping: object,
-                   on_iteration: object) -> None:
+                   on_iteration: object, progress: object = None) -> None:
     """The checks of the command line's flags, for the API's arguments (bool is not a number here)."""
     rules = [
         ("seed", seed, _whole(seed) and seed >= 0, "a whole number ≥ 0"),
@@ -172,6 +195,9 @@ def _check_options(*, seed: object, max_iter: object, tol: object, restarts: obj
         ("damping", damping, damping is None or (_real(damping) and 0 < damping <= 1), "None or a number in (0, 1]"),
         ("on_iteration", on_iteration, on_iteration is None or callable(on_iteration),
          "None or a function f(iteration, elbo, change)"),
+        ("progress", progress, progress is None or isinstance(progress, bool) or all(
+            callable(getattr(progress, a, None)) for a in ("start", "compiling", "__call__", "close")),
+         "None (a bar in a notebook), True, False, or a ppvi.io.progress.Progress"),
     ]
     for name, value, ok, rule in rules:
         if not ok:

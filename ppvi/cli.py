@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import functools
+import contextlib
 import gc
 import os
 import sys
@@ -17,7 +17,7 @@ import warnings
 from typing import NoReturn, Sequence
 
 from ppvi import __version__
-from ppvi.errors import Diagnostic, PPVIError, PPVIWarning
+from ppvi.errors import Diagnostic, PPVIError, PPVIWarning, did_you_mean
 
 EXIT_OK, EXIT_FAULT, EXIT_USER = 0, 1, 2
 
@@ -43,8 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("derive", help="derive and print the mean-field updates and the ELBO")
     d.add_argument("model", metavar="MODEL", help="a .ppvi file")
     d.add_argument("--format", choices=["text", "latex", "json"], default="text", help="output format (default text)")
-    d.add_argument("--dump", choices=["ast", "graph", "derivation"], default="derivation",
-                   help="stop after a stage and print it: ast, graph, or the derivation (default)")
+    d.add_argument("--dump", choices=["ast", "graph", "derivation", "kernels", "statistics", "schedule"],
+                   default="derivation", help="stop after a stage and print it: ast, graph, the derivation "
+                   "(default), or the kernel IR's kernels, statistics or schedule")
+    d.add_argument("--after", metavar="PASS", default=None,
+                   help="with --dump kernels|statistics|schedule: the IR after this pass (lower: before any)")
     d.add_argument("--code", action="store_true", help="print the generated kernel source instead")
     d.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     r = sub.add_parser("run", help="fit the model to data by coordinate ascent on the ELBO")
@@ -61,6 +64,21 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--init", metavar="PATH", help="start from an earlier result (.json or .npz of `--out`)")
     r.add_argument("--quiet", action="store_true", help="no progress line and no summary")
     r.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    e = sub.add_parser("export", help="write a result's draws and q as ArviZ InferenceData (netCDF)")
+    e.add_argument("result", metavar="RESULT", help="a result file (.json or .npz) written by `ppvi run --out`")
+    e.add_argument("--draws", type=_positive_int, default=1000, help="draws from q (default 1000)")
+    e.add_argument("--seed", type=_seed, default=0, help="random seed of the draws (default 0)")
+    e.add_argument("--data", metavar="PATH", help="the data, for observed_data (default: the file the result names)")
+    e.add_argument("--out", metavar="PATH", required=True, help="the netCDF file to write (.nc)")
+    e.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    g = sub.add_parser("plot", help="draw a result: the ELBO trace, marginals of q, a mixture's data")
+    g.add_argument("result", metavar="RESULT", help="a result file (.json or .npz) written by `ppvi run --out`")
+    g.add_argument("--out", metavar="PATH", required=True, help="the picture to write (.png, .pdf or .svg)")
+    g.add_argument("--var", metavar="NAME", action="append", default=None,
+                   help="a latent or param whose marginals to draw (repeatable; default: the global latents)")
+    g.add_argument("--data", metavar="PATH",
+                   help="the data, for a mixture's points (default: the file the result names)")
+    g.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return p
 
 
@@ -142,6 +160,12 @@ def _cmd_check(args) -> int:
 
 
 def _cmd_derive(args) -> int:
+    ir = args.dump in ("kernels", "statistics", "schedule")
+    if args.after is not None and not ir:
+        raise PPVIError(Diagnostic("--after needs --dump kernels, statistics or schedule", "ppvi derive",
+                                   hint=f"e.g. ppvi derive MODEL --dump kernels --after {args.after}"))
+    if ir:
+        return _dump_ir(args)
     if args.dump != "derivation":
         return _cmd_check(args)
     from ppvi.derive import derive
@@ -159,6 +183,24 @@ def _cmd_derive(args) -> int:
     return EXIT_OK
 
 
+def _dump_ir(args) -> int:
+    """The kernel IR after a pass (codegen.passes), as text (codegen.dump)."""
+    from ppvi.codegen.passes import NAMES, run_passes
+
+    if args.after is not None and args.after not in NAMES:
+        raise PPVIError(Diagnostic(f"--after {args.after}: no such pass", "ppvi derive",
+                                   hint=did_you_mean(args.after, NAMES) or f"the passes: {', '.join(NAMES)}"))
+    from ppvi.codegen.cache import fixed_sizes
+    from ppvi.codegen.dump import dump
+    from ppvi.codegen.module import lower
+    from ppvi.derive import derive
+    from ppvi.language import load
+
+    d = derive(load(args.model))
+    sys.stdout.write(dump(run_passes(lower(d, fixed_sizes(d.model)), args.after), args.dump))
+    return EXIT_OK
+
+
 def _cmd_run(args) -> int:
     from ppvi.api import Model
     from ppvi.files import Interrupts, check_writable
@@ -172,70 +214,69 @@ def _cmd_run(args) -> int:
     blas_alone()         # (this process runs no code of the user's that could miss scipy.linalg.cython_blas)
     if args.collector_paused:
         _resume_collector()
-    data = args.data
-    progress = None
-    if not args.quiet and sys.stderr.isatty():
-        progress = _Progress()
+    from ppvi.io.progress import Bar, Lines
+
+    progress = False if args.quiet else Bar(sys.stderr) if sys.stderr.isatty() else Lines(sys.stderr)
     # SIGTERM and SIGHUP stop a fit as Ctrl-C does, keeping the current q; a signal during the write of the
     # result waits until the file is whole.
     interrupts = Interrupts()
     with interrupts.installed():
-        with warnings.catch_warnings():
-            warnings.simplefilter("always", PPVIWarning)
-            warnings.showwarning = functools.partial(_show_warning, progress=progress)
-            result = model.fit(data, dims=dims, seed=args.seed, max_iter=args.max_iter, tol=args.tol,
-                               restarts=args.restarts, on_iteration=progress, damping=args.damping,
+        with _warnings_shown():
+            result = model.fit(args.data, dims=dims, seed=args.seed, max_iter=args.max_iter, tol=args.tol,
+                               restarts=args.restarts, damping=args.damping, progress=progress,
                                init=args.init)
-        if progress is not None:
-            progress.close()
         with interrupts.deferred():
             if args.out:
                 result.save(args.out)
             if not args.quiet:
                 sys.stdout.write(result.summary())
-    if result.fit.interrupted:
+    if result.interrupted:
         print("ppvi: interrupted; the current q was kept" + (f" in {args.out}" if args.out else ""), file=sys.stderr)
         return 128 + (interrupts.received or 2)
     return EXIT_OK
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None, progress=None) -> None:
-    """Warnings during a run: ppvi's as their diagnostic (``FILE: note: …``), others as Python shows them;
-    on a line of their own, after the progress line (a fit's warnings come at its end)."""
-    if progress is not None:
-        progress.close()
+def _cmd_export(args) -> int:
+    from ppvi.io.export import arviz, check_netcdf, write_netcdf
+    from ppvi.result import load_result
+
+    check_netcdf(args.out)
+    result = load_result(args.result)
+    arviz()                          # (missing: said before the draws are made)
+    with _warnings_shown():
+        write_netcdf(args.out, result, draws=args.draws, seed=args.seed, data=args.data)
+    return EXIT_OK
+
+
+def _cmd_plot(args) -> int:
+    from ppvi.io.export import optional
+    from ppvi.io.plot import check_figure, pyplot
+    from ppvi.result import load_result
+
+    check_figure(args.out)
+    result = load_result(args.result)
+    optional("matplotlib", "matplotlib", "plot", "plot").use("Agg")      # (a file, not a window: no display)
+    with _warnings_shown():
+        fig = result.plot(var_names=args.var, data=args.data, path=args.out)
+    pyplot().close(fig)
+    return EXIT_OK
+
+
+@contextlib.contextmanager
+def _warnings_shown():
+    """ppvi's warnings and notes as diagnostics on stderr (each time, not once per place)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", PPVIWarning)
+        warnings.showwarning = _show_warning
+        yield
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings during a run: ppvi's as their diagnostic (``FILE: note: …``), others as Python shows them."""
     if isinstance(message, PPVIWarning):
         print(message.diagnostic.format(), file=sys.stderr)
     else:
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
-
-
-class _Progress:
-    """A live line on the terminal: iteration, ELBO, change, iterations per second."""
-
-    def __init__(self):
-        import time
-
-        self.time = time.perf_counter
-        self.start = self.time()
-        self.last = 0.0
-        self.open = False
-
-    def __call__(self, it: int, elbo: float, change: float) -> None:
-        now = self.time()
-        if now - self.last < 0.1 and it > 1:
-            return
-        self.last = now
-        rate = it / max(now - self.start, 1e-9)
-        sys.stderr.write(f"\r  iter {it:6d}  ELBO {elbo:.10g}  change {change:+.3e}  {rate:,.0f} it/s   ")
-        sys.stderr.flush()
-        self.open = True
-
-    def close(self) -> None:
-        """End the progress line (once: a warning may have ended it already)."""
-        if self.open:
-            sys.stderr.write("\n")
-            self.open = False
 
 
 def main(argv: Sequence[str] | None = None, *, collector_paused: bool = False) -> int:
@@ -249,7 +290,8 @@ def main(argv: Sequence[str] | None = None, *, collector_paused: bool = False) -
         if args.command is None:
             _parser().print_help(sys.stderr)
             return EXIT_USER
-        return {"check": _cmd_check, "derive": _cmd_derive, "run": _cmd_run}[args.command](args)
+        return {"check": _cmd_check, "derive": _cmd_derive, "run": _cmd_run, "export": _cmd_export,
+                "plot": _cmd_plot}[args.command](args)
     except PPVIError as e:
         _report(e.format())
         return EXIT_USER

@@ -48,6 +48,23 @@ def kernel_cache(tmp_path_factory):
 
 def pytest_addoption(parser):
     parser.addoption("--update-golden", action="store_true", help="rewrite golden files from current output")
+    parser.addoption("--long", action="store_true",
+                     help="also the slow variants CI leaves out: tests marked `long`, every hostile-name set "
+                          "(tests/probes), the whole differential harness (tests/harness: every rewrite, every "
+                          "kernel compiled, more random models)")
+    parser.addoption("--fuzz-long", action="store", type=int, nargs="?", const=2000, default=0, metavar="N",
+                     help="the model fuzz with N cases of each kind (default 2000) instead of the CI's few "
+                          "(tests/probes/test_fuzz_models.py)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``long`` run only with ``--long`` (each compiles models no other test needs)."""
+    if config.getoption("--long"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --long")
+    for item in items:
+        if "long" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture
@@ -62,3 +79,14 @@ def run_cli(argv, capsys) -> tuple[int, str, str]:
     code = main([str(a) for a in argv])
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+def fitted_content(path) -> dict:
+    """A result file's content without what is each run's own (its time, its creation stamp): what two runs of
+    the same fit must write alike."""
+    import json
+
+    d = json.loads(Path(path).read_text())
+    d.pop("seconds", None)
+    d.get("provenance", {}).pop("created", None)
+    return d

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 from dataclasses import dataclass, field
 
 import sympy as sp
 
+from ppvi.codegen.ir import Bind, If, Loop, Note, Range, Stmt
 from ppvi.derive.lower import inverse, sigmoid
 from ppvi.derive.qfamily import ParamBase
 from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol, lgamma, lmvgamma, logdet, softplus
@@ -59,7 +59,6 @@ def literal(value) -> str:
 # -------------------------------------------------------------------- names
 KINDS = ("v_", "n_", "q_", "m_", "h_", "l_", "e_", "o_", "g_", "t_", "c_", "update_", "damped_", "local_step_")
 FIXED = ("statistics", "expected_log_joint", "expected_log_joint_fast", "local_block", "PLAN")
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass
@@ -86,7 +85,7 @@ class Names:
     A moment that is another array under a second name (a Normal's ⟨x⟩ is its mean: ``aliases``) is
     resolved to the array that owns the memory, so no kernel receives one array under two names
     (Numba's parallel loops assume distinct arguments do not overlap).  Which arrays a kernel takes is
-    what it was handed out of ``issued``, never a pattern over the text.  ``rank``: a variable's or a
+    what was handed out (or touched) while it was written (``reads``), never a pattern over the text.  ``rank``: a variable's or a
     dim's place in the model (declaration order), the only thing any ordering in code generation reads
     of a name (see :func:`structure`).
     """
@@ -96,10 +95,22 @@ class Names:
     idx: dict[sp.Basic, str] = field(default_factory=dict)
     derived: dict[str, tuple[str, str]] = field(default_factory=dict)   # mangled -> (kind, const name)
     issued: set[str] = field(default_factory=set)
+    reads: set[str] = field(default_factory=set)       # issued names referenced since begin(): a kernel's params
     _count: itertools.count = field(default_factory=itertools.count)
 
     def _issue(self, name: str) -> str:
         self.issued.add(name)
+        self.reads.add(name)
+        return name
+
+    def begin(self) -> None:
+        """A kernel starts: from now on every name handed out or touched is one of its parameters."""
+        self.reads = set()
+
+    def touch(self, name: str) -> str:
+        """``name``, handed out before, is referenced again (a statistic's array, a dim's size); literals pass."""
+        if name in self.issued:
+            self.reads.add(name)
         return name
 
     def variable(self, name: str) -> str:
@@ -148,10 +159,6 @@ class Names:
     def kernel(kind: str, var: str) -> str:
         assert kind + "_" in KINDS
         return f"{kind}_{var}"
-
-    def used_in(self, src: str) -> set[str]:
-        """The issued names a kernel's source mentions: its arguments."""
-        return self.issued.intersection(_WORD.findall(src))
 
     def index(self, i: sp.Basic) -> str:
         if i not in self.idx:
@@ -227,10 +234,12 @@ def ordered(args, env: dict, rank: dict) -> list:
     return [args[n] for _, n in sorted(keyed)]
 
 
-def axis_order(e: sp.Expr, free, first: sp.Basic | None, rank: dict) -> list:
+def axis_order(e: sp.Expr, free, first: sp.Basic | None, rank: dict, depth: dict | None = None) -> list:
     """The free indices of e in an order that reads nothing of their names: ``first`` (a scatter's axis)
     first, then each by the places it takes in e — which arrays it indexes, at which positions — and its
-    range.  Indices that tie take the same places: the array is symmetric in them."""
+    range.  Indices that tie take the same places: the array is symmetric in them, and they go in the order
+    of the loops that bind them (``depth``: index -> nesting level), so the reads too are the same code
+    whatever the names."""
     places: dict = {i: [] for i in free}
     for node in sp.preorder_traversal(e):
         if isinstance(node, sp.Indexed):
@@ -240,7 +249,8 @@ def axis_order(e: sp.Expr, free, first: sp.Basic | None, rank: dict) -> list:
                     places[i].append((base, pos))
     env = {i: ("i",) for i in free}
     key = {i: (i != first, sorted(places[i]), structure(i.upper, env, rank)) for i in free}
-    return sorted(free, key=lambda i: (key[i], str(i)))
+    depth = depth or {}
+    return sorted(free, key=lambda i: (key[i], depth.get(i, -1), str(i)))
 
 
 # -------------------------------------------------------------- rewriting
@@ -323,29 +333,32 @@ def _indices(e: sp.Expr) -> set:
 # ------------------------------------------------------------------- blocks
 @dataclass
 class Block:
-    """A loop level (or the function body when ``header`` is None)."""
+    """The writer's scratch for a loop level (``head``), a conditional (``test``) or the function body (neither):
+    lines and nested Blocks, ``pre`` (what gets hoisted to it) before ``post``.  :meth:`lower` freezes it into
+    the IR (codegen.ir)."""
 
-    header: str | None
+    head: Range | None = None
     index: sp.Basic | None = None
     pre: list = field(default_factory=list)       # lines or nested Blocks, in order
     post: list = field(default_factory=list)
+    test: str | None = None
 
-    def render(self, indent: int) -> list[str]:
+    def lower(self) -> tuple:
+        """The body as IR nodes; a Block with neither head nor test is a group: its nodes in its place."""
         out = []
-        pad = "    " * indent
-        inner = indent
-        if self.header is not None:
-            out.append(pad + self.header)
-            inner = indent + 1
-        body = self.pre + self.post
-        for item in body:
+        for item in self.pre + self.post:
             if isinstance(item, Block):
-                out += item.render(inner)
+                out += item.lower() if item.head is None and item.test is None else [item.node()]
             else:
-                out.append("    " * inner + item)
-        if self.header is not None and not body:
-            out.append("    " * inner + "pass")
-        return out
+                out.append(item if isinstance(item, (Note, Bind)) else Stmt(item))
+        return tuple(out)
+
+    def node(self) -> Loop | If:
+        if self.test is not None:
+            return If(self.test, self.lower())
+        axis = "repeat" if self.index == REPEAT else (str(self.index.label) if isinstance(self.index, sp.Idx)
+                                                       else None)
+        return Loop(self.head, self.lower(), axis)
 
 
 # ---------------------------------------------------------------- the writer
@@ -402,7 +415,7 @@ class Writer:
         if e is sp.E:
             return "math.e"
         if isinstance(e, sp.Symbol) and e in self.dims:
-            return f"float({self.dims[e]})"
+            return f"float({self.names.touch(self.dims[e])})"
         if isinstance(e, (sp.Symbol, MomentSymbol)):
             return f"{self.array(e)}[0]"
         if isinstance(e, sp.Indexed):
@@ -510,7 +523,8 @@ class Writer:
         if not reads_self and (scatter is not None or self._over_big(e)) and \
                 (scatter is not None or target > 0 or not free):
             # A statistic of the local step, or computed once, before any element loop, in one pass.
-            ref = self.stats.ref(e, free, scatter) if self.stats is not None and self._over_big(e) else None
+            depth = {i: n for n, lv in enumerate(levels) if (i := lv.index) is not None}
+            ref = self.stats.ref(e, free, scatter, depth) if self.stats is not None and self._over_big(e) else None
             return ref if ref is not None else self._materialise(e, scatter, free, levels)
         skipped = [lv for lv in levels[1:target] if lv.index is not None and lv.index not in free]
         repeated = any(lv.index == REPEAT for lv in skipped)   # inside repeated passes: always worth it
@@ -565,8 +579,7 @@ class Writer:
         blocks = []
         for (i, lo, hi) in limits:
             lo, end = sp.sympify(lo), sp.sympify(hi) + 1
-            span = self.int_value(end) if lo == 0 else f"{self.int_value(lo)}, {self.int_value(end)}"
-            b = Block(f"for {self.names.index(i)} in range({span}):", i)
+            b = Block(Range(self.names.index(i), self.int_value(end), None if lo == 0 else self.int_value(lo)), i)
             if blocks:
                 blocks[-1].post.append(b)   # after whatever gets hoisted into the outer loop
             blocks.append(b)
@@ -577,8 +590,8 @@ class Writer:
         if e.is_Integer:
             return str(int(e))
         if isinstance(e, sp.Symbol) and e in self.dims:
-            return self.dims[e]
-        return f"int({self.value(e, [Block(None)], 0)})"
+            return self.names.touch(self.dims[e])
+        return f"int({self.value(e, [Block()], 0)})"
 
     def _scatter_delta(self, e: sp.Sum, free: set):
         """A delta [o = g(t)] in the summand, o free and g reading the summation indices."""

@@ -27,6 +27,7 @@ from typing import Callable
 import sympy as sp
 
 from ppvi.codegen.emit import Block, Names, Writer, axis_order, structure
+from ppvi.codegen.ir import Note, Range
 from ppvi.derive.qfamily import ParamBase
 from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol
 
@@ -142,14 +143,15 @@ class Statistics:
             out.append(f.base[tuple(idx)])
         return limits, out
 
-    def ref(self, e: sp.Sum, free: set, scatter) -> str | None:
-        """``t_i[…]`` for the statistic e (registered on first sight), or None when e is not one."""
+    def ref(self, e: sp.Sum, free: set, scatter, depth: dict | None = None) -> str | None:
+        """``t_i[…]`` for the statistic e (registered on first sight), or None when e is not one; ``depth``:
+        the nesting level of the loop binding each free index (see emit.axis_order)."""
         big = [lim for lim in e.limits if sp.sympify(lim[2]) + 1 in self.big]
         if len(big) != 1 or not self.accepts(e):
             return None
         # The same statistic may come with its axes in another order (Σ_t r[t,k] [v = word[t]] over (k, v)
         # in one kernel, over (v, k) in another): one array serves both.
-        first = axis_order(e, free, scatter[1] if scatter is not None else None, self.names.rank)
+        first = axis_order(e, free, scatter[1] if scatter is not None else None, self.names.rank, depth)
         for axes in [first] + [list(p) for p in itertools.permutations(first) if list(p) != first]:
             canon, expr = self._canonical(e, axes, big[0][0])
             stat = self.found.get(expr)
@@ -174,7 +176,7 @@ class Statistics:
             self.found[expr] = stat
         self.reads.append((stat, tuple(axes)))
         at = [self.names.index(i) for i in axes]
-        return f"{stat.name}[{', '.join(at) if at else '0'}]"
+        return f"{self.names.touch(stat.name)}[{', '.join(at) if at else '0'}]"
 
     @staticmethod
     def _canonical(e: sp.Sum, axes: list, n: sp.Idx) -> tuple[dict, sp.Expr]:
@@ -225,6 +227,7 @@ class Statistics:
             if form is not None:
                 forms.append((s, *form))
                 continue
+            levels[-1].post.append(Note(f"statistic {s.name}: this point's share"))
             rest = [lim for lim in s.expr.limits if lim[0] != canon]
             body_expr = s.expr.function.xreplace({canon: n})
             o = g = None
@@ -250,7 +253,7 @@ class Statistics:
             last = [w.value(f, inner, 0) for f, dj in zip(factors, deepest) if dj == len(loops) - 1]
             body = " * ".join(([product] if product else []) + last) or "1.0"
             where = [w.index_value(g, inner, 0) if i == o else self.names.index(i) for i in s.axes] or ["0"]
-            dest = f"{s.name}[{', '.join(where)}]" if direct else f"_p{s.name}[_ch, {', '.join(where)}]"
+            dest = f"{self.names.touch(s.name)}[{', '.join(where)}]" if direct else f"_p{s.name}[_ch, {', '.join(where)}]"
             (loops[-1] if loops else levels[-1]).post.append(f"{dest} += {body}")
             if loops:
                 levels[-1].post.append(loops[0])
@@ -318,7 +321,8 @@ class Statistics:
         for s in self.found.values():
             loops = w._loops(self._span(s, s.axes))
             at = ", ".join(self.names.index(i) for i in s.axes) or "0"
-            body = ["_r = 0.0", "for _c in range(_C):", f"    _r += _p{s.name}[_c, {at}]", f"{s.name}[{at}] = _r"]
+            body = ["_r = 0.0", "for _c in range(_C):", f"    _r += _p{s.name}[_c, {at}]",
+                    f"{self.names.touch(s.name)}[{at}] = _r"]
             if s.mirror is not None:
                 i, j = s.mirror
                 swapped = list(s.axes)
@@ -333,12 +337,12 @@ class Statistics:
     def kernel(self, parallel: bool = True) -> Block:
         """The body of ``statistics``: the map over chunks of the data plate, then the reduce."""
         w = Writer(self.names, self.dims)
-        fn = Block(None)
+        fn = Block()
         n = self.plate_index()
         size = w.int_value(n.upper + 1)
         fn.pre.append(self.chunks(w))
-        chunk = Block(f"for _ch in {'prange' if parallel else 'range'}(_C):")
-        loop = Block(f"for {self.names.index(n)} in range(_ch * {size} // _C, (_ch + 1) * {size} // _C):", n)
+        chunk = Block(Range("_ch", "_C", parallel=parallel))
+        loop = Block(Range(self.names.index(n), f"(_ch + 1) * {size} // _C", f"_ch * {size} // _C"), n)
         chunk.post.append(loop)
         self.map(fn, [fn, loop], n)
         fn.post.append(chunk)

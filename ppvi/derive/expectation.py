@@ -24,6 +24,13 @@ import sympy as sp
 from ppvi.derive.symbols import Gate, Symbols, logdet
 
 
+MAX_TERMS = 20_000      # terms of one statement's expanded log density; more is a model to restructure
+
+
+class TooLarge(Exception):
+    """Expanding a statement's log density would give more than :data:`MAX_TERMS` terms."""
+
+
 class NonConjugate(Exception):
     """A latent appears in a form no exponential-family q can absorb."""
 
@@ -111,6 +118,11 @@ class Expectation:
             return [t for arg in e.args for t in self.flatten(arg)]
         if isinstance(e, sp.Mul):
             return self._product([self.flatten(arg) for arg in e.args])
+        if isinstance(e, sp.Pow) and e.exp.is_Integer and e.exp > 2:
+            # a cube or higher of a latent's statistic has no moment under a conjugate q (and (a + b)^30
+            # expands to 2^30 terms before that shows)
+            raise NonConjugate(next(v for v in self.latents if v in self.random(e)), e,
+                               "appears to a power above 2")
         if isinstance(e, sp.Pow) and e.exp.is_Integer and e.exp > 0:
             return self._product([self.flatten(e.base) for _ in range(int(e.exp))])
         if isinstance(e, sp.Sum):
@@ -132,6 +144,8 @@ class Expectation:
     def _product(parts: list[list[Term]]) -> list[Term]:
         out = [Term((), sp.S.One, ())]
         for terms in parts:
+            if len(out) * len(terms) > MAX_TERMS:
+                raise TooLarge(len(out) * len(terms))
             out = [Term(a.limits + b.limits, a.coeff * b.coeff, a.atoms + b.atoms) for a in out for b in terms]
         return out
 

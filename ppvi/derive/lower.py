@@ -11,6 +11,7 @@ log density ℓ becomes Σ_k [z_n = k] · ℓ|_{z_n = k}, which is exact because
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -28,6 +29,10 @@ class sigmoid(sp.Function):
 
     def _eval_rewrite_as_exp(self, z, **kwargs):
         return 1 / (1 + sp.exp(-z))
+
+    def fdiff(self, argindex=1):
+        """σ′ = σ(1 − σ): a point estimate inside a sigmoid ascends along it."""
+        return self * (1 - self)
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,7 @@ class Lowering:
     def lower(self, e: ast.Expr, scope: dict[str, sp.Idx], gates: Gates) -> Tensor:
         match e:
             case ast.Num(value=v, is_int=is_int):
-                num = sp.Integer(int(v)) if is_int else sp.Rational(repr(v)) if abs(v) < 1e15 else sp.Float(v)
+                num = _number(v, is_int)
                 return Tensor((), lambda idx: num)
             case ast.Name(id=n):
                 if n in scope:
@@ -149,8 +154,9 @@ class Lowering:
                       lambda idx: sp.Sum(a.at(tuple(idx[:ra]) + (j,)) * b.at((j,) + tuple(idx[ra:])), (j, 0, j.upper)))
 
     # -------------------------------------------------------------- factors
-    def factor_log_density(self, f: Factor) -> tuple[sp.Expr, tuple[sp.Idx, ...]]:
-        """ℓ_f at one plate index, with gates summed out; and the factor's plate indices."""
+    def factor_log_density(self, f: Factor, opaque: frozenset[str] = frozenset()) -> tuple[sp.Expr, tuple[sp.Idx, ...]]:
+        """ℓ_f at one plate index, with gates summed out; and the factor's plate indices.  The scalar arguments
+        named in ``opaque`` stand as symbols of their own (to find which one makes a number overflow)."""
         scope = {var: self.syms.index(var, dim) for var, dim in f.plates}
         plates = tuple(scope[v] for v, _ in f.plates)
         gates = Gates()
@@ -167,10 +173,80 @@ class Lowering:
                 # as in PRML 10.2's prior μ_k ~ N(m0, (β0 Λ_k)⁻¹)
                 a, b = self.lower(expr.left, scope, gates), self.lower(expr.right, scope, gates)
                 args[name], args["precision_scale"] = (b, a) if not a.shape else (a, b)
+            elif name in opaque:
+                symbol = sp.Symbol(f"_{name}", positive=True)
+                args[name] = Tensor((), lambda idx: symbol)
             else:
                 args[name] = self.lower(expr, scope, gates)
         body = log_density(f.dist, value, args, self.syms)
         return gates.wrap(self.syms, body), plates
+
+
+NOT_FINITE = (sp.zoo, sp.nan, sp.oo, sp.I)
+_LOG_MAX = math.log(1.7976931348623157e308)
+
+
+def _number(v: float, is_int: bool) -> sp.Expr:
+    """A literal as SymPy reads it best: exact (0.1 is 1/10) while numerator and denominator are small, else a
+    Float — an exact 1e-300 is 1/10³⁰⁰, whose powers and logarithms SymPy works out digit by digit."""
+    if is_int:
+        return sp.Integer(int(v))
+    exact = sp.Rational(repr(v))
+    return exact if max(abs(exact.p), exact.q) < 10**15 else sp.Float(v)
+
+
+def not_finite(e: sp.Expr) -> sp.Expr | None:
+    """±∞, NaN or the imaginary unit, if ``e`` holds one (``mu / 0`` lowers to zoo·mu)."""
+    return next((bad for bad in NOT_FINITE if e.has(bad)), None)
+
+
+def not_a_double(e: sp.Expr) -> sp.Expr | None:
+    """A number in ``e`` that code could not hold as a double: :func:`not_finite`'s, or a finite one beyond
+    the double range (10⁶⁰⁰ = 1/sd² for sd = 10⁻³⁰⁰) or too small to be told from 0; None if none."""
+    bad = not_finite(e)
+    if bad is not None:
+        return bad
+    for n in sorted(e.atoms(sp.Number), key=sp.default_sort_key):     # (sorted: the same one every run)
+        value = float(n)
+        if not math.isfinite(value) or (value == 0 and n != 0):
+            return n
+    # (y − 1e200)² is fine as written, and 1e400 once code expands it into Σy² − 2·1e200·Σy + N·1e400
+    for p in sorted(e.atoms(sp.Pow), key=sp.default_sort_key):
+        if p.exp.is_Integer and p.exp > 1:
+            for n in sorted(p.base.atoms(sp.Number), key=sp.default_sort_key):
+                if n != 0 and int(p.exp) * math.log(abs(float(n))) > _LOG_MAX:
+                    return sp.Float(n, 3) ** p.exp
+    return None
+
+
+def first_not_a_double(low: "Lowering", e: ast.Expr, scope: dict[str, sp.Idx]) -> tuple[ast.Expr, str] | None:
+    """The innermost sub-expression of the model's ``e`` that lowers to ∞, NaN or a complex number once its
+    dims are symbols (``mu / (N - N)``), and what is wrong there; None if there is none.  Only on the way
+    to an error: each node is lowered again."""
+    match e:
+        case ast.PlateSum(var=v, dim=d, body=body):
+            inner = first_not_a_double(low, body, {**scope, v.id: low.syms.fresh(v.id, d.id)})
+            if inner is not None:
+                return inner
+        case ast.BinOp(op=op, left=a, right=b):
+            found = first_not_a_double(low, a, scope) or first_not_a_double(low, b, scope)
+            if found is not None:
+                return found
+            if op == "/" and _lowered(low, b, scope) == 0:
+                return b, "division by zero"
+        case ast.Neg(operand=a):
+            return first_not_a_double(low, a, scope)
+        case ast.Call(args=args) | ast.Index(indices=args):
+            for a in args:
+                found = first_not_a_double(low, a, scope)
+                if found is not None:
+                    return found
+    return (e, "this expression is not a finite real number") if not_finite(_lowered(low, e, scope)) else None
+
+
+def _lowered(low: "Lowering", e: ast.Expr, scope: dict[str, sp.Idx]) -> sp.Expr:
+    t = low.lower(e, scope, Gates())
+    return t.at(tuple(sp.Symbol(f"_i{n}", integer=True) for n in range(len(t.shape))))
 
 
 def log_density(dist: str, value, args: dict[str, Tensor], syms: Symbols) -> sp.Expr:

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ppvi.derive.canonical import canonical, is_zero, without_zero_terms
-from ppvi.derive.expectation import Expectation, NonConjugate, collapse
+from ppvi.derive.expectation import MAX_TERMS, Expectation, NonConjugate, TooLarge, collapse
 from ppvi.derive import qfamily
-from ppvi.derive.lower import Lowering
+from ppvi.derive.lower import Lowering, first_not_a_double, not_a_double, not_finite
 from ppvi.derive.mstep import point_update
 from ppvi.derive.symbols import MomentBase, MomentSymbol, Symbols
-from ppvi.errors import PPVIError, Reporter
+from ppvi.errors import PPVIError, Reporter, source_lines
 from ppvi.families import FAMILIES, Q_FAMILIES
 from ppvi.graph import FactorGraph, build
 from ppvi.language.check import CheckedModel
@@ -82,7 +82,7 @@ class Derivation:
         for v, q in self.q.items():
             if q.family == "Bernoulli":
                 binary[self.syms.moment(v, "x2", len(q.index))] = self.syms.moment(v, "x", len(q.index))
-        lines = self.model.text.splitlines()
+        lines = source_lines(self.model.text)
         out = []
         for f in self.model.factors:
             e = self.expected[f.id].replace(lambda x: x in binary or (isinstance(x, sp.Indexed) and x.base in binary),
@@ -120,16 +120,12 @@ def derive(model: CheckedModel) -> Derivation:
     expected: dict[int, sp.Expr] = {}
     for f in model.factors:
         ell, plates = low.factor_log_density(f)
-        try:
-            e = expect.expect(ell)
-        except NonConjugate as nc:
-            raise _non_conjugate(rep, model, f, nc) from None
-        # Plates get fresh indices so that generic element indices never clash with them.
-        fresh = {i: syms.fresh(str(i.label), _size(i)) for i in plates}
-        e = e.xreplace(fresh)
-        for i in reversed(plates):
-            e = sp.Sum(e, (fresh[i], 0, fresh[i].upper))
-        expected[f.id] = canonical(collapse(e))
+        if not_finite(ell) is not None:
+            raise _not_finite(rep, low, f)
+        expected[f.id] = _expected(syms, expect, rep, model, f, ell, plates)
+        bad = not_a_double(ell) or not_a_double(expected[f.id])
+        if bad is not None:
+            raise _overflow(rep, model, low, expect, f, bad)
 
     total = sp.Add(*expected.values())
     q: dict[str, QFactor] = {}
@@ -142,6 +138,59 @@ def derive(model: CheckedModel) -> Derivation:
     points.update({v.name: point_update(model, syms, expected, v.name, "param", partial, low)
                    for v in model.of_kind("param")})
     return Derivation(model, graph, syms, q, expected, point, points)
+
+
+def _expected(syms: Symbols, expect: Expectation, rep: Reporter, model: CheckedModel, f, ell: sp.Expr,
+              plates: tuple[sp.Idx, ...]) -> sp.Expr:
+    """Σ_plates E_q[ℓ_f] in canonical form."""
+    try:
+        e = expect.expect(ell)
+    except NonConjugate as nc:
+        raise _non_conjugate(rep, model, f, nc) from None
+    except TooLarge:
+        raise rep.fail(f"this statement's log density expands to more than {MAX_TERMS:,} terms", f.span,
+                       "ppvi multiplies out sums of latents (the square in a Normal's density included): draw "
+                       "many scalars as one vector latent and write `sum(…)` or `dot(…)`, which stay symbolic, "
+                       "or multiply fewer sums") from None
+    # Plates get fresh indices so that generic element indices never clash with them.
+    fresh = {i: syms.fresh(str(i.label), _size(i)) for i in plates}
+    e = e.xreplace(fresh)
+    for i in reversed(plates):
+        e = sp.Sum(e, (fresh[i], 0, fresh[i].upper))
+    return canonical(collapse(e))
+
+
+def _not_finite(rep: Reporter, low: Lowering, f) -> PPVIError:
+    """An argument that is ∞, NaN or complex once its dims are symbols (``mu / (N - N)``): the checker's values
+    need the dims' sizes; the same rule, at the innermost sub-expression that breaks it."""
+    scope = {var: low.syms.index(var, dim) for var, dim in f.plates}
+    found = next((n for n in (first_not_a_double(low, e, scope) for _, e in f.args) if n is not None), None)
+    node, message = found if found is not None else (f, "this statement's log density is not a finite real number")
+    return rep.fail(message, node.span, "a divisor must not be 0, a logarithm needs a positive argument, and a "
+                    "negative number has no fractional power")
+
+
+def _overflow(rep: Reporter, model: CheckedModel, low: Lowering, expect: Expectation, f, bad: sp.Expr) -> PPVIError:
+    """A number of the expected log density that no double holds (10⁶⁰⁰ = 1/sd² for sd = 10⁻³⁰⁰): reported at
+    the argument that makes it, found by deriving the statement again with that argument a symbol."""
+    shown = _number(bad)
+    hint = ("rescale the model (and its data) so that its numbers, and their squares, stay well inside double "
+            "precision (about 1e-308 to 1.8e308)")
+    for name, expr in f.args:
+        try:
+            ell, plates = low.factor_log_density(f, frozenset({name}))
+            clean = not (not_a_double(ell) or not_a_double(_expected(low.syms, expect, rep, model, f, ell, plates)))
+        except PPVIError:
+            clean = False
+        if clean:
+            return rep.fail(f"`{name}` of {f.dist} here puts the number {shown} into the statement's log density, "
+                            "outside double precision", expr.span, hint)
+    return rep.fail(f"this statement's log density holds the number {shown}, outside double precision", f.span, hint)
+
+
+def _number(n: sp.Expr) -> str:
+    """A number for a message: 1.00e+600, not 600 digits."""
+    return str(n) if n in (sp.zoo, sp.nan, sp.oo, sp.I) else str(sp.Float(n, 3))
 
 
 def _size(i: sp.Idx):
@@ -221,6 +270,11 @@ def _q_factor(model, graph, syms, rep, node, total, expected) -> QFactor:
     for eta in natural.values():
         if any(not is_zero(partial(eta, m, at)) for m, at in own.values()):
             raise _self_dependent(rep, model, var, own, expected)
+        bad = not_a_double(eta)     # (each factor's numbers are doubles; their sum, collected here, may not be)
+        if bad is not None:
+            raise rep.fail(f"the update of q(`{var}`) holds the number {_number(bad)}, outside double precision",
+                           prior.span, "rescale the model (and its data) so that its numbers, and their sums, "
+                           "stay well inside double precision (about 1e-308 to 1.8e308)")
     return QFactor(var, family, index, event, extra, natural, node.scope)
 
 
@@ -231,7 +285,7 @@ def _self_dependent(rep: Reporter, model: CheckedModel, var: str, own: dict, exp
                    for m2, a2 in own.values())
 
     f = next((f for f in model.factors if depends(expected[f.id])), model.prior(var))
-    line = model.text.splitlines()[f.span.line - 1].strip()
+    line = source_lines(model.text)[f.span.line - 1].strip()
     words = ", ".join(STAT_WORDS[t] for t in own)
     return rep.fail(f"no conjugate q for `{var}`: in `{line}` ppvi could not make the expected log joint "
                     f"linear in `{var}`'s statistics {{{words}}}", f.span,
@@ -295,7 +349,7 @@ def _non_conjugate(rep: Reporter, model: CheckedModel, f, nc: NonConjugate) -> P
     from ppvi.language.check import walk
 
     v = nc.var
-    line = model.text.splitlines()[f.span.line - 1].strip()
+    line = source_lines(model.text)[f.span.line - 1].strip()
     arg_name, arg = next(((n, e) for n, e in f.args
                           if any(isinstance(x, ast.Name) and x.id == v for x in walk(e))), (None, None))
     span = arg.span if arg is not None else f.span

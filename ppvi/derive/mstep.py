@@ -30,8 +30,8 @@ import sympy as sp
 
 from ppvi.derive.canonical import canonical, is_zero, normal_form
 from ppvi.derive.expectation import collapse
-from ppvi.derive.lower import Gates, Lowering
-from ppvi.derive.symbols import Symbols
+from ppvi.derive.lower import Gates, Lowering, not_a_double
+from ppvi.derive.symbols import MomentSymbol, Symbols
 from ppvi.language.check import CheckedModel
 
 _SPARE = ("a", "b", "c", "r", "s", "u", "w", "y")
@@ -97,9 +97,14 @@ def point_update(model: CheckedModel, syms: Symbols, expected: dict[int, sp.Expr
     prior = model.prior(var) if kind == "point" else None
     if prior is not None and prior.dist == "Laplace":
         smooth = sp.Add(*(e for fid, e in expected.items() if fid != prior.id))
-        return _soft_threshold(syms, smooth, var, base, at, prior, partial, low)
+        if _smooth(smooth):
+            return _soft_threshold(syms, smooth, var, base, at, prior, partial, low)
     g = canonical(partial(total, base, at))
     el = _element(base, at)
+    if not _smooth(g):
+        # |h − y| in a likelihood (a Laplace's location): ∂L/∂h holds sign(h − y), a subgradient; no root
+        # formula or curvature exists, and the line search keeps every accepted step an ascent
+        return PointUpdate(var, kind, at, "gradient", g, support)
     if support == "simplex":
         c = canonical(collapse(sp.expand(g * el)))
         if _mentions(c, base, at) != (False, False):
@@ -115,11 +120,7 @@ def point_update(model: CheckedModel, syms: Symbols, expected: dict[int, sp.Expr
     own, other = _mentions(g, base, at)
     if own and not other:
         t = sp.Dummy("t", positive=True) if support == "positive" else sp.Dummy("t", real=True)
-        try:
-            roots = sp.solve(g.xreplace({el: t}), t, check=False, simplify=False)
-        except (NotImplementedError, ValueError, TypeError):
-            roots = []
-        roots = [r for r in roots if not r.has(sp.I) and r.is_real is not False]
+        roots = _roots(g.xreplace({el: t}), t)
         if len(roots) == 1:
             return PointUpdate(var, kind, at, "closed_form", canonical(roots[0]), support)
     g1 = canonical(partial(g, base, at))
@@ -127,6 +128,46 @@ def point_update(model: CheckedModel, syms: Symbols, expected: dict[int, sp.Expr
     if not is_zero(g1) and not (own1 or other1):
         return PointUpdate(var, kind, at, "newton", canonical(el - g / g1), support, {"curvature": g1})
     return PointUpdate(var, kind, at, "gradient", g, support)
+
+
+#: Functions a closed form may not hold: not smooth, or with no code (roots of polynomials past degree 4…).
+_NONSMOOTH = (sp.sign, sp.Abs, sp.DiracDelta, sp.Heaviside, sp.Piecewise)
+_NO_CODE = _NONSMOOTH + (sp.CRootOf, sp.RootSum, sp.LambertW)
+
+
+def _roots(g: sp.Expr, t: sp.Dummy) -> list[sp.Expr]:
+    """The real roots of g(t) = 0 that code can compute, by SymPy's solve — which sees only t, numbers, and
+    symbols standing for the rest: every subexpression free of t (and of enclosing summation indices) is one
+    symbol, and so is every array of ours (posify and kin rebuild what they substitute into, which our
+    moment classes cannot survive).  A closed form is an optimisation: where solve fails, none."""
+    hidden: dict[sp.Basic, sp.Basic] = {}
+
+    def hide(e: sp.Expr, bound: frozenset) -> sp.Expr:
+        if e.is_Number or e is t or e.is_Atom and not isinstance(e, (MomentSymbol, sp.IndexedBase)):
+            return e
+        if not e.has(t) and not (e.free_symbols & bound):
+            return hidden.setdefault(e, sp.Dummy("c", real=True))
+        if isinstance(e, sp.Indexed):
+            base = hidden.setdefault(e.base, sp.IndexedBase(sp.Dummy("a")))
+            return base[e.indices]
+        if isinstance(e, sp.Sum):
+            inner = bound | {i for i, _, _ in e.limits}
+            return sp.Sum(hide(e.function, inner), *e.limits)
+        return e.func(*(hide(a, bound) for a in e.args))
+
+    try:
+        roots = sp.solve(hide(g, frozenset()), t, check=False, simplify=False)
+    except Exception:                    # noqa: BLE001  (solve's failures are its own; see the docstring)
+        return []
+    shown = {v: k for k, v in hidden.items()}
+    # a root is a formula in everything but t itself (solve returns the part of an equation it could not
+    # invert as a "root" still holding t), with functions that code can compute, and numbers a double holds
+    return [r.xreplace(shown) for r in roots
+            if not r.has(t, sp.I, *_NO_CODE) and r.is_real is not False and not_a_double(r) is None]
+
+
+def _smooth(e: sp.Expr) -> bool:
+    return not e.has(*_NONSMOOTH)
 
 
 def _soft_threshold(syms, smooth, var, base, at, prior, partial, low) -> PointUpdate:

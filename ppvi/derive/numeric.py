@@ -105,7 +105,7 @@ def _ev(e: sp.Basic, env: Env, b: dict):
         return special.multigammaln(_ev(e.args[0], env, b), int(_ev(e.args[1], env, b)))
     fn = {sp.log: np.log, sp.exp: np.exp, lgamma: special.gammaln, sp.loggamma: special.gammaln,
           softplus: lambda z: np.logaddexp(0.0, z), sigmoid: special.expit, sp.sqrt: np.sqrt,
-          sp.Abs: abs}.get(type(e))
+          sp.Abs: abs, sp.sign: np.sign}.get(type(e))
     if fn is not None:
         return fn(_ev(e.args[0], env, b))
     if isinstance(e, sp.polygamma):

@@ -13,7 +13,7 @@ import re
 
 import sympy as sp
 
-from ppvi.derive.symbols import lgamma, lmvgamma, logdet
+from ppvi.derive.symbols import digamma, lgamma, lmvgamma, logdet
 from ppvi.families import family as family_of
 
 # q result schema names (DESIGN §3), in order.
@@ -113,7 +113,7 @@ def moments(q, params: dict[str, sp.Expr]) -> dict[str, sp.Expr]:
         (k,) = q.event
         alpha = params["alpha"]
         total = _sum(alpha, k)
-        return {"logp": sp.digamma(alpha) - sp.digamma(total), "x": alpha / total}
+        return {"logp": digamma(alpha) - digamma(total), "x": alpha / total}
     if q.family == "MvNormal":
         d, e = q.event[0], q.extra
         mean = params["mean"]
@@ -123,7 +123,7 @@ def moments(q, params: dict[str, sp.Expr]) -> dict[str, sp.Expr]:
     df, scale = params["df"], params["scale"]
     i = sp.Symbol("i", integer=True)
     return {"X": df * scale,
-            "logdet": sp.Sum(sp.digamma((df + 1 - i) / 2), (i, 1, size)) + size * sp.log(2)
+            "logdet": sp.Sum(digamma((df + 1 - i) / 2), (i, 1, size)) + size * sp.log(2)
             + logdet(scale.base[q.index] if q.index else scale.base)}
 
 
@@ -139,8 +139,8 @@ def entropy(q, params: dict[str, sp.Expr]) -> sp.Expr:
         a = params["alpha"]
         a0 = _sum(a, k)
         size = k.upper + 1
-        return (_sum(lgamma(a), k) - lgamma(a0) + (a0 - size) * sp.digamma(a0)
-                - _sum((a - 1) * sp.digamma(a), k))
+        return (_sum(lgamma(a), k) - lgamma(a0) + (a0 - size) * digamma(a0)
+                - _sum((a - 1) * digamma(a), k))
     size = q.event[0].upper + 1
     if q.family == "MvNormal":
         cov = params["cov"].base

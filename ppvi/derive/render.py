@@ -15,6 +15,7 @@ from sympy.printing.str import StrPrinter
 
 from ppvi.derive.lower import inverse, sigmoid
 from ppvi.derive.meanfield import Derivation, QFactor
+from ppvi.errors import shown
 from ppvi.derive.qfamily import STANDARD, ParamBase, invert
 from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol, lgamma, lmvgamma, logdet, softplus
 
@@ -326,7 +327,13 @@ def to_text(d: Derivation) -> str:
     for label, e in d.elbo_terms():
         out.append(f"  {label}:")
         out.append(f"      {show(e)}")
-    return "\n".join(out) + "\n"
+    return _escaped(out)
+
+
+def _escaped(lines: list[str]) -> str:
+    """The lines for a terminal: the labels quote model lines (comments and all) and the header the file name,
+    so nothing of the user's reaches it raw (control sequences, bidirectional overrides, line separators)."""
+    return "\n".join(map(shown, lines)) + "\n"
 
 
 def to_latex(d: Derivation) -> str:
@@ -352,7 +359,7 @@ def to_latex(d: Derivation) -> str:
         rows.append(rf"&\quad {term if term.startswith('-') else '+ ' + term}")
     out.append(" \\\\\n".join(rows))
     out.append(r"\end{align*}")
-    return "\n".join(out) + "\n"
+    return _escaped(out)
 
 
 def to_dict(d: Derivation) -> dict:
@@ -369,8 +376,8 @@ def to_dict(d: Derivation) -> dict:
             q[v] = {"family": "point", "parameters": {"value": sp.sstr(pu.value)}, **entry}
         else:
             params[v] = entry
-    return {"model": d.model.name, "q": q, "params": params, "elbo": [sp.sstr(e) for _, e in d.elbo_terms()],
-            "elbo_labels": [label for label, _ in d.elbo_terms()]}
+    return {"model": shown(d.model.name), "q": q, "params": params, "elbo": [sp.sstr(e) for _, e in d.elbo_terms()],
+            "elbo_labels": [shown(label) for label, _ in d.elbo_terms()]}
 
 
 def to_json(d: Derivation) -> str:

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from ppvi.families.special import digamma, lgamma  # noqa: F401  (log Γ and ψ, never evaluated)
+
+
 class _Moment:
     """What a moment knows of itself: the latent and the statistic."""
 
@@ -73,15 +76,6 @@ class softplus(sp.Function):
 
     def fdiff(self, argindex=1):
         return 1 / (1 + sp.exp(-self.args[0]))
-
-
-class lgamma(sp.Function):
-    """log Γ(x), kept whole (sympy's loggamma rewrites too eagerly for readable output)."""
-
-    nargs = 1
-
-    def fdiff(self, argindex=1):
-        return sp.polygamma(0, self.args[0])
 
 
 class lmvgamma(sp.Function):

@@ -13,13 +13,14 @@ import sympy as sp
 from sympy.logic.boolalg import Boolean
 
 from .base import ExponentialFamily, Params, Stats
+from .special import digamma, lgamma
 
 __all__ = ["Beta", "log_beta_function"]
 
 
 def log_beta_function(a: sp.Expr, b: sp.Expr) -> sp.Expr:
     """log B(a, b) = log Γ(a) + log Γ(b) − log Γ(a + b)."""
-    return sp.loggamma(a) + sp.loggamma(b) - sp.loggamma(a + b)
+    return lgamma(a) + lgamma(b) - lgamma(a + b)
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,8 @@ class Beta(ExponentialFamily):
         """E[log x] = ψ(a) − ψ(a + b), E[log(1 − x)] = ψ(b) − ψ(a + b), E[x] = a/(a + b)."""
         a, b = self.unpack(params)
         return {
-            "logx": sp.digamma(a) - sp.digamma(a + b),
-            "log1mx": sp.digamma(b) - sp.digamma(a + b),
+            "logx": digamma(a) - digamma(a + b),
+            "log1mx": digamma(b) - digamma(a + b),
             "x": a / (a + b),
         }
 
@@ -74,7 +75,7 @@ class Beta(ExponentialFamily):
         a, b = self.unpack(params)
         return (
             log_beta_function(a, b)
-            - (a - 1) * sp.digamma(a)
-            - (b - 1) * sp.digamma(b)
-            + (a + b - 2) * sp.digamma(a + b)
+            - (a - 1) * digamma(a)
+            - (b - 1) * digamma(b)
+            + (a + b - 2) * digamma(a + b)
         )

@@ -16,6 +16,7 @@ import sympy as sp
 from sympy.logic.boolalg import Boolean
 
 from .base import IndexedVectorFamily, Params, Stats, Value
+from .special import digamma, lgamma
 
 __all__ = ["Dirichlet"]
 
@@ -33,7 +34,7 @@ class Dirichlet(IndexedVectorFamily):
 
     def log_multivariate_beta(self, alpha: Value) -> sp.Expr:
         """log B(α) = Σ_k log Γ(α_k) − log Γ(α₀)."""
-        return self.total(self.map(sp.loggamma, alpha)) - sp.loggamma(self.total(alpha))
+        return self.total(self.map(lgamma, alpha)) - lgamma(self.total(alpha))
 
     def statistics(self, x: Any) -> Stats:
         return {"logp": self.map(sp.log, self.vector(x))}
@@ -54,7 +55,7 @@ class Dirichlet(IndexedVectorFamily):
         alpha = self.unpack(params)[0]
         alpha0 = self.total(alpha)
         return {
-            "logp": self.map(lambda a: sp.digamma(a) - sp.digamma(alpha0), alpha),
+            "logp": self.map(lambda a: digamma(a) - digamma(alpha0), alpha),
             "x": self.map(lambda a: a / alpha0, alpha),
         }
 
@@ -75,6 +76,6 @@ class Dirichlet(IndexedVectorFamily):
         alpha0 = self.total(alpha)
         return (
             self.log_multivariate_beta(alpha)
-            + (alpha0 - self.size(alpha)) * sp.digamma(alpha0)
-            - self.inner(self.map(lambda a: a - 1, alpha), self.map(sp.digamma, alpha))
+            + (alpha0 - self.size(alpha)) * digamma(alpha0)
+            - self.inner(self.map(lambda a: a - 1, alpha), self.map(digamma, alpha))
         )

@@ -12,6 +12,7 @@ import sympy as sp
 from sympy.logic.boolalg import Boolean
 
 from .base import ExponentialFamily, Params, Stats
+from .special import digamma
 
 __all__ = ["Exponential"]
 
@@ -45,7 +46,7 @@ class Exponential(ExponentialFamily):
     def expectations(self, params: Params) -> Stats:
         """E[x] = 1/λ, E[log x] = ψ(1) − log λ = −γ − log λ."""
         rate = self.unpack(params)[0]
-        return {"x": 1 / rate, "logx": sp.digamma(1) - sp.log(rate)}
+        return {"x": 1 / rate, "logx": digamma(1) - sp.log(rate)}
 
     def valid_natural(self, eta: Params) -> Boolean:
         return sp.sympify(eta["x"]) < 0

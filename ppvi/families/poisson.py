@@ -12,6 +12,7 @@ import sympy as sp
 from sympy.logic.boolalg import Boolean
 
 from .base import ExponentialFamily, Params, Stats
+from .special import lgamma
 
 __all__ = ["Poisson"]
 
@@ -40,7 +41,7 @@ class Poisson(ExponentialFamily):
         return sp.exp(eta["x"])
 
     def base_measure(self, x: Any) -> sp.Expr:
-        return -sp.loggamma(x + 1)
+        return -lgamma(x + 1)
 
     def expectations(self, params: Params) -> Stats:
         return {"x": self.unpack(params)[0]}
@@ -51,7 +52,7 @@ class Poisson(ExponentialFamily):
 
     def log_density(self, x: Any, params: Params) -> sp.Expr:
         rate = self.unpack(params)[0]
-        return x * sp.log(rate) - rate - sp.loggamma(x + 1)
+        return x * sp.log(rate) - rate - lgamma(x + 1)
 
     def mean(self, params: Params) -> sp.Expr:
         return self.unpack(params)[0]
@@ -61,5 +62,5 @@ class Poisson(ExponentialFamily):
         closed form (it converges fast; truncate it to evaluate)."""
         rate = self.unpack(params)[0]
         n = sp.Symbol("n", integer=True, nonnegative=True)
-        series = sp.Sum(rate**n * sp.loggamma(n + 1) / sp.factorial(n), (n, 0, sp.oo))
+        series = sp.Sum(rate**n * lgamma(n + 1) / sp.factorial(n), (n, 0, sp.oo))
         return rate * (1 - sp.log(rate)) + sp.exp(-rate) * series

@@ -29,13 +29,14 @@ from .base import (
     sum_over,
     symmetric_part,
 )
+from .special import digamma, lgamma
 
 __all__ = ["Wishart", "log_multivariate_gamma"]
 
 
 def log_multivariate_gamma(a: sp.Expr, dim: Dim) -> sp.Expr:
     """log Γ_D(a) = D(D − 1)/4 · log π + Σ_{i=1}^{D} log Γ(a + (1 − i)/2)."""
-    return dim * (dim - 1) * sp.log(sp.pi) / 4 + sum_over(lambda i: sp.loggamma(a + (1 - i) / 2), 1, dim)
+    return dim * (dim - 1) * sp.log(sp.pi) / 4 + sum_over(lambda i: lgamma(a + (1 - i) / 2), 1, dim)
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class Wishart(MatrixFamily):
     def expected_logdet(self, df: sp.Expr, scale: Value) -> sp.Expr:
         """E[log|X|] = Σ_{i=1}^{D} ψ((ν + 1 − i)/2) + D log 2 + log|W| (PRML B.81)."""
         dim = self.size(scale)
-        return sum_over(lambda i: sp.digamma((df + 1 - i) / 2), 1, dim) + dim * sp.log(2) + logdet(scale)
+        return sum_over(lambda i: digamma((df + 1 - i) / 2), 1, dim) + dim * sp.log(2) + logdet(scale)
 
     def statistics(self, x: Any) -> Stats:
         x = as_matrix(x)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ppvi.errors import source_lines
 from ppvi.language.check import CheckedModel, Extent
 
 
@@ -68,38 +69,42 @@ def _data_plate(model: CheckedModel) -> str | None:
 
 
 def build(model: CheckedModel) -> FactorGraph:
-    """The factor graph of a checked model."""
-    lines = model.text.splitlines()
+    """The factor graph of a checked model (one pass over the factors for each table: linear in its size)."""
+    lines = source_lines(model.text)
     factors = tuple(
         FactorNode(f.id, f.dist, f.target, f.plates, (f.target,) + f.parents, f.observed, f.span.line,
                    lines[f.span.line - 1].strip() if f.span.line <= len(lines) else "")
         for f in model.factors)
     data_plate = _data_plate(model)
+    uses: dict[str, list[int]] = {}
+    for f in factors:
+        for name in dict.fromkeys(f.variables):
+            uses.setdefault(name, []).append(f.id)
     nodes: dict[str, Node] = {}
     for v in model.variables.values():
-        mine = tuple(f.id for f in factors if v.name in f.variables)
         prior = model.prior(v.name)
         scope = approx = None
         if v.kind == "latent":
             local = data_plate is not None and prior is not None and any(d == data_plate for _, d in prior.plates)
             scope = "local" if local else "global"
             approx = "point" if model.approximations.get(v.name) == "point" else "mean_field"
-        nodes[v.name] = Node(v.name, v.kind, v.shape, v.support, prior.dist if prior else None, scope, approx, mine)
-    plates: dict[str, Plate] = {}
+        nodes[v.name] = Node(v.name, v.kind, v.shape, v.support, prior.dist if prior else None, scope, approx,
+                             tuple(uses.get(v.name, ())))
+    loop_vars: dict[str, dict[str, None]] = {}
+    in_plate: dict[str, list[int]] = {}
     for f in model.factors:
         for var, dim in f.plates:
-            p = plates.get(dim)
-            vs = (p.loop_vars if p else ()) + ((var,) if not p or var not in p.loop_vars else ())
-            fs = (p.factors if p else ()) + (f.id,)
-            plates[dim] = Plate(dim, model.dims[dim].default, vs, fs)
+            loop_vars.setdefault(dim, {})[var] = None
+            in_plate.setdefault(dim, []).append(f.id)
+    plates = {dim: Plate(dim, model.dims[dim].default, tuple(vs), tuple(in_plate[dim])) for dim, vs in loop_vars.items()}
     blankets = {}
     for n in nodes.values():
         if n.kind != "latent":
             continue
-        seen: list[str] = []
+        seen: dict[str, None] = {}
         for fid in n.factors:
             for other in factors[fid].variables:
-                if other != n.name and other not in seen and nodes[other].kind != "const":
-                    seen.append(other)
+                if other != n.name and nodes[other].kind != "const":
+                    seen[other] = None
         blankets[n.name] = tuple(seen)
     return FactorGraph(model, nodes, factors, plates, data_plate, blankets)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from ppvi.errors import shown
 from ppvi.graph.factor_graph import FactorGraph
 from ppvi.language.check import show_shape
 
@@ -28,7 +29,8 @@ def to_text(g: FactorGraph) -> str:
         out += _table(rows) + [""]
     out.append("variables")
     rows = [["name", "kind", "shape", "support", "prior", "q"]]
-    for n in sorted(g.nodes.values(), key=lambda n: (_KIND_ORDER[n.kind], list(g.nodes).index(n.name))):
+    order = {name: i for i, name in enumerate(g.nodes)}
+    for n in sorted(g.nodes.values(), key=lambda n: (_KIND_ORDER[n.kind], order[n.name])):
         q = ""
         if n.kind == "latent":
             q = f"{n.scope}, {'point (MAP)' if n.approximation == 'point' else 'mean field'}"
@@ -49,7 +51,9 @@ def to_text(g: FactorGraph) -> str:
     out.append("markov blankets")
     rows = [[f"{name}:", ", ".join(b) or "(none)"] for name, b in g.blankets.items()]
     out += _table(rows) if rows else ["  (no latent variables)"]
-    return "\n".join(out) + "\n"
+    # (a factor's text is its model line, comment included; a file name may hold anything: nothing of the
+    # user's reaches the terminal raw)
+    return "\n".join(map(shown, out)) + "\n"
 
 
 def to_dict(g: FactorGraph) -> dict:

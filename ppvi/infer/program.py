@@ -71,7 +71,8 @@ class Program:
         for v in self.model.variables.values():
             shape = _shape(list(v.shape), self.sizes)
             if v.kind == "const":
-                values[v.name] = consts.fill(v.value, shape, self.sizes, values)
+                values[v.name] = consts.fill(v.value, shape, self.sizes, values, span=v.span,
+                                             rep=Reporter(self.model.path, self.model.text))
                 self.state[f"v_{v.name}"] = values[v.name].reshape(shape or (1,))
             elif v.kind in ("data", "param") and v.name in bound.arrays:
                 self.state[f"v_{v.name}"] = bound.arrays[v.name].reshape(shape or (1,))

@@ -21,7 +21,8 @@ from ppvi.codegen.runtime import (finish_bernoulli, finish_beta, finish_categori
                                   finish_mvnormal, finish_normal, finish_wishart)
 from ppvi.errors import Diagnostic, PPVIError, did_you_mean
 from ppvi.infer.program import Program, _natural
-from ppvi.io.results import STANDARD, read
+from ppvi.io.posterior import STANDARD
+from ppvi.io.results import read
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class Start:
     @classmethod
     def of(cls, init: Any) -> "Start":
         """From a :class:`ppvi.api.Result`, the path of a result file (.json, .npz) or the dict layout of one."""
-        from ppvi.api import Result
+        from ppvi.result import Result
 
         if isinstance(init, (str, os.PathLike)) and isinstance(os.fspath(init), str) and os.fspath(init):
             source, layout = os.fspath(init), read(os.fspath(init))

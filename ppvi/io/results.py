@@ -1,145 +1,214 @@
-"""Result files (DESIGN §3), written atomically, and the end-of-run summary table."""
+"""Result files (docs/cli.md, "Result files"): a fit's :class:`ppvi.result.Result` written and read back.
+
+The document is a tree of dicts whose leaves are numbers, strings and arrays.
+JSON writes every array with the C encoder of :mod:`json` (no Python loop per
+number); NaN and ±inf, which JSON has no numbers for, are the strings ``"NaN"``,
+``"Infinity"`` and ``"-Infinity"``.  NPZ holds one array per leaf, keyed by the
+JSON path joined by ``/`` (``q/mu/mean``), without pickles; a null leaf is left
+out.  Reading turns either back into the Result that was written: every leaf is
+converted by the schema below, never trusted as it comes.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
 import os
 import zipfile
 from dataclasses import replace
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from ppvi.errors import Diagnostic, PPVIError
-from ppvi.files import write_atomic
-from ppvi.infer.cavi import Fit
+from ppvi.files import check_writable, write_atomic
+from ppvi.io.posterior import STANDARD, conform, mean
+from ppvi.result import Provenance, Q, Result
 
-STANDARD = {
-    "Normal": ("mean", "sd"), "Gamma": ("shape", "rate"), "Beta": ("a", "b"), "Bernoulli": ("p",),
-    "Categorical": ("p",), "Dirichlet": ("alpha",), "MvNormal": ("mean", "cov"), "Wishart": ("df", "scale"),
-}
-
-
-def _mean(family: str, p: dict[str, np.ndarray]) -> np.ndarray:
-    if family in ("Normal", "MvNormal"):
-        return p["mean"]
-    if family == "Gamma":
-        return p["shape"] / p["rate"]
-    if family == "Beta":
-        return p["a"] / (p["a"] + p["b"])
-    if family == "Bernoulli":
-        return p["p"]
-    if family == "Categorical":
-        return p["p"] @ np.arange(p["p"].shape[-1])
-    if family == "Dirichlet":
-        return p["alpha"] / p["alpha"].sum(-1, keepdims=True)
-    return p["df"][..., None, None] * p["scale"]
+FORMAT = 1          # "ppvi_result": the version of this layout (files without it are the first layout)
+FORMATS = (".json", ".npz")
 
 
-def _sd(family: str, p: dict[str, np.ndarray]) -> np.ndarray | None:
-    """Posterior standard deviation of each entry (for the summary)."""
-    if family == "Normal":
-        return p["sd"]
-    if family == "Gamma":
-        return np.sqrt(p["shape"]) / p["rate"]
-    if family == "Beta":
-        a, b = p["a"], p["b"]
-        return np.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
-    if family == "Bernoulli":
-        return np.sqrt(p["p"] * (1 - p["p"]))
-    if family == "Dirichlet":
-        a = p["alpha"]
-        a0 = a.sum(-1, keepdims=True)
-        return np.sqrt(a * (a0 - a) / (a0 ** 2 * (a0 + 1)))
-    if family == "MvNormal":
-        return np.sqrt(np.diagonal(p["cov"], axis1=-2, axis2=-1))
-    return None
+# ----------------------------------------------------------------- from a fit
+def axes_of(name: str, shape: tuple) -> tuple[str, ...]:
+    """Dim names of a variable's axes; an axis of literal size is ``NAME_dim_I`` (ArviZ's default name)."""
+    return tuple(s if isinstance(s, str) else f"{name}_dim_{i}" for i, s in enumerate(shape))
 
 
-def q_summary(fit: Fit) -> dict[str, dict]:
-    """Every latent's q: family, mean and standard parameters, shaped as the model declares."""
+def from_fit(fit, provenance: Provenance | None = None, warnings: tuple[str, ...] = (),
+             data: Mapping[str, np.ndarray] | None = None) -> Result:
+    """The Result of a :class:`ppvi.infer.cavi.Fit`: q's standard parameters as read-only views of the final
+    state (no copy: a fit's memory stays that of its data and q)."""
     prog = fit.program
-    out = {}
+    model = prog.model
+    q: dict[str, Q] = {}
     for var, info in prog.plan["latents"].items():
-        fam = info["family"]
-        scalar = not prog.model.variables[var].shape
-        params = {p: prog.state[f"q_{var}__{p}"] for p in STANDARD[fam]}
-        if scalar:
-            params = {k: v.reshape(()) for k, v in params.items()}
-        entry = {"family": fam, "mean": _mean(fam, params)}
-        entry.update(params)
-        sd = _sd(fam, params)
-        if sd is not None:
-            entry["sd_of_entries"] = sd
-        out[var] = entry
+        v = model.variables[var]
+        family = info["family"]
+        params = conform(family, {p: prog.state[f"q_{var}__{p}"] for p in STANDARD[family]}, _size(prog, v))
+        categories = None
+        if family == "Categorical":
+            k = v.support_dim
+            categories = k if isinstance(k, str) else f"{var}_dim_{len(v.shape)}"
+        q[var] = Q(family, {p: _view(a) for p, a in params.items()}, axes_of(var, v.shape), categories)
     for var in prog.plan.get("point", []):
-        v = prog.state[f"v_{var}"]
-        v = v.reshape(()) if not prog.model.variables[var].shape else v
-        out[var] = {"family": "point", "mean": v, "value": v}
+        v = model.variables[var]
+        q[var] = Q("point", {"value": _view(prog.state[f"v_{var}"], _size(prog, v))}, axes_of(var, v.shape))
+    params = {v.name: _view(prog.state[f"v_{v.name}"], _size(prog, v)) for v in model.of_kind("param")}
+    axes = {v.name: axes_of(v.name, v.shape) for v in model.variables.values() if v.kind in ("param", "data")}
+    plan = prog.plan
+    objective = "log_joint" if plan.get("point") else "log_likelihood" if plan.get("exact_em") else "elbo"
+    return Result(model=model.name, elbo=float(fit.elbo), elbo_trace=tuple(float(x) for x in fit.trace),
+                  iterations=int(fit.iterations), converged=bool(fit.converged), q=q, params=params, axes=axes,
+                  objective=objective, interrupted=bool(fit.interrupted), seconds=float(fit.seconds),
+                  restart=int(fit.restart), warnings=tuple(warnings), provenance=provenance, fit=fit, data=data)
+
+
+def sweep_steps(fit) -> tuple[str, ...]:
+    """The steps of a sweep as a reader sees them; a group block with its members and its groups."""
+    block = fit.program.plan.get("block")
+    return tuple(f"({', '.join(block['members'])}) for each value of {block['by']}, until settled"
+                 if block and step == block["name"] else step for step in fit.order)
+
+
+def _size(prog, v) -> tuple[int, ...]:
+    """The shape of a variable's value at the fit's dim sizes (its state may hold a rank-0 value as [1])."""
+    return tuple(prog.sizes[s] if isinstance(s, str) else int(s) for s in v.shape)
+
+
+def _view(a: np.ndarray, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """A read-only view of a state array (no copy), in ``shape`` when given."""
+    out = a.reshape(shape) if shape is not None else a.view()
+    out.flags.writeable = False
     return out
 
 
-def params_of(fit: Fit) -> dict[str, np.ndarray]:
-    prog = fit.program
-    return {v.name: (prog.state[f"v_{v.name}"].reshape(()) if not v.shape else prog.state[f"v_{v.name}"])
-            for v in prog.model.of_kind("param")}
+def sha256_of_file(path: str) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def result_dict(fit: Fit) -> dict:
-    q = q_summary(fit)
-    for entry in q.values():
-        entry.pop("sd_of_entries", None)
-    out = {"model": fit.program.model.name, "elbo": fit.elbo, "elbo_trace": list(fit.trace),
-           "iterations": fit.iterations, "converged": bool(fit.converged), "q": q, "params": params_of(fit)}
-    plan = fit.program.plan
-    if plan.get("point"):
+def sha256_of_arrays(arrays: Mapping[str, np.ndarray]) -> str:
+    """A digest of arrays given as Python objects: each name, dtype, shape and bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}\0{a.dtype.str}\0{a.shape}\0".encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------- the document
+def to_document(r: Result) -> dict:
+    """The file's tree.  The first layout's keys (model, elbo, elbo_trace, iterations, converged, q, params,
+    and log_joint/bound/note or log_likelihood) keep their meaning; the rest is added."""
+    doc: dict[str, Any] = {
+        "ppvi_result": FORMAT, "model": r.model, "objective": r.objective, "elbo": r.elbo,
+        "elbo_trace": np.asarray(r.elbo_trace, dtype=float), "iterations": r.iterations, "converged": r.converged,
+        "interrupted": r.interrupted, "seconds": r.seconds, "restart": r.restart,
+        "q": {name: {"family": e.family, "mean": e.mean, **e.params} for name, e in r.q.items()},
+        "params": dict(r.params),
+    }
+    if r.objective == "log_joint":
         # A Dirac q has entropy −∞ (19.13 and the remark after it): the objective is the log joint at the
         # point, not a lower bound on log p(v).
-        out["log_joint"] = fit.elbo
-        out["bound"] = False
-        out["note"] = ("q of " + ", ".join(plan["point"]) + " is a point (MAP): `elbo` is log p(h*, v), "
-                       "the log joint at the point, not a bound on log p(v)")
-    elif plan.get("exact_em"):
-        out["log_likelihood"] = fit.elbo     # EM (19.2): q is exact given θ, so the bound is tight
-    return out
+        points = [k for k, e in r.q.items() if e.family == "point"]
+        doc.update(log_joint=r.elbo, bound=False,
+                   note="q of " + ", ".join(points) + " is a point (MAP): `elbo` is log p(h*, v), the log joint "
+                        "at the point, not a bound on log p(v)")
+    elif r.objective == "log_likelihood":
+        doc["log_likelihood"] = r.elbo      # EM (19.2): q is exact given θ, so the bound is tight
+    doc["axes"] = {**{k: list(e.axes) for k, e in r.q.items()}, **{k: list(v) for k, v in r.axes.items()}}
+    doc["categories"] = {k: e.categories for k, e in r.q.items() if e.categories is not None}
+    doc["warnings"] = list(r.warnings)
+    if r.provenance is not None:
+        p = r.provenance
+        doc["provenance"] = {
+            "ppvi": p.ppvi, "model_path": p.model_path, "model_sha256": p.model_sha256, "model_text": p.model_text,
+            "data_path": p.data_path, "data_sha256": p.data_sha256, "seed": p.seed, "dims": dict(p.dims),
+            "tol": p.tol, "max_iter": p.max_iter, "damping": p.damping, "restarts": p.restarts,
+            "schedule": p.schedule, "sweep": list(p.sweep), "created": p.created, "versions": dict(p.versions)}
+    return doc
 
 
-def _jsonable(x):
+# ----------------------------------------------------------------- writing
+def write(path: str, r: Result) -> None:
+    """``.json`` or ``.npz`` by the extension (another is a PPVIError), written atomically."""
+    check_writable(path, FORMATS)
+    ext = os.path.splitext(path)[1].lower()
+    write_atomic(path, to_npz(r) if ext == ".npz" else to_json(r).encode("utf-8"))
+
+
+def to_json(r: Result) -> str:
+    """The document as JSON: one line per small value, each array on one line."""
+    out: list[str] = []
+    _write_json(to_document(r), out, 0)
+    out.append("\n")
+    return "".join(out)
+
+
+def _write_json(x: Any, out: list[str], depth: int) -> None:
     if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
+        if not x:
+            out.append("{}")
+            return
+        pad = " " * (depth + 1)
+        out.append("{")
+        for i, (k, v) in enumerate(x.items()):
+            out.append(("," if i else "") + "\n" + pad + json.dumps(k) + ": ")
+            _write_json(v, out, depth + 1)
+        out.append("\n" + " " * depth + "}")
+    else:
+        out.append(json_value(x))
 
 
-def _flatten(prefix: str, x, out: dict) -> None:
+def json_value(x: Any) -> str:
+    """A leaf as JSON text; non-finite floats as the strings "NaN", "Infinity", "-Infinity".  Arrays go
+    through ``tolist`` and the C encoder; only an array with non-finite values is first made an object
+    array with those strings in place (vectorised, still no loop per number in Python)."""
+    if isinstance(x, (float, np.floating)) and not math.isfinite(x):
+        return json.dumps(_nonfinite(float(x)))
+    if isinstance(x, (np.ndarray, list, tuple)) and not (isinstance(x, list) and x and isinstance(x[0], str)):
+        a = np.asarray(x)
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            obj = a.astype(object)
+            obj[np.isnan(a)] = "NaN"
+            obj[a == math.inf] = "Infinity"
+            obj[a == -math.inf] = "-Infinity"
+            a = obj
+        return json.dumps(a.tolist(), separators=(",", ":"), allow_nan=False)
+    if isinstance(x, np.generic):
+        x = x.item()
+    return json.dumps(x, ensure_ascii=False, allow_nan=False)
+
+
+def _nonfinite(x: float) -> str:
+    return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
+
+
+def to_npz(r: Result) -> bytes:
+    flat: dict[str, np.ndarray] = {}
+    _flatten("", to_document(r), flat)
+    buf = io.BytesIO()
+    np.savez(buf, **flat)
+    return buf.getvalue()
+
+
+def _flatten(prefix: str, x: Any, out: dict) -> None:
     if isinstance(x, dict):
         for k, v in x.items():
             _flatten(f"{prefix}/{k}" if prefix else k, v, out)
-    else:
-        out[prefix] = np.asarray(x)
+    elif x is not None:
+        out[prefix] = np.asarray(x, dtype=str) if isinstance(x, list) and all(isinstance(s, str) for s in x) \
+            else np.asarray(x)
 
 
-def write(path: str, fit: Fit) -> None:
-    """Write ``.json`` or ``.npz`` atomically (ppvi.files.write_atomic)."""
-    data = result_dict(fit)
-    ext = os.path.splitext(path)[1].lower()
-    if ext == ".npz":
-        flat: dict[str, np.ndarray] = {}
-        _flatten("", data, flat)
-        buf = io.BytesIO()
-        np.savez(buf, **flat)
-        payload = buf.getvalue()
-    else:
-        payload = (json.dumps(_jsonable(data), indent=1) + "\n").encode("utf-8")
-    write_atomic(path, payload)
+# ----------------------------------------------------------------- reading
+class _Malformed(Exception):
+    def __init__(self, key: str, expected: str):
+        self.key, self.expected = key, expected
 
 
 _RESULT_HINT = "a result file is written by `ppvi run --out` or Result.save (.json or .npz)"
@@ -194,46 +263,199 @@ def _arrays(x):
     return x
 
 
-def _short(a: np.ndarray, limit: int = 8) -> str:
-    a = np.asarray(a, dtype=float)
-    if a.ndim == 0:
-        return f"{float(a):.4g}"
-    flat = a.ravel()
-    body = ", ".join(f"{v:.4g}" for v in flat[:limit])
-    more = f", … ({a.size} values)" if a.size > limit else ""
-    return f"[{body}{more}]"
+def load(path: str) -> Result:
+    """A result file read back; anything that is not one is a :class:`PPVIError` naming the key."""
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in FORMATS:
+        raise PPVIError(Diagnostic(f"unknown result format `{ext or '(none)'}`", path,
+                                   hint="result files are .json or .npz"))
+    try:
+        doc = _read_npz(path) if ext == ".npz" else _read_json(path)
+        return from_document(doc)
+    except OSError as e:
+        raise PPVIError(Diagnostic(f"cannot read: {e.strerror or e}", path)) from None
+    except (ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise PPVIError(Diagnostic(f"not a ppvi result file: {e}", path)) from None
+    except _Malformed as e:
+        raise PPVIError(Diagnostic(f"not a ppvi result file: `{e.key}` should be {e.expected}", path)) from None
 
 
-def _rows(name: str, family: str, mean, sd) -> list[tuple[str, ...]]:
-    """One line per variable; a small leading axis (components, topics) gets a line per entry."""
-    m = np.asarray(mean, dtype=float)
-    shape = "scalar" if m.ndim == 0 else "×".join(map(str, m.shape))
-    if m.ndim >= 2 and m.shape[0] <= 12:
-        out = [(name, family, shape, "", "")]
-        for i in range(m.shape[0]):
-            out.append((f"  [{i}]", "", "", _short(m[i]), _short(sd[i]) if sd is not None else ""))
-        return out
-    return [(name, family, shape, _short(m), _short(sd) if sd is not None else "")]
+def _read_json(path: str) -> dict:
+    with open(path, "rb") as fh:
+        doc = json.loads(fh.read())      # (bare NaN and Infinity, which Python's json writes, are read too)
+    if not isinstance(doc, dict):
+        raise _Malformed("(top level)", "an object")
+    return doc
 
 
-def summary_table(fit: Fit) -> str:
-    """What a user reads at the end of a run: each q's family, shape, posterior mean and sd."""
-    q = q_summary(fit)
-    rows = [("variable", "q", "shape", "mean", "sd")]
-    for var, e in q.items():
-        rows += _rows(var, e["family"], e["mean"], e.get("sd_of_entries"))
-    for name, value in params_of(fit).items():
-        rows += _rows(name, "param", value, None)
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    status = "converged" if fit.converged else ("interrupted" if fit.interrupted else "not converged")
-    plan = fit.program.plan
-    what = "log joint at the MAP point" if plan.get("point") else (
-        "log-likelihood (EM)" if plan.get("exact_em") else "ELBO")
-    head = (f"{what} {fit.elbo:.10g} after {fit.iterations} iterations ({status}, "
-            f"{fit.seconds:.3g} s" + (f", best of restarts: #{fit.restart}" if fit.restart else "") + ")")
-    block = plan.get("block")
-    steps = [f"({', '.join(block['members'])}) for each value of {block['by']}, until settled"
-             if block and step == block["name"] else step for step in fit.order]
-    sweep = f"sweep: {'; '.join(steps)}\n" if steps else ""
-    return head + "\n" + sweep + "\n".join(lines) + "\n"
+def _read_npz(path: str) -> dict:
+    doc: dict = {}
+    with np.load(path, allow_pickle=False) as z:
+        for key in z.files:
+            node = doc
+            *parents, leaf = key.split("/")
+            for part in parents:
+                node = node.setdefault(part, {})
+                if not isinstance(node, dict):
+                    raise _Malformed(key, "a leaf of its own")
+            node[leaf] = z[key]
+    return doc
+
+
+def _get(d: Mapping, key: str, where: str, convert: Callable[[Any, str], Any], default: Any = ...) -> Any:
+    if not isinstance(d, Mapping):
+        raise _Malformed(where, "an object")
+    if key not in d or d[key] is None:
+        if default is ...:
+            raise _Malformed(f"{where}/{key}".lstrip("/"), "present")
+        return default
+    return convert(d[key], f"{where}/{key}".lstrip("/"))
+
+
+def _float(x: Any, key: str) -> float:
+    try:
+        a = np.asarray(x, dtype=float)
+    except (TypeError, ValueError):
+        raise _Malformed(key, "a number") from None
+    if a.shape != ():
+        raise _Malformed(key, "a number")
+    return float(a)
+
+
+def _array(x: Any, key: str) -> np.ndarray:
+    """Numbers (nested lists of them, "NaN"/"Infinity" strings, or an array) as a float array."""
+    try:
+        a = np.asarray(x, dtype=float)
+    except (TypeError, ValueError):
+        raise _Malformed(key, "an array of numbers") from None
+    return a
+
+
+def _int(x: Any, key: str) -> int:
+    v = _float(x, key)
+    if not v.is_integer():
+        raise _Malformed(key, "a whole number")
+    return int(v)
+
+
+def _bool(x: Any, key: str) -> bool:
+    a = np.asarray(x)
+    if a.shape != () or a.dtype.kind != "b":
+        raise _Malformed(key, "true or false")
+    return bool(a)
+
+
+def _str(x: Any, key: str) -> str:
+    a = np.asarray(x)
+    if a.shape != () or a.dtype.kind != "U":
+        raise _Malformed(key, "a string")
+    return str(a)
+
+
+def _strings(x: Any, key: str) -> tuple[str, ...]:
+    a = np.asarray(x)
+    if a.ndim != 1 or (a.size and a.dtype.kind != "U"):
+        raise _Malformed(key, "a list of strings")
+    return tuple(str(s) for s in a)
+
+
+def _mapping(convert: Callable[[Any, str], Any]) -> Callable[[Any, str], dict]:
+    def read(x: Any, key: str) -> dict:
+        if not isinstance(x, Mapping):
+            raise _Malformed(key, "an object")
+        return {k: convert(v, f"{key}/{k}") for k, v in x.items()}
+    return read
+
+
+def from_document(doc: Mapping) -> Result:
+    trace = _get(doc, "elbo_trace", "", _array)
+    if trace.ndim != 1:
+        raise _Malformed("elbo_trace", "a list of numbers")
+    axes = _get(doc, "axes", "", _mapping(_strings), {})
+    categories = _get(doc, "categories", "", _mapping(_str), {})
+    entries = _get(doc, "q", "", _mapping(lambda x, k: x))
+    q = {name: _q(name, entry, axes, categories) for name, entry in entries.items()}
+    params = _get(doc, "params", "", _mapping(_array), {})
+    for name, value in params.items():
+        axes.setdefault(name, axes_of(name, value.shape))
+    return Result(
+        model=_get(doc, "model", "", _str), elbo=_get(doc, "elbo", "", _float),
+        elbo_trace=tuple(trace.tolist()), iterations=_get(doc, "iterations", "", _int),
+        converged=_get(doc, "converged", "", _bool), q=q, params=params,
+        axes={k: v for k, v in axes.items() if k not in q},
+        objective=_get(doc, "objective", "", _str, _objective_of_first_layout(doc)),
+        interrupted=_get(doc, "interrupted", "", _bool, False), seconds=_get(doc, "seconds", "", _float, 0.0),
+        restart=_get(doc, "restart", "", _int, 0), warnings=_get(doc, "warnings", "", _strings, ()),
+        provenance=_get(doc, "provenance", "", _provenance, None))
+
+
+def _objective_of_first_layout(doc: Mapping) -> str:
+    return "log_joint" if "log_joint" in doc else "log_likelihood" if "log_likelihood" in doc else "elbo"
+
+
+def _q(name: str, entry: Any, axes: Mapping[str, tuple[str, ...]], categories: Mapping[str, str]) -> Q:
+    where = f"q/{name}"
+    family = _get(entry, "family", where, _str)
+    if family not in STANDARD:
+        raise _Malformed(f"{where}/family", "one of " + ", ".join(STANDARD))
+    params = {p: _get(entry, p, where, _array) for p in STANDARD[family]}
+    try:
+        params = conform(family, params)
+    except ValueError as e:
+        raise _Malformed(f"{where}/{e}", f"of the shape its q's other parameters give ({family})") from None
+    value_axes = axes.get(name)
+    if value_axes is None:
+        value_axes = axes_of(name, np.shape(mean(family, params)) if family != "Categorical"
+                             else params["p"].shape[:-1])
+    cats = categories.get(name) if family == "Categorical" else None
+    if family == "Categorical" and cats is None:
+        cats = f"{name}_dim_{len(value_axes)}"
+    return Q(family, params, tuple(value_axes), cats)
+
+
+def _provenance(x: Any, key: str) -> Provenance:
+    def opt(k: str, convert):
+        return _get(x, k, key, convert, None)
+
+    return Provenance(
+        ppvi=_get(x, "ppvi", key, _str), model_path=opt("model_path", _str),
+        model_text=_get(x, "model_text", key, _str, ""), model_sha256=_get(x, "model_sha256", key, _str, ""),
+        data_path=opt("data_path", _str), data_sha256=_get(x, "data_sha256", key, _str, ""),
+        seed=_get(x, "seed", key, _int, 0), dims=_get(x, "dims", key, _mapping(_int), {}),
+        tol=_get(x, "tol", key, _float, math.nan), max_iter=_get(x, "max_iter", key, _int, 0),
+        damping=opt("damping", _float), restarts=_get(x, "restarts", key, _int, 1),
+        schedule=_get(x, "schedule", key, _str, ""), sweep=_get(x, "sweep", key, _strings, ()),
+        created=_get(x, "created", key, _str, ""), versions=_get(x, "versions", key, _mapping(_str), {}))
+
+
+# ----------------------------------------------------------------- the data of a result
+def observed(r: Result, data: object = None) -> tuple[dict[str, np.ndarray] | None, str]:
+    """The data ``r`` was fitted to, and where it came from (or why there is none).
+
+    ``data`` (a path or Python objects, read and checked as ``fit`` reads them against the model in the
+    provenance, with its dims) comes first; then the arrays a fit in this process kept; then the file named
+    in the provenance, if its SHA-256 is still the one fitted."""
+    if data is None and r.data is not None:
+        return dict(r.data), "the fit"
+    p = r.provenance
+    if data is None:
+        if p is None or p.data_path is None:
+            return None, "the result names no data file (fitted to Python objects, or an old result file)"
+        if not os.path.exists(p.data_path):
+            return None, f"the data file {p.data_path} no longer exists"
+        if sha256_of_file(p.data_path) != p.data_sha256:
+            return None, f"the data file {p.data_path} has changed since the fit (its SHA-256 differs)"
+        data = p.data_path
+    if p is None or not p.model_text:
+        raise PPVIError(Diagnostic("this result file has no model text (an old result file): its data cannot be "
+                                   "read", "data"))
+    from ppvi.io.data import bind, source_of
+    from ppvi.language import loads
+
+    model = loads(p.model_text, p.model_path or "<model>")
+    source = source_of(data, model)
+    dims = {k: v for k, v in p.dims.items() if k in model.dims}
+    bound = bind(model, source, dims)
+    label = source.label if isinstance(data, (str, os.PathLike)) else "the data given"
+    return {v.name: bound.arrays[v.name] for v in model.of_kind("data") if v.name in bound.arrays}, label

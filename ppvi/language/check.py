@@ -7,7 +7,10 @@ model at once; the pass stops only where going on would report nonsense.
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Iterator
 
 import numpy as np
@@ -89,7 +92,15 @@ class CheckedModel:
         return [v for v in self.variables.values() if v.kind == kind]
 
     def prior(self, name: str) -> Factor | None:
-        return next((f for f in self.factors if f.target == name), None)
+        return self._priors.get(name)
+
+    @cached_property
+    def _priors(self) -> dict[str, Factor]:
+        """Each target's (first) factor: one pass, so a lookup per variable stays linear in the model."""
+        out: dict[str, Factor] = {}
+        for f in self.factors:
+            out.setdefault(f.target, f)
+        return out
 
 
 # ------------------------------------------------------------- expression types
@@ -102,6 +113,11 @@ class Ty:
 
 SCALAR = Ty()
 UNKNOWN = Ty(shape=("?",))               # after an error: suppresses follow-on reports
+
+
+def _not_constant(expr: ast.Expr) -> ast.Expr | None:
+    """The first sum or indexing in a constant's value (neither is a constant expression), or None."""
+    return next((n for n in walk(expr) if isinstance(n, (ast.PlateSum, ast.Index))), None)
 
 
 def walk(expr: ast.Expr) -> Iterator[ast.Expr]:
@@ -161,10 +177,12 @@ class _Checker:
                 case ast.DimDecl(items=items):
                     for it in items:
                         if self.declare(it.name, "dim"):
-                            if it.default is not None and not 1 <= it.default <= MAX_DIM:
-                                self.rep.error(f"dim `{it.name.id}` = {it.default} is not a usable size",
+                            default = it.default
+                            if default is not None and not 1 <= default <= MAX_DIM:
+                                self.rep.error(f"dim `{it.name.id}` = {default} is not a usable size",
                                                it.default_span, "a dim is a whole number from 1 to 2^31-1")
-                            self.dims[it.name.id] = Dim(it.name.id, it.default, it.name.span)
+                                default = None        # (no value is built from it: eye(0) has no eigenvalues)
+                            self.dims[it.name.id] = Dim(it.name.id, default, it.name.span)
                 case ast.ConstDecl(name=n):
                     self.declare(n, "const")
                 case ast.VarDecl(name=n):
@@ -212,14 +230,23 @@ class _Checker:
 
     def check_const(self, s: ast.ConstDecl) -> None:
         shape = self.shape_of(s.shape)
+        before = len(self.rep.diagnostics)
         ty = self.infer(s.value, {}, const=True)
+        if len(self.rep.diagnostics) == before and (node := _not_constant(s.value)) is not None:
+            ty = UNKNOWN                 # (consts.evaluate knows no sums or indexing: it would fail at run time)
+            what = ("`sum(…)`", "the sum") if isinstance(node, ast.PlateSum) else ("indexing", "the indexed value")
+            self.rep.error(f"{what[0]} is not a constant expression", node.span,
+                           "a constant is built from numbers, dims, whole constants, arithmetic, `eye` and "
+                           f"elementwise functions; write {what[1]} where the constant is used (a distribution's "
+                           "arguments may sum and index)")
         if shape is None:
             shape = ty.shape if ty is not UNKNOWN else ()
         elif ty is not UNKNOWN and ty.shape and ty.shape != shape and not self.literal_fits(ty.shape, shape):
             self.rep.error(f"value of `{s.name.id}` has shape {show_shape(ty.shape)}, declared {show_shape(shape)}",
                            _span(s.value), "give a scalar to fill the shape, or a literal of the declared shape")
         self.vars[s.name.id] = Variable(s.name.id, "const", shape, "real", s.name.span, value=s.value)
-        self.const_values[s.name.id] = self.evaluate(s.value, shape)
+        self.const_values[s.name.id] = (self.evaluate(s.value, shape) if ty is not UNKNOWN and self.finite(s.value)
+                                        else None)
 
     def literal_fits(self, got: tuple[Extent, ...], want: tuple[Extent, ...]) -> bool:
         """A literal [a, b] has an integer extent; it fits a dim whose default is that size."""
@@ -229,7 +256,8 @@ class _Checker:
                    for g, w in zip(got, want))
 
     def check_var(self, s: ast.VarDecl) -> None:
-        shape = self.shape_of(s.shape) or ()
+        known = self.shape_of(s.shape)
+        shape = known or ()
         support, sdim = "real", None
         if s.support is not None:
             sname = s.support.name.id
@@ -251,31 +279,58 @@ class _Checker:
                         sdim = s.support.arg.id
                     else:
                         self.unknown_dim(s.support.arg.id, s.support.arg.span)
-            if support == "simplex" and not shape:
+            if known is None:
+                pass                          # (its shape was reported: say nothing of what it would fit)
+            elif support == "simplex" and not shape:
                 self.rep.error(f"`{s.name.id}` is a scalar; a simplex needs an axis", s.support.span,
                                f"give it a shape, e.g. `{s.name.id}[K]`")
-            if support == "unit_columns" and len(shape) != 2:
+            elif support == "unit_columns" and len(shape) != 2:
                 self.rep.error(f"`unit_columns` needs a matrix; `{s.name.id}` is {show_shape(shape)}",
                                s.support.span, f"declare it as `{s.name.id}[D, K]`")
         self.vars[s.name.id] = Variable(s.name.id, s.kind, shape, support, s.name.span, sdim)
+        if known is None:
+            self.poisoned.add(s.name.id)      # (its shape is unknown: its uses would report nonsense)
 
     # ------------------------------------------------------------- constants
     def sizes(self) -> dict[str, int | None]:
         return {d.name: d.default for d in self.dims.values()}
 
     def evaluate(self, e: ast.Expr, shape: tuple[Extent, ...]) -> np.ndarray | None:
-        """The value of a constant expression, or None when it needs a size only data gives."""
+        """The compact value of a constant expression (a scalar stays a scalar whatever the shape: nothing is
+        allocated at dim size), or None when it needs what only data gives or does not fit the shape."""
         sizes = self.sizes()
-        if any(isinstance(d, str) and sizes[d] is None for d in shape):
-            return None
         try:
-            return consts.fill(e, tuple(sizes[d] if isinstance(d, str) else d for d in shape), sizes,
-                               self.const_values)
+            val = np.asarray(consts.evaluate(e, sizes, self.const_values, consts.CHECK_ENTRIES), dtype=float)
         except consts.NotConstant:
             return None
+        full = tuple(sizes[d] if isinstance(d, str) else d for d in shape)
+        if None not in full:
+            try:
+                np.broadcast_shapes(val.shape, full)
+            except ValueError:
+                return None
+        return val
+
+    def full_value(self, v: np.ndarray, shape: tuple[Extent, ...]) -> np.ndarray:
+        """A compact value broadcast to ``shape`` (a view: no copy) while that is small; else as it is."""
+        sizes = self.sizes()
+        full = tuple(sizes[d] if isinstance(d, str) else d for d in shape)
+        if None in full or v.shape == full or math.prod(full) > consts.CHECK_ENTRIES:
+            return v
+        try:
+            return np.broadcast_to(v, full)
+        except ValueError:
+            return v
+
+    def finite(self, e: ast.Expr) -> bool:
+        """Report the sub-expression of ``e`` whose constant value is not a finite real number, if any."""
+        problem = consts.first_non_finite(e, self.sizes(), self.const_values)
+        if problem is not None:
+            self.rep.error(problem.message, problem.node.span, problem.hint)
+        return problem is None
 
     def _eval(self, e: ast.Expr):
-        return consts.evaluate(e, self.sizes(), self.const_values)
+        return consts.evaluate(e, self.sizes(), self.const_values, consts.CHECK_ENTRIES)
 
     # -------------------------------------------------------------- typing
     def infer(self, e: ast.Expr, scope: dict[str, str], const: bool = False) -> Ty:
@@ -408,7 +463,7 @@ class _Checker:
             n.id in self.vars and self.vars[n.id].kind != "const"))]
         if not random:
             try:
-                val = float(np.asarray(consts.evaluate(ix, self.sizes(), self.const_values)))
+                val = float(np.asarray(self._eval(ix)))
             except (consts.NotConstant, TypeError, ValueError):
                 return True          # a size only the data give: cannot be checked here
             size = ext if isinstance(ext, int) else self.dims[ext].default
@@ -427,7 +482,8 @@ class _Checker:
                            f"lie in 0..{ext} - 1", _span(ix),
                            f"declare it `data {_declared(ref)} : index({ext})`: its values are then checked when read")
         else:
-            self.rep.error(f"`{ref.name}`, a {ref.support} {ref.kind}, cannot index {where}",
+            article = "an" if ref.support[0] in "aeiou" else "a"
+            self.rep.error(f"`{ref.name}`, {article} {ref.support} {ref.kind}, cannot index {where}",
                            _span(ix), "a latent index is drawn from a Categorical: `z[n] ~ Categorical(p)`")
         return False
 
@@ -484,12 +540,17 @@ class _Checker:
             deps[name] = {n.id for a in d.dist.args for n in walk(a.value)
                           if isinstance(n, ast.Name) and n.id in targets and n.id != name}
         order: list[str] = []
-        ready = [n for n in self.draws if not deps[n]]
+        ready = deque(n for n in self.draws if not deps[n])
         pending = {n: set(ds) for n, ds in deps.items() if ds}
+        waiting: dict[str, list[str]] = {}          # n -> the pending draws that read n
+        for m, ds in pending.items():
+            for n in ds:
+                waiting.setdefault(n, []).append(m)
         while ready:
-            n = ready.pop(0)
+            n = ready.popleft()
             order.append(n)
-            for m, ds in list(pending.items()):
+            for m in waiting.get(n, ()):
+                ds = pending[m]
                 ds.discard(n)
                 if not ds:
                     del pending[m]
@@ -497,11 +558,13 @@ class _Checker:
         if pending:
             # Walk back along dependencies from any pending node until a name repeats: that is the cycle.
             path = [next(iter(pending))]
+            at = {path[0]: 0}
             while True:
-                nxt = next(d for d in sorted(pending[path[-1]]) if d in pending)
-                if nxt in path:
-                    cycle = path[path.index(nxt):] + [nxt]
+                nxt = min(d for d in pending[path[-1]] if d in pending)
+                if nxt in at:
+                    cycle = path[at[nxt]:] + [nxt]
                     break
+                at[nxt] = len(path)
                 path.append(nxt)
             d = self.draws[cycle[0]][0][0]
             self.rep.error("the model is cyclic: " + " <- ".join(cycle), d.target.span,
@@ -531,7 +594,10 @@ class _Checker:
                                    "each variable has exactly one `~` statement")
             errors_before = len(self.rep.diagnostics) - self.form_errors
             self.check_draw(*draws[0], observed=declared is not None)
-            if len(self.rep.diagnostics) - self.form_errors > errors_before and declared is None:
+            failed = len(self.rep.diagnostics) - self.form_errors > errors_before
+            # a draw from what did not check (z ~ Categorical(pi) after pi's error) has no known range either
+            if declared is None and (failed or any(isinstance(n, ast.Name) and n.id in self.poisoned
+                                                   for a in draws[0][0].dist.args for n in walk(a.value))):
                 self.poisoned.add(name)  # its type is unreliable: say nothing more about its uses
 
     def check_draw(self, d: ast.Draw, plates: tuple[tuple[str, str], ...], observed: bool) -> None:
@@ -786,8 +852,8 @@ class _Checker:
 
     def check_domain(self, sig: Signature, pname: str, domain: str, expr: ast.Expr, t: Ty) -> None:
         """A constant argument outside its parameter's domain (a negative sd, say) is an error now."""
-        if any(isinstance(n, ast.Name) and n.id in self.vars and self.vars[n.id].kind != "const"
-               for n in walk(expr)):
+        if not self.finite(expr) or any(isinstance(n, ast.Name) and n.id in self.vars
+                                        and self.vars[n.id].kind != "const" for n in walk(expr)):
             return
         try:
             val = self._eval(expr)
@@ -795,7 +861,7 @@ class _Checker:
             return
         if val is None:
             return
-        v = np.asarray(val, dtype=float)
+        v = self.full_value(np.asarray(val, dtype=float), t.shape)
         span = _span(expr)
         where = f"`{pname}` of {sig.name}"
         if not np.all(np.isfinite(v)):
@@ -805,14 +871,28 @@ class _Checker:
                            "a scale, rate, shape or concentration is > 0")
         elif domain == "unit" and np.any((v < 0) | (v > 1)):
             self.rep.error(f"{where} must lie in [0, 1], got {_show(v)}", span, "a probability")
-        elif domain == "simplex" and (np.any(v < 0) or abs(v.sum(axis=-1) - 1).max() > 1e-9):
+        elif domain == "simplex" and (np.any(v < 0) or self.not_normalised(v, t.shape)):
             self.rep.error(f"{where} must be non-negative and sum to 1", span, "normalise the weights")
-        elif domain == "pd" and v.ndim == 2 and (not np.allclose(v, v.T) or np.linalg.eigvalsh(v).min() <= 0):
+        elif domain == "pd" and v.ndim == 2 and v.size and (not np.allclose(v, v.T) or np.linalg.eigvalsh(v).min() <= 0):
             self.rep.error(f"{where} must be symmetric positive definite", span, "e.g. `eye(D)`")
+
+    def not_normalised(self, v: np.ndarray, shape: tuple[Extent, ...]) -> bool:
+        """Σ along the last axis of the value that ``v`` stands for (compact or not) is not 1."""
+        last = shape[-1] if shape else 1
+        last = self.dims[last].default if isinstance(last, str) else last
+        if v.ndim and v.shape[-1] == last:
+            sums = v.sum(axis=-1)
+        elif last is None:
+            return False                   # (a scalar fills an axis whose size only the data give)
+        else:
+            sums = (v[..., 0] if v.ndim else v) * last
+        return bool(abs(sums - 1).max() > 1e-9)
 
     def check_observed(self, d: ast.Draw, sig: Signature, shape: tuple[Extent, ...], idx: list[str],
                        rng: Extent | None) -> None:
         v = self.vars[d.target.id]
+        if v.name in self.poisoned:
+            return                            # (its declaration was reported)
         if tuple(shape) != tuple(v.shape) and "?" not in shape:
             self.rep.error(f"`{v.name}` is declared {show_shape(v.shape)} but this draws {show_shape(shape)}",
                            d.target.span, f"subscript it by the loops over {show_shape(v.shape)}"

@@ -9,7 +9,7 @@ import numpy as np
 
 from ppvi.codegen.cache import fixed_sizes, load as load_module
 from ppvi.infer.program import Program
-from ppvi.io.data import bind, default_data_path, read
+from ppvi.io.data import Source, bind, default_data_path, read_file
 from ppvi.language import load, loads
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -125,8 +125,12 @@ def program(model, data=None, dims=None, seed: int = 0, e_step: bool = False) ->
     m = checked(model) if isinstance(model, str) else model
     if data is None and isinstance(model, str):
         data = data_of(model)
-    raw = read(data, m) if isinstance(data, str) else {k: np.asarray(v) for k, v in data.items()}
-    bound = bind(m, raw, data if isinstance(data, str) else "<data>", dims)
+    if isinstance(data, str):
+        source = read_file(data, m)
+    else:
+        arrays = {k: np.asarray(v) for k, v in data.items()}
+        source = Source("<data>", arrays, tuple(arrays))
+    bound = bind(m, source, dims)
     module, _ = load_module(m, fixed=fixed_sizes(m, bound.sizes))
     p = Program.build(m, module, bound)
     if not e_step:

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import MODELS
+from conftest import MODELS, fitted_content
 
 GMM_1D = MODELS / "gmm_1d.ppvi"       # its local step calls BLAS (np.dot), so it loads scipy's dgemm
 
@@ -66,7 +66,7 @@ def cold(tmp_path_factory):
     report = _probe(cache, out)
     assert report["code"] == 0 and report["misses"] > 0 and report["registries"]
     assert "nrt" in report["compiled"] and list(cache.glob("nrt_*.pickle"))
-    return cache, json.loads(out.read_text())
+    return cache, fitted_content(out)
 
 
 def test_a_warm_run_loads_every_kernel_from_the_cache_without_the_compiler(cold, tmp_path):
@@ -80,11 +80,11 @@ def test_a_warm_run_loads_every_kernel_from_the_cache_without_the_compiler(cold,
     assert report["compiled"] == [], "the warm run compiled from LLVM IR (Numba's runtime, or a kernel)"
     assert not report["arrayobj"], "numba.np.arrayobj was imported for the globals of its environments"
     assert report["memoised_without_globals"] == 0
-    assert json.loads((tmp_path / "warm.json").read_text()) == first
+    assert fitted_content(tmp_path / "warm.json") == first
     # code compiled afterwards in the same process (NumPy functions whose environments the fit had without
     # their module, and linked against the runtime read as machine code) works, and so does a second fit
     assert report["fresh"] == 10 and report["again"] == 0
-    assert json.loads((tmp_path / "warm.again.json").read_text()) == first
+    assert fitted_content(tmp_path / "warm.again.json") == first
 
 
 def test_a_damaged_runtime_file_is_compiled_again(cold, tmp_path):
@@ -93,7 +93,7 @@ def test_a_damaged_runtime_file_is_compiled_again(cold, tmp_path):
     runtime.write_bytes(b"not a pickle")
     report = _probe(cache, tmp_path / "warm.json")
     assert report["code"] == 0 and report["compiled"] == ["nrt"] and report["misses"] == 0
-    assert json.loads((tmp_path / "warm.json").read_text()) == first
+    assert fitted_content(tmp_path / "warm.json") == first
     assert runtime.read_bytes() != b"not a pickle"          # (written again, whole)
 
 
@@ -107,7 +107,7 @@ def test_a_kernel_missing_from_numbas_cache_is_compiled_again(cold, tmp_path):
         p.unlink()
     report = _probe(cache, tmp_path / "again.json")
     assert report["code"] == 0 and report["misses"] == 1 and report["hits"] > 0 and report["registries"]
-    assert json.loads((tmp_path / "again.json").read_text()) == first
+    assert fitted_content(tmp_path / "again.json") == first
 
 
 def test_blas_loaded_alone_leaves_scipy_linalg_whole():
@@ -178,8 +178,12 @@ def test_a_changed_ppvi_never_loads_kernels_an_older_one_generated(tmp_path):
 
     first, again = run(), run()
     assert not first["warm"] and again["warm"] and again["key"] == first["key"] and again["file"] == first["file"]
-    with open(first["file"], "a") as fh:        # a mark: whoever imports this older module shows it
-        fh.write("\nSTALE = True\n")
+    from ppvi.codegen.cache import _unsealed, sealed
+
+    with open(first["file"], "rb") as fh:       # a mark, sealed again: whoever imports this older module shows it
+        marked = sealed(_unsealed(fh.read()) + "STALE = True\n")
+    with open(first["file"], "w") as fh:
+        fh.write(marked)
     assert run()["stale"]
     seen = {first["key"]}
     for changed in (copy / "ppvi" / "codegen" / "runtime.py", copy / "ppvi" / "derive" / "render.py",

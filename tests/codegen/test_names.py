@@ -106,7 +106,7 @@ FA_NAMES = ["N", "D", "M", "y", "d", "psi", "m", "W", "n", "X"]
 
 
 def _normalised(src: str, back: dict[str, str]) -> str:
-    """The kernels of a generated module (PLAN left out) with every generated name decoded, its identifier
+    """The kernels of a generated module (PLAN and comments left out) with every generated name decoded, its identifier
     mapped by ``back`` and encoded again; in each kernel its arguments sorted and each loop index renamed where
     a loop (or an assignment) binds it, by the order of the bindings (which index objects a derivation shares
     is not the code generator's to decide)."""
@@ -131,6 +131,8 @@ def _normalised(src: str, back: dict[str, str]) -> str:
     for kernel in src.split("\n@njit"):
         lines, scopes, count = [], [], 0        # scopes: (indent, index, new name), innermost last
         for line in kernel.splitlines():
+            if line.lstrip().startswith("#"):
+                continue        # (provenance comments: model lines, which a renamed text may move)
             indent = len(line) - len(line.lstrip())
             while scopes and line.strip() and scopes[-1][0] >= indent:
                 scopes.pop()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import ppvi
-from conftest import MODELS, run_cli
+from conftest import MODELS, fitted_content, run_cli
 
 ALL = sorted(MODELS.glob("*.ppvi"))
 
@@ -83,7 +83,7 @@ def test_identical_for_one_and_two_threads_and_cold_and_warm_cache(tmp_path):
         out = tmp_path / f"r{len(results)}.json"
         _run_process([MODELS / "gmm_1d.ppvi", "--out", out, "--quiet"],
                      {"NUMBA_NUM_THREADS": threads, "PPVI_CACHE_DIR": str(cache)})
-        results.append(json.loads(out.read_text()))
+        results.append(fitted_content(out))
     assert results[0] == results[1] == results[2]
 
 

@@ -366,19 +366,6 @@ def test_a_fit_that_ends_with_all_loadings_zero_warns(bayesian_fa, tmp_path, cap
     assert f"{bayesian_fa}: warning: every entry of the mean of latent `W` is 0" in err
 
 
-def test_a_warning_at_the_end_of_a_fit_ends_the_progress_line_first(capsys):
-    from ppvi.cli import _Progress, _show_warning
-    from ppvi.errors import Diagnostic
-
-    progress = _Progress()
-    progress(1, -10.0, 0.5)
-    w = PPVIWarning(Diagnostic("every entry of param `W` is 0", "m.ppvi", severity="warning"))
-    _show_warning(w, PPVIWarning, "api.py", 1, progress=progress)
-    progress.close()
-    err = capsys.readouterr().err
-    assert err.startswith("\r  iter      1  ELBO -10") and err.endswith("it/s   \nm.ppvi: warning: every entry of param `W` is 0\n")
-
-
 def test_one_component_holding_every_point_warns_only_when_restarts_disagree():
     p = ppvi.load(str(MODELS / "gmm_1d.ppvi")).fit().fit.program
     assert symmetric_points(p, [-300.0, -310.0], 1e-8) == []           # the points are spread

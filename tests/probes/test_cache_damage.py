@@ -3,7 +3,6 @@ truncated, emptied or overwritten, is detected before it is trusted and written 
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -11,7 +10,7 @@ import threading
 
 import pytest
 
-from conftest import MODELS
+from conftest import MODELS, fitted_content
 
 MODEL = MODELS / "gmm_1d.ppvi"
 
@@ -28,7 +27,7 @@ def warm(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
     out = cache.parent / "first.json"
     assert _run(cache, out).returncode == 0
-    return cache, json.loads(out.read_text())
+    return cache, fitted_content(out)
 
 
 def _files(cache, kind):
@@ -55,7 +54,7 @@ def test_damage_costs_one_regeneration(warm, kind, damage, tmp_path):
         for attempt in range(2):       # the first run repairs, the second finds the cache whole
             proc = _run(cache, tmp_path / f"r{attempt}.json")
             assert proc.returncode == 0, proc.stderr
-            assert json.loads((tmp_path / f"r{attempt}.json").read_text()) == first
+            assert fitted_content(tmp_path / f"r{attempt}.json") == first
         assert all(f.read_bytes() for f in _files(cache, kind))
     finally:
         for p in list(cache.rglob("*")):
@@ -74,7 +73,7 @@ def test_a_module_with_a_valid_but_foreign_body_is_not_run(warm, tmp_path):
         module.write_bytes(raw.replace(b"import math", b"import math\nraise SystemExit(7)", 1))
         proc = _run(cache, tmp_path / "r.json")
         assert proc.returncode == 0, proc.stderr
-        assert json.loads((tmp_path / "r.json").read_text()) == first
+        assert fitted_content(tmp_path / "r.json") == first
     finally:
         module.write_bytes(raw)
 

@@ -1,0 +1,75 @@
+"""The kernel IR as readable text: ``ppvi derive MODEL --dump kernels|statistics|schedule [--after PASS]``."""
+
+from __future__ import annotations
+
+from ppvi.codegen.ir import If, Kernel, Loop, Module
+from ppvi.codegen.printer import body_lines, comment, range_header
+
+PAD = "  "
+
+
+def dump(m: Module, what: str) -> str:
+    """``what``: kernels, statistics or schedule."""
+    return {"kernels": kernels, "statistics": statistics, "schedule": schedule}[what](m)
+
+
+def kernels(m: Module) -> str:
+    return "\n".join(_kernel(k) for k in m.kernels)
+
+
+def _kernel(k: Kernel) -> str:
+    flags = [f for f, on in (("parallel", k.parallel), ("contract", k.contract)) if on]
+    head = f"kernel {k.name}  [{k.role}{' of ' + k.latent if k.latent else ''}{''.join(', ' + f for f in flags)}]"
+    lines = [head] + ([f"{PAD}{comment(k.doc)}"] if k.doc else []) + [f"{PAD}params {', '.join(k.params) or '-'}"]
+    lines += body_lines(k.body, 1, PAD, _head)
+    if k.returns:
+        lines.append(f"{PAD}return {k.returns}")
+    return "\n".join(lines) + "\n"
+
+
+def _head(node: Loop | If) -> str:
+    """A loop with what it runs over; no colons."""
+    if isinstance(node, Loop):
+        return range_header(node.range)[:-1] + (f"  # over {node.axis}" if node.axis else "")
+    return f"if {node.test}"
+
+
+def statistics(m: Module) -> str:
+    """Every statistic of the local step: its array, shape and the sum it holds."""
+    if not m.statistics:
+        return "no statistics (nothing sums over the data plate)\n"
+    out = []
+    for s in m.statistics:
+        notes = ([f"scattered by {s.scatter}"] if s.scatter else []) + \
+            ([f"symmetric in axes {s.mirror[0]}, {s.mirror[1]}"] if s.mirror else [])
+        shape = ", ".join(str(x) for x in s.shape)
+        out.append(f"{s.name}[{shape}] = {s.expr}" + (f"  ({'; '.join(notes)})" if notes else ""))
+    return "\n".join(out) + "\n"
+
+
+def schedule(m: Module) -> str:
+    """What the engine runs, in order: each latent's and param's update, the local step, the ELBO."""
+    p = m.plan
+    out = []
+    for var, info in p["latents"].items():
+        extras = [f"{k} {info[k]['kernel']}" for k in ("damped", "local_step") if k in info]
+        out.append(f"q({var}): {info['family']}, {info['scope']}"
+                   f"{', sequential' if info['sequential'] else ''}{', feeds the statistics' if info.get('feeds') else ''}"
+                   f" -> {info['kernel']}" + "".join(f"; {e}" for e in extras))
+    for var, info in p["points"].items():
+        extra = f"; local_step {info['local_step']['kernel']}" if "local_step" in info else ""
+        out.append(f"{info['kind']} {var}: {info['method']}{', sequential' if info['sequential'] else ''}"
+                   f"{', feeds the statistics' if info.get('feeds') else ''} -> {info['kernel']}{extra}")
+    if p.get("stats"):
+        out.append(f"statistics: {', '.join(p['stats']['arrays'])} -> {p['stats']['kernel']}")
+    if p.get("block"):
+        b = p["block"]
+        out.append(f"group block ({b['name']}) over {b['groups']} by {b['by']}, rows {', '.join(b['rows'])} "
+                   f"-> {b['kernel']}")
+    elbo = p["elbo"]
+    out.append(f"elbo: {len(elbo['labels'])} terms -> {elbo['kernel']}")
+    if "fast" in elbo:
+        out.append(f"elbo after q({elbo['fast']['latent']})'s update -> {elbo['fast']['kernel']}")
+    if p.get("exact_em"):
+        out.append("exact EM: the ELBO after the local step is the log-likelihood")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,139 @@
+"""The kernel IR (ppvi.codegen.ir), its passes and its printer: decisions read off the data, not the text."""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+import pytest
+
+from ppvi.codegen import passes
+from ppvi.codegen.cache import fixed_sizes
+from ppvi.codegen.ir import Bind, If, Kernel, Loop, Module, Note, Range, Stmt, walk
+from ppvi.codegen.module import lower
+from ppvi.codegen.printer import kernel_source
+from ppvi.derive import derive
+from ppvi.language import load
+
+from conftest import run_cli
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+
+
+@functools.lru_cache(maxsize=None)
+def lowered(stem: str) -> Module:
+    """The IR of a model as lowered, before the passes (SymPy only: nothing is compiled)."""
+    model = load(str(MODELS / f"{stem}.ppvi"))
+    return lower(derive(model), fixed_sizes(model))
+
+
+def test_printer_prints_loops_conditions_and_statements():
+    body = (Stmt("_s = 0.0"),
+            Loop(Range("i0_n", "n_N", parallel=True), (Stmt("_s += v_x[i0_n]"),)),
+            Loop(Range("_b0", "_hi", "_lo", "_B"), ()),
+            If("_s > 0.0", (Stmt("t_0[0] = _s"),)))
+    k = Kernel("statistics", ("n_N", "t_0", "v_x"), body, "statistics", parallel=True)
+    assert kernel_source(k) == (
+        "@njit(cache=True, error_model='numpy', parallel=True)\n"
+        "def statistics(n_N, t_0, v_x):\n"
+        "    _s = 0.0\n"
+        "    for i0_n in prange(n_N):\n"
+        "        _s += v_x[i0_n]\n"
+        "    for _b0 in range(_lo, _hi, _B):\n"
+        "        pass\n"
+        "    if _s > 0.0:\n"
+        "        t_0[0] = _s\n")
+
+
+def test_parallel_pass_flags_exactly_the_kernels_with_a_prange():
+    serial = Kernel("a", (), (Loop(Range("i", "3"), (Stmt("pass"),)),), "update", parallel=True)
+    threaded = Kernel("b", (), (If("True", (Loop(Range("i", "n_N", parallel=True)),)),), "update")
+    out = passes.parallel(Module("0", (serial, threaded)))
+    assert [k.parallel for k in out.kernels] == [False, True]
+
+
+def test_dead_loops_pass_removes_loops_that_only_bind_an_index():
+    binds = Loop(Range("_b", "_nb"), (Bind("i1_n", "_b0 + _b"), Note("eta of q")))
+    works = Loop(Range("_b", "_nb"), (Bind("i1_n", "_b0 + _b"), Stmt("_s += v_x[i1_n]")))
+    outer = Loop(Range("_b0", "_hi", "_lo", "_B"), (binds,))         # empty once its loop is gone
+    call = If("add_shares(_ea, _eb, _acc, _sb)", (binds,))           # (its test acts: it stays, emptied)
+    k = Kernel("k", (), (outer, works, call), "local_step")
+    [out] = passes.dead_loops(Module("0", (k,))).kernels
+    assert out.body == (works, If("add_shares(_ea, _eb, _acc, _sb)", ()))
+
+
+def test_blocked_local_step_keeps_no_loop_over_points_that_computes_nothing():
+    """gmm_1d's η of a block of points is one matrix product: no per-point loop is left for it."""
+    k = passes.run_passes(lowered("gmm_1d")).kernel("local_step_z")
+    point_loops = [n for n in walk(k.body) if isinstance(n, Loop) and n.range.var == "_b"]
+    assert len(point_loops) == 1 and any(isinstance(n, Stmt) and n.text.startswith("_Phi[_b, _f] = ")
+                                         for n in point_loops[0].body)
+    assert len([n for n in walk(lowered("gmm_1d").kernel("local_step_z").body)
+                if isinstance(n, Loop) and n.range.var == "_b"]) == 2
+
+
+def test_passes_are_listed_once_and_dumps_can_stop_after_each():
+    assert passes.NAMES[0] == "lower" and len(set(passes.NAMES)) == len(passes.NAMES)
+    m = lowered("gmm_1d")
+    assert passes.run_passes(m, "lower") is m
+    assert passes.run_passes(m, passes.NAMES[-1]) == passes.run_passes(m)
+    assert passes.run_passes(m, "dead_loops") != m
+
+
+@pytest.mark.parametrize("stem", ["gmm_1d", "lda", "binary_sparse_coding", "em_gmm"])
+def test_kernel_parameters_are_the_arrays_its_body_names(stem):
+    """Read independently of the writer: every mangled name (a kind prefix, then a name) in the printed body is a
+    parameter, and every parameter is used."""
+    for k in lowered(stem).kernels:
+        text = "\n".join(kernel_source(k).splitlines()[2:])
+        used = set(re.findall(r"\b(?:[vnqmhleogtc]_[A-Za-z0-9_]*)", text))
+        assert used == set(k.params), k.name
+
+
+def test_gmm_1d_builds_one_feature_matrix():
+    """η of a point and the statistics its q feeds read the same features (1, x, x²): one matrix Φ serves both."""
+    k = passes.run_passes(lowered("gmm_1d")).kernel("local_step_z")
+    allocs = [n.text.split(" = ")[0] for n in walk(k.body)
+              if isinstance(n, Stmt) and n.text.startswith("_") and "= np.zeros((_B," in n.text]
+    assert allocs == ["_Phi"]
+
+
+def test_lda_has_a_group_block_over_doc():
+    m = lowered("lda")
+    [block] = [k for k in m.kernels if k.role == "block"]
+    assert block.latent == "theta" and m.plan["block"]["by"] == "doc" and m.plan["block"]["members"] == ["theta", "z"]
+    # (before it, a table of the factor each word gives a topic: once per value of word, not per token)
+    groups = [n for n in block.body if isinstance(n, Loop) and n.axis == "d"]
+    assert len(groups) == 1 and groups[0].range.parallel
+    assert any(isinstance(n, Loop) and n.axis == "repeat" for n in walk(groups[0].body))
+
+
+@pytest.mark.parametrize("stem, what", [("gmm_1d", "kernels"), ("lda", "statistics"), ("lda", "schedule")])
+def test_dump_is_golden(stem, what, capsys, update_golden):
+    """``ppvi derive --dump kernels|statistics|schedule``: the IR after every pass, as text."""
+    code, out, err = run_cli(["derive", MODELS / f"{stem}.ppvi", "--dump", what], capsys)
+    assert code == 0, err
+    golden = Path(__file__).parent / "golden" / f"{stem}.{what}.dump.txt"
+    if update_golden:
+        golden.write_text(out)
+    assert out == golden.read_text()
+
+
+def test_dump_after_each_pass(capsys):
+    outs = {}
+    for name in passes.NAMES:
+        code, outs[name], err = run_cli(["derive", MODELS / "gmm_1d.ppvi", "--dump", "kernels", "--after", name],
+                                        capsys)
+        assert code == 0, err
+    # the flags are read off the loops by the last pass: as lowered, no kernel is marked parallel yet
+    assert "parallel]" not in outs["lower"] and "[local_step of z, parallel]" in outs[passes.NAMES[-1]]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--dump", "kernels", "--after", "paralel"], "--after paralel: no such pass\nhint: did you mean `parallel`?"),
+    (["--after", "parallel"], "--after needs --dump kernels, statistics or schedule"),
+])
+def test_dump_mistakes_are_errors(argv, message, capsys):
+    code, out, err = run_cli(["derive", MODELS / "gmm_1d.ppvi"] + argv, capsys)
+    assert code == 2 and message in err and "Traceback" not in err

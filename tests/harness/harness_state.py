@@ -1,0 +1,370 @@
+"""A compiled model bound to data, at a random valid state; the q families' formulas written independently.
+
+The formulas (standard parameters -> moments, entropy, natural parameters) follow PRML appendix B and SciPy
+(the moments are tests/derive/reference.py's), not ``ppvi.derive.qfamily`` or ``ppvi.codegen.runtime``, so a
+check built on them tests the derivation, the generated code and the runtime at once.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import math
+import types
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import special, stats
+
+from harness_cases import TESTS, Case, data_for
+
+# q's standard parameters (DESIGN §3) and the moments neighbours read, per family, with their event rank
+# (axes after the plates).
+PARAMS = {
+    "Normal": {"mean": 0, "sd": 0}, "Gamma": {"shape": 0, "rate": 0}, "Beta": {"a": 0, "b": 0},
+    "Bernoulli": {"p": 0}, "Categorical": {"p": 1}, "Dirichlet": {"alpha": 1},
+    "MvNormal": {"mean": 1, "cov": 2}, "Wishart": {"df": 0, "scale": 2},
+}
+MOMENTS = {
+    "Normal": {"x": 0, "x2": 0}, "Gamma": {"x": 0, "logx": 0}, "Beta": {"x": 0, "logx": 0, "log1mx": 0},
+    "Bernoulli": {"x": 0, "x2": 0}, "Categorical": {"onehot": 1}, "Dirichlet": {"logp": 1, "x": 1},
+    "MvNormal": {"x": 1, "xxT": 2}, "Wishart": {"X": 2, "logdet": 0},
+}
+NATURAL = {
+    "Normal": {"x": 0, "x2": 0}, "Gamma": {"x": 0, "logx": 0}, "Beta": {"logx": 0, "log1mx": 0},
+    "Bernoulli": {"x": 0}, "Categorical": {"onehot": 1}, "Dirichlet": {"logp": 1},
+    "MvNormal": {"x": 1, "xxT": 2}, "Wishart": {"logdet": 0, "X": 2},
+}
+
+
+# ------------------------------------------------------------------ families
+def _spd(rng, shape: tuple, d: int) -> np.ndarray:
+    g = rng.normal(size=shape + (d, d))
+    return np.einsum("...ij,...kj->...ik", g, g) / d + 0.5 * np.eye(d)
+
+
+def random_q(family: str, shapes: dict[str, tuple], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Standard parameters drawn validly: positive sds and rates, alphas > 0, p on the simplex, PD matrices."""
+    s = shapes
+    if family == "Normal":
+        return {"mean": rng.normal(0, 1.5, s["mean"]), "sd": np.exp(rng.uniform(-1.5, 0.5, s["sd"]))}
+    if family == "Gamma":
+        return {"shape": rng.uniform(0.5, 6.0, s["shape"]), "rate": rng.uniform(0.3, 4.0, s["rate"])}
+    if family == "Beta":
+        return {"a": rng.uniform(0.5, 6.0, s["a"]), "b": rng.uniform(0.5, 6.0, s["b"])}
+    if family == "Bernoulli":
+        return {"p": rng.uniform(0.02, 0.98, s["p"])}
+    if family == "Categorical":
+        shape = s["p"]
+        return {"p": rng.dirichlet(np.ones(shape[-1]), shape[:-1])}
+    if family == "Dirichlet":
+        return {"alpha": rng.uniform(0.3, 5.0, s["alpha"])}
+    if family == "MvNormal":
+        d = s["mean"][-1]
+        return {"mean": rng.normal(0, 1.5, s["mean"]), "cov": _spd(rng, s["cov"][:-2], d)}
+    d = s["scale"][-1]
+    df = d - 1 + rng.uniform(1.5, 6.0, s["df"])
+    return {"df": df, "scale": _spd(rng, s["scale"][:-2], d) / np.asarray(df)[..., None, None]}
+
+
+def _derive_reference():
+    """tests/derive/reference.py: q's moments from its standard parameters, written from PRML appendix B."""
+    spec = importlib.util.spec_from_file_location("harness_derive_reference", TESTS / "derive" / "reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+moments = _derive_reference().moments       # E_q[T(x)] per family (PRML B.8, B.27, B.21, B.80–B.81)
+
+
+def entropy(family: str, q: dict[str, np.ndarray]) -> np.ndarray:
+    """H[q] per element, from SciPy's distributions where it has them."""
+    if family == "Normal":
+        return stats.norm(q["mean"], q["sd"]).entropy()
+    if family == "Gamma":
+        return stats.gamma(q["shape"], scale=1 / q["rate"]).entropy()
+    if family == "Beta":
+        return stats.beta(q["a"], q["b"]).entropy()
+    if family == "Bernoulli":
+        return stats.bernoulli(q["p"]).entropy()
+    if family == "Categorical":
+        return -special.xlogy(q["p"], q["p"]).sum(-1)
+    if family == "Dirichlet":
+        a = q["alpha"]
+        return np.array([stats.dirichlet(row).entropy() for row in a.reshape(-1, a.shape[-1])]).reshape(a.shape[:-1])
+    if family == "MvNormal":
+        cov = q["cov"]
+        d = cov.shape[-1]
+        return d / 2 * (1 + np.log(2 * np.pi)) + np.linalg.slogdet(cov)[1] / 2
+    w = q["scale"]
+    d = w.shape[-1]
+    flat_w, flat_df = w.reshape(-1, d, d), q["df"].ravel()
+    return np.array([stats.wishart(df, s).entropy() for df, s in zip(flat_df, flat_w)]).reshape(q["df"].shape)
+
+
+def natural(family: str, q: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """η from the standard parameters (PRML appendix B); Categorical's is log p (defined up to a constant)."""
+    if family == "Normal":
+        tau = q["sd"] ** -2.0
+        return {"x": q["mean"] * tau, "x2": -tau / 2}
+    if family == "Gamma":
+        return {"x": -q["rate"], "logx": q["shape"] - 1}
+    if family == "Beta":
+        return {"logx": q["a"] - 1, "log1mx": q["b"] - 1}
+    if family == "Bernoulli":
+        return {"x": special.logit(q["p"])}
+    if family == "Categorical":
+        with np.errstate(divide="ignore"):
+            return {"onehot": np.log(q["p"])}
+    if family == "Dirichlet":
+        return {"logp": q["alpha"] - 1}
+    if family == "MvNormal":
+        prec = np.linalg.inv(q["cov"])
+        return {"x": np.einsum("...de,...e->...d", prec, q["mean"]), "xxT": -prec / 2}
+    d = q["scale"].shape[-1]
+    return {"logdet": (q["df"] - d - 1) / 2, "X": -np.linalg.inv(q["scale"]) / 2}
+
+
+# ------------------------------------------------------------------ state
+def copy_state(state: dict) -> dict:
+    """A deep copy that keeps aliases: arrays that are one array under two names stay one array."""
+    made: dict[int, np.ndarray] = {}
+    out = {}
+    for k, v in state.items():
+        if isinstance(v, np.ndarray):
+            if id(v) not in made:
+                made[id(v)] = v.copy()
+            out[k] = made[id(v)]
+        else:
+            out[k] = v
+    return out
+
+
+def kernels(module) -> dict[str, object]:
+    """The module's own Numba kernels by name (not the runtime helpers it imports)."""
+    from numba.core.dispatcher import Dispatcher
+
+    return {n: k for n, k in vars(module).items()
+            if isinstance(k, Dispatcher) and k.py_func.__module__ == module.__name__}
+
+
+class _NumpyMath:
+    """``math`` as Numba's ``error_model='numpy'`` (every generated kernel's) runs it: IEEE results, NaN and
+    ±inf, where Python's raises (log of a negative, lgamma at a pole)."""
+
+    def __init__(self):
+        for name, f in {"log": np.log, "sqrt": np.sqrt, "exp": np.exp, "lgamma": special.gammaln}.items():
+            setattr(self, name, lambda x, f=f: f(np.float64(x)))
+
+    def __getattr__(self, name):          # (the rest as Python's: pi, isfinite, …)
+        return getattr(math, name)
+
+
+_MATH = _NumpyMath()
+
+
+def plain(kernel):
+    """A kernel as plain Python: its ``py_func`` with ``math`` as Numba's NumPy error model runs it (run it
+    under ``np.errstate(all="ignore")``).  The runtime helpers it calls stay compiled."""
+    f = kernel.py_func
+    made = getattr(f, "_harness_plain", None)
+    if made is None:
+        made = types.FunctionType(f.__code__, {**f.__globals__, "math": _MATH}, f.__name__, f.__defaults__,
+                                  f.__closure__)
+        f._harness_plain = made
+    return made
+
+
+def python_module(module) -> types.SimpleNamespace:
+    """The same module with every kernel as plain Python (:func:`plain`): what a fit runs with the JIT
+    disabled."""
+    ns = types.SimpleNamespace(PLAN=module.PLAN, __name__=module.__name__)
+    for n, k in kernels(module).items():
+        setattr(ns, n, plain(k))
+    return ns
+
+
+@dataclass
+class Subject:
+    """One case, derived, generated, loaded and bound to data, with a random valid state ``base``."""
+
+    case: Case
+    model: object
+    derivation: object
+    source: str
+    module: object
+    program: object
+    sizes: dict
+    base: dict = field(default_factory=dict)
+    python: bool = False          # run kernels as plain Python unless asked otherwise (no compilation)
+    data: dict = field(default_factory=dict)      # the data and --dim overrides it was bound to
+    dims: dict = field(default_factory=dict)
+
+    @property
+    def plan(self) -> dict:
+        return self.module.PLAN
+
+    def kernel_infos(self) -> list[tuple[str, str, dict]]:
+        """Every kernel of the module with the PLAN entry that calls it: (role, owner, info)."""
+        plan = self.plan
+        out = []
+        for var, info in plan["latents"].items():
+            out.append(("update", var, info))
+            if "damped" in info:
+                out.append(("damped", var, info["damped"]))
+            if "local_step" in info:
+                out.append(("local_step", var, info["local_step"]))
+        for var, info in plan["points"].items():
+            out.append(("point", var, info))
+            if "local_step" in info:
+                out.append(("local_step", var, info["local_step"]))
+        out.append(("elbo", "", plan["elbo"]))
+        if plan["elbo"].get("fast"):
+            out.append(("fast_elbo", plan["elbo"]["fast"]["latent"], plan["elbo"]["fast"]))
+        if plan.get("stats"):
+            out.append(("statistics", "", plan["stats"]))
+        if plan.get("block"):
+            out.append(("block", plan["block"]["name"], plan["block"]))
+        return out
+
+    def signature_of(self, name: str) -> list[str]:
+        return list(inspect.signature(getattr(self.module, name).py_func).parameters)
+
+    def refresh_statistics(self, state: dict, python: bool | None = None) -> None:
+        """The statistics pass over ``state`` (the sums the global kernels read)."""
+        stats = self.plan.get("stats")
+        if stats:
+            self.call(stats, state, python)
+
+    def call(self, info: dict, state: dict, python: bool | None = None):
+        """Run a PLAN entry's kernel on ``state``: compiled, or as plain Python (``py_func``)."""
+        k = getattr(self.module, info["kernel"])
+        if python is None:
+            python = self.python
+        if not python:
+            return k(*(state[a] for a in info["args"]))
+        with np.errstate(all="ignore"):
+            return plain(k)(*(state[a] for a in info["args"]))
+
+
+def build(case: Case, seed: int = 0, damping: float = 0.6, python: bool = False):
+    """Parse, check, derive and generate ``case`` (a PPVIError propagates), load its module (compiled on
+    first call; ``python``: kernels run as plain Python unless a check asks for them compiled), bind random
+    or given data, and draw a random valid state."""
+    from ppvi.codegen.cache import fixed_sizes, load
+    from ppvi.codegen.module import generate
+    from ppvi.derive import derive
+    from ppvi.infer.program import Program
+    from ppvi.language import loads
+
+    rng = np.random.default_rng(seed)
+    model = loads(case.text, f"{case.name}.ppvi")
+    d = derive(model)
+    data, dims = data_for(case, model, rng)
+    bound = bind(model, data, dims)
+    fixed = fixed_sizes(model, bound.sizes)
+    source = generate(d, fixed)
+    module, _ = load(model, source_of=lambda m: source, fixed=fixed)
+    program = Program.build(model, module, bound)
+    s = Subject(case, model, d, source, module, program, dict(bound.sizes), python=python,
+                data=data, dims=dims)
+    s.base = random_state(s, rng, damping)
+    return s
+
+
+def bind(model, data: dict, dims: dict | None):
+    """``data`` (arrays by name) checked against the model and every dim resolved, as ``ppvi.fit`` binds."""
+    from ppvi.io.data import Source, bind as bind_source
+
+    return bind_source(model, Source("<harness data>", dict(data), tuple(data)), dims)
+
+
+def shape_of(shape, sizes) -> tuple[int, ...]:
+    """A declared shape (dim names and sizes) in numbers."""
+    return tuple(sizes[e] if isinstance(e, str) else int(e) for e in shape)
+
+
+def random_params(model, sizes: dict, state: dict, names: list[str], rng: np.random.Generator) -> None:
+    """Params and MAP latents at random values in their supports."""
+    for name in names:
+        v = model.variables[name]
+        shape = shape_of(v.shape, sizes) or (1,)
+        if v.support == "positive":
+            a = rng.uniform(0.3, 3.0, shape)
+        elif v.support == "unit_interval":
+            a = rng.uniform(0.05, 0.95, shape)
+        elif v.support == "simplex":
+            a = rng.dirichlet(np.ones(shape[-1]), shape[:-1])
+        elif v.support == "unit_columns":
+            a = rng.normal(size=shape)
+            a /= np.linalg.norm(a, axis=0, keepdims=True)
+        else:
+            a = rng.normal(0.0, 1.0, shape)
+            prior = model.prior(name)
+            if prior is not None and prior.dist == "Laplace":
+                # a sparse code, as a MAP code under an L1 prior is (a dense start with more nonzeros than
+                # dimensions sends feature-sign search into its iteration caps: test_kernels' finding)
+                a *= rng.random(shape) < 0.1
+        state[f"v_{name}"] = np.ascontiguousarray(a, dtype=float)
+
+
+def write_q(state: dict, var: str, family: str, q: dict[str, np.ndarray]) -> None:
+    """q's standard parameters, its moments and entropy into the state arrays (in place: aliases follow)."""
+    for p, value in q.items():
+        state[f"q_{var}__{p}"][...] = np.reshape(value, state[f"q_{var}__{p}"].shape)
+    for stat, value in moments(family, q).items():
+        name = f"m_{var}__{stat}"
+        if name in state:
+            state[name][...] = np.reshape(value, state[name].shape)
+    state[f"h_{var}"][...] = np.reshape(entropy(family, q), state[f"h_{var}"].shape)
+
+
+def read_q(state: dict, var: str, family: str, plates: int) -> dict[str, np.ndarray]:
+    """q's standard parameters from the state, at their true ranks (a scalar latent's [1] arrays squeezed)."""
+    out = {}
+    for p, extra in PARAMS[family].items():
+        a = state[f"q_{var}__{p}"]
+        out[p] = a.reshape(a.shape[:plates + extra]) if plates + extra else a.reshape(())
+    return out
+
+
+def random_state(s: Subject, rng: np.random.Generator, damping: float) -> dict:
+    """Every q at random valid parameters, params and MAP latents in their supports, the damped kernels'
+    inputs (η of q, copies of the moments, α), statistics from a fresh pass."""
+    state = s.program.state
+    plan = s.plan
+    for var, info in plan["latents"].items():
+        for name, shape in info["state"].items():
+            state[name] = np.zeros(shape_of(shape, s.sizes))
+        for alias, target in info["aliases"].items():
+            state[alias] = state[target]
+        fam = info["family"]
+        plates = len(info["index"])
+        shapes = {p: shape_of(info["state"][f"q_{var}__{p}"], s.sizes) for p in PARAMS[fam]}
+        shapes = {p: sh[:plates + PARAMS[fam][p]] if plates + PARAMS[fam][p] else () for p, sh in shapes.items()}
+        q = random_q(fam, shapes, rng)
+        write_q(state, var, fam, q)
+        if f"l_{var}" in state:
+            state[f"l_{var}"][...] = 0.0
+        for stat, value in natural(fam, q).items():
+            state[f"e_{var}__{stat}"] = np.ascontiguousarray(np.reshape(value, _eta_shape(s, var, stat)))
+    random_params(s.model, s.sizes, state, [v.name for v in s.model.of_kind("param")] + list(plan.get("point", [])),
+                  rng)
+    state["c__damping"] = np.array([damping])
+    for _, _, info in s.kernel_infos():
+        for a in info["args"]:
+            if a.startswith("o_"):
+                state[a] = state[a[2:]].copy()
+            elif a.startswith("g_") and a not in state:
+                state[a] = np.zeros_like(state["v_" + a[2:]])
+    s.refresh_statistics(state)
+    return copy_state(state)
+
+
+def _eta_shape(s: Subject, var: str, stat: str) -> tuple:
+    """η arrays as the kernels keep them: plates, then the statistic's event axes ([1] for a scalar)."""
+    info = s.plan["latents"][var]
+    rank = NATURAL[info["family"]][stat]
+    shape = shape_of(info["index"], s.sizes) + (shape_of([info["event"]], s.sizes) * rank if rank else ())
+    return shape or (1,)

@@ -1,0 +1,199 @@
+"""The harness's checks can fail: each one, handed a module or derivation with one fault planted, names it.
+
+Kernels run as plain Python here (no compilation); a planted fault is a wrapper that runs the kernel and then
+nudges one array it writes, or a derivation with one expression changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import harness_checks as checks
+from harness_cases import Case, example_cases
+from harness_fit import Outcome, differences
+from harness_rename import STRATEGIES, names, rename, reorder
+from harness_state import build, copy_state
+
+EXAMPLES = {c.name: c for c in example_cases()}
+
+
+class _Plain:
+    """A kernel as plain Python on both sides: called, and as ``py_func`` (nothing compiles)."""
+
+    def __init__(self, fn):
+        self.py_func = fn
+
+    def __call__(self, *values):
+        return self.py_func(*values)
+
+
+class _Nudged(_Plain):
+    """A kernel that runs, then adds ``by`` to entry 0 of the argument ``target``: as ``py_func`` (what checks
+    2–4 run in plain Python) and, unless ``compiled_only``, when called (check 1's compiled side)."""
+
+    def __init__(self, fn, args: list[str], target: str, by: float, compiled_only: bool):
+        def nudged(*values):
+            out = fn(*values)
+            values[args.index(target)].reshape(-1)[0] += by
+            return out
+
+        super().__init__(fn if compiled_only else nudged)
+        self.nudged = nudged
+
+    def __call__(self, *values):
+        return self.nudged(*values)
+
+
+def _plain(module) -> types.SimpleNamespace:
+    from harness_state import kernels
+
+    out = types.SimpleNamespace(**vars(module))
+    for name, k in kernels(module).items():
+        setattr(out, name, _Plain(k.py_func))
+    return out
+
+
+@pytest.fixture(scope="module")
+def mixture():
+    s = build(EXAMPLES["models/gmm_1d"], python=True)
+    return dataclasses.replace(s, module=_plain(s.module))
+
+
+def _planted(s, kernel: str, target: str, by: float, compiled_only: bool = False):
+    """The subject with ``kernel`` nudged (a copy: the module fixture stays intact)."""
+    module = types.SimpleNamespace(**vars(s.module))
+    info = next(i for _, _, i in s.kernel_infos() if i["kernel"] == kernel)
+    setattr(module, kernel, _Nudged(getattr(s.module, kernel).py_func, info["args"], target, by, compiled_only))
+    return dataclasses.replace(s, module=module, base=copy_state(s.base))
+
+
+def test_the_unplanted_module_passes(mixture):
+    assert checks.structure(mixture) == []
+    assert checks.updates_equal_derivation(mixture) == []
+    assert checks.local_step_statistics(mixture) == []
+    assert checks.elbo_equals_reference(mixture) == []
+
+
+def test_check_1_sees_a_compiled_kernel_off_by_1e_10(mixture):
+    s = _planted(mixture, "update_mu", "q_mu__mean", 1e-10, compiled_only=True)
+    found = checks.compiled_equals_python(s)
+    assert len(found) == 1 and "update_mu" in found[0] and "q_mu__mean" in found[0]
+
+
+def test_check_2_sees_an_update_that_is_not_the_derived_one(mixture):
+    s = _planted(mixture, "update_tau", "q_tau__rate", 1e-6)
+    found = checks.updates_equal_derivation(s)
+    assert any("update_tau" in p and "η[x]" in p for p in found)
+    assert any("moment `m_tau__x`" in p for p in found)       # (the moments no longer follow q either)
+
+
+def test_check_2_sees_a_derivation_that_is_not_the_update(mixture):
+    d = mixture.derivation
+    q = d.q["pi"]
+    changed = dataclasses.replace(q, natural={"logp": q.natural["logp"] + sp.Rational(1, 10 ** 7)})
+    s = dataclasses.replace(mixture, derivation=dataclasses.replace(d, q={**d.q, "pi": changed}))
+    found = checks.updates_equal_derivation(s)
+    assert found and all("pi" in p for p in found)
+
+
+def test_check_2_sees_a_damped_step_of_the_wrong_length(mixture):
+    info = mixture.plan["latents"]["mu"]["damped"]
+    start = copy_state(mixture.base)
+    start["c__damping"][0] = 0.3
+    assert checks.update_against_derivation(mixture, "damped", "mu", info, start)[0] == []
+    s = _planted(mixture, info["kernel"], "e_mu__x", 1e-7)
+    found = checks.update_against_derivation(s, "damped", "mu", info, start)[0]
+    assert any("stored `e_mu__x`" in p for p in found)
+
+
+def test_check_3_sees_statistics_the_local_step_left_stale(mixture):
+    s = _planted(mixture, "local_step_z", "t_0", 1e-9)
+    found = checks.local_step_statistics(s)
+    assert len(found) == 1 and "t_0" in found[0]
+
+
+def test_check_4_sees_an_elbo_term_and_an_entropy_off(mixture):
+    d = mixture.derivation
+    terms = d.elbo_terms()
+
+    class Off(type(d)):
+        def elbo_terms(self):
+            return [(label, e + (sp.Rational(1, 10 ** 6) if n in (0, len(terms) - 1) else 0))
+                    for n, (label, e) in enumerate(terms)]
+
+    off = dataclasses.replace(mixture, derivation=Off(**{f.name: getattr(d, f.name) for f in dataclasses.fields(d)}))
+    found = checks.elbo_equals_reference(off)
+    assert any(p.startswith("ELBO term") for p in found)
+    assert any(p.startswith("H[q(") for p in found)
+
+
+def test_the_structure_check_sees_a_kernel_defined_twice_and_a_dense_statistic(mixture):
+    twice = mixture.source + "\n\n@njit\ndef update_mu(a):\n    pass\n"
+    found = checks.structure(dataclasses.replace(mixture, source=twice))
+    assert any("defines `update_mu` 2 times" in p for p in found)
+    plan = dict(mixture.plan)
+    plan["stats"] = dict(plan["stats"], arrays={**plan["stats"]["arrays"], "t_9": ["N", "N"]})
+    dense = dataclasses.replace(mixture, module=types.SimpleNamespace(**{**vars(mixture.module), "PLAN": plan}))
+    assert any("`t_9`" in p for p in checks.dense_statistics(dense))
+
+
+def test_a_fit_differing_in_one_bit_is_a_difference():
+    q = {"mu": {"family": "Normal", "mean": np.array([1.0, 2.0])}}
+    a = Outcome((1.0, 2.0), q, {})
+    b = Outcome((1.0, 2.0), {"nu": {"family": "Normal", "mean": np.array([1.0, np.nextafter(2.0, 3.0)])}}, {})
+    assert differences(a, a, {}) == []
+    assert differences(a, b, {"mu": "nu"}) and differences(a, Outcome((1.0, np.nextafter(2.0, 3.0)), q, {}), {})
+
+
+@pytest.mark.parametrize("stem", ["lda", "sparse_coding", "gmm"])
+def test_every_rewrite_checks_and_renames_every_name(stem):
+    from ppvi.language import loads
+
+    text = EXAMPLES[f"models/{stem}"].text
+    model = loads(text)
+    chosen = set(model.variables) | set(model.dims)
+    assert chosen <= set(names(text))
+    for strategy in STRATEGIES.values():
+        mapping = strategy(names(text))
+        renamed = loads(rename(text, mapping))
+        assert set(renamed.variables) == {mapping[v] for v in model.variables}
+        assert rename(rename(text, mapping), {v: k for k, v in mapping.items()}) == text
+    for what in ("declarations", "draws"):
+        shuffled = reorder(text, np.random.default_rng(0), what)
+        assert set(loads(shuffled).variables) == set(model.variables)
+        assert sorted(shuffled.splitlines()) == sorted(text.splitlines())
+
+
+def test_a_case_refused_by_derive_raises_its_ppvi_error():
+    from ppvi.errors import PPVIError
+
+    with pytest.raises(PPVIError):
+        build(Case("refused", "x ~ Normal(0, sd = s)\ns ~ Gamma(1, 1)\n", "here"), python=True)
+
+
+def test_the_corpus_registry_is_picked_up_when_it_exists(tmp_path, monkeypatch):
+    """tests/corpus/registry.py's CORPUS (name, model_path, data_path, dims, kind, notes, known_failure)."""
+    import harness_cases
+
+    model = tmp_path / "m.ppvi"
+    model.write_text(EXAMPLES["models/normal_gamma"].text.replace("const m0 = 0.0", "const m0 = 1.0"))
+    registry = tmp_path / "registry.py"
+    registry.write_text(
+        "from __future__ import annotations\n"       # (as the real one: dataclasses then look the module up)
+        "from dataclasses import dataclass\n"
+        "@dataclass(frozen=True)\n"
+        "class Case:\n"
+        "    name: str\n    model_path: str\n    data_path: str | None = None\n    dims: dict | None = None\n"
+        "    kind: str = ''\n    notes: str = ''\n    known_failure: str | None = None\n"
+        f"CORPUS = [Case('ng', {str(model)!r}, {str(harness_cases.MODELS / 'normal_gamma.csv')!r}, None,"
+        " known_failure='a reason')]\n")
+    monkeypatch.setattr(harness_cases, "REGISTRY", registry)
+    (case,) = harness_cases.registry_cases()
+    assert (case.name, case.known, case.dims) == ("corpus:ng", "a reason", {})
+    assert case.data == {"path": str(harness_cases.MODELS / "normal_gamma.csv")}
+    assert "corpus:ng" in {c.name for c in harness_cases.corpus()}
