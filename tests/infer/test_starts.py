@@ -190,6 +190,7 @@ for n in N:
 """
 
 
+@pytest.mark.long          # (tests/corpus checks PPCA by EM against scikit-learn's PCA in CI)
 def test_probabilistic_pca_by_em_spans_the_principal_subspace(tmp_path):
     """Tipping & Bishop (1999): the ML W spans the top-K eigenvectors of S = YᵀY/N and 1/τ is the mean of
     the other eigenvalues."""
