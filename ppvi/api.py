@@ -31,7 +31,8 @@ class Model:
     def fit(self, data: object = None, *, dims: Mapping[str, int] | None = None, seed: int = 0,
             max_iter: int = 1000, tol: float = 1e-8, restarts: int = 1,
             on_iteration: Callable[[int, float, float], None] | None = None,
-            damping: float | None = None, progress: object = None, **dim_sizes: int) -> Result:
+            damping: float | None = None, progress: object = None, init: object = None,
+            **dim_sizes: int) -> Result:
         """Fit by coordinate ascent.
 
         ``data``: None (the file beside the model), a path (str or os.PathLike; .npz, .json or .csv), a dict
@@ -39,14 +40,16 @@ class Model:
         frame for a model with one 2-D data variable), or an ndarray (a model with one data variable).
         Dims by keyword, ``fit(x, K=3)``, or ``dims={"K": 3}``.  ``damping`` α in (0, 1] switches to the
         parallel schedule: within each latent every element is updated from the previous moments and
-        moves a step α in natural parameters (19.4.1).  ``tol`` ≥ 0 is relative to the ELBO.
+        moves a step α in natural parameters (19.4.1).  ``tol`` ≥ 0 is relative to the ELBO (0: run ``max_iter``
+        sweeps).  ``init``: start from an earlier result (a Result, a result file's path, or its dict layout).
 
         ``progress``: None (default) shows a bar in a Jupyter notebook and nothing elsewhere; True a bar
         (tqdm) anywhere; False nothing; or a display of one's own (:class:`ppvi.io.progress.Progress`).
 
         A mistake in any argument or in the data raises :class:`ppvi.PPVIError`; notes on how the data
         were read (a dropped index column), and a fit that stops at ``max_iter`` before it converges (with
-        ``tol`` > 0), are :class:`ppvi.errors.PPVIWarning` warnings, kept in ``result.warnings`` too.
+        ``tol`` > 0), and a fit that ends at a symmetric stationary point, are :class:`ppvi.errors.PPVIWarning` warnings,
+        kept in ``result.warnings`` too.
         """
         from ppvi.codegen.cache import fixed_sizes, load as load_module
         from ppvi.infer.cavi import fit
@@ -65,6 +68,11 @@ class Model:
         for note in notes:
             warnings.warn(PPVIWarning(note), stacklevel=2)
         bound = bind(m, source, sizes)
+        start = None
+        if init is not None:
+            from ppvi.infer.warm import Start
+
+            start = Start.of(init)
         seed, max_iter, tol, restarts = int(seed), int(max_iter), float(tol), int(restarts)
         damping = None if damping is None else float(damping)
         shown = for_fit(progress)
@@ -76,13 +84,16 @@ class Model:
                 shown.compiling()       # (Numba compiles the kernels at their first call, in the first sweep)
             program = Program.build(m, module, bound)
             done = fit(program, seed=seed, max_iter=max_iter, tol=tol, restarts=restarts, damping=damping,
-                       on_iteration=_each(on_iteration, shown))
+                       on_iteration=_each(on_iteration, shown), start=start)
         finally:
             if shown is not None:
                 shown.close()
         if not done.converged and not done.interrupted and tol > 0 and done.iterations >= max_iter:
             notes.append(_not_converged(m, done.trace, max_iter, tol))
             warnings.warn(PPVIWarning(notes[-1]), stacklevel=2)
+        for d in done.warnings:         # (a symmetric stationary point: ppvi.infer.start.symmetric_points)
+            notes.append(d)
+            warnings.warn(PPVIWarning(d), stacklevel=2)
         from_file = data is None or isinstance(data, (str, os.PathLike))
         provenance = _provenance(m, source.label if from_file else None, bound, seed=seed, tol=tol,
                                  max_iter=max_iter, damping=damping, restarts=restarts, sweep=sweep_steps(done))
@@ -90,7 +101,7 @@ class Model:
         return from_fit(done, provenance, tuple(n.format() for n in notes), observed)
 
 
-_OPTIONS = ("data", "dims", "seed", "max_iter", "tol", "restarts", "on_iteration", "damping", "progress")
+_OPTIONS = ("data", "dims", "seed", "max_iter", "tol", "restarts", "on_iteration", "damping", "progress", "init")
 
 
 def _each(*callbacks):

@@ -57,10 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", metavar="PATH", help="write the result (.json or .npz)")
     r.add_argument("--seed", type=_seed, default=0, help="random seed, a whole number ≥ 0 (default 0)")
     r.add_argument("--max-iter", type=_positive_int, default=1000, help="most sweeps (default 1000)")
-    r.add_argument("--tol", type=_positive_float, default=1e-8,
-                   help="stop when the ELBO changes by less than this, relative (default 1e-8)")
+    r.add_argument("--tol", type=_nonnegative_float, default=1e-8,
+                   help="stop when the ELBO changes by less than this, relative (default 1e-8; 0: run to --max-iter)")
     r.add_argument("--damping", type=_unit_float, default=None, help="parallel schedule with this step (0, 1]")
     r.add_argument("--restarts", type=_positive_int, default=1, help="random restarts; the best ELBO wins")
+    r.add_argument("--init", metavar="PATH", help="start from an earlier result (.json or .npz of `--out`)")
     r.add_argument("--quiet", action="store_true", help="no progress line and no summary")
     r.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     e = sub.add_parser("export", help="write a result's draws and q as ArviZ InferenceData (netCDF)")
@@ -99,14 +100,25 @@ def _seed(text: str) -> int:
     return _whole_number(text, 0)
 
 
-def _positive_float(text: str) -> float:
+def _number(text: str) -> float:
     try:
-        v = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not v > 0 or v != v or v == float("inf"):
+
+
+def _positive_float(text: str) -> float:
+    v = _number(text)
+    if not 0 < v < float("inf"):
         raise argparse.ArgumentTypeError(f"{text} is not a positive number")
     return v
+
+
+def _nonnegative_float(text: str) -> float:
+    v = _number(text)
+    if not 0 <= v < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a number ≥ 0")
+    return abs(v)          # (-0.0 is 0)
 
 
 def _unit_float(text: str) -> float:
@@ -211,7 +223,8 @@ def _cmd_run(args) -> int:
     with interrupts.installed():
         with _warnings_shown():
             result = model.fit(args.data, dims=dims, seed=args.seed, max_iter=args.max_iter, tol=args.tol,
-                               restarts=args.restarts, damping=args.damping, progress=progress)
+                               restarts=args.restarts, damping=args.damping, progress=progress,
+                               init=args.init)
         with interrupts.deferred():
             if args.out:
                 result.save(args.out)

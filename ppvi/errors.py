@@ -68,8 +68,9 @@ class PPVIError(Exception):
 
 
 class PPVIWarning(UserWarning):
-    """A note or warning about the user's input, carrying its :class:`Diagnostic` (``FILE: note: …``);
-    the command line prints the diagnostic, Python's warnings machinery shows it to API users."""
+    """A note or warning about the user's input or a fit's end (a symmetric stationary point), carrying its
+    :class:`Diagnostic` (``FILE: note: …``, ``FILE: warning: …``); the command line prints the diagnostic,
+    Python's warnings machinery shows it to API users."""
 
     def __init__(self, diagnostic: Diagnostic):
         self.diagnostic = diagnostic

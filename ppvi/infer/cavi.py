@@ -12,11 +12,16 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from ppvi.errors import Diagnostic
 from ppvi.infer.program import Program
+from ppvi.infer.start import symmetric_points
+
+if TYPE_CHECKING:
+    from ppvi.infer.warm import Start
 
 
 # Above this many bytes of q a sweep's starting state is not kept (it would double the memory of the
@@ -40,6 +45,8 @@ class Fit:
     restart: int = 0
     state: dict = field(default_factory=dict)
     order: list[str] = field(default_factory=list)     # the steps of a sweep (Program.schedule)
+    restart_elbos: list[float] = field(default_factory=list)     # every restart's final ELBO, in order
+    warnings: list[Diagnostic] = field(default_factory=list)     # symmetric stationary points (ppvi.infer.start)
 
 
 def _rounding(a: float, b: float) -> float:
@@ -83,14 +90,18 @@ def _checked_sweep(program: Program, order: list[str]) -> str | None:
 
 def run_once(program: Program, rng: np.random.Generator, max_iter: int, tol: float,
              on_iteration: Callable[[int, float, float], None] | None = None, damping: float | None = None,
-             snapshot_bytes: int | None = None) -> Fit:
-    program.initialise(rng)
+             snapshot_bytes: int | None = None, start: Start | None = None) -> Fit:
+    """Sweeps from a start (random, or ``start``) until the ELBO changes by at most ``tol`` relative (never
+    with ``tol`` = 0) or ``max_iter`` sweeps.  From an earlier result the first sweep is measured against
+    the ELBO of the start itself: a converged result converges again after one sweep."""
+    program.initialise(rng, start)
     keep = program.mutable_bytes() <= (SNAPSHOT_BYTES if snapshot_bytes is None else snapshot_bytes)
     order = program.schedule(damped=damping is not None)
     trace: list[float] = []
     converged = interrupted = False
-    start = time.perf_counter()
+    began = time.perf_counter()
     it = 0
+    last = program.elbo() if start is not None else None
     try:
         for it in range(1, max_iter + 1):
             before = program.snapshot() if keep and damping is None else None
@@ -103,23 +114,24 @@ def run_once(program: Program, rng: np.random.Generator, max_iter: int, tol: flo
                                          (f" after the update of q({culprit})" if culprit is not None else
                                           "; no single update made it so in a replay of the sweep"))
             # Only the sequential schedule guarantees ascent; damped parallel steps need not (19.4.1).
-            if damping is None and trace and value < trace[-1] - _rounding(value, trace[-1]):
+            if damping is None and last is not None and value < last - _rounding(value, last):
                 culprit = _find_culprit(program, before, order) if before is not None else \
                     _checked_sweep(program, order)
                 blame = (f"the update of q({culprit}) lowered it" if culprit is not None else
                          "no single update lowered it again in a replay of the sweep")
-                raise ElboDecrease(f"the ELBO decreased from {trace[-1]!r} to {value!r} at iteration {it}; {blame}")
-            change = value - trace[-1] if trace else math.inf
+                raise ElboDecrease(f"the ELBO decreased from {last!r} to {value!r} at iteration {it}; {blame}")
+            change = value - last if last is not None else math.inf
             trace.append(value)
+            last = value
             if on_iteration is not None:
                 on_iteration(it, value, change)
-            if trace and len(trace) > 1 and abs(change) <= tol * max(1.0, abs(value)):
+            if tol > 0 and abs(change) <= tol * max(1.0, abs(value)):
                 converged = True
                 break
     except KeyboardInterrupt:
         interrupted = True
     return Fit(program, trace[-1] if trace else math.nan, trace, len(trace), converged, interrupted,
-               time.perf_counter() - start, order=order)
+               time.perf_counter() - began, order=order)
 
 
 _blas_lock = threading.Lock()
@@ -147,21 +159,34 @@ def _one_blas_thread():
 
 
 def fit(program: Program, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8, restarts: int = 1,
-        on_iteration: Callable[[int, float, float], None] | None = None, damping: float | None = None) -> Fit:
-    """Run CAVI ``restarts`` times from different random starts; keep the best final ELBO.
+        on_iteration: Callable[[int, float, float], None] | None = None, damping: float | None = None,
+        start: Start | None = None) -> Fit:
+    """Run CAVI ``restarts`` times from different random starts (the first from ``start``, an earlier result,
+    if given); keep the best final ELBO.  A best fit that sits at a symmetric stationary point gets a warning
+    (:func:`ppvi.infer.start.symmetric_points`).
 
     BLAS runs on one thread meanwhile: kernels call it inside their parallel chunks (the blocked local
     step's products), where threads of its own would oversubscribe the cores (a mixture at D = 100 is 20%
     slower) and make the sums depend on its thread count.
     """
     best: Fit | None = None
+    elbos: list[float] = []
     with _one_blas_thread():
         for r in range(max(1, restarts)):
             rng = np.random.default_rng([seed, r])
-            result = run_once(program, rng, max_iter, tol, on_iteration, damping)
+            try:
+                result = run_once(program, rng, max_iter, tol, on_iteration, damping,
+                                  start=start if r == 0 else None)
+                if restarts > 1:
+                    result.state = program.snapshot()     # (with one start there is nothing to go back to)
+            except KeyboardInterrupt:
+                # before a later start's first sweep (its start, k-means++ and E-step, takes time): keep the best
+                if best is None:
+                    raise
+                best.interrupted = True
+                break
             result.restart = r
-            if restarts > 1:
-                result.state = program.snapshot()     # (with one start there is nothing to go back to)
+            elbos.append(result.elbo)
             if best is None or (result.elbo > best.elbo) or math.isnan(best.elbo):
                 best = result
             if result.interrupted:
@@ -170,4 +195,6 @@ def fit(program: Program, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8
                 break
     if best.state:
         program.restore(best.state)
+    best.restart_elbos = elbos
+    best.warnings = symmetric_points(program, elbos, tol)
     return best

@@ -11,15 +11,22 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ppvi.errors import Reporter
+from ppvi.infer.start import (NotEvaluable, Seed, Structure, analyse, prior_arguments, prior_draw, prior_moments,
+                              seeded)
 from ppvi.io.data import Bound
 from ppvi.language import consts
 from ppvi.language.check import CheckedModel
 
+if TYPE_CHECKING:
+    from ppvi.infer.warm import Start
+
 EULER = 0.5772156649015329
+LOG_2PI = math.log(2 * math.pi)
 
 
 def _shape(shape: list, sizes: dict[str, int]) -> tuple[int, ...]:
@@ -46,6 +53,7 @@ class Program:
     state: dict[str, np.ndarray] = field(default_factory=dict)
     given: dict[str, np.ndarray] = field(default_factory=dict)     # params the user gave: the start of EM
     stale: bool = True     # a local variable changed since the statistics were last summed (codegen.statistics)
+    structure: Structure | None = None     # what the start reads off the model (ppvi.infer.start.analyse)
 
     @property
     def plan(self) -> dict:
@@ -54,7 +62,7 @@ class Program:
     # ---------------------------------------------------------------- setup
     @classmethod
     def build(cls, model: CheckedModel, module: ModuleType, bound: Bound) -> "Program":
-        p = cls(model, module, dict(bound.sizes))
+        p = cls(model, module, dict(bound.sizes), structure=analyse(model))
         p._bind_inputs(bound)
         return p
 
@@ -91,8 +99,14 @@ class Program:
         for name, shape in ((self.plan.get("stats") or {}).get("arrays") or {}).items():
             self.state[name] = np.zeros(_shape(shape, self.sizes))
 
-    def initialise(self, rng: np.random.Generator) -> None:
-        """A valid q for every latent: broad defaults for globals, random for locals (symmetry breaking)."""
+    def initialise(self, rng: np.random.Generator, start: Start | None = None) -> None:
+        """A valid q for every latent and a value for every param (the rules: :mod:`ppvi.infer.start`).
+
+        Broad defaults for the global latents, random draws for the continuous ones that are local or
+        multiplied by another latent, k-means++ for component means, params given, seeded from the data or
+        at a default; then ``start`` (an earlier result) overrides what it holds.  A start informed by the
+        data or the user is followed by an E-step: the local latents it does not hold, updated for it.
+        """
         for var, info in self.plan["latents"].items():
             for name, shape in info["state"].items():
                 self.state[name] = np.zeros(_shape(shape, self.sizes))
@@ -100,24 +114,107 @@ class Program:
                 self.state[alias] = self.state[target]
             _INIT[info["family"]](self.state, var, rng, info)
         informed = bool(self.given)
-        for v in self.model.of_kind("param"):
-            shape = _shape(list(v.shape), self.sizes)
+        params = self.model.of_kind("param")
+        for v in params:
             value = self.given.get(v.name)
-            if value is None and v.support == "real":
-                value = self._from_data(v, rng)
-                informed = informed or value is not None
-            self.state[f"v_{v.name}"] = value.copy() if value is not None else _param_default(v, shape, rng)
+            self.state[f"v_{v.name}"] = value.copy() if value is not None else _param_default(
+                v, _shape(list(v.shape), self.sizes), rng)
+        for v in params:
+            # after the defaults: an atom's scale reads the prior of the latent it multiplies, which may read params
+            if v.name not in self.given and v.name in self.structure.seeds:
+                value = self._seeded(self.structure.seeds[v.name], rng)
+                if value is not None:
+                    self.state[f"v_{v.name}"] = value
+                    informed = True
         for var in self.plan.get("point", []):
             v = self.model.variables[var]
             self.state[f"v_{var}"] = np.zeros(_shape(list(v.shape), self.sizes) or (1,))
+        for var in sorted(self.plan["latents"], key=lambda name: self.model.prior(name).id):
+            # in the order of the model's draws: a prior that reads another latent reads its start
+            if self.plan["latents"][var]["family"] in ("Normal", "MvNormal"):
+                informed = self._start_continuous(var, rng) or informed
         for k in [k for k in self.state if k.startswith("e_")]:
             del self.state[k]      # stored η belong to the previous start
         self.stale = True
+        held: set[str] = set()
+        if start is not None:
+            from ppvi.infer.warm import apply
+
+            held = apply(self, start)
+            informed = True
         if informed:
-            # Start from the given or data-seeded params: first the latents' q for them (an E-step).
+            # Start from the given, seeded or held values: first the local latents' q for them (an E-step).
+            block = self.plan.get("block")
             for var in self.schedule():
-                if var in self.plan["latents"] or self.plan["points"][var]["kind"] == "point":
+                info = self.plan["latents"].get(var)
+                local = (info is not None and info["scope"] == "local") or (block and var == block["name"]) or \
+                    (var in self.plan["points"] and self.plan["points"][var]["kind"] == "point")
+                if local and var not in held:
                     self.update(var)
+
+    def _value(self, name: str) -> np.ndarray:
+        """A variable's current value in its declared shape (a latent's: the mean of its q), for
+        :func:`ppvi.infer.start.evaluate`."""
+        v = self.model.variables[name]
+        shape = _shape(list(v.shape), self.sizes)
+        info = self.plan["latents"].get(name)
+        if info is None:
+            key = f"v_{name}"
+        elif info["family"] == "Categorical":
+            raise NotEvaluable(name)
+        else:
+            key = {"Normal": "q_{}__mean", "MvNormal": "q_{}__mean", "Bernoulli": "q_{}__p",
+                   "Wishart": "m_{}__X"}.get(info["family"], "m_{}__x").format(name)
+        if key not in self.state:
+            raise NotEvaluable(name)       # (a param not started yet)
+        return self.state[key].reshape(shape)
+
+    def _prior(self, var: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """(E[x], Var[x]) under var's prior at the current values, entrywise (MvNormal: covariances)."""
+        try:
+            return prior_moments(*prior_arguments(self.model, var, self.sizes, self._value))
+        except (NotEvaluable, np.linalg.LinAlgError, ValueError, IndexError):
+            return None
+
+    def _data_variance(self, var: str) -> float | None:
+        """The largest variance of the data whose likelihood reads var (its scale where the prior is flat)."""
+        v = [float(np.var(self.state[f"v_{d}"])) for d in self.structure.data_of.get(var, ())]
+        v = [x for x in v if math.isfinite(x) and x > 0]
+        return max(v) if v else None
+
+    def _seeded(self, seed: Seed, rng: np.random.Generator) -> np.ndarray | None:
+        """seed.var's start from its data: k-means++ centres, or atoms scaled to the data's power."""
+        x = self.state[f"v_{seed.data}"].reshape(_shape(list(self.model.variables[seed.data].shape), self.sizes))
+        shape = _shape(list(self.model.variables[seed.var].shape), self.sizes)
+        units = shape[seed.axes.index("unit")]
+        power = 1.0
+        if seed.kind == "atoms":
+            prior = self._prior(seed.latent)
+            if prior is not None and prior[0].ndim == len(self.model.variables[seed.latent].shape):
+                second = prior[0] ** 2 + prior[1]           # E[h²] of each element
+                power = float(np.mean(np.sum(second, axis=seed.latent_axis)))
+            power = power if math.isfinite(power) and power > 0 else 1.0
+        return seeded(seed, x, units, shape, rng, power)
+
+    def _start_continuous(self, var: str, rng: np.random.Generator) -> bool:
+        """A Normal or MvNormal latent: k-means++ centres if it is a component mean (then True: the start is
+        informed by the data), else a draw from its prior if it is local or multiplied by another latent;
+        else the broad default stays."""
+        mv = self.plan["latents"][var]["family"] == "MvNormal"
+        shape = self.state[f"q_{var}__mean"].shape
+        d2 = self._data_variance(var)
+        seed = self.structure.seeds.get(var)
+        centres = self._seeded(seed, rng) if seed is not None else None
+        if centres is not None:
+            # q of a centre: about as broad as the mean of a component's share of the points
+            units = centres.shape[seed.axes.index("unit")]
+            rows = _shape(list(self.model.variables[seed.data].shape), self.sizes)[seed.row_axis]
+            spread = (d2 or 1.0) * units / rows
+            _set_normal(self.state, var, centres.reshape(shape), _isotropic(spread, shape, mv), mv)
+            return True
+        if self.plan["latents"][var]["scope"] == "local" or any(var in pair for pair in self.structure.products):
+            _set_normal(self.state, var, *prior_draw(self._prior(var), shape, mv, d2, rng), mv)
+        return False
 
     # ---------------------------------------------------------------- steps
     def update(self, var: str, damping: float | None = None) -> None:
@@ -214,25 +311,6 @@ class Program:
                 self.entropy(v) for v in self.plan["latents"] if v != last)
         return float(np.sum(self.expected_terms())) + sum(self.entropy(v) for v in self.plan["latents"])
 
-    def _from_data(self, v, rng: np.random.Generator) -> np.ndarray | None:
-        """Seeds from the data: k-means++ for centres ([K] with data x[N], [K, D] with x[N, D]);
-        random data rows for a dictionary ([D, M] with data v[N, D])."""
-        for d in self.model.of_kind("data"):
-            x = self.state.get(f"v_{d.name}")
-            if x is None or x.dtype.kind != "f":
-                continue
-            if len(v.shape) == 1 and d.shape[1:] == () and len(d.shape) == 1:
-                return _kmeanspp(x[:, None], self.sizes[v.shape[0]] if isinstance(v.shape[0], str) else v.shape[0],
-                                 rng)[:, 0]
-            if len(v.shape) == 2 and len(d.shape) == 2 and v.shape[1] == d.shape[1]:
-                k = _shape([v.shape[0]], self.sizes)[0]
-                return _kmeanspp(x, k, rng)
-            if len(v.shape) == 2 and len(d.shape) == 2 and v.shape[0] == d.shape[1]:
-                m = _shape([v.shape[1]], self.sizes)[0]
-                rows = rng.choice(x.shape[0], size=m, replace=x.shape[0] < m)
-                return np.ascontiguousarray(x[rows].T)
-        return None
-
     def schedule(self, damped: bool = False) -> list[str]:
         """Params (the M-step, 19.2), then global latents, local latents and MAP latents.
 
@@ -297,6 +375,24 @@ def _init_normal(s, v, rng, info):
     _set(s, f"q_{v}__mean", 0.0)
     _set(s, f"q_{v}__sd", 1.0)
     _set(s, f"m_{v}__x2", 1.0)
+
+
+def _isotropic(variance: float, shape: tuple[int, ...], mv: bool) -> np.ndarray:
+    return np.broadcast_to(variance * np.eye(shape[-1]), shape + shape[-1:]) if mv else np.full(shape, variance)
+
+
+def _set_normal(s, v, mean, spread, mv: bool) -> None:
+    """q(v) = N(mean, spread) (spread: variances, or covariances for an MvNormal), moments and entropy too."""
+    s[f"q_{v}__mean"][...] = mean
+    if mv:
+        s[f"q_{v}__cov"][...] = spread
+        s[f"m_{v}__xxT"][...] = spread + mean[..., :, None] * mean[..., None, :]
+        s[f"h_{v}"][...] = (0.5 * mean.shape[-1] * (1 + LOG_2PI) + 0.5 * np.linalg.slogdet(spread)[1]).reshape(
+            s[f"h_{v}"].shape)
+    else:
+        s[f"q_{v}__sd"][...] = np.sqrt(spread)
+        s[f"m_{v}__x2"][...] = mean * mean + spread
+        s[f"h_{v}"][...] = 0.5 * (1 + LOG_2PI + np.log(spread))
 
 
 def _init_gamma(s, v, rng, info):
@@ -380,18 +476,6 @@ def _natural(fam: str, q: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {"x": np.einsum("...de,...e->...d", prec, q["mean"]), "xxT": -prec / 2}
     d = q["scale"].shape[-1]
     return {"logdet": (q["df"] - d - 1) / 2, "X": -np.linalg.inv(q["scale"]) / 2}
-
-
-def _kmeanspp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """k-means++ seeding (Arthur & Vassilvitskii 2007): each centre a data point, far ones likelier."""
-    centres = [x[rng.integers(len(x))]]
-    d2 = np.sum((x - centres[0]) ** 2, axis=1)
-    for _ in range(1, k):
-        total = d2.sum()
-        i = rng.choice(len(x), p=d2 / total) if total > 0 else rng.integers(len(x))
-        centres.append(x[i])
-        d2 = np.minimum(d2, np.sum((x - x[i]) ** 2, axis=1))
-    return np.ascontiguousarray(np.array(centres, dtype=float))
 
 
 def _param_default(v, shape, rng) -> np.ndarray:

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import zipfile
+from dataclasses import replace
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -208,6 +209,58 @@ def _flatten(prefix: str, x: Any, out: dict) -> None:
 class _Malformed(Exception):
     def __init__(self, key: str, expected: str):
         self.key, self.expected = key, expected
+
+
+_RESULT_HINT = "a result file is written by `ppvi run --out` or Result.save (.json or .npz)"
+
+
+def read(path: str) -> dict:
+    """A result file (.json or .npz) as the nested dict :func:`write` wrote: arrays for the numbers
+    (a ``null`` of JSON, a value that was not finite, is NaN), strings and flags as they were.  Reads are
+    bounded as the data's are (:mod:`ppvi.io.reading`): a damaged or enormous file is the user's error."""
+    from ppvi.io.reading import physical_memory, read_json, size_text
+
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        if ext == ".npz":
+            with zipfile.ZipFile(path) as z:
+                declared = sum(info.file_size for info in z.infolist())
+            budget = physical_memory()
+            if budget is not None and declared > budget // 2:
+                raise ValueError(f"its arrays take {size_text(declared)} decompressed, more than half this "
+                                 f"machine's memory")
+            out: dict = {}
+            with np.load(path, allow_pickle=False) as f:
+                for key in f.files:
+                    *outer, last = key.split("/")
+                    node = out
+                    for part in outer:
+                        node = node.setdefault(part, {})
+                    value = f[key]
+                    node[last] = value.item() if value.dtype.kind in "USb" and value.ndim == 0 else value
+            return out
+        if ext == ".json":
+            try:
+                return _arrays(read_json(path))
+            except PPVIError as e:        # (its messages speak of a data file)
+                raise PPVIError([replace(d, message=f"cannot read the result: {d.message}", hint=_RESULT_HINT)
+                                 for d in e.diagnostics]) from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as e:
+        raise PPVIError(Diagnostic(f"cannot read the result: {getattr(e, 'strerror', None) or e}", path,
+                                   hint=_RESULT_HINT)) from None
+    raise PPVIError(Diagnostic(f"unknown result format `{ext or '(none)'}`", path, hint="use .json or .npz"))
+
+
+def _arrays(x):
+    """JSON's lists of numbers as arrays, in a nested dict."""
+    if isinstance(x, dict):
+        return {k: _arrays(v) for k, v in x.items()}
+    if isinstance(x, list):
+        try:
+            return np.asarray(x, dtype=float)
+        except (TypeError, ValueError):
+            return x
+    return x
 
 
 def load(path: str) -> Result:

@@ -19,7 +19,7 @@ from scipy import stats
 
 from corpus import make_data as corpus_data
 from corpus.make_data import examples
-from corpus.registry import ITEM3, case
+from corpus.registry import ITEM3_MEANS, case
 from corpus.support import (adjusted_rand, columns, data, fit, fitted, gamma_mean, mvnormal_outer, principal_angle,
                             require, wishart_mean)
 
@@ -219,8 +219,6 @@ def test_bayes_pca_is_a_fixed_point(bayes_pca):
     assert_bilinear_fixed_point(BAYES_PCA, x, r.q)
 
 
-@pytest.mark.xfail(strict=True, reason=f"{ITEM3}: q(z) and q(W) start at mean 0, a fixed point: every loading "
-                                       "stays 0")
 def test_bayes_pca_prunes_to_the_planted_subspace(bayes_pca):
     _, r, _ = bayes_pca
     _check_bayes_pca_recovery(r.q, corpus_data.bayes_pca()[1])
@@ -285,7 +283,6 @@ def fa_bayes():
     return c, fit(c, restarts=3), data(c)["x"]
 
 
-@pytest.mark.xfail(strict=True, reason=f"{ITEM3}: the loadings stay at their zero start (principal angle 1.48)")
 def test_ppca_bayes_is_a_fixed_point_and_finds_the_subspace(ppca_bayes):
     from corpus.make_data import ppca_bayes as truth
 
@@ -294,7 +291,6 @@ def test_ppca_bayes_is_a_fixed_point_and_finds_the_subspace(ppca_bayes):
     _check_ppca_recovery(r.q, truth()[1])
 
 
-@pytest.mark.xfail(strict=True, reason=f"{ITEM3}: the loadings stay at their zero start (covariance off by 85%)")
 def test_fa_bayes_is_a_fixed_point_and_finds_the_planted_covariance(fa_bayes):
     from corpus.make_data import fa_bayes as truth
 
@@ -469,8 +465,6 @@ def test_bpmf_is_a_fixed_point(bpmf):
     assert_bpmf_fixed_point(d, r.q)
 
 
-@pytest.mark.xfail(strict=True, reason=f"{ITEM3}: q(P) and q(Q) start at mean 0, a fixed point: the fit "
-                                       "'converges' with every E[P_u] and E[Q_i] zero")
 def test_bpmf_recovers_the_planted_ratings(bpmf):
     _, r, _ = bpmf
     _check_bpmf_recovery(r.q, examples.bpmf()[1])
@@ -487,8 +481,9 @@ def mfa():
     return c, r, d["x"]
 
 
-@pytest.mark.xfail(strict=True, reason=f"{ITEM3}: q(h) starts at mean 0 and every loading stays 0 "
-                                       "(3 restarts): ARI 0.10")
+@pytest.mark.xfail(strict=True, reason=f"{ITEM3_MEANS}: mu[z[n], d] is one term of the mean (mu + W h), not "
+                                       "the whole mean, so it starts at its prior's broad default, not k-means++ "
+                                       "centres; the components start alike (2 restarts)")
 def test_mfa_recovers_the_planted_components(mfa):
     from corpus.make_data import mfa as truth_of
 
@@ -628,7 +623,6 @@ def vbmf():
     return c, fit(c, restarts=3), data(c)
 
 
-@pytest.mark.xfail(strict=True, reason=f"{ITEM3}: q(P) and q(Q) stay at their zero start (correlation nan)")
 def test_vbmf_is_a_fixed_point_and_recovers_the_ratings(vbmf):
     from corpus.make_data import vbmf as truth
 

@@ -9,7 +9,7 @@ import pytest
 from scipy import special
 
 from corpus import make_data as corpus_data
-from corpus.registry import ITEM3_MEANS, case
+from corpus.registry import case
 from corpus.support import (adjusted_rand, beta_elog, columns, data, dirichlet_elog, fit, fitted, gamma_elog,
                             gamma_mean, mvnormal_outer, normal_m2, require, softmax_rows, wishart_mean)
 
@@ -192,8 +192,6 @@ def test_tied_gmm_is_a_fixed_point(tied):
     assert R == pytest.approx(softmax_rows(logits), abs=ATOL_P)
 
 
-@pytest.mark.xfail(strict=True, reason=f"{ITEM3_MEANS}: on iris, seeds 0 and 3 end with all 150 "
-                                        "flowers in one component (ARI 0), seed 4 in two (ARI 0.57)")
 def test_tied_gmm_finds_the_iris_species_from_every_seed(tied):
     from sklearn.datasets import load_iris
 

@@ -143,9 +143,12 @@ def _bars(rng, n, side, p, noise):
 
 
 def test_binary_sparse_coding_learns_every_bar():
-    """The bars test (Henniges et al. 2010) on the bundled data: every bar is some learned column."""
-    data = np.load(MODELS / "binary_sparse_coding.npz")
-    r = ppvi.load(str(MODELS / "binary_sparse_coding.ppvi")).fit(seed=0, restarts=4, max_iter=300)
+    """The bars test (Henniges et al. 2010) on the bundled data: every bar is some learned column.
+
+    The factorial mean field's EM finds all ten bars from few starts: 1 of 40 single starts did when the
+    atoms started at raw data rows, 5 of 40 at rows scaled to the model's expected power
+    (ppvi.infer.start); the best of 40 restarts is the one that did (its ELBO is the highest)."""
+    r = ppvi.load(str(MODELS / "binary_sparse_coding.ppvi")).fit(seed=0, restarts=40, max_iter=300)
     W = r.params["W"]                                                   # (D, M)
     side = int(np.sqrt(W.shape[0]))
     bars = []

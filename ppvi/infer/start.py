@@ -1,0 +1,437 @@
+"""Where a fit starts: what the model's structure says about its starting values.
+
+A product of two latents (W·z in factor analysis) has a stationary point where
+both are 0, and a mixture whose component means all start alike has one where
+every component is the same; coordinate ascent started there stays there.  So
+the start is read off the model, never off names:
+
+- *component means*: a latent or param L read as the whole mean of a data
+  variable's likelihood at a Categorical latent's value, ``x[n] ~ Normal(L[z[n]], …)``,
+  starts at k-means++ centres of the data;
+- *atoms*: a param W multiplied by a local latent h in the mean of a data
+  variable's likelihood, ``v[n, j] ~ Normal(sum(i: W[j, i] * h[n, i]), …)``, starts at
+  random data rows, scaled so that the model's expected power Σ_i E[h_i²] |W_i|²
+  equals the data's (E[h²] from h's prior at the start);
+- continuous latents that are local, or multiplied by another latent, start at a
+  random draw from their prior (its parameters evaluated at the start), at the
+  data's scale where the prior is broader than the data.
+
+:func:`evaluate` gives an expression of the language its value at every element
+of its plates, with the current q's means for the latents it reads.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import numpy as np
+
+from ppvi.errors import Diagnostic
+from ppvi.language import ast
+from ppvi.language.check import CheckedModel, walk
+
+LOCATION = {"Normal": "mean", "MvNormal": "mean", "Laplace": "loc"}     # the argument that is the mean
+
+
+class NotEvaluable(Exception):
+    """The expression reads a value a start cannot evaluate (a discrete latent's value, an unknown function)."""
+
+
+# ------------------------------------------------------------------------------------ structure
+@dataclass(frozen=True)
+class Seed:
+    """``var`` starts from the rows of ``data``: k-means++ centres (``kind`` "centres") or atoms ("atoms").
+
+    ``axes`` maps each axis of var to the rows' array: "unit" (a centre's or atom's number) or an int, the axis
+    of one data row; ``latent`` is the Categorical latent (centres) or the multiplied local latent (atoms),
+    ``latent_axis`` the axis of that latent the unit runs along (atoms)."""
+
+    var: str
+    kind: str
+    data: str
+    row_axis: int                 # the data's axis along the data plate
+    axes: tuple[str | int, ...]
+    latent: str
+    latent_axis: int = -1
+
+
+@dataclass(frozen=True)
+class Structure:
+    seeds: dict[str, Seed]
+    products: tuple[tuple[str, str], ...]       # (a, b): a·b in a likelihood, a latent or param, b a latent
+    data_of: dict[str, tuple[str, ...]]         # latent or param -> the data whose likelihood reads it
+    mixtures: tuple[str, ...]                   # local Categorical latents that index a likelihood's argument
+    local: frozenset[str]                       # local latents
+
+
+def _values(e: ast.Expr) -> set[str]:
+    """Names whose values e reads (not those only used as indices)."""
+    match e:
+        case ast.Name(id=n):
+            return {n}
+        case ast.Index(base=b):
+            return {b.id}
+        case ast.BinOp(left=left, right=right):
+            return _values(left) | _values(right)
+        case ast.Neg(operand=o):
+            return _values(o)
+        case ast.Call(args=args):
+            return set().union(*(_values(a) for a in args))
+        case ast.PlateSum(body=body):
+            return _values(body)
+    return set()
+
+
+def _products(e: ast.Expr):
+    """(left names, right names) of every product in e (``*`` and ``dot``)."""
+    stack = [e]
+    while stack:
+        node = stack.pop()
+        match node:
+            case ast.BinOp(op="*", left=left, right=right) | ast.Call(func=ast.Name(id="dot"), args=(left, right)):
+                yield _values(left), _values(right), node
+        match node:
+            case ast.BinOp(left=left, right=right):
+                stack += [left, right]
+            case ast.Neg(operand=o):
+                stack.append(o)
+            case ast.Call(args=args):
+                stack += list(args)
+            case ast.PlateSum(body=body):
+                stack.append(body)
+
+
+def analyse(model: CheckedModel) -> Structure:
+    """The structural facts a start needs (a pass over the checked model's likelihoods; no SymPy)."""
+    from ppvi.graph import build
+
+    graph = build(model)
+    kind = {v.name: v.kind for v in model.variables.values()}
+    support = {v.name: v.support for v in model.variables.values()}
+    prior = {f.target: f.dist for f in model.factors if not f.observed}
+    local = frozenset(n.name for n in graph.latents() if n.scope == "local")
+    categorical = {v for v in local if prior.get(v) == "Categorical"}
+    seeds: dict[str, Seed] = {}
+    products: list[tuple[str, str]] = []
+    data_of: dict[str, list[str]] = {}
+    mixtures: list[str] = []
+    for f in model.factors:
+        if not f.observed:
+            continue
+        for p in f.parents:
+            data_of.setdefault(p, [])
+            if f.target not in data_of[p]:
+                data_of[p].append(f.target)
+        n = next((var for var, dim in f.plates if dim == graph.data_plate), None)
+        for name, arg in f.args:
+            for node in walk(arg):
+                for z in (_discrete_index(i, categorical) for i in getattr(node, "indices", ())):
+                    if z is not None and z not in mixtures:
+                        mixtures.append(z)
+            for left, right, node in _products(arg):
+                for a in sorted(left):
+                    for b in sorted(right):
+                        if a != b and kind.get(a) in ("latent", "param") and kind.get(b) in ("latent", "param") \
+                                and "latent" in (kind[a], kind[b]):
+                            pair = (a, b) if kind[b] == "latent" else (b, a)
+                            if pair not in products:
+                                products.append(pair)
+                if name == LOCATION.get(f.dist) and n is not None:
+                    seed = _atoms(node, f, n, kind, support, local)
+                    if seed is not None and seed.var not in seeds:
+                        seeds[seed.var] = seed
+            if name == LOCATION.get(f.dist) and n is not None:
+                seed = _centres(arg, f, n, kind, support, categorical, prior)
+                if seed is not None and seed.var not in seeds:
+                    seeds[seed.var] = seed
+    return Structure(seeds, tuple(products), {k: tuple(v) for k, v in data_of.items()}, tuple(mixtures), local)
+
+
+def _discrete_index(i: ast.Expr, categorical: set[str]) -> str | None:
+    """The Categorical latent i reads its value from (``z[n]``), if any."""
+    if isinstance(i, ast.Index) and i.base.id in categorical:
+        return i.base.id
+    if isinstance(i, ast.Name) and i.id in categorical:
+        return i.id
+    return None
+
+
+def _row_axes(f, n: str) -> dict[str, int]:
+    """Loop variable -> axis of one data row (the target's axes without the data plate's)."""
+    rest = [v for v in f.target_index if v != n]
+    return {v: k for k, v in enumerate(rest)}
+
+
+def _centres(arg: ast.Expr, f, n: str, kind: dict, support: dict, categorical: set[str],
+             prior: dict) -> Seed | None:
+    """``L[…, z[n], …]`` as the whole location of f: L's components are the data's centres."""
+    if not isinstance(arg, ast.Index):
+        return None
+    L = arg.base.id
+    if not ((kind.get(L) == "param" and support[L] == "real") or
+            (kind.get(L) == "latent" and prior.get(L) in ("Normal", "MvNormal"))):
+        return None
+    rows = _row_axes(f, n)
+    axes: list[str | int] = []
+    z = None
+    for i in arg.indices:
+        found = _discrete_index(i, categorical)
+        if found is not None and z is None and isinstance(i, ast.Index) and \
+                [getattr(j, "id", None) for j in i.indices] == [n]:
+            z = found
+            axes.append("unit")
+        elif isinstance(i, ast.Name) and i.id in rows:
+            axes.append(rows[i.id])
+        else:
+            return None
+    if z is None:
+        return None
+    return Seed(L, "centres", f.target, f.target_index.index(n), tuple(axes), z)
+
+
+def _atoms(node, f, n: str, kind: dict, support: dict, local: frozenset[str]) -> Seed | None:
+    """``W[j, i] * h[n, i]`` with W a real param and h local: W's columns are atoms of the data."""
+    if not isinstance(node, ast.BinOp):
+        return None
+    sides = (node.left, node.right)
+    for w, h in (sides, sides[::-1]):
+        if not (isinstance(w, ast.Index) and isinstance(h, ast.Index)):
+            continue
+        W, H = w.base.id, h.base.id
+        if kind.get(W) != "param" or support[W] != "real" or H not in local:
+            continue
+        h_vars = [getattr(i, "id", None) for i in h.indices]
+        rows = _row_axes(f, n)
+        axes: list[str | int] = []
+        unit = None
+        for i in w.indices:
+            if not isinstance(i, ast.Name):
+                return None
+            if i.id in rows:
+                axes.append(rows[i.id])
+            elif i.id in h_vars and i.id != n and unit is None:
+                unit = h_vars.index(i.id)
+                axes.append("unit")
+            else:
+                return None
+        if unit is not None and n in h_vars:
+            return Seed(W, "atoms", f.target, f.target_index.index(n), tuple(axes), H, unit)
+    return None
+
+
+# ----------------------------------------------------------------------------------- evaluation
+_UNARY = {"exp": np.exp, "log": np.log, "sigmoid": lambda t: 1 / (1 + np.exp(-t)),
+          "softplus": lambda t: np.logaddexp(0, t)}
+_BINARY = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "^": np.power}
+
+
+def evaluate(e: ast.Expr, plates: tuple[tuple[str, str], ...], sizes: Mapping[str, int],
+             value_of: Callable[[str], np.ndarray]) -> np.ndarray:
+    """e at every element of ``plates`` ((loop variable, dim), outermost first): an array whose leading axes
+    are the plates (length 1 where e does not vary along one) and whose trailing axes are e's own.
+    ``value_of(name)`` is a variable's value in its declared shape (raises NotEvaluable if it has none)."""
+    axes = {var: (k, sizes[dim]) for k, (var, dim) in enumerate(plates)}
+    with np.errstate(all="ignore"):
+        return _ev(e, axes, len(plates), sizes, value_of)
+
+
+def _loop(var: str, axes: dict, lead: int) -> np.ndarray:
+    k, size = axes[var]
+    shape = [1] * lead
+    shape[k] = size
+    return np.arange(size).reshape(shape)
+
+
+def _align(x: np.ndarray, y: np.ndarray, lead: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pad the operand of lower rank with trailing axes: a scalar times a vector is elementwise."""
+    rx, ry = x.ndim - lead, y.ndim - lead
+    if rx < ry:
+        x = x.reshape(x.shape + (1,) * (ry - rx))
+    elif ry < rx:
+        y = y.reshape(y.shape + (1,) * (rx - ry))
+    return x, y
+
+
+def _ev(e: ast.Expr, axes: dict, lead: int, sizes, value_of) -> np.ndarray:
+    ev = lambda x: _ev(x, axes, lead, sizes, value_of)  # noqa: E731
+    match e:
+        case ast.Num(value=v):
+            return np.full((1,) * lead, float(v))
+        case ast.Name(id=n) if n in axes:
+            return _loop(n, axes, lead).astype(float)
+        case ast.Name(id=n) if n in sizes:
+            return np.full((1,) * lead, float(sizes[n]))
+        case ast.Name(id=n):
+            a = np.asarray(value_of(n), dtype=float)
+            return a.reshape((1,) * lead + a.shape)
+        case ast.Index(base=b, indices=ix):
+            a = np.asarray(value_of(b.id), dtype=float)
+            return a[tuple(_index(i, axes, lead, sizes, value_of) for i in ix)]
+        case ast.Neg(operand=o):
+            return -ev(o)
+        case ast.BinOp(op=op, left=left, right=right):
+            return _BINARY[op](*_align(ev(left), ev(right), lead))
+        case ast.Call(func=ast.Name(id="dot"), args=(a, b)):
+            x, y = _align(ev(a), ev(b), lead)
+            return np.sum(x * y, axis=-1)
+        case ast.Call(func=f, args=(a,)) if f.id in _UNARY:
+            return _UNARY[f.id](ev(a))
+        case ast.PlateSum(var=v, dim=d, body=body):
+            inner = {k: (ax, size) for k, (ax, size) in axes.items()}
+            inner[v.id] = (lead, sizes[d.id])
+            return np.sum(_ev(body, inner, lead + 1, sizes, value_of), axis=lead)
+    raise NotEvaluable(type(e).__name__)
+
+
+def _index(i: ast.Expr, axes: dict, lead: int, sizes, value_of) -> np.ndarray:
+    """An index as an integer array with the plates' leading axes."""
+    if isinstance(i, ast.Name) and i.id in axes:
+        return _loop(i.id, axes, lead)
+    v = _ev(i, axes, lead, sizes, value_of)
+    if v.ndim != lead or not np.all(v == np.round(v)):
+        raise NotEvaluable("index")
+    return v.astype(np.int64)
+
+
+def prior_arguments(model: CheckedModel, var: str, sizes: Mapping[str, int],
+                    value_of: Callable[[str], np.ndarray]) -> tuple[str, dict[str, np.ndarray]]:
+    """The distribution of var's prior and its arguments, each evaluated at every element of var: an array of
+    var's plate shape followed by the argument's own axes."""
+    f = model.prior(var)
+    if f is None:
+        raise NotEvaluable(var)
+    order = [f.plates.index(next(p for p in f.plates if p[0] == v)) for v in f.target_index]
+    shape = tuple(sizes[f.plates[k][1]] for k in order)
+    out = {}
+    for name, expr in f.args:
+        a = evaluate(expr, f.plates, sizes, value_of)
+        lead = len(f.plates)
+        a = np.broadcast_to(a, tuple(sizes[d] for _, d in f.plates) + a.shape[lead:])
+        a = np.transpose(a, order + list(range(lead, a.ndim)))
+        out[name] = np.ascontiguousarray(a.reshape(shape + a.shape[lead:]))
+    return f.dist, out
+
+
+def prior_moments(dist: str, args: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(E[x], Var[x]) of the prior, entrywise (for MvNormal the covariance matrices)."""
+    if dist == "Normal":
+        if "sd" in args:
+            v = args["sd"] ** 2
+        elif "precision" in args:
+            v = 1 / args["precision"]
+        else:
+            v = args["variance"]
+        return np.broadcast_arrays(args["mean"], v)
+    if dist == "MvNormal":
+        cov = args["cov"] if "cov" in args else np.linalg.inv(args["precision"])
+        return np.broadcast_to(args["mean"], cov.shape[:-1]), cov
+    if dist == "Bernoulli":
+        return args["p"], args["p"] * (1 - args["p"])
+    if dist == "Laplace":
+        return np.broadcast_arrays(args["loc"], 2 * args["scale"] ** 2)
+    raise NotEvaluable(dist)
+
+
+def prior_draw(prior: tuple[np.ndarray, np.ndarray] | None, shape: tuple[int, ...], mv: bool,
+               data_variance: float | None, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A start for a Normal (``mv``: MvNormal) q of ``shape``: (mean, variances or covariances), the mean a
+    draw from the prior (E[x], Var[x]) and the spread the prior's, both at most as broad as the data
+    (``data_variance``; a covariance shrinks as a whole).  Without a usable prior: N(0, the data's variance)."""
+    event = shape[-1:] if mv else ()
+    unit = np.eye(shape[-1]) if mv else 1.0
+    fallback = np.zeros(shape), np.broadcast_to((data_variance or 1.0) * unit, shape + event)
+    centre, spread = fallback if prior is None or prior[0].size != int(np.prod(shape)) else \
+        (prior[0].reshape(shape), prior[1].reshape(shape + event))
+    width = np.trace(spread, axis1=-2, axis2=-1) / shape[-1] if mv else spread     # (a covariance's mean variance)
+    if not np.all(np.isfinite(width) & (width > 0)):
+        (centre, spread), width = fallback, np.full(shape[:-1] if mv else shape, data_variance or 1.0)
+    if data_variance:
+        shrink = np.minimum(1.0, data_variance / width)
+        spread = spread * (shrink[..., None, None] if mv else shrink)
+    noise = rng.standard_normal(shape)
+    draw = centre + (np.einsum("...de,...e->...d", np.linalg.cholesky(spread), noise) if mv else
+                     np.sqrt(spread) * noise)
+    return draw, spread
+
+
+def kmeanspp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """k-means++ seeding (Arthur & Vassilvitskii 2007): each centre a data point, drawn with probability
+    proportional to its squared distance from the nearest centre so far.  Distances as |x|² − 2 x·c + |c|²: a
+    matrix-vector product per centre, no temporary as large as the data."""
+    x = np.ascontiguousarray(x, dtype=float)
+    norms = np.einsum("nd,nd->n", x, x)
+    picked = [int(rng.integers(len(x)))]
+    d2 = np.full(len(x), np.inf)
+    for _ in range(1, k):
+        c = x[picked[-1]]
+        np.minimum(d2, np.maximum(norms - 2 * (x @ c) + c @ c, 0.0), out=d2)
+        cumulative = np.cumsum(d2)
+        total = cumulative[-1]
+        i = int(np.searchsorted(cumulative, rng.random() * total, side="right")) if total > 0 else \
+            int(rng.integers(len(x)))
+        picked.append(min(i, len(x) - 1))
+    return np.ascontiguousarray(x[picked])
+
+
+def seeded(seed: Seed, x: np.ndarray, units: int, shape: tuple[int, ...], rng: np.random.Generator,
+           power: float = 1.0) -> np.ndarray | None:
+    """The start of seed.var (``shape``) from the data x: centres by k-means++, or random rows divided by
+    √power (atoms).  None where the axes do not fit the declared shape."""
+    rows = np.moveaxis(np.asarray(x, dtype=float), seed.row_axis, 0)
+    if seed.kind == "centres":
+        picked = kmeanspp(rows.reshape(len(rows), -1), units, rng).reshape((units,) + rows.shape[1:])
+    else:
+        picked = rows[rng.choice(len(rows), size=units, replace=len(rows) < units)] / np.sqrt(power)
+    # picked: (unit, row axes…); var's axes name which of them each is, its trailing (event) axes follow in order
+    named = [0 if a == "unit" else 1 + a for a in seed.axes]
+    rest = [k for k in range(picked.ndim) if k not in named]
+    value = np.transpose(picked, named + rest)
+    return np.ascontiguousarray(value) if value.shape == shape else None
+
+
+# ------------------------------------------------------------------------- where a fit ended
+def symmetric_points(program, elbos: list[float], tol: float) -> list[Diagnostic]:
+    """Warnings for a fit that ended where the model's symmetry can hold coordinate ascent:
+
+    - every entry of a factor of a product of latents (a loading W in W·z, or z) is 0: the ELBO is
+      stationary there, and a start at 0 never leaves it;
+    - every point in one component of a mixture while the restarts ended at different ELBOs: the
+      components may have started alike and stayed alike.
+    """
+    out: list[Diagnostic] = []
+    s = program.structure
+    zero: dict[str, str] = {}
+    for a, b in s.products:
+        for x, other in ((a, b), (b, a)):
+            if x in zero:
+                continue
+            try:
+                value = program._value(x)
+            except NotEvaluable:
+                continue
+            scale = math.sqrt(program._data_variance(x) or program._data_variance(other) or 1.0)
+            if value.size and np.all(np.abs(value) <= 1e-10 * scale):
+                zero[x] = other
+    for x, other in zero.items():
+        what = "param" if program.model.variables[x].kind == "param" else "the mean of latent"
+        out.append(Diagnostic(
+            f"every entry of {what} `{x}` is 0: the fit ended at the symmetric stationary point of the product "
+            f"of `{x}` and `{other}`, where coordinate ascent stays once there", program.model.path,
+            hint="try other starts (--seed, --restarts); if the data hold no signal along it, this is the answer",
+            severity="warning"))
+    finite = [e for e in elbos if math.isfinite(e)]
+    spread = max(finite) - min(finite) if len(finite) > 1 else 0.0
+    for z in s.mixtures:
+        p = program.state[f"q_{z}__p"]
+        if p.shape[-1] < 2 or p.size == 0 or spread <= max(tol, 1e-9) * max(1.0, abs(max(finite))):
+            continue
+        labels = np.argmax(p.reshape(-1, p.shape[-1]), axis=1)
+        if np.all(labels == labels[0]):
+            out.append(Diagnostic(
+                f"every point is in one component of `{z}` (of {p.shape[-1]}) in the best of {len(elbos)} restarts, "
+                f"which ended at ELBOs from {min(finite):.10g} to {max(finite):.10g}: the fit may sit at the "
+                "symmetric stationary point where the components are alike", program.model.path,
+                hint="try more --restarts, or check that the data hold more than one cluster", severity="warning"))
+    return out

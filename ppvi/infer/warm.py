@@ -1,0 +1,253 @@
+"""Warm starts: a fit that begins at an earlier result's q and params (``--init r.json``, ``fit(init=…)``).
+
+Each q is set from its standard parameters through its natural parameters and the family's finish
+(:mod:`ppvi.codegen.runtime`), the same code an update ends with, so every moment and entropy is the one
+the updates would give that q.  What the start holds must fit this model and these data: a latent it
+does not have, another family, another shape (data of other sizes) or a value outside the family's
+domain is the user's mistake, reported naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import reprlib
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+from numba import njit
+
+from ppvi.codegen.runtime import (finish_bernoulli, finish_beta, finish_categorical, finish_dirichlet, finish_gamma,
+                                  finish_mvnormal, finish_normal, finish_wishart)
+from ppvi.errors import Diagnostic, PPVIError, did_you_mean
+from ppvi.infer.program import Program, _natural
+from ppvi.io.posterior import STANDARD
+from ppvi.io.results import read
+
+
+@dataclass(frozen=True)
+class Start:
+    """An earlier result's q (NAME -> {"family", standard parameters…}) and params, and where it came from."""
+
+    q: Mapping[str, Any]
+    params: Mapping[str, Any]
+    source: str
+
+    @classmethod
+    def of(cls, init: Any) -> "Start":
+        """From a :class:`ppvi.api.Result`, the path of a result file (.json, .npz) or the dict layout of one."""
+        from ppvi.result import Result
+
+        if isinstance(init, (str, os.PathLike)) and isinstance(os.fspath(init), str) and os.fspath(init):
+            source, layout = os.fspath(init), read(os.fspath(init))
+        elif isinstance(init, Result):
+            source, layout = "<result>", init.to_dict()
+        elif isinstance(init, Mapping):
+            source, layout = "<init>", init
+        else:
+            raise PPVIError(Diagnostic(f"init={reprlib.repr(init)}: init is None, a Result, the path of a result file "
+                                       "or the dict layout of one", "fit",
+                                       hint="e.g. fit(init=earlier), fit(init=\"r.json\")"))
+        q, params = layout.get("q", {}), layout.get("params", {})
+        if not isinstance(q, Mapping) or not isinstance(params, Mapping) or not (q or params):
+            raise PPVIError(Diagnostic("not a ppvi result: no `q` or `params` to start from", source,
+                                       hint="a start is a result written by `ppvi run --out` or `Result.save`"))
+        return cls(q, params, source)
+
+
+def apply(program: Program, start: Start) -> set[str]:
+    """Set the q and params ``start`` holds; returns their names."""
+    model, plan = program.model, program.plan
+
+    def fail(message: str, hint: str | None = None) -> PPVIError:
+        return PPVIError(Diagnostic(message, start.source, hint=hint))
+
+    sizes_hint = "a start comes from a fit of this model to data of the same sizes (and the same --dim values)"
+
+    def array(what: str, value: Any, want: tuple[int, ...]) -> np.ndarray:
+        try:
+            a = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
+            raise fail(f"{what} in the start is not an array of numbers") from None
+        if a.shape != want and not (a.ndim == 0 and want == (1,)):
+            raise fail(f"{what} has shape {_show(a.shape)} in the start, but {_show(want)} in this fit", sizes_hint)
+        if not np.all(np.isfinite(a)):
+            raise fail(f"{what} in the start has entries that are not finite")
+        return a.reshape(want)
+
+    for name, entry in start.q.items():
+        point = name in plan.get("point", [])
+        if name not in plan["latents"] and not point:
+            hint = did_you_mean(name, list(plan["latents"]) + list(plan.get("point", [])))
+            raise fail(f"the start holds q({name}), but `{name}` is not a latent of model `{model.name}`", hint)
+        family = "point" if point else plan["latents"][name]["family"]
+        if not isinstance(entry, Mapping) or entry.get("family") != family:
+            given = entry.get("family") if isinstance(entry, Mapping) else type(entry).__name__
+            raise fail(f"q({name}) in the start is {given!r}; this model's q({name}) is {family}")
+        if point:
+            target = program.state[f"v_{name}"]
+            target[...] = array(f"q({name}) `value`", entry.get("value"), target.shape)
+            continue
+        standard = {}
+        for p in STANDARD[family]:
+            if p not in entry:
+                raise fail(f"q({name}) in the start has no `{p}`",
+                           f"a {family} q is given by {', '.join(STANDARD[family])}")
+            standard[p] = array(f"q({name}) `{p}`", entry[p], program.state[f"q_{name}__{p}"].shape)
+        problem = _outside(family, standard)
+        if problem:
+            raise fail(f"q({name}) in the start is not a valid {family}: {problem}")
+        _FINISH[family](program.state, name, _natural(family, standard))
+        if not all(np.all(np.isfinite(program.state[k])) for k in plan["latents"][name]["state"]):
+            raise fail(f"q({name}) in the start is not a valid {family}: its moments are not finite")
+    params = {v.name: v for v in model.of_kind("param")}
+    for name, value in start.params.items():
+        if name not in params:
+            raise fail(f"the start holds param `{name}`, which model `{model.name}` does not have",
+                       did_you_mean(name, params))
+        target = program.state[f"v_{name}"]
+        a = array(f"param `{name}`", value, target.shape)
+        problem = _unsupported(params[name].support, a.reshape(tuple(target.shape)))
+        if problem:
+            raise fail(f"param `{name}` in the start is not {params[name].support}: {problem}")
+        target[...] = a
+    program.stale = True
+    return set(start.q) | set(start.params)
+
+
+def _show(shape: tuple[int, ...]) -> str:
+    return "a scalar" if shape in ((), (1,)) else str(tuple(shape))
+
+
+def _outside(family: str, p: dict[str, np.ndarray]) -> str | None:
+    """Why standard parameters lie outside the family's domain, or None."""
+    for name in ("sd", "shape", "rate", "a", "b", "alpha"):
+        if name in p and not np.all(p[name] > 0):
+            return f"`{name}` must be > 0"
+    if family == "Bernoulli" and not np.all((p["p"] >= 0) & (p["p"] <= 1)):
+        return "`p` must lie in [0, 1]"
+    if family == "Categorical" and not (np.all(p["p"] >= 0) and np.allclose(p["p"].sum(-1), 1, atol=1e-6)):
+        return "each row of `p` must be ≥ 0 and sum to 1"
+    for name in ("cov", "scale"):
+        if name in p:
+            m = p[name]
+            if not np.allclose(m, np.swapaxes(m, -1, -2), rtol=1e-9, atol=1e-12):
+                return f"`{name}` must be symmetric"
+            try:
+                np.linalg.cholesky(m)
+            except np.linalg.LinAlgError:
+                return f"`{name}` must be positive definite"
+    if family == "Wishart" and not np.all(p["df"] > p["scale"].shape[-1] - 1):
+        return "`df` must exceed D − 1"
+    return None
+
+
+def _unsupported(support: str, a: np.ndarray) -> str | None:
+    if support == "positive" and not np.all(a > 0):
+        return "entries must be > 0"
+    if support == "simplex" and not (np.all(a >= 0) and np.allclose(a.sum(-1), 1, atol=1e-6)):
+        return "entries must be ≥ 0 and sum to 1 along the last axis"
+    if support == "unit_columns" and not np.allclose(np.linalg.norm(a, axis=0), 1, atol=1e-6):
+        return "columns must have norm 1"
+    return None
+
+
+# ------------------------------------------------------------------ the finishes over every element
+@njit(cache=True)
+def _normal(ex, ex2, mean, sd, x2, h):
+    for i in range(ex.shape[0]):
+        mean[i], sd[i], x2[i], h[i] = finish_normal(ex[i], ex2[i])
+
+
+@njit(cache=True)
+def _gamma(ex, elogx, shape, rate, x, logx, h):
+    for i in range(ex.shape[0]):
+        shape[i], rate[i], x[i], logx[i], h[i] = finish_gamma(ex[i], elogx[i])
+
+
+@njit(cache=True)
+def _beta(elogx, elog1mx, a, b, x, logx, log1mx, h):
+    for i in range(elogx.shape[0]):
+        a[i], b[i], x[i], logx[i], log1mx[i], h[i] = finish_beta(elogx[i], elog1mx[i])
+
+
+@njit(cache=True)
+def _bernoulli(eta, p, h):
+    for i in range(eta.shape[0]):
+        p[i], h[i] = finish_bernoulli(eta[i])
+
+
+@njit(cache=True)
+def _categorical(eta, p, h, lse):
+    for i in range(eta.shape[0]):
+        h[i], lse[i] = finish_categorical(eta[i], p[i])
+
+
+@njit(cache=True)
+def _dirichlet(eta, alpha, logp, mean, h):
+    for i in range(eta.shape[0]):
+        h[i] = finish_dirichlet(eta[i], alpha[i], logp[i], mean[i])
+
+
+@njit(cache=True)
+def _mvnormal(ex, exx, mean, cov, xxt, h):
+    for i in range(ex.shape[0]):
+        h[i] = finish_mvnormal(ex[i], exx[i], mean[i], cov[i], xxt[i])
+
+
+@njit(cache=True)
+def _wishart(elogdet, ex, df, scale, x, logdet, h):
+    for i in range(elogdet.shape[0]):
+        df[i], logdet[i], h[i] = finish_wishart(elogdet[i], ex[i], scale[i], x[i])
+
+
+def _flat(a: np.ndarray, event: int = 0) -> np.ndarray:
+    """A view of a state array with its elements along one axis (and ``event`` axes after it)."""
+    out = a.reshape((-1,) + a.shape[a.ndim - event:] if event else -1)
+    assert np.shares_memory(out, a) or a.size == 0
+    return out
+
+
+def _eta(eta: dict[str, np.ndarray], stat: str, like: np.ndarray, event: int = 0) -> np.ndarray:
+    return np.ascontiguousarray(np.broadcast_to(eta[stat], like.shape), dtype=float).reshape(_flat(like, event).shape)
+
+
+def _finish_scalar(kernel, stats: tuple[str, ...], arrays: tuple[str, ...]):
+    def finish(s: dict, v: str, eta: dict) -> None:
+        outs = [s[a.format(v)] for a in arrays]
+        kernel(*(_eta(eta, st, outs[0]) for st in stats), *(_flat(o) for o in outs))
+    return finish
+
+
+def _finish_categorical(s, v, eta):
+    p = s[f"q_{v}__p"]
+    _categorical(_eta(eta, "onehot", p, 1), _flat(p, 1), _flat(s[f"h_{v}"]), _flat(s[f"l_{v}"]))
+
+
+def _finish_dirichlet(s, v, eta):
+    alpha = s[f"q_{v}__alpha"]
+    _dirichlet(_eta(eta, "logp", alpha, 1), _flat(alpha, 1), _flat(s[f"m_{v}__logp"], 1), _flat(s[f"m_{v}__x"], 1),
+               _flat(s[f"h_{v}"]))
+
+
+def _finish_mvnormal(s, v, eta):
+    mean, cov = s[f"q_{v}__mean"], s[f"q_{v}__cov"]
+    _mvnormal(_eta(eta, "x", mean, 1), _eta(eta, "xxT", cov, 2), _flat(mean, 1), _flat(cov, 2),
+              _flat(s[f"m_{v}__xxT"], 2), _flat(s[f"h_{v}"]))
+
+
+def _finish_wishart(s, v, eta):
+    scale, df = s[f"q_{v}__scale"], s[f"q_{v}__df"]
+    _wishart(_eta(eta, "logdet", df), _eta(eta, "X", scale, 2), _flat(df), _flat(scale, 2), _flat(s[f"m_{v}__X"], 2),
+             _flat(s[f"m_{v}__logdet"]), _flat(s[f"h_{v}"]))
+
+
+_FINISH = {
+    "Normal": _finish_scalar(_normal, ("x", "x2"), ("q_{}__mean", "q_{}__sd", "m_{}__x2", "h_{}")),
+    "Gamma": _finish_scalar(_gamma, ("x", "logx"), ("q_{}__shape", "q_{}__rate", "m_{}__x", "m_{}__logx", "h_{}")),
+    "Beta": _finish_scalar(_beta, ("logx", "log1mx"),
+                           ("q_{}__a", "q_{}__b", "m_{}__x", "m_{}__logx", "m_{}__log1mx", "h_{}")),
+    "Bernoulli": _finish_scalar(_bernoulli, ("x",), ("q_{}__p", "h_{}")),
+    "Categorical": _finish_categorical, "Dirichlet": _finish_dirichlet, "MvNormal": _finish_mvnormal,
+    "Wishart": _finish_wishart,
+}
