@@ -466,7 +466,7 @@ class Writer:
                 raise CodegenError(f"polygamma of order {e.args[0]}")
             return f"digamma({self.value(e.args[1], levels, pinned)})"
         fn = {sp.log: "math.log", sp.exp: "math.exp", lgamma: "math.lgamma", sp.loggamma: "math.lgamma",
-              softplus: "softplus", sigmoid: "sigmoid", sp.Abs: "abs"}.get(type(e))
+              softplus: "softplus", sigmoid: "sigmoid", sp.Abs: "abs", sp.sign: "np.sign"}.get(type(e))
         if fn is not None:
             return f"{fn}({self.value(e.args[0], levels, pinned)})"
         raise CodegenError(f"cannot generate code for {type(e).__name__}: {e}")

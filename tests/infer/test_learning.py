@@ -159,3 +159,15 @@ def test_binary_sparse_coding_learns_every_bar():
     cos = (B / np.linalg.norm(B, axis=1, keepdims=True)) @ (W / np.linalg.norm(W, axis=0, keepdims=True))
     assert np.all(cos.max(axis=1) > 0.9), np.round(cos.max(axis=1), 3)
     assert np.all(np.diff(r.elbo_trace) >= -1e-9 * np.abs(r.elbo_trace[1:]))
+
+
+def test_a_laplace_likelihood_under_a_point_latent_fits_the_median(tmp_path):
+    """MAP of h under y[n] ~ Laplace(h, 1) and a broad Normal prior: a median of y (the prior's −h/100 moves it
+    by less than the gap between the middle points); its ascent direction holds sign(h − y[n])."""
+    import ppvi
+
+    path = tmp_path / "laplace.ppvi"
+    path.write_text("dim N\ndata y[N]\nh ~ Normal(0, 10)\nfor n in N:\n    y[n] ~ Laplace(h, 1)\n"
+                    "approximate h by point\n")
+    r = ppvi.load(str(path)).fit({"y": np.array([1.0, 2.0, 0.0, 2.5, 7.0])})
+    assert float(np.squeeze(r.q["h"]["value"])) == pytest.approx(2.0, abs=1e-6)

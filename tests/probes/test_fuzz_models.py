@@ -28,10 +28,7 @@ KINDS = {"generated": generated_model, "mutated": mutated_model}
 
 # Faults of code generation (ppvi/codegen, not derived here) that the fuzz finds and that are reported to
 # its owner: each has a minimal reproduction below, expected to fail until it is fixed (strict xfail).
-KNOWN_CODEGEN = {
-    "cannot generate code for sign": "y[n] ~ Laplace(h, 1) with `approximate h by point`: the M-step's ascent "
-                                      "direction holds sign(h − y[n]), which emit.py has no code for",
-}
+KNOWN_CODEGEN: dict[str, str] = {}
 # Faults of a fit (ppvi/codegen, ppvi/infer) met by ``ppvi run`` of fuzzed models, reported to their owners.
 KNOWN_RUN = {
     "the ELBO became -inf": "`for k in K: g0[k] ~ Normal(2.5, variance = 1e308)` with K = 5: the ELBO's "
@@ -70,8 +67,8 @@ def test_every_model_derives_with_kernel_source_or_reports_a_positioned_error(ki
 LAPLACE_POINT = "dim N\ndata y[N]\nh ~ Normal(0, 10)\nfor n in N:\n    y[n] ~ Laplace(h, 1)\napproximate h by point\n"
 
 
-@pytest.mark.xfail(strict=True, reason=f"codegen: {KNOWN_CODEGEN['cannot generate code for sign']}")
-def test_known_codegen_fault_sign_of_a_laplace_likelihood_under_a_point_latent():
+def test_a_laplace_likelihood_under_a_point_latent_generates_code():
+    """Once "cannot generate code for sign": the ascent direction holds sign(h − y[n])."""
     o = outcome(LAPLACE_POINT)
     assert o.kind == "ok", o.detail
 
