@@ -191,7 +191,8 @@ class Program:
         if seed.kind == "atoms":
             prior = self._prior(seed.latent)
             if prior is not None and prior[0].ndim == len(self.model.variables[seed.latent].shape):
-                second = prior[0] ** 2 + prior[1]           # E[h²] of each element
+                spread = prior[1] if prior[1].shape == prior[0].shape else np.diagonal(prior[1], axis1=-2, axis2=-1)
+                second = prior[0] ** 2 + spread             # E[h²] of each element (MvNormal: the covariance's diagonal)
                 power = float(np.mean(np.sum(second, axis=seed.latent_axis)))
             power = power if math.isfinite(power) and power > 0 else 1.0
         return seeded(seed, x, units, shape, rng, power)

@@ -26,7 +26,8 @@ def onehot(idx: np.ndarray, k: int) -> np.ndarray:
 def blei():
     c, r, d = fitted("unit_variance_gmm",
                      "const sigma = 5.0", "const w[K] = 0.25", "mu[k] ~ Normal(0, sd = sigma)",
-                     "c[n] ~ Categorical(w)", "x[n] ~ Normal(mu[c[n]], 1)")
+                     "c[n] ~ Categorical(w)", "x[n] ~ Normal(mu[c[n]], 1)",
+                     restarts=4)       # (two planted means 1.1 apart: one start may merge them and split another)
     return c, r, d["x"]
 
 

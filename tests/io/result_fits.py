@@ -19,6 +19,26 @@ def quiet_fit(path, data=None, **options) -> ppvi.Result:
         return ppvi.load(str(path)).fit(data, **options)
 
 
+def components(r: ppvi.Result) -> tuple[list[int], list[int]]:
+    """A mixture's components that hold points (expected size ≥ 0.5) and the empty ones, by number: which
+    numbers they get depends on the start, so the tests ask the fit (q(z)) rather than name them."""
+    import numpy as np
+
+    sizes = np.asarray(r.q["z"]["p"]).reshape(-1, np.shape(r.q["z"]["p"])[-1]).sum(0)
+    return [int(k) for k in np.flatnonzero(sizes >= 0.5)], [int(k) for k in np.flatnonzero(sizes < 0.5)]
+
+
+def ranges(ks: list[int]) -> str:
+    """Numbers as the summary lists them: runs of consecutive ones as a–b (``[0, 2, 3, 5]`` → ``0, 2–3, 5``)."""
+    runs: list[list[int]] = []
+    for k in ks:
+        if runs and k == runs[-1][-1] + 1:
+            runs[-1].append(k)
+        else:
+            runs.append([k])
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}–{r[-1]}" for r in runs)
+
+
 @functools.cache
 def fitted(stem: str, **options) -> ppvi.Result:
     """``models/STEM.ppvi`` fitted to its data.  Shared: do not change it (a test that must, restores it)."""

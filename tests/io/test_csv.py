@@ -238,7 +238,7 @@ def test_run_notes_the_index_column_and_fits_the_two_columns(tmp_path, capsys):
     indexed, plain = tmp_path / "indexed.csv", tmp_path / "plain.csv"
     FAITHFUL.to_csv(indexed)
     FAITHFUL.to_csv(plain, index=False)
-    flags = ["--max-iter", "3", "--quiet", "--out"]
+    flags = ["--max-iter", "3", "--tol", "0", "--quiet", "--out"]      # (--tol 0: three sweeps, no warning)
     code, _, err = run_cli(["run", MODELS / "gmm.ppvi", "--data", indexed, *flags, tmp_path / "a.json"], capsys)
     assert code == 0 and err.startswith(f"{indexed}: note: the first column has no name"), err
     code, _, err = run_cli(["run", MODELS / "gmm.ppvi", "--data", plain, *flags, tmp_path / "b.json"], capsys)

@@ -71,7 +71,7 @@ def test_binary_data_must_be_0_or_1(tmp_path, capsys):
     (["--dim", "Q=3"], "the model has no dim `Q`"),
     (["--dim", "K"], "expected NAME=INT"),
     (["--max-iter", "0"], "is not ≥ 1"),
-    (["--tol", "-1"], "not a positive number"),
+    (["--tol", "-1"], "is not a number ≥ 0"),
     (["--seed", "x"], "argument --seed: 'x' is not a whole number"),
     (["--seed", "-5"], "argument --seed: -5 is not ≥ 0"),
 ])

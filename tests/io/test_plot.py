@@ -9,7 +9,7 @@ import pytest
 
 import ppvi
 from conftest import MODELS, run_cli
-from result_fits import gmm, quiet_fit  # (gmm: a shared fixture)
+from result_fits import components, gmm, quiet_fit  # (gmm: a shared fixture)
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
@@ -27,9 +27,11 @@ def test_mixture_figure(gmm):
     ellipses = [p for p in scatter.patches if isinstance(p, Ellipse)]
     assert len(ellipses) == 2                                      # the two components that are not empty
     centres = sorted(tuple(e.center) for e in ellipses)
-    np.testing.assert_allclose(centres, sorted(map(tuple, np.asarray(gmm.q["mu"]["mean"])[[1, 4]])))
-    cov = np.linalg.inv(np.asarray(gmm.q["Lambda"]["df"])[1] * np.asarray(gmm.q["Lambda"]["scale"])[1])
-    e1 = next(e for e in ellipses if np.allclose(e.center, np.asarray(gmm.q["mu"]["mean"])[1]))
+    used = components(gmm)[0]
+    np.testing.assert_allclose(centres, sorted(map(tuple, np.asarray(gmm.q["mu"]["mean"])[used])))
+    k = used[0]
+    cov = np.linalg.inv(np.asarray(gmm.q["Lambda"]["df"])[k] * np.asarray(gmm.q["Lambda"]["scale"])[k])
+    e1 = next(e for e in ellipses if np.allclose(e.center, np.asarray(gmm.q["mu"]["mean"])[k]))
     assert sorted([e1.width, e1.height]) == pytest.approx(sorted(4 * np.sqrt(np.linalg.eigvalsh(cov))))
     assert [ax.get_title().split(":")[0] for ax in marginals] == ["q(pi)", "q(mu)", "q(Lambda)"]
     assert len(marginals[0].lines) == 2                            # pi of the non-empty components

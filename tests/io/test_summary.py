@@ -12,7 +12,7 @@ from scipy import stats
 
 import ppvi
 from conftest import MODELS, run_cli
-from result_fits import fitted, gmm, gmm_1d  # (gmm, gmm_1d: shared fixtures)
+from result_fits import components, fitted, gmm, gmm_1d, ranges  # (gmm, gmm_1d: shared fixtures)
 
 
 @pytest.fixture(scope="module")
@@ -54,14 +54,15 @@ def test_a_categorical_is_summarised_by_sizes_and_map_labels(gmm):
 def test_empty_components_are_marked_and_round_off_shows_as_zero(gmm):
     """The README promises the two components that explain the data; the empty ones printed as -1.975e-49."""
     text = str(gmm.summary(width=100))
-    assert "e-49" not in text and "e-50" not in text
-    assert "[0, 2–3, 5]  empty components" in text and "[0, 2–3, 5, :]  empty components" in text
+    used, empty = components(gmm)
+    assert len(used) == 2 and "e-49" not in text and "e-50" not in text
+    assert f"[{ranges(empty)}]  empty components" in text and f"[{ranges(empty)}, :]  empty components" in text
     frame = gmm.summary().to_frame()
     empty = frame[frame["note"] == "empty"]
     assert set(empty["variable"]) == {"pi", "mu", "Lambda"} and len(empty) == 4 * (1 + 2 + 4)
     assert (empty.loc[empty["variable"] == "mu", "mean"] == 0).all()
     listed = {line.split()[0] for line in text.splitlines() if line.startswith("  [")}
-    assert listed >= {"[1]", "[4]", "[1,", "[4,"} and "[2]" not in listed
+    assert listed >= {f"[{k}]" for k in used} | {f"[{k}," for k in used} and f"[{empty[-1]}]" not in listed
 
 
 def test_intervals_are_scipys(gmm, gmm_1d):
@@ -69,7 +70,7 @@ def test_intervals_are_scipys(gmm, gmm_1d):
     alpha = np.asarray(gmm.q["pi"]["alpha"])
     mean, cov = np.asarray(gmm.q["mu"]["mean"]), np.asarray(gmm.q["mu"]["cov"])
     df, scale = np.asarray(gmm.q["Lambda"]["df"]), np.asarray(gmm.q["Lambda"]["scale"])
-    for k in (1, 4):
+    for k in components(gmm)[0]:
         law = stats.beta(alpha[k], alpha.sum() - alpha[k])
         assert f.loc[f"pi[{k}]", ["mean", "sd", "5%", "95%"]].tolist() == pytest.approx(
             [law.mean(), law.std(), *law.ppf([0.05, 0.95])], rel=1e-9)
@@ -92,7 +93,8 @@ def test_intervals_are_scipys(gmm, gmm_1d):
 
 def test_mvnormal_and_wishart_show_sds_and_correlations(gmm):
     text = str(gmm.summary(width=100))
-    for k in (1, 4):
+    used = components(gmm)[0]
+    for k in used:
         cov = np.asarray(gmm.q["mu"]["cov"])[k]
         corr = cov[0, 1] / np.sqrt(cov[0, 0] * cov[1, 1])
         assert f"  [{k}]  corr (0,1) {corr:.4g}" in text
@@ -100,8 +102,9 @@ def test_mvnormal_and_wishart_show_sds_and_correlations(gmm):
         sd = np.sqrt(np.diag(implied))
         r = implied[0, 1] / (sd[0] * sd[1])
         assert f"  [{k}]  E[Λ]⁻¹: sd {sd[0]:.4g}, {sd[1]:.4g}; corr (0,1) {r:.4g}" in text
-    rows = [line for line in text.splitlines() if line.startswith("  [1, ")]
-    assert "  [1, 1, 0]" not in text and any(line.startswith("  [1, 0, 1]") for line in rows)   # upper triangle
+    k = used[0]
+    rows = [line for line in text.splitlines() if line.startswith(f"  [{k}, ")]
+    assert f"  [{k}, 1, 0]" not in text and any(line.startswith(f"  [{k}, 0, 1]") for line in rows)   # upper triangle
 
 
 @pytest.mark.parametrize("width", [40, 60, 80, 120])

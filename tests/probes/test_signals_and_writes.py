@@ -41,7 +41,8 @@ def test_a_signal_keeps_the_fit(signum, tmp_path):
     assert proc.returncode == 128 + signum, err
     assert "the current q was kept" in err and "Traceback" not in err
     result = json.loads(out.read_text())
-    assert result["converged"] is False and result["iterations"] >= 1 and result["elbo"] is not None
+    # (the best start so far is kept: it may have converged before a later start was stopped)
+    assert result["interrupted"] is True and result["iterations"] >= 1 and result["elbo"] is not None
 
 
 def test_a_second_signal_waits_for_the_write(tmp_path):
