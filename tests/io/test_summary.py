@@ -54,15 +54,15 @@ def test_a_categorical_is_summarised_by_sizes_and_map_labels(gmm):
 def test_empty_components_are_marked_and_round_off_shows_as_zero(gmm):
     """The README promises the two components that explain the data; the empty ones printed as -1.975e-49."""
     text = str(gmm.summary(width=100))
-    used, empty = components(gmm)
+    used, unused = components(gmm)
     assert len(used) == 2 and "e-49" not in text and "e-50" not in text
-    assert f"[{ranges(empty)}]  empty components" in text and f"[{ranges(empty)}, :]  empty components" in text
+    assert f"[{ranges(unused)}]  empty components" in text and f"[{ranges(unused)}, :]  empty components" in text
     frame = gmm.summary().to_frame()
     empty = frame[frame["note"] == "empty"]
     assert set(empty["variable"]) == {"pi", "mu", "Lambda"} and len(empty) == 4 * (1 + 2 + 4)
     assert (empty.loc[empty["variable"] == "mu", "mean"] == 0).all()
     listed = {line.split()[0] for line in text.splitlines() if line.startswith("  [")}
-    assert listed >= {f"[{k}]" for k in used} | {f"[{k}," for k in used} and f"[{empty[-1]}]" not in listed
+    assert listed >= {f"[{k}]" for k in used} | {f"[{k}," for k in used} and f"[{unused[-1]}]" not in listed
 
 
 def test_intervals_are_scipys(gmm, gmm_1d):
