@@ -1,4 +1,4 @@
-"""``ppvi`` command line (DESIGN.md §3).
+"""``ppvi`` command line (docs/cli.md).
 
 Exit status: 0 success, 2 a user's mistake (model, data, flags), 1 an internal
 fault (one line; the traceback only with ``--debug``).

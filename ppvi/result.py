@@ -43,7 +43,7 @@ def _fields_equal(a: Any, b: Any) -> bool:
 
 @dataclass(frozen=True, eq=False)
 class Q(Mapping):
-    """q of one latent: its family and standard parameters (DESIGN §3), and the names of its axes.
+    """q of one latent: its family and standard parameters (docs/cli.md), and the names of its axes.
 
     As a mapping it is the result file's entry: ``q["family"]``, ``q["mean"]`` (E_q[x]) and every standard
     parameter (``q["sd"]``, ``q["cov"]``, …).  ``axes`` names the axes of one value of the latent (its

@@ -1,4 +1,4 @@
-"""E_q[ℓ] under the mean field, in the moments ⟨T(x)⟩ of the latents (DESIGN §5, step 2).
+"""E_q[ℓ] under the mean field, in the moments ⟨T(x)⟩ of the latents (docs/derivation.md, section 2).
 
 An expression is flattened into terms Σ_{indices} c · Π atoms, where an *atom*
 is a statistic of one element of a latent: x, log x, log(1 − x), log|X|, or

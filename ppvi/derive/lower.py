@@ -6,7 +6,7 @@ index tuple to a scalar SymPy expression, so ``dot``, partial indexing and
 
 Indexing by a discrete latent (``mu[z[n]]``) introduces a *gate*: the factor's
 log density ℓ becomes Σ_k [z_n = k] · ℓ|_{z_n = k}, which is exact because
-[z_n = k] is one-hot; its expectation is q(z_n = k) (DESIGN §5, step 2).
+[z_n = k] is one-hot; its expectation is q(z_n = k) (docs/derivation.md, section 2).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class Gates:
     found: dict[tuple[str, tuple[sp.Expr, ...]], sp.Idx] = field(default_factory=dict)
 
     def wrap(self, syms: Symbols, body: sp.Expr) -> sp.Expr:
-        """Σ_k [z = k] · body for every gate (the gated factor, DESIGN §5)."""
+        """Σ_k [z = k] · body for every gate (the gated factor, docs/derivation.md)."""
         for (var, idx), k in self.found.items():
             body = sp.Sum(syms.gate(var)[idx + (k,)] * body, (k, 0, k.upper))
         return body

@@ -10,7 +10,7 @@ element x_a is
 
 exactly the natural parameter of q*(x_a) (variational message passing reads
 it the same way).  Which statistics have a non-zero coefficient, together with
-x's support, names the family of q (DESIGN §5, step 3); it is never copied from
+x's support, names the family of q (docs/derivation.md, section 3); it is never copied from
 the prior.
 """
 
@@ -31,7 +31,7 @@ from ppvi.families import FAMILIES, Q_FAMILIES
 from ppvi.graph import FactorGraph, build
 from ppvi.language.check import CheckedModel
 
-#: support -> (q family, its statistic keys) — DESIGN §5, step 3; from :mod:`ppvi.families`.
+#: support -> (q family, its statistic keys) — docs/derivation.md, section 3; from :mod:`ppvi.families`.
 #: On {0, 1}, x² = x: the expectation engine may produce ⟨x²⟩ for a binary latent; it is folded into x.
 FAMILY_BY_SUPPORT = {f.support: (f.name, f.statistic_keys + (("x2",) if f.support == "binary" else ()))
                      for f in map(FAMILIES.__getitem__, Q_FAMILIES)}

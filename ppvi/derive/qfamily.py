@@ -16,7 +16,7 @@ import sympy as sp
 from ppvi.derive.symbols import digamma, lgamma, lmvgamma, logdet
 from ppvi.families import family as family_of
 
-# q result schema names (DESIGN §3), in order.
+# q result schema names (docs/cli.md), in order.
 STANDARD = {
     "Normal": ("mean", "sd"), "Gamma": ("shape", "rate"), "Beta": ("a", "b"), "Bernoulli": ("p",),
     "Categorical": ("p",), "Dirichlet": ("alpha",), "MvNormal": ("mean", "cov"), "Wishart": ("df", "scale"),

@@ -1,4 +1,4 @@
-"""``ppvi derive`` output: readable Unicode, LaTeX, and JSON (DESIGN §3).
+"""``ppvi derive`` output: readable Unicode, LaTeX, and JSON (docs/cli.md).
 
 Moments print in the seed's ⟨·⟩ notation, one-hot moments as q(z[n] = k),
 Kronecker deltas as Iverson brackets [a = b], and summation indices lose the

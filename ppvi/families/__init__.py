@@ -88,12 +88,12 @@ Q_FAMILIES: tuple[str, ...] = (
     "Dirichlet",
     "Wishart",
 )
-"""The families a mean-field factor q can take (the q result schema, DESIGN §3)."""
+"""The families a mean-field factor q can take (the q result schema, docs/cli.md)."""
 
 
 def recognise(support: str, statistics: Iterable[str]) -> ExponentialFamily | None:
     """The q family on ``support`` whose statistics include the given keys
-    (DESIGN §5.3: e.g. {"x", "x2"} on "real" → Normal), the one with the
+    (docs/derivation.md, section 3: e.g. {"x", "x2"} on "real" → Normal), the one with the
     fewest statistics if several do; None if none does.  Whether the collected
     coefficients are valid natural parameters is ``valid_natural``'s question."""
     wanted = set(statistics)

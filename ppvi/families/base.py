@@ -15,7 +15,7 @@ Conventions shared by every family:
   moments ``E[T]`` come from ``expectations``, which may add further keys a
   neighbour needs (e.g. Beta also gives ``"x"``).
 * Standard parameters are dicts keyed by the names of the q result schema
-  (DESIGN §3): Normal ``mean, sd``; Gamma ``shape, rate``; …
+  (docs/cli.md): Normal ``mean, sd``; Gamma ``shape, rate``; …
 * ``⟨a, b⟩`` is the product for scalars, Σ_ij a_ij b_ij for explicit
   matrices, Tr(aᵀb) for matrix expressions and a sum over the family's free
   index for symbolic-size vectors (see ``IndexedVectorFamily``).

@@ -3,7 +3,7 @@
 Statistic T = x (x² = x on {0, 1}), natural parameter the logit
 η = log p − log(1 − p), A(η) = softplus(η) = log(1 + e^η), h = 1, p = σ(η).
 For evaluation A lowers to ``stable.stable_softplus``; log p = −softplus(−η)
-and log(1 − p) = −softplus(η) (DESIGN §5).  The q of 19.44 is Bernoulli with
+and log(1 − p) = −softplus(η) (docs/derivation.md).  The q of 19.44 is Bernoulli with
 η the argument of σ there.
 """
 

@@ -1,4 +1,4 @@
-"""Log-space helpers for the discrete families (DESIGN §5, "Numerics").
+"""Log-space helpers for the discrete families (docs/derivation.md, "Numerics").
 
 The families write their log-normalisers in the plain mathematical form,
 e.g. softplus(η) = log(1 + exp(η)), which is what the derivation engine reads
@@ -39,7 +39,7 @@ def sigmoid(z: sp.Expr) -> sp.Expr:
 
 
 def log_sigmoid(z: sp.Expr) -> sp.Expr:
-    """log σ(z) = −softplus(−z) (DESIGN §5)."""
+    """log σ(z) = −softplus(−z) (docs/derivation.md)."""
     return -softplus(-z)
 
 

@@ -1,7 +1,7 @@
 """Checked model -> factor graph: variables, plates, factors, Markov blankets.
 
 A latent is *local* when its draw sits inside the data plate (one q per
-example, e.g. ``z[n]``) and *global* otherwise (DESIGN.md §4): the split the
+example, e.g. ``z[n]``) and *global* otherwise (docs/derivation.md): the split the
 generated map/reduce kernels follow.
 """
 

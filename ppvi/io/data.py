@@ -1,4 +1,4 @@
-"""Data -> validated arrays and sizes (DESIGN §3, §7).
+"""Data -> validated arrays and sizes (docs/cli.md).
 
 A :class:`Source` is what one place offers: a data file (``.npz`` and ``.json``
 map names to arrays, ``.csv`` maps column names to 1-D columns) or the Python

@@ -1,6 +1,6 @@
 """Each family of q as a numeric law: mean, variance, marginal quantiles, draws and log density.
 
-A q is given by its standard parameters (DESIGN §3: Normal mean, sd; MvNormal
+A q is given by its standard parameters (docs/cli.md: Normal mean, sd; MvNormal
 mean, cov; Gamma shape, rate; Beta a, b; Bernoulli p; Categorical p on the last
 axis; Dirichlet alpha; Wishart df, scale; point value), each an array over the
 latent's plates.  The *value* of a draw has the latent's shape: the plates, then

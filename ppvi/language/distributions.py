@@ -1,4 +1,4 @@
-"""Signatures of the distributions a model may use (DESIGN.md §2).
+"""Signatures of the distributions a model may use (docs/language.md).
 
 Only what the front end needs to check a call: parameter names in positional
 order, which keyword groups are alternatives, each parameter's domain and rank,
