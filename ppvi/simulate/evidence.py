@@ -1,0 +1,163 @@
+"""log p(v) by importance sampling with q as the proposal (the seed's 19.4.4: how far the ELBO is from it).
+
+With draws h_s ~ q and weights w_s = p(v, h_s) / q(h_s),
+
+    L_S = log (1/S) Σ_s w_s
+
+is the S-sample bound: E[L_1] is the ELBO, E[L_S] grows with S to log p(v)
+(Burda, Grosse & Salakhutdinov 2016).  Its standard error is the delta method's,
+sd(w) / (√S mean(w)), computed from weights scaled by the largest (log space);
+Pareto k̂ (:mod:`.pareto`) says whether that error can be believed.  Per data
+point (models whose latents are all local: mixtures by EM, binary sparse coding),
+q factorises over the data, so each point has its own small sampler and
+log p(v) = Σ_n log p(v_n) is estimated far more precisely than by joint weights.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.special import logsumexp
+
+from ppvi.errors import Diagnostic, PPVIError, PPVIWarning
+from ppvi.io import posterior
+from ppvi.io.draws import seed_of, whole
+from ppvi.result import Result
+from ppvi.simulate import pareto
+from ppvi.simulate.density import log_density
+from ppvi.simulate.inputs import Setting, from_result
+from ppvi.simulate.joint import log_joint, log_joint_per_datum, outside_plate
+from ppvi.simulate.values import Values
+
+DRAW_ENTRIES = 1 << 23          # numbers of q's draws held at once (64 MiB)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What :func:`evidence` estimates; ``per_datum`` maps log_evidence, stderr, khat to arrays over the data
+    plate's points; ``seconds`` is the time taken by the weights."""
+
+    elbo: float
+    log_evidence: float
+    stderr: float
+    gap: float
+    khat: float
+    samples: int
+    per_datum: dict[str, np.ndarray] | None = None
+    seconds: float = field(default=0.0, compare=False)
+
+    def to_dict(self) -> dict:
+        """The JSON of ``ppvi evidence`` (DESIGN §7)."""
+        out = {"elbo": self.elbo, "log_evidence": self.log_evidence, "stderr": self.stderr, "gap": self.gap,
+               "khat": self.khat, "samples": self.samples}
+        if self.per_datum is not None:
+            out["per_datum"] = {k: v.tolist() for k, v in self.per_datum.items()}
+        return out
+
+
+def estimate(log_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """log-mean-exp of the weights along the first axis, and its delta-method standard error."""
+    s = log_weights.shape[0]
+    top = log_weights.max(axis=0)
+    scaled = np.exp(log_weights - top)
+    mean = scaled.mean(axis=0)
+    sd = scaled.std(axis=0, ddof=1) if s > 1 else np.full(mean.shape, np.inf)
+    return top + np.log(mean), sd / (math.sqrt(s) * mean)
+
+
+def evidence(result: Result, samples: int, per_datum: bool = False, seed: int | None = None,
+             data: object = None, where: str = "evidence") -> Evidence:
+    """Importance-sampled log p(v) of the data ``result`` was fitted to, with ``samples`` draws from its q."""
+    samples = whole(where, "samples", samples, 1)
+    if not isinstance(per_datum, bool):
+        raise PPVIError(Diagnostic(f"per_datum={per_datum!r}: per_datum is True or False", where))
+    rng = seed_of(where, seed)
+    point = [name for name, q in result.q.items() if q.family == "point"]
+    if point:
+        raise PPVIError(Diagnostic(f"`{point[0]}` has a point q (MAP): q has no density there, so it cannot be "
+                                   "an importance sampler's proposal", where,
+                                   hint="the evidence is estimated for mean-field fits"))
+    setting = from_result(result, own_data(result, data, where), where, observed=True)
+    plate = _data_plate(setting, where) if per_datum else None
+    start = time.perf_counter()
+    chunk = max(1, DRAW_ENTRIES // max(1, sum(math.prod(setting.shape(n)) for n in result.q)))
+    parts = []
+    for first in range(0, samples, chunk):
+        parts.append(_log_weights(setting, result, min(chunk, samples - first), rng, plate))
+    lw = np.concatenate(parts)
+    seconds = time.perf_counter() - start
+    if plate is None:
+        log_p, stderr = (float(v) for v in estimate(lw))
+        k = pareto.khat(lw)
+        per = None
+    else:
+        each, each_se = estimate(lw)
+        ks = np.array([pareto.khat(lw[:, n]) for n in range(lw.shape[1])])
+        log_p, stderr, k = float(each.sum()), float(np.sqrt((each_se ** 2).sum())), float(ks.max())
+        per = {"log_evidence": each, "stderr": each_se, "khat": ks}
+    if k > pareto.LIMIT:
+        warnings.warn(PPVIWarning(Diagnostic(
+            f"Pareto k̂ = {k:.2f} > {pareto.LIMIT}: the importance weights have a heavy tail, so the estimate of "
+            "log p(v) and its standard error are not reliable", where, severity="warning",
+            hint="q misses mass of the posterior; more samples help little")), stacklevel=2)
+    return Evidence(float(result.elbo), log_p, stderr, log_p - float(result.elbo), k, samples, per, seconds)
+
+
+def own_data(result: Result, data: object, where: str) -> object:
+    """The data to weigh: the fit's own.  ``data`` given must hold the same arrays (the evidence of other data
+    needs their local q, a prediction: not yet)."""
+    from ppvi.io.results import observed, sha256_of_arrays, sha256_of_file
+
+    if data is None:
+        return None
+    given, _ = observed(result, data)
+    own, _ = observed(result)
+    if own is not None:
+        same = own.keys() == given.keys() and all(np.array_equal(own[k], given[k]) for k in own)
+    else:
+        p = result.provenance
+        same = p is not None and (sha256_of_arrays(given) == p.data_sha256 or (
+            isinstance(data, str) and sha256_of_file(data) == p.data_sha256))
+    if not same:
+        raise PPVIError(Diagnostic("these data are not the data the result was fitted to", where,
+                                   hint="the evidence is estimated on the fit's own data (other data need their "
+                                        "local q, a prediction, which is not available yet)"))
+    return given
+
+
+def _data_plate(setting: Setting, where: str) -> str:
+    """The plate of the data points, when every statement lies in it (so q and p factorise over it)."""
+    from ppvi.graph.factor_graph import build
+
+    model = setting.model
+    plate = build(model).data_plate
+    outside = outside_plate(model, plate) if plate is not None else model.factors[0]
+    if outside is not None:
+        raise PPVIError(Diagnostic(
+            f"the evidence per data point needs every latent inside the data plate; `{outside.target}` "
+            f"(line {outside.span.line}) is not", where,
+            hint="per-datum evidence is for models whose globals are params (EM mixtures, binary sparse coding)"))
+    return plate
+
+
+def _log_weights(setting: Setting, result: Result, n: int, rng: np.random.Generator,
+                 plate: str | None) -> np.ndarray:
+    """log p(v, h_s) − log q(h_s) for n draws h_s ~ q: ``(n,)``, or ``(n, points)`` per point of ``plate``."""
+    draws = {name: posterior.sample(q.family, dict(q.params), n, rng) for name, q in result.q.items()}
+    values = Values({**setting.fixed, **draws}, setting.sizes)
+    if plate is None:
+        lw = log_joint(setting.model, values)
+    else:
+        lw = log_joint_per_datum(setting.model, values, plate)
+    for name, q in result.q.items():
+        lq = log_density(q.family, draws[name], dict(q.params))
+        if plate is None:
+            lw -= lq.reshape(n, -1).sum(1)
+        else:
+            axis = 1 + list(setting.model.variables[name].shape).index(plate)
+            lw -= lq.sum(axis=tuple(a for a in range(1, lq.ndim) if a != axis))
+    return lw
