@@ -21,10 +21,10 @@ PRIOR = 10           # the shrinkage: k̂ ← (M k̂ + PRIOR · 1/2) / (M + PRIO
 
 
 def khat(log_weights: np.ndarray) -> float:
-    """k̂ of the weights exp(``log_weights``) (a 1-D array); NaN when a weight is NaN, inf when there are too
-    few (the tail needs 5), and −inf when there is no tail to fit: the weights are equal up to round-off (q is
-    the posterior), or the largest ones recur (a discrete q whose likeliest states are drawn again and again:
-    the weights are bounded and their largest value is not rare)."""
+    """k̂ of the weights exp(``log_weights``) (a 1-D array).  NaN when a weight is NaN or there are too few to
+    tell (fewer than 25: the tail needs 5); −inf when there is no tail to fit: the weights are equal up to
+    round-off (q is the posterior), or the largest ones recur (a discrete q whose likeliest states are drawn
+    again and again: the weights are bounded and their largest value is not rare)."""
     lw = np.asarray(log_weights, dtype=float)
     if np.isnan(lw).any():
         return math.nan
@@ -36,7 +36,7 @@ def khat(log_weights: np.ndarray) -> float:
     cut = max(lw[s - m - 1], math.log(np.finfo(float).tiny)) if s > m else -math.inf
     tail = lw[lw > cut]
     if tail.size <= 4:
-        return math.inf if m <= 4 else -math.inf
+        return math.nan if m <= 4 else -math.inf
     return _gpd_shape(np.exp(tail) - math.exp(cut))
 
 
