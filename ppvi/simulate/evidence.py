@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import logsumexp
 
-from ppvi.errors import Diagnostic, PPVIError, PPVIWarning
+from ppvi.errors import Diagnostic, PPVIError, PPVIWarning, Reporter
 from ppvi.io import posterior
 from ppvi.io.draws import seed_of, whole
 from ppvi.result import Result
@@ -137,10 +137,10 @@ def _data_plate(setting: Setting, where: str) -> str:
     plate = build(model).data_plate
     outside = outside_plate(model, plate) if plate is not None else model.factors[0]
     if outside is not None:
-        raise PPVIError(Diagnostic(
-            f"the evidence per data point needs every latent inside the data plate; `{outside.target}` "
-            f"(line {outside.span.line}) is not", where,
-            hint="per-datum evidence is for models whose globals are params (EM mixtures, binary sparse coding)"))
+        raise Reporter(model.path, model.text).fail(
+            f"the evidence per data point needs every latent inside the data plate; `{outside.target}` is not",
+            outside.span, "per-datum evidence is for models whose globals are params (EM mixtures, binary sparse "
+                          "coding)")
     return plate
 
 

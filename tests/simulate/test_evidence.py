@@ -197,7 +197,7 @@ def test_binary_sparse_coding_per_datum_evidence_matches_enumeration():
 # ----------------------------------------------------------------- mistakes and warnings
 def test_per_datum_evidence_needs_every_latent_in_the_data_plate():
     r, _ = beta_bernoulli(1.0)
-    with pytest.raises(ppvi.PPVIError, match="every latent inside the data plate; `theta` \\(line 6\\)"):
+    with pytest.raises(ppvi.PPVIError, match="hand.ppvi:7:1: error: the evidence per data point needs every latent inside the data plate; `theta`"):
         evidence(r, 10, per_datum=True)
 
 
