@@ -197,7 +197,8 @@ def test_binary_sparse_coding_per_datum_evidence_matches_enumeration():
 # ----------------------------------------------------------------- mistakes and warnings
 def test_per_datum_evidence_needs_every_latent_in_the_data_plate():
     r, _ = beta_bernoulli(1.0)
-    with pytest.raises(ppvi.PPVIError, match="hand.ppvi:7:1: error: the evidence per data point needs every latent inside the data plate; `theta`"):
+    with pytest.raises(ppvi.PPVIError, match="hand.ppvi:6:1: error: the evidence per data point needs every "
+                                             "latent inside the data plate; `theta` is not\n    theta ~ Beta"):
         evidence(r, 10, per_datum=True)
 
 
