@@ -60,8 +60,8 @@ def draw(dist: str, args: dict[str, np.ndarray], plate_shape: tuple[int, ...],
         if "precision" in args:        # x = μ + L⁻ᵀ z with P = L Lᵀ: Cov x = (L Lᵀ)⁻¹
             return mean + np.linalg.solve(np.swapaxes(root, -1, -2), z)[..., 0]
         return mean + (root @ z)[..., 0]
-    event = {"Dirichlet": 1, "Categorical": 1, "Wishart": 2}.get(dist, 0)
-    full = {k: _full(v, plate_shape, event if k in ("alpha", "p", "scale") else 0) for k, v in args.items()}
+    vector, event = {"Dirichlet": ("alpha", 1), "Categorical": ("p", 1), "Wishart": ("scale", 2)}.get(dist, ("", 0))
+    full = {k: _full(v, plate_shape, event if k == vector else 0) for k, v in args.items()}
     if dist == "Normal":
         sd = (full["sd"] if "sd" in full else full["precision"] ** -0.5 if "precision" in full
               else np.sqrt(full["variance"]))

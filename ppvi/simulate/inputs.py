@@ -54,12 +54,12 @@ def _fixed(model: CheckedModel, sizes: Mapping[str, int], given: Mapping[str, np
     """Constants filled to their shapes, then the given arrays, each with a leading axis of 1."""
     out: dict[str, np.ndarray] = {}
     filled: dict[str, np.ndarray] = {}
+    shape = (lambda v: tuple(sizes[e] if isinstance(e, str) else e for e in v.shape))
     for v in model.of_kind("const"):
-        shape = tuple(sizes[e] if isinstance(e, str) else e for e in v.shape)
-        filled[v.name] = consts.fill(v.value, shape, sizes, filled, span=v.span, rep=_reporter(model))
+        filled[v.name] = consts.fill(v.value, shape(v), sizes, filled, span=v.span, rep=_reporter(model))
         out[v.name] = filled[v.name][None]
-    for name, a in given.items():
-        out[name] = np.asarray(a)[None]
+    for name, a in given.items():      # (a scalar may come as [x]: the data reader keeps at least one axis)
+        out[name] = np.asarray(a).reshape((1, *shape(model.variables[name])))
     return out
 
 
