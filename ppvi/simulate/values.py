@@ -66,9 +66,13 @@ def _ev(e: ast.Expr, values: Values, scope: Scope, lead: int) -> np.ndarray:
             if f.id == "dot":
                 return dot(*vals, lead)
             return _UNARY[f.id](np.asarray(vals[0], dtype=float))
+        case ast.PlateSum(var=v, dim=d, body=ast.BinOp(op="*", left=left, right=right)):
+            # Σ_i a_i b_i as one contraction (einsum): no array of every product is made
+            inner = scope + ((v.id, d.id),)
+            a, b = _aligned(_ev(left, values, inner, lead + 1), _ev(right, values, inner, lead + 1), lead + 1)
+            return np.einsum("...i,...i->...", np.moveaxis(a, lead, -1), np.moveaxis(b, lead, -1))
         case ast.PlateSum(var=v, dim=d, body=body):
-            inner = _ev(body, values, scope + ((v.id, d.id),), lead + 1)
-            return inner.sum(axis=lead)
+            return _ev(body, values, scope + ((v.id, d.id),), lead + 1).sum(axis=lead)
     raise AssertionError(f"no value for {type(e).__name__} in a model statement")   # (vectors: consts only)
 
 
