@@ -19,14 +19,23 @@ from ppvi.io.draws import seed_of, whole
 from ppvi.language.check import CheckedModel
 from ppvi.result import Result
 from ppvi.simulate.inputs import Setting, from_data, from_result
-from ppvi.simulate.joint import arguments
+from ppvi.simulate.joint import arguments, draw_slices
 from ppvi.simulate.values import Values
+
 
 def simulate(setting: Setting, draws: int, rng: np.random.Generator,
              given: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """``draws`` joint draws of every variable a ``~`` statement draws and ``given`` does not hold (latents
-    from q, each ``(draws, *shape)``), in statement order: arrays ``(draws, *shape)``."""
+    from q, each ``(draws, *shape)``), in statement order: arrays ``(draws, *shape)``.  Draws are made in
+    chunks (:func:`ppvi.simulate.joint.draw_slices`) so that no argument's array grows with all of them."""
     given = dict(given or {})
+    parts = [_simulate(setting, chunk.stop - chunk.start, rng, {k: v[chunk] for k, v in given.items()})
+             for chunk in draw_slices(setting.model, setting.sizes, draws)]
+    return {k: np.concatenate([p[k] for p in parts]) if len(parts) > 1 else parts[0][k] for k in parts[0]}
+
+
+def _simulate(setting: Setting, draws: int, rng: np.random.Generator,
+              given: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     arrays = {**setting.fixed, **given}
     out: dict[str, np.ndarray] = {}
     for f in setting.model.factors:

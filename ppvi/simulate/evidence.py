@@ -16,6 +16,7 @@ log p(v) = Σ_n log p(v_n) is estimated far more precisely than by joint weights
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -121,7 +122,7 @@ def own_data(result: Result, data: object, where: str) -> object:
     else:
         p = result.provenance
         same = p is not None and (sha256_of_arrays(given) == p.data_sha256 or (
-            isinstance(data, str) and sha256_of_file(data) == p.data_sha256))
+            isinstance(data, (str, os.PathLike)) and sha256_of_file(os.fspath(data)) == p.data_sha256))
     if not same:
         raise PPVIError(Diagnostic("these data are not the data the result was fitted to", where,
                                    hint="the evidence is estimated on the fit's own data (other data need their "

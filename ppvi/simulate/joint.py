@@ -70,12 +70,16 @@ def outside_plate(model: CheckedModel, plate: str) -> Factor | None:
     return next((f for f in model.factors if plate not in [d for _, d in f.plates]), None)
 
 
+def draw_slices(model: CheckedModel, sizes, draws: int) -> Iterator[slice]:
+    """Consecutive slices of ``draws`` draws, each small enough for the model's largest statement."""
+    step = max(1, CHUNK_ENTRIES // max(1, max(_entries(f, model, sizes) for f in model.factors)))
+    for start in range(0, draws, step):
+        yield slice(start, min(draws, start + step))
+
+
 def _chunks(model: CheckedModel, values: Values) -> Iterator[tuple[slice, Values]]:
-    """``values`` in consecutive slices of draws, each small enough for the largest statement."""
-    s = values.draws()
-    step = max(1, CHUNK_ENTRIES // max(1, max(_entries(f, model, values.sizes) for f in model.factors)))
-    for start in range(0, s, step):
-        chunk = slice(start, min(s, start + step))
+    """``values`` in consecutive slices of draws (:func:`draw_slices`)."""
+    for chunk in draw_slices(model, values.sizes, values.draws()):
         yield chunk, Values({k: a[chunk] if a.shape[0] > 1 else a for k, a in values.arrays.items()}, values.sizes)
 
 

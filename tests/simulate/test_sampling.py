@@ -164,3 +164,17 @@ LINREG = str(MODELS / "linreg.ppvi")
 def test_mistakes_are_user_errors(call, message):
     with pytest.raises(ppvi.PPVIError, match=message):
         call()
+
+
+def test_draws_in_chunks_keep_each_replicate_with_its_latents(monkeypatch):
+    """Few numbers per chunk (a draw or two at a time): the replicates still go with the θ they were drawn
+    with (their mean given θ is θ)."""
+    from ppvi.simulate import joint
+
+    monkeypatch.setattr(joint, "CHUNK_ENTRIES", 64)
+    y = np.r_[np.ones(12), np.zeros(28)].astype(int)
+    r = hand_result(BETA_BERNOULLI, {"theta": ("Beta", {"a": 2.0, "b": 2.0})}, {"y": y})
+    d = r.sample_predictive(3000, seed=8)
+    assert d["y"].shape == (3000, 40)
+    slope = np.polyfit(d["theta"], d["y"].mean(1), 1)[0]
+    assert slope == pytest.approx(1.0, abs=0.05)
