@@ -332,7 +332,8 @@ def _cmd_evidence(args) -> int:
 
     result = _given(args, Model.load(args.model))
     with _warnings_shown():
-        e = evidence(result, args.samples, per_datum=args.per_datum, seed=args.seed, data=args.data, where="ppvi")
+        e = evidence(result, args.samples, per_datum=args.per_datum, seed=args.seed, data=args.data,
+                     where=args.model)
     out = e.to_dict()
     per = out.pop("per_datum", None)
     lines = [f'  "{k}": {json_value(v)}' for k, v in out.items()]
