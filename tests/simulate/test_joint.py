@@ -150,7 +150,10 @@ CASES = [("gmm", {"N": 3, "D": 2, "K": 2}),
          ("binary_sparse_coding", {"N": 2, "D": 3, "M": 3}),
          ("robust_regression", {"N": 4, "D": 2}),
          ("sparse_coding", {"N": 2, "D": 3, "M": 2}),
-         ("lda", {"T": 6, "M": 2, "K": 2, "V": 3})]
+         ("lda", {"T": 6, "M": 2, "K": 2, "V": 3}),
+         ("bpmf", {"R": 4, "U": 2, "I": 3, "K": 2}),
+         ("multilevel_regression", {"N": 5, "J": 2}),
+         ("eight_schools", {"J": 3})]
 
 
 @pytest.mark.parametrize("stem, sizes", CASES, ids=[c[0] for c in CASES])
@@ -161,6 +164,21 @@ def test_the_log_joint_is_the_derivations_expected_log_joint_at_point_moments(st
     d = derive(model)
     want = [reference(d, setting, latents, s) for s in range(3)]
     assert got == pytest.approx(want, rel=1e-10)
+
+
+CORPUS = sorted(p.stem for p in (MODELS.parent / "tests" / "corpus" / "models").glob("*.ppvi")
+                if p.stem != "wishart_precision")          # (its df as data: random values outside Γ_D's domain)
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("stem", CORPUS)
+def test_the_log_joint_of_every_corpus_model_is_its_expected_log_joint_at_point_moments(stem):
+    model = load(str(MODELS.parent / "tests" / "corpus" / "models" / f"{stem}.ppvi"))
+    sizes = {d.name: min(d.default or 3, 3) for d in model.dims.values()}
+    setting, latents = values_of(model, sizes, 2)
+    got = log_joint(model, Values({**setting.fixed, **latents}, setting.sizes))
+    d = derive(model)
+    assert got == pytest.approx([reference(d, setting, latents, s) for s in range(2)], rel=1e-9)
 
 
 def test_the_gmm_log_joint_is_scipy_stats():
