@@ -60,14 +60,57 @@ class Evidence:
         return out
 
 
-def estimate(log_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """log-mean-exp of the weights along the first axis, and its delta-method standard error."""
-    s = log_weights.shape[0]
-    top = log_weights.max(axis=0)
-    scaled = np.exp(log_weights - top)
-    mean = scaled.mean(axis=0)
-    sd = scaled.std(axis=0, ddof=1) if s > 1 else np.full(mean.shape, np.inf)
-    return top + np.log(mean), sd / (math.sqrt(s) * mean)
+class Weights:
+    """Running statistics of log weights, one column per estimate (one, or one per data point), fed in chunks
+    of draws: what the estimate, its error and k̂ need, in memory that does not grow with S × columns.
+
+    Per column: the largest log weight c, the mean and the sum of squared deviations of w e^{−c} (merged
+    chunk by chunk as Chan, Golub & LeVeque's pairwise update; rescaled when c grows), the smallest log
+    weight, and the M + 1 largest for k̂ (M from :func:`ppvi.simulate.pareto.tail_length` of the S asked for).
+    """
+
+    def __init__(self, samples: int, columns: int):
+        self.keep = min(samples, pareto.tail_length(samples) + 1)
+        self.n = 0
+        self.top = np.full(columns, -math.inf)
+        self.shift = np.zeros(columns)           # c, or 0 while every weight is 0
+        self.mean = np.zeros(columns)
+        self.m2 = np.zeros(columns)
+        self.smallest = np.full(columns, math.inf)
+        self.largest = np.empty((0, columns))
+        self.nan = np.zeros(columns, dtype=bool)
+
+    def add(self, lw: np.ndarray) -> None:
+        """A chunk of log weights, ``(draws, columns)``."""
+        self.nan |= np.isnan(lw).any(axis=0)
+        top = np.maximum(self.top, lw.max(axis=0))
+        shift = np.where(np.isfinite(top), top, 0.0)     # (a column of zero weights so far: any scale will do)
+        with np.errstate(over="ignore"):                 # (overflow only where there is no mass to rescale)
+            old = np.where(self.mean > 0, np.exp(self.shift - shift), 0.0)
+        scaled = np.exp(lw - shift)
+        mean, m2 = self.mean * old, self.m2 * old ** 2
+        n_b = lw.shape[0]
+        mean_b = scaled.mean(axis=0)
+        m2_b = ((scaled - mean_b) ** 2).sum(axis=0)
+        n = self.n + n_b
+        delta = mean_b - mean
+        self.mean = mean + delta * n_b / n
+        self.m2 = m2 + m2_b + delta ** 2 * self.n * n_b / n
+        self.n, self.top, self.shift = n, top, shift
+        self.smallest = np.minimum(self.smallest, lw.min(axis=0))
+        both = np.concatenate([self.largest, lw])
+        self.largest = np.partition(both, both.shape[0] - self.keep, axis=0)[-self.keep:] \
+            if both.shape[0] > self.keep else both
+
+    def estimate(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """log-mean-exp of the weights, its delta-method standard error sd(w) / (√S mean w), and k̂, per column."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_mean = self.shift + np.log(self.mean)
+            sd = np.sqrt(self.m2 / (self.n - 1)) if self.n > 1 else np.full(self.mean.shape, math.inf)
+            stderr = sd / (math.sqrt(self.n) * self.mean)
+        k = np.array([math.nan if bad else pareto.khat_of_largest(self.largest[:, j], self.smallest[j], self.n)
+                      for j, bad in enumerate(self.nan)])
+        return log_mean, stderr, k
 
 
 def evidence(result: Result, samples: int, per_datum: bool = False, seed: int | None = None,
@@ -86,18 +129,15 @@ def evidence(result: Result, samples: int, per_datum: bool = False, seed: int | 
     plate = _data_plate(setting, where) if per_datum else None
     start = time.perf_counter()
     chunk = max(1, DRAW_ENTRIES // max(1, sum(math.prod(setting.shape(n)) for n in result.q)))
-    parts = []
+    weights = Weights(samples, 1 if plate is None else setting.sizes[plate])
     for first in range(0, samples, chunk):
-        parts.append(_log_weights(setting, result, min(chunk, samples - first), rng, plate))
-    lw = np.concatenate(parts)
+        lw = _log_weights(setting, result, min(chunk, samples - first), rng, plate)
+        weights.add(lw.reshape(lw.shape[0], -1))
+    each, each_se, ks = weights.estimate()
     seconds = time.perf_counter() - start
     if plate is None:
-        log_p, stderr = (float(v) for v in estimate(lw))
-        k = pareto.khat(lw)
-        per = None
+        log_p, stderr, k, per = float(each[0]), float(each_se[0]), float(ks[0]), None
     else:
-        each, each_se = estimate(lw)
-        ks = np.array([pareto.khat(lw[:, n]) for n in range(lw.shape[1])])
         log_p, stderr, k = float(each.sum()), float(np.sqrt((each_se ** 2).sum())), float(ks.max())
         per = {"log_evidence": each, "stderr": each_se, "khat": ks}
     if k > pareto.LIMIT:

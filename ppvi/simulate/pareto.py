@@ -20,21 +20,31 @@ EQUAL = 1e-9         # log weights this close are equal (round-off of an exact q
 PRIOR = 10           # the shrinkage: k̂ ← (M k̂ + PRIOR · 1/2) / (M + PRIOR)
 
 
+def tail_length(s: int) -> int:
+    """M = ⌈min(S/5, 3√S)⌉: how many of S weights form the tail."""
+    return math.ceil(min(0.2 * s, 3 * math.sqrt(s)))
+
+
 def khat(log_weights: np.ndarray) -> float:
-    """k̂ of the weights exp(``log_weights``) (a 1-D array).  NaN when a weight is NaN or there are too few to
-    tell (fewer than 25: the tail needs 5); −inf when there is no tail to fit: the weights are equal up to
-    round-off (q is the posterior), or the largest ones recur (a discrete q whose likeliest states are drawn
-    again and again: the weights are bounded and their largest value is not rare)."""
-    lw = np.asarray(log_weights, dtype=float)
+    """k̂ of the weights exp(``log_weights``) (a 1-D array): :func:`khat_of_largest` of its largest and smallest."""
+    lw = np.sort(np.asarray(log_weights, dtype=float))
     if np.isnan(lw).any():
         return math.nan
-    s = lw.size
-    m = math.ceil(min(0.2 * s, 3 * math.sqrt(s)))
-    lw = np.sort(lw - lw.max())
-    if lw[0] > -EQUAL:
+    return khat_of_largest(lw[-(tail_length(lw.size) + 1):], float(lw[0]), lw.size)
+
+
+def khat_of_largest(largest: np.ndarray, smallest: float, s: int) -> float:
+    """k̂ of S = ``s`` log weights known by their M + 1 largest (all of them when S ≤ M + 1) and the smallest.
+
+    NaN when there are too few to tell (S < 25: the tail needs 5 points); −inf when there is no tail to fit:
+    the weights are equal up to round-off (q is the posterior), or the largest ones recur (a discrete q whose
+    likeliest states are drawn again and again: the weights are bounded and their largest value is not rare)."""
+    m = tail_length(s)
+    top = np.sort(largest) - largest.max()
+    if smallest - largest.max() > -EQUAL:
         return -math.inf
-    cut = max(lw[s - m - 1], math.log(np.finfo(float).tiny)) if s > m else -math.inf
-    tail = lw[lw > cut]
+    cut = max(top[0], math.log(np.finfo(float).tiny)) if s > m else -math.inf
+    tail = top[top > cut]
     if tail.size <= 4:
         return math.nan if m <= 4 else -math.inf
     return _gpd_shape(np.exp(tail) - math.exp(cut))

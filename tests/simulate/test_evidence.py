@@ -276,3 +276,23 @@ def test_a_heavy_tail_warns():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         evidence(*known_precision(0.6)[:1], 2000, seed=1)
+
+
+def test_weights_fed_in_chunks_give_what_all_at_once_give():
+    """The running statistics (rescaled as the largest weight grows) against log-mean-exp, the delta method's
+    error and k̂ of all the weights at once."""
+    from ppvi.simulate.evidence import Weights
+    from ppvi.simulate.pareto import khat
+
+    lw = np.column_stack([RNG.standard_t(3, 500), np.sort(RNG.normal(0, 3, 500)), np.full(500, -7.0),
+                          np.r_[np.full(250, -np.inf), RNG.normal(size=250)], RNG.normal(-1000, 2, 500),
+                          np.r_[np.full(250, -np.inf), RNG.normal(-1000, 2, 250)]])
+    w = Weights(500, 6)
+    for start in range(0, 500, 37):
+        w.add(lw[start:start + 37])
+    log_mean, stderr, k = w.estimate()
+    assert log_mean == pytest.approx(special.logsumexp(lw, axis=0) - math.log(500), rel=1e-12)
+    scaled = np.exp(lw - lw.max(0))
+    assert stderr == pytest.approx(scaled.std(0, ddof=1) / (math.sqrt(500) * scaled.mean(0)), rel=1e-9, abs=1e-15)
+    assert k == pytest.approx([khat(lw[:, j]) for j in range(6)], rel=1e-12)
+    assert k[2] == -math.inf
