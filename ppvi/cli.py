@@ -312,13 +312,15 @@ def _cmd_sample(args) -> int:
     check_writable(args.out, (".npz",))
     model = Model.load(args.model)
     dims = _dims(args.dim, model.checked)
-    if args.given is None:
-        draws = sample_prior(model.checked, args.draws, data=args.data, seed=args.seed, dims=dims, where="ppvi")
-    elif dims:
+    if args.given is not None and dims:
         raise PPVIError(Diagnostic("--dim with --given: the sizes are the fit's", "ppvi",
                                    hint="drop --dim (new sizes need a prediction: ppvi run --given)"))
-    else:
-        draws = sample_predictive(_given(args, model), args.draws, seed=args.seed, data=args.data, where="ppvi")
+    with _warnings_shown():
+        if args.given is None:
+            draws = sample_prior(model.checked, args.draws, data=args.data, seed=args.seed, dims=dims, where="ppvi")
+        else:
+            draws = sample_predictive(_given(args, model), args.draws, seed=args.seed, data=args.data,
+                                      where="ppvi")
     buf = io.BytesIO()
     np.savez(buf, **draws)
     write_atomic(args.out, buf.getvalue())

@@ -11,12 +11,13 @@ a user's mistake shown at its declaration in the model.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, replace
 from typing import Mapping
 
 import numpy as np
 
-from ppvi.errors import Diagnostic, PPVIError, Reporter
+from ppvi.errors import Diagnostic, PPVIError, PPVIWarning, Reporter
 from ppvi.language import consts
 from ppvi.language.check import CheckedModel
 from ppvi.result import Result
@@ -71,6 +72,8 @@ def from_data(model: CheckedModel, data: object, dims: Mapping[str, int], where:
     from ppvi.io.data import Source, bind, source_of
 
     source = Source("<no data>", {}, ()) if data is None else source_of(data, model)
+    for note in source.notes:             # (how the data were read: a dropped index column, …)
+        warnings.warn(PPVIWarning(note), stacklevel=3)
     rep = _reporter(model)
     observed = {f.target for f in model.factors if f.observed}
     missing = [v for v in model.of_kind("data") if v.name not in observed and v.name not in source.arrays]
