@@ -103,7 +103,7 @@ class Model:
 
     # ---------------------------------------------------------------- simulation (ppvi.simulate)
     def sample_prior(self, draws: int, data: object = None, seed: int | None = None,
-                     **dims: int) -> dict[str, "np.ndarray"]:
+                     **dims: int) -> dict:
         """``draws`` ancestral draws of every latent and observed variable from the prior: a dict of arrays with
         a leading draws axis.  Covariates (data no ``~`` draws), params and sizes come from ``data`` (a path or
         Python objects, as ``fit`` takes them; None: none) and the dims by keyword (``N=100``)."""

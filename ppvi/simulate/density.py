@@ -20,6 +20,7 @@ LOG_2PI = math.log(2 * math.pi)
 
 
 def normal(x, mean, *, sd=None, precision=None, variance=None):
+    """One of sd, precision τ, variance: ½ log(τ / 2π) − ½ τ (x − μ)²."""
     log_tau = (-2 * np.log(sd) if sd is not None else np.log(precision) if precision is not None
                else -np.log(variance))
     return 0.5 * (log_tau - LOG_2PI) - 0.5 * np.exp(log_tau) * (x - mean) ** 2
@@ -48,7 +49,8 @@ def beta(x, a, b):
 
 
 def bernoulli(x, p=None, *, logit=None):
-    """log p(x) for x in {0, 1}; with ``logit`` ψ (p = sigmoid(ψ)): log p(1) = −softplus(−ψ), log p(0) = −softplus(ψ)."""
+    """log p(x) for x in {0, 1}; with ``logit`` ψ (p = sigmoid(ψ)): log p(1) = −softplus(−ψ) and
+    log p(0) = −softplus(ψ)."""
     if logit is not None:
         return -np.logaddexp(0.0, np.where(x == 1, -logit, logit))
     return np.where(x == 1, np.log(p), np.log1p(-p))

@@ -22,7 +22,6 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import logsumexp
 
 from ppvi.errors import Diagnostic, PPVIError, PPVIWarning, Reporter
 from ppvi.io import posterior
