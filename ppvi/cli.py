@@ -272,7 +272,7 @@ def _simulation_parsers(sub) -> None:
     s.add_argument("--data", metavar="PATH", help="covariates, params and sizes (default: none; with --given, "
                                                   "the fit's data)")
     s.add_argument("--dim", metavar="NAME=INT", action="append", default=[], help="set a dim's size")
-    s.add_argument("--draws", type=_positive_int, required=True, help="how many draws")
+    s.add_argument("--draws", metavar="N", type=_positive_int, required=True, help="how many draws")
     s.add_argument("--seed", type=_seed, default=0, help="random seed, a whole number ≥ 0 (default 0)")
     s.add_argument("--out", metavar="PATH", required=True, help="the draws (.npz), each with a leading draws axis")
     s.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
@@ -280,7 +280,7 @@ def _simulation_parsers(sub) -> None:
     e.add_argument("model", metavar="MODEL", help="a .ppvi file")
     e.add_argument("--given", metavar="RESULT", required=True, help="a result file of MODEL")
     e.add_argument("--data", metavar="PATH", help="the fit's data (default: the file the result names)")
-    e.add_argument("--samples", type=_positive_int, required=True, help="draws from q")
+    e.add_argument("--samples", metavar="S", type=_positive_int, required=True, help="draws from q")
     e.add_argument("--per-datum", action="store_true", help="one sampler per data point (models whose latents "
                                                            "are all local)")
     e.add_argument("--seed", type=_seed, default=0, help="random seed, a whole number ≥ 0 (default 0)")
