@@ -13,6 +13,7 @@ from scipy import special
 
 import ppvi
 from conftest import MODELS, run_cli
+from simulate_cases import hand_result
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +92,26 @@ def test_em_mixture_per_datum_evidence_is_its_log_likelihood():
     x = r.data["x"]
     each = special.logsumexp(np.log(w) + 0.5 * np.log(tau / (2 * np.pi)) - 0.5 * tau * (x[:, None] - mu) ** 2, axis=1)
     assert e.per_datum["log_evidence"] == pytest.approx(each, rel=1e-10)
+
+
+def test_per_datum_evidence_from_a_saved_result(tmp_path, capsys):
+    """A result saved to a file (no data file named: its data were Python objects) with --data of the same
+    content: the JSON holds per_datum arrays whose sum is log_evidence."""
+    rng = np.random.default_rng(5)
+    v = rng.normal(size=(4, 3))
+    params = {"b": rng.normal(size=2), "W": rng.normal(size=(3, 2)), "beta": np.ones(3)}
+    text = (MODELS / "binary_sparse_coding.ppvi").read_text().replace("dim M = 10", "dim M = 2")
+    (tmp_path / "bsc.ppvi").write_text(text)
+    r = hand_result(text, {"h": ("Bernoulli", {"p": np.full((4, 2), 0.5)})}, {"v": v}, params=params)
+    r.save(str(tmp_path / "r.json"))
+    np.savez(tmp_path / "v.npz", v=v)
+    code, out, err = run_cli(["evidence", tmp_path / "bsc.ppvi", "--given", tmp_path / "r.json", "--samples", 400,
+                              "--per-datum", "--data", tmp_path / "v.npz"], capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    per = doc["per_datum"]
+    assert sorted(per) == ["khat", "log_evidence", "stderr"] and len(per["log_evidence"]) == 4
+    assert doc["log_evidence"] == pytest.approx(sum(per["log_evidence"]))
+    code, _, err = run_cli(["evidence", tmp_path / "bsc.ppvi", "--given", tmp_path / "r.json", "--samples", 4],
+                           capsys)
+    assert code == 2 and "the data of the fit are needed (`v`) but not at hand" in err
