@@ -143,7 +143,7 @@ def evidence(result: Result, samples: int, per_datum: bool = False, seed: int | 
         warnings.warn(PPVIWarning(Diagnostic(
             f"Pareto k̂ = {k:.2f} > {pareto.LIMIT}: the importance weights have a heavy tail, so the estimate of "
             "log p(v) and its standard error are not reliable", where, severity="warning",
-            hint="q misses mass of the posterior; more samples help little")), stacklevel=2)
+            hint="q misses mass of the posterior; more samples help little")), stacklevel=3)
     return Evidence(float(result.elbo), log_p, stderr, log_p - float(result.elbo), k, samples, per, seconds)
 
 
