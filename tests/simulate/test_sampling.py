@@ -178,3 +178,14 @@ def test_draws_in_chunks_keep_each_replicate_with_its_latents(monkeypatch):
     assert d["y"].shape == (3000, 40)
     slope = np.polyfit(d["theta"], d["y"].mean(1), 1)[0]
     assert slope == pytest.approx(1.0, abs=0.05)
+
+
+def test_predictive_check_mistakes():
+    y = np.r_[np.ones(12), np.zeros(28)].astype(int)
+    r = hand_result(BETA_BERNOULLI, {"theta": ("Beta", {"a": 14.0, "b": 30.0})}, {"y": y})
+    with pytest.raises(ppvi.PPVIError, match="statistic='mean': a function of the data"):
+        predictive_check(r, "mean")
+    with pytest.raises(ppvi.PPVIError, match="`theta` is not an observed variable of the model"):
+        predictive_check(r, np.mean, variable="theta")
+    with pytest.raises(ppvi.PPVIError, match="draws=0"):
+        predictive_check(r, np.mean, draws=0)
