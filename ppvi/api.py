@@ -101,6 +101,17 @@ class Model:
         return from_fit(done, provenance, tuple(n.format() for n in notes), observed)
 
 
+    # ---------------------------------------------------------------- simulation (ppvi.simulate)
+    def sample_prior(self, draws: int, data: object = None, seed: int | None = None,
+                     **dims: int) -> dict:
+        """``draws`` ancestral draws of every latent and observed variable from the prior: a dict of arrays with
+        a leading draws axis.  Covariates (data no ``~`` draws), params and sizes come from ``data`` (a path or
+        Python objects, as ``fit`` takes them; None: none) and the dims by keyword (``N=100``)."""
+        from ppvi.simulate.ancestral import sample_prior
+
+        return sample_prior(self.checked, draws, data=data, seed=seed, dims=dims)
+
+
 _OPTIONS = ("data", "dims", "seed", "max_iter", "tol", "restarts", "on_iteration", "damping", "progress", "init")
 
 

@@ -79,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--data", metavar="PATH",
                    help="the data, for a mixture's points (default: the file the result names)")
     g.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    _simulation_parsers(sub)
     return p
 
 
@@ -262,6 +263,88 @@ def _cmd_plot(args) -> int:
     return EXIT_OK
 
 
+# ----------------------------------------------------------------- simulation and evidence (ppvi.simulate)
+def _simulation_parsers(sub) -> None:
+    s = sub.add_parser("sample", help="draw every latent and observed variable: from the prior, or (--given) "
+                                      "the latents from a fit's q and the data from the model")
+    s.add_argument("model", metavar="MODEL", help="a .ppvi file")
+    s.add_argument("--given", metavar="RESULT", help="a result file of MODEL: posterior predictive draws")
+    s.add_argument("--data", metavar="PATH", help="covariates, params and sizes (default: none; with --given, "
+                                                  "the fit's data)")
+    s.add_argument("--dim", metavar="NAME=INT", action="append", default=[], help="set a dim's size")
+    s.add_argument("--draws", metavar="N", type=_positive_int, required=True, help="how many draws")
+    s.add_argument("--seed", type=_seed, default=0, help="random seed, a whole number ≥ 0 (default 0)")
+    s.add_argument("--out", metavar="PATH", required=True, help="the draws (.npz), each with a leading draws axis")
+    s.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    e = sub.add_parser("evidence", help="log p(data) by importance sampling with a fit's q (prints JSON)")
+    e.add_argument("model", metavar="MODEL", help="a .ppvi file")
+    e.add_argument("--given", metavar="RESULT", required=True, help="a result file of MODEL")
+    e.add_argument("--data", metavar="PATH", help="the fit's data (default: the file the result names)")
+    e.add_argument("--samples", metavar="S", type=_positive_int, required=True, help="draws from q")
+    e.add_argument("--per-datum", action="store_true", help="one sampler per data point (models whose latents "
+                                                           "are all local)")
+    e.add_argument("--seed", type=_seed, default=0, help="random seed, a whole number ≥ 0 (default 0)")
+    e.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+
+def _given(args, model):
+    """The result of --given, checked to be a fit of MODEL."""
+    from ppvi.result import load_result
+
+    result = load_result(args.given)
+    p = result.provenance
+    if p is None or p.model_text != model.checked.text:
+        raise PPVIError(Diagnostic(f"{args.given} is not a fit of this model (its model text differs)", args.model,
+                                   hint=f"pass the model that was fitted, or fit this one: ppvi run {args.model} "
+                                        "--out r.json"))
+    return result
+
+
+def _cmd_sample(args) -> int:
+    import io
+
+    import numpy as np
+
+    from ppvi.api import Model
+    from ppvi.files import check_writable, write_atomic
+    from ppvi.simulate.ancestral import sample_predictive, sample_prior
+
+    check_writable(args.out, (".npz",))
+    model = Model.load(args.model)
+    dims = _dims(args.dim, model.checked)
+    if args.given is not None and dims:
+        raise PPVIError(Diagnostic("--dim with --given: the sizes are the fit's", "ppvi",
+                                   hint="drop --dim (new sizes need a prediction: ppvi run --given)"))
+    with _warnings_shown():
+        if args.given is None:
+            draws = sample_prior(model.checked, args.draws, data=args.data, seed=args.seed, dims=dims, where="ppvi")
+        else:
+            draws = sample_predictive(_given(args, model), args.draws, seed=args.seed, data=args.data,
+                                      where="ppvi")
+    buf = io.BytesIO()
+    np.savez(buf, **draws)
+    write_atomic(args.out, buf.getvalue())
+    return EXIT_OK
+
+
+def _cmd_evidence(args) -> int:
+    from ppvi.api import Model
+    from ppvi.io.results import json_value
+    from ppvi.simulate.evidence import evidence
+
+    result = _given(args, Model.load(args.model))
+    with _warnings_shown():
+        e = evidence(result, args.samples, per_datum=args.per_datum, seed=args.seed, data=args.data,
+                     where=args.model)
+    out = e.to_dict()
+    per = out.pop("per_datum", None)
+    lines = [f'  "{k}": {json_value(v)}' for k, v in out.items()]
+    if per is not None:
+        lines.append('  "per_datum": {' + ", ".join(f'"{k}": {json_value(v)}' for k, v in per.items()) + "}")
+    sys.stdout.write("{\n" + ",\n".join(lines) + "\n}\n")
+    return EXIT_OK
+
+
 @contextlib.contextmanager
 def _warnings_shown():
     """ppvi's warnings and notes as diagnostics on stderr (each time, not once per place)."""
@@ -291,7 +374,7 @@ def main(argv: Sequence[str] | None = None, *, collector_paused: bool = False) -
             _parser().print_help(sys.stderr)
             return EXIT_USER
         return {"check": _cmd_check, "derive": _cmd_derive, "run": _cmd_run, "export": _cmd_export,
-                "plot": _cmd_plot}[args.command](args)
+                "plot": _cmd_plot, "sample": _cmd_sample, "evidence": _cmd_evidence}[args.command](args)
     except PPVIError as e:
         _report(e.format())
         return EXIT_USER

@@ -213,6 +213,22 @@ class Result:
 
         return plot(self, var_names=var_names, data=data, path=path)
 
+    # ------------------------------------------------------------ simulation and evidence (ppvi.simulate)
+    def sample_predictive(self, draws: int, seed: int | None = None, data: object = None) -> dict[str, np.ndarray]:
+        """``draws`` posterior predictive draws: every latent from q and, given it, every observed variable from
+        the model (arrays with a leading draws axis).  Covariates from the fit's data (or ``data``)."""
+        from ppvi.simulate.ancestral import sample_predictive
+
+        return sample_predictive(self, draws, seed=seed, data=data)
+
+    def evidence(self, samples: int, per_datum: bool = False, seed: int | None = None, data: object = None):
+        """log p(v) of the fit's data by importance sampling with q as the proposal (19.4.4): ``.log_evidence``,
+        ``.stderr``, ``.gap`` (log p̂ − ELBO), ``.khat`` (Pareto k̂; a warning above 0.7), ``.elbo``,
+        ``.samples``; ``per_datum`` (models whose latents are all local): one sampler per data point."""
+        from ppvi.simulate.evidence import evidence
+
+        return evidence(self, samples, per_datum=per_datum, seed=seed, data=data)
+
     # ------------------------------------------------------------ files
     def to_dict(self) -> dict:
         """The result file's content (docs/cli.md): plain dicts of arrays and numbers."""

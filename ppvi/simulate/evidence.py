@@ -1,0 +1,203 @@
+"""log p(v) by importance sampling with q as the proposal (the seed's 19.4.4: how far the ELBO is from it).
+
+With draws h_s ~ q and weights w_s = p(v, h_s) / q(h_s),
+
+    L_S = log (1/S) Σ_s w_s
+
+is the S-sample bound: E[L_1] is the ELBO, E[L_S] grows with S to log p(v)
+(Burda, Grosse & Salakhutdinov 2016).  Its standard error is the delta method's,
+sd(w) / (√S mean(w)), computed from weights scaled by the largest (log space);
+Pareto k̂ (:mod:`.pareto`) says whether that error can be believed.  Per data
+point (models whose latents are all local: mixtures by EM, binary sparse coding),
+q factorises over the data, so each point has its own small sampler and
+log p(v) = Σ_n log p(v_n) is estimated far more precisely than by joint weights.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ppvi.errors import Diagnostic, PPVIError, PPVIWarning, Reporter
+from ppvi.io import posterior
+from ppvi.io.draws import seed_of, whole
+from ppvi.result import Result
+from ppvi.simulate import pareto
+from ppvi.simulate.density import log_density
+from ppvi.simulate.inputs import Setting, from_result
+from ppvi.simulate.joint import log_joint, log_joint_per_datum, outside_plate
+from ppvi.simulate.values import Values
+
+DRAW_ENTRIES = 1 << 23          # numbers of q's draws held at once (64 MiB)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What :func:`evidence` estimates; ``per_datum`` maps log_evidence, stderr, khat to arrays over the data
+    plate's points; ``seconds`` is the time taken by the weights."""
+
+    elbo: float
+    log_evidence: float
+    stderr: float
+    gap: float
+    khat: float
+    samples: int
+    per_datum: dict[str, np.ndarray] | None = None
+    seconds: float = field(default=0.0, compare=False)
+
+    def to_dict(self) -> dict:
+        """The JSON of ``ppvi evidence`` (DESIGN §7)."""
+        out = {"elbo": self.elbo, "log_evidence": self.log_evidence, "stderr": self.stderr, "gap": self.gap,
+               "khat": self.khat, "samples": self.samples}
+        if self.per_datum is not None:
+            out["per_datum"] = {k: v.tolist() for k, v in self.per_datum.items()}
+        return out
+
+
+class Weights:
+    """Running statistics of log weights, one column per estimate (one, or one per data point), fed in chunks
+    of draws: what the estimate, its error and k̂ need, in memory that does not grow with S × columns.
+
+    Per column: the largest log weight c, the mean and the sum of squared deviations of w e^{−c} (merged
+    chunk by chunk as Chan, Golub & LeVeque's pairwise update; rescaled when c grows), the smallest log
+    weight, and the M + 1 largest for k̂ (M from :func:`ppvi.simulate.pareto.tail_length` of the S asked for).
+    """
+
+    def __init__(self, samples: int, columns: int):
+        self.keep = min(samples, pareto.tail_length(samples) + 1)
+        self.n = 0
+        self.top = np.full(columns, -math.inf)
+        self.shift = np.zeros(columns)           # c, or 0 while every weight is 0
+        self.mean = np.zeros(columns)
+        self.m2 = np.zeros(columns)
+        self.smallest = np.full(columns, math.inf)
+        self.largest = np.empty((0, columns))
+        self.nan = np.zeros(columns, dtype=bool)
+
+    def add(self, lw: np.ndarray) -> None:
+        """A chunk of log weights, ``(draws, columns)``."""
+        self.nan |= np.isnan(lw).any(axis=0)
+        top = np.maximum(self.top, lw.max(axis=0))
+        shift = np.where(np.isfinite(top), top, 0.0)     # (a column of zero weights so far: any scale will do)
+        with np.errstate(over="ignore"):                 # (overflow only where there is no mass to rescale)
+            old = np.where(self.mean > 0, np.exp(self.shift - shift), 0.0)
+        scaled = np.exp(lw - shift)
+        mean, m2 = self.mean * old, self.m2 * old ** 2
+        n_b = lw.shape[0]
+        mean_b = scaled.mean(axis=0)
+        m2_b = ((scaled - mean_b) ** 2).sum(axis=0)
+        n = self.n + n_b
+        delta = mean_b - mean
+        self.mean = mean + delta * n_b / n
+        self.m2 = m2 + m2_b + delta ** 2 * self.n * n_b / n
+        self.n, self.top, self.shift = n, top, shift
+        self.smallest = np.minimum(self.smallest, lw.min(axis=0))
+        both = np.concatenate([self.largest, lw])
+        self.largest = np.partition(both, both.shape[0] - self.keep, axis=0)[-self.keep:] \
+            if both.shape[0] > self.keep else both
+
+    def estimate(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """log-mean-exp of the weights, its delta-method standard error sd(w) / (√S mean w), and k̂, per column."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_mean = self.shift + np.log(self.mean)
+            sd = np.sqrt(self.m2 / (self.n - 1)) if self.n > 1 else np.full(self.mean.shape, math.inf)
+            stderr = sd / (math.sqrt(self.n) * self.mean)
+        k = np.array([math.nan if bad else pareto.khat_of_largest(self.largest[:, j], self.smallest[j], self.n)
+                      for j, bad in enumerate(self.nan)])
+        return log_mean, stderr, k
+
+
+def evidence(result: Result, samples: int, per_datum: bool = False, seed: int | None = None,
+             data: object = None, where: str = "evidence") -> Evidence:
+    """Importance-sampled log p(v) of the data ``result`` was fitted to, with ``samples`` draws from its q."""
+    samples = whole(where, "samples", samples, 1)
+    if not isinstance(per_datum, bool):
+        raise PPVIError(Diagnostic(f"per_datum={per_datum!r}: per_datum is True or False", where))
+    rng = seed_of(where, seed)
+    point = [name for name, q in result.q.items() if q.family == "point"]
+    if point:
+        raise PPVIError(Diagnostic(f"`{point[0]}` has a point q (MAP): q has no density there, so it cannot be "
+                                   "an importance sampler's proposal", where,
+                                   hint="the evidence is estimated for mean-field fits"))
+    setting = from_result(result, own_data(result, data, where), where, observed=True)
+    plate = _data_plate(setting, where) if per_datum else None
+    start = time.perf_counter()
+    chunk = max(1, DRAW_ENTRIES // max(1, sum(math.prod(setting.shape(n)) for n in result.q)))
+    weights = Weights(samples, 1 if plate is None else setting.sizes[plate])
+    for first in range(0, samples, chunk):
+        lw = _log_weights(setting, result, min(chunk, samples - first), rng, plate)
+        weights.add(lw.reshape(lw.shape[0], -1))
+    each, each_se, ks = weights.estimate()
+    seconds = time.perf_counter() - start
+    if plate is None:
+        log_p, stderr, k, per = float(each[0]), float(each_se[0]), float(ks[0]), None
+    else:
+        log_p, stderr, k = float(each.sum()), float(np.sqrt((each_se ** 2).sum())), float(ks.max())
+        per = {"log_evidence": each, "stderr": each_se, "khat": ks}
+    if k > pareto.LIMIT:
+        warnings.warn(PPVIWarning(Diagnostic(
+            f"Pareto k̂ = {k:.2f} > {pareto.LIMIT}: the importance weights have a heavy tail, so the estimate of "
+            "log p(v) and its standard error are not reliable", where, severity="warning",
+            hint="q misses mass of the posterior; more samples help little")), stacklevel=3)
+    return Evidence(float(result.elbo), log_p, stderr, log_p - float(result.elbo), k, samples, per, seconds)
+
+
+def own_data(result: Result, data: object, where: str) -> object:
+    """The data to weigh: the fit's own.  ``data`` given must hold the same arrays (the evidence of other data
+    needs their local q, a prediction: not yet)."""
+    from ppvi.io.results import observed, sha256_of_arrays, sha256_of_file
+
+    if data is None:
+        return None
+    given, _ = observed(result, data)
+    own, _ = observed(result)
+    if own is not None:
+        same = own.keys() == given.keys() and all(np.array_equal(own[k], given[k]) for k in own)
+    else:
+        p = result.provenance
+        same = p is not None and (sha256_of_arrays(given) == p.data_sha256 or (
+            isinstance(data, (str, os.PathLike)) and sha256_of_file(os.fspath(data)) == p.data_sha256))
+    if not same:
+        raise PPVIError(Diagnostic("these data are not the data the result was fitted to", where,
+                                   hint="the evidence is estimated on the fit's own data (other data need their "
+                                        "local q, a prediction, which is not available yet)"))
+    return given
+
+
+def _data_plate(setting: Setting, where: str) -> str:
+    """The plate of the data points, when every statement lies in it (so q and p factorise over it)."""
+    from ppvi.graph.factor_graph import build
+
+    model = setting.model
+    plate = build(model).data_plate
+    outside = outside_plate(model, plate) if plate is not None else model.factors[0]
+    if outside is not None:
+        raise Reporter(model.path, model.text).fail(
+            f"the evidence per data point needs every latent inside the data plate; `{outside.target}` is not",
+            outside.span, "per-datum evidence is for models whose globals are params (EM mixtures, binary sparse "
+                          "coding)")
+    return plate
+
+
+def _log_weights(setting: Setting, result: Result, n: int, rng: np.random.Generator,
+                 plate: str | None) -> np.ndarray:
+    """log p(v, h_s) − log q(h_s) for n draws h_s ~ q: ``(n,)``, or ``(n, points)`` per point of ``plate``."""
+    draws = {name: posterior.sample(q.family, dict(q.params), n, rng) for name, q in result.q.items()}
+    values = Values({**setting.fixed, **draws}, setting.sizes)
+    if plate is None:
+        lw = log_joint(setting.model, values)
+    else:
+        lw = log_joint_per_datum(setting.model, values, plate)
+    for name, q in result.q.items():
+        lq = log_density(q.family, draws[name], dict(q.params))
+        if plate is None:
+            lw -= lq.reshape(n, -1).sum(1)
+        else:
+            axis = 1 + list(setting.model.variables[name].shape).index(plate)
+            lw -= lq.sum(axis=tuple(a for a in range(1, lq.ndim) if a != axis))
+    return lw

@@ -1,0 +1,91 @@
+"""log p(v, h) of a checked model at values: every ``~`` statement's log density, summed.
+
+:func:`factor_terms` gives each statement's log density for every element of its
+plates (layout ``(S or 1, *plates)``); :func:`log_joint` sums them to one number
+per draw, :func:`log_joint_per_datum` to one per draw and data point (the data
+plate's element), for models in which every statement lies in that plate.
+Draws are evaluated in chunks so that the arrays of a sum over a plate
+(``W[j, i] * h[n, i]`` over n, j, i) stay within :data:`CHUNK_ENTRIES` numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+import numpy as np
+
+from ppvi.language import ast
+from ppvi.language.check import CheckedModel, Factor, walk
+from ppvi.simulate.density import log_density
+from ppvi.simulate.values import Values, evaluate, target
+
+CHUNK_ENTRIES = 1 << 22          # numbers in the largest intermediate array of one chunk of draws (32 MiB)
+
+
+def arguments(f: Factor, values: Values) -> dict[str, np.ndarray]:
+    """A statement's arguments at ``values``, each in the layout of its plates; a Bernoulli's ``sigmoid(ψ)``
+    is passed as ``logit`` ψ (its log density is then exact in the tails)."""
+    out = {}
+    for name, expr in f.args:
+        if f.dist == "Bernoulli" and isinstance(expr, ast.Call) and expr.func.id == "sigmoid":
+            out["logit"] = evaluate(expr.args[0], values, f.plates)
+        else:
+            out[name] = evaluate(expr, values, f.plates)
+    return out
+
+
+def factor_term(f: Factor, values: Values) -> np.ndarray:
+    """log p of statement ``f`` at every element of its plates: ``(S or 1, *plates)``."""
+    x = target(f.target, f.target_index, values, f.plates)
+    return log_density(f.dist, x, arguments(f, values))
+
+
+def log_joint(model: CheckedModel, values: Values) -> np.ndarray:
+    """log p(v, h) of every draw: shape ``(S,)``."""
+    total = np.zeros(values.draws())
+    for chunk, part in _chunks(model, values):
+        for f in model.factors:
+            term = factor_term(f, part)
+            total[chunk] += term.reshape(term.shape[0], -1).sum(1)
+    return total
+
+
+def log_joint_per_datum(model: CheckedModel, values: Values, plate: str) -> np.ndarray:
+    """log p(v_n, h_n) of every draw and element n of the data plate ``plate``: shape ``(S, size)``.  Every
+    statement must lie in that plate (:func:`outside_plate` names one that does not)."""
+    n = values.sizes[plate]
+    total = np.zeros((values.draws(), n))
+    for chunk, part in _chunks(model, values):
+        for f in model.factors:
+            term = factor_term(f, part)
+            axis = 1 + [d for _, d in f.plates].index(plate)
+            others = tuple(a for a in range(1, term.ndim) if a != axis)
+            total[chunk] += term.sum(axis=others)
+    return total
+
+
+def outside_plate(model: CheckedModel, plate: str) -> Factor | None:
+    """The first statement that does not lie in ``plate``, or None."""
+    return next((f for f in model.factors if plate not in [d for _, d in f.plates]), None)
+
+
+def draw_slices(model: CheckedModel, sizes, draws: int) -> Iterator[slice]:
+    """Consecutive slices of ``draws`` draws, each small enough for the model's largest statement."""
+    step = max(1, CHUNK_ENTRIES // max(1, max(_entries(f, model, sizes) for f in model.factors)))
+    for start in range(0, draws, step):
+        yield slice(start, min(draws, start + step))
+
+
+def _chunks(model: CheckedModel, values: Values) -> Iterator[tuple[slice, Values]]:
+    """``values`` in consecutive slices of draws (:func:`draw_slices`)."""
+    for chunk in draw_slices(model, values.sizes, values.draws()):
+        yield chunk, Values({k: a[chunk] if a.shape[0] > 1 else a for k, a in values.arrays.items()}, values.sizes)
+
+
+def _entries(f: Factor, model: CheckedModel, sizes) -> int:
+    """Numbers per draw in the largest array of statement ``f``: its plates times the dims summed inside
+    its arguments, times its value's event and the event's last axis (a matrix parameter)."""
+    summed = [sizes[n.dim.id] for _, e in f.args for n in walk(e) if isinstance(n, ast.PlateSum)]
+    event = [sizes[e] if isinstance(e, str) else e for e in model.variables[f.target].shape[len(f.target_index):]]
+    return math.prod(sizes[d] for _, d in f.plates) * math.prod(summed) * math.prod(event) * (event[-1] if event else 1)
