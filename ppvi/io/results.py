@@ -130,6 +130,8 @@ def to_document(r: Result) -> dict:
             "data_path": p.data_path, "data_sha256": p.data_sha256, "seed": p.seed, "dims": dict(p.dims),
             "tol": p.tol, "max_iter": p.max_iter, "damping": p.damping, "restarts": p.restarts,
             "schedule": p.schedule, "sweep": list(p.sweep), "created": p.created, "versions": dict(p.versions)}
+        if p.given is not None:
+            doc["provenance"]["given"] = dict(p.given)
     return doc
 
 
@@ -426,7 +428,12 @@ def _provenance(x: Any, key: str) -> Provenance:
         tol=_get(x, "tol", key, _float, math.nan), max_iter=_get(x, "max_iter", key, _int, 0),
         damping=opt("damping", _float), restarts=_get(x, "restarts", key, _int, 1),
         schedule=_get(x, "schedule", key, _str, ""), sweep=_get(x, "sweep", key, _strings, ()),
-        created=_get(x, "created", key, _str, ""), versions=_get(x, "versions", key, _mapping(_str), {}))
+        created=_get(x, "created", key, _str, ""), versions=_get(x, "versions", key, _mapping(_str), {}),
+        given=opt("given", _mapping(_optional_str)))
+
+
+def _optional_str(x: Any, key: str) -> str | None:
+    return None if x is None else _str(x, key)
 
 
 # ----------------------------------------------------------------- the data of a result

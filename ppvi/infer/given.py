@@ -1,0 +1,374 @@
+"""New data under a fitted q: the global q and params of an earlier result held fixed, the local q fitted.
+
+``result.predict(data)`` and ``ppvi run MODEL --given r.json --data new.npz`` (DESIGN §7).  What is *held*
+is every latent that is not local (its draw outside the data plate and not a member of a group block:
+π, μ, Λ of a mixture; φ of LDA) and every param; what is *fitted* is every local latent (z of a mixture;
+θ and z of LDA, a group block; a MAP code), by the same derived updates as a fit, with the held values
+never updated.  A dim is *free* when no held variable has it as an axis (N of a mixture; T and M of
+LDA): its size comes from the new data.  Every other dim keeps the fit's size, and the new data must
+agree with it.
+
+``score`` is, for each *unit* (an element of the data plate, or a group of a group block: an LDA
+document), the unit's share of the ELBO with the globals' q fixed,
+
+    s_u = E_q[log p(x_u, h_u | g)] − E_q[log q(h_u)],
+
+where the first expectation is over q(h_u) and the held q(g) of the globals g, and the sum runs over
+the factors inside a free plate (the local latents' priors and the likelihood).  The globals' own prior
+terms and entropies are left out.  By Jensen, s_u ≤ E_q(g)[log p(x_u | g)] ≤ log E_q(g)[p(x_u | g)]: a
+lower bound on the log of the new unit's predictive density under q(g).  The shares are the generated
+ELBO kernel itself, evaluated on each unit's slice of the state (the kernel sums over the plate, so one
+unit at a time): Σ_u s_u is exactly the ELBO of the new data minus the globals' terms.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from ppvi.errors import Diagnostic, PPVIError
+from ppvi.infer.cavi import ElboDecrease, Fit, _worse
+from ppvi.infer.program import Program, _shape
+from ppvi.language import CheckedModel
+
+
+def _fail(where: str, message: str, hint: str | None = None) -> PPVIError:
+    return PPVIError(Diagnostic(message, where, hint=hint))
+
+
+# ------------------------------------------------------------------ what is held, what is fitted
+@dataclass(frozen=True)
+class Roles:
+    """The split of a model into what a prediction holds and what it fits (see the module's docstring)."""
+
+    held: tuple[str, ...]          # latents whose q is held (global, not in a group block)
+    held_points: tuple[str, ...]   # global MAP latents (held)
+    local: tuple[str, ...]         # latents (and MAP latents) fitted to the new data
+    free: tuple[str, ...]          # dims the new data set
+    unit: str | None               # the dim whose elements are scored: the block's groups, else the data plate
+    factors: tuple[int, ...]       # the factors inside a free plate: a unit's share of the ELBO
+
+    @classmethod
+    def of(cls, model: CheckedModel, plan: Mapping) -> "Roles":
+        from ppvi.graph.factor_graph import build
+
+        graph = build(model)
+        block = plan.get("block") or {}
+        members = set(block.get("members", ()))
+        latents = plan["latents"]
+        held = tuple(v for v, info in latents.items() if info["scope"] == "global" and v not in members)
+        points = tuple(plan.get("point", ()))
+        held_points = tuple(v for v in points if graph.nodes[v].scope == "global")
+        local = tuple(v for v in latents if v not in held) + tuple(v for v in points if v not in held_points)
+        fixed_by = [*held, *held_points, *(v.name for v in model.of_kind("param"))]
+        taken = {e for v in fixed_by for e in model.variables[v].shape if isinstance(e, str)}
+        free = tuple(d for d in model.dims if d not in taken)
+        unit = block.get("groups") or graph.data_plate
+        factors = tuple(f.id for f in model.factors if any(d in free for _, d in f.plates))
+        return cls(held, held_points, local, free, unit, factors)
+
+
+# ------------------------------------------------------------------ the given result
+@dataclass(frozen=True)
+class Given:
+    """An earlier result, its model and where it came from (a path, or ``<result>`` for an object)."""
+
+    result: Any                    # ppvi.result.Result
+    model: CheckedModel
+    source: str
+    path: str | None
+
+    @classmethod
+    def of(cls, given: Any, model: CheckedModel | None = None, where: str = "given") -> "Given":
+        """From a Result or the path of a result file; ``model`` (``ppvi run MODEL --given``) must be the
+        model the result was fitted to (the SHA-256 of its text); without it, the result's own."""
+        from ppvi.result import Result, load_result
+
+        if isinstance(given, (str, os.PathLike)) and isinstance(os.fspath(given), str) and os.fspath(given):
+            path = os.fspath(given)
+            if not os.path.exists(path):
+                raise _fail(path, "no such result file", "--given names a result written by `ppvi run --out` "
+                                                         "or Result.save")
+            result, source = load_result(path), path
+        elif isinstance(given, Result):
+            result, source, path = given, "<result>", None
+        else:
+            raise _fail(where, f"given={type(given).__name__}: a prediction starts from a Result or the path of "
+                               "a result file")
+        p = result.provenance
+        if p is None or not p.model_text:
+            raise _fail(source, "this result has no model text in its provenance: the model it was fitted to is "
+                                "unknown", "predict from a result written by this version of ppvi")
+        if model is None:
+            if result.fit is not None:
+                model = result.fit.program.model
+            else:
+                from ppvi.language import loads
+
+                model = loads(p.model_text, p.model_path or "<model>")
+        elif hashlib.sha256(model.text.encode("utf-8")).hexdigest() != p.model_sha256:
+            raise _fail(source, f"this result was fitted to another model (`{result.model}`, SHA-256 "
+                                f"{p.model_sha256[:12]}…), not to {os.path.basename(model.path)}",
+                        "predict with the model the result was fitted to: its text is in the result's provenance")
+        return cls(result, model, source, os.path.abspath(path) if path else None)
+
+    def held_sha256(self, roles: Roles) -> str:
+        """SHA-256 of exactly what a prediction holds: the held q's standard parameters and the params."""
+        from ppvi.io.results import sha256_of_arrays
+
+        arrays = {f"q.{v}.{k}": np.asarray(a) for v in (*roles.held, *roles.held_points)
+                  for k, a in self.result.q[v].params.items()}
+        arrays.update({f"params.{k}": np.asarray(a) for k, a in self.result.params.items()})
+        return sha256_of_arrays(arrays)
+
+
+def check_sizes(given: Given, roles: Roles, source, dims: Mapping[str, int]) -> dict[str, int]:
+    """The sizes to bind the new data with: the fit's for every dim that is not free (the new data must
+    agree: a mismatch names the dim), the user's for the free ones."""
+    fitted = dict(given.result.provenance.dims)
+    held_dims = [d for d in given.model.dims if d not in roles.free and d in fitted]
+    for d in held_dims:
+        if d in dims and dims[d] != fitted[d]:
+            raise _fail(source.label, f"dim {d} = {dims[d]} was asked for, but the fit given ({given.source}) has "
+                                      f"{d} = {fitted[d]}", _keep_hint(roles))
+    for v in given.model.of_kind("data"):
+        if v.name not in source.arrays:
+            continue
+        shape = np.shape(source.arrays[v.name])
+        if len(shape) != len(v.shape):
+            continue        # (bind reports it)
+        for axis, (ext, n) in enumerate(zip(v.shape, shape)):
+            if ext in held_dims and n != fitted[ext]:
+                raise _fail(source.label, f"`{v.name}` has {n} entries on axis {axis}, but dim {ext} is "
+                                          f"{fitted[ext]} in the fit given ({given.source})", _keep_hint(roles))
+    return {**{d: fitted[d] for d in held_dims}, **{d: s for d, s in dims.items() if d in roles.free}}
+
+
+def _keep_hint(roles: Roles) -> str:
+    free = ", ".join(roles.free) or "none"
+    return f"new data may change only the dims of the local latents ({free}); every other dim is the fit's"
+
+
+def check_hyperparameters(given: Given, roles: Roles, bound_arrays: Mapping[str, np.ndarray], label: str) -> None:
+    """Hyperparameter data (not observed, and with no free axis: a Wishart's scale, not LDA's `doc`) must
+    be the fit's, where the fit's are known (a fit in this process, or its data file unchanged)."""
+    observed = {f.target for f in given.model.factors if f.observed}
+    hyper = [v.name for v in given.model.of_kind("data") if v.name not in observed and v.name in bound_arrays
+             and not any(e in roles.free for e in v.shape)]
+    if not hyper:
+        return
+    from ppvi.io.results import observed as fitted_data
+
+    try:
+        fitted, _ = fitted_data(given.result)
+    except PPVIError:
+        fitted = None
+    for name in hyper:
+        if fitted is not None and name in fitted and not np.array_equal(
+                np.asarray(fitted[name], dtype=float).reshape(-1), np.asarray(bound_arrays[name], dtype=float).reshape(-1)):
+            raise _fail(label, f"`{name}` differs from the `{name}` the fit given ({given.source}) was made with",
+                        f"`{name}` is a hyperparameter of the model: a prediction keeps the fit's")
+
+
+# ------------------------------------------------------------------ fitting the local q
+def fit_locals(program: Program, given: Given, roles: Roles, *, seed: int, max_iter: int, tol: float,
+               refine: int | None, on_iteration: Callable[[int, float, float], None] | None = None) -> Fit:
+    """Set the held q and params from ``given``, start the local q by an E-step, then sweep the local steps
+    only until the ELBO changes by at most ``tol`` (relative), or ``max_iter`` sweeps, or ``refine`` sweeps
+    (0: the E-step alone).  Every step is an exact coordinate update: the ELBO never decreases."""
+    from ppvi.infer.warm import Start
+
+    r = given.result
+    held = {v: r.q[v] for v in (*roles.held, *roles.held_points)}
+    program.initialise(np.random.default_rng([seed, 0]), Start(held, dict(r.params), given.source))
+    plan = program.plan
+    block = plan.get("block")
+    local = set(roles.local)
+    order = [s for s in program.schedule()
+             if s in local or (block and s == block["name"])]
+    limit = max_iter if refine is None else min(max_iter, refine)
+    trace: list[float] = []
+    last = program.elbo()
+    converged = interrupted = False
+    began = time.perf_counter()
+    try:
+        for it in range(1, limit + 1):
+            for step in order:
+                program.update(step)
+            value = program.elbo()
+            if _worse(value, last):
+                raise ElboDecrease(f"the ELBO went from {last!r} to {value!r} in sweep {it} of a prediction")
+            change = value - last
+            trace.append(value)
+            last = value
+            if on_iteration is not None:
+                on_iteration(it, value, change)
+            if tol > 0 and abs(change) <= tol * max(1.0, abs(value)):
+                converged = True
+                break
+        if not order:
+            converged = True
+    except KeyboardInterrupt:
+        interrupted = True
+    if not trace:
+        trace.append(last)      # refine = 0, or no local step: the ELBO of the start (after its E-step)
+        converged = converged or refine == 0
+    return Fit(program, trace[-1], trace, len(trace), converged, interrupted, time.perf_counter() - began,
+               order=order)
+
+
+# ------------------------------------------------------------------ per-unit shares of the ELBO
+def scores(program: Program, roles: Roles) -> np.ndarray:
+    """s_u of every unit (the module's docstring): the ELBO kernel and the statistics it reads, run on
+    each unit's slice of the state, its terms of the free-plate factors, plus the unit's entropies."""
+    if roles.unit is None:
+        raise _fail(program.model.path, "the model has no data plate: there is no data point to score")
+    slicer = _Slicer(program, roles)
+    plan = program.plan
+    stats = plan.get("stats")
+    elbo = plan["elbo"]
+    stat_kernel = getattr(program.module, stats["kernel"]) if stats else None
+    elbo_kernel = getattr(program.module, elbo["kernel"])
+    factors = np.asarray(roles.factors, dtype=np.int64)
+    entropies = [f"h_{v}" for v in roles.local if v in plan["latents"]]
+    out = np.empty(program.sizes[roles.unit])
+    for u in range(out.size):
+        state = slicer.unit(u)
+        if stat_kernel is not None:
+            stat_kernel(*(state[a] for a in stats["args"]))
+        terms = elbo_kernel(*(state[a] for a in elbo["args"]))
+        out[u] = float(np.sum(terms[factors])) + sum(float(np.sum(state[h])) for h in entropies)
+    return out
+
+
+class _Slicer:
+    """One unit's view of the state: every array with a free axis cut to the unit (an element of the unit
+    dim; for a group block the group and its members), sizes to match, statistics arrays of its size."""
+
+    def __init__(self, program: Program, roles: Roles):
+        self.program, self.roles = program, roles
+        model, plan, sizes = program.model, program.plan, program.sizes
+        self.unit_dim = roles.unit
+        block = plan.get("block")
+        self.member_dim = self.by = None
+        if block:
+            self.by = block["by"]
+            self.member_dim = model.variables[self.by].shape[0]
+            order = program.state[f"c_order__{self.by}"]
+            start = program.state[f"c_start__{self.by}"]
+            self.members = [order[start[g]:start[g + 1]] for g in range(len(start) - 1)]
+        axes: dict[str, tuple] = {}
+        for v in model.variables.values():
+            axes[f"v_{v.name}"] = tuple(v.shape)
+        for info in plan["latents"].values():
+            for key, shape in info["state"].items():
+                axes[key] = tuple(shape)
+            for alias, target in info["aliases"].items():
+                axes[alias] = tuple(info["state"][target])
+        for key, (kind, var) in plan["derived"].items():
+            shape = tuple(model.variables[var].shape)
+            axes[key] = shape if kind == "inv" else shape[:-2]
+        self.stat_shapes = {k: tuple(s) for k, s in ((plan.get("stats") or {}).get("arrays") or {}).items()}
+        wanted = set(plan["elbo"]["args"]) | set((plan.get("stats") or {}).get("args", ())) | \
+            {f"h_{v}" for v in roles.local if v in plan["latents"]}
+        self.cut = {k: axes[k] for k in wanted if k in axes and
+                    any(e in (self.unit_dim, self.member_dim) for e in axes[k])}
+        self.base = {k: program.state[k] for k in wanted if k in program.state}
+        self.sizes = sizes
+
+    def unit(self, u: int) -> dict[str, Any]:
+        sizes = dict(self.sizes)
+        sizes[self.unit_dim] = 1
+        rows = None
+        if self.member_dim is not None:
+            rows = self.members[u]
+            sizes[self.member_dim] = len(rows)
+        state = dict(self.base)
+        for key, ext in self.cut.items():
+            a = self.base[key]
+            if a.ndim != len(ext):
+                a = a.reshape(_shape(list(ext), self.sizes))
+            index = tuple(slice(u, u + 1) if e == self.unit_dim else rows if e == self.member_dim else slice(None)
+                          for e in ext)
+            part = a[index]
+            state[key] = part.reshape(part.shape or (1,))
+        if self.by is not None:
+            state[f"v_{self.by}"] = np.zeros_like(state[f"v_{self.by}"])    # every member is in group 0 of one
+        for name, size in sizes.items():
+            state[f"n_{name}"] = size
+        for key, shape in self.stat_shapes.items():
+            state[key] = np.zeros(_shape(list(shape), sizes))
+        return state
+
+
+def nothing_to_predict(model: CheckedModel, where: str) -> PPVIError:
+    return _fail(where, f"model `{model.name}` has no local latent: there is nothing to predict for new data",
+                 "prediction fits the q of latents inside the data plate (a mixture's labels, a document's "
+                 "topics); score(data) still gives each new point's expected log-likelihood under q")
+
+
+# ------------------------------------------------------------------ predict
+def predict(given: Given, data: object, *, dims: Mapping[str, int], seed: int, max_iter: int, tol: float,
+            refine: int | None, progress: object = None, scored: bool = False, where: str = "predict"):
+    """The Result of the new data's local q under ``given``'s held q (and, with ``scored``, the per-unit
+    scores of :func:`scores`)."""
+    import warnings
+
+    from ppvi.codegen.cache import fixed_sizes, load as load_module
+    from ppvi.errors import PPVIWarning
+    from ppvi.infer.cavi import _one_blas_thread
+    from ppvi.io.data import bind, source_of
+    from ppvi.io.progress import for_fit
+    from ppvi.io.results import from_fit
+
+    m = given.model
+    source = source_of(data, m)
+    for note in source.notes:
+        warnings.warn(PPVIWarning(note), stacklevel=3)
+    plan = load_module(m, fixed=fixed_sizes(m, given.result.provenance.dims))[0].PLAN     # (the roles need no sizes)
+    roles = Roles.of(m, plan)
+    if not scored and not roles.local:
+        raise nothing_to_predict(m, where)
+    bound = bind(m, source, check_sizes(given, roles, source, dims))
+    check_hyperparameters(given, roles, bound.arrays, source.label)
+    module, warm = load_module(m, fixed=fixed_sizes(m, bound.sizes))
+    shown = for_fit(progress)
+    if shown is not None:
+        shown.start(m.name, max_iter if refine is None else min(max_iter, refine), 1)
+    try:
+        if shown is not None and not warm:
+            shown.compiling()
+        program = Program.build(m, module, bound)
+        with _one_blas_thread():
+            done = fit_locals(program, given, roles, seed=seed, max_iter=max_iter, tol=tol, refine=refine,
+                              on_iteration=shown)
+            per_unit = scores(program, roles) if scored else None
+    finally:
+        if shown is not None:
+            shown.close()
+    from_file = data is None or isinstance(data, (str, os.PathLike))
+    provenance = _provenance(given, roles, m, source.label if from_file else None, bound, seed=seed, tol=tol,
+                             max_iter=max_iter, sweep=tuple(done.order))
+    observed = {v.name: bound.arrays[v.name] for v in m.of_kind("data") if v.name in bound.arrays}
+    r = from_fit(done, provenance, (), observed)
+    held = {v: given.result.q[v] for v in (*roles.held, *roles.held_points)}
+    r = dataclasses.replace(r, q={k: held.get(k, q) for k, q in r.q.items()}, params=dict(given.result.params),
+                            fit=done, data=observed)
+    return r, per_unit
+
+
+def _provenance(given: Given, roles: Roles, m: CheckedModel, data_path: str | None, bound, *, seed: int,
+                tol: float, max_iter: int, sweep: tuple[str, ...]):
+    from ppvi.api import _provenance as fit_provenance
+
+    p = fit_provenance(m, data_path, bound, seed=seed, tol=tol, max_iter=max_iter, damping=None, restarts=1,
+                       sweep=sweep)
+    held = {"path": given.path, "model_sha256": given.result.provenance.model_sha256,
+            "held_sha256": given.held_sha256(roles), "created": given.result.provenance.created}
+    return dataclasses.replace(p, given={k: v for k, v in held.items() if v is not None})   # (npz keeps no None)
