@@ -151,6 +151,8 @@ class Result:
     provenance: Provenance | None = None
     fit: Any = field(default=None, compare=False, repr=False)       # the live Fit (not saved)
     data: Mapping[str, np.ndarray] | None = field(default=None, compare=False, repr=False)   # (not saved)
+    chains: tuple[Mapping[str, Q], ...] = field(default=(), compare=False, repr=False)   # every restart's q (not saved)
+    chain_elbos: tuple[float, ...] = field(default=(), compare=False, repr=False)
 
     def __eq__(self, other: object) -> bool:
         return _fields_equal(self, other)

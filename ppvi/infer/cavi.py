@@ -47,6 +47,7 @@ class Fit:
     order: list[str] = field(default_factory=list)     # the steps of a sweep (Program.schedule)
     restart_elbos: list[float] = field(default_factory=list)     # every restart's final ELBO, in order
     warnings: list[Diagnostic] = field(default_factory=list)     # symmetric stationary points (ppvi.infer.start)
+    restart_states: list[dict] = field(default_factory=list)     # every restart's final state, when q is small
 
 
 def _rounding(a: float, b: float) -> float:
@@ -171,6 +172,7 @@ def fit(program: Program, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8
     """
     best: Fit | None = None
     elbos: list[float] = []
+    states: list[dict] = []
     with _one_blas_thread():
         for r in range(max(1, restarts)):
             rng = np.random.default_rng([seed, r])
@@ -179,6 +181,8 @@ def fit(program: Program, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8
                                   start=start if r == 0 else None)
                 if restarts > 1:
                     result.state = program.snapshot()     # (with one start there is nothing to go back to)
+                    if program.mutable_bytes() <= SNAPSHOT_BYTES:
+                        states.append(result.state)      # (ArviZ's chains: cheap only while q is small)
             except KeyboardInterrupt:
                 # before a later start's first sweep (its start, k-means++ and E-step, takes time): keep the best
                 if best is None:
@@ -196,5 +200,6 @@ def fit(program: Program, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8
     if best.state:
         program.restore(best.state)
     best.restart_elbos = elbos
+    best.restart_states = states if len(states) == len(elbos) else []
     best.warnings = symmetric_points(program, elbos, tol)
     return best

@@ -226,85 +226,116 @@ def fit_locals(program: Program, given: Given, roles: Roles, *, seed: int, max_i
 # ------------------------------------------------------------------ per-unit shares of the ELBO
 def scores(program: Program, roles: Roles) -> np.ndarray:
     """s_u of every unit (the module's docstring): the ELBO kernel and the statistics it reads, run on
-    each unit's slice of the state, its terms of the free-plate factors, plus the unit's entropies."""
+    each unit's slice of the state, its terms of the free-plate factors; plus the unit's entropies."""
     if roles.unit is None:
         raise _fail(program.model.path, "the model has no data plate: there is no data point to score")
-    slicer = _Slicer(program, roles)
+    units = _Units(program, roles)
     plan = program.plan
-    stats = plan.get("stats")
-    elbo = plan["elbo"]
+    stats, elbo = plan.get("stats"), plan["elbo"]
     stat_kernel = getattr(program.module, stats["kernel"]) if stats else None
     elbo_kernel = getattr(program.module, elbo["kernel"])
-    factors = np.asarray(roles.factors, dtype=np.int64)
-    entropies = [f"h_{v}" for v in roles.local if v in plan["latents"]]
-    out = np.empty(program.sizes[roles.unit])
-    for u in range(out.size):
-        state = slicer.unit(u)
+    terms = np.empty((units.count, len(program.model.factors)))
+    stat_args = units.binder(stats["args"]) if stats else None
+    elbo_args = units.binder(elbo["args"])
+    for u in range(units.count):
         if stat_kernel is not None:
-            stat_kernel(*(state[a] for a in stats["args"]))
-        terms = elbo_kernel(*(state[a] for a in elbo["args"]))
-        out[u] = float(np.sum(terms[factors])) + sum(float(np.sum(state[h])) for h in entropies)
+            stat_kernel(*stat_args(u))
+        terms[u] = elbo_kernel(*elbo_args(u))
+    out = terms[:, list(roles.factors)].sum(axis=1)
+    for v in roles.local:
+        if v in plan["latents"]:
+            out += units.per_unit(f"h_{v}", plan["latents"][v]["state"][f"h_{v}"])
     return out
 
 
-class _Slicer:
-    """One unit's view of the state: every array with a free axis cut to the unit (an element of the unit
-    dim; for a group block the group and its members), sizes to match, statistics arrays of its size."""
+class _Units:
+    """One unit's view of the state at a time: every array with an axis of the unit dim cut to the unit (for
+    a group block, its group, and its members along the members' dim), sizes to match, statistics arrays of
+    the unit's size."""
 
     def __init__(self, program: Program, roles: Roles):
-        self.program, self.roles = program, roles
-        model, plan, sizes = program.model, program.plan, program.sizes
-        self.unit_dim = roles.unit
+        model, plan = program.model, program.plan
+        self.sizes, self.state = program.sizes, program.state
+        self.unit_dim, self.count = roles.unit, program.sizes[roles.unit]
         block = plan.get("block")
         self.member_dim = self.by = None
         if block:
             self.by = block["by"]
             self.member_dim = model.variables[self.by].shape[0]
-            order = program.state[f"c_order__{self.by}"]
-            start = program.state[f"c_start__{self.by}"]
-            self.members = [order[start[g]:start[g + 1]] for g in range(len(start) - 1)]
-        axes: dict[str, tuple] = {}
-        for v in model.variables.values():
-            axes[f"v_{v.name}"] = tuple(v.shape)
+            order, start = program.state[f"c_order__{self.by}"], program.state[f"c_start__{self.by}"]
+            self.members = [order[start[g]:start[g + 1]] for g in range(self.count)]
+        self.axes: dict[str, tuple] = {f"v_{v.name}": tuple(v.shape) for v in model.variables.values()}
         for info in plan["latents"].values():
-            for key, shape in info["state"].items():
-                axes[key] = tuple(shape)
-            for alias, target in info["aliases"].items():
-                axes[alias] = tuple(info["state"][target])
+            self.axes.update({k: tuple(shape) for k, shape in info["state"].items()})
+            self.axes.update({a: tuple(info["state"][t]) for a, t in info["aliases"].items()})
         for key, (kind, var) in plan["derived"].items():
             shape = tuple(model.variables[var].shape)
-            axes[key] = shape if kind == "inv" else shape[:-2]
+            self.axes[key] = shape if kind == "inv" else shape[:-2]
         self.stat_shapes = {k: tuple(s) for k, s in ((plan.get("stats") or {}).get("arrays") or {}).items()}
-        wanted = set(plan["elbo"]["args"]) | set((plan.get("stats") or {}).get("args", ())) | \
-            {f"h_{v}" for v in roles.local if v in plan["latents"]}
-        self.cut = {k: axes[k] for k in wanted if k in axes and
-                    any(e in (self.unit_dim, self.member_dim) for e in axes[k])}
-        self.base = {k: program.state[k] for k in wanted if k in program.state}
-        self.sizes = sizes
+        self._stats: dict[str, np.ndarray] = {}
+        self._stats_for = None
 
-    def unit(self, u: int) -> dict[str, Any]:
-        sizes = dict(self.sizes)
-        sizes[self.unit_dim] = 1
-        rows = None
-        if self.member_dim is not None:
-            rows = self.members[u]
-            sizes[self.member_dim] = len(rows)
-        state = dict(self.base)
-        for key, ext in self.cut.items():
-            a = self.base[key]
-            if a.ndim != len(ext):
-                a = a.reshape(_shape(list(ext), self.sizes))
-            index = tuple(slice(u, u + 1) if e == self.unit_dim else rows if e == self.member_dim else slice(None)
-                          for e in ext)
-            part = a[index]
-            state[key] = part.reshape(part.shape or (1,))
-        if self.by is not None:
-            state[f"v_{self.by}"] = np.zeros_like(state[f"v_{self.by}"])    # every member is in group 0 of one
-        for name, size in sizes.items():
-            state[f"n_{name}"] = size
-        for key, shape in self.stat_shapes.items():
-            state[key] = np.zeros(_shape(list(shape), sizes))
-        return state
+    def _cut(self, key: str) -> bool:
+        return any(e in (self.unit_dim, self.member_dim) for e in self.axes.get(key, ()))
+
+    def binder(self, names: list[str]) -> Callable[[int], list]:
+        """``bind(u)``: the arguments ``names`` of a kernel for unit u.  What is the same for every unit is
+        looked up once; a unit's slices (and, in a group block, its sizes) per call."""
+        fixed: list = []
+        varying: list[tuple[int, Callable[[int], Any]]] = []
+        for i, key in enumerate(names):
+            if key in self.stat_shapes:
+                varying.append((i, lambda u, k=key: self._stats_of(u)[k]))
+            elif key.startswith("n_") and key[2:] in (self.unit_dim, self.member_dim):
+                varying.append((i, lambda u, d=key[2:]: self._size(d, u)))
+            elif key == f"v_{self.by}":
+                kind = self.state[key].dtype     # (another dtype would compile the kernel again)
+                varying.append((i, lambda u, kind=kind: np.zeros(len(self.members[u]), kind)))   # all in group 0
+            elif self._cut(key):
+                a, ext = self.state[key], self.axes[key]
+                a = a.reshape(_shape(list(ext), self.sizes)) if a.ndim != len(ext) else a
+                if ext[0] == self.unit_dim:
+                    varying.append((i, lambda u, a=a: a[u:u + 1]))
+                else:
+                    varying.append((i, lambda u, a=a, ext=ext: a[self._index(ext, u)]))
+            else:
+                fixed.append(self.state[key])
+                continue
+            fixed.append(None)
+
+        def bind(u: int) -> list:
+            args = list(fixed)
+            for i, get in varying:
+                args[i] = get(u)
+            return args
+        return bind
+
+    def _size(self, dim: str, u: int) -> int:
+        return 1 if dim == self.unit_dim else len(self.members[u])
+
+    def _index(self, ext: tuple, u: int) -> tuple:
+        return tuple(slice(u, u + 1) if e == self.unit_dim else self.members[u] if e == self.member_dim
+                     else slice(None) for e in ext)
+
+    def _stats_of(self, u: int) -> dict[str, np.ndarray]:
+        """Statistics arrays of unit u's sizes (one allocation for every run of units of the same size)."""
+        n = len(self.members[u]) if self.member_dim is not None else 1
+        if self._stats_for != n:
+            sizes = {**self.sizes, self.unit_dim: 1, **({self.member_dim: n} if self.member_dim else {})}
+            self._stats = {k: np.zeros(_shape(list(s), sizes)) for k, s in self.stat_shapes.items()}
+            self._stats_for = n
+        return self._stats
+
+    def per_unit(self, key: str, ext: list) -> np.ndarray:
+        """A per-element array (an entropy) summed within each unit."""
+        a = np.asarray(self.state[key]).reshape(_shape(list(ext), self.sizes))
+        axis = next((i for i, e in enumerate(ext) if e in (self.unit_dim, self.member_dim)), None)
+        if axis is None:
+            raise AssertionError(f"{key} of a local latent has no axis of the unit dim")
+        a = np.moveaxis(a, axis, 0).reshape(a.shape[axis], -1).sum(axis=1)
+        if ext[axis] == self.unit_dim:
+            return a
+        return np.bincount(self.state[f"v_{self.by}"].astype(np.int64), weights=a, minlength=self.count)
 
 
 def nothing_to_predict(model: CheckedModel, where: str) -> PPVIError:
