@@ -229,7 +229,7 @@ class Result:
         and the ELBO of the new data under the held globals.  Dims of the local latents' plates come from
         ``data``; every other dim, and hyperparameter data, must be the fit's.  ``refine``: None fits the
         local q to convergence (``tol``, ``max_iter``); an int k runs at most k sweeps after the start's
-        E-step (0: the E-step alone).  A model with no local latent has nothing to predict (PPVIError)."""
+        E-step (0: the E-step alone, 0 iterations).  A model with no local latent has nothing to predict (PPVIError)."""
         from ppvi.api import predict
 
         return predict(self, data, refine=refine, seed=seed, max_iter=max_iter, tol=tol, progress=progress,

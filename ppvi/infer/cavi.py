@@ -91,13 +91,16 @@ def _checked_sweep(program: Program, order: list[str]) -> str | None:
 
 def run_once(program: Program, rng: np.random.Generator, max_iter: int, tol: float,
              on_iteration: Callable[[int, float, float], None] | None = None, damping: float | None = None,
-             snapshot_bytes: int | None = None, start: Start | None = None) -> Fit:
+             snapshot_bytes: int | None = None, start: Start | None = None,
+             steps: Callable[[list[str]], list[str]] | None = None) -> Fit:
     """Sweeps from a start (random, or ``start``) until the ELBO changes by at most ``tol`` relative (never
     with ``tol`` = 0) or ``max_iter`` sweeps.  From an earlier result the first sweep is measured against
-    the ELBO of the start itself: a converged result converges again after one sweep."""
+    the ELBO of the start itself: a converged result converges again after one sweep.  ``steps`` picks the
+    steps of a sweep from the schedule (a prediction's: the local ones, ppvi.infer.given)."""
     program.initialise(rng, start)
     keep = program.mutable_bytes() <= (SNAPSHOT_BYTES if snapshot_bytes is None else snapshot_bytes)
     order = program.schedule(damped=damping is not None)
+    order = order if steps is None else steps(order)
     trace: list[float] = []
     converged = interrupted = False
     began = time.perf_counter()
@@ -131,7 +134,8 @@ def run_once(program: Program, rng: np.random.Generator, max_iter: int, tol: flo
                 break
     except KeyboardInterrupt:
         interrupted = True
-    return Fit(program, trace[-1] if trace else math.nan, trace, len(trace), converged, interrupted,
+    first = last if start is not None else math.nan      # (no sweep from a given start: its ELBO)
+    return Fit(program, trace[-1] if trace else first, trace, len(trace), converged, interrupted,
                time.perf_counter() - began, order=order)
 
 

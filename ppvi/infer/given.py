@@ -26,14 +26,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from ppvi.errors import Diagnostic, PPVIError
-from ppvi.infer.cavi import ElboDecrease, Fit, _worse
+from ppvi.infer.cavi import Fit, run_once
 from ppvi.infer.program import Program, _shape
 from ppvi.language import CheckedModel
 
@@ -180,47 +179,21 @@ def check_hyperparameters(given: Given, roles: Roles, bound_arrays: Mapping[str,
 def fit_locals(program: Program, given: Given, roles: Roles, *, seed: int, max_iter: int, tol: float,
                refine: int | None, on_iteration: Callable[[int, float, float], None] | None = None) -> Fit:
     """Set the held q and params from ``given``, start the local q by an E-step, then sweep the local steps
-    only until the ELBO changes by at most ``tol`` (relative), or ``max_iter`` sweeps, or ``refine`` sweeps
-    (0: the E-step alone).  Every step is an exact coordinate update: the ELBO never decreases."""
+    only (:func:`ppvi.infer.cavi.run_once`) until the ELBO changes by at most ``tol`` (relative), or
+    ``max_iter`` sweeps, or ``refine`` sweeps (0: the E-step alone).  Every step is an exact coordinate
+    update: the ELBO never decreases."""
     from ppvi.infer.warm import Start
 
     r = given.result
-    held = {v: r.q[v] for v in (*roles.held, *roles.held_points)}
-    program.initialise(np.random.default_rng([seed, 0]), Start(held, dict(r.params), given.source))
-    plan = program.plan
-    block = plan.get("block")
-    local = set(roles.local)
-    order = [s for s in program.schedule()
-             if s in local or (block and s == block["name"])]
-    limit = max_iter if refine is None else min(max_iter, refine)
-    trace: list[float] = []
-    last = program.elbo()
-    converged = interrupted = False
-    began = time.perf_counter()
-    try:
-        for it in range(1, limit + 1):
-            for step in order:
-                program.update(step)
-            value = program.elbo()
-            if _worse(value, last):
-                raise ElboDecrease(f"the ELBO went from {last!r} to {value!r} in sweep {it} of a prediction")
-            change = value - last
-            trace.append(value)
-            last = value
-            if on_iteration is not None:
-                on_iteration(it, value, change)
-            if tol > 0 and abs(change) <= tol * max(1.0, abs(value)):
-                converged = True
-                break
-        if not order:
-            converged = True
-    except KeyboardInterrupt:
-        interrupted = True
-    if not trace:
-        trace.append(last)      # refine = 0, or no local step: the ELBO of the start (after its E-step)
-        converged = converged or refine == 0
-    return Fit(program, trace[-1], trace, len(trace), converged, interrupted, time.perf_counter() - began,
-               order=order)
+    held = Start({v: r.q[v] for v in (*roles.held, *roles.held_points)}, dict(r.params), given.source)
+    block = program.plan.get("block")
+    local = set(roles.local) | ({block["name"]} if block else set())
+    order = [s for s in program.schedule() if s in local]
+    limit = (max_iter if refine is None else min(max_iter, refine)) if order else 0
+    done = run_once(program, np.random.default_rng([seed, 0]), limit, tol, on_iteration, start=held,
+                    steps=lambda schedule: [s for s in schedule if s in local])
+    done.converged = done.converged or not order
+    return done
 
 
 # ------------------------------------------------------------------ per-unit shares of the ELBO

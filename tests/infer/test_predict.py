@@ -133,7 +133,8 @@ def test_a_saved_result_predicts_as_the_live_one(gmm, faithful, tmp_path):
 
 def test_refine_bounds_the_sweeps(lda):
     fit, doc, word = lda
-    assert fit.predict({"doc": doc, "word": word}, refine=0).iterations == 1       # the start's E-step alone
+    start = fit.predict({"doc": doc, "word": word}, refine=0)                      # the start's E-step alone
+    assert start.iterations == 0 and start.elbo_trace == () and np.isfinite(start.elbo)
     assert fit.predict({"doc": doc, "word": word}, refine=2, tol=0).iterations == 2
 
 
