@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 import os
@@ -121,7 +122,9 @@ def predict(given: object, data: object, *, refine: int | None = None, seed: int
     result, _ = run(g, data, dims=sizes, seed=int(seed), max_iter=int(max_iter), tol=float(tol),
                     refine=None if refine is None else int(refine), progress=progress)
     if not result.converged and not result.interrupted and refine is None and tol > 0:
-        warnings.warn(PPVIWarning(_not_converged(g.model, list(result.elbo_trace), max_iter, tol)), stacklevel=3)
+        note = _not_converged(g.model, list(result.elbo_trace), max_iter, tol)
+        warnings.warn(PPVIWarning(note), stacklevel=3)
+        result = dataclasses.replace(result, warnings=(note.format(),))
     return result
 
 

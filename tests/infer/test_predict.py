@@ -241,3 +241,10 @@ def test_run_given_mistakes(case, given_file, faithful, capsys, monkeypatch, upd
         golden.parent.mkdir(parents=True, exist_ok=True)
         golden.write_text(err)
     assert err == golden.read_text()
+
+
+def test_a_prediction_that_runs_out_of_sweeps_warns(lda):
+    fit, doc, word = lda
+    with pytest.warns(ppvi.PPVIWarning, match="stopped after max_iter = 1"):
+        p = fit.predict({"doc": doc, "word": word}, max_iter=1, tol=1e-15)
+    assert not p.converged and p.iterations == 1 and "max_iter = 1" in p.warnings[0]
