@@ -116,7 +116,7 @@ class Model:
 def predict(given: object, data: object, *, refine: int | None = None, seed: int = 0, max_iter: int = 1000,
             tol: float = 1e-8, progress: object = None, dims: Mapping[str, int] | None = None) -> Result:
     """``Result.predict`` (ppvi.infer.given): arguments checked as ``fit`` checks its own."""
-    from ppvi.infer.given import Given, predict as run
+    from ppvi.infer.given import predict as run
 
     g, sizes = _prediction(given, refine=refine, seed=seed, max_iter=max_iter, tol=tol, progress=progress, dims=dims)
     result, _ = run(g, data, dims=sizes, seed=int(seed), max_iter=int(max_iter), tol=float(tol),
