@@ -329,7 +329,7 @@ def predict(given: Given, data: object, *, dims: Mapping[str, int], seed: int, m
     from ppvi.infer.cavi import _one_blas_thread
     from ppvi.io.data import bind, source_of
     from ppvi.io.progress import for_fit
-    from ppvi.io.results import from_fit
+    from ppvi.io.results import from_fit, sweep_steps
 
     m = given.model
     source = source_of(data, m)
@@ -358,7 +358,7 @@ def predict(given: Given, data: object, *, dims: Mapping[str, int], seed: int, m
             shown.close()
     from_file = data is None or isinstance(data, (str, os.PathLike))
     provenance = _provenance(given, roles, m, source.label if from_file else None, bound, seed=seed, tol=tol,
-                             max_iter=max_iter, sweep=tuple(done.order))
+                             max_iter=max_iter, sweep=sweep_steps(done))
     observed = {v.name: bound.arrays[v.name] for v in m.of_kind("data") if v.name in bound.arrays}
     r = from_fit(done, provenance, (), observed)
     held = {v: given.result.q[v] for v in (*roles.held, *roles.held_points)}
