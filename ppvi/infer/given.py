@@ -169,8 +169,9 @@ def check_hyperparameters(given: Given, roles: Roles, bound_arrays: Mapping[str,
     except PPVIError:
         fitted = None
     for name in hyper:
-        if fitted is not None and name in fitted and not np.array_equal(
-                np.asarray(fitted[name], dtype=float).reshape(-1), np.asarray(bound_arrays[name], dtype=float).reshape(-1)):
+        if fitted is None or name not in fitted:
+            continue
+        if not np.array_equal(np.ravel(np.asarray(fitted[name], dtype=float)), np.ravel(bound_arrays[name])):
             raise _fail(label, f"`{name}` differs from the `{name}` the fit given ({given.source}) was made with",
                         f"`{name}` is a hyperparameter of the model: a prediction keeps the fit's")
 
