@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 import os
@@ -100,7 +101,6 @@ class Model:
         observed = {v.name: bound.arrays[v.name] for v in m.of_kind("data") if v.name in bound.arrays}
         return from_fit(done, provenance, tuple(n.format() for n in notes), observed)
 
-
     # ---------------------------------------------------------------- simulation (ppvi.simulate)
     def sample_prior(self, draws: int, data: object = None, seed: int | None = None,
                      **dims: int) -> dict:
@@ -110,6 +110,54 @@ class Model:
         from ppvi.simulate.ancestral import sample_prior
 
         return sample_prior(self.checked, draws, data=data, seed=seed, dims=dims)
+
+    def predict(self, given: object, data: object = None, *, refine: int | None = None, seed: int = 0,
+                max_iter: int = 1000, tol: float = 1e-8, progress: object = None, dims: Mapping[str, int] | None = None,
+                **dim_sizes: int) -> Result:
+        """:meth:`ppvi.Result.predict` of ``given`` (a Result or a result file's path), which must have been
+        fitted to this model (the SHA-256 of its text): ``ppvi run MODEL --given r.json --data new.npz``."""
+        from ppvi.infer.given import Given
+
+        return predict(Given.of(given, self.checked), data, refine=refine, seed=seed, max_iter=max_iter, tol=tol,
+                       progress=progress, dims=_dims(self.checked, dims, dim_sizes))
+
+
+def predict(given: object, data: object, *, refine: int | None = None, seed: int = 0, max_iter: int = 1000,
+            tol: float = 1e-8, progress: object = None, dims: Mapping[str, int] | None = None) -> Result:
+    """``Result.predict`` (ppvi.infer.given): arguments checked as ``fit`` checks its own."""
+    from ppvi.infer.given import predict as run
+
+    g, sizes = _prediction(given, refine=refine, seed=seed, max_iter=max_iter, tol=tol, progress=progress, dims=dims)
+    result, _ = run(g, data, dims=sizes, seed=int(seed), max_iter=int(max_iter), tol=float(tol),
+                    refine=None if refine is None else int(refine), progress=progress)
+    if not result.converged and not result.interrupted and refine is None and tol > 0:
+        note = _not_converged(g.model, list(result.elbo_trace), max_iter, tol)
+        warnings.warn(PPVIWarning(note), stacklevel=3)
+        result = dataclasses.replace(result, warnings=(note.format(),))
+    return result
+
+
+def score(given: object, data: object, *, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8,
+          dims: Mapping[str, int] | None = None):
+    """``Result.score`` (ppvi.infer.given): the held-out local ELBO of every unit of ``data``."""
+    from ppvi.infer.given import predict as run
+
+    g, sizes = _prediction(given, refine=None, seed=seed, max_iter=max_iter, tol=tol, progress=False, dims=dims)
+    return run(g, data, dims=sizes, seed=int(seed), max_iter=int(max_iter), tol=float(tol), refine=None,
+               scored=True, where="score")[1]
+
+
+def _prediction(given: object, *, refine: object, seed: object, max_iter: object, tol: object, progress: object,
+                dims: object):
+    from ppvi.infer.given import Given
+    from ppvi.io.data import check_dims
+
+    _check_options(seed=seed, max_iter=max_iter, tol=tol, restarts=1, damping=None, on_iteration=None,
+                   progress=progress)
+    if refine is not None and not (_whole(refine) and refine >= 0):
+        raise _argument(f"refine={refine!r}: refine is None (to convergence) or a whole number ≥ 0 of sweeps")
+    g = given if isinstance(given, Given) else Given.of(given)
+    return g, check_dims(g.model, _dims(g.model, dims, {}), "predict", "{name}={value!r}")
 
 
 _OPTIONS = ("data", "dims", "seed", "max_iter", "tol", "restarts", "on_iteration", "damping", "progress", "init")

@@ -62,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--damping", type=_unit_float, default=None, help="parallel schedule with this step (0, 1]")
     r.add_argument("--restarts", type=_positive_int, default=1, help="random restarts; the best ELBO wins")
     r.add_argument("--init", metavar="PATH", help="start from an earlier result (.json or .npz of `--out`)")
+    r.add_argument("--given", metavar="PATH", help="predict: hold the global q and params of this result fixed "
+                                                   "and fit only the local q of --data")
     r.add_argument("--quiet", action="store_true", help="no progress line and no summary")
     r.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     e = sub.add_parser("export", help="write a result's draws and q as ArviZ InferenceData (netCDF)")
@@ -208,6 +210,8 @@ def _cmd_run(args) -> int:
 
     if args.out:
         check_writable(args.out, (".json", ".npz"))      # (before the fit: a mistake here must not cost it)
+    if args.given:
+        _check_given(args)
     model = Model.load(args.model)       # (a mistake in the model is reported before Numba is imported)
     dims = _dims(args.dim, model.checked)
     from ppvi.codegen.cache import blas_alone
@@ -223,9 +227,13 @@ def _cmd_run(args) -> int:
     interrupts = Interrupts()
     with interrupts.installed():
         with _warnings_shown():
-            result = model.fit(args.data, dims=dims, seed=args.seed, max_iter=args.max_iter, tol=args.tol,
-                               restarts=args.restarts, damping=args.damping, progress=progress,
-                               init=args.init)
+            if args.given:
+                result = model.predict(args.given, args.data, dims=dims, seed=args.seed, max_iter=args.max_iter,
+                                       tol=args.tol, progress=progress)
+            else:
+                result = model.fit(args.data, dims=dims, seed=args.seed, max_iter=args.max_iter, tol=args.tol,
+                                   restarts=args.restarts, damping=args.damping, progress=progress,
+                                   init=args.init)
         with interrupts.deferred():
             if args.out:
                 result.save(args.out)
@@ -235,6 +243,16 @@ def _cmd_run(args) -> int:
         print("ppvi: interrupted; the current q was kept" + (f" in {args.out}" if args.out else ""), file=sys.stderr)
         return 128 + (interrupts.received or 2)
     return EXIT_OK
+
+
+def _check_given(args) -> None:
+    """--given fits the local q from one start with the fit's schedule: flags of a whole fit are mistakes."""
+    clash = [flag for flag, on in (("--init", args.init), ("--restarts", args.restarts != 1),
+                                   ("--damping", args.damping is not None)) if on]
+    if clash:
+        raise PPVIError(Diagnostic(f"--given with {clash[0]}: a prediction holds the given result's globals and "
+                                   "fits only the local q, from one start", args.given,
+                                   hint=f"drop {clash[0]}; --init continues a whole fit, --given predicts"))
 
 
 def _cmd_export(args) -> int:

@@ -115,6 +115,7 @@ class Provenance:
     sweep: tuple[str, ...]           # the steps of a sweep, in order
     created: str                     # UTC, ISO 8601
     versions: Mapping[str, str] = field(default_factory=dict)     # python, numpy, numba
+    given: Mapping[str, str | None] | None = None    # a prediction: the result whose globals it held (path, hashes)
 
     def __eq__(self, other: object) -> bool:
         return _fields_equal(self, other)
@@ -150,6 +151,8 @@ class Result:
     provenance: Provenance | None = None
     fit: Any = field(default=None, compare=False, repr=False)       # the live Fit (not saved)
     data: Mapping[str, np.ndarray] | None = field(default=None, compare=False, repr=False)   # (not saved)
+    chains: tuple[Mapping[str, Q], ...] = field(default=(), compare=False, repr=False)   # every restart's q (not saved)
+    chain_elbos: tuple[float, ...] = field(default=(), compare=False, repr=False)
 
     def __eq__(self, other: object) -> bool:
         return _fields_equal(self, other)
@@ -228,6 +231,35 @@ class Result:
         from ppvi.simulate.evidence import evidence
 
         return evidence(self, samples, per_datum=per_datum, seed=seed, data=data)
+
+    # ------------------------------------------------------------ new data (ppvi.infer.given)
+    @property
+    def predicted(self) -> bool:
+        """Whether this is a prediction (``provenance.given`` names the result whose globals it held)."""
+        return self.provenance is not None and self.provenance.given is not None
+
+    def predict(self, data: object, refine: int | None = None, *, seed: int = 0, max_iter: int = 1000,
+                tol: float = 1e-8, progress: object = None, dims: Mapping[str, int] | None = None) -> "Result":
+        """The local q of new data with this result's global q and params held fixed (never updated): a
+        Result with the held q, the new data's local q (a mixture's responsibilities, a document's topics),
+        and the ELBO of the new data under the held globals.  Dims of the local latents' plates come from
+        ``data``; every other dim, and hyperparameter data, must be the fit's.  ``refine``: None fits the
+        local q to convergence (``tol``, ``max_iter``); an int k runs at most k sweeps after the start's
+        E-step (0: the E-step alone, 0 iterations).  A model with no local latent has nothing to predict (PPVIError)."""
+        from ppvi.api import predict
+
+        return predict(self, data, refine=refine, seed=seed, max_iter=max_iter, tol=tol, progress=progress,
+                       dims=dims)
+
+    def score(self, data: object, *, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8,
+              dims: Mapping[str, int] | None = None) -> np.ndarray:
+        """The held-out local ELBO of every unit of ``data`` (a point of the data plate; an LDA document):
+        s_u = E_q[log p(x_u, h_u | g)] − E_q[log q(h_u)], with the local q fitted as :meth:`predict` does, the
+        expectation over q(h_u) and this result's q(g) of the globals, the globals' prior and entropy
+        terms left out.  ``.sum()`` is the total.  See ``ppvi.infer.given``."""
+        from ppvi.api import score
+
+        return score(self, data, seed=seed, max_iter=max_iter, tol=tol, dims=dims)
 
     # ------------------------------------------------------------ files
     def to_dict(self) -> dict:

@@ -47,6 +47,7 @@ class Fit:
     order: list[str] = field(default_factory=list)     # the steps of a sweep (Program.schedule)
     restart_elbos: list[float] = field(default_factory=list)     # every restart's final ELBO, in order
     warnings: list[Diagnostic] = field(default_factory=list)     # symmetric stationary points (ppvi.infer.start)
+    restart_states: list[dict] = field(default_factory=list)     # every restart's final state, when q is small
 
 
 def _rounding(a: float, b: float) -> float:
@@ -90,13 +91,16 @@ def _checked_sweep(program: Program, order: list[str]) -> str | None:
 
 def run_once(program: Program, rng: np.random.Generator, max_iter: int, tol: float,
              on_iteration: Callable[[int, float, float], None] | None = None, damping: float | None = None,
-             snapshot_bytes: int | None = None, start: Start | None = None) -> Fit:
+             snapshot_bytes: int | None = None, start: Start | None = None,
+             steps: Callable[[list[str]], list[str]] | None = None) -> Fit:
     """Sweeps from a start (random, or ``start``) until the ELBO changes by at most ``tol`` relative (never
     with ``tol`` = 0) or ``max_iter`` sweeps.  From an earlier result the first sweep is measured against
-    the ELBO of the start itself: a converged result converges again after one sweep."""
+    the ELBO of the start itself: a converged result converges again after one sweep.  ``steps`` picks the
+    steps of a sweep from the schedule (a prediction's: the local ones, ppvi.infer.given)."""
     program.initialise(rng, start)
     keep = program.mutable_bytes() <= (SNAPSHOT_BYTES if snapshot_bytes is None else snapshot_bytes)
     order = program.schedule(damped=damping is not None)
+    order = order if steps is None else steps(order)
     trace: list[float] = []
     converged = interrupted = False
     began = time.perf_counter()
@@ -130,7 +134,8 @@ def run_once(program: Program, rng: np.random.Generator, max_iter: int, tol: flo
                 break
     except KeyboardInterrupt:
         interrupted = True
-    return Fit(program, trace[-1] if trace else math.nan, trace, len(trace), converged, interrupted,
+    first = last if start is not None else math.nan      # (no sweep from a given start: its ELBO)
+    return Fit(program, trace[-1] if trace else first, trace, len(trace), converged, interrupted,
                time.perf_counter() - began, order=order)
 
 
@@ -171,6 +176,7 @@ def fit(program: Program, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8
     """
     best: Fit | None = None
     elbos: list[float] = []
+    states: list[dict] = []
     with _one_blas_thread():
         for r in range(max(1, restarts)):
             rng = np.random.default_rng([seed, r])
@@ -179,6 +185,8 @@ def fit(program: Program, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8
                                   start=start if r == 0 else None)
                 if restarts > 1:
                     result.state = program.snapshot()     # (with one start there is nothing to go back to)
+                    if program.mutable_bytes() <= SNAPSHOT_BYTES:
+                        states.append(result.state)      # (ArviZ's chains: cheap only while q is small)
             except KeyboardInterrupt:
                 # before a later start's first sweep (its start, k-means++ and E-step, takes time): keep the best
                 if best is None:
@@ -196,5 +204,6 @@ def fit(program: Program, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8
     if best.state:
         program.restore(best.state)
     best.restart_elbos = elbos
+    best.restart_states = states if len(states) == len(elbos) else []
     best.warnings = symmetric_points(program, elbos, tol)
     return best

@@ -3,11 +3,16 @@
 Groups:
 
 - ``posterior``: ``draws`` draws from q of every latent, dims ``(chain, draw,
-  *the model's dims)``; one chain (the fit keeps only its best start);
+  *the model's dims)``; a chain per restart when the fit kept every restart's
+  q (``fit(restarts=R)`` in this process, with q of at most
+  ``ppvi.infer.cavi.SNAPSHOT_BYTES``: the copies would otherwise double a
+  large fit's memory), else one chain, the best start's (a result file keeps
+  only the best start: chains are not saved);
 - ``variational``: q's standard parameters, ``NAME.PARAM`` (``mu.mean``,
   ``mu.cov``), and the params;
 - ``observed_data``: the data (:func:`ppvi.io.results.observed`), when known;
-- ``sample_stats``: ``log_q``, log q of each draw.
+- ``sample_stats``: ``log_q``, log q of each draw (under its chain's q);
+  with chains, ``elbo``, each restart's final ELBO.
 
 Every group's attrs name the library and its version, the algorithm, the
 objective and its value.  A dim that appears twice in one variable (a D × D
@@ -17,6 +22,7 @@ matrix) is named ``D`` and then ``D_1``.  ArviZ is an optional dependency
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -84,13 +90,15 @@ def datasets(r: Result, draws: int = 1000, seed: int | None = 0, var_names=None,
     draws = whole("to_arviz", "draws", draws, 1)
     names = chosen(r, var_names, "to_arviz")
     model_dims = {a for q in r.q.values() for a in q.axes} | {a for axes in r.axes.values() for a in axes}
-    x = sample(r, draws, seed=seed, var_names=names)
     attrs = _attrs(r)
+    x, lq = _chains(r, draws, seed, names)
+    coords = {"chain": np.arange(len(lq)), "draw": np.arange(draws)}
     posterior = xr.Dataset(
-        {n: (("chain", "draw", *unique_dims(r.q[n].axes, model_dims)), x[n][None]) for n in names},
-        coords={"chain": [0], "draw": np.arange(draws)}, attrs=attrs)
-    stats = xr.Dataset({"log_q": (("chain", "draw"), log_q(r, x)[None])},
-                       coords={"chain": [0], "draw": np.arange(draws)}, attrs=attrs)
+        {n: (("chain", "draw", *unique_dims(r.q[n].axes, model_dims)), x[n]) for n in names},
+        coords=coords, attrs=attrs)
+    stats = xr.Dataset({"log_q": (("chain", "draw"), lq)}, coords=coords, attrs=attrs)
+    if len(r.chain_elbos) == len(lq) > 1:
+        stats["elbo"] = (("chain",), np.asarray(r.chain_elbos))
     variational = {}
     for n, q in r.q.items():
         for p, value in q.params.items():
@@ -110,6 +118,21 @@ def datasets(r: Result, draws: int = 1000, seed: int | None = 0, var_names=None,
                                              hint="pass the data: to_arviz(data=...), or --data PATH")),
                       stacklevel=3)
     return groups
+
+
+def _chains(r: Result, draws: int, seed: int | None, names: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Draws and their log q, with a leading chain axis: one chain per restart when the fit kept every
+    restart's q (``r.chains``: a fit in this process whose q is small), else the one q of the result."""
+    if len(r.chains) <= 1:
+        x = sample(r, draws, seed=seed, var_names=names)
+        return {n: a[None] for n, a in x.items()}, log_q(r, x)[None]
+    rng = np.random.default_rng(seed)
+    per_chain = []
+    for q in r.chains:
+        chain = dataclasses.replace(r, q=q, chains=())
+        x = sample(chain, draws, seed=int(rng.integers(2 ** 63)), var_names=names)
+        per_chain.append((x, log_q(chain, x)))
+    return {n: np.stack([x[n] for x, _ in per_chain]) for n in names}, np.stack([lq for _, lq in per_chain])
 
 
 def _observed(r: Result, data: object) -> tuple[Mapping[str, np.ndarray] | None, str]:

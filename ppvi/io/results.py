@@ -43,19 +43,8 @@ def from_fit(fit, provenance: Provenance | None = None, warnings: tuple[str, ...
     state (no copy: a fit's memory stays that of its data and q)."""
     prog = fit.program
     model = prog.model
-    q: dict[str, Q] = {}
-    for var, info in prog.plan["latents"].items():
-        v = model.variables[var]
-        family = info["family"]
-        params = conform(family, {p: prog.state[f"q_{var}__{p}"] for p in STANDARD[family]}, _size(prog, v))
-        categories = None
-        if family == "Categorical":
-            k = v.support_dim
-            categories = k if isinstance(k, str) else f"{var}_dim_{len(v.shape)}"
-        q[var] = Q(family, {p: _view(a) for p, a in params.items()}, axes_of(var, v.shape), categories)
-    for var in prog.plan.get("point", []):
-        v = model.variables[var]
-        q[var] = Q("point", {"value": _view(prog.state[f"v_{var}"], _size(prog, v))}, axes_of(var, v.shape))
+    q = _q_of(prog, prog.state)
+    chains = tuple(_q_of(prog, state) for state in getattr(fit, "restart_states", ()))
     params = {v.name: _view(prog.state[f"v_{v.name}"], _size(prog, v)) for v in model.of_kind("param")}
     axes = {v.name: axes_of(v.name, v.shape) for v in model.variables.values() if v.kind in ("param", "data")}
     plan = prog.plan
@@ -63,7 +52,27 @@ def from_fit(fit, provenance: Provenance | None = None, warnings: tuple[str, ...
     return Result(model=model.name, elbo=float(fit.elbo), elbo_trace=tuple(float(x) for x in fit.trace),
                   iterations=int(fit.iterations), converged=bool(fit.converged), q=q, params=params, axes=axes,
                   objective=objective, interrupted=bool(fit.interrupted), seconds=float(fit.seconds),
-                  restart=int(fit.restart), warnings=tuple(warnings), provenance=provenance, fit=fit, data=data)
+                  restart=int(fit.restart), warnings=tuple(warnings), provenance=provenance, fit=fit, data=data,
+                  chains=chains, chain_elbos=tuple(float(e) for e in fit.restart_elbos) if chains else ())
+
+
+def _q_of(prog, state: Mapping[str, np.ndarray]) -> dict[str, Q]:
+    """q of every latent as a state (the program's, or a snapshot of it) holds it."""
+    model = prog.model
+    q: dict[str, Q] = {}
+    for var, info in prog.plan["latents"].items():
+        v = model.variables[var]
+        family = info["family"]
+        params = conform(family, {p: state[f"q_{var}__{p}"] for p in STANDARD[family]}, _size(prog, v))
+        categories = None
+        if family == "Categorical":
+            k = v.support_dim
+            categories = k if isinstance(k, str) else f"{var}_dim_{len(v.shape)}"
+        q[var] = Q(family, {p: _view(a) for p, a in params.items()}, axes_of(var, v.shape), categories)
+    for var in prog.plan.get("point", []):
+        v = model.variables[var]
+        q[var] = Q("point", {"value": _view(state[f"v_{var}"], _size(prog, v))}, axes_of(var, v.shape))
+    return q
 
 
 def sweep_steps(fit) -> tuple[str, ...]:
@@ -130,6 +139,8 @@ def to_document(r: Result) -> dict:
             "data_path": p.data_path, "data_sha256": p.data_sha256, "seed": p.seed, "dims": dict(p.dims),
             "tol": p.tol, "max_iter": p.max_iter, "damping": p.damping, "restarts": p.restarts,
             "schedule": p.schedule, "sweep": list(p.sweep), "created": p.created, "versions": dict(p.versions)}
+        if p.given is not None:
+            doc["provenance"]["given"] = dict(p.given)
     return doc
 
 
@@ -426,7 +437,12 @@ def _provenance(x: Any, key: str) -> Provenance:
         tol=_get(x, "tol", key, _float, math.nan), max_iter=_get(x, "max_iter", key, _int, 0),
         damping=opt("damping", _float), restarts=_get(x, "restarts", key, _int, 1),
         schedule=_get(x, "schedule", key, _str, ""), sweep=_get(x, "sweep", key, _strings, ()),
-        created=_get(x, "created", key, _str, ""), versions=_get(x, "versions", key, _mapping(_str), {}))
+        created=_get(x, "created", key, _str, ""), versions=_get(x, "versions", key, _mapping(_str), {}),
+        given=opt("given", _mapping(_optional_str)))
+
+
+def _optional_str(x: Any, key: str) -> str | None:
+    return None if x is None else _str(x, key)
 
 
 # ----------------------------------------------------------------- the data of a result

@@ -107,3 +107,29 @@ def test_a_wishart_over_no_plate(tmp_path):
         i = ppvi.load_result(str(tmp_path / "w.json")).to_arviz(draws=50, seed=1)
     assert i.variational["Lambda.df"].dims == () and float(i.variational["Lambda.df"]) == 5.0
     assert i.variational["Lambda.scale"].dims == ("D", "D_1") and i.posterior["Lambda"].shape == (1, 50, 2, 2)
+
+
+def test_restarts_are_chains(tmp_path):
+    """Each restart's q is a chain (kept while q is small); the result file keeps only the best start."""
+    x = np.array([1.0, 1.1, 0.9, 3.0, 3.2, 2.8, 1.05, 2.9])
+    r = quiet_fit(MODELS / "gmm_1d.ppvi", {"eruptions": x}, restarts=3, max_iter=20)
+    assert len(r.chains) == 3 and r.chains[r.restart] == dict(r.q) and len(r.chain_elbos) == 3
+    i = r.to_arviz(draws=200, seed=4)
+    assert i.posterior["mu"].shape == (3, 200, 3) and list(i.posterior.chain.values) == [0, 1, 2]
+    for c, q in enumerate(r.chains):
+        # each chain's draws come from its own restart's q, and log_q is under that q
+        draws = {k: i.posterior[k].values[c] for k in r.q}
+        np.testing.assert_allclose(i.sample_stats["log_q"].values[c], _log_q_under(r, q, draws), rtol=1e-12)
+        assert np.all(np.abs(draws["mu"].mean(0) - q["mu"]["mean"]) < 5 * q["mu"]["sd"] / np.sqrt(200))
+    np.testing.assert_array_equal(i.sample_stats["elbo"].values, r.chain_elbos)
+    assert r.chain_elbos[r.restart] == r.elbo
+    r.save(str(tmp_path / "r.json"))
+    back = ppvi.load_result(str(tmp_path / "r.json"))
+    assert back == r and back.chains == ()
+    assert back.to_arviz(draws=10, data={"eruptions": x}).posterior["mu"].shape == (1, 10, 3)
+
+
+def _log_q_under(r, q, draws):
+    import dataclasses
+
+    return dataclasses.replace(r, q=q, chains=()).log_q(draws)
