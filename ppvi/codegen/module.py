@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ppvi import __version__
-from ppvi.codegen.emit import REPEAT, Block, Names, Writer
-from ppvi.codegen.ir import Bind, Kernel, Module, Note, Range, StatisticArray
+from ppvi.codegen.emit import REPEAT, Block, Names, Writer, accumulate, assign, name_ref
+from ppvi.codegen.ir import Bind, Call, Expr, Kernel, Module, Note, Range, Ref, StatisticArray
 from ppvi.codegen.passes import run_passes
 from ppvi.codegen.printer import module_source
 from ppvi.codegen.statistics import CHUNKS, Statistics, count_loops, feature_key, feature_order, monomials, renamed
@@ -156,6 +156,31 @@ class Blocked:
     eta: str | None = None                          # the block's η (K × B), when it is a matrix product
 
 
+@dataclass
+class GroupBlock:
+    """The group block (ModuleWriter.block_kernel) while it is written: ``fn`` the kernel's body, ``head`` its
+    first lines (tables every group reads), ``group`` the loop over groups (prange), ``before`` a group's lines
+    before its passes, ``rep`` the passes until the group latent's η settles.  Lines go to these places by
+    name, never by the position of another block."""
+    fn: Block
+    head: Block
+    group: Block
+    before: Block
+    rep: Block
+    at: str             # the group's index
+    start: str          # c_start__<by>: where each group's members begin in ``order``
+    order: str          # c_order__<by>: the members t, sorted by group
+    t: sp.Idx           # the member index
+
+    def members(self, names: Names, numbered: bool = False) -> Block:
+        """A loop over the group's members t; ``numbered``: also their place _j in the group."""
+        b = Block(Range("_g", f"{self.start}[{self.at} + 1]", f"{self.start}[{self.at}]"), self.t)
+        b.pre.append(Bind(names.index(self.t), f"{self.order}[_g]"))
+        if numbered:
+            b.pre.append(Bind("_j", f"_g - {self.start}[{self.at}]"))
+        return b
+
+
 class ModuleWriter:
     """``fixed``: dims written into the kernels as literals (see cache.fixed_sizes): loops over a component axis
     then have a trip count the compiler knows, and are unrolled and vectorised whole — 1.3–1.4× on the
@@ -214,7 +239,7 @@ class ModuleWriter:
             size = w.int_value(i.upper + 1)
             if n == 0 and parallel:
                 # Fixed chunks under prange: scratch arrays are allocated once per chunk, not per element.
-                chunk = Block(Range("_ch", chunks, parallel=True))
+                chunk = Block(Range("_ch", chunks, parallel=True, reads=frozenset({chunks})))
                 levels[-1].post.append(chunk)
                 alloc = chunk
                 if blocked:
@@ -235,7 +260,7 @@ class ModuleWriter:
                     b = self._chunk_part(i, size, chunks)
                     chunk.post.append(b)
             else:
-                b = Block(Range(self.names.index(i), size), i)
+                b = Block(Range(self.names.index(i), size, reads=frozenset({size})), i)
                 levels[-1].post.append(b)
             levels.append(b)
         self._element(q, w, levels, len(levels) - 1, alloc, damped)
@@ -275,8 +300,8 @@ class ModuleWriter:
         ``entropy=False``: a Dirichlet's moments only (its entropy left to the caller: dirichlet_entropy)."""
         el = levels[-1]
         at = [self.names.index(i) for i in q.index]
-        row = lambda arr: f"{arr}[{', '.join(at)}]" if at else arr  # noqa: E731
-        one = lambda arr: f"{arr}[{', '.join(at)}]" if at else f"{arr}[0]"  # noqa: E731
+        row = lambda arr: name_ref(arr, *at) if at else Ref(arr)  # noqa: E731     (q's row: an array of its own)
+        one = lambda arr: name_ref(arr, *(at or ["0"]))  # noqa: E731              (one number)
         qn = lambda p: self.names.qparam(q.var, p)  # noqa: E731
         mn = lambda s: self.names.moment(q.var, s)  # noqa: E731
         h = one(self.names.entropy(q.var))
@@ -284,51 +309,52 @@ class ModuleWriter:
         fam = q.family
         if fam in ("Normal", "Gamma", "Beta", "Bernoulli"):
             for s, e in q.natural.items():
-                v = w.top(e, levels, pinned)
+                v = w.expr(e, levels, pinned)
                 eta[s] = w.tmp("eta")
-                el.post += [self._note(f"eta[{s}]", q.var), f"{eta[s]} = {v}"]
+                el.post += [self._note(f"eta[{s}]", q.var), assign(Ref(eta[s]), v)]
         else:
             self._vector_eta(q, w, levels, pinned, eta, alloc, linear)
         if damped:
             for s_, name in eta.items():
                 old = self.names.natural(q.var, s_)
-                ref = row(old) if _eta_rank(s_, fam) else one(old)
+                ref = row(old).text if _eta_rank(s_, fam) else one(old).text
                 alpha = f"{self.names.damping()}[0]"
                 el.post.append(f"{name} = (1.0 - {alpha}) * {ref} + {alpha} * {name}")
                 if _eta_rank(s_, fam):
                     el.post.append(f"{ref}[...] = {name}")
                 else:
                     el.post.append(f"{ref} = {name}")
+        e = {s_: Expr(name, frozenset({name})) for s_, name in eta.items()}
+        finish = None
         if fam == "Normal":
-            el.post.append(f"{one(qn('mean'))}, {one(qn('sd'))}, {one(mn('x2'))}, {h} = "
-                           f"finish_normal({eta['x']}, {eta['x2']})")
+            finish = Call("finish_normal", (e["x"], e["x2"]), (one(qn("mean")), one(qn("sd")), one(mn("x2")), h))
         elif fam == "Gamma":
-            el.post.append(f"{one(qn('shape'))}, {one(qn('rate'))}, {one(mn('x'))}, {one(mn('logx'))}, {h} = "
-                           f"finish_gamma({eta['x']}, {eta['logx']})")
+            finish = Call("finish_gamma", (e["x"], e["logx"]),
+                          (one(qn("shape")), one(qn("rate")), one(mn("x")), one(mn("logx")), h))
         elif fam == "Beta":
-            el.post.append(f"{one(qn('a'))}, {one(qn('b'))}, {one(mn('x'))}, {one(mn('logx'))}, "
-                           f"{one(mn('log1mx'))}, {h} = finish_beta({eta['logx']}, {eta['log1mx']})")
+            finish = Call("finish_beta", (e["logx"], e["log1mx"]),
+                          (one(qn("a")), one(qn("b")), one(mn("x")), one(mn("logx")), one(mn("log1mx")), h))
         elif fam == "Bernoulli":
-            el.post.append(f"{one(qn('p'))}, {h} = finish_bernoulli({eta['x']})")
+            finish = Call("finish_bernoulli", (e["x"],), (one(qn("p")), h))
         elif fam == "Categorical" and self.blocked is not None and self.blocked.eta is not None:
             rows = "[_b0:_b0 + _nb]"
             self.blocked.between.append(
                 f"finish_categorical_block({self.blocked.eta}, _nb, {qn('p')}{rows}, {self.names.entropy(q.var)}"
                 f"{rows}, {self.names.log_normaliser(q.var)}{rows}, _m, _s, _t)")
         elif fam == "Categorical":
-            el.post.append(f"{h}, {one(self.names.log_normaliser(q.var))} = finish_categorical({eta['onehot']}, "
-                           f"{row(qn('p'))})")
+            finish = Call("finish_categorical", (e["onehot"], row(qn("p"))),
+                          (h, one(self.names.log_normaliser(q.var))))
         elif fam == "Dirichlet" and not entropy:
-            el.post.append(f"dirichlet_moments({eta['logp']}, {row(qn('alpha'))}, {row(mn('logp'))}, {row(mn('x'))})")
+            finish = Call("dirichlet_moments", (e["logp"], row(qn("alpha")), row(mn("logp")), row(mn("x"))))
         elif fam == "Dirichlet":
-            el.post.append(f"{h} = finish_dirichlet({eta['logp']}, {row(qn('alpha'))}, {row(mn('logp'))}, "
-                           f"{row(mn('x'))})")
+            finish = Call("finish_dirichlet", (e["logp"], row(qn("alpha")), row(mn("logp")), row(mn("x"))), (h,))
         elif fam == "MvNormal":
-            el.post.append(f"{h} = finish_mvnormal({eta['x']}, {eta['xxT']}, {row(qn('mean'))}, "
-                           f"{row(qn('cov'))}, {row(mn('xxT'))})")
+            finish = Call("finish_mvnormal", (e["x"], e["xxT"], row(qn("mean")), row(qn("cov")), row(mn("xxT"))), (h,))
         elif fam == "Wishart":
-            el.post.append(f"{one(qn('df'))}, {one(mn('logdet'))}, {h} = finish_wishart({eta['logdet']}, "
-                           f"{eta['X']}, {row(qn('scale'))}, {row(mn('X'))})")
+            finish = Call("finish_wishart", (e["logdet"], e["X"], row(qn("scale")), row(mn("X"))),
+                          (one(qn("df")), one(mn("logdet")), h))
+        if finish is not None:
+            el.post.append(finish)
         return eta
 
     def _note(self, what: str, var: str) -> Note:
@@ -357,20 +383,20 @@ class ModuleWriter:
             eta[s] = name
             el.post.append(self._note(f"eta[{s}]", q.var))
             if not axes:
-                el.post.append(f"{name} = {w.value(e, levels, pinned)}")
+                el.post.append(assign(Ref(name), w.expr(e, levels, pinned, top=False)))
                 continue
             shape = ", ".join(w.int_value(a.upper + 1) for a in axes)
             slot = Block()          # η's array, unless a blocked step's η is a column of the block's product
             (alloc or el).post.insert(0, slot) if alloc else el.post.append(slot)
             made = self._linear_eta(w, levels, pinned, name, axes, e) if linear and q.scope == "local" else None
             if made in (None, name):
-                slot.post.append(f"{name} = np.empty(({shape},))")
+                slot.post.append(assign(Ref(name), Expr(f"np.empty(({shape},))", self._dim_reads(axes))))
             if made is not None:
                 eta[s] = made
                 continue
             loops = w._loops([(a, 0, a.upper) for a in axes])
-            v = w.top(e, levels + loops, pinned)
-            loops[-1].post.append(f"{name}[{', '.join(self.names.index(a) for a in axes)}] = {v}")
+            v = w.expr(e, levels + loops, pinned)
+            loops[-1].post.append(assign(name_ref(name, *(self.names.index(a) for a in axes)), v))
             el.post.append(loops[0])
 
     def _linear_eta(self, w: Writer, levels, pinned, name: str, axes: list, e: sp.Expr) -> str | None:
@@ -409,7 +435,7 @@ class ModuleWriter:
         bk = self.blocked if len(axes) == 1 else None
         if bk is None:
             zero = w._loops([(a, 0, a.upper) for a in axes])
-            zero[-1].post.append(f"{name}[{at}] = 0.0")
+            zero[-1].post.append(assign(name_ref(name, *(self.names.index(a) for a in axes)), Expr("0.0")))
             el.post.append(zero[0])
         else:
             # feature f of the block's point _b in Φ[_b, f], its weights in W[f, :] (f counted in the same
@@ -456,10 +482,12 @@ class ModuleWriter:
             host = vl[-1] if vl else el
             feature = w.tmp("v")
             if v != 1:
-                host.post.append(f"{feature} = {w.value(v, levels + vl, pinned)}")
+                host.post.append(assign(Ref(feature), w.expr(v, levels + vl, pinned, top=False)))
             al = w._loops([(a, 0, a.upper) for a in axes])
-            al[-1].post.append(f"{name}[{at}] += {feature} * {weights}[{where}]" if v != 1 else
-                               f"{name}[{at}] += {weights}[{where}]")
+            weight = name_ref(weights, *(self.names.index(i) for i, _, _ in full))
+            term = Expr(f"{feature} * {weight.text}", weight.reads | {feature, weights}) if v != 1 else \
+                Expr(weight.text, weight.reads | {weights})
+            al[-1].post.append(accumulate(name_ref(name, *(self.names.index(a) for a in axes)), term))
             host.post.append(al[0])
             if vl:
                 el.post.append(vl[0])
@@ -476,7 +504,12 @@ class ModuleWriter:
 
     def _chunk_part(self, i, size: str, chunks: str) -> Block:
         """The loop over chunk _ch's share of index i: fixed bounds, whatever the threads."""
-        return Block(Range(self.names.index(i), f"(_ch + 1) * {size} // {chunks}", f"_ch * {size} // {chunks}"), i)
+        return Block(Range(self.names.index(i), f"(_ch + 1) * {size} // {chunks}", f"_ch * {size} // {chunks}",
+                           reads=frozenset({"_ch", size, chunks})), i)
+
+    def _dim_reads(self, axes: list) -> frozenset:
+        """The names the sizes of ``axes`` read (a dim the data determine: its argument)."""
+        return frozenset(self.dims[a.upper + 1] for a in axes if a.upper + 1 in self.dims)
 
     def point_kernel(self, pu, fused: bool = False) -> None:
         """The exact coordinate update of a param or MAP latent (see ppvi.derive.mstep).  ``fused``: the
@@ -738,110 +771,105 @@ class ModuleWriter:
         decreases; members are found through ``c_order__<by>`` (t sorted by group) and ``c_start__<by>``."""
         self.names.begin()
         g, z = self.d.q[var], self.d.q[local]
-        d, t = g.index[0], z.index[0]
+        d = g.index[0]
         gb, zb = _self_bases(self.d, var), _self_bases(self.d, local)
-        order, start = self.names.constant("order", by), self.names.constant("start", by)
-        at = self.names.index(d)
-        fn = Block()
         w = Writer(self.names, self.dims, gb, big=self.big, element=frozenset(g.index), stats=self.stats)
-        group = Block(Range(at, w.int_value(d.upper + 1), parallel=True), d)
-        fn.post.append(group)
+        at = self.names.index(d)
         rep = Block(Range("_pass", str(BLOCK_PASSES)), REPEAT)
         rep.pre += ["_delta = 0.0", "_size = 0.0"]
-
-        def member_loop(numbered: bool = False) -> Block:
-            """A loop over the group's members t; ``numbered``: also their place _j in the group."""
-            b = Block(Range("_g", f"{start}[{at} + 1]", f"{start}[{at}]"), t)
-            b.pre.append(Bind(self.names.index(t), f"{order}[_g]"))
-            if numbered:
-                b.pre.append(Bind("_j", f"_g - {start}[{at}]"))
-            return b
-
+        gl = GroupBlock(Block(), Block(), Block(Range(at, w.int_value(d.upper + 1), parallel=True), d), Block(), rep,
+                        at, self.names.constant("start", by), self.names.constant("order", by), z.index[0])
+        gl.fn.post += [gl.head, gl.group]
+        gl.group.post += [gl.before, rep]      # (the rows on entry: the statistics pass, run first if stale)
         stats = list({s.name: s for s, _ in self.stat_reads[var]}.values())     # what q(g) reads
-
-        canon = self.stats.plate_index()
-        onehot = self.d.syms.moments.get((local, "onehot"))
-
-        def changes(s) -> bool:
-            """Whether a row reads z (Σ [d = g[t]] y[t]² is the same on every pass)."""
-            return any(isinstance(n, sp.Indexed) and n.base in zb for n in sp.preorder_traversal(s.expr))
-
-        def counts(s) -> bool:
-            """Whether a row is the counts Σ_{t in d} r[t, k] (the member's whole row at once: add_to)."""
-            summand = sp.Mul(*(f for f in sp.Mul.make_args(s.expr.function) if f != s.scatter[0]))
-            return onehot is not None and len(s.axes) == 2 and summand == onehot[canon, s.axes[1]]
-
-        def fill_rows(host: Block, levels: list[Block], each: Block) -> None:
-            """Zero the group's rows that read z in host, then add each member's share inside ``each``."""
-            general = []
-            for s in stats:
-                if not changes(s):
-                    continue
-                others = [(i, 0, i.upper) for i in s.axes[1:]]
-                zero = w._loops(others)
-                where = ", ".join([at] + [self.names.index(i) for i, _, _ in others])
-                (zero[-1].post if zero else host.post).append(f"{self.names.touch(s.name)}[{where}] = 0.0")
-                if zero:
-                    host.post.append(zero[0])
-                if not counts(s):
-                    general.append(s)
-                else:
-                    each.post.append(f"add_to({self.names.touch(s.name)}[{at}], {self.names.moment(local, 'onehot')}"
-                                     f"[{self.names.index(t)}])")
-            if general:
-                self.stats.map(fn, levels + [each], t, only=general, direct=True)
-
-        group.post.append(rep)      # (the rows on entry: the statistics pass, run first if stale)
+        changing = [s for s in stats if self._row_changes(s, zb)]
         # (a Dirichlet's entropy, lgamma per entry, only once the passes are over)
-        eta = self._element(g, w, [fn, group, rep], 2, group, entropy=False)
-        for s_, name in eta.items():
-            prev = f"_prev_{name[1:]}"
-            if _eta_rank(s_, g.family):
-                group.post.insert(group.post.index(rep), f"{prev} = np.full({name}.size, np.inf)")
-                rep.post += [f"for _i, _e in enumerate({name}.ravel()):",
-                             f"    _delta += abs(_e - {prev}[_i])", "    _size += abs(_e)", f"    {prev}[_i] = _e"]
-            else:
-                group.post.insert(group.post.index(rep), f"{prev} = np.inf")
-                rep.post += [f"_delta += abs({name} - {prev})", f"_size += abs({name})", f"{prev} = {name}"]
+        eta = self._element(g, w, [gl.fn, gl.group, rep], 2, gl.group, entropy=False)
+        self._until_settled(gl, eta, g.family)
         # Each member's q, and at once its share of the rows for the next pass (so on leaving, the
         # rows agree with the members' final q).
-        changing = [s for s in stats if changes(s)]
-        parts = self._factored(z, gb, by, d) if all(counts(s) for s in changing) else None
+        parts = self._factored(z, gb, by, d) if all(self._row_counts(s, local) for s in changing) else None
         wz = Writer(self.names, self.dims, zb | gb, big=self.big, element=frozenset(z.index), stats=self.stats)
         wz._tmp = w._tmp         # one kernel: temporaries numbered on from g's
         if parts is None:
-            each = member_loop()
-            self._element(z, wz, [fn, group, rep, each], 3, group, linear=False)
-            fill_rows(rep, [fn, group, rep], each)
+            each = gl.members(self.names)
+            self._element(z, wz, [gl.fn, gl.group, rep, each], 3, gl.group, linear=False)
+            self._fill_rows(gl, w, changing, local, each)
             rep.post += [each, f"if _delta <= {BLOCK_TOL!r} * _size:", "    break"]
         else:
-            last = member_loop(numbered=True)       # the members' exact q, in the last pass
-            fill_rows(rep, [fn, group, rep], last)
-            self._factored_members(z, wz, parts, fn, group, rep, at, start, member_loop, last,
-                                   [self.names.touch(s.name) for s in changing])
+            last = gl.members(self.names, numbered=True)       # the members' exact q, in the last pass
+            finish = Block()
+            last.post.append(finish)
+            self._fill_rows(gl, w, changing, local, last)
+            self._factored_members(z, wz, parts, gl, last, finish, [self.names.touch(s.name) for s in changing])
         if g.family == "Dirichlet":
-            group.post.append(f"{self.names.entropy(var)}[{at}] = dirichlet_entropy("
-                              f"{self.names.qparam(var, 'alpha')}[{at}], {self.names.moment(var, 'logp')}[{at}])")
-        self._function("local_block", fn, returns=None, role="block", latent=var, contract=True)
+            gl.group.post.append(f"{self.names.entropy(var)}[{at}] = dirichlet_entropy("
+                                 f"{self.names.qparam(var, 'alpha')}[{at}], {self.names.moment(var, 'logp')}[{at}])")
+        self._function("local_block", gl.fn, returns=None, role="block", latent=var, contract=True)
         self.plan["block"] = {"kernel": "local_block", "args": self._args("local_block"), "members": [var, local],
                               "name": f"{var}, {local}", "by": by, "groups": _dim_name(d),
                               "rows": [s.name for s in stats]}
 
-    def _factored_members(self, z: QFactor, wz: Writer, parts: tuple[sp.Expr, sp.Expr], fn: Block, group: Block,
-                          rep: Block, at: str, start: str, member_loop, last: Block, rows: list[str]) -> None:
+    @staticmethod
+    def _row_changes(s, zb: frozenset) -> bool:
+        """Whether a row of the group block reads the members' q (Σ [d = g[t]] y[t]² is the same on every pass)."""
+        return any(isinstance(n, sp.Indexed) and n.base in zb for n in sp.preorder_traversal(s.expr))
+
+    def _row_counts(self, s, local: str) -> bool:
+        """Whether a row is the counts Σ_{t in d} r[t, k] (the member's whole row at once: add_to)."""
+        onehot = self.d.syms.moments.get((local, "onehot"))
+        summand = sp.Mul(*(f for f in sp.Mul.make_args(s.expr.function) if f != s.scatter[0]))
+        return onehot is not None and len(s.axes) == 2 and summand == onehot[self.stats.plate_index(), s.axes[1]]
+
+    def _fill_rows(self, gl: GroupBlock, w: Writer, changing: list, local: str, each: Block) -> None:
+        """Zero the group's rows that read the members (in the passes, ``gl.rep``), then add each member's share
+        inside ``each``."""
+        general = []
+        for s in changing:
+            others = [(i, 0, i.upper) for i in s.axes[1:]]
+            zero = w._loops(others)
+            where = ", ".join([gl.at] + [self.names.index(i) for i, _, _ in others])
+            (zero[-1].post if zero else gl.rep.post).append(f"{self.names.touch(s.name)}[{where}] = 0.0")
+            if zero:
+                gl.rep.post.append(zero[0])
+            if not self._row_counts(s, local):
+                general.append(s)
+            else:
+                each.post.append(f"add_to({self.names.touch(s.name)}[{gl.at}], {self.names.moment(local, 'onehot')}"
+                                 f"[{self.names.index(gl.t)}])")
+        if general:
+            self.stats.map(gl.fn, [gl.fn, gl.group, gl.rep, each], gl.t, only=general, direct=True)
+
+    @staticmethod
+    def _until_settled(gl: GroupBlock, eta: dict, family: str) -> None:
+        """The passes end when the group latent's η moved by less than BLOCK_TOL of its size: each pass adds
+        |η − η_prev| and |η| up (η_prev kept from the last pass, set before the first)."""
+        for s_, name in eta.items():
+            prev = f"_prev_{name[1:]}"
+            if _eta_rank(s_, family):
+                gl.before.post.append(f"{prev} = np.full({name}.size, np.inf)")
+                gl.rep.post += [f"for _i, _e in enumerate({name}.ravel()):",
+                                f"    _delta += abs(_e - {prev}[_i])", "    _size += abs(_e)", f"    {prev}[_i] = _e"]
+            else:
+                gl.before.post.append(f"{prev} = np.inf")
+                gl.rep.post += [f"_delta += abs({name} - {prev})", f"_size += abs({name})", f"{prev} = {name}"]
+
+    def _factored_members(self, z: QFactor, wz: Writer, parts: tuple[sp.Expr, sp.Expr], gl: GroupBlock,
+                          last: Block, finish: Block, rows: list[str]) -> None:
         """The members' passes when q(z) = softmax(a + b) (see _factored) and the rows that change are all
         counts: e^(b − max b) once per group and member (or once per value of the data b reads: _table),
         e^(a − max a) once per pass; no exp per member and pass.
 
         A pass whose g update moved η by less than BLOCK_TOL (or the last allowed) is the last: its members
-        (``last``, which already refills the rows) get their exact q, H and log Σ e^η (exp_product_finish).
-        Earlier passes only need the counts, and form no p: Σ_t p_t = e^a ∘ Σ_t e^b_t / (e^a · e^b_t), one
-        dot product and one axpy per member (add_shares); a member whose product underflows takes the
-        log-space route (finish_categorical)."""
+        (``last``, which already refills the rows) get their exact q, H and log Σ e^η (exp_product_finish, in
+        ``finish``, its first lines).  Earlier passes only need the counts, and form no p: Σ_t p_t = e^a ∘
+        Σ_t e^b_t / (e^a · e^b_t), one dot product and one axpy per member (add_shares); a member whose product
+        underflows takes the log-space route (finish_categorical)."""
         a, b = parts
         t, k = z.index[0], z.extra
+        fn, group, rep, at = gl.fn, gl.group, gl.rep, gl.at
         ti, kn, ks = self.names.index(t), self.names.index(k), wz.int_value(k.upper + 1)
-        fixed = member_loop(numbered=True)
+        fixed = gl.members(self.names, numbered=True)
         kl = wz._loops([(k, 0, k.upper)])
         table = self._table(b, t)
         if table is None:
@@ -855,27 +883,25 @@ class ModuleWriter:
             tl = wz._loops([(k, 0, k.upper)])
             tl[-1].post.append(f"_bt[{vn}, {kn}] = {wz.top(bv, [fn, tab] + tl, 1)}")
             tab.post += [tl[0], f"_mt[{vn}] = exp_factor(_bt[{vn}], _et[{vn}])"]
-            fn.post[:0] = [f"_bt = np.empty(({size}, {ks}))", f"_et = np.empty(({size}, {ks}))",
-                           f"_mt = np.empty({size})", tab]
+            gl.head.post += [f"_bt = np.empty(({size}, {ks}))", f"_et = np.empty(({size}, {ks}))",
+                             f"_mt = np.empty({size})", tab]
             fixed.pre.append(f"_r = {wz.index_value(u, [fn, group, fixed], 2)}")
             kl[-1].post += [f"_bb[_j, {kn}] = _bt[_r, {kn}]", f"_eb[_j, {kn}] = _et[_r, {kn}]"]
             fixed.post += [kl[0], "_mb[_j] = _mt[_r]"]
-        nm = f"{start}[{at} + 1] - {start}[{at}]"
+        nm = f"{gl.start}[{at} + 1] - {gl.start}[{at}]"
         eta = wz.tmp("eta")
-        group.post[group.post.index(rep):group.post.index(rep)] = [
-            f"_bb = np.empty(({nm}, {ks}))", f"_eb = np.empty(({nm}, {ks}))", f"_mb = np.empty({nm})",
-            f"_aa = np.empty({ks})", f"_ea = np.empty({ks})", f"{eta} = np.empty({ks})", fixed]
+        gl.before.post += [f"_bb = np.empty(({nm}, {ks}))", f"_eb = np.empty(({nm}, {ks}))", f"_mb = np.empty({nm})",
+                           f"_aa = np.empty({ks})", f"_ea = np.empty({ks})", f"{eta} = np.empty({ks})", fixed]
         kl = wz._loops([(k, 0, k.upper)])
         kl[-1].post.append(f"_aa[{kn}] = {wz.top(a, [fn, group, rep] + kl, 2)}")
         rep.post += [kl[0], "_ma = exp_factor(_aa, _ea)"]
         p = f"{self.names.qparam(z.var, 'p')}[{ti}]"
         h, lse = f"{self.names.entropy(z.var)}[{ti}]", f"{self.names.log_normaliser(z.var)}[{ti}]"
-        last.post.insert(0, f"{h}, {lse} = exp_product_finish(_ea, _eb[_j], _ma, _mb[_j], _aa, _bb[_j], {eta}, "
-                            f"{p})")
+        finish.post.append(f"{h}, {lse} = exp_product_finish(_ea, _eb[_j], _ma, _mb[_j], _aa, _bb[_j], {eta}, {p})")
         rep.post.append(Block(test=f"_delta <= {BLOCK_TOL!r} * _size or _pass == {BLOCK_PASSES - 1}",
                               post=[last, "break"]))
-        each = member_loop(numbered=True)
-        group.post[group.post.index(rep):group.post.index(rep)] = [f"_acc = np.empty({ks})", f"_sb = np.empty({nm})"]
+        each = gl.members(self.names, numbered=True)
+        gl.before.post += [f"_acc = np.empty({ks})", f"_sb = np.empty({nm})"]
         rep.post += [f"for {kn} in range({ks}):", f"    _acc[{kn}] = 0.0"]
         each.post += ["if not _sb[_j] >= 1e-20:", f"    for {kn} in range({ks}):",
                       f"        {eta}[{kn}] = _aa[{kn}] + _bb[_j, {kn}]",
