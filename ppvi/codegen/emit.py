@@ -415,6 +415,7 @@ class Writer:
         self.snapshot_bases = self_bases if snapshot else frozenset()
         self._tmp = itertools.count()
         self._memo: dict = {}
+        self._memo_reads: dict = {}      # what a remembered value's text names (see _recall)
 
     def tmp(self, stem: str) -> str:
         return self.names.seen(f"_{stem}{next(self._tmp)}")
@@ -543,6 +544,12 @@ class Writer:
         return name
 
     # ------------------------------------------------------------- sums
+    def _recall(self, key) -> str:
+        """A sum computed before at the same place: its text, whose names go into the text again (Names.watch)."""
+        for name in self._memo_reads.get(key, (self._memo[key],)):
+            self.names.seen(name)
+        return self._memo[key]
+
     def _free_indices(self, e: sp.Expr) -> set:
         return {s for s in e.free_symbols if isinstance(s, sp.Idx)}
 
@@ -581,7 +588,7 @@ class Writer:
         host = levels[target]
         key = (id(host), e)
         if key in self._memo:      # the same sum at the same place: compute it once
-            return self._memo[key]
+            return self._recall(key)
         acc = self.tmp("s")
         self._memo[key] = acc
         loops = self._loops(limits)
@@ -657,10 +664,11 @@ class Writer:
         axes = axis_order(e, free, scatter[1] if scatter is not None else None, self.names.rank)
         key = (id(levels[0]), e)
         if key in self._memo:
-            return self._memo[key]
+            return self._recall(key)
         arr = self.tmp("a")
         ref = f"{arr}[{', '.join(self.names.index(i) for i in axes)}]" if axes else f"{arr}[0]"
         self._memo[key] = ref
+        self._memo_reads[key] = (arr, *(self.names.index(i) for i in axes))
         fn = levels[0]
         shape = [self.int_value(i.upper + 1) for i in axes] or ["1"]
         limits = sorted(e.limits, key=lambda lim: sp.sympify(lim[2]) + 1 not in self.big)

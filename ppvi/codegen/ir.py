@@ -164,8 +164,8 @@ def walk(body: tuple):
 
 
 def reads(node) -> frozenset | None:
-    """Every name a node reads (a loop: its bounds and its body, its own index included); None when a
-    statement in it is only text."""
+    """Every name a node reads that it does not bind itself (a loop: its bounds and its body, not its own index);
+    None when a statement in it is only text or an index binding (their reads are not known)."""
     if isinstance(node, Assign):
         return node.value.reads | node.target.reads | ({node.target.name} if node.op != "=" else frozenset())
     if isinstance(node, Call):
@@ -177,12 +177,13 @@ def reads(node) -> frozenset | None:
         inner = [reads(n) for n in node.body]
         if node.range.reads is None or None in inner:
             return None
-        return node.range.reads.union(*inner)
+        return node.range.reads | (frozenset().union(*inner) - {node.range.var})
     return None
 
 
 def writes(node) -> frozenset | None:
-    """Every name a node writes (a loop: its index too); None when a statement in it is only text."""
+    """Every name a node writes, but the indices of its own loops (each loop binds its index afresh, and no
+    statement after it reads it); None when a statement in it is only text."""
     if isinstance(node, Assign):
         return frozenset({node.target.name})
     if isinstance(node, Call):
@@ -193,5 +194,17 @@ def writes(node) -> frozenset | None:
         return frozenset({node.var})
     if isinstance(node, Loop):
         inner = [writes(n) for n in node.body]
-        return None if None in inner else frozenset({node.range.var}).union(*inner)
+        return None if None in inner else frozenset().union(*inner) - {node.range.var}
     return None
+
+
+def accumulates(node) -> frozenset:
+    """The names a node adds to (``+=``) without assigning them in it first: a loop-carried value."""
+    assigned, added = set(), set()
+    for n in walk((node,)):
+        if isinstance(n, Assign):
+            if n.op == "=":
+                assigned.add(n.target.name)
+            elif n.target.name not in assigned:
+                added.add(n.target.name)
+    return frozenset(added)

@@ -349,7 +349,15 @@ class ModuleWriter:
         elif fam == "Dirichlet":
             finish = Call("finish_dirichlet", (e["logp"], row(qn("alpha")), row(mn("logp")), row(mn("x"))), (h,))
         elif fam == "MvNormal":
-            finish = Call("finish_mvnormal", (e["x"], e["xxT"], row(qn("mean")), row(qn("cov")), row(mn("xxT"))), (h,))
+            # Σ from η_xxᵀ, then μ = Σ η_x: two calls, so that a Σ the same for every element is computed once
+            # (passes.hoist: factor analysis' local step)
+            sigma, hs = w.tmp("cov"), w.tmp("hs")
+            size = w.int_value(q.event[0].upper + 1)
+            new = assign(Ref(sigma), Expr(f"np.empty(({size}, {size}))", self._dim_reads(q.event[:1])))
+            alloc.post.insert(0, new) if alloc else el.post.append(new)
+            el.post.append(Call("mvnormal_covariance", (e["xxT"], Ref(sigma)), (Ref(hs),)))
+            finish = Call("finish_mvnormal_mean", (e["x"], Expr(sigma, frozenset({sigma})), Expr(hs, frozenset({hs})),
+                                                   row(qn("mean")), row(qn("cov")), row(mn("xxT"))), (h,))
         elif fam == "Wishart":
             finish = Call("finish_wishart", (e["logdet"], e["X"], row(qn("scale")), row(mn("X"))),
                           (one(qn("df")), one(mn("logdet")), h))

@@ -18,8 +18,8 @@ from numba import njit, prange
 from ppvi.codegen.runtime import (add_product, add_shares, add_to, digamma, dirichlet_entropy, dirichlet_moments,
                                   exp_factor, exp_product_finish, feature_sign, finish_bernoulli, finish_beta,
                                   finish_categorical, finish_categorical_block, finish_dirichlet, finish_gamma,
-                                  finish_mvnormal, finish_normal, finish_wishart, lmvgamma, sigmoid, softplus,
-                                  xlogy)
+                                  finish_mvnormal_mean, finish_normal, finish_wishart, lmvgamma, mvnormal_covariance,
+                                  sigmoid, softplus, xlogy)
 '''
 PAD = "    "
 
