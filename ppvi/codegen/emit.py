@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from ppvi.codegen.ir import Assign, Bind, Expr, If, Loop, Note, Range, Ref, Stmt
+from ppvi.codegen.ir import Assign, Expr, If, Loop, Range, Ref, Stmt
 from ppvi.derive.lower import inverse, sigmoid
 from ppvi.derive.qfamily import ParamBase
 from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol, lgamma, lmvgamma, logdet, softplus

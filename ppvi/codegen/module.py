@@ -415,31 +415,12 @@ class ModuleWriter:
         (self.blocked) with one event axis, the features of a block's points are rows of Φ and η of the
         whole block is H = Φ W, one matrix product.  Returns the name of η (None, and nothing emitted,
         when e does not take this form)."""
-        terms = monomials(e, self.d.syms.fresh)
-        if terms is None:
+        features = self._features(w, axes, e)
+        if features is None:
             return None
-        groups: dict = {}      # canonical v -> [v, its summation limits, coefficients]
-        for limits, factors in terms:
-            v = sp.Mul(*(f for f in factors if w.varies(f)))
-            c = sp.Mul(*(f for f in factors if not w.varies(f)))
-            if set(axes) & v.free_symbols:
-                return None
-            inside = [lim for lim in limits if v.has(lim[0])]
-            other = [lim for lim in limits if not v.has(lim[0])]
-            c = sp.Sum(c, *other) if other else c
-            # x[n, d] Σ_d … and x[n, d′] Σ_d′ … are one feature: match up to renaming the summation indices
-            for perm in itertools.permutations(inside):
-                key = v.xreplace({lim[0]: sp.Idx(f"_c{j}", (lim[1], lim[2])) for j, lim in enumerate(perm)})
-                if key in groups:
-                    g = groups[key]
-                    # (its own summation indices renamed first, so none captures a renamed free one)
-                    g[2].append(renamed(c, self.d.syms.fresh).xreplace({a[0]: b[0] for a, b in zip(perm, g[1])}))
-                    break
-            else:
-                key = v.xreplace({lim[0]: sp.Idx(f"_c{j}", (lim[1], lim[2])) for j, lim in enumerate(inside)})
-                groups[key] = [v, inside, [c]]
         fn, el = levels[0], levels[-1]
-        at = ", ".join(self.names.index(a) for a in axes)
+        for a in axes:
+            self.names.index(a)     # (the event axes' loop indices numbered before the features')
         bk = self.blocked if len(axes) == 1 else None
         if bk is None:
             zero = w._loops([(a, 0, a.upper) for a in axes])
@@ -452,53 +433,12 @@ class ModuleWriter:
             fill = ["_f = 0"]
             bk.features.post.append("_f = 0")
             bk.widths.append("_F")
-        for v, inside, coefs in sorted(groups.values(), key=lambda g: feature_order(g[0], g[1], self.names.rank)):
-            coef = sp.Add(*coefs)
-            span = list(inside)
-            pair = _symmetric_pair(v, inside)
-            if pair is not None:
-                # v(d, e) = v(e, d): only e ≥ d, with W[d, e] + W[e, d] off the diagonal (half the work)
-                (d, lo, hi), (e, _, _) = pair
-                coef = coef + (1 - sp.KroneckerDelta(d, e)) * coef.xreplace({d: e, e: d})
-                span = [(i, d if i == e else l, h) for i, l, h in inside]
-            weights = w.tmp("w")
-            full = [(i, l if not isinstance(l, sp.Idx) else 0, h) for i, l, h in span] + \
-                [(a, 0, a.upper) for a in axes]
-            shape = ", ".join(w.int_value(sp.sympify(h) + 1) for _, _, h in full)
-            fn.pre.append(f"{weights} = np.zeros(({shape},))")
-            hl = w._loops(span + [(a, 0, a.upper) for a in axes])
-            value = w.top(coef, [fn] + hl, 0)
-            where = ", ".join(self.names.index(i) for i, _, _ in full)
-            hl[-1].post.append(f"{weights}[{where}] = {value}")
-            fn.pre.append(hl[0])
+        for v, inside, coefs in features:
+            span, full, weights = self._weights(w, fn, v, inside, coefs, axes)
             if bk is not None:
-                bk.phi_keys.append(feature_key(v, span))
-                fn.pre.append(count_loops(w, span, "_F"))
-                wl = w._loops(span)
-                al = w._loops([(a, 0, a.upper) for a in axes])
-                al[-1].post.append(f"_W[_f, {at}] = {weights}[{where}]")
-                (wl[-1].post if wl else fill).extend([al[0], "_f += 1"])
-                if wl:
-                    fill.append(wl[0])
-                feats = [bk.features] + w._loops(span)
-                value = "1.0" if v == 1 else w.value(v, levels[:-1] + feats, pinned)
-                feats[-1].post += [f"_Phi[_b, _f] = {value}", "_f += 1"]
-                if len(feats) > 1:
-                    bk.features.post.append(feats[1])
-                continue
-            vl = w._loops(span)
-            host = vl[-1] if vl else el
-            feature = w.tmp("v")
-            if v != 1:
-                host.post.append(assign(Ref(feature), w.expr(v, levels + vl, pinned, top=False)))
-            al = w._loops([(a, 0, a.upper) for a in axes])
-            weight = name_ref(weights, *(self.names.index(i) for i, _, _ in full))
-            term = Expr(f"{feature} * {weight.text}", weight.reads | {feature, weights}) if v != 1 else \
-                Expr(weight.text, weight.reads | {weights})
-            al[-1].post.append(accumulate(name_ref(name, *(self.names.index(a) for a in axes)), term))
-            host.post.append(al[0])
-            if vl:
-                el.post.append(vl[0])
+                self._block_feature(w, bk, levels, pinned, v, span, f"{weights}[{', '.join(full)}]", axes, fill)
+            else:
+                self._feature_sweep(w, levels, pinned, name, v, span, name_ref(weights, *full), axes)
         if bk is None:
             return name
         # η of the block's points as the columns of Hᵀ = Wᵀ Φᵀ (K × B): its finish runs along the points
@@ -509,6 +449,92 @@ class ModuleWriter:
         bk.between.append("np.dot(_W.T, _Phi.T, _Ht)")
         bk.eta = "_Ht"
         return "_Ht"
+
+    def _features(self, w: Writer, axes: list, e: sp.Expr) -> list | None:
+        """e as Σ_j v_j c_j: [(v_j, the summation limits it spans, its coefficients)] in feature_order (None when
+        e is no such sum, or a v_j reads the event axes).  x[n, d] Σ_d … and x[n, d′] Σ_d′ … are one feature:
+        terms are matched up to renaming their summation indices."""
+        terms = monomials(e, self.d.syms.fresh)
+        if terms is None:
+            return None
+        groups: dict = {}      # canonical v -> [v, its summation limits, coefficients]
+        for limits, factors in terms:
+            v = sp.Mul(*(f for f in factors if w.varies(f)))
+            c = sp.Mul(*(f for f in factors if not w.varies(f)))
+            if set(axes) & v.free_symbols:
+                return None
+            inside = [lim for lim in limits if v.has(lim[0])]
+            other = [lim for lim in limits if not v.has(lim[0])]
+            c = sp.Sum(c, *other) if other else c
+            for perm in itertools.permutations(inside):
+                key = v.xreplace({lim[0]: sp.Idx(f"_c{j}", (lim[1], lim[2])) for j, lim in enumerate(perm)})
+                if key in groups:
+                    g = groups[key]
+                    # (its own summation indices renamed first, so none captures a renamed free one)
+                    g[2].append(renamed(c, self.d.syms.fresh).xreplace({a[0]: b[0] for a, b in zip(perm, g[1])}))
+                    break
+            else:
+                key = v.xreplace({lim[0]: sp.Idx(f"_c{j}", (lim[1], lim[2])) for j, lim in enumerate(inside)})
+                groups[key] = [v, inside, [c]]
+        return sorted(groups.values(), key=lambda g: feature_order(g[0], g[1], self.names.rank))
+
+    def _weights(self, w: Writer, fn: Block, v: sp.Expr, inside: list, coefs: list, axes: list):
+        """W_j, the weights of the feature v, filled once per kernel (the event axes last): (the loops v spans,
+        the index names of W_j, its name).  A v symmetric in two indices spans only e ≥ d, with
+        W[d, e] + W[e, d] off the diagonal (half the work)."""
+        coef = sp.Add(*coefs)
+        span = list(inside)
+        pair = _symmetric_pair(v, inside)
+        if pair is not None:
+            (d, lo, hi), (e, _, _) = pair
+            coef = coef + (1 - sp.KroneckerDelta(d, e)) * coef.xreplace({d: e, e: d})
+            span = [(i, d if i == e else l, h) for i, l, h in inside]
+        weights = w.tmp("w")
+        full = [(i, l if not isinstance(l, sp.Idx) else 0, h) for i, l, h in span] + [(a, 0, a.upper) for a in axes]
+        shape = ", ".join(w.int_value(sp.sympify(h) + 1) for _, _, h in full)
+        fn.pre.append(f"{weights} = np.zeros(({shape},))")
+        hl = w._loops(span + [(a, 0, a.upper) for a in axes])
+        value = w.top(coef, [fn] + hl, 0)
+        where = [self.names.index(i) for i, _, _ in full]
+        hl[-1].post.append(f"{weights}[{', '.join(where)}] = {value}")
+        fn.pre.append(hl[0])
+        return span, where, weights
+
+    def _feature_sweep(self, w: Writer, levels, pinned, name: str, v: sp.Expr, span: list, weight: Ref,
+                       axes: list) -> None:
+        """η[a] += v · W[…, a] for one element: v once per point of its span, then a sweep over a."""
+        el = levels[-1]
+        vl = w._loops(span)
+        host = vl[-1] if vl else el
+        feature = w.tmp("v")
+        if v != 1:
+            host.post.append(assign(Ref(feature), w.expr(v, levels + vl, pinned, top=False)))
+        al = w._loops([(a, 0, a.upper) for a in axes])
+        term = Expr(f"{feature} * {weight.text}", weight.reads | {feature, weight.name}) if v != 1 else \
+            Expr(weight.text, weight.reads | {weight.name})
+        al[-1].post.append(accumulate(name_ref(name, *(self.names.index(a) for a in axes)), term))
+        host.post.append(al[0])
+        if vl:
+            el.post.append(vl[0])
+
+    def _block_feature(self, w: Writer, bk: Blocked, levels, pinned, v: sp.Expr, span: list, weight: str,
+                       axes: list, fill: list) -> None:
+        """The feature v in a blocked local step: its columns of Φ (one per point of its span, for each point of
+        the block) and the same rows of W (``fill``), in the same order."""
+        at = ", ".join(self.names.index(a) for a in axes)
+        bk.phi_keys.append(feature_key(v, span))
+        levels[0].pre.append(count_loops(w, span, "_F"))
+        wl = w._loops(span)
+        al = w._loops([(a, 0, a.upper) for a in axes])
+        al[-1].post.append(f"_W[_f, {at}] = {weight}")
+        (wl[-1].post if wl else fill).extend([al[0], "_f += 1"])
+        if wl:
+            fill.append(wl[0])
+        feats = [bk.features] + w._loops(span)
+        value = "1.0" if v == 1 else w.value(v, levels[:-1] + feats, pinned)
+        feats[-1].post += [f"_Phi[_b, _f] = {value}", "_f += 1"]
+        if len(feats) > 1:
+            bk.features.post.append(feats[1])
 
     def _chunk_part(self, i, size: str, chunks: str) -> Block:
         """The loop over chunk _ch's share of index i: fixed bounds, whatever the threads."""
@@ -526,8 +552,7 @@ class ModuleWriter:
         self.names.begin()
         v = self.d.model.variables[pu.var]
         base = self.d.syms.var(pu.var, len(v.shape))
-        bases = frozenset({base})
-        w = Writer(self.names, self.dims, bases, big=self.big, stats=self.stats)
+        w = Writer(self.names, self.dims, frozenset({base}), big=self.big, stats=self.stats)
         fn = Block()
         target = self.names.variable(pu.var)
         reads_self = any((isinstance(n, sp.Indexed) and n.base == base and tuple(n.indices) != tuple(pu.index))
@@ -535,140 +560,152 @@ class ModuleWriter:
         at = [self.names.index(i) for i in pu.index]
         el = f"{target}[{', '.join(at)}]" if at else f"{target}[0]"
         name = self.names.kernel("update", pu.var)
-        parallel = False
         if pu.method == "feature_sign":
-            # Each example's L1 problem solved exactly by feature-sign search (runtime.feature_sign).
-            *outer, coord = pu.index
-            j = pu.extra["gram_index"]
-            m = w.int_value(coord.upper + 1)
-            fn.post.append(f"_A = np.empty(({m}, {m}))")
-            la = w._loops([(coord, 0, coord.upper), (j, 0, j.upper)])
-            va = w.value(pu.extra["gram"], [fn] + la, 0)
-            la[-1].post.append(f"_A[{self.names.index(coord)}, {self.names.index(j)}] = {va}")
-            fn.post.append(la[0])
-            fn.post.append(f"_lam = np.empty({m})")
-            ll = w._loops([(coord, 0, coord.upper)])
-            ll[-1].post.append(f"_lam[{self.names.index(coord)}] = {w.value(pu.extra['weight'], [fn] + ll, 0)}")
-            fn.post.append(ll[0])
-            levels = [fn]
-            chunk = None
-            for n, i in enumerate(outer):
-                size = w.int_value(i.upper + 1)
-                if n == 0 and fused:
-                    fn.pre.append(self.stats.chunks(w))
-                    chunk = Block(Range("_ch", "_C", parallel=True))
-                    b = self._chunk_part(i, size, "_C")
-                    chunk.post.append(b)
-                    levels[-1].post.append(chunk)
-                else:
-                    b = Block(Range(self.names.index(i), size, parallel=n == 0), i)
-                    levels[-1].post.append(b)
-                levels.append(b)
-            host = levels[-1]
-            (chunk.pre if chunk is not None else host.post).append(f"_rhs = np.empty({m})")      # (not _c: the reduce's counter)
-            lc = w._loops([(coord, 0, coord.upper)])
-            vc = w.value(pu.value, levels + lc, len(levels) - 1)
-            lc[-1].post.append(f"_rhs[{self.names.index(coord)}] = {vc}")
-            host.post.append(lc[0])
-            row = f"{target}[{', '.join(self.names.index(i) for i in outer)}]"
-            host.post.append(f"feature_sign(_A, _rhs, _lam, {row})")
-            parallel = bool(outer)
+            levels = self._feature_sign(pu, w, fn, target, fused)
             if fused:
-                self.stats.map(fn, levels[:2], outer[0])
+                self.stats.map(fn, levels[:2], pu.index[0])
                 self.stats.reduce(fn)
                 name = self.names.kernel("local_step", pu.var)
                 self._function(name, fn, returns=None, role="local_step", latent=pu.var)
                 self.plan["points"][pu.var]["local_step"] = {"kernel": name, "args": self._args(name)}
                 return
         elif pu.method in ("simplex", "unit_columns"):
-            # the normalised axis: the last (simplex) or the first (columns); loop the others outside
-            axis = len(pu.index) - 1 if pu.method == "simplex" else 0
-            outer = [i for n, i in enumerate(pu.index) if n != axis]
-            levels = [fn]
-            for i in outer:
-                b = Block(Range(self.names.index(i), w.int_value(i.upper + 1)), i)
-                levels[-1].post.append(b)
-                levels.append(b)
-            host = levels[-1]
-            ax = pu.index[axis]
-            tmp = w.tmp("c")
-            host.post.append(f"{tmp} = np.empty(({w.int_value(ax.upper + 1)},))")
-            loops = w._loops([(ax, 0, ax.upper)])
-            val = w.top(pu.value, levels + loops, len(levels) - 1)
-            loops[-1].post.append(f"{tmp}[{self.names.index(ax)}] = {val}")
-            host.post.append(loops[0])
-            if pu.method == "simplex":
-                host.post.append(f"_z = {tmp}.sum()")
-                host.post.append(f"if _z > 0.0 and np.all({tmp} >= 0.0):")
-                host.post.append(f"    {tmp} /= _z")
-            else:
-                host.post.append(f"_z = math.sqrt(({tmp} * {tmp}).sum())")
-                host.post.append(f"if _z > 0.0 and math.isfinite(_z):")
-                host.post.append(f"    {tmp} /= _z")
-            put = Block(Range(self.names.index(ax), w.int_value(ax.upper + 1)), ax)
-            put.post.append(f"if math.isfinite({tmp}[{self.names.index(ax)}]) and _z > 0.0:")
-            put.post.append(f"    {el} = {tmp}[{self.names.index(ax)}]")
-            host.post.append(put)
+            self._normalised(pu, w, fn, el)
         else:
-            levels = [fn]
-            first_free = bool(pu.index) and not any(
-                isinstance(n, sp.Indexed) and n.base == base and n.indices[0] != pu.index[0]
-                for n in sp.preorder_traversal(pu.value))
-            parallel = first_free and pu.method != "gradient" and (not reads_self or len(pu.index) > 1) \
-                and pu.index[0].upper + 1 in self.big          # threads only over the data plate
-            # A MAP latent coupled within an example is solved exactly per example: coordinate passes
-            # over the last axis until nothing moves ("exact on each subproblem").
-            passes = pu.kind == "point" and reads_self and len(pu.index) >= 1 and pu.method != "gradient"
-            for n, i in enumerate(pu.index):
-                b = Block(Range(self.names.index(i), w.int_value(i.upper + 1), parallel=n == 0 and parallel), i)
-                if passes and n == len(pu.index) - 1:
-                    # a level of its own: sums that do not read h are computed before it, once
-                    rep = Block(Range("_pass", "10000"), REPEAT)
-                    rep.post.append("_delta = 0.0")
-                    rep.post.append("_size = 0.0")
-                    rep.post.append(b)
-                    rep.post.append("if _delta <= 1e-14 * (1.0 + _size):")
-                    rep.post.append("    break")
-                    levels[-1].post.append(rep)
-                else:
-                    levels[-1].post.append(b)
-                levels.append(b)
-            host = levels[-1]
-            pinned = len(levels) - 1
-            if passes:
-                host.post.append(f"_old = {el}")
-            val = w.top(pu.value, levels, pinned)
-            if pu.method == "gradient":
-                grad = self.names.gradient(pu.var)
-                host.post.append(f"{grad}[{', '.join(at) if at else '0'}] = {val}")
-            elif pu.method == "soft_threshold":
-                a = w.value(pu.extra["curvature"], levels, pinned)
-                lam = w.value(pu.extra["weight"], levels, pinned)
-                c = w.value(pu.extra["center"], levels, pinned)
-                host.post.append(f"_m = {val}")
-                host.post.append(f"_a = {a}")
-                host.post.append(f"if _a > 0.0 and math.isfinite(_m):")
-                host.post.append(f"    _c = {c}")
-                host.post.append(f"    _t = {lam} / _a")
-                host.post.append(f"    _r = _m - _c")
-                host.post.append(f"    {el} = _c + (_r - _t if _r > _t else (_r + _t if _r < -_t else 0.0))")
-                if passes:
-                    host.post.append(f"_delta = max(_delta, abs({el} - _old))")
-                    host.post.append(f"_size = max(_size, abs({el}))")
-            else:
-                host.post.append(f"_m = {val}")
-                ok = "math.isfinite(_m)" + (" and _m > 0.0" if pu.support == "positive" else "")
-                if pu.method == "newton":
-                    ok += f" and ({w.value(pu.extra['curvature'], levels, pinned)}) < 0.0"
-                host.post.append(f"if {ok}:")
-                host.post.append(f"    {el} = _m")
-                if passes:
-                    host.post.append(f"_delta = max(_delta, abs({el} - _old))")
-                    host.post.append(f"_size = max(_size, abs({el}))")
+            self._coordinates(pu, w, fn, el, at, base, reads_self)
         self._function(name, fn, returns=None, role="point", latent=pu.var)
         self.plan["points"][pu.var] = {"kernel": name, "args": self._args(name), "kind": pu.kind,
                                        "method": pu.method, "sequential": reads_self}
 
+    def _feature_sign(self, pu, w: Writer, fn: Block, target: str, fused: bool) -> list[Block]:
+        """Each example's L1 problem solved exactly by feature-sign search (runtime.feature_sign): the Gram
+        matrix and the weights once, the right-hand side per example.  Returns the loops over the examples."""
+        *outer, coord = pu.index
+        j = pu.extra["gram_index"]
+        m = w.int_value(coord.upper + 1)
+        fn.post.append(f"_A = np.empty(({m}, {m}))")
+        la = w._loops([(coord, 0, coord.upper), (j, 0, j.upper)])
+        va = w.value(pu.extra["gram"], [fn] + la, 0)
+        la[-1].post.append(f"_A[{self.names.index(coord)}, {self.names.index(j)}] = {va}")
+        fn.post.append(la[0])
+        fn.post.append(f"_lam = np.empty({m})")
+        ll = w._loops([(coord, 0, coord.upper)])
+        ll[-1].post.append(f"_lam[{self.names.index(coord)}] = {w.value(pu.extra['weight'], [fn] + ll, 0)}")
+        fn.post.append(ll[0])
+        levels = [fn]
+        chunk = None
+        for n, i in enumerate(outer):
+            size = w.int_value(i.upper + 1)
+            if n == 0 and fused:
+                fn.pre.append(self.stats.chunks(w))
+                chunk = Block(Range("_ch", "_C", parallel=True))
+                b = self._chunk_part(i, size, "_C")
+                chunk.post.append(b)
+                levels[-1].post.append(chunk)
+            else:
+                b = Block(Range(self.names.index(i), size, parallel=n == 0), i)
+                levels[-1].post.append(b)
+            levels.append(b)
+        host = levels[-1]
+        (chunk.pre if chunk is not None else host.post).append(f"_rhs = np.empty({m})")      # (not _c: the reduce's counter)
+        lc = w._loops([(coord, 0, coord.upper)])
+        vc = w.value(pu.value, levels + lc, len(levels) - 1)
+        lc[-1].post.append(f"_rhs[{self.names.index(coord)}] = {vc}")
+        host.post.append(lc[0])
+        row = f"{target}[{', '.join(self.names.index(i) for i in outer)}]"
+        host.post.append(f"feature_sign(_A, _rhs, _lam, {row})")
+        return levels
+
+    def _normalised(self, pu, w: Writer, fn: Block, el: str) -> None:
+        """A param kept on the simplex (its last axis) or with unit columns (its first): the maximiser along
+        that axis, normalised, written where it is finite."""
+        # the normalised axis: the last (simplex) or the first (columns); loop the others outside
+        axis = len(pu.index) - 1 if pu.method == "simplex" else 0
+        outer = [i for n, i in enumerate(pu.index) if n != axis]
+        levels = [fn]
+        for i in outer:
+            b = Block(Range(self.names.index(i), w.int_value(i.upper + 1)), i)
+            levels[-1].post.append(b)
+            levels.append(b)
+        host = levels[-1]
+        ax = pu.index[axis]
+        tmp = w.tmp("c")
+        host.post.append(f"{tmp} = np.empty(({w.int_value(ax.upper + 1)},))")
+        loops = w._loops([(ax, 0, ax.upper)])
+        val = w.top(pu.value, levels + loops, len(levels) - 1)
+        loops[-1].post.append(f"{tmp}[{self.names.index(ax)}] = {val}")
+        host.post.append(loops[0])
+        if pu.method == "simplex":
+            host.post.append(f"_z = {tmp}.sum()")
+            host.post.append(f"if _z > 0.0 and np.all({tmp} >= 0.0):")
+            host.post.append(f"    {tmp} /= _z")
+        else:
+            host.post.append(f"_z = math.sqrt(({tmp} * {tmp}).sum())")
+            host.post.append(f"if _z > 0.0 and math.isfinite(_z):")
+            host.post.append(f"    {tmp} /= _z")
+        put = Block(Range(self.names.index(ax), w.int_value(ax.upper + 1)), ax)
+        put.post.append(f"if math.isfinite({tmp}[{self.names.index(ax)}]) and _z > 0.0:")
+        put.post.append(f"    {el} = {tmp}[{self.names.index(ax)}]")
+        host.post.append(put)
+
+    def _coordinates(self, pu, w: Writer, fn: Block, el: str, at: list[str], base, reads_self: bool) -> None:
+        """The closed-form maximiser of each entry (a Newton step, a soft threshold, or a gradient for the line
+        search), in coordinate passes until nothing moves where the entries of one example read each other."""
+        levels = [fn]
+        first_free = bool(pu.index) and not any(
+            isinstance(n, sp.Indexed) and n.base == base and n.indices[0] != pu.index[0]
+            for n in sp.preorder_traversal(pu.value))
+        parallel = first_free and pu.method != "gradient" and (not reads_self or len(pu.index) > 1) \
+            and pu.index[0].upper + 1 in self.big          # threads only over the data plate
+        # A MAP latent coupled within an example is solved exactly per example: coordinate passes
+        # over the last axis until nothing moves ("exact on each subproblem").
+        passes = pu.kind == "point" and reads_self and len(pu.index) >= 1 and pu.method != "gradient"
+        for n, i in enumerate(pu.index):
+            b = Block(Range(self.names.index(i), w.int_value(i.upper + 1), parallel=n == 0 and parallel), i)
+            if passes and n == len(pu.index) - 1:
+                # a level of its own: sums that do not read h are computed before it, once
+                rep = Block(Range("_pass", "10000"), REPEAT)
+                rep.post.append("_delta = 0.0")
+                rep.post.append("_size = 0.0")
+                rep.post.append(b)
+                rep.post.append("if _delta <= 1e-14 * (1.0 + _size):")
+                rep.post.append("    break")
+                levels[-1].post.append(rep)
+            else:
+                levels[-1].post.append(b)
+            levels.append(b)
+        host = levels[-1]
+        pinned = len(levels) - 1
+        if passes:
+            host.post.append(f"_old = {el}")
+        val = w.top(pu.value, levels, pinned)
+        if pu.method == "gradient":
+            grad = self.names.gradient(pu.var)
+            host.post.append(f"{grad}[{', '.join(at) if at else '0'}] = {val}")
+        elif pu.method == "soft_threshold":
+            a = w.value(pu.extra["curvature"], levels, pinned)
+            lam = w.value(pu.extra["weight"], levels, pinned)
+            c = w.value(pu.extra["center"], levels, pinned)
+            host.post.append(f"_m = {val}")
+            host.post.append(f"_a = {a}")
+            host.post.append(f"if _a > 0.0 and math.isfinite(_m):")
+            host.post.append(f"    _c = {c}")
+            host.post.append(f"    _t = {lam} / _a")
+            host.post.append(f"    _r = _m - _c")
+            host.post.append(f"    {el} = _c + (_r - _t if _r > _t else (_r + _t if _r < -_t else 0.0))")
+            if passes:
+                host.post.append(f"_delta = max(_delta, abs({el} - _old))")
+                host.post.append(f"_size = max(_size, abs({el}))")
+        else:
+            host.post.append(f"_m = {val}")
+            ok = "math.isfinite(_m)" + (" and _m > 0.0" if pu.support == "positive" else "")
+            if pu.method == "newton":
+                ok += f" and ({w.value(pu.extra['curvature'], levels, pinned)}) < 0.0"
+            host.post.append(f"if {ok}:")
+            host.post.append(f"    {el} = _m")
+            if passes:
+                host.post.append(f"_delta = max(_delta, abs({el} - _old))")
+                host.post.append(f"_size = max(_size, abs({el}))")
     def elbo_kernel(self, name: str = "expected_log_joint", without: str | None = None) -> tuple[list[str], int]:
         """Σ_f E_q[log f], term by term; ``without`` a latent: its moments set to 0 (see _last_local).
         Also returns how many passes over the data the kernel makes itself (not through statistics)."""
