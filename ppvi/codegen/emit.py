@@ -462,6 +462,12 @@ class Writer:
             return f"{self.array(e)}[0]"
         if isinstance(e, sp.Indexed):
             return f"{self.array(e.base)}[{', '.join(self.index_value(i, levels, pinned) for i in e.indices)}]"
+        if isinstance(e, (sp.Add, sp.Mul, sp.Pow)):
+            return self._arithmetic(e, levels, pinned)
+        return self._function(e, levels, pinned)
+
+    def _arithmetic(self, e: sp.Add | sp.Mul | sp.Pow, levels: list[Block], pinned: int) -> str:
+        """A sum, a product (x log y as xlogy; negative powers as one division) or a power."""
         if isinstance(e, sp.Add):
             return "(" + " + ".join(self.value(a, levels, pinned) for a in self.ordered(e.args, levels)) + ")"
         if isinstance(e, sp.Mul):
@@ -479,15 +485,18 @@ class Writer:
                     num.append(self.value(a, levels, pinned))
             s = " * ".join(num) if num else "1.0"
             return f"({s} / ({' * '.join(den)}))" if den else f"({s})"
-        if isinstance(e, sp.Pow):
-            base = self.value(e.base, levels, pinned)
-            if e.exp == -1:
-                return f"(1.0 / {base})"
-            if e.exp == sp.S.Half:
-                return f"math.sqrt({base})"
-            if e.exp.is_Integer:
-                return f"({base} ** {int(e.exp)})"
-            return f"({base} ** {self.value(e.exp, levels, pinned)})"
+        base = self.value(e.base, levels, pinned)       # (a power)
+        if e.exp == -1:
+            return f"(1.0 / {base})"
+        if e.exp == sp.S.Half:
+            return f"math.sqrt({base})"
+        if e.exp.is_Integer:
+            return f"({base} ** {int(e.exp)})"
+        return f"({base} ** {self.value(e.exp, levels, pinned)})"
+
+    def _function(self, e: sp.Expr, levels: list[Block], pinned: int) -> str:
+        """A Kronecker delta, a matrix's inverse or log-determinant (derived at bind time), or a function the
+        runtime or math provides."""
         if isinstance(e, sp.KroneckerDelta):
             a, b = (self.index_value(x, levels, pinned) for x in e.args)
             return f"(1.0 if {a} == {b} else 0.0)"

@@ -225,20 +225,47 @@ class ModuleWriter:
                    stats=self.stats)
         mark = len(self.stats.reads)
         fn = Block()
-        levels = [fn]
         # Threads only over the data plate: for a handful of components a parallel loop costs more to load
         # and start than it saves.
         over_plate = bool(q.index) and q.index[0].upper + 1 in self.big
         parallel = over_plate and (damped or _parallel_axis(q, bases))
-        alloc = None
         chunks = "_C" if fused else str(CHUNKS)
         if fused:
             fn.pre.append(self.stats.chunks(w))
         blocked = fused and parallel and q.family == "Categorical" and len(q.index) == 1
+        levels, alloc = self._element_loops(q, w, fn, parallel, chunks, blocked)
+        self._element(q, w, levels, len(levels) - 1, alloc, damped)
+        if fused:
+            self.stats.map(fn, levels if blocked else levels[:2], q.index[0],
+                           blocked=self.blocked, onehot=self.d.syms.moments.get((q.var, "onehot")))
+            self.stats.reduce(fn)
+            if blocked:
+                self._close_blocked(fn, levels, alloc)
+            name = self.names.kernel("local_step", q.var)
+            self._function(name, fn, returns=None, role="local_step", latent=q.var)
+            self.plan["latents"][q.var]["local_step"] = {"kernel": name, "args": self._args(name)}
+            return
+        name = self.names.kernel("damped" if damped else "update", q.var)
+        self._function(name, fn, returns=None, role="damped" if damped else "update", latent=q.var)
+        if damped:
+            self.plan["latents"][q.var]["damped"] = {"kernel": name, "args": self._args(name)}
+            return
+        self.stat_reads[q.var] = self.stats.reads[mark:]
+        self.plan["latents"][q.var] = {
+            "family": q.family, "kernel": name, "args": self._args(name), "state": state_arrays(q, self.names),
+            "aliases": aliases(q, self.names), "scope": q.scope, "index": [_dim_name(i) for i in q.index],
+            "event": _event_dim(q), "sequential": bool(bases & self._read_bases(q)),
+        }
+
+    def _element_loops(self, q: QFactor, w: Writer, fn: Block, parallel: bool, chunks: str,
+                       blocked: bool) -> tuple[list[Block], Block | None]:
+        """The loops over q's elements: (the levels, the innermost last; the chunk's body, where scratch arrays
+        are allocated once per chunk, or None).  ``parallel``: the first axis in fixed chunks under prange;
+        ``blocked``: each chunk in blocks of _B points (Blocked), the element loop over a block's points."""
+        levels, alloc = [fn], None
         for n, i in enumerate(q.index):
             size = w.int_value(i.upper + 1)
             if n == 0 and parallel:
-                # Fixed chunks under prange: scratch arrays are allocated once per chunk, not per element.
                 chunk = Block(Range("_ch", chunks, parallel=True, reads=frozenset({chunks})))
                 levels[-1].post.append(chunk)
                 alloc = chunk
@@ -263,34 +290,18 @@ class ModuleWriter:
                 b = Block(Range(self.names.index(i), size, reads=frozenset({size})), i)
                 levels[-1].post.append(b)
             levels.append(b)
-        self._element(q, w, levels, len(levels) - 1, alloc, damped)
-        if fused:
-            self.stats.map(fn, levels if blocked else levels[:2], q.index[0],
-                           blocked=self.blocked, onehot=self.d.syms.moments.get((q.var, "onehot")))
-            self.stats.reduce(fn)
-            if blocked:
-                bk = self.blocked
-                blk = levels[-2]
-                blk.post += ([bk.features] if bk.features.post else []) + bk.between + [levels[-1]] + bk.after
-                alloc.pre += bk.alloc
-                widths = " + ".join(bk.widths) or "1"
-                fn.pre.append(f"_B = max(8, min(256, {BLOCK_FLOATS} // ({widths})))")
-                self.blocked = None
-            name = self.names.kernel("local_step", q.var)
-            self._function(name, fn, returns=None, role="local_step", latent=q.var)
-            self.plan["latents"][q.var]["local_step"] = {"kernel": name, "args": self._args(name)}
-            return
-        name = self.names.kernel("damped" if damped else "update", q.var)
-        self._function(name, fn, returns=None, role="damped" if damped else "update", latent=q.var)
-        if damped:
-            self.plan["latents"][q.var]["damped"] = {"kernel": name, "args": self._args(name)}
-            return
-        self.stat_reads[q.var] = self.stats.reads[mark:]
-        self.plan["latents"][q.var] = {
-            "family": q.family, "kernel": name, "args": self._args(name), "state": state_arrays(q, self.names),
-            "aliases": aliases(q, self.names), "scope": q.scope, "index": [_dim_name(i) for i in q.index],
-            "event": _event_dim(q), "sequential": bool(bases & self._read_bases(q)),
-        }
+        return levels, alloc
+
+    def _close_blocked(self, fn: Block, levels: list[Block], alloc: Block) -> None:
+        """A block's body in order: its features, η as matrix products (between), the points' updates, the
+        statistics as matrix products (after); the block's matrices once per chunk, _B from their widths."""
+        bk = self.blocked
+        blk = levels[-2]
+        blk.post += ([bk.features] if bk.features.post else []) + bk.between + [levels[-1]] + bk.after
+        alloc.pre += bk.alloc
+        widths = " + ".join(bk.widths) or "1"
+        fn.pre.append(f"_B = max(8, min(256, {BLOCK_FLOATS} // ({widths})))")
+        self.blocked = None
 
     def _element(self, q: QFactor, w: Writer, levels: list[Block], pinned: int, alloc: Block | None,
                  damped: bool = False, linear: bool = True, entropy: bool = True) -> dict[str, str]:
@@ -300,14 +311,8 @@ class ModuleWriter:
         ``entropy=False``: a Dirichlet's moments only (its entropy left to the caller: dirichlet_entropy)."""
         el = levels[-1]
         at = [self.names.index(i) for i in q.index]
-        row = lambda arr: name_ref(arr, *at) if at else Ref(arr)  # noqa: E731     (q's row: an array of its own)
-        one = lambda arr: name_ref(arr, *(at or ["0"]))  # noqa: E731              (one number)
-        qn = lambda p: self.names.qparam(q.var, p)  # noqa: E731
-        mn = lambda s: self.names.moment(q.var, s)  # noqa: E731
-        h = one(self.names.entropy(q.var))
         eta = {}
-        fam = q.family
-        if fam in ("Normal", "Gamma", "Beta", "Bernoulli"):
+        if q.family in ("Normal", "Gamma", "Beta", "Bernoulli"):
             for s, e in q.natural.items():
                 v = w.expr(e, levels, pinned)
                 eta[s] = w.tmp("eta")
@@ -315,15 +320,32 @@ class ModuleWriter:
         else:
             self._vector_eta(q, w, levels, pinned, eta, alloc, linear)
         if damped:
-            for s_, name in eta.items():
-                old = self.names.natural(q.var, s_)
-                ref = row(old).text if _eta_rank(s_, fam) else one(old).text
-                alpha = f"{self.names.damping()}[0]"
-                el.post.append(f"{name} = (1.0 - {alpha}) * {ref} + {alpha} * {name}")
-                if _eta_rank(s_, fam):
-                    el.post.append(f"{ref}[...] = {name}")
-                else:
-                    el.post.append(f"{ref} = {name}")
+            self._damp(q, eta, el, at)
+        self._finish(q, w, eta, at, el, alloc, entropy)
+        return eta
+
+    def _damp(self, q: QFactor, eta: dict[str, str], el: Block, at: list[str]) -> None:
+        """η ← (1 − α) η_old + α η, and η kept for the next damped step (19.4.1)."""
+        for s_, name in eta.items():
+            old = self.names.natural(q.var, s_)
+            ref = (name_ref(old, *at) if at else Ref(old)).text if _eta_rank(s_, q.family) else \
+                name_ref(old, *(at or ["0"])).text
+            alpha = f"{self.names.damping()}[0]"
+            el.post.append(f"{name} = (1.0 - {alpha}) * {ref} + {alpha} * {name}")
+            if _eta_rank(s_, q.family):
+                el.post.append(f"{ref}[...] = {name}")
+            else:
+                el.post.append(f"{ref} = {name}")
+
+    def _finish(self, q: QFactor, w: Writer, eta: dict[str, str], at: list[str], el: Block, alloc: Block | None,
+                entropy: bool) -> None:
+        """The family's finish of one element: from η to q's parameters, moments and entropy (codegen.runtime)."""
+        row = lambda arr: name_ref(arr, *at) if at else Ref(arr)  # noqa: E731     (q's row: an array of its own)
+        one = lambda arr: name_ref(arr, *(at or ["0"]))  # noqa: E731              (one number)
+        qn = lambda p: self.names.qparam(q.var, p)  # noqa: E731
+        mn = lambda s: self.names.moment(q.var, s)  # noqa: E731
+        h = one(self.names.entropy(q.var))
+        fam = q.family
         e = {s_: Expr(name, frozenset({name})) for s_, name in eta.items()}
         finish = None
         if fam == "Normal":
@@ -363,7 +385,6 @@ class ModuleWriter:
                           (one(qn("df")), one(mn("logdet")), h))
         if finish is not None:
             el.post.append(finish)
-        return eta
 
     def _note(self, what: str, var: str) -> Note:
         """Provenance of the code that follows: ``what`` of the q of ``var``, and the model line that draws it."""
