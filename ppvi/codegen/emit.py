@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import itertools
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import sympy as sp
 
-from ppvi.codegen.ir import Bind, If, Loop, Note, Range, Stmt
+from ppvi.codegen.ir import Assign, Expr, If, Loop, Range, Ref, Stmt
 from ppvi.derive.lower import inverse, sigmoid
 from ppvi.derive.qfamily import ParamBase
 from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol, lgamma, lmvgamma, logdet, softplus
@@ -96,12 +97,31 @@ class Names:
     derived: dict[str, tuple[str, str]] = field(default_factory=dict)   # mangled -> (kind, const name)
     issued: set[str] = field(default_factory=set)
     reads: set[str] = field(default_factory=set)       # issued names referenced since begin(): a kernel's params
+    watchers: list[set] = field(default_factory=list)  # open watch()es: every name written into text meanwhile
     _count: itertools.count = field(default_factory=itertools.count)
 
     def _issue(self, name: str) -> str:
         self.issued.add(name)
         self.reads.add(name)
+        return self.seen(name)
+
+    def seen(self, name: str) -> str:
+        """``name`` goes into the text being written: every open watch() records it."""
+        for w in self.watchers:
+            w.add(name)
         return name
+
+    @contextmanager
+    def watch(self):
+        """The names written into text while it is open (what an expression reads: an Expr's ``reads``).  It
+        may hold more (the names of a sum hoisted on the way, or of a temporary made for a target): a pass that
+        reads it only ever assumes too much is read."""
+        seen: set[str] = set()
+        self.watchers.append(seen)
+        try:
+            yield seen
+        finally:
+            self.watchers.pop()
 
     def begin(self) -> None:
         """A kernel starts: from now on every name handed out or touched is one of its parameters."""
@@ -111,6 +131,7 @@ class Names:
         """``name``, handed out before, is referenced again (a statistic's array, a dim's size); literals pass."""
         if name in self.issued:
             self.reads.add(name)
+            self.seen(name)
         return name
 
     def variable(self, name: str) -> str:
@@ -165,7 +186,7 @@ class Names:
             label = str(i.label if isinstance(i, sp.Idx) else i)
             stem = label.rstrip("′")
             self.idx[i] = f"i{next(self._count)}_{stem}"
-        return self.idx[i]
+        return self.seen(self.idx[i])
 
     def array_of(self, base: sp.Basic) -> tuple[str, bool]:
         """(mangled array name, is it a rank-0 quantity stored as shape (1,))."""
@@ -330,6 +351,20 @@ def _indices(e: sp.Expr) -> set:
     return {s for s in e.free_symbols if isinstance(s, sp.Idx)}
 
 
+# --------------------------------------------------------------- statements
+def name_ref(name: str, *index: str) -> Ref:
+    """``name[index…]`` where each index is one name (a loop's index, a temporary) or a literal."""
+    return Ref(name, tuple(Expr(i, frozenset({i})) for i in index))
+
+
+def assign(target: Ref, value: Expr) -> Assign:
+    return Assign(target, value)
+
+
+def accumulate(target: Ref, value: Expr) -> Assign:
+    return Assign(target, value, "+=")
+
+
 # ------------------------------------------------------------------- blocks
 @dataclass
 class Block:
@@ -350,7 +385,7 @@ class Block:
             if isinstance(item, Block):
                 out += item.lower() if item.head is None and item.test is None else [item.node()]
             else:
-                out.append(item if isinstance(item, (Note, Bind)) else Stmt(item))
+                out.append(Stmt(item) if isinstance(item, str) else item)
         return tuple(out)
 
     def node(self) -> Loop | If:
@@ -380,9 +415,16 @@ class Writer:
         self.snapshot_bases = self_bases if snapshot else frozenset()
         self._tmp = itertools.count()
         self._memo: dict = {}
+        self._memo_reads: dict = {}      # what a remembered value's text names (see _recall)
 
     def tmp(self, stem: str) -> str:
-        return f"_{stem}{next(self._tmp)}"
+        return self.names.seen(f"_{stem}{next(self._tmp)}")
+
+    def expr(self, e: sp.Expr, levels: list[Block], pinned: int = 0, top: bool = True) -> Expr:
+        """:meth:`top` (or :meth:`value`, ``top=False``) as an IR expression: the text and the names it reads."""
+        with self.names.watch() as seen:
+            text = self.top(e, levels, pinned) if top else self.value(e, levels, pinned)
+        return Expr(text, frozenset(seen))
 
     # ----------------------------------------------------------- values
     def varies(self, e: sp.Expr) -> bool:
@@ -420,6 +462,12 @@ class Writer:
             return f"{self.array(e)}[0]"
         if isinstance(e, sp.Indexed):
             return f"{self.array(e.base)}[{', '.join(self.index_value(i, levels, pinned) for i in e.indices)}]"
+        if isinstance(e, (sp.Add, sp.Mul, sp.Pow)):
+            return self._arithmetic(e, levels, pinned)
+        return self._function(e, levels, pinned)
+
+    def _arithmetic(self, e: sp.Add | sp.Mul | sp.Pow, levels: list[Block], pinned: int) -> str:
+        """A sum, a product (x log y as xlogy; negative powers as one division) or a power."""
         if isinstance(e, sp.Add):
             return "(" + " + ".join(self.value(a, levels, pinned) for a in self.ordered(e.args, levels)) + ")"
         if isinstance(e, sp.Mul):
@@ -437,15 +485,18 @@ class Writer:
                     num.append(self.value(a, levels, pinned))
             s = " * ".join(num) if num else "1.0"
             return f"({s} / ({' * '.join(den)}))" if den else f"({s})"
-        if isinstance(e, sp.Pow):
-            base = self.value(e.base, levels, pinned)
-            if e.exp == -1:
-                return f"(1.0 / {base})"
-            if e.exp == sp.S.Half:
-                return f"math.sqrt({base})"
-            if e.exp.is_Integer:
-                return f"({base} ** {int(e.exp)})"
-            return f"({base} ** {self.value(e.exp, levels, pinned)})"
+        base = self.value(e.base, levels, pinned)       # (a power)
+        if e.exp == -1:
+            return f"(1.0 / {base})"
+        if e.exp == sp.S.Half:
+            return f"math.sqrt({base})"
+        if e.exp.is_Integer:
+            return f"({base} ** {int(e.exp)})"
+        return f"({base} ** {self.value(e.exp, levels, pinned)})"
+
+    def _function(self, e: sp.Expr, levels: list[Block], pinned: int) -> str:
+        """A Kronecker delta, a matrix's inverse or log-determinant (derived at bind time), or a function the
+        runtime or math provides."""
         if isinstance(e, sp.KroneckerDelta):
             a, b = (self.index_value(x, levels, pinned) for x in e.args)
             return f"(1.0 if {a} == {b} else 0.0)"
@@ -502,6 +553,12 @@ class Writer:
         return name
 
     # ------------------------------------------------------------- sums
+    def _recall(self, key) -> str:
+        """A sum computed before at the same place: its text, whose names go into the text again (Names.watch)."""
+        for name in self._memo_reads.get(key, (self._memo[key],)):
+            self.names.seen(name)
+        return self._memo[key]
+
     def _free_indices(self, e: sp.Expr) -> set:
         return {s for s in e.free_symbols if isinstance(s, sp.Idx)}
 
@@ -540,14 +597,14 @@ class Writer:
         host = levels[target]
         key = (id(host), e)
         if key in self._memo:      # the same sum at the same place: compute it once
-            return self._memo[key]
+            return self._recall(key)
         acc = self.tmp("s")
         self._memo[key] = acc
         loops = self._loops(limits)
         inner = levels[: target + 1] + loops
-        body = self.value(function, inner, pinned if pinned <= target else target)
-        loops[-1].post.append(f"{acc} += {body}")
-        host.pre.append(f"{acc} = 0.0")
+        body = self.expr(function, inner, pinned if pinned <= target else target, top=False)
+        loops[-1].post.append(accumulate(Ref(acc), body))
+        host.pre.append(assign(Ref(acc), Expr("0.0")))
         host.pre.append(loops[0])
         return acc
 
@@ -579,7 +636,9 @@ class Writer:
         blocks = []
         for (i, lo, hi) in limits:
             lo, end = sp.sympify(lo), sp.sympify(hi) + 1
-            b = Block(Range(self.names.index(i), self.int_value(end), None if lo == 0 else self.int_value(lo)), i)
+            with self.names.watch() as seen:
+                bounds = self.int_value(end), None if lo == 0 else self.int_value(lo)
+            b = Block(Range(self.names.index(i), *bounds, reads=frozenset(seen)), i)
             if blocks:
                 blocks[-1].post.append(b)   # after whatever gets hoisted into the outer loop
             blocks.append(b)
@@ -614,10 +673,11 @@ class Writer:
         axes = axis_order(e, free, scatter[1] if scatter is not None else None, self.names.rank)
         key = (id(levels[0]), e)
         if key in self._memo:
-            return self._memo[key]
+            return self._recall(key)
         arr = self.tmp("a")
         ref = f"{arr}[{', '.join(self.names.index(i) for i in axes)}]" if axes else f"{arr}[0]"
         self._memo[key] = ref
+        self._memo_reads[key] = (arr, *(self.names.index(i) for i in axes))
         fn = levels[0]
         shape = [self.int_value(i.upper + 1) for i in axes] or ["1"]
         limits = sorted(e.limits, key=lambda lim: sp.sympify(lim[2]) + 1 not in self.big)

@@ -4,7 +4,11 @@
     Kernel      a name, its parameters (the arrays it reads or writes, by mangled name), flags, a body
     Loop        ``for var in [p]range(start, stop, step)`` over a body; ``parallel`` is a prange
     If          a body run when ``test`` holds
-    Stmt        one statement (an assignment, an accumulation, a call), as the writer spelt it
+    Assign      ``target[index] = value`` or ``+= value``: the array written, its index, the value read
+    Call        ``results = fn(args)``: a runtime helper, its arguments (an argument that is a Ref is written
+                in place) and where its results go
+    Expr        an expression's text (a leaf for now) and every name it reads
+    Stmt        a statement not yet in those terms: its text only (a pass may assume nothing of it)
     Bind        a loop's element index computed from its counter (``i1_n = _b0 + _b``): defines, computes nothing
     Note        provenance: which η, statistic or ELBO term the code below computes, from which model line
 
@@ -19,8 +23,53 @@ from typing import Union
 
 
 @dataclass(frozen=True)
+class Expr:
+    """An expression: its Python text, and every name it reads (arrays, scalars, loop indices, temporaries)."""
+
+    text: str
+    reads: frozenset = frozenset()
+
+
+@dataclass(frozen=True)
+class Ref:
+    """An element (or a slice) of an array, or a whole name when ``index`` is empty: what a statement writes."""
+
+    name: str
+    index: tuple[Expr, ...] = ()
+
+    @property
+    def text(self) -> str:
+        return f"{self.name}[{', '.join(i.text for i in self.index)}]" if self.index else self.name
+
+    @property
+    def reads(self) -> frozenset:
+        """The names its index reads (the array itself is what is written)."""
+        return frozenset().union(*(i.reads for i in self.index))
+
+
+@dataclass(frozen=True)
+class Assign:
+    """``target = value`` (op ``=``) or ``target += value`` (an accumulation: it also reads the target)."""
+
+    target: Ref
+    value: Expr
+    op: str = "="
+
+
+@dataclass(frozen=True)
+class Call:
+    """``results = fn(args)`` (no results: a call for its effect).  An argument that is a Ref is an array the
+    callee writes in place (a finish writes q's row); an Expr is only read."""
+
+    fn: str
+    args: tuple
+    results: tuple[Ref, ...] = ()
+
+
+@dataclass(frozen=True)
 class Stmt:
-    """One statement, spelt as Python: an assignment (``x = …``), an accumulation (``x += …``) or a call."""
+    """A statement the writer still spells as text (an assignment, an accumulation, a call): nothing is known
+    of what it reads or writes."""
 
     text: str
 
@@ -49,6 +98,7 @@ class Range:
     start: str | None = None
     step: str | None = None
     parallel: bool = False          # prange: the iterations run on threads
+    reads: frozenset | None = None  # the names its bounds read (None: not known)
 
 
 @dataclass(frozen=True)
@@ -64,7 +114,7 @@ class If:
     body: tuple = ()
 
 
-Node = Union[Stmt, Bind, Note, Loop, If]
+Node = Union[Assign, Call, Stmt, Bind, Note, Loop, If]
 
 
 @dataclass(frozen=True)
@@ -111,3 +161,50 @@ def walk(body: tuple):
         yield node
         if isinstance(node, (Loop, If)):
             yield from walk(node.body)
+
+
+def reads(node) -> frozenset | None:
+    """Every name a node reads that it does not bind itself (a loop: its bounds and its body, not its own index);
+    None when a statement in it is only text or an index binding (their reads are not known)."""
+    if isinstance(node, Assign):
+        return node.value.reads | node.target.reads | ({node.target.name} if node.op != "=" else frozenset())
+    if isinstance(node, Call):
+        args = frozenset().union(*(a.reads | ({a.name} if isinstance(a, Ref) else frozenset()) for a in node.args))
+        return args.union(*(r.reads for r in node.results))
+    if isinstance(node, Note):
+        return frozenset()
+    if isinstance(node, Loop):
+        inner = [reads(n) for n in node.body]
+        if node.range.reads is None or None in inner:
+            return None
+        return node.range.reads | (frozenset().union(*inner) - {node.range.var})
+    return None
+
+
+def writes(node) -> frozenset | None:
+    """Every name a node writes, but the indices of its own loops (each loop binds its index afresh, and no
+    statement after it reads it); None when a statement in it is only text."""
+    if isinstance(node, Assign):
+        return frozenset({node.target.name})
+    if isinstance(node, Call):
+        return frozenset(r.name for r in node.results) | frozenset(a.name for a in node.args if isinstance(a, Ref))
+    if isinstance(node, Note):
+        return frozenset()
+    if isinstance(node, Bind):
+        return frozenset({node.var})
+    if isinstance(node, Loop):
+        inner = [writes(n) for n in node.body]
+        return None if None in inner else frozenset().union(*inner) - {node.range.var}
+    return None
+
+
+def accumulates(node) -> frozenset:
+    """The names a node adds to (``+=``) without assigning them in it first: a loop-carried value."""
+    assigned, added = set(), set()
+    for n in walk((node,)):
+        if isinstance(n, Assign):
+            if n.op == "=":
+                assigned.add(n.target.name)
+            elif n.target.name not in assigned:
+                added.add(n.target.name)
+    return frozenset(added)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ppvi import __version__
-from ppvi.codegen.emit import REPEAT, Block, Names, Writer
-from ppvi.codegen.ir import Bind, Kernel, Module, Note, Range, StatisticArray
+from ppvi.codegen.emit import REPEAT, Block, Names, Writer, accumulate, assign, name_ref
+from ppvi.codegen.ir import Bind, Call, Expr, Kernel, Module, Note, Range, Ref, StatisticArray
 from ppvi.codegen.passes import run_passes
 from ppvi.codegen.printer import module_source
 from ppvi.codegen.statistics import CHUNKS, Statistics, count_loops, feature_key, feature_order, monomials, renamed
@@ -156,6 +156,31 @@ class Blocked:
     eta: str | None = None                          # the block's η (K × B), when it is a matrix product
 
 
+@dataclass
+class GroupBlock:
+    """The group block (ModuleWriter.block_kernel) while it is written: ``fn`` the kernel's body, ``head`` its
+    first lines (tables every group reads), ``group`` the loop over groups (prange), ``before`` a group's lines
+    before its passes, ``rep`` the passes until the group latent's η settles.  Lines go to these places by
+    name, never by the position of another block."""
+    fn: Block
+    head: Block
+    group: Block
+    before: Block
+    rep: Block
+    at: str             # the group's index
+    start: str          # c_start__<by>: where each group's members begin in ``order``
+    order: str          # c_order__<by>: the members t, sorted by group
+    t: sp.Idx           # the member index
+
+    def members(self, names: Names, numbered: bool = False) -> Block:
+        """A loop over the group's members t; ``numbered``: also their place _j in the group."""
+        b = Block(Range("_g", f"{self.start}[{self.at} + 1]", f"{self.start}[{self.at}]"), self.t)
+        b.pre.append(Bind(names.index(self.t), f"{self.order}[_g]"))
+        if numbered:
+            b.pre.append(Bind("_j", f"_g - {self.start}[{self.at}]"))
+        return b
+
+
 class ModuleWriter:
     """``fixed``: dims written into the kernels as literals (see cache.fixed_sizes): loops over a component axis
     then have a trip count the compiler knows, and are unrolled and vectorised whole — 1.3–1.4× on the
@@ -200,21 +225,48 @@ class ModuleWriter:
                    stats=self.stats)
         mark = len(self.stats.reads)
         fn = Block()
-        levels = [fn]
         # Threads only over the data plate: for a handful of components a parallel loop costs more to load
         # and start than it saves.
         over_plate = bool(q.index) and q.index[0].upper + 1 in self.big
         parallel = over_plate and (damped or _parallel_axis(q, bases))
-        alloc = None
         chunks = "_C" if fused else str(CHUNKS)
         if fused:
             fn.pre.append(self.stats.chunks(w))
         blocked = fused and parallel and q.family == "Categorical" and len(q.index) == 1
+        levels, alloc = self._element_loops(q, w, fn, parallel, chunks, blocked)
+        self._element(q, w, levels, len(levels) - 1, alloc, damped)
+        if fused:
+            self.stats.map(fn, levels if blocked else levels[:2], q.index[0],
+                           blocked=self.blocked, onehot=self.d.syms.moments.get((q.var, "onehot")))
+            self.stats.reduce(fn)
+            if blocked:
+                self._close_blocked(fn, levels, alloc)
+            name = self.names.kernel("local_step", q.var)
+            self._function(name, fn, returns=None, role="local_step", latent=q.var)
+            self.plan["latents"][q.var]["local_step"] = {"kernel": name, "args": self._args(name)}
+            return
+        name = self.names.kernel("damped" if damped else "update", q.var)
+        self._function(name, fn, returns=None, role="damped" if damped else "update", latent=q.var)
+        if damped:
+            self.plan["latents"][q.var]["damped"] = {"kernel": name, "args": self._args(name)}
+            return
+        self.stat_reads[q.var] = self.stats.reads[mark:]
+        self.plan["latents"][q.var] = {
+            "family": q.family, "kernel": name, "args": self._args(name), "state": state_arrays(q, self.names),
+            "aliases": aliases(q, self.names), "scope": q.scope, "index": [_dim_name(i) for i in q.index],
+            "event": _event_dim(q), "sequential": bool(bases & self._read_bases(q)),
+        }
+
+    def _element_loops(self, q: QFactor, w: Writer, fn: Block, parallel: bool, chunks: str,
+                       blocked: bool) -> tuple[list[Block], Block | None]:
+        """The loops over q's elements: (the levels, the innermost last; the chunk's body, where scratch arrays
+        are allocated once per chunk, or None).  ``parallel``: the first axis in fixed chunks under prange;
+        ``blocked``: each chunk in blocks of _B points (Blocked), the element loop over a block's points."""
+        levels, alloc = [fn], None
         for n, i in enumerate(q.index):
             size = w.int_value(i.upper + 1)
             if n == 0 and parallel:
-                # Fixed chunks under prange: scratch arrays are allocated once per chunk, not per element.
-                chunk = Block(Range("_ch", chunks, parallel=True))
+                chunk = Block(Range("_ch", chunks, parallel=True, reads=frozenset({chunks})))
                 levels[-1].post.append(chunk)
                 alloc = chunk
                 if blocked:
@@ -235,37 +287,21 @@ class ModuleWriter:
                     b = self._chunk_part(i, size, chunks)
                     chunk.post.append(b)
             else:
-                b = Block(Range(self.names.index(i), size), i)
+                b = Block(Range(self.names.index(i), size, reads=frozenset({size})), i)
                 levels[-1].post.append(b)
             levels.append(b)
-        self._element(q, w, levels, len(levels) - 1, alloc, damped)
-        if fused:
-            self.stats.map(fn, levels if blocked else levels[:2], q.index[0],
-                           blocked=self.blocked, onehot=self.d.syms.moments.get((q.var, "onehot")))
-            self.stats.reduce(fn)
-            if blocked:
-                bk = self.blocked
-                blk = levels[-2]
-                blk.post += ([bk.features] if bk.features.post else []) + bk.between + [levels[-1]] + bk.after
-                alloc.pre += bk.alloc
-                widths = " + ".join(bk.widths) or "1"
-                fn.pre.append(f"_B = max(8, min(256, {BLOCK_FLOATS} // ({widths})))")
-                self.blocked = None
-            name = self.names.kernel("local_step", q.var)
-            self._function(name, fn, returns=None, role="local_step", latent=q.var)
-            self.plan["latents"][q.var]["local_step"] = {"kernel": name, "args": self._args(name)}
-            return
-        name = self.names.kernel("damped" if damped else "update", q.var)
-        self._function(name, fn, returns=None, role="damped" if damped else "update", latent=q.var)
-        if damped:
-            self.plan["latents"][q.var]["damped"] = {"kernel": name, "args": self._args(name)}
-            return
-        self.stat_reads[q.var] = self.stats.reads[mark:]
-        self.plan["latents"][q.var] = {
-            "family": q.family, "kernel": name, "args": self._args(name), "state": state_arrays(q, self.names),
-            "aliases": aliases(q, self.names), "scope": q.scope, "index": [_dim_name(i) for i in q.index],
-            "event": _event_dim(q), "sequential": bool(bases & self._read_bases(q)),
-        }
+        return levels, alloc
+
+    def _close_blocked(self, fn: Block, levels: list[Block], alloc: Block) -> None:
+        """A block's body in order: its features, η as matrix products (between), the points' updates, the
+        statistics as matrix products (after); the block's matrices once per chunk, _B from their widths."""
+        bk = self.blocked
+        blk = levels[-2]
+        blk.post += ([bk.features] if bk.features.post else []) + bk.between + [levels[-1]] + bk.after
+        alloc.pre += bk.alloc
+        widths = " + ".join(bk.widths) or "1"
+        fn.pre.append(f"_B = max(8, min(256, {BLOCK_FLOATS} // ({widths})))")
+        self.blocked = None
 
     def _element(self, q: QFactor, w: Writer, levels: list[Block], pinned: int, alloc: Block | None,
                  damped: bool = False, linear: bool = True, entropy: bool = True) -> dict[str, str]:
@@ -275,61 +311,80 @@ class ModuleWriter:
         ``entropy=False``: a Dirichlet's moments only (its entropy left to the caller: dirichlet_entropy)."""
         el = levels[-1]
         at = [self.names.index(i) for i in q.index]
-        row = lambda arr: f"{arr}[{', '.join(at)}]" if at else arr  # noqa: E731
-        one = lambda arr: f"{arr}[{', '.join(at)}]" if at else f"{arr}[0]"  # noqa: E731
-        qn = lambda p: self.names.qparam(q.var, p)  # noqa: E731
-        mn = lambda s: self.names.moment(q.var, s)  # noqa: E731
-        h = one(self.names.entropy(q.var))
         eta = {}
-        fam = q.family
-        if fam in ("Normal", "Gamma", "Beta", "Bernoulli"):
+        if q.family in ("Normal", "Gamma", "Beta", "Bernoulli"):
             for s, e in q.natural.items():
-                v = w.top(e, levels, pinned)
+                v = w.expr(e, levels, pinned)
                 eta[s] = w.tmp("eta")
-                el.post += [self._note(f"eta[{s}]", q.var), f"{eta[s]} = {v}"]
+                el.post += [self._note(f"eta[{s}]", q.var), assign(Ref(eta[s]), v)]
         else:
             self._vector_eta(q, w, levels, pinned, eta, alloc, linear)
         if damped:
-            for s_, name in eta.items():
-                old = self.names.natural(q.var, s_)
-                ref = row(old) if _eta_rank(s_, fam) else one(old)
-                alpha = f"{self.names.damping()}[0]"
-                el.post.append(f"{name} = (1.0 - {alpha}) * {ref} + {alpha} * {name}")
-                if _eta_rank(s_, fam):
-                    el.post.append(f"{ref}[...] = {name}")
-                else:
-                    el.post.append(f"{ref} = {name}")
+            self._damp(q, eta, el, at)
+        self._finish(q, w, eta, at, el, alloc, entropy)
+        return eta
+
+    def _damp(self, q: QFactor, eta: dict[str, str], el: Block, at: list[str]) -> None:
+        """η ← (1 − α) η_old + α η, and η kept for the next damped step (19.4.1)."""
+        for s_, name in eta.items():
+            old = self.names.natural(q.var, s_)
+            ref = (name_ref(old, *at) if at else Ref(old)).text if _eta_rank(s_, q.family) else \
+                name_ref(old, *(at or ["0"])).text
+            alpha = f"{self.names.damping()}[0]"
+            el.post.append(f"{name} = (1.0 - {alpha}) * {ref} + {alpha} * {name}")
+            if _eta_rank(s_, q.family):
+                el.post.append(f"{ref}[...] = {name}")
+            else:
+                el.post.append(f"{ref} = {name}")
+
+    def _finish(self, q: QFactor, w: Writer, eta: dict[str, str], at: list[str], el: Block, alloc: Block | None,
+                entropy: bool) -> None:
+        """The family's finish of one element: from η to q's parameters, moments and entropy (codegen.runtime)."""
+        row = lambda arr: name_ref(arr, *at) if at else Ref(arr)  # noqa: E731     (q's row: an array of its own)
+        one = lambda arr: name_ref(arr, *(at or ["0"]))  # noqa: E731              (one number)
+        qn = lambda p: self.names.qparam(q.var, p)  # noqa: E731
+        mn = lambda s: self.names.moment(q.var, s)  # noqa: E731
+        h = one(self.names.entropy(q.var))
+        fam = q.family
+        e = {s_: Expr(name, frozenset({name})) for s_, name in eta.items()}
+        finish = None
         if fam == "Normal":
-            el.post.append(f"{one(qn('mean'))}, {one(qn('sd'))}, {one(mn('x2'))}, {h} = "
-                           f"finish_normal({eta['x']}, {eta['x2']})")
+            finish = Call("finish_normal", (e["x"], e["x2"]), (one(qn("mean")), one(qn("sd")), one(mn("x2")), h))
         elif fam == "Gamma":
-            el.post.append(f"{one(qn('shape'))}, {one(qn('rate'))}, {one(mn('x'))}, {one(mn('logx'))}, {h} = "
-                           f"finish_gamma({eta['x']}, {eta['logx']})")
+            finish = Call("finish_gamma", (e["x"], e["logx"]),
+                          (one(qn("shape")), one(qn("rate")), one(mn("x")), one(mn("logx")), h))
         elif fam == "Beta":
-            el.post.append(f"{one(qn('a'))}, {one(qn('b'))}, {one(mn('x'))}, {one(mn('logx'))}, "
-                           f"{one(mn('log1mx'))}, {h} = finish_beta({eta['logx']}, {eta['log1mx']})")
+            finish = Call("finish_beta", (e["logx"], e["log1mx"]),
+                          (one(qn("a")), one(qn("b")), one(mn("x")), one(mn("logx")), one(mn("log1mx")), h))
         elif fam == "Bernoulli":
-            el.post.append(f"{one(qn('p'))}, {h} = finish_bernoulli({eta['x']})")
+            finish = Call("finish_bernoulli", (e["x"],), (one(qn("p")), h))
         elif fam == "Categorical" and self.blocked is not None and self.blocked.eta is not None:
             rows = "[_b0:_b0 + _nb]"
             self.blocked.between.append(
                 f"finish_categorical_block({self.blocked.eta}, _nb, {qn('p')}{rows}, {self.names.entropy(q.var)}"
                 f"{rows}, {self.names.log_normaliser(q.var)}{rows}, _m, _s, _t)")
         elif fam == "Categorical":
-            el.post.append(f"{h}, {one(self.names.log_normaliser(q.var))} = finish_categorical({eta['onehot']}, "
-                           f"{row(qn('p'))})")
+            finish = Call("finish_categorical", (e["onehot"], row(qn("p"))),
+                          (h, one(self.names.log_normaliser(q.var))))
         elif fam == "Dirichlet" and not entropy:
-            el.post.append(f"dirichlet_moments({eta['logp']}, {row(qn('alpha'))}, {row(mn('logp'))}, {row(mn('x'))})")
+            finish = Call("dirichlet_moments", (e["logp"], row(qn("alpha")), row(mn("logp")), row(mn("x"))))
         elif fam == "Dirichlet":
-            el.post.append(f"{h} = finish_dirichlet({eta['logp']}, {row(qn('alpha'))}, {row(mn('logp'))}, "
-                           f"{row(mn('x'))})")
+            finish = Call("finish_dirichlet", (e["logp"], row(qn("alpha")), row(mn("logp")), row(mn("x"))), (h,))
         elif fam == "MvNormal":
-            el.post.append(f"{h} = finish_mvnormal({eta['x']}, {eta['xxT']}, {row(qn('mean'))}, "
-                           f"{row(qn('cov'))}, {row(mn('xxT'))})")
+            # Σ from η_xxᵀ, then μ = Σ η_x: two calls, so that a Σ the same for every element is computed once
+            # (passes.hoist: factor analysis' local step)
+            sigma, hs = w.tmp("cov"), w.tmp("hs")
+            size = w.int_value(q.event[0].upper + 1)
+            new = assign(Ref(sigma), Expr(f"np.empty(({size}, {size}))", self._dim_reads(q.event[:1])))
+            alloc.post.insert(0, new) if alloc else el.post.append(new)
+            el.post.append(Call("mvnormal_covariance", (e["xxT"], Ref(sigma)), (Ref(hs),)))
+            finish = Call("finish_mvnormal_mean", (e["x"], Expr(sigma, frozenset({sigma})), Expr(hs, frozenset({hs})),
+                                                   row(qn("mean")), row(qn("cov")), row(mn("xxT"))), (h,))
         elif fam == "Wishart":
-            el.post.append(f"{one(qn('df'))}, {one(mn('logdet'))}, {h} = finish_wishart({eta['logdet']}, "
-                           f"{eta['X']}, {row(qn('scale'))}, {row(mn('X'))})")
-        return eta
+            finish = Call("finish_wishart", (e["logdet"], e["X"], row(qn("scale")), row(mn("X"))),
+                          (one(qn("df")), one(mn("logdet")), h))
+        if finish is not None:
+            el.post.append(finish)
 
     def _note(self, what: str, var: str) -> Note:
         """Provenance of the code that follows: ``what`` of the q of ``var``, and the model line that draws it."""
@@ -357,20 +412,20 @@ class ModuleWriter:
             eta[s] = name
             el.post.append(self._note(f"eta[{s}]", q.var))
             if not axes:
-                el.post.append(f"{name} = {w.value(e, levels, pinned)}")
+                el.post.append(assign(Ref(name), w.expr(e, levels, pinned, top=False)))
                 continue
             shape = ", ".join(w.int_value(a.upper + 1) for a in axes)
             slot = Block()          # η's array, unless a blocked step's η is a column of the block's product
             (alloc or el).post.insert(0, slot) if alloc else el.post.append(slot)
             made = self._linear_eta(w, levels, pinned, name, axes, e) if linear and q.scope == "local" else None
             if made in (None, name):
-                slot.post.append(f"{name} = np.empty(({shape},))")
+                slot.post.append(assign(Ref(name), Expr(f"np.empty(({shape},))", self._dim_reads(axes))))
             if made is not None:
                 eta[s] = made
                 continue
             loops = w._loops([(a, 0, a.upper) for a in axes])
-            v = w.top(e, levels + loops, pinned)
-            loops[-1].post.append(f"{name}[{', '.join(self.names.index(a) for a in axes)}] = {v}")
+            v = w.expr(e, levels + loops, pinned)
+            loops[-1].post.append(assign(name_ref(name, *(self.names.index(a) for a in axes)), v))
             el.post.append(loops[0])
 
     def _linear_eta(self, w: Writer, levels, pinned, name: str, axes: list, e: sp.Expr) -> str | None:
@@ -381,6 +436,45 @@ class ModuleWriter:
         (self.blocked) with one event axis, the features of a block's points are rows of Φ and η of the
         whole block is H = Φ W, one matrix product.  Returns the name of η (None, and nothing emitted,
         when e does not take this form)."""
+        features = self._features(w, axes, e)
+        if features is None:
+            return None
+        fn, el = levels[0], levels[-1]
+        for a in axes:
+            self.names.index(a)     # (the event axes' loop indices numbered before the features')
+        bk = self.blocked if len(axes) == 1 else None
+        if bk is None:
+            zero = w._loops([(a, 0, a.upper) for a in axes])
+            zero[-1].post.append(assign(name_ref(name, *(self.names.index(a) for a in axes)), Expr("0.0")))
+            el.post.append(zero[0])
+        else:
+            # feature f of the block's point _b in Φ[_b, f], its weights in W[f, :] (f counted in the same
+            # order in both); F counted first
+            fn.pre.append("_F = 0")
+            fill = ["_f = 0"]
+            bk.features.post.append("_f = 0")
+            bk.widths.append("_F")
+        for v, inside, coefs in features:
+            span, full, weights = self._weights(w, fn, v, inside, coefs, axes)
+            if bk is not None:
+                self._block_feature(w, bk, levels, pinned, v, span, f"{weights}[{', '.join(full)}]", axes, fill)
+            else:
+                self._feature_sweep(w, levels, pinned, name, v, span, name_ref(weights, *full), axes)
+        if bk is None:
+            return name
+        # η of the block's points as the columns of Hᵀ = Wᵀ Φᵀ (K × B): its finish runs along the points
+        size = w.int_value(axes[0].upper + 1)
+        fn.pre += [f"_W = np.empty((_F, {size}))"] + fill
+        bk.alloc += ["_Phi = np.zeros((_B, _F))", f"_Ht = np.empty(({size}, _B))", "_m = np.empty(_B)",
+                     "_s = np.empty(_B)", "_t = np.empty(_B)"]
+        bk.between.append("np.dot(_W.T, _Phi.T, _Ht)")
+        bk.eta = "_Ht"
+        return "_Ht"
+
+    def _features(self, w: Writer, axes: list, e: sp.Expr) -> list | None:
+        """e as Σ_j v_j c_j: [(v_j, the summation limits it spans, its coefficients)] in feature_order (None when
+        e is no such sum, or a v_j reads the event axes).  x[n, d] Σ_d … and x[n, d′] Σ_d′ … are one feature:
+        terms are matched up to renaming their summation indices."""
         terms = monomials(e, self.d.syms.fresh)
         if terms is None:
             return None
@@ -393,7 +487,6 @@ class ModuleWriter:
             inside = [lim for lim in limits if v.has(lim[0])]
             other = [lim for lim in limits if not v.has(lim[0])]
             c = sp.Sum(c, *other) if other else c
-            # x[n, d] Σ_d … and x[n, d′] Σ_d′ … are one feature: match up to renaming the summation indices
             for perm in itertools.permutations(inside):
                 key = v.xreplace({lim[0]: sp.Idx(f"_c{j}", (lim[1], lim[2])) for j, lim in enumerate(perm)})
                 if key in groups:
@@ -404,79 +497,74 @@ class ModuleWriter:
             else:
                 key = v.xreplace({lim[0]: sp.Idx(f"_c{j}", (lim[1], lim[2])) for j, lim in enumerate(inside)})
                 groups[key] = [v, inside, [c]]
-        fn, el = levels[0], levels[-1]
+        return sorted(groups.values(), key=lambda g: feature_order(g[0], g[1], self.names.rank))
+
+    def _weights(self, w: Writer, fn: Block, v: sp.Expr, inside: list, coefs: list, axes: list):
+        """W_j, the weights of the feature v, filled once per kernel (the event axes last): (the loops v spans,
+        the index names of W_j, its name).  A v symmetric in two indices spans only e ≥ d, with
+        W[d, e] + W[e, d] off the diagonal (half the work)."""
+        coef = sp.Add(*coefs)
+        span = list(inside)
+        pair = _symmetric_pair(v, inside)
+        if pair is not None:
+            (d, lo, hi), (e, _, _) = pair
+            coef = coef + (1 - sp.KroneckerDelta(d, e)) * coef.xreplace({d: e, e: d})
+            span = [(i, d if i == e else l, h) for i, l, h in inside]
+        weights = w.tmp("w")
+        full = [(i, l if not isinstance(l, sp.Idx) else 0, h) for i, l, h in span] + [(a, 0, a.upper) for a in axes]
+        shape = ", ".join(w.int_value(sp.sympify(h) + 1) for _, _, h in full)
+        fn.pre.append(f"{weights} = np.zeros(({shape},))")
+        hl = w._loops(span + [(a, 0, a.upper) for a in axes])
+        value = w.top(coef, [fn] + hl, 0)
+        where = [self.names.index(i) for i, _, _ in full]
+        hl[-1].post.append(f"{weights}[{', '.join(where)}] = {value}")
+        fn.pre.append(hl[0])
+        return span, where, weights
+
+    def _feature_sweep(self, w: Writer, levels, pinned, name: str, v: sp.Expr, span: list, weight: Ref,
+                       axes: list) -> None:
+        """η[a] += v · W[…, a] for one element: v once per point of its span, then a sweep over a."""
+        el = levels[-1]
+        vl = w._loops(span)
+        host = vl[-1] if vl else el
+        feature = w.tmp("v")
+        if v != 1:
+            host.post.append(assign(Ref(feature), w.expr(v, levels + vl, pinned, top=False)))
+        al = w._loops([(a, 0, a.upper) for a in axes])
+        term = Expr(f"{feature} * {weight.text}", weight.reads | {feature, weight.name}) if v != 1 else \
+            Expr(weight.text, weight.reads | {weight.name})
+        al[-1].post.append(accumulate(name_ref(name, *(self.names.index(a) for a in axes)), term))
+        host.post.append(al[0])
+        if vl:
+            el.post.append(vl[0])
+
+    def _block_feature(self, w: Writer, bk: Blocked, levels, pinned, v: sp.Expr, span: list, weight: str,
+                       axes: list, fill: list) -> None:
+        """The feature v in a blocked local step: its columns of Φ (one per point of its span, for each point of
+        the block) and the same rows of W (``fill``), in the same order."""
         at = ", ".join(self.names.index(a) for a in axes)
-        bk = self.blocked if len(axes) == 1 else None
-        if bk is None:
-            zero = w._loops([(a, 0, a.upper) for a in axes])
-            zero[-1].post.append(f"{name}[{at}] = 0.0")
-            el.post.append(zero[0])
-        else:
-            # feature f of the block's point _b in Φ[_b, f], its weights in W[f, :] (f counted in the same
-            # order in both); F counted first
-            fn.pre.append("_F = 0")
-            fill = ["_f = 0"]
-            bk.features.post.append("_f = 0")
-            bk.widths.append("_F")
-        for v, inside, coefs in sorted(groups.values(), key=lambda g: feature_order(g[0], g[1], self.names.rank)):
-            coef = sp.Add(*coefs)
-            span = list(inside)
-            pair = _symmetric_pair(v, inside)
-            if pair is not None:
-                # v(d, e) = v(e, d): only e ≥ d, with W[d, e] + W[e, d] off the diagonal (half the work)
-                (d, lo, hi), (e, _, _) = pair
-                coef = coef + (1 - sp.KroneckerDelta(d, e)) * coef.xreplace({d: e, e: d})
-                span = [(i, d if i == e else l, h) for i, l, h in inside]
-            weights = w.tmp("w")
-            full = [(i, l if not isinstance(l, sp.Idx) else 0, h) for i, l, h in span] + \
-                [(a, 0, a.upper) for a in axes]
-            shape = ", ".join(w.int_value(sp.sympify(h) + 1) for _, _, h in full)
-            fn.pre.append(f"{weights} = np.zeros(({shape},))")
-            hl = w._loops(span + [(a, 0, a.upper) for a in axes])
-            value = w.top(coef, [fn] + hl, 0)
-            where = ", ".join(self.names.index(i) for i, _, _ in full)
-            hl[-1].post.append(f"{weights}[{where}] = {value}")
-            fn.pre.append(hl[0])
-            if bk is not None:
-                bk.phi_keys.append(feature_key(v, span))
-                fn.pre.append(count_loops(w, span, "_F"))
-                wl = w._loops(span)
-                al = w._loops([(a, 0, a.upper) for a in axes])
-                al[-1].post.append(f"_W[_f, {at}] = {weights}[{where}]")
-                (wl[-1].post if wl else fill).extend([al[0], "_f += 1"])
-                if wl:
-                    fill.append(wl[0])
-                feats = [bk.features] + w._loops(span)
-                value = "1.0" if v == 1 else w.value(v, levels[:-1] + feats, pinned)
-                feats[-1].post += [f"_Phi[_b, _f] = {value}", "_f += 1"]
-                if len(feats) > 1:
-                    bk.features.post.append(feats[1])
-                continue
-            vl = w._loops(span)
-            host = vl[-1] if vl else el
-            feature = w.tmp("v")
-            if v != 1:
-                host.post.append(f"{feature} = {w.value(v, levels + vl, pinned)}")
-            al = w._loops([(a, 0, a.upper) for a in axes])
-            al[-1].post.append(f"{name}[{at}] += {feature} * {weights}[{where}]" if v != 1 else
-                               f"{name}[{at}] += {weights}[{where}]")
-            host.post.append(al[0])
-            if vl:
-                el.post.append(vl[0])
-        if bk is None:
-            return name
-        # η of the block's points as the columns of Hᵀ = Wᵀ Φᵀ (K × B): its finish runs along the points
-        size = w.int_value(axes[0].upper + 1)
-        fn.pre += [f"_W = np.empty((_F, {size}))"] + fill
-        bk.alloc += ["_Phi = np.zeros((_B, _F))", f"_Ht = np.empty(({size}, _B))", "_m = np.empty(_B)",
-                     "_s = np.empty(_B)", "_t = np.empty(_B)"]
-        bk.between.append("np.dot(_W.T, _Phi.T, _Ht)")
-        bk.eta = "_Ht"
-        return "_Ht"
+        bk.phi_keys.append(feature_key(v, span))
+        levels[0].pre.append(count_loops(w, span, "_F"))
+        wl = w._loops(span)
+        al = w._loops([(a, 0, a.upper) for a in axes])
+        al[-1].post.append(f"_W[_f, {at}] = {weight}")
+        (wl[-1].post if wl else fill).extend([al[0], "_f += 1"])
+        if wl:
+            fill.append(wl[0])
+        feats = [bk.features] + w._loops(span)
+        value = "1.0" if v == 1 else w.value(v, levels[:-1] + feats, pinned)
+        feats[-1].post += [f"_Phi[_b, _f] = {value}", "_f += 1"]
+        if len(feats) > 1:
+            bk.features.post.append(feats[1])
 
     def _chunk_part(self, i, size: str, chunks: str) -> Block:
         """The loop over chunk _ch's share of index i: fixed bounds, whatever the threads."""
-        return Block(Range(self.names.index(i), f"(_ch + 1) * {size} // {chunks}", f"_ch * {size} // {chunks}"), i)
+        return Block(Range(self.names.index(i), f"(_ch + 1) * {size} // {chunks}", f"_ch * {size} // {chunks}",
+                           reads=frozenset({"_ch", size, chunks})), i)
+
+    def _dim_reads(self, axes: list) -> frozenset:
+        """The names the sizes of ``axes`` read (a dim the data determine: its argument)."""
+        return frozenset(self.dims[a.upper + 1] for a in axes if a.upper + 1 in self.dims)
 
     def point_kernel(self, pu, fused: bool = False) -> None:
         """The exact coordinate update of a param or MAP latent (see ppvi.derive.mstep).  ``fused``: the
@@ -485,8 +573,7 @@ class ModuleWriter:
         self.names.begin()
         v = self.d.model.variables[pu.var]
         base = self.d.syms.var(pu.var, len(v.shape))
-        bases = frozenset({base})
-        w = Writer(self.names, self.dims, bases, big=self.big, stats=self.stats)
+        w = Writer(self.names, self.dims, frozenset({base}), big=self.big, stats=self.stats)
         fn = Block()
         target = self.names.variable(pu.var)
         reads_self = any((isinstance(n, sp.Indexed) and n.base == base and tuple(n.indices) != tuple(pu.index))
@@ -494,140 +581,152 @@ class ModuleWriter:
         at = [self.names.index(i) for i in pu.index]
         el = f"{target}[{', '.join(at)}]" if at else f"{target}[0]"
         name = self.names.kernel("update", pu.var)
-        parallel = False
         if pu.method == "feature_sign":
-            # Each example's L1 problem solved exactly by feature-sign search (runtime.feature_sign).
-            *outer, coord = pu.index
-            j = pu.extra["gram_index"]
-            m = w.int_value(coord.upper + 1)
-            fn.post.append(f"_A = np.empty(({m}, {m}))")
-            la = w._loops([(coord, 0, coord.upper), (j, 0, j.upper)])
-            va = w.value(pu.extra["gram"], [fn] + la, 0)
-            la[-1].post.append(f"_A[{self.names.index(coord)}, {self.names.index(j)}] = {va}")
-            fn.post.append(la[0])
-            fn.post.append(f"_lam = np.empty({m})")
-            ll = w._loops([(coord, 0, coord.upper)])
-            ll[-1].post.append(f"_lam[{self.names.index(coord)}] = {w.value(pu.extra['weight'], [fn] + ll, 0)}")
-            fn.post.append(ll[0])
-            levels = [fn]
-            chunk = None
-            for n, i in enumerate(outer):
-                size = w.int_value(i.upper + 1)
-                if n == 0 and fused:
-                    fn.pre.append(self.stats.chunks(w))
-                    chunk = Block(Range("_ch", "_C", parallel=True))
-                    b = self._chunk_part(i, size, "_C")
-                    chunk.post.append(b)
-                    levels[-1].post.append(chunk)
-                else:
-                    b = Block(Range(self.names.index(i), size, parallel=n == 0), i)
-                    levels[-1].post.append(b)
-                levels.append(b)
-            host = levels[-1]
-            (chunk.pre if chunk is not None else host.post).append(f"_rhs = np.empty({m})")      # (not _c: the reduce's counter)
-            lc = w._loops([(coord, 0, coord.upper)])
-            vc = w.value(pu.value, levels + lc, len(levels) - 1)
-            lc[-1].post.append(f"_rhs[{self.names.index(coord)}] = {vc}")
-            host.post.append(lc[0])
-            row = f"{target}[{', '.join(self.names.index(i) for i in outer)}]"
-            host.post.append(f"feature_sign(_A, _rhs, _lam, {row})")
-            parallel = bool(outer)
+            levels = self._feature_sign(pu, w, fn, target, fused)
             if fused:
-                self.stats.map(fn, levels[:2], outer[0])
+                self.stats.map(fn, levels[:2], pu.index[0])
                 self.stats.reduce(fn)
                 name = self.names.kernel("local_step", pu.var)
                 self._function(name, fn, returns=None, role="local_step", latent=pu.var)
                 self.plan["points"][pu.var]["local_step"] = {"kernel": name, "args": self._args(name)}
                 return
         elif pu.method in ("simplex", "unit_columns"):
-            # the normalised axis: the last (simplex) or the first (columns); loop the others outside
-            axis = len(pu.index) - 1 if pu.method == "simplex" else 0
-            outer = [i for n, i in enumerate(pu.index) if n != axis]
-            levels = [fn]
-            for i in outer:
-                b = Block(Range(self.names.index(i), w.int_value(i.upper + 1)), i)
-                levels[-1].post.append(b)
-                levels.append(b)
-            host = levels[-1]
-            ax = pu.index[axis]
-            tmp = w.tmp("c")
-            host.post.append(f"{tmp} = np.empty(({w.int_value(ax.upper + 1)},))")
-            loops = w._loops([(ax, 0, ax.upper)])
-            val = w.top(pu.value, levels + loops, len(levels) - 1)
-            loops[-1].post.append(f"{tmp}[{self.names.index(ax)}] = {val}")
-            host.post.append(loops[0])
-            if pu.method == "simplex":
-                host.post.append(f"_z = {tmp}.sum()")
-                host.post.append(f"if _z > 0.0 and np.all({tmp} >= 0.0):")
-                host.post.append(f"    {tmp} /= _z")
-            else:
-                host.post.append(f"_z = math.sqrt(({tmp} * {tmp}).sum())")
-                host.post.append(f"if _z > 0.0 and math.isfinite(_z):")
-                host.post.append(f"    {tmp} /= _z")
-            put = Block(Range(self.names.index(ax), w.int_value(ax.upper + 1)), ax)
-            put.post.append(f"if math.isfinite({tmp}[{self.names.index(ax)}]) and _z > 0.0:")
-            put.post.append(f"    {el} = {tmp}[{self.names.index(ax)}]")
-            host.post.append(put)
+            self._normalised(pu, w, fn, el)
         else:
-            levels = [fn]
-            first_free = bool(pu.index) and not any(
-                isinstance(n, sp.Indexed) and n.base == base and n.indices[0] != pu.index[0]
-                for n in sp.preorder_traversal(pu.value))
-            parallel = first_free and pu.method != "gradient" and (not reads_self or len(pu.index) > 1) \
-                and pu.index[0].upper + 1 in self.big          # threads only over the data plate
-            # A MAP latent coupled within an example is solved exactly per example: coordinate passes
-            # over the last axis until nothing moves ("exact on each subproblem").
-            passes = pu.kind == "point" and reads_self and len(pu.index) >= 1 and pu.method != "gradient"
-            for n, i in enumerate(pu.index):
-                b = Block(Range(self.names.index(i), w.int_value(i.upper + 1), parallel=n == 0 and parallel), i)
-                if passes and n == len(pu.index) - 1:
-                    # a level of its own: sums that do not read h are computed before it, once
-                    rep = Block(Range("_pass", "10000"), REPEAT)
-                    rep.post.append("_delta = 0.0")
-                    rep.post.append("_size = 0.0")
-                    rep.post.append(b)
-                    rep.post.append("if _delta <= 1e-14 * (1.0 + _size):")
-                    rep.post.append("    break")
-                    levels[-1].post.append(rep)
-                else:
-                    levels[-1].post.append(b)
-                levels.append(b)
-            host = levels[-1]
-            pinned = len(levels) - 1
-            if passes:
-                host.post.append(f"_old = {el}")
-            val = w.top(pu.value, levels, pinned)
-            if pu.method == "gradient":
-                grad = self.names.gradient(pu.var)
-                host.post.append(f"{grad}[{', '.join(at) if at else '0'}] = {val}")
-            elif pu.method == "soft_threshold":
-                a = w.value(pu.extra["curvature"], levels, pinned)
-                lam = w.value(pu.extra["weight"], levels, pinned)
-                c = w.value(pu.extra["center"], levels, pinned)
-                host.post.append(f"_m = {val}")
-                host.post.append(f"_a = {a}")
-                host.post.append(f"if _a > 0.0 and math.isfinite(_m):")
-                host.post.append(f"    _c = {c}")
-                host.post.append(f"    _t = {lam} / _a")
-                host.post.append(f"    _r = _m - _c")
-                host.post.append(f"    {el} = _c + (_r - _t if _r > _t else (_r + _t if _r < -_t else 0.0))")
-                if passes:
-                    host.post.append(f"_delta = max(_delta, abs({el} - _old))")
-                    host.post.append(f"_size = max(_size, abs({el}))")
-            else:
-                host.post.append(f"_m = {val}")
-                ok = "math.isfinite(_m)" + (" and _m > 0.0" if pu.support == "positive" else "")
-                if pu.method == "newton":
-                    ok += f" and ({w.value(pu.extra['curvature'], levels, pinned)}) < 0.0"
-                host.post.append(f"if {ok}:")
-                host.post.append(f"    {el} = _m")
-                if passes:
-                    host.post.append(f"_delta = max(_delta, abs({el} - _old))")
-                    host.post.append(f"_size = max(_size, abs({el}))")
+            self._coordinates(pu, w, fn, el, at, base, reads_self)
         self._function(name, fn, returns=None, role="point", latent=pu.var)
         self.plan["points"][pu.var] = {"kernel": name, "args": self._args(name), "kind": pu.kind,
                                        "method": pu.method, "sequential": reads_self}
 
+    def _feature_sign(self, pu, w: Writer, fn: Block, target: str, fused: bool) -> list[Block]:
+        """Each example's L1 problem solved exactly by feature-sign search (runtime.feature_sign): the Gram
+        matrix and the weights once, the right-hand side per example.  Returns the loops over the examples."""
+        *outer, coord = pu.index
+        j = pu.extra["gram_index"]
+        m = w.int_value(coord.upper + 1)
+        fn.post.append(f"_A = np.empty(({m}, {m}))")
+        la = w._loops([(coord, 0, coord.upper), (j, 0, j.upper)])
+        va = w.value(pu.extra["gram"], [fn] + la, 0)
+        la[-1].post.append(f"_A[{self.names.index(coord)}, {self.names.index(j)}] = {va}")
+        fn.post.append(la[0])
+        fn.post.append(f"_lam = np.empty({m})")
+        ll = w._loops([(coord, 0, coord.upper)])
+        ll[-1].post.append(f"_lam[{self.names.index(coord)}] = {w.value(pu.extra['weight'], [fn] + ll, 0)}")
+        fn.post.append(ll[0])
+        levels = [fn]
+        chunk = None
+        for n, i in enumerate(outer):
+            size = w.int_value(i.upper + 1)
+            if n == 0 and fused:
+                fn.pre.append(self.stats.chunks(w))
+                chunk = Block(Range("_ch", "_C", parallel=True))
+                b = self._chunk_part(i, size, "_C")
+                chunk.post.append(b)
+                levels[-1].post.append(chunk)
+            else:
+                b = Block(Range(self.names.index(i), size, parallel=n == 0), i)
+                levels[-1].post.append(b)
+            levels.append(b)
+        host = levels[-1]
+        (chunk.pre if chunk is not None else host.post).append(f"_rhs = np.empty({m})")      # (not _c: the reduce's counter)
+        lc = w._loops([(coord, 0, coord.upper)])
+        vc = w.value(pu.value, levels + lc, len(levels) - 1)
+        lc[-1].post.append(f"_rhs[{self.names.index(coord)}] = {vc}")
+        host.post.append(lc[0])
+        row = f"{target}[{', '.join(self.names.index(i) for i in outer)}]"
+        host.post.append(f"feature_sign(_A, _rhs, _lam, {row})")
+        return levels
+
+    def _normalised(self, pu, w: Writer, fn: Block, el: str) -> None:
+        """A param kept on the simplex (its last axis) or with unit columns (its first): the maximiser along
+        that axis, normalised, written where it is finite."""
+        # the normalised axis: the last (simplex) or the first (columns); loop the others outside
+        axis = len(pu.index) - 1 if pu.method == "simplex" else 0
+        outer = [i for n, i in enumerate(pu.index) if n != axis]
+        levels = [fn]
+        for i in outer:
+            b = Block(Range(self.names.index(i), w.int_value(i.upper + 1)), i)
+            levels[-1].post.append(b)
+            levels.append(b)
+        host = levels[-1]
+        ax = pu.index[axis]
+        tmp = w.tmp("c")
+        host.post.append(f"{tmp} = np.empty(({w.int_value(ax.upper + 1)},))")
+        loops = w._loops([(ax, 0, ax.upper)])
+        val = w.top(pu.value, levels + loops, len(levels) - 1)
+        loops[-1].post.append(f"{tmp}[{self.names.index(ax)}] = {val}")
+        host.post.append(loops[0])
+        if pu.method == "simplex":
+            host.post.append(f"_z = {tmp}.sum()")
+            host.post.append(f"if _z > 0.0 and np.all({tmp} >= 0.0):")
+            host.post.append(f"    {tmp} /= _z")
+        else:
+            host.post.append(f"_z = math.sqrt(({tmp} * {tmp}).sum())")
+            host.post.append(f"if _z > 0.0 and math.isfinite(_z):")
+            host.post.append(f"    {tmp} /= _z")
+        put = Block(Range(self.names.index(ax), w.int_value(ax.upper + 1)), ax)
+        put.post.append(f"if math.isfinite({tmp}[{self.names.index(ax)}]) and _z > 0.0:")
+        put.post.append(f"    {el} = {tmp}[{self.names.index(ax)}]")
+        host.post.append(put)
+
+    def _coordinates(self, pu, w: Writer, fn: Block, el: str, at: list[str], base, reads_self: bool) -> None:
+        """The closed-form maximiser of each entry (a Newton step, a soft threshold, or a gradient for the line
+        search), in coordinate passes until nothing moves where the entries of one example read each other."""
+        levels = [fn]
+        first_free = bool(pu.index) and not any(
+            isinstance(n, sp.Indexed) and n.base == base and n.indices[0] != pu.index[0]
+            for n in sp.preorder_traversal(pu.value))
+        parallel = first_free and pu.method != "gradient" and (not reads_self or len(pu.index) > 1) \
+            and pu.index[0].upper + 1 in self.big          # threads only over the data plate
+        # A MAP latent coupled within an example is solved exactly per example: coordinate passes
+        # over the last axis until nothing moves ("exact on each subproblem").
+        passes = pu.kind == "point" and reads_self and len(pu.index) >= 1 and pu.method != "gradient"
+        for n, i in enumerate(pu.index):
+            b = Block(Range(self.names.index(i), w.int_value(i.upper + 1), parallel=n == 0 and parallel), i)
+            if passes and n == len(pu.index) - 1:
+                # a level of its own: sums that do not read h are computed before it, once
+                rep = Block(Range("_pass", "10000"), REPEAT)
+                rep.post.append("_delta = 0.0")
+                rep.post.append("_size = 0.0")
+                rep.post.append(b)
+                rep.post.append("if _delta <= 1e-14 * (1.0 + _size):")
+                rep.post.append("    break")
+                levels[-1].post.append(rep)
+            else:
+                levels[-1].post.append(b)
+            levels.append(b)
+        host = levels[-1]
+        pinned = len(levels) - 1
+        if passes:
+            host.post.append(f"_old = {el}")
+        val = w.top(pu.value, levels, pinned)
+        if pu.method == "gradient":
+            grad = self.names.gradient(pu.var)
+            host.post.append(f"{grad}[{', '.join(at) if at else '0'}] = {val}")
+        elif pu.method == "soft_threshold":
+            a = w.value(pu.extra["curvature"], levels, pinned)
+            lam = w.value(pu.extra["weight"], levels, pinned)
+            c = w.value(pu.extra["center"], levels, pinned)
+            host.post.append(f"_m = {val}")
+            host.post.append(f"_a = {a}")
+            host.post.append(f"if _a > 0.0 and math.isfinite(_m):")
+            host.post.append(f"    _c = {c}")
+            host.post.append(f"    _t = {lam} / _a")
+            host.post.append(f"    _r = _m - _c")
+            host.post.append(f"    {el} = _c + (_r - _t if _r > _t else (_r + _t if _r < -_t else 0.0))")
+            if passes:
+                host.post.append(f"_delta = max(_delta, abs({el} - _old))")
+                host.post.append(f"_size = max(_size, abs({el}))")
+        else:
+            host.post.append(f"_m = {val}")
+            ok = "math.isfinite(_m)" + (" and _m > 0.0" if pu.support == "positive" else "")
+            if pu.method == "newton":
+                ok += f" and ({w.value(pu.extra['curvature'], levels, pinned)}) < 0.0"
+            host.post.append(f"if {ok}:")
+            host.post.append(f"    {el} = _m")
+            if passes:
+                host.post.append(f"_delta = max(_delta, abs({el} - _old))")
+                host.post.append(f"_size = max(_size, abs({el}))")
     def elbo_kernel(self, name: str = "expected_log_joint", without: str | None = None) -> tuple[list[str], int]:
         """Σ_f E_q[log f], term by term; ``without`` a latent: its moments set to 0 (see _last_local).
         Also returns how many passes over the data the kernel makes itself (not through statistics)."""
@@ -738,110 +837,105 @@ class ModuleWriter:
         decreases; members are found through ``c_order__<by>`` (t sorted by group) and ``c_start__<by>``."""
         self.names.begin()
         g, z = self.d.q[var], self.d.q[local]
-        d, t = g.index[0], z.index[0]
+        d = g.index[0]
         gb, zb = _self_bases(self.d, var), _self_bases(self.d, local)
-        order, start = self.names.constant("order", by), self.names.constant("start", by)
-        at = self.names.index(d)
-        fn = Block()
         w = Writer(self.names, self.dims, gb, big=self.big, element=frozenset(g.index), stats=self.stats)
-        group = Block(Range(at, w.int_value(d.upper + 1), parallel=True), d)
-        fn.post.append(group)
+        at = self.names.index(d)
         rep = Block(Range("_pass", str(BLOCK_PASSES)), REPEAT)
         rep.pre += ["_delta = 0.0", "_size = 0.0"]
-
-        def member_loop(numbered: bool = False) -> Block:
-            """A loop over the group's members t; ``numbered``: also their place _j in the group."""
-            b = Block(Range("_g", f"{start}[{at} + 1]", f"{start}[{at}]"), t)
-            b.pre.append(Bind(self.names.index(t), f"{order}[_g]"))
-            if numbered:
-                b.pre.append(Bind("_j", f"_g - {start}[{at}]"))
-            return b
-
+        gl = GroupBlock(Block(), Block(), Block(Range(at, w.int_value(d.upper + 1), parallel=True), d), Block(), rep,
+                        at, self.names.constant("start", by), self.names.constant("order", by), z.index[0])
+        gl.fn.post += [gl.head, gl.group]
+        gl.group.post += [gl.before, rep]      # (the rows on entry: the statistics pass, run first if stale)
         stats = list({s.name: s for s, _ in self.stat_reads[var]}.values())     # what q(g) reads
-
-        canon = self.stats.plate_index()
-        onehot = self.d.syms.moments.get((local, "onehot"))
-
-        def changes(s) -> bool:
-            """Whether a row reads z (Σ [d = g[t]] y[t]² is the same on every pass)."""
-            return any(isinstance(n, sp.Indexed) and n.base in zb for n in sp.preorder_traversal(s.expr))
-
-        def counts(s) -> bool:
-            """Whether a row is the counts Σ_{t in d} r[t, k] (the member's whole row at once: add_to)."""
-            summand = sp.Mul(*(f for f in sp.Mul.make_args(s.expr.function) if f != s.scatter[0]))
-            return onehot is not None and len(s.axes) == 2 and summand == onehot[canon, s.axes[1]]
-
-        def fill_rows(host: Block, levels: list[Block], each: Block) -> None:
-            """Zero the group's rows that read z in host, then add each member's share inside ``each``."""
-            general = []
-            for s in stats:
-                if not changes(s):
-                    continue
-                others = [(i, 0, i.upper) for i in s.axes[1:]]
-                zero = w._loops(others)
-                where = ", ".join([at] + [self.names.index(i) for i, _, _ in others])
-                (zero[-1].post if zero else host.post).append(f"{self.names.touch(s.name)}[{where}] = 0.0")
-                if zero:
-                    host.post.append(zero[0])
-                if not counts(s):
-                    general.append(s)
-                else:
-                    each.post.append(f"add_to({self.names.touch(s.name)}[{at}], {self.names.moment(local, 'onehot')}"
-                                     f"[{self.names.index(t)}])")
-            if general:
-                self.stats.map(fn, levels + [each], t, only=general, direct=True)
-
-        group.post.append(rep)      # (the rows on entry: the statistics pass, run first if stale)
+        changing = [s for s in stats if self._row_changes(s, zb)]
         # (a Dirichlet's entropy, lgamma per entry, only once the passes are over)
-        eta = self._element(g, w, [fn, group, rep], 2, group, entropy=False)
-        for s_, name in eta.items():
-            prev = f"_prev_{name[1:]}"
-            if _eta_rank(s_, g.family):
-                group.post.insert(group.post.index(rep), f"{prev} = np.full({name}.size, np.inf)")
-                rep.post += [f"for _i, _e in enumerate({name}.ravel()):",
-                             f"    _delta += abs(_e - {prev}[_i])", "    _size += abs(_e)", f"    {prev}[_i] = _e"]
-            else:
-                group.post.insert(group.post.index(rep), f"{prev} = np.inf")
-                rep.post += [f"_delta += abs({name} - {prev})", f"_size += abs({name})", f"{prev} = {name}"]
+        eta = self._element(g, w, [gl.fn, gl.group, rep], 2, gl.group, entropy=False)
+        self._until_settled(gl, eta, g.family)
         # Each member's q, and at once its share of the rows for the next pass (so on leaving, the
         # rows agree with the members' final q).
-        changing = [s for s in stats if changes(s)]
-        parts = self._factored(z, gb, by, d) if all(counts(s) for s in changing) else None
+        parts = self._factored(z, gb, by, d) if all(self._row_counts(s, local) for s in changing) else None
         wz = Writer(self.names, self.dims, zb | gb, big=self.big, element=frozenset(z.index), stats=self.stats)
         wz._tmp = w._tmp         # one kernel: temporaries numbered on from g's
         if parts is None:
-            each = member_loop()
-            self._element(z, wz, [fn, group, rep, each], 3, group, linear=False)
-            fill_rows(rep, [fn, group, rep], each)
+            each = gl.members(self.names)
+            self._element(z, wz, [gl.fn, gl.group, rep, each], 3, gl.group, linear=False)
+            self._fill_rows(gl, w, changing, local, each)
             rep.post += [each, f"if _delta <= {BLOCK_TOL!r} * _size:", "    break"]
         else:
-            last = member_loop(numbered=True)       # the members' exact q, in the last pass
-            fill_rows(rep, [fn, group, rep], last)
-            self._factored_members(z, wz, parts, fn, group, rep, at, start, member_loop, last,
-                                   [self.names.touch(s.name) for s in changing])
+            last = gl.members(self.names, numbered=True)       # the members' exact q, in the last pass
+            finish = Block()
+            last.post.append(finish)
+            self._fill_rows(gl, w, changing, local, last)
+            self._factored_members(z, wz, parts, gl, last, finish, [self.names.touch(s.name) for s in changing])
         if g.family == "Dirichlet":
-            group.post.append(f"{self.names.entropy(var)}[{at}] = dirichlet_entropy("
-                              f"{self.names.qparam(var, 'alpha')}[{at}], {self.names.moment(var, 'logp')}[{at}])")
-        self._function("local_block", fn, returns=None, role="block", latent=var, contract=True)
+            gl.group.post.append(f"{self.names.entropy(var)}[{at}] = dirichlet_entropy("
+                                 f"{self.names.qparam(var, 'alpha')}[{at}], {self.names.moment(var, 'logp')}[{at}])")
+        self._function("local_block", gl.fn, returns=None, role="block", latent=var, contract=True)
         self.plan["block"] = {"kernel": "local_block", "args": self._args("local_block"), "members": [var, local],
                               "name": f"{var}, {local}", "by": by, "groups": _dim_name(d),
                               "rows": [s.name for s in stats]}
 
-    def _factored_members(self, z: QFactor, wz: Writer, parts: tuple[sp.Expr, sp.Expr], fn: Block, group: Block,
-                          rep: Block, at: str, start: str, member_loop, last: Block, rows: list[str]) -> None:
+    @staticmethod
+    def _row_changes(s, zb: frozenset) -> bool:
+        """Whether a row of the group block reads the members' q (Σ [d = g[t]] y[t]² is the same on every pass)."""
+        return any(isinstance(n, sp.Indexed) and n.base in zb for n in sp.preorder_traversal(s.expr))
+
+    def _row_counts(self, s, local: str) -> bool:
+        """Whether a row is the counts Σ_{t in d} r[t, k] (the member's whole row at once: add_to)."""
+        onehot = self.d.syms.moments.get((local, "onehot"))
+        summand = sp.Mul(*(f for f in sp.Mul.make_args(s.expr.function) if f != s.scatter[0]))
+        return onehot is not None and len(s.axes) == 2 and summand == onehot[self.stats.plate_index(), s.axes[1]]
+
+    def _fill_rows(self, gl: GroupBlock, w: Writer, changing: list, local: str, each: Block) -> None:
+        """Zero the group's rows that read the members (in the passes, ``gl.rep``), then add each member's share
+        inside ``each``."""
+        general = []
+        for s in changing:
+            others = [(i, 0, i.upper) for i in s.axes[1:]]
+            zero = w._loops(others)
+            where = ", ".join([gl.at] + [self.names.index(i) for i, _, _ in others])
+            (zero[-1].post if zero else gl.rep.post).append(f"{self.names.touch(s.name)}[{where}] = 0.0")
+            if zero:
+                gl.rep.post.append(zero[0])
+            if not self._row_counts(s, local):
+                general.append(s)
+            else:
+                each.post.append(f"add_to({self.names.touch(s.name)}[{gl.at}], {self.names.moment(local, 'onehot')}"
+                                 f"[{self.names.index(gl.t)}])")
+        if general:
+            self.stats.map(gl.fn, [gl.fn, gl.group, gl.rep, each], gl.t, only=general, direct=True)
+
+    @staticmethod
+    def _until_settled(gl: GroupBlock, eta: dict, family: str) -> None:
+        """The passes end when the group latent's η moved by less than BLOCK_TOL of its size: each pass adds
+        |η − η_prev| and |η| up (η_prev kept from the last pass, set before the first)."""
+        for s_, name in eta.items():
+            prev = f"_prev_{name[1:]}"
+            if _eta_rank(s_, family):
+                gl.before.post.append(f"{prev} = np.full({name}.size, np.inf)")
+                gl.rep.post += [f"for _i, _e in enumerate({name}.ravel()):",
+                                f"    _delta += abs(_e - {prev}[_i])", "    _size += abs(_e)", f"    {prev}[_i] = _e"]
+            else:
+                gl.before.post.append(f"{prev} = np.inf")
+                gl.rep.post += [f"_delta += abs({name} - {prev})", f"_size += abs({name})", f"{prev} = {name}"]
+
+    def _factored_members(self, z: QFactor, wz: Writer, parts: tuple[sp.Expr, sp.Expr], gl: GroupBlock,
+                          last: Block, finish: Block, rows: list[str]) -> None:
         """The members' passes when q(z) = softmax(a + b) (see _factored) and the rows that change are all
         counts: e^(b − max b) once per group and member (or once per value of the data b reads: _table),
         e^(a − max a) once per pass; no exp per member and pass.
 
         A pass whose g update moved η by less than BLOCK_TOL (or the last allowed) is the last: its members
-        (``last``, which already refills the rows) get their exact q, H and log Σ e^η (exp_product_finish).
-        Earlier passes only need the counts, and form no p: Σ_t p_t = e^a ∘ Σ_t e^b_t / (e^a · e^b_t), one
-        dot product and one axpy per member (add_shares); a member whose product underflows takes the
-        log-space route (finish_categorical)."""
+        (``last``, which already refills the rows) get their exact q, H and log Σ e^η (exp_product_finish, in
+        ``finish``, its first lines).  Earlier passes only need the counts, and form no p: Σ_t p_t = e^a ∘
+        Σ_t e^b_t / (e^a · e^b_t), one dot product and one axpy per member (add_shares); a member whose product
+        underflows takes the log-space route (finish_categorical)."""
         a, b = parts
         t, k = z.index[0], z.extra
+        fn, group, rep, at = gl.fn, gl.group, gl.rep, gl.at
         ti, kn, ks = self.names.index(t), self.names.index(k), wz.int_value(k.upper + 1)
-        fixed = member_loop(numbered=True)
+        fixed = gl.members(self.names, numbered=True)
         kl = wz._loops([(k, 0, k.upper)])
         table = self._table(b, t)
         if table is None:
@@ -855,27 +949,25 @@ class ModuleWriter:
             tl = wz._loops([(k, 0, k.upper)])
             tl[-1].post.append(f"_bt[{vn}, {kn}] = {wz.top(bv, [fn, tab] + tl, 1)}")
             tab.post += [tl[0], f"_mt[{vn}] = exp_factor(_bt[{vn}], _et[{vn}])"]
-            fn.post[:0] = [f"_bt = np.empty(({size}, {ks}))", f"_et = np.empty(({size}, {ks}))",
-                           f"_mt = np.empty({size})", tab]
+            gl.head.post += [f"_bt = np.empty(({size}, {ks}))", f"_et = np.empty(({size}, {ks}))",
+                             f"_mt = np.empty({size})", tab]
             fixed.pre.append(f"_r = {wz.index_value(u, [fn, group, fixed], 2)}")
             kl[-1].post += [f"_bb[_j, {kn}] = _bt[_r, {kn}]", f"_eb[_j, {kn}] = _et[_r, {kn}]"]
             fixed.post += [kl[0], "_mb[_j] = _mt[_r]"]
-        nm = f"{start}[{at} + 1] - {start}[{at}]"
+        nm = f"{gl.start}[{at} + 1] - {gl.start}[{at}]"
         eta = wz.tmp("eta")
-        group.post[group.post.index(rep):group.post.index(rep)] = [
-            f"_bb = np.empty(({nm}, {ks}))", f"_eb = np.empty(({nm}, {ks}))", f"_mb = np.empty({nm})",
-            f"_aa = np.empty({ks})", f"_ea = np.empty({ks})", f"{eta} = np.empty({ks})", fixed]
+        gl.before.post += [f"_bb = np.empty(({nm}, {ks}))", f"_eb = np.empty(({nm}, {ks}))", f"_mb = np.empty({nm})",
+                           f"_aa = np.empty({ks})", f"_ea = np.empty({ks})", f"{eta} = np.empty({ks})", fixed]
         kl = wz._loops([(k, 0, k.upper)])
         kl[-1].post.append(f"_aa[{kn}] = {wz.top(a, [fn, group, rep] + kl, 2)}")
         rep.post += [kl[0], "_ma = exp_factor(_aa, _ea)"]
         p = f"{self.names.qparam(z.var, 'p')}[{ti}]"
         h, lse = f"{self.names.entropy(z.var)}[{ti}]", f"{self.names.log_normaliser(z.var)}[{ti}]"
-        last.post.insert(0, f"{h}, {lse} = exp_product_finish(_ea, _eb[_j], _ma, _mb[_j], _aa, _bb[_j], {eta}, "
-                            f"{p})")
+        finish.post.append(f"{h}, {lse} = exp_product_finish(_ea, _eb[_j], _ma, _mb[_j], _aa, _bb[_j], {eta}, {p})")
         rep.post.append(Block(test=f"_delta <= {BLOCK_TOL!r} * _size or _pass == {BLOCK_PASSES - 1}",
                               post=[last, "break"]))
-        each = member_loop(numbered=True)
-        group.post[group.post.index(rep):group.post.index(rep)] = [f"_acc = np.empty({ks})", f"_sb = np.empty({nm})"]
+        each = gl.members(self.names, numbered=True)
+        gl.before.post += [f"_acc = np.empty({ks})", f"_sb = np.empty({nm})"]
         rep.post += [f"for {kn} in range({ks}):", f"    _acc[{kn}] = 0.0"]
         each.post += ["if not _sb[_j] >= 1e-20:", f"    for {kn} in range({ks}):",
                       f"        {eta}[{kn}] = _aa[{kn}] + _bb[_j, {kn}]",

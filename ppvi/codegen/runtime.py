@@ -452,7 +452,16 @@ def finish_dirichlet(eta, alpha, logp, mean):
 @njit(cache=True)
 def finish_mvnormal(eta_x, eta_xx, mean, cov, xxt):
     """Λ = −2 sym(η_xxᵀ), Σ = Λ⁻¹ by Cholesky, μ = Σ η_x; H = D/2 (1 + log 2π) + ½ log|Σ|."""
-    d = eta_x.shape[0]
+    s = np.empty(eta_xx.shape)
+    return finish_mvnormal_mean(eta_x, s, mvnormal_covariance(eta_xx, s), mean, cov, xxt)
+
+
+@njit(cache=True)
+def mvnormal_covariance(eta_xx, cov):
+    """The half of finish_mvnormal that reads only η_xxᵀ: Σ = (−2 sym η_xxᵀ)⁻¹ into ``cov``; returns
+    H = D/2 (1 + log 2π) + ½ log|Σ| (NaN, ``cov`` untouched, where Λ is not finite).  Generated code calls it
+    apart, so that where η_xxᵀ is the same for every element it runs once (codegen.passes.hoist)."""
+    d = eta_xx.shape[0]
     prec = np.empty((d, d))
     for i in range(d):
         for j in range(d):
@@ -464,16 +473,29 @@ def finish_mvnormal(eta_x, eta_xx, mean, cov, xxt):
     c = np.linalg.cholesky(prec)
     cinv = np.linalg.inv(c)
     s = cinv.T @ cinv
-    m = s @ eta_x
     logdet_prec = 0.0
     for i in range(d):
         logdet_prec += 2.0 * math.log(c[i, i])
     for i in range(d):
-        mean[i] = m[i]
         for j in range(d):
             cov[i, j] = s[i, j]
-            xxt[i, j] = s[i, j] + m[i] * m[j]
     return 0.5 * d * (1.0 + LOG_2PI) - 0.5 * logdet_prec
+
+
+@njit(cache=True)
+def finish_mvnormal_mean(eta_x, sigma, h, mean, cov, xxt):
+    """The other half: μ = Σ η_x, q's mean, covariance and ⟨x xᵀ⟩ = Σ + μ μᵀ from Σ and H of
+    mvnormal_covariance (nothing written where H is NaN); returns H."""
+    if math.isnan(h):
+        return h
+    d = eta_x.shape[0]
+    m = sigma @ eta_x
+    for i in range(d):
+        mean[i] = m[i]
+        for j in range(d):
+            cov[i, j] = sigma[i, j]
+            xxt[i, j] = sigma[i, j] + m[i] * m[j]
+    return h
 
 
 @njit(cache=True)

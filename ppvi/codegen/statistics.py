@@ -26,8 +26,8 @@ from typing import Callable
 
 import sympy as sp
 
-from ppvi.codegen.emit import Block, Names, Writer, axis_order, structure
-from ppvi.codegen.ir import Note, Range
+from ppvi.codegen.emit import Block, Names, Writer, accumulate, assign, axis_order, structure
+from ppvi.codegen.ir import Expr, Note, Range, Ref
 from ppvi.derive.qfamily import ParamBase
 from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol
 
@@ -244,17 +244,20 @@ class Statistics:
                        for f in factors]
             product = None
             for j in range(-1, len(loops) - 1):
-                here = [w.value(f, inner, 0) for f, dj in zip(factors, deepest) if dj == j]
+                here = [w.expr(f, inner, 0, top=False) for f, dj in zip(factors, deepest) if dj == j]
                 if here:
                     tmp = w.tmp("u")
-                    line = f"{tmp} = {' * '.join(([product] if product else []) + here)}"
+                    line = assign(Ref(tmp), product_of(([product] if product else []) + here))
                     (levels[-1].post if j < 0 else loops[j].pre).append(line)
-                    product = tmp
-            last = [w.value(f, inner, 0) for f, dj in zip(factors, deepest) if dj == len(loops) - 1]
-            body = " * ".join(([product] if product else []) + last) or "1.0"
-            where = [w.index_value(g, inner, 0) if i == o else self.names.index(i) for i in s.axes] or ["0"]
-            dest = f"{self.names.touch(s.name)}[{', '.join(where)}]" if direct else f"_p{s.name}[_ch, {', '.join(where)}]"
-            (loops[-1] if loops else levels[-1]).post.append(f"{dest} += {body}")
+                    product = Expr(tmp, frozenset({tmp}))
+            last = [w.expr(f, inner, 0, top=False) for f, dj in zip(factors, deepest) if dj == len(loops) - 1]
+            body = product_of(([product] if product else []) + last)
+            with self.names.watch() as seen:
+                where = [w.index_value(g, inner, 0) if i == o else self.names.index(i) for i in s.axes] or ["0"]
+            index = tuple(Expr(x, frozenset(seen)) for x in where)
+            dest = Ref(self.names.touch(s.name), index) if direct else \
+                Ref(f"_p{s.name}", (Expr("_ch", frozenset({"_ch"})),) + index)
+            (loops[-1] if loops else levels[-1]).post.append(accumulate(dest, body))
             if loops:
                 levels[-1].post.append(loops[0])
         if forms:
@@ -433,6 +436,11 @@ def renamed(e: sp.Expr, fresh: Callable) -> sp.Expr:
                     size = i.upper + 1
                     sub[i] = fresh(stem, size.name if isinstance(size, sp.Symbol) else int(size))
     return e.xreplace(sub)
+
+
+def product_of(factors: list[Expr]) -> Expr:
+    """f₁ * f₂ * …, reading what each reads (1.0 for none)."""
+    return Expr(" * ".join(f.text for f in factors) or "1.0", frozenset().union(*(f.reads for f in factors)))
 
 
 def _size(w: Writer, s: Statistic) -> str:

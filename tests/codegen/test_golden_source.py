@@ -8,6 +8,8 @@ The dims a model gives a value are those of the module a fit of the model's own 
 
 from __future__ import annotations
 
+import ast
+import builtins
 from pathlib import Path
 
 import pytest
@@ -15,10 +17,12 @@ import pytest
 from corpus.registry import CORPUS
 from ppvi import __version__
 from ppvi.codegen.cache import fixed_sizes
+from ppvi.codegen import runtime
 from ppvi.codegen.dump import dump
+from ppvi.codegen.ir import Assign, Call, reads, walk, writes
 from ppvi.codegen.module import lower
 from ppvi.codegen.passes import NAMES, run_passes
-from ppvi.codegen.printer import module_source
+from ppvi.codegen.printer import module_source, statement
 from ppvi.derive import derive
 from ppvi.language import load
 
@@ -46,6 +50,7 @@ def test_generated_source_is_golden(path, update_golden):
     lowered = lower(derive(model), fixed_sizes(model))
     for after in NAMES:         # (every dump works on every model, after every pass)
         assert all(dump(run_passes(lowered, after), what) for what in ("kernels", "statistics", "schedule"))
+    _statements_say_what_they_read(lowered)
     got = _golden_text(module_source(run_passes(lowered)))
     golden = GOLDEN / f"{path.stem}.py.txt"
     if update_golden:
@@ -58,3 +63,17 @@ def test_generated_source_is_golden(path, update_golden):
 def test_every_model_has_one_golden_file():
     """No golden file outlives its model."""
     assert sorted(p.name for p in GOLDEN.glob("*.py.txt")) == sorted(f"{p.stem}.py.txt" for p in _paths())
+
+
+GLOBALS = {"np", "math", "prange"} | set(dir(builtins)) | {n for n in dir(runtime) if not n.startswith("_")}
+
+
+def _statements_say_what_they_read(m) -> None:
+    """Every name in a statement's text (parsed here, independently of the writer) is one it says it reads or
+    writes: what the passes (codegen.passes.hoist) move by."""
+    for k in m.kernels:
+        for node in walk(k.body):
+            if isinstance(node, (Assign, Call)):
+                text = statement(node)
+                named = {n.id for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Name)} - GLOBALS
+                assert named <= reads(node) | writes(node), (k.name, text, named - reads(node) - writes(node))

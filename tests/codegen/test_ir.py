@@ -10,7 +10,7 @@ import pytest
 
 from ppvi.codegen import passes
 from ppvi.codegen.cache import fixed_sizes
-from ppvi.codegen.ir import Bind, If, Kernel, Loop, Module, Note, Range, Stmt, walk
+from ppvi.codegen.ir import Assign, Bind, Call, Expr, If, Kernel, Loop, Module, Note, Range, Ref, Stmt, walk
 from ppvi.codegen.module import lower
 from ppvi.codegen.printer import kernel_source
 from ppvi.derive import derive
@@ -19,13 +19,29 @@ from ppvi.language import load
 from conftest import run_cli
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
+CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "models"
 
 
 @functools.lru_cache(maxsize=None)
 def lowered(stem: str) -> Module:
-    """The IR of a model as lowered, before the passes (SymPy only: nothing is compiled)."""
-    model = load(str(MODELS / f"{stem}.ppvi"))
+    """The IR of a model (models/, else the corpus) as lowered, before the passes (SymPy only: nothing is
+    compiled)."""
+    path = MODELS / f"{stem}.ppvi"
+    model = load(str(path if path.exists() else CORPUS / f"{stem}.ppvi"))
     return lower(derive(model), fixed_sizes(model))
+
+
+def e(text: str, *reads: str) -> Expr:
+    return Expr(text, frozenset(reads))
+
+
+def placed(body: tuple, fn: str, axes: tuple = ()):
+    """The axes of the loops around each call of ``fn``, outermost first."""
+    for n in body:
+        if isinstance(n, Call) and n.fn == fn:
+            yield axes
+        elif isinstance(n, (Loop, If)):
+            yield from placed(n.body, fn, axes + ((n.axis,) if isinstance(n, Loop) else ()))
 
 
 def test_printer_prints_loops_conditions_and_statements():
@@ -137,3 +153,43 @@ def test_dump_after_each_pass(capsys):
 def test_dump_mistakes_are_errors(argv, message, capsys):
     code, out, err = run_cli(["derive", MODELS / "gmm_1d.ppvi"] + argv, capsys)
     assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_hoist_moves_what_its_loop_does_not_change():
+    """Out of the loop over n: Λ's array, its sums and its factorisation (they read nothing n changes).  Stay: a
+    sum carried from one point to the next, what reads n, what writes the engine's arrays."""
+    k1 = e("i1_k", "i1_k")
+    alloc = Assign(Ref("_a"), e("np.empty((3,))"))
+    zero = Loop(Range("i1_k", "3", reads=frozenset()), (Assign(Ref("_a", (k1,)), e("0.0")),))
+    add = Loop(Range("i1_k", "3", reads=frozenset()), (Assign(Ref("_a", (k1,)), e("v_w[i1_k]", "v_w", "i1_k"), "+="),))
+    factor = Call("mvnormal_covariance", (e("_a", "_a"), Ref("_c")), (Ref("_h"),))
+    carried = Assign(Ref("_s"), e("v_w[0]", "v_w"), "+=")
+    point = Assign(Ref("_p"), e("v_x[i0_n]", "v_x", "i0_n"))
+    out = Assign(Ref("h_z", (e("i0_n", "i0_n"),)), e("_h * _p", "_h", "_p"))
+    engine = Assign(Ref("h_z", (e("0"),)), e("_h", "_h"))
+    body = (Note("Λ"), alloc, zero, add, factor, carried, point, out, engine)
+    loop = Loop(Range("i0_n", "n_N", reads=frozenset({"n_N"}), parallel=True), body, "n")
+    start = Assign(Ref("_s"), e("0.0"))
+    [got] = passes.hoist(Module("0", (Kernel("k", (), (start, loop), "update"),))).kernels
+    assert got.body == (start, Note("Λ"), alloc, zero, add, factor, Loop(loop.range, (carried, point, out, engine), "n"))
+
+    # Λ's array also written by what stays: nothing of it moves; a loop with a statement known only as text
+    # is left as it is
+    clobber = Assign(Ref("_a", (e("0"),)), e("_p", "_p"))
+    for extra in (clobber, Stmt("_t = 1.0")):
+        kept = Loop(loop.range, body + (extra,), "n")
+        [got] = passes.hoist(Module("0", (Kernel("k", (), (kept,), "update"),))).kernels
+        assert got.body == (kept,)
+
+
+def test_factor_analysis_local_step_factorises_once():
+    """q(z[n])'s precision I + Wᵀ diag(ψ) W is the same for every point: factorised once per sweep, outside the
+    loops over chunks and points, as lowered inside them; the mean (Σ η_x[n]) stays per point."""
+    m = lowered("factor_analysis")
+    for kernel in ("local_step_z", "update_z"):
+        assert list(placed(m.kernel(kernel).body, "mvnormal_covariance")) == [(None, "n")]
+        k = passes.run_passes(m).kernel(kernel)
+        assert list(placed(k.body, "mvnormal_covariance")) == [()]
+        assert list(placed(k.body, "finish_mvnormal_mean")) == [(None, "n")]
+    # the damped update mixes each point's η with its own old one: nothing to share
+    assert list(placed(passes.run_passes(m).kernel("damped_z").body, "mvnormal_covariance")) == [(None, "n")]
