@@ -178,6 +178,11 @@ class Lowering:
                 args[name] = Tensor((), lambda idx: symbol)
             else:
                 args[name] = self.lower(expr, scope, gates)
+        if f.dist in COUNTING_MEASURE:
+            # the counting measure (log C(n, x), log n!/Πx!) reads only data: outside the gates, since
+            # Σ_k [z = k] · c = c, so no statistic sums a constant over the components
+            body = log_density(f.dist, value, args, self.syms, measure=False)
+            return gates.wrap(self.syms, body) + counting_measure(f.dist, value, args, self.syms), plates
         body = log_density(f.dist, value, args, self.syms)
         return gates.wrap(self.syms, body), plates
 
@@ -249,10 +254,33 @@ def _lowered(low: "Lowering", e: ast.Expr, scope: dict[str, sp.Idx]) -> sp.Expr:
     return t.at(tuple(sp.Symbol(f"_i{n}", integer=True) for n in range(len(t.shape))))
 
 
-def log_density(dist: str, value, args: dict[str, Tensor], syms: Symbols) -> sp.Expr:
-    """log p(value | args) in index notation, with every normalising constant (19.7 needs them)."""
+COUNTING_MEASURE = ("Binomial", "Multinomial")
+
+
+def counting_measure(dist: str, value, args: dict[str, Tensor], syms: Symbols) -> sp.Expr:
+    """log h(x) of a count law whose total n is known: log C(n, x), or log n! − Σ_k log x_k!."""
+    n = args["n"].scalar()
+    if dist == "Binomial":
+        from ppvi.families.binomial import log_binomial_coefficient
+
+        return log_binomial_coefficient(n, value.scalar())
+    k = syms.fresh("k", args["p"].shape[0])
+    return lgamma(n + 1) - sp.Sum(lgamma(value.at((k,)) + 1), (k, 0, k.upper))
+
+
+def log_density(dist: str, value, args: dict[str, Tensor], syms: Symbols, measure: bool = True) -> sp.Expr:
+    """log p(value | args) in index notation, with every normalising constant (19.7 needs them); without
+    the counting measure of :data:`COUNTING_MEASURE` laws when ``measure`` is False."""
     from ppvi.families import family
 
+    if dist in COUNTING_MEASURE:
+        base = counting_measure(dist, value, args, syms) if measure else sp.S.Zero
+        p = args["p"]
+        if dist == "Binomial":
+            x, q = value.scalar(), p.scalar()
+            return base + x * sp.log(q) + (args["n"].scalar() - x) * sp.log(1 - q)
+        k = syms.fresh("k", p.shape[0])
+        return base + sp.Sum(value.at((k,)) * sp.log(p.at((k,))), (k, 0, k.upper))
     if dist in ("Normal", "Gamma", "Beta", "Poisson", "Exponential", "Laplace"):
         return family(dist).log_density(value.scalar(), {k: t.scalar() for k, t in args.items()})
     if dist == "Bernoulli":

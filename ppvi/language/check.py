@@ -765,6 +765,9 @@ class _Checker:
 
     def _check_structure(self, sig: Signature, p: Param, expr: ast.Expr, scope: dict[str, str]) -> None:
         where = f"`{p.name}` of {sig.name}"
+        if p.domain == "count":
+            self._known_total(where, expr, scope)
+            return
         if any(isinstance(n, ast.Vector) for n in walk(expr)):
             self.rep.error("a vector literal inside a model statement", _span(expr),
                            "declare it as a constant: `const c[K] = [ … ]`, and use `c`")
@@ -808,6 +811,31 @@ class _Checker:
                            f"declare it `data {_declared(ref)} : {narrow}`" if narrow in SUPPORT_ANNOTATIONS else
                            f"drop the annotation: data used as {where} are checked to be "
                            f"{DOMAIN_WORDS[p.domain]} when read")
+
+    def _known_total(self, where: str, expr: ast.Expr, scope: dict[str, str]) -> None:
+        """A count total (Binomial's and Multinomial's n) is known: a constant expression, or a const or
+        data variable alone or subscripted by loop variables, so the data can be checked against it on load
+        (``ppvi.io.totals``).  A data variable declared without a support takes `count`."""
+        names = [n for n in walk(expr) if isinstance(n, ast.Name) and n.id in self.vars]
+        if all(self.vars[n.id].kind == "const" for n in names) and not any(
+                isinstance(n, ast.Name) and n.id in scope for n in walk(expr)):
+            return                                            # (its value is checked by check_domain)
+        ref = self._ref(expr, scope)
+        subscripts = expr.indices if isinstance(expr, ast.Index) else ()
+        if ref is not None and ref.kind in ("latent", "param"):
+            self.rep.error(f"{where} must be a known count, but `{ref.name}` is a {ref.kind}", _span(expr),
+                           "ppvi has no q for an unknown number of trials: give the totals as data, "
+                           "`data n[N] : count`")
+        elif ref is None or ref.kind not in ("const", "data") or not all(
+                isinstance(i, ast.Name) and i.id in scope for i in subscripts):
+            self.rep.error(f"{where} must be a known count: a constant, or a const or data variable "
+                           "subscripted by loop variables", _span(expr),
+                           "declare the totals as data, `data n[N] : count`, and write `n[i]`")
+        elif ref.kind == "data" and ref.support == "real":
+            self.vars[ref.name] = Variable(ref.name, ref.kind, ref.shape, "count", ref.span, ref.support_dim)
+        elif ref.kind == "data" and ref.support not in ("count", "binary"):
+            self.rep.error(f"{where} must be a count, but data `{ref.name}` is declared `{ref.support}`",
+                           _span(expr), f"declare it `data {_declared(ref)} : count`")
 
     def _scaled_matrix(self, sig: Signature, p: Param, expr: ast.Expr,
                        scope: dict[str, str]) -> tuple[Variable | None, ast.Expr]:
@@ -869,6 +897,8 @@ class _Checker:
         elif domain in ("positive", "df") and np.any(v <= 0):
             self.rep.error(f"{where} must be positive, got {_show(v)}", span,
                            "a scale, rate, shape or concentration is > 0")
+        elif domain == "count" and np.any((v < 0) | (v != np.round(v))):
+            self.rep.error(f"{where} must be a whole number ≥ 0, got {_show(v)}", span, "a number of trials")
         elif domain == "unit" and np.any((v < 0) | (v > 1)):
             self.rep.error(f"{where} must lie in [0, 1], got {_show(v)}", span, "a probability")
         elif domain == "simplex" and (np.any(v < 0) or self.not_normalised(v, t.shape)):
