@@ -329,6 +329,7 @@ GENERATORS = {
     "robust_regression": (robust_regression, "json"),
     "beta_binomial": (beta_binomial, "json"),
     "multinomial_mixture": (multinomial_mixture, "npz"),
+    "dp_gmm": (gmm, "csv"),
 }
 
 

@@ -160,6 +160,7 @@ class _Checker:
         self.const_values: dict[str, np.ndarray | None] = {}
         self.poisoned: set[str] = set()      # names whose type is unknown after an error
         self.form_errors = 0                 # errors about an argument's form: the draw's type is still known
+        self.sticks: set[str] = set()        # latents drawn from StickBreaking: their q is over the sticks
 
     # ---------------------------------------------------------------- pass 1
     def declare(self, name: ast.Name, what: str) -> bool:
@@ -645,6 +646,12 @@ class _Checker:
             event, rng = self.check_params(sig, d, args, arg_types, scope)
         support = sig.support
         shape = plate_shape + event
+        if args is not None:
+            self.check_stick_uses(sig, args, scope)
+        if sig.name == "StickBreaking" and not observed:
+            # the derivation sees the sticks v ∈ (0, 1)^K, whose weights π the statement names
+            support = "unit_interval"
+            self.sticks.add(d.target.id)
         if observed:
             self.check_observed(d, sig, shape, idx, rng)
         elif d.target.id not in self.vars:
@@ -662,6 +669,18 @@ class _Checker:
                                        "a variable's distribution cannot use the variable")
             self.factors.append(Factor(len(self.factors), d.target.id, tuple(idx), plates, sig.name,
                                        tuple(args.items()), tuple(parents), observed, d.span))
+
+    def check_stick_uses(self, sig: Signature, args: dict[str, ast.Expr], scope: dict[str, str]) -> None:
+        """Stick-breaking weights enter the log joint only as a Categorical's p (log π_k is a sum of the
+        sticks' log v and log(1 − v)); anywhere else they have no conjugate form."""
+        for pname, expr in args.items():
+            whole = sig.name == "Categorical" and pname == "p" and self._ref(expr, scope) is not None
+            for n in walk(expr):
+                if isinstance(n, ast.Name) and n.id in self.sticks and n.id not in scope and not whole:
+                    self.rep.error(f"`{n.id}` holds stick-breaking weights: it can only be the `p` of a "
+                                   "Categorical", n.span, f"`z[n] ~ Categorical({n.id})`; for weights used "
+                                   f"elsewhere give `{n.id}` a Dirichlet prior")
+                    return
 
     def placeholder(self, d: ast.Draw, shape, observed: bool) -> None:
         if not observed and d.target.id not in self.vars:
@@ -787,6 +806,8 @@ class _Checker:
         allowed = DOMAIN_SUPPORTS.get(p.domain)
         if allowed is None or ref.kind == "const" or ref.support in allowed:
             return
+        if p.domain == "simplex" and ref.name in self.sticks:
+            return                          # StickBreaking weights: a simplex, held as their sticks
         narrow = DOMAIN_DATA_SUPPORT[p.domain]
         if ref.kind == "data" and (ref.support == "real" or (ref.support, narrow) == ("positive", "unit_interval")):
             self.vars[ref.name] = Variable(ref.name, ref.kind, ref.shape, narrow, ref.span, ref.support_dim)

@@ -59,6 +59,7 @@ SIGNATURES: dict[str, Signature] = {s.name: s for s in [
     Signature("Laplace", (_p("loc"), _p("scale", "positive")), ("loc", "scale")),
     Signature("Binomial", (_p("n", "count"), _p("p", "unit")), ("n", "p"), support="count"),
     Signature("Multinomial", (_p("n", "count"), _p("p", "simplex", 1)), ("n", "p"), support="count", event_rank=1),
+    Signature("StickBreaking", (_p("alpha", "positive", 1),), ("alpha",), support="simplex", event_rank=1),
     Signature("Wishart", (_p("df", "df"), _p("scale", "pd", 2)), ("df", "scale"), support="pd_matrix", event_rank=2),
 ]}
 

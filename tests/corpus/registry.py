@@ -75,6 +75,9 @@ CORPUS: list[Case] = [
              "closed-form Beta-Binomial evidence (tests/infer/test_counts.py)"),
     _example("multinomial_mixture", "npz", "mixture",
              "mixture of multinomials on a count matrix; Dirichlet-Multinomial evidence in tests/infer/test_counts.py"),
+    _example("dp_gmm", "csv", "mixture",
+             "stick-breaking DP mixture: scikit-learn's dirichlet_process BayesianGaussianMixture "
+             "(tests/infer/test_stick_breaking.py)"),
     # ---- corpus models (tests/corpus/models); the first three belong in models/ once they derive and fit
     # (tests/codegen/test_statistics.py runs every model there)
     _case("bayes_pca", "npz", "factor",
