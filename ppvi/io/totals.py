@@ -7,7 +7,7 @@ element of the draw's plates is an array gathered here, once, at load.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 
@@ -16,34 +16,36 @@ from ppvi.language import ast, consts
 from ppvi.language.check import CheckedModel, Factor
 
 
-def check_totals(model: CheckedModel, arrays: Mapping[str, np.ndarray], sizes: Mapping[str, int], path: str) -> None:
-    """Raise a data error at the first count above its total (Binomial) or row not summing to it (Multinomial)."""
+def totals(model: CheckedModel, arrays: Mapping[str, np.ndarray],
+           sizes: Mapping[str, int]) -> Iterator[tuple[Factor, np.ndarray]]:
+    """Each observed Binomial or Multinomial statement whose counts ``arrays`` hold, with its total n at every
+    element of the statement's plates (broadcastable to them)."""
     values: dict[str, np.ndarray] | None = None
     for f in model.factors:
         if f.dist not in ("Binomial", "Multinomial") or not f.observed or f.target not in arrays:
             continue
         if values is None:
             values = _const_values(model, sizes)
+        plates = arrays[f.target].shape[:len(f.target_index)]
+        yield f, _total(f, f.arg("n"), plates, {**values, **arrays}, sizes)
+
+
+def check_totals(model: CheckedModel, arrays: Mapping[str, np.ndarray], sizes: Mapping[str, int], path: str) -> None:
+    """Raise a data error at the first count above its total (Binomial) or row not summing to it (Multinomial)."""
+    for f, n in totals(model, arrays, sizes):
         x = arrays[f.target]
-        plates = x.shape[:len(f.target_index)]
-        n = _total(f, f.arg("n"), plates, {**values, **arrays}, sizes)
+        got = x if f.dist == "Binomial" else x.sum(axis=-1)
+        bad = got > n if f.dist == "Binomial" else got != n
+        if not bad.any():
+            continue
+        at = tuple(int(i) for i in np.unravel_index(np.flatnonzero(bad.ravel())[0], bad.shape))
+        total = int(np.broadcast_to(n, bad.shape)[at])
+        where = f"(the {f.dist} at line {f.span.line}, column {f.span.col})"
         if f.dist == "Binomial":
-            bad = x > n
-            got, words = x, "is more than its total"
-        else:
-            got = x.sum(axis=-1)
-            bad = got != n
-            words = "sums to"
-        if bad.any():
-            at = tuple(int(i) for i in np.unravel_index(np.flatnonzero(bad.ravel())[0], bad.shape))
-            total = int(np.broadcast_to(n, bad.shape)[at])
-            what = f"`{f.target}{list(at)}`" + (f" = {int(x[at])}" if f.dist == "Binomial" else f" {words} {int(got[at])}")
-            msg = (f"{what} {words} n = {total}" if f.dist == "Binomial"
-                   else f"{what}, not its total n = {total}")
-            line, col = f.span.line, f.span.col
-            raise fail(path, f"{msg} (the {f.dist} at line {line}, column {col})",
-                       "a count lies in 0..n" if f.dist == "Binomial"
-                       else "a Multinomial row holds the counts of all n trials: its entries sum to n")
+            raise fail(path, f"`{f.target}{list(at)}` = {int(x[at])} is more than its total n = {total} {where}",
+                       "a count lies in 0..n")
+        raise fail(path, f"`{f.target}{list(at)}` sums to {int(got[at])}, not its total n = {total} {where}",
+                   "a Multinomial row holds the counts of all n trials: its entries sum to n")
 
 
 def _const_values(model: CheckedModel, sizes: Mapping[str, int]) -> dict[str, np.ndarray]:

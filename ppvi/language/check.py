@@ -667,8 +667,44 @@ class _Checker:
                     if n == d.target.id:
                         self.rep.error(f"`{n}` depends on itself", node.span,
                                        "a variable's distribution cannot use the variable")
-            self.factors.append(Factor(len(self.factors), d.target.id, tuple(idx), plates, sig.name,
-                                       tuple(args.items()), tuple(parents), observed, d.span))
+            if sig.name == "StudentT":
+                self.scale_mixture(d, args, tuple(idx), plates, tuple(parents), observed)
+            else:
+                self.factors.append(Factor(len(self.factors), d.target.id, tuple(idx), plates, sig.name,
+                                           tuple(args.items()), tuple(parents), observed, d.span))
+
+    def scale_mixture(self, d: ast.Draw, args: dict[str, ast.Expr], idx: tuple[str, ...],
+                      plates: tuple[tuple[str, str], ...], parents: tuple[str, ...], observed: bool) -> None:
+        """StudentT(ν, μ, σ) as the Gamma scale mixture it is (PRML 2.160): a local precision weight
+        w ~ Gamma(ν/2, ν/2) per element, and the value ~ Normal(μ, precision = w/σ²) (or w·τ for
+        ``precision = τ``); integrating w out gives back the Student-t.  Both are ordinary factors, so
+        19.56 derives q(w) (a Gamma) like any other."""
+        nu = args["nu"]
+        if any(isinstance(n, ast.Name) and n.id in self.vars and self.vars[n.id].kind not in ("const", "data")
+               for n in walk(nu)):
+            self.rep.error("`nu` of StudentT must be known (a constant or data)", _span(nu),
+                           "ppvi has no conjugate q for the degrees of freedom: fix them, e.g. `StudentT(4, …)`")
+            return
+        weight = f"{d.target.id}_weight"
+        while weight in self.vars or weight in self.draws or weight in self.dims:
+            weight += "_"
+        span = d.span
+        shape = tuple(dict(plates)[i] for i in idx)
+        self.vars[weight] = Variable(weight, "latent", shape, "positive", d.target.span)
+        ref = ast.Index(ast.Name(weight, span), tuple(ast.Name(i, span) for i in idx), span) if idx \
+            else ast.Name(weight, span)
+        half = ast.BinOp("/", nu, ast.Num(2.0, False, span), span)
+        nu_parents = tuple(p for p in parents if any(isinstance(n, ast.Name) and n.id == p for n in walk(nu)))
+        self.factors.append(Factor(len(self.factors), weight, idx, plates, "Gamma",
+                                   (("shape", half), ("rate", half)), nu_parents, False, span))
+        if "sd" in args:
+            sd = args["sd"]
+            precision = ast.BinOp("/", ref, ast.BinOp("^", sd, ast.Num(2.0, True, span), span), span)
+        else:
+            precision = ast.BinOp("*", ref, args["precision"], span)
+        self.factors.append(Factor(len(self.factors), d.target.id, idx, plates, "Normal",
+                                   (("mean", args["mean"]), ("precision", precision)), parents + (weight,),
+                                   observed, span))
 
     def check_stick_uses(self, sig: Signature, args: dict[str, ast.Expr], scope: dict[str, str]) -> None:
         """Stick-breaking weights enter the log joint only as a Categorical's p (log π_k is a sum of the

@@ -60,6 +60,8 @@ SIGNATURES: dict[str, Signature] = {s.name: s for s in [
     Signature("Binomial", (_p("n", "count"), _p("p", "unit")), ("n", "p"), support="count"),
     Signature("Multinomial", (_p("n", "count"), _p("p", "simplex", 1)), ("n", "p"), support="count", event_rank=1),
     Signature("StickBreaking", (_p("alpha", "positive", 1),), ("alpha",), support="simplex", event_rank=1),
+    Signature("StudentT", (_p("nu", "positive"), _p("mean"), _p("sd", "positive"), _p("precision", "positive")),
+              ("nu", "mean", "sd"), one_of=("sd", "precision")),
     Signature("Wishart", (_p("df", "df"), _p("scale", "pd", 2)), ("df", "scale"), support="pd_matrix", event_rank=2),
 ]}
 
