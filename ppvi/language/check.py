@@ -648,7 +648,10 @@ class _Checker:
         shape = plate_shape + event
         if args is not None:
             self.check_stick_uses(sig, args, scope)
-        if sig.name == "StickBreaking" and not observed:
+        if sig.name == "StickBreaking" and observed:
+            self.rep.error("StickBreaking draws latent weights; observed weights have no stick-breaking density "
+                           "here", d.target.span, "give observed weights a Dirichlet, or make them a `param`")
+        elif sig.name == "StickBreaking":
             # the derivation sees the sticks v ∈ (0, 1)^K, whose weights π the statement names
             support = "unit_interval"
             self.sticks.add(d.target.id)
