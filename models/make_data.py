@@ -286,6 +286,27 @@ def robust_regression():
     return {"X": np.column_stack([np.ones(N), x]), "y": y}, {"w": np.array([1.0, 2.0]), "outliers": out}
 
 
+def beta_binomial():
+    # p ~ Beta(2, 3) (the model's a, b), then 30 groups of 5 + Poisson(15) trials each.
+    rng = np.random.default_rng(1713)
+    p = rng.beta(2.0, 3.0)
+    trials = 5 + rng.poisson(15, size=30)
+    return {"trials": trials, "x": rng.binomial(trials, p)}, {"p": p}
+
+
+def multinomial_mixture():
+    # 3 clusters of count rows over V = 8 categories: weights [0.5, 0.3, 0.2], each cluster's
+    # category probabilities ~ Dirichlet(0.5), 150 rows of 20 + Poisson(20) counts each.
+    rng = np.random.default_rng(1886)
+    K, V, N = 3, 8, 150
+    weights = np.array([0.5, 0.3, 0.2])
+    phi = rng.dirichlet(np.full(V, 0.5), size=K)
+    z = rng.choice(K, size=N, p=weights)
+    total = 20 + rng.poisson(20, size=N)
+    x = np.stack([rng.multinomial(t, phi[k]) for t, k in zip(total, z)])
+    return {"total": total, "x": x}, {"z": z, "phi": phi}
+
+
 # stem -> (generator, file format)
 GENERATORS = {
     "seed_gaussian": (seed_gaussian, "json"),
@@ -306,6 +327,9 @@ GENERATORS = {
     "multilevel_regression": (multilevel_regression, "csv"),
     "ard_regression": (ard_regression, "json"),
     "robust_regression": (robust_regression, "json"),
+    "beta_binomial": (beta_binomial, "json"),
+    "multinomial_mixture": (multinomial_mixture, "npz"),
+    "dp_gmm": (gmm, "csv"),
 }
 
 

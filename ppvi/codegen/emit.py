@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ppvi.codegen.ir import Assign, Expr, If, Loop, Range, Ref, Stmt
-from ppvi.derive.lower import inverse, sigmoid
+from ppvi.derive.lower import before, inverse, sigmoid
 from ppvi.derive.qfamily import ParamBase
 from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol, lgamma, lmvgamma, logdet, softplus
 
@@ -500,6 +500,9 @@ class Writer:
         if isinstance(e, sp.KroneckerDelta):
             a, b = (self.index_value(x, levels, pinned) for x in e.args)
             return f"(1.0 if {a} == {b} else 0.0)"
+        if isinstance(e, before):
+            a, b = (self.index_value(x, levels, pinned) for x in e.args)
+            return f"(1.0 if {a} < {b} else 0.0)"
         if isinstance(e, inverse):
             m, d, f = e.args
             name = self.derived("inv", m)

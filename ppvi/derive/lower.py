@@ -35,6 +35,18 @@ class sigmoid(sp.Function):
         return self * (1 - self)
 
 
+class before(sp.Function):
+    """[a < b] for integer indices a, b: 1 or 0 (the sticks a weight of a stick-breaking prior breaks off)."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, a, b):
+        if a.is_Integer and b.is_Integer:
+            return sp.S.One if a < b else sp.S.Zero
+        return None
+
+
 @dataclass(frozen=True)
 class Tensor:
     """An expression of shape ``shape``; ``at(idx)`` is its element at ``idx``.
@@ -139,6 +151,14 @@ class Lowering:
         b = base.ref[0]
         return Tensor(rest, lambda idx: b[pre + tuple(idx)], (b, pre))
 
+    def stick_weights(self, e: ast.Expr, scope, gates: Gates) -> Tensor | None:
+        """The sticks v of ``e`` when ``e`` names the weights of a ``StickBreaking`` latent (whose q is over v)."""
+        name = e.id if isinstance(e, ast.Name) else e.base.id if isinstance(e, ast.Index) else None
+        prior = self.model.prior(name) if name in self.mean_field else None
+        if prior is None or prior.dist != "StickBreaking":
+            return None
+        return self.lower(e, scope, gates)
+
     def discrete_latent(self, e: ast.Expr) -> tuple[str, tuple[ast.Expr, ...]] | None:
         """``z[n]`` (or a scalar ``z``) when z is a mean-field latent with finite support."""
         if isinstance(e, ast.Index) and e.base.id in self.mean_field:
@@ -178,6 +198,19 @@ class Lowering:
                 args[name] = Tensor((), lambda idx: symbol)
             else:
                 args[name] = self.lower(expr, scope, gates)
+        if f.dist == "StickBreaking":
+            body = stick_breaking_prior(target, args["alpha"], self.syms)
+            return gates.wrap(self.syms, body), plates
+        p = dict(f.args).get("p")
+        stick = self.stick_weights(p, scope, gates) if f.dist == "Categorical" else None
+        if stick is not None:
+            body = categorical_of_sticks(value, stick, self.syms)
+            return gates.wrap(self.syms, body), plates
+        if f.dist in COUNTING_MEASURE:
+            # the counting measure (log C(n, x), log n!/Πx!) reads only data: outside the gates, since
+            # Σ_k [z = k] · c = c, so no statistic sums a constant over the components
+            body = log_density(f.dist, value, args, self.syms, measure=False)
+            return gates.wrap(self.syms, body) + counting_measure(f.dist, value, args, self.syms), plates
         body = log_density(f.dist, value, args, self.syms)
         return gates.wrap(self.syms, body), plates
 
@@ -249,10 +282,58 @@ def _lowered(low: "Lowering", e: ast.Expr, scope: dict[str, sp.Idx]) -> sp.Expr:
     return t.at(tuple(sp.Symbol(f"_i{n}", integer=True) for n in range(len(t.shape))))
 
 
-def log_density(dist: str, value, args: dict[str, Tensor], syms: Symbols) -> sp.Expr:
-    """log p(value | args) in index notation, with every normalising constant (19.7 needs them)."""
+def stick_breaking_prior(v: Tensor, alpha: Tensor, syms: Symbols) -> sp.Expr:
+    """Σ_k log Beta(v_k; 1, α_k) = Σ_k [log α_k + (α_k − 1) log(1 − v_k)] over all K sticks.  The truncation
+    v_K = 1 lives in the weights (:func:`stick_log_weight`); the K-th stick, read by nothing else, keeps
+    q = its prior and adds E[log p] + H = −KL(q ‖ p) = 0 to the ELBO."""
+    k = syms.fresh("k", v.shape[0])
+    a_k = alpha.at((k,))
+    return sp.Sum(sp.log(a_k) + (a_k - 1) * sp.log(1 - v.at((k,))), (k, 0, k.upper))
+
+
+def stick_log_weight(v: Tensor, k: sp.Expr, syms: Symbols) -> sp.Expr:
+    """log π_k = [k < K − 1] log v_k + Σ_{j<k} log(1 − v_j): π_k = v_k Π_{j<k} (1 − v_j) with v_K = 1."""
+    j = syms.fresh("j", v.shape[0])
+    return before(k, j.upper) * sp.log(v.at((k,))) + sp.Sum(before(j, k) * sp.log(1 - v.at((j,))),
+                                                            (j, 0, j.upper))
+
+
+def categorical_of_sticks(value, v: Tensor, syms: Symbols) -> sp.Expr:
+    """log Categorical(value; π) with π the weights of the sticks v (a gated latent or observed indices)."""
+    if isinstance(value, tuple):   # Σ_k [z = k] log π_k
+        _, var, idx = value
+        k = syms.fresh("k", v.shape[0])
+        return sp.Sum(syms.gate(var)[idx + (k,)] * stick_log_weight(v, k, syms), (k, 0, k.upper))
+    return stick_log_weight(v, value.scalar(), syms)
+
+
+COUNTING_MEASURE = ("Binomial", "Multinomial")
+
+
+def counting_measure(dist: str, value, args: dict[str, Tensor], syms: Symbols) -> sp.Expr:
+    """log h(x) of a count law whose total n is known: log C(n, x), or log n! − Σ_k log x_k!."""
+    n = args["n"].scalar()
+    if dist == "Binomial":
+        from ppvi.families.binomial import log_binomial_coefficient
+
+        return log_binomial_coefficient(n, value.scalar())
+    k = syms.fresh("k", args["p"].shape[0])
+    return lgamma(n + 1) - sp.Sum(lgamma(value.at((k,)) + 1), (k, 0, k.upper))
+
+
+def log_density(dist: str, value, args: dict[str, Tensor], syms: Symbols, measure: bool = True) -> sp.Expr:
+    """log p(value | args) in index notation, with every normalising constant (19.7 needs them); without
+    the counting measure of :data:`COUNTING_MEASURE` laws when ``measure`` is False."""
     from ppvi.families import family
 
+    if dist in COUNTING_MEASURE:
+        base = counting_measure(dist, value, args, syms) if measure else sp.S.Zero
+        p = args["p"]
+        if dist == "Binomial":
+            x, q = value.scalar(), p.scalar()
+            return base + x * sp.log(q) + (args["n"].scalar() - x) * sp.log(1 - q)
+        k = syms.fresh("k", p.shape[0])
+        return base + sp.Sum(value.at((k,)) * sp.log(p.at((k,))), (k, 0, k.upper))
     if dist in ("Normal", "Gamma", "Beta", "Poisson", "Exponential", "Laplace"):
         return family(dist).log_density(value.scalar(), {k: t.scalar() for k, t in args.items()})
     if dist == "Bernoulli":

@@ -229,6 +229,8 @@ def _generic_index(model: CheckedModel, syms: Symbols, var: str) -> tuple[tuple[
         return syms.index(name, dim)
 
     event = tuple(name_for(dim) for dim in v.shape[len(index):])
+    if prior.dist == "StickBreaking":      # q is a product of Betas, one per stick: K is an element axis
+        index, event = index + event, ()
     extra = None
     if v.support == "index":
         extra = name_for(v.support_dim)

@@ -14,7 +14,7 @@ import numpy as np
 import sympy as sp
 from scipy import special
 
-from ppvi.derive.lower import inverse, sigmoid
+from ppvi.derive.lower import before, inverse, sigmoid
 from ppvi.derive.qfamily import invert
 from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol, lgamma, lmvgamma, logdet, softplus
 
@@ -85,6 +85,8 @@ def _ev(e: sp.Basic, env: Env, b: dict):
         return _sum(e.function, list(e.limits), env, b)
     if isinstance(e, sp.KroneckerDelta):
         return 1.0 if _index(e.args[0], env, b) == _index(e.args[1], env, b) else 0.0
+    if isinstance(e, before):
+        return 1.0 if _index(e.args[0], env, b) < _index(e.args[1], env, b) else 0.0
     if isinstance(e, inverse):
         m, d, f = e.args
         return np.linalg.inv(_matrix(m, env, b))[_index(d, env, b), _index(f, env, b)]

@@ -111,6 +111,9 @@ class Whiteboard(StrPrinter):
     def _print_KroneckerDelta(self, e):
         return f"[{self._print(e.args[0])} = {self._print(e.args[1])}]"
 
+    def _print_before(self, e):
+        return f"[{self._print(e.args[0])} < {self._print(e.args[1])}]"
+
     def _print_Pow(self, e, rational=False):
         sup = {2: "²", 3: "³"}
         if e.exp.is_Integer and int(e.exp) in sup:
@@ -212,6 +215,9 @@ class Blackboard(LatexPrinter):
         if isinstance(e.function, sp.Add):
             body = rf"\left({body}\right)"
         return rf"\sum_{{{idx}}} {body}"
+
+    def _print_before(self, e, exp=None):
+        return rf"[{self._print(e.args[0])} < {self._print(e.args[1])}]"
 
     def _print_KroneckerDelta(self, e, exp=None):
         return rf"[{self._print(e.args[0])} = {self._print(e.args[1])}]"

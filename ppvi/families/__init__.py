@@ -22,11 +22,13 @@ from types import MappingProxyType
 from .base import Density, Dim, ExponentialFamily, IndexedVectorFamily, MatrixFamily
 from .bernoulli import Bernoulli
 from .beta import Beta
+from .binomial import Binomial
 from .categorical import Categorical
 from .dirichlet import Dirichlet
 from .exponential import Exponential
 from .gamma import Gamma
 from .laplace import Laplace
+from .multinomial import Multinomial
 from .mvnormal import MvNormal
 from .normal import Normal
 from .poisson import Poisson
@@ -37,6 +39,7 @@ __all__ = [
     "Q_FAMILIES",
     "Bernoulli",
     "Beta",
+    "Binomial",
     "Categorical",
     "Density",
     "Dim",
@@ -47,6 +50,7 @@ __all__ = [
     "IndexedVectorFamily",
     "Laplace",
     "MatrixFamily",
+    "Multinomial",
     "MvNormal",
     "Normal",
     "Poisson",
@@ -70,6 +74,8 @@ FAMILIES: Mapping[str, Density] = MappingProxyType(
             Poisson,
             Exponential,
             Laplace,
+            Binomial,
+            Multinomial,
         )
     }
 )

@@ -27,6 +27,7 @@ import numpy as np
 
 from ppvi.errors import Diagnostic, PPVIError, did_you_mean
 from ppvi.io.csv_file import Plan, read_csv
+from ppvi.io.totals import check_totals
 from ppvi.io.reading import fail, json_array, physical_memory, read_json, read_npz, shown, size_text
 from ppvi.language.check import MAX_DIM, CheckedModel, Variable
 
@@ -297,6 +298,7 @@ def bind(model: CheckedModel, source: Source, overrides: Mapping[str, int] | Non
                     f"give a default (`dim {missing[0]} = …`) or pass --dim {missing[0]}=…")
     resolved = {k: int(s) for k, s in sizes.items()}
     _check_memory(model, resolved, fixed, path, physical_memory())
+    check_totals(model, arrays, resolved, path)
     return Bound(arrays, resolved)
 
 

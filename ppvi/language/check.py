@@ -160,6 +160,7 @@ class _Checker:
         self.const_values: dict[str, np.ndarray | None] = {}
         self.poisoned: set[str] = set()      # names whose type is unknown after an error
         self.form_errors = 0                 # errors about an argument's form: the draw's type is still known
+        self.sticks: set[str] = set()        # latents drawn from StickBreaking: their q is over the sticks
 
     # ---------------------------------------------------------------- pass 1
     def declare(self, name: ast.Name, what: str) -> bool:
@@ -645,6 +646,15 @@ class _Checker:
             event, rng = self.check_params(sig, d, args, arg_types, scope)
         support = sig.support
         shape = plate_shape + event
+        if args is not None:
+            self.check_stick_uses(sig, args, scope)
+        if sig.name == "StickBreaking" and observed:
+            self.rep.error("StickBreaking draws latent weights; observed weights have no stick-breaking density "
+                           "here", d.target.span, "give observed weights a Dirichlet, or make them a `param`")
+        elif sig.name == "StickBreaking":
+            # the derivation sees the sticks v ∈ (0, 1)^K, whose weights π the statement names
+            support = "unit_interval"
+            self.sticks.add(d.target.id)
         if observed:
             self.check_observed(d, sig, shape, idx, rng)
         elif d.target.id not in self.vars:
@@ -660,8 +670,56 @@ class _Checker:
                     if n == d.target.id:
                         self.rep.error(f"`{n}` depends on itself", node.span,
                                        "a variable's distribution cannot use the variable")
-            self.factors.append(Factor(len(self.factors), d.target.id, tuple(idx), plates, sig.name,
-                                       tuple(args.items()), tuple(parents), observed, d.span))
+            if sig.name == "StudentT":
+                self.scale_mixture(d, args, tuple(idx), plates, tuple(parents), observed)
+            else:
+                self.factors.append(Factor(len(self.factors), d.target.id, tuple(idx), plates, sig.name,
+                                           tuple(args.items()), tuple(parents), observed, d.span))
+
+    def scale_mixture(self, d: ast.Draw, args: dict[str, ast.Expr], idx: tuple[str, ...],
+                      plates: tuple[tuple[str, str], ...], parents: tuple[str, ...], observed: bool) -> None:
+        """StudentT(ν, μ, σ) as the Gamma scale mixture it is (PRML 2.160): a local precision weight
+        w ~ Gamma(ν/2, ν/2) per element, and the value ~ Normal(μ, precision = w/σ²) (or w·τ for
+        ``precision = τ``); integrating w out gives back the Student-t.  Both are ordinary factors, so
+        19.56 derives q(w) (a Gamma) like any other."""
+        nu = args["nu"]
+        if any(isinstance(n, ast.Name) and n.id in self.vars and self.vars[n.id].kind not in ("const", "data")
+               for n in walk(nu)):
+            self.rep.error("`nu` of StudentT must be known (a constant or data)", _span(nu),
+                           "ppvi has no conjugate q for the degrees of freedom: fix them, e.g. `StudentT(4, …)`")
+            return
+        weight = f"{d.target.id}_weight"
+        while weight in self.vars or weight in self.draws or weight in self.dims:
+            weight += "_"
+        span = d.span
+        shape = tuple(dict(plates)[i] for i in idx)
+        self.vars[weight] = Variable(weight, "latent", shape, "positive", d.target.span)
+        ref = ast.Index(ast.Name(weight, span), tuple(ast.Name(i, span) for i in idx), span) if idx \
+            else ast.Name(weight, span)
+        half = ast.BinOp("/", nu, ast.Num(2.0, False, span), span)
+        nu_parents = tuple(p for p in parents if any(isinstance(n, ast.Name) and n.id == p for n in walk(nu)))
+        self.factors.append(Factor(len(self.factors), weight, idx, plates, "Gamma",
+                                   (("shape", half), ("rate", half)), nu_parents, False, span))
+        if "sd" in args:
+            sd = args["sd"]
+            precision = ast.BinOp("/", ref, ast.BinOp("^", sd, ast.Num(2.0, True, span), span), span)
+        else:
+            precision = ast.BinOp("*", ref, args["precision"], span)
+        self.factors.append(Factor(len(self.factors), d.target.id, idx, plates, "Normal",
+                                   (("mean", args["mean"]), ("precision", precision)), parents + (weight,),
+                                   observed, span))
+
+    def check_stick_uses(self, sig: Signature, args: dict[str, ast.Expr], scope: dict[str, str]) -> None:
+        """Stick-breaking weights enter the log joint only as a Categorical's p (log π_k is a sum of the
+        sticks' log v and log(1 − v)); anywhere else they have no conjugate form."""
+        for pname, expr in args.items():
+            whole = sig.name == "Categorical" and pname == "p" and self._ref(expr, scope) is not None
+            for n in walk(expr):
+                if isinstance(n, ast.Name) and n.id in self.sticks and n.id not in scope and not whole:
+                    self.rep.error(f"`{n.id}` holds stick-breaking weights: it can only be the `p` of a "
+                                   "Categorical", n.span, f"`z[n] ~ Categorical({n.id})`; for weights used "
+                                   f"elsewhere give `{n.id}` a Dirichlet prior")
+                    return
 
     def placeholder(self, d: ast.Draw, shape, observed: bool) -> None:
         if not observed and d.target.id not in self.vars:
@@ -765,6 +823,9 @@ class _Checker:
 
     def _check_structure(self, sig: Signature, p: Param, expr: ast.Expr, scope: dict[str, str]) -> None:
         where = f"`{p.name}` of {sig.name}"
+        if p.domain == "count":
+            self._known_total(where, expr, scope)
+            return
         if any(isinstance(n, ast.Vector) for n in walk(expr)):
             self.rep.error("a vector literal inside a model statement", _span(expr),
                            "declare it as a constant: `const c[K] = [ … ]`, and use `c`")
@@ -784,6 +845,8 @@ class _Checker:
         allowed = DOMAIN_SUPPORTS.get(p.domain)
         if allowed is None or ref.kind == "const" or ref.support in allowed:
             return
+        if p.domain == "simplex" and ref.name in self.sticks:
+            return                          # StickBreaking weights: a simplex, held as their sticks
         narrow = DOMAIN_DATA_SUPPORT[p.domain]
         if ref.kind == "data" and (ref.support == "real" or (ref.support, narrow) == ("positive", "unit_interval")):
             self.vars[ref.name] = Variable(ref.name, ref.kind, ref.shape, narrow, ref.span, ref.support_dim)
@@ -808,6 +871,31 @@ class _Checker:
                            f"declare it `data {_declared(ref)} : {narrow}`" if narrow in SUPPORT_ANNOTATIONS else
                            f"drop the annotation: data used as {where} are checked to be "
                            f"{DOMAIN_WORDS[p.domain]} when read")
+
+    def _known_total(self, where: str, expr: ast.Expr, scope: dict[str, str]) -> None:
+        """A count total (Binomial's and Multinomial's n) is known: a constant expression, or a const or
+        data variable alone or subscripted by loop variables, so the data can be checked against it on load
+        (``ppvi.io.totals``).  A data variable declared without a support takes `count`."""
+        names = [n for n in walk(expr) if isinstance(n, ast.Name) and n.id in self.vars]
+        if all(self.vars[n.id].kind == "const" for n in names) and not any(
+                isinstance(n, ast.Name) and n.id in scope for n in walk(expr)):
+            return                                            # (its value is checked by check_domain)
+        ref = self._ref(expr, scope)
+        subscripts = expr.indices if isinstance(expr, ast.Index) else ()
+        if ref is not None and ref.kind in ("latent", "param"):
+            self.rep.error(f"{where} must be a known count, but `{ref.name}` is a {ref.kind}", _span(expr),
+                           "ppvi has no q for an unknown number of trials: give the totals as data, "
+                           "`data n[N] : count`")
+        elif ref is None or ref.kind not in ("const", "data") or not all(
+                isinstance(i, ast.Name) and i.id in scope for i in subscripts):
+            self.rep.error(f"{where} must be a known count: a constant, or a const or data variable "
+                           "subscripted by loop variables", _span(expr),
+                           "declare the totals as data, `data n[N] : count`, and write `n[i]`")
+        elif ref.kind == "data" and ref.support == "real":
+            self.vars[ref.name] = Variable(ref.name, ref.kind, ref.shape, "count", ref.span, ref.support_dim)
+        elif ref.kind == "data" and ref.support not in ("count", "binary"):
+            self.rep.error(f"{where} must be a count, but data `{ref.name}` is declared `{ref.support}`",
+                           _span(expr), f"declare it `data {_declared(ref)} : count`")
 
     def _scaled_matrix(self, sig: Signature, p: Param, expr: ast.Expr,
                        scope: dict[str, str]) -> tuple[Variable | None, ast.Expr]:
@@ -869,6 +957,8 @@ class _Checker:
         elif domain in ("positive", "df") and np.any(v <= 0):
             self.rep.error(f"{where} must be positive, got {_show(v)}", span,
                            "a scale, rate, shape or concentration is > 0")
+        elif domain == "count" and np.any((v < 0) | (v != np.round(v))):
+            self.rep.error(f"{where} must be a whole number ≥ 0, got {_show(v)}", span, "a number of trials")
         elif domain == "unit" and np.any((v < 0) | (v > 1)):
             self.rep.error(f"{where} must lie in [0, 1], got {_show(v)}", span, "a probability")
         elif domain == "simplex" and (np.any(v < 0) or self.not_normalised(v, t.shape)):

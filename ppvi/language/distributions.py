@@ -14,7 +14,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Param:
     name: str
-    domain: str  # real | positive | unit | simplex | pd | df
+    domain: str  # real | positive | unit | simplex | pd | df | count
     rank: int    # 0 scalar; 1 vector over the event axis; 2 matrix over it
 
 
@@ -57,6 +57,11 @@ SIGNATURES: dict[str, Signature] = {s.name: s for s in [
     Signature("Poisson", (_p("rate", "positive"),), ("rate",), support="count"),
     Signature("Exponential", (_p("rate", "positive"),), ("rate",), support="positive"),
     Signature("Laplace", (_p("loc"), _p("scale", "positive")), ("loc", "scale")),
+    Signature("Binomial", (_p("n", "count"), _p("p", "unit")), ("n", "p"), support="count"),
+    Signature("Multinomial", (_p("n", "count"), _p("p", "simplex", 1)), ("n", "p"), support="count", event_rank=1),
+    Signature("StickBreaking", (_p("alpha", "positive", 1),), ("alpha",), support="simplex", event_rank=1),
+    Signature("StudentT", (_p("nu", "positive"), _p("mean"), _p("sd", "positive"), _p("precision", "positive")),
+              ("nu", "mean", "sd"), one_of=("sd", "precision")),
     Signature("Wishart", (_p("df", "df"), _p("scale", "pd", 2)), ("df", "scale"), support="pd_matrix", event_rank=2),
 ]}
 

@@ -69,7 +69,8 @@ def draw(dist: str, args: dict[str, np.ndarray], plate_shape: tuple[int, ...],
         if "precision" in args:        # x = μ + L⁻ᵀ z with P = L Lᵀ: Cov x = (L Lᵀ)⁻¹
             return mean + np.linalg.solve(np.swapaxes(root, -1, -2), z)[..., 0]
         return mean + (root @ z)[..., 0]
-    vector, event = {"Dirichlet": ("alpha", 1), "Categorical": ("p", 1), "Wishart": ("scale", 2)}.get(dist, ("", 0))
+    vector, event = {"Dirichlet": ("alpha", 1), "Categorical": ("p", 1), "Wishart": ("scale", 2),
+                     "Multinomial": ("p", 1)}.get(dist, ("", 0))
     full = {k: _full(v, plate_shape, event if k == vector else 0) for k, v in args.items()}
     if dist == "Normal":
         sd = (full["sd"] if "sd" in full else full["precision"] ** -0.5 if "precision" in full
@@ -79,6 +80,10 @@ def draw(dist: str, args: dict[str, np.ndarray], plate_shape: tuple[int, ...],
         return np.maximum(rng.gamma(full["shape"]) / full["rate"], posterior.TINY)
     if dist == "Poisson":
         return rng.poisson(full["rate"])
+    if dist == "Binomial":
+        return rng.binomial(full["n"].astype(np.int64), full["p"])
+    if dist == "Multinomial":
+        return rng.multinomial(full["n"].astype(np.int64), full["p"])
     if dist == "Exponential":
         return rng.exponential(1 / full["rate"])
     if dist == "Laplace":

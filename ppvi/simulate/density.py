@@ -72,6 +72,15 @@ def poisson(x, rate):
     return special.xlogy(x, rate) - rate - special.gammaln(x + 1.0)
 
 
+def binomial(x, n, p):
+    return (special.gammaln(n + 1.0) - special.gammaln(x + 1.0) - special.gammaln(n - x + 1.0)
+            + special.xlogy(x, p) + special.xlog1py(n - x, -p))
+
+
+def multinomial(x, n, p):
+    return special.gammaln(n + 1.0) + (special.xlogy(x, p) - special.gammaln(x + 1.0)).sum(-1)
+
+
 def exponential(x, rate):
     return np.log(rate) - rate * x
 
@@ -93,10 +102,11 @@ def wishart(x, df, scale):
 
 LOG_DENSITY = {"Normal": normal, "MvNormal": mvnormal, "Gamma": gamma, "Beta": beta, "Bernoulli": bernoulli,
                "Categorical": categorical, "Dirichlet": dirichlet, "Poisson": poisson, "Exponential": exponential,
-               "Laplace": laplace, "Wishart": wishart}
+               "Laplace": laplace, "Wishart": wishart, "Binomial": binomial, "Multinomial": multinomial}
 POSITIONAL = {"Normal": ("mean",), "MvNormal": ("mean",), "Gamma": ("shape", "rate"), "Beta": ("a", "b"),
               "Bernoulli": ("p",), "Categorical": ("p",), "Dirichlet": ("alpha",), "Poisson": ("rate",),
-              "Exponential": ("rate",), "Laplace": ("loc", "scale"), "Wishart": ("df", "scale")}
+              "Exponential": ("rate",), "Laplace": ("loc", "scale"), "Wishart": ("df", "scale"),
+              "Binomial": ("n", "p"), "Multinomial": ("n", "p")}
 
 
 def log_density(dist: str, x: np.ndarray, args: Mapping[str, np.ndarray]) -> np.ndarray:

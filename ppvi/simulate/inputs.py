@@ -65,11 +65,21 @@ def _fixed(model: CheckedModel, sizes: Mapping[str, int], given: Mapping[str, np
 
 
 # ----------------------------------------------------------------- a prior simulation
+def _simulable(model: CheckedModel) -> None:
+    """Simulation holds a StickBreaking latent as its weights, q as its sticks: not joined up yet."""
+    f = next((f for f in model.factors if f.dist == "StickBreaking"), None)
+    if f is not None:
+        raise _reporter(model).fail("sampling and evidence do not support StickBreaking weights yet", f.span,
+                                    "fit with `ppvi run`; for simulations give the weights a Dirichlet prior")
+
+
 def from_data(model: CheckedModel, data: object, dims: Mapping[str, int], where: str) -> Setting:
     """Sizes from ``dims`` (checked), the model's defaults, the covariates' and params' shapes and, for what
     is still unknown, the shapes of drawn data given; covariates and params from ``data`` (a path or Python
     objects, as ``fit`` takes them; None: nothing)."""
     from ppvi.io.data import Source, bind, source_of
+
+    _simulable(model)
 
     source = Source("<no data>", {}, ()) if data is None else source_of(data, model)
     for note in source.notes:             # (how the data were read: a dropped index column, …)
@@ -128,6 +138,7 @@ def from_result(result: Result, data: object, where: str, *, observed: bool) -> 
     from ppvi.io.results import observed as data_of
 
     model = model_of(result, where)
+    _simulable(model)
     sizes = {k: int(v) for k, v in result.provenance.dims.items() if k in model.dims}
     if set(sizes) != set(model.dims):
         raise PPVIError(Diagnostic("this result does not record the size of every dim", where,

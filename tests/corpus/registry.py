@@ -71,6 +71,13 @@ CORPUS: list[Case] = [
              "fixed point; coefficients against scikit-learn's ARDRegression on diabetes"),
     _example("robust_regression", "json", "regression",
              "Student-t as a scale mixture: fixed point; planted line despite outliers, outliers down-weighted"),
+    _example("beta_binomial", "json", "conjugate",
+             "closed-form Beta-Binomial evidence (tests/infer/test_counts.py)"),
+    _example("multinomial_mixture", "npz", "mixture",
+             "mixture of multinomials on a count matrix; Dirichlet-Multinomial evidence in tests/infer/test_counts.py"),
+    _example("dp_gmm", "csv", "mixture",
+             "stick-breaking DP mixture: scikit-learn's dirichlet_process BayesianGaussianMixture "
+             "(tests/infer/test_stick_breaking.py)"),
     # ---- corpus models (tests/corpus/models); the first three belong in models/ once they derive and fit
     # (tests/codegen/test_statistics.py runs every model there)
     _case("bayes_pca", "npz", "factor",

@@ -169,6 +169,20 @@ CASES: dict[str, Case] = {
             lambda p: stats.laplace(p["loc"], p["scale"]),
             lambda rng, p: rng.laplace(p["loc"], p["scale"]),
         ),
+        Case(
+            "Binomial",
+            lambda rng: {"n": int(rng.integers(1, 30)), "p": rng.uniform(0.05, 0.95)},
+            lambda p: stats.binom(p["n"], p["p"]),
+            lambda rng, p: int(rng.binomial(p["n"], p["p"])),
+        ),
+        Case(
+            "Multinomial",
+            lambda rng: {"n": int(rng.integers(1, 8)), "p": rng.dirichlet(np.full(K, 2.0))},
+            lambda p: stats.multinomial(p["n"], p["p"]),
+            lambda rng, p: rng.multinomial(p["n"], p["p"]),
+            dim=K,
+            scipy_mean=lambda dist, p: p["n"] * p["p"],
+        ),
     )
 }
 

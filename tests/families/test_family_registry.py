@@ -22,6 +22,8 @@ CONTRACT = {
     "Poisson": ("count", 0, ("rate",), {"x"}, {"x"}),
     "Exponential": ("positive", 0, ("rate",), {"x"}, {"x"}),
     "Laplace": ("real", 0, ("loc", "scale"), None, None),
+    "Binomial": ("count", 0, ("n", "p"), None, None),
+    "Multinomial": ("count", 1, ("n", "p"), None, None),
 }
 
 
@@ -111,4 +113,4 @@ def test_recognise_names_the_q_family_of_collected_statistics(
 
 def test_q_families_are_exponential_families() -> None:
     assert all(family(name).exponential for name in Q_FAMILIES)
-    assert set(FAMILIES) - set(Q_FAMILIES) == {"Poisson", "Exponential", "Laplace"}
+    assert set(FAMILIES) - set(Q_FAMILIES) == {"Poisson", "Exponential", "Laplace", "Binomial", "Multinomial"}

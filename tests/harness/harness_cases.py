@@ -374,6 +374,13 @@ def random_data(model, sizes: dict[str, int], rng: np.random.Generator) -> dict[
         else:
             a = rng.normal(0.0, 1.5, shape)
         out[v.name] = np.asarray(a)
+    from ppvi.io.totals import totals
+
+    for f, n in list(totals(model, out, sizes)):   # counts within their totals (Binomial, Multinomial)
+        x = out[f.target]
+        n = np.broadcast_to(n, x.shape[:len(f.target_index)]).astype(np.int64)
+        out[f.target] = (np.minimum(x, n) if f.dist == "Binomial"
+                         else rng.multinomial(n, np.full(x.shape[-1], 1 / x.shape[-1])))
     return out
 
 
