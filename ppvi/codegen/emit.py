@@ -15,6 +15,7 @@ generator decides depends on how a name is spelt (:func:`structure`).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from ppvi.derive.qfamily import ParamBase
 from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol, lgamma, lmvgamma, logdet, softplus
 
 
+KERNEL_NAME_MAX = 64  # characters of a kernel's name kept whole (Names.kernel); Numba names a cache file after it
 SPLIT_MAX = 1024      # values of b, at most, for Σ_{n,b} to be split (Writer._plate_inside)
 
 
@@ -78,7 +80,7 @@ class Names:
         g_<var>         a param's gradient               t_<int>          statistics of the local step
         c_<what>__<name>  derived at bind time (inv, logdet, order, start); c__damping the step α
         i<int>_<label>  loop indices (numbered; an identifier never starts with a digit)
-        update_<var>, damped_<var>, local_step_<var>     kernels
+        update_<var>, damped_<var>, local_step_<var>     kernels (a long one cut short with a hash: see kernel)
         statistics, expected_log_joint[_fast], local_block, PLAN, np, math, njit, prange and the runtime's
         helpers: the module's own names; temporaries begin with ``_``, which no kind does.
 
@@ -157,8 +159,15 @@ class Names:
 
     @staticmethod
     def kernel(kind: str, var: str) -> str:
+        """``<kind>_<var>``; past :data:`KERNEL_NAME_MAX` characters, its first 44 then ``_`` and 20 hex digits of
+        its SHA-256 (exactly ``KERNEL_NAME_MAX + 1`` long, so never a kept name; distinct long names differ in
+        their hash).  Numba's cache file is ``<module>.<kernel>-<line>.py3XY.<n>.nbc``: the file system's
+        255-byte limit bounds the name, the language does not bound identifiers."""
         assert kind + "_" in KINDS
-        return f"{kind}_{var}"
+        name = f"{kind}_{var}"
+        if len(name) <= KERNEL_NAME_MAX:
+            return name
+        return f"{name[:44]}_{hashlib.sha256(name.encode()).hexdigest()[:KERNEL_NAME_MAX - 44]}"
 
     def index(self, i: sp.Basic) -> str:
         if i not in self.idx:
