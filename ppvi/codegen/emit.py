@@ -29,6 +29,7 @@ from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol, lgamma, lmvgamma
 
 
 KERNEL_NAME_MAX = 64  # characters of a kernel's name kept whole (Names.kernel); Numba names a cache file after it
+TINY = 1e-150        # a constant factor smaller than this multiplies each term of the sum it scales (scaled_into_sums)
 SPLIT_MAX = 1024      # values of b, at most, for Σ_{n,b} to be split (Writer._plate_inside)
 
 
@@ -327,6 +328,30 @@ def through_deltas(e: sp.Expr) -> sp.Expr:
     return sp.Mul(*outside) * sp.Sum(sp.Mul(*(f for f in factors if f.free_symbols & bound)), *e.limits)
 
 
+def scaled_into_sums(e: sp.Expr) -> sp.Expr:
+    """c·Σ_i f(i) -> Σ_i c·f(i) where |c| < TINY.  The sum alone may pass the largest float when the product
+    does not: `variance = 1e308` gives −½·10⁻³⁰⁸·Σ_k ⟨x[k]²⟩ with every ⟨x[k]²⟩ near 10³⁰⁸, so Σ_k overflows
+    to ∞ while every −½·10⁻³⁰⁸·⟨x[k]²⟩ is −½.  Only constants that small (they come of extreme ones) pay for
+    the multiplication in the loop."""
+    if not any(0 < abs(n) < TINY for n in e.atoms(sp.Float, sp.Rational)):
+        return e
+    return _scaled(e)
+
+
+def _scaled(e: sp.Expr) -> sp.Expr:
+    if not e.args or isinstance(e, (sp.Indexed, sp.Idx, sp.IndexedBase)):
+        return e
+    e = e.func(*(_scaled(a) for a in e.args))
+    if not isinstance(e, sp.Mul) or not e.args[0].is_Number or not abs(e.args[0]) < TINY:
+        return e
+    c, rest = e.args[0], e.args[1:]
+    s = next((a for a in rest if isinstance(a, sp.Sum)), None)
+    if s is None:
+        return e
+    inner = _scaled(sp.Mul(c, s.function, evaluate=False)) if isinstance(s.function, sp.Sum) else c * s.function
+    return sp.Mul(*(a for a in rest if a is not s)) * sp.Sum(inner, *s.limits)
+
+
 def narrow(e: sp.Expr, big: frozenset) -> sp.Expr:
     """Swap over a data-plate j when c carries indices F the rest does not: the pass over the data
     then fills a smaller array (Σ_n r[n,k] x[n,e] over (k, e) instead of Σ_n r[n,k] Σ_e Λ[k,d,e]
@@ -407,7 +432,7 @@ class Writer:
             e = self.stats.separate(e)
         if self.big:
             e = narrow(e, self.big)
-        return self.value(e, levels, pinned)
+        return self.value(scaled_into_sums(e), levels, pinned)
 
     def value(self, e: sp.Expr, levels: list[Block], pinned: int = 0) -> str:
         """Python source for e, with its sums emitted into ``levels``."""
