@@ -51,6 +51,9 @@ def _mangle(names: Names, var: str, role: str, what: str) -> str:
 
 # A blocked local step (Blocked): about this many floats in a block's feature rows (32 KB, in cache).
 BLOCK_FLOATS = 4096
+# ... and at most this many in a block's η, K × B per thread (8 MB): at K = 10⁵ a block of 256 points held
+# two copies of the whole q(z) of 272 points (issue 21, item 11).
+BLOCK_ETA_FLOATS = 2 ** 20
 # The group block (ModuleWriter.block_kernel): passes per group and sweep at most (as scikit-learn's
 # max_doc_update_iter), and the relative change of the group latent's η that ends them.
 BLOCK_PASSES = 100
@@ -249,7 +252,8 @@ class ModuleWriter:
                 blk.post += ([bk.features] if bk.features.post else []) + bk.between + [levels[-1]] + bk.after
                 alloc.pre += bk.alloc
                 widths = " + ".join(bk.widths) or "1"
-                fn.pre.append(f"_B = max(8, min(256, {BLOCK_FLOATS} // ({widths})))")
+                fn.pre.append(f"_B = max(1, min(max(8, min(256, {BLOCK_FLOATS} // ({widths}))), "
+                              f"{BLOCK_ETA_FLOATS} // _W.shape[1]))")
                 self.blocked = None
             name = self.names.kernel("local_step", q.var)
             self._function(name, fn, returns=None, role="local_step", latent=q.var)

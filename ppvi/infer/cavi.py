@@ -62,7 +62,7 @@ def _find_culprit(program: Program, before: dict, order: list[str]) -> str | Non
     """Replay the sweep from the saved state, one update at a time, to name the one that lowered the ELBO
     or made it NaN or infinite."""
     saved = program.snapshot()
-    program.restore(before)
+    program.restore(before, copy=False)
     last = program.elbo()
     culprit = None
     for var in order:
@@ -72,7 +72,7 @@ def _find_culprit(program: Program, before: dict, order: list[str]) -> str | Non
             culprit = var
             break
         last = now
-    program.restore(saved)
+    program.restore(saved, copy=False)
     return culprit
 
 
@@ -178,7 +178,9 @@ def fit(program: Program, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8
                 result = run_once(program, rng, max_iter, tol, on_iteration, damping,
                                   start=start if r == 0 else None)
                 if restarts > 1:
-                    result.state = program.snapshot()     # (with one start there is nothing to go back to)
+                    # (with one start there is nothing to go back to) handed over, not copied: the next start
+                    # gives the program new arrays, so at most two q are held, the best one's and the current
+                    result.state = program.snapshot(copy=False)
             except KeyboardInterrupt:
                 # before a later start's first sweep (its start, k-means++ and E-step, takes time): keep the best
                 if best is None:
@@ -194,7 +196,8 @@ def fit(program: Program, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8
                 best.interrupted = True
                 break
     if best.state:
-        program.restore(best.state)
+        program.restore(best.state, copy=False)
+        best.state = {}     # the program's own now: one q, not two, stays behind the result
     best.restart_elbos = elbos
     best.warnings = symmetric_points(program, elbos, tol)
     return best
