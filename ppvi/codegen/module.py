@@ -252,8 +252,9 @@ class ModuleWriter:
                 blk.post += ([bk.features] if bk.features.post else []) + bk.between + [levels[-1]] + bk.after
                 alloc.pre += bk.alloc
                 widths = " + ".join(bk.widths) or "1"
-                fn.pre.append(f"_B = max(1, min(max(8, min(256, {BLOCK_FLOATS} // ({widths}))), "
-                              f"{BLOCK_ETA_FLOATS} // _W.shape[1]))")
+                b = f"max(8, min(256, {BLOCK_FLOATS} // ({widths})))"
+                fn.pre.append(f"_B = {b}" if bk.eta is None else     # η (K × B) bounded too
+                              f"_B = max(1, min({b}, {BLOCK_ETA_FLOATS} // _W.shape[1]))")
                 self.blocked = None
             name = self.names.kernel("local_step", q.var)
             self._function(name, fn, returns=None, role="local_step", latent=q.var)
