@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from ppvi.errors import Diagnostic
+from ppvi.errors import Diagnostic, Reporter
 from ppvi.infer.program import Program
 from ppvi.infer.start import symmetric_points
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 # Above this many bytes of q a sweep's starting state is not kept (it would double the memory of the
 # local q); a decrease is then traced by one more sweep that checks the ELBO after every update.
 SNAPSHOT_BYTES = 4 * 2 ** 20
+_LOG_MAX = math.log(sys.float_info.max)
 
 
 class ElboDecrease(RuntimeError):
@@ -76,6 +78,21 @@ def _find_culprit(program: Program, before: dict, order: list[str]) -> str | Non
     return culprit
 
 
+def _refuse_overflowing_data(program: Program, value: float) -> None:
+    """A non-finite ELBO of data whose squares sum past the largest float (values × 10¹⁵⁴ and beyond): the data
+    are not representable in the fit's statistics (Σ y², Σ y yᵀ), the user's error at the data's declaration."""
+    for v in program.model.of_kind("data"):
+        x = program.state.get(f"v_{v.name}")
+        if not isinstance(x, np.ndarray) or x.dtype.kind != "f" or x.size == 0:
+            continue
+        big = float(np.max(np.abs(x)))
+        if big > 0 and math.isfinite(big) and 2 * math.log(big) + math.log(x.size) > _LOG_MAX:
+            raise Reporter(program.model.path, program.model.text).fail(
+                f"data `{v.name}` are too large for double precision: values up to {big:.3g}, whose squares "
+                f"sum past {sys.float_info.max:.3g}, made the ELBO {value}", v.span,
+                "rescale the data (and the model's constants of the same scale), e.g. divide by a power of ten")
+
+
 def _checked_sweep(program: Program, order: list[str]) -> str | None:
     """One more sweep with the ELBO after every update: the first update that lowers it, if any."""
     last = program.elbo()
@@ -109,6 +126,7 @@ def run_once(program: Program, rng: np.random.Generator, max_iter: int, tol: flo
                 program.update(var, damping)
             value = program.elbo(after_sweep=damping is None)
             if not math.isfinite(value):
+                _refuse_overflowing_data(program, value)
                 culprit = _find_culprit(program, before, order) if before is not None else None
                 raise FloatingPointError(f"the ELBO became {value} at iteration {it}" +
                                          (f" after the update of q({culprit})" if culprit is not None else

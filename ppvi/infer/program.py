@@ -178,7 +178,8 @@ class Program:
 
     def _data_variance(self, var: str) -> float | None:
         """The largest variance of the data whose likelihood reads var (its scale where the prior is flat)."""
-        v = [float(np.var(self.state[f"v_{d}"])) for d in self.structure.data_of.get(var, ())]
+        with np.errstate(over="ignore", invalid="ignore"):     # (data × 10¹⁵⁴: inf, skipped below)
+            v = [float(np.var(self.state[f"v_{d}"])) for d in self.structure.data_of.get(var, ())]
         v = [x for x in v if math.isfinite(x) and x > 0]
         return max(v) if v else None
 

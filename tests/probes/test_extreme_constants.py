@@ -1,4 +1,4 @@
-"""Valid but extreme constants (issue 21, items 8 and 9): a fit whose every quantity is a float64 gives that
+"""Valid but extreme constants and data (issue 21, items 8 and 9): a fit whose every quantity is a float64 gives that
 fit, never an ELBO of ±∞ reported as an internal fault; a model that truly leaves double precision is the
 user's positioned error, exit 2."""
 
@@ -77,3 +77,20 @@ def test_a_model_outside_double_precision_is_a_positioned_error(tmp_path, capsys
     code, _, err = run_cli(["run", tmp_path / "m.ppvi", "--quiet"], capsys)
     assert code == 2, err
     assert err.startswith(f"{tmp_path / 'm.ppvi'}:3:12: error:") and "double precision" in err
+
+
+@pytest.mark.parametrize("scale", [1e154, 1e200])
+def test_data_whose_squares_pass_double_precision_are_the_users_error(tmp_path, capsys, scale):
+    """Item 8: data × 10¹⁵⁴ and beyond (the same model as above: no second compilation).  Their sums of squares
+    (the statistics Σ y²) are not floats, and the ELBO became ±∞ or NaN: "internal error", exit 1, after numpy's
+    overflow warnings on stderr.  Now the data's declaration is named, exit 2, and nothing else is printed."""
+    import warnings
+
+    (tmp_path / "vast.ppvi").write_text(VAST)
+    np.savez(tmp_path / "vast.npz", y=np.random.default_rng(1).normal(0.3, 1.0, 12) * scale)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)         # numpy's overflow warnings would be printed
+        code, _, err = run_cli(["run", tmp_path / "vast.ppvi", "--quiet"], capsys)
+    assert code == 2, err
+    assert err.startswith(f"{tmp_path / 'vast.ppvi'}:3:6: error: data `y` are too large for double precision")
+    assert "hint: rescale the data" in err
