@@ -137,3 +137,40 @@ def test_the_peak_of_a_fit_and_of_its_json_is_one_q_z_and_a_bounded_scratch(mode
     assert (tmp_path / "r.json").stat().st_size > 2 * qz_saved
     extra = save["peak"] - save["before"]
     assert extra <= 0.5 * qz_saved + 16 * 2 ** 20, f"writing the JSON took {extra / qz_saved:.2f} q(z)"
+
+
+INDEXED = """\
+dim K
+dim N
+data c[N] : index(K)
+const a[K] = 1.0
+p ~ Dirichlet(a)
+for n in N:
+    c[n] ~ Categorical(p)
+"""
+
+
+def test_index_data_implying_a_vast_dirichlet_are_refused_before_allocating(tmp_path):
+    """Item 10: `c` = 10⁹ − 1 implies K = 10⁹ categories (a constant of that size is allowed).  The sizes'
+    estimate counted one number per entry of q(p) (16 GB with the constant: under this machine's 25 GB), while
+    q(p) holds three (α, ⟨p⟩, ⟨log p⟩): the fit then allocated until the OS killed it, or under a memory limit
+    died of MemoryError, "internal error", exit 1.  Now the estimate (32 GB) refuses the sizes, naming the
+    index data, exit 2."""
+    import os
+    import resource
+
+    from ppvi.io.reading import physical_memory
+
+    k = 1_000_000_000
+    memory = physical_memory()
+    if memory is None or memory > 4 * 8 * k:
+        pytest.skip("the machine has the memory for these sizes")
+    (tmp_path / "m.ppvi").write_text(INDEXED)
+    np.savez(tmp_path / "m.npz", c=np.array([0, k - 1]))
+    limit = 4 * 2 ** 30
+    proc = subprocess.run([sys.executable, "-m", "ppvi", "run", "m.ppvi", "--quiet"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, env=dict(os.environ),
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("m.npz: error: these sizes need at least"), proc.stderr
+    assert "`p[K]`" in proc.stderr and "K = 1000000000 (1 + the largest value of `c`)" in proc.stderr
