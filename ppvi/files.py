@@ -18,18 +18,20 @@ import contextlib
 import os
 import signal
 import stat
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from ppvi.errors import Diagnostic, PPVIError
 
 _TMP = ".ppvi-tmp"       # .<name>.<pid>.ppvi-tmp: a writer's temporary file, named so a later write can clean up
 
 
-def write_atomic(path: str, content: str | bytes, *, private: bool = False) -> None:
+def write_atomic(path: str, content: str | bytes | Iterable[bytes], *, private: bool = False) -> None:
     """Write ``content`` to ``path`` whole or not at all; an OS error is a :class:`PPVIError` naming the path.
 
+    ``content`` may be pieces, written as they come (a large result's text is never held whole).
     ``private``: mode 0600 whatever the umask (the cache's files)."""
-    data = content.encode("utf-8") if isinstance(content, str) else content
+    data = (content.encode("utf-8"),) if isinstance(content, str) else \
+        (content,) if isinstance(content, (bytes, bytearray, memoryview)) else content
     target = os.path.realpath(path)          # (through a link: the link stays, its target is replaced)
     try:
         if _is_special(target):
@@ -41,7 +43,8 @@ def write_atomic(path: str, content: str | bytes, *, private: bool = False) -> N
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o666)
         try:
             with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
+                for piece in data:
+                    fh.write(piece)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, target)
@@ -81,9 +84,10 @@ def _is_special(path: str) -> bool:
     return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
-def _write_in_place(path: str, data: bytes) -> None:
+def _write_in_place(path: str, data: Iterable[bytes]) -> None:
     with open(path, "wb") as fh:
-        fh.write(data)
+        for piece in data:
+            fh.write(piece)
         fh.flush()
 
 

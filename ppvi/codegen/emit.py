@@ -15,6 +15,7 @@ generator decides depends on how a name is spelt (:func:`structure`).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 from contextlib import contextmanager
@@ -28,6 +29,8 @@ from ppvi.derive.qfamily import ParamBase
 from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol, lgamma, lmvgamma, logdet, softplus
 
 
+KERNEL_NAME_MAX = 64  # characters of a kernel's name kept whole (Names.kernel); Numba names a cache file after it
+TINY = 1e-150        # a constant factor smaller than this multiplies each term of the sum it scales (scaled_into_sums)
 SPLIT_MAX = 1024      # values of b, at most, for Σ_{n,b} to be split (Writer._plate_inside)
 
 
@@ -79,7 +82,7 @@ class Names:
         g_<var>         a param's gradient               t_<int>          statistics of the local step
         c_<what>__<name>  derived at bind time (inv, logdet, order, start); c__damping the step α
         i<int>_<label>  loop indices (numbered; an identifier never starts with a digit)
-        update_<var>, damped_<var>, local_step_<var>     kernels
+        update_<var>, damped_<var>, local_step_<var>     kernels (a long one cut short with a hash: see kernel)
         statistics, expected_log_joint[_fast], local_block, PLAN, np, math, njit, prange and the runtime's
         helpers: the module's own names; temporaries begin with ``_``, which no kind does.
 
@@ -178,8 +181,15 @@ class Names:
 
     @staticmethod
     def kernel(kind: str, var: str) -> str:
+        """``<kind>_<var>``; past :data:`KERNEL_NAME_MAX` characters, its first 44 then ``_`` and 20 hex digits of
+        its SHA-256 (exactly ``KERNEL_NAME_MAX + 1`` long, so never a kept name; distinct long names differ in
+        their hash).  Numba's cache file is ``<module>.<kernel>-<line>.py3XY.<n>.nbc``: the file system's
+        255-byte limit bounds the name, the language does not bound identifiers."""
         assert kind + "_" in KINDS
-        return f"{kind}_{var}"
+        name = f"{kind}_{var}"
+        if len(name) <= KERNEL_NAME_MAX:
+            return name
+        return f"{name[:44]}_{hashlib.sha256(name.encode()).hexdigest()[:KERNEL_NAME_MAX - 44]}"
 
     def index(self, i: sp.Basic) -> str:
         if i not in self.idx:
@@ -339,6 +349,30 @@ def through_deltas(e: sp.Expr) -> sp.Expr:
     return sp.Mul(*outside) * sp.Sum(sp.Mul(*(f for f in factors if f.free_symbols & bound)), *e.limits)
 
 
+def scaled_into_sums(e: sp.Expr) -> sp.Expr:
+    """c·Σ_i f(i) -> Σ_i c·f(i) where |c| < TINY.  The sum alone may pass the largest float when the product
+    does not: `variance = 1e308` gives −½·10⁻³⁰⁸·Σ_k ⟨x[k]²⟩ with every ⟨x[k]²⟩ near 10³⁰⁸, so Σ_k overflows
+    to ∞ while every −½·10⁻³⁰⁸·⟨x[k]²⟩ is −½.  Only constants that small (they come of extreme ones) pay for
+    the multiplication in the loop."""
+    if not any(0 < abs(n) < TINY for n in e.atoms(sp.Float, sp.Rational)):
+        return e
+    return _scaled(e)
+
+
+def _scaled(e: sp.Expr) -> sp.Expr:
+    if not e.args or isinstance(e, (sp.Indexed, sp.Idx, sp.IndexedBase)):
+        return e
+    e = e.func(*(_scaled(a) for a in e.args))
+    if not isinstance(e, sp.Mul) or not e.args[0].is_Number or not abs(e.args[0]) < TINY:
+        return e
+    c, rest = e.args[0], e.args[1:]
+    s = next((a for a in rest if isinstance(a, sp.Sum)), None)
+    if s is None:
+        return e
+    inner = _scaled(sp.Mul(c, s.function, evaluate=False)) if isinstance(s.function, sp.Sum) else c * s.function
+    return sp.Mul(*(a for a in rest if a is not s)) * sp.Sum(inner, *s.limits)
+
+
 def narrow(e: sp.Expr, big: frozenset) -> sp.Expr:
     """Swap over a data-plate j when c carries indices F the rest does not: the pass over the data
     then fills a smaller array (Σ_n r[n,k] x[n,e] over (k, e) instead of Σ_n r[n,k] Σ_e Λ[k,d,e]
@@ -440,7 +474,7 @@ class Writer:
             e = self.stats.separate(e)
         if self.big:
             e = narrow(e, self.big)
-        return self.value(e, levels, pinned)
+        return self.value(scaled_into_sums(e), levels, pinned)
 
     def value(self, e: sp.Expr, levels: list[Block], pinned: int = 0) -> str:
         """Python source for e, with its sums emitted into ``levels``."""

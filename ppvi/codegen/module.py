@@ -51,6 +51,9 @@ def _mangle(names: Names, var: str, role: str, what: str) -> str:
 
 # A blocked local step (Blocked): about this many floats in a block's feature rows (32 KB, in cache).
 BLOCK_FLOATS = 4096
+# ... and at most this many in a block's η, K × B per thread (8 MB): at K = 10⁵ a block of 256 points held
+# two copies of the whole q(z) of 272 points (issue 21, item 11).
+BLOCK_ETA_FLOATS = 2 ** 20
 # The group block (ModuleWriter.block_kernel): passes per group and sweep at most (as scikit-learn's
 # max_doc_update_iter), and the relative change of the group latent's η that ends them.
 BLOCK_PASSES = 100
@@ -300,7 +303,9 @@ class ModuleWriter:
         blk.post += ([bk.features] if bk.features.post else []) + bk.between + [levels[-1]] + bk.after
         alloc.pre += bk.alloc
         widths = " + ".join(bk.widths) or "1"
-        fn.pre.append(f"_B = max(8, min(256, {BLOCK_FLOATS} // ({widths})))")
+        b = f"max(8, min(256, {BLOCK_FLOATS} // ({widths})))"
+        fn.pre.append(f"_B = {b}" if bk.eta is None else     # η (K × B) bounded too
+                      f"_B = max(1, min({b}, {BLOCK_ETA_FLOATS} // _W.shape[1]))")
         self.blocked = None
 
     def _element(self, q: QFactor, w: Writer, levels: list[Block], pinned: int, alloc: Block | None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from ppvi.errors import Diagnostic
+from ppvi.errors import Diagnostic, Reporter
 from ppvi.infer.program import Program
 from ppvi.infer.start import symmetric_points
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 # Above this many bytes of q a sweep's starting state is not kept (it would double the memory of the
 # local q); a decrease is then traced by one more sweep that checks the ELBO after every update.
 SNAPSHOT_BYTES = 4 * 2 ** 20
+_LOG_MAX = math.log(sys.float_info.max)
 
 
 class ElboDecrease(RuntimeError):
@@ -63,7 +65,7 @@ def _find_culprit(program: Program, before: dict, order: list[str]) -> str | Non
     """Replay the sweep from the saved state, one update at a time, to name the one that lowered the ELBO
     or made it NaN or infinite."""
     saved = program.snapshot()
-    program.restore(before)
+    program.restore(before, copy=False)
     last = program.elbo()
     culprit = None
     for var in order:
@@ -73,8 +75,23 @@ def _find_culprit(program: Program, before: dict, order: list[str]) -> str | Non
             culprit = var
             break
         last = now
-    program.restore(saved)
+    program.restore(saved, copy=False)
     return culprit
+
+
+def _refuse_overflowing_data(program: Program, value: float) -> None:
+    """A non-finite ELBO of data whose squares sum past the largest float (values × 10¹⁵⁴ and beyond): the data
+    are not representable in the fit's statistics (Σ y², Σ y yᵀ), the user's error at the data's declaration."""
+    for v in program.model.of_kind("data"):
+        x = program.state.get(f"v_{v.name}")
+        if not isinstance(x, np.ndarray) or x.dtype.kind != "f" or x.size == 0:
+            continue
+        big = float(np.max(np.abs(x)))
+        if big > 0 and math.isfinite(big) and 2 * math.log(big) + math.log(x.size) > _LOG_MAX:
+            raise Reporter(program.model.path, program.model.text).fail(
+                f"data `{v.name}` are too large for double precision: values up to {big:.3g}, whose squares "
+                f"sum past {sys.float_info.max:.3g}, made the ELBO {value}", v.span,
+                "rescale the data (and the model's constants of the same scale), e.g. divide by a power of ten")
 
 
 def _checked_sweep(program: Program, order: list[str]) -> str | None:
@@ -113,6 +130,7 @@ def run_once(program: Program, rng: np.random.Generator, max_iter: int, tol: flo
                 program.update(var, damping)
             value = program.elbo(after_sweep=damping is None)
             if not math.isfinite(value):
+                _refuse_overflowing_data(program, value)
                 culprit = _find_culprit(program, before, order) if before is not None else None
                 raise FloatingPointError(f"the ELBO became {value} at iteration {it}" +
                                          (f" after the update of q({culprit})" if culprit is not None else
@@ -184,9 +202,11 @@ def fit(program: Program, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8
                 result = run_once(program, rng, max_iter, tol, on_iteration, damping,
                                   start=start if r == 0 else None)
                 if restarts > 1:
-                    result.state = program.snapshot()     # (with one start there is nothing to go back to)
+                    # (with one start there is nothing to go back to) handed over, not copied: the next start
+                    # gives the program new arrays, so at most two q are held, the best one's and the current
+                    result.state = program.snapshot(copy=False)
                     if program.mutable_bytes() <= SNAPSHOT_BYTES:
-                        states.append(result.state)      # (ArviZ's chains: cheap only while q is small)
+                        states.append(program.snapshot())    # (ArviZ's chains: cheap only while q is small)
             except KeyboardInterrupt:
                 # before a later start's first sweep (its start, k-means++ and E-step, takes time): keep the best
                 if best is None:
@@ -202,7 +222,8 @@ def fit(program: Program, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8
                 best.interrupted = True
                 break
     if best.state:
-        program.restore(best.state)
+        program.restore(best.state, copy=False)
+        best.state = {}     # the program's own now: one q, not two, stays behind the result
     best.restart_elbos = elbos
     best.restart_states = states if len(states) == len(elbos) else []
     best.warnings = symmetric_points(program, elbos, tol)

@@ -178,7 +178,8 @@ class Program:
 
     def _data_variance(self, var: str) -> float | None:
         """The largest variance of the data whose likelihood reads var (its scale where the prior is flat)."""
-        v = [float(np.var(self.state[f"v_{d}"])) for d in self.structure.data_of.get(var, ())]
+        with np.errstate(over="ignore", invalid="ignore"):     # (data × 10¹⁵⁴: inf, skipped below)
+            v = [float(np.var(self.state[f"v_{d}"])) for d in self.structure.data_of.get(var, ())]
         v = [x for x in v if math.isfinite(x) and x > 0]
         return max(v) if v else None
 
@@ -342,12 +343,17 @@ class Program:
     def mutable_bytes(self) -> int:
         return sum(self.state[k].nbytes for k in self._mutable())
 
-    def snapshot(self) -> dict[str, np.ndarray]:
-        return {k: self.state[k].copy() for k in self._mutable()}
+    def snapshot(self, copy: bool = True) -> dict[str, np.ndarray]:
+        """The arrays a sweep writes: copies, or (``copy=False``) the arrays themselves, handed over.  A handed-over
+        snapshot stays whole only until the next start: :meth:`initialise` puts new arrays in their place before
+        writing (the gradient's scratch ``g_`` is reused, so it is never handed over)."""
+        return {k: self.state[k].copy() if copy else self.state[k] for k in self._mutable()
+                if copy or not k.startswith("g_")}
 
-    def restore(self, snap: dict[str, np.ndarray]) -> None:
+    def restore(self, snap: dict[str, np.ndarray], copy: bool = True) -> None:
+        """The state of ``snap``; with ``copy=False`` its arrays become the program's own (no second q in memory)."""
         for k, v in snap.items():
-            self.state[k] = v.copy()
+            self.state[k] = v.copy() if copy else v
         self.relink()
         self.stale = True
 

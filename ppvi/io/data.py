@@ -304,13 +304,16 @@ def bind(model: CheckedModel, source: Source, overrides: Mapping[str, int] | Non
 
 def _entries(v: Variable, sizes: Mapping[str, int]) -> int:
     """Numbers held for ``v`` at least: its entries; a Categorical q a row of K per entry, an MvNormal q a
-    covariance."""
+    covariance and ⟨x xᵀ⟩; any other continuous q three per entry (its two parameters and a moment: a Normal's
+    mean, sd and ⟨x²⟩, a Dirichlet's α, ⟨p⟩ and ⟨log p⟩)."""
     size = (lambda e: sizes[e] if isinstance(e, str) else e)
     n = math.prod(size(e) for e in v.shape)
     if v.kind == "latent" and v.support == "index" and v.support_dim is not None:
         n *= size(v.support_dim)
     elif v.kind == "latent" and v.support == "real_vector" and v.shape:
-        n *= size(v.shape[-1])
+        n *= 2 * size(v.shape[-1])
+    elif v.kind == "latent" and v.support != "binary":
+        n *= 3
     return n
 
 

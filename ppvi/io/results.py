@@ -18,7 +18,7 @@ import math
 import os
 import zipfile
 from dataclasses import replace
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from ppvi.result import Provenance, Q, Result
 
 FORMAT = 1          # "ppvi_result": the version of this layout (files without it are the first layout)
 FORMATS = (".json", ".npz")
+JSON_PIECE = 2 ** 16     # numbers, at most, of an array's JSON text made at once (a large q is never whole as text)
 
 
 # ----------------------------------------------------------------- from a fit
@@ -146,33 +147,55 @@ def to_document(r: Result) -> dict:
 
 # ----------------------------------------------------------------- writing
 def write(path: str, r: Result) -> None:
-    """``.json`` or ``.npz`` by the extension (another is a PPVIError), written atomically."""
+    """``.json`` or ``.npz`` by the extension (another is a PPVIError), written atomically; JSON in pieces, as
+    it is made."""
     check_writable(path, FORMATS)
     ext = os.path.splitext(path)[1].lower()
-    write_atomic(path, to_npz(r) if ext == ".npz" else to_json(r).encode("utf-8"))
+    write_atomic(path, to_npz(r) if ext == ".npz" else (t.encode("utf-8") for t in _json_pieces(r)))
 
 
 def to_json(r: Result) -> str:
     """The document as JSON: one line per small value, each array on one line."""
-    out: list[str] = []
-    _write_json(to_document(r), out, 0)
-    out.append("\n")
-    return "".join(out)
+    return "".join(_json_pieces(r))
 
 
-def _write_json(x: Any, out: list[str], depth: int) -> None:
+def _json_pieces(r: Result) -> Iterator[str]:
+    yield from _json_text(to_document(r), 0)
+    yield "\n"
+
+
+def _json_text(x: Any, depth: int) -> Iterator[str]:
     if isinstance(x, dict):
         if not x:
-            out.append("{}")
+            yield "{}"
             return
         pad = " " * (depth + 1)
-        out.append("{")
+        yield "{"
         for i, (k, v) in enumerate(x.items()):
-            out.append(("," if i else "") + "\n" + pad + json.dumps(k) + ": ")
-            _write_json(v, out, depth + 1)
-        out.append("\n" + " " * depth + "}")
+            yield ("," if i else "") + "\n" + pad + json.dumps(k) + ": "
+            yield from _json_text(v, depth + 1)
+        yield "\n" + " " * depth + "}"
+    elif isinstance(x, np.ndarray) and x.size > JSON_PIECE:
+        yield from _array_text(x)
     else:
-        out.append(json_value(x))
+        yield json_value(x)
+
+
+def _array_text(a: np.ndarray) -> Iterator[str]:
+    """``json_value(a)`` in pieces of at most JSON_PIECE numbers: rows, or runs of a long vector (the same text:
+    the numbers of a q(z) of 10⁷ entries are never all Python floats at once)."""
+    if a.size <= JSON_PIECE:
+        yield json_value(a)
+        return
+    yield "["
+    per = max(1, JSON_PIECE // max(1, np.size(a[0])))      # rows of a piece
+    for i in range(0, len(a), per):
+        yield "," if i else ""
+        if per == 1 and a[i].size > JSON_PIECE:
+            yield from _array_text(a[i])
+        else:
+            yield json_value(a[i:i + per])[1:-1]
+    yield "]"
 
 
 def json_value(x: Any) -> str:

@@ -269,7 +269,7 @@ def _big_result(n: int) -> Result:
 
 def test_large_local_arrays_are_written_fast(tmp_path):
     """A 10⁶-point mixture's q(z): NPZ well under a second; JSON by the C encoder, with no Python call per
-    number (the same count of Python calls for 10³ and 10⁵ points; it was a call per number, 16 s)."""
+    number (a few hundred more Python calls for 10⁵ points than for 10³; it was a call per number, 16 s)."""
     from ppvi.io.results import to_json
 
     big = _big_result(10 ** 6)
@@ -293,7 +293,9 @@ def test_large_local_arrays_are_written_fast(tmp_path):
             gc.enable()
         return count
 
-    assert python_calls(_big_result(10 ** 3)) == python_calls(_big_result(10 ** 5))
+    # a few calls per piece of 2¹⁶ numbers (written as they are made, io.results.JSON_PIECE), none per number:
+    # 6·10⁵ numbers more cost a few hundred calls, not 6·10⁵
+    assert python_calls(_big_result(10 ** 5)) - python_calls(_big_result(10 ** 3)) < 1000
 
 
 def test_the_cli_writes_what_load_result_reads(tmp_path, capsys):
