@@ -19,6 +19,7 @@ from ppvi.errors import Reporter
 from ppvi.infer.start import (NotEvaluable, Seed, Structure, analyse, prior_arguments, prior_draw, prior_moments,
                               seeded)
 from ppvi.io.data import Bound
+from ppvi.io.posterior import STANDARD
 from ppvi.language import consts
 from ppvi.language.check import CheckedModel
 
@@ -266,7 +267,9 @@ class Program:
     def _natural_from_q(self, var: str) -> None:
         """η of the current q(var), stored as e_<var>__<stat> (the damped schedule moves from it)."""
         fam = self.plan["latents"][var]["family"]
-        q = {k.split("__", 1)[1]: v for k, v in self.state.items() if k.startswith(f"q_{var}__")}
+        # by (var, parameter) -> array, as ppvi.codegen.emit.Names.qparam names it: never by cutting a
+        # name at `__`, which a user's name may hold (`_a`, `x__x`)
+        q = {p: self.state[f"q_{var}__{p}"] for p in STANDARD[fam]}
         for stat, value in _natural(fam, q).items():
             self.state[f"e_{var}__{stat}"] = np.ascontiguousarray(value, dtype=float)
 
