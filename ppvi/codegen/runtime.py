@@ -617,7 +617,7 @@ def feature_sign(a, c, lam, x):
         f0, f_best, t_best, zero = _l1_objective(a, c, lam, x, idx, n), np.inf, 0.0, -1
         for k in range(-1, n):          # k = −1: the end of the step; else where x[idx[k]] reaches 0
             t = end if k < 0 else (-x[idx[k]] / d[k] if x[idx[k]] * d[k] < 0.0 else np.inf)
-            if t < np.inf and t > 0.0:
+            if 0.0 < t <= end and t < np.inf:
                 trial[:] = x
                 for p in range(n):
                     trial[idx[p]] = x[idx[p]] + t * d[p]
