@@ -5,8 +5,9 @@ both are 0, and a mixture whose component means all start alike has one where
 every component is the same; coordinate ascent started there stays there.  So
 the start is read off the model, never off names:
 
-- *component means*: a latent or param L read as the whole mean of a data
-  variable's likelihood at a Categorical latent's value, ``x[n] ~ Normal(L[z[n]], …)``,
+- *component means*: a latent or param L read as the mean of a data variable's
+  likelihood at a Categorical latent's value, ``x[n] ~ Normal(L[z[n]], …)``, or as a
+  term added to that mean (``L[z[n]] + W[z[n]]·h[n]``, a mixture of factor analysers),
   starts at k-means++ centres of the data;
 - *atoms*: a param W multiplied by a local latent h in the mean of a data
   variable's likelihood, ``v[n, j] ~ Normal(sum(i: W[j, i] * h[n, i]), …)``, starts at
@@ -153,9 +154,10 @@ def analyse(model: CheckedModel, values: Mapping[str, np.ndarray] | None = None)
                     if seed is not None and seed.var not in seeds:
                         seeds[seed.var] = seed
             if name == LOCATION.get(f.dist) and n is not None:
-                seed = _centres(arg, f, n, kind, support, categorical, prior)
-                if seed is not None and seed.var not in seeds:
-                    seeds[seed.var] = seed
+                for term in _added(arg):
+                    seed = _centres(term, f, n, kind, support, categorical, prior)
+                    if seed is not None and seed.var not in seeds:
+                        seeds[seed.var] = seed
     return Structure(seeds, tuple(products), {k: tuple(v) for k, v in data_of.items()}, tuple(mixtures), local,
                      canonical)
 
@@ -185,9 +187,17 @@ def _row_axes(f, n: str) -> dict[str, int]:
     return {v: k for k, v in enumerate(rest)}
 
 
+def _added(e: ast.Expr) -> list[ast.Expr]:
+    """The terms e adds (``a + b - c``: a and b; a subtracted term is not one)."""
+    if isinstance(e, ast.BinOp) and e.op in ("+", "-"):
+        return _added(e.left) + (_added(e.right) if e.op == "+" else [])
+    return [e]
+
+
 def _centres(arg: ast.Expr, f, n: str, kind: dict, support: dict, categorical: set[str],
              prior: dict) -> Seed | None:
-    """``L[…, z[n], …]`` as the whole location of f: L's components are the data's centres."""
+    """``L[…, z[n], …]`` as the location of f, or a term added to it (the mean μ[z[n]] of a mixture of factor
+    analysers, μ[z[n]] + W[z[n]] h[n]): L's components are the data's centres."""
     if not isinstance(arg, ast.Index):
         return None
     L = arg.base.id
