@@ -7,25 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from codegen.programs import FA_BAYES, PMF
 from ppvi.infer.order import order
 from ppvi.infer.start import analyse
 from ppvi.language import loads
 
-# Bayesian factor analysis, its statements in two orders and with every name changed.
-FA = """
-dim N, D
-dim M = 2
-data y[N, D]
-for d in D:
-    psi[d] ~ Gamma(1, 1)
-    for m in M:
-        W[d, m] ~ Normal(0, 1)
-for n in N:
-    for m in M:
-        X[n, m] ~ Normal(0, 1)
-    for d in D:
-        y[n, d] ~ Normal(sum(m in M: W[d, m] * X[n, m]), precision = psi[d])
-"""
+# Bayesian factor analysis (tests/codegen/programs.py), its statements in two orders and with every name
+# changed.
+FA = FA_BAYES
 FA_REORDERED = """
 dim D, N
 dim M = 2
@@ -92,21 +81,6 @@ for n in N:
                                        .replace("@", f"{second} ~"), "d.ppvi")).variables
 
 
-PMF = """
-dim R, U, I
-dim K = 2
-data user[R] : index(U)
-data item[R] : index(I)
-data r[R]
-for u in U:
-    for k in K:
-        P[u, k] ~ Normal(0, 1)
-for i in I:
-    for k in K:
-        Q[i, k] ~ Normal(0, 1)
-for t in R:
-    r[t] ~ Normal(sum(k in K: P[user[t], k] * Q[item[t], k]), precision = 2.0)
-"""
 PMF_SWAPPED = PMF.replace("data user[R] : index(U)\ndata item[R] : index(I)",
                           "data item[R] : index(I)\ndata user[R] : index(U)")
 
@@ -117,6 +91,7 @@ def test_a_symmetric_model_is_ordered_by_its_data_and_consistently():
     the first index array comes first)."""
     rng = np.random.default_rng(0)
     values = {"user": rng.integers(0, 4, 12), "item": rng.integers(0, 5, 12), "r": rng.normal(size=12)}
+    assert "data user[R] : index(U)\ndata item[R] : index(I)" in PMF
     for text in (PMF, PMF_SWAPPED):
         o = analyse(loads(text, "pmf.ppvi"), values).order
         assert (o.variables["user"] < o.variables["item"]) == (o.variables["P"] < o.variables["Q"])
