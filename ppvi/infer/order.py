@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ppvi.language import ast
-from ppvi.language.check import CheckedModel, Factor
+from ppvi.language.check import CheckedModel, Factor, walk
 
 Key = tuple
 
@@ -40,10 +40,13 @@ class Order:
     dims: dict[str, int]
     factors: dict[int, int]
     level: dict[str, int]
+    role: dict[str, int]
 
     def sort(self, names) -> list[str]:
-        """``names`` (latents, params) parents first: by level, then canonical position."""
-        return sorted(names, key=lambda n: (self.level.get(n, 0), self.variables[n]))
+        """``names`` (latents, params) parents first (level); then by role, a location before a scale (a
+        Normal's mean before its precision: the two M-steps in this order are EM's joint maximiser); then
+        canonical position."""
+        return sorted(names, key=lambda n: (self.level.get(n, 0), self.role.get(n, 99), self.variables[n]))
 
 
 def _chain(e: ast.Expr, op: str) -> list[ast.Expr]:
@@ -156,7 +159,24 @@ def order(model: CheckedModel, tiebreak: Callable[[str], str] | None = None) -> 
     return Order(variables={n: i for i, n in enumerate(r for r in ranked if r in variables)},
                  dims={n: i for i, n in enumerate(r for r in ranked if r in dims)},
                  factors={fid: i for i, fid in enumerate(sorted(described, key=lambda i: (described[i], i)))},
-                 level=_levels(model))
+                 level=_levels(model), role=_roles(model))
+
+
+def _roles(model: CheckedModel) -> dict[str, int]:
+    """Each variable's first place among the arguments of a distribution it is read in (the signature's
+    order: location, then scale or precision)."""
+    from ppvi.language.distributions import SIGNATURES
+
+    role: dict[str, int] = {}
+    for f in model.factors:
+        names = [p.name for p in SIGNATURES[f.dist].params]
+        for arg, e in f.args:
+            for node in walk(e):
+                if isinstance(node, (ast.Name, ast.Index)):
+                    n = node.id if isinstance(node, ast.Name) else node.base.id
+                    if n in model.variables:
+                        role[n] = min(role.get(n, 99), names.index(arg))
+    return role
 
 
 def _levels(model: CheckedModel) -> dict[str, int]:

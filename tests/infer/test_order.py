@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from codegen.programs import FA_BAYES, PMF
+from conftest import MODELS
 from ppvi.infer.order import order
 from ppvi.infer.start import analyse
 from ppvi.language import loads
@@ -101,3 +102,14 @@ def test_a_symmetric_model_is_ordered_by_its_data_and_consistently():
     a, b = order(loads(PMF, "pmf.ppvi")), order(loads(PMF_SWAPPED, "pmf.ppvi"))
     swap = {"user": "item", "item": "user", "P": "Q", "Q": "P", "r": "r"}
     assert b.variables == {swap[n]: i for n, i in a.variables.items()}
+
+
+def test_a_location_is_updated_before_its_precision():
+    """EM for a mixture (models/em_gmm): the M-step of the means, then of the precisions around the new means,
+    is EM's joint maximiser (PRML 9.24–9.25; tests/infer/test_learning.py follows scikit-learn's trajectory),
+    whatever order the params are declared in."""
+    text = (MODELS / "em_gmm.ppvi").read_text()
+    swapped = text.replace("param mu[K]\nparam tau[K] : positive", "param tau[K] : positive\nparam mu[K]")
+    assert swapped != text
+    for t in (text, swapped):
+        assert order(loads(t, "em.ppvi")).sort(["tau", "weights", "mu"]) == ["mu", "weights", "tau"]
