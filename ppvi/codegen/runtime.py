@@ -584,90 +584,79 @@ def _gradient(a, c, x, nz, grad):
 
 
 @njit(cache=True)
-def feature_sign(a, c, lam, x):
-    """min_x ½ xᵀAx − cᵀx + Σ_i λ_i |x_i| by feature-sign search (Lee, Battle, Raina & Ng 2007).
+def _pseudo_step(a, idx, n, h, d):
+    """d[:n] = B⁺h for B = A[idx, idx] singular (by eigenvalues; relative cutoff 1e-10), and 1.0; or, where
+    h has a part r in B's null space (the quadratic −hᵀy + ½yᵀBy falls without bound along it), d = r and ∞."""
+    b = np.empty((n, n))
+    for p in range(n):
+        for q in range(n):
+            b[p, q] = a[idx[p], idx[q]]
+    w, v = np.linalg.eigh(b)
+    proj = v.T @ h[:n]
+    big = w > 1e-10 * max(w[-1], 0.0)
+    if np.sum(proj[~big] ** 2) > 1e-20 * np.sum(proj ** 2):
+        d[:n] = v @ np.where(big, 0.0, proj)
+        return np.inf
+    d[:n] = v @ np.where(big, proj / np.where(big, w, 1.0), 0.0)
+    return 1.0
 
-    Guess the signs of the active coefficients, solve the resulting quadratic exactly on the
-    active set, line-search back to where a sign would flip, and repeat until the optimality
-    conditions hold: ∇_i + λ_i sign(x_i) = 0 on the active set, |∇_i| ≤ λ_i off it.  Each
-    subproblem is solved exactly (19.16 with the L1 prior of 19.14): by Cholesky, as A's principal
-    submatrices are positive definite while the active atoms are independent, else by least squares.
-    ``x`` is the warm start and is overwritten; it is 0 exactly off the active set throughout.
+
+@njit(cache=True)
+def feature_sign(a, c, lam, x):
+    """min_x f(x) = ½ xᵀAx − cᵀx + Σ_i λ_i |x_i|, A positive semidefinite, by feature-sign search (Lee,
+    Battle, Raina & Ng 2007); ``x`` is the warm start and is overwritten.
+
+    Each step: once ∇_i + λ_i θ_i = 0 on the active set (θ = sign x), activate the coordinate that breaks
+    |∇_i| ≤ λ_i most, with the sign that descends; none left: x is optimal.  With the signs fixed, f on the
+    active set is a quadratic with gradient h = (∇ + λθ)_active and Hessian B = A_active.  Its step is
+    −B⁺h (Cholesky where B is positive definite; else the pseudo-inverse by eigenvalues, the atoms being
+    dependent), or, where h has a part r in B's null space, along r, on which f falls linearly until a
+    coefficient reaches 0.  Of the end and the points on the way where a coefficient reaches 0, the lowest f
+    is taken: a step that lowers nothing ends the search (it is optimal to rounding).
     """
     m = x.shape[0]
-    theta = np.sign(x)
-    active = x != 0.0
-    tol = 1e-12 * (1.0 + np.max(np.abs(c)) + np.max(lam))
-    grad, rhs, xnew, xa = np.empty(m), np.empty(m), np.empty(m), np.empty(m)
-    trial, best_x = np.empty(m), np.empty(m)
-    idx, nz = np.empty(m, np.int64), np.empty(m, np.int64)
-    chol = np.empty((m, m))
-    _gradient(a, c, x, nz, grad)
-    for _outer in range(20 * m + 100):
-        best, worst = -1, 0.0
+    tol = 1e-11 * (1.0 + np.max(np.abs(c)) + np.max(lam))
+    grad, nz, idx, theta = np.empty(m), np.empty(m, np.int64), np.empty(m, np.int64), np.sign(x)
+    h, d, chol, trial = np.empty(m), np.empty(m), np.empty((m, m)), np.empty(m)
+    stuck = False
+    for _ in range(50 * m + 100):
+        _gradient(a, c, x, nz, grad)
+        n, kkt, best, worst = 0, 0.0, -1, tol
         for i in range(m):
-            if not active[i]:
-                v = abs(grad[i]) - lam[i]
-                if v > worst:
-                    best, worst = i, v
-        if best >= 0 and worst > tol:
-            theta[best] = -1.0 if grad[best] > 0.0 else 1.0
-            active[best] = True
-        for _inner in range(20 * m + 100):
-            n = 0
-            for i in range(m):
-                if active[i]:
-                    idx[n] = i
-                    n += 1
-            if n == 0:
-                break
-            for p in range(n):
-                rhs[p] = c[idx[p]] - lam[idx[p]] * theta[idx[p]]
-            if not _cholesky_solve(a, idx, n, rhs, chol, xnew):
-                aa = np.empty((n, n))
+            if x[i] != 0.0:
+                idx[n], n = i, n + 1
+                kkt = max(kkt, abs(grad[i] + lam[i] * theta[i]))
+            elif abs(grad[i]) - lam[i] > worst:
+                best, worst = i, abs(grad[i]) - lam[i]
+        if kkt <= tol or stuck:         # (stuck: the active set's step lowered nothing, to rounding)
+            if best < 0:
+                return
+            theta[best] = -np.sign(grad[best])
+            idx[n], n = best, n + 1
+        for p in range(n):
+            h[p] = -(grad[idx[p]] + lam[idx[p]] * theta[idx[p]])
+        end = 1.0 if _cholesky_solve(a, idx, n, h, chol, d) else _pseudo_step(a, idx, n, h, d)
+        f0, f_best, t_best, zero = _l1_objective(a, c, lam, x, idx, n), np.inf, 0.0, -1
+        for k in range(-1, n):          # k = −1: the end of the step; else where x[idx[k]] reaches 0
+            t = end if k < 0 else (-x[idx[k]] / d[k] if x[idx[k]] * d[k] < 0.0 else np.inf)
+            if 0.0 < t <= end and t < np.inf:
+                trial[:] = x
                 for p in range(n):
-                    for q in range(n):
-                        aa[p, q] = a[idx[p], idx[q]]
-                xnew[:n] = np.linalg.lstsq(aa, rhs[:n])[0]
-            for p in range(n):
-                xa[p] = x[idx[p]]
-            # the best point on the segment xa -> xnew: its end, or where a coefficient crosses zero
-            trial[:] = x
-            for p in range(n):
-                trial[idx[p]] = xnew[p]
-            best_x[:] = trial
-            best_f = _l1_objective(a, c, lam, trial, idx, n)
-            for p in range(n):
-                if xa[p] != 0.0 and xa[p] * xnew[p] < 0.0:
-                    t = xa[p] / (xa[p] - xnew[p])
-                    for r in range(n):
-                        trial[idx[r]] = xa[r] + t * (xnew[r] - xa[r])
-                    trial[idx[p]] = 0.0
-                    f = _l1_objective(a, c, lam, trial, idx, n)
-                    if f < best_f:
-                        best_f = f
-                        best_x[:] = trial
-            x[:] = best_x
-            for i in range(m):
-                if abs(x[i]) <= 0.0:
-                    x[i] = 0.0
-                    active[i] = False
-                    theta[i] = 0.0
-                else:
-                    theta[i] = 1.0 if x[i] > 0.0 else -1.0
-            _gradient(a, c, x, nz, grad)
-            ok = True
-            for i in range(m):
-                if active[i] and abs(grad[i] + lam[i] * theta[i]) > tol:
-                    ok = False
-            if ok:
-                break
-        done = True
+                    trial[idx[p]] = x[idx[p]] + t * d[p]
+                if k >= 0:
+                    trial[idx[k]] = 0.0
+                f = _l1_objective(a, c, lam, trial, idx, n)
+                if f < f_best:
+                    f_best, t_best, zero = f, t, k
+        if not f_best < f0:
+            if stuck or best < 0:
+                return
+            stuck = True
+            continue
+        stuck = False
+        for p in range(n):
+            x[idx[p]] += t_best * d[p]
+        if zero >= 0:
+            x[idx[zero]] = 0.0
         for i in range(m):
-            if active[i]:
-                if abs(grad[i] + lam[i] * theta[i]) > tol:
-                    done = False
-            elif abs(grad[i]) > lam[i] + tol:
-                done = False
-        if done:
-            return
+            theta[i] = np.sign(x[i])

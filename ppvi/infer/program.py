@@ -19,6 +19,7 @@ from ppvi.errors import Reporter
 from ppvi.infer.start import (NotEvaluable, Seed, Structure, analyse, prior_arguments, prior_draw, prior_moments,
                               seeded)
 from ppvi.io.data import Bound
+from ppvi.io.posterior import STANDARD
 from ppvi.language import consts
 from ppvi.language.check import CheckedModel
 
@@ -62,7 +63,7 @@ class Program:
     # ---------------------------------------------------------------- setup
     @classmethod
     def build(cls, model: CheckedModel, module: ModuleType, bound: Bound) -> "Program":
-        p = cls(model, module, dict(bound.sizes), structure=analyse(model))
+        p = cls(model, module, dict(bound.sizes), structure=analyse(model, bound.arrays))
         p._bind_inputs(bound)
         return p
 
@@ -107,14 +108,17 @@ class Program:
         at a default; then ``start`` (an earlier result) overrides what it holds.  A start informed by the
         data or the user is followed by an E-step: the local latents it does not hold, updated for it.
         """
-        for var, info in self.plan["latents"].items():
+        canonical = self.structure.order
+        for var in canonical.sort(self.plan["latents"]):
+            # (in the canonical order, as everything that draws from rng: the same start however the model is written)
+            info = self.plan["latents"][var]
             for name, shape in info["state"].items():
                 self.state[name] = np.zeros(_shape(shape, self.sizes))
             for alias, target in info["aliases"].items():
                 self.state[alias] = self.state[target]
             _INIT[info["family"]](self.state, var, rng, info)
         informed = bool(self.given)
-        params = self.model.of_kind("param")
+        params = [self.model.variables[n] for n in canonical.sort(v.name for v in self.model.of_kind("param"))]
         for v in params:
             value = self.given.get(v.name)
             self.state[f"v_{v.name}"] = value.copy() if value is not None else _param_default(
@@ -129,8 +133,8 @@ class Program:
         for var in self.plan.get("point", []):
             v = self.model.variables[var]
             self.state[f"v_{var}"] = np.zeros(_shape(list(v.shape), self.sizes) or (1,))
-        for var in sorted(self.plan["latents"], key=lambda name: self.model.prior(name).id):
-            # in the order of the model's draws: a prior that reads another latent reads its start
+        for var in canonical.sort(self.plan["latents"]):
+            # parents first: a prior that reads another latent reads its start
             if self.plan["latents"][var]["family"] in ("Normal", "MvNormal"):
                 informed = self._start_continuous(var, rng) or informed
         for k in [k for k in self.state if k.startswith("e_")]:
@@ -267,7 +271,9 @@ class Program:
     def _natural_from_q(self, var: str) -> None:
         """η of the current q(var), stored as e_<var>__<stat> (the damped schedule moves from it)."""
         fam = self.plan["latents"][var]["family"]
-        q = {k.split("__", 1)[1]: v for k, v in self.state.items() if k.startswith(f"q_{var}__")}
+        # by (var, parameter) -> array, as ppvi.codegen.emit.Names.qparam names it: never by cutting a
+        # name at `__`, which a user's name may hold (`_a`, `x__x`)
+        q = {p: self.state[f"q_{var}__{p}"] for p in STANDARD[fam]}
         for stat, value in _natural(fam, q).items():
             self.state[f"e_{var}__{stat}"] = np.ascontiguousarray(value, dtype=float)
 
@@ -309,12 +315,22 @@ class Program:
         if after_sweep and fast is not None:
             terms = self._call(fast)
             last = fast["latent"]
-            return float(np.sum(terms)) + float(np.sum(self.state[f"l_{last}"])) + sum(
-                self.entropy(v) for v in self.plan["latents"] if v != last)
-        return float(np.sum(self.expected_terms())) + sum(self.entropy(v) for v in self.plan["latents"])
+            return self._total(terms) + float(np.sum(self.state[f"l_{last}"])) + sum(
+                self.entropy(v) for v in self.structure.order.sort(self.plan["latents"]) if v != last)
+        return self._total(self.expected_terms()) + sum(
+            self.entropy(v) for v in self.structure.order.sort(self.plan["latents"]))
+
+    def _total(self, terms: np.ndarray) -> float:
+        """Σ of the factors' terms (one per factor, by id) in the canonical order of the factors: the same
+        rounding however the statements are ordered."""
+        rank = self.structure.order.factors
+        return float(np.sum(terms[sorted(range(len(terms)), key=rank.__getitem__)]))
 
     def schedule(self, damped: bool = False) -> list[str]:
-        """Params (the M-step, 19.2), then global latents, local latents and MAP latents.
+        """Params (the M-step, 19.2), then global latents, local latents and MAP latents; within each
+        group parents before children (a prior's level), then the canonical order
+        (:mod:`ppvi.infer.order`): a function of the model's structure, never of its names or the order
+        of its statements (docs/architecture.md, "The schedule").
 
         Params and globals start from the randomised locals; with this order the
         ELBO at the end of a sweep of an exact-EM model is the log-likelihood.
@@ -326,10 +342,11 @@ class Program:
         lat, pts = self.plan["latents"], self.plan["points"]
         block = None if damped else self.plan.get("block")
         members = block["members"] if block else []
-        params = [v for v in pts if pts[v]["kind"] == "param"]
-        return (params + [v for v in lat if lat[v]["scope"] == "global" and v not in members]
-                + [v for v in lat if lat[v]["scope"] == "local" and v not in members]
-                + ([block["name"]] if block else []) + [v for v in pts if pts[v]["kind"] == "point"])
+        sort = self.structure.order.sort
+        return (sort(v for v in pts if pts[v]["kind"] == "param")
+                + sort(v for v in lat if lat[v]["scope"] == "global" and v not in members)
+                + sort(v for v in lat if lat[v]["scope"] == "local" and v not in members)
+                + ([block["name"]] if block else []) + sort(v for v in pts if pts[v]["kind"] == "point"))
 
     def _mutable(self) -> list[str]:
         """The arrays a sweep writes: every q's parameters, moments and entropies, params and MAP

@@ -5,8 +5,9 @@ both are 0, and a mixture whose component means all start alike has one where
 every component is the same; coordinate ascent started there stays there.  So
 the start is read off the model, never off names:
 
-- *component means*: a latent or param L read as the whole mean of a data
-  variable's likelihood at a Categorical latent's value, ``x[n] ~ Normal(L[z[n]], …)``,
+- *component means*: a latent or param L read as the mean of a data variable's
+  likelihood at a Categorical latent's value, ``x[n] ~ Normal(L[z[n]], …)``, or as a
+  term added to that mean (``L[z[n]] + W[z[n]]·h[n]``, a mixture of factor analysers),
   starts at k-means++ centres of the data;
 - *atoms*: a param W multiplied by a local latent h in the mean of a data
   variable's likelihood, ``v[n, j] ~ Normal(sum(i: W[j, i] * h[n, i]), …)``, starts at
@@ -15,6 +16,10 @@ the start is read off the model, never off names:
 - continuous latents that are local, or multiplied by another latent, start at a
   random draw from their prior (its parameters evaluated at the start), at the
   data's scale where the prior is broader than the data.
+
+Every choice goes through the model in its canonical order (:mod:`ppvi.infer.order`), never in the
+order of its statements: the random draws and the first seed found are the same however a model is
+written.
 
 :func:`evaluate` gives an expression of the language its value at every element
 of its plates, with the current q's means for the latents it reads.
@@ -29,6 +34,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from ppvi.errors import Diagnostic
+from ppvi.infer.order import Order, order
 from ppvi.language import ast
 from ppvi.language.check import CheckedModel, walk
 
@@ -64,6 +70,7 @@ class Structure:
     data_of: dict[str, tuple[str, ...]]         # latent or param -> the data whose likelihood reads it
     mixtures: tuple[str, ...]                   # local Categorical latents that index a likelihood's argument
     local: frozenset[str]                       # local latents
+    order: Order                                # the canonical order of variables and factors (ppvi.infer.order)
 
 
 def _values(e: ast.Expr) -> set[str]:
@@ -103,11 +110,15 @@ def _products(e: ast.Expr):
                 stack.append(body)
 
 
-def analyse(model: CheckedModel) -> Structure:
-    """The structural facts a start needs (a pass over the checked model's likelihoods; no SymPy)."""
+def analyse(model: CheckedModel, values: Mapping[str, np.ndarray] | None = None) -> Structure:
+    """The structural facts a start needs (a pass over the checked model's likelihoods; no SymPy).
+
+    ``values``: the data (and given params) by name; where two variables are alike in structure, their
+    values decide which comes first in the canonical order."""
     from ppvi.graph import build
 
     graph = build(model)
+    canonical = order(model, None if values is None else lambda n: _fingerprint(values.get(n)))
     kind = {v.name: v.kind for v in model.variables.values()}
     support = {v.name: v.support for v in model.variables.values()}
     prior = {f.target: f.dist for f in model.factors if not f.observed}
@@ -117,7 +128,7 @@ def analyse(model: CheckedModel) -> Structure:
     products: list[tuple[str, str]] = []
     data_of: dict[str, list[str]] = {}
     mixtures: list[str] = []
-    for f in model.factors:
+    for f in sorted(model.factors, key=lambda f: canonical.factors[f.id]):     # (a first seed found wins)
         if not f.observed:
             continue
         for p in f.parents:
@@ -143,10 +154,22 @@ def analyse(model: CheckedModel) -> Structure:
                     if seed is not None and seed.var not in seeds:
                         seeds[seed.var] = seed
             if name == LOCATION.get(f.dist) and n is not None:
-                seed = _centres(arg, f, n, kind, support, categorical, prior)
-                if seed is not None and seed.var not in seeds:
-                    seeds[seed.var] = seed
-    return Structure(seeds, tuple(products), {k: tuple(v) for k, v in data_of.items()}, tuple(mixtures), local)
+                for term in _added(arg):
+                    seed = _centres(term, f, n, kind, support, categorical, prior)
+                    if seed is not None and seed.var not in seeds:
+                        seeds[seed.var] = seed
+    return Structure(seeds, tuple(products), {k: tuple(v) for k, v in data_of.items()}, tuple(mixtures), local,
+                     canonical)
+
+
+def _fingerprint(a: np.ndarray | None) -> str:
+    """An array's shape and a digest of its values (the same however the model names or places it)."""
+    if a is None:
+        return ""
+    import hashlib
+
+    a = np.asarray(a)
+    return f"{a.shape}{a.dtype.str}{hashlib.sha1(a.tobytes()).hexdigest()}"
 
 
 def _discrete_index(i: ast.Expr, categorical: set[str]) -> str | None:
@@ -164,9 +187,17 @@ def _row_axes(f, n: str) -> dict[str, int]:
     return {v: k for k, v in enumerate(rest)}
 
 
+def _added(e: ast.Expr) -> list[ast.Expr]:
+    """The terms e adds (``a + b - c``: a and b; a subtracted term is not one)."""
+    if isinstance(e, ast.BinOp) and e.op in ("+", "-"):
+        return _added(e.left) + (_added(e.right) if e.op == "+" else [])
+    return [e]
+
+
 def _centres(arg: ast.Expr, f, n: str, kind: dict, support: dict, categorical: set[str],
              prior: dict) -> Seed | None:
-    """``L[…, z[n], …]`` as the whole location of f: L's components are the data's centres."""
+    """``L[…, z[n], …]`` as the location of f, or a term added to it (the mean μ[z[n]] of a mixture of factor
+    analysers, μ[z[n]] + W[z[n]] h[n]): L's components are the data's centres."""
     if not isinstance(arg, ast.Index):
         return None
     L = arg.base.id

@@ -43,8 +43,6 @@ def _example(name: str, ext: str, kind: str, notes: str, known_failure: str | No
     return _case(name, ext, kind, notes, known_failure, folder=EXAMPLES)
 
 
-ITEM3_MEANS = "issue 14 item 3 (component means that are latents start at 0, not from the data)"
-
 CORPUS: list[Case] = [
     # ---- the examples shipped before the corpus (references in tests/infer, tests/derive)
     _example("seed_gaussian", "json", "gaussian", "seed 19.57: 19.66-19.67 (tests/derive, tests/infer/test_exact.py)"),
@@ -97,7 +95,8 @@ CORPUS: list[Case] = [
     _case("vbmf", "npz", "factor",
           "Lim & Teh 2007 fully factorised: fixed point of the hand-written updates; planted ratings; memory "
           "linear in the ratings at 2,000 x 2,000 (item 4)"),
-    _case("mfa", "npz", "factor", "planted assignments, subspaces and noise", ITEM3_MEANS),
+    _case("mfa", "npz", "factor", "planted assignments, subspaces and noise (mu[z[n], d], a term of the mean, "
+          "starts at k-means++ centres)"),
     _case("hier_normal", "csv", "hierarchical", "fixed point; planted group means"),
     _case("normal_gamma_coupled", "csv", "conjugate",
           "PRML 10.26-10.30 fixed point; ELBO below the closed-form Normal-Gamma evidence"),

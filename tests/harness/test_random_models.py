@@ -3,8 +3,8 @@ construction: a refusal is a false one), generate, pass the structure checks and
 an ELBO that never decreases; with ``--long`` a few per group are also compiled, for check 1 and a
 compiled fit.
 
-A problem that is a known fault (harness_known.FAULTS: a fit's KeyError at a group block's start, a MAP code
-off the L1 optimum) is recorded and the example ends there; any other fails the test at once.  A group
+A problem that is a known fault (harness_known.FAULTS, by the text of the problem; none today) is
+recorded and the example ends there; any other fails the test at once.  A group
 whose examples found known faults ends as xfail naming them; a group expected to find one that no longer
 does fails, so the entry in harness_known goes with the fix (a strict xfail's flip).
 

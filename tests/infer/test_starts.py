@@ -12,7 +12,7 @@ from scipy.linalg import subspace_angles
 from scipy.optimize import linear_sum_assignment
 
 import ppvi
-from conftest import MODELS, run_cli
+from conftest import MODELS, ROOT, run_cli
 from ppvi.errors import PPVIWarning
 from ppvi.infer.program import Program
 from ppvi.infer.start import analyse, evaluate, kmeanspp, symmetric_points
@@ -88,9 +88,17 @@ def test_structure_does_not_depend_on_names(tmp_path):
     assert set(s.seeds) == {"aaa"} and s.seeds["aaa"].data == "obs" and s.mixtures == ("zz",)
 
 
-def test_a_mean_that_is_more_than_the_component_is_not_a_centre(tmp_path):
-    text = MIXTURE.replace("Normal(centre[z[n], d], precision", "Normal(centre[z[n], d] + 1, precision")
-    assert analyse(ppvi.load(write(tmp_path, text)).checked).seeds == {}
+def test_a_component_term_added_to_the_mean_is_a_centre_and_a_scaled_one_is_not(tmp_path):
+    """μ[z[n]] + W[z[n]]·h[n] (a mixture of factor analysers; the corpus's mfa) or μ[z[n]] + 1: the component
+    term is the component's centre, the rest adding to it; 2·μ[z[n]] or 1 − μ[z[n]] is not a centre."""
+    for mean, centre in (("centre[z[n], d] + 1", True), ("1 + centre[z[n], d] - scale", True),
+                         ("2 * centre[z[n], d]", False), ("1 - centre[z[n], d]", False)):
+        text = MIXTURE.replace("Normal(centre[z[n], d], precision", f"Normal({mean}, precision")
+        seeds = analyse(ppvi.load(write(tmp_path, text)).checked).seeds
+        assert set(seeds) == ({"centre"} if centre else set()), mean
+    mfa = analyse(ppvi.load(str(ROOT / "tests" / "corpus" / "models" / "mfa.ppvi")).checked)
+    assert set(mfa.seeds) == {"mu"} and mfa.seeds["mu"].kind == "centres" and mfa.seeds["mu"].axes == ("unit", 0)
+    assert ("W", "h") in mfa.products
 
 
 # ------------------------------------------------------------------------------ evaluation
