@@ -22,6 +22,7 @@ from ppvi.derive.expectation import collapse
 from ppvi.derive.meanfield import Derivation, QFactor
 from ppvi.derive.render import Whiteboard
 from ppvi.derive.symbols import MomentBase, MomentSymbol
+from ppvi.graph.order import order
 
 
 # family -> [(array role, mangled-name maker, extra axes)], the first of each alias group owning the memory.
@@ -191,8 +192,11 @@ class ModuleWriter:
 
     def __init__(self, d: Derivation, fixed: dict[str, int] | None = None):
         self.d = d
-        self.names = Names(rank={**{v: n for n, v in enumerate(d.model.variables)},
-                                 **{d.syms.dims[k]: n for n, k in enumerate(d.model.dims) if k in d.syms.dims}})
+        # sums and loops in the canonical order of the model's structure (docs/architecture.md, "The schedule
+        # and the canonical order"): reordering independent statements changes no bit of the generated code
+        canonical = order(d.model)
+        self.names = Names(rank={**canonical.variables,
+                                 **{d.syms.dims[k]: n for k, n in canonical.dims.items() if k in d.syms.dims}})
         for q in d.q.values():
             self.names.aliases.update(aliases(q, self.names))
         fixed = fixed or {}

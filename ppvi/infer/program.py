@@ -329,7 +329,7 @@ class Program:
     def schedule(self, damped: bool = False) -> list[str]:
         """Params (the M-step, 19.2), then global latents, local latents and MAP latents; within each
         group parents before children (a prior's level), then the canonical order
-        (:mod:`ppvi.infer.order`): a function of the model's structure, never of its names or the order
+        (:mod:`ppvi.graph.order`): a function of the model's structure, never of its names or the order
         of its statements (docs/architecture.md, "The schedule").
 
         Params and globals start from the randomised locals; with this order the

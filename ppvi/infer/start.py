@@ -17,7 +17,7 @@ the start is read off the model, never off names:
   random draw from their prior (its parameters evaluated at the start), at the
   data's scale where the prior is broader than the data.
 
-Every choice goes through the model in its canonical order (:mod:`ppvi.infer.order`), never in the
+Every choice goes through the model in its canonical order (:mod:`ppvi.graph.order`), never in the
 order of its statements: the random draws and the first seed found are the same however a model is
 written.
 
@@ -34,7 +34,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from ppvi.errors import Diagnostic
-from ppvi.infer.order import Order, order
+from ppvi.graph.order import Order, order
 from ppvi.language import ast
 from ppvi.language.check import CheckedModel, walk
 
@@ -70,7 +70,7 @@ class Structure:
     data_of: dict[str, tuple[str, ...]]         # latent or param -> the data whose likelihood reads it
     mixtures: tuple[str, ...]                   # local Categorical latents that index a likelihood's argument
     local: frozenset[str]                       # local latents
-    order: Order                                # the canonical order of variables and factors (ppvi.infer.order)
+    order: Order                                # the canonical order of variables and factors (ppvi.graph.order)
 
 
 def _values(e: ast.Expr) -> set[str]:

@@ -1,4 +1,4 @@
-"""The canonical order (ppvi.infer.order) the schedule and the start follow: a function of the model's
+"""The canonical order (ppvi.graph.order) the schedule and the start follow: a function of the model's
 structure, the same whatever the names and the order of the statements (issue 14: "no decision depends on
 the spelling or order").  No compilation: the order is read off the checked model."""
 
@@ -9,7 +9,7 @@ import pytest
 
 from codegen.programs import FA_BAYES, PMF
 from conftest import MODELS
-from ppvi.infer.order import order
+from ppvi.graph.order import order
 from ppvi.infer.start import analyse
 from ppvi.language import loads
 
