@@ -199,6 +199,11 @@ def fill(e: ast.Expr, shape: tuple[int, ...], sizes, consts, *, rep: Reporter | 
     try:
         return np.broadcast_to(val, shape).copy()
     except ValueError:
+        if rep is not None:     # the dims come from this run's data or --dim: the user's mismatch
+            raise rep.fail(f"this value has shape {list(val.shape)}, but the constant is declared "
+                           f"{list(shape)} (with the sizes of this run)", e.span,
+                           "give the value one entry per element of its dims, or check the dims' sizes "
+                           "in the data and --dim") from None
         raise NotConstant(f"shape {val.shape} does not fit {shape}") from None
 
 

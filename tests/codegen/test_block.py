@@ -41,7 +41,7 @@ def test_lda_has_a_block_and_the_other_examples_do_not():
     block = p.plan["block"]
     assert block["members"] == ["theta", "z"] and block["by"] == "doc" and block["groups"] == "M"
     assert p.schedule() == ["phi", "theta, z"]
-    assert p.schedule(damped=True) == ["theta", "phi", "z"]        # single updates when damped
+    assert p.schedule(damped=True) == ["phi", "theta", "z"]        # single updates when damped (globals first)
     summary = ppvi.load(str(MODELS / "lda.ppvi")).fit(max_iter=2).summary()
     assert summary.splitlines()[1] == "sweep: phi; (theta, z) for each value of doc, until settled"
     for stem in ("gmm", "gmm_1d", "dirichlet_categorical", "bernoulli_mixture"):

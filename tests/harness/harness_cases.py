@@ -230,6 +230,11 @@ def _checks(text: str) -> bool:
     return True
 
 
+# A test file names a model that checks but must not derive (a sampling-only law, a constant outside double
+# precision) with one of these prefixes; the harness then checks that derive refuses it with a PPVIError.
+REFUSED_PREFIXES = ("REFUSED_", "NONCONJUGATE_")
+
+
 def inline_cases() -> list[Case]:
     """Every string constant of the test suite (outside this folder) that checks as a model."""
     out, seen = [], set()
@@ -251,7 +256,8 @@ def inline_cases() -> list[Case]:
                 continue
             seen.add(text)
             label = names.get(id(node), f"line{node.lineno}")
-            out.append(Case(f"inline:{path.stem}:{label}", text, str(path.relative_to(ROOT))))
+            out.append(Case(f"inline:{path.stem}:{label}", text, str(path.relative_to(ROOT)),
+                            refused=label.startswith(REFUSED_PREFIXES)))
     return out
 
 
@@ -313,10 +319,13 @@ def sizes_for(model, dims: dict | None = None) -> dict[str, int]:
 
     plate = build(model).data_plate
     ranges = {v.support_dim for v in model.variables.values() if v.kind == "data" and v.support == "index"}
+    literal = _literal_sizes(model)
     out = {}
     for name, d in model.dims.items():
         if dims and name in dims:
             out[name] = int(dims[name])
+        elif name in literal:            # `const m0[D] = [1.0, -2.0]`: D is 2 whatever the data
+            out[name] = literal[name]
         elif d.default is not None:
             out[name] = min(d.default, MAX_FIXED)
         elif name == plate:
@@ -325,6 +334,22 @@ def sizes_for(model, dims: dict | None = None) -> dict[str, int]:
             out[name] = RANGE_SIZE
         else:
             out[name] = OTHER_SIZE
+    return out
+
+
+def _literal_sizes(model) -> dict[str, int]:
+    """The dims a constant's vector literal fixes: its length along each axis declared by a dim."""
+    from ppvi.language import ast
+
+    out = {}
+    for v in model.of_kind("const"):
+        value = v.value
+        for axis in v.shape:
+            if not isinstance(value, ast.Vector):
+                break
+            if isinstance(axis, str):
+                out.setdefault(axis, len(value.items))
+            value = value.items[0]
     return out
 
 

@@ -177,7 +177,8 @@ def test_file_keys_keep_their_meaning_and_carry_provenance(gmm, tmp_path):
     assert p["dims"] == {"N": 272, "D": 2, "K": 6}
     assert (p["seed"], p["tol"], p["max_iter"], p["damping"], p["restarts"], p["schedule"]) == \
         (0, 1e-8, 1000, None, 1, "sequential")
-    assert p["sweep"] == ["pi", "mu", "Lambda", "z"] and d["warnings"] == []
+    # the schedule by the model's structure (docs/architecture.md): a location (mu) before its scale (Lambda)
+    assert p["sweep"] == ["mu", "pi", "Lambda", "z"] and d["warnings"] == []
 
 
 def test_provenance_of_python_data():

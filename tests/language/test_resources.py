@@ -109,3 +109,17 @@ def test_fill_refuses_a_constant_over_its_bound_before_allocating():
     with pytest.raises(PPVIError, match=r"m.ppvi:2:7: error: this constant would have 1,073,741,825 entries"):
         consts.fill(one, (2**30 + 1,), {"K": 2**30 + 1}, {}, rep=Reporter("m.ppvi", text), span=Span(2, 7, 2, 8))
     assert consts.fill(one, (3,), {"K": 3}, {}, rep=Reporter("m.ppvi", text), span=Span(2, 7, 2, 8)).tolist() == [1.0] * 3
+
+
+def test_a_constant_vector_that_does_not_fit_its_dims_is_a_user_error_at_run_time():
+    """`const m0[D] = [1.0, -2.0]` with D = 3 from the data: an internal NotConstant before (found by the harness
+    on tests/simulate/test_sampling.py's covariates model); now the constant's name, its length and the dims."""
+    from ppvi.errors import PPVIError, Reporter, Span
+    from ppvi.language import ast, consts
+
+    text = "dim D\nconst m0[D] = [1.0, -2.0]\n"
+    two = ast.Vector((ast.Num(1.0, False, Span(2, 16, 2, 19)), ast.Num(-2.0, False, Span(2, 21, 2, 25))),
+                     Span(2, 15, 2, 26))
+    with pytest.raises(PPVIError, match=r"m.ppvi:2:15: error: this value has shape \[2\], but the constant is "
+                                        r"declared \[3\] \(with the sizes of this run\)"):
+        consts.fill(two, (3,), {"D": 3}, {}, rep=Reporter("m.ppvi", text), span=Span(2, 7, 2, 9))

@@ -69,10 +69,14 @@ def test_a_tiny_factor_multiplies_each_term_of_the_sum_it_scales():
         assert float(scaled_into_sums(e).doit().xreplace(values)) == pytest.approx(float(e.doit().xreplace(values)))
 
 
+# (a name starting REFUSED_: the harness checks that derive refuses it with a PPVIError)
+REFUSED_OUTSIDE_DOUBLES = "dim N\ndata y[N]\ng ~ Normal(1e300, sd = 1)\nfor n in N:\n    y[n] ~ Normal(g, sd = 1)\n"
+
+
 def test_a_model_outside_double_precision_is_a_positioned_error(tmp_path, capsys):
     """A prior mean of 10³⁰⁰ under sd 1 puts 10⁶⁰⁰ into the log density: not representable, so the constant is
     named with its position, exit 2 (never exit 1)."""
-    (tmp_path / "m.ppvi").write_text("dim N\ndata y[N]\ng ~ Normal(1e300, sd = 1)\nfor n in N:\n    y[n] ~ Normal(g, sd = 1)\n")
+    (tmp_path / "m.ppvi").write_text(REFUSED_OUTSIDE_DOUBLES)
     np.savez(tmp_path / "m.npz", y=np.ones(3))
     code, _, err = run_cli(["run", tmp_path / "m.ppvi", "--quiet"], capsys)
     assert code == 2, err

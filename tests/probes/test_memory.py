@@ -73,7 +73,11 @@ def test_a_fit_holds_one_q_z_and_it_is_the_best_starts(model, restarts):
     n, k = 200, 300
     r = model.fit(_data(n, k), restarts=restarts, max_iter=5, tol=0, seed=2, progress=False)
     qz = n * k * 8
-    sized = [b for b in held_buffers(r).values() if b >= qz]
+    # ArviZ's chains: every restart's q, kept by design only while q is small (cavi.SNAPSHOT_BYTES); they are
+    # copies of their own, so they are counted apart
+    chains = held_buffers(r.fit.restart_states)
+    assert len(chains) <= restarts * len(r.fit.program.snapshot()) and (not chains or restarts > 1)
+    sized = [b for i, b in held_buffers(r).items() if b >= qz and i not in chains]
     assert len(sized) == 1, f"{len(sized)} buffers of q(z)'s size or more are held: {sized}"
     assert r.fit.elbo == max(r.fit.restart_elbos)
     assert r.fit.program.elbo() == pytest.approx(r.elbo, rel=1e-12, abs=1e-9)
