@@ -67,19 +67,8 @@ def _constant(path: Path, name: str) -> str:
 # model of the codegen tests (tests/codegen/programs.py), kept here under the issue's name.
 FACTOR_DATA_W = _constant(TESTS / "codegen" / "programs.py", "FA_KNOWN_W")
 
-# Item 1 again: probabilistic PCA by variational EM (W a param).
-PPCA_EM = """
-dim N, D
-dim K = 2
-param W[D, K]
-param tau : positive
-data y[N, D]
-for n in N:
-    for k in K:
-        X[n, k] ~ Normal(0, 1)
-    for d in D:
-        y[n, d] ~ Normal(sum(k in K: W[d, k] * X[n, k]), precision = tau)
-"""
+# Item 1 again: probabilistic PCA by variational EM (W a param), the codegen tests' text too.
+PPCA_EM = _constant(TESTS / "codegen" / "programs.py", "PPCA_EM")
 
 # Item 2: a conjugate bilinear model refused because the precision is a named scalar.
 BILINEAR_CONST_TAU = """

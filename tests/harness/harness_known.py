@@ -21,7 +21,7 @@ ORDER_ROUNDING = ("found by the harness: where two variables are exchangeable (P
 # and the start that followed the statements (params in declaration order, then globals and locals in draw
 # order, random draws in that order; now ppvi.graph.order's canonical order), and the ELBO's terms summed in
 # statement order (Program._total) and the generated code's sums in declaration order (Names.rank now
-# ppvi.graph.order's: corpus:factor_analysis and inline:programs:PPCA_EM reorder_declarations); feature-sign search that stopped off the L1 optimum with dependent
+# ppvi.graph.order's: corpus:factor_analysis and PPCA_EM reorder_declarations); feature-sign search that stopped off the L1 optimum with dependent
 # active atoms (inline:test_learning:SPARSE_FIXED, found:overcomplete_sparse_codes).
 
 # test_kernels: (case, check) -> reason.
