@@ -385,6 +385,7 @@ def main(argv: Sequence[str] | None = None, *, collector_paused: bool = False) -
     a ``run`` resumes it once Numba is imported (see :func:`entry`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    args = None
     try:
         args = _parser().parse_args(argv)
         args.collector_paused = collector_paused
@@ -401,6 +402,9 @@ def main(argv: Sequence[str] | None = None, *, collector_paused: bool = False) -
         return 128 + getattr(e, "signum", 2)
     except BrokenPipeError:
         return EXIT_OK
+    except MemoryError as e:  # the input's sizes, past what io.data's estimate (the variables alone) could see
+        _report(_out_of_memory(getattr(args, "model", None) or getattr(args, "result", None) or "ppvi", e).format())
+        return EXIT_USER
     except Exception as e:  # an internal fault: ours to fix, not the user's
         if debug:
             traceback.print_exc()
@@ -408,6 +412,13 @@ def main(argv: Sequence[str] | None = None, *, collector_paused: bool = False) -
             first = next((line.strip() for line in str(e).splitlines() if line.strip()), "")
             _report(f"ppvi: internal error: {type(e).__name__}: {first} (rerun with --debug for the traceback)")
         return EXIT_FAULT
+
+
+def _out_of_memory(path: str, e: MemoryError) -> PPVIError:
+    detail = next((line.strip() for line in str(e).splitlines() if line.strip()), "")
+    return PPVIError(Diagnostic("out of memory" + (f": {detail}" if detail else ""), str(path),
+                                hint="smaller sizes (--dim, a smaller --data file), or a machine with more memory; "
+                                     "`ppvi check` lists each variable's shape"))
 
 
 def _report(text: str) -> None:

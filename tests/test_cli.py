@@ -48,6 +48,20 @@ def test_internal_fault_is_one_line_exit_1(capsys, monkeypatch):
     assert code == 1 and err.count("\n") == 1 and "internal error" in err and "kaboom" in err
 
 
+def test_running_out_of_memory_is_a_user_error_naming_the_input(capsys, monkeypatch):
+    """Sizes that pass the estimate (io.data refuses what the variables alone cannot hold) may still exhaust
+    memory in the fit's working arrays: that is the input's size, not a fault of ours."""
+    import ppvi.graph
+
+    def exhausted(model):
+        raise MemoryError("Unable to allocate 3.2 TiB for an array with shape (10000000, 50000)")
+
+    monkeypatch.setattr(ppvi.graph, "build", exhausted)
+    code, _, err = run_cli(["check", MODELS / "gmm.ppvi"], capsys)
+    assert code == 2 and "internal error" not in err and "Traceback" not in err
+    assert err.startswith(f"{MODELS / 'gmm.ppvi'}: error: out of memory") and "3.2 TiB" in err and "hint:" in err
+
+
 def test_the_process_ends_with_all_its_output(capsys):
     """``entry`` leaves without the interpreter's tear-down: what main printed must reach a pipe whole, with
     main's exit status; exit handlers still run; a reader that goes away early gets no traceback; under a
