@@ -263,7 +263,13 @@ def _headline(r: Result) -> str:
     status = "converged" if r.converged else ("interrupted" if r.interrupted else "not converged")
     what = {"log_joint": "log joint at the MAP point", "log_likelihood": "log-likelihood (EM)"}.get(r.objective, "ELBO")
     restart = f", best of restarts: #{r.restart}" if r.restart else ""
-    return f"{what} {r.elbo:.10g} after {r.iterations} iterations ({status}, {r.seconds:.3g} s{restart})"
+    line = f"{what} {r.elbo:.10g} after {r.iterations} iterations ({status}, {r.seconds:.3g} s{restart})"
+    if not r.predicted:
+        return line
+    path = r.provenance.given.get("path")
+    source = f"given {path}" if path else "(the global q of a result held fixed)"
+    held = " (its global q held fixed)" if path else ""
+    return f"prediction {source}{held}: {line}"
 
 
 class Summary(str):

@@ -218,6 +218,13 @@ def test_run_given_writes_the_prediction(given_file, gmm, faithful, capsys, monk
     assert doc["provenance"]["given"]["path"] == str(given_file / "r.json")
     np.testing.assert_allclose(np.asarray(doc["q"]["z"]["p"]), gmm.predict({"x": faithful[200:]}).q["z"]["p"],
                                atol=1e-14)
+    first = str(ppvi.load_result(tmp_path / "pred.json").summary(width=200)).splitlines()[0]
+    assert first.startswith(f"prediction given {given_file / 'r.json'} (its global q held fixed): ELBO "), first
+
+
+def test_a_predictions_summary_says_it_is_one(gmm, faithful):
+    first = str(gmm.predict({"x": faithful[200:]}).summary()).splitlines()[0]
+    assert first.startswith("prediction (the global q of a result held fixed): ELBO "), first
 
 
 CLI_MISTAKES = {
