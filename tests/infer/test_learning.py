@@ -171,3 +171,28 @@ def test_a_laplace_likelihood_under_a_point_latent_fits_the_median(tmp_path):
                     "approximate h by point\n")
     r = ppvi.load(str(path)).fit({"y": np.array([1.0, 2.0, 0.0, 2.5, 7.0])})
     assert float(np.squeeze(r.q["h"]["value"])) == pytest.approx(2.0, abs=1e-6)
+
+
+NORMAL_MLE = """dim N
+data y[N]
+param mu
+param tau : positive
+for n in N:
+    y[n] ~ Normal(mu, precision = tau)
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="found: an M-step whose maximiser is infinite (or ≤ 0 by rounding, for a "
+                                       "positive param) is skipped in the generated code, and the fit reports "
+                                       "converged at the start value: a silent wrong answer")
+def test_a_param_whose_likelihood_has_no_maximum_is_a_positioned_error(tmp_path):
+    """y all equal: the Gaussian likelihood grows without bound as tau → ∞ (mu = 3 fits every point exactly).
+    Beside it, data with a spread: tau = N / Σ(y − ȳ)², the textbook MLE, and the log-likelihood in closed form."""
+    y = np.array([3.0, 3.5, 3.0])
+    r = fit_text(tmp_path, NORMAL_MLE, {"y": y}, progress=False)
+    tau = len(y) / np.sum((y - y.mean()) ** 2)
+    np.testing.assert_allclose([r.params["mu"], r.params["tau"]], [y.mean(), tau], rtol=1e-12)
+    np.testing.assert_allclose(r.elbo, stats.norm(y.mean(), tau ** -0.5).logpdf(y).sum(), rtol=1e-12)
+    with pytest.raises(ppvi.PPVIError, match="no maximum") as e:
+        fit_text(tmp_path, NORMAL_MLE, {"y": np.full(3, 3.0)}, progress=False)
+    assert ":4:" in str(e.value) and "tau" in str(e.value)
