@@ -733,6 +733,12 @@ class ModuleWriter:
                 ok += f" and ({w.value(pu.extra['curvature'], levels, pinned)}) < 0.0"
             host.post.append(f"if {ok}:")
             host.post.append(f"    {el} = _m")
+            if pu.method == "closed_form":
+                # The unique root is infinite (for a positive entry, also ≤ 0: a statistic that vanishes, rounded
+                # below 0): the objective grows without bound along this entry.  Written as +inf for the engine
+                # to report (Program.update); NaN (0/0: no data on the entry) keeps the entry.
+                host.post.append("elif not math.isnan(_m):")
+                host.post.append(f"    {el} = math.inf")
             if passes:
                 host.post.append(f"_delta = max(_delta, abs({el} - _old))")
                 host.post.append(f"_size = max(_size, abs({el}))")

@@ -242,6 +242,7 @@ class Program:
             # is the same in both schedules, only a latent's is damped
             self._call(info["local_step"], reads=info["args"])
             self.stale = False
+            self._check_bounded(var, info)
             return
         if damping is not None and var in self.plan["latents"]:
             info = info["damped"]
@@ -253,6 +254,26 @@ class Program:
                     self._natural_from_q(var)
         self._call(info)
         self.stale = self.stale or self._feeds(var)
+        self._check_bounded(var, info)
+
+    def _check_bounded(self, var: str, info: dict) -> None:
+        """A point whose closed-form maximiser came out infinite (written +inf by codegen.module) has no
+        maximum: the objective grows without bound along it, given the rest (the data fitted exactly)."""
+        if info.get("method") != "closed_form":
+            return
+        value = self.state[f"v_{var}"]
+        if np.isfinite(value).all():
+            return
+        v = self.model.variables[var]
+        at = np.unravel_index(int(np.flatnonzero(~np.isfinite(value.ravel()))[0]), value.shape) if value.ndim else ()
+        entry = f"{var}[{', '.join(map(str, at))}]" if v.shape else var
+        what = "param" if info.get("kind") == "param" else "MAP point"
+        raise Reporter(self.model.path, self.model.text).fail(
+            f"{what} `{entry}` has no maximum: given the rest of the fit, the objective grows without bound as "
+            f"`{entry}` goes to the edge of its support (the data it governs are fitted exactly, e.g. a constant "
+            f"column or a component left with a single point)", v.span,
+            f"bound it: give `{var}` a prior (then it is a latent), fix it as a const, or remove the degeneracy "
+            f"from the data")
 
     def _feeds(self, var: str) -> bool:
         """Whether the statistics read var (a local variable): changing it makes them stale."""

@@ -182,9 +182,6 @@ for n in N:
 """
 
 
-@pytest.mark.xfail(strict=True, reason="found: an M-step whose maximiser is infinite (or ≤ 0 by rounding, for a "
-                                       "positive param) is skipped in the generated code, and the fit reports "
-                                       "converged at the start value: a silent wrong answer")
 def test_a_param_whose_likelihood_has_no_maximum_is_a_positioned_error(tmp_path):
     """y all equal: the Gaussian likelihood grows without bound as tau → ∞ (mu = 3 fits every point exactly).
     Beside it, data with a spread: tau = N / Σ(y − ȳ)², the textbook MLE, and the log-likelihood in closed form."""
