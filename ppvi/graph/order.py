@@ -169,7 +169,7 @@ def _roles(model: CheckedModel) -> dict[str, int]:
 
     role: dict[str, int] = {}
     for f in model.factors:
-        names = [p.name for p in SIGNATURES[f.dist].params]
+        names = [p.name for p in SIGNATURES[f.dist].params] if f.dist in SIGNATURES else [n for n, _ in f.args]
         for arg, e in f.args:
             for node in walk(e):
                 if isinstance(node, (ast.Name, ast.Index)):
