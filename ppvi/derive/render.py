@@ -310,7 +310,7 @@ def to_text(d: Derivation) -> str:
         where = f"{q.scope}" + (f", for {_plates(q)}" if q.index else "")
         ev = f"  (event axes {', '.join(str(i) for i in q.event)})" if q.event else ""
         out.append(f"q({_element(q)}) = {q.family}    [{where}]{ev}")
-        out.append(f"  prior {node.prior or 'none (energy terms only)'}; statistics {{{', '.join(ETA_NAMES[s] for s in q.natural)}}} on "
+        out.append(f"  prior {node.prior or 'none (`latent`)'}; statistics {{{', '.join(ETA_NAMES[s] for s in q.natural)}}} on "
                    f"{node.support} support")
         for s, eta in q.natural.items():
             out.append(f"  η[{ETA_NAMES[s]}] = {show(eta)}")
