@@ -307,6 +307,30 @@ def multinomial_mixture():
     return {"total": total, "x": x}, {"z": z, "phi": phi}
 
 
+def ising():
+    """An 8 × 8 image (a ring) with 10% of its pixels flipped; the grid's adjacency."""
+    side = 8
+    r, c = np.meshgrid(np.arange(side), np.arange(side), indexing="ij")
+    d = np.hypot(r - 3.5, c - 3.5)
+    clean = np.where((d > 1.5) & (d < 3.2), 1, -1)
+    flip = np.random.default_rng(1982).random(clean.shape) < 0.1
+    y = np.where(flip, -clean, clean).ravel().astype(float)
+    idx = np.arange(side * side).reshape(side, side)
+    A = np.zeros((side * side, side * side))
+    for a, b in [(idx[:, :-1], idx[:, 1:]), (idx[:-1, :], idx[1:, :])]:
+        A[a.ravel(), b.ravel()] = A[b.ravel(), a.ravel()] = 1.0
+    return {"A": A, "y": y}, {"clean": clean.ravel()}
+
+
+def rbm():
+    """A 6 × 4 RBM: weights N(0, 1), biases N(0, 0.5²)."""
+    rng = np.random.default_rng(1986)
+    W = np.round(rng.normal(0, 1, (6, 4)), 4)
+    a = np.round(rng.normal(0, 0.5, 6), 4)
+    b = np.round(rng.normal(0, 0.5, 4), 4)
+    return {"W": W, "a": a, "b": b}, {}
+
+
 # stem -> (generator, file format)
 GENERATORS = {
     "seed_gaussian": (seed_gaussian, "json"),
@@ -330,6 +354,8 @@ GENERATORS = {
     "beta_binomial": (beta_binomial, "json"),
     "multinomial_mixture": (multinomial_mixture, "npz"),
     "dp_gmm": (gmm, "csv"),
+    "ising": (ising, "npz"),
+    "rbm": (rbm, "json"),
 }
 
 

@@ -19,7 +19,7 @@ import sympy as sp
 
 from ppvi.derive.symbols import Symbols, logdet, lgamma, lmvgamma, softplus
 from ppvi.language import ast
-from ppvi.language.check import CheckedModel, Extent, Factor
+from ppvi.language.check import FLAT, CheckedModel, Extent, Factor
 
 
 class sigmoid(sp.Function):
@@ -180,6 +180,10 @@ class Lowering:
         scope = {var: self.syms.index(var, dim) for var, dim in f.plates}
         plates = tuple(scope[v] for v, _ in f.plates)
         gates = Gates()
+        if f.dist == FLAT:             # no prior: the counting (binary) or Lebesgue (real) measure
+            return sp.S.Zero, plates
+        if f.energy:                   # `factor EXPR`: EXPR itself is the term of log p̃
+            return gates.wrap(self.syms, self.lower(f.arg("energy"), scope, gates).scalar()), plates
         target = self.index(f.target, tuple(ast.Name(i, f.span) for i in f.target_index), scope, gates) \
             if f.target_index else self.variable(f.target)
         if f.target in self.mean_field and self.model.variables[f.target].support == "index":

@@ -29,7 +29,7 @@ from ppvi.derive.symbols import MomentBase, MomentSymbol, Symbols
 from ppvi.errors import PPVIError, Reporter, source_lines
 from ppvi.families import FAMILIES, Q_FAMILIES
 from ppvi.graph import FactorGraph, build
-from ppvi.language.check import CheckedModel
+from ppvi.language.check import FLAT, CheckedModel
 
 #: support -> (q family, its statistic keys) — docs/derivation.md, section 3; from :mod:`ppvi.families`.
 #: On {0, 1}, x² = x: the expectation engine may produce ⟨x²⟩ for a binary latent; it is folded into x.
@@ -87,7 +87,8 @@ class Derivation:
         for f in self.model.factors:
             e = self.expected[f.id].replace(lambda x: x in binary or (isinstance(x, sp.Indexed) and x.base in binary),
                                             lambda x: binary[x] if x in binary else binary[x.base][x.indices])
-            out.append((f"E[log p] of `{lines[f.span.line - 1].strip()}`", e))
+            what = "E[energy]" if f.energy else "E[log p] (none: the flat measure)" if f.dist == FLAT else "E[log p]"
+            out.append((f"{what} of `{lines[f.span.line - 1].strip()}`", e))
         for v, q in self.q.items():
             h = qfamily.entropy(q, qfamily.param_elements(q))
             for i in reversed(q.index):
@@ -262,6 +263,9 @@ def _q_factor(model, graph, syms, rep, node, total, expected) -> QFactor:
         natural[s] = without_zero_terms(canonical(partial(total, m, _moment_index(s, index, event, extra))))
     if family == "Bernoulli":   # x² = x on {0, 1}: one statistic
         natural = {"x": canonical(natural["x"] + natural["x2"])}
+    elif family == "Normal" and prior.dist == FLAT:
+        _check_quadratic(rep, model, var, natural["x2"], expected, own_square=(
+            syms.moment(var, "x2", _rank("x2", index, event)), _moment_index("x2", index, event, extra)))
     elif family == "Normal" and is_zero(natural["x2"]):
         raise rep.fail(f"q(`{var}`) would be improper: the expected log joint has no x² term", prior.span,
                        "give it a proper prior")
@@ -278,6 +282,25 @@ def _q_factor(model, graph, syms, rep, node, total, expected) -> QFactor:
                            prior.span, "rescale the model (and its data) so that its numbers, and their sums, "
                            "stay well inside double precision (about 1e-308 to 1.8e308)")
     return QFactor(var, family, index, event, extra, natural, node.scope)
+
+
+def _check_quadratic(rep: Reporter, model: CheckedModel, var: str, eta2: sp.Expr, expected: dict,
+                     own_square: tuple[sp.Basic, tuple]) -> None:
+    """A real latent without a prior has a Normal q only where the energy's coefficient of x², η₂, is < 0 in
+    expectation (q's precision is −2η₂).  Refused where η₂ is 0 or a non-negative number; where it reads
+    data, the values decide when they are read."""
+    decl = model.variables[var].span
+    if is_zero(eta2):
+        raise rep.fail(f"q(`{var}`) would be improper: no energy term has `{var}`² in it", decl,
+                       f"a real latent without a prior needs a quadratic energy with a negative coefficient of its "
+                       f"square, e.g. `factor -{var}[i] ^ 2 / 2 + b[i] * {var}[i]`; or give it a prior")
+    if eta2.is_nonnegative or (eta2.is_number and float(eta2) >= 0):
+        culprit = next((f for f in model.factors if f.energy and not is_zero(partial(expected[f.id], *own_square))),
+                       None)
+        raise rep.fail(f"q(`{var}`) would be improper: the coefficient of `{var}`² in the energy is "
+                       f"{sp.sstr(eta2)}, not negative", culprit.span if culprit else decl,
+                       "exp(energy) must fall off in every direction: the quadratic form must be negative definite "
+                       f"(e.g. `factor -{var}[i] ^ 2 / 2`)")
 
 
 def _self_dependent(rep: Reporter, model: CheckedModel, var: str, own: dict, expected: dict) -> PPVIError:
@@ -360,7 +383,11 @@ def _non_conjugate(rep: Reporter, model: CheckedModel, f, nc: NonConjugate) -> P
     can = (f"a {family} q of `{v}` absorbs only {{{', '.join(STAT_WORDS[k] for k in keys)}}}" if family
            else f"ppvi has no q family for a {support} latent")
     form = sp.sstr(nc.form)
-    if f.dist == "Normal" and arg_name in ("sd", "variance"):
+    if f.energy:
+        hint = ("an energy term must be multilinear in binary latents (`J[i, j] * s[i] * s[j]`, `b[i] * s[i]`) and at "
+                "most quadratic in real ones (`-x[i] ^ 2 / 2 + b[i] * x[i]`): 19.56 then gives a Bernoulli or a "
+                "Normal q")
+    elif f.dist == "Normal" and arg_name in ("sd", "variance"):
         hint = (f"write `precision = {v}` instead (a Gamma prior on a precision is conjugate), "
                 f"or `approximate {v} by point`")
     elif isinstance(nc.form, sp.exp) or "exp(" in form:

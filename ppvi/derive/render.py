@@ -300,14 +300,17 @@ def to_text(d: Derivation) -> str:
     pr = Whiteboard(_nplates(d))
     names = _reserved(d)
     show = lambda e: pr.doprint(tidy(e, names)).replace("*", "·")  # noqa: E731
+    energy = d.model.unnormalised
     out = [f"model {d.model.name}  ({d.model.path})", "",
+           "mean-field updates  q*(x) ∝ exp E_q(rest)[log p̃(v, h)]   (19.56; p̃ = exp of the draws' log densities "
+           "and the `factor` energy terms, normalised by an unknown Z)" if energy else
            "mean-field updates  q*(x) ∝ exp E_q(rest)[log p(v, h)]   (19.56)", ""]
     for v, q in d.q.items():
         node = d.graph.nodes[v]
         where = f"{q.scope}" + (f", for {_plates(q)}" if q.index else "")
         ev = f"  (event axes {', '.join(str(i) for i in q.event)})" if q.event else ""
         out.append(f"q({_element(q)}) = {q.family}    [{where}]{ev}")
-        out.append(f"  prior {node.prior}; statistics {{{', '.join(ETA_NAMES[s] for s in q.natural)}}} on "
+        out.append(f"  prior {node.prior or 'none (`latent`)'}; statistics {{{', '.join(ETA_NAMES[s] for s in q.natural)}}} on "
                    f"{node.support} support")
         for s, eta in q.natural.items():
             out.append(f"  η[{ETA_NAMES[s]}] = {show(eta)}")
@@ -329,7 +332,8 @@ def to_text(d: Derivation) -> str:
             elif k != "gram_index":
                 out.append(f"  {k}: {show(e)}")
         out.append("")
-    out.append("evidence lower bound  L = Σ E_q[log p] + Σ H[q]   (19.7)")
+    out.append("lower bound on log Z  L = Σ E_q[log p̃] + Σ H[q] ≤ log Z   (19.7 with p̃: not a bound on log p(v))"
+               if energy else "evidence lower bound  L = Σ E_q[log p] + Σ H[q]   (19.7)")
     for label, e in d.elbo_terms():
         out.append(f"  {label}:")
         out.append(f"      {show(e)}")
@@ -359,7 +363,9 @@ def to_latex(d: Derivation) -> str:
         el = Blackboard(_nplates(d))._name(v) + (("_{" + ",".join(str(i) for i in pu.index) + "}") if pu.index else "")
         kind = r"\text{MAP}" if pu.kind == "point" else r"\text{M-step}"
         rows.append(rf"&{el}\ ({kind},\ \text{{{pu.method.replace('_', ' ')}}}):\quad {show(pu.value)}")
-    rows.append(r"&\text{evidence lower bound } \mathcal{L} = \textstyle\sum \mathbb{E}_q[\log p] + \sum H[q]")
+    rows.append(r"&\text{lower bound on } \log Z:\ \mathcal{L} = \textstyle\sum \mathbb{E}_q[\log \tilde p] + \sum H[q]"
+                if d.model.unnormalised else
+                r"&\text{evidence lower bound } \mathcal{L} = \textstyle\sum \mathbb{E}_q[\log p] + \sum H[q]")
     for label, e in d.elbo_terms():
         term = show(e)
         rows.append(rf"&\quad {term if term.startswith('-') else '+ ' + term}")
@@ -383,7 +389,12 @@ def to_dict(d: Derivation) -> dict:
         else:
             params[v] = entry
     return {"model": shown(d.model.name), "q": q, "params": params, "elbo": [sp.sstr(e) for _, e in d.elbo_terms()],
-            "elbo_labels": [shown(label) for label, _ in d.elbo_terms()]}
+            "elbo_labels": [shown(label) for label, _ in d.elbo_terms()], "bound": bound_on(d.model)}
+
+
+def bound_on(model) -> str:
+    """What the ELBO bounds: log p(v), or log Z where `factor` energy terms leave p̃ unnormalised."""
+    return "log Z" if model.unnormalised else "log p(v)"
 
 
 def to_json(d: Derivation) -> str:

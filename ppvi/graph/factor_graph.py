@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ppvi.errors import source_lines
-from ppvi.language.check import CheckedModel, Extent
+from ppvi.language.check import FLAT, CheckedModel, Extent
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,8 @@ def build(model: CheckedModel) -> FactorGraph:
             local = data_plate is not None and prior is not None and any(d == data_plate for _, d in prior.plates)
             scope = "local" if local else "global"
             approx = "point" if model.approximations.get(v.name) == "point" else "mean_field"
-        nodes[v.name] = Node(v.name, v.kind, v.shape, v.support, prior.dist if prior else None, scope, approx,
+        nodes[v.name] = Node(v.name, v.kind, v.shape, v.support, prior.dist if prior and prior.dist != FLAT else None,
+                             scope, approx,
                              tuple(uses.get(v.name, ())))
     loop_vars: dict[str, dict[str, None]] = {}
     in_plate: dict[str, list[int]] = {}

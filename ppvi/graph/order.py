@@ -169,7 +169,7 @@ def _roles(model: CheckedModel) -> dict[str, int]:
 
     role: dict[str, int] = {}
     for f in model.factors:
-        names = [p.name for p in SIGNATURES[f.dist].params]
+        names = [p.name for p in SIGNATURES[f.dist].params] if f.dist in SIGNATURES else [n for n, _ in f.args]
         for arg, e in f.args:
             for node in walk(e):
                 if isinstance(node, (ast.Name, ast.Index)):
@@ -182,7 +182,7 @@ def _roles(model: CheckedModel) -> dict[str, int]:
 def _levels(model: CheckedModel) -> dict[str, int]:
     """Each latent's and param's depth in the priors' graph (a prior read before what it reads)."""
     reads = {f.target: [p for p in f.parents if model.variables[p].kind in ("latent", "param")]
-             for f in model.factors if not f.observed}
+             for f in model.factors if not f.observed and not f.energy}
     level: dict[str, int] = {}
 
     def depth(n: str, seen: frozenset) -> int:

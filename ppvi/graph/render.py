@@ -34,7 +34,7 @@ def to_text(g: FactorGraph) -> str:
         q = ""
         if n.kind == "latent":
             q = f"{n.scope}, {'point (MAP)' if n.approximation == 'point' else 'mean field'}"
-        prior = n.prior or ""
+        prior = n.prior or ("none (`latent`)" if n.kind == "latent" else "")
         if n.kind == "data" and n.prior:
             prior += " (observed)"
         rows.append([n.name, n.kind, _shape(n.shape), n.support, prior, q])

@@ -20,6 +20,7 @@ import numpy as np
 from ppvi.errors import Diagnostic, Reporter
 from ppvi.infer.program import Program
 from ppvi.infer.start import symmetric_points
+from ppvi.language.check import FLAT
 
 if TYPE_CHECKING:
     from ppvi.infer.warm import Start
@@ -94,6 +95,17 @@ def _refuse_overflowing_data(program: Program, value: float) -> None:
                 "rescale the data (and the model's constants of the same scale), e.g. divide by a power of ten")
 
 
+def _refuse_improper_energy(program: Program, culprit: str | None, it: int) -> None:
+    """A real latent without a prior whose q went improper: the energy's coefficient of x², η₂, is not negative
+    at these data (the derivation refuses it where η₂ is a number; here the data decide)."""
+    prior = program.model.prior(culprit) if culprit is not None else None
+    if prior is not None and prior.dist == FLAT and program.model.variables[culprit].support == "real":
+        raise Reporter(program.model.path, program.model.text).fail(
+            f"q(`{culprit}`) became improper at iteration {it}: with these data the energy terms' coefficient of "
+            f"`{culprit}`² is not negative everywhere", program.model.variables[culprit].span,
+            "exp(energy) must fall off in every direction: the quadratic form in the data must be negative definite")
+
+
 def _checked_sweep(program: Program, order: list[str]) -> str | None:
     """One more sweep with the ELBO after every update: the first update that lowers it, if any."""
     last = program.elbo()
@@ -132,6 +144,7 @@ def run_once(program: Program, rng: np.random.Generator, max_iter: int, tol: flo
             if not math.isfinite(value):
                 _refuse_overflowing_data(program, value)
                 culprit = _find_culprit(program, before, order) if before is not None else None
+                _refuse_improper_energy(program, culprit, it)
                 raise FloatingPointError(f"the ELBO became {value} at iteration {it}" +
                                          (f" after the update of q({culprit})" if culprit is not None else
                                           "; no single update made it so in a replay of the sweep"))

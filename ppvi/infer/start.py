@@ -121,7 +121,7 @@ def analyse(model: CheckedModel, values: Mapping[str, np.ndarray] | None = None)
     canonical = order(model, None if values is None else lambda n: _fingerprint(values.get(n)))
     kind = {v.name: v.kind for v in model.variables.values()}
     support = {v.name: v.support for v in model.variables.values()}
-    prior = {f.target: f.dist for f in model.factors if not f.observed}
+    prior = {f.target: f.dist for f in model.factors if not f.observed and not f.energy}
     local = frozenset(n.name for n in graph.latents() if n.scope == "local")
     categorical = {v for v in local if prior.get(v) == "Categorical"}
     seeds: dict[str, Seed] = {}

@@ -49,7 +49,8 @@ def from_fit(fit, provenance: Provenance | None = None, warnings: tuple[str, ...
     params = {v.name: _view(prog.state[f"v_{v.name}"], _size(prog, v)) for v in model.of_kind("param")}
     axes = {v.name: axes_of(v.name, v.shape) for v in model.variables.values() if v.kind in ("param", "data")}
     plan = prog.plan
-    objective = "log_joint" if plan.get("point") else "log_likelihood" if plan.get("exact_em") else "elbo"
+    objective = ("log_joint" if plan.get("point") else "log_likelihood" if plan.get("exact_em") else
+                 ELBO_LOG_Z if model.unnormalised else "elbo")
     return Result(model=model.name, elbo=float(fit.elbo), elbo_trace=tuple(float(x) for x in fit.trace),
                   iterations=int(fit.iterations), converged=bool(fit.converged), q=q, params=params, axes=axes,
                   objective=objective, interrupted=bool(fit.interrupted), seconds=float(fit.seconds),
@@ -110,6 +111,13 @@ def sha256_of_arrays(arrays: Mapping[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
+#: The objective of a model with `factor` energy terms: p̃ = exp(log p̃) has an unknown normaliser Z, and 19.7
+#: with p̃ in place of p bounds log Z (log p(v) would need Z).
+ELBO_LOG_Z = "elbo_log_z"
+ENERGY_NOTE = ("the model has `factor` energy terms: `elbo` is a lower bound on log Z, the log normaliser of p̃, "
+               "not on log p(v)")
+
+
 # ----------------------------------------------------------------- the document
 def to_document(r: Result) -> dict:
     """The file's tree.  The first layout's keys (model, elbo, elbo_trace, iterations, converged, q, params,
@@ -130,6 +138,8 @@ def to_document(r: Result) -> dict:
                         "at the point, not a bound on log p(v)")
     elif r.objective == "log_likelihood":
         doc["log_likelihood"] = r.elbo      # EM (19.2): q is exact given θ, so the bound is tight
+    elif r.objective == ELBO_LOG_Z:
+        doc.update(bound="log Z", note=ENERGY_NOTE)
     doc["axes"] = {**{k: list(e.axes) for k, e in r.q.items()}, **{k: list(v) for k, v in r.axes.items()}}
     doc["categories"] = {k: e.categories for k, e in r.q.items() if e.categories is not None}
     doc["warnings"] = list(r.warnings)

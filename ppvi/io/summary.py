@@ -27,6 +27,7 @@ from functools import cached_property
 import numpy as np
 
 from ppvi.io import posterior
+from ppvi.io.results import ELBO_LOG_Z
 from ppvi.result import Q, Result
 
 ROWS = 30            # a variable with more entries (after collapsing empty components) is summarised
@@ -261,7 +262,8 @@ def _number(x: float | None) -> str:
 # ----------------------------------------------------------------- the summary
 def _headline(r: Result) -> str:
     status = "converged" if r.converged else ("interrupted" if r.interrupted else "not converged")
-    what = {"log_joint": "log joint at the MAP point", "log_likelihood": "log-likelihood (EM)"}.get(r.objective, "ELBO")
+    what = {"log_joint": "log joint at the MAP point", "log_likelihood": "log-likelihood (EM)",
+            ELBO_LOG_Z: "ELBO (a lower bound on log Z, not on log p(v))"}.get(r.objective, "ELBO")
     restart = f", best of restarts: #{r.restart}" if r.restart else ""
     line = f"{what} {r.elbo:.10g} after {r.iterations} iterations ({status}, {r.seconds:.3g} s{restart})"
     if not r.predicted:

@@ -111,7 +111,7 @@ class Support:
 
 @dataclass(frozen=True)
 class VarDecl:
-    kind: str  # "data" | "param"
+    kind: str  # "data" | "param" | "latent" (a latent with no prior)
     name: Name
     shape: tuple[Extent, ...]
     support: Support | None
@@ -157,7 +157,15 @@ class Approximate:
     span: Span
 
 
-Statement = Union[DimDecl, ConstDecl, VarDecl, Draw, Loop, Approximate]
+@dataclass(frozen=True)
+class Energy:
+    """``factor expr``: adds ``expr`` (a scalar) to log p̃ once per element of the enclosing loops."""
+
+    expr: Expr
+    span: Span
+
+
+Statement = Union[DimDecl, ConstDecl, VarDecl, Draw, Loop, Approximate, Energy]
 
 
 @dataclass(frozen=True)

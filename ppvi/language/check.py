@@ -24,6 +24,9 @@ from ppvi.language.distributions import (
 
 Extent = str | int          # a dim name or a literal size
 MAX_DIM = 2**31 - 1
+ENERGY = "factor"           # the dist of a `factor EXPR` statement: EXPR is added to log p̃
+FLAT = "Flat"               # the dist standing for "no prior" of a `latent` declaration: log density 0
+ENERGY_SUPPORTS = ("binary", "real")   # a prior-less latent's q: Bernoulli, or Normal for a quadratic energy
 
 
 # ----------------------------------------------------------------- the result
@@ -76,6 +79,11 @@ class Factor:
     def arg(self, name: str) -> ast.Expr | None:
         return dict(self.args).get(name)
 
+    @property
+    def energy(self) -> bool:
+        """A ``factor EXPR`` statement (``target`` is the first latent EXPR reads; it has no subscripts)."""
+        return self.dist == ENERGY
+
 
 @dataclass(frozen=True)
 class CheckedModel:
@@ -90,6 +98,11 @@ class CheckedModel:
 
     def of_kind(self, kind: str) -> list[Variable]:
         return [v for v in self.variables.values() if v.kind == kind]
+
+    @cached_property
+    def unnormalised(self) -> bool:
+        """True when the model has energy terms: p̃ is then known only up to log Z, which the ELBO bounds."""
+        return any(f.energy for f in self.factors)
 
     def prior(self, name: str) -> Factor | None:
         return self._priors.get(name)
@@ -161,6 +174,8 @@ class _Checker:
         self.poisoned: set[str] = set()      # names whose type is unknown after an error
         self.form_errors = 0                 # errors about an argument's form: the draw's type is still known
         self.sticks: set[str] = set()        # latents drawn from StickBreaking: their q is over the sticks
+        self.energies: list[tuple[ast.Energy, tuple[tuple[str, str], ...]]] = []
+        self.priorless: dict[str, ast.VarDecl] = {}   # `latent NAME … : support` declarations
 
     # ---------------------------------------------------------------- pass 1
     def declare(self, name: ast.Name, what: str) -> bool:
@@ -192,6 +207,8 @@ class _Checker:
                     self.draws.setdefault(t.id, []).append((s, plates))
                 case ast.Loop(var=v, dim=d, body=body):
                     self.collect(body, plates + ((v.id, d.id),))
+                case ast.Energy():
+                    self.energies.append((s, plates))
                 case ast.Approximate():
                     pass
 
@@ -270,6 +287,10 @@ class _Checker:
                 self.rep.error(f"support `{sname}` needs a dim", s.support.span, f"write `{sname}(K)`")
             elif not SUPPORT_ANNOTATIONS[sname] and s.support.arg is not None:
                 self.rep.error(f"support `{sname}` takes no argument", s.support.arg.span, f"write `: {sname}`")
+            elif s.kind == "latent" and sname not in ENERGY_SUPPORTS:
+                self.rep.error(f"a latent without a prior cannot be `{sname}`", s.support.name.span,
+                               "`latent` declares a binary or real latent that only `factor` statements weigh; "
+                               f"give `{s.name.id}` a prior instead (`{s.name.id} ~ …`)")
             elif s.kind == "param" and sname not in PARAM_SUPPORTS:
                 self.rep.error(f"a param cannot be `{sname}`: params are continuous point estimates",
                                s.support.name.span, "params may be " + ", ".join(sorted(PARAM_SUPPORTS)))
@@ -291,6 +312,14 @@ class _Checker:
         self.vars[s.name.id] = Variable(s.name.id, s.kind, shape, support, s.name.span, sdim)
         if known is None:
             self.poisoned.add(s.name.id)      # (its shape is unknown: its uses would report nonsense)
+        if s.kind == "latent":
+            self.priorless[s.name.id] = s
+            for e, ext in zip(s.shape, shape):
+                if isinstance(ext, int):
+                    self.rep.error(f"an axis of `{s.name.id}` is a literal size", e.span,
+                                   f"a prior-less latent's axes are dims: declare one, `dim K = {ext}`, and "
+                                   f"write `latent {s.name.id}[K]`")
+                    self.poisoned.add(s.name.id)
 
     # ------------------------------------------------------------- constants
     def sizes(self) -> dict[str, int | None]:
@@ -577,6 +606,11 @@ class _Checker:
         for name in self.draw_order():
             draws = self.draws[name]
             declared = self.vars.get(name)
+            if declared is not None and declared.kind == "latent":
+                self.rep.error(f"`{name}` is declared `latent` (no prior) and cannot also be drawn with `~`",
+                               draws[0][0].target.span, f"either drop `latent {name}` and keep its prior, or drop "
+                               "the `~` statement and weigh it with `factor` statements")
+                continue
             if declared is not None and declared.kind in ("const", "param"):
                 d = draws[0][0]
                 self.rep.error(f"`{name}` is a {declared.kind} and cannot be drawn with `~`", d.target.span,
@@ -675,6 +709,63 @@ class _Checker:
             else:
                 self.factors.append(Factor(len(self.factors), d.target.id, tuple(idx), plates, sig.name,
                                            tuple(args.items()), tuple(parents), observed, d.span))
+
+    # -------------------------------------------------------- energy terms
+    def check_energies(self) -> None:
+        """Each prior-less latent gets a flat factor (log density 0, the counting or Lebesgue measure) that
+        carries its plates; each ``factor EXPR`` becomes a factor whose log density is EXPR."""
+        for name, s in self.priorless.items():
+            if name in self.poisoned:
+                continue
+            v = self.vars[name]
+            used = set(self.decl_span) | set(self.dims)
+            plates = []
+            for dim in v.shape:
+                var = next(c for c in (dim.lower(), "i", "j", "l", "m", "a", "b", "c", "e", "f", "g", "h")
+                           + tuple(f"i{n}" for n in range(len(v.shape))) if c not in used)
+                used.add(var)
+                plates.append((var, dim))
+            self.factors.append(Factor(len(self.factors), name, tuple(p for p, _ in plates), tuple(plates), FLAT,
+                                       (), (), False, s.name.span))
+        weighed: set[str] = set()
+        for s, plates in self.energies:
+            scope = dict(plates)
+            weighed.update(n.id for n in walk(s.expr) if isinstance(n, ast.Name) and n.id not in scope)
+            before = len(self.rep.diagnostics)
+            t = self.infer(s.expr, scope)
+            if len(self.rep.diagnostics) > before or t is UNKNOWN:
+                continue
+            if t.shape:
+                self.rep.error(f"a factor adds a scalar to log p̃; this is {show_shape(t.shape)}", _span(s.expr),
+                               f"sum it, e.g. `factor sum(j in {t.shape[0]}: …)`, or write the statement inside "
+                               "loops")
+                continue
+            vector = next((n for n in walk(s.expr) if isinstance(n, ast.Vector)), None)
+            if vector is not None:
+                self.rep.error("a vector literal inside a model statement", vector.span,
+                               "declare it as a constant: `const c[K] = [ … ]`, and use `c`")
+                continue
+            names = list(dict.fromkeys(n.id for n in walk(s.expr) if isinstance(n, ast.Name) and n.id in self.vars
+                                       and n.id not in scope and self.vars[n.id].kind != "const"))
+            param = next((n for n in walk(s.expr) if isinstance(n, ast.Name) and n.id in names
+                          and self.vars[n.id].kind == "param"), None)
+            if param is not None:
+                self.rep.error(f"param `{param.id}` cannot be learned from an energy term", param.span,
+                               "learning it needs the gradient of log Z, which mean field does not give: make "
+                               f"`{param.id}` a const or data (a fixed value)")
+                continue
+            latents = [n for n in names if self.vars[n].kind == "latent"]
+            if not latents:
+                self.rep.error("this factor reads no latent: it adds a constant to log p̃ and changes nothing",
+                               s.span, "an energy term weighs latents, e.g. `factor J[i, j] * s[i] * s[j]`")
+                continue
+            self.factors.append(Factor(len(self.factors), latents[0], (), plates, ENERGY, (("energy", s.expr),),
+                                       tuple(n for n in names if n != latents[0]), False, s.span))
+        for name, s in self.priorless.items():
+            if name not in weighed and name not in self.poisoned:
+                self.rep.error(f"latent `{name}` has no prior and appears in no `factor`", s.name.span,
+                               f"weigh it with an energy term, e.g. `factor b * {name}"
+                               f"{'[…]' if s.shape else ''}`, or give it a prior: `{name} ~ …`")
 
     def scale_mixture(self, d: ast.Draw, args: dict[str, ast.Expr], idx: tuple[str, ...],
                       plates: tuple[tuple[str, str], ...], parents: tuple[str, ...], observed: bool) -> None:
@@ -1041,6 +1132,9 @@ class _Checker:
                 elif v.kind != "latent":
                     self.rep.error(f"`{n.id}` is {v.kind}, not latent; only latent variables are approximated",
                                    n.span, "params are already point estimates" if v.kind == "param" else None)
+                elif n.id in self.priorless:
+                    self.rep.error(f"`{n.id}` has no prior: ppvi derives its q from the energy terms only",
+                                   n.span, f"leave it to the mean field: remove `{n.id}` from the statement")
                 elif n.id in self.approx:
                     self.rep.error(f"`{n.id}` is approximated twice", n.span, None)
                 elif v.support in POINT_REFUSED:
@@ -1057,10 +1151,11 @@ class _Checker:
         self.check_loops(stmts, {})
         self.check_decls(stmts)
         self.check_draws()
+        self.check_energies()
         self.check_approx(stmts)
         if not any(f for f in self.factors) and not self.rep.diagnostics:
             self.rep.error("the model draws nothing: no `~` statement", Span(1, 1),
-                           "write at least one `x ~ Distribution(…)`")
+                           "write at least one `x ~ Distribution(…)` or `factor …`")
         self.rep.raise_if_any()
         return CheckedModel(self.m.name or _stem(self.m.path), self.m.path, self.m.text, dict(self.dims),
                             dict(self.vars), tuple(self.factors), dict(self.approx), self.m)

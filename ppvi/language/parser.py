@@ -22,7 +22,8 @@ from lark.indenter import DedentError
 from ppvi.errors import Diagnostic, PPVIError, Reporter, Span, source_lines
 from ppvi.language import ast
 
-KEYWORDS = frozenset({"model", "dim", "const", "data", "param", "for", "in", "approximate", "by", "jointly", "sum"})
+KEYWORDS = frozenset({"model", "dim", "const", "data", "param", "for", "in", "approximate", "by", "jointly", "sum", "factor",
+                      "latent"})
 KEYWORD_TOKENS = frozenset(k.upper() for k in KEYWORDS)
 MAX_DEPTH = 64        # nesting of expressions and blocks; deeper is surely a mistake
 MAX_BYTES = 4 << 20   # a model is a short text, not a data file
@@ -450,6 +451,10 @@ class _ToAst(Transformer):
     def loop(self, meta, children):
         var, dim, *body = children
         return ast.Loop(self._name(var), self._name(dim), tuple(body), _span_of_meta(meta))
+
+    @v_args(meta=True)
+    def energy(self, meta, children):
+        return ast.Energy(children[0], _span_of_meta(meta))
 
     @v_args(meta=True)
     def approximate(self, meta, children):

@@ -13,6 +13,7 @@ from typing import Mapping
 
 import numpy as np
 
+from ppvi.errors import Reporter
 from ppvi.io import posterior
 from ppvi.io.data import check_dims
 from ppvi.io.draws import seed_of, whole
@@ -99,12 +100,22 @@ def _full(a: np.ndarray, plate_shape: tuple[int, ...], event: int) -> np.ndarray
     return np.broadcast_to(a, plate_shape + (a.shape[a.ndim - event:] if event else ()))
 
 
+def no_energy(model: CheckedModel) -> None:
+    """Ancestral sampling draws each variable given its parents; `factor` energy terms are no conditional."""
+    energy = next((f for f in model.factors if f.energy), None)
+    if energy is not None:
+        raise Reporter(model.path, model.text).fail(
+            "the model has `factor` energy terms, so it is no product of conditional distributions and "
+            "has no ancestral sampler", energy.span, "draw from a fit's q instead: `result.sample(n)`")
+
+
 def sample_prior(model: CheckedModel, draws: int, data: object = None, seed: int | None = None,
                  dims: Mapping[str, int] | None = None, where: str = "sample_prior") -> dict[str, np.ndarray]:
     """``draws`` draws of every latent and data variable from the prior; covariates, params and sizes from
     ``data`` and ``dims``."""
     draws = whole(where, "draws", draws, 1)
     rng = seed_of(where, seed)
+    no_energy(model)
     setting = from_data(model, data, check_dims(model, dims or {}, where, "{name}={value!r}"), where)
     setting.check_memory(draws, setting.drawn(observed=True), where)
     return simulate(setting, draws, rng)
@@ -117,6 +128,7 @@ def sample_predictive(result: Result, draws: int, seed: int | None = None, data:
     draws = whole(where, "draws", draws, 1)
     rng = seed_of(where, seed)
     setting = from_result(result, data, where, observed=False)
+    no_energy(setting.model)
     setting.check_memory(draws, setting.drawn(observed=True), where)
     latents = {name: posterior.sample(q.family, dict(q.params), draws, rng) for name, q in result.q.items()}
     return {**latents, **simulate(setting, draws, rng, given=latents)}

@@ -25,6 +25,7 @@ import numpy as np
 
 from ppvi.errors import Diagnostic, PPVIError, PPVIWarning, Reporter
 from ppvi.io import posterior
+from ppvi.io.results import ELBO_LOG_Z
 from ppvi.io.draws import seed_of, whole
 from ppvi.result import Result
 from ppvi.simulate import pareto
@@ -124,6 +125,11 @@ def evidence(result: Result, samples: int, per_datum: bool = False, seed: int | 
         raise PPVIError(Diagnostic(f"`{point[0]}` has a point q (MAP): q has no density there, so it cannot be "
                                    "an importance sampler's proposal", where,
                                    hint="the evidence is estimated for mean-field fits"))
+    if result.objective == ELBO_LOG_Z:
+        raise PPVIError(Diagnostic("the model has `factor` energy terms: p̃ is known only up to its normaliser Z, "
+                                   "so there is no log p(v) to estimate by importance sampling", where,
+                                   hint="the fit's `elbo` is a lower bound on log Z itself; for a small model, "
+                                        "log Z is a sum over every state"))
     setting = from_result(result, own_data(result, data, where), where, observed=True)
     plate = _data_plate(setting, where) if per_datum else None
     start = time.perf_counter()

@@ -76,6 +76,11 @@ CORPUS: list[Case] = [
     _example("dp_gmm", "csv", "mixture",
              "stick-breaking DP mixture: scikit-learn's dirichlet_process BayesianGaussianMixture "
              "(tests/infer/test_stick_breaking.py)"),
+    _example("ising", "npz", "energy",
+             "Ising denoising (PRML 8.3.3): the tanh mean-field equations, ELBO ≤ log Z by enumeration "
+             "(tests/infer/test_energy.py)"),
+    _example("rbm", "json", "energy",
+             "RBM with fixed weights: the sigmoid fixed point, ELBO ≤ log Z by enumeration (tests/infer/test_energy.py)"),
     # ---- corpus models (tests/corpus/models); the first three belong in models/ once they derive and fit
     # (tests/codegen/test_statistics.py runs every model there)
     _case("bayes_pca", "npz", "factor",

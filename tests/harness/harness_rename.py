@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-KEYWORDS = frozenset({"model", "dim", "const", "data", "param", "for", "in", "approximate", "by", "jointly", "sum"})
+KEYWORDS = frozenset({"model", "dim", "const", "data", "param", "for", "in", "approximate", "by", "jointly", "sum",
+                      "latent", "factor"})
 # Names that are words of the language where they stand (functions, distributions, supports) — never given to
 # a user's variable, so a rewrite never changes what a call means.
 RESERVED = KEYWORDS | frozenset({
@@ -67,7 +68,7 @@ def user_name_positions(text: str) -> tuple[list[str], list[int]]:
             depth += 1
         elif t == ")":
             depth -= 1
-        elif t == ":" and depth == 0 and head in ("data", "param"):
+        elif t == ":" and depth == 0 and head in ("data", "param", "latent"):
             after_colon = True
         if not _is_name(t) or t in KEYWORDS:
             continue
@@ -173,7 +174,7 @@ def reorder(text: str, rng, what: str) -> str:
 
     def kind(b) -> str:
         words = next((x.split("#", 1)[0].split() for x in b if x.split("#", 1)[0].strip()), ["#"])
-        return {"dim": "dim", "const": "const", "data": "var", "param": "var", "approximate": "approx",
+        return {"dim": "dim", "const": "const", "data": "var", "param": "var", "latent": "var", "approximate": "approx",
                 "model": "head", "#": "head"}.get(words[0], "draw")
 
     moving = {"declarations": ("dim", "var"), "draws": ("draw",)}[what]
