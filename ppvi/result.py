@@ -128,7 +128,8 @@ class Result:
     """A fitted q.
 
     ``elbo`` is the final objective (``objective`` says which: ``"elbo"``; ``"log_joint"`` when a latent has
-    a point q, a log joint and not a bound; ``"log_likelihood"`` for EM, where q is exact given the params);
+    a point q, a log joint and not a bound; ``"log_likelihood"`` for EM, where q is exact given the params;
+    ``"elbo_log_z"`` for a model with energy terms, a lower bound on log Z and not on log p(v));
     ``elbo_trace`` its value after every sweep; ``iterations`` the sweeps run; ``seconds`` their time;
     ``converged`` whether the relative change fell below ``tol`` (not when it stopped at ``max_iter`` or was
     interrupted); ``warnings`` what the fit warned about (also issued as :class:`ppvi.PPVIWarning`).
