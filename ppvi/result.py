@@ -132,7 +132,8 @@ class Result:
     ``elbo_trace`` its value after every sweep; ``iterations`` the sweeps run; ``seconds`` their time;
     ``converged`` whether the relative change fell below ``tol`` (not when it stopped at ``max_iter`` or was
     interrupted); ``warnings`` what the fit warned about (also issued as :class:`ppvi.PPVIWarning`).
-    ``axes`` names the axes of every param and data variable (latents: ``q[name].axes``).
+    ``axes`` names the axes of every param and data variable (latents: ``q[name].axes``).  ``encoders``
+    holds the encoder trained for each latent the model amortises (``amortise h by mlp(…)``; docs/amortise.md).
     """
 
     model: str
@@ -149,6 +150,7 @@ class Result:
     restart: int = 0
     warnings: tuple[str, ...] = ()
     provenance: Provenance | None = None
+    encoders: Mapping[str, Any] = field(default_factory=dict)      # latent -> ppvi.amortise.Encoder (`amortise`)
     fit: Any = field(default=None, compare=False, repr=False)       # the live Fit (not saved)
     data: Mapping[str, np.ndarray] | None = field(default=None, compare=False, repr=False)   # (not saved)
     chains: tuple[Mapping[str, Q], ...] = field(default=(), compare=False, repr=False)   # every restart's q (not saved)
