@@ -150,6 +150,21 @@ def score(given: object, data: object, *, seed: int = 0, max_iter: int = 1000, t
                scored=True, where="score")[1]
 
 
+def amortisation_gap(given: object, data: object, *, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8,
+                     dims: Mapping[str, int] | None = None) -> float:
+    """``Result.amortisation_gap``: refined ELBO − encoder ELBO of ``data`` (ppvi.amortise)."""
+    from ppvi.infer.given import predict as run
+
+    g, sizes = _prediction(given, refine=None, seed=seed, max_iter=max_iter, tol=tol, progress=False, dims=dims)
+    if not g.result.encoders:
+        raise _argument(f"model `{g.model.name}` amortises no latent: this result has no encoder to measure",
+                        "add `amortise h by mlp(hidden = 64)` for a local latent h to the model and fit it again")
+    options = dict(dims=sizes, seed=int(seed), max_iter=int(max_iter), tol=float(tol))
+    at_encoder, _ = run(g, data, refine=0, **options)
+    refined, _ = run(g, data, refine=None, **options)
+    return refined.elbo - at_encoder.elbo
+
+
 def _prediction(given: object, *, refine: object, seed: object, max_iter: object, tol: object, progress: object,
                 dims: object):
     from ppvi.infer.given import Given

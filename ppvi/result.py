@@ -263,6 +263,15 @@ class Result:
 
         return score(self, data, seed=seed, max_iter=max_iter, tol=tol, dims=dims)
 
+    def amortisation_gap(self, data: object, *, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8,
+                         dims: Mapping[str, int] | None = None) -> float:
+        """The amortisation gap on new data: the ELBO of their local q refined to convergence from the
+        encoders' q, minus the ELBO at the encoders' q (``predict(data).elbo − predict(data, refine=0).elbo``;
+        ≥ 0, each sweep being exact).  A result without an encoder (no ``amortise`` statement) is a PPVIError."""
+        from ppvi.api import amortisation_gap
+
+        return amortisation_gap(self, data, seed=seed, max_iter=max_iter, tol=tol, dims=dims)
+
     # ------------------------------------------------------------ files
     def to_dict(self) -> dict:
         """The result file's content (docs/cli.md): plain dicts of arrays and numbers."""

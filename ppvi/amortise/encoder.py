@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ppvi.amortise.mlp import MLP, LossGrad
+from ppvi.amortise.mlp import MLP, Loss
 
 FAMILIES = ("Bernoulli", "Categorical", "Normal", "point")
 
@@ -121,32 +121,27 @@ def standard(family: str, out: np.ndarray, shape: tuple[int, ...]) -> dict[str, 
             "sd": np.exp(-0.5 * log_tau).reshape(shape)}
 
 
-def loss_of(family: str, categories: int) -> LossGrad:
-    """The regression loss of a family and its gradient in the (standardised) outputs, averaged over rows:
-    cross-entropy against the target probabilities for logits (∂ = σ(o) − p, softmax(o) − p), squared error
-    otherwise."""
+def loss_of(family: str, categories: int) -> Loss:
+    """The regression loss of a family, averaged over rows: cross-entropy against the target probabilities
+    for logits (∂ = σ(o) − p, softmax(o) − p), half the squared error otherwise (∂ = o − t)."""
     if family == "Bernoulli":
-        def bernoulli(o: np.ndarray, p: np.ndarray) -> tuple[float, np.ndarray]:
-            n = o.shape[0]
-            # −p log σ(o) − (1 − p) log σ(−o) = softplus(o) − p o
-            loss = float(np.sum(np.logaddexp(0.0, o) - p * o)) / n
-            return loss, (_sigmoid(o) - p) / n
-        return bernoulli
+        # −p log σ(o) − (1 − p) log σ(−o) = softplus(o) − p o
+        return Loss(lambda o, p: float(np.sum(np.logaddexp(0.0, o) - p * o)) / len(o),
+                    lambda o, p: (_sigmoid(o) - p) / len(o))
     if family == "Categorical":
-        def categorical(o: np.ndarray, p: np.ndarray) -> tuple[float, np.ndarray]:
-            n = o.shape[0]
-            z = o.reshape(n, -1, categories)
-            lse = np.logaddexp.reduce(z, axis=-1, keepdims=True)
-            pz = p.reshape(z.shape)
-            loss = float(np.sum(pz * (lse - z))) / n
-            return loss, ((np.exp(z - lse) - pz) / n).reshape(o.shape)
-        return categorical
+        def logits(o: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            z = o.reshape(len(o), -1, categories)
+            return z, z - np.logaddexp.reduce(z, axis=-1, keepdims=True)
 
-    def squared(o: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray]:
-        n = o.shape[0]
-        d = o - t
-        return float(np.sum(d * d)) / (2 * n), d / n
-    return squared
+        def value(o: np.ndarray, p: np.ndarray) -> float:
+            _, log_q = logits(o)
+            return -float(np.sum(p.reshape(log_q.shape) * log_q)) / len(o)
+
+        def grad(o: np.ndarray, p: np.ndarray) -> np.ndarray:
+            _, log_q = logits(o)
+            return ((np.exp(log_q) - p.reshape(log_q.shape)) / len(o)).reshape(o.shape)
+        return Loss(value, grad)
+    return Loss(lambda o, t: float(np.sum((o - t) ** 2)) / (2 * len(o)), lambda o, t: (o - t) / len(o))
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

@@ -14,8 +14,14 @@ from typing import Callable
 
 import numpy as np
 
-# loss_grad(outputs, targets) -> (mean loss over the rows, d loss / d outputs)
-LossGrad = Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A regression loss averaged over the rows, ``value(outputs, targets)``, and its gradient in the outputs."""
+
+    value: Callable[[np.ndarray, np.ndarray], float]
+    grad: Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,12 +42,11 @@ class MLP:
             out.append(np.tanh(z) if i < len(self.weights) - 1 else z)
         return out
 
-    def gradients(self, x: np.ndarray, targets: np.ndarray, loss_grad: LossGrad
-                  ) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
-        """The loss on (x, targets) and its gradients by backpropagation: δ_L = ∂loss/∂y,
-        ∂W_l = a_lᵀ δ_l, δ_{l−1} = (δ_l W_lᵀ) ⊙ (1 − a_l²) for a tanh layer."""
+    def gradients(self, x: np.ndarray, targets: np.ndarray, loss: Loss) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The loss's gradients on (x, targets) by backpropagation: δ_L = ∂loss/∂y, ∂W_l = a_lᵀ δ_l,
+        δ_{l−1} = (δ_l W_lᵀ) ⊙ (1 − a_l²) for a tanh layer."""
         acts = self.activations(x)
-        loss, delta = loss_grad(acts[-1], targets)
+        delta = loss.grad(acts[-1], targets)
         gw: list[np.ndarray] = [np.empty(0)] * len(self.weights)
         gb: list[np.ndarray] = [np.empty(0)] * len(self.weights)
         for layer in range(len(self.weights) - 1, -1, -1):
@@ -49,7 +54,7 @@ class MLP:
             gb[layer] = delta.sum(axis=0)
             if layer:
                 delta = (delta @ self.weights[layer].T) * (1.0 - acts[layer] ** 2)
-        return loss, gw, gb
+        return gw, gb
 
 
 def initial(sizes: list[int], rng: np.random.Generator) -> MLP:
@@ -76,7 +81,7 @@ class Adam:
     m: list[np.ndarray] | None = None
     v: list[np.ndarray] | None = None
 
-    def fit(self, net: MLP, x: np.ndarray, targets: np.ndarray, loss_grad: LossGrad, *, epochs: int, batch: int,
+    def fit(self, net: MLP, x: np.ndarray, targets: np.ndarray, loss: Loss, *, epochs: int, batch: int,
             rng: np.random.Generator) -> tuple[MLP, float]:
         """``epochs`` passes over the rows in shuffled minibatches; the trained network and the final loss on
         all rows."""
@@ -92,7 +97,7 @@ class Adam:
             for lo in range(0, n, batch):
                 rows = order[lo:lo + batch]
                 current = MLP(tuple(params[:layers]), tuple(params[layers:]))
-                _, gw, gb = current.gradients(x[rows], targets[rows], loss_grad)
+                gw, gb = current.gradients(x[rows], targets[rows], loss)
                 self.steps += 1
                 c1, c2 = 1 - self.beta1 ** self.steps, 1 - self.beta2 ** self.steps
                 for i, g in enumerate([*gw, *gb]):
@@ -102,5 +107,4 @@ class Adam:
                     self.v[i] = self.beta2 * self.v[i] + (1 - self.beta2) * g * g
                     params[i] -= self.rate * (self.m[i] / c1) / (np.sqrt(self.v[i] / c2) + self.eps)
         trained = MLP(tuple(params[:layers]), tuple(params[layers:]))
-        loss, _ = loss_grad(trained(x), targets)
-        return trained, loss
+        return trained, loss.value(trained(x), targets)

@@ -26,7 +26,7 @@ from ppvi.infer.program import Program
 from ppvi.language.check import Amortised
 
 BATCH = 64
-STEPS = 4000          # Adam steps of the first regression (fewer epochs for more rows), a quarter per round
+STEPS = 3000          # Adam steps of the first regression (fewer epochs for more rows), a quarter per round
 ROUNDS = 3
 SWEEPS = 2
 GAP_SWEEPS = 500      # at most, refining to convergence for the gap (relative change 1e-9)
