@@ -119,14 +119,20 @@ def refine_to_convergence(program: Program, order: list[str], tol: float = 1e-9)
 
 def train(program: Program, spec: Amortised, *, seed: int, rounds: int = ROUNDS, sweeps: int = SWEEPS) -> Encoder:
     """An encoder for ``spec.latent`` trained on the program's data with its current (fitted) global q held;
-    the program's q is as it was afterwards."""
+    afterwards the program's q is as it was, in the very arrays it was in (a Result's views of them stay
+    the fit's)."""
     family, inputs = check(program, spec)
     order = local_steps(program)
     saved = program.snapshot()
+    own = {k: program.state[k] for k in saved}
     try:
         return _train(program, spec, family, inputs, order, seed=seed, rounds=rounds, sweeps=sweeps)
     finally:
-        program.restore(saved, copy=False)
+        for k, a in own.items():
+            a[...] = saved[k]
+            program.state[k] = a
+        program.relink()
+        program.stale = True
 
 
 def _train(program: Program, spec: Amortised, family: str, inputs: tuple[str, ...], order: list[str], *,

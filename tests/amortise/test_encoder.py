@@ -150,12 +150,14 @@ def test_training_is_deterministic_given_the_seed(em):
     from ppvi.amortise.train import train
 
     program, spec = em.fit.program, em.fit.program.model.amortised["z"]
-    before = {k: v.copy() for k, v in program.snapshot().items()}
+    before = program.snapshot()
+    arrays = program.snapshot(copy=False)
     again = train(program, spec, seed=0, rounds=1)
     assert again == train(program, spec, seed=0, rounds=1)
     assert again != train(program, spec, seed=1, rounds=1)
-    after = program.snapshot()
-    assert all(np.array_equal(before[k], after[k]) for k in before)        # the fit's q is put back
+    # the fit's q is put back, in its own arrays (the result's q are views of them)
+    assert all(program.state[k] is arrays[k] and np.array_equal(before[k], arrays[k]) for k in before)
+    np.testing.assert_array_equal(em.q["z"]["p"], before["q_z__p"])
 
 
 def test_a_result_without_an_encoder_has_no_gap(em):
