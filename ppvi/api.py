@@ -99,10 +99,11 @@ class Model:
         provenance = _provenance(m, source.label if from_file else None, bound, seed=seed, tol=tol,
                                  max_iter=max_iter, damping=damping, restarts=restarts, sweep=sweep_steps(done))
         observed = {v.name: bound.arrays[v.name] for v in m.of_kind("data") if v.name in bound.arrays}
-        # (before the Result, whose q are views of the state: training sweeps the state and puts the fit's back)
-        encoders = _train_encoders(program, m, seed) if m.amortised else {}
         result = from_fit(done, provenance, tuple(n.format() for n in notes), observed)
-        return dataclasses.replace(result, encoders=encoders) if encoders else result
+        if m.amortised:
+            # (training sweeps the state, then puts the fit's q back in the arrays the result's q are views of)
+            result = dataclasses.replace(result, encoders=_train_encoders(program, m, seed, result))
+        return result
 
     # ---------------------------------------------------------------- simulation (ppvi.simulate)
     def sample_prior(self, draws: int, data: object = None, seed: int | None = None,
@@ -193,13 +194,13 @@ def _each(*callbacks):
     return call
 
 
-def _train_encoders(program, model: CheckedModel, seed: int) -> dict:
+def _train_encoders(program, model: CheckedModel, seed: int, result: Result) -> dict:
     """An encoder for every latent the model amortises, trained with the fit's globals held (ppvi.amortise)."""
     from ppvi.amortise.train import train
     from ppvi.infer.cavi import _one_blas_thread
 
     with _one_blas_thread():
-        return {name: train(program, spec, seed=seed) for name, spec in model.amortised.items()}
+        return {name: train(program, spec, seed=seed, result=result) for name, spec in model.amortised.items()}
 
 
 def _not_converged(model: CheckedModel, trace: list[float], max_iter: int, tol: float) -> Diagnostic:

@@ -43,6 +43,7 @@ class Encoder:
     sweeps: int                    # exact sweeps after the encoder that made its regression targets
     rounds: int
     gap: float                     # amortisation gap on the training data: ELBO refined to convergence − ELBO at the encoder
+    training: str = "regression"   # or "sleep" (ppvi.amortise.train)
 
     def __eq__(self, other: object) -> bool:
         from ppvi.result import _same

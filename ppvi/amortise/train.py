@@ -6,6 +6,12 @@ After the fit, with the global q and params it found held:
 2. ``rounds`` times: set q(h) to the encoder's output on the training rows, run ``sweeps`` exact sweeps
    of the local updates (every local latent, in the fit's order), and regress onto the refined q.
 
+Or, with ``sleep = S`` (wake–sleep's sleep phase, the seed's 19.5.1): S data sets of the fit's size are
+dreamed from the model — the global latents drawn from their q, params as fitted, then h and the data
+by ancestral sampling — and the encoder is fitted to maximise log q(h | v) of the dreamed pairs (the
+cross-entropy against the dreamed h: Bernoulli and Categorical q).  Its optimum is the model's exact
+posterior p(h | v), whatever the mean field makes of it.
+
 Targets that the encoder's own output was refined into keep it in the basin it already points at
 (a posterior with several modes); exact sweeps make every target at least as good as the encoder's
 q in ELBO.  Then the amortisation gap on the training data is measured — the ELBO refined from the
@@ -16,6 +22,7 @@ and the fit's q is put back, untouched.  Deterministic given the seed.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
@@ -75,6 +82,15 @@ def check(program: Program, spec: Amortised) -> tuple[str, tuple[str, ...]]:
     if not inputs:
         raise rep.fail(f"no data along the data plate is read where `{spec.latent}` is: an encoder has no row to "
                        "read", spec.span, "amortise a latent whose factors read the data of its point")
+    if spec.sleep and family not in ("Bernoulli", "Categorical"):
+        raise rep.fail(f"the sleep phase trains an encoder for a Bernoulli or Categorical q; q({spec.latent}) is "
+                       f"{'a point' if family == 'point' else 'a ' + family}", spec.span,
+                       "drop `sleep = …`: the encoder is then trained by regression on CAVI-refined targets")
+    observed = {f.target for f in program.model.factors if f.observed}
+    if spec.sleep and not set(inputs) <= observed:
+        covariates = ", ".join(f"`{v}`" for v in inputs if v not in observed)
+        raise rep.fail(f"the sleep phase dreams the data an encoder reads, but {covariates} is not drawn by the "
+                       "model", spec.span, "drop `sleep = …`")
     return family, inputs
 
 
@@ -117,15 +133,18 @@ def refine_to_convergence(program: Program, order: list[str], tol: float = 1e-9)
     return last
 
 
-def train(program: Program, spec: Amortised, *, seed: int, rounds: int = ROUNDS, sweeps: int = SWEEPS) -> Encoder:
+def train(program: Program, spec: Amortised, *, seed: int, rounds: int = ROUNDS, sweeps: int = SWEEPS,
+          result=None) -> Encoder:
     """An encoder for ``spec.latent`` trained on the program's data with its current (fitted) global q held;
     afterwards the program's q is as it was, in the very arrays it was in (a Result's views of them stay
-    the fit's)."""
+    the fit's).  The sleep phase (``spec.sleep``) dreams from ``result``, the fit's Result."""
     family, inputs = check(program, spec)
     order = local_steps(program)
     saved = program.snapshot()
     own = {k: program.state[k] for k in saved}
     try:
+        if spec.sleep:
+            return _sleep(program, result, spec, family, inputs, order, seed=seed)
         return _train(program, spec, family, inputs, order, seed=seed, rounds=rounds, sweeps=sweeps)
     finally:
         for k, a in own.items():
@@ -167,6 +186,39 @@ def _train(program: Program, spec: Amortised, family: str, inputs: tuple[str, ..
     at_encoder = program.elbo()
     refined = refine_to_convergence(program, order)
     return encoder(refined - at_encoder)
+
+
+def _sleep(program: Program, result, spec: Amortised, family: str, inputs: tuple[str, ...], order: list[str], *,
+           seed: int) -> Encoder:
+    """The sleep phase: maximise Σ log q(h | v) over (h, v) dreamed from the model."""
+    from ppvi.infer.given import Roles
+    from ppvi.io import posterior
+    from ppvi.simulate.ancestral import simulate
+    from ppvi.simulate.inputs import from_result
+
+    rng = np.random.default_rng([seed, 19, 1])
+    shape = q_shape(program, spec.latent, family)
+    units, copies = shape[0], spec.sleep
+    held = Roles.of(program.model, program.plan).held
+    setting = from_result(result, None, "amortise", observed=False)
+    drawn = {v: posterior.sample(result.q[v].family, dict(result.q[v].params), copies, rng) for v in held}
+    dreams = simulate(setting, copies, rng, given=drawn)
+    x = np.concatenate([np.asarray(dreams[v], dtype=float).reshape(copies * units, -1) for v in inputs], axis=1)
+    h = np.asarray(dreams[spec.latent]).reshape(copies * units, -1)
+    if family == "Categorical":
+        h = (h[..., None] == np.arange(shape[-1])).reshape(copies * units, -1)
+    t = h.astype(float)
+    x_mean, x_scale = x.mean(axis=0), _spread(x.std(axis=0))
+    loss = loss_of(family, shape[-1] if family == "Categorical" else 1)
+    net = initial([x.shape[1], *([spec.hidden] * spec.layers), width(family, shape)], rng)
+    epochs = max(5, min(400, math.ceil(STEPS / math.ceil(len(x) / BATCH))))
+    net, _ = Adam().fit(net, (x - x_mean) / x_scale, t, loss, epochs=epochs, batch=BATCH, rng=rng)
+    width_ = t.shape[1]
+    enc = Encoder(spec.latent, family, inputs, spec.hidden, spec.layers, x_mean, x_scale, np.zeros(width_),
+                  np.ones(width_), net, 0, 0, math.nan, "sleep")
+    set_q(program, {spec.latent: enc})
+    at_encoder = program.elbo()
+    return replace(enc, gap=refine_to_convergence(program, order) - at_encoder)
 
 
 def _spread(sd: np.ndarray) -> np.ndarray:

@@ -481,7 +481,8 @@ def _encoder(name: str, entry: Any):
     if not inputs:
         raise _Malformed(f"{where}/inputs", "a list of data variables")
     return Encoder(get("latent", _str), family, inputs, hidden, layers, x_mean, x_scale, y_mean, y_scale,
-                   MLP(tuple(ws), tuple(bs)), get("sweeps", _int), get("rounds", _int), get("gap", _float))
+                   MLP(tuple(ws), tuple(bs)), get("sweeps", _int), get("rounds", _int), get("gap", _float),
+                   _get(entry, "training", where, _str, "regression"))
 
 
 def _provenance(x: Any, key: str) -> Provenance:

@@ -106,17 +106,20 @@ class CheckedModel:
 
 @dataclass(frozen=True)
 class Amortised:
-    """``amortise NAME by mlp(hidden = H, layers = L)``: an encoder from a data row to q(NAME[n]) (ppvi.amortise)."""
+    """``amortise NAME by mlp(hidden = H, layers = L, sleep = S)``: an encoder from a data row to q(NAME[n])
+    (ppvi.amortise)."""
 
     latent: str
     method: str                            # "mlp"
     hidden: int                            # units per hidden layer
     layers: int                            # hidden layers
     span: Span
+    sleep: int = 0                         # data sets dreamed for the sleep phase (0: regression on CAVI targets)
 
 
 # The encoder's options: name -> (default, smallest, largest, what it is).
-AMORTISE_OPTIONS = {"hidden": (64, 1, 4096, "units per hidden layer"), "layers": (1, 1, 8, "hidden layers")}
+AMORTISE_OPTIONS = {"hidden": (64, 1, 4096, "units per hidden layer"), "layers": (1, 1, 8, "hidden layers"),
+                    "sleep": (0, 0, 1000, "data sets dreamed for the sleep phase")}
 
 
 # ------------------------------------------------------------- expression types
@@ -1103,7 +1106,7 @@ class _Checker:
             elif n.id in out:
                 self.rep.error(f"`{n.id}` is amortised twice", n.span, "keep one `amortise` statement for it")
             elif options is not None:
-                out[n.id] = Amortised(n.id, s.method.id, options["hidden"], options["layers"], s.span)
+                out[n.id] = Amortised(n.id, s.method.id, options["hidden"], options["layers"], s.span, options["sleep"])
         return out
 
     def _amortise_options(self, s: ast.Amortise) -> dict[str, int] | None:
@@ -1122,7 +1125,7 @@ class _Checker:
             key = a.keyword.id
             if key not in AMORTISE_OPTIONS:
                 self.rep.error(f"mlp has no option `{key}`", a.keyword.span,
-                               did_you_mean(key, AMORTISE_OPTIONS) or "its options are `hidden` and `layers`")
+                               did_you_mean(key, AMORTISE_OPTIONS) or "its options are `hidden`, `layers` and `sleep`")
                 ok = False
                 continue
             if key in seen:

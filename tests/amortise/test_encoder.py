@@ -160,6 +160,26 @@ def test_training_is_deterministic_given_the_seed(em):
     np.testing.assert_array_equal(em.q["z"]["p"], before["q_z__p"])
 
 
+def test_the_sleep_phase_learns_the_posterior(em):
+    """Wake–sleep's sleep phase (19.5.1): fitted to (z, x) dreamed from the model, whose optimum is the exact
+    posterior p(z | x) — here also what one CAVI sweep gives (PRML 9.23)."""
+    from ppvi.amortise.train import train
+
+    program = em.fit.program
+    spec = dataclasses.replace(program.model.amortised["z"], sleep=10)
+    enc = train(program, spec, seed=0, result=em)
+    assert enc.training == "sleep" and enc.gap >= 0
+    x = _mixture_draws(400, seed=8)
+    terms = _log_joint_terms(em, x)
+    log_post = terms - np.logaddexp.reduce(terms, axis=1)[:, None]
+    out = enc.outputs({"v_x": x}, len(x))
+    log_q = out - np.logaddexp.reduce(out, axis=1)[:, None]
+    kl = np.sum(np.exp(log_q) * (log_q - log_post), axis=1)
+    assert np.all(kl >= -1e-12) and kl.mean() < 0.02
+    assert dataclasses.replace(em, encoders={"z": enc}).amortisation_gap({"x": x}) == \
+        pytest.approx(kl.sum(), rel=1e-6, abs=1e-9)
+
+
 def test_a_result_without_an_encoder_has_no_gap(em):
     with pytest.raises(PPVIError, match="amortises no latent"):
         dataclasses.replace(em, encoders={}).amortisation_gap({"x": _mixture_draws(10, seed=6)})

@@ -65,9 +65,9 @@ def test_the_encoders_codes_beat_a_zero_start(fitted, digits):
     exact = fitted.predict({"v": v}, refine=1)
     j_exact = _objective(fitted, exact.q["h"]["value"], v)
     assert np.all(j_enc < j_zero)
-    # of J's excess over the MAP code at a zero start, the encoder's code leaves less than a third
+    # of J's excess over the MAP code at a zero start, the encoder's code leaves a tenth (measured: 4%)
     remaining = (j_enc - j_exact).sum() / (j_zero - j_exact).sum()
-    assert remaining < 1 / 3, (remaining, j_enc.sum(), j_zero.sum(), j_exact.sum())
+    assert remaining < 0.1, (remaining, j_enc.sum(), j_zero.sum(), j_exact.sum())
     # the objective reported is the log joint: −J up to a constant, so differences agree with J's
     assert exact.elbo - enc.elbo == pytest.approx(j_enc.sum() - j_exact.sum(), rel=1e-8)
     assert np.all(j_exact <= j_enc + 1e-9 * np.abs(j_enc))
@@ -87,3 +87,14 @@ def test_one_sweep_from_the_encoder_is_the_map_code(fitted, digits):
 
     scratch = dataclasses.replace(fitted, encoders={}).predict({"v": v})
     np.testing.assert_allclose(h, scratch.q["h"]["value"], atol=1e-6)
+
+
+def test_the_sleep_phase_is_for_discrete_q(fitted):
+    import dataclasses
+
+    from ppvi.amortise.train import train
+
+    program = fitted.fit.program
+    spec = dataclasses.replace(program.model.amortised["h"], sleep=1)
+    with pytest.raises(ppvi.PPVIError, match=r"sc.ppvi:15:1: error: the sleep phase .* q\(h\) is a point"):
+        train(program, spec, seed=0, result=fitted)
