@@ -23,35 +23,14 @@ from ppvi.errors import PPVIError
 
 MODELS = os.path.join(os.path.dirname(__file__), "..", "..", "models")
 
-EM_GMM = """\
-model em_gmm_amortised
-dim N
-dim K = 3
-data x[N]
-param weights[K] : simplex
-param mu[K]
-param tau[K] : positive
-for n in N:
-    z[n] ~ Categorical(weights)
-    x[n] ~ Normal(mu[z[n]], precision = tau[z[n]])
-amortise z by mlp(hidden = 16)
-"""
+def _amortised(name: str, statement: str) -> str:
+    """A model of models/ as it is, with an ``amortise`` statement added (one text of the model, not a copy)."""
+    with open(os.path.join(MODELS, f"{name}.ppvi"), encoding="utf-8") as f:
+        return f.read() + f"\n{statement}\n"
 
-BSC = """\
-model bsc_amortised
-dim N, D
-dim M = 10
-data v[N, D]
-param b[M]
-param W[D, M]
-param beta[D] : positive
-for n in N:
-    for i in M:
-        h[n, i] ~ Bernoulli(sigmoid(b[i]))
-    for j in D:
-        v[n, j] ~ Normal(sum(i in M: W[j, i] * h[n, i]), precision = beta[j])
-amortise h by mlp(hidden = 32)
-"""
+
+EM_GMM = _amortised("em_gmm", "amortise z by mlp(hidden = 16)")
+BSC = _amortised("binary_sparse_coding", "amortise h by mlp(hidden = 32)")
 
 
 def _model(tmp_path_factory, name: str, text: str, data: str):

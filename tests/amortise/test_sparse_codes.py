@@ -15,26 +15,14 @@ import pytest
 
 import ppvi
 
+# It compiles a model no other test needs (about a minute under load, alone): run with --long.
+pytestmark = pytest.mark.long
+
 MODELS = os.path.join(os.path.dirname(__file__), "..", "..", "models")
 LAMBDA = 1.0
 
-SPARSE_CODING = """\
-model sparse_coding_amortised
-dim N, D
-dim M = 16
-const lambda = 1.0
-data v[N, D]
-param W[D, M] : unit_columns
-param b[D]
-param beta : positive
-for n in N:
-    for i in M:
-        h[n, i] ~ Laplace(0, 1 / lambda)
-    for j in D:
-        v[n, j] ~ Normal(sum(i in M: W[j, i] * h[n, i]) + b[j], precision = beta)
-approximate h by point
-amortise h by mlp(hidden = 32)
-"""
+with open(os.path.join(MODELS, "sparse_coding.ppvi"), encoding="utf-8") as _f:
+    SPARSE_CODING = _f.read() + "\namortise h by mlp(hidden = 32)\n"       # (models/sparse_coding.ppvi, λ = 1)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +35,7 @@ def fitted(tmp_path_factory, digits):
     d = tmp_path_factory.mktemp("sparse_codes")
     (d / "sc.ppvi").write_text(SPARSE_CODING)
     with pytest.warns(ppvi.PPVIWarning, match="max_iter"):
-        return ppvi.load(str(d / "sc.ppvi")).fit({"v": digits[:200]}, max_iter=20)
+        return ppvi.load(str(d / "sc.ppvi")).fit({"v": digits[:200]}, max_iter=20, M=16)
 
 
 def _objective(r, h: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -96,5 +84,6 @@ def test_the_sleep_phase_is_for_discrete_q(fitted):
 
     program = fitted.fit.program
     spec = dataclasses.replace(program.model.amortised["h"], sleep=1)
-    with pytest.raises(ppvi.PPVIError, match=r"sc.ppvi:15:1: error: the sleep phase .* q\(h\) is a point"):
+    line = SPARSE_CODING.rstrip("\n").count("\n") + 1          # the `amortise` statement's
+    with pytest.raises(ppvi.PPVIError, match=rf"sc.ppvi:{line}:1: error: the sleep phase .* q\(h\) is a point"):
         train(program, spec, seed=0, result=fitted)
