@@ -99,7 +99,11 @@ class Model:
         provenance = _provenance(m, source.label if from_file else None, bound, seed=seed, tol=tol,
                                  max_iter=max_iter, damping=damping, restarts=restarts, sweep=sweep_steps(done))
         observed = {v.name: bound.arrays[v.name] for v in m.of_kind("data") if v.name in bound.arrays}
-        return from_fit(done, provenance, tuple(n.format() for n in notes), observed)
+        result = from_fit(done, provenance, tuple(n.format() for n in notes), observed)
+        if m.amortised:
+            # (training sweeps the state, then puts the fit's q back in the arrays the result's q are views of)
+            result = dataclasses.replace(result, encoders=_train_encoders(program, m, seed, result))
+        return result
 
     # ---------------------------------------------------------------- simulation (ppvi.simulate)
     def sample_prior(self, draws: int, data: object = None, seed: int | None = None,
@@ -147,6 +151,21 @@ def score(given: object, data: object, *, seed: int = 0, max_iter: int = 1000, t
                scored=True, where="score")[1]
 
 
+def amortisation_gap(given: object, data: object, *, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8,
+                     dims: Mapping[str, int] | None = None) -> float:
+    """``Result.amortisation_gap``: refined ELBO − encoder ELBO of ``data`` (ppvi.amortise)."""
+    from ppvi.infer.given import predict as run
+
+    g, sizes = _prediction(given, refine=None, seed=seed, max_iter=max_iter, tol=tol, progress=False, dims=dims)
+    if not g.result.encoders:
+        raise _argument(f"model `{g.model.name}` amortises no latent: this result has no encoder to measure",
+                        "add `amortise h by mlp(hidden = 64)` for a local latent h to the model and fit it again")
+    options = dict(dims=sizes, seed=int(seed), max_iter=int(max_iter), tol=float(tol))
+    at_encoder, _ = run(g, data, refine=0, **options)
+    refined, _ = run(g, data, refine=None, **options)
+    return refined.elbo - at_encoder.elbo
+
+
 def _prediction(given: object, *, refine: object, seed: object, max_iter: object, tol: object, progress: object,
                 dims: object):
     from ppvi.infer.given import Given
@@ -173,6 +192,15 @@ def _each(*callbacks):
         for c in given:
             c(iteration, elbo, change)
     return call
+
+
+def _train_encoders(program, model: CheckedModel, seed: int, result: Result) -> dict:
+    """An encoder for every latent the model amortises, trained with the fit's globals held (ppvi.amortise)."""
+    from ppvi.amortise.train import train
+    from ppvi.infer.cavi import _one_blas_thread
+
+    with _one_blas_thread():
+        return {name: train(program, spec, seed=seed, result=result) for name, spec in model.amortised.items()}
 
 
 def _not_converged(model: CheckedModel, trace: list[float], max_iter: int, tol: float) -> Diagnostic:

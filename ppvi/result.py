@@ -133,7 +133,8 @@ class Result:
     ``elbo_trace`` its value after every sweep; ``iterations`` the sweeps run; ``seconds`` their time;
     ``converged`` whether the relative change fell below ``tol`` (not when it stopped at ``max_iter`` or was
     interrupted); ``warnings`` what the fit warned about (also issued as :class:`ppvi.PPVIWarning`).
-    ``axes`` names the axes of every param and data variable (latents: ``q[name].axes``).
+    ``axes`` names the axes of every param and data variable (latents: ``q[name].axes``).  ``encoders``
+    holds the encoder trained for each latent the model amortises (``amortise h by mlp(…)``; docs/amortise.md).
     """
 
     model: str
@@ -150,6 +151,7 @@ class Result:
     restart: int = 0
     warnings: tuple[str, ...] = ()
     provenance: Provenance | None = None
+    encoders: Mapping[str, Any] = field(default_factory=dict)      # latent -> ppvi.amortise.Encoder (`amortise`)
     fit: Any = field(default=None, compare=False, repr=False)       # the live Fit (not saved)
     data: Mapping[str, np.ndarray] | None = field(default=None, compare=False, repr=False)   # (not saved)
     chains: tuple[Mapping[str, Q], ...] = field(default=(), compare=False, repr=False)   # every restart's q (not saved)
@@ -261,6 +263,15 @@ class Result:
         from ppvi.api import score
 
         return score(self, data, seed=seed, max_iter=max_iter, tol=tol, dims=dims)
+
+    def amortisation_gap(self, data: object, *, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8,
+                         dims: Mapping[str, int] | None = None) -> float:
+        """The amortisation gap on new data: the ELBO of their local q refined to convergence from the
+        encoders' q, minus the ELBO at the encoders' q (``predict(data).elbo − predict(data, refine=0).elbo``;
+        ≥ 0, each sweep being exact).  A result without an encoder (no ``amortise`` statement) is a PPVIError."""
+        from ppvi.api import amortisation_gap
+
+        return amortisation_gap(self, data, seed=seed, max_iter=max_iter, tol=tol, dims=dims)
 
     # ------------------------------------------------------------ files
     def to_dict(self) -> dict:

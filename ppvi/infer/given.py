@@ -179,14 +179,21 @@ def check_hyperparameters(given: Given, roles: Roles, bound_arrays: Mapping[str,
 # ------------------------------------------------------------------ fitting the local q
 def fit_locals(program: Program, given: Given, roles: Roles, *, seed: int, max_iter: int, tol: float,
                refine: int | None, on_iteration: Callable[[int, float, float], None] | None = None) -> Fit:
-    """Set the held q and params from ``given``, start the local q by an E-step, then sweep the local steps
+    """Set the held q and params from ``given``, start the local q by an E-step (an amortised latent: at its
+    encoder's output, ppvi.amortise), then sweep the local steps
     only (:func:`ppvi.infer.cavi.run_once`) until the ELBO changes by at most ``tol`` (relative), or
     ``max_iter`` sweeps, or ``refine`` sweeps (0: the E-step alone).  Every step is an exact coordinate
     update: the ELBO never decreases."""
     from ppvi.infer.warm import Start
 
     r = given.result
-    held = Start({v: r.q[v] for v in (*roles.held, *roles.held_points)}, dict(r.params), given.source)
+    start = {v: r.q[v] for v in (*roles.held, *roles.held_points)}
+    if r.encoders:
+        # amortised latents start at their encoder's q (no E-step for them: refine=0 is the encoder's own q)
+        from ppvi.amortise.train import start_entries
+
+        start.update(start_entries(program, dict(r.encoders)))
+    held = Start(start, dict(r.params), given.source)
     block = program.plan.get("block")
     local = set(roles.local) | ({block["name"]} if block else set())
     order = [s for s in program.schedule() if s in local]

@@ -143,6 +143,8 @@ def to_document(r: Result) -> dict:
     doc["axes"] = {**{k: list(e.axes) for k, e in r.q.items()}, **{k: list(v) for k, v in r.axes.items()}}
     doc["categories"] = {k: e.categories for k, e in r.q.items() if e.categories is not None}
     doc["warnings"] = list(r.warnings)
+    if r.encoders:
+        doc["encoders"] = {name: e.to_document() for name, e in r.encoders.items()}     # (ppvi.amortise)
     if r.provenance is not None:
         p = r.provenance
         doc["provenance"] = {
@@ -431,7 +433,8 @@ def from_document(doc: Mapping) -> Result:
         objective=_get(doc, "objective", "", _str, _objective_of_first_layout(doc)),
         interrupted=_get(doc, "interrupted", "", _bool, False), seconds=_get(doc, "seconds", "", _float, 0.0),
         restart=_get(doc, "restart", "", _int, 0), warnings=_get(doc, "warnings", "", _strings, ()),
-        provenance=_get(doc, "provenance", "", _provenance, None))
+        provenance=_get(doc, "provenance", "", _provenance, None),
+        encoders={name: _encoder(name, e) for name, e in _get(doc, "encoders", "", _mapping(lambda x, k: x), {}).items()})
 
 
 def _objective_of_first_layout(doc: Mapping) -> str:
@@ -456,6 +459,40 @@ def _q(name: str, entry: Any, axes: Mapping[str, tuple[str, ...]], categories: M
     if family == "Categorical" and cats is None:
         cats = f"{name}_dim_{len(value_axes)}"
     return Q(family, params, tuple(value_axes), cats)
+
+
+def _encoder(name: str, entry: Any):
+    """An encoder (ppvi.amortise.Encoder) as saved: its layers must chain, from its inputs' width to its outputs'."""
+    from ppvi.amortise.encoder import FAMILIES, Encoder
+    from ppvi.amortise.mlp import MLP
+
+    where = f"encoders/{name}"
+
+    def get(key: str, convert: Callable[[Any, str], Any]) -> Any:
+        return _get(entry, key, where, convert)
+
+    family = get("family", _str)
+    if family not in FAMILIES:
+        raise _Malformed(f"{where}/family", "one of " + ", ".join(FAMILIES))
+    weights, biases = get("weights", _mapping(_array)), get("biases", _mapping(_array))
+    layers, hidden = get("layers", _int), get("hidden", _int)
+    order = [str(i) for i in range(layers + 1)]
+    if sorted(weights) != sorted(order) or sorted(biases) != sorted(order):
+        raise _Malformed(f"{where}/weights", f"{layers + 1} layers, keyed 0 to {layers}")
+    ws, bs = [weights[k] for k in order], [biases[k] for k in order]
+    x_mean, x_scale, y_mean, y_scale = (get(k, _array) for k in ("x_mean", "x_scale", "y_mean", "y_scale"))
+    widths = [len(x_mean)] + [hidden] * layers + [len(y_mean)]
+    for i, (w, b) in enumerate(zip(ws, bs)):
+        if w.shape != (widths[i], widths[i + 1]) or b.shape != (widths[i + 1],):
+            raise _Malformed(f"{where}/weights/{i}", f"a {widths[i]} × {widths[i + 1]} layer with its biases")
+    if x_scale.shape != x_mean.shape or y_scale.shape != y_mean.shape or x_mean.ndim != 1 or y_mean.ndim != 1:
+        raise _Malformed(f"{where}/x_scale", "the shape of its mean")
+    inputs = get("inputs", _strings)
+    if not inputs:
+        raise _Malformed(f"{where}/inputs", "a list of data variables")
+    return Encoder(get("latent", _str), family, inputs, hidden, layers, x_mean, x_scale, y_mean, y_scale,
+                   MLP(tuple(ws), tuple(bs)), get("sweeps", _int), get("rounds", _int), get("gap", _float),
+                   _get(entry, "training", where, _str, "regression"))
 
 
 def _provenance(x: Any, key: str) -> Provenance:

@@ -165,7 +165,17 @@ class Energy:
     span: Span
 
 
-Statement = Union[DimDecl, ConstDecl, VarDecl, Draw, Loop, Approximate, Energy]
+@dataclass(frozen=True)
+class Amortise:
+    """``amortise h by mlp(hidden = 64)``: an encoder for the local latent ``h`` (issue 19)."""
+
+    name: Name
+    method: Name                    # "mlp"
+    options: tuple[Argument, ...]   # keyword arguments of the method
+    span: Span
+
+
+Statement = Union[DimDecl, ConstDecl, VarDecl, Draw, Loop, Approximate, Energy, Amortise]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Iterator
 
@@ -95,6 +95,7 @@ class CheckedModel:
     factors: tuple[Factor, ...]
     approximations: dict[str, str]         # latent -> "point" | "jointly"
     module: ast.Module = field(repr=False)
+    amortised: dict[str, "Amortised"] = field(default_factory=dict)    # local latent -> its encoder (issue 19)
 
     def of_kind(self, kind: str) -> list[Variable]:
         return [v for v in self.variables.values() if v.kind == kind]
@@ -114,6 +115,24 @@ class CheckedModel:
         for f in self.factors:
             out.setdefault(f.target, f)
         return out
+
+
+@dataclass(frozen=True)
+class Amortised:
+    """``amortise NAME by mlp(hidden = H, layers = L, sleep = S)``: an encoder from a data row to q(NAME[n])
+    (ppvi.amortise)."""
+
+    latent: str
+    method: str                            # "mlp"
+    hidden: int                            # units per hidden layer
+    layers: int                            # hidden layers
+    span: Span
+    sleep: int = 0                         # data sets dreamed for the sleep phase (0: regression on CAVI targets)
+
+
+# The encoder's options: name -> (default, smallest, largest, what it is).
+AMORTISE_OPTIONS = {"hidden": (64, 1, 4096, "units per hidden layer"), "layers": (1, 1, 8, "hidden layers"),
+                    "sleep": (0, 0, 1000, "data sets dreamed for the sleep phase")}
 
 
 # ------------------------------------------------------------- expression types
@@ -209,7 +228,7 @@ class _Checker:
                     self.collect(body, plates + ((v.id, d.id),))
                 case ast.Energy():
                     self.energies.append((s, plates))
-                case ast.Approximate():
+                case ast.Approximate() | ast.Amortise():
                     pass
 
     # ---------------------------------------------------------------- shapes
@@ -1109,6 +1128,8 @@ class _Checker:
                                "move the declaration above the `for`")
             elif isinstance(s, ast.Approximate) and scope:
                 self.rep.error("`approximate` belongs at the top level", s.span, None)
+            elif isinstance(s, ast.Amortise) and scope:
+                self.rep.error("`amortise` belongs at the top level", s.span, "move it below the model's loops")
 
     def check_approx(self, stmts) -> None:
         for s in stmts:
@@ -1145,6 +1166,76 @@ class _Checker:
                 else:
                     self.approx[n.id] = s.method.id
 
+    def check_amortise(self, model: CheckedModel) -> dict[str, Amortised]:
+        """Each ``amortise`` statement: a local latent (drawn inside the data plate, that plate its first
+        axis), asked for once, by ``mlp`` with whole-number options in range."""
+        from ppvi.graph.factor_graph import build
+
+        stmts = [s for s in self.m.statements if isinstance(s, ast.Amortise)]
+        if not stmts:
+            return {}
+        graph = build(model)
+        out: dict[str, Amortised] = {}
+        for s in stmts:
+            options = self._amortise_options(s)
+            n = s.name
+            v = self.vars.get(n.id)
+            node = graph.nodes.get(n.id)
+            if v is None:
+                self.rep.error(f"`{n.id}` is not declared: only a latent variable can be amortised", n.span,
+                               did_you_mean(n.id, [x.name for x in self.vars.values() if x.kind == "latent"])
+                               or f"draw it first: `{n.id}[n] ~ …` inside the data plate")
+            elif v.kind != "latent":
+                self.rep.error(f"`{n.id}` is {v.kind}, not latent; an encoder predicts the q of a local latent",
+                               n.span, None)
+            elif graph.data_plate is None:
+                self.rep.error(f"the model has no data plate, so `{n.id}` has no data row to be inferred from", n.span,
+                               "an encoder maps one data point (an element of the plate every observation is "
+                               "drawn in) to its latent's q")
+            elif node.scope != "local" or model.prior(n.id).plates[0][1] != graph.data_plate:
+                self.rep.error(f"`{n.id}` is global: it is not drawn along the data plate `{graph.data_plate}`, "
+                               "so no one data point determines it", n.span,
+                               f"amortise a local latent, one drawn inside `for … in {graph.data_plate}:` "
+                               "(its first axis)")
+            elif n.id in out:
+                self.rep.error(f"`{n.id}` is amortised twice", n.span, "keep one `amortise` statement for it")
+            elif options is not None:
+                out[n.id] = Amortised(n.id, s.method.id, options["hidden"], options["layers"], s.span, options["sleep"])
+        return out
+
+    def _amortise_options(self, s: ast.Amortise) -> dict[str, int] | None:
+        if s.method.id != "mlp":
+            self.rep.error(f"unknown encoder `{s.method.id}`", s.method.span,
+                           did_you_mean(s.method.id, ["mlp"]) or f"write `amortise {s.name.id} by mlp(hidden = 64)`")
+            return None
+        values = {k: d for k, (d, *_) in AMORTISE_OPTIONS.items()}
+        seen: set[str] = set()
+        ok = True
+        for a in s.options:
+            if a.keyword is None:
+                self.rep.error("mlp's options are named", a.span, "write e.g. `mlp(hidden = 64, layers = 1)`")
+                ok = False
+                continue
+            key = a.keyword.id
+            if key not in AMORTISE_OPTIONS:
+                self.rep.error(f"mlp has no option `{key}`", a.keyword.span,
+                               did_you_mean(key, AMORTISE_OPTIONS) or "its options are `hidden`, `layers` and `sleep`")
+                ok = False
+                continue
+            if key in seen:
+                self.rep.error(f"option `{key}` is given twice", a.span, None)
+                ok = False
+                continue
+            seen.add(key)
+            _, low, high, what = AMORTISE_OPTIONS[key]
+            value = a.value
+            if not (isinstance(value, ast.Num) and value.is_int and low <= value.value <= high):
+                self.rep.error(f"`{key}` ({what}) must be a whole number from {low} to {high}", value.span, None)
+                ok = False
+                continue
+            values[key] = int(value.value)
+        return values if ok else None
+
     def run(self) -> CheckedModel:
         stmts = self.m.statements
         self.collect(stmts)
@@ -1157,8 +1248,11 @@ class _Checker:
             self.rep.error("the model draws nothing: no `~` statement", Span(1, 1),
                            "write at least one `x ~ Distribution(…)` or `factor …`")
         self.rep.raise_if_any()
-        return CheckedModel(self.m.name or _stem(self.m.path), self.m.path, self.m.text, dict(self.dims),
-                            dict(self.vars), tuple(self.factors), dict(self.approx), self.m)
+        model = CheckedModel(self.m.name or _stem(self.m.path), self.m.path, self.m.text, dict(self.dims),
+                             dict(self.vars), tuple(self.factors), dict(self.approx), self.m)
+        amortised = self.check_amortise(model)
+        self.rep.raise_if_any()
+        return replace(model, amortised=amortised) if amortised else model
 
 
 def _span(e: ast.Expr) -> Span:

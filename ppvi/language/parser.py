@@ -23,7 +23,7 @@ from ppvi.errors import Diagnostic, PPVIError, Reporter, Span, source_lines
 from ppvi.language import ast
 
 KEYWORDS = frozenset({"model", "dim", "const", "data", "param", "for", "in", "approximate", "by", "jointly", "sum", "factor",
-                      "latent"})
+                      "latent", "amortise"})
 KEYWORD_TOKENS = frozenset(k.upper() for k in KEYWORDS)
 MAX_DEPTH = 64        # nesting of expressions and blocks; deeper is surely a mistake
 MAX_BYTES = 4 << 20   # a model is a short text, not a data file
@@ -465,6 +465,12 @@ class _ToAst(Transformer):
     def approximate_jointly(self, meta, children):
         span = _span_of_meta(meta)
         return ast.Approximate(tuple(self._name(n) for n in children), ast.Name("jointly", span), span)
+
+    @v_args(meta=True)
+    def amortise(self, meta, children):
+        name, method, *options = children
+        return ast.Amortise(self._name(name), self._name(method), tuple(o for o in options if o is not None),
+                            _span_of_meta(meta))
 
     # -- expressions
     @v_args(meta=True)

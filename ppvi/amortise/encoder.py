@@ -1,0 +1,155 @@
+"""An encoder: one data row v_n in, the parameters of the local q(h_n) out (the seed's 19.5, issue 19).
+
+The input is every data variable in h's Markov blanket whose first axis is the data plate (the data the
+factors of h read at n), each row flattened, concatenated and standardised with the training data's mean
+and spread.  The output is the natural parameters of q(h_n) in the family the derivation chose, for every
+element of h_n:
+
+- Bernoulli: the logit η = log p − log(1 − p);
+- Categorical: the logits η_k (p = softmax η);
+- Normal: the precision-weighted mean η₁ = μτ and the log precision log τ (so τ > 0 whatever the network
+  says), standardised;
+- a point (MAP) latent: its value, standardised (a learned sparse-coding encoder, as PSD and LISTA).
+
+Any output is a valid q: an encoder's q is a start from which exact sweeps refine (``refine=k``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+import numpy as np
+
+from ppvi.amortise.mlp import MLP, Loss
+
+FAMILIES = ("Bernoulli", "Categorical", "Normal", "point")
+
+
+@dataclass(frozen=True, eq=False)
+class Encoder:
+    """A trained encoder for the local latent ``latent`` (plain data: it saves with the result)."""
+
+    latent: str
+    family: str                    # of q(latent): one of FAMILIES
+    inputs: tuple[str, ...]        # the data variables read, in order
+    hidden: int
+    layers: int
+    x_mean: np.ndarray             # the inputs' standardisation
+    x_scale: np.ndarray
+    y_mean: np.ndarray             # the outputs' (Normal, point; 0 and 1 for logits)
+    y_scale: np.ndarray
+    net: MLP
+    sweeps: int                    # exact sweeps after the encoder that made its regression targets
+    rounds: int
+    gap: float                     # amortisation gap on the training data: ELBO refined to convergence − ELBO at the encoder
+    training: str = "regression"   # or "sleep" (ppvi.amortise.train)
+
+    def __eq__(self, other: object) -> bool:
+        from ppvi.result import _same
+
+        if type(other) is not type(self):
+            return False
+        mine, theirs = self.to_document(), other.to_document()
+        return _same(mine, theirs)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (f"Encoder(q({self.latent}): {self.family}; {len(self.inputs)} inputs {list(self.inputs)}, "
+                f"{self.layers} × {self.hidden} tanh; gap {self.gap:.4g})")
+
+    # ------------------------------------------------------------ use
+    def features(self, state: Mapping[str, np.ndarray], units: int) -> np.ndarray:
+        """The standardised input rows: [units, inputs]."""
+        return (rows(state, self.inputs, units) - self.x_mean) / self.x_scale
+
+    def outputs(self, state: Mapping[str, np.ndarray], units: int) -> np.ndarray:
+        """The network's output for every unit, in natural parameters (unstandardised)."""
+        return self.net(self.features(state, units)) * self.y_scale + self.y_mean
+
+    def entry(self, state: Mapping[str, np.ndarray], shape: tuple[int, ...]) -> dict[str, Any]:
+        """q(latent) for every unit as a start's entry (``ppvi.infer.warm``): the family and standard
+        parameters, of the q arrays' ``shape`` (the units first)."""
+        return standard(self.family, self.outputs(state, shape[0]), shape)
+
+    # ------------------------------------------------------------ the file
+    def to_document(self) -> dict[str, Any]:
+        doc = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "net"}
+        doc["inputs"] = list(self.inputs)
+        doc["weights"] = {str(i): w for i, w in enumerate(self.net.weights)}
+        doc["biases"] = {str(i): b for i, b in enumerate(self.net.biases)}
+        return doc
+
+
+def rows(state: Mapping[str, np.ndarray], inputs: tuple[str, ...], units: int) -> np.ndarray:
+    """The data rows: each input's array with its first axis the units, flattened after it, side by side."""
+    return np.concatenate([np.asarray(state[f"v_{name}"], dtype=float).reshape(units, -1) for name in inputs],
+                          axis=1)
+
+
+# ------------------------------------------------------------------ the families
+def width(family: str, shape: tuple[int, ...]) -> int:
+    """Outputs per unit: one per element of h_n (per category of a Categorical; two for a Normal)."""
+    per = int(np.prod(shape[1:], dtype=np.int64))
+    return 2 * per if family == "Normal" else per
+
+
+def targets(family: str, state: Mapping[str, np.ndarray], latent: str, units: int) -> np.ndarray:
+    """What the encoder regresses onto, read off the current (refined) q: probabilities for the
+    discrete families (a cross-entropy loss), natural parameters (η₁ = μτ, log τ) for a Normal, the
+    value for a point."""
+    if family in ("Bernoulli", "Categorical"):
+        return np.asarray(state[f"q_{latent}__p"], dtype=float).reshape(units, -1)
+    if family == "point":
+        return np.asarray(state[f"v_{latent}"], dtype=float).reshape(units, -1)
+    mean = np.asarray(state[f"q_{latent}__mean"], dtype=float).reshape(units, -1)
+    sd = np.asarray(state[f"q_{latent}__sd"], dtype=float).reshape(units, -1)
+    return np.concatenate([mean / sd ** 2, -2.0 * np.log(sd)], axis=1)
+
+
+def standard(family: str, out: np.ndarray, shape: tuple[int, ...]) -> dict[str, Any]:
+    """Standard parameters of the q the outputs ``out`` [units, width] stand for."""
+    if family == "Bernoulli":
+        return {"family": family, "p": _sigmoid(out).reshape(shape)}
+    if family == "Categorical":
+        return {"family": family, "p": _softmax(out.reshape(shape)).reshape(shape)}
+    if family == "point":
+        return {"family": family, "value": out.reshape(shape)}
+    half = out.shape[1] // 2
+    log_tau = np.clip(out[:, half:], -700.0, 700.0)
+    return {"family": family, "mean": (out[:, :half] * np.exp(-log_tau)).reshape(shape),
+            "sd": np.exp(-0.5 * log_tau).reshape(shape)}
+
+
+def loss_of(family: str, categories: int) -> Loss:
+    """The regression loss of a family, averaged over rows: cross-entropy against the target probabilities
+    for logits (∂ = σ(o) − p, softmax(o) − p), half the squared error otherwise (∂ = o − t)."""
+    if family == "Bernoulli":
+        # −p log σ(o) − (1 − p) log σ(−o) = softplus(o) − p o
+        return Loss(lambda o, p: float(np.sum(np.logaddexp(0.0, o) - p * o)) / len(o),
+                    lambda o, p: (_sigmoid(o) - p) / len(o))
+    if family == "Categorical":
+        def logits(o: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            z = o.reshape(len(o), -1, categories)
+            return z, z - np.logaddexp.reduce(z, axis=-1, keepdims=True)
+
+        def value(o: np.ndarray, p: np.ndarray) -> float:
+            _, log_q = logits(o)
+            return -float(np.sum(p.reshape(log_q.shape) * log_q)) / len(o)
+
+        def grad(o: np.ndarray, p: np.ndarray) -> np.ndarray:
+            _, log_q = logits(o)
+            return ((np.exp(log_q) - p.reshape(log_q.shape)) / len(o)).reshape(o.shape)
+        return Loss(value, grad)
+    return Loss(lambda o, t: float(np.sum((o - t) ** 2)) / (2 * len(o)), lambda o, t: (o - t) / len(o))
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    z = np.exp(x - x.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)

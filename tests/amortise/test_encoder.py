@@ -1,0 +1,192 @@
+"""Encoders trained on CAVI-refined targets, checked against mathematics (issue 19, the seed's 19.5).
+
+- EM mixture (q(z) Categorical): one exact sweep from the encoder is the exact posterior (PRML 9.23), and
+  the amortisation gap is Σ_n KL(q_enc(z_n) ‖ p(z_n | x_n)), both computed here by hand.
+- Binary sparse coding on the bars (q(h) Bernoulli): from the encoder, one sweep beats CAVI from scratch run
+  to convergence, and nearly every held-out point reaches the same fixed point.
+- Save/load, determinism, and the user's mistakes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+import ppvi
+from ppvi.errors import PPVIError
+
+MODELS = os.path.join(os.path.dirname(__file__), "..", "..", "models")
+
+def _amortised(name: str, statement: str) -> str:
+    """A model of models/ as it is, with an ``amortise`` statement added (one text of the model, not a copy)."""
+    with open(os.path.join(MODELS, f"{name}.ppvi"), encoding="utf-8") as f:
+        return f.read() + f"\n{statement}\n"
+
+
+EM_GMM = _amortised("em_gmm", "amortise z by mlp(hidden = 16)")
+BSC = _amortised("binary_sparse_coding", "amortise h by mlp(hidden = 32)")
+
+
+def _model(tmp_path_factory, name: str, text: str, data: str):
+    d = tmp_path_factory.mktemp(name)
+    path = d / f"{name}.ppvi"
+    path.write_text(text)
+    shutil.copy(os.path.join(MODELS, data), d / f"{name}{os.path.splitext(data)[1]}")
+    return ppvi.load(str(path))
+
+
+@pytest.fixture(scope="module")
+def em(tmp_path_factory):
+    return _model(tmp_path_factory, "em_gmm_amortised", EM_GMM, "em_gmm.json").fit()
+
+
+@pytest.fixture(scope="module")
+def bsc(tmp_path_factory):
+    return _model(tmp_path_factory, "bsc_amortised", BSC, "binary_sparse_coding.npz").fit()
+
+
+def _mixture_draws(n: int, seed: int) -> np.ndarray:
+    """The generator of models/em_gmm.json (models/make_data.py): weights .5 .3 .2, means −2 1 4, precisions 1 4 2."""
+    rng = np.random.default_rng(seed)
+    z = rng.choice(3, size=n, p=[0.5, 0.3, 0.2])
+    return np.array([-2.0, 1.0, 4.0])[z] + rng.standard_normal(n) / np.sqrt(np.array([1.0, 4.0, 2.0])[z])
+
+
+def _bars(n: int, seed: int) -> np.ndarray:
+    """The generator of models/binary_sparse_coding.npz: 5×5 images, 10 bars each on with probability 0.2,
+    noise sd 0.25."""
+    rng = np.random.default_rng(seed)
+    w = np.zeros((25, 10))
+    for k in range(5):
+        w[np.arange(5) + 5 * k, k] = 1.0           # horizontal bar k
+        w[5 * np.arange(5) + k, 5 + k] = 1.0       # vertical bar k
+    h = (rng.random((n, 10)) < 0.2).astype(float)
+    return h @ w.T + 0.25 * rng.standard_normal((n, 25))
+
+
+def _log_joint_terms(r, x: np.ndarray) -> np.ndarray:
+    """log w_k + log N(x_n | μ_k, τ_k⁻¹) for every n, k (PRML 9.23's numerator), from the fit's params."""
+    w, mu, tau = (np.asarray(r.params[k]) for k in ("weights", "mu", "tau"))
+    return np.log(w) + 0.5 * (np.log(tau) - math.log(2 * math.pi)) - 0.5 * tau * (x[:, None] - mu) ** 2
+
+
+# ------------------------------------------------------------------ the EM mixture
+def test_one_sweep_from_the_encoder_is_the_exact_posterior(em):
+    x = _mixture_draws(400, seed=3)
+    terms = _log_joint_terms(em, x)
+    lse = np.logaddexp.reduce(terms, axis=1)
+    p = em.predict({"x": x}, refine=1)
+    np.testing.assert_allclose(p.q["z"]["p"], np.exp(terms - lse[:, None]), rtol=1e-9, atol=1e-12)
+    # with q exact the bound is the log-likelihood Σ_n log Σ_k w_k N(x_n | μ_k, τ_k⁻¹) (PRML 9.28)
+    assert p.elbo == pytest.approx(float(lse.sum()), rel=1e-10)
+
+
+def test_the_amortisation_gap_is_the_kl_to_the_posterior(em):
+    """refine=0 is the encoder's own q; ELBO(q) = log p(x) − KL(q ‖ p(z | x)), so the gap is Σ_n KL ≥ 0."""
+    x = _mixture_draws(400, seed=4)
+    terms = _log_joint_terms(em, x)
+    log_post = terms - np.logaddexp.reduce(terms, axis=1)[:, None]
+    at_encoder = em.predict({"x": x}, refine=0)
+    assert at_encoder.iterations == 0
+    q = at_encoder.q["z"]["p"]
+    kl = float(np.sum(np.where(q > 0, q * (np.log(np.where(q > 0, q, 1.0)) - log_post), 0.0)))
+    gap = em.amortisation_gap({"x": x})
+    assert gap >= 0 and gap == pytest.approx(kl, rel=1e-7, abs=1e-9)
+    # the encoder learned the responsibilities: a small KL per point (the untrained network's is ~0.5)
+    assert kl / len(x) < 0.02
+    assert 0 <= em.encoders["z"].gap / 300 < 0.02
+
+
+def test_save_and_load_keep_the_encoder(em, tmp_path):
+    x = _mixture_draws(50, seed=5)
+    want = em.predict({"x": x}, refine=0).q["z"]["p"]
+    for ext in ("json", "npz"):
+        path = str(tmp_path / f"r.{ext}")
+        em.save(path)
+        back = ppvi.load_result(path)
+        assert back == em and back.encoders["z"] == em.encoders["z"]
+        assert np.array_equal(back.predict({"x": x}, refine=0).q["z"]["p"], want)
+    assert json.loads((tmp_path / "r.json").read_text())["encoders"]["z"]["family"] == "Categorical"
+
+
+def test_a_damaged_encoder_in_a_file_is_refused(em, tmp_path):
+    path = tmp_path / "r.json"
+    em.save(str(path))
+    doc = json.loads(path.read_text())
+    doc["encoders"]["z"]["weights"]["1"] = [[1.0]]
+    path.write_text(json.dumps(doc))
+    with pytest.raises(PPVIError, match="encoders/z/weights/1"):
+        ppvi.load_result(str(path))
+
+
+def test_training_is_deterministic_given_the_seed(em):
+    from ppvi.amortise.train import train
+
+    program, spec = em.fit.program, em.fit.program.model.amortised["z"]
+    before = program.snapshot()
+    arrays = program.snapshot(copy=False)
+    again = train(program, spec, seed=0, rounds=1)
+    assert again == train(program, spec, seed=0, rounds=1)
+    assert again != train(program, spec, seed=1, rounds=1)
+    # the fit's q is put back, in its own arrays (the result's q are views of them)
+    assert all(program.state[k] is arrays[k] and np.array_equal(before[k], arrays[k]) for k in before)
+    np.testing.assert_array_equal(em.q["z"]["p"], before["q_z__p"])
+
+
+def test_the_sleep_phase_learns_the_posterior(em):
+    """Wake–sleep's sleep phase (19.5.1): fitted to (z, x) dreamed from the model, whose optimum is the exact
+    posterior p(z | x) — here also what one CAVI sweep gives (PRML 9.23)."""
+    from ppvi.amortise.train import train
+
+    program = em.fit.program
+    spec = dataclasses.replace(program.model.amortised["z"], sleep=10)
+    enc = train(program, spec, seed=0, result=em)
+    assert enc.training == "sleep" and enc.gap >= 0
+    x = _mixture_draws(400, seed=8)
+    terms = _log_joint_terms(em, x)
+    log_post = terms - np.logaddexp.reduce(terms, axis=1)[:, None]
+    out = enc.outputs({"v_x": x}, len(x))
+    log_q = out - np.logaddexp.reduce(out, axis=1)[:, None]
+    kl = np.sum(np.exp(log_q) * (log_q - log_post), axis=1)
+    assert np.all(kl >= -1e-12) and kl.mean() < 0.02
+    assert dataclasses.replace(em, encoders={"z": enc}).amortisation_gap({"x": x}) == \
+        pytest.approx(kl.sum(), rel=1e-6, abs=1e-9)
+
+
+def test_a_result_without_an_encoder_has_no_gap(em):
+    with pytest.raises(PPVIError, match="amortises no latent"):
+        dataclasses.replace(em, encoders={}).amortisation_gap({"x": _mixture_draws(10, seed=6)})
+
+
+# ------------------------------------------------------------------ binary sparse coding on the bars
+def test_bars_encoder_plus_one_sweep_beats_cavi_from_scratch(bsc):
+    """Held-out bars: CAVI from scratch (an E-step from the standard start, globals held) run to convergence
+    against the encoder plus sweeps.  One sweep from the encoder is already at least as high, and nearly
+    every image reaches the same fixed point either way."""
+    x = {"v": _bars(300, seed=7)}
+    scratch = dataclasses.replace(bsc, encoders={})
+    converged = scratch.predict(x)
+    assert converged.converged and converged.iterations >= 2
+    one = bsc.predict(x, refine=1)
+    assert one.elbo >= converged.elbo - 1e-9 * abs(converged.elbo)
+    assert bsc.predict(x, refine=0).elbo > scratch.predict(x, refine=0).elbo
+    refined = bsc.predict(x)
+    same = np.max(np.abs(refined.q["h"]["p"] - converged.q["h"]["p"]), axis=1) < 1e-6
+    assert same.mean() >= 0.95
+    assert refined.elbo >= converged.elbo - 1e-9 * abs(converged.elbo)
+
+
+def test_bars_encoder_reaches_the_fits_fixed_point(bsc):
+    """On the training images the encoder plus two sweeps is the fit's own local q (49 sweeps from its start)."""
+    x = {"v": bsc.data["v"]}
+    p = bsc.predict(x, refine=2)
+    np.testing.assert_allclose(p.q["h"]["p"], bsc.q["h"]["p"], atol=1e-6)
+    assert p.iterations <= 2 < bsc.iterations
+    gap = bsc.amortisation_gap(x)
+    assert gap >= 0 and gap == pytest.approx(bsc.encoders["h"].gap, rel=1e-6)
