@@ -30,6 +30,7 @@ from ppvi.errors import PPVIError, Reporter, source_lines
 from ppvi.families import FAMILIES, Q_FAMILIES
 from ppvi.graph import FactorGraph, build
 from ppvi.language.check import CheckedModel
+from ppvi.language.sequences import refuse_chains
 
 #: support -> (q family, its statistic keys) — docs/derivation.md, section 3; from :mod:`ppvi.families`.
 #: On {0, 1}, x² = x: the expectation engine may produce ⟨x²⟩ for a binary latent; it is folded into x.
@@ -102,6 +103,7 @@ def _err(model: CheckedModel) -> Reporter:
 
 def derive(model: CheckedModel) -> Derivation:
     """Apply 19.56 to every mean-field latent of a checked model."""
+    refuse_chains(model, "the derivation")
     graph = build(model)
     syms = Symbols()
     latents = graph.latents()
