@@ -30,7 +30,6 @@ from ppvi.errors import PPVIError, Reporter, source_lines
 from ppvi.families import FAMILIES, Q_FAMILIES
 from ppvi.graph import FactorGraph, build
 from ppvi.language.check import CheckedModel
-from ppvi.language.sequences import refuse_chains
 
 #: support -> (q family, its statistic keys) — docs/derivation.md, section 3; from :mod:`ppvi.families`.
 #: On {0, 1}, x² = x: the expectation engine may produce ⟨x²⟩ for a binary latent; it is folded into x.
@@ -101,13 +100,8 @@ def _err(model: CheckedModel) -> Reporter:
     return Reporter(model.path, model.text)
 
 
-def derive(model: CheckedModel) -> Derivation:
-    """Apply 19.56 to every mean-field latent of a checked model."""
-    refuse_chains(model, "the derivation")
-    graph = build(model)
-    syms = Symbols()
-    latents = graph.latents()
-    mean_field = {n.name for n in latents if n.approximation == "mean_field"}
+def info_of(model: CheckedModel, syms: Symbols, latents) -> dict[str, tuple[str, int]]:
+    """Each latent's support and number of plate axes (what the expectation needs); declares its symbols."""
     info = {}
     for n in latents:
         syms.var(n.name, len(n.shape))
@@ -115,6 +109,19 @@ def derive(model: CheckedModel) -> Derivation:
             syms.gate(n.name)
         prior = model.prior(n.name)
         info[n.name] = (n.support, len(prior.target_index) if prior else 0)
+    return info
+
+
+def derive(model: CheckedModel) -> Derivation:
+    """Apply 19.56 to every mean-field latent of a checked model."""
+    if model.chains:
+        from ppvi.derive.chain import derive_chains     # (chain imports this module)
+        return derive_chains(model)
+    graph = build(model)
+    syms = Symbols()
+    latents = graph.latents()
+    mean_field = {n.name for n in latents if n.approximation == "mean_field"}
+    info = info_of(model, syms, latents)
     low = Lowering(model, syms, mean_field)
     expect = Expectation(syms, {k: v for k, v in info.items() if k in mean_field})
     rep = _err(model)

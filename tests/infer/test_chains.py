@@ -1,0 +1,185 @@
+"""Chains (issue 18): the Categorical chain's block derived from p̃, by mean field and by forward–backward.
+
+The structured q(z) with fixed parameters is the exact posterior: its marginals and log Z are
+checked against hmmlearn (an independent forward–backward).  With Dirichlet rows of A, a Dirichlet
+initial distribution and Normal means, a reference CAVI (tests/derive/reference.py: textbook
+formulas for every q but the chain's) checks that the ELBO never decreases, that its fixed point
+satisfies the updates written out here in NumPy (PRML 13.2 / Beal 2003, ch. 3), and that the
+structured bound lies above the mean-field one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import special
+
+from ppvi.derive.chain import update_block
+from ppvi.derive.meanfield import derive
+from ppvi.derive.numeric import Env, evaluate
+from ppvi.language.check import check
+from ppvi.language.parser import parse
+
+from derive import reference   # noqa: E402  (tests/derive/reference.py)
+
+FIXED = """\
+dim T
+dim K = 3
+data p0[K]
+data A[K, K]
+data mu[K]
+data sd[K]
+data x[T]
+z[0] ~ Categorical(p0)
+for t in T[1:]:
+    z[t] ~ Categorical(A[z[t-1]])
+for t in T:
+    x[t] ~ Normal(mu[z[t]], sd[z[t]])
+approximate z jointly
+"""
+
+BAYES = """\
+dim T
+dim K = 2
+const a0[K] = 1.0
+data x[T]
+pi ~ Dirichlet(a0)
+for k in K:
+    A[k] ~ Dirichlet(a0)
+    mu[k] ~ Normal(0, 10)
+z[0] ~ Categorical(pi)
+for t in T[1:]:
+    z[t] ~ Categorical(A[z[t-1]])
+for t in T:
+    x[t] ~ Normal(mu[z[t]], 1)
+"""
+
+
+def derivation(text: str):
+    return derive(check(parse(text, "hmm.ppvi")))
+
+
+def sample_hmm(rng, T, p0, A, mu, sd):
+    z = np.empty(T, dtype=int)
+    z[0] = rng.choice(len(p0), p=p0)
+    for t in range(1, T):
+        z[t] = rng.choice(len(p0), p=A[z[t - 1]])
+    return rng.normal(mu[z], sd[z])
+
+
+# ------------------------------------------------------------------ fixed parameters: exact posterior
+@pytest.fixture(scope="module")
+def fixed():
+    rng = np.random.default_rng(0)
+    p0 = np.array([0.5, 0.3, 0.2])
+    A = np.array([[0.8, 0.15, 0.05], [0.1, 0.7, 0.2], [0.25, 0.25, 0.5]])
+    mu, sd = np.array([-2.0, 0.0, 2.5]), np.array([0.7, 1.0, 0.5])
+    x = sample_hmm(rng, 120, p0, A, mu, sd)
+    env = Env({"p0": p0, "A": A, "mu": mu, "sd": sd, "x": x}, {}, {"T": len(x), "K": 3})
+    d = derivation(FIXED)
+    log_z = update_block(d.blocks["z"], env)
+    return d, env, log_z, (p0, A, mu, sd, x)
+
+
+def test_fixed_parameters_match_hmmlearn(fixed):
+    hmm = pytest.importorskip("hmmlearn.hmm")
+    d, env, log_z, (p0, A, mu, sd, x) = fixed
+    ref = hmm.GaussianHMM(n_components=3, covariance_type="diag", init_params="", params="")
+    ref.startprob_, ref.transmat_, ref.means_, ref.covars_ = p0, A, mu[:, None], sd[:, None] ** 2
+    np.testing.assert_allclose(env.moments[("z", "onehot")], ref.predict_proba(x[:, None]), rtol=0, atol=1e-10)
+    assert log_z == pytest.approx(ref.score(x[:, None]), abs=1e-10, rel=0)
+
+
+def test_fixed_parameters_elbo_is_the_log_likelihood(fixed):
+    """With q(z) the exact posterior, E_q[log p] + H[q(z)] = log p(x) (19.7 with no gap)."""
+    d, env, log_z, _ = fixed
+    elbo = sum(evaluate(e, env) for _, e in d.elbo_terms())
+    assert elbo == pytest.approx(log_z, abs=1e-9, rel=0)
+    xi, r = env.moments[("z", "pair")], env.moments[("z", "onehot")]
+    np.testing.assert_allclose(xi[1:].sum(axis=2), r[:-1], atol=1e-12)    # pairwise marginals are consistent
+    np.testing.assert_allclose(xi[1:].sum(axis=1), r[1:], atol=1e-12)
+
+
+# ------------------------------------------------------------ Bayesian HMM: mean field and structured
+def cavi(d, x, jointly: bool, sweeps: int, seed: int = 1):
+    """Reference CAVI: the chain's block, then every other q from its derived η (textbook finishes)."""
+    block = d.blocks["z"]
+    d.blocks["z"] = type(block)(**{**block.__dict__, "jointly": jointly})
+    T, K = len(x), 2
+    r = np.random.default_rng(seed).dirichlet(np.ones(K), size=T)
+    xi = np.zeros((T, K, K))
+    xi[1:] = r[:-1, :, None] * r[1:, None, :]
+    env = Env({"x": x, "a0": np.ones(K)}, {("z", "onehot"): r, ("z", "pair"): xi, ("z", "entropy"): 0.0},
+              {"T": T, "K": K})
+    trace = []
+    for _ in range(sweeps):
+        reference.sweep(d, env)
+        update_block(d.blocks["z"], env)
+        trace.append(reference.elbo(d, env))
+    return env, np.array(trace)
+
+
+@pytest.fixture(scope="module")
+def bayes():
+    rng = np.random.default_rng(3)
+    x = sample_hmm(rng, 60, np.array([0.6, 0.4]), np.array([[0.9, 0.1], [0.2, 0.8]]),
+                   np.array([-1.5, 1.5]), np.array([1.0, 1.0]))
+    d = derivation(BAYES)
+    mf = cavi(d, x, jointly=False, sweeps=40)
+    st = cavi(d, x, jointly=True, sweeps=40)
+    return x, mf, st
+
+
+@pytest.mark.parametrize("which", [1, 2])
+def test_elbo_never_decreases(bayes, which):
+    trace = bayes[which][1]
+    assert np.all(np.diff(trace) >= -1e-9 * np.abs(trace[1:])), np.diff(trace).min()
+
+
+def test_structured_bound_above_mean_field(bayes):
+    _, (_, mf), (_, st) = bayes
+    assert st[-1] >= mf[-1] - 1e-9
+
+
+def _textbook(x, r, xi, jointly):
+    """One round of the Bayesian HMM's updates written out (Beal 2003, §3.4; PRML 13.2), from r and ξ."""
+    a0, K = 1.0, 2
+    alpha_pi = a0 + r[0]
+    alpha_A = a0 + xi[1:].sum(axis=0)
+    prec = 1 / 100 + r.sum(axis=0)
+    mean = (r * x[:, None]).sum(axis=0) / prec
+    e_log_pi = special.digamma(alpha_pi) - special.digamma(alpha_pi.sum())
+    e_log_A = special.digamma(alpha_A) - special.digamma(alpha_A.sum(axis=1, keepdims=True))
+    e_mu, e_mu2 = mean, mean ** 2 + 1 / prec
+    log_node = -0.5 * (x[:, None] ** 2 - 2 * x[:, None] * e_mu + e_mu2) - 0.5 * np.log(2 * np.pi)
+    T = len(x)
+    if jointly:    # forward–backward in probability space with scaling (Rabiner 1989), independent of ppvi's
+        phi, Psi, psi = np.exp(e_log_pi), np.exp(e_log_A), np.exp(log_node)
+        a = np.empty((T, K))
+        c = np.empty(T)
+        a[0] = phi * psi[0]
+        c[0] = a[0].sum()
+        a[0] /= c[0]
+        for t in range(1, T):
+            a[t] = (a[t - 1] @ Psi) * psi[t]
+            c[t] = a[t].sum()
+            a[t] /= c[t]
+        b = np.ones((T, K))
+        for t in range(T - 2, -1, -1):
+            b[t] = Psi @ (psi[t + 1] * b[t + 1]) / c[t + 1]
+        return a * b
+    r = r.copy()
+    for t in range(T):
+        eta = log_node[t] + (e_log_pi if t == 0 else r[t - 1] @ e_log_A)
+        if t + 1 < T:
+            eta = eta + e_log_A @ r[t + 1]
+        r[t] = np.exp(eta - special.logsumexp(eta))
+    return r
+
+
+@pytest.mark.parametrize("which", [1, 2])
+def test_fixed_point_of_the_textbook_updates(bayes, which):
+    x, *runs = bayes
+    env = runs[which - 1][0]
+    r, xi = env.moments[("z", "onehot")], env.moments[("z", "pair")]
+    np.testing.assert_allclose(_textbook(x, r, xi, jointly=which == 2), r, atol=1e-6)
