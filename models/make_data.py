@@ -333,6 +333,24 @@ GENERATORS = {
 }
 
 
+def hmm():
+    """Two-state Gaussian HMM, T = 200: sticky transitions, well separated means (seed 1989)."""
+    rng = np.random.default_rng(1989)
+    T, pi = 200, np.array([0.5, 0.5])
+    A = np.array([[0.95, 0.05], [0.10, 0.90]])
+    mu, sd = np.array([-1.5, 1.5]), np.array([0.8, 0.6])
+    z = np.empty(T, dtype=np.int64)
+    z[0] = rng.choice(2, p=pi)
+    for t in range(1, T):
+        z[t] = rng.choice(2, p=A[z[t - 1]])
+    x = rng.normal(mu[z], sd[z])
+    return {"x": x}, {"z": z, "A": A, "mu": mu, "sd": sd}
+
+
+# models with sequences (issue 18) live in models/sequences/: they are derived but not yet compiled
+SEQUENCES = {"hmm": (hmm, "json")}
+
+
 def main(argv=None, generators=None, folder=HERE):
     """Write the data files of the stems in argv (default: the command line; none: every one)."""
     import sys
@@ -349,3 +367,4 @@ def main(argv=None, generators=None, folder=HERE):
 
 if __name__ == "__main__":
     main()
+    main([], SEQUENCES, os.path.join(HERE, "sequences"))

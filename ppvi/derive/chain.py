@@ -133,8 +133,8 @@ def _block(model, syms, low, expect, rep, chain: Chain, rest: sp.Expr):
     z = model.variables[chain.name]
     K = z.support_dim
     first, body = model.factors[chain.firsts[0]], model.factors[chain.body]
-    t = syms.fresh("t", chain.dim)
-    j, k = syms.fresh("j", K), syms.fresh("k", K)
+    # (named plainly for `ppvi derive`: every plate of the expressions below is summed over fresh indices)
+    t, j, k = syms.index("t", chain.dim), syms.index("j", K), syms.index("k", K)
     r = syms.moment(chain.name, "onehot", 2)
     xi = syms.moment(chain.name, "pair", 3)
 

@@ -78,6 +78,11 @@ class Whiteboard(StrPrinter):
         p = self.nplates.get(var, len(idx))
         plates, event = idx[:p], idx[p:]
         v = self._var(var, plates)
+        if stat == "pair":      # a chain's pairwise statistic ξ[t, j, k]
+            return f"q({var}[{self._print(idx[0])}-1] = {self._print(idx[1])}, {self._var(var, idx[:1])} = " \
+                   f"{self._print(idx[2])})"
+        if stat == "entropy":
+            return f"H[q({var})]"
         if stat == "onehot":
             return f"q({self._var(var, plates)} = {self._print(event[0])})"
         if stat == "xxT":
@@ -102,7 +107,8 @@ class Whiteboard(StrPrinter):
         return str(e.label)
 
     def _print_Sum(self, e):
-        idx = ",".join(self._print(i) for i, _, _ in e.limits)
+        # a sum that starts past 0 (a chain's transitions, t ≥ 1) says so
+        idx = ",".join(self._print(i) + (f"≥{self._print(lo)}" if lo != 0 else "") for i, lo, _ in e.limits)
         body = self._print(e.function)
         if isinstance(e.function, sp.Add):
             body = f"({body})"
@@ -182,6 +188,11 @@ class Blackboard(LatexPrinter):
         p = self.nplates.get(var, len(idx))
         plates, event = idx[:p], idx[p:]
         v = self._name(var) + self._sub(plates)
+        if stat == "pair":
+            return rf"q({self._name(var)}_{{{self._print(idx[0])}-1}} = {self._print(idx[1])}, " \
+                   rf"{self._name(var)}_{{{self._print(idx[0])}}} = {self._print(idx[2])})"
+        if stat == "entropy":
+            return rf"H[q({self._name(var)})]"
         if stat == "onehot":
             return rf"q({v} = {self._print(event[0])})"
         if stat == "xxT":
@@ -258,7 +269,26 @@ class Blackboard(LatexPrinter):
 
 # ------------------------------------------------------------------- layout
 def _nplates(d: Derivation) -> dict[str, int]:
-    return {v: len(q.index) for v, q in d.q.items()}
+    return {v: len(q.index) for v, q in d.q.items()} | {v: 1 for v in getattr(d, "blocks", {})}
+
+
+def _block_text(b, show) -> list[str]:
+    """A Categorical chain's q (docs/derivation.md, section 7): its potentials and how q is computed."""
+    z, t, j, k = b.var, b.t, b.j, b.k
+    pots = [f"  log φ[{k}] = {show(b.log_init)}", f"  log Ψ[{j}, {k}] = {show(b.log_trans)}",
+            f"  log ψ[{t}, {k}] = {show(b.log_node)}"]
+    if b.jointly:
+        return [f"q({z}) = Categorical chain, one structured block    [approximate {z} jointly, "
+                f"{t} in {b.dim}]",
+                f"  q({z}) ∝ φ({z}[0]) · Π_{t}≥{b.chain.start} Ψ({z}[{t}-1], {z}[{t}]) · Π_{t} ψ({z}[{t}])   "
+                f"(19.56 for {z} as one variable)", *pots,
+                f"  forward–backward in log space → q({z}[{t}] = {k}), q({z}[{t}-1] = {j}, {z}[{t}] = {k}), log Z",
+                f"  H[q({z})] = log Z − E_q[log φ + Σ log Ψ + Σ log ψ]", ""]
+    return [f"q({z}[{t}]) = Categorical    [mean field along the chain {z}, for {t} in {b.dim}]", *pots,
+            f"  η[[{z}[{t}]={k}]] = log ψ[{t}, {k}] + Σ_{j} q({z}[{t}-1] = {j})·log Ψ[{j}, {k}] + "
+            f"Σ_{j} q({z}[{t}+1] = {j})·log Ψ[{k}, {j}]   (log φ[{k}] in place of the first sum at {t} = 0)",
+            f"  q({z}[{t}-1] = {j}, {z}[{t}] = {k}) = q({z}[{t}-1] = {j})·q({z}[{t}] = {k});  "
+            f"H[q({z})] = −Σ q log q", ""]
 
 
 def _element(q: QFactor) -> str:
@@ -314,6 +344,8 @@ def to_text(d: Derivation) -> str:
         for p, text in _standard_in_eta(q).items():
             out.append(f"  {p} = {text}")
         out.append("")
+    for b in getattr(d, "blocks", {}).values():
+        out.extend(_block_text(b, show))
     for v, pu in d.points.items():
         el = f"{v}[{', '.join(str(i) for i in pu.index)}]" if pu.index else v
         what = ("point q (MAP, 19.11–19.13): maximise log p(h, v); no entropy term" if pu.kind == "point"
@@ -355,6 +387,11 @@ def to_latex(d: Derivation) -> str:
         rows.append(rf"&q({el}) = \mathrm{{{q.family}}}")
         for s, eta in q.natural.items():
             rows.append(rf"\eta_{{{ETA_LATEX[s]}}} &= {show(eta)}")
+    for b in getattr(d, "blocks", {}).values():
+        rows.append(rf"&q(\mathrm{{{b.var}}})\ (\text{{{'structured block' if b.jointly else 'mean field'}}})")
+        rows += [rf"\log {name} &= {show(e)}" for name, e in
+                 ((r"\phi_{" + str(b.k) + "}", b.log_init), (r"\Psi_{" + f"{b.j},{b.k}" + "}", b.log_trans),
+                  (r"\psi_{" + f"{b.t},{b.k}" + "}", b.log_node))]
     for v, pu in d.points.items():
         el = Blackboard(_nplates(d))._name(v) + (("_{" + ",".join(str(i) for i in pu.index) + "}") if pu.index else "")
         kind = r"\text{MAP}" if pu.kind == "point" else r"\text{M-step}"
@@ -382,6 +419,10 @@ def to_dict(d: Derivation) -> dict:
             q[v] = {"family": "point", "parameters": {"value": sp.sstr(pu.value)}, **entry}
         else:
             params[v] = entry
+    for v, b in getattr(d, "blocks", {}).items():
+        q[v] = {"family": "Categorical chain", "structured": b.jointly, "index": [str(b.t)],
+                "potentials": {"log_init": sp.sstr(b.log_init), "log_trans": sp.sstr(b.log_trans),
+                               "log_node": sp.sstr(b.log_node)}, "scope": "chain"}
     return {"model": shown(d.model.name), "q": q, "params": params, "elbo": [sp.sstr(e) for _, e in d.elbo_terms()],
             "elbo_labels": [shown(label) for label, _ in d.elbo_terms()]}
 

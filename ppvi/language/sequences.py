@@ -59,12 +59,15 @@ def element(name: str, subs) -> str:
     return f"{name}[{', '.join(str(s) for s in subs)}]"
 
 
-def refuse_chains(model, what: str) -> None:
+KERNELS = ("sequences are checked and derived (`ppvi check`, `ppvi derive`); their compiled kernels are not "
+           "built yet")
+
+
+def refuse_chains(model, what: str, hint: str = KERNELS) -> None:
     """A model with a chain, where ``what`` (a stage) does not handle chains yet: a positioned error."""
     for chain in model.chains.values():
         f = model.factors[chain.body] if chain.body is not None else None
         if f is None:
             continue
         rep = Reporter(model.path, model.text)
-        raise rep.fail(f"{what} does not handle sequences yet: `{chain.name}` reads its own earlier elements",
-                       f.span, "sequences are parsed and checked (`ppvi check`); this stage cannot use them yet")
+        raise rep.fail(f"{what} does not handle sequences yet: `{chain.name}` is a chain", f.span, hint)

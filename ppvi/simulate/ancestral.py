@@ -104,7 +104,7 @@ def sample_prior(model: CheckedModel, draws: int, data: object = None, seed: int
                  dims: Mapping[str, int] | None = None, where: str = "sample_prior") -> dict[str, np.ndarray]:
     """``draws`` draws of every latent and data variable from the prior; covariates, params and sizes from
     ``data`` and ``dims``."""
-    refuse_chains(model, "sampling")
+    refuse_chains(model, "sampling", "draws along a chain, element after element, are not built yet")
     draws = whole(where, "draws", draws, 1)
     rng = seed_of(where, seed)
     setting = from_data(model, data, check_dims(model, dims or {}, where, "{name}={value!r}"), where)

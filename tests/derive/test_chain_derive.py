@@ -1,0 +1,56 @@
+"""`ppvi derive` of a chain (issue 18): the structured block as a step of the derivation; refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import MODELS, run_cli
+
+HERE = Path(__file__).parent
+HMM = MODELS / "sequences" / "hmm.ppvi"
+
+
+def test_golden_chain_derivation(capsys, monkeypatch, update_golden):
+    monkeypatch.chdir(MODELS.parent)
+    code, out, err = run_cli(["derive", "models/sequences/hmm.ppvi"], capsys)
+    assert code == 0, err
+    assert "q(z) = Categorical chain, one structured block" in out
+    golden = HERE / "golden" / "hmm.txt"
+    if update_golden or not golden.exists():
+        golden.write_text(out)
+    assert out == golden.read_text()
+
+
+def test_chain_in_json_and_latex(capsys):
+    code, out, _ = run_cli(["derive", HMM, "--format", "json"], capsys)
+    z = json.loads(out)["q"]["z"]
+    assert z["family"] == "Categorical chain" and z["structured"] is True
+    assert z["potentials"]["log_trans"] == "E[logp](A)[j, k]"
+    code, out, _ = run_cli(["derive", HMM, "--format", "latex"], capsys)
+    assert code == 0 and r"\log \Psi_{j,k}" in out
+
+
+def _model(tmp_path, text):
+    p = tmp_path / "m.ppvi"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize("text, message", [
+    ("dim T\ndata y[T]\nrho ~ Normal(0, 1)\nfor t in T[1:]:\n    y[t] ~ Normal(rho * y[t-1], 1)\n",
+     "ppvi cannot derive an observed chain"),  # (the AR(1) of an observed series: not yet)
+    ("dim T\ndim K = 2\nconst p[K] = 0.5\nconst A[K, K] = 0.5\nz[0] ~ Categorical(p)\nz[1] ~ Categorical(p)\n"
+     "for t in T[2:]:\n    z[t] ~ Categorical(A[z[t-2]])\n", "looks back more than one step"),
+    ("dim T\nx[0] ~ Normal(0, 1)\nfor t in T[1:]:\n    x[t] ~ Normal(x[t-1], 1)\n", "a chain of real values"),
+], ids=["observed", "second_order", "gaussian"])
+def test_chains_outside_the_block_are_refused(tmp_path, capsys, text, message):
+    code, _, err = run_cli(["derive", _model(tmp_path, text)], capsys)
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_run_refuses_a_chain_with_a_positioned_error(tmp_path, capsys):
+    code, _, err = run_cli(["run", HMM, "--quiet"], capsys)
+    assert code == 2 and "hmm.ppvi:20:5: error: compiled inference" in err and "Traceback" not in err
