@@ -41,13 +41,16 @@ PREVIOUS = "_previous"          # z[t-1] in the chain's own statement: the block
 class ChainBlock:
     """The potentials of one Categorical chain, as expressions in its neighbours' moments.
 
-    ``log_init`` is in ``k``; ``log_trans`` in ``j``, ``k`` (and ``t`` when the transition varies along
-    the chain); ``log_node`` in ``t``, ``k``.  ``jointly`` selects the structured q.
+    ``outer`` indexes the sequences (the plates before the chain's axis: ``z[s, t]`` has ``(s,)``); each
+    sequence is a block of its own.  ``log_init`` is in ``outer``, ``k``; ``log_trans`` in ``j``, ``k``
+    (and ``outer``, ``t`` where it varies); ``log_node`` in ``outer``, ``t``, ``k``.  ``jointly``
+    selects the structured q.
     """
 
     var: str
     dim: str
     categories: str | int
+    outer: tuple[sp.Idx, ...]
     t: sp.Idx
     j: sp.Idx
     k: sp.Idx
@@ -81,8 +84,8 @@ def refusal(model: CheckedModel, chain: Chain) -> str | None:
         return f"a chain of {v.support} values (only Categorical chains are derived so far)"
     if chain.lag != 1 or len(chain.firsts) != 1 or chain.start != 1:
         return "a chain that looks back more than one step"
-    if len(v.shape) != 1:
-        return "several sequences in one chain variable (write them in long format, one plate)"
+    if chain.axis != len(v.shape) - 1:
+        return "a chain along an axis other than the last (write `z[s, t]` with the chain's plate last)"
     if body.dist != "Categorical" or model.factors[chain.firsts[0]].dist != "Categorical":
         return "a chain whose elements are not each drawn from a Categorical"
     return None
@@ -135,8 +138,11 @@ def _block(model, syms, low, expect, rep, chain: Chain, rest: sp.Expr):
     first, body = model.factors[chain.firsts[0]], model.factors[chain.body]
     # (named plainly for `ppvi derive`: every plate of the expressions below is summed over fresh indices)
     t, j, k = syms.index("t", chain.dim), syms.index("j", K), syms.index("k", K)
-    r = syms.moment(chain.name, "onehot", 2)
-    xi = syms.moment(chain.name, "pair", 3)
+    outer_vars = [v for v in body.target_index if v != body.target_index[chain.axis]]
+    plates = dict(body.plates)
+    outer = tuple(syms.index(v, plates[v]) for v in outer_vars)
+    r = syms.moment(chain.name, "onehot", 2 + len(outer))
+    xi = syms.moment(chain.name, "pair", 3 + len(outer))
 
     def expected_log_p(f, scope) -> sp.Expr:
         gates = Gates()
@@ -149,15 +155,20 @@ def _block(model, syms, low, expect, rep, chain: Chain, rest: sp.Expr):
         except Exception as e:          # a non-conjugate form: say which statement
             raise rep.fail(f"no conjugate block for `{chain.name}`: {e}", f.span, None) from None
 
-    log_init = expected_log_p(first, {})
-    tvar = next(v for v, _ in body.plates if v == body.target_index[0])
-    log_trans = expected_log_p(body, {tvar: t, PREVIOUS: j})
-    log_node = canonical(partial(rest, r, (t, k)))
+    # the first element's statement names the outer loops its own way: by position, they are the body's
+    first_outer = dict(zip(first.target_index, outer))
+    log_init = expected_log_p(first, first_outer)
+    log_trans = expected_log_p(body, {**dict(zip(outer_vars, outer)), body.target_index[chain.axis]: t, PREVIOUS: j})
+    log_node = canonical(partial(rest, r, (*outer, t, k)))
     k0, j1, k1, t1 = syms.fresh("k", K), syms.fresh("j", K), syms.fresh("k", K), syms.fresh("t", chain.dim)
-    first_term = sp.Sum(r[0, k0] * log_init.xreplace({k: k0}), (k0, 0, k0.upper))
-    body_term = sp.Sum(sp.Sum(sp.Sum(xi[t1, j1, k1] * log_trans.xreplace({t: t1, j: j1, k: k1}),
+    fresh = {i: syms.fresh(v, plates[v]) for v, i in zip(outer_vars, outer)}
+    o = tuple(fresh[i] for i in outer)
+    first_term = sp.Sum(r[(*o, 0, k0)] * log_init.xreplace({k: k0, **fresh}), (k0, 0, k0.upper))
+    body_term = sp.Sum(sp.Sum(sp.Sum(xi[(*o, t1, j1, k1)] * log_trans.xreplace({t: t1, j: j1, k: k1, **fresh}),
                                      (k1, 0, k1.upper)), (j1, 0, j1.upper)), (t1, chain.start, t1.upper))
-    block = ChainBlock(chain.name, chain.dim, K, t, j, k, log_init, log_trans, log_node,
+    for i in reversed(o):
+        first_term, body_term = sp.Sum(first_term, (i, 0, i.upper)), sp.Sum(body_term, (i, 0, i.upper))
+    block = ChainBlock(chain.name, chain.dim, K, outer, t, j, k, log_init, log_trans, log_node,
                        model.approximations.get(chain.name) == "jointly", chain)
     return block, first_term, body_term
 
@@ -183,19 +194,20 @@ def _previous(e: ast.Expr, name: str) -> ast.Expr:
 
 
 # ------------------------------------------------------------ numbers (reference speed)
-def potentials(block: ChainBlock, env: Env) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """log φ [K], log Ψ [T, K, K] (row t ≥ 1 used) and log ψ [T, K] at the current moments."""
+def potentials(block: ChainBlock, env: Env, at: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One sequence's log φ [K], log Ψ [T, K, K] (rows t ≥ start used) and log ψ [T, K] at the current
+    moments; ``at`` binds the outer indices."""
     T, K = env.dims[block.dim], _size(block.categories, env)
-    init = np.array([evaluate(block.log_init, env, {block.k: k}) for k in range(K)])
+    init = np.array([evaluate(block.log_init, env, {**at, block.k: k}) for k in range(K)])
     varying = block.t in block.log_trans.free_symbols
     trans = np.empty((T, K, K))
     for t in range(block.chain.start, T) if varying else [block.chain.start]:
         for j in range(K):
             for k in range(K):
-                trans[t, j, k] = evaluate(block.log_trans, env, {block.t: t, block.j: j, block.k: k})
+                trans[t, j, k] = evaluate(block.log_trans, env, {**at, block.t: t, block.j: j, block.k: k})
     if not varying:
         trans[:] = trans[block.chain.start]
-    node = np.array([[evaluate(block.log_node, env, {block.t: t, block.k: k}) for k in range(K)]
+    node = np.array([[evaluate(block.log_node, env, {**at, block.t: t, block.k: k}) for k in range(K)]
                      for t in range(T)])
     return init, trans, node
 
@@ -205,19 +217,25 @@ def _size(e: str | int, env: Env) -> int:
 
 
 def update_block(block: ChainBlock, env: Env) -> float:
-    """19.56 for the chain at the current moments of its neighbours: the structured q(z) by
-    forward–backward, or one mean-field sweep over its elements.  Sets z's statistics r (``onehot``),
-    ξ (``pair``) and its entropy in ``env``; returns log Z of the block (NaN under the mean field)."""
+    """19.56 for the chain at the current moments of its neighbours, one sequence at a time (each a unit
+    of its own): the structured q by forward–backward, or one mean-field sweep over its elements.  Sets
+    z's statistics r (``onehot``), ξ (``pair``) and its entropy in ``env``; returns Σ log Z over the
+    sequences (NaN under the mean field)."""
     from ppvi.codegen.runtime import chain_mean_field, forward_backward
 
-    init, trans, node = potentials(block, env)
-    T, K = node.shape
-    r = np.array(env.moments.get((block.var, "onehot"), np.full((T, K), 1.0 / K)), dtype=float)
-    xi = np.zeros((T, K, K))
-    if block.jointly:
-        log_z, entropy = forward_backward(init, trans, node, r, xi)
-    else:
-        log_z, entropy = float("nan"), chain_mean_field(init, trans, node, r, xi)
+    T, K = env.dims[block.dim], _size(block.categories, env)
+    outer = tuple(int(env.dims[str(i.upper + 1)]) if not (i.upper + 1).is_Integer else int(i.upper + 1)
+                  for i in block.outer)
+    r = np.array(env.moments.get((block.var, "onehot"), np.full(outer + (T, K), 1.0 / K)), dtype=float)
+    xi = np.zeros(outer + (T, K, K))
+    log_z, entropy = 0.0, 0.0
+    for seq in np.ndindex(*outer):
+        init, trans, node = potentials(block, env, dict(zip(block.outer, seq)))
+        if block.jointly:
+            lz, h = forward_backward(init, trans, node, r[seq], xi[seq])
+        else:
+            lz, h = float("nan"), chain_mean_field(init, trans, node, r[seq], xi[seq])
+        log_z, entropy = log_z + lz, entropy + h
     env.moments[(block.var, "onehot")] = r
     env.moments[(block.var, "pair")] = xi
     env.moments[(block.var, "entropy")] = np.asarray(entropy)

@@ -79,8 +79,9 @@ class Whiteboard(StrPrinter):
         plates, event = idx[:p], idx[p:]
         v = self._var(var, plates)
         if stat == "pair":      # a chain's pairwise statistic ξ[t, j, k]
-            return f"q({var}[{self._print(idx[0])}-1] = {self._print(idx[1])}, {self._var(var, idx[:1])} = " \
-                   f"{self._print(idx[2])})"
+            pre = "".join(f"{self._print(i)}, " for i in idx[:-3])
+            return f"q({var}[{pre}{self._print(idx[-3])}-1] = {self._print(idx[-2])}, {var}[{pre}" \
+                   f"{self._print(idx[-3])}] = {self._print(idx[-1])})"
         if stat == "entropy":
             return f"H[q({var})]"
         if stat == "onehot":
@@ -189,8 +190,9 @@ class Blackboard(LatexPrinter):
         plates, event = idx[:p], idx[p:]
         v = self._name(var) + self._sub(plates)
         if stat == "pair":
-            return rf"q({self._name(var)}_{{{self._print(idx[0])}-1}} = {self._print(idx[1])}, " \
-                   rf"{self._name(var)}_{{{self._print(idx[0])}}} = {self._print(idx[2])})"
+            pre = "".join(f"{self._print(i)}," for i in idx[:-3])
+            return rf"q({self._name(var)}_{{{pre}{self._print(idx[-3])}-1}} = {self._print(idx[-2])}, " \
+                   rf"{self._name(var)}_{{{pre}{self._print(idx[-3])}}} = {self._print(idx[-1])})"
         if stat == "entropy":
             return rf"H[q({self._name(var)})]"
         if stat == "onehot":
@@ -269,25 +271,29 @@ class Blackboard(LatexPrinter):
 
 # ------------------------------------------------------------------- layout
 def _nplates(d: Derivation) -> dict[str, int]:
-    return {v: len(q.index) for v, q in d.q.items()} | {v: 1 for v in getattr(d, "blocks", {})}
+    return {v: len(q.index) for v, q in d.q.items()} | {v: 1 + len(b.outer) for v, b in getattr(d, "blocks", {}).items()}
 
 
 def _block_text(b, show) -> list[str]:
     """A Categorical chain's q (docs/derivation.md, section 7): its potentials and how q is computed."""
+    pre = "".join(f"{i}, " for i in b.outer)
     z, t, j, k = b.var, b.t, b.j, b.k
-    pots = [f"  log φ[{k}] = {show(b.log_init)}", f"  log Ψ[{j}, {k}] = {show(b.log_trans)}",
-            f"  log ψ[{t}, {k}] = {show(b.log_node)}"]
+
+    def el(x) -> str:                      # an element of the chain: z[s, t]
+        return f"{z}[{pre}{x}]"
+    seqs = f", one block per {', '.join(map(str, b.outer))}" if b.outer else ""
+    pots = [f"  log φ[{pre}{k}] = {show(b.log_init)}", f"  log Ψ[{j}, {k}] = {show(b.log_trans)}",
+            f"  log ψ[{pre}{t}, {k}] = {show(b.log_node)}"]
     if b.jointly:
-        return [f"q({z}) = Categorical chain, one structured block    [approximate {z} jointly, "
-                f"{t} in {b.dim}]",
-                f"  q({z}) ∝ φ({z}[0]) · Π_{t}≥{b.chain.start} Ψ({z}[{t}-1], {z}[{t}]) · Π_{t} ψ({z}[{t}])   "
+        return [f"q({z}) = Categorical chain, one structured block    [approximate {z} jointly, {t} in {b.dim}{seqs}]",
+                f"  q({z}) ∝ φ({el(0)}) · Π_{t}≥{b.chain.start} Ψ({el(f'{t}-1')}, {el(t)}) · Π_{t} ψ({el(t)})   "
                 f"(19.56 for {z} as one variable)", *pots,
-                f"  forward–backward in log space → q({z}[{t}] = {k}), q({z}[{t}-1] = {j}, {z}[{t}] = {k}), log Z",
+                f"  forward–backward in log space → q({el(t)} = {k}), q({el(f'{t}-1')} = {j}, {el(t)} = {k}), log Z",
                 f"  H[q({z})] = log Z − E_q[log φ + Σ log Ψ + Σ log ψ]", ""]
-    return [f"q({z}[{t}]) = Categorical    [mean field along the chain {z}, for {t} in {b.dim}]", *pots,
-            f"  η[[{z}[{t}]={k}]] = log ψ[{t}, {k}] + Σ_{j} q({z}[{t}-1] = {j})·log Ψ[{j}, {k}] + "
-            f"Σ_{j} q({z}[{t}+1] = {j})·log Ψ[{k}, {j}]   (log φ[{k}] in place of the first sum at {t} = 0)",
-            f"  q({z}[{t}-1] = {j}, {z}[{t}] = {k}) = q({z}[{t}-1] = {j})·q({z}[{t}] = {k});  "
+    return [f"q({el(t)}) = Categorical    [mean field along the chain {z}, for {t} in {b.dim}{seqs}]", *pots,
+            f"  η[[{el(t)}={k}]] = log ψ[{pre}{t}, {k}] + Σ_{j} q({el(f'{t}-1')} = {j})·log Ψ[{j}, {k}] + "
+            f"Σ_{j} q({el(f'{t}+1')} = {j})·log Ψ[{k}, {j}]   (log φ[{pre}{k}] in place of the first sum at {t} = 0)",
+            f"  q({el(f'{t}-1')} = {j}, {el(t)} = {k}) = q({el(f'{t}-1')} = {j})·q({el(t)} = {k});  "
             f"H[q({z})] = −Σ q log q", ""]
 
 

@@ -100,6 +100,42 @@ def test_fixed_parameters_elbo_is_the_log_likelihood(fixed):
     np.testing.assert_allclose(xi[1:].sum(axis=1), r[1:], atol=1e-12)
 
 
+SEQUENCES = """\
+dim S, T
+dim K = 3
+data p0[K]
+data A[K, K]
+data mu[K]
+data sd[K]
+data x[S, T]
+for s in S:
+    z[s, 0] ~ Categorical(p0)
+    for t in T[1:]:
+        z[s, t] ~ Categorical(A[z[s, t-1]])
+    for t in T:
+        x[s, t] ~ Normal(mu[z[s, t]], sd[z[s, t]])
+approximate z jointly
+"""
+
+
+def test_several_sequences_are_blocks_of_their_own(fixed):
+    """Sequences as a plate: one forward–backward per sequence; hmmlearn's score over ``lengths`` is Σ log Z."""
+    hmm = pytest.importorskip("hmmlearn.hmm")
+    _, _, _, (p0, A, mu, sd, _) = fixed
+    rng = np.random.default_rng(7)
+    x = np.stack([sample_hmm(rng, 40, p0, A, mu, sd) for _ in range(3)])
+    env = Env({"p0": p0, "A": A, "mu": mu, "sd": sd, "x": x}, {}, {"S": 3, "T": 40, "K": 3})
+    d = derivation(SEQUENCES)
+    log_z = update_block(d.blocks["z"], env)
+    ref = hmm.GaussianHMM(n_components=3, covariance_type="diag", init_params="", params="")
+    ref.startprob_, ref.transmat_, ref.means_, ref.covars_ = p0, A, mu[:, None], sd[:, None] ** 2
+    lengths = [40, 40, 40]
+    assert log_z == pytest.approx(ref.score(x.reshape(-1, 1), lengths), abs=1e-10, rel=0)
+    np.testing.assert_allclose(env.moments[("z", "onehot")].reshape(-1, 3),
+                               ref.predict_proba(x.reshape(-1, 1), lengths), rtol=0, atol=1e-10)
+    assert sum(evaluate(e, env) for _, e in d.elbo_terms()) == pytest.approx(log_z, abs=1e-9, rel=0)
+
+
 # ------------------------------------------------------------ Bayesian HMM: mean field and structured
 def cavi(d, x, jointly: bool, sweeps: int, seed: int = 1):
     """Reference CAVI: the chain's block, then every other q from its derived η (textbook finishes)."""
