@@ -51,6 +51,21 @@ def test_chains_outside_the_block_are_refused(tmp_path, capsys, text, message):
     assert code == 2 and message in err and "Traceback" not in err
 
 
-def test_run_refuses_a_chain_with_a_positioned_error(tmp_path, capsys):
-    code, _, err = run_cli(["run", HMM, "--quiet"], capsys)
-    assert code == 2 and "hmm.ppvi:20:5: error: compiled inference" in err and "Traceback" not in err
+@pytest.mark.parametrize("argv, stage", [
+    (["run", HMM, "--quiet"], "compiled inference (`ppvi run`, `fit`)"),
+    (["derive", HMM, "--code"], "kernel generation"),
+    (["derive", HMM, "--dump", "kernels"], "kernel generation"),
+    (["sample", HMM, "--draws", "2", "--out", "SIMS"], "sampling"),
+], ids=["run", "code", "kernels", "sample"])
+def test_stages_without_chains_refuse_them_at_the_statement(tmp_path, capsys, argv, stage):
+    argv = [str(tmp_path / "s.npz") if a == "SIMS" else a for a in argv]
+    code, _, err = run_cli(argv, capsys)
+    assert code == 2 and f"hmm.ppvi:20:5: error: {stage} does not handle sequences yet" in err
+    assert "Traceback" not in err and "internal error" not in err
+
+
+def test_fit_from_python_refuses_a_chain():
+    import ppvi
+
+    with pytest.raises(ppvi.PPVIError, match="does not handle sequences yet"):
+        ppvi.load(str(HMM)).fit()
