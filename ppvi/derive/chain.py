@@ -78,8 +78,8 @@ def refusal(model: CheckedModel, chain: Chain) -> str | None:
     """Why ``chain`` is outside what the block handles (None when it is handled)."""
     v = model.variables[chain.name]
     body = model.factors[chain.body]
-    if v.kind != "latent":
-        return "an observed chain (its elements are data)"
+    if v.kind != "latent":      # (derived by meanfield.derive when no latent chain is in the model)
+        return "an observed chain next to a latent one"
     if v.support != "index":
         return f"a chain of {v.support} values (only Categorical chains are derived so far)"
     if chain.lag != 1 or len(chain.firsts) != 1 or chain.start != 1:

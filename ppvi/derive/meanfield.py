@@ -114,7 +114,7 @@ def info_of(model: CheckedModel, syms: Symbols, latents) -> dict[str, tuple[str,
 
 def derive(model: CheckedModel) -> Derivation:
     """Apply 19.56 to every mean-field latent of a checked model."""
-    if model.chains:
+    if any(model.variables[c].kind == "latent" for c in model.chains):
         from ppvi.derive.chain import derive_chains     # (chain imports this module)
         return derive_chains(model)
     graph = build(model)
@@ -164,8 +164,9 @@ def _expected(syms: Symbols, expect: Expectation, rep: Reporter, model: CheckedM
     # Plates get fresh indices so that generic element indices never clash with them.
     fresh = {i: syms.fresh(str(i.label), _size(i)) for i in plates}
     e = e.xreplace(fresh)
-    for i in reversed(plates):
-        e = sp.Sum(e, (fresh[i], 0, fresh[i].upper))
+    starts = dict(f.slices)          # a sliced plate, `for t in T[1:]`, sums from its start
+    for i, (var, _) in reversed(list(zip(plates, f.plates))):
+        e = sp.Sum(e, (fresh[i], starts.get(var, 0), fresh[i].upper))
     return canonical(collapse(e))
 
 

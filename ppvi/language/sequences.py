@@ -64,7 +64,9 @@ KERNELS = ("sequences are checked and derived (`ppvi check`, `ppvi derive`); the
 
 
 def refuse_chains(model, what: str, hint: str = KERNELS) -> None:
-    """A model with a chain, where ``what`` (a stage) does not handle chains yet: a positioned error."""
+    """A model with a chain, where ``what`` (a stage) does not handle chains yet: a positioned error.
+    (Also a chain of data, `y[t] ~ Normal(rho * y[t-1], s)`: derived, but the kernels do not start
+    their loops at a plate's slice yet.)"""
     for chain in model.chains.values():
         f = model.factors[chain.body] if chain.body is not None else None
         if f is None:

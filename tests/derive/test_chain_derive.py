@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+from scipy.stats import multivariate_normal
 
 from conftest import MODELS, run_cli
+from helpers import derivation
+from reference import elbo, sweep
+from ppvi.derive.numeric import Env
 
 HERE = Path(__file__).parent
 HMM = MODELS / "sequences" / "hmm.ppvi"
@@ -40,12 +45,10 @@ def _model(tmp_path, text):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("dim T\ndata y[T]\nrho ~ Normal(0, 1)\nfor t in T[1:]:\n    y[t] ~ Normal(rho * y[t-1], 1)\n",
-     "ppvi cannot derive an observed chain"),  # (the AR(1) of an observed series: not yet)
     ("dim T\ndim K = 2\nconst p[K] = 0.5\nconst A[K, K] = 0.5\nz[0] ~ Categorical(p)\nz[1] ~ Categorical(p)\n"
      "for t in T[2:]:\n    z[t] ~ Categorical(A[z[t-2]])\n", "looks back more than one step"),
     ("dim T\nx[0] ~ Normal(0, 1)\nfor t in T[1:]:\n    x[t] ~ Normal(x[t-1], 1)\n", "a chain of real values"),
-], ids=["observed", "second_order", "gaussian"])
+], ids=["second_order", "gaussian"])
 def test_chains_outside_the_block_are_refused(tmp_path, capsys, text, message):
     code, _, err = run_cli(["derive", _model(tmp_path, text)], capsys)
     assert code == 2 and message in err and "Traceback" not in err
@@ -69,3 +72,29 @@ def test_fit_from_python_refuses_a_chain():
 
     with pytest.raises(ppvi.PPVIError, match="does not handle sequences yet"):
         ppvi.load(str(HMM)).fit()
+
+
+AR1 = """\
+dim T
+data y[T]
+rho ~ Normal(0, 1)
+for t in T[1:]:
+    y[t] ~ Normal(rho * y[t-1], 0.5)
+"""
+
+
+def test_observed_chain_sums_from_the_slice_and_is_exact(tmp_path, capsys):
+    """AR(1) with a Normal prior on ρ: one conjugate latent, so the ELBO at the fixed point equals
+    log p(y[1:] | y[0]) = log N(y[1:]; 0, 0.25 I + a aᵀ), a = y[:-1] (the sums start at t = 1)."""
+    rng = np.random.default_rng(5)
+    y = np.zeros(30)
+    for t in range(1, 30):
+        y[t] = 0.7 * y[t - 1] + 0.5 * rng.normal()
+    d = derivation(AR1)
+    env = Env({"y": y}, {}, {"T": len(y)})
+    sweep(d, env)
+    a, b = y[:-1], y[1:]
+    exact = multivariate_normal(np.zeros(len(b)), 0.25 * np.eye(len(b)) + np.outer(a, a)).logpdf(b)
+    assert elbo(d, env) == pytest.approx(exact, abs=1e-8, rel=0)
+    code, _, err = run_cli(["derive", _model(tmp_path, AR1), "--code"], capsys)   # (kernels: not yet)
+    assert code == 2 and "does not handle sequences yet" in err
