@@ -114,7 +114,7 @@ def info_of(model: CheckedModel, syms: Symbols, latents) -> dict[str, tuple[str,
 
 def derive(model: CheckedModel) -> Derivation:
     """Apply 19.56 to every mean-field latent of a checked model."""
-    if any(model.variables[c].kind == "latent" for c in model.chains):
+    if any(model.variables[c].kind == "latent" and model.variables[c].support == "index" for c in model.chains):
         from ppvi.derive.chain import derive_chains     # (chain imports this module)
         return derive_chains(model)
     graph = build(model)
