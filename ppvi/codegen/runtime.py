@@ -748,3 +748,42 @@ def chain_mean_field(log_init, log_trans, log_node, r, xi):
             for j in range(K):
                 xi[t, j, k] = r[t - 1, j] * r[t, k] if t > 0 else 0.0
     return entropy
+
+
+@njit(cache=True)
+def gaussian_chain(J, C, h, mean, cov, cross):
+    """The exact Gaussian q(x) ∝ exp(Σ_t hₜᵀxₜ − ½ Σ_t xₜᵀJₜxₜ − Σ_{t≥1} xₜ₋₁ᵀCₜxₜ) of a chain: a block
+    tridiagonal precision (Jₜ on the diagonal, Cₜ = Λₜ₋₁,ₜ above it), solved as a Kalman filter in
+    information form and an RTS smoother (Rauch, Tung & Striebel 1965):
+
+    Sₜ = Jₜ − Cₜᵀ Sₜ₋₁⁻¹ Cₜ, uₜ = hₜ − Cₜᵀ Sₜ₋₁⁻¹ uₜ₋₁ (S₀ = J₀, u₀ = h₀); then backwards
+    mₜ = Sₜ⁻¹(uₜ − Cₜ₊₁ mₜ₊₁), Σₜ = Sₜ⁻¹ + Sₜ⁻¹Cₜ₊₁Σₜ₊₁Cₜ₊₁ᵀSₜ⁻¹, Cov(xₜ, xₜ₊₁) = −Sₜ⁻¹Cₜ₊₁Σₜ₊₁.
+
+    Writes the means, covariances and ``cross[t] = Cov(xₜ₋₁, xₜ)`` (cross[0] = 0); returns log|Λ| = Σ log|Sₜ|.
+    """
+    T, D = h.shape
+    s_inv = np.empty((T, D, D))
+    u = np.empty((T, D))
+    logdet = 0.0
+    for t in range(T):
+        S = J[t].copy()
+        u[t] = h[t]
+        if t > 0:
+            G = s_inv[t - 1] @ C[t]                  # Sₜ₋₁⁻¹ Cₜ
+            S -= C[t].T @ G
+            u[t] -= G.T @ u[t - 1]
+        L = np.linalg.cholesky(S)
+        for d in range(D):
+            logdet += 2.0 * math.log(L[d, d])
+        s_inv[t] = np.linalg.inv(S)
+    for t in range(T - 1, -1, -1):
+        if t == T - 1:
+            mean[t] = s_inv[t] @ u[t]
+            cov[t] = s_inv[t]
+        else:
+            G = s_inv[t] @ C[t + 1]                  # Sₜ⁻¹ Cₜ₊₁
+            mean[t] = s_inv[t] @ (u[t] - C[t + 1] @ mean[t + 1])
+            cov[t] = s_inv[t] + G @ cov[t + 1] @ G.T
+            cross[t + 1] = -(G @ cov[t + 1])
+    cross[0] = 0.0
+    return logdet

@@ -18,6 +18,7 @@ entropy term makes E[log p] + H[q(z)] over the chain equal log Z (docs/derivatio
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -61,17 +62,56 @@ class ChainBlock:
     chain: Chain
 
 
+@dataclass(frozen=True)
+class GaussianBlock:
+    """A Gaussian chain approximated jointly.  Its mean-field q (``q``, derived as for any MvNormal
+    latent) has η[x](t) = hₜ − Σ_{s≠t} Λₜₛ⟨xₛ⟩ and η[x xᵀ](t) = −½Λₜₜ: 19.56 reads the joint Gaussian's
+    precision Λ (block tridiagonal along the chain) and linear term h off it, and the structured
+    q(x) = N(Λ⁻¹h, Λ⁻¹) is that Gaussian (Kalman filter and RTS smoother)."""
+
+    var: str
+    dim: str
+    q: object          # meanfield.QFactor
+    chain: Chain
+
+
 @dataclass
 class ChainDerivation(Derivation):
-    """A derivation whose Categorical chains are blocks (``blocks``) rather than mean-field q's."""
+    """A derivation whose chains are blocks: Categorical ones (``blocks``) in place of mean-field q's,
+    Gaussian ones approximated jointly (``gaussian``) read off their mean-field q."""
 
     blocks: dict[str, ChainBlock] = field(default_factory=dict)
+    gaussian: dict[str, GaussianBlock] = field(default_factory=dict)
 
     def elbo_terms(self) -> list[tuple[str, sp.Expr]]:
         """19.7 as in :meth:`Derivation.elbo_terms`; a chain's entropy H[q(z)] is the block's own number
-        (−Σ r log r under the mean field; log Z − E_q[log potentials] for the structured q)."""
-        return super().elbo_terms() + [(f"H[q({b.var})]", MomentSymbol(b.var, "entropy"))
-                                       for b in self.blocks.values()]
+        (−Σ r log r under the mean field; log Z − E_q[log potentials] for the structured q).  A Gaussian
+        block's E[log p] terms read its marginal moments; the lag-one covariances add
+        −Σ_{t≥1} tr(Λₜ₋₁,ₜ Cov(xₜ, xₜ₋₁)ᵀ), and its entropy is the joint one, ½ log|2πe Λ⁻¹|."""
+        own = {f"H[q({v})]" for v in self.gaussian}
+        out = [(label, e) for label, e in super().elbo_terms() if label not in own]
+        for v in self.gaussian:
+            out += [(f"lag-one covariances of q({v})", MomentSymbol(v, "cross_term")),
+                    (f"H[q({v})] (joint)", MomentSymbol(v, "entropy"))]
+        return out + [(f"H[q({b.var})]", MomentSymbol(b.var, "entropy")) for b in self.blocks.values()]
+
+
+def gaussian_blocks(d: Derivation) -> Derivation:
+    """``d`` with its jointly approximated Gaussian chains as blocks (``d`` itself when it has none)."""
+    rep = _err(d.model)
+    found = {}
+    for name, chain in d.model.chains.items():
+        v = d.model.variables[name]
+        if d.model.approximations.get(name) != "jointly" or v.kind != "latent" or v.support != "real_vector":
+            continue
+        if chain.lag != 1 or chain.start != 1 or chain.axis != 0 or d.q[name].family != "MvNormal":
+            raise rep.fail(f"ppvi cannot derive the joint q of `{name}` yet: a first-order chain of vectors along "
+                           "its first axis is derived", d.model.factors[chain.body].span,
+                           "`x[0] ~ MvNormal(…)`, `for t in T[1:]:` `x[t] ~ MvNormal(dot(F, x[t-1]), precision = Q)`")
+        found[name] = GaussianBlock(name, chain.dim, d.q[name], chain)
+    if not found:
+        return d
+    return ChainDerivation(d.model, d.graph, d.syms, d.q, d.expected, d.point, d.points, {}, found)
 
 
 def refusal(model: CheckedModel, chain: Chain) -> str | None:
@@ -240,3 +280,57 @@ def update_block(block: ChainBlock, env: Env) -> float:
     env.moments[(block.var, "pair")] = xi
     env.moments[(block.var, "entropy")] = np.asarray(entropy)
     return float(log_z)
+
+
+def gaussian_potentials(block: GaussianBlock, env: Env) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Jₜ = Λₜₜ [T, D, D], Cₜ = Λₜ₋₁,ₜ [T, D, D] (C₀ = 0) and hₜ [T, D] read off the mean-field η by its
+    linearity in the neighbours' means: h is η[x] at ⟨x⟩ = 0, column e of Cₜ is hₜ₋₁ − η[x](t−1) with
+    ⟨xₜ⟩ the e-th unit vector.  (Reference speed: every number is one evaluation of a derived η.)"""
+    q, T = block.q, int(env.dims[block.dim])
+    (t,), d, e = q.index, q.event[0], q.extra          # η[x] in (t, d), η[x xᵀ] in (t, d, e)
+    D = _event_size(q, env)
+    eta_x, eta_xx = q.natural["x"], q.natural["xxT"]
+    saved = env.moments.get((block.var, "x"))
+    zero = np.zeros((T, D))
+    env.moments[(block.var, "x")] = zero
+    J = np.array([[[-2 * evaluate(eta_xx, env, {t: s, d: a, e: b}) for b in range(D)] for a in range(D)]
+                  for s in range(T)])
+    J = (J + np.swapaxes(J, 1, 2)) / 2
+
+    def eta_at(s: int) -> np.ndarray:
+        return np.array([evaluate(eta_x, env, {t: s, d: a}) for a in range(D)])
+    h = np.array([eta_at(s) for s in range(T)])
+    C = np.zeros((T, D, D))
+    for s in range(1, T):
+        for b in range(D):
+            unit = zero.copy()
+            unit[s, b] = 1.0
+            env.moments[(block.var, "x")] = unit
+            C[s, :, b] = h[s - 1] - eta_at(s - 1)
+    if saved is None:
+        del env.moments[(block.var, "x")]
+    else:
+        env.moments[(block.var, "x")] = saved
+    return J, C, h
+
+
+def _event_size(q, env: Env) -> int:
+    upper = q.event[0].upper + 1
+    return int(upper) if upper.is_Integer else int(env.dims[str(upper)])
+
+
+def update_gaussian_block(block: GaussianBlock, env: Env) -> float:
+    """19.56 for the whole Gaussian chain: q(x) = N(Λ⁻¹h, Λ⁻¹) by the Kalman filter and RTS smoother.
+    Sets ⟨xₜ⟩, ⟨xₜxₜᵀ⟩, the lag-one term and the joint entropy in ``env``; returns log|Λ|."""
+    from ppvi.codegen.runtime import gaussian_chain
+
+    J, C, h = gaussian_potentials(block, env)
+    T, D = h.shape
+    mean, cov, cross = np.empty((T, D)), np.empty((T, D, D)), np.zeros((T, D, D))
+    logdet = gaussian_chain(J, C, h, mean, cov, cross)
+    env.moments[(block.var, "x")] = mean
+    env.moments[(block.var, "xxT")] = cov + mean[:, :, None] * mean[:, None, :]
+    # E[x log p̃] read E[xₜ₋₁xₜᵀ] as ⟨xₜ₋₁⟩⟨xₜ⟩ᵀ: the coupling −xₜ₋₁ᵀCₜxₜ adds −tr(Cₜᵀ Cov(xₜ₋₁, xₜ))
+    env.moments[(block.var, "cross_term")] = np.asarray(-np.einsum("tde,tde->", C, cross))
+    env.moments[(block.var, "entropy")] = np.asarray(0.5 * T * D * (1 + math.log(2 * math.pi)) - 0.5 * logdet)
+    return float(logdet)

@@ -120,7 +120,7 @@ def derive(model: CheckedModel) -> Derivation:
     graph = build(model)
     syms = Symbols()
     latents = graph.latents()
-    mean_field = {n.name for n in latents if n.approximation == "mean_field"}
+    mean_field = {n.name for n in latents if n.approximation in ("mean_field", "jointly")}  # (jointly: read off q)
     info = info_of(model, syms, latents)
     low = Lowering(model, syms, mean_field)
     expect = Expectation(syms, {k: v for k, v in info.items() if k in mean_field})
@@ -146,7 +146,11 @@ def derive(model: CheckedModel) -> Derivation:
     points = {v: point_update(model, syms, expected, v, "point", partial, low) for v in point}
     points.update({v.name: point_update(model, syms, expected, v.name, "param", partial, low)
                    for v in model.of_kind("param")})
-    return Derivation(model, graph, syms, q, expected, point, points)
+    d = Derivation(model, graph, syms, q, expected, point, points)
+    if model.chains:
+        from ppvi.derive.chain import gaussian_blocks
+        d = gaussian_blocks(d)
+    return d
 
 
 def _expected(syms: Symbols, expect: Expectation, rep: Reporter, model: CheckedModel, f, ell: sp.Expr,

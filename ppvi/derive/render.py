@@ -84,6 +84,8 @@ class Whiteboard(StrPrinter):
                    f"{self._print(idx[-3])}] = {self._print(idx[-1])})"
         if stat == "entropy":
             return f"H[q({var})]"
+        if stat == "cross_term":      # a Gaussian chain's lag-one covariances (derivation.md, section 7)
+            return f"−Σ_t≥1 tr(Λ[t-1, t]ᵀ·Cov({var}[t-1], {var}[t]))"
         if stat == "onehot":
             return f"q({self._var(var, plates)} = {self._print(event[0])})"
         if stat == "xxT":
@@ -195,6 +197,9 @@ class Blackboard(LatexPrinter):
                    rf"{self._name(var)}_{{{pre}{self._print(idx[-3])}}} = {self._print(idx[-1])})"
         if stat == "entropy":
             return rf"H[q({self._name(var)})]"
+        if stat == "cross_term":
+            return rf"-\sum_{{t\geq 1}} \mathrm{{tr}}(\Lambda_{{t-1,t}}^\top \mathrm{{Cov}}({self._name(var)}_{{t-1}}, " \
+                   rf"{self._name(var)}_t))"
         if stat == "onehot":
             return rf"q({v} = {self._print(event[0])})"
         if stat == "xxT":
@@ -352,6 +357,14 @@ def to_text(d: Derivation) -> str:
         out.append("")
     for b in getattr(d, "blocks", {}).values():
         out.extend(_block_text(b, show))
+    for b in getattr(d, "gaussian", {}).values():
+        t = b.q.index[0]
+        out += [f"q({b.var}) = MvNormal chain, one structured block    [approximate {b.var} jointly, {t} in {b.dim}]",
+                f"  q({b.var}) = N(Λ⁻¹h, Λ⁻¹): the η of q({b.var}[{t}]) above read as hₜ − Σ_s≠{t} Λ[{t}, s]·⟨{b.var}[s]⟩ "
+                f"and −½ Λ[{t}, {t}] (Λ block tridiagonal along {t})",
+                f"  Kalman filter (information form) and RTS smoother → ⟨{b.var}[{t}]⟩, ⟨{b.var}[{t}] {b.var}[{t}]ᵀ⟩, "
+                f"Cov({b.var}[{t}-1], {b.var}[{t}]), log|Λ|",
+                f"  H[q({b.var})] = ½ log|2πe Λ⁻¹|", ""]
     for v, pu in d.points.items():
         el = f"{v}[{', '.join(str(i) for i in pu.index)}]" if pu.index else v
         what = ("point q (MAP, 19.11–19.13): maximise log p(h, v); no entropy term" if pu.kind == "point"

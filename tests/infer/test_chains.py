@@ -269,3 +269,90 @@ def test_dirichlet_emissions_monotone_and_structured_above_mean_field():
         assert np.all(np.diff(trace) >= -1e-9 * np.abs(trace[1:]))
     env, trace = runs[0]
     assert structured_step(d, env) >= trace[-1] - 1e-9
+
+
+# ------------------------------------------------------------------ a Gaussian chain (linear dynamical system)
+LDS = """\
+dim T
+dim D = 2
+const m0[D] = 0.0
+const P0[D, D] = eye(D)
+const F[D, D] = [[0.9, 0.1], [-0.1, 0.9]]
+const Q[D, D] = 4.0 * eye(D)
+const R[D, D] = 2.0 * eye(D)
+data y[T, D]
+x[0] ~ MvNormal(m0, precision = P0)
+for t in T[1:]:
+    x[t] ~ MvNormal(dot(F, x[t-1]), precision = Q)
+for t in T:
+    y[t] ~ MvNormal(x[t], precision = R)
+"""
+F = np.array([[0.9, 0.1], [-0.1, 0.9]])
+Qc, Rc = np.eye(2) / 4.0, np.eye(2) / 2.0          # the covariances
+
+
+def kalman_rts(y):
+    """Kalman filter and RTS smoother in covariance form (Rauch, Tung & Striebel 1965; PRML 13.3):
+    smoothed means, covariances, lag-one covariances Cov(x[t-1], x[t]) and log p(y)."""
+    T = len(y)
+    m, P, ll = np.zeros(2), np.eye(2), 0.0
+    mf, Pf, mp, Pp = [], [], [], []
+    for t in range(T):
+        if t > 0:
+            m, P = F @ m, F @ P @ F.T + Qc
+        mp.append(m)
+        Pp.append(P)
+        S = P + Rc
+        r = y[t] - m
+        ll -= 0.5 * (r @ np.linalg.solve(S, r) + np.linalg.slogdet(2 * np.pi * S)[1])
+        K = P @ np.linalg.inv(S)
+        m, P = m + K @ r, P - K @ P
+        mf.append(m)
+        Pf.append(P)
+    ms, Ps, lag = list(mf), list(Pf), [np.zeros((2, 2)) for _ in range(T)]
+    for t in range(T - 2, -1, -1):
+        G = Pf[t] @ F.T @ np.linalg.inv(Pp[t + 1])
+        ms[t] = mf[t] + G @ (ms[t + 1] - mp[t + 1])
+        Ps[t] = Pf[t] + G @ (Ps[t + 1] - Pp[t + 1]) @ G.T
+        lag[t + 1] = G @ Ps[t + 1]
+    return np.array(ms), np.array(Ps), np.array(lag), ll
+
+
+@pytest.fixture(scope="module")
+def lds():
+    rng = np.random.default_rng(4)
+    T = 12
+    x = np.zeros((T, 2))
+    x[0] = rng.normal(size=2)
+    for t in range(1, T):
+        x[t] = F @ x[t - 1] + rng.multivariate_normal(np.zeros(2), Qc)
+    y = x + rng.multivariate_normal(np.zeros(2), Rc, size=T)
+    arrays = {"y": y, "F": F, "Q": np.linalg.inv(Qc), "R": np.linalg.inv(Rc), "m0": np.zeros(2), "P0": np.eye(2)}
+    return y, arrays, kalman_rts(y)
+
+
+def test_gaussian_chain_jointly_is_the_rts_smoother(lds):
+    from ppvi.derive.chain import update_gaussian_block
+
+    y, arrays, (ms, Ps, lag, ll) = lds
+    d = derivation(LDS + "approximate x jointly\n")
+    env = Env(dict(arrays), {}, {"T": len(y), "D": 2})
+    update_gaussian_block(d.gaussian["x"], env)
+    np.testing.assert_allclose(env.moments[("x", "x")], ms, atol=1e-10)
+    np.testing.assert_allclose(env.moments[("x", "xxT")], Ps + ms[:, :, None] * ms[:, None, :], atol=1e-10)
+    assert sum(evaluate(e, env) for _, e in d.elbo_terms()) == pytest.approx(ll, abs=1e-9, rel=0)
+
+
+def test_gaussian_chain_mean_field_means_are_exact(lds):
+    """PRML 10.1.2: the mean field of a Gaussian has the exact means at its fixed point (its covariances
+    are too small): one sweep of the derived updates from the smoother's means leaves them there, and
+    the bound lies below log p(y)."""
+    y, arrays, (ms, Ps, lag, ll) = lds
+    d = derivation(LDS)
+    env = Env(dict(arrays), {("x", "x"): ms.copy(), ("x", "xxT"): Ps + ms[:, :, None] * ms[:, None, :]},
+              {"T": len(y), "D": 2})
+    reference.sweep(d, env)
+    np.testing.assert_allclose(env.moments[("x", "x")], ms, atol=1e-10)
+    cov = env.arrays["cov(x)"]
+    assert np.all(np.linalg.eigvalsh(Ps - cov) > 0)            # the mean field's covariances are too small
+    assert reference.elbo(d, env) < ll - 1e-3
