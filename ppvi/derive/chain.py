@@ -102,9 +102,10 @@ def gaussian_blocks(d: Derivation) -> Derivation:
     found = {}
     for name, chain in d.model.chains.items():
         v = d.model.variables[name]
-        if d.model.approximations.get(name) != "jointly" or v.kind != "latent" or v.support != "real_vector":
+        if d.model.approximations.get(name) != "jointly" or v.kind != "latent":
             continue
-        if chain.lag != 1 or chain.start != 1 or chain.axis != 0 or d.q[name].family != "MvNormal":
+        if v.support != "real_vector" or chain.lag != 1 or chain.start != 1 or chain.axis != 0 \
+                or d.q[name].family != "MvNormal":
             raise rep.fail(f"ppvi cannot derive the joint q of `{name}` yet: a first-order chain of vectors along "
                            "its first axis is derived", d.model.factors[chain.body].span,
                            "`x[0] ~ MvNormal(…)`, `for t in T[1:]:` `x[t] ~ MvNormal(dot(F, x[t-1]), precision = Q)`")
@@ -121,7 +122,7 @@ def refusal(model: CheckedModel, chain: Chain) -> str | None:
     if v.kind != "latent":      # (derived by meanfield.derive when no latent chain is in the model)
         return "an observed chain next to a latent one"
     if v.support != "index":
-        return f"a chain of {v.support} values (only Categorical chains are derived so far)"
+        return f"a chain of {v.support} values next to a Categorical chain"
     if chain.lag != 1 or len(chain.firsts) != 1 or chain.start != 1:
         return "a chain that looks back more than one step"
     if chain.axis != len(v.shape) - 1:

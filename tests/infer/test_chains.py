@@ -356,3 +356,35 @@ def test_gaussian_chain_mean_field_means_are_exact(lds):
     cov = env.arrays["cov(x)"]
     assert np.all(np.linalg.eigvalsh(Ps - cov) > 0)            # the mean field's covariances are too small
     assert reference.elbo(d, env) < ll - 1e-3
+
+
+RANDOM_WALK = """\
+dim T
+data y[T]
+x[0] ~ Normal(0, 1)
+for t in T[1:]:
+    x[t] ~ Normal(x[t-1], 0.5)
+for t in T:
+    y[t] ~ Normal(x[t], 1)
+"""
+
+
+def test_random_walk_mean_field_fixed_point_is_the_exact_posterior_mean():
+    """A scalar Gaussian chain: the exact posterior is N(Λ⁻¹h, Λ⁻¹) with Λ tridiagonal (written out here:
+    1 + 1 at t = 0, 4 per transition on both ends, 1 per observation; −4 off the diagonal); the mean
+    field's fixed point has its means (PRML 10.1.2) and sd 1/√Λₜₜ."""
+    y = np.array([0.3, -0.2, 0.8, 1.5, 1.1, 0.4, -0.6, -0.1])
+    T = len(y)
+    lam = np.diag(np.full(T, 1.0))                  # observations, precision 1
+    lam[0, 0] += 1.0                                # the first element's prior
+    for t in range(1, T):                           # transitions, precision 1/0.5² = 4
+        lam[t, t] += 4
+        lam[t - 1, t - 1] += 4
+        lam[t - 1, t] -= 4
+        lam[t, t - 1] -= 4
+    exact = np.linalg.solve(lam, y)
+    d = derivation(RANDOM_WALK)
+    env = Env({"y": y}, {("x", "x"): exact.copy(), ("x", "x2"): exact ** 2 + 1.0}, {"T": T})
+    reference.sweep(d, env)
+    np.testing.assert_allclose(env.moments[("x", "x")], exact, atol=1e-12)
+    np.testing.assert_allclose(env.arrays["sd(x)"], 1 / np.sqrt(np.diag(lam)), atol=1e-12)
