@@ -347,8 +347,21 @@ def hmm():
     return {"x": x}, {"z": z, "A": A, "mu": mu, "sd": sd}
 
 
+def lds():
+    """A 2-D linear dynamical system, T = 100: a slowly rotating state seen through noise (seed 1960)."""
+    rng = np.random.default_rng(1960)
+    T, c, s = 100, np.cos(0.1), np.sin(0.1)
+    F = 0.98 * np.array([[c, -s], [s, c]])
+    x = np.zeros((T, 2))
+    x[0] = rng.normal(size=2)
+    for t in range(1, T):
+        x[t] = F @ x[t - 1] + 0.3 * rng.normal(size=2)
+    y = x + 0.5 * rng.normal(size=(T, 2))
+    return {"y": y}, {"x": x, "F": F}
+
+
 # models with sequences (issue 18) live in models/sequences/: they are derived but not yet compiled
-SEQUENCES = {"hmm": (hmm, "json")}
+SEQUENCES = {"hmm": (hmm, "json"), "lds": (lds, "json")}
 
 
 def main(argv=None, generators=None, folder=HERE):

@@ -29,6 +29,15 @@ def test_golden_chain_derivation(capsys, monkeypatch, update_golden):
     assert out == golden.read_text()
 
 
+@pytest.mark.parametrize("path", sorted((MODELS / "sequences").glob("*.ppvi")), ids=lambda p: p.stem)
+def test_every_sequence_example_checks_and_derives(path, capsys):
+    for argv in (["check", path], ["derive", path], ["derive", path, "--format", "json"],
+                 ["derive", path, "--format", "latex"]):
+        code, out, err = run_cli(argv, capsys)
+        assert code == 0, err
+    assert "one structured block" in run_cli(["derive", path], capsys)[1]
+
+
 def test_chain_in_json_and_latex(capsys):
     code, out, _ = run_cli(["derive", HMM, "--format", "json"], capsys)
     z = json.loads(out)["q"]["z"]
