@@ -4,27 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import MODELS
 from ppvi.errors import PPVIError
 from ppvi.language import ast
 from ppvi.language.check import check
 from ppvi.language.parser import parse
 
-HMM = """\
-dim T
-dim K = 2
-const a[K] = 1.0
-data x[T]
-pi ~ Dirichlet(a)
-for k in K:
-    A[k] ~ Dirichlet(a)
-    mu[k] ~ Normal(0, 10)
-z[0] ~ Categorical(pi)
-for t in T[1:]:
-    z[t] ~ Categorical(A[z[t-1]])
-for t in T:
-    x[t] ~ Normal(mu[z[t]], 1)
-approximate z jointly
-"""
+HMM = (MODELS / "sequences" / "hmm.ppvi").read_text()     # the example: z[0], then z[t] for t in T[1:]
 
 
 def checked(text: str):
@@ -34,7 +20,7 @@ def checked(text: str):
 def test_sliced_loop_parses_with_its_start():
     loop = [s for s in parse(HMM).statements if isinstance(s, ast.Loop)][1]
     assert (loop.var.id, loop.dim.id, loop.start) == ("t", "T", 1)
-    assert loop.start_span.line == 10
+    assert loop.start_span.line == 19
 
 
 def test_hmm_is_a_chain_with_its_first_element():
