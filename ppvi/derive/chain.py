@@ -25,9 +25,9 @@ import numpy as np
 import sympy as sp
 
 from ppvi.derive.canonical import canonical
-from ppvi.derive.expectation import Expectation
+from ppvi.derive.expectation import Expectation, NonConjugate
 from ppvi.derive.lower import Gates, Lowering
-from ppvi.derive.meanfield import Derivation, _err, _expected, _q_factor, partial
+from ppvi.derive.meanfield import Derivation, _err, _expected, _non_conjugate, _q_factor, info_of, partial
 from ppvi.derive.numeric import Env, evaluate
 from ppvi.derive.symbols import MomentSymbol, Symbols
 from ppvi.graph.factor_graph import build
@@ -134,7 +134,6 @@ def refusal(model: CheckedModel, chain: Chain) -> str | None:
 
 def derive_chains(model: CheckedModel) -> ChainDerivation:
     """19.56 for a model with Categorical chains: each chain a block, every other latent as usual."""
-    from ppvi.derive.meanfield import info_of   # (the shared set-up of derive())
     rep = _err(model)
     for chain in model.chains.values():
         why = refusal(model, chain)
@@ -193,8 +192,8 @@ def _block(model, syms, low, expect, rep, chain: Chain, rest: sp.Expr):
                            f.span, "index the probabilities by the chain's previous element only")
         try:
             return canonical(expect.expect(sp.log(p.at((k,)))))
-        except Exception as e:          # a non-conjugate form: say which statement
-            raise rep.fail(f"no conjugate block for `{chain.name}`: {e}", f.span, None) from None
+        except NonConjugate as nc:      # (log of a latent's expression with no moment under q)
+            raise _non_conjugate(rep, model, f, nc) from None
 
     # the first element's statement names the outer loops its own way: by position, they are the body's
     first_outer = dict(zip(first.target_index, outer))
