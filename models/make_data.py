@@ -359,6 +359,37 @@ GENERATORS = {
 }
 
 
+def hmm():
+    """Two-state Gaussian HMM, T = 200: sticky transitions, well separated means (seed 1989)."""
+    rng = np.random.default_rng(1989)
+    T, pi = 200, np.array([0.5, 0.5])
+    A = np.array([[0.95, 0.05], [0.10, 0.90]])
+    mu, sd = np.array([-1.5, 1.5]), np.array([0.8, 0.6])
+    z = np.empty(T, dtype=np.int64)
+    z[0] = rng.choice(2, p=pi)
+    for t in range(1, T):
+        z[t] = rng.choice(2, p=A[z[t - 1]])
+    x = rng.normal(mu[z], sd[z])
+    return {"x": x}, {"z": z, "A": A, "mu": mu, "sd": sd}
+
+
+def lds():
+    """A 2-D linear dynamical system, T = 100: a slowly rotating state seen through noise (seed 1960)."""
+    rng = np.random.default_rng(1960)
+    T, c, s = 100, np.cos(0.1), np.sin(0.1)
+    F = 0.98 * np.array([[c, -s], [s, c]])
+    x = np.zeros((T, 2))
+    x[0] = rng.normal(size=2)
+    for t in range(1, T):
+        x[t] = F @ x[t - 1] + 0.3 * rng.normal(size=2)
+    y = x + 0.5 * rng.normal(size=(T, 2))
+    return {"y": y}, {"x": x, "F": F}
+
+
+# models with sequences (issue 18) live in models/sequences/: they are derived but not yet compiled
+SEQUENCES = {"hmm": (hmm, "json"), "lds": (lds, "json")}
+
+
 def main(argv=None, generators=None, folder=HERE):
     """Write the data files of the stems in argv (default: the command line; none: every one)."""
     import sys
@@ -375,3 +406,4 @@ def main(argv=None, generators=None, folder=HERE):
 
 if __name__ == "__main__":
     main()
+    main([], SEQUENCES, os.path.join(HERE, "sequences"))

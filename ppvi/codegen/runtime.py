@@ -660,3 +660,130 @@ def feature_sign(a, c, lam, x):
             x[idx[zero]] = 0.0
         for i in range(m):
             theta[i] = np.sign(x[i])
+
+
+# ------------------------------------------------------- chains (docs/derivation.md, section 7)
+@njit(cache=True, inline="always")
+def _times_log(p, logp):
+    """p · log φ with 0 · log 0 = 0 (an impossible transition carries no weight and no NaN)."""
+    return 0.0 if p == 0.0 else p * logp
+
+
+@njit(cache=True)
+def _lse(a):
+    m = a.max()
+    if m == -np.inf:
+        return m
+    return m + math.log(np.exp(a - m).sum())
+
+
+@njit(cache=True)
+def forward_backward(log_init, log_trans, log_node, r, xi):
+    """The exact block q(z) ∝ φ(z₀) Π_{t≥1} Ψₜ(zₜ₋₁, zₜ) Π_t ψₜ(zₜ) of a Categorical chain, in log space.
+
+    log α₀ = log φ + log ψ₀, log αₜ(k) = lse_j(log αₜ₋₁(j) + log Ψₜ(j, k)) + log ψₜ(k); log βₜ₋₁(j) =
+    lse_k(log Ψₜ(j, k) + log ψₜ(k) + log βₜ(k)); log Z = lse(log α_{T−1}).  Writes rₜₖ = q(zₜ = k) and
+    ξₜⱼₖ = q(zₜ₋₁ = j, zₜ = k) (ξ₀ = 0) and returns (log Z, H[q(z)]) with H = log Z − E_q[Σ log potentials].
+    """
+    T, K = log_node.shape
+    la = np.empty((T, K))
+    lb = np.zeros((T, K))
+    tmp = np.empty(K)
+    la[0] = log_init + log_node[0]
+    for t in range(1, T):
+        for k in range(K):
+            for j in range(K):
+                tmp[j] = la[t - 1, j] + log_trans[t, j, k]
+            la[t, k] = _lse(tmp) + log_node[t, k]
+    log_z = _lse(la[T - 1])
+    for t in range(T - 1, 0, -1):
+        for j in range(K):
+            for k in range(K):
+                tmp[k] = log_trans[t, j, k] + log_node[t, k] + lb[t, k]
+            lb[t - 1, j] = _lse(tmp)
+    energy = 0.0
+    for t in range(T):
+        for k in range(K):
+            r[t, k] = math.exp(la[t, k] + lb[t, k] - log_z)
+            energy += _times_log(r[t, k], log_node[t, k])
+    for k in range(K):
+        energy += _times_log(r[0, k], log_init[k])
+    for j in range(K):
+        for k in range(K):
+            xi[0, j, k] = 0.0
+    for t in range(1, T):
+        for j in range(K):
+            for k in range(K):
+                xi[t, j, k] = math.exp(la[t - 1, j] + log_trans[t, j, k] + log_node[t, k] + lb[t, k] - log_z)
+                energy += _times_log(xi[t, j, k], log_trans[t, j, k])
+    return log_z, log_z - energy
+
+
+@njit(cache=True)
+def chain_mean_field(log_init, log_trans, log_node, r, xi):
+    """One sequential sweep t = 0 … T−1 of the fully factorised q(z) = Πₜ q(zₜ) (19.56 for each zₜ):
+    log q(zₜ = k) = log ψₜ(k) + Σⱼ rₜ₋₁ⱼ log Ψₜ(j, k) + Σ_k′ rₜ₊₁k′ log Ψₜ₊₁(k, k′) (log φ(k) at t = 0),
+    each from the newest neighbours.  Writes ξₜ = rₜ₋₁ rₜᵀ; returns H[q(z)] = −Σ r log r."""
+    T, K = log_node.shape
+    eta = np.empty(K)
+    for t in range(T):
+        for k in range(K):
+            e = log_node[t, k]
+            if t == 0:
+                e += log_init[k]
+            else:
+                for j in range(K):
+                    e += _times_log(r[t - 1, j], log_trans[t, j, k])
+            if t + 1 < T:
+                for k2 in range(K):
+                    e += _times_log(r[t + 1, k2], log_trans[t + 1, k, k2])
+            eta[k] = e
+        norm = _lse(eta)
+        for k in range(K):
+            r[t, k] = math.exp(eta[k] - norm)
+    entropy = 0.0
+    for t in range(T):
+        for k in range(K):
+            entropy -= _times_log(r[t, k], math.log(r[t, k]) if r[t, k] > 0.0 else 0.0)
+            for j in range(K):
+                xi[t, j, k] = r[t - 1, j] * r[t, k] if t > 0 else 0.0
+    return entropy
+
+
+@njit(cache=True)
+def gaussian_chain(J, C, h, mean, cov, cross):
+    """The exact Gaussian q(x) ∝ exp(Σ_t hₜᵀxₜ − ½ Σ_t xₜᵀJₜxₜ − Σ_{t≥1} xₜ₋₁ᵀCₜxₜ) of a chain: a block
+    tridiagonal precision (Jₜ on the diagonal, Cₜ = Λₜ₋₁,ₜ above it), solved as a Kalman filter in
+    information form and an RTS smoother (Rauch, Tung & Striebel 1965):
+
+    Sₜ = Jₜ − Cₜᵀ Sₜ₋₁⁻¹ Cₜ, uₜ = hₜ − Cₜᵀ Sₜ₋₁⁻¹ uₜ₋₁ (S₀ = J₀, u₀ = h₀); then backwards
+    mₜ = Sₜ⁻¹(uₜ − Cₜ₊₁ mₜ₊₁), Σₜ = Sₜ⁻¹ + Sₜ⁻¹Cₜ₊₁Σₜ₊₁Cₜ₊₁ᵀSₜ⁻¹, Cov(xₜ, xₜ₊₁) = −Sₜ⁻¹Cₜ₊₁Σₜ₊₁.
+
+    Writes the means, covariances and ``cross[t] = Cov(xₜ₋₁, xₜ)`` (cross[0] = 0); returns log|Λ| = Σ log|Sₜ|.
+    """
+    T, D = h.shape
+    s_inv = np.empty((T, D, D))
+    u = np.empty((T, D))
+    logdet = 0.0
+    for t in range(T):
+        S = J[t].copy()
+        u[t] = h[t]
+        if t > 0:
+            G = s_inv[t - 1] @ C[t]                  # Sₜ₋₁⁻¹ Cₜ
+            S -= C[t].T @ G
+            u[t] -= G.T @ u[t - 1]
+        L = np.linalg.cholesky(S)
+        for d in range(D):
+            logdet += 2.0 * math.log(L[d, d])
+        s_inv[t] = np.linalg.inv(S)
+    for t in range(T - 1, -1, -1):
+        if t == T - 1:
+            mean[t] = s_inv[t] @ u[t]
+            cov[t] = s_inv[t]
+        else:
+            G = s_inv[t] @ C[t + 1]                  # Sₜ⁻¹ Cₜ₊₁
+            mean[t] = s_inv[t] @ (u[t] - C[t + 1] @ mean[t + 1])
+            cov[t] = s_inv[t] + G @ cov[t + 1] @ G.T
+            cross[t + 1] = -(G @ cov[t + 1])
+    cross[0] = 0.0
+    return logdet

@@ -240,7 +240,11 @@ def _collapse_one(body: sp.Expr, i, lo, hi) -> sp.Expr:
             other = delta.args[1] if delta.args[0] == i else delta.args[0]
             if i not in other.free_symbols:
                 rest = sp.Mul(*(f for f in factors if f is not delta))
-                out.append(collapse(rest.xreplace({i: other})))
+                kept = collapse(rest.xreplace({i: other}))
+                if lo != 0:                 # a sliced plate's sum (t ≥ 1): only where `other` is inside it
+                    from ppvi.derive.lower import before
+                    kept = kept * before(lo - 1, other)
+                out.append(kept)
                 continue
         if i not in term.free_symbols:
             out.append(term * (hi - lo + 1))

@@ -184,10 +184,12 @@ class Lowering:
             return sp.S.Zero, plates
         if f.energy:                   # `factor EXPR`: EXPR itself is the term of log p̃
             return gates.wrap(self.syms, self.lower(f.arg("energy"), scope, gates).scalar()), plates
-        target = self.index(f.target, tuple(ast.Name(i, f.span) for i in f.target_index), scope, gates) \
-            if f.target_index else self.variable(f.target)
+        subs: list[ast.Expr] = [ast.Name(i, f.span) for i in f.target_index]
+        for axis, at in f.fixed:          # a chain's first element, `x[0] ~ …`: the literal in its place
+            subs.insert(axis, ast.Num(float(at), True, f.span))
+        target = self.index(f.target, tuple(subs), scope, gates) if subs else self.variable(f.target)
         if f.target in self.mean_field and self.model.variables[f.target].support == "index":
-            value = ("gate", f.target, tuple(scope[i] for i in f.target_index))
+            value = ("gate", f.target, tuple(self.lower(i, scope, gates).scalar() for i in subs))
         else:
             value = target
         args = {}

@@ -101,12 +101,8 @@ def _err(model: CheckedModel) -> Reporter:
     return Reporter(model.path, model.text)
 
 
-def derive(model: CheckedModel) -> Derivation:
-    """Apply 19.56 to every mean-field latent of a checked model."""
-    graph = build(model)
-    syms = Symbols()
-    latents = graph.latents()
-    mean_field = {n.name for n in latents if n.approximation == "mean_field"}
+def info_of(model: CheckedModel, syms: Symbols, latents) -> dict[str, tuple[str, int]]:
+    """Each latent's support and number of plate axes (what the expectation needs); declares its symbols."""
     info = {}
     for n in latents:
         syms.var(n.name, len(n.shape))
@@ -114,6 +110,19 @@ def derive(model: CheckedModel) -> Derivation:
             syms.gate(n.name)
         prior = model.prior(n.name)
         info[n.name] = (n.support, len(prior.target_index) if prior else 0)
+    return info
+
+
+def derive(model: CheckedModel) -> Derivation:
+    """Apply 19.56 to every mean-field latent of a checked model."""
+    if any(model.variables[c].kind == "latent" and model.variables[c].support == "index" for c in model.chains):
+        from ppvi.derive.chain import derive_chains     # (chain imports this module)
+        return derive_chains(model)
+    graph = build(model)
+    syms = Symbols()
+    latents = graph.latents()
+    mean_field = {n.name for n in latents if n.approximation in ("mean_field", "jointly")}  # (jointly: read off q)
+    info = info_of(model, syms, latents)
     low = Lowering(model, syms, mean_field)
     expect = Expectation(syms, {k: v for k, v in info.items() if k in mean_field})
     rep = _err(model)
@@ -138,7 +147,11 @@ def derive(model: CheckedModel) -> Derivation:
     points = {v: point_update(model, syms, expected, v, "point", partial, low) for v in point}
     points.update({v.name: point_update(model, syms, expected, v.name, "param", partial, low)
                    for v in model.of_kind("param")})
-    return Derivation(model, graph, syms, q, expected, point, points)
+    d = Derivation(model, graph, syms, q, expected, point, points)
+    if model.chains:
+        from ppvi.derive.chain import gaussian_blocks
+        d = gaussian_blocks(d)
+    return d
 
 
 def _expected(syms: Symbols, expect: Expectation, rep: Reporter, model: CheckedModel, f, ell: sp.Expr,
@@ -156,8 +169,9 @@ def _expected(syms: Symbols, expect: Expectation, rep: Reporter, model: CheckedM
     # Plates get fresh indices so that generic element indices never clash with them.
     fresh = {i: syms.fresh(str(i.label), _size(i)) for i in plates}
     e = e.xreplace(fresh)
-    for i in reversed(plates):
-        e = sp.Sum(e, (fresh[i], 0, fresh[i].upper))
+    starts = dict(f.slices)          # a sliced plate, `for t in T[1:]`, sums from its start
+    for i, (var, _) in reversed(list(zip(plates, f.plates))):
+        e = sp.Sum(e, (fresh[i], starts.get(var, 0), fresh[i].upper))
     return canonical(collapse(e))
 
 

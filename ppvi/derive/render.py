@@ -78,6 +78,14 @@ class Whiteboard(StrPrinter):
         p = self.nplates.get(var, len(idx))
         plates, event = idx[:p], idx[p:]
         v = self._var(var, plates)
+        if stat == "pair":      # a chain's pairwise statistic ξ[t, j, k]
+            pre = "".join(f"{self._print(i)}, " for i in idx[:-3])
+            return f"q({var}[{pre}{self._print(idx[-3])}-1] = {self._print(idx[-2])}, {var}[{pre}" \
+                   f"{self._print(idx[-3])}] = {self._print(idx[-1])})"
+        if stat == "entropy":
+            return f"H[q({var})]"
+        if stat == "cross_term":      # a Gaussian chain's lag-one covariances (derivation.md, section 7)
+            return f"−Σ_t≥1 tr(Λ[t-1, t]ᵀ·Cov({var}[t-1], {var}[t]))"
         if stat == "onehot":
             return f"q({self._var(var, plates)} = {self._print(event[0])})"
         if stat == "xxT":
@@ -102,7 +110,8 @@ class Whiteboard(StrPrinter):
         return str(e.label)
 
     def _print_Sum(self, e):
-        idx = ",".join(self._print(i) for i, _, _ in e.limits)
+        # a sum that starts past 0 (a chain's transitions, t ≥ 1) says so
+        idx = ",".join(self._print(i) + (f"≥{self._print(lo)}" if lo != 0 else "") for i, lo, _ in e.limits)
         body = self._print(e.function)
         if isinstance(e.function, sp.Add):
             body = f"({body})"
@@ -182,6 +191,15 @@ class Blackboard(LatexPrinter):
         p = self.nplates.get(var, len(idx))
         plates, event = idx[:p], idx[p:]
         v = self._name(var) + self._sub(plates)
+        if stat == "pair":
+            pre = "".join(f"{self._print(i)}," for i in idx[:-3])
+            return rf"q({self._name(var)}_{{{pre}{self._print(idx[-3])}-1}} = {self._print(idx[-2])}, " \
+                   rf"{self._name(var)}_{{{pre}{self._print(idx[-3])}}} = {self._print(idx[-1])})"
+        if stat == "entropy":
+            return rf"H[q({self._name(var)})]"
+        if stat == "cross_term":
+            return rf"-\sum_{{t\geq 1}} \mathrm{{tr}}(\Lambda_{{t-1,t}}^\top \mathrm{{Cov}}({self._name(var)}_{{t-1}}, " \
+                   rf"{self._name(var)}_t))"
         if stat == "onehot":
             return rf"q({v} = {self._print(event[0])})"
         if stat == "xxT":
@@ -258,7 +276,30 @@ class Blackboard(LatexPrinter):
 
 # ------------------------------------------------------------------- layout
 def _nplates(d: Derivation) -> dict[str, int]:
-    return {v: len(q.index) for v, q in d.q.items()}
+    return {v: len(q.index) for v, q in d.q.items()} | {v: 1 + len(b.outer) for v, b in getattr(d, "blocks", {}).items()}
+
+
+def _block_text(b, show) -> list[str]:
+    """A Categorical chain's q (docs/derivation.md, section 7): its potentials and how q is computed."""
+    pre = "".join(f"{i}, " for i in b.outer)
+    z, t, j, k = b.var, b.t, b.j, b.k
+
+    def el(x) -> str:                      # an element of the chain: z[s, t]
+        return f"{z}[{pre}{x}]"
+    seqs = f", one block per {', '.join(map(str, b.outer))}" if b.outer else ""
+    pots = [f"  log φ[{pre}{k}] = {show(b.log_init)}", f"  log Ψ[{j}, {k}] = {show(b.log_trans)}",
+            f"  log ψ[{pre}{t}, {k}] = {show(b.log_node)}"]
+    if b.jointly:
+        return [f"q({z}) = Categorical chain, one structured block    [approximate {z} jointly, {t} in {b.dim}{seqs}]",
+                f"  q({z}) ∝ φ({el(0)}) · Π_{t}≥{b.chain.start} Ψ({el(f'{t}-1')}, {el(t)}) · Π_{t} ψ({el(t)})   "
+                f"(19.56 for {z} as one variable)", *pots,
+                f"  forward–backward in log space → q({el(t)} = {k}), q({el(f'{t}-1')} = {j}, {el(t)} = {k}), log Z",
+                f"  H[q({z})] = log Z − E_q[log φ + Σ log Ψ + Σ log ψ]", ""]
+    return [f"q({el(t)}) = Categorical    [mean field along the chain {z}, for {t} in {b.dim}{seqs}]", *pots,
+            f"  η[[{el(t)}={k}]] = log ψ[{pre}{t}, {k}] + Σ_{j} q({el(f'{t}-1')} = {j})·log Ψ[{j}, {k}] + "
+            f"Σ_{j} q({el(f'{t}+1')} = {j})·log Ψ[{k}, {j}]   (log φ[{pre}{k}] in place of the first sum at {t} = 0)",
+            f"  q({el(f'{t}-1')} = {j}, {el(t)} = {k}) = q({el(f'{t}-1')} = {j})·q({el(t)} = {k});  "
+            f"H[q({z})] = −Σ q log q", ""]
 
 
 def _element(q: QFactor) -> str:
@@ -317,6 +358,16 @@ def to_text(d: Derivation) -> str:
         for p, text in _standard_in_eta(q).items():
             out.append(f"  {p} = {text}")
         out.append("")
+    for b in getattr(d, "blocks", {}).values():
+        out.extend(_block_text(b, show))
+    for b in getattr(d, "gaussian", {}).values():
+        t = b.q.index[0]
+        out += [f"q({b.var}) = MvNormal chain, one structured block    [approximate {b.var} jointly, {t} in {b.dim}]",
+                f"  q({b.var}) = N(Λ⁻¹h, Λ⁻¹): the η of q({b.var}[{t}]) above read as hₜ − Σ_s≠{t} Λ[{t}, s]·⟨{b.var}[s]⟩ "
+                f"and −½ Λ[{t}, {t}] (Λ block tridiagonal along {t})",
+                f"  Kalman filter (information form) and RTS smoother → ⟨{b.var}[{t}]⟩, ⟨{b.var}[{t}] {b.var}[{t}]ᵀ⟩, "
+                f"Cov({b.var}[{t}-1], {b.var}[{t}]), log|Λ|",
+                f"  H[q({b.var})] = ½ log|2πe Λ⁻¹|", ""]
     for v, pu in d.points.items():
         el = f"{v}[{', '.join(str(i) for i in pu.index)}]" if pu.index else v
         what = ("point q (MAP, 19.11–19.13): maximise log p(h, v); no entropy term" if pu.kind == "point"
@@ -359,6 +410,11 @@ def to_latex(d: Derivation) -> str:
         rows.append(rf"&q({el}) = \mathrm{{{q.family}}}")
         for s, eta in q.natural.items():
             rows.append(rf"\eta_{{{ETA_LATEX[s]}}} &= {show(eta)}")
+    for b in getattr(d, "blocks", {}).values():
+        rows.append(rf"&q(\mathrm{{{b.var}}})\ (\text{{{'structured block' if b.jointly else 'mean field'}}})")
+        rows += [rf"\log {name} &= {show(e)}" for name, e in
+                 ((r"\phi_{" + str(b.k) + "}", b.log_init), (r"\Psi_{" + f"{b.j},{b.k}" + "}", b.log_trans),
+                  (r"\psi_{" + f"{b.t},{b.k}" + "}", b.log_node))]
     for v, pu in d.points.items():
         el = Blackboard(_nplates(d))._name(v) + (("_{" + ",".join(str(i) for i in pu.index) + "}") if pu.index else "")
         kind = r"\text{MAP}" if pu.kind == "point" else r"\text{M-step}"
@@ -388,6 +444,10 @@ def to_dict(d: Derivation) -> dict:
             q[v] = {"family": "point", "parameters": {"value": sp.sstr(pu.value)}, **entry}
         else:
             params[v] = entry
+    for v, b in getattr(d, "blocks", {}).items():
+        q[v] = {"family": "Categorical chain", "structured": b.jointly, "index": [str(b.t)],
+                "potentials": {"log_init": sp.sstr(b.log_init), "log_trans": sp.sstr(b.log_trans),
+                               "log_node": sp.sstr(b.log_node)}, "scope": "chain"}
     return {"model": shown(d.model.name), "q": q, "params": params, "elbo": [sp.sstr(e) for _, e in d.elbo_terms()],
             "elbo_labels": [shown(label) for label, _ in d.elbo_terms()], "bound": bound_on(d.model)}
 

@@ -21,7 +21,7 @@ class Node:
     support: str
     prior: str | None             # the distribution it is drawn from (latent, observed data)
     scope: str | None             # latents: "local" | "global"
-    approximation: str | None     # latents: "mean_field" | "point"
+    approximation: str | None     # latents: "mean_field" | "point" | "jointly" (a chain's structured block)
     factors: tuple[int, ...]      # factors it appears in
 
 
@@ -87,7 +87,7 @@ def build(model: CheckedModel) -> FactorGraph:
         if v.kind == "latent":
             local = data_plate is not None and prior is not None and any(d == data_plate for _, d in prior.plates)
             scope = "local" if local else "global"
-            approx = "point" if model.approximations.get(v.name) == "point" else "mean_field"
+            approx = {"point": "point", "jointly": "jointly"}.get(model.approximations.get(v.name), "mean_field")
         nodes[v.name] = Node(v.name, v.kind, v.shape, v.support, prior.dist if prior and prior.dist != FLAT else None,
                              scope, approx,
                              tuple(uses.get(v.name, ())))

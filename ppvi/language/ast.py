@@ -144,10 +144,14 @@ class Draw:
 
 @dataclass(frozen=True)
 class Loop:
+    """``for var in dim:``, or over a slice ``for var in dim[start:]:`` (``start_span`` is the slice's)."""
+
     var: Name
     dim: Name
     body: tuple["Statement", ...]
     span: Span
+    start: int = 0
+    start_span: Span | None = None
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import numpy as np
 
 from ppvi.errors import Reporter, Span, did_you_mean
 from ppvi.language import ast, consts
+from ppvi.language.sequences import Chain, element, offset, subscript
 from ppvi.language.distributions import (
     COMPATIBLE, CONST_FUNCTIONS, DOMAIN_DATA_SUPPORT, DOMAIN_PRIOR, DOMAIN_SUPPORTS, DOMAIN_WORDS, FUNCTIONS,
     NAMED_MATRIX, PARAM_SUPPORTS, POINT_REFUSED, SIGNATURES, SUPPORT_ANNOTATIONS, SUPPORT_WORDS, Param, Signature,
@@ -75,6 +76,8 @@ class Factor:
     parents: tuple[str, ...]
     observed: bool
     span: Span
+    fixed: tuple[tuple[int, int], ...] = ()      # (axis, element) of a first element's literal subscript
+    slices: tuple[tuple[str, int], ...] = ()     # (loop variable, start) of each sliced plate
 
     def arg(self, name: str) -> ast.Expr | None:
         return dict(self.args).get(name)
@@ -96,6 +99,7 @@ class CheckedModel:
     approximations: dict[str, str]         # latent -> "point" | "jointly"
     module: ast.Module = field(repr=False)
     amortised: dict[str, "Amortised"] = field(default_factory=dict)    # local latent -> its encoder (issue 19)
+    chains: dict[str, Chain] = field(default_factory=dict)   # variables drawn along a sliced plate
 
     def of_kind(self, kind: str) -> list[Variable]:
         return [v for v in self.variables.values() if v.kind == kind]
@@ -112,7 +116,7 @@ class CheckedModel:
     def _priors(self) -> dict[str, Factor]:
         """Each target's (first) factor: one pass, so a lookup per variable stays linear in the model."""
         out: dict[str, Factor] = {}
-        for f in self.factors:
+        for f in sorted(self.factors, key=lambda f: bool(f.fixed)):   # a chain's prior: its loop's statement
             out.setdefault(f.target, f)
         return out
 
@@ -195,6 +199,13 @@ class _Checker:
         self.sticks: set[str] = set()        # latents drawn from StickBreaking: their q is over the sticks
         self.energies: list[tuple[ast.Energy, tuple[tuple[str, str], ...]]] = []
         self.priorless: dict[str, ast.VarDecl] = {}   # `latent NAME … : support` declarations
+        self.loop_of: dict[int, dict[str, ast.Loop]] = {}   # id(draw) -> its enclosing loops by variable
+        self.starts: dict[str, int] = {}     # the current draw's sliced loop variables -> first element
+        self.target: ast.Draw | None = None  # the draw being checked (offsets read against it)
+        self.chain_axis: dict[str, tuple[int, ast.Loop]] = {}   # variable -> (axis, its sliced loop)
+        self.chain_factors: dict[str, list[int]] = {}
+        self.chain_plates: dict[str, tuple[Extent, ...]] = {}
+        self.lags: dict[str, int] = {}
 
     # ---------------------------------------------------------------- pass 1
     def declare(self, name: ast.Name, what: str) -> bool:
@@ -206,7 +217,7 @@ class _Checker:
         self.decl_span[name.id] = name.span
         return True
 
-    def collect(self, stmts, plates: tuple[tuple[str, str], ...] = ()) -> None:
+    def collect(self, stmts, plates: tuple[tuple[str, str], ...] = (), loops: tuple[ast.Loop, ...] = ()) -> None:
         for s in stmts:
             match s:
                 case ast.DimDecl(items=items):
@@ -224,8 +235,9 @@ class _Checker:
                     self.declare(n, s.kind)
                 case ast.Draw(target=t):
                     self.draws.setdefault(t.id, []).append((s, plates))
+                    self.loop_of[id(s)] = {lp.var.id: lp for lp in loops}
                 case ast.Loop(var=v, dim=d, body=body):
-                    self.collect(body, plates + ((v.id, d.id),))
+                    self.collect(body, plates + ((v.id, d.id),), loops + (s,))
                 case ast.Energy():
                     self.energies.append((s, plates))
                 case ast.Approximate() | ast.Amortise():
@@ -504,6 +516,9 @@ class _Checker:
         """An index with no range of its own (not a loop variable, not an index(K) value) must be a
         constant inside the axis: anything else could read outside the array (the kernels do not check)."""
         where = f"axis {axis} of `{v.name}`"
+        off = offset(ix, scope)
+        if off is not None:
+            return self.check_offset(v, axis, ix, ext, scope, *off)
         if isinstance(ix, ast.Name) and ix.id in self.dims:
             self.rep.error(f"`{ix.id}` is a size, one past the last index of {where}", ix.span,
                            f"indices run from 0 to {ext} - 1")
@@ -535,6 +550,37 @@ class _Checker:
             self.rep.error(f"`{ref.name}`, {article} {ref.support} {ref.kind}, cannot index {where}",
                            _span(ix), "a latent index is drawn from a Categorical: `z[n] ~ Categorical(p)`")
         return False
+
+    def check_offset(self, v: Variable, axis: int, ix: ast.Expr, ext: Extent, scope: dict[str, str],
+                     var: str, step: int) -> bool:
+        """``x[t-c]`` stays inside the plate: the loop over t must start at c or later (``T[c:]``);
+        looking ahead (``t+1``) would read past the last element, or a later element of the target."""
+        dim, start, text = scope[var], self.starts.get(var, 0), _text(self.rep, ix)
+        if dim != ext and not self.same_size(dim, ext):
+            self.rep.error(f"index ranges over {dim} but axis {axis} of `{v.name}` has size {ext}", _span(ix),
+                           f"`{v.name}` is declared with shape {show_shape(v.shape)}")
+            return False
+        if step > 0:
+            if self.target is not None and v.name == self.target.target.id:
+                self.rep.error(f"`{text}` is a forward reference: an element of `{v.name}` cannot read a later one",
+                               _span(ix), f"an element may depend only on earlier elements: `{var}-{step}`")
+            else:
+                self.rep.error(f"`{text}` reads past the end of axis {axis} of `{v.name}` when {var} = {dim} - "
+                               f"{step}", _span(ix), f"offsets look back along a plate: `{var}-1` in a loop "
+                                                     f"sliced `for {var} in {dim}[1:]:`")
+            return False
+        if start + step < 0:
+            s = "s" if -step - start > 1 else ""
+            self.rep.error(f"`{text}` reads element {start + step} of axis {axis} of `{v.name}` when {var} = {start}",
+                           _span(ix),
+                           f"slice the loop, `for {var} in {dim}[{-step}:]:`, and draw the first " +
+                           (f"{-step} elements by statements of their own" if s else "element by a statement of its own")
+                           if not start else
+                           f"the loop `for {var} in {dim}[{start}:]` starts at {start}: start it at `{dim}[{-step}:]`"
+                           f" and draw element{s} {start}{f'..{-step - 1}' if s else ''} by "
+                           + ("their own statements" if s else "its own statement"))
+            return False
+        return True
 
     def same_size(self, a: Extent, b: Extent) -> bool:
         da = self.dims[a].default if isinstance(a, str) and a in self.dims else a
@@ -584,9 +630,8 @@ class _Checker:
         """Draw targets ordered so each comes after the latents it reads (Kahn); cycles are reported."""
         targets = set(self.draws)
         deps = {}
-        for name, draws in self.draws.items():
-            d = draws[0][0]
-            deps[name] = {n.id for a in d.dist.args for n in walk(a.value)
+        for name, draws in self.draws.items():     # (a chain's statements together: z[0]'s and z[t]'s)
+            deps[name] = {n.id for d, _ in draws for a in d.dist.args for n in walk(a.value)
                           if isinstance(n, ast.Name) and n.id in targets and n.id != name}
         order: list[str] = []
         ready = deque(n for n in self.draws if not deps[n])
@@ -640,30 +685,125 @@ class _Checker:
             if name in self.dims:
                 self.rep.error(f"`{name}` is a dim and cannot be drawn", draws[0][0].target.span, None)
                 continue
-            if len(draws) > 1:
-                first = draws[0][0].span.line
-                for d, _ in draws[1:]:
-                    what = "observed" if declared is not None else "drawn"
-                    self.rep.error(f"`{name}` is {what} twice (first on line {first})", d.target.span,
-                                   "each variable has exactly one `~` statement")
             errors_before = len(self.rep.diagnostics) - self.form_errors
-            self.check_draw(*draws[0], observed=declared is not None)
-            failed = len(self.rep.diagnostics) - self.form_errors > errors_before
+            parts = self.partition(name, draws, declared is not None)
+            if parts is None:
+                self.poisoned.add(name)
+                continue
+            main, *firsts = parts
+            if declared is None and name in self.chain_axis and not firsts:
+                self.poisoned.add(name)      # (its first elements were reported: z[t-1] has no type to read)
+            # A latent chain's first element says what z is (z[0] ~ Categorical(pi)) before z[t]'s
+            # statement reads z[t-1]; a data chain is declared already.
+            for d, plates in (firsts + [main] if declared is None else [main] + firsts):
+                self.check_draw(d, plates, observed=declared is not None, first=d is not main[0])
+                failed = len(self.rep.diagnostics) - self.form_errors > errors_before
+                if failed:
+                    break
             # a draw from what did not check (z ~ Categorical(pi) after pi's error) has no known range either
             if declared is None and (failed or any(isinstance(n, ast.Name) and n.id in self.poisoned
-                                                   for a in draws[0][0].dist.args for n in walk(a.value))):
+                                                   for a in main[0].dist.args for n in walk(a.value))):
                 self.poisoned.add(name)  # its type is unreliable: say nothing more about its uses
 
-    def check_draw(self, d: ast.Draw, plates: tuple[tuple[str, str], ...], observed: bool) -> None:
+    def partition(self, name: str, draws, observed: bool) -> list | None:
+        """The statements drawing ``name``: the one over whole plates first, then its first elements.
+
+        Several statements may draw one variable only along a sliced plate: ``for t in T[1:]`` draws
+        elements 1.., and ``z[0] ~ …`` (``z[s, 0]`` under the same outer loops) the ones before.
+        Every element must be drawn exactly once: gaps and overlaps are reported here.
+        """
+        what, verb = ("observed", "observes") if observed else ("drawn", "draws")
+        subs = [[subscript(i) for i in d.indices] for d, _ in draws]
+        mains = [k for k, ss in enumerate(subs) if not any(isinstance(x, int) for x in ss)]
+        firsts = [k for k in range(len(draws)) if k not in mains]
+        if not mains:
+            d = draws[firsts[0]][0]
+            self.rep.error(f"`{element(name, subs[firsts[0]])}` is {what} by its own statement, but no loop "
+                           f"{verb} the rest of `{name}`", d.target.span,
+                           f"draw the other elements in a sliced loop: `for t in T[1:]:` … `{name}[t] ~ …`")
+            return None
+        first_line = draws[mains[0]][0].span.line
+        for k in mains[1:]:
+            self.rep.error(f"`{name}` is {what} twice (first on line {first_line})", draws[k][0].target.span,
+                           "each variable has exactly one `~` statement" if not firsts else
+                           "slice one loop (`for t in T[1:]:`) and draw the first elements by their own statements")
+        main = draws[mains[0]]
+        loops = self.loop_of[id(main[0])]
+        sliced = [(a, loops[x]) for a, x in enumerate(subs[mains[0]]) if x in loops and loops[x].start_span]
+        for _, lp in sliced[1:]:
+            self.rep.error(f"`{name}` is sliced along two plates", lp.start_span,
+                           "a chain runs along one plate: slice only that loop")
+        if not sliced:
+            for k in firsts:
+                d = draws[k][0]
+                self.rep.error(f"`{element(name, subs[k])}` is {what} twice: here and by the loop on line "
+                               f"{first_line}", d.target.span,
+                               "slice that loop so it leaves the first elements out: `for t in T[1:]:`")
+            return [main]
+        axis, loop = sliced[0]
+        self.chain_axis[name] = (axis, loop)
+        self.chain_plates[name] = tuple(dict(main[1])[x] for x in subs[mains[0]])
+        by_element: dict[int, tuple] = {}
+        plates = dict(main[1])
+        for k in firsts:
+            d, pl = draws[k]
+            ss, here = subs[k], dict(pl)
+            same_plates = len(ss) == len(subs[mains[0]]) and isinstance(ss[axis], int) and all(
+                j == axis or (isinstance(x, str) and here.get(x) == plates.get(subs[mains[0]][j]))
+                for j, x in enumerate(ss))
+            if not same_plates:
+                want = list(subs[mains[0]])
+                want[axis] = 0
+                self.rep.error(f"`{element(name, ss)}` does not match the loop on line {first_line}, which "
+                               f"{verb} `{element(name, subs[mains[0]])}`", d.target.span,
+                               f"a first element is drawn over the same outer plates with a number on the sliced "
+                               f"axis: `{element(name, want)} ~ …`")
+                continue
+            c = ss[axis]
+            if c >= loop.start:
+                self.rep.error(f"`{element(name, ss)}` is {what} twice: here and by the loop `for {loop.var.id} in "
+                               f"{loop.dim.id}[{loop.start}:]` (line {loop.span.line})", d.target.span,
+                               f"that loop {verb} from element {loop.start} on; " +
+                               ("draw only element 0 by its own statement" if loop.start == 1 else
+                                f"draw only elements 0..{loop.start - 1} by their own statements"))
+            elif c in by_element:
+                self.rep.error(f"`{element(name, ss)}` is {what} twice (first on line "
+                               f"{by_element[c][0].span.line})", d.target.span,
+                               "each element has exactly one `~` statement")
+            else:
+                by_element[c] = draws[k]
+        size = self.dims[loop.dim.id].default if loop.dim.id in self.dims else None
+        if not observed and (size is None or loop.start < size):
+            # (data need no statement for their first elements: they are conditioned on; an empty slice
+            # was reported by check_loops)
+            for c in range(loop.start):
+                if c not in by_element:
+                    el = list(subs[mains[0]])
+                    el[axis] = c
+                    self.rep.error(f"`{element(name, el)}` is never drawn: the loop starts at {loop.start} and no "
+                                   f"statement draws element {c}", loop.start_span,
+                                   f"draw it by its own statement, `{element(name, el)} ~ …`"
+                                   + (f", or start the loop at `{loop.dim.id}[{c}:]`" if c else ""))
+        return [main] + [by_element[c] for c in sorted(by_element)]
+
+    def check_draw(self, d: ast.Draw, plates: tuple[tuple[str, str], ...], observed: bool,
+                   first: bool = False) -> None:
         sig = SIGNATURES.get(d.dist.name.id)
         scope: dict[str, str] = {}
         for var, dim in plates:
             scope[var] = dim
-        # Target subscripts: the enclosing loop variables, each exactly once.
+        loops = self.loop_of[id(d)]
+        self.starts = {v: lp.start for v, lp in loops.items() if lp.start}
+        self.target = d
+        # Target subscripts: the enclosing loop variables, each exactly once (a first element: a number
+        # on the chain's axis, checked by partition).
         idx: list[str] = []
+        fixed: list[tuple[int, int]] = []
         ok = True
-        for i in d.indices:
-            if not isinstance(i, ast.Name) or i.id not in scope:
+        for axis, i in enumerate(d.indices):
+            if first and isinstance(i, ast.Num) and i.is_int:
+                fixed.append((axis, int(i.value)))
+            elif not isinstance(i, ast.Name) or i.id not in scope:
                 self.rep.error("the left of `~` is subscripted by loop variables only", _span(i),
                                "write `x[n] ~ …` inside `for n in N:`")
                 ok = False
@@ -681,6 +821,8 @@ class _Checker:
                                f"out of the loop over `{missing[0]}`")
                 ok = False
         plate_shape = tuple(scope[v] for v in idx)
+        if first:                              # z[0]: z's plates are those of the loop's statement
+            plate_shape = self.chain_plates[d.target.id]
         if sig is None:
             self.rep.error(f"unknown distribution `{d.dist.name.id}`", d.dist.name.span,
                            did_you_mean(d.dist.name.id, SIGNATURES) or
@@ -713,21 +855,77 @@ class _Checker:
         elif d.target.id not in self.vars:
             self.vars[d.target.id] = Variable(d.target.id, "latent", shape, support, d.target.span,
                                               rng if support == "index" else None)
+        elif d.target.id in self.chain_axis:
+            self.same_as_loop(d, sig.name, shape, support, rng)
         if args is not None and ok:
             parents = []
+            earlier = self.earlier_reads(d, args, scope)
             for expr in args.values():
                 for node in walk(expr):
                     n = node.id if isinstance(node, ast.Name) else None
                     if n and n in self.vars and n not in scope and n not in parents and n != d.target.id:
                         parents.append(n)
-                    if n == d.target.id:
+                    if n == d.target.id and id(node) not in earlier:
                         self.rep.error(f"`{n}` depends on itself", node.span,
-                                       "a variable's distribution cannot use the variable")
+                                       "a variable's distribution cannot use the variable"
+                                       + (f" (an element may read earlier ones: `{n}[t-1]` in a sliced loop)"
+                                          if d.indices else ""))
             if sig.name == "StudentT":
                 self.scale_mixture(d, args, tuple(idx), plates, tuple(parents), observed)
             else:
+                if d.target.id in self.chain_axis:
+                    self.chain_factors.setdefault(d.target.id, []).append(len(self.factors))
                 self.factors.append(Factor(len(self.factors), d.target.id, tuple(idx), plates, sig.name,
-                                           tuple(args.items()), tuple(parents), observed, d.span))
+                                           tuple(args.items()), tuple(parents), observed, d.span, tuple(fixed),
+                                           tuple((v, loops[v].start) for v, _ in plates if loops[v].start)))
+
+    def same_as_loop(self, d: ast.Draw, dist: str, shape, support: str, rng) -> None:
+        """Every statement of a chain draws its elements alike: same support, shape and categories."""
+        v = self.vars[d.target.id]
+        line = v.span.line
+        if v.support != support or (support == "index" and rng is not None and rng != v.support_dim
+                                    and not self.same_size(rng, v.support_dim)):
+            def word(sup, k):
+                return f"index({k})" if sup == "index" and k is not None else sup
+            self.rep.error(f"{dist} draws {word(support, rng)} values but `{v.name}` is {word(v.support, v.support_dim)} "
+                           f"(drawn on line {line})", d.dist.span,
+                           "every element of a variable has the same support: draw them all from one family")
+        elif tuple(shape) != tuple(v.shape) and "?" not in shape:
+            self.rep.error(f"this draws `{v.name}` as {show_shape(shape)} but line {line} as {show_shape(v.shape)}",
+                           d.dist.span, "every element of a variable has the same shape")
+
+    def earlier_reads(self, d: ast.Draw, args: dict[str, ast.Expr], scope: dict[str, str]) -> set[int]:
+        """The uses of the target offset along one axis (``z[t-1]`` in ``z[t] ~ …``, ``z[0]`` in
+        ``z[1] ~ …``), by node id; records the chain's lag.  Only a look-back along the chain's sliced
+        axis is valid: a loop offset that is not was reported where its index was checked, a later
+        literal element is reported here."""
+        name = d.target.id
+        axis = self.chain_axis[name][0] if name in self.chain_axis else None
+        out: set[int] = set()
+        for expr in args.values():
+            for node in walk(expr):
+                if not (isinstance(node, ast.Index) and node.base.id == name
+                        and len(node.indices) == len(d.indices)):
+                    continue
+                steps = []
+                for mine, read in zip(d.indices, node.indices):
+                    at = subscript(mine)
+                    if isinstance(at, str):
+                        off = offset(read, scope)
+                        steps.append(off[1] if off is not None and off[0] == at else None)
+                    else:
+                        steps.append(int(read.value) - at if isinstance(read, ast.Num) and read.is_int else None)
+                moved = [j for j, st in enumerate(steps) if st != 0]
+                if None in steps or len(moved) != 1:
+                    continue
+                j = moved[0]
+                out.add(id(node.base))
+                if j == axis and steps[j] < 0:
+                    self.lags[name] = max(self.lags.get(name, 0), -steps[j])
+                elif not isinstance(subscript(d.indices[j]), str):
+                    self.rep.error(f"`{_text(self.rep, node)}` is a later element of `{name}`", node.span,
+                                   "an element may depend only on earlier elements of its variable")
+        return out
 
     # -------------------------------------------------------- energy terms
     def check_energies(self) -> None:
@@ -1122,6 +1320,10 @@ class _Checker:
                 if s.var.id in scope or s.var.id in self.decl_span:
                     self.rep.error(f"loop variable `{s.var.id}` is already in use", s.var.span,
                                    "give the loop a fresh variable name")
+                size = self.dims[s.dim.id].default
+                if s.start_span is not None and size is not None and s.start >= size:
+                    self.rep.error(f"the slice `{s.dim.id}[{s.start}:]` is empty: {s.dim.id} = {size}", s.start_span,
+                                   f"a sliced plate keeps its elements from the start on: `{s.dim.id}[1:]`")
                 self.check_loops(s.body, {**scope, s.var.id: s.dim.id})
             elif isinstance(s, (ast.ConstDecl, ast.VarDecl, ast.DimDecl)) and scope:
                 self.rep.error("declarations belong at the top level, not inside a loop", s.span,
@@ -1141,11 +1343,12 @@ class _Checker:
                 self.rep.error(f"unknown approximation `{s.method.id}`", s.method.span,
                                did_you_mean(s.method.id, ["point"]) or "write `approximate h by point`")
                 continue
-            if s.method.id == "jointly":
-                self.rep.error("`approximate … jointly` (structured blocks) is not supported yet", s.span,
-                               "ppvi uses the fully factorised mean field; remove the statement")
-                continue
             for n in s.names:
+                if s.method.id == "jointly" and n.id in self.vars and self.lags.get(n.id, 0) == 0:
+                    self.rep.error(f"`{n.id}` is not a chain: `approximate … jointly` needs a latent whose elements "
+                                   "read earlier ones", n.span,
+                                   f"draw it along a sliced plate: `for t in T[1:]:` `{n.id}[t] ~ Categorical(A[{n.id}[t-1]])`")
+                    continue
                 v = self.vars.get(n.id)
                 if v is None:
                     self.rep.error(f"`{n.id}` has no prior: only latent variables can be approximated", n.span,
@@ -1158,7 +1361,7 @@ class _Checker:
                                    n.span, f"leave it to the mean field: remove `{n.id}` from the statement")
                 elif n.id in self.approx:
                     self.rep.error(f"`{n.id}` is approximated twice", n.span, None)
-                elif v.support in POINT_REFUSED:
+                elif v.support in POINT_REFUSED and s.method.id == "point":
                     what, q = POINT_REFUSED[v.support]
                     self.rep.error(f"ppvi has no point (MAP) approximation for `{n.id}`, {what}", n.span,
                                    f"leave it to the mean field (its q is {q}): remove `{n.id}` from the statement"
@@ -1248,8 +1451,14 @@ class _Checker:
             self.rep.error("the model draws nothing: no `~` statement", Span(1, 1),
                            "write at least one `x ~ Distribution(…)` or `factor …`")
         self.rep.raise_if_any()
+        chains = {}
+        for name, (axis, loop) in self.chain_axis.items():
+            ids = self.chain_factors.get(name, [])
+            body = next((i for i in ids if not self.factors[i].fixed), None)
+            firsts = sorted((i for i in ids if self.factors[i].fixed), key=lambda i: self.factors[i].fixed)
+            chains[name] = Chain(name, axis, loop.dim.id, loop.start, self.lags.get(name, 0), body, tuple(firsts))
         model = CheckedModel(self.m.name or _stem(self.m.path), self.m.path, self.m.text, dict(self.dims),
-                             dict(self.vars), tuple(self.factors), dict(self.approx), self.m)
+                             dict(self.vars), tuple(self.factors), dict(self.approx), self.m, chains=chains)
         amortised = self.check_amortise(model)
         self.rep.raise_if_any()
         return replace(model, amortised=amortised) if amortised else model

@@ -24,8 +24,9 @@ def _lines(node, indent: int, out: list[str], label: str = "") -> None:
     nested = []
     for f in dataclasses.fields(node):
         v = getattr(node, f.name)
-        if isinstance(v, Span) or f.name in ("text", "path"):
-            continue
+        if isinstance(v, Span) or f.name in ("text", "path") or (f.default is not dataclasses.MISSING
+                                                                   and v == f.default):
+            continue                   # an unsliced loop prints as before: start=0 is the default
         if isinstance(v, ast.Name):
             simple[f.name] = v.id
         elif dataclasses.is_dataclass(v) or (isinstance(v, tuple) and v):

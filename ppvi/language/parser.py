@@ -450,7 +450,14 @@ class _ToAst(Transformer):
     @v_args(meta=True)
     def loop(self, meta, children):
         var, dim, *body = children
-        return ast.Loop(self._name(var), self._name(dim), tuple(body), _span_of_meta(meta))
+        start, start_span = 0, None
+        if body and isinstance(body[0], tuple) and body[0][0] == "slice":
+            _, start, start_span = body.pop(0)
+        return ast.Loop(self._name(var), self._name(dim), tuple(body), _span_of_meta(meta), start, start_span)
+
+    @v_args(meta=True)
+    def plate_slice(self, meta, children):
+        return "slice", self._int(children[0], "a plate slice's start"), _span_of_meta(meta)
 
     @v_args(meta=True)
     def energy(self, meta, children):

@@ -18,6 +18,7 @@ from ppvi.io import posterior
 from ppvi.io.data import check_dims
 from ppvi.io.draws import seed_of, whole
 from ppvi.language.check import CheckedModel
+from ppvi.language.sequences import refuse_chains
 from ppvi.result import Result
 from ppvi.simulate.inputs import Setting, from_data, from_result
 from ppvi.simulate.joint import arguments, draw_slices
@@ -113,6 +114,7 @@ def sample_prior(model: CheckedModel, draws: int, data: object = None, seed: int
                  dims: Mapping[str, int] | None = None, where: str = "sample_prior") -> dict[str, np.ndarray]:
     """``draws`` draws of every latent and data variable from the prior; covariates, params and sizes from
     ``data`` and ``dims``."""
+    refuse_chains(model, "sampling", "draws along a chain, element after element, are not built yet")
     draws = whole(where, "draws", draws, 1)
     rng = seed_of(where, seed)
     no_energy(model)

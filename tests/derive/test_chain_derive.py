@@ -1,0 +1,110 @@
+"""`ppvi derive` of a chain (issue 18): the structured block as a step of the derivation; refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
+
+from conftest import MODELS, run_cli
+from helpers import derivation
+from reference import elbo, sweep
+from ppvi.derive.numeric import Env
+
+HERE = Path(__file__).parent
+HMM = MODELS / "sequences" / "hmm.ppvi"
+
+
+def test_golden_chain_derivation(capsys, monkeypatch, update_golden):
+    monkeypatch.chdir(MODELS.parent)
+    code, out, err = run_cli(["derive", "models/sequences/hmm.ppvi"], capsys)
+    assert code == 0, err
+    assert "q(z) = Categorical chain, one structured block" in out
+    golden = HERE / "golden" / "hmm.txt"
+    if update_golden or not golden.exists():
+        golden.write_text(out)
+    assert out == golden.read_text()
+
+
+@pytest.mark.parametrize("path", sorted((MODELS / "sequences").glob("*.ppvi")), ids=lambda p: p.stem)
+def test_every_sequence_example_checks_and_derives(path, capsys):
+    for argv in (["check", path], ["derive", path], ["derive", path, "--format", "json"],
+                 ["derive", path, "--format", "latex"]):
+        code, out, err = run_cli(argv, capsys)
+        assert code == 0, err
+    assert "one structured block" in run_cli(["derive", path], capsys)[1]
+
+
+def test_chain_in_json_and_latex(capsys):
+    code, out, _ = run_cli(["derive", HMM, "--format", "json"], capsys)
+    z = json.loads(out)["q"]["z"]
+    assert z["family"] == "Categorical chain" and z["structured"] is True
+    assert z["potentials"]["log_trans"] == "E[logp](A)[j, k]"
+    code, out, _ = run_cli(["derive", HMM, "--format", "latex"], capsys)
+    assert code == 0 and r"\log \Psi_{j,k}" in out
+
+
+def _model(tmp_path, text):
+    p = tmp_path / "m.ppvi"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize("text, message", [
+    ("dim T\ndim K = 2\nconst p[K] = 0.5\nconst A[K, K] = 0.5\nz[0] ~ Categorical(p)\nz[1] ~ Categorical(p)\n"
+     "for t in T[2:]:\n    z[t] ~ Categorical(A[z[t-2]])\n", "looks back more than one step"),
+    ("dim T\nx[0] ~ Normal(0, 1)\nfor t in T[1:]:\n    x[t] ~ Normal(x[t-1], 1)\napproximate x jointly\n",
+     "ppvi cannot derive the joint q of `x` yet"),
+], ids=["second_order", "scalar_jointly"])
+def test_chains_outside_the_block_are_refused(tmp_path, capsys, text, message):
+    code, _, err = run_cli(["derive", _model(tmp_path, text)], capsys)
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, stage", [
+    (["run", HMM, "--quiet"], "compiled inference (`ppvi run`, `fit`)"),
+    (["derive", HMM, "--code"], "kernel generation"),
+    (["derive", HMM, "--dump", "kernels"], "kernel generation"),
+    (["sample", HMM, "--draws", "2", "--out", "SIMS"], "sampling"),
+], ids=["run", "code", "kernels", "sample"])
+def test_stages_without_chains_refuse_them_at_the_statement(tmp_path, capsys, argv, stage):
+    argv = [str(tmp_path / "s.npz") if a == "SIMS" else a for a in argv]
+    code, _, err = run_cli(argv, capsys)
+    assert code == 2 and f"hmm.ppvi:20:5: error: {stage} does not handle sequences yet" in err
+    assert "Traceback" not in err and "internal error" not in err
+
+
+def test_fit_from_python_refuses_a_chain():
+    import ppvi
+
+    with pytest.raises(ppvi.PPVIError, match="does not handle sequences yet"):
+        ppvi.load(str(HMM)).fit()
+
+
+AR1 = """\
+dim T
+data y[T]
+rho ~ Normal(0, 1)
+for t in T[1:]:
+    y[t] ~ Normal(rho * y[t-1], 0.5)
+"""
+
+
+def test_observed_chain_sums_from_the_slice_and_is_exact(tmp_path, capsys):
+    """AR(1) with a Normal prior on ρ: one conjugate latent, so the ELBO at the fixed point equals
+    log p(y[1:] | y[0]) = log N(y[1:]; 0, 0.25 I + a aᵀ), a = y[:-1] (the sums start at t = 1)."""
+    rng = np.random.default_rng(5)
+    y = np.zeros(30)
+    for t in range(1, 30):
+        y[t] = 0.7 * y[t - 1] + 0.5 * rng.normal()
+    d = derivation(AR1)
+    env = Env({"y": y}, {}, {"T": len(y)})
+    sweep(d, env)
+    a, b = y[:-1], y[1:]
+    exact = multivariate_normal(np.zeros(len(b)), 0.25 * np.eye(len(b)) + np.outer(a, a)).logpdf(b)
+    assert elbo(d, env) == pytest.approx(exact, abs=1e-8, rel=0)
+    code, _, err = run_cli(["derive", _model(tmp_path, AR1), "--code"], capsys)   # (kernels: not yet)
+    assert code == 2 and "does not handle sequences yet" in err
