@@ -183,7 +183,7 @@ def _one_blas_thread():
 
 def fit(program: Program, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8, restarts: int = 1,
         on_iteration: Callable[[int, float, float], None] | None = None, damping: float | None = None,
-        start: Start | None = None) -> Fit:
+        start: Start | None = None, runner: Callable[..., Fit] | None = None) -> Fit:
     """Run CAVI ``restarts`` times from different random starts (the first from ``start``, an earlier result,
     if given); keep the best final ELBO.  A best fit that sits at a symmetric stationary point gets a warning
     (:func:`ppvi.infer.start.symmetric_points`).
@@ -191,7 +191,11 @@ def fit(program: Program, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8
     BLAS runs on one thread meanwhile: kernels call it inside their parallel chunks (the blocked local
     step's products), where threads of its own would oversubscribe the cores (a mixture at D = 100 is 20%
     slower) and make the sums depend on its thread count.
+
+    ``runner`` replaces :func:`run_once` (same arguments): memoized or stochastic VI
+    (:mod:`ppvi.infer.memoized`, :mod:`ppvi.infer.svi`) with these restarts.
     """
+    runner = run_once if runner is None else runner
     best: Fit | None = None
     elbos: list[float] = []
     states: list[dict] = []
@@ -199,7 +203,7 @@ def fit(program: Program, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8
         for r in range(max(1, restarts)):
             rng = np.random.default_rng([seed, r])
             try:
-                result = run_once(program, rng, max_iter, tol, on_iteration, damping,
+                result = runner(program, rng, max_iter, tol, on_iteration, damping,
                                   start=start if r == 0 else None)
                 if restarts > 1:
                     # (with one start there is nothing to go back to) handed over, not copied: the next start
