@@ -97,13 +97,14 @@ class Program:
         for name, shape in ((self.plan.get("stats") or {}).get("arrays") or {}).items():
             self.state[name] = np.zeros(_shape(shape, self.sizes))
 
-    def initialise(self, rng: np.random.Generator, start: Start | None = None) -> None:
+    def initialise(self, rng: np.random.Generator, start: Start | None = None) -> bool:
         """A valid q for every latent and a value for every param (the rules: :mod:`ppvi.infer.start`).
 
         Broad defaults for the global latents, random draws for the continuous ones that are local or
         multiplied by another latent, k-means++ for component means, params given, seeded from the data or
         at a default; then ``start`` (an earlier result) overrides what it holds.  A start informed by the
         data or the user is followed by an E-step: the local latents it does not hold, updated for it.
+        Returns whether it was (the local q are then the E-step's for the global q as they are).
         """
         canonical = self.structure.order
         for var in canonical.sort(self.plan["latents"]):
@@ -152,6 +153,7 @@ class Program:
                     (var in self.plan["points"] and self.plan["points"][var]["kind"] == "point")
                 if local and var not in held:
                     self.update(var)
+        return informed
 
     def _value(self, name: str) -> np.ndarray:
         """A variable's current value in its declared shape (a latent's: the mean of its q), for
