@@ -170,3 +170,50 @@ def run(program: Program, rng: np.random.Generator, settings: SVI,
     value = program.elbo()
     return Fit(program, value, trace, len(trace), not interrupted, interrupted, time.perf_counter() - began,
                order=[*layout.global_steps, *layout.local_steps])
+
+
+@dataclass
+class Stream:
+    """SVI over batches that arrive one at a time (``Model.partial_fit``): the global q and params (arrays
+    kept between batches, with their stored natural parameters), the sizes of the dims they have, the step
+    count and the bounds so far."""
+
+    settings: SVI
+    sizes: dict[str, int]          # the dims of the global state (a batch must agree)
+    arrays: dict[str, np.ndarray]  # the global state: q of global latents, their stored η, params
+    t: int = 0
+    bounds: list[float] | None = None
+
+    @staticmethod
+    def global_keys(program: Program, layout: Layout) -> list[str]:
+        plan = program.plan
+        keys = []
+        for var in layout.global_steps:
+            if var in plan["latents"]:
+                keys += [k for k in plan["latents"][var]["state"]]
+                keys += [k for k in program.state if k.startswith(f"e_{var}__")]
+            else:
+                keys.append(f"v_{var}")
+        return keys
+
+    def step(self, program: Program, total: int, rng: np.random.Generator) -> Fit:
+        """One SVI step on ``program`` (a batch of units, bound to data, not yet started) toward a total of
+        ``total`` units; then the batch's local q under the new globals.  The Fit's ELBO is the batch's bound
+        per unit before the step (held out), its trace every batch's so far."""
+        began = time.perf_counter()
+        program.initialise(rng)
+        layout = Layout.of(program)
+        check(program, layout)
+        if self.t:
+            for key, value in self.arrays.items():
+                program.state[key] = value
+            program.relink()
+        stepper = Stepper(program, layout, self.settings, self.t)
+        units = np.arange(layout.units(program))
+        bound = stepper.step(units, total)
+        self.t = stepper.t
+        self.arrays = {k: program.state[k] for k in self.global_keys(program, layout)}
+        Chunk(program, layout, units).local_step(self.settings.local_tol)
+        self.bounds = [*(self.bounds or []), bound]
+        return Fit(program, bound, list(self.bounds), self.t, False, False, time.perf_counter() - began,
+                   order=[*layout.global_steps, *layout.local_steps])
