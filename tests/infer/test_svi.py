@@ -4,6 +4,7 @@ Checked against batch CAVI (κ = 0 and one batch of all the data is the batch sw
 against scikit-learn's online LDA (the same algorithm, written independently), and against the
 conjugate update written out in the test (a Dirichlet's counts)."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -140,3 +141,28 @@ def test_the_result_records_the_algorithm_and_its_settings(tmp_path):
                          (SVI(batch=5, tau=-1.0), "tau is a number"), ("svi", "needs a minibatch size")):
         with pytest.raises(ppvi.PPVIError, match=message):
             model.fit({"c": c}, algorithm=bad)
+
+
+def test_the_command_line_flags(tmp_path, capsys):
+    from conftest import run_cli
+
+    data = tmp_path / "c.npz"
+    np.savez(data, c=np.random.default_rng(0).integers(0, 5, 60))
+    model = MODELS / "dirichlet_categorical.ppvi"
+    out = tmp_path / "r.json"
+    code, _, err = run_cli(["run", model, "--data", data, "--svi", "--batch", "20", "--kappa", "0.9", "--tau", "2",
+                            "--passes", "2", "--quiet", "--out", out], capsys)
+    assert code == 0, err
+    r = ppvi.load_result(str(out))
+    assert r.provenance.algorithm["batch"] == 20 and r.provenance.algorithm["kappa"] == 0.9 and r.iterations == 6
+    code, _, err = run_cli(["run", model, "--data", data, "--memoized", "--chunks", "3", "--quiet", "--out", out],
+                           capsys)
+    assert code == 0, err
+    assert ppvi.load_result(str(out)).provenance.algorithm == {"name": "memoized", "chunks": 3}
+    for flags, message in ((["--chunks", "3"], "--chunks without --memoized"), (["--svi"], "needs --batch"),
+                           (["--tau", "1"], "--tau without --svi"), (["--svi", "--batch", "2", "--kappa", "2"],
+                                                                       "not in \\[0, 1\\]"),
+                           (["--memoized", "--damping", "0.5"], "--memoized with --damping")):
+        code, _, err = run_cli(["run", model, "--data", data, *flags], capsys)
+        assert code == 2 and "Traceback" not in err
+        assert re.search(message, err), err
