@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ppvi.errors import Diagnostic, PPVIError
 from ppvi.infer.program import Program, group_index
 
 # the arrays a local step writes (q's parameters, moments, entropies, log-normalisers; MAP values)
@@ -47,6 +48,10 @@ class Layout:
 
         model, plan = program.model, program.plan
         roles = Roles.of(model, plan)
+        if roles.unit is None:
+            raise PPVIError(Diagnostic(f"model `{model.name}` has no data plate: memoized and stochastic VI split "
+                                       "the data into chunks of its elements", model.path,
+                                       hint="fit it by batch coordinate ascent (no --memoized, no --svi)"))
         block = plan.get("block")
         by = block["by"] if block else None
         member = model.variables[by].shape[0] if by else None

@@ -115,3 +115,11 @@ def test_the_api_records_memoized_vi(faithful):
     assert r.provenance.schedule == "memoized" and r.iterations == 3
     with pytest.raises(ppvi.PPVIError, match="chunks is a whole number"):
         ppvi.load(str(MODELS / "gmm.ppvi")).fit(faithful, algorithm=Memoized(chunks=0))
+
+
+def test_a_model_without_a_data_plate_is_refused(tmp_path):
+    path = tmp_path / "one.ppvi"
+    path.write_text("model one\ndata y\nmu ~ Normal(0, 1)\ny ~ Normal(mu, 1)\n")
+    for algorithm in ("memoized", ppvi.api.SVI(batch=1)):
+        with pytest.raises(ppvi.PPVIError, match="no data plate"):
+            ppvi.load(str(path)).fit({"y": 0.5}, algorithm=algorithm)
