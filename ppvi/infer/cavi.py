@@ -106,6 +106,16 @@ def _checked_sweep(program: Program, order: list[str]) -> str | None:
     return None
 
 
+def record(trace: list[float], it: int, value: float, last: float | None, tol: float,
+           on_iteration: Callable[[int, float, float], None] | None) -> bool:
+    """Add a sweep's ELBO to the trace and report it; whether it changed by at most ``tol`` (relative)."""
+    change = value - last if last is not None else math.inf
+    trace.append(value)
+    if on_iteration is not None:
+        on_iteration(it, value, change)
+    return tol > 0 and abs(change) <= tol * max(1.0, abs(value))
+
+
 def run_once(program: Program, rng: np.random.Generator, max_iter: int, tol: float,
              on_iteration: Callable[[int, float, float], None] | None = None, damping: float | None = None,
              snapshot_bytes: int | None = None, start: Start | None = None,
@@ -142,13 +152,8 @@ def run_once(program: Program, rng: np.random.Generator, max_iter: int, tol: flo
                 blame = (f"the update of q({culprit}) lowered it" if culprit is not None else
                          "no single update lowered it again in a replay of the sweep")
                 raise ElboDecrease(f"the ELBO decreased from {last!r} to {value!r} at iteration {it}; {blame}")
-            change = value - last if last is not None else math.inf
-            trace.append(value)
-            last = value
-            if on_iteration is not None:
-                on_iteration(it, value, change)
-            if tol > 0 and abs(change) <= tol * max(1.0, abs(value)):
-                converged = True
+            converged, last = record(trace, it, value, last, tol, on_iteration), value
+            if converged:
                 break
     except KeyboardInterrupt:
         interrupted = True

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from ppvi.infer.cavi import ElboDecrease, Fit, _refuse_overflowing_data, _worse
+from ppvi.infer.cavi import ElboDecrease, Fit, _refuse_overflowing_data, _worse, record
 from ppvi.infer.chunks import Chunk, Layout, add_statistics, split
 from ppvi.infer.program import Program
 
@@ -87,13 +87,8 @@ def run(program: Program, rng: np.random.Generator, chunks: int, max_iter: int, 
                 raise FloatingPointError(f"the ELBO became {value} at sweep {it} of memoized VI")
             if last is not None and _worse(value, last):
                 raise ElboDecrease(f"the ELBO decreased from {last!r} to {value!r} at sweep {it} of memoized VI")
-            change = value - last if last is not None else math.inf
-            trace.append(value)
-            last = value
-            if on_iteration is not None:
-                on_iteration(it, value, change)
-            if tol > 0 and abs(change) <= tol * max(1.0, abs(value)):
-                converged = True
+            converged, last = record(trace, it, value, last, tol, on_iteration), value
+            if converged:
                 break
     except KeyboardInterrupt:
         interrupted = True
