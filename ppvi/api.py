@@ -90,6 +90,8 @@ class Model:
             if shown is not None and not warm:
                 shown.compiling()       # (Numba compiles the kernels at their first call, in the first sweep)
             program = Program.build(m, module, bound)
+            if shown is not None and algo is not None and hasattr(algo, "steps"):
+                shown.start(m.name, algo.steps(program), restarts)     # (SVI's bar counts its steps)
             done = fit(program, seed=seed, max_iter=max_iter, tol=tol, restarts=restarts, damping=damping,
                        on_iteration=_each(on_iteration, shown), start=start,
                        runner=None if algo is None else algo.runner())

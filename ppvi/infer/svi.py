@@ -59,6 +59,13 @@ class SVI:
         """ρ_t = (τ + t)^(−κ), t = 1, 2, …"""
         return (self.tau + t) ** -self.kappa
 
+    def steps(self, program: Program) -> int:
+        """How many steps a fit of ``program`` takes: passes × minibatches a pass."""
+        from ppvi.infer.given import Roles
+
+        unit = Roles.of(program.model, program.plan).unit
+        return self.passes * -(-program.sizes[unit] // self.batch) if unit else 0
+
     def settings(self) -> dict:
         return {"name": "svi", "batch": self.batch, "kappa": self.kappa, "tau": self.tau, "passes": self.passes,
                 "shuffle": self.shuffle, "local_tol": self.local_tol,
@@ -168,7 +175,7 @@ def run(program: Program, rng: np.random.Generator, settings: SVI,
         interrupted = True
         stepper.finish(settings.batch)
     value = program.elbo()
-    return Fit(program, value, trace, len(trace), not interrupted, interrupted, time.perf_counter() - began,
+    return Fit(program, value, trace, len(trace), False, interrupted, time.perf_counter() - began,
                order=[*layout.global_steps, *layout.local_steps])
 
 

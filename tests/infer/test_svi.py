@@ -131,7 +131,7 @@ def test_the_result_records_the_algorithm_and_its_settings(tmp_path):
     model = ppvi.load(str(MODELS / "dirichlet_categorical.ppvi"))
     c = np.random.default_rng(0).integers(0, 5, 100)
     r = model.fit({"c": c}, algorithm=SVI(batch=10, kappa=0.8, tau=1.0, passes=2))
-    assert r.iterations == 20 and len(r.elbo_trace) == 20
+    assert r.iterations == 20 and len(r.elbo_trace) == 20 and not r.converged     # (no convergence test)
     assert r.provenance.algorithm == {"name": "svi", "batch": 10, "kappa": 0.8, "tau": 1.0, "passes": 2,
                                       "shuffle": True, "rate": "rho_t = (tau + t)^(-kappa), t = 1, 2, ..."}
     for ext in (".json", ".npz"):
