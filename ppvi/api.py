@@ -24,6 +24,7 @@ from ppvi.result import Result, load_result  # noqa: F401  (re-exported: ppvi.ap
 @dataclass
 class Model:
     checked: CheckedModel
+    _stream: object = dataclasses.field(default=None, init=False, repr=False, compare=False)   # partial_fit's
 
     @classmethod
     def load(cls, path: str) -> "Model":
@@ -33,7 +34,7 @@ class Model:
             max_iter: int = 1000, tol: float = 1e-8, restarts: int = 1,
             on_iteration: Callable[[int, float, float], None] | None = None,
             damping: float | None = None, progress: object = None, init: object = None,
-            **dim_sizes: int) -> Result:
+            algorithm: object = None, **dim_sizes: int) -> Result:
         """Fit by coordinate ascent.
 
         ``data``: None (the file beside the model), a path (str or os.PathLike; .npz, .json or .csv), a dict
@@ -43,6 +44,10 @@ class Model:
         parallel schedule: within each latent every element is updated from the previous moments and
         moves a step α in natural parameters (19.4.1).  ``tol`` ≥ 0 is relative to the ELBO (0: run ``max_iter``
         sweeps).  ``init``: start from an earlier result (a Result, a result file's path, or its dict layout).
+        ``algorithm``: None or ``"cavi"`` (batch coordinate ascent), ``"memoized"`` or ``Memoized(chunks=C)``
+        (memoized VI: the data in C chunks, each chunk's statistics kept; ``tol`` and ``max_iter`` count
+        sweeps over the chunks), or ``SVI(batch=B, kappa=κ, tau=τ, passes=P)`` (stochastic VI: ``max_iter``
+        and ``tol`` do not apply; the trace holds each step's minibatch bound per unit); see docs/scale.md.
 
         ``progress``: None (default) shows a bar in a Jupyter notebook and nothing elsewhere; True a bar
         (tqdm) anywhere; False nothing; or a display of one's own (:class:`ppvi.io.progress.Progress`).
@@ -63,6 +68,7 @@ class Model:
         m = self.checked
         _check_options(seed=seed, max_iter=max_iter, tol=tol, restarts=restarts, damping=damping,
                        on_iteration=on_iteration, progress=progress)
+        algo = _algorithm(algorithm, damping)
         sizes = check_dims(m, _dims(m, dims, dim_sizes), "fit", "{name}={value!r}")
         source = source_of(data, m)
         notes = list(source.notes)
@@ -84,12 +90,16 @@ class Model:
             if shown is not None and not warm:
                 shown.compiling()       # (Numba compiles the kernels at their first call, in the first sweep)
             program = Program.build(m, module, bound)
+            if shown is not None and algo is not None and hasattr(algo, "steps"):
+                shown.start(m.name, algo.steps(program), restarts)     # (SVI's bar counts its steps)
             done = fit(program, seed=seed, max_iter=max_iter, tol=tol, restarts=restarts, damping=damping,
-                       on_iteration=_each(on_iteration, shown), start=start)
+                       on_iteration=_each(on_iteration, shown), start=start,
+                       runner=None if algo is None else algo.runner())
         finally:
             if shown is not None:
                 shown.close()
-        if not done.converged and not done.interrupted and tol > 0 and done.iterations >= max_iter:
+        stochastic = algo is not None and algo.settings()["name"] == "svi"     # (no convergence test)
+        if not done.converged and not done.interrupted and tol > 0 and done.iterations >= max_iter and not stochastic:
             notes.append(_not_converged(m, done.trace, max_iter, tol))
             warnings.warn(PPVIWarning(notes[-1]), stacklevel=2)
         for d in done.warnings:         # (a symmetric stationary point: ppvi.infer.start.symmetric_points)
@@ -97,13 +107,80 @@ class Model:
             warnings.warn(PPVIWarning(d), stacklevel=2)
         from_file = data is None or isinstance(data, (str, os.PathLike))
         provenance = _provenance(m, source.label if from_file else None, bound, seed=seed, tol=tol,
-                                 max_iter=max_iter, damping=damping, restarts=restarts, sweep=sweep_steps(done))
+                                 max_iter=max_iter, damping=damping, restarts=restarts, sweep=sweep_steps(done),
+                                 algorithm=None if algo is None else algo.settings())
         observed = {v.name: bound.arrays[v.name] for v in m.of_kind("data") if v.name in bound.arrays}
         result = from_fit(done, provenance, tuple(n.format() for n in notes), observed)
         if m.amortised:
             # (training sweeps the state, then puts the fit's q back in the arrays the result's q are views of)
             result = dataclasses.replace(result, encoders=_train_encoders(program, m, seed, result))
         return result
+
+    def partial_fit(self, batch: object, *, total_size: int, kappa: float = 0.7, tau: float = 1.0, seed: int = 0,
+                    local_tol: float | None = None, dims: Mapping[str, int] | None = None,
+                    **dim_sizes: int) -> Result:
+        """One step of stochastic VI on ``batch`` (data as ``fit`` takes them: a group of units, e.g. whole
+        documents) from a stream of ``total_size`` units in all (documents for LDA, points for a mixture):
+        the batch's local q under the current global q, then a step ρ_t = (τ + t)^(−κ) of every global
+        toward the update its statistics × total_size/|batch| give (docs/scale.md).  The first call starts
+        the global q (from this batch, as ``fit`` starts) and fixes the sizes of the globals' dims (give
+        them by keyword, e.g. ``V=5000``, when a batch need not show them all), ``kappa``, ``tau`` and
+        ``local_tol``; later calls continue from the q the last one left.
+
+        Returns a Result with the current global q and the batch's local q under it; its ``elbo`` is the
+        batch's bound per unit before this step (a held-out figure: the globals had not seen the batch),
+        ``elbo_trace`` every batch's so far.
+        """
+        from ppvi.codegen.cache import fixed_sizes, load as load_module
+        from ppvi.infer.cavi import _one_blas_thread
+        from ppvi.infer.given import Roles
+        from ppvi.infer.program import Program
+        from ppvi.infer.svi import SVI, Stream
+        from ppvi.io.data import bind, check_dims, source_of
+        from ppvi.io.results import from_fit, sweep_steps
+        import numpy as np
+
+        m = self.checked
+        _check_options(seed=seed, max_iter=1, tol=0.0, restarts=1, damping=None, on_iteration=None)
+        settings = _algorithm(SVI(batch=1, kappa=kappa, tau=tau, passes=1, local_tol=local_tol), None)
+        stream = self._stream
+        if stream is not None and (stream.settings.kappa, stream.settings.tau, stream.settings.local_tol) != (
+                kappa, tau, local_tol):
+            raise _argument(f"partial_fit(kappa={kappa!r}, tau={tau!r}, local_tol={local_tol!r}) differs from the "
+                            f"stream's first call ({stream.settings.kappa!r}, {stream.settings.tau!r}, "
+                            f"{stream.settings.local_tol!r})", "a stream keeps its step sizes; ppvi.load the model "
+                                                                "again to start another")
+        sizes = check_dims(m, _dims(m, dims, dim_sizes), "partial_fit", "{name}={value!r}")
+        if stream is not None:
+            for d, n in stream.sizes.items():
+                if sizes.get(d, n) != n:
+                    raise _argument(f"dim {d} = {sizes[d]} was asked for, but the stream has {d} = {n}",
+                                    "every batch of a stream has the sizes of the first for the globals' dims")
+            sizes = {**sizes, **stream.sizes}
+        source = source_of(batch, m)
+        bound = bind(m, source, sizes)
+        module, _ = load_module(m, fixed=fixed_sizes(m, bound.sizes))
+        program = Program.build(m, module, bound)
+        roles = Roles.of(m, program.plan)
+        units = bound.sizes.get(roles.unit) if roles.unit else None
+        if units is None:
+            raise _argument(f"model `{m.name}` has no data plate: there is no stream of units to fit")
+        if not (_whole(total_size) and total_size >= units):
+            raise _argument(f"total_size={total_size!r}: total_size is the number of units ({roles.unit}) in the "
+                            f"whole stream, a whole number ≥ this batch's {units}")
+        if stream is None:
+            stream = Stream(dataclasses.replace(settings, batch=units),
+                            {d: n for d, n in bound.sizes.items() if d not in roles.free}, {})
+        with _one_blas_thread():
+            done = stream.step(program, int(total_size), np.random.default_rng([int(seed), stream.t]))
+        self._stream = stream
+        provenance = _provenance(m, None, bound, seed=int(seed), tol=0.0, max_iter=1, damping=None, restarts=1,
+                                 sweep=sweep_steps(done),
+                                 algorithm={"name": "svi-stream", "kappa": kappa, "tau": tau, "local_tol": local_tol,
+                                            "total_size": int(total_size), "step": stream.t,
+                                            "rate": "rho_t = (tau + t)^(-kappa), t = 1, 2, ..."})
+        observed = {v.name: bound.arrays[v.name] for v in m.of_kind("data") if v.name in bound.arrays}
+        return from_fit(done, provenance, (), observed)
 
     # ---------------------------------------------------------------- simulation (ppvi.simulate)
     def sample_prior(self, draws: int, data: object = None, seed: int | None = None,
@@ -179,7 +256,55 @@ def _prediction(given: object, *, refine: object, seed: object, max_iter: object
     return g, check_dims(g.model, _dims(g.model, dims, {}), "predict", "{name}={value!r}")
 
 
-_OPTIONS = ("data", "dims", "seed", "max_iter", "tol", "restarts", "on_iteration", "damping", "progress", "init")
+_OPTIONS = ("data", "dims", "seed", "max_iter", "tol", "restarts", "on_iteration", "damping", "progress", "init",
+            "algorithm")
+
+
+def __getattr__(name: str):
+    """``ppvi.api.SVI`` and ``ppvi.api.Memoized``, the settings of ``fit(algorithm=…)`` (imported on first use)."""
+    if name == "SVI":
+        from ppvi.infer.svi import SVI
+        return SVI
+    if name == "Memoized":
+        from ppvi.infer.memoized import Memoized
+        return Memoized
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _algorithm(algorithm: object, damping: object):
+    """The settings of ``fit(algorithm=…)``, checked: None for batch CAVI."""
+    from ppvi.infer.memoized import Memoized
+    from ppvi.infer.svi import SVI
+
+    if algorithm is None or algorithm == "cavi":
+        return None
+    if algorithm == "memoized":
+        algorithm = Memoized()
+    if algorithm == "svi":
+        raise _argument("algorithm=\"svi\" needs a minibatch size", "algorithm=SVI(batch=100, kappa=0.7, tau=1.0, "
+                        "passes=10), with SVI from ppvi.api")
+    if isinstance(algorithm, Memoized):
+        rules = [("chunks", algorithm.chunks, _whole(algorithm.chunks) and algorithm.chunks >= 1, "a whole number ≥ 1")]
+    elif isinstance(algorithm, SVI):
+        a = algorithm
+        rules = [("batch", a.batch, _whole(a.batch) and a.batch >= 1, "a whole number ≥ 1"),
+                 ("kappa", a.kappa, _real(a.kappa) and 0 <= a.kappa <= 1, "a number in [0, 1] (in (0.5, 1] for "
+                                                                           "convergence; 0: steps of 1)"),
+                 ("tau", a.tau, _real(a.tau) and 0 <= a.tau < math.inf, "a number ≥ 0"),
+                 ("passes", a.passes, _whole(a.passes) and a.passes >= 1, "a whole number ≥ 1"),
+                 ("shuffle", a.shuffle, isinstance(a.shuffle, bool), "True or False"),
+                 ("local_tol", a.local_tol, a.local_tol is None or (_real(a.local_tol) and 0 < a.local_tol < math.inf),
+                  "None (one local pass a step) or a number > 0")]
+    else:
+        raise _argument(f"algorithm={algorithm!r}: algorithm is None, \"cavi\", \"memoized\", Memoized(chunks=…) "
+                        "or SVI(batch=…, kappa=…, tau=…, passes=…)", "Memoized and SVI are in ppvi.api")
+    for name, value, ok, rule in rules:
+        if not ok:
+            raise _argument(f"{type(algorithm).__name__}({name}={value!r}): {name} is {rule}")
+    if damping is not None:
+        raise _argument(f"damping={damping!r} is for batch CAVI's parallel schedule, not for "
+                        f"{algorithm.settings()['name']}", "leave damping=None")
+    return algorithm
 
 
 def _each(*callbacks):
@@ -214,7 +339,7 @@ def _not_converged(model: CheckedModel, trace: list[float], max_iter: int, tol: 
 
 
 def _provenance(model: CheckedModel, data_path: str | None, bound, *, seed: int, tol: float, max_iter: int,
-                damping: float | None, restarts: int, sweep: tuple[str, ...]):
+                damping: float | None, restarts: int, sweep: tuple[str, ...], algorithm: Mapping | None = None):
     """Where the result comes from: versions, the model and data (paths and SHA-256), the fit's options."""
     import datetime
     import hashlib
@@ -236,9 +361,11 @@ def _provenance(model: CheckedModel, data_path: str | None, bound, *, seed: int,
         ppvi=__version__, model_path=os.path.abspath(model.path) if os.path.exists(model.path) else model.path,
         model_text=model.text, model_sha256=hashlib.sha256(model.text.encode("utf-8")).hexdigest(),
         data_path=data_path, data_sha256=data_sha, seed=seed, dims=dict(bound.sizes), tol=tol, max_iter=max_iter,
-        damping=damping, restarts=restarts, schedule="sequential" if damping is None else "parallel",
+        damping=damping, restarts=restarts,
+        schedule=algorithm["name"] if algorithm else "sequential" if damping is None else "parallel",
         sweep=sweep, created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        versions=versions)
+        versions=versions, algorithm=None if algorithm is None else
+        {k: v for k, v in algorithm.items() if v is not None})       # (a result file keeps no None)
 
 
 def _dims(model: CheckedModel, dims: object, keywords: Mapping[str, object]) -> dict[str, object]:

@@ -64,6 +64,16 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--init", metavar="PATH", help="start from an earlier result (.json or .npz of `--out`)")
     r.add_argument("--given", metavar="PATH", help="predict: hold the global q and params of this result fixed "
                                                    "and fit only the local q of --data")
+    r.add_argument("--memoized", action="store_true",
+                   help="memoized VI: the data in chunks, each chunk's statistics kept (docs/scale.md)")
+    r.add_argument("--chunks", type=_positive_int, default=None, help="with --memoized: how many chunks (default 8)")
+    r.add_argument("--svi", action="store_true", help="stochastic VI on minibatches (docs/scale.md)")
+    r.add_argument("--batch", type=_positive_int, default=None,
+                   help="with --svi: units (documents, or points) per minibatch")
+    r.add_argument("--kappa", type=_kappa, default=None, help="with --svi: rho_t = (tau + t)^-kappa, kappa in "
+                                                               "[0, 1] (default 0.7)")
+    r.add_argument("--tau", type=_nonnegative_float, default=None, help="with --svi: tau >= 0 (default 1)")
+    r.add_argument("--passes", type=_positive_int, default=None, help="with --svi: passes over the data (default 10)")
     r.add_argument("--quiet", action="store_true", help="no progress line and no summary")
     r.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     e = sub.add_parser("export", help="write a result's draws and q as ArviZ InferenceData (netCDF)")
@@ -122,6 +132,13 @@ def _nonnegative_float(text: str) -> float:
     if not 0 <= v < float("inf"):
         raise argparse.ArgumentTypeError(f"{text} is not a number ≥ 0")
     return abs(v)          # (-0.0 is 0)
+
+
+def _kappa(text: str) -> float:
+    v = _nonnegative_float(text)
+    if v > 1:
+        raise argparse.ArgumentTypeError(f"{text} is not in [0, 1]")
+    return v
 
 
 def _unit_float(text: str) -> float:
@@ -212,6 +229,7 @@ def _cmd_run(args) -> int:
         check_writable(args.out, (".json", ".npz"))      # (before the fit: a mistake here must not cost it)
     if args.given:
         _check_given(args)
+    algorithm = _algorithm(args)
     model = Model.load(args.model)       # (a mistake in the model is reported before Numba is imported)
     dims = _dims(args.dim, model.checked)
     from ppvi.codegen.cache import blas_alone
@@ -233,7 +251,7 @@ def _cmd_run(args) -> int:
             else:
                 result = model.fit(args.data, dims=dims, seed=args.seed, max_iter=args.max_iter, tol=args.tol,
                                    restarts=args.restarts, damping=args.damping, progress=progress,
-                                   init=args.init)
+                                   init=args.init, algorithm=algorithm)
         with interrupts.deferred():
             if args.out:
                 result.save(args.out)
@@ -243,6 +261,38 @@ def _cmd_run(args) -> int:
         print("ppvi: interrupted; the current q was kept" + (f" in {args.out}" if args.out else ""), file=sys.stderr)
         return 128 + (interrupts.received or 2)
     return EXIT_OK
+
+
+def _algorithm(args):
+    """--memoized [--chunks C] or --svi --batch B [--kappa K --tau T --passes P]: the settings of ``fit``'s
+    ``algorithm``; a flag of one without it, or with another schedule, is a mistake."""
+    from ppvi.infer.memoized import Memoized
+    from ppvi.infer.svi import SVI
+
+    def fail(message: str, hint: str) -> PPVIError:
+        return PPVIError(Diagnostic(message, "ppvi run", hint=hint))
+
+    svi_flags = [f for f, v in (("--batch", args.batch), ("--kappa", args.kappa), ("--tau", args.tau),
+                                ("--passes", args.passes)) if v is not None]
+    if args.memoized and args.svi:
+        raise fail("--memoized and --svi together: a fit is one or the other", "drop one of them")
+    if args.chunks is not None and not args.memoized:
+        raise fail("--chunks without --memoized", "add --memoized (memoized VI over that many chunks)")
+    if svi_flags and not args.svi:
+        raise fail(f"{svi_flags[0]} without --svi", "add --svi (stochastic VI)")
+    chosen = "--memoized" if args.memoized else "--svi" if args.svi else None
+    if chosen is None:
+        return None
+    clash = [f for f, on in (("--damping", args.damping is not None), ("--given", args.given)) if on]
+    if clash:
+        raise fail(f"{chosen} with {clash[0]}", f"drop {clash[0]}: {chosen} takes its own steps" if clash[0] ==
+                   "--damping" else "a prediction fits only the local q; fit with --memoized or --svi, then predict")
+    if args.memoized:
+        return Memoized(8 if args.chunks is None else args.chunks)
+    if args.batch is None:
+        raise fail("--svi needs --batch B, the units (documents, or points) per minibatch", "e.g. --svi --batch 64")
+    return SVI(args.batch, kappa=0.7 if args.kappa is None else args.kappa, tau=1.0 if args.tau is None else args.tau,
+               passes=10 if args.passes is None else args.passes)
 
 
 def _check_given(args) -> None:

@@ -118,6 +118,16 @@ def _checked_sweep(program: Program, order: list[str]) -> str | None:
     return None
 
 
+def record(trace: list[float], it: int, value: float, last: float | None, tol: float,
+           on_iteration: Callable[[int, float, float], None] | None) -> bool:
+    """Add a sweep's ELBO to the trace and report it; whether it changed by at most ``tol`` (relative)."""
+    change = value - last if last is not None else math.inf
+    trace.append(value)
+    if on_iteration is not None:
+        on_iteration(it, value, change)
+    return tol > 0 and abs(change) <= tol * max(1.0, abs(value))
+
+
 def run_once(program: Program, rng: np.random.Generator, max_iter: int, tol: float,
              on_iteration: Callable[[int, float, float], None] | None = None, damping: float | None = None,
              snapshot_bytes: int | None = None, start: Start | None = None,
@@ -155,13 +165,8 @@ def run_once(program: Program, rng: np.random.Generator, max_iter: int, tol: flo
                 blame = (f"the update of q({culprit}) lowered it" if culprit is not None else
                          "no single update lowered it again in a replay of the sweep")
                 raise ElboDecrease(f"the ELBO decreased from {last!r} to {value!r} at iteration {it}; {blame}")
-            change = value - last if last is not None else math.inf
-            trace.append(value)
-            last = value
-            if on_iteration is not None:
-                on_iteration(it, value, change)
-            if tol > 0 and abs(change) <= tol * max(1.0, abs(value)):
-                converged = True
+            converged, last = record(trace, it, value, last, tol, on_iteration), value
+            if converged:
                 break
     except KeyboardInterrupt:
         interrupted = True
@@ -196,7 +201,7 @@ def _one_blas_thread():
 
 def fit(program: Program, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8, restarts: int = 1,
         on_iteration: Callable[[int, float, float], None] | None = None, damping: float | None = None,
-        start: Start | None = None) -> Fit:
+        start: Start | None = None, runner: Callable[..., Fit] | None = None) -> Fit:
     """Run CAVI ``restarts`` times from different random starts (the first from ``start``, an earlier result,
     if given); keep the best final ELBO.  A best fit that sits at a symmetric stationary point gets a warning
     (:func:`ppvi.infer.start.symmetric_points`).
@@ -204,7 +209,11 @@ def fit(program: Program, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8
     BLAS runs on one thread meanwhile: kernels call it inside their parallel chunks (the blocked local
     step's products), where threads of its own would oversubscribe the cores (a mixture at D = 100 is 20%
     slower) and make the sums depend on its thread count.
+
+    ``runner`` replaces :func:`run_once` (same arguments): memoized or stochastic VI
+    (:mod:`ppvi.infer.memoized`, :mod:`ppvi.infer.svi`) with these restarts.
     """
+    runner = run_once if runner is None else runner
     best: Fit | None = None
     elbos: list[float] = []
     states: list[dict] = []
@@ -212,7 +221,7 @@ def fit(program: Program, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8
         for r in range(max(1, restarts)):
             rng = np.random.default_rng([seed, r])
             try:
-                result = run_once(program, rng, max_iter, tol, on_iteration, damping,
+                result = runner(program, rng, max_iter, tol, on_iteration, damping,
                                   start=start if r == 0 else None)
                 if restarts > 1:
                     # (with one start there is nothing to go back to) handed over, not copied: the next start

@@ -92,21 +92,19 @@ class Program:
         block = self.plan.get("block")
         if block:
             # the block's groups: element t belongs to group by[t]; members of d are order[start[d]:start[d+1]]
-            by = self.state[f"v_{block['by']}"].astype(np.int64)
-            self.state[f"c_order__{block['by']}"] = np.argsort(by, kind="stable")
-            start = np.zeros(self.sizes[block["groups"]] + 1, dtype=np.int64)
-            np.cumsum(np.bincount(by, minlength=len(start) - 1), out=start[1:])
-            self.state[f"c_start__{block['by']}"] = start
+            order, start = group_index(self.state[f"v_{block['by']}"], self.sizes[block["groups"]])
+            self.state[f"c_order__{block['by']}"], self.state[f"c_start__{block['by']}"] = order, start
         for name, shape in ((self.plan.get("stats") or {}).get("arrays") or {}).items():
             self.state[name] = np.zeros(_shape(shape, self.sizes))
 
-    def initialise(self, rng: np.random.Generator, start: Start | None = None) -> None:
+    def initialise(self, rng: np.random.Generator, start: Start | None = None) -> bool:
         """A valid q for every latent and a value for every param (the rules: :mod:`ppvi.infer.start`).
 
         Broad defaults for the global latents, random draws for the continuous ones that are local or
         multiplied by another latent, k-means++ for component means, params given, seeded from the data or
         at a default; then ``start`` (an earlier result) overrides what it holds.  A start informed by the
         data or the user is followed by an E-step: the local latents it does not hold, updated for it.
+        Returns whether it was (the local q are then the E-step's for the global q as they are).
         """
         canonical = self.structure.order
         for var in canonical.sort(self.plan["latents"]):
@@ -155,6 +153,7 @@ class Program:
                     (var in self.plan["points"] and self.plan["points"][var]["kind"] == "point")
                 if local and var not in held:
                     self.update(var)
+        return informed
 
     def _value(self, name: str) -> np.ndarray:
         """A variable's current value in its declared shape (a latent's: the mean of its q), for
@@ -275,6 +274,13 @@ class Program:
             f"bound it: give `{var}` a prior (then it is a latent), fix it as a const, or remove the degeneracy "
             f"from the data")
 
+    def refresh_statistics(self) -> None:
+        """Sum the statistics again if a local update has made them stale (chunked fits read them directly)."""
+        if self.stale and self.plan.get("stats"):
+            stats = self.plan["stats"]
+            getattr(self.module, stats["kernel"])(*(self.state[a] for a in stats["args"]))
+        self.stale = False
+
     def _feeds(self, var: str) -> bool:
         """Whether the statistics read var (a local variable): changing it makes them stale."""
         return bool((self.plan["latents"].get(var) or self.plan["points"][var]).get("feeds"))
@@ -284,9 +290,7 @@ class Program:
         ``reads``) that a local update has made stale."""
         args = info["args"]
         if self.stale and any(a.startswith("t_") for a in (args if reads is None else reads)):
-            stats = self.plan["stats"]
-            getattr(self.module, stats["kernel"])(*(self.state[a] for a in stats["args"]))
-            self.stale = False
+            self.refresh_statistics()
         return getattr(self.module, info["kernel"])(*(self.state[a] for a in args))
 
     def _natural_from_q(self, var: str) -> None:
@@ -400,6 +404,15 @@ class Program:
         for info in self.plan["latents"].values():
             for alias, target in info["aliases"].items():
                 self.state[alias] = self.state[target]
+
+
+def group_index(by: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """A group block's members by group: element t belongs to group by[t]; the members of group d are
+    order[start[d]:start[d + 1]], in their own order."""
+    by = np.asarray(by).astype(np.int64)
+    start = np.zeros(groups + 1, dtype=np.int64)
+    np.cumsum(np.bincount(by, minlength=groups), out=start[1:])
+    return np.argsort(by, kind="stable"), start
 
 
 # ------------------------------------------------------------ initial values

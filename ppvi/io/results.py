@@ -154,6 +154,8 @@ def to_document(r: Result) -> dict:
             "schedule": p.schedule, "sweep": list(p.sweep), "created": p.created, "versions": dict(p.versions)}
         if p.given is not None:
             doc["provenance"]["given"] = dict(p.given)
+        if p.algorithm is not None:
+            doc["provenance"]["algorithm"] = dict(p.algorithm)
     return doc
 
 
@@ -406,6 +408,14 @@ def _strings(x: Any, key: str) -> tuple[str, ...]:
     return tuple(str(s) for s in a)
 
 
+def _setting(x: Any, key: str) -> str | float | int | bool:
+    """A setting of the fit's algorithm: a string, a flag or a number, as it was written."""
+    a = np.asarray(x)
+    if a.shape != () or a.dtype.kind not in "Ubiuf":
+        raise _Malformed(key, "a string, true or false, or a number")
+    return {"U": str, "b": bool, "i": int, "u": int, "f": float}[a.dtype.kind](a)
+
+
 def _mapping(convert: Callable[[Any, str], Any]) -> Callable[[Any, str], dict]:
     def read(x: Any, key: str) -> dict:
         if not isinstance(x, Mapping):
@@ -508,7 +518,7 @@ def _provenance(x: Any, key: str) -> Provenance:
         damping=opt("damping", _float), restarts=_get(x, "restarts", key, _int, 1),
         schedule=_get(x, "schedule", key, _str, ""), sweep=_get(x, "sweep", key, _strings, ()),
         created=_get(x, "created", key, _str, ""), versions=_get(x, "versions", key, _mapping(_str), {}),
-        given=opt("given", _mapping(_optional_str)))
+        given=opt("given", _mapping(_optional_str)), algorithm=opt("algorithm", _mapping(_setting)))
 
 
 def _optional_str(x: Any, key: str) -> str | None:

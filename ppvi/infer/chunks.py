@@ -1,0 +1,193 @@
+"""Chunks of the data: a Program over some *units* of a bigger one, sharing its global state.
+
+A unit is an element of the group plate of a group block (an LDA document: the block's E-step runs per
+document) or, without a block, of the data plate (a mixture's point).  Its *members* are the elements of
+the block's member plate that belong to it (a document's tokens).  The sweep of a fit is a map over units
+(the local steps: the q of local latents, which read only their unit's data and the globals) and a
+reduce (the statistics: sums over units), then a global step that reads only the statistics and the
+global q.  Memoized VI (:mod:`ppvi.infer.memoized`) and stochastic VI (:mod:`ppvi.infer.svi`) run the
+local steps of a chunk of units at a time, with the same generated kernels as a batch sweep:
+
+- a chunk's arrays with a unit (or member) axis are that part of the whole program's arrays: views when
+  the chunk's units (members) are contiguous, else gathered copies written back by :meth:`Chunk.scatter`;
+- its *global statistics* (statistics arrays with no unit or member axis, e.g. Σ_n q(z_n = k) x_n) are its
+  own: the chunk's share of the sum;
+- everything else (the global q, params, constants) is the whole program's own arrays, shared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ppvi.errors import Diagnostic, PPVIError
+from ppvi.infer.program import Program, group_index
+
+# the arrays a local step writes (q's parameters, moments, entropies, log-normalisers; MAP values)
+_MUTABLE = ("q_", "m_", "h_", "l_", "t_", "e_")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a program's state and schedule split between units and globals."""
+
+    unit: str                      # the unit dim (the block's groups, else the data plate)
+    member: str | None             # the block's member dim (LDA's tokens), or None
+    by: str | None                 # the data naming each member's unit (LDA's `doc`)
+    axes: dict[str, tuple]         # every state array's axes (dims, or 1 for a scalar's)
+    local_steps: tuple[str, ...]   # the steps of the schedule that update local q (in order)
+    global_steps: tuple[str, ...]  # the others: params' M-steps, global latents, global MAP latents
+    local_latents: tuple[str, ...]     # latents whose entropy is a unit's
+    unit_factors: tuple[int, ...]      # the factors inside a unit's plates (its share of the ELBO)
+    global_stats: tuple[str, ...]      # statistics arrays with no unit or member axis: sums over units
+
+    @classmethod
+    def of(cls, program: Program) -> "Layout":
+        from ppvi.infer.given import Roles
+
+        model, plan = program.model, program.plan
+        roles = Roles.of(model, plan)
+        if roles.unit is None:
+            raise PPVIError(Diagnostic(f"model `{model.name}` has no data plate: memoized and stochastic VI split "
+                                       "the data into chunks of its elements", model.path,
+                                       hint="fit it by batch coordinate ascent (no --memoized, no --svi)"))
+        block = plan.get("block")
+        by = block["by"] if block else None
+        member = model.variables[by].shape[0] if by else None
+        axes: dict[str, tuple] = {f"v_{v.name}": tuple(v.shape) for v in model.variables.values()}
+        for info in plan["latents"].values():
+            axes.update({k: tuple(shape) for k, shape in info["state"].items()})
+            axes.update({a: tuple(info["state"][t]) for a, t in info["aliases"].items()})
+            axes.update({f"e_{k[2:]}": tuple(shape) for k, shape in info["state"].items() if k.startswith("q_")})
+        for key, (kind, var) in plan["derived"].items():
+            shape = tuple(model.variables[var].shape)
+            axes[key] = shape if kind == "inv" else shape[:-2]
+        stats = ((plan.get("stats") or {}).get("arrays") or {})
+        axes.update({k: tuple(s) for k, s in stats.items()})
+        cut = {roles.unit, member}
+        local = set(roles.local) | ({block["name"]} if block else set())
+        schedule = program.schedule()
+        return cls(roles.unit, member, by, axes,
+                   tuple(s for s in schedule if s in local), tuple(s for s in schedule if s not in local),
+                   tuple(v for v in roles.local if v in plan["latents"]), roles.factors,
+                   tuple(k for k, s in stats.items() if not cut & set(s)))
+
+    def units(self, program: Program) -> int:
+        return program.sizes[self.unit]
+
+    def cut_axis(self, key: str) -> int | None:
+        """The axis of key's array along the units or members, if any."""
+        ext = self.axes.get(key, ())
+        hits = [i for i, e in enumerate(ext) if e in (self.unit, self.member)]
+        if len(hits) > 1:
+            raise AssertionError(f"{key} has more than one axis of units or members: {ext}")
+        return hits[0] if hits else None
+
+
+def _index(idx: np.ndarray) -> slice | np.ndarray:
+    """A sorted index as a slice when it is a contiguous run (a view, nothing to copy back)."""
+    if len(idx) == 0 or idx[-1] - idx[0] + 1 == len(idx):
+        start = int(idx[0]) if len(idx) else 0
+        return slice(start, start + len(idx))
+    return idx
+
+
+class Chunk:
+    """The program over ``units`` (sorted indices) of ``whole``; see the module's docstring."""
+
+    def __init__(self, whole: Program, layout: Layout, units: np.ndarray):
+        self.whole, self.layout = whole, layout
+        units = np.asarray(units, dtype=np.int64)
+        self.size = len(units)
+        sizes = dict(whole.sizes)
+        sizes[layout.unit] = len(units)
+        index = {layout.unit: _index(units)}
+        state: dict = {}
+        if layout.by is not None:
+            by = whole.state[f"v_{layout.by}"]
+            members = np.flatnonzero(np.isin(by, units))
+            sizes[layout.member] = len(members)
+            index[layout.member] = _index(members)
+            at = np.full(whole.sizes[layout.unit], -1, dtype=np.int64)
+            at[units] = np.arange(len(units))
+            state[f"v_{layout.by}"] = at[by[members]].astype(by.dtype)       # the chunk's own unit numbers
+            order, start = group_index(state[f"v_{layout.by}"], len(units))
+            state[f"c_order__{layout.by}"], state[f"c_start__{layout.by}"] = order, start
+        self._back: list[tuple[str, int, np.ndarray]] = []      # gathered arrays to write back
+        aliases = {a: t for info in whole.plan["latents"].values() for a, t in info["aliases"].items()}
+        for key, a in whole.state.items():
+            if key in state or key in aliases:
+                continue
+            if key.startswith("n_") and key[2:] in sizes:
+                state[key] = sizes[key[2:]]
+            elif key in layout.global_stats:
+                state[key] = np.zeros_like(a)
+            elif (axis := layout.cut_axis(key)) is not None and isinstance(a, np.ndarray) and a.ndim == len(
+                    layout.axes[key]):
+                where = index[layout.axes[key][axis]]
+                if isinstance(where, slice) and axis == 0:
+                    state[key] = a[where]        # (a run of rows of a C array: a C view, no new compilation)
+                else:
+                    where = np.arange(where.start, where.stop) if isinstance(where, slice) else where
+                    state[key] = np.ascontiguousarray(np.take(a, where, axis=axis))
+                    if key.startswith(_MUTABLE) or key[2:] in whole.plan.get("point", ()):
+                        self._back.append((key, axis, where))
+            else:
+                state[key] = a
+        for alias, target in aliases.items():
+            state[alias] = state[target]
+        self.program = Program(whole.model, whole.module, sizes, state, given=whole.given,
+                               structure=whole.structure)
+
+    def local_step(self, tol: float | None = None, max_repeats: int = 1000) -> int:
+        """The local steps of the schedule on this chunk, the globals fixed; repeated until no local q's
+        parameter moves by more than ``tol`` (relative to its largest magnitude) when ``tol`` is given.
+        Then the chunk's statistics are summed and its q written back.  Returns the number of repeats."""
+        p = self.program
+        keys = [k for v in self.layout.local_latents for k in p.plan["latents"][v]["state"] if k.startswith("q_")]
+        repeats = 0
+        while True:
+            before = [p.state[k].copy() for k in keys] if tol is not None else None
+            for var in self.layout.local_steps:
+                p.update(var)
+            repeats += 1
+            if before is None or repeats >= max_repeats or all(
+                    np.max(np.abs(p.state[k] - b), initial=0.0) <= tol * max(1.0, np.max(np.abs(b), initial=0.0))
+                    for k, b in zip(keys, before)):
+                break
+        p.refresh_statistics()
+        self.scatter()
+        return repeats
+
+    def scatter(self) -> None:
+        """Write the chunk's gathered arrays back into the whole program's."""
+        for key, axis, where in self._back:
+            np.moveaxis(self.whole.state[key], axis, 0)[where] = np.moveaxis(self.program.state[key], axis, 0)
+
+    def bound(self) -> float:
+        """The chunk's share of the ELBO with the globals fixed: the terms of the factors inside the units'
+        plates and the entropies of the local q (ppvi.infer.given.scores, summed over the chunk's units)."""
+        p = self.program
+        p.refresh_statistics()
+        terms = p.expected_terms()
+        return float(np.sum(terms[list(self.layout.unit_factors)])) + sum(
+            p.entropy(v) for v in self.layout.local_latents)
+
+
+def split(units: int, chunks: int) -> list[np.ndarray]:
+    """``units`` indices in at most ``chunks`` contiguous runs of sizes differing by at most one."""
+    return [c for c in np.array_split(np.arange(units), max(1, min(chunks, units))) if len(c)]
+
+
+def add_statistics(whole: Program, layout: Layout, parts: list[Chunk], scale: float = 1.0) -> None:
+    """The whole program's global statistics: the chunks' shares summed in chunk order (times ``scale``);
+    its statistics with a unit axis are the chunks' own rows already."""
+    for key in layout.global_stats:
+        out = whole.state[key]
+        out[...] = parts[0].program.state[key]
+        for c in parts[1:]:
+            out += c.program.state[key]
+        if scale != 1.0:
+            out *= scale
+    whole.stale = False
