@@ -8,7 +8,7 @@ Pipeline (each stage a subpackage, plain data between them)::
 from ppvi.errors import PPVIError, PPVIWarning
 
 __version__ = "0.1.0"
-__all__ = ["PPVIError", "PPVIWarning", "Result", "load", "load_result"]
+__all__ = ["Memoized", "PPVIError", "PPVIWarning", "Result", "SVI", "load", "load_result"]
 
 
 def load(path: str):
@@ -31,4 +31,8 @@ def __getattr__(name: str):
         from ppvi.result import Result
 
         return Result
+    if name in ("SVI", "Memoized"):  # the settings of ``fit(algorithm=…)``: ppvi.infer.svi, ppvi.infer.memoized
+        from ppvi import api
+
+        return getattr(api, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
