@@ -37,7 +37,8 @@ FAMILY_BY_SUPPORT = {f.support: (f.name, f.statistic_keys + (("x2",) if f.suppor
                      for f in map(FAMILIES.__getitem__, Q_FAMILIES)}
 
 STAT_WORDS = {"x": "x", "x2": "x²", "logx": "log x", "log1mx": "log(1 − x)", "logp": "log πₖ",
-              "onehot": "[z = k]", "xxT": "x xᵀ", "X": "X", "logdet": "log|X|"}
+              "onehot": "[z = k]", "xxT": "x xᵀ", "X": "X", "logdet": "log|X|",
+              "base": "log PG(x | b, 0) / b"}
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,9 @@ class Derivation:
         for f in self.model.factors:
             e = self.expected[f.id].replace(lambda x: x in binary or (isinstance(x, sp.Indexed) and x.base in binary),
                                             lambda x: binary[x] if x in binary else binary[x.base][x.indices])
-            out.append((f"E[log p] of `{lines[f.span.line - 1].strip()}`", e))
+            line = lines[f.span.line - 1].strip()
+            out.append((f"E[log p] of `{f.target} ~ PG(b, 0)` (the weight of `{line}`)" if f.dist == "PolyaGamma"
+                        else f"E[log p] of `{line}`", e))
         for v, q in self.q.items():
             h = qfamily.entropy(q, qfamily.param_elements(q))
             for i in reversed(q.index):
