@@ -363,15 +363,23 @@ def _non_conjugate(rep: Reporter, model: CheckedModel, f, nc: NonConjugate) -> P
     can = (f"a {family} q of `{v}` absorbs only {{{', '.join(STAT_WORDS[k] for k in keys)}}}" if family
            else f"ppvi has no q family for a {support} latent")
     form = sp.sstr(nc.form)
-    if f.dist == "Normal" and arg_name in ("sd", "variance"):
+    if "pg" in dict(f.args):      # a logistic link the checker augmented (ppvi.language.check.polya_gamma)
+        arg_name, arg = "p", dict(f.args)["p"]
+        span = arg.span
+        hint = (f"a Pólya-Gamma weight makes `sigmoid(ψ)` conjugate when ψ is affine in the latents (a sum of "
+                f"terms each linear in one Gaussian or binary latent, times data, params or constants); here it "
+                f"is not in `{v}`: make it so, or `approximate {v} by point` (MAP)")
+    elif f.dist == "Normal" and arg_name in ("sd", "variance"):
         hint = (f"write `precision = {v}` instead (a Gamma prior on a precision is conjugate), "
                 f"or `approximate {v} by point`")
     elif isinstance(nc.form, sp.exp) or "exp(" in form:
         hint = (f"give the rate itself a Gamma prior (`r ~ Gamma(a, b)` and use `r`), "
                 f"or `approximate {v} by point`")
     elif "softplus" in form or "sigmoid" in form:
-        hint = (f"a sigmoid of a latent has no conjugate mean field; `approximate {v} by point` (MAP), "
-                "or use a Beta prior on the probability itself")
+        hint = ("a sigmoid of a latent is conjugate only as the probability of a Bernoulli, Binomial or "
+                "NegativeBinomial, `y ~ Bernoulli(sigmoid(ψ))` with ψ affine in the latents (ppvi adds a "
+                f"Pólya-Gamma weight); elsewhere `approximate {v} by point` (MAP), or use a Beta prior on the "
+                "probability itself")
     elif isinstance(nc.form, sp.Mul) and len(set(sp.Mul.make_args(nc.form))) > 1:
         # different elements of one latent multiplied: where they can coincide the moment is a higher one
         hint = (f"a product of two elements of `{v}` is not conjugate where they can be the same element; "

@@ -55,7 +55,8 @@ def test_dump_stages(capsys):
 NONCONJUGATE = {
     "poisson_exp": ("eta", "exp(eta)"),
     "gamma_on_sd": ("s", "precision"),
-    "sigmoid_latent": ("b", "softplus(b)"),
+    "sigmoid_latent": ("b", "only as the probability of a Bernoulli, Binomial or NegativeBinomial"),
+    "sigmoid_not_affine": ("b", "when ψ is affine in the latents"),
     "square_of_latent": ("m", "m**4"),
     "laplace_prior": ("m", "Abs"),
     "poisson_latent": ("c", "no q family"),
