@@ -83,3 +83,5 @@ def test_the_elbo_is_below_the_evidence_and_the_mean_near_the_exact_one(fit):
     exact_sd = np.sqrt(post @ grid ** 2 / post.sum() - exact_mean ** 2)
     assert fit.elbo < log_evidence < fit.elbo + 1.0
     assert abs(m - exact_mean) < exact_sd
+    ev = fit.evidence(4000, seed=1)              # ω integrated out, the laws' own pmfs (ppvi.simulate)
+    assert ev.log_evidence == pytest.approx(log_evidence, abs=5 * ev.stderr + 1e-3)
