@@ -307,6 +307,18 @@ def multinomial_mixture():
     return {"total": total, "x": x}, {"z": z, "phi": phi}
 
 
+def logistic_regression():
+    # scikit-learn's breast cancer data (Wisconsin diagnostic): three of the 30 features as z-scores
+    # (population sd), and the diagnosis as 1 = malignant (sklearn's target is 1 = benign).
+    from sklearn.datasets import load_breast_cancer
+
+    d = load_breast_cancer()
+    cols = [list(d.feature_names).index(f) for f in ("mean radius", "mean texture", "mean smoothness")]
+    z = np.round(_standardise(d.data[:, cols]), 6)
+    return {"radius": z[:, 0], "texture": z[:, 1], "smoothness": z[:, 2],
+            "malignant": (d.target == 0).astype(np.int64)}, {}
+
+
 # stem -> (generator, file format)
 GENERATORS = {
     "seed_gaussian": (seed_gaussian, "json"),
@@ -330,6 +342,7 @@ GENERATORS = {
     "beta_binomial": (beta_binomial, "json"),
     "multinomial_mixture": (multinomial_mixture, "npz"),
     "dp_gmm": (gmm, "csv"),
+    "logistic_regression": (logistic_regression, "csv"),
 }
 
 

@@ -95,7 +95,8 @@ class Derivation:
             h = qfamily.entropy(q, qfamily.param_elements(q))
             for i in reversed(q.index):
                 h = sp.Sum(h, (i, 0, i.upper))
-            out.append((f"H[q({v})]", h))
+            out.append((f"H[q({v})] relative to PG(b, 0) (its prior's ⟨log h_b⟩ cancels: their sum is −KL)"
+                        if q.family == "PolyaGamma" else f"H[q({v})]", h))
         return out
 
 

@@ -10,7 +10,7 @@ import pytest
 from conftest import MODELS, run_cli
 
 HERE = Path(__file__).parent
-GOLDEN = ["seed_gaussian", "binary_sparse_coding", "gmm_1d", "lda"]
+GOLDEN = ["seed_gaussian", "binary_sparse_coding", "gmm_1d", "lda", "logistic_regression"]
 
 
 @pytest.mark.parametrize("path", sorted(MODELS.glob("*.ppvi")), ids=lambda p: p.stem)
