@@ -76,6 +76,9 @@ CORPUS: list[Case] = [
     _example("dp_gmm", "csv", "mixture",
              "stick-breaking DP mixture: scikit-learn's dirichlet_process BayesianGaussianMixture "
              "(tests/infer/test_stick_breaking.py)"),
+    _example("logistic_regression", "csv", "regression",
+             "logistic link by Pólya-Gamma augmentation: the Jaakkola-Jordan fixed point and quadrature "
+             "(tests/infer/test_logistic.py)"),
     # ---- corpus models (tests/corpus/models); the first three belong in models/ once they derive and fit
     # (tests/codegen/test_statistics.py runs every model there)
     _case("bayes_pca", "npz", "factor",
