@@ -122,3 +122,16 @@ def test_the_elbo_is_below_the_evidence_and_the_mean_near_the_exact_one(model, f
     # importance sampling with q(w) as the proposal, ω integrated out (ppvi.simulate): the same log p(y)
     ev = r.evidence(4000, seed=1)
     assert ev.log_evidence == pytest.approx(log_evidence, abs=5 * ev.stderr + 1e-3)
+
+
+def test_a_point_estimate_is_the_map_that_scikit_learn_finds(tmp_path):
+    """`approximate w by point` with the weights' q: EM on the augmented model (Polson et al. 2013, §3.3),
+    whose fixed point is the exact MAP, i.e. L2-penalised logistic regression with C = 1 (prior N(0, 1))."""
+    from sklearn.linear_model import LogisticRegression
+
+    data = _data(2)
+    path = tmp_path / "map.ppvi"
+    path.write_text(MODEL + "approximate w by point\n")
+    r = ppvi.load(str(path)).fit(data, tol=1e-14, max_iter=5000)
+    ref = LogisticRegression(C=1.0, fit_intercept=False, tol=1e-12, max_iter=10_000).fit(data["x"], data["y"])
+    assert r.q["w"]["value"] == pytest.approx(ref.coef_[0], rel=1e-6)
