@@ -135,3 +135,10 @@ def test_a_point_estimate_is_the_map_that_scikit_learn_finds(tmp_path):
     r = ppvi.load(str(path)).fit(data, tol=1e-14, max_iter=5000)
     ref = LogisticRegression(C=1.0, fit_intercept=False, tol=1e-12, max_iter=10_000).fit(data["x"], data["y"])
     assert r.q["w"]["value"] == pytest.approx(ref.coef_[0], rel=1e-6)
+
+
+def test_a_fit_restarts_from_its_own_result(model, fit2):
+    """--init with a PolyaGamma q (its moments and entropy set from b, c: infer.warm): one more sweep stays."""
+    r = model.fit(_data(2), init=fit2, tol=0, max_iter=1)
+    assert r.elbo == pytest.approx(fit2.elbo, rel=1e-12)
+    assert r.q["y_pg"]["c"] == pytest.approx(fit2.q["y_pg"]["c"], rel=1e-10)
