@@ -331,6 +331,18 @@ def rbm():
     return {"W": W, "a": a, "b": b}, {}
 
 
+def logistic_regression():
+    # scikit-learn's breast cancer data (Wisconsin diagnostic): three of the 30 features as z-scores
+    # (population sd), and the diagnosis as 1 = malignant (sklearn's target is 1 = benign).
+    from sklearn.datasets import load_breast_cancer
+
+    d = load_breast_cancer()
+    cols = [list(d.feature_names).index(f) for f in ("mean radius", "mean texture", "mean smoothness")]
+    z = np.round(_standardise(d.data[:, cols]), 6)
+    return {"radius": z[:, 0], "texture": z[:, 1], "smoothness": z[:, 2],
+            "malignant": (d.target == 0).astype(np.int64)}, {}
+
+
 # stem -> (generator, file format)
 GENERATORS = {
     "seed_gaussian": (seed_gaussian, "json"),
@@ -356,6 +368,7 @@ GENERATORS = {
     "dp_gmm": (gmm, "csv"),
     "ising": (ising, "npz"),
     "rbm": (rbm, "json"),
+    "logistic_regression": (logistic_regression, "csv"),
 }
 
 

@@ -36,6 +36,7 @@ STATE = {
     "Dirichlet": [("q", "alpha", "e"), ("m", "logp", "e"), ("m", "x", "e")],
     "MvNormal": [("q", "mean", "e"), ("q", "cov", "ee"), ("m", "xxT", "ee")],
     "Wishart": [("q", "df", ""), ("q", "scale", "ee"), ("m", "X", "ee"), ("m", "logdet", "")],
+    "PolyaGamma": [("q", "b", ""), ("q", "c", ""), ("m", "x", ""), ("m", "base", "")],
 }
 # moments that are another array under a second name
 ALIASES = {
@@ -321,7 +322,7 @@ class ModuleWriter:
         el = levels[-1]
         at = [self.names.index(i) for i in q.index]
         eta = {}
-        if q.family in ("Normal", "Gamma", "Beta", "Bernoulli"):
+        if q.family in ("Normal", "Gamma", "Beta", "Bernoulli", "PolyaGamma"):
             for s, e in q.natural.items():
                 v = w.expr(e, levels, pinned)
                 eta[s] = w.tmp("eta")
@@ -367,6 +368,9 @@ class ModuleWriter:
                           (one(qn("a")), one(qn("b")), one(mn("x")), one(mn("logx")), one(mn("log1mx")), h))
         elif fam == "Bernoulli":
             finish = Call("finish_bernoulli", (e["x"],), (one(qn("p")), h))
+        elif fam == "PolyaGamma":
+            finish = Call("finish_polya_gamma", (e["x"], e["base"]),
+                          (one(qn("b")), one(qn("c")), one(mn("x")), one(mn("base")), h))
         elif fam == "Categorical" and self.blocked is not None and self.blocked.eta is not None:
             rows = "[_b0:_b0 + _nb]"
             self.blocked.between.append(

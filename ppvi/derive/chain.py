@@ -13,7 +13,7 @@ are z's statistics: its neighbours' updates read them (the rows of A count Σₜ
 q(z) is then either the mean field (each q(zₜ) from its Markov blanket, ξ = rₜ₋₁ rₜ), or with
 ``approximate z jointly`` the exact structured block q(z) ∝ φ(z₀) Πₜ Ψ(zₜ₋₁, zₜ) ψ(zₜ): 19.56 applied
 to z as one variable, computed by forward–backward (``ppvi.codegen.runtime.forward_backward``); its
-entropy term makes E[log p] + H[q(z)] over the chain equal log Z (docs/derivation.md, section 7).
+entropy term makes E[log p] + H[q(z)] over the chain equal log Z (docs/derivation.md, section 8).
 """
 
 from __future__ import annotations

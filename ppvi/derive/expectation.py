@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ppvi.derive.symbols import Gate, Symbols, logdet
+from ppvi.families.polya_gamma import pg_base
 
 
 MAX_TERMS = 20_000      # terms of one statement's expanded log density; more is a model to restructure
@@ -91,6 +92,10 @@ class Expectation:
             el = self._element(1 - arg)
             if el is not None:
                 return Atom(el[0], "log1mx", el[1], e)
+        if isinstance(e, pg_base):
+            el = self._element(e.args[0])
+            if el is not None:
+                return Atom(el[0], "base", el[1], e)
         if isinstance(e, logdet):
             el = self._element(e.args[0])
             if el is not None:

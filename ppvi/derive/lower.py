@@ -18,6 +18,8 @@ from typing import Callable
 import sympy as sp
 
 from ppvi.derive.symbols import Symbols, logdet, lgamma, lmvgamma, softplus
+from ppvi.families.binomial import log_binomial_coefficient
+from ppvi.families.polya_gamma import pg_base
 from ppvi.language import ast
 from ppvi.language.check import FLAT, CheckedModel, Extent, Factor
 
@@ -212,6 +214,11 @@ class Lowering:
         if stick is not None:
             body = categorical_of_sticks(value, stick, self.syms)
             return gates.wrap(self.syms, body), plates
+        if "pg" in args:
+            body = augmented(f.dist, value.scalar(), args, measure=f.dist not in COUNTING_MEASURE)
+            if f.dist in COUNTING_MEASURE:
+                return gates.wrap(self.syms, body) + counting_measure(f.dist, value, args, self.syms), plates
+            return gates.wrap(self.syms, body), plates
         if f.dist in COUNTING_MEASURE:
             # the counting measure (log C(n, x), log n!/Πx!) reads only data: outside the gates, since
             # Σ_k [z = k] · c = c, so no statistic sums a constant over the components
@@ -327,6 +334,27 @@ def counting_measure(dist: str, value, args: dict[str, Tensor], syms: Symbols) -
     return lgamma(n + 1) - sp.Sum(lgamma(value.at((k,)) + 1), (k, 0, k.upper))
 
 
+def augmented(dist: str, x: sp.Expr, args: dict[str, Tensor], measure: bool = True) -> sp.Expr:
+    """log p(x | ψ, ω) of a logistic-link law given its Pólya-Gamma weight ω (Polson, Scott & Windle 2013):
+
+        log h(x) + κψ − ωψ²/2 − b log 2,   κ = x − b/2,
+
+    b = 1 (Bernoulli), n (Binomial), x + r (NegativeBinomial; h(x) = Γ(x + r)/(Γ(r) x!)).  With
+    ω ~ PG(b, 0) integrated out it is log p(x | sigmoid(ψ)); given ω it is quadratic in ψ, so a Gaussian
+    (or binary) latent in an affine ψ keeps a conjugate q (docs/derivation.md, section 9).  ``measure``
+    False leaves out a Binomial's log C(n, x), which the caller adds outside the gates."""
+    psi, omega = args["p"].scalar().args[0], args["pg"].scalar()
+    if dist == "Bernoulli":
+        b, base = sp.S.One, sp.S.Zero
+    elif dist == "Binomial":
+        b = args["n"].scalar()
+        base = log_binomial_coefficient(b, x) if measure else sp.S.Zero
+    else:
+        r = args["r"].scalar()
+        b, base = x + r, lgamma(x + r) - lgamma(r) - lgamma(x + 1)
+    return base + (x - b / 2) * psi - omega * psi ** 2 / 2 - b * sp.log(2)
+
+
 def log_density(dist: str, value, args: dict[str, Tensor], syms: Symbols, measure: bool = True) -> sp.Expr:
     """log p(value | args) in index notation, with every normalising constant (19.7 needs them); without
     the counting measure of :data:`COUNTING_MEASURE` laws when ``measure`` is False."""
@@ -340,6 +368,11 @@ def log_density(dist: str, value, args: dict[str, Tensor], syms: Symbols, measur
             return base + x * sp.log(q) + (args["n"].scalar() - x) * sp.log(1 - q)
         k = syms.fresh("k", p.shape[0])
         return base + sp.Sum(value.at((k,)) * sp.log(p.at((k,))), (k, 0, k.upper))
+    if dist == "PolyaGamma":   # b·(log h_b(ω))/b: the place-holder statistic that hands b to q(ω)
+        return args["b"].scalar() * pg_base(value.scalar())
+    if dist == "NegativeBinomial":
+        x, p, r = value.scalar(), args["p"].scalar(), args["r"].scalar()
+        return lgamma(x + r) - lgamma(r) - lgamma(x + 1) + x * sp.log(p) + r * sp.log(1 - p)
     if dist in ("Normal", "Gamma", "Beta", "Poisson", "Exponential", "Laplace"):
         return family(dist).log_density(value.scalar(), {k: t.scalar() for k, t in args.items()})
     if dist == "Bernoulli":

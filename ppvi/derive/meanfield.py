@@ -37,7 +37,8 @@ FAMILY_BY_SUPPORT = {f.support: (f.name, f.statistic_keys + (("x2",) if f.suppor
                      for f in map(FAMILIES.__getitem__, Q_FAMILIES)}
 
 STAT_WORDS = {"x": "x", "x2": "x²", "logx": "log x", "log1mx": "log(1 − x)", "logp": "log πₖ",
-              "onehot": "[z = k]", "xxT": "x xᵀ", "X": "X", "logdet": "log|X|"}
+              "onehot": "[z = k]", "xxT": "x xᵀ", "X": "X", "logdet": "log|X|",
+              "base": "log PG(x | b, 0) / b"}
 
 
 @dataclass(frozen=True)
@@ -87,13 +88,16 @@ class Derivation:
         for f in self.model.factors:
             e = self.expected[f.id].replace(lambda x: x in binary or (isinstance(x, sp.Indexed) and x.base in binary),
                                             lambda x: binary[x] if x in binary else binary[x.base][x.indices])
+            line = lines[f.span.line - 1].strip()
             what = "E[energy]" if f.energy else "E[log p] (none: the flat measure)" if f.dist == FLAT else "E[log p]"
-            out.append((f"{what} of `{lines[f.span.line - 1].strip()}`", e))
+            out.append((f"E[log p] of `{f.target} ~ PG(b, 0)` (the weight of `{line}`)" if f.dist == "PolyaGamma"
+                        else f"{what} of `{line}`", e))
         for v, q in self.q.items():
             h = qfamily.entropy(q, qfamily.param_elements(q))
             for i in reversed(q.index):
                 h = sp.Sum(h, (i, 0, i.upper))
-            out.append((f"H[q({v})]", h))
+            out.append((f"H[q({v})] relative to PG(b, 0) (its prior's ⟨log h_b⟩ cancels: their sum is −KL)"
+                        if q.family == "PolyaGamma" else f"H[q({v})]", h))
         return out
 
 
@@ -401,6 +405,12 @@ def _non_conjugate(rep: Reporter, model: CheckedModel, f, nc: NonConjugate) -> P
         hint = ("an energy term must be multilinear in binary latents (`J[i, j] * s[i] * s[j]`, `b[i] * s[i]`) and at "
                 "most quadratic in real ones (`-x[i] ^ 2 / 2 + b[i] * x[i]`): 19.56 then gives a Bernoulli or a "
                 "Normal q")
+    elif "pg" in dict(f.args):      # a logistic link the checker augmented (ppvi.language.check.polya_gamma)
+        arg_name, arg = "p", dict(f.args)["p"]
+        span = arg.span
+        hint = (f"a Pólya-Gamma weight makes `sigmoid(ψ)` conjugate when ψ is affine in the latents (a sum of "
+                f"terms each linear in one Gaussian or binary latent, times data, params or constants); here it "
+                f"is not in `{v}`: make it so, or `approximate {v} by point` (MAP)")
     elif f.dist == "Normal" and arg_name in ("sd", "variance"):
         hint = (f"write `precision = {v}` instead (a Gamma prior on a precision is conjugate), "
                 f"or `approximate {v} by point`")
@@ -408,8 +418,10 @@ def _non_conjugate(rep: Reporter, model: CheckedModel, f, nc: NonConjugate) -> P
         hint = (f"give the rate itself a Gamma prior (`r ~ Gamma(a, b)` and use `r`), "
                 f"or `approximate {v} by point`")
     elif "softplus" in form or "sigmoid" in form:
-        hint = (f"a sigmoid of a latent has no conjugate mean field; `approximate {v} by point` (MAP), "
-                "or use a Beta prior on the probability itself")
+        hint = ("a sigmoid of a latent is conjugate only as the probability of a Bernoulli, Binomial or "
+                "NegativeBinomial, `y ~ Bernoulli(sigmoid(ψ))` with ψ affine in the latents (ppvi adds a "
+                f"Pólya-Gamma weight); elsewhere `approximate {v} by point` (MAP), or use a Beta prior on the "
+                "probability itself")
     elif isinstance(nc.form, sp.Mul) and len(set(sp.Mul.make_args(nc.form))) > 1:
         # different elements of one latent multiplied: where they can coincide the moment is a higher one
         hint = (f"a product of two elements of `{v}` is not conjugate where they can be the same element; "

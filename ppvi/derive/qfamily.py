@@ -20,8 +20,9 @@ from ppvi.families import family as family_of
 STANDARD = {
     "Normal": ("mean", "sd"), "Gamma": ("shape", "rate"), "Beta": ("a", "b"), "Bernoulli": ("p",),
     "Categorical": ("p",), "Dirichlet": ("alpha",), "MvNormal": ("mean", "cov"), "Wishart": ("df", "scale"),
+    "PolyaGamma": ("b", "c"),
 }
-SCALAR = {"Normal", "Gamma", "Beta", "Bernoulli"}
+SCALAR = {"Normal", "Gamma", "Beta", "Bernoulli", "PolyaGamma"}
 
 
 class invert(sp.Function):

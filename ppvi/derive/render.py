@@ -15,14 +15,15 @@ from sympy.printing.str import StrPrinter
 
 from ppvi.derive.lower import inverse, sigmoid
 from ppvi.derive.meanfield import Derivation, QFactor
-from ppvi.errors import shown
+from ppvi.errors import shown, source_lines
+from ppvi.language import ast
 from ppvi.derive.qfamily import STANDARD, ParamBase, invert
 from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol, lgamma, lmvgamma, logdet, softplus
 
 ETA_NAMES = {"x": "x", "x2": "x²", "logx": "log x", "log1mx": "log(1−x)", "logp": "log π", "onehot": "[z=k]",
-             "xxT": "x xᵀ", "X": "X", "logdet": "log|X|"}
+             "xxT": "x xᵀ", "X": "X", "logdet": "log|X|", "base": "log h_b(x)/b"}
 ETA_LATEX = {"x": "x", "x2": "x^2", "logx": r"\log x", "log1mx": r"\log(1-x)", "logp": r"\log \pi",
-             "onehot": "[z=k]", "xxT": r"x x^\top", "X": "X", "logdet": r"\log|X|"}
+             "onehot": "[z=k]", "xxT": r"x x^\top", "X": "X", "logdet": r"\log|X|", "base": r"\log h_b(x)/b"}
 
 
 # ------------------------------------------------------------------ tidying
@@ -84,7 +85,7 @@ class Whiteboard(StrPrinter):
                    f"{self._print(idx[-3])}] = {self._print(idx[-1])})"
         if stat == "entropy":
             return f"H[q({var})]"
-        if stat == "cross_term":      # a Gaussian chain's lag-one covariances (derivation.md, section 7)
+        if stat == "cross_term":      # a Gaussian chain's lag-one covariances (derivation.md, section 8)
             return f"−Σ_t≥1 tr(Λ[t-1, t]ᵀ·Cov({var}[t-1], {var}[t]))"
         if stat == "onehot":
             return f"q({self._var(var, plates)} = {self._print(event[0])})"
@@ -94,7 +95,7 @@ class Whiteboard(StrPrinter):
             return f"⟨log|{v}|⟩"
         el = self._var(var, idx)
         return {"x": f"⟨{el}⟩", "X": f"⟨{el}⟩", "x2": f"⟨{el}²⟩", "logx": f"⟨log {el}⟩",
-                "logp": f"⟨log {el}⟩", "log1mx": f"⟨log(1 − {el})⟩"}[stat]
+                "logp": f"⟨log {el}⟩", "log1mx": f"⟨log(1 − {el})⟩", "base": f"⟨log h_b({el})/b⟩"}[stat]
 
     def _print_Indexed(self, e):
         if isinstance(e.base, MomentBase):
@@ -209,7 +210,7 @@ class Blackboard(LatexPrinter):
         el = self._name(var) + self._sub(idx)
         return {"x": rf"\langle {el} \rangle", "X": rf"\langle {el} \rangle", "x2": rf"\langle {el}^2 \rangle",
                 "logx": rf"\langle \log {el} \rangle", "logp": rf"\langle \log {el} \rangle",
-                "log1mx": rf"\langle \log(1 - {el}) \rangle"}[stat]
+                "log1mx": rf"\langle \log(1 - {el}) \rangle", "base": rf"\langle \log h_b({el})/b \rangle"}[stat]
 
     def _print_Indexed(self, e):
         if isinstance(e.base, MomentBase):
@@ -280,7 +281,7 @@ def _nplates(d: Derivation) -> dict[str, int]:
 
 
 def _block_text(b, show) -> list[str]:
-    """A Categorical chain's q (docs/derivation.md, section 7): its potentials and how q is computed."""
+    """A Categorical chain's q (docs/derivation.md, section 8): its potentials and how q is computed."""
     pre = "".join(f"{i}, " for i in b.outer)
     z, t, j, k = b.var, b.t, b.j, b.k
 
@@ -321,6 +322,7 @@ def _standard_in_eta(q: QFactor) -> dict[str, str]:
         "Dirichlet": {"alpha": "η[log π] + 1"},
         "MvNormal": {"cov": "(−2 η[x xᵀ])⁻¹", "mean": "cov · η[x]"},
         "Wishart": {"df": "2 η[log|X|] + D + 1", "scale": "(−2 η[X])⁻¹"},
+        "PolyaGamma": {"b": "η[log h_b(x)/b]", "c": "√(−2 η[x])"},
     }[q.family]
 
 
@@ -343,6 +345,7 @@ def to_text(d: Derivation) -> str:
     show = lambda e: pr.doprint(tidy(e, names)).replace("*", "·")  # noqa: E731
     energy = d.model.unnormalised
     out = [f"model {d.model.name}  ({d.model.path})", "",
+           *augmentation(d),
            "mean-field updates  q*(x) ∝ exp E_q(rest)[log p̃(v, h)]   (19.56; p̃ = exp of the draws' log densities "
            "and the `factor` energy terms, normalised by an unknown Z)" if energy else
            "mean-field updates  q*(x) ∝ exp E_q(rest)[log p(v, h)]   (19.56)", ""]
@@ -389,6 +392,36 @@ def to_text(d: Derivation) -> str:
         out.append(f"  {label}:")
         out.append(f"      {show(e)}")
     return _escaped(out)
+
+
+def augmentation(d: Derivation) -> list[str]:
+    """The step before 19.56 for every logistic link: the Pólya-Gamma weight the checker added, and why the
+    augmented log joint is conjugate (docs/derivation.md, section 8)."""
+    m = d.model
+    out = []
+    for f in m.factors:
+        pg = dict(f.args).get("pg")
+        if pg is None:
+            continue
+        weight = pg.base.id if isinstance(pg, ast.Index) else pg.id
+        el = f"{weight}[{', '.join(f.target_index)}]" if f.target_index else weight
+        y = f"{f.target}[{', '.join(f.target_index)}]" if f.target_index else f.target
+        args = dict(f.args)
+        b = "1" if f.dist == "Bernoulli" else _text(m.text, args["n"].span) if f.dist == "Binomial" else \
+            f"{y} + {_text(m.text, args['r'].span)}"
+        out += [f"augment `{source_lines(m.text)[f.span.line - 1].strip()}` (Pólya-Gamma; Polson, Scott & Windle "
+                "2013):",
+                f"  {el} ~ PG(b, 0) with b = {b}, and with ψ the argument of sigmoid, κ = {y} − b/2:",
+                "  p(y | ψ) = h(y) 2^(−b) e^(κψ) E_PG(b,0)[e^(−ωψ²/2)]  ⇒  log p(y | ψ, ω) = log h(y) + κψ − ωψ²/2 − b log 2",
+                f"  quadratic in ψ: 19.56 applies unchanged; q({el}) = PG(b, c) with c² = E[ψ²]", ""]
+    return out
+
+
+def _text(text: str, span) -> str:
+    """The source text at ``span`` (one line), else a placeholder."""
+    if span.end_line in (None, span.line) and span.end_col is not None:
+        return source_lines(text)[span.line - 1][span.col - 1:span.end_col - 1]
+    return "…"
 
 
 def _escaped(lines: list[str]) -> str:

@@ -31,6 +31,7 @@ from .laplace import Laplace
 from .multinomial import Multinomial
 from .mvnormal import MvNormal
 from .normal import Normal
+from .polya_gamma import PolyaGamma
 from .poisson import Poisson
 from .wishart import Wishart
 
@@ -54,6 +55,7 @@ __all__ = [
     "MvNormal",
     "Normal",
     "Poisson",
+    "PolyaGamma",
     "Wishart",
     "family",
     "recognise",
@@ -76,6 +78,7 @@ FAMILIES: Mapping[str, Density] = MappingProxyType(
             Laplace,
             Binomial,
             Multinomial,
+            PolyaGamma,
         )
     }
 )
@@ -93,6 +96,7 @@ Q_FAMILIES: tuple[str, ...] = (
     "Categorical",
     "Dirichlet",
     "Wishart",
+    "PolyaGamma",
 )
 """The families a mean-field factor q can take (the q result schema, docs/cli.md)."""
 

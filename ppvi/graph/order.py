@@ -169,13 +169,14 @@ def _roles(model: CheckedModel) -> dict[str, int]:
 
     role: dict[str, int] = {}
     for f in model.factors:
-        names = [p.name for p in SIGNATURES[f.dist].params] if f.dist in SIGNATURES else [n for n, _ in f.args]
+        sig = SIGNATURES.get(f.dist)          # (PolyaGamma, and the `pg` weight, are the checker's own)
+        names = [p.name for p in sig.params] if sig else [n for n, _ in f.args if n != "pg"]
         for arg, e in f.args:
             for node in walk(e):
                 if isinstance(node, (ast.Name, ast.Index)):
                     n = node.id if isinstance(node, ast.Name) else node.base.id
                     if n in model.variables:
-                        role[n] = min(role.get(n, 99), names.index(arg))
+                        role[n] = min(role.get(n, 99), names.index(arg) if arg in names else len(names))
     return role
 
 

@@ -508,9 +508,15 @@ def _init_wishart(s, v, rng, info):
     _set(s, f"m_{v}__logdet", elogdet)
 
 
+def _init_polya_gamma(s, v, rng, info):
+    """PG(1, 0): E[ω] = 1/4, the weight of a Bernoulli at ψ = 0 (the first sweep sets b from the model)."""
+    for n, val in (("q_{}__b", 1.0), ("q_{}__c", 0.0), ("m_{}__x", 0.25), ("m_{}__base", 0.0), ("h_{}", 0.0)):
+        _set(s, n.format(v), val)
+
+
 _INIT = {"Normal": _init_normal, "Gamma": _init_gamma, "Beta": _init_beta, "Bernoulli": _init_bernoulli,
          "Categorical": _init_categorical, "Dirichlet": _init_dirichlet, "MvNormal": _init_mvnormal,
-         "Wishart": _init_wishart}
+         "Wishart": _init_wishart, "PolyaGamma": _init_polya_gamma}
 
 
 def _natural(fam: str, q: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -529,6 +535,8 @@ def _natural(fam: str, q: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {"onehot": np.log(np.maximum(q["p"], 1e-300))}
     if fam == "Dirichlet":
         return {"logp": q["alpha"] - 1}
+    if fam == "PolyaGamma":
+        return {"x": -q["c"] ** 2 / 2, "base": q["b"]}
     if fam == "MvNormal":
         prec = np.linalg.inv(q["cov"])
         return {"x": np.einsum("...de,...e->...d", prec, q["mean"]), "xxT": -prec / 2}

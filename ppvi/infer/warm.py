@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit
 
 from ppvi.codegen.runtime import (finish_bernoulli, finish_beta, finish_categorical, finish_dirichlet, finish_gamma,
-                                  finish_mvnormal, finish_normal, finish_wishart)
+                                  finish_mvnormal, finish_normal, finish_polya_gamma, finish_wishart)
 from ppvi.errors import Diagnostic, PPVIError, did_you_mean
 from ppvi.infer.program import Program, _natural
 from ppvi.io.posterior import STANDARD
@@ -178,6 +178,12 @@ def _bernoulli(eta, p, h):
 
 
 @njit(cache=True)
+def _polya_gamma(ex, ebase, b, c, x, base, h):
+    for i in range(ex.shape[0]):
+        b[i], c[i], x[i], base[i], h[i] = finish_polya_gamma(ex[i], ebase[i])
+
+
+@njit(cache=True)
 def _categorical(eta, p, h, lse):
     for i in range(eta.shape[0]):
         h[i], lse[i] = finish_categorical(eta[i], p[i])
@@ -250,4 +256,6 @@ _FINISH = {
     "Bernoulli": _finish_scalar(_bernoulli, ("x",), ("q_{}__p", "h_{}")),
     "Categorical": _finish_categorical, "Dirichlet": _finish_dirichlet, "MvNormal": _finish_mvnormal,
     "Wishart": _finish_wishart,
+    "PolyaGamma": _finish_scalar(_polya_gamma, ("x", "base"),
+                                 ("q_{}__b", "q_{}__c", "m_{}__x", "m_{}__base", "h_{}")),
 }

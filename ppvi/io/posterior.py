@@ -22,7 +22,7 @@ import numpy as np
 STANDARD: dict[str, tuple[str, ...]] = {
     "Normal": ("mean", "sd"), "Gamma": ("shape", "rate"), "Beta": ("a", "b"), "Bernoulli": ("p",),
     "Categorical": ("p",), "Dirichlet": ("alpha",), "MvNormal": ("mean", "cov"), "Wishart": ("df", "scale"),
-    "point": ("value",),
+    "PolyaGamma": ("b", "c"), "point": ("value",),
 }
 DISCRETE = ("Bernoulli", "Categorical")
 WISHART_DRAWS = 4000     # draws for the quantiles of a Wishart's off-diagonal entries (no closed form)
@@ -39,7 +39,8 @@ def value_shape(family: str, p: Params) -> tuple[int, ...]:
     if family == "Categorical":
         return p["p"].shape[:-1]
     return np.shape(p[{"Normal": "mean", "MvNormal": "mean", "Gamma": "shape", "Beta": "a", "Bernoulli": "p",
-                       "Dirichlet": "alpha", "Wishart": "scale", "point": "value"}[family]])
+                       "Dirichlet": "alpha", "Wishart": "scale", "PolyaGamma": "b",
+                       "point": "value"}[family]])
 
 
 def param_shapes(family: str, value: tuple[int, ...], categories: int = 0) -> dict[str, tuple[int, ...]]:
@@ -110,6 +111,8 @@ def mean(family: str, p: Params) -> np.ndarray:
         return p["alpha"] / p["alpha"].sum(-1, keepdims=True)
     if family == "Wishart":
         return np.asarray(p["df"])[..., None, None] * p["scale"]
+    if family == "PolyaGamma":
+        return _pg_moments(p["b"], p["c"])[0]
     return p["value"]
 
 
@@ -135,9 +138,24 @@ def variance(family: str, p: Params) -> np.ndarray | None:
         s, df = p["scale"], np.asarray(p["df"])[..., None, None]
         d = np.diagonal(s, axis1=-2, axis2=-1)
         return df * (s ** 2 + d[..., :, None] * d[..., None, :])
+    if family == "PolyaGamma":
+        return _pg_moments(p["b"], p["c"])[1]
     if family == "point":
         return np.zeros(np.shape(p["value"]))
     return None
+
+
+def _pg_moments(b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean b tanh(c/2)/(2c) and variance b (sinh c − c) / (4c³ cosh²(c/2)) of PG(b, c) (Polson et al. 2013),
+    by their series b/4 − bc²/48 and b/24 − bc²/160·… near c = 0."""
+    b, c = np.asarray(b, dtype=float), np.abs(np.asarray(c, dtype=float))
+    small = c < 1e-2
+    safe = np.where(small, 1.0, c)
+    c2 = c * c
+    mean = np.where(small, b * (0.25 - c2 / 48), b * np.tanh(safe / 2) / (2 * safe))
+    var = np.where(small, b * (1 / 24 - c2 / 240),
+                   b * (np.sinh(np.minimum(safe, 700)) - safe) / (4 * safe ** 3 * np.cosh(np.minimum(safe, 700) / 2) ** 2))
+    return mean, var
 
 
 def quantile(family: str, p: Params, prob: float) -> np.ndarray | None:
@@ -194,6 +212,8 @@ def sample(family: str, p: Params, n: int, rng: np.random.Generator) -> np.ndarr
         return _dirichlet(p["alpha"], n, rng)
     if family == "Wishart":
         return _wishart(np.asarray(p["df"], dtype=float), p["scale"], n, rng)
+    if family == "PolyaGamma":
+        return _polya_gamma(np.asarray(p["b"], dtype=float), np.asarray(p["c"], dtype=float), (n, *shape), rng)
     return np.broadcast_to(p["value"], (n, *shape)).copy()
 
 
@@ -225,6 +245,21 @@ def _dirichlet(alpha: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarra
     logs -= logs.max(-1, keepdims=True)
     g = np.exp(logs)
     return np.maximum(g / g.sum(-1, keepdims=True), TINY)
+
+
+PG_TERMS = 200     # terms of the series of a Pólya-Gamma draw; the rest is replaced by its mean
+
+
+def _polya_gamma(b: np.ndarray, c: np.ndarray, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """ω = (1/2π²) Σ_k g_k / ((k − ½)² + c²/4π²), g_k ~ Gamma(b, 1) (Polson et al. 2013, eq. 1), its first
+    PG_TERMS terms drawn and the tail by its mean (it holds about 1/(π² PG_TERMS) of ω's mean)."""
+    out = np.zeros(shape)
+    shift = c * c / (4 * math.pi ** 2)
+    for k in range(1, PG_TERMS + 1):
+        out += rng.gamma(np.broadcast_to(b, shape)) / ((k - 0.5) ** 2 + shift)
+    k = np.arange(PG_TERMS + 1, 20 * PG_TERMS + 1)[:, None]
+    tail = (1.0 / ((k - 0.5) ** 2 + np.ravel(shift)[None, :])).sum(0).reshape(np.shape(shift))
+    return (out + b * tail) / (2 * math.pi ** 2)
 
 
 def _categorical(p: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

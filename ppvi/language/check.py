@@ -20,6 +20,7 @@ from ppvi.language import ast, consts
 from ppvi.language.sequences import Chain, element, offset, subscript
 from ppvi.language.distributions import (
     COMPATIBLE, CONST_FUNCTIONS, DOMAIN_DATA_SUPPORT, DOMAIN_PRIOR, DOMAIN_SUPPORTS, DOMAIN_WORDS, FUNCTIONS,
+    LOGISTIC_LINKS,
     NAMED_MATRIX, PARAM_SUPPORTS, POINT_REFUSED, SIGNATURES, SUPPORT_ANNOTATIONS, SUPPORT_WORDS, Param, Signature,
 )
 
@@ -872,6 +873,8 @@ class _Checker:
                                           if d.indices else ""))
             if sig.name == "StudentT":
                 self.scale_mixture(d, args, tuple(idx), plates, tuple(parents), observed)
+            elif sig.name in LOGISTIC_LINKS and self._logistic(args):
+                self.polya_gamma(d, sig.name, args, tuple(idx), plates, tuple(parents), observed)
             else:
                 if d.target.id in self.chain_axis:
                     self.chain_factors.setdefault(d.target.id, []).append(len(self.factors))
@@ -1015,6 +1018,53 @@ class _Checker:
             precision = ast.BinOp("*", ref, args["precision"], span)
         self.factors.append(Factor(len(self.factors), d.target.id, idx, plates, "Normal",
                                    (("mean", args["mean"]), ("precision", precision)), parents + (weight,),
+                                   observed, span))
+
+    def _logistic(self, args: dict[str, ast.Expr]) -> bool:
+        """``p = sigmoid(ψ)`` with ψ reading a latent: the case Pólya-Gamma augmentation makes conjugate
+        (a ψ of data and params alone stays a plain likelihood)."""
+        p = args.get("p")
+        return isinstance(p, ast.Call) and p.func.id == "sigmoid" and any(
+            isinstance(n, ast.Name) and n.id in self.vars and self.vars[n.id].kind == "latent"
+            for n in walk(p.args[0]))
+
+    def polya_gamma(self, d: ast.Draw, dist: str, args: dict[str, ast.Expr], idx: tuple[str, ...],
+                    plates: tuple[tuple[str, str], ...], parents: tuple[str, ...], observed: bool) -> None:
+        """``y ~ Bernoulli(sigmoid(ψ))`` (also Binomial(n, ·), NegativeBinomial(r, ·)) with its Pólya-Gamma
+        weight (Polson, Scott & Windle 2013): a local ω ~ PG(b, 0) per element, b = 1, n or y + r, and the
+        statement keeps its law with ω as an extra argument ``pg``.  Given ω its log density is quadratic in
+        ψ (ppvi.derive.lower.augmented), and integrating ω out gives back the logistic likelihood, so 19.56
+        derives q(ψ's latents) and q(ω) = PG(b, c) like any other q (docs/derivation.md, section 9)."""
+        span = d.span
+        shape = tuple(dict(plates)[i] for i in idx)
+        ref_of = lambda name: (ast.Index(ast.Name(name, span), tuple(ast.Name(i, span) for i in idx), span)  # noqa: E731
+                               if idx else ast.Name(name, span))
+        if dist == "Bernoulli":
+            b: ast.Expr = ast.Num(1.0, True, span)
+        elif dist == "Binomial":
+            b = args["n"]
+        else:
+            if not observed:
+                self.rep.error("a latent NegativeBinomial count has no conjugate q", d.target.span,
+                               "observe it (`data` with support count), or give the count a Poisson law")
+                return
+            r = args["r"]
+            if any(isinstance(n, ast.Name) and n.id in self.vars and self.vars[n.id].kind in ("latent", "param")
+                   for n in walk(r)):
+                self.rep.error("`r` of NegativeBinomial(r, sigmoid(…)) must be known (a constant or data)",
+                               _span(r), "its Pólya-Gamma weight needs the number of failures r: fix it, "
+                               "e.g. `NegativeBinomial(5, sigmoid(…))`")
+                return
+            b = ast.BinOp("+", ref_of(d.target.id), r, span)
+        weight = f"{d.target.id}_pg"
+        while weight in self.vars or weight in self.draws or weight in self.dims:
+            weight += "_"
+        self.vars[weight] = Variable(weight, "latent", shape, "polya_gamma", d.target.span)
+        b_parents = tuple(p for p in parents if any(isinstance(n, ast.Name) and n.id == p for n in walk(b)))
+        self.factors.append(Factor(len(self.factors), weight, idx, plates, "PolyaGamma", (("b", b),), b_parents,
+                                   False, span))
+        self.factors.append(Factor(len(self.factors), d.target.id, idx, plates, dist,
+                                   tuple(args.items()) + (("pg", ref_of(weight)),), parents + (weight,),
                                    observed, span))
 
     def check_stick_uses(self, sig: Signature, args: dict[str, ast.Expr], scope: dict[str, str]) -> None:

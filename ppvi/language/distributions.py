@@ -58,6 +58,7 @@ SIGNATURES: dict[str, Signature] = {s.name: s for s in [
     Signature("Exponential", (_p("rate", "positive"),), ("rate",), support="positive"),
     Signature("Laplace", (_p("loc"), _p("scale", "positive")), ("loc", "scale")),
     Signature("Binomial", (_p("n", "count"), _p("p", "unit")), ("n", "p"), support="count"),
+    Signature("NegativeBinomial", (_p("r", "positive"), _p("p", "unit")), ("r", "p"), support="count"),
     Signature("Multinomial", (_p("n", "count"), _p("p", "simplex", 1)), ("n", "p"), support="count", event_rank=1),
     Signature("StickBreaking", (_p("alpha", "positive", 1),), ("alpha",), support="simplex", event_rank=1),
     Signature("StudentT", (_p("nu", "positive"), _p("mean"), _p("sd", "positive"), _p("precision", "positive")),
@@ -77,6 +78,9 @@ COMPATIBLE = {
     "index": {"index", "count"}, "count": {"count", "real"}, "simplex": {"simplex"},
     "pd_matrix": {"real"},
 }
+
+# Laws whose `p = sigmoid(ψ)` (ψ reading a latent) is made conjugate by a Pólya-Gamma weight per element.
+LOGISTIC_LINKS = ("Bernoulli", "Binomial", "NegativeBinomial")
 
 ELEMENTWISE = frozenset({"sigmoid", "exp", "log", "softplus"})
 FUNCTIONS = ELEMENTWISE | {"dot"}

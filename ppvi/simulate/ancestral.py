@@ -41,7 +41,7 @@ def _simulate(setting: Setting, draws: int, rng: np.random.Generator,
     arrays = {**setting.fixed, **given}
     out: dict[str, np.ndarray] = {}
     for f in setting.model.factors:
-        if f.target in given:
+        if f.target in given or f.dist == "PolyaGamma":     # (a link's weight: integrated out, not drawn)
             continue
         args = arguments(f, Values(arrays, setting.sizes))
         plate_shape = (draws, *(setting.sizes[d] for _, d in f.plates))
@@ -84,6 +84,8 @@ def draw(dist: str, args: dict[str, np.ndarray], plate_shape: tuple[int, ...],
         return rng.poisson(full["rate"])
     if dist == "Binomial":
         return rng.binomial(full["n"].astype(np.int64), full["p"])
+    if dist == "NegativeBinomial":     # successes before the r-th failure: numpy counts failures, p ↔ 1 − p
+        return rng.negative_binomial(full["r"], 1 - full["p"])
     if dist == "Multinomial":
         return rng.multinomial(full["n"].astype(np.int64), full["p"])
     if dist == "Exponential":
@@ -132,5 +134,6 @@ def sample_predictive(result: Result, draws: int, seed: int | None = None, data:
     setting = from_result(result, data, where, observed=False)
     no_energy(setting.model)
     setting.check_memory(draws, setting.drawn(observed=True), where)
-    latents = {name: posterior.sample(q.family, dict(q.params), draws, rng) for name, q in result.q.items()}
+    latents = {name: posterior.sample(q.family, dict(q.params), draws, rng) for name, q in result.q.items()
+               if q.family != "PolyaGamma"}
     return {**latents, **simulate(setting, draws, rng, given=latents)}

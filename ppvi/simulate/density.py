@@ -77,6 +77,12 @@ def binomial(x, n, p):
             + special.xlogy(x, p) + special.xlog1py(n - x, -p))
 
 
+def negative_binomial(x, r, p):
+    """Γ(x + r)/(Γ(r) x!) pˣ (1 − p)ʳ: x successes before the r-th failure."""
+    return (special.gammaln(x + r) - special.gammaln(r) - special.gammaln(x + 1.0) + special.xlogy(x, p)
+            + special.xlog1py(r, -p))
+
+
 def multinomial(x, n, p):
     return special.gammaln(n + 1.0) + (special.xlogy(x, p) - special.gammaln(x + 1.0)).sum(-1)
 
@@ -102,11 +108,12 @@ def wishart(x, df, scale):
 
 LOG_DENSITY = {"Normal": normal, "MvNormal": mvnormal, "Gamma": gamma, "Beta": beta, "Bernoulli": bernoulli,
                "Categorical": categorical, "Dirichlet": dirichlet, "Poisson": poisson, "Exponential": exponential,
-               "Laplace": laplace, "Wishart": wishart, "Binomial": binomial, "Multinomial": multinomial}
+               "Laplace": laplace, "Wishart": wishart, "Binomial": binomial, "Multinomial": multinomial,
+               "NegativeBinomial": negative_binomial}
 POSITIONAL = {"Normal": ("mean",), "MvNormal": ("mean",), "Gamma": ("shape", "rate"), "Beta": ("a", "b"),
               "Bernoulli": ("p",), "Categorical": ("p",), "Dirichlet": ("alpha",), "Poisson": ("rate",),
               "Exponential": ("rate",), "Laplace": ("loc", "scale"), "Wishart": ("df", "scale"),
-              "Binomial": ("n", "p"), "Multinomial": ("n", "p")}
+              "Binomial": ("n", "p"), "Multinomial": ("n", "p"), "NegativeBinomial": ("r", "p")}
 
 
 def log_density(dist: str, x: np.ndarray, args: Mapping[str, np.ndarray]) -> np.ndarray:

@@ -193,13 +193,15 @@ def _data_plate(setting: Setting, where: str) -> str:
 def _log_weights(setting: Setting, result: Result, n: int, rng: np.random.Generator,
                  plate: str | None) -> np.ndarray:
     """log p(v, h_s) − log q(h_s) for n draws h_s ~ q: ``(n,)``, or ``(n, points)`` per point of ``plate``."""
-    draws = {name: posterior.sample(q.family, dict(q.params), n, rng) for name, q in result.q.items()}
+    # (a logistic link's Pólya-Gamma weight is integrated out exactly, in the joint and here)
+    result_q = {name: q for name, q in result.q.items() if q.family != "PolyaGamma"}
+    draws = {name: posterior.sample(q.family, dict(q.params), n, rng) for name, q in result_q.items()}
     values = Values({**setting.fixed, **draws}, setting.sizes)
     if plate is None:
         lw = log_joint(setting.model, values)
     else:
         lw = log_joint_per_datum(setting.model, values, plate)
-    for name, q in result.q.items():
+    for name, q in result_q.items():
         lq = log_density(q.family, draws[name], dict(q.params))
         if plate is None:
             lw -= lq.reshape(n, -1).sum(1)

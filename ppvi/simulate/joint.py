@@ -28,6 +28,8 @@ def arguments(f: Factor, values: Values) -> dict[str, np.ndarray]:
     is passed as ``logit`` ψ (its log density is then exact in the tails)."""
     out = {}
     for name, expr in f.args:
+        if name == "pg":            # a logistic link's Pólya-Gamma weight: integrated out (factor_term)
+            continue
         if f.dist == "Bernoulli" and isinstance(expr, ast.Call) and expr.func.id == "sigmoid":
             out["logit"] = evaluate(expr.args[0], values, f.plates)
         else:
@@ -36,7 +38,11 @@ def arguments(f: Factor, values: Values) -> dict[str, np.ndarray]:
 
 
 def factor_term(f: Factor, values: Values) -> np.ndarray:
-    """log p of statement ``f`` at every element of its plates: ``(S or 1, *plates)``."""
+    """log p of statement ``f`` at every element of its plates: ``(S or 1, *plates)``.  A logistic link's
+    Pólya-Gamma weight (ppvi.language.check.polya_gamma) is integrated out exactly: its statement adds 0,
+    and the link's own law is its likelihood."""
+    if f.dist == "PolyaGamma":
+        return np.zeros((1,) * (1 + len(f.plates)))
     x = target(f.target, f.target_index, values, f.plates)
     return log_density(f.dist, x, arguments(f, values))
 

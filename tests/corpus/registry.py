@@ -81,6 +81,9 @@ CORPUS: list[Case] = [
              "(tests/infer/test_energy.py)"),
     _example("rbm", "json", "energy",
              "RBM with fixed weights: the sigmoid fixed point, ELBO ≤ log Z by enumeration (tests/infer/test_energy.py)"),
+    _example("logistic_regression", "csv", "regression",
+             "logistic link by Pólya-Gamma augmentation: the Jaakkola-Jordan fixed point and quadrature "
+             "(tests/infer/test_logistic.py)"),
     # ---- corpus models (tests/corpus/models); the first three belong in models/ once they derive and fit
     # (tests/codegen/test_statistics.py runs every model there)
     _case("bayes_pca", "npz", "factor",

@@ -10,7 +10,7 @@ import pytest
 from conftest import MODELS, run_cli
 
 HERE = Path(__file__).parent
-GOLDEN = ["seed_gaussian", "binary_sparse_coding", "gmm_1d", "lda", "ising", "rbm"]
+GOLDEN = ["seed_gaussian", "binary_sparse_coding", "gmm_1d", "lda", "ising", "rbm", "logistic_regression"]
 
 
 @pytest.mark.parametrize("path", sorted(MODELS.glob("*.ppvi")), ids=lambda p: p.stem)
@@ -55,7 +55,8 @@ def test_dump_stages(capsys):
 NONCONJUGATE = {
     "poisson_exp": ("eta", "exp(eta)"),
     "gamma_on_sd": ("s", "precision"),
-    "sigmoid_latent": ("b", "softplus(b)"),
+    "sigmoid_latent": ("b", "only as the probability of a Bernoulli, Binomial or NegativeBinomial"),
+    "sigmoid_not_affine": ("b", "when ψ is affine in the latents"),
     "square_of_latent": ("m", "m**4"),
     "laplace_prior": ("m", "Abs"),
     "poisson_latent": ("c", "no q family"),

@@ -24,6 +24,7 @@ CONTRACT = {
     "Laplace": ("real", 0, ("loc", "scale"), None, None),
     "Binomial": ("count", 0, ("n", "p"), None, None),
     "Multinomial": ("count", 1, ("n", "p"), None, None),
+    "PolyaGamma": ("polya_gamma", 0, ("b", "c"), {"x", "base"}, {"x", "base"}),
 }
 
 
@@ -102,6 +103,7 @@ def test_families_are_densities() -> None:
         ("pd_matrix", {"logdet", "X"}, "Wishart"),
         ("real", {"x", "logx"}, None),
         ("count", {"x"}, None),
+        ("polya_gamma", {"x", "base"}, "PolyaGamma"),
     ],
 )
 def test_recognise_names_the_q_family_of_collected_statistics(

@@ -58,6 +58,15 @@ def fit_text(text: str, data: dict, dims: dict | None = None, *, python: bool = 
     return Outcome(tuple(f.trace), {var: dict(q) for var, q in r.q.items()}, dict(r.params))
 
 
+def _mapped(name: str, mapping: dict[str, str]) -> str:
+    """``name`` in the renamed model: a latent the checker derives from a variable's name (a logistic link's
+    Pólya-Gamma weight `y_pg`, a StudentT's `y_weight`) follows that variable."""
+    for suffix in ("_pg", "_weight"):
+        if name not in mapping and name.endswith(suffix) and name[:-len(suffix)] in mapping:
+            return mapping[name[:-len(suffix)]] + suffix
+    return mapping.get(name, name)
+
+
 def differences(a: Outcome, b: Outcome, mapping: dict[str, str]) -> list[str]:
     """Where fit b (of the renamed model) is not fit a bit for bit; ``mapping`` takes a's names to b's."""
     if a.error or b.error:
@@ -71,7 +80,7 @@ def differences(a: Outcome, b: Outcome, mapping: dict[str, str]) -> list[str]:
                    f"{b.trace[n] if n < len(b.trace) else '(ended)'!r} ({len(a.trace)} and {len(b.trace)} iterations)")
     for kind, x, y in (("q", a.q, b.q), ("param", a.params, b.params)):
         for name, value in x.items():
-            other = y.get(mapping.get(name, name))
+            other = y.get(_mapped(name, mapping))
             if other is None:
                 out.append(f"{kind} `{name}` missing after the rewrite")
                 continue
@@ -102,7 +111,7 @@ def rounding_only(a: Outcome, b: Outcome, mapping: dict[str, str], rtol: float =
         rtol = rtol ** 0.5
     for x, y in ((a.q, b.q), (a.params, b.params)):
         for name, value in x.items():
-            other = y.get(mapping.get(name, name))
+            other = y.get(_mapped(name, mapping))
             for key in value if isinstance(value, dict) else [None]:
                 u = value[key] if key is not None else value
                 v = other.get(key) if key is not None else other
