@@ -217,6 +217,7 @@ class Names:
 
 # --------------------------------------------------------------- structure
 REPEAT = sp.Dummy("repeat")     # the index of a loop of repeated passes (Block.index): no model index equals it
+CHUNK = sp.Dummy("chunk")       # the index of the loop over the data plate's fixed chunks (_ch): Loop.axis "chunk"
 
 
 def structure(e: sp.Basic, env: dict, rank: dict, depth: int = 0) -> tuple:
@@ -425,8 +426,8 @@ class Block:
     def node(self) -> Loop | If:
         if self.test is not None:
             return If(self.test, self.lower())
-        axis = "repeat" if self.index == REPEAT else (str(self.index.label) if isinstance(self.index, sp.Idx)
-                                                       else None)
+        axis = {REPEAT: "repeat", CHUNK: "chunk"}.get(self.index) or \
+            (str(self.index.label) if isinstance(self.index, sp.Idx) else None)
         return Loop(self.head, self.lower(), axis)
 
 

@@ -11,6 +11,7 @@
     Stmt        a statement not yet in those terms: its text only (a pass may assume nothing of it)
     Bind        a loop's element index computed from its counter (``i1_n = _b0 + _b``): defines, computes nothing
     Note        provenance: which η, statistic or ELBO term the code below computes, from which model line
+    Share       the statistics' share of one element of an update, before passes.fuse makes the local step of it
 
 The passes (``ppvi.codegen.passes``) map a Module to a Module; the printer (``ppvi.codegen.printer``) only
 prints one.  docs/architecture.md describes the pipeline and which decisions are passes today.
@@ -99,13 +100,21 @@ class Range:
     step: str | None = None
     parallel: bool = False          # prange: the iterations run on threads
     reads: frozenset | None = None  # the names its bounds read (None: not known)
+    part: tuple[str, str] | None = None     # (size, chunks): chunk _ch's share of range(size) (see part_range)
+
+
+def part_range(var: str, size: str, chunks: str) -> Range:
+    """``var`` over chunk ``_ch``'s share of range(size) cut in ``chunks`` fixed parts (whatever the threads)."""
+    return Range(var, f"(_ch + 1) * {size} // {chunks}", f"_ch * {size} // {chunks}",
+                 reads=frozenset({"_ch", size, chunks}), part=(size, chunks))
 
 
 @dataclass(frozen=True)
 class Loop:
     range: Range
     body: tuple = ()
-    axis: str | None = None         # what it runs over, for reading the IR: a model index's label, "repeat"
+    axis: str | None = None         # what it runs over, for reading the IR: a model index's label, "repeat",
+                                    # "chunk" (the fixed chunks of the data plate, _ch)
 
 
 @dataclass(frozen=True)
@@ -145,11 +154,27 @@ class StatisticArray:
 
 
 @dataclass(frozen=True)
+class Share:
+    """The statistics' share of one element of ``latent``'s update, for the pass that fuses them (passes.fuse):
+    ``head`` before the chunks (C, the partial sums' arrays), ``point`` in the element's loop (it reads the
+    element's index, the one the update's loop binds), ``tail`` after them (the reduce, in a fixed order);
+    ``params`` every array the three name."""
+
+    latent: str
+    head: tuple
+    point: tuple
+    tail: tuple
+    params: frozenset
+    doc: str = ""           # the local step's provenance comment
+
+
+@dataclass(frozen=True)
 class Module:
     version: str
     kernels: tuple[Kernel, ...]
     statistics: tuple[StatisticArray, ...] = ()
     plan: dict = field(default_factory=dict)     # the schedule, as the engine reads it (PLAN)
+    shares: tuple[Share, ...] = ()               # what passes.fuse may fuse into an update (not printed)
 
     def kernel(self, name: str) -> Kernel:
         return next(k for k in self.kernels if k.name == name)

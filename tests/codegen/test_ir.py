@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from pathlib import Path
@@ -10,7 +11,8 @@ import pytest
 
 from ppvi.codegen import passes
 from ppvi.codegen.cache import fixed_sizes
-from ppvi.codegen.ir import Assign, Bind, Call, Expr, If, Kernel, Loop, Module, Note, Range, Ref, Stmt, walk
+from ppvi.codegen.ir import (Assign, Bind, Call, Expr, If, Kernel, Loop, Module, Note, Range, Ref, Share, Stmt, part_range,
+                             walk)
 from ppvi.codegen.module import lower
 from ppvi.codegen.printer import kernel_source
 from ppvi.derive import derive
@@ -186,10 +188,67 @@ def test_factor_analysis_local_step_factorises_once():
     """q(z[n])'s precision I + Wᵀ diag(ψ) W is the same for every point: factorised once per sweep, outside the
     loops over chunks and points, as lowered inside them; the mean (Σ η_x[n]) stays per point."""
     m = lowered("factor_analysis")
+    assert list(placed(m.kernel("update_z").body, "mvnormal_covariance")) == [("chunk", "n")]
+    assert list(placed(passes.run_passes(m, "fuse").kernel("local_step_z").body, "mvnormal_covariance")) == \
+        [("chunk", "n")]
     for kernel in ("local_step_z", "update_z"):
-        assert list(placed(m.kernel(kernel).body, "mvnormal_covariance")) == [(None, "n")]
         k = passes.run_passes(m).kernel(kernel)
         assert list(placed(k.body, "mvnormal_covariance")) == [()]
-        assert list(placed(k.body, "finish_mvnormal_mean")) == [(None, "n")]
+        assert list(placed(k.body, "finish_mvnormal_mean")) == [("chunk", "n")]
     # the damped update mixes each point's η with its own old one: nothing to share
-    assert list(placed(passes.run_passes(m).kernel("damped_z").body, "mvnormal_covariance")) == [(None, "n")]
+    assert list(placed(passes.run_passes(m).kernel("damped_z").body, "mvnormal_covariance")) == [("chunk", "n")]
+
+
+def _fusable(share_point=(Assign(Ref("_pt_0", (e("_ch", "_ch"),)), e("m_z__x[i0_n]", "m_z__x", "i0_n"), "+="),)):
+    """A module as the writer leaves it: z's update over chunks of n, the statistics pass, z's share of it."""
+    part = Loop(part_range("i0_n", "n_N", "64"), (Call("finish", (e("v_x[i0_n]", "v_x", "i0_n"),)),), "n")
+    update = Kernel("update_z", ("n_N", "v_x"), (Stmt("_w = 1.0"), Loop(Range("_ch", "64", parallel=True), (part,),
+                                                                        "chunk")), "update", "z")
+    stats = Kernel("statistics", ("m_z__x", "n_N", "t_0"),
+                   (Stmt("_C = 8"), Loop(Range("_ch", "_C", parallel=True), (), "chunk")), "statistics")
+    share = Share("z", (Stmt("_C = 8"), Stmt("_pt_0 = np.zeros((_C, 1))")), share_point,
+                  (Stmt("t_0[0] = _pt_0.sum()"),), frozenset({"m_z__x", "n_N", "t_0"}), "the local step")
+    plan = {"latents": {"z": {"scope": "local", "feeds": True}}, "points": {}}
+    return Module("0", (update, stats), plan=plan, shares=(share,)), part, share
+
+
+def test_fuse_adds_the_statistics_share_to_each_element_of_the_last_feeding_update():
+    m, part, share = _fusable()
+    out = passes.fuse(m)
+    assert out.shares == () and "local_step" not in m.plan["latents"]["z"]      # (the input is left as it was)
+    step = out.kernel("local_step_z")
+    assert [k.name for k in out.kernels] == ["update_z", "statistics", "local_step_z"]
+    assert step.params == ("m_z__x", "n_N", "t_0", "v_x") and step.role == "local_step" and step.doc == share.doc
+    chunks = Loop(Range("_ch", "_C", parallel=True, reads=frozenset({"_C"})),
+                  (Loop(part_range("i0_n", "n_N", "_C"), part.body + share.point, "n"),), "chunk")
+    assert step.body == share.head + (Stmt("_w = 1.0"), chunks) + share.tail
+    assert out.plan["latents"]["z"]["local_step"] == {"kernel": "local_step_z", "args": list(step.params)}
+    # the statistics pass is run only at the start now: serial
+    assert [n.range.parallel for n in out.kernel("statistics").body if isinstance(n, Loop)] == [False]
+    assert out.kernel("update_z") == m.kernel("update_z")
+
+
+def test_fuse_leaves_no_local_step_where_it_cannot_be_one():
+    m, _, _ = _fusable()
+    plan = {"latents": {"z": {"scope": "local", "feeds": False}}, "points": {}}
+    block = Kernel("local_block", (), (), "block", "theta")
+    candidate = Kernel("local_step_y", (), (), "local_step", "y")
+    for changed in (dataclasses.replace(m, plan=plan),                                    # z feeds nothing
+                    dataclasses.replace(m, kernels=m.kernels + (block,)),                 # a group block
+                    dataclasses.replace(m, kernels=(dataclasses.replace(m.kernels[0], body=m.kernels[0].body[:1]),
+                                                    m.kernels[1], candidate))):           # no chunks in z's update
+        out = passes.fuse(changed)
+        assert out.shares == () and not any(k.role == "local_step" for k in out.kernels)
+        assert "local_step" not in out.plan["latents"]["z"] and out.kernel("statistics") == m.kernel("statistics")
+
+
+def test_factor_analysis_local_step_is_its_update_fused_with_the_statistics():
+    """As lowered there is no local step; after ``fuse``, z's update with each point's share of every statistic."""
+    m = lowered("factor_analysis")
+    assert not any(k.role == "local_step" for k in m.kernels) and [s.latent for s in m.shares] == ["z"]
+    fused = passes.run_passes(m, "fuse")
+    step, update = fused.kernel("local_step_z"), fused.kernel("update_z")
+    assert set(update.params) < set(step.params) and fused.plan["latents"]["z"]["local_step"]["kernel"] == step.name
+    [point] = [n for n in walk(step.body) if isinstance(n, Loop) and n.axis == "n"]
+    names = {n.target.name for n in walk(point.body) if isinstance(n, Assign) and n.op == "+="}
+    assert {f"_p{s.name}" for s in m.statistics} <= names
