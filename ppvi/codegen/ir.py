@@ -129,7 +129,8 @@ Node = Union[Assign, Call, Stmt, Bind, Note, Loop, If]
 @dataclass(frozen=True)
 class Kernel:
     """A generated function.  ``params``: every array it reads or writes, sorted (how the engine calls it);
-    ``role``: update, damped, local_step, point, elbo, statistics or block; ``latent``: whose update it is."""
+    ``role``: update, damped, local_step, point, elbo, statistics or block; ``latent``: whose update it is
+    (of an elbo kernel: the latent whose moments it leaves out, the fast ELBO)."""
 
     name: str
     params: tuple[str, ...]
@@ -175,6 +176,7 @@ class Module:
     statistics: tuple[StatisticArray, ...] = ()
     plan: dict = field(default_factory=dict)     # the schedule, as the engine reads it (PLAN)
     shares: tuple[Share, ...] = ()               # what passes.fuse may fuse into an update (not printed)
+    plate: str | None = None                     # the data plate's size, as the kernels spell it
 
     def kernel(self, name: str) -> Kernel:
         return next(k for k in self.kernels if k.name == name)

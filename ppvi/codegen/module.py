@@ -726,9 +726,9 @@ class ModuleWriter:
             if passes:
                 host.post.append(f"_delta = max(_delta, abs({el} - _old))")
                 host.post.append(f"_size = max(_size, abs({el}))")
-    def elbo_kernel(self, name: str = "expected_log_joint", without: str | None = None) -> tuple[list[str], int]:
-        """Σ_f E_q[log f], term by term; ``without`` a latent: its moments set to 0 (see _last_local).
-        Also returns how many passes over the data the kernel makes itself (not through statistics)."""
+    def elbo_kernel(self, name: str = "expected_log_joint", without: str | None = None) -> list[str]:
+        """Σ_f E_q[log f], term by term (returns their labels); ``without`` a latent: its moments set to 0 (the
+        fast ELBO, see _last_local: a candidate that passes.fast_elbo keeps or drops)."""
         self.names.begin()
         w = Writer(self.names, self.dims, big=self.big, stats=self.stats)
         fn = Block()
@@ -742,8 +742,8 @@ class ModuleWriter:
             fn.post += [Note(f"E[log p] of the factor on model line {self.d.model.factors[n].span.line}"),
                         f"_terms[{n}] = {v}"]
             labels.append(label)
-        self._function(name, fn, returns="_terms", role="elbo")
-        return labels, w.passes
+        self._function(name, fn, returns="_terms", role="elbo", latent=without)
+        return labels
 
     def _last_local(self) -> str | None:
         """The latent updated last in a sweep, when the ELBO can be read off its update.
@@ -1058,15 +1058,12 @@ class ModuleWriter:
             self.update_kernel(q, damped=True)
         for pu in self.d.points.values():
             self.point_kernel(pu)
-        labels, passes = self.elbo_kernel()
+        labels = self.elbo_kernel()
         self.plan["elbo"] = {"kernel": "expected_log_joint", "args": self._args("expected_log_joint"),
                              "labels": labels}
         last = self._last_local()
-        if last is not None and passes:
-            # (when every data-plate term of the ELBO is a statistic, the full ELBO is as cheap)
+        if last is not None:
             self.elbo_kernel("expected_log_joint_fast", without=last)
-            self.plan["elbo"]["fast"] = {"kernel": "expected_log_joint_fast", "latent": last,
-                                         "args": self._args("expected_log_joint_fast")}
         self.grouping = self._grouping() if self.stats.found else None
         self.statistics_kernel()
         if self.grouping is not None:
@@ -1085,7 +1082,8 @@ class ModuleWriter:
         stats = tuple(StatisticArray(s.name, tuple(arrays[s.name]), text(s.expr),
                                      None if s.scatter is None else text(s.scatter[0]), s.mirror)
                       for s in self.stats.found.values())
-        return Module(__version__, tuple(self.kernels), stats, self.plan, tuple(self.shares))
+        plate = self.dims[next(iter(self.big))] if self.big else None
+        return Module(__version__, tuple(self.kernels), stats, self.plan, tuple(self.shares), plate)
 
 
 def lower(d: Derivation, fixed: dict[str, int] | None = None) -> Module:

@@ -6,6 +6,8 @@ Each pass maps a Module to a Module and reads nothing but the IR.  The order, an
                 element's share of them added while the element is in cache (the writer leaves the updates
                 and the shares, ir.Share, apart).  First: the kernel it makes is then hoisted and flagged by
                 the passes after it, as any other.
+    fast_elbo   the ELBO read off the last local update is kept where the full ELBO makes passes over the data
+                plate of its own.  Before the passes that change loops (it reads the loops as lowered).
     dead_loops  a loop whose body only binds indices (and comments) is removed: the blocked local step leaves
                 one where each point's η is a column of the block's matrix product.  Before ``parallel``,
                 which reads the loops that remain.
@@ -98,6 +100,23 @@ def _serial(k: Kernel) -> Kernel:
     return dataclasses.replace(k, body=body(k.body))
 
 
+def fast_elbo(m: Module) -> Module:
+    """The fast ELBO (an elbo kernel with a ``latent``: the ELBO right after that latent's update, its data-plate
+    terms read off the update's log Σ e^η, see ModuleWriter._last_local) is kept only where the full ELBO
+    passes over the data plate itself (a loop whose bounds read the plate's size): where every data-plate term
+    is a statistic, the full ELBO is as cheap."""
+    fast = next((k for k in m.kernels if k.role == "elbo" and k.latent is not None), None)
+    if fast is None:
+        return m
+    full = next(k for k in m.kernels if k.role == "elbo" and k.latent is None)
+    passes = any(isinstance(n, Loop) and (n.range.reads is None or m.plate in n.range.reads) for n in walk(full.body))
+    if m.plate is None or not passes:
+        return dataclasses.replace(m, kernels=tuple(k for k in m.kernels if k is not fast))
+    plan = copy.deepcopy(m.plan)
+    plan["elbo"]["fast"] = {"kernel": fast.name, "latent": fast.latent, "args": list(fast.params)}
+    return dataclasses.replace(m, plan=plan)
+
+
 def dead_loops(m: Module) -> Module:
     """Remove every loop that computes nothing: a body of index bindings and notes only (innermost first, so a
     loop left empty by the removal goes too).  A conditional stays: its test may be a call that acts."""
@@ -181,6 +200,7 @@ def parallel(m: Module) -> Module:
 
 PASSES: tuple[tuple[str, Callable[[Module], Module]], ...] = (
     ("fuse", fuse),
+    ("fast_elbo", fast_elbo),
     ("dead_loops", dead_loops),
     ("hoist", hoist),
     ("parallel", parallel),

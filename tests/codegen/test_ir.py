@@ -16,7 +16,7 @@ from ppvi.codegen.ir import (Assign, Bind, Call, Expr, If, Kernel, Loop, Module,
 from ppvi.codegen.module import lower
 from ppvi.codegen.printer import kernel_source
 from ppvi.derive import derive
-from ppvi.language import load
+from ppvi.language import load, loads
 
 from conftest import run_cli
 
@@ -252,3 +252,45 @@ def test_factor_analysis_local_step_is_its_update_fused_with_the_statistics():
     [point] = [n for n in walk(step.body) if isinstance(n, Loop) and n.axis == "n"]
     names = {n.target.name for n in walk(point.body) if isinstance(n, Assign) and n.op == "+="}
     assert {f"_p{s.name}" for s in m.statistics} <= names
+
+
+# a mixture whose likelihood also reads a product of two globals at data-valued indices: that term is no statistic
+# (codegen.statistics._unscatter), so the full ELBO passes over the data itself
+TWO_WAY_MIXTURE = """
+dim N, U, V
+dim K = 2
+const alpha[K] = 1.0
+data user[N] : index(U)
+data item[N] : index(V)
+data y[N]
+for u in U:
+    a[u] ~ Normal(0.0, 1.0)
+for v in V:
+    b[v] ~ Normal(0.0, 1.0)
+pi ~ Dirichlet(alpha)
+for k in K:
+    m[k] ~ Normal(0.0, 1.0)
+for n in N:
+    z[n] ~ Categorical(pi)
+    y[n] ~ Normal(a[user[n]] * b[item[n]] + m[z[n]], 1.0)
+"""
+
+
+def test_fast_elbo_is_kept_where_the_full_elbo_passes_over_the_data():
+    """The ELBO read off q(z)'s update is a candidate as lowered; ``fast_elbo`` keeps it (and plans it) where the
+    full ELBO has a loop over the data plate, and drops it where every data-plate term is a statistic (gmm_1d)."""
+    m = lower(derive(loads(TWO_WAY_MIXTURE)))
+    assert "fast" not in m.plan["elbo"] and m.kernel("expected_log_joint_fast").latent == "z"
+    out = passes.fast_elbo(m)
+    fast = out.kernel("expected_log_joint_fast")
+    assert out.plan["elbo"]["fast"] == {"kernel": fast.name, "latent": "z", "args": list(fast.params)}
+    assert "fast" not in m.plan["elbo"]                                  # (the input is left as it was)
+    g = lowered("gmm_1d")
+    assert g.kernel("expected_log_joint_fast").latent == "z"
+    out = passes.fast_elbo(g)
+    assert "fast" not in out.plan["elbo"] and [k.role for k in out.kernels].count("elbo") == 1
+    # by hand: the same full ELBO with its loop over the plate gone
+    full = m.kernel("expected_log_joint")
+    flat = dataclasses.replace(full, body=tuple(n for n in full.body if not isinstance(n, Loop)))
+    out = passes.fast_elbo(dataclasses.replace(m, kernels=tuple(flat if k is full else k for k in m.kernels)))
+    assert "fast" not in out.plan["elbo"] and "expected_log_joint_fast" not in [k.name for k in out.kernels]
