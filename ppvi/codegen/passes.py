@@ -71,18 +71,20 @@ def _last_feeding(plan: dict) -> str | None:
 
 
 def _fused(update: Kernel, share: Share) -> Kernel | None:
-    """The update with the share added to each element of its parallel loop over chunks (None if it has
-    none: its elements are not updated a chunk at a time)."""
+    """The update with the share added to each element of its parallel loop over chunks (None if it has none,
+    its elements not updated a chunk at a time, or if the share does not read that loop's element index)."""
+    point = frozenset().union(*(r for r in map(reads, share.point) if r is not None))
+
     def chunk(node):
         if isinstance(node, Loop) and node.axis == "chunk" and node.range.parallel:
             parts = [n for n in node.body if isinstance(n, Loop) and n.range.part is not None]
-            if len(parts) == 1:
+            if len(parts) == 1 and parts[0].range.var in point:      # (the share is of this loop's element)
                 part = parts[0]
                 inner = Loop(part_range(part.range.var, part.range.part[0], "_C"), part.body + share.point, part.axis)
                 return Loop(dataclasses.replace(node.range, stop="_C", reads=frozenset({"_C"})),
                             tuple(inner if n is part else n for n in node.body), node.axis)
         return None
-    found = [(n, chunk(node)) for n, node in enumerate(update.body) if chunk(node) is not None]
+    found = [(n, loop) for n, loop in enumerate(map(chunk, update.body)) if loop is not None]
     if len(found) != 1:
         return None
     at, loop = found[0]

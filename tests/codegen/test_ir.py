@@ -236,7 +236,9 @@ def test_fuse_leaves_no_local_step_where_it_cannot_be_one():
     for changed in (dataclasses.replace(m, plan=plan),                                    # z feeds nothing
                     dataclasses.replace(m, kernels=m.kernels + (block,)),                 # a group block
                     dataclasses.replace(m, kernels=(dataclasses.replace(m.kernels[0], body=m.kernels[0].body[:1]),
-                                                    m.kernels[1], candidate))):           # no chunks in z's update
+                                                    m.kernels[1], candidate)),            # no chunks in z's update
+                    _fusable((Assign(Ref("_pt_0", (e("_ch", "_ch"),)), e("m_z__x[i9_t]", "m_z__x", "i9_t"), "+="),))[0]):
+        # (the last: a share of another loop's element)
         out = passes.fuse(changed)
         assert out.shares == () and not any(k.role == "local_step" for k in out.kernels)
         assert "local_step" not in out.plan["latents"]["z"] and out.kernel("statistics") == m.kernel("statistics")
