@@ -77,10 +77,12 @@ class Stmt:
 
 @dataclass(frozen=True)
 class Bind:
-    """``var = value``: the model index a loop's counter stands for, for the rest of the loop's body."""
+    """``var = value``: the model index a loop's counter stands for, for the rest of the loop's body; ``reads``
+    the names ``value`` reads (None: not known)."""
 
     var: str
     value: str
+    reads: frozenset | None = None
 
 
 @dataclass(frozen=True)
@@ -192,7 +194,7 @@ def walk(body: tuple):
 
 def reads(node) -> frozenset | None:
     """Every name a node reads that it does not bind itself (a loop: its bounds and its body, not its own index);
-    None when a statement in it is only text or an index binding (their reads are not known)."""
+    None when a statement in it is only text, or an index binding or loop bounds whose reads are not known."""
     if isinstance(node, Assign):
         return node.value.reads | node.target.reads | ({node.target.name} if node.op != "=" else frozenset())
     if isinstance(node, Call):
@@ -200,6 +202,8 @@ def reads(node) -> frozenset | None:
         return args.union(*(r.reads for r in node.results))
     if isinstance(node, Note):
         return frozenset()
+    if isinstance(node, Bind):
+        return node.reads
     if isinstance(node, Loop):
         inner = [reads(n) for n in node.body]
         if node.range.reads is None or None in inner:

@@ -178,10 +178,11 @@ class GroupBlock:
 
     def members(self, names: Names, numbered: bool = False) -> Block:
         """A loop over the group's members t; ``numbered``: also their place _j in the group."""
-        b = Block(Range("_g", f"{self.start}[{self.at} + 1]", f"{self.start}[{self.at}]"), self.t)
-        b.pre.append(Bind(names.index(self.t), f"{self.order}[_g]"))
+        b = Block(Range("_g", f"{self.start}[{self.at} + 1]", f"{self.start}[{self.at}]",
+                        reads=frozenset({self.start, self.at})), self.t)
+        b.pre.append(Bind(names.index(self.t), f"{self.order}[_g]", frozenset({self.order, "_g"})))
         if numbered:
-            b.pre.append(Bind("_j", f"_g - {self.start}[{self.at}]"))
+            b.pre.append(Bind("_j", f"_g - {self.start}[{self.at}]", frozenset({"_g", self.start, self.at})))
         return b
 
 
@@ -284,8 +285,8 @@ class ModuleWriter:
 
                     def point_loop(i=i) -> Block:
                         """A loop over the block's points: point _b is element _b0 + _b."""
-                        loop = Block(Range("_b", "_nb"), i)
-                        loop.pre.append(Bind(self.names.index(i), "_b0 + _b"))
+                        loop = Block(Range("_b", "_nb", reads=frozenset({"_nb"})), i)
+                        loop.pre.append(Bind(self.names.index(i), "_b0 + _b", frozenset({"_b0", "_b"})))
                         return loop
                     self.blocked = Blocked(point_loop())
                     b = point_loop()

@@ -154,7 +154,8 @@ def hoist(m: Module) -> Module:
 
 def invariant(loop: Loop) -> tuple[tuple, tuple]:
     """(the nodes of the loop's body that may run once before it, in order; the rest).  Only in a loop whose
-    every statement says what it reads and writes (codegen.ir: no text, no index binding).  A node moves when
+    every statement says what it reads and writes (codegen.ir: no text; an index binding with its reads).  A
+    node moves when
 
         it writes only temporaries (``_`` names: the kernel's own scratch, no array of the engine's), none
             that the loop's bounds read;

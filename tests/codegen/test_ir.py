@@ -296,3 +296,17 @@ def test_fast_elbo_is_kept_where_the_full_elbo_passes_over_the_data():
     flat = dataclasses.replace(full, body=tuple(n for n in full.body if not isinstance(n, Loop)))
     out = passes.fast_elbo(dataclasses.replace(m, kernels=tuple(flat if k is full else k for k in m.kernels)))
     assert "fast" not in out.plan["elbo"] and "expected_log_joint_fast" not in [k.name for k in out.kernels]
+
+
+def test_hoist_reads_a_loop_that_binds_its_element():
+    """A loop over a block's points binds each point's index (Bind, with what it reads): what reads neither the
+    counter nor the point leaves it, what reads the point stays; a binding whose reads are unknown stops it."""
+    bind = Bind("i1_n", "_b0 + _b", frozenset({"_b0", "_b"}))
+    const = Assign(Ref("_c"), e("v_w[0] * 2.0", "v_w"))
+    point = Assign(Ref("_p", (e("_b", "_b"),)), e("v_x[i1_n] * _c", "v_x", "i1_n", "_c"))
+    loop = Loop(Range("_b", "_nb", reads=frozenset({"_nb"})), (bind, const, point), "n")
+    [got] = passes.hoist(Module("0", (Kernel("k", (), (loop,), "local_step"),))).kernels
+    assert got.body == (const, Loop(loop.range, (bind, point), "n"))
+    unknown = Loop(loop.range, (Bind("i1_n", "_b0 + _b"), const, point), "n")
+    [got] = passes.hoist(Module("0", (Kernel("k", (), (unknown,), "local_step"),))).kernels
+    assert got.body == (unknown,)
