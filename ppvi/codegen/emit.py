@@ -217,6 +217,7 @@ class Names:
 
 # --------------------------------------------------------------- structure
 REPEAT = sp.Dummy("repeat")     # the index of a loop of repeated passes (Block.index): no model index equals it
+CHUNK = sp.Dummy("chunk")       # the index of the loop over the data plate's fixed chunks (_ch): Loop.axis "chunk"
 
 
 def structure(e: sp.Basic, env: dict, rank: dict, depth: int = 0) -> tuple:
@@ -425,8 +426,8 @@ class Block:
     def node(self) -> Loop | If:
         if self.test is not None:
             return If(self.test, self.lower())
-        axis = "repeat" if self.index == REPEAT else (str(self.index.label) if isinstance(self.index, sp.Idx)
-                                                       else None)
+        axis = {REPEAT: "repeat", CHUNK: "chunk"}.get(self.index) or \
+            (str(self.index.label) if isinstance(self.index, sp.Idx) else None)
         return Loop(self.head, self.lower(), axis)
 
 
@@ -439,7 +440,6 @@ class Writer:
                  stats=None):
         self.names = names
         self.stats = stats               # codegen.statistics.Statistics: data-plate sums the local step fills
-        self.passes = 0                  # passes over the data plate this kernel makes itself
         self.element = element           # the indices of the elements being updated (their loops are outermost)
         self.big = big                   # dims of the data plate: sums over them are chunked reductions
         self.dims = dims                 # dim symbol -> mangled name
@@ -723,7 +723,6 @@ class Writer:
             delta, o, g = scatter
             body_expr = sp.Mul(*(f for f in sp.Mul.make_args(e.function) if f is not delta))
         fn.pre.append(f"{arr} = np.zeros(({', '.join(shape)},))")
-        self.passes += any(sp.sympify(hi) + 1 in self.big for _, _, hi in limits)
         loops = self._loops(limits)
         others = [i for i in axes if i != o]
         # symmetric in two axes (Σ_t ⟨Q[item[t], k]⟩ ⟨Q[item[t], k′]⟩): only k′ ≥ k summed, then copied

@@ -11,6 +11,7 @@
     Stmt        a statement not yet in those terms: its text only (a pass may assume nothing of it)
     Bind        a loop's element index computed from its counter (``i1_n = _b0 + _b``): defines, computes nothing
     Note        provenance: which η, statistic or ELBO term the code below computes, from which model line
+    Share       the statistics' share of one element of an update, before passes.fuse makes the local step of it
 
 The passes (``ppvi.codegen.passes``) map a Module to a Module; the printer (``ppvi.codegen.printer``) only
 prints one.  docs/architecture.md describes the pipeline and which decisions are passes today.
@@ -76,10 +77,12 @@ class Stmt:
 
 @dataclass(frozen=True)
 class Bind:
-    """``var = value``: the model index a loop's counter stands for, for the rest of the loop's body."""
+    """``var = value``: the model index a loop's counter stands for, for the rest of the loop's body; ``reads``
+    the names ``value`` reads (None: not known)."""
 
     var: str
     value: str
+    reads: frozenset | None = None
 
 
 @dataclass(frozen=True)
@@ -99,13 +102,21 @@ class Range:
     step: str | None = None
     parallel: bool = False          # prange: the iterations run on threads
     reads: frozenset | None = None  # the names its bounds read (None: not known)
+    part: tuple[str, str] | None = None     # (size, chunks): chunk _ch's share of range(size) (see part_range)
+
+
+def part_range(var: str, size: str, chunks: str) -> Range:
+    """``var`` over chunk ``_ch``'s share of range(size) cut in ``chunks`` fixed parts (whatever the threads)."""
+    return Range(var, f"(_ch + 1) * {size} // {chunks}", f"_ch * {size} // {chunks}",
+                 reads=frozenset({"_ch", size, chunks}), part=(size, chunks))
 
 
 @dataclass(frozen=True)
 class Loop:
     range: Range
     body: tuple = ()
-    axis: str | None = None         # what it runs over, for reading the IR: a model index's label, "repeat"
+    axis: str | None = None         # what it runs over, for reading the IR: a model index's label, "repeat",
+                                    # "chunk" (the fixed chunks of the data plate, _ch)
 
 
 @dataclass(frozen=True)
@@ -120,7 +131,8 @@ Node = Union[Assign, Call, Stmt, Bind, Note, Loop, If]
 @dataclass(frozen=True)
 class Kernel:
     """A generated function.  ``params``: every array it reads or writes, sorted (how the engine calls it);
-    ``role``: update, damped, local_step, point, elbo, statistics or block; ``latent``: whose update it is."""
+    ``role``: update, damped, local_step, point, elbo, statistics or block; ``latent``: whose update it is
+    (of an elbo kernel: the latent whose moments it leaves out, the fast ELBO)."""
 
     name: str
     params: tuple[str, ...]
@@ -145,11 +157,28 @@ class StatisticArray:
 
 
 @dataclass(frozen=True)
+class Share:
+    """The statistics' share of one element of ``latent``'s update, for the pass that fuses them (passes.fuse):
+    ``head`` before the chunks (C, the partial sums' arrays), ``point`` in the element's loop (it reads the
+    element's index, the one the update's loop binds), ``tail`` after them (the reduce, in a fixed order);
+    ``params`` every array the three name."""
+
+    latent: str
+    head: tuple
+    point: tuple
+    tail: tuple
+    params: frozenset
+    doc: str = ""           # the local step's provenance comment
+
+
+@dataclass(frozen=True)
 class Module:
     version: str
     kernels: tuple[Kernel, ...]
     statistics: tuple[StatisticArray, ...] = ()
     plan: dict = field(default_factory=dict)     # the schedule, as the engine reads it (PLAN)
+    shares: tuple[Share, ...] = ()               # what passes.fuse may fuse into an update (not printed)
+    plate: str | None = None                     # the data plate's size, as the kernels spell it
 
     def kernel(self, name: str) -> Kernel:
         return next(k for k in self.kernels if k.name == name)
@@ -165,7 +194,7 @@ def walk(body: tuple):
 
 def reads(node) -> frozenset | None:
     """Every name a node reads that it does not bind itself (a loop: its bounds and its body, not its own index);
-    None when a statement in it is only text or an index binding (their reads are not known)."""
+    None when a statement in it is only text, or an index binding or loop bounds whose reads are not known."""
     if isinstance(node, Assign):
         return node.value.reads | node.target.reads | ({node.target.name} if node.op != "=" else frozenset())
     if isinstance(node, Call):
@@ -173,6 +202,8 @@ def reads(node) -> frozenset | None:
         return args.union(*(r.reads for r in node.results))
     if isinstance(node, Note):
         return frozenset()
+    if isinstance(node, Bind):
+        return node.reads
     if isinstance(node, Loop):
         inner = [reads(n) for n in node.body]
         if node.range.reads is None or None in inner:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ppvi import __version__
-from ppvi.codegen.emit import REPEAT, Block, Names, Writer, accumulate, assign, name_ref
-from ppvi.codegen.ir import Bind, Call, Expr, Kernel, Module, Note, Range, Ref, StatisticArray
+from ppvi.codegen.emit import CHUNK, REPEAT, Block, Names, Writer, accumulate, assign, name_ref
+from ppvi.codegen.ir import Bind, Call, Expr, Kernel, Module, Note, Range, Ref, Share, StatisticArray, part_range
 from ppvi.codegen.passes import run_passes
 from ppvi.codegen.printer import module_source
 from ppvi.codegen.statistics import CHUNKS, Statistics, count_loops, feature_key, feature_order, monomials, renamed
@@ -179,10 +179,11 @@ class GroupBlock:
 
     def members(self, names: Names, numbered: bool = False) -> Block:
         """A loop over the group's members t; ``numbered``: also their place _j in the group."""
-        b = Block(Range("_g", f"{self.start}[{self.at} + 1]", f"{self.start}[{self.at}]"), self.t)
-        b.pre.append(Bind(names.index(self.t), f"{self.order}[_g]"))
+        b = Block(Range("_g", f"{self.start}[{self.at} + 1]", f"{self.start}[{self.at}]",
+                        reads=frozenset({self.start, self.at})), self.t)
+        b.pre.append(Bind(names.index(self.t), f"{self.order}[_g]", frozenset({self.order, "_g"})))
         if numbered:
-            b.pre.append(Bind("_j", f"_g - {self.start}[{self.at}]"))
+            b.pre.append(Bind("_j", f"_g - {self.start}[{self.at}]", frozenset({"_g", self.start, self.at})))
         return b
 
 
@@ -216,16 +217,19 @@ class ModuleWriter:
         self.stat_reads: dict[str, list] = {}    # latent -> the statistics its update reads, and where
         self.grouping: tuple[str, str, str] | None = None
         self.blocked: Blocked | None = None      # while the blocked local step is written
+        self.shares: list[Share] = []            # the statistics' shares of the updates passes.fuse may fuse
         self.plan: dict = {"latents": {}, "points": {}, "elbo": None, "derived": {},
                            "exact_em": _exact_em(d)}
 
     # -------------------------------------------------------------- kernels
-    def update_kernel(self, q: QFactor, damped: bool = False, fused: bool = False) -> None:
+    def update_kernel(self, q: QFactor, damped: bool = False, blocked: bool = False) -> None:
         """q's update; ``damped``: every element from the moments before the update (Jacobi), and the
         natural parameters moved only part of the way, η ← (1 − α) η_old + α η (19.4.1).
 
-        ``fused``: the local step.  Each chunk of the data plate updates its elements of q and adds up
-        their statistics (codegen.statistics) while they are in cache; the chunks' sums are reduced after.
+        ``blocked``: the blocked local step of a Categorical (Blocked): each chunk of the data plate updates
+        its points a block at a time and adds up their statistics (codegen.statistics) as matrix products;
+        the chunks' sums are reduced after.  A candidate for passes.fuse, which keeps it or drops it (the
+        local step of any other latent is the pass's fusion of its update with the statistics' Share).
         """
         self.names.begin()
         bases = _self_bases(self.d, q.var)
@@ -237,21 +241,17 @@ class ModuleWriter:
         # and start than it saves.
         over_plate = bool(q.index) and q.index[0].upper + 1 in self.big
         parallel = over_plate and (damped or _parallel_axis(q, bases))
-        chunks = "_C" if fused else str(CHUNKS)
-        if fused:
+        chunks = "_C" if blocked else str(CHUNKS)
+        if blocked:
             fn.pre.append(self.stats.chunks(w))
-        blocked = fused and parallel and q.family == "Categorical" and len(q.index) == 1
         levels, alloc = self._element_loops(q, w, fn, parallel, chunks, blocked)
         self._element(q, w, levels, len(levels) - 1, alloc, damped)
-        if fused:
-            self.stats.map(fn, levels if blocked else levels[:2], q.index[0],
-                           blocked=self.blocked, onehot=self.d.syms.moments.get((q.var, "onehot")))
+        if blocked:
+            self.stats.map(fn, levels, q.index[0], blocked=self.blocked,
+                           onehot=self.d.syms.moments.get((q.var, "onehot")))
             self.stats.reduce(fn)
-            if blocked:
-                self._close_blocked(fn, levels, alloc)
-            name = self.names.kernel("local_step", q.var)
-            self._function(name, fn, returns=None, role="local_step", latent=q.var)
-            self.plan["latents"][q.var]["local_step"] = {"kernel": name, "args": self._args(name)}
+            self._close_blocked(fn, levels, alloc)
+            self._function(self.names.kernel("local_step", q.var), fn, returns=None, role="local_step", latent=q.var)
             return
         name = self.names.kernel("damped" if damped else "update", q.var)
         self._function(name, fn, returns=None, role="damped" if damped else "update", latent=q.var)
@@ -274,7 +274,7 @@ class ModuleWriter:
         for n, i in enumerate(q.index):
             size = w.int_value(i.upper + 1)
             if n == 0 and parallel:
-                chunk = Block(Range("_ch", chunks, parallel=True, reads=frozenset({chunks})))
+                chunk = Block(Range("_ch", chunks, parallel=True, reads=frozenset({chunks})), CHUNK)
                 levels[-1].post.append(chunk)
                 alloc = chunk
                 if blocked:
@@ -286,8 +286,8 @@ class ModuleWriter:
 
                     def point_loop(i=i) -> Block:
                         """A loop over the block's points: point _b is element _b0 + _b."""
-                        loop = Block(Range("_b", "_nb"), i)
-                        loop.pre.append(Bind(self.names.index(i), "_b0 + _b"))
+                        loop = Block(Range("_b", "_nb", reads=frozenset({"_nb"})), i)
+                        loop.pre.append(Bind(self.names.index(i), "_b0 + _b", frozenset({"_b0", "_b"})))
                         return loop
                     self.blocked = Blocked(point_loop())
                     b = point_loop()
@@ -572,17 +572,14 @@ class ModuleWriter:
 
     def _chunk_part(self, i, size: str, chunks: str) -> Block:
         """The loop over chunk _ch's share of index i: fixed bounds, whatever the threads."""
-        return Block(Range(self.names.index(i), f"(_ch + 1) * {size} // {chunks}", f"_ch * {size} // {chunks}",
-                           reads=frozenset({"_ch", size, chunks})), i)
+        return Block(part_range(self.names.index(i), size, chunks), i)
 
     def _dim_reads(self, axes: list) -> frozenset:
         """The names the sizes of ``axes`` read (a dim the data determine: its argument)."""
         return frozenset(self.dims[a.upper + 1] for a in axes if a.upper + 1 in self.dims)
 
-    def point_kernel(self, pu, fused: bool = False) -> None:
-        """The exact coordinate update of a param or MAP latent (see ppvi.derive.mstep).  ``fused``: the
-        local step of a MAP latent solved by feature-sign search, each chunk of the data plate solving its
-        examples' codes and adding up their share of the statistics (as update_kernel's)."""
+    def point_kernel(self, pu) -> None:
+        """The exact coordinate update of a param or MAP latent (see ppvi.derive.mstep)."""
         self.names.begin()
         v = self.d.model.variables[pu.var]
         base = self.d.syms.var(pu.var, len(v.shape))
@@ -595,14 +592,7 @@ class ModuleWriter:
         el = f"{target}[{', '.join(at)}]" if at else f"{target}[0]"
         name = self.names.kernel("update", pu.var)
         if pu.method == "feature_sign":
-            levels = self._feature_sign(pu, w, fn, target, fused)
-            if fused:
-                self.stats.map(fn, levels[:2], pu.index[0])
-                self.stats.reduce(fn)
-                name = self.names.kernel("local_step", pu.var)
-                self._function(name, fn, returns=None, role="local_step", latent=pu.var)
-                self.plan["points"][pu.var]["local_step"] = {"kernel": name, "args": self._args(name)}
-                return
+            self._feature_sign(pu, w, fn, target)
         elif pu.method in ("simplex", "unit_columns"):
             self._normalised(pu, w, fn, el)
         else:
@@ -611,9 +601,11 @@ class ModuleWriter:
         self.plan["points"][pu.var] = {"kernel": name, "args": self._args(name), "kind": pu.kind,
                                        "method": pu.method, "sequential": reads_self}
 
-    def _feature_sign(self, pu, w: Writer, fn: Block, target: str, fused: bool) -> list[Block]:
+    def _feature_sign(self, pu, w: Writer, fn: Block, target: str) -> list[Block]:
         """Each example's L1 problem solved exactly by feature-sign search (runtime.feature_sign): the Gram
-        matrix and the weights once, the right-hand side per example.  Returns the loops over the examples."""
+        matrix and the weights once, the right-hand side per example; over the data plate in fixed chunks
+        (prange), as a latent's update, so that passes.fuse can add the statistics' share.  Returns the loops
+        over the examples."""
         *outer, coord = pu.index
         j = pu.extra["gram_index"]
         m = w.int_value(coord.upper + 1)
@@ -630,10 +622,9 @@ class ModuleWriter:
         chunk = None
         for n, i in enumerate(outer):
             size = w.int_value(i.upper + 1)
-            if n == 0 and fused:
-                fn.pre.append(self.stats.chunks(w))
-                chunk = Block(Range("_ch", "_C", parallel=True))
-                b = self._chunk_part(i, size, "_C")
+            if n == 0 and i.upper + 1 in self.big:
+                chunk = Block(Range("_ch", str(CHUNKS), parallel=True, reads=frozenset({str(CHUNKS)})), CHUNK)
+                b = self._chunk_part(i, size, str(CHUNKS))
                 chunk.post.append(b)
                 levels[-1].post.append(chunk)
             else:
@@ -746,9 +737,9 @@ class ModuleWriter:
             if passes:
                 host.post.append(f"_delta = max(_delta, abs({el} - _old))")
                 host.post.append(f"_size = max(_size, abs({el}))")
-    def elbo_kernel(self, name: str = "expected_log_joint", without: str | None = None) -> tuple[list[str], int]:
-        """Σ_f E_q[log f], term by term; ``without`` a latent: its moments set to 0 (see _last_local).
-        Also returns how many passes over the data the kernel makes itself (not through statistics)."""
+    def elbo_kernel(self, name: str = "expected_log_joint", without: str | None = None) -> list[str]:
+        """Σ_f E_q[log f], term by term (returns their labels); ``without`` a latent: its moments set to 0 (the
+        fast ELBO, see _last_local: a candidate that passes.fast_elbo keeps or drops)."""
         self.names.begin()
         w = Writer(self.names, self.dims, big=self.big, stats=self.stats)
         fn = Block()
@@ -762,8 +753,8 @@ class ModuleWriter:
             fn.post += [Note(f"E[log p] of the factor on model line {self.d.model.factors[n].span.line}"),
                         f"_terms[{n}] = {v}"]
             labels.append(label)
-        self._function(name, fn, returns="_terms", role="elbo")
-        return labels, w.passes
+        self._function(name, fn, returns="_terms", role="elbo", latent=without)
+        return labels
 
     def _last_local(self) -> str | None:
         """The latent updated last in a sweep, when the ELBO can be read off its update.
@@ -781,29 +772,52 @@ class ModuleWriter:
         return last.var
 
     def statistics_kernel(self) -> None:
-        """The local step's statistics (see codegen.statistics), and which updates make them stale."""
+        """The local step's statistics (see codegen.statistics), which updates make them stale, and what
+        passes.fuse may make the local step of: the blocked step of a Categorical, the statistics' Share
+        for any other latent whose update runs over the data plate in parallel chunks.  (Not with a group
+        block: it fills the statistics it reads itself.)"""
         if not self.stats.found:
             self.plan["stats"] = None
             return
         self.names.begin()
-        self.stats.kernel(True)
-        args = set(self.names.reads)
+        self._function("statistics", self.stats.kernel(), returns=None, role="statistics")
+        args = set(self._args("statistics"))
         for var, info in self.plan["latents"].items():
             info["feeds"] = bool(args & (set(info["state"]) | set(info["aliases"])))
         for var, info in self.plan["points"].items():
             info["feeds"] = self.names.variable(var) in args
-        # With a fused local step the stand-alone pass runs only at the start (and after a restore): serial,
-        # it compiles in a fraction of the time and fills the same chunks (a blocked local step sums each
-        # block by a matrix product: the same sums to rounding).
-        fused = self._fused_local() if self.grouping is None else None
-        self.names.begin()
-        self._function("statistics", self.stats.kernel(parallel=fused is None), returns=None, role="statistics")
         self.plan["stats"] = {"kernel": "statistics", "args": self._args("statistics"),
                               "arrays": self.stats.shapes()}
-        if fused in self.d.q:
-            self.update_kernel(self.d.q[fused], fused=True)
-        elif fused is not None:
-            self.point_kernel(self.d.points[fused], fused=True)
+        if self.grouping is not None:
+            return
+        for var, info in self.plan["latents"].items():
+            q = self.d.q[var]
+            if not info["feeds"] or q.scope != "local" or not self._chunked(q):
+                continue
+            if q.family == "Categorical" and len(q.index) == 1:
+                self.update_kernel(q, blocked=True)
+            else:
+                self.shares.append(self._share(var, q.index[0]))
+        for var, info in self.plan["points"].items():
+            pu = self.d.points[var]
+            if info["feeds"] and pu.kind == "point" and pu.method == "feature_sign" and len(pu.index) == 2 and \
+                    pu.index[0].upper + 1 in self.big:
+                self.shares.append(self._share(var, pu.index[0]))
+
+    def _chunked(self, q: QFactor) -> bool:
+        """q's update runs over the data plate in parallel chunks (see update_kernel)."""
+        return bool(q.index) and q.index[0].upper + 1 in self.big and _parallel_axis(q, _self_bases(self.d, q.var))
+
+    def _share(self, var: str, n: sp.Idx) -> Share:
+        """The statistics' share of the element n of ``var``'s update (ir.Share), for passes.fuse."""
+        self.names.begin()
+        w = Writer(self.names, self.dims)
+        head, point, tail = Block(), Block(), Block()
+        head.pre.append(self.stats.chunks(w))
+        self.stats.map(head, [head, point], n)
+        self.stats.reduce(tail)
+        return Share(var, head.lower(), point.lower(), tail.lower(), frozenset(self.names.reads),
+                     self._doc("local_step", var))
 
     def _grouping(self) -> tuple[str, str, str] | None:
         """(g, z, by) when a global latent g[d] is a *group* latent of the only local latent z[t]: z reads
@@ -1024,25 +1038,6 @@ class ModuleWriter:
             return None
         return a, b
 
-    def _fused_local(self) -> str | None:
-        """The local latent whose update can also fill the statistics: the last one in a sweep that
-        changes them, updated in parallel chunks of the data plate (the local step: docs/architecture.md)."""
-        lat, pts = self.plan["latents"], self.plan["points"]
-        order = [v for v in lat if lat[v]["scope"] == "local"] + [v for v in pts if pts[v]["kind"] == "point"]
-        feeding = [v for v in order if (lat.get(v) or pts[v]).get("feeds")]
-        if not feeding:
-            return None
-        if feeding[-1] in pts:
-            # a MAP latent: its codes by feature-sign search, one example at a time, over one data plate
-            pu = self.d.points[feeding[-1]]
-            outer = pu.index[:-1]
-            ok = pu.method == "feature_sign" and len(outer) == 1 and outer[0].upper + 1 in self.big
-            return pu.var if ok else None
-        q = self.d.q[feeding[-1]]
-        if not q.index or q.index[0].upper + 1 not in self.big or not _parallel_axis(q, _self_bases(self.d, q.var)):
-            return None
-        return q.var
-
     # ------------------------------------------------------------- module
     def _function(self, name: str, body: Block, returns: str | None, role: str,
                   latent: str | None = None, contract: bool = False) -> None:
@@ -1074,15 +1069,12 @@ class ModuleWriter:
             self.update_kernel(q, damped=True)
         for pu in self.d.points.values():
             self.point_kernel(pu)
-        labels, passes = self.elbo_kernel()
+        labels = self.elbo_kernel()
         self.plan["elbo"] = {"kernel": "expected_log_joint", "args": self._args("expected_log_joint"),
                              "labels": labels}
         last = self._last_local()
-        if last is not None and passes:
-            # (when every data-plate term of the ELBO is a statistic, the full ELBO is as cheap)
+        if last is not None:
             self.elbo_kernel("expected_log_joint_fast", without=last)
-            self.plan["elbo"]["fast"] = {"kernel": "expected_log_joint_fast", "latent": last,
-                                         "args": self._args("expected_log_joint_fast")}
         self.grouping = self._grouping() if self.stats.found else None
         self.statistics_kernel()
         if self.grouping is not None:
@@ -1101,7 +1093,8 @@ class ModuleWriter:
         stats = tuple(StatisticArray(s.name, tuple(arrays[s.name]), text(s.expr),
                                      None if s.scatter is None else text(s.scatter[0]), s.mirror)
                       for s in self.stats.found.values())
-        return Module(__version__, tuple(self.kernels), stats, self.plan)
+        plate = self.dims[next(iter(self.big))] if self.big else None
+        return Module(__version__, tuple(self.kernels), stats, self.plan, tuple(self.shares), plate)
 
 
 def lower(d: Derivation, fixed: dict[str, int] | None = None) -> Module:

@@ -2,6 +2,12 @@
 
 Each pass maps a Module to a Module and reads nothing but the IR.  The order, and why:
 
+    fuse        the local step: the update of the last latent of a sweep that feeds the statistics, with each
+                element's share of them added while the element is in cache (the writer leaves the updates
+                and the shares, ir.Share, apart).  First: the kernel it makes is then hoisted and flagged by
+                the passes after it, as any other.
+    fast_elbo   the ELBO read off the last local update is kept where the full ELBO makes passes over the data
+                plate of its own.  Before the passes that change loops (it reads the loops as lowered).
     dead_loops  a loop whose body only binds indices (and comments) is removed: the blocked local step leaves
                 one where each point's η is a column of the block's matrix product.  Before ``parallel``,
                 which reads the loops that remain.
@@ -18,10 +24,99 @@ kernels): docs/architecture.md lists them and the ones that are passes.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Callable
 
-from ppvi.codegen.ir import Bind, If, Kernel, Loop, Module, Note, accumulates, reads, walk, writes
+from ppvi.codegen.emit import Names
+from ppvi.codegen.ir import Bind, If, Kernel, Loop, Module, Note, Share, accumulates, part_range, reads, walk, writes
+
+
+def fuse(m: Module) -> Module:
+    """The local step: the last latent of a sweep that feeds the statistics (in the schedule's order: local
+    latents, then MAP latents) updates them as it updates itself, in one pass over the data plate, when its
+    update runs over the plate's chunks in parallel.  Its kernel is the update with each element's share of
+    the statistics (the module's ir.Share, written for that element's index) added after the element, the
+    chunks C the statistics' (their partial sums are per chunk), and the reduce after the chunks; a blocked
+    local step the writer made (a Categorical's) is kept as it is.  The stand-alone statistics pass, then
+    run only at the start and after a restore, goes serial (it compiles in a fraction of the time and fills
+    the same chunks).  Every other candidate is dropped, and so are the shares.  No local step where a group
+    block fills the statistics itself."""
+    candidates = {k.latent: k for k in m.kernels if k.role == "local_step"}
+    shares = {s.latent: s for s in m.shares}
+    chosen = _last_feeding(m.plan) if not any(k.role == "block" for k in m.kernels) else None
+    kernels = [k for k in m.kernels if k.role != "local_step" or k.latent == chosen]
+    step = candidates.get(chosen)
+    if step is None and chosen in shares:
+        update = next(k for k in m.kernels if k.latent == chosen and k.role in ("update", "point"))
+        step = _fused(update, shares[chosen])
+        if step is not None:
+            at = next(n for n, k in enumerate(kernels) if k.role == "statistics")
+            kernels.insert(at + 1, step)
+    if step is None:
+        return dataclasses.replace(m, kernels=tuple(kernels), shares=())
+    plan = copy.deepcopy(m.plan)
+    (plan["latents"].get(chosen) or plan["points"][chosen])["local_step"] = {"kernel": step.name,
+                                                                            "args": list(step.params)}
+    kernels = [_serial(k) if k.role == "statistics" else k for k in kernels]
+    return dataclasses.replace(m, kernels=tuple(kernels), plan=plan, shares=())
+
+
+def _last_feeding(plan: dict) -> str | None:
+    """The latent updated last in a sweep of those whose moments the statistics read."""
+    lat, pts = plan.get("latents", {}), plan.get("points", {})
+    order = [v for v in lat if lat[v]["scope"] == "local"] + [v for v in pts if pts[v]["kind"] == "point"]
+    feeding = [v for v in order if (lat.get(v) or pts[v]).get("feeds")]
+    return feeding[-1] if feeding else None
+
+
+def _fused(update: Kernel, share: Share) -> Kernel | None:
+    """The update with the share added to each element of its parallel loop over chunks (None if it has none,
+    its elements not updated a chunk at a time, or if the share does not read that loop's element index)."""
+    point = frozenset().union(*(r for r in map(reads, share.point) if r is not None))
+
+    def chunk(node):
+        if isinstance(node, Loop) and node.axis == "chunk" and node.range.parallel:
+            parts = [n for n in node.body if isinstance(n, Loop) and n.range.part is not None]
+            if len(parts) == 1 and parts[0].range.var in point:      # (the share is of this loop's element)
+                part = parts[0]
+                inner = Loop(part_range(part.range.var, part.range.part[0], "_C"), part.body + share.point, part.axis)
+                return Loop(dataclasses.replace(node.range, stop="_C", reads=frozenset({"_C"})),
+                            tuple(inner if n is part else n for n in node.body), node.axis)
+        return None
+    found = [(n, loop) for n, loop in enumerate(map(chunk, update.body)) if loop is not None]
+    if len(found) != 1:
+        return None
+    at, loop = found[0]
+    body = share.head + update.body[:at] + (loop,) + update.body[at + 1:] + share.tail
+    return Kernel(Names.kernel("local_step", share.latent), tuple(sorted(set(update.params) | share.params)), body,
+                  "local_step", share.latent, contract=update.contract, doc=share.doc)
+
+
+def _serial(k: Kernel) -> Kernel:
+    """The kernel with its loops over chunks run one after another."""
+    def body(nodes: tuple) -> tuple:
+        return tuple(dataclasses.replace(n, range=dataclasses.replace(n.range, parallel=False), body=body(n.body))
+                     if isinstance(n, Loop) and n.axis == "chunk" else
+                     dataclasses.replace(n, body=body(n.body)) if isinstance(n, (Loop, If)) else n for n in nodes)
+    return dataclasses.replace(k, body=body(k.body))
+
+
+def fast_elbo(m: Module) -> Module:
+    """The fast ELBO (an elbo kernel with a ``latent``: the ELBO right after that latent's update, its data-plate
+    terms read off the update's log Σ e^η, see ModuleWriter._last_local) is kept only where the full ELBO
+    passes over the data plate itself (a loop whose bounds read the plate's size): where every data-plate term
+    is a statistic, the full ELBO is as cheap."""
+    fast = next((k for k in m.kernels if k.role == "elbo" and k.latent is not None), None)
+    if fast is None:
+        return m
+    full = next(k for k in m.kernels if k.role == "elbo" and k.latent is None)
+    passes = any(isinstance(n, Loop) and (n.range.reads is None or m.plate in n.range.reads) for n in walk(full.body))
+    if m.plate is None or not passes:
+        return dataclasses.replace(m, kernels=tuple(k for k in m.kernels if k is not fast))
+    plan = copy.deepcopy(m.plan)
+    plan["elbo"]["fast"] = {"kernel": fast.name, "latent": fast.latent, "args": list(fast.params)}
+    return dataclasses.replace(m, plan=plan)
 
 
 def dead_loops(m: Module) -> Module:
@@ -59,7 +154,8 @@ def hoist(m: Module) -> Module:
 
 def invariant(loop: Loop) -> tuple[tuple, tuple]:
     """(the nodes of the loop's body that may run once before it, in order; the rest).  Only in a loop whose
-    every statement says what it reads and writes (codegen.ir: no text, no index binding).  A node moves when
+    every statement says what it reads and writes (codegen.ir: no text; an index binding with its reads).  A
+    node moves when
 
         it writes only temporaries (``_`` names: the kernel's own scratch, no array of the engine's), none
             that the loop's bounds read;
@@ -106,6 +202,8 @@ def parallel(m: Module) -> Module:
 
 
 PASSES: tuple[tuple[str, Callable[[Module], Module]], ...] = (
+    ("fuse", fuse),
+    ("fast_elbo", fast_elbo),
     ("dead_loops", dead_loops),
     ("hoist", hoist),
     ("parallel", parallel),

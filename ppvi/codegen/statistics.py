@@ -26,8 +26,8 @@ from typing import Callable
 
 import sympy as sp
 
-from ppvi.codegen.emit import Block, Names, Writer, accumulate, assign, axis_order, structure
-from ppvi.codegen.ir import Expr, Note, Range, Ref
+from ppvi.codegen.emit import CHUNK, Block, Names, Writer, accumulate, assign, axis_order, structure
+from ppvi.codegen.ir import Expr, Note, Range, Ref, part_range
 from ppvi.derive.qfamily import ParamBase
 from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol
 
@@ -337,15 +337,16 @@ class Statistics:
             else:
                 fn.post += body
 
-    def kernel(self, parallel: bool = True) -> Block:
-        """The body of ``statistics``: the map over chunks of the data plate, then the reduce."""
+    def kernel(self) -> Block:
+        """The body of ``statistics``: the map over chunks of the data plate (in parallel; serial once
+        passes.fuse has made a local step that fills them every sweep), then the reduce."""
         w = Writer(self.names, self.dims)
         fn = Block()
         n = self.plate_index()
         size = w.int_value(n.upper + 1)
         fn.pre.append(self.chunks(w))
-        chunk = Block(Range("_ch", "_C", parallel=parallel))
-        loop = Block(Range(self.names.index(n), f"(_ch + 1) * {size} // _C", f"_ch * {size} // _C"), n)
+        chunk = Block(Range("_ch", "_C", parallel=True, reads=frozenset({"_C"})), CHUNK)
+        loop = Block(part_range(self.names.index(n), size, "_C"), n)
         chunk.post.append(loop)
         self.map(fn, [fn, loop], n)
         fn.post.append(chunk)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from pathlib import Path
@@ -10,11 +11,12 @@ import pytest
 
 from ppvi.codegen import passes
 from ppvi.codegen.cache import fixed_sizes
-from ppvi.codegen.ir import Assign, Bind, Call, Expr, If, Kernel, Loop, Module, Note, Range, Ref, Stmt, walk
+from ppvi.codegen.ir import (Assign, Bind, Call, Expr, If, Kernel, Loop, Module, Note, Range, Ref, Share, Stmt, part_range,
+                             walk)
 from ppvi.codegen.module import lower
 from ppvi.codegen.printer import kernel_source
 from ppvi.derive import derive
-from ppvi.language import load
+from ppvi.language import load, loads
 
 from conftest import run_cli
 
@@ -186,10 +188,125 @@ def test_factor_analysis_local_step_factorises_once():
     """q(z[n])'s precision I + Wᵀ diag(ψ) W is the same for every point: factorised once per sweep, outside the
     loops over chunks and points, as lowered inside them; the mean (Σ η_x[n]) stays per point."""
     m = lowered("factor_analysis")
+    assert list(placed(m.kernel("update_z").body, "mvnormal_covariance")) == [("chunk", "n")]
+    assert list(placed(passes.run_passes(m, "fuse").kernel("local_step_z").body, "mvnormal_covariance")) == \
+        [("chunk", "n")]
     for kernel in ("local_step_z", "update_z"):
-        assert list(placed(m.kernel(kernel).body, "mvnormal_covariance")) == [(None, "n")]
         k = passes.run_passes(m).kernel(kernel)
         assert list(placed(k.body, "mvnormal_covariance")) == [()]
-        assert list(placed(k.body, "finish_mvnormal_mean")) == [(None, "n")]
+        assert list(placed(k.body, "finish_mvnormal_mean")) == [("chunk", "n")]
     # the damped update mixes each point's η with its own old one: nothing to share
-    assert list(placed(passes.run_passes(m).kernel("damped_z").body, "mvnormal_covariance")) == [(None, "n")]
+    assert list(placed(passes.run_passes(m).kernel("damped_z").body, "mvnormal_covariance")) == [("chunk", "n")]
+
+
+def _fusable(share_point=(Assign(Ref("_pt_0", (e("_ch", "_ch"),)), e("m_z__x[i0_n]", "m_z__x", "i0_n"), "+="),)):
+    """A module as the writer leaves it: z's update over chunks of n, the statistics pass, z's share of it."""
+    part = Loop(part_range("i0_n", "n_N", "64"), (Call("finish", (e("v_x[i0_n]", "v_x", "i0_n"),)),), "n")
+    update = Kernel("update_z", ("n_N", "v_x"), (Stmt("_w = 1.0"), Loop(Range("_ch", "64", parallel=True), (part,),
+                                                                        "chunk")), "update", "z")
+    stats = Kernel("statistics", ("m_z__x", "n_N", "t_0"),
+                   (Stmt("_C = 8"), Loop(Range("_ch", "_C", parallel=True), (), "chunk")), "statistics")
+    share = Share("z", (Stmt("_C = 8"), Stmt("_pt_0 = np.zeros((_C, 1))")), share_point,
+                  (Stmt("t_0[0] = _pt_0.sum()"),), frozenset({"m_z__x", "n_N", "t_0"}), "the local step")
+    plan = {"latents": {"z": {"scope": "local", "feeds": True}}, "points": {}}
+    return Module("0", (update, stats), plan=plan, shares=(share,)), part, share
+
+
+def test_fuse_adds_the_statistics_share_to_each_element_of_the_last_feeding_update():
+    m, part, share = _fusable()
+    out = passes.fuse(m)
+    assert out.shares == () and "local_step" not in m.plan["latents"]["z"]      # (the input is left as it was)
+    step = out.kernel("local_step_z")
+    assert [k.name for k in out.kernels] == ["update_z", "statistics", "local_step_z"]
+    assert step.params == ("m_z__x", "n_N", "t_0", "v_x") and step.role == "local_step" and step.doc == share.doc
+    chunks = Loop(Range("_ch", "_C", parallel=True, reads=frozenset({"_C"})),
+                  (Loop(part_range("i0_n", "n_N", "_C"), part.body + share.point, "n"),), "chunk")
+    assert step.body == share.head + (Stmt("_w = 1.0"), chunks) + share.tail
+    assert out.plan["latents"]["z"]["local_step"] == {"kernel": "local_step_z", "args": list(step.params)}
+    # the statistics pass is run only at the start now: serial
+    assert [n.range.parallel for n in out.kernel("statistics").body if isinstance(n, Loop)] == [False]
+    assert out.kernel("update_z") == m.kernel("update_z")
+
+
+def test_fuse_leaves_no_local_step_where_it_cannot_be_one():
+    m, _, _ = _fusable()
+    plan = {"latents": {"z": {"scope": "local", "feeds": False}}, "points": {}}
+    block = Kernel("local_block", (), (), "block", "theta")
+    candidate = Kernel("local_step_y", (), (), "local_step", "y")
+    for changed in (dataclasses.replace(m, plan=plan),                                    # z feeds nothing
+                    dataclasses.replace(m, kernels=m.kernels + (block,)),                 # a group block
+                    dataclasses.replace(m, kernels=(dataclasses.replace(m.kernels[0], body=m.kernels[0].body[:1]),
+                                                    m.kernels[1], candidate)),            # no chunks in z's update
+                    _fusable((Assign(Ref("_pt_0", (e("_ch", "_ch"),)), e("m_z__x[i9_t]", "m_z__x", "i9_t"), "+="),))[0]):
+        # (the last: a share of another loop's element)
+        out = passes.fuse(changed)
+        assert out.shares == () and not any(k.role == "local_step" for k in out.kernels)
+        assert "local_step" not in out.plan["latents"]["z"] and out.kernel("statistics") == m.kernel("statistics")
+
+
+def test_factor_analysis_local_step_is_its_update_fused_with_the_statistics():
+    """As lowered there is no local step; after ``fuse``, z's update with each point's share of every statistic."""
+    m = lowered("factor_analysis")
+    assert not any(k.role == "local_step" for k in m.kernels) and [s.latent for s in m.shares] == ["z"]
+    fused = passes.run_passes(m, "fuse")
+    step, update = fused.kernel("local_step_z"), fused.kernel("update_z")
+    assert set(update.params) < set(step.params) and fused.plan["latents"]["z"]["local_step"]["kernel"] == step.name
+    [point] = [n for n in walk(step.body) if isinstance(n, Loop) and n.axis == "n"]
+    names = {n.target.name for n in walk(point.body) if isinstance(n, Assign) and n.op == "+="}
+    assert {f"_p{s.name}" for s in m.statistics} <= names
+
+
+# a mixture whose likelihood also reads a product of two globals at data-valued indices: that term is no statistic
+# (codegen.statistics._unscatter), so the full ELBO passes over the data itself
+TWO_WAY_MIXTURE = """
+dim N, U, V
+dim K = 2
+const alpha[K] = 1.0
+data user[N] : index(U)
+data item[N] : index(V)
+data y[N]
+for u in U:
+    a[u] ~ Normal(0.0, 1.0)
+for v in V:
+    b[v] ~ Normal(0.0, 1.0)
+pi ~ Dirichlet(alpha)
+for k in K:
+    m[k] ~ Normal(0.0, 1.0)
+for n in N:
+    z[n] ~ Categorical(pi)
+    y[n] ~ Normal(a[user[n]] * b[item[n]] + m[z[n]], 1.0)
+"""
+
+
+def test_fast_elbo_is_kept_where_the_full_elbo_passes_over_the_data():
+    """The ELBO read off q(z)'s update is a candidate as lowered; ``fast_elbo`` keeps it (and plans it) where the
+    full ELBO has a loop over the data plate, and drops it where every data-plate term is a statistic (gmm_1d)."""
+    m = lower(derive(loads(TWO_WAY_MIXTURE)))
+    assert "fast" not in m.plan["elbo"] and m.kernel("expected_log_joint_fast").latent == "z"
+    out = passes.fast_elbo(m)
+    fast = out.kernel("expected_log_joint_fast")
+    assert out.plan["elbo"]["fast"] == {"kernel": fast.name, "latent": "z", "args": list(fast.params)}
+    assert "fast" not in m.plan["elbo"]                                  # (the input is left as it was)
+    g = lowered("gmm_1d")
+    assert g.kernel("expected_log_joint_fast").latent == "z"
+    out = passes.fast_elbo(g)
+    assert "fast" not in out.plan["elbo"] and [k.role for k in out.kernels].count("elbo") == 1
+    # by hand: the same full ELBO with its loop over the plate gone
+    full = m.kernel("expected_log_joint")
+    flat = dataclasses.replace(full, body=tuple(n for n in full.body if not isinstance(n, Loop)))
+    out = passes.fast_elbo(dataclasses.replace(m, kernels=tuple(flat if k is full else k for k in m.kernels)))
+    assert "fast" not in out.plan["elbo"] and "expected_log_joint_fast" not in [k.name for k in out.kernels]
+
+
+def test_hoist_reads_a_loop_that_binds_its_element():
+    """A loop over a block's points binds each point's index (Bind, with what it reads): what reads neither the
+    counter nor the point leaves it, what reads the point stays; a binding whose reads are unknown stops it."""
+    bind = Bind("i1_n", "_b0 + _b", frozenset({"_b0", "_b"}))
+    const = Assign(Ref("_c"), e("v_w[0] * 2.0", "v_w"))
+    point = Assign(Ref("_p", (e("_b", "_b"),)), e("v_x[i1_n] * _c", "v_x", "i1_n", "_c"))
+    loop = Loop(Range("_b", "_nb", reads=frozenset({"_nb"})), (bind, const, point), "n")
+    [got] = passes.hoist(Module("0", (Kernel("k", (), (loop,), "local_step"),))).kernels
+    assert got.body == (const, Loop(loop.range, (bind, point), "n"))
+    unknown = Loop(loop.range, (Bind("i1_n", "_b0 + _b"), const, point), "n")
+    [got] = passes.hoist(Module("0", (Kernel("k", (), (unknown,), "local_step"),))).kernels
+    assert got.body == (unknown,)
