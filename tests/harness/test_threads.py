@@ -14,7 +14,7 @@ from harness_cases import COMPILED_IN_CI, corpus
 from harness_known import REFUSED
 
 SCRIPT = Path(__file__).with_name("harness_threads.py")
-NAMES = [c.name for c in corpus() if not c.refused and c.name not in REFUSED]
+NAMES = [c.name for c in corpus() if not (c.refused or c.chains) and c.name not in REFUSED]
 
 
 def _digests(threads: str, names: list[str]) -> dict:
