@@ -4,6 +4,9 @@
   the amortisation gap is Σ_n KL(q_enc(z_n) ‖ p(z_n | x_n)), both computed here by hand.
 - Binary sparse coding on the bars (q(h) Bernoulli): from the encoder, one sweep beats CAVI from scratch run
   to convergence, and nearly every held-out point reaches the same fixed point.
+- Factor scores (q(X) Normal, W known, τ latent): from the encoder, sweeps reach the mean-field fixed
+  point, whose means are the exact posterior means (I + E[τ] WᵀW)⁻¹ E[τ] Wᵀ y_n (PRML 10.1.2) and whose
+  precisions are the diagonal of I + E[τ] WᵀW, both computed here.
 - Save/load, determinism, and the user's mistakes.
 """
 
@@ -14,6 +17,7 @@ import json
 import math
 import os
 import shutil
+import tempfile
 
 import numpy as np
 import pytest
@@ -30,6 +34,7 @@ def _amortised(name: str, statement: str) -> str:
 
 
 EM_GMM = _amortised("em_gmm", "amortise z by mlp(hidden = 16)")
+CORPUS = os.path.join(os.path.dirname(__file__), "..", "corpus", "models")
 BSC = _amortised("binary_sparse_coding", "amortise h by mlp(hidden = 32)")
 
 
@@ -190,3 +195,34 @@ def test_bars_encoder_reaches_the_fits_fixed_point(bsc):
     assert p.iterations <= 2 < bsc.iterations
     gap = bsc.amortisation_gap(x)
     assert gap >= 0 and gap == pytest.approx(bsc.encoders["h"].gap, rel=1e-6)
+
+
+# ------------------------------------------------------------------ a Normal local latent: factor scores
+def test_factor_scores_from_the_encoder_reach_the_exact_posterior_means():
+    """tests/corpus/models/factor_scores with ``amortise X``: fitted on 150 rows, predicting 50 new ones with
+    q(τ) held.  Mean field over X's coordinates keeps the exact posterior means of this Gaussian (PRML 10.1.2);
+    from the encoder's q each sweep comes closer, and the fixed point is the closed form."""
+    with open(os.path.join(CORPUS, "factor_scores.ppvi"), encoding="utf-8") as f:
+        text = f.read() + "\namortise X by mlp(hidden = 16)\n"
+    with np.load(os.path.join(CORPUS, "factor_scores.npz")) as f:
+        W, y = f["W"], f["y"]
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "factor_scores_amortised.ppvi")
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(text)
+        r = ppvi.load(path).fit({"W": W, "y": y[:150]}, progress=False)
+    tau = r.q["tau"]["shape"] / r.q["tau"]["rate"]
+    A = np.eye(W.shape[1]) + tau * W.T @ W
+    exact = np.linalg.solve(A, tau * W.T @ y[150:].T).T
+    new = {"W": W, "y": y[150:]}
+    errors = [np.abs(r.predict(new, refine=k, progress=False).q["X"]["mean"] - exact).max() for k in (0, 1, 2)]
+    assert errors[0] > errors[1] > errors[2]
+    start = dataclasses.replace(r, encoders={}).predict(new, refine=0, progress=False)   # (the standard start)
+    assert errors[0] < np.abs(start.q["X"]["mean"] - exact).max()
+    p = r.predict(new, tol=1e-14, progress=False)
+    np.testing.assert_allclose(p.q["X"]["mean"], exact, atol=1e-9)
+    np.testing.assert_allclose(p.q["X"]["sd"], np.broadcast_to(1 / np.sqrt(np.diag(A)), exact.shape), rtol=1e-12)
+    scratch = dataclasses.replace(r, encoders={}).predict(new, tol=1e-14, progress=False)
+    np.testing.assert_allclose(scratch.q["X"]["mean"], exact, atol=1e-9)
+    assert p.iterations <= scratch.iterations
+    assert r.amortisation_gap(new) > 0
