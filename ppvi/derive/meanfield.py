@@ -405,7 +405,9 @@ def _non_conjugate(rep: Reporter, model: CheckedModel, f, nc: NonConjugate) -> P
         hint = ("an energy term must be multilinear in binary latents (`J[i, j] * s[i] * s[j]`, `b[i] * s[i]`) and at "
                 "most quadratic in real ones (`-x[i] ^ 2 / 2 + b[i] * x[i]`): 19.56 then gives a Bernoulli or a "
                 "Normal q")
-    elif "pg" in dict(f.args):      # a logistic link the checker augmented (ppvi.language.check.polya_gamma)
+    elif family is None:          # not even a point: `approximate … by point` refuses it too
+        hint = f"ppvi has no q at all for a {support} latent: observe it as data (`data {v}[…] : {support}`)"
+    elif "pg" in dict(f.args) and v != f.target:      # a logistic link the checker augmented (ppvi.language.check.polya_gamma)
         arg_name, arg = "p", dict(f.args)["p"]
         span = arg.span
         hint = (f"a Pólya-Gamma weight makes `sigmoid(ψ)` conjugate when ψ is affine in the latents (a sum of "
