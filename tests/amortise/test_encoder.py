@@ -17,7 +17,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 
 import numpy as np
 import pytest
@@ -198,7 +197,7 @@ def test_bars_encoder_reaches_the_fits_fixed_point(bsc):
 
 
 # ------------------------------------------------------------------ a Normal local latent: factor scores
-def test_factor_scores_from_the_encoder_reach_the_exact_posterior_means():
+def test_factor_scores_from_the_encoder_reach_the_exact_posterior_means(tmp_path):
     """tests/corpus/models/factor_scores with ``amortise X``: fitted on 150 rows, predicting 50 new ones with
     q(τ) held.  Mean field over X's coordinates keeps the exact posterior means of this Gaussian (PRML 10.1.2);
     from the encoder's q each sweep comes closer, and the fixed point is the closed form."""
@@ -206,11 +205,9 @@ def test_factor_scores_from_the_encoder_reach_the_exact_posterior_means():
         text = f.read() + "\namortise X by mlp(hidden = 16)\n"
     with np.load(os.path.join(CORPUS, "factor_scores.npz")) as f:
         W, y = f["W"], f["y"]
-    with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "factor_scores_amortised.ppvi")
-        with open(path, "w", encoding="utf-8") as out:
-            out.write(text)
-        r = ppvi.load(path).fit({"W": W, "y": y[:150]}, progress=False)
+    path = tmp_path / "factor_scores_amortised.ppvi"
+    path.write_text(text, encoding="utf-8")
+    r = ppvi.load(str(path)).fit({"W": W, "y": y[:150]}, progress=False)
     tau = r.q["tau"]["shape"] / r.q["tau"]["rate"]
     A = np.eye(W.shape[1]) + tau * W.T @ W
     exact = np.linalg.solve(A, tau * W.T @ y[150:].T).T
