@@ -232,9 +232,11 @@ def _cmd_run(args) -> int:
     algorithm = _algorithm(args)
     model = Model.load(args.model)       # (a mistake in the model is reported before Numba is imported)
     dims = _dims(args.dim, model.checked)
-    from ppvi.codegen.cache import blas_alone
+    from ppvi.codegen.cache import fast_load
 
-    blas_alone()         # (this process runs no code of the user's that could miss scipy.linalg.cython_blas)
+    fast = fast_load()
+    if fast is not None:
+        fast.blas_alone()      # (this process runs no code of the user's that could miss scipy.linalg.cython_blas)
     if args.collector_paused:
         _resume_collector()
     from ppvi.io.progress import Bar, Lines

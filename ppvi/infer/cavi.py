@@ -8,6 +8,7 @@ naming the update that caused it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import sys
 import threading
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from ppvi.errors import Diagnostic, Reporter
+from ppvi.errors import Diagnostic, PPVIError, Reporter
 from ppvi.infer.program import Program
 from ppvi.infer.start import symmetric_points
 from ppvi.language.check import FLAT
@@ -106,6 +107,56 @@ def _refuse_improper_energy(program: Program, culprit: str | None, it: int) -> N
             "exp(energy) must fall off in every direction: the quadratic form in the data must be negative definite")
 
 
+# A param that never fell over the last RUNAWAY_SWEEPS sweeps, and grew by RUNAWAY_GROWTH since the first, diverges:
+# the objective has no maximum along it.  Such a run ends when the expanded squares its value multiplies lose
+# their digits (the ELBO then moves by rounding); that end is reported as the divergence it is.
+RUNAWAY_SWEEPS = 5
+RUNAWAY_GROWTH = 1e6
+
+
+class Growth:
+    """Each param's largest |entry| after the first sweep and after the last few."""
+
+    def __init__(self, program: Program):
+        self.program = program
+        self.first: dict[str, tuple[float, tuple]] | None = None
+        self.recent: list[dict[str, tuple[float, tuple]]] = []
+
+    def record(self) -> None:
+        now = self.program.param_magnitudes()
+        if self.first is None:
+            self.first = now
+        self.recent = [*self.recent[-RUNAWAY_SWEEPS - 1:], now]
+
+    def diverging(self, failed: bool) -> Diagnostic | None:
+        """A param that never fell over the last RUNAWAY_SWEEPS sweeps before the one that ``failed`` (its
+        value is rounding) or the last ones (a warning: max_iter stopped the fit), and grew by RUNAWAY_GROWTH
+        since the first: the objective has no maximum along it."""
+        window = (self.recent[:-1] if failed else self.recent)[-RUNAWAY_SWEEPS - 1:]
+        if len(window) <= RUNAWAY_SWEEPS or not self.first:
+            return None
+        for var, (start, _) in self.first.items():
+            sizes = [m[var][0] for m in window]
+            if (all(b >= a for a, b in zip(sizes, sizes[1:])) and math.isfinite(sizes[-1])
+                    and sizes[-1] > RUNAWAY_GROWTH * max(start, 1e-300) and sizes[-1] > 2 * sizes[0]):
+                rate = (sizes[-1] / sizes[0]) ** (1 / RUNAWAY_SWEEPS)
+                grew = (f"`{{entry}}` grew over the last {RUNAWAY_SWEEPS} sweeps, never falling (×{rate:.3g} a "
+                        f"sweep, to {sizes[-1]:.3g}), until ")
+                if failed:
+                    return self.program.no_maximum(var, window[-1][var][1],
+                                                   grew + "the objective's terms lost their digits: it diverges")
+                return dataclasses.replace(self.program.no_maximum(
+                    var, window[-1][var][1], grew + "max_iter stopped the fit", "seems to have no maximum"),
+                    severity="warning")
+        return None
+
+    def refuse(self) -> None:
+        """Raise the user's error where the fit failed, if a param diverged."""
+        d = self.diverging(True)
+        if d is not None:
+            raise PPVIError([d])
+
+
 def _checked_sweep(program: Program, order: list[str]) -> str | None:
     """One more sweep with the ELBO after every update: the first update that lowers it, if any."""
     last = program.elbo()
@@ -145,14 +196,17 @@ def run_once(program: Program, rng: np.random.Generator, max_iter: int, tol: flo
     began = time.perf_counter()
     it = 0
     last = program.elbo() if start is not None else None
+    growth = Growth(program)
     try:
         for it in range(1, max_iter + 1):
             before = program.snapshot() if keep and damping is None else None
             for var in order:
                 program.update(var, damping)
+            growth.record()
             value = program.elbo(after_sweep=damping is None)
             if not math.isfinite(value):
                 _refuse_overflowing_data(program, value)
+                growth.refuse()
                 culprit = _find_culprit(program, before, order) if before is not None else None
                 _refuse_improper_energy(program, culprit, it)
                 raise FloatingPointError(f"the ELBO became {value} at iteration {it}" +
@@ -160,6 +214,7 @@ def run_once(program: Program, rng: np.random.Generator, max_iter: int, tol: flo
                                           "; no single update made it so in a replay of the sweep"))
             # Only the sequential schedule guarantees ascent; damped parallel steps need not (19.4.1).
             if damping is None and last is not None and value < last - _rounding(value, last):
+                growth.refuse()
                 culprit = _find_culprit(program, before, order) if before is not None else \
                     _checked_sweep(program, order)
                 blame = (f"the update of q({culprit}) lowered it" if culprit is not None else
@@ -171,8 +226,9 @@ def run_once(program: Program, rng: np.random.Generator, max_iter: int, tol: flo
     except KeyboardInterrupt:
         interrupted = True
     first = last if start is not None else math.nan      # (no sweep from a given start: its ELBO)
+    diverging = None if converged or interrupted else growth.diverging(False)
     return Fit(program, trace[-1] if trace else first, trace, len(trace), converged, interrupted,
-               time.perf_counter() - began, order=order)
+               time.perf_counter() - began, order=order, warnings=[diverging] if diverging else [])
 
 
 _blas_lock = threading.Lock()
@@ -248,5 +304,5 @@ def fit(program: Program, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8
         best.state = {}     # the program's own now: one q, not two, stays behind the result
     best.restart_elbos = elbos
     best.restart_states = states if len(states) == len(elbos) else []
-    best.warnings = symmetric_points(program, elbos, tol)
+    best.warnings = [*best.warnings, *symmetric_points(program, elbos, tol)]
     return best

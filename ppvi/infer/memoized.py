@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from ppvi.infer.cavi import ElboDecrease, Fit, _refuse_overflowing_data, _worse, record
+from ppvi.infer.cavi import ElboDecrease, Fit, Growth, _refuse_overflowing_data, _worse, record
 from ppvi.infer.chunks import Chunk, Layout, add_statistics, split
 from ppvi.infer.program import Program
 
@@ -68,6 +68,7 @@ def run(program: Program, rng: np.random.Generator, chunks: int, max_iter: int, 
     began = time.perf_counter()
     last = program.elbo() if start is not None else None
     step_last = program.elbo() if on_step is not None else None
+    growth = Growth(program)
     try:
         for it in range(1, max_iter + 1):
             for i, c in enumerate(parts):
@@ -81,11 +82,14 @@ def run(program: Program, rng: np.random.Generator, chunks: int, max_iter: int, 
                                            f"chunk {i} of sweep {it}")
                     on_step(it, i, now)
                     step_last = now
+            growth.record()
             value = program.elbo()
             if not math.isfinite(value):
                 _refuse_overflowing_data(program, value)
+                growth.refuse()
                 raise FloatingPointError(f"the ELBO became {value} at sweep {it} of memoized VI")
             if last is not None and _worse(value, last):
+                growth.refuse()
                 raise ElboDecrease(f"the ELBO decreased from {last!r} to {value!r} at sweep {it} of memoized VI")
             converged, last = record(trace, it, value, last, tol, on_iteration), value
             if converged:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ppvi.errors import Reporter
+from ppvi.errors import Diagnostic, PPVIError, Reporter
 from ppvi.infer.start import (NotEvaluable, Seed, Structure, analyse, prior_arguments, prior_draw, prior_moments,
                               seeded)
 from ppvi.io.data import Bound
@@ -263,16 +263,34 @@ class Program:
         value = self.state[f"v_{var}"]
         if np.isfinite(value).all():
             return
-        v = self.model.variables[var]
         at = np.unravel_index(int(np.flatnonzero(~np.isfinite(value.ravel()))[0]), value.shape) if value.ndim else ()
+        raise PPVIError([self.no_maximum(var, at, "given the rest of the fit, the objective grows without bound "
+                                                  "as `{entry}` goes to the edge of its support")])
+
+    def no_maximum(self, var: str, at: tuple, why: str, verdict: str = "has no maximum") -> Diagnostic:
+        """The user's error for a point (entry ``at``) along which the objective has no maximum; ``why`` says
+        how that showed, with ``{entry}`` for the entry's name."""
+        v = self.model.variables[var]
         entry = f"{var}[{', '.join(map(str, at))}]" if v.shape else var
+        info = self.plan["latents"].get(var) or self.plan["points"][var]
         what = "param" if info.get("kind") == "param" else "MAP point"
-        raise Reporter(self.model.path, self.model.text).fail(
-            f"{what} `{entry}` has no maximum: given the rest of the fit, the objective grows without bound as "
-            f"`{entry}` goes to the edge of its support (the data it governs are fitted exactly, e.g. a constant "
-            f"column or a component left with a single point)", v.span,
+        return Reporter(self.model.path, self.model.text).make(
+            f"{what} `{entry}` {verdict}: {why.format(entry=entry)} (the data it governs are fitted "
+            f"exactly, e.g. a constant column, a component left with a single point, or fewer rows than a "
+            f"dictionary has atoms)", v.span,
             f"bound it: give `{var}` a prior (then it is a latent), fix it as a const, or remove the degeneracy "
             f"from the data")
+
+    def param_magnitudes(self) -> dict[str, tuple[float, tuple]]:
+        """Each param's largest |entry| and where it is (a diverging param's measure: ppvi.infer.cavi)."""
+        out = {}
+        for var, info in self.plan["points"].items():
+            value = self.state.get(f"v_{var}")
+            if info.get("kind") == "param" and isinstance(value, np.ndarray) and value.size:
+                flat = np.abs(value.ravel())
+                i = int(np.argmax(flat))
+                out[var] = (float(flat[i]), np.unravel_index(i, value.shape) if value.ndim else ())
+        return out
 
     def refresh_statistics(self) -> None:
         """Sum the statistics again if a local update has made them stale (chunked fits read them directly)."""

@@ -69,15 +69,16 @@ def log_q(result: Result, draws: Mapping[str, np.ndarray]) -> np.ndarray:
 
 def interval(result: Result, p: float = 0.9) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The central ``p`` interval of every entry: q's marginal quantiles (1 − p)/2 and (1 + p)/2; a param's
-    and a point's value at both ends.  Categorical latents, whose values are labels, are left out."""
+    and a point's value at both ends.  Categorical latents, whose values are labels, and Pólya-Gamma weights,
+    whose law has no quantile function at hand (posterior.quantile), are left out."""
     if not (isinstance(p, numbers.Real) and not isinstance(p, bool) and 0 < p < 1):
         raise _mistake("interval", f"p={p!r}: p is a probability in (0, 1)", "e.g. interval(0.9)")
     out = {}
     for name, q in result.q.items():
-        if q.family != "Categorical":
-            params = dict(q.params)
-            out[name] = (posterior.quantile(q.family, params, (1 - p) / 2),
-                         posterior.quantile(q.family, params, (1 + p) / 2))
+        params = dict(q.params)
+        lo, hi = (posterior.quantile(q.family, params, x) for x in ((1 - p) / 2, (1 + p) / 2))
+        if lo is not None:
+            out[name] = (lo, hi)
     for name, value in result.params.items():
         out[name] = (np.asarray(value), np.asarray(value))
     return out

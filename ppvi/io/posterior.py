@@ -159,7 +159,8 @@ def _pg_moments(b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def quantile(family: str, p: Params, prob: float) -> np.ndarray | None:
-    """The ``prob`` quantile of each entry's marginal under q (None for a Categorical).
+    """The ``prob`` quantile of each entry's marginal under q (None for a Categorical, and for a Pólya-Gamma
+    weight: its law's CDF is an alternating series, and nothing downstream needs its quantiles).
 
     Dirichlet entries are Beta(α_k, α₀ − α_k); a MvNormal's are Normal(mean_d, cov_dd); a Wishart's diagonal
     entries are S_ii χ²_n = Gamma(n/2, rate 1/(2 S_ii)); its off-diagonal entries, whose law has no

@@ -115,8 +115,9 @@ def _entries(name: str, kind: str, axes: tuple[str, ...], params: dict | None, v
         var = posterior.variance(kind, params)
         sd = None if var is None else np.sqrt(var)
         lo = hi = None
-        if quantiles:
-            lo, hi = (np.asarray(posterior.quantile(kind, params, x), dtype=float) for x in ((1 - p) / 2, (1 + p) / 2))
+        if quantiles:       # (None where the family has no quantile function: the columns stay blank)
+            lo, hi = (posterior.quantile(kind, params, x) for x in ((1 - p) / 2, (1 + p) / 2))
+            lo, hi = (None, None) if lo is None else (np.asarray(lo, dtype=float), np.asarray(hi, dtype=float))
     else:
         mean, sd, lo, hi = np.asarray(value, dtype=float), None, None, None
     empty = np.zeros(mean.shape, dtype=bool)

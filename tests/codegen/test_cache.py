@@ -18,6 +18,7 @@ GMM_1D = MODELS / "gmm_1d.ppvi"       # its local step calls BLAS (np.dot), so i
 # code that uses the NumPy functions whose environments the fit loaded without their module, and fit again.
 PROBE = """
 import io, json, sys, contextlib
+{prelude}
 from numba.core.dispatcher import Dispatcher
 from numba.core.codegen import CPUCodeLibrary
 from ppvi.cli import main
@@ -26,7 +27,7 @@ add_ir_module = CPUCodeLibrary.add_ir_module
 CPUCodeLibrary.add_ir_module = lambda self, ir: compiled.append(self.name) or add_ir_module(self, ir)
 with contextlib.redirect_stdout(io.StringIO()):
     code = main(["run", sys.argv[1], "--quiet", "--out", sys.argv[2]])
-kernels = [k for m in list(sys.modules.values()) if m.__name__.startswith("ppvi_")
+kernels = [k for m in list(sys.modules.values()) if m is not None and m.__name__.startswith("ppvi_")
            for k in vars(m).values() if isinstance(k, Dispatcher)]
 report = {
     "code": code,
@@ -38,6 +39,7 @@ report = {
     "linalg": "scipy.linalg" in sys.modules,
     "blas": "scipy.linalg.cython_blas" in sys.modules,
     "lark": "lark" in sys.modules,
+    "fastload": "ppvi.codegen.fastload" in sys.modules and sys.modules["ppvi.codegen.fastload"] is not None,
 }
 from numba.core.environment import Environment
 report["memoised_without_globals"] = sum(len(e.globals) == 1 for e in list(Environment._memo.values()))
@@ -50,10 +52,10 @@ print(json.dumps(report))
 """
 
 
-def _probe(cache, out) -> dict:
-    env = {**os.environ, "PPVI_CACHE_DIR": str(cache)}
-    proc = subprocess.run([sys.executable, "-c", PROBE, str(GMM_1D), str(out)], capture_output=True, text=True,
-                          env=env)
+def _probe(cache, out, prelude: str = "", **env) -> dict:
+    env = {**os.environ, "PPVI_CACHE_DIR": str(cache), **env}
+    proc = subprocess.run([sys.executable, "-c", PROBE.replace("{prelude}", prelude), str(GMM_1D), str(out)],
+                          capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -87,6 +89,27 @@ def test_a_warm_run_loads_every_kernel_from_the_cache_without_the_compiler(cold,
     assert fitted_content(tmp_path / "warm.again.json") == first
 
 
+def test_with_PPVI_FAST_LOAD_0_kernels_load_by_numbas_own_path(cold, tmp_path):
+    """The switch: the fast-load machinery is not imported at all; Numba's cache still serves every kernel
+    (its registries load first, as Numba does), and the result is the same."""
+    cache, first = cold
+    report = _probe(cache, tmp_path / "plain.json", PPVI_FAST_LOAD="0")
+    assert report["code"] == 0 and report["hits"] > 0 and report["misses"] == 0
+    assert not report["fastload"] and report["registries"]
+    assert fitted_content(tmp_path / "plain.json") == first
+
+
+@pytest.mark.parametrize("broken", [
+    "sys.modules['ppvi.codegen.fastload'] = None",                    # Numba's internals moved: no import
+    "import ppvi.codegen.fastload as f; f.install = lambda module: 1 / 0",   # ... or they fail when used
+])
+def test_a_fast_load_that_fails_falls_back_to_numbas_own_path(cold, tmp_path, broken):
+    cache, first = cold
+    report = _probe(cache, tmp_path / "fallback.json", prelude=broken)
+    assert report["code"] == 0 and report["hits"] > 0 and report["misses"] == 0 and report["registries"]
+    assert fitted_content(tmp_path / "fallback.json") == first
+
+
 def test_a_damaged_runtime_file_is_compiled_again(cold, tmp_path):
     cache, first = cold
     (runtime,) = cache.glob("nrt_*.pickle")
@@ -114,7 +137,7 @@ def test_blas_loaded_alone_leaves_scipy_linalg_whole():
     """After the extension is loaded by itself, scipy.linalg imports as usual and its BLAS works."""
     script = """
 import numpy as np
-from ppvi.codegen.cache import blas_alone
+from ppvi.codegen.fastload import blas_alone
 blas_alone()
 import scipy.linalg
 from scipy.linalg import cython_blas, blas
@@ -133,7 +156,7 @@ def test_the_runtime_is_kept_per_ir(cold, tmp_path):
     of the ordinary one (which would print NRT's trace in every later process)."""
     cache, _ = cold
     before = set(cache.glob("nrt_*.pickle"))
-    script = ("from numba.core.registry import cpu_target; from ppvi.codegen.cache import initialize_runtime; "
+    script = ("from numba.core.registry import cpu_target; from ppvi.codegen.fastload import initialize_runtime; "
               "initialize_runtime(cpu_target.target_context)")
     env = {**os.environ, "PPVI_CACHE_DIR": str(cache), "NUMBA_DEBUG_NRT": "1"}
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)

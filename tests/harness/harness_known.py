@@ -5,9 +5,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-FEW_EXAMPLES = ("found by the harness: sparse coding with fewer examples than atoms (16 rows of models/sparse_coding, "
-                "32 atoms) drives β to 3e13; the ELBO's β-weighted expanded squares lose every digit and the "
-                "sequential fit stops with an internal ElboDecrease (blaming q(W), b or h)")
 ORDER_ROUNDING = ("found by the harness: where two variables are exchangeable (PMF's users and items), the generated "
                   "code breaks their tie by declaration order (codegen has no data to break it with), so reordering "
                   "their declarations changes the fit in its last bits")
@@ -22,7 +19,9 @@ ORDER_ROUNDING = ("found by the harness: where two variables are exchangeable (P
 # order, random draws in that order; now ppvi.graph.order's canonical order), and the ELBO's terms summed in
 # statement order (Program._total) and the generated code's sums in declaration order (Names.rank now
 # ppvi.graph.order's: corpus:factor_analysis and PPCA_EM reorder_declarations); feature-sign search that stopped off the L1 optimum with dependent
-# active atoms (inline:test_learning:SPARSE_FIXED, found:overcomplete_sparse_codes).
+# active atoms (inline:test_learning:SPARSE_FIXED, found:overcomplete_sparse_codes); sparse coding with fewer
+# examples than atoms, whose β diverges and which ended in an internal ElboDecrease (now the divergence is reported
+# at β's declaration: test_found, tests/infer/test_learning.py).
 
 # test_kernels: (case, check) -> reason.
 KERNELS: dict[tuple[str, str], str] = {}

@@ -193,3 +193,34 @@ def test_a_param_whose_likelihood_has_no_maximum_is_a_positioned_error(tmp_path)
     with pytest.raises(ppvi.PPVIError, match="no maximum") as e:
         fit_text(tmp_path, NORMAL_MLE, {"y": np.full(3, 3.0)}, progress=False)
     assert ":4:" in str(e.value) and "tau" in str(e.value)
+
+
+EXACT_LINE = """model exact_line
+dim N
+data x[N]
+data y[N]
+a ~ Normal(0, 1)
+param b
+param beta : positive
+for n in N:
+    y[n] ~ Normal(a + b * x[n], precision = beta)
+"""
+
+
+def test_a_param_that_diverges_sweep_by_sweep_is_a_positioned_error_not_an_internal_one(tmp_path):
+    """y = 1 + 2x exactly: each sweep shrinks the residual, beta's closed form grows geometrically (×2 a
+    sweep) and the bound rises as (N − 1)/2 · log beta without end.  Once beta passes ~1e15 the expanded
+    squares lose their digits and the ELBO moves by rounding; that must be reported as the divergence it
+    is, at beta's declaration, not as an internal ElboDecrease (found on sparse coding with fewer rows than
+    atoms, tests/harness/test_found.py)."""
+    x = np.linspace(0.0, 1.0, 20)
+    with pytest.raises(ppvi.PPVIError, match="has no maximum") as e:
+        fit_text(tmp_path, EXACT_LINE, {"x": x, "y": 1 + 2 * x}, max_iter=200, tol=0.0, progress=False)
+    assert ":7:7:" in str(e.value) and "`beta`" in str(e.value) and "diverges" in str(e.value)
+    # stopped by max_iter on the way (beta ~ 1e8): a warning, with the result
+    with pytest.warns(ppvi.PPVIWarning, match="`beta` seems to have no maximum"):
+        fit_text(tmp_path, EXACT_LINE, {"x": x, "y": 1 + 2 * x}, max_iter=30, tol=0.0, progress=False)
+    # with noise the same model has a maximum: beta → the noise's precision, bounded
+    rng = np.random.default_rng(0)
+    r = fit_text(tmp_path, EXACT_LINE, {"x": x, "y": 1 + 2 * x + 0.1 * rng.standard_normal(20)}, progress=False)
+    assert r.converged and 10 < r.params["beta"] < 1000 and not r.warnings

@@ -13,6 +13,8 @@ this mean field is the Jaakkola–Jordan bound.  Checked against
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from scipy import special
@@ -142,3 +144,18 @@ def test_a_fit_restarts_from_its_own_result(model, fit2):
     r = model.fit(_data(2), init=fit2, tol=0, max_iter=1)
     assert r.elbo == pytest.approx(fit2.elbo, rel=1e-12)
     assert r.q["y_pg"]["c"] == pytest.approx(fit2.q["y_pg"]["c"], rel=1e-10)
+
+
+def test_the_polya_gamma_weights_have_no_interval_and_the_summary_no_nan(model, fit2, tmp_path):
+    """PG(b, c) has no quantile function at hand: its weights are left out of ``interval`` (as a Categorical's
+    labels are) and the summary leaves their interval columns blank, never nan — a scalar weight included."""
+    assert "y_pg" not in fit2.interval(0.9) and "w" in fit2.interval(0.9)
+    fit2.save(str(tmp_path / "r.json"))
+    doc = json.loads((tmp_path / "r.json").read_text())
+    doc["q"]["y_pg"] = {k: (v[0] if isinstance(v, list) else v) for k, v in doc["q"]["y_pg"].items()}
+    doc["axes"]["y_pg"] = []
+    (tmp_path / "one.json").write_text(json.dumps(doc))
+    one = ppvi.load_result(str(tmp_path / "one.json"))
+    text = str(one.summary())
+    line = text.splitlines()[text.splitlines().index(next(s for s in text.splitlines() if s.startswith("y_pg"))) + 1]
+    assert "nan" not in text.lower() and len(line.split()) == 2, text       # mean and sd only
