@@ -9,7 +9,8 @@ element of h_n:
 - Categorical: the logits η_k (p = softmax η);
 - Normal: the precision-weighted mean η₁ = μτ and the log precision log τ (so τ > 0 whatever the network
   says), standardised;
-- a point (MAP) latent: its value, standardised (a learned sparse-coding encoder, as PSD and LISTA).
+- a point (MAP) latent: its value, standardised (a learned sparse-coding encoder, as PSD); or, with
+  ``by lista(steps = T)``, the code of T + 1 learned shrinkage steps (:mod:`ppvi.amortise.lista`).
 
 Any output is a valid q: an encoder's q is a start from which exact sweeps refine (``refine=k``).
 """
@@ -21,6 +22,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ppvi.amortise.lista import LISTA
 from ppvi.amortise.mlp import MLP, Loss
 
 FAMILIES = ("Bernoulli", "Categorical", "Normal", "point")
@@ -39,11 +41,13 @@ class Encoder:
     x_scale: np.ndarray
     y_mean: np.ndarray             # the outputs' (Normal, point; 0 and 1 for logits)
     y_scale: np.ndarray
-    net: MLP
+    net: MLP | LISTA
     sweeps: int                    # exact sweeps after the encoder that made its regression targets
     rounds: int
     gap: float                     # amortisation gap on the training data: ELBO refined to convergence − ELBO at the encoder
     training: str = "regression"   # or "sleep" (ppvi.amortise.train)
+    method: str = "mlp"            # the network: an MLP, or "lista" (ppvi.amortise.lista; a point q)
+    steps: int = 0                 # LISTA's shrinkage steps after the first
 
     def __eq__(self, other: object) -> bool:
         from ppvi.result import _same
@@ -56,8 +60,10 @@ class Encoder:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
+        net = (f"LISTA, {self.steps + 1} shrinkage steps" if self.method == "lista"
+               else f"{self.layers} × {self.hidden} tanh")
         return (f"Encoder(q({self.latent}): {self.family}; {len(self.inputs)} inputs {list(self.inputs)}, "
-                f"{self.layers} × {self.hidden} tanh; gap {self.gap:.4g})")
+                f"{net}; gap {self.gap:.4g})")
 
     # ------------------------------------------------------------ use
     def features(self, state: Mapping[str, np.ndarray], units: int) -> np.ndarray:

@@ -2,7 +2,9 @@
 
 After the fit, with the global q and params it found held:
 
-1. regress the encoder onto the fit's own local q (the refined values from the fit's start);
+1. regress the encoder onto the fit's own local q (the refined values from the fit's start); a LISTA
+   encoder (``by lista(steps = T)``, a point q) starts at ISTA's weights for the dictionary the codes imply
+   and learns by backpropagation through its T + 1 steps (:mod:`ppvi.amortise.lista`);
 2. ``rounds`` times: set q(h) to the encoder's output on the training rows, run ``sweeps`` exact sweeps
    of the local updates (every local latent, in the fit's order), and regress onto the refined q.
 
@@ -26,6 +28,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ppvi.amortise import lista
 from ppvi.amortise.encoder import FAMILIES, Encoder, loss_of, rows, targets, width
 from ppvi.amortise.mlp import Adam, initial
 from ppvi.errors import Reporter
@@ -36,6 +39,7 @@ BATCH = 64
 STEPS = 3000          # Adam steps of the first regression (fewer epochs for more rows), a quarter per round
 ROUNDS = 3
 SWEEPS = 2
+LISTA_RATE = 1e-3    # Adam's step for LISTA: it starts at ISTA's weights, which a step of 1e-2 would undo
 GAP_SWEEPS = 500      # at most, refining to convergence for the gap (relative change 1e-9)
 
 
@@ -75,6 +79,9 @@ def check(program: Program, spec: Amortised) -> tuple[str, tuple[str, ...]]:
         raise rep.fail(f"`{spec.latent}` is updated in a group block with `{block['name']}` (ppvi check shows it): "
                        "its q depends on the whole group, not on one data row", spec.span,
                        "remove the `amortise` statement")
+    if spec.method == "lista" and family != "point":
+        raise rep.fail(f"LISTA predicts a MAP code, a point q; q({spec.latent}) is a {family}", spec.span,
+                       f"add `approximate {spec.latent} by point`, or write `amortise {spec.latent} by mlp(hidden = 64)`")
     if family not in FAMILIES:
         raise rep.fail(f"no encoder for q({spec.latent}), a {family}: an encoder predicts a Bernoulli, Categorical "
                        "or Normal q, or a point", spec.span, "remove the `amortise` statement")
@@ -168,14 +175,23 @@ def _train(program: Program, spec: Amortised, family: str, inputs: tuple[str, ..
     y_mean = t.mean(axis=0) if scaled else np.zeros(t.shape[1])
     y_scale = _spread(t.std(axis=0)) if scaled else np.ones(t.shape[1])
     loss = loss_of(family, shape[-1] if family == "Categorical" else 1)
-    net = initial([x.shape[1], *([spec.hidden] * spec.layers), width(family, shape)], rng)
-    adam = Adam()
+    hidden, layers = spec.hidden, spec.layers
+    if spec.method == "lista":
+        # (ISTA's structure works in the data's units: the standardisations are the identity)
+        x, x_mean, x_scale = x * x_scale + x_mean, np.zeros_like(x_mean), np.ones_like(x_scale)
+        y_mean, y_scale = np.zeros_like(y_mean), np.ones_like(y_scale)
+        net = lista.from_codes(x, t, spec.steps)
+        hidden, layers = t.shape[1], 1
+        adam = Adam(rate=LISTA_RATE)
+    else:
+        net = initial([x.shape[1], *([spec.hidden] * spec.layers), width(family, shape)], rng)
+        adam = Adam()
     epochs = max(5, min(400, math.ceil(STEPS / math.ceil(units / BATCH))))
     net, _ = adam.fit(net, x, (t - y_mean) / y_scale, loss, epochs=epochs, batch=BATCH, rng=rng)
 
     def encoder(gap: float = math.nan) -> Encoder:
-        return Encoder(spec.latent, family, inputs, spec.hidden, spec.layers, x_mean, x_scale, y_mean, y_scale,
-                       net, sweeps, rounds, gap)
+        return Encoder(spec.latent, family, inputs, hidden, layers, x_mean, x_scale, y_mean, y_scale,
+                       net, sweeps, rounds, gap, method=spec.method, steps=spec.steps)
 
     for _ in range(rounds):
         set_q(program, {spec.latent: encoder()})

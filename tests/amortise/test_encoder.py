@@ -163,6 +163,17 @@ def test_the_sleep_phase_learns_the_posterior(em):
         pytest.approx(kl.sum(), rel=1e-6, abs=1e-9)
 
 
+def test_lista_is_refused_for_a_q_that_is_not_a_point(em):
+    from ppvi.amortise.train import train
+
+    program = em.fit.program
+    spec = dataclasses.replace(program.model.amortised["z"], method="lista", steps=3)
+    line = EM_GMM.rstrip("\n").count("\n") + 1
+    with pytest.raises(PPVIError, match=rf":{line}:1: error: LISTA predicts a MAP code, a point q; q\(z\) is a "
+                                        r"Categorical"):
+        train(program, spec, seed=0, result=em)
+
+
 def test_a_result_without_an_encoder_has_no_gap(em):
     with pytest.raises(PPVIError, match="amortises no latent"):
         dataclasses.replace(em, encoders={}).amortisation_gap({"x": _mixture_draws(10, seed=6)})
