@@ -234,3 +234,35 @@ def test_factor_scores_from_the_encoder_reach_the_exact_posterior_means(tmp_path
     np.testing.assert_allclose(scratch.q["X"]["mean"], exact, atol=1e-9)
     assert p.iterations <= scratch.iterations
     assert r.amortisation_gap(new) > 0
+
+
+# ------------------------------------------------------------------ evidence of new data (ppvi.simulate.evidence)
+# (here, where the EM mixture and the bars are already compiled: the new data's local q is a prediction)
+def test_held_out_evidence_of_the_em_mixture_is_the_closed_form_likelihood(em):
+    """Globals are params: log p(x_new; θ) = Σ_n log Σ_k w_k N(x_n | μ_k, τ_k⁻¹), computed here.  The predicted
+    q(z_n) is the exact posterior (PRML 9.23), so every weight is the point's likelihood: no error, no gap."""
+    x = _mixture_draws(40, seed=11)
+    exact = np.logaddexp.reduce(_log_joint_terms(em, x), axis=1)
+    e = em.evidence(200, per_datum=True, seed=0, data={"x": x})
+    np.testing.assert_allclose(e.per_datum["log_evidence"], exact, rtol=1e-9)
+    assert e.log_evidence == pytest.approx(exact.sum(), rel=1e-10)
+    assert e.elbo == pytest.approx(exact.sum(), rel=1e-8) and abs(e.gap) < 1e-6 * abs(e.elbo)
+    assert np.all(e.per_datum["stderr"] < 1e-8)
+
+
+def test_held_out_evidence_of_binary_sparse_coding_matches_enumeration(bsc):
+    """Held-out bars, m = 10: log p(v_n; W, b, β) summed over all 2¹⁰ states of h_n, against one importance
+    sampler per image whose proposal is the predicted mean-field q(h_n)."""
+    v = _bars(6, seed=12)
+    w, b, beta = (np.asarray(bsc.params[k]) for k in ("W", "b", "beta"))
+    m = w.shape[1]
+    states = ((np.arange(2 ** m)[:, None] >> np.arange(m)) & 1).astype(float)
+    log_prior = (states * -np.logaddexp(0, -b) + (1 - states) * -np.logaddexp(0, b)).sum(1)
+    resid = v[:, None, :] - states @ w.T
+    log_lik = (0.5 * np.log(beta / (2 * math.pi)) - 0.5 * beta * resid ** 2).sum(-1)
+    exact = np.logaddexp.reduce(log_prior + log_lik, axis=1)
+    e = bsc.evidence(4000, per_datum=True, seed=1, data={"v": v})
+    per = e.per_datum
+    assert np.all(np.abs(per["log_evidence"] - exact) < 4 * per["stderr"] + 1e-9)
+    assert e.elbo <= exact.sum() + 1e-9 and e.gap >= -3 * e.stderr
+    assert e.elbo == pytest.approx(float(bsc.score({"v": v}).sum()), rel=1e-10)
