@@ -48,6 +48,7 @@ class Encoder:
     training: str = "regression"   # or "sleep" (ppvi.amortise.train)
     method: str = "mlp"            # the network: an MLP, or "lista" (ppvi.amortise.lista; a point q)
     steps: int = 0                 # LISTA's shrinkage steps after the first
+    trace: tuple[float, ...] = ()  # the gaps of its earlier refreshes during the fit, oldest first (`every = k`)
 
     def __eq__(self, other: object) -> bool:
         from ppvi.result import _same
@@ -83,6 +84,7 @@ class Encoder:
     def to_document(self) -> dict[str, Any]:
         doc = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "net"}
         doc["inputs"] = list(self.inputs)
+        doc["trace"] = np.asarray(self.trace, dtype=float)
         doc["weights"] = {str(i): w for i, w in enumerate(self.net.weights)}
         doc["biases"] = {str(i): b for i, b in enumerate(self.net.biases)}
         return doc

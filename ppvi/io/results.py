@@ -507,7 +507,8 @@ def _encoder(name: str, entry: Any):
     net = LISTA(tuple(ws), tuple(bs), steps) if method == "lista" else MLP(tuple(ws), tuple(bs))
     return Encoder(get("latent", _str), family, inputs, hidden, layers, x_mean, x_scale, y_mean, y_scale,
                    net, get("sweeps", _int), get("rounds", _int), get("gap", _float),
-                   _get(entry, "training", where, _str, "regression"), method, steps)
+                   _get(entry, "training", where, _str, "regression"), method, steps,
+                   tuple(float(g) for g in np.ravel(_get(entry, "trace", where, _array, np.zeros(0)))))
 
 
 def _provenance(x: Any, key: str) -> Provenance:

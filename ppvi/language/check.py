@@ -134,13 +134,15 @@ class Amortised:
     span: Span
     sleep: int = 0                         # data sets dreamed for the sleep phase (0: regression on CAVI targets)
     steps: int = 0                         # LISTA's shrinkage steps after the first (lista)
+    every: int = 0                         # sweeps between refreshes during the fit (0: trained after it only)
 
 
+_EVERY = (0, 0, 100_000, "sweeps of the fit between the encoder's refreshes")
 # Each encoder's options: name -> (default, smallest, largest, what it is).
 AMORTISE_OPTIONS = {
     "mlp": {"hidden": (64, 1, 4096, "units per hidden layer"), "layers": (1, 1, 8, "hidden layers"),
-            "sleep": (0, 0, 1000, "data sets dreamed for the sleep phase")},
-    "lista": {"steps": (3, 1, 100, "shrinkage steps after the first")},
+            "sleep": (0, 0, 1000, "data sets dreamed for the sleep phase"), "every": _EVERY},
+    "lista": {"steps": (3, 1, 100, "shrinkage steps after the first"), "every": _EVERY},
 }
 
 
@@ -1458,7 +1460,7 @@ class _Checker:
                 self.rep.error(f"`{n.id}` is amortised twice", n.span, "keep one `amortise` statement for it")
             elif options is not None:
                 out[n.id] = Amortised(n.id, s.method.id, options.get("hidden", 0), options.get("layers", 0), s.span,
-                                      options.get("sleep", 0), options.get("steps", 0))
+                                      options.get("sleep", 0), options.get("steps", 0), options["every"])
         return out
 
     def _amortise_options(self, s: ast.Amortise) -> dict[str, int] | None:
