@@ -17,6 +17,7 @@ Any output is a valid q: an encoder's q is a start from which exact sweeps refin
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
@@ -151,6 +152,29 @@ def loss_of(family: str, categories: int) -> Loss:
             return ((np.exp(log_q) - p.reshape(log_q.shape)) / len(o)).reshape(o.shape)
         return Loss(value, grad)
     return Loss(lambda o, t: float(np.sum((o - t) ** 2)) / (2 * len(o)), lambda o, t: (o - t) / len(o))
+
+
+def gaussian_loss(y_mean: np.ndarray, y_scale: np.ndarray) -> Loss:
+    """−log q(h) averaged over rows, for a Normal q whose natural parameters are the outputs o of the network as
+    (η₁, l) = o ⊙ ``y_scale`` + ``y_mean`` (τ = eˡ, μ = η₁/τ): ½ τ (h − μ)² − ½ l + ½ log 2π, with
+    ∂/∂η₁ = μ − h and ∂/∂l = ½ τ (h² − μ²) − ½ (the sleep phase's loss against dreamed h)."""
+    half = len(y_mean) // 2
+
+    def natural(o: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        out = o * y_scale + y_mean
+        log_tau = np.clip(out[:, half:], -700.0, 700.0)
+        tau = np.exp(log_tau)
+        return out[:, :half] / tau, tau, log_tau
+
+    def value(o: np.ndarray, h: np.ndarray) -> float:
+        mu, tau, log_tau = natural(o)
+        return float(np.sum(0.5 * tau * (h - mu) ** 2 - 0.5 * log_tau + 0.5 * math.log(2 * math.pi))) / len(o)
+
+    def grad(o: np.ndarray, h: np.ndarray) -> np.ndarray:
+        mu, tau, _ = natural(o)
+        g = np.concatenate([mu - h, 0.5 * tau * (h ** 2 - mu ** 2) - 0.5], axis=1)
+        return g * y_scale / len(o)
+    return Loss(value, grad)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ from dataclasses import replace
 import numpy as np
 
 from ppvi.amortise import lista
-from ppvi.amortise.encoder import FAMILIES, Encoder, loss_of, rows, targets, width
+from ppvi.amortise.encoder import FAMILIES, Encoder, gaussian_loss, loss_of, rows, targets, width
 from ppvi.amortise.mlp import Adam, initial
 from ppvi.errors import Reporter
 from ppvi.infer.program import Program
@@ -89,10 +89,6 @@ def check(program: Program, spec: Amortised) -> tuple[str, tuple[str, ...]]:
     if not inputs:
         raise rep.fail(f"no data along the data plate is read where `{spec.latent}` is: an encoder has no row to "
                        "read", spec.span, "amortise a latent whose factors read the data of its point")
-    if spec.sleep and family not in ("Bernoulli", "Categorical"):
-        raise rep.fail(f"the sleep phase trains an encoder for a Bernoulli or Categorical q; q({spec.latent}) is "
-                       f"{'a point' if family == 'point' else 'a ' + family}", spec.span,
-                       "drop `sleep = …`: the encoder is then trained by regression on CAVI-refined targets")
     if spec.sleep and spec.every:
         raise rep.fail("the sleep phase dreams from the fitted model, so it trains after the fit, not during it",
                        spec.span, "drop `every = …` or `sleep = …`")
@@ -253,13 +249,24 @@ def _sleep(program: Program, result, spec: Amortised, family: str, inputs: tuple
         h = (h[..., None] == np.arange(shape[-1])).reshape(copies * units, -1)
     t = h.astype(float)
     x_mean, x_scale = x.mean(axis=0), _spread(x.std(axis=0))
-    loss = loss_of(family, shape[-1] if family == "Categorical" else 1)
+    if family == "Normal":
+        # outputs (η₁, log τ) = o ⊙ scale + mean: o = 0 is the dreams' own marginal, N(m, s²)
+        m, sd = t.mean(axis=0), _spread(t.std(axis=0))
+        y_mean, y_scale = np.concatenate([m / sd ** 2, -2 * np.log(sd)]), np.concatenate([1 / sd, np.ones_like(sd)])
+        loss = gaussian_loss(y_mean, y_scale)
+    elif family == "point":
+        # (squared error: its optimum is the posterior mean E[h | v], a start from which sweeps find the MAP)
+        y_mean, y_scale = t.mean(axis=0), _spread(t.std(axis=0))
+        t = (t - y_mean) / y_scale
+        loss = loss_of(family, 1)
+    else:
+        y_mean, y_scale = np.zeros(t.shape[1]), np.ones(t.shape[1])
+        loss = loss_of(family, shape[-1] if family == "Categorical" else 1)
     net = initial([x.shape[1], *([spec.hidden] * spec.layers), width(family, shape)], rng)
     epochs = max(5, min(400, math.ceil(STEPS / math.ceil(len(x) / BATCH))))
     net, _ = Adam().fit(net, (x - x_mean) / x_scale, t, loss, epochs=epochs, batch=BATCH, rng=rng)
-    width_ = t.shape[1]
-    enc = Encoder(spec.latent, family, inputs, spec.hidden, spec.layers, x_mean, x_scale, np.zeros(width_),
-                  np.ones(width_), net, 0, 0, math.nan, "sleep")
+    enc = Encoder(spec.latent, family, inputs, spec.hidden, spec.layers, x_mean, x_scale, y_mean, y_scale, net,
+                  0, 0, math.nan, "sleep")
     set_q(program, {spec.latent: enc})
     at_encoder = program.elbo()
     return replace(enc, gap=refine_to_convergence(program, order) - at_encoder)

@@ -12,8 +12,11 @@ from __future__ import annotations
 import numpy as np
 
 
-def feature_sign(a: np.ndarray, y: np.ndarray, gamma: float, tol: float = 1e-10, max_steps: int = 1000) -> np.ndarray:
-    """argmin_x ‖y − A x‖² + γ‖x‖₁ for one y (A [D, M])."""
+def feature_sign(a: np.ndarray, y: np.ndarray, gamma: float, tol: float = 1e-10, max_steps: int = 1000,
+                 target: float | None = None) -> np.ndarray:
+    """argmin_x ‖y − A x‖² + γ‖x‖₁ for one y (A [D, M]); with ``target``, the first iterate whose objective
+    ‖y − A x‖² + γ‖x‖₁ is at most ``target`` (bench/amortise.py: feature-sign stopped at LISTA's objective)."""
+    yy = float(y @ y)
     gram, corr = a.T @ a, a.T @ y
     m = a.shape[1]
     x, theta = np.zeros(m), np.zeros(m)
@@ -49,6 +52,8 @@ def feature_sign(a: np.ndarray, y: np.ndarray, gamma: float, tol: float = 1e-10,
                     best, best_value = trial, value
             x = best
             x[np.abs(x) < 1e-14] = 0.0
+            if target is not None and best_value + yy <= target:
+                return x
             active = x != 0
             theta = np.sign(x)
             grad = 2 * (gram @ x - corr)
@@ -60,10 +65,13 @@ def feature_sign(a: np.ndarray, y: np.ndarray, gamma: float, tol: float = 1e-10,
     raise RuntimeError("feature-sign search did not converge")
 
 
-def codes(w: np.ndarray, b: np.ndarray, beta: float, lam: float, v: np.ndarray) -> np.ndarray:
+def codes(w: np.ndarray, b: np.ndarray, beta: float, lam: float, v: np.ndarray,
+          targets: np.ndarray | None = None) -> np.ndarray:
     """The MAP codes of sparse coding, argmin_h β/2 ‖v − W h − b‖² + λ‖h‖₁ (19.16), row by row: feature-sign on
-    ‖(v − b) − W h‖² + (2λ/β)‖h‖₁, the same objective divided by β/2."""
-    return np.array([feature_sign(w, row - b, 2 * lam / beta) for row in v])
+    ‖(v − b) − W h‖² + (2λ/β)‖h‖₁, the same objective divided by β/2; with ``targets`` (values of J per row),
+    each row's first iterate at or below its target."""
+    stop = [None] * len(v) if targets is None else 2 * np.asarray(targets) / beta
+    return np.array([feature_sign(w, row - b, 2 * lam / beta, target=t) for row, t in zip(v, stop)])
 
 
 def objective(w: np.ndarray, b: np.ndarray, beta: float, lam: float, v: np.ndarray, h: np.ndarray) -> np.ndarray:

@@ -77,16 +77,23 @@ def test_one_sweep_from_the_encoder_is_the_map_code(fitted, digits):
     np.testing.assert_allclose(h, scratch.q["h"]["value"], atol=1e-6)
 
 
-def test_the_sleep_phase_is_for_discrete_q(fitted):
+def test_the_sleep_phase_for_a_point_starts_sweeps_to_the_map_code(fitted, digits):
+    """Sleep phase for a MAP code (`sleep = 5`): regressed onto codes dreamed from the Laplace prior with their
+    digits, the encoder predicts E[h | v] (squared error's optimum), from which one sweep is the MAP code."""
     import dataclasses
 
     from ppvi.amortise.train import train
 
     program = fitted.fit.program
-    spec = dataclasses.replace(program.model.amortised["h"], sleep=1)
-    line = SPARSE_CODING.rstrip("\n").count("\n") + 1          # the `amortise` statement's
-    with pytest.raises(ppvi.PPVIError, match=rf"sc.ppvi:{line}:1: error: the sleep phase .* q\(h\) is a point"):
-        train(program, spec, seed=0, result=fitted)
+    enc = train(program, dataclasses.replace(program.model.amortised["h"], sleep=5), seed=0, result=fitted)
+    assert enc.training == "sleep" and enc.gap >= 0
+    v = digits[300:400]
+    r = dataclasses.replace(fitted, encoders={"h": enc})
+    start, exact = r.predict({"v": v}, refine=0), r.predict({"v": v}, refine=1)
+    j_start, j_exact = (_objective(r, p.q["h"]["value"], v) for p in (start, exact))
+    assert j_start.sum() < _objective(r, np.zeros((100, 16)), v).sum()
+    np.testing.assert_allclose(exact.q["h"]["value"], fitted.predict({"v": v}, refine=1).q["h"]["value"], atol=1e-6)
+    assert np.all(j_exact <= j_start + 1e-9 * np.abs(j_start))
 
 
 @pytest.fixture(scope="module")
