@@ -114,8 +114,7 @@ class Weights:
             log_mean = self.shift + np.log(self.mean)
             sd = np.sqrt(self.m2 / (self.n - 1)) if self.n > 1 else np.full(self.mean.shape, math.inf)
             stderr = sd / (math.sqrt(self.n) * self.mean)
-        k = np.array([math.nan if bad else pareto.khat_of_largest(self.largest[:, j], self.smallest[j], self.n)
-                      for j, bad in enumerate(self.nan)])
+        k = np.where(self.nan, math.nan, pareto.khats_of_largest(self.largest, self.smallest, self.n))
         return log_mean, stderr, k
 
 
