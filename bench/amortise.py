@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "amortise"))
 
 import ppvi  # noqa: E402
-from feature_sign import codes, objective  # noqa: E402
+from feature_sign import codes, digits, objective  # noqa: E402
+from feature_sign import ista as ista_network  # noqa: E402
 from ppvi.amortise.encoder import loss_of  # noqa: E402
 from ppvi.amortise.lista import LISTA, from_codes  # noqa: E402
 from ppvi.amortise.mlp import Adam  # noqa: E402
@@ -89,15 +90,8 @@ def inference(r) -> None:
 
 
 def lista_against_feature_sign() -> None:
-    from sklearn.datasets import load_digits
-
     beta, lam, steps = 5.0, 1.0, 3
-    x = load_digits().data / 16.0
-    order = np.random.default_rng(0).permutation(len(x))
-    train, held, atoms = x[order[:1000]], x[order[1000:1500]], x[order[1600:1632]]
-    b = train.mean(axis=0)
-    w = (atoms - b).T
-    w /= np.linalg.norm(w, axis=0)
+    w, b, train, held = digits(1000, 500)
     exact_train = codes(w, b, beta, lam, train)
     start = from_codes(train, exact_train, steps)
     net, _ = Adam(rate=LISTA_RATE).fit(start, train, exact_train, loss_of("point", 1), epochs=200, batch=64,
@@ -108,11 +102,9 @@ def lista_against_feature_sign() -> None:
     t_exact, exact = timed(lambda: codes(w, b, beta, lam, held), repeat=1)
     t_equal, equal = timed(lambda: codes(w, b, beta, lam, held, targets=j_lista), repeat=1)
     j_exact, j_equal = objective(w, b, beta, lam, held, exact), objective(w, b, beta, lam, held, equal)
-    lipschitz = np.linalg.eigvalsh(w.T @ w)[-1]
 
     def ista(k: int) -> LISTA:
-        return LISTA((w / lipschitz, np.eye(w.shape[1]) - w.T @ w / lipschitz),
-                     (-(b @ w) / lipschitz, np.full(w.shape[1], lam / beta / lipschitz)), k)
+        return ista_network(w, b, beta, lam, k)
 
     k = next(k for k in range(1, 2000) if objective(w, b, beta, lam, held, ista(k)(held)).sum() <= j_lista.sum())
     t_ista, _ = timed(lambda: ista(k)(held), repeat=20)

@@ -1,4 +1,4 @@
-"""Feature-sign search (Lee, Battle, Raina & Ng, "Efficient sparse coding algorithms", NIPS 2007): the exact
+"""Reference solvers for the sparse-coding tests and bench/amortise.py.  Feature-sign search (Lee, Battle, Raina & Ng, "Efficient sparse coding algorithms", NIPS 2007): the exact
 minimiser of ‖y − A x‖² + γ‖x‖₁, written here from the paper as the reference LISTA's codes are held to
 (tests/amortise/test_lista.py, bench/amortise.py).
 
@@ -77,3 +77,25 @@ def codes(w: np.ndarray, b: np.ndarray, beta: float, lam: float, v: np.ndarray,
 def objective(w: np.ndarray, b: np.ndarray, beta: float, lam: float, v: np.ndarray, h: np.ndarray) -> np.ndarray:
     """J(h) = β/2 ‖v − W h − b‖² + λ‖h‖₁ of each row."""
     return 0.5 * beta * np.sum((v - h @ w.T - b) ** 2, axis=1) + lam * np.sum(np.abs(h), axis=1)
+
+
+def digits(train: int, held: int, atoms: int = 32, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """scikit-learn's bundled digits in [0, 1], shuffled: a dictionary W [64, atoms] of centred digits (unit
+    columns) from rows kept apart, the offset b (the training rows' mean), the training and held-out rows."""
+    from sklearn.datasets import load_digits
+
+    x = load_digits().data / 16.0
+    order = np.random.default_rng(seed).permutation(len(x))
+    rows, kept = x[order[:train]], x[order[train:train + held]]
+    b = rows.mean(axis=0)
+    w = (x[order[-atoms:]] - b).T
+    return w / np.linalg.norm(w, axis=0), b, rows, kept
+
+
+def ista(w: np.ndarray, b: np.ndarray, beta: float, lam: float, steps: int):
+    """ISTA's own weights for the dictionary W, offset b, as a LISTA network (untrained) of ``steps`` + 1 steps."""
+    from ppvi.amortise.lista import LISTA
+
+    lipschitz = np.linalg.eigvalsh(w.T @ w)[-1]
+    return LISTA((w / lipschitz, np.eye(w.shape[1]) - w.T @ w / lipschitz),
+                 (-(b @ w) / lipschitz, np.full(w.shape[1], lam / beta / lipschitz)), steps)
