@@ -191,7 +191,8 @@ def held_out(result: Result, data: object, where: str) -> tuple[Result, frozense
     given, sizes = _prediction(result, refine=None, seed=0, max_iter=1000, tol=1e-8, progress=False, dims=None)
     new, scores = predict(given, data, dims=sizes, seed=0, max_iter=1000, tol=1e-8, refine=None, scored=True,
                           where=where)
-    held = frozenset(name for name, q in new.q.items() if result.q.get(name) is q)
+    # (the prediction carries the held q over as they were; a local q fitted to other data is another q)
+    held = frozenset(name for name, q in new.q.items() if name in result.q and result.q[name] == q)
     return new, held, float(np.sum(scores))
 
 
