@@ -92,8 +92,9 @@ class Model:
             program = Program.build(m, module, bound)
             if shown is not None and algo is not None and hasattr(algo, "steps"):
                 shown.start(m.name, algo.steps(program), restarts)     # (SVI's bar counts its steps)
+            during = _during(program, m, seed) if algo is None else None      # (encoders trained along with it)
             done = fit(program, seed=seed, max_iter=max_iter, tol=tol, restarts=restarts, damping=damping,
-                       on_iteration=_each(on_iteration, shown), start=start,
+                       on_iteration=_each(on_iteration, shown, during), start=start,
                        runner=None if algo is None else algo.runner())
         finally:
             if shown is not None:
@@ -113,7 +114,8 @@ class Model:
         result = from_fit(done, provenance, tuple(n.format() for n in notes), observed)
         if m.amortised:
             # (training sweeps the state, then puts the fit's q back in the arrays the result's q are views of)
-            result = dataclasses.replace(result, encoders=_train_encoders(program, m, seed, result))
+            result = dataclasses.replace(result, encoders=_train_encoders(
+                program, m, seed, result, during.encoders if during is not None else {}))
         return result
 
     def partial_fit(self, batch: object, *, total_size: int, kappa: float = 0.7, tau: float = 1.0, seed: int = 0,
@@ -319,13 +321,24 @@ def _each(*callbacks):
     return call
 
 
-def _train_encoders(program, model: CheckedModel, seed: int, result: Result) -> dict:
-    """An encoder for every latent the model amortises, trained with the fit's globals held (ppvi.amortise)."""
+def _during(program, model: CheckedModel, seed: int):
+    """The callback that refreshes encoders during the fit (``amortise h by mlp(…, every = k)``), or None."""
+    if not any(spec.every for spec in model.amortised.values()):
+        return None
+    from ppvi.amortise.train import During
+
+    return During(program, dict(model.amortised), seed=seed)
+
+
+def _train_encoders(program, model: CheckedModel, seed: int, result: Result, previous: Mapping) -> dict:
+    """An encoder for every latent the model amortises, trained with the fit's globals held (ppvi.amortise),
+    further from its last refresh during the fit (``previous``) if it had one."""
     from ppvi.amortise.train import train
     from ppvi.infer.cavi import _one_blas_thread
 
     with _one_blas_thread():
-        return {name: train(program, spec, seed=seed, result=result) for name, spec in model.amortised.items()}
+        return {name: train(program, spec, seed=seed, result=result, previous=previous.get(name))
+                for name, spec in model.amortised.items()}
 
 
 def _not_converged(model: CheckedModel, trace: list[float], max_iter: int, tol: float) -> Diagnostic:

@@ -231,7 +231,9 @@ class Result:
     def evidence(self, samples: int, per_datum: bool = False, seed: int | None = None, data: object = None):
         """log p(v) of the fit's data by importance sampling with q as the proposal (19.4.4): ``.log_evidence``,
         ``.stderr``, ``.gap`` (log p̂ − ELBO), ``.khat`` (Pareto k̂; a warning above 0.7), ``.elbo``,
-        ``.samples``; ``per_datum`` (models whose latents are all local): one sampler per data point."""
+        ``.samples``; ``per_datum`` (models whose latents are all local): one sampler per data point.  Other
+        ``data``: their local q fitted with the globals held (as :meth:`predict`) is the proposal, and the
+        estimate is of log E_q(g)[p(v_new | g)] against the held-out bound of :meth:`score` (docs/simulate.md)."""
         from ppvi.simulate.evidence import evidence
 
         return evidence(self, samples, per_datum=per_datum, seed=seed, data=data)

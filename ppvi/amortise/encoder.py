@@ -9,18 +9,21 @@ element of h_n:
 - Categorical: the logits η_k (p = softmax η);
 - Normal: the precision-weighted mean η₁ = μτ and the log precision log τ (so τ > 0 whatever the network
   says), standardised;
-- a point (MAP) latent: its value, standardised (a learned sparse-coding encoder, as PSD and LISTA).
+- a point (MAP) latent: its value, standardised (a learned sparse-coding encoder, as PSD); or, with
+  ``by lista(steps = T)``, the code of T + 1 learned shrinkage steps (:mod:`ppvi.amortise.lista`).
 
 Any output is a valid q: an encoder's q is a start from which exact sweeps refine (``refine=k``).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
 import numpy as np
 
+from ppvi.amortise.lista import LISTA
 from ppvi.amortise.mlp import MLP, Loss
 
 FAMILIES = ("Bernoulli", "Categorical", "Normal", "point")
@@ -39,11 +42,14 @@ class Encoder:
     x_scale: np.ndarray
     y_mean: np.ndarray             # the outputs' (Normal, point; 0 and 1 for logits)
     y_scale: np.ndarray
-    net: MLP
+    net: MLP | LISTA
     sweeps: int                    # exact sweeps after the encoder that made its regression targets
     rounds: int
     gap: float                     # amortisation gap on the training data: ELBO refined to convergence − ELBO at the encoder
     training: str = "regression"   # or "sleep" (ppvi.amortise.train)
+    method: str = "mlp"            # the network: an MLP, or "lista" (ppvi.amortise.lista; a point q)
+    steps: int = 0                 # LISTA's shrinkage steps after the first
+    trace: tuple[float, ...] = ()  # the gaps of its earlier refreshes during the fit, oldest first (`every = k`)
 
     def __eq__(self, other: object) -> bool:
         from ppvi.result import _same
@@ -56,8 +62,10 @@ class Encoder:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
+        net = (f"LISTA, {self.steps + 1} shrinkage steps" if self.method == "lista"
+               else f"{self.layers} × {self.hidden} tanh")
         return (f"Encoder(q({self.latent}): {self.family}; {len(self.inputs)} inputs {list(self.inputs)}, "
-                f"{self.layers} × {self.hidden} tanh; gap {self.gap:.4g})")
+                f"{net}; gap {self.gap:.4g})")
 
     # ------------------------------------------------------------ use
     def features(self, state: Mapping[str, np.ndarray], units: int) -> np.ndarray:
@@ -77,6 +85,7 @@ class Encoder:
     def to_document(self) -> dict[str, Any]:
         doc = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "net"}
         doc["inputs"] = list(self.inputs)
+        doc["trace"] = np.asarray(self.trace, dtype=float)
         doc["weights"] = {str(i): w for i, w in enumerate(self.net.weights)}
         doc["biases"] = {str(i): b for i, b in enumerate(self.net.biases)}
         return doc
@@ -143,6 +152,29 @@ def loss_of(family: str, categories: int) -> Loss:
             return ((np.exp(log_q) - p.reshape(log_q.shape)) / len(o)).reshape(o.shape)
         return Loss(value, grad)
     return Loss(lambda o, t: float(np.sum((o - t) ** 2)) / (2 * len(o)), lambda o, t: (o - t) / len(o))
+
+
+def gaussian_loss(y_mean: np.ndarray, y_scale: np.ndarray) -> Loss:
+    """−log q(h) averaged over rows, for a Normal q whose natural parameters are the outputs o of the network as
+    (η₁, l) = o ⊙ ``y_scale`` + ``y_mean`` (τ = eˡ, μ = η₁/τ): ½ τ (h − μ)² − ½ l + ½ log 2π, with
+    ∂/∂η₁ = μ − h and ∂/∂l = ½ τ (h² − μ²) − ½ (the sleep phase's loss against dreamed h)."""
+    half = len(y_mean) // 2
+
+    def natural(o: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        out = o * y_scale + y_mean
+        log_tau = np.clip(out[:, half:], -700.0, 700.0)
+        tau = np.exp(log_tau)
+        return out[:, :half] / tau, tau, log_tau
+
+    def value(o: np.ndarray, h: np.ndarray) -> float:
+        mu, tau, log_tau = natural(o)
+        return float(np.sum(0.5 * tau * (h - mu) ** 2 - 0.5 * log_tau + 0.5 * math.log(2 * math.pi))) / len(o)
+
+    def grad(o: np.ndarray, h: np.ndarray) -> np.ndarray:
+        mu, tau, _ = natural(o)
+        g = np.concatenate([mu - h, 0.5 * tau * (h ** 2 - mu ** 2) - 0.5], axis=1)
+        return g * y_scale / len(o)
+    return Loss(value, grad)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

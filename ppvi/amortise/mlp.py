@@ -10,7 +10,7 @@ a heavy dependency for this.  Everything is deterministic given the generator pa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -33,6 +33,10 @@ class MLP:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.activations(x)[-1]
+
+    def rebuilt(self, weights: tuple[np.ndarray, ...], biases: tuple[np.ndarray, ...]) -> "MLP":
+        """The same network with other weights (what :class:`Adam` steps)."""
+        return MLP(weights, biases)
 
     def activations(self, x: np.ndarray) -> list[np.ndarray]:
         """The input, every hidden layer's output and the network's output."""
@@ -81,9 +85,10 @@ class Adam:
     m: list[np.ndarray] | None = None
     v: list[np.ndarray] | None = None
 
-    def fit(self, net: MLP, x: np.ndarray, targets: np.ndarray, loss: Loss, *, epochs: int, batch: int,
-            rng: np.random.Generator) -> tuple[MLP, float]:
-        """``epochs`` passes over the rows in shuffled minibatches; the trained network and the final loss on
+    def fit(self, net: Any, x: np.ndarray, targets: np.ndarray, loss: Loss, *, epochs: int, batch: int,
+            rng: np.random.Generator) -> tuple[Any, float]:
+        """``epochs`` passes over the rows in shuffled minibatches; the trained network (an MLP or a LISTA: any
+        network with ``weights``, ``biases``, ``gradients`` and ``rebuilt``) and the final loss on
         all rows."""
         params = [*(w.copy() for w in net.weights), *(b.copy() for b in net.biases)]
         if self.m is None:
@@ -96,7 +101,7 @@ class Adam:
             order = rng.permutation(n)
             for lo in range(0, n, batch):
                 rows = order[lo:lo + batch]
-                current = MLP(tuple(params[:layers]), tuple(params[layers:]))
+                current = net.rebuilt(tuple(params[:layers]), tuple(params[layers:]))
                 gw, gb = current.gradients(x[rows], targets[rows], loss)
                 self.steps += 1
                 c1, c2 = 1 - self.beta1 ** self.steps, 1 - self.beta2 ** self.steps
@@ -106,5 +111,5 @@ class Adam:
                     self.m[i] = self.beta1 * self.m[i] + (1 - self.beta1) * g
                     self.v[i] = self.beta2 * self.v[i] + (1 - self.beta2) * g * g
                     params[i] -= self.rate * (self.m[i] / c1) / (np.sqrt(self.v[i] / c2) + self.eps)
-        trained = MLP(tuple(params[:layers]), tuple(params[layers:]))
+        trained = net.rebuilt(tuple(params[:layers]), tuple(params[layers:]))
         return trained, loss.value(trained(x), targets)

@@ -474,6 +474,7 @@ def _q(name: str, entry: Any, axes: Mapping[str, tuple[str, ...]], categories: M
 def _encoder(name: str, entry: Any):
     """An encoder (ppvi.amortise.Encoder) as saved: its layers must chain, from its inputs' width to its outputs'."""
     from ppvi.amortise.encoder import FAMILIES, Encoder
+    from ppvi.amortise.lista import LISTA
     from ppvi.amortise.mlp import MLP
 
     where = f"encoders/{name}"
@@ -500,9 +501,14 @@ def _encoder(name: str, entry: Any):
     inputs = get("inputs", _strings)
     if not inputs:
         raise _Malformed(f"{where}/inputs", "a list of data variables")
+    method, steps = _get(entry, "method", where, _str, "mlp"), _get(entry, "steps", where, _int, 0)
+    if method not in ("mlp", "lista") or (method == "lista" and (layers != 1 or hidden != len(y_mean))):
+        raise _Malformed(f"{where}/method", "mlp, or lista with one M × M layer")
+    net = LISTA(tuple(ws), tuple(bs), steps) if method == "lista" else MLP(tuple(ws), tuple(bs))
     return Encoder(get("latent", _str), family, inputs, hidden, layers, x_mean, x_scale, y_mean, y_scale,
-                   MLP(tuple(ws), tuple(bs)), get("sweeps", _int), get("rounds", _int), get("gap", _float),
-                   _get(entry, "training", where, _str, "regression"))
+                   net, get("sweeps", _int), get("rounds", _int), get("gap", _float),
+                   _get(entry, "training", where, _str, "regression"), method, steps,
+                   tuple(float(g) for g in np.ravel(_get(entry, "trace", where, _array, np.zeros(0)))))
 
 
 def _provenance(x: Any, key: str) -> Provenance:

@@ -124,20 +124,26 @@ class CheckedModel:
 
 @dataclass(frozen=True)
 class Amortised:
-    """``amortise NAME by mlp(hidden = H, layers = L, sleep = S)``: an encoder from a data row to q(NAME[n])
-    (ppvi.amortise)."""
+    """``amortise NAME by mlp(hidden = H, layers = L, sleep = S)`` or ``by lista(steps = T)``: an encoder from
+    a data row to q(NAME[n]) (ppvi.amortise)."""
 
     latent: str
-    method: str                            # "mlp"
-    hidden: int                            # units per hidden layer
-    layers: int                            # hidden layers
+    method: str                            # "mlp" or "lista"
+    hidden: int                            # units per hidden layer (mlp)
+    layers: int                            # hidden layers (mlp)
     span: Span
     sleep: int = 0                         # data sets dreamed for the sleep phase (0: regression on CAVI targets)
+    steps: int = 0                         # LISTA's shrinkage steps after the first (lista)
+    every: int = 0                         # sweeps between refreshes during the fit (0: trained after it only)
 
 
-# The encoder's options: name -> (default, smallest, largest, what it is).
-AMORTISE_OPTIONS = {"hidden": (64, 1, 4096, "units per hidden layer"), "layers": (1, 1, 8, "hidden layers"),
-                    "sleep": (0, 0, 1000, "data sets dreamed for the sleep phase")}
+_EVERY = (0, 0, 100_000, "sweeps of the fit between the encoder's refreshes")
+# Each encoder's options: name -> (default, smallest, largest, what it is).
+AMORTISE_OPTIONS = {
+    "mlp": {"hidden": (64, 1, 4096, "units per hidden layer"), "layers": (1, 1, 8, "hidden layers"),
+            "sleep": (0, 0, 1000, "data sets dreamed for the sleep phase"), "every": _EVERY},
+    "lista": {"steps": (3, 1, 100, "shrinkage steps after the first"), "every": _EVERY},
+}
 
 
 # ------------------------------------------------------------- expression types
@@ -1453,26 +1459,32 @@ class _Checker:
             elif n.id in out:
                 self.rep.error(f"`{n.id}` is amortised twice", n.span, "keep one `amortise` statement for it")
             elif options is not None:
-                out[n.id] = Amortised(n.id, s.method.id, options["hidden"], options["layers"], s.span, options["sleep"])
+                out[n.id] = Amortised(n.id, s.method.id, options.get("hidden", 0), options.get("layers", 0), s.span,
+                                      options.get("sleep", 0), options.get("steps", 0), options["every"])
         return out
 
     def _amortise_options(self, s: ast.Amortise) -> dict[str, int] | None:
-        if s.method.id != "mlp":
-            self.rep.error(f"unknown encoder `{s.method.id}`", s.method.span,
-                           did_you_mean(s.method.id, ["mlp"]) or f"write `amortise {s.name.id} by mlp(hidden = 64)`")
+        method = s.method.id
+        if method not in AMORTISE_OPTIONS:
+            self.rep.error(f"unknown encoder `{method}`", s.method.span,
+                           did_you_mean(method, list(AMORTISE_OPTIONS)) or f"write `amortise {s.name.id} by mlp(hidden = 64)`")
             return None
-        values = {k: d for k, (d, *_) in AMORTISE_OPTIONS.items()}
+        known = AMORTISE_OPTIONS[method]
+        values = {k: d for k, (d, *_) in known.items()}
         seen: set[str] = set()
         ok = True
         for a in s.options:
             if a.keyword is None:
-                self.rep.error("mlp's options are named", a.span, "write e.g. `mlp(hidden = 64, layers = 1)`")
+                example = "mlp(hidden = 64, layers = 1)" if method == "mlp" else "lista(steps = 3)"
+                self.rep.error(f"{method}'s options are named", a.span, f"write e.g. `{example}`")
                 ok = False
                 continue
             key = a.keyword.id
-            if key not in AMORTISE_OPTIONS:
-                self.rep.error(f"mlp has no option `{key}`", a.keyword.span,
-                               did_you_mean(key, AMORTISE_OPTIONS) or "its options are `hidden`, `layers` and `sleep`")
+            if key not in known:
+                names = [f"`{k}`" for k in known]
+                listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+                self.rep.error(f"{method} has no option `{key}`", a.keyword.span,
+                               did_you_mean(key, known) or f"its option{'s are' if len(names) > 1 else ' is'} {listed}")
                 ok = False
                 continue
             if key in seen:
@@ -1480,7 +1492,7 @@ class _Checker:
                 ok = False
                 continue
             seen.add(key)
-            _, low, high, what = AMORTISE_OPTIONS[key]
+            _, low, high, what = known[key]
             value = a.value
             if not (isinstance(value, ast.Num) and value.is_int and low <= value.value <= high):
                 self.rep.error(f"`{key}` ({what}) must be a whole number from {low} to {high}", value.span, None)

@@ -11,6 +11,12 @@ Pareto k̂ (:mod:`.pareto`) says whether that error can be believed.  Per data
 point (models whose latents are all local: mixtures by EM, binary sparse coding),
 q factorises over the data, so each point has its own small sampler and
 log p(v) = Σ_n log p(v_n) is estimated far more precisely than by joint weights.
+
+On new data (``result.evidence(S, data=new)``) the local q is fitted with the globals held, as ``predict``
+does, and is the proposal of the local latents; the globals are drawn from their q, which stands in for
+p(g | v).  The estimate is of log E_q(g)[p(v_new | g)] — log p(v_new | v) when q(g) is the posterior, and
+log p(v_new; θ) exactly when the globals are params — and the bound it is compared with is the held-out
+ELBO Σ_u s_u of ``result.score`` (ppvi.infer.given).
 """
 
 from __future__ import annotations
@@ -108,14 +114,15 @@ class Weights:
             log_mean = self.shift + np.log(self.mean)
             sd = np.sqrt(self.m2 / (self.n - 1)) if self.n > 1 else np.full(self.mean.shape, math.inf)
             stderr = sd / (math.sqrt(self.n) * self.mean)
-        k = np.array([math.nan if bad else pareto.khat_of_largest(self.largest[:, j], self.smallest[j], self.n)
-                      for j, bad in enumerate(self.nan)])
+        k = np.where(self.nan, math.nan, pareto.khats_of_largest(self.largest, self.smallest, self.n))
         return log_mean, stderr, k
 
 
 def evidence(result: Result, samples: int, per_datum: bool = False, seed: int | None = None,
              data: object = None, where: str = "evidence") -> Evidence:
-    """Importance-sampled log p(v) of the data ``result`` was fitted to, with ``samples`` draws from its q."""
+    """Importance-sampled log p(v) of the data ``result`` was fitted to, with ``samples`` draws from its q; of
+    other ``data``, log E_q(g)[p(v_new | g)] with their local q fitted under the held globals (:func:`held_out`),
+    ``elbo`` then the held-out bound Σ_u s_u of ``result.score``."""
     samples = whole(where, "samples", samples, 1)
     if not isinstance(per_datum, bool):
         raise PPVIError(Diagnostic(f"per_datum={per_datum!r}: per_datum is True or False", where))
@@ -130,13 +137,17 @@ def evidence(result: Result, samples: int, per_datum: bool = False, seed: int | 
                                    "so there is no log p(v) to estimate by importance sampling", where,
                                    hint="the fit's `elbo` is a lower bound on log Z itself; for a small model, "
                                         "log Z is a sum over every state"))
-    setting = from_result(result, own_data(result, data, where), where, observed=True)
+    held: frozenset[str] = frozenset()
+    bound = float(result.elbo)
+    if data is not None and not same_data(result, data):
+        result, held, bound = held_out(result, data, where)
+    setting = from_result(result, data, where, observed=True)
     plate = _data_plate(setting, where) if per_datum else None
     start = time.perf_counter()
     chunk = max(1, DRAW_ENTRIES // max(1, sum(math.prod(setting.shape(n)) for n in result.q)))
     weights = Weights(samples, 1 if plate is None else setting.sizes[plate])
     for first in range(0, samples, chunk):
-        lw = _log_weights(setting, result, min(chunk, samples - first), rng, plate)
+        lw = _log_weights(setting, result, min(chunk, samples - first), rng, plate, held)
         weights.add(lw.reshape(lw.shape[0], -1))
     each, each_se, ks = weights.estimate()
     seconds = time.perf_counter() - start
@@ -150,29 +161,39 @@ def evidence(result: Result, samples: int, per_datum: bool = False, seed: int | 
             f"Pareto k̂ = {k:.2f} > {pareto.LIMIT}: the importance weights have a heavy tail, so the estimate of "
             "log p(v) and its standard error are not reliable", where, severity="warning",
             hint="q misses mass of the posterior; more samples help little")), stacklevel=3)
-    return Evidence(float(result.elbo), log_p, stderr, log_p - float(result.elbo), k, samples, per, seconds)
+    return Evidence(bound, log_p, stderr, log_p - bound, k, samples, per, seconds)
 
 
-def own_data(result: Result, data: object, where: str) -> object:
-    """The data to weigh: the fit's own.  ``data`` given must hold the same arrays (the evidence of other data
-    needs their local q, a prediction: not yet)."""
+def same_data(result: Result, data: object) -> bool:
+    """Whether ``data`` hold the arrays ``result`` was fitted to (by value, or by the SHA-256 its provenance
+    keeps)."""
     from ppvi.io.results import observed, sha256_of_arrays, sha256_of_file
 
-    if data is None:
-        return None
-    given, _ = observed(result, data)
+    try:
+        given, _ = observed(result, data)
+    except PPVIError:           # (other sizes: other data; a mistake in them is the prediction's to report)
+        return False
     own, _ = observed(result)
     if own is not None:
-        same = own.keys() == given.keys() and all(np.array_equal(own[k], given[k]) for k in own)
-    else:
-        p = result.provenance
-        same = p is not None and (sha256_of_arrays(given) == p.data_sha256 or (
-            isinstance(data, (str, os.PathLike)) and sha256_of_file(os.fspath(data)) == p.data_sha256))
-    if not same:
-        raise PPVIError(Diagnostic("these data are not the data the result was fitted to", where,
-                                   hint="the evidence is estimated on the fit's own data (other data need their "
-                                        "local q, a prediction, which is not available yet)"))
-    return given
+        return own.keys() == given.keys() and all(np.array_equal(own[k], given[k]) for k in own)
+    p = result.provenance
+    return p is not None and (sha256_of_arrays(given) == p.data_sha256 or (
+        isinstance(data, (str, os.PathLike)) and sha256_of_file(os.fspath(data)) == p.data_sha256))
+
+
+def held_out(result: Result, data: object, where: str) -> tuple[Result, frozenset[str], float]:
+    """New data: their local q fitted with ``result``'s globals held (``result.predict``), the held latents, and
+    the held-out bound Σ_u s_u (``result.score``).  The target is then log E_q(g)[p(v_new | g)], with q(g) in
+    place of p(g | v): draws (g, h) ~ q(g) q(h), weights p(v_new, h | g) / q(h)."""
+    from ppvi.api import _prediction
+    from ppvi.infer.given import predict
+
+    given, sizes = _prediction(result, refine=None, seed=0, max_iter=1000, tol=1e-8, progress=False, dims=None)
+    new, scores = predict(given, data, dims=sizes, seed=0, max_iter=1000, tol=1e-8, refine=None, scored=True,
+                          where=where)
+    # (the prediction carries the held q over as they were; a local q fitted to other data is another q)
+    held = frozenset(name for name, q in new.q.items() if name in result.q and result.q[name] == q)
+    return new, held, float(np.sum(scores))
 
 
 def _data_plate(setting: Setting, where: str) -> str:
@@ -191,17 +212,21 @@ def _data_plate(setting: Setting, where: str) -> str:
 
 
 def _log_weights(setting: Setting, result: Result, n: int, rng: np.random.Generator,
-                 plate: str | None) -> np.ndarray:
-    """log p(v, h_s) − log q(h_s) for n draws h_s ~ q: ``(n,)``, or ``(n, points)`` per point of ``plate``."""
+                 plate: str | None, held: frozenset[str] = frozenset()) -> np.ndarray:
+    """log p(v, h_s) − log q(h_s) for n draws h_s ~ q: ``(n,)``, or ``(n, points)`` per point of ``plate``.
+    The ``held`` latents (new data: the globals, :func:`held_out`) are drawn from q but weigh nothing: their
+    prior and their q cancel."""
     # (a logistic link's Pólya-Gamma weight is integrated out exactly, in the joint and here)
     result_q = {name: q for name, q in result.q.items() if q.family != "PolyaGamma"}
     draws = {name: posterior.sample(q.family, dict(q.params), n, rng) for name, q in result_q.items()}
     values = Values({**setting.fixed, **draws}, setting.sizes)
     if plate is None:
-        lw = log_joint(setting.model, values)
+        lw = log_joint(setting.model, values, skip=held)
     else:
         lw = log_joint_per_datum(setting.model, values, plate)
     for name, q in result_q.items():
+        if name in held:
+            continue
         lq = log_density(q.family, draws[name], dict(q.params))
         if plate is None:
             lw -= lq.reshape(n, -1).sum(1)

@@ -47,11 +47,14 @@ def factor_term(f: Factor, values: Values) -> np.ndarray:
     return log_density(f.dist, x, arguments(f, values))
 
 
-def log_joint(model: CheckedModel, values: Values) -> np.ndarray:
-    """log p(v, h) of every draw: shape ``(S,)``."""
+def log_joint(model: CheckedModel, values: Values, skip: frozenset[str] = frozenset()) -> np.ndarray:
+    """log p(v, h) of every draw: shape ``(S,)``; without the statements that draw a variable in ``skip``
+    (log p(v, h | g) for the globals g)."""
     total = np.zeros(values.draws())
     for chunk, part in _chunks(model, values):
         for f in model.factors:
+            if f.target in skip:
+                continue
             term = factor_term(f, part)
             total[chunk] += term.reshape(term.shape[0], -1).sum(1)
     return total

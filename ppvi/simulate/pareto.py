@@ -39,29 +39,47 @@ def khat_of_largest(largest: np.ndarray, smallest: float, s: int) -> float:
     NaN when there are too few to tell (S < 25: the tail needs 5 points); −inf when there is no tail to fit:
     the weights are equal up to round-off (q is the posterior), or the largest ones recur (a discrete q whose
     likeliest states are drawn again and again: the weights are bounded and their largest value is not rare)."""
+    return float(khats_of_largest(np.asarray(largest, dtype=float)[:, None], np.array([smallest], dtype=float), s)[0])
+
+
+def khats_of_largest(largest: np.ndarray, smallest: np.ndarray, s: int) -> np.ndarray:
+    """:func:`khat_of_largest` of every column of ``largest`` ``(M + 1, columns)`` with its ``smallest``: one
+    estimate per data point, the columns whose tails have as many points fitted together (no loop over them)."""
     m = tail_length(s)
-    top = np.sort(largest) - largest.max()
-    if smallest - largest.max() > -EQUAL:
-        return -math.inf
-    cut = max(top[0], math.log(np.finfo(float).tiny)) if s > m else -math.inf
-    tail = top[top > cut]
-    if tail.size <= 4:
-        return math.nan if m <= 4 else -math.inf
-    return _gpd_shape(np.exp(tail) - math.exp(cut))
+    top = np.sort(largest, axis=0) - largest.max(axis=0)
+    out = np.full(top.shape[1], -math.inf)
+    if top.shape[0] == 0:
+        return out
+    cut = np.maximum(top[0], math.log(np.finfo(float).tiny)) if s > m else np.full(top.shape[1], -math.inf)
+    sizes = (top > cut).sum(axis=0)
+    flat = smallest - largest.max(axis=0) > -EQUAL
+    few = (sizes <= 4) & ~flat
+    out[few] = math.nan if m <= 4 else -math.inf
+    for size in np.unique(sizes[~flat & ~few]):
+        cols = np.flatnonzero((sizes == size) & ~flat)
+        for lo in range(0, cols.size, BLOCK):
+            part = cols[lo:lo + BLOCK]
+            out[part] = _gpd_shapes(np.exp(top[-size:, part].T) - np.exp(cut[part])[:, None])
+    return out
 
 
-def _gpd_shape(x: np.ndarray) -> float:
-    """Zhang & Stephens' estimate of the generalised Pareto shape of the sorted exceedances ``x`` > 0: the
-    posterior mean of θ = −k/σ over a grid of θ_j weighted by the profile likelihood, then k(θ̂)."""
-    n = x.size
+BLOCK = 512          # columns fitted at once (the profile likelihood holds columns × (30 + √M)² numbers)
+
+
+def _gpd_shapes(x: np.ndarray) -> np.ndarray:
+    """Zhang & Stephens' estimate of the generalised Pareto shape of each row of sorted exceedances ``x`` > 0
+    ``(columns, n)``: the posterior mean of θ = −k/σ over a grid of θ_j weighted by the profile likelihood,
+    then k(θ̂), shrunk towards 1/2."""
+    n = x.shape[1]
     m = 30 + int(math.sqrt(n))
     j = np.arange(1, m + 1)
-    quartile = x[int(n / 4 + 0.5) - 1]
-    theta = 1 / x[-1] + (1 - np.sqrt(m / (j - 0.5))) / (3 * quartile)
-    k = np.log1p(-theta[:, None] * x).mean(axis=1)               # k(θ) for each θ_j
-    log_lik = n * (np.log(-theta / k) - k - 1)                   # the profile log-likelihood of θ_j
-    w = 1 / np.exp(log_lik[None, :] - log_lik[:, None]).sum(axis=1)
+    quartile = x[:, int(n / 4 + 0.5) - 1]
+    theta = 1 / x[:, -1:] + (1 - np.sqrt(m / (j - 0.5)))[None, :] / (3 * quartile[:, None])      # (columns, m)
+    k = np.log1p(-theta[:, :, None] * x[:, None, :]).mean(axis=2)                               # k(θ_j)
+    log_lik = n * (np.log(-theta / k) - k - 1)                     # the profile log-likelihood of θ_j
+    w = np.exp(log_lik - log_lik.max(axis=1, keepdims=True))      # w_j = 1 / Σ_i exp(L_i − L_j), a softmax
+    w /= w.sum(axis=1, keepdims=True)
     w = np.where(w >= 10 * np.finfo(float).eps, w, 0.0)
-    theta_hat = (theta * w).sum() / w.sum()
-    k_hat = np.log1p(-theta_hat * x).mean()
-    return float((n * k_hat + PRIOR * 0.5) / (n + PRIOR))
+    theta_hat = (theta * w).sum(axis=1) / w.sum(axis=1)
+    k_hat = np.log1p(-theta_hat[:, None] * x).mean(axis=1)
+    return (n * k_hat + PRIOR * 0.5) / (n + PRIOR)

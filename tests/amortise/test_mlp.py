@@ -77,3 +77,29 @@ def test_adam_fits_a_smooth_map():
     before = loss.value(net(x), y)
     net, after = Adam().fit(net, x, y, loss, epochs=300, batch=64, rng=rng)
     assert after < before / 100
+
+
+def test_the_sleep_phases_gaussian_loss_is_minus_the_log_density_and_its_gradient():
+    """gaussian_loss: −log N(h | μ, 1/τ) (scipy) for (η₁, log τ) = o ⊙ scale + mean, μ = η₁/τ; its gradient in o
+    by central differences; least where μ and 1/τ are the mean and variance of the h it is given."""
+    from scipy import stats
+
+    from ppvi.amortise.encoder import gaussian_loss
+
+    rng = np.random.default_rng(3)
+    y_mean, y_scale = np.array([0.5, -1.0, 0.3, 0.2]), np.array([2.0, 0.5, 1.0, 1.5])
+    loss = gaussian_loss(y_mean, y_scale)
+    o, h = rng.standard_normal((6, 4)), rng.standard_normal((6, 2))
+    out = o * y_scale + y_mean
+    tau = np.exp(out[:, 2:])
+    want = -stats.norm.logpdf(h, out[:, :2] / tau, 1 / np.sqrt(tau)).sum() / len(o)
+    assert loss.value(o, h) == pytest.approx(want, rel=1e-12)
+    g = loss.grad(o, h)
+    for idx in [(0, 0), (2, 1), (3, 2), (5, 3)]:
+        step = np.zeros_like(o)
+        step[idx] = 1e-6
+        assert g[idx] == pytest.approx((loss.value(o + step, h) - loss.value(o - step, h)) / 2e-6, rel=1e-5)
+    many = rng.normal(1.5, 0.4, (400, 1))
+    m, var = many.mean(), many.var()
+    best = np.array([m / var, -np.log(var)]) * np.ones((400, 2))
+    assert np.allclose(gaussian_loss(np.zeros(2), np.ones(2)).grad(best, many).sum(axis=0), 0, atol=1e-12)

@@ -59,5 +59,11 @@ def test_a_point_latent_may_be_amortised():
     assert m.approximations["h"] == "point" and m.amortised["h"].hidden == 4
 
 
+@pytest.mark.parametrize("statement, steps", [("amortise h by lista", 3), ("amortise h by lista(steps = 7)", 7)])
+def test_lista_and_its_steps(statement, steps):
+    spec = loads(MODEL.replace("Bernoulli(0.2)", "Laplace(0, 1)") + "approximate h by point\n" + statement + "\n")
+    assert (spec.amortised["h"].method, spec.amortised["h"].steps) == ("lista", steps)
+
+
 def test_without_the_statement_nothing_is_amortised():
     assert loads(MODEL).amortised == {}

@@ -41,6 +41,24 @@ def test_evidence_of_an_exact_fit_is_the_closed_form(fitted, capsys):
     assert abs(doc["gap"]) < 1e-9 and doc["khat"] == "-Infinity" and doc["samples"] == 200
 
 
+def test_evidence_of_new_data_is_the_closed_form_predictive(fitted, capsys):
+    """`--data` of other content: log E_q(θ)[p(y_new | θ)] = betaln(a + k, b + n − k) − betaln(a, b) for the fit's
+    q(θ) = Beta(a, b), against the held-out bound k ψ(a) + (n − k) ψ(b) − n ψ(a + b)."""
+    y = np.asarray(json.loads((fitted / "beta_bernoulli.json").read_text())["y"])
+    a, b = 2 + y.sum(), 2 + len(y) - y.sum()
+    new = np.r_[np.ones(7), np.zeros(3)]
+    (fitted / "new.json").write_text(json.dumps({"y": new.astype(int).tolist()}))
+    code, out, err = run_cli(["evidence", fitted / "beta_bernoulli.ppvi", "--given", fitted / "r.json",
+                              "--samples", 2000, "--seed", 1, "--data", fitted / "new.json"], capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    exact = special.betaln(a + 7, b + 3) - special.betaln(a, b)
+    assert doc["elbo"] == pytest.approx(7 * special.digamma(a) + 3 * special.digamma(b) - 10 * special.digamma(a + b),
+                                        rel=1e-9)
+    assert abs(doc["log_evidence"] - exact) < 3 * doc["stderr"] < 0.1 and doc["khat"] < 0.5
+    assert doc["gap"] == pytest.approx(doc["log_evidence"] - doc["elbo"]) and exact > doc["elbo"]
+
+
 def test_sample_prior_and_predictive_write_npz(fitted, capsys):
     model, result = fitted / "beta_bernoulli.ppvi", fitted / "r.json"
     code, _, err = run_cli(["sample", model, "--draws", 7, "--dim", "N=3", "--out", fitted / "prior.npz"], capsys)
@@ -67,12 +85,12 @@ def test_sample_prior_and_predictive_write_npz(fitted, capsys):
      "r.json is not a fit of this model"),
     (["evidence", "{model}", "--given", "{dir}/r.json", "--samples", "5", "--per-datum"],
      "beta_bernoulli.ppvi:15:1: error: the evidence per data point needs every latent inside the data plate"),
-    (["evidence", "{model}", "--given", "{dir}/r.json", "--samples", "5", "--data", "{dir}/other.json"],
-     "not the data the result was fitted to"),
+    (["evidence", "{model}", "--given", "{dir}/r.json", "--samples", "5", "--data", "{dir}/bad.json"],
+     "bad.json: error: `y[1]` = 2.0 must be 0 or 1 (`y` is binary)"),
 ])
 def test_mistakes_exit_2_with_a_diagnostic(fitted, capsys, argv, message):
     y = json.loads((fitted / "beta_bernoulli.json").read_text())["y"]
-    (fitted / "other.json").write_text(json.dumps({"y": [1 - v for v in y]}))       # (the same size)
+    (fitted / "bad.json").write_text(json.dumps({"y": [2 * v for v in y]}))
     argv = [a.format(model=fitted / "beta_bernoulli.ppvi", dir=fitted) for a in argv]
     code, out, err = run_cli(argv, capsys)
     assert code == 2 and message in err and "Traceback" not in err, err
