@@ -291,7 +291,9 @@ def _fit_streamed(m: CheckedModel, chunked, sizes: Mapping[str, int], algo, chun
         notes.append(_not_converged(m, done.trace, max_iter, tol))
         warnings.warn(PPVIWarning(notes[-1]), stacklevel=3)
     settings = {"name": "cavi"} if algo is None else dict(algo.settings())
-    settings.update(chunk_size=chunk, local_dir=chunking.local_dir)
+    settings.update(chunk_size=chunk)
+    if chunking.local_dir is not None:
+        settings.update(local_dir=os.path.abspath(chunking.local_dir), local_q=",".join(streamer.layout.local_latents))
     provenance = _provenance(m, None, Bound(data.arrays, data.sizes), seed=seed, tol=tol, max_iter=max_iter,
                              damping=None, restarts=restarts, sweep=sweep_steps(done), algorithm=settings)
     provenance = dataclasses.replace(provenance, schedule="streamed" if algo is None else f"{name}, streamed",
