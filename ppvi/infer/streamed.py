@@ -128,9 +128,11 @@ class Store:
 
     def read(self, key: str, a: int, b: int) -> np.ndarray:
         fd, offset, row, shape, dtype = self.files[key]
-        buf = bytearray((b - a) * row)
-        os.preadv(fd, [buf], offset + a * row)
-        return np.frombuffer(buf, dtype=dtype).reshape((b - a,) + shape[1:])
+        out = np.empty((b - a,) + shape[1:], dtype=dtype)       # (aligned, as the kernels were compiled for)
+        view, got = memoryview(out).cast("B"), 0
+        while got < len(view):
+            got += os.preadv(fd, [view[got:]], offset + a * row + got)
+        return out
 
     def mapped(self, key: str) -> np.ndarray:
         """The whole array, memory-mapped read-only."""
@@ -437,8 +439,13 @@ def finish(streamer: Streamer, chunking: Chunking) -> dict[str, np.ndarray]:
     finally:
         store.close()
     mapped = {key: store.mapped(key) for key in streamer.local_keys}
+    # (a map stays valid after its file is removed: only the q's standard parameters are left on disk)
     if chunking.local_dir is None:
-        shutil.rmtree(directory, ignore_errors=True)     # (the maps stay valid; nothing is left on disk)
+        shutil.rmtree(directory, ignore_errors=True)
+    else:
+        for key in mapped:
+            if not key.startswith("q_"):
+                os.remove(os.path.join(directory, key + ".npy"))
     whole = streamer.whole
     for key, a in mapped.items():
         whole.state[key] = a

@@ -102,17 +102,16 @@ def _pread_rows(path: str, name: str, fd: int, offset: int, shape: tuple[int, ..
     def read(a: int, b: int) -> np.ndarray:
         if not shape:
             a, b = 0, 1
-        buf = bytearray((b - a) * cols * item)
-        view = memoryview(buf)
+        # (read into a NumPy array, aligned as the kernels were compiled for: a bytearray's buffer need not be)
+        buf = np.empty((b - a) * cols, dtype=dtype)
+        view = memoryview(buf).cast("B")
         if not fortran:
             _pread(path, name, fd, view, offset + a * cols * item)
-            out = np.frombuffer(buf, dtype=dtype)
-            return out.reshape((b - a,) + shape[1:]) if shape else out.reshape(())
+            return buf.reshape((b - a,) + shape[1:]) if shape else buf.reshape(())
         run = (b - a) * item       # (column j holds rows 0..N−1 at offset + j·N·item)
         for j in range(cols):
             _pread(path, name, fd, view[j * run:(j + 1) * run], offset + (j * shape[0] + a) * item)
-        out = np.frombuffer(buf, dtype=dtype).reshape(cols, b - a).T
-        return np.ascontiguousarray(out.reshape((b - a,) + shape[1:], order="F"))
+        return np.ascontiguousarray(buf.reshape(cols, b - a).T.reshape((b - a,) + shape[1:], order="F"))
     return read
 
 
