@@ -269,9 +269,9 @@ class Streamer:
 
     def elbo(self, done: Pass) -> float:
         """19.7 from a pass's sums: the factors' terms in the canonical order, then the entropies."""
-        glob = [v for v in self.whole.structure.order.sort(self.whole.plan["latents"])
-                if v not in self.layout.local_latents]
-        return self.whole._total(done.terms) + done.entropy + sum(self.whole.entropy(v) for v in glob)
+        return self.whole._total(done.terms) + sum(
+            done.entropy if v in self.layout.local_latents else self.whole.entropy(v)
+            for v in self.whole.structure.order.sort(self.whole.plan["latents"]))
 
     def global_step(self) -> None:
         for var in self.layout.global_steps:

@@ -37,6 +37,7 @@ class Column:
     shape: tuple[int, ...]
     dtype: np.dtype
     read: Callable[[int, int], np.ndarray]
+    label: str | None = None       # the file it is in, where that is not the source's own path
 
 
 @dataclass
@@ -135,7 +136,7 @@ def read_npy_dir(path: str, names: list[str]) -> Chunked:
         with open(file, "rb", closefd=True) as fh:
             shape, dtype, offset, fortran = _npy_header(file, fh, name)
         _check_size(file, name, shape, dtype, offset, os.fstat(fd).st_size)
-        out.columns[name] = Column(shape, dtype, _pread_rows(file, name, fd, offset, shape, dtype, fortran))
+        out.columns[name] = Column(shape, dtype, _pread_rows(file, name, fd, offset, shape, dtype, fortran), file)
     _offer(out, present)
     return out
 

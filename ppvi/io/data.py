@@ -411,14 +411,14 @@ class Streamed:
         out = {}
         for name in self.rows:
             v = self.model.variables[name]
-            raw = self.source.rows(name, a, b)
-            checked = _validate(self.source.label, v, raw, first=a)
+            label = self.source.columns[name].label or self.source.label
+            checked = _validate(label, v, self.source.rows(name, a, b), first=a)
             if v.support == "index":
                 k = self.sizes[v.support_dim] if isinstance(v.support_dim, str) else v.support_dim
                 bad = checked >= k
                 if bad.any():
                     at, val = _where_in(checked, bad)
-                    raise fail(self.source.label, f"`{name}{[at[0] + a, *at[1:]]}` = {val} is out of range for "
+                    raise fail(label, f"`{name}{[at[0] + a, *at[1:]]}` = {val} is out of range for "
                                                   f"index({v.support_dim}) with {v.support_dim} = {k}",
                                f"values must be 0..{k - 1}")
             out[name] = checked
