@@ -244,6 +244,10 @@ def _fit_streamed(m: CheckedModel, chunked, sizes: Mapping[str, int], algo, chun
 
     if damping is not None:
         raise _argument(f"damping={damping!r}: the parallel schedule is not streamed", "leave damping=None")
+    if m.amortised:
+        raise PPVIError(Diagnostic(f"model `{m.name}` amortises a latent: its encoder is trained on every unit's "
+                                   "data in memory, not on data read in chunks", m.path,
+                                   hint="load the data whole (.npz, .json or .csv without chunk_size)"))
     data = bind_streamed(m, chunked, sizes)
     total = data.sizes[data.unit]
     module, warm = load_module(m, fixed=fixed_sizes(m, data.sizes))
@@ -275,17 +279,18 @@ def _fit_streamed(m: CheckedModel, chunked, sizes: Mapping[str, int], algo, chun
         shown.start(m.name, steps, restarts)
         if not warm:
             shown.compiling()
+    from ppvi.infer.cavi import _one_blas_thread
+
     try:
-        done = fit(whole, seed=seed, max_iter=max_iter, tol=tol, restarts=restarts,
-                   on_iteration=_each(on_iteration, shown), start=start, runner=runner)
+        with st.threads_for(chunk):
+            done = fit(whole, seed=seed, max_iter=max_iter, tol=tol, restarts=restarts,
+                       on_iteration=_each(on_iteration, shown), start=start, runner=runner)
+            done.restart_states = []           # (a restart's local q were never held)
+            with _one_blas_thread():
+                st.finish(streamer, chunking)
     finally:
         if shown is not None:
             shown.close()
-    done.restart_states = []           # (a restart's local q were never held)
-    from ppvi.infer.cavi import _one_blas_thread
-
-    with _one_blas_thread():
-        st.finish(streamer, chunking)
     notes = []
     if not done.converged and not done.interrupted and tol > 0 and done.iterations >= max_iter and name != "svi":
         notes.append(_not_converged(m, done.trace, max_iter, tol))

@@ -29,6 +29,7 @@ Then an E-step of every unit gives the statistics of the first sweep.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from ppvi.io.data import Streamed
 
 BUDGET = 64 * 2 ** 20      # bytes of a chunk's data and local q, when no chunk size is given
+SMALL_CHUNK = 1 << 14      # units: below it a chunk's kernels run on one thread
 _WORK = 4                  # the kernels' temporaries, per unit, as a multiple of the chunk's own arrays
 
 
@@ -215,7 +217,9 @@ class Streamer:
         total: np.ndarray | None = None
         entropy = 0.0
         unit = list(self.layout.unit_factors)
+        p = None
         for s, e in self.ranges(a, b):
+            p = None                     # (the previous chunk's arrays go before the next chunk's are made)
             p = self.program(s, e)
             for var in self.layout.local_steps:
                 p.update(var)
@@ -288,12 +292,28 @@ class Streamer:
         return out
 
 
+@contextlib.contextmanager
+def threads_for(chunk: int):
+    """One Numba thread for chunks of fewer than SMALL_CHUNK units: waking the threads of a parallel region costs
+    more than such a chunk's work (8× the time on a busy 2-core machine).  The sums are the same: a kernel splits
+    its units into blocks by their number, not by the threads (codegen.statistics)."""
+    import numba
+
+    before = numba.get_num_threads()
+    if chunk < SMALL_CHUNK:
+        numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
 def start(streamer: Streamer, rng: np.random.Generator, start: Start | None) -> Pass:
     """The start (the module's docstring): the pilot's, informed; then an E-step of every unit."""
+    # (the whole program's arrays with a unit axis stay the pilot's, and so does its size of the unit dim; only
+    # the count the global steps read, n_<unit>, is the whole data's)
     whole, unit = streamer.whole, streamer.layout.unit
-    pilot = whole.state[f"v_{streamer.data.rows[0]}"].shape[0]
-    whole.sizes[unit] = pilot
-    whole.state[f"n_{unit}"] = pilot
+    whole.state[f"n_{unit}"] = whole.sizes[unit]
     held = {k: v for k, v in start.q.items() if k not in streamer.layout.local_latents} if start else None
     informed = whole.initialise(rng, None if start is None else type(start)(held, start.params, start.source))
     if not informed:
@@ -301,7 +321,6 @@ def start(streamer: Streamer, rng: np.random.Generator, start: Start | None) -> 
         whole.refresh_statistics()
         for var in streamer.layout.global_steps:
             whole.update(var)
-    whole.sizes[unit] = streamer.total
     whole.state[f"n_{unit}"] = streamer.total
     whole.stale = False
     return streamer.local_pass(0, streamer.total)
@@ -450,5 +469,5 @@ def finish(streamer: Streamer, chunking: Chunking) -> dict[str, np.ndarray]:
     for key, a in mapped.items():
         whole.state[key] = a
     whole.relink()
-    whole.sizes[streamer.layout.unit] = streamer.total
+    whole.sizes[streamer.layout.unit] = whole.state[f"n_{streamer.layout.unit}"] = streamer.total
     return mapped

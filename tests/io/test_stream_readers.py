@@ -10,7 +10,7 @@ import pytest
 
 import ppvi
 from ppvi.errors import PPVIError
-from tests.conftest import run_cli
+from conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "models"
