@@ -332,24 +332,19 @@ def _finite(streamer: Streamer, value: float, what: str) -> None:
         raise FloatingPointError(f"the ELBO became {value} at {what}")
 
 
-def run_batch(streamer: Streamer, rng: np.random.Generator, max_iter: int, tol: float,
-              on_iteration: Callable[[int, float, float], None] | None = None, start_: Start | None = None) -> Fit:
-    """Batch CAVI, streamed: each sweep the global step, then a local pass over every unit."""
-    first = start(streamer, rng, start_)
-    streamer.set_statistics([first.stats])
-    last = streamer.elbo(first) if start_ is not None else None
+def _sweeps(streamer: Streamer, sweep: Callable[[], float], max_iter: int, tol: float, last: float | None,
+            on_iteration: Callable[[int, float, float], None] | None, what: str) -> Fit:
+    """Sweeps (``sweep()`` returns the ELBO after one) until the ELBO changes by at most ``tol`` (relative) or
+    ``max_iter`` sweeps; a decrease beyond rounding is an internal fault, as in :func:`ppvi.infer.cavi.run_once`."""
     trace: list[float] = []
     converged = interrupted = False
     began = time.perf_counter()
     try:
         for it in range(1, max_iter + 1):
-            streamer.global_step()
-            done = streamer.local_pass(0, streamer.total)
-            streamer.set_statistics([done.stats])
-            value = streamer.elbo(done)
-            _finite(streamer, value, f"iteration {it}")
+            value = sweep()
+            _finite(streamer, value, f"sweep {it} of {what}")
             if last is not None and _worse(value, last):
-                raise ElboDecrease(f"the ELBO decreased from {last!r} to {value!r} at iteration {it} of a streamed fit")
+                raise ElboDecrease(f"the ELBO decreased from {last!r} to {value!r} at sweep {it} of {what}")
             converged, last = record(trace, it, value, last, tol, on_iteration), value
             if converged:
                 break
@@ -360,40 +355,43 @@ def run_batch(streamer: Streamer, rng: np.random.Generator, max_iter: int, tol: 
                order=[*streamer.layout.global_steps, *streamer.layout.local_steps])
 
 
+def run_batch(streamer: Streamer, rng: np.random.Generator, max_iter: int, tol: float,
+              on_iteration: Callable[[int, float, float], None] | None = None, start_: Start | None = None) -> Fit:
+    """Batch CAVI, streamed: each sweep the global step, then a local pass over every unit."""
+    first = start(streamer, rng, start_)
+    streamer.set_statistics([first.stats])
+
+    def sweep() -> float:
+        streamer.global_step()
+        done = streamer.local_pass(0, streamer.total)
+        streamer.set_statistics([done.stats])
+        return streamer.elbo(done)
+    return _sweeps(streamer, sweep, max_iter, tol, streamer.elbo(first) if start_ is not None else None,
+                   on_iteration, "a streamed fit")
+
+
 def run_memoized(streamer: Streamer, rng: np.random.Generator, chunks: int, max_iter: int, tol: float,
                  on_iteration: Callable[[int, float, float], None] | None = None, start_: Start | None = None) -> Fit:
     """Memoized VI, streamed (:mod:`ppvi.infer.memoized`): each memoized chunk's statistics kept, its local q in a
     scratch store on disk for the ELBO at the end of each sweep."""
     start(streamer, rng, start_)
-    parts = split(streamer.total, chunks)
+    parts = [(int(u[0]), int(u[-1]) + 1) for u in split(streamer.total, chunks)]
     scratch = Store(tempfile.mkdtemp(prefix="ppvi-memoized-"), streamer.local_shapes())
     try:
-        kept = [streamer.local_pass(int(u[0]), int(u[-1]) + 1, scratch, terms=False).stats for u in parts]
+        kept = [streamer.local_pass(a, b, scratch, terms=False).stats for a, b in parts]
         streamer.set_statistics(kept)
-        last = streamer.elbo(streamer.stored_terms(scratch)) if start_ is not None else None
-        trace: list[float] = []
-        converged = interrupted = False
-        began = time.perf_counter()
-        try:
-            for it in range(1, max_iter + 1):
-                for i, u in enumerate(parts):
-                    streamer.global_step()
-                    kept[i] = streamer.local_pass(int(u[0]), int(u[-1]) + 1, scratch, terms=False).stats
-                    streamer.set_statistics(kept)
-                value = streamer.elbo(streamer.stored_terms(scratch))
-                _finite(streamer, value, f"sweep {it} of memoized VI")
-                if last is not None and _worse(value, last):
-                    raise ElboDecrease(f"the ELBO decreased from {last!r} to {value!r} at sweep {it} of memoized VI")
-                converged, last = record(trace, it, value, last, tol, on_iteration), value
-                if converged:
-                    break
-        except KeyboardInterrupt:
-            interrupted = True
+
+        def sweep() -> float:
+            for i, (a, b) in enumerate(parts):
+                streamer.global_step()
+                kept[i] = streamer.local_pass(a, b, scratch, terms=False).stats
+                streamer.set_statistics(kept)
+            return streamer.elbo(streamer.stored_terms(scratch))
+        return _sweeps(streamer, sweep, max_iter, tol,
+                       streamer.elbo(streamer.stored_terms(scratch)) if start_ is not None else None,
+                       on_iteration, "memoized VI")
     finally:
         scratch.close(remove=True)
-    value = trace[-1] if trace else (last if last is not None else math.nan)
-    return Fit(streamer.whole, value, trace, len(trace), converged, interrupted, time.perf_counter() - began,
-               order=[*streamer.layout.global_steps, *streamer.layout.local_steps])
 
 
 def run_svi(streamer: Streamer, rng: np.random.Generator, settings,
