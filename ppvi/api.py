@@ -34,7 +34,8 @@ class Model:
             max_iter: int = 1000, tol: float = 1e-8, restarts: int = 1,
             on_iteration: Callable[[int, float, float], None] | None = None,
             damping: float | None = None, progress: object = None, init: object = None,
-            algorithm: object = None, **dim_sizes: int) -> Result:
+            algorithm: object = None, chunk_size: int | None = None, local_dir: str | None = None,
+            **dim_sizes: int) -> Result:
         """Fit by coordinate ascent.
 
         ``data``: None (the file beside the model), a path (str or os.PathLike; .npz, .json or .csv), a dict
@@ -48,6 +49,12 @@ class Model:
         (memoized VI: the data in C chunks, each chunk's statistics kept; ``tol`` and ``max_iter`` count
         sweeps over the chunks), or ``SVI(batch=B, kappa=κ, tau=τ, passes=P)`` (stochastic VI: ``max_iter``
         and ``tol`` do not apply; the trace holds each step's minibatch bound per unit); see docs/scale.md.
+
+        ``chunk_size``: read the data chunk by chunk, this many units (points of the data plate) at a time, never
+        whole: a directory of .npy files, an uncompressed .npz, a .parquet file, a .zarr store and Dask arrays or
+        DataFrames are always read so (with a chunk size from a 64 MiB budget when none is given); the final
+        local q are then written as .npy files to ``local_dir`` (None: a temporary file, mapped and removed)
+        and mapped read-only into the result (docs/scale.md, "Data beyond memory").
 
         ``progress``: None (default) shows a bar in a Jupyter notebook and nothing elsewhere; True a bar
         (tqdm) anywhere; False nothing; or a display of one's own (:class:`ppvi.io.progress.Progress`).
@@ -70,6 +77,26 @@ class Model:
                        on_iteration=on_iteration, progress=progress)
         algo = _algorithm(algorithm, damping)
         sizes = check_dims(m, _dims(m, dims, dim_sizes), "fit", "{name}={value!r}")
+        if chunk_size is not None and not (_whole(chunk_size) and chunk_size >= 1):
+            raise _argument(f"chunk_size={chunk_size!r}: chunk_size is None or a whole number ≥ 1 of units")
+        if local_dir is not None and not (isinstance(local_dir, (str, os.PathLike)) and os.fspath(local_dir)):
+            raise _argument(f"local_dir={local_dir!r}: local_dir is None or a directory's path")
+        from ppvi.io.data import chunked_source
+
+        chunked = chunked_source(data, m, whole_npz=chunk_size is None)
+        if chunked is not None:
+            from ppvi.infer.streamed import Chunking
+
+            try:
+                return _fit_streamed(m, chunked, sizes, algo, Chunking(chunk_size, local_dir=None if local_dir is None
+                                                                        else os.fspath(local_dir)),
+                                     seed=int(seed), max_iter=int(max_iter), tol=float(tol), restarts=int(restarts),
+                                     damping=damping, on_iteration=on_iteration, progress=progress, init=init)
+            finally:
+                chunked.close()
+        if local_dir is not None:
+            raise _argument("local_dir is where a fit of data read in chunks writes its local q",
+                            "pass chunk_size=… too, or leave local_dir=None")
         source = source_of(data, m)
         notes = list(source.notes)
         for note in notes:
@@ -205,6 +232,104 @@ class Model:
                        progress=progress, dims=_dims(self.checked, dims, dim_sizes))
 
 
+def _fit_streamed(m: CheckedModel, chunked, sizes: Mapping[str, int], algo, chunking, *, seed: int, max_iter: int,
+                  tol: float, restarts: int, damping: object, on_iteration, progress, init) -> Result:
+    """``fit`` of data read chunk by chunk (:mod:`ppvi.infer.streamed`)."""
+    from ppvi.codegen.cache import fixed_sizes, load as load_module
+    from ppvi.infer import streamed as st
+    from ppvi.infer.cavi import fit
+    from ppvi.infer.chunks import Layout
+    from ppvi.infer.program import Program
+    from ppvi.io.data import Bound, bind_streamed
+    from ppvi.io.progress import for_fit
+    from ppvi.io.results import from_fit, sweep_steps
+
+    if damping is not None:
+        raise _argument(f"damping={damping!r}: the parallel schedule is not streamed", "leave damping=None")
+    if m.amortised:
+        raise PPVIError(Diagnostic(f"model `{m.name}` amortises a latent: its encoder is trained on every unit's "
+                                   "data in memory, not on data read in chunks", m.path,
+                                   hint="load the data whole (.npz, .json or .csv without chunk_size)"))
+    data = bind_streamed(m, chunked, sizes)
+    total = data.sizes[data.unit]
+    module, warm = load_module(m, fixed=fixed_sizes(m, data.sizes))
+
+    def pilot(units: int) -> Program:
+        return Program.build(m, module, Bound({**data.arrays, **data.read(0, units)}, {**data.sizes, data.unit: units}))
+
+    probe = pilot(1)
+    chunk = min(total, st.chunk_units(probe, Layout.of(probe), data, chunking))
+    whole = probe if chunk == 1 else pilot(chunk)
+    streamer = st.Streamer(whole, data, chunk)
+    start = None
+    if init is not None:
+        from ppvi.infer.warm import Start
+
+        start = Start.of(init)
+    name = None if algo is None else algo.settings()["name"]
+
+    def runner(program, rng, max_iter, tol, on_iteration=None, damping=None, start=None):
+        if name == "memoized":
+            return st.run_memoized(streamer, rng, algo.chunks, max_iter, tol, on_iteration, start)
+        if name == "svi":
+            return st.run_svi(streamer, rng, algo, on_iteration, start)
+        return st.run_batch(streamer, rng, max_iter, tol, on_iteration, start)
+
+    shown = for_fit(progress)
+    if shown is not None:
+        steps = algo.passes * -(-total // algo.batch) if name == "svi" else max_iter
+        shown.start(m.name, steps, restarts)
+        if not warm:
+            shown.compiling()
+    from ppvi.infer.cavi import _one_blas_thread
+
+    try:
+        with st.threads_for(chunk):
+            done = fit(whole, seed=seed, max_iter=max_iter, tol=tol, restarts=restarts,
+                       on_iteration=_each(on_iteration, shown), start=start, runner=runner)
+            done.restart_states = []           # (a restart's local q were never held)
+            with _one_blas_thread():
+                st.finish(streamer, chunking)
+    finally:
+        if shown is not None:
+            shown.close()
+    notes = []
+    if not done.converged and not done.interrupted and tol > 0 and done.iterations >= max_iter and name != "svi":
+        notes.append(_not_converged(m, done.trace, max_iter, tol))
+        warnings.warn(PPVIWarning(notes[-1]), stacklevel=3)
+    settings = {"name": "cavi"} if algo is None else dict(algo.settings())
+    settings.update(chunk_size=chunk)
+    if chunking.local_dir is not None:
+        settings.update(local_dir=os.path.abspath(chunking.local_dir), local_q=",".join(streamer.layout.local_latents))
+    provenance = _provenance(m, None, Bound(data.arrays, data.sizes), seed=seed, tol=tol, max_iter=max_iter,
+                             damping=None, restarts=restarts, sweep=sweep_steps(done), algorithm=settings)
+    provenance = dataclasses.replace(provenance, schedule="streamed" if algo is None else f"{name}, streamed",
+                                     data_path=None if chunked.label.startswith("<") else os.path.abspath(chunked.label),
+                                     data_sha256=_sha256_of_source(chunked.label) or provenance.data_sha256)
+    return from_fit(done, provenance, tuple(n.format() for n in notes), dict(data.arrays))
+
+
+def _sha256_of_source(label: str) -> str | None:
+    """SHA-256 of a data file, or of a directory's files (their relative paths and contents, in sorted order)."""
+    import hashlib
+
+    if os.path.isfile(label):
+        from ppvi.io.results import sha256_of_file
+
+        return sha256_of_file(label)
+    if not os.path.isdir(label):
+        return None
+    h = hashlib.sha256()
+    for root, dirs, files in os.walk(label):
+        dirs.sort()
+        for f in sorted(files):
+            path = os.path.join(root, f)
+            h.update(os.path.relpath(path, label).encode("utf-8") + b"\0")
+            with open(path, "rb") as fh:
+                h.update(hashlib.file_digest(fh, "sha256").digest())
+    return h.hexdigest()
+
+
 def predict(given: object, data: object, *, refine: int | None = None, seed: int = 0, max_iter: int = 1000,
             tol: float = 1e-8, progress: object = None, dims: Mapping[str, int] | None = None) -> Result:
     """``Result.predict`` (ppvi.infer.given): arguments checked as ``fit`` checks its own."""
@@ -259,7 +384,7 @@ def _prediction(given: object, *, refine: object, seed: object, max_iter: object
 
 
 _OPTIONS = ("data", "dims", "seed", "max_iter", "tol", "restarts", "on_iteration", "damping", "progress", "init",
-            "algorithm")
+            "algorithm", "chunk_size", "local_dir")
 
 
 def __getattr__(name: str):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import dataclasses
 import gc
 import os
 import sys
@@ -74,6 +75,10 @@ def _parser() -> argparse.ArgumentParser:
                                                                "[0, 1] (default 0.7)")
     r.add_argument("--tau", type=_nonnegative_float, default=None, help="with --svi: tau >= 0 (default 1)")
     r.add_argument("--passes", type=_positive_int, default=None, help="with --svi: passes over the data (default 10)")
+    r.add_argument("--chunk-size", type=_positive_int, default=None,
+                   help="read the data this many units at a time, never whole (a directory of .npy, an uncompressed "
+                        ".npz, .parquet, .zarr; those but .npz are always read so); the local q go to OUT.local/ "
+                        "(docs/scale.md)")
     r.add_argument("--quiet", action="store_true", help="no progress line and no summary")
     r.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     e = sub.add_parser("export", help="write a result's draws and q as ArviZ InferenceData (netCDF)")
@@ -253,16 +258,40 @@ def _cmd_run(args) -> int:
             else:
                 result = model.fit(args.data, dims=dims, seed=args.seed, max_iter=args.max_iter, tol=args.tol,
                                    restarts=args.restarts, damping=args.damping, progress=progress,
-                                   init=args.init, algorithm=algorithm)
+                                   init=args.init, algorithm=algorithm, **_streaming(args, model))
         with interrupts.deferred():
             if args.out:
-                result.save(args.out)
+                _saved(result).save(args.out)
             if not args.quiet:
                 sys.stdout.write(result.summary())
     if result.interrupted:
         print("ppvi: interrupted; the current q was kept" + (f" in {args.out}" if args.out else ""), file=sys.stderr)
         return 128 + (interrupts.received or 2)
     return EXIT_OK
+
+
+def _streaming(args, model) -> dict:
+    """``fit``'s chunk_size and local_dir for data read in chunks: the local q beside the result, in OUT.local/."""
+    from ppvi.io.chunked import chunked_kind
+
+    path = args.data
+    if path is None:
+        from ppvi.io.data import default_data_path
+        path = default_data_path(model.checked.path)
+    streamed = args.chunk_size is not None or (path is not None and chunked_kind(path) not in (None, "npz"))
+    if not streamed or not args.out:
+        return {"chunk_size": args.chunk_size}
+    return {"chunk_size": args.chunk_size, "local_dir": os.path.splitext(args.out)[0] + ".local"}
+
+
+def _saved(result):
+    """The result as written: the local q of a fit of data read in chunks are in their .npy files, not in it."""
+    algorithm = (result.provenance.algorithm or {}) if result.provenance is not None else {}
+    if "local_dir" not in algorithm:
+        return result
+    local = str(algorithm.get("local_q", "")).split(",")
+    kept = {name: q for name, q in result.q.items() if name not in local}
+    return dataclasses.replace(result, q=kept)
 
 
 def _algorithm(args):

@@ -289,7 +289,7 @@ def bind(model: CheckedModel, source: Source, overrides: Mapping[str, int] | Non
             k = sizes[v.support_dim] if isinstance(v.support_dim, str) else v.support_dim
             bad = arrays[v.name] >= k
             if bad.any():
-                at, val = _where(arrays[v.name], bad)
+                at, val = _where_in(arrays[v.name], bad)
                 raise fail(path, f"`{v.name}{list(at)}` = {val} is out of range for index({v.support_dim}) with "
                                  f"{v.support_dim} = {k}", f"values must be 0..{k - 1}")
     missing = [d for d, s in sizes.items() if s is None]
@@ -342,19 +342,24 @@ def _check_memory(model: CheckedModel, sizes: Mapping[str, int], fixed: Mapping[
                 hint)
 
 
-def _where(a: np.ndarray, mask: np.ndarray) -> tuple[tuple[int, ...], float]:
+def _where_in(a: np.ndarray, mask: np.ndarray) -> tuple[tuple[int, ...], float]:
     i = np.flatnonzero(mask.ravel())[0]
     at = np.unravel_index(i, a.shape)
     return tuple(int(x) for x in at), a[at]
 
 
-def _validate(path: str, v, a: np.ndarray) -> np.ndarray:
+def _validate(path: str, v, a: np.ndarray, first: int = 0) -> np.ndarray:
+    """``a`` checked against v's support; ``first`` is the row of a chunk's first row (positions are the data's)."""
     name = v.name
     af = np.asarray(a, dtype=float)      # no copy when the data are already float64
     bad = ~np.isfinite(af)
+
+    def _where(a, mask):
+        at, val = _where_in(a, mask)
+        return (at[0] + first, *at[1:]) if at else at, val
     if bad.any():
         at, val = _where(a, bad)
-        if np.isnan(af[at]):
+        if np.isnan(val):
             raise fail(path, f"`{name}{list(at)}` is nan, a missing value: data must be finite",
                        "remove or impute missing values (support for missing data comes later)")
         raise fail(path, f"`{name}{list(at)}` is {val}: data must be finite", "a float is at most ±1.8e308")
@@ -384,3 +389,139 @@ def _validate(path: str, v, a: np.ndarray) -> np.ndarray:
     if v.support in INTEGER_SUPPORTS:
         return np.ascontiguousarray(af.astype(np.int64))
     return np.ascontiguousarray(af)
+
+
+# ----------------------------------------------------------------- data read chunk by chunk
+@dataclass(frozen=True)
+class Streamed:
+    """Data bound to a model and read chunk by chunk (:mod:`ppvi.io.chunked`): the ``rows`` variables (data
+    whose first axis is the ``unit`` dim, the data plate) are read a range of units at a time and checked as
+    they are read; the others are read whole, once, into ``arrays``."""
+
+    source: object                 # a ppvi.io.chunked.Chunked
+    unit: str
+    rows: tuple[str, ...]
+    arrays: dict[str, np.ndarray]
+    sizes: dict[str, int]
+    model: CheckedModel
+
+    def read(self, a: int, b: int) -> dict[str, np.ndarray]:
+        """The rows a..b−1 of every rows variable, checked (support, finiteness, index range, totals); a mistake
+        is reported at its row in the whole data."""
+        out = {}
+        for name in self.rows:
+            v = self.model.variables[name]
+            label = self.source.columns[name].label or self.source.label
+            checked = _validate(label, v, self.source.rows(name, a, b), first=a)
+            if v.support == "index":
+                k = self.sizes[v.support_dim] if isinstance(v.support_dim, str) else v.support_dim
+                bad = checked >= k
+                if bad.any():
+                    at, val = _where_in(checked, bad)
+                    raise fail(label, f"`{name}{[at[0] + a, *at[1:]]}` = {val} is out of range for "
+                                                  f"index({v.support_dim}) with {v.support_dim} = {k}",
+                               f"values must be 0..{k - 1}")
+            out[name] = checked
+        check_totals(self.model, {**self.arrays, **out}, {**self.sizes, self.unit: b - a}, self.source.label)
+        return out
+
+
+def bind_streamed(model: CheckedModel, source, overrides: Mapping[str, int] | None = None) -> Streamed:
+    """:func:`bind` for a chunked source: shapes and dims from the headers (nothing read but the variables
+    without the data plate's axis, and an index's largest value where it sets a dim)."""
+    from ppvi.graph import build
+
+    unit = build(model).data_plate
+    path = source.label
+    if unit is None:
+        raise fail(path, f"model `{model.name}` has no data plate: there are no rows to read in chunks",
+                   "load the data whole (.npz, .json, .csv)")
+    sizes: dict[str, int | None] = {d.name: d.default for d in model.dims.values()}
+    fixed: dict[str, str] = {d.name: "the model's default" for d in model.dims.values() if d.default is not None}
+    for name, value in (overrides or {}).items():
+        sizes[name], fixed[name] = value, "as given"
+    arrays: dict[str, np.ndarray] = {}
+    rows: list[str] = []
+    offered = getattr(source, "all_names", source.offered)
+    for v in _wanted(model):
+        column = source.columns.get(v.name)
+        if column is None:
+            if v.kind == "param":
+                continue
+            have = ", ".join(map(shown, offered)) or "nothing"
+            raise fail(path, f"data variable `{v.name}` is missing", did_you_mean(v.name, offered) or
+                       f"the data has: {have}")
+        shape = column.shape
+        if len(shape) == 0 and len(v.shape) == 1 and v.kind == "data":
+            shape = (1,)
+        if len(shape) != len(v.shape):
+            raise fail(path, f"`{v.name}` has {len(shape)} axes but is declared with {len(v.shape)} "
+                             f"({', '.join(map(str, v.shape)) or 'a scalar'})", "check the variable's declaration against the file")
+        if 0 in shape:
+            raise fail(path, f"`{v.name}` is empty", "a data variable needs at least one entry")
+        for axis, (ext, n) in enumerate(zip(v.shape, shape)):
+            if isinstance(ext, int):
+                if n != ext:
+                    raise fail(path, f"`{v.name}` has {n} entries on axis {axis}, declared {ext}")
+            elif sizes[ext] is None:
+                sizes[ext], fixed[ext] = n, f"from `{v.name}` axis {axis}"
+            elif sizes[ext] != n:
+                raise fail(path, f"`{v.name}` has {n} entries on axis {axis} but dim {ext} = {sizes[ext]} "
+                                 f"({fixed[ext]})", f"make the shapes agree or pass --dim {ext}=…")
+        if v.kind == "data" and v.shape and v.shape[0] == unit:
+            rows.append(v.name)
+        elif unit in v.shape:
+            raise fail(path, f"`{v.name}` has the data plate `{unit}` on axis {list(v.shape).index(unit)}: read in "
+                             f"chunks, data have it first", f"declare `{v.name}` with `{unit}` as its first axis")
+        else:
+            arrays[v.name] = _validate(path, v, np.asarray(source.whole(v.name)).reshape(shape))
+    for v in model.of_kind("data"):
+        if v.support == "index" and isinstance(v.support_dim, str) and sizes[v.support_dim] is None:
+            if v.name in rows:
+                n, step = source.columns[v.name].shape[0], max(1, source.native or 1 << 16)
+                top = max(int(_validate(path, v, source.rows(v.name, a, min(n, a + step)), a).max())
+                          for a in range(0, n, step))
+            else:
+                top = int(arrays[v.name].max())
+            sizes[v.support_dim], fixed[v.support_dim] = top + 1, f"1 + the largest value of `{v.name}`"
+    missing = [d for d, s in sizes.items() if s is None]
+    if missing:
+        raise fail(path, f"no size for dim `{missing[0]}`: no data variable has it as an axis",
+                   f"give a default (`dim {missing[0]} = …`) or pass --dim {missing[0]}=…")
+    resolved = {k: int(s) for k, s in sizes.items()}
+    return Streamed(source, unit, tuple(rows), arrays, resolved, model)
+
+
+def chunked_source(data: object, model: CheckedModel, whole_npz: bool = True):
+    """A :class:`ppvi.io.chunked.Chunked` for data read in chunks, or None for data read whole: a directory
+    (of .npy files, or a Zarr store), a .parquet or .zarr path, Dask arrays or a Dask DataFrame; an .npz only
+    when ``whole_npz`` is False (a chunk size was asked for)."""
+    from ppvi.io import chunked
+
+    names = [v.name for v in _wanted(model)]
+    data_vars = model.of_kind("data")
+    matrix = data_vars[0].name if len(data_vars) == 1 and len(data_vars[0].shape) == 2 else None
+    if chunked.is_dask(data):
+        return chunked.read_dask(data, names, matrix, data_vars[0].name if len(data_vars) == 1 else None)
+    if data is None:
+        data = default_data_path(model.path)
+    if not isinstance(data, (str, os.PathLike)) or not isinstance(os.fspath(data), str):
+        return None
+    path = os.fspath(data)
+    kind = chunked.chunked_kind(path)
+    if kind is None or (kind == "npz" and whole_npz):
+        return None
+    if not os.path.exists(path):
+        raise fail(path, "no such file or directory")
+    try:
+        if kind == "npy":
+            return chunked.read_npy_dir(path, names)
+        if kind == "npz":
+            return chunked.read_npz_stored(path, names)
+        if kind == "parquet":
+            return chunked.read_parquet(path, names, matrix)
+        return chunked.read_zarr(path, names)
+    except PPVIError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise fail(path, f"cannot read data: {getattr(e, 'strerror', None) or e}", chunked.STREAM_FORMATS) from None

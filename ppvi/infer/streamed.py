@@ -1,0 +1,471 @@
+"""Fits whose data are read chunk by chunk, never whole (docs/scale.md, "Data beyond memory").
+
+The *whole* program holds the global state only: global q, params, and the statistics (sums over the
+units); its arrays with a unit axis are those of the first chunk, the *pilot*, which starts the fit.  A
+*local pass* over a range of units reads them a chunk at a time (:class:`ppvi.io.data.Streamed`, each chunk
+checked as it is read), runs the generated local step on a program over the chunk (the globals shared, the
+chunk's data and local q its own), and sums what the fit needs in chunk order: the global statistics, the
+unit factors' terms of the ELBO and the local entropies.  Peak memory is one chunk's data and local q plus
+the global state.
+
+- Batch CAVI: a sweep is the global step from the statistics, then a local pass over every unit; its ELBO
+  is the pass's sums plus the global factors' terms and entropies.
+- Memoized VI: each memoized chunk's statistics are kept (small: no unit axis); a step is the global step,
+  then a local pass over that chunk.  The ELBO at the end of a sweep reads every unit's current local q,
+  which the passes keep in a scratch store on disk (:class:`Store`), never in memory.
+- Stochastic VI: minibatches of contiguous units, in a new random order of the minibatches every pass
+  (``shuffle``), or in order.
+
+Only models whose local step recomputes the local q from the globals and the unit's data alone are
+streamed: one local latent (a mixture's responsibilities, a logistic regression's Pólya-Gamma weights),
+no group block; the global steps read the data only through the statistics.  Their local q need not be
+kept between sweeps; the result's local q come from one more local pass under the final globals, written
+to ``.npy`` files (:class:`Store`) and mapped into memory read-only.
+
+The start: the pilot is started as an in-memory program is (k-means++ centres from its units, …); if that
+start is not informed by the data (no seeds), one global step from the pilot's random local q informs it.
+Then an E-step of every unit gives the statistics of the first sweep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from ppvi.errors import Diagnostic, PPVIError
+from ppvi.infer.cavi import ElboDecrease, Fit, _refuse_overflowing_data, _worse, record
+from ppvi.infer.chunks import Layout, split
+from ppvi.infer.program import Program
+
+if TYPE_CHECKING:
+    from ppvi.infer.warm import Start
+    from ppvi.io.data import Streamed
+
+BUDGET = 64 * 2 ** 20      # bytes of a chunk's data and local q, when no chunk size is given
+SMALL_CHUNK = 1 << 14      # units: below it a chunk's kernels run on one thread
+_WORK = 4                  # the kernels' temporaries, per unit, as a multiple of the chunk's own arrays
+
+
+@dataclass(frozen=True)
+class Chunking:
+    """How a streamed fit reads its data: ``chunk_size`` units a chunk (None: as many as ``budget`` bytes of data
+    and local q allow); ``local_dir``: where the final local q are written as .npy (None: a temporary file,
+    removed once mapped)."""
+
+    chunk_size: int | None = None
+    budget: int = BUDGET
+    local_dir: str | None = None
+
+
+def _refuse(program: Program, why: str) -> PPVIError:
+    return PPVIError(Diagnostic(f"model `{program.model.name}` cannot be fitted to data read in chunks: {why}",
+                                program.model.path, hint="load the data whole (.npz, .json or .csv without "
+                                                         "--chunk-size), or use a smaller data set"))
+
+
+def check(program: Program, layout: Layout) -> None:
+    """A model the streamed runner can fit (the module's docstring)."""
+    plan = program.plan
+    if plan.get("block"):
+        raise _refuse(program, "its group block (documents' E-steps) is not streamed yet")
+    if len(layout.local_steps) != 1 or layout.local_steps[0] not in plan["latents"]:
+        raise _refuse(program, f"its local step updates {', '.join(layout.local_steps) or 'nothing'}; a streamed "
+                               "fit recomputes a single local latent from the globals in each chunk")
+    for var in layout.global_steps:
+        info = plan["latents"].get(var) or plan["points"][var]
+        if info.get("method") == "gradient" or info.get("feeds"):
+            raise _refuse(program, f"`{var}` is learnt from every unit's local q at once")
+        kernel = info.get("local_step", info) if var not in plan["latents"] else info
+        direct = [a for a in kernel["args"] if layout.cut_axis(a) is not None]
+        if direct:
+            raise _refuse(program, f"the update of `{var}` reads {', '.join(sorted(direct))} unit by unit")
+    for key, (_kind, var) in plan["derived"].items():
+        if layout.cut_axis(key) is not None:
+            raise _refuse(program, f"it needs the inverse of data `{var}` of every unit")
+
+
+def chunk_units(program: Program, layout: Layout, data: Streamed, chunking: Chunking) -> int:
+    """Units a chunk: ``chunking.chunk_size``, or what the budget allows for a unit's data and local q (×5 for the
+    kernels' temporaries), at least 1."""
+    if chunking.chunk_size is not None:
+        return int(chunking.chunk_size)
+    per = 0
+    for key, a in program.state.items():
+        axis = layout.cut_axis(key)
+        if axis is not None and isinstance(a, np.ndarray) and a.shape[axis]:
+            per += a.nbytes // a.shape[axis]
+    return max(1, int(chunking.budget // max(1, per * (1 + _WORK))))
+
+
+class Store:
+    """Every unit's local state arrays in ``.npy`` files of a directory, written and read a chunk of rows at a
+    time with ``os.pwrite``/``os.pread`` (a memory map would keep the pages it touched resident)."""
+
+    def __init__(self, directory: str, shapes: dict[str, tuple[tuple[int, ...], np.dtype]]):
+        os.makedirs(directory, exist_ok=True)
+        self.directory = directory
+        self.files: dict[str, tuple[int, int, int, tuple[int, ...], np.dtype]] = {}
+        for key, (shape, dtype) in shapes.items():
+            path = os.path.join(directory, key + ".npy")
+            with open(path, "wb") as fh:
+                np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(dtype),
+                                                          "fortran_order": False, "shape": shape})
+                offset = fh.tell()
+                fh.truncate(offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
+            fd = os.open(path, os.O_RDWR)
+            row = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+            self.files[key] = (fd, offset, row, shape, dtype)
+
+    def write(self, key: str, a: int, rows: np.ndarray) -> None:
+        fd, offset, row, _, _ = self.files[key]
+        os.pwrite(fd, np.ascontiguousarray(rows).data, offset + a * row)
+
+    def read(self, key: str, a: int, b: int) -> np.ndarray:
+        fd, offset, row, shape, dtype = self.files[key]
+        out = np.empty((b - a,) + shape[1:], dtype=dtype)       # (aligned, as the kernels were compiled for)
+        view, got = memoryview(out).cast("B"), 0
+        while got < len(view):
+            got += os.preadv(fd, [view[got:]], offset + a * row + got)
+        return out
+
+    def mapped(self, key: str) -> np.ndarray:
+        """The whole array, memory-mapped read-only."""
+        return np.load(os.path.join(self.directory, key + ".npy"), mmap_mode="r")
+
+    def close(self, remove: bool = False) -> None:
+        for fd, *_ in self.files.values():
+            os.close(fd)
+        self.files.clear()
+        if remove:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@dataclass
+class Pass:
+    """What a local pass sums, in chunk order: the global statistics, each factor's term (the unit factors'
+    summed over the chunks, the others from the first chunk) and the local entropies."""
+
+    stats: dict[str, np.ndarray]
+    terms: np.ndarray | None
+    entropy: float
+
+
+class Streamer:
+    """Local passes of a streamed fit over the ``whole`` program (global state, the pilot's unit arrays)."""
+
+    def __init__(self, whole: Program, data: Streamed, chunk: int):
+        self.whole, self.data = whole, data
+        self.layout = Layout.of(whole)
+        check(whole, self.layout)
+        self.total = data.sizes[data.unit]
+        self.chunk = max(1, int(chunk))
+        aliases = {a: t for info in whole.plan["latents"].values() for a, t in info["aliases"].items()}
+        self.aliases = aliases
+
+    @property
+    def local_keys(self) -> tuple[str, ...]:
+        """The whole program's arrays with a unit axis that a chunk has its own of (not the data): local q."""
+        return tuple(k for k, a in self.whole.state.items() if k not in self.aliases and isinstance(a, np.ndarray)
+                     and self.layout.cut_axis(k) is not None and not k.startswith(("v_", "c_")))
+
+    def ranges(self, a: int, b: int) -> list[tuple[int, int]]:
+        return [(s, min(b, s + self.chunk)) for s in range(a, b, self.chunk)]
+
+    def program(self, a: int, b: int) -> Program:
+        """The program over units a..b−1: their data (read and checked), new local arrays, the globals shared."""
+        whole, layout = self.whole, self.layout
+        sizes = dict(whole.sizes)
+        sizes[layout.unit] = b - a
+        rows = self.data.read(a, b)
+        local = self.local_keys
+        state: dict = {}
+        for key, arr in whole.state.items():
+            if key in self.aliases:
+                continue
+            if key.startswith("n_") and key[2:] in sizes:
+                state[key] = sizes[key[2:]]
+            elif key in layout.global_stats:
+                state[key] = np.zeros_like(arr)
+            elif key.startswith("v_") and key[2:] in rows:
+                shape = tuple(sizes[e] if isinstance(e, str) else int(e) for e in whole.model.variables[key[2:]].shape)
+                state[key] = rows[key[2:]].reshape(shape)
+            elif key in local:
+                axis = layout.cut_axis(key)
+                shape = list(arr.shape)
+                shape[axis] = b - a
+                state[key] = np.zeros(shape, arr.dtype)
+            else:
+                state[key] = arr
+        for alias, target in self.aliases.items():
+            state[alias] = state[target]
+        p = Program(whole.model, whole.module, sizes, state, given=whole.given, structure=whole.structure)
+        p.stale = False
+        return p
+
+    def local_pass(self, a: int, b: int, store: Store | None = None, terms: bool = True) -> Pass:
+        """The local step of units a..b−1, a chunk at a time, under the current globals; their sums (``terms``:
+        also the ELBO's); each chunk's local state written to ``store`` if given."""
+        stats: dict[str, np.ndarray] = {}
+        total: np.ndarray | None = None
+        entropy = 0.0
+        unit = list(self.layout.unit_factors)
+        p = None
+        for s, e in self.ranges(a, b):
+            p = None                     # (the previous chunk's arrays go before the next chunk's are made)
+            p = self.program(s, e)
+            for var in self.layout.local_steps:
+                p.update(var)
+            p.refresh_statistics()
+            for key in self.layout.global_stats:
+                if key in stats:
+                    stats[key] += p.state[key]
+                else:
+                    stats[key] = p.state[key].copy()
+            if terms:
+                t = p.expected_terms()
+                if total is None:
+                    total = np.array(t, dtype=float)
+                else:
+                    total[unit] += t[unit]
+                entropy += sum(p.entropy(v) for v in self.layout.local_latents)
+            if store is not None:
+                for key in self.local_keys:
+                    store.write(key, s, p.state[key])
+        return Pass(stats, total, entropy)
+
+    def stored_terms(self, store: Store) -> Pass:
+        """The ELBO's sums over every unit from the local state in ``store`` (memoized VI: each chunk's q as its
+        last step left it), under the current globals."""
+        total: np.ndarray | None = None
+        entropy = 0.0
+        unit = list(self.layout.unit_factors)
+        for s, e in self.ranges(0, self.total):
+            p = self.program(s, e)
+            for key in self.local_keys:
+                p.state[key][...] = store.read(key, s, e)
+            p.stale = True
+            t = p.expected_terms()
+            if total is None:
+                total = np.array(t, dtype=float)
+            else:
+                total[unit] += t[unit]
+            entropy += sum(p.entropy(v) for v in self.layout.local_latents)
+        return Pass({}, total, entropy)
+
+    def set_statistics(self, parts: list[dict[str, np.ndarray]], scale: float = 1.0) -> None:
+        """The whole program's statistics: ``parts`` summed in order (times ``scale``)."""
+        for key in self.layout.global_stats:
+            out = self.whole.state[key]
+            out[...] = parts[0][key]
+            for part in parts[1:]:
+                out += part[key]
+            if scale != 1.0:
+                out *= scale
+        self.whole.stale = False
+
+    def elbo(self, done: Pass) -> float:
+        """19.7 from a pass's sums: the factors' terms in the canonical order, then the entropies."""
+        return self.whole._total(done.terms) + sum(
+            done.entropy if v in self.layout.local_latents else self.whole.entropy(v)
+            for v in self.whole.structure.order.sort(self.whole.plan["latents"]))
+
+    def global_step(self) -> None:
+        for var in self.layout.global_steps:
+            self.whole.update(var)
+        self.whole.stale = False
+
+    def local_shapes(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+        out = {}
+        for key in self.local_keys:
+            a = self.whole.state[key]
+            shape = list(a.shape)
+            shape[self.layout.cut_axis(key)] = self.total
+            out[key] = (tuple(shape), a.dtype)
+        return out
+
+
+@contextlib.contextmanager
+def threads_for(chunk: int):
+    """One Numba thread for chunks of fewer than SMALL_CHUNK units: waking the threads of a parallel region costs
+    more than such a chunk's work (8× the time on a busy 2-core machine).  The sums are the same: a kernel splits
+    its units into blocks by their number, not by the threads (codegen.statistics)."""
+    import numba
+
+    before = numba.get_num_threads()
+    if chunk < SMALL_CHUNK:
+        numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+def start(streamer: Streamer, rng: np.random.Generator, start: Start | None) -> Pass:
+    """The start (the module's docstring): the pilot's, informed; then an E-step of every unit."""
+    # (the whole program's arrays with a unit axis stay the pilot's, and so does its size of the unit dim; only
+    # the count the global steps read, n_<unit>, is the whole data's)
+    whole, unit = streamer.whole, streamer.layout.unit
+    whole.state[f"n_{unit}"] = whole.sizes[unit]
+    held = {k: v for k, v in start.q.items() if k not in streamer.layout.local_latents} if start else None
+    informed = whole.initialise(rng, None if start is None else type(start)(held, start.params, start.source))
+    if not informed:
+        whole.stale = True
+        whole.refresh_statistics()
+        for var in streamer.layout.global_steps:
+            whole.update(var)
+    whole.state[f"n_{unit}"] = streamer.total
+    whole.stale = False
+    return streamer.local_pass(0, streamer.total)
+
+
+def _finite(streamer: Streamer, value: float, what: str) -> None:
+    if not math.isfinite(value):
+        _refuse_overflowing_data(streamer.whole, value)
+        raise FloatingPointError(f"the ELBO became {value} at {what}")
+
+
+def _sweeps(streamer: Streamer, sweep: Callable[[], float], max_iter: int, tol: float, last: float | None,
+            on_iteration: Callable[[int, float, float], None] | None, what: str) -> Fit:
+    """Sweeps (``sweep()`` returns the ELBO after one) until the ELBO changes by at most ``tol`` (relative) or
+    ``max_iter`` sweeps; a decrease beyond rounding is an internal fault, as in :func:`ppvi.infer.cavi.run_once`."""
+    trace: list[float] = []
+    converged = interrupted = False
+    began = time.perf_counter()
+    try:
+        for it in range(1, max_iter + 1):
+            value = sweep()
+            _finite(streamer, value, f"sweep {it} of {what}")
+            if last is not None and _worse(value, last):
+                raise ElboDecrease(f"the ELBO decreased from {last!r} to {value!r} at sweep {it} of {what}")
+            converged, last = record(trace, it, value, last, tol, on_iteration), value
+            if converged:
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    value = trace[-1] if trace else (last if last is not None else math.nan)
+    return Fit(streamer.whole, value, trace, len(trace), converged, interrupted, time.perf_counter() - began,
+               order=[*streamer.layout.global_steps, *streamer.layout.local_steps])
+
+
+def run_batch(streamer: Streamer, rng: np.random.Generator, max_iter: int, tol: float,
+              on_iteration: Callable[[int, float, float], None] | None = None, start_: Start | None = None) -> Fit:
+    """Batch CAVI, streamed: each sweep the global step, then a local pass over every unit."""
+    first = start(streamer, rng, start_)
+    streamer.set_statistics([first.stats])
+
+    def sweep() -> float:
+        streamer.global_step()
+        done = streamer.local_pass(0, streamer.total)
+        streamer.set_statistics([done.stats])
+        return streamer.elbo(done)
+    return _sweeps(streamer, sweep, max_iter, tol, streamer.elbo(first) if start_ is not None else None,
+                   on_iteration, "a streamed fit")
+
+
+def run_memoized(streamer: Streamer, rng: np.random.Generator, chunks: int, max_iter: int, tol: float,
+                 on_iteration: Callable[[int, float, float], None] | None = None, start_: Start | None = None) -> Fit:
+    """Memoized VI, streamed (:mod:`ppvi.infer.memoized`): each memoized chunk's statistics kept, its local q in a
+    scratch store on disk for the ELBO at the end of each sweep."""
+    start(streamer, rng, start_)
+    parts = [(int(u[0]), int(u[-1]) + 1) for u in split(streamer.total, chunks)]
+    scratch = Store(tempfile.mkdtemp(prefix="ppvi-memoized-"), streamer.local_shapes())
+    try:
+        kept = [streamer.local_pass(a, b, scratch, terms=False).stats for a, b in parts]
+        streamer.set_statistics(kept)
+
+        def sweep() -> float:
+            for i, (a, b) in enumerate(parts):
+                streamer.global_step()
+                kept[i] = streamer.local_pass(a, b, scratch, terms=False).stats
+                streamer.set_statistics(kept)
+            return streamer.elbo(streamer.stored_terms(scratch))
+        return _sweeps(streamer, sweep, max_iter, tol,
+                       streamer.elbo(streamer.stored_terms(scratch)) if start_ is not None else None,
+                       on_iteration, "memoized VI")
+    finally:
+        scratch.close(remove=True)
+
+
+def run_svi(streamer: Streamer, rng: np.random.Generator, settings,
+            on_iteration: Callable[[int, float, float], None] | None = None, start_: Start | None = None) -> Fit:
+    """Stochastic VI, streamed (:mod:`ppvi.infer.svi`): minibatches of ``settings.batch`` contiguous units, in a new
+    random order of the minibatches every pass when ``settings.shuffle``.  Steps as :class:`ppvi.infer.svi.Stepper`'s."""
+    from ppvi.infer.svi import check as check_svi
+
+    if settings.local_tol is not None:
+        raise _refuse(streamer.whole, "SVI(local_tol=…) repeats local steps that, here, one step settles")
+    check_svi(streamer.whole, streamer.layout)
+    start(streamer, rng, start_)
+    total = streamer.total
+    batches = [(a, min(total, a + settings.batch)) for a in range(0, total, settings.batch)]
+    trace: list[float] = []
+    interrupted = False
+    began = time.perf_counter()
+    t = 0
+    try:
+        for _ in range(settings.passes):
+            order = rng.permutation(len(batches)) if settings.shuffle else range(len(batches))
+            for i in order:
+                a, b = batches[i]
+                done = streamer.local_pass(a, b)
+                bound = (float(np.sum(done.terms[list(streamer.layout.unit_factors)])) + done.entropy) / (b - a)
+                t += 1
+                streamer.set_statistics([done.stats], total / (b - a))
+                rho = settings.rate(t)
+                for var in streamer.layout.global_steps:
+                    _svi_step(streamer.whole, var, rho)
+                change = bound - trace[-1] if trace else math.inf
+                trace.append(bound)
+                if on_iteration is not None:
+                    on_iteration(len(trace), bound, change)
+    except KeyboardInterrupt:
+        interrupted = True
+    done = streamer.local_pass(0, total)
+    streamer.set_statistics([done.stats])
+    return Fit(streamer.whole, streamer.elbo(done), trace, len(trace), False, interrupted, time.perf_counter() - began,
+               order=[*streamer.layout.global_steps, *streamer.layout.local_steps])
+
+
+def _svi_step(p: Program, var: str, rho: float) -> None:
+    """A global's step ρ toward its batch update (as ppvi.infer.svi.Stepper.global_step)."""
+    if var in p.plan["latents"]:
+        p.update(var, damping=rho)
+        return
+    old = p.state[f"v_{var}"].copy()
+    p.update(var)
+    value = p.state[f"v_{var}"]
+    value *= rho
+    value += (1.0 - rho) * old
+
+
+def finish(streamer: Streamer, chunking: Chunking) -> dict[str, np.ndarray]:
+    """The local q of every unit under the final globals, written to .npy files and mapped read-only; the whole
+    program's arrays and sizes are then the whole data's (its local q those maps)."""
+    directory = chunking.local_dir or tempfile.mkdtemp(prefix="ppvi-local-")
+    store = Store(directory, streamer.local_shapes())
+    try:
+        streamer.local_pass(0, streamer.total, store, terms=False)
+    finally:
+        store.close()
+    mapped = {key: store.mapped(key) for key in streamer.local_keys}
+    # (a map stays valid after its file is removed: only the q's standard parameters are left on disk)
+    if chunking.local_dir is None:
+        shutil.rmtree(directory, ignore_errors=True)
+    else:
+        for key in mapped:
+            if not key.startswith("q_"):
+                os.remove(os.path.join(directory, key + ".npy"))
+    whole = streamer.whole
+    for key, a in mapped.items():
+        whole.state[key] = a
+    whole.relink()
+    whole.sizes[streamer.layout.unit] = whole.state[f"n_{streamer.layout.unit}"] = streamer.total
+    return mapped

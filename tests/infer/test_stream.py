@@ -1,0 +1,183 @@
+"""Fits of data read chunk by chunk (ppvi.infer.streamed) against the same fits of the data in memory.
+
+The in-memory fits are checked against the mathematics elsewhere (tests/infer/test_fixed_points.py,
+test_memoized.py, test_svi.py); a streamed fit computes the same coordinate steps from the same statistics,
+summed chunk by chunk in a fixed order, so it must give the same ELBO trace and q up to the rounding of
+those sums (relative 1e-12).  Memory: a mixture of 10⁶ points read in chunks of 2¹² allocates far less than
+its data (tracemalloc), and a subprocess's peak RSS grows by far less than the data's size."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ppvi
+from ppvi.api import SVI, Memoized
+from ppvi.errors import PPVIError
+
+ROOT = Path(__file__).resolve().parents[2]
+MODELS = ROOT / "models"
+
+
+@pytest.fixture(scope="module")
+def gmm():
+    return ppvi.load(str(MODELS / "gmm.ppvi"))
+
+
+@pytest.fixture(scope="module")
+def faithful():
+    return np.loadtxt(MODELS / "gmm.csv", delimiter=",", skiprows=1)
+
+
+@pytest.fixture(scope="module")
+def npy_dir(tmp_path_factory, faithful):
+    d = tmp_path_factory.mktemp("faithful")
+    np.save(d / "x.npy", faithful)
+    return d
+
+
+@pytest.fixture(scope="module")
+def start(gmm, faithful):
+    """A start holding the global q only (the local q(z) then come from an E-step, in memory and streamed)."""
+    layout = gmm.fit({"x": faithful}, max_iter=2, tol=0, progress=False).to_dict()
+    del layout["q"]["z"]
+    return layout
+
+
+def same(a, b, q_atol=1e-10):
+    assert a.iterations == b.iterations
+    np.testing.assert_allclose(b.elbo_trace, a.elbo_trace, rtol=1e-12)
+    for var in ("pi", "mu", "Lambda", "z"):
+        for p, value in a.q[var].params.items():
+            np.testing.assert_allclose(b.q[var][p], value, rtol=0, atol=q_atol, err_msg=f"q({var}) {p}")
+
+
+def test_batch_cavi_streamed_equals_in_memory(gmm, faithful, npy_dir, start):
+    memory = gmm.fit({"x": faithful}, init=start, tol=1e-10, progress=False)
+    streamed = gmm.fit(str(npy_dir), init=start, tol=1e-10, progress=False, chunk_size=50)     # (6 chunks, the last 22)
+    assert memory.converged and streamed.converged and memory.iterations > 5
+    same(memory, streamed)
+    assert streamed.provenance.schedule == "streamed" and streamed.provenance.algorithm["chunk_size"] == 50
+    assert streamed.q["z"]["p"].shape == (272, 6)
+
+
+def test_memoized_streamed_equals_in_memory(gmm, faithful, npy_dir, start):
+    memory = gmm.fit({"x": faithful}, init=start, tol=1e-10, progress=False, algorithm=Memoized(3))
+    streamed = gmm.fit(str(npy_dir), init=start, tol=1e-10, progress=False, algorithm=Memoized(3), chunk_size=40)
+    # the ELBO trace and the global q agree; the streamed result's q(z) are those of the final globals (one more
+    # local pass), in memory each chunk's q(z) are its last step's: they differ by that last step
+    np.testing.assert_allclose(streamed.elbo_trace, memory.elbo_trace, rtol=1e-12)
+    for var in ("pi", "mu", "Lambda"):
+        for p, value in memory.q[var].params.items():
+            np.testing.assert_allclose(streamed.q[var][p], value, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(streamed.q["z"]["p"], memory.q["z"]["p"], atol=1e-4)
+
+
+def test_svi_streamed_equals_in_memory(gmm, faithful, npy_dir, start):
+    settings = SVI(batch=64, kappa=0.7, tau=1.0, passes=2, shuffle=False)
+    memory = gmm.fit({"x": faithful}, init=start, progress=False, algorithm=settings)
+    streamed = gmm.fit(str(npy_dir), init=start, progress=False, algorithm=settings, chunk_size=30)
+    same(memory, streamed)
+    assert streamed.elbo == pytest.approx(memory.elbo, rel=1e-12)
+
+
+def test_a_start_from_the_first_chunk_converges_to_the_in_memory_optimum(gmm, faithful, npy_dir):
+    """No start given: the pilot (the first chunk) seeds the centres by k-means++, then every point's E-step."""
+    streamed = gmm.fit(str(npy_dir), tol=1e-10, progress=False, chunk_size=100, seed=1)
+    memory = gmm.fit({"x": faithful}, tol=1e-10, progress=False, seed=1)
+    assert streamed.converged
+    assert streamed.elbo == pytest.approx(memory.elbo, rel=1e-6)        # (the optimum docs/scale.md quotes)
+    assert np.all(np.diff(streamed.elbo_trace) >= -1e-9 * np.abs(streamed.elbo_trace[1:]))
+
+
+def test_local_q_beside_the_result(gmm, npy_dir, tmp_path):
+    out = tmp_path / "local"
+    r = gmm.fit(str(npy_dir), max_iter=3, tol=0, progress=False, chunk_size=100, local_dir=str(out))
+    on_disk = np.load(out / "q_z__p.npy", mmap_mode="r")
+    np.testing.assert_array_equal(on_disk, r.q["z"]["p"])
+    np.testing.assert_allclose(on_disk.sum(axis=1), 1.0, rtol=1e-12)
+    assert sorted(os.listdir(out)) == ["q_z__p.npy"]
+
+
+def test_models_whose_local_q_need_each_other_are_refused(tmp_path):
+    """A Student-t mixture's local step updates z and the weights w from each other: not streamed."""
+    model = tmp_path / "t.ppvi"
+    model.write_text(textwrap.dedent("""\
+        dim N
+        dim K = 2
+        const alpha[K] = 1.0
+        data x[N]
+        pi ~ Dirichlet(alpha)
+        for k in K:
+            mu[k] ~ Normal(0, 10)
+        for n in N:
+            z[n] ~ Categorical(pi)
+            x[n] ~ StudentT(4, mu[z[n]], 1)
+        """))
+    np.save(tmp_path / "x.npy", np.linspace(-3, 3, 20))
+    with pytest.raises(PPVIError, match="cannot be fitted to data read in chunks") as e:
+        ppvi.load(str(model)).fit(str(tmp_path), chunk_size=5, progress=False)
+    assert "local step" in str(e.value)
+
+
+def _write_mixture(path: Path, n: int, rows: int = 1 << 16) -> None:
+    """A 2-D mixture of n points written a block at a time (never whole in memory)."""
+    rng = np.random.default_rng(0)
+    with open(path, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, {"descr": "<f8", "fortran_order": False, "shape": (n, 2)})
+        for a in range(0, n, rows):
+            m = min(rows, n - a)
+            centre = np.array([[0.0, 0.0], [4.0, 4.0], [-4.0, 4.0]])[rng.integers(3, size=m)]
+            fh.write((centre + rng.normal(size=(m, 2))).tobytes())
+
+
+def test_a_million_points_allocate_far_less_than_their_data(gmm, npy_dir, tmp_path):
+    """Every allocation NumPy makes, traced: a fit of 16 MB of data (in memory it would also hold 48 MB of q(z))
+    peaks near one chunk's arrays, about 250 bytes a point of a chunk plus the global state."""
+    import tracemalloc
+
+    n = 10 ** 6
+    d = tmp_path / "big"
+    d.mkdir()
+    _write_mixture(d / "x.npy", n)
+    size = 16 * n
+    gmm.fit(str(npy_dir), max_iter=1, tol=0, progress=False, chunk_size=100)   # (compiled before, not traced)
+    tracemalloc.start()
+    try:
+        r = gmm.fit(str(d), max_iter=1, tol=0, progress=False, chunk_size=1 << 12)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert r.q["z"]["p"].shape == (n, 6) and np.isfinite(r.elbo)
+    assert peak < size / 8, f"peak {peak:,} bytes allocated for {size:,} bytes of data"
+
+
+PEAK = textwrap.dedent("""\
+    import resource, sys
+    import numpy as np
+    import ppvi
+    m = ppvi.load(sys.argv[1])
+    m.fit({"x": np.random.default_rng(0).normal(size=(500, 2))}, max_iter=2, tol=0, progress=False)   # warm
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    r = m.fit(sys.argv[2], max_iter=2, tol=0, progress=False, chunk_size=1 << 13)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(before, after)
+    """)
+
+
+@pytest.mark.long
+def test_peak_resident_memory_grows_by_far_less_than_the_data(gmm, tmp_path):
+    n = 4 * 10 ** 6                      # 64 MB of data; in memory the fit would hold 3 × 192 MB of q(z) besides
+    d = tmp_path / "big"
+    d.mkdir()
+    _write_mixture(d / "x.npy", n)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", PEAK, str(MODELS / "gmm.ppvi"), str(d)], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    before, after = map(int, out.stdout.split())
+    assert after - before < 16 * n / 4, f"peak RSS grew by {after - before:,} bytes for {16 * n:,} bytes of data"
