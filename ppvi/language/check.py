@@ -56,6 +56,7 @@ class Variable:
     span: Span
     support_dim: Extent | None = None
     value: ast.Expr | None = None          # constants only
+    missing: bool = False                  # data declared `: missing`: NaN / empty entries are latents
 
 
 @dataclass(frozen=True)
@@ -207,6 +208,7 @@ class _Checker:
         self.chain_factors: dict[str, list[int]] = {}
         self.chain_plates: dict[str, tuple[Extent, ...]] = {}
         self.lags: dict[str, int] = {}
+        self.missing: dict[str, Span] = {}   # data declared `: missing` -> the word's span
 
     # ---------------------------------------------------------------- pass 1
     def declare(self, name: ast.Name, what: str) -> bool:
@@ -341,7 +343,18 @@ class _Checker:
             elif support == "unit_columns" and len(shape) != 2:
                 self.rep.error(f"`unit_columns` needs a matrix; `{s.name.id}` is {show_shape(shape)}",
                                s.support.span, f"declare it as `{s.name.id}[D, K]`")
-        self.vars[s.name.id] = Variable(s.name.id, s.kind, shape, support, s.name.span, sdim)
+        missing = s.missing is not None
+        if missing and s.kind != "data":
+            self.rep.error(f"only data may be `missing`; `{s.name.id}` is a {s.kind}", s.missing,
+                           f"declare `data {s.name.id}` to read it with missing entries, or drop `missing`")
+            missing = False
+        if missing and support in ("simplex", "unit_columns"):
+            self.rep.error(f"a `{support}` row is read whole: its entries cannot be missing", s.missing,
+                           "impute the rows first, or drop `missing`")
+            missing = False
+        if missing:
+            self.missing[s.name.id] = s.missing
+        self.vars[s.name.id] = Variable(s.name.id, s.kind, shape, support, s.name.span, sdim, missing=missing)
         if known is None:
             self.poisoned.add(s.name.id)      # (its shape is unknown: its uses would report nonsense)
         if s.kind == "latent":
@@ -1383,6 +1396,17 @@ class _Checker:
             elif isinstance(s, ast.Amortise) and scope:
                 self.rep.error("`amortise` belongs at the top level", s.span, "move it below the model's loops")
 
+    def check_missing(self) -> None:
+        """A missing entry is a latent with the factor of the entries observed: a variable never drawn (a
+        covariate, a hyperparameter) has no factor to give it."""
+        drawn = {f.target for f in self.factors if not f.energy}
+        for name, span in self.missing.items():
+            if name not in drawn and name not in self.poisoned:
+                self.rep.error(f"`{name}` may have missing entries but is never drawn: nothing in the model "
+                               "says what they could be", span,
+                               f"give `{name}` a distribution (`{name}[n] ~ …`), or impute it before the fit "
+                               "and drop `missing`")
+
     def check_approx(self, stmts) -> None:
         for s in stmts:
             if isinstance(s, ast.Loop):
@@ -1497,6 +1521,7 @@ class _Checker:
         self.check_draws()
         self.check_energies()
         self.check_approx(stmts)
+        self.check_missing()
         if not any(f for f in self.factors) and not self.rep.diagnostics:
             self.rep.error("the model draws nothing: no `~` statement", Span(1, 1),
                            "write at least one `x ~ Distribution(…)` or `factor …`")
