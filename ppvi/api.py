@@ -61,6 +61,7 @@ class Model:
         from ppvi.infer.cavi import fit
         from ppvi.infer.program import Program
         from ppvi.io.data import bind, check_dims, source_of
+        from ppvi.language.missing import imputing
 
         from ppvi.io.progress import for_fit
         from ppvi.io.results import from_fit, sweep_steps
@@ -86,10 +87,12 @@ class Model:
         if shown is not None:
             shown.start(m.name, max_iter, restarts)
         try:
-            module, warm = load_module(m, fixed=fixed_sizes(m, bound.sizes))
+            # data with missing entries: those entries are latents (ppvi.language.missing); none: the model as declared
+            fitted = imputing(m, bound.missing)
+            module, warm = load_module(fitted, fixed=fixed_sizes(m, bound.sizes))
             if shown is not None and not warm:
                 shown.compiling()       # (Numba compiles the kernels at their first call, in the first sweep)
-            program = Program.build(m, module, bound)
+            program = Program.build(fitted, module, bound)
             if shown is not None and algo is not None and hasattr(algo, "steps"):
                 shown.start(m.name, algo.steps(program), restarts)     # (SVI's bar counts its steps)
             done = fit(program, seed=seed, max_iter=max_iter, tol=tol, restarts=restarts, damping=damping,

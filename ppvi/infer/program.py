@@ -55,6 +55,7 @@ class Program:
     given: dict[str, np.ndarray] = field(default_factory=dict)     # params the user gave: the start of EM
     stale: bool = True     # a local variable changed since the statistics were last summed (codegen.statistics)
     structure: Structure | None = None     # what the start reads off the model (ppvi.infer.start.analyse)
+    clamped: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)   # var -> (data, missing)
 
     @property
     def plan(self) -> dict:
@@ -89,6 +90,10 @@ class Program:
                 self.state[name] = np.atleast_1d(np.linalg.slogdet(m)[1])
         for n, size in self.sizes.items():
             self.state[f"n_{n}"] = size
+        for var, mask in (self.plan.get("missing") or {}).items():
+            # data with missing entries (ppvi.language.missing): their kernels finish q only where mask is set
+            self.clamped[var] = (bound.arrays[var], bound.missing[var])
+            self.state[mask] = np.ascontiguousarray(bound.missing[var].reshape(bound.arrays[var].shape or (1,)))
         block = self.plan.get("block")
         if block:
             # the block's groups: element t belongs to group by[t]; members of d are order[start[d]:start[d+1]]
@@ -144,6 +149,7 @@ class Program:
 
             held = apply(self, start)
             informed = True
+        self.clamp()
         if informed:
             # Start from the given, seeded or held values: first the local latents' q for them (an E-step).
             block = self.plan.get("block")
@@ -154,6 +160,29 @@ class Program:
                 if local and var not in held:
                     self.update(var)
         return informed
+
+    def clamp(self) -> None:
+        """q of the observed entries of data with missing entries: a point mass at the datum (⟨x⟩ = x,
+        ⟨x²⟩ = x², a one-hot row, H = 0).  The kernels never finish those entries again."""
+        for var, (values, missing) in self.clamped.items():
+            info = self.plan["latents"][var]
+            seen = ~missing
+            x = values[seen]
+            fam = info["family"]
+            if fam == "Normal":
+                self.state[f"q_{var}__mean"][seen] = x
+                self.state[f"q_{var}__sd"][seen] = 0.0
+                self.state[f"m_{var}__x2"][seen] = x * x
+            elif fam == "Bernoulli":
+                self.state[f"q_{var}__p"][seen] = x
+            elif fam == "Categorical":
+                p = self.state[f"q_{var}__p"]
+                p[seen] = 0.0
+                p[seen, x.astype(np.int64)] = 1.0
+            else:       # (ppvi.language.check refuses every other support of `: missing`)
+                raise AssertionError(f"no point mass for a {fam} q")
+            self.state[f"h_{var}"][seen] = 0.0
+        self.stale = self.stale or bool(self.clamped)
 
     def _value(self, name: str) -> np.ndarray:
         """A variable's current value in its declared shape (a latent's: the mean of its q), for

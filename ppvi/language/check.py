@@ -28,7 +28,16 @@ Extent = str | int          # a dim name or a literal size
 MAX_DIM = 2**31 - 1
 ENERGY = "factor"           # the dist of a `factor EXPR` statement: EXPR is added to log p̃
 FLAT = "Flat"               # the dist standing for "no prior" of a `latent` declaration: log density 0
-ENERGY_SUPPORTS = ("binary", "real")   # a prior-less latent's q: Bernoulli, or Normal for a quadratic energy
+ENERGY_SUPPORTS = ("binary", "real")
+# The supports whose missing entries get a q (Normal, Bernoulli, Categorical: docs/language.md, "Missing data"),
+# and why each other one does not.
+MISSING_SUPPORTS = ("real", "binary", "index")
+MISSING_SUPPORTS_NOT = {
+    "count": "a count has no conjugate q here (19.56 gives a Poisson q, which ppvi has no family for)",
+    "real_vector": "a vector's missing coordinates need the conditional of its observed ones, not fitted yet",
+    "positive": "a positive variable's q (Gamma) is not fitted for missing entries yet",
+    "unit_interval": "a probability's q (Beta) is not fitted for missing entries yet",
+    "simplex": "a simplex is read whole", "pd_matrix": "a matrix is read whole"}   # a prior-less latent's q: Bernoulli, or Normal for a quadratic energy
 
 
 # ----------------------------------------------------------------- the result
@@ -80,6 +89,7 @@ class Factor:
     span: Span
     fixed: tuple[tuple[int, int], ...] = ()      # (axis, element) of a first element's literal subscript
     slices: tuple[tuple[str, int], ...] = ()     # (loop variable, start) of each sliced plate
+    partial: bool = False      # a draw of data with missing entries (ppvi.language.missing): observed where given
 
     def arg(self, name: str) -> ast.Expr | None:
         return dict(self.args).get(name)
@@ -102,6 +112,8 @@ class CheckedModel:
     module: ast.Module = field(repr=False)
     amortised: dict[str, "Amortised"] = field(default_factory=dict)    # local latent -> its encoder (issue 19)
     chains: dict[str, Chain] = field(default_factory=dict)   # variables drawn along a sliced plate
+    # data declared `: missing` -> (the missing entries' support, its index range, the `missing` word's span)
+    missing: dict[str, tuple[str, Extent | None, Span]] = field(default_factory=dict)
 
     def of_kind(self, kind: str) -> list[Variable]:
         return [v for v in self.variables.values() if v.kind == kind]
@@ -209,6 +221,7 @@ class _Checker:
         self.chain_plates: dict[str, tuple[Extent, ...]] = {}
         self.lags: dict[str, int] = {}
         self.missing: dict[str, Span] = {}   # data declared `: missing` -> the word's span
+        self.drawn_missing: dict[str, tuple] = {}   # ... -> (its distribution, support, index range, target span)
 
     # ---------------------------------------------------------------- pass 1
     def declare(self, name: ast.Name, what: str) -> bool:
@@ -1364,10 +1377,12 @@ class _Checker:
             self.rep.error(f"`{v.name}` is declared `{annotated}` but {sig.name} values are {sig.support}",
                            d.target.span, f"drop the annotation or declare `data {v.name} : {sig.support}`")
             return
+        if v.missing:
+            self.drawn_missing[v.name] = (sig.name, sig.support, rng if sig.support == "index" else None, d.target.span)
         # The distribution tells the support when the declaration does not.
         if annotated == "real" and sig.support not in ("real", "real_vector", "pd_matrix"):
             self.vars[v.name] = Variable(v.name, v.kind, v.shape, sig.support, v.span,
-                                         rng if sig.support == "index" else None)
+                                         rng if sig.support == "index" else None, missing=v.missing)
         elif annotated == "index" and rng is not None and v.support_dim != rng and \
                 not self.same_size(v.support_dim, rng):
             self.rep.error(f"`{v.name}` is declared index({v.support_dim}) but its Categorical has {rng} "
@@ -1406,6 +1421,12 @@ class _Checker:
                                "says what they could be", span,
                                f"give `{name}` a distribution (`{name}[n] ~ …`), or impute it before the fit "
                                "and drop `missing`")
+            elif name in self.drawn_missing:
+                dist, support, _, _ = self.drawn_missing[name]
+                if support not in MISSING_SUPPORTS:
+                    self.rep.error(f"the missing entries of `{name}` would be {dist} latents: {MISSING_SUPPORTS_NOT[support]}",
+                                   span, "missing entries are fitted where the variable is drawn element by element "
+                                         "from a Normal, Bernoulli or Categorical; impute the others before the fit")
 
     def check_approx(self, stmts) -> None:
         for s in stmts:
@@ -1532,8 +1553,10 @@ class _Checker:
             body = next((i for i in ids if not self.factors[i].fixed), None)
             firsts = sorted((i for i in ids if self.factors[i].fixed), key=lambda i: self.factors[i].fixed)
             chains[name] = Chain(name, axis, loop.dim.id, loop.start, self.lags.get(name, 0), body, tuple(firsts))
+        missing = {name: self.drawn_missing[name][1:3] + (span,) for name, span in self.missing.items()}
         model = CheckedModel(self.m.name or _stem(self.m.path), self.m.path, self.m.text, dict(self.dims),
-                             dict(self.vars), tuple(self.factors), dict(self.approx), self.m, chains=chains)
+                             dict(self.vars), tuple(self.factors), dict(self.approx), self.m, chains=chains,
+                             missing=missing)
         amortised = self.check_amortise(model)
         self.rep.raise_if_any()
         return replace(model, amortised=amortised) if amortised else model
