@@ -60,7 +60,7 @@ class Model:
         from ppvi.codegen.cache import fixed_sizes, load as load_module
         from ppvi.infer.cavi import fit
         from ppvi.infer.program import Program
-        from ppvi.io.data import bind, check_dims, source_of
+        from ppvi.io.data import bind, check_dims, observed_arrays, source_of
         from ppvi.language.missing import imputing
 
         from ppvi.io.progress import for_fit
@@ -112,8 +112,7 @@ class Model:
         provenance = _provenance(m, source.label if from_file else None, bound, seed=seed, tol=tol,
                                  max_iter=max_iter, damping=damping, restarts=restarts, sweep=sweep_steps(done),
                                  algorithm=None if algo is None else algo.settings())
-        observed = {v.name: bound.arrays[v.name] for v in m.of_kind("data") if v.name in bound.arrays}
-        result = from_fit(done, provenance, tuple(n.format() for n in notes), observed)
+        result = from_fit(done, provenance, tuple(n.format() for n in notes), observed_arrays(m, bound))
         if m.amortised:
             # (training sweeps the state, then puts the fit's q back in the arrays the result's q are views of)
             result = dataclasses.replace(result, encoders=_train_encoders(program, m, seed, result))

@@ -315,6 +315,16 @@ def bind(model: CheckedModel, source: Source, overrides: Mapping[str, int] | Non
     return Bound(arrays, resolved, masks)
 
 
+def observed_arrays(model: CheckedModel, bound: Bound) -> dict[str, np.ndarray]:
+    """The data variables' arrays as a result keeps them: a missing entry is NaN (its place holder is no datum)."""
+    out = {}
+    for v in model.of_kind("data"):
+        if v.name in bound.arrays:
+            a = bound.arrays[v.name]
+            out[v.name] = np.where(bound.missing[v.name], np.nan, a) if v.name in bound.missing else a
+    return out
+
+
 def _entries(v: Variable, sizes: Mapping[str, int]) -> int:
     """Numbers held for ``v`` at least: its entries; a Categorical q a row of K per entry, an MvNormal q a
     covariance and ⟨x xᵀ⟩; any other continuous q three per entry (its two parameters and a moment: a Normal's
