@@ -64,6 +64,10 @@ class Program:
     # ---------------------------------------------------------------- setup
     @classmethod
     def build(cls, model: CheckedModel, module: ModuleType, bound: Bound) -> "Program":
+        if not set(bound.missing) <= set(module.PLAN.get("missing") or ()):
+            # (the data's missing entries are latents only in the model ppvi.language.missing.imputing makes)
+            raise ValueError(f"the data miss entries of {sorted(bound.missing)}, the kernels impute "
+                             f"{sorted(module.PLAN.get('missing') or ())}: build from imputing(model, bound.missing)")
         p = cls(model, module, dict(bound.sizes), structure=analyse(model, bound.arrays))
         p._bind_inputs(bound)
         return p
@@ -92,8 +96,9 @@ class Program:
             self.state[f"n_{n}"] = size
         for var, mask in (self.plan.get("missing") or {}).items():
             # data with missing entries (ppvi.language.missing): their kernels finish q only where mask is set
-            self.clamped[var] = (bound.arrays[var], bound.missing[var])
-            self.state[mask] = np.ascontiguousarray(bound.missing[var].reshape(bound.arrays[var].shape or (1,)))
+            where = bound.missing.get(var, np.zeros(bound.arrays[var].shape, dtype=bool))   # (none missing here)
+            self.clamped[var] = (bound.arrays[var], where)
+            self.state[mask] = np.ascontiguousarray(where.reshape(bound.arrays[var].shape or (1,)))
         block = self.plan.get("block")
         if block:
             # the block's groups: element t belongs to group by[t]; members of d are order[start[d]:start[d+1]]

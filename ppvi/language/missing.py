@@ -16,10 +16,14 @@ from typing import Iterable
 from ppvi.language.check import CheckedModel
 
 
-def imputing(model: CheckedModel, names: Iterable[str] | None = None) -> CheckedModel:
-    """``model`` with the data variables ``names`` (default: every one declared ``: missing``) as latents whose
-    factor is only partly observed.  Their ``Variable.missing`` stays True: :func:`imputed` lists them."""
-    names = sorted(model.missing if names is None else names)
+def imputing(model: CheckedModel, missing: Iterable[str] | None = None) -> CheckedModel:
+    """``model`` with every data variable declared ``: missing`` as a latent whose factor is only partly observed;
+    ``missing``: the variables whose data miss an entry — none, and the model stays as declared.  One set of
+    kernels serves every pattern of missing entries (a variable with none has a mask of False).  Their
+    ``Variable.missing`` stays True: :func:`imputed` lists them."""
+    if missing is not None and not list(missing):
+        return model
+    names = sorted(model.missing)
     if not names:
         return model
     variables = dict(model.variables)
@@ -39,7 +43,6 @@ def imputed(model: CheckedModel) -> list[str]:
 
 
 def cache_text(model: CheckedModel) -> str:
-    """What the kernel cache keys a model by: its text, and which variables have missing entries (their
-    kernels differ from the complete data's)."""
-    names = imputed(model)
-    return model.text if not names else model.text + "\0missing: " + ", ".join(names)
+    """What the kernel cache keys a model by: its text, and whether missing entries are latents (the kernels
+    differ from the complete data's)."""
+    return model.text + "\0missing" if imputed(model) else model.text

@@ -18,13 +18,15 @@ from ppvi.language.parser import parse
 MODEL = """\
 dim N
 dim D = 2
+dim K = 4
+const a[K] = 1.0
 data x[N]
 data y[N] : count missing
 data z[N, D] : missing
-lam ~ Gamma(1.0, 1.0)
+pi ~ Dirichlet(a)
 mu ~ Normal(0.0, 1.0)
 for n in N:
-    y[n] ~ Poisson(lam)
+    y[n] ~ Categorical(pi)
     for d in D:
         z[n, d] ~ Normal(mu * x[n], 1.0)
 """
@@ -49,7 +51,7 @@ Z = np.array([[1.0, np.nan], [np.nan, np.nan], [0.25, 2.0]])
 
 
 def _expect(bound) -> None:
-    assert bound.sizes == {"N": 3, "D": 2}
+    assert bound.sizes == {"N": 3, "D": 2, "K": 4}
     np.testing.assert_array_equal(bound.missing["y"], np.isnan(Y))
     np.testing.assert_array_equal(bound.missing["z"], np.isnan(Z))
     assert "x" not in bound.missing
@@ -84,7 +86,8 @@ def test_csv_empty_and_na_cells_written_by_pandas(tmp_path):
     assert open(path).read().splitlines()[2] == ","
     bound = bind(model, read_file(path, model))
     np.testing.assert_array_equal(bound.missing["x"], np.isnan(Z))
-    counts = _model("dim N\ndata y[N] : count missing\nlam ~ Gamma(1.0, 1.0)\nfor n in N:\n    y[n] ~ Poisson(lam)\n")
+    counts = _model("dim N\ndim K = 4\nconst a[K] = 1.0\ndata y[N] : count missing\npi ~ Dirichlet(a)\n"
+                    "for n in N:\n    y[n] ~ Categorical(pi)\n")
     (tmp_path / "e.csv").write_text("x,y\n0.5,3\n1.5,NA\n2.5,\n")
     bound = bind(counts, read_file(str(tmp_path / "e.csv"), counts))
     assert bound.missing["y"].tolist() == [False, True, True] and bound.arrays["y"].tolist() == [3, 0, 0]
