@@ -333,8 +333,13 @@ class Program:
         # by (var, parameter) -> array, as ppvi.codegen.emit.Names.qparam names it: never by cutting a
         # name at `__`, which a user's name may hold (`_a`, `x__x`)
         q = {p: self.state[f"q_{var}__{p}"] for p in STANDARD[fam]}
-        for stat, value in _natural(fam, q).items():
-            self.state[f"e_{var}__{stat}"] = np.ascontiguousarray(value, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):    # (a point mass at an observed entry: η is ±∞)
+            natural = _natural(fam, q)
+        for stat, value in natural.items():
+            value = np.ascontiguousarray(value, dtype=float)
+            if var in self.clamped:
+                value[~self.clamped[var][1]] = 0.0      # (never read: the kernels finish only missing entries)
+            self.state[f"e_{var}__{stat}"] = value
 
     def _gradient_step(self, var: str, info: dict) -> None:
         """Generalised EM for a param with no closed-form maximiser: one gradient step with a

@@ -233,6 +233,20 @@ def test_evidence_of_data_with_holes_is_refused_at_the_declaration(parts):
         "of the observed entries alone) is not computed yet", "    data y[N] : missing", "                ^~~~~~~"]
 
 
+@pytest.mark.long
+def test_the_parallel_schedule_reaches_the_same_fixed_point(parts):
+    """--damping: η of the observed entries (a point mass: ±∞) is never formed with a warning, never read."""
+    import warnings
+
+    r, data = parts
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        damped = ppvi.load(r.provenance.model_path).fit(data, tol=0, max_iter=300, damping=0.7)
+    for name in ("y", "x1", "x2", "u"):
+        np.testing.assert_allclose(damped.q[name]["mean"], r.q[name]["mean"], rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(damped.q["c"]["p"], r.q["c"]["p"], atol=1e-9)
+
+
 # ------------------------------------------------------------------ complete data: the model as declared
 def test_complete_data_use_the_plain_declarations_kernels():
     """No missing entry: the same generated source as the model without `missing` (so the same bits)."""
