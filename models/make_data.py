@@ -343,6 +343,19 @@ def logistic_regression():
             "malignant": (d.target == 0).astype(np.int64)}, {}
 
 
+def iris_missing():
+    # scikit-learn's bundled iris measurements (Fisher 1936: 150 flowers, 4 measurements in cm) as z-scores
+    # (population sd), with 60 of the 600 cells blanked at random (seed 17): an empty cell in the .csv.
+    from sklearn.datasets import load_iris
+
+    d = load_iris()
+    z = np.round(_standardise(d.data), 6)
+    blank = np.random.default_rng(17).permutation(z.size)[:60]
+    z.reshape(-1)[blank] = np.nan
+    names = ("sepal_length", "sepal_width", "petal_length", "petal_width")
+    return {name: z[:, j] for j, name in enumerate(names)}, {"species": d.target}
+
+
 # stem -> (generator, file format)
 GENERATORS = {
     "seed_gaussian": (seed_gaussian, "json"),
@@ -369,6 +382,7 @@ GENERATORS = {
     "ising": (ising, "npz"),
     "rbm": (rbm, "json"),
     "logistic_regression": (logistic_regression, "csv"),
+    "iris_missing": (iris_missing, "csv"),
 }
 
 

@@ -67,7 +67,8 @@ class Model:
         from ppvi.codegen.cache import fixed_sizes, load as load_module
         from ppvi.infer.cavi import fit
         from ppvi.infer.program import Program
-        from ppvi.io.data import bind, check_dims, source_of
+        from ppvi.io.data import bind, check_dims, observed_arrays, source_of
+        from ppvi.language.missing import imputing
 
         from ppvi.io.progress import for_fit
         from ppvi.io.results import from_fit, sweep_steps
@@ -113,10 +114,12 @@ class Model:
         if shown is not None:
             shown.start(m.name, max_iter, restarts)
         try:
-            module, warm = load_module(m, fixed=fixed_sizes(m, bound.sizes))
+            # data with missing entries: those entries are latents (ppvi.language.missing); none: the model as declared
+            fitted = imputing(m, bound.missing)
+            module, warm = load_module(fitted, fixed=fixed_sizes(m, bound.sizes))
             if shown is not None and not warm:
                 shown.compiling()       # (Numba compiles the kernels at their first call, in the first sweep)
-            program = Program.build(m, module, bound)
+            program = Program.build(fitted, module, bound)
             if shown is not None and algo is not None and hasattr(algo, "steps"):
                 shown.start(m.name, algo.steps(program), restarts)     # (SVI's bar counts its steps)
             during = _during(program, m, seed) if algo is None else None      # (encoders trained along with it)
@@ -137,8 +140,7 @@ class Model:
         provenance = _provenance(m, source.label if from_file else None, bound, seed=seed, tol=tol,
                                  max_iter=max_iter, damping=damping, restarts=restarts, sweep=sweep_steps(done),
                                  algorithm=None if algo is None else algo.settings())
-        observed = {v.name: bound.arrays[v.name] for v in m.of_kind("data") if v.name in bound.arrays}
-        result = from_fit(done, provenance, tuple(n.format() for n in notes), observed)
+        result = from_fit(done, provenance, tuple(n.format() for n in notes), observed_arrays(m, bound))
         if m.amortised:
             # (training sweeps the state, then puts the fit's q back in the arrays the result's q are views of)
             result = dataclasses.replace(result, encoders=_train_encoders(

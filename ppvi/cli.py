@@ -196,8 +196,9 @@ def _cmd_derive(args) -> int:
     from ppvi.derive import derive
     from ppvi.derive.render import to_json, to_latex, to_text
     from ppvi.language import load
+    from ppvi.language.missing import imputing
 
-    d = derive(load(args.model))
+    d = derive(imputing(load(args.model)))      # (a `: missing` variable's q shown: some entry is missing)
     if args.code:
         from ppvi.codegen.cache import fixed_sizes
         from ppvi.codegen.module import generate
@@ -220,8 +221,9 @@ def _dump_ir(args) -> int:
     from ppvi.codegen.module import lower
     from ppvi.derive import derive
     from ppvi.language import load
+    from ppvi.language.missing import imputing
 
-    d = derive(load(args.model))
+    d = derive(imputing(load(args.model)))
     sys.stdout.write(dump(run_passes(lower(d, fixed_sizes(d.model)), args.after), args.dump))
     return EXIT_OK
 

@@ -48,13 +48,15 @@ class Q(Mapping):
     As a mapping it is the result file's entry: ``q["family"]``, ``q["mean"]`` (E_q[x]) and every standard
     parameter (``q["sd"]``, ``q["cov"]``, …).  ``axes`` names the axes of one value of the latent (its
     plates, then its event axes: ``("K", "D")`` for ``mu[k] ~ MvNormal``); ``categories`` is the dim a
-    Categorical's values index.
+    Categorical's values index.  ``missing`` marks, for data with missing entries (``data x : missing``),
+    the entries q imputes; q of the others is a point mass at the datum (sd 0).
     """
 
     family: str
     params: Mapping[str, np.ndarray]
     axes: tuple[str, ...]
     categories: str | None = None
+    missing: np.ndarray | None = None     # data with missing entries: True where the entry is a latent (imputed)
 
     def __getitem__(self, key: str) -> Any:
         if key == "family":

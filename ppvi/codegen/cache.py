@@ -105,7 +105,9 @@ def load(model, source_of=None, fixed: dict[str, int] | None = None) -> tuple[Mo
     only then).
     """
     refuse_chains(model, "compiled inference (`ppvi run`, `fit`)")
-    path = path_for(model.text, fixed)
+    from ppvi.language.missing import cache_text
+
+    path = path_for(cache_text(model), fixed)
     with _IMPORTING:
         name = os.path.splitext(os.path.basename(path))[0]
         if name in sys.modules:

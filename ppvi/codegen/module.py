@@ -23,6 +23,7 @@ from ppvi.derive.meanfield import Derivation, QFactor
 from ppvi.derive.render import Whiteboard
 from ppvi.derive.symbols import MomentBase, MomentSymbol
 from ppvi.graph.order import order
+from ppvi.language.missing import imputed
 
 
 # family -> [(array role, mangled-name maker, extra axes)], the first of each alias group owning the memory.
@@ -220,6 +221,10 @@ class ModuleWriter:
         self.shares: list[Share] = []            # the statistics' shares of the updates passes.fuse may fuse
         self.plan: dict = {"latents": {}, "points": {}, "elbo": None, "derived": {},
                            "exact_em": _exact_em(d)}
+        # data with missing entries (ppvi.language.missing): their q's finish runs only where the mask is set
+        self.missing = frozenset(imputed(d.model))
+        if self.missing:
+            self.plan["missing"] = {v: self.names.constant("missing", v) for v in sorted(self.missing)}
 
     # -------------------------------------------------------------- kernels
     def update_kernel(self, q: QFactor, damped: bool = False, blocked: bool = False) -> None:
@@ -396,7 +401,11 @@ class ModuleWriter:
         elif fam == "Wishart":
             finish = Call("finish_wishart", (e["logdet"], e["X"], row(qn("scale")), row(mn("X"))),
                           (one(qn("df")), one(mn("logdet")), h))
-        if finish is not None:
+        if finish is not None and q.var in self.missing:
+            # only a missing entry is a latent: an observed one keeps the point mass at the datum
+            mask = self.names.constant("missing", q.var)
+            el.post.append(Block(test=f"{mask}[{', '.join(at or ['0'])}]", post=[finish]))
+        elif finish is not None:
             el.post.append(finish)
 
     def _note(self, what: str, var: str) -> Note:
@@ -767,7 +776,7 @@ class ModuleWriter:
         if not locals_ or self.d.point:
             return None
         last = self.d.q[locals_[-1]]
-        if last.family != "Categorical" or self.plan["latents"][last.var]["sequential"]:
+        if last.family != "Categorical" or self.plan["latents"][last.var]["sequential"] or last.var in self.missing:
             return None
         return last.var
 
@@ -794,7 +803,7 @@ class ModuleWriter:
             q = self.d.q[var]
             if not info["feeds"] or q.scope != "local" or not self._chunked(q):
                 continue
-            if q.family == "Categorical" and len(q.index) == 1:
+            if q.family == "Categorical" and len(q.index) == 1 and var not in self.missing:
                 self.update_kernel(q, blocked=True)
             else:
                 self.shares.append(self._share(var, q.index[0]))

@@ -354,6 +354,9 @@ def to_text(d: Derivation) -> str:
         where = f"{q.scope}" + (f", for {_plates(q)}" if q.index else "")
         ev = f"  (event axes {', '.join(str(i) for i in q.event)})" if q.event else ""
         out.append(f"q({_element(q)}) = {q.family}    [{where}]{ev}")
+        if d.model.variables[v].missing:
+            out.append(f"  the missing entries of data `{v}` (the factor of the observed ones; where `{v}` is "
+                       f"observed q is a point mass at the datum: ⟨x⟩ = x, H = 0)")
         out.append(f"  prior {node.prior or 'none (`latent`)'}; statistics {{{', '.join(ETA_NAMES[s] for s in q.natural)}}} on "
                    f"{node.support} support")
         for s, eta in q.natural.items():
@@ -388,8 +391,9 @@ def to_text(d: Derivation) -> str:
         out.append("")
     out.append("lower bound on log Z  L = Σ E_q[log p̃] + Σ H[q] ≤ log Z   (19.7 with p̃: not a bound on log p(v))"
                if energy else "evidence lower bound  L = Σ E_q[log p] + Σ H[q]   (19.7)")
+    missing = {f"H[q({v})]" for v, var in d.model.variables.items() if var.missing and v in d.q}
     for label, e in d.elbo_terms():
-        out.append(f"  {label}:")
+        out.append(f"  {label}{' (the sum over the missing entries only: 0 at a point mass)' if label in missing else ''}:")
         out.append(f"      {show(e)}")
     return _escaped(out)
 

@@ -64,7 +64,7 @@ class FactorGraph:
 
 def _data_plate(model: CheckedModel) -> str | None:
     """The outermost plate shared by every observed factor, if there is one."""
-    outer = {f.plates[0][1] if f.plates else None for f in model.factors if f.observed}
+    outer = {f.plates[0][1] if f.plates else None for f in model.factors if f.observed or f.partial}
     return outer.pop() if len(outer) == 1 else None
 
 

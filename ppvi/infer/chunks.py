@@ -60,6 +60,8 @@ class Layout:
             axes.update({k: tuple(shape) for k, shape in info["state"].items()})
             axes.update({a: tuple(info["state"][t]) for a, t in info["aliases"].items()})
             axes.update({f"e_{k[2:]}": tuple(shape) for k, shape in info["state"].items() if k.startswith("q_")})
+        for var, mask in (plan.get("missing") or {}).items():
+            axes[mask] = tuple(model.variables[var].shape)     # (a chunk's rows of the missing entries' mask)
         for key, (kind, var) in plan["derived"].items():
             shape = tuple(model.variables[var].shape)
             axes[key] = shape if kind == "inv" else shape[:-2]

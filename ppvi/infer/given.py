@@ -105,9 +105,11 @@ class Given:
             raise _fail(source, "this result has no model text in its provenance: the model it was fitted to is "
                                 "unknown", "predict from a result written by this version of ppvi")
         if model is None:
-            if result.fit is not None:
+            from ppvi.language.missing import imputed
+
+            if result.fit is not None and not imputed(result.fit.program.model):
                 model = result.fit.program.model
-            else:
+            else:       # (a fit that imputed missing entries ran the model with them as latents: not the declared)
                 from ppvi.language import loads
 
                 model = loads(p.model_text, p.model_path or "<model>")
@@ -335,7 +337,7 @@ def predict(given: Given, data: object, *, dims: Mapping[str, int], seed: int, m
     from ppvi.codegen.cache import fixed_sizes, load as load_module
     from ppvi.errors import PPVIWarning
     from ppvi.infer.cavi import _one_blas_thread
-    from ppvi.io.data import bind, source_of
+    from ppvi.io.data import bind, observed_arrays, source_of
     from ppvi.io.progress import for_fit
     from ppvi.io.results import from_fit, sweep_steps
 
@@ -345,10 +347,18 @@ def predict(given: Given, data: object, *, dims: Mapping[str, int], seed: int, m
         warnings.warn(PPVIWarning(note), stacklevel=3)
     plan = load_module(m, fixed=fixed_sizes(m, given.result.provenance.dims))[0].PLAN     # (the roles need no sizes)
     roles = Roles.of(m, plan)
-    if not scored and not roles.local:
+    if not scored and not roles.local and not m.missing:
         raise nothing_to_predict(m, where)
     bound = bind(m, source, check_sizes(given, roles, source, dims))
     check_hyperparameters(given, roles, bound.arrays, source.label)
+    if bound.missing:
+        # missing entries in the new data are local latents too (ppvi.language.missing), imputed under the held q
+        from ppvi.language.missing import imputing
+
+        m = imputing(m, bound.missing)
+        roles = Roles.of(m, load_module(m, fixed=fixed_sizes(m, bound.sizes))[0].PLAN)
+    if not scored and not roles.local:
+        raise nothing_to_predict(m, where)
     module, warm = load_module(m, fixed=fixed_sizes(m, bound.sizes))
     shown = for_fit(progress)
     if shown is not None:
@@ -367,7 +377,7 @@ def predict(given: Given, data: object, *, dims: Mapping[str, int], seed: int, m
     from_file = data is None or isinstance(data, (str, os.PathLike))
     provenance = _provenance(given, roles, m, source.label if from_file else None, bound, seed=seed, tol=tol,
                              max_iter=max_iter, sweep=sweep_steps(done))
-    observed = {v.name: bound.arrays[v.name] for v in m.of_kind("data") if v.name in bound.arrays}
+    observed = observed_arrays(given.model, bound)
     r = from_fit(done, provenance, (), observed)
     held = {v: given.result.q[v] for v in (*roles.held, *roles.held_points)}
     r = dataclasses.replace(r, q={k: held.get(k, q) for k, q in r.q.items()}, params=dict(given.result.params),

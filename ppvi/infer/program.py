@@ -55,6 +55,7 @@ class Program:
     given: dict[str, np.ndarray] = field(default_factory=dict)     # params the user gave: the start of EM
     stale: bool = True     # a local variable changed since the statistics were last summed (codegen.statistics)
     structure: Structure | None = None     # what the start reads off the model (ppvi.infer.start.analyse)
+    clamped: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)   # var -> (data, missing)
 
     @property
     def plan(self) -> dict:
@@ -63,6 +64,10 @@ class Program:
     # ---------------------------------------------------------------- setup
     @classmethod
     def build(cls, model: CheckedModel, module: ModuleType, bound: Bound) -> "Program":
+        if not set(bound.missing) <= set(module.PLAN.get("missing") or ()):
+            # (the data's missing entries are latents only in the model ppvi.language.missing.imputing makes)
+            raise ValueError(f"the data miss entries of {sorted(bound.missing)}, the kernels impute "
+                             f"{sorted(module.PLAN.get('missing') or ())}: build from imputing(model, bound.missing)")
         p = cls(model, module, dict(bound.sizes), structure=analyse(model, bound.arrays))
         p._bind_inputs(bound)
         return p
@@ -89,6 +94,11 @@ class Program:
                 self.state[name] = np.atleast_1d(np.linalg.slogdet(m)[1])
         for n, size in self.sizes.items():
             self.state[f"n_{n}"] = size
+        for var, mask in (self.plan.get("missing") or {}).items():
+            # data with missing entries (ppvi.language.missing): their kernels finish q only where mask is set
+            where = bound.missing.get(var, np.zeros(bound.arrays[var].shape, dtype=bool))   # (none missing here)
+            self.clamped[var] = (bound.arrays[var], where)
+            self.state[mask] = np.ascontiguousarray(where.reshape(bound.arrays[var].shape or (1,)))
         block = self.plan.get("block")
         if block:
             # the block's groups: element t belongs to group by[t]; members of d are order[start[d]:start[d+1]]
@@ -144,6 +154,7 @@ class Program:
 
             held = apply(self, start)
             informed = True
+        self.clamp()
         if informed:
             # Start from the given, seeded or held values: first the local latents' q for them (an E-step).
             block = self.plan.get("block")
@@ -154,6 +165,29 @@ class Program:
                 if local and var not in held:
                     self.update(var)
         return informed
+
+    def clamp(self) -> None:
+        """q of the observed entries of data with missing entries: a point mass at the datum (⟨x⟩ = x,
+        ⟨x²⟩ = x², a one-hot row, H = 0).  The kernels never finish those entries again."""
+        for var, (values, missing) in self.clamped.items():
+            info = self.plan["latents"][var]
+            seen = ~missing
+            x = values[seen]
+            fam = info["family"]
+            if fam == "Normal":
+                self.state[f"q_{var}__mean"][seen] = x
+                self.state[f"q_{var}__sd"][seen] = 0.0
+                self.state[f"m_{var}__x2"][seen] = x * x
+            elif fam == "Bernoulli":
+                self.state[f"q_{var}__p"][seen] = x
+            elif fam == "Categorical":
+                p = self.state[f"q_{var}__p"]
+                p[seen] = 0.0
+                p[seen, x.astype(np.int64)] = 1.0
+            else:       # (ppvi.language.check refuses every other support of `: missing`)
+                raise AssertionError(f"no point mass for a {fam} q")
+            self.state[f"h_{var}"][seen] = 0.0
+        self.stale = self.stale or bool(self.clamped)
 
     def _value(self, name: str) -> np.ndarray:
         """A variable's current value in its declared shape (a latent's: the mean of its q), for
@@ -317,8 +351,13 @@ class Program:
         # by (var, parameter) -> array, as ppvi.codegen.emit.Names.qparam names it: never by cutting a
         # name at `__`, which a user's name may hold (`_a`, `x__x`)
         q = {p: self.state[f"q_{var}__{p}"] for p in STANDARD[fam]}
-        for stat, value in _natural(fam, q).items():
-            self.state[f"e_{var}__{stat}"] = np.ascontiguousarray(value, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):    # (a point mass at an observed entry: η is ±∞)
+            natural = _natural(fam, q)
+        for stat, value in natural.items():
+            value = np.ascontiguousarray(value, dtype=float)
+            if var in self.clamped:
+                value[~self.clamped[var][1]] = 0.0      # (never read: the kernels finish only missing entries)
+            self.state[f"e_{var}__{stat}"] = value
 
     def _gradient_step(self, var: str, info: dict) -> None:
         """Generalised EM for a param with no closed-form maximiser: one gradient step with a

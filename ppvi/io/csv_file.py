@@ -4,7 +4,8 @@ Read with the standard library's csv module (its Sniffer picks the delimiter
 among ``, ; tab |``), strictly: every record has the header's number of
 fields, and every cell of a column the model uses is a finite number.  A cell
 that is not is an error at its line and column; a missing value (an empty
-cell, ``NA``, ``nan``…) is an error too until ppvi fits missing data.  An
+cell, ``NA``, ``nan``…) is an error too, except in a column the plan says may
+have missing entries (a variable declared ``: missing``): there it is NaN.  An
 unnamed first column is the row index pandas' ``to_csv`` writes: it is dropped
 with a note.  Only the columns the model uses are converted, a block of rows
 at a time.
@@ -44,6 +45,7 @@ class Plan:
 
     columns: tuple[int, ...]
     whole: bool
+    missing: frozenset[int] = frozenset()     # columns whose missing cells (NA_TOKENS) are read as NaN
 
 
 Choose = Callable[[tuple[str, ...]], Plan]
@@ -170,7 +172,7 @@ class _Reader:
                 if j in text:
                     continue
                 cells = list(map(operator.itemgetter(j + skip), rows))
-                values = _floats(cells)
+                values = _floats(cells, j in plan.missing)
                 if values is None:
                     if first_block and plan.whole and _text(cells, unnamed=names[j] == ""):
                         text.append(j)
@@ -242,7 +244,7 @@ class _Reader:
 
     def _blank_line_error(self, line_no: int, name: str) -> PPVIError:
         return at(self.path, line_no, 1, "", f"an empty cell in column `{shown(name)}`: a missing value",
-                  "remove or impute missing values (support for missing data comes later)")
+                  f"impute it, or declare `{shown(name)}` with `: missing` where it is drawn")
 
     def _cell_error(self, i: int, field: int, cell: str, name: str) -> PPVIError:
         """The error for ``cell``, field ``field`` of record ``i`` of the block."""
@@ -257,7 +259,7 @@ class _Reader:
         name = shown(name)
         if cell.strip() in NA_TOKENS:
             message = f"{'an empty cell' if token == '' else f'`{token}`'} in column `{name}`: a missing value"
-            hint = "remove or impute missing values (support for missing data comes later)"
+            hint = f"impute it, or declare `{shown(name)}` with `: missing` where it is drawn"
         elif _is_float(cell):
             message = f"`{token}` in column `{name}` is not finite"
             hint = "data must be finite (a float is at most 1.8e308)"
@@ -268,13 +270,21 @@ class _Reader:
         return at(self.path, line_no, start - line_start + 1, line, message, hint, width=max(1, end - start))
 
 
-def _floats(cells: list[str]) -> np.ndarray | None:
-    """The cells as finite floats, or None if one is not."""
+def _floats(cells: list[str], missing: bool = False) -> np.ndarray | None:
+    """The cells as finite floats, or None if one is not; with ``missing`` a missing cell is NaN."""
     try:
         values = np.fromiter(map(float, cells), float, len(cells))
     except ValueError:
-        return None
-    return values if np.isfinite(values).all() else None
+        if not missing:
+            return None
+        try:
+            values = np.fromiter((math.nan if c.strip() in NA_TOKENS else float(c) for c in cells), float, len(cells))
+        except ValueError:
+            return None
+    finite = np.isfinite(values)
+    if missing:
+        finite |= np.isnan(values)
+    return values if finite.all() else None
 
 
 def _text(cells: list[str], unnamed: bool) -> bool:

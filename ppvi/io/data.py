@@ -20,7 +20,7 @@ import numbers
 import os
 import sys
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
 import numpy as np
@@ -33,6 +33,8 @@ from ppvi.language.check import MAX_DIM, CheckedModel, Variable
 
 INTEGER_SUPPORTS = ("binary", "count", "index")
 MAX_COUNT = 2**53                 # above it float64, in which the fit computes, skips whole numbers
+# What a missing entry holds in the arrays (a value of the support; the mask says it is not data).
+PLACEHOLDER = {"positive": 1.0, "unit_interval": 0.5}
 PYTHON_DATA = "<data>"            # how diagnostics name data given as Python objects
 FORMATS_HINT = "data files are .npz, .json (name -> array) or .csv (columns)"
 
@@ -97,7 +99,9 @@ def read_file(path: str, model: CheckedModel) -> Source:
             return Source(path, npz.arrays, npz.names)
         if ext == ".json":
             raw = read_json(path)
-            return Source(path, {k: json_array(path, k, raw[k]) for k in names if k in raw}, tuple(raw))
+            missing = {v.name for v in model.variables.values() if v.missing}
+            return Source(path, {k: json_array(path, k, raw[k], k in missing) for k in names if k in raw},
+                          tuple(raw))
         table = read_csv(path, lambda columns: _plan(columns, model))
         return _from_table(path, model, table.names, table.columns, table.notes)
     except PPVIError:
@@ -112,9 +116,11 @@ def _plan(names: tuple[str, ...], model: CheckedModel) -> Plan:
     that is not a column)."""
     data = model.of_kind("data")
     if len(data) == 1 and len(data[0].shape) == 2 and data[0].name not in names:
-        return Plan(tuple(range(len(names))), whole=True)
+        every = tuple(range(len(names)))
+        return Plan(every, whole=True, missing=frozenset(every) if data[0].missing else frozenset())
     first = {name: j for j, name in reversed(list(enumerate(names)))}
-    return Plan(tuple(first[v.name] for v in _wanted(model) if v.name in first), whole=False)
+    return Plan(tuple(first[v.name] for v in _wanted(model) if v.name in first), whole=False,
+                missing=frozenset(first[v.name] for v in data if v.missing and v.name in first))
 
 
 def _from_table(label: str, model: CheckedModel, names: tuple[str, ...], columns: Mapping[int, np.ndarray],
@@ -202,12 +208,12 @@ def _from_frame(frame, model: CheckedModel, pd) -> Source:
             raise fail(PYTHON_DATA, f"column `{names[j]}` is not numeric (dtype {series.dtype})")
         values = series.to_numpy(dtype=float, na_value=np.nan)
         missing = np.flatnonzero(np.isnan(values))
-        if missing.size:
+        if missing.size and j not in plan.missing:
             i = int(missing[0])
             label = frame.index[i]
             label = label.item() if isinstance(label, np.generic) else label
             raise fail(PYTHON_DATA, f"column `{names[j]}` has a missing value at row {i} (index label {label!r})",
-                       "remove or impute missing values (support for missing data comes later)")
+                       f"impute them, or declare `{names[j]}` with `: missing` where it is drawn")
         columns[j] = values
     return _from_table(PYTHON_DATA, model, names, columns, notes)
 
@@ -239,6 +245,7 @@ class Bound:
 
     arrays: dict[str, np.ndarray]
     sizes: dict[str, int]
+    missing: dict[str, np.ndarray] = field(default_factory=dict)   # `: missing` data with a NaN -> where (bool)
 
 
 def bind(model: CheckedModel, source: Source, overrides: Mapping[str, int] | None = None) -> Bound:
@@ -250,6 +257,7 @@ def bind(model: CheckedModel, source: Source, overrides: Mapping[str, int] | Non
         sizes[name] = value
         fixed[name] = "as given"
     arrays: dict[str, np.ndarray] = {}
+    masks: dict[str, np.ndarray] = {}
     for v in _wanted(model):
         if v.name not in raw:
             if v.kind == "param":
@@ -278,6 +286,11 @@ def bind(model: CheckedModel, source: Source, overrides: Mapping[str, int] | Non
             elif sizes[ext] != n:
                 raise fail(path, f"`{v.name}` has {n} entries on axis {axis} but dim {ext} = {sizes[ext]} "
                                   f"({fixed[ext]})", f"make the shapes agree or pass --dim {ext}=…")
+        if v.missing:
+            mask = np.isnan(np.asarray(a, dtype=float))
+            if mask.any():
+                masks[v.name] = mask
+                a = np.where(mask, PLACEHOLDER.get(v.support, 0.0), a)   # (checked like an observed entry)
         arrays[v.name] = _validate(path, v, a)
     # index(K) data gives K when nothing else does.
     for v in model.of_kind("data"):
@@ -299,7 +312,17 @@ def bind(model: CheckedModel, source: Source, overrides: Mapping[str, int] | Non
     resolved = {k: int(s) for k, s in sizes.items()}
     _check_memory(model, resolved, fixed, path, physical_memory())
     check_totals(model, arrays, resolved, path)
-    return Bound(arrays, resolved)
+    return Bound(arrays, resolved, masks)
+
+
+def observed_arrays(model: CheckedModel, bound: Bound) -> dict[str, np.ndarray]:
+    """The data variables' arrays as a result keeps them: a missing entry is NaN (its place holder is no datum)."""
+    out = {}
+    for v in model.of_kind("data"):
+        if v.name in bound.arrays:
+            a = bound.arrays[v.name]
+            out[v.name] = np.where(bound.missing[v.name], np.nan, a) if v.name in bound.missing else a
+    return out
 
 
 def _entries(v: Variable, sizes: Mapping[str, int]) -> int:
@@ -361,7 +384,7 @@ def _validate(path: str, v, a: np.ndarray, first: int = 0) -> np.ndarray:
         at, val = _where(a, bad)
         if np.isnan(val):
             raise fail(path, f"`{name}{list(at)}` is nan, a missing value: data must be finite",
-                       "remove or impute missing values (support for missing data comes later)")
+                       f"impute it, or declare `{name}` with `: missing` where it is drawn")
         raise fail(path, f"`{name}{list(at)}` is {val}: data must be finite", "a float is at most ±1.8e308")
     largest = {"count": MAX_COUNT, "index": MAX_DIM - 1}.get(v.support)
     rule = {"binary": (lambda x: (x != 0) & (x != 1), "must be 0 or 1"),

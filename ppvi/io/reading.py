@@ -10,6 +10,7 @@ only when the model uses it and its declared size fits in memory.
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 import zipfile
@@ -181,8 +182,9 @@ def _unique_keys(path: str):
     return pairs
 
 
-def json_array(path: str, name: str, value: object) -> np.ndarray:
-    """A JSON value as a float array: numbers (true/false as 1/0) in lists of equal lengths."""
+def json_array(path: str, name: str, value: object, missing: bool = False) -> np.ndarray:
+    """A JSON value as a float array: numbers (true/false as 1/0) in lists of equal lengths; with ``missing``
+    (a variable declared ``: missing``) null is NaN."""
     try:
         a = np.asarray(value)
     except ValueError:
@@ -192,9 +194,12 @@ def json_array(path: str, name: str, value: object) -> np.ndarray:
         return a.astype(float)
     obj = np.asarray(value, dtype=object)          # the entries as JSON gave them (a str array hides numbers)
     for index, entry in np.ndenumerate(obj):
+        if entry is None and missing:
+            obj[index] = math.nan
+            continue
         if entry is None:
             raise fail(path, f"`{name}{list(index)}` is null, a missing value",
-                       "remove or impute missing values (support for missing data comes later)")
+                       f"impute it, or declare `{name}` with `: missing` where it is drawn")
         if isinstance(entry, (bool, float, int)):
             continue
         what = "a string" if isinstance(entry, str) else ("a list" if isinstance(entry, list) else "an object")

@@ -24,7 +24,7 @@ import numpy as np
 
 from ppvi.errors import Diagnostic, PPVIError
 from ppvi.files import check_writable, write_atomic
-from ppvi.io.posterior import STANDARD, conform, mean
+from ppvi.io.posterior import STANDARD, conform, mean, value_shape
 from ppvi.result import Provenance, Q, Result
 
 FORMAT = 1          # "ppvi_result": the version of this layout (files without it are the first layout)
@@ -70,7 +70,9 @@ def _q_of(prog, state: Mapping[str, np.ndarray]) -> dict[str, Q]:
         if family == "Categorical":
             k = v.support_dim
             categories = k if isinstance(k, str) else f"{var}_dim_{len(v.shape)}"
-        q[var] = Q(family, {p: _view(a) for p, a in params.items()}, axes_of(var, v.shape), categories)
+        clamped = getattr(prog, "clamped", {}).get(var)
+        q[var] = Q(family, {p: _view(a) for p, a in params.items()}, axes_of(var, v.shape), categories,
+                   None if clamped is None else _view(clamped[1], _size(prog, v)))
     for var in prog.plan.get("point", []):
         v = model.variables[var]
         q[var] = Q("point", {"value": _view(state[f"v_{var}"], _size(prog, v))}, axes_of(var, v.shape))
@@ -126,9 +128,13 @@ def to_document(r: Result) -> dict:
         "ppvi_result": FORMAT, "model": r.model, "objective": r.objective, "elbo": r.elbo,
         "elbo_trace": np.asarray(r.elbo_trace, dtype=float), "iterations": r.iterations, "converged": r.converged,
         "interrupted": r.interrupted, "seconds": r.seconds, "restart": r.restart,
-        "q": {name: {"family": e.family, "mean": e.mean, **e.params} for name, e in r.q.items()},
+        "q": {name: {"family": e.family, "mean": e.mean, **e.params,
+                     **({"missing": e.missing} if e.missing is not None else {})} for name, e in r.q.items()},
         "params": dict(r.params),
     }
+    imputed = {name: imputations(e) for name, e in r.q.items() if e.missing is not None}
+    if imputed:
+        doc["imputations"] = imputed
     if r.objective == "log_joint":
         # A Dirac q has entropy −∞ (19.13 and the remark after it): the objective is the log joint at the
         # point, not a lower bound on log p(v).
@@ -157,6 +163,18 @@ def to_document(r: Result) -> dict:
         if p.algorithm is not None:
             doc["provenance"]["algorithm"] = dict(p.algorithm)
     return doc
+
+
+def imputations(e: Q) -> dict:
+    """q of the missing entries of a data variable, entry by entry: their indices (rows of ``index``), E_q[x],
+    and sd (Normal) or the probabilities (Bernoulli: ``p``; Categorical: ``p``, a row per entry)."""
+    at = np.argwhere(e.missing)
+    out: dict[str, Any] = {"index": at.astype(np.int64), "mean": np.asarray(e.mean)[e.missing]}
+    if e.family == "Normal":
+        out["sd"] = np.asarray(e.params["sd"])[e.missing]
+    else:
+        out["p"] = np.asarray(e.params["p"])[e.missing]
+    return out
 
 
 # ----------------------------------------------------------------- writing
@@ -468,7 +486,13 @@ def _q(name: str, entry: Any, axes: Mapping[str, tuple[str, ...]], categories: M
     cats = categories.get(name) if family == "Categorical" else None
     if family == "Categorical" and cats is None:
         cats = f"{name}_dim_{len(value_axes)}"
-    return Q(family, params, tuple(value_axes), cats)
+    missing = _get(entry, "missing", where, _array, None)
+    if missing is not None:
+        value = value_shape(family, params)
+        if missing.shape != tuple(value) or not np.isin(missing, (0, 1)).all():
+            raise _Malformed(f"{where}/missing", f"0 or 1 for every entry, of shape {list(value)}")
+        missing = missing.astype(bool)
+    return Q(family, params, tuple(value_axes), cats, missing)
 
 
 def _encoder(name: str, entry: Any):
@@ -552,7 +576,7 @@ def observed(r: Result, data: object = None) -> tuple[dict[str, np.ndarray] | No
     if p is None or not p.model_text:
         raise PPVIError(Diagnostic("this result file has no model text (an old result file): its data cannot be "
                                    "read", "data"))
-    from ppvi.io.data import bind, source_of
+    from ppvi.io.data import bind, observed_arrays, source_of
     from ppvi.language import loads
 
     model = loads(p.model_text, p.model_path or "<model>")
@@ -560,4 +584,4 @@ def observed(r: Result, data: object = None) -> tuple[dict[str, np.ndarray] | No
     dims = {k: v for k, v in p.dims.items() if k in model.dims}
     bound = bind(model, source, dims)
     label = source.label if isinstance(data, (str, os.PathLike)) else "the data given"
-    return {v.name: bound.arrays[v.name] for v in model.of_kind("data") if v.name in bound.arrays}, label
+    return observed_arrays(model, bound), label

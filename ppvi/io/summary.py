@@ -18,6 +18,8 @@ out; text, HTML and frames are three renderings of them.
 
 from __future__ import annotations
 
+import dataclasses
+
 import html
 import math
 import shutil
@@ -193,6 +195,18 @@ def _block(e: Entries, q: Q | None) -> Block:
     return Block(e.name, _header(e), tuple(rows))
 
 
+def _imputed(name: str, q: Q, p: float) -> Block:
+    """The missing entries of a data variable (``data x : missing``): q of each; the observed ones are data."""
+    count = int(q.missing.sum())
+    e = _entries(name, q.family, q.axes, dict(q.params), None, {}, p, count <= ROWS)
+    with np.errstate(invalid="ignore", divide="ignore"):     # (a point mass's interval, never shown)
+        e = dataclasses.replace(e, empty=~q.missing)
+    block = _block(e, q)
+    rows = tuple(r for r in block.rows if r.text != "empty components")
+    header = f"{_header(e)}  imputed: {count:,} missing of {q.missing.size:,} entries"
+    return Block(block.name, header, rows)
+
+
 def _numbers(mean, sd, lo, hi, i) -> tuple[float | None, ...]:
     def at(a):
         return None if a is None else float(a[i])
@@ -291,6 +305,9 @@ class Summary(str):
         blocks = []
         for name, q in result.q.items():
             if q.family == "Categorical":
+                continue
+            if q.missing is not None:
+                blocks.append(_imputed(name, q, p))
                 continue
             e = _entries(name, q.family, q.axes, dict(q.params), None, empties, p, False)
             if len(_shown(e)) <= ROWS:        # (quantiles only for what is listed: a large local q has many)

@@ -116,6 +116,7 @@ class VarDecl:
     shape: tuple[Extent, ...]
     support: Support | None
     span: Span
+    missing: Span | None = None   # `: missing` / `: count missing`: the word's span (data only)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,16 @@ Extent = str | int          # a dim name or a literal size
 MAX_DIM = 2**31 - 1
 ENERGY = "factor"           # the dist of a `factor EXPR` statement: EXPR is added to log p̃
 FLAT = "Flat"               # the dist standing for "no prior" of a `latent` declaration: log density 0
-ENERGY_SUPPORTS = ("binary", "real")   # a prior-less latent's q: Bernoulli, or Normal for a quadratic energy
+ENERGY_SUPPORTS = ("binary", "real")
+# The supports whose missing entries get a q (Normal, Bernoulli, Categorical: docs/language.md, "Missing data"),
+# and why each other one does not.
+MISSING_SUPPORTS = ("real", "binary", "index")
+MISSING_SUPPORTS_NOT = {
+    "count": "a count has no conjugate q here (19.56 gives a Poisson q, which ppvi has no family for)",
+    "real_vector": "a vector's missing coordinates need the conditional of its observed ones, not fitted yet",
+    "positive": "a positive variable's q (Gamma) is not fitted for missing entries yet",
+    "unit_interval": "a probability's q (Beta) is not fitted for missing entries yet",
+    "simplex": "a simplex is read whole", "pd_matrix": "a matrix is read whole"}   # a prior-less latent's q: Bernoulli, or Normal for a quadratic energy
 
 
 # ----------------------------------------------------------------- the result
@@ -56,6 +65,7 @@ class Variable:
     span: Span
     support_dim: Extent | None = None
     value: ast.Expr | None = None          # constants only
+    missing: bool = False                  # data declared `: missing`: NaN / empty entries are latents
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,7 @@ class Factor:
     span: Span
     fixed: tuple[tuple[int, int], ...] = ()      # (axis, element) of a first element's literal subscript
     slices: tuple[tuple[str, int], ...] = ()     # (loop variable, start) of each sliced plate
+    partial: bool = False      # a draw of data with missing entries (ppvi.language.missing): observed where given
 
     def arg(self, name: str) -> ast.Expr | None:
         return dict(self.args).get(name)
@@ -101,6 +112,8 @@ class CheckedModel:
     module: ast.Module = field(repr=False)
     amortised: dict[str, "Amortised"] = field(default_factory=dict)    # local latent -> its encoder (issue 19)
     chains: dict[str, Chain] = field(default_factory=dict)   # variables drawn along a sliced plate
+    # data declared `: missing` -> (the missing entries' support, its index range, the `missing` word's span)
+    missing: dict[str, tuple[str, Extent | None, Span]] = field(default_factory=dict)
 
     def of_kind(self, kind: str) -> list[Variable]:
         return [v for v in self.variables.values() if v.kind == kind]
@@ -213,6 +226,8 @@ class _Checker:
         self.chain_factors: dict[str, list[int]] = {}
         self.chain_plates: dict[str, tuple[Extent, ...]] = {}
         self.lags: dict[str, int] = {}
+        self.missing: dict[str, Span] = {}   # data declared `: missing` -> the word's span
+        self.drawn_missing: dict[str, tuple] = {}   # ... -> (its distribution, support, index range, target span)
 
     # ---------------------------------------------------------------- pass 1
     def declare(self, name: ast.Name, what: str) -> bool:
@@ -347,7 +362,18 @@ class _Checker:
             elif support == "unit_columns" and len(shape) != 2:
                 self.rep.error(f"`unit_columns` needs a matrix; `{s.name.id}` is {show_shape(shape)}",
                                s.support.span, f"declare it as `{s.name.id}[D, K]`")
-        self.vars[s.name.id] = Variable(s.name.id, s.kind, shape, support, s.name.span, sdim)
+        missing = s.missing is not None
+        if missing and s.kind != "data":
+            self.rep.error(f"only data may be `missing`; `{s.name.id}` is a {s.kind}", s.missing,
+                           f"declare `data {s.name.id}` to read it with missing entries, or drop `missing`")
+            missing = False
+        if missing and support in ("simplex", "unit_columns"):
+            self.rep.error(f"a `{support}` row is read whole: its entries cannot be missing", s.missing,
+                           "impute the rows first, or drop `missing`")
+            missing = False
+        if missing:
+            self.missing[s.name.id] = s.missing
+        self.vars[s.name.id] = Variable(s.name.id, s.kind, shape, support, s.name.span, sdim, missing=missing)
         if known is None:
             self.poisoned.add(s.name.id)      # (its shape is unknown: its uses would report nonsense)
         if s.kind == "latent":
@@ -1357,10 +1383,12 @@ class _Checker:
             self.rep.error(f"`{v.name}` is declared `{annotated}` but {sig.name} values are {sig.support}",
                            d.target.span, f"drop the annotation or declare `data {v.name} : {sig.support}`")
             return
+        if v.missing:
+            self.drawn_missing[v.name] = (sig.name, sig.support, rng if sig.support == "index" else None, d.target.span)
         # The distribution tells the support when the declaration does not.
         if annotated == "real" and sig.support not in ("real", "real_vector", "pd_matrix"):
             self.vars[v.name] = Variable(v.name, v.kind, v.shape, sig.support, v.span,
-                                         rng if sig.support == "index" else None)
+                                         rng if sig.support == "index" else None, missing=v.missing)
         elif annotated == "index" and rng is not None and v.support_dim != rng and \
                 not self.same_size(v.support_dim, rng):
             self.rep.error(f"`{v.name}` is declared index({v.support_dim}) but its Categorical has {rng} "
@@ -1388,6 +1416,23 @@ class _Checker:
                 self.rep.error("`approximate` belongs at the top level", s.span, None)
             elif isinstance(s, ast.Amortise) and scope:
                 self.rep.error("`amortise` belongs at the top level", s.span, "move it below the model's loops")
+
+    def check_missing(self) -> None:
+        """A missing entry is a latent with the factor of the entries observed: a variable never drawn (a
+        covariate, a hyperparameter) has no factor to give it."""
+        drawn = {f.target for f in self.factors if not f.energy}
+        for name, span in self.missing.items():
+            if name not in drawn and name not in self.poisoned:
+                self.rep.error(f"`{name}` may have missing entries but is never drawn: nothing in the model "
+                               "says what they could be", span,
+                               f"give `{name}` a distribution (`{name}[n] ~ …`), or impute it before the fit "
+                               "and drop `missing`")
+            elif name in self.drawn_missing:
+                dist, support, _, _ = self.drawn_missing[name]
+                if support not in MISSING_SUPPORTS:
+                    self.rep.error(f"the missing entries of `{name}` would be {dist} latents: {MISSING_SUPPORTS_NOT[support]}",
+                                   span, "missing entries are fitted where the variable is drawn element by element "
+                                         "from a Normal, Bernoulli or Categorical; impute the others before the fit")
 
     def check_approx(self, stmts) -> None:
         for s in stmts:
@@ -1509,6 +1554,7 @@ class _Checker:
         self.check_draws()
         self.check_energies()
         self.check_approx(stmts)
+        self.check_missing()
         if not any(f for f in self.factors) and not self.rep.diagnostics:
             self.rep.error("the model draws nothing: no `~` statement", Span(1, 1),
                            "write at least one `x ~ Distribution(…)` or `factor …`")
@@ -1519,8 +1565,10 @@ class _Checker:
             body = next((i for i in ids if not self.factors[i].fixed), None)
             firsts = sorted((i for i in ids if self.factors[i].fixed), key=lambda i: self.factors[i].fixed)
             chains[name] = Chain(name, axis, loop.dim.id, loop.start, self.lags.get(name, 0), body, tuple(firsts))
+        missing = {name: self.drawn_missing[name][1:3] + (span,) for name, span in self.missing.items()}
         model = CheckedModel(self.m.name or _stem(self.m.path), self.m.path, self.m.text, dict(self.dims),
-                             dict(self.vars), tuple(self.factors), dict(self.approx), self.m, chains=chains)
+                             dict(self.vars), tuple(self.factors), dict(self.approx), self.m, chains=chains,
+                             missing=missing)
         amortised = self.check_amortise(model)
         self.rep.raise_if_any()
         return replace(model, amortised=amortised) if amortised else model

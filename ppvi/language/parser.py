@@ -405,13 +405,13 @@ class _ToAst(Transformer):
     def var_decl(self, meta, children):
         kind, name, rest = str(children[0]), self._name(children[1]), children[2:]
         shape: tuple = ()
-        support = None
+        support, missing = None, None
         for r in rest:
-            if isinstance(r, ast.Support):
-                support = r
+            if isinstance(r, tuple) and len(r) == 2 and isinstance(r[0], (ast.Support, type(None))):
+                support, missing = r
             else:
                 shape = r
-        return ast.VarDecl(kind, name, shape, support, _span_of_meta(meta))
+        return ast.VarDecl(kind, name, shape, support, _span_of_meta(meta), missing)
 
     def shape(self, children):
         out = []
@@ -424,8 +424,26 @@ class _ToAst(Transformer):
 
     @v_args(meta=True)
     def support(self, meta, children):
+        """``real``, ``index(K)``, either followed by ``missing``; ``missing`` alone is the default support.
+        Returns (the support or None, the span of ``missing`` or None)."""
+        flag = children.pop() if isinstance(children[-1], ast.Name) else None
+        first = self._name(children[0])
+        if flag is None and len(children) == 1 and first.id == "missing":
+            return None, first.span
         arg = self._name(children[1]) if len(children) > 1 else None
-        return ast.Support(self._name(children[0]), arg, _span_of_meta(meta))
+        span = _span_of_meta(meta)
+        if flag is not None:                  # (the support's span stops before `missing`)
+            end = (arg or first).span
+            span = Span(first.span.line, first.span.col, end.end_line, end.end_col + (1 if arg else 0))
+        support = ast.Support(first, arg, span)
+        return support, None if flag is None else flag.span
+
+    def support_flag(self, children):
+        word = self._name(children[0])
+        if word.id != "missing":
+            raise self.rep.fail(f"`{word.id}` after a support", word.span,
+                                "only `missing` may follow a support, e.g. `data y[N] : count missing`")
+        return word
 
     @v_args(meta=True)
     def draw(self, meta, children):

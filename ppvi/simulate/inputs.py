@@ -153,5 +153,11 @@ def from_result(result: Result, data: object, where: str, *, observed: bool) -> 
                                        f"but not at hand: {why}", where,
                                        hint="pass them: --data PATH, or data= in Python"))
     given = {n: arrays[n] for n in needed}
+    holes = [n for n in needed if n in model.missing and np.isnan(np.asarray(given[n], dtype=float)).any()]
+    if holes:
+        raise _reporter(model).fail(
+            f"`{holes[0]}` has missing entries: the evidence of data with holes (log p of the observed entries "
+            "alone) is not computed yet", model.missing[holes[0]][2],
+            "the fit's ELBO bounds it (`elbo` in the result); for `evidence`, pass complete data (--data PATH)")
     given.update({k: np.asarray(v) for k, v in result.params.items()})
     return Setting(model, sizes, _fixed(model, sizes, given))

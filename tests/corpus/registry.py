@@ -84,6 +84,9 @@ CORPUS: list[Case] = [
     _example("logistic_regression", "csv", "regression",
              "logistic link by Pólya-Gamma augmentation: the Jaakkola-Jordan fixed point and quadrature "
              "(tests/infer/test_logistic.py)"),
+    _example("iris_missing", "csv", "mixture",
+             "missing data: 60 empty cells imputed, q = the responsibility-weighted N(Σ_k r_nk …) "
+             "(tests/infer/test_missing.py)"),
     # ---- corpus models (tests/corpus/models); the first three belong in models/ once they derive and fit
     # (tests/codegen/test_statistics.py runs every model there)
     _case("bayes_pca", "npz", "factor",

@@ -42,11 +42,13 @@ def fit_text(text: str, data: dict, dims: dict | None = None, *, python: bool = 
     from ppvi.infer.program import Program
     from ppvi.io.results import from_fit
     from ppvi.language import loads
+    from ppvi.language.missing import imputing
 
     from harness_state import bind, python_module
 
     model = loads(text, path)
     bound = bind(model, data, dims)
+    model = imputing(model, bound.missing)      # (data with missing entries: those entries are latents)
     module, _ = load(model, fixed=fixed_sizes(model, bound.sizes))
     program = Program.build(model, python_module(module) if python else module, bound)
     try:

@@ -257,12 +257,14 @@ def build(case: Case, seed: int = 0, damping: float = 0.6, python: bool = False)
     from ppvi.derive import derive
     from ppvi.infer.program import Program
     from ppvi.language import loads
+    from ppvi.language.missing import imputing
 
     rng = np.random.default_rng(seed)
     model = loads(case.text, f"{case.name}.ppvi")
-    d = derive(model)
     data, dims = data_for(case, model, rng)
     bound = bind(model, data, dims)
+    model = imputing(model, bound.missing)      # (data with missing entries: those entries are latents)
+    d = derive(model)
     fixed = fixed_sizes(model, bound.sizes)
     source = generate(d, fixed)
     module, _ = load(model, source_of=lambda m: source, fixed=fixed)

@@ -79,7 +79,7 @@ def test_one_empty_cell_is_an_error_at_its_line_and_column(tmp_path):
         f"{path}:7:{col}: error: an empty cell in column `waiting`: a missing value",
         f"    {line}",
         "    " + " " * (col - 1) + "^",
-        "hint: remove or impute missing values (support for missing data comes later)"]
+        "hint: impute it, or declare `waiting` with `: missing` where it is drawn"]
 
 
 @pytest.mark.parametrize("token", ["NA", "nan", "NULL", "#N/A", "n/a"])
