@@ -25,7 +25,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ppvi.errors import Diagnostic, PPVIError, did_you_mean
+from ppvi.errors import Diagnostic, PPVIError, Reporter, did_you_mean
 from ppvi.io.csv_file import Plan, read_csv
 from ppvi.io.totals import check_totals
 from ppvi.io.reading import fail, json_array, physical_memory, read_json, read_npz, shown, size_text
@@ -456,6 +456,11 @@ def bind_streamed(model: CheckedModel, source, overrides: Mapping[str, int] | No
 
     unit = build(model).data_plate
     path = source.label
+    for name, (_support, _extent, span) in model.missing.items():
+        # (the in-memory fit makes the missing entries latents, ppvi.language.missing; chunks hold no mask yet)
+        raise Reporter(model.path, model.text).fail(
+            f"data `{name}` is declared `missing`, and missing entries of data read in chunks ({shown(path)}) are not "
+            f"fitted yet", span, "load the data whole (.npz, .json or .csv without --chunk-size) to impute them")
     if unit is None:
         raise fail(path, f"model `{model.name}` has no data plate: there are no rows to read in chunks",
                    "load the data whole (.npz, .json, .csv)")

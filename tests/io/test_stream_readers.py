@@ -91,6 +91,20 @@ def test_nan_in_chunk_37_names_its_row(gmm, tmp_path):
     assert text.startswith(f"{tmp_path / 'x.npy'}: error: `x[187, 1]` is nan, a missing value"), text
 
 
+def test_a_variable_declared_missing_is_refused_in_chunks_at_its_declaration(tmp_path):
+    """Missing entries are latents of the in-memory fit (ppvi.language.missing); read in chunks they are not
+    fitted yet: the refusal names the `missing` word, not a NaN the declaration allows."""
+    model = tmp_path / "m.ppvi"
+    model.write_text("dim N\ndata x[N] : missing\nmu ~ Normal(0, 1)\nfor n in N:\n    x[n] ~ Normal(mu, 1)\n")
+    x = np.arange(20.0)
+    x[3] = np.nan
+    np.save(tmp_path / "x.npy", x)
+    with pytest.raises(PPVIError) as e:
+        ppvi.load(str(model)).fit(str(tmp_path), chunk_size=5, progress=False)
+    text = str(e.value)
+    assert text.startswith(f"{model}:2:13: error: ") and "in chunks" in text and "is nan" not in text, text
+
+
 def test_a_null_in_a_parquet_row_group_names_its_row(gmm, tmp_path):
     frame = pd.DataFrame({"a": np.arange(300.0), "b": np.ones(300)})
     frame.loc[250, "b"] = None
