@@ -34,7 +34,8 @@ class Model:
             max_iter: int = 1000, tol: float = 1e-8, restarts: int = 1,
             on_iteration: Callable[[int, float, float], None] | None = None,
             damping: float | None = None, progress: object = None, init: object = None,
-            algorithm: object = None, **dim_sizes: int) -> Result:
+            algorithm: object = None, engine: str | None = None, client: object = None,
+            **dim_sizes: int) -> Result:
         """Fit by coordinate ascent.
 
         ``data``: None (the file beside the model), a path (str or os.PathLike; .npz, .json or .csv), a dict
@@ -48,6 +49,10 @@ class Model:
         (memoized VI: the data in C chunks, each chunk's statistics kept; ``tol`` and ``max_iter`` count
         sweeps over the chunks), or ``SVI(batch=B, kappa=κ, tau=τ, passes=P)`` (stochastic VI: ``max_iter``
         and ``tol`` do not apply; the trace holds each step's minibatch bound per unit); see docs/scale.md.
+        ``engine="dask"`` with ``client=`` a ``distributed.Client``, a scheduler's address or ``"local:N"`` (a
+        LocalCluster of N worker processes, closed after the fit): the data's units in partitions on the
+        workers, the local steps there, the globals on this process; the same result as in-process up to the
+        order of the sums (docs/scale.md, "Dask").
 
         ``progress``: None (default) shows a bar in a Jupyter notebook and nothing elsewhere; True a bar
         (tqdm) anywhere; False nothing; or a display of one's own (:class:`ppvi.io.progress.Progress`).
@@ -69,6 +74,7 @@ class Model:
         _check_options(seed=seed, max_iter=max_iter, tol=tol, restarts=restarts, damping=damping,
                        on_iteration=on_iteration, progress=progress)
         algo = _algorithm(algorithm, damping)
+        _check_engine(engine, client, damping)
         sizes = check_dims(m, _dims(m, dims, dim_sizes), "fit", "{name}={value!r}")
         source = source_of(data, m)
         notes = list(source.notes)
@@ -85,7 +91,15 @@ class Model:
         shown = for_fit(progress)
         if shown is not None:
             shown.start(m.name, max_iter, restarts)
+        runner = None if algo is None else algo.runner()
+        dask = owned = None
         try:
+            if engine == "dask":
+                from ppvi.infer.dask_engine import Dask, connect
+
+                owned = connect(client, m.path) if isinstance(client, str) else None
+                dask = Dask(owned or client)
+                runner = dask.runner(algo)
             module, warm = load_module(m, fixed=fixed_sizes(m, bound.sizes))
             if shown is not None and not warm:
                 shown.compiling()       # (Numba compiles the kernels at their first call, in the first sweep)
@@ -93,11 +107,15 @@ class Model:
             if shown is not None and algo is not None and hasattr(algo, "steps"):
                 shown.start(m.name, algo.steps(program), restarts)     # (SVI's bar counts its steps)
             done = fit(program, seed=seed, max_iter=max_iter, tol=tol, restarts=restarts, damping=damping,
-                       on_iteration=_each(on_iteration, shown), start=start,
-                       runner=None if algo is None else algo.runner())
+                       on_iteration=_each(on_iteration, shown), start=start, runner=runner)
+            settings = None if dask is None else dask.settings()
         finally:
             if shown is not None:
                 shown.close()
+            if owned is not None:
+                from ppvi.infer.dask_engine import close
+
+                close(owned)
         stochastic = algo is not None and algo.settings()["name"] == "svi"     # (no convergence test)
         if not done.converged and not done.interrupted and tol > 0 and done.iterations >= max_iter and not stochastic:
             notes.append(_not_converged(m, done.trace, max_iter, tol))
@@ -108,7 +126,7 @@ class Model:
         from_file = data is None or isinstance(data, (str, os.PathLike))
         provenance = _provenance(m, source.label if from_file else None, bound, seed=seed, tol=tol,
                                  max_iter=max_iter, damping=damping, restarts=restarts, sweep=sweep_steps(done),
-                                 algorithm=None if algo is None else algo.settings())
+                                 algorithm=None if algo is None else algo.settings(), engine=settings)
         observed = {v.name: bound.arrays[v.name] for v in m.of_kind("data") if v.name in bound.arrays}
         result = from_fit(done, provenance, tuple(n.format() for n in notes), observed)
         if m.amortised:
@@ -257,7 +275,7 @@ def _prediction(given: object, *, refine: object, seed: object, max_iter: object
 
 
 _OPTIONS = ("data", "dims", "seed", "max_iter", "tol", "restarts", "on_iteration", "damping", "progress", "init",
-            "algorithm")
+            "algorithm", "engine", "client")
 
 
 def __getattr__(name: str):
@@ -307,6 +325,30 @@ def _algorithm(algorithm: object, damping: object):
     return algorithm
 
 
+def _check_engine(engine: object, client: object, damping: object) -> None:
+    """``engine`` is None, ``"local"`` or ``"dask"``; a Dask engine needs a client (a ``distributed.Client``, a
+    scheduler's address or ``"local:N"``) and runs the sequential schedule."""
+    hint = 'client=distributed.Client(...), a scheduler\'s address "tcp://HOST:PORT", or "local:4" (4 workers here)'
+    if engine is None or engine == "local":
+        if client is not None:
+            raise _argument(f"client={client!r} without engine=\"dask\"", "add engine=\"dask\" (or drop client=)")
+        return
+    if engine != "dask":
+        raise _argument(f"engine={engine!r}: engine is None (in this process), \"local\" or \"dask\"")
+    if client is None:
+        raise _argument("engine=\"dask\" needs client=", hint)
+    if not isinstance(client, str):
+        from ppvi.infer.dask_engine import distributed
+
+        if not isinstance(client, distributed("fit").Client):
+            raise _argument(f"client={type(client).__name__}: client is a distributed.Client or an address", hint)
+    elif not client:
+        raise _argument("client=\"\": client is a distributed.Client or an address", hint)
+    if damping is not None:
+        raise _argument(f"damping={damping!r} with engine=\"dask\": the Dask engine runs the sequential schedule",
+                        "leave damping=None, or fit in this process")
+
+
 def _each(*callbacks):
     """One on_iteration callback that calls each given one."""
     given = [c for c in callbacks if c is not None]
@@ -339,7 +381,8 @@ def _not_converged(model: CheckedModel, trace: list[float], max_iter: int, tol: 
 
 
 def _provenance(model: CheckedModel, data_path: str | None, bound, *, seed: int, tol: float, max_iter: int,
-                damping: float | None, restarts: int, sweep: tuple[str, ...], algorithm: Mapping | None = None):
+                damping: float | None, restarts: int, sweep: tuple[str, ...], algorithm: Mapping | None = None,
+                engine: Mapping | None = None):
     """Where the result comes from: versions, the model and data (paths and SHA-256), the fit's options."""
     import datetime
     import hashlib
@@ -365,7 +408,8 @@ def _provenance(model: CheckedModel, data_path: str | None, bound, *, seed: int,
         schedule=algorithm["name"] if algorithm else "sequential" if damping is None else "parallel",
         sweep=sweep, created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         versions=versions, algorithm=None if algorithm is None else
-        {k: v for k, v in algorithm.items() if v is not None})       # (a result file keeps no None)
+        {k: v for k, v in algorithm.items() if v is not None},       # (a result file keeps no None)
+        engine=None if engine is None else dict(engine))
 
 
 def _dims(model: CheckedModel, dims: object, keywords: Mapping[str, object]) -> dict[str, object]:

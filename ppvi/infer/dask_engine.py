@@ -86,26 +86,21 @@ def _points(part: Part) -> set[str]:
     return {f"v_{v}" for v in part.kernels.module().PLAN.get("point", ())}
 
 
-def _measured(part: Part, p: Program, bound_of: Program | None = None) -> Part:
+def _measured(part: Part, p: Program) -> Part:
     """The partition after a round: its state, its factor terms and local entropies under that state."""
     p.refresh_statistics()
-    layout = part.layout
-    bound = 0.0
-    if bound_of is not None:
-        bound_of.refresh_statistics()
-        terms = bound_of.expected_terms()
-        bound = float(np.sum(terms[list(layout.unit_factors)])) + sum(bound_of.entropy(v) for v in layout.local_latents)
     return replace(part, state=p.state, terms=np.asarray(p.expected_terms(), dtype=float),
-                   entropies={v: p.entropy(v) for v in layout.local_latents}, bound=bound)
+                   entropies={v: p.entropy(v) for v in part.layout.local_latents})
 
 
 def advance(part: Part, shared: dict, steps: tuple[str, ...], stale: bool) -> Part:
-    """A round on a partition: the globals ``shared``, then the local ``steps`` (none: the statistics only,
-    summed again, as after a param that feeds them moved)."""
+    """A round on a partition: the globals ``shared``, then the local ``steps``; its statistics are summed
+    again if ``stale`` (a param that feeds them moved) or a step left them so, never otherwise (the sums of a
+    fused local step and of the statistics kernel may differ in the last bit)."""
     from ppvi.infer.cavi import _one_blas_thread
 
     with _one_blas_thread():
-        p = _program(part, shared, stale or not steps)
+        p = _program(part, shared, stale)
         for var in steps:
             p.update(var)
         return _measured(part, p)
@@ -124,11 +119,11 @@ def minibatch(part: Part, shared: dict, units: np.ndarray, local: bool, local_to
         else:
             chunk.program.refresh_statistics()
             chunk.scatter()
-        done = _measured(part, p, bound_of=chunk.program)
-        # (the round's statistics are the minibatch's: the chunk's, not the whole partition's)
-        state = dict(done.state)
+        bound = chunk.bound()
+        # (the round's statistics are the minibatch's, the chunk's: the driver scales them by N/|B|)
+        state = dict(p.state)
         state.update({k: chunk.program.state[k] for k in part.layout.global_stats})
-        return replace(done, state=state)
+        return replace(part, state=state, terms=None, entropies={}, bound=bound)
 
 
 def outcome(part: Part) -> tuple[dict, np.ndarray | None, dict, float]:
@@ -163,24 +158,41 @@ def distributed(where: str):
 
 def connect(address: str, where: str, timeout: float = 10.0):
     """A Client of ``address``: ``local:N`` starts a LocalCluster of N single-threaded worker processes
-    (no dashboard) owned by the client; else a scheduler's address (``tcp://host:port``).  Returns the
-    client and whether the caller should close it (and its cluster)."""
+    (no dashboard), closed with the client by :func:`close`; else a scheduler's address (``tcp://host:port``)."""
     dist = distributed(where)
     if address.startswith("local:"):
         n = address[len("local:"):]
         if not (n.isdigit() and int(n) >= 1):
-            raise PPVIError(Diagnostic(f"--dask {address}: local:N needs a whole number of workers N ≥ 1", where,
-                                       hint="e.g. --dask local:4, or --dask tcp://HOST:PORT for a running scheduler"))
+            raise PPVIError(Diagnostic(f"`{address}`: local:N takes a whole number of workers N ≥ 1", where,
+                                       hint="e.g. local:4, or a running scheduler's address tcp://HOST:PORT"))
         cluster = dist.LocalCluster(n_workers=int(n), threads_per_worker=1, processes=True,
                                     dashboard_address=None)
         return dist.Client(cluster, set_as_default=False)
+
+    def unreachable(detail: str) -> PPVIError:
+        return PPVIError(Diagnostic(f"cannot reach the Dask scheduler at {address}: {detail}", where,
+                                    hint="start one (`dask scheduler`, then `dask worker ADDRESS`), check the "
+                                         "address, or use local:N for N workers on this machine"))
     try:
+        _probe(address, timeout)
         return dist.Client(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError, ValueError, TypeError) as e:
-        detail = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
-        raise PPVIError(Diagnostic(f"cannot reach the Dask scheduler at {address}: {detail}", where,
-                                   hint="start one (`dask scheduler`, then `dask worker ADDRESS`), check the "
-                                        "address, or use --dask local:N for workers on this machine")) from None
+        raise unreachable(next((line.strip() for line in str(e).splitlines() if line.strip()),
+                               type(e).__name__)) from None
+
+
+def _probe(address: str, timeout: float) -> None:
+    """A TCP address that refuses connections fails here at once (a Client would retry until its timeout)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if "://" not in address:
+        address = "tcp://" + address
+    url = urlsplit(address)
+    if url.scheme == "tcp":
+        if url.hostname is None or url.port is None:
+            raise ValueError("expected tcp://HOST:PORT")
+        socket.create_connection((url.hostname, url.port), timeout=timeout).close()
 
 
 def close(client) -> None:
@@ -357,33 +369,45 @@ def _phases(schedule: list[str], layout: Layout) -> list[tuple[bool, tuple[str, 
     return out
 
 
-def _global_steps(parts: Partitions, steps: tuple[str, ...]) -> None:
-    """Global steps on the driver, each as Program.update takes it; statistics that a param made stale are
-    summed again on the partitions first, when a step reads them (as Program._call does)."""
+def _fresh(parts: Partitions, var: str) -> None:
+    """Before the driver's update of ``var``: statistics a param made stale are summed again on the
+    partitions, if the update reads them (as Program._call does in-process)."""
     p = parts.program
-    plan = p.plan
+    info = p.plan["latents"].get(var) or p.plan["points"][var]
+    if p.stale and any(a.startswith("t_") for a in info["args"]):
+        parts.advance((), True)
+        parts.add_statistics()
+
+
+def _global_steps(parts: Partitions, steps: tuple[str, ...]) -> None:
+    """Global steps on the driver, each as Program.update takes it."""
     for var in steps:
-        info = plan["latents"].get(var) or plan["points"][var]
-        if p.stale and any(a.startswith("t_") for a in info["args"]):
-            parts.advance((), True)
-            parts.add_statistics()
-        p.update(var)
+        _fresh(parts, var)
+        parts.program.update(var)
 
 
-def _setup(engine: Dask, program: Program, rng: np.random.Generator, start, count: int | None):
-    """The start (on the driver, as in-process), then the partitions made from it; the ELBO of an earlier
-    result's start (None without one), the layout, the partitions and the driver's program over no units."""
-    program.initialise(rng, start)
+@dataclass(frozen=True)
+class _Setup:
+    informed: bool                 # the start was informed (the local q are its E-step's)
+    first: float | None            # the ELBO of an earlier result's start
+    layout: Layout
+    parts: Partitions
+    driver: Program                # the global state over no units: the global factors' terms
+
+
+def _setup(engine: Dask, program: Program, rng: np.random.Generator, start, count: int | None) -> _Setup:
+    """The start (on the driver, as in-process), then the partitions made from it."""
+    informed = program.initialise(rng, start)
     layout = Layout.of(program)
     check(program, layout)
     first = program.elbo() if start is not None else None
     parts = Partitions(engine, program, layout, count or engine.partitions or len(engine.workers()))
     parts.add_statistics()
-    driver = Chunk(program, layout, np.arange(0)).program      # the global state over no units: the global terms
-    return first, layout, parts, driver
+    return _Setup(informed, first, layout, parts, Chunk(program, layout, np.arange(0)).program)
 
 
-def _finish(parts: Partitions, program: Program, fit: Fit) -> Fit:
+def _finish(parts: Partitions, fit: Fit) -> Fit:
+    """The partitions' local q gathered into the fit's program; their futures released."""
     try:
         parts.gather()
     finally:
@@ -394,32 +418,118 @@ def _finish(parts: Partitions, program: Program, fit: Fit) -> Fit:
 def run_batch(engine: Dask, program: Program, rng: np.random.Generator, max_iter: int, tol: float,
               on_iteration: Callable[[int, float, float], None] | None = None, start: Start | None = None) -> Fit:
     """Batch CAVI (:func:`ppvi.infer.cavi.run_once`'s sweeps) with the local steps on the partitions."""
-    last, layout, parts, driver = _setup(engine, program, rng, start, None)
-    phases = _phases(program.schedule(), layout)
+    s = _setup(engine, program, rng, start, None)
+    phases = _phases(program.schedule(), s.layout)
+
+    def sweep() -> None:
+        for local, steps in phases:
+            if local:
+                s.parts.advance(steps, program.stale)
+                s.parts.add_statistics()
+            else:
+                _global_steps(s.parts, steps)
+        if not phases[-1][0]:
+            s.parts.advance((), program.stale)       # (the terms under the last global step)
+    return _sweeps(s, program, sweep, max_iter, tol, on_iteration, program.schedule(), "")
+
+
+def run_memoized(engine: Dask, program: Program, rng: np.random.Generator, chunks: int, max_iter: int, tol: float,
+                 on_iteration: Callable[[int, float, float], None] | None = None,
+                 start: Start | None = None) -> Fit:
+    """Memoized VI (:func:`ppvi.infer.memoized.run`) with its chunks as the partitions: a step on chunk c is
+    the global step on the driver from every partition's kept statistics, then chunk c's local step on its
+    worker.  The steps are sequential (the globals move between them): the partitions spread the data's
+    memory, not the work; each sweep ends with a round of every partition for the ELBO's terms."""
+    s = _setup(engine, program, rng, start, chunks)
+
+    def sweep() -> None:
+        for i in range(len(s.parts.futures)):
+            _global_steps(s.parts, s.layout.global_steps)
+            if program.stale:
+                s.parts.advance((), True)
+                s.parts.add_statistics()
+            s.parts.advance(s.layout.local_steps, False, which=[i])
+            s.parts.add_statistics()
+        s.parts.advance((), False)
+    return _sweeps(s, program, sweep, max_iter, tol, on_iteration, [*s.layout.global_steps, *s.layout.local_steps],
+                   " of memoized VI")
+
+
+def _sweeps(s: _Setup, program: Program, sweep: Callable[[], None], max_iter: int, tol: float,
+            on_iteration, order: list[str], what: str) -> Fit:
+    """Sweeps until the ELBO changes by at most ``tol`` (relative) or ``max_iter``; a decrease is an internal
+    fault, as in-process; Ctrl-C keeps the newest complete round's q."""
     trace: list[float] = []
     converged = interrupted = False
     began = time.perf_counter()
+    last = s.first
     try:
         for it in range(1, max_iter + 1):
-            for local, steps in phases:
-                if local:
-                    parts.advance(steps, program.stale)
-                    parts.add_statistics()
-                else:
-                    _global_steps(parts, steps)
-            if not phases[-1][0]:
-                parts.advance((), program.stale)       # (the terms under the last global step)
-            value = parts.elbo(driver)
+            sweep()
+            value = s.parts.elbo(s.driver)
             if not math.isfinite(value):
                 _refuse_overflowing_data(program, value)
-                raise FloatingPointError(f"the ELBO became {value} at iteration {it} on the Dask engine")
+                raise FloatingPointError(f"the ELBO became {value} at sweep {it}{what} on the Dask engine")
             if last is not None and _worse(value, last):
-                raise ElboDecrease(f"the ELBO decreased from {last!r} to {value!r} at iteration {it} on the Dask engine")
+                raise ElboDecrease(f"the ELBO decreased from {last!r} to {value!r} at sweep {it}{what} on the Dask "
+                                   "engine")
             converged, last = record(trace, it, value, last, tol, on_iteration), value
             if converged:
                 break
     except KeyboardInterrupt:
         interrupted = True
-    first = last if start is not None else math.nan
-    return _finish(parts, program, Fit(program, trace[-1] if trace else first, trace, len(trace), converged,
-                                       interrupted, time.perf_counter() - began, order=program.schedule()))
+    first = last if s.first is not None else math.nan
+    fit = Fit(program, trace[-1] if trace else first, trace, len(trace), converged, interrupted,
+              time.perf_counter() - began, order=order)
+    return _finish(s.parts, fit)
+
+
+def run_svi(engine: Dask, program: Program, rng: np.random.Generator, settings, on_iteration=None,
+            start: Start | None = None) -> Fit:
+    """Stochastic VI (:func:`ppvi.infer.svi.run`): each minibatch drawn here, sent to the partitions holding
+    its units as lists of their indices; the minibatch's statistics summed in partition order, times N/|B|,
+    then the step ρ_t of every global on the driver.  With ``local_tol`` each partition repeats the local
+    step until its own share of the minibatch settles."""
+    from ppvi.infer.svi import Stepper
+
+    s = _setup(engine, program, rng, start, None)
+    stepper = Stepper(program, s.layout, settings)
+    total = s.layout.units(program)
+    bounds = [(int(u[0]), int(u[-1]) + 1) for u in s.parts.units]
+    trace: list[float] = []
+    interrupted = False
+    began = time.perf_counter()
+
+    def finish() -> None:
+        s.parts.advance(s.layout.local_steps, True)
+        s.parts.add_statistics()
+    try:
+        for _ in range(settings.passes):
+            order = rng.permutation(total) if settings.shuffle else np.arange(total)
+            for b in range(0, total, settings.batch):
+                units = np.sort(order[b:b + settings.batch])
+                local = not (s.informed and stepper.t == 0 and settings.local_tol is None)
+                which, args = [], []
+                for i, (lo, hi) in enumerate(bounds):
+                    mine = units[(units >= lo) & (units < hi)]
+                    if len(mine):
+                        which.append(i)
+                        args.append((mine - lo, local, settings.local_tol))
+                got = s.parts.round(which, minibatch, *args)
+                bound = got[0][3]
+                for o in got[1:]:
+                    bound += o[3]
+                bound /= max(1, len(units))
+                stepper.t += 1
+                s.parts.add_statistics(total / max(1, len(units)), which)
+                stepper.move(settings.rate(stepper.t), before=lambda var: _fresh(s.parts, var))
+                trace.append(bound)
+                if on_iteration is not None:
+                    on_iteration(len(trace), bound, bound - trace[-2] if len(trace) > 1 else math.inf)
+        finish()
+    except KeyboardInterrupt:
+        interrupted = True
+        finish()
+    value = s.parts.elbo(s.driver)
+    return _finish(s.parts, Fit(program, value, trace, len(trace), False, interrupted, time.perf_counter() - began,
+                                order=[*s.layout.global_steps, *s.layout.local_steps]))

@@ -129,7 +129,15 @@ class Stepper:
         for key in self.layout.global_stats:
             np.multiply(chunk.program.state[key], scale, out=p.state[key])
         p.stale = False
+        self.move(rho)
+
+    def move(self, rho: float, before: Callable[[str], None] | None = None) -> None:
+        """A step ρ of every global from the program's statistics; ``before(var)``, if given, ahead of each
+        update (the Dask engine sums statistics a param made stale there: ppvi.infer.dask_engine)."""
+        p = self.program
         for var in self.layout.global_steps:
+            if before is not None:
+                before(var)
             if var in p.plan["latents"]:
                 p.update(var, damping=rho)
             else:
