@@ -92,14 +92,14 @@ class Model:
         if shown is not None:
             shown.start(m.name, max_iter, restarts)
         runner = None if algo is None else algo.runner()
-        dask = owned = None
+        owned = settings = None
         try:
             if engine == "dask":
                 from ppvi.infer.dask_engine import Dask, connect
 
                 owned = connect(client, m.path) if isinstance(client, str) else None
                 dask = Dask(owned or client)
-                runner = dask.runner(algo)
+                runner, settings = dask.runner(algo), dask.settings()
             module, warm = load_module(m, fixed=fixed_sizes(m, bound.sizes))
             if shown is not None and not warm:
                 shown.compiling()       # (Numba compiles the kernels at their first call, in the first sweep)
@@ -108,7 +108,6 @@ class Model:
                 shown.start(m.name, algo.steps(program), restarts)     # (SVI's bar counts its steps)
             done = fit(program, seed=seed, max_iter=max_iter, tol=tol, restarts=restarts, damping=damping,
                        on_iteration=_each(on_iteration, shown), start=start, runner=runner)
-            settings = None if dask is None else dask.settings()
         finally:
             if shown is not None:
                 shown.close()

@@ -22,6 +22,7 @@ the driver, sent to the partitions as lists of unit indices) run on the same par
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import warnings
@@ -166,7 +167,7 @@ def connect(address: str, where: str, timeout: float = 10.0):
             raise PPVIError(Diagnostic(f"`{address}`: local:N takes a whole number of workers N ≥ 1", where,
                                        hint="e.g. local:4, or a running scheduler's address tcp://HOST:PORT"))
         cluster = dist.LocalCluster(n_workers=int(n), threads_per_worker=1, processes=True,
-                                    dashboard_address=None)
+                                    dashboard_address=None, silence_logs=logging.ERROR)
         return dist.Client(cluster, set_as_default=False)
 
     def unreachable(detail: str) -> PPVIError:
