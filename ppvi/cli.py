@@ -238,6 +238,11 @@ def _cmd_run(args) -> int:
         raise PPVIError(Diagnostic(f"--dask with {clash[0]}", "ppvi run",
                                    hint="the Dask engine runs the sequential schedule: drop --damping" if clash[0] ==
                                    "--damping" else "a prediction runs in this process: drop --dask"))
+    if args.dask is not None:
+        import logging
+
+        # (an interrupted gather leaves Dask's waiting tasks unretrieved: asyncio would print each at exit)
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     model = Model.load(args.model)       # (a mistake in the model is reported before Numba is imported)
     dims = _dims(args.dim, model.checked)
     from ppvi.codegen.cache import blas_alone

@@ -199,9 +199,12 @@ def _probe(address: str, timeout: float) -> None:
 def close(client) -> None:
     """Close a client that :func:`connect` opened, and the LocalCluster it started."""
     cluster = getattr(client, "cluster", None)
-    client.close()
-    if cluster is not None:
-        cluster.close()
+    try:
+        client.close(timeout=10)
+        if cluster is not None:
+            cluster.close(timeout=10)
+    except (TimeoutError, OSError):
+        pass         # (a cluster that would not stop in time: its worker processes die with this one)
 
 
 @dataclass(frozen=True)
