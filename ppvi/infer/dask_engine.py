@@ -166,8 +166,11 @@ def connect(address: str, where: str, timeout: float = 10.0):
         if not (n.isdigit() and int(n) >= 1):
             raise PPVIError(Diagnostic(f"`{address}`: local:N takes a whole number of workers N ≥ 1", where,
                                        hint="e.g. local:4, or a running scheduler's address tcp://HOST:PORT"))
-        cluster = dist.LocalCluster(n_workers=int(n), threads_per_worker=1, processes=True,
-                                    dashboard_address=None, silence_logs=logging.ERROR)
+        with warnings.catch_warnings():
+            # (its HTTP server, without the dashboard, takes a free port when another cluster has the default)
+            warnings.filterwarnings("ignore", message=".*already have a cluster running.*")
+            cluster = dist.LocalCluster(n_workers=int(n), threads_per_worker=1, processes=True,
+                                        dashboard_address=None, silence_logs=logging.ERROR)
         return dist.Client(cluster, set_as_default=False)
 
     def unreachable(detail: str) -> PPVIError:
@@ -252,6 +255,10 @@ class Partitions:
         self.shared_keys = _shared_keys(program, layout)
         self.index: list[dict] = []
         workers = engine.workers()
+        if not workers:
+            address = engine.client.scheduler.address
+            raise PPVIError(Diagnostic(f"the Dask scheduler at {address} has no workers", program.model.path,
+                                       hint=f"start some (`dask worker {address}`), or use local:N"))
         futures = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")      # (dask's note on large task graphs: the data must be in the task)
