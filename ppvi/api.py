@@ -15,7 +15,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from ppvi.errors import Diagnostic, PPVIError, PPVIWarning, did_you_mean
+from ppvi.errors import Diagnostic, PPVIError, PPVIWarning, Reporter, did_you_mean
 from ppvi.language import CheckedModel
 from ppvi.language import load_cached as load_model
 from ppvi.result import Result, load_result  # noqa: F401  (re-exported: ppvi.api.Result)
@@ -35,6 +35,7 @@ class Model:
             on_iteration: Callable[[int, float, float], None] | None = None,
             damping: float | None = None, progress: object = None, init: object = None,
             algorithm: object = None, chunk_size: int | None = None, local_dir: str | None = None,
+            engine: str | None = None, client: object = None,
             **dim_sizes: int) -> Result:
         """Fit by coordinate ascent.
 
@@ -49,6 +50,10 @@ class Model:
         (memoized VI: the data in C chunks, each chunk's statistics kept; ``tol`` and ``max_iter`` count
         sweeps over the chunks), or ``SVI(batch=B, kappa=κ, tau=τ, passes=P)`` (stochastic VI: ``max_iter``
         and ``tol`` do not apply; the trace holds each step's minibatch bound per unit); see docs/scale.md.
+        ``engine="dask"`` with ``client=`` a ``distributed.Client``, a scheduler's address or ``"local:N"`` (a
+        LocalCluster of N worker processes, closed after the fit): the data's units in partitions on the
+        workers, the local steps there, the globals on this process; the same result as in-process up to the
+        order of the sums (docs/scale.md, "Dask").
 
         ``chunk_size``: read the data chunk by chunk, this many units (points of the data plate) at a time, never
         whole: a directory of .npy files, an uncompressed .npz, a .parquet file, a .zarr store and Dask arrays or
@@ -77,6 +82,7 @@ class Model:
         _check_options(seed=seed, max_iter=max_iter, tol=tol, restarts=restarts, damping=damping,
                        on_iteration=on_iteration, progress=progress)
         algo = _algorithm(algorithm, damping)
+        _check_engine(engine, client, damping)
         sizes = check_dims(m, _dims(m, dims, dim_sizes), "fit", "{name}={value!r}")
         if chunk_size is not None and not (_whole(chunk_size) and chunk_size >= 1):
             raise _argument(f"chunk_size={chunk_size!r}: chunk_size is None or a whole number ≥ 1 of units")
@@ -85,6 +91,11 @@ class Model:
         from ppvi.io.data import chunked_source
 
         chunked = chunked_source(data, m, whole_npz=chunk_size is None)
+        if chunked is not None and engine is not None:
+            chunked.close()
+            raise _argument(f"engine={engine!r} with data read in chunks: the Dask engine reads the data whole yet",
+                            "pass Dask arrays without engine=… (read a partition at a time in this process), or load "
+                            "the data whole")
         if chunked is not None:
             from ppvi.infer.streamed import Chunking
 
@@ -113,22 +124,36 @@ class Model:
         shown = for_fit(progress)
         if shown is not None:
             shown.start(m.name, max_iter, restarts)
+        runner = None if algo is None else algo.runner()
+        owned = settings = None
         try:
+            if engine == "dask":
+                from ppvi.infer.dask_engine import Dask, connect
+
+                owned = connect(client, m.path) if isinstance(client, str) else None
+                dask = Dask(owned or client)
+                runner, settings = dask.runner(algo), dask.settings()
             # data with missing entries: those entries are latents (ppvi.language.missing); none: the model as declared
             fitted = imputing(m, bound.missing)
+            if engine == "dask" and fitted is not m:
+                _refuse_missing_on_dask(m)
             module, warm = load_module(fitted, fixed=fixed_sizes(m, bound.sizes))
             if shown is not None and not warm:
                 shown.compiling()       # (Numba compiles the kernels at their first call, in the first sweep)
             program = Program.build(fitted, module, bound)
             if shown is not None and algo is not None and hasattr(algo, "steps"):
                 shown.start(m.name, algo.steps(program), restarts)     # (SVI's bar counts its steps)
-            during = _during(program, m, seed) if algo is None else None      # (encoders trained along with it)
+            # (encoders trained along with it, from the local q this process holds: not the Dask engine's)
+            during = _during(program, m, seed) if algo is None and engine is None else None
             done = fit(program, seed=seed, max_iter=max_iter, tol=tol, restarts=restarts, damping=damping,
-                       on_iteration=_each(on_iteration, shown, during), start=start,
-                       runner=None if algo is None else algo.runner())
+                       on_iteration=_each(on_iteration, shown, during), start=start, runner=runner)
         finally:
             if shown is not None:
                 shown.close()
+            if owned is not None:
+                from ppvi.infer.dask_engine import close
+
+                close(owned)
         stochastic = algo is not None and algo.settings()["name"] == "svi"     # (no convergence test)
         if not done.converged and not done.interrupted and tol > 0 and done.iterations >= max_iter and not stochastic:
             notes.append(_not_converged(m, done.trace, max_iter, tol))
@@ -139,7 +164,7 @@ class Model:
         from_file = data is None or isinstance(data, (str, os.PathLike))
         provenance = _provenance(m, source.label if from_file else None, bound, seed=seed, tol=tol,
                                  max_iter=max_iter, damping=damping, restarts=restarts, sweep=sweep_steps(done),
-                                 algorithm=None if algo is None else algo.settings())
+                                 algorithm=None if algo is None else algo.settings(), engine=settings)
         result = from_fit(done, provenance, tuple(n.format() for n in notes), observed_arrays(m, bound))
         if m.amortised:
             # (training sweeps the state, then puts the fit's q back in the arrays the result's q are views of)
@@ -386,7 +411,7 @@ def _prediction(given: object, *, refine: object, seed: object, max_iter: object
 
 
 _OPTIONS = ("data", "dims", "seed", "max_iter", "tol", "restarts", "on_iteration", "damping", "progress", "init",
-            "algorithm", "chunk_size", "local_dir")
+            "algorithm", "chunk_size", "local_dir", "engine", "client")
 
 
 def __getattr__(name: str):
@@ -436,6 +461,30 @@ def _algorithm(algorithm: object, damping: object):
     return algorithm
 
 
+def _check_engine(engine: object, client: object, damping: object) -> None:
+    """``engine`` is None, ``"local"`` or ``"dask"``; a Dask engine needs a client (a ``distributed.Client``, a
+    scheduler's address or ``"local:N"``) and runs the sequential schedule."""
+    hint = 'client=distributed.Client(...), a scheduler\'s address "tcp://HOST:PORT", or "local:4" (4 workers here)'
+    if engine is None or engine == "local":
+        if client is not None:
+            raise _argument(f"client={client!r} without engine=\"dask\"", "add engine=\"dask\" (or drop client=)")
+        return
+    if engine != "dask":
+        raise _argument(f"engine={engine!r}: engine is None (in this process), \"local\" or \"dask\"")
+    if client is None:
+        raise _argument("engine=\"dask\" needs client=", hint)
+    if not isinstance(client, str):
+        from ppvi.infer.dask_engine import distributed
+
+        if not isinstance(client, distributed("fit").Client):
+            raise _argument(f"client={type(client).__name__}: client is a distributed.Client or an address", hint)
+    elif not client:
+        raise _argument("client=\"\": client is a distributed.Client or an address", hint)
+    if damping is not None:
+        raise _argument(f"damping={damping!r} with engine=\"dask\": the Dask engine runs the sequential schedule",
+                        "leave damping=None, or fit in this process")
+
+
 def _each(*callbacks):
     """One on_iteration callback that calls each given one."""
     given = [c for c in callbacks if c is not None]
@@ -446,6 +495,14 @@ def _each(*callbacks):
         for c in given:
             c(iteration, elbo, change)
     return call
+
+
+def _refuse_missing_on_dask(m: CheckedModel) -> None:
+    """Missing entries are latents of an in-process fit; the Dask engine's partitions hold no mask yet."""
+    name, (_support, _extent, span) = next(iter(m.missing.items()))
+    raise Reporter(m.path, m.text).fail(
+        f"data `{name}` has missing entries, and the Dask engine does not fit them yet", span,
+        "fit in process (without engine=\"dask\" / --dask) to impute them")
 
 
 def _during(program, model: CheckedModel, seed: int):
@@ -479,7 +536,8 @@ def _not_converged(model: CheckedModel, trace: list[float], max_iter: int, tol: 
 
 
 def _provenance(model: CheckedModel, data_path: str | None, bound, *, seed: int, tol: float, max_iter: int,
-                damping: float | None, restarts: int, sweep: tuple[str, ...], algorithm: Mapping | None = None):
+                damping: float | None, restarts: int, sweep: tuple[str, ...], algorithm: Mapping | None = None,
+                engine: Mapping | None = None):
     """Where the result comes from: versions, the model and data (paths and SHA-256), the fit's options."""
     import datetime
     import hashlib
@@ -505,7 +563,8 @@ def _provenance(model: CheckedModel, data_path: str | None, bound, *, seed: int,
         schedule=algorithm["name"] if algorithm else "sequential" if damping is None else "parallel",
         sweep=sweep, created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         versions=versions, algorithm=None if algorithm is None else
-        {k: v for k, v in algorithm.items() if v is not None})       # (a result file keeps no None)
+        {k: v for k, v in algorithm.items() if v is not None},       # (a result file keeps no None)
+        engine=None if engine is None else dict(engine))
 
 
 def _dims(model: CheckedModel, dims: object, keywords: Mapping[str, object]) -> dict[str, object]:

@@ -79,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="read the data this many units at a time, never whole (a directory of .npy, an uncompressed "
                         ".npz, .parquet, .zarr; those but .npz are always read so); the local q go to OUT.local/ "
                         "(docs/scale.md)")
+    r.add_argument("--dask", metavar="ADDRESS|local:N", default=None,
+                   help="run the local steps on a Dask cluster: a scheduler's address (tcp://HOST:PORT), or local:N "
+                        "for N worker processes on this machine (docs/scale.md)")
     r.add_argument("--quiet", action="store_true", help="no progress line and no summary")
     r.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     e = sub.add_parser("export", help="write a result's draws and q as ArviZ InferenceData (netCDF)")
@@ -237,6 +240,16 @@ def _cmd_run(args) -> int:
     if args.given:
         _check_given(args)
     algorithm = _algorithm(args)
+    clash = [f for f, on in (("--damping", args.damping is not None), ("--given", args.given)) if on]
+    if args.dask is not None and clash:
+        raise PPVIError(Diagnostic(f"--dask with {clash[0]}", "ppvi run",
+                                   hint="the Dask engine runs the sequential schedule: drop --damping" if clash[0] ==
+                                   "--damping" else "a prediction runs in this process: drop --dask"))
+    if args.dask is not None:
+        import logging
+
+        # (an interrupted gather leaves Dask's waiting tasks unretrieved: asyncio would print each at exit)
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     model = Model.load(args.model)       # (a mistake in the model is reported before Numba is imported)
     dims = _dims(args.dim, model.checked)
     from ppvi.codegen.cache import fast_load
@@ -260,7 +273,9 @@ def _cmd_run(args) -> int:
             else:
                 result = model.fit(args.data, dims=dims, seed=args.seed, max_iter=args.max_iter, tol=args.tol,
                                    restarts=args.restarts, damping=args.damping, progress=progress,
-                                   init=args.init, algorithm=algorithm, **_streaming(args, model))
+                                   init=args.init, algorithm=algorithm,
+                                   engine=None if args.dask is None else "dask", client=args.dask,
+                                   **_streaming(args, model))
         with interrupts.deferred():
             if args.out:
                 _saved(result).save(args.out)

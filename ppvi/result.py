@@ -119,6 +119,7 @@ class Provenance:
     versions: Mapping[str, str] = field(default_factory=dict)     # python, numpy, numba
     given: Mapping[str, str | None] | None = None    # a prediction: the result whose globals it held (path, hashes)
     algorithm: Mapping[str, str | float | int | bool] | None = None   # memoized or stochastic VI: name, settings
+    engine: Mapping[str, str | float | int | bool] | None = None      # the Dask engine: name, workers, scheduler
 
     def __eq__(self, other: object) -> bool:
         return _fields_equal(self, other)

@@ -104,7 +104,7 @@ class Chunk:
         self.size = len(units)
         sizes = dict(whole.sizes)
         sizes[layout.unit] = len(units)
-        index = {layout.unit: _index(units)}
+        self.index = index = {layout.unit: _index(units)}      # where the chunk's units (members) are in whole
         state: dict = {}
         if layout.by is not None:
             by = whole.state[f"v_{layout.by}"]

@@ -79,24 +79,23 @@ class SVI:
         return run_svi
 
 
-def check(program: Program, layout: Layout) -> None:
-    """A model SVI can fit: its global steps read the data only through the statistics, and no param is
-    learnt by gradient steps on the whole ELBO."""
+def check(program: Program, layout: Layout, what: str = "stochastic VI",
+          hint: str = "fit this model by batch or memoized VI (--memoized)") -> None:
+    """A model SVI (or ``what``) can fit: its global steps read the data only through the statistics, and no
+    param is learnt by gradient steps on the whole ELBO."""
     plan = program.plan
     for var in layout.global_steps:
         info = plan["latents"].get(var) or plan["points"][var]
         if info.get("method") == "gradient":
             raise PPVIError(Diagnostic(
-                f"stochastic VI cannot learn param `{var}`: it has no closed-form M-step (ppvi takes gradient "
-                "steps on the whole ELBO for it)", program.model.path,
-                hint="fit this model by batch or memoized VI (--memoized)"))
+                f"{what} cannot learn param `{var}`: it has no closed-form M-step (ppvi takes gradient "
+                "steps on the whole ELBO for it)", program.model.path, hint=hint))
         kernel = info.get("damped", info) if var in plan["latents"] else info
         direct = [a for a in kernel["args"] if layout.cut_axis(a) is not None and not a.startswith("t_")]
         if direct:
             raise PPVIError(Diagnostic(
-                f"stochastic VI needs the update of `{var}` to read the data through sums over the units, but it "
-                f"reads {', '.join(sorted(direct))} element by element", program.model.path,
-                hint="fit this model by batch or memoized VI (--memoized)"))
+                f"{what} needs the update of `{var}` to read the data through sums over the units, but it "
+                f"reads {', '.join(sorted(direct))} element by element", program.model.path, hint=hint))
 
 
 @dataclass
@@ -130,7 +129,15 @@ class Stepper:
         for key in self.layout.global_stats:
             np.multiply(chunk.program.state[key], scale, out=p.state[key])
         p.stale = False
+        self.move(rho)
+
+    def move(self, rho: float, before: Callable[[str], None] | None = None) -> None:
+        """A step ρ of every global from the program's statistics; ``before(var)``, if given, ahead of each
+        update (the Dask engine sums statistics a param made stale there: ppvi.infer.dask_engine)."""
+        p = self.program
         for var in self.layout.global_steps:
+            if before is not None:
+                before(var)
             if var in p.plan["latents"]:
                 p.update(var, damping=rho)
             else:

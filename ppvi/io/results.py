@@ -162,6 +162,8 @@ def to_document(r: Result) -> dict:
             doc["provenance"]["given"] = dict(p.given)
         if p.algorithm is not None:
             doc["provenance"]["algorithm"] = dict(p.algorithm)
+        if p.engine is not None:
+            doc["provenance"]["engine"] = dict(p.engine)
     return doc
 
 
@@ -548,7 +550,8 @@ def _provenance(x: Any, key: str) -> Provenance:
         damping=opt("damping", _float), restarts=_get(x, "restarts", key, _int, 1),
         schedule=_get(x, "schedule", key, _str, ""), sweep=_get(x, "sweep", key, _strings, ()),
         created=_get(x, "created", key, _str, ""), versions=_get(x, "versions", key, _mapping(_str), {}),
-        given=opt("given", _mapping(_optional_str)), algorithm=opt("algorithm", _mapping(_setting)))
+        given=opt("given", _mapping(_optional_str)), algorithm=opt("algorithm", _mapping(_setting)),
+        engine=opt("engine", _mapping(_setting)))
 
 
 def _optional_str(x: Any, key: str) -> str | None:

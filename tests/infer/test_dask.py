@@ -1,0 +1,206 @@
+"""The Dask engine (ppvi.infer.dask_engine) against the in-process engine, on a LocalCluster of 2 workers.
+
+The in-process fits (batch CAVI, memoized and stochastic VI) are checked against the mathematics elsewhere
+(tests/infer/test_exact.py, test_memoized.py, test_svi.py); here the same fit with the units split into
+partitions on Dask workers must give the same ELBO trace and the same q, to 1e-12 relative: only the order
+of the sums over the units differs.  The number of partitions is what could change a result (each worker
+runs whatever partitions it holds with the same kernels), so 1, 2 and 4 partitions are run on the one
+module-wide cluster.  CI compiles one model, LDA (its group block is the harder case); tests marked ``long``
+add the Gaussian mixture and clusters of 1 and 4 workers."""
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+import ppvi  # noqa: E402
+from ppvi.api import SVI, Memoized  # noqa: E402
+from ppvi.cli import main  # noqa: E402
+from ppvi.codegen.cache import fixed_sizes, load as load_module  # noqa: E402
+from ppvi.errors import PPVIError  # noqa: E402
+from ppvi.infer.cavi import fit  # noqa: E402
+from ppvi.infer.dask_engine import Dask, close, connect  # noqa: E402
+from ppvi.infer.program import Program  # noqa: E402
+from ppvi.io.data import bind, check_dims, source_of  # noqa: E402
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+RTOL = 1e-12
+
+
+def warm(name: str, data) -> None:
+    """Every kernel the partitions call, compiled here once (the workers load them from the cache)."""
+    p = program(name, data)
+    p.initialise(np.random.default_rng(0))
+    p.expected_terms()
+    p.refresh_statistics()
+
+
+@pytest.fixture(scope="module")
+def client(data):
+    warm("lda", data["lda"])
+    c = connect("local:2", "test")
+    yield c
+    close(c)
+
+
+@pytest.fixture(scope="module")
+def data():
+    with np.load(MODELS / "lda.npz") as f:
+        keep = f["doc"] < 24
+        corpus = {"doc": f["doc"][keep], "word": f["word"][keep]}
+    return {"gmm": {"x": np.loadtxt(MODELS / "gmm.csv", delimiter=",", skiprows=1)[:150]}, "lda": corpus}
+
+
+def program(name: str, data) -> Program:
+    m = ppvi.load(str(MODELS / f"{name}.ppvi")).checked
+    bound = bind(m, source_of(data, m), check_dims(m, {}, "fit", "{name}={value!r}"))
+    return Program.build(m, load_module(m, fixed=fixed_sizes(m, bound.sizes))[0], bound)
+
+
+def q_of(p: Program) -> dict:
+    return {k: v.copy() for k, v in p.state.items() if k.startswith(("q_", "v_"))}
+
+
+def assert_same(a, pa: Program, b, pb: Program, rtol: float = RTOL) -> None:
+    """The same ELBO trace and every q (and param) to rtol, relative to each array's largest entry."""
+    np.testing.assert_allclose(b.trace, a.trace, rtol=rtol, atol=0)
+    assert b.iterations == a.iterations and b.converged == a.converged
+    for k, v in q_of(pa).items():
+        np.testing.assert_allclose(pb.state[k], v, rtol=0, atol=rtol * max(1.0, float(np.max(np.abs(v)))), err_msg=k)
+
+
+MODELS_RUN = ["lda", pytest.param("gmm", marks=pytest.mark.long)]
+
+
+@pytest.mark.parametrize("name", [*MODELS_RUN, pytest.param("em_gmm", marks=pytest.mark.long)])
+def test_batch_cavi_is_the_in_process_fit_for_any_partitions(client, data, name):
+    """(em_gmm: params learnt by M-steps on the driver, from the partitions' statistics.)"""
+    local = program(name, data.get(name))
+    a = fit(local, seed=3, max_iter=5, tol=0)
+    for partitions in (1, 2, 4):
+        p = program(name, data.get(name))
+        b = fit(p, seed=3, max_iter=5, tol=0, runner=Dask(client, partitions).runner())
+        assert_same(a, local, b, p)
+        assert len(b.trace) == 5 and np.all(np.diff(b.trace) > -1e-9 * np.abs(b.trace[1:]))
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("workers", [1, 4])
+def test_clusters_of_1_and_4_workers(data, workers):
+    local = program("lda", data["lda"])
+    a = fit(local, seed=3, max_iter=5, tol=0)
+    c = connect(f"local:{workers}", "test")
+    try:
+        p = program("lda", data["lda"])
+        b = fit(p, seed=3, max_iter=5, tol=0, runner=Dask(c).runner())
+    finally:
+        close(c)
+    assert_same(a, local, b, p)
+
+
+@pytest.mark.parametrize("name", MODELS_RUN)
+def test_memoized_is_the_in_process_memoized_fit(client, data, name):
+    """The partitions are memoized VI's chunks: their statistics are the in-process chunks', summed in the
+    same order, so q is the same bit for bit; the ELBO is summed over the partitions (to rounding)."""
+    local = program(name, data[name])
+    a = fit(local, seed=1, max_iter=4, tol=0, runner=Memoized(chunks=3).runner())
+    p = program(name, data[name])
+    b = fit(p, seed=1, max_iter=4, tol=0, runner=Dask(client).runner(Memoized(chunks=3)))
+    assert_same(a, local, b, p)
+    for k, v in q_of(local).items():
+        assert np.array_equal(p.state[k], v), (name, k)
+
+
+@pytest.mark.parametrize("name", MODELS_RUN)
+def test_svi_is_the_in_process_svi_fit(client, data, name):
+    settings = SVI(batch=7, kappa=0.7, tau=1.0, passes=2)
+    local = program(name, data[name])
+    a = fit(local, seed=2, runner=settings.runner())
+    p = program(name, data[name])
+    b = fit(p, seed=2, runner=Dask(client).runner(settings))
+    assert_same(a, local, b, p)
+    assert b.elbo == pytest.approx(a.elbo, rel=RTOL)
+
+
+def test_api_and_cli_record_the_engine(client, data, tmp_path):
+    model = ppvi.load(str(MODELS / "lda.ppvi"))
+    r = model.fit(data["lda"], seed=3, max_iter=4, tol=0, engine="dask", client=client)
+    local = model.fit(data["lda"], seed=3, max_iter=4, tol=0)
+    np.testing.assert_allclose(r.elbo_trace, local.elbo_trace, rtol=RTOL)
+    assert r.provenance.engine == {"name": "dask", "workers": 2, "scheduler": client.scheduler.address}
+    r.save(tmp_path / "r.json")
+    assert ppvi.load_result(str(tmp_path / "r.json")).provenance.engine == r.provenance.engine
+    np.savez(tmp_path / "c.npz", **data["lda"])
+    code = main(["run", str(MODELS / "lda.ppvi"), "--data", str(tmp_path / "c.npz"), "--max-iter", "3", "--tol", "0",
+                 "--seed", "3", "--quiet", "--dask", client.scheduler.address, "--out", str(tmp_path / "c.json")])
+    assert code == 0
+    doc = json.loads((tmp_path / "c.json").read_text())
+    assert doc["provenance"]["engine"]["name"] == "dask" and doc["provenance"]["engine"]["workers"] == 2
+    np.testing.assert_allclose(doc["elbo_trace"], local.elbo_trace[:3], rtol=RTOL)
+
+
+def test_mistakes(client, capsys):
+    model = ppvi.load(str(MODELS / "gmm.ppvi"))
+    for kwargs, text in (({"engine": "dask"}, 'engine="dask" needs client='),
+                         ({"client": client}, 'without engine="dask"'),
+                         ({"engine": "spark", "client": client}, "engine='spark'"),
+                         ({"engine": "dask", "client": 3}, "client=int"),
+                         ({"engine": "dask", "client": client, "damping": 0.5}, "sequential schedule")):
+        with pytest.raises(PPVIError, match=text):
+            model.fit(**kwargs)
+    gmm = str(MODELS / "gmm.ppvi")
+    for flags, text in ((["--dask", "tcp://127.0.0.1:9"], f"{gmm}: error: cannot reach the Dask scheduler at "
+                                                           "tcp://127.0.0.1:9"),
+                        (["--dask", "local:x"], "local:N takes a whole number of workers"),
+                        (["--dask", "local:2", "--damping", "0.5"], "ppvi run: error: --dask with --damping")):
+        assert main(["run", gmm, "--quiet", *flags]) == 2
+        err = capsys.readouterr().err
+        assert text in err and "Traceback" not in err and "internal error" not in err
+
+
+def test_without_dask_the_error_says_how_to_install(monkeypatch):
+    from ppvi.infer.dask_engine import distributed as find
+
+    monkeypatch.setitem(sys.modules, "distributed", None)       # (import distributed raises ImportError)
+    with pytest.raises(PPVIError) as e:
+        find("models/gmm.ppvi")
+    assert e.value.format().startswith("models/gmm.ppvi: error: Dask is not installed")
+    assert 'pip install "ppvi[dask]"' in e.value.format()
+
+
+def test_a_worker_killed_mid_fit_changes_nothing(client, data):
+    """Its partitions are computed again from their lineage on the other worker (the nanny starts a new one)."""
+    name = "lda"
+    undisturbed = program(name, data[name])
+    a = fit(undisturbed, seed=5, max_iter=6, tol=0, runner=Dask(client).runner())
+    pids = client.run(os.getpid)
+
+    def kill(it, elbo, change):
+        if it == 3:
+            os.kill(pids[sorted(pids)[0]], signal.SIGKILL)
+    p = program(name, data[name])
+    b = fit(p, seed=5, max_iter=6, tol=0, runner=Dask(client).runner(), on_iteration=kill)
+    assert b.trace == a.trace
+    for k, v in q_of(undisturbed).items():
+        assert np.array_equal(p.state[k], v), k
+
+
+def test_interrupted_fit_keeps_the_newest_q(client, data):
+    """Ctrl-C (or SIGTERM on the command line) after sweep 2: the partitions' q of that sweep are gathered."""
+    local = program("lda", data["lda"])
+    a = fit(local, seed=4, max_iter=2, tol=0)
+
+    def stop(it, elbo, change):
+        if it == 2:
+            raise KeyboardInterrupt
+    p = program("lda", data["lda"])
+    b = fit(p, seed=4, max_iter=10, tol=0, runner=Dask(client).runner(), on_iteration=stop)
+    assert b.interrupted and not a.interrupted
+    a.interrupted = True
+    assert_same(a, local, b, p)
