@@ -1101,6 +1101,8 @@ def lower(d: Derivation, fixed: dict[str, int] | None = None) -> Module:
     """The kernel IR of a derivation, specialised to the ``fixed`` dims, before the passes of codegen.passes."""
     from ppvi.language.sequences import refuse_chains
     refuse_chains(d.model, "kernel generation")      # (a chain's block has no kernels yet: issue 18)
+    from ppvi.codegen.newton import refuse_newton
+    refuse_newton(d)
     w = ModuleWriter(d, fixed)
     w.write()
     return w.module()
