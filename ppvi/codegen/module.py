@@ -322,6 +322,10 @@ class ModuleWriter:
         el = levels[-1]
         at = [self.names.index(i) for i in q.index]
         eta = {}
+        if q.newton is not None:        # an exp link's Normal q: Newton steps (codegen.newton), in either schedule
+            from ppvi.codegen.newton import newton_element
+            newton_element(self, q, w, levels)
+            return eta
         if q.family in ("Normal", "Gamma", "Beta", "Bernoulli", "PolyaGamma"):
             for s, e in q.natural.items():
                 v = w.expr(e, levels, pinned)
@@ -1101,8 +1105,6 @@ def lower(d: Derivation, fixed: dict[str, int] | None = None) -> Module:
     """The kernel IR of a derivation, specialised to the ``fixed`` dims, before the passes of codegen.passes."""
     from ppvi.language.sequences import refuse_chains
     refuse_chains(d.model, "kernel generation")      # (a chain's block has no kernels yet: issue 18)
-    from ppvi.codegen.newton import refuse_newton
-    refuse_newton(d)
     w = ModuleWriter(d, fixed)
     w.write()
     return w.module()
