@@ -16,9 +16,7 @@ from __future__ import annotations
 
 from ppvi.codegen.emit import Block, Writer, name_ref
 from ppvi.codegen.ir import Call, Expr, Note, Range
-from ppvi.derive.newton import ARMIJO, MAX_HALVINGS, MAX_STEPS, STATS
-
-TOL = 1e-12
+from ppvi.derive.newton import ARMIJO, MAX_HALVINGS, MAX_STEPS, STATS, TOL
 
 
 def newton_element(mw, q, w: Writer, levels: list[Block]) -> None:

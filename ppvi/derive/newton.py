@@ -27,8 +27,9 @@ from ppvi.derive.canonical import canonical
 EXP_LINKS = ("Poisson", "Exponential", "Gamma")    # the laws whose rate may be exp(ψ) (DESIGN §7)
 STATS = ("x", "x2")
 ARMIJO = 1e-4          # sufficient increase: f(trial) ≥ f + ARMIJO·t·∇fᵀd
-MAX_HALVINGS = 60
+MAX_HALVINGS = 40     # t down to 10⁻¹²: a smaller step changes f by less than its rounding
 MAX_STEPS = 100
+TOL = 1e-15            # stop where ∇fᵀd (twice the predicted increase) is below TOL·(1 + |f|): rounding
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def direction(grad: np.ndarray, hess: np.ndarray) -> np.ndarray:
 
 
 def newton_normal(m: float, v: float, derivatives: Callable[[float, float], tuple[dict, dict]],
-                  value: Callable[[float, float], float], tol: float = 1e-12) -> tuple[float, float, int]:
+                  value: Callable[[float, float], float], tol: float = TOL) -> tuple[float, float, int]:
     """(m, v) of one Normal element after Newton steps with a backtracking line search on the exact
     f(m, v) = ``value(m, v)`` (𝓛's part plus ½ log v); ``derivatives(m, v)`` gives 𝓛's gradient and Hessian
     in the moments.  A step is taken only where f increases (Armijo), and v stays positive; stops when the
