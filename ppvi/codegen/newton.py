@@ -23,7 +23,8 @@ def newton_element(mw, q, w: Writer, levels: list[Block]) -> None:
     """The Newton update of the element of ``q`` whose loops are ``levels`` (ModuleWriter ``mw``'s names)."""
     nt = q.newton
     names = mw.names
-    if w.snapshot_bases:       # the damped (parallel) schedule: Newton steps are no η to damp, and read the live q
+    damped = bool(w.snapshot_bases)
+    if damped:       # the damped (parallel) schedule: the same monotone Newton steps on the live q; η stored after
         w.self_bases, w.snapshot_bases = w.snapshot_bases, frozenset()
     el = levels[-1]
     at = [names.index(i) for i in q.index] or ["0"]
@@ -74,3 +75,6 @@ def newton_element(mw, q, w: Writer, levels: list[Block]) -> None:
                 Call("finish_normal_mv", (Expr(m, frozenset({m})), Expr(v, frozenset({v}))),
                      (one(names.qparam(q.var, "mean")), one(names.qparam(q.var, "sd")), one(names.moment(q.var, "x2")),
                       one(names.entropy(q.var))))]
+    if damped:           # η of the new q, (m/v, −1/(2v)): the damped schedule's next step moves from it
+        el.post += [f"{name_ref(names.natural(q.var, 'x'), *at).text} = {m} / {v}",
+                    f"{name_ref(names.natural(q.var, 'x2'), *at).text} = -0.5 / {v}"]
