@@ -240,7 +240,8 @@ class ModuleWriter:
         # Threads only over the data plate: for a handful of components a parallel loop costs more to load
         # and start than it saves.
         over_plate = bool(q.index) and q.index[0].upper + 1 in self.big
-        parallel = over_plate and (damped or _parallel_axis(q, bases))
+        parallel = over_plate and (damped or _parallel_axis(q, bases)) and \
+            (q.newton is None or q.newton.separable)   # (a Newton q's line search reads every element otherwise)
         chunks = "_C" if blocked else str(CHUNKS)
         if blocked:
             fn.pre.append(self.stats.chunks(w))

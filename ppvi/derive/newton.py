@@ -44,6 +44,7 @@ class Newton:
     hessian: dict[tuple[str, str], sp.Expr]
     objective: sp.Expr
     links: tuple[int, ...]
+    separable: bool = False     # the objective reads q's own moments at the element only (a local latent)
 
 
 def reads_own_exp(e: sp.Expr, own: set) -> bool:
@@ -61,10 +62,35 @@ def derive_newton(total: sp.Expr, expected: dict[int, sp.Expr], gradient: dict[s
         for t in STATS[i:]:
             hessian[(s, t)] = canonical(partial(gradient[s], *own[t]))
     bases = {m for m, _ in own.values()}
-    objective = sp.Add(*(e for e in expected.values()
-                         if any(isinstance(n, sp.Indexed) and n.base in bases or n in bases
-                                for n in sp.preorder_traversal(e))))
-    return Newton(gradient, hessian, objective, links)
+    element = next(iter(own.values()))[1]
+    terms = [t for e in expected.values() for t in sp.Add.make_args(sp.expand(e, deep=False))
+             if _reads(t, bases)]
+    restricted = [_at_element(t, bases, element) for t in terms]
+    separable = all(r is not None for r in restricted)
+    objective = sp.Add(*(restricted if separable else terms))
+    return Newton(gradient, hessian, objective, links, separable)
+
+
+def _reads(e: sp.Expr, bases: set) -> bool:
+    return any(isinstance(n, sp.Indexed) and n.base in bases or n in bases for n in sp.preorder_traversal(e))
+
+
+def _at_element(term: sp.Expr, bases: set, element: tuple) -> sp.Expr | None:
+    """The summand of ``term`` = c·Σ_P g(P) at the element's plate index, where g reads q's own moments only
+    at P (each element of a local latent enters its own data point's terms): what f needs of 𝓛, the rest being
+    constant in the element.  None where the term is not of that form (a global latent: ψ_n reads every w[d])."""
+    if not element:
+        return None
+    coeff, sums = term.as_independent(sp.Sum, as_Add=False)
+    if not isinstance(sums, sp.Sum) or _reads(coeff, bases) or len(sums.limits) != len(element):
+        return None
+    plate = tuple(lim[0] for lim in sums.limits)
+    for n in sp.preorder_traversal(sums.function):
+        if isinstance(n, sp.Indexed) and n.base in bases and tuple(n.indices[:len(plate)]) != plate:
+            return None
+        if isinstance(n, sp.Symbol) and n in bases:
+            return None
+    return coeff * sums.function.xreplace(dict(zip(plate, element)))
 
 
 def in_m_v(m: float, v: float, g: dict[str, float], h: dict[tuple[str, str], float]) -> tuple[np.ndarray, np.ndarray]:

@@ -145,18 +145,20 @@ def laplace(data, d: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ------------------------------------------------------------------ fits (compiled once per module)
+def _load(tmp_path_factory, text: str):
+    path = tmp_path_factory.mktemp("explinks") / "model.ppvi"
+    path.write_text(text)
+    return ppvi.load(str(path))
+
+
 @pytest.fixture(scope="module")
 def poisson_model(tmp_path_factory):
-    path = tmp_path_factory.mktemp("explinks") / "poisson_links.ppvi"
-    path.write_text(POISSON)
-    return ppvi.load(str(path))
+    return _load(tmp_path_factory, POISSON)
 
 
 @pytest.fixture(scope="module")
 def rates_model(tmp_path_factory):
-    path = tmp_path_factory.mktemp("explinks") / "rate_links.ppvi"
-    path.write_text(RATES)
-    return ppvi.load(str(path))
+    return _load(tmp_path_factory, RATES)
 
 
 @pytest.fixture(scope="module", params=[1, 2], ids=["1-D", "2-D"])
