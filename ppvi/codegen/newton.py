@@ -2,7 +2,8 @@
 
 Each element of q runs, in the update kernel's element loop,
 
-    m, v ← q's mean and variance;  f ← 𝓛's part (the factors that read q) + ½ log v
+    m, v ← q's mean and variance;  f ← 𝓛's part (the terms that read q) + ½ log v; where f = −∞, shrink v
+        (then m) until it is finite (feasible)
     repeat (at most MAX_STEPS): ∇𝓛, ∇²𝓛 in (⟨x⟩, ⟨x²⟩) at (m, v) -> the Newton direction d in (m, v)
         (newton_direction);  stop when ∇fᵀd ≤ tol·(1 + |f|)
         t ← 1 (halved until v + t·d_v > 0);  halve t until f(m + t d_m, v + t d_v) ≥ f + 10⁻⁴ t ∇fᵀd,
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from ppvi.codegen.emit import Block, Writer, name_ref
 from ppvi.codegen.ir import Call, Expr, Note, Range
-from ppvi.derive.newton import ARMIJO, MAX_HALVINGS, MAX_STEPS, STATS, TOL
+from ppvi.derive.newton import ARMIJO, FEASIBLE, MAX_HALVINGS, MAX_STEPS, STATS, TOL
 
 
 def newton_element(mw, q, w: Writer, levels: list[Block]) -> None:
@@ -31,7 +32,8 @@ def newton_element(mw, q, w: Writer, levels: list[Block]) -> None:
     mean, x2 = name_ref(names.qparam(q.var, "mean"), *at).text, name_ref(names.moment(q.var, "x2"), *at).text
     m, v, f, ft, t, ok = (w.tmp(s) for s in ("m", "v", "f", "ft", "t", "ok"))
     dm, dv, slope = w.tmp("dm"), w.tmp("dv"), w.tmp("slope")
-    el.post += [mw._note("Newton steps on the exact ELBO", q.var), f"{m} = {mean}", f"{v} = {x2} - {m} * {m}"]
+    sd = name_ref(names.qparam(q.var, "sd"), *at).text     # (v from sd: ⟨x²⟩ − m² loses a v below ε·m²)
+    el.post += [mw._note("Newton steps on the exact ELBO", q.var), f"{m} = {mean}", f"{v} = {sd} * {sd}"]
 
     def objective(host: Block, outer: list[Block], into: str, var: str) -> None:
         """``into`` = 𝓛's part + ½ log(var), its sums (which read q's own moments) computed in ``host``."""
@@ -41,6 +43,21 @@ def newton_element(mw, q, w: Writer, levels: list[Block]) -> None:
     start = Block()
     el.post.append(start)
     objective(start, levels, f, v)
+    # f = −∞ (E[e^ψ] overflows): v shrinks by 16 down to 10⁻⁸ of its start, then m halves (derive.newton.feasible)
+    floor = w.tmp("floor")
+    el.post.append(f"{floor} = 1e-8 * {v}")
+    fix = Block(Range("_fx", str(FEASIBLE), reads=frozenset()))
+    el.post.append(fix)
+    finite = Block(test=f"math.isfinite({f})")
+    finite.post.append("break")
+    shrink = Block(test=f"{v} / 16.0 >= {floor}")
+    shrink.post.append(f"{v} = {v} / 16.0")
+    halve = Block(test=f"not ({v} / 16.0 >= {floor})")
+    halve.post.append(f"{m} = 0.5 * {m}")
+    fix.post += [finite, shrink, halve, f"{mean} = {m}", f"{x2} = {m} * {m} + {v}"]
+    again = Block()
+    fix.post.append(again)
+    objective(again, levels + [fix], f, v)
     step = Block(Range("_it", str(MAX_STEPS), reads=frozenset()))
     el.post.append(step)
     inner = levels + [step]

@@ -29,6 +29,7 @@ STATS = ("x", "x2")
 ARMIJO = 1e-4          # sufficient increase: f(trial) ≥ f + ARMIJO·t·∇fᵀd
 MAX_HALVINGS = 40     # t down to 10⁻¹²: a smaller step changes f by less than its rounding
 MAX_STEPS = 100
+FEASIBLE = 80          # moves at most towards a finite f (feasible)
 TOL = 1e-15            # stop where ∇fᵀd (twice the predicted increase) is below TOL·(1 + |f|): rounding
 
 
@@ -119,7 +120,7 @@ def newton_normal(m: float, v: float, derivatives: Callable[[float, float], tupl
     f(m, v) = ``value(m, v)`` (𝓛's part plus ½ log v); ``derivatives(m, v)`` gives 𝓛's gradient and Hessian
     in the moments.  A step is taken only where f increases (Armijo), and v stays positive; stops when the
     Newton decrement ∇fᵀd falls below ``tol``·(1 + |f|), or when no step increases f.  Returns (m, v, steps)."""
-    f = value(m, v)
+    m, v, f = feasible(m, v, value)
     for step in range(MAX_STEPS):
         g, h = derivatives(m, v)
         grad, hess = in_m_v(m, v, g, h)
@@ -142,6 +143,19 @@ def newton_normal(m: float, v: float, derivatives: Callable[[float, float], tupl
             return m, v, step
         m, v, f = mt, vt, ft
     return m, v, MAX_STEPS
+
+
+def feasible(m: float, v: float, value: Callable[[float, float], float]) -> tuple[float, float, float]:
+    """(m, v, f) with f finite if a few moves make it so: where f = −∞ (E[e^ψ] overflows: a broad start against
+    covariates of large scale), v shrinks by 16 at a time down to 10⁻⁸ of its start, then m halves towards 0.
+    From f = −∞ (or NaN) no move decreases f; the Newton steps then start from a finite f."""
+    f, floor = value(m, v), 1e-8 * v
+    for _ in range(FEASIBLE):
+        if math.isfinite(f):
+            break
+        v, m = (v / 16.0, m) if v / 16.0 >= floor else (v, 0.5 * m)
+        f = value(m, v)
+    return m, v, f
 
 
 def is_link(f) -> bool:

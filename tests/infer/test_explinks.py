@@ -284,3 +284,19 @@ def test_importance_sampled_evidence_matches_quadrature(poisson_fit):
         warnings.simplefilter("ignore", ppvi.PPVIWarning)
         est = r.evidence(4000, seed=1)
     assert abs(est.log_evidence - log_evidence) < 4 * est.stderr + 1e-3, (est, log_evidence)
+
+
+def test_covariates_of_large_scale_overflow_no_update(poisson_model):
+    """x of scale 30: at the start (q at the prior's breadth) E[e^ψ] overflows and the ELBO is −∞.  The update first
+    shrinks v (then m) until the ELBO is finite, and the variance of a q far narrower than its mean is read from
+    its sd (⟨x²⟩ − m² loses it): the fit converges to the stationary point, never to NaN."""
+    data = poisson_data(2)
+    data = {"x": data["x"] * 30.0, "y": data["y"]}
+    r = poisson_model.fit(data, tol=1e-12, max_iter=SWEEPS)
+    m, v = _q(r)
+    assert np.isfinite(r.elbo) and r.converged
+    assert r.elbo == pytest.approx(elbo(m, v, data, "poisson"), rel=1e-10)
+    trace = np.asarray(r.elbo_trace)
+    assert np.all(np.diff(trace) >= -1e-9 * np.abs(trace[1:]))
+    mode, sd = laplace(data, 2)
+    assert np.all(np.abs(m - mode) < 0.5 * sd), (m, mode, sd)
