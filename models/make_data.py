@@ -356,6 +356,15 @@ def iris_missing():
     return {name: z[:, j] for j, name in enumerate(names)}, {"species": d.target}
 
 
+def poisson_regression():
+    # R's `discoveries` (as gamma_poisson) against time: x = [t, t²] with t the year 1860..1959 as a z-score
+    # (population sd), and t² itself standardised; y the yearly counts, unchanged.
+    y = _rdata("discoveries")["discoveries"].to_numpy(np.int64)
+    t = _standardise(np.arange(1860, 1860 + len(y))[:, None])[:, 0]
+    x = np.round(np.column_stack([t, _standardise((t * t)[:, None])[:, 0]]), 6)
+    return {"x": x, "y": y}, {}
+
+
 # stem -> (generator, file format)
 GENERATORS = {
     "seed_gaussian": (seed_gaussian, "json"),
@@ -383,6 +392,7 @@ GENERATORS = {
     "rbm": (rbm, "json"),
     "logistic_regression": (logistic_regression, "csv"),
     "iris_missing": (iris_missing, "csv"),
+    "poisson_regression": (poisson_regression, "json"),
 }
 
 

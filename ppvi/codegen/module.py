@@ -245,7 +245,8 @@ class ModuleWriter:
         # Threads only over the data plate: for a handful of components a parallel loop costs more to load
         # and start than it saves.
         over_plate = bool(q.index) and q.index[0].upper + 1 in self.big
-        parallel = over_plate and (damped or _parallel_axis(q, bases))
+        parallel = over_plate and (damped or _parallel_axis(q, bases)) and \
+            (q.newton is None or q.newton.separable)   # (a Newton q's line search reads every element otherwise)
         chunks = "_C" if blocked else str(CHUNKS)
         if blocked:
             fn.pre.append(self.stats.chunks(w))
@@ -327,6 +328,10 @@ class ModuleWriter:
         el = levels[-1]
         at = [self.names.index(i) for i in q.index]
         eta = {}
+        if q.newton is not None:        # an exp link's Normal q: Newton steps (codegen.newton), in either schedule
+            from ppvi.codegen.newton import newton_element
+            newton_element(self, q, w, levels)
+            return eta
         if q.family in ("Normal", "Gamma", "Beta", "Bernoulli", "PolyaGamma"):
             for s, e in q.natural.items():
                 v = w.expr(e, levels, pinned)

@@ -813,3 +813,42 @@ def finish_polya_gamma(eta_x, eta_base):
     else:
         log_cosh = t + math.log1p(math.exp(-2.0 * t)) - math.log(2.0)
     return b, c, mean, 0.0, 0.5 * c2 * mean - b * log_cosh
+
+
+@njit(cache=True)
+def newton_direction(m, v, g1, g2, h11, h12, h22):
+    """One Newton step for a Normal q(x) = N(m, v) on f = 𝓛 + ½ log v (docs/derivation.md, section 10), from
+    𝓛's gradient (g1, g2) and Hessian (h11, h12, h22) in the moments (⟨x⟩, ⟨x²⟩) = (m, m² + v): the chain rule
+    gives ∇f and ∇²f in (m, v), and d = −(∇²f)⁻¹∇f where ∇²f is negative definite (f is concave), else ∇f
+    scaled by the largest curvature.  -> (d_m, d_v, ∇fᵀd)."""
+    gm = g1 + 2.0 * m * g2
+    gv = g2 + 0.5 / v
+    a = h11 + 4.0 * m * h12 + 4.0 * m * m * h22 + 2.0 * g2
+    b = h12 + 2.0 * m * h22
+    c = h22 - 0.5 / (v * v)
+    det = a * c - b * b
+    if a < 0.0 and det > 0.0:
+        dm = -(c * gm - b * gv) / det
+        dv = -(a * gv - b * gm) / det
+    else:
+        s = max(abs(a), abs(c), 1e-300)
+        dm = gm / s
+        dv = gv / s
+    return dm, dv, gm * dm + gv * dv
+
+
+@njit(cache=True)
+def newton_first_step(v, dv):
+    """The first step length of a line search from v along dv: 1, halved until v + t·dv > 0."""
+    t = 1.0
+    while not (v + t * dv > 0.0) and t > 1e-300:
+        t *= 0.5
+    return t
+
+
+@njit(cache=True)
+def finish_normal_mv(m, v):
+    """A Normal q from its mean and variance -> (mean, sd, ⟨x²⟩, H)."""
+    if not v > 0.0:
+        return math.nan, math.nan, math.nan, math.nan
+    return m, math.sqrt(v), m * m + v, 0.5 * (1.0 + LOG_2PI + math.log(v))

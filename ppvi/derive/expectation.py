@@ -11,8 +11,14 @@ only the summation indices decide; Kronecker deltas say so:
     E[x_Pd x_Qe] = ⟨x_Pd⟩⟨x_Qe⟩ + δ_PQ (⟨xxᵀ⟩_Pde − ⟨x_Pd⟩⟨x_Pe⟩)   (vector x, plates P, Q)
     E[[z_P = k][z_Q = l]] = ⟨z_Pk⟩⟨z_Ql⟩ + δ_PQ (δ_kl ⟨z_Pk⟩ − ⟨z_Pk⟩⟨z_Pl⟩)
 
-Anything else a latent appears in (exp, softplus, 1/x, x³, x·log x, …) has no
-moment under a conjugate q: :class:`NonConjugate` names it.
+An exponential of ψ affine in real latents (a sum of terms each linear in one element of a Normal or
+MvNormal latent, times data, params and constants) is Gaussian under the mean field, so
+
+    E[e^ψ] = exp(E[ψ] + Var[ψ]/2),    Var[ψ] = Σ_{s,t} c_s c_t (E[x_s x_t] − E[x_s] E[x_t])
+
+is closed form too (docs/derivation.md, section 10), though not linear in the moments.  Anything else a
+latent appears in (softplus, 1/x, x³, x·log x, exp of a discrete latent, …) has no moment under a
+conjugate q: :class:`NonConjugate` names it.
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ from ppvi.derive.symbols import Gate, Symbols, logdet
 from ppvi.families.polya_gamma import pg_base
 
 
-MAX_TERMS = 20_000      # terms of one statement's expanded log density; more is a model to restructure
+MAX_TERMS = 20_000
+REAL = ("real", "real_vector")   # supports of latents whose q is Normal or MvNormal      # terms of one statement's expanded log density; more is a model to restructure
 
 
 class TooLarge(Exception):
@@ -50,9 +57,13 @@ class Atom:
 
 @dataclass(frozen=True)
 class Term:
+    """Σ_limits coeff · Π atoms; ``inside`` names the latents an expectation already taken in ``coeff`` read
+    (E[e^ψ]): a term multiplying one of their atoms again has no such product form."""
+
     limits: tuple[tuple[sp.Idx, sp.Expr, sp.Expr], ...]
     coeff: sp.Expr
     atoms: tuple[Atom, ...]
+    inside: frozenset[str] = frozenset()
 
 
 class Expectation:
@@ -141,6 +152,8 @@ class Expectation:
             expanded = sp.expand_log(e, force=True)
             if expanded != e:
                 return self.flatten(expanded)
+        if isinstance(e, sp.exp):
+            return [Term((), self.expect_exp(e), (), frozenset(self.random(e)))]
         found = self.random(e)
         var = next(v for v in self.latents if v in found)     # the model's order, not the names'
         raise NonConjugate(var, e, "appears inside a function that has no closed-form expectation")
@@ -151,8 +164,48 @@ class Expectation:
         for terms in parts:
             if len(out) * len(terms) > MAX_TERMS:
                 raise TooLarge(len(out) * len(terms))
-            out = [Term(a.limits + b.limits, a.coeff * b.coeff, a.atoms + b.atoms) for a in out for b in terms]
+            for a in out:
+                for b in terms:
+                    both = (a.inside & (b.inside | {t.var for t in b.atoms})) | (b.inside & {t.var for t in a.atoms})
+                    if both:
+                        var = sorted(both)[0]
+                        raise NonConjugate(var, sp.Mul(a.coeff, b.coeff), "multiplies an exponential of itself")
+            out = [Term(a.limits + b.limits, a.coeff * b.coeff, a.atoms + b.atoms, a.inside | b.inside)
+                   for a in out for b in terms]
         return out
+
+    def expect_exp(self, e: sp.exp) -> sp.Expr:
+        """E_q[e^ψ] = exp(E[ψ] + Var[ψ]/2) for ψ affine in real (Normal, MvNormal) latents, with Var[ψ] the sum
+        over pairs of ψ's terms of the covariance of their atoms (a Kronecker delta where they may be the same
+        element).  Anything else inside exp is refused (:class:`NonConjugate`, with why)."""
+        psi = e.args[0]
+        terms = self.flatten(psi)
+        for t in terms:
+            bad = next((a for a in t.atoms if a.stat != "x" or self.latents[a.var][0] not in REAL), None)
+            if t.inside or len(t.atoms) > 1 or bad is not None:
+                var = sorted(t.inside)[0] if t.inside else (bad or t.atoms[0]).var
+                why = ("is discrete inside exp" if bad is not None and bad.stat == "onehot"
+                       else "is not affine inside exp" if bad is None else f"is {self.latents[var][0]} inside exp")
+                raise NonConjugate(var, e, why)
+        mean = sp.Add(*(_wrap(t.coeff * (self.expect_atoms(t.atoms) if t.atoms else 1), t.limits) for t in terms))
+        var_terms = []
+        random = [t for t in terms if t.atoms]
+        for s in random:
+            for t in random:
+                if s.atoms[0].var != t.atoms[0].var:
+                    continue
+                t2 = self._refreshed(t)
+                a, b = s.atoms[0], t2.atoms[0]
+                cov = self.expect_atoms((a, b)) - self.expect_atoms((a,)) * self.expect_atoms((b,))
+                var_terms.append(_wrap(s.coeff * t2.coeff * cov, s.limits + t2.limits))
+        return sp.exp(collapse(mean) + collapse(sp.expand(sp.Add(*var_terms))) / 2)
+
+    def _refreshed(self, t: Term) -> Term:
+        """``t`` with fresh summation indices (a term paired with itself in Var[ψ] needs two)."""
+        new = {i: self.syms.fresh(str(i.label).rstrip("′"), _dim_of(i)) for i, _, _ in t.limits}
+        atoms = tuple(Atom(a.var, a.stat, tuple(x.xreplace(new) for x in a.indices), a.expr.xreplace(new))
+                      for a in t.atoms)
+        return Term(tuple((new[i], lo, hi) for i, lo, hi in t.limits), t.coeff.xreplace(new), atoms, t.inside)
 
     # ----------------------------------------------------- expectation
     def moment(self, var: str, stat: str, idx: tuple[sp.Expr, ...]) -> sp.Expr:

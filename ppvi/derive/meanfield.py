@@ -25,6 +25,7 @@ from ppvi.derive.expectation import MAX_TERMS, Expectation, NonConjugate, TooLar
 from ppvi.derive import qfamily
 from ppvi.derive.lower import Lowering, first_not_a_double, not_a_double, not_finite
 from ppvi.derive.mstep import point_update
+from ppvi.derive.newton import Newton, derive_newton, is_link, reads_own_exp
 from ppvi.derive.symbols import MomentBase, MomentSymbol, Symbols
 from ppvi.errors import PPVIError, Reporter, source_lines
 from ppvi.families import FAMILIES, Q_FAMILIES
@@ -58,6 +59,7 @@ class QFactor:
     extra: sp.Idx | None
     natural: dict[str, sp.Expr]
     scope: str
+    newton: Newton | None = None     # an exp link's q: ``natural`` is ∂𝓛/∂⟨T⟩, read at q's own moments
 
 
 @dataclass
@@ -162,6 +164,8 @@ def _expected(syms: Symbols, expect: Expectation, rep: Reporter, model: CheckedM
               plates: tuple[sp.Idx, ...]) -> sp.Expr:
     """Σ_plates E_q[ℓ_f] in canonical form."""
     try:
+        if not is_link(f):
+            _no_exp(expect, ell)
         e = expect.expect(ell)
     except NonConjugate as nc:
         raise _non_conjugate(rep, model, f, nc) from None
@@ -177,6 +181,17 @@ def _expected(syms: Symbols, expect: Expectation, rep: Reporter, model: CheckedM
     for i, (var, _) in reversed(list(zip(plates, f.plates))):
         e = sp.Sum(e, (fresh[i], starts.get(var, 0), fresh[i].upper))
     return canonical(collapse(e))
+
+
+def _no_exp(expect: Expectation, ell: sp.Expr) -> None:
+    """E[e^ψ] is closed form anywhere, but only an exp link's rate gives a concave Newton problem (its −c·e^ψ,
+    c ≥ 0): an exponential of a latent elsewhere is refused (NonConjugate)."""
+    for node in sp.preorder_traversal(ell):
+        if isinstance(node, sp.exp):
+            found = expect.random(node)
+            if found:
+                raise NonConjugate(next(v for v in expect.latents if v in found), node,
+                                   "appears inside exp outside an exp link")
 
 
 def _not_finite(rep: Reporter, low: Lowering, f) -> PPVIError:
@@ -291,15 +306,32 @@ def _q_factor(model, graph, syms, rep, node, total, expected) -> QFactor:
     # Under the mean-field expectation they cancel identically (the diagonal of a sum over the
     # latent's elements); the normal form is what shows it, whatever the indices are called.
     own = {t: (syms.moment(var, t, _rank(t, index, event)), _moment_index(t, index, event, extra)) for t in keys}
+    newton = None
     for eta in natural.values():
         if any(not is_zero(partial(eta, m, at)) for m, at in own.values()):
-            raise _self_dependent(rep, model, var, own, expected)
+            newton = newton or _newton(rep, model, var, family, own, total, expected, natural)
         bad = not_a_double(eta)     # (each factor's numbers are doubles; their sum, collected here, may not be)
         if bad is not None:
             raise rep.fail(f"the update of q(`{var}`) holds the number {_number(bad)}, outside double precision",
                            prior.span, "rescale the model (and its data) so that its numbers, and their sums, "
                            "stay well inside double precision (about 1e-308 to 1.8e308)")
-    return QFactor(var, family, index, event, extra, natural, node.scope)
+    return QFactor(var, family, index, event, extra, natural, node.scope, newton)
+
+
+def _newton(rep: Reporter, model: CheckedModel, var: str, family: str, own: dict, total: sp.Expr,
+            expected: dict, natural: dict) -> Newton:
+    """q(var) Normal updated by Newton steps (docs/derivation.md, section 10), where its natural parameters read
+    its own moments only through the exponential of an exp link; else the model is refused."""
+    bases = {m for m, _ in own.values()}
+    links = tuple(f.id for f in model.factors if reads_own_exp(expected[f.id], bases))
+    if not links:
+        raise _self_dependent(rep, model, var, own, expected)
+    if family != "Normal":
+        f = model.factors[links[0]]
+        raise rep.fail(f"`{var}` is inside the exp of this link, and its q is {family}", dict(f.args)["rate"].span,
+                       f"ppvi updates a Normal q inside an exp link by Newton steps: draw `{var}`'s coordinates as "
+                       f"scalars (`for j in D: {var}[j] ~ Normal(…)`), or `approximate {var} by point`")
+    return derive_newton(total, expected, natural, own, partial, links)
 
 
 def _check_quadratic(rep: Reporter, model: CheckedModel, var: str, eta2: sp.Expr, expected: dict,
@@ -413,6 +445,25 @@ def _non_conjugate(rep: Reporter, model: CheckedModel, f, nc: NonConjugate) -> P
         hint = (f"a Pólya-Gamma weight makes `sigmoid(ψ)` conjugate when ψ is affine in the latents (a sum of "
                 f"terms each linear in one Gaussian or binary latent, times data, params or constants); here it "
                 f"is not in `{v}`: make it so, or `approximate {v} by point` (MAP)")
+    elif is_link(f) and v != f.target:       # Poisson(exp(ψ)) … with ψ not affine in Gaussian latents
+        arg_name, arg = "rate", dict(f.args)["rate"]
+        span = arg.span
+        kind = model.variables[v].support
+        if kind in ("binary", "index"):
+            hint = (f"E[e^ψ] is used with ψ Gaussian under q, and `{v}` is discrete: index by it instead "
+                    f"(`exp(c[{v}[n]] + …)` with `{v}[n] ~ Categorical(…)`: ppvi sums over its values outside the "
+                    f"exp), give it a Normal prior, or `approximate {v} by point`")
+        elif kind != "real":
+            hint = (f"E[e^ψ] is used with ψ Gaussian under q, and `{v}` has a {family} q: give `{v}` a Normal prior "
+                    f"(a positive rate is `exp` of one), or `approximate {v} by point`")
+        else:
+            hint = (f"an exp link is closed form when ψ is affine in Gaussian latents (a sum of terms each linear in "
+                    f"one Normal latent, times data, params or constants); here it is not in `{v}`: make it so, or "
+                    f"`approximate {v} by point` (MAP)")
+    elif nc.why.endswith("outside an exp link"):
+        hint = (f"an exponential of a latent is closed form as the rate of a Poisson, Exponential or Gamma: "
+                f"`y ~ Poisson(exp(ψ))` with ψ affine in Gaussian latents (q stays Normal, updated by Newton "
+                f"steps); elsewhere `approximate {v} by point`")
     elif f.dist == "Normal" and arg_name in ("sd", "variance"):
         hint = (f"write `precision = {v}` instead (a Gamma prior on a precision is conjugate), "
                 f"or `approximate {v} by point`")

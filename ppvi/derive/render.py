@@ -345,7 +345,7 @@ def to_text(d: Derivation) -> str:
     show = lambda e: pr.doprint(tidy(e, names)).replace("*", "·")  # noqa: E731
     energy = d.model.unnormalised
     out = [f"model {d.model.name}  ({d.model.path})", "",
-           *augmentation(d),
+           *augmentation(d), *exp_links(d),
            "mean-field updates  q*(x) ∝ exp E_q(rest)[log p̃(v, h)]   (19.56; p̃ = exp of the draws' log densities "
            "and the `factor` energy terms, normalised by an unknown Z)" if energy else
            "mean-field updates  q*(x) ∝ exp E_q(rest)[log p(v, h)]   (19.56)", ""]
@@ -353,6 +353,9 @@ def to_text(d: Derivation) -> str:
         node = d.graph.nodes[v]
         where = f"{q.scope}" + (f", for {_plates(q)}" if q.index else "")
         ev = f"  (event axes {', '.join(str(i) for i in q.event)})" if q.event else ""
+        if q.newton is not None:
+            out += _newton_text(q, node, where, show)
+            continue
         out.append(f"q({_element(q)}) = {q.family}    [{where}]{ev}")
         if d.model.variables[v].missing:
             out.append(f"  the missing entries of data `{v}` (the factor of the observed ones; where `{v}` is "
@@ -421,6 +424,41 @@ def augmentation(d: Derivation) -> list[str]:
     return out
 
 
+def exp_links(d: Derivation) -> list[str]:
+    """The step before 19.56 for every exp link: E[e^ψ] in closed form (docs/derivation.md, section 10)."""
+    from ppvi.derive.newton import is_link
+
+    m = d.model
+    links = {i for q in d.q.values() if q.newton is not None for i in q.newton.links}
+    out = []
+    for f in m.factors:
+        if f.id not in links or not is_link(f):
+            continue
+        c = {"Poisson": "", "Exponential": "y·", "Gamma": "y·"}[f.dist]
+        k = f"({_text(m.text, dict(f.args)['shape'].span)})·" if f.dist == "Gamma" else \
+            {"Poisson": "y·", "Exponential": ""}[f.dist]
+        out += [f"exp link `{source_lines(m.text)[f.span.line - 1].strip()}`:",
+                f"  log p(y | ψ) = {k}ψ − {c}e^ψ + log h(y), ψ = {_text(m.text, dict(f.args)['rate'].args[0].span)}",
+                "  ψ is affine in Gaussian latents, so Gaussian under q: E[e^ψ] = exp(E[ψ] + Var[ψ]/2), exact and "
+                "closed form,", "  but not linear in the latents' moments: their q is Normal by choice, updated by "
+                "Newton on the exact ELBO", ""]
+    return out
+
+
+def _newton_text(q: QFactor, node, where: str, show) -> list[str]:
+    """A Normal q updated by Newton steps: the gradient of 𝓛 it ascends and the fixed point it reaches."""
+    el = _element(q)
+    out = [f"q({el}) = Normal    [{where}; exp link: Newton on the exact ELBO]",
+           f"  prior {node.prior or 'none (`latent`)'}; 𝓛 is not linear in ⟨{el}⟩, ⟨{el}²⟩ (19.56 names no family): "
+           "q kept Normal, N(m, v)"]
+    for s, g in q.natural.items():
+        out.append(f"  ∂𝓛/∂⟨{ETA_NAMES[s].replace('x', el)}⟩ = {show(g)}")
+    out += ["  (m, v) ← Newton steps on f(m, v) = 𝓛(⟨x⟩ = m, ⟨x²⟩ = m² + v) + ½ log v (concave), each with a "
+            "backtracking line search on the exact f: every update is monotone",
+            "  at the fixed point η = ∂𝓛/∂⟨T⟩:  mean = η[x] / (−2 η[x²]),  sd = 1/√(−2 η[x²])", ""]
+    return out
+
+
 def _text(text: str, span) -> str:
     """The source text at ``span`` (one line), else a placeholder."""
     if span.end_line in (None, span.line) and span.end_col is not None:
@@ -444,9 +482,11 @@ def to_latex(d: Derivation) -> str:
     for v, q in d.q.items():
         el = Blackboard(_nplates(d))._name(q.var) + (("_{" + ",".join(str(i) for i in q.index) + "}")
                                                        if q.index else "")
-        rows.append(rf"&q({el}) = \mathrm{{{q.family}}}")
+        newton = q.newton is not None     # ∂𝓛/∂⟨T⟩, ascended by Newton steps (docs/derivation.md, section 10)
+        rows.append(rf"&q({el}) = \mathrm{{{q.family}}}" + (r"\ (\text{Newton on the exact ELBO})" if newton else ""))
         for s, eta in q.natural.items():
-            rows.append(rf"\eta_{{{ETA_LATEX[s]}}} &= {show(eta)}")
+            lhs = rf"\partial\mathcal{{L}}/\partial\langle {ETA_LATEX[s]} \rangle" if newton else rf"\eta_{{{ETA_LATEX[s]}}}"
+            rows.append(rf"{lhs} &= {show(eta)}")
     for b in getattr(d, "blocks", {}).values():
         rows.append(rf"&q(\mathrm{{{b.var}}})\ (\text{{{'structured block' if b.jointly else 'mean field'}}})")
         rows += [rf"\log {name} &= {show(e)}" for name, e in
@@ -473,6 +513,8 @@ def to_dict(d: Derivation) -> dict:
         q[v] = {"family": qf.family, "index": [str(i) for i in qf.index], "event": [str(i) for i in qf.event],
                 "parameters": {p: sp.sstr(e) for p, e in d.standard(v).items()},
                 "natural": {s: sp.sstr(e) for s, e in qf.natural.items()}, "scope": qf.scope}
+        if qf.newton is not None:   # `natural` holds ∂𝓛/∂⟨T⟩, which reads q's own moments: the fixed point
+            q[v]["update"] = "newton"
     params = {}
     for v, pu in d.points.items():
         entry = {"method": pu.method, "update": sp.sstr(pu.value),

@@ -115,6 +115,11 @@ def test_the_global_step_reads_statistics_not_data(stem):
 
 # (model, kernel) -> the data it reads over the data plate, and why no statistic stands for it
 READS_THE_DATA = {
+    # an exp link (docs/derivation.md, section 10): Σ_n exp(E[ψ_n] + Var[ψ_n]/2) reads every coefficient's q,
+    # which moves within the sweep (and within each Newton step), so the updates and the ELBO pass over x
+    ("poisson_regression", "update_b"): {"x"},
+    ("poisson_regression", "update_w"): {"x"},
+    ("poisson_regression", "expected_log_joint"): {"x"},
     # Σ_r [user_r = u] rating_r E[Q_item_r]: a sum over the ratings of another global latent's mean, which
     # moves within the sweep; the ELBO's E[(rating_r − P_u·Q_i)²] likewise
     ("bpmf", "update_P"): {"user", "item", "rating"},

@@ -10,7 +10,8 @@ import pytest
 from conftest import MODELS, run_cli
 
 HERE = Path(__file__).parent
-GOLDEN = ["seed_gaussian", "binary_sparse_coding", "gmm_1d", "lda", "ising", "rbm", "logistic_regression"]
+GOLDEN = ["seed_gaussian", "binary_sparse_coding", "gmm_1d", "lda", "ising", "rbm", "logistic_regression",
+          "poisson_regression"]
 
 
 @pytest.mark.parametrize("path", sorted(MODELS.glob("*.ppvi")), ids=lambda p: p.stem)
@@ -53,7 +54,11 @@ def test_dump_stages(capsys):
 
 
 NONCONJUGATE = {
-    "poisson_exp": ("eta", "exp(eta)"),
+    "poisson_exp": ("eta", "affine in Gaussian latents"),          # exp(eta * eta): the exp link needs ψ affine
+    "exp_of_binary": ("h", "index by it instead"),
+    "exp_outside_link": ("w", "rate of a Poisson, Exponential or Gamma"),
+    "exp_of_mvnormal": ("w", "draw `w`'s coordinates as scalars"),
+    "exp_of_gamma": ("s", "give `s` a Normal prior"),
     "gamma_on_sd": ("s", "precision"),
     "sigmoid_latent": ("b", "only as the probability of a Bernoulli, Binomial or NegativeBinomial"),
     "sigmoid_not_affine": ("b", "when ψ is affine in the latents"),

@@ -282,7 +282,10 @@ def reference_eta(s: Subject, var: str, before: Reference, after: Reference | No
             at = np.unravel_index(flat, plates) if plates else ()
             ref = before
             if own:
-                ref = before.with_moments(var, {k: np.where(pos < flat, new, old) if pos is not None else old
+                # (a Newton q, docs/derivation.md section 10: η = ∂𝓛/∂⟨T⟩ holds at the element's own new moments)
+                mine = (pos <= flat if q.newton is not None else pos < flat) if pos is not None else None
+                ref = before.with_moments(var, {k: np.where(mine, new, old) if pos is not None else
+                                                (new if q.newton is not None else old)
                                                 for k, (old, new, pos) in own.items()})
             for sub in np.ndindex(*shape):
                 bound = dict(zip(q.index, at)) | dict(zip(axes, sub))
@@ -336,8 +339,13 @@ def update_against_derivation(s: Subject, role: str, var: str, info: dict, start
     label = _label(s, role, var, info)
     before_ref = Reference(s, start)
     after_ref = Reference(s, after)
-    eta, sampled = reference_eta(s, var, before_ref, None if role == "damped" else after_ref)
-    if role == "damped":
+    newton = q.newton is not None       # (its damped kernel takes the same monotone Newton steps, and stores η)
+    eta, sampled = reference_eta(s, var, before_ref, None if role == "damped" and not newton else after_ref)
+    if role == "damped" and newton:
+        new = _eta_arrays(after, var, fam, {k: v.shape for k, v in eta.items()})
+        problems = [f"{label}: stored `e_{var}__{k}` {m}" for k in eta
+                    if (m := mismatch(_masked(new[k], sampled), eta[k], RTOL_REFERENCE))]
+    elif role == "damped":
         alpha = float(start["c__damping"][0])
         old = _eta_arrays(start, var, fam, {k: v.shape for k, v in eta.items()})
         eta = {k: (1 - alpha) * old[k] + alpha * eta[k] for k in eta}

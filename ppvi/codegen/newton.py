@@ -1,0 +1,97 @@
+"""The compiled Newton update of a Normal q inside an exp link (docs/derivation.md, section 10).
+
+Each element of q runs, in the update kernel's element loop,
+
+    m, v ← q's mean and variance;  f ← 𝓛's part (the terms that read q) + ½ log v; where f = −∞, shrink v
+        (then m) until it is finite (feasible)
+    repeat (at most MAX_STEPS): ∇𝓛, ∇²𝓛 in (⟨x⟩, ⟨x²⟩) at (m, v) -> the Newton direction d in (m, v)
+        (newton_direction);  stop when ∇fᵀd ≤ tol·(1 + |f|)
+        t ← 1 (halved until v + t·d_v > 0);  halve t until f(m + t d_m, v + t d_v) ≥ f + 10⁻⁴ t ∇fᵀd,
+        the trial written into q's moments so that the objective reads it; no such t: keep (m, v), stop
+    q's parameters, moments and entropy from (m, v) (finish_normal_mv)
+
+the same steps as the reference evaluator (ppvi.derive.newton.newton_normal), so every update is monotone.
+"""
+
+from __future__ import annotations
+
+from ppvi.codegen.emit import Block, Writer, name_ref
+from ppvi.codegen.ir import Call, Expr, Note, Range
+from ppvi.derive.newton import ARMIJO, FEASIBLE, MAX_HALVINGS, MAX_STEPS, STATS, TOL
+
+
+def newton_element(mw, q, w: Writer, levels: list[Block]) -> None:
+    """The Newton update of the element of ``q`` whose loops are ``levels`` (ModuleWriter ``mw``'s names)."""
+    nt = q.newton
+    names = mw.names
+    damped = bool(w.snapshot_bases)
+    if damped:       # the damped (parallel) schedule: the same monotone Newton steps on the live q; η stored after
+        w.self_bases, w.snapshot_bases = w.snapshot_bases, frozenset()
+    el = levels[-1]
+    at = [names.index(i) for i in q.index] or ["0"]
+    mean, x2 = name_ref(names.qparam(q.var, "mean"), *at).text, name_ref(names.moment(q.var, "x2"), *at).text
+    m, v, f, ft, t, ok = (w.tmp(s) for s in ("m", "v", "f", "ft", "t", "ok"))
+    dm, dv, slope = w.tmp("dm"), w.tmp("dv"), w.tmp("slope")
+    sd = name_ref(names.qparam(q.var, "sd"), *at).text     # (v from sd: ⟨x²⟩ − m² loses a v below ε·m²)
+    el.post += [mw._note("Newton steps on the exact ELBO", q.var), f"{m} = {mean}", f"{v} = {sd} * {sd}"]
+
+    def objective(host: Block, outer: list[Block], into: str, var: str) -> None:
+        """``into`` = 𝓛's part + ½ log(var), its sums (which read q's own moments) computed in ``host``."""
+        value = w.expr(nt.objective, outer + [host], len(outer))
+        host.post.append(f"{into} = {value.text} + 0.5 * math.log({var})")
+
+    start = Block()
+    el.post.append(start)
+    objective(start, levels, f, v)
+    # f = −∞ (E[e^ψ] overflows): v shrinks by 16 down to 10⁻⁸ of its start, then m halves (derive.newton.feasible)
+    floor = w.tmp("floor")
+    el.post.append(f"{floor} = 1e-8 * {v}")
+    fix = Block(Range("_fx", str(FEASIBLE), reads=frozenset()))
+    el.post.append(fix)
+    finite = Block(test=f"math.isfinite({f})")
+    finite.post.append("break")
+    shrink = Block(test=f"{v} / 16.0 >= {floor}")
+    shrink.post.append(f"{v} = {v} / 16.0")
+    halve = Block(test=f"not ({v} / 16.0 >= {floor})")
+    halve.post.append(f"{m} = 0.5 * {m}")
+    fix.post += [finite, shrink, halve, f"{mean} = {m}", f"{x2} = {m} * {m} + {v}"]
+    again = Block()
+    fix.post.append(again)
+    objective(again, levels + [fix], f, v)
+    step = Block(Range("_it", str(MAX_STEPS), reads=frozenset()))
+    el.post.append(step)
+    inner = levels + [step]
+    grads = []
+    for s in STATS:
+        g = w.tmp("g")
+        step.post.append(f"{g} = {w.expr(nt.gradient[s], inner, len(levels)).text}")
+        grads.append(g)
+    hess = []
+    for key in (("x", "x"), ("x", "x2"), ("x2", "x2")):
+        h = w.tmp("h")
+        step.post.append(f"{h} = {w.expr(nt.hessian[key], inner, len(levels)).text}")
+        hess.append(h)
+    step.post.append(f"{dm}, {dv}, {slope} = newton_direction({m}, {v}, {', '.join(grads + hess)})")
+    done = Block(test=f"not ({slope} > {TOL!r} * (1.0 + abs({f})))")
+    done.post.append("break")
+    step.post += [done, f"{t} = newton_first_step({v}, {dv})", f"{ok} = False", f"{ft} = {f}"]
+    search = Block(Range("_ls", str(MAX_HALVINGS), reads=frozenset()))
+    step.post.append(search)
+    search.post += [f"{mean} = {m} + {t} * {dm}", f"{x2} = ({m} + {t} * {dm}) ** 2 + {v} + {t} * {dv}"]
+    trial = Block()
+    search.post.append(trial)
+    objective(trial, inner + [search], ft, f"{v} + {t} * {dv}")
+    accept = Block(test=f"{ft} >= {f} + {ARMIJO!r} * {t} * {slope} and {ft} >= {f}")
+    accept.post += [f"{ok} = True", "break"]
+    search.post += [accept, f"{t} = 0.5 * {t}"]
+    failed = Block(test=f"not {ok}")
+    failed.post += [f"{mean} = {m}", f"{x2} = {m} * {m} + {v}", "break"]
+    step.post += [failed, f"{m} = {m} + {t} * {dm}", f"{v} = {v} + {t} * {dv}", f"{f} = {ft}"]
+    one = lambda arr: name_ref(arr, *at)  # noqa: E731
+    el.post += [Note("q's parameters, moments and entropy from (m, v)"),
+                Call("finish_normal_mv", (Expr(m, frozenset({m})), Expr(v, frozenset({v}))),
+                     (one(names.qparam(q.var, "mean")), one(names.qparam(q.var, "sd")), one(names.moment(q.var, "x2")),
+                      one(names.entropy(q.var))))]
+    if damped:           # η of the new q, (m/v, −1/(2v)): the damped schedule's next step moves from it
+        el.post += [f"{name_ref(names.natural(q.var, 'x'), *at).text} = {m} / {v}",
+                    f"{name_ref(names.natural(q.var, 'x2'), *at).text} = -0.5 / {v}"]

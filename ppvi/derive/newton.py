@@ -1,0 +1,200 @@
+"""Exponential links: a Gaussian q updated by Newton steps on the exact ELBO (docs/derivation.md, section 10).
+
+``y ~ Poisson(exp(ψ))`` (also ``Exponential(exp(ψ))``, ``Gamma(a, exp(ψ))``) with ψ affine in real latents
+puts E[e^ψ] = exp(E[ψ] + Var[ψ]/2) into the expected log joint 𝓛: closed form, exact, but not linear in a
+latent's moments (⟨x⟩, ⟨x²⟩), so 19.56 names no family.  q(x_a) stays Normal by choice, N(m, v), and its
+(m, v) maximise the ELBO restricted to it,
+
+    f(m, v) = 𝓛(⟨x_a⟩ = m, ⟨x_a²⟩ = m² + v) + ½ log v + const,
+
+which is concave in (m, v): 𝓛 is a linear function of (m, m² + v) with a negative coefficient of the square,
+plus terms −c·exp(α m + α² v/2 + …) with c ≥ 0.  The derivation gives the gradient and Hessian of 𝓛 in the
+moments at a generic element; the update takes Newton steps in (m, v), each accepted only where a
+backtracking line search finds the exact f increased, so every update is monotone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import sympy as sp
+
+from ppvi.derive.canonical import canonical
+
+EXP_LINKS = ("Poisson", "Exponential", "Gamma")    # the laws whose rate may be exp(ψ) (DESIGN §7)
+STATS = ("x", "x2")
+ARMIJO = 1e-4          # sufficient increase: f(trial) ≥ f + ARMIJO·t·∇fᵀd
+MAX_HALVINGS = 40     # t down to 10⁻¹²: a smaller step changes f by less than its rounding
+MAX_STEPS = 100
+FEASIBLE = 80          # moves at most towards a finite f (feasible)
+TOL = 1e-15            # stop where ∇fᵀd (twice the predicted increase) is below TOL·(1 + |f|): rounding
+
+
+@dataclass(frozen=True)
+class Newton:
+    """What the Newton update of a Normal q(x_a) reads, at the generic element of its QFactor.
+
+    ``gradient[s]`` is ∂𝓛/∂⟨T_s(x_a)⟩ and ``hessian[(s, t)]`` ∂²𝓛/∂⟨T_s⟩∂⟨T_t⟩ (s, t in x, x2), both
+    reading x_a's own moments; ``objective`` is the part of 𝓛 that x's moments enter (the expected terms of
+    the factors that read x, summed over their plates); ``links`` the exp-link factors among them."""
+
+    gradient: dict[str, sp.Expr]
+    hessian: dict[tuple[str, str], sp.Expr]
+    objective: sp.Expr
+    links: tuple[int, ...]
+    separable: bool = False     # the objective reads q's own moments at the element only (a local latent)
+
+
+def reads_own_exp(e: sp.Expr, own: set) -> bool:
+    """Whether an exponential in ``e`` reads one of the moment bases ``own``."""
+    return any(isinstance(n, sp.exp) and any(isinstance(b, sp.Indexed) and b.base in own or b in own
+                                             for b in sp.preorder_traversal(n))
+               for n in sp.preorder_traversal(e))
+
+
+def derive_newton(total: sp.Expr, expected: dict[int, sp.Expr], gradient: dict[str, sp.Expr],
+                  own: dict[str, tuple[sp.Basic, tuple]], partial: Callable, links: tuple[int, ...]) -> Newton:
+    """The Hessian of 𝓛 in x_a's moments (from the gradient ``gradient``), and x's part of 𝓛."""
+    hessian = {}
+    for i, s in enumerate(STATS):
+        for t in STATS[i:]:
+            hessian[(s, t)] = canonical(partial(gradient[s], *own[t]))
+    bases = {m for m, _ in own.values()}
+    element = next(iter(own.values()))[1]
+    terms = [t for e in expected.values() for t in sp.Add.make_args(sp.expand(e, deep=False))
+             if _reads(t, bases)]
+    restricted = [_at_element(t, bases, element) for t in terms]
+    separable = all(r is not None for r in restricted)
+    objective = sp.Add(*(restricted if separable else terms))
+    return Newton(gradient, hessian, objective, links, separable)
+
+
+def _reads(e: sp.Expr, bases: set) -> bool:
+    return any(isinstance(n, sp.Indexed) and n.base in bases or n in bases for n in sp.preorder_traversal(e))
+
+
+def _at_element(term: sp.Expr, bases: set, element: tuple) -> sp.Expr | None:
+    """The summand of ``term`` = c·Σ_P g(P) at the element's plate index, where g reads q's own moments only
+    at P (each element of a local latent enters its own data point's terms): what f needs of 𝓛, the rest being
+    constant in the element.  None where the term is not of that form (a global latent: ψ_n reads every w[d])."""
+    if not element:
+        return None
+    coeff, sums = term.as_independent(sp.Sum, as_Add=False)
+    if not isinstance(sums, sp.Sum) or _reads(coeff, bases) or len(sums.limits) != len(element):
+        return None
+    plate = tuple(lim[0] for lim in sums.limits)
+    for n in sp.preorder_traversal(sums.function):
+        if isinstance(n, sp.Indexed) and n.base in bases and tuple(n.indices[:len(plate)]) != plate:
+            return None
+        if isinstance(n, sp.Symbol) and n in bases:
+            return None
+    return coeff * sums.function.xreplace(dict(zip(plate, element)))
+
+
+def in_m_v(m: float, v: float, g: dict[str, float], h: dict[tuple[str, str], float]) -> tuple[np.ndarray, np.ndarray]:
+    """∇f and ∇²f in (m, v) from 𝓛's derivatives in (μ₁, μ₂) = (m, m² + v), with f = 𝓛 + ½ log v."""
+    g1, g2 = g["x"], g["x2"]
+    h11, h12, h22 = h[("x", "x")], h[("x", "x2")], h[("x2", "x2")]
+    grad = np.array([g1 + 2 * m * g2, g2 + 0.5 / v])
+    hess = np.array([[h11 + 4 * m * h12 + 4 * m * m * h22 + 2 * g2, h12 + 2 * m * h22],
+                     [h12 + 2 * m * h22, h22 - 0.5 / (v * v)]])
+    return grad, hess
+
+
+def direction(grad: np.ndarray, hess: np.ndarray) -> np.ndarray:
+    """The Newton direction −H⁻¹∇f where H is negative definite (f is concave: it always is, up to
+    rounding), else the gradient scaled by the largest curvature (an ascent direction all the same)."""
+    a, b, c = hess[0, 0], hess[0, 1], hess[1, 1]
+    det = a * c - b * b
+    if a < 0 and det > 0:
+        return -np.array([c * grad[0] - b * grad[1], a * grad[1] - b * grad[0]]) / det
+    return grad / max(abs(a), abs(c), 1e-300)
+
+
+def newton_normal(m: float, v: float, derivatives: Callable[[float, float], tuple[dict, dict]],
+                  value: Callable[[float, float], float], tol: float = TOL) -> tuple[float, float, int]:
+    """(m, v) of one Normal element after Newton steps with a backtracking line search on the exact
+    f(m, v) = ``value(m, v)`` (𝓛's part plus ½ log v); ``derivatives(m, v)`` gives 𝓛's gradient and Hessian
+    in the moments.  A step is taken only where f increases (Armijo), and v stays positive; stops when the
+    Newton decrement ∇fᵀd falls below ``tol``·(1 + |f|), or when no step increases f.  Returns (m, v, steps)."""
+    m, v, f = feasible(m, v, value)
+    for step in range(MAX_STEPS):
+        g, h = derivatives(m, v)
+        grad, hess = in_m_v(m, v, g, h)
+        d = direction(grad, hess)
+        slope = float(grad @ d)
+        if not math.isfinite(slope) or slope <= tol * (1.0 + abs(f)):
+            return m, v, step
+        t = 1.0
+        while v + t * d[1] <= 0.0:
+            t *= 0.5
+        for _ in range(MAX_HALVINGS):
+            mt, vt = m + t * d[0], v + t * d[1]
+            ft = value(mt, vt)
+            if math.isfinite(ft) and ft >= f + ARMIJO * t * slope:
+                break
+            t *= 0.5
+        else:
+            return m, v, step
+        if ft < f:         # (ARMIJO·t·slope underflowed) never a decrease
+            return m, v, step
+        m, v, f = mt, vt, ft
+    return m, v, MAX_STEPS
+
+
+def feasible(m: float, v: float, value: Callable[[float, float], float]) -> tuple[float, float, float]:
+    """(m, v, f) with f finite if a few moves make it so: where f = −∞ (E[e^ψ] overflows: a broad start against
+    covariates of large scale), v shrinks by 16 at a time down to 10⁻⁸ of its start, then m halves towards 0.
+    From f = −∞ (or NaN) no move decreases f; the Newton steps then start from a finite f."""
+    f, floor = value(m, v), 1e-8 * v
+    for _ in range(FEASIBLE):
+        if math.isfinite(f):
+            break
+        v, m = (v / 16.0, m) if v / 16.0 >= floor else (v, 0.5 * m)
+        f = value(m, v)
+    return m, v, f
+
+
+def is_link(f) -> bool:
+    """Whether factor ``f`` is ``Poisson(exp(ψ))``, ``Exponential(exp(ψ))`` or ``Gamma(a, exp(ψ))``."""
+    from ppvi.language import ast
+
+    rate = dict(f.args).get("rate")
+    return f.dist in EXP_LINKS and isinstance(rate, ast.Call) and rate.func.id == "exp"
+
+
+
+def reference_update(q, env, element: tuple[int, ...] = ()) -> tuple[float, float, int]:
+    """The Newton update of one element of the Normal q ``q`` (a QFactor with ``newton``) by the reference
+    evaluator (ppvi.derive.numeric): the moments of ``env`` are read and the element's (x, x²) replaced in
+    place by the result.  Slow and plain: what the compiled update is checked against."""
+    from ppvi.derive.numeric import evaluate
+
+    nt = q.newton
+    bound = dict(zip(q.index, element))
+    mx, mx2 = env.moments[(q.var, "x")], env.moments[(q.var, "x2")]
+    at = tuple(element) if element else ()
+
+    def put(m: float, v: float) -> None:
+        if at:
+            mx[at], mx2[at] = m, m * m + v
+        else:
+            env.moments[(q.var, "x")], env.moments[(q.var, "x2")] = np.asarray(m), np.asarray(m * m + v)
+
+    def derivatives(m: float, v: float):
+        put(m, v)
+        return ({s: evaluate(e, env, bound) for s, e in nt.gradient.items()},
+                {k: evaluate(e, env, bound) for k, e in nt.hessian.items()})
+
+    def value(m: float, v: float) -> float:
+        put(m, v)
+        return evaluate(nt.objective, env) + 0.5 * math.log(v)
+
+    m0 = float(env.moments[(q.var, "x")][at] if at else env.moments[(q.var, "x")])
+    v0 = float((env.moments[(q.var, "x2")][at] if at else env.moments[(q.var, "x2")])) - m0 * m0
+    m, v, steps = newton_normal(m0, v0, derivatives, value)
+    put(m, v)
+    return m, v, steps
