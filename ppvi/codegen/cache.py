@@ -31,7 +31,7 @@ from ppvi import __version__
 from ppvi.cachefiles import cache_dir, ppvi_fingerprint
 from ppvi.errors import PPVIError
 from ppvi.files import write_atomic
-from ppvi.language.sequences import refuse_chains
+from ppvi.language.sequences import refuse_uncompiled
 
 
 def fixed_sizes(model, sizes: dict[str, int] | None = None) -> dict[str, int]:
@@ -269,7 +269,7 @@ def load(model, source_of=None, fixed: dict[str, int] | None = None) -> tuple[Mo
     ``source_of(model)`` generates the source on a miss (SymPy is imported
     only then).
     """
-    refuse_chains(model, "compiled inference (`ppvi run`, `fit`)")
+    refuse_uncompiled(model, "compiled inference (`ppvi run`, `fit`)")
     path = path_for(model.text, fixed)
     with _IMPORTING:
         name = os.path.splitext(os.path.basename(path))[0]

@@ -73,3 +73,20 @@ def refuse_chains(model, what: str, hint: str = KERNELS) -> None:
             continue
         rep = Reporter(model.path, model.text)
         raise rep.fail(f"{what} does not handle sequences yet: `{chain.name}` is a chain", f.span, hint)
+
+
+def refuse_uncompiled(model, what: str) -> None:
+    """A model with a chain the kernels do not handle yet (a chain of vectors or of data; a Categorical
+    latent chain is compiled: codegen.chain): a positioned error."""
+    for chain in model.chains.values():
+        v = model.variables[chain.name]
+        if v.kind == "latent" and v.support == "index":
+            continue
+        f = model.factors[chain.body] if chain.body is not None else None
+        if f is None:
+            continue
+        rep = Reporter(model.path, model.text)
+        raise rep.fail(f"{what} does not handle this sequence yet: `{chain.name}` is a chain of "
+                       f"{'data' if v.kind == 'data' else 'vectors'}", f.span,
+                       "a Categorical chain is compiled (`z[t] ~ Categorical(A[z[t-1]])`); this one is checked "
+                       "and derived (`ppvi check`, `ppvi derive`)")
