@@ -76,17 +76,15 @@ def refuse_chains(model, what: str, hint: str = KERNELS) -> None:
 
 
 def refuse_uncompiled(model, what: str) -> None:
-    """A model with a chain the kernels do not handle yet (a chain of vectors or of data; a Categorical
-    latent chain is compiled: codegen.chain): a positioned error."""
-    for chain in model.chains.values():
-        v = model.variables[chain.name]
-        if v.kind == "latent" and v.support == "index":
-            continue
-        f = model.factors[chain.body] if chain.body is not None else None
-        if f is None:
+    """A model with a chain the kernels do not handle yet — a chain of vectors or reals approximated jointly
+    (its Kalman/RTS block: the reference evaluator has it, the kernels not): a positioned error.  A Categorical
+    chain (codegen.chain), a mean-field chain and a chain of data are compiled."""
+    for name, chain in model.chains.items():
+        v = model.variables[name]
+        if v.kind != "latent" or v.support == "index" or model.approximations.get(name) != "jointly":
             continue
         rep = Reporter(model.path, model.text)
-        raise rep.fail(f"{what} does not handle this sequence yet: `{chain.name}` is a chain of "
-                       f"{'data' if v.kind == 'data' else 'vectors'}", f.span,
-                       "a Categorical chain is compiled (`z[t] ~ Categorical(A[z[t-1]])`); this one is checked "
-                       "and derived (`ppvi check`, `ppvi derive`)")
+        raise rep.fail(f"{what} does not handle a Gaussian chain approximated jointly yet: `{name}` is one",
+                       model.factors[chain.body].span,
+                       f"drop `approximate {name} jointly` to fit its mean field (its means are exact, its "
+                       "variances too small: PRML 10.1.2)")
