@@ -99,3 +99,84 @@ def test_marginals_and_pairs_are_consistent(jointly):
     np.testing.assert_allclose(xi[1:].sum(axis=2), r[:-1], atol=1e-12)
     np.testing.assert_allclose(xi[1:].sum(axis=1), r[1:], atol=1e-12)
     assert np.isfinite(p.state["l_z"][0])
+
+
+def _scaled_forward_backward(log_init, log_trans, log_node):
+    """Rabiner's (1989) scaled recursions in probability space (independent of ppvi's log-space runtime)."""
+    phi, Psi, psi = np.exp(log_init), np.exp(log_trans), np.exp(log_node - log_node.max(axis=1, keepdims=True))
+    T, K = psi.shape
+    a, b, c = np.empty((T, K)), np.ones((T, K)), np.empty(T)
+    a[0] = phi * psi[0]
+    c[0] = a[0].sum()
+    a[0] /= c[0]
+    for t in range(1, T):
+        a[t] = (a[t - 1] @ Psi) * psi[t]
+        c[t] = a[t].sum()
+        a[t] /= c[t]
+    for t in range(T - 2, -1, -1):
+        b[t] = Psi @ (psi[t + 1] * b[t + 1]) / c[t + 1]
+    return a * b
+
+
+def test_run_writes_the_chains_marginals(jointly, tmp_path, capsys):
+    """`ppvi run` on the HMM (warm: the module the fixture compiled) writes q(z)'s marginals, and they are the
+    posterior of the chain given the final global q's as the result file holds them (PRML 13.2.2, written here)."""
+    import json
+
+    from scipy import special
+
+    from conftest import run_cli
+
+    out = tmp_path / "r.json"
+    code, _, err = run_cli(["run", HMM, "--data", HMM.with_suffix(".json"), "--out", out, "--quiet"], capsys)
+    assert code == 0, err
+    r = json.loads(out.read_text())
+    q, x = r["q"], np.array(json.loads(HMM.with_suffix(".json").read_text())["x"])
+    trace = np.array(r["elbo_trace"])
+    assert np.all(np.diff(trace) >= -1e-9 * np.abs(trace[1:]))
+    e_log = lambda a: special.digamma(a) - special.digamma(a.sum(-1, keepdims=True))  # noqa: E731
+    alpha_pi, alpha_A = np.array(q["pi"]["alpha"]), np.array(q["A"]["alpha"])
+    m, s = np.array(q["mu"]["mean"]), np.array(q["mu"]["sd"])
+    shape, rate = np.array(q["tau"]["shape"]), np.array(q["tau"]["rate"])
+    e_tau, e_log_tau = shape / rate, special.digamma(shape) - np.log(rate)
+    log_node = 0.5 * e_log_tau - 0.5 * np.log(2 * np.pi) - 0.5 * e_tau * (x[:, None] ** 2 - 2 * x[:, None] * m
+                                                                          + m ** 2 + s ** 2)
+    want = _scaled_forward_backward(e_log(alpha_pi), e_log(alpha_A), log_node)
+    got = np.array(q["z"]["p"])
+    assert got.shape == (len(x), 2)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+
+
+def test_offset_reads_are_one_read_each_and_exact_at_both_ends():
+    """A mean-field random walk (no block): q(x[t]) reads x[t − 1] and x[t + 1].  The derived
+    Σ_{i≥1} [i − 1 = t] ⟨x[i]⟩ is written as one read under [t + 1 < T] (not a pass over the plate for each t),
+    and the update, run as plain Python from the exact posterior means, leaves them there with sd 1/√Λₜₜ
+    (PRML 10.1.2; Λ written out as in tests/infer/test_chains.py) — the first and last elements included."""
+    from ppvi.codegen.ir import Loop
+
+    from infer.test_chains import RANDOM_WALK
+
+    from ppvi.codegen.cache import fixed_sizes
+    from ppvi.codegen.module import lower
+
+    model = loads(RANDOM_WALK, "<random_walk>")
+    kernel = next(k for k in lower(derive(model), fixed_sizes(model)).kernels if k.name == "update_x")
+
+    def depth(body) -> int:
+        return max([1 + depth(n.body) for n in body if isinstance(n, Loop)], default=0)
+    assert depth(kernel.body) == 1
+    y = np.array([0.3, -0.2, 0.8, 1.5, 1.1, 0.4, -0.6, -0.1])
+    T = len(y)
+    lam = np.diag(np.full(T, 1.0))
+    lam[0, 0] += 1.0
+    for t in range(1, T):
+        lam[t, t] += 4
+        lam[t - 1, t - 1] += 4
+        lam[t - 1, t] = lam[t, t - 1] = -4
+    exact = np.linalg.solve(lam, y)
+    p = program(model, {"y": y})
+    p.state["q_x__mean"][:] = exact
+    info = p.plan["latents"]["x"]
+    getattr(p.module, info["kernel"]).py_func(*(p.state[a] for a in info["args"]))
+    np.testing.assert_allclose(p.state["q_x__mean"], exact, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(p.state["q_x__sd"], 1 / np.sqrt(np.diag(lam)), rtol=0, atol=1e-12)
