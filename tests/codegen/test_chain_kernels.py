@@ -24,6 +24,22 @@ from derive import reference              # noqa: E402  (tests/derive/reference.
 from infer.test_chains import BAYES, sample_hmm   # noqa: E402
 
 HMM = Path(__file__).resolve().parents[2] / "models" / "sequences" / "hmm.ppvi"
+# EM beside the chain: every unknown but z a param, so a sweep (the M-step, then the block) is Baum–Welch
+BAUM_WELCH = """\
+dim T
+dim K = 2
+param p0[K] : simplex
+param A[K, K] : simplex
+param mu[K]
+param tau[K] : positive
+data x[T]
+z[0] ~ Categorical(p0)
+for t in T[1:]:
+    z[t] ~ Categorical(A[z[t-1]])
+for t in T:
+    x[t] ~ Normal(mu[z[t]], precision = tau[z[t]])
+approximate z jointly
+"""
 SWEEPS = 4
 
 
@@ -180,3 +196,31 @@ def test_offset_reads_are_one_read_each_and_exact_at_both_ends():
     getattr(p.module, info["kernel"]).py_func(*(p.state[a] for a in info["args"]))
     np.testing.assert_allclose(p.state["q_x__mean"], exact, rtol=0, atol=1e-12)
     np.testing.assert_allclose(p.state["q_x__sd"], 1 / np.sqrt(np.diag(lam)), rtol=0, atol=1e-12)
+
+
+def test_baum_welch_equals_hmmlearn_after_k_iterations():
+    """Params beside the chain: from the same start, k sweeps (M-step of p0, A, mu, then tau at the new mu; then
+    forward–backward) are k iterations of hmmlearn's GaussianHMM EM (its priors switched off), to 1e-8; the
+    ELBO after each sweep is hmmlearn's log-likelihood at the params before that sweep's E-step (exact EM)."""
+    hmm = pytest.importorskip("hmmlearn.hmm")
+    x = _data(T=300)
+    start = {"p0": np.array([0.5, 0.5]), "A": np.array([[0.7, 0.3], [0.4, 0.6]]), "mu": np.array([-1.0, 1.0]),
+             "tau": np.array([1.0, 2.0])}
+    p = program(loads(BAUM_WELCH, "<baum_welch>"), {"x": x, **start}, e_step=True)
+    k = 5
+    elbos = []
+    for _ in range(k):
+        for var in p.schedule():
+            p.update(var)
+        elbos.append(p.elbo())
+    ref = hmm.GaussianHMM(n_components=2, covariance_type="diag", init_params="", params="stmc", n_iter=k,
+                          tol=-np.inf, covars_prior=0.0, means_weight=0.0, covars_weight=1.0)
+    ref.startprob_, ref.transmat_, ref.means_, ref.covars_ = (start["p0"], start["A"], start["mu"][:, None],
+                                                              1 / start["tau"][:, None])
+    ref.fit(x[:, None])
+    for got, want in ((p.state["v_p0"], ref.startprob_), (p.state["v_A"], ref.transmat_),
+                      (p.state["v_mu"], ref.means_.ravel()), (1 / p.state["v_tau"], ref.covars_.ravel())):
+        np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-12)
+    # hmmlearn's history: the log-likelihood at the start of each iteration, i.e. after our previous sweep
+    np.testing.assert_allclose(elbos[:-1], list(ref.monitor_.history)[1:], rtol=1e-10)
+    assert elbos[-1] == pytest.approx(ref.score(x[:, None]), rel=1e-10)
