@@ -43,8 +43,10 @@ def write_chain_kernel(mw, block: ChainBlock) -> None:
     K = w.int_value(sp.sympify(block.k.upper) + 1)
     T = w.int_value(sp.sympify(block.t.upper) + 1)
     li, lt, ln, lz, h = "_li", "_lt", "_ln", "_lz", "_hq"
+    varying = block.t in block.log_trans.free_symbols
     fn.pre += [assign(Ref(li), Expr(f"np.empty({K})", frozenset({K}))),
-               assign(Ref(lt), Expr(f"np.empty(({T}, {K}, {K}))", frozenset({T, K}))),
+               # (a stationary chain's Ψ is one K × K matrix: the runtime reads row 0 at every step)
+               assign(Ref(lt), Expr(f"np.empty(({T if varying else 1}, {K}, {K}))", frozenset({T, K}))),
                assign(Ref(ln), Expr(f"np.empty(({T}, {K}))", frozenset({T, K}))),
                assign(Ref(lz), Expr("0.0")), assign(Ref(h), Expr("0.0"))]
     seqs = w._loops([(i, 0, i.upper) for i in block.outer])
@@ -63,16 +65,12 @@ def write_chain_kernel(mw, block: ChainBlock) -> None:
     body.post.append(mw._note("log Psi (the transition potentials, t >= start)", block.var))
     start = block.chain.start
     steps = (block.t, start, block.t.upper)
-    if block.t in block.log_trans.free_symbols:
+    if varying:
         loops = w._loops([steps, (block.j, 0, block.j.upper), (block.k, 0, block.k.upper)])
         loops[-1].post.append(assign(name_ref(lt, t, j, k), w.expr(block.log_trans, levels + loops)))
-    else:           # the same matrix at every step: computed once, copied along the chain
+    else:
         loops = w._loops([(block.j, 0, block.j.upper), (block.k, 0, block.k.upper)])
-        v = w.tmp("psi")
-        loops[-1].post.append(assign(Ref(v), w.expr(block.log_trans, levels + loops)))
-        along = w._loops([steps])
-        along[-1].post.append(assign(name_ref(lt, t, j, k), Expr(v, frozenset({v}))))
-        loops[-1].post.append(along[0])
+        loops[-1].post.append(assign(name_ref(lt, "0", j, k), w.expr(block.log_trans, levels + loops)))
     body.post.append(loops[0])
 
     body.post.append(mw._note("log psi (every other statement: the emissions)", block.var))
