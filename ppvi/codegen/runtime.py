@@ -671,10 +671,16 @@ def _times_log(p, logp):
 
 @njit(cache=True)
 def _lse(a):
-    m = a.max()
+    """log Σ exp(a), in loops: no temporary array (it runs T × K times per pass of forward–backward)."""
+    m = -np.inf
+    for v in a:
+        m = max(m, v)
     if m == -np.inf:
         return m
-    return m + math.log(np.exp(a - m).sum())
+    s = 0.0
+    for v in a:
+        s += math.exp(v - m)
+    return m + math.log(s)
 
 
 @njit(cache=True)
