@@ -221,26 +221,10 @@ def case_em(tool: str, n: int, iters: int) -> dict:
     raise KeyError(tool)
 
 
-# Baum–Welch: a hidden Markov model with Gaussian emissions, every unknown but the chain a param (EM, issue 18)
-HMM_EM = """\
-dim T, K
-param p0[K] : simplex
-param A[K, K] : simplex
-param mu[K]
-param tau[K] : positive
-data x[T]
-z[0] ~ Categorical(p0)
-for t in T[1:]:
-    z[t] ~ Categorical(A[z[t-1]])
-for t in T:
-    x[t] ~ Normal(mu[z[t]], precision = tau[z[t]])
-approximate z jointly
-"""
-
-
 def case_hmm(tool: str, n: int, k: int, iters: int) -> dict:
-    """EM for a K-state Gaussian HMM on one sequence of n steps, from the same start as hmmlearn's GaussianHMM
-    (its priors switched off): the same iterations (tests/codegen/test_chain_kernels.py checks they agree)."""
+    """EM for a K-state Gaussian HMM (models/sequences/baum_welch.ppvi) on one sequence of n steps, from the same
+    start as hmmlearn's GaussianHMM (its priors switched off): the same iterations
+    (tests/codegen/test_chain_kernels.py checks they agree)."""
     rng = np.random.default_rng(0)
     A = np.full((k, k), 0.1 / max(k - 1, 1)) + np.eye(k) * (0.9 - 0.1 / max(k - 1, 1))
     z = np.empty(n, dtype=int)
@@ -255,12 +239,9 @@ def case_hmm(tool: str, n: int, k: int, iters: int) -> dict:
     if tool == "ppvi":
         import ppvi
 
-        fd, path = tempfile.mkstemp(suffix=".ppvi")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(HMM_EM)
-        m = ppvi.load(path)
-        m.fit({"x": x[:200], **start}, max_iter=2)             # compile or load the kernels
-        r = m.fit({"x": x, **start}, max_iter=iters, tol=1e-300)
+        m = ppvi.load(str(ROOT / "models" / "sequences" / "baum_welch.ppvi"))
+        m.fit({"x": x[:200], **start}, max_iter=2, dims={"K": k})         # compile or load the kernels
+        r = m.fit({"x": x, **start}, max_iter=iters, tol=1e-300, dims={"K": k})
         return {"per_iter": r.fit.seconds / r.fit.iterations, "objective": r.elbo}
     if tool == "hmmlearn":
         from hmmlearn.hmm import GaussianHMM

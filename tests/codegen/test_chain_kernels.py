@@ -23,25 +23,10 @@ from ppvi.language import load, loads
 
 from codegen.programs import program      # noqa: E402  (tests/codegen/programs.py)
 from derive import reference              # noqa: E402  (tests/derive/reference.py)
-from infer.test_chains import BAYES, sample_hmm   # noqa: E402
+from infer.test_chains import BAYES, sample_hmm, scaled_forward_backward   # noqa: E402
 
 HMM = Path(__file__).resolve().parents[2] / "models" / "sequences" / "hmm.ppvi"
-# EM beside the chain: every unknown but z a param, so a sweep (the M-step, then the block) is Baum–Welch
-BAUM_WELCH = """\
-dim T
-dim K = 2
-param p0[K] : simplex
-param A[K, K] : simplex
-param mu[K]
-param tau[K] : positive
-data x[T]
-z[0] ~ Categorical(p0)
-for t in T[1:]:
-    z[t] ~ Categorical(A[z[t-1]])
-for t in T:
-    x[t] ~ Normal(mu[z[t]], precision = tau[z[t]])
-approximate z jointly
-"""
+BAUM_WELCH = HMM.with_name("baum_welch.ppvi")     # EM beside the chain: Baum–Welch
 SWEEPS = 4
 
 
@@ -131,23 +116,6 @@ def test_marginals_and_pairs_are_consistent(jointly):
     assert np.isfinite(p.state["l_z"][0])
 
 
-def _scaled_forward_backward(log_init, log_trans, log_node):
-    """Rabiner's (1989) scaled recursions in probability space (independent of ppvi's log-space runtime)."""
-    phi, Psi, psi = np.exp(log_init), np.exp(log_trans), np.exp(log_node - log_node.max(axis=1, keepdims=True))
-    T, K = psi.shape
-    a, b, c = np.empty((T, K)), np.ones((T, K)), np.empty(T)
-    a[0] = phi * psi[0]
-    c[0] = a[0].sum()
-    a[0] /= c[0]
-    for t in range(1, T):
-        a[t] = (a[t - 1] @ Psi) * psi[t]
-        c[t] = a[t].sum()
-        a[t] /= c[t]
-    for t in range(T - 2, -1, -1):
-        b[t] = Psi @ (psi[t + 1] * b[t + 1]) / c[t + 1]
-    return a * b
-
-
 def test_run_writes_the_chains_marginals(jointly, tmp_path, capsys):
     """`ppvi run` on the HMM (warm: the module the fixture compiled) writes q(z)'s marginals, and they are the
     posterior of the chain given the final global q's as the result file holds them (PRML 13.2.2, written here)."""
@@ -171,7 +139,7 @@ def test_run_writes_the_chains_marginals(jointly, tmp_path, capsys):
     e_tau, e_log_tau = shape / rate, special.digamma(shape) - np.log(rate)
     log_node = 0.5 * e_log_tau - 0.5 * np.log(2 * np.pi) - 0.5 * e_tau * (x[:, None] ** 2 - 2 * x[:, None] * m
                                                                           + m ** 2 + s ** 2)
-    want = _scaled_forward_backward(e_log(alpha_pi), e_log(alpha_A), log_node)
+    want = scaled_forward_backward(e_log(alpha_pi), e_log(alpha_A), log_node)
     got = np.array(q["z"]["p"])
     assert got.shape == (len(x), 2)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
@@ -220,7 +188,7 @@ def test_baum_welch_equals_hmmlearn_after_k_iterations():
     x = _data(T=300)
     start = {"p0": np.array([0.5, 0.5]), "A": np.array([[0.7, 0.3], [0.4, 0.6]]), "mu": np.array([-1.0, 1.0]),
              "tau": np.array([1.0, 2.0])}
-    p = program(loads(BAUM_WELCH, "<baum_welch>"), {"x": x, **start}, e_step=True)
+    p = program(load(str(BAUM_WELCH)), {"x": x, **start}, e_step=True)
     k = 5
     elbos = []
     for _ in range(k):
