@@ -145,6 +145,16 @@ def test_run_writes_the_chains_marginals(jointly, tmp_path, capsys):
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
 
 
+@pytest.mark.parametrize("how", [["--memoized", "--chunks", "4"], ["--svi", "--batch", "50"]])
+def test_chunked_fits_refuse_to_cut_a_chain(jointly, capsys, how):
+    """Memoized and stochastic VI split the data plate; a chain along it is one unit: refused, located."""
+    from conftest import run_cli
+
+    code, _, err = run_cli(["run", HMM, "--quiet", *how], capsys)
+    assert code == 2 and "hmm.ppvi: error: memoized and stochastic VI split the data into chunks of `T`, and `z` " \
+        "is a chain along it" in err and "Traceback" not in err, err
+
+
 def test_offset_reads_are_one_read_each_and_exact_at_both_ends():
     """A mean-field random walk (no block): q(x[t]) reads x[t − 1] and x[t + 1].  The derived
     Σ_{i≥1} [i − 1 = t] ⟨x[i]⟩ is written as one read under [t + 1 < T] (not a pass over the plate for each t),
