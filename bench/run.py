@@ -4,7 +4,7 @@
     python bench/run.py            # the full table (N up to 10^6; minutes)
     python bench/run.py --quick    # small sizes (a minute or two)
     python bench/run.py --rest 0   # without the 15 s of idle before each case
-    python bench/run.py --cases fa,pmf   # some of the cases (gmm, lda, em, sparse, dictionary, fa, pmf, startup)
+    python bench/run.py --cases fa,pmf   # some of the cases (gmm, lda, em, hmm, sparse, dictionary, fa, pmf, startup)
 
 Each case runs in its own process (so peak memory is that case's alone) and
 with the same data, the same number of iterations and — where the peer lets
@@ -221,6 +221,40 @@ def case_em(tool: str, n: int, iters: int) -> dict:
     raise KeyError(tool)
 
 
+def case_hmm(tool: str, n: int, k: int, iters: int) -> dict:
+    """EM for a K-state Gaussian HMM (models/sequences/baum_welch.ppvi) on one sequence of n steps, from the same
+    start as hmmlearn's GaussianHMM (its priors switched off): the same iterations
+    (tests/codegen/test_chain_kernels.py checks they agree)."""
+    rng = np.random.default_rng(0)
+    A = np.full((k, k), 0.1 / max(k - 1, 1)) + np.eye(k) * (0.9 - 0.1 / max(k - 1, 1))
+    z = np.empty(n, dtype=int)
+    z[0] = 0
+    u = rng.random(n)
+    cum = np.cumsum(A, axis=1)
+    for t in range(1, n):
+        z[t] = min(int(np.searchsorted(cum[z[t - 1]], u[t])), k - 1)
+    x = 3.0 * z + rng.normal(size=n)
+    start = {"p0": np.full(k, 1.0 / k), "A": np.full((k, k), 0.5 / k) + np.eye(k) * 0.5,
+             "mu": np.linspace(x.min(), x.max(), k), "tau": np.ones(k)}
+    if tool == "ppvi":
+        import ppvi
+
+        m = ppvi.load(str(ROOT / "models" / "sequences" / "baum_welch.ppvi"))
+        m.fit({"x": x[:200], **start}, max_iter=2, dims={"K": k})         # compile or load the kernels
+        r = m.fit({"x": x, **start}, max_iter=iters, tol=1e-300, dims={"K": k})
+        return {"per_iter": r.fit.seconds / r.fit.iterations, "objective": r.elbo}
+    if tool == "hmmlearn":
+        from hmmlearn.hmm import GaussianHMM
+
+        g = GaussianHMM(k, covariance_type="diag", init_params="", params="stmc", n_iter=iters, tol=-np.inf,
+                        covars_prior=0.0, means_weight=0.0, covars_weight=1.0)
+        g.startprob_, g.transmat_, g.means_, g.covars_ = start["p0"], start["A"], start["mu"][:, None], \
+            1 / start["tau"][:, None]
+        el = _quiet_seconds(lambda: g.fit(x[:, None]))
+        return {"per_iter": el / iters, "objective": float(g.score(x[:, None]))}
+    raise KeyError(tool)
+
+
 def case_sparse(tool: str, n: int, iters: int) -> dict:
     """MAP sparse codes of the bundled digits for a fixed dictionary (one E-step), vs sparse_encode."""
     digits = np.load(ROOT / "models" / "sparse_coding.npz")["v"][:n]
@@ -310,9 +344,9 @@ def case_pmf(tool: str, ratings: int, users: int, items: int, k: int, iters: int
     return {"per_iter": per, "objective": obj, **mem}
 
 
-GROUPS = ("gmm", "lda", "em", "sparse", "dictionary", "fa", "pmf", "startup")
-CASES = {"gmm": case_gmm, "lda": case_lda, "em": case_em, "sparse": case_sparse, "dictionary": case_dictionary,
-         "fa": case_fa, "pmf": case_pmf}
+GROUPS = ("gmm", "lda", "em", "hmm", "sparse", "dictionary", "fa", "pmf", "startup")
+CASES = {"gmm": case_gmm, "lda": case_lda, "em": case_em, "hmm": case_hmm, "sparse": case_sparse,
+         "dictionary": case_dictionary, "fa": case_fa, "pmf": case_pmf}
 
 
 def _child(spec: str) -> None:
@@ -400,6 +434,10 @@ def main() -> None:
         n_em = 100_000 if q else 1_000_000
         rows.append(("EM mixture", f"N={n_em:,} K=3", "sklearn", _run(args.rest, "em", "ppvi", n_em, 20),
                      _run(args.rest, "em", "sklearn", n_em, 20)))
+    for k in (2, 5, 10) if "hmm" in chosen else ():
+        n_hmm = 10_000 if q else 100_000
+        rows.append(("HMM, Baum–Welch", f"T={n_hmm:,} K={k}", "hmmlearn", _run(args.rest, "hmm", "ppvi", n_hmm, k, 10),
+                     _run(args.rest, "hmm", "hmmlearn", n_hmm, k, 10)))
     if "sparse" in chosen:
         sp = _run(args.rest, "sparse", "ppvi", 500, 1)
         for peer in ("sklearn_lars", "sklearn_cd"):

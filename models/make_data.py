@@ -423,8 +423,8 @@ def lds():
     return {"y": y}, {"x": x, "F": F}
 
 
-# models with sequences (issue 18) live in models/sequences/: they are derived but not yet compiled
-SEQUENCES = {"hmm": (hmm, "json"), "lds": (lds, "json")}
+# models with sequences (issue 18) live in models/sequences/ (Baum–Welch fits the HMM's data by EM)
+SEQUENCES = {"hmm": (hmm, "json"), "baum_welch": (hmm, "json"), "lds": (lds, "json")}
 
 
 def main(argv=None, generators=None, folder=HERE):

@@ -322,6 +322,15 @@ def interchange(e: sp.Expr, varies, reads, big: frozenset = frozenset()) -> sp.E
     return _swap(e, worth)
 
 
+def _offset(i: sp.Expr) -> tuple[sp.Idx, int] | None:
+    """``t + c`` (an index and a whole number c ≠ 0) -> (t, c); else None."""
+    if isinstance(i, sp.Add) and len(i.args) == 2:
+        c, j = sorted(i.args, key=lambda a: not a.is_Integer)
+        if c.is_Integer and isinstance(j, sp.Idx):
+            return j, int(c)
+    return None
+
+
 def through_deltas(e: sp.Expr) -> sp.Expr:
     """Σ_t [o = g(t)] f(g(t), t) -> Σ_t [o = g(t)] f(o, t) (exact: the delta vanishes where g(t) ≠ o), then the
     factors that no longer read the summation moved out: ⟨P[user[t], k′]⟩ under [u = user[t]] is ⟨P[u, k′]⟩,
@@ -348,6 +357,31 @@ def through_deltas(e: sp.Expr) -> sp.Expr:
     if not outside and all(a == b for a, b in zip(factors, sp.Mul.make_args(e.function))):
         return e
     return sp.Mul(*outside) * sp.Sum(sp.Mul(*(f for f in factors if f.free_symbols & bound)), *e.limits)
+
+
+def through_offsets(e: sp.Expr) -> sp.Expr:
+    """Σ_{i=lo}^{hi} [i + c = o] f(i) -> [lo ≤ o − c ≤ hi] f(o − c) for a whole number c ≠ 0 and o free of i: a
+    chain's neighbour read through an offset (Σ_{i≥1} [i − 1 = t] ⟨x[i]⟩ is ⟨x[t + 1]⟩ where t + 1 < T), one
+    read instead of a pass over the plate per element.  (derive.expectation.collapse resolves c = 0.)"""
+    if not e.args or isinstance(e, (sp.Indexed, sp.Idx, sp.IndexedBase)):
+        return e
+    e = e.func(*(through_offsets(a) for a in e.args))
+    if not isinstance(e, sp.Sum):
+        return e
+    factors = sp.Mul.make_args(e.function)
+    for n, (i, lo, hi) in enumerate(e.limits):
+        for f in factors:
+            if not isinstance(f, sp.KroneckerDelta):
+                continue
+            for side, o in (f.args, f.args[::-1]):
+                c = side - i
+                if c.is_Integer and c != 0 and i not in o.free_symbols:
+                    at = o - c
+                    rest = sp.Mul(*(g for g in factors if g is not f)).xreplace({i: at})
+                    inside = before(sp.sympify(lo) - 1, at) * before(at, sp.sympify(hi) + 1)
+                    limits = e.limits[:n] + e.limits[n + 1:]
+                    return through_offsets(inside * (sp.Sum(rest, *limits) if limits else rest))
+    return e
 
 
 def scaled_into_sums(e: sp.Expr) -> sp.Expr:
@@ -467,7 +501,7 @@ class Writer:
 
     def top(self, e: sp.Expr, levels: list[Block], pinned: int = 0) -> str:
         """Python source for a whole expression: first rewritten so invariant sums can be hoisted."""
-        e = through_deltas(e)
+        e = through_deltas(through_offsets(e))
         if self.self_bases or self.element:
             e = interchange(e, self.varies, self._reads_self, self.big)
         if self.stats is not None:
@@ -532,10 +566,10 @@ class Writer:
         """A Kronecker delta, a matrix's inverse or log-determinant (derived at bind time), or a function the
         runtime or math provides."""
         if isinstance(e, sp.KroneckerDelta):
-            a, b = (self.index_value(x, levels, pinned) for x in e.args)
+            a, b = (self.index_value(x, levels, pinned, clamp=False) for x in e.args)
             return f"(1.0 if {a} == {b} else 0.0)"
         if isinstance(e, before):
-            a, b = (self.index_value(x, levels, pinned) for x in e.args)
+            a, b = (self.index_value(x, levels, pinned, clamp=False) for x in e.args)
             return f"(1.0 if {a} < {b} else 0.0)"
         if isinstance(e, inverse):
             m, d, f = e.args
@@ -571,16 +605,32 @@ class Writer:
         name, _ = self.names.array_of(base)
         return self.names.snapshot(name) if base in self.snapshot_bases else name
 
-    def index_value(self, i: sp.Expr, levels, pinned) -> str:
-        """An index position: an integer expression (loop index, literal, or data value)."""
+    def index_value(self, i: sp.Expr, levels, pinned, clamp: bool = True) -> str:
+        """An index position: an integer expression (loop index, literal, or data value).  ``clamp``: a
+        subscript (an offset kept inside its axis); a delta's or an indicator's argument is not."""
         if isinstance(i, sp.Idx) or i in self.names.idx:
             return self.names.index(i)
         if i.is_Integer:
             return str(int(i))
+        offset = _offset(i)
+        if offset is not None and not clamp:
+            j, c = offset
+            return f"({self.names.index(j)} {'+' if c > 0 else '-'} {abs(c)})"
+        if offset is not None:
+            # a chain's neighbour, t ± c: read only under an indicator of its range (through_offsets), so kept
+            # inside the axis (never a read past its end, whose bits may be a NaN that 0 · NaN keeps)
+            j, c = offset
+            edge = self._last(j) if c > 0 else "0"      # (the axis's ends: j's own range may be a slice)
+            return f"{'min' if c > 0 else 'max'}({self.names.index(j)} {'+' if c > 0 else '-'} {abs(c)}, {edge})"
         if isinstance(i, sp.Indexed):
             name, _ = self.names.array_of(i.base)
             return f"int({name}[{', '.join(self.index_value(j, levels, pinned) for j in i.indices)}])"
         return f"int({self.value(i, levels, pinned)})"
+
+    def _last(self, j: sp.Idx) -> str:
+        """The last position of j's axis, ``n_T - 1``."""
+        size = sp.sympify(j.upper) + 1
+        return str(int(size) - 1) if size.is_Integer else f"{self.int_value(size)} - 1"
 
     def derived(self, kind: str, m: sp.Basic) -> str:
         base = m.base if isinstance(m, sp.Indexed) else m

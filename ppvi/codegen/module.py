@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ppvi import __version__
+from ppvi.codegen.chain import chain_state, write_chain_kernel
 from ppvi.codegen.emit import CHUNK, REPEAT, Block, Names, Writer, accumulate, assign, name_ref
 from ppvi.codegen.ir import Bind, Call, Expr, Kernel, Module, Note, Range, Ref, Share, StatisticArray, part_range
 from ppvi.codegen.passes import run_passes
@@ -202,6 +203,8 @@ class ModuleWriter:
                                  **{d.syms.dims[k]: n for k, n in canonical.dims.items() if k in d.syms.dims}})
         for q in d.q.values():
             self.names.aliases.update(aliases(q, self.names))
+        for b in getattr(d, "blocks", {}).values():      # a Categorical chain's marginals are its q's p
+            self.names.aliases.update(chain_state(b, self.names)[1])
         fixed = fixed or {}
         self.dims = {d.syms.dims[n]: str(int(fixed[n])) if n in fixed else self.names.dim(n) for n in d.syms.dims}
         plate = d.graph.data_plate
@@ -805,8 +808,8 @@ class ModuleWriter:
         if self.grouping is not None:
             return
         for var, info in self.plan["latents"].items():
-            q = self.d.q[var]
-            if not info["feeds"] or q.scope != "local" or not self._chunked(q):
+            q = self.d.q.get(var)
+            if q is None or not info["feeds"] or q.scope != "local" or not self._chunked(q):
                 continue
             if q.family == "Categorical" and len(q.index) == 1 and var not in self.missing:
                 self.update_kernel(q, blocked=True)
@@ -841,7 +844,7 @@ class ModuleWriter:
         convergence on its own, in cache, one group per thread (LDA's per-document E-step)."""
         lat = self.plan["latents"]
         locals_ = [v for v in lat if lat[v]["scope"] == "local"]
-        if self.d.point or len(locals_) != 1:
+        if self.d.point or len(locals_) != 1 or locals_[0] not in self.d.q:     # (not a chain's block)
             return None
         z = self.d.q[locals_[0]]
         if len(z.index) != 1 or z.index[0].upper + 1 not in self.big or \
@@ -1070,7 +1073,8 @@ class ModuleWriter:
                 "point": f"The exact coordinate update of the point estimate{line}",
                 "elbo": "E_q[log p] of every factor (the entropies are added by the engine)",
                 "statistics": f"The statistics of the local step: {', '.join(s.name for s in self.stats.found.values())}",
-                "block": f"The group block of the latent{line} and the local latent that reads it"}[role]
+                "block": f"The group block of the latent{line} and the local latent that reads it",
+                "chain": f"The update of the chain{line}: its potentials, then its block (forward-backward or a sweep)"}[role]
 
     def _args(self, name: str) -> list[str]:
         """The parameters of the kernel ``name``, as the plan lists them."""
@@ -1081,6 +1085,8 @@ class ModuleWriter:
         for q in self.d.q.values():
             self.update_kernel(q)
             self.update_kernel(q, damped=True)
+        for b in getattr(self.d, "blocks", {}).values():
+            write_chain_kernel(self, b)
         for pu in self.d.points.values():
             self.point_kernel(pu)
         labels = self.elbo_kernel()
@@ -1103,7 +1109,8 @@ class ModuleWriter:
     def module(self) -> Module:
         """The IR as lowered: every kernel as the writer left it (before the passes of codegen.passes)."""
         arrays = self.stats.shapes()
-        text = Whiteboard({v: len(q.index) for v, q in self.d.q.items()}).doprint
+        text = Whiteboard({**{v: len(q.index) for v, q in self.d.q.items()},
+                           **{v: len(b.outer) + 1 for v, b in getattr(self.d, "blocks", {}).items()}}).doprint
         stats = tuple(StatisticArray(s.name, tuple(arrays[s.name]), text(s.expr),
                                      None if s.scatter is None else text(s.scatter[0]), s.mirror)
                       for s in self.stats.found.values())
@@ -1113,8 +1120,8 @@ class ModuleWriter:
 
 def lower(d: Derivation, fixed: dict[str, int] | None = None) -> Module:
     """The kernel IR of a derivation, specialised to the ``fixed`` dims, before the passes of codegen.passes."""
-    from ppvi.language.sequences import refuse_chains
-    refuse_chains(d.model, "kernel generation")      # (a chain's block has no kernels yet: issue 18)
+    from ppvi.language.sequences import refuse_uncompiled
+    refuse_uncompiled(d.model, "kernel generation")      # (a Gaussian chain's block has no kernels yet: issue 18)
     w = ModuleWriter(d, fixed)
     w.write()
     return w.module()

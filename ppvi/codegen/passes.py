@@ -54,6 +54,10 @@ def fuse(m: Module) -> Module:
             at = next(n for n, k in enumerate(kernels) if k.role == "statistics")
             kernels.insert(at + 1, step)
     if step is None:
+        if chosen is not None and "chain" in (m.plan.get("latents", {}).get(chosen) or {}):
+            # a chain's block is serial, one sequence after another: the statistics over its marginals are a
+            # small fraction of it, and threads started every sweep cost more than they save
+            kernels = [_serial(k) if k.role == "statistics" else k for k in kernels]
         return dataclasses.replace(m, kernels=tuple(kernels), shares=())
     plan = copy.deepcopy(m.plan)
     (plan["latents"].get(chosen) or plan["points"][chosen])["local_step"] = {"kernel": step.name,

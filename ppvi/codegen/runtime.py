@@ -671,10 +671,16 @@ def _times_log(p, logp):
 
 @njit(cache=True)
 def _lse(a):
-    m = a.max()
+    """log Σ exp(a), in loops: no temporary array (it runs T × K times per pass of forward–backward)."""
+    m = -np.inf
+    for v in a:
+        m = max(m, v)
     if m == -np.inf:
         return m
-    return m + math.log(np.exp(a - m).sum())
+    s = 0.0
+    for v in a:
+        s += math.exp(v - m)
+    return m + math.log(s)
 
 
 @njit(cache=True)
@@ -684,8 +690,10 @@ def forward_backward(log_init, log_trans, log_node, r, xi):
     log α₀ = log φ + log ψ₀, log αₜ(k) = lse_j(log αₜ₋₁(j) + log Ψₜ(j, k)) + log ψₜ(k); log βₜ₋₁(j) =
     lse_k(log Ψₜ(j, k) + log ψₜ(k) + log βₜ(k)); log Z = lse(log α_{T−1}).  Writes rₜₖ = q(zₜ = k) and
     ξₜⱼₖ = q(zₜ₋₁ = j, zₜ = k) (ξ₀ = 0) and returns (log Z, H[q(z)]) with H = log Z − E_q[Σ log potentials].
+    ``log_trans`` is [T, K, K] (row t: Ψₜ) or [1, K, K], the same Ψ at every step.
     """
     T, K = log_node.shape
+    step = 0 if log_trans.shape[0] == 1 else 1       # (one K × K matrix for every step: a stationary chain)
     la = np.empty((T, K))
     lb = np.zeros((T, K))
     tmp = np.empty(K)
@@ -693,13 +701,13 @@ def forward_backward(log_init, log_trans, log_node, r, xi):
     for t in range(1, T):
         for k in range(K):
             for j in range(K):
-                tmp[j] = la[t - 1, j] + log_trans[t, j, k]
+                tmp[j] = la[t - 1, j] + log_trans[t * step, j, k]
             la[t, k] = _lse(tmp) + log_node[t, k]
     log_z = _lse(la[T - 1])
     for t in range(T - 1, 0, -1):
         for j in range(K):
             for k in range(K):
-                tmp[k] = log_trans[t, j, k] + log_node[t, k] + lb[t, k]
+                tmp[k] = log_trans[t * step, j, k] + log_node[t, k] + lb[t, k]
             lb[t - 1, j] = _lse(tmp)
     energy = 0.0
     for t in range(T):
@@ -714,8 +722,8 @@ def forward_backward(log_init, log_trans, log_node, r, xi):
     for t in range(1, T):
         for j in range(K):
             for k in range(K):
-                xi[t, j, k] = math.exp(la[t - 1, j] + log_trans[t, j, k] + log_node[t, k] + lb[t, k] - log_z)
-                energy += _times_log(xi[t, j, k], log_trans[t, j, k])
+                xi[t, j, k] = math.exp(la[t - 1, j] + log_trans[t * step, j, k] + log_node[t, k] + lb[t, k] - log_z)
+                energy += _times_log(xi[t, j, k], log_trans[t * step, j, k])
     return log_z, log_z - energy
 
 
@@ -725,6 +733,7 @@ def chain_mean_field(log_init, log_trans, log_node, r, xi):
     log q(zₜ = k) = log ψₜ(k) + Σⱼ rₜ₋₁ⱼ log Ψₜ(j, k) + Σ_k′ rₜ₊₁k′ log Ψₜ₊₁(k, k′) (log φ(k) at t = 0),
     each from the newest neighbours.  Writes ξₜ = rₜ₋₁ rₜᵀ; returns H[q(z)] = −Σ r log r."""
     T, K = log_node.shape
+    step = 0 if log_trans.shape[0] == 1 else 1
     eta = np.empty(K)
     for t in range(T):
         for k in range(K):
@@ -733,10 +742,10 @@ def chain_mean_field(log_init, log_trans, log_node, r, xi):
                 e += log_init[k]
             else:
                 for j in range(K):
-                    e += _times_log(r[t - 1, j], log_trans[t, j, k])
+                    e += _times_log(r[t - 1, j], log_trans[t * step, j, k])
             if t + 1 < T:
                 for k2 in range(K):
-                    e += _times_log(r[t + 1, k2], log_trans[t + 1, k, k2])
+                    e += _times_log(r[t + 1, k2], log_trans[(t + 1) * step, k, k2])
             eta[k] = e
         norm = _lse(eta)
         for k in range(K):

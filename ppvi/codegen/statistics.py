@@ -183,7 +183,10 @@ class Statistics:
         """Free indices a0, a1, … in array order, the data-plate index _n, the others b<depth>_<position> by
         where their sums nest (never by their names)."""
         canon = {i: sp.Idx(f"a{k}", (i.lower, i.upper)) for k, i in enumerate(axes)}
-        canon[n] = sp.Idx("_n", (n.lower, n.upper))
+        # the whole plate, whatever the sum's own range (a chain's Σ_{t≥1} carries it in its limits): one
+        # plate index for every statistic, and Σ_{t≥1} ξ[t] the same statistic from any kernel
+        hi = next(h for i, _, h in e.limits if i == n)
+        canon[n] = sp.Idx("_n", (0, hi))
         return canon, _bound_by_depth(e.xreplace(canon), 0, frozenset(canon.values()))
 
     def shapes(self) -> dict[str, list]:
@@ -227,8 +230,13 @@ class Statistics:
             if form is not None:
                 forms.append((s, *form))
                 continue
-            levels[-1].post.append(Note(f"statistic {s.name}: this point's share"))
+            lv = levels
+            lv[-1].post.append(Note(f"statistic {s.name}: this point's share"))
             rest = [lim for lim in s.expr.limits if lim[0] != canon]
+            guard = self._within(s, n, w)
+            if guard is not None:          # a sum over part of the plate (a chain's t ≥ 1): the other points add nothing
+                lv[-1].post.append(guard)
+                lv = lv[:-1] + [guard]
             body_expr = s.expr.function.xreplace({canon: n})
             o = g = None
             if s.scatter is not None:
@@ -236,7 +244,7 @@ class Statistics:
                 body_expr = sp.Mul(*(f for f in sp.Mul.make_args(body_expr) if f != delta))
             others = [i for i in s.axes if i != o]
             loops = w._loops(list(rest) + self._span(s, others))
-            inner = levels + loops
+            inner = lv + loops
             # Each factor multiplied in at the outermost loop where its indices are bound (x[n,d] x[n,e]
             # once per (d, e), not once per k): the innermost loop is then one multiply-add per entry.
             factors = w.ordered(sp.Mul.make_args(body_expr), inner)
@@ -248,7 +256,7 @@ class Statistics:
                 if here:
                     tmp = w.tmp("u")
                     line = assign(Ref(tmp), product_of(([product] if product else []) + here))
-                    (levels[-1].post if j < 0 else loops[j].pre).append(line)
+                    (lv[-1].post if j < 0 else loops[j].pre).append(line)
                     product = Expr(tmp, frozenset({tmp}))
             last = [w.expr(f, inner, 0, top=False) for f, dj in zip(factors, deepest) if dj == len(loops) - 1]
             body = product_of(([product] if product else []) + last)
@@ -257,17 +265,27 @@ class Statistics:
             index = tuple(Expr(x, frozenset(seen)) for x in where)
             dest = Ref(self.names.touch(s.name), index) if direct else \
                 Ref(f"_p{s.name}", (Expr("_ch", frozenset({"_ch"})),) + index)
-            (loops[-1] if loops else levels[-1]).post.append(accumulate(dest, body))
+            (loops[-1] if loops else lv[-1]).post.append(accumulate(dest, body))
             if loops:
-                levels[-1].post.append(loops[0])
+                lv[-1].post.append(loops[0])
         if forms:
             self._by_blocks(forms, fn, levels, blocked, onehot, w)
+
+    def _within(self, s: Statistic, n: sp.Idx, w: Writer) -> Block | None:
+        """A conditional on the point n when s sums over part of the plate only (``Σ_{t=1}^{T-1}``), else None."""
+        canon = self.plate_index()
+        _, lo, hi = next(lim for lim in s.expr.limits if lim[0] == canon)
+        at = self.names.index(n)
+        tests = ([f"{at} >= {w.int_value(lo)}"] if sp.sympify(lo) != 0 else []) + \
+            ([f"{at} <= {w.int_value(hi)}"] if sp.sympify(hi) != canon.upper else [])
+        return Block(test=" and ".join(tests)) if tests else None
 
     def _block_form(self, s: Statistic, n: sp.Idx, onehot) -> tuple | None:
         """(u, span, k) when s = Σ_n u(n, i…) r[n, k]: k one of its axes, r the moments ``onehot`` of the
         blocked latent, u reading neither, i… (the other axes) over ``span``; else None."""
         canon = self.plate_index()
-        if onehot is None or s.scatter is not None or not s.axes or len(s.expr.limits) != 1:
+        if onehot is None or s.scatter is not None or not s.axes or len(s.expr.limits) != 1 or \
+                sp.sympify(s.expr.limits[0][1]) != 0 or sp.sympify(s.expr.limits[0][2]) != canon.upper:
             return None
         factors = sp.Mul.make_args(s.expr.function)
         r = [f for f in factors if isinstance(f, sp.Indexed) and f.base == onehot]

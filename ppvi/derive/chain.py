@@ -28,6 +28,7 @@ from ppvi.derive.canonical import canonical
 from ppvi.derive.expectation import Expectation, NonConjugate
 from ppvi.derive.lower import Gates, Lowering
 from ppvi.derive.meanfield import Derivation, _err, _expected, _non_conjugate, _q_factor, info_of, partial
+from ppvi.derive.mstep import point_update
 from ppvi.derive.numeric import Env, evaluate
 from ppvi.derive.symbols import MomentSymbol, Symbols
 from ppvi.graph.factor_graph import build
@@ -165,10 +166,13 @@ def derive_chains(model: CheckedModel) -> ChainDerivation:
     total = sp.Add(*expected.values())
     q = {n.name: _q_factor(model, graph, syms, rep, n, total, expected)
          for n in latents if n.name in mean_field and n.name not in model.chains}
-    if model.of_kind("param") or len(mean_field) != len(latents):
-        raise rep.fail("ppvi cannot yet learn params or point estimates next to a chain", model.factors[0].span,
+    if len(mean_field) != len(latents):
+        raise rep.fail("ppvi cannot yet learn point estimates next to a chain", model.factors[0].span,
                        "give them priors (mean field) or fix them as data or constants")
-    return ChainDerivation(model, graph, syms, q, expected, [], {}, blocks)
+    # params (EM beside the chain: Baum–Welch when every other unknown is a param) maximise the same expected
+    # log joint, in which the chain's statements are read through its statistics r and ξ
+    points = {v.name: point_update(model, syms, expected, v.name, "param", partial, low) for v in model.of_kind("param")}
+    return ChainDerivation(model, graph, syms, q, expected, [], points, blocks)
 
 
 def _block(model, syms, low, expect, rep, chain: Chain, rest: sp.Expr):

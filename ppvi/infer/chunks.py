@@ -52,6 +52,11 @@ class Layout:
             raise PPVIError(Diagnostic(f"model `{model.name}` has no data plate: memoized and stochastic VI split "
                                        "the data into chunks of its elements", model.path,
                                        hint="fit it by batch coordinate ascent (no --memoized, no --svi)"))
+        cut = next((c for c in model.chains.values() if c.dim == roles.unit), None)
+        if cut is not None:         # (each sequence is one unit of the local step, never cut across chunks)
+            raise PPVIError(Diagnostic(f"memoized and stochastic VI split the data into chunks of `{roles.unit}`, "
+                                       f"and `{cut.name}` is a chain along it", model.path,
+                                       hint="fit it by batch coordinate ascent (no --memoized, no --svi)"))
         block = plan.get("block")
         by = block["by"] if block else None
         member = model.variables[by].shape[0] if by else None

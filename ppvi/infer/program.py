@@ -125,6 +125,8 @@ class Program:
             for alias, target in info["aliases"].items():
                 self.state[alias] = self.state[target]
             _INIT[info["family"]](self.state, var, rng, info)
+            if "chain" in info:
+                _init_pairs(self.state, var, info)
         informed = bool(self.given)
         params = [self.model.variables[n] for n in canonical.sort(v.name for v in self.model.of_kind("param"))]
         for v in params:
@@ -539,6 +541,14 @@ def _init_categorical(s, v, rng, info):
         p /= p.sum(axis=-1, keepdims=True)
     else:
         p[...] = 1 / p.shape[-1]
+
+
+def _init_pairs(s, v, info):
+    """A chain's ξₜ = rₜ₋₁ rₜᵀ for t ≥ start (the product of its random marginals; the rows of A count them
+    before the chain's first update)."""
+    r, xi, start = s[f"q_{v}__p"], s[info["chain"]["pair"]], info["chain"]["start"]
+    xi[...] = 0.0
+    xi[..., start:, :, :] = r[..., start - 1:-1, :, None] * r[..., start:, None, :]
 
 
 def _init_dirichlet(s, v, rng, info):

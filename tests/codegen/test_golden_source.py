@@ -31,8 +31,9 @@ GOLDEN = Path(__file__).parent / "golden"
 
 
 def _paths() -> list[Path]:
-    """models/*.ppvi, then the corpus models that are not among them: each model once."""
-    paths = sorted((ROOT / "models").glob("*.ppvi"))
+    """models/*.ppvi and the compiled sequence models, then the corpus models that are not among them: each
+    model once."""
+    paths = sorted((ROOT / "models").glob("*.ppvi")) + [ROOT / "models" / "sequences" / "hmm.ppvi"]
     return paths + [c.model_path for c in CORPUS if c.model_path not in paths]
 
 

@@ -192,6 +192,11 @@ class Reference:
                 name = f"m_{var}__{stat}"
                 value = state[name] if name in state else moments(q.family, read_q(state, var, q.family, plates))[stat]
                 moms[(var, stat)] = _at_rank(np.asarray(value), plates + extra)
+        for var, info in s.plan["latents"].items():
+            if "chain" in info:         # a chain's marginals, pairs and entropy (derive.chain: its statistics)
+                moms[(var, "onehot")] = np.asarray(state[f"q_{var}__p"], dtype=float)
+                moms[(var, "pair")] = np.asarray(state[info["chain"]["pair"]], dtype=float)
+                moms[(var, "entropy")] = float(np.sum(state[f"h_{var}"]))
         self.env = Env(arrays, moms, s.sizes)
 
     def with_moments(self, var: str, values: dict) -> "Reference":
@@ -367,6 +372,8 @@ def updates_equal_derivation(s: Subject) -> list[str]:
             problems += update_against_derivation(s, role, var, info, s.base)[0]
         elif role == "block":
             problems += block_against_derivation(s, info)
+        elif role == "chain":
+            problems += chain_against_derivation(s, var, info)
         elif role in ("point", "local_step"):
             problems += point_against_derivation(s, role, var, info, s.base)
     return problems
@@ -513,6 +520,24 @@ def block_against_derivation(s: Subject, info: dict) -> list[str]:
             found = [f"{label}: η[{k}] {m}" for k in eta if (m := mismatch(_masked(got[k], sampled), eta[k], rtol))]
         problems += found
     return problems
+
+
+def chain_against_derivation(s: Subject, var: str, info: dict) -> list[str]:
+    """A chain's kernel against the reference block (ppvi.derive.chain.update_block: the potentials evaluated
+    one number at a time, then the same runtime step) from the same state: marginals, pairs, entropy, log Z."""
+    from ppvi.derive.chain import update_block
+
+    after = copy_state(s.base)
+    s.call(info, after)
+    ref = Reference(s, copy_state(s.base))
+    log_z = update_block(s.derivation.blocks[var], ref.env)
+    label = _label(s, "chain", var, info)
+    got = {"onehot": after[f"q_{var}__p"], "pair": after[info["chain"]["pair"]],
+           "entropy": np.sum(after[f"h_{var}"]), "log Z": after[f"l_{var}"][0]}
+    want = {**{k: ref.env.moments[(var, k)] for k in ("onehot", "pair", "entropy")}, "log Z": log_z}
+    if not info["chain"]["jointly"]:
+        del got["log Z"], want["log Z"]
+    return [f"{label}: {k} {m}" for k in got if (m := mismatch(got[k], want[k], RTOL_REFERENCE))]
 
 
 # ------------------------------------------------------------------ check 3

@@ -210,6 +210,9 @@ class Subject:
         plan = self.plan
         out = []
         for var, info in plan["latents"].items():
+            if "chain" in info:          # a Categorical chain's block: one kernel, never damped (codegen.chain)
+                out.append(("chain", var, info))
+                continue
             out.append(("update", var, info))
             if "damped" in info:
                 out.append(("damped", var, info["damped"]))
@@ -341,6 +344,9 @@ def random_state(s: Subject, rng: np.random.Generator, damping: float) -> dict:
             state[name] = np.zeros(shape_of(shape, s.sizes))
         for alias, target in info["aliases"].items():
             state[alias] = state[target]
+        if "chain" in info:
+            random_chain(state, var, info, rng)
+            continue
         fam = info["family"]
         plates = len(info["index"])
         shapes = {p: shape_of(info["state"][f"q_{var}__{p}"], s.sizes) for p in PARAMS[fam]}
@@ -362,6 +368,18 @@ def random_state(s: Subject, rng: np.random.Generator, damping: float) -> dict:
                 state[a] = np.zeros_like(state["v_" + a[2:]])
     s.refresh_statistics(state)
     return copy_state(state)
+
+
+def random_chain(state: dict, var: str, info: dict, rng: np.random.Generator) -> None:
+    """A chain's q at random: a product of random marginals (a member of the structured family too), its
+    pairs ξₜ = rₜ₋₁ rₜᵀ from the chain's start, its entropy −Σ r log r, no log Z."""
+    r = state[f"q_{var}__p"]
+    r[...] = rng.dirichlet(np.ones(r.shape[-1]), r.shape[:-1])
+    xi, start = state[info["chain"]["pair"]], info["chain"]["start"]
+    xi[...] = 0.0
+    xi[..., start:, :, :] = r[..., start - 1:-1, :, None] * r[..., start:, None, :]
+    state[f"h_{var}"][...] = -np.sum(r * np.log(r))
+    state[f"l_{var}"][...] = np.nan
 
 
 def _eta_shape(s: Subject, var: str, stat: str) -> tuple:

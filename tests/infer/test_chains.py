@@ -192,9 +192,27 @@ def test_structured_bound_above_mean_field(bayes):
     assert gain > 1e-3          # (the chain's states are correlated: the product of marginals loses)
 
 
+def scaled_forward_backward(log_init, log_trans, log_node) -> np.ndarray:
+    """The marginals q(zₜ = k) of a stationary chain by forward–backward in probability space with scaling
+    (Rabiner 1989; each log ψₜ shifted by its largest entry): independent of ppvi's log-space runtime."""
+    phi, Psi, psi = np.exp(log_init), np.exp(log_trans), np.exp(log_node - log_node.max(axis=1, keepdims=True))
+    T, K = psi.shape
+    a, b, c = np.empty((T, K)), np.ones((T, K)), np.empty(T)
+    a[0] = phi * psi[0]
+    c[0] = a[0].sum()
+    a[0] /= c[0]
+    for t in range(1, T):
+        a[t] = (a[t - 1] @ Psi) * psi[t]
+        c[t] = a[t].sum()
+        a[t] /= c[t]
+    for t in range(T - 2, -1, -1):
+        b[t] = Psi @ (psi[t + 1] * b[t + 1]) / c[t + 1]
+    return a * b
+
+
 def _textbook(x, r, xi, jointly):
     """One round of the Bayesian HMM's updates written out (Beal 2003, §3.4; PRML 13.2), from r and ξ."""
-    a0, K = 1.0, 2
+    a0 = 1.0
     alpha_pi = a0 + r[0]
     alpha_A = a0 + xi[1:].sum(axis=0)
     prec = 1 / 100 + r.sum(axis=0)
@@ -204,21 +222,8 @@ def _textbook(x, r, xi, jointly):
     e_mu, e_mu2 = mean, mean ** 2 + 1 / prec
     log_node = -0.5 * (x[:, None] ** 2 - 2 * x[:, None] * e_mu + e_mu2) - 0.5 * np.log(2 * np.pi)
     T = len(x)
-    if jointly:    # forward–backward in probability space with scaling (Rabiner 1989), independent of ppvi's
-        phi, Psi, psi = np.exp(e_log_pi), np.exp(e_log_A), np.exp(log_node)
-        a = np.empty((T, K))
-        c = np.empty(T)
-        a[0] = phi * psi[0]
-        c[0] = a[0].sum()
-        a[0] /= c[0]
-        for t in range(1, T):
-            a[t] = (a[t - 1] @ Psi) * psi[t]
-            c[t] = a[t].sum()
-            a[t] /= c[t]
-        b = np.ones((T, K))
-        for t in range(T - 2, -1, -1):
-            b[t] = Psi @ (psi[t + 1] * b[t + 1]) / c[t + 1]
-        return a * b
+    if jointly:
+        return scaled_forward_backward(e_log_pi, e_log_A, log_node)
     r = r.copy()
     for t in range(T):
         eta = log_node[t] + (e_log_pi if t == 0 else r[t - 1] @ e_log_A)

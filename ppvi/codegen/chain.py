@@ -1,0 +1,101 @@
+"""The kernel of a Categorical chain's block (docs/derivation.md, section 8): one unit of the local step.
+
+For each sequence (the chain's outer plates) the kernel fills the block's potentials at the current moments of
+its neighbours — log φ[k] (the first element's statement), log Ψ[t, j, k] (the chain's own statement, rows
+t ≥ start), log ψ[t, k] (every other statement: the emissions) — written from the derived expressions like any
+η, and hands them to the runtime: ``forward_backward`` (``approximate z jointly``: the exact block q(z), its
+marginals r, pairwise ξ and log Z) or ``chain_mean_field`` (one sequential sweep of the product Πₜ q(zₜ)).
+r is q(z)'s ``p`` (the marginals: the result's q), ξ the ``pair`` moment the rows of A count; the kernel
+writes H[q(z)] summed over the sequences (``h_``) and Σ log Z (``l_``, NaN under the mean field).
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from ppvi.codegen.emit import Block, Writer, assign, name_ref
+from ppvi.codegen.ir import Call, Expr, Range, Ref
+from ppvi.derive.chain import ChainBlock
+
+
+def _size(i: sp.Expr) -> str | int:
+    s = sp.sympify(i)
+    return s.name if isinstance(s, sp.Symbol) else int(s)
+
+
+def chain_state(block: ChainBlock, names) -> tuple[dict[str, list], dict[str, str]]:
+    """The arrays q(z) owns (mangled name -> shape in dims) and its aliases: the marginals r as a Categorical's
+    ``p`` (⟨[zₜ = k]⟩ is the same array), ξ as the ``pair`` moment, the entropy and Σ log Z of all sequences."""
+    outer = [_size(i.upper + 1) for i in block.outer]
+    K = block.categories
+    p = names.qparam(block.var, "p")
+    state = {p: outer + [block.dim, K], names.moment(block.var, "pair"): outer + [block.dim, K, K],
+             names.entropy(block.var): [1], names.log_normaliser(block.var): [1]}
+    return state, {names.moment_name(block.var, "onehot"): p}
+
+
+def write_chain_kernel(mw, block: ChainBlock) -> None:
+    """The update of the chain ``block`` as one kernel of ``mw`` (a codegen.module.ModuleWriter), and its plan."""
+    names = mw.names
+    names.begin()
+    w = Writer(names, mw.dims)
+    fn = Block()
+    K = w.int_value(sp.sympify(block.k.upper) + 1)
+    T = w.int_value(sp.sympify(block.t.upper) + 1)
+    li, lt, ln, lz, h = "_li", "_lt", "_ln", "_lz", "_hq"
+    varying = block.t in block.log_trans.free_symbols
+    fn.pre += [assign(Ref(li), Expr(f"np.empty({K})", frozenset({K}))),
+               # (a stationary chain's Ψ is one K × K matrix: the runtime reads row 0 at every step)
+               assign(Ref(lt), Expr(f"np.empty(({T if varying else 1}, {K}, {K}))", frozenset({T, K}))),
+               assign(Ref(ln), Expr(f"np.empty(({T}, {K}))", frozenset({T, K}))),
+               assign(Ref(lz), Expr("0.0")), assign(Ref(h), Expr("0.0"))]
+    seqs = w._loops([(i, 0, i.upper) for i in block.outer])
+    if seqs:
+        fn.post.append(seqs[0])
+    body = seqs[-1] if seqs else fn
+    levels = [fn] + seqs
+    at = [names.index(i) for i in block.outer]
+    t, j, k = (names.index(i) for i in (block.t, block.j, block.k))
+
+    body.post.append(mw._note("log phi (the first element's potential)", block.var))
+    ks = w._loops([(block.k, 0, block.k.upper)])
+    ks[-1].post.append(assign(name_ref(li, k), w.expr(block.log_init, levels + ks)))
+    body.post.append(ks[0])
+
+    body.post.append(mw._note("log Psi (the transition potentials, t >= start)", block.var))
+    start = block.chain.start
+    steps = (block.t, start, block.t.upper)
+    if varying:
+        loops = w._loops([steps, (block.j, 0, block.j.upper), (block.k, 0, block.k.upper)])
+        loops[-1].post.append(assign(name_ref(lt, t, j, k), w.expr(block.log_trans, levels + loops)))
+    else:
+        loops = w._loops([(block.j, 0, block.j.upper), (block.k, 0, block.k.upper)])
+        loops[-1].post.append(assign(name_ref(lt, "0", j, k), w.expr(block.log_trans, levels + loops)))
+    body.post.append(loops[0])
+
+    body.post.append(mw._note("log psi (every other statement: the emissions)", block.var))
+    nodes = w._loops([(block.t, 0, block.t.upper), (block.k, 0, block.k.upper)])
+    nodes[-1].post.append(assign(name_ref(ln, t, k), w.expr(block.log_node, levels + nodes)))
+    body.post.append(nodes[0])
+
+    r = name_ref(names.qparam(block.var, "p"), *at) if at else Ref(names.qparam(block.var, "p"))
+    pair = names.moment(block.var, "pair")
+    xi = name_ref(pair, *at) if at else Ref(pair)
+    pots = tuple(Expr(a, frozenset({a})) for a in (li, lt, ln))
+    if block.jointly:
+        body.post += [Call("forward_backward", pots + (r, xi), (Ref("_z1"), Ref("_h1"))),
+                      f"{lz} += _z1", f"{h} += _h1"]
+    else:
+        body.post += [Call("chain_mean_field", pots + (r, xi), (Ref("_h1"),)), f"{h} += _h1"]
+    fn.post += [f"{names.entropy(block.var)}[0] = {h}",
+                f"{names.log_normaliser(block.var)}[0] = {lz if block.jointly else 'math.nan'}"]
+    name = names.kernel("update", block.var)
+    mw._function(name, fn, returns=None, role="chain", latent=block.var)
+    state, aliases = chain_state(block, names)
+    args = mw._args(name)
+    mw.plan["latents"][block.var] = {
+        "family": "Categorical", "kernel": name, "args": args, "state": state, "aliases": aliases,
+        "scope": "local", "index": [_size(i.upper + 1) for i in block.outer] + [block.dim], "event": block.categories,
+        "sequential": True, "damped": {"kernel": name, "args": args},   # (the block is exact: never damped)
+        "chain": {"pair": pair, "jointly": block.jointly, "start": start},
+    }
