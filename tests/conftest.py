@@ -72,6 +72,15 @@ def update_golden(request) -> bool:
     return request.config.getoption("--update-golden")
 
 
+def assert_golden(path, text: str, update: bool) -> None:
+    """``text`` is the golden file ``path``'s; with ``--update-golden`` (or no file yet) it is written there, to be
+    reviewed in the diff."""
+    if update or not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert text == path.read_text()
+
+
 def run_cli(argv, capsys) -> tuple[int, str, str]:
     """Run ``ppvi ARGV`` in-process; return (exit status, stdout, stderr)."""
     from ppvi.cli import main

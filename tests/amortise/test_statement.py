@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import assert_golden, run_cli
 from ppvi.language import loads
 
 BAD = Path(__file__).parent / "bad"
@@ -36,9 +36,7 @@ def test_error_message(name, capsys, monkeypatch, update_golden):
     assert out == "" and "Traceback" not in err
     assert err.splitlines()[0].startswith(f"{name}:") and ": error: " in err
     expected = BAD / (name[:-5] + ".expected")
-    if update_golden or not expected.exists():
-        expected.write_text(err)
-    assert err == expected.read_text()
+    assert_golden(expected, err, update_golden)
 
 
 @pytest.mark.parametrize("statement, hidden, layers", [

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import ppvi
-from conftest import run_cli
+from conftest import assert_golden, run_cli
 
 HERE = Path(__file__).parent / "constants"
 CASES = sorted(p.name for p in HERE.glob("*.ppvi"))
@@ -102,9 +102,7 @@ def test_a_constant_that_is_no_double_is_a_positioned_error(name, capsys, monkey
     first = err.splitlines()[0]
     assert first.startswith(f"{name}:") and ": error: " in first
     expected = HERE / (name[:-5] + ".expected")
-    if update_golden or not expected.exists():
-        expected.write_text(err)
-    assert err == expected.read_text()
+    assert_golden(expected, err, update_golden)
     # the same mistake stops `derive --code` (the kernels are never generated from it)
     assert run_cli(["derive", name, "--code"], capsys)[::2] == (2, err)
 

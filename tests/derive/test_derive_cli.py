@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MODELS, run_cli
+from conftest import MODELS, assert_golden, run_cli
 
 HERE = Path(__file__).parent
 GOLDEN = ["seed_gaussian", "binary_sparse_coding", "gmm_1d", "lda", "ising", "rbm", "logistic_regression",
@@ -34,9 +34,7 @@ def test_golden_derivation(stem, capsys, monkeypatch, update_golden):
     code, out, err = run_cli(["derive", f"models/{stem}.ppvi"], capsys)
     assert code == 0, err
     golden = HERE / "golden" / f"{stem}.txt"
-    if update_golden or not golden.exists():
-        golden.write_text(out)
-    assert out == golden.read_text()
+    assert_golden(golden, out, update_golden)
 
 
 def test_json_schema_matches_design(capsys):

@@ -18,7 +18,7 @@ import pytest
 from scipy import special
 
 import ppvi
-from conftest import MODELS, run_cli
+from conftest import MODELS, assert_golden, run_cli
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -108,6 +108,4 @@ def test_counts_against_their_totals_are_positioned_data_errors(name, tmp_path, 
     assert code == 2 and out == "" and "Traceback" not in err, err
     assert err.startswith("bad.json: error: ")
     expected = GOLDEN / f"{name}.expected"
-    if update_golden or not expected.exists():
-        expected.write_text(err)
-    assert err == expected.read_text()
+    assert_golden(expected, err, update_golden)

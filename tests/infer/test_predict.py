@@ -12,7 +12,7 @@ import pytest
 from scipy import special, stats
 
 import ppvi
-from conftest import MODELS, run_cli
+from conftest import MODELS, assert_golden, run_cli
 from ppvi.errors import PPVIError
 
 HERE = Path(__file__).parent
@@ -244,10 +244,7 @@ def test_run_given_mistakes(case, given_file, faithful, capsys, monkeypatch, upd
     code, out, err = run_cli(argv, capsys)
     assert code == 2 and "Traceback" not in err and "internal" not in err
     golden = GOLDEN / f"{case}.expected"
-    if update_golden or not golden.exists():
-        golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_text(err)
-    assert err == golden.read_text()
+    assert_golden(golden, err, update_golden)
 
 
 def test_a_prediction_that_runs_out_of_sweeps_warns(lda):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import assert_golden, run_cli
 
 BAD = Path(__file__).parent / "bad"
 CASES = sorted(p.name for p in BAD.glob("*.ppvi"))
@@ -27,9 +27,7 @@ def test_error_message(name, capsys, monkeypatch, update_golden):
     first = err.splitlines()[0]
     assert first.startswith(f"{name}:") and ": error: " in first
     expected = BAD / (name[:-5] + ".expected")
-    if update_golden or not expected.exists():
-        expected.write_text(err)
-    assert err == expected.read_text()
+    assert_golden(expected, err, update_golden)
 
 
 def test_every_golden_file_has_a_model():
