@@ -1385,8 +1385,10 @@ class _Checker:
             return
         if v.missing:
             self.drawn_missing[v.name] = (sig.name, sig.support, rng if sig.support == "index" else None, d.target.span)
-        # The distribution tells the support when the declaration does not.
-        if annotated == "real" and sig.support not in ("real", "real_vector", "pd_matrix"):
+        # The distribution tells the support when the declaration does not, and narrows a `count`: a Bernoulli's
+        # values are 0 or 1, a Categorical's the labels 0..K-1 (the data are checked against them when bound).
+        narrows = annotated == "count" and (sig.support == "binary" or (sig.support == "index" and rng is not None))
+        if narrows or (annotated == "real" and sig.support not in ("real", "real_vector", "pd_matrix")):
             self.vars[v.name] = Variable(v.name, v.kind, v.shape, sig.support, v.span,
                                          rng if sig.support == "index" else None, missing=v.missing)
         elif annotated == "index" and rng is not None and v.support_dim != rng and \

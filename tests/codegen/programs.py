@@ -11,6 +11,7 @@ from ppvi.codegen.cache import fixed_sizes, load as load_module
 from ppvi.infer.program import Program
 from ppvi.io.data import Source, bind, default_data_path, read_file
 from ppvi.language import load, loads
+from ppvi.language.missing import imputing
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 
@@ -131,6 +132,7 @@ def program(model, data=None, dims=None, seed: int = 0, e_step: bool = False) ->
         arrays = {k: np.asarray(v) for k, v in data.items()}
         source = Source("<data>", arrays, tuple(arrays))
     bound = bind(m, source, dims)
+    m = imputing(m, bound.missing)      # (data with missing entries: those entries are latents)
     module, _ = load_module(m, fixed=fixed_sizes(m, bound.sizes))
     p = Program.build(m, module, bound)
     if not e_step:

@@ -87,6 +87,9 @@ CORPUS: list[Case] = [
     _example("iris_missing", "csv", "mixture",
              "missing data: 60 empty cells imputed, q = the responsibility-weighted N(Σ_k r_nk …) "
              "(tests/infer/test_missing.py)"),
+    _example("poisson_regression", "json", "regression",
+             "log link: q Normal by monotone Newton steps on the exact ELBO; quadrature, a Laplace fit and the "
+             "ELBO's gradient ≈ 0 (tests/infer/test_explinks.py)"),
     # ---- corpus models (tests/corpus/models); the first three belong in models/ once they derive and fit
     # (tests/codegen/test_statistics.py runs every model there)
     _case("bayes_pca", "npz", "factor",

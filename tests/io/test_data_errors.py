@@ -67,6 +67,24 @@ def test_binary_data_must_be_0_or_1(tmp_path, capsys):
     assert code == 2 and "`y[2]` = 2.0 must be 0 or 1" in err
 
 
+@pytest.mark.parametrize("dist, value, needle", [
+    ("Categorical(pi)", 7, "`y[1]` = 7 is out of range for index(K) with K = 4"),
+    ("Bernoulli(rho)", 3, "`y[1]` = 3.0 must be 0 or 1"),
+])
+def test_counts_drawn_by_a_categorical_or_a_bernoulli_are_checked_against_its_values(tmp_path, capsys, dist,
+                                                                                        value, needle):
+    """`data y : count` drawn by Categorical over K = 4 (or a Bernoulli): a 7 (a 3) was accepted and the fit
+    went on silently (pi's counts with the 7 counted elsewhere); the law narrows the declared support."""
+    model = tmp_path / "c.ppvi"
+    model.write_text(f"dim N\ndim K = 4\nconst a[K] = 1.0\ndata y[N] : count\npi ~ Dirichlet(a)\nrho ~ Beta(1, 1)\n"
+                     f"for n in N:\n    y[n] ~ {dist}\n")
+    path = _json(tmp_path, "y.json", {"y": [1, value, 2]})
+    code, _, err = run_cli(["check", model], capsys)
+    assert code == 0, err
+    code, _, err = run_cli(["run", model, "--data", path, "--quiet"], capsys)
+    assert code == 2 and err.startswith(f"{path}: error: ") and needle in err, err
+
+
 @pytest.mark.parametrize("flags, needle", [
     (["--dim", "Q=3"], "the model has no dim `Q`"),
     (["--dim", "K"], "expected NAME=INT"),
