@@ -216,7 +216,6 @@ class Streamer:
         stats: dict[str, np.ndarray] = {}
         total: np.ndarray | None = None
         entropy = 0.0
-        unit = list(self.layout.unit_factors)
         p = None
         for s, e in self.ranges(a, b):
             p = None                     # (the previous chunk's arrays go before the next chunk's are made)
@@ -230,12 +229,8 @@ class Streamer:
                 else:
                     stats[key] = p.state[key].copy()
             if terms:
-                t = p.expected_terms()
-                if total is None:
-                    total = np.array(t, dtype=float)
-                else:
-                    total[unit] += t[unit]
-                entropy += sum(p.entropy(v) for v in self.layout.local_latents)
+                total, h = self._add_terms(p, total)
+                entropy += h
             if store is not None:
                 for key in self.local_keys:
                     store.write(key, s, p.state[key])
@@ -246,19 +241,25 @@ class Streamer:
         last step left it), under the current globals."""
         total: np.ndarray | None = None
         entropy = 0.0
-        unit = list(self.layout.unit_factors)
         for s, e in self.ranges(0, self.total):
             p = self.program(s, e)
             for key in self.local_keys:
                 p.state[key][...] = store.read(key, s, e)
             p.stale = True
-            t = p.expected_terms()
-            if total is None:
-                total = np.array(t, dtype=float)
-            else:
-                total[unit] += t[unit]
-            entropy += sum(p.entropy(v) for v in self.layout.local_latents)
+            total, h = self._add_terms(p, total)
+            entropy += h
         return Pass({}, total, entropy)
+
+    def _add_terms(self, p: Program, total: np.ndarray | None) -> tuple[np.ndarray, float]:
+        """A chunk's ELBO terms added to ``total`` — the unit factors' only after the first chunk (the others are
+        the globals', the same in every chunk) — and the chunk's local entropies."""
+        t = p.expected_terms()
+        if total is None:
+            total = np.array(t, dtype=float)
+        else:
+            unit = list(self.layout.unit_factors)
+            total[unit] += t[unit]
+        return total, sum(p.entropy(v) for v in self.layout.local_latents)
 
     def set_statistics(self, parts: list[dict[str, np.ndarray]], scale: float = 1.0) -> None:
         """The whole program's statistics: ``parts`` summed in order (times ``scale``)."""
