@@ -107,10 +107,12 @@ def _refuse_improper_energy(program: Program, culprit: str | None, it: int) -> N
             "exp(energy) must fall off in every direction: the quadratic form in the data must be negative definite")
 
 
-# A param that never fell over the last RUNAWAY_SWEEPS sweeps, and grew by RUNAWAY_GROWTH since the first, diverges:
-# the objective has no maximum along it.  Such a run ends when the expanded squares its value multiplies lose
-# their digits (the ELBO then moves by rounding); that end is reported as the divergence it is.
+# A param that never fell over the last RUNAWAY_SWEEPS sweeps, grew geometrically there (by RUNAWAY_RATE a sweep
+# on average: a param converging slowly from near 0 grows too, but not by a steady factor) and by RUNAWAY_GROWTH
+# since the first, diverges: the objective has no maximum along it.  Such a run ends when the expanded squares
+# its value multiplies lose their digits (the ELBO then moves by rounding); that end is reported as what it is.
 RUNAWAY_SWEEPS = 5
+RUNAWAY_RATE = 1.5
 RUNAWAY_GROWTH = 1e6
 
 
@@ -129,16 +131,15 @@ class Growth:
         self.recent = [*self.recent[-RUNAWAY_SWEEPS - 1:], now]
 
     def diverging(self, failed: bool) -> Diagnostic | None:
-        """A param that never fell over the last RUNAWAY_SWEEPS sweeps before the one that ``failed`` (its
-        value is rounding) or the last ones (a warning: max_iter stopped the fit), and grew by RUNAWAY_GROWTH
-        since the first: the objective has no maximum along it."""
+        """A param that diverged (above) over the last RUNAWAY_SWEEPS sweeps before the one that ``failed`` (its
+        value is rounding), or over the last ones (a warning: max_iter stopped the fit)."""
         window = (self.recent[:-1] if failed else self.recent)[-RUNAWAY_SWEEPS - 1:]
         if len(window) <= RUNAWAY_SWEEPS or not self.first:
             return None
         for var, (start, _) in self.first.items():
             sizes = [m[var][0] for m in window]
-            if (all(b >= a for a, b in zip(sizes, sizes[1:])) and math.isfinite(sizes[-1])
-                    and sizes[-1] > RUNAWAY_GROWTH * max(start, 1e-300) and sizes[-1] > 2 * sizes[0]):
+            if (start > 0 and all(b >= a for a, b in zip(sizes, sizes[1:])) and math.isfinite(sizes[-1])
+                    and sizes[-1] > RUNAWAY_GROWTH * start and sizes[-1] > RUNAWAY_RATE ** RUNAWAY_SWEEPS * sizes[0]):
                 rate = (sizes[-1] / sizes[0]) ** (1 / RUNAWAY_SWEEPS)
                 grew = (f"`{{entry}}` grew over the last {RUNAWAY_SWEEPS} sweeps, never falling (×{rate:.3g} a "
                         f"sweep, to {sizes[-1]:.3g}), until ")
