@@ -37,12 +37,10 @@ from ppvi.errors import Diagnostic
 from ppvi.graph.order import Order, order
 from ppvi.language import ast
 from ppvi.language.check import CheckedModel, walk
+from ppvi.simulate import values
+from ppvi.simulate.values import NotEvaluable
 
 LOCATION = {"Normal": "mean", "MvNormal": "mean", "Laplace": "loc"}     # the argument that is the mean
-
-
-class NotEvaluable(Exception):
-    """The expression reads a value a start cannot evaluate (a discrete latent's value, an unknown function)."""
 
 
 # ------------------------------------------------------------------------------------ structure
@@ -253,9 +251,24 @@ def _atoms(node, f, n: str, kind: dict, support: dict, local: frozenset[str]) ->
 
 
 # ----------------------------------------------------------------------------------- evaluation
-_UNARY = {"exp": np.exp, "log": np.log, "sigmoid": lambda t: 1 / (1 + np.exp(-t)),
-          "softplus": lambda t: np.logaddexp(0, t)}
-_BINARY = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "^": np.power}
+class _Current(Mapping):
+    """The variables' current values as :class:`ppvi.simulate.values.Values` reads them (one draw), each read
+    only when an expression asks for it: ``value_of(name)`` raises NotEvaluable where there is none."""
+
+    def __init__(self, value_of: Callable[[str], np.ndarray], sizes: Mapping[str, int]):
+        self.value_of, self.sizes = value_of, sizes
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return np.asarray(self.value_of(name), dtype=float)[None]
+
+    def __contains__(self, name: object) -> bool:
+        return name not in self.sizes          # (a dim is never a variable: every other name is read)
+
+    def __iter__(self):
+        raise TypeError("the current values are read by name only")
+
+    def __len__(self) -> int:
+        raise TypeError("the current values are read by name only")
 
 
 def evaluate(e: ast.Expr, plates: tuple[tuple[str, str], ...], sizes: Mapping[str, int],
@@ -263,67 +276,7 @@ def evaluate(e: ast.Expr, plates: tuple[tuple[str, str], ...], sizes: Mapping[st
     """e at every element of ``plates`` ((loop variable, dim), outermost first): an array whose leading axes
     are the plates (length 1 where e does not vary along one) and whose trailing axes are e's own.
     ``value_of(name)`` is a variable's value in its declared shape (raises NotEvaluable if it has none)."""
-    axes = {var: (k, sizes[dim]) for k, (var, dim) in enumerate(plates)}
-    with np.errstate(all="ignore"):
-        return _ev(e, axes, len(plates), sizes, value_of)
-
-
-def _loop(var: str, axes: dict, lead: int) -> np.ndarray:
-    k, size = axes[var]
-    shape = [1] * lead
-    shape[k] = size
-    return np.arange(size).reshape(shape)
-
-
-def _align(x: np.ndarray, y: np.ndarray, lead: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pad the operand of lower rank with trailing axes: a scalar times a vector is elementwise."""
-    rx, ry = x.ndim - lead, y.ndim - lead
-    if rx < ry:
-        x = x.reshape(x.shape + (1,) * (ry - rx))
-    elif ry < rx:
-        y = y.reshape(y.shape + (1,) * (rx - ry))
-    return x, y
-
-
-def _ev(e: ast.Expr, axes: dict, lead: int, sizes, value_of) -> np.ndarray:
-    ev = lambda x: _ev(x, axes, lead, sizes, value_of)  # noqa: E731
-    match e:
-        case ast.Num(value=v):
-            return np.full((1,) * lead, float(v))
-        case ast.Name(id=n) if n in axes:
-            return _loop(n, axes, lead).astype(float)
-        case ast.Name(id=n) if n in sizes:
-            return np.full((1,) * lead, float(sizes[n]))
-        case ast.Name(id=n):
-            a = np.asarray(value_of(n), dtype=float)
-            return a.reshape((1,) * lead + a.shape)
-        case ast.Index(base=b, indices=ix):
-            a = np.asarray(value_of(b.id), dtype=float)
-            return a[tuple(_index(i, axes, lead, sizes, value_of) for i in ix)]
-        case ast.Neg(operand=o):
-            return -ev(o)
-        case ast.BinOp(op=op, left=left, right=right):
-            return _BINARY[op](*_align(ev(left), ev(right), lead))
-        case ast.Call(func=ast.Name(id="dot"), args=(a, b)):
-            x, y = _align(ev(a), ev(b), lead)
-            return np.sum(x * y, axis=-1)
-        case ast.Call(func=f, args=(a,)) if f.id in _UNARY:
-            return _UNARY[f.id](ev(a))
-        case ast.PlateSum(var=v, dim=d, body=body):
-            inner = {k: (ax, size) for k, (ax, size) in axes.items()}
-            inner[v.id] = (lead, sizes[d.id])
-            return np.sum(_ev(body, inner, lead + 1, sizes, value_of), axis=lead)
-    raise NotEvaluable(type(e).__name__)
-
-
-def _index(i: ast.Expr, axes: dict, lead: int, sizes, value_of) -> np.ndarray:
-    """An index as an integer array with the plates' leading axes."""
-    if isinstance(i, ast.Name) and i.id in axes:
-        return _loop(i.id, axes, lead)
-    v = _ev(i, axes, lead, sizes, value_of)
-    if v.ndim != lead or not np.all(v == np.round(v)):
-        raise NotEvaluable("index")
-    return v.astype(np.int64)
+    return values.evaluate(e, values.Values(_Current(value_of, sizes), sizes), plates)[0]
 
 
 def prior_arguments(model: CheckedModel, var: str, sizes: Mapping[str, int],

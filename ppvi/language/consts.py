@@ -27,9 +27,10 @@ import numpy as np
 from ppvi.errors import Reporter, Span
 from ppvi.language import ast
 
-_UNARY = {"exp": np.exp, "log": np.log, "sigmoid": lambda t: 1 / (1 + np.exp(-t)),
-          "softplus": lambda t: np.logaddexp(0, t)}
-_BINARY = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "^": np.power}
+# The language's elementwise functions and operators in NumPy (also read by ppvi.simulate.values)
+UNARY = {"exp": np.exp, "log": np.log, "sigmoid": lambda t: 1 / (1 + np.exp(-t)),
+         "softplus": lambda t: np.logaddexp(0, t)}
+BINARY = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "^": np.power}
 
 MAX_ENTRIES = 2**30          # a constant of more entries (8 GiB of doubles) is refused before allocating
 CHECK_ENTRIES = 2**18        # the checker builds eye(n) only up to this many entries (values are for checks)
@@ -61,7 +62,7 @@ def evaluate(e: ast.Expr, sizes: Mapping[str, int | None], consts: Mapping[str, 
                 a = np.asarray(evaluate(l, sizes, consts, max_entries))
                 b = np.asarray(evaluate(r, sizes, consts, max_entries))
                 try:
-                    return _BINARY[op](a, b)
+                    return BINARY[op](a, b)
                 except ValueError:
                     raise NotConstant(op) from None
             case ast.Vector(items=items):
@@ -74,8 +75,8 @@ def evaluate(e: ast.Expr, sizes: Mapping[str, int | None], consts: Mapping[str, 
                 if not (n >= 0 and n * n <= max_entries):
                     raise NotConstant("eye")
                 return np.eye(int(n))
-            case ast.Call(func=f, args=(a,)) if f.id in _UNARY:
-                return _UNARY[f.id](np.asarray(evaluate(a, sizes, consts, max_entries), dtype=float))
+            case ast.Call(func=f, args=(a,)) if f.id in UNARY:
+                return UNARY[f.id](np.asarray(evaluate(a, sizes, consts, max_entries), dtype=float))
     raise NotConstant(type(e).__name__)
 
 
@@ -128,7 +129,7 @@ def _scan(e: ast.Expr, sizes, consts):
                 return _NOT_CONSTANT
             with np.errstate(all="ignore"):
                 try:
-                    v = np.asarray(_BINARY[op](a, b), dtype=float)
+                    v = np.asarray(BINARY[op](a, b), dtype=float)
                 except ValueError:
                     return _NOT_CONSTANT
             if not np.all(np.isfinite(v)):

@@ -17,14 +17,17 @@ from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
-from scipy import special
 
 from ppvi.language import ast
+from ppvi.language.consts import BINARY as _BINARY, UNARY as _UNARY
 
 Scope = tuple[tuple[str, str], ...]          # (loop variable, dim), outermost first
 
-_UNARY = {"exp": np.exp, "log": np.log, "sigmoid": special.expit, "softplus": lambda t: np.logaddexp(0.0, t)}
-_BINARY = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "^": np.power}
+
+
+class NotEvaluable(Exception):
+    """The expression reads a value that is not there (a discrete latent's, a param not started yet), or
+    indexes by one that is not a whole number (a Bernoulli latent's mean)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,8 @@ def _ev(e: ast.Expr, values: Values, scope: Scope, lead: int) -> np.ndarray:
             vals = [_ev(a, values, scope, lead) for a in args]
             if f.id == "dot":
                 return dot(*vals, lead)
+            if f.id not in _UNARY:
+                raise NotEvaluable(f.id)
             return _UNARY[f.id](np.asarray(vals[0], dtype=float))
         case ast.PlateSum(var=v, dim=d, body=ast.BinOp(op="*", left=left, right=right)):
             # Σ_i a_i b_i as one contraction (einsum): no array of every product is made
@@ -73,7 +78,7 @@ def _ev(e: ast.Expr, values: Values, scope: Scope, lead: int) -> np.ndarray:
             return np.einsum("...i,...i->...", np.moveaxis(a, lead, -1), np.moveaxis(b, lead, -1))
         case ast.PlateSum(var=v, dim=d, body=body):
             return _ev(body, values, scope + ((v.id, d.id),), lead + 1).sum(axis=lead)
-    raise AssertionError(f"no value for {type(e).__name__} in a model statement")   # (vectors: consts only)
+    raise NotEvaluable(type(e).__name__)       # (vectors: consts only, evaluated when the model is checked)
 
 
 def _name(n: str, values: Values, scope: Scope, lead: int) -> np.ndarray:
@@ -92,7 +97,10 @@ def _gather(base: np.ndarray, indices: list[np.ndarray], lead: int) -> np.ndarra
     """``base[draw, i₀, i₁, …]`` for every draw and scope element: each index has the layout (S or 1, *scope)."""
     shape = (base.shape[0],) + (1,) * (lead - 1)
     draw = np.arange(base.shape[0]).reshape(shape) if base.shape[0] > 1 else np.zeros(shape, dtype=np.intp)
-    return base[(draw, *(np.asarray(i).astype(np.intp, copy=False) for i in indices))]
+    indices = [np.asarray(i) for i in indices]
+    if any(i.dtype.kind == "f" and not np.all(i == np.round(i)) for i in indices):
+        raise NotEvaluable("index")       # (a Bernoulli latent's mean is no index: never truncate it)
+    return base[(draw, *(i.astype(np.intp, copy=False) for i in indices))]
 
 
 def _aligned(a: np.ndarray, b: np.ndarray, lead: int) -> tuple[np.ndarray, np.ndarray]:
