@@ -15,7 +15,7 @@ import ppvi
 from conftest import MODELS, ROOT, run_cli
 from ppvi.errors import PPVIWarning
 from ppvi.infer.program import Program
-from ppvi.infer.start import analyse, evaluate, kmeanspp, symmetric_points
+from ppvi.infer.start import NotEvaluable, analyse, evaluate, kmeanspp, symmetric_points
 
 
 def write(tmp_path, text, name="m.ppvi"):
@@ -135,6 +135,18 @@ def test_evaluate_matches_numpy_over_plates_sums_data_indices_and_matrices(tmp_p
     prec = evaluate(w.arg("precision"), w.plates, sizes, values.__getitem__)
     assert prec.shape == (N, 3, 3)
     assert prec == pytest.approx(2 * np.eye(3) * values["s"][:, None, None], abs=1e-14)
+
+
+def test_evaluate_refuses_an_index_that_is_not_a_whole_number(tmp_path):
+    """An index whose current value is a mean (a Bernoulli latent's p) gives no start: never a truncation."""
+    m = ppvi.load(write(tmp_path, EXPRESSIONS)).checked
+    values = {"c": np.ones(3), "x": np.ones((4, 3)), "g": np.array([0.0, 0.7, 1.0, 0.2]), "a": np.array([0.3, -0.7])}
+    u = m.prior("u")
+    with pytest.raises(NotEvaluable):
+        evaluate(u.arg("mean"), u.plates, {"N": 4, "G": 2, "D": 3}, values.__getitem__)
+    values["g"] = np.array([0.0, 1.0, 1.0, 0.0])         # whole numbers held as floats are indices
+    mean = evaluate(u.arg("mean"), u.plates, {"N": 4, "G": 2, "D": 3}, values.__getitem__)
+    assert mean == pytest.approx(3.0 + values["a"][[0, 1, 1, 0]], abs=1e-14)
 
 
 # ------------------------------------------------------------------------------ random draws
