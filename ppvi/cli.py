@@ -275,7 +275,7 @@ def _cmd_run(args) -> int:
                                    restarts=args.restarts, damping=args.damping, progress=progress,
                                    init=args.init, algorithm=algorithm,
                                    engine=None if args.dask is None else "dask", client=args.dask,
-                                   **_streaming(args, model))
+                                   on_iteration=interrupts.check, **_streaming(args, model))
         with interrupts.deferred():
             if args.out:
                 _saved(result).save(args.out)

@@ -9,7 +9,8 @@ the mode the umask gives (the cache's are private).
 
 :class:`Interrupts` is the command line's handler of SIGINT, SIGTERM and SIGHUP:
 each stops a fit the way Ctrl-C does (the current q is kept), and one that comes
-while a result is being written waits until the file is whole.
+while a result is being written waits until the file is whole.  :class:`Held`
+holds them for the library around work that must not stop half-way.
 """
 
 from __future__ import annotations
@@ -153,6 +154,12 @@ class Interrupts:
             return
         raise Interrupted(signum)
 
+    def check(self, *_) -> None:
+        """Raise a signal that came but whose exception was swallowed (the handler ran inside a gc callback or
+        a ``__del__``, which only print what they raise): a fit calls this after every sweep."""
+        if self.received is not None and not self._holding:
+            raise Interrupted(self.received)
+
     @contextlib.contextmanager
     def installed(self) -> Iterator["Interrupts"]:
         saved = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
@@ -175,4 +182,37 @@ class Interrupts:
             raise Interrupted(held)
 
 
-__all__ = ["Interrupted", "Interrupts", "check_writable", "write_atomic"]
+class Held:
+    """SIGINT, SIGTERM and SIGHUP held while a block runs that a signal must not cut in half (a Dask cluster
+    starting or stopping), then handed to whatever handler was there before, the user's own included:
+    ``with held: …`` then ``held.deliver()`` where it is safe to be interrupted.  Outside the main thread,
+    where no handler can be set, nothing is held."""
+
+    SIGNALS = Interrupts.SIGNALS
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._saved: dict = {}
+
+    def __enter__(self) -> "Held":
+        try:
+            self._saved = {s: signal.signal(s, self._hold) for s in self.SIGNALS}
+        except ValueError:        # (not the main thread)
+            self._saved = {}
+        return self
+
+    def _hold(self, signum, frame) -> None:
+        self.signum = self.signum or signum
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self._saved.items():
+            signal.signal(s, h)
+
+    def deliver(self) -> None:
+        """The held signal, if one came, to the handler restored on exit (raise_signal: the default action too)."""
+        signum, self.signum = self.signum, None
+        if signum is not None:
+            signal.raise_signal(signum)
+
+
+__all__ = ["Held", "Interrupted", "Interrupts", "check_writable", "write_atomic"]

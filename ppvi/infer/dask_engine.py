@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from ppvi.errors import Diagnostic, PPVIError
+from ppvi.files import Held
 from ppvi.infer.cavi import ElboDecrease, Fit, _refuse_overflowing_data, _worse, record
 from ppvi.infer.chunks import _MUTABLE, Chunk, Layout, split
 from ppvi.infer.program import Program
@@ -166,12 +167,18 @@ def connect(address: str, where: str, timeout: float = 10.0):
         if not (n.isdigit() and int(n) >= 1):
             raise PPVIError(Diagnostic(f"`{address}`: local:N takes a whole number of workers N ≥ 1", where,
                                        hint="e.g. local:4, or a running scheduler's address tcp://HOST:PORT"))
-        with warnings.catch_warnings():
+        # A signal while the cluster starts is held until it is whole (a half-started one fails distributed's
+        # exit hook with a traceback), then delivered once it is closed again.
+        with Held() as held, warnings.catch_warnings():
             # (its HTTP server, without the dashboard, takes a free port when another cluster has the default)
             warnings.filterwarnings("ignore", message=".*already have a cluster running.*")
             cluster = dist.LocalCluster(n_workers=int(n), threads_per_worker=1, processes=True,
                                         dashboard_address=None, silence_logs=logging.ERROR)
-        return dist.Client(cluster, set_as_default=False)
+            client = dist.Client(cluster, set_as_default=False)
+        if held.signum is not None:
+            close(client)
+            held.deliver()
+        return client
 
     def unreachable(detail: str) -> PPVIError:
         return PPVIError(Diagnostic(f"cannot reach the Dask scheduler at {address}: {detail}", where,
@@ -202,12 +209,14 @@ def _probe(address: str, timeout: float) -> None:
 def close(client) -> None:
     """Close a client that :func:`connect` opened, and the LocalCluster it started."""
     cluster = getattr(client, "cluster", None)
-    try:
-        client.close(timeout=10)
-        if cluster is not None:
-            cluster.close(timeout=10)
-    except (TimeoutError, OSError):
-        pass         # (a cluster that would not stop in time: its worker processes die with this one)
+    with Held() as held:           # (a cluster stopped half-way fails the same exit hook)
+        try:
+            client.close(timeout=10)
+            if cluster is not None:
+                cluster.close(timeout=10)
+        except (TimeoutError, OSError):
+            pass         # (a cluster that would not stop in time: its worker processes die with this one)
+    held.deliver()
 
 
 @dataclass(frozen=True)

@@ -204,3 +204,33 @@ def test_interrupted_fit_keeps_the_newest_q(client, data):
     assert b.interrupted and not a.interrupted
     a.interrupted = True
     assert_same(a, local, b, p)
+
+
+def test_a_signal_while_the_local_cluster_starts_waits_until_it_is_up_then_closes_it(monkeypatch):
+    """SIGTERM during a cold `--dask local:2` left a half-started LocalCluster: distributed's exit hook then
+    failed on it with a traceback (AssertionError: Status.init).  The signal is held while the cluster and its
+    client start, and delivered once both are whole, after connect closed them."""
+    events = []
+
+    class Started:
+        def __init__(self, **kwargs):
+            os.kill(os.getpid(), signal.SIGINT)        # (arrives mid-start)
+            events.append("cluster up")
+
+        def close(self, timeout=None):
+            events.append("cluster closed")
+
+    class Client:
+        def __init__(self, cluster, set_as_default=True):
+            self.cluster = cluster
+            events.append("client up")
+
+        def close(self, timeout=None):
+            events.append("client closed")
+
+    monkeypatch.setattr(distributed, "LocalCluster", Started)
+    monkeypatch.setattr(distributed, "Client", Client)
+    with pytest.raises(KeyboardInterrupt):
+        connect("local:2", "test")
+    assert events == ["cluster up", "client up", "client closed", "cluster closed"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler       # (the handler is back)
