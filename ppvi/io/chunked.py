@@ -385,3 +385,34 @@ def chunked_kind(path: str) -> str | None:
     if os.path.isdir(path):
         return "npy"
     return {".npz": "npz", ".parquet": "parquet", ".pq": "parquet"}.get(ext)
+
+
+# ----------------------------------------------------------------- groups in long format
+SORT_HINT = "sort the rows by `{name}` (numpy.argsort({name}, kind=\"stable\") applied to every data variable), or " \
+            "load the data whole"
+
+
+def group_starts(read: Callable[[int, int], np.ndarray], rows: int, label: str, name: str, wanted,
+                 step: int) -> dict[int, int]:
+    """The first row of each group in ``wanted`` (group numbers) in a column ``name`` of ``rows`` rows naming
+    each row's group, sorted (long-format data: a document's tokens are a run of rows): one pass, ``step``
+    rows a read, as a reader of sorted long-format data finds where each group begins.  Unsorted rows are
+    refused at the first row that goes back (docs/scale.md, "Groups")."""
+    want = np.unique(np.asarray(list(wanted), dtype=np.int64))
+    first = np.zeros(len(want), dtype=np.int64)
+    last = None
+    for a in range(0, rows, max(1, step)):
+        col = np.asarray(read(a, min(rows, a + step))).astype(np.int64)
+        back = np.flatnonzero(np.diff(col) < 0)
+        if last is not None and len(col) and col[0] < last:
+            at, before, value = a, last, col[0]
+        elif back.size:
+            at, before, value = a + int(back[0]) + 1, col[back[0]], col[back[0] + 1]
+        else:
+            first += np.searchsorted(col, want, side="left")   # (rows of this read in a group before each wanted one)
+            last = col[-1] if len(col) else last
+            continue
+        raise fail(label, f"`{name}[{at}]` = {value} comes after `{name}[{at - 1}]` = {before}: read in chunks, the "
+                          f"rows of a group (every `{name}` value) must be one run, sorted by `{name}`",
+                   SORT_HINT.format(name=name))
+    return dict(zip(want.tolist(), first.tolist()))

@@ -448,6 +448,17 @@ class Streamed:
         check_totals(self.model, {**self.arrays, **out}, {**self.sizes, self.unit: b - a}, self.source.label)
         return out
 
+    def group_starts(self, by: str, wanted) -> dict[int, int]:
+        """The first row of each group in ``wanted`` of the rows sorted by the group index ``by`` (LDA's
+        ``doc``), checked as read (:func:`ppvi.io.chunked.group_starts`)."""
+        from ppvi.io.chunked import group_starts
+
+        label = self.source.columns[by].label or self.source.label
+        v = self.model.variables[by]
+        rows = self.sizes[self.unit]
+        return group_starts(lambda a, b: _validate(label, v, self.source.rows(by, a, b), first=a), rows, label, by,
+                            wanted, max(1, self.source.native or 1 << 16))
+
 
 def bind_streamed(model: CheckedModel, source, overrides: Mapping[str, int] | None = None) -> Streamed:
     """:func:`bind` for a chunked source: shapes and dims from the headers (nothing read but the variables
