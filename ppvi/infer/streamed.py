@@ -227,7 +227,7 @@ class Streamer:
             return
         bounds = {u for a, b in spans for s, e in self.ranges(a, b) for u in (s, e)} - set(self.starts)
         if bounds:
-            self.starts.update(self.data.group_starts(self.layout.by, bounds))
+            self.starts.update(self.data.group_starts(self.layout.by, bounds, self.rows_a_chunk))
 
     def ranges(self, a: int, b: int) -> list[tuple[int, int]]:
         return [(s, min(b, s + self.chunk)) for s in range(a, b, self.chunk)]

@@ -27,6 +27,7 @@ import numpy as np
 
 from ppvi.io.reading import fail
 
+SCAN_ROWS = 1 << 14       # rows a pass over a whole column (an index's largest value, its groups) reads at a time
 NPY_HINT = "save each data variable with numpy.save(DIR/NAME.npy, array), or all with numpy.savez (uncompressed)"
 
 
@@ -397,7 +398,8 @@ def group_starts(read: Callable[[int, int], np.ndarray], rows: int, label: str, 
     """The first row of each group in ``wanted`` (group numbers) in a column ``name`` of ``rows`` rows naming
     each row's group, sorted (long-format data: a document's tokens are a run of rows): one pass, ``step``
     rows a read, as a reader of sorted long-format data finds where each group begins.  Unsorted rows are
-    refused at the first row that goes back (docs/scale.md, "Groups")."""
+    refused at the first row that goes back (docs/scale.md, "Groups"); the pass stops at the first row of
+    the last wanted group (asking for the group past the last checks every row)."""
     want = np.unique(np.asarray(list(wanted), dtype=np.int64))
     first = np.zeros(len(want), dtype=np.int64)
     last = None
@@ -411,6 +413,8 @@ def group_starts(read: Callable[[int, int], np.ndarray], rows: int, label: str, 
         else:
             first += np.searchsorted(col, want, side="left")   # (rows of this read in a group before each wanted one)
             last = col[-1] if len(col) else last
+            if len(want) and last is not None and last >= want[-1]:
+                break           # (sorted so far: no later row is in a group before a wanted one)
             continue
         raise fail(label, f"`{name}[{at}]` = {value} comes after `{name}[{at - 1}]` = {before}: read in chunks, the "
                           f"rows of a group (every `{name}` value) must be one run, sorted by `{name}`",
