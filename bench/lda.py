@@ -158,6 +158,9 @@ def main() -> None:
                                                     "documents (default: in memory for --quick, 4096 otherwise)")
     ap.add_argument("--dir", default="/tmp/ppvi-bench-lda", help="where the .npy corpus is written")
     ap.add_argument("--only", default="batch,memoized,svi,sklearn,gensim")
+    ap.add_argument("--sweeps", help="ppvi batch and memoized fits' sweeps, e.g. 1,2,4 (default 1,2,4,8,16 with "
+                                     "--quick, else 1,2,4,8)")
+    ap.add_argument("--passes", help="the online methods' passes, e.g. 1,2 (default 1,2,4,8 with --quick, else 1,2,4)")
     args = ap.parse_args()
     docs = args.docs or (2000 if args.quick else 100_000)
     chunk = args.chunk_size if args.chunk_size or args.quick else 4096
@@ -180,11 +183,11 @@ def main() -> None:
     small = {"doc": doc[:2000], "word": word[:2000]}
     for algo in (None, Memoized(2), SVI(batch=8, passes=1)):      # (kernels compiled before any timing)
         model.fit(small, max_iter=2, tol=0, progress=False, algorithm=algo, K=args.K, V=args.V)
-    sweeps = [1, 2, 4, 8, 16] if args.quick else [1, 2, 4, 8]
-    passes = [1, 2, 4, 8] if args.quick else [1, 2, 4]
+    sweeps = [int(n) for n in args.sweeps.split(",")] if args.sweeps else [1, 2, 4, 8, 16] if args.quick else [1, 2, 4, 8]
+    passes = [int(n) for n in args.passes.split(",")] if args.passes else [1, 2, 4, 8] if args.quick else [1, 2, 4]
     methods = {
         "ppvi batch": lambda: ppvi_runs(model, data, sweeps, None, chunk, args.K, args.V),
-        "ppvi memoized": lambda: ppvi_runs(model, data, sweeps[:-1], Memoized(8), chunk, args.K, args.V),
+        "ppvi memoized": lambda: ppvi_runs(model, data, sweeps[:-1] or sweeps, Memoized(8), chunk, args.K, args.V),
         "ppvi svi": lambda: _svi(model, data, passes, chunk, args.K, args.V),
         "sklearn online": lambda: sklearn_runs(x, args.K, passes),
         "gensim online": lambda: gensim_runs(x, args.K, passes),

@@ -79,9 +79,9 @@ def check(program: Program, layout: Layout, data: Streamed | None = None) -> Non
         raise _refuse(program, f"its group block's members `{layout.member}` are not the rows of the data "
                                f"(`{data.unit}`)")
     steps = layout.local_steps
-    if len(steps) != 1 or (steps[0] not in plan["latents"] and not (block and steps[0] == block["name"])):
+    if not steps or any(s not in plan["latents"] and not (block and s == block["name"]) for s in steps):
         raise _refuse(program, f"its local step updates {', '.join(steps) or 'nothing'}; a streamed "
-                               "fit recomputes a single local latent (or a group block) from the globals in each chunk")
+                               "fit steps local latents (or a group block) under the globals in each chunk")
     for var in layout.global_steps:
         info = plan["latents"].get(var) or plan["points"][var]
         if info.get("method") == "gradient" or info.get("feeds"):
@@ -204,7 +204,8 @@ class Streamer:
         self.chunk = max(1, int(chunk))
         self.aliases = {a: t for info in whole.plan["latents"].values() for a, t in info["aliases"].items()}
         self.starts = {0: 0, self.total: data.sizes[data.unit]}      # unit -> its first row of the data
-        self.keep = bool(whole.plan.get("block"))
+        # (kept: a block starts from its members' q, and local latents updated in turn read each other's)
+        self.keep = bool(whole.plan.get("block")) or len(self.layout.local_steps) > 1
         self.local_dir = local_dir
         self.kept: Store | None = None
         self.locate([(0, self.total)])
