@@ -6,7 +6,7 @@ units); its arrays with a unit axis are those of the first chunk, the *pilot*, w
 checked as it is read), runs the generated local step on a program over the chunk (the globals shared, the
 chunk's data and local q its own), and sums what the fit needs in chunk order: the global statistics, the
 unit factors' terms of the ELBO and the local entropies.  Peak memory is one chunk's data and local q plus
-the global state.
+the global state (and the pilot's arrays: one chunk more).
 
 - Batch CAVI: a sweep is the global step from the statistics, then a local pass over every unit; its ELBO
   is the pass's sums plus the global factors' terms and entropies.
@@ -16,15 +16,21 @@ the global state.
 - Stochastic VI: minibatches of contiguous units, in a new random order of the minibatches every pass
   (``shuffle``), or in order.
 
-Only models whose local step recomputes the local q from the globals and the unit's data alone are
-streamed: one local latent (a mixture's responsibilities, a logistic regression's Pólya-Gamma weights),
-no group block; the global steps read the data only through the statistics.  Their local q need not be
-kept between sweeps; the result's local q come from one more local pass under the final globals, written
-to ``.npy`` files (:class:`Store`) and mapped into memory read-only.
+A unit is a point of the data plate or, with a group block (LDA), a group (a document): its rows, the
+members (its tokens), are a run of the data's rows sorted by the group index, and a chunk holds whole groups
+(:meth:`Streamer.locate`).  The global steps must read the data only through the statistics.  Where the local
+step recomputes one local latent's q from the globals and the unit's data alone (a mixture's
+responsibilities, a logistic regression's Pólya-Gamma weights), the local q need not be kept between
+sweeps: the result's come from one more local pass under the final globals, written to ``.npy`` files
+(:class:`Store`) and mapped into memory read-only.  Where it reads the local q it last left — a group block
+starts each group from its members' q, local latents updated in turn read each other's (a Student-t
+mixture's z and weights) — every unit's local state is *kept* in a :class:`Store` on disk, read before each
+chunk's step and written after, and the result maps the fit's own local q from it.
 
 The start: the pilot is started as an in-memory program is (k-means++ centres from its units, …); if that
 start is not informed by the data (no seeds), one global step from the pilot's random local q informs it.
-Then an E-step of every unit gives the statistics of the first sweep.
+Then an E-step of every unit gives the statistics of the first sweep; kept local q start, before it, as
+an in-memory start draws them, chunk by chunk in the same order.
 """
 
 from __future__ import annotations
