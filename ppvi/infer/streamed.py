@@ -157,11 +157,14 @@ class Store:
 
     def write(self, key: str, a: int, rows: np.ndarray) -> None:
         fd, offset, row, _, _ = self.files[key]
-        os.pwrite(fd, np.ascontiguousarray(rows).data, offset + a * row)
+        if rows.size:           # (a chunk of groups without a member has no member rows)
+            os.pwrite(fd, np.ascontiguousarray(rows).data, offset + a * row)
 
     def read(self, key: str, a: int, b: int) -> np.ndarray:
         fd, offset, row, shape, dtype = self.files[key]
         out = np.empty((b - a,) + shape[1:], dtype=dtype)       # (aligned, as the kernels were compiled for)
+        if not out.size:
+            return out
         view, got = memoryview(out).cast("B"), 0
         while got < len(view):
             got += os.preadv(fd, [view[got:]], offset + a * row + got)

@@ -56,7 +56,10 @@ class Chunked:
         return tuple(self.columns)
 
     def rows(self, name: str, a: int, b: int) -> np.ndarray:
-        return self.columns[name].read(a, b)
+        c = self.columns[name]
+        if b <= a and c.shape:          # (a chunk of groups without a row: nothing to read)
+            return np.empty((0,) + c.shape[1:], dtype=c.dtype)
+        return c.read(a, b)
 
     def whole(self, name: str) -> np.ndarray:
         return self.columns[name].read(0, self.columns[name].shape[0]) if self.columns[name].shape else \
