@@ -312,7 +312,7 @@ def _fit_streamed(m: CheckedModel, chunked, sizes: Mapping[str, int], algo, chun
                        on_iteration=_each(on_iteration, shown), start=start, runner=runner)
             done.restart_states = []           # (a restart's local q were never held)
             with _one_blas_thread():
-                st.finish(streamer, chunking)
+                st.finish(streamer, chunking, restarted=restarts > 1)
     finally:
         if shown is not None:
             shown.close()

@@ -558,11 +558,14 @@ def _svi_step(p: Program, var: str, rho: float) -> None:
     value += (1.0 - rho) * old
 
 
-def finish(streamer: Streamer, chunking: Chunking) -> dict[str, np.ndarray]:
+def finish(streamer: Streamer, chunking: Chunking, restarted: bool = False) -> dict[str, np.ndarray]:
     """The local q of every unit under the final globals, written to .npy files and mapped read-only (kept
-    local q: the fit's own, already on disk); the whole program's arrays and sizes are then the whole data's
-    (its local q those maps)."""
+    local q: the fit's own, already on disk; after several starts, those of the last, so one more local
+    step under the best start's globals, restored by ``ppvi.infer.cavi.fit``); the whole program's arrays and
+    sizes are then the whole data's (its local q those maps)."""
     store = streamer.kept
+    if store is not None and restarted:
+        streamer.local_pass(0, streamer.total, terms=False)
     if store is None:
         store = Store(chunking.local_dir or tempfile.mkdtemp(prefix="ppvi-local-"), streamer.local_shapes())
         try:
