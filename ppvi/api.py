@@ -266,7 +266,6 @@ def _fit_streamed(m: CheckedModel, chunked, sizes: Mapping[str, int], algo, chun
     from ppvi.infer import streamed as st
     from ppvi.infer.cavi import fit
     from ppvi.infer.chunks import Layout
-    from ppvi.infer.program import Program
     from ppvi.io.data import Bound, bind_streamed
     from ppvi.io.progress import for_fit
     from ppvi.io.results import from_fit, sweep_steps
@@ -278,16 +277,13 @@ def _fit_streamed(m: CheckedModel, chunked, sizes: Mapping[str, int], algo, chun
                                    "data in memory, not on data read in chunks", m.path,
                                    hint="load the data whole (.npz, .json or .csv without chunk_size)"))
     data = bind_streamed(m, chunked, sizes)
-    total = data.sizes[data.unit]
     module, warm = load_module(m, fixed=fixed_sizes(m, data.sizes))
 
-    def pilot(units: int) -> Program:
-        return Program.build(m, module, Bound({**data.arrays, **data.read(0, units)}, {**data.sizes, data.unit: units}))
-
-    probe = pilot(1)
+    probe = st.pilot(m, module, data, 1)
+    total = data.sizes[Layout.of(probe).unit]         # (units: with a group block, the groups)
     chunk = min(total, st.chunk_units(probe, Layout.of(probe), data, chunking))
-    whole = probe if chunk == 1 else pilot(chunk)
-    streamer = st.Streamer(whole, data, chunk)
+    whole = probe if chunk == 1 else st.pilot(m, module, data, chunk)
+    streamer = st.Streamer(whole, data, chunk, chunking.local_dir)
     start = None
     if init is not None:
         from ppvi.infer.warm import Start
@@ -311,12 +307,12 @@ def _fit_streamed(m: CheckedModel, chunked, sizes: Mapping[str, int], algo, chun
     from ppvi.infer.cavi import _one_blas_thread
 
     try:
-        with st.threads_for(chunk):
+        with st.threads_for(streamer.rows_a_chunk):
             done = fit(whole, seed=seed, max_iter=max_iter, tol=tol, restarts=restarts,
                        on_iteration=_each(on_iteration, shown), start=start, runner=runner)
             done.restart_states = []           # (a restart's local q were never held)
             with _one_blas_thread():
-                st.finish(streamer, chunking)
+                st.finish(streamer, chunking, restarted=restarts > 1)
     finally:
         if shown is not None:
             shown.close()

@@ -119,14 +119,7 @@ class Program:
         canonical = self.structure.order
         for var in canonical.sort(self.plan["latents"]):
             # (in the canonical order, as everything that draws from rng: the same start however the model is written)
-            info = self.plan["latents"][var]
-            for name, shape in info["state"].items():
-                self.state[name] = np.zeros(_shape(shape, self.sizes))
-            for alias, target in info["aliases"].items():
-                self.state[alias] = self.state[target]
-            _INIT[info["family"]](self.state, var, rng, info)
-            if "chain" in info:
-                _init_pairs(self.state, var, info)
+            self.start_latent(var, rng)
         informed = bool(self.given)
         params = [self.model.variables[n] for n in canonical.sort(v.name for v in self.model.of_kind("param"))]
         for v in params:
@@ -167,6 +160,17 @@ class Program:
                 if local and var not in held:
                     self.update(var)
         return informed
+
+    def start_latent(self, var: str, rng: np.random.Generator) -> None:
+        """var's q at its start (broad, or drawn from ``rng``), in new arrays of the program's sizes."""
+        info = self.plan["latents"][var]
+        for name, shape in info["state"].items():
+            self.state[name] = np.zeros(_shape(shape, self.sizes))
+        for alias, target in info["aliases"].items():
+            self.state[alias] = self.state[target]
+        _INIT[info["family"]](self.state, var, rng, info)
+        if "chain" in info:
+            _init_pairs(self.state, var, info)
 
     def clamp(self) -> None:
         """q of the observed entries of data with missing entries: a point mass at the datum (⟨x⟩ = x,

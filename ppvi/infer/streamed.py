@@ -6,7 +6,7 @@ units); its arrays with a unit axis are those of the first chunk, the *pilot*, w
 checked as it is read), runs the generated local step on a program over the chunk (the globals shared, the
 chunk's data and local q its own), and sums what the fit needs in chunk order: the global statistics, the
 unit factors' terms of the ELBO and the local entropies.  Peak memory is one chunk's data and local q plus
-the global state.
+the global state (and the pilot's arrays: one chunk more).
 
 - Batch CAVI: a sweep is the global step from the statistics, then a local pass over every unit; its ELBO
   is the pass's sums plus the global factors' terms and entropies.
@@ -16,15 +16,21 @@ the global state.
 - Stochastic VI: minibatches of contiguous units, in a new random order of the minibatches every pass
   (``shuffle``), or in order.
 
-Only models whose local step recomputes the local q from the globals and the unit's data alone are
-streamed: one local latent (a mixture's responsibilities, a logistic regression's Pólya-Gamma weights),
-no group block; the global steps read the data only through the statistics.  Their local q need not be
-kept between sweeps; the result's local q come from one more local pass under the final globals, written
-to ``.npy`` files (:class:`Store`) and mapped into memory read-only.
+A unit is a point of the data plate or, with a group block (LDA), a group (a document): its rows, the
+members (its tokens), are a run of the data's rows sorted by the group index, and a chunk holds whole groups
+(:meth:`Streamer.locate`).  The global steps must read the data only through the statistics.  Where the local
+step recomputes one local latent's q from the globals and the unit's data alone (a mixture's
+responsibilities, a logistic regression's Pólya-Gamma weights), the local q need not be kept between
+sweeps: the result's come from one more local pass under the final globals, written to ``.npy`` files
+(:class:`Store`) and mapped into memory read-only.  Where it reads the local q it last left — a group block
+starts each group from its members' q, local latents updated in turn read each other's (a Student-t
+mixture's z and weights) — every unit's local state is *kept* in a :class:`Store` on disk, read before each
+chunk's step and written after, and the result maps the fit's own local q from it.
 
 The start: the pilot is started as an in-memory program is (k-means++ centres from its units, …); if that
 start is not informed by the data (no seeds), one global step from the pilot's random local q informs it.
-Then an E-step of every unit gives the statistics of the first sweep.
+Then an E-step of every unit gives the statistics of the first sweep; kept local q start, before it, as
+an in-memory start draws them, chunk by chunk in the same order.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ import numpy as np
 from ppvi.errors import Diagnostic, PPVIError
 from ppvi.infer.cavi import ElboDecrease, Fit, _refuse_overflowing_data, _worse, record
 from ppvi.infer.chunks import Layout, split
-from ppvi.infer.program import Program
+from ppvi.infer.program import Program, group_index
 
 if TYPE_CHECKING:
     from ppvi.infer.warm import Start
@@ -71,14 +77,17 @@ def _refuse(program: Program, why: str) -> PPVIError:
                                                          "--chunk-size), or use a smaller data set"))
 
 
-def check(program: Program, layout: Layout) -> None:
+def check(program: Program, layout: Layout, data: Streamed | None = None) -> None:
     """A model the streamed runner can fit (the module's docstring)."""
     plan = program.plan
-    if plan.get("block"):
-        raise _refuse(program, "its group block (documents' E-steps) is not streamed yet")
-    if len(layout.local_steps) != 1 or layout.local_steps[0] not in plan["latents"]:
-        raise _refuse(program, f"its local step updates {', '.join(layout.local_steps) or 'nothing'}; a streamed "
-                               "fit recomputes a single local latent from the globals in each chunk")
+    block = plan.get("block")
+    if block and data is not None and data.unit != layout.member:
+        raise _refuse(program, f"its group block's members `{layout.member}` are not the rows of the data "
+                               f"(`{data.unit}`)")
+    steps = layout.local_steps
+    if not steps or any(s not in plan["latents"] and not (block and s == block["name"]) for s in steps):
+        raise _refuse(program, f"its local step updates {', '.join(steps) or 'nothing'}; a streamed "
+                               "fit steps local latents (or a group block) under the globals in each chunk")
     for var in layout.global_steps:
         info = plan["latents"].get(var) or plan["points"][var]
         if info.get("method") == "gradient" or info.get("feeds"):
@@ -92,17 +101,39 @@ def check(program: Program, layout: Layout) -> None:
             raise _refuse(program, f"it needs the inverse of data `{var}` of every unit")
 
 
+def group_by(module) -> tuple[str, str] | None:
+    """(the group index, the groups' dim) of a model with a group block (LDA: ``doc``, ``M``), else None."""
+    block = module.PLAN.get("block")
+    return (block["by"], block["groups"]) if block else None
+
+
+def pilot(model, module, data: Streamed, units: int) -> Program:
+    """The program over the first ``units`` units (documents, with a group block: the rows up to the first of
+    document ``units``), which starts the fit."""
+    from ppvi.io.data import Bound
+
+    sizes = dict(data.sizes)
+    rows = units
+    groups = group_by(module)
+    if groups is not None:
+        rows = data.group_starts(groups[0], [units])[units]
+        sizes[groups[1]] = units
+    sizes[data.unit] = rows
+    return Program.build(model, module, Bound({**data.arrays, **data.read(0, rows)}, sizes))
+
+
 def chunk_units(program: Program, layout: Layout, data: Streamed, chunking: Chunking) -> int:
     """Units a chunk: ``chunking.chunk_size``, or what the budget allows for a unit's data and local q (×5 for the
-    kernels' temporaries), at least 1."""
+    kernels' temporaries; a document's members as many as the data's mean), at least 1."""
     if chunking.chunk_size is not None:
         return int(chunking.chunk_size)
-    per = 0
+    per = 0.0
+    members = data.sizes[layout.member] / max(1, data.sizes[layout.unit]) if layout.member else 1.0
     for key, a in program.state.items():
         axis = layout.cut_axis(key)
         if axis is not None and isinstance(a, np.ndarray) and a.shape[axis]:
-            per += a.nbytes // a.shape[axis]
-    return max(1, int(chunking.budget // max(1, per * (1 + _WORK))))
+            per += a.nbytes // a.shape[axis] * (members if layout.axes[key][axis] == layout.member else 1.0)
+    return max(1, int(chunking.budget // max(1.0, per * (1 + _WORK))))
 
 
 class Store:
@@ -126,11 +157,14 @@ class Store:
 
     def write(self, key: str, a: int, rows: np.ndarray) -> None:
         fd, offset, row, _, _ = self.files[key]
-        os.pwrite(fd, np.ascontiguousarray(rows).data, offset + a * row)
+        if rows.size:           # (a chunk of groups without a member has no member rows)
+            os.pwrite(fd, np.ascontiguousarray(rows).data, offset + a * row)
 
     def read(self, key: str, a: int, b: int) -> np.ndarray:
         fd, offset, row, shape, dtype = self.files[key]
         out = np.empty((b - a,) + shape[1:], dtype=dtype)       # (aligned, as the kernels were compiled for)
+        if not out.size:
+            return out
         view, got = memoryview(out).cast("B"), 0
         while got < len(view):
             got += os.preadv(fd, [view[got:]], offset + a * row + got)
@@ -151,24 +185,39 @@ class Store:
 @dataclass
 class Pass:
     """What a local pass sums, in chunk order: the global statistics, each factor's term (the unit factors'
-    summed over the chunks, the others from the first chunk) and the local entropies."""
+    summed over the chunks, the others from the first chunk) and each local latent's entropy."""
 
     stats: dict[str, np.ndarray]
     terms: np.ndarray | None
-    entropy: float
+    entropy: dict[str, float]
+
+    def bound(self, unit_factors: tuple[int, ...]) -> float:
+        """The units' share of the ELBO: their factors' terms and local entropies."""
+        return float(np.sum(self.terms[list(unit_factors)])) + sum(self.entropy.values())
 
 
 class Streamer:
-    """Local passes of a streamed fit over the ``whole`` program (global state, the pilot's unit arrays)."""
+    """Local passes of a streamed fit over the ``whole`` program (global state, the pilot's unit arrays).
 
-    def __init__(self, whole: Program, data: Streamed, chunk: int):
+    With a group block (LDA) a unit is a group (a document) and its rows are the members (its tokens), a run
+    of the data's rows sorted by the group index: a range of units a..b−1 is the rows from the first of group
+    a to the first of group b, found once by one pass over the group index (:meth:`locate`).  The block starts
+    each group from its members' previous q (codegen.module.block_kernel), so every unit's local state is
+    *kept* between passes, in a :class:`Store` on disk (``local_dir``, else a scratch directory)."""
+
+    def __init__(self, whole: Program, data: Streamed, chunk: int, local_dir: str | None = None):
         self.whole, self.data = whole, data
         self.layout = Layout.of(whole)
-        check(whole, self.layout)
-        self.total = data.sizes[data.unit]
+        check(whole, self.layout, data)
+        self.total = data.sizes[self.layout.unit]
         self.chunk = max(1, int(chunk))
-        aliases = {a: t for info in whole.plan["latents"].values() for a, t in info["aliases"].items()}
-        self.aliases = aliases
+        self.aliases = {a: t for info in whole.plan["latents"].values() for a, t in info["aliases"].items()}
+        self.starts = {0: 0, self.total: data.sizes[data.unit]}      # unit -> its first row of the data
+        # (kept: a block starts from its members' q, and local latents updated in turn read each other's)
+        self.keep = bool(whole.plan.get("block")) or len(self.layout.local_steps) > 1
+        self.local_dir = local_dir
+        self.kept: Store | None = None
+        self.locate([(0, self.total)])
 
     @property
     def local_keys(self) -> tuple[str, ...]:
@@ -176,15 +225,38 @@ class Streamer:
         return tuple(k for k, a in self.whole.state.items() if k not in self.aliases and isinstance(a, np.ndarray)
                      and self.layout.cut_axis(k) is not None and not k.startswith(("v_", "c_")))
 
+    @property
+    def rows_a_chunk(self) -> int:
+        """The data's rows in a chunk, on average."""
+        return max(1, self.chunk * self.data.sizes[self.data.unit] // max(1, self.total))
+
+    def locate(self, spans: list[tuple[int, int]]) -> None:
+        """The first row of every chunk the local passes over ``spans`` (ranges of units) read: one pass over
+        the group index for those not known yet (the first also checks that its rows are sorted)."""
+        if self.layout.by is None:
+            return
+        bounds = {u for a, b in spans for s, e in self.ranges(a, b) for u in (s, e)} - set(self.starts)
+        if bounds:
+            self.starts.update(self.data.group_starts(self.layout.by, bounds, self.rows_a_chunk))
+
     def ranges(self, a: int, b: int) -> list[tuple[int, int]]:
         return [(s, min(b, s + self.chunk)) for s in range(a, b, self.chunk)]
+
+    def _row(self, key: str, unit: int) -> int:
+        """Where unit's rows of key's array begin (a member array's at the unit's first member)."""
+        member = self.layout.member is not None and self.layout.axes[key][self.layout.cut_axis(key)] == \
+            self.layout.member
+        return self.starts[unit] if member else unit
 
     def program(self, a: int, b: int) -> Program:
         """The program over units a..b−1: their data (read and checked), new local arrays, the globals shared."""
         whole, layout = self.whole, self.layout
         sizes = dict(whole.sizes)
         sizes[layout.unit] = b - a
-        rows = self.data.read(a, b)
+        first, last = (self.starts[a], self.starts[b]) if layout.member else (a, b)
+        if layout.member:
+            sizes[layout.member] = last - first
+        rows = self.data.read(first, last)
         local = self.local_keys
         state: dict = {}
         for key, arr in whole.state.items():
@@ -200,28 +272,43 @@ class Streamer:
             elif key in local:
                 axis = layout.cut_axis(key)
                 shape = list(arr.shape)
-                shape[axis] = b - a
+                shape[axis] = sizes[layout.axes[key][axis]]
                 state[key] = np.zeros(shape, arr.dtype)
             else:
                 state[key] = arr
+        if layout.by is not None:
+            # (the chunk's own group numbers, 0..b−a−1: its rows are groups a..b−1, sorted)
+            by = state[f"v_{layout.by}"] = state[f"v_{layout.by}"] - a
+            state[f"c_order__{layout.by}"], state[f"c_start__{layout.by}"] = group_index(by, b - a)
         for alias, target in self.aliases.items():
             state[alias] = state[target]
         p = Program(whole.model, whole.module, sizes, state, given=whole.given, structure=whole.structure)
         p.stale = False
         return p
 
-    def local_pass(self, a: int, b: int, store: Store | None = None, terms: bool = True) -> Pass:
+    def local_pass(self, a: int, b: int, store: Store | None = None, terms: bool = True, step: bool = True,
+                   fresh: np.random.Generator | None = None) -> Pass:
         """The local step of units a..b−1, a chunk at a time, under the current globals; their sums (``terms``:
-        also the ELBO's); each chunk's local state written to ``store`` if given."""
+        also the ELBO's); each chunk's local state written to ``store`` if given.  Kept local state (a group
+        block's) is read before the step and written after; ``fresh``: instead, each chunk's local q start
+        as an in-memory program's do, drawn from ``fresh`` in chunk order; ``step=False``: no step, the sums of
+        the kept local q."""
         stats: dict[str, np.ndarray] = {}
         total: np.ndarray | None = None
-        entropy = 0.0
+        entropy: dict[str, float] = {}
         p = None
         for s, e in self.ranges(a, b):
             p = None                     # (the previous chunk's arrays go before the next chunk's are made)
             p = self.program(s, e)
-            for var in self.layout.local_steps:
-                p.update(var)
+            if fresh is not None:
+                for var in self.whole.structure.order.sort(self.layout.local_latents):
+                    p.start_latent(var, fresh)
+                p.stale = True
+            elif self.kept is not None:
+                self._load(p, self.kept, s, e)
+            if step:
+                for var in self.layout.local_steps:
+                    p.update(var)
             p.refresh_statistics()
             for key in self.layout.global_stats:
                 if key in stats:
@@ -229,37 +316,41 @@ class Streamer:
                 else:
                     stats[key] = p.state[key].copy()
             if terms:
-                total, h = self._add_terms(p, total)
-                entropy += h
-            if store is not None:
-                for key in self.local_keys:
-                    store.write(key, s, p.state[key])
+                total = self._add_terms(p, total, entropy)
+            for out in (store, self.kept if step or fresh is not None else None):
+                if out is not None:
+                    for key in self.local_keys:
+                        out.write(key, self._row(key, s), p.state[key])
         return Pass(stats, total, entropy)
+
+    def _load(self, p: Program, store: Store, s: int, e: int) -> None:
+        for key in self.local_keys:
+            p.state[key][...] = store.read(key, self._row(key, s), self._row(key, e))
+        p.stale = True
 
     def stored_terms(self, store: Store) -> Pass:
         """The ELBO's sums over every unit from the local state in ``store`` (memoized VI: each chunk's q as its
         last step left it), under the current globals."""
         total: np.ndarray | None = None
-        entropy = 0.0
+        entropy: dict[str, float] = {}
         for s, e in self.ranges(0, self.total):
             p = self.program(s, e)
-            for key in self.local_keys:
-                p.state[key][...] = store.read(key, s, e)
-            p.stale = True
-            total, h = self._add_terms(p, total)
-            entropy += h
+            self._load(p, store, s, e)
+            total = self._add_terms(p, total, entropy)
         return Pass({}, total, entropy)
 
-    def _add_terms(self, p: Program, total: np.ndarray | None) -> tuple[np.ndarray, float]:
+    def _add_terms(self, p: Program, total: np.ndarray | None, entropy: dict[str, float]) -> np.ndarray:
         """A chunk's ELBO terms added to ``total`` — the unit factors' only after the first chunk (the others are
-        the globals', the same in every chunk) — and the chunk's local entropies."""
+        the globals', the same in every chunk) — and its local entropies to ``entropy``."""
         t = p.expected_terms()
         if total is None:
             total = np.array(t, dtype=float)
         else:
             unit = list(self.layout.unit_factors)
             total[unit] += t[unit]
-        return total, sum(p.entropy(v) for v in self.layout.local_latents)
+        for v in self.layout.local_latents:
+            entropy[v] = entropy.get(v, 0.0) + p.entropy(v)
+        return total
 
     def set_statistics(self, parts: list[dict[str, np.ndarray]], scale: float = 1.0) -> None:
         """The whole program's statistics: ``parts`` summed in order (times ``scale``)."""
@@ -275,7 +366,7 @@ class Streamer:
     def elbo(self, done: Pass) -> float:
         """19.7 from a pass's sums: the factors' terms in the canonical order, then the entropies."""
         return self.whole._total(done.terms) + sum(
-            done.entropy if v in self.layout.local_latents else self.whole.entropy(v)
+            done.entropy[v] if v in done.entropy else self.whole.entropy(v)
             for v in self.whole.structure.order.sort(self.whole.plan["latents"]))
 
     def global_step(self) -> None:
@@ -288,9 +379,15 @@ class Streamer:
         for key in self.local_keys:
             a = self.whole.state[key]
             shape = list(a.shape)
-            shape[self.layout.cut_axis(key)] = self.total
+            axis = self.layout.cut_axis(key)
+            shape[axis] = self.data.sizes[self.layout.axes[key][axis]]
             out[key] = (tuple(shape), a.dtype)
         return out
+
+    def open_kept(self) -> None:
+        """The store of kept local state (``local_dir``, else a scratch directory), if the model keeps any."""
+        if self.keep and self.kept is None:
+            self.kept = Store(self.local_dir or tempfile.mkdtemp(prefix="ppvi-local-"), self.local_shapes())
 
 
 @contextlib.contextmanager
@@ -316,6 +413,7 @@ def start(streamer: Streamer, rng: np.random.Generator, start: Start | None) -> 
     whole, unit = streamer.whole, streamer.layout.unit
     whole.state[f"n_{unit}"] = whole.sizes[unit]
     held = {k: v for k, v in start.q.items() if k not in streamer.layout.local_latents} if start else None
+    drawn = rng.bit_generator.state
     informed = whole.initialise(rng, None if start is None else type(start)(held, start.params, start.source))
     if not informed:
         whole.stale = True
@@ -324,7 +422,13 @@ def start(streamer: Streamer, rng: np.random.Generator, start: Start | None) -> 
             whole.update(var)
     whole.state[f"n_{unit}"] = streamer.total
     whole.stale = False
-    return streamer.local_pass(0, streamer.total)
+    if not streamer.keep:
+        return streamer.local_pass(0, streamer.total)
+    # Kept local q start as in memory: drawn chunk by chunk from where the pilot's start drew them (the same
+    # numbers as an in-memory start's when the local latents are the only ones drawn at random, as in LDA).
+    rng.bit_generator.state = drawn
+    streamer.open_kept()
+    return streamer.local_pass(0, streamer.total, fresh=rng)
 
 
 def _finite(streamer: Streamer, value: float, what: str) -> None:
@@ -377,22 +481,27 @@ def run_memoized(streamer: Streamer, rng: np.random.Generator, chunks: int, max_
     scratch store on disk for the ELBO at the end of each sweep."""
     start(streamer, rng, start_)
     parts = [(int(u[0]), int(u[-1]) + 1) for u in split(streamer.total, chunks)]
-    scratch = Store(tempfile.mkdtemp(prefix="ppvi-memoized-"), streamer.local_shapes())
+    streamer.locate(parts)
+    kept = streamer.kept
+    scratch = kept or Store(tempfile.mkdtemp(prefix="ppvi-memoized-"), streamer.local_shapes())
+    local = None if kept else scratch         # (kept local q are written to the kept store by every pass)
     try:
-        kept = [streamer.local_pass(a, b, scratch, terms=False).stats for a, b in parts]
-        streamer.set_statistics(kept)
+        # each chunk's statistics: of the start's local q where they are kept (as in memory), else of a new step
+        kept_stats = [streamer.local_pass(a, b, local, terms=False, step=kept is None).stats for a, b in parts]
+        streamer.set_statistics(kept_stats)
 
         def sweep() -> float:
             for i, (a, b) in enumerate(parts):
                 streamer.global_step()
-                kept[i] = streamer.local_pass(a, b, scratch, terms=False).stats
-                streamer.set_statistics(kept)
+                kept_stats[i] = streamer.local_pass(a, b, local, terms=False).stats
+                streamer.set_statistics(kept_stats)
             return streamer.elbo(streamer.stored_terms(scratch))
         return _sweeps(streamer, sweep, max_iter, tol,
                        streamer.elbo(streamer.stored_terms(scratch)) if start_ is not None else None,
                        on_iteration, "memoized VI")
     finally:
-        scratch.close(remove=True)
+        if kept is None:
+            scratch.close(remove=True)
 
 
 def run_svi(streamer: Streamer, rng: np.random.Generator, settings,
@@ -407,6 +516,7 @@ def run_svi(streamer: Streamer, rng: np.random.Generator, settings,
     start(streamer, rng, start_)
     total = streamer.total
     batches = [(a, min(total, a + settings.batch)) for a in range(0, total, settings.batch)]
+    streamer.locate(batches)
     trace: list[float] = []
     interrupted = False
     began = time.perf_counter()
@@ -416,8 +526,9 @@ def run_svi(streamer: Streamer, rng: np.random.Generator, settings,
             order = rng.permutation(len(batches)) if settings.shuffle else range(len(batches))
             for i in order:
                 a, b = batches[i]
-                done = streamer.local_pass(a, b)
-                bound = (float(np.sum(done.terms[list(streamer.layout.unit_factors)])) + done.entropy) / (b - a)
+                # (kept local q: the first minibatch's are the start's E-step's, as in memory, not stepped again)
+                done = streamer.local_pass(a, b, step=not (streamer.keep and t == 0))
+                bound = done.bound(streamer.layout.unit_factors) / (b - a)
                 t += 1
                 streamer.set_statistics([done.stats], total / (b - a))
                 rho = settings.rate(t)
@@ -447,15 +558,23 @@ def _svi_step(p: Program, var: str, rho: float) -> None:
     value += (1.0 - rho) * old
 
 
-def finish(streamer: Streamer, chunking: Chunking) -> dict[str, np.ndarray]:
-    """The local q of every unit under the final globals, written to .npy files and mapped read-only; the whole
-    program's arrays and sizes are then the whole data's (its local q those maps)."""
-    directory = chunking.local_dir or tempfile.mkdtemp(prefix="ppvi-local-")
-    store = Store(directory, streamer.local_shapes())
-    try:
-        streamer.local_pass(0, streamer.total, store, terms=False)
-    finally:
+def finish(streamer: Streamer, chunking: Chunking, restarted: bool = False) -> dict[str, np.ndarray]:
+    """The local q of every unit under the final globals, written to .npy files and mapped read-only (kept
+    local q: the fit's own, already on disk; after several starts, those of the last, so one more local
+    step under the best start's globals, restored by ``ppvi.infer.cavi.fit``); the whole program's arrays and
+    sizes are then the whole data's (its local q those maps)."""
+    store = streamer.kept
+    if store is not None and restarted:
+        streamer.local_pass(0, streamer.total, terms=False)
+    if store is None:
+        store = Store(chunking.local_dir or tempfile.mkdtemp(prefix="ppvi-local-"), streamer.local_shapes())
+        try:
+            streamer.local_pass(0, streamer.total, store, terms=False)
+        finally:
+            store.close()
+    else:
         store.close()
+    directory = store.directory
     mapped = {key: store.mapped(key) for key in streamer.local_keys}
     # (a map stays valid after its file is removed: only the q's standard parameters are left on disk)
     if chunking.local_dir is None:
@@ -464,9 +583,11 @@ def finish(streamer: Streamer, chunking: Chunking) -> dict[str, np.ndarray]:
         for key in mapped:
             if not key.startswith("q_"):
                 os.remove(os.path.join(directory, key + ".npy"))
-    whole = streamer.whole
+    whole, layout = streamer.whole, streamer.layout
     for key, a in mapped.items():
         whole.state[key] = a
     whole.relink()
-    whole.sizes[streamer.layout.unit] = whole.state[f"n_{streamer.layout.unit}"] = streamer.total
+    whole.sizes[layout.unit] = whole.state[f"n_{layout.unit}"] = streamer.total
+    if layout.member is not None:
+        whole.sizes[layout.member] = whole.state[f"n_{layout.member}"] = streamer.data.sizes[layout.member]
     return mapped

@@ -27,6 +27,7 @@ import numpy as np
 
 from ppvi.io.reading import fail
 
+SCAN_ROWS = 1 << 14       # rows a pass over a whole column (an index's largest value, its groups) reads at a time
 NPY_HINT = "save each data variable with numpy.save(DIR/NAME.npy, array), or all with numpy.savez (uncompressed)"
 
 
@@ -55,7 +56,10 @@ class Chunked:
         return tuple(self.columns)
 
     def rows(self, name: str, a: int, b: int) -> np.ndarray:
-        return self.columns[name].read(a, b)
+        c = self.columns[name]
+        if b <= a and c.shape:          # (a chunk of groups without a row: nothing to read)
+            return np.empty((0,) + c.shape[1:], dtype=c.dtype)
+        return c.read(a, b)
 
     def whole(self, name: str) -> np.ndarray:
         return self.columns[name].read(0, self.columns[name].shape[0]) if self.columns[name].shape else \
@@ -385,3 +389,37 @@ def chunked_kind(path: str) -> str | None:
     if os.path.isdir(path):
         return "npy"
     return {".npz": "npz", ".parquet": "parquet", ".pq": "parquet"}.get(ext)
+
+
+# ----------------------------------------------------------------- groups in long format
+SORT_HINT = "sort the rows by `{name}` (numpy.argsort({name}, kind=\"stable\") applied to every data variable), or " \
+            "load the data whole"
+
+
+def group_starts(read: Callable[[int, int], np.ndarray], rows: int, label: str, name: str, wanted,
+                 step: int) -> dict[int, int]:
+    """The first row of each group in ``wanted`` (group numbers) in a column ``name`` of ``rows`` rows naming
+    each row's group, sorted (long-format data: a document's tokens are a run of rows): one pass, ``step``
+    rows a read, as a reader of sorted long-format data finds where each group begins.  Unsorted rows are
+    refused at the first row that goes back (docs/scale.md, "Groups"); the pass stops at the first row of
+    the last wanted group (asking for the group past the last checks every row)."""
+    want = np.unique(np.asarray(list(wanted), dtype=np.int64))
+    first = np.zeros(len(want), dtype=np.int64)
+    last = None
+    for a in range(0, rows, max(1, step)):
+        col = np.asarray(read(a, min(rows, a + step))).astype(np.int64)
+        back = np.flatnonzero(np.diff(col) < 0)
+        if last is not None and len(col) and col[0] < last:
+            at, before, value = a, last, col[0]
+        elif back.size:
+            at, before, value = a + int(back[0]) + 1, col[back[0]], col[back[0] + 1]
+        else:
+            first += np.searchsorted(col, want, side="left")   # (rows of this read in a group before each wanted one)
+            last = col[-1] if len(col) else last
+            if len(want) and last is not None and last >= want[-1]:
+                break           # (sorted so far: no later row is in a group before a wanted one)
+            continue
+        raise fail(label, f"`{name}[{at}]` = {value} comes after `{name}[{at - 1}]` = {before}: read in chunks, the "
+                          f"rows of a group (every `{name}` value) must be one run, sorted by `{name}`",
+                   SORT_HINT.format(name=name))
+    return dict(zip(want.tolist(), first.tolist()))

@@ -28,6 +28,7 @@ import numpy as np
 from ppvi.errors import Diagnostic, PPVIError, Reporter, did_you_mean
 from ppvi.io.csv_file import Plan, read_csv
 from ppvi.io.totals import check_totals
+from ppvi.io.chunked import SCAN_ROWS
 from ppvi.io.reading import fail, json_array, physical_memory, read_json, read_npz, shown, size_text
 from ppvi.language.check import MAX_DIM, CheckedModel, Variable
 
@@ -448,6 +449,17 @@ class Streamed:
         check_totals(self.model, {**self.arrays, **out}, {**self.sizes, self.unit: b - a}, self.source.label)
         return out
 
+    def group_starts(self, by: str, wanted, step: int | None = None) -> dict[int, int]:
+        """The first row of each group in ``wanted`` of the rows sorted by the group index ``by`` (LDA's
+        ``doc``), checked as read ``step`` rows at a time (:func:`ppvi.io.chunked.group_starts`)."""
+        from ppvi.io.chunked import group_starts
+
+        label = self.source.columns[by].label or self.source.label
+        v = self.model.variables[by]
+        rows = self.sizes[self.unit]
+        return group_starts(lambda a, b: _validate(label, v, self.source.rows(by, a, b), first=a), rows, label, by,
+                            wanted, max(1, step or self.source.native or SCAN_ROWS))
+
 
 def bind_streamed(model: CheckedModel, source, overrides: Mapping[str, int] | None = None) -> Streamed:
     """:func:`bind` for a chunked source: shapes and dims from the headers (nothing read but the variables
@@ -506,7 +518,7 @@ def bind_streamed(model: CheckedModel, source, overrides: Mapping[str, int] | No
     for v in model.of_kind("data"):
         if v.support == "index" and isinstance(v.support_dim, str) and sizes[v.support_dim] is None:
             if v.name in rows:
-                n, step = source.columns[v.name].shape[0], max(1, source.native or 1 << 16)
+                n, step = source.columns[v.name].shape[0], max(1, source.native or SCAN_ROWS)
                 top = max(int(_validate(path, v, source.rows(v.name, a, min(n, a + step)), a).max())
                           for a in range(0, n, step))
             else:
