@@ -189,18 +189,19 @@ class Program:
             elif fam == "MvNormal":
                 # entry by entry: the observed coordinates of a row are its mean there; a complete row is a point
                 # mass, a row with missing entries keeps its block until the first update
-                # (runtime.finish_mvnormal_missing) and is made consistent here
-                mean, cov = self.state[f"q_{var}__mean"], self.state[f"q_{var}__cov"]
-                mean[seen] = x
-                observed = seen[..., :, None] | seen[..., None, :]
-                cov[observed] = 0.0
-                self.state[f"m_{var}__xxT"][...] = cov + mean[..., :, None] * mean[..., None, :]
-                partly = missing.any(axis=-1)
-                self.state[f"h_{var}"][~partly] = 0.0
-                for at in zip(*np.nonzero(partly)):
-                    block = cov[at][np.ix_(missing[at], missing[at])]
-                    self.state[f"h_{var}"][at] = 0.5 * (len(block) * (1 + np.log(2 * np.pi))
-                                                         + np.linalg.slogdet(block)[1])
+                # (runtime.finish_mvnormal_missing) and is made consistent here.  Rows in one axis (a row over no
+                # plate too); the arrays are the state's, as views
+                d = missing.shape[-1]
+                mean = self.state[f"q_{var}__mean"].reshape(-1, d)
+                cov = self.state[f"q_{var}__cov"].reshape(-1, d, d)
+                gone = missing.reshape(-1, d)
+                mean[~gone] = values.reshape(-1, d)[~gone]
+                cov[~gone[:, :, None] | ~gone[:, None, :]] = 0.0
+                self.state[f"m_{var}__xxT"].reshape(-1, d, d)[...] = cov + mean[:, :, None] * mean[:, None, :]
+                h = self.state[f"h_{var}"].reshape(-1)
+                for n, m in enumerate(gone):
+                    block = cov[n][np.ix_(m, m)]
+                    h[n] = 0.5 * (m.sum() * (1 + np.log(2 * np.pi)) + np.linalg.slogdet(block)[1]) if m.any() else 0.0
                 continue
             elif fam in ("Gamma", "Beta"):
                 # the moments are the datum's; the reported parameters a point mass to rounding (_point_mass)
@@ -639,12 +640,15 @@ def _natural(fam: str, q: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def _natural_missing_rows(q: dict[str, np.ndarray], missing: np.ndarray) -> dict[str, np.ndarray]:
     """η of MvNormal rows with missing entries that runtime.finish_mvnormal_missing maps back to q: the missing
     block's precision P and P μ_m, 0 elsewhere (a row's covariance is singular where it is observed)."""
+    d = missing.shape[-1]
     x, xx = np.zeros_like(q["mean"]), np.zeros_like(q["cov"])
-    for at in zip(*np.nonzero(missing.any(axis=-1))):
-        m = missing[at]
-        prec = np.linalg.inv(q["cov"][at][np.ix_(m, m)])
-        x[at][m] = prec @ q["mean"][at][m]
-        xx[at][np.ix_(m, m)] = -prec / 2
+    rows_x, rows_xx, cov, mean = x.reshape(-1, d), xx.reshape(-1, d, d), q["cov"].reshape(-1, d, d), \
+        q["mean"].reshape(-1, d)
+    for n, m in enumerate(missing.reshape(-1, d)):
+        if m.any():
+            prec = np.linalg.inv(cov[n][np.ix_(m, m)])
+            rows_x[n, m] = prec @ mean[n, m]
+            rows_xx[n][np.ix_(m, m)] = -prec / 2
     return {"x": x, "xxT": xx}
 
 

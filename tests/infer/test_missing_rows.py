@@ -120,6 +120,31 @@ def test_imputations_list_the_missing_coordinates(fit):
     np.testing.assert_allclose(imp["sd"], np.sqrt(var), rtol=1e-15)
 
 
+def test_the_damped_schedule_reaches_the_same_blocks(fit):
+    """Damping mixes η of a partly observed row from the block's own (the engine's η of q there)."""
+    r = ppvi.load(fit.provenance.model_path).fit({"x": _data()}, tol=0, max_iter=600, damping=0.5)
+    assert r.provenance.schedule == "parallel"
+    assert r.elbo == pytest.approx(fit.elbo, rel=1e-12)
+    np.testing.assert_allclose(r.q["x"]["mean"], fit.q["x"]["mean"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(r.q["x"]["cov"], fit.q["x"]["cov"], rtol=0, atol=1e-12)
+
+
+def test_a_row_over_no_plate_is_its_conditional_and_the_elbo_log_p_of_the_observed(tmp_path):
+    """x ~ N(0, P0⁻¹) with x_1 missing: q(x_1) the conditional, and (no other latent) the ELBO is log p(x_0, x_2)
+    exactly (failing first: the engine's clamp took the row's mask for a plate of rows)."""
+    path = tmp_path / "one.ppvi"
+    path.write_text("dim D\nconst m0[D] = 0.0\nconst P0[D, D] = [[2.0, 0.5, 0.0], [0.5, 1.0, 0.3], [0.0, 0.3, 1.5]]\n"
+                    "data x[D] : missing\nx ~ MvNormal(m0, precision = P0)\n")
+    prec = np.array([[2.0, 0.5, 0.0], [0.5, 1.0, 0.3], [0.0, 0.3, 1.5]])
+    x = np.array([1.0, np.nan, -2.0])
+    r = ppvi.load(str(path)).fit({"x": x})
+    o = np.array([True, False, True])
+    assert r.q["x"]["mean"][1] == pytest.approx(-(prec[1, o] @ x[o]) / prec[1, 1], rel=1e-12)
+    assert r.q["x"]["cov"][1, 1] == pytest.approx(1 / prec[1, 1], rel=1e-12)
+    marginal = stats.multivariate_normal(np.zeros(2), np.linalg.inv(prec)[np.ix_(o, o)])
+    assert r.elbo == pytest.approx(marginal.logpdf(x[o]), rel=1e-12)
+
+
 @pytest.mark.long
 def test_complete_rows_fit_the_plain_declaration_bit_for_bit(tmp_path):
     x = np.nan_to_num(_data(), nan=0.5)
