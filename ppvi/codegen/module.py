@@ -396,6 +396,14 @@ class ModuleWriter:
             finish = Call("dirichlet_moments", (e["logp"], row(qn("alpha")), row(mn("logp")), row(mn("x"))))
         elif fam == "Dirichlet":
             finish = Call("finish_dirichlet", (e["logp"], row(qn("alpha")), row(mn("logp")), row(mn("x"))), (h,))
+        elif fam == "MvNormal" and q.var in self.missing:
+            # a row of data with missing entries: q of its missing block given the observed ones, in one call
+            # that also leaves a complete row alone (the mask is per entry: runtime.finish_mvnormal_missing)
+            mask = self.names.constant("missing", q.var)
+            el.post.append(Call("finish_mvnormal_missing", (e["x"], e["xxT"], Expr(name_ref(mask, *at).text,
+                                                                                 frozenset({mask, *at})),
+                                                            row(qn("mean")), row(qn("cov")), row(mn("xxT"))), (h,)))
+            return
         elif fam == "MvNormal":
             # Σ from η_xxᵀ, then μ = Σ η_x: two calls, so that a Σ the same for every element is computed once
             # (passes.hoist: factor analysis' local step)

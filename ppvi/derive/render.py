@@ -360,6 +360,9 @@ def to_text(d: Derivation) -> str:
         if d.model.variables[v].missing:
             out.append(f"  the missing entries of data `{v}` (the factor of the observed ones; where `{v}` is "
                        f"observed q is a point mass at the datum: ⟨x⟩ = x, H = 0)")
+            if q.family == "MvNormal":
+                out.append("  a row with missing entries: q of its missing block m given the observed entries o, "
+                           "cov = (−2 η[x xᵀ]_mm)⁻¹, mean = cov · (η[x]_m + 2 η[x xᵀ]_mo x_o)")
         out.append(f"  prior {node.prior or 'none (`latent`)'}; statistics {{{', '.join(ETA_NAMES[s] for s in q.natural)}}} on "
                    f"{node.support} support")
         for s, eta in q.natural.items():
@@ -394,9 +397,11 @@ def to_text(d: Derivation) -> str:
         out.append("")
     out.append("lower bound on log Z  L = Σ E_q[log p̃] + Σ H[q] ≤ log Z   (19.7 with p̃: not a bound on log p(v))"
                if energy else "evidence lower bound  L = Σ E_q[log p] + Σ H[q]   (19.7)")
-    missing = {f"H[q({v})]" for v, var in d.model.variables.items() if var.missing and v in d.q}
+    missing = {f"H[q({v})]": " (the sum over the missing entries only"
+               + (", D the size of a row's missing block" if d.q[v].family == "MvNormal" else "")
+               + ": 0 at a point mass)" for v, var in d.model.variables.items() if var.missing and v in d.q}
     for label, e in d.elbo_terms():
-        out.append(f"  {label}{' (the sum over the missing entries only: 0 at a point mass)' if label in missing else ''}:")
+        out.append(f"  {label}{missing.get(label, '')}:")
         out.append(f"      {show(e)}")
     return _escaped(out)
 

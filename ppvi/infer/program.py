@@ -190,6 +190,31 @@ class Program:
                 p = self.state[f"q_{var}__p"]
                 p[seen] = 0.0
                 p[seen, x.astype(np.int64)] = 1.0
+            elif fam == "MvNormal":
+                # entry by entry: the observed coordinates of a row are its mean there; a complete row is a point
+                # mass, a row with missing entries keeps its block until the first update
+                # (runtime.finish_mvnormal_missing) and is made consistent here.  Rows in one axis (a row over no
+                # plate too); the arrays are the state's, as views
+                d = missing.shape[-1]
+                mean = self.state[f"q_{var}__mean"].reshape(-1, d)
+                cov = self.state[f"q_{var}__cov"].reshape(-1, d, d)
+                gone = missing.reshape(-1, d)
+                mean[~gone] = values.reshape(-1, d)[~gone]
+                cov[~gone[:, :, None] | ~gone[:, None, :]] = 0.0
+                self.state[f"m_{var}__xxT"].reshape(-1, d, d)[...] = cov + mean[:, :, None] * mean[:, None, :]
+                h = self.state[f"h_{var}"].reshape(-1)
+                for n, m in enumerate(gone):
+                    block = cov[n][np.ix_(m, m)]
+                    h[n] = 0.5 * (m.sum() * (1 + np.log(2 * np.pi)) + np.linalg.slogdet(block)[1]) if m.any() else 0.0
+                continue
+            elif fam in ("Gamma", "Beta"):
+                # the moments are the datum's; the reported parameters a point mass to rounding (_point_mass)
+                for param, value in _point_mass(fam, x).items():
+                    self.state[f"q_{var}__{param}"][seen] = value
+                self.state[f"m_{var}__x"][seen] = x
+                self.state[f"m_{var}__logx"][seen] = np.log(x)
+                if fam == "Beta":
+                    self.state[f"m_{var}__log1mx"][seen] = np.log1p(-x)
             else:       # (ppvi.language.check refuses every other support of `: missing`)
                 raise AssertionError(f"no point mass for a {fam} q")
             self.state[f"h_{var}"][seen] = 0.0
@@ -358,7 +383,8 @@ class Program:
         # name at `__`, which a user's name may hold (`_a`, `x__x`)
         q = {p: self.state[f"q_{var}__{p}"] for p in STANDARD[fam]}
         with np.errstate(divide="ignore", invalid="ignore"):    # (a point mass at an observed entry: η is ±∞)
-            natural = _natural(fam, q)
+            natural = _natural_missing_rows(q, self.clamped[var][1]) if fam == "MvNormal" and var in self.clamped \
+                else _natural(fam, q)
         for stat, value in natural.items():
             value = np.ascontiguousarray(value, dtype=float)
             if var in self.clamped:
@@ -613,6 +639,33 @@ def _natural(fam: str, q: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {"x": np.einsum("...de,...e->...d", prec, q["mean"]), "xxT": -prec / 2}
     d = q["scale"].shape[-1]
     return {"logdet": (q["df"] - d - 1) / 2, "X": -np.linalg.inv(q["scale"]) / 2}
+
+
+def _natural_missing_rows(q: dict[str, np.ndarray], missing: np.ndarray) -> dict[str, np.ndarray]:
+    """η of MvNormal rows with missing entries that runtime.finish_mvnormal_missing maps back to q: the missing
+    block's precision P and P μ_m, 0 elsewhere (a row's covariance is singular where it is observed)."""
+    d = missing.shape[-1]
+    x, xx = np.zeros_like(q["mean"]), np.zeros_like(q["cov"])
+    rows_x, rows_xx, cov, mean = x.reshape(-1, d), xx.reshape(-1, d, d), q["cov"].reshape(-1, d, d), \
+        q["mean"].reshape(-1, d)
+    for n, m in enumerate(missing.reshape(-1, d)):
+        if m.any():
+            prec = np.linalg.inv(cov[n][np.ix_(m, m)])
+            rows_x[n, m] = prec @ mean[n, m]
+            rows_xx[n][np.ix_(m, m)] = -prec / 2
+    return {"x": x, "xxT": xx}
+
+
+def _point_mass(fam: str, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Standard parameters of a Gamma or Beta q that is a point mass at the datum x, to rounding: the limit
+    is infinite parameters, whose mean is nan, so they are finite and large with the mean x.  Gamma: shape
+    x·2ᵉ, rate 2ᵉ (powers of two: shape/rate = x exactly), e chosen for a shape near 2⁶⁰⁰ and a finite
+    rate: sd/mean = shape^−½, about 2⁻³⁰⁰ (below 1e−127 e stops at 2¹⁰²³, and sd rounds to 0 anyway).
+    Beta: a = x·2⁶⁰⁰, b = (1 − x)·2⁶⁰⁰, sd about 2⁻³⁰⁰."""
+    if fam == "Gamma":
+        e = np.clip(600 - np.frexp(x)[1], -1000, 1023)
+        return {"shape": np.ldexp(x, e), "rate": np.ldexp(1.0, e)}
+    return {"a": np.ldexp(x, 600), "b": np.ldexp(1.0 - x, 600)}
 
 
 def _param_default(v, shape, rng) -> np.ndarray:

@@ -122,11 +122,13 @@ def variance(family: str, p: Params) -> np.ndarray | None:
         return p["sd"] ** 2
     if family == "MvNormal":
         return np.diagonal(p["cov"], axis1=-2, axis2=-1).copy()
+    # (Gamma and Beta written as mean × ...: the point mass of an observed entry of data with missing entries
+    # has parameters near 2⁶⁰⁰, whose squares overflow: ppvi.infer.program._point_mass)
     if family == "Gamma":
-        return p["shape"] / p["rate"] ** 2
+        return p["shape"] / p["rate"] / p["rate"]
     if family == "Beta":
         a, b = p["a"], p["b"]
-        return a * b / ((a + b) ** 2 * (a + b + 1))
+        return a / (a + b) * (b / (a + b)) / (a + b + 1)
     if family == "Bernoulli":
         return p["p"] * (1 - p["p"])
     if family == "Dirichlet":

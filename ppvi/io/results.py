@@ -169,13 +169,16 @@ def to_document(r: Result) -> dict:
 
 def imputations(e: Q) -> dict:
     """q of the missing entries of a data variable, entry by entry: their indices (rows of ``index``), E_q[x],
-    and sd (Normal) or the probabilities (Bernoulli: ``p``; Categorical: ``p``, a row per entry)."""
+    and sd (Normal, a MvNormal's coordinates; Gamma and Beta with their parameters: ``shape``, ``rate``;
+    ``a``, ``b``) or the probabilities (Bernoulli: ``p``; Categorical: ``p``, a row per entry)."""
     at = np.argwhere(e.missing)
     out: dict[str, Any] = {"index": at.astype(np.int64), "mean": np.asarray(e.mean)[e.missing]}
-    if e.family == "Normal":
-        out["sd"] = np.asarray(e.params["sd"])[e.missing]
-    else:
+    if e.family in ("Bernoulli", "Categorical"):
         out["p"] = np.asarray(e.params["p"])[e.missing]
+        return out
+    out["sd"] = np.asarray(e.sd)[e.missing]
+    for name in {"Gamma": ("shape", "rate"), "Beta": ("a", "b")}.get(e.family, ()):
+        out[name] = np.asarray(e.params[name])[e.missing]
     return out
 
 

@@ -29,15 +29,18 @@ MAX_DIM = 2**31 - 1
 ENERGY = "factor"           # the dist of a `factor EXPR` statement: EXPR is added to log p̃
 FLAT = "Flat"               # the dist standing for "no prior" of a `latent` declaration: log density 0
 ENERGY_SUPPORTS = ("binary", "real")
-# The supports whose missing entries get a q (Normal, Bernoulli, Categorical: docs/language.md, "Missing data"),
-# and why each other one does not.
-MISSING_SUPPORTS = ("real", "binary", "index")
+# The supports whose missing entries get a q (Normal, Bernoulli, Categorical, Gamma, Beta, MvNormal's missing
+# block: docs/language.md, "Missing data"), and why each other one does not.
+MISSING_SUPPORTS = ("real", "binary", "index", "positive", "unit_interval", "real_vector")
 MISSING_SUPPORTS_NOT = {
-    "count": "a count has no conjugate q here (19.56 gives a Poisson q, which ppvi has no family for)",
-    "real_vector": "a vector's missing coordinates need the conditional of its observed ones, not fitted yet",
-    "positive": "a positive variable's q (Gamma) is not fitted for missing entries yet",
-    "unit_interval": "a probability's q (Beta) is not fitted for missing entries yet",
+    "count": "19.56 gives them a {dist} q, and ppvi has no q family for counts yet",
     "simplex": "a simplex is read whole", "pd_matrix": "a matrix is read whole"}   # a prior-less latent's q: Bernoulli, or Normal for a quadratic energy
+# What does work instead, by support.
+MISSING_HINTS = {
+    "count": "a count no other factor reads tells nothing about the rest: leave its missing entries out of the "
+             "data (a plate over the observed ones), or impute them before the fit"}
+MISSING_HINT = ("missing entries are fitted where the variable is drawn element by element from a Normal, "
+                "Bernoulli, Categorical, Gamma, Exponential, Beta or MvNormal; impute the others before the fit")
 
 
 # ----------------------------------------------------------------- the result
@@ -1432,9 +1435,9 @@ class _Checker:
             elif name in self.drawn_missing:
                 dist, support, _, _ = self.drawn_missing[name]
                 if support not in MISSING_SUPPORTS:
-                    self.rep.error(f"the missing entries of `{name}` would be {dist} latents: {MISSING_SUPPORTS_NOT[support]}",
-                                   span, "missing entries are fitted where the variable is drawn element by element "
-                                         "from a Normal, Bernoulli or Categorical; impute the others before the fit")
+                    why = MISSING_SUPPORTS_NOT[support].format(dist=dist)
+                    self.rep.error(f"the missing entries of `{name}` would be {dist} latents: {why}",
+                                   span, MISSING_HINTS.get(support, MISSING_HINT))
 
     def check_approx(self, stmts) -> None:
         for s in stmts:

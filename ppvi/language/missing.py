@@ -2,7 +2,7 @@
 
 A checked model keeps such a variable as data.  Once the data are read and some entries are missing,
 :func:`imputing` turns it into a latent with the same factor: its q is derived by 19.56 like any other
-(Normal under a Normal factor, Bernoulli, Categorical) and the fit clamps q to a point mass at the data
+(Normal under a Normal factor, Bernoulli, Categorical, Gamma, Beta) and the fit clamps q to a point mass at the data
 on the observed entries (⟨x⟩ = x, ⟨x²⟩ = x², H = 0 there: ``ppvi.infer.program``), so every factor that
 reads x reads its moments.  The mask is data: the kernels are the same for every pattern of missing
 entries.  Data with no missing entry fit the model as declared, the plain data variable.

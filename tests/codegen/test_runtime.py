@@ -266,3 +266,36 @@ def test_feature_sign_meets_the_l1_optimality_conditions_from_any_start(dependen
         x = start.copy()
         feature_sign(a, c, lam, x)
         assert _lasso_kkt_and_objective(a, c, lam, x) == pytest.approx(best, abs=1e-9)
+
+
+@pytest.mark.parametrize("pattern", [(True, False, False, True), (False, True, False, False), (True,) * 4,
+                                     (False,) * 4])
+def test_the_missing_block_finish_is_the_gaussian_conditional(pattern):
+    """finish_mvnormal_missing from η = (Λμ, −Λ/2) of N(μ, Λ⁻¹) and x_o in the mean: N(μ_m − Λ_mm⁻¹ Λ_mo (x_o − μ_o),
+    Λ_mm⁻¹), zero covariance on o, ⟨x xᵀ⟩ = Σ + m mᵀ, H of the block (scipy); compiled = interpreted."""
+    from scipy import stats
+
+    from ppvi.codegen.runtime import finish_mvnormal_missing
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(4, 4))
+    lam, mu, x = a @ a.T + np.eye(4), rng.normal(size=4), rng.normal(size=4)
+    m = np.array(pattern)
+    o = ~m
+    results = []
+    for finish in (finish_mvnormal_missing, finish_mvnormal_missing.py_func):
+        mean, cov, xxt = np.where(m, 99.0, x), np.full((4, 4), 7.0), np.full((4, 4), 7.0)
+        h = finish(lam @ mu, -lam / 2, m, mean, cov, xxt)
+        results.append((h, mean, cov, xxt))
+    for got, want in zip(results[0], results[1], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
+    h, mean, cov, xxt = results[0]
+    if not m.any():
+        assert h == 0.0 and np.all(cov == 7.0) and np.array_equal(mean, x)       # a complete row: left alone
+        return
+    block = np.linalg.inv(lam[np.ix_(m, m)])
+    np.testing.assert_allclose(mean[m], mu[m] - block @ lam[np.ix_(m, o)] @ (x[o] - mu[o]), rtol=1e-12)
+    np.testing.assert_array_equal(mean[o], x[o])
+    np.testing.assert_allclose(cov[np.ix_(m, m)], block, rtol=1e-12)
+    assert not cov[o].any() and not cov[:, o].any()
+    np.testing.assert_allclose(xxt, cov + np.outer(mean, mean), rtol=1e-12)
+    assert h == pytest.approx(stats.multivariate_normal(np.zeros(m.sum()), block).entropy(), rel=1e-12)

@@ -121,6 +121,91 @@ def test_the_dp_mixture_finds_scikit_learns_components():
     assert agree > 0.99
 
 
+# ------------------------------------------------------------------ per-group weights: StickBreaking under a plate
+GROUPED = f"""\
+dim N
+dim J
+dim K = {K}
+const alpha[K] = {ALPHA}
+data g[N] : index(J)
+data x[N]
+for j in J:
+    w[j] ~ StickBreaking(alpha)
+for k in K:
+    mu[k] ~ Normal(0, {PRIOR_SD})
+for n in N:
+    z[n] ~ Categorical(w[g[n]])
+    x[n] ~ Normal(mu[z[n]], {SD})
+"""
+
+
+def _groups() -> np.ndarray:
+    """Three groups mixing the same atoms in different proportions: the first points of each cluster in group
+    0, the cluster at 2 mostly in group 1, the rest in group 2."""
+    return np.concatenate([np.repeat([0, 2], [30, 10]), np.repeat([0, 1, 2], [5, 20, 5]), np.full(10, 2)])
+
+
+@pytest.fixture(scope="module")
+def grouped(tmp_path_factory):
+    path = tmp_path_factory.mktemp("dp") / "grouped.ppvi"
+    path.write_text(GROUPED)
+    return ppvi.load(str(path))
+
+
+@pytest.fixture(scope="module")
+def grouped_fit(grouped):
+    return grouped.fit({"x": _data(), "g": _groups()}, seed=0, tol=1e-13, max_iter=5000, restarts=4)
+
+
+def test_per_group_sticks_are_blei_and_jordan_updates_of_each_groups_labels(grouped_fit):
+    """q(v_j) of group j reads the labels of j's points alone: a_jk = 1 + N_jk [k < K − 1], b_jk = α_k + Σ_{l>k} N_jl,
+    N_jk = Σ_{n: g_n = j} r_nk; q(z_n) reads E[log π_{g_n}]."""
+    q, g, x = grouped_fit.q, _groups(), _data()
+    a, b, r = q["w"]["a"], q["w"]["b"], q["z"]["p"]
+    assert a.shape == b.shape == (3, K)
+    for j in range(3):
+        Nk = r[g == j].sum(axis=0)
+        later = np.concatenate([np.cumsum(Nk[::-1])[::-1][1:], [0.0]])
+        assert a[j] == pytest.approx(1 + np.where(np.arange(K) < K - 1, Nk, 0.0), abs=1e-4)
+        assert b[j] == pytest.approx(ALPHA + later, abs=1e-4)
+    m, s = q["mu"]["mean"], q["mu"]["sd"]
+    e_log_pi = np.stack([_e_log_weights(a[j], b[j]) for j in range(3)])[g]
+    logits = e_log_pi - (x[:, None] ** 2 - 2 * x[:, None] * m + m ** 2 + s ** 2) / (2 * SD ** 2)
+    assert r == pytest.approx(special.softmax(logits, axis=1), abs=1e-6)
+
+
+def test_per_group_elbo_equals_an_independent_numpy_evaluation(grouped_fit):
+    q, g, x = grouped_fit.q, _groups(), _data()
+    a, b, r = q["w"]["a"], q["w"]["b"], q["z"]["p"]
+    m, s = q["mu"]["mean"], q["mu"]["sd"]
+    e_mu2 = m ** 2 + s ** 2
+    e_log1mv = special.digamma(b) - special.digamma(a + b)
+    sticks = np.sum(np.log(ALPHA) + (ALPHA - 1) * e_log1mv)                      # Σ_j E log Beta(v_j; 1, α)
+    labels = np.sum(r * np.stack([_e_log_weights(a[j], b[j]) for j in range(3)])[g])
+    means = np.sum(-0.5 * np.log(2 * np.pi * PRIOR_SD ** 2) - e_mu2 / (2 * PRIOR_SD ** 2))
+    data = np.sum(r * (-0.5 * np.log(2 * np.pi * SD ** 2)
+                       - (x[:, None] ** 2 - 2 * x[:, None] * m + e_mu2) / (2 * SD ** 2)))
+    entropy = (_beta_entropy(a, b).sum() + np.sum(0.5 * np.log(2 * np.pi * np.e * s ** 2))
+               - np.sum(special.xlogy(r, r)))
+    assert grouped_fit.elbo == pytest.approx(sticks + labels + means + data + entropy, rel=1e-10)
+    assert np.all(np.diff(grouped_fit.elbo_trace) >= -1e-9 * abs(grouped_fit.elbo))
+    # each group's weights follow its own data: group 1 is mostly the cluster at 2
+    weights = a / (a + b) * np.concatenate([np.ones((3, 1)), np.cumprod(b / (a + b), axis=1)[:, :-1]], axis=1)
+    at_2 = np.argmin(np.abs(m - 2))
+    assert np.argmax(weights[1]) == at_2 and weights[1, at_2] > 0.6
+
+
+def test_one_group_is_the_unplated_model(grouped, dp_1d):
+    """J = 1: the per-group model is the unplated one (w[0] is pi), the same fit to rounding."""
+    r = grouped.fit({"x": _data(), "g": np.zeros(len(_data()))}, seed=0, tol=1e-13, max_iter=5000, restarts=4)
+    assert r.elbo == pytest.approx(dp_1d.elbo, rel=1e-13)
+    assert r.iterations == dp_1d.iterations
+    for p in ("a", "b"):
+        np.testing.assert_allclose(r.q["w"][p][0], dp_1d.q["pi"][p], rtol=1e-12)
+    np.testing.assert_allclose(r.q["z"]["p"], dp_1d.q["z"]["p"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(r.q["mu"]["mean"], dp_1d.q["mu"]["mean"], rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("line, needle", [
     ("y ~ Bernoulli(pi[0])", "`pi` holds stick-breaking weights: it can only be the `p` of a Categorical"),
     ("w ~ Dirichlet(pi)", "`pi` holds stick-breaking weights"),
