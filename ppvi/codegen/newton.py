@@ -15,7 +15,9 @@ the same steps as the reference evaluator (ppvi.derive.newton.newton_normal), so
 
 from __future__ import annotations
 
-from ppvi.codegen.emit import Block, Writer, name_ref
+import sympy as sp
+
+from ppvi.codegen.emit import Block, Writer, axis_order, name_ref
 from ppvi.codegen.ir import Call, Expr, Note, Range
 from ppvi.derive.newton import ARMIJO, FEASIBLE, MAX_HALVINGS, MAX_STEPS, STATS, TOL
 
@@ -34,10 +36,14 @@ def newton_element(mw, q, w: Writer, levels: list[Block]) -> None:
     dm, dv, slope = w.tmp("dm"), w.tmp("dv"), w.tmp("slope")
     sd = name_ref(names.qparam(q.var, "sd"), *at).text     # (v from sd: ⟨x²⟩ − m² loses a v below ε·m²)
     el.post += [mw._note("Newton steps on the exact ELBO", q.var), f"{m} = {mean}", f"{v} = {sd} * {sd}"]
+    cached, settle = exponent_caches(mw, q, w, levels)
+    swap = lambda e: e.xreplace(cached)  # noqa: E731
+    goal, gradient, hessian = swap(nt.objective), {s: swap(e) for s, e in nt.gradient.items()}, \
+        {k: swap(e) for k, e in nt.hessian.items()}
 
     def objective(host: Block, outer: list[Block], into: str, var: str) -> None:
         """``into`` = 𝓛's part + ½ log(var), its sums (which read q's own moments) computed in ``host``."""
-        value = w.expr(nt.objective, outer + [host], len(outer))
+        value = w.expr(goal, outer + [host], len(outer))
         host.post.append(f"{into} = {value.text} + 0.5 * math.log({var})")
 
     start = Block()
@@ -64,12 +70,12 @@ def newton_element(mw, q, w: Writer, levels: list[Block]) -> None:
     grads = []
     for s in STATS:
         g = w.tmp("g")
-        step.post.append(f"{g} = {w.expr(nt.gradient[s], inner, len(levels)).text}")
+        step.post.append(f"{g} = {w.expr(gradient[s], inner, len(levels)).text}")
         grads.append(g)
     hess = []
     for key in (("x", "x"), ("x", "x2"), ("x2", "x2")):
         h = w.tmp("h")
-        step.post.append(f"{h} = {w.expr(nt.hessian[key], inner, len(levels)).text}")
+        step.post.append(f"{h} = {w.expr(hessian[key], inner, len(levels)).text}")
         hess.append(h)
     step.post.append(f"{dm}, {dv}, {slope} = newton_direction({m}, {v}, {', '.join(grads + hess)})")
     done = Block(test=f"not ({slope} > {TOL!r} * (1.0 + abs({f})))")
@@ -92,6 +98,45 @@ def newton_element(mw, q, w: Writer, levels: list[Block]) -> None:
                 Call("finish_normal_mv", (Expr(m, frozenset({m})), Expr(v, frozenset({v}))),
                      (one(names.qparam(q.var, "mean")), one(names.qparam(q.var, "sd")), one(names.moment(q.var, "x2")),
                       one(names.entropy(q.var))))]
+    el.post += settle
     if damped:           # η of the new q, (m/v, −1/(2v)): the damped schedule's next step moves from it
         el.post += [f"{name_ref(names.natural(q.var, 'x'), *at).text} = {m} / {v}",
                     f"{name_ref(names.natural(q.var, 'x2'), *at).text} = -0.5 / {v}"]
+
+
+def exponent_caches(mw, q, w: Writer, levels: list[Block]) -> tuple[dict, list]:
+    """Each exponent E_n of an exp link that q's moments enter over a plate (E[ψ_n] + Var[ψ_n]/2, ``Newton.shares``),
+    kept per n in a kernel array A, so that an evaluation costs O(N) rather than O(N·D) (docs/performance.md):
+
+        A[n] ← E_n at the kernel's start (once: O(N·D));  for each element: R[n] ← A[n] − share_n (its moments
+        as they are), E_n read as R[n] + share_n (the trial written into q's moments);  at its end
+        A[n] ← R[n] + share_n (the new moments)
+
+    like the residual of coordinate-descent lasso.  The cached form is E_n itself, up to rounding.  Returns
+    ({exp(E): exp(R[n] + share)}, the lines that move A on after the element's update); the element's first
+    lines (R) are appended to its level here."""
+    fn, el = levels[0], levels[-1]
+    names = mw.names
+    element = set(q.index)
+    swap, settle = {}, []
+    for exponent, part in q.newton.shares:
+        plate = axis_order(exponent, {i for i in exponent.free_symbols if isinstance(i, sp.Idx)} - element, None,
+                           names.rank)
+        a, r = w.tmp("A"), w.tmp("R")
+        bases = {x: sp.IndexedBase(sp.Symbol(x)) for x in (a, r)}
+        w.scratch.update({b: x for x, b in bases.items()})
+        w.self_bases = w.self_bases | frozenset(bases.values())   # (they change with the element: never hoisted)
+        shape = ", ".join(w.int_value(i.upper + 1) for i in plate)
+        at = ", ".join(names.index(i) for i in plate)
+        fn.pre += [mw._note("the exponent of the exp link per point, moved by each element's share", q.var),
+                   f"{a} = np.empty(({shape},))", f"{r} = np.empty(({shape},))"]
+        loops = w._loops([(i, 0, i.upper) for i in plate])
+        loops[-1].post.append(f"{a}[{at}] = {w.expr(exponent, [fn] + loops, len(loops)).text}")
+        fn.pre.append(loops[0])
+        for into, line in ((el.post, f"{r}[{at}] = {a}[{at}] - ({{}})"), (settle, f"{a}[{at}] = {r}[{at}] + {{}}")):
+            loops = w._loops([(i, 0, i.upper) for i in plate])
+            share = w.expr(part, levels + loops, len(levels) + len(loops) - 1).text
+            loops[-1].post.append(line.format(share))
+            into.append(loops[0])
+        swap[sp.exp(exponent)] = sp.exp(bases[r][tuple(plate)] + part)
+    return swap, settle

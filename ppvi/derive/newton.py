@@ -46,6 +46,7 @@ class Newton:
     objective: sp.Expr
     links: tuple[int, ...]
     separable: bool = False     # the objective reads q's own moments at the element only (a local latent)
+    shares: tuple[tuple[sp.Expr, sp.Expr], ...] = ()    # (ψ-exponent E, the element's share of it): see share
 
 
 def reads_own_exp(e: sp.Expr, own: set) -> bool:
@@ -69,7 +70,53 @@ def derive_newton(total: sp.Expr, expected: dict[int, sp.Expr], gradient: dict[s
     restricted = [_at_element(t, bases, element) for t in terms]
     separable = all(r is not None for r in restricted)
     objective = sp.Add(*(restricted if separable else terms))
-    return Newton(gradient, hessian, objective, links, separable)
+    shares = () if separable else exponent_shares([objective, *gradient.values(), *hessian.values()], bases, element)
+    return Newton(gradient, hessian, objective, links, separable, shares)
+
+
+def exponent_shares(exprs: list[sp.Expr], bases: set, element: tuple) -> tuple[tuple[sp.Expr, sp.Expr], ...]:
+    """(E, its element's share) for each exponent E of ``exprs`` that reads q's own moments over a plate (E[ψ_n] +
+    Var[ψ_n]/2, free in n) and whose share :func:`share` finds: the compiled update keeps E per n and moves it by
+    the share's change alone (docs/derivation.md, section 10, "Cost")."""
+    out = {}
+    for e in exprs:
+        for n in sp.preorder_traversal(e):
+            if isinstance(n, sp.exp) and n.args[0] not in out and _reads(n.args[0], bases) and \
+                    {i for i in n.args[0].free_symbols if isinstance(i, sp.Idx)} - set(element):
+                g = share(n.args[0], bases, element)
+                if g is not None:
+                    out[n.args[0]] = g
+    return tuple(out.items())
+
+
+def share(exponent: sp.Expr, bases: set, element: tuple) -> sp.Expr | None:
+    """The terms of ``exponent`` that read q's own moments, at the element: E = rest + share, the rest constant in
+    the element's moments.  A term c·Σ_P g(P) whose g reads the moments only at P (P over the element's ranges)
+    shares g at the element; a term outside a sum must read them only at the element.  None otherwise (a
+    product of two elements: the exponent would not be affine in them)."""
+    out = []
+    for term in sp.Add.make_args(sp.expand(exponent, deep=False)):
+        if not _reads(term, bases):
+            continue
+        coeff, sums = term.as_independent(sp.Sum, as_Add=False)
+        if isinstance(sums, sp.Sum) and not _reads(coeff, bases):
+            plate = tuple(lim[0] for lim in sums.limits)
+            if len(plate) != len(element) or any(sp.sympify(lo) != 0 or sp.sympify(hi) != j.upper
+                                                  for (_, lo, hi), j in zip(sums.limits, element)):
+                return None
+            g = sums.function
+        elif not isinstance(sums, sp.Sum):
+            plate, g = tuple(element), term
+            coeff = sp.S.One
+        else:
+            return None
+        for n in sp.preorder_traversal(g):
+            if isinstance(n, sp.Indexed) and n.base in bases and tuple(n.indices) != plate:
+                return None
+            if isinstance(n, sp.Sum) and _reads(n, bases):
+                return None
+        out.append(coeff * g.xreplace(dict(zip(plate, element))))
+    return sp.Add(*out)
 
 
 def _reads(e: sp.Expr, bases: set) -> bool:
