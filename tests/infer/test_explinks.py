@@ -273,6 +273,20 @@ def test_every_update_raises_the_elbo_and_the_compiled_update_is_the_reference(p
     assert got_v == pytest.approx(ref_v, rel=1e-10)
 
 
+def test_two_links_on_one_latent_compiled_sweep_is_the_reference(rates_model):
+    """Two exp links over different plates read w (the compiled update keeps each link's exponent per point, N
+    and M of them, moved by the element's share: codegen.newton.exponent_caches): one compiled sweep from an
+    early state equals the reference evaluator's, which evaluates every exponent in full."""
+    data = rate_data()
+    early = rates_model.fit(data, tol=0, max_iter=1)
+    one_more = rates_model.fit(data, init=early, tol=0, max_iter=1)
+    m, v = _q(early)
+    ref_m, ref_v, _ = _reference(RATES, data, m, v, sweeps=1)
+    got_m, got_v = _q(one_more)
+    assert got_m == pytest.approx(ref_m, rel=1e-10, abs=1e-12)
+    assert got_v == pytest.approx(ref_v, rel=1e-10)
+
+
 def test_importance_sampled_evidence_matches_quadrature(poisson_fit):
     """ppvi.simulate reads the link as the plain law Poisson(e^ψ): log p(y) by importance sampling from q is
     quadrature's, within a few standard errors.  (q is a little narrower than the posterior, so p/q grows without
