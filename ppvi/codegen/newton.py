@@ -36,10 +36,10 @@ def newton_element(mw, q, w: Writer, levels: list[Block]) -> None:
     dm, dv, slope = w.tmp("dm"), w.tmp("dv"), w.tmp("slope")
     sd = name_ref(names.qparam(q.var, "sd"), *at).text     # (v from sd: ⟨x²⟩ − m² loses a v below ε·m²)
     el.post += [mw._note("Newton steps on the exact ELBO", q.var), f"{m} = {mean}", f"{v} = {sd} * {sd}"]
-    cached, settle = exponent_caches(mw, q, w, levels)
-    swap = lambda e: e.xreplace(cached)  # noqa: E731
-    goal, gradient, hessian = swap(nt.objective), {s: swap(e) for s, e in nt.gradient.items()}, \
-        {k: swap(e) for k, e in nt.hessian.items()}
+    cached, exps, settle = exponent_caches(mw, q, w, levels)
+    goal = nt.objective.xreplace(cached)
+    gradient = {s: e.xreplace(exps) for s, e in nt.gradient.items()}
+    hessian = {k: e.xreplace(exps) for k, e in nt.hessian.items()}
 
     def objective(host: Block, outer: list[Block], into: str, var: str) -> None:
         """``into`` = 𝓛's part + ½ log(var), its sums (which read q's own moments) computed in ``host``."""
@@ -67,6 +67,8 @@ def newton_element(mw, q, w: Writer, levels: list[Block]) -> None:
     step = Block(Range("_it", str(MAX_STEPS), reads=frozenset()))
     el.post.append(step)
     inner = levels + [step]
+    for loops in fill_exps(w, exps, cached, inner):
+        step.pre.append(loops[0])          # (before the derivatives' sums, which go to step.pre as they are written)
     grads = []
     for s in STATS:
         g = w.tmp("g")
@@ -104,7 +106,7 @@ def newton_element(mw, q, w: Writer, levels: list[Block]) -> None:
                     f"{name_ref(names.natural(q.var, 'x2'), *at).text} = -0.5 / {v}"]
 
 
-def exponent_caches(mw, q, w: Writer, levels: list[Block]) -> tuple[dict, list]:
+def exponent_caches(mw, q, w: Writer, levels: list[Block]) -> tuple[dict, dict, list]:
     """Each exponent E_n of an exp link that q's moments enter over a plate (E[ψ_n] + Var[ψ_n]/2, ``Newton.shares``),
     kept per n in a kernel array A, so that an evaluation costs O(N) rather than O(N·D) (docs/performance.md):
 
@@ -113,23 +115,24 @@ def exponent_caches(mw, q, w: Writer, levels: list[Block]) -> tuple[dict, list]:
         A[n] ← R[n] + share_n (the new moments)
 
     like the residual of coordinate-descent lasso.  The cached form is E_n itself, up to rounding.  Returns
-    ({exp(E): exp(R[n] + share)}, the lines that move A on after the element's update); the element's first
-    lines (R) are appended to its level here."""
+    ({exp(E): exp(R[n] + share)} for the objective, {exp(E): X[n]} for the derivatives, which read e^{E_n} from
+    an array X filled once a Newton step (fill_exps), the lines that move A on after the element's update); the
+    element's first lines (R) are appended to its level here."""
     fn, el = levels[0], levels[-1]
     names = mw.names
     element = set(q.index)
-    swap, settle = {}, []
+    swap, exps, settle = {}, {}, []
     for exponent, part in q.newton.shares:
         plate = axis_order(exponent, {i for i in exponent.free_symbols if isinstance(i, sp.Idx)} - element, None,
                            names.rank)
-        a, r = w.tmp("A"), w.tmp("R")
-        bases = {x: sp.IndexedBase(sp.Symbol(x)) for x in (a, r)}
+        a, r, x = w.tmp("A"), w.tmp("R"), w.tmp("X")
+        bases = {x: sp.IndexedBase(sp.Symbol(x)) for x in (a, r, x)}
         w.scratch.update({b: x for x, b in bases.items()})
         w.self_bases = w.self_bases | frozenset(bases.values())   # (they change with the element: never hoisted)
         shape = ", ".join(w.int_value(i.upper + 1) for i in plate)
         at = ", ".join(names.index(i) for i in plate)
         fn.pre += [mw._note("the exponent of the exp link per point, moved by each element's share", q.var),
-                   f"{a} = np.empty(({shape},))", f"{r} = np.empty(({shape},))"]
+                   f"{a} = np.empty(({shape},))", f"{r} = np.empty(({shape},))", f"{x} = np.empty(({shape},))"]
         loops = w._loops([(i, 0, i.upper) for i in plate])
         loops[-1].post.append(f"{a}[{at}] = {w.expr(exponent, [fn] + loops, len(loops)).text}")
         fn.pre.append(loops[0])
@@ -139,4 +142,16 @@ def exponent_caches(mw, q, w: Writer, levels: list[Block]) -> tuple[dict, list]:
             loops[-1].post.append(line.format(share))
             into.append(loops[0])
         swap[sp.exp(exponent)] = sp.exp(bases[r][tuple(plate)] + part)
-    return swap, settle
+        exps[sp.exp(exponent)] = bases[x][tuple(plate)]
+    return swap, exps, settle
+
+
+def fill_exps(w: Writer, exps: dict, cached: dict, levels: list[Block]):
+    """X[n] = e^{R[n] + share} for every cached exponent, once a Newton step: each of the derivatives' sums reads
+    it where it would take an exp of its own (five in all)."""
+    for key, exp_n in exps.items():
+        plate = list(exp_n.indices)
+        loops = w._loops([(i, 0, i.upper) for i in plate])
+        value = w.expr(cached[key], levels + loops, len(levels) + len(loops) - 1).text
+        loops[-1].post.append(f"{w.array(exp_n.base)}[{', '.join(w.names.index(i) for i in plate)}] = {value}")
+        yield loops
