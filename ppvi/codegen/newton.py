@@ -11,6 +11,8 @@ Each element of q runs, in the update kernel's element loop,
     q's parameters, moments and entropy from (m, v) (finish_normal_mv)
 
 the same steps as the reference evaluator (ppvi.derive.newton.newton_normal), so every update is monotone.
+Each exp link's exponent E_n that q reads over a plate is kept per point and moved by the element's share
+(exponent_caches; docs/derivation.md, section 10, "Cost"), so an evaluation costs O(N), not O(N·D).
 """
 
 from __future__ import annotations
