@@ -7,7 +7,8 @@ Each element of q runs, in the update kernel's element loop,
     repeat (at most MAX_STEPS): ∇𝓛, ∇²𝓛 in (⟨x⟩, ⟨x²⟩) at (m, v) -> the Newton direction d in (m, v)
         (newton_direction);  stop when ∇fᵀd ≤ tol·(1 + |f|)
         t ← 1 (halved until v + t·d_v > 0);  halve t until f(m + t d_m, v + t d_v) ≥ f + 10⁻⁴ t ∇fᵀd,
-        the trial written into q's moments so that the objective reads it; no such t: keep (m, v), stop
+        the trial written into q's moments so that the objective reads it; no such t: keep (m, v), stop;
+        where ∇fᵀd ≤ NEAR·(1 + |f|) only t itself, taken if f does not decrease, and stop
     q's parameters, moments and entropy from (m, v) (finish_normal_mv)
 
 the same steps as the reference evaluator (ppvi.derive.newton.newton_normal), so every update is monotone.
@@ -21,7 +22,7 @@ import sympy as sp
 
 from ppvi.codegen.emit import Block, Writer, axis_order, name_ref
 from ppvi.codegen.ir import Call, Expr, Note, Range
-from ppvi.derive.newton import ARMIJO, FEASIBLE, MAX_HALVINGS, MAX_STEPS, STATS, TOL
+from ppvi.derive.newton import ARMIJO, FEASIBLE, MAX_HALVINGS, MAX_STEPS, NEAR, STATS, TOL
 
 
 def newton_element(mw, q, w: Writer, levels: list[Block]) -> None:
@@ -84,19 +85,25 @@ def newton_element(mw, q, w: Writer, levels: list[Block]) -> None:
     step.post.append(f"{dm}, {dv}, {slope} = newton_direction({m}, {v}, {', '.join(grads + hess)})")
     done = Block(test=f"not ({slope} > {TOL!r} * (1.0 + abs({f})))")
     done.post.append("break")
-    step.post += [done, f"{t} = newton_first_step({v}, {dv})", f"{ok} = False", f"{ft} = {f}"]
+    last = w.tmp("last")      # one full step, then stop (derive.newton.NEAR)
+    step.post += [done, f"{last} = {slope} <= {NEAR!r} * (1.0 + abs({f}))",
+                  f"{t} = newton_first_step({v}, {dv})", f"{ok} = False", f"{ft} = {f}"]
     search = Block(Range("_ls", str(MAX_HALVINGS), reads=frozenset()))
     step.post.append(search)
     search.post += [f"{mean} = {m} + {t} * {dm}", f"{x2} = ({m} + {t} * {dm}) ** 2 + {v} + {t} * {dv}"]
     trial = Block()
     search.post.append(trial)
     objective(trial, inner + [search], ft, f"{v} + {t} * {dv}")
-    accept = Block(test=f"{ft} >= {f} + {ARMIJO!r} * {t} * {slope} and {ft} >= {f}")
+    accept = Block(test=f"{ft} >= {f} and ({last} or {ft} >= {f} + {ARMIJO!r} * {t} * {slope})")
     accept.post += [f"{ok} = True", "break"]
-    search.post += [accept, f"{t} = 0.5 * {t}"]
+    once = Block(test=last)
+    once.post.append("break")
+    search.post += [accept, once, f"{t} = 0.5 * {t}"]
     failed = Block(test=f"not {ok}")
     failed.post += [f"{mean} = {m}", f"{x2} = {m} * {m} + {v}", "break"]
-    step.post += [failed, f"{m} = {m} + {t} * {dm}", f"{v} = {v} + {t} * {dv}", f"{f} = {ft}"]
+    ended = Block(test=last)
+    ended.post.append("break")
+    step.post += [failed, f"{m} = {m} + {t} * {dm}", f"{v} = {v} + {t} * {dv}", f"{f} = {ft}", ended]
     one = lambda arr: name_ref(arr, *at)  # noqa: E731
     el.post += [Note("q's parameters, moments and entropy from (m, v)"),
                 Call("finish_normal_mv", (Expr(m, frozenset({m})), Expr(v, frozenset({v}))),

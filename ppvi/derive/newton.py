@@ -31,6 +31,8 @@ MAX_HALVINGS = 40     # t down to 10⁻¹²: a smaller step changes f by less th
 MAX_STEPS = 100
 FEASIBLE = 80          # moves at most towards a finite f (feasible)
 TOL = 1e-15            # stop where ∇fᵀd (twice the predicted increase) is below TOL·(1 + |f|): rounding
+NEAR = 1e-10           # ∇fᵀd below NEAR·(1 + |f|): one last full step (if f does not decrease), then stop — the
+                       # next decrement, about its square, is below f's rounding, which over N terms exceeds TOL·|f|
 
 
 @dataclass(frozen=True)
@@ -166,7 +168,8 @@ def newton_normal(m: float, v: float, derivatives: Callable[[float, float], tupl
     """(m, v) of one Normal element after Newton steps with a backtracking line search on the exact
     f(m, v) = ``value(m, v)`` (𝓛's part plus ½ log v); ``derivatives(m, v)`` gives 𝓛's gradient and Hessian
     in the moments.  A step is taken only where f increases (Armijo), and v stays positive; stops when the
-    Newton decrement ∇fᵀd falls below ``tol``·(1 + |f|), or when no step increases f.  Returns (m, v, steps)."""
+    Newton decrement ∇fᵀd falls below ``tol``·(1 + |f|), or when no step increases f, or after one full step
+    (taken where f does not decrease) from a decrement below NEAR·(1 + |f|).  Returns (m, v, steps)."""
     m, v, f = feasible(m, v, value)
     for step in range(MAX_STEPS):
         g, h = derivatives(m, v)
@@ -178,6 +181,10 @@ def newton_normal(m: float, v: float, derivatives: Callable[[float, float], tupl
         t = 1.0
         while v + t * d[1] <= 0.0:
             t *= 0.5
+        if slope <= NEAR * (1.0 + abs(f)):      # (a last step: no halvings, which rounding alone would drive)
+            mt, vt = m + t * d[0], v + t * d[1]
+            ft = value(mt, vt)
+            return (mt, vt, step + 1) if ft >= f else (m, v, step)
         for _ in range(MAX_HALVINGS):
             mt, vt = m + t * d[0], v + t * d[1]
             ft = value(mt, vt)

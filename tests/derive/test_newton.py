@@ -64,3 +64,27 @@ def test_a_term_reading_two_elements_has_no_share():
     assert share(affine, {w}, (j,)) == w[j] * x[n, j]
     assert share(affine + sp.Sum(w[d] * w[3 - d], (d, 0, 3)), {w}, (j,)) is None
     assert share(affine + w[0], {w}, (j,)) is None          # (w[0] outside a sum: not the element's)
+
+
+def test_rounding_in_f_does_not_drive_the_newton_steps():
+    """f = 𝓛 + ½ log v with 𝓛 = −K((m − 1)² + v) − 10⁶ and a deterministic jitter of 10⁻¹³|f| (the rounding of a sum
+    over 10⁶ points): the steps stop at the optimum (m, v) = (1, 1/2K) after a handful, where the line search used
+    to take steps on the jitter alone (failing first, without derive.newton.NEAR: 21 steps, 410 evaluations of f)."""
+    import math
+
+    from ppvi.derive.newton import newton_normal
+
+    k = 50.0
+    calls = [0]
+
+    def value(m, v):
+        calls[0] += 1
+        f = -k * ((m - 1.0) ** 2 + v) - 1e6 + 0.5 * math.log(v)
+        return f + 1e-13 * abs(f) * math.sin(1e7 * m + 3e7 * v)
+
+    def derivatives(m, v):
+        return {"x": 2 * k, "x2": -k}, {("x", "x"): 0.0, ("x", "x2"): 0.0, ("x2", "x2"): 0.0}
+
+    m, v, steps = newton_normal(3.0, 2.0, derivatives, value)
+    assert abs(m - 1.0) < 1e-6 and abs(v - 1 / (2 * k)) < 1e-3 * v, (m, v)      # (as near as the jitter allows)
+    assert steps <= 12 and calls[0] <= 60, (steps, calls[0])
