@@ -484,6 +484,7 @@ class Writer:
         self._tmp = itertools.count()
         self._memo: dict = {}
         self._memo_reads: dict = {}      # what a remembered value's text names (see _recall)
+        self.scratch: dict[sp.Basic, str] = {}   # IndexedBase -> a kernel's own array (codegen.newton's caches)
 
     def tmp(self, stem: str) -> str:
         return self.names.seen(f"_{stem}{next(self._tmp)}")
@@ -602,6 +603,8 @@ class Writer:
         return ordered(list(args), self.env(levels), self.names.rank)
 
     def array(self, base: sp.Basic) -> str:
+        if base in self.scratch:
+            return self.names.seen(self.scratch[base])
         name, _ = self.names.array_of(base)
         return self.names.snapshot(name) if base in self.snapshot_bases else name
 

@@ -31,6 +31,8 @@ MAX_HALVINGS = 40     # t down to 10⁻¹²: a smaller step changes f by less th
 MAX_STEPS = 100
 FEASIBLE = 80          # moves at most towards a finite f (feasible)
 TOL = 1e-15            # stop where ∇fᵀd (twice the predicted increase) is below TOL·(1 + |f|): rounding
+NEAR = 1e-10           # ∇fᵀd below NEAR·(1 + |f|): one last full step (if f does not decrease), then stop — the
+                       # next decrement, about its square, is below f's rounding, which over N terms exceeds TOL·|f|
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class Newton:
     objective: sp.Expr
     links: tuple[int, ...]
     separable: bool = False     # the objective reads q's own moments at the element only (a local latent)
+    shares: tuple[tuple[sp.Expr, sp.Expr], ...] = ()    # (ψ-exponent E, the element's share of it): see share
 
 
 def reads_own_exp(e: sp.Expr, own: set) -> bool:
@@ -69,7 +72,53 @@ def derive_newton(total: sp.Expr, expected: dict[int, sp.Expr], gradient: dict[s
     restricted = [_at_element(t, bases, element) for t in terms]
     separable = all(r is not None for r in restricted)
     objective = sp.Add(*(restricted if separable else terms))
-    return Newton(gradient, hessian, objective, links, separable)
+    shares = () if separable else exponent_shares([objective, *gradient.values(), *hessian.values()], bases, element)
+    return Newton(gradient, hessian, objective, links, separable, shares)
+
+
+def exponent_shares(exprs: list[sp.Expr], bases: set, element: tuple) -> tuple[tuple[sp.Expr, sp.Expr], ...]:
+    """(E, its element's share) for each exponent E of ``exprs`` that reads q's own moments over a plate (E[ψ_n] +
+    Var[ψ_n]/2, free in n) and whose share :func:`share` finds: the compiled update keeps E per n and moves it by
+    the share's change alone (docs/derivation.md, section 10, "Cost")."""
+    out = {}
+    for e in exprs:
+        for n in sp.preorder_traversal(e):
+            if isinstance(n, sp.exp) and n.args[0] not in out and _reads(n.args[0], bases) and \
+                    {i for i in n.args[0].free_symbols if isinstance(i, sp.Idx)} - set(element):
+                g = share(n.args[0], bases, element)
+                if g is not None:
+                    out[n.args[0]] = g
+    return tuple(out.items())
+
+
+def share(exponent: sp.Expr, bases: set, element: tuple) -> sp.Expr | None:
+    """The terms of ``exponent`` that read q's own moments, at the element: E = rest + share, the rest constant in
+    the element's moments.  A term c·Σ_P g(P) whose g reads the moments only at P (P over the element's ranges)
+    shares g at the element; a term outside a sum must read them only at the element.  None otherwise (a
+    product of two elements: the exponent would not be affine in them)."""
+    out = []
+    for term in sp.Add.make_args(sp.expand(exponent, deep=False)):
+        if not _reads(term, bases):
+            continue
+        coeff, sums = term.as_independent(sp.Sum, as_Add=False)
+        if isinstance(sums, sp.Sum) and not _reads(coeff, bases):
+            plate = tuple(lim[0] for lim in sums.limits)
+            if len(plate) != len(element) or any(sp.sympify(lo) != 0 or sp.sympify(hi) != j.upper
+                                                  for (_, lo, hi), j in zip(sums.limits, element)):
+                return None
+            g = sums.function
+        elif not isinstance(sums, sp.Sum):
+            plate, g = tuple(element), term
+            coeff = sp.S.One
+        else:
+            return None
+        for n in sp.preorder_traversal(g):
+            if isinstance(n, sp.Indexed) and n.base in bases and tuple(n.indices) != plate:
+                return None
+            if isinstance(n, sp.Sum) and _reads(n, bases):
+                return None
+        out.append(coeff * g.xreplace(dict(zip(plate, element))))
+    return sp.Add(*out)
 
 
 def _reads(e: sp.Expr, bases: set) -> bool:
@@ -119,7 +168,8 @@ def newton_normal(m: float, v: float, derivatives: Callable[[float, float], tupl
     """(m, v) of one Normal element after Newton steps with a backtracking line search on the exact
     f(m, v) = ``value(m, v)`` (𝓛's part plus ½ log v); ``derivatives(m, v)`` gives 𝓛's gradient and Hessian
     in the moments.  A step is taken only where f increases (Armijo), and v stays positive; stops when the
-    Newton decrement ∇fᵀd falls below ``tol``·(1 + |f|), or when no step increases f.  Returns (m, v, steps)."""
+    Newton decrement ∇fᵀd falls below ``tol``·(1 + |f|), or when no step increases f, or after one full step
+    (taken where f does not decrease) from a decrement below NEAR·(1 + |f|).  Returns (m, v, steps)."""
     m, v, f = feasible(m, v, value)
     for step in range(MAX_STEPS):
         g, h = derivatives(m, v)
@@ -131,6 +181,10 @@ def newton_normal(m: float, v: float, derivatives: Callable[[float, float], tupl
         t = 1.0
         while v + t * d[1] <= 0.0:
             t *= 0.5
+        if slope <= NEAR * (1.0 + abs(f)):      # (a last step: no halvings, which rounding alone would drive)
+            mt, vt = m + t * d[0], v + t * d[1]
+            ft = value(mt, vt)
+            return (mt, vt, step + 1) if ft >= f else (m, v, step)
         for _ in range(MAX_HALVINGS):
             mt, vt = m + t * d[0], v + t * d[1]
             ft = value(mt, vt)

@@ -264,13 +264,25 @@ def test_every_update_raises_the_elbo_and_the_compiled_update_is_the_reference(p
     _, _, values = _reference(POISSON, data, m0, v0, sweeps=2)
     start = elbo(m0, v0, data, "poisson")
     assert np.all(np.diff([start] + values) > 0), values
-    early = poisson_model.fit(data, tol=0, max_iter=2)
-    one_more = poisson_model.fit(data, init=early, tol=0, max_iter=1)
+    _one_compiled_sweep_is_the_reference(poisson_model, POISSON, data, early_sweeps=2)
+
+
+def _one_compiled_sweep_is_the_reference(model, text: str, data: dict, early_sweeps: int) -> None:
+    """One compiled sweep from the state after ``early_sweeps`` equals the reference evaluator's, to 1e-10."""
+    early = model.fit(data, tol=0, max_iter=early_sweeps)
+    one_more = model.fit(data, init=early, tol=0, max_iter=1)
     m, v = _q(early)
-    ref_m, ref_v, _ = _reference(POISSON, data, m, v, sweeps=1)
+    ref_m, ref_v, _ = _reference(text, data, m, v, sweeps=1)
     got_m, got_v = _q(one_more)
     assert got_m == pytest.approx(ref_m, rel=1e-10, abs=1e-12)
     assert got_v == pytest.approx(ref_v, rel=1e-10)
+
+
+def test_two_links_on_one_latent_compiled_sweep_is_the_reference(rates_model):
+    """Two exp links over different plates read w (the compiled update keeps each link's exponent per point, N
+    and M of them, moved by the element's share: codegen.newton.exponent_caches): one compiled sweep from an
+    early state equals the reference evaluator's, which evaluates every exponent in full."""
+    _one_compiled_sweep_is_the_reference(rates_model, RATES, rate_data(), early_sweeps=1)
 
 
 def test_importance_sampled_evidence_matches_quadrature(poisson_fit):
