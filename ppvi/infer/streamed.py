@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from ppvi.codegen.plan import ArrayNames, PointPlan
 from ppvi.errors import Diagnostic, PPVIError
 from ppvi.infer.cavi import ElboDecrease, Fit, _refuse_overflowing_data, _worse, record
 from ppvi.infer.chunks import Layout, split
@@ -74,20 +75,20 @@ def _refuse(program: Program, why: str) -> PPVIError:
 def check(program: Program, layout: Layout) -> None:
     """A model the streamed runner can fit (the module's docstring)."""
     plan = program.plan
-    if plan.get("block"):
+    if plan.block:
         raise _refuse(program, "its group block (documents' E-steps) is not streamed yet")
-    if len(layout.local_steps) != 1 or layout.local_steps[0] not in plan["latents"]:
+    if len(layout.local_steps) != 1 or layout.local_steps[0] not in plan.latents:
         raise _refuse(program, f"its local step updates {', '.join(layout.local_steps) or 'nothing'}; a streamed "
                                "fit recomputes a single local latent from the globals in each chunk")
     for var in layout.global_steps:
-        info = plan["latents"].get(var) or plan["points"][var]
-        if info.get("method") == "gradient" or info.get("feeds"):
+        info = plan.entry(var)
+        if (isinstance(info, PointPlan) and info.method == "gradient") or info.feeds:
             raise _refuse(program, f"`{var}` is learnt from every unit's local q at once")
-        kernel = info.get("local_step", info) if var not in plan["latents"] else info
-        direct = [a for a in kernel["args"] if layout.cut_axis(a) is not None]
+        kernel = (info.local_step or info.update) if var not in plan.latents else info.update
+        direct = [a for a in kernel.args if layout.cut_axis(a) is not None]
         if direct:
             raise _refuse(program, f"the update of `{var}` reads {', '.join(sorted(direct))} unit by unit")
-    for key, (_kind, var) in plan["derived"].items():
+    for key, (_kind, var) in plan.derived.items():
         if layout.cut_axis(key) is not None:
             raise _refuse(program, f"it needs the inverse of data `{var}` of every unit")
 
@@ -167,14 +168,13 @@ class Streamer:
         check(whole, self.layout)
         self.total = data.sizes[data.unit]
         self.chunk = max(1, int(chunk))
-        aliases = {a: t for info in whole.plan["latents"].values() for a, t in info["aliases"].items()}
-        self.aliases = aliases
+        self.aliases = whole.plan.aliases()
 
     @property
     def local_keys(self) -> tuple[str, ...]:
         """The whole program's arrays with a unit axis that a chunk has its own of (not the data): local q."""
         return tuple(k for k, a in self.whole.state.items() if k not in self.aliases and isinstance(a, np.ndarray)
-                     and self.layout.cut_axis(k) is not None and not k.startswith(("v_", "c_")))
+                     and self.layout.cut_axis(k) is not None and not ArrayNames.is_input(k))
 
     def ranges(self, a: int, b: int) -> list[tuple[int, int]]:
         return [(s, min(b, s + self.chunk)) for s in range(a, b, self.chunk)]
@@ -190,13 +190,14 @@ class Streamer:
         for key, arr in whole.state.items():
             if key in self.aliases:
                 continue
-            if key.startswith("n_") and key[2:] in sizes:
-                state[key] = sizes[key[2:]]
+            if ArrayNames.size_of(key) in sizes:
+                state[key] = sizes[ArrayNames.size_of(key)]
             elif key in layout.global_stats:
                 state[key] = np.zeros_like(arr)
-            elif key.startswith("v_") and key[2:] in rows:
-                shape = tuple(sizes[e] if isinstance(e, str) else int(e) for e in whole.model.variables[key[2:]].shape)
-                state[key] = rows[key[2:]].reshape(shape)
+            elif ArrayNames.variable_of(key) in rows:
+                var = ArrayNames.variable_of(key)
+                shape = tuple(sizes[e] if isinstance(e, str) else int(e) for e in whole.model.variables[var].shape)
+                state[key] = rows[var].reshape(shape)
             elif key in local:
                 axis = layout.cut_axis(key)
                 shape = list(arr.shape)
@@ -276,7 +277,7 @@ class Streamer:
         """19.7 from a pass's sums: the factors' terms in the canonical order, then the entropies."""
         return self.whole._total(done.terms) + sum(
             done.entropy if v in self.layout.local_latents else self.whole.entropy(v)
-            for v in self.whole.structure.order.sort(self.whole.plan["latents"]))
+            for v in self.whole.structure.order.sort(self.whole.plan.latents))
 
     def global_step(self) -> None:
         for var in self.layout.global_steps:
@@ -314,7 +315,7 @@ def start(streamer: Streamer, rng: np.random.Generator, start: Start | None) -> 
     # (the whole program's arrays with a unit axis stay the pilot's, and so does its size of the unit dim; only
     # the count the global steps read, n_<unit>, is the whole data's)
     whole, unit = streamer.whole, streamer.layout.unit
-    whole.state[f"n_{unit}"] = whole.sizes[unit]
+    whole.state[ArrayNames.size(unit)] = whole.sizes[unit]
     held = {k: v for k, v in start.q.items() if k not in streamer.layout.local_latents} if start else None
     informed = whole.initialise(rng, None if start is None else type(start)(held, start.params, start.source))
     if not informed:
@@ -322,7 +323,7 @@ def start(streamer: Streamer, rng: np.random.Generator, start: Start | None) -> 
         whole.refresh_statistics()
         for var in streamer.layout.global_steps:
             whole.update(var)
-    whole.state[f"n_{unit}"] = streamer.total
+    whole.state[ArrayNames.size(unit)] = streamer.total
     whole.stale = False
     return streamer.local_pass(0, streamer.total)
 
@@ -437,12 +438,12 @@ def run_svi(streamer: Streamer, rng: np.random.Generator, settings,
 
 def _svi_step(p: Program, var: str, rho: float) -> None:
     """A global's step ρ toward its batch update (as ppvi.infer.svi.Stepper.global_step)."""
-    if var in p.plan["latents"]:
+    if var in p.plan.latents:
         p.update(var, damping=rho)
         return
-    old = p.state[f"v_{var}"].copy()
+    old = p.state[ArrayNames.variable(var)].copy()
     p.update(var)
-    value = p.state[f"v_{var}"]
+    value = p.state[ArrayNames.variable(var)]
     value *= rho
     value += (1.0 - rho) * old
 
@@ -462,11 +463,11 @@ def finish(streamer: Streamer, chunking: Chunking) -> dict[str, np.ndarray]:
         shutil.rmtree(directory, ignore_errors=True)
     else:
         for key in mapped:
-            if not key.startswith("q_"):
+            if not ArrayNames.is_qparam(key):
                 os.remove(os.path.join(directory, key + ".npy"))
     whole = streamer.whole
     for key, a in mapped.items():
         whole.state[key] = a
     whole.relink()
-    whole.sizes[streamer.layout.unit] = whole.state[f"n_{streamer.layout.unit}"] = streamer.total
+    whole.sizes[streamer.layout.unit] = whole.state[ArrayNames.size(streamer.layout.unit)] = streamer.total
     return mapped
