@@ -87,8 +87,12 @@ class Names:
         c_<what>__<name>  derived at bind time (inv, logdet, order, start); c__damping the step α
         i<int>_<label>  loop indices (numbered; an identifier never starts with a digit)
         update_<var>, damped_<var>, local_step_<var>     kernels (a long one cut short with a hash: see kernel)
-        statistics, expected_log_joint[_fast], local_block, PLAN, np, math, njit, prange and the runtime's
-        helpers: the module's own names; temporaries begin with ``_``, which no kind does.
+        statistics, expected_log_joint[_fast], local_block, PLAN and the plan's classes (Plan, KernelSpec,
+        ...), np, math, njit, prange and the runtime's helpers: the module's own names; temporaries begin
+        with ``_``, which no kind does.
+
+    Every spelling is codegen.plan.ArrayNames', which the engine binds arrays by too; this class hands the
+    names out while kernels are written, and records which kernel reads them.
 
     A moment that is another array under a second name (a Normal's ⟨x⟩ is its mean: ``aliases``) is
     resolved to the array that owns the memory, so no kernel receives one array under two names

@@ -99,8 +99,9 @@ class ArrayNames:
     def owned(var: str, role: str, what: str = "") -> str:
         """An array q(var) owns, by its role: ``q`` a standard parameter, ``m`` a moment, ``h`` the entropy,
         ``l`` the log-normaliser (``what`` names the parameter or moment)."""
-        return {"q": ArrayNames.qparam, "m": ArrayNames.moment}[role](var, what) if role in "qm" else \
-            {"h": ArrayNames.entropy, "l": ArrayNames.log_normaliser}[role](var)
+        if role in ("q", "m"):
+            return (ArrayNames.qparam if role == "q" else ArrayNames.moment)(var, what)
+        return {"h": ArrayNames.entropy, "l": ArrayNames.log_normaliser}[role](var)
 
     # ---------------------------------------------------------------- reading a name back
     @staticmethod
