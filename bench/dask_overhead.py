@@ -69,7 +69,7 @@ def sizes(name: str, data: dict, partitions: int) -> dict:
     p.initialise(np.random.default_rng(0))
     layout = Layout.of(p)
     broadcast = sum(p.state[k].nbytes for k in _shared_keys(p, layout) if isinstance(p.state[k], np.ndarray))
-    terms = 8 * len(p.plan["elbo"]["labels"])
+    terms = 8 * len(p.plan.elbo.labels)
     reduce = sum(p.state[k].nbytes for k in layout.global_stats) + terms + 8 * len(layout.local_latents)
     return {"broadcast_bytes": broadcast, "reduce_bytes_per_partition": reduce, "partitions": partitions}
 

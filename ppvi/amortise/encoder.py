@@ -25,6 +25,7 @@ import numpy as np
 
 from ppvi.amortise.lista import LISTA
 from ppvi.amortise.mlp import MLP, Loss
+from ppvi.codegen.plan import ArrayNames
 
 FAMILIES = ("Bernoulli", "Categorical", "Normal", "point")
 
@@ -93,7 +94,8 @@ class Encoder:
 
 def rows(state: Mapping[str, np.ndarray], inputs: tuple[str, ...], units: int) -> np.ndarray:
     """The data rows: each input's array with its first axis the units, flattened after it, side by side."""
-    return np.concatenate([np.asarray(state[f"v_{name}"], dtype=float).reshape(units, -1) for name in inputs],
+    return np.concatenate([np.asarray(state[ArrayNames.variable(name)], dtype=float).reshape(units, -1)
+                           for name in inputs],
                           axis=1)
 
 
@@ -109,11 +111,11 @@ def targets(family: str, state: Mapping[str, np.ndarray], latent: str, units: in
     discrete families (a cross-entropy loss), natural parameters (η₁ = μτ, log τ) for a Normal, the
     value for a point."""
     if family in ("Bernoulli", "Categorical"):
-        return np.asarray(state[f"q_{latent}__p"], dtype=float).reshape(units, -1)
+        return np.asarray(state[ArrayNames.qparam(latent, "p")], dtype=float).reshape(units, -1)
     if family == "point":
-        return np.asarray(state[f"v_{latent}"], dtype=float).reshape(units, -1)
-    mean = np.asarray(state[f"q_{latent}__mean"], dtype=float).reshape(units, -1)
-    sd = np.asarray(state[f"q_{latent}__sd"], dtype=float).reshape(units, -1)
+        return np.asarray(state[ArrayNames.variable(latent)], dtype=float).reshape(units, -1)
+    mean = np.asarray(state[ArrayNames.qparam(latent, "mean")], dtype=float).reshape(units, -1)
+    sd = np.asarray(state[ArrayNames.qparam(latent, "sd")], dtype=float).reshape(units, -1)
     return np.concatenate([mean / sd ** 2, -2.0 * np.log(sd)], axis=1)
 
 

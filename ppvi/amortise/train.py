@@ -45,9 +45,9 @@ GAP_SWEEPS = 500      # at most, refining to convergence for the gap (relative c
 
 def family_of(program: Program, latent: str) -> str | None:
     plan = program.plan
-    if latent in plan["latents"]:
-        return plan["latents"][latent]["family"]
-    if latent in plan.get("point", []):
+    if latent in plan.latents:
+        return plan.latents[latent].family
+    if latent in plan.point:
         return "point"
     return None
 
@@ -74,9 +74,9 @@ def check(program: Program, spec: Amortised) -> tuple[str, tuple[str, ...]]:
     ``amortise`` statement."""
     rep = Reporter(program.model.path, program.model.text)
     family = family_of(program, spec.latent)
-    block = program.plan.get("block") or {}
-    if spec.latent in block.get("members", ()):
-        raise rep.fail(f"`{spec.latent}` is updated in a group block with `{block['name']}` (ppvi check shows it): "
+    block = program.plan.block
+    if block and spec.latent in block.members:
+        raise rep.fail(f"`{spec.latent}` is updated in a group block with `{block.name}` (ppvi check shows it): "
                        "its q depends on the whole group, not on one data row", spec.span,
                        "remove the `amortise` statement")
     if spec.method == "lista" and family != "point":

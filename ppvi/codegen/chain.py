@@ -15,6 +15,7 @@ import sympy as sp
 
 from ppvi.codegen.emit import Block, Writer, assign, name_ref
 from ppvi.codegen.ir import Call, Expr, Range, Ref
+from ppvi.codegen.plan import ChainPlan, KernelSpec, LatentPlan
 from ppvi.derive.chain import ChainBlock
 
 
@@ -23,14 +24,14 @@ def _size(i: sp.Expr) -> str | int:
     return s.name if isinstance(s, sp.Symbol) else int(s)
 
 
-def chain_state(block: ChainBlock, names) -> tuple[dict[str, list], dict[str, str]]:
+def chain_state(block: ChainBlock, names) -> tuple[dict[str, tuple], dict[str, str]]:
     """The arrays q(z) owns (mangled name -> shape in dims) and its aliases: the marginals r as a Categorical's
     ``p`` (⟨[zₜ = k]⟩ is the same array), ξ as the ``pair`` moment, the entropy and Σ log Z of all sequences."""
     outer = [_size(i.upper + 1) for i in block.outer]
     K = block.categories
     p = names.qparam(block.var, "p")
-    state = {p: outer + [block.dim, K], names.moment(block.var, "pair"): outer + [block.dim, K, K],
-             names.entropy(block.var): [1], names.log_normaliser(block.var): [1]}
+    state = {p: tuple(outer + [block.dim, K]), names.moment(block.var, "pair"): tuple(outer + [block.dim, K, K]),
+             names.entropy(block.var): (1,), names.log_normaliser(block.var): (1,)}
     return state, {names.moment_name(block.var, "onehot"): p}
 
 
@@ -92,10 +93,8 @@ def write_chain_kernel(mw, block: ChainBlock) -> None:
     name = names.kernel("update", block.var)
     mw._function(name, fn, returns=None, role="chain", latent=block.var)
     state, aliases = chain_state(block, names)
-    args = mw._args(name)
-    mw.plan["latents"][block.var] = {
-        "family": "Categorical", "kernel": name, "args": args, "state": state, "aliases": aliases,
-        "scope": "local", "index": [_size(i.upper + 1) for i in block.outer] + [block.dim], "event": block.categories,
-        "sequential": True, "damped": {"kernel": name, "args": args},   # (the block is exact: never damped)
-        "chain": {"pair": pair, "jointly": block.jointly, "start": start},
-    }
+    spec = KernelSpec(name, tuple(mw._args(name)))
+    mw.latents[block.var] = LatentPlan(
+        "Categorical", spec, state, aliases, "local", tuple(_size(i.upper + 1) for i in block.outer) + (block.dim,),
+        block.categories, True, damped=spec,    # (the block is exact: never damped)
+        chain=ChainPlan(pair, block.jointly, start))

@@ -51,25 +51,26 @@ def schedule(m: Module) -> str:
     """What the engine runs, in order: each latent's and param's update, the local step, the ELBO."""
     p = m.plan
     out = []
-    for var, info in p["latents"].items():
-        extras = [f"{k} {info[k]['kernel']}" for k in ("damped", "local_step") if k in info]
-        out.append(f"q({var}): {info['family']}, {info['scope']}"
-                   f"{', sequential' if info['sequential'] else ''}{', feeds the statistics' if info.get('feeds') else ''}"
-                   f" -> {info['kernel']}" + "".join(f"; {e}" for e in extras))
-    for var, info in p["points"].items():
-        extra = f"; local_step {info['local_step']['kernel']}" if "local_step" in info else ""
-        out.append(f"{info['kind']} {var}: {info['method']}{', sequential' if info['sequential'] else ''}"
-                   f"{', feeds the statistics' if info.get('feeds') else ''} -> {info['kernel']}{extra}")
-    if p.get("stats"):
-        out.append(f"statistics: {', '.join(p['stats']['arrays'])} -> {p['stats']['kernel']}")
-    if p.get("block"):
-        b = p["block"]
-        out.append(f"group block ({b['name']}) over {b['groups']} by {b['by']}, rows {', '.join(b['rows'])} "
-                   f"-> {b['kernel']}")
-    elbo = p["elbo"]
-    out.append(f"elbo: {len(elbo['labels'])} terms -> {elbo['kernel']}")
-    if "fast" in elbo:
-        out.append(f"elbo after q({elbo['fast']['latent']})'s update -> {elbo['fast']['kernel']}")
-    if p.get("exact_em"):
+    for var, info in p.latents.items():
+        extras = [f"{k} {spec.name}" for k, spec in (("damped", info.damped), ("local_step", info.local_step))
+                  if spec is not None]
+        out.append(f"q({var}): {info.family}, {info.scope}"
+                   f"{', sequential' if info.sequential else ''}{', feeds the statistics' if info.feeds else ''}"
+                   f" -> {info.update.name}" + "".join(f"; {e}" for e in extras))
+    for var, info in p.points.items():
+        extra = f"; local_step {info.local_step.name}" if info.local_step else ""
+        out.append(f"{info.kind} {var}: {info.method}{', sequential' if info.sequential else ''}"
+                   f"{', feeds the statistics' if info.feeds else ''} -> {info.update.name}{extra}")
+    if p.stats:
+        out.append(f"statistics: {', '.join(p.stats.arrays)} -> {p.stats.kernel.name}")
+    if p.block:
+        b = p.block
+        out.append(f"group block ({b.name}) over {b.groups} by {b.by}, rows {', '.join(b.rows)} "
+                   f"-> {b.kernel.name}")
+    elbo = p.elbo
+    out.append(f"elbo: {len(elbo.labels)} terms -> {elbo.kernel.name}")
+    if elbo.fast:
+        out.append(f"elbo after q({elbo.fast_after})'s update -> {elbo.fast.name}")
+    if p.exact_em:
         out.append("exact EM: the ELBO after the local step is the log-likelihood")
     return "\n".join(out) + "\n"

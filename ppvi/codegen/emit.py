@@ -15,21 +15,20 @@ generator decides depends on how a name is spelt (:func:`structure`).
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import sympy as sp
 
 from ppvi.codegen.ir import Assign, Expr, If, Loop, Range, Ref, Stmt
+from ppvi.codegen.plan import PLAN_TYPES, ArrayNames
 from ppvi.derive.lower import before, inverse, sigmoid
 from ppvi.derive.qfamily import ParamBase
 from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol, lgamma, lmvgamma, logdet, softplus
 
 
-KERNEL_NAME_MAX = 64  # characters of a kernel's name kept whole (Names.kernel); Numba names a cache file after it
 TINY = 1e-150        # a constant factor smaller than this multiplies each term of the sum it scales (scaled_into_sums)
 SPLIT_MAX = 1024      # values of b, at most, for Σ_{n,b} to be split (Writer._plate_inside)
 
@@ -41,7 +40,9 @@ class CodegenError(Exception):
 def literal(value) -> str:
     """The one way a value enters generated source: a Python literal that evaluates to it and does nothing
     else.  Strings are escaped to ASCII (quotes, newlines, control and line-separator characters
-    included); numbers must be finite; containers nest.  Anything else is refused (docs/SECURITY.md)."""
+    included); numbers must be finite; containers nest; the plan's dataclasses (codegen.plan) are a call of
+    their class, a fixed name of the module's, with their fields as keywords.  Anything else is refused
+    (docs/SECURITY.md)."""
     if value is None or isinstance(value, bool):
         return repr(value)
     if isinstance(value, int):
@@ -57,12 +58,15 @@ def literal(value) -> str:
         return f"[{inner}]" if isinstance(value, list) else f"({inner}{',' if len(value) == 1 else ''})"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in value.items()) + "}"
+    if type(value) in PLAN_TYPES:
+        return f"{type(value).__name__}(" + ", ".join(f"{f.name}={literal(getattr(value, f.name))}"
+                                                      for f in fields(value)) + ")"
     raise CodegenError(f"no literal for {type(value).__name__}")
 
 
 # -------------------------------------------------------------------- names
-KINDS = ("v_", "n_", "q_", "m_", "h_", "l_", "e_", "o_", "g_", "t_", "c_", "update_", "damped_", "local_step_")
-FIXED = ("statistics", "expected_log_joint", "expected_log_joint_fast", "local_block", "PLAN")
+FIXED = ("statistics", "expected_log_joint", "expected_log_joint_fast", "local_block", "PLAN") + \
+    tuple(t.__name__ for t in PLAN_TYPES)
 
 
 @dataclass
@@ -83,8 +87,12 @@ class Names:
         c_<what>__<name>  derived at bind time (inv, logdet, order, start); c__damping the step α
         i<int>_<label>  loop indices (numbered; an identifier never starts with a digit)
         update_<var>, damped_<var>, local_step_<var>     kernels (a long one cut short with a hash: see kernel)
-        statistics, expected_log_joint[_fast], local_block, PLAN, np, math, njit, prange and the runtime's
-        helpers: the module's own names; temporaries begin with ``_``, which no kind does.
+        statistics, expected_log_joint[_fast], local_block, PLAN and the plan's classes (Plan, KernelSpec,
+        ...), np, math, njit, prange and the runtime's helpers: the module's own names; temporaries begin
+        with ``_``, which no kind does.
+
+    Every spelling is codegen.plan.ArrayNames', which the engine binds arrays by too; this class hands the
+    names out while kernels are written, and records which kernel reads them.
 
     A moment that is another array under a second name (a Normal's ⟨x⟩ is its mean: ``aliases``) is
     resolved to the array that owns the memory, so no kernel receives one array under two names
@@ -137,59 +145,47 @@ class Names:
             self.seen(name)
         return name
 
+    # every spelling is ArrayNames' (codegen.plan), the one place the engine's names come from too
     def variable(self, name: str) -> str:
-        return self._issue(f"v_{name}")
+        return self._issue(ArrayNames.variable(name))
 
-    @staticmethod
-    def moment_name(var: str, stat: str) -> str:
-        """The moment's own name, before aliases are resolved (the program binds it to its owner)."""
-        return f"m_{var}__{stat}"
+    moment_name = staticmethod(ArrayNames.moment)   # the moment's own name, before aliases are resolved
 
     def moment(self, var: str, stat: str) -> str:
-        name = self.moment_name(var, stat)
+        name = ArrayNames.moment(var, stat)
         return self._issue(self.aliases.get(name, name))
 
     def qparam(self, var: str, param: str) -> str:
-        return self._issue(f"q_{var}__{param}")
+        return self._issue(ArrayNames.qparam(var, param))
 
     def dim(self, name: str) -> str:
-        return self._issue(f"n_{name}")
+        return self._issue(ArrayNames.size(name))
 
     def entropy(self, var: str) -> str:
-        return self._issue(f"h_{var}")
+        return self._issue(ArrayNames.entropy(var))
 
     def log_normaliser(self, var: str) -> str:
-        return self._issue(f"l_{var}")
+        return self._issue(ArrayNames.log_normaliser(var))
 
     def natural(self, var: str, stat: str) -> str:
-        return self._issue(f"e_{var}__{stat}")
+        return self._issue(ArrayNames.natural(var, stat))
 
     def snapshot(self, name: str) -> str:
-        return self._issue(f"o_{name}")
+        return self._issue(ArrayNames.snapshot(name))
 
     def gradient(self, var: str) -> str:
-        return self._issue(f"g_{var}")
+        return self._issue(ArrayNames.gradient(var))
 
     def statistic(self, number: int) -> str:
-        return self._issue(f"t_{number}")
+        return self._issue(ArrayNames.statistic(number))
 
     def constant(self, what: str, name: str) -> str:
-        return self._issue(f"c_{what}__{name}")
+        return self._issue(ArrayNames.constant(what, name))
 
     def damping(self) -> str:
-        return self._issue("c__damping")
+        return self._issue(ArrayNames.damping())
 
-    @staticmethod
-    def kernel(kind: str, var: str) -> str:
-        """``<kind>_<var>``; past :data:`KERNEL_NAME_MAX` characters, its first 44 then ``_`` and 20 hex digits of
-        its SHA-256 (exactly ``KERNEL_NAME_MAX + 1`` long, so never a kept name; distinct long names differ in
-        their hash).  Numba's cache file is ``<module>.<kernel>-<line>.py3XY.<n>.nbc``: the file system's
-        255-byte limit bounds the name, the language does not bound identifiers."""
-        assert kind + "_" in KINDS
-        name = f"{kind}_{var}"
-        if len(name) <= KERNEL_NAME_MAX:
-            return name
-        return f"{name[:44]}_{hashlib.sha256(name.encode()).hexdigest()[:KERNEL_NAME_MAX - 44]}"
+    kernel = staticmethod(ArrayNames.kernel)
 
     def index(self, i: sp.Basic) -> str:
         if i not in self.idx:

@@ -19,8 +19,10 @@ prints one.  docs/architecture.md describes the pipeline and which decisions are
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Union
+
+from ppvi.codegen.plan import Plan
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,7 @@ class Module:
     version: str
     kernels: tuple[Kernel, ...]
     statistics: tuple[StatisticArray, ...] = ()
-    plan: dict = field(default_factory=dict)     # the schedule, as the engine reads it (PLAN)
+    plan: Plan | None = None                     # the schedule, as the engine reads it (PLAN; codegen.plan)
     shares: tuple[Share, ...] = ()               # what passes.fuse may fuse into an update (not printed)
     plate: str | None = None                     # the data plate's size, as the kernels spell it
 

@@ -1,12 +1,13 @@
 """A derivation -> one generated Python module: an update kernel per latent and the ELBO kernel.
 
-The module carries its own description (``PLAN``: which arrays each kernel
-reads and writes, their shapes in terms of dims, the aliases between moments
-and parameters), so a cached module runs without SymPy.
+The module carries its own description (``PLAN``, a codegen.plan.Plan: which
+arrays each kernel reads and writes, their shapes in terms of dims, the aliases
+between moments and parameters), so a cached module runs without SymPy.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ from ppvi.codegen.chain import chain_state, write_chain_kernel
 from ppvi.codegen.emit import CHUNK, REPEAT, Block, Names, Writer, accumulate, assign, name_ref
 from ppvi.codegen.ir import Bind, Call, Expr, Kernel, Module, Note, Range, Ref, Share, StatisticArray, part_range
 from ppvi.codegen.passes import run_passes
+from ppvi.codegen.plan import BlockPlan, ElboPlan, KernelSpec, LatentPlan, Plan, PointPlan, StatsPlan
 from ppvi.codegen.printer import module_source
 from ppvi.codegen.statistics import CHUNKS, Statistics, count_loops, feature_key, feature_order, monomials, renamed
 from ppvi.derive.expectation import collapse
@@ -75,17 +77,18 @@ def _event_dim(q: QFactor) -> str | int | None:
     return _dim_name(q.event[0]) if q.event else None
 
 
-def state_arrays(q: QFactor, names: Names) -> dict[str, list]:
+def state_arrays(q: QFactor, names: Names) -> dict[str, tuple]:
     """Arrays q owns: mangled name -> shape (dim names and ints); rank-0 scalars are shape [1]."""
     plates = [_dim_name(i) for i in q.index]
     ev = _event_dim(q)
     out = {}
     for role, what, axes in STATE[q.family]:
         shape = plates + [ev] * len(axes)
-        out[_mangle(names, q.var, role, what)] = shape or [1]
-    out[names.entropy(q.var)] = plates or [1]
+        out[_mangle(names, q.var, role, what)] = tuple(shape) or (1,)
+    out[names.entropy(q.var)] = tuple(plates) or (1,)
     if q.family == "Categorical":
-        out[names.log_normaliser(q.var)] = plates or [1]        # log Σ_k e^η: with H, the latent's whole share of the ELBO
+        # log Σ_k e^η: with H, the latent's whole share of the ELBO
+        out[names.log_normaliser(q.var)] = tuple(plates) or (1,)
     return out
 
 
@@ -222,12 +225,15 @@ class ModuleWriter:
         self.grouping: tuple[str, str, str] | None = None
         self.blocked: Blocked | None = None      # while the blocked local step is written
         self.shares: list[Share] = []            # the statistics' shares of the updates passes.fuse may fuse
-        self.plan: dict = {"latents": {}, "points": {}, "elbo": None, "derived": {},
-                           "exact_em": _exact_em(d)}
+        # the plan's entries as the kernels are written (module() makes the Plan of them)
+        self.latents: dict[str, LatentPlan] = {}
+        self.points: dict[str, PointPlan] = {}
+        self.elbo: ElboPlan | None = None
+        self.stats_plan: StatsPlan | None = None
+        self.block_plan: BlockPlan | None = None
         # data with missing entries (ppvi.language.missing): their q's finish runs only where the mask is set
         self.missing = frozenset(imputed(d.model))
-        if self.missing:
-            self.plan["missing"] = {v: self.names.constant("missing", v) for v in sorted(self.missing)}
+        self.masks = {v: self.names.constant("missing", v) for v in sorted(self.missing)}
 
     # -------------------------------------------------------------- kernels
     def update_kernel(self, q: QFactor, damped: bool = False, blocked: bool = False) -> None:
@@ -265,14 +271,12 @@ class ModuleWriter:
         name = self.names.kernel("damped" if damped else "update", q.var)
         self._function(name, fn, returns=None, role="damped" if damped else "update", latent=q.var)
         if damped:
-            self.plan["latents"][q.var]["damped"] = {"kernel": name, "args": self._args(name)}
+            self.latents[q.var] = dataclasses.replace(self.latents[q.var], damped=self._spec(name))
             return
         self.stat_reads[q.var] = self.stats.reads[mark:]
-        self.plan["latents"][q.var] = {
-            "family": q.family, "kernel": name, "args": self._args(name), "state": state_arrays(q, self.names),
-            "aliases": aliases(q, self.names), "scope": q.scope, "index": [_dim_name(i) for i in q.index],
-            "event": _event_dim(q), "sequential": bool(bases & self._read_bases(q)),
-        }
+        self.latents[q.var] = LatentPlan(
+            q.family, self._spec(name), state_arrays(q, self.names), aliases(q, self.names), q.scope,
+            tuple(_dim_name(i) for i in q.index), _event_dim(q), bool(bases & self._read_bases(q)))
 
     def _element_loops(self, q: QFactor, w: Writer, fn: Block, parallel: bool, chunks: str,
                        blocked: bool) -> tuple[list[Block], Block | None]:
@@ -623,8 +627,7 @@ class ModuleWriter:
         else:
             self._coordinates(pu, w, fn, el, at, base, reads_self)
         self._function(name, fn, returns=None, role="point", latent=pu.var)
-        self.plan["points"][pu.var] = {"kernel": name, "args": self._args(name), "kind": pu.kind,
-                                       "method": pu.method, "sequential": reads_self}
+        self.points[pu.var] = PointPlan(self._spec(name), pu.kind, pu.method, reads_self)
 
     def _feature_sign(self, pu, w: Writer, fn: Block, target: str) -> list[Block]:
         """Each example's L1 problem solved exactly by feature-sign search (runtime.feature_sign): the Gram
@@ -792,7 +795,7 @@ class ModuleWriter:
         if not locals_ or self.d.point:
             return None
         last = self.d.q[locals_[-1]]
-        if last.family != "Categorical" or self.plan["latents"][last.var]["sequential"] or last.var in self.missing:
+        if last.family != "Categorical" or self.latents[last.var].sequential or last.var in self.missing:
             return None
         return last.var
 
@@ -802,30 +805,29 @@ class ModuleWriter:
         for any other latent whose update runs over the data plate in parallel chunks.  (Not with a group
         block: it fills the statistics it reads itself.)"""
         if not self.stats.found:
-            self.plan["stats"] = None
             return
         self.names.begin()
         self._function("statistics", self.stats.kernel(), returns=None, role="statistics")
         args = set(self._args("statistics"))
-        for var, info in self.plan["latents"].items():
-            info["feeds"] = bool(args & (set(info["state"]) | set(info["aliases"])))
-        for var, info in self.plan["points"].items():
-            info["feeds"] = self.names.variable(var) in args
-        self.plan["stats"] = {"kernel": "statistics", "args": self._args("statistics"),
-                              "arrays": self.stats.shapes()}
+        for var, info in self.latents.items():
+            self.latents[var] = dataclasses.replace(info, feeds=bool(args & (set(info.state) | set(info.aliases))))
+        for var, info in self.points.items():
+            self.points[var] = dataclasses.replace(info, feeds=self.names.variable(var) in args)
+        self.stats_plan = StatsPlan(self._spec("statistics"),
+                                    {k: tuple(v) for k, v in self.stats.shapes().items()})
         if self.grouping is not None:
             return
-        for var, info in self.plan["latents"].items():
+        for var, info in list(self.latents.items()):
             q = self.d.q.get(var)
-            if q is None or not info["feeds"] or q.scope != "local" or not self._chunked(q):
+            if q is None or not info.feeds or q.scope != "local" or not self._chunked(q):
                 continue
             if q.family == "Categorical" and len(q.index) == 1 and var not in self.missing:
                 self.update_kernel(q, blocked=True)
             else:
                 self.shares.append(self._share(var, q.index[0]))
-        for var, info in self.plan["points"].items():
+        for var, info in self.points.items():
             pu = self.d.points[var]
-            if info["feeds"] and pu.kind == "point" and pu.method == "feature_sign" and len(pu.index) == 2 and \
+            if info.feeds and pu.kind == "point" and pu.method == "feature_sign" and len(pu.index) == 2 and \
                     pu.index[0].upper + 1 in self.big:
                 self.shares.append(self._share(var, pu.index[0]))
 
@@ -850,8 +852,8 @@ class ModuleWriter:
         scattered by the same by[t] into its own row d (Σ_t [d = doc[t]] r[t, k]).  Then q(g[d]) and the
         q(z[t]) of the t with by[t] = d form a block that no other group reads: it can be iterated to
         convergence on its own, in cache, one group per thread (LDA's per-document E-step)."""
-        lat = self.plan["latents"]
-        locals_ = [v for v in lat if lat[v]["scope"] == "local"]
+        lat = self.latents
+        locals_ = [v for v in lat if lat[v].scope == "local"]
         if self.d.point or len(locals_) != 1 or locals_[0] not in self.d.q:     # (not a chain's block)
             return None
         z = self.d.q[locals_[0]]
@@ -875,7 +877,7 @@ class ModuleWriter:
                     not _parallel_axis(g, _self_bases(self.d, g.var)):
                 continue
             info = lat[var]
-            if set(info["args"]) & (set(lat[z.var]["state"]) | set(lat[z.var]["aliases"])):
+            if set(info.update.args) & (set(lat[z.var].state) | set(lat[z.var].aliases)):
                 continue        # g reads z other than through statistics
             reads = self.stat_reads[var]
             canon = self.stats.plate_index()
@@ -930,9 +932,8 @@ class ModuleWriter:
             gl.group.post.append(f"{self.names.entropy(var)}[{at}] = dirichlet_entropy("
                                  f"{self.names.qparam(var, 'alpha')}[{at}], {self.names.moment(var, 'logp')}[{at}])")
         self._function("local_block", gl.fn, returns=None, role="block", latent=var, contract=True)
-        self.plan["block"] = {"kernel": "local_block", "args": self._args("local_block"), "members": [var, local],
-                              "name": f"{var}, {local}", "by": by, "groups": _dim_name(d),
-                              "rows": [s.name for s in stats]}
+        self.block_plan = BlockPlan(self._spec("local_block"), (var, local), f"{var}, {local}", by, _dim_name(d),
+                                    tuple(s.name for s in stats))
 
     @staticmethod
     def _row_changes(s, zb: frozenset) -> bool:
@@ -1088,6 +1089,10 @@ class ModuleWriter:
         """The parameters of the kernel ``name``, as the plan lists them."""
         return list(next(k for k in self.kernels if k.name == name).params)
 
+    def _spec(self, name: str) -> KernelSpec:
+        """The kernel ``name`` as the plan calls it."""
+        return KernelSpec(name, tuple(self._args(name)))
+
     def write(self) -> None:
         """Every kernel, and the plan, as the IR the passes start from."""
         for q in self.d.q.values():
@@ -1098,8 +1103,7 @@ class ModuleWriter:
         for pu in self.d.points.values():
             self.point_kernel(pu)
         labels = self.elbo_kernel()
-        self.plan["elbo"] = {"kernel": "expected_log_joint", "args": self._args("expected_log_joint"),
-                             "labels": labels}
+        self.elbo = ElboPlan(self._spec("expected_log_joint"), tuple(labels))
         last = self._last_local()
         if last is not None:
             self.elbo_kernel("expected_log_joint_fast", without=last)
@@ -1107,8 +1111,6 @@ class ModuleWriter:
         self.statistics_kernel()
         if self.grouping is not None:
             self.block_kernel(*self.grouping)
-        self.plan["derived"] = {k: list(v) for k, v in self.names.derived.items()}
-        self.plan["point"] = list(self.d.point)
 
     def source(self) -> str:
         self.write()
@@ -1123,7 +1125,9 @@ class ModuleWriter:
                                      None if s.scatter is None else text(s.scatter[0]), s.mirror)
                       for s in self.stats.found.values())
         plate = self.dims[next(iter(self.big))] if self.big else None
-        return Module(__version__, tuple(self.kernels), stats, self.plan, tuple(self.shares), plate)
+        plan = Plan(dict(self.latents), dict(self.points), self.elbo, dict(self.names.derived), tuple(self.d.point),
+                    _exact_em(self.d), self.stats_plan, self.block_plan, dict(self.masks))
+        return Module(__version__, tuple(self.kernels), stats, plan, tuple(self.shares), plate)
 
 
 def lower(d: Derivation, fixed: dict[str, int] | None = None) -> Module:

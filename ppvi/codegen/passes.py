@@ -24,12 +24,11 @@ kernels): docs/architecture.md lists them and the ones that are passes.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from typing import Callable
 
-from ppvi.codegen.emit import Names
 from ppvi.codegen.ir import Bind, If, Kernel, Loop, Module, Note, Share, accumulates, part_range, reads, walk, writes
+from ppvi.codegen.plan import ArrayNames, KernelSpec, Plan
 
 
 def fuse(m: Module) -> Module:
@@ -54,23 +53,28 @@ def fuse(m: Module) -> Module:
             at = next(n for n, k in enumerate(kernels) if k.role == "statistics")
             kernels.insert(at + 1, step)
     if step is None:
-        if chosen is not None and "chain" in (m.plan.get("latents", {}).get(chosen) or {}):
+        if chosen is not None and chosen in m.plan.latents and m.plan.latents[chosen].chain is not None:
             # a chain's block is serial, one sequence after another: the statistics over its marginals are a
             # small fraction of it, and threads started every sweep cost more than they save
             kernels = [_serial(k) if k.role == "statistics" else k for k in kernels]
         return dataclasses.replace(m, kernels=tuple(kernels), shares=())
-    plan = copy.deepcopy(m.plan)
-    (plan["latents"].get(chosen) or plan["points"][chosen])["local_step"] = {"kernel": step.name,
-                                                                            "args": list(step.params)}
+    spec = KernelSpec(step.name, tuple(step.params))
+    plan = m.plan
+    if chosen in plan.latents:
+        plan = dataclasses.replace(plan, latents={
+            **plan.latents, chosen: dataclasses.replace(plan.latents[chosen], local_step=spec)})
+    else:
+        plan = dataclasses.replace(plan, points={
+            **plan.points, chosen: dataclasses.replace(plan.points[chosen], local_step=spec)})
     kernels = [_serial(k) if k.role == "statistics" else k for k in kernels]
     return dataclasses.replace(m, kernels=tuple(kernels), plan=plan, shares=())
 
 
-def _last_feeding(plan: dict) -> str | None:
+def _last_feeding(plan: Plan) -> str | None:
     """The latent updated last in a sweep of those whose moments the statistics read."""
-    lat, pts = plan.get("latents", {}), plan.get("points", {})
-    order = [v for v in lat if lat[v]["scope"] == "local"] + [v for v in pts if pts[v]["kind"] == "point"]
-    feeding = [v for v in order if (lat.get(v) or pts[v]).get("feeds")]
+    lat, pts = plan.latents, plan.points
+    order = [v for v in lat if lat[v].scope == "local"] + [v for v in pts if pts[v].kind == "point"]
+    feeding = [v for v in order if plan.entry(v).feeds]
     return feeding[-1] if feeding else None
 
 
@@ -93,7 +97,7 @@ def _fused(update: Kernel, share: Share) -> Kernel | None:
         return None
     at, loop = found[0]
     body = share.head + update.body[:at] + (loop,) + update.body[at + 1:] + share.tail
-    return Kernel(Names.kernel("local_step", share.latent), tuple(sorted(set(update.params) | share.params)), body,
+    return Kernel(ArrayNames.kernel("local_step", share.latent), tuple(sorted(set(update.params) | share.params)), body,
                   "local_step", share.latent, contract=update.contract, doc=share.doc)
 
 
@@ -118,9 +122,8 @@ def fast_elbo(m: Module) -> Module:
     passes = any(isinstance(n, Loop) and (n.range.reads is None or m.plate in n.range.reads) for n in walk(full.body))
     if m.plate is None or not passes:
         return dataclasses.replace(m, kernels=tuple(k for k in m.kernels if k is not fast))
-    plan = copy.deepcopy(m.plan)
-    plan["elbo"]["fast"] = {"kernel": fast.name, "latent": fast.latent, "args": list(fast.params)}
-    return dataclasses.replace(m, plan=plan)
+    elbo = dataclasses.replace(m.plan.elbo, fast=KernelSpec(fast.name, tuple(fast.params)), fast_after=fast.latent)
+    return dataclasses.replace(m, plan=dataclasses.replace(m.plan, elbo=elbo))
 
 
 def dead_loops(m: Module) -> Module:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from ppvi.codegen.plan import ArrayNames
 from ppvi.errors import Diagnostic, PPVIError, Reporter
 from ppvi.infer.program import Program
 from ppvi.infer.start import symmetric_points
@@ -85,7 +86,7 @@ def _refuse_overflowing_data(program: Program, value: float) -> None:
     """A non-finite ELBO of data whose squares sum past the largest float (values × 10¹⁵⁴ and beyond): the data
     are not representable in the fit's statistics (Σ y², Σ y yᵀ), the user's error at the data's declaration."""
     for v in program.model.of_kind("data"):
-        x = program.state.get(f"v_{v.name}")
+        x = program.state.get(ArrayNames.variable(v.name))
         if not isinstance(x, np.ndarray) or x.dtype.kind != "f" or x.size == 0:
             continue
         big = float(np.max(np.abs(x)))

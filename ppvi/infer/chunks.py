@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ppvi.codegen.plan import ArrayNames
 from ppvi.errors import Diagnostic, PPVIError
 from ppvi.infer.program import Program, group_index
 
 # the arrays a local step writes (q's parameters, moments, entropies, log-normalisers; MAP values)
-_MUTABLE = ("q_", "m_", "h_", "l_", "t_", "e_")
 
 
 @dataclass(frozen=True)
@@ -57,27 +57,28 @@ class Layout:
             raise PPVIError(Diagnostic(f"memoized and stochastic VI split the data into chunks of `{roles.unit}`, "
                                        f"and `{cut.name}` is a chain along it", model.path,
                                        hint="fit it by batch coordinate ascent (no --memoized, no --svi)"))
-        block = plan.get("block")
-        by = block["by"] if block else None
+        block = plan.block
+        by = block.by if block else None
         member = model.variables[by].shape[0] if by else None
-        axes: dict[str, tuple] = {f"v_{v.name}": tuple(v.shape) for v in model.variables.values()}
-        for info in plan["latents"].values():
-            axes.update({k: tuple(shape) for k, shape in info["state"].items()})
-            axes.update({a: tuple(info["state"][t]) for a, t in info["aliases"].items()})
-            axes.update({f"e_{k[2:]}": tuple(shape) for k, shape in info["state"].items() if k.startswith("q_")})
-        for var, mask in (plan.get("missing") or {}).items():
+        axes: dict[str, tuple] = {ArrayNames.variable(v.name): tuple(v.shape) for v in model.variables.values()}
+        for info in plan.latents.values():
+            axes.update({k: tuple(shape) for k, shape in info.state.items()})
+            axes.update({a: tuple(info.state[t]) for a, t in info.aliases.items()})
+            axes.update({ArrayNames.natural_of_qparam(k): tuple(shape) for k, shape in info.state.items()
+                         if ArrayNames.is_qparam(k)})
+        for var, mask in plan.missing.items():
             axes[mask] = tuple(model.variables[var].shape)     # (a chunk's rows of the missing entries' mask)
-        for key, (kind, var) in plan["derived"].items():
+        for key, (kind, var) in plan.derived.items():
             shape = tuple(model.variables[var].shape)
             axes[key] = shape if kind == "inv" else shape[:-2]
-        stats = ((plan.get("stats") or {}).get("arrays") or {})
+        stats = plan.stats.arrays if plan.stats else {}
         axes.update({k: tuple(s) for k, s in stats.items()})
         cut = {roles.unit, member}
-        local = set(roles.local) | ({block["name"]} if block else set())
+        local = set(roles.local) | ({block.name} if block else set())
         schedule = program.schedule()
         return cls(roles.unit, member, by, axes,
                    tuple(s for s in schedule if s in local), tuple(s for s in schedule if s not in local),
-                   tuple(v for v in roles.local if v in plan["latents"]), roles.factors,
+                   tuple(v for v in roles.local if v in plan.latents), roles.factors,
                    tuple(k for k, s in stats.items() if not cut & set(s)))
 
     def units(self, program: Program) -> int:
@@ -112,22 +113,23 @@ class Chunk:
         self.index = index = {layout.unit: _index(units)}      # where the chunk's units (members) are in whole
         state: dict = {}
         if layout.by is not None:
-            by = whole.state[f"v_{layout.by}"]
+            by = whole.state[ArrayNames.variable(layout.by)]
             members = np.flatnonzero(np.isin(by, units))
             sizes[layout.member] = len(members)
             index[layout.member] = _index(members)
             at = np.full(whole.sizes[layout.unit], -1, dtype=np.int64)
             at[units] = np.arange(len(units))
-            state[f"v_{layout.by}"] = at[by[members]].astype(by.dtype)       # the chunk's own unit numbers
-            order, start = group_index(state[f"v_{layout.by}"], len(units))
-            state[f"c_order__{layout.by}"], state[f"c_start__{layout.by}"] = order, start
+            state[ArrayNames.variable(layout.by)] = at[by[members]].astype(by.dtype)   # the chunk's own unit numbers
+            order, start = group_index(state[ArrayNames.variable(layout.by)], len(units))
+            state[ArrayNames.constant("order", layout.by)] = order
+            state[ArrayNames.constant("start", layout.by)] = start
         self._back: list[tuple[str, int, np.ndarray]] = []      # gathered arrays to write back
-        aliases = {a: t for info in whole.plan["latents"].values() for a, t in info["aliases"].items()}
+        aliases = whole.plan.aliases()
         for key, a in whole.state.items():
             if key in state or key in aliases:
                 continue
-            if key.startswith("n_") and key[2:] in sizes:
-                state[key] = sizes[key[2:]]
+            if ArrayNames.size_of(key) in sizes:
+                state[key] = sizes[ArrayNames.size_of(key)]
             elif key in layout.global_stats:
                 state[key] = np.zeros_like(a)
             elif (axis := layout.cut_axis(key)) is not None and isinstance(a, np.ndarray) and a.ndim == len(
@@ -138,7 +140,7 @@ class Chunk:
                 else:
                     where = np.arange(where.start, where.stop) if isinstance(where, slice) else where
                     state[key] = np.ascontiguousarray(np.take(a, where, axis=axis))
-                    if key.startswith(_MUTABLE) or key[2:] in whole.plan.get("point", ()):
+                    if ArrayNames.is_local_state(key) or ArrayNames.variable_of(key) in whole.plan.point:
                         self._back.append((key, axis, where))
             else:
                 state[key] = a
@@ -152,7 +154,7 @@ class Chunk:
         parameter moves by more than ``tol`` (relative to its largest magnitude) when ``tol`` is given.
         Then the chunk's statistics are summed and its q written back.  Returns the number of repeats."""
         p = self.program
-        keys = [k for v in self.layout.local_latents for k in p.plan["latents"][v]["state"] if k.startswith("q_")]
+        keys = [k for v in self.layout.local_latents for k in p.plan.latents[v].state if ArrayNames.is_qparam(k)]
         repeats = 0
         while True:
             before = [p.state[k].copy() for k in keys] if tol is not None else None

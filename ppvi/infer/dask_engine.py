@@ -31,10 +31,11 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from ppvi.codegen.plan import ArrayNames
 from ppvi.errors import Diagnostic, PPVIError
 from ppvi.files import Held
 from ppvi.infer.cavi import ElboDecrease, Fit, _refuse_overflowing_data, _worse, record
-from ppvi.infer.chunks import _MUTABLE, Chunk, Layout, split
+from ppvi.infer.chunks import Chunk, Layout, split
 from ppvi.infer.program import Program
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ class Part:
 def _program(part: Part, shared: dict | None = None, stale: bool = False) -> Program:
     """The partition's program with fresh copies of the arrays a step writes (a task never changes its
     input: Dask may run it again from the same input) and the round's globals put in."""
-    state = {k: v.copy() if isinstance(v, np.ndarray) and (k.startswith(_MUTABLE) or k in _points(part)) else v
+    state = {k: v.copy() if isinstance(v, np.ndarray) and (ArrayNames.is_local_state(k) or k in _points(part)) else v
              for k, v in part.state.items()}
     state.update(shared or {})
     p = Program(part.kernels.model, part.kernels.module(), dict(part.sizes), state)
@@ -85,7 +86,7 @@ def _program(part: Part, shared: dict | None = None, stale: bool = False) -> Pro
 
 
 def _points(part: Part) -> set[str]:
-    return {f"v_{v}" for v in part.kernels.module().PLAN.get("point", ())}
+    return {ArrayNames.variable(v) for v in part.kernels.module().PLAN.point}
 
 
 def _measured(part: Part, p: Program) -> Part:
@@ -136,7 +137,7 @@ def outcome(part: Part) -> tuple[dict, np.ndarray | None, dict, float]:
 def local_state(part: Part) -> dict:
     """The arrays of the partition that the result holds (its local q and points), gathered at the end."""
     return {k: v for k, v in part.state.items()
-            if isinstance(v, np.ndarray) and (k.startswith(_MUTABLE) or k in _points(part))}
+            if isinstance(v, np.ndarray) and (ArrayNames.is_local_state(k) or k in _points(part))}
 
 
 def _start(kernels: Kernels, layout: Layout, sizes: dict, state: dict) -> Part:
@@ -325,7 +326,7 @@ class Partitions:
             for o in self.outcomes[1:]:
                 terms[f] += o[1][f]
         entropies = 0.0
-        for v in p.structure.order.sort(p.plan["latents"]):
+        for v in p.structure.order.sort(p.plan.latents):
             if v in layout.local_latents:
                 h = self.outcomes[0][2][v]
                 for o in self.outcomes[1:]:
@@ -361,11 +362,11 @@ def _shared_keys(program: Program, layout: Layout) -> list[str]:
     plan = program.plan
     keys = []
     for var in layout.global_steps:
-        if var in plan["latents"]:
-            keys += list(plan["latents"][var]["state"])
-            keys += list(plan["latents"][var]["aliases"])
+        if var in plan.latents:
+            keys += list(plan.latents[var].state)
+            keys += list(plan.latents[var].aliases)
         else:
-            keys.append(f"v_{var}")
+            keys.append(ArrayNames.variable(var))
     return keys
 
 
@@ -393,8 +394,7 @@ def _fresh(parts: Partitions, var: str) -> None:
     """Before the driver's update of ``var``: statistics a param made stale are summed again on the
     partitions, if the update reads them (as Program._call does in-process)."""
     p = parts.program
-    info = p.plan["latents"].get(var) or p.plan["points"][var]
-    if p.stale and any(a.startswith("t_") for a in info["args"]):
+    if p.stale and any(ArrayNames.is_statistic(a) for a in p.plan.entry(var).update.args):
         parts.advance((), True)
         parts.add_statistics()
 

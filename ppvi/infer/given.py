@@ -31,6 +31,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from ppvi.codegen.plan import ArrayNames, Plan
 from ppvi.errors import Diagnostic, PPVIError
 from ppvi.infer.cavi import Fit, run_once
 from ppvi.infer.program import Program, _shape
@@ -54,21 +55,21 @@ class Roles:
     factors: tuple[int, ...]       # the factors inside a free plate: a unit's share of the ELBO
 
     @classmethod
-    def of(cls, model: CheckedModel, plan: Mapping) -> "Roles":
+    def of(cls, model: CheckedModel, plan: Plan) -> "Roles":
         from ppvi.graph.factor_graph import build
 
         graph = build(model)
-        block = plan.get("block") or {}
-        members = set(block.get("members", ()))
-        latents = plan["latents"]
-        held = tuple(v for v, info in latents.items() if info["scope"] == "global" and v not in members)
-        points = tuple(plan.get("point", ()))
+        block = plan.block
+        members = set(block.members if block else ())
+        latents = plan.latents
+        held = tuple(v for v, info in latents.items() if info.scope == "global" and v not in members)
+        points = plan.point
         held_points = tuple(v for v in points if graph.nodes[v].scope == "global")
         local = tuple(v for v in latents if v not in held) + tuple(v for v in points if v not in held_points)
         fixed_by = [*held, *held_points, *(v.name for v in model.of_kind("param"))]
         taken = {e for v in fixed_by for e in model.variables[v].shape if isinstance(e, str)}
         free = tuple(d for d in model.dims if d not in taken)
-        unit = block.get("groups") or graph.data_plate
+        unit = (block.groups if block else None) or graph.data_plate
         factors = tuple(f.id for f in model.factors if any(d in free for _, d in f.plates))
         return cls(held, held_points, local, free, unit, factors)
 
@@ -196,8 +197,8 @@ def fit_locals(program: Program, given: Given, roles: Roles, *, seed: int, max_i
 
         start.update(start_entries(program, dict(r.encoders)))
     held = Start(start, dict(r.params), given.source)
-    block = program.plan.get("block")
-    local = set(roles.local) | ({block["name"]} if block else set())
+    block = program.plan.block
+    local = set(roles.local) | ({block.name} if block else set())
     order = [s for s in program.schedule() if s in local]
     limit = (max_iter if refine is None else min(max_iter, refine)) if order else 0
     done = run_once(program, np.random.default_rng([seed, 0]), limit, tol, on_iteration, start=held,
@@ -214,20 +215,20 @@ def scores(program: Program, roles: Roles) -> np.ndarray:
         raise _fail(program.model.path, "the model has no data plate: there is no data point to score")
     units = _Units(program, roles)
     plan = program.plan
-    stats, elbo = plan.get("stats"), plan["elbo"]
-    stat_kernel = getattr(program.module, stats["kernel"]) if stats else None
-    elbo_kernel = getattr(program.module, elbo["kernel"])
+    stats, elbo = plan.stats.kernel if plan.stats else None, plan.elbo.kernel
+    stat_kernel = getattr(program.module, stats.name) if stats else None
+    elbo_kernel = getattr(program.module, elbo.name)
     terms = np.empty((units.count, len(program.model.factors)))
-    stat_args = units.binder(stats["args"]) if stats else None
-    elbo_args = units.binder(elbo["args"])
+    stat_args = units.binder(stats.args) if stats else None
+    elbo_args = units.binder(elbo.args)
     for u in range(units.count):
         if stat_kernel is not None:
             stat_kernel(*stat_args(u))
         terms[u] = elbo_kernel(*elbo_args(u))
     out = terms[:, list(roles.factors)].sum(axis=1)
     for v in roles.local:
-        if v in plan["latents"]:
-            out += units.per_unit(f"h_{v}", plan["latents"][v]["state"][f"h_{v}"])
+        if v in plan.latents:
+            out += units.per_unit(ArrayNames.entropy(v), plan.latents[v].state[ArrayNames.entropy(v)])
     return out
 
 
@@ -240,28 +241,29 @@ class _Units:
         model, plan = program.model, program.plan
         self.sizes, self.state = program.sizes, program.state
         self.unit_dim, self.count = roles.unit, program.sizes[roles.unit]
-        block = plan.get("block")
+        block = plan.block
         self.member_dim = self.by = None
         if block:
-            self.by = block["by"]
+            self.by = block.by
             self.member_dim = model.variables[self.by].shape[0]
-            order, start = program.state[f"c_order__{self.by}"], program.state[f"c_start__{self.by}"]
+            order = program.state[ArrayNames.constant("order", self.by)]
+            start = program.state[ArrayNames.constant("start", self.by)]
             self.members = [order[start[g]:start[g + 1]] for g in range(self.count)]
-        self.axes: dict[str, tuple] = {f"v_{v.name}": tuple(v.shape) for v in model.variables.values()}
-        for info in plan["latents"].values():
-            self.axes.update({k: tuple(shape) for k, shape in info["state"].items()})
-            self.axes.update({a: tuple(info["state"][t]) for a, t in info["aliases"].items()})
-        for key, (kind, var) in plan["derived"].items():
+        self.axes: dict[str, tuple] = {ArrayNames.variable(v.name): tuple(v.shape) for v in model.variables.values()}
+        for info in plan.latents.values():
+            self.axes.update({k: tuple(shape) for k, shape in info.state.items()})
+            self.axes.update({a: tuple(info.state[t]) for a, t in info.aliases.items()})
+        for key, (kind, var) in plan.derived.items():
             shape = tuple(model.variables[var].shape)
             self.axes[key] = shape if kind == "inv" else shape[:-2]
-        self.stat_shapes = {k: tuple(s) for k, s in ((plan.get("stats") or {}).get("arrays") or {}).items()}
+        self.stat_shapes = {k: tuple(s) for k, s in (plan.stats.arrays if plan.stats else {}).items()}
         self._stats: dict[str, np.ndarray] = {}
         self._stats_for = None
 
     def _cut(self, key: str) -> bool:
         return any(e in (self.unit_dim, self.member_dim) for e in self.axes.get(key, ()))
 
-    def binder(self, names: list[str]) -> Callable[[int], list]:
+    def binder(self, names: tuple[str, ...]) -> Callable[[int], list]:
         """``bind(u)``: the arguments ``names`` of a kernel for unit u.  What is the same for every unit is
         looked up once; a unit's slices (and, in a group block, its sizes) per call."""
         fixed: list = []
@@ -269,9 +271,9 @@ class _Units:
         for i, key in enumerate(names):
             if key in self.stat_shapes:
                 varying.append((i, lambda u, k=key: self._stats_of(u)[k]))
-            elif key.startswith("n_") and key[2:] in (self.unit_dim, self.member_dim):
-                varying.append((i, lambda u, d=key[2:]: self._size(d, u)))
-            elif key == f"v_{self.by}":
+            elif ArrayNames.size_of(key) is not None and ArrayNames.size_of(key) in (self.unit_dim, self.member_dim):
+                varying.append((i, lambda u, d=ArrayNames.size_of(key): self._size(d, u)))
+            elif key == ArrayNames.variable(self.by):
                 kind = self.state[key].dtype     # (another dtype would compile the kernel again)
                 varying.append((i, lambda u, kind=kind: np.zeros(len(self.members[u]), kind)))   # all in group 0
             elif self._cut(key):
@@ -318,7 +320,8 @@ class _Units:
         a = np.moveaxis(a, axis, 0).reshape(a.shape[axis], -1).sum(axis=1)
         if ext[axis] == self.unit_dim:
             return a
-        return np.bincount(self.state[f"v_{self.by}"].astype(np.int64), weights=a, minlength=self.count)
+        by = self.state[ArrayNames.variable(self.by)]
+        return np.bincount(by.astype(np.int64), weights=a, minlength=self.count)
 
 
 def nothing_to_predict(model: CheckedModel, where: str) -> PPVIError:

@@ -1,6 +1,6 @@
 """A compiled model bound to data: the state arrays, their initial values, and the kernels.
 
-The state is one dict from mangled names (see :mod:`ppvi.codegen.emit`) to
+The state is one dict from mangled names (see :mod:`ppvi.codegen.plan`) to
 arrays: data, constants, params, and every q's parameters, moments and
 entropies.  Moments that equal a parameter (⟨x⟩ of a Normal is its mean) are
 the same array under two names.
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ppvi.codegen.plan import ArrayNames, KernelSpec, LatentPlan, Plan, PointPlan
 from ppvi.errors import Diagnostic, PPVIError, Reporter
 from ppvi.infer.start import (NotEvaluable, Seed, Structure, analyse, prior_arguments, prior_draw, prior_moments,
                               seeded)
@@ -58,16 +59,16 @@ class Program:
     clamped: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)   # var -> (data, missing)
 
     @property
-    def plan(self) -> dict:
+    def plan(self) -> Plan:
         return self.module.PLAN
 
     # ---------------------------------------------------------------- setup
     @classmethod
     def build(cls, model: CheckedModel, module: ModuleType, bound: Bound) -> "Program":
-        if not set(bound.missing) <= set(module.PLAN.get("missing") or ()):
+        if not set(bound.missing) <= set(module.PLAN.missing):
             # (the data's missing entries are latents only in the model ppvi.language.missing.imputing makes)
             raise ValueError(f"the data miss entries of {sorted(bound.missing)}, the kernels impute "
-                             f"{sorted(module.PLAN.get('missing') or ())}: build from imputing(model, bound.missing)")
+                             f"{sorted(module.PLAN.missing)}: build from imputing(model, bound.missing)")
         p = cls(model, module, dict(bound.sizes), structure=analyse(model, bound.arrays))
         p._bind_inputs(bound)
         return p
@@ -79,12 +80,12 @@ class Program:
             if v.kind == "const":
                 values[v.name] = consts.fill(v.value, shape, self.sizes, values, span=v.span,
                                              rep=Reporter(self.model.path, self.model.text))
-                self.state[f"v_{v.name}"] = values[v.name].reshape(shape or (1,))
+                self.state[ArrayNames.variable(v.name)] = values[v.name].reshape(shape or (1,))
             elif v.kind in ("data", "param") and v.name in bound.arrays:
-                self.state[f"v_{v.name}"] = bound.arrays[v.name].reshape(shape or (1,))
+                self.state[ArrayNames.variable(v.name)] = bound.arrays[v.name].reshape(shape or (1,))
                 if v.kind == "param":
-                    self.given[v.name] = self.state[f"v_{v.name}"].copy()
-        for name, (kind, const) in self.plan["derived"].items():
+                    self.given[v.name] = self.state[ArrayNames.variable(v.name)].copy()
+        for name, (kind, const) in self.plan.derived.items():
             # the inverse or log-determinant of a const or data matrix (a stack of them under a plate)
             m = values[const] if const in values else bound.arrays[const]
             _check_spd(self.model, const, m)
@@ -93,18 +94,19 @@ class Program:
             else:
                 self.state[name] = np.atleast_1d(np.linalg.slogdet(m)[1])
         for n, size in self.sizes.items():
-            self.state[f"n_{n}"] = size
-        for var, mask in (self.plan.get("missing") or {}).items():
+            self.state[ArrayNames.size(n)] = size
+        for var, mask in self.plan.missing.items():
             # data with missing entries (ppvi.language.missing): their kernels finish q only where mask is set
             where = bound.missing.get(var, np.zeros(bound.arrays[var].shape, dtype=bool))   # (none missing here)
             self.clamped[var] = (bound.arrays[var], where)
             self.state[mask] = np.ascontiguousarray(where.reshape(bound.arrays[var].shape or (1,)))
-        block = self.plan.get("block")
+        block = self.plan.block
         if block:
             # the block's groups: element t belongs to group by[t]; members of d are order[start[d]:start[d+1]]
-            order, start = group_index(self.state[f"v_{block['by']}"], self.sizes[block["groups"]])
-            self.state[f"c_order__{block['by']}"], self.state[f"c_start__{block['by']}"] = order, start
-        for name, shape in ((self.plan.get("stats") or {}).get("arrays") or {}).items():
+            order, start = group_index(self.state[ArrayNames.variable(block.by)], self.sizes[block.groups])
+            self.state[ArrayNames.constant("order", block.by)] = order
+            self.state[ArrayNames.constant("start", block.by)] = start
+        for name, shape in (self.plan.stats.arrays if self.plan.stats else {}).items():
             self.state[name] = np.zeros(_shape(shape, self.sizes))
 
     def initialise(self, rng: np.random.Generator, start: Start | None = None) -> bool:
@@ -117,30 +119,30 @@ class Program:
         Returns whether it was (the local q are then the E-step's for the global q as they are).
         """
         canonical = self.structure.order
-        for var in canonical.sort(self.plan["latents"]):
+        for var in canonical.sort(self.plan.latents):
             # (in the canonical order, as everything that draws from rng: the same start however the model is written)
             self.start_latent(var, rng)
         informed = bool(self.given)
         params = [self.model.variables[n] for n in canonical.sort(v.name for v in self.model.of_kind("param"))]
         for v in params:
             value = self.given.get(v.name)
-            self.state[f"v_{v.name}"] = value.copy() if value is not None else _param_default(
+            self.state[ArrayNames.variable(v.name)] = value.copy() if value is not None else _param_default(
                 v, _shape(list(v.shape), self.sizes), rng)
         for v in params:
             # after the defaults: an atom's scale reads the prior of the latent it multiplies, which may read params
             if v.name not in self.given and v.name in self.structure.seeds:
                 value = self._seeded(self.structure.seeds[v.name], rng)
                 if value is not None:
-                    self.state[f"v_{v.name}"] = value
+                    self.state[ArrayNames.variable(v.name)] = value
                     informed = True
-        for var in self.plan.get("point", []):
+        for var in self.plan.point:
             v = self.model.variables[var]
-            self.state[f"v_{var}"] = np.zeros(_shape(list(v.shape), self.sizes) or (1,))
-        for var in canonical.sort(self.plan["latents"]):
+            self.state[ArrayNames.variable(var)] = np.zeros(_shape(list(v.shape), self.sizes) or (1,))
+        for var in canonical.sort(self.plan.latents):
             # parents first: a prior that reads another latent reads its start
-            if self.plan["latents"][var]["family"] in ("Normal", "MvNormal"):
+            if self.plan.latents[var].family in ("Normal", "MvNormal"):
                 informed = self._start_continuous(var, rng) or informed
-        for k in [k for k in self.state if k.startswith("e_")]:
+        for k in [k for k in self.state if ArrayNames.is_natural(k)]:
             del self.state[k]      # stored η belong to the previous start
         self.stale = True
         held: set[str] = set()
@@ -152,42 +154,41 @@ class Program:
         self.clamp()
         if informed:
             # Start from the given, seeded or held values: first the local latents' q for them (an E-step).
-            block = self.plan.get("block")
+            block = self.plan.block
             for var in self.schedule():
-                info = self.plan["latents"].get(var)
-                local = (info is not None and info["scope"] == "local") or (block and var == block["name"]) or \
-                    (var in self.plan["points"] and self.plan["points"][var]["kind"] == "point")
+                info = self.plan.latents.get(var)
+                local = (info is not None and info.scope == "local") or (block and var == block.name) or \
+                    (var in self.plan.points and self.plan.points[var].kind == "point")
                 if local and var not in held:
                     self.update(var)
         return informed
 
     def start_latent(self, var: str, rng: np.random.Generator) -> None:
         """var's q at its start (broad, or drawn from ``rng``), in new arrays of the program's sizes."""
-        info = self.plan["latents"][var]
-        for name, shape in info["state"].items():
+        info = self.plan.latents[var]
+        for name, shape in info.state.items():
             self.state[name] = np.zeros(_shape(shape, self.sizes))
-        for alias, target in info["aliases"].items():
+        for alias, target in info.aliases.items():
             self.state[alias] = self.state[target]
-        _INIT[info["family"]](self.state, var, rng, info)
-        if "chain" in info:
+        _INIT[info.family](self.state, var, rng, info)
+        if info.chain is not None:
             _init_pairs(self.state, var, info)
 
     def clamp(self) -> None:
         """q of the observed entries of data with missing entries: a point mass at the datum (⟨x⟩ = x,
         ⟨x²⟩ = x², a one-hot row, H = 0).  The kernels never finish those entries again."""
         for var, (values, missing) in self.clamped.items():
-            info = self.plan["latents"][var]
             seen = ~missing
             x = values[seen]
-            fam = info["family"]
+            fam = self.plan.latents[var].family
             if fam == "Normal":
-                self.state[f"q_{var}__mean"][seen] = x
-                self.state[f"q_{var}__sd"][seen] = 0.0
-                self.state[f"m_{var}__x2"][seen] = x * x
+                self.state[ArrayNames.qparam(var, "mean")][seen] = x
+                self.state[ArrayNames.qparam(var, "sd")][seen] = 0.0
+                self.state[ArrayNames.moment(var, "x2")][seen] = x * x
             elif fam == "Bernoulli":
-                self.state[f"q_{var}__p"][seen] = x
+                self.state[ArrayNames.qparam(var, "p")][seen] = x
             elif fam == "Categorical":
-                p = self.state[f"q_{var}__p"]
+                p = self.state[ArrayNames.qparam(var, "p")]
                 p[seen] = 0.0
                 p[seen, x.astype(np.int64)] = 1.0
             elif fam == "MvNormal":
@@ -196,13 +197,13 @@ class Program:
                 # (runtime.finish_mvnormal_missing) and is made consistent here.  Rows in one axis (a row over no
                 # plate too); the arrays are the state's, as views
                 d = missing.shape[-1]
-                mean = self.state[f"q_{var}__mean"].reshape(-1, d)
-                cov = self.state[f"q_{var}__cov"].reshape(-1, d, d)
+                mean = self.state[ArrayNames.qparam(var, "mean")].reshape(-1, d)
+                cov = self.state[ArrayNames.qparam(var, "cov")].reshape(-1, d, d)
                 gone = missing.reshape(-1, d)
                 mean[~gone] = values.reshape(-1, d)[~gone]
                 cov[~gone[:, :, None] | ~gone[:, None, :]] = 0.0
-                self.state[f"m_{var}__xxT"].reshape(-1, d, d)[...] = cov + mean[:, :, None] * mean[:, None, :]
-                h = self.state[f"h_{var}"].reshape(-1)
+                self.state[ArrayNames.moment(var, "xxT")].reshape(-1, d, d)[...] = cov + mean[:, :, None] * mean[:, None, :]
+                h = self.state[ArrayNames.entropy(var)].reshape(-1)
                 for n, m in enumerate(gone):
                     block = cov[n][np.ix_(m, m)]
                     h[n] = 0.5 * (m.sum() * (1 + np.log(2 * np.pi)) + np.linalg.slogdet(block)[1]) if m.any() else 0.0
@@ -210,14 +211,14 @@ class Program:
             elif fam in ("Gamma", "Beta"):
                 # the moments are the datum's; the reported parameters a point mass to rounding (_point_mass)
                 for param, value in _point_mass(fam, x).items():
-                    self.state[f"q_{var}__{param}"][seen] = value
-                self.state[f"m_{var}__x"][seen] = x
-                self.state[f"m_{var}__logx"][seen] = np.log(x)
+                    self.state[ArrayNames.qparam(var, param)][seen] = value
+                self.state[ArrayNames.moment(var, "x")][seen] = x
+                self.state[ArrayNames.moment(var, "logx")][seen] = np.log(x)
                 if fam == "Beta":
-                    self.state[f"m_{var}__log1mx"][seen] = np.log1p(-x)
+                    self.state[ArrayNames.moment(var, "log1mx")][seen] = np.log1p(-x)
             else:       # (ppvi.language.check refuses every other support of `: missing`)
                 raise AssertionError(f"no point mass for a {fam} q")
-            self.state[f"h_{var}"][seen] = 0.0
+            self.state[ArrayNames.entropy(var)][seen] = 0.0
         self.stale = self.stale or bool(self.clamped)
 
     def _value(self, name: str) -> np.ndarray:
@@ -225,14 +226,15 @@ class Program:
         :func:`ppvi.infer.start.evaluate`."""
         v = self.model.variables[name]
         shape = _shape(list(v.shape), self.sizes)
-        info = self.plan["latents"].get(name)
+        info = self.plan.latents.get(name)
         if info is None:
-            key = f"v_{name}"
-        elif info["family"] == "Categorical":
+            key = ArrayNames.variable(name)
+        elif info.family == "Categorical":
             raise NotEvaluable(name)
         else:
-            key = {"Normal": "q_{}__mean", "MvNormal": "q_{}__mean", "Bernoulli": "q_{}__p",
-                   "Wishart": "m_{}__X"}.get(info["family"], "m_{}__x").format(name)
+            key = {"Normal": ArrayNames.qparam(name, "mean"), "MvNormal": ArrayNames.qparam(name, "mean"),
+                   "Bernoulli": ArrayNames.qparam(name, "p"),
+                   "Wishart": ArrayNames.moment(name, "X")}.get(info.family, ArrayNames.moment(name, "x"))
         if key not in self.state:
             raise NotEvaluable(name)       # (a param not started yet)
         return self.state[key].reshape(shape)
@@ -247,13 +249,14 @@ class Program:
     def _data_variance(self, var: str) -> float | None:
         """The largest variance of the data whose likelihood reads var (its scale where the prior is flat)."""
         with np.errstate(over="ignore", invalid="ignore"):     # (data × 10¹⁵⁴: inf, skipped below)
-            v = [float(np.var(self.state[f"v_{d}"])) for d in self.structure.data_of.get(var, ())]
+            v = [float(np.var(self.state[ArrayNames.variable(d)])) for d in self.structure.data_of.get(var, ())]
         v = [x for x in v if math.isfinite(x) and x > 0]
         return max(v) if v else None
 
     def _seeded(self, seed: Seed, rng: np.random.Generator) -> np.ndarray | None:
         """seed.var's start from its data: k-means++ centres, or atoms scaled to the data's power."""
-        x = self.state[f"v_{seed.data}"].reshape(_shape(list(self.model.variables[seed.data].shape), self.sizes))
+        x = self.state[ArrayNames.variable(seed.data)].reshape(
+            _shape(list(self.model.variables[seed.data].shape), self.sizes))
         shape = _shape(list(self.model.variables[seed.var].shape), self.sizes)
         units = shape[seed.axes.index("unit")]
         power = 1.0
@@ -270,8 +273,8 @@ class Program:
         """A Normal or MvNormal latent: k-means++ centres if it is a component mean (then True: the start is
         informed by the data), else a draw from its prior if it is local or multiplied by another latent;
         else the broad default stays."""
-        mv = self.plan["latents"][var]["family"] == "MvNormal"
-        shape = self.state[f"q_{var}__mean"].shape
+        mv = self.plan.latents[var].family == "MvNormal"
+        shape = self.state[ArrayNames.qparam(var, "mean")].shape
         d2 = self._data_variance(var)
         seed = self.structure.seeds.get(var)
         centres = self._seeded(seed, rng) if seed is not None else None
@@ -282,7 +285,7 @@ class Program:
             spread = (d2 or 1.0) * units / rows
             _set_normal(self.state, var, centres.reshape(shape), _isotropic(spread, shape, mv), mv)
             return True
-        if self.plan["latents"][var]["scope"] == "local" or any(var in pair for pair in self.structure.products):
+        if self.plan.latents[var].scope == "local" or any(var in pair for pair in self.structure.products):
             _set_normal(self.state, var, *prior_draw(self._prior(var), shape, mv, d2, rng), mv)
         return False
 
@@ -290,42 +293,43 @@ class Program:
     def update(self, var: str, damping: float | None = None) -> None:
         """One coordinate update.  With ``damping`` α a latent's elements are all updated from the
         moments before the update (parallel) and move a step α of the way in natural parameters."""
-        block = self.plan.get("block")
-        if block and var == block["name"]:
+        block = self.plan.block
+        if block and var == block.name:
             # a group latent and its members to convergence, group by group (codegen.module.block_kernel),
             # from its rows of the statistics as the statistics pass leaves them
-            self._call(block, reads=block["rows"])
+            self._call(block.kernel, reads=block.rows)
             self.stale = True
             return
-        info = self.plan["latents"].get(var) or self.plan["points"][var]
-        if info.get("method") == "gradient":
+        info = self.plan.entry(var)
+        if isinstance(info, PointPlan) and info.method == "gradient":
             self._gradient_step(var, info)
             return
-        if "local_step" in info and (damping is None or var not in self.plan["latents"]):
+        if info.local_step and (damping is None or var not in self.plan.latents):
             # the local step: the update that also sums the statistics (codegen.statistics); a point's
             # is the same in both schedules, only a latent's is damped
-            self._call(info["local_step"], reads=info["args"])
+            self._call(info.local_step, reads=info.update.args)
             self.stale = False
             self._check_bounded(var, info)
             return
-        if damping is not None and var in self.plan["latents"]:
-            info = info["damped"]
-            self.state["c__damping"] = np.array([float(damping)])
-            for a in info["args"]:
-                if a.startswith("o_"):
-                    self.state[a] = self.state[a[2:]].copy()
-                elif a.startswith("e_") and a not in self.state:
+        spec = info.update
+        if damping is not None and var in self.plan.latents:
+            spec = info.damped
+            self.state[ArrayNames.damping()] = np.array([float(damping)])
+            for a in spec.args:
+                if ArrayNames.snapshot_of(a) is not None:
+                    self.state[a] = self.state[ArrayNames.snapshot_of(a)].copy()
+                elif ArrayNames.is_natural(a) and a not in self.state:
                     self._natural_from_q(var)
-        self._call(info)
+        self._call(spec)
         self.stale = self.stale or self._feeds(var)
         self._check_bounded(var, info)
 
-    def _check_bounded(self, var: str, info: dict) -> None:
+    def _check_bounded(self, var: str, info: LatentPlan | PointPlan) -> None:
         """A point whose closed-form maximiser came out infinite (written +inf by codegen.module) has no
         maximum: the objective grows without bound along it, given the rest (the data fitted exactly)."""
-        if info.get("method") != "closed_form":
+        if not isinstance(info, PointPlan) or info.method != "closed_form":
             return
-        value = self.state[f"v_{var}"]
+        value = self.state[ArrayNames.variable(var)]
         if np.isfinite(value).all():
             return
         at = np.unravel_index(int(np.flatnonzero(~np.isfinite(value.ravel()))[0]), value.shape) if value.ndim else ()
@@ -337,8 +341,8 @@ class Program:
         how that showed, with ``{entry}`` for the entry's name."""
         v = self.model.variables[var]
         entry = f"{var}[{', '.join(map(str, at))}]" if v.shape else var
-        info = self.plan["latents"].get(var) or self.plan["points"][var]
-        what = "param" if info.get("kind") == "param" else "MAP point"
+        info = self.plan.entry(var)
+        what = "param" if isinstance(info, PointPlan) and info.kind == "param" else "MAP point"
         return Reporter(self.model.path, self.model.text).make(
             f"{what} `{entry}` {verdict}: {why.format(entry=entry)} (the data it governs are fitted "
             f"exactly, e.g. a constant column, a component left with a single point, or fewer rows than a "
@@ -349,9 +353,9 @@ class Program:
     def param_magnitudes(self) -> dict[str, tuple[float, tuple]]:
         """Each param's largest |entry| and where it is (a diverging param's measure: ppvi.infer.cavi)."""
         out = {}
-        for var, info in self.plan["points"].items():
-            value = self.state.get(f"v_{var}")
-            if info.get("kind") == "param" and isinstance(value, np.ndarray) and value.size:
+        for var, info in self.plan.points.items():
+            value = self.state.get(ArrayNames.variable(var))
+            if info.kind == "param" and isinstance(value, np.ndarray) and value.size:
                 flat = np.abs(value.ravel())
                 i = int(np.argmax(flat))
                 out[var] = (float(flat[i]), np.unravel_index(i, value.shape) if value.ndim else ())
@@ -359,29 +363,29 @@ class Program:
 
     def refresh_statistics(self) -> None:
         """Sum the statistics again if a local update has made them stale (chunked fits read them directly)."""
-        if self.stale and self.plan.get("stats"):
-            stats = self.plan["stats"]
-            getattr(self.module, stats["kernel"])(*(self.state[a] for a in stats["args"]))
+        if self.stale and self.plan.stats:
+            stats = self.plan.stats.kernel
+            getattr(self.module, stats.name)(*(self.state[a] for a in stats.args))
         self.stale = False
 
     def _feeds(self, var: str) -> bool:
         """Whether the statistics read var (a local variable): changing it makes them stale."""
-        return bool((self.plan["latents"].get(var) or self.plan["points"][var]).get("feeds"))
+        return self.plan.entry(var).feeds
 
-    def _call(self, info: dict, reads: list[str] | None = None):
+    def _call(self, spec: KernelSpec, reads: tuple[str, ...] | None = None):
         """Run a kernel; first the statistics pass, if the kernel reads statistics (its arguments, or
         ``reads``) that a local update has made stale."""
-        args = info["args"]
-        if self.stale and any(a.startswith("t_") for a in (args if reads is None else reads)):
+        args = spec.args
+        if self.stale and any(ArrayNames.is_statistic(a) for a in (args if reads is None else reads)):
             self.refresh_statistics()
-        return getattr(self.module, info["kernel"])(*(self.state[a] for a in args))
+        return getattr(self.module, spec.name)(*(self.state[a] for a in args))
 
     def _natural_from_q(self, var: str) -> None:
         """η of the current q(var), stored as e_<var>__<stat> (the damped schedule moves from it)."""
-        fam = self.plan["latents"][var]["family"]
+        fam = self.plan.latents[var].family
         # by (var, parameter) -> array, as ppvi.codegen.emit.Names.qparam names it: never by cutting a
         # name at `__`, which a user's name may hold (`_a`, `x__x`)
-        q = {p: self.state[f"q_{var}__{p}"] for p in STANDARD[fam]}
+        q = {p: self.state[ArrayNames.qparam(var, p)] for p in STANDARD[fam]}
         with np.errstate(divide="ignore", invalid="ignore"):    # (a point mass at an observed entry: η is ±∞)
             natural = _natural_missing_rows(q, self.clamped[var][1]) if fam == "MvNormal" and var in self.clamped \
                 else _natural(fam, q)
@@ -389,14 +393,14 @@ class Program:
             value = np.ascontiguousarray(value, dtype=float)
             if var in self.clamped:
                 value[~self.clamped[var][1]] = 0.0      # (never read: the kernels finish only missing entries)
-            self.state[f"e_{var}__{stat}"] = value
+            self.state[ArrayNames.natural(var, stat)] = value
 
-    def _gradient_step(self, var: str, info: dict) -> None:
+    def _gradient_step(self, var: str, info: PointPlan) -> None:
         """Generalised EM for a param with no closed-form maximiser: one gradient step with a
         backtracking line search, accepted only if the ELBO rises."""
-        value = self.state[f"v_{var}"]
-        grad = self.state.setdefault(f"g_{var}", np.zeros_like(value))
-        self._call(info)
+        value = self.state[ArrayNames.variable(var)]
+        grad = self.state.setdefault(ArrayNames.gradient(var), np.zeros_like(value))
+        self._call(info.update)
         norm = float(np.sqrt(np.sum(grad * grad)))
         if not norm > 0 or not np.isfinite(norm):
             return
@@ -414,10 +418,10 @@ class Program:
         self.stale = self.stale or feeds
 
     def expected_terms(self) -> np.ndarray:
-        return self._call(self.plan["elbo"])
+        return self._call(self.plan.elbo.kernel)
 
     def entropy(self, var: str) -> float:
-        return float(np.sum(self.state[f"h_{var}"]))
+        return float(np.sum(self.state[ArrayNames.entropy(var)]))
 
     def elbo(self, after_sweep: bool = False) -> float:
         """19.7: Σ_f E_q[log f] + Σ_x H[q(x)].
@@ -425,14 +429,14 @@ class Program:
         ``after_sweep``: right after a full sequential sweep, the last latent's share is read off its
         update (log Σ e^η per element; see codegen.module._last_local) instead of re-evaluated.
         """
-        fast = self.plan["elbo"].get("fast")
+        fast = self.plan.elbo.fast
         if after_sweep and fast is not None:
             terms = self._call(fast)
-            last = fast["latent"]
-            return self._total(terms) + float(np.sum(self.state[f"l_{last}"])) + sum(
-                self.entropy(v) for v in self.structure.order.sort(self.plan["latents"]) if v != last)
+            last = self.plan.elbo.fast_after
+            return self._total(terms) + float(np.sum(self.state[ArrayNames.log_normaliser(last)])) + sum(
+                self.entropy(v) for v in self.structure.order.sort(self.plan.latents) if v != last)
         return self._total(self.expected_terms()) + sum(
-            self.entropy(v) for v in self.structure.order.sort(self.plan["latents"]))
+            self.entropy(v) for v in self.structure.order.sort(self.plan.latents))
 
     def _total(self, terms: np.ndarray) -> float:
         """Σ of the factors' terms (one per factor, by id) in the canonical order of the factors: the same
@@ -453,23 +457,23 @@ class Program:
         before the other globals see its statistics; not in the damped (parallel)
         schedule, whose steps are single updates.
         """
-        lat, pts = self.plan["latents"], self.plan["points"]
-        block = None if damped else self.plan.get("block")
-        members = block["members"] if block else []
+        lat, pts = self.plan.latents, self.plan.points
+        block = None if damped else self.plan.block
+        members = block.members if block else ()
         sort = self.structure.order.sort
-        return (sort(v for v in pts if pts[v]["kind"] == "param")
-                + sort(v for v in lat if lat[v]["scope"] == "global" and v not in members)
-                + sort(v for v in lat if lat[v]["scope"] == "local" and v not in members)
-                + ([block["name"]] if block else []) + sort(v for v in pts if pts[v]["kind"] == "point"))
+        return (sort(v for v in pts if pts[v].kind == "param")
+                + sort(v for v in lat if lat[v].scope == "global" and v not in members)
+                + sort(v for v in lat if lat[v].scope == "local" and v not in members)
+                + ([block.name] if block else []) + sort(v for v in pts if pts[v].kind == "point"))
 
     def _mutable(self) -> list[str]:
         """The arrays a sweep writes: every q's parameters, moments and entropies, params and MAP
         latents (not the data, which may be most of the memory). Aliases are left out: ``restore``
         links them again."""
-        aliases = {a for info in self.plan["latents"].values() for a in info["aliases"]}
-        points = {f"v_{v}" for v in self.plan["points"]}
+        aliases = self.plan.aliases()
+        points = {ArrayNames.variable(v) for v in self.plan.points}
         return [k for k, v in self.state.items() if isinstance(v, np.ndarray) and k not in aliases
-                and (k[:2] in ("q_", "m_", "h_", "l_", "e_", "g_") or k in points)]
+                and (ArrayNames.is_swept(k) or k in points)]
 
     def mutable_bytes(self) -> int:
         return sum(self.state[k].nbytes for k in self._mutable())
@@ -479,7 +483,7 @@ class Program:
         snapshot stays whole only until the next start: :meth:`initialise` puts new arrays in their place before
         writing (the gradient's scratch ``g_`` is reused, so it is never handed over)."""
         return {k: self.state[k].copy() if copy else self.state[k] for k in self._mutable()
-                if copy or not k.startswith("g_")}
+                if copy or not ArrayNames.is_gradient(k)}
 
     def restore(self, snap: dict[str, np.ndarray], copy: bool = True) -> None:
         """The state of ``snap``; with ``copy=False`` its arrays become the program's own (no second q in memory)."""
@@ -490,9 +494,8 @@ class Program:
 
     def relink(self) -> None:
         """Moments that are another array under a second name point at it again."""
-        for info in self.plan["latents"].values():
-            for alias, target in info["aliases"].items():
-                self.state[alias] = self.state[target]
+        for alias, target in self.plan.aliases().items():
+            self.state[alias] = self.state[target]
 
 
 def group_index(by: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarray]:
@@ -519,9 +522,9 @@ def _set(state, name, value):
 
 
 def _init_normal(s, v, rng, info):
-    _set(s, f"q_{v}__mean", 0.0)
-    _set(s, f"q_{v}__sd", 1.0)
-    _set(s, f"m_{v}__x2", 1.0)
+    _set(s, ArrayNames.qparam(v, "mean"), 0.0)
+    _set(s, ArrayNames.qparam(v, "sd"), 1.0)
+    _set(s, ArrayNames.moment(v, "x2"), 1.0)
 
 
 def _isotropic(variance: float, shape: tuple[int, ...], mv: bool) -> np.ndarray:
@@ -530,32 +533,34 @@ def _isotropic(variance: float, shape: tuple[int, ...], mv: bool) -> np.ndarray:
 
 def _set_normal(s, v, mean, spread, mv: bool) -> None:
     """q(v) = N(mean, spread) (spread: variances, or covariances for an MvNormal), moments and entropy too."""
-    s[f"q_{v}__mean"][...] = mean
+    s[ArrayNames.qparam(v, "mean")][...] = mean
     if mv:
-        s[f"q_{v}__cov"][...] = spread
-        s[f"m_{v}__xxT"][...] = spread + mean[..., :, None] * mean[..., None, :]
-        s[f"h_{v}"][...] = (0.5 * mean.shape[-1] * (1 + LOG_2PI) + 0.5 * np.linalg.slogdet(spread)[1]).reshape(
-            s[f"h_{v}"].shape)
+        s[ArrayNames.qparam(v, "cov")][...] = spread
+        s[ArrayNames.moment(v, "xxT")][...] = spread + mean[..., :, None] * mean[..., None, :]
+        h = s[ArrayNames.entropy(v)]
+        h[...] = (0.5 * mean.shape[-1] * (1 + LOG_2PI) + 0.5 * np.linalg.slogdet(spread)[1]).reshape(h.shape)
     else:
-        s[f"q_{v}__sd"][...] = np.sqrt(spread)
-        s[f"m_{v}__x2"][...] = mean * mean + spread
-        s[f"h_{v}"][...] = 0.5 * (1 + LOG_2PI + np.log(spread))
+        s[ArrayNames.qparam(v, "sd")][...] = np.sqrt(spread)
+        s[ArrayNames.moment(v, "x2")][...] = mean * mean + spread
+        s[ArrayNames.entropy(v)][...] = 0.5 * (1 + LOG_2PI + np.log(spread))
 
 
 def _init_gamma(s, v, rng, info):
-    for n, val in (("q_{}__shape", 1.0), ("q_{}__rate", 1.0), ("m_{}__x", 1.0), ("m_{}__logx", -EULER)):
-        _set(s, n.format(v), val)
+    for n, val in ((ArrayNames.qparam(v, "shape"), 1.0), (ArrayNames.qparam(v, "rate"), 1.0),
+                   (ArrayNames.moment(v, "x"), 1.0), (ArrayNames.moment(v, "logx"), -EULER)):
+        _set(s, n, val)
 
 
 def _init_beta(s, v, rng, info):
-    for n, val in (("q_{}__a", 1.0), ("q_{}__b", 1.0), ("m_{}__x", 0.5), ("m_{}__logx", -1.0),
-                   ("m_{}__log1mx", -1.0)):
-        _set(s, n.format(v), val)
+    for n, val in ((ArrayNames.qparam(v, "a"), 1.0), (ArrayNames.qparam(v, "b"), 1.0),
+                   (ArrayNames.moment(v, "x"), 0.5),
+                   (ArrayNames.moment(v, "logx"), -1.0), (ArrayNames.moment(v, "log1mx"), -1.0)):
+        _set(s, n, val)
 
 
 def _init_bernoulli(s, v, rng, info):
-    p = s[f"q_{v}__p"]
-    if info["scope"] == "local":
+    p = s[ArrayNames.qparam(v, "p")]
+    if info.scope == "local":
         rng.random(out=p)            # uniform on (0.05, 0.95), drawn in place: no temporary as big as q
         p *= 0.9
         p += 0.05
@@ -565,7 +570,7 @@ def _init_bernoulli(s, v, rng, info):
 
 def _init_categorical(s, v, rng, info):
     """Locals: each row uniform on the simplex (normalised exponentials, Dirichlet(1, …, 1)), drawn in place."""
-    p = s[f"q_{v}__p"]
+    p = s[ArrayNames.qparam(v, "p")]
     if p.ndim > 1:
         rng.standard_exponential(out=p)
         p /= p.sum(axis=-1, keepdims=True)
@@ -576,39 +581,40 @@ def _init_categorical(s, v, rng, info):
 def _init_pairs(s, v, info):
     """A chain's ξₜ = rₜ₋₁ rₜᵀ for t ≥ start (the product of its random marginals; the rows of A count them
     before the chain's first update)."""
-    r, xi, start = s[f"q_{v}__p"], s[info["chain"]["pair"]], info["chain"]["start"]
+    r, xi, start = s[ArrayNames.qparam(v, "p")], s[info.chain.pair], info.chain.start
     xi[...] = 0.0
     xi[..., start:, :, :] = r[..., start - 1:-1, :, None] * r[..., start:, None, :]
 
 
 def _init_dirichlet(s, v, rng, info):
-    k = s[f"q_{v}__alpha"].shape[-1]
-    _set(s, f"q_{v}__alpha", 1.0)
-    _set(s, f"m_{v}__logp", _digamma_half(1.0) - _digamma_half(float(k)))
-    _set(s, f"m_{v}__x", 1.0 / k)
+    k = s[ArrayNames.qparam(v, "alpha")].shape[-1]
+    _set(s, ArrayNames.qparam(v, "alpha"), 1.0)
+    _set(s, ArrayNames.moment(v, "logp"), _digamma_half(1.0) - _digamma_half(float(k)))
+    _set(s, ArrayNames.moment(v, "x"), 1.0 / k)
 
 
 def _init_mvnormal(s, v, rng, info):
-    d = s[f"q_{v}__mean"].shape[-1]
-    _set(s, f"q_{v}__mean", 0.0)
-    _set(s, f"q_{v}__cov", np.eye(d))
-    _set(s, f"m_{v}__xxT", np.eye(d))
+    d = s[ArrayNames.qparam(v, "mean")].shape[-1]
+    _set(s, ArrayNames.qparam(v, "mean"), 0.0)
+    _set(s, ArrayNames.qparam(v, "cov"), np.eye(d))
+    _set(s, ArrayNames.moment(v, "xxT"), np.eye(d))
 
 
 def _init_wishart(s, v, rng, info):
-    d = s[f"q_{v}__scale"].shape[-1]
+    d = s[ArrayNames.qparam(v, "scale")].shape[-1]
     df = d + 1.0
-    _set(s, f"q_{v}__df", df)
-    _set(s, f"q_{v}__scale", np.eye(d) / df)
-    _set(s, f"m_{v}__X", np.eye(d))
+    _set(s, ArrayNames.qparam(v, "df"), df)
+    _set(s, ArrayNames.qparam(v, "scale"), np.eye(d) / df)
+    _set(s, ArrayNames.moment(v, "X"), np.eye(d))
     elogdet = sum(_digamma_half((df + 1 - i) / 2) for i in range(1, d + 1)) + d * math.log(2) - d * math.log(df)
-    _set(s, f"m_{v}__logdet", elogdet)
+    _set(s, ArrayNames.moment(v, "logdet"), elogdet)
 
 
 def _init_polya_gamma(s, v, rng, info):
     """PG(1, 0): E[ω] = 1/4, the weight of a Bernoulli at ψ = 0 (the first sweep sets b from the model)."""
-    for n, val in (("q_{}__b", 1.0), ("q_{}__c", 0.0), ("m_{}__x", 0.25), ("m_{}__base", 0.0), ("h_{}", 0.0)):
-        _set(s, n.format(v), val)
+    for n, val in ((ArrayNames.qparam(v, "b"), 1.0), (ArrayNames.qparam(v, "c"), 0.0),
+                   (ArrayNames.moment(v, "x"), 0.25), (ArrayNames.moment(v, "base"), 0.0), (ArrayNames.entropy(v), 0.0)):
+        _set(s, n, val)
 
 
 _INIT = {"Normal": _init_normal, "Gamma": _init_gamma, "Beta": _init_beta, "Bernoulli": _init_bernoulli,

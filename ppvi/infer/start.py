@@ -33,6 +33,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from ppvi.codegen.plan import ArrayNames
 from ppvi.errors import Diagnostic
 from ppvi.graph.order import Order, order
 from ppvi.language import ast
@@ -408,7 +409,7 @@ def symmetric_points(program, elbos: list[float], tol: float) -> list[Diagnostic
     finite = [e for e in elbos if math.isfinite(e)]
     spread = max(finite) - min(finite) if len(finite) > 1 else 0.0
     for z in s.mixtures:
-        p = program.state[f"q_{z}__p"]
+        p = program.state[ArrayNames.qparam(z, "p")]
         if p.shape[-1] < 2 or p.size == 0 or spread <= max(tol, 1e-9) * max(1.0, abs(max(finite))):
             continue
         labels = np.argmax(p.reshape(-1, p.shape[-1]), axis=1)

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from ppvi.codegen.plan import ArrayNames, PointPlan
 from ppvi.errors import Diagnostic, PPVIError
 from ppvi.infer.cavi import ElboDecrease, Fit, _refuse_overflowing_data, _worse, record
 from ppvi.infer.chunks import Layout, split
@@ -80,31 +81,31 @@ def _refuse(program: Program, why: str) -> PPVIError:
 def check(program: Program, layout: Layout, data: Streamed | None = None) -> None:
     """A model the streamed runner can fit (the module's docstring)."""
     plan = program.plan
-    block = plan.get("block")
+    block = plan.block
     if block and data is not None and data.unit != layout.member:
         raise _refuse(program, f"its group block's members `{layout.member}` are not the rows of the data "
                                f"(`{data.unit}`)")
     steps = layout.local_steps
-    if not steps or any(s not in plan["latents"] and not (block and s == block["name"]) for s in steps):
+    if not steps or any(s not in plan.latents and not (block and s == block.name) for s in steps):
         raise _refuse(program, f"its local step updates {', '.join(steps) or 'nothing'}; a streamed "
                                "fit steps local latents (or a group block) under the globals in each chunk")
     for var in layout.global_steps:
-        info = plan["latents"].get(var) or plan["points"][var]
-        if info.get("method") == "gradient" or info.get("feeds"):
+        info = plan.entry(var)
+        if (isinstance(info, PointPlan) and info.method == "gradient") or info.feeds:
             raise _refuse(program, f"`{var}` is learnt from every unit's local q at once")
-        kernel = info.get("local_step", info) if var not in plan["latents"] else info
-        direct = [a for a in kernel["args"] if layout.cut_axis(a) is not None]
+        kernel = (info.local_step or info.update) if var not in plan.latents else info.update
+        direct = [a for a in kernel.args if layout.cut_axis(a) is not None]
         if direct:
             raise _refuse(program, f"the update of `{var}` reads {', '.join(sorted(direct))} unit by unit")
-    for key, (_kind, var) in plan["derived"].items():
+    for key, (_kind, var) in plan.derived.items():
         if layout.cut_axis(key) is not None:
             raise _refuse(program, f"it needs the inverse of data `{var}` of every unit")
 
 
 def group_by(module) -> tuple[str, str] | None:
     """(the group index, the groups' dim) of a model with a group block (LDA: ``doc``, ``M``), else None."""
-    block = module.PLAN.get("block")
-    return (block["by"], block["groups"]) if block else None
+    block = module.PLAN.block
+    return (block.by, block.groups) if block else None
 
 
 def pilot(model, module, data: Streamed, units: int) -> Program:
@@ -211,10 +212,10 @@ class Streamer:
         check(whole, self.layout, data)
         self.total = data.sizes[self.layout.unit]
         self.chunk = max(1, int(chunk))
-        self.aliases = {a: t for info in whole.plan["latents"].values() for a, t in info["aliases"].items()}
+        self.aliases = whole.plan.aliases()
         self.starts = {0: 0, self.total: data.sizes[data.unit]}      # unit -> its first row of the data
         # (kept: a block starts from its members' q, and local latents updated in turn read each other's)
-        self.keep = bool(whole.plan.get("block")) or len(self.layout.local_steps) > 1
+        self.keep = whole.plan.block is not None or len(self.layout.local_steps) > 1
         self.local_dir = local_dir
         self.kept: Store | None = None
         self.locate([(0, self.total)])
@@ -223,7 +224,7 @@ class Streamer:
     def local_keys(self) -> tuple[str, ...]:
         """The whole program's arrays with a unit axis that a chunk has its own of (not the data): local q."""
         return tuple(k for k, a in self.whole.state.items() if k not in self.aliases and isinstance(a, np.ndarray)
-                     and self.layout.cut_axis(k) is not None and not k.startswith(("v_", "c_")))
+                     and self.layout.cut_axis(k) is not None and not ArrayNames.is_input(k))
 
     @property
     def rows_a_chunk(self) -> int:
@@ -262,13 +263,14 @@ class Streamer:
         for key, arr in whole.state.items():
             if key in self.aliases:
                 continue
-            if key.startswith("n_") and key[2:] in sizes:
-                state[key] = sizes[key[2:]]
+            if ArrayNames.size_of(key) in sizes:
+                state[key] = sizes[ArrayNames.size_of(key)]
             elif key in layout.global_stats:
                 state[key] = np.zeros_like(arr)
-            elif key.startswith("v_") and key[2:] in rows:
-                shape = tuple(sizes[e] if isinstance(e, str) else int(e) for e in whole.model.variables[key[2:]].shape)
-                state[key] = rows[key[2:]].reshape(shape)
+            elif ArrayNames.variable_of(key) in rows:
+                var = ArrayNames.variable_of(key)
+                shape = tuple(sizes[e] if isinstance(e, str) else int(e) for e in whole.model.variables[var].shape)
+                state[key] = rows[var].reshape(shape)
             elif key in local:
                 axis = layout.cut_axis(key)
                 shape = list(arr.shape)
@@ -278,8 +280,10 @@ class Streamer:
                 state[key] = arr
         if layout.by is not None:
             # (the chunk's own group numbers, 0..b−a−1: its rows are groups a..b−1, sorted)
-            by = state[f"v_{layout.by}"] = state[f"v_{layout.by}"] - a
-            state[f"c_order__{layout.by}"], state[f"c_start__{layout.by}"] = group_index(by, b - a)
+            name = ArrayNames.variable(layout.by)
+            by = state[name] = state[name] - a
+            state[ArrayNames.constant("order", layout.by)], state[ArrayNames.constant("start", layout.by)] = \
+                group_index(by, b - a)
         for alias, target in self.aliases.items():
             state[alias] = state[target]
         p = Program(whole.model, whole.module, sizes, state, given=whole.given, structure=whole.structure)
@@ -367,7 +371,7 @@ class Streamer:
         """19.7 from a pass's sums: the factors' terms in the canonical order, then the entropies."""
         return self.whole._total(done.terms) + sum(
             done.entropy[v] if v in done.entropy else self.whole.entropy(v)
-            for v in self.whole.structure.order.sort(self.whole.plan["latents"]))
+            for v in self.whole.structure.order.sort(self.whole.plan.latents))
 
     def global_step(self) -> None:
         for var in self.layout.global_steps:
@@ -411,7 +415,7 @@ def start(streamer: Streamer, rng: np.random.Generator, start: Start | None) -> 
     # (the whole program's arrays with a unit axis stay the pilot's, and so does its size of the unit dim; only
     # the count the global steps read, n_<unit>, is the whole data's)
     whole, unit = streamer.whole, streamer.layout.unit
-    whole.state[f"n_{unit}"] = whole.sizes[unit]
+    whole.state[ArrayNames.size(unit)] = whole.sizes[unit]
     held = {k: v for k, v in start.q.items() if k not in streamer.layout.local_latents} if start else None
     drawn = rng.bit_generator.state
     informed = whole.initialise(rng, None if start is None else type(start)(held, start.params, start.source))
@@ -420,7 +424,7 @@ def start(streamer: Streamer, rng: np.random.Generator, start: Start | None) -> 
         whole.refresh_statistics()
         for var in streamer.layout.global_steps:
             whole.update(var)
-    whole.state[f"n_{unit}"] = streamer.total
+    whole.state[ArrayNames.size(unit)] = streamer.total
     whole.stale = False
     if not streamer.keep:
         return streamer.local_pass(0, streamer.total)
@@ -548,12 +552,12 @@ def run_svi(streamer: Streamer, rng: np.random.Generator, settings,
 
 def _svi_step(p: Program, var: str, rho: float) -> None:
     """A global's step ρ toward its batch update (as ppvi.infer.svi.Stepper.global_step)."""
-    if var in p.plan["latents"]:
+    if var in p.plan.latents:
         p.update(var, damping=rho)
         return
-    old = p.state[f"v_{var}"].copy()
+    old = p.state[ArrayNames.variable(var)].copy()
     p.update(var)
-    value = p.state[f"v_{var}"]
+    value = p.state[ArrayNames.variable(var)]
     value *= rho
     value += (1.0 - rho) * old
 
@@ -581,13 +585,13 @@ def finish(streamer: Streamer, chunking: Chunking, restarted: bool = False) -> d
         shutil.rmtree(directory, ignore_errors=True)
     else:
         for key in mapped:
-            if not key.startswith("q_"):
+            if not ArrayNames.is_qparam(key):
                 os.remove(os.path.join(directory, key + ".npy"))
     whole, layout = streamer.whole, streamer.layout
     for key, a in mapped.items():
         whole.state[key] = a
     whole.relink()
-    whole.sizes[layout.unit] = whole.state[f"n_{layout.unit}"] = streamer.total
+    whole.sizes[layout.unit] = whole.state[ArrayNames.size(layout.unit)] = streamer.total
     if layout.member is not None:
-        whole.sizes[layout.member] = whole.state[f"n_{layout.member}"] = streamer.data.sizes[layout.member]
+        whole.sizes[layout.member] = whole.state[ArrayNames.size(layout.member)] = streamer.data.sizes[layout.member]
     return mapped

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from ppvi.codegen.plan import ArrayNames, PointPlan
 from ppvi.errors import Diagnostic, PPVIError
 from ppvi.infer.cavi import Fit
 from ppvi.infer.chunks import Chunk, Layout, split
@@ -85,13 +86,13 @@ def check(program: Program, layout: Layout, what: str = "stochastic VI",
     param is learnt by gradient steps on the whole ELBO."""
     plan = program.plan
     for var in layout.global_steps:
-        info = plan["latents"].get(var) or plan["points"][var]
-        if info.get("method") == "gradient":
+        info = plan.entry(var)
+        if isinstance(info, PointPlan) and info.method == "gradient":
             raise PPVIError(Diagnostic(
                 f"{what} cannot learn param `{var}`: it has no closed-form M-step (ppvi takes gradient "
                 "steps on the whole ELBO for it)", program.model.path, hint=hint))
-        kernel = info.get("damped", info) if var in plan["latents"] else info
-        direct = [a for a in kernel["args"] if layout.cut_axis(a) is not None and not a.startswith("t_")]
+        kernel = info.damped if var in plan.latents else info.update
+        direct = [a for a in kernel.args if layout.cut_axis(a) is not None and not ArrayNames.is_statistic(a)]
         if direct:
             raise PPVIError(Diagnostic(
                 f"{what} needs the update of `{var}` to read the data through sums over the units, but it "
@@ -138,12 +139,12 @@ class Stepper:
         for var in self.layout.global_steps:
             if before is not None:
                 before(var)
-            if var in p.plan["latents"]:
+            if var in p.plan.latents:
                 p.update(var, damping=rho)
             else:
-                old = p.state[f"v_{var}"].copy()
+                old = p.state[ArrayNames.variable(var)].copy()
                 p.update(var)
-                value = p.state[f"v_{var}"]
+                value = p.state[ArrayNames.variable(var)]
                 value *= rho
                 value += (1.0 - rho) * old
         p.stale = True      # (the whole program's statistics are the minibatch's, scaled: not its own)
@@ -203,11 +204,11 @@ class Stream:
         plan = program.plan
         keys = []
         for var in layout.global_steps:
-            if var in plan["latents"]:
-                keys += [k for k in plan["latents"][var]["state"]]
-                keys += [k for k in program.state if k.startswith(f"e_{var}__")]
+            if var in plan.latents:
+                keys += list(plan.latents[var].state)
+                keys += [k for k in program.state if ArrayNames.is_natural_of(k, var)]
             else:
-                keys.append(f"v_{var}")
+                keys.append(ArrayNames.variable(var))
         return keys
 
     def step(self, program: Program, total: int, rng: np.random.Generator) -> Fit:

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 import numpy as np
 from numba import njit
 
+from ppvi.codegen.plan import ArrayNames
 from ppvi.codegen.runtime import (finish_bernoulli, finish_beta, finish_categorical, finish_dirichlet, finish_gamma,
                                   finish_mvnormal, finish_normal, finish_polya_gamma, finish_wishart)
 from ppvi.errors import Diagnostic, PPVIError, did_you_mean
@@ -76,16 +77,16 @@ def apply(program: Program, start: Start) -> set[str]:
         return a.reshape(want)
 
     for name, entry in start.q.items():
-        point = name in plan.get("point", [])
-        if name not in plan["latents"] and not point:
-            hint = did_you_mean(name, list(plan["latents"]) + list(plan.get("point", [])))
+        point = name in plan.point
+        if name not in plan.latents and not point:
+            hint = did_you_mean(name, list(plan.latents) + list(plan.point))
             raise fail(f"the start holds q({name}), but `{name}` is not a latent of model `{model.name}`", hint)
-        family = "point" if point else plan["latents"][name]["family"]
+        family = "point" if point else plan.latents[name].family
         if not isinstance(entry, Mapping) or entry.get("family") != family:
             given = entry.get("family") if isinstance(entry, Mapping) else type(entry).__name__
             raise fail(f"q({name}) in the start is {given!r}; this model's q({name}) is {family}")
         if point:
-            target = program.state[f"v_{name}"]
+            target = program.state[ArrayNames.variable(name)]
             target[...] = array(f"q({name}) `value`", entry.get("value"), target.shape)
             continue
         standard = {}
@@ -93,19 +94,19 @@ def apply(program: Program, start: Start) -> set[str]:
             if p not in entry:
                 raise fail(f"q({name}) in the start has no `{p}`",
                            f"a {family} q is given by {', '.join(STANDARD[family])}")
-            standard[p] = array(f"q({name}) `{p}`", entry[p], program.state[f"q_{name}__{p}"].shape)
+            standard[p] = array(f"q({name}) `{p}`", entry[p], program.state[ArrayNames.qparam(name, p)].shape)
         problem = _outside(family, standard)
         if problem:
             raise fail(f"q({name}) in the start is not a valid {family}: {problem}")
         _FINISH[family](program.state, name, _natural(family, standard))
-        if not all(np.all(np.isfinite(program.state[k])) for k in plan["latents"][name]["state"]):
+        if not all(np.all(np.isfinite(program.state[k])) for k in plan.latents[name].state):
             raise fail(f"q({name}) in the start is not a valid {family}: its moments are not finite")
     params = {v.name: v for v in model.of_kind("param")}
     for name, value in start.params.items():
         if name not in params:
             raise fail(f"the start holds param `{name}`, which model `{model.name}` does not have",
                        did_you_mean(name, params))
-        target = program.state[f"v_{name}"]
+        target = program.state[ArrayNames.variable(name)]
         a = array(f"param `{name}`", value, target.shape)
         problem = _unsupported(params[name].support, a.reshape(tuple(target.shape)))
         if problem:
@@ -218,44 +219,47 @@ def _eta(eta: dict[str, np.ndarray], stat: str, like: np.ndarray, event: int = 0
     return np.ascontiguousarray(np.broadcast_to(eta[stat], like.shape), dtype=float).reshape(_flat(like, event).shape)
 
 
-def _finish_scalar(kernel, stats: tuple[str, ...], arrays: tuple[str, ...]):
+def _finish_scalar(kernel, stats: tuple[str, ...], arrays: tuple[tuple[str, ...], ...]):
+    """A finish of a scalar family: ``arrays`` q's arrays it writes, by role (ArrayNames.owned)."""
     def finish(s: dict, v: str, eta: dict) -> None:
-        outs = [s[a.format(v)] for a in arrays]
+        outs = [s[ArrayNames.owned(v, *a)] for a in arrays]
         kernel(*(_eta(eta, st, outs[0]) for st in stats), *(_flat(o) for o in outs))
     return finish
 
 
 def _finish_categorical(s, v, eta):
-    p = s[f"q_{v}__p"]
-    _categorical(_eta(eta, "onehot", p, 1), _flat(p, 1), _flat(s[f"h_{v}"]), _flat(s[f"l_{v}"]))
+    p = s[ArrayNames.qparam(v, "p")]
+    _categorical(_eta(eta, "onehot", p, 1), _flat(p, 1), _flat(s[ArrayNames.entropy(v)]),
+                 _flat(s[ArrayNames.log_normaliser(v)]))
 
 
 def _finish_dirichlet(s, v, eta):
-    alpha = s[f"q_{v}__alpha"]
-    _dirichlet(_eta(eta, "logp", alpha, 1), _flat(alpha, 1), _flat(s[f"m_{v}__logp"], 1), _flat(s[f"m_{v}__x"], 1),
-               _flat(s[f"h_{v}"]))
+    alpha = s[ArrayNames.qparam(v, "alpha")]
+    _dirichlet(_eta(eta, "logp", alpha, 1), _flat(alpha, 1), _flat(s[ArrayNames.moment(v, "logp")], 1),
+               _flat(s[ArrayNames.moment(v, "x")], 1), _flat(s[ArrayNames.entropy(v)]))
 
 
 def _finish_mvnormal(s, v, eta):
-    mean, cov = s[f"q_{v}__mean"], s[f"q_{v}__cov"]
+    mean, cov = s[ArrayNames.qparam(v, "mean")], s[ArrayNames.qparam(v, "cov")]
     _mvnormal(_eta(eta, "x", mean, 1), _eta(eta, "xxT", cov, 2), _flat(mean, 1), _flat(cov, 2),
-              _flat(s[f"m_{v}__xxT"], 2), _flat(s[f"h_{v}"]))
+              _flat(s[ArrayNames.moment(v, "xxT")], 2), _flat(s[ArrayNames.entropy(v)]))
 
 
 def _finish_wishart(s, v, eta):
-    scale, df = s[f"q_{v}__scale"], s[f"q_{v}__df"]
-    _wishart(_eta(eta, "logdet", df), _eta(eta, "X", scale, 2), _flat(df), _flat(scale, 2), _flat(s[f"m_{v}__X"], 2),
-             _flat(s[f"m_{v}__logdet"]), _flat(s[f"h_{v}"]))
+    scale, df = s[ArrayNames.qparam(v, "scale")], s[ArrayNames.qparam(v, "df")]
+    _wishart(_eta(eta, "logdet", df), _eta(eta, "X", scale, 2), _flat(df), _flat(scale, 2),
+             _flat(s[ArrayNames.moment(v, "X")], 2), _flat(s[ArrayNames.moment(v, "logdet")]),
+             _flat(s[ArrayNames.entropy(v)]))
 
 
 _FINISH = {
-    "Normal": _finish_scalar(_normal, ("x", "x2"), ("q_{}__mean", "q_{}__sd", "m_{}__x2", "h_{}")),
-    "Gamma": _finish_scalar(_gamma, ("x", "logx"), ("q_{}__shape", "q_{}__rate", "m_{}__x", "m_{}__logx", "h_{}")),
+    "Normal": _finish_scalar(_normal, ("x", "x2"), (("q", "mean"), ("q", "sd"), ("m", "x2"), ("h",))),
+    "Gamma": _finish_scalar(_gamma, ("x", "logx"), (("q", "shape"), ("q", "rate"), ("m", "x"), ("m", "logx"), ("h",))),
     "Beta": _finish_scalar(_beta, ("logx", "log1mx"),
-                           ("q_{}__a", "q_{}__b", "m_{}__x", "m_{}__logx", "m_{}__log1mx", "h_{}")),
-    "Bernoulli": _finish_scalar(_bernoulli, ("x",), ("q_{}__p", "h_{}")),
+                           (("q", "a"), ("q", "b"), ("m", "x"), ("m", "logx"), ("m", "log1mx"), ("h",))),
+    "Bernoulli": _finish_scalar(_bernoulli, ("x",), (("q", "p"), ("h",))),
     "Categorical": _finish_categorical, "Dirichlet": _finish_dirichlet, "MvNormal": _finish_mvnormal,
     "Wishart": _finish_wishart,
     "PolyaGamma": _finish_scalar(_polya_gamma, ("x", "base"),
-                                 ("q_{}__b", "q_{}__c", "m_{}__x", "m_{}__base", "h_{}")),
+                                 (("q", "b"), ("q", "c"), ("m", "x"), ("m", "base"), ("h",))),
 }

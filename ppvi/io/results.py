@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
+from ppvi.codegen.plan import ArrayNames
 from ppvi.errors import Diagnostic, PPVIError
 from ppvi.files import check_writable, write_atomic
 from ppvi.io.posterior import STANDARD, conform, mean, value_shape
@@ -46,10 +47,10 @@ def from_fit(fit, provenance: Provenance | None = None, warnings: tuple[str, ...
     model = prog.model
     q = _q_of(prog, prog.state)
     chains = tuple(_q_of(prog, state) for state in getattr(fit, "restart_states", ()))
-    params = {v.name: _view(prog.state[f"v_{v.name}"], _size(prog, v)) for v in model.of_kind("param")}
+    params = {v.name: _view(prog.state[ArrayNames.variable(v.name)], _size(prog, v)) for v in model.of_kind("param")}
     axes = {v.name: axes_of(v.name, v.shape) for v in model.variables.values() if v.kind in ("param", "data")}
     plan = prog.plan
-    objective = ("log_joint" if plan.get("point") else "log_likelihood" if plan.get("exact_em") else
+    objective = ("log_joint" if plan.point else "log_likelihood" if plan.exact_em else
                  ELBO_LOG_Z if model.unnormalised else "elbo")
     return Result(model=model.name, elbo=float(fit.elbo), elbo_trace=tuple(float(x) for x in fit.trace),
                   iterations=int(fit.iterations), converged=bool(fit.converged), q=q, params=params, axes=axes,
@@ -62,10 +63,10 @@ def _q_of(prog, state: Mapping[str, np.ndarray]) -> dict[str, Q]:
     """q of every latent as a state (the program's, or a snapshot of it) holds it."""
     model = prog.model
     q: dict[str, Q] = {}
-    for var, info in prog.plan["latents"].items():
+    for var, info in prog.plan.latents.items():
         v = model.variables[var]
-        family = info["family"]
-        params = conform(family, {p: state[f"q_{var}__{p}"] for p in STANDARD[family]}, _size(prog, v))
+        family = info.family
+        params = conform(family, {p: state[ArrayNames.qparam(var, p)] for p in STANDARD[family]}, _size(prog, v))
         categories = None
         if family == "Categorical":
             k = v.support_dim
@@ -73,17 +74,17 @@ def _q_of(prog, state: Mapping[str, np.ndarray]) -> dict[str, Q]:
         clamped = getattr(prog, "clamped", {}).get(var)
         q[var] = Q(family, {p: _view(a) for p, a in params.items()}, axes_of(var, v.shape), categories,
                    None if clamped is None else _view(clamped[1], _size(prog, v)))
-    for var in prog.plan.get("point", []):
+    for var in prog.plan.point:
         v = model.variables[var]
-        q[var] = Q("point", {"value": _view(state[f"v_{var}"], _size(prog, v))}, axes_of(var, v.shape))
+        q[var] = Q("point", {"value": _view(state[ArrayNames.variable(var)], _size(prog, v))}, axes_of(var, v.shape))
     return q
 
 
 def sweep_steps(fit) -> tuple[str, ...]:
     """The steps of a sweep as a reader sees them; a group block with its members and its groups."""
-    block = fit.program.plan.get("block")
-    return tuple(f"({', '.join(block['members'])}) for each value of {block['by']}, until settled"
-                 if block and step == block["name"] else step for step in fit.order)
+    block = fit.program.plan.block
+    return tuple(f"({', '.join(block.members)}) for each value of {block.by}, until settled"
+                 if block and step == block.name else step for step in fit.order)
 
 
 def _size(prog, v) -> tuple[int, ...]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ppvi.codegen.cache import fixed_sizes, load as load_module
+from ppvi.codegen.plan import KernelSpec, Plan
 from ppvi.infer.program import Program
 from ppvi.io.data import Source, bind, default_data_path, read_file
 from ppvi.language import load, loads
@@ -143,23 +144,23 @@ def program(model, data=None, dims=None, seed: int = 0, e_step: bool = False) ->
     return p
 
 
-def kernels(plan: dict) -> list[tuple[str, dict]]:
-    """(label, {"kernel", "args"}) of every kernel a plan names."""
+def kernels(plan: Plan) -> list[tuple[str, KernelSpec]]:
+    """(label, the kernel's spec) of every kernel a plan names."""
     out = []
-    for var, info in plan["latents"].items():
-        out.append((f"update {var}", info))
-        for extra in ("damped", "local_step"):
-            if extra in info:
-                out.append((f"{extra} {var}", info[extra]))
-    for var, info in plan["points"].items():
-        out.append((f"update {var}", info))
-        if "local_step" in info:
-            out.append((f"local_step {var}", info["local_step"]))
-    out.append(("elbo", plan["elbo"]))
-    if "fast" in plan["elbo"]:
-        out.append(("elbo fast", plan["elbo"]["fast"]))
-    if plan.get("stats"):
-        out.append(("statistics", plan["stats"]))
-    if plan.get("block"):
-        out.append(("block", plan["block"]))
+    for var, info in plan.latents.items():
+        out.append((f"update {var}", info.update))
+        for extra, spec in (("damped", info.damped), ("local_step", info.local_step)):
+            if spec is not None:
+                out.append((f"{extra} {var}", spec))
+    for var, info in plan.points.items():
+        out.append((f"update {var}", info.update))
+        if info.local_step is not None:
+            out.append((f"local_step {var}", info.local_step))
+    out.append(("elbo", plan.elbo.kernel))
+    if plan.elbo.fast is not None:
+        out.append(("elbo fast", plan.elbo.fast))
+    if plan.stats:
+        out.append(("statistics", plan.stats.kernel))
+    if plan.block:
+        out.append(("block", plan.block.kernel))
     return out

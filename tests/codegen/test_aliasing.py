@@ -19,8 +19,8 @@ from programs import all_models, kernels, program
 @pytest.mark.parametrize("name", all_models())
 def test_no_kernel_receives_one_array_under_two_names(name):
     p = program(name)
-    assert p.plan["latents"] or p.plan["points"]
+    assert p.plan.latents or p.plan.points
     for label, info in kernels(p.plan):
-        arrays = {a: p.state[a] for a in info["args"] if isinstance(p.state.get(a), np.ndarray)}
+        arrays = {a: p.state[a] for a in info.args if isinstance(p.state.get(a), np.ndarray)}
         for a, b in itertools.combinations(arrays, 2):
             assert not np.shares_memory(arrays[a], arrays[b]), f"{name}: {label} gets one array as {a} and {b}"

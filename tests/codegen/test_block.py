@@ -38,15 +38,15 @@ def _elogdir(a: np.ndarray) -> np.ndarray:
 
 def test_lda_has_a_block_and_the_other_examples_do_not():
     p = _lda(1)
-    block = p.plan["block"]
-    assert block["members"] == ["theta", "z"] and block["by"] == "doc" and block["groups"] == "M"
+    block = p.plan.block
+    assert block.members == ("theta", "z") and block.by == "doc" and block.groups == "M"
     assert p.schedule() == ["phi", "theta, z"]
     assert p.schedule(damped=True) == ["phi", "theta", "z"]        # single updates when damped (globals first)
     summary = ppvi.load(str(MODELS / "lda.ppvi")).fit(max_iter=2).summary()
     assert summary.splitlines()[1] == "sweep: phi; (theta, z) for each value of doc, until settled"
     for stem in ("gmm", "gmm_1d", "dirichlet_categorical", "bernoulli_mixture"):
         m = ppvi.load(str(MODELS / f"{stem}.ppvi"))
-        assert "block" not in m.fit(max_iter=1).fit.program.plan, stem
+        assert m.fit(max_iter=1).fit.program.plan.block is None, stem
 
 
 def test_one_block_step_is_the_blei_ng_jordan_e_step_to_convergence():
@@ -129,7 +129,7 @@ def test_a_block_with_a_continuous_local_latent(tmp_path):
     path = tmp_path / "noise.ppvi"
     path.write_text(NOISE)
     p = ppvi.load(str(path)).fit({"grp": grp, "y": y}, max_iter=2, tol=0.0).fit.program
-    assert p.plan["block"]["members"] == ["tau", "h"]
+    assert p.plan.block.members == ("tau", "h")
     before = p.elbo()
     p.update("tau, h")
     assert p.elbo() >= before - 1e-9 * abs(before)
@@ -189,7 +189,7 @@ def test_a_block_whose_local_terms_read_continuous_data(tmp_path):
     grp = rng.integers(0, G, N)
     x = rng.normal(np.array([-4.0, 0.0, 5.0])[rng.integers(0, 3, N)], 1.0)
     p = _grouped(tmp_path, x, grp)
-    assert p.plan["block"]["members"] == ["theta", "z"]
+    assert p.plan.block.members == ("theta", "z")
     p.update("mu")
     before = p.elbo()
     p.update("theta, z")

@@ -39,6 +39,7 @@ report = {
     "linalg": "scipy.linalg" in sys.modules,
     "blas": "scipy.linalg.cython_blas" in sys.modules,
     "lark": "lark" in sys.modules,
+    "sympy": "sympy" in sys.modules,
     "fastload": "ppvi.codegen.fastload" in sys.modules and sys.modules["ppvi.codegen.fastload"] is not None,
 }
 from numba.core.environment import Environment
@@ -79,6 +80,7 @@ def test_a_warm_run_loads_every_kernel_from_the_cache_without_the_compiler(cold,
     assert not report["registries"], "the warm run loaded Numba's lowering registries"
     assert report["blas"] and not report["linalg"], "dgemm was found through the whole of scipy.linalg"
     assert not report["lark"], "the warm run parsed the model again"
+    assert not report["sympy"], "the warm run imported SymPy (the cached module and its PLAN need none)"
     assert report["compiled"] == [], "the warm run compiled from LLVM IR (Numba's runtime, or a kernel)"
     assert not report["arrayobj"], "numba.np.arrayobj was imported for the globals of its environments"
     assert report["memoised_without_globals"] == 0

@@ -39,7 +39,7 @@ def _data(T: int = 80, seed: int = 3) -> np.ndarray:
 def _moment(p, var: str, stat: str) -> np.ndarray:
     """The program's array of a moment (under its owner's name: ⟨[zₜ = k]⟩ is q(z)'s p)."""
     name = f"m_{var}__{stat}"
-    return p.state[p.plan["latents"][var]["aliases"].get(name, name)]
+    return p.state[p.plan.latents[var].aliases.get(name, name)]
 
 
 def _plain(module) -> types.SimpleNamespace:
@@ -184,8 +184,8 @@ def test_offset_reads_are_one_read_each_and_exact_at_both_ends():
     exact = np.linalg.solve(lam, y)
     p = program(model, {"y": y})
     p.state["q_x__mean"][:] = exact
-    info = p.plan["latents"]["x"]
-    getattr(p.module, info["kernel"]).py_func(*(p.state[a] for a in info["args"]))
+    info = p.plan.latents["x"].update
+    getattr(p.module, info.name).py_func(*(p.state[a] for a in info.args))
     np.testing.assert_allclose(p.state["q_x__mean"], exact, rtol=0, atol=1e-12)
     np.testing.assert_allclose(p.state["q_x__sd"], 1 / np.sqrt(np.diag(lam)), rtol=0, atol=1e-12)
 

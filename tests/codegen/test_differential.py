@@ -14,9 +14,8 @@ from programs import all_models, kernels, program
 def _state(p) -> dict:
     """A copy of the program's state, the aliases bound to their owners again."""
     out = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in p.state.items()}
-    for info in p.plan["latents"].values():
-        for alias, owner in info["aliases"].items():
-            out[alias] = out[owner]
+    for alias, owner in p.plan.aliases().items():
+        out[alias] = out[owner]
     return out
 
 
@@ -28,11 +27,11 @@ def swept(request):
     for var in p.schedule():
         p.update(var)
     p.elbo()
-    for var in p.plan["latents"]:
+    for var in p.plan.latents:
         p._natural_from_q(var)
     p.state["c__damping"] = np.array([0.5])
     for label, info in kernels(p.plan):
-        for a in info["args"]:
+        for a in info.args:
             if a.startswith("o_"):
                 p.state[a] = p.state[a[2:]].copy()
             elif a.startswith("g_"):
@@ -43,12 +42,12 @@ def swept(request):
 def test_every_kernel_compiled_equals_the_interpreted_kernel(swept):
     name, p = swept
     for label, info in kernels(p.plan):
-        kernel = getattr(p.module, info["kernel"])
+        kernel = getattr(p.module, info.name)
         one, two = _state(p), _state(p)
-        got = kernel(*(one[a] for a in info["args"]))
-        want = kernel.py_func(*(two[a] for a in info["args"]))
+        got = kernel(*(one[a] for a in info.args))
+        want = kernel.py_func(*(two[a] for a in info.args))
         if want is not None:
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=f"{name}: {label}")
-        for a in info["args"]:
+        for a in info.args:
             if isinstance(one[a], np.ndarray):
                 np.testing.assert_allclose(one[a], two[a], rtol=1e-12, atol=1e-12, err_msg=f"{name}: {label}: {a}")

@@ -19,9 +19,11 @@ from ppvi import __version__
 from ppvi.codegen.cache import fixed_sizes
 from ppvi.codegen import runtime
 from ppvi.codegen.dump import dump
+from ppvi.codegen.emit import literal
 from ppvi.codegen.ir import Assign, Call, reads, walk, writes
 from ppvi.codegen.module import lower
 from ppvi.codegen.passes import NAMES, run_passes
+from ppvi.codegen.plan import PLAN_TYPES
 from ppvi.codegen.printer import module_source, statement
 from ppvi.derive import derive
 from ppvi.language import load
@@ -52,7 +54,10 @@ def test_generated_source_is_golden(path, update_golden):
     for after in NAMES:         # (every dump works on every model, after every pass)
         assert all(dump(run_passes(lowered, after), what) for what in ("kernels", "statistics", "schedule"))
     _statements_say_what_they_read(lowered)
-    got = _golden_text(module_source(run_passes(lowered)))
+    m = run_passes(lowered)
+    # the plan as the module constructs it, from its printed literal alone, is the plan code generation made
+    assert eval(literal(m.plan), {"__builtins__": {}}, {t.__name__: t for t in PLAN_TYPES}) == m.plan
+    got = _golden_text(module_source(m))
     golden = GOLDEN / f"{path.stem}.py.txt"
     if update_golden:
         GOLDEN.mkdir(exist_ok=True)

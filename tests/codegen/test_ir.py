@@ -11,6 +11,7 @@ import pytest
 
 from ppvi.codegen import passes
 from ppvi.codegen.cache import fixed_sizes
+from ppvi.codegen.plan import ElboPlan, KernelSpec, LatentPlan, Plan
 from ppvi.codegen.ir import (Assign, Bind, Call, Expr, If, Kernel, Loop, Module, Note, Range, Ref, Share, Stmt, part_range,
                              walk)
 from ppvi.codegen.module import lower
@@ -120,7 +121,7 @@ def test_gmm_1d_builds_one_feature_matrix():
 def test_lda_has_a_group_block_over_doc():
     m = lowered("lda")
     [block] = [k for k in m.kernels if k.role == "block"]
-    assert block.latent == "theta" and m.plan["block"]["by"] == "doc" and m.plan["block"]["members"] == ["theta", "z"]
+    assert block.latent == "theta" and m.plan.block.by == "doc" and m.plan.block.members == ("theta", "z")
     # (before it, a table of the factor each word gives a topic: once per value of word, not per token)
     groups = [n for n in block.body if isinstance(n, Loop) and n.axis == "d"]
     assert len(groups) == 1 and groups[0].range.parallel
@@ -208,21 +209,27 @@ def _fusable(share_point=(Assign(Ref("_pt_0", (e("_ch", "_ch"),)), e("m_z__x[i0_
                    (Stmt("_C = 8"), Loop(Range("_ch", "_C", parallel=True), (), "chunk")), "statistics")
     share = Share("z", (Stmt("_C = 8"), Stmt("_pt_0 = np.zeros((_C, 1))")), share_point,
                   (Stmt("t_0[0] = _pt_0.sum()"),), frozenset({"m_z__x", "n_N", "t_0"}), "the local step")
-    plan = {"latents": {"z": {"scope": "local", "feeds": True}}, "points": {}}
-    return Module("0", (update, stats), plan=plan, shares=(share,)), part, share
+    return Module("0", (update, stats), plan=_plan(feeds=True), shares=(share,)), part, share
+
+
+def _plan(feeds: bool) -> Plan:
+    """A plan of one local latent z (update_z), which the statistics read or not."""
+    z = LatentPlan("Categorical", KernelSpec("update_z", ("n_N", "v_x")), {}, {}, "local", ("N",), "K", False,
+                   feeds=feeds)
+    return Plan({"z": z}, {}, ElboPlan(KernelSpec("expected_log_joint", ()), ()))
 
 
 def test_fuse_adds_the_statistics_share_to_each_element_of_the_last_feeding_update():
     m, part, share = _fusable()
     out = passes.fuse(m)
-    assert out.shares == () and "local_step" not in m.plan["latents"]["z"]      # (the input is left as it was)
+    assert out.shares == () and m.plan.latents["z"].local_step is None      # (the input is left as it was)
     step = out.kernel("local_step_z")
     assert [k.name for k in out.kernels] == ["update_z", "statistics", "local_step_z"]
     assert step.params == ("m_z__x", "n_N", "t_0", "v_x") and step.role == "local_step" and step.doc == share.doc
     chunks = Loop(Range("_ch", "_C", parallel=True, reads=frozenset({"_C"})),
                   (Loop(part_range("i0_n", "n_N", "_C"), part.body + share.point, "n"),), "chunk")
     assert step.body == share.head + (Stmt("_w = 1.0"), chunks) + share.tail
-    assert out.plan["latents"]["z"]["local_step"] == {"kernel": "local_step_z", "args": list(step.params)}
+    assert out.plan.latents["z"].local_step == KernelSpec("local_step_z", step.params)
     # the statistics pass is run only at the start now: serial
     assert [n.range.parallel for n in out.kernel("statistics").body if isinstance(n, Loop)] == [False]
     assert out.kernel("update_z") == m.kernel("update_z")
@@ -230,7 +237,7 @@ def test_fuse_adds_the_statistics_share_to_each_element_of_the_last_feeding_upda
 
 def test_fuse_leaves_no_local_step_where_it_cannot_be_one():
     m, _, _ = _fusable()
-    plan = {"latents": {"z": {"scope": "local", "feeds": False}}, "points": {}}
+    plan = _plan(feeds=False)
     block = Kernel("local_block", (), (), "block", "theta")
     candidate = Kernel("local_step_y", (), (), "local_step", "y")
     for changed in (dataclasses.replace(m, plan=plan),                                    # z feeds nothing
@@ -241,7 +248,7 @@ def test_fuse_leaves_no_local_step_where_it_cannot_be_one():
         # (the last: a share of another loop's element)
         out = passes.fuse(changed)
         assert out.shares == () and not any(k.role == "local_step" for k in out.kernels)
-        assert "local_step" not in out.plan["latents"]["z"] and out.kernel("statistics") == m.kernel("statistics")
+        assert out.plan.latents["z"].local_step is None and out.kernel("statistics") == m.kernel("statistics")
 
 
 def test_factor_analysis_local_step_is_its_update_fused_with_the_statistics():
@@ -250,7 +257,7 @@ def test_factor_analysis_local_step_is_its_update_fused_with_the_statistics():
     assert not any(k.role == "local_step" for k in m.kernels) and [s.latent for s in m.shares] == ["z"]
     fused = passes.run_passes(m, "fuse")
     step, update = fused.kernel("local_step_z"), fused.kernel("update_z")
-    assert set(update.params) < set(step.params) and fused.plan["latents"]["z"]["local_step"]["kernel"] == step.name
+    assert set(update.params) < set(step.params) and fused.plan.latents["z"].local_step.name == step.name
     [point] = [n for n in walk(step.body) if isinstance(n, Loop) and n.axis == "n"]
     names = {n.target.name for n in walk(point.body) if isinstance(n, Assign) and n.op == "+="}
     assert {f"_p{s.name}" for s in m.statistics} <= names
@@ -282,20 +289,20 @@ def test_fast_elbo_is_kept_where_the_full_elbo_passes_over_the_data():
     """The ELBO read off q(z)'s update is a candidate as lowered; ``fast_elbo`` keeps it (and plans it) where the
     full ELBO has a loop over the data plate, and drops it where every data-plate term is a statistic (gmm_1d)."""
     m = lower(derive(loads(TWO_WAY_MIXTURE)))
-    assert "fast" not in m.plan["elbo"] and m.kernel("expected_log_joint_fast").latent == "z"
+    assert m.plan.elbo.fast is None and m.kernel("expected_log_joint_fast").latent == "z"
     out = passes.fast_elbo(m)
     fast = out.kernel("expected_log_joint_fast")
-    assert out.plan["elbo"]["fast"] == {"kernel": fast.name, "latent": "z", "args": list(fast.params)}
-    assert "fast" not in m.plan["elbo"]                                  # (the input is left as it was)
+    assert out.plan.elbo.fast == KernelSpec(fast.name, fast.params) and out.plan.elbo.fast_after == "z"
+    assert m.plan.elbo.fast is None                                  # (the input is left as it was)
     g = lowered("gmm_1d")
     assert g.kernel("expected_log_joint_fast").latent == "z"
     out = passes.fast_elbo(g)
-    assert "fast" not in out.plan["elbo"] and [k.role for k in out.kernels].count("elbo") == 1
+    assert out.plan.elbo.fast is None and [k.role for k in out.kernels].count("elbo") == 1
     # by hand: the same full ELBO with its loop over the plate gone
     full = m.kernel("expected_log_joint")
     flat = dataclasses.replace(full, body=tuple(n for n in full.body if not isinstance(n, Loop)))
     out = passes.fast_elbo(dataclasses.replace(m, kernels=tuple(flat if k is full else k for k in m.kernels)))
-    assert "fast" not in out.plan["elbo"] and "expected_log_joint_fast" not in [k.name for k in out.kernels]
+    assert out.plan.elbo.fast is None and "expected_log_joint_fast" not in [k.name for k in out.kernels]
 
 
 def test_hoist_reads_a_loop_that_binds_its_element():

@@ -12,7 +12,8 @@ import pytest
 import ppvi
 from ppvi.api import Model
 from ppvi.codegen import runtime
-from ppvi.codegen.emit import FIXED, KINDS, Names
+from ppvi.codegen.emit import FIXED, Names
+from ppvi.codegen.plan import KINDS
 from ppvi.codegen.module import generate
 from ppvi.derive import derive
 from ppvi.language import loads
@@ -20,7 +21,8 @@ from programs import FA_BAYES, MODELS, factor_data, program
 
 HOSTILE = ["np", "math", "prange", "njit", "update_x", "x", "_x", "lambda", "PLAN", "i0_k", "_pass", "_C", "_s0",
            "add_to", "finish_normal", "xlogy", "digamma", "statistics", "local_block", "expected_log_joint",
-           "m_x__x", "q_x", "x__mean", "damped_x", "local_step_x", "class", "import", "def", "print", "t_0", "n_N"]
+           "m_x__x", "q_x", "x__mean", "damped_x", "local_step_x", "class", "import", "def", "print", "t_0", "n_N",
+           "Plan", "KernelSpec"]
 
 
 def rename(text: str, mapping: dict[str, str]) -> str:
@@ -187,7 +189,7 @@ def test_lda_with_its_document_index_renamed_keeps_the_group_block_and_the_fit(n
     elsewhere (ELBO −14057.8 against −14036.1): the statistic's axes were ordered by the indices' names."""
     plain, plan = _lda_fit(LDA)
     other, other_plan = _lda_fit(rename(LDA, {"d": name}))
-    assert plan["block"]["members"] == other_plan["block"]["members"] == ["theta", "z"]
+    assert plan.block.members == other_plan.block.members == ("theta", "z")
     assert other.elbo_trace == plain.elbo_trace
     for var in ("theta", "phi", "z"):
         for key, value in plain.q[var].items():

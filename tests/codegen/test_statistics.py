@@ -3,6 +3,8 @@ the fused local step and by the stand-alone pass, and the global step never read
 
 from __future__ import annotations
 
+import dataclasses
+
 import functools
 import itertools
 from pathlib import Path
@@ -75,12 +77,12 @@ def test_separating_the_statistics_is_exact(stem):
 @pytest.mark.parametrize("stem", ALL)
 def test_the_local_step_and_the_statistics_pass_agree_with_the_reference(stem):
     p = _fitted(stem)
-    stats = p.plan["stats"]
+    stats = p.plan.stats
     if stats is None:
         pytest.skip("no sums over the data plate")
-    after_sweep = {k: p.state[k].copy() for k in stats["arrays"]}
-    getattr(p.module, stats["kernel"])(*(p.state[a] for a in stats["args"]))
-    for k in stats["arrays"]:
+    after_sweep = {k: p.state[k].copy() for k in stats.arrays}
+    getattr(p.module, stats.kernel.name)(*(p.state[a] for a in stats.kernel.args))
+    for k in stats.arrays:
         # (the same sums; a blocked local step adds up a block's points by a matrix product, in another order)
         np.testing.assert_allclose(p.state[k], after_sweep[k], rtol=1e-12, atol=1e-12)
     env = _env(p)
@@ -105,12 +107,12 @@ def test_the_global_step_reads_statistics_not_data(stem):
     plan = p.plan
     plate = build(p.model).data_plate
     big = [v.name for v in p.model.variables.values() if v.kind == "data" and v.shape[:1] == (plate,)]
-    kernels = [info for v, info in plan["latents"].items() if info["scope"] == "global"]
-    kernels += [info for info in plan["points"].values() if info["kind"] == "param"]
-    kernels.append(plan["elbo"])
+    kernels = [info.update for v, info in plan.latents.items() if info.scope == "global"]
+    kernels += [info.update for info in plan.points.values() if info.kind == "param"]
+    kernels.append(plan.elbo.kernel)
     for info in kernels:
-        read = {a[2:] for a in info["args"] if a.startswith("v_")}
-        assert read & set(big) == READS_THE_DATA.get((stem, info["kernel"]), set()), (info["kernel"], read & set(big))
+        read = {a[2:] for a in info.args if a.startswith("v_")}
+        assert read & set(big) == READS_THE_DATA.get((stem, info.name), set()), (info.name, read & set(big))
 
 
 # (model, kernel) -> the data it reads over the data plate, and why no statistic stands for it
@@ -137,12 +139,12 @@ def test_the_mixture_statistics_are_the_textbook_sums():
     p = _fitted("gmm", iters=5, rows=300)
     r, x = p.state["q_z__p"], p.state["v_x"]
     want = [r.sum(0), np.einsum("nk,nd->dk", r, x), np.einsum("nk,nd,ne->dek", r, x, x)]
-    got = [p.state[k] for k in p.plan["stats"]["arrays"]]
+    got = [p.state[k] for k in p.plan.stats.arrays]
     for w in want:      # (in any order of the axes: that is the code generator's choice)
         assert any(g.shape == v.shape and np.allclose(g, v, rtol=1e-12, atol=1e-9)
                    for g in got for v in (np.transpose(w, axes) for axes in itertools.permutations(range(w.ndim))))
     assert len(got) == 3          # (the ELBO's Σ_{n,k} r_nk is Σ_k N_k, not a sum of its own)
-    assert "local_step" in p.plan["latents"]["z"]     # q(z) and the sums in one pass
+    assert p.plan.latents["z"].local_step is not None     # q(z) and the sums in one pass
 
 
 @pytest.mark.parametrize("stem", ALL)
@@ -151,7 +153,7 @@ def test_a_statistic_sums_over_the_data_plate_and_no_fixed_dim(stem):
     its partial sums are independent adds over b, not a chain of them per point, and the same array often
     serves other kernels.  Over a dim the data give (D, V) the sum stays whole (no array over V or D²)."""
     p = _fitted(stem)
-    if p.plan["stats"] is None:
+    if p.plan.stats is None:
         pytest.skip("no sums over the data plate")
     given = {n for n, d in p.model.dims.items() if d.default is not None}
     for s in _writer(stem).stats.found.values():
@@ -167,16 +169,17 @@ def test_map_codes_and_their_statistics_in_one_pass(monkeypatch):
     m = ppvi.load(str(MODELS / "sparse_coding.ppvi"))
     fused = m.fit(max_iter=15, tol=0.0)
     plan = fused.fit.program.plan
-    assert "local_step" in plan["points"]["h"]
+    assert plan.points["h"].local_step is not None
     calls = []
-    stats = plan["stats"]["kernel"]
+    stats = plan.stats.kernel.name
     module = fused.fit.program.module
     monkeypatch.setattr(module, stats, lambda *a, f=getattr(module, stats): calls.append(1) or f(*a))
     again = m.fit(max_iter=15, tol=0.0)
     assert len(calls) == 1              # (once, at the start: every sweep's statistics come with the codes)
     damped = m.fit(max_iter=15, tol=0.0, damping=0.5)
     assert len(calls) == 2              # (the codes' step is not damped: the same fused step)
-    monkeypatch.delitem(plan["points"]["h"], "local_step")
+    monkeypatch.setattr(module, "PLAN", dataclasses.replace(
+        plan, points={**plan.points, "h": dataclasses.replace(plan.points["h"], local_step=None)}))
     apart = m.fit(max_iter=15, tol=0.0)
     apart_damped = m.fit(max_iter=15, tol=0.0, damping=0.5)
     assert len(calls) > 30

@@ -22,6 +22,7 @@ from scipy import special
 
 from harness_state import (MOMENTS, NATURAL, PARAMS, Subject, copy_state, entropy, moments, natural, read_q,
                            shape_of)
+from ppvi.codegen.plan import KernelSpec
 
 # ~1e-12 relative between the compiled and the plain-Python kernel (one source, rounding only: fused
 # multiply-adds, libm against LLVM's intrinsics); the reference evaluator sums in another order.
@@ -84,10 +85,10 @@ def structure(s: Subject) -> list[str]:
     for name in sorted({n for n in defs if defs.count(n) > 1}):
         problems.append(f"the module defines `{name}` {defs.count(name)} times (a later one replaces the first)")
     for role, owner, info in s.kernel_infos():
-        sig = s.signature_of(info["kernel"])
-        if sig != list(info["args"]):
-            problems.append(f"{role} kernel of {owner or 'the model'}: PLAN calls `{info['kernel']}` with "
-                            f"{info['args']}, the function takes {sig}")
+        sig = s.signature_of(info.name)
+        if sig != list(info.args):
+            problems.append(f"{role} kernel of {owner or 'the model'}: PLAN calls `{info.name}` with "
+                            f"{list(info.args)}, the function takes {sig}")
     problems += dense_statistics(s)
     return problems
 
@@ -112,9 +113,9 @@ def dense_statistics(s: Subject) -> list[str]:
         return Counter({e: n if e in ranges else 1 for e, n in free(shape).items()})
 
     held = [free(v.shape) for v in s.model.variables.values() if v.kind in ("data", "param")]
-    held += [free(shape) for info in s.plan["latents"].values() for shape in info["state"].values()]
+    held += [free(shape) for info in s.plan.latents.values() for shape in info.state.values()]
     problems = []
-    for name, shape in ((s.plan.get("stats") or {}).get("arrays") or {}).items():
+    for name, shape in (s.plan.stats.arrays if s.plan.stats else {}).items():
         need = needed(shape)
         if not any(not (need - h) for h in held):
             problems.append(f"the statistic `{name}` over {list(shape)} is not linear in the data and q: no "
@@ -123,17 +124,16 @@ def dense_statistics(s: Subject) -> list[str]:
 
 
 # ------------------------------------------------------------------ check 1
-def aliased(s: Subject, info: dict) -> str:
+def aliased(s: Subject, info: KernelSpec) -> str:
     """" [aliased: a = b, …]" when the kernel takes one array under two names (a moment and the q parameter
     it is), else ""."""
-    args = set(info["args"])
-    pairs = [f"{a} = {b}" for lat in s.plan["latents"].values() for a, b in lat["aliases"].items()
-             if a in args and b in args]
+    args = set(info.args)
+    pairs = [f"{a} = {b}" for a, b in s.plan.aliases().items() if a in args and b in args]
     return f" [aliased: {', '.join(pairs)}]" if pairs else ""
 
 
-def _label(s: Subject, role: str, owner: str, info: dict) -> str:
-    return f"{info['kernel']} ({role}{' of ' + owner if owner else ''}){aliased(s, info)}"
+def _label(s: Subject, role: str, owner: str, info: KernelSpec) -> str:
+    return f"{info.name} ({role}{' of ' + owner if owner else ''}){aliased(s, info)}"
 
 
 def _differences(label: str, a: dict, b: dict, rtol: float, keys=None) -> list[str]:
@@ -178,7 +178,7 @@ class Reference:
         from ppvi.derive.numeric import Env
 
         arrays = {}
-        point = set(s.plan.get("point", []))
+        point = set(s.plan.point)
         for v in s.model.variables.values():
             if v.kind in ("const", "data", "param") or v.name in point:
                 a = state[f"v_{v.name}"]
@@ -192,10 +192,10 @@ class Reference:
                 name = f"m_{var}__{stat}"
                 value = state[name] if name in state else moments(q.family, read_q(state, var, q.family, plates))[stat]
                 moms[(var, stat)] = _at_rank(np.asarray(value), plates + extra)
-        for var, info in s.plan["latents"].items():
-            if "chain" in info:         # a chain's marginals, pairs and entropy (derive.chain: its statistics)
+        for var, info in s.plan.latents.items():
+            if info.chain is not None:         # a chain's marginals, pairs and entropy (derive.chain: its statistics)
                 moms[(var, "onehot")] = np.asarray(state[f"q_{var}__p"], dtype=float)
-                moms[(var, "pair")] = np.asarray(state[info["chain"]["pair"]], dtype=float)
+                moms[(var, "pair")] = np.asarray(state[info.chain.pair], dtype=float)
                 moms[(var, "entropy")] = float(np.sum(state[f"h_{var}"]))
         self.env = Env(arrays, moms, s.sizes)
 
@@ -334,7 +334,7 @@ def _eta_arrays(state: dict, var: str, family: str, eta_shape: dict) -> dict:
     return {stat: state[f"e_{var}__{stat}"].reshape(eta_shape[stat]) for stat in NATURAL[family]}
 
 
-def update_against_derivation(s: Subject, role: str, var: str, info: dict, start: dict) -> tuple[list[str], dict]:
+def update_against_derivation(s: Subject, role: str, var: str, info: KernelSpec, start: dict) -> tuple[list[str], dict]:
     """Run one update kernel (compiled) from ``start``; compare q with the derived η.  Returns the problems
     and the state after."""
     q = s.derivation.q[var]
@@ -379,7 +379,7 @@ def updates_equal_derivation(s: Subject) -> list[str]:
     return problems
 
 
-def point_against_derivation(s: Subject, role: str, var: str, info: dict, start: dict) -> list[str]:
+def point_against_derivation(s: Subject, role: str, var: str, info: KernelSpec, start: dict) -> list[str]:
     """A param's M-step or a MAP latent's update (ppvi.derive.mstep) against its derived value, element by
     element in the kernel's order (each element from the newest values of the others):
     closed_form, newton and soft_threshold the derived value where the kernel's guards accept it (finite,
@@ -407,7 +407,7 @@ def point_against_derivation(s: Subject, role: str, var: str, info: dict, start:
                          for f in chosen])
         m = mismatch(after[f"g_{var}"].reshape(-1)[chosen], want, RTOL_REFERENCE)
         return [f"{label}: gradient `g_{var}` {m}"] if m else []
-    passes = pu.kind == "point" and info.get("sequential") and pu.method in ("newton", "soft_threshold")
+    passes = pu.kind == "point" and s.plan.points[var].sequential and pu.method in ("newton", "soft_threshold")
     want = old.copy()
     checked = np.zeros(sizes, dtype=bool)
     if pu.method == "simplex":
@@ -502,10 +502,10 @@ def _fixed_point(s: Subject, pu, label: str, ref: Reference, x: np.ndarray) -> l
     return problems[:5]
 
 
-def block_against_derivation(s: Subject, info: dict) -> list[str]:
+def block_against_derivation(s: Subject, info: KernelSpec) -> list[str]:
     """The group block leaves each member's q exactly its update at the final group latent, and the group
     latent within the block's tolerance of its update at the final members."""
-    g, z = info["members"]
+    g, z = s.plan.block.members
     after = copy_state(s.base)
     s.call(info, after)
     ref = Reference(s, after)
@@ -522,7 +522,7 @@ def block_against_derivation(s: Subject, info: dict) -> list[str]:
     return problems
 
 
-def chain_against_derivation(s: Subject, var: str, info: dict) -> list[str]:
+def chain_against_derivation(s: Subject, var: str, info: KernelSpec) -> list[str]:
     """A chain's kernel against the reference block (ppvi.derive.chain.update_block: the potentials evaluated
     one number at a time, then the same runtime step) from the same state: marginals, pairs, entropy, log Z."""
     from ppvi.derive.chain import update_block
@@ -532,10 +532,11 @@ def chain_against_derivation(s: Subject, var: str, info: dict) -> list[str]:
     ref = Reference(s, copy_state(s.base))
     log_z = update_block(s.derivation.blocks[var], ref.env)
     label = _label(s, "chain", var, info)
-    got = {"onehot": after[f"q_{var}__p"], "pair": after[info["chain"]["pair"]],
+    chain = s.plan.latents[var].chain
+    got = {"onehot": after[f"q_{var}__p"], "pair": after[chain.pair],
            "entropy": np.sum(after[f"h_{var}"]), "log Z": after[f"l_{var}"][0]}
     want = {**{k: ref.env.moments[(var, k)] for k in ("onehot", "pair", "entropy")}, "log Z": log_z}
-    if not info["chain"]["jointly"]:
+    if not chain.jointly:
         del got["log Z"], want["log Z"]
     return [f"{label}: {k} {m}" for k in got if (m := mismatch(got[k], want[k], RTOL_REFERENCE))]
 
@@ -544,7 +545,7 @@ def chain_against_derivation(s: Subject, var: str, info: dict) -> list[str]:
 def local_step_statistics(s: Subject) -> list[str]:
     """After each local step, the statistics it summed equal a fresh statistics pass over the q it left."""
     problems = []
-    stats = s.plan.get("stats")
+    stats = s.plan.stats
     for role, var, info in s.kernel_infos():
         if role != "local_step" or not stats:
             continue
@@ -553,7 +554,7 @@ def local_step_statistics(s: Subject) -> list[str]:
         fresh = copy_state(after)
         s.refresh_statistics(fresh)
         problems += _differences(f"{_label(s, role, var, info)} against a fresh statistics pass",
-                                 after, fresh, RTOL_PYTHON, keys=list(stats["arrays"]))
+                                 after, fresh, RTOL_PYTHON, keys=list(stats.arrays))
     return problems
 
 
@@ -563,7 +564,7 @@ def reference_elbo_terms(s: Subject, state: dict) -> list[tuple[str, float]]:
     return [(label, ref.value(e)) for label, e in s.derivation.elbo_terms()]
 
 
-def _compiled_terms(s: Subject, state: dict, info: dict) -> np.ndarray:
+def _compiled_terms(s: Subject, state: dict, info: KernelSpec) -> np.ndarray:
     return np.asarray(s.call(info, state), dtype=float)
 
 
@@ -574,7 +575,7 @@ def elbo_equals_reference(s: Subject) -> list[str]:
     problems = []
     state = copy_state(s.base)
     terms = reference_elbo_terms(s, state)
-    got = _compiled_terms(s, state, s.plan["elbo"])
+    got = _compiled_terms(s, state, s.plan.elbo.kernel)
     expected = [(lab, v) for lab, v in terms if lab.startswith("E[")]
     for (label, want), have in zip(expected, got):
         m = mismatch(have, want, RTOL_REFERENCE)
@@ -588,18 +589,18 @@ def elbo_equals_reference(s: Subject) -> list[str]:
             m = mismatch(np.sum(state[f"h_{var}"]), want, RTOL_REFERENCE)
             if m:
                 problems.append(f"{label}: the state's entropies {m}")
-    fast = s.plan["elbo"].get("fast")
+    fast = s.plan.elbo.fast
     if fast is not None:
-        last = fast["latent"]
-        info = s.plan["latents"][last]
-        step = info.get("local_step") or info
+        last = s.plan.elbo.fast_after
+        info = s.plan.latents[last]
+        step = info.local_step or info.update
         after = copy_state(s.base)
         s.call(step, after)
-        if "local_step" not in info:
+        if info.local_step is None:
             s.refresh_statistics(after)
         whole = sum(v for _, v in reference_elbo_terms(s, after))
         value = float(np.sum(_compiled_terms(s, after, fast))) + float(np.sum(after[f"l_{last}"])) + sum(
-            float(np.sum(after[f"h_{v}"])) for v in s.plan["latents"] if v != last)
+            float(np.sum(after[f"h_{v}"])) for v in s.plan.latents if v != last)
         m = mismatch(value, whole, RTOL_REFERENCE)
         if m:
             problems.append(f"fast ELBO after the update of q({last}) against the reference: {m}")

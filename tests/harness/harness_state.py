@@ -17,6 +17,7 @@ import numpy as np
 from scipy import special, stats
 
 from harness_cases import TESTS, Case, data_for
+from ppvi.codegen.plan import KernelSpec, LatentPlan, Plan
 
 # q's standard parameters (DESIGN §3) and the moments neighbours read, per family, with their event rank
 # (axes after the plates).
@@ -202,33 +203,33 @@ class Subject:
     dims: dict = field(default_factory=dict)
 
     @property
-    def plan(self) -> dict:
+    def plan(self) -> Plan:
         return self.module.PLAN
 
-    def kernel_infos(self) -> list[tuple[str, str, dict]]:
-        """Every kernel of the module with the PLAN entry that calls it: (role, owner, info)."""
+    def kernel_infos(self) -> list[tuple[str, str, KernelSpec]]:
+        """Every kernel of the module with the PLAN entry that calls it: (role, owner, the kernel's spec)."""
         plan = self.plan
         out = []
-        for var, info in plan["latents"].items():
-            if "chain" in info:          # a Categorical chain's block: one kernel, never damped (codegen.chain)
-                out.append(("chain", var, info))
+        for var, info in plan.latents.items():
+            if info.chain is not None:   # a Categorical chain's block: one kernel, never damped (codegen.chain)
+                out.append(("chain", var, info.update))
                 continue
-            out.append(("update", var, info))
-            if "damped" in info:
-                out.append(("damped", var, info["damped"]))
-            if "local_step" in info:
-                out.append(("local_step", var, info["local_step"]))
-        for var, info in plan["points"].items():
-            out.append(("point", var, info))
-            if "local_step" in info:
-                out.append(("local_step", var, info["local_step"]))
-        out.append(("elbo", "", plan["elbo"]))
-        if plan["elbo"].get("fast"):
-            out.append(("fast_elbo", plan["elbo"]["fast"]["latent"], plan["elbo"]["fast"]))
-        if plan.get("stats"):
-            out.append(("statistics", "", plan["stats"]))
-        if plan.get("block"):
-            out.append(("block", plan["block"]["name"], plan["block"]))
+            out.append(("update", var, info.update))
+            if info.damped:
+                out.append(("damped", var, info.damped))
+            if info.local_step:
+                out.append(("local_step", var, info.local_step))
+        for var, info in plan.points.items():
+            out.append(("point", var, info.update))
+            if info.local_step:
+                out.append(("local_step", var, info.local_step))
+        out.append(("elbo", "", plan.elbo.kernel))
+        if plan.elbo.fast:
+            out.append(("fast_elbo", plan.elbo.fast_after, plan.elbo.fast))
+        if plan.stats:
+            out.append(("statistics", "", plan.stats.kernel))
+        if plan.block:
+            out.append(("block", plan.block.name, plan.block.kernel))
         return out
 
     def signature_of(self, name: str) -> list[str]:
@@ -236,19 +237,19 @@ class Subject:
 
     def refresh_statistics(self, state: dict, python: bool | None = None) -> None:
         """The statistics pass over ``state`` (the sums the global kernels read)."""
-        stats = self.plan.get("stats")
+        stats = self.plan.stats
         if stats:
-            self.call(stats, state, python)
+            self.call(stats.kernel, state, python)
 
-    def call(self, info: dict, state: dict, python: bool | None = None):
+    def call(self, info: KernelSpec, state: dict, python: bool | None = None):
         """Run a PLAN entry's kernel on ``state``: compiled, or as plain Python (``py_func``)."""
-        k = getattr(self.module, info["kernel"])
+        k = getattr(self.module, info.name)
         if python is None:
             python = self.python
         if not python:
-            return k(*(state[a] for a in info["args"]))
+            return k(*(state[a] for a in info.args))
         with np.errstate(all="ignore"):
-            return plain(k)(*(state[a] for a in info["args"]))
+            return plain(k)(*(state[a] for a in info.args))
 
 
 def build(case: Case, seed: int = 0, damping: float = 0.6, python: bool = False):
@@ -339,17 +340,17 @@ def random_state(s: Subject, rng: np.random.Generator, damping: float) -> dict:
     inputs (η of q, copies of the moments, α), statistics from a fresh pass."""
     state = s.program.state
     plan = s.plan
-    for var, info in plan["latents"].items():
-        for name, shape in info["state"].items():
+    for var, info in plan.latents.items():
+        for name, shape in info.state.items():
             state[name] = np.zeros(shape_of(shape, s.sizes))
-        for alias, target in info["aliases"].items():
+        for alias, target in info.aliases.items():
             state[alias] = state[target]
-        if "chain" in info:
+        if info.chain is not None:
             random_chain(state, var, info, rng)
             continue
-        fam = info["family"]
-        plates = len(info["index"])
-        shapes = {p: shape_of(info["state"][f"q_{var}__{p}"], s.sizes) for p in PARAMS[fam]}
+        fam = info.family
+        plates = len(info.index)
+        shapes = {p: shape_of(info.state[f"q_{var}__{p}"], s.sizes) for p in PARAMS[fam]}
         shapes = {p: sh[:plates + PARAMS[fam][p]] if plates + PARAMS[fam][p] else () for p, sh in shapes.items()}
         q = random_q(fam, shapes, rng)
         write_q(state, var, fam, q)
@@ -357,11 +358,11 @@ def random_state(s: Subject, rng: np.random.Generator, damping: float) -> dict:
             state[f"l_{var}"][...] = 0.0
         for stat, value in natural(fam, q).items():
             state[f"e_{var}__{stat}"] = np.ascontiguousarray(np.reshape(value, _eta_shape(s, var, stat)))
-    random_params(s.model, s.sizes, state, [v.name for v in s.model.of_kind("param")] + list(plan.get("point", [])),
+    random_params(s.model, s.sizes, state, [v.name for v in s.model.of_kind("param")] + list(plan.point),
                   rng)
     state["c__damping"] = np.array([damping])
     for _, _, info in s.kernel_infos():
-        for a in info["args"]:
+        for a in info.args:
             if a.startswith("o_"):
                 state[a] = state[a[2:]].copy()
             elif a.startswith("g_") and a not in state:
@@ -370,12 +371,12 @@ def random_state(s: Subject, rng: np.random.Generator, damping: float) -> dict:
     return copy_state(state)
 
 
-def random_chain(state: dict, var: str, info: dict, rng: np.random.Generator) -> None:
+def random_chain(state: dict, var: str, info: LatentPlan, rng: np.random.Generator) -> None:
     """A chain's q at random: a product of random marginals (a member of the structured family too), its
     pairs ξₜ = rₜ₋₁ rₜᵀ from the chain's start, its entropy −Σ r log r, no log Z."""
     r = state[f"q_{var}__p"]
     r[...] = rng.dirichlet(np.ones(r.shape[-1]), r.shape[:-1])
-    xi, start = state[info["chain"]["pair"]], info["chain"]["start"]
+    xi, start = state[info.chain.pair], info.chain.start
     xi[...] = 0.0
     xi[..., start:, :, :] = r[..., start - 1:-1, :, None] * r[..., start:, None, :]
     state[f"h_{var}"][...] = -np.sum(r * np.log(r))
@@ -384,7 +385,7 @@ def random_chain(state: dict, var: str, info: dict, rng: np.random.Generator) ->
 
 def _eta_shape(s: Subject, var: str, stat: str) -> tuple:
     """η arrays as the kernels keep them: plates, then the statistic's event axes ([1] for a scalar)."""
-    info = s.plan["latents"][var]
-    rank = NATURAL[info["family"]][stat]
-    shape = shape_of(info["index"], s.sizes) + (shape_of([info["event"]], s.sizes) * rank if rank else ())
+    info = s.plan.latents[var]
+    rank = NATURAL[info.family][stat]
+    shape = shape_of(info.index, s.sizes) + (shape_of([info.event], s.sizes) * rank if rank else ())
     return shape or (1,)

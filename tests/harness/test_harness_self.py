@@ -67,8 +67,8 @@ def mixture():
 def _planted(s, kernel: str, target: str, by: float, compiled_only: bool = False):
     """The subject with ``kernel`` nudged (a copy: the module fixture stays intact)."""
     module = types.SimpleNamespace(**vars(s.module))
-    info = next(i for _, _, i in s.kernel_infos() if i["kernel"] == kernel)
-    setattr(module, kernel, _Nudged(getattr(s.module, kernel).py_func, info["args"], target, by, compiled_only))
+    info = next(i for _, _, i in s.kernel_infos() if i.name == kernel)
+    setattr(module, kernel, _Nudged(getattr(s.module, kernel).py_func, info.args, target, by, compiled_only))
     return dataclasses.replace(s, module=module, base=copy_state(s.base))
 
 
@@ -102,11 +102,11 @@ def test_check_2_sees_a_derivation_that_is_not_the_update(mixture):
 
 
 def test_check_2_sees_a_damped_step_of_the_wrong_length(mixture):
-    info = mixture.plan["latents"]["mu"]["damped"]
+    info = mixture.plan.latents["mu"].damped
     start = copy_state(mixture.base)
     start["c__damping"][0] = 0.3
     assert checks.update_against_derivation(mixture, "damped", "mu", info, start)[0] == []
-    s = _planted(mixture, info["kernel"], "e_mu__x", 1e-7)
+    s = _planted(mixture, info.name, "e_mu__x", 1e-7)
     found = checks.update_against_derivation(s, "damped", "mu", info, start)[0]
     assert any("stored `e_mu__x`" in p for p in found)
 
@@ -136,8 +136,9 @@ def test_the_structure_check_sees_a_kernel_defined_twice_and_a_dense_statistic(m
     twice = mixture.source + "\n\n@njit\ndef update_mu(a):\n    pass\n"
     found = checks.structure(dataclasses.replace(mixture, source=twice))
     assert any("defines `update_mu` 2 times" in p for p in found)
-    plan = dict(mixture.plan)
-    plan["stats"] = dict(plan["stats"], arrays={**plan["stats"]["arrays"], "t_9": ["N", "N"]})
+    plan = mixture.plan
+    dense_stats = dataclasses.replace(plan.stats, arrays={**plan.stats.arrays, "t_9": ("N", "N")})
+    plan = dataclasses.replace(plan, stats=dense_stats)
     dense = dataclasses.replace(mixture, module=types.SimpleNamespace(**{**vars(mixture.module), "PLAN": plan}))
     assert any("`t_9`" in p for p in checks.dense_statistics(dense))
 

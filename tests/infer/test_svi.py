@@ -61,7 +61,7 @@ def test_kappa_zero_with_one_batch_of_all_the_data_is_batch_cavi_sweep_by_sweep(
         assert svi.iterations == passes
         assert svi.elbo == pytest.approx(batch.trace[-1], rel=1e-13)
         for k, v in batch.program.state.items():
-            if k.startswith("q_") or k in {f"v_{w}" for w in p.plan["points"]}:
+            if k.startswith("q_") or k in {f"v_{w}" for w in p.plan.points}:
                 np.testing.assert_allclose(p.state[k], v, rtol=1e-13, atol=1e-13, err_msg=f"{name} {k} {passes}")
 
 

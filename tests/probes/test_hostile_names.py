@@ -114,7 +114,8 @@ def test_kernel_names_are_bounded_and_stay_distinct():
     """A kernel's name is its kind and the identifier, with a long one cut to a prefix and a hash of the whole:
     bounded (Numba's cache file is named after it), and injective — names that share a 240-character prefix,
     differ only at their end or in their kind stay apart, and a kept short name is never a shortened one."""
-    from ppvi.codegen.emit import KERNEL_NAME_MAX, Names
+    from ppvi.codegen.emit import Names
+    from ppvi.codegen.plan import KERNEL_NAME_MAX
 
     stem = "a" * 240
     idents = [stem + "x", stem + "y", stem, "a" * 239 + "x", "b" + stem, "mu", "a" * 48, "a" * 100]
