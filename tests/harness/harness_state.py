@@ -210,7 +210,7 @@ class Subject:
         plan = self.plan
         out = []
         for var, info in plan["latents"].items():
-            if "chain" in info:          # a Categorical chain's block: one kernel, never damped (codegen.chain)
+            if "chain" in info:          # a chain's block: one kernel, never damped (codegen.chain)
                 out.append(("chain", var, info))
                 continue
             out.append(("update", var, info))
@@ -344,9 +344,10 @@ def random_state(s: Subject, rng: np.random.Generator, damping: float) -> dict:
             state[name] = np.zeros(shape_of(shape, s.sizes))
         for alias, target in info["aliases"].items():
             state[alias] = state[target]
-        if "chain" in info:
+        if "chain" in info and info["family"] == "Categorical":
             random_chain(state, var, info, rng)
             continue
+        # (a Gaussian chain's q at random as any MvNormal's: a product, its lag-one covariances 0)
         fam = info["family"]
         plates = len(info["index"])
         shapes = {p: shape_of(info["state"][f"q_{var}__{p}"], s.sizes) for p in PARAMS[fam]}
