@@ -4,7 +4,8 @@
     python bench/run.py            # the full table (N up to 10^6; minutes)
     python bench/run.py --quick    # small sizes (a minute or two)
     python bench/run.py --rest 0   # without the 15 s of idle before each case
-    python bench/run.py --cases fa,pmf   # some of the cases (gmm, lda, em, hmm, sparse, dictionary, fa, pmf, startup)
+    python bench/run.py --cases fa,pmf   # some of the cases (gmm, lda, em, hmm, lds, sparse, dictionary, fa, pmf,
+                                         # startup)
 
 Each case runs in its own process (so peak memory is that case's alone) and
 with the same data, the same number of iterations and — where the peer lets
@@ -255,6 +256,37 @@ def case_hmm(tool: str, n: int, k: int, iters: int) -> dict:
     raise KeyError(tool)
 
 
+def case_lds(tool: str, n: int, iters: int) -> dict:
+    """A 2-D linear dynamical system with known parameters (models/sequences/lds.ppvi) on one sequence of n steps:
+    one ppvi sweep is the Kalman filter and RTS smoother of its joint q(x) and the ELBO (= log p(y)), against
+    pykalman's ``smooth`` and ``loglikelihood`` (tests/codegen/test_gaussian_chain_kernels.py checks the numbers
+    against a smoother written there)."""
+    rng = np.random.default_rng(0)
+    F = 0.98 * np.array([[np.cos(0.1), -np.sin(0.1)], [np.sin(0.1), np.cos(0.1)]])
+    x = np.zeros((n, 2))
+    for t in range(1, n):
+        x[t] = F @ x[t - 1] + 0.3 * rng.normal(size=2)
+    y = x + 0.5 * rng.normal(size=(n, 2))
+    if tool == "ppvi":
+        import ppvi
+
+        m = ppvi.load(str(ROOT / "models" / "sequences" / "lds.ppvi"))
+        m.fit({"y": y[:50]}, max_iter=2)         # compile or load the kernels
+        r = m.fit({"y": y}, max_iter=iters, tol=1e-300)
+        return {"per_iter": r.fit.seconds / r.fit.iterations, "objective": r.elbo}
+    if tool == "pykalman":
+        from pykalman import KalmanFilter
+
+        # (the model's constants: F as written there, state precision 11.1, observation precision 4)
+        kf = KalmanFilter(transition_matrices=np.array([[0.975, -0.098], [0.098, 0.975]]),
+                          observation_matrices=np.eye(2), transition_covariance=np.eye(2) / 11.1,
+                          observation_covariance=np.eye(2) / 4.0, initial_state_mean=np.zeros(2),
+                          initial_state_covariance=np.eye(2))
+        el = _quiet_seconds(lambda: [kf.smooth(y) for _ in range(iters)])
+        return {"per_iter": el / iters, "objective": float(kf.loglikelihood(y))}
+    raise KeyError(tool)
+
+
 def case_sparse(tool: str, n: int, iters: int) -> dict:
     """MAP sparse codes of the bundled digits for a fixed dictionary (one E-step), vs sparse_encode."""
     digits = np.load(ROOT / "models" / "sparse_coding.npz")["v"][:n]
@@ -344,8 +376,8 @@ def case_pmf(tool: str, ratings: int, users: int, items: int, k: int, iters: int
     return {"per_iter": per, "objective": obj, **mem}
 
 
-GROUPS = ("gmm", "lda", "em", "hmm", "sparse", "dictionary", "fa", "pmf", "startup")
-CASES = {"gmm": case_gmm, "lda": case_lda, "em": case_em, "hmm": case_hmm, "sparse": case_sparse,
+GROUPS = ("gmm", "lda", "em", "hmm", "lds", "sparse", "dictionary", "fa", "pmf", "startup")
+CASES = {"gmm": case_gmm, "lda": case_lda, "em": case_em, "hmm": case_hmm, "lds": case_lds, "sparse": case_sparse,
          "dictionary": case_dictionary, "fa": case_fa, "pmf": case_pmf}
 
 
@@ -438,6 +470,10 @@ def main() -> None:
         n_hmm = 10_000 if q else 100_000
         rows.append(("HMM, Baum–Welch", f"T={n_hmm:,} K={k}", "hmmlearn", _run(args.rest, "hmm", "ppvi", n_hmm, k, 10),
                      _run(args.rest, "hmm", "hmmlearn", n_hmm, k, 10)))
+    if "lds" in chosen:
+        n_lds = 10_000 if q else 100_000
+        rows.append(("LDS, Kalman/RTS (fixed params)", f"T={n_lds:,} D=2", "pykalman",
+                     _run(args.rest, "lds", "ppvi", n_lds, 10), _run(args.rest, "lds", "pykalman", n_lds, 10)))
     if "sparse" in chosen:
         sp = _run(args.rest, "sparse", "ppvi", 500, 1)
         for peer in ("sklearn_lars", "sklearn_cd"):

@@ -424,7 +424,7 @@ def lds():
 
 
 # models with sequences (issue 18) live in models/sequences/ (Baum–Welch fits the HMM's data by EM)
-SEQUENCES = {"hmm": (hmm, "json"), "baum_welch": (hmm, "json"), "lds": (lds, "json")}
+SEQUENCES = {"hmm": (hmm, "json"), "baum_welch": (hmm, "json"), "lds": (lds, "json"), "lds_noise": (lds, "json")}
 
 
 def main(argv=None, generators=None, folder=HERE):

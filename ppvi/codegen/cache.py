@@ -19,7 +19,6 @@ import numba
 from ppvi import __version__
 from ppvi.cachefiles import cache_dir, ppvi_fingerprint
 from ppvi.files import write_atomic
-from ppvi.language.sequences import refuse_uncompiled
 
 
 def fixed_sizes(model, sizes: dict[str, int] | None = None) -> dict[str, int]:
@@ -104,7 +103,6 @@ def load(model, source_of=None, fixed: dict[str, int] | None = None) -> tuple[Mo
     ``source_of(model)`` generates the source on a miss (SymPy is imported
     only then).
     """
-    refuse_uncompiled(model, "compiled inference (`ppvi run`, `fit`)")
     from ppvi.language.missing import cache_text
 
     path = path_for(cache_text(model), fixed)

@@ -7,6 +7,13 @@ t ≥ start), log ψ[t, k] (every other statement: the emissions) — written fr
 marginals r, pairwise ξ and log Z) or ``chain_mean_field`` (one sequential sweep of the product Πₜ q(zₜ)).
 r is q(z)'s ``p`` (the marginals: the result's q), ξ the ``pair`` moment the rows of A count; the kernel
 writes H[q(z)] summed over the sequences (``h_``) and Σ log Z (``l_``, NaN under the mean field).
+
+A Gaussian chain approximated jointly (``write_gaussian_kernel``) is one block the same way: the kernel fills
+the blocks of the joint precision Λ (Jₜ = Λₜₜ, Cₜ = Λₜ₋₁,ₜ) and the linear term hₜ from their derived
+expressions and hands them to ``finish_gaussian_chain`` (Kalman filter in information form, RTS smoother):
+q(x)'s MvNormal arrays (means, covariances, ⟨xₜxₜᵀ⟩; ``h_`` per element H[q(xₜ | xₜ₊₁)], summing to the
+joint entropy), the lag-one covariances Cov(xₜ₋₁, xₜ) (the ``cross`` moment) and their share of E_q[log p]
+of the chain's statement (the ``lag`` moment, added to that statement's term by the ELBO kernel).
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import sympy as sp
 from ppvi.codegen.emit import Block, Writer, assign, name_ref
 from ppvi.codegen.ir import Call, Expr, Range, Ref
 from ppvi.codegen.plan import ChainPlan, KernelSpec, LatentPlan
-from ppvi.derive.chain import ChainBlock
+from ppvi.derive.chain import ChainBlock, GaussianBlock
 
 
 def _size(i: sp.Expr) -> str | int:
@@ -98,3 +105,54 @@ def write_chain_kernel(mw, block: ChainBlock) -> None:
         "Categorical", spec, state, aliases, "local", tuple(_size(i.upper + 1) for i in block.outer) + (block.dim,),
         block.categories, True, damped=spec,    # (the block is exact: never damped)
         chain=ChainPlan(pair, block.jointly, start))
+
+
+def gaussian_state(block: GaussianBlock, names) -> tuple[dict[str, list], str, str]:
+    """The arrays a Gaussian chain's block owns beside its MvNormal q's: Cov(xₜ₋₁, xₜ) and the lag-one term
+    of the ELBO.  -> (mangled name -> shape, the first's name, the second's)."""
+    q = block.q
+    T, D = _size(q.index[0].upper + 1), _size(q.event[0].upper + 1)
+    cross, lag = names.moment(block.var, "cross"), names.moment(block.var, "lag")
+    return {cross: (T, D, D), lag: (1,)}, cross, lag
+
+
+def write_gaussian_kernel(mw, block: GaussianBlock) -> None:
+    """The update of the Gaussian chain ``block`` as one kernel of ``mw`` (a codegen.module.ModuleWriter), and
+    its plan: the q of an MvNormal latent over the chain's axis, updated whole."""
+    from ppvi.codegen.module import aliases, state_arrays
+
+    names, q = mw.names, block.q
+    names.begin()
+    w = Writer(names, mw.dims)
+    fn = Block()
+    (t,), (d,), e = q.index, q.event, q.extra
+    T, D = w.int_value(t.upper + 1), w.int_value(d.upper + 1)
+    J, C, h = "_jb", "_cb", "_hb"
+    sizes = frozenset({T, D})
+    fn.pre += [assign(Ref(J), Expr(f"np.empty(({T}, {D}, {D}))", sizes)),
+               assign(Ref(C), Expr(f"np.zeros(({T}, {D}, {D}))", sizes)),     # (C₀ is never read: no x₋₁)
+               assign(Ref(h), Expr(f"np.empty(({T}, {D}))", sizes))]
+    ti, di, ei = names.index(t), names.index(d), names.index(e)
+    for what, expr, target, limits in (
+            ("J[t] = Lambda[t, t] (the diagonal blocks)", block.diagonal, (J, ti, di, ei),
+             [(t, 0, t.upper), (d, 0, d.upper), (e, 0, e.upper)]),
+            ("C[t] = Lambda[t-1, t] (the blocks above the diagonal, t >= 1)", block.coupling, (C, ti, di, ei),
+             [(t, 1, t.upper), (d, 0, d.upper), (e, 0, e.upper)]),
+            ("h[t] (the linear term)", block.linear, (h, ti, di), [(t, 0, t.upper), (d, 0, d.upper)])):
+        fn.post.append(mw._note(what, block.var))
+        loops = w._loops(limits)
+        loops[-1].post.append(assign(name_ref(*target), w.expr(expr, [fn] + loops)))
+        fn.post.append(loops[0])
+    state = state_arrays(q, names)
+    extra, cross, lag = gaussian_state(block, names)
+    arrays = (names.qparam(block.var, "mean"), names.qparam(block.var, "cov"), names.moment(block.var, "xxT"),
+              cross, names.entropy(block.var))
+    fn.post.append(Call("finish_gaussian_chain", tuple(Expr(a, frozenset({a})) for a in (J, C, h)) +
+                        tuple(Ref(a) for a in arrays), (name_ref(lag, "0"),)))
+    name = names.kernel("update", block.var)
+    mw._function(name, fn, returns=None, role="chain", latent=block.var)
+    spec = KernelSpec(name, tuple(mw._args(name)))
+    mw.latents[block.var] = LatentPlan(
+        "MvNormal", spec, {**state, **extra}, aliases(q, names), q.scope, (block.dim,), _size(d.upper + 1), True,
+        damped=spec,    # (the block is exact: never damped)
+        chain=ChainPlan(cross, True, block.chain.start))

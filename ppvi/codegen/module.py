@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ppvi import __version__
-from ppvi.codegen.chain import chain_state, write_chain_kernel
+from ppvi.codegen.chain import chain_state, write_chain_kernel, write_gaussian_kernel
 from ppvi.codegen.emit import CHUNK, REPEAT, Block, Names, Writer, accumulate, assign, name_ref
 from ppvi.codegen.ir import Bind, Call, Expr, Kernel, Module, Note, Range, Ref, Share, StatisticArray, part_range
 from ppvi.codegen.passes import run_passes
@@ -781,6 +781,11 @@ class ModuleWriter:
             fn.post += [Note(f"E[log p] of the factor on model line {self.d.model.factors[n].span.line}"),
                         f"_terms[{n}] = {v}"]
             labels.append(label)
+        for b in getattr(self.d, "gaussian", {}).values():
+            # the chain's statement under the joint q: its lag-one covariances' share (codegen.chain)
+            line = self.d.model.factors[b.chain.body].span.line
+            fn.post += [Note(f"lag-one covariances of the chain on model line {line}"),
+                        f"_terms[{b.chain.body}] += {self.names.moment(b.var, 'lag')}[0]"]
         self._function(name, fn, returns="_terms", role="elbo", latent=without)
         return labels
 
@@ -819,7 +824,7 @@ class ModuleWriter:
             return
         for var, info in list(self.latents.items()):
             q = self.d.q.get(var)
-            if q is None or not info.feeds or q.scope != "local" or not self._chunked(q):
+            if q is None or info.chain is not None or not info.feeds or q.scope != "local" or not self._chunked(q):
                 continue
             if q.family == "Categorical" and len(q.index) == 1 and var not in self.missing:
                 self.update_kernel(q, blocked=True)
@@ -854,7 +859,8 @@ class ModuleWriter:
         convergence on its own, in cache, one group per thread (LDA's per-document E-step)."""
         lat = self.latents
         locals_ = [v for v in lat if lat[v].scope == "local"]
-        if self.d.point or len(locals_) != 1 or locals_[0] not in self.d.q:     # (not a chain's block)
+        if self.d.point or len(locals_) != 1 or locals_[0] not in self.d.q or lat[locals_[0]].chain is not None:
+            # (not a chain's block)
             return None
         z = self.d.q[locals_[0]]
         if len(z.index) != 1 or z.index[0].upper + 1 not in self.big or \
@@ -1095,7 +1101,11 @@ class ModuleWriter:
 
     def write(self) -> None:
         """Every kernel, and the plan, as the IR the passes start from."""
+        gaussian = getattr(self.d, "gaussian", {})
         for q in self.d.q.values():
+            if q.var in gaussian:        # (its mean-field q gives the block's potentials: one kernel for the chain)
+                write_gaussian_kernel(self, gaussian[q.var])
+                continue
             self.update_kernel(q)
             self.update_kernel(q, damped=True)
         for b in getattr(self.d, "blocks", {}).values():
@@ -1132,8 +1142,6 @@ class ModuleWriter:
 
 def lower(d: Derivation, fixed: dict[str, int] | None = None) -> Module:
     """The kernel IR of a derivation, specialised to the ``fixed`` dims, before the passes of codegen.passes."""
-    from ppvi.language.sequences import refuse_uncompiled
-    refuse_uncompiled(d.model, "kernel generation")      # (a Gaussian chain's block has no kernels yet: issue 18)
     w = ModuleWriter(d, fixed)
     w.write()
     return w.module()

@@ -175,8 +175,9 @@ class KernelSpec:
 
 @dataclass(frozen=True)
 class ChainPlan:
-    """A Categorical chain's block (codegen.chain): its pairwise marginals' array, jointly (forward-backward)
-    or a mean-field sweep, and the first step t the chain's transition is read."""
+    """A chain's block (codegen.chain): its pair moments' array (a Categorical chain's pairwise marginals, a
+    Gaussian chain's lag-one covariances), jointly (forward–backward, Kalman/RTS) or a mean-field sweep, and
+    the first step t the chain's transition is read."""
 
     pair: str
     jointly: bool

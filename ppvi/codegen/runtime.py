@@ -819,7 +819,7 @@ def chain_mean_field(log_init, log_trans, log_node, r, xi):
 
 
 @njit(cache=True)
-def gaussian_chain(J, C, h, mean, cov, cross):
+def gaussian_chain(J, C, h, mean, cov, cross, logdets):
     """The exact Gaussian q(x) ∝ exp(Σ_t hₜᵀxₜ − ½ Σ_t xₜᵀJₜxₜ − Σ_{t≥1} xₜ₋₁ᵀCₜxₜ) of a chain: a block
     tridiagonal precision (Jₜ on the diagonal, Cₜ = Λₜ₋₁,ₜ above it), solved as a Kalman filter in
     information form and an RTS smoother (Rauch, Tung & Striebel 1965):
@@ -827,7 +827,8 @@ def gaussian_chain(J, C, h, mean, cov, cross):
     Sₜ = Jₜ − Cₜᵀ Sₜ₋₁⁻¹ Cₜ, uₜ = hₜ − Cₜᵀ Sₜ₋₁⁻¹ uₜ₋₁ (S₀ = J₀, u₀ = h₀); then backwards
     mₜ = Sₜ⁻¹(uₜ − Cₜ₊₁ mₜ₊₁), Σₜ = Sₜ⁻¹ + Sₜ⁻¹Cₜ₊₁Σₜ₊₁Cₜ₊₁ᵀSₜ⁻¹, Cov(xₜ, xₜ₊₁) = −Sₜ⁻¹Cₜ₊₁Σₜ₊₁.
 
-    Writes the means, covariances and ``cross[t] = Cov(xₜ₋₁, xₜ)`` (cross[0] = 0); returns log|Λ| = Σ log|Sₜ|.
+    Writes the means, covariances, ``cross[t] = Cov(xₜ₋₁, xₜ)`` (cross[0] = 0) and ``logdets[t]`` = log|Sₜ|
+    (Sₜ is the precision of xₜ given xₜ₊₁ under q); returns log|Λ| = Σ log|Sₜ|.
     """
     T, D = h.shape
     s_inv = np.empty((T, D, D))
@@ -841,8 +842,10 @@ def gaussian_chain(J, C, h, mean, cov, cross):
             S -= C[t].T @ G
             u[t] -= G.T @ u[t - 1]
         L = np.linalg.cholesky(S)
+        logdets[t] = 0.0
         for d in range(D):
-            logdet += 2.0 * math.log(L[d, d])
+            logdets[t] += 2.0 * math.log(L[d, d])
+        logdet += logdets[t]
         s_inv[t] = np.linalg.inv(S)
     for t in range(T - 1, -1, -1):
         if t == T - 1:
@@ -855,6 +858,25 @@ def gaussian_chain(J, C, h, mean, cov, cross):
             cross[t + 1] = -(G @ cov[t + 1])
     cross[0] = 0.0
     return logdet
+
+
+@njit(cache=True)
+def finish_gaussian_chain(J, C, h, mean, cov, xxT, cross, entropy):
+    """A Gaussian chain's block (gaussian_chain) and its moments: ⟨xₜ⟩, Σₜ, ⟨xₜxₜᵀ⟩ = Σₜ + ⟨xₜ⟩⟨xₜ⟩ᵀ and
+    Cov(xₜ₋₁, xₜ); ``entropy[t]`` = H[q(xₜ | xₜ₊₁)] = ½D(1 + log 2π) − ½ log|Sₜ|, whose sum is the joint
+    H[q(x)] = ½ log|2πe Λ⁻¹|.  Returns −Σ_{t≥1} tr(Cₜᵀ Cov(xₜ₋₁, xₜ)): E_q[log p] of the chain's own
+    statement beyond what its marginal moments give (there E[xₜ₋₁xₜᵀ] is read as ⟨xₜ₋₁⟩⟨xₜ⟩ᵀ)."""
+    T, D = h.shape
+    logdets = np.empty(T)
+    gaussian_chain(J, C, h, mean, cov, cross, logdets)
+    lag = 0.0
+    for t in range(T):
+        entropy[t] = 0.5 * D * (1.0 + LOG_2PI) - 0.5 * logdets[t]
+        for d in range(D):
+            for e in range(D):
+                xxT[t, d, e] = cov[t, d, e] + mean[t, d] * mean[t, e]
+                lag -= C[t, d, e] * cross[t, d, e]
+    return lag
 
 
 @njit(cache=True)

@@ -25,7 +25,7 @@ import numpy as np
 import sympy as sp
 
 from ppvi.derive.canonical import canonical
-from ppvi.derive.expectation import Expectation, NonConjugate
+from ppvi.derive.expectation import Expectation, NonConjugate, collapse
 from ppvi.derive.lower import Gates, Lowering
 from ppvi.derive.meanfield import Derivation, _err, _expected, _non_conjugate, _q_factor, info_of, partial
 from ppvi.derive.mstep import point_update
@@ -33,7 +33,7 @@ from ppvi.derive.numeric import Env, evaluate
 from ppvi.derive.symbols import MomentSymbol, Symbols
 from ppvi.graph.factor_graph import build
 from ppvi.language import ast
-from ppvi.language.check import CheckedModel
+from ppvi.language.check import CheckedModel, walk
 from ppvi.language.sequences import Chain
 
 PREVIOUS = "_previous"          # z[t-1] in the chain's own statement: the block's j (not a user name: `_` + word)
@@ -68,12 +68,20 @@ class GaussianBlock:
     """A Gaussian chain approximated jointly.  Its mean-field q (``q``, derived as for any MvNormal
     latent) has η[x](t) = hₜ − Σ_{s≠t} Λₜₛ⟨xₛ⟩ and η[x xᵀ](t) = −½Λₜₜ: 19.56 reads the joint Gaussian's
     precision Λ (block tridiagonal along the chain) and linear term h off it, and the structured
-    q(x) = N(Λ⁻¹h, Λ⁻¹) is that Gaussian (Kalman filter and RTS smoother)."""
+    q(x) = N(Λ⁻¹h, Λ⁻¹) is that Gaussian (Kalman filter and RTS smoother).
+
+    The kernels read the blocks as expressions in q's indices (t; d, e = ``q.event[0]``, ``q.extra``):
+    ``diagonal`` Jₜ[d, e] = Λₜₜ = −η[x xᵀ] − η[x xᵀ]ᵀ, ``linear`` hₜ[d] = η[x] at ⟨x⟩ = 0 and ``coupling``
+    Cₜ[d, e] = Λₜ₋₁,ₜ[d, e] = −∂η[x](t)[e]/∂⟨x[t−1, d]⟩ (t ≥ 1).  (The reference evaluator reads the same
+    numbers off η by its linearity instead: gaussian_potentials.)"""
 
     var: str
     dim: str
     q: object          # meanfield.QFactor
     chain: Chain
+    diagonal: sp.Expr
+    linear: sp.Expr
+    coupling: sp.Expr
 
 
 @dataclass
@@ -105,15 +113,78 @@ def gaussian_blocks(d: Derivation) -> Derivation:
         v = d.model.variables[name]
         if d.model.approximations.get(name) != "jointly" or v.kind != "latent":
             continue
-        if v.support != "real_vector" or chain.lag != 1 or chain.start != 1 or chain.axis != 0 \
-                or d.q[name].family != "MvNormal":
+        if gaussian_refusal(d.model, chain) is not None or d.q[name].family != "MvNormal":
             raise rep.fail(f"ppvi cannot derive the joint q of `{name}` yet: a first-order chain of vectors along "
                            "its first axis is derived", d.model.factors[chain.body].span,
                            "`x[0] ~ MvNormal(…)`, `for t in T[1:]:` `x[t] ~ MvNormal(dot(F, x[t-1]), precision = Q)`")
-        found[name] = GaussianBlock(name, chain.dim, d.q[name], chain)
+        _marginal_neighbours(d.model, rep, chain)
+        found[name] = _gaussian_block(d, chain)
     if not found:
         return d
     return ChainDerivation(d.model, d.graph, d.syms, d.q, d.expected, d.point, d.points, {}, found)
+
+
+def gaussian_refusal(model: CheckedModel, chain: Chain) -> str | None:
+    """Why a latent chain approximated jointly that is not Categorical is outside the Gaussian block (None when
+    it is handled: a first-order chain of vectors along its first axis)."""
+    v = model.variables[chain.name]
+    if v.support != "real_vector":
+        return f"a chain of {v.support} values"
+    if chain.lag != 1 or chain.start != 1 or chain.axis != 0:
+        return "a chain that is not first-order along its first axis"
+    return None
+
+
+def _marginal_neighbours(model: CheckedModel, rep, chain: Chain) -> None:
+    """Refuse what the block would get wrong in silence: every statement but the chain's own must read one
+    element of the chain (its neighbours' updates and the ELBO then read only ⟨xₜ⟩ and ⟨xₜxₜᵀ⟩), and the
+    chain's own statement no unknown (its update, an M-step of F or Q, would read E[xₜ₋₁xₜᵀ], which the
+    mean-field expectation writes ⟨xₜ₋₁⟩⟨xₜ⟩ᵀ: the lag-one covariance is only in the ELBO)."""
+    name = chain.name
+    for f in model.factors:
+        if f.id == chain.body:
+            unknown = [p for p in f.parents if p != name and model.variables[p].kind in ("latent", "param")]
+            if unknown:
+                raise rep.fail(f"ppvi cannot learn `{unknown[0]}` in the statement of the joint chain `{name}` yet",
+                               f.span, f"make `{unknown[0]}` a constant or data, or drop `approximate {name} "
+                               "jointly` (the mean field learns it)")
+            continue
+        seen, summed = set(), False
+        for _, e in f.args:
+            for n in walk(e):
+                if isinstance(n, ast.PlateSum):     # (a sum over the chain's elements reads them all)
+                    summed = summed or any(isinstance(m, ast.Index) and m.base.id == name for m in walk(n.body))
+                elif isinstance(n, ast.Index) and n.base.id == name:
+                    seen.add(_shape_key(n.indices))
+        if f.target == name:
+            seen.add(("target",))
+        if summed or len(seen) > 1:
+            raise rep.fail(f"ppvi cannot derive the joint q of `{name}` with a statement that reads more than one "
+                           f"of its elements yet", f.span,
+                           f"the chain's own statement links `{name}[t-1]` and `{name}[t]`; every other statement "
+                           f"reads one element `{name}[t]`")
+
+
+def _shape_key(e) -> object:
+    """An expression without its source positions (two subscripts are the same if their keys are equal)."""
+    if isinstance(e, tuple):
+        return tuple(_shape_key(x) for x in e)
+    if hasattr(e, "__dataclass_fields__"):
+        return (type(e).__name__,) + tuple(_shape_key(getattr(e, k)) for k in e.__dataclass_fields__ if k != "span")
+    return e
+
+
+def _gaussian_block(d: Derivation, chain: Chain) -> GaussianBlock:
+    """The blocks of Λ and h as expressions (GaussianBlock), read off the mean-field η of the chain's q."""
+    q = d.q[chain.name]
+    (t,), (a,), b = q.index, q.event, q.extra
+    mean = d.syms.moments[(chain.name, "x")]
+    eta_x, eta_xx = q.natural["x"], q.natural["xxT"]
+    diagonal = canonical(-eta_xx - eta_xx.xreplace({a: b, b: a}))
+    linear = canonical(collapse(eta_x.replace(lambda n: isinstance(n, sp.Indexed) and n.base == mean,
+                                              lambda n: sp.S.Zero)))
+    coupling = canonical(-partial(eta_x.xreplace({a: b}), mean, (t - 1, a)))
+    return GaussianBlock(chain.name, chain.dim, q, chain, diagonal, linear, coupling)
 
 
 def refusal(model: CheckedModel, chain: Chain) -> str | None:
@@ -331,7 +402,7 @@ def update_gaussian_block(block: GaussianBlock, env: Env) -> float:
     J, C, h = gaussian_potentials(block, env)
     T, D = h.shape
     mean, cov, cross = np.empty((T, D)), np.empty((T, D, D)), np.zeros((T, D, D))
-    logdet = gaussian_chain(J, C, h, mean, cov, cross)
+    logdet = gaussian_chain(J, C, h, mean, cov, cross, np.empty(T))
     env.moments[(block.var, "x")] = mean
     env.moments[(block.var, "xxT")] = cov + mean[:, :, None] * mean[:, None, :]
     # E[x log p̃] read E[xₜ₋₁xₜᵀ] as ⟨xₜ₋₁⟩⟨xₜ⟩ᵀ: the coupling −xₜ₋₁ᵀCₜxₜ adds −tr(Cₜᵀ Cov(xₜ₋₁, xₜ))

@@ -377,6 +377,9 @@ def to_text(d: Derivation) -> str:
         out += [f"q({b.var}) = MvNormal chain, one structured block    [approximate {b.var} jointly, {t} in {b.dim}]",
                 f"  q({b.var}) = N(Λ⁻¹h, Λ⁻¹): the η of q({b.var}[{t}]) above read as hₜ − Σ_s≠{t} Λ[{t}, s]·⟨{b.var}[s]⟩ "
                 f"and −½ Λ[{t}, {t}] (Λ block tridiagonal along {t})",
+                f"  Λ[{t}, {t}][{b.q.event[0]}, {b.q.extra}] = {show(b.diagonal)}",
+                f"  Λ[{t}-1, {t}][{b.q.event[0]}, {b.q.extra}] = {show(b.coupling)}    ({t} ≥ 1)",
+                f"  h[{t}, {b.q.event[0]}] = {show(b.linear)}",
                 f"  Kalman filter (information form) and RTS smoother → ⟨{b.var}[{t}]⟩, ⟨{b.var}[{t}] {b.var}[{t}]ᵀ⟩, "
                 f"Cov({b.var}[{t}-1], {b.var}[{t}]), log|Λ|",
                 f"  H[q({b.var})] = ½ log|2πe Λ⁻¹|", ""]

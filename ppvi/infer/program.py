@@ -580,7 +580,10 @@ def _init_categorical(s, v, rng, info):
 
 def _init_pairs(s, v, info):
     """A chain's ξₜ = rₜ₋₁ rₜᵀ for t ≥ start (the product of its random marginals; the rows of A count them
-    before the chain's first update)."""
+    before the chain's first update).  A Gaussian chain's Cov(xₜ₋₁, xₜ) stays 0, as its state starts: its
+    q starts as a product."""
+    if info.family != "Categorical":
+        return
     r, xi, start = s[ArrayNames.qparam(v, "p")], s[info.chain.pair], info.chain.start
     xi[...] = 0.0
     xi[..., start:, :, :] = r[..., start - 1:-1, :, None] * r[..., start:, None, :]

@@ -73,18 +73,3 @@ def refuse_chains(model, what: str, hint: str = KERNELS) -> None:
             continue
         rep = Reporter(model.path, model.text)
         raise rep.fail(f"{what} does not handle sequences yet: `{chain.name}` is a chain", f.span, hint)
-
-
-def refuse_uncompiled(model, what: str) -> None:
-    """A model with a chain the kernels do not handle yet — a chain of vectors or reals approximated jointly
-    (its Kalman/RTS block: the reference evaluator has it, the kernels not): a positioned error.  A Categorical
-    chain (codegen.chain), a mean-field chain and a chain of data are compiled."""
-    for name, chain in model.chains.items():
-        v = model.variables[name]
-        if v.kind != "latent" or v.support == "index" or model.approximations.get(name) != "jointly":
-            continue
-        rep = Reporter(model.path, model.text)
-        raise rep.fail(f"{what} does not handle a Gaussian chain approximated jointly yet: `{name}` is one",
-                       model.factors[chain.body].span,
-                       f"drop `approximate {name} jointly` to fit its mean field (its means are exact, its "
-                       "variances too small: PRML 10.1.2)")

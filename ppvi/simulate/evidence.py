@@ -142,6 +142,7 @@ def evidence(result: Result, samples: int, per_datum: bool = False, seed: int | 
     if data is not None and not same_data(result, data):
         result, held, bound = held_out(result, data, where)
     setting = from_result(result, data, where, observed=True)
+    _no_joint_chain(setting.model)
     plate = _data_plate(setting, where) if per_datum else None
     start = time.perf_counter()
     chunk = max(1, DRAW_ENTRIES // max(1, sum(math.prod(setting.shape(n)) for n in result.q)))
@@ -162,6 +163,18 @@ def evidence(result: Result, samples: int, per_datum: bool = False, seed: int | 
             "log p(v) and its standard error are not reliable", where, severity="warning",
             hint="q misses mass of the posterior; more samples help little")), stacklevel=3)
     return Evidence(bound, log_p, stderr, log_p - bound, k, samples, per, seconds)
+
+
+def _no_joint_chain(model) -> None:
+    """A chain approximated jointly: the result keeps its q's marginals, not its lag-one covariances or pairs,
+    so draws from them are not draws from q (on models/sequences/lds.ppvi they put log p(y) 500 nats off)."""
+    for name, chain in model.chains.items():
+        if model.approximations.get(name) == "jointly" and chain.body is not None:
+            raise Reporter(model.path, model.text).fail(
+                f"q of `{name}` is one block over its chain, and the result keeps only its marginals: draws from "
+                "them are not draws from q, so they cannot be the importance sampler's proposal yet",
+                model.factors[chain.body].span, f"drop `approximate {name} jointly` to estimate the evidence of "
+                "the mean-field fit; where the chain is the only latent, the joint fit's ELBO is log p(v) itself")
 
 
 def same_data(result: Result, data: object) -> bool:

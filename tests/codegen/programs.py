@@ -3,6 +3,7 @@ models that are not in models/ (each with data drawn here)."""
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
 
 import numpy as np
@@ -164,3 +165,38 @@ def kernels(plan: Plan) -> list[tuple[str, KernelSpec]]:
     if plan.block:
         out.append(("block", plan.block.kernel))
     return out
+
+
+def plain(module) -> types.SimpleNamespace:
+    """The module with its kernels as plain Python (``py_func``: the same generated code, nothing compiled; the
+    runtime helpers it calls stay compiled)."""
+    return types.SimpleNamespace(PLAN=module.PLAN, **{n: k.py_func for n, k in vars(module).items()
+                                                      if getattr(getattr(k, "py_func", None), "__module__", None)
+                                                      == module.__name__})
+
+
+def moment(p: Program, var: str, stat: str) -> np.ndarray:
+    """The program's array of a moment (under its owner's name: ⟨[zₜ = k]⟩ is q(z)'s p)."""
+    name = f"m_{var}__{stat}"
+    return p.state[p.plan.latents[var].aliases.get(name, name)]
+
+
+def lockstep(p: Program, d, env, sweeps: int, update) -> tuple[np.ndarray, np.ndarray]:
+    """The program (initialised) and a reference side by side from the program's state: ``update(var)`` takes
+    the reference's step and returns its own differences (a block's numbers that are not moments).  Per update,
+    the largest difference of any moment; per sweep, both ELBOs (tests/derive/reference.py's)."""
+    from derive import reference      # (tests/derive/reference.py)
+
+    for (var, stat) in d.syms.moments:
+        value = moment(p, var, stat)
+        env.moments[(var, stat)] = value.copy().reshape(value.shape if value.size > 1 else ())
+    gaps, elbos = [], []
+    for _ in range(sweeps):
+        for var in p.schedule():
+            p.update(var)
+            gaps += update(var)
+            for (v, stat) in d.syms.moments:
+                want = env.moments[(v, stat)]
+                gaps.append(float(np.max(np.abs(moment(p, v, stat).reshape(np.shape(want)) - want))))
+        elbos.append((p.elbo(), reference.elbo(d, env)))
+    return np.array(gaps), np.array(elbos)

@@ -10,7 +10,6 @@ globals read include Σ_{t≥1} ξₜ, a sum over part of the data plate.
 
 from __future__ import annotations
 
-import types
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from ppvi.derive.chain import update_block
 from ppvi.derive.numeric import Env
 from ppvi.language import load, loads
 
-from codegen.programs import program      # noqa: E402  (tests/codegen/programs.py)
+from codegen.programs import lockstep, plain, program      # noqa: E402  (tests/codegen/programs.py)
 from derive import reference              # noqa: E402  (tests/derive/reference.py)
 from infer.test_chains import BAYES, sample_hmm, scaled_forward_backward   # noqa: E402
 
@@ -36,46 +35,24 @@ def _data(T: int = 80, seed: int = 3) -> np.ndarray:
                       np.array([-1.5, 1.5]), np.array([1.0, 0.6]))
 
 
-def _moment(p, var: str, stat: str) -> np.ndarray:
-    """The program's array of a moment (under its owner's name: ⟨[zₜ = k]⟩ is q(z)'s p)."""
-    name = f"m_{var}__{stat}"
-    return p.state[p.plan.latents[var].aliases.get(name, name)]
-
-
-def _plain(module) -> types.SimpleNamespace:
-    """The module with its kernels as plain Python (``py_func``: the same generated code, nothing compiled; the
-    runtime helpers it calls stay compiled)."""
-    return types.SimpleNamespace(PLAN=module.PLAN, **{n: k.py_func for n, k in vars(module).items()
-                                                      if getattr(getattr(k, "py_func", None), "__module__", None)
-                                                      == module.__name__})
-
-
 def _lockstep(model, x: np.ndarray, compiled: bool = True):
-    """The program and the reference run side by side from the program's start: per update, the largest
-    difference of any moment; per sweep, both ELBOs.  ``compiled=False``: the generated kernels run as plain
-    Python (the compiled path is the structured chain's below; compiled = Python: tests/harness)."""
+    """The program and the reference run side by side from the program's start (programs.lockstep).
+    ``compiled=False``: the generated kernels run as plain Python (the compiled path is the structured chain's
+    below; compiled = Python: tests/harness)."""
     p = program(model, {"x": x})
     if not compiled:
-        p.module = _plain(p.module)
+        p.module = plain(p.module)
     p.initialise(np.random.default_rng(0))
     d = derive(model)
     env = Env({"x": x, "a0": np.ones(2)}, {}, {"T": len(x), "K": 2})
-    for (var, stat) in d.syms.moments:
-        value = _moment(p, var, stat)
-        env.moments[(var, stat)] = value.copy().reshape(value.shape if value.size > 1 else ())
-    gaps, elbos = [], []
-    for _ in range(SWEEPS):
-        for var in p.schedule():
-            p.update(var)
-            if var in d.blocks:
-                update_block(d.blocks[var], env)
-            else:
-                reference.update(d, var, env)
-            for (v, stat) in d.syms.moments:
-                want = env.moments[(v, stat)]
-                gaps.append(float(np.max(np.abs(_moment(p, v, stat).reshape(np.shape(want)) - want))))
-        elbos.append((p.elbo(), reference.elbo(d, env)))
-    return p, np.array(gaps), np.array(elbos)
+
+    def update(var: str) -> list[float]:
+        if var in d.blocks:
+            update_block(d.blocks[var], env)
+        else:
+            reference.update(d, var, env)
+        return []
+    return (p, *lockstep(p, d, env, SWEEPS, update))
 
 
 @pytest.fixture(scope="module")

@@ -90,6 +90,13 @@ CORPUS: list[Case] = [
     _example("poisson_regression", "json", "regression",
              "log link: q Normal by monotone Newton steps on the exact ELBO; quadrature, a Laplace fit and the "
              "ELBO's gradient ≈ 0 (tests/infer/test_explinks.py)"),
+    # ---- sequences (models/sequences)
+    _case("lds", "json", "sequence",
+          "Kalman 1960 / PRML 13.3, fixed parameters: q(x) jointly is the RTS smoother's posterior and the ELBO "
+          "log p(y) (tests/codegen/test_gaussian_chain_kernels.py)", folder=EXAMPLES / "sequences"),
+    _case("lds_noise", "json", "sequence",
+          "Beal 2003 ch. 5, the observation precision learned: the fixed point of a VBEM written in the test "
+          "(tests/codegen/test_gaussian_chain_kernels.py)", folder=EXAMPLES / "sequences"),
     # ---- corpus models (tests/corpus/models); the first three belong in models/ once they derive and fit
     # (tests/codegen/test_statistics.py runs every model there)
     _case("bayes_pca", "npz", "factor",

@@ -7,7 +7,8 @@ import pytest
 
 from corpus.registry import CORPUS, CORPUS_MODELS, EXAMPLES, REFERENCED_ELSEWHERE, Case
 
-KINDS = {"gaussian", "conjugate", "regression", "mixture", "topic", "sparse", "factor", "hierarchical", "energy"}
+KINDS = {"gaussian", "conjugate", "regression", "mixture", "topic", "sparse", "factor", "hierarchical", "energy",
+         "sequence"}
 
 
 def test_the_corpus_lists_every_model_once():

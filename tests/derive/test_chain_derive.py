@@ -16,7 +16,6 @@ from ppvi.derive.numeric import Env
 
 HERE = Path(__file__).parent
 HMM = MODELS / "sequences" / "hmm.ppvi"
-LDS = MODELS / "sequences" / "lds.ppvi"
 
 
 def test_golden_chain_derivation(capsys, monkeypatch, update_golden):
@@ -64,26 +63,15 @@ def test_chains_outside_the_block_are_refused(tmp_path, capsys, text, message):
 
 
 @pytest.mark.parametrize("argv, stage, what", [
-    (["run", LDS, "--quiet"], "compiled inference (`ppvi run`, `fit`)", "a Gaussian chain approximated jointly"),
-    (["derive", LDS, "--code"], "kernel generation", "a Gaussian chain approximated jointly"),
-    (["derive", LDS, "--dump", "kernels"], "kernel generation", "a Gaussian chain approximated jointly"),
     (["sample", HMM, "--draws", "2", "--out", "SIMS"], "sampling", "sequences"),
-], ids=["run", "code", "kernels", "sample"])
+], ids=["sample"])
 def test_stages_without_chains_refuse_them_at_the_statement(tmp_path, capsys, argv, stage, what):
-    """What is not built for chains yet (a Gaussian chain's joint q compiled, ancestral sampling along a chain)
-    is refused at the chain's statement (a Categorical chain compiles: tests/codegen/test_chain_kernels.py)."""
+    """What is not built for chains yet (ancestral sampling along a chain) is refused at the chain's statement
+    (chains compile: tests/codegen/test_chain_kernels.py, tests/codegen/test_gaussian_chain_kernels.py)."""
     argv = [str(tmp_path / "s.npz") if a == "SIMS" else a for a in argv]
     code, _, err = run_cli(argv, capsys)
-    line = 18 if argv[1] == LDS else 20
-    assert code == 2 and f".ppvi:{line}:5: error: {stage} does not handle {what} yet" in err, err
+    assert code == 2 and f".ppvi:20:5: error: {stage} does not handle {what} yet" in err, err
     assert "Traceback" not in err and "internal error" not in err
-
-
-def test_fit_from_python_refuses_a_gaussian_chain_approximated_jointly():
-    import ppvi
-
-    with pytest.raises(ppvi.PPVIError, match="does not handle a Gaussian chain approximated jointly yet"):
-        ppvi.load(str(LDS)).fit()
 
 
 AR1 = """\

@@ -52,8 +52,8 @@ class Case:
     dims: dict = field(default_factory=dict)
     known: str | None = None
     refused: bool = False          # the model is not conjugate: derive must refuse it with a PPVIError
-    chains: bool = False           # a chain compilation does not handle yet (a Gaussian one approximated jointly,
-                                   # issue 18): derived, and compiling must refuse it
+    chains: bool = False           # a chain the derivation does not handle yet (ppvi.derive.chain.refusal):
+                                   # compiling must refuse it
 
 
 # ------------------------------------------------------------------ issue 14
@@ -193,11 +193,12 @@ COMPILED_IN_CI = ("issue14:factor_data_W",)
 # The cases CI puts through checks 1–4 (a tenth of a minute each): issue 14's reproductions and the faults
 # found, and one model of each kind the corpus has beside them — a mixture (Categorical, Dirichlet, Normal,
 # Gamma), a group block (LDA), params (EM), MvNormal and Wishart at data-valued indices (BPMF), a Wishart from
-# data, Beta, Gamma-Poisson, Categorical chains.  Every other case derives, generates and fits in CI (test_metamorphic).
+# data, Beta, Gamma-Poisson, Categorical and Gaussian chains.  Every other case derives, generates and fits in CI (test_metamorphic).
 CHECKED_IN_CI = frozenset(c.name for c in ISSUE_14 + FOUND) | {
     "models/gmm_1d", "models/lda", "models/em_gmm", "models/bpmf", "corpus:wishart_precision",
     "models/beta_bernoulli", "models/gamma_poisson",
-    "inline:test_chains:SEQUENCES"}     # a plate of Categorical chains, jointly (mean field: tests/codegen)
+    "inline:test_chains:SEQUENCES",     # a plate of Categorical chains, jointly (mean field: tests/codegen)
+    "inline:test_gaussian_chain_kernels:BAYES_LDS"}     # a Gaussian chain jointly, a Wishart beside it
 
 
 # ------------------------------------------------------------------ discovery
@@ -229,17 +230,18 @@ REFUSED_PREFIXES = ("REFUSED_", "NONCONJUGATE_")
 
 def _compiled(model) -> bool:
     """Derivation and compilation handle the model's chains, if any (ppvi.derive.chain.refusal: a Categorical
-    chain's block; ppvi.language.sequences.refuse_uncompiled: a Gaussian one approximated jointly)."""
-    from ppvi.derive.chain import refusal
-    from ppvi.errors import PPVIError
-    from ppvi.language.sequences import refuse_uncompiled
+    chain's block; gaussian_refusal: a Gaussian one approximated jointly)."""
+    from ppvi.derive.chain import gaussian_refusal, refusal
 
-    try:
-        refuse_uncompiled(model, "compilation")
-    except PPVIError:
-        return False
-    return not any(refusal(model, c) for c in model.chains.values()
-                   if model.variables[c.name].kind == "latent" and model.variables[c.name].support == "index")
+    for c in model.chains.values():
+        v = model.variables[c.name]
+        if v.kind != "latent":
+            continue
+        if v.support == "index" and refusal(model, c):
+            return False
+        if v.support != "index" and model.approximations.get(c.name) == "jointly" and gaussian_refusal(model, c):
+            return False
+    return True
 
 
 def inline_cases() -> list[Case]:

@@ -193,7 +193,11 @@ class Reference:
                 value = state[name] if name in state else moments(q.family, read_q(state, var, q.family, plates))[stat]
                 moms[(var, stat)] = _at_rank(np.asarray(value), plates + extra)
         for var, info in s.plan.latents.items():
-            if info.chain is not None:         # a chain's marginals, pairs and entropy (derive.chain: its statistics)
+            if info.chain is not None and info.family != "Categorical":
+                # a Gaussian chain's block: its lag-one term of the ELBO and its joint entropy (codegen.chain)
+                moms[(var, "cross_term")] = float(state[f"m_{var}__lag"][0])
+                moms[(var, "entropy")] = float(np.sum(state[f"h_{var}"]))
+            elif info.chain is not None:       # a chain's marginals, pairs and entropy (derive.chain: its statistics)
                 moms[(var, "onehot")] = np.asarray(state[f"q_{var}__p"], dtype=float)
                 moms[(var, "pair")] = np.asarray(state[info.chain.pair], dtype=float)
                 moms[(var, "entropy")] = float(np.sum(state[f"h_{var}"]))
@@ -525,14 +529,20 @@ def block_against_derivation(s: Subject, info: KernelSpec) -> list[str]:
 def chain_against_derivation(s: Subject, var: str, info: KernelSpec) -> list[str]:
     """A chain's kernel against the reference block (ppvi.derive.chain.update_block: the potentials evaluated
     one number at a time, then the same runtime step) from the same state: marginals, pairs, entropy, log Z."""
-    from ppvi.derive.chain import update_block
+    from ppvi.derive.chain import update_block, update_gaussian_block
 
     after = copy_state(s.base)
     s.call(info, after)
     ref = Reference(s, copy_state(s.base))
-    log_z = update_block(s.derivation.blocks[var], ref.env)
     label = _label(s, "chain", var, info)
-    chain = s.plan.latents[var].chain
+    latent = s.plan.latents[var]
+    if latent.family != "Categorical":     # a Gaussian chain (update_gaussian_block: Kalman filter, RTS smoother)
+        update_gaussian_block(s.derivation.gaussian[var], ref.env)
+        got = {"x": after[f"q_{var}__mean"], "xxT": after[f"m_{var}__xxT"], "cross_term": after[f"m_{var}__lag"][0],
+               "entropy": np.sum(after[f"h_{var}"])}
+        return [f"{label}: {k} {m}" for k in got if (m := mismatch(got[k], ref.env.moments[(var, k)], RTOL_REFERENCE))]
+    log_z = update_block(s.derivation.blocks[var], ref.env)
+    chain = latent.chain
     got = {"onehot": after[f"q_{var}__p"], "pair": after[chain.pair],
            "entropy": np.sum(after[f"h_{var}"]), "log Z": after[f"l_{var}"][0]}
     want = {**{k: ref.env.moments[(var, k)] for k in ("onehot", "pair", "entropy")}, "log Z": log_z}
@@ -585,10 +595,22 @@ def elbo_equals_reference(s: Subject) -> list[str]:
         problems.append(f"the ELBO kernel returns {len(got)} terms for {len(expected)} factors")
     for label, want in terms:
         if label.startswith("H[q("):
-            var = label[4:-2]
+            var = label[4:label.index(")]")]          # (also "H[q(x)] (joint)": a Gaussian chain's)
             m = mismatch(np.sum(state[f"h_{var}"]), want, RTOL_REFERENCE)
             if m:
                 problems.append(f"{label}: the state's entropies {m}")
+    for var, info in s.plan.latents.items():
+        if info.chain is not None and info.family != "Categorical":
+            # the ELBO with the chain's lag-one covariances (0 in the random state): right after its block
+            after = copy_state(s.base)
+            s.call(info.update, after)
+            s.refresh_statistics(after)
+            whole = sum(v for _, v in reference_elbo_terms(s, after))
+            value = float(np.sum(_compiled_terms(s, after, s.plan.elbo.kernel))) + sum(
+                float(np.sum(after[f"h_{v}"])) for v in s.plan.latents)
+            m = mismatch(value, whole, RTOL_REFERENCE)
+            if m:
+                problems.append(f"ELBO after the block of q({var}) against the reference: {m}")
     fast = s.plan.elbo.fast
     if fast is not None:
         last = s.plan.elbo.fast_after

@@ -211,7 +211,7 @@ class Subject:
         plan = self.plan
         out = []
         for var, info in plan.latents.items():
-            if info.chain is not None:   # a Categorical chain's block: one kernel, never damped (codegen.chain)
+            if info.chain is not None:   # a chain's block: one kernel, never damped (codegen.chain)
                 out.append(("chain", var, info.update))
                 continue
             out.append(("update", var, info.update))
@@ -345,9 +345,10 @@ def random_state(s: Subject, rng: np.random.Generator, damping: float) -> dict:
             state[name] = np.zeros(shape_of(shape, s.sizes))
         for alias, target in info.aliases.items():
             state[alias] = state[target]
-        if info.chain is not None:
+        if info.chain is not None and info.family == "Categorical":
             random_chain(state, var, info, rng)
             continue
+        # (a Gaussian chain's q at random as any MvNormal's: a product, its lag-one covariances 0)
         fam = info.family
         plates = len(info.index)
         shapes = {p: shape_of(info.state[f"q_{var}__{p}"], s.sizes) for p in PARAMS[fam]}

@@ -94,9 +94,9 @@ def test_non_conjugate_models_are_refused_as_a_users_mistake(case):
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.name) for c in CHAINS])
-def test_chains_not_compiled_yet_are_refused_as_a_users_mistake(case):
-    """A Gaussian chain approximated jointly derives, but its block has no kernels yet (issue 18): compiling it
-    is a located PPVIError."""
+def test_chains_not_handled_yet_are_refused_as_a_users_mistake(case):
+    """A chain outside the blocks ppvi derives (ppvi.derive.chain.refusal, gaussian_refusal: a second-order
+    one, a chain of scalars approximated jointly): compiling it is a located PPVIError."""
     from ppvi.codegen.cache import load
     from ppvi.language import loads
 

@@ -296,31 +296,32 @@ F = np.array([[0.9, 0.1], [-0.1, 0.9]])
 Qc, Rc = np.eye(2) / 4.0, np.eye(2) / 2.0          # the covariances
 
 
-def kalman_rts(y):
-    """Kalman filter and RTS smoother in covariance form (Rauch, Tung & Striebel 1965; PRML 13.3):
-    smoothed means, covariances, lag-one covariances Cov(x[t-1], x[t]) and log p(y)."""
-    T = len(y)
-    m, P, ll = np.zeros(2), np.eye(2), 0.0
-    mf, Pf, mp, Pp = [], [], [], []
+def kalman_rts(y, m0, P0cov, F, Qcov, Rcov):
+    """Kalman filter and RTS smoother in covariance form (Rauch, Tung & Striebel 1965; Särkkä 2013, alg. 4.3
+    and 8.2; PRML 13.3), an observation matrix of 1: smoothed means, covariances, lag-one covariances
+    Cov(x[t-1], x[t]) (PRML 13.104) and log p(y) (the prediction-error decomposition)."""
+    T, D = y.shape
+    mf, Pf, mp, Pp, ll = [], [], [], [], 0.0
+    m, P = m0, P0cov
     for t in range(T):
         if t > 0:
-            m, P = F @ m, F @ P @ F.T + Qc
+            m, P = F @ m, F @ P @ F.T + Qcov
         mp.append(m)
         Pp.append(P)
-        S = P + Rc
-        r = y[t] - m
-        ll -= 0.5 * (r @ np.linalg.solve(S, r) + np.linalg.slogdet(2 * np.pi * S)[1])
+        S = P + Rcov
+        v = y[t] - m
+        ll -= 0.5 * (v @ np.linalg.solve(S, v) + np.linalg.slogdet(2 * np.pi * S)[1])
         K = P @ np.linalg.inv(S)
-        m, P = m + K @ r, P - K @ P
+        m, P = m + K @ v, P - K @ S @ K.T
         mf.append(m)
         Pf.append(P)
-    ms, Ps, lag = list(mf), list(Pf), [np.zeros((2, 2)) for _ in range(T)]
+    ms, Ps, lag = list(mf), list(Pf), np.zeros((T, D, D))
     for t in range(T - 2, -1, -1):
         G = Pf[t] @ F.T @ np.linalg.inv(Pp[t + 1])
         ms[t] = mf[t] + G @ (ms[t + 1] - mp[t + 1])
         Ps[t] = Pf[t] + G @ (Ps[t + 1] - Pp[t + 1]) @ G.T
         lag[t + 1] = G @ Ps[t + 1]
-    return np.array(ms), np.array(Ps), np.array(lag), ll
+    return np.array(ms), np.array(Ps), lag, ll
 
 
 @pytest.fixture(scope="module")
@@ -333,7 +334,7 @@ def lds():
         x[t] = F @ x[t - 1] + rng.multivariate_normal(np.zeros(2), Qc)
     y = x + rng.multivariate_normal(np.zeros(2), Rc, size=T)
     arrays = {"y": y, "F": F, "Q": np.linalg.inv(Qc), "R": np.linalg.inv(Rc), "m0": np.zeros(2), "P0": np.eye(2)}
-    return y, arrays, kalman_rts(y)
+    return y, arrays, kalman_rts(y, np.zeros(2), np.eye(2), F, Qc, Rc)
 
 
 def test_gaussian_chain_jointly_is_the_rts_smoother(lds):

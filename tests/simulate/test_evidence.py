@@ -250,6 +250,27 @@ def test_a_point_q_is_no_proposal():
         evidence(r, 10)
 
 
+RANDOM_WALK_JOINTLY = """\
+dim T
+data y[T]
+x[0] ~ Normal(0, 1)
+for t in T[1:]:
+    x[t] ~ Normal(x[t-1], 0.5)
+for t in T:
+    y[t] ~ Normal(x[t], 1)
+approximate x jointly
+"""
+
+
+def test_a_chain_approximated_jointly_is_no_proposal_yet():
+    """The result keeps a joint chain's marginals only (not its lag-one covariances): draws from them are not
+    draws from q, and weights against them gave log p(y) hundreds of nats off on models/sequences/lds.ppvi."""
+    r = hand_result(RANDOM_WALK_JOINTLY, {"x": ("Normal", {"mean": np.zeros(4), "sd": np.ones(4)})},
+                    {"y": np.ones(4)})
+    with pytest.raises(ppvi.PPVIError, match="hand.ppvi:5:5: error: q of `x` is one block over its chain"):
+        evidence(r, 10)
+
+
 @pytest.mark.parametrize("kwargs, message", [({"samples": 0}, "samples=0"), ({"samples": True}, "samples=True"),
                                              ({"samples": 5, "per_datum": 1}, "per_datum=1"),
                                              ({"samples": 5, "seed": -1}, "seed=-1")])
