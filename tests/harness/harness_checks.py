@@ -292,9 +292,10 @@ def reference_eta(s: Subject, var: str, before: Reference, after: Reference | No
             at = np.unravel_index(flat, plates) if plates else ()
             ref = before
             if own:
-                # (a Newton q, docs/derivation.md section 10: η = ∂𝓛/∂⟨T⟩ holds at the element's own new moments)
-                mine = (pos <= flat if q.newton is not None else pos < flat) if pos is not None else None
-                ref = before.with_moments(var, {k: np.where(mine, new, old) if pos is not None else
+                # (a Newton q, docs/derivation.md section 10: η = ∂𝓛/∂⟨T⟩ holds at the element's own new moments;
+                # each statistic's positions at its own rank: an MvNormal's x and xxT differ)
+                ref = before.with_moments(var, {k: np.where(pos <= flat if q.newton is not None else pos < flat,
+                                                            new, old) if pos is not None else
                                                 (new if q.newton is not None else old)
                                                 for k, (old, new, pos) in own.items()})
             for sub in np.ndindex(*shape):
