@@ -820,11 +820,14 @@ def finish_polya_gamma(eta_x, eta_base):
     base statistic's moment is 0, and E[log p(ω)] + H = −KL(q ‖ PG(b, 0)) is exact).  Below c = 10⁻³ both by
     their series, b(1/4 − c²/48 + c⁴/480) and −b(c⁴/192 − c⁶/1440): the closed forms are 0/0 at c = 0 and H a
     difference of two terms of order c² there.  log cosh t = log1p(2 sinh²(t/2)), exact for small t, and
-    t + log1p(e^{−2t}) − log 2 for large t (no overflow)."""
+    t + log1p(e^{−2t}) − log 2 for large t (no overflow).  b = 0 (a Binomial row of no trials) is PG(0, c),
+    a point mass at 0: E[ω] = 0, H = 0."""
     b = eta_base
-    if not (b > 0.0 and eta_x <= 0.0):
+    if not (b >= 0.0 and eta_x <= 0.0):
         return math.nan, math.nan, math.nan, math.nan, math.nan
     c = math.sqrt(-2.0 * eta_x)
+    if b == 0.0:
+        return 0.0, c, 0.0, 0.0, 0.0
     c2 = c * c
     if c < 1e-3:
         return b, c, b * (0.25 - c2 / 48.0 + c2 * c2 / 480.0), 0.0, -b * c2 * c2 * (1.0 / 192.0 - c2 / 1440.0)

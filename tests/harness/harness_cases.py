@@ -276,10 +276,14 @@ def _module_constants(tree) -> dict[str, object]:
     """A test file's module-level names bound to a number or a string (what its f-string models read)."""
     out = {}
     for node in tree.body:
-        if isinstance(node, pyast.Assign) and isinstance(node.value, pyast.Constant):
-            for t in node.targets:
-                if isinstance(t, pyast.Name):
-                    out[t.id] = node.value.value
+        if not isinstance(node, pyast.Assign):
+            continue
+        for t in node.targets:
+            pairs = [(t, node.value)]
+            if isinstance(t, pyast.Tuple) and isinstance(node.value, pyast.Tuple):    # (R, S0 = 5, 2.0)
+                pairs = list(zip(t.elts, node.value.elts))
+            out.update({n.id: v.value for n, v in pairs
+                        if isinstance(n, pyast.Name) and isinstance(v, pyast.Constant)})
     return out
 
 
