@@ -105,7 +105,11 @@ def _ev(e: sp.Basic, env: Env, b: dict):
         return np.linalg.slogdet(_matrix(e.args[0], env, b))[1]
     if isinstance(e, lmvgamma):
         return special.multigammaln(_ev(e.args[0], env, b), int(_ev(e.args[1], env, b)))
-    fn = {sp.log: np.log, sp.exp: np.exp, lgamma: special.gammaln, sp.loggamma: special.gammaln,
+    if isinstance(e, sp.log) and isinstance(e.args[0], sp.cosh):
+        # log cosh t = log(e^t + e^{−t}) − log 2: a Pólya-Gamma q's entropy at large c, where cosh overflows
+        t = _ev(e.args[0].args[0], env, b)
+        return np.logaddexp(t, -t) - math.log(2.0)
+    fn = {sp.log: np.log, sp.exp: np.exp, sp.cosh: np.cosh, sp.tanh: np.tanh, sp.sinh: np.sinh, lgamma: special.gammaln, sp.loggamma: special.gammaln,
           softplus: lambda z: np.logaddexp(0.0, z), sigmoid: special.expit, sp.sqrt: np.sqrt,
           sp.Abs: abs, sp.sign: np.sign}.get(type(e))
     if fn is not None:

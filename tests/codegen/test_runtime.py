@@ -299,3 +299,22 @@ def test_the_missing_block_finish_is_the_gaussian_conditional(pattern):
     assert not cov[o].any() and not cov[:, o].any()
     np.testing.assert_allclose(xxt, cov + np.outer(mean, mean), rtol=1e-12)
     assert h == pytest.approx(stats.multivariate_normal(np.zeros(m.sum()), block).entropy(), rel=1e-12)
+
+
+def test_the_gamma_entropy_keeps_its_digits_at_large_shape():
+    """H = log Γ(a) − (a − 1)ψ(a) − log b + a (PRML B.31) against mpmath at 50 digits: for large a the first two
+    terms cancel to ½ log a + ½ log 2π + ½ + O(1/a) (a prior Gamma(1e7, 1): 2e-9 of H was lost, the harness's
+    inline:test_constants case)."""
+    import mpmath
+
+    from ppvi.codegen.runtime import finish_gamma
+
+    mpmath.mp.dps = 50
+    for a in (0.3, 1.0, 2.5, 10.0, 99.0, 100.0, 101.0, 1e3, 1e5, 10000047.0, 1e10, 1e13):
+        for b in (1e-3, 1.0, 17.0, 1e4):
+            shape, rate, mean, logx, h = finish_gamma(-b, a - 1.0)
+            A, B = mpmath.mpf(a), mpmath.mpf(b)
+            want = float(mpmath.loggamma(A) - (A - 1) * mpmath.digamma(A) - mpmath.log(B) + A)
+            assert abs(h - want) <= 1e-13 * max(1.0, abs(want)), (a, b, h, want)
+            assert abs(shape - a) <= 1e-15 * a and rate == b and abs(mean - a / b) <= 1e-15 * a / b
+            assert abs(logx - float(mpmath.digamma(A) - mpmath.log(B))) <= 1e-14 * max(1.0, abs(logx)), (a, b)

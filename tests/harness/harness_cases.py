@@ -193,12 +193,14 @@ COMPILED_IN_CI = ("issue14:factor_data_W",)
 # The cases CI puts through checks 1–4 (a tenth of a minute each): issue 14's reproductions and the faults
 # found, and one model of each kind the corpus has beside them — a mixture (Categorical, Dirichlet, Normal,
 # Gamma), a group block (LDA), params (EM), MvNormal and Wishart at data-valued indices (BPMF), a Wishart from
-# data, Beta, Gamma-Poisson, Categorical and Gaussian chains.  Every other case derives, generates and fits in CI (test_metamorphic).
+# data, Beta, Gamma-Poisson, Categorical and Gaussian chains, Pólya-Gamma weights (a logistic link), Newton-updated
+# Normals (an exp link), imputed missing entries.  Every other case derives, generates and fits in CI (test_metamorphic).
 CHECKED_IN_CI = frozenset(c.name for c in ISSUE_14 + FOUND) | {
     "models/gmm_1d", "models/lda", "models/em_gmm", "models/bpmf", "corpus:wishart_precision",
     "models/beta_bernoulli", "models/gamma_poisson",
     "inline:test_chains:SEQUENCES",     # a plate of Categorical chains, jointly (mean field: tests/codegen)
-    "inline:test_gaussian_chain_kernels:BAYES_LDS"}     # a Gaussian chain jointly, a Wishart beside it
+    "inline:test_gaussian_chain_kernels:BAYES_LDS",     # a Gaussian chain jointly, a Wishart beside it
+    "models/logistic_regression", "models/poisson_regression", "models/iris_missing"}
 
 
 # ------------------------------------------------------------------ discovery
@@ -253,14 +255,15 @@ def inline_cases() -> list[Case]:
         tree = pyast.parse(path.read_text(encoding="utf-8"))
         names = {}
         for node in pyast.walk(tree):
-            if isinstance(node, pyast.Assign) and isinstance(node.value, pyast.Constant):
+            if isinstance(node, pyast.Assign) and isinstance(node.value, (pyast.Constant, pyast.JoinedStr)):
                 for t in node.targets:
                     if isinstance(t, pyast.Name):
                         names[id(node.value)] = t.id
+        constants = _module_constants(tree)
         for node in pyast.walk(tree):
-            if not (isinstance(node, pyast.Constant) and isinstance(node.value, str)):
+            text = _text(node, constants)
+            if text is None:
                 continue
-            text = node.value
             model = _checked(text) if "~" in text and "\n" in text and text not in seen else None
             if model is None:
                 continue
@@ -269,6 +272,40 @@ def inline_cases() -> list[Case]:
             out.append(Case(f"inline:{path.stem}:{label}", text, str(path.relative_to(ROOT)),
                             refused=label.startswith(REFUSED_PREFIXES), chains=not _compiled(model)))
     return out
+
+
+def _module_constants(tree) -> dict[str, object]:
+    """A test file's module-level names bound to a number or a string (what its f-string models read)."""
+    out = {}
+    for node in tree.body:
+        if not isinstance(node, pyast.Assign):
+            continue
+        for t in node.targets:
+            pairs = [(t, node.value)]
+            if isinstance(t, pyast.Tuple) and isinstance(node.value, pyast.Tuple):    # (R, S0 = 5, 2.0)
+                pairs = list(zip(t.elts, node.value.elts))
+            out.update({n.id: v.value for n, v in pairs
+                        if isinstance(n, pyast.Name) and isinstance(v, pyast.Constant)})
+    return out
+
+
+def _text(node, constants: dict) -> str | None:
+    """A string constant's text, or an f-string's where every field is a plain module-level constant
+    (``f"w ~ Normal(0, sd = {S0})"``: the exp links' models); None for anything else (nothing is executed)."""
+    if isinstance(node, pyast.Constant) and isinstance(node.value, str):
+        return node.value
+    if not isinstance(node, pyast.JoinedStr):
+        return None
+    parts = []
+    for v in node.values:
+        if isinstance(v, pyast.Constant):
+            parts.append(str(v.value))
+        elif (isinstance(v, pyast.FormattedValue) and isinstance(v.value, pyast.Name) and v.conversion == -1
+              and v.format_spec is None and v.value.id in constants):
+            parts.append(str(constants[v.value.id]))
+        else:
+            return None
+    return "".join(parts)
 
 
 def nonconjugate_cases() -> list[Case]:
@@ -407,6 +444,11 @@ def random_data(model, sizes: dict[str, int], rng: np.random.Generator) -> dict[
         else:
             a = rng.normal(0.0, 1.5, shape)
         out[v.name] = np.asarray(a)
+    for name in model.missing:           # (data declared `: missing`: a quarter of the entries left empty)
+        a = out[name].astype(float)
+        a[rng.random(a.shape) < 0.25] = np.nan
+        a.flat[-1] = out[name].flat[-1]     # (one entry observed at least)
+        out[name] = a
     from ppvi.io.totals import totals
 
     for f, n in list(totals(model, out, sizes)):   # counts within their totals (Binomial, Multinomial)

@@ -20,8 +20,8 @@ import numpy as np
 import sympy as sp
 from scipy import special
 
-from harness_state import (MOMENTS, NATURAL, PARAMS, Subject, copy_state, entropy, moments, natural, read_q,
-                           shape_of)
+from harness_state import (MOMENTS, NATURAL, PARAMS, Subject, copy_state, entropy, moments, natural, observed,
+                           read_q, shape_of)
 from ppvi.codegen.plan import KernelSpec
 
 # ~1e-12 relative between the compiled and the plain-Python kernel (one source, rounding only: fused
@@ -276,7 +276,12 @@ def reference_eta(s: Subject, var: str, before: Reference, after: Reference | No
             old, new = before.env.moments[(var, stat)], after.env.moments[(var, stat)]
             pos = np.arange(count).reshape(plates + (1,) * extra) if plates else None
             own[stat] = (old, new, pos)
-    chosen = sample(count)
+    seen = observed(s, var)
+    if seen is None:
+        chosen = sample(count)
+    else:       # (the observed entries of data with missing entries: point masses no kernel finishes)
+        free = np.flatnonzero(~seen)
+        chosen = free[sample(len(free))].tolist()
     sampled = None
     if len(chosen) < count:
         sampled = np.zeros(count, dtype=bool)
@@ -291,9 +296,10 @@ def reference_eta(s: Subject, var: str, before: Reference, after: Reference | No
             at = np.unravel_index(flat, plates) if plates else ()
             ref = before
             if own:
-                # (a Newton q, docs/derivation.md section 10: η = ∂𝓛/∂⟨T⟩ holds at the element's own new moments)
-                mine = (pos <= flat if q.newton is not None else pos < flat) if pos is not None else None
-                ref = before.with_moments(var, {k: np.where(mine, new, old) if pos is not None else
+                # (a Newton q, docs/derivation.md section 10: η = ∂𝓛/∂⟨T⟩ holds at the element's own new moments;
+                # each statistic's positions at its own rank: an MvNormal's x and xxT differ)
+                ref = before.with_moments(var, {k: np.where(pos <= flat if q.newton is not None else pos < flat,
+                                                            new, old) if pos is not None else
                                                 (new if q.newton is not None else old)
                                                 for k, (old, new, pos) in own.items()})
             for sub in np.ndindex(*shape):
@@ -303,27 +309,35 @@ def reference_eta(s: Subject, var: str, before: Reference, after: Reference | No
     return out, sampled
 
 
-def _compare_q(label: str, family: str, q_after: dict, eta: dict, state: dict, var: str, sampled=None) -> list[str]:
+def _compare_q(label: str, family: str, q_after: dict, eta: dict, state: dict, var: str, sampled=None,
+               seen=None) -> list[str]:
     """q after the kernel against η (at the ``sampled`` plate positions): in natural parameters, or p for the
-    discrete families (where log p loses what underflows); moments, entropy and log Σ e^η consistent with q."""
+    discrete families (where log p loses what underflows); moments, entropy and log Σ e^η consistent with q
+    (but at the ``seen`` positions: the point masses of observed entries, which the kernels leave)."""
     problems = []
+    free = None if seen is None else ~seen
     if family in ("Categorical", "Bernoulli"):
         want = special.softmax(eta["onehot"], axis=-1) if family == "Categorical" else special.expit(eta["x"])
         m = mismatch(_masked(q_after["p"], sampled), want, RTOL_REFERENCE)
         if m:
             problems.append(f"{label}: p {m}")
     else:
-        got = natural(family, q_after)
+        with np.errstate(all="ignore"):     # (η of a point mass, masked)
+            got = natural(family, q_after)
         for stat in NATURAL[family]:
             m = mismatch(_masked(got[stat], sampled), eta[stat], RTOL_REFERENCE)
             if m:
                 problems.append(f"{label}: η[{stat}] {m}")
-    for stat, value in moments(family, q_after).items():
+    with np.errstate(all="ignore"):     # (q's formulas at the point masses, masked)
+        mom, ent = moments(family, q_after), entropy(family, q_after)
+    for stat, value in mom.items():
         name = f"m_{var}__{stat}"
-        m = mismatch(state[name], np.reshape(value, state[name].shape), RTOL_REFERENCE) if name in state else None
+        m = mismatch(_masked(state[name], free), _masked(np.reshape(value, state[name].shape), free),
+                     RTOL_REFERENCE) if name in state else None
         if m:
             problems.append(f"{label}: moment `{name}` against q's {m}")
-    m = mismatch(state[f"h_{var}"], np.reshape(entropy(family, q_after), state[f"h_{var}"].shape), RTOL_REFERENCE)
+    m = mismatch(_masked(state[f"h_{var}"], free), _masked(np.reshape(ent, state[f"h_{var}"].shape), free),
+                 RTOL_REFERENCE)
     if m:
         problems.append(f"{label}: entropy `h_{var}` against q's {m}")
     if family == "Categorical" and f"l_{var}" in state:
@@ -364,7 +378,7 @@ def update_against_derivation(s: Subject, role: str, var: str, info: KernelSpec,
     else:
         problems = []
     q_after = read_q(after, var, fam, len(q.index))
-    return problems + _compare_q(label, fam, q_after, eta, after, var, sampled), after
+    return problems + _compare_q(label, fam, q_after, eta, after, var, sampled, observed(s, var)), after
 
 
 def updates_equal_derivation(s: Subject) -> list[str]:
@@ -518,7 +532,8 @@ def block_against_derivation(s: Subject, info: KernelSpec) -> list[str]:
         q = s.derivation.q[var]
         eta, sampled = reference_eta(s, var, ref)
         label = f"{_label(s, 'group block', var, info)}"
-        found = _compare_q(label, q.family, read_q(after, var, q.family, len(q.index)), eta, after, var, sampled)
+        found = _compare_q(label, q.family, read_q(after, var, q.family, len(q.index)), eta, after, var, sampled,
+                           observed(s, var))
         if rtol != RTOL_REFERENCE:
             got = natural(q.family, read_q(after, var, q.family, len(q.index)))
             found = [f"{label}: η[{k}] {m}" for k in eta if (m := mismatch(_masked(got[k], sampled), eta[k], rtol))]
@@ -570,8 +585,21 @@ def local_step_statistics(s: Subject) -> list[str]:
 
 # ------------------------------------------------------------------ check 4
 def reference_elbo_terms(s: Subject, state: dict) -> list[tuple[str, float]]:
+    """Each term of 19.7 from Derivation.elbo_terms(); the entropy of data with missing entries summed over the
+    missing ones only (a point mass's is 0: ``ppvi derive`` says so beside the term)."""
     ref = Reference(s, state)
-    return [(label, ref.value(e)) for label, e in s.derivation.elbo_terms()]
+    out = []
+    for label, e in s.derivation.elbo_terms():
+        var = label[4:label.index(")]")] if label.startswith("H[q(") else None
+        seen = observed(s, var) if var else None
+        if seen is not None:
+            q = s.derivation.q[var]
+            limits = {str(lim[0]): lim[0] for lim in e.limits}
+            index = [limits[str(i)] for i in q.index]
+            out.append((label, sum(ref.value(e.function, dict(zip(index, at))) for at in zip(*np.nonzero(~seen)))))
+        else:
+            out.append((label, ref.value(e)))
+    return out
 
 
 def _compiled_terms(s: Subject, state: dict, info: KernelSpec) -> np.ndarray:
@@ -595,7 +623,7 @@ def elbo_equals_reference(s: Subject) -> list[str]:
         problems.append(f"the ELBO kernel returns {len(got)} terms for {len(expected)} factors")
     for label, want in terms:
         if label.startswith("H[q("):
-            var = label[4:label.index(")]")]          # (also "H[q(x)] (joint)": a Gaussian chain's)
+            var = label[4:label.index(")]")]     # ("H[q(x)] (joint)", "H[q(ω)] relative to PG(b, 0) …": notes)
             m = mismatch(np.sum(state[f"h_{var}"]), want, RTOL_REFERENCE)
             if m:
                 problems.append(f"{label}: the state's entropies {m}")

@@ -5,7 +5,8 @@ conjugate-exponential class): observations of every family with their conjugate 
 Gamma precision, Gamma rates of Poisson, Exponential and Gamma data, Beta, Dirichlet, MvNormal and Wishart),
 as one global parameter, a mixture over components (a latent z[n]), or groups read at a data-valued index;
 hierarchies (shared latent hyperparameters); products of latents (regression weights, a product of two
-scalars, a bilinear factor model); params beside latents.  Every mean-field update of such a model is in
+scalars, a bilinear factor model; a logistic regression, conjugate given Pólya-Gamma weights); params beside
+latents.  Every mean-field update of such a model is in
 closed form, so deriving must succeed: a refusal is a false one.
 
 The feature groups are separate strategies, so a known fault in one (issue 14 item 2: bilinear models) is
@@ -239,11 +240,13 @@ def mvnormal_obs(m: _Model, draw, modes: list[str]) -> None:
 
 # ------------------------------------------------------------------ products
 def regression(m: _Model, draw) -> None:
-    """y[n] ~ Normal(Σ_d X[n, d] w[d], precision = τ): weights per coordinate (each reads the others) or
-    one MvNormal."""
+    """y[n] ~ Normal(Σ_d X[n, d] w[d], precision = τ), or y[n] ~ Bernoulli(sigmoid(Σ_d X[n, d] w[d])) (conjugate
+    given a Pólya-Gamma weight per observation, which ppvi adds): weights per coordinate (each reads the
+    others) or one MvNormal."""
     m.dim("D", 2)
     X, y, w = m.name("X"), m.name("y"), m.name("w")
-    m.decls += [f"data {X}[N, D]", f"data {y}[N]"]
+    logistic = draw(st.booleans())
+    m.decls += [f"data {X}[N, D]", f"data {y}[N]{' : binary' if logistic else ''}"]
     joint = draw(st.booleans())
     m.features.append(f"regression:{'mvnormal' if joint else 'factorised'}")
     if joint:
@@ -254,6 +257,10 @@ def regression(m: _Model, draw) -> None:
     else:
         m.top += ["for d in D:", f"    {w}[d] ~ Normal(0.0, precision = 1.0)"]
         mean = f"sum(d in D: {X}[n, d] * {w}[d])"
+    if logistic:
+        m.features.append("regression:logistic")
+        m.local.append(f"{y}[n] ~ Bernoulli(sigmoid({mean}))")
+        return
     tau = _positive_value(m, draw, "regression-precision", hier=False)
     m.local.append(f"{y}[n] ~ Normal({mean}, precision = {tau})")
 

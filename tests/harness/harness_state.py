@@ -24,17 +24,17 @@ from ppvi.codegen.plan import KernelSpec, LatentPlan, Plan
 PARAMS = {
     "Normal": {"mean": 0, "sd": 0}, "Gamma": {"shape": 0, "rate": 0}, "Beta": {"a": 0, "b": 0},
     "Bernoulli": {"p": 0}, "Categorical": {"p": 1}, "Dirichlet": {"alpha": 1},
-    "MvNormal": {"mean": 1, "cov": 2}, "Wishart": {"df": 0, "scale": 2},
+    "MvNormal": {"mean": 1, "cov": 2}, "Wishart": {"df": 0, "scale": 2}, "PolyaGamma": {"b": 0, "c": 0},
 }
 MOMENTS = {
     "Normal": {"x": 0, "x2": 0}, "Gamma": {"x": 0, "logx": 0}, "Beta": {"x": 0, "logx": 0, "log1mx": 0},
     "Bernoulli": {"x": 0, "x2": 0}, "Categorical": {"onehot": 1}, "Dirichlet": {"logp": 1, "x": 1},
-    "MvNormal": {"x": 1, "xxT": 2}, "Wishart": {"X": 2, "logdet": 0},
+    "MvNormal": {"x": 1, "xxT": 2}, "Wishart": {"X": 2, "logdet": 0}, "PolyaGamma": {"x": 0, "base": 0},
 }
 NATURAL = {
     "Normal": {"x": 0, "x2": 0}, "Gamma": {"x": 0, "logx": 0}, "Beta": {"logx": 0, "log1mx": 0},
     "Bernoulli": {"x": 0}, "Categorical": {"onehot": 1}, "Dirichlet": {"logp": 1},
-    "MvNormal": {"x": 1, "xxT": 2}, "Wishart": {"logdet": 0, "X": 2},
+    "MvNormal": {"x": 1, "xxT": 2}, "Wishart": {"logdet": 0, "X": 2}, "PolyaGamma": {"x": 0, "base": 0},
 }
 
 
@@ -60,6 +60,8 @@ def random_q(family: str, shapes: dict[str, tuple], rng: np.random.Generator) ->
         return {"p": rng.dirichlet(np.ones(shape[-1]), shape[:-1])}
     if family == "Dirichlet":
         return {"alpha": rng.uniform(0.3, 5.0, s["alpha"])}
+    if family == "PolyaGamma":          # (b is the model's own: random_state sets it from the derived η)
+        return {"b": np.ones(s["b"]), "c": rng.uniform(0.05, 4.0, s["c"])}
     if family == "MvNormal":
         d = s["mean"][-1]
         return {"mean": rng.normal(0, 1.5, s["mean"]), "cov": _spd(rng, s["cov"][:-2], d)}
@@ -76,7 +78,27 @@ def _derive_reference():
     return module
 
 
-moments = _derive_reference().moments       # E_q[T(x)] per family (PRML B.8, B.27, B.21, B.80–B.81)
+_reference_moments = _derive_reference().moments   # E_q[T(x)] per family (PRML B.8, B.27, B.21, B.80–B.81)
+
+
+def _log_cosh(t: np.ndarray) -> np.ndarray:
+    """log cosh t = log(e^t + e^{−t}) − log 2, without overflow."""
+    return np.logaddexp(t, -t) - np.log(2.0)
+
+
+def _pg_mean(b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """E[ω] of PG(b, c) = b tanh(c/2) / (2c) (Polson, Scott & Windle 2013, section 2.2), b/4 at c = 0."""
+    c = np.asarray(c, dtype=float)
+    safe = np.where(c == 0, 1.0, c)
+    return np.where(c == 0, b / 4, b * np.tanh(safe / 2) / (2 * safe))
+
+
+def moments(family: str, q: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """E_q[T(x)] per family: tests/derive/reference.py's, and PG(b, c)'s E[ω] with the place-holder statistic
+    ``base`` carried as 0 (ppvi.families.polya_gamma: its expectation cancels in the ELBO)."""
+    if family == "PolyaGamma":
+        return {"x": _pg_mean(q["b"], q["c"]), "base": np.zeros(np.shape(q["c"]))}
+    return _reference_moments(family, q)
 
 
 def entropy(family: str, q: dict[str, np.ndarray]) -> np.ndarray:
@@ -94,6 +116,9 @@ def entropy(family: str, q: dict[str, np.ndarray]) -> np.ndarray:
     if family == "Dirichlet":
         a = q["alpha"]
         return np.array([stats.dirichlet(row).entropy() for row in a.reshape(-1, a.shape[-1])]).reshape(a.shape[:-1])
+    if family == "PolyaGamma":          # relative to PG(b, 0): −KL(PG(b, c) ‖ PG(b, 0)) from the tilting
+        b, c = q["b"], q["c"]
+        return c ** 2 * _pg_mean(b, c) / 2 - b * _log_cosh(c / 2)
     if family == "MvNormal":
         cov = q["cov"]
         d = cov.shape[-1]
@@ -120,6 +145,8 @@ def natural(family: str, q: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             return {"onehot": np.log(q["p"])}
     if family == "Dirichlet":
         return {"logp": q["alpha"] - 1}
+    if family == "PolyaGamma":
+        return {"x": -q["c"] ** 2 / 2, "base": q["b"]}
     if family == "MvNormal":
         prec = np.linalg.inv(q["cov"])
         return {"x": np.einsum("...de,...e->...d", prec, q["mean"]), "xxT": -prec / 2}
@@ -340,6 +367,7 @@ def random_state(s: Subject, rng: np.random.Generator, damping: float) -> dict:
     inputs (η of q, copies of the moments, α), statistics from a fresh pass."""
     state = s.program.state
     plan = s.plan
+    drawn = {}
     for var, info in plan.latents.items():
         for name, shape in info.state.items():
             state[name] = np.zeros(shape_of(shape, s.sizes))
@@ -353,14 +381,20 @@ def random_state(s: Subject, rng: np.random.Generator, damping: float) -> dict:
         plates = len(info.index)
         shapes = {p: shape_of(info.state[f"q_{var}__{p}"], s.sizes) for p in PARAMS[fam]}
         shapes = {p: sh[:plates + PARAMS[fam][p]] if plates + PARAMS[fam][p] else () for p, sh in shapes.items()}
-        q = random_q(fam, shapes, rng)
+        drawn[var] = random_q(fam, shapes, rng)
+    random_params(s.model, s.sizes, state, [v.name for v in s.model.of_kind("param")] + list(plan.point), rng)
+    for var, q in drawn.items():
+        fam = plan.latents[var].family
+        if fam == "PolyaGamma":
+            q["b"] = polya_gamma_b(s, state, var)
         write_q(state, var, fam, q)
         if f"l_{var}" in state:
             state[f"l_{var}"][...] = 0.0
         for stat, value in natural(fam, q).items():
             state[f"e_{var}__{stat}"] = np.ascontiguousarray(np.reshape(value, _eta_shape(s, var, stat)))
-    random_params(s.model, s.sizes, state, [v.name for v in s.model.of_kind("param")] + list(plan.point),
-                  rng)
+        seen = observed(s, var)
+        if seen is not None:
+            clamp(state, var, fam, s.program.clamped[var][0], seen)
     state["c__damping"] = np.array([damping])
     for _, _, info in s.kernel_infos():
         for a in info.args:
@@ -370,6 +404,50 @@ def random_state(s: Subject, rng: np.random.Generator, damping: float) -> dict:
                 state[a] = np.zeros_like(state["v_" + a[2:]])
     s.refresh_statistics(state)
     return copy_state(state)
+
+
+def observed(s: Subject, var: str) -> np.ndarray | None:
+    """The observed entries of data with missing entries (ppvi.language.missing), whose q is a point mass at
+    the datum and which no kernel finishes: a mask over q's plates, or None where ``var`` is not such data."""
+    mask = s.plan.missing.get(var)
+    if mask is None:
+        return None
+    return ~np.asarray(s.program.state[mask], dtype=bool).reshape(shape_of(s.plan.latents[var].index, s.sizes))
+
+
+def clamp(state: dict, var: str, family: str, data: np.ndarray, seen: np.ndarray) -> None:
+    """q of the observed entries a point mass at the datum (docs/language.md, "Missing data"): ⟨x⟩ = x,
+    ⟨x²⟩ = x², a one-hot row, H = 0; η there is never read (0)."""
+    x = np.asarray(data, dtype=float)[seen]
+    if family == "Normal":
+        q, mom = {"mean": x, "sd": 0.0}, {"x": x, "x2": x * x}
+    elif family == "Bernoulli":
+        q, mom = {"p": x}, {"x": x, "x2": x}
+    else:
+        onehot = np.eye(state[f"q_{var}__p"].shape[-1])[x.astype(np.int64)]
+        q, mom = {"p": onehot}, {"onehot": onehot}
+    for p, value in q.items():
+        state[f"q_{var}__{p}"][seen] = value
+    for stat, value in mom.items():
+        if f"m_{var}__{stat}" in state:
+            state[f"m_{var}__{stat}"][seen] = value
+    state[f"h_{var}"][seen] = 0.0
+    for stat in NATURAL[family]:
+        state[f"e_{var}__{stat}"][seen] = 0.0
+
+
+def polya_gamma_b(s: Subject, state: dict, var: str) -> np.ndarray:
+    """A Pólya-Gamma q's b: not random but the model's own (the count of the Bernoulli or Binomial it weights,
+    ppvi.families.polya_gamma), the derived η[base] evaluated by the reference evaluator at every element."""
+    from harness_checks import Reference
+
+    q = s.derivation.q[var]
+    ref = Reference(s, state)
+    plates = tuple(ref.size(i) for i in q.index)
+    b = np.empty(plates)
+    for at in np.ndindex(*plates):
+        b[at] = ref.value(q.natural["base"], dict(zip(q.index, at)))
+    return b
 
 
 def random_chain(state: dict, var: str, info: LatentPlan, rng: np.random.Generator) -> None:

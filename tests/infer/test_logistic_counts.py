@@ -85,3 +85,18 @@ def test_the_elbo_is_below_the_evidence_and_the_mean_near_the_exact_one(fit):
     assert abs(m - exact_mean) < exact_sd
     ev = fit.evidence(4000, seed=1)              # ω integrated out, the laws' own pmfs (ppvi.simulate)
     assert ev.log_evidence == pytest.approx(log_evidence, abs=5 * ev.stderr + 1e-3)
+
+
+def test_a_row_of_no_trials_adds_nothing(tmp_path):
+    """y = 0 successes of n = 0 trials is valid data with likelihood 1: its weight ω ~ PG(0, c) is a point mass
+    at 0 (E[ω] = 0, H = 0), and the fit is the fit without that row.  The ELBO was nan after the first update
+    of q(y_pg), a FloatingPointError (found by the harness on this file's MODEL with random counts)."""
+    path = tmp_path / "counts.ppvi"
+    path.write_text(MODEL)
+    data = {**DATA, "n": np.append(DATA["n"], 0), "y": np.append(DATA["y"], 0)}
+    fit = ppvi.load(str(path)).fit(data, tol=0, max_iter=300)
+    m, sd, c, b, elbo = _reference()
+    assert float(fit.q["a"]["mean"]) == pytest.approx(m, rel=1e-10)
+    assert float(fit.q["a"]["sd"]) == pytest.approx(sd, rel=1e-10)
+    assert fit.elbo == pytest.approx(elbo, rel=1e-10)
+    assert fit.q["y_pg"]["b"][-1] == 0.0
