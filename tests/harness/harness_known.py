@@ -25,6 +25,14 @@ ORDER_ROUNDING = ("found by the harness: where two variables are exchangeable (P
 
 # test_kernels: (case, check) -> reason.
 KERNELS: dict[tuple[str, str], str] = {}
+# test_kernels: (case, check) -> reason, for gaps in the harness itself (not faults of ppvi): the check cannot
+# yet read the case's state and fails with whatever error that gives.
+ROWS_GAP = ("a gap in the harness, not a fault of ppvi: its reference η and entropy treat an MvNormal row with "
+            "imputed entries as a whole row, not as the missing block with the observed entries clamped "
+            "(ppvi's own tests check that block against the Gaussian conditional: tests/infer/test_missing_rows.py)")
+GAPS: dict[tuple[str, str], str] = {(case, check): ROWS_GAP for case in ("inline:test_missing_rows:MODEL",
+                                                                          "inline:test_missing_rows:line136")
+                                    for check in ("derivation", "elbo")}
 # Cases derive refuses today: every check fails with the PPVIError.
 REFUSED: dict[str, str] = {}
 # test_metamorphic: cases whose (plain-Python) fit ends in an error -> reason.

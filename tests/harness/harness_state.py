@@ -412,14 +412,24 @@ def observed(s: Subject, var: str) -> np.ndarray | None:
     mask = s.plan.missing.get(var)
     if mask is None:
         return None
-    return ~np.asarray(s.program.state[mask], dtype=bool).reshape(shape_of(s.plan.latents[var].index, s.sizes))
+    info = s.plan.latents[var]
+    shape = shape_of(info.index, s.sizes) + (() if info.family != "MvNormal" else shape_of((info.event,), s.sizes))
+    return ~np.asarray(s.program.state[mask], dtype=bool).reshape(shape)      # (MvNormal: entry by entry of a row)
 
 
 def clamp(state: dict, var: str, family: str, data: np.ndarray, seen: np.ndarray) -> None:
     """q of the observed entries a point mass at the datum (docs/language.md, "Missing data"): ⟨x⟩ = x,
     ⟨x²⟩ = x², a one-hot row, H = 0; η there is never read (0)."""
+    if family == "MvNormal":
+        clamp_rows(state, var, np.asarray(data, dtype=float), seen)
+        return
     x = np.asarray(data, dtype=float)[seen]
-    if family == "Normal":
+    if family in ("Gamma", "Beta"):
+        # (a point mass to rounding: parameters 2⁶⁰⁰ times the datum's; the kernels read only the moments)
+        big = 2.0 ** 600
+        q = {"shape": x * big, "rate": big} if family == "Gamma" else {"a": x * big, "b": (1 - x) * big}
+        mom = {"x": x, "logx": np.log(x)} | ({"log1mx": np.log1p(-x)} if family == "Beta" else {})
+    elif family == "Normal":
         q, mom = {"mean": x, "sd": 0.0}, {"x": x, "x2": x * x}
     elif family == "Bernoulli":
         q, mom = {"p": x}, {"x": x, "x2": x}
@@ -434,6 +444,36 @@ def clamp(state: dict, var: str, family: str, data: np.ndarray, seen: np.ndarray
     state[f"h_{var}"][seen] = 0.0
     for stat in NATURAL[family]:
         state[f"e_{var}__{stat}"][seen] = 0.0
+
+
+def clamp_rows(state: dict, var: str, data: np.ndarray, seen: np.ndarray) -> None:
+    """MvNormal rows with observed entries o and missing m (docs/language.md, "Missing data"): the mean is the
+    datum on o, the covariance 0 in o's rows and columns, ⟨x xᵀ⟩ = Σ + μ μᵀ, H the missing block's Gaussian
+    entropy ½(|m|(1 + log 2π) + log det Σ_mm) (0 for a complete row); η the block's own, P = Σ_mm⁻¹: (P μ_m,
+    −P/2) on m and 0 elsewhere, the state from which a damped step moves."""
+    d = seen.shape[-1]
+    mean = state[f"q_{var}__mean"].reshape(-1, d)
+    cov = state[f"q_{var}__cov"].reshape(-1, d, d)
+    ex, exx = state[f"e_{var}__x"].reshape(-1, d), state[f"e_{var}__xxT"].reshape(-1, d, d)
+    h = state[f"h_{var}"].reshape(-1)
+    for n, (o, x) in enumerate(zip(seen.reshape(-1, d), data.reshape(-1, d))):
+        if not o.any():
+            continue
+        m = ~o
+        mean[n, o] = x[o]
+        cov[n][o, :] = 0.0
+        cov[n][:, o] = 0.0
+        ex[n], exx[n] = 0.0, 0.0
+        h[n] = 0.0
+        if m.any():
+            block = cov[n][np.ix_(m, m)]
+            prec = np.linalg.inv(block)
+            ex[n, m] = prec @ mean[n, m]
+            exx[n][np.ix_(m, m)] = -prec / 2
+            h[n] = 0.5 * (m.sum() * (1 + np.log(2 * np.pi)) + np.linalg.slogdet(block)[1])
+    if f"m_{var}__xxT" in state:
+        state[f"m_{var}__xxT"][...] = state[f"q_{var}__cov"] + state[f"q_{var}__mean"][..., :, None] * \
+            state[f"q_{var}__mean"][..., None, :]
 
 
 def polya_gamma_b(s: Subject, state: dict, var: str) -> np.ndarray:
