@@ -29,8 +29,8 @@ LOG2PI = np.log(2 * np.pi)
 
 def test_no_array_of_the_generated_code_spans_two_plate_sized_axes():
     src = generate(derive(loads(PMF, "<pmf>")), {"K": 3})
-    plan_stats = re.search(r"'arrays': (\{[^}]*\})", src).group(1)
-    for shape in re.findall(r"\[([^\]]*)\]", plan_stats):
+    plan_stats = re.search(r"arrays=(\{[^}]*\})", src).group(1)      # (the statistics' shapes in PLAN)
+    for shape in re.findall(r"\(([^)]*)\)", plan_stats):
         assert sum(d in shape for d in ("'R'", "'U'", "'I'")) <= 1, plan_stats
     for shape in re.findall(r"np\.zeros\(\((.*?)\)\)", src):
         assert sum(d in shape for d in ("n_R", "n_U", "n_I")) <= 1, shape
