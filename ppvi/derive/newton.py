@@ -49,6 +49,20 @@ class Newton:
     links: tuple[int, ...]
     separable: bool = False     # the objective reads q's own moments at the element only (a local latent)
     shares: tuple[tuple[sp.Expr, sp.Expr], ...] = ()    # (ψ-exponent E, the element's share of it): see share
+    own: tuple[tuple[str, sp.Basic], ...] = ()     # (statistic, q's moment base): what block_of differentiates in
+    blocked: bool = False       # q's elements share an exponent: a joint Newton step over all of them applies (block_of)
+
+
+@dataclass(frozen=True)
+class Block:
+    """The cross Hessian of 𝓛 in two elements' moments, for a joint Newton step over all of q's elements.
+
+    ``hessian[(s, t)]`` is ∂²𝓛/∂⟨T_s(x_a)⟩∂⟨T_t(x_b)⟩ with a = the element (``Newton``'s index) and b = ``partner``,
+    a second generic element over the same ranges (s, t in x, x2; a KroneckerDelta(a, b) carries the diagonal's
+    own terms, so a = b gives ``Newton.hessian``)."""
+
+    partner: tuple[sp.Idx, ...]
+    hessian: dict[tuple[str, str], sp.Expr]
 
 
 def reads_own_exp(e: sp.Expr, own: set) -> bool:
@@ -73,7 +87,21 @@ def derive_newton(total: sp.Expr, expected: dict[int, sp.Expr], gradient: dict[s
     separable = all(r is not None for r in restricted)
     objective = sp.Add(*(restricted if separable else terms))
     shares = () if separable else exponent_shares([objective, *gradient.values(), *hessian.values()], bases, element)
-    return Newton(gradient, hessian, objective, links, separable, shares)
+    return Newton(gradient, hessian, objective, links, separable, shares,
+                  tuple((t, own[t][0]) for t in STATS), bool(shares and element))
+
+
+def block_of(nt: Newton, element: tuple[sp.Idx, ...]) -> Block:
+    """The cross Hessian ∂g_s(a)/∂⟨T_t(b)⟩ of the gradient at the element a (q's ``element`` index), in a partner b
+    over a's ranges: what a joint Newton step over every element of q needs where they share an exponent
+    (``nt.blocked``; docs/derivation.md, section 10, "Block steps").  Derived on demand, not with q (it costs about
+    half a derivation's time).  The partner's names carry a 2 (unprimed: primes are the summation indices')."""
+    from ppvi.derive.meanfield import partial
+
+    partner = tuple(sp.Idx(f"{i.name}2", (i.lower, i.upper)) for i in element)
+    own = dict(nt.own)
+    hessian = {(s, t): canonical(partial(nt.gradient[s], own[t], partner)) for s in STATS for t in STATS}
+    return Block(partner, hessian)
 
 
 def exponent_shares(exprs: list[sp.Expr], bases: set, element: tuple) -> tuple[tuple[sp.Expr, sp.Expr], ...]:
@@ -199,6 +227,80 @@ def newton_normal(m: float, v: float, derivatives: Callable[[float, float], tupl
     return m, v, MAX_STEPS
 
 
+def in_m_v_block(m: np.ndarray, v: np.ndarray, g: dict[str, np.ndarray],
+                 h: dict[tuple[str, str], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """∇f and ∇²f in (m, v) ∈ R^{2K} (m first) from 𝓛's gradient (K-vectors) and cross Hessian (K×K, ``h[(s, t)]
+    [a, b]`` = ∂g_s(a)/∂⟨T_t(b)⟩), with f = 𝓛(μ₁ = m, μ₂ = m² + v) + ½ Σ log v: the chain rule of ``in_m_v``
+    with a ≠ b kept,
+
+        ∂²f/∂m_a∂m_b = H₁₁ + 2m_b H₁₂ + 2m_a H₂₁ + 4m_a m_b H₂₂ + 2δ_ab g₂(a),
+        ∂²f/∂m_a∂v_b = H₁₂ + 2m_a H₂₂,   ∂²f/∂v_a∂v_b = H₂₂ − δ_ab/(2v_a²)."""
+    g1, g2 = g["x"], g["x2"]
+    h11, h12, h21, h22 = h[("x", "x")], h[("x", "x2")], h[("x2", "x")], h[("x2", "x2")]
+    grad = np.concatenate([g1 + 2 * m * g2, g2 + 0.5 / v])
+    mm = h11 + 2 * h12 * m[None, :] + 2 * m[:, None] * h21 + 4 * np.outer(m, m) * h22 + np.diag(2 * g2)
+    mv = h12 + 2 * m[:, None] * h22
+    vv = h22 - np.diag(0.5 / (v * v))
+    hess = np.block([[mm, mv], [mv.T, vv]])
+    return grad, 0.5 * (hess + hess.T)       # (symmetric up to rounding: H₂₁ = H₁₂ᵀ)
+
+
+def block_direction(grad: np.ndarray, hess: np.ndarray) -> np.ndarray:
+    """The Newton direction −H⁻¹∇f by a Cholesky factor of −H where H is negative definite (f is concave), else
+    the gradient scaled by the largest curvature, as ``direction``."""
+    try:
+        c = np.linalg.cholesky(-hess)
+    except np.linalg.LinAlgError:
+        return grad / max(float(np.max(np.abs(np.diag(hess)))), 1e-300)
+    return np.linalg.solve(c.T, np.linalg.solve(c, grad))
+
+
+def newton_block(m: np.ndarray, v: np.ndarray, derivatives: Callable, value: Callable,
+                 tol: float = TOL, max_steps: int = MAX_STEPS) -> tuple[np.ndarray, np.ndarray, int]:
+    """(m, v) of all of q's elements after joint Newton steps in (m, v) ∈ R^{2K}, with ``newton_normal``'s line
+    search, feasibility moves and stopping rules on the exact f = ``value(m, v)`` (𝓛's part plus ½ Σ log v);
+    ``derivatives(m, v)`` gives 𝓛's gradient (K-vectors) and cross Hessian (K×K).  Every step increases f."""
+    k = len(m)
+    m, v, f = feasible_block(m, v, value)
+    for step in range(max_steps):
+        g, h = derivatives(m, v)
+        grad, hess = in_m_v_block(m, v, g, h)
+        d = block_direction(grad, hess)
+        slope = float(grad @ d)
+        if not math.isfinite(slope) or slope <= tol * (1.0 + abs(f)):
+            return m, v, step
+        t = 1.0
+        while np.any(v + t * d[k:] <= 0.0):
+            t *= 0.5
+        if slope <= NEAR * (1.0 + abs(f)):
+            mt, vt = m + t * d[:k], v + t * d[k:]
+            ft = value(mt, vt)
+            return (mt, vt, step + 1) if ft >= f else (m, v, step)
+        for _ in range(MAX_HALVINGS):
+            mt, vt = m + t * d[:k], v + t * d[k:]
+            ft = value(mt, vt)
+            if math.isfinite(ft) and ft >= f + ARMIJO * t * slope:
+                break
+            t *= 0.5
+        else:
+            return m, v, step
+        if ft < f:
+            return m, v, step
+        m, v, f = mt, vt, ft
+    return m, v, max_steps
+
+
+def feasible_block(m: np.ndarray, v: np.ndarray, value: Callable) -> tuple[np.ndarray, np.ndarray, float]:
+    """``feasible`` for all elements at once: v shrinks by 16 (down to 10⁻⁸ of its start), then m halves."""
+    f, floor = value(m, v), 1e-8 * v
+    for _ in range(FEASIBLE):
+        if math.isfinite(f):
+            break
+        m, v = (m, v / 16.0) if np.all(v / 16.0 >= floor) else (0.5 * m, v)
+        f = value(m, v)
+    return m, v, f
+
+
 def feasible(m: float, v: float, value: Callable[[float, float], float]) -> tuple[float, float, float]:
     """(m, v, f) with f finite if a few moves make it so: where f = −∞ (E[e^ψ] overflows: a broad start against
     covariates of large scale), v shrinks by 16 at a time down to 10⁻⁸ of its start, then m halves towards 0.
@@ -250,5 +352,41 @@ def reference_update(q, env, element: tuple[int, ...] = ()) -> tuple[float, floa
     m0 = float(env.moments[(q.var, "x")][at] if at else env.moments[(q.var, "x")])
     v0 = float((env.moments[(q.var, "x2")][at] if at else env.moments[(q.var, "x2")])) - m0 * m0
     m, v, steps = newton_normal(m0, v0, derivatives, value)
+    put(m, v)
+    return m, v, steps
+
+
+def reference_block_update(q, env, block: Block | None = None,
+                           max_steps: int = MAX_STEPS) -> tuple[np.ndarray, np.ndarray, int]:
+    """The joint Newton update of every element of q (a QFactor whose ``newton.blocked`` is set) by the reference
+    evaluator, from its ``block`` (block_of, derived here if not given): q's moments in ``env`` replaced by the
+    result.  Returns (m, v, steps), flat in q's element order."""
+    from ppvi.derive.numeric import evaluate
+
+    nt = q.newton
+    blk = block if block is not None else block_of(nt, q.index)
+    mx, mx2 = env.moments[(q.var, "x")], env.moments[(q.var, "x2")]
+    shape = mx.shape
+    cells = list(np.ndindex(*shape))
+
+    def put(m: np.ndarray, v: np.ndarray) -> None:
+        mx[...] = m.reshape(shape)
+        mx2[...] = (m * m + v).reshape(shape)
+
+    def derivatives(m: np.ndarray, v: np.ndarray):
+        put(m, v)
+        g = {s: np.array([evaluate(e, env, dict(zip(q.index, a))) for a in cells]) for s, e in nt.gradient.items()}
+        h = {key: np.array([[evaluate(e, env, dict(zip(q.index, a)) | dict(zip(blk.partner, b))) for b in cells]
+                            for a in cells]) for key, e in blk.hessian.items()}
+        return g, h
+
+    def value(m: np.ndarray, v: np.ndarray) -> float:
+        if np.any(v <= 0):
+            return -math.inf
+        put(m, v)
+        return evaluate(nt.objective, env) + 0.5 * float(np.sum(np.log(v)))
+
+    m0 = mx.ravel().copy()
+    m, v, steps = newton_block(m0, mx2.ravel() - m0 * m0, derivatives, value, max_steps=max_steps)
     put(m, v)
     return m, v, steps
