@@ -243,3 +243,69 @@ def test_every_block_step_raises_the_elbo_of_a_two_plate_model():
             break
         values.append(elbo(m, v))
     assert len(values) >= 4 and np.all(np.diff(values) > 0), values
+
+
+HIERARCHICAL = """\
+model hierarchical_poisson
+dim N, D
+data x[N, D]
+data y[N] : count
+mu ~ Normal(0, sd = 2)
+for j in D:
+    w[j] ~ Normal(mu, sd = 1)
+for n in N:
+    y[n] ~ Poisson(exp(dot(x[n], w)))
+"""
+
+
+@pytest.mark.long
+def test_block_sweeps_on_a_hierarchical_poisson_model_never_decrease_the_elbo_and_are_fewer():
+    """w[j] ~ Normal(μ, 1), μ ~ Normal(0, 2²): sweeps of (the block update of q(w), then 19.56's update of q(μ)) raise
+    the exact ELBO (written here) at every update, and converge in fewer sweeps than with the per-element steps, to
+    the same point."""
+    from ppvi.derive.newton import block_of, reference_block_update, reference_update
+
+    d = derive(loads(HIERARCHICAL))
+    qw, qmu = d.q["w"], d.q["mu"]
+    blk = block_of(qw.newton, qw.index)
+    x, y = _design(8, 3, 0.6, seed=9)
+
+    def elbo(env):
+        m, v = env.moments[("w", "x")], env.moments[("w", "x2")] - env.moments[("w", "x")] ** 2
+        a, va = float(env.moments[("mu", "x")]), float(env.moments[("mu", "x2")]) - float(env.moments[("mu", "x")]) ** 2
+        lik = np.sum(y * (x @ m) - np.exp(x @ m + (x * x) @ v / 2) - special.gammaln(y + 1))
+        w_prior = np.sum(-0.5 * np.log(2 * np.pi) - 0.5 * (m * m + v - 2 * m * a + a * a + va))
+        mu_prior = -0.5 * np.log(2 * np.pi * 4) - (a * a + va) / 8
+        return float(lik + w_prior + mu_prior + 0.5 * np.sum(np.log(2 * np.pi * np.e * v))
+                     + 0.5 * np.log(2 * np.pi * np.e * va))
+
+    def update_mu(env):
+        e1, e2 = (evaluate(qmu.natural[s], env) for s in ("x", "x2"))
+        env.moments[("mu", "x")], env.moments[("mu", "x2")] = (np.asarray(-e1 / (2 * e2)),
+                                                                 np.asarray((e1 / (2 * e2)) ** 2 - 1 / (2 * e2)))
+
+    def run(block: bool):
+        env = Env({"x": x, "y": y}, {("w", "x"): np.full(3, 1.0), ("w", "x2"): np.full(3, 2.0),
+                                     ("mu", "x"): np.asarray(0.5), ("mu", "x2"): np.asarray(1.25)}, {"N": 8, "D": 3})
+        values = [elbo(env)]
+        for sweep in range(1, 200):
+            before = elbo(env)
+            if block:
+                reference_block_update(qw, env, blk)
+                values.append(elbo(env))
+            else:
+                for j in range(3):
+                    reference_update(qw, env, (j,))
+                    values.append(elbo(env))
+            update_mu(env)
+            values.append(elbo(env))
+            if values[-1] - before < 1e-12 * abs(before):
+                break
+        return env, values, sweep
+
+    block_env, block_values, block_sweeps = run(True)
+    coord_env, coord_values, coord_sweeps = run(False)
+    for values in (block_values, coord_values):
+        assert np.all(np.diff(values) >= -1e-12 * np.abs(values[1:])), values
+    assert block_sweeps < coord_sweeps, (block_sweeps, coord_sweeps)
+    assert np.allclose(block_env.moments[("w", "x")], coord_env.moments[("w", "x")], rtol=0, atol=1e-6)
