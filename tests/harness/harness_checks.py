@@ -262,13 +262,11 @@ def _reads_itself(q) -> bool:
                for e in q.natural.values() for n in sp.preorder_traversal(e))
 
 
-def reference_eta(s: Subject, var: str, before: Reference, after: Reference | None = None,
-                  joint: bool = False) -> tuple[dict, object]:
+def reference_eta(s: Subject, var: str, before: Reference, after: Reference | None = None) -> tuple[dict, object]:
     """The derived η of the elements of q(var) (a sample of them, see ``sample``), each at the moments it
     sees, and which plate positions were evaluated (None: all; NaN elsewhere).  With ``after`` (a sequential
     update, 19.44: elements in C order, each from the newest values), element a reads the new moments of the
-    elements before it and the old ones of the rest; ``joint`` (a Newton q's block step, docs/derivation.md
-    section 10, "Block steps": every element moved at once), the new moments of all."""
+    elements before it and the old ones of the rest."""
     q = s.derivation.q[var]
     plates = tuple(before.size(i) for i in q.index)
     count = int(np.prod(plates)) if plates else 1
@@ -300,9 +298,8 @@ def reference_eta(s: Subject, var: str, before: Reference, after: Reference | No
             if own:
                 # (a Newton q, docs/derivation.md section 10: η = ∂𝓛/∂⟨T⟩ holds at the element's own new moments;
                 # each statistic's positions at its own rank: an MvNormal's x and xxT differ)
-                ref = before.with_moments(var, {k: new if joint else
-                                                np.where(pos <= flat if q.newton is not None else pos < flat,
-                                                         new, old) if pos is not None else
+                ref = before.with_moments(var, {k: np.where(pos <= flat if q.newton is not None else pos < flat,
+                                                            new, old) if pos is not None else
                                                 (new if q.newton is not None else old)
                                                 for k, (old, new, pos) in own.items()})
             for sub in np.ndindex(*shape):
@@ -366,10 +363,7 @@ def update_against_derivation(s: Subject, role: str, var: str, info: KernelSpec,
     before_ref = Reference(s, start)
     after_ref = Reference(s, after)
     newton = q.newton is not None       # (its damped kernel takes the same monotone Newton steps, and stores η)
-    from ppvi.codegen.newton import blocks
-
-    eta, sampled = reference_eta(s, var, before_ref, None if role == "damped" and not newton else after_ref,
-                                 joint=role == "update" and blocks(q))
+    eta, sampled = reference_eta(s, var, before_ref, None if role == "damped" and not newton else after_ref)
     if role == "damped" and newton:
         new = _eta_arrays(after, var, fam, {k: v.shape for k, v in eta.items()})
         problems = [f"{label}: stored `e_{var}__{k}` {m}" for k in eta
