@@ -399,24 +399,9 @@ class ModuleWriter:
             finish = Call("dirichlet_moments", (e["logp"], row(qn("alpha")), row(mn("logp")), row(mn("x"))))
         elif fam == "Dirichlet":
             finish = Call("finish_dirichlet", (e["logp"], row(qn("alpha")), row(mn("logp")), row(mn("x"))), (h,))
-        elif fam == "MvNormal" and q.var in self.missing:
-            # a row of data with missing entries: q of its missing block given the observed ones, in one call
-            # that also leaves a complete row alone (the mask is per entry: runtime.finish_mvnormal_missing)
-            mask = self.names.constant("missing", q.var)
-            el.post.append(Call("finish_mvnormal_missing", (e["x"], e["xxT"], Expr(name_ref(mask, *at).text,
-                                                                                 frozenset({mask, *at})),
-                                                            row(qn("mean")), row(qn("cov")), row(mn("xxT"))), (h,)))
-            return
         elif fam == "MvNormal":
-            # Σ from η_xxᵀ, then μ = Σ η_x: two calls, so that a Σ the same for every element is computed once
-            # (passes.hoist: factor analysis' local step)
-            sigma, hs = w.tmp("cov"), w.tmp("hs")
-            size = w.int_value(q.event[0].upper + 1)
-            new = assign(Ref(sigma), Expr(f"np.empty(({size}, {size}))", self._dim_reads(q.event[:1])))
-            alloc.post.insert(0, new) if alloc else el.post.append(new)
-            el.post.append(Call("mvnormal_covariance", (e["xxT"], Ref(sigma)), (Ref(hs),)))
-            finish = Call("finish_mvnormal_mean", (e["x"], Expr(sigma, frozenset({sigma})), Expr(hs, frozenset({hs})),
-                                                   row(qn("mean")), row(qn("cov")), row(mn("xxT"))), (h,))
+            self._finish_mvnormal(q, w, e, at, el, alloc)
+            return
         elif fam == "Wishart":
             finish = Call("finish_wishart", (e["logdet"], e["X"], row(qn("scale")), row(mn("X"))),
                           (one(qn("df")), one(mn("logdet")), h))
@@ -426,6 +411,31 @@ class ModuleWriter:
             el.post.append(Block(test=f"{mask}[{', '.join(at or ['0'])}]", post=[finish]))
         elif finish is not None:
             el.post.append(finish)
+
+    def _finish_mvnormal(self, q: QFactor, w: Writer, e: dict[str, Expr], at: list[str], el: Block,
+                         alloc: Block | None) -> None:
+        """A MvNormal's finish of one element (see _finish)."""
+        row = lambda arr: name_ref(arr, *at) if at else Ref(arr)  # noqa: E731
+        h = name_ref(self.names.entropy(q.var), *(at or ["0"]))
+        mean, cov, xxt = row(self.names.qparam(q.var, "mean")), row(self.names.qparam(q.var, "cov")), \
+            row(self.names.moment(q.var, "xxT"))
+        if q.var in self.missing:
+            # a row of data with missing entries: q of its missing block given the observed ones, in one call
+            # that also leaves a complete row alone (the mask is per entry: runtime.finish_mvnormal_missing)
+            mask = self.names.constant("missing", q.var)
+            el.post.append(Call("finish_mvnormal_missing", (e["x"], e["xxT"], Expr(name_ref(mask, *at).text,
+                                                                                 frozenset({mask, *at})),
+                                                            mean, cov, xxt), (h,)))
+            return
+        # Σ from η_xxᵀ, then μ = Σ η_x: two calls, so that a Σ the same for every element is computed once
+        # (passes.hoist: factor analysis' local step)
+        sigma, hs = w.tmp("cov"), w.tmp("hs")
+        size = w.int_value(q.event[0].upper + 1)
+        new = assign(Ref(sigma), Expr(f"np.empty(({size}, {size}))", self._dim_reads(q.event[:1])))
+        alloc.post.insert(0, new) if alloc else el.post.append(new)
+        el.post.append(Call("mvnormal_covariance", (e["xxT"], Ref(sigma)), (Ref(hs),)))
+        el.post.append(Call("finish_mvnormal_mean", (e["x"], Expr(sigma, frozenset({sigma})),
+                                                     Expr(hs, frozenset({hs})), mean, cov, xxt), (h,)))
 
     def _note(self, what: str, var: str) -> Note:
         """Provenance of the code that follows: ``what`` of the q of ``var``, and the model line that draws it."""
@@ -730,6 +740,13 @@ class ModuleWriter:
         pinned = len(levels) - 1
         if passes:
             host.post.append(f"_old = {el}")
+        self._coordinate(pu, w, levels, pinned, el, at, passes)
+
+    def _coordinate(self, pu, w: Writer, levels: list[Block], pinned: int, el: str, at: list[str],
+                    passes: bool) -> None:
+        """One entry's maximiser, in the innermost of ``levels`` (see _coordinates); ``passes``: it also adds its
+        change to the pass's _delta and _size."""
+        host = levels[-1]
         val = w.top(pu.value, levels, pinned)
         if pu.method == "gradient":
             grad = self.names.gradient(pu.var)
@@ -745,9 +762,6 @@ class ModuleWriter:
             host.post.append(f"    _t = {lam} / _a")
             host.post.append(f"    _r = _m - _c")
             host.post.append(f"    {el} = _c + (_r - _t if _r > _t else (_r + _t if _r < -_t else 0.0))")
-            if passes:
-                host.post.append(f"_delta = max(_delta, abs({el} - _old))")
-                host.post.append(f"_size = max(_size, abs({el}))")
         else:
             host.post.append(f"_m = {val}")
             ok = "math.isfinite(_m)" + (" and _m > 0.0" if pu.support == "positive" else "")
@@ -761,9 +775,9 @@ class ModuleWriter:
                 # to report (Program.update); NaN (0/0: no data on the entry) keeps the entry.
                 host.post.append("elif not math.isnan(_m):")
                 host.post.append(f"    {el} = math.inf")
-            if passes:
-                host.post.append(f"_delta = max(_delta, abs({el} - _old))")
-                host.post.append(f"_size = max(_size, abs({el}))")
+        if passes:      # (never with a gradient: see _coordinates)
+            host.post += [f"_delta = max(_delta, abs({el} - _old))", f"_size = max(_size, abs({el}))"]
+
     def elbo_kernel(self, name: str = "expected_log_joint", without: str | None = None) -> list[str]:
         """Σ_f E_q[log f], term by term (returns their labels); ``without`` a latent: its moments set to 0 (the
         fast ELBO, see _last_local: a candidate that passes.fast_elbo keeps or drops)."""
