@@ -11,6 +11,7 @@ import pytest
 
 from ppvi.codegen import passes
 from ppvi.codegen.cache import fixed_sizes
+from ppvi.codegen.dump import dump
 from ppvi.codegen.plan import ElboPlan, KernelSpec, LatentPlan, Plan
 from ppvi.codegen.ir import (Assign, Bind, Call, Expr, If, Kernel, Loop, Module, Note, Range, Ref, Share, Stmt, part_range,
                              walk)
@@ -127,6 +128,10 @@ def test_lda_has_a_group_block_over_doc():
     [block] = [k for k in m.kernels if k.role == "block"]
     assert block.latent == "theta" and m.plan.block.by == "doc" and m.plan.block.members == ("theta", "z")
     assert m.blocks == () and m.shares == () and not any(k.role == "local_step" for k in m.kernels)
+    # (the schedule's dump shows the candidate as lowered, the block once the pass has kept it)
+    assert "candidate group block (theta, z) over M by doc -> local_block" in dump(lowered("lda"), "schedule")
+    assert "\ngroup block (theta, z) over M by doc, rows t_0 -> local_block" in dump(m, "schedule")
+    assert "candidate" not in dump(m, "schedule")
     # (before it, a table of the factor each word gives a topic: once per value of word, not per token)
     groups = [n for n in block.body if isinstance(n, Loop) and n.axis == "d"]
     assert len(groups) == 1 and groups[0].range.parallel
