@@ -67,6 +67,9 @@ def schedule(m: Module) -> str:
         b = p.block
         out.append(f"group block ({b.name}) over {b.groups} by {b.by}, rows {', '.join(b.rows)} "
                    f"-> {b.kernel.name}")
+    # what the passes have still to choose from (before group_block and fuse)
+    out += [f"candidate group block ({b.name}) over {b.groups} by {b.by} -> {b.kernel.name}" for b in m.blocks]
+    out += [f"candidate local step: q({s.latent})'s update with its share of the statistics" for s in m.shares]
     elbo = p.elbo
     out.append(f"elbo: {len(elbo.labels)} terms -> {elbo.kernel.name}")
     if elbo.fast:

@@ -12,6 +12,7 @@
     Bind        a loop's element index computed from its counter (``i1_n = _b0 + _b``): defines, computes nothing
     Note        provenance: which η, statistic or ELBO term the code below computes, from which model line
     Share       the statistics' share of one element of an update, before passes.fuse makes the local step of it
+    (BlockPlan) a group block the writer made (a kernel of role block), before passes.group_block keeps it or not
 
 The passes (``ppvi.codegen.passes``) map a Module to a Module; the printer (``ppvi.codegen.printer``) only
 prints one.  docs/architecture.md describes the pipeline and which decisions are passes today.
@@ -22,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
-from ppvi.codegen.plan import Plan
+from ppvi.codegen.plan import BlockPlan, Plan
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,7 @@ class Module:
     plan: Plan | None = None                     # the schedule, as the engine reads it (PLAN; codegen.plan)
     shares: tuple[Share, ...] = ()               # what passes.fuse may fuse into an update (not printed)
     plate: str | None = None                     # the data plate's size, as the kernels spell it
+    blocks: tuple[BlockPlan, ...] = ()           # group blocks passes.group_block may keep (not printed)
 
     def kernel(self, name: str) -> Kernel:
         return next(k for k in self.kernels if k.name == name)

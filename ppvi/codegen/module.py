@@ -222,7 +222,6 @@ class ModuleWriter:
                     if v.kind == "data" and v.support == "index" and v.support_dim is not None})
         self.kernels: list[Kernel] = []
         self.stat_reads: dict[str, list] = {}    # latent -> the statistics its update reads, and where
-        self.grouping: tuple[str, str, str] | None = None
         self.blocked: Blocked | None = None      # while the blocked local step is written
         self.shares: list[Share] = []            # the statistics' shares of the updates passes.fuse may fuse
         # the plan's entries as the kernels are written (module() makes the Plan of them)
@@ -230,7 +229,7 @@ class ModuleWriter:
         self.points: dict[str, PointPlan] = {}
         self.elbo: ElboPlan | None = None
         self.stats_plan: StatsPlan | None = None
-        self.block_plan: BlockPlan | None = None
+        self.blocks: list[BlockPlan] = []        # the group blocks passes.group_block may keep (candidates)
         # data with missing entries (ppvi.language.missing): their q's finish runs only where the mask is set
         self.missing = frozenset(imputed(d.model))
         self.masks = {v: self.names.constant("missing", v) for v in sorted(self.missing)}
@@ -400,24 +399,9 @@ class ModuleWriter:
             finish = Call("dirichlet_moments", (e["logp"], row(qn("alpha")), row(mn("logp")), row(mn("x"))))
         elif fam == "Dirichlet":
             finish = Call("finish_dirichlet", (e["logp"], row(qn("alpha")), row(mn("logp")), row(mn("x"))), (h,))
-        elif fam == "MvNormal" and q.var in self.missing:
-            # a row of data with missing entries: q of its missing block given the observed ones, in one call
-            # that also leaves a complete row alone (the mask is per entry: runtime.finish_mvnormal_missing)
-            mask = self.names.constant("missing", q.var)
-            el.post.append(Call("finish_mvnormal_missing", (e["x"], e["xxT"], Expr(name_ref(mask, *at).text,
-                                                                                 frozenset({mask, *at})),
-                                                            row(qn("mean")), row(qn("cov")), row(mn("xxT"))), (h,)))
-            return
         elif fam == "MvNormal":
-            # Σ from η_xxᵀ, then μ = Σ η_x: two calls, so that a Σ the same for every element is computed once
-            # (passes.hoist: factor analysis' local step)
-            sigma, hs = w.tmp("cov"), w.tmp("hs")
-            size = w.int_value(q.event[0].upper + 1)
-            new = assign(Ref(sigma), Expr(f"np.empty(({size}, {size}))", self._dim_reads(q.event[:1])))
-            alloc.post.insert(0, new) if alloc else el.post.append(new)
-            el.post.append(Call("mvnormal_covariance", (e["xxT"], Ref(sigma)), (Ref(hs),)))
-            finish = Call("finish_mvnormal_mean", (e["x"], Expr(sigma, frozenset({sigma})), Expr(hs, frozenset({hs})),
-                                                   row(qn("mean")), row(qn("cov")), row(mn("xxT"))), (h,))
+            self._finish_mvnormal(q, w, e, at, el, alloc)
+            return
         elif fam == "Wishart":
             finish = Call("finish_wishart", (e["logdet"], e["X"], row(qn("scale")), row(mn("X"))),
                           (one(qn("df")), one(mn("logdet")), h))
@@ -427,6 +411,31 @@ class ModuleWriter:
             el.post.append(Block(test=f"{mask}[{', '.join(at or ['0'])}]", post=[finish]))
         elif finish is not None:
             el.post.append(finish)
+
+    def _finish_mvnormal(self, q: QFactor, w: Writer, e: dict[str, Expr], at: list[str], el: Block,
+                         alloc: Block | None) -> None:
+        """A MvNormal's finish of one element (see _finish)."""
+        row = lambda arr: name_ref(arr, *at) if at else Ref(arr)  # noqa: E731
+        h = name_ref(self.names.entropy(q.var), *(at or ["0"]))
+        mean, cov, xxt = row(self.names.qparam(q.var, "mean")), row(self.names.qparam(q.var, "cov")), \
+            row(self.names.moment(q.var, "xxT"))
+        if q.var in self.missing:
+            # a row of data with missing entries: q of its missing block given the observed ones, in one call
+            # that also leaves a complete row alone (the mask is per entry: runtime.finish_mvnormal_missing)
+            mask = self.names.constant("missing", q.var)
+            el.post.append(Call("finish_mvnormal_missing", (e["x"], e["xxT"], Expr(name_ref(mask, *at).text,
+                                                                                 frozenset({mask, *at})),
+                                                            mean, cov, xxt), (h,)))
+            return
+        # Σ from η_xxᵀ, then μ = Σ η_x: two calls, so that a Σ the same for every element is computed once
+        # (passes.hoist: factor analysis' local step)
+        sigma, hs = w.tmp("cov"), w.tmp("hs")
+        size = w.int_value(q.event[0].upper + 1)
+        new = assign(Ref(sigma), Expr(f"np.empty(({size}, {size}))", self._dim_reads(q.event[:1])))
+        alloc.post.insert(0, new) if alloc else el.post.append(new)
+        el.post.append(Call("mvnormal_covariance", (e["xxT"], Ref(sigma)), (Ref(hs),)))
+        el.post.append(Call("finish_mvnormal_mean", (e["x"], Expr(sigma, frozenset({sigma})),
+                                                     Expr(hs, frozenset({hs})), mean, cov, xxt), (h,)))
 
     def _note(self, what: str, var: str) -> Note:
         """Provenance of the code that follows: ``what`` of the q of ``var``, and the model line that draws it."""
@@ -731,6 +740,13 @@ class ModuleWriter:
         pinned = len(levels) - 1
         if passes:
             host.post.append(f"_old = {el}")
+        self._coordinate(pu, w, levels, pinned, el, at, passes)
+
+    def _coordinate(self, pu, w: Writer, levels: list[Block], pinned: int, el: str, at: list[str],
+                    passes: bool) -> None:
+        """One entry's maximiser, in the innermost of ``levels`` (see _coordinates); ``passes``: it also adds its
+        change to the pass's _delta and _size."""
+        host = levels[-1]
         val = w.top(pu.value, levels, pinned)
         if pu.method == "gradient":
             grad = self.names.gradient(pu.var)
@@ -746,9 +762,6 @@ class ModuleWriter:
             host.post.append(f"    _t = {lam} / _a")
             host.post.append(f"    _r = _m - _c")
             host.post.append(f"    {el} = _c + (_r - _t if _r > _t else (_r + _t if _r < -_t else 0.0))")
-            if passes:
-                host.post.append(f"_delta = max(_delta, abs({el} - _old))")
-                host.post.append(f"_size = max(_size, abs({el}))")
         else:
             host.post.append(f"_m = {val}")
             ok = "math.isfinite(_m)" + (" and _m > 0.0" if pu.support == "positive" else "")
@@ -762,9 +775,9 @@ class ModuleWriter:
                 # to report (Program.update); NaN (0/0: no data on the entry) keeps the entry.
                 host.post.append("elif not math.isnan(_m):")
                 host.post.append(f"    {el} = math.inf")
-            if passes:
-                host.post.append(f"_delta = max(_delta, abs({el} - _old))")
-                host.post.append(f"_size = max(_size, abs({el}))")
+        if passes:      # (never with a gradient: see _coordinates)
+            host.post += [f"_delta = max(_delta, abs({el} - _old))", f"_size = max(_size, abs({el}))"]
+
     def elbo_kernel(self, name: str = "expected_log_joint", without: str | None = None) -> list[str]:
         """Σ_f E_q[log f], term by term (returns their labels); ``without`` a latent: its moments set to 0 (the
         fast ELBO, see _last_local: a candidate that passes.fast_elbo keeps or drops)."""
@@ -805,10 +818,7 @@ class ModuleWriter:
         return last.var
 
     def statistics_kernel(self) -> None:
-        """The local step's statistics (see codegen.statistics), which updates make them stale, and what
-        passes.fuse may make the local step of: the blocked step of a Categorical, the statistics' Share
-        for any other latent whose update runs over the data plate in parallel chunks.  (Not with a group
-        block: it fills the statistics it reads itself.)"""
+        """The local step's statistics (see codegen.statistics), and which updates make them stale."""
         if not self.stats.found:
             return
         self.names.begin()
@@ -820,8 +830,11 @@ class ModuleWriter:
             self.points[var] = dataclasses.replace(info, feeds=self.names.variable(var) in args)
         self.stats_plan = StatsPlan(self._spec("statistics"),
                                     {k: tuple(v) for k, v in self.stats.shapes().items()})
-        if self.grouping is not None:
-            return
+
+    def local_steps(self) -> None:
+        """What passes.fuse may make the local step of: the blocked step of a Categorical, the statistics' Share
+        for any other latent whose update runs over the data plate in parallel chunks.  (Written with a group
+        block too: passes.group_block keeps the block, which fills the statistics it reads itself, or these.)"""
         for var, info in list(self.latents.items()):
             q = self.d.q.get(var)
             if q is None or info.chain is not None or not info.feeds or q.scope != "local" or not self._chunked(q):
@@ -851,21 +864,22 @@ class ModuleWriter:
         return Share(var, head.lower(), point.lower(), tail.lower(), frozenset(self.names.reads),
                      self._doc("local_step", var))
 
-    def _grouping(self) -> tuple[str, str, str] | None:
-        """(g, z, by) when a global latent g[d] is a *group* latent of the only local latent z[t]: z reads
-        g only at g[by[t], …] (by: index data over the data plate), and g reads z only through statistics
-        scattered by the same by[t] into its own row d (Σ_t [d = doc[t]] r[t, k]).  Then q(g[d]) and the
-        q(z[t]) of the t with by[t] = d form a block that no other group reads: it can be iterated to
+    def _groupings(self) -> list[tuple[str, str, str]]:
+        """Every (g, z, by), in model order, where a global latent g[d] may be a *group* latent of the only
+        local latent z[t]: z reads g only at g[by[t], …] (by: index data over the data plate), and the
+        statistics g reads are scattered by the same by[t] into its own row d (Σ_t [d = doc[t]] r[t, k]).
+        If g also reads z through nothing else (passes.group_block reads that off the kernels), q(g[d]) and
+        the q(z[t]) of the t with by[t] = d form a block that no other group reads: it can be iterated to
         convergence on its own, in cache, one group per thread (LDA's per-document E-step)."""
         lat = self.latents
         locals_ = [v for v in lat if lat[v].scope == "local"]
         if self.d.point or len(locals_) != 1 or locals_[0] not in self.d.q or lat[locals_[0]].chain is not None:
             # (not a chain's block)
-            return None
+            return []
         z = self.d.q[locals_[0]]
         if len(z.index) != 1 or z.index[0].upper + 1 not in self.big or \
                 not _parallel_axis(z, _self_bases(self.d, z.var)):
-            return None     # (a member is one element: z[t], not z[t, j])
+            return []       # (a member is one element: z[t], not z[t, j])
         t = z.index[0]
         keys: dict[str, set] = {}
         for e in z.natural.values():
@@ -874,6 +888,7 @@ class ModuleWriter:
                     first = node.indices[0]
                     by = str(first.base.label) if isinstance(first, sp.Indexed) and first.indices == (t,) else None
                     keys.setdefault(node.base.var, set()).add(by if by in self.stats.ranges else None)
+        out = []
         for var, by in sorted(keys.items(), key=lambda item: self.names.rank[item[0]]):   # (model order)
             g = self.d.q.get(var)
             if g is None or len(by) != 1 or None in by or g.scope != "global" or len(g.index) != 1:
@@ -882,16 +897,13 @@ class ModuleWriter:
             if str(g.index[0].upper + 1) != str(self.stats.ranges[by]) or \
                     not _parallel_axis(g, _self_bases(self.d, g.var)):
                 continue
-            info = lat[var]
-            if set(info.update.args) & (set(lat[z.var].state) | set(lat[z.var].aliases)):
-                continue        # g reads z other than through statistics
             reads = self.stat_reads[var]
             canon = self.stats.plate_index()
             # every statistic g reads is scattered by by[t] along its first axis, read at g's own row d
             if reads and all(s.scatter is not None and s.scatter[1] == s.axes[0] and _reads(s.scatter[2], by, canon)
                              and axes[0] == g.index[0] for s, axes in reads):
-                return var, z.var, by
-        return None
+                out.append((var, z.var, by))
+        return out
 
     def block_kernel(self, var: str, local: str, by: str) -> None:
         """The group block: for each group d (prange), from the group's rows of the statistics q(g[d]) reads
@@ -938,8 +950,8 @@ class ModuleWriter:
             gl.group.post.append(f"{self.names.entropy(var)}[{at}] = dirichlet_entropy("
                                  f"{self.names.qparam(var, 'alpha')}[{at}], {self.names.moment(var, 'logp')}[{at}])")
         self._function("local_block", gl.fn, returns=None, role="block", latent=var, contract=True)
-        self.block_plan = BlockPlan(self._spec("local_block"), (var, local), f"{var}, {local}", by, _dim_name(d),
-                                    tuple(s.name for s in stats))
+        self.blocks.append(BlockPlan(self._spec("local_block"), (var, local), f"{var}, {local}", by, _dim_name(d),
+                                     tuple(s.name for s in stats)))
 
     @staticmethod
     def _row_changes(s, zb: frozenset) -> bool:
@@ -1093,7 +1105,7 @@ class ModuleWriter:
 
     def _args(self, name: str) -> list[str]:
         """The parameters of the kernel ``name``, as the plan lists them."""
-        return list(next(k for k in self.kernels if k.name == name).params)
+        return list(next(k for k in reversed(self.kernels) if k.name == name).params)    # (the last written)
 
     def _spec(self, name: str) -> KernelSpec:
         """The kernel ``name`` as the plan calls it."""
@@ -1117,10 +1129,11 @@ class ModuleWriter:
         last = self._last_local()
         if last is not None:
             self.elbo_kernel("expected_log_joint_fast", without=last)
-        self.grouping = self._grouping() if self.stats.found else None
         self.statistics_kernel()
-        if self.grouping is not None:
-            self.block_kernel(*self.grouping)
+        for group in self._groupings() if self.stats.found else ():
+            self.block_kernel(*group)
+        if self.stats.found:
+            self.local_steps()
 
     def source(self) -> str:
         self.write()
@@ -1136,8 +1149,8 @@ class ModuleWriter:
                       for s in self.stats.found.values())
         plate = self.dims[next(iter(self.big))] if self.big else None
         plan = Plan(dict(self.latents), dict(self.points), self.elbo, dict(self.names.derived), tuple(self.d.point),
-                    _exact_em(self.d), self.stats_plan, self.block_plan, dict(self.masks))
-        return Module(__version__, tuple(self.kernels), stats, plan, tuple(self.shares), plate)
+                    _exact_em(self.d), self.stats_plan, None, dict(self.masks))
+        return Module(__version__, tuple(self.kernels), stats, plan, tuple(self.shares), plate, tuple(self.blocks))
 
 
 def lower(d: Derivation, fixed: dict[str, int] | None = None) -> Module:

@@ -2,10 +2,15 @@
 
 Each pass maps a Module to a Module and reads nothing but the IR.  The order, and why:
 
+    group_block the group block (LDA's per-document E-step: a group latent and the local latent's members of
+                each group, iterated together) is kept where the group latent's update reads none of the
+                members' arrays (it reads them only through the statistics the block refills); then no local
+                step is made.  First: the block fills the statistics itself, so which local step ``fuse``
+                makes, if any, depends on it.
     fuse        the local step: the update of the last latent of a sweep that feeds the statistics, with each
                 element's share of them added while the element is in cache (the writer leaves the updates
-                and the shares, ir.Share, apart).  First: the kernel it makes is then hoisted and flagged by
-                the passes after it, as any other.
+                and the shares, ir.Share, apart).  After ``group_block`` (no local step where a block fills
+                the statistics); early, so that the kernel it makes is hoisted and flagged as any other.
     fast_elbo   the ELBO read off the last local update is kept where the full ELBO makes passes over the data
                 plate of its own.  Before the passes that change loops (it reads the loops as lowered).
     dead_loops  a loop whose body only binds indices (and comments) is removed: the blocked local step leaves
@@ -28,7 +33,28 @@ import dataclasses
 from typing import Callable
 
 from ppvi.codegen.ir import Bind, If, Kernel, Loop, Module, Note, Share, accumulates, part_range, reads, walk, writes
-from ppvi.codegen.plan import ArrayNames, KernelSpec, Plan
+from ppvi.codegen.plan import ArrayNames, BlockPlan, KernelSpec, Plan
+
+
+def group_block(m: Module) -> Module:
+    """Keep the first group block the writer made (ir.Module.blocks, in model order) whose group latent's update
+    reads no array of the members' q (their state or its aliases): the group latent then reads the members only
+    through the statistics the block fills group by group, so a block's passes are exact coordinate updates
+    of that group alone.  Its kernel stays and the plan gets its entry; the local step's candidates (the
+    blocked step, the shares) go, since the block fills the statistics it reads itself.  Every other block
+    kernel is dropped."""
+    lat = m.plan.latents
+
+    def sound(b: BlockPlan) -> bool:
+        group, member = b.members
+        return not set(lat[group].update.args) & (set(lat[member].state) | set(lat[member].aliases))
+    chosen = next((b for b in m.blocks if sound(b)), None)
+    kernels = [k for k in m.kernels if k.role != "block" or (chosen is not None and k.latent == chosen.members[0])]
+    if chosen is None:
+        return dataclasses.replace(m, kernels=tuple(kernels), blocks=())
+    kernels = [k for k in kernels if k.role != "local_step"]
+    return dataclasses.replace(m, kernels=tuple(kernels), plan=dataclasses.replace(m.plan, block=chosen),
+                               blocks=(), shares=())
 
 
 def fuse(m: Module) -> Module:
@@ -209,6 +235,7 @@ def parallel(m: Module) -> Module:
 
 
 PASSES: tuple[tuple[str, Callable[[Module], Module]], ...] = (
+    ("group_block", group_block),
     ("fuse", fuse),
     ("fast_elbo", fast_elbo),
     ("dead_loops", dead_loops),

@@ -11,6 +11,7 @@ import pytest
 
 from ppvi.codegen import passes
 from ppvi.codegen.cache import fixed_sizes
+from ppvi.codegen.dump import dump
 from ppvi.codegen.plan import ElboPlan, KernelSpec, LatentPlan, Plan
 from ppvi.codegen.ir import (Assign, Bind, Call, Expr, If, Kernel, Loop, Module, Note, Range, Ref, Share, Stmt, part_range,
                              walk)
@@ -119,13 +120,39 @@ def test_gmm_1d_builds_one_feature_matrix():
 
 
 def test_lda_has_a_group_block_over_doc():
+    """As lowered, the block is a candidate beside z's local step; ``group_block`` keeps it and plans it."""
     m = lowered("lda")
+    assert m.plan.block is None and [b.members for b in m.blocks] == [("theta", "z")]
+    assert [k.name for k in m.kernels if k.role in ("block", "local_step")] == ["local_block", "local_step_z"]
+    m = passes.run_passes(m, "group_block")
     [block] = [k for k in m.kernels if k.role == "block"]
     assert block.latent == "theta" and m.plan.block.by == "doc" and m.plan.block.members == ("theta", "z")
+    assert m.blocks == () and m.shares == () and not any(k.role == "local_step" for k in m.kernels)
+    # (the schedule's dump shows the candidate as lowered, the block once the pass has kept it)
+    assert "candidate group block (theta, z) over M by doc -> local_block" in dump(lowered("lda"), "schedule")
+    assert "\ngroup block (theta, z) over M by doc, rows t_0 -> local_block" in dump(m, "schedule")
+    assert "candidate" not in dump(m, "schedule")
     # (before it, a table of the factor each word gives a topic: once per value of word, not per token)
     groups = [n for n in block.body if isinstance(n, Loop) and n.axis == "d"]
     assert len(groups) == 1 and groups[0].range.parallel
     assert any(isinstance(n, Loop) and n.axis == "repeat" for n in walk(groups[0].body))
+
+
+def test_group_block_is_dropped_where_the_group_reads_its_members_directly():
+    """A group latent whose update reads a member's q itself (not only the statistics the block refills) would
+    be updated from stale members inside the block: no block then, and z's local step is made instead."""
+    m = lowered("lda")
+    theta = m.plan.latents["theta"]
+    reads_z = dataclasses.replace(theta, update=KernelSpec(theta.update.name, theta.update.args + ("q_z__p",)))
+    changed = dataclasses.replace(m, plan=dataclasses.replace(m.plan, latents={**m.plan.latents, "theta": reads_z}))
+    out = passes.run_passes(changed, "group_block")
+    assert out.plan.block is None and out.blocks == () and not any(k.role == "block" for k in out.kernels)
+    assert out.kernel("local_step_z") == m.kernel("local_step_z")
+    fused = passes.run_passes(changed)
+    assert fused.plan.latents["z"].local_step.name == "local_step_z" and fused.plan.block is None
+    # (a module with no candidate is left as it was)
+    plain = lowered("gmm_1d")
+    assert passes.group_block(plain) == plain
 
 
 @pytest.mark.parametrize("stem, what", [("gmm_1d", "kernels"), ("lda", "statistics"), ("lda", "schedule")])
