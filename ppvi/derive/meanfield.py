@@ -121,6 +121,18 @@ def _support(model: CheckedModel, node) -> str:
     return "real_vector" if gaussian_block(model, node.name) else node.support
 
 
+def _check_block(model: CheckedModel, graph: FactorGraph, rep: Reporter, var: str) -> None:
+    """A Gaussian block is one MvNormal per point over the last axis: refused along the data plate (one
+    Gaussian over every point, its covariance N × N)."""
+    prior = model.prior(var)
+    last = dict(prior.plates)[prior.target_index[-1]]
+    if last == graph.data_plate:
+        raise rep.fail(f"ppvi cannot derive the joint q of `{var}` along the data plate `{last}` yet: it would be one "
+                       f"Gaussian over every point", prior.span,
+                       f"`approximate {var} jointly` gives one Gaussian per point over `{var}`'s last axis: draw "
+                       f"the data plate first (`{var}[n, m]`), or leave `{var}` to the mean field")
+
+
 def info_of(model: CheckedModel, syms: Symbols, latents) -> dict[str, tuple[str, int]]:
     """Each latent's support and number of plate axes (what the expectation needs); declares its symbols."""
     info = {}
@@ -163,6 +175,8 @@ def derive(model: CheckedModel) -> Derivation:
     for n in latents:
         if n.name not in mean_field:
             continue
+        if gaussian_block(model, n.name):
+            _check_block(model, graph, rep, n.name)
         q[n.name] = _q_factor(model, graph, syms, rep, n, total, expected)
     point = [n.name for n in latents if n.name not in mean_field]
     points = {v: point_update(model, syms, expected, v, "point", partial, low) for v in point}
@@ -346,6 +360,11 @@ def _newton(rep: Reporter, model: CheckedModel, var: str, family: str, own: dict
         raise _self_dependent(rep, model, var, own, expected)
     if family != "Normal":
         f = model.factors[links[0]]
+        if gaussian_block(model, var):
+            raise rep.fail(f"`{var}` is inside the exp of this link, and `approximate {var} jointly` makes its q an "
+                           "MvNormal per point", dict(f.args)["rate"].span,
+                           f"ppvi updates a Normal q inside an exp link by Newton steps: drop `approximate {var} "
+                           "jointly` (the mean field updates each element)")
         raise rep.fail(f"`{var}` is inside the exp of this link, and its q is {family}", dict(f.args)["rate"].span,
                        f"ppvi updates a Normal q inside an exp link by Newton steps: draw `{var}`'s coordinates as "
                        f"scalars (`for j in D: {var}[j] ~ Normal(…)`), or `approximate {var} by point`")
