@@ -107,6 +107,32 @@ def _err(model: CheckedModel) -> Reporter:
     return Reporter(model.path, model.text)
 
 
+def gaussian_block(model: CheckedModel, var: str) -> bool:
+    """``approximate var jointly`` on real elements that form no chain: 19.56 for each point's row var[…, :] as
+    one variable, so q is an MvNormal over the last axis with every axis before it a plate (docs/derivation.md,
+    section 8).  The expectation then reads E[var[P, m] var[P, m']] as ⟨x xᵀ⟩[P, m, m'], the update gives the
+    row's full precision (the prior's diagonal plus every cross term), and all that follows is an MvNormal q's."""
+    return (model.approximations.get(var) == "jointly" and var not in model.chains
+            and model.variables[var].support == "real")
+
+
+def _support(model: CheckedModel, node) -> str:
+    """The support q is derived on: a Gaussian block's real rows are vectors."""
+    return "real_vector" if gaussian_block(model, node.name) else node.support
+
+
+def _check_block(model: CheckedModel, graph: FactorGraph, rep: Reporter, var: str) -> None:
+    """A Gaussian block is one MvNormal per point over the last axis: refused along the data plate (one
+    Gaussian over every point, its covariance N × N)."""
+    prior = model.prior(var)
+    last = dict(prior.plates)[prior.target_index[-1]]
+    if last == graph.data_plate:
+        raise rep.fail(f"ppvi cannot derive the joint q of `{var}` along the data plate `{last}` yet: it would be one "
+                       f"Gaussian over every point", prior.span,
+                       f"`approximate {var} jointly` gives one Gaussian per point over `{var}`'s last axis: draw "
+                       f"the data plate first (`{var}[n, m]`), or leave `{var}` to the mean field")
+
+
 def info_of(model: CheckedModel, syms: Symbols, latents) -> dict[str, tuple[str, int]]:
     """Each latent's support and number of plate axes (what the expectation needs); declares its symbols."""
     info = {}
@@ -115,7 +141,8 @@ def info_of(model: CheckedModel, syms: Symbols, latents) -> dict[str, tuple[str,
         if n.support == "index":
             syms.gate(n.name)
         prior = model.prior(n.name)
-        info[n.name] = (n.support, len(prior.target_index) if prior else 0)
+        plates = len(prior.target_index) if prior else 0
+        info[n.name] = (_support(model, n), plates - 1 if gaussian_block(model, n.name) else plates)
     return info
 
 
@@ -148,6 +175,8 @@ def derive(model: CheckedModel) -> Derivation:
     for n in latents:
         if n.name not in mean_field:
             continue
+        if gaussian_block(model, n.name):
+            _check_block(model, graph, rep, n.name)
         q[n.name] = _q_factor(model, graph, syms, rep, n, total, expected)
     point = [n.name for n in latents if n.name not in mean_field]
     points = {v: point_update(model, syms, expected, v, "point", partial, low) for v in point}
@@ -251,7 +280,8 @@ def _generic_index(model: CheckedModel, syms: Symbols, var: str) -> tuple[tuple[
     v = model.variables[var]
     prior = model.prior(var)
     plates = dict(prior.plates)
-    index = tuple(syms.index(i, plates[i]) for i in prior.target_index)
+    block = gaussian_block(model, var)
+    index = tuple(syms.index(i, plates[i]) for i in prior.target_index[:-1 if block else None])
     used = set(prior.target_index)
 
     def name_for(dim) -> sp.Idx:
@@ -262,20 +292,22 @@ def _generic_index(model: CheckedModel, syms: Symbols, var: str) -> tuple[tuple[
         used.add(name)
         return syms.index(name, dim)
 
-    event = tuple(name_for(dim) for dim in v.shape[len(index):])
+    event = tuple(name_for(dim) for dim in v.shape[len(index):]) if not block else \
+        (syms.index(prior.target_index[-1], plates[prior.target_index[-1]]),)
     if prior.dist == "StickBreaking":      # q is a product of Betas, one per stick: K is an element axis
         index, event = index + event, ()
     extra = None
     if v.support == "index":
         extra = name_for(v.support_dim)
-    elif v.support == "real_vector":
+    elif v.support == "real_vector" or block:
         extra = name_for(v.shape[-1])
     return index, event, extra
 
 
 def _q_factor(model, graph, syms, rep, node, total, expected) -> QFactor:
     var = node.name
-    family, keys = FAMILY_BY_SUPPORT.get(node.support, (None, ()))
+    support = _support(model, node)
+    family, keys = FAMILY_BY_SUPPORT.get(support, (None, ()))
     present = _stats_of(var, total)
     prior = model.prior(var)
     index, event, extra = _generic_index(model, syms, var)
@@ -286,8 +318,8 @@ def _q_factor(model, graph, syms, rep, node, total, expected) -> QFactor:
         extra = sorted(present - set(keys)) if family else sorted(present)
         culprit = next((f for f in model.factors if _stats_of(var, expected[f.id]) & set(extra)), prior)
         got = ", ".join(STAT_WORDS[s] for s in sorted(present))
-        why = (f"no family of q on {node.support} support has the statistics {{{got}}}" if family
-               else f"ppvi has no q family for a {node.support} latent")
+        why = (f"no family of q on {support} support has the statistics {{{got}}}" if family
+               else f"ppvi has no q family for a {support} latent")
         raise rep.fail(f"no conjugate q for `{var}`: {why}", culprit.span,
                        f"approximate `{var}` by point, or use a conjugate prior for it")
     natural = {}
@@ -328,6 +360,11 @@ def _newton(rep: Reporter, model: CheckedModel, var: str, family: str, own: dict
         raise _self_dependent(rep, model, var, own, expected)
     if family != "Normal":
         f = model.factors[links[0]]
+        if gaussian_block(model, var):
+            raise rep.fail(f"`{var}` is inside the exp of this link, and `approximate {var} jointly` makes its q an "
+                           "MvNormal per point", dict(f.args)["rate"].span,
+                           f"ppvi updates a Normal q inside an exp link by Newton steps: drop `approximate {var} "
+                           "jointly` (the mean field updates each element)")
         raise rep.fail(f"`{var}` is inside the exp of this link, and its q is {family}", dict(f.args)["rate"].span,
                        f"ppvi updates a Normal q inside an exp link by Newton steps: draw `{var}`'s coordinates as "
                        f"scalars (`for j in D: {var}[j] ~ Normal(…)`), or `approximate {var} by point`")

@@ -14,7 +14,7 @@ from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
 from ppvi.derive.lower import inverse, sigmoid
-from ppvi.derive.meanfield import Derivation, QFactor
+from ppvi.derive.meanfield import Derivation, QFactor, gaussian_block
 from ppvi.errors import shown, source_lines
 from ppvi.language import ast
 from ppvi.derive.qfamily import STANDARD, ParamBase, invert
@@ -357,6 +357,9 @@ def to_text(d: Derivation) -> str:
             out += _newton_text(q, node, where, show)
             continue
         out.append(f"q({_element(q)}) = {q.family}    [{where}]{ev}")
+        if gaussian_block(d.model, v):
+            out.append(f"  one Gaussian block{' per point' if q.index else ''}    [approximate {v} jointly: 19.56 "
+                       f"for {_element(q)} as one variable, its cross terms ⟨{v} {v}ᵀ⟩ in every update]")
         if d.model.variables[v].missing:
             out.append(f"  the missing entries of data `{v}` (the factor of the observed ones; where `{v}` is "
                        f"observed q is a point mass at the datum: ⟨x⟩ = x, H = 0)")
@@ -521,6 +524,8 @@ def to_dict(d: Derivation) -> dict:
         q[v] = {"family": qf.family, "index": [str(i) for i in qf.index], "event": [str(i) for i in qf.event],
                 "parameters": {p: sp.sstr(e) for p, e in d.standard(v).items()},
                 "natural": {s: sp.sstr(e) for s, e in qf.natural.items()}, "scope": qf.scope}
+        if gaussian_block(d.model, v):
+            q[v]["structured"] = True      # (one block per point: approximate v jointly)
         if qf.newton is not None:   # `natural` holds ∂𝓛/∂⟨T⟩, which reads q's own moments: the fixed point
             q[v]["update"] = "newton"
     params = {}

@@ -328,7 +328,7 @@ def prior_draw(prior: tuple[np.ndarray, np.ndarray] | None, shape: tuple[int, ..
     unit = np.eye(shape[-1]) if mv else 1.0
     fallback = np.zeros(shape), np.broadcast_to((data_variance or 1.0) * unit, shape + event)
     centre, spread = fallback if prior is None or prior[0].size != int(np.prod(shape)) else \
-        (prior[0].reshape(shape), prior[1].reshape(shape + event))
+        (prior[0].reshape(shape), _covariances(prior[1], shape) if mv else prior[1].reshape(shape))
     width = np.trace(spread, axis1=-2, axis2=-1) / shape[-1] if mv else spread     # (a covariance's mean variance)
     if not np.all(np.isfinite(width) & (width > 0)):
         (centre, spread), width = fallback, np.full(shape[:-1] if mv else shape, data_variance or 1.0)
@@ -339,6 +339,14 @@ def prior_draw(prior: tuple[np.ndarray, np.ndarray] | None, shape: tuple[int, ..
     draw = centre + (np.einsum("...de,...e->...d", np.linalg.cholesky(spread), noise) if mv else
                      np.sqrt(spread) * noise)
     return draw, spread
+
+
+def _covariances(spread: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """An MvNormal q's prior covariances: a Gaussian block's (``approximate z jointly`` on Normal elements, the
+    prior independent across its last axis) are the diagonal of its elements' variances."""
+    if spread.size == int(np.prod(shape)):
+        return np.asarray(spread).reshape(shape)[..., None] * np.eye(shape[-1])
+    return spread.reshape(shape + shape[-1:])
 
 
 def kmeanspp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:

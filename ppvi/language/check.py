@@ -1439,6 +1439,13 @@ class _Checker:
                     self.rep.error(f"the missing entries of `{name}` would be {dist} latents: {why}",
                                    span, MISSING_HINTS.get(support, MISSING_HINT))
 
+    def _gaussian_block(self, name: str) -> bool:
+        """``approximate NAME jointly`` on a latent that is no chain: one full Gaussian q per point over its last
+        axis (docs/language.md), where its elements are real and drawn by one Normal statement."""
+        v, draws = self.vars.get(name), self.draws.get(name, [])
+        return (v is not None and v.kind == "latent" and v.support == "real" and len(v.shape) >= 1
+                and len(draws) == 1 and draws[0][0].dist.name.id == "Normal")
+
     def check_approx(self, stmts) -> None:
         for s in stmts:
             if isinstance(s, ast.Loop):
@@ -1450,10 +1457,13 @@ class _Checker:
                                did_you_mean(s.method.id, ["point"]) or "write `approximate h by point`")
                 continue
             for n in s.names:
-                if s.method.id == "jointly" and n.id in self.vars and self.lags.get(n.id, 0) == 0:
-                    self.rep.error(f"`{n.id}` is not a chain: `approximate … jointly` needs a latent whose elements "
-                                   "read earlier ones", n.span,
-                                   f"draw it along a sliced plate: `for t in T[1:]:` `{n.id}[t] ~ Categorical(A[{n.id}[t-1]])`")
+                if s.method.id == "jointly" and n.id in self.vars and self.lags.get(n.id, 0) == 0 \
+                        and not self._gaussian_block(n.id):
+                    self.rep.error(f"`{n.id}` is neither a chain nor a block of Normal elements: `approximate … "
+                                   "jointly` needs a latent whose elements read earlier ones, or real elements each "
+                                   "drawn from a Normal (one Gaussian per point over the last axis)", n.span,
+                                   f"draw it along a sliced plate: `for t in T[1:]:` `{n.id}[t] ~ Categorical(A[{n.id}[t-1]])`"
+                                   f", or draw its elements `{n.id}[n, m] ~ Normal(…)`")
                     continue
                 v = self.vars.get(n.id)
                 if v is None:

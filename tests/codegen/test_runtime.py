@@ -301,6 +301,25 @@ def test_the_missing_block_finish_is_the_gaussian_conditional(pattern):
     assert h == pytest.approx(stats.multivariate_normal(np.zeros(m.sum()), block).entropy(), rel=1e-12)
 
 
+def test_the_beta_entropy_keeps_its_digits_at_large_a_and_b():
+    """H = log B(a, b) − (a − 1)ψ(a) − (b − 1)ψ(b) + (a + b − 2)ψ(a + b) (PRML B.9) against mpmath at 50 digits:
+    for large a, b its terms are of order a log a and cancel to ½ log(2πe ab/(a + b)³) + O(1/a) (issue 14
+    leftover, like the Gamma's)."""
+    import mpmath
+
+    from ppvi.codegen.runtime import finish_beta
+
+    mpmath.mp.dps = 50
+    for a in (0.3, 1.0, 2.5, 99.0, 100.0, 1e3, 1e5, 10000047.0, 1e10, 1e13):
+        for b in (0.5, 3.0, 150.0, 1e4, 1e8, 1e12):
+            _, _, mean, logx, log1mx, h = finish_beta(a - 1.0, b - 1.0)
+            A, B = mpmath.mpf(a), mpmath.mpf(b)
+            want = float(mpmath.log(mpmath.beta(A, B)) - (A - 1) * mpmath.digamma(A) - (B - 1) * mpmath.digamma(B)
+                         + (A + B - 2) * mpmath.digamma(A + B))
+            assert abs(h - want) <= 1e-13 * max(1.0, abs(want)), (a, b, h, want)
+            assert abs(mean - a / (a + b)) <= 1e-15 * a / (a + b)
+
+
 def test_the_gamma_entropy_keeps_its_digits_at_large_shape():
     """H = log Γ(a) − (a − 1)ψ(a) − log b + a (PRML B.31) against mpmath at 50 digits: for large a the first two
     terms cancel to ½ log a + ½ log 2π + ½ + O(1/a) (a prior Gamma(1e7, 1): 2e-9 of H was lost, the harness's
