@@ -145,8 +145,9 @@ def test_api_and_cli_record_the_engine(client, data, tmp_path):
     np.testing.assert_allclose(doc["elbo_trace"], local.elbo_trace[:3], rtol=RTOL)
 
 
-def _written(corpus, tmp_path, kind: str) -> str:
-    """The corpus as a directory of .npy files, a Parquet file of row groups of 100 tokens, or a Zarr store."""
+def _written(corpus, tmp_path, kind: str):
+    """The corpus as a directory of .npy files, a Parquet file of row groups of 100 tokens, a Zarr store, or a
+    Dask DataFrame of 3 partitions (computed on the workers)."""
     if kind == "npy":
         for name, a in corpus.items():
             np.save(tmp_path / f"{name}.npy", a)
@@ -155,6 +156,9 @@ def _written(corpus, tmp_path, kind: str) -> str:
         pa, pq = pytest.importorskip("pyarrow"), pytest.importorskip("pyarrow.parquet")
         pq.write_table(pa.table(corpus), tmp_path / "c.parquet", row_group_size=100)
         return str(tmp_path / "c.parquet")
+    if kind == "dask":
+        dd, pd = pytest.importorskip("dask.dataframe"), pytest.importorskip("pandas")
+        return dd.from_pandas(pd.DataFrame(corpus), npartitions=3)
     zarr = pytest.importorskip("zarr")
     root = zarr.open_group(str(tmp_path / "c.zarr"), mode="w")
     for name, a in corpus.items():
@@ -163,7 +167,8 @@ def _written(corpus, tmp_path, kind: str) -> str:
 
 
 @pytest.mark.parametrize("kind, algorithm", [("npy", None), pytest.param("parquet", None, marks=pytest.mark.long),
-                                             pytest.param("zarr", Memoized(3), marks=pytest.mark.long)])
+                                             pytest.param("zarr", Memoized(3), marks=pytest.mark.long),
+                                             pytest.param("dask", None, marks=pytest.mark.long)])
 def test_data_read_in_chunks_are_read_by_the_workers(client, data, tmp_path, monkeypatch, kind, algorithm):
     """Data read in chunks on the Dask engine: each worker reads its own partition's rows (the source opened
     again there); this process, the driver, reads only the first chunk of the words (the pilot, which starts
