@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
 import os
@@ -91,19 +92,18 @@ class Model:
         from ppvi.io.data import chunked_source
 
         chunked = chunked_source(data, m, whole_npz=chunk_size is None)
-        if chunked is not None and engine is not None:
-            chunked.close()
-            raise _argument(f"engine={engine!r} with data read in chunks: the Dask engine reads the data whole yet",
-                            "pass Dask arrays without engine=… (read a partition at a time in this process), or load "
-                            "the data whole")
         if chunked is not None:
             from ppvi.infer.streamed import Chunking
 
+            # (a Dask worker opens the source again to read its own partitions: a path, absolute, or the collection)
+            where = os.path.abspath(data) if isinstance(data, (str, os.PathLike)) else data
             try:
                 return _fit_streamed(m, chunked, sizes, algo, Chunking(chunk_size, local_dir=None if local_dir is None
                                                                         else os.fspath(local_dir)),
                                      seed=int(seed), max_iter=int(max_iter), tol=float(tol), restarts=int(restarts),
-                                     damping=damping, on_iteration=on_iteration, progress=progress, init=init)
+                                     damping=damping, on_iteration=on_iteration, progress=progress, init=init,
+                                     engine=engine, client=client,
+                                     reopen=functools.partial(chunked_source, where, m, False))
             finally:
                 chunked.close()
         if local_dir is not None:
@@ -260,8 +260,10 @@ class Model:
 
 
 def _fit_streamed(m: CheckedModel, chunked, sizes: Mapping[str, int], algo, chunking, *, seed: int, max_iter: int,
-                  tol: float, restarts: int, damping: object, on_iteration, progress, init) -> Result:
-    """``fit`` of data read chunk by chunk (:mod:`ppvi.infer.streamed`)."""
+                  tol: float, restarts: int, damping: object, on_iteration, progress, init, engine: str | None = None,
+                  client: object = None, reopen=None) -> Result:
+    """``fit`` of data read chunk by chunk (:mod:`ppvi.infer.streamed`); with ``engine="dask"`` each partition
+    is read by its worker (``reopen()`` opens the source there: ppvi.infer.dask_engine)."""
     from ppvi.codegen.cache import fixed_sizes, load as load_module
     from ppvi.infer import streamed as st
     from ppvi.infer.cavi import fit
@@ -291,12 +293,27 @@ def _fit_streamed(m: CheckedModel, chunked, sizes: Mapping[str, int], algo, chun
         start = Start.of(init)
     name = None if algo is None else algo.settings()["name"]
 
+    streamer.restarts = restarts > 1
+    owned = on_dask = engine_settings = None
+    if engine == "dask":
+        from ppvi.infer.dask_engine import Dask, connect
+
+        owned = connect(client, m.path) if isinstance(client, str) else None
+        dask = Dask(owned or client, reading=(streamer, reopen))
+        on_dask, engine_settings = dask.runner(algo), dask.settings()
+
     def runner(program, rng, max_iter, tol, on_iteration=None, damping=None, start=None):
-        if name == "memoized":
-            return st.run_memoized(streamer, rng, algo.chunks, max_iter, tol, on_iteration, start)
-        if name == "svi":
-            return st.run_svi(streamer, rng, algo, on_iteration, start)
-        return st.run_batch(streamer, rng, max_iter, tol, on_iteration, start)
+        if on_dask is not None:
+            done = on_dask(program, rng, max_iter, tol, on_iteration, None, start)
+        elif name == "memoized":
+            done = st.run_memoized(streamer, rng, algo.chunks, max_iter, tol, on_iteration, start)
+        elif name == "svi":
+            done = st.run_svi(streamer, rng, algo, on_iteration, start)
+        else:
+            done = st.run_batch(streamer, rng, max_iter, tol, on_iteration, start)
+        if streamer.restarts:
+            streamer.hand_over(done)        # (kept local q: the best start's stay on disk)
+        return done
 
     shown = for_fit(progress)
     if shown is not None:
@@ -312,10 +329,14 @@ def _fit_streamed(m: CheckedModel, chunked, sizes: Mapping[str, int], algo, chun
                        on_iteration=_each(on_iteration, shown), start=start, runner=runner)
             done.restart_states = []           # (a restart's local q were never held)
             with _one_blas_thread():
-                st.finish(streamer, chunking, restarted=restarts > 1)
+                st.finish(streamer, chunking)
     finally:
         if shown is not None:
             shown.close()
+        if owned is not None:
+            from ppvi.infer.dask_engine import close
+
+            close(owned)
     notes = []
     if not done.converged and not done.interrupted and tol > 0 and done.iterations >= max_iter and name != "svi":
         notes.append(_not_converged(m, done.trace, max_iter, tol))
@@ -325,7 +346,8 @@ def _fit_streamed(m: CheckedModel, chunked, sizes: Mapping[str, int], algo, chun
     if chunking.local_dir is not None:
         settings.update(local_dir=os.path.abspath(chunking.local_dir), local_q=",".join(streamer.layout.local_latents))
     provenance = _provenance(m, None, Bound(data.arrays, data.sizes), seed=seed, tol=tol, max_iter=max_iter,
-                             damping=None, restarts=restarts, sweep=sweep_steps(done), algorithm=settings)
+                             damping=None, restarts=restarts, sweep=sweep_steps(done), algorithm=settings,
+                             engine=engine_settings)
     provenance = dataclasses.replace(provenance, schedule="streamed" if algo is None else f"{name}, streamed",
                                      data_path=None if chunked.label.startswith("<") else os.path.abspath(chunked.label),
                                      data_sha256=_sha256_of_source(chunked.label) or provenance.data_sha256)

@@ -257,6 +257,11 @@ def _one_blas_thread():
                 _blas_fits[1] = None
 
 
+def better(result: Fit, best: Fit | None) -> bool:
+    """Whether a restart's fit is kept over the best so far: a higher final ELBO (or the first, or a NaN best)."""
+    return best is None or result.elbo > best.elbo or math.isnan(best.elbo)
+
+
 def fit(program: Program, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8, restarts: int = 1,
         on_iteration: Callable[[int, float, float], None] | None = None, damping: float | None = None,
         start: Start | None = None, runner: Callable[..., Fit] | None = None) -> Fit:
@@ -295,7 +300,7 @@ def fit(program: Program, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8
                 break
             result.restart = r
             elbos.append(result.elbo)
-            if best is None or (result.elbo > best.elbo) or math.isnan(best.elbo):
+            if better(result, best):
                 best = result
             if result.interrupted:
                 # The fit as a whole was stopped (the later starts never ran), whichever start is best so far.

@@ -18,6 +18,11 @@ lineage, bit for bit the same (the kernels are deterministic); the fit goes on w
 
 Memoized VI (the partitions are its chunks, stepped one at a time) and stochastic VI (minibatches drawn on
 the driver, sent to the partitions as lists of unit indices) run on the same partitions.
+
+Data read in chunks (:mod:`ppvi.infer.streamed`; :class:`Reading`): the driver makes the streamed start and
+never reads the data whole; a partition's first state is a task that opens the source again on its worker
+and reads the partition's units there (:func:`_read_start`), and the local q come back one partition at a time
+into a store on disk (docs/scale.md, "Data read in chunks on the Dask engine").
 """
 
 from __future__ import annotations
@@ -148,6 +153,30 @@ def _start(kernels: Kernels, layout: Layout, sizes: dict, state: dict) -> Part:
     return _measured(Part(kernels, layout, sizes, p.state), p)
 
 
+def _read_start(kernels: Kernels, shell, reopen: Callable, a: int, b: int, draws, informed: bool) -> Part:
+    """A partition's first state, read on its worker: units a..b−1 of data read in chunks (``reopen()``: the
+    source, opened here), their local q at the start — drawn from where an in-memory start draws them
+    (``draws``: :class:`ppvi.infer.streamed.Draws`), then an E-step if the start was informed — and their
+    statistics.  The driver never reads them."""
+    from ppvi.infer.cavi import _one_blas_thread
+
+    source = reopen()
+    try:
+        shell.attach(kernels.module(), source)
+        with _one_blas_thread():
+            p = shell.program(a, b)
+            if draws is not None:
+                for var in shell.whole.structure.order.sort(shell.layout.local_latents):
+                    p.start_latent(var, draws.at(var, a))
+            p.stale = True
+            if informed:
+                for var in shell.layout.local_steps:
+                    p.update(var)
+            return _measured(Part(kernels, shell.layout, dict(p.sizes), p.state), p)
+    finally:
+        source.close()
+
+
 # ------------------------------------------------------------------ on the driver
 def distributed(where: str):
     """The ``distributed`` package, or a PPVIError saying how to install it."""
@@ -227,6 +256,7 @@ class Dask:
 
     client: Any
     partitions: int | None = None
+    reading: Any = None            # data read in chunks: (ppvi.infer.streamed.Streamer, a reopener of the source)
 
     def workers(self) -> list[str]:
         return sorted(self.client.scheduler_info()["workers"])
@@ -254,14 +284,15 @@ class Partitions:
     """The driver's handle on the partitions: their futures (the newest complete round's), their units, the
     latest gathered statistics, factor terms and entropies of each."""
 
-    def __init__(self, engine: Dask, program: Program, layout: Layout, count: int):
+    def __init__(self, engine: Dask, program: Program, layout: Layout, count: int, reading: Reading | None = None):
         from ppvi.codegen.cache import _unsealed
 
-        self.client, self.program, self.layout = engine.client, program, layout
+        self.client, self.program, self.layout, self.reading = engine.client, program, layout, reading
         module = program.module
         with open(module.__file__, "rb") as fh:
             kernels = Kernels(program.model, module.__file__, _unsealed(fh.read()))
-        self.units = split(layout.units(program), count)
+        self.units = split(layout.units(program), count) if reading is None else \
+            [np.arange(a, b) for a, b in reading.spans]
         self.shared_keys = _shared_keys(program, layout)
         self.index: list[dict] = []
         workers = engine.workers()
@@ -272,7 +303,13 @@ class Partitions:
         futures = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")      # (dask's note on large task graphs: the data must be in the task)
-            for i, units in enumerate(self.units):
+            if reading is not None:
+                shell = reading.streamer.shell()
+                for i, (a, b) in enumerate(reading.spans):
+                    futures.append(self.client.submit(_read_start, kernels, shell, reading.reopen, a, b, reading.draws,
+                                                      reading.informed, pure=False, workers=[workers[i % len(workers)]],
+                                                      allow_other_workers=True))
+            for i, units in enumerate(self.units if reading is None else ()):
                 chunk = Chunk(program, layout, units)
                 self.index.append({d: _indices(w) for d, w in chunk.index.items()})
                 futures.append(self.client.submit(_start, kernels, layout, dict(chunk.program.sizes),
@@ -348,9 +385,34 @@ class Partitions:
                 np.moveaxis(self.program.state[key], axis, 0)[where] = np.moveaxis(value, axis, 0)
         self.program.stale = True
 
+    def store(self, streamer) -> None:
+        """The partitions' local q written to a new store of ``streamer`` (data read in chunks: its kept store, which
+        :func:`ppvi.infer.streamed.finish` maps), gathered one partition at a time."""
+        store = streamer.new_store()
+        for future, units in zip(self.futures, self.units):
+            state = self.client.gather(self.client.submit(local_state, future, pure=False))
+            for key in streamer.local_keys:
+                if len(units):
+                    store.write(key, streamer._row(key, int(units[0])), state[key])
+        if streamer.kept is not None:
+            streamer.kept.close(remove=True)     # (a start cut short before this one's fit)
+        streamer.kept = store
+
     def release(self) -> None:
         self.client.cancel(self.futures)
         self.futures = []
+
+
+@dataclass(frozen=True)
+class Reading:
+    """Partitions that read their own units of data read in chunks: ``spans`` (ranges of units), ``reopen()``
+    opens the source on a worker; the start's local draws and whether it was informed (ppvi.infer.streamed.begin)."""
+
+    streamer: Any                  # ppvi.infer.streamed.Streamer (its global state: the start's)
+    spans: list[tuple[int, int]]
+    reopen: Callable
+    draws: Any
+    informed: bool
 
 
 def _indices(where) -> np.ndarray:
@@ -416,7 +478,11 @@ class _Setup:
 
 
 def _setup(engine: Dask, program: Program, rng: np.random.Generator, start, count: int | None) -> _Setup:
-    """The start (on the driver, as in-process), then the partitions made from it."""
+    """The start (on the driver, as in-process), then the partitions made from it.  Data read in chunks
+    (``engine.reading``): the streamed start (:func:`ppvi.infer.streamed.begin`), then partitions that read
+    their own units on the workers."""
+    if engine.reading is not None:
+        return _setup_reading(engine, rng, start, count)
     informed = program.initialise(rng, start)
     layout = Layout.of(program)
     check(program, layout)
@@ -426,10 +492,30 @@ def _setup(engine: Dask, program: Program, rng: np.random.Generator, start, coun
     return _Setup(informed, first, layout, parts, Chunk(program, layout, np.arange(0)).program)
 
 
+def _setup_reading(engine: Dask, rng: np.random.Generator, start, count: int | None) -> _Setup:
+    """The streamed start on the driver, then partitions that read their own units (``engine.reading``)."""
+    from ppvi.infer.streamed import begin
+
+    streamer, reopen = engine.reading
+    program, layout = streamer.whole, streamer.layout
+    check(program, layout)
+    n = min(streamer.total, count or engine.partitions or len(engine.workers()))
+    spans = [(int(u[0]), int(u[-1]) + 1) for u in split(streamer.total, n)]
+    informed, draws = begin(streamer, rng, start, spans)
+    driver = Chunk(program, layout, np.arange(0)).program
+    parts = Partitions(engine, program, layout, n, Reading(streamer, spans, reopen, draws, informed))
+    parts.add_statistics()
+    return _Setup(informed, parts.elbo(driver) if start is not None else None, layout, parts, driver)
+
+
 def _finish(parts: Partitions, fit: Fit) -> Fit:
-    """The partitions' local q gathered into the fit's program; their futures released."""
+    """The partitions' local q gathered into the fit's program (data read in chunks: into a store on disk,
+    :meth:`Partitions.store`); their futures released."""
     try:
-        parts.gather()
+        if parts.reading is not None:
+            parts.store(parts.reading.streamer)
+        else:
+            parts.gather()
     finally:
         parts.release()
     return fit
@@ -514,7 +600,7 @@ def run_svi(engine: Dask, program: Program, rng: np.random.Generator, settings, 
 
     s = _setup(engine, program, rng, start, None)
     stepper = Stepper(program, s.layout, settings)
-    total = s.layout.units(program)
+    total = sum(len(u) for u in s.parts.units)
     bounds = [(int(u[0]), int(u[-1]) + 1) for u in s.parts.units]
     trace: list[float] = []
     interrupted = False

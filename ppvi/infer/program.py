@@ -57,6 +57,9 @@ class Program:
     stale: bool = True     # a local variable changed since the statistics were last summed (codegen.statistics)
     structure: Structure | None = None     # what the start reads off the model (ppvi.infer.start.analyse)
     clamped: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)   # var -> (data, missing)
+    # the whole data's rows when they are read in chunks (ppvi.infer.streamed.Rows): a streamed fit's pilot
+    # seeds its start from them (k-means++, atoms, the data's variance) as an in-memory program from its data
+    rows_of: object | None = None
 
     @property
     def plan(self) -> Plan:
@@ -109,7 +112,8 @@ class Program:
         for name, shape in (self.plan.stats.arrays if self.plan.stats else {}).items():
             self.state[name] = np.zeros(_shape(shape, self.sizes))
 
-    def initialise(self, rng: np.random.Generator, start: Start | None = None) -> bool:
+    def initialise(self, rng: np.random.Generator, start: Start | None = None,
+                   locals_from: np.random.Generator | None = None) -> bool:
         """A valid q for every latent and a value for every param (the rules: :mod:`ppvi.infer.start`).
 
         Broad defaults for the global latents, random draws for the continuous ones that are local or
@@ -117,11 +121,14 @@ class Program:
         at a default; then ``start`` (an earlier result) overrides what it holds.  A start informed by the
         data or the user is followed by an E-step: the local latents it does not hold, updated for it.
         Returns whether it was (the local q are then the E-step's for the global q as they are).
+        ``locals_from``: the generator the local latents' q are drawn from instead of ``rng`` (a streamed start
+        draws every unit's chunk by chunk, before, from ``rng``: docs/scale.md, "The start").
         """
         canonical = self.structure.order
         for var in canonical.sort(self.plan.latents):
             # (in the canonical order, as everything that draws from rng: the same start however the model is written)
-            self.start_latent(var, rng)
+            local = locals_from is not None and self.plan.latents[var].scope == "local"
+            self.start_latent(var, locals_from if local else rng)
         informed = bool(self.given)
         params = [self.model.variables[n] for n in canonical.sort(v.name for v in self.model.of_kind("param"))]
         for v in params:
@@ -165,14 +172,7 @@ class Program:
 
     def start_latent(self, var: str, rng: np.random.Generator) -> None:
         """var's q at its start (broad, or drawn from ``rng``), in new arrays of the program's sizes."""
-        info = self.plan.latents[var]
-        for name, shape in info.state.items():
-            self.state[name] = np.zeros(_shape(shape, self.sizes))
-        for alias, target in info.aliases.items():
-            self.state[alias] = self.state[target]
-        _INIT[info.family](self.state, var, rng, info)
-        if info.chain is not None:
-            _init_pairs(self.state, var, info)
+        self.state.update(latent_start(self.plan.latents[var], var, self.sizes, rng))
 
     def clamp(self) -> None:
         """q of the observed entries of data with missing entries: a point mass at the datum (⟨x⟩ = x,
@@ -249,7 +249,9 @@ class Program:
     def _data_variance(self, var: str) -> float | None:
         """The largest variance of the data whose likelihood reads var (its scale where the prior is flat)."""
         with np.errstate(over="ignore", invalid="ignore"):     # (data × 10¹⁵⁴: inf, skipped below)
-            v = [float(np.var(self.state[ArrayNames.variable(d)])) for d in self.structure.data_of.get(var, ())]
+            v = [float(np.var(self.state[ArrayNames.variable(d)])) if self.rows_of is None or
+                 d not in self.rows_of.names else self.rows_of.variance(d)
+                 for d in self.structure.data_of.get(var, ())]
         v = [x for x in v if math.isfinite(x) and x > 0]
         return max(v) if v else None
 
@@ -257,6 +259,8 @@ class Program:
         """seed.var's start from its data: k-means++ centres, or atoms scaled to the data's power."""
         x = self.state[ArrayNames.variable(seed.data)].reshape(
             _shape(list(self.model.variables[seed.data].shape), self.sizes))
+        if self.rows_of is not None and seed.data in self.rows_of.names and seed.row_axis == 0:
+            x = self.rows_of.of(seed.data)       # (the whole data's rows, read in chunks)
         shape = _shape(list(self.model.variables[seed.var].shape), self.sizes)
         units = shape[seed.axes.index("unit")]
         power = 1.0
@@ -282,6 +286,8 @@ class Program:
             # q of a centre: about as broad as the mean of a component's share of the points
             units = centres.shape[seed.axes.index("unit")]
             rows = _shape(list(self.model.variables[seed.data].shape), self.sizes)[seed.row_axis]
+            if self.rows_of is not None and seed.data in self.rows_of.names and seed.row_axis == 0:
+                rows = self.rows_of.count
             spread = (d2 or 1.0) * units / rows
             _set_normal(self.state, var, centres.reshape(shape), _isotropic(spread, shape, mv), mv)
             return True
@@ -515,6 +521,19 @@ def _digamma_half(x: float) -> float:
     if x == n:
         return -EULER + sum(1.0 / k for k in range(1, n))
     return -EULER - 2 * math.log(2) + sum(2.0 / (2 * k - 1) for k in range(1, n + 1))
+
+
+def latent_start(info: LatentPlan, var: str, sizes: dict[str, int], rng: np.random.Generator) -> dict:
+    """The arrays of var's q at its start for ``sizes`` (broad, or drawn from ``rng``; aliases included)."""
+    state: dict[str, np.ndarray] = {}
+    for name, shape in info.state.items():
+        state[name] = np.zeros(_shape(shape, sizes))
+    for alias, target in info.aliases.items():
+        state[alias] = state[target]
+    _INIT[info.family](state, var, rng, info)
+    if info.chain is not None:
+        _init_pairs(state, var, info)
+    return state
 
 
 def _set(state, name, value):

@@ -368,15 +368,62 @@ def kmeanspp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     return np.ascontiguousarray(x[picked])
 
 
-def seeded(seed: Seed, x: np.ndarray, units: int, shape: tuple[int, ...], rng: np.random.Generator,
+def kmeanspp_read(rows, k: int, rng: np.random.Generator) -> np.ndarray:
+    """:func:`kmeanspp` of rows read a chunk at a time (``rows.chunks()``: (m, d) arrays in order, ``rows.take``,
+    ``rows.count``): the same draws, so the same centres, as of the whole array.  A centre costs two passes (the
+    total of the distances, then the chunk the draw falls in); the cumulative sum is carried from chunk to chunk
+    one element after another, as np.cumsum adds, so every partial sum is the same number."""
+    n = rows.count
+    picked = [int(rng.integers(n))]
+    centres = [np.asarray(rows.take([picked[0]]), dtype=float).reshape(-1)]
+
+    def cumulative():
+        carry = 0.0
+        for x in rows.chunks():
+            if not len(x):
+                continue
+            x = np.ascontiguousarray(x.reshape(len(x), -1), dtype=float)
+            norms = np.einsum("nd,nd->n", x, x)
+            d2 = np.full(len(x), np.inf)
+            for c in centres:
+                np.minimum(d2, np.maximum(norms - 2 * (x @ c) + c @ c, 0.0), out=d2)
+            cum = np.cumsum(np.concatenate(([carry], d2)))[1:]
+            carry = cum[-1]
+            yield cum
+    for _ in range(1, k):
+        total = 0.0
+        for cum in cumulative():
+            total = cum[-1]
+        if total > 0:
+            u, i, offset = rng.random() * total, n, 0
+            for cum in cumulative():
+                j = int(np.searchsorted(cum, u, side="right"))
+                if j < len(cum):
+                    i = offset + j
+                    break
+                offset += len(cum)
+        else:
+            i = int(rng.integers(n))
+        picked.append(min(i, n - 1))
+        centres.append(np.asarray(rows.take([picked[-1]]), dtype=float).reshape(-1))
+    return np.ascontiguousarray(np.stack(centres))
+
+
+def seeded(seed: Seed, x, units: int, shape: tuple[int, ...], rng: np.random.Generator,
            power: float = 1.0) -> np.ndarray | None:
     """The start of seed.var (``shape``) from the data x: centres by k-means++, or random rows divided by
     √power (atoms).  None where the axes do not fit the declared shape."""
-    rows = np.moveaxis(np.asarray(x, dtype=float), seed.row_axis, 0)
+    if isinstance(x, np.ndarray):
+        rows = np.moveaxis(np.asarray(x, dtype=float), seed.row_axis, 0)
+        count, row, take = len(rows), rows.shape[1:], lambda i: rows[i]
+        centres = lambda: kmeanspp(rows.reshape(len(rows), -1), units, rng)     # noqa: E731
+    else:       # the whole data's rows read in chunks (a streamed fit's pilot: ppvi.infer.streamed.Rows)
+        count, row, take = x.count, x.row, x.take
+        centres = lambda: kmeanspp_read(x, units, rng)      # noqa: E731
     if seed.kind == "centres":
-        picked = kmeanspp(rows.reshape(len(rows), -1), units, rng).reshape((units,) + rows.shape[1:])
+        picked = centres().reshape((units,) + row)
     else:
-        picked = rows[rng.choice(len(rows), size=units, replace=len(rows) < units)] / np.sqrt(power)
+        picked = take(rng.choice(count, size=units, replace=count < units)) / np.sqrt(power)
     # picked: (unit, row axes…); var's axes name which of them each is, its trailing (event) axes follow in order
     named = [0 if a == "unit" else 1 + a for a in seed.axes]
     rest = [k for k in range(picked.ndim) if k not in named]

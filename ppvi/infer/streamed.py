@@ -27,15 +27,17 @@ starts each group from its members' q, local latents updated in turn read each o
 mixture's z and weights) — every unit's local state is *kept* in a :class:`Store` on disk, read before each
 chunk's step and written after, and the result maps the fit's own local q from it.
 
-The start: the pilot is started as an in-memory program is (k-means++ centres from its units, …); if that
-start is not informed by the data (no seeds), one global step from the pilot's random local q informs it.
-Then an E-step of every unit gives the statistics of the first sweep; kept local q start, before it, as
-an in-memory start draws them, chunk by chunk in the same order.
+The start is an in-memory fit's of the same seed (:func:`begin`): every unit's local q drawn chunk by chunk
+from the same random numbers, the pilot's globals seeded from every row of the data (k-means++ read in
+chunks), then an E-step of every unit (or, not informed by the data, the drawn local q's statistics).  With
+restarts, each start's kept local q are its own, and the best start's are the result's (:meth:`Streamer.hand_over`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import math
 import os
 import shutil
@@ -48,9 +50,9 @@ import numpy as np
 
 from ppvi.codegen.plan import ArrayNames, PointPlan
 from ppvi.errors import Diagnostic, PPVIError
-from ppvi.infer.cavi import ElboDecrease, Fit, _refuse_overflowing_data, _worse, record
+from ppvi.infer.cavi import ElboDecrease, Fit, _refuse_overflowing_data, _worse, better, record
 from ppvi.infer.chunks import Layout, split
-from ppvi.infer.program import Program, group_index
+from ppvi.infer.program import Program, group_index, latent_start
 
 if TYPE_CHECKING:
     from ppvi.infer.warm import Start
@@ -197,6 +199,74 @@ class Pass:
         return float(np.sum(self.terms[list(unit_factors)])) + sum(self.entropy.values())
 
 
+@dataclass(frozen=True)
+class Draws:
+    """Where each chunk's start of each local latent began in the stream of random numbers
+    (:meth:`Streamer.draw_locals`): (latent, the chunk's first unit) -> the bit generator's state."""
+
+    kind: type
+    states: dict[tuple[str, int], dict]
+
+    def at(self, var: str, first: int) -> np.random.Generator:
+        g = np.random.Generator(self.kind())
+        g.bit_generator.state = self.states[var, first]
+        return g
+
+
+class Rows:
+    """The whole data's rows, read in chunks of ``step`` rows, for a pilot's start (``Program.rows_of``): k-means++
+    centres and atoms drawn from every row, the data's variance, as an in-memory start reads them."""
+
+    def __init__(self, data: Streamed, sizes: dict[str, int], step: int):
+        self.data, self.step = data, max(1, step)
+        self.names = frozenset(data.rows)
+        self.count = data.sizes[data.unit]
+        self.shapes = {n: tuple(sizes[e] if isinstance(e, str) else int(e) for e in data.model.variables[n].shape[1:])
+                       for n in data.rows}
+        self._variances: dict[str, float] = {}
+
+    def of(self, name: str) -> "Column":
+        return Column(self, name)
+
+    def read(self, name: str, a: int, b: int) -> np.ndarray:
+        return np.asarray(self.data.read(a, b)[name], dtype=float).reshape((b - a,) + self.shapes[name])
+
+    def variance(self, name: str) -> float:
+        """np.var of the whole data (two passes: the mean, then the mean squared deviation; equal to within
+        rounding)."""
+        if name not in self._variances:
+            n = self.count * int(np.prod(self.shapes[name], dtype=np.int64))
+            spans = [(a, min(self.count, a + self.step)) for a in range(0, self.count, self.step)]
+            mean = sum(float(np.sum(self.read(name, a, b))) for a, b in spans) / max(1, n)
+            self._variances[name] = sum(float(np.sum((self.read(name, a, b) - mean) ** 2)) for a, b in spans) / \
+                max(1, n)
+        return self._variances[name]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One data variable's rows as :func:`ppvi.infer.start.seeded` reads them."""
+
+    rows: Rows
+    name: str
+
+    @property
+    def count(self) -> int:
+        return self.rows.count
+
+    @property
+    def row(self) -> tuple[int, ...]:
+        return self.rows.shapes[self.name]
+
+    def chunks(self):
+        for a in range(0, self.count, self.rows.step):
+            yield self.rows.read(self.name, a, min(self.count, a + self.rows.step))
+
+    def take(self, indices) -> np.ndarray:
+        return np.stack([self.rows.read(self.name, int(i), int(i) + 1)[0] for i in indices]) if len(indices) else \
+            np.empty((0,) + self.row)
+
+
 class Streamer:
     """Local passes of a streamed fit over the ``whole`` program (global state, the pilot's unit arrays).
 
@@ -218,7 +288,22 @@ class Streamer:
         self.keep = whole.plan.block is not None or len(self.layout.local_steps) > 1
         self.local_dir = local_dir
         self.kept: Store | None = None
+        self.restarts = False          # several starts: each keeps its local q in a store of its own
+        self.best: tuple[Fit, Store] | None = None     # the best start's fit and kept store so far (restarts)
         self.locate([(0, self.total)])
+
+    def shell(self) -> Streamer:
+        """A copy to send to a Dask worker: no kernels, no open source, no stores (the worker attaches its own
+        kernels and source: :meth:`attach`); the global state as it is now."""
+        out = copy.copy(self)
+        out.whole = dataclasses.replace(self.whole, module=None, rows_of=None)
+        out.data = dataclasses.replace(self.data, source=None)
+        out.kept = out.best = None
+        return out
+
+    def attach(self, module, source) -> None:
+        self.whole.module = module
+        self.data = dataclasses.replace(self.data, source=source)
 
     @property
     def local_keys(self) -> tuple[str, ...]:
@@ -252,11 +337,8 @@ class Streamer:
     def program(self, a: int, b: int) -> Program:
         """The program over units a..b−1: their data (read and checked), new local arrays, the globals shared."""
         whole, layout = self.whole, self.layout
-        sizes = dict(whole.sizes)
-        sizes[layout.unit] = b - a
+        sizes = self._sizes(a, b)
         first, last = (self.starts[a], self.starts[b]) if layout.member else (a, b)
-        if layout.member:
-            sizes[layout.member] = last - first
         rows = self.data.read(first, last)
         local = self.local_keys
         state: dict = {}
@@ -291,12 +373,12 @@ class Streamer:
         return p
 
     def local_pass(self, a: int, b: int, store: Store | None = None, terms: bool = True, step: bool = True,
-                   fresh: np.random.Generator | None = None) -> Pass:
+                   fresh: Draws | None = None) -> Pass:
         """The local step of units a..b−1, a chunk at a time, under the current globals; their sums (``terms``:
         also the ELBO's); each chunk's local state written to ``store`` if given.  Kept local state (a group
         block's) is read before the step and written after; ``fresh``: instead, each chunk's local q start
-        as an in-memory program's do, drawn from ``fresh`` in chunk order; ``step=False``: no step, the sums of
-        the kept local q."""
+        as an in-memory program's do, drawn where :meth:`draw_locals` found them in the stream of random
+        numbers; ``step=False``: no step, the sums of the kept (or fresh) local q."""
         stats: dict[str, np.ndarray] = {}
         total: np.ndarray | None = None
         entropy: dict[str, float] = {}
@@ -306,7 +388,7 @@ class Streamer:
             p = self.program(s, e)
             if fresh is not None:
                 for var in self.whole.structure.order.sort(self.layout.local_latents):
-                    p.start_latent(var, fresh)
+                    p.start_latent(var, fresh.at(var, s))
                 p.stale = True
             elif self.kept is not None:
                 self._load(p, self.kept, s, e)
@@ -326,6 +408,28 @@ class Streamer:
                     for key in self.local_keys:
                         out.write(key, self._row(key, s), p.state[key])
         return Pass(stats, total, entropy)
+
+    def draw_locals(self, rng: np.random.Generator, spans: list[tuple[int, int]]) -> Draws:
+        """``rng`` moved past every unit's local q at its start, drawn as an in-memory start draws them (each
+        local latent over every unit in turn, in the canonical order) a chunk of ``spans`` at a time, and
+        where each chunk's draws began: a local pass over the same spans draws the same numbers again
+        (``fresh``).  No data are read: a chunk's arrays are made, drawn and dropped."""
+        states: dict[tuple[str, int], dict] = {}
+        plan = self.whole.plan
+        for var in self.whole.structure.order.sort(self.layout.local_latents):
+            for a, b in spans:
+                for s, e in self.ranges(a, b):
+                    states[var, s] = rng.bit_generator.state
+                    latent_start(plan.latents[var], var, self._sizes(s, e), rng)
+        return Draws(type(rng.bit_generator), states)
+
+    def _sizes(self, a: int, b: int) -> dict[str, int]:
+        """The sizes of the program over units a..b−1."""
+        sizes = dict(self.whole.sizes)
+        sizes[self.layout.unit] = b - a
+        if self.layout.member:
+            sizes[self.layout.member] = self.starts[b] - self.starts[a]
+        return sizes
 
     def _load(self, p: Program, store: Store, s: int, e: int) -> None:
         for key in self.local_keys:
@@ -391,7 +495,36 @@ class Streamer:
     def open_kept(self) -> None:
         """The store of kept local state (``local_dir``, else a scratch directory), if the model keeps any."""
         if self.keep and self.kept is None:
-            self.kept = Store(self.local_dir or tempfile.mkdtemp(prefix="ppvi-local-"), self.local_shapes())
+            self.kept = self.new_store()
+
+    def new_store(self) -> Store:
+        """A store for every unit's local state: in ``local_dir``, else a scratch directory; with restarts, one
+        beside ``local_dir`` (the best start's files are moved into it at the end: :func:`finish`)."""
+        where = os.path.dirname(os.path.abspath(self.local_dir)) if self.local_dir else None
+        directory = tempfile.mkdtemp(prefix="ppvi-local-", dir=where) if self.restarts or not self.local_dir \
+            else self.local_dir
+        return Store(directory, self.local_shapes())
+
+    def hand_over(self, fit: Fit) -> None:
+        """After one of several starts: its kept local q stay if its fit is the best so far (as
+        ``ppvi.infer.cavi.fit`` keeps it), else they are removed; the next start keeps its own in a new store."""
+        if self.kept is None:
+            return
+        if better(fit, None if self.best is None else self.best[0]):
+            if self.best is not None:
+                self.best[1].close(remove=True)
+            self.best = (fit, self.kept)
+        else:
+            self.kept.close(remove=True)
+        self.kept = None
+
+    def take_best(self) -> None:
+        """The best start's kept store as the fit's (after restarts); a later start's, cut short, removed."""
+        if self.best is None:
+            return
+        if self.kept is not None:
+            self.kept.close(remove=True)
+        self.kept, self.best = self.best[1], None
 
 
 @contextlib.contextmanager
@@ -410,29 +543,44 @@ def threads_for(chunk: int):
         numba.set_num_threads(before)
 
 
-def start(streamer: Streamer, rng: np.random.Generator, start: Start | None) -> Pass:
-    """The start (the module's docstring): the pilot's, informed; then an E-step of every unit."""
+def start(streamer: Streamer, rng: np.random.Generator, start_: Start | None,
+          spans: list[tuple[int, int]] | None = None, terms: bool = True) -> tuple[bool, list[Pass]]:
+    """:func:`begin`, then a local pass over each of ``spans`` (default: every unit) from it: whether the start
+    was informed, and the passes' sums."""
+    spans = spans or [(0, streamer.total)]
+    informed, fresh = begin(streamer, rng, start_, spans)
+    streamer.open_kept()
+    return informed, [streamer.local_pass(a, b, terms=terms, step=informed, fresh=fresh) for a, b in spans]
+
+
+def begin(streamer: Streamer, rng: np.random.Generator, start: Start | None,
+          spans: list[tuple[int, int]]) -> tuple[bool, Draws | None]:
+    """The start an in-memory fit of the same seed makes (docs/scale.md, "The start"), before the first local
+    passes over ``spans``: whether it was informed, and where those passes draw the local q (None: they need not).
+
+    In memory the local latents' q are drawn first, over every unit; then params, seeds from the data
+    (k-means++ centres, atoms) and draws of continuous latents.  Here the rng is moved past the local draws
+    chunk by chunk (:meth:`Streamer.draw_locals`), then the pilot takes the rest of its start from it, its seeds
+    from every row of the data (:class:`Rows`).  An informed start's first passes are an E-step of every unit
+    (from the drawn local q where they are kept); an uninformed one's sum the drawn local q, from which the first
+    sweep's global step starts, as in memory."""
     # (the whole program's arrays with a unit axis stay the pilot's, and so does its size of the unit dim; only
     # the count the global steps read, n_<unit>, is the whole data's)
     whole, unit = streamer.whole, streamer.layout.unit
+    streamer.locate(spans)
     whole.state[ArrayNames.size(unit)] = whole.sizes[unit]
     held = {k: v for k, v in start.q.items() if k not in streamer.layout.local_latents} if start else None
-    drawn = rng.bit_generator.state
-    informed = whole.initialise(rng, None if start is None else type(start)(held, start.params, start.source))
-    if not informed:
-        whole.stale = True
-        whole.refresh_statistics()
-        for var in streamer.layout.global_steps:
-            whole.update(var)
+    draws = streamer.draw_locals(rng, spans)
+    # (with an earlier result, its seeds are the pilot's: the result's q replace them)
+    whole.rows_of = Rows(streamer.data, whole.sizes, streamer.rows_a_chunk) if start is None else None
+    try:
+        informed = whole.initialise(rng, None if start is None else type(start)(held, start.params, start.source),
+                                    locals_from=np.random.default_rng(0))     # (the pilot's local q are never read)
+    finally:
+        whole.rows_of = None
     whole.state[ArrayNames.size(unit)] = streamer.total
     whole.stale = False
-    if not streamer.keep:
-        return streamer.local_pass(0, streamer.total)
-    # Kept local q start as in memory: drawn chunk by chunk from where the pilot's start drew them (the same
-    # numbers as an in-memory start's when the local latents are the only ones drawn at random, as in LDA).
-    rng.bit_generator.state = drawn
-    streamer.open_kept()
-    return streamer.local_pass(0, streamer.total, fresh=rng)
+    return informed, (draws if streamer.keep or not informed else None)
 
 
 def _finite(streamer: Streamer, value: float, what: str) -> None:
@@ -467,7 +615,7 @@ def _sweeps(streamer: Streamer, sweep: Callable[[], float], max_iter: int, tol: 
 def run_batch(streamer: Streamer, rng: np.random.Generator, max_iter: int, tol: float,
               on_iteration: Callable[[int, float, float], None] | None = None, start_: Start | None = None) -> Fit:
     """Batch CAVI, streamed: each sweep the global step, then a local pass over every unit."""
-    first = start(streamer, rng, start_)
+    _, (first,) = start(streamer, rng, start_)
     streamer.set_statistics([first.stats])
 
     def sweep() -> float:
@@ -483,15 +631,16 @@ def run_memoized(streamer: Streamer, rng: np.random.Generator, chunks: int, max_
                  on_iteration: Callable[[int, float, float], None] | None = None, start_: Start | None = None) -> Fit:
     """Memoized VI, streamed (:mod:`ppvi.infer.memoized`): each memoized chunk's statistics kept, its local q in a
     scratch store on disk for the ELBO at the end of each sweep."""
-    start(streamer, rng, start_)
     parts = [(int(u[0]), int(u[-1]) + 1) for u in split(streamer.total, chunks)]
-    streamer.locate(parts)
+    informed, fresh = begin(streamer, rng, start_, parts)
+    streamer.open_kept()
     kept = streamer.kept
     scratch = kept or Store(tempfile.mkdtemp(prefix="ppvi-memoized-"), streamer.local_shapes())
     local = None if kept else scratch         # (kept local q are written to the kept store by every pass)
     try:
-        # each chunk's statistics: of the start's local q where they are kept (as in memory), else of a new step
-        kept_stats = [streamer.local_pass(a, b, local, terms=False, step=kept is None).stats for a, b in parts]
+        # each chunk's statistics: of its local q at the start (the E-step's, or drawn), as in memory
+        kept_stats = [streamer.local_pass(a, b, local, terms=False, step=informed, fresh=fresh).stats
+                      for a, b in parts]
         streamer.set_statistics(kept_stats)
 
         def sweep() -> float:
@@ -517,7 +666,7 @@ def run_svi(streamer: Streamer, rng: np.random.Generator, settings,
     if settings.local_tol is not None:
         raise _refuse(streamer.whole, "SVI(local_tol=…) repeats local steps that, here, one step settles")
     check_svi(streamer.whole, streamer.layout)
-    start(streamer, rng, start_)
+    informed, _ = start(streamer, rng, start_, terms=False)
     total = streamer.total
     batches = [(a, min(total, a + settings.batch)) for a in range(0, total, settings.batch)]
     streamer.locate(batches)
@@ -531,7 +680,7 @@ def run_svi(streamer: Streamer, rng: np.random.Generator, settings,
             for i in order:
                 a, b = batches[i]
                 # (kept local q: the first minibatch's are the start's E-step's, as in memory, not stepped again)
-                done = streamer.local_pass(a, b, step=not (streamer.keep and t == 0))
+                done = streamer.local_pass(a, b, step=not (streamer.keep and informed and t == 0))
                 bound = done.bound(streamer.layout.unit_factors) / (b - a)
                 t += 1
                 streamer.set_statistics([done.stats], total / (b - a))
@@ -562,14 +711,13 @@ def _svi_step(p: Program, var: str, rho: float) -> None:
     value += (1.0 - rho) * old
 
 
-def finish(streamer: Streamer, chunking: Chunking, restarted: bool = False) -> dict[str, np.ndarray]:
+def finish(streamer: Streamer, chunking: Chunking) -> dict[str, np.ndarray]:
     """The local q of every unit under the final globals, written to .npy files and mapped read-only (kept
-    local q: the fit's own, already on disk; after several starts, those of the last, so one more local
-    step under the best start's globals, restored by ``ppvi.infer.cavi.fit``); the whole program's arrays and
-    sizes are then the whole data's (its local q those maps)."""
+    local q: the fit's own, already on disk; after several starts, the best start's own, kept by
+    :meth:`Streamer.hand_over`); the whole program's arrays and sizes are then the whole data's (its local q
+    those maps)."""
+    streamer.take_best()
     store = streamer.kept
-    if store is not None and restarted:
-        streamer.local_pass(0, streamer.total, terms=False)
     if store is None:
         store = Store(chunking.local_dir or tempfile.mkdtemp(prefix="ppvi-local-"), streamer.local_shapes())
         try:
@@ -578,6 +726,13 @@ def finish(streamer: Streamer, chunking: Chunking, restarted: bool = False) -> d
             store.close()
     else:
         store.close()
+        streamer.kept = None
+        if chunking.local_dir is not None and os.path.abspath(store.directory) != os.path.abspath(chunking.local_dir):
+            os.makedirs(chunking.local_dir, exist_ok=True)       # (a start's store beside it: the same filesystem)
+            for key in streamer.local_keys:
+                os.replace(os.path.join(store.directory, key + ".npy"), os.path.join(chunking.local_dir, key + ".npy"))
+            shutil.rmtree(store.directory, ignore_errors=True)
+            store.directory = chunking.local_dir
     directory = store.directory
     mapped = {key: store.mapped(key) for key in streamer.local_keys}
     # (a map stays valid after its file is removed: only the q's standard parameters are left on disk)

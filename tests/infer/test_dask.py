@@ -145,6 +145,60 @@ def test_api_and_cli_record_the_engine(client, data, tmp_path):
     np.testing.assert_allclose(doc["elbo_trace"], local.elbo_trace[:3], rtol=RTOL)
 
 
+def _written(corpus, tmp_path, kind: str):
+    """The corpus as a directory of .npy files, a Parquet file of row groups of 100 tokens, a Zarr store, or a
+    Dask DataFrame of 3 partitions (computed on the workers)."""
+    if kind == "npy":
+        for name, a in corpus.items():
+            np.save(tmp_path / f"{name}.npy", a)
+        return str(tmp_path)
+    if kind == "parquet":
+        pa, pq = pytest.importorskip("pyarrow"), pytest.importorskip("pyarrow.parquet")
+        pq.write_table(pa.table(corpus), tmp_path / "c.parquet", row_group_size=100)
+        return str(tmp_path / "c.parquet")
+    if kind == "dask":
+        dd, pd = pytest.importorskip("dask.dataframe"), pytest.importorskip("pandas")
+        return dd.from_pandas(pd.DataFrame(corpus), npartitions=3)
+    zarr = pytest.importorskip("zarr")
+    root = zarr.open_group(str(tmp_path / "c.zarr"), mode="w")
+    for name, a in corpus.items():
+        root.create_array(name, data=a, chunks=(100,))
+    return str(tmp_path / "c.zarr")
+
+
+@pytest.mark.parametrize("kind, algorithm", [("npy", None), pytest.param("parquet", None, marks=pytest.mark.long),
+                                             pytest.param("zarr", Memoized(3), marks=pytest.mark.long),
+                                             pytest.param("dask", None, marks=pytest.mark.long)])
+def test_data_read_in_chunks_are_read_by_the_workers(client, data, tmp_path, monkeypatch, kind, algorithm):
+    """Data read in chunks on the Dask engine: each worker reads its own partition's rows (the source opened
+    again there); this process, the driver, reads only the first chunk of the words (the pilot, which starts
+    the fit, and the first document, which sizes it) and the document index a chunk at a time (to find where
+    the chunks begin), never the data whole.
+    From a seed, the fit is the in-memory one: same ELBO trace and q (the random start drawn where the
+    in-memory start draws it, docs/scale.md)."""
+    from ppvi.io.chunked import SCAN_ROWS, Chunked
+
+    corpus = data["lda"]
+    path = _written(corpus, tmp_path, kind)
+    reads = []
+    rows = Chunked.rows
+    monkeypatch.setattr(Chunked, "rows", lambda self, name, a, b: reads.append((name, a, b)) or rows(self, name, a, b))
+    model = ppvi.load(str(MODELS / "lda.ppvi"))
+    # (V given: the driver would otherwise find it from the largest word, a chunk at a time)
+    memory = model.fit(corpus, seed=5, max_iter=3, tol=0, progress=False, algorithm=algorithm, V=50)
+    streamed = model.fit(path, seed=5, max_iter=3, tol=0, progress=False, algorithm=algorithm, chunk_size=4,
+                         engine="dask", client=client, V=50)
+    np.testing.assert_allclose(streamed.elbo_trace, memory.elbo_trace, rtol=RTOL)
+    for var in ("theta", "phi", "z"):
+        for p, value in memory.q[var].params.items():
+            np.testing.assert_allclose(streamed.q[var][p], value, rtol=0, atol=1e-10, err_msg=f"q({var}) {p}")
+    assert streamed.provenance.engine["name"] == "dask" and streamed.provenance.schedule.endswith("streamed")
+    tokens = len(corpus["word"])
+    probe, pilot = (int(np.searchsorted(corpus["doc"], d)) for d in (1, 4))     # (documents 0, and 0..3)
+    assert sum(b - a for name, a, b in reads if name == "word") == probe + pilot < tokens / 4
+    assert max(b - a for name, a, b in reads if name == "doc") <= SCAN_ROWS
+
+
 def test_mistakes(client, capsys):
     model = ppvi.load(str(MODELS / "gmm.ppvi"))
     for kwargs, text in (({"engine": "dask"}, 'engine="dask" needs client='),

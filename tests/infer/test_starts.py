@@ -15,7 +15,7 @@ import ppvi
 from conftest import MODELS, ROOT, run_cli
 from ppvi.errors import PPVIWarning
 from ppvi.infer.program import Program
-from ppvi.infer.start import NotEvaluable, analyse, evaluate, kmeanspp, symmetric_points
+from ppvi.infer.start import NotEvaluable, analyse, evaluate, kmeanspp, kmeanspp_read, symmetric_points
 
 
 def write(tmp_path, text, name="m.ppvi"):
@@ -308,6 +308,31 @@ def test_kmeanspp_puts_one_centre_in_each_of_three_far_apart_blobs():
         c = kmeanspp(x, 3, np.random.default_rng(seed))
         assert all(np.any(np.all(x == ci, axis=1)) for ci in c)
         assert sorted(int(np.argmin(np.sum((ci - means) ** 2, axis=1))) for ci in c) == [0, 1, 2]
+
+
+class _Chunks:
+    """Rows read in chunks of uneven sizes, as a streamed fit's pilot reads them."""
+
+    def __init__(self, x, cuts):
+        self.x, self.cuts, self.count = x, cuts, len(x)
+
+    def chunks(self):
+        edges = [0, *self.cuts, len(self.x)]
+        for a, b in zip(edges[:-1], edges[1:]):
+            yield self.x[a:b].copy()
+
+    def take(self, indices):
+        return self.x[np.asarray(indices)]
+
+
+def test_kmeanspp_read_in_chunks_picks_the_same_centres_from_the_same_draws():
+    """Two passes a centre over chunks of 1, 333 and 666 rows (one empty): the same points as kmeanspp of the
+    whole array, and the generator left where kmeanspp leaves it."""
+    x = np.random.default_rng(3).normal(size=(1000, 3))
+    for seed in range(5):
+        whole, read = np.random.default_rng(seed), np.random.default_rng(seed)
+        np.testing.assert_array_equal(kmeanspp_read(_Chunks(x, [1, 334, 334]), 6, read), kmeanspp(x, 6, whole))
+        assert read.random() == whole.random()
 
 
 def test_a_tied_precision_mixture_finds_the_iris_species_from_most_single_starts(tied, iris):

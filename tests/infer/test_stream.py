@@ -84,13 +84,14 @@ def test_svi_streamed_equals_in_memory(gmm, faithful, npy_dir, start):
     assert streamed.elbo == pytest.approx(memory.elbo, rel=1e-12)
 
 
-def test_a_start_from_the_first_chunk_converges_to_the_in_memory_optimum(gmm, faithful, npy_dir):
-    """No start given: the pilot (the first chunk) seeds the centres by k-means++, then every point's E-step."""
-    streamed = gmm.fit(str(npy_dir), tol=1e-10, progress=False, chunk_size=100, seed=1)
-    memory = gmm.fit({"x": faithful}, tol=1e-10, progress=False, seed=1)
-    assert streamed.converged
-    assert streamed.elbo == pytest.approx(memory.elbo, rel=1e-6)        # (the optimum docs/scale.md quotes)
-    assert np.all(np.diff(streamed.elbo_trace) >= -1e-9 * np.abs(streamed.elbo_trace[1:]))
+def test_a_random_start_streamed_equals_the_in_memory_one(gmm, faithful, npy_dir):
+    """No start given, a seed: the streamed start is the in-memory start of that seed — q(z) drawn over every
+    point first, then k-means++ centres from every row (the draws, the cumulative distances and the data's
+    variance read chunk by chunk), then every point's E-step.  It was the first chunk's k-means++ (sweep 1 at
+    −616.0 streamed, −624.9 in memory)."""
+    memory = gmm.fit({"x": faithful}, max_iter=4, tol=0, progress=False, seed=1)
+    streamed = gmm.fit(str(npy_dir), max_iter=4, tol=0, progress=False, seed=1, chunk_size=50)
+    same(memory, streamed)
 
 
 def test_local_q_beside_the_result(gmm, npy_dir, tmp_path):

@@ -83,6 +83,32 @@ def test_svi_streamed_equals_in_memory(lda, corpus, npy_dir, start):
     assert streamed.elbo == pytest.approx(memory.elbo, rel=1e-12)
 
 
+@pytest.mark.parametrize("algorithm", [None, pytest.param(Memoized(3), marks=pytest.mark.long)])
+def test_a_random_start_streamed_equals_the_in_memory_one(lda, corpus, npy_dir, algorithm):
+    """No start given, a seed: every token's q(z) is drawn chunk by chunk where the in-memory start draws it, and
+    the start is not informed, so the first sweep's global step reads the drawn q(z) of every token, as in memory
+    (it read the first chunk's: sweep 1 at −14778 streamed, −15383 in memory)."""
+    memory = lda.fit(corpus, max_iter=3, tol=0, progress=False, seed=5, algorithm=algorithm)
+    streamed = lda.fit(str(npy_dir), max_iter=3, tol=0, progress=False, seed=5, algorithm=algorithm, chunk_size=16)
+    same(memory, streamed)
+
+
+@pytest.mark.parametrize("algorithm", [None, pytest.param(Memoized(3), marks=pytest.mark.long)])
+def test_restarts_keep_the_best_restarts_own_local_q(lda, corpus, npy_dir, algorithm, tmp_path):
+    """--restarts 3 with kept local q: each restart starts from its own draws (the in-memory restart's: a
+    restart that read the previous one's kept q(θ), q(z) would end elsewhere) and the best restart's q, local
+    ones included, are the result's — its own, not the last restart's stepped once more under its globals (as
+    they were), in ``local_dir`` with nothing left beside it."""
+    memory = lda.fit(corpus, max_iter=3, tol=0, progress=False, seed=4, restarts=3, algorithm=algorithm)
+    streamed = lda.fit(str(npy_dir), max_iter=3, tol=0, progress=False, seed=4, restarts=3, algorithm=algorithm,
+                       chunk_size=16, local_dir=str(tmp_path / "local"))
+    np.testing.assert_allclose(streamed.fit.restart_elbos, memory.fit.restart_elbos, rtol=1e-12)
+    assert streamed.restart == memory.restart != 2        # (the best is not the last)
+    same(memory, streamed)
+    assert os.listdir(tmp_path) == ["local"]
+    np.testing.assert_array_equal(np.load(tmp_path / "local" / "q_z__p.npy"), streamed.q["z"]["p"])
+
+
 def test_parquet_row_groups_cut_documents(lda, corpus, start, tmp_path):
     """Row groups of 100 tokens end inside documents; the chunks still hold whole documents (and 21..23 none)."""
     pa = pytest.importorskip("pyarrow")
