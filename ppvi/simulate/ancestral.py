@@ -14,7 +14,7 @@ from typing import Mapping
 import numpy as np
 
 from ppvi.errors import Reporter
-from ppvi.io import posterior
+from ppvi.io import joint_chain, posterior
 from ppvi.io.data import check_dims
 from ppvi.io.draws import seed_of, whole
 from ppvi.language.check import CheckedModel
@@ -134,6 +134,5 @@ def sample_predictive(result: Result, draws: int, seed: int | None = None, data:
     setting = from_result(result, data, where, observed=False)
     no_energy(setting.model)
     setting.check_memory(draws, setting.drawn(observed=True), where)
-    latents = {name: posterior.sample(q.family, dict(q.params), draws, rng) for name, q in result.q.items()
-               if q.family != "PolyaGamma"}
+    latents = {name: joint_chain.sample(q, draws, rng) for name, q in result.q.items() if q.family != "PolyaGamma"}
     return {**latents, **simulate(setting, draws, rng, given=latents)}
