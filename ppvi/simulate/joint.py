@@ -43,8 +43,23 @@ def factor_term(f: Factor, values: Values) -> np.ndarray:
     and the link's own law is its likelihood."""
     if f.dist == "PolyaGamma":
         return np.zeros((1,) * (1 + len(f.plates)))
-    x = target(f.target, f.target_index, values, f.plates)
-    return log_density(f.dist, x, arguments(f, values))
+    x = target(f.target, _subscripts(f), values, f.plates)
+    term = log_density(f.dist, x, arguments(f, values))
+    for var, start in f.slices:
+        # a sliced plate (`for t in T[1:]`): its first elements are another statement's; here they read
+        # `z[t-1]` before the chain's start (NumPy's z[-1]), so they are evaluated but weigh nothing
+        axis = 1 + [v for v, _ in f.plates].index(var)
+        keep = (np.arange(term.shape[axis]) >= start).reshape((1,) * axis + (-1,) + (1,) * (term.ndim - axis - 1))
+        term = np.where(keep, term, 0.0)
+    return term
+
+
+def _subscripts(f: Factor) -> tuple[str | int, ...]:
+    """The target's subscripts in order: loop variables, and a first element's literal ones (``z[s, 0]``)."""
+    subs: list[str | int] = list(f.target_index)
+    for axis, element in sorted(f.fixed):
+        subs.insert(axis, element)
+    return tuple(subs)
 
 
 def log_joint(model: CheckedModel, values: Values, skip: frozenset[str] = frozenset()) -> np.ndarray:

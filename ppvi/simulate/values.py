@@ -121,7 +121,9 @@ def dot(a: np.ndarray, b: np.ndarray, lead: int) -> np.ndarray:
     return np.einsum(f"...{sa},...{sb}->...{sa[:-1]}{sb[1:]}", np.asarray(a, float), np.asarray(b, float))
 
 
-def target(name: str, index: tuple[str, ...], values: Values, scope: Scope) -> np.ndarray:
-    """The value a ``~`` statement draws, ``name[index…]``, in the layout of its plates ``scope``."""
+def target(name: str, index: tuple[str | int, ...], values: Values, scope: Scope) -> np.ndarray:
+    """The value a ``~`` statement draws, ``name[index…]`` (loop variables, or a first element's numbers),
+    in the layout of its plates ``scope``."""
     lead = 1 + len(scope)
-    return _gather(values.arrays[name], [_name(i, values, scope, lead) for i in index], lead)
+    return _gather(values.arrays[name], [np.full((1,) * lead, i) if isinstance(i, int) else _name(i, values, scope, lead)
+                                         for i in index], lead)

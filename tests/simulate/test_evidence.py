@@ -262,13 +262,67 @@ approximate x jointly
 """
 
 
-def test_a_chain_approximated_jointly_is_no_proposal_yet():
-    """The result keeps a joint chain's marginals only (not its lag-one covariances): draws from them are not
+def test_a_joint_chain_without_its_pairs_is_no_proposal():
+    """A result that keeps a joint chain's marginals only (an older file, or q by hand): draws from them are not
     draws from q, and weights against them gave log p(y) hundreds of nats off on models/sequences/lds.ppvi."""
     r = hand_result(RANDOM_WALK_JOINTLY, {"x": ("Normal", {"mean": np.zeros(4), "sd": np.ones(4)})},
                     {"y": np.ones(4)})
-    with pytest.raises(ppvi.PPVIError, match="hand.ppvi:5:5: error: q of `x` is one block over its chain"):
+    with pytest.raises(ppvi.PPVIError, match="hand.ppvi:5:5: error: q of `x` is one block over its chain, and the "
+                                             "result keeps only its marginals"):
         evidence(r, 10)
+
+
+def joint(r, name: str, lag_one: np.ndarray):
+    """``r`` with q of the chain ``name`` given its pairs / lag-one covariances."""
+    import dataclasses
+
+    return dataclasses.replace(r, q={**r.q, name: dataclasses.replace(r.q[name], lag_one=lag_one)})
+
+
+def test_a_fixed_parameter_hmm_jointly_has_the_evidence_of_hmmlearn():
+    """q(z) from the derived block (forward–backward at reference speed) is the exact posterior: every weight
+    is p(x), and the estimate is hmmlearn's score (an independent forward algorithm) to round-off."""
+    hmm = pytest.importorskip("hmmlearn.hmm")
+    from ppvi.derive.chain import update_block
+    from ppvi.derive.numeric import Env
+
+    from infer.test_chains import FIXED, derivation, sample_hmm     # noqa: E402  (tests/infer/test_chains.py)
+
+    p0, A = np.array([0.5, 0.3, 0.2]), np.array([[0.8, 0.15, 0.05], [0.1, 0.7, 0.2], [0.25, 0.25, 0.5]])
+    mu, sd = np.array([-2.0, 0.0, 2.5]), np.array([0.7, 1.0, 0.5])
+    data = {"p0": p0, "A": A, "mu": mu, "sd": sd, "x": sample_hmm(np.random.default_rng(5), 15, p0, A, mu, sd)}
+    env = Env(dict(data), {}, {"T": 15, "K": 3})
+    update_block(derivation(FIXED).blocks["z"], env)
+    r = hand_result(FIXED, {"z": ("Categorical", {"p": env.moments[("z", "onehot")]})}, data)
+    e = evidence(joint(r, "z", env.moments[("z", "pair")]), 200, seed=1)
+    ref = hmm.GaussianHMM(n_components=3, covariance_type="diag", init_params="", params="")
+    ref.startprob_, ref.transmat_, ref.means_, ref.covars_ = p0, A, mu[:, None], sd[:, None] ** 2
+    assert e.log_evidence == pytest.approx(ref.score(data["x"][:, None]), abs=1e-9, rel=0)
+    assert e.stderr < 1e-12
+
+
+def test_a_fixed_parameter_lds_jointly_has_the_kalman_likelihood():
+    """q(x) from the derived Gaussian block (Kalman filter and RTS smoother at reference speed) is the exact
+    posterior: the estimate is log p(y) of a Kalman filter in covariance form written in the test."""
+    from ppvi.derive.chain import update_gaussian_block
+    from ppvi.derive.numeric import Env
+
+    from infer.test_chains import LDS, F, Qc, Rc, derivation, kalman_rts     # noqa: E402
+
+    rng = np.random.default_rng(8)
+    y = rng.normal(size=(15, 2)).cumsum(0) * 0.5
+    env = Env({"y": y, "F": F, "Q": np.linalg.inv(Qc), "R": np.linalg.inv(Rc), "m0": np.zeros(2), "P0": np.eye(2)},
+              {}, {"T": 15, "D": 2})
+    text = LDS + "approximate x jointly\n"
+    update_gaussian_block(derivation(text).gaussian["x"], env)
+    mean = env.moments[("x", "x")]
+    cov = env.moments[("x", "xxT")] - mean[:, :, None] * mean[:, None, :]
+    r = joint(hand_result(text, {"x": ("MvNormal", {"mean": mean, "cov": cov})}, {"y": y}), "x",
+              env.moments[("x", "cross")])
+    e = evidence(r, 200, seed=1)
+    *_, ll = kalman_rts(y, np.zeros(2), np.eye(2), F, Qc, Rc)
+    assert e.log_evidence == pytest.approx(ll, abs=1e-8, rel=0)
+    assert e.stderr < 1e-10
 
 
 @pytest.mark.parametrize("kwargs, message", [({"samples": 0}, "samples=0"), ({"samples": True}, "samples=True"),

@@ -194,3 +194,22 @@ def test_predictive_check_mistakes():
         predictive_check(r, np.mean, variable="theta")
     with pytest.raises(ppvi.PPVIError, match="draws=0"):
         predictive_check(r, np.mean, draws=0)
+
+
+def test_posterior_predictive_draws_a_joint_chain_jointly():
+    """`ppvi sample --given` on a chain approximated jointly: the chain is drawn from q, its pairs and not its
+    marginals alone (sticky pairs: z[t] = z[t-1] with probability 0.9 under q, 1/3 under the marginals'
+    product), and the data given each draw."""
+    import dataclasses
+
+    from infer.test_chains import FIXED     # noqa: E402  (tests/infer/test_chains.py: an HMM, K = 3)
+
+    data = {"p0": np.full(3, 1 / 3), "A": np.full((3, 3), 1 / 3), "mu": np.array([-5.0, 0.0, 5.0]),
+            "sd": np.ones(3), "x": np.zeros(4)}
+    r = hand_result(FIXED, {"z": ("Categorical", {"p": np.full((4, 3), 1 / 3)})}, data)
+    pairs = np.zeros((4, 3, 3))
+    pairs[1:] = np.where(np.eye(3, dtype=bool), 0.3, 0.1 / 6)
+    r = dataclasses.replace(r, q={"z": dataclasses.replace(r.q["z"], lag_one=pairs)})
+    d = r.sample_predictive(4000, seed=3)
+    close(d["z"][:, 1:] == d["z"][:, :-1], 0.9)
+    close(d["x"] - data["mu"][d["z"]], 0.0)
