@@ -290,8 +290,8 @@ def test_a_fixed_parameter_hmm_jointly_has_the_evidence_of_hmmlearn():
 
     p0, A = np.array([0.5, 0.3, 0.2]), np.array([[0.8, 0.15, 0.05], [0.1, 0.7, 0.2], [0.25, 0.25, 0.5]])
     mu, sd = np.array([-2.0, 0.0, 2.5]), np.array([0.7, 1.0, 0.5])
-    data = {"p0": p0, "A": A, "mu": mu, "sd": sd, "x": sample_hmm(np.random.default_rng(5), 15, p0, A, mu, sd)}
-    env = Env(dict(data), {}, {"T": 15, "K": 3})
+    data = {"p0": p0, "A": A, "mu": mu, "sd": sd, "x": sample_hmm(np.random.default_rng(5), 10, p0, A, mu, sd)}
+    env = Env(dict(data), {}, {"T": 10, "K": 3})
     update_block(derivation(FIXED).blocks["z"], env)
     r = hand_result(FIXED, {"z": ("Categorical", {"p": env.moments[("z", "onehot")]})}, data)
     e = evidence(joint(r, "z", env.moments[("z", "pair")]), 200, seed=1)
@@ -302,25 +302,15 @@ def test_a_fixed_parameter_hmm_jointly_has_the_evidence_of_hmmlearn():
 
 
 def test_a_fixed_parameter_lds_jointly_has_the_kalman_likelihood():
-    """q(x) from the derived Gaussian block (Kalman filter and RTS smoother at reference speed) is the exact
-    posterior: the estimate is log p(y) of a Kalman filter in covariance form written in the test."""
-    from ppvi.derive.chain import update_gaussian_block
-    from ppvi.derive.numeric import Env
+    """q(x) the exact posterior, from a Kalman filter and RTS smoother in covariance form written in the test
+    (its lag-one covariances too): the estimate is that filter's log p(y).  (The compiled block equals the
+    same smoother: tests/codegen/test_gaussian_chain_kernels.py.)"""
+    from infer.test_chains import LDS, F, Qc, Rc, kalman_rts     # noqa: E402  (tests/infer/test_chains.py)
 
-    from infer.test_chains import LDS, F, Qc, Rc, derivation, kalman_rts     # noqa: E402
-
-    rng = np.random.default_rng(8)
-    y = rng.normal(size=(15, 2)).cumsum(0) * 0.5
-    env = Env({"y": y, "F": F, "Q": np.linalg.inv(Qc), "R": np.linalg.inv(Rc), "m0": np.zeros(2), "P0": np.eye(2)},
-              {}, {"T": 15, "D": 2})
-    text = LDS + "approximate x jointly\n"
-    update_gaussian_block(derivation(text).gaussian["x"], env)
-    mean = env.moments[("x", "x")]
-    cov = env.moments[("x", "xxT")] - mean[:, :, None] * mean[:, None, :]
-    r = joint(hand_result(text, {"x": ("MvNormal", {"mean": mean, "cov": cov})}, {"y": y}), "x",
-              env.moments[("x", "cross")])
-    e = evidence(r, 200, seed=1)
-    *_, ll = kalman_rts(y, np.zeros(2), np.eye(2), F, Qc, Rc)
+    y = np.random.default_rng(8).normal(size=(10, 2)).cumsum(0) * 0.5
+    mean, cov, lag, ll = kalman_rts(y, np.zeros(2), np.eye(2), F, Qc, Rc)
+    r = hand_result(LDS + "approximate x jointly\n", {"x": ("MvNormal", {"mean": mean, "cov": cov})}, {"y": y})
+    e = evidence(joint(r, "x", lag), 200, seed=1)
     assert e.log_evidence == pytest.approx(ll, abs=1e-8, rel=0)
     assert e.stderr < 1e-10
 
