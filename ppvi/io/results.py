@@ -512,10 +512,13 @@ def _q(name: str, entry: Any, axes: Mapping[str, tuple[str, ...]], categories: M
         missing = missing.astype(bool)
     lag_one = _get(entry, "lag_one", where, _array, None)
     if lag_one is not None:
-        shape = lag_one_shape(family, params) if family in ("Categorical", "MvNormal") else None
+        if family not in ("Categorical", "MvNormal"):
+            raise _Malformed(f"{where}/lag_one",
+                             f"absent: only a Categorical or MvNormal chain has one, not a {family}")
+        shape = lag_one_shape(family, params)
         if lag_one.shape != shape:
             raise _Malformed(f"{where}/lag_one", "a chain's pairwise marginals (Categorical) or lag-one covariances "
-                             f"(MvNormal) of shape {list(shape or ())}")
+                             f"(MvNormal) of shape {list(shape)}")
     return Q(family, params, tuple(value_axes), cats, missing, lag_one)
 
 

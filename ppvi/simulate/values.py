@@ -125,5 +125,5 @@ def target(name: str, index: tuple[str | int, ...], values: Values, scope: Scope
     """The value a ``~`` statement draws, ``name[index…]`` (loop variables, or a first element's numbers),
     in the layout of its plates ``scope``."""
     lead = 1 + len(scope)
-    return _gather(values.arrays[name], [np.full((1,) * lead, i) if isinstance(i, int) else _name(i, values, scope, lead)
-                                         for i in index], lead)
+    at = [np.full((1,) * lead, i) if isinstance(i, int) else _name(i, values, scope, lead) for i in index]
+    return _gather(values.arrays[name], at, lead)

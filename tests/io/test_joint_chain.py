@@ -172,3 +172,7 @@ def test_a_result_file_keeps_the_pairs_and_refuses_a_bad_shape(hmm, lds, tmp_pat
     with pytest.raises(ppvi.PPVIError, match=r"bad.json: error: not a ppvi result file: `q/z/lag_one` should be "
                                              r"a chain's pairwise marginals .* of shape \[5, 3, 3\]"):
         load(str(tmp_path / "bad.json"))
+    doc["q"]["z"] = {"family": "Normal", "mean": [0.0], "sd": [1.0], "lag_one": [0.0]}
+    (tmp_path / "bad.json").write_text(json.dumps(doc))
+    with pytest.raises(ppvi.PPVIError, match="`q/z/lag_one` should be absent: only a Categorical or MvNormal"):
+        load(str(tmp_path / "bad.json"))
