@@ -176,3 +176,25 @@ def test_a_result_file_keeps_the_pairs_and_refuses_a_bad_shape(hmm, lds, tmp_pat
     (tmp_path / "bad.json").write_text(json.dumps(doc))
     with pytest.raises(ppvi.PPVIError, match="`q/z/lag_one` should be absent: only a Categorical or MvNormal"):
         load(str(tmp_path / "bad.json"))
+
+
+def test_export_draws_the_chain_jointly_and_writes_its_pairs(hmm, lds):
+    """`ppvi export --draws N`: the posterior group's draws of a joint chain are q's (its pairs), their log_q
+    q's joint density, and the variational group holds `NAME.lag_one`."""
+    import warnings
+
+    from ppvi.io.export import datasets
+
+    import dataclasses
+
+    z_q = dataclasses.replace(hmm[0], axes=("U",))          # (5 steps: another dim than the LDS's 6)
+    r = Result("m", -1.0, (-1.0,), 1, True, {"z": z_q, "x": lds[0]}, {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # (no data to put in observed_data: a note says so)
+        groups = datasets(r, draws=DRAWS, seed=4)
+    z, x = groups["posterior"]["z"].values[0], groups["posterior"]["x"].values[0]
+    assert pair_gaps(z, hmm[0].lag_one).max() < SIGMAS and lag_gaps(x, lds[0]).max() < SIGMAS
+    want = joint_chain.log_density(hmm[0], z[:3]) + lds[1].logpdf(x[:3].reshape(3, -1))
+    np.testing.assert_allclose(groups["sample_stats"]["log_q"].values[0, :3], want, rtol=0, atol=1e-10)
+    assert groups["variational"]["z.lag_one"].dims == ("U", "K", "K_1")
+    assert groups["variational"]["x.lag_one"].dims == ("T", "D", "D_1")
