@@ -167,8 +167,8 @@ def evidence(result: Result, samples: int, per_datum: bool = False, seed: int | 
 
 def _no_joint_chain(model, result: Result) -> None:
     """A chain approximated jointly whose result keeps its q's marginals only (a file written before the pairs
-    were kept, or a q made by hand): draws from them are not draws from q (on models/sequences/lds.ppvi they
-    put log p(y) 500 nats off)."""
+    were kept, or a q made by hand): draws from them are not draws from q (they drop its correlations along
+    the chain), and their log density is not q's."""
     for name, chain in model.chains.items():
         q = result.q.get(name)
         if model.approximations.get(name) == "jointly" and chain.body is not None and q is not None \
