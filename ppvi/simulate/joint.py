@@ -18,22 +18,24 @@ import numpy as np
 from ppvi.language import ast
 from ppvi.language.check import CheckedModel, Factor, walk
 from ppvi.simulate.density import log_density
-from ppvi.simulate.values import Values, evaluate, target
+from ppvi.simulate.values import Scope, Values, evaluate, target
 
 CHUNK_ENTRIES = 1 << 22          # numbers in the largest intermediate array of one chunk of draws (32 MiB)
 
 
-def arguments(f: Factor, values: Values) -> dict[str, np.ndarray]:
-    """A statement's arguments at ``values``, each in the layout of its plates; a Bernoulli's ``sigmoid(ψ)``
-    is passed as ``logit`` ψ (its log density is then exact in the tails)."""
+def arguments(f: Factor, values: Values, scope: Scope | None = None) -> dict[str, np.ndarray]:
+    """A statement's arguments at ``values``, each in the layout of its plates (or of ``scope``: its plates
+    but those bound to one element in ``values``); a Bernoulli's ``sigmoid(ψ)`` is passed as ``logit`` ψ (its
+    log density is then exact in the tails)."""
+    scope = f.plates if scope is None else scope
     out = {}
     for name, expr in f.args:
         if name == "pg":            # a logistic link's Pólya-Gamma weight: integrated out (factor_term)
             continue
         if f.dist == "Bernoulli" and isinstance(expr, ast.Call) and expr.func.id == "sigmoid":
-            out["logit"] = evaluate(expr.args[0], values, f.plates)
+            out["logit"] = evaluate(expr.args[0], values, scope)
         else:
-            out[name] = evaluate(expr, values, f.plates)
+            out[name] = evaluate(expr, values, scope)
     return out
 
 
@@ -43,7 +45,7 @@ def factor_term(f: Factor, values: Values) -> np.ndarray:
     and the link's own law is its likelihood."""
     if f.dist == "PolyaGamma":
         return np.zeros((1,) * (1 + len(f.plates)))
-    x = target(f.target, _subscripts(f), values, f.plates)
+    x = target(f.target, subscripts(f), values, f.plates)
     term = log_density(f.dist, x, arguments(f, values))
     for var, start in f.slices:
         # a sliced plate (`for t in T[1:]`): its first elements are another statement's; here they read
@@ -54,8 +56,9 @@ def factor_term(f: Factor, values: Values) -> np.ndarray:
     return term
 
 
-def _subscripts(f: Factor) -> tuple[str | int, ...]:
-    """The target's subscripts in order: loop variables, and a first element's literal ones (``z[s, 0]``)."""
+def subscripts(f: Factor) -> tuple[str | int, ...]:
+    """The target's subscripts in order: loop variables, and a first element's literal ones (``z[s, 0]``).
+    (The log joint reads the target there; the ancestral sampler writes its draws there.)"""
     subs: list[str | int] = list(f.target_index)
     for axis, element in sorted(f.fixed):
         subs.insert(axis, element)
