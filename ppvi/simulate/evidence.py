@@ -213,11 +213,20 @@ def held_out(result: Result, data: object, where: str) -> tuple[Result, frozense
 
 
 def _data_plate(setting: Setting, where: str) -> str:
-    """The plate of the data points, when every statement lies in it (so q and p factorise over it)."""
+    """The plate of the data points, when every statement lies in it (so q and p factorise over it) and no
+    chain runs along it (a chain's sequences are points: each is its own chain, its q one block)."""
     from ppvi.graph.factor_graph import build
 
     model = setting.model
     plate = build(model).data_plate
+    chain = next((c for c in model.chains.values() if c.dim == plate and c.body is not None), None)
+    if chain is not None:
+        # (its first elements lie outside the plate too, but that is not why)
+        raise Reporter(model.path, model.text).fail(
+            f"the evidence per data point needs the points independent, and `{chain.name}` is a chain along them "
+            f"(`{plate}`): p does not factorise over its elements", model.factors[chain.body].span,
+            "per-datum evidence of a chain model is per sequence: write several sequences, "
+            f"`{chain.name}[s, t]` in `for s in S:`, and each is a data point")
     outside = outside_plate(model, plate) if plate is not None else model.factors[0]
     if outside is not None:
         raise Reporter(model.path, model.text).fail(
