@@ -112,7 +112,8 @@ def _chunks(model: CheckedModel, values: Values) -> Iterator[tuple[slice, Values
 
 def _entries(f: Factor, model: CheckedModel, sizes) -> int:
     """Numbers per draw in the largest array of statement ``f``: its plates times the dims summed inside
-    its arguments, times its value's event and the event's last axis (a matrix parameter)."""
+    its arguments, times its value's event and the event's last axis (a matrix parameter).  (A first
+    element's literal subscripts, `z[0]`, are no event.)"""
     summed = [sizes[n.dim.id] for _, e in f.args for n in walk(e) if isinstance(n, ast.PlateSum)]
-    event = [sizes[e] if isinstance(e, str) else e for e in model.variables[f.target].shape[len(f.target_index):]]
+    event = [sizes[e] if isinstance(e, str) else e for e in model.variables[f.target].shape[len(subscripts(f)):]]
     return math.prod(sizes[d] for _, d in f.plates) * math.prod(summed) * math.prod(event) * (event[-1] if event else 1)

@@ -245,3 +245,13 @@ def test_chunks_of_draws_give_the_same_log_joint(monkeypatch):
     whole = log_joint(model, values)
     monkeypatch.setattr(joint, "CHUNK_ENTRIES", 100)          # 5 × 4 × 3 per draw: a draw per chunk
     assert log_joint(model, values) == pytest.approx(whole, rel=1e-14)
+
+
+def test_a_chains_first_element_is_one_element_when_draws_are_chunked():
+    """`z[0] ~ Categorical(p0)` draws one element of z, not all T of them: the chunks of draws are sized by
+    the largest statement, here T numbers a draw.  (Counted as T × T before, 1000 draws of a 1000-step HMM
+    were cut into 250 chunks, and sampling it, element after element in each, took minutes.)"""
+    from ppvi.simulate.joint import draw_slices
+
+    model = load(str(MODELS / "sequences" / "baum_welch.ppvi"))
+    assert [(s.start, s.stop) for s in draw_slices(model, {"T": 1000, "K": 2}, 1000)] == [(0, 1000)]

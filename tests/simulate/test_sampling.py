@@ -126,11 +126,12 @@ def test_the_same_seed_gives_the_same_draws():
 
 
 # ----------------------------------------------------------------- chains: element after element
-def linear_gaussian_cov(B: np.ndarray, sd: np.ndarray) -> np.ndarray:
-    """Cov x of x = B x + diag(sd) e, e ~ N(0, I), B strictly lower triangular (each x[t] a linear function of
-    earlier ones plus its own noise): (I − B)⁻¹ diag(sd²) (I − B)⁻ᵀ."""
-    M = np.linalg.inv(np.eye(len(sd)) - B)
-    return M @ np.diag(sd ** 2) @ M.T
+def linear_gaussian_cov(B: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """Cov x of x = B x + n, B strictly lower triangular (each x[t] a linear function of earlier ones plus its
+    own noise n[t]), Cov n = ``noise`` (a matrix, or the noise sds): (I − B)⁻¹ Cov n (I − B)⁻ᵀ."""
+    noise = np.diag(noise ** 2) if noise.ndim == 1 else noise
+    M = np.linalg.inv(np.eye(len(noise)) - B)
+    return M @ noise @ M.T
 
 
 def close_cov(x: np.ndarray, cov: np.ndarray) -> None:
@@ -174,6 +175,25 @@ x[0] ~ Normal(0, 1.5)
     B = np.diag(np.full(4, 0.5), -1) + np.diag(np.full(3, -0.4), -2)
     B[1, 0] = 0.9
     close_cov(d["x"], linear_gaussian_cov(B, np.array([1.5, 0.3, 1.0, 1.0, 1.0])))
+
+
+def test_ppvi_sample_draws_a_linear_dynamical_system_from_its_prior(tmp_path, capsys):
+    """models/sequences/lds.ppvi from the command line: vector states x[t] = F x[t−1] + N(0, Q⁻¹), x[0] ~ N(0, P0⁻¹),
+    seen as y[t] = x[t] + N(0, R⁻¹): every covariance of the stacked states, and of the observations."""
+    from conftest import run_cli
+
+    code, _, err = run_cli(["sample", MODELS / "sequences" / "lds.ppvi", "--draws", S, "--dim", "T=3", "--seed", 6,
+                            "--out", tmp_path / "prior.npz"], capsys)
+    assert code == 0, err
+    with np.load(tmp_path / "prior.npz") as z:
+        x, y = z["x"], z["y"]
+    assert x.shape == y.shape == (S, 3, 2)
+    F = np.array([[0.975, -0.098], [0.098, 0.975]])
+    B = np.zeros((6, 6))
+    B[2:4, 0:2] = B[4:6, 2:4] = F
+    cov = linear_gaussian_cov(B, np.diag([1.0, 1.0] + [1 / 11.1] * 4))
+    close_cov(x.reshape(S, 6), cov)
+    close_cov(y.reshape(S, 6), cov + np.eye(6) / 4.0)
 
 
 HMM_SEQUENCES = """\
