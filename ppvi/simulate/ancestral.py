@@ -26,6 +26,7 @@ from ppvi.io import joint_chain, posterior
 from ppvi.io.data import check_dims
 from ppvi.io.draws import seed_of, whole
 from ppvi.language.check import CheckedModel, Factor
+from ppvi.language.sequences import element
 from ppvi.result import Result
 from ppvi.simulate.inputs import Setting, from_data, from_result
 from ppvi.simulate.joint import arguments, draw_slices, subscripts
@@ -147,6 +148,22 @@ def no_energy(model: CheckedModel) -> None:
             "has no ancestral sampler", energy.span, "draw from a fit's q instead: `result.sample(n)`")
 
 
+def no_given_start(model: CheckedModel) -> None:
+    """A chain whose first elements no statement draws (`for t in T[1:]: y[t] ~ …` alone) is conditioned on
+    them: the data hold them, and a simulation would have to take them from there."""
+    for chain in model.chains.values():
+        drawn = {dict(model.factors[i].fixed)[chain.axis] for i in chain.firsts}
+        if chain.body is None or len(drawn) == chain.start:
+            continue
+        f = model.factors[chain.body]
+        first = list(subscripts(f))
+        first[chain.axis] = min(set(range(chain.start)) - drawn)
+        raise Reporter(model.path, model.text).fail(
+            f"no statement draws `{element(chain.name, first)}`: the chain starts from the data there, and "
+            "sampling does not take a chain's first elements from the data yet", f.span,
+            f"to simulate, draw them: `{element(chain.name, first)} ~ …`")
+
+
 def sample_prior(model: CheckedModel, draws: int, data: object = None, seed: int | None = None,
                  dims: Mapping[str, int] | None = None, where: str = "sample_prior") -> dict[str, np.ndarray]:
     """``draws`` draws of every latent and data variable from the prior; covariates, params and sizes from
@@ -154,6 +171,7 @@ def sample_prior(model: CheckedModel, draws: int, data: object = None, seed: int
     draws = whole(where, "draws", draws, 1)
     rng = seed_of(where, seed)
     no_energy(model)
+    no_given_start(model)
     setting = from_data(model, data, check_dims(model, dims or {}, where, "{name}={value!r}"), where)
     setting.check_memory(draws, setting.drawn(observed=True), where)
     return simulate(setting, draws, rng)
@@ -167,6 +185,7 @@ def sample_predictive(result: Result, draws: int, seed: int | None = None, data:
     rng = seed_of(where, seed)
     setting = from_result(result, data, where, observed=False)
     no_energy(setting.model)
+    no_given_start(setting.model)
     setting.check_memory(draws, setting.drawn(observed=True), where)
     latents = {name: joint_chain.sample(q, draws, rng) for name, q in result.q.items() if q.family != "PolyaGamma"}
     return {**latents, **simulate(setting, draws, rng, given=latents)}
