@@ -49,7 +49,12 @@ class Q(Mapping):
     parameter (``q["sd"]``, ``q["cov"]``, …).  ``axes`` names the axes of one value of the latent (its
     plates, then its event axes: ``("K", "D")`` for ``mu[k] ~ MvNormal``); ``categories`` is the dim a
     Categorical's values index.  ``missing`` marks, for data with missing entries (``data x : missing``),
-    the entries q imputes; q of the others is a point mass at the datum (sd 0).
+    the entries q imputes; q of the others is a point mass at the datum (sd 0).  ``lag_one`` is what q of a
+    chain approximated jointly (``approximate z jointly``) holds beyond its marginals: the pairwise marginals
+    ξ[…, t, j, k] = q(z[…, t−1] = j, z[…, t] = k) of a Categorical chain (its axis the last before the
+    categories), the lag-one covariances Cov(x[t−1], x[t]) [t, d, e] of a Gaussian chain (its axis the first);
+    row t = 0 is unused.  q is then the Markov chain these give, not the product of the marginals
+    (docs/simulate.md, "Draws from a chain").
     """
 
     family: str
@@ -57,6 +62,7 @@ class Q(Mapping):
     axes: tuple[str, ...]
     categories: str | None = None
     missing: np.ndarray | None = None     # data with missing entries: True where the entry is a latent (imputed)
+    lag_one: np.ndarray | None = None     # a chain approximated jointly: pairwise marginals / lag-one covariances
 
     def __getitem__(self, key: str) -> Any:
         if key == "family":

@@ -396,7 +396,8 @@ def _event_size(q, env: Env) -> int:
 
 def update_gaussian_block(block: GaussianBlock, env: Env) -> float:
     """19.56 for the whole Gaussian chain: q(x) = N(Λ⁻¹h, Λ⁻¹) by the Kalman filter and RTS smoother.
-    Sets ⟨xₜ⟩, ⟨xₜxₜᵀ⟩, the lag-one term and the joint entropy in ``env``; returns log|Λ|."""
+    Sets ⟨xₜ⟩, ⟨xₜxₜᵀ⟩, Cov(xₜ₋₁, xₜ) (``cross``), the lag-one term and the joint entropy in ``env``; returns
+    log|Λ|."""
     from ppvi.codegen.runtime import gaussian_chain
 
     J, C, h = gaussian_potentials(block, env)
@@ -405,6 +406,7 @@ def update_gaussian_block(block: GaussianBlock, env: Env) -> float:
     logdet = gaussian_chain(J, C, h, mean, cov, cross, np.empty(T))
     env.moments[(block.var, "x")] = mean
     env.moments[(block.var, "xxT")] = cov + mean[:, :, None] * mean[:, None, :]
+    env.moments[(block.var, "cross")] = cross          # Cov(xₜ₋₁, xₜ): q's joint beyond its marginals
     # E[x log p̃] read E[xₜ₋₁xₜᵀ] as ⟨xₜ₋₁⟩⟨xₜ⟩ᵀ: the coupling −xₜ₋₁ᵀCₜxₜ adds −tr(Cₜᵀ Cov(xₜ₋₁, xₜ))
     env.moments[(block.var, "cross_term")] = np.asarray(-np.einsum("tde,tde->", C, cross))
     env.moments[(block.var, "entropy")] = np.asarray(0.5 * T * D * (1 + math.log(2 * math.pi)) - 0.5 * logdet)

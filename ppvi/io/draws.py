@@ -8,7 +8,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from ppvi.errors import Diagnostic, PPVIError, did_you_mean
-from ppvi.io import posterior
+from ppvi.io import joint_chain, posterior
 from ppvi.result import Result
 
 
@@ -45,11 +45,11 @@ def chosen(result: Result, var_names: Iterable[str] | str | None, where: str) ->
 
 
 def sample(result: Result, n: int, seed: int | None = None, var_names=None) -> dict[str, np.ndarray]:
-    """``n`` draws from q of each latent, in the order of ``result.q``, from one generator seeded by ``seed``."""
+    """``n`` draws from q of each latent, in the order of ``result.q``, from one generator seeded by ``seed``
+    (a chain approximated jointly: jointly, :mod:`ppvi.io.joint_chain`)."""
     n = whole("sample", "n", n, 1)
     rng = seed_of("sample", seed)
-    return {name: posterior.sample(result.q[name].family, dict(result.q[name].params), n, rng)
-            for name in chosen(result, var_names, "sample")}
+    return {name: joint_chain.sample(result.q[name], n, rng) for name in chosen(result, var_names, "sample")}
 
 
 def log_q(result: Result, draws: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -62,7 +62,7 @@ def log_q(result: Result, draws: Mapping[str, np.ndarray]) -> np.ndarray:
         if x.shape[1:] != q.shape:
             expected = ", ".join(map(str, q.shape))
             raise _mistake("log_q", f"draws of `{name}` have shape {x.shape}: expected (draws, {expected})")
-        lq = posterior.log_density(q.family, dict(q.params), x)
+        lq = joint_chain.log_density(q, x)
         total = lq if total is None else total + lq
     return np.zeros(0) if total is None else total
 

@@ -105,6 +105,10 @@ def datasets(r: Result, draws: int = 1000, seed: int | None = 0, var_names=None,
             value = np.asarray(value)
             axes = _parameter_axes(q.family, p, q.axes, q.categories)
             variational[f"{n}.{p}"] = (unique_dims(axes, model_dims), value)
+        if q.lag_one is not None:       # a joint chain's pairs or lag-one covariances (docs/cli.md)
+            axes = _parameter_axes(q.family, "cov" if q.family == "MvNormal" else "p", q.axes, q.categories)
+            variational[f"{n}.lag_one"] = (unique_dims(axes + axes[-1:] * (q.family == "Categorical"), model_dims),
+                                           np.asarray(q.lag_one))
     for n, value in r.params.items():
         variational[n] = (unique_dims(r.axes.get(n, ()), model_dims), np.asarray(value))
     groups = {"posterior": posterior, "sample_stats": stats,

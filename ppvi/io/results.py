@@ -72,12 +72,23 @@ def _q_of(prog, state: Mapping[str, np.ndarray]) -> dict[str, Q]:
             k = v.support_dim
             categories = k if isinstance(k, str) else f"{var}_dim_{len(v.shape)}"
         clamped = getattr(prog, "clamped", {}).get(var)
+        # (a chain approximated jointly: q is the Markov chain of its marginals and these; docs/simulate.md)
+        lag_one = (_view(state[info.chain.pair], lag_one_shape(family, params))
+                   if info.chain is not None and info.chain.jointly else None)
         q[var] = Q(family, {p: _view(a) for p, a in params.items()}, axes_of(var, v.shape), categories,
-                   None if clamped is None else _view(clamped[1], _size(prog, v)))
+                   None if clamped is None else _view(clamped[1], _size(prog, v)), lag_one)
     for var in prog.plan.point:
         v = model.variables[var]
         q[var] = Q("point", {"value": _view(state[ArrayNames.variable(var)], _size(prog, v))}, axes_of(var, v.shape))
     return q
+
+
+def lag_one_shape(family: str, params: Mapping[str, np.ndarray]) -> tuple[int, ...]:
+    """The shape of a joint chain's ``lag_one``: a K × K table per element of a Categorical chain, a D × D
+    covariance per element of a Gaussian one."""
+    if family == "Categorical":
+        return (*params["p"].shape, params["p"].shape[-1])
+    return tuple(params["cov"].shape)
 
 
 def sweep_steps(fit) -> tuple[str, ...]:
@@ -130,7 +141,8 @@ def to_document(r: Result) -> dict:
         "elbo_trace": np.asarray(r.elbo_trace, dtype=float), "iterations": r.iterations, "converged": r.converged,
         "interrupted": r.interrupted, "seconds": r.seconds, "restart": r.restart,
         "q": {name: {"family": e.family, "mean": e.mean, **e.params,
-                     **({"missing": e.missing} if e.missing is not None else {})} for name, e in r.q.items()},
+                     **({"missing": e.missing} if e.missing is not None else {}),
+                     **({"lag_one": e.lag_one} if e.lag_one is not None else {})} for name, e in r.q.items()},
         "params": dict(r.params),
     }
     imputed = {name: imputations(e) for name, e in r.q.items() if e.missing is not None}
@@ -498,7 +510,16 @@ def _q(name: str, entry: Any, axes: Mapping[str, tuple[str, ...]], categories: M
         if missing.shape != tuple(value) or not np.isin(missing, (0, 1)).all():
             raise _Malformed(f"{where}/missing", f"0 or 1 for every entry, of shape {list(value)}")
         missing = missing.astype(bool)
-    return Q(family, params, tuple(value_axes), cats, missing)
+    lag_one = _get(entry, "lag_one", where, _array, None)
+    if lag_one is not None:
+        if family not in ("Categorical", "MvNormal"):
+            raise _Malformed(f"{where}/lag_one",
+                             f"absent: only a Categorical or MvNormal chain has one, not a {family}")
+        shape = lag_one_shape(family, params)
+        if lag_one.shape != shape:
+            raise _Malformed(f"{where}/lag_one", "a chain's pairwise marginals (Categorical) or lag-one covariances "
+                             f"(MvNormal) of shape {list(shape)}")
+    return Q(family, params, tuple(value_axes), cats, missing, lag_one)
 
 
 def _encoder(name: str, entry: Any):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ppvi.errors import Reporter
 from ppvi.language import ast
 
 
@@ -57,19 +56,3 @@ def subscript(ix: ast.Expr) -> str | int | None:
 def element(name: str, subs) -> str:
     """``z[s, 1]``: an element as the user would write it."""
     return f"{name}[{', '.join(str(s) for s in subs)}]"
-
-
-KERNELS = ("sequences are checked and derived (`ppvi check`, `ppvi derive`); their compiled kernels are not "
-           "built yet")
-
-
-def refuse_chains(model, what: str, hint: str = KERNELS) -> None:
-    """A model with a chain, where ``what`` (a stage) does not handle chains yet: a positioned error.
-    (Also a chain of data, `y[t] ~ Normal(rho * y[t-1], s)`: derived, but the kernels do not start
-    their loops at a plate's slice yet.)"""
-    for chain in model.chains.values():
-        f = model.factors[chain.body] if chain.body is not None else None
-        if f is None:
-            continue
-        rep = Reporter(model.path, model.text)
-        raise rep.fail(f"{what} does not handle sequences yet: `{chain.name}` is a chain", f.span, hint)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ppvi.errors import Diagnostic, PPVIError, PPVIWarning, Reporter
-from ppvi.io import posterior
+from ppvi.io import joint_chain
 from ppvi.io.results import ELBO_LOG_Z
 from ppvi.io.draws import seed_of, whole
 from ppvi.result import Result
@@ -142,7 +142,7 @@ def evidence(result: Result, samples: int, per_datum: bool = False, seed: int | 
     if data is not None and not same_data(result, data):
         result, held, bound = held_out(result, data, where)
     setting = from_result(result, data, where, observed=True)
-    _no_joint_chain(setting.model)
+    _no_joint_chain(setting.model, result)
     plate = _data_plate(setting, where) if per_datum else None
     start = time.perf_counter()
     chunk = max(1, DRAW_ENTRIES // max(1, sum(math.prod(setting.shape(n)) for n in result.q)))
@@ -165,16 +165,19 @@ def evidence(result: Result, samples: int, per_datum: bool = False, seed: int | 
     return Evidence(bound, log_p, stderr, log_p - bound, k, samples, per, seconds)
 
 
-def _no_joint_chain(model) -> None:
-    """A chain approximated jointly: the result keeps its q's marginals, not its lag-one covariances or pairs,
-    so draws from them are not draws from q (on models/sequences/lds.ppvi they put log p(y) 500 nats off)."""
+def _no_joint_chain(model, result: Result) -> None:
+    """A chain approximated jointly whose result keeps its q's marginals only (a file written before the pairs
+    were kept, or a q made by hand): draws from them are not draws from q (they drop its correlations along
+    the chain), and their log density is not q's."""
     for name, chain in model.chains.items():
-        if model.approximations.get(name) == "jointly" and chain.body is not None:
+        q = result.q.get(name)
+        if model.approximations.get(name) == "jointly" and chain.body is not None and q is not None \
+                and q.lag_one is None:
             raise Reporter(model.path, model.text).fail(
-                f"q of `{name}` is one block over its chain, and the result keeps only its marginals: draws from "
-                "them are not draws from q, so they cannot be the importance sampler's proposal yet",
-                model.factors[chain.body].span, f"drop `approximate {name} jointly` to estimate the evidence of "
-                "the mean-field fit; where the chain is the only latent, the joint fit's ELBO is log p(v) itself")
+                f"q of `{name}` is one block over its chain, and the result keeps only its marginals (not its "
+                "pairs or lag-one covariances): draws from them are not draws from q, so they cannot be the "
+                "importance sampler's proposal", model.factors[chain.body].span,
+                "fit the model again with this version of ppvi: its result keeps them")
 
 
 def same_data(result: Result, data: object) -> bool:
@@ -210,11 +213,20 @@ def held_out(result: Result, data: object, where: str) -> tuple[Result, frozense
 
 
 def _data_plate(setting: Setting, where: str) -> str:
-    """The plate of the data points, when every statement lies in it (so q and p factorise over it)."""
+    """The plate of the data points, when every statement lies in it (so q and p factorise over it) and no
+    chain runs along it (a chain's sequences are points: each is its own chain, its q one block)."""
     from ppvi.graph.factor_graph import build
 
     model = setting.model
     plate = build(model).data_plate
+    chain = next((c for c in model.chains.values() if c.dim == plate and c.body is not None), None)
+    if chain is not None:
+        # (its first elements lie outside the plate too, but that is not why)
+        raise Reporter(model.path, model.text).fail(
+            f"the evidence per data point needs the points independent, and `{chain.name}` is a chain along them "
+            f"(`{plate}`): p does not factorise over its elements", model.factors[chain.body].span,
+            "per-datum evidence of a chain model is per sequence: write several sequences, "
+            f"`{chain.name}[s, t]` in `for s in S:`, and each is a data point")
     outside = outside_plate(model, plate) if plate is not None else model.factors[0]
     if outside is not None:
         raise Reporter(model.path, model.text).fail(
@@ -231,7 +243,7 @@ def _log_weights(setting: Setting, result: Result, n: int, rng: np.random.Genera
     prior and their q cancel."""
     # (a logistic link's Pólya-Gamma weight is integrated out exactly, in the joint and here)
     result_q = {name: q for name, q in result.q.items() if q.family != "PolyaGamma"}
-    draws = {name: posterior.sample(q.family, dict(q.params), n, rng) for name, q in result_q.items()}
+    draws = {name: joint_chain.sample(q, n, rng) for name, q in result_q.items()}
     values = Values({**setting.fixed, **draws}, setting.sizes)
     if plate is None:
         lw = log_joint(setting.model, values, skip=held)
@@ -240,7 +252,8 @@ def _log_weights(setting: Setting, result: Result, n: int, rng: np.random.Genera
     for name, q in result_q.items():
         if name in held:
             continue
-        lq = log_density(q.family, draws[name], dict(q.params))
+        lq = (log_density(q.family, draws[name], dict(q.params)) if q.lag_one is None
+              else joint_chain.elements(q, draws[name]))
         if plate is None:
             lw -= lq.reshape(n, -1).sum(1)
         else:

@@ -35,9 +35,9 @@ class Setting:
         return tuple(self.sizes[e] if isinstance(e, str) else e for e in self.model.variables[name].shape)
 
     def drawn(self, observed: bool) -> list[str]:
-        """The variables a ``~`` statement draws, in the statements' order: the latents, and with
-        ``observed`` the data too."""
-        return [f.target for f in self.model.factors if observed or not f.observed]
+        """The variables a ``~`` statement draws, in the statements' order, each once (a chain's several
+        statements draw one variable): the latents, and with ``observed`` the data too."""
+        return list(dict.fromkeys(f.target for f in self.model.factors if observed or not f.observed))
 
     def check_memory(self, draws: int, names: list[str], where: str) -> None:
         entries = draws * sum(math.prod(self.shape(n)) for n in names)

@@ -18,22 +18,24 @@ import numpy as np
 from ppvi.language import ast
 from ppvi.language.check import CheckedModel, Factor, walk
 from ppvi.simulate.density import log_density
-from ppvi.simulate.values import Values, evaluate, target
+from ppvi.simulate.values import Scope, Values, evaluate, target
 
 CHUNK_ENTRIES = 1 << 22          # numbers in the largest intermediate array of one chunk of draws (32 MiB)
 
 
-def arguments(f: Factor, values: Values) -> dict[str, np.ndarray]:
-    """A statement's arguments at ``values``, each in the layout of its plates; a Bernoulli's ``sigmoid(ψ)``
-    is passed as ``logit`` ψ (its log density is then exact in the tails)."""
+def arguments(f: Factor, values: Values, scope: Scope | None = None) -> dict[str, np.ndarray]:
+    """A statement's arguments at ``values``, each in the layout of its plates (or of ``scope``: its plates
+    but those bound to one element in ``values``); a Bernoulli's ``sigmoid(ψ)`` is passed as ``logit`` ψ (its
+    log density is then exact in the tails)."""
+    scope = f.plates if scope is None else scope
     out = {}
     for name, expr in f.args:
         if name == "pg":            # a logistic link's Pólya-Gamma weight: integrated out (factor_term)
             continue
         if f.dist == "Bernoulli" and isinstance(expr, ast.Call) and expr.func.id == "sigmoid":
-            out["logit"] = evaluate(expr.args[0], values, f.plates)
+            out["logit"] = evaluate(expr.args[0], values, scope)
         else:
-            out[name] = evaluate(expr, values, f.plates)
+            out[name] = evaluate(expr, values, scope)
     return out
 
 
@@ -43,8 +45,24 @@ def factor_term(f: Factor, values: Values) -> np.ndarray:
     and the link's own law is its likelihood."""
     if f.dist == "PolyaGamma":
         return np.zeros((1,) * (1 + len(f.plates)))
-    x = target(f.target, f.target_index, values, f.plates)
-    return log_density(f.dist, x, arguments(f, values))
+    x = target(f.target, subscripts(f), values, f.plates)
+    term = log_density(f.dist, x, arguments(f, values))
+    for var, start in f.slices:
+        # a sliced plate (`for t in T[1:]`): its first elements are another statement's; here they read
+        # `z[t-1]` before the chain's start (NumPy's z[-1]), so they are evaluated but weigh nothing
+        axis = 1 + [v for v, _ in f.plates].index(var)
+        keep = (np.arange(term.shape[axis]) >= start).reshape((1,) * axis + (-1,) + (1,) * (term.ndim - axis - 1))
+        term = np.where(keep, term, 0.0)
+    return term
+
+
+def subscripts(f: Factor) -> tuple[str | int, ...]:
+    """The target's subscripts in order: loop variables, and a first element's literal ones (``z[s, 0]``).
+    (The log joint reads the target there; the ancestral sampler writes its draws there.)"""
+    subs: list[str | int] = list(f.target_index)
+    for axis, element in sorted(f.fixed):
+        subs.insert(axis, element)
+    return tuple(subs)
 
 
 def log_joint(model: CheckedModel, values: Values, skip: frozenset[str] = frozenset()) -> np.ndarray:
@@ -94,7 +112,8 @@ def _chunks(model: CheckedModel, values: Values) -> Iterator[tuple[slice, Values
 
 def _entries(f: Factor, model: CheckedModel, sizes) -> int:
     """Numbers per draw in the largest array of statement ``f``: its plates times the dims summed inside
-    its arguments, times its value's event and the event's last axis (a matrix parameter)."""
+    its arguments, times its value's event and the event's last axis (a matrix parameter).  (A first
+    element's literal subscripts, `z[0]`, are no event.)"""
     summed = [sizes[n.dim.id] for _, e in f.args for n in walk(e) if isinstance(n, ast.PlateSum)]
-    event = [sizes[e] if isinstance(e, str) else e for e in model.variables[f.target].shape[len(f.target_index):]]
+    event = [sizes[e] if isinstance(e, str) else e for e in model.variables[f.target].shape[len(subscripts(f)):]]
     return math.prod(sizes[d] for _, d in f.plates) * math.prod(summed) * math.prod(event) * (event[-1] if event else 1)

@@ -13,7 +13,7 @@ reads each draw's ``mu`` at that draw's ``z[n]``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
 import numpy as np
@@ -32,10 +32,12 @@ class NotEvaluable(Exception):
 
 @dataclass(frozen=True)
 class Values:
-    """The value of every variable (leading draws axis, of size S or 1) and the size of every dim."""
+    """The value of every variable (leading draws axis, of size S or 1), the size of every dim, and loop
+    variables ``bound`` to one element (a chain drawn element after element: ``t`` of ``for t in T[1:]``)."""
 
     arrays: Mapping[str, np.ndarray]
     sizes: Mapping[str, int]
+    bound: Mapping[str, int] = field(default_factory=dict)
 
     def draws(self) -> int:
         """S: the largest leading axis among the arrays (1 when nothing varies)."""
@@ -87,6 +89,8 @@ def _name(n: str, values: Values, scope: Scope, lead: int) -> np.ndarray:
             shape = [1] * lead
             shape[1 + axis] = values.sizes[dim]
             return np.arange(values.sizes[dim]).reshape(shape)
+    if n in values.bound:
+        return np.full((1,) * lead, values.bound[n])
     if n in values.sizes and n not in values.arrays:
         return np.full((1,) * lead, float(values.sizes[n]))
     a = values.arrays[n]
@@ -121,7 +125,9 @@ def dot(a: np.ndarray, b: np.ndarray, lead: int) -> np.ndarray:
     return np.einsum(f"...{sa},...{sb}->...{sa[:-1]}{sb[1:]}", np.asarray(a, float), np.asarray(b, float))
 
 
-def target(name: str, index: tuple[str, ...], values: Values, scope: Scope) -> np.ndarray:
-    """The value a ``~`` statement draws, ``name[index…]``, in the layout of its plates ``scope``."""
+def target(name: str, index: tuple[str | int, ...], values: Values, scope: Scope) -> np.ndarray:
+    """The value a ``~`` statement draws, ``name[index…]`` (loop variables, or a first element's numbers),
+    in the layout of its plates ``scope``."""
     lead = 1 + len(scope)
-    return _gather(values.arrays[name], [_name(i, values, scope, lead) for i in index], lead)
+    at = [np.full((1,) * lead, i) if isinstance(i, int) else _name(i, values, scope, lead) for i in index]
+    return _gather(values.arrays[name], at, lead)

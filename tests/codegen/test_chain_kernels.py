@@ -97,6 +97,7 @@ def test_run_writes_the_chains_marginals(jointly, tmp_path, capsys):
     """`ppvi run` on the HMM (warm: the module the fixture compiled) writes q(z)'s marginals, and they are the
     posterior of the chain given the final global q's as the result file holds them (PRML 13.2.2, written here)."""
     import json
+    import math
 
     from scipy import special
 
@@ -120,6 +121,14 @@ def test_run_writes_the_chains_marginals(jointly, tmp_path, capsys):
     got = np.array(q["z"]["p"])
     assert got.shape == (len(x), 2)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    # the file keeps q(z)'s pairs (issue 18: joint draws), so the evidence takes q(z) as its proposal
+    pairs = np.array(q["z"]["lag_one"])
+    assert pairs.shape == (len(x), 2, 2) and not pairs[0].any()
+    np.testing.assert_allclose(pairs[1:].sum(2), got[:-1], atol=1e-12)
+    np.testing.assert_allclose(pairs[1:].sum(1), got[1:], atol=1e-12)
+    code, text, err = run_cli(["evidence", HMM, "--given", out, "--samples", "20", "--seed", "1"], capsys)
+    assert code == 0, err
+    assert math.isfinite(json.loads(text)["log_evidence"])
 
 
 @pytest.mark.parametrize("how", [["--memoized", "--chunks", "4"], ["--svi", "--batch", "50"]])

@@ -62,15 +62,15 @@ def test_chains_outside_the_block_are_refused(tmp_path, capsys, text, message):
     assert code == 2 and message in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("argv, stage, what", [
-    (["sample", HMM, "--draws", "2", "--out", "SIMS"], "sampling", "sequences"),
-], ids=["sample"])
-def test_stages_without_chains_refuse_them_at_the_statement(tmp_path, capsys, argv, stage, what):
-    """What is not built for chains yet (ancestral sampling along a chain) is refused at the chain's statement
-    (chains compile: tests/codegen/test_chain_kernels.py, tests/codegen/test_gaussian_chain_kernels.py)."""
-    argv = [str(tmp_path / "s.npz") if a == "SIMS" else a for a in argv]
-    code, _, err = run_cli(argv, capsys)
-    assert code == 2 and f".ppvi:20:5: error: {stage} does not handle {what} yet" in err, err
+def test_sampling_a_chain_that_starts_from_the_data_is_refused_at_the_statement(tmp_path, capsys):
+    """AR1 below draws no y[0]: it is conditioned on the data's.  Ancestral sampling does not take it from there
+    yet, so it says so at the chain's statement (before: a KeyError traceback).  Chains that draw their first
+    elements are sampled: tests/simulate/test_sampling.py."""
+    (tmp_path / "ar1.ppvi").write_text(AR1)
+    code, _, err = run_cli(["sample", tmp_path / "ar1.ppvi", "--draws", "2", "--dim", "T=4", "--out",
+                            tmp_path / "s.npz"], capsys)
+    assert code == 2 and "ar1.ppvi:5:5: error: no statement draws `y[0]`: the chain starts from the data" in err, err
+    assert "hint: to simulate, draw them: `y[0] ~ …`" in err
     assert "Traceback" not in err and "internal error" not in err
 
 

@@ -346,6 +346,7 @@ def test_gaussian_chain_jointly_is_the_rts_smoother(lds):
     update_gaussian_block(d.gaussian["x"], env)
     np.testing.assert_allclose(env.moments[("x", "x")], ms, atol=1e-10)
     np.testing.assert_allclose(env.moments[("x", "xxT")], Ps + ms[:, :, None] * ms[:, None, :], atol=1e-10)
+    np.testing.assert_allclose(env.moments[("x", "cross")], lag, atol=1e-10)     # (a result's lag_one)
     assert sum(evaluate(e, env) for _, e in d.elbo_terms()) == pytest.approx(ll, abs=1e-9, rel=0)
 
 

@@ -262,13 +262,135 @@ approximate x jointly
 """
 
 
-def test_a_chain_approximated_jointly_is_no_proposal_yet():
-    """The result keeps a joint chain's marginals only (not its lag-one covariances): draws from them are not
+def test_a_joint_chain_without_its_pairs_is_no_proposal():
+    """A result that keeps a joint chain's marginals only (an older file, or q by hand): draws from them are not
     draws from q, and weights against them gave log p(y) hundreds of nats off on models/sequences/lds.ppvi."""
     r = hand_result(RANDOM_WALK_JOINTLY, {"x": ("Normal", {"mean": np.zeros(4), "sd": np.ones(4)})},
                     {"y": np.ones(4)})
-    with pytest.raises(ppvi.PPVIError, match="hand.ppvi:5:5: error: q of `x` is one block over its chain"):
+    with pytest.raises(ppvi.PPVIError, match="hand.ppvi:5:5: error: q of `x` is one block over its chain, and the "
+                                             "result keeps only its marginals"):
         evidence(r, 10)
+
+
+def joint(r, name: str, lag_one: np.ndarray):
+    """``r`` with q of the chain ``name`` given its pairs / lag-one covariances."""
+    import dataclasses
+
+    return dataclasses.replace(r, q={**r.q, name: dataclasses.replace(r.q[name], lag_one=lag_one)})
+
+
+def test_a_fixed_parameter_hmm_jointly_has_the_evidence_of_hmmlearn():
+    """q(z) from the derived block (forward–backward at reference speed) is the exact posterior: every weight
+    is p(x), and the estimate is hmmlearn's score (an independent forward algorithm) to round-off."""
+    hmm = pytest.importorskip("hmmlearn.hmm")
+    from ppvi.derive.chain import update_block
+    from ppvi.derive.numeric import Env
+
+    from infer.test_chains import FIXED, derivation, sample_hmm     # noqa: E402  (tests/infer/test_chains.py)
+
+    p0, A = np.array([0.5, 0.3, 0.2]), np.array([[0.8, 0.15, 0.05], [0.1, 0.7, 0.2], [0.25, 0.25, 0.5]])
+    mu, sd = np.array([-2.0, 0.0, 2.5]), np.array([0.7, 1.0, 0.5])
+    data = {"p0": p0, "A": A, "mu": mu, "sd": sd, "x": sample_hmm(np.random.default_rng(5), 10, p0, A, mu, sd)}
+    env = Env(dict(data), {}, {"T": 10, "K": 3})
+    update_block(derivation(FIXED).blocks["z"], env)
+    r = hand_result(FIXED, {"z": ("Categorical", {"p": env.moments[("z", "onehot")]})}, data)
+    e = evidence(joint(r, "z", env.moments[("z", "pair")]), 200, seed=1)
+    ref = hmm.GaussianHMM(n_components=3, covariance_type="diag", init_params="", params="")
+    ref.startprob_, ref.transmat_, ref.means_, ref.covars_ = p0, A, mu[:, None], sd[:, None] ** 2
+    assert e.log_evidence == pytest.approx(ref.score(data["x"][:, None]), abs=1e-9, rel=0)
+    assert e.stderr < 1e-12
+
+
+def test_a_fixed_parameter_lds_jointly_has_the_kalman_likelihood():
+    """q(x) the exact posterior, from a Kalman filter and RTS smoother in covariance form written in the test
+    (its lag-one covariances too): the estimate is that filter's log p(y).  (The compiled block equals the
+    same smoother: tests/codegen/test_gaussian_chain_kernels.py.)"""
+    from infer.test_chains import LDS, F, Qc, Rc, kalman_rts     # noqa: E402  (tests/infer/test_chains.py)
+
+    y = np.random.default_rng(8).normal(size=(10, 2)).cumsum(0) * 0.5
+    mean, cov, lag, ll = kalman_rts(y, np.zeros(2), np.eye(2), F, Qc, Rc)
+    r = hand_result(LDS + "approximate x jointly\n", {"x": ("MvNormal", {"mean": mean, "cov": cov})}, {"y": y})
+    e = evidence(joint(r, "x", lag), 200, seed=1)
+    assert e.log_evidence == pytest.approx(ll, abs=1e-8, rel=0)
+    assert e.stderr < 1e-10
+
+
+SEQUENCES = """\
+dim S
+dim T
+dim K = 3
+data p0[K]
+data A[K, K]
+data mu[K]
+data sd[K]
+data x[S, T]
+for s in S:
+    z[s, 0] ~ Categorical(p0)
+    for t in T[1:]:
+        z[s, t] ~ Categorical(A[z[s, t-1]])
+    for t in T:
+        x[s, t] ~ Normal(mu[z[s, t]], sd[z[s, t]])
+approximate z jointly
+"""
+
+
+def posterior_pairs(p0, A, like):
+    """q(z[t] = k) and q(z[t−1] = j, z[t] = k) (row 0 unused) of one sequence given its likelihoods
+    ``like[t, k]`` = p(x[t] | z[t] = k): scaled forward–backward (Bishop 13.2.2–13.2.4)."""
+    T, K = like.shape
+    alpha, c = np.empty((T, K)), np.empty(T)
+    a = p0 * like[0]
+    for t in range(T):
+        if t:
+            a = (alpha[t - 1] @ A) * like[t]
+        c[t] = a.sum()
+        alpha[t] = a / c[t]
+    beta = np.ones((T, K))
+    for t in range(T - 2, -1, -1):
+        beta[t] = A @ (like[t + 1] * beta[t + 1]) / c[t + 1]
+    pairs = np.zeros((T, K, K))
+    pairs[1:] = alpha[:-1, :, None] * A * (like[1:] * beta[1:])[:, None, :] / c[1:, None, None]
+    return alpha * beta, pairs
+
+
+def fixed_hmm(text: str, x: np.ndarray):
+    """A fixed-parameter HMM's result (x: one sequence, or a row per sequence) with q(z) the exact posterior
+    (:func:`posterior_pairs`), and hmmlearn's model of the same parameters."""
+    hmm = pytest.importorskip("hmmlearn.hmm")
+    p0, A = np.array([0.5, 0.3, 0.2]), np.array([[0.8, 0.15, 0.05], [0.1, 0.7, 0.2], [0.25, 0.25, 0.5]])
+    mu, sd = np.array([-2.0, 0.0, 2.5]), np.array([0.7, 1.0, 0.5])
+    rows = [posterior_pairs(p0, A, stats.norm.pdf(xs[:, None], mu, sd)) for xs in np.atleast_2d(x)]
+    marginals, pairs = (np.stack(a).reshape(x.shape + a[0].shape[1:]) for a in zip(*rows))
+    r = hand_result(text, {"z": ("Categorical", {"p": marginals})}, {"p0": p0, "A": A, "mu": mu, "sd": sd, "x": x})
+    ref = hmm.GaussianHMM(n_components=3, covariance_type="diag", init_params="", params="")
+    ref.startprob_, ref.transmat_, ref.means_, ref.covars_ = p0, A, mu[:, None], sd[:, None] ** 2
+    return joint(r, "z", pairs), ref
+
+
+def test_per_datum_evidence_of_several_sequences_is_hmmlearns_score_of_each():
+    """Sequences z[s, t] are the data points: p and q factorise over s (each sequence its own chain), so each
+    sequence's log p(x[s]) is hmmlearn's score of that sequence, and they sum to the whole evidence."""
+    x = np.random.default_rng(6).normal(0, 2, (3, 6))
+    r, ref = fixed_hmm(SEQUENCES, x)
+    e = evidence(r, 50, per_datum=True, seed=1)
+    each = e.per_datum["log_evidence"]
+    assert each == pytest.approx([ref.score(xs[:, None]) for xs in x], abs=1e-9, rel=0)
+    assert e.log_evidence == pytest.approx(each.sum(), abs=1e-12, rel=0)
+    assert e.log_evidence == pytest.approx(ref.score(x.reshape(-1, 1), lengths=[6] * 3), abs=1e-9, rel=0)
+    assert e.log_evidence == pytest.approx(evidence(r, 50, seed=2).log_evidence, abs=1e-9, rel=0)
+
+
+def test_per_datum_evidence_along_a_chain_is_refused_by_name():
+    """The points of a chain's own plate depend on each other: p does not factorise over them, and per-datum
+    weights would be no evidence of anything."""
+    from infer.test_chains import FIXED     # noqa: E402
+
+    r, _ = fixed_hmm(FIXED, np.zeros(4))
+    with pytest.raises(ppvi.PPVIError, match=r"hand.ppvi:10:5: error: the evidence per data point needs the "
+                                             r"points independent, and `z` is a chain along them \(`T`\).*\n"
+                                             r"        z\[t\] ~ Categorical.*\n        \^\nhint: per-datum "
+                                             r"evidence of a chain model is per sequence"):
+        evidence(r, 10, per_datum=True)
 
 
 @pytest.mark.parametrize("kwargs, message", [({"samples": 0}, "samples=0"), ({"samples": True}, "samples=True"),

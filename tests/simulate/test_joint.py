@@ -201,6 +201,30 @@ def test_the_gmm_log_joint_is_scipy_stats():
     assert log_joint(model, values) == pytest.approx(want, rel=1e-12)
 
 
+def test_the_log_joint_of_chains_is_scipy_stats():
+    """A chain's first elements (`z[s, 0] ~ …`) and its sliced loop (`for t in T[1:]`) each weigh their own
+    elements: before, every statement weighed the whole chain (the first element's law at every t, and the
+    transition at t = 0 from NumPy's z[-1]).  Several HMM sequences and an LDS, written out with scipy.stats."""
+    from infer.test_chains import LDS, SEQUENCES, F, Qc, Rc     # noqa: E402  (tests/infer/test_chains.py)
+    from ppvi.language import loads
+
+    hmm = loads(SEQUENCES, "hmm.ppvi")
+    setting, h = values_of(hmm, {"S": 2, "T": 4, "K": 3}, 3)
+    p0, A, mu, sd, x = (setting.fixed[k][0] for k in ("p0", "A", "mu", "sd", "x"))
+    z = h["z"]
+    want = (np.log(p0[z[:, :, 0]]).sum(1) + np.log(A[z[:, :, :-1], z[:, :, 1:]]).sum((1, 2))
+            + stats.norm(mu[z], sd[z]).logpdf(x).sum((1, 2)))
+    assert log_joint(hmm, Values({**setting.fixed, **h}, setting.sizes)) == pytest.approx(want, rel=1e-12)
+
+    lds = loads(LDS, "lds.ppvi")
+    setting, h = values_of(lds, {"T": 5, "D": 2}, 3)
+    y, xs = setting.fixed["y"][0], h["x"]
+    want = [stats.multivariate_normal(np.zeros(2), np.eye(2)).logpdf(x[0])
+            + sum(stats.multivariate_normal(F @ x[t - 1], Qc).logpdf(x[t]) for t in range(1, 5))
+            + sum(stats.multivariate_normal(x[t], Rc).logpdf(y[t]) for t in range(5)) for x in xs]
+    assert log_joint(lds, Values({**setting.fixed, **h}, setting.sizes)) == pytest.approx(want, rel=1e-12)
+
+
 def test_binary_sparse_coding_per_datum_is_scipy_stats():
     model = load(str(MODELS / "binary_sparse_coding.ppvi"))
     setting, h = values_of(model, {"N": 5, "D": 4, "M": 3}, 6)
@@ -221,3 +245,13 @@ def test_chunks_of_draws_give_the_same_log_joint(monkeypatch):
     whole = log_joint(model, values)
     monkeypatch.setattr(joint, "CHUNK_ENTRIES", 100)          # 5 × 4 × 3 per draw: a draw per chunk
     assert log_joint(model, values) == pytest.approx(whole, rel=1e-14)
+
+
+def test_a_chains_first_element_is_one_element_when_draws_are_chunked():
+    """`z[0] ~ Categorical(p0)` draws one element of z, not all T of them: the chunks of draws are sized by
+    the largest statement, here T numbers a draw.  (Counted as T × T before, 1000 draws of a 1000-step HMM
+    were cut into 250 chunks, and sampling it, element after element in each, took minutes.)"""
+    from ppvi.simulate.joint import draw_slices
+
+    model = load(str(MODELS / "sequences" / "baum_welch.ppvi"))
+    assert [(s.start, s.stop) for s in draw_slices(model, {"T": 1000, "K": 2}, 1000)] == [(0, 1000)]

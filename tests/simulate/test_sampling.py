@@ -125,6 +125,129 @@ def test_the_same_seed_gives_the_same_draws():
     assert all(np.array_equal(a[k], b[k]) for k in a) and a["y"].shape == (5, 4)
 
 
+# ----------------------------------------------------------------- chains: element after element
+def linear_gaussian_cov(B: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """Cov x of x = B x + n, B strictly lower triangular (each x[t] a linear function of earlier ones plus its
+    own noise n[t]), Cov n = ``noise`` (a matrix, or the noise sds): (I − B)⁻¹ Cov n (I − B)⁻ᵀ."""
+    noise = np.diag(noise ** 2) if noise.ndim == 1 else noise
+    M = np.linalg.inv(np.eye(len(noise)) - B)
+    return M @ noise @ M.T
+
+
+def close_cov(x: np.ndarray, cov: np.ndarray) -> None:
+    """Every second moment E[x_i x_j] of zero-mean draws ``(S, T)`` within 5 Monte Carlo errors of ``cov``."""
+    close(x.mean(0), 0.0)
+    close(x[:, :, None] * x[:, None, :], cov)
+
+
+def test_an_ar1_series_of_data_has_its_marginal_variances_and_lag_one_covariances():
+    """x[0] ~ N(0, s0²), x[t] ~ N(a x[t−1], s²) for t in T[1:]: Var x[t] = a² Var x[t−1] + s², Cov(x[t−1], x[t]) =
+    a Var x[t−1] (and every other pair's covariance, from the recursion written as x = B x + noise).  Before
+    the sampler drew a chain element after element, prior sampling refused every chain."""
+    model = loads("""
+dim T
+data x[T]
+x[0] ~ Normal(0, 2.0)
+for t in T[1:]:
+    x[t] ~ Normal(0.8 * x[t-1], 0.5)
+""")
+    d = sample_prior(model, S, seed=2, dims={"T": 6})
+    assert d["x"].shape == (S, 6)
+    var = [4.0]
+    for _ in range(5):
+        var.append(0.64 * var[-1] + 0.25)
+    cov = linear_gaussian_cov(np.diag(np.full(5, 0.8), -1), np.array([2.0] + [0.5] * 5))
+    assert np.allclose(np.diag(cov), var) and np.allclose(np.diag(cov, 1), 0.8 * np.array(var[:-1]))
+    close_cov(d["x"], cov)
+
+
+def test_a_two_lag_chain_draws_its_first_two_elements_by_their_own_statements():
+    """x[0], x[1] by their own statements, x[t] = 0.5 x[t−1] − 0.4 x[t−2] + noise for t in T[2:] (a latent
+    chain, the statements written in no particular order)."""
+    model = loads("""
+dim T
+for t in T[2:]:
+    x[t] ~ Normal(0.5 * x[t-1] - 0.4 * x[t-2], 1.0)
+x[1] ~ Normal(0.9 * x[0], 0.3)
+x[0] ~ Normal(0, 1.5)
+""")
+    d = sample_prior(model, S, seed=3, dims={"T": 5})
+    B = np.diag(np.full(4, 0.5), -1) + np.diag(np.full(3, -0.4), -2)
+    B[1, 0] = 0.9
+    close_cov(d["x"], linear_gaussian_cov(B, np.array([1.5, 0.3, 1.0, 1.0, 1.0])))
+
+
+def test_ppvi_sample_draws_a_linear_dynamical_system_from_its_prior(tmp_path, capsys):
+    """models/sequences/lds.ppvi from the command line: vector states x[t] = F x[t−1] + N(0, Q⁻¹), x[0] ~ N(0, P0⁻¹),
+    seen as y[t] = x[t] + N(0, R⁻¹): every covariance of the stacked states, and of the observations."""
+    from conftest import run_cli
+
+    code, _, err = run_cli(["sample", MODELS / "sequences" / "lds.ppvi", "--draws", S, "--dim", "T=3", "--seed", 6,
+                            "--out", tmp_path / "prior.npz"], capsys)
+    assert code == 0, err
+    with np.load(tmp_path / "prior.npz") as z:
+        x, y = z["x"], z["y"]
+    assert x.shape == y.shape == (S, 3, 2)
+    F = np.array([[0.975, -0.098], [0.098, 0.975]])
+    B = np.zeros((6, 6))
+    B[2:4, 0:2] = B[4:6, 2:4] = F
+    cov = linear_gaussian_cov(B, np.diag([1.0, 1.0] + [1 / 11.1] * 4))
+    close_cov(x.reshape(S, 6), cov)
+    close_cov(y.reshape(S, 6), cov + np.eye(6) / 4.0)
+
+
+HMM_SEQUENCES = """\
+dim S
+dim T
+dim K = 3
+param p0[K] : simplex
+param A[K, K] : simplex
+param mu[K]
+data x[S, T]
+for s in S:
+    z[s, 0] ~ Categorical(p0)
+    for t in T[1:]:
+        z[s, t] ~ Categorical(A[z[s, t-1]])
+    for t in T:
+        x[s, t] ~ Normal(mu[z[s, t]], 0.5)
+"""
+
+
+def test_an_hmms_prior_states_have_the_marginals_pi_a_to_the_t():
+    """Several sequences z[s, t]: q(z[s, t] = k) = (π Aᵗ)_k, the pairs P(z[s, t−1] = j, z[s, t] = k) =
+    (π Aᵗ⁻¹)_j A_jk, the sequences independent, and the observations given the states."""
+    p0, A = np.array([0.7, 0.2, 0.1]), np.array([[0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [0.5, 0.25, 0.25]])
+    mu = np.array([-3.0, 0.0, 3.0])
+    d = sample_prior(loads(HMM_SEQUENCES), S, seed=4, data={"p0": p0, "A": A, "mu": mu}, dims={"S": 2, "T": 4})
+    z = d["z"]
+    assert z.shape == (S, 2, 4) and d["x"].shape == (S, 2, 4)
+    marginal = np.array([p0 @ np.linalg.matrix_power(A, t) for t in range(4)])
+    close(z[..., None] == np.arange(3), np.broadcast_to(marginal, (2, 4, 3)))
+    pairs = marginal[:-1, :, None] * A
+    close((z[:, :, :-1, None, None] == np.arange(3)[:, None]) & (z[:, :, 1:, None, None] == np.arange(3)),
+          np.broadcast_to(pairs, (2, 3, 3, 3)))
+    close((z[:, 0, :, None, None] == np.arange(3)[:, None]) & (z[:, 1, :, None, None] == np.arange(3)),
+          marginal[:, :, None] * marginal[:, None, :])
+    close((d["x"] - mu[z]) ** 2, 0.25)
+
+
+def test_posterior_predictive_replicates_of_a_chain_of_data():
+    """y[t] ~ N(ρ y[t−1], 0.5²) with q(ρ) all but a point at 0.8: the replicates are that AR(1) series.  (Before
+    the fix the sliced loop was drawn at once, before y[0]'s statement: a KeyError on `y`.)"""
+    text = """\
+dim T
+data y[T]
+rho ~ Normal(0, 1)
+y[0] ~ Normal(0, 1)
+for t in T[1:]:
+    y[t] ~ Normal(rho * y[t-1], 0.5)
+"""
+    r = hand_result(text, {"rho": ("Normal", {"mean": 0.8, "sd": 1e-9})}, {"y": np.zeros(4)})
+    d = r.sample_predictive(S, seed=5)
+    assert d["y"].shape == (S, 4)
+    close_cov(d["y"], linear_gaussian_cov(np.diag(np.full(3, 0.8), -1), np.array([1.0, 0.5, 0.5, 0.5])))
+
+
 # ----------------------------------------------------------------- from a fit's q
 BETA_BERNOULLI = (MODELS / "beta_bernoulli.ppvi").read_text()
 
@@ -194,3 +317,22 @@ def test_predictive_check_mistakes():
         predictive_check(r, np.mean, variable="theta")
     with pytest.raises(ppvi.PPVIError, match="draws=0"):
         predictive_check(r, np.mean, draws=0)
+
+
+def test_posterior_predictive_draws_a_joint_chain_jointly():
+    """`ppvi sample --given` on a chain approximated jointly: the chain is drawn from q, its pairs and not its
+    marginals alone (sticky pairs: z[t] = z[t-1] with probability 0.9 under q, 1/3 under the marginals'
+    product), and the data given each draw."""
+    import dataclasses
+
+    from infer.test_chains import FIXED     # noqa: E402  (tests/infer/test_chains.py: an HMM, K = 3)
+
+    data = {"p0": np.full(3, 1 / 3), "A": np.full((3, 3), 1 / 3), "mu": np.array([-5.0, 0.0, 5.0]),
+            "sd": np.ones(3), "x": np.zeros(4)}
+    r = hand_result(FIXED, {"z": ("Categorical", {"p": np.full((4, 3), 1 / 3)})}, data)
+    pairs = np.zeros((4, 3, 3))
+    pairs[1:] = np.where(np.eye(3, dtype=bool), 0.3, 0.1 / 6)
+    r = dataclasses.replace(r, q={"z": dataclasses.replace(r.q["z"], lag_one=pairs)})
+    d = r.sample_predictive(4000, seed=3)
+    close(d["z"][:, 1:] == d["z"][:, :-1], 0.9)
+    close(d["x"] - data["mu"][d["z"]], 0.0)
