@@ -59,7 +59,8 @@ class Unit:
     As a law of the language (simulation, the joint density): ``vector`` is the argument with event axes and
     their number; ``auxiliary`` marks a weight that is integrated out (never drawn, adds 0 to log p);
     ``logit`` a law whose ``p`` may be given as ``sigmoid(ψ)``, passed as ``logit`` ψ; ``trials`` the argument
-    that is a count's total (the data are checked against it).  ``head`` is the output head of an amortised
+    that is a count's total (the data are checked against it); ``exp_link`` a law whose rate may be exp(ψ)
+    (DESIGN §7: derive.newton); ``sparse`` an L1 prior, whose MAP step is a soft threshold (19.16).  ``head`` is the output head of an amortised
     encoder that predicts this q (docs/amortise.md: ``sigmoid``, ``softmax``, ``gaussian``, ``value``), None
     if no encoder does.  ``in_eta`` writes each standard parameter in terms of η, as ``ppvi derive`` prints
     the update (in the order it prints them)."""
@@ -82,6 +83,8 @@ class Unit:
     auxiliary: ClassVar[bool] = False
     logit: ClassVar[bool] = False
     trials: ClassVar[str | None] = None
+    exp_link: ClassVar[bool] = False
+    sparse: ClassVar[bool] = False
     head: ClassVar[str | None] = None
     in_eta: ClassVar[Mapping[str, str]] = {}
 

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from ppvi.infer.warm import Start
 
 
-
 def _shape(shape: list, sizes: dict[str, int]) -> tuple[int, ...]:
     return tuple(sizes[s] if isinstance(s, str) else int(s) for s in shape)
 

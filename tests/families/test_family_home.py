@@ -29,8 +29,6 @@ ALLOWED = {
     "derive/qfamily.py": "not yet moved: index-notation moments and entropy of the vector families",
     "derive/render.py": "not yet moved: the texts of a logistic link's b, an exp link, a MvNormal's missing block",
     "derive/chain.py": "not yet moved: which chains are Gaussian or Categorical",
-    "derive/mstep.py": "not yet moved: a Laplace prior's M-step",
-    "derive/newton.py": "the exp links of DESIGN §7 (the laws whose rate may be exp(ψ))",
     # code generation is another refactor's (issue 16, items 2-3): its finish calls name the runtime finish
     # each unit names (Unit.finish); the chain writer makes the q its block updates
     "codegen/module.py": "being refactored into the kernel IR; its finishes are the units' (Unit.finish)",

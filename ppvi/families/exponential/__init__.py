@@ -13,6 +13,7 @@ __all__ = ["UNIT", "ExponentialUnit"]
 
 class ExponentialUnit(Unit):
     name = "Exponential"
+    exp_link = True
     standard = ("rate",)
     q = False
 

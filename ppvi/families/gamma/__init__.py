@@ -13,6 +13,7 @@ __all__ = ["UNIT", "GammaUnit"]
 
 class GammaUnit(Unit):
     name = "Gamma"
+    exp_link = True
     standard = ("shape", "rate")
     finish = "finish_gamma"
     in_eta = {"shape": "η[log x] + 1", "rate": "−η[x]"}

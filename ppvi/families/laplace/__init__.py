@@ -16,6 +16,7 @@ class LaplaceUnit(Unit):
     standard = ("loc", "scale")
     q = False
     location = "loc"
+    sparse = True
 
     def prior_moments(self, args: Params) -> tuple[np.ndarray, np.ndarray]:
         return np.broadcast_arrays(args["loc"], 2 * args["scale"] ** 2)

@@ -13,6 +13,7 @@ __all__ = ["UNIT", "PoissonUnit"]
 
 class PoissonUnit(Unit):
     name = "Poisson"
+    exp_link = True
     standard = ("rate",)
     q = False
     discrete = True
