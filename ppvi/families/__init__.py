@@ -8,6 +8,7 @@ and parameter check; what the engine and the reports read).  ``registry.UNITS`` 
 The units import no SymPy (the warm path reads them); the SymPy side (``FAMILIES``, ``family``,
 ``recognise`` and the classes) is imported on first use.
 
+>>> from ppvi.families import family
 >>> family("Gamma").expectations({"shape": 2, "rate": 1})["x"]
 2
 >>> family("Dirichlet", dim=3).statistic_keys
@@ -60,9 +61,12 @@ _BASE = {"Density", "Dim", "ExponentialFamily", "IndexedVectorFamily", "MatrixFa
 def __getattr__(name: str) -> Any:
     """The SymPy side, imported on first use (PEP 562)."""
     if name in _SYMBOLIC:
-        return getattr(importlib.import_module(".symbolic", __name__), name)
-    if name in _BASE:
-        return getattr(importlib.import_module(".base", __name__), name)
-    if name in UNITS:
-        return importlib.import_module(".symbolic", __name__).FAMILIES[name].__class__
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(".symbolic", __name__), name)
+    elif name in _BASE:
+        value = getattr(importlib.import_module(".base", __name__), name)
+    elif name in UNITS:
+        value = type(importlib.import_module(".symbolic", __name__).FAMILIES[name])
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value       # (loaded once)
+    return value

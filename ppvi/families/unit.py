@@ -39,54 +39,35 @@ LOG_2PI = math.log(2 * math.pi)
 @dataclass(frozen=True)
 class Unit:
     """One family's host side.  The defaults are those of a family with a scalar value whose standard
-    parameters all have the value's shape; a family overrides what differs.
+    parameters all have the value's shape; a family overrides what differs.  Its SymPy side is the class
+    called ``name`` in the folder's ``symbolic.py`` (imported only by :func:`ppvi.families.family`)."""
 
-    ``name`` is the distribution's name in the language (and the ``family`` of a q in the result files);
-    ``standard`` its standard parameters, in the q result schema's order (its SymPy side is the class
-    called ``name`` in the folder's ``symbolic.py``, imported only by :func:`ppvi.families.family`); ``finish`` the Numba finish in
-    ``ppvi.codegen.runtime`` that maps η of one element to q (None for a family no q takes); ``q`` whether a
-    mean-field factor can take it; ``event`` the number of event axes of its value; ``shape_of`` the
-    parameter whose shape is the value's; ``expectation`` the state array (role and key, as
-    ``ArrayNames.owned`` reads them) that holds E[x]; ``discrete`` whether its values are labels or
-    counts; ``located`` whether its start may be a location (k-means++ centres, a prior draw);
-    ``location`` the argument that is its mean, if one is (where a start seeds a component mean);
-    ``labelled`` whether its values are labels over a dim of categories (the result files name it);
-    ``imputed`` the standard parameters reported for each imputed entry (after its mean, and its sd where
-    the values are not discrete); ``symmetric`` whether its values are symmetric matrices (a precision: the
-    reports show one triangle, and E[x]⁻¹ as a covariance); ``proportions`` whether its values are
-    proportions along the last axis (a long row is shown by its largest entries).
-
-    As a law of the language (simulation, the joint density): ``vector`` is the argument with event axes and
-    their number; ``auxiliary`` marks a weight that is integrated out (never drawn, adds 0 to log p);
-    ``logit`` a law whose ``p`` may be given as ``sigmoid(ψ)``, passed as ``logit`` ψ; ``trials`` the argument
-    that is a count's total (the data are checked against it); ``exp_link`` a law whose rate may be exp(ψ)
-    (DESIGN §7: derive.newton); ``sparse`` an L1 prior, whose MAP step is a soft threshold (19.16).  ``head`` is the output head of an amortised
-    encoder that predicts this q (docs/amortise.md: ``sigmoid``, ``softmax``, ``gaussian``, ``value``), None
-    if no encoder does.  ``in_eta`` writes each standard parameter in terms of η, as ``ppvi derive`` prints
-    the update (in the order it prints them)."""
-
-    name: ClassVar[str]
-    standard: ClassVar[tuple[str, ...]]
-    finish: ClassVar[str | None] = None
-    q: ClassVar[bool] = True
-    event: ClassVar[int] = 0
-    shape_of: ClassVar[str]
-    expectation: ClassVar[tuple[str, ...]] = ("m", "x")
-    discrete: ClassVar[bool] = False
-    located: ClassVar[bool] = False
-    location: ClassVar[str | None] = None
-    labelled: ClassVar[bool] = False
-    imputed: ClassVar[tuple[str, ...]] = ()
-    symmetric: ClassVar[bool] = False
-    proportions: ClassVar[bool] = False
-    vector: ClassVar[tuple[str, int]] = ("", 0)
-    auxiliary: ClassVar[bool] = False
-    logit: ClassVar[bool] = False
-    trials: ClassVar[str | None] = None
-    exp_link: ClassVar[bool] = False
-    sparse: ClassVar[bool] = False
-    head: ClassVar[str | None] = None
-    in_eta: ClassVar[Mapping[str, str]] = {}
+    # what it is
+    name: ClassVar[str]                         # the language's name; the ``family`` of a q in result files
+    standard: ClassVar[tuple[str, ...]]         # standard parameters, in the q result schema's order
+    finish: ClassVar[str | None] = None         # its Numba finish in ppvi.codegen.runtime (η of one element → q)
+    q: ClassVar[bool] = True                    # a mean-field factor may take it
+    event: ClassVar[int] = 0                    # event axes of its value
+    shape_of: ClassVar[str]                     # the parameter whose shape is the value's
+    expectation: ClassVar[tuple[str, ...]] = ("m", "x")   # the state array of E[x] (ArrayNames.owned's role, key)
+    # what the reports and the start read
+    discrete: ClassVar[bool] = False            # values are labels or counts
+    labelled: ClassVar[bool] = False            # values are labels over a dim of categories (components)
+    located: ClassVar[bool] = False             # its start may be a location (k-means++ centres, a prior draw)
+    location: ClassVar[str | None] = None       # the argument that is its mean (a start seeds it)
+    imputed: ClassVar[tuple[str, ...]] = ()     # parameters reported per imputed entry (after mean and sd)
+    symmetric: ClassVar[bool] = False           # symmetric matrices (a precision): one triangle, E[x]⁻¹ shown
+    proportions: ClassVar[bool] = False         # proportions on the last axis: a long row by its top entries
+    # as a law of the language (simulation, the joint density, derive's special cases)
+    vector: ClassVar[tuple[str, int]] = ("", 0)  # the argument with event axes, and their number
+    auxiliary: ClassVar[bool] = False           # a weight integrated out: never drawn, adds 0 to log p
+    logit: ClassVar[bool] = False               # ``p`` may be ``sigmoid(ψ)``, passed as ``logit`` ψ
+    trials: ClassVar[str | None] = None         # the argument that is a count's total (data checked against it)
+    exp_link: ClassVar[bool] = False            # its rate may be exp(ψ) (DESIGN §7: derive.newton)
+    sparse: ClassVar[bool] = False              # an L1 prior: a MAP step is a soft threshold (19.16)
+    # text and heads
+    head: ClassVar[str | None] = None           # an amortised encoder's output head (docs/amortise.md)
+    in_eta: ClassVar[Mapping[str, str]] = {}    # each standard parameter in terms of η, as ``ppvi derive`` prints
 
     # ------------------------------------------------------------ shapes
     def value_shape(self, p: Params) -> tuple[int, ...]:
@@ -172,7 +153,8 @@ class Unit:
 
     def clamp(self, s: State, v: str, values: np.ndarray, missing: np.ndarray) -> None:
         """q(v) at the observed entries (not ``missing``) of data with missing entries ``values``: a point
-        mass at the datum (its entropy 0).  Only the supports ``ppvi.language.check`` allows after ``: missing`` have one."""
+        mass at the datum (its entropy 0).  Only the supports ``ppvi.language.check`` allows after
+        ``: missing`` have one."""
         raise AssertionError(f"no point mass for a {self.name} q")
 
     def outside(self, p: Params) -> str | None:
