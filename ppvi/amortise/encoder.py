@@ -26,8 +26,11 @@ import numpy as np
 from ppvi.amortise.lista import LISTA
 from ppvi.amortise.mlp import MLP, Loss
 from ppvi.codegen.plan import ArrayNames
+from ppvi.families.point import POINT
+from ppvi.families.registry import UNITS, unit_of
 
-FAMILIES = ("Bernoulli", "Categorical", "Normal", "point")
+# the q an encoder predicts: those whose unit names an output head (by name, as the messages list them)
+FAMILIES = (*sorted(name for name, u in UNITS.items() if u.head), POINT.name)
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,16 +106,17 @@ def rows(state: Mapping[str, np.ndarray], inputs: tuple[str, ...], units: int) -
 def width(family: str, shape: tuple[int, ...]) -> int:
     """Outputs per unit: one per element of h_n (per category of a Categorical; two for a Normal)."""
     per = int(np.prod(shape[1:], dtype=np.int64))
-    return 2 * per if family == "Normal" else per
+    return 2 * per if unit_of(family).head == "gaussian" else per
 
 
 def targets(family: str, state: Mapping[str, np.ndarray], latent: str, units: int) -> np.ndarray:
     """What the encoder regresses onto, read off the current (refined) q: probabilities for the
     discrete families (a cross-entropy loss), natural parameters (η₁ = μτ, log τ) for a Normal, the
     value for a point."""
-    if family in ("Bernoulli", "Categorical"):
+    head = unit_of(family).head
+    if head in ("sigmoid", "softmax"):
         return np.asarray(state[ArrayNames.qparam(latent, "p")], dtype=float).reshape(units, -1)
-    if family == "point":
+    if head == "value":
         return np.asarray(state[ArrayNames.variable(latent)], dtype=float).reshape(units, -1)
     mean = np.asarray(state[ArrayNames.qparam(latent, "mean")], dtype=float).reshape(units, -1)
     sd = np.asarray(state[ArrayNames.qparam(latent, "sd")], dtype=float).reshape(units, -1)
@@ -121,11 +125,12 @@ def targets(family: str, state: Mapping[str, np.ndarray], latent: str, units: in
 
 def standard(family: str, out: np.ndarray, shape: tuple[int, ...]) -> dict[str, Any]:
     """Standard parameters of the q the outputs ``out`` [units, width] stand for."""
-    if family == "Bernoulli":
+    head = unit_of(family).head
+    if head == "sigmoid":
         return {"family": family, "p": _sigmoid(out).reshape(shape)}
-    if family == "Categorical":
+    if head == "softmax":
         return {"family": family, "p": _softmax(out.reshape(shape)).reshape(shape)}
-    if family == "point":
+    if head == "value":
         return {"family": family, "value": out.reshape(shape)}
     half = out.shape[1] // 2
     log_tau = np.clip(out[:, half:], -700.0, 700.0)
@@ -136,11 +141,12 @@ def standard(family: str, out: np.ndarray, shape: tuple[int, ...]) -> dict[str, 
 def loss_of(family: str, categories: int) -> Loss:
     """The regression loss of a family, averaged over rows: cross-entropy against the target probabilities
     for logits (∂ = σ(o) − p, softmax(o) − p), half the squared error otherwise (∂ = o − t)."""
-    if family == "Bernoulli":
+    head = unit_of(family).head
+    if head == "sigmoid":
         # −p log σ(o) − (1 − p) log σ(−o) = softplus(o) − p o
         return Loss(lambda o, p: float(np.sum(np.logaddexp(0.0, o) - p * o)) / len(o),
                     lambda o, p: (_sigmoid(o) - p) / len(o))
-    if family == "Categorical":
+    if head == "softmax":
         def logits(o: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             z = o.reshape(len(o), -1, categories)
             return z, z - np.logaddexp.reduce(z, axis=-1, keepdims=True)

@@ -32,6 +32,7 @@ from ppvi.amortise import lista
 from ppvi.amortise.encoder import FAMILIES, Encoder, gaussian_loss, loss_of, rows, targets, width
 from ppvi.amortise.mlp import Adam, initial
 from ppvi.errors import Reporter
+from ppvi.families.registry import unit_of
 from ppvi.infer.program import Program
 from ppvi.language.check import Amortised
 
@@ -118,7 +119,7 @@ def q_shape(program: Program, latent: str, family: str) -> tuple[int, ...]:
 
     v = program.model.variables[latent]
     shape = _shape(list(v.shape), program.sizes)
-    return shape + _shape([v.support_dim], program.sizes) if family == "Categorical" else shape
+    return shape + _shape([v.support_dim], program.sizes) if unit_of(family).labelled else shape
 
 
 def sweep(program: Program, order: list[str], count: int) -> None:
@@ -188,7 +189,7 @@ def _train(program: Program, spec: Amortised, family: str, inputs: tuple[str, ..
     units = shape[0]
     raw = rows(program.state, inputs, units)
     t = targets(family, program.state, spec.latent, units)
-    loss = loss_of(family, shape[-1] if family == "Categorical" else 1)
+    loss = loss_of(family, shape[-1] if unit_of(family).labelled else 1)
     epochs = max(5, min(400, math.ceil(STEPS / math.ceil(units / BATCH))))
     adam = Adam(rate=LISTA_RATE) if spec.method == "lista" else Adam()
     if previous is not None:
@@ -203,7 +204,7 @@ def _train(program: Program, spec: Amortised, family: str, inputs: tuple[str, ..
         first = epochs
     else:
         x_mean, x_scale = raw.mean(axis=0), _spread(raw.std(axis=0))
-        scaled = family in ("Normal", "point")
+        scaled = unit_of(family).head in ("gaussian", "value")      # (regression onto numbers, not logits)
         y_mean = t.mean(axis=0) if scaled else np.zeros(t.shape[1])
         y_scale = _spread(t.std(axis=0)) if scaled else np.ones(t.shape[1])
         hidden, layers = spec.hidden, spec.layers
@@ -245,23 +246,24 @@ def _sleep(program: Program, result, spec: Amortised, family: str, inputs: tuple
     dreams = simulate(setting, copies, rng, given=drawn)
     x = np.concatenate([np.asarray(dreams[v], dtype=float).reshape(copies * units, -1) for v in inputs], axis=1)
     h = np.asarray(dreams[spec.latent]).reshape(copies * units, -1)
-    if family == "Categorical":
+    if unit_of(family).labelled:
         h = (h[..., None] == np.arange(shape[-1])).reshape(copies * units, -1)
     t = h.astype(float)
     x_mean, x_scale = x.mean(axis=0), _spread(x.std(axis=0))
-    if family == "Normal":
+    head = unit_of(family).head
+    if head == "gaussian":
         # outputs (η₁, log τ) = o ⊙ scale + mean: o = 0 is the dreams' own marginal, N(m, s²)
         m, sd = t.mean(axis=0), _spread(t.std(axis=0))
         y_mean, y_scale = np.concatenate([m / sd ** 2, -2 * np.log(sd)]), np.concatenate([1 / sd, np.ones_like(sd)])
         loss = gaussian_loss(y_mean, y_scale)
-    elif family == "point":
+    elif head == "value":
         # (squared error: its optimum is the posterior mean E[h | v], a start from which sweeps find the MAP)
         y_mean, y_scale = t.mean(axis=0), _spread(t.std(axis=0))
         t = (t - y_mean) / y_scale
         loss = loss_of(family, 1)
     else:
         y_mean, y_scale = np.zeros(t.shape[1]), np.ones(t.shape[1])
-        loss = loss_of(family, shape[-1] if family == "Categorical" else 1)
+        loss = loss_of(family, shape[-1] if unit_of(family).labelled else 1)
     net = initial([x.shape[1], *([spec.hidden] * spec.layers), width(family, shape)], rng)
     epochs = max(5, min(400, math.ceil(STEPS / math.ceil(len(x) / BATCH))))
     net, _ = Adam().fit(net, (x - x_mean) / x_scale, t, loss, epochs=epochs, batch=BATCH, rng=rng)

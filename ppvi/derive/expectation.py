@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ppvi.derive.symbols import Gate, Symbols, logdet
-from ppvi.families.polya_gamma import pg_base
+from ppvi.families.polya_gamma.symbolic import pg_base
 
 
 MAX_TERMS = 20_000

@@ -18,8 +18,8 @@ from typing import Callable
 import sympy as sp
 
 from ppvi.derive.symbols import Symbols, logdet, lgamma, lmvgamma, softplus
-from ppvi.families.binomial import log_binomial_coefficient
-from ppvi.families.polya_gamma import pg_base
+from ppvi.families.binomial.symbolic import log_binomial_coefficient
+from ppvi.families.polya_gamma.symbolic import pg_base
 from ppvi.language import ast
 from ppvi.language.check import FLAT, CheckedModel, Extent, Factor
 
@@ -327,7 +327,7 @@ def counting_measure(dist: str, value, args: dict[str, Tensor], syms: Symbols) -
     """log h(x) of a count law whose total n is known: log C(n, x), or log n! − Σ_k log x_k!."""
     n = args["n"].scalar()
     if dist == "Binomial":
-        from ppvi.families.binomial import log_binomial_coefficient
+        from ppvi.families.binomial.symbolic import log_binomial_coefficient
 
         return log_binomial_coefficient(n, value.scalar())
     k = syms.fresh("k", args["p"].shape[0])

@@ -32,6 +32,7 @@ from ppvi.derive.canonical import canonical, is_zero, normal_form
 from ppvi.derive.expectation import collapse
 from ppvi.derive.lower import Gates, Lowering, not_a_double
 from ppvi.derive.symbols import MomentSymbol, Symbols
+from ppvi.families.registry import unit_of_distribution
 from ppvi.language.check import CheckedModel
 
 _SPARE = ("a", "b", "c", "r", "s", "u", "w", "y")
@@ -95,7 +96,7 @@ def point_update(model: CheckedModel, syms: Symbols, expected: dict[int, sp.Expr
     support = v.support
     total = sp.Add(*expected.values())
     prior = model.prior(var) if kind == "point" else None
-    if prior is not None and prior.dist == "Laplace":
+    if prior is not None and unit_of_distribution(prior.dist).sparse:
         smooth = sp.Add(*(e for fid, e in expected.items() if fid != prior.id))
         if _smooth(smooth):
             return _soft_threshold(syms, smooth, var, base, at, prior, partial, low)

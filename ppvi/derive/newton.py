@@ -23,8 +23,8 @@ import numpy as np
 import sympy as sp
 
 from ppvi.derive.canonical import canonical
+from ppvi.families.registry import unit_of_distribution
 
-EXP_LINKS = ("Poisson", "Exponential", "Gamma")    # the laws whose rate may be exp(ψ) (DESIGN §7)
 STATS = ("x", "x2")
 ARMIJO = 1e-4          # sufficient increase: f(trial) ≥ f + ARMIJO·t·∇fᵀd
 MAX_HALVINGS = 40     # t down to 10⁻¹²: a smaller step changes f by less than its rounding
@@ -319,7 +319,7 @@ def is_link(f) -> bool:
     from ppvi.language import ast
 
     rate = dict(f.args).get("rate")
-    return f.dist in EXP_LINKS and isinstance(rate, ast.Call) and rate.func.id == "exp"
+    return unit_of_distribution(f.dist).exp_link and isinstance(rate, ast.Call) and rate.func.id == "exp"
 
 
 

@@ -15,14 +15,12 @@ import sympy as sp
 
 from ppvi.derive.symbols import digamma, lgamma, lmvgamma, logdet
 from ppvi.families import family as family_of
+from ppvi.families.registry import UNITS
 
-# q result schema names (docs/cli.md), in order.
-STANDARD = {
-    "Normal": ("mean", "sd"), "Gamma": ("shape", "rate"), "Beta": ("a", "b"), "Bernoulli": ("p",),
-    "Categorical": ("p",), "Dirichlet": ("alpha",), "MvNormal": ("mean", "cov"), "Wishart": ("df", "scale"),
-    "PolyaGamma": ("b", "c"),
-}
-SCALAR = {"Normal", "Gamma", "Beta", "Bernoulli", "PolyaGamma"}
+# q result schema names (docs/cli.md), in order: the units'.
+STANDARD = {name: u.standard for name, u in UNITS.items() if u.q}
+# the families whose parameters are one number per element (their formulas are the SymPy side's as they are)
+SCALAR = {name for name, u in UNITS.items() if u.q and u.event == 0 and not u.labelled}
 
 
 class invert(sp.Function):

@@ -16,8 +16,9 @@ from sympy.printing.str import StrPrinter
 from ppvi.derive.lower import inverse, sigmoid
 from ppvi.derive.meanfield import Derivation, QFactor, gaussian_block
 from ppvi.errors import shown, source_lines
+from ppvi.families.registry import unit_of
 from ppvi.language import ast
-from ppvi.derive.qfamily import STANDARD, ParamBase, invert
+from ppvi.derive.qfamily import ParamBase, invert
 from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol, lgamma, lmvgamma, logdet, softplus
 
 ETA_NAMES = {"x": "x", "x2": "x²", "logx": "log x", "log1mx": "log(1−x)", "logp": "log π", "onehot": "[z=k]",
@@ -312,18 +313,8 @@ def _plates(q: QFactor) -> str:
 
 
 def _standard_in_eta(q: QFactor) -> dict[str, str]:
-    """Standard parameters written in terms of η (what one writes on a whiteboard)."""
-    return {
-        "Normal": {"mean": "η[x] / (−2 η[x²])", "sd": "1/√(−2 η[x²])"},
-        "Gamma": {"shape": "η[log x] + 1", "rate": "−η[x]"},
-        "Beta": {"a": "η[log x] + 1", "b": "η[log(1−x)] + 1"},
-        "Bernoulli": {"p": "σ(η[x])"},
-        "Categorical": {"p": f"exp η[[z=k]] / Σ_k exp η[[z=k]]   (normalised in log space)"},
-        "Dirichlet": {"alpha": "η[log π] + 1"},
-        "MvNormal": {"cov": "(−2 η[x xᵀ])⁻¹", "mean": "cov · η[x]"},
-        "Wishart": {"df": "2 η[log|X|] + D + 1", "scale": "(−2 η[X])⁻¹"},
-        "PolyaGamma": {"b": "η[log h_b(x)/b]", "c": "√(−2 η[x])"},
-    }[q.family]
+    """Standard parameters written in terms of η (what one writes on a whiteboard): the unit's."""
+    return dict(unit_of(q.family).in_eta)
 
 
 _POINT_TEXT = {

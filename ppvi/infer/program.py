@@ -17,18 +17,15 @@ import numpy as np
 
 from ppvi.codegen.plan import ArrayNames, KernelSpec, LatentPlan, Plan, PointPlan
 from ppvi.errors import Diagnostic, PPVIError, Reporter
+from ppvi.families.registry import unit_of
 from ppvi.infer.start import (NotEvaluable, Seed, Structure, analyse, prior_arguments, prior_draw, prior_moments,
                               seeded)
 from ppvi.io.data import Bound
-from ppvi.io.posterior import STANDARD
 from ppvi.language import consts
 from ppvi.language.check import CheckedModel
 
 if TYPE_CHECKING:
     from ppvi.infer.warm import Start
-
-EULER = 0.5772156649015329
-LOG_2PI = math.log(2 * math.pi)
 
 
 def _shape(shape: list, sizes: dict[str, int]) -> tuple[int, ...]:
@@ -147,7 +144,7 @@ class Program:
             self.state[ArrayNames.variable(var)] = np.zeros(_shape(list(v.shape), self.sizes) or (1,))
         for var in canonical.sort(self.plan.latents):
             # parents first: a prior that reads another latent reads its start
-            if self.plan.latents[var].family in ("Normal", "MvNormal"):
+            if unit_of(self.plan.latents[var].family).located:
                 informed = self._start_continuous(var, rng) or informed
         for k in [k for k in self.state if ArrayNames.is_natural(k)]:
             del self.state[k]      # stored η belong to the previous start
@@ -178,47 +175,7 @@ class Program:
         """q of the observed entries of data with missing entries: a point mass at the datum (⟨x⟩ = x,
         ⟨x²⟩ = x², a one-hot row, H = 0).  The kernels never finish those entries again."""
         for var, (values, missing) in self.clamped.items():
-            seen = ~missing
-            x = values[seen]
-            fam = self.plan.latents[var].family
-            if fam == "Normal":
-                self.state[ArrayNames.qparam(var, "mean")][seen] = x
-                self.state[ArrayNames.qparam(var, "sd")][seen] = 0.0
-                self.state[ArrayNames.moment(var, "x2")][seen] = x * x
-            elif fam == "Bernoulli":
-                self.state[ArrayNames.qparam(var, "p")][seen] = x
-            elif fam == "Categorical":
-                p = self.state[ArrayNames.qparam(var, "p")]
-                p[seen] = 0.0
-                p[seen, x.astype(np.int64)] = 1.0
-            elif fam == "MvNormal":
-                # entry by entry: the observed coordinates of a row are its mean there; a complete row is a point
-                # mass, a row with missing entries keeps its block until the first update
-                # (runtime.finish_mvnormal_missing) and is made consistent here.  Rows in one axis (a row over no
-                # plate too); the arrays are the state's, as views
-                d = missing.shape[-1]
-                mean = self.state[ArrayNames.qparam(var, "mean")].reshape(-1, d)
-                cov = self.state[ArrayNames.qparam(var, "cov")].reshape(-1, d, d)
-                gone = missing.reshape(-1, d)
-                mean[~gone] = values.reshape(-1, d)[~gone]
-                cov[~gone[:, :, None] | ~gone[:, None, :]] = 0.0
-                self.state[ArrayNames.moment(var, "xxT")].reshape(-1, d, d)[...] = cov + mean[:, :, None] * mean[:, None, :]
-                h = self.state[ArrayNames.entropy(var)].reshape(-1)
-                for n, m in enumerate(gone):
-                    block = cov[n][np.ix_(m, m)]
-                    h[n] = 0.5 * (m.sum() * (1 + np.log(2 * np.pi)) + np.linalg.slogdet(block)[1]) if m.any() else 0.0
-                continue
-            elif fam in ("Gamma", "Beta"):
-                # the moments are the datum's; the reported parameters a point mass to rounding (_point_mass)
-                for param, value in _point_mass(fam, x).items():
-                    self.state[ArrayNames.qparam(var, param)][seen] = value
-                self.state[ArrayNames.moment(var, "x")][seen] = x
-                self.state[ArrayNames.moment(var, "logx")][seen] = np.log(x)
-                if fam == "Beta":
-                    self.state[ArrayNames.moment(var, "log1mx")][seen] = np.log1p(-x)
-            else:       # (ppvi.language.check refuses every other support of `: missing`)
-                raise AssertionError(f"no point mass for a {fam} q")
-            self.state[ArrayNames.entropy(var)][seen] = 0.0
+            unit_of(self.plan.latents[var].family).clamp(self.state, var, values, missing)
         self.stale = self.stale or bool(self.clamped)
 
     def _value(self, name: str) -> np.ndarray:
@@ -229,12 +186,10 @@ class Program:
         info = self.plan.latents.get(name)
         if info is None:
             key = ArrayNames.variable(name)
-        elif info.family == "Categorical":
-            raise NotEvaluable(name)
+        elif not unit_of(info.family).expectation:
+            raise NotEvaluable(name)       # (labels: no mean)
         else:
-            key = {"Normal": ArrayNames.qparam(name, "mean"), "MvNormal": ArrayNames.qparam(name, "mean"),
-                   "Bernoulli": ArrayNames.qparam(name, "p"),
-                   "Wishart": ArrayNames.moment(name, "X")}.get(info.family, ArrayNames.moment(name, "x"))
+            key = ArrayNames.owned(name, *unit_of(info.family).expectation)
         if key not in self.state:
             raise NotEvaluable(name)       # (a param not started yet)
         return self.state[key].reshape(shape)
@@ -277,7 +232,8 @@ class Program:
         """A Normal or MvNormal latent: k-means++ centres if it is a component mean (then True: the start is
         informed by the data), else a draw from its prior if it is local or multiplied by another latent;
         else the broad default stays."""
-        mv = self.plan.latents[var].family == "MvNormal"
+        unit = unit_of(self.plan.latents[var].family)
+        mv = unit.event > 0
         shape = self.state[ArrayNames.qparam(var, "mean")].shape
         d2 = self._data_variance(var)
         seed = self.structure.seeds.get(var)
@@ -289,10 +245,10 @@ class Program:
             if self.rows_of is not None and seed.data in self.rows_of.names and seed.row_axis == 0:
                 rows = self.rows_of.count
             spread = (d2 or 1.0) * units / rows
-            _set_normal(self.state, var, centres.reshape(shape), _isotropic(spread, shape, mv), mv)
+            unit.located_at(self.state, var, centres.reshape(shape), unit.spread(spread, shape))
             return True
         if self.plan.latents[var].scope == "local" or any(var in pair for pair in self.structure.products):
-            _set_normal(self.state, var, *prior_draw(self._prior(var), shape, mv, d2, rng), mv)
+            unit.located_at(self.state, var, *prior_draw(self._prior(var), shape, mv, d2, rng))
         return False
 
     # ---------------------------------------------------------------- steps
@@ -388,13 +344,12 @@ class Program:
 
     def _natural_from_q(self, var: str) -> None:
         """η of the current q(var), stored as e_<var>__<stat> (the damped schedule moves from it)."""
-        fam = self.plan.latents[var].family
+        unit = unit_of(self.plan.latents[var].family)
         # by (var, parameter) -> array, as ppvi.codegen.emit.Names.qparam names it: never by cutting a
         # name at `__`, which a user's name may hold (`_a`, `x__x`)
-        q = {p: self.state[ArrayNames.qparam(var, p)] for p in STANDARD[fam]}
+        q = {p: self.state[ArrayNames.qparam(var, p)] for p in unit.standard}
         with np.errstate(divide="ignore", invalid="ignore"):    # (a point mass at an observed entry: η is ±∞)
-            natural = _natural_missing_rows(q, self.clamped[var][1]) if fam == "MvNormal" and var in self.clamped \
-                else _natural(fam, q)
+            natural = unit.natural_missing(q, self.clamped[var][1]) if var in self.clamped else unit.natural(q)
         for stat, value in natural.items():
             value = np.ascontiguousarray(value, dtype=float)
             if var in self.clamped:
@@ -514,15 +469,6 @@ def group_index(by: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ------------------------------------------------------------ initial values
-def _digamma_half(x: float) -> float:
-    """ψ at a positive multiple of ½, exactly: ψ(n) = −γ + Σ_{k<n} 1/k, ψ(n + ½) = −γ − 2 log 2 + Σ_{k≤n} 2/(2k − 1).
-    (The initial q only needs these; importing SciPy for them would cost more than a warm run.)"""
-    n = int(x)
-    if x == n:
-        return -EULER + sum(1.0 / k for k in range(1, n))
-    return -EULER - 2 * math.log(2) + sum(2.0 / (2 * k - 1) for k in range(1, n + 1))
-
-
 def latent_start(info: LatentPlan, var: str, sizes: dict[str, int], rng: np.random.Generator) -> dict:
     """The arrays of var's q at its start for ``sizes`` (broad, or drawn from ``rng``; aliases included)."""
     state: dict[str, np.ndarray] = {}
@@ -530,170 +476,8 @@ def latent_start(info: LatentPlan, var: str, sizes: dict[str, int], rng: np.rand
         state[name] = np.zeros(_shape(shape, sizes))
     for alias, target in info.aliases.items():
         state[alias] = state[target]
-    _INIT[info.family](state, var, rng, info)
-    if info.chain is not None:
-        _init_pairs(state, var, info)
+    unit_of(info.family).init(state, var, rng, info)
     return state
-
-
-def _set(state, name, value):
-    state[name][...] = value
-
-
-def _init_normal(s, v, rng, info):
-    _set(s, ArrayNames.qparam(v, "mean"), 0.0)
-    _set(s, ArrayNames.qparam(v, "sd"), 1.0)
-    _set(s, ArrayNames.moment(v, "x2"), 1.0)
-
-
-def _isotropic(variance: float, shape: tuple[int, ...], mv: bool) -> np.ndarray:
-    return np.broadcast_to(variance * np.eye(shape[-1]), shape + shape[-1:]) if mv else np.full(shape, variance)
-
-
-def _set_normal(s, v, mean, spread, mv: bool) -> None:
-    """q(v) = N(mean, spread) (spread: variances, or covariances for an MvNormal), moments and entropy too."""
-    s[ArrayNames.qparam(v, "mean")][...] = mean
-    if mv:
-        s[ArrayNames.qparam(v, "cov")][...] = spread
-        s[ArrayNames.moment(v, "xxT")][...] = spread + mean[..., :, None] * mean[..., None, :]
-        h = s[ArrayNames.entropy(v)]
-        h[...] = (0.5 * mean.shape[-1] * (1 + LOG_2PI) + 0.5 * np.linalg.slogdet(spread)[1]).reshape(h.shape)
-    else:
-        s[ArrayNames.qparam(v, "sd")][...] = np.sqrt(spread)
-        s[ArrayNames.moment(v, "x2")][...] = mean * mean + spread
-        s[ArrayNames.entropy(v)][...] = 0.5 * (1 + LOG_2PI + np.log(spread))
-
-
-def _init_gamma(s, v, rng, info):
-    for n, val in ((ArrayNames.qparam(v, "shape"), 1.0), (ArrayNames.qparam(v, "rate"), 1.0),
-                   (ArrayNames.moment(v, "x"), 1.0), (ArrayNames.moment(v, "logx"), -EULER)):
-        _set(s, n, val)
-
-
-def _init_beta(s, v, rng, info):
-    for n, val in ((ArrayNames.qparam(v, "a"), 1.0), (ArrayNames.qparam(v, "b"), 1.0),
-                   (ArrayNames.moment(v, "x"), 0.5),
-                   (ArrayNames.moment(v, "logx"), -1.0), (ArrayNames.moment(v, "log1mx"), -1.0)):
-        _set(s, n, val)
-
-
-def _init_bernoulli(s, v, rng, info):
-    p = s[ArrayNames.qparam(v, "p")]
-    if info.scope == "local":
-        rng.random(out=p)            # uniform on (0.05, 0.95), drawn in place: no temporary as big as q
-        p *= 0.9
-        p += 0.05
-    else:
-        p[...] = 0.5
-
-
-def _init_categorical(s, v, rng, info):
-    """Locals: each row uniform on the simplex (normalised exponentials, Dirichlet(1, …, 1)), drawn in place."""
-    p = s[ArrayNames.qparam(v, "p")]
-    if p.ndim > 1:
-        rng.standard_exponential(out=p)
-        p /= p.sum(axis=-1, keepdims=True)
-    else:
-        p[...] = 1 / p.shape[-1]
-
-
-def _init_pairs(s, v, info):
-    """A chain's ξₜ = rₜ₋₁ rₜᵀ for t ≥ start (the product of its random marginals; the rows of A count them
-    before the chain's first update).  A Gaussian chain's Cov(xₜ₋₁, xₜ) stays 0, as its state starts: its
-    q starts as a product."""
-    if info.family != "Categorical":
-        return
-    r, xi, start = s[ArrayNames.qparam(v, "p")], s[info.chain.pair], info.chain.start
-    xi[...] = 0.0
-    xi[..., start:, :, :] = r[..., start - 1:-1, :, None] * r[..., start:, None, :]
-
-
-def _init_dirichlet(s, v, rng, info):
-    k = s[ArrayNames.qparam(v, "alpha")].shape[-1]
-    _set(s, ArrayNames.qparam(v, "alpha"), 1.0)
-    _set(s, ArrayNames.moment(v, "logp"), _digamma_half(1.0) - _digamma_half(float(k)))
-    _set(s, ArrayNames.moment(v, "x"), 1.0 / k)
-
-
-def _init_mvnormal(s, v, rng, info):
-    d = s[ArrayNames.qparam(v, "mean")].shape[-1]
-    _set(s, ArrayNames.qparam(v, "mean"), 0.0)
-    _set(s, ArrayNames.qparam(v, "cov"), np.eye(d))
-    _set(s, ArrayNames.moment(v, "xxT"), np.eye(d))
-
-
-def _init_wishart(s, v, rng, info):
-    d = s[ArrayNames.qparam(v, "scale")].shape[-1]
-    df = d + 1.0
-    _set(s, ArrayNames.qparam(v, "df"), df)
-    _set(s, ArrayNames.qparam(v, "scale"), np.eye(d) / df)
-    _set(s, ArrayNames.moment(v, "X"), np.eye(d))
-    elogdet = sum(_digamma_half((df + 1 - i) / 2) for i in range(1, d + 1)) + d * math.log(2) - d * math.log(df)
-    _set(s, ArrayNames.moment(v, "logdet"), elogdet)
-
-
-def _init_polya_gamma(s, v, rng, info):
-    """PG(1, 0): E[ω] = 1/4, the weight of a Bernoulli at ψ = 0 (the first sweep sets b from the model)."""
-    for n, val in ((ArrayNames.qparam(v, "b"), 1.0), (ArrayNames.qparam(v, "c"), 0.0),
-                   (ArrayNames.moment(v, "x"), 0.25), (ArrayNames.moment(v, "base"), 0.0), (ArrayNames.entropy(v), 0.0)):
-        _set(s, n, val)
-
-
-_INIT = {"Normal": _init_normal, "Gamma": _init_gamma, "Beta": _init_beta, "Bernoulli": _init_bernoulli,
-         "Categorical": _init_categorical, "Dirichlet": _init_dirichlet, "MvNormal": _init_mvnormal,
-         "Wishart": _init_wishart, "PolyaGamma": _init_polya_gamma}
-
-
-def _natural(fam: str, q: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Natural parameters from standard ones (PRML appendix B), keyed as in ppvi.families."""
-    if fam == "Normal":
-        tau = q["sd"] ** -2.0
-        return {"x": q["mean"] * tau, "x2": -tau / 2}
-    if fam == "Gamma":
-        return {"x": -q["rate"], "logx": q["shape"] - 1}
-    if fam == "Beta":
-        return {"logx": q["a"] - 1, "log1mx": q["b"] - 1}
-    if fam == "Bernoulli":
-        p = np.clip(q["p"], 1e-300, 1 - 1e-16)
-        return {"x": np.log(p) - np.log1p(-p)}
-    if fam == "Categorical":
-        return {"onehot": np.log(np.maximum(q["p"], 1e-300))}
-    if fam == "Dirichlet":
-        return {"logp": q["alpha"] - 1}
-    if fam == "PolyaGamma":
-        return {"x": -q["c"] ** 2 / 2, "base": q["b"]}
-    if fam == "MvNormal":
-        prec = np.linalg.inv(q["cov"])
-        return {"x": np.einsum("...de,...e->...d", prec, q["mean"]), "xxT": -prec / 2}
-    d = q["scale"].shape[-1]
-    return {"logdet": (q["df"] - d - 1) / 2, "X": -np.linalg.inv(q["scale"]) / 2}
-
-
-def _natural_missing_rows(q: dict[str, np.ndarray], missing: np.ndarray) -> dict[str, np.ndarray]:
-    """η of MvNormal rows with missing entries that runtime.finish_mvnormal_missing maps back to q: the missing
-    block's precision P and P μ_m, 0 elsewhere (a row's covariance is singular where it is observed)."""
-    d = missing.shape[-1]
-    x, xx = np.zeros_like(q["mean"]), np.zeros_like(q["cov"])
-    rows_x, rows_xx, cov, mean = x.reshape(-1, d), xx.reshape(-1, d, d), q["cov"].reshape(-1, d, d), \
-        q["mean"].reshape(-1, d)
-    for n, m in enumerate(missing.reshape(-1, d)):
-        if m.any():
-            prec = np.linalg.inv(cov[n][np.ix_(m, m)])
-            rows_x[n, m] = prec @ mean[n, m]
-            rows_xx[n][np.ix_(m, m)] = -prec / 2
-    return {"x": x, "xxT": xx}
-
-
-def _point_mass(fam: str, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Standard parameters of a Gamma or Beta q that is a point mass at the datum x, to rounding: the limit
-    is infinite parameters, whose mean is nan, so they are finite and large with the mean x.  Gamma: shape
-    x·2ᵉ, rate 2ᵉ (powers of two: shape/rate = x exactly), e chosen for a shape near 2⁶⁰⁰ and a finite
-    rate: sd/mean = shape^−½, about 2⁻³⁰⁰ (below 1e−127 e stops at 2¹⁰²³, and sd rounds to 0 anyway).
-    Beta: a = x·2⁶⁰⁰, b = (1 − x)·2⁶⁰⁰, sd about 2⁻³⁰⁰."""
-    if fam == "Gamma":
-        e = np.clip(600 - np.frexp(x)[1], -1000, 1023)
-        return {"shape": np.ldexp(x, e), "rate": np.ldexp(1.0, e)}
-    return {"a": np.ldexp(x, 600), "b": np.ldexp(1.0 - x, 600)}
 
 
 def _param_default(v, shape, rng) -> np.ndarray:

@@ -35,13 +35,14 @@ import numpy as np
 
 from ppvi.codegen.plan import ArrayNames
 from ppvi.errors import Diagnostic
+from ppvi.families.registry import unit_of_distribution
+from ppvi.families.unit import Unit
 from ppvi.graph.order import Order, order
 from ppvi.language import ast
 from ppvi.language.check import CheckedModel, walk
 from ppvi.simulate import values
 from ppvi.simulate.values import NotEvaluable
 
-LOCATION = {"Normal": "mean", "MvNormal": "mean", "Laplace": "loc"}     # the argument that is the mean
 
 
 # ------------------------------------------------------------------------------------ structure
@@ -122,7 +123,7 @@ def analyse(model: CheckedModel, values: Mapping[str, np.ndarray] | None = None)
     support = {v.name: v.support for v in model.variables.values()}
     prior = {f.target: f.dist for f in model.factors if not f.observed and not f.energy}
     local = frozenset(n.name for n in graph.latents() if n.scope == "local")
-    categorical = {v for v in local if prior.get(v) == "Categorical"}
+    categorical = {v for v in local if _unit(prior.get(v)).labelled}
     seeds: dict[str, Seed] = {}
     products: list[tuple[str, str]] = []
     data_of: dict[str, list[str]] = {}
@@ -148,11 +149,11 @@ def analyse(model: CheckedModel, values: Mapping[str, np.ndarray] | None = None)
                             pair = (a, b) if kind[b] == "latent" else (b, a)
                             if pair not in products:
                                 products.append(pair)
-                if name == LOCATION.get(f.dist) and n is not None:
+                if name == _unit(f.dist).location and n is not None:
                     seed = _atoms(node, f, n, kind, support, local)
                     if seed is not None and seed.var not in seeds:
                         seeds[seed.var] = seed
-            if name == LOCATION.get(f.dist) and n is not None:
+            if name == _unit(f.dist).location and n is not None:
                 for term in _added(arg):
                     seed = _centres(term, f, n, kind, support, categorical, prior)
                     if seed is not None and seed.var not in seeds:
@@ -201,7 +202,7 @@ def _centres(arg: ast.Expr, f, n: str, kind: dict, support: dict, categorical: s
         return None
     L = arg.base.id
     if not ((kind.get(L) == "param" and support[L] == "real") or
-            (kind.get(L) == "latent" and prior.get(L) in ("Normal", "MvNormal"))):
+            (kind.get(L) == "latent" and _unit(prior.get(L)).located)):
         return None
     rows = _row_axes(f, n)
     axes: list[str | int] = []
@@ -301,22 +302,14 @@ def prior_arguments(model: CheckedModel, var: str, sizes: Mapping[str, int],
 
 def prior_moments(dist: str, args: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """(E[x], Var[x]) of the prior, entrywise (for MvNormal the covariance matrices)."""
-    if dist == "Normal":
-        if "sd" in args:
-            v = args["sd"] ** 2
-        elif "precision" in args:
-            v = 1 / args["precision"]
-        else:
-            v = args["variance"]
-        return np.broadcast_arrays(args["mean"], v)
-    if dist == "MvNormal":
-        cov = args["cov"] if "cov" in args else np.linalg.inv(args["precision"])
-        return np.broadcast_to(args["mean"], cov.shape[:-1]), cov
-    if dist == "Bernoulli":
-        return args["p"], args["p"] * (1 - args["p"])
-    if dist == "Laplace":
-        return np.broadcast_arrays(args["loc"], 2 * args["scale"] ** 2)
-    raise NotEvaluable(dist)
+    moments = _unit(dist).prior_moments(args)
+    if moments is None:
+        raise NotEvaluable(dist)
+    return moments
+
+
+def _unit(dist: str | None) -> Unit:
+    return unit_of_distribution(dist)
 
 
 def prior_draw(prior: tuple[np.ndarray, np.ndarray] | None, shape: tuple[int, ...], mv: bool,

@@ -21,8 +21,8 @@ from ppvi.codegen.plan import ArrayNames
 from ppvi.codegen.runtime import (finish_bernoulli, finish_beta, finish_categorical, finish_dirichlet, finish_gamma,
                                   finish_mvnormal, finish_normal, finish_polya_gamma, finish_wishart)
 from ppvi.errors import Diagnostic, PPVIError, did_you_mean
-from ppvi.infer.program import Program, _natural
-from ppvi.io.posterior import STANDARD
+from ppvi.families.registry import unit_of
+from ppvi.infer.program import Program
 from ppvi.io.results import read
 
 
@@ -89,16 +89,17 @@ def apply(program: Program, start: Start) -> set[str]:
             target = program.state[ArrayNames.variable(name)]
             target[...] = array(f"q({name}) `value`", entry.get("value"), target.shape)
             continue
+        unit = unit_of(family)
         standard = {}
-        for p in STANDARD[family]:
+        for p in unit.standard:
             if p not in entry:
                 raise fail(f"q({name}) in the start has no `{p}`",
-                           f"a {family} q is given by {', '.join(STANDARD[family])}")
+                           f"a {family} q is given by {', '.join(unit.standard)}")
             standard[p] = array(f"q({name}) `{p}`", entry[p], program.state[ArrayNames.qparam(name, p)].shape)
-        problem = _outside(family, standard)
+        problem = unit.outside(standard)
         if problem:
             raise fail(f"q({name}) in the start is not a valid {family}: {problem}")
-        _FINISH[family](program.state, name, _natural(family, standard))
+        _FINISH[unit.finish](program.state, name, unit.natural(standard))
         if not all(np.all(np.isfinite(program.state[k])) for k in plan.latents[name].state):
             raise fail(f"q({name}) in the start is not a valid {family}: its moments are not finite")
     params = {v.name: v for v in model.of_kind("param")}
@@ -118,29 +119,6 @@ def apply(program: Program, start: Start) -> set[str]:
 
 def _show(shape: tuple[int, ...]) -> str:
     return "a scalar" if shape in ((), (1,)) else str(tuple(shape))
-
-
-def _outside(family: str, p: dict[str, np.ndarray]) -> str | None:
-    """Why standard parameters lie outside the family's domain, or None."""
-    for name in ("sd", "shape", "rate", "a", "b", "alpha"):
-        if name in p and not np.all(p[name] > 0):
-            return f"`{name}` must be > 0"
-    if family == "Bernoulli" and not np.all((p["p"] >= 0) & (p["p"] <= 1)):
-        return "`p` must lie in [0, 1]"
-    if family == "Categorical" and not (np.all(p["p"] >= 0) and np.allclose(p["p"].sum(-1), 1, atol=1e-6)):
-        return "each row of `p` must be ≥ 0 and sum to 1"
-    for name in ("cov", "scale"):
-        if name in p:
-            m = p[name]
-            if not np.allclose(m, np.swapaxes(m, -1, -2), rtol=1e-9, atol=1e-12):
-                return f"`{name}` must be symmetric"
-            try:
-                np.linalg.cholesky(m)
-            except np.linalg.LinAlgError:
-                return f"`{name}` must be positive definite"
-    if family == "Wishart" and not np.all(p["df"] > p["scale"].shape[-1] - 1):
-        return "`df` must exceed D − 1"
-    return None
 
 
 def _unsupported(support: str, a: np.ndarray) -> str | None:
@@ -252,14 +230,15 @@ def _finish_wishart(s, v, eta):
              _flat(s[ArrayNames.entropy(v)]))
 
 
-_FINISH = {
-    "Normal": _finish_scalar(_normal, ("x", "x2"), (("q", "mean"), ("q", "sd"), ("m", "x2"), ("h",))),
-    "Gamma": _finish_scalar(_gamma, ("x", "logx"), (("q", "shape"), ("q", "rate"), ("m", "x"), ("m", "logx"), ("h",))),
-    "Beta": _finish_scalar(_beta, ("logx", "log1mx"),
-                           (("q", "a"), ("q", "b"), ("m", "x"), ("m", "logx"), ("m", "log1mx"), ("h",))),
-    "Bernoulli": _finish_scalar(_bernoulli, ("x",), (("q", "p"), ("h",))),
-    "Categorical": _finish_categorical, "Dirichlet": _finish_dirichlet, "MvNormal": _finish_mvnormal,
-    "Wishart": _finish_wishart,
-    "PolyaGamma": _finish_scalar(_polya_gamma, ("x", "base"),
-                                 (("q", "b"), ("q", "c"), ("m", "x"), ("m", "base"), ("h",))),
+_FINISH = {     # by the runtime finish the family's unit names (ppvi.families.unit.Unit.finish)
+    "finish_normal": _finish_scalar(_normal, ("x", "x2"), (("q", "mean"), ("q", "sd"), ("m", "x2"), ("h",))),
+    "finish_gamma": _finish_scalar(_gamma, ("x", "logx"),
+                                   (("q", "shape"), ("q", "rate"), ("m", "x"), ("m", "logx"), ("h",))),
+    "finish_beta": _finish_scalar(_beta, ("logx", "log1mx"),
+                                  (("q", "a"), ("q", "b"), ("m", "x"), ("m", "logx"), ("m", "log1mx"), ("h",))),
+    "finish_bernoulli": _finish_scalar(_bernoulli, ("x",), (("q", "p"), ("h",))),
+    "finish_categorical": _finish_categorical, "finish_dirichlet": _finish_dirichlet,
+    "finish_mvnormal": _finish_mvnormal, "finish_wishart": _finish_wishart,
+    "finish_polya_gamma": _finish_scalar(_polya_gamma, ("x", "base"),
+                                         (("q", "b"), ("q", "c"), ("m", "x"), ("m", "base"), ("h",))),
 }

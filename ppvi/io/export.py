@@ -147,14 +147,11 @@ def _observed(r: Result, data: object) -> tuple[Mapping[str, np.ndarray] | None,
 
 def _parameter_axes(family: str, param: str, axes: tuple[str, ...], categories: str | None) -> tuple[str, ...]:
     """Axes of a standard parameter: the value's, but a Categorical's p adds its categories, a MvNormal's cov a
-    second event axis, and a Wishart's df has only the plates."""
-    if family == "Categorical":
-        return (*axes, categories or "category")
-    if family == "MvNormal" and param == "cov":
-        return (*axes, axes[-1])
-    if family == "Wishart" and param == "df":
-        return axes[:-2]
-    return axes
+    second event axis, and a Wishart's df has only the plates.  These are its shape's axes, so the unit's
+    ``param_shapes`` (which only slices and joins the value's tuple) gives them from the value's axes."""
+    from ppvi.families.registry import unit_of
+
+    return unit_of(family).param_shapes(axes, categories or "category")[param]
 
 
 def to_arviz(r: Result, draws: int = 1000, seed: int | None = 0, var_names=None, data: object = None):

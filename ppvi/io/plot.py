@@ -25,6 +25,7 @@ import warnings
 import numpy as np
 
 from ppvi.errors import Diagnostic, PPVIError, PPVIWarning
+from ppvi.families.registry import unit_of
 from ppvi.io.draws import chosen
 from ppvi.io.summary import ROWS, empty_components
 from ppvi.result import Q, Result
@@ -43,30 +44,13 @@ def pyplot():
 def marginal(q: Q, index: tuple[int, ...]):
     """q's marginal of the entry at ``index`` as a frozen scipy.stats law (None where there is none: a
     Wishart's off-diagonal entries, labels, points)."""
-    from scipy import stats
-
-    p = {k: np.asarray(v) for k, v in q.params.items()}
-    if q.family == "Normal":
-        return stats.norm(p["mean"][index], p["sd"][index])
-    if q.family == "MvNormal":
-        return stats.norm(p["mean"][index], math.sqrt(p["cov"][index + index[-1:]]))
-    if q.family == "Gamma":
-        return stats.gamma(p["shape"][index], scale=1 / p["rate"][index])
-    if q.family == "Beta":
-        return stats.beta(p["a"][index], p["b"][index])
-    if q.family == "Dirichlet":
-        a = p["alpha"][index]
-        return stats.beta(a, p["alpha"][index[:-1]].sum() - a)
-    if q.family == "Wishart" and index[-1] == index[-2]:
-        return stats.gamma(p["df"][index[:-2]] / 2, scale=2 * p["scale"][index])
-    if q.family == "Bernoulli":
-        return stats.bernoulli(p["p"][index])
-    return None
+    return unit_of(q.family).marginal({k: np.asarray(v) for k, v in q.params.items()}, index)
 
 
 def _default_variables(r: Result) -> list[str]:
-    local = {a for q in r.q.values() if q.family == "Categorical" for a in q.axes[:1]}
-    names = [n for n, q in r.q.items() if q.family != "Categorical" and not (q.axes and q.axes[0] in local)]
+    labels = {n for n, q in r.q.items() if unit_of(q.family).labelled}
+    local = {a for n in labels for a in r.q[n].axes[:1]}
+    names = [n for n, q in r.q.items() if n not in labels and not (q.axes and q.axes[0] in local)]
     return names[:MARGINALS]
 
 
@@ -75,7 +59,7 @@ def _mixture(r: Result, data: dict | None):
     if not data:
         return None
     for name, q in r.q.items():
-        if q.family != "Categorical" or len(q.axes) != 1:
+        if not unit_of(q.family).labelled or len(q.axes) != 1:
             continue
         for x in data.values():
             x = np.asarray(x, dtype=float)
@@ -91,10 +75,11 @@ def _components(r: Result, z: str, x: np.ndarray, resp: np.ndarray) -> list[tupl
     gone = empty_components(r).get(k_dim, set())
     means = covs = None
     for q in r.q.values():
-        if q.axes[:1] == (k_dim,) and q.family == "MvNormal" and q.shape[1:] == (2,):
-            means = np.asarray(q.params["mean"])
-        if q.axes[:1] == (k_dim,) and q.family == "Wishart" and q.shape[1:] == (2, 2):
-            covs = np.linalg.inv(np.asarray(q.params["df"])[:, None, None] * np.asarray(q.params["scale"]))
+        unit = unit_of(q.family)
+        if q.axes[:1] == (k_dim,) and unit.located and unit.event == 1 and q.shape[1:] == (2,):
+            means = np.asarray(unit.mean(dict(q.params)))
+        if q.axes[:1] == (k_dim,) and unit.symmetric and q.shape[1:] == (2, 2):
+            covs = np.linalg.inv(unit.mean(dict(q.params)))        # (a precision's E[Λ]⁻¹)
     out = []
     for k in range(resp.shape[1]):
         if k in gone:
@@ -136,7 +121,8 @@ def _marginals(ax, r: Result, name: str, gone: dict[str, set[int]]) -> None:
     axes = q.axes if q is not None else r.axes.get(name, ())
     indices = [i for i in np.ndindex(shape)
                if not any(i[a] in gone.get(d, ()) for a, d in enumerate(axes[: len(i)]))]
-    if q is not None and q.family == "Wishart":
+    unit = None if q is None else unit_of(q.family)
+    if unit is not None and unit.symmetric:
         indices = [i for i in indices if i[-1] == i[-2]]
     for i in indices[:CURVES]:
         label = f"{name}[{', '.join(map(str, i))}]" if i else name
@@ -146,7 +132,7 @@ def _marginals(ax, r: Result, name: str, gone: dict[str, set[int]]) -> None:
             ax.axvline(x0, label=label, color=f"C{indices.index(i) % 10}")
             continue
         lo, hi = law.ppf(0.0005), law.ppf(0.9995)
-        if q.family == "Bernoulli":
+        if unit.discrete:
             ax.bar([0, 1], law.pmf([0, 1]), alpha=0.5, label=label)
             continue
         grid = np.linspace(lo, hi, 400)
@@ -169,7 +155,7 @@ def plot(r: Result, var_names=None, data: object = None, path: str | None = None
 
     arrays, where = observed(r, data)
     mixture = _mixture(r, arrays)
-    if arrays is None and any(q.family == "Categorical" for q in r.q.values()):
+    if arrays is None and any(unit_of(q.family).labelled for q in r.q.values()):
         warnings.warn(PPVIWarning(Diagnostic(f"the data are not drawn: {where}", "plot", severity="note",
                                              hint="pass the data: plot(data=...), or --data PATH")), stacklevel=3)
     panels = 1 + (mixture is not None) + len(names)

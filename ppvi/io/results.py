@@ -25,7 +25,8 @@ import numpy as np
 from ppvi.codegen.plan import ArrayNames
 from ppvi.errors import Diagnostic, PPVIError
 from ppvi.files import check_writable, write_atomic
-from ppvi.io.posterior import STANDARD, conform, mean, value_shape
+from ppvi.families.registry import unit_of
+from ppvi.io.posterior import STANDARD, conform, value_shape
 from ppvi.result import Provenance, Q, Result
 
 FORMAT = 1          # "ppvi_result": the version of this layout (files without it are the first layout)
@@ -68,7 +69,7 @@ def _q_of(prog, state: Mapping[str, np.ndarray]) -> dict[str, Q]:
         family = info.family
         params = conform(family, {p: state[ArrayNames.qparam(var, p)] for p in STANDARD[family]}, _size(prog, v))
         categories = None
-        if family == "Categorical":
+        if unit_of(family).labelled:
             k = v.support_dim
             categories = k if isinstance(k, str) else f"{var}_dim_{len(v.shape)}"
         clamped = getattr(prog, "clamped", {}).get(var)
@@ -186,11 +187,10 @@ def imputations(e: Q) -> dict:
     ``a``, ``b``) or the probabilities (Bernoulli: ``p``; Categorical: ``p``, a row per entry)."""
     at = np.argwhere(e.missing)
     out: dict[str, Any] = {"index": at.astype(np.int64), "mean": np.asarray(e.mean)[e.missing]}
-    if e.family in ("Bernoulli", "Categorical"):
-        out["p"] = np.asarray(e.params["p"])[e.missing]
-        return out
-    out["sd"] = np.asarray(e.sd)[e.missing]
-    for name in {"Gamma": ("shape", "rate"), "Beta": ("a", "b")}.get(e.family, ()):
+    unit = unit_of(e.family)
+    if not unit.discrete:
+        out["sd"] = np.asarray(e.sd)[e.missing]
+    for name in unit.imputed:
         out[name] = np.asarray(e.params[name])[e.missing]
     return out
 
@@ -499,10 +499,10 @@ def _q(name: str, entry: Any, axes: Mapping[str, tuple[str, ...]], categories: M
         raise _Malformed(f"{where}/{e}", f"of the shape its q's other parameters give ({family})") from None
     value_axes = axes.get(name)
     if value_axes is None:
-        value_axes = axes_of(name, np.shape(mean(family, params)) if family != "Categorical"
-                             else params["p"].shape[:-1])
-    cats = categories.get(name) if family == "Categorical" else None
-    if family == "Categorical" and cats is None:
+        value_axes = axes_of(name, value_shape(family, params))
+    labelled = unit_of(family).labelled
+    cats = categories.get(name) if labelled else None
+    if labelled and cats is None:
         cats = f"{name}_dim_{len(value_axes)}"
     missing = _get(entry, "missing", where, _array, None)
     if missing is not None:

@@ -28,6 +28,8 @@ from functools import cached_property
 
 import numpy as np
 
+from ppvi.families.registry import unit_of
+from ppvi.families.unit import Unit
 from ppvi.io import posterior
 from ppvi.io.results import ELBO_LOG_Z
 from ppvi.result import Q, Result
@@ -83,11 +85,16 @@ def _components(name: str, q: Q) -> Components:
     return Components(name, q.categories or "", flat.shape[0], sizes, counts, empty)
 
 
+def _unit(kind: str) -> Unit:
+    """The unit of a q family or of ``point``; a param's is the point's (a value, no law)."""
+    return unit_of("point" if kind == "param" else kind)
+
+
 def empty_components(result: Result) -> dict[str, set[int]]:
     """For each dim a Categorical's values index: the components empty under every such Categorical."""
     out: dict[str, set[int]] = {}
     for name, q in result.q.items():
-        if q.family == "Categorical":
+        if unit_of(q.family).labelled:
             c = _components(name, q)
             here = set(np.flatnonzero(c.empty).tolist())
             out[c.dim] = out[c.dim] & here if c.dim in out else here
@@ -174,7 +181,7 @@ def _header(e: Entries) -> str:
 def _shown(e: Entries) -> list[tuple[int, ...]]:
     """The entries listed one per row: not on an empty component; a Wishart's upper triangle (symmetric)."""
     shown = [i for i in np.ndindex(e.mean.shape) if not e.empty[i]]
-    return [i for i in shown if i[-2] <= i[-1]] if e.kind == "Wishart" else shown
+    return [i for i in shown if i[-2] <= i[-1]] if _unit(e.kind).symmetric else shown
 
 
 def _block(e: Entries, q: Q | None) -> Block:
@@ -188,7 +195,7 @@ def _block(e: Entries, q: Q | None) -> Block:
         return Block(e.name, _header(e), (Row("", _numbers(mean, e.sd, lo, hi, ())),))
     else:
         rows += [Row("  " + _index(i), _numbers(mean, e.sd, lo, hi, i)) for i in shown]
-        if q is not None and q.family in ("MvNormal", "Wishart"):
+        if q is not None and (_unit(q.family).symmetric or _unit(q.family).covariance(dict(q.params)) is not None):
             rows += _correlations(e, q)
     if e.empty.any():
         rows.append(Row("  " + _empty_label(e), text="empty components"))
@@ -224,7 +231,7 @@ def _empty_label(e: Entries) -> str:
 def _large(e: Entries, mean: np.ndarray) -> list[Row]:
     """A variable too large to list: top entries per row of a long Dirichlet (LDA's topics), or ranges."""
     groups = [i for i in np.ndindex(e.mean.shape[:-1]) if not e.empty[i].all()]
-    if e.kind == "Dirichlet" and e.mean.shape[-1] > ROWS and len(groups) <= GROUPS:
+    if _unit(e.kind).proportions and e.mean.shape[-1] > ROWS and len(groups) <= GROUPS:
         rows = []
         last = e.axes[-1] if e.axes else "k"
         for g in groups:
@@ -244,11 +251,11 @@ def _large(e: Entries, mean: np.ndarray) -> list[Row]:
 
 def _correlations(e: Entries, q: Q) -> list[Row]:
     """MvNormal: correlations of q's covariance; Wishart: sds and correlations of E[Λ]⁻¹."""
-    if q.family == "MvNormal":
-        cov, what = np.asarray(q.params["cov"]), "corr"
+    unit = _unit(q.family)
+    if unit.symmetric:
+        cov, what = np.linalg.inv(unit.mean(dict(q.params))), "E[Λ]⁻¹"
     else:
-        cov = np.linalg.inv(np.asarray(q.params["df"])[..., None, None] * np.asarray(q.params["scale"]))
-        what = "E[Λ]⁻¹"
+        cov, what = unit.covariance(dict(q.params)), "corr"
     rows = []
     for g in np.ndindex(cov.shape[:-2]):
         if e.empty[g].all():
@@ -259,7 +266,7 @@ def _correlations(e: Entries, q: Q) -> list[Row]:
         d = len(sd)
         pairs = sorted(((i, j) for i in range(d) for j in range(i + 1, d)), key=lambda ij: -abs(corr[ij]))[:PAIRS]
         text = ", ".join(f"({i},{j}) {_number(corr[i, j])}" for i, j in sorted(pairs))
-        if q.family == "MvNormal":
+        if not unit.symmetric:
             if pairs:
                 rows.append(Row("  " + _index(g), text=f"corr {text}"))
         else:
@@ -301,10 +308,10 @@ class Summary(str):
 
     def __new__(cls, result: Result, p: float, width: int):
         empties = empty_components(result)
-        comps = tuple(_components(n, q) for n, q in result.q.items() if q.family == "Categorical")
+        comps = tuple(_components(n, q) for n, q in result.q.items() if _unit(q.family).labelled)
         blocks = []
         for name, q in result.q.items():
-            if q.family == "Categorical":
+            if _unit(q.family).labelled:
                 continue
             if q.missing is not None:
                 blocks.append(_imputed(name, q, p))
@@ -339,7 +346,7 @@ class Summary(str):
         empties = empty_components(self.result)
         records = []
         variables = [(n, q.family, q.axes, dict(q.params), None) for n, q in self.result.q.items()
-                     if q.family != "Categorical"]
+                     if not _unit(q.family).labelled]
         variables += [(n, "param", self.result.axes.get(n, ()), None, v) for n, v in self.result.params.items()]
         for name, kind, axes, params, value in variables:
             e = _entries(name, kind, axes, params, value, empties, self.p, True)

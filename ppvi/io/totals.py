@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 
 from ppvi.io.reading import fail
+from ppvi.families.registry import unit_of_distribution
 from ppvi.language import ast, consts
 from ppvi.language.check import CheckedModel, Factor
 
@@ -22,26 +23,28 @@ def totals(model: CheckedModel, arrays: Mapping[str, np.ndarray],
     element of the statement's plates (broadcastable to them)."""
     values: dict[str, np.ndarray] | None = None
     for f in model.factors:
-        if f.dist not in ("Binomial", "Multinomial") or not f.observed or f.target not in arrays:
+        trials = unit_of_distribution(f.dist).trials
+        if trials is None or not f.observed or f.target not in arrays:
             continue
         if values is None:
             values = _const_values(model, sizes)
         plates = arrays[f.target].shape[:len(f.target_index)]
-        yield f, _total(f, f.arg("n"), plates, {**values, **arrays}, sizes)
+        yield f, _total(f, f.arg(trials), plates, {**values, **arrays}, sizes)
 
 
 def check_totals(model: CheckedModel, arrays: Mapping[str, np.ndarray], sizes: Mapping[str, int], path: str) -> None:
     """Raise a data error at the first count above its total (Binomial) or row not summing to it (Multinomial)."""
     for f, n in totals(model, arrays, sizes):
         x = arrays[f.target]
-        got = x if f.dist == "Binomial" else x.sum(axis=-1)
-        bad = got > n if f.dist == "Binomial" else got != n
+        rows = unit_of_distribution(f.dist).vector[1] > 0      # (a Multinomial's counts: a row per trial set)
+        got = x.sum(axis=-1) if rows else x
+        bad = got != n if rows else got > n
         if not bad.any():
             continue
         at = tuple(int(i) for i in np.unravel_index(np.flatnonzero(bad.ravel())[0], bad.shape))
         total = int(np.broadcast_to(n, bad.shape)[at])
         where = f"(the {f.dist} at line {f.span.line}, column {f.span.col})"
-        if f.dist == "Binomial":
+        if not rows:
             raise fail(path, f"`{f.target}{list(at)}` = {int(x[at])} is more than its total n = {total} {where}",
                        "a count lies in 0..n")
         raise fail(path, f"`{f.target}{list(at)}` sums to {int(got[at])}, not its total n = {total} {where}",

@@ -22,7 +22,9 @@ from typing import Mapping
 import numpy as np
 
 from ppvi.errors import Reporter
-from ppvi.io import joint_chain, posterior
+from ppvi.families.registry import UNITS, unit_of, unit_of_distribution
+from ppvi.families.unit import full
+from ppvi.io import joint_chain
 from ppvi.io.data import check_dims
 from ppvi.io.draws import seed_of, whole
 from ppvi.language.check import CheckedModel, Factor
@@ -49,7 +51,7 @@ def _simulate(setting: Setting, draws: int, rng: np.random.Generator,
     arrays = {**setting.fixed, **given}
     out: dict[str, np.ndarray] = {}
     for f in element_order(setting.model.factors):
-        if f.target in given or f.dist == "PolyaGamma":     # (a link's weight: integrated out, not drawn)
+        if f.target in given or unit_of_distribution(f.dist).auxiliary:    # (integrated out, not drawn)
             continue
         if not f.fixed and not f.slices:        # every element of the variable, at once
             out[f.target] = arrays[f.target] = _draw_statement(f, Values(arrays, setting.sizes), draws, rng)
@@ -97,46 +99,10 @@ def draw(dist: str, args: dict[str, np.ndarray], plate_shape: tuple[int, ...],
         from scipy.special import expit
 
         args = {"p": expit(args.pop("logit"))}
-    if dist == "MvNormal":
-        mean = args["mean"]
-        matrix = args.get("precision", args.get("cov"))
-        d = mean.shape[-1]
-        mean = np.broadcast_to(mean, plate_shape + (d,))
-        z = rng.standard_normal(plate_shape + (d,))[..., None]
-        root = np.linalg.cholesky(np.broadcast_to(matrix, plate_shape + (d, d)))
-        if "precision" in args:        # x = μ + L⁻ᵀ z with P = L Lᵀ: Cov x = (L Lᵀ)⁻¹
-            return mean + np.linalg.solve(np.swapaxes(root, -1, -2), z)[..., 0]
-        return mean + (root @ z)[..., 0]
-    vector, event = {"Dirichlet": ("alpha", 1), "Categorical": ("p", 1), "Wishart": ("scale", 2),
-                     "Multinomial": ("p", 1)}.get(dist, ("", 0))
-    full = {k: _full(v, plate_shape, event if k == vector else 0) for k, v in args.items()}
-    if dist == "Normal":
-        sd = (full["sd"] if "sd" in full else full["precision"] ** -0.5 if "precision" in full
-              else np.sqrt(full["variance"]))
-        return full["mean"] + sd * rng.standard_normal(plate_shape)
-    if dist == "Gamma":
-        return np.maximum(rng.gamma(full["shape"]) / full["rate"], posterior.TINY)
-    if dist == "Poisson":
-        return rng.poisson(full["rate"])
-    if dist == "Binomial":
-        return rng.binomial(full["n"].astype(np.int64), full["p"])
     if dist == "NegativeBinomial":     # successes before the r-th failure: numpy counts failures, p ↔ 1 − p
-        return rng.negative_binomial(full["r"], 1 - full["p"])
-    if dist == "Multinomial":
-        return rng.multinomial(full["n"].astype(np.int64), full["p"])
-    if dist == "Exponential":
-        return rng.exponential(1 / full["rate"])
-    if dist == "Laplace":
-        return rng.laplace(full["loc"], full["scale"])
-    family = {"Beta": "Beta", "Bernoulli": "Bernoulli", "Categorical": "Categorical", "Dirichlet": "Dirichlet",
-              "Wishart": "Wishart"}[dist]
-    return posterior.sample(family, full, 1, rng)[0]
-
-
-def _full(a: np.ndarray, plate_shape: tuple[int, ...], event: int) -> np.ndarray:
-    """An argument broadcast to one value per draw and plate element (its event axes kept)."""
-    a = np.asarray(a, dtype=float)
-    return np.broadcast_to(a, plate_shape + (a.shape[a.ndim - event:] if event else ()))
+        f = {k: full(v, plate_shape, 0) for k, v in args.items()}
+        return rng.negative_binomial(f["r"], 1 - f["p"])
+    return UNITS[dist].draw(args, plate_shape, rng)
 
 
 def no_energy(model: CheckedModel) -> None:
@@ -187,5 +153,6 @@ def sample_predictive(result: Result, draws: int, seed: int | None = None, data:
     no_energy(setting.model)
     no_given_start(setting.model)
     setting.check_memory(draws, setting.drawn(observed=True), where)
-    latents = {name: joint_chain.sample(q, draws, rng) for name, q in result.q.items() if q.family != "PolyaGamma"}
+    latents = {name: joint_chain.sample(q, draws, rng) for name, q in result.q.items()
+               if not unit_of(q.family).auxiliary}
     return {**latents, **simulate(setting, draws, rng, given=latents)}

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ppvi.errors import Diagnostic, PPVIError, PPVIWarning, Reporter
+from ppvi.families.registry import unit_of
 from ppvi.io import joint_chain
 from ppvi.io.results import ELBO_LOG_Z
 from ppvi.io.draws import seed_of, whole
@@ -242,7 +243,7 @@ def _log_weights(setting: Setting, result: Result, n: int, rng: np.random.Genera
     The ``held`` latents (new data: the globals, :func:`held_out`) are drawn from q but weigh nothing: their
     prior and their q cancel."""
     # (a logistic link's Pólya-Gamma weight is integrated out exactly, in the joint and here)
-    result_q = {name: q for name, q in result.q.items() if q.family != "PolyaGamma"}
+    result_q = {name: q for name, q in result.q.items() if not unit_of(q.family).auxiliary}
     draws = {name: joint_chain.sample(q, n, rng) for name, q in result_q.items()}
     values = Values({**setting.fixed, **draws}, setting.sizes)
     if plate is None:

@@ -15,6 +15,7 @@ from typing import Iterator
 
 import numpy as np
 
+from ppvi.families.registry import unit_of_distribution
 from ppvi.language import ast
 from ppvi.language.check import CheckedModel, Factor, walk
 from ppvi.simulate.density import log_density
@@ -32,7 +33,7 @@ def arguments(f: Factor, values: Values, scope: Scope | None = None) -> dict[str
     for name, expr in f.args:
         if name == "pg":            # a logistic link's Pólya-Gamma weight: integrated out (factor_term)
             continue
-        if f.dist == "Bernoulli" and isinstance(expr, ast.Call) and expr.func.id == "sigmoid":
+        if unit_of_distribution(f.dist).logit and isinstance(expr, ast.Call) and expr.func.id == "sigmoid":
             out["logit"] = evaluate(expr.args[0], values, scope)
         else:
             out[name] = evaluate(expr, values, scope)
@@ -43,7 +44,7 @@ def factor_term(f: Factor, values: Values) -> np.ndarray:
     """log p of statement ``f`` at every element of its plates: ``(S or 1, *plates)``.  A logistic link's
     Pólya-Gamma weight (ppvi.language.check.polya_gamma) is integrated out exactly: its statement adds 0,
     and the link's own law is its likelihood."""
-    if f.dist == "PolyaGamma":
+    if unit_of_distribution(f.dist).auxiliary:
         return np.zeros((1,) * (1 + len(f.plates)))
     x = target(f.target, subscripts(f), values, f.plates)
     term = log_density(f.dist, x, arguments(f, values))

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import sympy as sp
 from sympy.logic.boolalg import Boolean
 
-from .base import ExponentialFamily, Params, Stats
+from ..base import ExponentialFamily, Params, Stats
 
 __all__ = ["Normal", "precision_form", "standard_params"]
 

@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 import sympy as sp
 from sympy.logic.boolalg import Boolean
 
-from .base import ExponentialFamily, Params, Stats
-from .stable import sigmoid, softplus
+from ..base import ExponentialFamily, Params, Stats
+from ..stable import sigmoid, softplus
 
 __all__ = ["Bernoulli"]
 

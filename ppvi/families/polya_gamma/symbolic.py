@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import sympy as sp
 from sympy.logic.boolalg import Boolean
 
-from .base import ExponentialFamily, Params, Stats
+from ..base import ExponentialFamily, Params, Stats
 
 __all__ = ["PolyaGamma", "pg_base", "pg_mean", "log_cosh_half"]
 

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import sympy as sp
 from sympy.logic.boolalg import Boolean
 
-from .base import (
+from ..base import (
     Dim,
     MatrixFamily,
     Params,
@@ -29,7 +29,7 @@ from .base import (
     sum_over,
     symmetric_part,
 )
-from .special import digamma, lgamma
+from ..special import digamma, lgamma
 
 __all__ = ["Wishart", "log_multivariate_gamma"]
 

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import sympy as sp
 
-from .base import Density, Params
+from ..base import Density, Params
 
 __all__ = ["Laplace"]
 

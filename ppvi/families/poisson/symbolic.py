@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 import sympy as sp
 from sympy.logic.boolalg import Boolean
 
-from .base import ExponentialFamily, Params, Stats
-from .special import lgamma
+from ..base import ExponentialFamily, Params, Stats
+from ..special import lgamma
 
 __all__ = ["Poisson"]
 

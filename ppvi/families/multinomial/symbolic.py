@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 
 import sympy as sp
 
-from .base import Density, Params, as_matrix
-from .special import lgamma
+from ..base import Density, Params, as_matrix
+from ..special import lgamma
 
 __all__ = ["Multinomial"]
 

@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 import sympy as sp
 from sympy.logic.boolalg import Boolean
 
-from .base import ExponentialFamily, Params, Stats
-from .special import digamma
+from ..base import ExponentialFamily, Params, Stats
+from ..special import digamma
 
 __all__ = ["Exponential"]
 

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import sympy as sp
 from sympy.logic.boolalg import Boolean
 
-from .base import MatrixFamily, Params, Stats, Value, as_matrix, logdet, positive_definite, quadratic, symmetric_part
+from ..base import MatrixFamily, Params, Stats, Value, as_matrix, logdet, positive_definite, quadratic, symmetric_part
 
 __all__ = ["MvNormal", "precision_form", "standard_params"]
 

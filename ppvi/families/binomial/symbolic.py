@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 
 import sympy as sp
 
-from .base import Density, Params, sum_over
-from .special import lgamma
+from ..base import Density, Params, sum_over
+from ..special import lgamma
 
 __all__ = ["Binomial", "log_binomial_coefficient"]
 

@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 import sympy as sp
 from sympy.logic.boolalg import Boolean
 
-from .base import IndexedVectorFamily, Params, Stats, Value
-from .special import digamma, lgamma
+from ..base import IndexedVectorFamily, Params, Stats, Value
+from ..special import digamma, lgamma
 
 __all__ = ["Dirichlet"]
 

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import sympy as sp
 from sympy.logic.boolalg import Boolean
 
-from .base import IndexedVectorFamily, Params, Stats, Value
+from ..base import IndexedVectorFamily, Params, Stats, Value
 
 __all__ = ["Categorical"]
 

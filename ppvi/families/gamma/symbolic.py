@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 import sympy as sp
 from sympy.logic.boolalg import Boolean
 
-from .base import ExponentialFamily, Params, Stats
-from .special import digamma, lgamma
+from ..base import ExponentialFamily, Params, Stats
+from ..special import digamma, lgamma
 
 __all__ = ["Gamma"]
 

@@ -1,0 +1,98 @@
+"""Normal(mean, sd): the SymPy side in ``symbolic.py``; the host side here (ppvi.families.unit)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ppvi.codegen.plan import ArrayNames
+
+from ..unit import LOG_2PI, Params, Unit, fill, point_entropy
+
+__all__ = ["UNIT", "NormalUnit"]
+
+
+class NormalUnit(Unit):
+    name = "Normal"
+    standard = ("mean", "sd")
+    finish = "finish_normal"
+    in_eta = {"mean": "η[x] / (−2 η[x²])", "sd": "1/√(−2 η[x²])"}
+    shape_of = "mean"
+    expectation = ("q", "mean")
+    located = True
+    location = "mean"
+    head = "gaussian"
+
+    def mean(self, p: Params) -> np.ndarray:
+        return p["mean"]
+
+    def variance(self, p: Params) -> np.ndarray:
+        return p["sd"] ** 2
+
+    def quantile(self, p: Params, prob: float) -> np.ndarray:
+        from scipy.special import ndtri
+
+        return p["mean"] + np.sqrt(self.variance(p)) * ndtri(prob)
+
+    def sample(self, p: Params, n: int, rng: np.random.Generator) -> np.ndarray:
+        return p["mean"] + p["sd"] * rng.standard_normal((n, *self.value_shape(p)))
+
+    def log_density(self, p: Params, x: np.ndarray) -> np.ndarray:
+        z = (x - p["mean"]) / p["sd"]
+        return -0.5 * z * z - np.log(p["sd"]) - 0.5 * math.log(2 * math.pi)
+
+    def marginal(self, p: Params, index: tuple[int, ...]):
+        from scipy import stats
+
+        return stats.norm(p["mean"][index], p["sd"][index])
+
+    def prior_moments(self, args: Params) -> tuple[np.ndarray, np.ndarray]:
+        """By sd, precision or variance, whichever the prior gives."""
+        if "sd" in args:
+            v = args["sd"] ** 2
+        elif "precision" in args:
+            v = 1 / args["precision"]
+        else:
+            v = args["variance"]
+        return np.broadcast_arrays(args["mean"], v)
+
+    def draw(self, args: Params, plate_shape, rng) -> np.ndarray:
+        f = self.full(args, plate_shape)
+        sd = f["sd"] if "sd" in f else f["precision"] ** -0.5 if "precision" in f else np.sqrt(f["variance"])
+        return f["mean"] + sd * rng.standard_normal(plate_shape)
+
+    def log_p(self, x, args: Params) -> np.ndarray:
+        """One of sd, precision τ, variance: ½ log(τ / 2π) − ½ τ (x − μ)²."""
+        log_tau = (-2 * np.log(args["sd"]) if "sd" in args else np.log(args["precision"]) if "precision" in args
+                   else -np.log(args["variance"]))
+        return 0.5 * (log_tau - LOG_2PI) - 0.5 * np.exp(log_tau) * (x - args["mean"]) ** 2
+
+    def natural(self, p: Params) -> Params:
+        tau = p["sd"] ** -2.0
+        return {"x": p["mean"] * tau, "x2": -tau / 2}
+
+    def init(self, s, v, rng, info) -> None:
+        fill(s, v, {("q", "mean"): 0.0, ("q", "sd"): 1.0, ("m", "x2"): 1.0})
+
+    def clamp(self, s, v, values, missing) -> None:
+        seen = ~missing
+        x = values[seen]
+        s[ArrayNames.qparam(v, "mean")][seen] = x
+        s[ArrayNames.qparam(v, "sd")][seen] = 0.0
+        s[ArrayNames.moment(v, "x2")][seen] = x * x
+        point_entropy(s, v, seen)
+
+    def spread(self, variance: float, shape: tuple[int, ...]) -> np.ndarray:
+        """An isotropic spread of q's shape: the variance of every entry."""
+        return np.full(shape, variance)
+
+    def located_at(self, s, v, mean: np.ndarray, spread: np.ndarray) -> None:
+        """q(v) = N(mean, spread) (variances), its moments and entropy too."""
+        s[ArrayNames.qparam(v, "mean")][...] = mean
+        s[ArrayNames.qparam(v, "sd")][...] = np.sqrt(spread)
+        s[ArrayNames.moment(v, "x2")][...] = mean * mean + spread
+        s[ArrayNames.entropy(v)][...] = 0.5 * (1 + LOG_2PI + np.log(spread))
+
+
+UNIT = NormalUnit()

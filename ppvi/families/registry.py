@@ -1,0 +1,60 @@
+"""The registry of families: one line per family (docs/architecture.md, "Adding a family").
+
+The order is the families' canonical order: ``recognise`` breaks a tie between q families by it, and the
+q result schema lists them in it.  Importing this imports the units only (NumPy; no SymPy, no Numba)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from . import (bernoulli, beta, binomial, categorical, dirichlet, exponential, gamma, laplace, multinomial, mvnormal,
+               normal, poisson, polya_gamma, wishart)
+from .point import POINT
+from .unit import Unit
+
+__all__ = ["Q_FAMILIES", "UNITS", "unit_of", "unit_of_distribution"]
+
+UNITS: Mapping[str, Unit] = MappingProxyType({u.name: u for u in (
+    normal.UNIT,
+    mvnormal.UNIT,
+    gamma.UNIT,
+    beta.UNIT,
+    bernoulli.UNIT,
+    categorical.UNIT,
+    dirichlet.UNIT,
+    wishart.UNIT,
+    poisson.UNIT,
+    exponential.UNIT,
+    laplace.UNIT,
+    binomial.UNIT,
+    multinomial.UNIT,
+    polya_gamma.UNIT,
+)})
+"""Read-only map from the distribution name of the language to its family's unit."""
+
+Q_FAMILIES: tuple[str, ...] = tuple(name for name, u in UNITS.items() if u.q)
+"""The families a mean-field factor q can take (the q result schema, docs/cli.md)."""
+
+
+def unit_of(family: str) -> Unit:
+    """The unit of a q's ``family`` as a result file names it: a family of the language, or ``point``."""
+    return POINT if family == POINT.name else UNITS[family]
+
+
+class _Rewritten(Unit):
+    """A distribution of the language that is no family of its own (the checker rewrites StudentT,
+    NegativeBinomial, StickBreaking into families): no location, no moments, no labels."""
+
+    name = ""
+    standard = ()
+    q = False
+
+
+_REWRITTEN = _Rewritten()
+
+
+def unit_of_distribution(dist: str | None) -> Unit:
+    """The unit of a distribution of the language as a factor names it (a plain unit with the defaults for
+    one that is no family: ``_Rewritten``; and for None, no factor)."""
+    return UNITS.get(dist, _REWRITTEN) if dist is not None else _REWRITTEN

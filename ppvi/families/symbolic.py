@@ -1,0 +1,58 @@
+"""The SymPy side of every family: the classes derive reads, by the name of the language.
+
+Each exponential family gives its support, sufficient statistics T(x),
+natural ↔ standard parameters, log-normaliser A(η), base measure log h(x),
+expected statistics E[T] = ∇A(η), mean, entropy and log density, split as in
+BayesPy (see ``base.ExponentialFamily``).  The derivation engine applies seed
+eq. 19.56, collects the coefficients of the statistic keys, and looks up the
+family they name.  Laplace is a ``Density`` only (not an exponential family
+in its location).  Each class lives in its family's folder (``<name>/symbolic.py``)
+next to its unit, and is found through the registry (``registry.UNITS``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+
+from .base import Density, Dim, ExponentialFamily
+from .registry import Q_FAMILIES, UNITS
+from .unit import Unit
+
+__all__ = ["FAMILIES", "family", "recognise"]
+
+
+def _load(unit: Unit) -> type[Density]:
+    """The SymPy class of a unit: the one called by its name in its folder's ``symbolic.py``."""
+    return getattr(importlib.import_module(".symbolic", type(unit).__module__), unit.name)
+
+
+FAMILIES: Mapping[str, Density] = MappingProxyType({name: _load(u)() for name, u in UNITS.items()})
+"""Read-only map from the distribution name of the language to its family
+(vector families unsized: the size is inferred from explicit arguments, or
+bound with ``family(name, dim)``)."""
+
+
+def recognise(support: str, statistics: Iterable[str]) -> ExponentialFamily | None:
+    """The q family on ``support`` whose statistics include the given keys
+    (docs/derivation.md, section 3: e.g. {"x", "x2"} on "real" → Normal), the one with the
+    fewest statistics if several do; None if none does.  Whether the collected
+    coefficients are valid natural parameters is ``valid_natural``'s question."""
+    wanted = set(statistics)
+    candidates = [
+        fam
+        for fam in map(FAMILIES.__getitem__, Q_FAMILIES)
+        if isinstance(fam, ExponentialFamily) and fam.support == support and wanted <= set(fam.statistic_keys)
+    ]
+    return min(candidates, key=lambda fam: len(fam.statistic_keys), default=None)
+
+
+def family(name: str, dim: Dim | None = None) -> Density:
+    """The family called ``name`` in the language, with event size ``dim``
+    (an int or Symbol; only for Categorical, Dirichlet, MvNormal, Wishart)."""
+    try:
+        found = FAMILIES[name]
+    except KeyError:
+        raise KeyError(f"unknown distribution {name!r}; known: {', '.join(FAMILIES)}") from None
+    return found if dim is None else found.with_dim(dim)

@@ -1,0 +1,211 @@
+"""The host side of a family: what the engine and the reports know of it, in NumPy (docs/architecture.md,
+"The family unit").
+
+Each family's folder (``ppvi/families/<name>/``) holds its SymPy side (``symbolic.py``: T, η ↔ θ, A, moments,
+entropy; what derive reads) and, in its ``__init__.py``, a ``Unit``: its metadata (standard parameter names,
+event rank, the runtime finish it uses) and its numeric law (mean, variance, quantiles, draws, log density),
+its initial q, its natural parameters from standard ones, its point mass at a datum and the check of given
+parameters.  This module and the units import neither SymPy nor Numba: the warm path (a cached model's
+``ppvi run``) reads them.
+
+A q is given by its standard parameters (docs/cli.md), each an array over the latent's plates; the *value*
+of a draw has the latent's shape: the plates, then the event axes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ppvi.codegen.plan import ArrayNames
+
+__all__ = ["EPS", "EULER", "LOG_2PI", "Params", "TINY", "Unit", "digamma_half", "fill", "log_gamma_draws", "root"]
+
+Params = dict[str, np.ndarray]
+State = dict[str, np.ndarray]
+
+# A Beta or Dirichlet draw stays inside (0, 1): an entry that is below the smallest normal float in exact
+# arithmetic (α ≪ 1) is that float, so its log density is finite.
+TINY = float(np.finfo(float).tiny)
+EPS = float(np.finfo(float).epsneg)
+EULER = 0.5772156649015329
+LOG_2PI = math.log(2 * math.pi)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One family's host side.  The defaults are those of a family with a scalar value whose standard
+    parameters all have the value's shape; a family overrides what differs.  Its SymPy side is the class
+    called ``name`` in the folder's ``symbolic.py`` (imported only by :func:`ppvi.families.family`)."""
+
+    # what it is
+    name: ClassVar[str]                         # the language's name; the ``family`` of a q in result files
+    standard: ClassVar[tuple[str, ...]]         # standard parameters, in the q result schema's order
+    finish: ClassVar[str | None] = None         # its Numba finish in ppvi.codegen.runtime (η of one element → q)
+    q: ClassVar[bool] = True                    # a mean-field factor may take it
+    event: ClassVar[int] = 0                    # event axes of its value
+    shape_of: ClassVar[str]                     # the parameter whose shape is the value's
+    expectation: ClassVar[tuple[str, ...]] = ("m", "x")   # the state array of E[x] (ArrayNames.owned's role, key)
+    # what the reports and the start read
+    discrete: ClassVar[bool] = False            # values are labels or counts
+    labelled: ClassVar[bool] = False            # values are labels over a dim of categories (components)
+    located: ClassVar[bool] = False             # its start may be a location (k-means++ centres, a prior draw)
+    location: ClassVar[str | None] = None       # the argument that is its mean (a start seeds it)
+    imputed: ClassVar[tuple[str, ...]] = ()     # parameters reported per imputed entry (after mean and sd)
+    symmetric: ClassVar[bool] = False           # symmetric matrices (a precision): one triangle, E[x]⁻¹ shown
+    proportions: ClassVar[bool] = False         # proportions on the last axis: a long row by its top entries
+    # as a law of the language (simulation, the joint density, derive's special cases)
+    vector: ClassVar[tuple[str, int]] = ("", 0)  # the argument with event axes, and their number
+    auxiliary: ClassVar[bool] = False           # a weight integrated out: never drawn, adds 0 to log p
+    logit: ClassVar[bool] = False               # ``p`` may be ``sigmoid(ψ)``, passed as ``logit`` ψ
+    trials: ClassVar[str | None] = None         # the argument that is a count's total (data checked against it)
+    exp_link: ClassVar[bool] = False            # its rate may be exp(ψ) (DESIGN §7: derive.newton)
+    sparse: ClassVar[bool] = False              # an L1 prior: a MAP step is a soft threshold (19.16)
+    # text and heads
+    head: ClassVar[str | None] = None           # an amortised encoder's output head (docs/amortise.md)
+    in_eta: ClassVar[Mapping[str, str]] = {}    # each standard parameter in terms of η, as ``ppvi derive`` prints
+
+    # ------------------------------------------------------------ shapes
+    def value_shape(self, p: Params) -> tuple[int, ...]:
+        """The shape of one draw (its parameters conformed: ``ppvi.io.posterior.conform``)."""
+        return np.shape(p[self.shape_of])
+
+    def param_shapes(self, value: tuple[int, ...], categories: int = 0) -> dict[str, tuple[int, ...]]:
+        """The shape of each standard parameter of a q whose value has shape ``value``."""
+        return {name: value for name in self.standard}
+
+    def categories(self, p: Params) -> int:
+        """The number of categories of a q whose parameters carry them on an axis (0 if none do; a
+        ValueError naming the parameter that should and does not)."""
+        return 0
+
+    def value_of(self, p: Params) -> tuple[int, ...]:
+        """The value's shape read off parameters that may be broadcast (ValueError, IndexError if none)."""
+        return np.broadcast_shapes(*(p[name].shape for name in self.standard))
+
+    # ------------------------------------------------------------ the law
+    def mean(self, p: Params) -> np.ndarray:
+        """E_q[x]."""
+        raise NotImplementedError(self.name)
+
+    def variance(self, p: Params) -> np.ndarray | None:
+        """Var_q of every entry of the value (None where values are labels)."""
+        return None
+
+    def quantile(self, p: Params, prob: float) -> np.ndarray | None:
+        """The ``prob`` quantile of each entry's marginal (None where it has none worth computing)."""
+        return None
+
+    def sample(self, p: Params, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` independent draws, stacked on a leading axis."""
+        raise NotImplementedError(self.name)
+
+    def log_density(self, p: Params, x: np.ndarray) -> np.ndarray:
+        """log q(x) of each draw in ``x`` (leading draws axis), entrywise (the caller sums)."""
+        return np.zeros(x.shape[:1])
+
+    def marginal(self, p: Params, index: tuple[int, ...]) -> Any:
+        """The marginal of the entry at ``index`` as a frozen scipy.stats law (None where there is none)."""
+        return None
+
+    def covariance(self, p: Params) -> np.ndarray | None:
+        """The covariance matrices of a vector-valued q (None for other values)."""
+        return None
+
+    # ------------------------------------------------------------ as a law of the language
+    def draw(self, args: Params, plate_shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+        """One value for each draw and plate element, ``(*plate_shape, *event)``, given the language's
+        arguments (each in the layout of the plates, its event axes last)."""
+        return self.sample(self.full(args, plate_shape), 1, rng)[0]
+
+    def full(self, args: Params, plate_shape: tuple[int, ...]) -> Params:
+        """The arguments broadcast to one value per draw and plate element (event axes kept)."""
+        return {k: full(v, plate_shape, self.vector[1] if k == self.vector[0] else 0) for k, v in args.items()}
+
+    def log_p(self, x: np.ndarray, args: Params) -> np.ndarray:
+        """log p(x | args) elementwise (event axes summed), the language's arguments by name; Γ never
+        evaluated, 0 · log 0 = 0."""
+        raise NotImplementedError(self.name)
+
+    def prior_moments(self, args: Params) -> tuple[np.ndarray, np.ndarray] | None:
+        """(E[x], Var[x]) entrywise (covariance matrices for a vector) under this family with the language's
+        arguments ``args`` (docs/language.md), or None where the start needs none."""
+        return None
+
+    # ------------------------------------------------------------ the engine
+    def natural(self, p: Params) -> Params:
+        """η from the standard parameters (PRML appendix B), keyed as the SymPy side's statistics."""
+        raise NotImplementedError(self.name)
+
+    def natural_missing(self, p: Params, missing: np.ndarray) -> Params:
+        """η of a q clamped at the observed entries of data with ``missing`` entries (``clamp``): as
+        ``natural`` where the entries are independent."""
+        return self.natural(p)
+
+    def init(self, s: State, v: str, rng: np.random.Generator, info: Any) -> None:
+        """q(v)'s broad start (drawn from ``rng`` where a symmetric start would never move), written into
+        the zeroed state arrays ``info.state`` lists."""
+        raise NotImplementedError(self.name)
+
+    def clamp(self, s: State, v: str, values: np.ndarray, missing: np.ndarray) -> None:
+        """q(v) at the observed entries (not ``missing``) of data with missing entries ``values``: a point
+        mass at the datum (its entropy 0).  Only the supports ``ppvi.language.check`` allows after
+        ``: missing`` have one."""
+        raise AssertionError(f"no point mass for a {self.name} q")
+
+    def outside(self, p: Params) -> str | None:
+        """Why given standard parameters lie outside the family's domain, or None."""
+        for name in self.standard:
+            if name in _POSITIVE and name in p and not np.all(p[name] > 0):
+                return f"`{name}` must be > 0"
+        return None
+
+
+_POSITIVE = ("sd", "shape", "rate", "a", "b", "alpha")
+
+
+# ---------------------------------------------------------------- shared by several units
+def full(a: np.ndarray, plate_shape: tuple[int, ...], event: int) -> np.ndarray:
+    """An argument broadcast to one value per draw and plate element (its ``event`` axes kept)."""
+    a = np.asarray(a, dtype=float)
+    return np.broadcast_to(a, plate_shape + (a.shape[a.ndim - event:] if event else ()))
+
+
+def fill(s: State, v: str, values: Mapping[tuple[str, ...], Any]) -> None:
+    """Set q(v)'s arrays, each named by role and key as ``ArrayNames.owned`` reads them."""
+    for role, value in values.items():
+        s[ArrayNames.owned(v, *role)][...] = value
+
+
+def digamma_half(x: float) -> float:
+    """ψ at a positive multiple of ½, exactly: ψ(n) = −γ + Σ_{k<n} 1/k, ψ(n + ½) = −γ − 2 log 2 + Σ_{k≤n} 2/(2k − 1).
+    (The initial q only needs these; importing SciPy for them would cost more than a warm run.)"""
+    n = int(x)
+    if x == n:
+        return -EULER + sum(1.0 / k for k in range(1, n))
+    return -EULER - 2 * math.log(2) + sum(2.0 / (2 * k - 1) for k in range(1, n + 1))
+
+
+def log_gamma_draws(alpha: np.ndarray, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """log G for G ~ Gamma(α, 1), exact for small α too: G = G' U^{1/α} with G' ~ Gamma(α + 1)
+    (Marsaglia & Tsang 2000, §6), so log G never underflows."""
+    return np.log(rng.gamma(alpha + 1.0, size=shape)) + np.log(rng.random(shape)) / alpha
+
+
+def root(cov: np.ndarray) -> np.ndarray:
+    """A square root R of each covariance (R Rᵀ = cov): Cholesky, or from the eigenvalues where round-off
+    left one not positive definite."""
+    try:
+        return np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        w, v = np.linalg.eigh(cov)
+        return v * np.sqrt(np.clip(w, 0, None))[..., None, :]
+
+
+def point_entropy(s: State, v: str, seen: np.ndarray) -> None:
+    """A point mass's entropy: 0."""
+    s[ArrayNames.entropy(v)][seen] = 0.0

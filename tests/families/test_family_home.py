@@ -1,0 +1,144 @@
+"""One home per family (docs/architecture.md, "The family unit"): no module outside ppvi/families names a
+family, and every unit is complete and wired to its SymPy side and its runtime finish."""
+
+from __future__ import annotations
+
+import ast
+import functools
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ppvi.families import FAMILIES, Q_FAMILIES, UNITS, family, unit_of
+from ppvi.families.unit import Unit
+
+ROOT = pathlib.Path(__file__).resolve().parents[2] / "ppvi"
+
+# Modules that may still spell a family's name, and why.  Shrink it; never grow it without a reason here.
+ALLOWED = {
+    # the language's own table: the names a model may write, with their arguments and supports (docs/language.md),
+    # including distributions that are no family of their own (StudentT, NegativeBinomial, StickBreaking)
+    "language/distributions.py": "the language's signatures",
+    "language/check.py": "the language's rules on particular distributions (docs/language.md)",
+    # the SymPy side that is not yet in the units (issue 16, item 4: left for the derive refactor)
+    "derive/lower.py": "not yet moved: index-notation log densities and η of each prior",
+    "derive/meanfield.py": "not yet moved: Bernoulli's x² = x, a flat Normal, Pólya-Gamma labels",
+    "derive/qfamily.py": "not yet moved: index-notation moments and entropy of the vector families",
+    "derive/render.py": "not yet moved: the texts of a logistic link's b, an exp link, a MvNormal's missing block",
+    "derive/chain.py": "not yet moved: which chains are Gaussian or Categorical",
+    # code generation is another refactor's (issue 16, items 2-3): its finish calls name the runtime finish
+    # each unit names (Unit.finish); the chain writer makes the q its block updates
+    "codegen/module.py": "being refactored into the kernel IR; its finishes are the units' (Unit.finish)",
+    "codegen/chain.py": "a chain's q is a Categorical or a MvNormal by construction",
+}
+
+NAMES = frozenset(UNITS)
+
+
+def _named(source: str) -> list[tuple[int, str]]:
+    """Every string constant in a module's source that is a family's name, with its line."""
+    tree = ast.parse(source)
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in NAMES]
+
+
+@functools.cache
+def _hits() -> dict[str, list[tuple[int, str]]]:
+    """Every module of ppvi outside ppvi/families that names a family (each parsed once)."""
+    out = {}
+    for path in sorted(ROOT.rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if not rel.startswith(("families/", "grammar/")):
+            hits = _named(path.read_text(encoding="utf-8"))
+            if hits:
+                out[rel] = hits
+    return out
+
+
+def test_no_module_outside_the_families_names_a_family():
+    found = {rel: hits for rel, hits in _hits().items() if rel not in ALLOWED}
+    assert not found, f"family names outside ppvi/families (ask the family's unit instead): {found}"
+
+
+def test_the_allow_list_is_not_stale():
+    """Every allowed module still names a family: an entry that is no longer needed goes."""
+    assert not set(ALLOWED) - set(_hits()), "these name no family any more: remove them from ALLOWED"
+
+
+def test_the_grep_sees_a_family_name():
+    """The check can fail: a branch on a family name is found."""
+    assert _named('if q.family == "Wishart":\n    pass\nx = {"Gamma": 1}\n') == [(1, "Wishart"), (3, "Gamma")]
+    assert _named('"""A Wishart q."""\nf"{family}"\n') == []
+
+
+@pytest.mark.parametrize("name", sorted(UNITS))
+def test_each_unit_is_its_symbolic_family(name):
+    unit = UNITS[name]
+    assert unit.name == name
+    assert type(FAMILIES[name]).__module__ == f"{type(unit).__module__}.symbolic"
+    symbolic = family(name)
+    # the host side's standard parameters are the SymPy side's (the q result schema, docs/cli.md)
+    assert unit.standard == symbolic.params
+    if unit.q:
+        assert name in Q_FAMILIES and symbolic.exponential
+
+
+def _functions(path: pathlib.Path) -> set[str]:
+    return {n.name for n in ast.parse(path.read_text(encoding="utf-8")).body if isinstance(n, ast.FunctionDef)}
+
+
+def _keys(path: pathlib.Path, name: str) -> set[str]:
+    """The constant keys of the module-level dict ``name`` (read, not imported: Numba stays unloaded)."""
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [name]:
+            return {k.value for k in node.value.keys}
+    raise AssertionError(name)
+
+
+def test_each_q_unit_names_a_runtime_finish():
+    """The Numba finishes stay in the runtime module; each q family's unit names its own, and a warm start
+    has the host loop over elements for it (infer.warm._FINISH, keyed by that name)."""
+    finishes = _functions(ROOT / "codegen" / "runtime.py")
+    loops = _keys(ROOT / "infer" / "warm.py", "_FINISH")
+    for name in Q_FAMILIES:
+        unit = UNITS[name]
+        assert unit.finish in finishes and unit.finish in loops, (name, unit.finish)
+        assert type(unit).natural is not Unit.natural and type(unit).init is not Unit.init, name
+    assert {UNITS[name].finish for name in UNITS if not UNITS[name].q} == {None}
+
+
+def test_point_is_no_family_of_the_language():
+    assert unit_of("point").standard == ("value",) and "point" not in UNITS and "point" not in FAMILIES
+
+
+def test_the_units_import_no_sympy():
+    """The warm path reads the units: importing them (and the numeric law) loads neither SymPy nor Numba."""
+    code = ("import sys; import ppvi.families, ppvi.io.posterior; "
+            "print(int('sympy' in sys.modules), int('numba' in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(ROOT.parent), "PATH": ""}).stdout.split()
+    assert out == ["0", "0"]
+
+
+@pytest.mark.parametrize("name", Q_FAMILIES)
+def test_natural_parameters_agree_with_the_symbolic_side(name):
+    """η of a q from its standard parameters: the unit's NumPy against the SymPy side's
+    ``natural_from_standard`` (PRML appendix B), at one point of each family."""
+    import sympy as sp
+
+    point = {"Normal": {"mean": 0.3, "sd": 1.7}, "Gamma": {"shape": 2.5, "rate": 0.4},
+             "Beta": {"a": 1.5, "b": 3.0}, "Bernoulli": {"p": 0.2},
+             "Categorical": {"p": [0.2, 0.5, 0.3]}, "Dirichlet": {"alpha": [0.5, 2.0, 4.0]},
+             "MvNormal": {"mean": [1.0, -2.0], "cov": [[2.0, 0.3], [0.3, 1.0]]},
+             "Wishart": {"df": 4.0, "scale": [[1.0, 0.2], [0.2, 0.5]]},
+             "PolyaGamma": {"b": 1.0, "c": 0.7}}[name]
+    got = unit_of(name).natural({k: np.asarray(v, dtype=float) for k, v in point.items()})
+    sym = family(name).natural_from_standard({k: sp.Matrix(v) if isinstance(v, list) else sp.Float(v)
+                                              for k, v in point.items()})
+    assert set(got) == set(sym)
+    for key, value in sym.items():
+        want = np.array(sp.N(value), dtype=float).reshape(np.shape(got[key]))
+        np.testing.assert_allclose(got[key], want, rtol=1e-12)
