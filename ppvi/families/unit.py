@@ -65,9 +65,29 @@ class Unit:
     trials: ClassVar[str | None] = None         # the argument that is a count's total (data checked against it)
     exp_link: ClassVar[bool] = False            # its rate may be exp(ψ) (DESIGN §7: derive.newton)
     sparse: ClassVar[bool] = False              # an L1 prior: a MAP step is a soft threshold (19.16)
+    # a chain approximated jointly: q keeps its neighbours' joint law (ppvi.result.Q.lag_one; docs/simulate.md)
+    chained: ClassVar[bool] = False
+    lag_one_of: ClassVar[str] = ""             # the parameter whose axes ``lag_one`` starts with
     # text and heads
     head: ClassVar[str | None] = None           # an amortised encoder's output head (docs/amortise.md)
     in_eta: ClassVar[Mapping[str, str]] = {}    # each standard parameter in terms of η, as ``ppvi derive`` prints
+
+    # ------------------------------------------------------------ a chain's joint q (``chained`` families)
+    def lag_one_shape(self, p: Params) -> tuple[int, ...]:
+        """The shape of ``lag_one`` for a chain with parameters p."""
+        raise NotImplementedError(self.name)
+
+    def lag_one_axes(self, axes: tuple[str, ...]) -> tuple[str, ...]:
+        """``lag_one``'s axes, from those of the parameter ``lag_one_of``."""
+        return axes
+
+    def chain_sample(self, p: Params, lag_one: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` joint draws of the chain (leading draws axis)."""
+        raise NotImplementedError(self.name)
+
+    def chain_elements(self, p: Params, lag_one: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """log q of each draw's elements, each given its neighbour: ``(draws, *plates)``."""
+        raise NotImplementedError(self.name)
 
     # ------------------------------------------------------------ shapes
     def value_shape(self, p: Params) -> tuple[int, ...]:

@@ -32,6 +32,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from ppvi.errors import Diagnostic, PPVIError, PPVIWarning
+from ppvi.families.registry import unit_of
 from ppvi.io.draws import chosen, log_q, sample, whole
 from ppvi.result import Result
 
@@ -106,9 +107,9 @@ def datasets(r: Result, draws: int = 1000, seed: int | None = 0, var_names=None,
             axes = _parameter_axes(q.family, p, q.axes, q.categories)
             variational[f"{n}.{p}"] = (unique_dims(axes, model_dims), value)
         if q.lag_one is not None:       # a joint chain's pairs or lag-one covariances (docs/cli.md)
-            axes = _parameter_axes(q.family, "cov" if q.family == "MvNormal" else "p", q.axes, q.categories)
-            variational[f"{n}.lag_one"] = (unique_dims(axes + axes[-1:] * (q.family == "Categorical"), model_dims),
-                                           np.asarray(q.lag_one))
+            unit = unit_of(q.family)
+            axes = unit.lag_one_axes(_parameter_axes(q.family, unit.lag_one_of, q.axes, q.categories))
+            variational[f"{n}.lag_one"] = (unique_dims(axes, model_dims), np.asarray(q.lag_one))
     for n, value in r.params.items():
         variational[n] = (unique_dims(r.axes.get(n, ()), model_dims), np.asarray(value))
     groups = {"posterior": posterior, "sample_stats": stats,
@@ -149,8 +150,6 @@ def _parameter_axes(family: str, param: str, axes: tuple[str, ...], categories: 
     """Axes of a standard parameter: the value's, but a Categorical's p adds its categories, a MvNormal's cov a
     second event axis, and a Wishart's df has only the plates.  These are its shape's axes, so the unit's
     ``param_shapes`` (which only slices and joins the value's tuple) gives them from the value's axes."""
-    from ppvi.families.registry import unit_of
-
     return unit_of(family).param_shapes(axes, categories or "category")[param]
 
 

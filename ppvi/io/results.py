@@ -74,7 +74,7 @@ def _q_of(prog, state: Mapping[str, np.ndarray]) -> dict[str, Q]:
             categories = k if isinstance(k, str) else f"{var}_dim_{len(v.shape)}"
         clamped = getattr(prog, "clamped", {}).get(var)
         # (a chain approximated jointly: q is the Markov chain of its marginals and these; docs/simulate.md)
-        lag_one = (_view(state[info.chain.pair], lag_one_shape(family, params))
+        lag_one = (_view(state[info.chain.pair], unit_of(family).lag_one_shape(params))
                    if info.chain is not None and info.chain.jointly else None)
         q[var] = Q(family, {p: _view(a) for p, a in params.items()}, axes_of(var, v.shape), categories,
                    None if clamped is None else _view(clamped[1], _size(prog, v)), lag_one)
@@ -82,14 +82,6 @@ def _q_of(prog, state: Mapping[str, np.ndarray]) -> dict[str, Q]:
         v = model.variables[var]
         q[var] = Q("point", {"value": _view(state[ArrayNames.variable(var)], _size(prog, v))}, axes_of(var, v.shape))
     return q
-
-
-def lag_one_shape(family: str, params: Mapping[str, np.ndarray]) -> tuple[int, ...]:
-    """The shape of a joint chain's ``lag_one``: a K × K table per element of a Categorical chain, a D × D
-    covariance per element of a Gaussian one."""
-    if family == "Categorical":
-        return (*params["p"].shape, params["p"].shape[-1])
-    return tuple(params["cov"].shape)
 
 
 def sweep_steps(fit) -> tuple[str, ...]:
@@ -512,10 +504,10 @@ def _q(name: str, entry: Any, axes: Mapping[str, tuple[str, ...]], categories: M
         missing = missing.astype(bool)
     lag_one = _get(entry, "lag_one", where, _array, None)
     if lag_one is not None:
-        if family not in ("Categorical", "MvNormal"):
+        if not unit_of(family).chained:
             raise _Malformed(f"{where}/lag_one",
                              f"absent: only a Categorical or MvNormal chain has one, not a {family}")
-        shape = lag_one_shape(family, params)
+        shape = unit_of(family).lag_one_shape(params)
         if lag_one.shape != shape:
             raise _Malformed(f"{where}/lag_one", "a chain's pairwise marginals (Categorical) or lag-one covariances "
                              f"(MvNormal) of shape {list(shape)}")

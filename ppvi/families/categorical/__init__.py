@@ -9,6 +9,7 @@ import numpy as np
 from ppvi.codegen.plan import ArrayNames
 
 from ..unit import Params, Unit, point_entropy
+from . import chain
 
 __all__ = ["UNIT", "CategoricalUnit"]
 
@@ -25,6 +26,20 @@ class CategoricalUnit(Unit):
     labelled = True
     vector = ("p", 1)
     head = "softmax"
+    chained = True
+    lag_one_of = "p"
+
+    def lag_one_shape(self, p):
+        return (*p["p"].shape, p["p"].shape[-1])        # ξₜ[j, k] per element
+
+    def lag_one_axes(self, axes):
+        return axes + axes[-1:]
+
+    def chain_sample(self, p, lag_one, n, rng):
+        return chain.sample(p["p"], lag_one, n, rng)
+
+    def chain_elements(self, p, lag_one, x):
+        return chain.elements(p["p"], lag_one, np.asarray(x, dtype=np.int64))
 
     def value_shape(self, p: Params) -> tuple[int, ...]:
         return p["p"].shape[:-1]

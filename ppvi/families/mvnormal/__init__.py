@@ -9,6 +9,7 @@ import numpy as np
 from ppvi.codegen.plan import ArrayNames
 
 from ..unit import LOG_2PI, Params, Unit, fill, root
+from . import chain
 
 __all__ = ["UNIT", "MvNormalUnit"]
 
@@ -23,6 +24,17 @@ class MvNormalUnit(Unit):
     expectation = ("q", "mean")
     located = True
     location = "mean"
+    chained = True
+    lag_one_of = "cov"
+
+    def lag_one_shape(self, p):
+        return tuple(p["cov"].shape)                    # Cov(xₜ₋₁, xₜ) per element
+
+    def chain_sample(self, p, lag_one, n, rng):
+        return chain.sample(p["mean"], p["cov"], lag_one, n, rng)
+
+    def chain_elements(self, p, lag_one, x):
+        return chain.elements(p["mean"], p["cov"], lag_one, np.asarray(x, dtype=float))
 
     def param_shapes(self, value, categories=0):
         return {"mean": value, "cov": (*value, *value[-1:])}
