@@ -183,7 +183,7 @@ def _lda_fit(text: str) -> tuple:
     return r, r.fit.program.plan
 
 
-@pytest.mark.parametrize("name", ["m", "a"])
+@pytest.mark.parametrize("name", ["m", pytest.param("a", marks=pytest.mark.long)])
 def test_lda_with_its_document_index_renamed_keeps_the_group_block_and_the_fit(name):
     """Before: with `d` renamed to `m` (after `k`) the group block was silently dropped and the fit converged
     elsewhere (ELBO −14057.8 against −14036.1): the statistic's axes were ordered by the indices' names."""

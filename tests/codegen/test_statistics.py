@@ -58,8 +58,8 @@ def _writer(stem: str) -> ModuleWriter:
     return mw
 
 
-@pytest.mark.parametrize("stem", ["gmm", "gmm_1d", "em_gmm", "lda", "binary_sparse_coding", "dirichlet_categorical",
-                                  "linreg", "normal_gamma"])
+@pytest.mark.parametrize("stem", ["gmm_1d", "lda", "dirichlet_categorical", "normal_gamma"] + [
+    pytest.param(s, marks=pytest.mark.long) for s in ("gmm", "em_gmm", "binary_sparse_coding", "linreg")])
 def test_separating_the_statistics_is_exact(stem):
     """Σ_n f(n, globals) rewritten as Σ_F c(F) Σ_n s(n, F) has the same value (ELBO terms and η)."""
     p = _fitted(stem)

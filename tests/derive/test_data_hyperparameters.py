@@ -121,6 +121,7 @@ def _hyper() -> dict:
             "er": 0.8, "loc": 0.3, "scale": 1.7, "prec": 0.9}
 
 
+@pytest.mark.long     # (two compilations of one large model, 50 s; CI checks and derives it below)
 def test_every_hyperparameter_position_from_data_equals_the_const(tmp_path):
     N = 40
     X = RNG.normal(size=(N, 2))

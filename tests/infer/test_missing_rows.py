@@ -120,6 +120,7 @@ def test_imputations_list_the_missing_coordinates(fit):
     np.testing.assert_allclose(imp["sd"], np.sqrt(var), rtol=1e-15)
 
 
+@pytest.mark.long     # (600 damped sweeps, 20 s)
 def test_the_damped_schedule_reaches_the_same_blocks(fit):
     """Damping mixes η of a partly observed row from the block's own (the engine's η of q there)."""
     r = ppvi.load(fit.provenance.model_path).fit({"x": _data()}, tol=0, max_iter=600, damping=0.5)
