@@ -315,23 +315,7 @@ def test_a_fixed_parameter_lds_jointly_has_the_kalman_likelihood():
     assert e.stderr < 1e-10
 
 
-SEQUENCES = """\
-dim S
-dim T
-dim K = 3
-data p0[K]
-data A[K, K]
-data mu[K]
-data sd[K]
-data x[S, T]
-for s in S:
-    z[s, 0] ~ Categorical(p0)
-    for t in T[1:]:
-        z[s, t] ~ Categorical(A[z[s, t-1]])
-    for t in T:
-        x[s, t] ~ Normal(mu[z[s, t]], sd[z[s, t]])
-approximate z jointly
-"""
+from infer.test_chains import SEQUENCES      # noqa: E402  (a plate of HMMs, jointly: tests/infer/test_chains.py)
 
 
 def posterior_pairs(p0, A, like):
