@@ -43,8 +43,9 @@ def unit_of(family: str) -> Unit:
 
 
 class _Rewritten(Unit):
-    """A distribution of the language that is no family of its own (the checker rewrites StudentT,
-    NegativeBinomial, StickBreaking into families): no location, no moments, no labels."""
+    """A distribution of the language that is no family of its own (the checker rewrites StudentT and
+    StickBreaking into families; NegativeBinomial is a law the simulator draws and scores itself, in
+    ppvi.simulate.density): no location, no moments, no labels."""
 
     name = ""
     standard = ()

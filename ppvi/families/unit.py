@@ -72,9 +72,18 @@ class Unit:
     head: ClassVar[str | None] = None           # an amortised encoder's output head (docs/amortise.md)
     in_eta: ClassVar[Mapping[str, str]] = {}    # each standard parameter in terms of η, as ``ppvi derive`` prints
 
+    # ------------------------------------------------------------ a location start (``located`` families)
+    def spread(self, variance: float, shape: tuple[int, ...]) -> np.ndarray:
+        """An isotropic spread of q's shape around a location (variances, or covariances)."""
+        raise NotImplementedError(self.name)
+
+    def located_at(self, s: State, v: str, mean: np.ndarray, spread: np.ndarray) -> None:
+        """q(v) centred at ``mean`` with ``spread``, its moments and entropy too."""
+        raise NotImplementedError(self.name)
+
     # ------------------------------------------------------------ a chain's joint q (``chained`` families)
-    def lag_one_shape(self, p: Params) -> tuple[int, ...]:
-        """The shape of ``lag_one`` for a chain with parameters p."""
+    def lag_one_shape(self, p: Params) -> tuple[int, ...] | None:
+        """The shape of ``lag_one`` for a chain with parameters p (None: no chain has these parameters)."""
         raise NotImplementedError(self.name)
 
     def lag_one_axes(self, axes: tuple[str, ...]) -> tuple[str, ...]:

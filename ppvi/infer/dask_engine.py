@@ -158,8 +158,13 @@ def _read_start(kernels: Kernels, shell, reopen: Callable, a: int, b: int, draws
     source, opened here), their local q at the start — drawn from where an in-memory start draws them
     (``draws``: :class:`ppvi.infer.streamed.Draws`), then an E-step if the start was informed — and their
     statistics.  The driver never reads them."""
+    import copy
+
     from ppvi.infer.cavi import _one_blas_thread
 
+    # (a private shell: a threaded worker may run two partitions' tasks on the one object it was given)
+    shell = copy.copy(shell)
+    shell.whole = copy.copy(shell.whole)
     source = reopen()
     try:
         shell.attach(kernels.module(), source)

@@ -501,6 +501,8 @@ class Streamer:
         """A store for every unit's local state: in ``local_dir``, else a scratch directory; with restarts, one
         beside ``local_dir`` (the best start's files are moved into it at the end: :func:`finish`)."""
         where = os.path.dirname(os.path.abspath(self.local_dir)) if self.local_dir else None
+        if where is not None:
+            os.makedirs(where, exist_ok=True)       # (as Store makes local_dir itself)
         directory = tempfile.mkdtemp(prefix="ppvi-local-", dir=where) if self.restarts or not self.local_dir \
             else self.local_dir
         return Store(directory, self.local_shapes())

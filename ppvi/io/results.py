@@ -508,9 +508,9 @@ def _q(name: str, entry: Any, axes: Mapping[str, tuple[str, ...]], categories: M
             raise _Malformed(f"{where}/lag_one",
                              f"absent: only a Categorical or MvNormal chain has one, not a {family}")
         shape = unit_of(family).lag_one_shape(params)
-        if lag_one.shape != shape:
+        if shape is None or lag_one.shape != shape:
             raise _Malformed(f"{where}/lag_one", "a chain's pairwise marginals (Categorical) or lag-one covariances "
-                             f"(MvNormal) of shape {list(shape)}")
+                             f"(MvNormal, one chain: mean[T, D]) of shape {list(shape or ())}")
     return Q(family, params, tuple(value_axes), cats, missing, lag_one)
 
 

@@ -109,6 +109,16 @@ def test_restarts_keep_the_best_restarts_own_local_q(lda, corpus, npy_dir, algor
     np.testing.assert_array_equal(np.load(tmp_path / "local" / "q_z__p.npy"), streamed.q["z"]["p"])
 
 
+def test_restarts_keep_local_q_in_a_folder_not_made_yet(lda, npy_dir, tmp_path):
+    """``local_dir`` inside folders that do not exist yet, with restarts (a FileNotFoundError before: the
+    restarts' stores are made beside it, and only a single start made its folders)."""
+    out = tmp_path / "new" / "run" / "local"
+    r = lda.fit(str(npy_dir), max_iter=1, tol=0, progress=False, seed=4, restarts=2, chunk_size=40,
+                local_dir=str(out))
+    np.testing.assert_array_equal(np.load(out / "q_z__p.npy"), r.q["z"]["p"])
+    assert os.listdir(out.parent) == ["local"]
+
+
 def test_parquet_row_groups_cut_documents(lda, corpus, start, tmp_path):
     """Row groups of 100 tokens end inside documents; the chunks still hold whole documents (and 21..23 none)."""
     pa = pytest.importorskip("pyarrow")

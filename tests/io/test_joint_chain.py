@@ -176,6 +176,13 @@ def test_a_result_file_keeps_the_pairs_and_refuses_a_bad_shape(hmm, lds, tmp_pat
     (tmp_path / "bad.json").write_text(json.dumps(doc))
     with pytest.raises(ppvi.PPVIError, match="`q/z/lag_one` should be absent: only a Categorical or MvNormal"):
         load(str(tmp_path / "bad.json"))
+    # a Gaussian chain's q is one chain, mean[T, D] (a ValueError from its sampler before)
+    x = doc["q"]["x"]
+    doc["q"]["x"] = {**x, "mean": [x["mean"]], "cov": [x["cov"]], "lag_one": [x["lag_one"]]}
+    del doc["q"]["z"]
+    (tmp_path / "bad.json").write_text(json.dumps(doc))
+    with pytest.raises(ppvi.PPVIError, match=r"`q/x/lag_one` should be .*one chain: mean\[T, D\]"):
+        load(str(tmp_path / "bad.json"))
 
 
 def test_export_draws_the_chain_jointly_and_writes_its_pairs(hmm, lds):

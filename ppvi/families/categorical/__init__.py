@@ -29,16 +29,16 @@ class CategoricalUnit(Unit):
     chained = True
     lag_one_of = "p"
 
-    def lag_one_shape(self, p):
+    def lag_one_shape(self, p: Params) -> tuple[int, ...] | None:
         return (*p["p"].shape, p["p"].shape[-1])        # ξₜ[j, k] per element
 
-    def lag_one_axes(self, axes):
+    def lag_one_axes(self, axes: tuple[str, ...]) -> tuple[str, ...]:
         return axes + axes[-1:]
 
-    def chain_sample(self, p, lag_one, n, rng):
+    def chain_sample(self, p: Params, lag_one: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
         return chain.sample(p["p"], lag_one, n, rng)
 
-    def chain_elements(self, p, lag_one, x):
+    def chain_elements(self, p: Params, lag_one: np.ndarray, x: np.ndarray) -> np.ndarray:
         return chain.elements(p["p"], lag_one, np.asarray(x, dtype=np.int64))
 
     def value_shape(self, p: Params) -> tuple[int, ...]:

@@ -27,13 +27,14 @@ class MvNormalUnit(Unit):
     chained = True
     lag_one_of = "cov"
 
-    def lag_one_shape(self, p):
-        return tuple(p["cov"].shape)                    # Cov(xₜ₋₁, xₜ) per element
+    def lag_one_shape(self, p: Params) -> tuple[int, ...] | None:
+        # Cov(xₜ₋₁, xₜ) per element of one chain: (T, D, D); a joint Gaussian chain has no plate around it
+        return tuple(p["cov"].shape) if p["mean"].ndim == 2 else None
 
-    def chain_sample(self, p, lag_one, n, rng):
+    def chain_sample(self, p: Params, lag_one: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
         return chain.sample(p["mean"], p["cov"], lag_one, n, rng)
 
-    def chain_elements(self, p, lag_one, x):
+    def chain_elements(self, p: Params, lag_one: np.ndarray, x: np.ndarray) -> np.ndarray:
         return chain.elements(p["mean"], p["cov"], lag_one, np.asarray(x, dtype=float))
 
     def param_shapes(self, value, categories=0):
