@@ -450,6 +450,7 @@ def _check_bpmf_recovery(q, truth):
     assert np.corrcoef(pred.ravel(), true.ravel())[0, 1] > 0.95
 
 
+@pytest.mark.long     # (a check of the reference itself, 14 s)
 def test_bpmf_reference_recovers_the_planted_ratings():
     c = _bpmf_case()
     d = data(c)

@@ -317,6 +317,7 @@ def mixreg():
                   "y[n] ~ Normal(dot(X[n], w[z[n]]), precision = tau[z[n]])", restarts=5)
 
 
+@pytest.mark.long     # (its fit takes 20 s)
 def test_mixture_of_regressions_is_a_fixed_point(mixreg):
     _, r, d = mixreg
     X, y = d["X"], d["y"]
@@ -343,6 +344,7 @@ def test_mixture_of_regressions_is_a_fixed_point(mixreg):
     assert R == pytest.approx(softmax_rows(logits), abs=ATOL_P)
 
 
+@pytest.mark.long
 def test_mixture_of_regressions_recovers_the_planted_lines(mixreg):
     _, r, _ = mixreg
     truth = corpus_data.mixture_of_regressions()[1]

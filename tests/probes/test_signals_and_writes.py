@@ -42,7 +42,8 @@ def _until_handled(proc, signum: int, timeout: float = 120.0) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, pytest.param(signal.SIGHUP, marks=pytest.mark.long),
+                                    signal.SIGINT])     # (SIGHUP takes SIGTERM's path: --long)
 def test_a_signal_keeps_the_fit(signum, tmp_path):
     env = _warm(tmp_path / "cache")
     out = tmp_path / "r.json"
