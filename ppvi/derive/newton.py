@@ -193,38 +193,47 @@ def direction(grad: np.ndarray, hess: np.ndarray) -> np.ndarray:
 
 def newton_normal(m: float, v: float, derivatives: Callable[[float, float], tuple[dict, dict]],
                   value: Callable[[float, float], float], tol: float = TOL) -> tuple[float, float, int]:
-    """(m, v) of one Normal element after Newton steps with a backtracking line search on the exact
-    f(m, v) = ``value(m, v)`` (𝓛's part plus ½ log v); ``derivatives(m, v)`` gives 𝓛's gradient and Hessian
-    in the moments.  A step is taken only where f increases (Armijo), and v stays positive; stops when the
-    Newton decrement ∇fᵀd falls below ``tol``·(1 + |f|), or when no step increases f, or after one full step
-    (taken where f does not decrease) from a decrement below NEAR·(1 + |f|).  Returns (m, v, steps)."""
+    """(m, v) of one Normal element after Newton steps with a backtracking line search (:func:`ascend`) on the
+    exact f(m, v) = ``value(m, v)`` (𝓛's part plus ½ log v); ``derivatives(m, v)`` gives 𝓛's gradient and
+    Hessian in the moments.  Returns (m, v, steps)."""
     m, v, f = feasible(m, v, value)
-    for step in range(MAX_STEPS):
-        g, h = derivatives(m, v)
-        grad, hess = in_m_v(m, v, g, h)
+
+    def step(m, v):
+        grad, hess = in_m_v(m, v, *derivatives(m, v))
         d = direction(grad, hess)
-        slope = float(grad @ d)
+        return float(grad @ d), d[0], d[1]
+
+    return ascend(m, v, f, step, value, tol, MAX_STEPS)
+
+
+def ascend(m, v, f: float, step: Callable, value: Callable, tol: float, max_steps: int) -> tuple:
+    """Newton steps from a feasible (m, v) with f = ``value(m, v)``: ``step(m, v)`` gives the decrement ∇fᵀd and
+    the direction d = (dm, dv) (of one element: floats; of a block: arrays).  A step is taken only where f increases (Armijo), and v stays
+    positive; stops when the decrement ∇fᵀd falls below ``tol``·(1 + |f|), when no step increases f, or after one
+    full step (taken where f does not decrease) from a decrement below NEAR·(1 + |f|).  Returns (m, v, steps)."""
+    for k in range(max_steps):
+        slope, dm, dv = step(m, v)
         if not math.isfinite(slope) or slope <= tol * (1.0 + abs(f)):
-            return m, v, step
+            return m, v, k
         t = 1.0
-        while v + t * d[1] <= 0.0:
+        while np.any(v + t * dv <= 0.0):
             t *= 0.5
         if slope <= NEAR * (1.0 + abs(f)):      # (a last step: no halvings, which rounding alone would drive)
-            mt, vt = m + t * d[0], v + t * d[1]
+            mt, vt = m + t * dm, v + t * dv
             ft = value(mt, vt)
-            return (mt, vt, step + 1) if ft >= f else (m, v, step)
+            return (mt, vt, k + 1) if ft >= f else (m, v, k)
         for _ in range(MAX_HALVINGS):
-            mt, vt = m + t * d[0], v + t * d[1]
+            mt, vt = m + t * dm, v + t * dv
             ft = value(mt, vt)
             if math.isfinite(ft) and ft >= f + ARMIJO * t * slope:
                 break
             t *= 0.5
         else:
-            return m, v, step
+            return m, v, k
         if ft < f:         # (ARMIJO·t·slope underflowed) never a decrease
-            return m, v, step
+            return m, v, k
         m, v, f = mt, vt, ft
-    return m, v, MAX_STEPS
+    return m, v, max_steps
 
 
 def in_m_v_block(m: np.ndarray, v: np.ndarray, g: dict[str, np.ndarray],
@@ -262,32 +271,13 @@ def newton_block(m: np.ndarray, v: np.ndarray, derivatives: Callable, value: Cal
     ``derivatives(m, v)`` gives 𝓛's gradient (K-vectors) and cross Hessian (K×K).  Every step increases f."""
     k = len(m)
     m, v, f = feasible_block(m, v, value)
-    for step in range(max_steps):
-        g, h = derivatives(m, v)
-        grad, hess = in_m_v_block(m, v, g, h)
+
+    def step(m, v):
+        grad, hess = in_m_v_block(m, v, *derivatives(m, v))
         d = block_direction(grad, hess)
-        slope = float(grad @ d)
-        if not math.isfinite(slope) or slope <= tol * (1.0 + abs(f)):
-            return m, v, step
-        t = 1.0
-        while np.any(v + t * d[k:] <= 0.0):
-            t *= 0.5
-        if slope <= NEAR * (1.0 + abs(f)):
-            mt, vt = m + t * d[:k], v + t * d[k:]
-            ft = value(mt, vt)
-            return (mt, vt, step + 1) if ft >= f else (m, v, step)
-        for _ in range(MAX_HALVINGS):
-            mt, vt = m + t * d[:k], v + t * d[k:]
-            ft = value(mt, vt)
-            if math.isfinite(ft) and ft >= f + ARMIJO * t * slope:
-                break
-            t *= 0.5
-        else:
-            return m, v, step
-        if ft < f:
-            return m, v, step
-        m, v, f = mt, vt, ft
-    return m, v, max_steps
+        return float(grad @ d), d[:k], d[k:]
+
+    return ascend(m, v, f, step, value, tol, max_steps)
 
 
 def feasible_block(m: np.ndarray, v: np.ndarray, value: Callable) -> tuple[np.ndarray, np.ndarray, float]:

@@ -374,6 +374,7 @@ for t in T[1:]:
 for t in T:
     y[t] ~ Normal(x[t], 1)
 """
+RANDOM_WALK_JOINTLY = f"{RANDOM_WALK}approximate x jointly\n"      # (tests/simulate/test_evidence.py)
 
 
 def test_random_walk_mean_field_fixed_point_is_the_exact_posterior_mean():

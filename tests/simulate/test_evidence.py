@@ -250,16 +250,7 @@ def test_a_point_q_is_no_proposal():
         evidence(r, 10)
 
 
-RANDOM_WALK_JOINTLY = """\
-dim T
-data y[T]
-x[0] ~ Normal(0, 1)
-for t in T[1:]:
-    x[t] ~ Normal(x[t-1], 0.5)
-for t in T:
-    y[t] ~ Normal(x[t], 1)
-approximate x jointly
-"""
+from infer.test_chains import RANDOM_WALK_JOINTLY, SEQUENCES      # noqa: E402  (tests/infer/test_chains.py)
 
 
 def test_a_joint_chain_without_its_pairs_is_no_proposal():
@@ -315,7 +306,6 @@ def test_a_fixed_parameter_lds_jointly_has_the_kalman_likelihood():
     assert e.stderr < 1e-10
 
 
-from infer.test_chains import SEQUENCES      # noqa: E402  (a plate of HMMs, jointly: tests/infer/test_chains.py)
 
 
 def posterior_pairs(p0, A, like):
