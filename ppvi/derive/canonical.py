@@ -36,8 +36,11 @@ MAX_ORDERINGS = 120
 
 
 def stem(lo: sp.Expr, hi: sp.Expr) -> str:
-    """The name a summation index over lo..hi is given: its dim's, in lower case (``i`` for a number)."""
-    size = hi - lo + 1
+    """The name a summation index over lo..hi is given: its dim's, in lower case (``i`` for a number).
+
+    The dim is read off the upper end, so a sliced plate's sum (t over T[2:], lo = 2, hi = T − 1) is
+    named by T like the whole plate's."""
+    size = hi + 1
     return size.name.lower() if isinstance(size, sp.Symbol) else "i"
 
 

@@ -61,6 +61,15 @@ def _reserved(d: Derivation) -> frozenset[str]:
 
 
 # ----------------------------------------------------------------- printers
+def offset(printer, i: sp.Expr) -> str:
+    """An index as the model writes it: ``t-1`` for an earlier element (SymPy would print ``-1 + t``)."""
+    if isinstance(i, sp.Add) and len(i.args) == 2:
+        num, rest = sorted(i.args, key=lambda a: not a.is_Integer)
+        if num.is_Integer and not rest.is_Number:
+            return f"{printer._print(rest)}{'-' if num < 0 else '+'}{abs(int(num))}"
+    return printer._print(i)
+
+
 class Whiteboard(StrPrinter):
     """One-line Unicode mathematics."""
 
@@ -71,7 +80,7 @@ class Whiteboard(StrPrinter):
         self.nplates = nplates
 
     def _idx(self, idx) -> str:
-        return ", ".join(self._print(i) for i in idx)
+        return ", ".join(offset(self, i) for i in idx)
 
     def _var(self, var: str, idx) -> str:
         return f"{var}[{self._idx(idx)}]" if idx else var
@@ -184,7 +193,7 @@ class Blackboard(LatexPrinter):
         self.nplates = nplates
 
     def _sub(self, idx) -> str:
-        return "_{" + ",".join(self._print(i) for i in idx) + "}" if idx else ""
+        return "_{" + ",".join(offset(self, i) for i in idx) + "}" if idx else ""
 
     def _name(self, var: str) -> str:
         return r"\mathrm{" + var.replace("_", r"\_") + "}"
@@ -230,7 +239,7 @@ class Blackboard(LatexPrinter):
         return self._name(e.name) if len(e.name) > 1 else e.name
 
     def _print_Sum(self, e):
-        idx = ",".join(self._print(i) for i, _, _ in e.limits)
+        idx = ",".join(self._print(i) + (rf"\geq {self._print(lo)}" if lo != 0 else "") for i, lo, _ in e.limits)
         body = self._print(e.function)
         if isinstance(e.function, sp.Add):
             body = rf"\left({body}\right)"
@@ -504,7 +513,9 @@ def to_latex(d: Derivation) -> str:
     for label, e in d.elbo_terms():
         term = show(e)
         rows.append(rf"&\quad {term if term.startswith('-') else '+ ' + term}")
-    out.append(" \\\\\n".join(rows))
+    # one row a line: each line passes through the terminal escape on its own (a newline inside one would
+    # come out as a literal \x0a)
+    out += [row + (r" \\" if i < len(rows) - 1 else "") for i, row in enumerate(rows)]
     out.append(r"\end{align*}")
     return _escaped(out)
 

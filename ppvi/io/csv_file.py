@@ -46,6 +46,7 @@ class Plan:
     columns: tuple[int, ...]
     whole: bool
     missing: frozenset[int] = frozenset()     # columns whose missing cells (NA_TOKENS) are read as NaN
+    index: frozenset[int] = frozenset()       # columns of `index(K)` data (labels in them get a hint to code them)
 
 
 Choose = Callable[[tuple[str, ...]], Plan]
@@ -178,7 +179,7 @@ class _Reader:
                         text.append(j)
                         continue
                     k = next(k for k, c in enumerate(cells) if not _number(c))
-                    raise self._cell_error(positions[k], j + skip, cells[k], names[j])
+                    raise self._cell_error(positions[k], j + skip, cells[k], names[j], j in plan.index)
                 parts[j].append(values)
             first_block = False
         for j in text:
@@ -246,8 +247,8 @@ class _Reader:
         return at(self.path, line_no, 1, "", f"an empty cell in column `{shown(name)}`: a missing value",
                   f"impute it, or declare `{shown(name)}` with `: missing` where it is drawn")
 
-    def _cell_error(self, i: int, field: int, cell: str, name: str) -> PPVIError:
-        """The error for ``cell``, field ``field`` of record ``i`` of the block."""
+    def _cell_error(self, i: int, field: int, cell: str, name: str, index: bool = False) -> PPVIError:
+        """The error for ``cell``, field ``field`` of record ``i`` of the block (``index``: of `index(K)` data)."""
         line_no, raw = self._spans(i)
         start, end = _field_span(raw, field, self.delimiter)
         line_no += raw.count("\n", 0, start)
@@ -267,7 +268,16 @@ class _Reader:
             message = f"`{token}` in column `{name}` is not a number"
             if _DECIMAL_COMMA.fullmatch(cell):
                 hint = "the decimal point is `.`: write 1.5, not 1,5"
+            elif index:
+                hint = label_hint(name)
         return at(self.path, line_no, start - line_start + 1, line, message, hint, width=max(1, end - start))
+
+
+def label_hint(name: str) -> str:
+    """What to do with labels (group names) in the column of `index(K)` data, which holds codes 0..K−1."""
+    return (f"`{name}` is an index: its values are codes 0..K−1; code the labels first, e.g. with pandas "
+            f"`df[\"{name}\"] = df[\"{name}\"].astype(\"category\").cat.codes` (keep the categories to read "
+            f"the results)")
 
 
 def _floats(cells: list[str], missing: bool = False) -> np.ndarray | None:

@@ -26,7 +26,7 @@ from typing import Mapping
 import numpy as np
 
 from ppvi.errors import Diagnostic, PPVIError, Reporter, did_you_mean
-from ppvi.io.csv_file import Plan, read_csv
+from ppvi.io.csv_file import Plan, label_hint, read_csv
 from ppvi.io.totals import check_totals
 from ppvi.io.chunked import SCAN_ROWS
 from ppvi.io.reading import fail, json_array, physical_memory, read_json, read_npz, shown, size_text
@@ -121,7 +121,8 @@ def _plan(names: tuple[str, ...], model: CheckedModel) -> Plan:
         return Plan(every, whole=True, missing=frozenset(every) if data[0].missing else frozenset())
     first = {name: j for j, name in reversed(list(enumerate(names)))}
     return Plan(tuple(first[v.name] for v in _wanted(model) if v.name in first), whole=False,
-                missing=frozenset(first[v.name] for v in data if v.missing and v.name in first))
+                missing=frozenset(first[v.name] for v in data if v.missing and v.name in first),
+                index=frozenset(first[v.name] for v in data if v.support == "index" and v.name in first))
 
 
 def _from_table(label: str, model: CheckedModel, names: tuple[str, ...], columns: Mapping[int, np.ndarray],
@@ -206,7 +207,8 @@ def _from_frame(frame, model: CheckedModel, pd) -> Source:
                 notes += (Diagnostic(f"column `{shown(names[j])}` is not numeric (dtype {series.dtype}): left out",
                                      PYTHON_DATA, severity="note"),)
                 continue
-            raise fail(PYTHON_DATA, f"column `{names[j]}` is not numeric (dtype {series.dtype})")
+            raise fail(PYTHON_DATA, f"column `{names[j]}` is not numeric (dtype {series.dtype})",
+                       label_hint(names[j]) if j in plan.index else None)
         values = series.to_numpy(dtype=float, na_value=np.nan)
         missing = np.flatnonzero(np.isnan(values))
         if missing.size and j not in plan.missing:

@@ -45,6 +45,43 @@ def test_chain_in_json_and_latex(capsys):
     assert code == 0 and r"\log \Psi_{j,k}" in out
 
 
+AR2 = """model ar2_offsets
+dim T
+data y[T]
+a1 ~ Normal(0, 1)
+a2 ~ Normal(0, 1)
+tau ~ Gamma(1.0, 1.0)
+for t in T[2:]:
+    y[t] ~ Normal(a1 * y[t-1] + a2 * y[t-2], precision = tau)
+"""
+
+
+def test_a_sliced_plate_keeps_its_loop_variable_and_offsets(tmp_path, capsys):
+    """A sum over a sliced plate is named by its dim like the whole plate's (it was `Σ_i≥2`, its dim read off
+    the slice's length T − 2), and earlier elements print as the model writes them (`y[t-1]`, not `y[-1 + t]`),
+    in text and LaTeX."""
+    code, out, err = run_cli(["derive", _model(tmp_path, AR2)], capsys)
+    assert code == 0, err
+    assert "Σ_t≥2 y[t-1]·y[t-2]" in out and "Σ_i" not in out and "+ t]" not in out
+    code, out, err = run_cli(["derive", HMM], capsys)
+    assert "Σ_t≥1 q(z[t-1] = k, z[t] = d)" in out and "Σ_i" not in out
+    code, out, err = run_cli(["derive", _model(tmp_path, AR2), "--format", "latex"], capsys)
+    assert r"\sum_{t\geq 2} \mathrm{y}_{t-1} \mathrm{y}_{t-2}" in out and "+ t}" not in out
+
+
+@pytest.mark.parametrize("path", [MODELS / "gmm_1d.ppvi", HMM], ids=lambda p: p.stem)
+def test_latex_has_one_row_a_line(path, capsys):
+    """Each row of the align* its own line ending in ``\\\\`` (the last none): the terminal escape turned the
+    newlines of rows joined into one string into literal ``\\x0a``, which no LaTeX compiles (pdflatex is not on
+    CI's machine, so the compile test skips)."""
+    code, out, err = run_cli(["derive", path, "--format", "latex"], capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    body = lines[lines.index(r"\begin{align*}") + 1:lines.index(r"\end{align*}")]
+    assert "\\x0a" not in out and len(body) > 3
+    assert all(line.endswith(r" \\") for line in body[:-1]) and not body[-1].endswith("\\")
+
+
 def _model(tmp_path, text):
     p = tmp_path / "m.ppvi"
     p.write_text(text)

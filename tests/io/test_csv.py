@@ -14,7 +14,7 @@ import pytest
 import ppvi
 from conftest import MODELS, run_cli
 from ppvi.errors import PPVIError
-from ppvi.io.data import read_file
+from ppvi.io.data import from_python, read_file
 
 GMM = ppvi.load(str(MODELS / "gmm.ppvi")).checked          # one 2-D data variable: x[N, D]
 GMM_1D = ppvi.load(str(MODELS / "gmm_1d.ppvi")).checked    # one 1-D data variable: eruptions[N]
@@ -246,3 +246,22 @@ def test_run_notes_the_index_column_and_fits_the_two_columns(tmp_path, capsys):
     import json
     a, b = (json.loads((tmp_path / f).read_text()) for f in ("a.json", "b.json"))
     assert a["elbo"] == b["elbo"] and np.shape(a["q"]["mu"]["mean"]) == (6, 2)
+
+
+MULTILEVEL = ppvi.load(str(MODELS / "multilevel_regression.ppvi")).checked   # county[N] : index(J)
+
+
+def test_labels_in_an_index_column_say_how_to_code_them(tmp_path):
+    """Group names where `index(J)` data are read (a pandas CSV of a grouping column): an error whose hint
+    says the column holds codes and how to make them (the reader cannot know which code a name means)."""
+    path = _write(tmp_path, ",county,x,y\n0,Aitkin,0,1.4\n1,Anoka,1,0.2\n")
+    message = _error(path, MULTILEVEL)
+    assert message.splitlines()[0] == f"{path}:2:3: error: `Aitkin` in column `county` is not a number"
+    assert 'hint: `county` is an index: its values are codes 0..K−1' in message and ".cat.codes" in message
+    frame = pd.read_csv(path, index_col=0)
+    with pytest.raises(PPVIError) as e:
+        from_python(frame, MULTILEVEL)
+    assert "column `county` is not numeric" in e.value.format() and ".cat.codes" in e.value.format()
+    # (a text column that is not an index keeps the plain error)
+    path = _write(tmp_path, "county,x,y\n0,low,1.4\n", name="x.csv")
+    assert "hint" not in _error(path, MULTILEVEL)
