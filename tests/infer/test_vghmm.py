@@ -134,7 +134,9 @@ def kl_dirichlet(a1, a0):
 
 # ------------------------------------------------------------------ λ held: the same family as hmmlearn's
 @pytest.fixture(scope="module")
-def held():
+def held(request):
+    """hmmlearn and ppvi's derived updates from hmmlearn's start, λ held: 8 sweeps in CI, to the fixed point
+    (20) with --long."""
     x = sample(0)
     S, T = x.shape
     ref = hmmlearn_start(x, params="stm")
@@ -150,7 +152,7 @@ def held():
     set_q(env, "pi", "Dirichlet", alpha=ref.startprob_posterior_)
     set_q(env, "A", "Dirichlet", alpha=ref.transmat_posterior_)
     set_q(env, "mu", "Normal", mean=ref.means_posterior_[:, 0], sd=(ref.beta_posterior_ * tau) ** -0.5)
-    sweeps = 20
+    sweeps = 20 if request.config.getoption("--long") else 8
     ours = cavi(d, env, ["pi", "A", "mu"], sweeps)
     theirs = hmmlearn_fit(ref, x, sweeps)
     return x, nu, tau, ref, env, ours, theirs
@@ -166,10 +168,13 @@ def test_held_precision_elbo_sweep_by_sweep(held):
     offset = (n * (-0.5 * LOG_2PI + 0.5 * (np.log(nu / 2) - special.digamma(nu / 2)))
               + kl_gamma(a, b, ref.dof_prior_ / 2, ref.scale_prior_[:, 0] / 2).sum())
     np.testing.assert_allclose(ours, theirs + offset, rtol=0, atol=1e-8)
-    assert theirs[-1] - theirs[-2] < 1e-9                  # (converged: the comparison below is at the fixed point)
+    if len(theirs) == 20:                                   # (--long: the comparison below is at the fixed point)
+        assert theirs[-1] - theirs[-2] < 1e-9
 
 
 def test_held_precision_same_fixed_point(held):
+    """q(π), q(A), q(μ) after hmmlearn's M-step and q(z) after its E-step, from the same state (--long: the fixed
+    point)."""
     x, nu, tau, ref, env, _, _ = held
     np.testing.assert_allclose(env.arrays["alpha(pi)"], ref.startprob_posterior_, rtol=1e-8)
     np.testing.assert_allclose(env.arrays["alpha(A)"], ref.transmat_posterior_, rtol=1e-8)
@@ -246,7 +251,7 @@ def learned(sweeps: int):
 
 @pytest.fixture(scope="module")
 def few_sweeps():
-    return learned(8)
+    return learned(5)
 
 
 @pytest.fixture(scope="module")
