@@ -12,7 +12,8 @@ variational Gaussian HMM").  So:
   loosely (the same states, Viterbi path and means; ELBOs within the mean field's loss, below).
 
 The reference evaluator (derive/numeric.py, tests/derive/reference.py) runs ppvi's derived expressions: no
-kernels are compiled here (the compiled HMM equals the reference: tests/codegen/test_chain_kernels.py).
+kernels are compiled in CI (the compiled HMM equals the reference: tests/codegen/test_chain_kernels.py); with
+--long, the compiled fit of vghmm.ppvi is a fixed point of the NumPy VB-HMM, its ELBO the NumPy bound.
 """
 
 from __future__ import annotations
@@ -309,3 +310,28 @@ def test_mean_field_near_hmmlearn(converged):
     np.testing.assert_array_equal(ours_path, ref.decode(x.reshape(-1, 1), lengths)[1])
     hmmlearn_elbo = theirs[-1] - 0.5 * LOG_2PI * x.size
     assert 0 < hmmlearn_elbo - ours[-1] < 0.1 * K, (hmmlearn_elbo, ours[-1])
+
+
+@pytest.mark.long
+def test_compiled_fit_is_a_fixed_point_of_the_numpy_vbhmm():
+    """`fit` on models/sequences/vghmm.ppvi with its bundled data (compiled: behind --long), to convergence: one
+    round of the NumPy VB-HMM from the fit's q(θ) gives them back, and the fit's ELBO is the NumPy bound at them
+    (its schedule ends with q(z), so the bound's log Z form holds).  To 1e-6: the fit stops on its ELBO's change,
+    and a state of 5 points still drifts there."""
+    import json
+
+    import ppvi
+
+    model = load(str(VGHMM))
+    prior = {c.name: float(c.value.value) for c in model.of_kind("const")}
+    x = np.array(json.loads(VGHMM.with_suffix(".json").read_text())["x"])
+    r = ppvi.load(str(VGHMM)).fit({"x": x}, max_iter=5000, tol=1e-13)
+    q = r.to_dict()["q"]
+    got = {"pi": q["pi"]["alpha"], "A": q["A"]["alpha"], "m": q["mu"]["mean"], "v": np.square(q["mu"]["sd"]),
+           "shape": q["lam"]["shape"], "rate": q["lam"]["rate"]}
+    got = {k: np.asarray(v, dtype=float) for k, v in got.items()}
+    z, trace, again = numpy_vbhmm(x, got, prior, 1)
+    assert r.elbo == pytest.approx(trace[0], abs=1e-8, rel=0)
+    for name in got:
+        np.testing.assert_allclose(again[name], got[name], rtol=1e-6, atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(np.asarray(q["z"]["p"]), z, atol=1e-6)
