@@ -7,6 +7,11 @@ Each pass maps a Module to a Module and reads nothing but the IR.  The order, an
                 members' arrays (it reads them only through the statistics the block refills); then no local
                 step is made.  First: the block fills the statistics itself, so which local step ``fuse``
                 makes, if any, depends on it.
+    factored_softmax
+                the kept block's members' softmax is factored (e^a once per pass, e^b once per member, Σ_t p_t
+                without forming p) where the rows they refill are counts.  Right after ``group_block``, which
+                decides which block there is; before ``fuse`` and the passes that change loops, so that the
+                kernel it puts in place is read and flagged as any other.
     fuse        the local step: the update of the last latent of a sweep that feeds the statistics, with each
                 element's share of them added while the element is in cache (the writer leaves the updates
                 and the shares, ir.Share, apart).  After ``group_block`` (no local step where a block fills
@@ -32,7 +37,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
-from ppvi.codegen.ir import Bind, If, Kernel, Loop, Module, Note, Share, accumulates, part_range, reads, walk, writes
+from ppvi.codegen.ir import (Bind, Call, Expr, Factored, If, Kernel, Loop, Module, Note, Ref, Share, accumulates,
+                             part_range, reads, walk, writes)
 from ppvi.codegen.plan import ArrayNames, BlockPlan, KernelSpec, Plan
 
 
@@ -55,6 +61,43 @@ def group_block(m: Module) -> Module:
     kernels = [k for k in kernels if k.role != "local_step"]
     return dataclasses.replace(m, kernels=tuple(kernels), plan=dataclasses.replace(m.plan, block=chosen),
                                blocks=(), shares=())
+
+
+def factored_softmax(m: Module) -> Module:
+    """The kept group block (Plan.block) is replaced by its factored form (ir.Factored, the writer's candidate
+    where each member's η is a + b, a the group's) when the plain block's members refill every row the
+    factored one refills as counts: see :func:`counts`.  Then Σ_t p_t, all the passes before the last need,
+    is e^a ∘ Σ_t e^b_t / (e^a · e^b_t): one dot product and one axpy per member, no exp per member and pass.
+    A row that takes anything else of a member (Σ_t [d = by[t]] p_t x_t) needs each member's p: the plain
+    block stays.  The plan's block then calls the factored kernel (its parameters are its own); every
+    candidate is dropped."""
+    block = m.plan.block if m.plan is not None else None
+    f = next((f for f in m.factored if block is not None and f.latent == block.members[0]), None)
+    plain = next((k for k in m.kernels if k.role == "block" and f is not None and k.latent == f.latent), None)
+    if plain is None or not counts(plain, f):
+        return dataclasses.replace(m, factored=())
+    plan = dataclasses.replace(m.plan, block=dataclasses.replace(
+        block, kernel=KernelSpec(f.kernel.name, tuple(f.kernel.params))))
+    return dataclasses.replace(m, kernels=tuple(f.kernel if k is plain else k for k in m.kernels), plan=plan,
+                               factored=())
+
+
+def counts(plain: Kernel, f: Factored) -> bool:
+    """In the plain block, the loops over the members (``f.axis``) say what they write (no text), and write
+    each of ``f.rows`` only by ``add_to(row[...], p[...])`` of the members' q (``f.p``), at least once: each
+    row is Σ_t p_t over the group's members."""
+    loops = [n for n in walk(plain.body) if isinstance(n, Loop) and n.axis == f.axis]
+    if not loops or any(writes(loop) is None for loop in loops):
+        return False
+    added = set()
+    for n in walk(tuple(loops)):
+        if isinstance(n, (Loop, If)) or not writes(n) & set(f.rows):
+            continue
+        if not (isinstance(n, Call) and n.fn == "add_to" and not n.results and len(n.args) == 2
+                and isinstance(n.args[0], Ref) and isinstance(n.args[1], Expr) and f.p in n.args[1].reads):
+            return False
+        added.add(n.args[0].name)
+    return added == set(f.rows)
 
 
 def fuse(m: Module) -> Module:
@@ -236,6 +279,7 @@ def parallel(m: Module) -> Module:
 
 PASSES: tuple[tuple[str, Callable[[Module], Module]], ...] = (
     ("group_block", group_block),
+    ("factored_softmax", factored_softmax),
     ("fuse", fuse),
     ("fast_elbo", fast_elbo),
     ("dead_loops", dead_loops),
