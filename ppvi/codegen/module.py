@@ -520,7 +520,8 @@ class ModuleWriter:
         fn.pre += [f"_W = np.empty((_F, {size}))"] + fill
         bk.alloc += ["_Phi = np.zeros((_B, _F))", f"_Ht = np.empty(({size}, _B))", "_m = np.empty(_B)",
                      "_s = np.empty(_B)", "_t = np.empty(_B)"]
-        bk.between.append("np.dot(_W.T, _Phi.T, _Ht)")
+        bk.between.append(Call("np.dot", (Expr("_W.T", frozenset({"_W"})), Expr("_Phi.T", frozenset({"_Phi"})),
+                                          Ref("_Ht"))))     # (a Call: passes.block_step reads the product)
         bk.eta = "_Ht"
         return "_Ht"
 
@@ -834,17 +835,17 @@ class ModuleWriter:
                                     {k: tuple(v) for k, v in self.stats.shapes().items()})
 
     def local_steps(self) -> None:
-        """What passes.fuse may make the local step of: the blocked step of a Categorical, the statistics' Share
-        for any other latent whose update runs over the data plate in parallel chunks.  (Written with a group
-        block too: passes.group_block keeps the block, which fills the statistics it reads itself, or these.)"""
+        """What passes.fuse may make the local step of: the statistics' Share of every latent whose update runs
+        over the data plate in parallel chunks, and for a Categorical also its blocked step (passes.block_step
+        keeps it or not).  (Written with a group block too: passes.group_block keeps the block, which fills the
+        statistics it reads itself, or these.)"""
         for var, info in list(self.latents.items()):
             q = self.d.q.get(var)
             if q is None or info.chain is not None or not info.feeds or q.scope != "local" or not self._chunked(q):
                 continue
             if q.family == "Categorical" and len(q.index) == 1 and var not in self.missing:
                 self.update_kernel(q, blocked=True)
-            else:
-                self.shares.append(self._share(var, q.index[0]))
+            self.shares.append(self._share(var, q.index[0]))
         for var, info in self.points.items():
             pu = self.d.points[var]
             if info.feeds and pu.kind == "point" and pu.method == "feature_sign" and len(pu.index) == 2 and \

@@ -12,6 +12,10 @@ Each pass maps a Module to a Module and reads nothing but the IR.  The order, an
                 without forming p) where the rows they refill are counts.  Right after ``group_block``, which
                 decides which block there is; before ``fuse`` and the passes that change loops, so that the
                 kernel it puts in place is read and flagged as any other.
+    block_step  a Categorical's blocked local step (its points a block at a time) is kept where it has a matrix
+                product (η of a block as Φ W, a statistic as Uᵀ R), and replaces that latent's share; else it
+                goes, and the share stays.  After ``group_block`` (no local step beside a kept block), before
+                ``fuse``, which makes the local step of what is left.
     fuse        the local step: the update of the last latent of a sweep that feeds the statistics, with each
                 element's share of them added while the element is in cache (the writer leaves the updates
                 and the shares, ir.Share, apart).  After ``group_block`` (no local step where a block fills
@@ -100,13 +104,27 @@ def counts(plain: Kernel, f: Factored) -> bool:
     return added == set(f.rows)
 
 
+def block_step(m: Module) -> Module:
+    """Of a Categorical's two local-step candidates, its blocked step (a kernel of role local_step the writer
+    made: its points a block of _B at a time, codegen.module.Blocked) and its Share (fused by ``fuse`` into the
+    update), the blocked step is kept where it computes something as a matrix product (an ``np.dot`` call: η of
+    the block's points as Hᵀ = Wᵀ Φᵀ, or a statistic Σ_n u(n) r[n, k] as Uᵀ R), BLAS work no per-point loop
+    does as fast; the latent's share then goes.  A blocked step with no product updates and sums point by
+    point, in blocks: the share fused into the update does the same with no blocks, so the blocked step goes."""
+    def products(k: Kernel) -> bool:
+        return any(isinstance(n, Call) and n.fn == "np.dot" for n in walk(k.body))
+    kept = {k.latent for k in m.kernels if k.role == "local_step" and products(k)}
+    return dataclasses.replace(m, kernels=tuple(k for k in m.kernels if k.role != "local_step" or k.latent in kept),
+                               shares=tuple(s for s in m.shares if s.latent not in kept))
+
+
 def fuse(m: Module) -> Module:
     """The local step: the last latent of a sweep that feeds the statistics (in the schedule's order: local
     latents, then MAP latents) updates them as it updates itself, in one pass over the data plate, when its
     update runs over the plate's chunks in parallel.  Its kernel is the update with each element's share of
     the statistics (the module's ir.Share, written for that element's index) added after the element, the
     chunks C the statistics' (their partial sums are per chunk), and the reduce after the chunks; a blocked
-    local step the writer made (a Categorical's) is kept as it is.  The stand-alone statistics pass, then
+    local step ``block_step`` kept (a Categorical's) is kept as it is.  The stand-alone statistics pass, then
     run only at the start and after a restore, goes serial (it compiles in a fraction of the time and fills
     the same chunks).  Every other candidate is dropped, and so are the shares.  No local step where a group
     block fills the statistics itself."""
@@ -280,6 +298,7 @@ def parallel(m: Module) -> Module:
 PASSES: tuple[tuple[str, Callable[[Module], Module]], ...] = (
     ("group_block", group_block),
     ("factored_softmax", factored_softmax),
+    ("block_step", block_step),
     ("fuse", fuse),
     ("fast_elbo", fast_elbo),
     ("dead_loops", dead_loops),

@@ -120,6 +120,39 @@ def test_gmm_1d_builds_one_feature_matrix():
     assert allocs == ["_Phi"]
 
 
+def test_dp_gmm_local_step_is_blocked():
+    """As lowered, q(z) has two local-step candidates: the blocked step and its share of the statistics.
+    ``block_step`` keeps the blocked one (η of a block of points and the statistics are matrix products) and
+    drops the share; ``fuse`` plans it."""
+    m = lowered("dp_gmm")
+    assert [k.name for k in m.kernels if k.role == "local_step"] == ["local_step_z"] and \
+        [s.latent for s in m.shares] == ["z"]
+    step = m.kernel("local_step_z")
+    out = passes.block_step(m)
+    assert out.kernel("local_step_z") == step and out.shares == ()
+    blocks = [n for n in walk(step.body) if isinstance(n, Loop) and n.range.step == "_B"]
+    assert len(blocks) == 1 and [(n.fn, n.args[-1].text) for n in blocks[0].body if isinstance(n, Call)] == [
+        ("np.dot", "_Ht"), ("np.dot", "_T")]
+    assert passes.run_passes(m).plan.latents["z"].local_step.name == "local_step_z"
+
+
+def test_a_blocked_step_with_no_matrix_product_gives_way_to_the_fused_update():
+    """LDA's z reads its topics through the data (φ[k, word[t]]) and fills statistics scattered by doc[t] and
+    word[t]: its blocked step has no matrix product, only per-point work in blocks.  Where the group block is
+    not kept, the local step is z's update fused with its share instead (a loop over chunks, none over blocks)."""
+    m = lowered("lda")
+    assert not any(isinstance(n, Call) and n.fn == "np.dot" for n in walk(m.kernel("local_step_z").body))
+    theta = m.plan.latents["theta"]
+    reads_z = dataclasses.replace(theta, update=KernelSpec(theta.update.name, theta.update.args + ("q_z__p",)))
+    changed = dataclasses.replace(m, plan=dataclasses.replace(m.plan, latents={**m.plan.latents, "theta": reads_z}),
+                                  blocks=(), factored=(), kernels=tuple(k for k in m.kernels if k.role != "block"))
+    out = passes.block_step(changed)
+    assert not any(k.role == "local_step" for k in out.kernels) and [s.latent for s in out.shares] == ["z"]
+    fused = passes.run_passes(changed).kernel("local_step_z")
+    assert not any(isinstance(n, Loop) and n.range.step == "_B" for n in walk(fused.body))
+    assert [n.range.stop for n in fused.body if isinstance(n, Loop) and n.axis == "chunk"] == ["_C"]
+
+
 def test_lda_has_a_group_block_over_doc():
     """As lowered, the block is a candidate beside z's local step; ``group_block`` keeps it and plans it."""
     m = lowered("lda")
