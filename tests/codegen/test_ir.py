@@ -120,11 +120,11 @@ def test_gmm_1d_builds_one_feature_matrix():
     assert allocs == ["_Phi"]
 
 
-def test_dp_gmm_local_step_is_blocked():
+def test_gmm_1d_local_step_is_blocked():
     """As lowered, q(z) has two local-step candidates: the blocked step and its share of the statistics.
     ``block_step`` keeps the blocked one (η of a block of points and the statistics are matrix products) and
-    drops the share; ``fuse`` plans it."""
-    m = lowered("dp_gmm")
+    drops the share; ``fuse`` plans it.  (gmm_1d: a model the other tests here lower already.)"""
+    m = lowered("gmm_1d")
     assert [k.name for k in m.kernels if k.role == "local_step"] == ["local_step_z"] and \
         [s.latent for s in m.shares] == ["z"]
     step = m.kernel("local_step_z")
