@@ -67,9 +67,10 @@ def schedule(m: Module) -> str:
         b = p.block
         out.append(f"group block ({b.name}) over {b.groups} by {b.by}, rows {', '.join(b.rows)} "
                    f"-> {b.kernel.name}")
-    # what the passes have still to choose from (before group_block and fuse)
+    # what the passes have still to choose from (before group_block, factored_softmax and fuse)
     out += [f"candidate group block ({b.name}) over {b.groups} by {b.by} -> {b.kernel.name}" for b in m.blocks]
     out += [f"candidate local step: q({s.latent})'s update with its share of the statistics" for s in m.shares]
+    out += [f"candidate factored softmax of the group block of q({f.latent}) -> {f.kernel.name}" for f in m.factored]
     elbo = p.elbo
     out.append(f"elbo: {len(elbo.labels)} terms -> {elbo.kernel.name}")
     if elbo.fast:

@@ -13,6 +13,8 @@
     Note        provenance: which η, statistic or ELBO term the code below computes, from which model line
     Share       the statistics' share of one element of an update, before passes.fuse makes the local step of it
     (BlockPlan) a group block the writer made (a kernel of role block), before passes.group_block keeps it or not
+    Factored    a group block's kernel with its members' softmax factored, before passes.factored_softmax puts it in
+                the plain block's place or not
 
 The passes (``ppvi.codegen.passes``) map a Module to a Module; the printer (``ppvi.codegen.printer``) only
 prints one.  docs/architecture.md describes the pipeline and which decisions are passes today.
@@ -175,6 +177,22 @@ class Share:
 
 
 @dataclass(frozen=True)
+class Factored:
+    """The group block of ``latent`` (its group latent) with the members' softmax factored, for the pass that
+    keeps it (passes.factored_softmax): where each member's η is a + b, a read off the group and b off the member
+    alone, e^a is formed once per pass and e^b once per member, and the passes before the last add up
+    Σ_t p_t as one dot product and one axpy per member, never forming p.  ``kernel`` the whole block;
+    ``rows`` the statistics' rows it refills that way, as counts (Σ over the members of their p); ``p`` the
+    members' q array; ``axis`` the members' index label (the plain block's loops over them)."""
+
+    latent: str
+    kernel: Kernel
+    rows: tuple[str, ...]
+    p: str
+    axis: str
+
+
+@dataclass(frozen=True)
 class Module:
     version: str
     kernels: tuple[Kernel, ...]
@@ -183,6 +201,7 @@ class Module:
     shares: tuple[Share, ...] = ()               # what passes.fuse may fuse into an update (not printed)
     plate: str | None = None                     # the data plate's size, as the kernels spell it
     blocks: tuple[BlockPlan, ...] = ()           # group blocks passes.group_block may keep (not printed)
+    factored: tuple[Factored, ...] = ()          # what passes.factored_softmax may put in a block's place
 
     def kernel(self, name: str) -> Kernel:
         return next(k for k in self.kernels if k.name == name)

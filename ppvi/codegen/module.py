@@ -16,7 +16,8 @@ import sympy as sp
 from ppvi import __version__
 from ppvi.codegen.chain import chain_state, write_chain_kernel, write_gaussian_kernel
 from ppvi.codegen.emit import CHUNK, REPEAT, Block, Names, Writer, accumulate, assign, name_ref
-from ppvi.codegen.ir import Bind, Call, Expr, Kernel, Module, Note, Range, Ref, Share, StatisticArray, part_range
+from ppvi.codegen.ir import (Bind, Call, Expr, Factored, Kernel, Module, Note, Range, Ref, Share, StatisticArray,
+                             part_range)
 from ppvi.codegen.passes import run_passes
 from ppvi.codegen.plan import BlockPlan, ElboPlan, KernelSpec, LatentPlan, Plan, PointPlan, StatsPlan
 from ppvi.codegen.printer import module_source
@@ -230,6 +231,7 @@ class ModuleWriter:
         self.elbo: ElboPlan | None = None
         self.stats_plan: StatsPlan | None = None
         self.blocks: list[BlockPlan] = []        # the group blocks passes.group_block may keep (candidates)
+        self.factored: list[Factored] = []       # the same blocks, softmax factored (passes.factored_softmax)
         # data with missing entries (ppvi.language.missing): their q's finish runs only where the mask is set
         self.missing = frozenset(imputed(d.model))
         self.masks = {v: self.names.constant("missing", v) for v in sorted(self.missing)}
@@ -518,7 +520,8 @@ class ModuleWriter:
         fn.pre += [f"_W = np.empty((_F, {size}))"] + fill
         bk.alloc += ["_Phi = np.zeros((_B, _F))", f"_Ht = np.empty(({size}, _B))", "_m = np.empty(_B)",
                      "_s = np.empty(_B)", "_t = np.empty(_B)"]
-        bk.between.append("np.dot(_W.T, _Phi.T, _Ht)")
+        bk.between.append(Call("np.dot", (Expr("_W.T", frozenset({"_W"})), Expr("_Phi.T", frozenset({"_Phi"})),
+                                          Ref("_Ht"))))     # (a Call: passes.block_step reads the product)
         bk.eta = "_Ht"
         return "_Ht"
 
@@ -832,17 +835,17 @@ class ModuleWriter:
                                     {k: tuple(v) for k, v in self.stats.shapes().items()})
 
     def local_steps(self) -> None:
-        """What passes.fuse may make the local step of: the blocked step of a Categorical, the statistics' Share
-        for any other latent whose update runs over the data plate in parallel chunks.  (Written with a group
-        block too: passes.group_block keeps the block, which fills the statistics it reads itself, or these.)"""
+        """What passes.fuse may make the local step of: the statistics' Share of every latent whose update runs
+        over the data plate in parallel chunks, and for a Categorical also its blocked step (passes.block_step
+        keeps it or not).  (Written with a group block too: passes.group_block keeps the block, which fills the
+        statistics it reads itself, or these.)"""
         for var, info in list(self.latents.items()):
             q = self.d.q.get(var)
             if q is None or info.chain is not None or not info.feeds or q.scope != "local" or not self._chunked(q):
                 continue
             if q.family == "Categorical" and len(q.index) == 1 and var not in self.missing:
                 self.update_kernel(q, blocked=True)
-            else:
-                self.shares.append(self._share(var, q.index[0]))
+            self.shares.append(self._share(var, q.index[0]))
         for var, info in self.points.items():
             pu = self.d.points[var]
             if info.feeds and pu.kind == "point" and pu.method == "feature_sign" and len(pu.index) == 2 and \
@@ -912,7 +915,27 @@ class ModuleWriter:
             q(z[t]) of every member, adding its share to the rows anew,
         until g[d]'s η changes by less than BLOCK_TOL of its size (at most BLOCK_PASSES).  Each step is an
         exact coordinate update (19.44 applied to one block of the sweep), so the ELBO still never
-        decreases; members are found through ``c_order__<by>`` (t sorted by group) and ``c_start__<by>``."""
+        decreases; members are found through ``c_order__<by>`` (t sorted by group) and ``c_start__<by>``.
+
+        Where z's η splits as a + b (_factored), the block with the members' softmax factored is written too,
+        first (ir.Factored, its names numbered as they always were): passes.factored_softmax puts it in the
+        plain block's place where the rows are counts."""
+        g, z = self.d.q[var], self.d.q[local]
+        parts = self._factored(z, _self_bases(self.d, var), by, g.index[0])
+        if parts is not None:
+            kernel, rows = self._block(var, local, by, parts)
+            self.factored.append(Factored(var, kernel, rows, self.names.moment(local, "onehot"),
+                                          str(z.index[0].label)))
+        kernel, _ = self._block(var, local, by, None)
+        self.kernels.append(kernel)
+        stats = {s.name: s for s, _ in self.stat_reads[var]}
+        self.blocks.append(BlockPlan(self._spec("local_block"), (var, local), f"{var}, {local}", by,
+                                     _dim_name(g.index[0]), tuple(stats)))
+
+    def _block(self, var: str, local: str, by: str,
+               parts: tuple[sp.Expr, sp.Expr] | None) -> tuple[Kernel, tuple[str, ...]]:
+        """The group block's kernel (see block_kernel), its members' softmax factored by ``parts`` (a, b) or
+        not (None); and the rows its members refill."""
         self.names.begin()
         g, z = self.d.q[var], self.d.q[local]
         d = g.index[0]
@@ -932,7 +955,6 @@ class ModuleWriter:
         self._until_settled(gl, eta, g.family)
         # Each member's q, and at once its share of the rows for the next pass (so on leaving, the
         # rows agree with the members' final q).
-        parts = self._factored(z, gb, by, d) if all(self._row_counts(s, local) for s in changing) else None
         wz = Writer(self.names, self.dims, zb | gb, big=self.big, element=frozenset(z.index), stats=self.stats)
         wz._tmp = w._tmp         # one kernel: temporaries numbered on from g's
         if parts is None:
@@ -949,9 +971,8 @@ class ModuleWriter:
         if g.family == "Dirichlet":
             gl.group.post.append(f"{self.names.entropy(var)}[{at}] = dirichlet_entropy("
                                  f"{self.names.qparam(var, 'alpha')}[{at}], {self.names.moment(var, 'logp')}[{at}])")
-        self._function("local_block", gl.fn, returns=None, role="block", latent=var, contract=True)
-        self.blocks.append(BlockPlan(self._spec("local_block"), (var, local), f"{var}, {local}", by, _dim_name(d),
-                                     tuple(s.name for s in stats)))
+        kernel = self._kernel("local_block", gl.fn, returns=None, role="block", latent=var, contract=True)
+        return kernel, tuple(s.name for s in changing)
 
     @staticmethod
     def _row_changes(s, zb: frozenset) -> bool:
@@ -977,9 +998,10 @@ class ModuleWriter:
                 gl.rep.post.append(zero[0])
             if not self._row_counts(s, local):
                 general.append(s)
-            else:
-                each.post.append(f"add_to({self.names.touch(s.name)}[{gl.at}], {self.names.moment(local, 'onehot')}"
-                                 f"[{self.names.index(gl.t)}])")
+            else:       # (a Call, so that passes.factored_softmax reads that the row is counts)
+                p, t = self.names.moment(local, "onehot"), self.names.index(gl.t)
+                each.post.append(Call("add_to", (name_ref(self.names.touch(s.name), gl.at),
+                                                 Expr(f"{p}[{t}]", frozenset({p, t})))))
         if general:
             self.stats.map(gl.fn, [gl.fn, gl.group, gl.rep, each], gl.t, only=general, direct=True)
 
@@ -1085,11 +1107,16 @@ class ModuleWriter:
     # ------------------------------------------------------------- module
     def _function(self, name: str, body: Block, returns: str | None, role: str,
                   latent: str | None = None, contract: bool = False) -> None:
+        """The kernel ``name`` (see _kernel), one of the module's."""
+        self.kernels.append(self._kernel(name, body, returns, role, latent, contract))
+
+    def _kernel(self, name: str, body: Block, returns: str | None, role: str,
+                latent: str | None = None, contract: bool = False) -> Kernel:
         """The kernel ``name`` whose body has been written since ``names.begin()``: its parameters are the
         names the writer handed out meanwhile.  ``contract``: a·b + c may be one fused multiply-add (the
         flags of the runtime helpers a kernel inlines, vexp's polynomial among them, are the kernel's own)."""
-        self.kernels.append(Kernel(name, tuple(sorted(self.names.reads)), body.lower(), role, latent,
-                                   contract=contract, returns=returns, doc=self._doc(role, latent)))
+        return Kernel(name, tuple(sorted(self.names.reads)), body.lower(), role, latent,
+                      contract=contract, returns=returns, doc=self._doc(role, latent))
 
     def _doc(self, role: str, latent: str | None) -> str:
         """What a kernel computes, and from which model line (its provenance comment)."""
@@ -1150,7 +1177,8 @@ class ModuleWriter:
         plate = self.dims[next(iter(self.big))] if self.big else None
         plan = Plan(dict(self.latents), dict(self.points), self.elbo, dict(self.names.derived), tuple(self.d.point),
                     _exact_em(self.d), self.stats_plan, None, dict(self.masks))
-        return Module(__version__, tuple(self.kernels), stats, plan, tuple(self.shares), plate, tuple(self.blocks))
+        return Module(__version__, tuple(self.kernels), stats, plan, tuple(self.shares), plate, tuple(self.blocks),
+                      tuple(self.factored))
 
 
 def lower(d: Derivation, fixed: dict[str, int] | None = None) -> Module:

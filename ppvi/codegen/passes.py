@@ -7,6 +7,15 @@ Each pass maps a Module to a Module and reads nothing but the IR.  The order, an
                 members' arrays (it reads them only through the statistics the block refills); then no local
                 step is made.  First: the block fills the statistics itself, so which local step ``fuse``
                 makes, if any, depends on it.
+    factored_softmax
+                the kept block's members' softmax is factored (e^a once per pass, e^b once per member, Σ_t p_t
+                without forming p) where the rows they refill are counts.  Right after ``group_block``, which
+                decides which block there is; before ``fuse`` and the passes that change loops, so that the
+                kernel it puts in place is read and flagged as any other.
+    block_step  a Categorical's blocked local step (its points a block at a time) is kept where it has a matrix
+                product (η of a block as Φ W, a statistic as Uᵀ R), and replaces that latent's share; else it
+                goes, and the share stays.  After ``group_block`` (no local step beside a kept block), before
+                ``fuse``, which makes the local step of what is left.
     fuse        the local step: the update of the last latent of a sweep that feeds the statistics, with each
                 element's share of them added while the element is in cache (the writer leaves the updates
                 and the shares, ir.Share, apart).  After ``group_block`` (no local step where a block fills
@@ -32,7 +41,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
-from ppvi.codegen.ir import Bind, If, Kernel, Loop, Module, Note, Share, accumulates, part_range, reads, walk, writes
+from ppvi.codegen.ir import (Bind, Call, Expr, Factored, If, Kernel, Loop, Module, Note, Ref, Share, accumulates,
+                             part_range, reads, walk, writes)
 from ppvi.codegen.plan import ArrayNames, BlockPlan, KernelSpec, Plan
 
 
@@ -57,13 +67,64 @@ def group_block(m: Module) -> Module:
                                blocks=(), shares=())
 
 
+def factored_softmax(m: Module) -> Module:
+    """The kept group block (Plan.block) is replaced by its factored form (ir.Factored, the writer's candidate
+    where each member's η is a + b, a the group's) when the plain block's members refill every row the
+    factored one refills as counts: see :func:`counts`.  Then Σ_t p_t, all the passes before the last need,
+    is e^a ∘ Σ_t e^b_t / (e^a · e^b_t): one dot product and one axpy per member, no exp per member and pass.
+    A row that takes anything else of a member (Σ_t [d = by[t]] p_t x_t) needs each member's p: the plain
+    block stays.  The plan's block then calls the factored kernel (its parameters are its own); every
+    candidate is dropped."""
+    block = m.plan.block if m.plan is not None else None
+    f = next((f for f in m.factored if block is not None and f.latent == block.members[0]), None)
+    plain = next((k for k in m.kernels if k.role == "block" and f is not None and k.latent == f.latent), None)
+    if plain is None or not counts(plain, f):
+        return dataclasses.replace(m, factored=())
+    plan = dataclasses.replace(m.plan, block=dataclasses.replace(
+        block, kernel=KernelSpec(f.kernel.name, tuple(f.kernel.params))))
+    return dataclasses.replace(m, kernels=tuple(f.kernel if k is plain else k for k in m.kernels), plan=plan,
+                               factored=())
+
+
+def counts(plain: Kernel, f: Factored) -> bool:
+    """In the plain block, the loops over the members (``f.axis``) say what they write (no text), and write
+    each of ``f.rows`` only by ``add_to(row[...], p[...])`` of the members' q (``f.p``), at least once: each
+    row is Σ_t p_t over the group's members."""
+    loops = [n for n in walk(plain.body) if isinstance(n, Loop) and n.axis == f.axis]
+    if not loops or any(writes(loop) is None for loop in loops):
+        return False
+    added = set()
+    for n in walk(tuple(loops)):
+        if isinstance(n, (Loop, If)) or not writes(n) & set(f.rows):
+            continue
+        if not (isinstance(n, Call) and n.fn == "add_to" and not n.results and len(n.args) == 2
+                and isinstance(n.args[0], Ref) and isinstance(n.args[1], Expr) and f.p in n.args[1].reads):
+            return False
+        added.add(n.args[0].name)
+    return added == set(f.rows)
+
+
+def block_step(m: Module) -> Module:
+    """Of a Categorical's two local-step candidates, its blocked step (a kernel of role local_step the writer
+    made: its points a block of _B at a time, codegen.module.Blocked) and its Share (fused by ``fuse`` into the
+    update), the blocked step is kept where it computes something as a matrix product (an ``np.dot`` call: η of
+    the block's points as Hᵀ = Wᵀ Φᵀ, or a statistic Σ_n u(n) r[n, k] as Uᵀ R), BLAS work no per-point loop
+    does as fast; the latent's share then goes.  A blocked step with no product updates and sums point by
+    point, in blocks: the share fused into the update does the same with no blocks, so the blocked step goes."""
+    def products(k: Kernel) -> bool:
+        return any(isinstance(n, Call) and n.fn == "np.dot" for n in walk(k.body))
+    kept = {k.latent for k in m.kernels if k.role == "local_step" and products(k)}
+    return dataclasses.replace(m, kernels=tuple(k for k in m.kernels if k.role != "local_step" or k.latent in kept),
+                               shares=tuple(s for s in m.shares if s.latent not in kept))
+
+
 def fuse(m: Module) -> Module:
     """The local step: the last latent of a sweep that feeds the statistics (in the schedule's order: local
     latents, then MAP latents) updates them as it updates itself, in one pass over the data plate, when its
     update runs over the plate's chunks in parallel.  Its kernel is the update with each element's share of
     the statistics (the module's ir.Share, written for that element's index) added after the element, the
     chunks C the statistics' (their partial sums are per chunk), and the reduce after the chunks; a blocked
-    local step the writer made (a Categorical's) is kept as it is.  The stand-alone statistics pass, then
+    local step ``block_step`` kept (a Categorical's) is kept as it is.  The stand-alone statistics pass, then
     run only at the start and after a restore, goes serial (it compiles in a fraction of the time and fills
     the same chunks).  Every other candidate is dropped, and so are the shares.  No local step where a group
     block fills the statistics itself."""
@@ -236,6 +297,8 @@ def parallel(m: Module) -> Module:
 
 PASSES: tuple[tuple[str, Callable[[Module], Module]], ...] = (
     ("group_block", group_block),
+    ("factored_softmax", factored_softmax),
+    ("block_step", block_step),
     ("fuse", fuse),
     ("fast_elbo", fast_elbo),
     ("dead_loops", dead_loops),

@@ -27,7 +27,7 @@ from typing import Callable
 import sympy as sp
 
 from ppvi.codegen.emit import CHUNK, Block, Names, Writer, accumulate, assign, axis_order, structure
-from ppvi.codegen.ir import Expr, Note, Range, Ref, part_range
+from ppvi.codegen.ir import Call, Expr, Note, Range, Ref, part_range
 from ppvi.derive.qfamily import ParamBase
 from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol
 
@@ -309,7 +309,9 @@ class Statistics:
         u_, width = ("_Phi", "_F") if shared else ("_U", "_FU")
         rows = self.names.moment(onehot.var, "onehot")
         bk.alloc.append(f"_T = np.empty(({width}, {size}))")
-        bk.after += [f"np.dot({u_}[:_nb].T, {rows}[_b0:_b0 + _nb], _T)", "_fu = 0"]
+        bk.after += [Call("np.dot", (Expr(f"{u_}[:_nb].T", frozenset({u_, "_nb"})),
+                                     Expr(f"{rows}[_b0:_b0 + _nb]", frozenset({rows, "_b0", "_nb"})), Ref("_T"))),
+                     "_fu = 0"]
         if not shared:
             fn.pre.append("_FU = 0")
             bk.alloc.append("_U = np.zeros((_B, _FU))")

@@ -21,6 +21,7 @@ from ppvi.derive import derive
 from ppvi.language import load, loads
 
 from conftest import run_cli
+from test_block import NOISE
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "models"
@@ -119,6 +120,39 @@ def test_gmm_1d_builds_one_feature_matrix():
     assert allocs == ["_Phi"]
 
 
+def test_gmm_1d_local_step_is_blocked():
+    """As lowered, q(z) has two local-step candidates: the blocked step and its share of the statistics.
+    ``block_step`` keeps the blocked one (η of a block of points and the statistics are matrix products) and
+    drops the share; ``fuse`` plans it.  (gmm_1d: a model the other tests here lower already.)"""
+    m = lowered("gmm_1d")
+    assert [k.name for k in m.kernels if k.role == "local_step"] == ["local_step_z"] and \
+        [s.latent for s in m.shares] == ["z"]
+    step = m.kernel("local_step_z")
+    out = passes.block_step(m)
+    assert out.kernel("local_step_z") == step and out.shares == ()
+    blocks = [n for n in walk(step.body) if isinstance(n, Loop) and n.range.step == "_B"]
+    assert len(blocks) == 1 and [(n.fn, n.args[-1].text) for n in blocks[0].body if isinstance(n, Call)] == [
+        ("np.dot", "_Ht"), ("np.dot", "_T")]
+    assert passes.run_passes(m).plan.latents["z"].local_step.name == "local_step_z"
+
+
+def test_a_blocked_step_with_no_matrix_product_gives_way_to_the_fused_update():
+    """LDA's z reads its topics through the data (φ[k, word[t]]) and fills statistics scattered by doc[t] and
+    word[t]: its blocked step has no matrix product, only per-point work in blocks.  Where the group block is
+    not kept, the local step is z's update fused with its share instead (a loop over chunks, none over blocks)."""
+    m = lowered("lda")
+    assert not any(isinstance(n, Call) and n.fn == "np.dot" for n in walk(m.kernel("local_step_z").body))
+    theta = m.plan.latents["theta"]
+    reads_z = dataclasses.replace(theta, update=KernelSpec(theta.update.name, theta.update.args + ("q_z__p",)))
+    changed = dataclasses.replace(m, plan=dataclasses.replace(m.plan, latents={**m.plan.latents, "theta": reads_z}),
+                                  blocks=(), factored=(), kernels=tuple(k for k in m.kernels if k.role != "block"))
+    out = passes.block_step(changed)
+    assert not any(k.role == "local_step" for k in out.kernels) and [s.latent for s in out.shares] == ["z"]
+    fused = passes.run_passes(changed).kernel("local_step_z")
+    assert not any(isinstance(n, Loop) and n.range.step == "_B" for n in walk(fused.body))
+    assert [n.range.stop for n in fused.body if isinstance(n, Loop) and n.axis == "chunk"] == ["_C"]
+
+
 def test_lda_has_a_group_block_over_doc():
     """As lowered, the block is a candidate beside z's local step; ``group_block`` keeps it and plans it."""
     m = lowered("lda")
@@ -131,11 +165,61 @@ def test_lda_has_a_group_block_over_doc():
     # (the schedule's dump shows the candidate as lowered, the block once the pass has kept it)
     assert "candidate group block (theta, z) over M by doc -> local_block" in dump(lowered("lda"), "schedule")
     assert "\ngroup block (theta, z) over M by doc, rows t_0 -> local_block" in dump(m, "schedule")
-    assert "candidate" not in dump(m, "schedule")
-    # (before it, a table of the factor each word gives a topic: once per value of word, not per token)
+    # (the one candidate left: the same block with its softmax factored, for the next pass)
+    assert [line for line in dump(m, "schedule").splitlines() if "candidate" in line] == [
+        "candidate factored softmax of the group block of q(theta) -> local_block"]
     groups = [n for n in block.body if isinstance(n, Loop) and n.axis == "d"]
     assert len(groups) == 1 and groups[0].range.parallel
     assert any(isinstance(n, Loop) and n.axis == "repeat" for n in walk(groups[0].body))
+
+
+def test_the_softmax_is_factored_on_lda():
+    """As lowered, the block's members form each q(z[t]) in log space (one exp per member and pass) and the
+    factored block is a candidate; the pass puts it in place, since each member refills the rows only by adding
+    its p (counts), and the plan calls it with its own parameters (the group d, no doc[t]; the table's V)."""
+    m = passes.run_passes(lowered("lda"), "group_block")
+    [f] = m.factored
+    plain = m.kernel("local_block")
+    assert (f.latent, f.rows, f.p, f.axis) == ("theta", ("t_0",), "q_z__p", "t") and f.kernel != plain
+    [members] = [n for n in walk(plain.body) if isinstance(n, Loop) and n.axis == "t"]
+    assert [(n.fn, n.args[0].text) for n in members.body if isinstance(n, Call)] == [
+        ("finish_categorical", "_eta1"), ("add_to", "t_0[i0_d]")]
+    assert passes.counts(plain, f)
+    out = passes.factored_softmax(m)
+    assert out.kernel("local_block") == f.kernel and out.factored == ()
+    assert out.plan.block == dataclasses.replace(m.plan.block, kernel=KernelSpec("local_block", f.kernel.params))
+    assert "v_doc" in plain.params and "v_doc" not in f.kernel.params and "n_V" in f.kernel.params
+    # (before the groups, a table of the factor each word gives a topic: once per value of word, not per token)
+    assert [(n.range.stop, n.range.parallel) for n in f.kernel.body if isinstance(n, Loop)] == [("n_V", True),
+                                                                                              ("n_M", True)]
+    assert passes.run_passes(lowered("lda")).kernel("local_block") == dataclasses.replace(f.kernel, parallel=True)
+
+
+def test_the_softmax_is_not_factored_where_a_member_adds_other_than_its_p():
+    """A row that takes a member's p times anything (Σ_t [d = doc[t]] p_t x_t), or a member's statement only
+    known as text, keeps the plain block: the factored passes form Σ_t p_t only."""
+    m = passes.run_passes(lowered("lda"), "group_block")
+    [f] = m.factored
+    plain = m.kernel("local_block")
+
+    def members(extra) -> Module:
+        def body(nodes: tuple) -> tuple:
+            return tuple(dataclasses.replace(n, body=body(n.body) + ((extra,) if n.axis == "t" else ()))
+                         if isinstance(n, Loop) else dataclasses.replace(n, body=body(n.body))
+                         if isinstance(n, If) else n for n in nodes)
+        k = dataclasses.replace(plain, body=body(plain.body))
+        return dataclasses.replace(m, kernels=tuple(k if n is plain else n for n in m.kernels))
+    weighted = Assign(Ref("t_0", (e("i0_d", "i0_d"), e("0"))), e("q_z__p[i3_t, 0] * v_x[i3_t]", "q_z__p", "v_x"), "+=")
+    for extra in (weighted, Stmt("t_0[i0_d, 0] += 1.0"), Call("add_to", (Ref("t_0", (e("i0_d", "i0_d"),)), e("_s", "_s")))):
+        changed = members(extra)
+        assert not passes.counts(changed.kernel("local_block"), f)
+        out = passes.factored_softmax(changed)
+        assert out.kernel("local_block") == changed.kernel("local_block") and out.factored == ()
+        assert out.plan.block == m.plan.block
+    # (no candidate where z's η does not split: a Normal member)
+    noise = passes.run_passes(lower(derive(loads(NOISE, "noise.ppvi"))), "group_block")
+    assert noise.plan.block.members == ("tau", "h") and noise.factored == ()
+    assert passes.factored_softmax(noise) == noise
 
 
 def test_group_block_is_dropped_where_the_group_reads_its_members_directly():
@@ -344,3 +428,26 @@ def test_hoist_reads_a_loop_that_binds_its_element():
     unknown = Loop(loop.range, (Bind("i1_n", "_b0 + _b"), const, point), "n")
     [got] = passes.hoist(Module("0", (Kernel("k", (), (unknown,), "local_step"),))).kernels
     assert got.body == (unknown,)
+
+
+# newton.py's element step is being rewritten on its own branch (the block Newton kernel): not shortened here
+LONG = {("newton.py", "newton_element")}
+
+
+def test_code_generation_is_short_functions_and_no_pattern_over_text():
+    """Issue 16: every decision is a pass over data, so no code generation module imports ``re`` (a pattern over
+    the generated text), and no function of the writer, the passes or the printer runs past ~60 lines
+    (runtime.py holds the compiled helpers, numerical code)."""
+    import ast
+    root = Path(__file__).resolve().parents[2] / "ppvi" / "codegen"
+    for path in sorted(root.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imports = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names} | \
+            {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert "re" not in imports, path.name
+        if path.name == "runtime.py":
+            continue
+        long = [(path.name, n.name, n.end_lineno - n.lineno + 1) for n in ast.walk(tree)
+                if isinstance(n, ast.FunctionDef) and n.end_lineno - n.lineno + 1 > 65
+                and (path.name, n.name) not in LONG]
+        assert not long

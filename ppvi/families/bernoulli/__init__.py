@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ppvi.codegen.plan import ArrayNames
 
-from ..unit import Params, Unit, point_entropy
+from ..unit import Params, State, Unit, point_entropy
 
 __all__ = ["UNIT", "BernoulliUnit"]
 
@@ -39,7 +41,7 @@ class BernoulliUnit(Unit):
         with np.errstate(divide="ignore"):
             return np.where(x == 1, np.log(p["p"]), np.log1p(-p["p"]))
 
-    def marginal(self, p: Params, index: tuple[int, ...]):
+    def marginal(self, p: Params, index: tuple[int, ...]) -> Any:
         from scipy import stats
 
         return stats.bernoulli(p["p"][index])
@@ -47,7 +49,7 @@ class BernoulliUnit(Unit):
     def prior_moments(self, args: Params) -> tuple[np.ndarray, np.ndarray]:
         return args["p"], args["p"] * (1 - args["p"])
 
-    def log_p(self, x, args: Params) -> np.ndarray:
+    def log_p(self, x: np.ndarray, args: Params) -> np.ndarray:
         """log p(x) for x in {0, 1}; with ``logit`` ψ (p = sigmoid(ψ)): log p(1) = −softplus(−ψ) and
         log p(0) = −softplus(ψ)."""
         if "logit" in args:
@@ -58,7 +60,7 @@ class BernoulliUnit(Unit):
         q = np.clip(p["p"], 1e-300, 1 - 1e-16)
         return {"x": np.log(q) - np.log1p(-q)}
 
-    def init(self, s, v, rng, info) -> None:
+    def init(self, s: State, v: str, rng: np.random.Generator, info: Any) -> None:
         p = s[ArrayNames.qparam(v, "p")]
         if info.scope == "local":
             rng.random(out=p)            # uniform on (0.05, 0.95), drawn in place: no temporary as big as q
@@ -67,7 +69,7 @@ class BernoulliUnit(Unit):
         else:
             p[...] = 0.5
 
-    def clamp(self, s, v, values, missing) -> None:
+    def clamp(self, s: State, v: str, values: np.ndarray, missing: np.ndarray) -> None:
         seen = ~missing
         s[ArrayNames.qparam(v, "p")][seen] = values[seen]
         point_entropy(s, v, seen)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ppvi.codegen.plan import ArrayNames
 
-from ..unit import EPS, TINY, Params, Unit, fill, log_gamma_draws, point_entropy
+from ..unit import EPS, TINY, Params, State, Unit, fill, log_gamma_draws, point_entropy
 
 __all__ = ["UNIT", "BetaUnit"]
 
@@ -44,12 +46,12 @@ class BetaUnit(Unit):
         a, b = p["a"], p["b"]
         return (a - 1) * np.log(x) + (b - 1) * np.log1p(-x) - betaln(a, b)
 
-    def marginal(self, p: Params, index: tuple[int, ...]):
+    def marginal(self, p: Params, index: tuple[int, ...]) -> Any:
         from scipy import stats
 
         return stats.beta(p["a"][index], p["b"][index])
 
-    def log_p(self, x, args: Params) -> np.ndarray:
+    def log_p(self, x: np.ndarray, args: Params) -> np.ndarray:
         from scipy import special
 
         a, b = args["a"], args["b"]
@@ -58,10 +60,10 @@ class BetaUnit(Unit):
     def natural(self, p: Params) -> Params:
         return {"logx": p["a"] - 1, "log1mx": p["b"] - 1}
 
-    def init(self, s, v, rng, info) -> None:
+    def init(self, s: State, v: str, rng: np.random.Generator, info: Any) -> None:
         fill(s, v, {("q", "a"): 1.0, ("q", "b"): 1.0, ("m", "x"): 0.5, ("m", "logx"): -1.0, ("m", "log1mx"): -1.0})
 
-    def clamp(self, s, v, values, missing) -> None:
+    def clamp(self, s: State, v: str, values: np.ndarray, missing: np.ndarray) -> None:
         """The moments are the datum's; the parameters a point mass to rounding (see the Gamma's):
         a = x·2⁶⁰⁰, b = (1 − x)·2⁶⁰⁰, sd about 2⁻³⁰⁰."""
         seen = ~missing

@@ -18,11 +18,11 @@ class BinomialUnit(Unit):
     discrete = True
     trials = "n"
 
-    def draw(self, args: Params, plate_shape, rng) -> np.ndarray:
+    def draw(self, args: Params, plate_shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         f = self.full(args, plate_shape)
         return rng.binomial(f["n"].astype(np.int64), f["p"])
 
-    def log_p(self, x, args: Params) -> np.ndarray:
+    def log_p(self, x: np.ndarray, args: Params) -> np.ndarray:
         from scipy import special
 
         n, p = args["n"], args["p"]

@@ -4,11 +4,13 @@ A q's ``p`` has the categories on its last axis; its value (a label) has the oth
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ppvi.codegen.plan import ArrayNames
 
-from ..unit import Params, Unit, point_entropy
+from ..unit import Params, State, Unit, point_entropy
 from . import chain
 
 __all__ = ["UNIT", "CategoricalUnit"]
@@ -44,7 +46,7 @@ class CategoricalUnit(Unit):
     def value_shape(self, p: Params) -> tuple[int, ...]:
         return p["p"].shape[:-1]
 
-    def param_shapes(self, value, categories=0):
+    def param_shapes(self, value: tuple[int, ...], categories: int = 0) -> dict[str, tuple[int, ...]]:
         return {"p": (*value, categories)}
 
     def categories(self, p: Params) -> int:
@@ -75,7 +77,7 @@ class CategoricalUnit(Unit):
             logp = np.log(p["p"])
         return np.take_along_axis(np.broadcast_to(logp, (x.shape[0], *logp.shape)), x[..., None], -1)
 
-    def log_p(self, x, args: Params) -> np.ndarray:
+    def log_p(self, x: np.ndarray, args: Params) -> np.ndarray:
         p = args["p"]
         batch = np.broadcast_shapes(np.shape(x), p.shape[:-1])
         logp = np.log(np.broadcast_to(p, batch + p.shape[-1:]))
@@ -84,7 +86,7 @@ class CategoricalUnit(Unit):
     def natural(self, p: Params) -> Params:
         return {"onehot": np.log(np.maximum(p["p"], 1e-300))}
 
-    def init(self, s, v, rng, info) -> None:
+    def init(self, s: State, v: str, rng: np.random.Generator, info: Any) -> None:
         """Locals: each row uniform on the simplex (normalised exponentials, Dirichlet(1, …, 1)), drawn in place."""
         p = s[ArrayNames.qparam(v, "p")]
         if p.ndim > 1:
@@ -99,7 +101,7 @@ class CategoricalUnit(Unit):
             xi[...] = 0.0
             xi[..., start:, :, :] = p[..., start - 1:-1, :, None] * p[..., start:, None, :]
 
-    def clamp(self, s, v, values, missing) -> None:
+    def clamp(self, s: State, v: str, values: np.ndarray, missing: np.ndarray) -> None:
         seen = ~missing
         p = s[ArrayNames.qparam(v, "p")]
         p[seen] = 0.0

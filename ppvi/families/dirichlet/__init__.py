@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ppvi.codegen.plan import ArrayNames
 
-from ..unit import TINY, Params, Unit, digamma_half, fill, log_gamma_draws
+from ..unit import TINY, Params, State, Unit, digamma_half, fill, log_gamma_draws
 
 __all__ = ["UNIT", "DirichletUnit"]
 
@@ -50,14 +52,14 @@ class DirichletUnit(Unit):
         a = p["alpha"]
         return gammaln(a.sum(-1)) - gammaln(a).sum(-1) + ((a - 1) * np.log(x)).sum(-1)
 
-    def marginal(self, p: Params, index: tuple[int, ...]):
+    def marginal(self, p: Params, index: tuple[int, ...]) -> Any:
         """Beta(α_k, α₀ − α_k)."""
         from scipy import stats
 
         a = p["alpha"][index]
         return stats.beta(a, p["alpha"][index[:-1]].sum() - a)
 
-    def log_p(self, x, args: Params) -> np.ndarray:
+    def log_p(self, x: np.ndarray, args: Params) -> np.ndarray:
         from scipy import special
 
         alpha = args["alpha"]
@@ -68,7 +70,7 @@ class DirichletUnit(Unit):
     def natural(self, p: Params) -> Params:
         return {"logp": p["alpha"] - 1}
 
-    def init(self, s, v, rng, info) -> None:
+    def init(self, s: State, v: str, rng: np.random.Generator, info: Any) -> None:
         k = s[ArrayNames.qparam(v, "alpha")].shape[-1]
         fill(s, v, {("q", "alpha"): 1.0, ("m", "logp"): digamma_half(1.0) - digamma_half(float(k)),
                     ("m", "x"): 1.0 / k})

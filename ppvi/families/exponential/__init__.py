@@ -17,10 +17,10 @@ class ExponentialUnit(Unit):
     standard = ("rate",)
     q = False
 
-    def draw(self, args: Params, plate_shape, rng) -> np.ndarray:
+    def draw(self, args: Params, plate_shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         return rng.exponential(1 / self.full(args, plate_shape)["rate"])
 
-    def log_p(self, x, args: Params) -> np.ndarray:
+    def log_p(self, x: np.ndarray, args: Params) -> np.ndarray:
         return np.log(args["rate"]) - args["rate"] * x
 
 

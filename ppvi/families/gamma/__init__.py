@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ppvi.codegen.plan import ArrayNames
 
-from ..unit import EULER, TINY, Params, Unit, fill, point_entropy
+from ..unit import EULER, TINY, Params, State, Unit, fill, point_entropy
 
 __all__ = ["UNIT", "GammaUnit"]
 
@@ -41,16 +43,16 @@ class GammaUnit(Unit):
         k, r = p["shape"], p["rate"]
         return k * np.log(r) - gammaln(k) + (k - 1) * np.log(x) - r * x
 
-    def marginal(self, p: Params, index: tuple[int, ...]):
+    def marginal(self, p: Params, index: tuple[int, ...]) -> Any:
         from scipy import stats
 
         return stats.gamma(p["shape"][index], scale=1 / p["rate"][index])
 
-    def draw(self, args: Params, plate_shape, rng) -> np.ndarray:
+    def draw(self, args: Params, plate_shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         f = self.full(args, plate_shape)
         return np.maximum(rng.gamma(f["shape"]) / f["rate"], TINY)
 
-    def log_p(self, x, args: Params) -> np.ndarray:
+    def log_p(self, x: np.ndarray, args: Params) -> np.ndarray:
         from scipy import special
 
         shape, rate = args["shape"], args["rate"]
@@ -59,10 +61,10 @@ class GammaUnit(Unit):
     def natural(self, p: Params) -> Params:
         return {"x": -p["rate"], "logx": p["shape"] - 1}
 
-    def init(self, s, v, rng, info) -> None:
+    def init(self, s: State, v: str, rng: np.random.Generator, info: Any) -> None:
         fill(s, v, {("q", "shape"): 1.0, ("q", "rate"): 1.0, ("m", "x"): 1.0, ("m", "logx"): -EULER})
 
-    def clamp(self, s, v, values, missing) -> None:
+    def clamp(self, s: State, v: str, values: np.ndarray, missing: np.ndarray) -> None:
         """The moments are the datum's; the reported parameters a point mass to rounding: the limit is
         infinite parameters, whose mean is nan, so they are finite and large with the mean x.  Shape x·2ᵉ,
         rate 2ᵉ (powers of two: shape/rate = x exactly), e chosen for a shape near 2⁶⁰⁰ and a finite rate:

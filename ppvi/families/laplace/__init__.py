@@ -21,11 +21,11 @@ class LaplaceUnit(Unit):
     def prior_moments(self, args: Params) -> tuple[np.ndarray, np.ndarray]:
         return np.broadcast_arrays(args["loc"], 2 * args["scale"] ** 2)
 
-    def draw(self, args: Params, plate_shape, rng) -> np.ndarray:
+    def draw(self, args: Params, plate_shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         f = self.full(args, plate_shape)
         return rng.laplace(f["loc"], f["scale"])
 
-    def log_p(self, x, args: Params) -> np.ndarray:
+    def log_p(self, x: np.ndarray, args: Params) -> np.ndarray:
         return -np.log(2 * args["scale"]) - np.abs(x - args["loc"]) / args["scale"]
 
 

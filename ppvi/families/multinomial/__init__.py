@@ -19,11 +19,11 @@ class MultinomialUnit(Unit):
     vector = ("p", 1)
     trials = "n"
 
-    def draw(self, args: Params, plate_shape, rng) -> np.ndarray:
+    def draw(self, args: Params, plate_shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         f = self.full(args, plate_shape)
         return rng.multinomial(f["n"].astype(np.int64), f["p"])
 
-    def log_p(self, x, args: Params) -> np.ndarray:
+    def log_p(self, x: np.ndarray, args: Params) -> np.ndarray:
         from scipy import special
 
         return special.gammaln(args["n"] + 1.0) + (special.xlogy(x, args["p"]) - special.gammaln(x + 1.0)).sum(-1)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from ppvi.codegen.plan import ArrayNames
 
-from ..unit import LOG_2PI, Params, Unit, fill, root
+from ..unit import LOG_2PI, Params, State, Unit, fill, root
 from . import chain
 
 __all__ = ["UNIT", "MvNormalUnit"]
@@ -37,7 +38,7 @@ class MvNormalUnit(Unit):
     def chain_elements(self, p: Params, lag_one: np.ndarray, x: np.ndarray) -> np.ndarray:
         return chain.elements(p["mean"], p["cov"], lag_one, np.asarray(x, dtype=float))
 
-    def param_shapes(self, value, categories=0):
+    def param_shapes(self, value: tuple[int, ...], categories: int = 0) -> dict[str, tuple[int, ...]]:
         return {"mean": value, "cov": (*value, *value[-1:])}
 
     def value_of(self, p: Params) -> tuple[int, ...]:
@@ -65,7 +66,7 @@ class MvNormalUnit(Unit):
         logdet = np.log(np.diagonal(r, axis1=-2, axis2=-1)).sum(-1)
         return -0.5 * (z * z).sum(-1) - logdet - 0.5 * x.shape[-1] * math.log(2 * math.pi)
 
-    def marginal(self, p: Params, index: tuple[int, ...]):
+    def marginal(self, p: Params, index: tuple[int, ...]) -> Any:
         from scipy import stats
 
         return stats.norm(p["mean"][index], math.sqrt(p["cov"][index + index[-1:]]))
@@ -78,7 +79,7 @@ class MvNormalUnit(Unit):
         cov = args["cov"] if "cov" in args else np.linalg.inv(args["precision"])
         return np.broadcast_to(args["mean"], cov.shape[:-1]), cov
 
-    def draw(self, args: Params, plate_shape, rng) -> np.ndarray:
+    def draw(self, args: Params, plate_shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         mean = args["mean"]
         matrix = args.get("precision", args.get("cov"))
         d = mean.shape[-1]
@@ -89,7 +90,7 @@ class MvNormalUnit(Unit):
             return mean + np.linalg.solve(np.swapaxes(r, -1, -2), z)[..., 0]
         return mean + (r @ z)[..., 0]
 
-    def log_p(self, x, args: Params) -> np.ndarray:
+    def log_p(self, x: np.ndarray, args: Params) -> np.ndarray:
         precision = args.get("precision")
         d = x.shape[-1]
         r = np.linalg.cholesky(precision if precision is not None else args["cov"])
@@ -121,11 +122,11 @@ class MvNormalUnit(Unit):
                 rows_xx[n][np.ix_(m, m)] = -prec / 2
         return {"x": x, "xxT": xx}
 
-    def init(self, s, v, rng, info) -> None:
+    def init(self, s: State, v: str, rng: np.random.Generator, info: Any) -> None:
         d = s[ArrayNames.qparam(v, "mean")].shape[-1]
         fill(s, v, {("q", "mean"): 0.0, ("q", "cov"): np.eye(d), ("m", "xxT"): np.eye(d)})
 
-    def clamp(self, s, v, values, missing) -> None:
+    def clamp(self, s: State, v: str, values: np.ndarray, missing: np.ndarray) -> None:
         # entry by entry: the observed coordinates of a row are its mean there; a complete row is a point
         # mass, a row with missing entries keeps its block until the first update
         # (runtime.finish_mvnormal_missing) and is made consistent here.  Rows in one axis (a row over no
@@ -149,7 +150,7 @@ class MvNormalUnit(Unit):
         """An isotropic spread of q's shape: the variance times the identity, for every vector."""
         return np.broadcast_to(variance * np.eye(shape[-1]), shape + shape[-1:])
 
-    def located_at(self, s, v, mean: np.ndarray, spread: np.ndarray) -> None:
+    def located_at(self, s: State, v: str, mean: np.ndarray, spread: np.ndarray) -> None:
         """q(v) = N(mean, spread) (covariances), its moments and entropy too."""
         s[ArrayNames.qparam(v, "mean")][...] = mean
         s[ArrayNames.qparam(v, "cov")][...] = spread

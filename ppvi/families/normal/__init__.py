@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from ppvi.codegen.plan import ArrayNames
 
-from ..unit import LOG_2PI, Params, Unit, fill, point_entropy
+from ..unit import LOG_2PI, Params, State, Unit, fill, point_entropy
 
 __all__ = ["UNIT", "NormalUnit"]
 
@@ -42,7 +43,7 @@ class NormalUnit(Unit):
         z = (x - p["mean"]) / p["sd"]
         return -0.5 * z * z - np.log(p["sd"]) - 0.5 * math.log(2 * math.pi)
 
-    def marginal(self, p: Params, index: tuple[int, ...]):
+    def marginal(self, p: Params, index: tuple[int, ...]) -> Any:
         from scipy import stats
 
         return stats.norm(p["mean"][index], p["sd"][index])
@@ -57,12 +58,12 @@ class NormalUnit(Unit):
             v = args["variance"]
         return np.broadcast_arrays(args["mean"], v)
 
-    def draw(self, args: Params, plate_shape, rng) -> np.ndarray:
+    def draw(self, args: Params, plate_shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         f = self.full(args, plate_shape)
         sd = f["sd"] if "sd" in f else f["precision"] ** -0.5 if "precision" in f else np.sqrt(f["variance"])
         return f["mean"] + sd * rng.standard_normal(plate_shape)
 
-    def log_p(self, x, args: Params) -> np.ndarray:
+    def log_p(self, x: np.ndarray, args: Params) -> np.ndarray:
         """One of sd, precision τ, variance: ½ log(τ / 2π) − ½ τ (x − μ)²."""
         log_tau = (-2 * np.log(args["sd"]) if "sd" in args else np.log(args["precision"]) if "precision" in args
                    else -np.log(args["variance"]))
@@ -72,10 +73,10 @@ class NormalUnit(Unit):
         tau = p["sd"] ** -2.0
         return {"x": p["mean"] * tau, "x2": -tau / 2}
 
-    def init(self, s, v, rng, info) -> None:
+    def init(self, s: State, v: str, rng: np.random.Generator, info: Any) -> None:
         fill(s, v, {("q", "mean"): 0.0, ("q", "sd"): 1.0, ("m", "x2"): 1.0})
 
-    def clamp(self, s, v, values, missing) -> None:
+    def clamp(self, s: State, v: str, values: np.ndarray, missing: np.ndarray) -> None:
         seen = ~missing
         x = values[seen]
         s[ArrayNames.qparam(v, "mean")][seen] = x
@@ -87,7 +88,7 @@ class NormalUnit(Unit):
         """An isotropic spread of q's shape: the variance of every entry."""
         return np.full(shape, variance)
 
-    def located_at(self, s, v, mean: np.ndarray, spread: np.ndarray) -> None:
+    def located_at(self, s: State, v: str, mean: np.ndarray, spread: np.ndarray) -> None:
         """q(v) = N(mean, spread) (variances), its moments and entropy too."""
         s[ArrayNames.qparam(v, "mean")][...] = mean
         s[ArrayNames.qparam(v, "sd")][...] = np.sqrt(spread)

@@ -18,10 +18,10 @@ class PoissonUnit(Unit):
     q = False
     discrete = True
 
-    def draw(self, args: Params, plate_shape, rng) -> np.ndarray:
+    def draw(self, args: Params, plate_shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         return rng.poisson(self.full(args, plate_shape)["rate"])
 
-    def log_p(self, x, args: Params) -> np.ndarray:
+    def log_p(self, x: np.ndarray, args: Params) -> np.ndarray:
         from scipy import special
 
         rate = args["rate"]

@@ -4,10 +4,11 @@ here (ppvi.families.unit)."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
-from ..unit import Params, Unit, fill
+from ..unit import Params, State, Unit, fill
 
 __all__ = ["UNIT", "PolyaGammaUnit"]
 
@@ -46,7 +47,7 @@ class PolyaGammaUnit(Unit):
     def natural(self, p: Params) -> Params:
         return {"x": -p["c"] ** 2 / 2, "base": p["b"]}
 
-    def init(self, s, v, rng, info) -> None:
+    def init(self, s: State, v: str, rng: np.random.Generator, info: Any) -> None:
         """PG(1, 0): E[ω] = 1/4, the weight of a Bernoulli at ψ = 0 (the first sweep sets b from the model)."""
         fill(s, v, {("q", "b"): 1.0, ("q", "c"): 0.0, ("m", "x"): 0.25, ("m", "base"): 0.0, ("h",): 0.0})
 

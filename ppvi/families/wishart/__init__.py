@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from ppvi.codegen.plan import ArrayNames
 
 from ..mvnormal import symmetric_positive_definite
-from ..unit import Params, Unit, digamma_half, fill
+from ..unit import Params, State, Unit, digamma_half, fill
 
 __all__ = ["UNIT", "WishartUnit"]
 
@@ -27,7 +28,7 @@ class WishartUnit(Unit):
     symmetric = True
     vector = ("scale", 2)
 
-    def param_shapes(self, value, categories=0):
+    def param_shapes(self, value: tuple[int, ...], categories: int = 0) -> dict[str, tuple[int, ...]]:
         return {"df": value[:-2], "scale": value}
 
     def value_of(self, p: Params) -> tuple[int, ...]:
@@ -78,7 +79,7 @@ class WishartUnit(Unit):
         multigamma = d * (d - 1) / 4 * math.log(math.pi) + gammaln(df[..., None] / 2 - np.arange(d) / 2).sum(-1)
         return (df - d - 1) / 2 * logdet_x - trace / 2 - df * d / 2 * math.log(2) - df / 2 * logdet_s - multigamma
 
-    def marginal(self, p: Params, index: tuple[int, ...]):
+    def marginal(self, p: Params, index: tuple[int, ...]) -> Any:
         """A diagonal entry is S_ii χ²_n; an off-diagonal entry has no law in scipy.stats (None)."""
         from scipy import stats
 
@@ -86,7 +87,7 @@ class WishartUnit(Unit):
             return None
         return stats.gamma(p["df"][index[:-2]] / 2, scale=2 * p["scale"][index])
 
-    def log_p(self, x, args: Params) -> np.ndarray:
+    def log_p(self, x: np.ndarray, args: Params) -> np.ndarray:
         """W(X; ν, S) = |X|^{(ν−D−1)/2} exp(−tr(S⁻¹X)/2) / (2^{νD/2} |S|^{ν/2} Γ_D(ν/2))."""
         from scipy import special
 
@@ -103,7 +104,7 @@ class WishartUnit(Unit):
         d = p["scale"].shape[-1]
         return {"logdet": (p["df"] - d - 1) / 2, "X": -np.linalg.inv(p["scale"]) / 2}
 
-    def init(self, s, v, rng, info) -> None:
+    def init(self, s: State, v: str, rng: np.random.Generator, info: Any) -> None:
         d = s[ArrayNames.qparam(v, "scale")].shape[-1]
         df = d + 1.0
         elogdet = sum(digamma_half((df + 1 - i) / 2) for i in range(1, d + 1)) + d * math.log(2) - d * math.log(df)
