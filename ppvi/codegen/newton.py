@@ -14,6 +14,10 @@ Each element of q runs, in the update kernel's element loop,
 the same steps as the reference evaluator (ppvi.derive.newton.newton_normal), so every update is monotone.
 Each exp link's exponent E_n that q reads over a plate is kept per point and moved by the element's share
 (exponent_caches; docs/derivation.md, section 10, "Cost"), so an evaluation costs O(N), not O(N·D).
+
+Where q's elements share an exponent (``Newton.blocked``, one element axis), the update kernel takes joint Newton
+steps over all of them instead (newton_block; section 10, "Block steps"): the same line search and stops, on the
+whole q at once.
 """
 
 from __future__ import annotations
@@ -164,3 +168,127 @@ def fill_exps(w: Writer, exps: dict, cached: dict, levels: list[Block]):
         value = w.expr(cached[key], levels + loops, len(levels) + len(loops) - 1).text
         loops[-1].post.append(f"{w.array(exp_n.base)}[{', '.join(w.names.index(i) for i in plate)}] = {value}")
         yield loops
+
+
+def blocks(q) -> bool:
+    """Whether q's update kernel takes block steps (newton_block): q's elements share an exponent (derived:
+    ``Newton.blocked``) over one element axis."""
+    return q.newton is not None and q.newton.blocked and len(q.index) == 1
+
+
+def newton_block(mw, q, w: Writer, levels: list[Block]) -> None:
+    """The joint Newton update of every element of ``q`` (docs/derivation.md, section 10, "Block steps"), in place of
+    its element loop ``levels[-1]``: the steps of derive.newton.newton_block,
+
+        M, V ← q's means and variances;  f ← 𝓛's part + ½ Σ log V (shrunk to a finite f as newton_element's)
+        repeat: X[n] ← e^{E_n} (each shared exponent, in full);  G_s[a], H_st[a, b] from X (a, b over q's axis);
+                newton_block_direction -> (DM, DV), ∇fᵀd;  the same stops and line search as newton_element,
+                each trial written into q's moments so that the objective reads it
+        q's parameters, moments and entropy from (M, V)
+
+    Each evaluation of f is O(N·D) (every exponent moves), each step O(N·D²) (the cross Hessian's sums)."""
+    from ppvi.derive.newton import block_of
+
+    nt = q.newton
+    names = mw.names
+    fn, el = levels[0], levels[-1]
+    fn.post.remove(el)
+    blk = block_of(nt, q.index)
+    (j,), (j2,) = q.index, blk.partner
+    w.element = w.element | {j2}           # (j2 varies with the pair as j does: nothing reading it is hoisted)
+    size = w.int_value(j.upper + 1)
+
+    def loop(i: sp.Idx) -> Block:
+        return Block(Range(names.index(i), size, reads=frozenset({size})), i)
+
+    def at(arr: str, i: sp.Idx = j) -> str:
+        return name_ref(arr, names.index(i)).text
+
+    mean, sd = names.qparam(q.var, "mean"), names.qparam(q.var, "sd")
+    x2, ent = names.moment(q.var, "x2"), names.entropy(q.var)
+    m, v, dm, dv, g1, g2, floor = (w.tmp(s) for s in ("M", "V", "DM", "DV", "G", "G", "floor"))
+    hs = {key: w.tmp("H") for key in (("x", "x"), ("x", "x2"), ("x2", "x"), ("x2", "x2"))}
+    f, ft, t, ok, slope, last = (w.tmp(s) for s in ("f", "ft", "t", "ok", "slope", "last"))
+    fn.pre += [mw._note("block Newton steps on the exact ELBO: every element at once", q.var)]
+    fn.pre += [f"{a} = np.empty(({size},))" for a in (m, v, dm, dv, g1, g2, floor)]
+    fn.pre += [f"{a} = np.empty(({size}, {size}))" for a in hs.values()]
+    exps, fills = {}, []
+    for exponent, _ in nt.shares:
+        plate = axis_order(exponent, {i for i in exponent.free_symbols if isinstance(i, sp.Idx)} - {j}, None,
+                           names.rank)
+        x = w.tmp("X")
+        base = sp.IndexedBase(sp.Symbol(x))
+        w.scratch[base] = x
+        w.self_bases = w.self_bases | frozenset({base})      # (it changes with every step: never hoisted)
+        fn.pre.append(f"{x} = np.empty(({', '.join(w.int_value(i.upper + 1) for i in plate)},))")
+        exps[sp.exp(exponent)] = base[tuple(plate)]
+        fills.append((exponent, plate, x))
+
+    def write(into: Block, mt: str, vt: str) -> None:
+        """q's moments at the trial (M + t·DM, V + t·DV) element by element, so that the objective reads it."""
+        lp = loop(j)
+        lp.post += [f"{at(mean)} = {mt}", f"{at(x2)} = ({mt}) ** 2 + {vt}"]
+        into.post.append(lp)
+
+    def objective(outer: list[Block], into: str, logs: str) -> None:
+        host = Block()
+        outer[-1].post.append(host)
+        value = w.expr(nt.objective, outer + [host], len(outer))
+        host.post.append(f"{into} = {value.text} + {logs}")
+
+    start = loop(j)
+    start.post += [f"{at(m)} = {at(mean)}", f"{at(v)} = {at(sd)} * {at(sd)}", f"{at(floor)} = 1e-8 * {at(v)}"]
+    fn.post.append(start)
+    objective([fn], f, f"newton_block_logs({v}, {v}, 0.0)")
+    fix = Block(Range("_fx", str(FEASIBLE), reads=frozenset()))
+    fn.post.append(fix)
+    finite = Block(test=f"math.isfinite({f})")
+    finite.post.append("break")
+    fix.post += [finite, f"newton_block_feasible({m}, {v}, {floor})"]
+    write(fix, at(m), at(v))
+    objective([fn, fix], f, f"newton_block_logs({v}, {v}, 0.0)")
+    step = Block(Range("_it", str(MAX_STEPS), reads=frozenset()))
+    fn.post.append(step)
+    for exponent, plate, x in fills:
+        loops = w._loops([(i, 0, i.upper) for i in plate])
+        value = w.expr(exponent, [fn, step] + loops, 1 + len(loops))
+        loops[-1].post.append(f"{x}[{', '.join(names.index(i) for i in plate)}] = math.exp({value.text})")
+        step.post.append(loops[0])
+    rows = loop(j)
+    step.post.append(rows)
+    for s, g in zip(STATS, (g1, g2)):
+        rows.post.append(f"{at(g)} = {w.expr(nt.gradient[s].xreplace(exps), [fn, step, rows], 2).text}")
+    cols = loop(j2)
+    rows.post.append(cols)
+    for key, h in hs.items():
+        pair = name_ref(h, names.index(j), names.index(j2)).text
+        cols.post.append(f"{pair} = {w.expr(blk.hessian[key].xreplace(exps), [fn, step, rows, cols], 3).text}")
+    step.post.append(f"{slope} = newton_block_direction({m}, {v}, {g1}, {g2}, {', '.join(hs.values())}, {dm}, {dv})")
+    done = Block(test=f"not ({slope} > {TOL!r} * (1.0 + abs({f})))")
+    done.post.append("break")
+    step.post += [done, f"{last} = {slope} <= {NEAR!r} * (1.0 + abs({f}))",
+                  f"{t} = newton_block_first_step({v}, {dv})", f"{ok} = False", f"{ft} = {f}"]
+    search = Block(Range("_ls", str(MAX_HALVINGS), reads=frozenset()))
+    step.post.append(search)
+    write(search, f"{at(m)} + {t} * {at(dm)}", f"{at(v)} + {t} * {at(dv)}")
+    objective([fn, step, search], ft, f"newton_block_logs({v}, {dv}, {t})")
+    accept = Block(test=f"{ft} >= {f} and ({last} or {ft} >= {f} + {ARMIJO!r} * {t} * {slope})")
+    accept.post += [f"{ok} = True", "break"]
+    once = Block(test=last)
+    once.post.append("break")
+    search.post += [accept, once, f"{t} = 0.5 * {t}"]
+    failed = Block(test=f"not {ok}")
+    write(failed, at(m), at(v))
+    failed.post.append("break")
+    step.post.append(failed)
+    move = loop(j)
+    move.post += [f"{at(m)} = {at(m)} + {t} * {at(dm)}", f"{at(v)} = {at(v)} + {t} * {at(dv)}"]
+    ended = Block(test=last)
+    ended.post.append("break")
+    step.post += [move, f"{f} = {ft}", ended]
+    finish = loop(j)
+    one = lambda arr: name_ref(arr, names.index(j))  # noqa: E731
+    finish.post += [Note("q's parameters, moments and entropy from (m, v)"),
+                    Call("finish_normal_mv", (Expr(at(m), frozenset({m})), Expr(at(v), frozenset({v}))),
+                         (one(mean), one(sd), one(x2), one(ent)))]
+    fn.post.append(finish)
