@@ -22,6 +22,8 @@ whole q at once.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sympy as sp
 
 from ppvi.codegen.emit import Block, Writer, axis_order, name_ref
@@ -181,12 +183,15 @@ def newton_block(mw, q, w: Writer, levels: list[Block]) -> None:
     its element loop ``levels[-1]``: the steps of derive.newton.newton_block,
 
         M, V ← q's means and variances;  f ← 𝓛's part + ½ Σ log V (shrunk to a finite f as newton_element's)
-        repeat: X[n] ← e^{E_n} (each shared exponent, in full);  G_s[a], H_st[a, b] from X (a, b over q's axis);
+        repeat: X[n] ← e^{E_n} (each shared exponent, in full);  the Gram matrices Fᵀ diag(w) F of the sums over
+                the data plate (gram_form, write_grams);  G_s[a], H_st[a, b] read off them (a, b over q's axis);
                 newton_block_direction -> (DM, DV), ∇fᵀd;  the same stops and line search as newton_element,
                 each trial written into q's moments so that the objective reads it
         q's parameters, moments and entropy from (M, V)
 
-    Each evaluation of f is O(N·D) (every exponent moves), each step O(N·D²) (the cross Hessian's sums)."""
+    Each evaluation of f is O(N·D) (every exponent moves); each step one O(N·D) pass for the exponents and the
+    weights, then one matrix product of the (N × (1 + F·D)) features per weight (BLAS), where the cross Hessian as
+    written takes five scalar sums over N per pair of elements."""
     from ppvi.derive.newton import block_of
 
     nt = q.newton
@@ -254,15 +259,20 @@ def newton_block(mw, q, w: Writer, levels: list[Block]) -> None:
         value = w.expr(exponent, [fn, step] + loops, 1 + len(loops))
         loops[-1].post.append(f"{x}[{', '.join(names.index(i) for i in plate)}] = math.exp({value.text})")
         step.post.append(loops[0])
+    grams = gram_form([nt.gradient[s].xreplace(exps) for s in STATS] +
+                      [blk.hessian[key].xreplace(exps) for key in hs], j, j2, frozenset(e.base for e in exps.values()))
+    views = write_grams(mw, w, grams, fn, step, j)
     rows = loop(j)
     step.post.append(rows)
     for s, g in zip(STATS, (g1, g2)):
-        rows.post.append(f"{at(g)} = {w.expr(nt.gradient[s].xreplace(exps), [fn, step, rows], 2).text}")
+        value = w.expr(grams.rewritten[STATS.index(s)].xreplace(views), [fn, step, rows], 2)
+        rows.post.append(f"{at(g)} = {value.text}")
     cols = loop(j2)
     rows.post.append(cols)
-    for key, h in hs.items():
+    for n, (key, h) in enumerate(hs.items()):
         pair = name_ref(h, names.index(j), names.index(j2)).text
-        cols.post.append(f"{pair} = {w.expr(blk.hessian[key].xreplace(exps), [fn, step, rows, cols], 3).text}")
+        value = w.expr(grams.rewritten[len(STATS) + n].xreplace(views), [fn, step, rows, cols], 3)
+        cols.post.append(f"{pair} = {value.text}")
     step.post.append(f"{slope} = newton_block_direction({m}, {v}, {g1}, {g2}, {', '.join(hs.values())}, {dm}, {dv})")
     done = Block(test=f"not ({slope} > {TOL!r} * (1.0 + abs({f})))")
     done.post.append("break")
@@ -292,3 +302,150 @@ def newton_block(mw, q, w: Writer, levels: list[Block]) -> None:
                     Call("finish_normal_mv", (Expr(at(m), frozenset({m})), Expr(at(v), frozenset({v}))),
                          (one(mean), one(sd), one(x2), one(ent)))]
     fn.post.append(finish)
+
+
+@dataclass(frozen=True)
+class Gram:
+    """One weighted Gram matrix Fᵀ diag(w) F over a data plate: ``plate`` its index, ``weight`` w(n) (the factors
+    of a summand that read n alone: e^{E_n} times data), ``features`` the columns' u_f(n, j) at q's element index j
+    (data only; column block 0 is the constant 1, one column, then D columns per feature)."""
+
+    plate: sp.Idx
+    weight: sp.Expr
+    features: tuple[sp.Expr, ...]
+
+
+@dataclass(frozen=True)
+class GramForm:
+    """Expressions with their sums over a data plate read off Gram matrices: ``rewritten[i]`` is the i-th input
+    with each such sum replaced by ``GramEntry`` reads c·G_g[f_a, f_b][j_a, j_b] (``grams[g]``); a sum that is no
+    Gram entry (a summand that reads two elements in one factor, or q's moments in a feature) stays as written."""
+
+    rewritten: tuple[sp.Expr, ...]
+    grams: tuple[Gram, ...]
+
+
+class GramEntry(sp.Function):
+    """G_g[f_a, f_b][j_a, j_b] (args g, f_a, f_b, j_a, j_b): the (f_a, j_a), (f_b, j_b) entry of Gram matrix g; its
+    view array is bound when the kernel is written (write_grams)."""
+
+
+def gram_form(exprs: list[sp.Expr], j: sp.Idx, j2: sp.Idx, weights: frozenset) -> GramForm:
+    """Each sum Σ_n c·u(n, j)·u'(n, j2)·w(n) of ``exprs`` (one plate index n; u, u' products of data factors
+    reading j or j2 (the partner) with n; w reading n alone and one of the arrays ``weights``, e^{E_n}; c not
+    reading n) as c·(Fᵀ diag(w) F)[(u, j), (u', j2)], where F's columns are the constant and each feature u at every
+    j: the cross Hessian's O(D²) sums over N become one matrix product (docs/derivation.md, section 10)."""
+    from ppvi.derive.qfamily import ParamBase
+    from ppvi.derive.symbols import MomentBase
+
+    features: dict[sp.Idx, list] = {}
+    grams: list[tuple[sp.Idx, sp.Expr]] = []
+
+    def data(e: sp.Expr) -> bool:
+        return not any(isinstance(b.base if isinstance(b, sp.Indexed) else b, (MomentBase, ParamBase, GramEntry))
+                       or isinstance(b, sp.Sum) for b in sp.preorder_traversal(e))
+
+    def column(p: sp.Idx, u: sp.Expr) -> int:
+        if u == 1:
+            return 0
+        cols = features.setdefault(p, [])
+        if u not in cols:
+            cols.append(u)
+        return cols.index(u) + 1
+
+    def entry(e: sp.Sum) -> sp.Expr | None:
+        if len(e.limits) != 1:
+            return None
+        p, lo, hi = e.limits[0]
+        if sp.sympify(lo) != 0 or sp.sympify(hi) != p.upper:
+            return None
+        out = []
+        for term in sp.Add.make_args(sp.expand(e.function)):
+            parts = {"c": [], "a": [], "b": [], "w": []}
+            for f in sp.Mul.make_args(term):
+                free = f.free_symbols
+                has_j, has_j2 = j in free, j2 in free
+                if p not in free:
+                    parts["c"].append(f)
+                elif has_j and has_j2 or not data(f) and not any(
+                        isinstance(b, sp.Indexed) and b.base in weights for b in sp.preorder_traversal(f)):
+                    return None
+                elif has_j or has_j2:
+                    if not data(f):
+                        return None
+                    parts["a" if has_j else "b"].append(f)
+                else:
+                    parts["w"].append(f)
+            w = sp.Mul(*parts["w"])
+            if not any(isinstance(b, sp.Indexed) and b.base in weights for b in sp.preorder_traversal(w)) or \
+                    {i for i in w.free_symbols if isinstance(i, sp.Idx)} - {p}:
+                return None
+            a, b = sp.Mul(*parts["a"]), sp.Mul(*parts["b"]).xreplace({j2: j})
+            if (a.free_symbols | b.free_symbols) & {i for i in e.free_symbols if isinstance(i, sp.Idx)} - {j}:
+                return None
+            if (p, w) not in grams:
+                grams.append((p, w))
+            fa, fb = column(p, a), column(p, b)
+            out.append(sp.Mul(*parts["c"]) * GramEntry(grams.index((p, w)), fa, fb, j if fa else 0, j2 if fb else 0))
+        return sp.Add(*out)
+
+    def rewrite(e: sp.Expr) -> sp.Expr:
+        if isinstance(e, sp.Sum):
+            if any(isinstance(b, sp.Indexed) and b.base in weights for b in sp.preorder_traversal(e)):
+                done = entry(e)
+                if done is not None:
+                    return done
+            return e
+        if not e.args or isinstance(e, (sp.Indexed, sp.Idx, sp.IndexedBase)):
+            return e
+        return e.func(*(rewrite(a) for a in e.args))
+
+    rewritten = tuple(rewrite(e) for e in exprs)
+    return GramForm(rewritten, tuple(Gram(p, wt, tuple(features.get(p, ()))) for p, wt in grams))
+
+
+def write_grams(mw, w: Writer, form: GramForm, fn: Block, step: Block, j: sp.Idx) -> dict:
+    """The Gram matrices of ``form`` in the kernel: each plate's features F (N × (1 + F·D), data only: filled once,
+    before the steps), each weight w(n) and its product Fᵀ diag(w) F (weighted_gram: one BLAS product) once a
+    step, after the exponents; returns {GramEntry: a read of the view of G's (f_a, f_b) block} for the
+    expressions."""
+    names = mw.names
+    size = w.int_value(j.upper + 1)
+    mats, views = {}, {}
+    used = set().union(*(x.atoms(GramEntry) for x in form.rewritten))
+    for p in dict.fromkeys(g.plate for g in form.grams):
+        feats = next(g.features for g in form.grams if g.plate == p)
+        f, n = w.tmp("F"), w.int_value(p.upper + 1)
+        width = f"1 + {len(feats)} * {size}" if feats else "1"
+        fn.pre += [Note("the features of the sums over the data plate, a column each: their Gram matrices are products"),
+                   f"{f} = np.empty(({n}, {width}))"]
+        loops = w._loops([(p, 0, p.upper)])
+        loops[-1].post.append(f"{f}[{names.index(p)}, 0] = 1.0")
+        for c, u in enumerate(feats):
+            cols = w._loops([(j, 0, j.upper)])
+            value = w.expr(u, [fn] + loops + cols, 1 + len(cols))
+            cols[-1].post.append(f"{f}[{names.index(p)}, 1 + {c} * {size} + {names.index(j)}] = {value.text}")
+            loops[-1].post.append(cols[0])
+        fn.pre.append(loops[0])
+        mats[p] = (f, n, width)
+    for g, gram in enumerate(form.grams):
+        f, n, width = mats[gram.plate]
+        wt, scratch, out = w.tmp("w"), w.tmp("S"), w.tmp("Gram")
+        fn.pre += [f"{wt} = np.empty(({n},))", f"{scratch} = np.empty(({n}, {width}))",
+                   f"{out} = np.empty(({width}, {width}))"]
+        loops = w._loops([(gram.plate, 0, gram.plate.upper)])
+        value = w.expr(gram.weight, [fn, step] + loops, 1 + len(loops))
+        loops[-1].post.append(f"{wt}[{names.index(gram.plate)}] = {value.text}")
+        step.post += [loops[0], Call("weighted_gram", (Expr(f, frozenset({f})), Expr(wt, frozenset({wt})),
+                                                       name_ref(scratch), name_ref(out)))]
+
+        def span(c: int) -> str:
+            return "0:1" if c == 0 else f"1 + {c - 1} * {size}:1 + {c} * {size}"
+        for fa, fb in sorted({(int(e.args[1]), int(e.args[2])) for e in used if int(e.args[0]) == g}):
+            view = w.tmp("G")
+            fn.pre.append(f"{view} = {out}[{span(fa)}, {span(fb)}]")
+            base = sp.IndexedBase(sp.Symbol(view))
+            w.scratch[base] = view
+            w.self_bases = w.self_bases | frozenset({base})      # (refilled every step: never hoisted)
+            views[(g, fa, fb)] = base
+    return {e: views[(int(e.args[0]), int(e.args[1]), int(e.args[2]))][e.args[3], e.args[4]] for e in used}

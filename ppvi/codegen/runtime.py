@@ -1024,6 +1024,16 @@ def newton_block_direction(m, v, g1, g2, h11, h12, h21, h22, dm, dv):
 
 
 @njit(cache=True)
+def weighted_gram(f, w, scratch, out):
+    """out = Fᵀ diag(w) F (F: N × K, w: N): the Gram matrix of a block Newton step's sums over the data plate
+    (codegen.newton.gram_form), one matrix product (BLAS) rather than a scalar sum over N per entry."""
+    for n in range(f.shape[0]):
+        for k in range(f.shape[1]):
+            scratch[n, k] = w[n] * f[n, k]
+    np.dot(f.T, scratch, out)
+
+
+@njit(cache=True)
 def newton_block_first_step(v, dv):
     """The first step length of a block line search: 1, halved until every v + t·dv > 0."""
     t = 1.0
