@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from ppvi.codegen.emit import Block, Writer, axis_order, name_ref
-from ppvi.codegen.ir import Call, Expr, Note, Range
+from ppvi.codegen.emit import Block, Writer, assign, axis_order, name_ref
+from ppvi.codegen.ir import Call, Expr, Note, Range, Ref
 from ppvi.derive.newton import ARMIJO, FEASIBLE, MAX_HALVINGS, MAX_STEPS, NEAR, STATS, TOL
 
 
@@ -420,11 +420,13 @@ def write_grams(mw, w: Writer, form: GramForm, fn: Block, step: Block, j: sp.Idx
         fn.pre += [Note("the features of the sums over the data plate, a column each: their Gram matrices are products"),
                    f"{f} = np.empty(({n}, {width}))"]
         loops = w._loops([(p, 0, p.upper)])
-        loops[-1].post.append(f"{f}[{names.index(p)}, 0] = 1.0")
+        row = Expr(names.index(p), frozenset({names.index(p)}))
+        loops[-1].post.append(assign(Ref(f, (row, Expr("0"))), Expr("1.0")))
         for c, u in enumerate(feats):
             cols = w._loops([(j, 0, j.upper)])
             value = w.expr(u, [fn] + loops + cols, 1 + len(cols))
-            cols[-1].post.append(f"{f}[{names.index(p)}, 1 + {c} * {size} + {names.index(j)}] = {value.text}")
+            col = Expr(f"1 + {c} * {size} + {names.index(j)}", frozenset({size, names.index(j)}))
+            cols[-1].post.append(assign(Ref(f, (row, col)), value))
             loops[-1].post.append(cols[0])
         fn.pre.append(loops[0])
         mats[p] = (f, n, width)
@@ -435,7 +437,7 @@ def write_grams(mw, w: Writer, form: GramForm, fn: Block, step: Block, j: sp.Idx
                    f"{out} = np.empty(({width}, {width}))"]
         loops = w._loops([(gram.plate, 0, gram.plate.upper)])
         value = w.expr(gram.weight, [fn, step] + loops, 1 + len(loops))
-        loops[-1].post.append(f"{wt}[{names.index(gram.plate)}] = {value.text}")
+        loops[-1].post.append(assign(name_ref(wt, names.index(gram.plate)), value))
         step.post += [loops[0], Call("weighted_gram", (Expr(f, frozenset({f})), Expr(wt, frozenset({wt})),
                                                        name_ref(scratch), name_ref(out)))]
 
