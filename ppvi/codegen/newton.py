@@ -100,12 +100,7 @@ def newton_element(mw, q, w: Writer, levels: list[Block]) -> None:
     trial = Block()
     search.post.append(trial)
     objective(trial, inner + [search], ft, f"{v} + {t} * {dv}")
-    accept = Block(test=f"{ft} >= {f} and ({last} or {ft} >= {f} + {ARMIJO!r} * {t} * {slope})")
-    accept.post += [f"{ok} = True", "break"]
-    once = Block(test=last)
-    once.post.append("break")
-    search.post += [accept, once, f"{t} = 0.5 * {t}"]
-    failed = Block(test=f"not {ok}")
+    failed = accept_or_halve(search, f, ft, t, ok, slope, last)
     failed.post += [f"{mean} = {m}", f"{x2} = {m} * {m} + {v}", "break"]
     ended = Block(test=last)
     ended.post.append("break")
@@ -119,6 +114,18 @@ def newton_element(mw, q, w: Writer, levels: list[Block]) -> None:
     if damped:           # η of the new q, (m/v, −1/(2v)): the damped schedule's next step moves from it
         el.post += [f"{name_ref(names.natural(q.var, 'x'), *at).text} = {m} / {v}",
                     f"{name_ref(names.natural(q.var, 'x2'), *at).text} = -0.5 / {v}"]
+
+
+def accept_or_halve(search: Block, f: str, ft: str, t: str, ok: str, slope: str, last: str) -> Block:
+    """The end of a line search's trial (derive.newton.ascend): accept where f rises enough (Armijo; the last step:
+    where it does not fall), else halve t; returns the block run when no trial was accepted (for the caller's
+    restore)."""
+    accept = Block(test=f"{ft} >= {f} and ({last} or {ft} >= {f} + {ARMIJO!r} * {t} * {slope})")
+    accept.post += [f"{ok} = True", "break"]
+    once = Block(test=last)
+    once.post.append("break")
+    search.post += [accept, once, f"{t} = 0.5 * {t}"]
+    return Block(test=f"not {ok}")
 
 
 def exponent_caches(mw, q, w: Writer, levels: list[Block]) -> tuple[dict, dict, list]:
@@ -282,12 +289,7 @@ def newton_block(mw, q, w: Writer, levels: list[Block]) -> None:
     step.post.append(search)
     write(search, f"{at(m)} + {t} * {at(dm)}", f"{at(v)} + {t} * {at(dv)}")
     objective([fn, step, search], ft, f"newton_block_logs({v}, {dv}, {t})")
-    accept = Block(test=f"{ft} >= {f} and ({last} or {ft} >= {f} + {ARMIJO!r} * {t} * {slope})")
-    accept.post += [f"{ok} = True", "break"]
-    once = Block(test=last)
-    once.post.append("break")
-    search.post += [accept, once, f"{t} = 0.5 * {t}"]
-    failed = Block(test=f"not {ok}")
+    failed = accept_or_halve(search, f, ft, t, ok, slope, last)
     write(failed, at(m), at(v))
     failed.post.append("break")
     step.post.append(failed)
@@ -345,6 +347,9 @@ def gram_form(exprs: list[sp.Expr], j: sp.Idx, j2: sp.Idx, weights: frozenset) -
         return not any(isinstance(b.base if isinstance(b, sp.Indexed) else b, (MomentBase, ParamBase, GramEntry))
                        or isinstance(b, sp.Sum) for b in sp.preorder_traversal(e))
 
+    def weighted(e: sp.Expr) -> bool:
+        return any(isinstance(b, sp.Indexed) and b.base in weights for b in sp.preorder_traversal(e))
+
     def column(p: sp.Idx, u: sp.Expr) -> int:
         if u == 1:
             return 0
@@ -359,39 +364,37 @@ def gram_form(exprs: list[sp.Expr], j: sp.Idx, j2: sp.Idx, weights: frozenset) -
         p, lo, hi = e.limits[0]
         if sp.sympify(lo) != 0 or sp.sympify(hi) != p.upper:
             return None
-        out = []
+        split = []
         for term in sp.Add.make_args(sp.expand(e.function)):
             parts = {"c": [], "a": [], "b": [], "w": []}
             for f in sp.Mul.make_args(term):
                 free = f.free_symbols
-                has_j, has_j2 = j in free, j2 in free
                 if p not in free:
                     parts["c"].append(f)
-                elif has_j and has_j2 or not data(f) and not any(
-                        isinstance(b, sp.Indexed) and b.base in weights for b in sp.preorder_traversal(f)):
+                elif j in free and j2 in free or not data(f):       # (an exponent not cached in X: as written)
                     return None
-                elif has_j or has_j2:
-                    if not data(f):
-                        return None
-                    parts["a" if has_j else "b"].append(f)
+                elif j in free or j2 in free:
+                    parts["a" if j in free else "b"].append(f)
                 else:
                     parts["w"].append(f)
             w = sp.Mul(*parts["w"])
-            if not any(isinstance(b, sp.Indexed) and b.base in weights for b in sp.preorder_traversal(w)) or \
-                    {i for i in w.free_symbols if isinstance(i, sp.Idx)} - {p}:
+            if not weighted(w) or {i for i in w.free_symbols if isinstance(i, sp.Idx)} - {p}:
                 return None
             a, b = sp.Mul(*parts["a"]), sp.Mul(*parts["b"]).xreplace({j2: j})
             if (a.free_symbols | b.free_symbols) & {i for i in e.free_symbols if isinstance(i, sp.Idx)} - {j}:
                 return None
+            split.append((sp.Mul(*parts["c"]), a, b, w))
+        out = []
+        for c, a, b, w in split:        # (registered only once every term is an entry: no Gram nobody reads)
             if (p, w) not in grams:
                 grams.append((p, w))
             fa, fb = column(p, a), column(p, b)
-            out.append(sp.Mul(*parts["c"]) * GramEntry(grams.index((p, w)), fa, fb, j if fa else 0, j2 if fb else 0))
+            out.append(c * GramEntry(grams.index((p, w)), fa, fb, j if fa else 0, j2 if fb else 0))
         return sp.Add(*out)
 
     def rewrite(e: sp.Expr) -> sp.Expr:
         if isinstance(e, sp.Sum):
-            if any(isinstance(b, sp.Indexed) and b.base in weights for b in sp.preorder_traversal(e)):
+            if weighted(e):
                 done = entry(e)
                 if done is not None:
                     return done

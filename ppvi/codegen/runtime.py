@@ -978,7 +978,9 @@ def newton_block_direction(m, v, g1, g2, h11, h12, h21, h22, dm, dv):
             s = 0.5 * (a[i, j] + a[j, i])
             a[i, j] = s
             a[j, i] = s
-    # Cholesky of −∇²f, in place (lower): −∇²f is positive definite where f is strictly concave
+    # Cholesky of −∇²f, in place (lower): −∇²f is positive definite where f is strictly concave.  (Not
+    # _cholesky_solve: its pivot floor, 1e-12 of the diagonal, refuses the definite but ill-conditioned −∇²f of
+    # covariates of large scale, and the scaled gradient then crawls: test_covariates_of_large_scale_overflow_no_update.)
     c = np.zeros((n, n))
     ok = True
     for i in range(n):

@@ -237,6 +237,15 @@ def test_the_elbo_never_decreases(poisson_fit, rates_fit):
 
 
 @functools.lru_cache(maxsize=None)
+def _block(text: str):
+    """The cross Hessian of q(w) (derived once a model: it costs about half a derivation)."""
+    from ppvi.derive.newton import block_of
+
+    q = _derived(text).q["w"]
+    return block_of(q.newton, q.index)
+
+
+@functools.lru_cache(maxsize=None)
 def _derived(text: str):
     from ppvi.derive.meanfield import derive
     from ppvi.language import loads
@@ -248,7 +257,7 @@ def _reference(text: str, data: dict, m: np.ndarray, v: np.ndarray, sweeps: int,
     """The reference evaluator's sweeps from q(w) = N(m, v), the ELBO (NumPy) after every single update; ``block``:
     the joint update of all of w (derive.newton.reference_block_update, what the compiled update runs), else the
     per-element updates."""
-    from ppvi.derive.newton import block_of, reference_block_update, reference_update
+    from ppvi.derive.newton import reference_block_update, reference_update
     from ppvi.derive.numeric import Env
 
     q = _derived(text).q["w"]
@@ -257,7 +266,7 @@ def _reference(text: str, data: dict, m: np.ndarray, v: np.ndarray, sweeps: int,
     values = []
     for _ in range(sweeps):
         if block:
-            reference_block_update(q, env, block_of(q.newton, q.index))
+            reference_block_update(q, env, _block(text))
         for j in range(0 if block else len(m)):
             reference_update(q, env, (j,))
             mm = env.moments[("w", "x")]
@@ -346,11 +355,13 @@ def test_block_steps_converge_in_fewer_sweeps_on_correlated_covariates(poisson_m
     assert np.max(np.abs(grad)) < 1e-6, grad
 
 
+@pytest.mark.long
 def test_block_step_on_correlated_covariates_is_the_reference(poisson_model, rates_model):
     """With three correlated covariates every cross-Hessian entry is far from 0 (its Gram matrices: codegen.newton.
     gram_form): one compiled sweep equals the reference evaluator's block update (derive.newton.
     reference_block_update, the cross Hessian evaluated sum by sum) to 1e-10, on the Poisson model and on the
-    two-plate model (an Exponential link over N and a Gamma link over M, one Gram matrix per plate)."""
+    two-plate model (an Exponential link over N and a Gamma link over M, one Gram matrix per plate).  (--long: the
+    reference evaluator's 4·D² cross-Hessian sums a step; CI checks the same equality at D = 2 and D = 1.)"""
     rng = np.random.default_rng(4)
     x = correlated(rng, 40)
     poisson = {"x": x, "y": rng.poisson(np.exp(x @ np.array([0.5, 0.0, -0.5]))).astype(np.int64)}
