@@ -1,9 +1,9 @@
 """The block Newton step's sums over the data plate as Gram matrices (codegen.newton.gram_form; docs/derivation.md,
 section 10, "Block steps"): Σ_n c·u(n, j)·u'(n, j2)·w(n) is c·(Fᵀ diag(w) F)[(u, j), (u', j2)].
 
-Checked on numbers, SymPy only (nothing compiled): each rewritten expression, its Gram matrices built here in NumPy
-from the features and weights gram_form names, equals the original sums expanded term by term by SymPy; a sum
-that is no Gram entry (a factor reading both elements, a weight that is not an exponent) stays as written.
+Checked on numbers, nothing compiled: each rewritten expression, its Gram matrices built here in NumPy from the
+features and weights gram_form names, equals the original sums written here in NumPy; a sum that is no Gram entry
+(a factor reading both elements, a weight that is not an exponent) stays as written.
 """
 
 from __future__ import annotations
@@ -65,19 +65,26 @@ HESSIAN = (m[j] * sp.Sum(X[n] * y[n] * x[n, j] ** 2 * x[n, j2], (n, 0, N - 1))
 GRADIENT = m[j] * sp.Sum(X[n] * x[n, j] ** 2, (n, 0, N - 1)) - sp.Sum(X[n] * x[n, j], (n, 0, N - 1))
 
 
+def _hessian(v: dict, a: int, b: int) -> float:
+    """HESSIAN at (j, j2) = (a, b), in NumPy."""
+    x, y, X, m = v["x"], v["y"], v["X"], v["m"]
+    return float(m[a] * np.sum(X * y * x[:, a] ** 2 * x[:, b]) + (a == b) * np.sum(X * x[:, a] ** 2)
+                 - np.sum(X * (x[:, a] + x[:, b] ** 2) * x[:, b]) + np.sum(x[:, a] * y))
+
+
 def test_the_sums_read_off_the_gram_matrices_equal_the_sums():
     form = gram_form([GRADIENT, HESSIAN], j, j2, frozenset({X}))
     assert len(form.grams) == 2                      # two weights: X[n], and y[n] X[n]
     assert {g.weight for g in form.grams} == {X[n], X[n] * y[n]}
     assert all(not any(s.has(X) for s in e.atoms(sp.Sum)) for e in form.rewritten)
     assert sp.Sum(x[n, j] * y[n], (n, 0, N - 1)) in form.rewritten[1].atoms(sp.Sum)    # (no exponent: a statistic)
-    values = _values()
-    read = _reader(form, values)
+    v = _values()
+    read = _reader(form, v)
     for a in range(D):
-        assert np.isclose(read(form.rewritten[0], {j: a}), _number(GRADIENT, values, {j: a}), rtol=1e-12), a
+        gradient = v["m"][a] * np.sum(v["X"] * v["x"][:, a] ** 2) - np.sum(v["X"] * v["x"][:, a])
+        assert np.isclose(read(form.rewritten[0], {j: a}), gradient, rtol=1e-12), a
         for b in range(D):
-            want = _number(HESSIAN, values, {j: a, j2: b})
-            assert np.isclose(read(form.rewritten[1], {j: a, j2: b}), want, rtol=1e-12), (a, b)
+            assert np.isclose(read(form.rewritten[1], {j: a, j2: b}), _hessian(v, a, b), rtol=1e-12), (a, b)
 
 
 def test_a_sum_that_is_no_gram_entry_stays():
@@ -86,9 +93,9 @@ def test_a_sum_that_is_no_gram_entry_stays():
     mixed = m[j2] * sp.Sum(X[n] * x[n, j], (n, 0, N - 1)) + both
     form = gram_form([mixed], j, j2, frozenset({X}))
     assert both in form.rewritten[0].atoms(sp.Sum)
-    read = _reader(form, _values(1))
-    values = _values(1)
+    v = _values(1)
+    read = _reader(form, v)
     for a in range(D):
         for b in range(D):
-            got = read(form.rewritten[0], {j: a, j2: b})
-            assert np.isclose(got, _number(mixed, values, {j: a, j2: b}), rtol=1e-12)
+            want = v["m"][b] * np.sum(v["X"] * v["x"][:, a]) + np.sum(v["X"] * v["z"][:, a, b])
+            assert np.isclose(read(form.rewritten[0], {j: a, j2: b}), want, rtol=1e-12), (a, b)
