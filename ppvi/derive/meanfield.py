@@ -29,17 +29,31 @@ from ppvi.derive.newton import Newton, derive_newton, is_link, reads_own_exp
 from ppvi.derive.symbols import MomentBase, MomentSymbol, Symbols
 from ppvi.errors import PPVIError, Reporter, source_lines
 from ppvi.families import FAMILIES, Q_FAMILIES
+from ppvi.families.symbolic import q_keys
 from ppvi.graph import FactorGraph, build
 from ppvi.language.check import FLAT, CheckedModel
 
-#: support -> (q family, its statistic keys) — docs/derivation.md, section 3; from :mod:`ppvi.families`.
-#: On {0, 1}, x² = x: the expectation engine may produce ⟨x²⟩ for a binary latent; it is folded into x.
-FAMILY_BY_SUPPORT = {f.support: (f.name, f.statistic_keys + (("x2",) if f.support == "binary" else ()))
-                     for f in map(FAMILIES.__getitem__, Q_FAMILIES)}
+#: support -> the q families on it, each with its statistic keys, in the canonical order — docs/derivation.md,
+#: section 3; from :mod:`ppvi.families`.  On {0, 1}, x² = x: the expectation engine may produce ⟨x²⟩ for a
+#: binary latent; it is folded into x.  Counts have two (Poisson, Binomial): the base measure's place-holder
+#: statistic of the factor that draws the count tells them apart.
+FAMILIES_BY_SUPPORT: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {}
+for _f in map(FAMILIES.__getitem__, Q_FAMILIES):
+    FAMILIES_BY_SUPPORT[_f.support] = FAMILIES_BY_SUPPORT.get(_f.support, ()) + (
+        (_f.name, q_keys(_f) + (("x2",) if _f.support == "binary" else ())),)
+#: support -> its first q family and keys (what a message names as the family of that support)
+FAMILY_BY_SUPPORT = {support: fams[0] for support, fams in FAMILIES_BY_SUPPORT.items()}
+
+
+def family_for(support: str, present: set[str]) -> tuple[str | None, tuple[str, ...]]:
+    """The q family on ``support`` whose statistics hold ``present`` (the first such), else the support's first
+    (the message then names what it absorbs); (None, ()) for a support no q family has."""
+    fams = FAMILIES_BY_SUPPORT.get(support, ())
+    return next((f for f in fams if present <= set(f[1])), fams[0] if fams else (None, ()))
 
 STAT_WORDS = {"x": "x", "x2": "x²", "logx": "log x", "log1mx": "log(1 − x)", "logp": "log πₖ",
               "onehot": "[z = k]", "xxT": "x xᵀ", "X": "X", "logdet": "log|X|",
-              "base": "log PG(x | b, 0) / b"}
+              "base": "log PG(x | b, 0) / b", "lfact": "−log x!", "lchoose": "log C(n, x) / n"}
 
 
 @dataclass(frozen=True)
@@ -307,8 +321,8 @@ def _generic_index(model: CheckedModel, syms: Symbols, var: str) -> tuple[tuple[
 def _q_factor(model, graph, syms, rep, node, total, expected) -> QFactor:
     var = node.name
     support = _support(model, node)
-    family, keys = FAMILY_BY_SUPPORT.get(support, (None, ()))
     present = _stats_of(var, total)
+    family, keys = family_for(support, present)
     prior = model.prior(var)
     index, event, extra = _generic_index(model, syms, var)
     if family is not None:     # a statistic whose coefficient cancels identically is not there
