@@ -216,8 +216,10 @@ class Lowering:
             body = categorical_of_sticks(value, stick, self.syms)
             return gates.wrap(self.syms, body), plates
         # a missing count (data declared `: missing`, ppvi.language.missing): its base measure is the place-holder
-        # statistic of its q (ppvi.families.base, "the q side"), never an expectation of log x!
-        count = f.target in self.mean_field and self.model.variables[f.target].support == "count"
+        # statistic of its q (ppvi.families.base, "the q side"), never an expectation of log x!  (Only there: a
+        # latent count of the model's own keeps its refusal, docs/derivation.md section 3.)
+        v = self.model.variables[f.target]
+        count = f.target in self.mean_field and v.support == "count" and v.missing
         measure = (lambda: count_measure(f.dist, value, args)) if count else \
             (lambda: counting_measure(f.dist, value, args, self.syms))
         if "pg" in args:

@@ -31,7 +31,7 @@ from ppvi.errors import PPVIError, Reporter, source_lines
 from ppvi.families import FAMILIES, Q_FAMILIES
 from ppvi.families.symbolic import q_keys
 from ppvi.graph import FactorGraph, build
-from ppvi.language.check import FLAT, CheckedModel
+from ppvi.language.check import FLAT, MISSING_COUNTS, CheckedModel
 
 #: support -> the q families on it, each with its statistic keys, in the canonical order — docs/derivation.md,
 #: section 3; from :mod:`ppvi.families`.  On {0, 1}, x² = x: the expectation engine may produce ⟨x²⟩ for a
@@ -41,14 +41,16 @@ FAMILIES_BY_SUPPORT: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {}
 for _f in map(FAMILIES.__getitem__, Q_FAMILIES):
     FAMILIES_BY_SUPPORT[_f.support] = FAMILIES_BY_SUPPORT.get(_f.support, ()) + (
         (_f.name, q_keys(_f) + (("x2",) if _f.support == "binary" else ())),)
-#: support -> its first q family and keys (what a message names as the family of that support)
-FAMILY_BY_SUPPORT = {support: fams[0] for support, fams in FAMILIES_BY_SUPPORT.items()}
 
 
-def family_for(support: str, present: set[str]) -> tuple[str | None, tuple[str, ...]]:
+def family_for(model: CheckedModel, var: str, support: str,
+               present: set[str] = frozenset()) -> tuple[str | None, tuple[str, ...]]:
     """The q family on ``support`` whose statistics hold ``present`` (the first such), else the support's first
-    (the message then names what it absorbs); (None, ()) for a support no q family has."""
+    (the message then names what it absorbs); (None, ()) for a support no q family has.  A count has a q only
+    as a missing entry of data (docs/language.md, "Missing data"): a latent count of the model's own has none."""
     fams = FAMILIES_BY_SUPPORT.get(support, ())
+    if support == MISSING_COUNTS and not model.variables[var].missing:
+        fams = ()
     return next((f for f in fams if present <= set(f[1])), fams[0] if fams else (None, ()))
 
 STAT_WORDS = {"x": "x", "x2": "x²", "logx": "log x", "log1mx": "log(1 − x)", "logp": "log πₖ",
@@ -322,7 +324,7 @@ def _q_factor(model, graph, syms, rep, node, total, expected) -> QFactor:
     var = node.name
     support = _support(model, node)
     present = _stats_of(var, total)
-    family, keys = family_for(support, present)
+    family, keys = family_for(model, var, support, present)
     prior = model.prior(var)
     index, event, extra = _generic_index(model, syms, var)
     if family is not None:     # a statistic whose coefficient cancels identically is not there
@@ -335,6 +337,7 @@ def _q_factor(model, graph, syms, rep, node, total, expected) -> QFactor:
         why = (f"no family of q on {support} support has the statistics {{{got}}}" if family
                else f"ppvi has no q family for a {support} latent")
         raise rep.fail(f"no conjugate q for `{var}`: {why}", culprit.span,
+                       _missing_count_hint(var) if support == MISSING_COUNTS and model.variables[var].missing else
                        f"approximate `{var}` by point, or use a conjugate prior for it")
     natural = {}
     for s in keys:
@@ -362,6 +365,12 @@ def _q_factor(model, graph, syms, rep, node, total, expected) -> QFactor:
                            prior.span, "rescale the model (and its data) so that its numbers, and their sums, "
                            "stay well inside double precision (about 1e-308 to 1.8e308)")
     return QFactor(var, family, index, event, extra, natural, node.scope, newton)
+
+
+def _missing_count_hint(var: str) -> str:
+    return (f"a missing count's q is its own law's (Poisson or Binomial), which takes `{var}` only as ⟨{var}⟩: "
+            f"read `{var}` elsewhere only linearly (not squared, not as a count's total), or impute its missing "
+            "entries before the fit")
 
 
 def _newton(rep: Reporter, model: CheckedModel, var: str, family: str, own: dict, total: sp.Expr,
@@ -480,11 +489,13 @@ def _non_conjugate(rep: Reporter, model: CheckedModel, f, nc: NonConjugate) -> P
                           if any(isinstance(x, ast.Name) and x.id == v for x in walk(e))), (None, None))
     span = arg.span if arg is not None else f.span
     support = model.variables[v].support
-    family, keys = FAMILY_BY_SUPPORT.get(support, (None, ()))
+    family, keys = family_for(model, v, support)
     can = (f"a {family} q of `{v}` absorbs only {{{', '.join(STAT_WORDS[k] for k in keys)}}}" if family
            else f"ppvi has no q family for a {support} latent")
     form = sp.sstr(nc.form)
-    if f.energy:
+    if support == MISSING_COUNTS and model.variables[v].missing:
+        hint = _missing_count_hint(v)
+    elif f.energy:
         hint = ("an energy term must be multilinear in binary latents (`J[i, j] * s[i] * s[j]`, `b[i] * s[i]`) and at "
                 "most quadratic in real ones (`-x[i] ^ 2 / 2 + b[i] * x[i]`): 19.56 then gives a Bernoulli or a "
                 "Normal q")

@@ -206,6 +206,23 @@ def test_the_result_reports_the_imputed_counts(binomial_fit, tmp_path):
     assert np.isnan(r.data["x"][1]) and r.data["x"][0] == data["x"][0]
 
 
+@pytest.mark.parametrize("data, line", [("data z[N]", "z[n] ~ Normal(discoveries[n], 1.0)"),
+                                        ("data z[N] : count", "z[n] ~ Binomial(discoveries[n], 0.5)")])
+def test_a_missing_count_read_other_than_linearly_is_refused_where_it_is_read(data, line):
+    from ppvi.derive import derive
+    from ppvi.language import loads
+    from ppvi.language.missing import imputing
+
+    # (built here, not a constant: with its entries observed the model is conjugate, and the harness would fit it)
+    text = POISSON.replace("data discoveries[N] : count missing", f"data discoveries[N] : count missing\n{data}")
+    model = imputing(loads(text + f"    {line}\n", "m.ppvi"))
+    with pytest.raises(PPVIError) as err:
+        derive(model)
+    message = str(err.value)
+    assert message.startswith(f"m.ppvi:{text.count(chr(10)) + 1}:") and "`discoveries`" in message
+    assert "a missing count's q is its own law's" in message and "by point" not in message
+
+
 def test_a_nan_in_a_count_not_declared_missing_stays_an_error():
     from harness_state import bind
     from ppvi.language import loads
