@@ -65,6 +65,11 @@ class Binomial(Density):
         return -sum_over(lambda x: sp.exp(self.log_density(x, params)) * self.log_density(x, params), 0, n, "x")
 
     # ------------------------------------------------ as a q (module docstring)
+    def natural_from_standard(self, params: Params) -> dict[str, sp.Expr]:
+        """η[x] = log p − log(1 − p), η[lchoose] = n."""
+        n, p = self.unpack(params)
+        return {"x": sp.log(p) - sp.log(1 - p), "lchoose": n}
+
     def standard_from_natural(self, eta: Params) -> dict[str, sp.Expr]:
         """n = η[lchoose], p = σ(η[x])."""
         return {"n": eta["lchoose"], "p": 1 / (1 + sp.exp(-eta["x"]))}

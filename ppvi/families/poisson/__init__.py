@@ -60,7 +60,7 @@ class PoissonUnit(Unit):
         return special.xlogy(x, rate) - rate - special.gammaln(x + 1.0)
 
     def natural(self, p: Params) -> Params:
-        return {"x": np.log(p["rate"]), "lfact": np.ones_like(p["rate"])}
+        return {"x": np.log(p["rate"])}     # (η[−log x!] is 1, the factor's own: nothing reads it)
 
     def init(self, s, v, rng, info) -> None:
         """Poisson(1): H relative to 1/y! is r(1 − log r) = 1."""
