@@ -223,7 +223,8 @@ class Blackboard(LatexPrinter):
         el = self._name(var) + self._sub(idx)
         return {"x": rf"\langle {el} \rangle", "X": rf"\langle {el} \rangle", "x2": rf"\langle {el}^2 \rangle",
                 "logx": rf"\langle \log {el} \rangle", "logp": rf"\langle \log {el} \rangle",
-                "log1mx": rf"\langle \log(1 - {el}) \rangle", "base": rf"\langle \log h_b({el})/b \rangle"}[stat]
+                "log1mx": rf"\langle \log(1 - {el}) \rangle", "base": rf"\langle \log h_b({el})/b \rangle",
+                "lfact": rf"\langle -\log {el}! \rangle", "lchoose": rf"\langle \log \binom{{n}}{{{el}}}/n \rangle"}[stat]
 
     def _print_Indexed(self, e):
         if isinstance(e.base, MomentBase):
