@@ -223,6 +223,19 @@ def test_a_missing_count_read_other_than_linearly_is_refused_where_it_is_read(da
     assert "a missing count's q is its own law's" in message and "by point" not in message
 
 
+def test_a_result_with_an_observed_zero_count_is_a_valid_start():
+    """An observed 0's q is Poisson(0), the point mass at 0: `--init` from that result was refused ("rate must
+    be > 0"), and its η was −∞ (the start's moments NaN)."""
+    from ppvi.codegen.runtime import finish_poisson
+    from ppvi.families.registry import unit_of
+
+    unit, q = unit_of("Poisson"), {"rate": np.array([0.0, 3.0])}
+    assert unit.outside(q) is None and unit.outside({"rate": np.array([-1.0])}) is not None
+    eta = unit.natural(q)["x"]
+    assert np.all(np.isfinite([finish_poisson(e) for e in eta]))
+    np.testing.assert_allclose(finish_poisson(eta[1])[0], 3.0, rtol=1e-15)
+
+
 def test_a_nan_in_a_count_not_declared_missing_stays_an_error():
     from harness_state import bind
     from ppvi.language import loads

@@ -9,7 +9,7 @@ import numpy as np
 
 from ppvi.codegen.plan import ArrayNames
 
-from ..unit import Params, Unit, fill, point_entropy
+from ..unit import TINY, Params, Unit, fill, point_entropy
 
 __all__ = ["UNIT", "PoissonUnit"]
 
@@ -60,7 +60,14 @@ class PoissonUnit(Unit):
         return special.xlogy(x, rate) - rate - special.gammaln(x + 1.0)
 
     def natural(self, p: Params) -> Params:
-        return {"x": np.log(p["rate"])}     # (η[−log x!] is 1, the factor's own: nothing reads it)
+        # (η[−log x!] is 1, the factor's own: nothing reads it; rate 0, an observed 0's point mass, at the
+        # smallest normal float keeps η finite)
+        return {"x": np.log(np.maximum(p["rate"], TINY))}
+
+    def outside(self, p: Params) -> str | None:
+        if not np.all(p["rate"] >= 0):        # (Poisson(0) is the point mass at 0: an observed 0)
+            return "`rate` must be ≥ 0"
+        return None
 
     def init(self, s, v, rng, info) -> None:
         """Poisson(1): H relative to 1/y! is r(1 − log r) = 1."""
