@@ -37,10 +37,14 @@ from ppvi.language.check import FLAT, MISSING_COUNTS, CheckedModel
 #: section 3; from :mod:`ppvi.families`.  On {0, 1}, x² = x: the expectation engine may produce ⟨x²⟩ for a
 #: binary latent; it is folded into x.  Counts have two (Poisson, Binomial): the base measure's place-holder
 #: statistic of the factor that draws the count tells them apart.
-FAMILIES_BY_SUPPORT: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {}
-for _f in map(FAMILIES.__getitem__, Q_FAMILIES):
-    FAMILIES_BY_SUPPORT[_f.support] = FAMILIES_BY_SUPPORT.get(_f.support, ()) + (
-        (_f.name, q_keys(_f) + (("x2",) if _f.support == "binary" else ())),)
+def _families_by_support() -> dict[str, tuple[tuple[str, tuple[str, ...]], ...]]:
+    out: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {}
+    for f in map(FAMILIES.__getitem__, Q_FAMILIES):
+        out[f.support] = out.get(f.support, ()) + ((f.name, q_keys(f) + (("x2",) if f.support == "binary" else ())),)
+    return out
+
+
+FAMILIES_BY_SUPPORT = _families_by_support()
 
 
 def family_for(model: CheckedModel, var: str, support: str,
