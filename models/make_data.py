@@ -150,6 +150,15 @@ def gamma_poisson():
     return {"discoveries": df["discoveries"].to_numpy(np.int64)}, {}
 
 
+def gamma_poisson_missing():
+    # gamma_poisson's counts with 10 of the 100 years blanked at random (seed 1917): an empty cell in the .csv.
+    import pandas as pd
+
+    y = pd.array(gamma_poisson()[0]["discoveries"], dtype="Int64")
+    y[np.random.default_rng(1917).permutation(y.size)[:10]] = pd.NA
+    return {"discoveries": y}, {}
+
+
 DIAMOND_CUTS = ["Fair", "Good", "Very Good", "Premium", "Ideal"]  # R's level order
 
 
@@ -373,6 +382,7 @@ GENERATORS = {
     "normal_gamma": (normal_gamma, "csv"),
     "beta_bernoulli": (beta_bernoulli, "json"),
     "gamma_poisson": (gamma_poisson, "csv"),
+    "gamma_poisson_missing": (gamma_poisson_missing, "csv"),
     "dirichlet_categorical": (dirichlet_categorical, "npz"),
     "gmm_1d": (gmm_1d, "csv"),
     "gmm": (gmm, "csv"),

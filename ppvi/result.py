@@ -97,8 +97,11 @@ class Q(Mapping):
 
     @property
     def sd(self) -> np.ndarray | None:
-        """The standard deviation of every entry (None for a Categorical)."""
+        """The standard deviation of every entry (None for a Categorical); 0 at an observed entry of data with
+        missing entries, a point mass (a count's q there has the datum as mean, not a point mass's parameters)."""
         var = posterior.variance(self.family, dict(self.params))
+        if var is not None and self.missing is not None and np.shape(var) == np.shape(self.missing):
+            var = np.where(self.missing, var, 0.0)
         return None if var is None else np.sqrt(var)
 
 

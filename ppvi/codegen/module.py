@@ -42,12 +42,15 @@ STATE = {
     "MvNormal": [("q", "mean", "e"), ("q", "cov", "ee"), ("m", "xxT", "ee")],
     "Wishart": [("q", "df", ""), ("q", "scale", "ee"), ("m", "X", "ee"), ("m", "logdet", "")],
     "PolyaGamma": [("q", "b", ""), ("q", "c", ""), ("m", "x", ""), ("m", "base", "")],
+    "Poisson": [("q", "rate", ""), ("m", "lfact", "")],
+    "Binomial": [("q", "n", ""), ("q", "p", ""), ("m", "x", ""), ("m", "lchoose", "")],
 }
 # moments that are another array under a second name
 ALIASES = {
     "Normal": {("m", "x"): ("q", "mean")},
     "Bernoulli": {("m", "x"): ("q", "p"), ("m", "x2"): ("q", "p")},
     "Categorical": {("m", "onehot"): ("q", "p")},
+    "Poisson": {("m", "x"): ("q", "rate")},
     "MvNormal": {("m", "x"): ("q", "mean")},
 }
 
@@ -343,8 +346,10 @@ class ModuleWriter:
             else:
                 newton_element(self, q, w, levels)
             return eta
-        if q.family in ("Normal", "Gamma", "Beta", "Bernoulli", "PolyaGamma"):
+        if q.family in ("Normal", "Gamma", "Beta", "Bernoulli", "PolyaGamma", "Poisson", "Binomial"):
             for s, e in q.natural.items():
+                if (q.family, s) == ("Poisson", "lfact"):
+                    continue        # (1, the prior's coefficient of −log x!: the finish needs only η[x])
                 v = w.expr(e, levels, pinned)
                 eta[s] = w.tmp("eta")
                 el.post += [self._note(f"eta[{s}]", q.var), assign(Ref(eta[s]), v)]
@@ -392,6 +397,11 @@ class ModuleWriter:
         elif fam == "PolyaGamma":
             finish = Call("finish_polya_gamma", (e["x"], e["base"]),
                           (one(qn("b")), one(qn("c")), one(mn("x")), one(mn("base")), h))
+        elif fam == "Poisson":
+            finish = Call("finish_poisson", (e["x"],), (one(qn("rate")), one(mn("lfact")), h))
+        elif fam == "Binomial":
+            finish = Call("finish_binomial", (e["x"], e["lchoose"]),
+                          (one(qn("n")), one(qn("p")), one(mn("x")), one(mn("lchoose")), h))
         elif fam == "Categorical" and self.blocked is not None and self.blocked.eta is not None:
             rows = "[_b0:_b0 + _nb]"
             self.blocked.between.append(

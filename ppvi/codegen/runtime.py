@@ -925,6 +925,27 @@ def finish_polya_gamma(eta_x, eta_base):
 
 
 @njit(cache=True)
+def finish_poisson(eta_x):
+    """rate = e^η_x -> (rate, 0, H) of a missing count's Poisson q (ppvi.families.poisson): the place-holder
+    moment of −log x! is 0 and H = r − r log r = r(1 − η_x) is relative to h(x) = 1/x!, so that
+    E[log p(x)] + H is exact (their E[log x!] cancel)."""
+    r = math.exp(eta_x)
+    return r, 0.0, r * (1.0 - eta_x)
+
+
+@njit(cache=True)
+def finish_binomial(eta_x, eta_n):
+    """n = η_lchoose, p = σ(η_x) -> (n, p, ⟨x⟩ = n p, 0, H) of a missing count's Binomial q
+    (ppvi.families.binomial): H relative to h(x) = C(n, x), n times a Bernoulli's, softplus(η) − p η, exact in
+    log space for any η."""
+    n = eta_n
+    if not n >= 0.0:
+        return math.nan, math.nan, math.nan, math.nan, math.nan
+    p = sigmoid(eta_x)
+    return n, p, n * p, 0.0, n * (softplus(eta_x) - p * eta_x)
+
+
+@njit(cache=True)
 def newton_direction(m, v, g1, g2, h11, h12, h22):
     """One Newton step for a Normal q(x) = N(m, v) on f = 𝓛 + ½ log v (docs/derivation.md, section 10), from
     𝓛's gradient (g1, g2) and Hessian (h11, h12, h22) in the moments (⟨x⟩, ⟨x²⟩) = (m, m² + v): the chain rule

@@ -28,11 +28,17 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ppvi.derive.symbols import Gate, Symbols, logdet
+from ppvi.families.binomial.symbolic import binomial_base
+from ppvi.families.poisson.symbolic import poisson_base
 from ppvi.families.polya_gamma.symbolic import pg_base
 
 
 MAX_TERMS = 20_000
 REAL = ("real", "real_vector")   # supports of latents whose q is Normal or MvNormal      # terms of one statement's expanded log density; more is a model to restructure
+
+
+# the base measures carried as place-holder statistics (ppvi.families.base, "the q side") -> their keys
+PLACEHOLDERS = {pg_base: "base", poisson_base: "lfact", binomial_base: "lchoose"}
 
 
 class TooLarge(Exception):
@@ -103,10 +109,10 @@ class Expectation:
             el = self._element(1 - arg)
             if el is not None:
                 return Atom(el[0], "log1mx", el[1], e)
-        if isinstance(e, pg_base):
+        if isinstance(e, (pg_base, poisson_base, binomial_base)):      # a base measure's place-holder statistic
             el = self._element(e.args[0])
             if el is not None:
-                return Atom(el[0], "base", el[1], e)
+                return Atom(el[0], PLACEHOLDERS[type(e)], el[1], e)
         if isinstance(e, logdet):
             el = self._element(e.args[0])
             if el is not None:

@@ -18,7 +18,8 @@ from typing import Callable
 import sympy as sp
 
 from ppvi.derive.symbols import Symbols, logdet, lgamma, lmvgamma, softplus
-from ppvi.families.binomial.symbolic import log_binomial_coefficient
+from ppvi.families.binomial.symbolic import binomial_base, log_binomial_coefficient
+from ppvi.families.poisson.symbolic import poisson_base
 from ppvi.families.polya_gamma.symbolic import pg_base
 from ppvi.language import ast
 from ppvi.language.check import FLAT, CheckedModel, Extent, Factor
@@ -214,17 +215,27 @@ class Lowering:
         if stick is not None:
             body = categorical_of_sticks(value, stick, self.syms)
             return gates.wrap(self.syms, body), plates
+        # a missing count (data declared `: missing`, ppvi.language.missing): its base measure is the place-holder
+        # statistic of its q (ppvi.families.base, "the q side"), never an expectation of log x!  (Only there: a
+        # latent count of the model's own keeps its refusal, docs/derivation.md section 3.)
+        v = self.model.variables[f.target]
+        count = f.target in self.mean_field and v.support == "count" and v.missing
+        measure = (lambda: count_measure(f.dist, value, args)) if count else \
+            (lambda: counting_measure(f.dist, value, args, self.syms))
         if "pg" in args:
             body = augmented(f.dist, value.scalar(), args, measure=f.dist not in COUNTING_MEASURE)
             if f.dist in COUNTING_MEASURE:
-                return gates.wrap(self.syms, body) + counting_measure(f.dist, value, args, self.syms), plates
+                return gates.wrap(self.syms, body) + measure(), plates
             return gates.wrap(self.syms, body), plates
         if f.dist in COUNTING_MEASURE:
             # the counting measure (log C(n, x), log n!/Πx!) reads only data: outside the gates, since
             # Σ_k [z = k] · c = c, so no statistic sums a constant over the components
             body = log_density(f.dist, value, args, self.syms, measure=False)
-            return gates.wrap(self.syms, body) + counting_measure(f.dist, value, args, self.syms), plates
+            return gates.wrap(self.syms, body) + measure(), plates
         body = log_density(f.dist, value, args, self.syms)
+        if count:      # (Poisson: −log x!, outside the gates as the counting measure is)
+            x = value.scalar()
+            return gates.wrap(self.syms, body + lgamma(x + 1)) + count_measure(f.dist, value, args), plates
         return gates.wrap(self.syms, body), plates
 
 
@@ -332,6 +343,15 @@ def counting_measure(dist: str, value, args: dict[str, Tensor], syms: Symbols) -
         return log_binomial_coefficient(n, value.scalar())
     k = syms.fresh("k", args["p"].shape[0])
     return lgamma(n + 1) - sp.Sum(lgamma(value.at((k,)) + 1), (k, 0, k.upper))
+
+
+def count_measure(dist: str, value, args: dict[str, Tensor]) -> sp.Expr:
+    """log h(x) of a missing count x as its q's place-holder statistic: −log x! of a Poisson, n times
+    log C(n, x)/n of a Binomial (n read off as its coefficient; ppvi.families.binomial.symbolic)."""
+    x = value.scalar()
+    if dist == "Binomial":
+        return args["n"].scalar() * binomial_base(x)
+    return poisson_base(x)
 
 
 def augmented(dist: str, x: sp.Expr, args: dict[str, Tensor], measure: bool = True) -> sp.Expr:

@@ -29,17 +29,37 @@ from ppvi.derive.newton import Newton, derive_newton, is_link, reads_own_exp
 from ppvi.derive.symbols import MomentBase, MomentSymbol, Symbols
 from ppvi.errors import PPVIError, Reporter, source_lines
 from ppvi.families import FAMILIES, Q_FAMILIES
+from ppvi.families.symbolic import q_keys
 from ppvi.graph import FactorGraph, build
-from ppvi.language.check import FLAT, CheckedModel
+from ppvi.language.check import FLAT, MISSING_COUNTS, CheckedModel
 
-#: support -> (q family, its statistic keys) — docs/derivation.md, section 3; from :mod:`ppvi.families`.
-#: On {0, 1}, x² = x: the expectation engine may produce ⟨x²⟩ for a binary latent; it is folded into x.
-FAMILY_BY_SUPPORT = {f.support: (f.name, f.statistic_keys + (("x2",) if f.support == "binary" else ()))
-                     for f in map(FAMILIES.__getitem__, Q_FAMILIES)}
+#: support -> the q families on it, each with its statistic keys, in the canonical order — docs/derivation.md,
+#: section 3; from :mod:`ppvi.families`.  On {0, 1}, x² = x: the expectation engine may produce ⟨x²⟩ for a
+#: binary latent; it is folded into x.  Counts have two (Poisson, Binomial): the base measure's place-holder
+#: statistic of the factor that draws the count tells them apart.
+def _families_by_support() -> dict[str, tuple[tuple[str, tuple[str, ...]], ...]]:
+    out: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {}
+    for f in map(FAMILIES.__getitem__, Q_FAMILIES):
+        out[f.support] = out.get(f.support, ()) + ((f.name, q_keys(f) + (("x2",) if f.support == "binary" else ())),)
+    return out
+
+
+FAMILIES_BY_SUPPORT = _families_by_support()
+
+
+def family_for(model: CheckedModel, var: str, support: str,
+               present: set[str] = frozenset()) -> tuple[str | None, tuple[str, ...]]:
+    """The q family on ``support`` whose statistics hold ``present`` (the first such), else the support's first
+    (the message then names what it absorbs); (None, ()) for a support no q family has.  A count has a q only
+    as a missing entry of data (docs/language.md, "Missing data"): a latent count of the model's own has none."""
+    fams = FAMILIES_BY_SUPPORT.get(support, ())
+    if support == MISSING_COUNTS and not model.variables[var].missing:
+        fams = ()
+    return next((f for f in fams if present <= set(f[1])), fams[0] if fams else (None, ()))
 
 STAT_WORDS = {"x": "x", "x2": "x²", "logx": "log x", "log1mx": "log(1 − x)", "logp": "log πₖ",
               "onehot": "[z = k]", "xxT": "x xᵀ", "X": "X", "logdet": "log|X|",
-              "base": "log PG(x | b, 0) / b"}
+              "base": "log PG(x | b, 0) / b", "lfact": "−log x!", "lchoose": "log C(n, x) / n"}
 
 
 @dataclass(frozen=True)
@@ -307,8 +327,8 @@ def _generic_index(model: CheckedModel, syms: Symbols, var: str) -> tuple[tuple[
 def _q_factor(model, graph, syms, rep, node, total, expected) -> QFactor:
     var = node.name
     support = _support(model, node)
-    family, keys = FAMILY_BY_SUPPORT.get(support, (None, ()))
     present = _stats_of(var, total)
+    family, keys = family_for(model, var, support, present)
     prior = model.prior(var)
     index, event, extra = _generic_index(model, syms, var)
     if family is not None:     # a statistic whose coefficient cancels identically is not there
@@ -321,6 +341,7 @@ def _q_factor(model, graph, syms, rep, node, total, expected) -> QFactor:
         why = (f"no family of q on {support} support has the statistics {{{got}}}" if family
                else f"ppvi has no q family for a {support} latent")
         raise rep.fail(f"no conjugate q for `{var}`: {why}", culprit.span,
+                       _missing_count_hint(var) if support == MISSING_COUNTS and model.variables[var].missing else
                        f"approximate `{var}` by point, or use a conjugate prior for it")
     natural = {}
     for s in keys:
@@ -348,6 +369,12 @@ def _q_factor(model, graph, syms, rep, node, total, expected) -> QFactor:
                            prior.span, "rescale the model (and its data) so that its numbers, and their sums, "
                            "stay well inside double precision (about 1e-308 to 1.8e308)")
     return QFactor(var, family, index, event, extra, natural, node.scope, newton)
+
+
+def _missing_count_hint(var: str) -> str:
+    return (f"a missing count's q is its own law's (Poisson or Binomial), which takes `{var}` only as ⟨{var}⟩: "
+            f"read `{var}` elsewhere only linearly (not squared, not as a count's total), or impute its missing "
+            "entries before the fit")
 
 
 def _newton(rep: Reporter, model: CheckedModel, var: str, family: str, own: dict, total: sp.Expr,
@@ -466,11 +493,13 @@ def _non_conjugate(rep: Reporter, model: CheckedModel, f, nc: NonConjugate) -> P
                           if any(isinstance(x, ast.Name) and x.id == v for x in walk(e))), (None, None))
     span = arg.span if arg is not None else f.span
     support = model.variables[v].support
-    family, keys = FAMILY_BY_SUPPORT.get(support, (None, ()))
+    family, keys = family_for(model, v, support)
     can = (f"a {family} q of `{v}` absorbs only {{{', '.join(STAT_WORDS[k] for k in keys)}}}" if family
            else f"ppvi has no q family for a {support} latent")
     form = sp.sstr(nc.form)
-    if f.energy:
+    if support == MISSING_COUNTS and model.variables[v].missing:
+        hint = _missing_count_hint(v)
+    elif f.energy:
         hint = ("an energy term must be multilinear in binary latents (`J[i, j] * s[i] * s[j]`, `b[i] * s[i]`) and at "
                 "most quadratic in real ones (`-x[i] ^ 2 / 2 + b[i] * x[i]`): 19.56 then gives a Bernoulli or a "
                 "Normal q")

@@ -102,7 +102,7 @@ def standard(q) -> dict[str, sp.Expr]:
 def moments(q, params: dict[str, sp.Expr]) -> dict[str, sp.Expr]:
     """E[T(x)] for every statistic neighbours read, from q's standard parameters at its element."""
     if q.family in SCALAR:
-        out = dict(family_of(q.family).expectations(params))
+        out = dict(family_of(q.family).q_moments(params))
         if q.family == "Bernoulli":
             out["x2"] = out["x"]
         return out
@@ -129,7 +129,7 @@ def moments(q, params: dict[str, sp.Expr]) -> dict[str, sp.Expr]:
 def entropy(q, params: dict[str, sp.Expr]) -> sp.Expr:
     """H[q] of one plate element (19.48), with every constant."""
     if q.family in SCALAR:
-        return family_of(q.family).entropy(params)
+        return family_of(q.family).q_entropy(params)
     if q.family == "Categorical":
         p = params["p"]
         return -_sum(p * sp.log(p), q.extra)

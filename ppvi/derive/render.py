@@ -13,18 +13,29 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
+from ppvi.derive.expectation import PLACEHOLDERS
 from ppvi.derive.lower import inverse, sigmoid
 from ppvi.derive.meanfield import Derivation, QFactor, gaussian_block
 from ppvi.errors import shown, source_lines
+from ppvi.families import family as family_of
 from ppvi.families.registry import unit_of
 from ppvi.language import ast
 from ppvi.derive.qfamily import ParamBase, invert
 from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol, lgamma, lmvgamma, logdet, softplus
 
 ETA_NAMES = {"x": "x", "x2": "x²", "logx": "log x", "log1mx": "log(1−x)", "logp": "log π", "onehot": "[z=k]",
-             "xxT": "x xᵀ", "X": "X", "logdet": "log|X|", "base": "log h_b(x)/b"}
+             "xxT": "x xᵀ", "X": "X", "logdet": "log|X|", "base": "log h_b(x)/b", "lfact": "−log x!",
+             "lchoose": "log C(n, x)/n"}
 ETA_LATEX = {"x": "x", "x2": "x^2", "logx": r"\log x", "log1mx": r"\log(1-x)", "logp": r"\log \pi",
-             "onehot": "[z=k]", "xxT": r"x x^\top", "X": "X", "logdet": r"\log|X|", "base": r"\log h_b(x)/b"}
+             "onehot": "[z=k]", "xxT": r"x x^\top", "X": "X", "logdet": r"\log|X|", "base": r"\log h_b(x)/b",
+             "lfact": r"-\log x!", "lchoose": r"\log \binom{n}{x}/n"}
+
+
+def _relative(family: str) -> str | None:
+    """How the ELBO reads a count q's entropy (ppvi.families.base, "the q side"), or None for other families."""
+    key = next((k for k in family_of(family).q_statistics or () if k in PLACEHOLDERS.values()), None)
+    return None if key is None else (f"; relative to the base measure, whose ⟨{ETA_NAMES[key]}⟩ in E[log p] is "
+                                     f"0 at a missing entry: the two cancel")
 
 
 # ------------------------------------------------------------------ tidying
@@ -105,7 +116,8 @@ class Whiteboard(StrPrinter):
             return f"⟨log|{v}|⟩"
         el = self._var(var, idx)
         return {"x": f"⟨{el}⟩", "X": f"⟨{el}⟩", "x2": f"⟨{el}²⟩", "logx": f"⟨log {el}⟩",
-                "logp": f"⟨log {el}⟩", "log1mx": f"⟨log(1 − {el})⟩", "base": f"⟨log h_b({el})/b⟩"}[stat]
+                "logp": f"⟨log {el}⟩", "log1mx": f"⟨log(1 − {el})⟩", "base": f"⟨log h_b({el})/b⟩",
+                "lfact": f"⟨−log {el}!⟩", "lchoose": f"⟨log C(n, {el})/n⟩"}[stat]
 
     def _print_Indexed(self, e):
         if isinstance(e.base, MomentBase):
@@ -220,7 +232,8 @@ class Blackboard(LatexPrinter):
         el = self._name(var) + self._sub(idx)
         return {"x": rf"\langle {el} \rangle", "X": rf"\langle {el} \rangle", "x2": rf"\langle {el}^2 \rangle",
                 "logx": rf"\langle \log {el} \rangle", "logp": rf"\langle \log {el} \rangle",
-                "log1mx": rf"\langle \log(1 - {el}) \rangle", "base": rf"\langle \log h_b({el})/b \rangle"}[stat]
+                "log1mx": rf"\langle \log(1 - {el}) \rangle", "base": rf"\langle \log h_b({el})/b \rangle",
+                "lfact": rf"\langle -\log {el}! \rangle", "lchoose": rf"\langle \log \binom{{n}}{{{el}}}/n \rangle"}[stat]
 
     def _print_Indexed(self, e):
         if isinstance(e.base, MomentBase):
@@ -405,7 +418,8 @@ def to_text(d: Derivation) -> str:
                if energy else "evidence lower bound  L = Σ E_q[log p] + Σ H[q]   (19.7)")
     missing = {f"H[q({v})]": " (the sum over the missing entries only"
                + (", D the size of a row's missing block" if d.q[v].family == "MvNormal" else "")
-               + ": 0 at a point mass)" for v, var in d.model.variables.items() if var.missing and v in d.q}
+               + ": 0 at a point mass" + (_relative(d.q[v].family) or "") + ")"
+               for v, var in d.model.variables.items() if var.missing and v in d.q}
     for label, e in d.elbo_terms():
         out.append(f"  {label}{missing.get(label, '')}:")
         out.append(f"      {show(e)}")

@@ -172,6 +172,20 @@ class Density(ABC):
     def entropy(self, params: Params) -> sp.Expr:
         """H[p] = −E[log p(x)] (differential entropy for continuous x, 19.48)."""
 
+    # ------------------------------------------------ the q side (what derive reads of a latent's q)
+    # A family whose base measure h is no constant in x and has no closed-form expectation (a count's 1/x!)
+    # carries log h as a place-holder statistic (PolyaGamma's way): its moment is 0 under q, and H[q] is taken
+    # relative to h, so that E_q[log h] in the factor that drew x and in H[q] cancel (their sum is exact).
+    q_statistics: ClassVar[tuple[str, ...] | None] = None    # T's keys of a q of this family (None: statistic_keys)
+
+    def q_moments(self, params: Params) -> Stats:
+        """E_q[T] of every key a neighbour reads (a place-holder's: 0)."""
+        return self.expectations(params)        # type: ignore[attr-defined]
+
+    def q_entropy(self, params: Params) -> sp.Expr:
+        """H[q] as the ELBO adds it (relative to a place-holder's base measure)."""
+        return self.entropy(params)
+
 
 @dataclass(frozen=True)
 class ExponentialFamily(Density):

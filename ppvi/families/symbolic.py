@@ -16,11 +16,11 @@ import importlib
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
-from .base import Density, Dim, ExponentialFamily
+from .base import Density, Dim
 from .registry import Q_FAMILIES, UNITS
 from .unit import Unit
 
-__all__ = ["FAMILIES", "family", "recognise"]
+__all__ = ["FAMILIES", "family", "q_keys", "recognise"]
 
 
 def _load(unit: Unit) -> type[Density]:
@@ -34,18 +34,20 @@ FAMILIES: Mapping[str, Density] = MappingProxyType({name: _load(u)() for name, u
 bound with ``family(name, dim)``)."""
 
 
-def recognise(support: str, statistics: Iterable[str]) -> ExponentialFamily | None:
+def recognise(support: str, statistics: Iterable[str]) -> Density | None:
     """The q family on ``support`` whose statistics include the given keys
     (docs/derivation.md, section 3: e.g. {"x", "x2"} on "real" → Normal), the one with the
     fewest statistics if several do; None if none does.  Whether the collected
     coefficients are valid natural parameters is ``valid_natural``'s question."""
     wanted = set(statistics)
-    candidates = [
-        fam
-        for fam in map(FAMILIES.__getitem__, Q_FAMILIES)
-        if isinstance(fam, ExponentialFamily) and fam.support == support and wanted <= set(fam.statistic_keys)
-    ]
-    return min(candidates, key=lambda fam: len(fam.statistic_keys), default=None)
+    candidates = [fam for fam in map(FAMILIES.__getitem__, Q_FAMILIES)
+                  if fam.support == support and wanted <= set(q_keys(fam))]
+    return min(candidates, key=lambda fam: len(q_keys(fam)), default=None)
+
+
+def q_keys(fam: Density) -> tuple[str, ...]:
+    """The statistic keys of a q of family ``fam`` (a place-holder of its base measure included)."""
+    return fam.q_statistics or fam.statistic_keys      # type: ignore[attr-defined]
 
 
 def family(name: str, dim: Dim | None = None) -> Density:

@@ -175,7 +175,13 @@ class Program:
         """q of the observed entries of data with missing entries: a point mass at the datum (⟨x⟩ = x,
         ⟨x²⟩ = x², a one-hot row, H = 0).  The kernels never finish those entries again."""
         for var, (values, missing) in self.clamped.items():
-            unit_of(self.plan.latents[var].family).clamp(self.state, var, values, missing)
+            unit = unit_of(self.plan.latents[var].family)
+            if unit.trials:
+                # a count's total is known data, the same at every entry: q's n (ppvi.families.binomial)
+                n = prior_arguments(self.model, var, self.sizes, self._value)[1][unit.trials]
+                target = self.state[ArrayNames.qparam(var, unit.trials)]
+                target[...] = n.reshape(target.shape)
+            unit.clamp(self.state, var, values, missing)
         self.stale = self.stale or bool(self.clamped)
 
     def _value(self, name: str) -> np.ndarray:

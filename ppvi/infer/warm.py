@@ -19,7 +19,8 @@ from numba import njit
 
 from ppvi.codegen.plan import ArrayNames
 from ppvi.codegen.runtime import (finish_bernoulli, finish_beta, finish_categorical, finish_dirichlet, finish_gamma,
-                                  finish_mvnormal, finish_normal, finish_polya_gamma, finish_wishart)
+                                  finish_binomial, finish_mvnormal, finish_normal, finish_poisson, finish_polya_gamma,
+                                  finish_wishart)
 from ppvi.errors import Diagnostic, PPVIError, did_you_mean
 from ppvi.families.registry import unit_of
 from ppvi.infer.program import Program
@@ -163,6 +164,18 @@ def _polya_gamma(ex, ebase, b, c, x, base, h):
 
 
 @njit(cache=True)
+def _poisson(ex, rate, lfact, h):
+    for i in range(ex.shape[0]):
+        rate[i], lfact[i], h[i] = finish_poisson(ex[i])
+
+
+@njit(cache=True)
+def _binomial(ex, en, n, p, x, lchoose, h):
+    for i in range(ex.shape[0]):
+        n[i], p[i], x[i], lchoose[i], h[i] = finish_binomial(ex[i], en[i])
+
+
+@njit(cache=True)
 def _categorical(eta, p, h, lse):
     for i in range(eta.shape[0]):
         h[i], lse[i] = finish_categorical(eta[i], p[i])
@@ -239,6 +252,9 @@ _FINISH = {     # by the runtime finish the family's unit names (ppvi.families.u
     "finish_bernoulli": _finish_scalar(_bernoulli, ("x",), (("q", "p"), ("h",))),
     "finish_categorical": _finish_categorical, "finish_dirichlet": _finish_dirichlet,
     "finish_mvnormal": _finish_mvnormal, "finish_wishart": _finish_wishart,
+    "finish_poisson": _finish_scalar(_poisson, ("x",), (("q", "rate"), ("m", "lfact"), ("h",))),
+    "finish_binomial": _finish_scalar(_binomial, ("x", "lchoose"),
+                                      (("q", "n"), ("q", "p"), ("m", "x"), ("m", "lchoose"), ("h",))),
     "finish_polya_gamma": _finish_scalar(_polya_gamma, ("x", "base"),
                                          (("q", "b"), ("q", "c"), ("m", "x"), ("m", "base"), ("h",))),
 }

@@ -16,6 +16,7 @@ from typing import Iterator
 import numpy as np
 
 from ppvi.errors import Reporter, Span, did_you_mean
+from ppvi.families.registry import unit_of_distribution
 from ppvi.language import ast, consts
 from ppvi.language.sequences import Chain, element, offset, subscript
 from ppvi.language.distributions import (
@@ -30,15 +31,18 @@ ENERGY = "factor"           # the dist of a `factor EXPR` statement: EXPR is add
 FLAT = "Flat"               # the dist standing for "no prior" of a `latent` declaration: log density 0
 ENERGY_SUPPORTS = ("binary", "real")
 # The supports whose missing entries get a q (Normal, Bernoulli, Categorical, Gamma, Beta, MvNormal's missing
-# block: docs/language.md, "Missing data"), and why each other one does not.
+# block: docs/language.md, "Missing data"; a count's where its law is a q family, Poisson or Binomial:
+# MISSING_COUNTS), and why each other one does not.
 MISSING_SUPPORTS = ("real", "binary", "index", "positive", "unit_interval", "real_vector")
+MISSING_COUNTS = "count"
 MISSING_SUPPORTS_NOT = {
-    "count": "19.56 gives them a {dist} q, and ppvi has no q family for counts yet",
+    "count": "19.56 gives them a {dist} q, and {dist} is no q family of ppvi",
     "simplex": "a simplex is read whole", "pd_matrix": "a matrix is read whole"}   # a prior-less latent's q: Bernoulli, or Normal for a quadratic energy
 # What does work instead, by support.
 MISSING_HINTS = {
-    "count": "a count no other factor reads tells nothing about the rest: leave its missing entries out of the "
-             "data (a plate over the observed ones), or impute them before the fit"}
+    "count": "missing counts drawn from a Poisson or a Binomial are imputed; a NegativeBinomial(r, p) count is a "
+             "Gamma-Poisson mixture: write it out (`lam[n] ~ Gamma(r, (1 - p) / p)`, `y[n] ~ Poisson(lam[n])`) "
+             "to impute it, or leave its missing entries out of the data"}
 MISSING_HINT = ("missing entries are fitted where the variable is drawn element by element from a Normal, "
                 "Bernoulli, Categorical, Gamma, Exponential, Beta or MvNormal; impute the others before the fit")
 
@@ -1434,7 +1438,8 @@ class _Checker:
                                "and drop `missing`")
             elif name in self.drawn_missing:
                 dist, support, _, _ = self.drawn_missing[name]
-                if support not in MISSING_SUPPORTS:
+                counted = support == MISSING_COUNTS and unit_of_distribution(dist).q   # (Poisson, Binomial)
+                if support not in MISSING_SUPPORTS and not counted:
                     why = MISSING_SUPPORTS_NOT[support].format(dist=dist)
                     self.rep.error(f"the missing entries of `{name}` would be {dist} latents: {why}",
                                    span, MISSING_HINTS.get(support, MISSING_HINT))

@@ -87,6 +87,9 @@ CORPUS: list[Case] = [
     _example("iris_missing", "csv", "mixture",
              "missing data: 60 empty cells imputed, q = the responsibility-weighted N(Σ_k r_nk …) "
              "(tests/infer/test_missing.py)"),
+    _example("gamma_poisson_missing", "csv", "conjugate",
+             "missing counts: 10 empty cells, q = Poisson(exp E[log rate]); NumPy CAVI and 19.7 summed over each "
+             "count's values (tests/infer/test_missing_counts.py)"),
     _example("poisson_regression", "json", "regression",
              "log link: q Normal by monotone Newton steps on the exact ELBO; quadrature, a Laplace fit and the "
              "ELBO's gradient ≈ 0 (tests/infer/test_explinks.py)"),

@@ -37,27 +37,42 @@ class Outcome:
 def fit_text(text: str, data: dict, dims: dict | None = None, *, python: bool = True,
              damping: float | None = None, seed: int = 0, max_iter: int = 25, path: str = "harness.ppvi") -> Outcome:
     """Fit ``text`` to ``data`` (tol 0: every iteration runs unless the ELBO stops moving exactly)."""
+    try:
+        r = fit_result(text, data, dims, python=python, damping=damping, seed=seed, max_iter=max_iter, path=path)
+    except _FitFailed as e:      # (an internal fault is an outcome too: the renamed model must meet the same)
+        return Outcome(error=type(e.__cause__).__name__, detail=str(e.__cause__))
+    return Outcome(tuple(r.elbo_trace), {var: dict(q) for var, q in r.q.items()}, dict(r.params))
+
+
+class _FitFailed(Exception):
+    """The fit itself raised (its cause): not the model's derivation or code generation."""
+
+
+def fit_result(text: str, data: dict, dims: dict | None = None, *, python: bool = True,
+               damping: float | None = None, seed: int = 0, max_iter: int = 25, path: str = "harness.ppvi"):
+    """The ``ppvi.Result`` of fitting ``text`` to ``data`` as ``fit_text`` does (kernels as plain Python unless
+    ``python`` is False); a fault of the fit itself is raised as ``_FitFailed`` from it."""
     from ppvi.codegen.cache import fixed_sizes, load
     from ppvi.infer.cavi import fit
     from ppvi.infer.program import Program
+    from ppvi.io.data import observed_arrays
     from ppvi.io.results import from_fit
     from ppvi.language import loads
     from ppvi.language.missing import imputing
 
     from harness_state import bind, python_module
 
-    model = loads(text, path)
-    bound = bind(model, data, dims)
-    model = imputing(model, bound.missing)      # (data with missing entries: those entries are latents)
+    checked = loads(text, path)
+    bound = bind(checked, data, dims)
+    model = imputing(checked, bound.missing)      # (data with missing entries: those entries are latents)
     module, _ = load(model, fixed=fixed_sizes(model, bound.sizes))
     program = Program.build(model, python_module(module) if python else module, bound)
     try:
         with np.errstate(all="ignore"):
             f = fit(program, seed=seed, max_iter=max_iter, tol=0.0, damping=damping)
-    except Exception as e:      # (an internal fault is an outcome too: the renamed model must meet the same)
-        return Outcome(error=type(e).__name__, detail=str(e))
-    r = from_fit(f)
-    return Outcome(tuple(f.trace), {var: dict(q) for var, q in r.q.items()}, dict(r.params))
+    except Exception as e:
+        raise _FitFailed() from e
+    return from_fit(f, data=observed_arrays(checked, bound))
 
 
 def _mapped(name: str, mapping: dict[str, str]) -> str:

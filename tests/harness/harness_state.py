@@ -25,16 +25,19 @@ PARAMS = {
     "Normal": {"mean": 0, "sd": 0}, "Gamma": {"shape": 0, "rate": 0}, "Beta": {"a": 0, "b": 0},
     "Bernoulli": {"p": 0}, "Categorical": {"p": 1}, "Dirichlet": {"alpha": 1},
     "MvNormal": {"mean": 1, "cov": 2}, "Wishart": {"df": 0, "scale": 2}, "PolyaGamma": {"b": 0, "c": 0},
+    "Poisson": {"rate": 0}, "Binomial": {"n": 0, "p": 0},
 }
 MOMENTS = {
     "Normal": {"x": 0, "x2": 0}, "Gamma": {"x": 0, "logx": 0}, "Beta": {"x": 0, "logx": 0, "log1mx": 0},
     "Bernoulli": {"x": 0, "x2": 0}, "Categorical": {"onehot": 1}, "Dirichlet": {"logp": 1, "x": 1},
     "MvNormal": {"x": 1, "xxT": 2}, "Wishart": {"X": 2, "logdet": 0}, "PolyaGamma": {"x": 0, "base": 0},
+    "Poisson": {"x": 0, "lfact": 0}, "Binomial": {"x": 0, "lchoose": 0},
 }
 NATURAL = {
     "Normal": {"x": 0, "x2": 0}, "Gamma": {"x": 0, "logx": 0}, "Beta": {"logx": 0, "log1mx": 0},
     "Bernoulli": {"x": 0}, "Categorical": {"onehot": 1}, "Dirichlet": {"logp": 1},
     "MvNormal": {"x": 1, "xxT": 2}, "Wishart": {"logdet": 0, "X": 2}, "PolyaGamma": {"x": 0, "base": 0},
+    "Poisson": {"x": 0, "lfact": 0}, "Binomial": {"x": 0, "lchoose": 0},
 }
 
 
@@ -62,6 +65,10 @@ def random_q(family: str, shapes: dict[str, tuple], rng: np.random.Generator) ->
         return {"alpha": rng.uniform(0.3, 5.0, s["alpha"])}
     if family == "PolyaGamma":          # (b is the model's own: random_state sets it from the derived η)
         return {"b": np.ones(s["b"]), "c": rng.uniform(0.05, 4.0, s["c"])}
+    if family == "Poisson":
+        return {"rate": rng.uniform(0.2, 8.0, s["rate"])}
+    if family == "Binomial":            # (n is the model's own: random_state sets it from the derived η)
+        return {"n": np.ones(s["n"]), "p": rng.uniform(0.02, 0.98, s["p"])}
     if family == "MvNormal":
         d = s["mean"][-1]
         return {"mean": rng.normal(0, 1.5, s["mean"]), "cov": _spd(rng, s["cov"][:-2], d)}
@@ -98,6 +105,10 @@ def moments(family: str, q: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     ``base`` carried as 0 (ppvi.families.polya_gamma: its expectation cancels in the ELBO)."""
     if family == "PolyaGamma":
         return {"x": _pg_mean(q["b"], q["c"]), "base": np.zeros(np.shape(q["c"]))}
+    if family == "Poisson":             # (−log x! carried as 0 likewise: ppvi.families.poisson)
+        return {"x": q["rate"], "lfact": np.zeros(np.shape(q["rate"]))}
+    if family == "Binomial":            # (log C(n, x)/n carried as 0: ppvi.families.binomial)
+        return {"x": q["n"] * q["p"], "lchoose": np.zeros(np.shape(q["p"]))}
     return _reference_moments(family, q)
 
 
@@ -119,6 +130,12 @@ def entropy(family: str, q: dict[str, np.ndarray]) -> np.ndarray:
     if family == "PolyaGamma":          # relative to PG(b, 0): −KL(PG(b, c) ‖ PG(b, 0)) from the tilting
         b, c = q["b"], q["c"]
         return c ** 2 * _pg_mean(b, c) / 2 - b * _log_cosh(c / 2)
+    if family == "Poisson":             # relative to h(x) = 1/x!: H + E[log h] = H − E[log x!], by SciPy's H
+        r = q["rate"]
+        return stats.poisson(r).entropy() - _expected_log_factorial(r)
+    if family == "Binomial":            # relative to h(x) = C(n, x): H + E[log C(n, x)], by SciPy's H
+        n, p = q["n"], q["p"]
+        return stats.binom(n, p).entropy() + _expected_log_choose(n, p)
     if family == "MvNormal":
         cov = q["cov"]
         d = cov.shape[-1]
@@ -127,6 +144,21 @@ def entropy(family: str, q: dict[str, np.ndarray]) -> np.ndarray:
     d = w.shape[-1]
     flat_w, flat_df = w.reshape(-1, d, d), q["df"].ravel()
     return np.array([stats.wishart(df, s).entropy() for df, s in zip(flat_df, flat_w)]).reshape(q["df"].shape)
+
+
+def _expected_log_factorial(rate: np.ndarray) -> np.ndarray:
+    """E[log x!] under Poisson(rate), summed to far past the rate's tail (x ≤ rate + 40√rate + 60)."""
+    rate = np.asarray(rate, dtype=float)
+    x = np.arange(int(rate.max() + 40 * np.sqrt(rate.max()) + 60))
+    return (stats.poisson.pmf(x, rate[..., None]) * special.gammaln(x + 1.0)).sum(-1)
+
+
+def _expected_log_choose(n: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """E[log C(n, x)] under Binomial(n, p), summed over x = 0 … n."""
+    n, p = np.broadcast_arrays(np.asarray(n, dtype=float), np.asarray(p, dtype=float))
+    x = np.arange(int(n.max()) + 1)
+    lc = special.gammaln(n[..., None] + 1) - special.gammaln(x + 1.0) - special.gammaln(n[..., None] - x + 1)
+    return (stats.binom.pmf(x, n[..., None], p[..., None]) * np.where(x <= n[..., None], lc, 0.0)).sum(-1)
 
 
 def natural(family: str, q: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -147,6 +179,10 @@ def natural(family: str, q: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {"logp": q["alpha"] - 1}
     if family == "PolyaGamma":
         return {"x": -q["c"] ** 2 / 2, "base": q["b"]}
+    if family == "Poisson":
+        return {"x": np.log(q["rate"]), "lfact": np.ones(np.shape(q["rate"]))}
+    if family == "Binomial":
+        return {"x": special.logit(q["p"]), "lchoose": q["n"]}
     if family == "MvNormal":
         prec = np.linalg.inv(q["cov"])
         return {"x": np.einsum("...de,...e->...d", prec, q["mean"]), "xxT": -prec / 2}
@@ -387,6 +423,8 @@ def random_state(s: Subject, rng: np.random.Generator, damping: float) -> dict:
         fam = plan.latents[var].family
         if fam == "PolyaGamma":
             q["b"] = polya_gamma_b(s, state, var)
+        elif fam == "Binomial":         # (its trials, known data, as PG's b: the derived η)
+            q["n"] = polya_gamma_b(s, state, var, "lchoose")
         write_q(state, var, fam, q)
         if f"l_{var}" in state:
             state[f"l_{var}"][...] = 0.0
@@ -433,6 +471,13 @@ def clamp(state: dict, var: str, family: str, data: np.ndarray, seen: np.ndarray
         q, mom = {"mean": x, "sd": 0.0}, {"x": x, "x2": x * x}
     elif family == "Bernoulli":
         q, mom = {"p": x}, {"x": x, "x2": x}
+    elif family == "Poisson":           # (the place-holder's moment: the datum's −log x!)
+        q, mom = {"rate": x}, {"x": x, "lfact": -special.gammaln(x + 1.0)}
+    elif family == "Binomial":          # (the datum's log C(n, x)/n, 0 at n = 0)
+        n = state[f"q_{var}__n"][seen]
+        safe = np.where(n > 0, n, 1.0)
+        lc = special.gammaln(n + 1.0) - special.gammaln(x + 1.0) - special.gammaln(n - x + 1.0)
+        q, mom = {"p": np.where(n > 0, x / safe, 0.5)}, {"x": x, "lchoose": np.where(n > 0, lc / safe, 0.0)}
     else:
         onehot = np.eye(state[f"q_{var}__p"].shape[-1])[x.astype(np.int64)]
         q, mom = {"p": onehot}, {"onehot": onehot}
@@ -476,9 +521,10 @@ def clamp_rows(state: dict, var: str, data: np.ndarray, seen: np.ndarray) -> Non
             state[f"q_{var}__mean"][..., None, :]
 
 
-def polya_gamma_b(s: Subject, state: dict, var: str) -> np.ndarray:
+def polya_gamma_b(s: Subject, state: dict, var: str, key: str = "base") -> np.ndarray:
     """A Pólya-Gamma q's b: not random but the model's own (the count of the Bernoulli or Binomial it weights,
-    ppvi.families.polya_gamma), the derived η[base] evaluated by the reference evaluator at every element."""
+    ppvi.families.polya_gamma), the derived η[base] evaluated by the reference evaluator at every element (a
+    Binomial q's n likewise, its η[lchoose])."""
     from harness_checks import Reference
 
     q = s.derivation.q[var]
@@ -486,7 +532,7 @@ def polya_gamma_b(s: Subject, state: dict, var: str) -> np.ndarray:
     plates = tuple(ref.size(i) for i in q.index)
     b = np.empty(plates)
     for at in np.ndindex(*plates):
-        b[at] = ref.value(q.natural["base"], dict(zip(q.index, at)))
+        b[at] = ref.value(q.natural[key], dict(zip(q.index, at)))
     return b
 
 

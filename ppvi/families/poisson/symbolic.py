@@ -1,6 +1,14 @@
 """Poisson(rate) on the counts {0, 1, …}, a likelihood for count data.
 
 Statistic T = x, η = log rate, A(η) = e^η, log h(x) = −log x!.
+
+As a q (a missing count drawn from a Poisson, docs/derivation.md, section 3): 19.56 gives
+log q(y) = y·E[log λ] − log y! + const, a Poisson with rate r = exp E[log λ].  E_q[log y!] has no closed
+form (a series), and needs none: the factor that draws y holds −log y! as the place-holder statistic
+``lfact`` (PolyaGamma's way), whose moment is carried as 0, and H[q] is taken relative to h(y) = 1/y!,
+H_h = −E_q[log q(y) + log y!] = r − r log r.  The E_q[log y!] of the factor and of H[q] cancel, so their
+sum, the only thing the ELBO needs, is exact: E[log p(y | λ)] + H[q] = r E[log λ] − E[λ] + r − r log r =
+r − E[λ] at the fixed point.  At an observed entry (a point mass) the moment is the datum's −log y!.
 """
 
 from __future__ import annotations
@@ -14,7 +22,14 @@ from sympy.logic.boolalg import Boolean
 from ..base import ExponentialFamily, Params, Stats
 from ..special import lgamma
 
-__all__ = ["Poisson"]
+__all__ = ["Poisson", "poisson_base"]
+
+
+class poisson_base(sp.Function):
+    """poisson_base(y) = −log y!, the base measure of a missing count's Poisson q as the place-holder statistic
+    ``lfact`` (module docstring): the expectation reads it as that moment, never evaluates it."""
+
+    nargs = 1
 
 
 @dataclass(frozen=True)
@@ -27,6 +42,7 @@ class Poisson(ExponentialFamily):
     params: ClassVar[tuple[str, ...]] = ("rate",)
     statistic_keys: ClassVar[tuple[str, ...]] = ("x",)
     moment_keys: ClassVar[tuple[str, ...]] = ("x",)
+    q_statistics: ClassVar[tuple[str, ...]] = ("x", "lfact")
 
     def statistics(self, x: Any) -> Stats:
         return {"x": sp.sympify(x)}
@@ -45,6 +61,14 @@ class Poisson(ExponentialFamily):
 
     def expectations(self, params: Params) -> Stats:
         return {"x": self.unpack(params)[0]}
+
+    def q_moments(self, params: Params) -> Stats:
+        return {"x": self.unpack(params)[0], "lfact": sp.S.Zero}
+
+    def q_entropy(self, params: Params) -> sp.Expr:
+        """Relative to h(y) = 1/y! (module docstring): r − r log r."""
+        rate = self.unpack(params)[0]
+        return rate * (1 - sp.log(rate))
 
     def valid_natural(self, eta: Params) -> Boolean:
         """Every real η is valid."""
