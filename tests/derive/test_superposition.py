@@ -1,6 +1,6 @@
 """Poisson factorisation by the superposition augmentation (issue 17; docs/derivation.md, section 9).
 
-y[u, i] ~ Poisson(Σ_k θ[u, k] β[i, k]) with Gamma priors: the checker adds an allocation latent per (u, i)
+models/poisson_factorisation.ppvi, y[u, i] ~ Poisson(Σ_k θ[u, k] β[i, k]) with Gamma priors: the checker adds an allocation latent per (u, i)
 over K, whose q is Multinomial(y, φ) (y draws of one Categorical).  Checked against mathematics only:
 
 * the fixed-point iteration of Gopalan, Hofman & Blei (2015, section 3, without the hierarchy; Cemgil 2009)
@@ -27,21 +27,7 @@ from helpers import derivation
 from ppvi.derive.numeric import Env, evaluate
 from ppvi.derive.symbols import MomentBase
 
-A, B = 0.3, 0.3          # the Gamma priors' shape and rate
-
-POISSON_FACTORISATION = """\
-dim U, I, K
-data y[U, I] : count
-for u in U:
-    for k in K:
-        theta[u, k] ~ Gamma(0.3, 0.3)
-for i in I:
-    for k in K:
-        beta[i, k] ~ Gamma(0.3, 0.3)
-for u in U:
-    for i in I:
-        y[u, i] ~ Poisson(sum(k in K: theta[u, k] * beta[i, k]))
-"""
+A, B = 0.3, 0.3          # the Gamma priors' shape and rate in models/poisson_factorisation.ppvi
 
 # One latent θ (β known): y[i] ~ Poisson(θ w[i]), conjugate, so the mean field is exact.
 GAMMA_POISSON_SUM = """\
@@ -59,7 +45,7 @@ for u in U:
 
 @pytest.fixture(scope="module")
 def deriv():
-    return derivation(POISSON_FACTORISATION)
+    return derivation("poisson_factorisation")     # (a harness case already: not written here again)
 
 
 def _counts(rng: np.random.Generator, u: int, i: int, k: int) -> np.ndarray:
@@ -120,7 +106,7 @@ class GopalanCAVI:
 
 
 def _env(d, y, theta, beta, phi, dims) -> Env:
-    env = Env({"y": y}, {}, dims)
+    env = Env({"y": y, "a": A, "b": B}, {}, dims)
     for var, (shape, rate) in (("theta", theta), ("beta", beta)):
         env.arrays[f"shape({var})"], env.arrays[f"rate({var})"] = shape, rate
         ex, elogx = _gamma_moments(shape, rate)
