@@ -94,8 +94,7 @@ class Derivation:
             line = lines[f.span.line - 1].strip()
             what = "E[energy]" if f.energy else "E[log p] (none: the flat measure)" if f.dist == FLAT else "E[log p]"
             if f.dist == FLAT and f.target in self.q and self.q[f.target].replicas is not None:
-                what = f"E[log p] of the allocation `{f.target}` (none: its law is in the statement)"
-                out.append((f"{what}: the allocation of `{line}`", e))
+                out.append((f"E[log p] of the allocation `{f.target}` (none: its law is the statement's)", e))
                 continue
             out.append((f"E[log p] of `{f.target} ~ PG(b, 0)` (the weight of `{line}`)" if f.dist == "PolyaGamma"
                         else f"{what} of `{line}`", e))

@@ -357,7 +357,11 @@ def to_text(d: Derivation) -> str:
             if q.family == "MvNormal":
                 out.append("  a row with missing entries: q of its missing block m given the observed entries o, "
                            "cov = (−2 η[x xᵀ]_mm)⁻¹, mean = cov · (η[x]_m + 2 η[x xᵀ]_mo x_o)")
-        out.append(f"  prior {node.prior or 'none (`latent`)'}; statistics {{{', '.join(ETA_NAMES[s] for s in q.natural)}}} on "
+        if q.replicas is not None:
+            out.append(f"  {show(q.replicas)} draws of it, one q: q(c) = Multinomial({show(q.replicas)}, p), "
+                       f"E[c[{q.extra}]] = {show(q.replicas)}·p[{q.extra}]; η of one draw (the count's "
+                       "coefficient divided out)")
+        out.append(f"  prior {'none (the allocation of a count)' if q.replicas is not None else node.prior or 'none (`latent`)'}; statistics {{{', '.join(ETA_NAMES[s] for s in q.natural)}}} on "
                    f"{node.support} support")
         for s, eta in q.natural.items():
             out.append(f"  η[{ETA_NAMES[s]}] = {show(eta)}")

@@ -130,6 +130,13 @@ class CheckedModel:
         return self._priors.get(name)
 
     @cached_property
+    def allocations(self) -> frozenset[str]:
+        """The allocation latents the checker added to Poisson sums (``_Checker.superposition``): a sampler never
+        draws them (summing over them gives back the Poisson of the sum)."""
+        return frozenset(a.base.id if isinstance(a, ast.Index) else a.id
+                         for f in self.factors if (a := f.arg("alloc")) is not None)
+
+    @cached_property
     def _priors(self) -> dict[str, Factor]:
         """Each target's (first) factor: one pass, so a lookup per variable stays linear in the model."""
         out: dict[str, Factor] = {}
