@@ -1151,6 +1151,7 @@ class _Checker:
             self.rep.error(f"`{d.target.id}` has missing entries, and its rate is a sum over `{rate.dim.id}`",
                            d.target.span, "the superposition augmentation splits observed counts only: leave the "
                            "missing entries out of the data (a plate over the observed ones)")
+            self.poisoned.add(d.target.id)      # (reported here: not again as never drawn)
             return
         span = d.span
         shape = tuple(dict(plates)[i] for i in idx)
