@@ -413,7 +413,7 @@ class ModuleWriter:
             el.post.append(finish)
         if q.replicas is not None:
             # a superposition's allocation stands for y draws sharing this q: H[Multinomial(y, p)] relative to
-            # its coefficient is y·H[q] (docs/derivation.md, section 9)
+            # its coefficient is y·H[q] (docs/derivation.md, section 9.1)
             y = self.names.variable(str(q.replicas.base if q.index else q.replicas))
             count = f"{y}[{', '.join(at)}]" if at else f"{y}[0]"
             el.post.append(assign(h, Expr(f"{count} * {h.name}[{', '.join(at or ['0'])}]",

@@ -368,10 +368,10 @@ def superposed(y: sp.Expr, rate: sp.Sum, gate: sp.IndexedBase, at: tuple[sp.Expr
         y Σ_k [z = k] log t_k − Σ_k t_k − log y!,
 
     the allocation's y draws z sharing one q, so E[c_k] = y φ_k.  Each t_k is a product of positive
-    factors: its log is a sum of their logs, linear in a Gamma's (or a Beta's, a Dirichlet's) log x.  With
+    factors: its log is a sum of their logs, linear in a Gamma's log x (and t_k in its x).  With
     c integrated out (Σ over the multinomial) it is log Poisson(y | Σ_k t_k) exactly: the multinomial
     coefficient y!/Π c_k! of the allocation's law and the Π c_k! of the c_k's Poisson laws cancel, so q(z)'s
-    entropy, taken y times, completes the bound (docs/derivation.md, section 9)."""
+    entropy, taken y times, completes the bound (docs/derivation.md, section 9.1)."""
     body, (k, lo, hi) = rate.function, rate.limits[0]
     term = sp.expand_log(sp.log(body), force=True)
     return y * sp.Sum(gate[at + (k,)] * term, (k, lo, hi)) - sp.Sum(body, (k, lo, hi)) - lgamma(y + 1)

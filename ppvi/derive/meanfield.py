@@ -368,11 +368,10 @@ def _q_factor(model, graph, syms, rep, node, total, expected) -> QFactor:
 def _replicas(model: CheckedModel, syms: Symbols, var: str, index: tuple[sp.Idx, ...]) -> sp.Expr | None:
     """The count a superposition's allocation splits (ppvi.language.check.superposition), at its generic element:
     the number of draws of the Categorical that its one q stands for."""
-    f = next((f for f in model.factors if (a := f.arg("alloc")) is not None
-              and (a.base.id if hasattr(a, "base") else a.id) == var), None)
-    if f is None:
+    count = model.allocations.get(var)
+    if count is None:
         return None
-    base = syms.var(f.target, len(model.variables[f.target].shape))
+    base = syms.var(count, len(model.variables[count].shape))
     return base[index] if index else base
 
 

@@ -433,7 +433,7 @@ def augmentation(d: Derivation) -> list[str]:
 
 
 def _superposition(d: Derivation, f) -> list[str]:
-    """The allocation the checker added to ``y ~ Poisson(sum(k in K: t_k))`` (docs/derivation.md, section 9)."""
+    """The allocation the checker added to ``y ~ Poisson(sum(k in K: t_k))`` (docs/derivation.md, section 9.1)."""
     m = d.model
     alloc = f.arg("alloc")
     z = alloc.base.id if isinstance(alloc, ast.Index) else alloc.id

@@ -130,11 +130,11 @@ class CheckedModel:
         return self._priors.get(name)
 
     @cached_property
-    def allocations(self) -> frozenset[str]:
-        """The allocation latents the checker added to Poisson sums (``_Checker.superposition``): a sampler never
-        draws them (summing over them gives back the Poisson of the sum)."""
-        return frozenset(a.base.id if isinstance(a, ast.Index) else a.id
-                         for f in self.factors if (a := f.arg("alloc")) is not None)
+    def allocations(self) -> dict[str, str]:
+        """The allocation latents the checker added to Poisson sums (``_Checker.superposition``) -> the count each
+        splits.  A sampler never draws them (summing over them gives back the Poisson of the sum)."""
+        return {(a.base.id if isinstance(a, ast.Index) else a.id): f.target
+                for f in self.factors if (a := f.arg("alloc")) is not None}
 
     @cached_property
     def _priors(self) -> dict[str, Factor]:
@@ -1138,7 +1138,7 @@ class _Checker:
         a Categorical, one q shared by them, so its q is Multinomial(y, φ); the statement keeps its law with
         the allocation as an extra argument ``alloc``.  Given c the log density is linear in log t_k and t_k
         (ppvi.derive.lower.superposed), so 19.56 derives Gamma q's of the t_k's latents and q(φ) like any
-        other q (docs/derivation.md, section 9)."""
+        other q (docs/derivation.md, section 9.1)."""
         rate = args["rate"]
         assert isinstance(rate, ast.PlateSum)
         if not observed:
