@@ -374,6 +374,12 @@ def poisson_regression():
     return {"x": x, "y": y}, {}
 
 
+def poisson_factorisation():
+    # R's `occupationalStatus`: fathers' occupational status (rows) by their sons' (columns), 8 × 8 counts,
+    # unchanged.
+    return {"y": _rdata("occupationalStatus").to_numpy(np.int64)}, {}
+
+
 # stem -> (generator, file format)
 GENERATORS = {
     "seed_gaussian": (seed_gaussian, "json"),
@@ -403,6 +409,7 @@ GENERATORS = {
     "logistic_regression": (logistic_regression, "csv"),
     "iris_missing": (iris_missing, "csv"),
     "poisson_regression": (poisson_regression, "json"),
+    "poisson_factorisation": (poisson_factorisation, "json"),
 }
 
 

@@ -426,6 +426,13 @@ class ModuleWriter:
             el.post.append(Block(test=f"{mask}[{', '.join(at or ['0'])}]", post=[finish]))
         elif finish is not None:
             el.post.append(finish)
+        if q.replicas is not None:
+            # a superposition's allocation stands for y draws sharing this q: H[Multinomial(y, p)] relative to
+            # its coefficient is y·H[q] (docs/derivation.md, section 9.1)
+            y = self.names.variable(str(q.replicas.base if q.index else q.replicas))
+            count = f"{y}[{', '.join(at)}]" if at else f"{y}[0]"
+            el.post.append(assign(h, Expr(f"{count} * {h.name}[{', '.join(at or ['0'])}]",
+                                          frozenset({y, h.name, *at}))))
 
     def _finish_mvnormal(self, q: QFactor, w: Writer, e: dict[str, Expr], at: list[str], el: Block,
                          alloc: Block | None) -> None:
@@ -829,7 +836,8 @@ class ModuleWriter:
         if not locals_ or self.d.point:
             return None
         last = self.d.q[locals_[-1]]
-        if last.family != "Categorical" or self.latents[last.var].sequential or last.var in self.missing:
+        if last.family != "Categorical" or self.latents[last.var].sequential or last.var in self.missing \
+                or last.replicas is not None:       # (its share is y·log Σ e^η: not the log normaliser)
             return None
         return last.var
 

@@ -31,7 +31,7 @@ LATE_RUNTIME = ("finish_polya_gamma", "newton_direction", "newton_first_step", "
                 "chain_mean_field", "finish_mvnormal_missing",
                 "finish_gaussian_chain", "newton_block_direction", "newton_block_first_step", "newton_block_logs",
                 "newton_block_feasible", "weighted_gram", "finish_poisson",
-                 "finish_binomial")
+                "finish_binomial")
 
 
 def module_source(m: Module) -> str:

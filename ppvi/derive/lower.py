@@ -197,6 +197,8 @@ class Lowering:
             value = target
         args = {}
         for name, expr in f.args:
+            if name == "alloc":           # the superposition's allocation: its gate, below
+                continue
             if (f.dist, name) == ("MvNormal", "precision") and isinstance(expr, ast.BinOp):
                 # `s * M`, the one expression the checker allows there: a scalar times a named matrix,
                 # as in PRML 10.2's prior μ_k ~ N(m0, (β0 Λ_k)⁻¹)
@@ -215,6 +217,10 @@ class Lowering:
         if stick is not None:
             body = categorical_of_sticks(value, stick, self.syms)
             return gates.wrap(self.syms, body), plates
+        if "alloc" in dict(f.args):
+            gate = self.syms.gate(_ref_name(f.arg("alloc")))
+            at = tuple(self.lower(i, scope, gates).scalar() for i in subs)
+            return gates.wrap(self.syms, superposed(value.scalar(), args["rate"].scalar(), gate, at)), plates
         # a missing count (data declared `: missing`, ppvi.language.missing): its base measure is the place-holder
         # statistic of its q (ppvi.families.base, "the q side"), never an expectation of log x!  (Only there: a
         # latent count of the model's own keeps its refusal, docs/derivation.md section 3.)
@@ -373,6 +379,26 @@ def augmented(dist: str, x: sp.Expr, args: dict[str, Tensor], measure: bool = Tr
         r = args["r"].scalar()
         b, base = x + r, lgamma(x + r) - lgamma(r) - lgamma(x + 1)
     return base + (x - b / 2) * psi - omega * psi ** 2 / 2 - b * sp.log(2)
+
+
+def superposed(y: sp.Expr, rate: sp.Sum, gate: sp.IndexedBase, at: tuple[sp.Expr, ...]) -> sp.Expr:
+    """log p(y, c | t) of ``y ~ Poisson(Σ_k t_k)`` given its allocation c = y·[z = k] (the superposition: y is
+    the sum of independent c_k ~ Poisson(t_k); Cemgil 2009, Gopalan, Hofman & Blei 2015):
+
+        y Σ_k [z = k] log t_k − Σ_k t_k − log y!,
+
+    the allocation's y draws z sharing one q, so E[c_k] = y φ_k.  Each t_k is a product of positive
+    factors: its log is a sum of their logs, linear in a Gamma's log x (and t_k in its x).  With
+    c integrated out (Σ over the multinomial) it is log Poisson(y | Σ_k t_k) exactly: the multinomial
+    coefficient y!/Π c_k! of the allocation's law and the Π c_k! of the c_k's Poisson laws cancel, so q(z)'s
+    entropy, taken y times, completes the bound (docs/derivation.md, section 9.1)."""
+    body, (k, lo, hi) = rate.function, rate.limits[0]
+    term = sp.expand_log(sp.log(body), force=True)
+    return y * sp.Sum(gate[at + (k,)] * term, (k, lo, hi)) - sp.Sum(body, (k, lo, hi)) - lgamma(y + 1)
+
+
+def _ref_name(e: ast.Expr) -> str:
+    return e.base.id if isinstance(e, ast.Index) else e.id
 
 
 def log_density(dist: str, value, args: dict[str, Tensor], syms: Symbols, measure: bool = True) -> sp.Expr:

@@ -80,6 +80,7 @@ class QFactor:
     natural: dict[str, sp.Expr]
     scope: str
     newton: Newton | None = None     # an exp link's q: ``natural`` is ∂𝓛/∂⟨T⟩, read at q's own moments
+    replicas: sp.Expr | None = None  # a superposition's allocation: the count y its element stands for y draws of
 
 
 @dataclass
@@ -112,14 +113,22 @@ class Derivation:
                                             lambda x: binary[x] if x in binary else binary[x.base][x.indices])
             line = lines[f.span.line - 1].strip()
             what = "E[energy]" if f.energy else "E[log p] (none: the flat measure)" if f.dist == FLAT else "E[log p]"
+            if f.dist == FLAT and f.target in self.q and self.q[f.target].replicas is not None:
+                out.append((f"E[log p] of the allocation `{f.target}` (none: its law is the statement's)", e))
+                continue
             out.append((f"E[log p] of `{f.target} ~ PG(b, 0)` (the weight of `{line}`)" if f.dist == "PolyaGamma"
                         else f"{what} of `{line}`", e))
         for v, q in self.q.items():
             h = qfamily.entropy(q, qfamily.param_elements(q))
+            if q.replicas is not None:       # y draws sharing one q: H[Multinomial(y, φ)] relative to its y!/Πc!
+                h = q.replicas * h
             for i in reversed(q.index):
                 h = sp.Sum(h, (i, 0, i.upper))
             out.append((f"H[q({v})] relative to PG(b, 0) (its prior's ⟨log h_b⟩ cancels: their sum is −KL)"
-                        if q.family == "PolyaGamma" else f"H[q({v})]", h))
+                        if q.family == "PolyaGamma" else
+                        f"H[q({v})] × {sp.sstr(q.replicas)} (Multinomial({sp.sstr(q.replicas)}, p) relative to its "
+                        "coefficient, which the counts' own Π c! cancel)" if q.replicas is not None
+                        else f"H[q({v})]", h))
         return out
 
 
@@ -347,6 +356,12 @@ def _q_factor(model, graph, syms, rep, node, total, expected) -> QFactor:
     for s in keys:
         m = syms.moment(var, s, _rank(s, index, event))
         natural[s] = without_zero_terms(canonical(partial(total, m, _moment_index(s, index, event, extra))))
+    replicas = _replicas(model, syms, var, index)
+    if replicas is not None:    # y draws of one Categorical: 𝓛 holds y·⟨[z = k]⟩, and each draw's η is 1/y of it
+        eta = canonical(sp.expand(natural["onehot"] / replicas))
+        if eta.has(replicas.base if index else replicas):    # pragma: no cover  (lower.superposed's form)
+            raise AssertionError(f"the allocation's η reads its count: {eta}")
+        natural = {"onehot": eta}
     if family == "Bernoulli":   # x² = x on {0, 1}: one statistic
         natural = {"x": canonical(natural["x"] + natural["x2"])}
     elif family == "Normal" and prior.dist == FLAT:
@@ -368,7 +383,17 @@ def _q_factor(model, graph, syms, rep, node, total, expected) -> QFactor:
             raise rep.fail(f"the update of q(`{var}`) holds the number {_number(bad)}, outside double precision",
                            prior.span, "rescale the model (and its data) so that its numbers, and their sums, "
                            "stay well inside double precision (about 1e-308 to 1.8e308)")
-    return QFactor(var, family, index, event, extra, natural, node.scope, newton)
+    return QFactor(var, family, index, event, extra, natural, node.scope, newton, replicas)
+
+
+def _replicas(model: CheckedModel, syms: Symbols, var: str, index: tuple[sp.Idx, ...]) -> sp.Expr | None:
+    """The count a superposition's allocation splits (ppvi.language.check.superposition), at its generic element:
+    the number of draws of the Categorical that its one q stands for."""
+    count = model.allocations.get(var)
+    if count is None:
+        return None
+    base = syms.var(count, len(model.variables[count].shape))
+    return base[index] if index else base
 
 
 def _missing_count_hint(var: str) -> str:

@@ -379,7 +379,11 @@ def to_text(d: Derivation) -> str:
             if q.family == "MvNormal":
                 out.append("  a row with missing entries: q of its missing block m given the observed entries o, "
                            "cov = (−2 η[x xᵀ]_mm)⁻¹, mean = cov · (η[x]_m + 2 η[x xᵀ]_mo x_o)")
-        out.append(f"  prior {node.prior or 'none (`latent`)'}; statistics {{{', '.join(ETA_NAMES[s] for s in q.natural)}}} on "
+        if q.replicas is not None:
+            out.append(f"  {show(q.replicas)} draws of it, one q: q(c) = Multinomial({show(q.replicas)}, p), "
+                       f"E[c[{q.extra}]] = {show(q.replicas)}·p[{q.extra}]; η of one draw (the count's "
+                       "coefficient divided out)")
+        out.append(f"  prior {'none (the allocation of a count)' if q.replicas is not None else node.prior or 'none (`latent`)'}; statistics {{{', '.join(ETA_NAMES[s] for s in q.natural)}}} on "
                    f"{node.support} support")
         for s, eta in q.natural.items():
             out.append(f"  η[{ETA_NAMES[s]}] = {show(eta)}")
@@ -433,6 +437,8 @@ def augmentation(d: Derivation) -> list[str]:
     out = []
     for f in m.factors:
         pg = dict(f.args).get("pg")
+        if "alloc" in dict(f.args):
+            out += _superposition(d, f)
         if pg is None:
             continue
         weight = pg.base.id if isinstance(pg, ast.Index) else pg.id
@@ -447,6 +453,25 @@ def augmentation(d: Derivation) -> list[str]:
                 "  p(y | ψ) = h(y) 2^(−b) e^(κψ) E_PG(b,0)[e^(−ωψ²/2)]  ⇒  log p(y | ψ, ω) = log h(y) + κψ − ωψ²/2 − b log 2",
                 f"  quadratic in ψ: 19.56 applies unchanged; q({el}) = PG(b, c) with c² = E[ψ²]", ""]
     return out
+
+
+def _superposition(d: Derivation, f) -> list[str]:
+    """The allocation the checker added to ``y ~ Poisson(sum(k in K: t_k))`` (docs/derivation.md, section 9.1)."""
+    m = d.model
+    alloc = f.arg("alloc")
+    z = alloc.base.id if isinstance(alloc, ast.Index) else alloc.id
+    at = f"[{', '.join(f.target_index)}]" if f.target_index else ""
+    rate = f.arg("rate")
+    k, dim = rate.var.id, rate.dim.id
+    t = _text(m.text, rate.body.span)
+    return [f"augment `{source_lines(m.text)[f.span.line - 1].strip()}` (superposition; Cemgil 2009, Gopalan, "
+            "Hofman & Blei 2015):",
+            f"  {f.target}{at} = Σ_{k} c[{k}] with c[{k}] ~ Poisson(t[{k}]) independent, t[{k}] = {t}, {k} in {dim};",
+            f"  given {f.target}{at} the allocation c is Multinomial({f.target}{at}, t/Σt): {f.target}{at} draws of "
+            f"{z}{at} over {dim}, one q shared by them",
+            f"  log p(y, c | t) = Σ_{k} (c[{k}] log t[{k}] − t[{k}] − log c[{k}]!),  E[c[{k}]] = {f.target}{at}·q({z}{at} = {k})",
+            f"  linear in log t and t: 19.56 applies unchanged; q(c) = Multinomial({f.target}{at}, p), whose"
+            " entropy relative to its coefficient y!/Π c! (the Π c! cancel) is y·H[q]", ""]
 
 
 def exp_links(d: Derivation) -> list[str]:

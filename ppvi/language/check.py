@@ -134,6 +134,13 @@ class CheckedModel:
         return self._priors.get(name)
 
     @cached_property
+    def allocations(self) -> dict[str, str]:
+        """The allocation latents the checker added to Poisson sums (``_Checker.superposition``) -> the count each
+        splits.  A sampler never draws them (summing over them gives back the Poisson of the sum)."""
+        return {(a.base.id if isinstance(a, ast.Index) else a.id): f.target
+                for f in self.factors if (a := f.arg("alloc")) is not None}
+
+    @cached_property
     def _priors(self) -> dict[str, Factor]:
         """Each target's (first) factor: one pass, so a lookup per variable stays linear in the model."""
         out: dict[str, Factor] = {}
@@ -914,6 +921,8 @@ class _Checker:
                 self.scale_mixture(d, args, tuple(idx), plates, tuple(parents), observed)
             elif sig.name in LOGISTIC_LINKS and self._logistic(args):
                 self.polya_gamma(d, sig.name, args, tuple(idx), plates, tuple(parents), observed)
+            elif sig.name == "Poisson" and self._superposed(args):
+                self.superposition(d, args, tuple(idx), plates, tuple(parents), observed)
             else:
                 if d.target.id in self.chain_axis:
                     self.chain_factors.setdefault(d.target.id, []).append(len(self.factors))
@@ -1105,6 +1114,60 @@ class _Checker:
         self.factors.append(Factor(len(self.factors), d.target.id, idx, plates, dist,
                                    tuple(args.items()) + (("pg", ref_of(weight)),), parents + (weight,),
                                    observed, span))
+
+    def _superposed(self, args: dict[str, ast.Expr]) -> bool:
+        """``rate = sum(k in K: t_k)`` with t_k a product of variables and numbers, one of them a latent: the
+        case the superposition augmentation makes conjugate (a rate of data and params alone stays a plain
+        likelihood; any other form is left to the derivation, which names what is not conjugate)."""
+        rate = args.get("rate")
+        if not isinstance(rate, ast.PlateSum):
+            return False
+        factors, stack = [], [rate.body]
+        while stack:
+            e = stack.pop()
+            if isinstance(e, ast.BinOp) and e.op == "*":
+                stack += [e.left, e.right]
+            elif isinstance(e, (ast.Name, ast.Index, ast.Num)):
+                factors.append(e)
+            else:
+                return False
+        names = [e.base.id if isinstance(e, ast.Index) else e.id for e in factors if not isinstance(e, ast.Num)]
+        return any(n in self.vars and self.vars[n].kind == "latent" for n in names)
+
+    def superposition(self, d: ast.Draw, args: dict[str, ast.Expr], idx: tuple[str, ...],
+                      plates: tuple[tuple[str, str], ...], parents: tuple[str, ...], observed: bool) -> None:
+        """``y ~ Poisson(sum(k in K: t_k))`` as the superposition it is (Cemgil 2009; Gopalan, Hofman & Blei
+        2015, section 3): y = Σ_k c_k with c_k ~ Poisson(t_k) independent, and given y the allocation c is
+        Multinomial(y, t/Σt).  The allocation is a local latent ``y_alloc`` over K per element: y draws of
+        a Categorical, one q shared by them, so its q is Multinomial(y, φ); the statement keeps its law with
+        the allocation as an extra argument ``alloc``.  Given c the log density is linear in log t_k and t_k
+        (ppvi.derive.lower.superposed), so 19.56 derives Gamma q's of the t_k's latents and q(φ) like any
+        other q (docs/derivation.md, section 9.1)."""
+        rate = args["rate"]
+        assert isinstance(rate, ast.PlateSum)
+        if not observed:
+            self.rep.error(f"a latent Poisson count whose rate is a sum over `{rate.dim.id}` has no conjugate q",
+                           d.target.span, "observe it (`data` with support count): ppvi splits an observed count "
+                           f"among the terms of the sum (the superposition augmentation), or draw each term's "
+                           "count by its own Poisson statement")
+            return
+        if d.target.id in self.vars and self.vars[d.target.id].missing:
+            self.rep.error(f"`{d.target.id}` has missing entries, and its rate is a sum over `{rate.dim.id}`",
+                           d.target.span, "the superposition augmentation splits observed counts only: leave the "
+                           "missing entries out of the data (a plate over the observed ones)")
+            self.poisoned.add(d.target.id)      # (reported here: not again as never drawn)
+            return
+        span = d.span
+        shape = tuple(dict(plates)[i] for i in idx)
+        alloc = f"{d.target.id}_alloc"
+        while alloc in self.vars or alloc in self.draws or alloc in self.dims:
+            alloc += "_"
+        self.vars[alloc] = Variable(alloc, "latent", shape, "index", d.target.span, rate.dim.id)
+        ref = ast.Index(ast.Name(alloc, span), tuple(ast.Name(i, span) for i in idx), span) if idx \
+            else ast.Name(alloc, span)
+        self.factors.append(Factor(len(self.factors), alloc, idx, plates, FLAT, (), (), False, span))
+        self.factors.append(Factor(len(self.factors), d.target.id, idx, plates, "Poisson",
+                                   tuple(args.items()) + (("alloc", ref),), parents + (alloc,), observed, span))
 
     def check_stick_uses(self, sig: Signature, args: dict[str, ast.Expr], scope: dict[str, str]) -> None:
         """Stick-breaking weights enter the log joint only as a Categorical's p (log π_k is a sum of the

@@ -51,7 +51,8 @@ def _simulate(setting: Setting, draws: int, rng: np.random.Generator,
     arrays = {**setting.fixed, **given}
     out: dict[str, np.ndarray] = {}
     for f in element_order(setting.model.factors):
-        if f.target in given or unit_of_distribution(f.dist).auxiliary:    # (integrated out, not drawn)
+        if f.target in given or f.target in setting.model.allocations or unit_of_distribution(f.dist).auxiliary:
+            # (integrated out, not drawn)
             continue
         if not f.fixed and not f.slices:        # every element of the variable, at once
             out[f.target] = arrays[f.target] = _draw_statement(f, Values(arrays, setting.sizes), draws, rng)
@@ -154,5 +155,5 @@ def sample_predictive(result: Result, draws: int, seed: int | None = None, data:
     no_given_start(setting.model)
     setting.check_memory(draws, setting.drawn(observed=True), where)
     latents = {name: joint_chain.sample(q, draws, rng) for name, q in result.q.items()
-               if not unit_of(q.family).auxiliary}
+               if not unit_of(q.family).auxiliary and name not in setting.model.allocations}
     return {**latents, **simulate(setting, draws, rng, given=latents)}

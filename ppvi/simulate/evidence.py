@@ -243,7 +243,9 @@ def _log_weights(setting: Setting, result: Result, n: int, rng: np.random.Genera
     The ``held`` latents (new data: the globals, :func:`held_out`) are drawn from q but weigh nothing: their
     prior and their q cancel."""
     # (a logistic link's Pólya-Gamma weight is integrated out exactly, in the joint and here)
-    result_q = {name: q for name, q in result.q.items() if not unit_of(q.family).auxiliary}
+    # (so is a Poisson sum's allocation: the sum's own law is the likelihood)
+    result_q = {name: q for name, q in result.q.items()
+                if not unit_of(q.family).auxiliary and name not in setting.model.allocations}
     draws = {name: joint_chain.sample(q, n, rng) for name, q in result_q.items()}
     values = Values({**setting.fixed, **draws}, setting.sizes)
     if plate is None:

@@ -37,7 +37,8 @@ class Setting:
     def drawn(self, observed: bool) -> list[str]:
         """The variables a ``~`` statement draws, in the statements' order, each once (a chain's several
         statements draw one variable): the latents, and with ``observed`` the data too."""
-        return list(dict.fromkeys(f.target for f in self.model.factors if observed or not f.observed))
+        return list(dict.fromkeys(f.target for f in self.model.factors if (observed or not f.observed)
+                                  and f.target not in self.model.allocations))
 
     def check_memory(self, draws: int, names: list[str], where: str) -> None:
         entries = draws * sum(math.prod(self.shape(n)) for n in names)

@@ -17,7 +17,7 @@ import numpy as np
 
 from ppvi.families.registry import unit_of_distribution
 from ppvi.language import ast
-from ppvi.language.check import CheckedModel, Factor, walk
+from ppvi.language.check import FLAT, CheckedModel, Factor, walk
 from ppvi.simulate.density import log_density
 from ppvi.simulate.values import Scope, Values, evaluate, target
 
@@ -31,7 +31,7 @@ def arguments(f: Factor, values: Values, scope: Scope | None = None) -> dict[str
     scope = f.plates if scope is None else scope
     out = {}
     for name, expr in f.args:
-        if name == "pg":            # a logistic link's Pólya-Gamma weight: integrated out (factor_term)
+        if name in ("pg", "alloc"):     # a Pólya-Gamma weight, a Poisson sum's allocation: integrated out
             continue
         if unit_of_distribution(f.dist).logit and isinstance(expr, ast.Call) and expr.func.id == "sigmoid":
             out["logit"] = evaluate(expr.args[0], values, scope)
@@ -44,7 +44,7 @@ def factor_term(f: Factor, values: Values) -> np.ndarray:
     """log p of statement ``f`` at every element of its plates: ``(S or 1, *plates)``.  A logistic link's
     Pólya-Gamma weight (ppvi.language.check.polya_gamma) is integrated out exactly: its statement adds 0,
     and the link's own law is its likelihood."""
-    if unit_of_distribution(f.dist).auxiliary:
+    if f.dist == FLAT or unit_of_distribution(f.dist).auxiliary:     # (FLAT: a Poisson sum's allocation)
         return np.zeros((1,) * (1 + len(f.plates)))
     x = target(f.target, subscripts(f), values, f.plates)
     term = log_density(f.dist, x, arguments(f, values))

@@ -20,7 +20,7 @@ import numpy as np
 import sympy as sp
 from scipy import special
 
-from harness_state import (MOMENTS, NATURAL, PARAMS, Subject, copy_state, entropy, moments, natural, observed,
+from harness_state import (MOMENTS, NATURAL, PARAMS, Subject, copies, copy_state, entropy, moments, natural, observed,
                            read_q, shape_of)
 from ppvi.codegen.plan import KernelSpec
 
@@ -310,7 +310,7 @@ def reference_eta(s: Subject, var: str, before: Reference, after: Reference | No
 
 
 def _compare_q(label: str, family: str, q_after: dict, eta: dict, state: dict, var: str, sampled=None,
-               seen=None) -> list[str]:
+               seen=None, count=1.0) -> list[str]:
     """q after the kernel against η (at the ``sampled`` plate positions): in natural parameters, or p for the
     discrete families (where log p loses what underflows); moments, entropy and log Σ e^η consistent with q
     (but at the ``seen`` positions: the point masses of observed entries, which the kernels leave)."""
@@ -329,7 +329,7 @@ def _compare_q(label: str, family: str, q_after: dict, eta: dict, state: dict, v
             if m:
                 problems.append(f"{label}: η[{stat}] {m}")
     with np.errstate(all="ignore"):     # (q's formulas at the point masses, masked)
-        mom, ent = moments(family, q_after), entropy(family, q_after)
+        mom, ent = moments(family, q_after), count * entropy(family, q_after)
     for stat, value in mom.items():
         name = f"m_{var}__{stat}"
         m = mismatch(_masked(state[name], free), _masked(np.reshape(value, state[name].shape), free),
@@ -378,7 +378,8 @@ def update_against_derivation(s: Subject, role: str, var: str, info: KernelSpec,
     else:
         problems = []
     q_after = read_q(after, var, fam, len(q.index))
-    return problems + _compare_q(label, fam, q_after, eta, after, var, sampled, observed(s, var)), after
+    return problems + _compare_q(label, fam, q_after, eta, after, var, sampled, observed(s, var),
+                                 copies(s, var)), after
 
 
 def updates_equal_derivation(s: Subject) -> list[str]:
@@ -533,7 +534,7 @@ def block_against_derivation(s: Subject, info: KernelSpec) -> list[str]:
         eta, sampled = reference_eta(s, var, ref)
         label = f"{_label(s, 'group block', var, info)}"
         found = _compare_q(label, q.family, read_q(after, var, q.family, len(q.index)), eta, after, var, sampled,
-                           observed(s, var))
+                           observed(s, var), copies(s, var))
         if rtol != RTOL_REFERENCE:
             got = natural(q.family, read_q(after, var, q.family, len(q.index)))
             found = [f"{label}: η[{k}] {m}" for k in eta if (m := mismatch(_masked(got[k], sampled), eta[k], rtol))]

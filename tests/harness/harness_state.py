@@ -378,15 +378,25 @@ def random_params(model, sizes: dict, state: dict, names: list[str], rng: np.ran
         state[f"v_{name}"] = np.ascontiguousarray(a, dtype=float)
 
 
-def write_q(state: dict, var: str, family: str, q: dict[str, np.ndarray]) -> None:
-    """q's standard parameters, its moments and entropy into the state arrays (in place: aliases follow)."""
+def copies(s: "Subject", var: str):
+    """How many draws one element's q stands for: a superposition's allocation is y draws of one Categorical,
+    whose kernels write y·H[q] (docs/derivation.md, section 9); 1 for every other latent."""
+    q = s.derivation.q.get(var)
+    if q is None or q.replicas is None:
+        return 1.0
+    return s.program.state[f"v_{q.replicas.base if q.index else q.replicas}"]
+
+
+def write_q(state: dict, var: str, family: str, q: dict[str, np.ndarray], count=1.0) -> None:
+    """q's standard parameters, its moments and entropy (times ``count``: see copies) into the state arrays (in
+    place: aliases follow)."""
     for p, value in q.items():
         state[f"q_{var}__{p}"][...] = np.reshape(value, state[f"q_{var}__{p}"].shape)
     for stat, value in moments(family, q).items():
         name = f"m_{var}__{stat}"
         if name in state:
             state[name][...] = np.reshape(value, state[name].shape)
-    state[f"h_{var}"][...] = np.reshape(entropy(family, q), state[f"h_{var}"].shape)
+    state[f"h_{var}"][...] = np.reshape(count * entropy(family, q), state[f"h_{var}"].shape)
 
 
 def read_q(state: dict, var: str, family: str, plates: int) -> dict[str, np.ndarray]:
@@ -425,7 +435,7 @@ def random_state(s: Subject, rng: np.random.Generator, damping: float) -> dict:
             q["b"] = polya_gamma_b(s, state, var)
         elif fam == "Binomial":         # (its trials, known data, as PG's b: the derived η)
             q["n"] = polya_gamma_b(s, state, var, "lchoose")
-        write_q(state, var, fam, q)
+        write_q(state, var, fam, q, copies(s, var))
         if f"l_{var}" in state:
             state[f"l_{var}"][...] = 0.0
         for stat, value in natural(fam, q).items():

@@ -255,3 +255,20 @@ def test_a_chains_first_element_is_one_element_when_draws_are_chunked():
 
     model = load(str(MODELS / "sequences" / "baum_welch.ppvi"))
     assert [(s.start, s.stop) for s in draw_slices(model, {"T": 1000, "K": 2}, 1000)] == [(0, 1000)]
+
+
+def test_a_poisson_sum_s_allocation_is_integrated_out():
+    """models/poisson_factorisation.ppvi: prior draws hold θ, β and y (never the allocation the checker adds),
+    and the log joint at them is Σ log Gamma + Σ log Poisson(y | Σ_k θ β), written here with scipy.stats
+    (a KeyError before: the allocation's flat factor had no law to evaluate)."""
+    from ppvi.simulate.ancestral import sample_prior
+
+    model = load(str(MODELS / "poisson_factorisation.ppvi"))
+    draws = sample_prior(model, 3, seed=5, dims={"U": 4, "I": 3})
+    assert set(draws) == {"theta", "beta", "y"}
+    theta, beta, y = draws["theta"], draws["beta"], draws["y"]
+    rate = np.einsum("suk,sik->sui", theta, beta)
+    want = (stats.gamma(0.3, scale=1 / 0.3).logpdf(theta).sum((1, 2))
+            + stats.gamma(0.3, scale=1 / 0.3).logpdf(beta).sum((1, 2)) + stats.poisson(rate).logpmf(y).sum((1, 2)))
+    values = Values({**draws, "a": np.full(1, 0.3), "b": np.full(1, 0.3)}, {"U": 4, "I": 3, "K": 3})
+    assert log_joint(model, values) == pytest.approx(want, rel=1e-10)
