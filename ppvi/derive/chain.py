@@ -277,7 +277,7 @@ def _block(model, syms, low, expect, rep, chain: Chain, rest: sp.Expr):
     log_init = expected_log_p(first, first_outer)
     log_trans = expected_log_p(body, {**dict(zip(outer_vars, outer)), body.target_index[chain.axis]: t, PREVIOUS: j})
     if chain.by is not None:
-        log_trans = _restart(low, body, chain.by, t, log_init, log_trans)
+        log_trans = canonical(restarted(low, body, chain.by, t, log_init, log_trans))
     log_node = canonical(partial(rest, r, (*outer, t, k)))
     k0, j1, k1, t1 = syms.fresh("k", K), syms.fresh("j", K), syms.fresh("k", K), syms.fresh("t", chain.dim)
     fresh = {i: syms.fresh(v, plates[v]) for v, i in zip(outer_vars, outer)}
@@ -292,19 +292,29 @@ def _block(model, syms, low, expect, rep, chain: Chain, rest: sp.Expr):
     return block, first_term, body_term
 
 
-def _restart(low, body, by: str, t: sp.Idx, log_init: sp.Expr, log_trans: sp.Expr) -> sp.Expr:
-    """A ragged chain's transition potential: log φ where step t starts a sequence, log Ψ elsewhere.
+def restarted(low, body, by: str, t: sp.Idx, first: sp.Expr, rest: sp.Expr) -> sp.Expr:
+    """A ragged chain's statement at step t: ``first`` (the first element's statement) where t starts a
+    sequence, ``rest`` (the chain's own) elsewhere.
 
-    The data ``by`` are checked when read (ppvi.io.data.check_sequences) to number the sequences 0, 1, …
-    in runs, so ``by[t] − by[t−1]`` is 1 at a sequence's first step and 0 inside one: the mix is affine in the
-    data, and z_t's potential at a restart does not read z_{t−1} (each sequence a block of its own).  t = 0
-    starts the first sequence, drawn by the first element's statement as in one chain
+    The data ``by`` are checked when read (ppvi.io.data.check_sequences) to number the sequences 0, 1, … in
+    runs, so ``by[t] − by[t−1]`` is 1 at a sequence's first step and 0 inside one: the mix is affine in the
+    data, and at a restart the statement does not read the chain's element t−1 (each sequence a block of its
+    own).  t = 0 starts the first sequence, drawn by the first element's statement as in one chain
     (docs/derivation.md, section 8)."""
     span, var = body.span, body.target_index[0]
     step = ast.Name(var, span)
     at = [ast.Index(ast.Name(by, span), (i,), span) for i in (step, ast.BinOp("-", step, ast.Num(1.0, True, span), span))]
-    first = low.lower(ast.BinOp("-", at[0], at[1], span), {var: t}, Gates()).scalar()
-    return canonical(first * log_init + (1 - first) * log_trans)
+    starts = low.lower(ast.BinOp("-", at[0], at[1], span), {var: t}, Gates()).scalar()
+    return starts * first + (1 - starts) * rest
+
+
+def ragged_log_density(low, model: CheckedModel, chain: Chain, ell: sp.Expr, plates: tuple) -> sp.Expr:
+    """ℓ of a ragged chain's own statement at step t ≥ 1 (``plates``' index): the first element's statement
+    where t starts a sequence (lowered at t, as if it were drawn there), the chain's own elsewhere."""
+    body, first = model.factors[chain.body], model.factors[chain.firsts[0]]
+    at_t = replace(first, target_index=body.target_index, plates=body.plates, fixed=(), slices=body.slices)
+    ell_first, _ = low.factor_log_density(at_t)
+    return restarted(low, body, chain.by, plates[0], ell_first, ell)
 
 
 def _previous(e: ast.Expr, name: str) -> ast.Expr:

@@ -148,12 +148,6 @@ def info_of(model: CheckedModel, syms: Symbols, latents) -> dict[str, tuple[str,
 
 def derive(model: CheckedModel) -> Derivation:
     """Apply 19.56 to every mean-field latent of a checked model."""
-    ragged = next((c for c in model.chains.values() if c.by is not None and model.variables[c.name].support != "index"), None)
-    if ragged is not None:       # (its Σ_{t≥1} would run across sequences: only the Categorical block restarts)
-        raise _err(model).fail(f"ppvi cannot derive a ragged chain of {model.variables[ragged.name].support} values "
-                               "yet", model.factors[ragged.body].span,
-                               "a ragged Categorical chain (an HMM over sequences in long format) is derived; write "
-                               "equal-length sequences as a plate, `for s in S:` … `x[s, t]`")
     if any(model.variables[c].kind == "latent" and model.variables[c].support == "index" for c in model.chains):
         from ppvi.derive.chain import derive_chains     # (chain imports this module)
         return derive_chains(model)
@@ -167,8 +161,12 @@ def derive(model: CheckedModel) -> Derivation:
     rep = _err(model)
 
     expected: dict[int, sp.Expr] = {}
+    ragged = {c.body: c for c in model.chains.values() if c.by is not None}
     for f in model.factors:
         ell, plates = low.factor_log_density(f)
+        if f.id in ragged:          # (sequences in long format: the statement restarts where `by` changes)
+            from ppvi.derive.chain import ragged_log_density
+            ell = ragged_log_density(low, model, ragged[f.id], ell, plates)
         if not_finite(ell) is not None:
             raise _not_finite(rep, low, f)
         expected[f.id] = _expected(syms, expect, rep, model, f, ell, plates)

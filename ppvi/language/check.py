@@ -799,8 +799,10 @@ class _Checker:
         by_element: dict[int, tuple] = {}
         plates = dict(main[1])
         if loop.by is not None and observed:
-            self.rep.error(f"`{name}` is data: a chain of data riding on `{loop.by.id}` is not derived yet", loop.by.span,
-                           f"ragged sequences in long format carry a latent chain, `{name}` read by its emissions")
+            self.rep.error(f"`{name}` is data observed in a loop riding on `{loop.by.id}`: only a latent chain is "
+                           "derived there (a ragged chain of data is not yet)", loop.by.span,
+                           f"observe `{name}` over the whole plate, `for {loop.var.id} in {loop.dim.id}:` "
+                           f"`{element(name, subs[mains[0]])} ~ …`, reading the latent chain `z[{loop.var.id}]`")
             return None
         for k in firsts:
             d, pl = draws[k]
@@ -897,8 +899,8 @@ class _Checker:
             read = next((n for a in d.dist.args for n in walk(a.value) if isinstance(n, ast.Name) and n.id == head), None)
             if read is not None:
                 self.rep.error(f"the first step of a sequence cannot read `{head}`: every sequence starts alike",
-                               read.span, f"write its probabilities without the step: `{d.target.id}[{head}] ~ "
-                                          "Categorical(pi)`")
+                               read.span, f"give every first step one distribution, its arguments without "
+                                          f"`{head}`: `{d.target.id}[{head}] ~ Categorical(pi)`")
                 return
         for axis, i in enumerate(d.indices):
             if first and isinstance(i, ast.Num) and i.is_int:

@@ -4,7 +4,8 @@
 from the one before it in its sequence.  Checked against hmmlearn (an independent forward–backward over
 ``lengths``) with fixed parameters, against the equal-length form ``z[s, t]`` written as a plate (the same q
 and ELBO through a whole reference CAVI), and the mean field's ELBO never decreases.  The reference evaluator
-runs here in CI; the compiled fit of the same model against hmmlearn is behind ``--long``.
+runs here in CI; the compiled fit of the same model against hmmlearn is behind ``--long``.  A Gaussian chain
+(a linear dynamical system) rides on sequences the same way: jointly it is each sequence's RTS smoother.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ppvi.language.check import check
 from ppvi.language.parser import parse
 
 from derive import reference   # noqa: E402  (tests/derive/reference.py)
+from infer.test_chains import F, Qc, Rc, kalman_rts   # noqa: E402
 
 LENGTHS = (5, 9, 2)
 
@@ -131,15 +133,10 @@ def cavi(d, x, seq, r, jointly: bool, sweeps: int, sizes: dict):
     xi[..., 1:, :, :] = r[..., :-1, :, None] * r[..., 1:, None, :]
     data = {"x": x, "a0": np.ones(2), **({"seq": seq} if seq is not None else {})}
     env = Env(data, {("z", "onehot"): r, ("z", "pair"): xi, ("z", "entropy"): 0.0}, sizes)
-    trace = []
-    for _ in range(sweeps):
-        reference.sweep(d, env)
-        update_block(d.blocks["z"], env)
-        trace.append(reference.elbo(d, env))
-    return env, np.array(trace)
+    return env, reference.chain_sweeps(d, env, sweeps)
 
 
-@pytest.mark.parametrize("jointly", [False, True])
+@pytest.mark.parametrize("jointly", [False, pytest.param(True, marks=pytest.mark.long)])
 def test_long_format_equals_the_plate_of_equal_sequences(jointly):
     """Three sequences of four steps, written ``z[s, t]`` in a plate and in long format riding on ``seq``: the
     same q of every latent and the same ELBO, sweep after sweep."""
@@ -193,23 +190,69 @@ def test_simulating_a_ragged_chain_is_refused():
     assert "ragged.ppvi:12:" in str(err.value)
 
 
-REFUSED_RAGGED_GAUSSIAN = """\
+LDS_RAGGED = """\
 dim T, S
+dim D = 2
+const m0[D] = 0.0
+const P0[D, D] = eye(D)
+const F[D, D] = [[0.9, 0.1], [-0.1, 0.9]]
+const Q[D, D] = 4.0 * eye(D)
+const R[D, D] = 2.0 * eye(D)
 data seq[T] : index(S)
-data y[T]
+data y[T, D]
 for t in T[:1] by seq:
-    x[t] ~ Normal(0, 1)
+    x[t] ~ MvNormal(m0, precision = P0)
 for t in T[1:] by seq:
-    x[t] ~ Normal(0.9 * x[t-1], 1)
+    x[t] ~ MvNormal(dot(F, x[t-1]), precision = Q)
 for t in T:
-    y[t] ~ Normal(x[t], 1)
+    y[t] ~ MvNormal(x[t], precision = R)
 """
 
 
-def test_a_ragged_gaussian_chain_is_refused_at_its_statement():
-    with pytest.raises(PPVIError, match="cannot derive a ragged chain of real values") as err:
-        derivation(REFUSED_RAGGED_GAUSSIAN)
-    assert "ragged.ppvi:7:" in str(err.value)
+@pytest.fixture(scope="module")
+def lds():
+    """Three sequences of a linear dynamical system in long format, and each one's Kalman filter and RTS
+    smoother (tests/infer/test_chains.py: covariance form, written from Särkkä 2013)."""
+    rng = np.random.default_rng(4)
+    ys = []
+    for n in LENGTHS:
+        x = np.zeros((n, 2))
+        x[0] = rng.normal(size=2)
+        for t in range(1, n):
+            x[t] = F @ x[t - 1] + rng.multivariate_normal(np.zeros(2), Qc)
+        ys.append(x + rng.multivariate_normal(np.zeros(2), Rc, size=n))
+    refs = [kalman_rts(y, np.zeros(2), np.eye(2), F, Qc, Rc) for y in ys]
+    y, seq = np.concatenate(ys), np.repeat(np.arange(len(LENGTHS)), LENGTHS)
+    arrays = {"y": y, "seq": seq, "F": F, "Q": np.linalg.inv(Qc), "R": np.linalg.inv(Rc), "m0": np.zeros(2),
+              "P0": np.eye(2)}
+    ms, Ps = np.concatenate([r[0] for r in refs]), np.concatenate([r[1] for r in refs])
+    return arrays, ms, Ps, np.concatenate([r[2] for r in refs]), sum(r[3] for r in refs)
+
+
+def test_gaussian_chain_jointly_is_each_sequences_rts_smoother(lds):
+    """With F, Q, R known, q(x) jointly is the exact posterior of each sequence: the smoothed means and
+    covariances, the lag-one covariances (zero across a restart) and Σ log p(y_s) as the ELBO."""
+    from ppvi.derive.chain import update_gaussian_block
+
+    arrays, ms, Ps, lag, ll = lds
+    d = derivation(LDS_RAGGED + "approximate x jointly\n")
+    env = Env(dict(arrays), {}, {"T": len(ms), "D": 2, "S": len(LENGTHS)})
+    update_gaussian_block(d.gaussian["x"], env)
+    np.testing.assert_allclose(env.moments[("x", "x")], ms, atol=1e-10)
+    np.testing.assert_allclose(env.moments[("x", "xxT")], Ps + ms[:, :, None] * ms[:, None, :], atol=1e-10)
+    np.testing.assert_allclose(env.moments[("x", "cross")], lag, atol=1e-10)
+    assert sum(evaluate(e, env) for _, e in d.elbo_terms()) == pytest.approx(ll, abs=1e-9, rel=0)
+
+
+def test_gaussian_chain_mean_field_means_are_exact(lds):
+    """PRML 10.1.2: one sweep of the mean field's derived updates from the smoothers' means leaves them there."""
+    arrays, ms, Ps, _, ll = lds
+    d = derivation(LDS_RAGGED)
+    env = Env(dict(arrays), {("x", "x"): ms.copy(), ("x", "xxT"): Ps + ms[:, :, None] * ms[:, None, :]},
+              {"T": len(ms), "D": 2, "S": len(LENGTHS)})
+    reference.sweep(d, env)
+    np.testing.assert_allclose(env.moments[("x", "x")], ms, atol=1e-10)
+    assert reference.elbo(d, env) < ll - 1e-3
 
 
 # ------------------------------------------------------------ compiled (one more model to compile: --long)
@@ -224,3 +267,11 @@ def test_compiled_fit_matches_hmmlearn(ragged_data, tmp_path):
     lag = np.asarray(r.q["z"].lag_one)
     starts = np.flatnonzero(np.diff(seq)) + 1      # (q is one block per sequence: independent across a restart)
     np.testing.assert_allclose(lag[starts], marginals[starts - 1, :, None] * marginals[starts, None, :], atol=1e-12)
+
+
+def test_compiling_a_ragged_gaussian_chain_is_refused_at_its_statement(lds, tmp_path):
+    """Derived (above), not compiled yet: a located PPVIError before any code is written, no internal error."""
+    (tmp_path / "lds.ppvi").write_text(LDS_RAGGED)
+    with pytest.raises(PPVIError, match="cannot compile it yet") as err:
+        ppvi.load(str(tmp_path / "lds.ppvi")).fit({k: lds[0][k] for k in ("y", "seq")})
+    assert "lds.ppvi:13:" in str(err.value)
