@@ -229,6 +229,7 @@ def lds():
     return arrays, ms, Ps, np.concatenate([r[2] for r in refs]), sum(r[3] for r in refs)
 
 
+@pytest.mark.long       # (Gaussian derivations cost seconds each: the Gaussian checks run with --long)
 def test_gaussian_chain_jointly_is_each_sequences_rts_smoother(lds):
     """With F, Q, R known, q(x) jointly is the exact posterior of each sequence: the smoothed means and
     covariances, the lag-one covariances (zero across a restart) and Σ log p(y_s) as the ELBO."""
@@ -244,10 +245,16 @@ def test_gaussian_chain_jointly_is_each_sequences_rts_smoother(lds):
     assert sum(evaluate(e, env) for _, e in d.elbo_terms()) == pytest.approx(ll, abs=1e-9, rel=0)
 
 
-def test_gaussian_chain_mean_field_means_are_exact(lds):
+@pytest.fixture(scope="module")
+def lds_mean_field():
+    return derivation(LDS_RAGGED)
+
+
+@pytest.mark.long
+def test_gaussian_chain_mean_field_means_are_exact(lds, lds_mean_field):
     """PRML 10.1.2: one sweep of the mean field's derived updates from the smoothers' means leaves them there."""
     arrays, ms, Ps, _, ll = lds
-    d = derivation(LDS_RAGGED)
+    d = lds_mean_field
     env = Env(dict(arrays), {("x", "x"): ms.copy(), ("x", "xxT"): Ps + ms[:, :, None] * ms[:, None, :]},
               {"T": len(ms), "D": 2, "S": len(LENGTHS)})
     reference.sweep(d, env)
@@ -269,9 +276,11 @@ def test_compiled_fit_matches_hmmlearn(ragged_data, tmp_path):
     np.testing.assert_allclose(lag[starts], marginals[starts - 1, :, None] * marginals[starts, None, :], atol=1e-12)
 
 
-def test_compiling_a_ragged_gaussian_chain_is_refused_at_its_statement(lds, tmp_path):
+@pytest.mark.long       # (in CI the harness checks it: tests/harness, inline:test_ragged:LDS_RAGGED)
+def test_compiling_a_ragged_gaussian_chain_is_refused_at_its_statement(lds_mean_field):
     """Derived (above), not compiled yet: a located PPVIError before any code is written, no internal error."""
-    (tmp_path / "lds.ppvi").write_text(LDS_RAGGED)
+    from ppvi.codegen.module import lower
+
     with pytest.raises(PPVIError, match="cannot compile it yet") as err:
-        ppvi.load(str(tmp_path / "lds.ppvi")).fit({k: lds[0][k] for k in ("y", "seq")})
-    assert "lds.ppvi:13:" in str(err.value)
+        lower(lds_mean_field)
+    assert "ragged.ppvi:13:" in str(err.value)
