@@ -440,8 +440,26 @@ def lds():
     return {"y": y}, {"x": x, "F": F}
 
 
+def ragged_hmm():
+    """Eight sequences of a two-state Gaussian HMM, 3 to 41 steps, in long format: a row per step, `seq` its
+    sequence (sorted by sequence, then time), `x` the observation (seed 18)."""
+    rng = np.random.default_rng(18)
+    pi, A = np.array([0.7, 0.3]), np.array([[0.92, 0.08], [0.15, 0.85]])
+    mu, sd = np.array([-1.5, 1.5]), np.array([0.6, 0.8])
+    seqs, zs = [], []
+    for s, n in enumerate([23, 7, 41, 15, 3, 30, 12, 19]):
+        z = [rng.choice(2, p=pi)]
+        for _ in range(n - 1):
+            z.append(rng.choice(2, p=A[z[-1]]))
+        seqs += [s] * n
+        zs += z
+    z = np.array(zs)
+    return {"seq": np.array(seqs), "x": rng.normal(mu[z], sd[z])}, {"z": z, "A": A, "mu": mu, "sd": sd}
+
+
 # models with sequences (issue 18) live in models/sequences/ (Baum–Welch fits the HMM's data by EM)
-SEQUENCES = {"hmm": (hmm, "json"), "baum_welch": (hmm, "json"), "lds": (lds, "json"), "lds_noise": (lds, "json")}
+SEQUENCES = {"hmm": (hmm, "json"), "baum_welch": (hmm, "json"), "lds": (lds, "json"), "lds_noise": (lds, "json"),
+             "ragged_hmm": (ragged_hmm, "csv")}
 
 
 def main(argv=None, generators=None, folder=HERE):

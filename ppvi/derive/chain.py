@@ -197,6 +197,8 @@ def refusal(model: CheckedModel, chain: Chain) -> str | None:
         return f"a chain of {v.support} values next to a Categorical chain"
     if chain.lag != 1 or len(chain.firsts) != 1 or chain.start != 1:
         return "a chain that looks back more than one step"
+    if chain.by is not None and len(v.shape) != 1:
+        return "a ragged chain of more than one axis"
     if chain.axis != len(v.shape) - 1:
         return "a chain along an axis other than the last (write `z[s, t]` with the chain's plate last)"
     if body.dist != "Categorical" or model.factors[chain.firsts[0]].dist != "Categorical":
@@ -274,6 +276,8 @@ def _block(model, syms, low, expect, rep, chain: Chain, rest: sp.Expr):
     first_outer = dict(zip(first.target_index, outer))
     log_init = expected_log_p(first, first_outer)
     log_trans = expected_log_p(body, {**dict(zip(outer_vars, outer)), body.target_index[chain.axis]: t, PREVIOUS: j})
+    if chain.by is not None:
+        log_trans = canonical(restarted(low, body, chain.by, t, log_init, log_trans))
     log_node = canonical(partial(rest, r, (*outer, t, k)))
     k0, j1, k1, t1 = syms.fresh("k", K), syms.fresh("j", K), syms.fresh("k", K), syms.fresh("t", chain.dim)
     fresh = {i: syms.fresh(v, plates[v]) for v, i in zip(outer_vars, outer)}
@@ -286,6 +290,31 @@ def _block(model, syms, low, expect, rep, chain: Chain, rest: sp.Expr):
     block = ChainBlock(chain.name, chain.dim, K, outer, t, j, k, log_init, log_trans, log_node,
                        model.approximations.get(chain.name) == "jointly", chain)
     return block, first_term, body_term
+
+
+def restarted(low, body, by: str, t: sp.Idx, first: sp.Expr, rest: sp.Expr) -> sp.Expr:
+    """A ragged chain's statement at step t: ``first`` (the first element's statement) where t starts a
+    sequence, ``rest`` (the chain's own) elsewhere.
+
+    The data ``by`` are checked when read (ppvi.io.data.check_sequences) to number the sequences 0, 1, … in
+    runs, so ``by[t] − by[t−1]`` is 1 at a sequence's first step and 0 inside one: the mix is affine in the
+    data, and at a restart the statement does not read the chain's element t−1 (each sequence a block of its
+    own).  t = 0 starts the first sequence, drawn by the first element's statement as in one chain
+    (docs/derivation.md, section 8)."""
+    span, var = body.span, body.target_index[0]
+    step = ast.Name(var, span)
+    at = [ast.Index(ast.Name(by, span), (i,), span) for i in (step, ast.BinOp("-", step, ast.Num(1.0, True, span), span))]
+    starts = low.lower(ast.BinOp("-", at[0], at[1], span), {var: t}, Gates()).scalar()
+    return starts * first + (1 - starts) * rest
+
+
+def ragged_log_density(low, model: CheckedModel, chain: Chain, ell: sp.Expr, plates: tuple) -> sp.Expr:
+    """ℓ of a ragged chain's own statement at step t ≥ 1 (``plates``' index): the first element's statement
+    where t starts a sequence (lowered at t, as if it were drawn there), the chain's own elsewhere."""
+    body, first = model.factors[chain.body], model.factors[chain.firsts[0]]
+    at_t = replace(first, target_index=body.target_index, plates=body.plates, fixed=(), slices=body.slices)
+    ell_first, _ = low.factor_log_density(at_t)
+    return restarted(low, body, chain.by, plates[0], ell_first, ell)
 
 
 def _previous(e: ast.Expr, name: str) -> ast.Expr:

@@ -310,7 +310,8 @@ def _block_text(b, show) -> list[str]:
 
     def el(x) -> str:                      # an element of the chain: z[s, t]
         return f"{z}[{pre}{x}]"
-    seqs = f", one block per {', '.join(map(str, b.outer))}" if b.outer else ""
+    seqs = (f", one block per {', '.join(map(str, b.outer))}" if b.outer else
+            f", restarting at each sequence of {b.chain.by}" if b.chain.by else "")
     pots = [f"  log φ[{pre}{k}] = {show(b.log_init)}", f"  log Ψ[{j}, {k}] = {show(b.log_trans)}",
             f"  log ψ[{pre}{t}, {k}] = {show(b.log_node)}"]
     if b.jointly:

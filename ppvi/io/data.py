@@ -315,7 +315,35 @@ def bind(model: CheckedModel, source: Source, overrides: Mapping[str, int] | Non
     resolved = {k: int(s) for k, s in sizes.items()}
     _check_memory(model, resolved, fixed, path, physical_memory())
     check_totals(model, arrays, resolved, path)
+    check_sequences(model, arrays, resolved, path)
     return Bound(arrays, resolved, masks)
+
+
+def check_sequences(model: CheckedModel, arrays: Mapping[str, np.ndarray], sizes: Mapping[str, int], path: str) -> None:
+    """The data a ragged chain rides on (``for t in T[1:] by seq:``) number the sequences 0, 1, … in runs, each
+    sequence's steps in time order: the derivation reads ``seq[t] − seq[t−1]`` as the restart indicator
+    (ppvi.derive.chain._restart), so an unsorted or skipped number would join or split sequences in silence."""
+    for chain in model.chains.values():
+        if chain.by is None:
+            continue
+        seq, name = np.asarray(arrays[chain.by]), chain.by
+        hint = (f"sort the rows by sequence, then time (pandas: `df.sort_values([\"{name}\", \"t\"])`), and number "
+                f"the sequences 0, 1, … in that order (`pd.factorize(df.{name})[0]`)")
+        if seq[0] != 0:
+            raise fail(path, f"`{name}[0]` = {int(seq[0])}: the first step must be of sequence 0", hint)
+        step = np.diff(seq)
+        bad = np.flatnonzero((step != 0) & (step != 1))
+        if bad.size:
+            t = int(bad[0]) + 1
+            what = ("comes back to an earlier sequence: the steps of a sequence must be one run" if step[t - 1] < 0
+                    else "skips a sequence number")
+            raise fail(path, f"`{name}[{t}]` = {int(seq[t])} after `{name}[{t - 1}]` = {int(seq[t - 1])} {what}", hint)
+        dim = model.variables[name].support_dim
+        count = sizes[dim] if isinstance(dim, str) else dim
+        if int(seq[-1]) + 1 != count:
+            raise fail(path, f"sequence {int(seq[-1]) + 1} of {dim} = {count} has no steps in `{name}`",
+                       f"every sequence has at least one step: drop the empty ones, or pass --dim {dim}="
+                       f"{int(seq[-1]) + 1}")
 
 
 def observed_arrays(model: CheckedModel, bound: Bound) -> dict[str, np.ndarray]:

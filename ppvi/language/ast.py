@@ -145,7 +145,8 @@ class Draw:
 
 @dataclass(frozen=True)
 class Loop:
-    """``for var in dim:``, or over a slice ``for var in dim[start:]:`` (``start_span`` is the slice's)."""
+    """``for var in dim:``, or over a slice ``for var in dim[start:]:`` or ``dim[:stop]`` (``start_span`` is the
+    slice's); ``by`` names the data that ride the plate as ragged sequences (``for t in T[1:] by seq:``)."""
 
     var: Name
     dim: Name
@@ -153,6 +154,8 @@ class Loop:
     span: Span
     start: int = 0
     start_span: Span | None = None
+    stop: int | None = None
+    by: Name | None = None
 
 
 @dataclass(frozen=True)

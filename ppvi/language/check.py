@@ -607,6 +607,21 @@ class _Checker:
             self.rep.error(f"index ranges over {dim} but axis {axis} of `{v.name}` has size {ext}", _span(ix),
                            f"`{v.name}` is declared with shape {show_shape(v.shape)}")
             return False
+        loop = self.loop_of.get(id(self.target), {}).get(var) if self.target is not None else None
+        rides = loop.by.id if loop is not None and loop.by is not None else None
+        chain = self.chain_axis.get(v.name)
+        along = chain[1].by.id if chain is not None and chain[1].by is not None and chain[0] == axis else None
+        if step < 0 and rides != along:
+            if rides is not None:
+                self.rep.error(f"`{v.name}[{text}]` in a loop riding on `{rides}`: only the ragged chain drawn there "
+                               "may look back", _span(ix), f"the previous step of a sequence is read by the chain's "
+                                                           f"own statement, `z[{var}] ~ Categorical(A[z[{text}]])`")
+            else:
+                self.rep.error(f"`{v.name}[{text}]` would read across sequences: `{v.name}` rides on `{along}`, and this loop "
+                               f"over `{dim}` does not", _span(ix),
+                               f"read the previous step of `{v.name}` only in its own statement, in "
+                               f"`for {var} in {dim}[1:] by {along}:`")
+            return False
         if step > 0:
             if self.target is not None and v.name == self.target.target.id:
                 self.rep.error(f"`{text}` is a forward reference: an element of `{v.name}` cannot read a later one",
@@ -761,7 +776,9 @@ class _Checker:
         """
         what, verb = ("observed", "observes") if observed else ("drawn", "draws")
         subs = [[subscript(i) for i in d.indices] for d, _ in draws]
-        mains = [k for k, ss in enumerate(subs) if not any(isinstance(x, int) for x in ss)]
+        heads = {k: a for k, (d, _) in enumerate(draws) for a, x in enumerate(subs[k])    # `for t in T[:1] by seq:`
+                 if isinstance(x, str) and getattr(self.loop_of[id(d)].get(x), "stop", None) is not None}
+        mains = [k for k, ss in enumerate(subs) if k not in heads and not any(isinstance(x, int) for x in ss)]
         firsts = [k for k in range(len(draws)) if k not in mains]
         if not mains:
             d = draws[firsts[0]][0]
@@ -792,9 +809,42 @@ class _Checker:
         self.chain_plates[name] = tuple(dict(main[1])[x] for x in subs[mains[0]])
         by_element: dict[int, tuple] = {}
         plates = dict(main[1])
+        if loop.by is not None and observed:
+            self.rep.error(f"`{name}` is data observed in a loop riding on `{loop.by.id}`: only a latent chain is "
+                           "derived there (a ragged chain of data is not yet)", loop.by.span,
+                           f"observe `{name}` over the whole plate, `for {loop.var.id} in {loop.dim.id}:` "
+                           f"`{element(name, subs[mains[0]])} ~ …`, reading the latent chain `z[{loop.var.id}]`")
+            return None
         for k in firsts:
             d, pl = draws[k]
             ss, here = subs[k], dict(pl)
+            if k in heads or loop.by is not None:
+                head = self.loop_of[id(d)].get(ss[heads[k]]) if k in heads else None
+                if head is None:
+                    want = list(subs[mains[0]])
+                    self.rep.error(f"`{element(name, ss)}` is one element of `{loop.dim.id}`, but the loop on line "
+                                   f"{first_line} draws `{name}` along the sequences of `{loop.by.id}`", d.target.span,
+                                   f"draw the first step of each sequence in `for {want[axis]} in {loop.dim.id}[:1] by "
+                                   f"{loop.by.id}:` … `{element(name, want)} ~ …`")
+                elif head.by is None:
+                    pass                # (`T[:1]` without `by`: reported by check_ride)
+                elif loop.by is None:
+                    self.rep.error(f"`{element(name, ss)}` is drawn at the first step of each sequence of "
+                                   f"`{head.by.id}`, but the loop on line {first_line} draws `{name}` as one chain",
+                                   d.target.span, f"ride that loop on the same sequences: `for {loop.var.id} in "
+                                                  f"{loop.dim.id}[1:] by {head.by.id}:`")
+                elif heads[k] != axis or head.by.id != loop.by.id or head.dim.id != loop.dim.id or len(ss) != 1:
+                    self.rep.error(f"`{element(name, ss)}` does not match the loop on line {first_line}, which draws "
+                                   f"`{element(name, subs[mains[0]])}` along `{loop.dim.id}` by `{loop.by.id}`",
+                                   d.target.span, f"a ragged chain is one variable along its plate: `for t in "
+                                   f"{loop.dim.id}[:1] by {loop.by.id}:` `{name}[t] ~ …`")
+                elif 0 in by_element:
+                    self.rep.error(f"the first steps of `{name}` are drawn twice (first on line "
+                                   f"{by_element[0][0].span.line})", d.target.span,
+                                   "each element has exactly one `~` statement")
+                else:
+                    by_element[0] = draws[k]
+                continue
             same_plates = len(ss) == len(subs[mains[0]]) and isinstance(ss[axis], int) and all(
                 j == axis or (isinstance(x, str) and here.get(x) == plates.get(subs[mains[0]][j]))
                 for j, x in enumerate(ss))
@@ -824,7 +874,12 @@ class _Checker:
             # (data need no statement for their first elements: they are conditioned on; an empty slice
             # was reported by check_loops)
             for c in range(loop.start):
-                if c not in by_element:
+                if c not in by_element and loop.by is not None:
+                    self.rep.error(f"the first step of each sequence of `{loop.by.id}` is never drawn: the loop "
+                                   "starts at each sequence's second step", loop.start_span,
+                                   f"draw them by a statement of their own, `for {loop.var.id} in {loop.dim.id}[:1] "
+                                   f"by {loop.by.id}:` … `{name}[{loop.var.id}] ~ …`")
+                elif c not in by_element:
                     el = list(subs[mains[0]])
                     el[axis] = c
                     self.rep.error(f"`{element(name, el)}` is never drawn: the loop starts at {loop.start} and no "
@@ -847,9 +902,22 @@ class _Checker:
         idx: list[str] = []
         fixed: list[tuple[int, int]] = []
         ok = True
+        head = next((i.id for i in d.indices if first and isinstance(i, ast.Name) and i.id in loops
+                     and loops[i.id].stop is not None), None)
+        if head is not None:       # the first step of each sequence: element 0 of each, t outside its expressions
+            del scope[head]
+            plates = tuple(p for p in plates if p[0] != head)
+            read = next((n for a in d.dist.args for n in walk(a.value) if isinstance(n, ast.Name) and n.id == head), None)
+            if read is not None:
+                self.rep.error(f"the first step of a sequence cannot read `{head}`: every sequence starts alike",
+                               read.span, f"give every first step one distribution, its arguments without "
+                                          f"`{head}`: `{d.target.id}[{head}] ~ Categorical(pi)`")
+                return
         for axis, i in enumerate(d.indices):
             if first and isinstance(i, ast.Num) and i.is_int:
                 fixed.append((axis, int(i.value)))
+            elif isinstance(i, ast.Name) and i.id == head:
+                fixed.append((axis, 0))
             elif not isinstance(i, ast.Name) or i.id not in scope:
                 self.rep.error("the left of `~` is subscripted by loop variables only", _span(i),
                                "write `x[n] ~ …` inside `for n in N:`")
@@ -917,6 +985,9 @@ class _Checker:
                                        "a variable's distribution cannot use the variable"
                                        + (f" (an element may read earlier ones: `{n}[t-1]` in a sliced loop)"
                                           if d.indices else ""))
+            ride = self.chain_axis.get(d.target.id, (0, None))[1]
+            if ride is not None and ride.by is not None and not first and ride.by.id not in parents:
+                parents.append(ride.by.id)       # (a ragged chain's own statement restarts where `by` changes)
             if sig.name == "StudentT":
                 self.scale_mixture(d, args, tuple(idx), plates, tuple(parents), observed)
             elif sig.name in LOGISTIC_LINKS and self._logistic(args):
@@ -1480,6 +1551,7 @@ class _Checker:
                 if s.start_span is not None and size is not None and s.start >= size:
                     self.rep.error(f"the slice `{s.dim.id}[{s.start}:]` is empty: {s.dim.id} = {size}", s.start_span,
                                    f"a sliced plate keeps its elements from the start on: `{s.dim.id}[1:]`")
+                self.check_ride(s)
                 self.check_loops(s.body, {**scope, s.var.id: s.dim.id})
             elif isinstance(s, (ast.ConstDecl, ast.VarDecl, ast.DimDecl)) and scope:
                 self.rep.error("declarations belong at the top level, not inside a loop", s.span,
@@ -1488,6 +1560,45 @@ class _Checker:
                 self.rep.error("`approximate` belongs at the top level", s.span, None)
             elif isinstance(s, ast.Amortise) and scope:
                 self.rep.error("`amortise` belongs at the top level", s.span, "move it below the model's loops")
+
+    def check_ride(self, s: ast.Loop) -> None:
+        """``T[:1]`` and ``by`` go together, on the two loops of a ragged chain: ``T[:1] by seq`` (the first
+        step of each sequence) and ``T[1:] by seq`` (every later step; ``t-1`` the previous one of its sequence)."""
+        d = s.dim.id
+        if s.stop is not None and s.by is None:
+            self.rep.error(f"`{d}[:{s.stop}]` keeps the first step of each sequence, but the loop names no sequences",
+                           s.start_span, f"ride it on the data naming each step's sequence, `for {s.var.id} in "
+                           f"{d}[:1] by seq:`, or draw a single chain's first element by its own statement, `z[0] ~ …`")
+        elif s.stop is not None and s.stop != 1:
+            self.rep.error(f"`{d}[:{s.stop}]`: a ragged chain is first-order, one first step per sequence",
+                           s.start_span, f"draw the first step of each sequence in `for {s.var.id} in {d}[:1] by "
+                           f"{s.by.id}:`")
+        elif s.by is not None and s.stop is None and s.start != 1:
+            self.rep.error(f"`by {s.by.id}` rides a first-order chain on ragged sequences, but this loop runs over "
+                           f"`{d}" + (f"[{s.start}:]`" if s.start else "`"), s.by.span,
+                           f"`for {s.var.id} in {d}[1:] by {s.by.id}:` draws every step after the first of its "
+                           f"sequence, `for {s.var.id} in {d}[:1] by {s.by.id}:` the first ones")
+
+    def check_rides(self, stmts, outer: tuple[str, ...] = ()) -> None:
+        """The data a loop rides on name each step's sequence: ``data seq[T] : index(S)``, T the loop's plate;
+        a ragged chain is one variable along T, so the loop is not inside another."""
+        for s in stmts:
+            if not isinstance(s, ast.Loop):
+                continue
+            if s.by is not None:
+                v = self.vars.get(s.by.id)
+                if outer:
+                    self.rep.error(f"a loop riding on `{s.by.id}` inside the loop over `{outer[-1]}`", s.by.span,
+                                   f"ragged sequences are one long plate: draw `z[{s.var.id}]` along `{s.dim.id}` "
+                                   f"at the top level, `{s.by.id}` naming each step's sequence")
+                elif v is None or v.kind != "data" or v.support != "index" or tuple(v.shape) != (s.dim.id,):
+                    what = ("an unknown name" if v is None and s.by.id not in self.decl_span else
+                            f"a {v.kind}" if v is not None and v.kind != "data" else
+                            "not a data index along the loop's plate" if v is not None else "not a variable")
+                    self.rep.error(f"`{s.by.id}` cannot name the sequences of `{s.dim.id}`: it is {what}", s.by.span,
+                                   f"declare the sequence of each step as data, `data {s.by.id}[{s.dim.id}] : "
+                                   f"index(S)`, sorted so each sequence is a run of steps")
+            self.check_rides(s.body, outer + (s.var.id,))
 
     def check_missing(self) -> None:
         """A missing entry is a latent with the factor of the entries observed: a variable never drawn (a
@@ -1634,6 +1745,7 @@ class _Checker:
         self.collect(stmts)
         self.check_loops(stmts, {})
         self.check_decls(stmts)
+        self.check_rides(stmts)
         self.check_draws()
         self.check_energies()
         self.check_approx(stmts)
@@ -1647,7 +1759,8 @@ class _Checker:
             ids = self.chain_factors.get(name, [])
             body = next((i for i in ids if not self.factors[i].fixed), None)
             firsts = sorted((i for i in ids if self.factors[i].fixed), key=lambda i: self.factors[i].fixed)
-            chains[name] = Chain(name, axis, loop.dim.id, loop.start, self.lags.get(name, 0), body, tuple(firsts))
+            chains[name] = Chain(name, axis, loop.dim.id, loop.start, self.lags.get(name, 0), body, tuple(firsts),
+                                 loop.by.id if loop.by is not None else None)
         missing = {name: self.drawn_missing[name][1:3] + (span,) for name, span in self.missing.items()}
         model = CheckedModel(self.m.name or _stem(self.m.path), self.m.path, self.m.text, dict(self.dims),
                              dict(self.vars), tuple(self.factors), dict(self.approx), self.m, chains=chains,

@@ -468,14 +468,26 @@ class _ToAst(Transformer):
     @v_args(meta=True)
     def loop(self, meta, children):
         var, dim, *body = children
-        start, start_span = 0, None
+        start, start_span, stop, by = 0, None, None, None
         if body and isinstance(body[0], tuple) and body[0][0] == "slice":
             _, start, start_span = body.pop(0)
-        return ast.Loop(self._name(var), self._name(dim), tuple(body), _span_of_meta(meta), start, start_span)
+        elif body and isinstance(body[0], tuple) and body[0][0] == "head":
+            _, stop, start_span = body.pop(0)
+        if body and isinstance(body[0], tuple) and body[0][0] == "by":
+            by = body.pop(0)[1]
+        return ast.Loop(self._name(var), self._name(dim), tuple(body), _span_of_meta(meta), start, start_span,
+                        stop, by)
 
     @v_args(meta=True)
     def plate_slice(self, meta, children):
         return "slice", self._int(children[0], "a plate slice's start"), _span_of_meta(meta)
+
+    @v_args(meta=True)
+    def plate_head(self, meta, children):
+        return "head", self._int(children[0], "a plate slice's end"), _span_of_meta(meta)
+
+    def plate_by(self, children):
+        return "by", self._name(children[0])
 
     @v_args(meta=True)
     def energy(self, meta, children):

@@ -20,7 +20,9 @@ class Chain:
 
     Elements ``0 .. start-1`` are drawn by statements of their own (``firsts``: the factor ids,
     one per element, in order); ``start .. dim-1`` by the sliced loop (factor ``body``);
-    ``lag`` is the largest look-back an element uses (``z[t-2]``: 2).
+    ``lag`` is the largest look-back an element uses (``z[t-2]``: 2).  ``by`` names the data a ragged
+    chain rides on (``for t in T[1:] by seq:``): the chain restarts where they change, each sequence's first
+    step drawn by the ``firsts`` statement, ``t-1`` the previous step of the same sequence.
     """
 
     name: str
@@ -30,6 +32,7 @@ class Chain:
     lag: int
     body: int
     firsts: tuple[int, ...]
+    by: str | None = None
 
 
 def offset(ix: ast.Expr, loop_vars) -> tuple[str, int] | None:

@@ -131,6 +131,17 @@ def no_given_start(model: CheckedModel) -> None:
             f"to simulate, draw them: `{element(chain.name, first)} ~ …`")
 
 
+def no_ragged(model: CheckedModel) -> None:
+    """A ragged chain (``for t in T[1:] by seq:``) restarts where its sequence changes: the simulator and the
+    log joint of a draw read its statement at every t ≥ 1, so they would join the sequences."""
+    chain = next((c for c in model.chains.values() if c.by is not None), None)
+    if chain is not None:
+        raise Reporter(model.path, model.text).fail(
+            f"`{chain.name}` rides on the sequences of `{chain.by}`: simulating from the model, and the importance "
+            "sampler's log joint, do not restart a chain at each sequence yet", model.factors[chain.body].span,
+            "draw from the fit's q instead (`result.sample(n)`), which is one block per sequence")
+
+
 def sample_prior(model: CheckedModel, draws: int, data: object = None, seed: int | None = None,
                  dims: Mapping[str, int] | None = None, where: str = "sample_prior") -> dict[str, np.ndarray]:
     """``draws`` draws of every latent and data variable from the prior; covariates, params and sizes from
@@ -139,6 +150,7 @@ def sample_prior(model: CheckedModel, draws: int, data: object = None, seed: int
     rng = seed_of(where, seed)
     no_energy(model)
     no_given_start(model)
+    no_ragged(model)
     setting = from_data(model, data, check_dims(model, dims or {}, where, "{name}={value!r}"), where)
     setting.check_memory(draws, setting.drawn(observed=True), where)
     return simulate(setting, draws, rng)
@@ -153,6 +165,7 @@ def sample_predictive(result: Result, draws: int, seed: int | None = None, data:
     setting = from_result(result, data, where, observed=False)
     no_energy(setting.model)
     no_given_start(setting.model)
+    no_ragged(setting.model)
     setting.check_memory(draws, setting.drawn(observed=True), where)
     latents = {name: joint_chain.sample(q, draws, rng) for name, q in result.q.items()
                if not unit_of(q.family).auxiliary and name not in setting.model.allocations}

@@ -111,3 +111,16 @@ def elbo(d, env: Env) -> float:
 def sweep(d, env: Env) -> None:
     for var in d.q:
         update(d, var, env)
+
+
+def chain_sweeps(d, env: Env, sweeps: int) -> np.ndarray:
+    """CAVI beside a Categorical chain: every q from its derived η, then the chain's block
+    (ppvi.derive.chain.update_block); the ELBO after each sweep."""
+    from ppvi.derive.chain import update_block
+
+    trace = []
+    for _ in range(sweeps):
+        sweep(d, env)
+        update_block(d.blocks["z"], env)
+        trace.append(elbo(d, env))
+    return np.array(trace)

@@ -240,6 +240,8 @@ def _compiled(model) -> bool:
         v = model.variables[c.name]
         if v.kind != "latent":
             continue
+        if c.by is not None and v.support != "index":      # (a ragged Gaussian chain: codegen.module refuses it)
+            return False
         if v.support == "index" and refusal(model, c):
             return False
         if v.support != "index" and model.approximations.get(c.name) == "jointly" and gaussian_refusal(model, c):
@@ -445,6 +447,10 @@ def random_data(model, sizes: dict[str, int], rng: np.random.Generator) -> dict[
         else:
             a = rng.normal(0.0, 1.5, shape)
         out[v.name] = np.asarray(a)
+    for c in model.chains.values():      # (a ragged chain's sequences: numbered 0, 1, … in runs, none empty)
+        if c.by is not None:
+            n, k = len(out[c.by]), _extent(model.variables[c.by].support_dim, sizes)
+            out[c.by] = np.sort(np.concatenate([np.arange(min(k, n)), rng.integers(0, k, max(n - k, 0))]))
     for name in model.missing:           # (data declared `: missing`: a quarter of the entries left empty)
         a = out[name].astype(float)
         a[rng.random(a.shape) < 0.25] = np.nan
@@ -489,6 +495,9 @@ def data_for(case: Case, model, rng: np.random.Generator) -> tuple[dict[str, np.
                     elif isinstance(dim, str) and dim not in ranges and model.dims[dim].default is None:
                         a = np.take(a, np.arange(min(a.shape[axis], MAX_AXIS)), axis=axis)
             out[k] = a
+        for c in model.chains.values():      # (rows cut from a ragged chain's data: its sequences renumbered)
+            if c.by is not None:
+                out[c.by] = np.unique(out[c.by], return_inverse=True)[1]
         dims = dict(case.dims)
         dims.update({n: MAX_FIXED for n, d in model.dims.items()
                      if d.default is not None and d.default > MAX_FIXED and n not in dims})

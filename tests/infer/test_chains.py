@@ -149,12 +149,7 @@ def cavi(d, x, jointly: bool, sweeps: int, seed: int = 1, **extra):
     xi[1:] = r[:-1, :, None] * r[1:, None, :]
     env = Env({"x": x, "a0": np.ones(K), **extra}, {("z", "onehot"): r, ("z", "pair"): xi, ("z", "entropy"): 0.0},
               {"T": T, "K": K, "V": 3})
-    trace = []
-    for _ in range(sweeps):
-        reference.sweep(d, env)
-        update_block(d.blocks["z"], env)
-        trace.append(reference.elbo(d, env))
-    return env, np.array(trace)
+    return env, reference.chain_sweeps(d, env, sweeps)
 
 
 @pytest.fixture(scope="module")
