@@ -4,7 +4,8 @@ The in-memory fits are checked against the mathematics elsewhere (tests/infer/te
 test_memoized.py, test_svi.py); a streamed fit computes the same coordinate steps from the same statistics,
 summed chunk by chunk in a fixed order, so it must give the same ELBO trace and q up to the rounding of
 those sums (relative 1e-12).  Memory: a mixture of 10⁶ points read in chunks of 2¹² allocates far less than
-its data (tracemalloc), and a subprocess's peak RSS grows by far less than the data's size."""
+its data (tracemalloc), and the peak RSS of `ppvi run` (a subprocess) on a .npy of 10⁶ points (10⁸ with
+--long) is that of a run on two chunks: it does not grow with the data."""
 
 import os
 import subprocess
@@ -183,6 +184,54 @@ PEAK = textwrap.dedent("""\
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(before, after)
     """)
+
+
+# `ppvi run`, its peak resident set (VmHWM) written to a file at exit.  (The child's own: ru_maxrss from
+# wait4 would also count the pages it shared with this process between fork and exec, the test runner's.)
+PEAK_RUN = textwrap.dedent("""\
+    import atexit, runpy, sys
+    def peak(path=sys.argv.pop(1)):
+        with open("/proc/self/status") as f, open(path, "w") as out:
+            out.write(next(line.split()[1] for line in f if line.startswith("VmHWM:")))
+    atexit.register(peak)
+    sys.argv[0] = "ppvi"
+    runpy.run_module("ppvi", run_name="__main__")
+    """)
+
+
+def _peak_rss(args: list[str], report: Path) -> int:
+    """Run ``ppvi run ARGS`` and return its peak resident set in bytes."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}      # (PPVI_CACHE_DIR is the suite's: the kernels are warm)
+    out = subprocess.run([sys.executable, "-c", PEAK_RUN, str(report), "run", *args], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=3600)
+    assert out.returncode == 0, out.stderr
+    return int(report.read_text()) * 1024
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="VmHWM is Linux's")
+@pytest.mark.parametrize("n", [10 ** 6, pytest.param(10 ** 8, marks=pytest.mark.long)])
+def test_ppvi_run_on_a_large_npy_holds_far_less_than_the_data(gmm, npy_dir, tmp_path, n):
+    """`ppvi run --chunk-size` (the summary printed, the local q written beside the result) on a mixture of n
+    points in a .npy, against the same run on a baseline of two chunks: the baseline's peak RSS already holds
+    the interpreter, NumPy and Numba, the loaded kernels, the global state and one chunk's data, local q and
+    temporaries; nothing else should grow with n.  Bound: the peak grows by less than a quarter of the data's
+    size (growth measured: tens of KB; reading the data whole, with np.load, adds at least all of it).  It
+    caught the summary reading q(z) whole (+100 MB at 10⁶ points: its pages of the mapped .npy, counted in
+    the RSS, and the MAP labels' copy)."""
+    gmm.fit(str(npy_dir), max_iter=1, tol=0, progress=False, chunk_size=100)   # (kernels in the suite's cache)
+    chunk = 1 << 14
+    runs = {}
+    for name, points in (("baseline", 2 * chunk), ("large", n)):
+        d = tmp_path / name
+        d.mkdir()
+        _write_mixture(d / "x.npy", points)
+        runs[name] = _peak_rss([str(MODELS / "gmm.ppvi"), "--data", str(d), "--chunk-size", str(chunk),
+                                "--max-iter", "1", "--tol", "0", "--out", str(tmp_path / f"{name}.json")],
+                               tmp_path / f"{name}.peak")
+    size = 16 * n
+    grew = runs["large"] - runs["baseline"]
+    assert grew < size / 4, f"peak RSS {runs['large']:,} bytes for {size:,} bytes of data: {grew:,} more than " \
+                            f"the baseline's {runs['baseline']:,}"
 
 
 @pytest.mark.long
