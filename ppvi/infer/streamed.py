@@ -229,7 +229,7 @@ class Rows:
         return Column(self, name)
 
     def read(self, name: str, a: int, b: int) -> np.ndarray:
-        return np.asarray(self.data.read(a, b)[name], dtype=float).reshape((b - a,) + self.shapes[name])
+        return np.asarray(self.data.read(a, b, (name,))[name], dtype=float).reshape((b - a,) + self.shapes[name])
 
     def variance(self, name: str) -> float:
         """np.var of the whole data (two passes: the mean, then the mean squared deviation; equal to within

@@ -246,3 +246,62 @@ def test_peak_resident_memory_grows_by_far_less_than_the_data(gmm, tmp_path):
     assert out.returncode == 0, out.stderr
     before, after = map(int, out.stdout.split())
     assert after - before < 16 * n / 4, f"peak RSS grew by {after - before:,} bytes for {16 * n:,} bytes of data"
+
+
+TWO_COLUMNS = textwrap.dedent("""\
+    dim N
+    dim K = 2
+    const alpha[K] = 1.0
+    data x[N]
+    data y[N]
+    pi ~ Dirichlet(alpha)
+    for k in K:
+        mu[k] ~ Normal(0, 10)
+    for n in N:
+        z[n] ~ Categorical(pi)
+        x[n] ~ Normal(mu[z[n]], 1)
+        y[n] ~ Normal(mu[z[n]], 1)
+    """)
+
+
+@pytest.mark.parametrize("kind", ["npy", "parquet", "zarr"])
+def test_a_start_reading_one_variable_reads_only_its_column(tmp_path, monkeypatch, kind):
+    """The start's reads of the whole data (k-means++, the data's variance: ppvi.infer.streamed.Rows) ask for
+    one variable's rows, and only that variable is read: Parquet's row groups with that column alone, Zarr's
+    array alone (each read every column before)."""
+    from ppvi.io.chunked import Chunked
+    from ppvi.io.data import bind_streamed, chunked_source
+    from ppvi.infer.streamed import Rows
+
+    (tmp_path / "m.ppvi").write_text(TWO_COLUMNS)
+    model = ppvi.load(str(tmp_path / "m.ppvi")).checked
+    x, y = np.arange(40.0), -np.arange(40.0)
+    if kind == "npy":
+        np.save(tmp_path / "x.npy", x), np.save(tmp_path / "y.npy", y)
+        path = str(tmp_path)
+    elif kind == "parquet":
+        pa, pq = pytest.importorskip("pyarrow"), pytest.importorskip("pyarrow.parquet")
+        pq.write_table(pa.table({"x": x, "y": y}), tmp_path / "d.parquet", row_group_size=16)
+        path = str(tmp_path / "d.parquet")
+        groups = []
+        read_row_group = pq.ParquetFile.read_row_group
+        monkeypatch.setattr(pq.ParquetFile, "read_row_group",
+                            lambda self, i, columns=None, **kw: groups.append(tuple(columns)) or
+                            read_row_group(self, i, columns=columns, **kw))
+    else:
+        zarr = pytest.importorskip("zarr")
+        root = zarr.open_group(str(tmp_path / "d.zarr"), mode="w")
+        root.create_array("x", data=x, chunks=(16,)), root.create_array("y", data=y, chunks=(16,))
+        path = str(tmp_path / "d.zarr")
+    data = bind_streamed(model, chunked_source(path, model))
+    reads = []
+    rows = Chunked.rows
+    monkeypatch.setattr(Chunked, "rows", lambda self, name, a, b: reads.append(name) or rows(self, name, a, b))
+    column = Rows(data, data.sizes, 16).of("y")
+    np.testing.assert_array_equal(np.concatenate(list(column.chunks())), y)
+    np.testing.assert_array_equal(column.take([3, 37]), y[[3, 37]])
+    assert column.rows.variance("y") == pytest.approx(np.var(y), rel=1e-14)
+    assert set(reads) == {"y"}
+    if kind == "parquet":
+        assert set(groups) == {("y",)}
+    assert sorted(data.read(0, 40)) == ["x", "y"]       # (a chunk of a local pass reads every variable)
