@@ -104,6 +104,26 @@ def test_local_q_beside_the_result(gmm, npy_dir, tmp_path):
     assert sorted(os.listdir(out)) == ["q_z__p.npy"]
 
 
+def test_a_final_pass_that_raises_leaves_no_scratch_store(gmm, npy_dir, tmp_path, monkeypatch):
+    """The pass writing the result's local q to a scratch folder (no ``local_dir``) fails (Ctrl-C, a full
+    disk): the folder is removed (it was left behind)."""
+    import tempfile
+
+    from ppvi.infer.streamed import Streamer
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    local_pass = Streamer.local_pass
+
+    def failing(self, a, b, store=None, **kw):
+        if store is not None:
+            raise KeyboardInterrupt
+        return local_pass(self, a, b, store, **kw)
+    monkeypatch.setattr(Streamer, "local_pass", failing)
+    with pytest.raises(KeyboardInterrupt):
+        gmm.fit(str(npy_dir), max_iter=1, tol=0, progress=False, chunk_size=100)
+    assert os.listdir(tmp_path) == []
+
+
 STUDENT_T = textwrap.dedent("""\
     dim N
     dim K = 2
