@@ -330,6 +330,9 @@ def _fit_streamed(m: CheckedModel, chunked, sizes: Mapping[str, int], algo, chun
             done.restart_states = []           # (a restart's local q were never held)
             with _one_blas_thread():
                 st.finish(streamer, chunking)
+    except BaseException:
+        streamer.discard()          # (the kept local q's scratch stores: docs/scale.md, "The local q")
+        raise
     finally:
         if shown is not None:
             shown.close()

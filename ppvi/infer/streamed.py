@@ -229,7 +229,7 @@ class Rows:
         return Column(self, name)
 
     def read(self, name: str, a: int, b: int) -> np.ndarray:
-        return np.asarray(self.data.read(a, b)[name], dtype=float).reshape((b - a,) + self.shapes[name])
+        return np.asarray(self.data.read(a, b, (name,))[name], dtype=float).reshape((b - a,) + self.shapes[name])
 
     def variance(self, name: str) -> float:
         """np.var of the whole data (two passes: the mean, then the mean squared deviation; equal to within
@@ -520,6 +520,15 @@ class Streamer:
             self.kept.close(remove=True)
         self.kept = None
 
+    def discard(self) -> None:
+        """After a fit that raised: every store of kept local q closed, and the scratch ones (a start's of several,
+        one without ``local_dir``) removed; ``local_dir`` itself is the caller's, left as it is."""
+        for store in [self.kept, self.best[1] if self.best else None]:
+            if store is not None:
+                mine = self.local_dir is None or os.path.abspath(store.directory) != os.path.abspath(self.local_dir)
+                store.close(remove=mine)
+        self.kept = self.best = None
+
     def take_best(self) -> None:
         """The best start's kept store as the fit's (after restarts); a later start's, cut short, removed."""
         if self.best is None:
@@ -724,8 +733,10 @@ def finish(streamer: Streamer, chunking: Chunking) -> dict[str, np.ndarray]:
         store = Store(chunking.local_dir or tempfile.mkdtemp(prefix="ppvi-local-"), streamer.local_shapes())
         try:
             streamer.local_pass(0, streamer.total, store, terms=False)
-        finally:
-            store.close()
+        except BaseException:
+            store.close(remove=chunking.local_dir is None)      # (a scratch folder: nothing else will remove it)
+            raise
+        store.close()
     else:
         store.close()
         streamer.kept = None

@@ -459,11 +459,12 @@ class Streamed:
     sizes: dict[str, int]
     model: CheckedModel
 
-    def read(self, a: int, b: int) -> dict[str, np.ndarray]:
-        """The rows a..b−1 of every rows variable, checked (support, finiteness, index range, totals); a mistake
-        is reported at its row in the whole data."""
+    def read(self, a: int, b: int, names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+        """The rows a..b−1 of every rows variable (or of ``names`` only, the others not read: a start's seeds
+        read one variable), checked (support, finiteness, index range; totals, which relate variables, when
+        all are read: every local pass reads them all); a mistake is reported at its row in the whole data."""
         out = {}
-        for name in self.rows:
+        for name in self.rows if names is None else names:
             v = self.model.variables[name]
             label = self.source.columns[name].label or self.source.label
             checked = _validate(label, v, self.source.rows(name, a, b), first=a)
@@ -476,7 +477,8 @@ class Streamed:
                                                   f"index({v.support_dim}) with {v.support_dim} = {k}",
                                f"values must be 0..{k - 1}")
             out[name] = checked
-        check_totals(self.model, {**self.arrays, **out}, {**self.sizes, self.unit: b - a}, self.source.label)
+        if names is None:
+            check_totals(self.model, {**self.arrays, **out}, {**self.sizes, self.unit: b - a}, self.source.label)
         return out
 
     def group_starts(self, by: str, wanted, step: int | None = None) -> dict[int, int]:

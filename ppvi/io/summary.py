@@ -22,6 +22,7 @@ import dataclasses
 
 import html
 import math
+import mmap
 import shutil
 from dataclasses import dataclass
 from functools import cached_property
@@ -41,6 +42,7 @@ PAIRS = 6            # correlations shown per matrix
 EMPTY = 0.5          # a component with Σₙ q(zₙ = k) below this and no MAP label is empty
 ROUNDOFF = 1e-12     # |x| below this times the entry's scale shows as 0
 NUMBER = 10          # characters of a number column
+BLOCK_ROWS = 1 << 14  # rows of a memory-mapped local q read at a time
 
 
 # ----------------------------------------------------------------- data
@@ -74,13 +76,36 @@ class Components:
     empty: np.ndarray          # bool per component
 
 
+def _mapping(a: np.ndarray) -> mmap.mmap | None:
+    """The memory map ``a`` is a view of (a streamed fit's local q are views of mapped .npy files), if any."""
+    while isinstance(a, np.ndarray):
+        a = a.base
+    return a if isinstance(a, mmap.mmap) else None
+
+
+def _row_blocks(a: np.ndarray, rows: int = BLOCK_ROWS):
+    """``a``'s rows: whole when in memory; a block at a time when memory-mapped (docs/scale.md, "The local
+    q"), each block's pages released after it: a mapped file's pages once touched count in the process's
+    resident memory until it exits, and a streamed fit's local q may be far larger than memory."""
+    mapped = _mapping(a)
+    if mapped is None or not hasattr(mmap, "MADV_DONTNEED"):
+        yield a
+        return
+    for i in range(0, a.shape[0], rows):
+        yield np.array(a[i:i + rows])
+        mapped.madvise(mmap.MADV_DONTNEED)
+
+
 def _components(name: str, q: Q) -> Components:
     p = np.asarray(q.params["p"])
     k = p.shape[-1]
     flat = p.reshape(-1, k)
-    sizes = flat.sum(0)
+    sizes = np.zeros(k)
+    counts = np.zeros(k, dtype=np.int64)
+    for block in _row_blocks(flat):
+        sizes += block.sum(0)
+        counts += np.bincount(block.argmax(-1), minlength=k) if block.shape[0] else 0
     sizes = np.where(sizes < ROUNDOFF * max(flat.shape[0], 1), 0.0, sizes)     # (round-off shows as 0)
-    counts = np.bincount(flat.argmax(-1), minlength=k) if flat.shape[0] else np.zeros(k, dtype=np.int64)
     empty = (sizes < EMPTY) & (counts == 0) if flat.shape[0] > 1 else np.zeros(k, dtype=bool)
     return Components(name, q.categories or "", flat.shape[0], sizes, counts, empty)
 

@@ -4,7 +4,8 @@ The in-memory fits are checked against the mathematics elsewhere (tests/infer/te
 test_memoized.py, test_svi.py); a streamed fit computes the same coordinate steps from the same statistics,
 summed chunk by chunk in a fixed order, so it must give the same ELBO trace and q up to the rounding of
 those sums (relative 1e-12).  Memory: a mixture of 10⁶ points read in chunks of 2¹² allocates far less than
-its data (tracemalloc), and a subprocess's peak RSS grows by far less than the data's size."""
+its data (tracemalloc), and the peak RSS of `ppvi run` (a subprocess) on a .npy of 10⁶ points (10⁸ with
+--long) is that of a run on two chunks: it does not grow with the data."""
 
 import os
 import subprocess
@@ -103,6 +104,26 @@ def test_local_q_beside_the_result(gmm, npy_dir, tmp_path):
     assert sorted(os.listdir(out)) == ["q_z__p.npy"]
 
 
+def test_a_final_pass_that_raises_leaves_no_scratch_store(gmm, npy_dir, tmp_path, monkeypatch):
+    """The pass writing the result's local q to a scratch folder (no ``local_dir``) fails (Ctrl-C, a full
+    disk): the folder is removed (it was left behind)."""
+    import tempfile
+
+    from ppvi.infer.streamed import Streamer
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    local_pass = Streamer.local_pass
+
+    def failing(self, a, b, store=None, **kw):
+        if store is not None:
+            raise KeyboardInterrupt
+        return local_pass(self, a, b, store, **kw)
+    monkeypatch.setattr(Streamer, "local_pass", failing)
+    with pytest.raises(KeyboardInterrupt):
+        gmm.fit(str(npy_dir), max_iter=1, tol=0, progress=False, chunk_size=100)
+    assert os.listdir(tmp_path) == []
+
+
 STUDENT_T = textwrap.dedent("""\
     dim N
     dim K = 2
@@ -185,6 +206,54 @@ PEAK = textwrap.dedent("""\
     """)
 
 
+# `ppvi run`, its peak resident set (VmHWM) written to a file at exit.  (The child's own: ru_maxrss from
+# wait4 would also count the pages it shared with this process between fork and exec, the test runner's.)
+PEAK_RUN = textwrap.dedent("""\
+    import atexit, runpy, sys
+    def peak(path=sys.argv.pop(1)):
+        with open("/proc/self/status") as f, open(path, "w") as out:
+            out.write(next(line.split()[1] for line in f if line.startswith("VmHWM:")))
+    atexit.register(peak)
+    sys.argv[0] = "ppvi"
+    runpy.run_module("ppvi", run_name="__main__")
+    """)
+
+
+def _peak_rss(args: list[str], report: Path) -> int:
+    """Run ``ppvi run ARGS`` and return its peak resident set in bytes."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}      # (PPVI_CACHE_DIR is the suite's: the kernels are warm)
+    out = subprocess.run([sys.executable, "-c", PEAK_RUN, str(report), "run", *args], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=3600)
+    assert out.returncode == 0, out.stderr
+    return int(report.read_text()) * 1024
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="VmHWM is Linux's")
+@pytest.mark.parametrize("n", [10 ** 6, pytest.param(10 ** 8, marks=pytest.mark.long)])
+def test_ppvi_run_on_a_large_npy_holds_far_less_than_the_data(gmm, npy_dir, tmp_path, n):
+    """`ppvi run --chunk-size` (the summary printed, the local q written beside the result) on a mixture of n
+    points in a .npy, against the same run on a baseline of two chunks: the baseline's peak RSS already holds
+    the interpreter, NumPy and Numba, the loaded kernels, the global state and one chunk's data, local q and
+    temporaries; nothing else should grow with n.  Bound: the peak grows by less than a quarter of the data's
+    size (growth measured: tens of KB; reading the data whole, with np.load, adds at least all of it).  It
+    caught the summary reading q(z) whole (+100 MB at 10⁶ points: its pages of the mapped .npy, counted in
+    the RSS, and the MAP labels' copy)."""
+    gmm.fit(str(npy_dir), max_iter=1, tol=0, progress=False, chunk_size=100)   # (kernels in the suite's cache)
+    chunk = 1 << 14
+    runs = {}
+    for name, points in (("baseline", 2 * chunk), ("large", n)):
+        d = tmp_path / name
+        d.mkdir()
+        _write_mixture(d / "x.npy", points)
+        runs[name] = _peak_rss([str(MODELS / "gmm.ppvi"), "--data", str(d), "--chunk-size", str(chunk),
+                                "--max-iter", "1", "--tol", "0", "--out", str(tmp_path / f"{name}.json")],
+                               tmp_path / f"{name}.peak")
+    size = 16 * n
+    grew = runs["large"] - runs["baseline"]
+    assert grew < size / 4, f"peak RSS {runs['large']:,} bytes for {size:,} bytes of data: {grew:,} more than " \
+                            f"the baseline's {runs['baseline']:,}"
+
+
 @pytest.mark.long
 def test_peak_resident_memory_grows_by_far_less_than_the_data(gmm, tmp_path):
     n = 4 * 10 ** 6                      # 64 MB of data; in memory the fit would hold 3 × 192 MB of q(z) besides
@@ -197,3 +266,62 @@ def test_peak_resident_memory_grows_by_far_less_than_the_data(gmm, tmp_path):
     assert out.returncode == 0, out.stderr
     before, after = map(int, out.stdout.split())
     assert after - before < 16 * n / 4, f"peak RSS grew by {after - before:,} bytes for {16 * n:,} bytes of data"
+
+
+TWO_COLUMNS = textwrap.dedent("""\
+    dim N
+    dim K = 2
+    const alpha[K] = 1.0
+    data x[N]
+    data y[N]
+    pi ~ Dirichlet(alpha)
+    for k in K:
+        mu[k] ~ Normal(0, 10)
+    for n in N:
+        z[n] ~ Categorical(pi)
+        x[n] ~ Normal(mu[z[n]], 1)
+        y[n] ~ Normal(mu[z[n]], 1)
+    """)
+
+
+@pytest.mark.parametrize("kind", ["npy", "parquet", "zarr"])
+def test_a_start_reading_one_variable_reads_only_its_column(tmp_path, monkeypatch, kind):
+    """The start's reads of the whole data (k-means++, the data's variance: ppvi.infer.streamed.Rows) ask for
+    one variable's rows, and only that variable is read: Parquet's row groups with that column alone, Zarr's
+    array alone (each read every column before)."""
+    from ppvi.io.chunked import Chunked
+    from ppvi.io.data import bind_streamed, chunked_source
+    from ppvi.infer.streamed import Rows
+
+    (tmp_path / "m.ppvi").write_text(TWO_COLUMNS)
+    model = ppvi.load(str(tmp_path / "m.ppvi")).checked
+    x, y = np.arange(40.0), -np.arange(40.0)
+    if kind == "npy":
+        np.save(tmp_path / "x.npy", x), np.save(tmp_path / "y.npy", y)
+        path = str(tmp_path)
+    elif kind == "parquet":
+        pa, pq = pytest.importorskip("pyarrow"), pytest.importorskip("pyarrow.parquet")
+        pq.write_table(pa.table({"x": x, "y": y}), tmp_path / "d.parquet", row_group_size=16)
+        path = str(tmp_path / "d.parquet")
+        groups = []
+        read_row_group = pq.ParquetFile.read_row_group
+        monkeypatch.setattr(pq.ParquetFile, "read_row_group",
+                            lambda self, i, columns=None, **kw: groups.append(tuple(columns)) or
+                            read_row_group(self, i, columns=columns, **kw))
+    else:
+        zarr = pytest.importorskip("zarr")
+        root = zarr.open_group(str(tmp_path / "d.zarr"), mode="w")
+        root.create_array("x", data=x, chunks=(16,)), root.create_array("y", data=y, chunks=(16,))
+        path = str(tmp_path / "d.zarr")
+    data = bind_streamed(model, chunked_source(path, model))
+    reads = []
+    rows = Chunked.rows
+    monkeypatch.setattr(Chunked, "rows", lambda self, name, a, b: reads.append(name) or rows(self, name, a, b))
+    column = Rows(data, data.sizes, 16).of("y")
+    np.testing.assert_array_equal(np.concatenate(list(column.chunks())), y)
+    np.testing.assert_array_equal(column.take([3, 37]), y[[3, 37]])
+    assert column.rows.variance("y") == pytest.approx(np.var(y), rel=1e-14)
+    assert set(reads) == {"y"}
+    if kind == "parquet":
+        assert set(groups) == {("y",)}
+    assert sorted(data.read(0, 40)) == ["x", "y"]       # (a chunk of a local pass reads every variable)

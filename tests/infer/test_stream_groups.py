@@ -6,6 +6,7 @@ statistics and the same kept local q, so the ELBO trace and every q agree up to 
 (relative 1e-12).  The rows must be sorted by document: unsorted ones are refused at the first row that goes
 back.  Memory: a corpus of 10⁶ tokens read in chunks allocates far less than its data (tracemalloc)."""
 
+import errno
 import os
 from pathlib import Path
 
@@ -117,6 +118,35 @@ def test_restarts_keep_local_q_in_a_folder_not_made_yet(lda, npy_dir, tmp_path):
                 local_dir=str(out))
     np.testing.assert_array_equal(np.load(out / "q_z__p.npy"), r.q["z"]["p"])
     assert os.listdir(out.parent) == ["local"]
+
+
+@pytest.mark.parametrize("where", ["scratch", "local_dir"])
+def test_a_restart_that_raises_leaves_no_scratch_store(lda, npy_dir, tmp_path, monkeypatch, where):
+    """A failure in restart 2 (a full disk in its start's local pass; a data error alike; Ctrl-C there ends the
+    restarts, keeping the best) removes every store of kept local q the fit made: the best start's so far and the
+    current start's (both were left behind, in the temporary folder or beside ``local_dir``)."""
+    import tempfile
+
+    from ppvi.infer.streamed import Streamer
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    calls, local_pass = [], Streamer.local_pass
+
+    def failing(self, a, b, store=None, **kw):
+        calls.append((a, b))
+        if len(calls) == 3:         # (restart 1: its start's pass and one sweep's; then restart 2's start)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return local_pass(self, a, b, store, **kw)
+    monkeypatch.setattr(Streamer, "local_pass", failing)
+    beside = tmp_path / "out"
+    local_dir = {"scratch": None, "local_dir": str(beside / "r.local")}[where]
+    with pytest.raises(OSError):
+        lda.fit(str(npy_dir), max_iter=1, tol=0, progress=False, seed=4, restarts=3, chunk_size=40,
+                local_dir=local_dir)
+    assert len(calls) >= 3 and os.listdir(scratch) == []
+    assert not beside.exists() or [f for f in os.listdir(beside) if f.startswith("ppvi-")] == []
 
 
 def test_parquet_row_groups_cut_documents(lda, corpus, start, tmp_path):
