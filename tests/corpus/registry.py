@@ -90,6 +90,9 @@ CORPUS: list[Case] = [
     _example("gamma_poisson_missing", "csv", "conjugate",
              "missing counts: 10 empty cells, q = Poisson(exp E[log rate]); NumPy CAVI and 19.7 summed over each "
              "count's values (tests/infer/test_missing_counts.py)"),
+    _example("poisson_factorisation", "json", "conjugate",
+             "Poisson sum by the superposition augmentation: Gopalan et al. 2015 in NumPy, enumeration over "
+             "allocations, closed-form evidence with one latent (tests/derive/test_superposition.py)"),
     _example("poisson_regression", "json", "regression",
              "log link: q Normal by monotone Newton steps on the exact ELBO; quadrature, a Laplace fit and the "
              "ELBO's gradient ≈ 0 (tests/infer/test_explinks.py)"),
