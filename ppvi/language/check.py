@@ -1106,6 +1106,14 @@ class _Checker:
                                f"weigh it with an energy term, e.g. `factor b * {name}"
                                f"{'[…]' if s.shape else ''}`, or give it a prior: `{name} ~ …`")
 
+    def fresh_latent(self, stem: str) -> str:
+        """A name for a latent the checker adds (an augmentation's weight or allocation): ``stem``, with ``_``
+        appended until no variable, draw or dim of the model has it."""
+        name = stem
+        while name in self.vars or name in self.draws or name in self.dims:
+            name += "_"
+        return name
+
     def scale_mixture(self, d: ast.Draw, args: dict[str, ast.Expr], idx: tuple[str, ...],
                       plates: tuple[tuple[str, str], ...], parents: tuple[str, ...], observed: bool) -> None:
         """StudentT(ν, μ, σ) as the Gamma scale mixture it is (PRML 2.160): a local precision weight
@@ -1118,14 +1126,11 @@ class _Checker:
             self.rep.error("`nu` of StudentT must be known (a constant or data)", _span(nu),
                            "ppvi has no conjugate q for the degrees of freedom: fix them, e.g. `StudentT(4, …)`")
             return
-        weight = f"{d.target.id}_weight"
-        while weight in self.vars or weight in self.draws or weight in self.dims:
-            weight += "_"
+        weight = self.fresh_latent(f"{d.target.id}_weight")
         span = d.span
         shape = tuple(dict(plates)[i] for i in idx)
         self.vars[weight] = Variable(weight, "latent", shape, "positive", d.target.span)
-        ref = ast.Index(ast.Name(weight, span), tuple(ast.Name(i, span) for i in idx), span) if idx \
-            else ast.Name(weight, span)
+        ref = _element(weight, idx, span)
         half = ast.BinOp("/", nu, ast.Num(2.0, False, span), span)
         nu_parents = tuple(p for p in parents if any(isinstance(n, ast.Name) and n.id == p for n in walk(nu)))
         self.factors.append(Factor(len(self.factors), weight, idx, plates, "Gamma",
@@ -1156,8 +1161,6 @@ class _Checker:
         derives q(ψ's latents) and q(ω) = PG(b, c) like any other q (docs/derivation.md, section 9)."""
         span = d.span
         shape = tuple(dict(plates)[i] for i in idx)
-        ref_of = lambda name: (ast.Index(ast.Name(name, span), tuple(ast.Name(i, span) for i in idx), span)  # noqa: E731
-                               if idx else ast.Name(name, span))
         if dist == "Bernoulli":
             b: ast.Expr = ast.Num(1.0, True, span)
         elif dist == "Binomial":
@@ -1174,16 +1177,14 @@ class _Checker:
                                _span(r), "its Pólya-Gamma weight needs the number of failures r: fix it, "
                                "e.g. `NegativeBinomial(5, sigmoid(…))`")
                 return
-            b = ast.BinOp("+", ref_of(d.target.id), r, span)
-        weight = f"{d.target.id}_pg"
-        while weight in self.vars or weight in self.draws or weight in self.dims:
-            weight += "_"
+            b = ast.BinOp("+", _element(d.target.id, idx, span), r, span)
+        weight = self.fresh_latent(f"{d.target.id}_pg")
         self.vars[weight] = Variable(weight, "latent", shape, "polya_gamma", d.target.span)
         b_parents = tuple(p for p in parents if any(isinstance(n, ast.Name) and n.id == p for n in walk(b)))
         self.factors.append(Factor(len(self.factors), weight, idx, plates, "PolyaGamma", (("b", b),), b_parents,
                                    False, span))
         self.factors.append(Factor(len(self.factors), d.target.id, idx, plates, dist,
-                                   tuple(args.items()) + (("pg", ref_of(weight)),), parents + (weight,),
+                                   tuple(args.items()) + (("pg", _element(weight, idx, span)),), parents + (weight,),
                                    observed, span))
 
     def _superposed(self, args: dict[str, ast.Expr]) -> bool:
@@ -1219,7 +1220,7 @@ class _Checker:
         if not observed:
             self.rep.error(f"a latent Poisson count whose rate is a sum over `{rate.dim.id}` has no conjugate q",
                            d.target.span, "observe it (`data` with support count): ppvi splits an observed count "
-                           f"among the terms of the sum (the superposition augmentation), or draw each term's "
+                           "among the terms of the sum (the superposition augmentation), or draw each term's "
                            "count by its own Poisson statement")
             return
         if d.target.id in self.vars and self.vars[d.target.id].missing:
@@ -1230,12 +1231,9 @@ class _Checker:
             return
         span = d.span
         shape = tuple(dict(plates)[i] for i in idx)
-        alloc = f"{d.target.id}_alloc"
-        while alloc in self.vars or alloc in self.draws or alloc in self.dims:
-            alloc += "_"
+        alloc = self.fresh_latent(f"{d.target.id}_alloc")
         self.vars[alloc] = Variable(alloc, "latent", shape, "index", d.target.span, rate.dim.id)
-        ref = ast.Index(ast.Name(alloc, span), tuple(ast.Name(i, span) for i in idx), span) if idx \
-            else ast.Name(alloc, span)
+        ref = _element(alloc, idx, span)
         self.factors.append(Factor(len(self.factors), alloc, idx, plates, FLAT, (), (), False, span))
         self.factors.append(Factor(len(self.factors), d.target.id, idx, plates, "Poisson",
                                    tuple(args.items()) + (("alloc", ref),), parents + (alloc,), observed, span))
@@ -1769,6 +1767,10 @@ class _Checker:
         self.rep.raise_if_any()
         return replace(model, amortised=amortised) if amortised else model
 
+
+def _element(name: str, idx: tuple[str, ...], span: Span) -> ast.Expr:
+    """``name[i, j, …]`` at the loop indices ``idx`` (``name`` alone for none), placed at ``span``."""
+    return ast.Index(ast.Name(name, span), tuple(ast.Name(i, span) for i in idx), span) if idx else ast.Name(name, span)
 
 def _span(e: ast.Expr) -> Span:
     return e.span
