@@ -457,9 +457,15 @@ def ragged_hmm():
     return {"seq": np.array(seqs), "x": rng.normal(mu[z], sd[z])}, {"z": z, "A": A, "mu": mu, "sd": sd}
 
 
+def ar1():
+    """Lake Huron's level in feet, 1875–1972 (R's LakeHuron), centred: the series of a Bayesian AR(1)."""
+    level = _rdata("LakeHuron")["LakeHuron"].to_numpy(np.float64)
+    return {"y": level - level.mean()}, {"mean": level.mean()}
+
+
 # models with sequences (issue 18) live in models/sequences/ (Baum–Welch fits the HMM's data by EM)
 SEQUENCES = {"hmm": (hmm, "json"), "baum_welch": (hmm, "json"), "lds": (lds, "json"), "lds_noise": (lds, "json"),
-             "ragged_hmm": (ragged_hmm, "csv")}
+             "ragged_hmm": (ragged_hmm, "csv"), "ar1": (ar1, "csv")}
 
 
 def main(argv=None, generators=None, folder=HERE):

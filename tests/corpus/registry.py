@@ -103,6 +103,9 @@ CORPUS: list[Case] = [
     _case("lds_noise", "json", "sequence",
           "Beal 2003 ch. 5, the observation precision learned: the fixed point of a VBEM written in the test "
           "(tests/codegen/test_gaussian_chain_kernels.py)", folder=EXAMPLES / "sequences"),
+    _case("ar1", "csv", "sequence",
+          "Bayesian AR(1) on Lake Huron's level, the lag on data: NumPy CAVI for Bayesian linear regression with "
+          "unknown noise precision, OLS (tests/derive/test_chain_derive.py)", folder=EXAMPLES / "sequences"),
     # ---- corpus models (tests/corpus/models); the first three belong in models/ once they derive and fit
     # (tests/codegen/test_statistics.py runs every model there)
     _case("bayes_pca", "npz", "factor",

@@ -68,3 +68,12 @@ def test_derives(c: Case):
 
     derivation = derive(load(str(c.model_path)))
     assert derivation is not None
+
+
+def test_the_readme_tour_names_every_example():
+    """Every models/**/*.ppvi has its line in the README's tour (issue 18: the sequence examples are in it), read
+    off the folder, so an example added on another branch is asked for too."""
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    missing = [str(p.relative_to(EXAMPLES.parent)) for p in sorted(EXAMPLES.rglob("*.ppvi"))
+               if f"`{p.relative_to(EXAMPLES.parent).as_posix()}` — " not in readme]
+    assert not missing, f"not in the README's tour: {missing}"
