@@ -310,8 +310,12 @@ def restarted(low, body, by: str, t: sp.Idx, first: sp.Expr, rest: sp.Expr) -> s
 
 def ragged_log_density(low, model: CheckedModel, chain: Chain, ell: sp.Expr, plates: tuple) -> sp.Expr:
     """ℓ of a ragged chain's own statement at step t ≥ 1 (``plates``' index): the first element's statement
-    where t starts a sequence (lowered at t, as if it were drawn there), the chain's own elsewhere."""
-    body, first = model.factors[chain.body], model.factors[chain.firsts[0]]
+    where t starts a sequence (lowered at t, as if it were drawn there), the chain's own elsewhere; a chain of
+    data that draws no first steps (each sequence conditioned on its first) has 0 there."""
+    body = model.factors[chain.body]
+    if not chain.firsts:
+        return restarted(low, body, chain.by, plates[0], sp.S.Zero, ell)
+    first = model.factors[chain.firsts[0]]
     at_t = replace(first, target_index=body.target_index, plates=body.plates, fixed=(), slices=body.slices)
     ell_first, _ = low.factor_log_density(at_t)
     return restarted(low, body, chain.by, plates[0], ell_first, ell)

@@ -809,12 +809,6 @@ class _Checker:
         self.chain_plates[name] = tuple(dict(main[1])[x] for x in subs[mains[0]])
         by_element: dict[int, tuple] = {}
         plates = dict(main[1])
-        if loop.by is not None and observed:
-            self.rep.error(f"`{name}` is data observed in a loop riding on `{loop.by.id}`: only a latent chain is "
-                           "derived there (a ragged chain of data is not yet)", loop.by.span,
-                           f"observe `{name}` over the whole plate, `for {loop.var.id} in {loop.dim.id}:` "
-                           f"`{element(name, subs[mains[0]])} ~ …`, reading the latent chain `z[{loop.var.id}]`")
-            return None
         for k in firsts:
             d, pl = draws[k]
             ss, here = subs[k], dict(pl)

@@ -181,3 +181,78 @@ def test_ar1_example_is_a_bayesian_regression_on_the_series_past():
     assert fit.elbo == pytest.approx(elbo_, rel=1e-10)
     ols = (x @ r) / (x @ x)
     assert 0.8 < m < ols and m == pytest.approx(ols, rel=0.01)       # (shrunk towards the prior's 0, a little)
+
+
+_PANEL = """\
+dim T, S
+data seq[T] : index(S)
+data y[T]
+"""
+
+RAGGED_AR1 = f"""\
+{_PANEL}phi ~ Normal(0, 1)
+tau ~ Gamma(1, 1)
+for t in T[1:] by seq:
+    y[t] ~ Normal(phi * y[t-1], precision = tau)
+"""
+
+# the same, each sequence's first step drawn too: a row (0, y[first]) more of the regression
+RAGGED_AR1_FIRSTS = f"""\
+{_PANEL}phi ~ Normal(0, 1)
+tau ~ Gamma(1, 1)
+for t in T[:1] by seq:
+    y[t] ~ Normal(0, precision = tau)
+for t in T[1:] by seq:
+    y[t] ~ Normal(phi * y[t-1], precision = tau)
+"""
+
+
+def _panel(lengths=(7, 1, 12, 2, 30), seed=11):
+    """AR(1) series of the given lengths in long format (sequence numbers, values), each from its own level."""
+    rng = np.random.default_rng(seed)
+    seq, y = [], []
+    for s, n in enumerate(lengths):
+        v = [rng.normal(4 * s, 2)]
+        for _ in range(n - 1):
+            v.append(0.6 * v[-1] + rng.normal())
+        seq, y = seq + [s] * n, y + v
+    return np.array(seq), np.array(y)
+
+
+def _pairs(seq, y, firsts):
+    """Regression rows (y[t-1], y[t]) within each sequence; with ``firsts``, (0, y[t]) at each sequence's start."""
+    inside = np.r_[False, seq[1:] == seq[:-1]]
+    x, r = np.where(inside, np.r_[0.0, y[:-1]], 0.0), y
+    keep = inside | firsts
+    return x[keep], r[keep]
+
+
+@pytest.mark.parametrize("text, firsts", [(RAGGED_AR1, False), (RAGGED_AR1_FIRSTS, True)], ids=["conditioned", "drawn"])
+def test_a_ragged_chain_of_data_regresses_each_step_on_the_one_before_in_its_sequence(text, firsts):
+    """An AR(1) of several series of different lengths in long format, `for t in T[1:] by seq:` (it was refused
+    at the check): the derived updates, run by the reference evaluator, are VB linear regression on the pairs
+    (y[t-1], y[t]) inside each sequence, none across a restart (and with the first steps drawn, the rows
+    (0, y[first]) besides): q(φ), q(τ) and the ELBO to 1e-10.  Compiled: the next test; tests/harness."""
+    seq, y = _panel()
+    d = derivation(text)
+    env = Env({"y": y, "seq": seq}, {("tau", "x"): 1.0}, {"T": len(y), "S": seq[-1] + 1})
+    for _ in range(60):
+        sweep(d, env)
+    m, sd, a, b, elbo_ = _vb_regression(*_pairs(seq, y, firsts), prior_precision=1.0, a0=1.0, b0=1.0)
+    got = [float(env.arrays[k]) for k in ("mean(phi)", "sd(phi)", "shape(tau)", "rate(tau)")]
+    np.testing.assert_allclose(got, [m, sd, a, b], rtol=1e-10)
+    assert elbo(d, env) == pytest.approx(elbo_, rel=1e-10)
+
+
+@pytest.mark.long       # (a compilation; the harness compares its kernels with the reference evaluator too)
+def test_a_ragged_chain_of_data_is_fitted_compiled(tmp_path):
+    """The compiled fit of the conditioned form (a Gaussian chain of data riding on `seq`: its statistics are
+    the data's, read once) is the same regression."""
+    seq, y = _panel()
+    (tmp_path / "panel.ppvi").write_text(RAGGED_AR1)
+    fit = ppvi.load(str(tmp_path / "panel.ppvi")).fit({"y": y, "seq": seq}, tol=0, max_iter=60)
+    m, sd, a, b, elbo_ = _vb_regression(*_pairs(seq, y, False), prior_precision=1.0, a0=1.0, b0=1.0)
+    got = [float(fit.q["phi"]["mean"]), float(fit.q["phi"]["sd"]), float(fit.q["tau"]["shape"]),
+           float(fit.q["tau"]["rate"])]
+    np.testing.assert_allclose(got, [m, sd, a, b], rtol=1e-10)
+    assert fit.elbo == pytest.approx(elbo_, rel=1e-10)

@@ -14,7 +14,7 @@ import pytest
 import sympy as sp
 
 import harness_checks as checks
-from harness_cases import Case, example_cases
+from harness_cases import ROOT, Case, example_cases
 from harness_fit import Outcome, differences
 from harness_rename import STRATEGIES, names, rename, reorder
 from harness_state import build, copy_state
@@ -151,11 +151,13 @@ def test_a_fit_differing_in_one_bit_is_a_difference():
     assert differences(a, b, {"mu": "nu"}) and differences(a, Outcome((1.0, np.nextafter(2.0, 3.0)), q, {}), {})
 
 
-@pytest.mark.parametrize("stem", ["lda", "sparse_coding", "gmm"])
+@pytest.mark.parametrize("stem", ["lda", "sparse_coding", "gmm", "sequences/ragged_hmm"])
 def test_every_rewrite_checks_and_renames_every_name(stem):
+    """(ragged_hmm: the data after `by` in `for t in T[1:] by seq:` is renamed too; it was kept, as the method
+    after `by` in `approximate h by point` is, and the renamed model did not check.)"""
     from ppvi.language import loads
 
-    text = EXAMPLES[f"models/{stem}"].text
+    text = EXAMPLES[f"models/{stem}"].text if "/" not in stem else (ROOT / "models" / f"{stem}.ppvi").read_text()
     model = loads(text)
     chosen = set(model.variables) | set(model.dims)
     assert chosen <= set(names(text))
