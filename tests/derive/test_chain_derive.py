@@ -256,3 +256,13 @@ def test_a_ragged_chain_of_data_is_fitted_compiled(tmp_path):
            float(fit.q["tau"]["rate"])]
     np.testing.assert_allclose(got, [m, sd, a, b], rtol=1e-10)
     assert fit.elbo == pytest.approx(elbo_, rel=1e-10)
+
+
+def test_sampling_a_ragged_chain_of_data_is_refused_as_ragged(tmp_path, capsys):
+    """Without first steps drawn, the refusal named the missing `y[0]` and hinted `y[0] ~ …`, which a ragged chain
+    cannot write; the reason that holds either way comes first: the simulator does not restart at each sequence."""
+    for name, text in (("conditioned", RAGGED_AR1), ("drawn", RAGGED_AR1_FIRSTS)):
+        (tmp_path / f"{name}.ppvi").write_text(text)
+        code, _, err = run_cli(["sample", tmp_path / f"{name}.ppvi", "--draws", "2", "--dim", "T=4", "--dim", "S=2",
+                                "--out", tmp_path / "s.npz"], capsys)
+        assert code == 2 and "`y` rides on the sequences of `seq`" in err and "y[0]" not in err, err
