@@ -659,8 +659,7 @@ class Writer:
         floor = pinned if reads_self else 0
         target = max([floor] + [n for n, lv in enumerate(levels) if lv.index is not None and lv.index in free])
         scatter = self._scatter_delta(e, free)
-        parts = self._shaped(e) if self.stats is not None and not reads_self and scatter is None \
-            and target == 0 else None
+        parts = self._shaped(e) if self.stats is not None and not reads_self and scatter is None else None
         if parts is not None:
             return self._write_shaped(e, parts, levels, pinned, target)
         if not reads_self and (scatter is not None or self._over_big(e)) and \

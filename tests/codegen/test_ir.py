@@ -17,7 +17,7 @@ from ppvi.codegen.dump import dump
 from ppvi.codegen.plan import ElboPlan, KernelSpec, LatentPlan, Plan
 from ppvi.codegen.ir import (Assign, Bind, Call, Expr, If, Kernel, Loop, Module, Note, PlateSum, Range, Ref, Share, Stmt,
                              part_range, walk)
-from ppvi.codegen.module import lower
+from ppvi.codegen.module import ModuleWriter, lower
 from ppvi.codegen.printer import kernel_source
 from ppvi.derive import derive
 from ppvi.language import load, loads
@@ -534,3 +534,21 @@ def test_poisson_factorisation_allocation_statistic_is_split_over_k():
     adds = [n for n in walk(elbo.body) if isinstance(n, Loop) and n.axis.startswith("k")
             and any(isinstance(x, Assign) and alloc.name in x.value.reads for x in n.body)]
     assert len(adds) == 1
+
+
+@pytest.mark.parametrize("path, fewer", [("models/sequences/ragged_hmm.ppvi", 2),      # (5 s each of SymPy:)
+                                         pytest.param("tests/corpus/models/tied_gmm.ppvi", 1, marks=pytest.mark.long),
+                                         pytest.param("tests/corpus/models/mfa.ppvi", 1, marks=pytest.mark.long)])
+def test_a_statistic_read_inside_a_loop_sums_over_no_fixed_dim(path, fewer):
+    """Inside the loops over its free indices too (tied_gmm's Λ update reads Σ_{n,k} r[n,k] x[n,d] x[n,e] for each
+    (d, e)), a statistic keeps no sum over a dim the model fixes: Σ_k of the array over (k, d, e), which the means'
+    update reads already (one array fewer: ``fewer`` statistics than before the split)."""
+    model = load(str(Path(__file__).resolve().parents[2] / path))
+    w = ModuleWriter(derive(model), fixed_sizes(model))
+    w.write()
+    given = {name for name, d in model.dims.items() if d.default is not None}
+    for st in w.stats.found.values():
+        fixed = [i for i, lo, hi in st.expr.limits
+                 if str(i) != "_n" and {str(x) for x in (sp.sympify(hi) - lo + 1).free_symbols} <= given]
+        assert not fixed, (st.name, st.expr)
+    assert len(w.stats.found) == {"tied_gmm": 4, "mfa": 10, "ragged_hmm": 8}[Path(path).stem] - fewer
