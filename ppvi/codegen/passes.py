@@ -342,7 +342,7 @@ def separate(s: PlateSum) -> tuple[PlateSum, ...]:
     when a factor (or a limit's bound) reads indices of both.  The group of the plate comes first, the others in
     the order of their first limit; a factor that reads no index goes with the plate's, and so does a limit no
     factor reads (Σ_b 1 stays where it was).  One group: (s,)."""
-    if s.outer:
+    if s.outer or s.plate is None:
         return (s,)
     group = {lim[0]: lim[0] for lim in s.limits}
 
