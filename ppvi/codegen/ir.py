@@ -209,6 +209,7 @@ class PlateSum:
     outer: tuple = ()
 
     def size(self, index) -> int | None:
+        """The extent of a summation index where the model fixes it, else None."""
         return next(n for i, n in self.sizes if i == index)
 
     def bound(self, x) -> frozenset:
