@@ -22,7 +22,8 @@ from dataclasses import dataclass, field, fields
 
 import sympy as sp
 
-from ppvi.codegen.ir import Assign, Expr, If, Loop, Range, Ref, Stmt
+from ppvi.codegen.ir import Assign, Expr, If, Loop, PlateSum, Range, Ref, Stmt
+from ppvi.codegen.passes import shape_sum
 from ppvi.codegen.plan import PLAN_TYPES, ArrayNames
 from ppvi.derive.lower import before, inverse, sigmoid
 from ppvi.derive.qfamily import ParamBase
@@ -30,7 +31,6 @@ from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol, lgamma, lmvgamma
 
 
 TINY = 1e-150        # a constant factor smaller than this multiplies each term of the sum it scales (scaled_into_sums)
-SPLIT_MAX = 1024      # values of b, at most, for Σ_{n,b} to be split (Writer._plate_inside)
 
 
 class CodegenError(Exception):
@@ -659,10 +659,9 @@ class Writer:
         floor = pinned if reads_self else 0
         target = max([floor] + [n for n, lv in enumerate(levels) if lv.index is not None and lv.index in free])
         scatter = self._scatter_delta(e, free)
-        split = self._plate_inside(e) if self.stats is not None and not reads_self and scatter is None \
-            and target == 0 else None
-        if split is not None:
-            return self._accumulate(e, split[1], split[0], levels, pinned, target)
+        parts = self._shaped(e) if self.stats is not None and not reads_self and scatter is None else None
+        if parts is not None:
+            return self._write_shaped(e, parts, levels, pinned, target)
         if not reads_self and (scatter is not None or self._over_big(e)) and \
                 (scatter is not None or target > 0 or not free):
             # A statistic of the local step, or computed once, before any element loop, in one pass.
@@ -694,26 +693,36 @@ class Writer:
         host.pre.append(loops[0])
         return acc
 
-    def _plate_inside(self, e: sp.Sum) -> tuple[sp.Sum, list] | None:
-        """Σ_{n,b} f(n, b), n over the data plate and b not, as Σ_b (Σ_n f(n, b)) — returned as the inner sum
-        and b's limits (SymPy would merge the two Sums again): the statistic is then the array over b,
-        whose partial sums are independent adds (a scalar's are a chain of them, one per b and point), and
-        often one the module has already (Σ_{n,k} r[n,k] is Σ_k of Σ_n r[n,k]).  Only where b spans at most
-        SPLIT_MAX values the model fixes (components, atoms): over a vocabulary or D² the array would crowd
-        out the chunks (codegen.statistics.PARTIALS)."""
-        plate = [lim for lim in e.limits if sp.sympify(lim[2]) + 1 in self.big]
-        rest = [lim for lim in e.limits if lim not in plate]
-        if len(plate) != 1 or not rest:
+    def _shaped(self, e: sp.Sum) -> tuple[PlateSum, ...] | None:
+        """The sum passes' shape of e, a sum over the data plate (passes.shape_sum: a product of independent
+        sums, the dims the model fixes summed outside the statistic), or None where they leave it as it is."""
+        plate = [i for i, _, hi in e.limits if sp.sympify(hi) + 1 in self.big]
+        if len(plate) != 1:
             return None
-        sizes = [self.int_value(sp.sympify(hi) - sp.sympify(lo) + 1) for _, lo, hi in rest]
-        if not all(size.isdigit() for size in sizes) or math.prod(int(size) for size in sizes) > SPLIT_MAX:
-            return None             # (only over dims the model gives a value, K: not an array over V or D²)
-        n = plate[0][0]
-        bound = {i for i, _, _ in rest}
-        if any(sp.sympify(x).has(n) for _, lo, hi in rest for x in (lo, hi)) or \
-                any(sp.sympify(x).free_symbols & bound for x in plate[0][1:]):
-            return None             # (ranges that depend on each other)
-        return sp.Sum(e.function, plate[0]), rest
+        sizes = tuple((i, self._fixed(sp.sympify(hi) - sp.sympify(lo) + 1)) for i, lo, hi in e.limits)
+        whole = PlateSum(tuple(e.limits), sp.Mul.make_args(e.function), plate[0], sizes)
+        parts = shape_sum(whole)
+        return None if parts == (whole,) else parts
+
+    def _fixed(self, size: sp.Expr) -> int | None:
+        """The extent a dim the model fixes gives (K = 3: its name is the number), or None."""
+        value = self.dims.get(size, "") if isinstance(size, sp.Symbol) else str(size) if size.is_Integer else ""
+        return int(value) if value.isdigit() else None
+
+    def _write_shaped(self, e: sp.Sum, parts: tuple[PlateSum, ...], levels: list[Block], pinned: int,
+                      target: int) -> str:
+        """The product of ``parts``: a part with ``outer`` limits by a loop over them around its inner sum (a
+        statistic over them, SymPy would merge the two Sums again), any other by :meth:`value`."""
+        out = []
+        for p in parts:
+            function = sp.Mul(*p.factors)
+            inner = sp.Sum(function, *p.limits) if p.limits else function
+            if p.outer:
+                out.append(self._accumulate(sp.Sum(function, *p.limits, *p.outer) if len(parts) > 1 else e,
+                                            p.outer, inner, levels, pinned, target))
+            else:
+                out.append(self.value(inner, levels, pinned))
+        return out[0] if len(out) == 1 else "(" + " * ".join(out) + ")"
 
     def _over_big(self, e: sp.Sum) -> bool:
         return any(sp.sympify(hi) + 1 in self.big for _, _, hi in e.limits)

@@ -15,6 +15,8 @@
     (BlockPlan) a group block the writer made (a kernel of role block), before passes.group_block keeps it or not
     Factored    a group block's kernel with its members' softmax factored, before passes.factored_softmax puts it in
                 the plain block's place or not
+    PlateSum    a sum over the data plate as the writer meets it, before the sum passes (passes.SUM_PASSES) decide
+                its shape: a product of independent sums, the fixed dims summed outside the statistic
 
 The passes (``ppvi.codegen.passes``) map a Module to a Module; the printer (``ppvi.codegen.printer``) only
 prints one.  docs/architecture.md describes the pipeline and which decisions are passes today.
@@ -190,6 +192,30 @@ class Factored:
     rows: tuple[str, ...]
     p: str
     axis: str
+
+
+@dataclass(frozen=True)
+class PlateSum:
+    """Σ over ``limits`` of the product of ``factors`` (SymPy expressions): a sum over the data plate (index
+    ``plate``) as the writer meets it, before the sum passes (passes.SUM_PASSES) decide its shape.  A limit is
+    ``(index, lo, hi)``; ``sizes`` pairs each summation index with its extent where the model fixes it (an int:
+    K, the atoms) or None where the data give it (the plate, U, I, a vocabulary).  ``outer``: limits summed
+    outside, over the array the inner sum fills (passes.split)."""
+
+    limits: tuple
+    factors: tuple
+    plate: object
+    sizes: tuple
+    outer: tuple = ()
+
+    def size(self, index) -> int | None:
+        """The extent of a summation index where the model fixes it, else None."""
+        return next(n for i, n in self.sizes if i == index)
+
+    def bound(self, x) -> frozenset:
+        """The summation indices (inner or outer) an expression reads."""
+        names = {lim[0] for lim in self.limits + self.outer}
+        return frozenset(s for s in getattr(x, "free_symbols", ()) if s in names)
 
 
 @dataclass(frozen=True)

@@ -7,15 +7,17 @@ import functools
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+import sympy as sp
 
 from ppvi.codegen import passes
 from ppvi.codegen.cache import fixed_sizes
 from ppvi.codegen.dump import dump
 from ppvi.codegen.plan import ElboPlan, KernelSpec, LatentPlan, Plan
-from ppvi.codegen.ir import (Assign, Bind, Call, Expr, If, Kernel, Loop, Module, Note, Range, Ref, Share, Stmt, part_range,
-                             walk)
-from ppvi.codegen.module import lower
+from ppvi.codegen.ir import (Assign, Bind, Call, Expr, If, Kernel, Loop, Module, Note, PlateSum, Range, Ref, Share, Stmt,
+                             part_range, walk)
+from ppvi.codegen.module import ModuleWriter, lower
 from ppvi.codegen.printer import kernel_source
 from ppvi.derive import derive
 from ppvi.language import load, loads
@@ -451,3 +453,102 @@ def test_code_generation_is_short_functions_and_no_pattern_over_text():
                 if isinstance(n, ast.FunctionDef) and n.end_lineno - n.lineno + 1 > 65
                 and (path.name, n.name) not in LONG]
         assert not long
+
+
+# ------------------------------------------------------------------ the sum passes (passes.SUM_PASSES)
+N, KK, J, II = sp.Symbol("N"), 3, 2, sp.Symbol("I")
+n, k, j, i = sp.Idx("n", (0, N - 1)), sp.Idx("k", (0, KK - 1)), sp.Idx("j", (0, J - 1)), sp.Idx("i", (0, II - 1))
+a, b, c, d = (sp.IndexedBase(x) for x in "abcd")
+
+
+def plate_sum(limits, factors) -> PlateSum:
+    sizes = {n: None, k: KK, j: J, i: None}
+    return PlateSum(tuple(limits), tuple(factors), n, tuple((lim[0], sizes[lim[0]]) for lim in limits))
+
+
+def evaluate(parts, values: dict, sizes: dict) -> float:
+    """The product of the parts' sums, by plain loops in NumPy (written here, not the writer's)."""
+    total = 1.0
+    for p in parts:
+        limits = p.limits + p.outer
+        f = sp.lambdify([lim[0] for lim in limits] + list(values), sp.Mul(*p.factors))
+        grid = np.meshgrid(*(np.arange(int(sp.sympify(hi).subs(sizes)) + 1) for _, _, hi in limits), indexing="ij")
+        total *= float(np.sum(f(*grid, *values.values()) * np.ones_like(grid[0], dtype=float)))
+    return total
+
+
+def _arrays():
+    rng = np.random.default_rng(0)
+    return {a: rng.normal(size=5), b: rng.normal(size=KK), c: rng.normal(size=(5, 4)), d: rng.normal(size=(KK, J))}
+
+
+def test_separate_makes_a_product_of_the_sums_of_factors_on_disjoint_indices():
+    """Σ_{n,k,i,j} a[n] c[n, i] · 2 b[k] d[k, j] = (Σ_{n,i} 2 a[n] c[n, i]) (Σ_{k,j} b[k] d[k, j]): the plate's part
+    first (with the constant), the other in the order of its limits; the value is the same."""
+    s = plate_sum([(n, 0, N - 1), (k, 0, KK - 1), (i, 0, II - 1), (j, 0, J - 1)],
+                  [sp.Integer(2), a[n], b[k], c[n, i], d[k, j]])
+    parts = passes.separate(s)
+    assert [p.limits for p in parts] == [((n, 0, N - 1), (i, 0, II - 1)), ((k, 0, KK - 1), (j, 0, J - 1))]
+    assert [p.factors for p in parts] == [(2, a[n], c[n, i]), (b[k], d[k, j])]
+    assert [p.plate for p in parts] == [n, None]
+    sizes = {N: 5, II: 4}
+    assert evaluate(parts, _arrays(), sizes) == pytest.approx(evaluate((s,), _arrays(), sizes), rel=1e-12)
+
+
+def test_separate_keeps_a_sum_whose_factors_share_indices():
+    """A factor reading both sides (c[n, k]) joins them, and so does a bound (Σ_{j ≤ n}); Σ_k 1 stays with the
+    plate."""
+    joined = plate_sum([(n, 0, N - 1), (k, 0, KK - 1)], [a[n], b[k], c[n, k]])
+    assert passes.separate(joined) == (joined,)
+    bounded = plate_sum([(n, 0, N - 1), (j, 0, n)], [a[n], b[j]])
+    assert passes.separate(bounded) == (bounded,)
+    counted = plate_sum([(n, 0, N - 1), (k, 0, KK - 1)], [a[n]])
+    assert passes.separate(counted) == (counted,)
+
+
+def test_split_sums_the_fixed_dims_outside_the_statistic():
+    """Σ_{n,k,i} a[n] c[n, k] c[n, i]: k (K = 3, fixed) goes outside, n and i (the data's) stay inside; the value
+    is the same.  No plate, a fixed span over SPLIT_MAX values, or bounds across the two sides: unchanged."""
+    s = plate_sum([(n, 0, N - 1), (k, 0, KK - 1), (i, 0, II - 1)], [a[n], c[n, k], c[n, i]])
+    (out,) = passes.split(s)
+    assert out.limits == ((n, 0, N - 1), (i, 0, II - 1)) and out.outer == ((k, 0, KK - 1),)
+    sizes = {N: 5, II: 4}
+    assert evaluate((out,), _arrays(), sizes) == pytest.approx(evaluate((s,), _arrays(), sizes), rel=1e-12)
+    assert passes.split(dataclasses.replace(s, plate=None)) == (dataclasses.replace(s, plate=None),)
+    big = dataclasses.replace(s, sizes=((n, None), (k, passes.SPLIT_MAX + 1), (i, None)))
+    assert passes.split(big) == (big,)
+    across = plate_sum([(n, 0, N - 1), (k, 0, KK - 1), (i, 0, k)], [a[n], c[n, i]])
+    assert passes.split(across) == (across,)
+    assert passes.shape_sum(s) == (out,)
+    apart = plate_sum([(n, 0, N - 1), (k, 0, KK - 1), (i, 0, II - 1)], [a[n], c[n, i], d[k, 0]])
+    assert [p.outer for p in passes.shape_sum(apart)] == [(), ()]     # (separated first: no fixed dim left inside)
+
+
+def test_poisson_factorisation_allocation_statistic_is_split_over_k():
+    """The allocation's ELBO statistic Σ_{u,k,i} y[u,i] E[log θ[u,k]] q(alloc[u,i] = k) is filled as an array over
+    K (Σ_{u,i}, the data's dims, inside) and the ELBO adds it up over k: no chain of adds over K per point."""
+    m = lowered("poisson_factorisation")
+    (alloc,) = [s for s in m.statistics if "y_alloc" in s.expr and "log theta" in s.expr]
+    assert alloc.shape == ("K",)
+    elbo = next(k for k in m.kernels if k.role == "elbo" and k.latent is None)
+    adds = [n for n in walk(elbo.body) if isinstance(n, Loop) and n.axis.startswith("k")
+            and any(isinstance(x, Assign) and alloc.name in x.value.reads for x in n.body)]
+    assert len(adds) == 1
+
+
+@pytest.mark.parametrize("path, fewer", [("models/sequences/ragged_hmm.ppvi", 2),      # (5 s each of SymPy:)
+                                         pytest.param("tests/corpus/models/tied_gmm.ppvi", 1, marks=pytest.mark.long),
+                                         pytest.param("tests/corpus/models/mfa.ppvi", 1, marks=pytest.mark.long)])
+def test_a_statistic_read_inside_a_loop_sums_over_no_fixed_dim(path, fewer):
+    """Inside the loops over its free indices too (tied_gmm's Λ update reads Σ_{n,k} r[n,k] x[n,d] x[n,e] for each
+    (d, e)), a statistic keeps no sum over a dim the model fixes: Σ_k of the array over (k, d, e), which the means'
+    update reads already (one array fewer: ``fewer`` statistics than before the split)."""
+    model = load(str(Path(__file__).resolve().parents[2] / path))
+    w = ModuleWriter(derive(model), fixed_sizes(model))
+    w.write()
+    given = {name for name, d in model.dims.items() if d.default is not None}
+    for st in w.stats.found.values():
+        fixed = [i for i, lo, hi in st.expr.limits
+                 if str(i) != "_n" and {str(x) for x in (sp.sympify(hi) - lo + 1).free_symbols} <= given]
+        assert not fixed, (st.name, st.expr)
+    assert len(w.stats.found) == {"tied_gmm": 4, "mfa": 10, "ragged_hmm": 8}[Path(path).stem] - fewer

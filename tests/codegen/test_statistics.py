@@ -147,13 +147,7 @@ def test_the_mixture_statistics_are_the_textbook_sums():
     assert p.plan.latents["z"].local_step is not None     # q(z) and the sums in one pass
 
 
-# Known: the allocation's statistic Σ_{u,k,i} E[log θ]·q(alloc = k)·y (the superposition augmentation, issue 17) is
-# not split over K by the writer's statistic splitting (`Writer._plate_inside`): correct, one chain of adds per point.
-UNSPLIT = {"poisson_factorisation": "the allocation's ELBO statistic still sums over the fixed K"}
-
-
-@pytest.mark.parametrize("stem", [pytest.param(s, marks=pytest.mark.xfail(reason=UNSPLIT[s], strict=True))
-                                  if s in UNSPLIT else s for s in ALL])
+@pytest.mark.parametrize("stem", ALL)
 def test_a_statistic_sums_over_the_data_plate_and_no_fixed_dim(stem):
     """Σ_{n,b} f(n, b), b over a dim the model fixes (K, the atoms), is kept as Σ_b of the statistic Σ_n f(n, b):
     its partial sums are independent adds over b, not a chain of them per point, and the same array often
