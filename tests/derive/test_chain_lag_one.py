@@ -1,0 +1,130 @@
+"""What a joint Gaussian chain's own statement learns reads E[xₜ₋₁xₜᵀ] with the lag-one covariance (issue 18).
+
+Under ``approximate x jointly`` q(x) is one Gaussian over the chain, so E[xₜ₋₁xₜᵀ] = ⟨xₜ₋₁⟩⟨xₜ⟩ᵀ + Cov(xₜ₋₁, xₜ),
+the RTS smoother's lag-one covariance (Shumway & Stoffer 1982; PRML 13.3.2, eq. 13.104).  The updates of what
+the chain's statement learns are written here in NumPy from a Kalman filter and RTS smoother in covariance form
+(tests/infer/test_chains.py) and compared with the derived ones, evaluated by the reference evaluator:
+
+- a random walk whose state precision Q is learned (Wishart): q(Q) = Wishart(ν₀ + T − 1,
+  (W₀⁻¹ + Σ_{t≥1} E[(xₜ − xₜ₋₁)(xₜ − xₜ₋₁)ᵀ])⁻¹) (Beal 2003, ch. 5);
+- the ELBO at that q is E[log p] + H[q] with the lag-one covariances in the chain's own term: with Q known it is
+  log p(y) (prediction-error decomposition).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import special
+
+from ppvi.derive.chain import update_gaussian_block
+from ppvi.derive.meanfield import derive
+from ppvi.derive.numeric import Env
+from ppvi.language.check import check
+from ppvi.language.parser import parse
+
+from derive import reference              # noqa: E402  (tests/derive/reference.py)
+from infer.test_chains import kalman_rts   # noqa: E402  (covariance form, written there)
+
+WALK = """\
+dim T
+dim D = 2
+const m0[D] = 0.0
+const P0[D, D] = eye(D)
+const R[D, D] = 2.0 * eye(D)
+const W0[D, D] = eye(D)
+data y[T, D]
+Q ~ Wishart(5.0, W0)
+x[0] ~ MvNormal(m0, precision = P0)
+for t in T[1:]:
+    x[t] ~ MvNormal(x[t-1], precision = Q)
+for t in T:
+    y[t] ~ MvNormal(x[t], precision = R)
+approximate x jointly
+"""
+NU0, W0, R = 5.0, np.eye(2), 2.0 * np.eye(2)
+
+
+def _walk(T: int = 20, seed: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = np.cumsum(rng.normal(0.0, 0.5, size=(T, 2)), axis=0)
+    return x + rng.normal(0.0, 0.7, size=(T, 2))
+
+
+def _second_moments_of_steps(ms, Ps, lag) -> np.ndarray:
+    """Σ_{t≥1} E[(xₜ − xₜ₋₁)(xₜ − xₜ₋₁)ᵀ] from the smoother: E[xₜxₜᵀ] + E[xₜ₋₁xₜ₋₁ᵀ] − E[xₜ₋₁xₜᵀ] − E[xₜxₜ₋₁ᵀ]."""
+    xx = Ps + ms[:, :, None] * ms[:, None, :]
+    pair = lag[1:] + ms[:-1, :, None] * ms[1:, None, :]           # E[xₜ₋₁xₜᵀ]
+    return (xx[1:] + xx[:-1] - pair - np.swapaxes(pair, 1, 2)).sum(axis=0)
+
+
+@pytest.fixture(scope="module")
+def walk():
+    y = _walk()
+    d = derive(check(parse(WALK, "walk.ppvi")))
+    e_Q = np.array([[3.0, 0.4], [0.4, 2.0]])          # some q(Q): Wishart(ν, E[Q]/ν)
+    q_Q = {"df": np.array(7.0), "scale": e_Q / 7.0}
+    env = Env({"y": y, "m0": np.zeros(2), "P0": np.eye(2), "R": R, "W0": W0, **{f"{k}(Q)": v for k, v in q_Q.items()}},
+              {("Q", k): v for k, v in reference.moments("Wishart", q_Q).items()}, {"T": len(y), "D": 2})
+    update_gaussian_block(d.gaussian["x"], env)
+    return y, d, env, e_Q
+
+
+def test_the_block_at_the_expected_precision_is_the_rts_smoother(walk):
+    y, d, env, e_Q = walk
+    ms, Ps, lag, _ = kalman_rts(y, np.zeros(2), np.eye(2), np.eye(2), np.linalg.inv(e_Q), np.linalg.inv(R))
+    np.testing.assert_allclose(env.moments[("x", "x")], ms, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(env.moments[("x", "cross")], lag, rtol=0, atol=1e-10)
+
+
+def test_learned_state_precision_reads_the_lag_one_covariances(walk):
+    """q(Q) after the block: ν₀ + T − 1 and (W₀⁻¹ + S)⁻¹ with S the steps' second moments from the smoother.
+    (Main read E[xₜ₋₁xₜᵀ] as ⟨xₜ₋₁⟩⟨xₜ⟩ᵀ, and refused Q in the chain's statement.)"""
+    y, d, env, e_Q = walk
+    env = Env(env.arrays, dict(env.moments), env.dims)
+    ms, Ps, lag, _ = kalman_rts(y, np.zeros(2), np.eye(2), np.eye(2), np.linalg.inv(e_Q), np.linalg.inv(R))
+    reference.update(d, "Q", env)
+    T = len(y)
+    assert float(env.arrays["df(Q)"]) == pytest.approx(NU0 + T - 1, rel=1e-14)
+    want = np.linalg.inv(np.linalg.inv(W0) + _second_moments_of_steps(ms, Ps, lag))
+    np.testing.assert_allclose(env.arrays["scale(Q)"], want, rtol=1e-10, atol=0)
+
+
+def test_elbo_reads_the_lag_one_covariances(walk):
+    """The ELBO at (q(x), q(Q)) against its terms written here: E[log p(x₀)] + E[log p(y | x)] + the chain's
+    E[log N(xₜ | xₜ₋₁, Q⁻¹)] (E[log|Q|] and E[Q] of q(Q), the steps' second moments with the lag-one
+    covariances) + E[log p(Q)] + H[q(x)] + H[q(Q)]."""
+    y, d, env, e_Q = walk
+    T, D = y.shape
+    ms, Ps, lag, _ = kalman_rts(y, np.zeros(2), np.eye(2), np.eye(2), np.linalg.inv(e_Q), np.linalg.inv(R))
+    nu, V = 7.0, e_Q / 7.0
+    e_logdet = special.psi((nu - np.arange(D)) / 2).sum() + D * np.log(2) + np.linalg.slogdet(V)[1]
+    log2pi = np.log(2 * np.pi)
+    xx = Ps + ms[:, :, None] * ms[:, None, :]
+    first = -0.5 * (D * log2pi + np.trace(xx[0]))
+    obs = sum(0.5 * (np.linalg.slogdet(R)[1] - D * log2pi)
+              - 0.5 * np.trace(R @ (np.outer(y[t], y[t]) - 2 * np.outer(ms[t], y[t]) + xx[t])) for t in range(T))
+    chain = (T - 1) * 0.5 * (e_logdet - D * log2pi) - 0.5 * np.trace(e_Q @ _second_moments_of_steps(ms, Ps, lag))
+    lmvgamma = special.multigammaln(NU0 / 2, D)
+    prior_q = ((NU0 - D - 1) / 2 * e_logdet - 0.5 * np.trace(np.linalg.inv(W0) @ e_Q)
+               - NU0 * D / 2 * np.log(2) - NU0 / 2 * np.linalg.slogdet(W0)[1] - lmvgamma)
+    h_x = 0.5 * np.linalg.slogdet(2 * np.pi * np.e * _joint_covariance(ms, Ps, lag))[1]
+    h_q = ((D + 1) / 2 * np.linalg.slogdet(V)[1] + D * (D + 1) / 2 * np.log(2) + special.multigammaln(nu / 2, D)
+           - (nu - D - 1) / 2 * special.psi((nu - np.arange(D)) / 2).sum() + nu * D / 2)
+    assert reference.elbo(d, env) == pytest.approx(first + obs + chain + prior_q + h_x + h_q, abs=1e-9, rel=0)
+
+
+def _joint_covariance(ms, Ps, lag) -> np.ndarray:
+    """The smoother's joint covariance of the chain, built from its marginals and lag-one blocks (a Markov
+    chain: Cov(xₛ, xₜ) = Cov(xₛ, xₛ₊₁) Σₛ₊₁⁻¹ Cov(xₛ₊₁, xₜ) for s < t)."""
+    T, D = ms.shape
+    cov = np.zeros((T * D, T * D))
+    for t in range(T):
+        cov[t * D:(t + 1) * D, t * D:(t + 1) * D] = Ps[t]
+    for t in range(T - 1, 0, -1):
+        gain = lag[t] @ np.linalg.inv(Ps[t])           # Cov(xₜ₋₁, xₜ) Σₜ⁻¹
+        for s in range(t, T):
+            block = gain @ cov[t * D:(t + 1) * D, s * D:(s + 1) * D]
+            cov[(t - 1) * D:t * D, s * D:(s + 1) * D] = block
+            cov[s * D:(s + 1) * D, (t - 1) * D:t * D] = block.T
+    return cov
