@@ -457,9 +457,15 @@ def ragged_hmm():
     return {"seq": np.array(seqs), "x": rng.normal(mu[z], sd[z])}, {"z": z, "A": A, "mu": mu, "sd": sd}
 
 
+def nile():
+    """The Nile's annual flow at Aswan, 1871–1970, in 10⁸ m³ (R's `Nile`; Durbin & Koopman 2012, ch. 2)."""
+    d = _rdata("Nile")
+    return {"y": d["Nile"].to_numpy(dtype=float)}, {"year": d["time"].to_numpy()}
+
+
 # models with sequences (issue 18) live in models/sequences/ (Baum–Welch fits the HMM's data by EM)
 SEQUENCES = {"hmm": (hmm, "json"), "baum_welch": (hmm, "json"), "lds": (lds, "json"), "lds_noise": (lds, "json"),
-             "ragged_hmm": (ragged_hmm, "csv")}
+             "ragged_hmm": (ragged_hmm, "csv"), "nile": (nile, "csv")}
 
 
 def main(argv=None, generators=None, folder=HERE):

@@ -103,6 +103,10 @@ CORPUS: list[Case] = [
     _case("lds_noise", "json", "sequence",
           "Beal 2003 ch. 5, the observation precision learned: the fixed point of a VBEM written in the test "
           "(tests/codegen/test_gaussian_chain_kernels.py)", folder=EXAMPLES / "sequences"),
+    _case("nile", "csv", "sequence",
+          "Durbin & Koopman 2012 ch. 2, the local level of the Nile with both precisions learned: the fixed point of "
+          "a VBEM written in the test, the Kalman smoother and log p(y) when they are known "
+          "(tests/infer/test_local_level.py)", folder=EXAMPLES / "sequences"),
     # ---- corpus models (tests/corpus/models); the first three belong in models/ once they derive and fit
     # (tests/codegen/test_statistics.py runs every model there)
     _case("bayes_pca", "npz", "factor",

@@ -7,8 +7,9 @@ the chain's statement learns are written here in NumPy from a Kalman filter and 
 
 - a random walk whose state precision Q is learned (Wishart): q(Q) = Wishart(ν₀ + T − 1,
   (W₀⁻¹ + Σ_{t≥1} E[(xₜ − xₜ₋₁)(xₜ − xₜ₋₁)ᵀ])⁻¹) (Beal 2003, ch. 5);
-- the ELBO at that q is E[log p] + H[q] with the lag-one covariances in the chain's own term: with Q known it is
-  log p(y) (prediction-error decomposition).
+- the ELBO at that q is E[log p] + H[q] with the lag-one covariances in the chain's own term;
+- an AR(1) chain of scalars whose coefficient φ is a param: its M-step is Shumway & Stoffer's
+  Σ E[xₜxₜ₋₁] / Σ E[xₜ₋₁²].
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ppvi.language.parser import parse
 
 from derive import reference              # noqa: E402  (tests/derive/reference.py)
 from infer.test_chains import kalman_rts   # noqa: E402  (covariance form, written there)
+from infer.test_local_level import kalman  # noqa: E402  (the scalar one)
 
 WALK = """\
 dim T
@@ -128,3 +130,32 @@ def _joint_covariance(ms, Ps, lag) -> np.ndarray:
             cov[(t - 1) * D:t * D, s * D:(s + 1) * D] = block
             cov[s * D:(s + 1) * D, (t - 1) * D:t * D] = block.T
     return cov
+
+
+AR1 = """\
+dim T
+data y[T]
+param phi
+x[0] ~ Normal(0, precision = 0.5)
+for t in T[1:]:
+    x[t] ~ Normal(phi * x[t-1], precision = 4.0)
+for t in T:
+    y[t] ~ Normal(x[t], precision = 2.0)
+approximate x jointly
+"""
+
+
+def test_a_coefficient_param_takes_the_em_step_of_shumway_and_stoffer():
+    """φ ← Σ_{t≥1} E[xₜxₜ₋₁] / Σ_{t≥1} E[xₜ₋₁²] from the smoother at the current φ (main read E[xₜxₜ₋₁] as
+    ⟨xₜ⟩⟨xₜ₋₁⟩, and refused φ in the chain's statement)."""
+    from ppvi.derive.numeric import evaluate
+
+    rng = np.random.default_rng(8)
+    y = np.cumsum(rng.normal(size=15)) * 0.3 + rng.normal(size=15)
+    d = derive(check(parse(AR1, "ar1.ppvi")))
+    env = Env({"y": y, "phi": np.asarray(0.7)}, {}, {"T": len(y)})
+    update_gaussian_block(d.gaussian["x"], env)
+    m, P, lag, _ = kalman(y, 0.5, 0.25, p1=2.0, phi=0.7)
+    np.testing.assert_allclose(env.moments[("x", "cross")], lag, rtol=0, atol=1e-12)
+    want = np.sum(m[1:] * m[:-1] + lag[1:]) / np.sum(m[:-1] ** 2 + P[:-1])
+    assert evaluate(d.points["phi"].value, env) == pytest.approx(want, rel=1e-12)

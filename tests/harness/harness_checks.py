@@ -562,7 +562,8 @@ def chain_against_derivation(s: Subject, var: str, info: KernelSpec) -> list[str
     latent = s.plan.latents[var]
     if latent.family != "Categorical":     # a Gaussian chain (update_gaussian_block: Kalman filter, RTS smoother)
         update_gaussian_block(s.derivation.gaussian[var], ref.env)
-        got = {"x": after[f"q_{var}__mean"], "xxT": after[f"m_{var}__xxT"], "cross": after[latent.chain.pair],
+        second = "x2" if latent.family == "Normal" else "xxT"      # (a chain of scalars, or of vectors)
+        got = {"x": after[f"q_{var}__mean"], second: after[f"m_{var}__{second}"], "cross": after[latent.chain.pair],
                "entropy": np.sum(after[f"h_{var}"])}
         return [f"{label}: {k} {m}" for k in got if (m := mismatch(got[k], ref.env.moments[(var, k)], RTOL_REFERENCE))]
     log_z = update_block(s.derivation.blocks[var], ref.env)
