@@ -24,26 +24,15 @@ from ppvi.derive.numeric import Env
 from ppvi.language.check import check
 from ppvi.language.parser import parse
 
+from codegen.test_gaussian_chain_kernels import BAYES_LDS     # noqa: E402
 from derive import reference              # noqa: E402  (tests/derive/reference.py)
 from infer.test_chains import kalman_rts   # noqa: E402  (covariance form, written there)
 from infer.test_local_level import kalman  # noqa: E402  (the scalar one)
 
-WALK = """\
-dim T
-dim D = 2
-const m0[D] = 0.0
-const P0[D, D] = eye(D)
-const R[D, D] = 2.0 * eye(D)
-const W0[D, D] = eye(D)
-data y[T, D]
-Q ~ Wishart(5.0, W0)
-x[0] ~ MvNormal(m0, precision = P0)
-for t in T[1:]:
-    x[t] ~ MvNormal(x[t-1], precision = Q)
-for t in T:
-    y[t] ~ MvNormal(x[t], precision = R)
-approximate x jointly
-"""
+# the random walk of tests/codegen/test_gaussian_chain_kernels.py's LDS, Q learned and R known
+WALK = BAYES_LDS.replace("const F[D, D] = [[0.9, 0.2], [-0.2, 0.9]]\nconst Q[D, D] = 4.0 * eye(D)\n",
+                         "const R[D, D] = 2.0 * eye(D)\n").replace(
+    "R ~ Wishart(4.0, W0)", "Q ~ Wishart(5.0, W0)").replace("dot(F, x[t-1])", "x[t-1]")
 NU0, W0, R = 5.0, np.eye(2), 2.0 * np.eye(2)
 
 
