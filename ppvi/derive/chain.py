@@ -121,7 +121,8 @@ def gaussian_blocks(d: Derivation) -> Derivation:
         if gaussian_refusal(d.model, chain) is not None or d.q[name].family not in ("MvNormal", "Normal"):
             raise rep.fail(f"ppvi cannot derive the joint q of `{name}` yet: a first-order chain of vectors or "
                            "scalars along its first axis is derived", d.model.factors[chain.body].span,
-                           "`x[0] ~ MvNormal(…)`, `for t in T[1:]:` `x[t] ~ MvNormal(dot(F, x[t-1]), precision = Q)`")
+                           "one chain along the first axis: `x[0] ~ Normal(…)`, `for t in T[1:]:` `x[t] ~ "
+                           "Normal(x[t-1], precision = tau)`, or of vectors `x[t] ~ MvNormal(dot(F, x[t-1]), …)`")
         _marginal_neighbours(d.model, rep, chain)
         found[name] = _gaussian_block(d, chain)
     if not found:
@@ -133,8 +134,10 @@ def gaussian_refusal(model: CheckedModel, chain: Chain) -> str | None:
     """Why a latent chain approximated jointly that is not Categorical is outside the Gaussian block (None when
     it is handled: a first-order chain of vectors or scalars along its first axis)."""
     v = model.variables[chain.name]
-    if v.support not in ("real_vector", "real") or v.support == "real" and len(v.shape) != 1:
-        return f"a chain of {v.support} values" if v.support != "real" else "a plate of scalar chains"
+    if v.support not in ("real_vector", "real"):
+        return f"a chain of {v.support} values"
+    if len(v.shape) != (2 if v.support == "real_vector" else 1):
+        return "a plate of Gaussian chains"
     if chain.lag != 1 or chain.start != 1 or chain.axis != 0:
         return "a chain that is not first-order along its first axis"
     return None

@@ -64,11 +64,13 @@ def _data(T: int = 30, seed: int = 7) -> np.ndarray:
     return x + rng.multivariate_normal(np.zeros(2), 0.3 * np.eye(2), size=T)
 
 
-def _lockstep(text: str, y: np.ndarray):
-    """The compiled program and the reference side by side from the program's start (programs.lockstep), the
-    block's lag-one covariances and entropy compared too."""
+def _lockstep(text: str, y: np.ndarray, compiled: bool = True):
+    """The compiled program (its kernels as plain Python unless ``compiled``) and the reference side by side
+    from the program's start (programs.lockstep), the block's lag-one covariances and entropy compared too."""
     model = loads(text, "<bayes_lds>")
     p = program(model, {"y": y})
+    if not compiled:
+        p.module = plain(p.module)
     p.initialise(np.random.default_rng(0))
     d = derive(model)
     env = Env({"y": y, "m0": np.zeros(2), "P0": P0, "F": F, "Q": Q, "W0": np.eye(2)}, {}, {"T": len(y), "D": 2})
@@ -92,6 +94,20 @@ def test_compiled_equals_reference(jointly):
     p, gaps, elbos = jointly
     assert gaps.max() < 1e-10, gaps.max()
     np.testing.assert_allclose(elbos[:, 0], elbos[:, 1], rtol=0, atol=1e-10)
+
+
+LEARNED_Q = BAYES_LDS.replace("const Q[D, D] = 4.0 * eye(D)\n", "").replace(
+    "R ~ Wishart(4.0, W0)", "R ~ Wishart(4.0, W0)\nQ ~ Wishart(4.0, W0)")
+
+
+def test_a_learned_state_precision_equals_reference():
+    """Q learned in the chain's own statement: its update and the ELBO read E[xₜ₋₁xₜᵀ] through the lag-one
+    covariances (a statistic Σ_{t≥1} Cov(xₜ₋₁, xₜ)); the generated kernels as plain Python take the reference's
+    steps (tests/derive/test_chain_lag_one.py checks the reference against the VB update in NumPy)."""
+    p, gaps, elbos = _lockstep(LEARNED_Q, _data(T=12), compiled=False)
+    assert gaps.max() < 1e-10, gaps.max()
+    np.testing.assert_allclose(elbos[:, 0], elbos[:, 1], rtol=0, atol=1e-10)
+    assert np.all(np.diff(elbos[:, 0]) >= -1e-9 * np.abs(elbos[1:, 0]))
 
 
 def _trace(p, sweeps: int) -> list[float]:
