@@ -104,7 +104,7 @@ def test_a_learned_state_precision_equals_reference():
     """Q learned in the chain's own statement: its update and the ELBO read E[xₜ₋₁xₜᵀ] through the lag-one
     covariances (a statistic Σ_{t≥1} Cov(xₜ₋₁, xₜ)); the generated kernels as plain Python take the reference's
     steps (tests/derive/test_chain_lag_one.py checks the reference against the VB update in NumPy)."""
-    p, gaps, elbos = _lockstep(LEARNED_Q, _data(T=12), compiled=False)
+    p, gaps, elbos = _lockstep(LEARNED_Q, _data(T=6), compiled=False)
     assert gaps.max() < 1e-10, gaps.max()
     np.testing.assert_allclose(elbos[:, 0], elbos[:, 1], rtol=0, atol=1e-10)
     assert np.all(np.diff(elbos[:, 0]) >= -1e-9 * np.abs(elbos[1:, 0]))
