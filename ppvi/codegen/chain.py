@@ -13,7 +13,8 @@ the blocks of the joint precision Λ (Jₜ = Λₜₜ, Cₜ = Λₜ₋₁,ₜ) a
 expressions and hands them to ``finish_gaussian_chain`` (Kalman filter in information form, RTS smoother):
 q(x)'s MvNormal arrays (means, covariances, ⟨xₜxₜᵀ⟩; ``h_`` per element H[q(xₜ | xₜ₊₁)], summing to the
 joint entropy) and the lag-one covariances Cov(xₜ₋₁, xₜ) (the ``cross`` moment, which E[xₜ₋₁xₜᵀ] reads in
-the chain's own statement: its ELBO term and the updates of what that statement learns).
+the chain's own statement: its ELBO term and the updates of what that statement learns).  A chain of scalars
+is the block of D = 1 (``finish_normal_chain``: q's Normal arrays, means, sds, ⟨xₜ²⟩).
 """
 
 from __future__ import annotations
