@@ -9,7 +9,8 @@ the chain's statement learns are written here in NumPy from a Kalman filter and 
   (W₀⁻¹ + Σ_{t≥1} E[(xₜ − xₜ₋₁)(xₜ − xₜ₋₁)ᵀ])⁻¹) (Beal 2003, ch. 5);
 - the ELBO at that q is E[log p] + H[q] with the lag-one covariances in the chain's own term;
 - an AR(1) chain of scalars whose coefficient φ is a param: its M-step is Shumway & Stoffer's
-  Σ E[xₜxₜ₋₁] / Σ E[xₜ₋₁²].
+  Σ E[xₜxₜ₋₁] / Σ E[xₜ₋₁²]; a transition matrix F as a param: its coordinate steps reach
+  Σ E[xₜxₜ₋₁ᵀ] (Σ E[xₜ₋₁xₜ₋₁ᵀ])⁻¹.
 """
 
 from __future__ import annotations
@@ -148,3 +149,31 @@ def test_a_coefficient_param_takes_the_em_step_of_shumway_and_stoffer():
     np.testing.assert_allclose(env.moments[("x", "cross")], lag, rtol=0, atol=1e-12)
     want = np.sum(m[1:] * m[:-1] + lag[1:]) / np.sum(m[:-1] ** 2 + P[:-1])
     assert evaluate(d.points["phi"].value, env) == pytest.approx(want, rel=1e-12)
+
+
+MATRIX_F = WALK.replace("const R[D, D] = 2.0 * eye(D)\n", "const R[D, D] = 2.0 * eye(D)\nconst Q[D, D] = [[4.0, 1.0], [1.0, 3.0]]\n"
+                        "param F[D, D]\n").replace("Q ~ Wishart(5.0, W0)\n", "").replace(
+    "MvNormal(x[t-1], precision = Q)", "MvNormal(dot(F, x[t-1]), precision = Q)")
+
+
+def test_a_transition_matrix_param_converges_to_the_em_step_of_shumway_and_stoffer():
+    """F's derived coordinate steps (each element's exact maximiser, the others fixed), repeated at one q(x),
+    reach F = Σ_{t≥1} E[xₜxₜ₋₁ᵀ] (Σ_{t≥1} E[xₜ₋₁xₜ₋₁ᵀ])⁻¹, the M-step of Shumway & Stoffer (1982)."""
+    from ppvi.derive.numeric import evaluate
+
+    y = _walk(T=10)
+    d = derive(check(parse(MATRIX_F, "f.ppvi")))
+    F0, Q = np.array([[0.9, 0.1], [-0.1, 0.8]]), np.array([[4.0, 1.0], [1.0, 3.0]])
+    env = Env({"y": y, "m0": np.zeros(2), "P0": np.eye(2), "R": R, "W0": W0, "Q": Q, "F": F0.copy()}, {},
+              {"T": len(y), "D": 2})
+    update_gaussian_block(d.gaussian["x"], env)
+    ms, Ps, lag, _ = kalman_rts(y, np.zeros(2), np.eye(2), F0, np.linalg.inv(Q), np.linalg.inv(R))
+    xx = Ps + ms[:, :, None] * ms[:, None, :]
+    pair = lag[1:] + ms[:-1, :, None] * ms[1:, None, :]            # E[xₜ₋₁xₜᵀ]
+    want = pair.sum(0).T @ np.linalg.inv(xx[:-1].sum(0))
+    step = d.points["F"]
+    for _ in range(25):
+        for pos in np.ndindex(2, 2):
+            at = dict(zip(step.index, pos))
+            env.arrays["F"][pos] = evaluate(step.value, env, at)          # (the element's new value)
+    np.testing.assert_allclose(env.arrays["F"], want, rtol=1e-10)
