@@ -9,7 +9,7 @@ the chain's statement learns are written here in NumPy from a Kalman filter and 
   (W₀⁻¹ + Σ_{t≥1} E[(xₜ − xₜ₋₁)(xₜ − xₜ₋₁)ᵀ])⁻¹) (Beal 2003, ch. 5);
 - the ELBO at that q is E[log p] + H[q] with the lag-one covariances in the chain's own term;
 - an AR(1) chain of scalars whose coefficient φ is a param: its M-step is Shumway & Stoffer's
-  Σ E[xₜxₜ₋₁] / Σ E[xₜ₋₁²]; a transition matrix F as a param: its coordinate steps reach
+  Σ E[xₜxₜ₋₁] / Σ E[xₜ₋₁²], as a Normal latent its q reads the same sums; a transition matrix F as a param: its coordinate steps reach
   Σ E[xₜxₜ₋₁ᵀ] (Σ E[xₜ₋₁xₜ₋₁ᵀ])⁻¹.
 """
 
@@ -177,3 +177,19 @@ def test_a_transition_matrix_param_converges_to_the_em_step_of_shumway_and_stoff
             at = dict(zip(step.index, pos))
             env.arrays["F"][pos] = evaluate(step.value, env, at)          # (the element's new value)
     np.testing.assert_allclose(env.arrays["F"], want, rtol=1e-10)
+
+
+def test_a_coefficient_latent_reads_the_lag_one_covariances():
+    """φ ~ N(0, 1) in the AR(1) chain's statement: q(φ) = N(4 Σ E[xₜxₜ₋₁] / λ, 1/λ), λ = 1 + 4 Σ E[xₜ₋₁²] (the
+    state precision 4), from the smoother at a q(φ) of no spread (E[φ²] = E[φ]², so the block is the Kalman
+    smoother at φ = 0.7)."""
+    rng = np.random.default_rng(8)
+    y = np.cumsum(rng.normal(size=15)) * 0.3 + rng.normal(size=15)
+    d = derive(check(parse(AR1.replace("param phi", "phi ~ Normal(0, 1)"), "ar1.ppvi")))
+    env = Env({"y": y}, {("phi", "x"): np.asarray(0.7), ("phi", "x2"): np.asarray(0.49)}, {"T": len(y)})
+    update_gaussian_block(d.gaussian["x"], env)
+    reference.update(d, "phi", env)
+    m, P, lag, _ = kalman(y, 0.5, 0.25, p1=2.0, phi=0.7)
+    lam = 1 + 4 * np.sum(m[:-1] ** 2 + P[:-1])
+    assert float(env.arrays["mean(phi)"]) == pytest.approx(4 * np.sum(m[1:] * m[:-1] + lag[1:]) / lam, rel=1e-12)
+    assert float(env.arrays["sd(phi)"]) == pytest.approx(lam ** -0.5, rel=1e-12)
