@@ -463,9 +463,15 @@ def ar1():
     return {"y": level - level.mean()}, {"mean": level.mean()}
 
 
+def nile():
+    """The Nile's annual flow at Aswan, 1871–1970, in 10⁸ m³ (R's `Nile`; Durbin & Koopman 2012, ch. 2)."""
+    d = _rdata("Nile")
+    return {"y": d["Nile"].to_numpy(dtype=float)}, {"year": d["time"].to_numpy()}
+
+
 # models with sequences (issue 18) live in models/sequences/ (Baum–Welch fits the HMM's data by EM)
 SEQUENCES = {"hmm": (hmm, "json"), "baum_welch": (hmm, "json"), "lds": (lds, "json"), "lds_noise": (lds, "json"),
-             "ragged_hmm": (ragged_hmm, "csv"), "ar1": (ar1, "csv")}
+             "ragged_hmm": (ragged_hmm, "csv"), "ar1": (ar1, "csv"), "nile": (nile, "csv")}
 
 
 def main(argv=None, generators=None, folder=HERE):

@@ -12,8 +12,9 @@ A Gaussian chain approximated jointly (``write_gaussian_kernel``) is one block t
 the blocks of the joint precision Λ (Jₜ = Λₜₜ, Cₜ = Λₜ₋₁,ₜ) and the linear term hₜ from their derived
 expressions and hands them to ``finish_gaussian_chain`` (Kalman filter in information form, RTS smoother):
 q(x)'s MvNormal arrays (means, covariances, ⟨xₜxₜᵀ⟩; ``h_`` per element H[q(xₜ | xₜ₊₁)], summing to the
-joint entropy), the lag-one covariances Cov(xₜ₋₁, xₜ) (the ``cross`` moment) and their share of E_q[log p]
-of the chain's statement (the ``lag`` moment, added to that statement's term by the ELBO kernel).
+joint entropy) and the lag-one covariances Cov(xₜ₋₁, xₜ) (the ``cross`` moment, which E[xₜ₋₁xₜᵀ] reads in
+the chain's own statement: its ELBO term and the updates of what that statement learns).  A chain of scalars
+is the block of D = 1 (``finish_normal_chain``: q's Normal arrays, means, sds, ⟨xₜ²⟩).
 """
 
 from __future__ import annotations
@@ -107,13 +108,16 @@ def write_chain_kernel(mw, block: ChainBlock) -> None:
         chain=ChainPlan(pair, block.jointly, start))
 
 
-def gaussian_state(block: GaussianBlock, names) -> tuple[dict[str, list], str, str]:
-    """The arrays a Gaussian chain's block owns beside its MvNormal q's: Cov(xₜ₋₁, xₜ) and the lag-one term
-    of the ELBO.  -> (mangled name -> shape, the first's name, the second's)."""
+def gaussian_state(block: GaussianBlock, names) -> tuple[dict[str, list], str]:
+    """The array a Gaussian chain's block owns beside its MvNormal q's: Cov(xₜ₋₁, xₜ).
+    -> (mangled name -> shape, its name)."""
     q = block.q
-    T, D = _size(q.index[0].upper + 1), _size(q.event[0].upper + 1)
-    cross, lag = names.moment(block.var, "cross"), names.moment(block.var, "lag")
-    return {cross: (T, D, D), lag: (1,)}, cross, lag
+    T = _size(q.index[0].upper + 1)
+    cross = names.moment(block.var, "cross")
+    if block.scalar:
+        return {cross: (T,)}, cross
+    D = _size(q.event[0].upper + 1)
+    return {cross: (T, D, D)}, cross
 
 
 def write_gaussian_kernel(mw, block: GaussianBlock) -> None:
@@ -125,34 +129,42 @@ def write_gaussian_kernel(mw, block: GaussianBlock) -> None:
     names.begin()
     w = Writer(names, mw.dims)
     fn = Block()
-    (t,), (d,), e = q.index, q.event, q.extra
-    T, D = w.int_value(t.upper + 1), w.int_value(d.upper + 1)
+    (t,) = q.index
+    T = w.int_value(t.upper + 1)
+    ti = names.index(t)
+    if block.scalar:        # (a chain of scalars: blocks of D = 1, its event axes the literal 0)
+        D, di, ei, event, extra = 1, "0", "0", [], []
+    else:
+        (d,), e = q.event, q.extra
+        D, di, ei = w.int_value(d.upper + 1), names.index(d), names.index(e)
+        event, extra = [(d, 0, d.upper)], [(e, 0, e.upper)]
     J, C, h = "_jb", "_cb", "_hb"
     sizes = frozenset({T, D})
     fn.pre += [assign(Ref(J), Expr(f"np.empty(({T}, {D}, {D}))", sizes)),
                assign(Ref(C), Expr(f"np.zeros(({T}, {D}, {D}))", sizes)),     # (C₀ is never read: no x₋₁)
                assign(Ref(h), Expr(f"np.empty(({T}, {D}))", sizes))]
-    ti, di, ei = names.index(t), names.index(d), names.index(e)
     for what, expr, target, limits in (
             ("J[t] = Lambda[t, t] (the diagonal blocks)", block.diagonal, (J, ti, di, ei),
-             [(t, 0, t.upper), (d, 0, d.upper), (e, 0, e.upper)]),
+             [(t, 0, t.upper)] + event + extra),
             ("C[t] = Lambda[t-1, t] (the blocks above the diagonal, t >= 1)", block.coupling, (C, ti, di, ei),
-             [(t, 1, t.upper), (d, 0, d.upper), (e, 0, e.upper)]),
-            ("h[t] (the linear term)", block.linear, (h, ti, di), [(t, 0, t.upper), (d, 0, d.upper)])):
+             [(t, 1, t.upper)] + event + extra),
+            ("h[t] (the linear term)", block.linear, (h, ti, di), [(t, 0, t.upper)] + event)):
         fn.post.append(mw._note(what, block.var))
         loops = w._loops(limits)
         loops[-1].post.append(assign(name_ref(*target), w.expr(expr, [fn] + loops)))
         fn.post.append(loops[0])
     state = state_arrays(q, names)
-    extra, cross, lag = gaussian_state(block, names)
-    arrays = (names.qparam(block.var, "mean"), names.qparam(block.var, "cov"), names.moment(block.var, "xxT"),
+    extra, cross = gaussian_state(block, names)
+    second = ("sd", "x2") if block.scalar else ("cov", "xxT")
+    arrays = (names.qparam(block.var, "mean"), names.qparam(block.var, second[0]), names.moment(block.var, second[1]),
               cross, names.entropy(block.var))
-    fn.post.append(Call("finish_gaussian_chain", tuple(Expr(a, frozenset({a})) for a in (J, C, h)) +
-                        tuple(Ref(a) for a in arrays), (name_ref(lag, "0"),)))
+    fn.post.append(Call("finish_normal_chain" if block.scalar else "finish_gaussian_chain",
+                        tuple(Expr(a, frozenset({a})) for a in (J, C, h)) + tuple(Ref(a) for a in arrays), ()))
     name = names.kernel("update", block.var)
     mw._function(name, fn, returns=None, role="chain", latent=block.var)
     spec = KernelSpec(name, tuple(mw._args(name)))
     mw.latents[block.var] = LatentPlan(
-        "MvNormal", spec, {**state, **extra}, aliases(q, names), q.scope, (block.dim,), _size(d.upper + 1), True,
+        q.family, spec, {**state, **extra}, aliases(q, names), q.scope, (block.dim,),
+        None if block.scalar else _size(q.event[0].upper + 1), True,
         damped=spec,    # (the block is exact: never damped)
         chain=ChainPlan(cross, True, block.chain.start))

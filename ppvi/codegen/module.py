@@ -814,11 +814,6 @@ class ModuleWriter:
             fn.post += [Note(f"E[log p] of the factor on model line {self.d.model.factors[n].span.line}"),
                         f"_terms[{n}] = {v}"]
             labels.append(label)
-        for b in getattr(self.d, "gaussian", {}).values():
-            # the chain's statement under the joint q: its lag-one covariances' share (codegen.chain)
-            line = self.d.model.factors[b.chain.body].span.line
-            fn.post += [Note(f"lag-one covariances of the chain on model line {line}"),
-                        f"_terms[{b.chain.body}] += {self.names.moment(b.var, 'lag')}[0]"]
         self._function(name, fn, returns="_terms", role="elbo", latent=without)
         return labels
 

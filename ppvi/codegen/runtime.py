@@ -879,20 +879,27 @@ def gaussian_chain(J, C, h, mean, cov, cross, logdets):
 @njit(cache=True)
 def finish_gaussian_chain(J, C, h, mean, cov, xxT, cross, entropy):
     """A Gaussian chain's block (gaussian_chain) and its moments: ⟨xₜ⟩, Σₜ, ⟨xₜxₜᵀ⟩ = Σₜ + ⟨xₜ⟩⟨xₜ⟩ᵀ and
-    Cov(xₜ₋₁, xₜ); ``entropy[t]`` = H[q(xₜ | xₜ₊₁)] = ½D(1 + log 2π) − ½ log|Sₜ|, whose sum is the joint
-    H[q(x)] = ½ log|2πe Λ⁻¹|.  Returns −Σ_{t≥1} tr(Cₜᵀ Cov(xₜ₋₁, xₜ)): E_q[log p] of the chain's own
-    statement beyond what its marginal moments give (there E[xₜ₋₁xₜᵀ] is read as ⟨xₜ₋₁⟩⟨xₜ⟩ᵀ)."""
+    Cov(xₜ₋₁, xₜ) (which E[xₜ₋₁xₜᵀ] reads: derive.expectation); ``entropy[t]`` = H[q(xₜ | xₜ₊₁)] =
+    ½D(1 + log 2π) − ½ log|Sₜ|, whose sum is the joint H[q(x)] = ½ log|2πe Λ⁻¹|."""
     T, D = h.shape
     logdets = np.empty(T)
     gaussian_chain(J, C, h, mean, cov, cross, logdets)
-    lag = 0.0
     for t in range(T):
         entropy[t] = 0.5 * D * (1.0 + LOG_2PI) - 0.5 * logdets[t]
         for d in range(D):
             for e in range(D):
                 xxT[t, d, e] = cov[t, d, e] + mean[t, d] * mean[t, e]
-                lag -= C[t, d, e] * cross[t, d, e]
-    return lag
+
+
+@njit(cache=True)
+def finish_normal_chain(J, C, h, mean, sd, x2, cross, entropy):
+    """A chain of scalars as the Gaussian chain of D = 1 (J, C [T, 1, 1], h [T, 1]): ⟨xₜ⟩, sdₜ, ⟨xₜ²⟩,
+    Cov(xₜ₋₁, xₜ) and ``entropy[t]`` = H[q(xₜ | xₜ₊₁)] (finish_gaussian_chain)."""
+    T = h.shape[0]
+    m, cov, xxT, lag = np.empty((T, 1)), np.empty((T, 1, 1)), np.empty((T, 1, 1)), np.zeros((T, 1, 1))
+    finish_gaussian_chain(J, C, h, m, cov, xxT, lag, entropy)
+    for t in range(T):
+        mean[t], sd[t], x2[t], cross[t] = m[t, 0], math.sqrt(cov[t, 0, 0]), xxT[t, 0, 0], lag[t, 0, 0]
 
 
 @njit(cache=True)

@@ -72,7 +72,8 @@ class GaussianBlock:
 
     The kernels read the blocks as expressions in q's indices (t; d, e = ``q.event[0]``, ``q.extra``):
     ``diagonal`` Jₜ[d, e] = Λₜₜ = −η[x xᵀ] − η[x xᵀ]ᵀ, ``linear`` hₜ[d] = η[x] at ⟨x⟩ = 0 and ``coupling``
-    Cₜ[d, e] = Λₜ₋₁,ₜ[d, e] = −∂η[x](t)[e]/∂⟨x[t−1, d]⟩ (t ≥ 1).  (The reference evaluator reads the same
+    Cₜ[d, e] = Λₜ₋₁,ₜ[d, e] = −∂η[x](t)[e]/∂⟨x[t−1, d]⟩ (t ≥ 1).  A chain of scalars (a Normal q, ``scalar``)
+    is the same block with D = 1: Jₜ = −2η[x²], hₜ and Cₜ in t alone.  (The reference evaluator reads the same
     numbers off η by its linearity instead: gaussian_potentials.)"""
 
     var: str
@@ -82,6 +83,11 @@ class GaussianBlock:
     diagonal: sp.Expr
     linear: sp.Expr
     coupling: sp.Expr
+
+    @property
+    def scalar(self) -> bool:
+        """A chain of scalars (q Normal along t), a block of D = 1."""
+        return self.q.family == "Normal"
 
 
 @dataclass
@@ -95,13 +101,12 @@ class ChainDerivation(Derivation):
     def elbo_terms(self) -> list[tuple[str, sp.Expr]]:
         """19.7 as in :meth:`Derivation.elbo_terms`; a chain's entropy H[q(z)] is the block's own number
         (−Σ r log r under the mean field; log Z − E_q[log potentials] for the structured q).  A Gaussian
-        block's E[log p] terms read its marginal moments; the lag-one covariances add
-        −Σ_{t≥1} tr(Λₜ₋₁,ₜ Cov(xₜ, xₜ₋₁)ᵀ), and its entropy is the joint one, ½ log|2πe Λ⁻¹|."""
+        block's E[log p] terms read its marginal moments and, in the chain's own statement, its lag-one
+        covariances (E[xₜ₋₁xₜᵀ], derive.expectation); its entropy is the joint one, ½ log|2πe Λ⁻¹|."""
         own = {f"H[q({v})]" for v in self.gaussian}
         out = [(label, e) for label, e in super().elbo_terms() if label not in own]
         for v in self.gaussian:
-            out += [(f"lag-one covariances of q({v})", MomentSymbol(v, "cross_term")),
-                    (f"H[q({v})] (joint)", MomentSymbol(v, "entropy"))]
+            out.append((f"H[q({v})] (joint)", MomentSymbol(v, "entropy")))
         return out + [(f"H[q({b.var})]", MomentSymbol(b.var, "entropy")) for b in self.blocks.values()]
 
 
@@ -113,10 +118,11 @@ def gaussian_blocks(d: Derivation) -> Derivation:
         v = d.model.variables[name]
         if d.model.approximations.get(name) != "jointly" or v.kind != "latent":
             continue
-        if gaussian_refusal(d.model, chain) is not None or d.q[name].family != "MvNormal":
-            raise rep.fail(f"ppvi cannot derive the joint q of `{name}` yet: a first-order chain of vectors along "
-                           "its first axis is derived", d.model.factors[chain.body].span,
-                           "`x[0] ~ MvNormal(…)`, `for t in T[1:]:` `x[t] ~ MvNormal(dot(F, x[t-1]), precision = Q)`")
+        if gaussian_refusal(d.model, chain) is not None or d.q[name].family not in ("MvNormal", "Normal"):
+            raise rep.fail(f"ppvi cannot derive the joint q of `{name}` yet: a first-order chain of vectors or "
+                           "scalars along its first axis is derived", d.model.factors[chain.body].span,
+                           "one chain along the first axis: `x[0] ~ Normal(…)`, `for t in T[1:]:` `x[t] ~ "
+                           "Normal(x[t-1], precision = tau)`, or of vectors `x[t] ~ MvNormal(dot(F, x[t-1]), …)`")
         _marginal_neighbours(d.model, rep, chain)
         found[name] = _gaussian_block(d, chain)
     if not found:
@@ -126,10 +132,12 @@ def gaussian_blocks(d: Derivation) -> Derivation:
 
 def gaussian_refusal(model: CheckedModel, chain: Chain) -> str | None:
     """Why a latent chain approximated jointly that is not Categorical is outside the Gaussian block (None when
-    it is handled: a first-order chain of vectors along its first axis)."""
+    it is handled: a first-order chain of vectors or scalars along its first axis)."""
     v = model.variables[chain.name]
-    if v.support != "real_vector":
+    if v.support not in ("real_vector", "real"):
         return f"a chain of {v.support} values"
+    if len(v.shape) != (2 if v.support == "real_vector" else 1):
+        return "a plate of Gaussian chains"
     if chain.lag != 1 or chain.start != 1 or chain.axis != 0:
         return "a chain that is not first-order along its first axis"
     return None
@@ -137,17 +145,12 @@ def gaussian_refusal(model: CheckedModel, chain: Chain) -> str | None:
 
 def _marginal_neighbours(model: CheckedModel, rep, chain: Chain) -> None:
     """Refuse what the block would get wrong in silence: every statement but the chain's own must read one
-    element of the chain (its neighbours' updates and the ELBO then read only ⟨xₜ⟩ and ⟨xₜxₜᵀ⟩), and the
-    chain's own statement no unknown (its update, an M-step of F or Q, would read E[xₜ₋₁xₜᵀ], which the
-    mean-field expectation writes ⟨xₜ₋₁⟩⟨xₜ⟩ᵀ: the lag-one covariance is only in the ELBO)."""
+    element of the chain (its neighbours' updates and the ELBO then read only ⟨xₜ⟩ and ⟨xₜxₜᵀ⟩).  The chain's
+    own statement reads E[xₜ₋₁xₜᵀ] with the lag-one covariance (derive.expectation), so what it learns (F, Q,
+    a precision) is updated from the joint q."""
     name = chain.name
     for f in model.factors:
         if f.id == chain.body:
-            unknown = [p for p in f.parents if p != name and model.variables[p].kind in ("latent", "param")]
-            if unknown:
-                raise rep.fail(f"ppvi cannot learn `{unknown[0]}` in the statement of the joint chain `{name}` yet",
-                               f.span, f"make `{unknown[0]}` a constant or data, or drop `approximate {name} "
-                               "jointly` (the mean field learns it)")
             continue
         seen, summed = set(), False
         for _, e in f.args:
@@ -177,8 +180,15 @@ def _shape_key(e) -> object:
 def _gaussian_block(d: Derivation, chain: Chain) -> GaussianBlock:
     """The blocks of Λ and h as expressions (GaussianBlock), read off the mean-field η of the chain's q."""
     q = d.q[chain.name]
-    (t,), (a,), b = q.index, q.event, q.extra
     mean = d.syms.moments[(chain.name, "x")]
+    if q.family == "Normal":        # (a chain of scalars: the block of D = 1)
+        (t,) = q.index
+        eta_x = q.natural["x"]
+        linear = canonical(collapse(eta_x.replace(lambda n: isinstance(n, sp.Indexed) and n.base == mean,
+                                                  lambda n: sp.S.Zero)))
+        return GaussianBlock(chain.name, chain.dim, q, chain, canonical(-2 * q.natural["x2"]), linear,
+                             canonical(-partial(eta_x, mean, (t - 1,))))
+    (t,), (a,), b = q.index, q.event, q.extra
     eta_x, eta_xx = q.natural["x"], q.natural["xxT"]
     diagonal = canonical(-eta_xx - eta_xx.xreplace({a: b, b: a}))
     linear = canonical(collapse(eta_x.replace(lambda n: isinstance(n, sp.Indexed) and n.base == mean,
@@ -395,25 +405,29 @@ def gaussian_potentials(block: GaussianBlock, env: Env) -> tuple[np.ndarray, np.
     linearity in the neighbours' means: h is η[x] at ⟨x⟩ = 0, column e of Cₜ is hₜ₋₁ − η[x](t−1) with
     ⟨xₜ⟩ the e-th unit vector.  (Reference speed: every number is one evaluation of a derived η.)"""
     q, T = block.q, int(env.dims[block.dim])
-    (t,), d, e = q.index, q.event[0], q.extra          # η[x] in (t, d), η[x xᵀ] in (t, d, e)
-    D = _event_size(q, env)
-    eta_x, eta_xx = q.natural["x"], q.natural["xxT"]
+    (t,) = q.index
+    d, e = (q.event[0], q.extra) if not block.scalar else (None, None)   # η[x] in (t, d), η[x xᵀ] in (t, d, e)
+    D = _event_size(q, env) if not block.scalar else 1
+    eta_x, eta_xx = q.natural["x"], q.natural["x2" if block.scalar else "xxT"]
     saved = env.moments.get((block.var, "x"))
+
+    def at(m: np.ndarray) -> np.ndarray:      # (a scalar chain's moments have no event axis)
+        return m[:, 0] if block.scalar else m
     zero = np.zeros((T, D))
-    env.moments[(block.var, "x")] = zero
-    J = np.array([[[-2 * evaluate(eta_xx, env, {t: s, d: a, e: b}) for b in range(D)] for a in range(D)]
-                  for s in range(T)])
+    env.moments[(block.var, "x")] = at(zero)
+    J = np.array([[[-2 * evaluate(eta_xx, env, {t: s, d: a, e: b} if d is not None else {t: s}) for b in range(D)]
+                   for a in range(D)] for s in range(T)])
     J = (J + np.swapaxes(J, 1, 2)) / 2
 
     def eta_at(s: int) -> np.ndarray:
-        return np.array([evaluate(eta_x, env, {t: s, d: a}) for a in range(D)])
+        return np.array([evaluate(eta_x, env, {t: s, d: a} if d is not None else {t: s}) for a in range(D)])
     h = np.array([eta_at(s) for s in range(T)])
     C = np.zeros((T, D, D))
     for s in range(1, T):
         for b in range(D):
             unit = zero.copy()
             unit[s, b] = 1.0
-            env.moments[(block.var, "x")] = unit
+            env.moments[(block.var, "x")] = at(unit)
             C[s, :, b] = h[s - 1] - eta_at(s - 1)
     if saved is None:
         del env.moments[(block.var, "x")]
@@ -429,7 +443,7 @@ def _event_size(q, env: Env) -> int:
 
 def update_gaussian_block(block: GaussianBlock, env: Env) -> float:
     """19.56 for the whole Gaussian chain: q(x) = N(Λ⁻¹h, Λ⁻¹) by the Kalman filter and RTS smoother.
-    Sets ⟨xₜ⟩, ⟨xₜxₜᵀ⟩, Cov(xₜ₋₁, xₜ) (``cross``), the lag-one term and the joint entropy in ``env``; returns
+    Sets ⟨xₜ⟩, ⟨xₜxₜᵀ⟩, Cov(xₜ₋₁, xₜ) (``cross``) and the joint entropy in ``env``; returns
     log|Λ|."""
     from ppvi.codegen.runtime import gaussian_chain
 
@@ -437,10 +451,14 @@ def update_gaussian_block(block: GaussianBlock, env: Env) -> float:
     T, D = h.shape
     mean, cov, cross = np.empty((T, D)), np.empty((T, D, D)), np.zeros((T, D, D))
     logdet = gaussian_chain(J, C, h, mean, cov, cross, np.empty(T))
-    env.moments[(block.var, "x")] = mean
-    env.moments[(block.var, "xxT")] = cov + mean[:, :, None] * mean[:, None, :]
-    env.moments[(block.var, "cross")] = cross          # Cov(xₜ₋₁, xₜ): q's joint beyond its marginals
-    # E[x log p̃] read E[xₜ₋₁xₜᵀ] as ⟨xₜ₋₁⟩⟨xₜ⟩ᵀ: the coupling −xₜ₋₁ᵀCₜxₜ adds −tr(Cₜᵀ Cov(xₜ₋₁, xₜ))
-    env.moments[(block.var, "cross_term")] = np.asarray(-np.einsum("tde,tde->", C, cross))
+    if block.scalar:
+        env.moments[(block.var, "x")] = mean[:, 0]
+        env.moments[(block.var, "x2")] = cov[:, 0, 0] + mean[:, 0] ** 2
+        env.moments[(block.var, "cross")] = cross[:, 0, 0]
+        env.arrays[f"mean({block.var})"], env.arrays[f"sd({block.var})"] = mean[:, 0], np.sqrt(cov[:, 0, 0])
+    else:
+        env.moments[(block.var, "x")] = mean
+        env.moments[(block.var, "xxT")] = cov + mean[:, :, None] * mean[:, None, :]
+        env.moments[(block.var, "cross")] = cross      # Cov(xₜ₋₁, xₜ): q's joint beyond its marginals
     env.moments[(block.var, "entropy")] = np.asarray(0.5 * T * D * (1 + math.log(2 * math.pi)) - 0.5 * logdet)
     return float(logdet)

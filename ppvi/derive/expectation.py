@@ -11,6 +11,10 @@ only the summation indices decide; Kronecker deltas say so:
     E[x_Pd x_Qe] = ⟨x_Pd⟩⟨x_Qe⟩ + δ_PQ (⟨xxᵀ⟩_Pde − ⟨x_Pd⟩⟨x_Pe⟩)   (vector x, plates P, Q)
     E[[z_P = k][z_Q = l]] = ⟨z_Pk⟩⟨z_Ql⟩ + δ_PQ (δ_kl ⟨z_Pk⟩ − ⟨z_Pk⟩⟨z_Pl⟩)
 
+A Gaussian chain approximated jointly (one q over its elements along t, docs/derivation.md, section 8) keeps
+its neighbours in time correlated: E[x_s x_tᵀ] adds Cov(x_{t−1}, x_t) (its ``cross`` moment, the RTS
+smoother's lag-one covariance) where s = t − 1, and its transpose where t = s − 1.
+
 An exponential of ψ affine in real latents (a sum of terms each linear in one element of a Normal or
 MvNormal latent, times data, params and constants) is Gaussian under the mean field, so
 
@@ -75,12 +79,14 @@ class Term:
 class Expectation:
     """The mean-field expectation operator for one model.
 
-    ``latents`` maps each mean-field latent to (support, number of plate axes).
+    ``latents`` maps each mean-field latent to (support, number of plate axes); ``chains`` names the Gaussian
+    chains approximated jointly along their first axis (their lag-one covariances are q's ``cross`` moment).
     """
 
-    def __init__(self, syms: Symbols, latents: dict[str, tuple[str, int]]):
+    def __init__(self, syms: Symbols, latents: dict[str, tuple[str, int]], chains: frozenset[str] = frozenset()):
         self.syms = syms
         self.latents = latents
+        self.chains = chains
         self.bases = {syms.bases[n]: n for n in latents if n in syms.bases}
         self.gates = {g: g.var for g in syms.gates.values()}
 
@@ -231,12 +237,12 @@ class Expectation:
                 ma, mb = self.moment(var, "x", a.indices), self.moment(var, "x", b.indices)
                 pa, pb = a.indices[:nplates], b.indices[:nplates]
                 same = _delta(pa, pb)
+                d, e = a.indices[nplates:], b.indices[nplates:]
                 if len(a.indices) == nplates:   # scalar elements
                     cov = self.moment(var, "x2", a.indices) - ma ** 2
                 else:                            # vector elements: second-moment matrix
-                    d, e = a.indices[nplates:], b.indices[nplates:]
                     cov = self.moment(var, "xxT", pa + d + e) - ma * self.moment(var, "x", pa + e)
-                return ma * mb + same * cov
+                return ma * mb + same * cov + (self._lag_one(var, pa, pb, d, e) if var in self.chains else 0)
             if a.stat == b.stat == "onehot":
                 ma, mb = self.moment(var, "onehot", a.indices), self.moment(var, "onehot", b.indices)
                 pa, pb = a.indices[:-1], b.indices[:-1]
@@ -245,6 +251,13 @@ class Expectation:
                                                   - ma * self.moment(var, "onehot", pa + (l,)))
         forms = sp.Mul(*(a.expr for a in atoms))
         raise NonConjugate(atoms[0].var, forms, "appears in a product of statistics with no closed-form moment")
+
+    def _lag_one(self, var: str, pa: tuple, pb: tuple, d: tuple, e: tuple) -> sp.Expr:
+        """Cov(x_a, x_b) of a joint chain's neighbours: ``cross``[t] = Cov(x_{t−1}, x_t) (0 at t = 0) where
+        a = b − 1 along the chain's axis (the first), its transpose where b = a − 1."""
+        (s,), (t,) = pa, pb
+        return (sp.KroneckerDelta(s + 1, t) * self.moment(var, "cross", (t,) + d + e)
+                + sp.KroneckerDelta(t + 1, s) * self.moment(var, "cross", (s,) + e + d))
 
     def expect(self, e: sp.Expr) -> sp.Expr:
         """E_q[e], with each latent's statistics replaced by its moments."""

@@ -186,7 +186,7 @@ def derive(model: CheckedModel) -> Derivation:
     mean_field = {n.name for n in latents if n.approximation in ("mean_field", "jointly")}  # (jointly: read off q)
     info = info_of(model, syms, latents)
     low = Lowering(model, syms, mean_field)
-    expect = Expectation(syms, {k: v for k, v in info.items() if k in mean_field})
+    expect = Expectation(syms, {k: v for k, v in info.items() if k in mean_field}, joint_chains(model))
     rep = _err(model)
 
     expected: dict[int, sp.Expr] = {}
@@ -220,6 +220,14 @@ def derive(model: CheckedModel) -> Derivation:
         from ppvi.derive.chain import gaussian_blocks
         d = gaussian_blocks(d)
     return d
+
+
+def joint_chains(model: CheckedModel) -> frozenset[str]:
+    """The Gaussian chains approximated jointly that the block handles (their lag-one covariances are moments)."""
+    from ppvi.derive.chain import gaussian_refusal
+
+    return frozenset(n for n, c in model.chains.items() if model.approximations.get(n) == "jointly"
+                     and model.variables[n].kind == "latent" and gaussian_refusal(model, c) is None)
 
 
 def _expected(syms: Symbols, expect: Expectation, rep: Reporter, model: CheckedModel, f, ell: sp.Expr,
@@ -340,7 +348,7 @@ def _generic_index(model: CheckedModel, syms: Symbols, var: str) -> tuple[tuple[
 def _q_factor(model, graph, syms, rep, node, total, expected) -> QFactor:
     var = node.name
     support = _support(model, node)
-    present = _stats_of(var, total)
+    present = _stats_of(var, total) - {"cross"}     # (a joint chain's lag-one covariance: its block's, not q's)
     family, keys = family_for(model, var, support, present)
     prior = model.prior(var)
     index, event, extra = _generic_index(model, syms, var)

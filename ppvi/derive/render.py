@@ -106,8 +106,9 @@ class Whiteboard(StrPrinter):
                    f"{self._print(idx[-3])}] = {self._print(idx[-1])})"
         if stat == "entropy":
             return f"H[q({var})]"
-        if stat == "cross_term":      # a Gaussian chain's lag-one covariances (derivation.md, section 8)
-            return f"−Σ_t≥1 tr(Λ[t-1, t]ᵀ·Cov({var}[t-1], {var}[t]))"
+        if stat == "cross":      # a joint Gaussian chain's lag-one covariance (derivation.md, section 8)
+            t = self._print(plates[0])
+            return f"Cov({var}[{t}-1], {var}[{t}])" + (f"[{self._idx(event)}]" if event else "")
         if stat == "onehot":
             return f"q({self._var(var, plates)} = {self._print(event[0])})"
         if stat == "xxT":
@@ -220,9 +221,9 @@ class Blackboard(LatexPrinter):
                    rf"{self._name(var)}_{{{pre}{self._print(idx[-3])}}} = {self._print(idx[-1])})"
         if stat == "entropy":
             return rf"H[q({self._name(var)})]"
-        if stat == "cross_term":
-            return rf"-\sum_{{t\geq 1}} \mathrm{{tr}}(\Lambda_{{t-1,t}}^\top \mathrm{{Cov}}({self._name(var)}_{{t-1}}, " \
-                   rf"{self._name(var)}_t))"
+        if stat == "cross":
+            t, x = self._print(plates[0]), self._name(var)
+            return rf"\mathrm{{Cov}}({x}_{{{t}-1}}, {x}_{{{t}}})" + self._sub(event)
         if stat == "onehot":
             return rf"q({v} = {self._print(event[0])})"
         if stat == "xxT":
@@ -395,13 +396,15 @@ def to_text(d: Derivation) -> str:
         out.extend(_block_text(b, show))
     for b in getattr(d, "gaussian", {}).values():
         t = b.q.index[0]
-        out += [f"q({b.var}) = MvNormal chain, one structured block    [approximate {b.var} jointly, {t} in {b.dim}]",
+        de, d_ = ("", "") if b.scalar else (f"[{b.q.event[0]}, {b.q.extra}]", f", {b.q.event[0]}")
+        square, kind = (f"⟨{b.var}[{t}]²⟩", "Normal") if b.scalar else (f"⟨{b.var}[{t}] {b.var}[{t}]ᵀ⟩", "MvNormal")
+        out += [f"q({b.var}) = {kind} chain, one structured block    [approximate {b.var} jointly, {t} in {b.dim}]",
                 f"  q({b.var}) = N(Λ⁻¹h, Λ⁻¹): the η of q({b.var}[{t}]) above read as hₜ − Σ_s≠{t} Λ[{t}, s]·⟨{b.var}[s]⟩ "
-                f"and −½ Λ[{t}, {t}] (Λ block tridiagonal along {t})",
-                f"  Λ[{t}, {t}][{b.q.event[0]}, {b.q.extra}] = {show(b.diagonal)}",
-                f"  Λ[{t}-1, {t}][{b.q.event[0]}, {b.q.extra}] = {show(b.coupling)}    ({t} ≥ 1)",
-                f"  h[{t}, {b.q.event[0]}] = {show(b.linear)}",
-                f"  Kalman filter (information form) and RTS smoother → ⟨{b.var}[{t}]⟩, ⟨{b.var}[{t}] {b.var}[{t}]ᵀ⟩, "
+                f"and −½ Λ[{t}, {t}] (Λ {'' if b.scalar else 'block '}tridiagonal along {t})",
+                f"  Λ[{t}, {t}]{de} = {show(b.diagonal)}",
+                f"  Λ[{t}-1, {t}]{de} = {show(b.coupling)}    ({t} ≥ 1)",
+                f"  h[{t}{d_}] = {show(b.linear)}",
+                f"  Kalman filter (information form) and RTS smoother → ⟨{b.var}[{t}]⟩, {square}, "
                 f"Cov({b.var}[{t}-1], {b.var}[{t}]), log|Λ|",
                 f"  H[q({b.var})] = ½ log|2πe Λ⁻¹|", ""]
     for v, pu in d.points.items():

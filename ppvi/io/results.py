@@ -506,11 +506,11 @@ def _q(name: str, entry: Any, axes: Mapping[str, tuple[str, ...]], categories: M
     if lag_one is not None:
         if not unit_of(family).chained:
             raise _Malformed(f"{where}/lag_one",
-                             f"absent: only a Categorical or MvNormal chain has one, not a {family}")
+                             f"absent: only a Categorical, Normal or MvNormal chain has one, not a {family}")
         shape = unit_of(family).lag_one_shape(params)
         if shape is None or lag_one.shape != shape:
             raise _Malformed(f"{where}/lag_one", "a chain's pairwise marginals (Categorical) or lag-one covariances "
-                             f"(MvNormal, one chain: mean[T, D]) of shape {list(shape or ())}")
+                             f"(Normal or MvNormal, one chain: mean[T] or mean[T, D]) of shape {list(shape or ())}")
     return Q(family, params, tuple(value_axes), cats, missing, lag_one)
 
 

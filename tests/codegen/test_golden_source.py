@@ -36,7 +36,7 @@ def _paths() -> list[Path]:
     """models/*.ppvi and the compiled sequence models, then the corpus models that are not among them: each
     model once."""
     paths = sorted((ROOT / "models").glob("*.ppvi")) + [ROOT / "models" / "sequences" / f"{n}.ppvi"
-                                                         for n in ("hmm", "lds", "lds_noise", "ragged_hmm")]
+                                                         for n in ("hmm", "lds", "lds_noise", "nile", "ragged_hmm")]
     return paths + [c.model_path for c in CORPUS if c.model_path not in paths]
 
 

@@ -106,6 +106,10 @@ CORPUS: list[Case] = [
     _case("ar1", "csv", "sequence",
           "Bayesian AR(1) on Lake Huron's level, the lag on data: NumPy CAVI for Bayesian linear regression with "
           "unknown noise precision, OLS (tests/derive/test_chain_derive.py)", folder=EXAMPLES / "sequences"),
+    _case("nile", "csv", "sequence",
+          "Durbin & Koopman 2012 ch. 2, the local level of the Nile with both precisions learned: the fixed point of "
+          "a VBEM written in the test, the Kalman smoother and log p(y) when they are known "
+          "(tests/infer/test_local_level.py)", folder=EXAMPLES / "sequences"),
     # ---- corpus models (tests/corpus/models); the first three belong in models/ once they derive and fit
     # (tests/codegen/test_statistics.py runs every model there)
     _case("bayes_pca", "npz", "factor",

@@ -201,8 +201,8 @@ class Reference:
                 moms[(var, stat)] = _at_rank(np.asarray(value), plates + extra)
         for var, info in s.plan.latents.items():
             if info.chain is not None and info.family != "Categorical":
-                # a Gaussian chain's block: its lag-one term of the ELBO and its joint entropy (codegen.chain)
-                moms[(var, "cross_term")] = float(state[f"m_{var}__lag"][0])
+                # a Gaussian chain's block: its lag-one covariances and its joint entropy (codegen.chain)
+                moms[(var, "cross")] = np.asarray(state[info.chain.pair], dtype=float)
                 moms[(var, "entropy")] = float(np.sum(state[f"h_{var}"]))
             elif info.chain is not None:       # a chain's marginals, pairs and entropy (derive.chain: its statistics)
                 moms[(var, "onehot")] = np.asarray(state[f"q_{var}__p"], dtype=float)
@@ -562,7 +562,8 @@ def chain_against_derivation(s: Subject, var: str, info: KernelSpec) -> list[str
     latent = s.plan.latents[var]
     if latent.family != "Categorical":     # a Gaussian chain (update_gaussian_block: Kalman filter, RTS smoother)
         update_gaussian_block(s.derivation.gaussian[var], ref.env)
-        got = {"x": after[f"q_{var}__mean"], "xxT": after[f"m_{var}__xxT"], "cross_term": after[f"m_{var}__lag"][0],
+        second = "x2" if latent.family == "Normal" else "xxT"      # (a chain of scalars, or of vectors)
+        got = {"x": after[f"q_{var}__mean"], second: after[f"m_{var}__{second}"], "cross": after[latent.chain.pair],
                "entropy": np.sum(after[f"h_{var}"])}
         return [f"{label}: {k} {m}" for k in got if (m := mismatch(got[k], ref.env.moments[(var, k)], RTOL_REFERENCE))]
     log_z = update_block(s.derivation.blocks[var], ref.env)

@@ -172,17 +172,30 @@ def test_a_result_file_keeps_the_pairs_and_refuses_a_bad_shape(hmm, lds, tmp_pat
     with pytest.raises(ppvi.PPVIError, match=r"bad.json: error: not a ppvi result file: `q/z/lag_one` should be "
                                              r"a chain's pairwise marginals .* of shape \[5, 3, 3\]"):
         load(str(tmp_path / "bad.json"))
-    doc["q"]["z"] = {"family": "Normal", "mean": [0.0], "sd": [1.0], "lag_one": [0.0]}
+    doc["q"]["z"] = {"family": "Gamma", "shape": [1.0], "rate": [1.0], "lag_one": [0.0]}
     (tmp_path / "bad.json").write_text(json.dumps(doc))
-    with pytest.raises(ppvi.PPVIError, match="`q/z/lag_one` should be absent: only a Categorical or MvNormal"):
+    with pytest.raises(ppvi.PPVIError, match="`q/z/lag_one` should be absent: only a Categorical, Normal or MvNormal"):
         load(str(tmp_path / "bad.json"))
     # a Gaussian chain's q is one chain, mean[T, D] (a ValueError from its sampler before)
     x = doc["q"]["x"]
     doc["q"]["x"] = {**x, "mean": [x["mean"]], "cov": [x["cov"]], "lag_one": [x["lag_one"]]}
     del doc["q"]["z"]
     (tmp_path / "bad.json").write_text(json.dumps(doc))
-    with pytest.raises(ppvi.PPVIError, match=r"`q/x/lag_one` should be .*one chain: mean\[T, D\]"):
+    with pytest.raises(ppvi.PPVIError, match=r"`q/x/lag_one` should be .*one chain: mean\[T\] or mean\[T, D\]"):
         load(str(tmp_path / "bad.json"))
+
+
+def test_a_chain_of_scalars_keeps_its_lag_one_covariances(tmp_path):
+    """A Normal chain (the local level's q(α)): lag_one[t] = Cov(α[t−1], α[t]) round-trips through both formats, and
+    its draws have the joint's neighbour covariances (Monte Carlo, within about 5 standard errors)."""
+    mean, sd, lag = np.array([1.0, 2.0, 0.5]), np.array([1.0, 0.8, 1.2]), np.array([0.0, 0.6, -0.5])
+    r = Result("m", -1.0, (-1.0,), 1, True, {"a": Q("Normal", {"mean": mean, "sd": sd}, ("T",), None, None, lag)}, {})
+    for ext in ("json", "npz"):
+        write(str(tmp_path / f"r.{ext}"), r)
+        assert load(str(tmp_path / f"r.{ext}")) == r
+    draws = joint_chain.sample(r.q["a"], 40000, np.random.default_rng(0))
+    got = np.array([np.cov(draws[:, t - 1], draws[:, t])[0, 1] for t in (1, 2)])
+    np.testing.assert_allclose(got, lag[1:], atol=0.04)      # (a standard error ≤ √(1.44 + 0.36)/200 ≈ 0.007)
 
 
 def test_export_draws_the_chain_jointly_and_writes_its_pairs(hmm, lds):

@@ -306,6 +306,19 @@ def test_a_fixed_parameter_lds_jointly_has_the_kalman_likelihood():
     assert e.stderr < 1e-10
 
 
+def test_a_known_local_level_jointly_has_the_kalman_likelihood():
+    """A chain of scalars (the Nile's local level, its precisions known): q(α) the exact posterior from the
+    scalar Kalman filter and RTS smoother written in tests/infer/test_local_level.py, the estimate its log p(y)."""
+    from infer.test_local_level import KNOWN, kalman, nile     # noqa: E402
+
+    y = nile()[:20]
+    mean, var, lag, ll = kalman(y, 1 / 0.000066, 1 / 0.00068)
+    r = hand_result(KNOWN, {"alpha": ("Normal", {"mean": mean, "sd": np.sqrt(var)})}, {"y": y})
+    e = evidence(joint(r, "alpha", lag), 200, seed=1)
+    assert e.log_evidence == pytest.approx(ll, abs=1e-8, rel=0)
+    assert e.stderr < 1e-10
+
+
 
 
 def posterior_pairs(p0, A, like):
