@@ -156,7 +156,7 @@ def _start(kernels: Kernels, layout: Layout, sizes: dict, state: dict) -> Part:
 def _read_start(kernels: Kernels, shell, reopen: Callable, a: int, b: int, draws, informed: bool) -> Part:
     """A partition's first state, read on its worker: units a..b−1 of data read in chunks (``reopen()``: the
     source, opened here), their local q at the start — drawn from where an in-memory start draws them
-    (``draws``: :class:`ppvi.infer.streamed.Draws`), then an E-step if the start was informed — and their
+    (``draws``: :class:`ppvi.infer.streamed.LocalDraws`), then an E-step if the start was informed — and their
     statistics.  The driver never reads them."""
     import copy
 
@@ -171,8 +171,7 @@ def _read_start(kernels: Kernels, shell, reopen: Callable, a: int, b: int, draws
         with _one_blas_thread():
             p = shell.program(a, b)
             if draws is not None:
-                for var in shell.whole.structure.order.sort(shell.layout.local_latents):
-                    p.start_latent(var, draws.at(var, a))
+                draws.start(p, a)
             p.stale = True
             if informed:
                 for var in shell.layout.local_steps:
