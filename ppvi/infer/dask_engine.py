@@ -78,13 +78,21 @@ class Part:
     bound: float = 0.0                     # an SVI minibatch's share of the bound (terms and entropies)
 
 
+def _aligned(state: dict) -> dict:
+    """``state`` with each array not aligned to its items copied.  An array a worker receives lies where its
+    message put it (distributed joins a message's small frames into one buffer and maps each array at its
+    offset), and NumPy sums a float64 array not 8-byte aligned in blocks of 8192 where it sums an aligned one
+    pairwise: a partition's entropies would depend, in the last bit, on what was sent with its arrays."""
+    return {k: v.copy() if isinstance(v, np.ndarray) and not v.flags.aligned else v for k, v in state.items()}
+
+
 def _program(part: Part, shared: dict | None = None, stale: bool = False) -> Program:
     """The partition's program with fresh copies of the arrays a step writes (a task never changes its
     input: Dask may run it again from the same input) and the round's globals put in."""
     state = {k: v.copy() if isinstance(v, np.ndarray) and (ArrayNames.is_local_state(k) or k in _points(part)) else v
              for k, v in part.state.items()}
     state.update(shared or {})
-    p = Program(part.kernels.model, part.kernels.module(), dict(part.sizes), state)
+    p = Program(part.kernels.model, part.kernels.module(), dict(part.sizes), _aligned(state))
     p.relink()
     p.stale = stale
     return p
@@ -147,7 +155,7 @@ def local_state(part: Part) -> dict:
 
 def _start(kernels: Kernels, layout: Layout, sizes: dict, state: dict) -> Part:
     """A partition's first state (its statistics summed)."""
-    p = Program(kernels.model, kernels.module(), dict(sizes), dict(state))
+    p = Program(kernels.model, kernels.module(), dict(sizes), _aligned(state))
     p.relink()
     p.stale = True
     return _measured(Part(kernels, layout, sizes, p.state), p)

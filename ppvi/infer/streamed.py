@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from ppvi.codegen.plan import ArrayNames, PointPlan
-from ppvi.errors import Diagnostic, PPVIError
+from ppvi.errors import Diagnostic, PPVIError, Reporter
 from ppvi.infer.cavi import ElboDecrease, Fit, _refuse_overflowing_data, _worse, better, record
 from ppvi.infer.chunks import Layout, split
 from ppvi.infer.program import Program, group_index, latent_start
@@ -102,6 +102,17 @@ def check(program: Program, layout: Layout, data: Streamed | None = None) -> Non
     for key, (_kind, var) in plan.derived.items():
         if layout.cut_axis(key) is not None:
             raise _refuse(program, f"it needs the inverse of data `{var}` of every unit")
+    for var in layout.local_latents:
+        # (a chunk's units are a run of rows of the store, and of the start's draws, only along the first axis)
+        axis = next((layout.cut_axis(k) for k in plan.latents[var].state if layout.cut_axis(k) is not None), 0)
+        if axis:
+            v = program.model.variables[var]
+            unit = v.shape[axis]
+            raise Reporter(program.model.path, program.model.text).fail(
+                f"model `{program.model.name}` cannot be fitted to data read in chunks: its local latent `{var}` "
+                f"has its units `{unit}` on axis {axis + 1}, and a chunk cuts the first", v.span,
+                f"declare `{var}` with its `{unit}` index first (the loop over `{unit}` outermost), or load the "
+                "data whole (.npz, .json or .csv without --chunk-size)")
 
 
 def group_by(module) -> tuple[str, str] | None:

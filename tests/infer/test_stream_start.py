@@ -100,3 +100,24 @@ def test_a_global_drawn_before_a_local_takes_the_same_numbers(tmp_path):
     memory = model.fit({"x": x}, seed=4, max_iter=4, tol=0, progress=False)
     streamed = model.fit(str(tmp_path / "data"), seed=4, max_iter=4, tol=0, progress=False, chunk_size=30)
     same(memory, streamed, ("pi", "rho", "mu", "c", "z"))
+
+
+def test_a_local_latent_with_its_units_on_another_axis_is_refused_at_its_declaration(fa, tmp_path):
+    """Scores declared X[m, n], the units second: a chunk's rows of them are not one run of the store's rows,
+    nor of the in-memory start's draws.  It failed inside the second pass ("could not broadcast input array
+    from shape (25,90) into shape (2,25)"); now it is refused where X is declared, with the way round."""
+    _, _, directory = fa
+    text = FA_BAYES[:FA_BAYES.index("for n in N:")] + (
+        "for m in M:\n"
+        "    for n in N:\n"
+        "        X[m, n] ~ Normal(0, 1)\n"
+        "for n in N:\n"
+        "    for d in D:\n"
+        "        y[n, d] ~ Normal(sum(m in M: W[d, m] * X[m, n]), precision = psi[d])\n")
+    (tmp_path / "t.ppvi").write_text(text)
+    with pytest.raises(ppvi.PPVIError) as e:
+        ppvi.load(str(tmp_path / "t.ppvi")).fit(directory, max_iter=2, progress=False, chunk_size=25)
+    shown = e.value.format()
+    line = text.splitlines().index("        X[m, n] ~ Normal(0, 1)") + 1
+    assert shown.startswith(f"{tmp_path / 't.ppvi'}:{line}:9: error: model ") and "`X`" in shown, shown
+    assert "^" in shown and "hint: " in shown
