@@ -234,7 +234,7 @@ class LocalDraws:
         for s, _ in self.chunks:
             self.states[stage, var, s] = rng.bit_generator.state
             draw(self.sizes[s], rng)
-        return self.at(stage, var, self.chunks[0][0])
+        return self.at(stage, var, self.chunks[0][0]) if self.chunks else rng
 
     def at(self, stage: str, var: str, first: int) -> np.random.Generator:
         g = np.random.Generator(self.kind())
