@@ -78,13 +78,21 @@ class Part:
     bound: float = 0.0                     # an SVI minibatch's share of the bound (terms and entropies)
 
 
+def _aligned(state: dict) -> dict:
+    """``state`` with each array not aligned to its items copied.  An array a worker receives lies where its
+    message put it (distributed joins a message's small frames into one buffer and maps each array at its
+    offset), and NumPy sums a float64 array not 8-byte aligned in blocks of 8192 where it sums an aligned one
+    pairwise: a partition's entropies would depend, in the last bit, on what was sent with its arrays."""
+    return {k: v.copy() if isinstance(v, np.ndarray) and not v.flags.aligned else v for k, v in state.items()}
+
+
 def _program(part: Part, shared: dict | None = None, stale: bool = False) -> Program:
     """The partition's program with fresh copies of the arrays a step writes (a task never changes its
     input: Dask may run it again from the same input) and the round's globals put in."""
     state = {k: v.copy() if isinstance(v, np.ndarray) and (ArrayNames.is_local_state(k) or k in _points(part)) else v
              for k, v in part.state.items()}
     state.update(shared or {})
-    p = Program(part.kernels.model, part.kernels.module(), dict(part.sizes), state)
+    p = Program(part.kernels.model, part.kernels.module(), dict(part.sizes), _aligned(state))
     p.relink()
     p.stale = stale
     return p
@@ -147,7 +155,7 @@ def local_state(part: Part) -> dict:
 
 def _start(kernels: Kernels, layout: Layout, sizes: dict, state: dict) -> Part:
     """A partition's first state (its statistics summed)."""
-    p = Program(kernels.model, kernels.module(), dict(sizes), dict(state))
+    p = Program(kernels.model, kernels.module(), dict(sizes), _aligned(state))
     p.relink()
     p.stale = True
     return _measured(Part(kernels, layout, sizes, p.state), p)
@@ -156,7 +164,7 @@ def _start(kernels: Kernels, layout: Layout, sizes: dict, state: dict) -> Part:
 def _read_start(kernels: Kernels, shell, reopen: Callable, a: int, b: int, draws, informed: bool) -> Part:
     """A partition's first state, read on its worker: units a..b−1 of data read in chunks (``reopen()``: the
     source, opened here), their local q at the start — drawn from where an in-memory start draws them
-    (``draws``: :class:`ppvi.infer.streamed.Draws`), then an E-step if the start was informed — and their
+    (``draws``: :class:`ppvi.infer.streamed.LocalDraws`), then an E-step if the start was informed — and their
     statistics.  The driver never reads them."""
     import copy
 
@@ -171,8 +179,7 @@ def _read_start(kernels: Kernels, shell, reopen: Callable, a: int, b: int, draws
         with _one_blas_thread():
             p = shell.program(a, b)
             if draws is not None:
-                for var in shell.whole.structure.order.sort(shell.layout.local_latents):
-                    p.start_latent(var, draws.at(var, a))
+                draws.start(p, a)
             p.stale = True
             if informed:
                 for var in shell.layout.local_steps:

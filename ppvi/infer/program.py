@@ -25,6 +25,7 @@ from ppvi.language import consts
 from ppvi.language.check import CheckedModel
 
 if TYPE_CHECKING:
+    from ppvi.infer.streamed import LocalDraws
     from ppvi.infer.warm import Start
 
 
@@ -110,7 +111,7 @@ class Program:
             self.state[name] = np.zeros(_shape(shape, self.sizes))
 
     def initialise(self, rng: np.random.Generator, start: Start | None = None,
-                   locals_from: np.random.Generator | None = None) -> bool:
+                   streamed: LocalDraws | None = None) -> bool:
         """A valid q for every latent and a value for every param (the rules: :mod:`ppvi.infer.start`).
 
         Broad defaults for the global latents, random draws for the continuous ones that are local or
@@ -118,14 +119,19 @@ class Program:
         at a default; then ``start`` (an earlier result) overrides what it holds.  A start informed by the
         data or the user is followed by an E-step: the local latents it does not hold, updated for it.
         Returns whether it was (the local q are then the E-step's for the global q as they are).
-        ``locals_from``: the generator the local latents' q are drawn from instead of ``rng`` (a streamed start
-        draws every unit's chunk by chunk, before, from ``rng``: docs/scale.md, "The start").
+        ``streamed``: the program is a streamed fit's pilot (docs/scale.md, "The start"): at each local latent's
+        turn ``rng`` moves past every unit's draws, chunk by chunk, and ``streamed`` notes where each chunk's
+        began (the chunks draw them again there); the pilot's own are the first chunk's.
         """
         canonical = self.structure.order
         for var in canonical.sort(self.plan.latents):
             # (in the canonical order, as everything that draws from rng: the same start however the model is written)
-            local = locals_from is not None and self.plan.latents[var].scope == "local"
-            self.start_latent(var, locals_from if local else rng)
+            info = self.plan.latents[var]
+            if streamed is not None and var in streamed.order:
+                self.start_latent(var, streamed.skip("start", var, rng,
+                                                     lambda sizes, g: latent_start(info, var, sizes, g)))
+            else:
+                self.start_latent(var, rng)
         informed = bool(self.given)
         params = [self.model.variables[n] for n in canonical.sort(v.name for v in self.model.of_kind("param"))]
         for v in params:
@@ -145,7 +151,7 @@ class Program:
         for var in canonical.sort(self.plan.latents):
             # parents first: a prior that reads another latent reads its start
             if unit_of(self.plan.latents[var].family).located:
-                informed = self._start_continuous(var, rng) or informed
+                informed = self._start_continuous(var, rng, streamed) or informed
         for k in [k for k in self.state if ArrayNames.is_natural(k)]:
             del self.state[k]      # stored η belong to the previous start
         self.stale = True
@@ -220,7 +226,7 @@ class Program:
         """seed.var's start from its data: k-means++ centres, or atoms scaled to the data's power."""
         x = self.state[ArrayNames.variable(seed.data)].reshape(
             _shape(list(self.model.variables[seed.data].shape), self.sizes))
-        if self.rows_of is not None and seed.data in self.rows_of.names and seed.row_axis == 0:
+        if self.rows_of is not None and seed.data in self.rows_of.seeded and seed.row_axis == 0:
             x = self.rows_of.of(seed.data)       # (the whole data's rows, read in chunks)
         shape = _shape(list(self.model.variables[seed.var].shape), self.sizes)
         units = shape[seed.axes.index("unit")]
@@ -234,11 +240,12 @@ class Program:
             power = power if math.isfinite(power) and power > 0 else 1.0
         return seeded(seed, x, units, shape, rng, power)
 
-    def _start_continuous(self, var: str, rng: np.random.Generator) -> bool:
+    def _start_continuous(self, var: str, rng: np.random.Generator, streamed: LocalDraws | None = None) -> bool:
         """A Normal or MvNormal latent: k-means++ centres if it is a component mean (then True: the start is
         informed by the data), else a draw from its prior if it is local or multiplied by another latent;
-        else the broad default stays."""
-        unit = unit_of(self.plan.latents[var].family)
+        else the broad default stays.  ``streamed``: a local latent's draws are every unit's (``initialise``)."""
+        info = self.plan.latents[var]
+        unit = unit_of(info.family)
         mv = unit.event > 0
         shape = self.state[ArrayNames.qparam(var, "mean")].shape
         d2 = self._data_variance(var)
@@ -248,14 +255,23 @@ class Program:
             # q of a centre: about as broad as the mean of a component's share of the points
             units = centres.shape[seed.axes.index("unit")]
             rows = _shape(list(self.model.variables[seed.data].shape), self.sizes)[seed.row_axis]
-            if self.rows_of is not None and seed.data in self.rows_of.names and seed.row_axis == 0:
+            if self.rows_of is not None and seed.data in self.rows_of.seeded and seed.row_axis == 0:
                 rows = self.rows_of.count
             spread = (d2 or 1.0) * units / rows
             unit.located_at(self.state, var, centres.reshape(shape), unit.spread(spread, shape))
             return True
-        if self.plan.latents[var].scope == "local" or any(var in pair for pair in self.structure.products):
-            unit.located_at(self.state, var, *prior_draw(self._prior(var), shape, mv, d2, rng))
+        if info.scope == "local" or any(var in pair for pair in self.structure.products):
+            if streamed is not None and var in streamed.order:
+                rng = streamed.skip("prior", var, rng, lambda sizes, g: prior_draw(
+                    None, _shape(info.state[ArrayNames.qparam(var, "mean")], sizes), mv, d2, g), d2)
+            self.draw_prior(var, rng, d2)
         return False
+
+    def draw_prior(self, var: str, rng: np.random.Generator, data_variance: float | None) -> None:
+        """q(var) located at a draw from its prior, at most as broad as the data (:func:`ppvi.infer.start.prior_draw`)."""
+        unit = unit_of(self.plan.latents[var].family)
+        shape = self.state[ArrayNames.qparam(var, "mean")].shape
+        unit.located_at(self.state, var, *prior_draw(self._prior(var), shape, unit.event > 0, data_variance, rng))
 
     # ---------------------------------------------------------------- steps
     def update(self, var: str, damping: float | None = None) -> None:

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from ppvi.codegen.plan import ArrayNames, PointPlan
-from ppvi.errors import Diagnostic, PPVIError
+from ppvi.errors import Diagnostic, PPVIError, Reporter
 from ppvi.infer.cavi import ElboDecrease, Fit, _refuse_overflowing_data, _worse, better, record
 from ppvi.infer.chunks import Layout, split
 from ppvi.infer.program import Program, group_index, latent_start
@@ -102,6 +102,17 @@ def check(program: Program, layout: Layout, data: Streamed | None = None) -> Non
     for key, (_kind, var) in plan.derived.items():
         if layout.cut_axis(key) is not None:
             raise _refuse(program, f"it needs the inverse of data `{var}` of every unit")
+    for var in layout.local_latents:
+        # (a chunk's units are a run of rows of the store, and of the start's draws, only along the first axis)
+        axis = next((layout.cut_axis(k) for k in plan.latents[var].state if layout.cut_axis(k) is not None), 0)
+        if axis:
+            v = program.model.variables[var]
+            unit = v.shape[axis]
+            raise Reporter(program.model.path, program.model.text).fail(
+                f"model `{program.model.name}` cannot be fitted to data read in chunks: its local latent `{var}` "
+                f"has its units `{unit}` on axis {axis + 1}, and a chunk cuts the first", v.span,
+                f"declare `{var}` with its `{unit}` index first (the loop over `{unit}` outermost), or load the "
+                "data whole (.npz, .json or .csv without --chunk-size)")
 
 
 def group_by(module) -> tuple[str, str] | None:
@@ -199,27 +210,57 @@ class Pass:
         return float(np.sum(self.terms[list(unit_factors)])) + sum(self.entropy.values())
 
 
-@dataclass(frozen=True)
-class Draws:
-    """Where each chunk's start of each local latent began in the stream of random numbers
-    (:meth:`Streamer.draw_locals`): (latent, the chunk's first unit) -> the bit generator's state."""
+@dataclass
+class LocalDraws:
+    """Where each chunk's draws of each local latent's start begin in the stream of random numbers, noted by
+    :meth:`Program.initialise` (``streamed=``) at the latent's turn, as it moves the generator past every
+    unit's draws: (stage, latent, the chunk's first unit) -> the bit generator's state.  Stage ``start``: the
+    q's first arrays (``latent_start``: a Categorical's random rows); ``prior``: a continuous latent's draw
+    from its prior, scaled by the whole data's variance (``variances``)."""
 
+    chunks: tuple[tuple[int, int], ...]
+    sizes: dict[int, dict[str, int]]            # a chunk's first unit -> the sizes of its program
     kind: type
-    states: dict[tuple[str, int], dict]
+    order: tuple[str, ...]                      # the local latents, in the canonical order
+    states: dict[tuple[str, str, int], dict] = dataclasses.field(default_factory=dict)
+    variances: dict[str, float | None] = dataclasses.field(default_factory=dict)
 
-    def at(self, var: str, first: int) -> np.random.Generator:
+    def skip(self, stage: str, var: str, rng: np.random.Generator,
+             draw: Callable[[dict[str, int], np.random.Generator], object], variance: float | None = None
+             ) -> np.random.Generator:
+        """``rng`` moved past ``draw`` of every chunk (made and dropped: no data are read), where each began
+        noted; a generator at the first chunk's draws (the pilot's own)."""
+        self.variances[var] = variance
+        for s, _ in self.chunks:
+            self.states[stage, var, s] = rng.bit_generator.state
+            draw(self.sizes[s], rng)
+        return self.at(stage, var, self.chunks[0][0]) if self.chunks else rng
+
+    def at(self, stage: str, var: str, first: int) -> np.random.Generator:
         g = np.random.Generator(self.kind())
-        g.bit_generator.state = self.states[var, first]
+        g.bit_generator.state = self.states[stage, var, first]
         return g
+
+    def start(self, p: Program, first: int) -> None:
+        """The local q of a program over units from ``first`` (a chunk's, or several chunks' in a row) as an
+        in-memory start draws them: each local latent's first arrays, then the continuous ones' prior draws."""
+        for var in self.order:
+            p.start_latent(var, self.at("start", var, first))
+        for var in self.order:
+            if ("prior", var, first) in self.states:
+                p.draw_prior(var, self.at("prior", var, first), self.variances[var])
+        p.stale = True
 
 
 class Rows:
     """The whole data's rows, read in chunks of ``step`` rows, for a pilot's start (``Program.rows_of``): k-means++
-    centres and atoms drawn from every row, the data's variance, as an in-memory start reads them."""
+    centres and atoms drawn from every row (``seeds``; else from the pilot's rows), the data's variance, as an
+    in-memory start reads them."""
 
-    def __init__(self, data: Streamed, sizes: dict[str, int], step: int):
+    def __init__(self, data: Streamed, sizes: dict[str, int], step: int, seeds: bool = True):
         self.data, self.step = data, max(1, step)
         self.names = frozenset(data.rows)
+        self.seeded = self.names if seeds else frozenset()
         self.count = data.sizes[data.unit]
         self.shapes = {n: tuple(sizes[e] if isinstance(e, str) else int(e) for e in data.model.variables[n].shape[1:])
                        for n in data.rows}
@@ -284,8 +325,10 @@ class Streamer:
         self.chunk = max(1, int(chunk))
         self.aliases = whole.plan.aliases()
         self.starts = {0: 0, self.total: data.sizes[data.unit]}      # unit -> its first row of the data
-        # (kept: a block starts from its members' q, and local latents updated in turn read each other's)
-        self.keep = whole.plan.block is not None or len(self.layout.local_steps) > 1
+        # (kept: a block starts from its members' q, local latents updated in turn read each other's, and so do
+        # the elements of one updated in turn, a factor analyser's z[n, m])
+        self.keep = whole.plan.block is not None or len(self.layout.local_steps) > 1 or any(
+            whole.plan.latents[v].sequential for v in self.layout.local_steps if v in whole.plan.latents)
         self.local_dir = local_dir
         self.kept: Store | None = None
         self.restarts = False          # several starts: each keeps its local q in a store of its own
@@ -373,12 +416,12 @@ class Streamer:
         return p
 
     def local_pass(self, a: int, b: int, store: Store | None = None, terms: bool = True, step: bool = True,
-                   fresh: Draws | None = None) -> Pass:
+                   fresh: LocalDraws | None = None) -> Pass:
         """The local step of units a..b−1, a chunk at a time, under the current globals; their sums (``terms``:
         also the ELBO's); each chunk's local state written to ``store`` if given.  Kept local state (a group
         block's) is read before the step and written after; ``fresh``: instead, each chunk's local q start
-        as an in-memory program's do, drawn where :meth:`draw_locals` found them in the stream of random
-        numbers; ``step=False``: no step, the sums of the kept (or fresh) local q."""
+        as an in-memory program's do, drawn where the start noted them in the stream of random
+        numbers (:class:`LocalDraws`); ``step=False``: no step, the sums of the kept (or fresh) local q."""
         stats: dict[str, np.ndarray] = {}
         total: np.ndarray | None = None
         entropy: dict[str, float] = {}
@@ -387,9 +430,7 @@ class Streamer:
             p = None                     # (the previous chunk's arrays go before the next chunk's are made)
             p = self.program(s, e)
             if fresh is not None:
-                for var in self.whole.structure.order.sort(self.layout.local_latents):
-                    p.start_latent(var, fresh.at(var, s))
-                p.stale = True
+                fresh.start(p, s)
             elif self.kept is not None:
                 self._load(p, self.kept, s, e)
             if step:
@@ -409,19 +450,12 @@ class Streamer:
                         out.write(key, self._row(key, s), p.state[key])
         return Pass(stats, total, entropy)
 
-    def draw_locals(self, rng: np.random.Generator, spans: list[tuple[int, int]]) -> Draws:
-        """``rng`` moved past every unit's local q at its start, drawn as an in-memory start draws them (each
-        local latent over every unit in turn, in the canonical order) a chunk of ``spans`` at a time, and
-        where each chunk's draws began: a local pass over the same spans draws the same numbers again
-        (``fresh``).  No data are read: a chunk's arrays are made, drawn and dropped."""
-        states: dict[tuple[str, int], dict] = {}
-        plan = self.whole.plan
-        for var in self.whole.structure.order.sort(self.layout.local_latents):
-            for a, b in spans:
-                for s, e in self.ranges(a, b):
-                    states[var, s] = rng.bit_generator.state
-                    latent_start(plan.latents[var], var, self._sizes(s, e), rng)
-        return Draws(type(rng.bit_generator), states)
+    def local_draws(self, rng: np.random.Generator, spans: list[tuple[int, int]]) -> LocalDraws:
+        """Where the local passes over ``spans`` will find their local q's start (:class:`LocalDraws`), to be
+        noted by the pilot's ``initialise``."""
+        chunks = tuple(r for a, b in spans for r in self.ranges(a, b))
+        return LocalDraws(chunks, {s: self._sizes(s, e) for s, e in chunks}, type(rng.bit_generator),
+                          tuple(self.whole.structure.order.sort(self.layout.local_latents)))
 
     def _sizes(self, a: int, b: int) -> dict[str, int]:
         """The sizes of the program over units a..b−1."""
@@ -565,14 +599,14 @@ def start(streamer: Streamer, rng: np.random.Generator, start_: Start | None,
 
 
 def begin(streamer: Streamer, rng: np.random.Generator, start: Start | None,
-          spans: list[tuple[int, int]]) -> tuple[bool, Draws | None]:
+          spans: list[tuple[int, int]]) -> tuple[bool, LocalDraws | None]:
     """The start an in-memory fit of the same seed makes (docs/scale.md, "The start"), before the first local
     passes over ``spans``: whether it was informed, and where those passes draw the local q (None: they need not).
 
-    In memory the local latents' q are drawn first, over every unit; then params, seeds from the data
-    (k-means++ centres, atoms) and draws of continuous latents.  Here the rng is moved past the local draws
-    chunk by chunk (:meth:`Streamer.draw_locals`), then the pilot takes the rest of its start from it, its seeds
-    from every row of the data (:class:`Rows`).  An informed start's first passes are an E-step of every unit
+    In memory the latents' q are started in the canonical order (a local one's drawn over every unit); then
+    params, seeds from the data (k-means++ centres, atoms) and draws of continuous latents, again in the
+    canonical order.  Here the pilot makes that start, its seeds from every row of the data (:class:`Rows`), and
+    at each local latent's turn the rng is moved past every unit's draws chunk by chunk (:class:`LocalDraws`).  An informed start's first passes are an E-step of every unit
     (from the drawn local q where they are kept); an uninformed one's sum the drawn local q, from which the first
     sweep's global step starts, as in memory."""
     # (the whole program's arrays with a unit axis stay the pilot's, and so does its size of the unit dim; only
@@ -581,12 +615,13 @@ def begin(streamer: Streamer, rng: np.random.Generator, start: Start | None,
     streamer.locate(spans)
     whole.state[ArrayNames.size(unit)] = whole.sizes[unit]
     held = {k: v for k, v in start.q.items() if k not in streamer.layout.local_latents} if start else None
-    draws = streamer.draw_locals(rng, spans)
-    # (with an earlier result, its seeds are the pilot's: the result's q replace them)
-    whole.rows_of = Rows(streamer.data, whole.sizes, streamer.rows_a_chunk) if start is None else None
+    draws = streamer.local_draws(rng, spans)
+    # (with an earlier result, its seeds are the pilot's: the result's q replace them; the data's variance is
+    # still the whole data's, which scales the draws of local continuous latents)
+    whole.rows_of = Rows(streamer.data, whole.sizes, streamer.rows_a_chunk, seeds=start is None)
     try:
         informed = whole.initialise(rng, None if start is None else type(start)(held, start.params, start.source),
-                                    locals_from=np.random.default_rng(0))     # (the pilot's local q are never read)
+                                    streamed=draws)
     finally:
         whole.rows_of = None
     whole.state[ArrayNames.size(unit)] = streamer.total

@@ -25,6 +25,7 @@ from ppvi.cli import main  # noqa: E402
 from ppvi.codegen.cache import fixed_sizes, load as load_module  # noqa: E402
 from ppvi.errors import PPVIError  # noqa: E402
 from ppvi.infer.cavi import fit  # noqa: E402
+from ppvi.infer.chunks import Chunk, Layout  # noqa: E402
 from ppvi.infer.dask_engine import Dask, close, connect  # noqa: E402
 from ppvi.infer.program import Program  # noqa: E402
 from ppvi.io.data import bind, check_dims, source_of  # noqa: E402
@@ -229,7 +230,11 @@ def test_without_dask_the_error_says_how_to_install(monkeypatch):
 
 
 def test_a_worker_killed_mid_fit_changes_nothing(client, data):
-    """Its partitions are computed again from their lineage on the other worker (the nanny starts a new one)."""
+    """Its partitions are computed again from their lineage on the other worker (the nanny starts a new one).
+    Equal to the engine's promise (RTOL: the order of the sums over the units), not bit for bit: a recomputed
+    partition's arrays arrive laid out as its new messages put them, and once, under load, the last bit of the
+    trace differed.  The one dependence on that layout found (NumPy's sums of arrays not aligned to their
+    items) is removed (the next test); no other was found."""
     name = "lda"
     undisturbed = program(name, data[name])
     a = fit(undisturbed, seed=5, max_iter=6, tol=0, runner=Dask(client).runner())
@@ -240,9 +245,7 @@ def test_a_worker_killed_mid_fit_changes_nothing(client, data):
             os.kill(pids[sorted(pids)[0]], signal.SIGKILL)
     p = program(name, data[name])
     b = fit(p, seed=5, max_iter=6, tol=0, runner=Dask(client).runner(), on_iteration=kill)
-    assert b.trace == a.trace
-    for k, v in q_of(undisturbed).items():
-        assert np.array_equal(p.state[k], v), k
+    assert_same(a, undisturbed, b, p)
 
 
 def test_interrupted_fit_keeps_the_newest_q(client, data):
@@ -319,3 +322,39 @@ def test_svi_on_data_read_in_chunks_on_dask(client, data, tmp_path):
     assert doc["provenance"]["engine"]["name"] == "dask"
     np.testing.assert_allclose(doc["elbo_trace"], memory.elbo_trace, rtol=RTOL)      # (random sets, as in memory)
     np.testing.assert_allclose(np.load(tmp_path / "svi.local" / "q_z__p.npy"), memory.q["z"]["p"], rtol=0, atol=1e-12)
+
+
+def _misaligned(a: np.ndarray) -> np.ndarray:
+    """A copy of ``a`` one byte off its items' alignment, as an array a worker receives may be (distributed
+    joins a message's small frames into one buffer and maps each array at its offset there)."""
+    raw = np.zeros(a.nbytes + 1, dtype=np.uint8)
+    out = np.ndarray(a.shape, dtype=a.dtype, buffer=raw.data, offset=1)
+    out[...] = a
+    return out
+
+
+def test_a_partition_s_outcome_does_not_depend_on_where_its_arrays_lie():
+    """NumPy sums a float64 array that is not 8-byte aligned in blocks of 8192 items, an aligned one pairwise,
+    and the layout of a message, hence each received array's alignment, depends on what else was sent with
+    it.  A partition of more than 8192 tokens gave the entropy of its start's q(z) another last bit when its
+    arrays came one byte off (the same kernels, the same numbers).  A worker now copies such arrays first."""
+    from ppvi.codegen.cache import _unsealed
+    from ppvi.infer.dask_engine import Kernels, _start
+
+    rng = np.random.default_rng(0)       # (15,000 tokens whose entropies the two orders sum differently)
+    corpus = {"doc": np.repeat(np.arange(50), 300), "word": rng.integers(0, 50, 15_000)}
+    p = program("lda", corpus)         # (the module of the other tests: K = 4, V = 50)
+    p.initialise(np.random.default_rng(1))
+    layout = Layout.of(p)
+    for var in layout.local_steps:
+        p.update(var)              # (an informed start's E-step: the partitions start from its entropies)
+    with open(p.module.__file__, "rb") as fh:
+        kernels = Kernels(p.model, p.module.__file__, _unsealed(fh.read()))
+    chunk = Chunk(p, layout, np.arange(layout.units(p)))
+    state = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in chunk.program.state.items()}
+    moved = {k: _misaligned(v) if isinstance(v, np.ndarray) and v.size > 1 else v for k, v in state.items()}
+    assert not moved["h_z"].flags.aligned and moved["h_z"].size > 8192
+    a = _start(kernels, layout, dict(chunk.program.sizes), state)
+    b = _start(kernels, layout, dict(chunk.program.sizes), moved)
+    assert a.entropies["z"] != 0 and a.entropies == b.entropies
+    assert np.array_equal(a.terms, b.terms)
