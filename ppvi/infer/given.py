@@ -352,7 +352,7 @@ def predict(given: Given, data: object, *, dims: Mapping[str, int], seed: int, m
     roles = Roles.of(m, plan)
     if not scored and not roles.local and not m.missing:
         raise nothing_to_predict(m, where)
-    bound = bind(m, source, check_sizes(given, roles, source, dims))
+    bound = bind(m, source, check_sizes(given, roles, source, dims), given.result.labels)   # (coded by the fit's labels)
     check_hyperparameters(given, roles, bound.arrays, source.label)
     if bound.missing:
         # missing entries in the new data are local latents too (ppvi.language.missing), imputed under the held q
@@ -381,7 +381,7 @@ def predict(given: Given, data: object, *, dims: Mapping[str, int], seed: int, m
     provenance = _provenance(given, roles, m, source.label if from_file else None, bound, seed=seed, tol=tol,
                              max_iter=max_iter, sweep=sweep_steps(done))
     observed = observed_arrays(given.model, bound)
-    r = from_fit(done, provenance, (), observed)
+    r = from_fit(done, provenance, (), observed, given.result.labels)
     held = {v: given.result.q[v] for v in (*roles.held, *roles.held_points)}
     r = dataclasses.replace(r, q={k: held.get(k, q) for k, q in r.q.items()}, params=dict(given.result.params),
                             fit=done, data=observed)

@@ -261,7 +261,9 @@ def _member(path: str, z: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int | 
         except Exception as e:     # any failure to parse the header is a malformed file, whatever numpy raises
             raise fail(path, f"`{name}`: malformed .npy header ({type(e).__name__}: {e})", NPZ_HINT) from None
         if dtype.hasobject or dtype.kind not in "biuf" or dtype.subdtype is not None:
-            raise fail(path, f"`{name}` is not numeric (dtype {dtype})", "data arrays hold numbers")
+            raise fail(path, f"`{name}` is not numeric (dtype {dtype})", "data arrays hold numbers" if dtype.kind not in "US"
+                       else "an .npz holds codes 0..K−1, not labels: labels are read from .csv, .json or a DataFrame "
+                            "(docs/language.md, \"Labels\")")
         if any(n < 0 for n in shape):
             raise fail(path, f"`{name}`: malformed .npy header (shape {shape})", NPZ_HINT)
         nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
