@@ -209,7 +209,9 @@ def _array(name: str, value: object, pd) -> np.ndarray | lab.Column:
     if isinstance(value, (str, bytes)):
         raise fail(PYTHON_DATA, f"`{name}` is a {type(value).__name__}, not an array of numbers")
     try:
-        return np.asarray(value)
+        a = np.asarray(value)
+        # (numpy makes ["a", 2] text: the entries' own types tell labels from a mistake)
+        return np.asarray(value, dtype=object) if a.dtype.kind in "US" and not isinstance(value, np.ndarray) else a
     except (ValueError, TypeError):
         raise fail(PYTHON_DATA, f"`{name}` is not an array: its rows have different lengths",
                    "every row of an array has the same number of entries") from None
@@ -301,7 +303,8 @@ def bind(model: CheckedModel, source: Source, overrides: Mapping[str, int] | Non
                         did_you_mean(v.name, source.offered) or f"the data has: {have}")
         a = np.asarray(raw[v.name])
         if a.dtype.kind not in "biuf":
-            raise fail(path, f"`{v.name}` is not numeric (dtype {a.dtype})")
+            raise fail(path, f"`{v.name}` is not numeric (dtype {a.dtype})",
+                       "only index data (`: index(K)`) may hold labels" if a.dtype.kind in "OUS" else None)
         if a.ndim == 0 and len(v.shape) == 1 and v.kind == "data":
             a = a.reshape(1)
         if a.ndim != len(v.shape):
