@@ -352,7 +352,8 @@ def predict(given: Given, data: object, *, dims: Mapping[str, int], seed: int, m
     roles = Roles.of(m, plan)
     if not scored and not roles.local and not m.missing:
         raise nothing_to_predict(m, where)
-    bound = bind(m, source, check_sizes(given, roles, source, dims), given.result.labels)   # (coded by the fit's labels)
+    # (labels coded by the fit's map: code j is the same label's in the held q and the new data)
+    bound = bind(m, source, check_sizes(given, roles, source, dims), given.result.labels)
     check_hyperparameters(given, roles, bound.arrays, source.label)
     if bound.missing:
         # missing entries in the new data are local latents too (ppvi.language.missing), imputed under the held q

@@ -85,7 +85,8 @@ def _npy_header(path: str, fh, name: str) -> tuple[tuple[int, ...], np.dtype, in
     except Exception as e:      # any failure to parse the header is a malformed file, whatever numpy raises
         raise fail(path, f"`{name}`: not a readable .npy array ({type(e).__name__}: {e})", NPY_HINT) from None
     if dtype.hasobject or dtype.kind not in "biuf" or dtype.subdtype is not None:
-        raise fail(path, f"`{name}` is not numeric (dtype {dtype})", numbers_hint(dtype.kind in "USO", "data read in chunks"))
+        raise fail(path, f"`{name}` is not numeric (dtype {dtype})",
+                   numbers_hint(dtype.kind in "USO", "data read in chunks"))
     return tuple(int(n) for n in shape), dtype, fh.tell(), bool(fortran and len(shape) > 1)
 
 
@@ -297,7 +298,8 @@ def read_zarr(path: str, names: list[str]) -> Chunked:
             continue
         dtype = np.dtype(arr.dtype)
         if dtype.kind not in "biuf":
-            raise fail(path, f"`{name}` is not numeric (dtype {dtype})", numbers_hint(dtype.kind in "USO", "data read in chunks"))
+            raise fail(path, f"`{name}` is not numeric (dtype {dtype})",
+                   numbers_hint(dtype.kind in "USO", "data read in chunks"))
         if arr.ndim:
             out.native = int(arr.chunks[0]) if out.native is None else out.native
 

@@ -57,7 +57,8 @@ def from_values(where: str, name: str, values: object) -> Column | None:
         if isinstance(x, str) or _missing(x):
             continue
         what = ("a number" if isinstance(x, (numbers.Number, np.number)) else f"a {type(x).__name__}")
-        raise fail(where, f"`{name}{list(i)}` is {what} ({f'{x:g}' if isinstance(x, float) else repr(x)}) but `{name}{list(first)}` is the label "
+        value = f"{x:g}" if isinstance(x, float) else repr(x)
+        raise fail(where, f"`{name}{list(i)}` is {what} ({value}) but `{name}{list(first)}` is the label "
                           f"{obj[first]!r}", BOTH_HINT)
     out = np.empty(obj.shape, dtype=object)
     for i, x in np.ndenumerate(obj):

@@ -41,7 +41,8 @@ def axes_of(name: str, shape: tuple) -> tuple[str, ...]:
 
 
 def from_fit(fit, provenance: Provenance | None = None, warnings: tuple[str, ...] = (),
-             data: Mapping[str, np.ndarray] | None = None, labels: Mapping[str, tuple[str, ...]] | None = None) -> Result:
+             data: Mapping[str, np.ndarray] | None = None,
+             labels: Mapping[str, tuple[str, ...]] | None = None) -> Result:
     """The Result of a :class:`ppvi.infer.cavi.Fit`: q's standard parameters as read-only views of the final
     state (no copy: a fit's memory stays that of its data and q)."""
     prog = fit.program
@@ -478,7 +479,8 @@ def from_document(doc: Mapping) -> Result:
         interrupted=_get(doc, "interrupted", "", _bool, False), seconds=_get(doc, "seconds", "", _float, 0.0),
         restart=_get(doc, "restart", "", _int, 0), warnings=_get(doc, "warnings", "", _strings, ()),
         provenance=_get(doc, "provenance", "", _provenance, None),
-        encoders={name: _encoder(name, e) for name, e in _get(doc, "encoders", "", _mapping(lambda x, k: x), {}).items()},
+        encoders={name: _encoder(name, e)
+                  for name, e in _get(doc, "encoders", "", _mapping(lambda x, k: x), {}).items()},
         labels=_get(doc, "labels", "", _mapping(_strings), {}))
 
 

@@ -462,6 +462,11 @@ def _text(r: Result, p: float, blocks: tuple[Block, ...], comps: tuple[Component
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
+def _component(c: Components, k: int) -> str:
+    """Component k as its label where the dim has labels."""
+    return shown_label({c.dim: c.labels}, c.dim, k)
+
+
 def _components_text(c: Components, width: int) -> list[str]:
     lines = _fit(f"{c.name}  Categorical over {c.dim} = {len(c.sizes)} ({c.elements:,} elements)", width, "    ")
     order = [k for k in range(len(c.sizes)) if not c.empty[k]]
@@ -469,7 +474,7 @@ def _components_text(c: Components, width: int) -> list[str]:
         order = sorted(order, key=lambda k: -c.sizes[k])[: GROUPS * 2]
     head = f"{'k':>8} {'size':>{NUMBER}} {'MAP labels':>{NUMBER + 1}}"
     lines.append(head)
-    lines += [f"{shown_label({c.dim: c.labels}, c.dim, k):>8} {c.sizes[k]:>{NUMBER}.4g} {int(c.counts[k]):>{NUMBER + 1}}"
+    lines += [f"{_component(c, k):>8} {c.sizes[k]:>{NUMBER}.4g} {int(c.counts[k]):>{NUMBER + 1}}"
               for k in sorted(order)]
     rest = len(c.sizes) - c.empty.sum() - len(order)
     if rest:
@@ -492,7 +497,7 @@ def _html(s: Summary) -> str:
     for c in s.components:
         out.append(f"<p><b>{e(c.name)}</b> Categorical over {e(c.dim)} = {len(c.sizes)}, {c.elements:,} elements</p>"
                    "<table><tr><th>k</th><th>size</th><th>MAP labels</th></tr>")
-        out += [f"<tr><td>{e(shown_label({c.dim: c.labels}, c.dim, k))}</td><td>{c.sizes[k]:.4g}</td><td>{int(c.counts[k])}</td></tr>"
+        out += [f"<tr><td>{e(_component(c, k))}</td><td>{c.sizes[k]:.4g}</td><td>{int(c.counts[k])}</td></tr>"
                 for k in range(len(c.sizes)) if not c.empty[k]]
         if c.empty.any():
             out.append(f"<tr><td colspan=3>{e(_ranges(np.flatnonzero(c.empty).tolist()))}: empty</td></tr>")

@@ -14,7 +14,7 @@ import pytest
 import ppvi
 from conftest import MODELS, run_cli
 from ppvi.errors import PPVIError
-from ppvi.io.data import from_python, read_file
+from ppvi.io.data import read_file
 
 GMM = ppvi.load(str(MODELS / "gmm.ppvi")).checked          # one 2-D data variable: x[N, D]
 GMM_1D = ppvi.load(str(MODELS / "gmm_1d.ppvi")).checked    # one 1-D data variable: eruptions[N]

@@ -261,3 +261,27 @@ def test_a_start_codes_the_data_by_its_labels():
     again = _multilevel().fit(reversed_, init=r)
     assert again.labels == r.labels and again.iterations <= 2
     np.testing.assert_allclose(again.q["a"].mean, r.q["a"].mean, rtol=1e-4)      # (both within √tol of the optimum)
+
+
+def test_a_categoricals_components_are_shown_by_their_labels():
+    """A Categorical over a dim with labels (made here: no fit) lists each component by its label."""
+    from ppvi.result import Q, Result
+
+    p = np.array([[0.9, 0.1, 0.0], [0.2, 0.8, 0.0], [0.0, 1.0, 0.0]])
+    r = Result("m", -1.0, (-1.0,), 1, True, {"z": Q("Categorical", {"p": p}, ("N",), "K")}, {},
+               labels={"K": ("alice", "bob", "carol")})
+    text = str(r.summary())
+    assert "   alice" in text and "     bob" in text and "carol" not in text        # (carol is empty)
+    frame = r.summary().components_frame()
+    assert frame["label"].tolist() == ["alice", "bob", "carol"] and frame["component"].tolist() == [0, 1, 2]
+    assert "<td>alice</td>" in r._repr_html_()
+
+
+def test_the_plots_legend_names_the_labels():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    figure = _fits()[0].plot(var_names=["a"])
+    legends = [t.get_text() for ax in figure.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    assert "a[c00]" in legends and "a[0]" not in legends
