@@ -198,7 +198,7 @@ class Stream:
     arrays: dict[str, np.ndarray]  # the global state: q of global latents, their stored η, params
     t: int = 0
     bounds: list[float] | None = None
-    labels: dict[str, tuple[str, ...]] = field(default_factory=dict)   # the first batch's maps (ppvi.io.labels)
+    labels: dict[str, tuple[str, ...]] = field(default_factory=dict)   # the first batch's maps of held dims (io.labels)
 
     @staticmethod
     def global_keys(program: Program, layout: Layout) -> list[str]:
