@@ -285,3 +285,38 @@ def test_the_plots_legend_names_the_labels():
     figure = _fits()[0].plot(var_names=["a"])
     legends = [t.get_text() for ax in figure.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
     assert "a[c00]" in legends and "a[0]" not in legends
+
+
+@pytest.mark.long
+def test_lda_with_words_and_documents_as_labels():
+    """A vocabulary and document names: a held dim (V) keeps the fit's map in predict and partial_fit, a free
+    one (M, the documents) is each new data's own.  Checked against the same fits and streams of the codes."""
+    with np.load(MODELS / "lda.npz") as f:
+        doc, word = f["doc"], f["word"]
+    vocab = np.array([f"w{v:02d}" for v in range(50)])          # (sorted as the codes: the same fit)
+    names = np.array([f"d{d:03d}" for d in range(100)])
+    old = doc < 80
+    model = ppvi.load(str(MODELS / "lda.ppvi"))
+    coded = model.fit({"doc": doc[old], "word": word[old]}, tol=0, max_iter=20, dims={"V": 50})
+    labelled = model.fit({"doc": names[doc[old]], "word": pd.Categorical(vocab[word[old]], categories=vocab)},
+                         tol=0, max_iter=20)
+    assert labelled.labels == {"M": tuple(names[:80]), "V": tuple(vocab)}
+    np.testing.assert_array_equal(labelled.q["phi"]["alpha"], coded.q["phi"]["alpha"])
+    # new documents named in the reverse of their codes' order: their q follows the names' sorted order
+    new = np.array([f"new{19 - d:02d}" for d in range(20)])
+    by_code = coded.predict({"doc": doc[~old] - 80, "word": word[~old]})
+    by_label = labelled.predict({"doc": new[doc[~old] - 80], "word": vocab[word[~old]]})
+    assert by_label.labels == {"M": tuple(sorted(new)), "V": tuple(vocab)}
+    np.testing.assert_allclose(by_label.q["theta"]["alpha"][::-1], by_code.q["theta"]["alpha"], rtol=1e-10)
+    with pytest.raises(PPVIError, match="`word\\[0\\]` = 'zebra' is not one of the 50 labels of V"):
+        labelled.predict({"doc": ["a", "a"], "word": ["zebra", "w01"]})
+    # a stream: the words by the first batch's map, each batch's documents by its own
+    by_code, by_label = ppvi.load(str(MODELS / "lda.ppvi")), ppvi.load(str(MODELS / "lda.ppvi"))
+    for b in range(4):
+        at = (doc >= 20 * b) & (doc < 20 * b + 20)
+        words = vocab[word[at]]
+        a = by_code.partial_fit({"doc": doc[at] - 20 * b, "word": word[at]}, total_size=80, V=50)
+        r = by_label.partial_fit({"doc": names[doc[at]], "word": pd.Categorical(words, vocab) if b == 0 else words},
+                                 total_size=80)
+        assert r.labels == {"M": tuple(names[20 * b:20 * b + 20]), "V": tuple(vocab)}
+        np.testing.assert_allclose(r.q["phi"]["alpha"], a.q["phi"]["alpha"], rtol=1e-12)
