@@ -210,8 +210,11 @@ def _array(name: str, value: object, pd) -> np.ndarray | lab.Column:
         raise fail(PYTHON_DATA, f"`{name}` is a {type(value).__name__}, not an array of numbers")
     try:
         a = np.asarray(value)
-        # (numpy makes ["a", 2] text: the entries' own types tell labels from a mistake)
-        return np.asarray(value, dtype=object) if a.dtype.kind in "US" and not isinstance(value, np.ndarray) else a
+        if a.dtype.kind in "US" and not isinstance(value, np.ndarray):
+            # (numpy makes ["a", 2] text: the entries' own types tell labels from a mistake)
+            entries = np.asarray(value, dtype=object)
+            return entries if not all(isinstance(x, str) for x in entries.ravel()) else a
+        return a
     except (ValueError, TypeError):
         raise fail(PYTHON_DATA, f"`{name}` is not an array: its rows have different lengths",
                    "every row of an array has the same number of entries") from None
