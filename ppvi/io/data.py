@@ -9,7 +9,8 @@ whose one data variable is 2-D and not a column, all its numeric columns.
 :func:`bind` checks every array against its declaration — shape, finiteness,
 the support (binary, count, index(K), positive, simplex, unit columns) — and
 resolves every dim, refusing sizes whose q could not fit in memory before
-anything is allocated.  Mistakes are ``FILE: error: …`` naming the variable,
+anything is allocated; labels in index data (strings, a pandas Categorical)
+are coded first, one map per dim (:mod:`ppvi.io.labels`).  Mistakes are ``FILE: error: …`` naming the variable,
 the entry and the rule; a ``.csv`` cell is named by its line and column.
 """
 
