@@ -320,3 +320,18 @@ def test_lda_with_words_and_documents_as_labels():
                                  total_size=80)
         assert r.labels == {"M": tuple(names[20 * b:20 * b + 20]), "V": tuple(vocab)}
         np.testing.assert_allclose(r.q["phi"]["alpha"], a.q["phi"]["alpha"], rtol=1e-12)
+
+
+def test_the_command_line_writes_the_labels_and_starts_from_them(tmp_path, capsys):
+    _frame().to_csv(tmp_path / "d.csv", index=False)
+    out = ["--quiet", "--out"]
+    code, _, err = run_cli(["run", MULTILEVEL, "--data", tmp_path / "d.csv", *out, tmp_path / "r.json"], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "r.json").read_text())["labels"] == {"J": [f"c{j:02d}" for j in range(25)]}
+    rest = _frame()[lambda d: d.county != "c00"]        # (coded afresh, c01 would be 0 and J = 24)
+    rest.to_csv(tmp_path / "rest.csv", index=False)
+    code, _, err = run_cli(["run", MULTILEVEL, "--data", tmp_path / "rest.csv", "--init", tmp_path / "r.json",
+                            *out, tmp_path / "s.json"], capsys)
+    assert code == 0, err
+    r, s = (json.loads((tmp_path / f).read_text()) for f in ("r.json", "s.json"))
+    assert s["labels"] == r["labels"] and s["provenance"]["dims"]["J"] == 25
