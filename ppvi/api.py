@@ -113,12 +113,12 @@ class Model:
         notes = list(source.notes)
         for note in notes:
             warnings.warn(PPVIWarning(note), stacklevel=2)
-        bound = bind(m, source, sizes)
         start = None
         if init is not None:
             from ppvi.infer.warm import Start
 
             start = Start.of(init)
+        bound = bind(m, source, sizes, None if start is None else start.labels)   # (a start's labels code the data)
         seed, max_iter, tol, restarts = int(seed), int(max_iter), float(tol), int(restarts)
         damping = None if damping is None else float(damping)
         shown = for_fit(progress)
@@ -165,7 +165,7 @@ class Model:
         provenance = _provenance(m, source.label if from_file else None, bound, seed=seed, tol=tol,
                                  max_iter=max_iter, damping=damping, restarts=restarts, sweep=sweep_steps(done),
                                  algorithm=None if algo is None else algo.settings(), engine=settings)
-        result = from_fit(done, provenance, tuple(n.format() for n in notes), observed_arrays(m, bound))
+        result = from_fit(done, provenance, tuple(n.format() for n in notes), observed_arrays(m, bound), bound.labels)
         if m.amortised:
             # (training sweeps the state, then puts the fit's q back in the arrays the result's q are views of)
             result = dataclasses.replace(result, encoders=_train_encoders(
@@ -214,7 +214,7 @@ class Model:
                                     "every batch of a stream has the sizes of the first for the globals' dims")
             sizes = {**sizes, **stream.sizes}
         source = source_of(batch, m)
-        bound = bind(m, source, sizes)
+        bound = bind(m, source, sizes, None if stream is None else stream.labels)   # (the first batch's, held dims)
         module, _ = load_module(m, fixed=fixed_sizes(m, bound.sizes))
         program = Program.build(m, module, bound)
         roles = Roles.of(m, program.plan)
@@ -226,7 +226,8 @@ class Model:
                             f"whole stream, a whole number ≥ this batch's {units}")
         if stream is None:
             stream = Stream(dataclasses.replace(settings, batch=units),
-                            {d: n for d, n in bound.sizes.items() if d not in roles.free}, {})
+                            {d: n for d, n in bound.sizes.items() if d not in roles.free}, {},
+                            labels={d: names for d, names in bound.labels.items() if d not in roles.free})
         with _one_blas_thread():
             done = stream.step(program, int(total_size), np.random.default_rng([int(seed), stream.t]))
         self._stream = stream
@@ -236,7 +237,7 @@ class Model:
                                             "total_size": int(total_size), "step": stream.t,
                                             "rate": "rho_t = (tau + t)^(-kappa), t = 1, 2, ..."})
         observed = {v.name: bound.arrays[v.name] for v in m.of_kind("data") if v.name in bound.arrays}
-        return from_fit(done, provenance, (), observed)
+        return from_fit(done, provenance, (), observed, {**stream.labels, **bound.labels})
 
     # ---------------------------------------------------------------- simulation (ppvi.simulate)
     def sample_prior(self, draws: int, data: object = None, seed: int | None = None,

@@ -148,6 +148,8 @@ class Result:
     interrupted); ``warnings`` what the fit warned about (also issued as :class:`ppvi.PPVIWarning`).
     ``axes`` names the axes of every param and data variable (latents: ``q[name].axes``).  ``encoders``
     holds the encoder trained for each latent the model amortises (``amortise h by mlp(…)``; docs/amortise.md).
+    ``labels`` maps a dim whose index data held labels (strings, a pandas Categorical) to its labels in code
+    order: ``labels["J"][j]`` is what code j stands for (docs/language.md, "Labels").
     """
 
     model: str
@@ -165,6 +167,7 @@ class Result:
     warnings: tuple[str, ...] = ()
     provenance: Provenance | None = None
     encoders: Mapping[str, Any] = field(default_factory=dict)      # latent -> ppvi.amortise.Encoder (`amortise`)
+    labels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)   # dim -> its labels in code order
     fit: Any = field(default=None, compare=False, repr=False)       # the live Fit (not saved)
     data: Mapping[str, np.ndarray] | None = field(default=None, compare=False, repr=False)   # (not saved)
     chains: tuple[Mapping[str, Q], ...] = field(default=(), compare=False, repr=False)   # every restart's q (not saved)

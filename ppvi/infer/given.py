@@ -352,7 +352,10 @@ def predict(given: Given, data: object, *, dims: Mapping[str, int], seed: int, m
     roles = Roles.of(m, plan)
     if not scored and not roles.local and not m.missing:
         raise nothing_to_predict(m, where)
-    bound = bind(m, source, check_sizes(given, roles, source, dims))
+    # (labels of a held dim coded by the fit's map: code j is the same label's in the held q and the new data;
+    # a free dim's labels are the new data's own, new documents)
+    held_labels = {d: names for d, names in given.result.labels.items() if d not in roles.free}
+    bound = bind(m, source, check_sizes(given, roles, source, dims), held_labels)
     check_hyperparameters(given, roles, bound.arrays, source.label)
     if bound.missing:
         # missing entries in the new data are local latents too (ppvi.language.missing), imputed under the held q
@@ -381,7 +384,7 @@ def predict(given: Given, data: object, *, dims: Mapping[str, int], seed: int, m
     provenance = _provenance(given, roles, m, source.label if from_file else None, bound, seed=seed, tol=tol,
                              max_iter=max_iter, sweep=sweep_steps(done))
     observed = observed_arrays(given.model, bound)
-    r = from_fit(done, provenance, (), observed)
+    r = from_fit(done, provenance, (), observed, {**held_labels, **bound.labels})
     held = {v: given.result.q[v] for v in (*roles.held, *roles.held_points)}
     r = dataclasses.replace(r, q={k: held.get(k, q) for k, q in r.q.items()}, params=dict(given.result.params),
                             fit=done, data=observed)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
@@ -198,6 +198,7 @@ class Stream:
     arrays: dict[str, np.ndarray]  # the global state: q of global latents, their stored η, params
     t: int = 0
     bounds: list[float] | None = None
+    labels: dict[str, tuple[str, ...]] = field(default_factory=dict)   # the first batch's maps of held dims (io.labels)
 
     @staticmethod
     def global_keys(program: Program, layout: Layout) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import reprlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
@@ -29,11 +29,14 @@ from ppvi.io.results import read
 
 @dataclass(frozen=True)
 class Start:
-    """An earlier result's q (NAME -> {"family", standard parameters…}) and params, and where it came from."""
+    """An earlier result's q (NAME -> {"family", standard parameters…}) and params, and where it came from;
+    ``labels``, its maps of labels to codes (the new data are coded by them, so that row j is the same
+    label's in both)."""
 
     q: Mapping[str, Any]
     params: Mapping[str, Any]
     source: str
+    labels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, init: Any) -> "Start":
@@ -54,7 +57,11 @@ class Start:
         if not isinstance(q, Mapping) or not isinstance(params, Mapping) or not (q or params):
             raise PPVIError(Diagnostic("not a ppvi result: no `q` or `params` to start from", source,
                                        hint="a start is a result written by `ppvi run --out` or `Result.save`"))
-        return cls(q, params, source)
+        labels = layout.get("labels") or {}
+        if not isinstance(labels, Mapping) or not all(
+                np.ndim(v) == 1 and all(isinstance(s, str) for s in np.asarray(v).tolist()) for v in labels.values()):
+            raise PPVIError(Diagnostic("not a ppvi result: `labels` is not a map of dims to lists of labels", source))
+        return cls(q, params, source, {k: tuple(str(s) for s in np.asarray(v).tolist()) for k, v in labels.items()})
 
 
 def apply(program: Program, start: Start) -> set[str]:

@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from ppvi.io.reading import fail
+from ppvi.io.reading import fail, numbers_hint
 
 SCAN_ROWS = 1 << 14       # rows a pass over a whole column (an index's largest value, its groups) reads at a time
 NPY_HINT = "save each data variable with numpy.save(DIR/NAME.npy, array), or all with numpy.savez (uncompressed)"
@@ -85,7 +85,8 @@ def _npy_header(path: str, fh, name: str) -> tuple[tuple[int, ...], np.dtype, in
     except Exception as e:      # any failure to parse the header is a malformed file, whatever numpy raises
         raise fail(path, f"`{name}`: not a readable .npy array ({type(e).__name__}: {e})", NPY_HINT) from None
     if dtype.hasobject or dtype.kind not in "biuf" or dtype.subdtype is not None:
-        raise fail(path, f"`{name}` is not numeric (dtype {dtype})", "data arrays hold numbers")
+        raise fail(path, f"`{name}` is not numeric (dtype {dtype})",
+                   numbers_hint(dtype.kind in "USO", "data read in chunks"))
     return tuple(int(n) for n in shape), dtype, fh.tell(), bool(fortran and len(shape) > 1)
 
 
@@ -246,7 +247,9 @@ def read_parquet(path: str, names: list[str], single_matrix: str | None) -> Chun
         elif pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
             out.columns[name] = Column((total,), np.dtype(float), reader((name,), None))
         else:
-            raise fail(path, f"column `{name}` is not numeric (type {t})")
+            raise fail(path, f"column `{name}` is not numeric (type {t})",
+                       numbers_hint(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t),
+                                    "data read in chunks"))
     _offer(out, list(fields))
     return out
 
@@ -295,7 +298,8 @@ def read_zarr(path: str, names: list[str]) -> Chunked:
             continue
         dtype = np.dtype(arr.dtype)
         if dtype.kind not in "biuf":
-            raise fail(path, f"`{name}` is not numeric (dtype {dtype})", "data arrays hold numbers")
+            raise fail(path, f"`{name}` is not numeric (dtype {dtype})",
+                   numbers_hint(dtype.kind in "USO", "data read in chunks"))
         if arr.ndim:
             out.native = int(arr.chunks[0]) if out.native is None else out.native
 
@@ -348,7 +352,9 @@ def read_dask(data: object, names: list[str], single_matrix: str | None, one: st
                     part = frame.iloc[int(lo):int(hi)]
                     for c in chosen:
                         if np.dtype(part[c].dtype).kind not in "biuf":
-                            raise fail(DASK_LABEL, f"column `{c}` is not numeric (dtype {part[c].dtype})")
+                            raise fail(DASK_LABEL, f"column `{c}` is not numeric (dtype {part[c].dtype})",
+                                       numbers_hint(getattr(part[c].dtype, "kind", "O") in "USO",
+                                                    "data read in chunks"))
                     values = part.to_numpy(dtype=float, na_value=np.nan)
                     parts.append(values if matrix else values[:, 0])
                 return np.concatenate(parts)

@@ -24,6 +24,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from ppvi.errors import Diagnostic, PPVIError
+from ppvi.io.labels import Column, from_cells
 from ppvi.io.reading import at, fail, line_chunks, shown
 
 # What pandas reads as missing by default, so a file pandas wrote with NaNs is read as missing, not as text.
@@ -46,7 +47,7 @@ class Plan:
     columns: tuple[int, ...]
     whole: bool
     missing: frozenset[int] = frozenset()     # columns whose missing cells (NA_TOKENS) are read as NaN
-    index: frozenset[int] = frozenset()       # columns of `index(K)` data (labels in them get a hint to code them)
+    index: frozenset[int] = frozenset()       # columns of `index(K)` data: text in them is labels (ppvi.io.labels)
 
 
 Choose = Callable[[tuple[str, ...]], Plan]
@@ -161,6 +162,7 @@ class _Reader:
                          "give each column its own name")
         parts: dict[int, list[np.ndarray]] = {j: [] for j in plan.columns}
         text: list[int] = []
+        labelled: dict[int, list[str]] = {}      # index columns read as labels: their cells
         first_block = True
         while block := self._next_block(BLOCK):
             rows, positions = self._data_rows(block, fields, names[0])
@@ -173,20 +175,35 @@ class _Reader:
                 if j in text:
                     continue
                 cells = list(map(operator.itemgetter(j + skip), rows))
+                if j not in labelled and j in plan.index and not plan.whole and any(map(_label, cells)):
+                    labelled[j] = [_cell_of(x) for part in parts[j] for x in part]
+                if j in labelled:
+                    if j not in plan.missing and not all(c.strip() not in NA_TOKENS for c in cells):
+                        k = next(k for k, c in enumerate(cells) if c.strip() in NA_TOKENS)
+                        raise self._cell_error(positions[k], j + skip, cells[k], names[j])
+                    labelled[j] += cells
+                    continue
                 values = _floats(cells, j in plan.missing)
                 if values is None:
                     if first_block and plan.whole and _text(cells, unnamed=names[j] == ""):
                         text.append(j)
                         continue
                     k = next(k for k, c in enumerate(cells) if not _number(c))
-                    raise self._cell_error(positions[k], j + skip, cells[k], names[j], j in plan.index)
+                    raise self._cell_error(positions[k], j + skip, cells[k], names[j])
                 parts[j].append(values)
             first_block = False
         for j in text:
             what = "has no name and no values" if names[j] == "" else "holds text, not numbers"
             notes.append(Diagnostic(f"column {j + skip + 1}{f' `{shown(names[j])}`' if names[j] else ''} {what}: "
                                     "left out", self.path, severity="note"))
-        columns = {j: np.concatenate(parts[j]) if parts[j] else np.empty(0) for j in plan.columns if j not in text}
+        columns: dict[int, np.ndarray | Column] = {
+            j: np.concatenate(parts[j]) if parts[j] else np.empty(0) for j in plan.columns if j not in text}
+        for j, cells in labelled.items():
+            columns[j] = from_cells(cells, NA_TOKENS)
+            if any(map(_number, cells)):
+                notes.append(Diagnostic(f"column `{shown(names[j])}` holds text and numbers: every cell is read as a "
+                                        "label, a number too (codes follow the labels' sorted order)", self.path,
+                                        severity="note", hint="write codes 0..K−1 only, or labels only"))
         return Table(tuple(names), columns, tuple(notes))
 
     def _header(self) -> tuple[list[str], int, list[Diagnostic]]:
@@ -247,8 +264,8 @@ class _Reader:
         return at(self.path, line_no, 1, "", f"an empty cell in column `{shown(name)}`: a missing value",
                   f"impute it, or declare `{shown(name)}` with `: missing` where it is drawn")
 
-    def _cell_error(self, i: int, field: int, cell: str, name: str, index: bool = False) -> PPVIError:
-        """The error for ``cell``, field ``field`` of record ``i`` of the block (``index``: of `index(K)` data)."""
+    def _cell_error(self, i: int, field: int, cell: str, name: str) -> PPVIError:
+        """The error for ``cell``, field ``field`` of record ``i`` of the block."""
         line_no, raw = self._spans(i)
         start, end = _field_span(raw, field, self.delimiter)
         line_no += raw.count("\n", 0, start)
@@ -268,16 +285,7 @@ class _Reader:
             message = f"`{token}` in column `{name}` is not a number"
             if _DECIMAL_COMMA.fullmatch(cell):
                 hint = "the decimal point is `.`: write 1.5, not 1,5"
-            elif index:
-                hint = label_hint(name)
         return at(self.path, line_no, start - line_start + 1, line, message, hint, width=max(1, end - start))
-
-
-def label_hint(name: str) -> str:
-    """What to do with labels (group names) in the column of `index(K)` data, which holds codes 0..K−1."""
-    return (f"`{name}` is an index: its values are codes 0..K−1; code the labels first, e.g. with pandas "
-            f"`df[\"{name}\"] = df[\"{name}\"].astype(\"category\").cat.codes` (keep the categories to read "
-            f"the results)")
 
 
 def _floats(cells: list[str], missing: bool = False) -> np.ndarray | None:
@@ -295,6 +303,17 @@ def _floats(cells: list[str], missing: bool = False) -> np.ndarray | None:
     if missing:
         finite |= np.isnan(values)
     return values if finite.all() else None
+
+
+def _label(cell: str) -> bool:
+    """A cell that is neither a number nor missing: in an index column, a label."""
+    return cell.strip() not in NA_TOKENS and not _number(cell)
+
+
+def _cell_of(x: float) -> str:
+    """A number read before the column turned out to hold labels, as the label its cell was (``3``, ``2.5``)."""
+    x = float(x)
+    return "" if math.isnan(x) else str(int(x)) if x.is_integer() else str(x)
 
 
 def _text(cells: list[str], unnamed: bool) -> bool:

@@ -9,7 +9,8 @@ whose one data variable is 2-D and not a column, all its numeric columns.
 :func:`bind` checks every array against its declaration — shape, finiteness,
 the support (binary, count, index(K), positive, simplex, unit columns) — and
 resolves every dim, refusing sizes whose q could not fit in memory before
-anything is allocated.  Mistakes are ``FILE: error: …`` naming the variable,
+anything is allocated; labels in index data (strings, a pandas Categorical)
+are coded first, one map per dim (:mod:`ppvi.io.labels`).  Mistakes are ``FILE: error: …`` naming the variable,
 the entry and the rule; a ``.csv`` cell is named by its line and column.
 """
 
@@ -26,7 +27,8 @@ from typing import Mapping
 import numpy as np
 
 from ppvi.errors import Diagnostic, PPVIError, Reporter, did_you_mean
-from ppvi.io.csv_file import Plan, label_hint, read_csv
+from ppvi.io.csv_file import Plan, read_csv
+from ppvi.io import labels as lab
 from ppvi.io.totals import check_totals
 from ppvi.io.chunked import SCAN_ROWS
 from ppvi.io.reading import fail, json_array, physical_memory, read_json, read_npz, shown, size_text
@@ -101,7 +103,9 @@ def read_file(path: str, model: CheckedModel) -> Source:
         if ext == ".json":
             raw = read_json(path)
             missing = {v.name for v in model.variables.values() if v.missing}
-            return Source(path, {k: json_array(path, k, raw[k], k in missing) for k in names if k in raw},
+            index = {v.name for v in model.of_kind("data") if v.support == "index"}
+            return Source(path, {k: _json_labels(path, k, raw[k]) if k in index and _has_text(raw[k])
+                                 else json_array(path, k, raw[k], k in missing) for k in names if k in raw},
                           tuple(raw))
         table = read_csv(path, lambda columns: _plan(columns, model))
         return _from_table(path, model, table.names, table.columns, table.notes)
@@ -109,6 +113,19 @@ def read_file(path: str, model: CheckedModel) -> Source:
         raise
     except (OSError, ValueError, zipfile.BadZipFile) as e:
         raise fail(path, f"cannot read data: {getattr(e, 'strerror', None) or e}", FORMATS_HINT) from None
+
+
+def _has_text(value: object) -> bool:
+    """A JSON value with a string in it (an array of labels; or a mistake ``json_array`` reports)."""
+    return isinstance(value, str) or (isinstance(value, list) and any(map(_has_text, value)))
+
+
+def _json_labels(path: str, name: str, value: object) -> lab.Column | np.ndarray:
+    try:
+        column = lab.from_values(path, name, value if isinstance(value, list) else [value])
+    except ValueError:        # (lists of different lengths: json_array says so)
+        column = None
+    return json_array(path, name, value) if column is None else column
 
 
 # ----------------------------------------------------------------- tables
@@ -177,7 +194,13 @@ def from_python(data: object, model: CheckedModel) -> Source:
                f"data is {_ACCEPTED}")
 
 
-def _array(name: str, value: object, pd) -> np.ndarray:
+def _array(name: str, value: object, pd) -> np.ndarray | lab.Column:
+    if pd is not None and isinstance(value, pd.Categorical):
+        value = pd.Series(value)
+    if pd is not None and isinstance(value, pd.Series) and not pd.api.types.is_numeric_dtype(value.dtype):
+        column = lab.from_series(PYTHON_DATA, name, value, pd)     # (labels: only index data may hold them)
+        if column is not None:
+            return column
     if pd is not None and isinstance(value, (pd.Series, pd.DataFrame)):
         frame = value.to_frame() if isinstance(value, pd.Series) else value
         for column in frame.columns:
@@ -187,7 +210,12 @@ def _array(name: str, value: object, pd) -> np.ndarray:
     if isinstance(value, (str, bytes)):
         raise fail(PYTHON_DATA, f"`{name}` is a {type(value).__name__}, not an array of numbers")
     try:
-        return np.asarray(value)
+        a = np.asarray(value)
+        if a.dtype.kind in "US" and not isinstance(value, np.ndarray):
+            # (numpy makes ["a", 2] text: the entries' own types tell labels from a mistake)
+            entries = np.asarray(value, dtype=object)
+            return entries if not all(isinstance(x, str) for x in entries.ravel()) else a
+        return a
     except (ValueError, TypeError):
         raise fail(PYTHON_DATA, f"`{name}` is not an array: its rows have different lengths",
                    "every row of an array has the same number of entries") from None
@@ -196,19 +224,23 @@ def _array(name: str, value: object, pd) -> np.ndarray:
 def _from_frame(frame, model: CheckedModel, pd) -> Source:
     names = tuple(str(c) for c in frame.columns)
     plan = _plan(names, model)
-    columns: dict[int, np.ndarray] = {}
+    columns: dict[int, np.ndarray | lab.Column] = {}
     notes: tuple[Diagnostic, ...] = ()
     for j in plan.columns:
         series = frame.iloc[:, j]
         if not plan.whole and names.count(names[j]) > 1:
             raise fail(PYTHON_DATA, f"column `{names[j]}` appears more than once", "give each column its own name")
+        if j in plan.index and not pd.api.types.is_numeric_dtype(series.dtype):
+            column = lab.from_series(PYTHON_DATA, names[j], series, pd)
+            if column is not None:
+                columns[j] = column
+                continue
         if not pd.api.types.is_numeric_dtype(series.dtype):
             if plan.whole:
                 notes += (Diagnostic(f"column `{shown(names[j])}` is not numeric (dtype {series.dtype}): left out",
                                      PYTHON_DATA, severity="note"),)
                 continue
-            raise fail(PYTHON_DATA, f"column `{names[j]}` is not numeric (dtype {series.dtype})",
-                       label_hint(names[j]) if j in plan.index else None)
+            raise fail(PYTHON_DATA, f"column `{names[j]}` is not numeric (dtype {series.dtype})")
         values = series.to_numpy(dtype=float, na_value=np.nan)
         missing = np.flatnonzero(np.isnan(values))
         if missing.size and j not in plan.missing:
@@ -249,11 +281,16 @@ class Bound:
     arrays: dict[str, np.ndarray]
     sizes: dict[str, int]
     missing: dict[str, np.ndarray] = field(default_factory=dict)   # `: missing` data with a NaN -> where (bool)
+    labels: dict[str, tuple[str, ...]] = field(default_factory=dict)   # dim -> labels in code order (ppvi.io.labels)
 
 
-def bind(model: CheckedModel, source: Source, overrides: Mapping[str, int] | None = None) -> Bound:
-    """Check arrays against their declarations and resolve every dim (``overrides`` from :func:`check_dims`)."""
-    path, raw = source.label, source.arrays
+def bind(model: CheckedModel, source: Source, overrides: Mapping[str, int] | None = None,
+         labels: lab.Labels | None = None) -> Bound:
+    """Check arrays against their declarations and resolve every dim (``overrides`` from :func:`check_dims`);
+    labels in index data are coded (:mod:`ppvi.io.labels`), by the maps ``labels`` where they are given."""
+    path = source.label
+    coded = lab.code(model, source.arrays, path, labels)
+    raw = coded.arrays
     sizes: dict[str, int | None] = {d.name: d.default for d in model.dims.values()}
     fixed: dict[str, str] = {d.name: "the model's default" for d in model.dims.values() if d.default is not None}
     for name, value in (overrides or {}).items():
@@ -270,7 +307,8 @@ def bind(model: CheckedModel, source: Source, overrides: Mapping[str, int] | Non
                         did_you_mean(v.name, source.offered) or f"the data has: {have}")
         a = np.asarray(raw[v.name])
         if a.dtype.kind not in "biuf":
-            raise fail(path, f"`{v.name}` is not numeric (dtype {a.dtype})")
+            raise fail(path, f"`{v.name}` is not numeric (dtype {a.dtype})",
+                       "only index data (`: index(K)`) may hold labels" if a.dtype.kind in "OUS" else None)
         if a.ndim == 0 and len(v.shape) == 1 and v.kind == "data":
             a = a.reshape(1)
         if a.ndim != len(v.shape):
@@ -295,6 +333,14 @@ def bind(model: CheckedModel, source: Source, overrides: Mapping[str, int] | Non
                 masks[v.name] = mask
                 a = np.where(mask, PLACEHOLDER.get(v.support, 0.0), a)   # (checked like an observed entry)
         arrays[v.name] = _validate(path, v, a)
+    # labels give their dim's size when nothing else does; beyond a size set otherwise they are an error.
+    for v in model.of_kind("data"):
+        key = lab.key_of(v) if v.support == "index" else None
+        if key in coded.labels and isinstance(v.support_dim, str) and sizes[key] is None:
+            sizes[key], fixed[key] = len(coded.labels[key]), f"the number of labels of `{v.name}`"
+        if key in coded.labels:
+            size = sizes[key] if isinstance(v.support_dim, str) else v.support_dim
+            lab.check_count(path, key, len(coded.labels[key]), size, fixed.get(key, "declared"), v.name)
     # index(K) data gives K when nothing else does.
     for v in model.of_kind("data"):
         if v.support == "index" and isinstance(v.support_dim, str) and sizes[v.support_dim] is None:
@@ -316,7 +362,7 @@ def bind(model: CheckedModel, source: Source, overrides: Mapping[str, int] | Non
     _check_memory(model, resolved, fixed, path, physical_memory())
     check_totals(model, arrays, resolved, path)
     check_sequences(model, arrays, resolved, path)
-    return Bound(arrays, resolved, masks)
+    return Bound(arrays, resolved, masks, coded.labels)
 
 
 def check_sequences(model: CheckedModel, arrays: Mapping[str, np.ndarray], sizes: Mapping[str, int], path: str) -> None:
@@ -405,6 +451,9 @@ def _where_in(a: np.ndarray, mask: np.ndarray) -> tuple[tuple[int, ...], float]:
 def _validate(path: str, v, a: np.ndarray, first: int = 0) -> np.ndarray:
     """``a`` checked against v's support; ``first`` is the row of a chunk's first row (positions are the data's)."""
     name = v.name
+    if isinstance(a, lab.Column) or np.asarray(a).dtype.kind in "OUS":
+        raise fail(path, f"`{name}` holds text: labels in data read in chunks are not supported",
+                   "code them 0..K−1 first (pandas: `s.astype(\"category\").cat.codes`), or load the data whole")
     af = np.asarray(a, dtype=float)      # no copy when the data are already float64
     bad = ~np.isfinite(af)
 
@@ -442,7 +491,9 @@ def _validate(path: str, v, a: np.ndarray, first: int = 0) -> np.ndarray:
             raise fail(path, f"`{name}` must be non-negative with rows summing to 1 (simplex)")
     if v.support in INTEGER_SUPPORTS:
         return np.ascontiguousarray(af.astype(np.int64))
-    return np.ascontiguousarray(af)
+    # (a read-only array — pandas' copy-on-write columns — would type the kernels apart and compile them again)
+    out = np.ascontiguousarray(af)
+    return out if out.flags.writeable else out.copy()
 
 
 # ----------------------------------------------------------------- data read chunk by chunk

@@ -122,7 +122,14 @@ def datasets(r: Result, draws: int = 1000, seed: int | None = 0, var_names=None,
         warnings.warn(PPVIWarning(Diagnostic(f"observed_data is left out: {where}", "to_arviz", severity="note",
                                              hint="pass the data: to_arviz(data=...), or --data PATH")),
                       stacklevel=3)
-    return groups
+    return {k: _labelled(ds, r) for k, ds in groups.items()}
+
+
+def _labelled(ds, r: Result):
+    """A dim whose index data held labels gets them as its coordinate (ArviZ selects by them: ``sel(J="alice")``)."""
+    coords = {d: np.asarray(names, dtype=str) for d, names in r.labels.items()
+              if d in ds.dims and ds.sizes[d] == len(names)}
+    return ds.assign_coords(coords) if coords else ds
 
 
 def _chains(r: Result, draws: int, seed: int | None, names: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:

@@ -27,6 +27,7 @@ import numpy as np
 from ppvi.errors import Diagnostic, PPVIError, PPVIWarning
 from ppvi.families.registry import unit_of
 from ppvi.io.draws import chosen
+from ppvi.io.labels import shown_label
 from ppvi.io.summary import ROWS, empty_components
 from ppvi.result import Q, Result
 
@@ -125,7 +126,7 @@ def _marginals(ax, r: Result, name: str, gone: dict[str, set[int]]) -> None:
     if unit is not None and unit.symmetric:
         indices = [i for i in indices if i[-1] == i[-2]]
     for i in indices[:CURVES]:
-        label = f"{name}[{', '.join(map(str, i))}]" if i else name
+        label = f"{name}[{', '.join(shown_label(r.labels, d, k) for d, k in zip(axes, i))}]" if i else name
         law = marginal(q, i) if q is not None and q.family != "point" else None
         if law is None:
             x0 = float(value[i]) if value is not None else float(np.asarray(q.params["value"])[i])

@@ -208,6 +208,15 @@ def json_array(path: str, name: str, value: object, missing: bool = False) -> np
     return obj.astype(float)
 
 
+def numbers_hint(text: bool, holder: str) -> str:
+    """The hint for data that are not numbers; ``text``: labels, which only .csv, .json and Python objects read
+    whole may hold (docs/language.md, "Labels")."""
+    if not text:
+        return "data arrays hold numbers"
+    return (f"labels are read from .csv, .json or a DataFrame, whole; {holder} holds codes 0..K−1 (pandas: "
+            f"`s.astype(\"category\").cat.codes`)")
+
+
 # ----------------------------------------------------------------- .npz
 NPZ_HINT = "write the data with numpy.savez(path, name=array, ...)"
 
@@ -261,7 +270,7 @@ def _member(path: str, z: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int | 
         except Exception as e:     # any failure to parse the header is a malformed file, whatever numpy raises
             raise fail(path, f"`{name}`: malformed .npy header ({type(e).__name__}: {e})", NPZ_HINT) from None
         if dtype.hasobject or dtype.kind not in "biuf" or dtype.subdtype is not None:
-            raise fail(path, f"`{name}` is not numeric (dtype {dtype})", "data arrays hold numbers")
+            raise fail(path, f"`{name}` is not numeric (dtype {dtype})", numbers_hint(dtype.kind in "USO", "an .npz"))
         if any(n < 0 for n in shape):
             raise fail(path, f"`{name}`: malformed .npy header (shape {shape})", NPZ_HINT)
         nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize

@@ -41,7 +41,8 @@ def axes_of(name: str, shape: tuple) -> tuple[str, ...]:
 
 
 def from_fit(fit, provenance: Provenance | None = None, warnings: tuple[str, ...] = (),
-             data: Mapping[str, np.ndarray] | None = None) -> Result:
+             data: Mapping[str, np.ndarray] | None = None,
+             labels: Mapping[str, tuple[str, ...]] | None = None) -> Result:
     """The Result of a :class:`ppvi.infer.cavi.Fit`: q's standard parameters as read-only views of the final
     state (no copy: a fit's memory stays that of its data and q)."""
     prog = fit.program
@@ -57,7 +58,8 @@ def from_fit(fit, provenance: Provenance | None = None, warnings: tuple[str, ...
                   iterations=int(fit.iterations), converged=bool(fit.converged), q=q, params=params, axes=axes,
                   objective=objective, interrupted=bool(fit.interrupted), seconds=float(fit.seconds),
                   restart=int(fit.restart), warnings=tuple(warnings), provenance=provenance, fit=fit, data=data,
-                  chains=chains, chain_elbos=tuple(float(e) for e in fit.restart_elbos) if chains else ())
+                  chains=chains, chain_elbos=tuple(float(e) for e in fit.restart_elbos) if chains else (),
+                  labels={k: tuple(v) for k, v in (labels or {}).items()})
 
 
 def _q_of(prog, state: Mapping[str, np.ndarray]) -> dict[str, Q]:
@@ -154,6 +156,8 @@ def to_document(r: Result) -> dict:
         doc.update(bound="log Z", note=ENERGY_NOTE)
     doc["axes"] = {**{k: list(e.axes) for k, e in r.q.items()}, **{k: list(v) for k, v in r.axes.items()}}
     doc["categories"] = {k: e.categories for k, e in r.q.items() if e.categories is not None}
+    if r.labels:
+        doc["labels"] = {dim: list(names) for dim, names in r.labels.items()}
     doc["warnings"] = list(r.warnings)
     if r.encoders:
         doc["encoders"] = {name: e.to_document() for name, e in r.encoders.items()}     # (ppvi.amortise)
@@ -317,7 +321,10 @@ def read(path: str) -> dict:
             return out
         if ext == ".json":
             try:
-                return _arrays(read_json(path))
+                doc = read_json(path)
+                # (labels stay text: ["1", "2"] are labels, not numbers)
+                return {k: v if k == "labels" else _arrays(v) for k, v in doc.items()} if isinstance(doc, dict) \
+                    else _arrays(doc)
             except PPVIError as e:        # (its messages speak of a data file)
                 raise PPVIError([replace(d, message=f"cannot read the result: {d.message}", hint=_RESULT_HINT)
                                  for d in e.diagnostics]) from None
@@ -472,7 +479,9 @@ def from_document(doc: Mapping) -> Result:
         interrupted=_get(doc, "interrupted", "", _bool, False), seconds=_get(doc, "seconds", "", _float, 0.0),
         restart=_get(doc, "restart", "", _int, 0), warnings=_get(doc, "warnings", "", _strings, ()),
         provenance=_get(doc, "provenance", "", _provenance, None),
-        encoders={name: _encoder(name, e) for name, e in _get(doc, "encoders", "", _mapping(lambda x, k: x), {}).items()})
+        encoders={name: _encoder(name, e)
+                  for name, e in _get(doc, "encoders", "", _mapping(lambda x, k: x), {}).items()},
+        labels=_get(doc, "labels", "", _mapping(_strings), {}))
 
 
 def _objective_of_first_layout(doc: Mapping) -> str:
@@ -602,6 +611,6 @@ def observed(r: Result, data: object = None) -> tuple[dict[str, np.ndarray] | No
     model = loads(p.model_text, p.model_path or "<model>")
     source = source_of(data, model)
     dims = {k: v for k, v in p.dims.items() if k in model.dims}
-    bound = bind(model, source, dims)
+    bound = bind(model, source, dims, r.labels)
     label = source.label if isinstance(data, (str, os.PathLike)) else "the data given"
     return observed_arrays(model, bound), label

@@ -24,14 +24,16 @@ import html
 import math
 import mmap
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Mapping
 
 import numpy as np
 
 from ppvi.families.registry import unit_of
 from ppvi.families.unit import Unit
 from ppvi.io import posterior
+from ppvi.io.labels import shown_label
 from ppvi.io.results import ELBO_LOG_Z
 from ppvi.result import Q, Result
 
@@ -74,6 +76,7 @@ class Components:
     sizes: np.ndarray
     counts: np.ndarray
     empty: np.ndarray          # bool per component
+    labels: tuple[str, ...] = ()       # the dim's labels (index data given as labels: ppvi.io.labels)
 
 
 def _mapping(a: np.ndarray) -> mmap.mmap | None:
@@ -96,7 +99,7 @@ def _row_blocks(a: np.ndarray, rows: int = BLOCK_ROWS):
         mapped.madvise(mmap.MADV_DONTNEED)
 
 
-def _components(name: str, q: Q) -> Components:
+def _components(name: str, q: Q, labels: Mapping[str, tuple[str, ...]] | None = None) -> Components:
     p = np.asarray(q.params["p"])
     k = p.shape[-1]
     flat = p.reshape(-1, k)
@@ -107,7 +110,8 @@ def _components(name: str, q: Q) -> Components:
         counts += np.bincount(block.argmax(-1), minlength=k) if block.shape[0] else 0
     sizes = np.where(sizes < ROUNDOFF * max(flat.shape[0], 1), 0.0, sizes)     # (round-off shows as 0)
     empty = (sizes < EMPTY) & (counts == 0) if flat.shape[0] > 1 else np.zeros(k, dtype=bool)
-    return Components(name, q.categories or "", flat.shape[0], sizes, counts, empty)
+    return Components(name, q.categories or "", flat.shape[0], sizes, counts, empty,
+                      tuple((labels or {}).get(q.categories or "", ())))
 
 
 def _unit(kind: str) -> Unit:
@@ -138,10 +142,12 @@ class Entries:
     lo: np.ndarray | None
     hi: np.ndarray | None
     empty: np.ndarray          # bool, the value's shape
+    labels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)    # dim -> labels, shown for codes
 
 
 def _entries(name: str, kind: str, axes: tuple[str, ...], params: dict | None, value: np.ndarray | None,
-             empties: dict[str, set[int]], p: float, quantiles: bool) -> Entries:
+             empties: dict[str, set[int]], p: float, quantiles: bool,
+             labels: Mapping[str, tuple[str, ...]] | None = None) -> Entries:
     if kind == "point":
         mean, sd, lo, hi = np.asarray(params["value"], dtype=float), None, None, None
     elif params is not None:
@@ -161,7 +167,7 @@ def _entries(name: str, kind: str, axes: tuple[str, ...], params: dict | None, v
             index = [slice(None)] * mean.ndim
             index[axis] = gone
             empty[tuple(index)] = True
-    return Entries(name, kind, axes, mean, sd, lo, hi, empty)
+    return Entries(name, kind, axes, mean, sd, lo, hi, empty, dict(labels or {}))
 
 
 def _clean(x: np.ndarray | None, scale: np.ndarray) -> np.ndarray | None:
@@ -177,8 +183,11 @@ def _scale(e: Entries) -> np.ndarray:
     return np.maximum(scale, e.sd) if e.sd is not None else scale
 
 
-def _index(i: tuple[int, ...]) -> str:
-    return "[" + ", ".join(map(str, i)) + "]" if i else ""
+def _index(i: tuple[int, ...], e: Entries | None = None) -> str:
+    """``[2, 0]``; an axis whose dim has labels shows the label (``a[alice]``)."""
+    if e is None:
+        return "[" + ", ".join(map(str, i)) + "]" if i else ""
+    return "[" + ", ".join(shown_label(e.labels, dim, k) for dim, k in zip(e.axes, i)) + "]" if i else ""
 
 
 def _ranges(values: list[int]) -> str:
@@ -219,7 +228,7 @@ def _block(e: Entries, q: Q | None) -> Block:
     elif not e.mean.shape:
         return Block(e.name, _header(e), (Row("", _numbers(mean, e.sd, lo, hi, ())),))
     else:
-        rows += [Row("  " + _index(i), _numbers(mean, e.sd, lo, hi, i)) for i in shown]
+        rows += [Row("  " + _index(i, e), _numbers(mean, e.sd, lo, hi, i)) for i in shown]
         if q is not None and (_unit(q.family).symmetric or _unit(q.family).covariance(dict(q.params)) is not None):
             rows += _correlations(e, q)
     if e.empty.any():
@@ -261,7 +270,7 @@ def _large(e: Entries, mean: np.ndarray) -> list[Row]:
         last = e.axes[-1] if e.axes else "k"
         for g in groups:
             top = np.argsort(-mean[g], kind="stable")[:TOP]
-            rows.append(Row("  " + _index(g), text=f"top {last}: " + ", ".join(
+            rows.append(Row("  " + _index(g, e), text=f"top {last}: " + ", ".join(
                 f"{k} ({_number(mean[g][k])})" for k in top)))
         return rows
     keep = ~e.empty
@@ -293,9 +302,9 @@ def _correlations(e: Entries, q: Q) -> list[Row]:
         text = ", ".join(f"({i},{j}) {_number(corr[i, j])}" for i, j in sorted(pairs))
         if not unit.symmetric:
             if pairs:
-                rows.append(Row("  " + _index(g), text=f"corr {text}"))
+                rows.append(Row("  " + _index(g, e), text=f"corr {text}"))
         else:
-            rows.append(Row("  " + _index(g), text=f"{what}: sd {', '.join(_number(s) for s in sd)}"
+            rows.append(Row("  " + _index(g, e), text=f"{what}: sd {', '.join(_number(s) for s in sd)}"
                             + (f"; corr {text}" if pairs else "")))
     return rows
 
@@ -333,7 +342,7 @@ class Summary(str):
 
     def __new__(cls, result: Result, p: float, width: int):
         empties = empty_components(result)
-        comps = tuple(_components(n, q) for n, q in result.q.items() if _unit(q.family).labelled)
+        comps = tuple(_components(n, q, result.labels) for n, q in result.q.items() if _unit(q.family).labelled)
         blocks = []
         for name, q in result.q.items():
             if _unit(q.family).labelled:
@@ -341,13 +350,13 @@ class Summary(str):
             if q.missing is not None:
                 blocks.append(_imputed(name, q, p))
                 continue
-            e = _entries(name, q.family, q.axes, dict(q.params), None, empties, p, False)
+            e = _entries(name, q.family, q.axes, dict(q.params), None, empties, p, False, result.labels)
             if len(_shown(e)) <= ROWS:        # (quantiles only for what is listed: a large local q has many)
-                e = _entries(name, q.family, q.axes, dict(q.params), None, empties, p, True)
+                e = _entries(name, q.family, q.axes, dict(q.params), None, empties, p, True, result.labels)
             blocks.append(_block(e, q))
         for name, value in result.params.items():
-            blocks.append(_block(_entries(name, "param", result.axes.get(name, ()), None, value, empties, p, False),
-                                 None))
+            blocks.append(_block(_entries(name, "param", result.axes.get(name, ()), None, value, empties, p, False,
+                                          result.labels), None))
         self = super().__new__(cls, _text(result, p, tuple(blocks), comps, width))
         self.result, self.p, self.blocks, self.components = result, p, tuple(blocks), comps
         return self
@@ -374,23 +383,27 @@ class Summary(str):
                      if not _unit(q.family).labelled]
         variables += [(n, "param", self.result.axes.get(n, ()), None, v) for n, v in self.result.params.items()]
         for name, kind, axes, params, value in variables:
-            e = _entries(name, kind, axes, params, value, empties, self.p, True)
+            e = _entries(name, kind, axes, params, value, empties, self.p, True, self.result.labels)
             scale = _scale(e)
             cols = [_clean(e.mean, scale), e.sd, _clean(e.lo, scale), _clean(e.hi, scale)]
             for i in np.ndindex(e.mean.shape):
-                records.append((name + _index(i), name, _kind_label(e),
+                records.append((name + _index(i, e), name, _kind_label(e),
                                 *(math.nan if c is None else float(c[i]) for c in cols),
                                 "empty" if e.empty[i] else ""))
         frame = pd.DataFrame.from_records(records, columns=["entry", "variable", "q", "mean", "sd", lo, hi, "note"])
         return frame.set_index("entry")
 
     def components_frame(self):
-        """Each Categorical latent's components: size Σ q(z = k), MAP label count, empty."""
+        """Each Categorical latent's components: size Σ q(z = k), MAP label count, empty (and ``label``, the
+        component's label, where the dim has labels)."""
         import pandas as pd
 
+        labelled = any(c.labels for c in self.components)
         records = [(c.name, k, float(c.sizes[k]), int(c.counts[k]), bool(c.empty[k]))
+                   + ((c.labels[k] if k < len(c.labels) else None,) if labelled else ())
                    for c in self.components for k in range(len(c.sizes))]
-        return pd.DataFrame.from_records(records, columns=["variable", "component", "size", "map_count", "empty"])
+        return pd.DataFrame.from_records(records, columns=["variable", "component", "size", "map_count", "empty"]
+                                         + (["label"] if labelled else []))
 
 
 def _bounds(p: float) -> tuple[str, str]:
@@ -449,6 +462,11 @@ def _text(r: Result, p: float, blocks: tuple[Block, ...], comps: tuple[Component
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
+def _component(c: Components, k: int) -> str:
+    """Component k as its label where the dim has labels."""
+    return shown_label({c.dim: c.labels}, c.dim, k)
+
+
 def _components_text(c: Components, width: int) -> list[str]:
     lines = _fit(f"{c.name}  Categorical over {c.dim} = {len(c.sizes)} ({c.elements:,} elements)", width, "    ")
     order = [k for k in range(len(c.sizes)) if not c.empty[k]]
@@ -456,7 +474,8 @@ def _components_text(c: Components, width: int) -> list[str]:
         order = sorted(order, key=lambda k: -c.sizes[k])[: GROUPS * 2]
     head = f"{'k':>8} {'size':>{NUMBER}} {'MAP labels':>{NUMBER + 1}}"
     lines.append(head)
-    lines += [f"{k:>8} {c.sizes[k]:>{NUMBER}.4g} {int(c.counts[k]):>{NUMBER + 1}}" for k in sorted(order)]
+    lines += [f"{_component(c, k):>8} {c.sizes[k]:>{NUMBER}.4g} {int(c.counts[k]):>{NUMBER + 1}}"
+              for k in sorted(order)]
     rest = len(c.sizes) - c.empty.sum() - len(order)
     if rest:
         largest = np.sort(c.sizes[~c.empty])[rest - 1]        # (of those not shown: the smallest ones)
@@ -478,7 +497,7 @@ def _html(s: Summary) -> str:
     for c in s.components:
         out.append(f"<p><b>{e(c.name)}</b> Categorical over {e(c.dim)} = {len(c.sizes)}, {c.elements:,} elements</p>"
                    "<table><tr><th>k</th><th>size</th><th>MAP labels</th></tr>")
-        out += [f"<tr><td>{k}</td><td>{c.sizes[k]:.4g}</td><td>{int(c.counts[k])}</td></tr>"
+        out += [f"<tr><td>{e(_component(c, k))}</td><td>{c.sizes[k]:.4g}</td><td>{int(c.counts[k])}</td></tr>"
                 for k in range(len(c.sizes)) if not c.empty[k]]
         if c.empty.any():
             out.append(f"<tr><td colspan=3>{e(_ranges(np.flatnonzero(c.empty).tolist()))}: empty</td></tr>")

@@ -14,7 +14,7 @@ import pytest
 import ppvi
 from conftest import MODELS, run_cli
 from ppvi.errors import PPVIError
-from ppvi.io.data import from_python, read_file
+from ppvi.io.data import read_file
 
 GMM = ppvi.load(str(MODELS / "gmm.ppvi")).checked          # one 2-D data variable: x[N, D]
 GMM_1D = ppvi.load(str(MODELS / "gmm_1d.ppvi")).checked    # one 1-D data variable: eruptions[N]
@@ -251,17 +251,8 @@ def test_run_notes_the_index_column_and_fits_the_two_columns(tmp_path, capsys):
 MULTILEVEL = ppvi.load(str(MODELS / "multilevel_regression.ppvi")).checked   # county[N] : index(J)
 
 
-def test_labels_in_an_index_column_say_how_to_code_them(tmp_path):
-    """Group names where `index(J)` data are read (a pandas CSV of a grouping column): an error whose hint
-    says the column holds codes and how to make them (the reader cannot know which code a name means)."""
-    path = _write(tmp_path, ",county,x,y\n0,Aitkin,0,1.4\n1,Anoka,1,0.2\n")
-    message = _error(path, MULTILEVEL)
-    assert message.splitlines()[0] == f"{path}:2:3: error: `Aitkin` in column `county` is not a number"
-    assert 'hint: `county` is an index: its values are codes 0..K−1' in message and ".cat.codes" in message
-    frame = pd.read_csv(path, index_col=0)
-    with pytest.raises(PPVIError) as e:
-        from_python(frame, MULTILEVEL)
-    assert "column `county` is not numeric" in e.value.format() and ".cat.codes" in e.value.format()
-    # (a text column that is not an index keeps the plain error)
+def test_text_in_a_column_that_is_not_an_index_is_not_a_number(tmp_path):
+    """(Text in the column of `index(J)` data is labels: tests/io/test_labels.py.)"""
     path = _write(tmp_path, "county,x,y\n0,low,1.4\n", name="x.csv")
-    assert "hint" not in _error(path, MULTILEVEL)
+    message = _error(path, MULTILEVEL)
+    assert "`low` in column `x` is not a number" in message and "hint" not in message
