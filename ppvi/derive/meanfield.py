@@ -132,8 +132,8 @@ class Derivation:
                         if q.family == "PolyaGamma" else
                         f"H[q({v})] × {sp.sstr(q.replicas)} (Multinomial({sp.sstr(q.replicas)}, p) relative to its "
                         "coefficient, which the counts' own Π c! cancel)" if q.replicas is not None
-                        else f"H[q({v} | {self.model.pairs[v]})], averaged over q({self.model.pairs[v]})"
-                        if v in self.model.pairs else f"H[q({v})]", h))
+                        else f"H[q({v})] (of its pair: H[q({v} | {self.model.pairs[v]})] averaged over "
+                        f"q({self.model.pairs[v]}))" if v in self.model.pairs else f"H[q({v})]", h))
         return out
 
 

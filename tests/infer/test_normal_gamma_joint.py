@@ -80,8 +80,8 @@ def test_the_reference_evaluator_reaches_the_evidence_in_one_step(waiting):
                                [m, a, b], rtol=1e-10)
 
 
-def test_a_pair_read_elsewhere_without_its_precision_is_refused():
-    text = """dim N
+# μ read by a statement without λ: the pair's q would not be Normal–Gamma (derive refuses it; the harness too)
+REFUSED_PAIR = """dim N
 data x[N]
 data y[N]
 lam ~ Gamma(2.0, 1.0)
@@ -91,6 +91,9 @@ for n in N:
     y[n] ~ Normal(mu, 1.0)
 approximate mu, lam jointly
 """
+
+
+def test_a_pair_read_elsewhere_without_its_precision_is_refused():
     with pytest.raises(PPVIError) as e:
-        derive(loads(text, "pair.ppvi"))
+        derive(loads(REFUSED_PAIR, "pair.ppvi"))
     assert "pair.ppvi:8:5: error: `mu` is read here without `lam`" in str(e.value)
