@@ -96,9 +96,11 @@ def ng_elbo(x: np.ndarray, q: dict, R: np.ndarray) -> float:
 
 
 def ng_q(r) -> dict:
-    """A fit's q(π), q(μ, λ) in PRML's parameters (q(μ)'s sd is (βE[λ])^-½: docs/derivation.md)."""
-    a, b = r.q["lam"]["shape"], r.q["lam"]["rate"]
-    return {"alpha": r.q["pi"]["alpha"], "m": r.q["mu"]["mean"], "beta": r.q["mu"]["sd"] ** -2 * b / a, "a": a, "b": b}
+    """A fit's q(π), q(μ, λ) in PRML's parameters; q(λ) reported beside it is the pair's Gamma marginal."""
+    q = r.q["mu"]
+    assert q.family == "NormalGamma" and q.pair == "lam"
+    np.testing.assert_array_equal([q["shape"], q["rate"]], [r.q["lam"]["shape"], r.q["lam"]["rate"]])
+    return {"alpha": r.q["pi"]["alpha"], "m": q["mean"], "beta": q["beta"], "a": q["shape"], "b": q["rate"]}
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import special
+from scipy import special, stats
 
 import ppvi
 from conftest import MODELS
@@ -55,12 +55,33 @@ def test_the_joint_q_is_the_exact_posterior_and_the_elbo_the_log_evidence(joint)
     r, x = joint
     (m, beta, a, b), log_evidence = posterior(x, 0.0, 0.01, 1.0, 1.0)
     assert abs(r.elbo - log_evidence) <= 1e-10 * abs(log_evidence)
-    assert float(r.q["lam"]["shape"]) == pytest.approx(a, rel=1e-12)
-    assert float(r.q["lam"]["rate"]) == pytest.approx(b, rel=1e-10)
-    assert float(r.q["mu"]["mean"]) == pytest.approx(m, rel=1e-12)
-    # q(μ)'s spread is (β⟨λ⟩)^-½: ⟨λ⟩⟨μ²⟩ is then E[λμ²] (the expected log joint reads no other product)
-    assert float(r.q["mu"]["sd"]) == pytest.approx((beta * a / b) ** -0.5, rel=1e-10)
+    qmu, qlam = r.q["mu"], r.q["lam"]
+    assert qmu.family == "NormalGamma" and qmu.pair == "lam" and qlam.family == "Gamma"
+    np.testing.assert_allclose([qmu["mean"], qmu["beta"], qmu["shape"], qmu["rate"]], [m, beta, a, b], rtol=1e-10)
+    np.testing.assert_allclose([qlam["shape"], qlam["rate"]], [a, b], rtol=1e-10)     # λ's marginal
+    assert float(qmu.sd) == pytest.approx(np.sqrt(b / (beta * (a - 1))), rel=1e-12)      # μ's Student-t marginal
     assert len(r.elbo_trace) <= 2       # exact after one step: the second only confirms it
+
+
+def test_draws_are_joint_and_their_density_the_normal_gamma(joint, tmp_path):
+    """Draws of (μ, λ) from the result (and from it saved and read back): λ ~ Gamma(a, b), μ | λ ~ N(m, (βλ)⁻¹),
+    their log q the Normal–Gamma density (scipy); the evidence by importance sampling from the exact posterior
+    has weights all equal to it, and a warm start from the result is already the fit."""
+    r, x = joint
+    (m, beta, a, b), log_evidence = posterior(x, 0.0, 0.01, 1.0, 1.0)
+    path = tmp_path / "r.npz"
+    r.save(str(path))
+    back = ppvi.load_result(str(path))
+    assert back.q["mu"].pair == "lam" and back.q["mu"].family == "NormalGamma"
+    d = back.sample(4000, seed=3)
+    lam, mu = d["lam"], d["mu"]
+    want = stats.gamma.logpdf(lam, a, scale=1 / b) + stats.norm.logpdf(mu, m, (beta * lam) ** -0.5)
+    np.testing.assert_allclose(back.log_q(d), want, rtol=1e-12)
+    z = (mu - m) * np.sqrt(beta * lam)            # N(0, 1) whatever λ, and independent of it
+    assert abs(z.mean()) < 0.06 and abs(z.var() - 1) < 0.08 and abs(np.corrcoef(z ** 2, lam)[0, 1]) < 0.06
+    assert r.evidence(200, seed=1).log_evidence == pytest.approx(log_evidence, rel=1e-10)
+    again = ppvi.load(str(JOINT)).fit(init=back, tol=1e-14)
+    assert again.elbo == pytest.approx(r.elbo, rel=1e-12)
 
 
 def test_the_reference_evaluator_reaches_the_evidence_in_one_step(waiting):
