@@ -118,3 +118,13 @@ def test_a_pair_read_elsewhere_without_its_precision_is_refused():
     with pytest.raises(PPVIError) as e:
         derive(loads(REFUSED_PAIR, "pair.ppvi"))
     assert "pair.ppvi:8:5: error: `mu` is read here without `lam`" in str(e.value)
+
+
+def test_a_pair_is_fitted_by_batch_cavi_only(waiting):
+    """The pair's step is the in-process engine's: SVI's natural-gradient steps would skip it (a located error,
+    before anything is compiled)."""
+    from ppvi.api import SVI
+
+    with pytest.raises(PPVIError) as e:
+        ppvi.load(str(JOINT)).fit({"waiting": waiting}, algorithm=SVI(batch=10))
+    assert "normal_gamma_joint.ppvi:22:1: error: `approximate mu, lam jointly` is fitted by batch CAVI" in str(e.value)
