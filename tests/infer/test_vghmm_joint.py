@@ -78,3 +78,30 @@ def test_the_same_q_after_the_same_sweeps(both):
     np.testing.assert_allclose(rate, ref.scale_posterior_[:, 0] / 2, rtol=1e-8)
     np.testing.assert_allclose(env.arrays["sd(mu)"] ** -2 * rate / shape, ref.beta_posterior_, rtol=1e-8)
     np.testing.assert_allclose(env.moments[("z", "onehot")], hmmlearn_posteriors(ref, x), rtol=0, atol=1e-8)
+
+
+@pytest.mark.long
+def test_compiled_fit_is_a_fixed_point_of_hmmlearns_steps():
+    """`fit` on vghmm_joint.ppvi with its bundled data (compiled: behind --long), to convergence: hmmlearn's
+    VB-EM from the fit's q (set as its posterior) gives it back, its bound the fit's ELBO (+ ½ log 2π per point)."""
+    import json
+
+    import ppvi
+
+    x = np.array(json.loads(VGHMM_JOINT.with_suffix(".json").read_text())["x"])
+    r = ppvi.load(str(VGHMM_JOINT)).fit({"x": x}, max_iter=5000, tol=1e-13)
+    q = r.q
+    assert q["mu"].family == "NormalGamma" and q["mu"].pair == "lam"
+    ref = hmmlearn_start(x)
+    ref.startprob_posterior_ = np.array(q["pi"]["alpha"], dtype=float)
+    ref.transmat_posterior_ = np.array(q["A"]["alpha"], dtype=float)
+    ref.means_posterior_ = np.array(q["mu"]["mean"], dtype=float)[:, None]
+    ref.beta_posterior_ = np.array(q["mu"]["beta"], dtype=float)
+    ref.dof_posterior_ = 2 * np.array(q["mu"]["shape"], dtype=float)
+    ref.scale_posterior_ = 2 * np.array(q["mu"]["rate"], dtype=float)[:, None]
+    theirs = hmmlearn_fit(ref, x, 1)
+    assert r.elbo == pytest.approx(theirs[0] - 0.5 * LOG_2PI * x.size, rel=1e-9)
+    np.testing.assert_allclose(ref.means_posterior_[:, 0], q["mu"]["mean"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(ref.dof_posterior_ / 2, q["mu"]["shape"], rtol=1e-6)
+    np.testing.assert_allclose(ref.scale_posterior_[:, 0] / 2, q["mu"]["rate"], rtol=1e-6)
+    np.testing.assert_allclose(ref.transmat_posterior_, q["A"]["alpha"], rtol=1e-6)
