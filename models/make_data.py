@@ -386,6 +386,7 @@ GENERATORS = {
     "binary_sparse_coding": (binary_sparse_coding, "npz"),
     "sparse_coding": (sparse_coding, "npz"),
     "normal_gamma": (normal_gamma, "csv"),
+    "normal_gamma_joint": (normal_gamma, "csv"),
     "beta_bernoulli": (beta_bernoulli, "json"),
     "gamma_poisson": (gamma_poisson, "csv"),
     "gamma_poisson_missing": (gamma_poisson_missing, "csv"),

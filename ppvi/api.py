@@ -92,6 +92,9 @@ class Model:
         from ppvi.io.data import chunked_source
 
         chunked = chunked_source(data, m, whole_npz=chunk_size is None)
+        if m.pairs and (chunked is not None or engine is not None or not (algo is None or _memoized(algo))):
+            _refuse_pair(m, "SVI" if algo is not None and not _memoized(algo) else
+                         "the Dask engine" if engine is not None else "a fit of data read in chunks")
         if chunked is not None:
             from ppvi.infer.streamed import Chunking
 
@@ -517,6 +520,21 @@ def _each(*callbacks):
         for c in given:
             c(iteration, elbo, change)
     return call
+
+
+def _memoized(algo: object) -> bool:
+    from ppvi.infer.memoized import Memoized
+
+    return isinstance(algo, Memoized)
+
+
+def _refuse_pair(m: CheckedModel, what: str) -> None:
+    """A Normal–Gamma pair's step is the in-process engine's (ppvi.infer.program): not SVI's natural-gradient
+    steps, the Dask engine's or a chunked fit's."""
+    mu, lam = next(iter(m.pairs.items()))
+    raise Reporter(m.path, m.text).fail(
+        f"`approximate {mu}, {lam} jointly` is fitted by batch CAVI in process only, not by {what} yet",
+        m.prior(mu).span, f"fit in process with the default algorithm, or leave `{mu}` and `{lam}` to the mean field")
 
 
 def _refuse_missing_on_dask(m: CheckedModel) -> None:

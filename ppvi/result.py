@@ -54,7 +54,8 @@ class Q(Mapping):
     ξ[…, t, j, k] = q(z[…, t−1] = j, z[…, t] = k) of a Categorical chain (its axis the last before the
     categories), the lag-one covariances Cov(x[t−1], x[t]) [t, d, e] of a Gaussian chain (its axis the first);
     row t = 0 is unused.  q is then the Markov chain these give, not the product of the marginals
-    (docs/simulate.md, "Draws from a chain").
+    (docs/simulate.md, "Draws from a chain").  ``pair`` names λ of a NormalGamma q(μ, λ) (``approximate mu,
+    lam jointly``): q of μ reports the pair, q of λ its Gamma marginal, and draws of both are joint.
     """
 
     family: str
@@ -63,6 +64,7 @@ class Q(Mapping):
     categories: str | None = None
     missing: np.ndarray | None = None     # data with missing entries: True where the entry is a latent (imputed)
     lag_one: np.ndarray | None = None     # a chain approximated jointly: pairwise marginals / lag-one covariances
+    pair: str | None = None               # a NormalGamma q(μ, λ): the latent λ (its q beside it is λ's marginal)
 
     def __getitem__(self, key: str) -> Any:
         if key == "family":

@@ -59,8 +59,9 @@ def literal(value) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in value.items()) + "}"
     if type(value) in PLAN_TYPES:
-        return f"{type(value).__name__}(" + ", ".join(f"{f.name}={literal(getattr(value, f.name))}"
-                                                      for f in fields(value)) + ")"
+        return f"{type(value).__name__}(" + ", ".join(
+            f"{f.name}={literal(getattr(value, f.name))}" for f in fields(value)
+            if not (f.metadata.get("omit_default") and getattr(value, f.name) == f.default)) + ")"
     raise CodegenError(f"no literal for {type(value).__name__}")
 
 

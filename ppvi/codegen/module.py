@@ -1188,7 +1188,9 @@ class ModuleWriter:
                                      None if s.scatter is None else text(s.scatter[0]), s.mirror)
                       for s in self.stats.found.values())
         plate = self.dims[next(iter(self.big))] if self.big else None
-        plan = Plan(dict(self.latents), dict(self.points), self.elbo, dict(self.names.derived), tuple(self.d.point),
+        latents = {v: dataclasses.replace(p, pair=self.d.model.pairs[v]) if v in self.d.model.pairs else p
+                   for v, p in self.latents.items()}
+        plan = Plan(latents, dict(self.points), self.elbo, dict(self.names.derived), tuple(self.d.point),
                     _exact_em(self.d), self.stats_plan, None, dict(self.masks))
         return Module(__version__, tuple(self.kernels), stats, plan, tuple(self.shares), plate, tuple(self.blocks),
                       tuple(self.factored))

@@ -203,6 +203,8 @@ class LatentPlan:
     local_step: KernelSpec | None = None
     feeds: bool = False
     chain: ChainPlan | None = None
+    # `approximate mu, lam jointly`: mu's plan names lam; the engine updates both in one step (printed only if set)
+    pair: str | None = field(default=None, metadata={"omit_default": True})
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ import sympy as sp
 from ppvi.derive.canonical import canonical
 from ppvi.derive.expectation import Expectation, NonConjugate, collapse
 from ppvi.derive.lower import Gates, Lowering
-from ppvi.derive.meanfield import Derivation, _err, _expected, _non_conjugate, _q_factor, info_of, partial
+from ppvi.derive.meanfield import (Derivation, _err, _expected, _non_conjugate, _q_factor, check_pairs, info_of,
+                                  partial)
 from ppvi.derive.mstep import point_update
 from ppvi.derive.numeric import Env, evaluate
 from ppvi.derive.symbols import MomentSymbol, Symbols
@@ -228,7 +229,7 @@ def derive_chains(model: CheckedModel) -> ChainDerivation:
     graph = build(model)
     syms = Symbols()
     latents = graph.latents()
-    mean_field = {n.name for n in latents if n.approximation == "mean_field"} | set(model.chains)
+    mean_field = {n.name for n in latents if n.approximation in ("mean_field", "pair")} | set(model.chains)
     info = info_of(model, syms, latents)
     low = Lowering(model, syms, mean_field)
     expect = Expectation(syms, {k: v for k, v in info.items() if k in mean_field})
@@ -255,7 +256,9 @@ def derive_chains(model: CheckedModel) -> ChainDerivation:
     # params (EM beside the chain: Baum–Welch when every other unknown is a param) maximise the same expected
     # log joint, in which the chain's statements are read through its statistics r and ξ
     points = {v.name: point_update(model, syms, expected, v.name, "param", partial, low) for v in model.of_kind("param")}
-    return ChainDerivation(model, graph, syms, q, expected, [], points, blocks)
+    d = ChainDerivation(model, graph, syms, q, expected, [], points, blocks)
+    check_pairs(d)
+    return d
 
 
 def _block(model, syms, low, expect, rep, chain: Chain, rest: sp.Expr):

@@ -120,6 +120,10 @@ class Derivation:
                         else f"{what} of `{line}`", e))
         for v, q in self.q.items():
             h = qfamily.entropy(q, qfamily.param_elements(q))
+            if v in self.model.pairs:       # H[q(μ | λ)] averaged over q(λ): q(μ)'s sd is (β⟨λ⟩)^-½ (a pair's)
+                lam = [self.syms.moment(self.model.pairs[v], s, len(q.index)) for s in ("x", "logx")]
+                lam = [m[q.index] if q.index else m for m in lam]
+                h = h + (sp.log(lam[0]) - lam[1]) / 2
             if q.replicas is not None:       # y draws sharing one q: H[Multinomial(y, φ)] relative to its y!/Πc!
                 h = q.replicas * h
             for i in reversed(q.index):
@@ -128,7 +132,8 @@ class Derivation:
                         if q.family == "PolyaGamma" else
                         f"H[q({v})] × {sp.sstr(q.replicas)} (Multinomial({sp.sstr(q.replicas)}, p) relative to its "
                         "coefficient, which the counts' own Π c! cancel)" if q.replicas is not None
-                        else f"H[q({v})]", h))
+                        else f"H[q({v})] (of its pair: H[q({v} | {self.model.pairs[v]})] averaged over "
+                        f"q({self.model.pairs[v]}))" if v in self.model.pairs else f"H[q({v})]", h))
         return out
 
 
@@ -183,7 +188,8 @@ def derive(model: CheckedModel) -> Derivation:
     graph = build(model)
     syms = Symbols()
     latents = graph.latents()
-    mean_field = {n.name for n in latents if n.approximation in ("mean_field", "jointly")}  # (jointly: read off q)
+    # (jointly: read off q; a pair: each of its two by 19.56, the engine takes the pair's step from both)
+    mean_field = {n.name for n in latents if n.approximation in ("mean_field", "jointly", "pair")}
     info = info_of(model, syms, latents)
     low = Lowering(model, syms, mean_field)
     expect = Expectation(syms, {k: v for k, v in info.items() if k in mean_field}, joint_chains(model))
@@ -216,6 +222,7 @@ def derive(model: CheckedModel) -> Derivation:
     points.update({v.name: point_update(model, syms, expected, v.name, "param", partial, low)
                    for v in model.of_kind("param")})
     d = Derivation(model, graph, syms, q, expected, point, points)
+    check_pairs(d)
     if model.chains:
         from ppvi.derive.chain import gaussian_blocks
         d = gaussian_blocks(d)
@@ -228,6 +235,30 @@ def joint_chains(model: CheckedModel) -> frozenset[str]:
 
     return frozenset(n for n, c in model.chains.items() if model.approximations.get(n) == "jointly"
                      and model.variables[n].kind == "latent" and gaussian_refusal(model, c) is None)
+
+
+def check_pairs(d: Derivation) -> None:
+    """``approximate mu, lam jointly``: the pair's q is Normal–Gamma only where the expected log joint reads μ's
+    statistics through λμ² and λμ alone (docs/derivation.md, "A Normal–Gamma pair"): η of q(μ) is ⟨λ⟩ times the
+    pair's, so it vanishes where ⟨λ⟩ does.  Refused at the statement that reads μ without λ."""
+    for mu, lam in d.model.pairs.items():
+        base = d.syms.moment(lam, "x", len(d.q[lam].index))
+        zero = {a: sp.S.Zero for e in d.q[mu].natural.values() for a in e.atoms(sp.Indexed) if a.base == base}
+        zero[base] = sp.S.Zero
+        if all(is_zero(canonical(e.xreplace(zero))) for e in d.q[mu].natural.values()):
+            continue
+        culprit = next((f for f in d.model.factors if mu in _reads(f) and lam not in _reads(f)), d.model.prior(mu))
+        raise _err(d.model).fail(
+            f"`{mu}` is read here without `{lam}`: q(`{mu}`, `{lam}`) is Normal–Gamma only where every statement "
+            f"reads `{mu}` as a mean whose precision is `{lam}` (the same element)", culprit.span,
+            f"leave `{mu}` and `{lam}` to the mean field: remove `approximate {mu}, {lam} jointly`")
+
+
+def _reads(f) -> set[str]:
+    from ppvi.language import ast
+    from ppvi.language.check import walk
+
+    return {n.id for _, e in f.args for n in walk(e) if isinstance(n, ast.Name)}
 
 
 def _expected(syms: Symbols, expect: Expectation, rep: Reporter, model: CheckedModel, f, ell: sp.Expr,

@@ -304,6 +304,16 @@ def _nplates(d: Derivation) -> dict[str, int]:
     return {v: len(q.index) for v, q in d.q.items()} | {v: 1 + len(b.outer) for v, b in getattr(d, "blocks", {}).items()}
 
 
+def _pair_text(q, lam: str) -> list[str]:
+    """The joint step of ``approximate mu, lam jointly`` (docs/derivation.md, "A Normal–Gamma pair")."""
+    mu, el = _element(q), f"{lam}[{', '.join(map(str, q.index))}]" if q.index else lam
+    return [f"q({mu}, {el}) = NormalGamma(m, β, a, b)    [approximate {q.var}, {lam} jointly: 19.56 for the pair "
+            f"as one variable, statistics {{λμ², λμ, λ, log λ}}; one step, both η above read at the same moments]",
+            f"  β = −2 η_{q.var}[x²] / ⟨{lam}⟩,  m = η_{q.var}[x] / (−2 η_{q.var}[x²]),  a = η_{lam}[log x] + 1/2",
+            f"  b = −η_{lam}[x] − β((⟨{q.var}⟩ − m)² + sd({q.var})²)/2",
+            f"  then ⟨{q.var}⟩ = m, sd({q.var}) = (β⟨{lam}⟩)^-½ (⟨{lam}⟩⟨{q.var}²⟩ = E[λμ²]), q({lam}) = Gamma(a, b)", ""]
+
+
 def _block_text(b, show) -> list[str]:
     """A Categorical chain's q (docs/derivation.md, section 8): its potentials and how q is computed."""
     pre = "".join(f"{i}, " for i in b.outer)
@@ -392,6 +402,8 @@ def to_text(d: Derivation) -> str:
         for p, text in _standard_in_eta(q).items():
             out.append(f"  {p} = {text}")
         out.append("")
+    for mu, lam in d.model.pairs.items():
+        out.extend(_pair_text(d.q[mu], lam))
     for b in getattr(d, "blocks", {}).values():
         out.extend(_block_text(b, show))
     for b in getattr(d, "gaussian", {}).values():
@@ -571,6 +583,8 @@ def to_dict(d: Derivation) -> dict:
                 "natural": {s: sp.sstr(e) for s, e in qf.natural.items()}, "scope": qf.scope}
         if gaussian_block(d.model, v):
             q[v]["structured"] = True      # (one block per point: approximate v jointly)
+        if v in d.model.pairs:         # (approximate v, lam jointly: one Normal–Gamma step with lam)
+            q[v]["pair"] = {"with": d.model.pairs[v], "family": "NormalGamma"}
         if qf.newton is not None:   # `natural` holds ∂𝓛/∂⟨T⟩, which reads q's own moments: the fixed point
             q[v]["update"] = "newton"
     params = {}

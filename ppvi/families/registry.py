@@ -10,6 +10,7 @@ from types import MappingProxyType
 
 from . import (bernoulli, beta, binomial, categorical, dirichlet, exponential, gamma, laplace, multinomial, mvnormal,
                normal, poisson, polya_gamma, wishart)
+from .normal_gamma import NORMAL_GAMMA
 from .point import POINT
 from .unit import Unit
 
@@ -38,8 +39,9 @@ Q_FAMILIES: tuple[str, ...] = tuple(name for name, u in UNITS.items() if u.q)
 
 
 def unit_of(family: str) -> Unit:
-    """The unit of a q's ``family`` as a result file names it: a family of the language, or ``point``."""
-    return POINT if family == POINT.name else UNITS[family]
+    """The unit of a q's ``family`` as a result file names it: a family of the language, ``point``, or a pair's
+    ``NormalGamma``."""
+    return {POINT.name: POINT, NORMAL_GAMMA.name: NORMAL_GAMMA}.get(family) or UNITS[family]
 
 
 class _Rewritten(Unit):

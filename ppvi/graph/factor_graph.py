@@ -21,7 +21,7 @@ class Node:
     support: str
     prior: str | None             # the distribution it is drawn from (latent, observed data)
     scope: str | None             # latents: "local" | "global"
-    approximation: str | None     # latents: "mean_field" | "point" | "jointly" (a chain's structured block)
+    approximation: str | None     # latents: "mean_field" | "point" | "jointly" (a chain's structured block) | "pair"
     factors: tuple[int, ...]      # factors it appears in
 
 
@@ -88,6 +88,8 @@ def build(model: CheckedModel) -> FactorGraph:
             local = data_plate is not None and prior is not None and any(d == data_plate for _, d in prior.plates)
             scope = "local" if local else "global"
             approx = {"point": "point", "jointly": "jointly"}.get(model.approximations.get(v.name), "mean_field")
+            if v.name in model.pairs or v.name in model.pairs.values():
+                approx = "pair"         # (approximate mu, lam jointly: one Normal–Gamma q)
         nodes[v.name] = Node(v.name, v.kind, v.shape, v.support, prior.dist if prior and prior.dist != FLAT else None,
                              scope, approx,
                              tuple(uses.get(v.name, ())))

@@ -33,8 +33,8 @@ def to_text(g: FactorGraph) -> str:
     for n in sorted(g.nodes.values(), key=lambda n: (_KIND_ORDER[n.kind], order[n.name])):
         q = ""
         if n.kind == "latent":
-            q = f"{n.scope}, " + {"point": "point (MAP)", "jointly": "jointly (one block)"}.get(n.approximation,
-                                                                                            "mean field")
+            q = f"{n.scope}, " + {"point": "point (MAP)", "jointly": "jointly (one block)",
+                                  "pair": "jointly (one Normal–Gamma pair)"}.get(n.approximation, "mean field")
         prior = n.prior or ("none (`latent`)" if n.kind == "latent" else "")
         if n.kind == "data" and n.prior:
             prior += " (observed)"

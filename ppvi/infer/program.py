@@ -285,6 +285,9 @@ class Program:
             self.stale = True
             return
         info = self.plan.entry(var)
+        if isinstance(info, LatentPlan) and info.pair is not None:
+            self._pair_update(var, info.pair)
+            return
         if isinstance(info, PointPlan) and info.method == "gradient":
             self._gradient_step(var, info)
             return
@@ -307,6 +310,30 @@ class Program:
         self._call(spec)
         self.stale = self.stale or self._feeds(var)
         self._check_bounded(var, info)
+
+    def _pair_update(self, mu: str, lam: str) -> None:
+        """One step of q(μ, λ) Normal–Gamma (``approximate mu, lam jointly``; docs/derivation.md, "A Normal–Gamma
+        pair"): the mean-field updates of λ and of μ, both from the moments before the step, give the pair's
+        natural parameters (the expected log joint is linear in λμ², λμ, λ, log λ); ``finish_normal_gamma``
+        writes q(μ)'s mean and spread and q(λ), the Gamma marginal.  The same step in the damped schedule."""
+        from ppvi.codegen.runtime import finish_normal_gamma
+
+        q, m, h = ArrayNames.qparam, ArrayNames.moment, ArrayNames.entropy
+        mine = [q(mu, "mean"), q(mu, "sd"), m(mu, "x2"), h(mu), q(lam, "shape"), q(lam, "rate"), m(lam, "x"),
+                m(lam, "logx"), h(lam)]
+        old = {k: self.state[k].copy() for k in mine}
+        self._call(self.plan.latents[lam].update)
+        shape, rate = self.state[q(lam, "shape")].copy(), self.state[q(lam, "rate")].copy()
+        for k in mine[4:]:
+            self.state[k][...] = old[k]
+        self._call(self.plan.latents[mu].update)
+        mean, sd = self.state[q(mu, "mean")], self.state[q(mu, "sd")]
+        with np.errstate(all="ignore"):
+            out = _finish_normal_gamma(finish_normal_gamma, mean / sd ** 2, -0.5 / sd ** 2, -rate, shape - 1.0,
+                                       old[m(lam, "x")], old[q(mu, "mean")], old[q(mu, "sd")])
+        for k, v in zip(mine, out):
+            self.state[k][...] = v
+        self.stale = self.stale or self._feeds(mu) or self._feeds(lam)
 
     def _check_bounded(self, var: str, info: LatentPlan | PointPlan) -> None:
         """A point whose closed-form maximiser came out infinite (written +inf by codegen.module) has no
@@ -440,7 +467,9 @@ class Program:
         before the other globals see its statistics; not in the damped (parallel)
         schedule, whose steps are single updates.
         """
-        lat, pts = self.plan.latents, self.plan.points
+        pts = self.plan.points
+        partners = {p.pair for p in self.plan.latents.values() if p.pair is not None}    # (in their pair's step)
+        lat = {v: p for v, p in self.plan.latents.items() if v not in partners}
         block = None if damped else self.plan.block
         members = block.members if block else ()
         sort = self.structure.order.sort
@@ -479,6 +508,14 @@ class Program:
         """Moments that are another array under a second name point at it again."""
         for alias, target in self.plan.aliases().items():
             self.state[alias] = self.state[target]
+
+
+def _finish_normal_gamma(finish, *eta) -> list[np.ndarray]:
+    """``finish`` (runtime.finish_normal_gamma) of every element, its outputs but β as arrays of the elements'
+    shape."""
+    eta = np.broadcast_arrays(*eta)
+    out = np.array([finish(*map(float, e)) for e in zip(*(a.ravel() for a in eta))]).reshape(-1, 10)
+    return [out[:, i].reshape(eta[0].shape) for i in range(9)]
 
 
 def group_index(by: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import reprlib
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 from numba import njit
@@ -22,6 +22,7 @@ from ppvi.codegen.runtime import (finish_bernoulli, finish_beta, finish_categori
                                   finish_binomial, finish_mvnormal, finish_normal, finish_poisson, finish_polya_gamma,
                                   finish_wishart)
 from ppvi.errors import Diagnostic, PPVIError, did_you_mean
+from ppvi.families.normal_gamma import NORMAL_GAMMA
 from ppvi.families.registry import unit_of
 from ppvi.infer.program import Program
 from ppvi.io.results import read
@@ -90,6 +91,9 @@ def apply(program: Program, start: Start) -> set[str]:
             hint = did_you_mean(name, list(plan.latents) + list(plan.point))
             raise fail(f"the start holds q({name}), but `{name}` is not a latent of model `{model.name}`", hint)
         family = "point" if point else plan.latents[name].family
+        if not point and plan.latents[name].pair is not None and isinstance(entry, Mapping) \
+                and entry.get("family") == NORMAL_GAMMA.name:
+            entry = {"family": family, **_normal_of_pair(entry, fail)}
         if not isinstance(entry, Mapping) or entry.get("family") != family:
             given = entry.get("family") if isinstance(entry, Mapping) else type(entry).__name__
             raise fail(f"q({name}) in the start is {given!r}; this model's q({name}) is {family}")
@@ -123,6 +127,18 @@ def apply(program: Program, start: Start) -> set[str]:
         target[...] = a
     program.stale = True
     return set(start.q) | set(start.params)
+
+
+def _normal_of_pair(entry: Mapping, fail: Callable[[str], PPVIError]) -> dict:
+    """q(μ) of a NormalGamma q(μ, λ) as the state keeps it (q(λ) is set from its own Gamma entry)."""
+    missing = [p for p in NORMAL_GAMMA.standard if p not in entry]
+    if missing:
+        raise fail(f"a NormalGamma q in the start has no `{missing[0]}`")
+    try:
+        beta, shape, rate = (np.asarray(entry[p], dtype=float) for p in ("beta", "shape", "rate"))
+    except (TypeError, ValueError):
+        raise fail("a NormalGamma q in the start is not arrays of numbers") from None
+    return NORMAL_GAMMA.as_state({"mean": entry["mean"], "beta": beta, "shape": shape, "rate": rate})
 
 
 def _show(shape: tuple[int, ...]) -> str:

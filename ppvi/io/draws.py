@@ -46,10 +46,10 @@ def chosen(result: Result, var_names: Iterable[str] | str | None, where: str) ->
 
 def sample(result: Result, n: int, seed: int | None = None, var_names=None) -> dict[str, np.ndarray]:
     """``n`` draws from q of each latent, in the order of ``result.q``, from one generator seeded by ``seed``
-    (a chain approximated jointly: jointly, :mod:`ppvi.io.joint_chain`)."""
+    (a chain approximated jointly: jointly, and μ of a Normal–Gamma pair with its λ: :mod:`ppvi.io.joint_chain`)."""
     n = whole("sample", "n", n, 1)
     rng = seed_of("sample", seed)
-    return {name: joint_chain.sample(result.q[name], n, rng) for name in chosen(result, var_names, "sample")}
+    return joint_chain.sample_all({name: result.q[name] for name in chosen(result, var_names, "sample")}, n, rng)
 
 
 def log_q(result: Result, draws: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -62,7 +62,8 @@ def log_q(result: Result, draws: Mapping[str, np.ndarray]) -> np.ndarray:
         if x.shape[1:] != q.shape:
             expected = ", ".join(map(str, q.shape))
             raise _mistake("log_q", f"draws of `{name}` have shape {x.shape}: expected (draws, {expected})")
-        lq = joint_chain.log_density(q, x)
+        given = joint_chain.paired(q, x, draws) if q.pair in names else None
+        lq = joint_chain.log_density(q, x) if given is None else given.reshape(x.shape[0], -1).sum(1)
         total = lq if total is None else total + lq
     return np.zeros(0) if total is None else total
 

@@ -20,6 +20,8 @@ axis (a sequence's, for the evidence per sequence) are log q of the parts.
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import numpy as np
 
 from ppvi.families.registry import unit_of
@@ -46,6 +48,24 @@ def elements(q: Q, x: np.ndarray) -> np.ndarray:
     """A joint chain's log q, element by element: ``(draws, *plates)``, element t the log density of its
     conditional under q (given the element before, Categorical; the element after, Gaussian)."""
     return unit_of(q.family).chain_elements(_floats(q.params), np.asarray(q.lag_one, dtype=float), x)
+
+
+def sample_all(qs: Mapping[str, Q], n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """``n`` draws of every q in ``qs`` (:func:`sample`), μ of a Normal–Gamma pair given the draws of its λ
+    when λ is among them (drawn after the rest: μ | λ ~ N(m, (βλ)⁻¹), docs/derivation.md)."""
+    given = {name: q.pair for name, q in qs.items() if q.pair in qs}
+    out = {name: sample(q, n, rng) for name, q in qs.items() if name not in given}
+    for name, lam in given.items():
+        out[name] = unit_of(qs[name].family).sample_given(_floats(qs[name].params), out[lam], rng)
+    return {name: out[name] for name in qs}
+
+
+def paired(q: Q, x: np.ndarray, draws: Mapping[str, np.ndarray]) -> np.ndarray | None:
+    """μ of a Normal–Gamma pair whose λ was drawn too: log q(μ | λ) element by element (with log q(λ), the
+    joint's), else None."""
+    if q.pair is None or q.pair not in draws:
+        return None
+    return unit_of(q.family).log_density_given(_floats(q.params), x, np.asarray(draws[q.pair], dtype=float))
 
 
 def _floats(params) -> dict[str, np.ndarray]:

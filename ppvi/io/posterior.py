@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from ppvi.families.normal_gamma import NORMAL_GAMMA
 from ppvi.families.point import POINT
 from ppvi.families.registry import UNITS, unit_of
 from ppvi.families.unit import EPS, TINY
@@ -23,7 +24,8 @@ __all__ = ["EPS", "STANDARD", "TINY", "conform", "log_density", "mean", "param_s
            "value_shape", "variance"]
 
 STANDARD: dict[str, tuple[str, ...]] = {
-    **{name: u.standard for name, u in UNITS.items() if u.q}, POINT.name: POINT.standard}
+    **{name: u.standard for name, u in UNITS.items() if u.q}, POINT.name: POINT.standard,
+    NORMAL_GAMMA.name: NORMAL_GAMMA.standard}
 """The standard parameters of every q a result file may hold (the q result schema, docs/cli.md)."""
 
 Params = dict[str, np.ndarray]

@@ -25,6 +25,7 @@ import numpy as np
 from ppvi.codegen.plan import ArrayNames
 from ppvi.errors import Diagnostic, PPVIError
 from ppvi.files import check_writable, write_atomic
+from ppvi.families.normal_gamma import NORMAL_GAMMA
 from ppvi.families.registry import unit_of
 from ppvi.io.posterior import STANDARD, conform, value_shape
 from ppvi.result import Provenance, Q, Result
@@ -80,17 +81,30 @@ def _q_of(prog, state: Mapping[str, np.ndarray]) -> dict[str, Q]:
                    if info.chain is not None and info.chain.jointly else None)
         q[var] = Q(family, {p: _view(a) for p, a in params.items()}, axes_of(var, v.shape), categories,
                    None if clamped is None else _view(clamped[1], _size(prog, v)), lag_one)
+        if info.pair is not None:
+            q[var] = _pair_q(q[var], state, var, info.pair, _size(prog, v))
     for var in prog.plan.point:
         v = model.variables[var]
         q[var] = Q("point", {"value": _view(state[ArrayNames.variable(var)], _size(prog, v))}, axes_of(var, v.shape))
     return q
 
 
+def _pair_q(normal: Q, state: Mapping[str, np.ndarray], mu: str, lam: str, size: tuple[int, ...]) -> Q:
+    """q(μ, λ) of a pair as NormalGamma(m, β, a, b): the state keeps q(μ)'s sd as (βE[λ])^-½ (docs/derivation.md,
+    "A Normal–Gamma pair")."""
+    a, b = (np.reshape(state[ArrayNames.qparam(lam, p)], size) for p in ("shape", "rate"))
+    sd = np.asarray(normal.params["sd"])
+    params = {"mean": normal.params["mean"], "beta": _view(np.asarray(b / (a * sd ** 2))), "shape": _view(a), "rate": _view(b)}
+    return Q(NORMAL_GAMMA.name, params, normal.axes, pair=lam)
+
+
 def sweep_steps(fit) -> tuple[str, ...]:
     """The steps of a sweep as a reader sees them; a group block with its members and its groups."""
-    block = fit.program.plan.block
+    block, latents = fit.program.plan.block, fit.program.plan.latents
     return tuple(f"({', '.join(block.members)}) for each value of {block.by}, until settled"
-                 if block and step == block.name else step for step in fit.order)
+                 if block and step == block.name else
+                 f"({step}, {latents[step].pair}) jointly" if step in latents and latents[step].pair else step
+                 for step in fit.order)
 
 
 def _size(prog, v) -> tuple[int, ...]:
@@ -137,7 +151,8 @@ def to_document(r: Result) -> dict:
         "interrupted": r.interrupted, "seconds": r.seconds, "restart": r.restart,
         "q": {name: {"family": e.family, "mean": e.mean, **e.params,
                      **({"missing": e.missing} if e.missing is not None else {}),
-                     **({"lag_one": e.lag_one} if e.lag_one is not None else {})} for name, e in r.q.items()},
+                     **({"lag_one": e.lag_one} if e.lag_one is not None else {}),
+                     **({"pair": e.pair} if e.pair is not None else {})} for name, e in r.q.items()},
         "params": dict(r.params),
     }
     imputed = {name: imputations(e) for name, e in r.q.items() if e.missing is not None}
@@ -520,7 +535,10 @@ def _q(name: str, entry: Any, axes: Mapping[str, tuple[str, ...]], categories: M
         if shape is None or lag_one.shape != shape:
             raise _Malformed(f"{where}/lag_one", "a chain's pairwise marginals (Categorical) or lag-one covariances "
                              f"(Normal or MvNormal, one chain: mean[T] or mean[T, D]) of shape {list(shape or ())}")
-    return Q(family, params, tuple(value_axes), cats, missing, lag_one)
+    pair = _get(entry, "pair", where, _str, None)
+    if (pair is None) != (family != NORMAL_GAMMA.name):
+        raise _Malformed(f"{where}/pair", "the latent λ of a NormalGamma q(μ, λ), and only there")
+    return Q(family, params, tuple(value_axes), cats, missing, lag_one, pair)
 
 
 def _encoder(name: str, entry: Any):

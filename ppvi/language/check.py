@@ -121,6 +121,8 @@ class CheckedModel:
     chains: dict[str, Chain] = field(default_factory=dict)   # variables drawn along a sliced plate
     # data declared `: missing` -> (the missing entries' support, its index range, the `missing` word's span)
     missing: dict[str, tuple[str, Extent | None, Span]] = field(default_factory=dict)
+    # `approximate mu, lam jointly`: the Normal latent -> the Gamma latent its precision reads (one Normal–Gamma q)
+    pairs: dict[str, str] = field(default_factory=dict)
 
     def of_kind(self, kind: str) -> list[Variable]:
         return [v for v in self.variables.values() if v.kind == kind]
@@ -227,6 +229,7 @@ class _Checker:
         self.draws: dict[str, list[tuple[ast.Draw, tuple[tuple[str, str], ...]]]] = {}
         self.factors: list[Factor] = []
         self.approx: dict[str, str] = {}
+        self.pairs: dict[str, str] = {}
         self.const_values: dict[str, np.ndarray | None] = {}
         self.poisoned: set[str] = set()      # names whose type is unknown after an error
         self.form_errors = 0                 # errors about an argument's form: the draw's type is still known
@@ -1617,6 +1620,59 @@ class _Checker:
         return (v is not None and v.kind == "latent" and v.support == "real" and len(v.shape) >= 1
                 and len(draws) == 1 and draws[0][0].dist.name.id == "Normal")
 
+    def _block(self, name: str) -> bool:
+        """A name ``approximate … jointly`` takes alone: a chain or a block of Normal elements."""
+        return self.lags.get(name, 0) > 0 or self._gaussian_block(name)
+
+    def check_pair(self, a: ast.Name, b: ast.Name) -> None:
+        """``approximate mu, lam jointly`` (either order): one Normal–Gamma q(μ, λ) per element, where λ is
+        drawn from a Gamma and μ from a Normal of the same shape whose precision is λ at μ's own subscripts times
+        what reads no latent, its mean not reading λ (docs/language.md, "Normal–Gamma pairs")."""
+        hint = "write `lam[k] ~ Gamma(a0, b0)` and `mu[k] ~ Normal(m0, precision = beta0 * lam[k])`"
+        draws = {n.id: self.draws.get(n.id, []) for n in (a, b)}
+        for n in (a, b):
+            v = self.vars.get(n.id)
+            if v is None or v.kind != "latent" or len(draws[n.id]) != 1 or self.lags.get(n.id, 0) > 0:
+                self.rep.error(f"`{n.id}` is not a latent drawn by one statement: `approximate {a.id}, {b.id} "
+                               "jointly` pairs a Normal latent with the Gamma latent of its precision", n.span, hint)
+                return
+            if n.id in self.approx:
+                self.rep.error(f"`{n.id}` is approximated twice", n.span, None)
+                return
+        dist = {n.id: draws[n.id][0][0].dist.name.id for n in (a, b)}
+        mu, lam = (a, b) if dist[b.id] == "Gamma" else (b, a)
+        d = draws[mu.id][0][0]
+        args = {x.keyword.id: x.value for x in d.dist.args if x.keyword is not None}
+        prec = args.get("precision")
+        if dist[lam.id] != "Gamma" or dist[mu.id] != "Normal" or prec is None:
+            self.rep.error(f"`{a.id}, {b.id}` is no Normal–Gamma pair: ppvi approximates two latents jointly "
+                           "only where one is drawn from a Gamma and the other from a Normal whose `precision =` "
+                           "is scaled by it", mu.span, hint)
+            return
+        own = tuple(i.id if isinstance(i, ast.Name) else None for i in d.indices)
+        factors, stack = [], [prec]
+        while stack:
+            e = stack.pop()
+            if isinstance(e, ast.BinOp) and e.op == "*":
+                stack += [e.left, e.right]
+            else:
+                factors.append(e)
+        reads = [[n.id for n in walk(f) if isinstance(n, ast.Name) and self.vars.get(n.id) is not None
+                  and self.vars[n.id].kind == "latent"] for f in factors]
+        at = [f for f, r in zip(factors, reads) if r == [lam.id] and (
+            isinstance(f, ast.Name) and not own or isinstance(f, ast.Index)
+            and tuple(i.id if isinstance(i, ast.Name) else "" for i in f.indices) == own)]
+        others = [r for f, r in zip(factors, reads) if f not in at and r]
+        mean = args.get("mean", d.dist.args[0].value if d.dist.args and d.dist.args[0].keyword is None else None)
+        lam_in_mean = mean is not None and any(isinstance(n, ast.Name) and n.id == lam.id for n in walk(mean))
+        if len(at) != 1 or others or lam_in_mean \
+                or len(self.vars[mu.id].shape) != len(self.vars[lam.id].shape):
+            self.rep.error(f"`{mu.id}`'s precision is not `{lam.id}` at `{mu.id}`'s own subscripts times a "
+                           f"known scale: `{mu.id}, {lam.id}` is no Normal–Gamma pair", _span(prec), hint)
+            return
+        self.approx[mu.id] = self.approx[lam.id] = "pair"
+        self.pairs[mu.id] = lam.id
+
     def check_approx(self, stmts) -> None:
         for s in stmts:
             if isinstance(s, ast.Loop):
@@ -1626,6 +1682,9 @@ class _Checker:
             if s.method.id not in ("point", "jointly"):
                 self.rep.error(f"unknown approximation `{s.method.id}`", s.method.span,
                                did_you_mean(s.method.id, ["point"]) or "write `approximate h by point`")
+                continue
+            if s.method.id == "jointly" and len(s.names) == 2 and not all(self._block(n.id) for n in s.names):
+                self.check_pair(*s.names)
                 continue
             for n in s.names:
                 if s.method.id == "jointly" and n.id in self.vars and self.lags.get(n.id, 0) == 0 \
@@ -1755,8 +1814,9 @@ class _Checker:
                                  loop.by.id if loop.by is not None else None)
         missing = {name: self.drawn_missing[name][1:3] + (span,) for name, span in self.missing.items()}
         model = CheckedModel(self.m.name or _stem(self.m.path), self.m.path, self.m.text, dict(self.dims),
-                             dict(self.vars), tuple(self.factors), dict(self.approx), self.m, chains=chains,
-                             missing=missing)
+                             dict(self.vars), tuple(self.factors),
+                             {n: a for n, a in self.approx.items() if a != "pair"}, self.m, chains=chains,
+                             missing=missing, pairs=dict(self.pairs))
         amortised = self.check_amortise(model)
         self.rep.raise_if_any()
         return replace(model, amortised=amortised) if amortised else model

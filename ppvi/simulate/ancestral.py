@@ -167,6 +167,7 @@ def sample_predictive(result: Result, draws: int, seed: int | None = None, data:
     no_ragged(setting.model)
     no_given_start(setting.model)
     setting.check_memory(draws, setting.drawn(observed=True), where)
-    latents = {name: joint_chain.sample(q, draws, rng) for name, q in result.q.items()
-               if not unit_of(q.family).auxiliary and name not in setting.model.allocations}
+    latents = joint_chain.sample_all({name: q for name, q in result.q.items()
+                                      if not unit_of(q.family).auxiliary and name not in setting.model.allocations},
+                                     draws, rng)
     return {**latents, **simulate(setting, draws, rng, given=latents)}

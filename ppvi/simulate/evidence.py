@@ -248,7 +248,7 @@ def _log_weights(setting: Setting, result: Result, n: int, rng: np.random.Genera
     # (so is a Poisson sum's allocation: the sum's own law is the likelihood)
     result_q = {name: q for name, q in result.q.items()
                 if not unit_of(q.family).auxiliary and name not in setting.model.allocations}
-    draws = {name: joint_chain.sample(q, n, rng) for name, q in result_q.items()}
+    draws = joint_chain.sample_all(result_q, n, rng)
     values = Values({**setting.fixed, **draws}, setting.sizes)
     if plate is None:
         lw = log_joint(setting.model, values, skip=held)
@@ -257,8 +257,10 @@ def _log_weights(setting: Setting, result: Result, n: int, rng: np.random.Genera
     for name, q in result_q.items():
         if name in held:
             continue
-        lq = (log_density(q.family, draws[name], dict(q.params)) if q.lag_one is None
-              else joint_chain.elements(q, draws[name]))
+        lq = joint_chain.paired(q, draws[name], draws)
+        if lq is None:
+            lq = (log_density(q.family, draws[name], dict(q.params)) if q.lag_one is None
+                  else joint_chain.elements(q, draws[name]))
         if plate is None:
             lw -= lq.reshape(n, -1).sum(1)
         else:

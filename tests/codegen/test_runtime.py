@@ -337,3 +337,28 @@ def test_the_gamma_entropy_keeps_its_digits_at_large_shape():
             assert abs(h - want) <= 1e-13 * max(1.0, abs(want)), (a, b, h, want)
             assert abs(shape - a) <= 1e-15 * a and rate == b and abs(mean - a / b) <= 1e-15 * a / b
             assert abs(logx - float(mpmath.digamma(A) - mpmath.log(B))) <= 1e-14 * max(1.0, abs(logx)), (a, b)
+
+
+@pytest.mark.parametrize("centre", [0.0, 1e8])
+def test_finish_normal_gamma_reads_the_pair_off_the_two_mean_field_updates(centre):
+    """η of q(μ) and q(λ) under the mean field, read at moments (⟨λ⟩, mean, sd), from a Normal–Gamma's natural
+    parameters (λμ²: −β/2, λμ: βm, λ: −b − βm²/2, log λ: a − ½): the finish gives the Normal–Gamma back, its entropy that of scipy's Gamma plus E[H[N(m, (βλ)⁻¹)]], and
+    stays exact with data at 1e8 (b is not −η_λ − βm²/2, a difference of numbers of order 1e16)."""
+    from ppvi.codegen.runtime import finish_normal_gamma
+    from scipy import stats
+
+    m, beta, a, b = centre + 0.3, 7.0, 3.5, 2.25
+    lam, mean, sd = 0.8, centre - 0.1, 0.6          # the moments the two updates read (the previous q)
+    n1, n2 = -beta / 2, beta * m                     # coefficients of λμ², λμ
+    eta_mu_x, eta_mu_x2 = lam * n2, lam * n1
+    # η_λ[x] = n1⟨μ²⟩ + n2⟨μ⟩ + n3, n3 = −b − βm²/2, written as −b − β((mean − m)² + sd²)/2 (the same number)
+    eta_lam_x, eta_lam_logx = -b - beta * ((mean - m) ** 2 + sd ** 2) / 2, a - 0.5
+    got = finish_normal_gamma(eta_mu_x, eta_mu_x2, eta_lam_x, eta_lam_logx, lam, mean, sd)
+    m_, s, x2, h_mu, a_, b_, e_lam, e_log, h_lam, beta_ = got
+    assert m_ == pytest.approx(m, rel=1e-15) and beta_ == pytest.approx(beta, rel=1e-14)
+    assert a_ == pytest.approx(a, rel=1e-15) and b_ == pytest.approx(b, rel=1e-12)
+    assert e_lam == pytest.approx(a / b, rel=1e-12) and s == pytest.approx((beta * a / b) ** -0.5, rel=1e-12)
+    assert e_log == pytest.approx(special.digamma(a) - np.log(b), rel=1e-12)
+    assert h_lam == pytest.approx(stats.gamma(a, scale=1 / b).entropy(), rel=1e-12)
+    assert h_mu == pytest.approx(0.5 * (1 + np.log(2 * np.pi / beta)) - 0.5 * e_log, rel=1e-12)
+    assert x2 == m_ * m_ + s * s

@@ -220,6 +220,14 @@ def unit_variance_gmm():
     return {"x": mu[c] + rng.standard_normal(500)}, {"mu": mu, "c": c}
 
 
+def gmm_normal_gamma():
+    rng = np.random.default_rng(1006)
+    weights, means, sds = np.array([0.5, 0.3, 0.2]), np.array([-4.0, 0.0, 5.0]), np.array([1.0, 0.5, 2.0])
+    z = rng.choice(3, size=300, p=weights)
+    return {"x": means[z] + sds[z] * rng.standard_normal(300)}, {"weights": weights, "means": means, "sds": sds,
+                                                                  "z": z}
+
+
 def naive_bayes():
     pixels, labels = _md._digits_subset(300, seed=1)
     return {"label": labels.astype(np.int64), "x": (pixels >= 8).astype(np.int64)}, {}
@@ -311,6 +319,7 @@ GENERATORS = {
     "sbm": (sbm, "npz"),
     "semi_supervised": (semi_supervised, "npz"),
     "unit_variance_gmm": (unit_variance_gmm, "json"),
+    "gmm_normal_gamma": (gmm_normal_gamma, "json"),
     "naive_bayes": (naive_bayes, "npz"),
     "mixture_of_unigrams": (mixture_of_unigrams, "npz"),
     "mixture_of_regressions": (mixture_of_regressions, "json"),

@@ -96,7 +96,13 @@ CORPUS: list[Case] = [
     _example("poisson_regression", "json", "regression",
              "log link: q Normal by monotone Newton steps on the exact ELBO; quadrature, a Laplace fit and the "
              "ELBO's gradient ≈ 0 (tests/infer/test_explinks.py)"),
+    _example("normal_gamma_joint", "csv", "conjugate",
+             "approximate mu, lam jointly: the exact Normal-Gamma posterior, the ELBO the closed-form log evidence "
+             "(tests/infer/test_normal_gamma_joint.py)"),
     # ---- sequences (models/sequences)
+    _case("vghmm_joint", "json", "sequence",
+          "hmmlearn's VariationalGaussianHMM, q(mu, lam) Normal-Gamma: the same ELBO, q and state marginals sweep "
+          "by sweep from its start (tests/infer/test_vghmm_joint.py)", folder=EXAMPLES / "sequences"),
     _case("lds", "json", "sequence",
           "Kalman 1960 / PRML 13.3, fixed parameters: q(x) jointly is the RTS smoother's posterior and the ELBO "
           "log p(y) (tests/codegen/test_gaussian_chain_kernels.py)", folder=EXAMPLES / "sequences"),
@@ -143,6 +149,9 @@ CORPUS: list[Case] = [
     _case("categorical_mixture", "npz", "mixture", "fixed point; planted classes"),
     _case("sbm", "npz", "mixture", "fixed point (self-loops: z[i] twice in one factor); planted blocks"),
     _case("semi_supervised", "npz", "mixture", "fixed point; species of the unlabelled iris flowers"),
+    _case("gmm_normal_gamma", "json", "mixture",
+          "PRML 10.2 in 1-D, q(mu, lam) Normal-Gamma (approximate mu, lam jointly): one sweep = the NumPy VB-GMM "
+          "to 1e-10; planted components"),
     _case("unit_variance_gmm", "json", "mixture", "Blei et al. 2017 eq. 26 and 34 fixed point; planted means"),
     _case("mixture_of_unigrams", "npz", "topic", "fixed point; planted topics of the documents"),
     _case("naive_bayes", "npz", "conjugate", "exact posterior and closed-form log evidence"),

@@ -51,6 +51,94 @@ def test_unit_variance_gmm_recovers_the_planted_means(blei):
     assert np.sort(r.q["mu"]["mean"]) == pytest.approx(truth, abs=0.3)
 
 
+# ---------------------------------------------------------------- Normal–Gamma components, PRML 10.2 in 1-D
+
+NG_PRIOR = {"alpha0": 0.1, "m0": 0.0, "beta0": 0.5, "a0": 1.0, "b0": 1.0}
+
+
+def ng_sweep(x: np.ndarray, R: np.ndarray) -> tuple[dict, np.ndarray]:
+    """One round of PRML 10.2's VB-GMM in one dimension (the Wishart a Gamma(a, b), a = ν/2, b = 1/(2W)) from
+    the responsibilities R: q(π) and q(μₖ, λₖ) = N(mₖ, (βₖλₖ)⁻¹) Gamma(aₖ, bₖ) by 10.58–10.63, then R by
+    10.64–10.67 (E[λ(x − μ)²] = E[λ](x − m)² + 1/β)."""
+    p = NG_PRIOR
+    Nk = R.sum(0)
+    xbar = (R * x[:, None]).sum(0) / Nk
+    S = (R * (x[:, None] - xbar) ** 2).sum(0)
+    beta = p["beta0"] + Nk
+    q = {"alpha": p["alpha0"] + Nk, "beta": beta, "m": (p["beta0"] * p["m0"] + Nk * xbar) / beta,
+         "a": p["a0"] + Nk / 2, "b": p["b0"] + S / 2 + p["beta0"] * Nk * (xbar - p["m0"]) ** 2 / (2 * beta)}
+    e_lam, e_log_lam = q["a"] / q["b"], special.digamma(q["a"]) - np.log(q["b"])
+    log_rho = (special.digamma(q["alpha"]) - special.digamma(q["alpha"].sum()) + 0.5 * e_log_lam
+               - 0.5 * np.log(2 * np.pi) - 0.5 * (e_lam * (x[:, None] - q["m"]) ** 2 + 1 / q["beta"]))
+    return q, softmax_rows(log_rho)
+
+
+def ng_elbo(x: np.ndarray, q: dict, R: np.ndarray) -> float:
+    """PRML 10.70–10.77 in one dimension: E[log p(x, z, π, μ, λ)] − E[log q], q(μ, λ) Normal–Gamma."""
+    p = NG_PRIOR
+    K = len(q["m"])
+    e_lam, e_log_lam = q["a"] / q["b"], special.digamma(q["a"]) - np.log(q["b"])
+    e_log_pi = special.digamma(q["alpha"]) - special.digamma(q["alpha"].sum())
+    quad = e_lam * (x[:, None] - q["m"]) ** 2 + 1 / q["beta"]
+    lik = (R * (0.5 * e_log_lam - 0.5 * np.log(2 * np.pi) - 0.5 * quad)).sum()
+    lz = (R * e_log_pi).sum()
+    lpi = special.gammaln(K * p["alpha0"]) - K * special.gammaln(p["alpha0"]) + (p["alpha0"] - 1) * e_log_pi.sum()
+    llam = (p["a0"] * np.log(p["b0"]) - special.gammaln(p["a0"]) + (p["a0"] - 1) * e_log_lam - p["b0"] * e_lam).sum()
+    lmu = (0.5 * np.log(p["beta0"] / (2 * np.pi)) + 0.5 * e_log_lam
+           - 0.5 * p["beta0"] * (e_lam * (q["m"] - p["m0"]) ** 2 + 1 / q["beta"])).sum()
+    h_z = -special.xlogy(R, R).sum()
+    al = q["alpha"]
+    h_pi = (special.gammaln(al).sum() - special.gammaln(al.sum()) + (al.sum() - K) * special.digamma(al.sum())
+            - ((al - 1) * special.digamma(al)).sum())
+    h_lam = (q["a"] - np.log(q["b"]) + special.gammaln(q["a"]) + (1 - q["a"]) * special.digamma(q["a"])).sum()
+    h_mu = (0.5 * (1 + np.log(2 * np.pi)) - 0.5 * np.log(q["beta"]) - 0.5 * e_log_lam).sum()
+    return lik + lz + lpi + llam + lmu + h_z + h_pi + h_lam + h_mu
+
+
+def ng_q(r) -> dict:
+    """A fit's q(π), q(μ, λ) in PRML's parameters; q(λ) reported beside it is the pair's Gamma marginal."""
+    q = r.q["mu"]
+    assert q.family == "NormalGamma" and q.pair == "lam"
+    np.testing.assert_array_equal([q["shape"], q["rate"]], [r.q["lam"]["shape"], r.q["lam"]["rate"]])
+    return {"alpha": r.q["pi"]["alpha"], "m": q["mean"], "beta": q["beta"], "a": q["shape"], "b": q["rate"]}
+
+
+@pytest.fixture(scope="module")
+def ng_mixture():
+    c, r, d = fitted("gmm_normal_gamma", "const alpha0[K] = 0.1", "const m0 = 0.0", "const beta0 = 0.5",
+                     "const a0 = 1.0", "const b0 = 1.0", "lam[k] ~ Gamma(a0, b0)",
+                     "mu[k] ~ Normal(m0, precision = beta0 * lam[k])", "x[n] ~ Normal(mu[z[n]], precision = lam[z[n]])",
+                     "approximate mu, lam jointly")
+    return c, r, d["x"]
+
+
+def test_gmm_normal_gamma_one_sweep_is_prml_10_2(ng_mixture):
+    """From an early state of the fit (3 sweeps), one more sweep of ppvi (its schedule: q(π) and q(μ, λ), then
+    q(z)) is one round of the NumPy VB-GMM, and its ELBO is PRML's bound there: to 1e-10."""
+    c, _, x = ng_mixture
+    early = fit(c, max_iter=3, tol=0.0)
+    step = fit(c, init=early, max_iter=1, tol=0.0)
+    q, R = ng_sweep(x, early.q["z"]["p"])
+    got = ng_q(step)
+    for k in ("alpha", "m", "beta", "a", "b"):
+        np.testing.assert_allclose(got[k], q[k], rtol=1e-10, atol=1e-12, err_msg=k)
+    np.testing.assert_allclose(step.q["z"]["p"], R, rtol=0, atol=1e-10)
+    assert step.elbo == pytest.approx(ng_elbo(x, got, step.q["z"]["p"]), rel=1e-10, abs=1e-10)
+
+
+def test_gmm_normal_gamma_is_a_fixed_point_and_finds_the_planted_components(ng_mixture):
+    _, r, x = ng_mixture
+    q, R = ng_sweep(x, r.q["z"]["p"])
+    got = ng_q(r)
+    for k in ("alpha", "m", "beta", "a", "b"):
+        assert got[k] == pytest.approx(q[k], rel=RTOL)
+    assert r.q["z"]["p"] == pytest.approx(R, abs=ATOL_P)
+    truth = corpus_data.gmm_normal_gamma()[1]
+    order = np.argsort(got["m"])[got["alpha"][np.argsort(got["m"])] > 1]     # (the components in use, by mean)
+    assert got["m"][order] == pytest.approx(truth["means"], abs=0.3)
+    assert np.sqrt(got["b"] / got["a"])[order] == pytest.approx(truth["sds"], rel=0.2)      # 1/√E[λ]
+
+
 # ---------------------------------------------------------------- Poisson mixture
 
 @pytest.fixture(scope="module")

@@ -104,13 +104,39 @@ def update(d, var: str, env: Env) -> None:
         env.moments[(var, stat)] = np.asarray(value, dtype=float)
 
 
+def update_pair(d, mu: str, env: Env) -> None:
+    """``approximate mu, lam jointly``: q(μ, λ) = N(μ | m, (βλ)⁻¹) Gamma(λ | a, b) from the coefficients of
+    λμ², λμ, λ and log λ in the expected log joint, read off the two latents' η at the same moments
+    (η_μ = ⟨λ⟩(η_λμ, η_λμ²), η_λ = (η_λμ²⟨μ²⟩ + η_λμ⟨μ⟩ + η_λ, η_logλ)), then PRML 2.3.6's parameters directly
+    (b = −η_λ − βm²/2), not ppvi's runtime finish."""
+    lam = d.model.pairs[mu]
+    e_mu, e_lam = natural_arrays(d, mu, env), natural_arrays(d, lam, env)
+    e_l, mean, x2 = env.moments[(lam, "x")], env.moments[(mu, "x")], env.moments[(mu, "x2")]
+    n_mu2, n_mu = e_mu["x2"] / e_l, e_mu["x"] / e_l
+    n_lam, n_log = e_lam["x"] - n_mu2 * x2 - n_mu * mean, e_lam["logx"]
+    beta = -2 * n_mu2
+    m, a = n_mu / beta, n_log + 0.5
+    b = -n_lam - beta * m ** 2 / 2
+    sd = (beta * a / b) ** -0.5
+    for name, value in {"mean": m, "sd": sd}.items():
+        env.arrays[f"{name}({mu})"] = np.asarray(value, dtype=float)
+    for name, value in {"shape": a, "rate": b}.items():
+        env.arrays[f"{name}({lam})"] = np.asarray(value, dtype=float)
+    env.moments.update({(mu, "x"): m, (mu, "x2"): m ** 2 + sd ** 2, (lam, "x"): a / b,
+                        (lam, "logx"): special.digamma(a) - np.log(b)})
+
+
 def elbo(d, env: Env) -> float:
     return sum(evaluate(e, env) for _, e in d.elbo_terms())
 
 
 def sweep(d, env: Env) -> None:
+    partners = set(d.model.pairs.values())     # (updated with their pair's μ)
     for var in d.q:
-        update(d, var, env)
+        if var in d.model.pairs:
+            update_pair(d, var, env)
+        elif var not in partners:
+            update(d, var, env)
 
 
 def chain_sweeps(d, env: Env, sweeps: int) -> np.ndarray:

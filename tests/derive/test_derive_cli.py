@@ -11,7 +11,7 @@ from conftest import MODELS, assert_golden, run_cli
 
 HERE = Path(__file__).parent
 GOLDEN = ["seed_gaussian", "binary_sparse_coding", "gmm_1d", "lda", "ising", "rbm", "logistic_regression",
-          "poisson_regression", "poisson_factorisation"]
+          "poisson_regression", "poisson_factorisation", "normal_gamma_joint"]
 
 
 @pytest.mark.parametrize("path", sorted(MODELS.glob("*.ppvi")), ids=lambda p: p.stem)

@@ -443,6 +443,13 @@ def random_state(s: Subject, rng: np.random.Generator, damping: float) -> dict:
         seen = observed(s, var)
         if seen is not None:
             clamp(state, var, fam, s.program.clamped[var][0], seen)
+    for mu, lam in s.model.pairs.items():
+        # q(μ, λ) Normal–Gamma (approximate mu, lam jointly): q(μ)'s share of H is H[N(m, (βλ)⁻¹)] averaged over
+        # q(λ), ½(1 + log 2π) − ½ log β − ½E[log λ], with β = 1/(sd² E[λ]) (the state keeps sd = (βE[λ])^-½)
+        a, b, sd = drawn[lam]["shape"], drawn[lam]["rate"], drawn[mu]["sd"]
+        beta = 1 / (sd ** 2 * a / b)
+        h = 0.5 * (1 + np.log(2 * np.pi)) - 0.5 * np.log(beta) - 0.5 * (special.digamma(a) - np.log(b))
+        state[f"h_{mu}"][...] = np.reshape(h, state[f"h_{mu}"].shape)
     state["c__damping"] = np.array([damping])
     for _, _, info in s.kernel_infos():
         for a in info.args:

@@ -1,8 +1,8 @@
 """The variational Gaussian HMM (issue 18): Dirichlet start and transitions, Normal–Gamma emissions.
 
 hmmlearn's ``VariationalGaussianHMM`` keeps q(μₖ, λₖ) joint (Normal–Gamma: μₖ | λₖ ~ N(m, (βλₖ)⁻¹)); ppvi's mean
-field factorises q(μₖ) q(λₖ), and ``approximate mu, lam jointly`` is refused (docs/derivation.md §8, "The
-variational Gaussian HMM").  So:
+field factorises q(μₖ) q(λₖ) (``approximate mu, lam jointly``, hmmlearn's family, is
+tests/infer/test_vghmm_joint.py; docs/derivation.md §8, "The variational Gaussian HMM").  So:
 
 - where the two families coincide — hmmlearn with q(λ) held (``params="stm"``) is ppvi with λ known, τₖ = E[λₖ]
   (E[λₖ(x − μₖ)²] = τₖ(x − m)² + 1/β under either q) — ppvi's derived updates take hmmlearn's steps from
