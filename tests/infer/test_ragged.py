@@ -274,13 +274,3 @@ def test_compiled_fit_matches_hmmlearn(ragged_data, tmp_path):
     lag = np.asarray(r.q["z"].lag_one)
     starts = np.flatnonzero(np.diff(seq)) + 1      # (q is one block per sequence: independent across a restart)
     np.testing.assert_allclose(lag[starts], marginals[starts - 1, :, None] * marginals[starts, None, :], atol=1e-12)
-
-
-@pytest.mark.long       # (in CI the harness checks it: tests/harness, inline:test_ragged:LDS_RAGGED)
-def test_compiling_a_ragged_gaussian_chain_is_refused_at_its_statement(lds_mean_field):
-    """Derived (above), not compiled yet: a located PPVIError before any code is written, no internal error."""
-    from ppvi.codegen.module import lower
-
-    with pytest.raises(PPVIError, match="cannot compile it yet") as err:
-        lower(lds_mean_field)
-    assert "ragged.ppvi:13:" in str(err.value)
