@@ -180,16 +180,6 @@ def test_unsorted_sequences_are_refused(seq, dims, message, hint):
     assert message in str(err.value) and hint in str(err.value)
 
 
-def test_simulating_a_ragged_chain_is_refused():
-    model = check(parse(FIXED_RAGGED, "ragged.ppvi"))
-    from ppvi.simulate.ancestral import sample_prior
-
-    data = {"p0": P0, "A": A3, "mu": MU, "sd": SD, "x": np.zeros(4), "seq": np.array([0, 0, 1, 1])}
-    with pytest.raises(PPVIError, match="rides on the sequences of `seq`") as err:
-        sample_prior(model, 2, data)
-    assert "ragged.ppvi:12:" in str(err.value)
-
-
 LDS_RAGGED = """\
 dim T, S
 dim D = 2
