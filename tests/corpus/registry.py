@@ -103,6 +103,10 @@ CORPUS: list[Case] = [
     _case("lds_noise", "json", "sequence",
           "Beal 2003 ch. 5, the observation precision learned: the fixed point of a VBEM written in the test "
           "(tests/codegen/test_gaussian_chain_kernels.py)", folder=EXAMPLES / "sequences"),
+    _case("ragged_lds", "csv", "sequence",
+          "Durbin & Koopman's local linear trend over six series in long format, tau learned: q(x) each "
+          "series' Kalman filter and RTS smoother, the steps of a VBEM written in the test "
+          "(tests/codegen/test_ragged_gaussian_kernels.py)", folder=EXAMPLES / "sequences"),
     # ---- corpus models (tests/corpus/models); the first three belong in models/ once they derive and fit
     # (tests/codegen/test_statistics.py runs every model there)
     _case("bayes_pca", "npz", "factor",
