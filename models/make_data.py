@@ -470,9 +470,28 @@ def nile():
     return {"y": d["Nile"].to_numpy(dtype=float)}, {"year": d["time"].to_numpy()}
 
 
+def ragged_lds():
+    """Six series of a local linear trend (level += slope), 3 to 34 steps, in long format: a row per step, `seq`
+    its series, `y` the level seen through noise of sd 0.5 (precision 4); state noise sds 0.3 (level) and 0.1
+    (slope), the first state N(0, I) (seed 1965)."""
+    rng = np.random.default_rng(1965)
+    F = np.array([[1.0, 1.0], [0.0, 1.0]])
+    seqs, xs = [], []
+    for k, n in enumerate([17, 5, 24, 11, 3, 34]):
+        x = np.zeros((n, 2))
+        x[0] = rng.normal(size=2)
+        for t in range(1, n):
+            x[t] = F @ x[t - 1] + np.array([0.3, 0.1]) * rng.normal(size=2)
+        seqs += [k] * n
+        xs.append(x)
+    x = np.concatenate(xs)
+    return {"seq": np.array(seqs), "y": x[:, 0] + 0.5 * rng.normal(size=len(x))}, {"x": x, "F": F, "tau": 4.0}
+
+
 # models with sequences (issue 18) live in models/sequences/ (Baum–Welch fits the HMM's data by EM)
 SEQUENCES = {"hmm": (hmm, "json"), "baum_welch": (hmm, "json"), "lds": (lds, "json"), "lds_noise": (lds, "json"),
-             "ragged_hmm": (ragged_hmm, "csv"), "ar1": (ar1, "csv"), "nile": (nile, "csv")}
+             "ragged_hmm": (ragged_hmm, "csv"), "ar1": (ar1, "csv"), "nile": (nile, "csv"),
+             "ragged_lds": (ragged_lds, "csv")}
 
 
 def main(argv=None, generators=None, folder=HERE):

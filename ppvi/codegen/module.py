@@ -1198,27 +1198,9 @@ class ModuleWriter:
 
 def lower(d: Derivation, fixed: dict[str, int] | None = None) -> Module:
     """The kernel IR of a derivation, specialised to the ``fixed`` dims, before the passes of codegen.passes."""
-    _not_ragged_gaussian(d)
     w = ModuleWriter(d, fixed)
     w.write()
     return w.module()
-
-
-def _not_ragged_gaussian(d: Derivation) -> None:
-    """A Gaussian chain riding on sequences is derived (docs/derivation.md, section 8) but its statistics'
-    sums, which read x[t-1] times the restart indicator, are hoisted out of the loop that binds t: refused
-    here, at the statement, until the writer places them (a Categorical chain's block compiles; so does a chain
-    of data, whose sums read the data alone)."""
-    from ppvi.errors import Reporter
-
-    m = d.model
-    chain = next((c for c in m.chains.values() if c.by is not None and m.variables[c.name].support != "index"
-                  and m.variables[c.name].kind != "data"), None)
-    if chain is not None:
-        raise Reporter(m.path, m.text).fail(
-            f"ppvi derives the Gaussian chain `{chain.name}` riding on `{chain.by}` but cannot compile it yet",
-            m.factors[chain.body].span, "`ppvi derive` shows its updates; to fit it, write sequences of equal "
-                                        "length as a plate, `for s in S:` … `x[s, t]`")
 
 
 def generate(d: Derivation, fixed: dict[str, int] | None = None) -> str:

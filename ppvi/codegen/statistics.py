@@ -272,13 +272,15 @@ class Statistics:
             self._by_blocks(forms, fn, levels, blocked, onehot, w)
 
     def _within(self, s: Statistic, n: sp.Idx, w: Writer) -> Block | None:
-        """A conditional on the point n when s sums over part of the plate only (``Σ_{t=1}^{T-1}``), else None."""
+        """A conditional on the point n when s sums over part of the plate only (``Σ_{t=1}^{T-1}``), else None.
+        It binds n for the writer as the loop it stands in does: a sum of the statistic that reads n (a ragged
+        chain's Σ_d F[d, e] x[n-1, e] times its restart indicator) is placed inside it, not before the loop."""
         canon = self.plate_index()
         _, lo, hi = next(lim for lim in s.expr.limits if lim[0] == canon)
         at = self.names.index(n)
         tests = ([f"{at} >= {w.int_value(lo)}"] if sp.sympify(lo) != 0 else []) + \
             ([f"{at} <= {w.int_value(hi)}"] if sp.sympify(hi) != canon.upper else [])
-        return Block(test=" and ".join(tests)) if tests else None
+        return Block(index=n, test=" and ".join(tests)) if tests else None
 
     def _block_form(self, s: Statistic, n: sp.Idx, onehot) -> tuple | None:
         """(u, span, k) when s = Σ_n u(n, i…) r[n, k]: k one of its axes, r the moments ``onehot`` of the

@@ -31,7 +31,7 @@ from ppvi.language.check import CheckedModel, Factor
 from ppvi.language.sequences import element
 from ppvi.result import Result
 from ppvi.simulate.inputs import Setting, from_data, from_result
-from ppvi.simulate.joint import arguments, draw_slices, subscripts
+from ppvi.simulate.joint import arguments, draw_slices, restarts, subscripts
 from ppvi.simulate.values import Values
 
 
@@ -60,10 +60,13 @@ def _simulate(setting: Setting, draws: int, rng: np.random.Generator,
         # a chain's first element (`z[s, 0] ~ …`) or its sliced loop (`for t in T[1:]:`): the statement draws
         # some elements of the variable, written where its subscripts say; a sliced loop's element after
         # element, each given the ones drawn before (`z[s, t-1]`)
+        # (a ragged chain's element that starts a sequence is drawn by the first element's statement)
+        ragged = restarts(setting.model, f, Values(arrays, setting.sizes))
         starts = [range(start, setting.sizes[dict(f.plates)[var]]) for var, start in f.slices]
         for at in itertools.product(*starts):
             bound = dict(zip((var for var, _ in f.slices), at))
-            x = _draw_statement(f, Values(arrays, setting.sizes, bound), draws, rng)
+            by = f if ragged is None or not ragged[1][at[0]] else ragged[0]
+            x = _draw_statement(by, Values(arrays, setting.sizes, bound), draws, rng)
             value = out.get(f.target)
             value = (np.zeros((draws, *setting.shape(f.target)), dtype=x.dtype) if value is None
                      else value.astype(np.result_type(value, x), copy=False))
@@ -131,17 +134,6 @@ def no_given_start(model: CheckedModel) -> None:
             f"to simulate, draw them: `{element(chain.name, first)} ~ …`")
 
 
-def no_ragged(model: CheckedModel) -> None:
-    """A ragged chain (``for t in T[1:] by seq:``) restarts where its sequence changes: the simulator and the
-    log joint of a draw read its statement at every t ≥ 1, so they would join the sequences."""
-    chain = next((c for c in model.chains.values() if c.by is not None), None)
-    if chain is not None:
-        raise Reporter(model.path, model.text).fail(
-            f"`{chain.name}` rides on the sequences of `{chain.by}`: simulating from the model, and the importance "
-            "sampler's log joint, do not restart a chain at each sequence yet", model.factors[chain.body].span,
-            "draw from the fit's q instead (`result.sample(n)`), which is one block per sequence")
-
-
 def sample_prior(model: CheckedModel, draws: int, data: object = None, seed: int | None = None,
                  dims: Mapping[str, int] | None = None, where: str = "sample_prior") -> dict[str, np.ndarray]:
     """``draws`` draws of every latent and data variable from the prior; covariates, params and sizes from
@@ -149,7 +141,6 @@ def sample_prior(model: CheckedModel, draws: int, data: object = None, seed: int
     draws = whole(where, "draws", draws, 1)
     rng = seed_of(where, seed)
     no_energy(model)
-    no_ragged(model)
     no_given_start(model)
     setting = from_data(model, data, check_dims(model, dims or {}, where, "{name}={value!r}"), where)
     setting.check_memory(draws, setting.drawn(observed=True), where)
@@ -164,7 +155,6 @@ def sample_predictive(result: Result, draws: int, seed: int | None = None, data:
     rng = seed_of(where, seed)
     setting = from_result(result, data, where, observed=False)
     no_energy(setting.model)
-    no_ragged(setting.model)
     no_given_start(setting.model)
     setting.check_memory(draws, setting.drawn(observed=True), where)
     latents = joint_chain.sample_all({name: q for name, q in result.q.items()

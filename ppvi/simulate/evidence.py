@@ -36,7 +36,6 @@ from ppvi.io.results import ELBO_LOG_Z
 from ppvi.io.draws import seed_of, whole
 from ppvi.result import Result
 from ppvi.simulate import pareto
-from ppvi.simulate.ancestral import no_ragged
 from ppvi.simulate.density import log_density
 from ppvi.simulate.inputs import Setting, from_result
 from ppvi.simulate.joint import log_joint, log_joint_per_datum, outside_plate
@@ -145,7 +144,6 @@ def evidence(result: Result, samples: int, per_datum: bool = False, seed: int | 
         result, held, bound = held_out(result, data, where)
     setting = from_result(result, data, where, observed=True)
     _no_joint_chain(setting.model, result)
-    no_ragged(setting.model)
     plate = _data_plate(setting, where) if per_datum else None
     start = time.perf_counter()
     chunk = max(1, DRAW_ENTRIES // max(1, sum(math.prod(setting.shape(n)) for n in result.q)))

@@ -11,6 +11,7 @@ Draws are evaluated in chunks so that the arrays of a sum over a plate
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Iterator
 
 import numpy as np
@@ -57,6 +58,34 @@ def factor_term(f: Factor, values: Values) -> np.ndarray:
     return term
 
 
+def restarts(model: CheckedModel, f: Factor, values: Values) -> tuple[Factor, np.ndarray] | None:
+    """For the statement of a ragged chain (``for t in T[1:] by seq:``), which restarts where its sequence
+    changes: its first element's statement written in the same loop (``x[t] ~ …`` over every t), and where
+    the chain restarts, a bool over the loop's elements (t ≥ 1 with seq[t] ≠ seq[t-1]).  None for any other
+    statement (docs/simulate.md, "Draws from a chain")."""
+    chain = next((c for c in model.chains.values() if c.by is not None and c.body == f.id), None)
+    if chain is None:
+        return None
+    by = values.arrays[chain.by][0]
+    at = np.zeros(len(by), dtype=bool)
+    at[1:] = by[1:] != by[:-1]
+    first = model.factors[chain.firsts[0]]
+    return replace(first, target_index=f.target_index, plates=f.plates, fixed=(), slices=()), at
+
+
+def statement_term(model: CheckedModel, f: Factor, values: Values) -> np.ndarray:
+    """:func:`factor_term`, with a ragged chain's statement replaced by its first element's where the chain
+    restarts (there the element is a new sequence's first, not drawn from the one before)."""
+    term = factor_term(f, values)
+    ragged = restarts(model, f, values)
+    if ragged is None:
+        return term
+    first, at = ragged
+    axis = 1 + [v for v, _ in f.plates].index(subscripts(f)[model.chains[f.target].axis])
+    where = at.reshape((1,) * axis + (-1,) + (1,) * (term.ndim - axis - 1))
+    return np.where(where, factor_term(first, values), term)
+
+
 def subscripts(f: Factor) -> tuple[str | int, ...]:
     """The target's subscripts in order: loop variables, and a first element's literal ones (``z[s, 0]``).
     (The log joint reads the target there; the ancestral sampler writes its draws there.)"""
@@ -74,7 +103,7 @@ def log_joint(model: CheckedModel, values: Values, skip: frozenset[str] = frozen
         for f in model.factors:
             if f.target in skip:
                 continue
-            term = factor_term(f, part)
+            term = statement_term(model, f, part)
             total[chunk] += term.reshape(term.shape[0], -1).sum(1)
     return total
 
@@ -86,7 +115,7 @@ def log_joint_per_datum(model: CheckedModel, values: Values, plate: str) -> np.n
     total = np.zeros((values.draws(), n))
     for chunk, part in _chunks(model, values):
         for f in model.factors:
-            term = factor_term(f, part)
+            term = statement_term(model, f, part)
             axis = 1 + [d for _, d in f.plates].index(plate)
             others = tuple(a for a in range(1, term.ndim) if a != axis)
             total[chunk] += term.sum(axis=others)

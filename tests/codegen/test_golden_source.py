@@ -36,7 +36,7 @@ def _paths() -> list[Path]:
     """models/*.ppvi and the compiled sequence models, then the corpus models that are not among them: each
     model once."""
     paths = sorted((ROOT / "models").glob("*.ppvi")) + [ROOT / "models" / "sequences" / f"{n}.ppvi"
-                                                         for n in ("hmm", "lds", "lds_noise", "nile", "ragged_hmm")]
+                                                         for n in ("hmm", "lds", "lds_noise", "nile", "ragged_hmm", "ragged_lds")]
     return paths + [c.model_path for c in CORPUS if c.model_path not in paths]
 
 
@@ -84,3 +84,40 @@ def _statements_say_what_they_read(m) -> None:
                 text = statement(node)
                 named = {n.id for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Name)} - GLOBALS
                 assert named <= reads(node) | writes(node), (k.name, text, named - reads(node) - writes(node))
+
+
+def _indices_read_outside_their_loops(source: str) -> list[tuple[str, int, str]]:
+    """(function, line, name) of every read of a ``for`` loop's index where no enclosing loop binds it: a sum
+    hoisted out of the loop whose index it reads (Python would give it the index's last value, Numba a
+    NotDefinedError)."""
+    out = []
+    for fn in (n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.FunctionDef)):
+        loops = [n for n in ast.walk(fn) if isinstance(n, ast.For)]
+        indices = {n.id for f in loops for n in ast.walk(f.target) if isinstance(n, ast.Name)}
+
+        def visit(node, bound: frozenset) -> None:
+            if isinstance(node, ast.For):
+                visit(node.iter, bound)
+                inner = bound | {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
+                for child in node.body + node.orelse:
+                    visit(child, inner)
+                return
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in indices - bound:
+                out.append((fn.name, node.lineno, node.id))
+            for child in ast.iter_child_nodes(node):
+                visit(child, bound)
+        for statement in fn.body:
+            visit(statement, frozenset())
+    return out
+
+
+def test_the_loop_check_finds_an_index_read_after_its_loop():
+    source = "def k(a):\n    s = 0.0\n    for i in range(3):\n        s += a[i]\n    return s + a[i]\n"
+    assert _indices_read_outside_their_loops(source) == [("k", 5, "i")]
+
+
+@pytest.mark.parametrize("golden", sorted(GOLDEN.glob("*.py.txt")), ids=lambda p: p.name.split(".")[0])
+def test_no_statement_reads_a_loop_index_outside_its_loop(golden):
+    """Every golden source (the ragged LDS's statistics once read the point index before the loop over points:
+    codegen.statistics, ``_within``)."""
+    assert _indices_read_outside_their_loops(golden.read_text()) == []

@@ -116,6 +116,10 @@ CORPUS: list[Case] = [
           "Durbin & Koopman 2012 ch. 2, the local level of the Nile with both precisions learned: the fixed point of "
           "a VBEM written in the test, the Kalman smoother and log p(y) when they are known "
           "(tests/infer/test_local_level.py)", folder=EXAMPLES / "sequences"),
+    _case("ragged_lds", "csv", "sequence",
+          "Durbin & Koopman's local linear trend over six series in long format, tau learned: q(x) each "
+          "series' Kalman filter and RTS smoother, the steps of a VBEM written in the test "
+          "(tests/codegen/test_ragged_gaussian_kernels.py)", folder=EXAMPLES / "sequences"),
     # ---- corpus models (tests/corpus/models); the first three belong in models/ once they derive and fit
     # (tests/codegen/test_statistics.py runs every model there)
     _case("bayes_pca", "npz", "factor",

@@ -241,8 +241,6 @@ def _compiled(model) -> bool:
         v = model.variables[c.name]
         if v.kind != "latent":
             continue
-        if c.by is not None and v.support != "index":      # (a ragged Gaussian chain: codegen.module refuses it)
-            return False
         if v.support == "index" and refusal(model, c):
             return False
         if v.support != "index" and model.approximations.get(c.name) == "jointly" and gaussian_refusal(model, c):

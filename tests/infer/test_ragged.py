@@ -180,16 +180,6 @@ def test_unsorted_sequences_are_refused(seq, dims, message, hint):
     assert message in str(err.value) and hint in str(err.value)
 
 
-def test_simulating_a_ragged_chain_is_refused():
-    model = check(parse(FIXED_RAGGED, "ragged.ppvi"))
-    from ppvi.simulate.ancestral import sample_prior
-
-    data = {"p0": P0, "A": A3, "mu": MU, "sd": SD, "x": np.zeros(4), "seq": np.array([0, 0, 1, 1])}
-    with pytest.raises(PPVIError, match="rides on the sequences of `seq`") as err:
-        sample_prior(model, 2, data)
-    assert "ragged.ppvi:12:" in str(err.value)
-
-
 LDS_RAGGED = """\
 dim T, S
 dim D = 2
@@ -274,13 +264,3 @@ def test_compiled_fit_matches_hmmlearn(ragged_data, tmp_path):
     lag = np.asarray(r.q["z"].lag_one)
     starts = np.flatnonzero(np.diff(seq)) + 1      # (q is one block per sequence: independent across a restart)
     np.testing.assert_allclose(lag[starts], marginals[starts - 1, :, None] * marginals[starts, None, :], atol=1e-12)
-
-
-@pytest.mark.long       # (in CI the harness checks it: tests/harness, inline:test_ragged:LDS_RAGGED)
-def test_compiling_a_ragged_gaussian_chain_is_refused_at_its_statement(lds_mean_field):
-    """Derived (above), not compiled yet: a located PPVIError before any code is written, no internal error."""
-    from ppvi.codegen.module import lower
-
-    with pytest.raises(PPVIError, match="cannot compile it yet") as err:
-        lower(lds_mean_field)
-    assert "ragged.ppvi:13:" in str(err.value)

@@ -440,3 +440,17 @@ def test_an_interrupt_while_a_later_restart_starts_keeps_the_best_fit(monkeypatc
     r = model.fit(restarts=5, max_iter=30)
     assert r.fit.interrupted and r.fit.restart_elbos == two.fit.restart_elbos
     assert r.elbo == max(two.fit.restart_elbos) and r.elbo == pytest.approx(r.fit.program.elbo(), rel=1e-12)
+
+
+def test_a_gamma_q_starts_with_its_entropy():
+    """q(τ) = Gamma(1, 1) at the start stores H = 1 (SciPy's), not 0: the ELBO of the start (a warm start's
+    first value, the ELBO read before τ's first update) counts it."""
+    from scipy import stats
+
+    from codegen.programs import program     # noqa: E402  (tests/codegen/programs.py)
+
+    p = program(ppvi.language.loads("dim N\ndata y[N]\ntau ~ Gamma(2, 0.5)\nfor n in N:\n"
+                                    "    y[n] ~ Normal(0, precision = tau)\n", "<gamma_start>"),
+                {"y": np.array([0.5, -1.0, 2.0])})
+    shape, rate = float(p.state["q_tau__shape"][0]), float(p.state["q_tau__rate"][0])
+    assert float(p.state["h_tau"][0]) == pytest.approx(stats.gamma(shape, scale=1 / rate).entropy(), abs=1e-15)

@@ -62,7 +62,8 @@ class GammaUnit(Unit):
         return {"x": -p["rate"], "logx": p["shape"] - 1}
 
     def init(self, s: State, v: str, rng: np.random.Generator, info: Any) -> None:
-        fill(s, v, {("q", "shape"): 1.0, ("q", "rate"): 1.0, ("m", "x"): 1.0, ("m", "logx"): -EULER})
+        """Gamma(1, 1): E[log x] = ψ(1) = −γ, H = a − log b + log Γ(a) + (1 − a) ψ(a) = 1."""
+        fill(s, v, {("q", "shape"): 1.0, ("q", "rate"): 1.0, ("m", "x"): 1.0, ("m", "logx"): -EULER, ("h",): 1.0})
 
     def clamp(self, s: State, v: str, values: np.ndarray, missing: np.ndarray) -> None:
         """The moments are the datum's; the reported parameters a point mass to rounding: the limit is
