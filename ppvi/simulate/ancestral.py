@@ -127,6 +127,13 @@ def no_given_start(model: CheckedModel) -> None:
             continue
         f = model.factors[chain.body]
         first = list(subscripts(f))
+        if chain.by is not None:
+            # a ragged chain has no y[0] to write: its first steps are drawn by a loop riding on the same data
+            raise Reporter(model.path, model.text).fail(
+                f"no statement draws the first step of each sequence of `{chain.by}`: `{chain.name}` starts from "
+                "the data there, and sampling does not take a chain's first elements from the data yet", f.span,
+                f"to simulate, draw them: `for {first[chain.axis]} in {chain.dim}[:1] by {chain.by}:` "
+                f"`{element(chain.name, first)} ~ …`")
         first[chain.axis] = min(set(range(chain.start)) - drawn)
         raise Reporter(model.path, model.text).fail(
             f"no statement draws `{element(chain.name, first)}`: the chain starts from the data there, and "

@@ -258,11 +258,21 @@ def test_a_ragged_chain_of_data_is_fitted_compiled(tmp_path):
     assert fit.elbo == pytest.approx(elbo_, rel=1e-10)
 
 
-def test_sampling_a_ragged_chain_of_data_is_refused_as_ragged(tmp_path, capsys):
+def test_sampling_a_ragged_chain_of_data_restarts_or_asks_for_its_first_steps(tmp_path, capsys):
     """Without first steps drawn, the refusal named the missing `y[0]` and hinted `y[0] ~ …`, which a ragged chain
-    cannot write; the reason that holds either way comes first: the simulator does not restart at each sequence."""
+    cannot write: it now asks for the first step of each sequence, by a loop riding on `seq`. With them drawn, the
+    simulator restarts the chain at each sequence (tests/simulate/test_ragged_sampling.py checks the law)."""
+    seq, y = _panel()
+    import pandas as pd
+
+    pd.DataFrame({"seq": seq, "y": y}).to_csv(tmp_path / "panel.csv", index=False)
     for name, text in (("conditioned", RAGGED_AR1), ("drawn", RAGGED_AR1_FIRSTS)):
         (tmp_path / f"{name}.ppvi").write_text(text)
-        code, _, err = run_cli(["sample", tmp_path / f"{name}.ppvi", "--draws", "2", "--dim", "T=4", "--dim", "S=2",
+        code, _, err = run_cli(["sample", tmp_path / f"{name}.ppvi", "--draws", "2", "--data", tmp_path / "panel.csv",
                                 "--out", tmp_path / "s.npz"], capsys)
-        assert code == 2 and "`y` rides on the sequences of `seq`" in err and "y[0]" not in err, err
+        if name == "conditioned":
+            assert code == 2 and "first step of each sequence of `seq`" in err and "T[:1] by seq" in err, err
+            assert "y[0]" not in err, err
+        else:
+            assert code == 0, err
+            assert np.load(tmp_path / "s.npz")["y"].shape == (2, len(seq))
