@@ -3,7 +3,7 @@
 Cases come from five places, found anew on every run:
 
 * the reproductions of issue 14 and the faults the harness found (below; their names are stable);
-* every ``models/*.ppvi`` example;
+* every ``models/*.ppvi`` and ``models/sequences/*.ppvi`` example;
 * ``tests/corpus/registry.py``'s ``CORPUS`` when that file exists (literature models);
 * every model written inline in the test suite (a string constant of a test file that checks as a model);
 * ``tests/derive/nonconjugate/*.ppvi``, which derive must refuse with a PPVIError.
@@ -206,12 +206,16 @@ CHECKED_IN_CI = frozenset(c.name for c in ISSUE_14 + FOUND) | {
 
 # ------------------------------------------------------------------ discovery
 def example_cases() -> list[Case]:
-    """models/*.ppvi with their bundled data (cut to PLATE_SIZE rows of the data plate)."""
+    """models/**/*.ppvi (the sequence models in models/sequences too) with their bundled data (cut to
+    PLATE_SIZE rows of the data plate); a chain compiling does not handle yet is marked as an inline one is."""
     out = []
-    for p in sorted(MODELS.glob("*.ppvi")):
+    for p in sorted(MODELS.rglob("*.ppvi")):
         data = next((p.with_suffix(e) for e in (".npz", ".csv", ".json") if p.with_suffix(e).exists()), None)
-        out.append(Case(f"models/{p.stem}", p.read_text(), str(p.relative_to(ROOT)),
-                        data={"path": str(data)} if data else None))
+        text = p.read_text()
+        model = _checked(text)
+        out.append(Case(f"models/{p.relative_to(MODELS).with_suffix('').as_posix()}", text,
+                        str(p.relative_to(ROOT)), data={"path": str(data)} if data else None,
+                        chains=model is not None and not _compiled(model)))
     return out
 
 
@@ -345,7 +349,7 @@ def registry_cases() -> list[Case]:
 
 def _normal_form(text: str) -> str:
     """The text without comments, blank lines and trailing space: two spellings of one model are one case."""
-    lines = (line.split("#", 1)[0].rstrip() for line in text.splitlines())
+    lines = (line.split("#", 1)[0].rstrip() for line in text.split("\n"))
     return "\n".join(line for line in lines if line.strip())
 
 
