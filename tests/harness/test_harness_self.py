@@ -159,6 +159,22 @@ def test_a_fit_differing_in_one_bit_is_a_difference_and_an_allocation_follows_it
     assert differences(a, Outcome((1.0,), {"zzy_alloc": q["y_alloc"]}, {}), {"y": "zzy"}) == []
 
 
+def test_a_rounding_after_a_reorder_is_known_only_where_variables_are_exchangeable():
+    """ORDER_ROUNDING (no structural tie-break exists between exchangeable variables: docs/architecture.md)
+    explains a last-bit difference after a reorder of PMF, whose users and items are exchangeable; the same
+    difference after reordering a mixture, or after a rename, is a fault."""
+    from harness_cases import PMF_LONG
+    from harness_known import ORDER_ROUNDING, exchangeable, rewrite_fault
+
+    gmm = EXAMPLES["models/gmm_1d"].text
+    fit = Outcome((1.0, 2.0), {"mu": {"family": "Normal", "mean": np.array([1.0])}}, {})
+    off = Outcome((1.0, np.nextafter(2.0, 3.0)), fit.q, {})
+    assert exchangeable(PMF_LONG) and not exchangeable(gmm)
+    assert rewrite_fault("reorder_declarations", PMF_LONG, (fit, fit), (off, fit)) == ORDER_ROUNDING
+    assert rewrite_fault("reorder_declarations", gmm, (fit, fit), (off, fit)) is None
+    assert rewrite_fault("after", PMF_LONG, (fit, fit), (off, fit)) is None
+
+
 SEQUENCES = ("hmm", "baum_welch", "ragged_hmm", "vghmm", "lds", "lds_noise")
 
 

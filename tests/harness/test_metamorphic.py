@@ -79,7 +79,7 @@ def _check(original, case: Case, text: str, mapping: dict[str, str], strategy: s
     problems = [f"{schedule}: {p}" for schedule, a, b in zip(("sequential", "damped"), fits, rewritten)
                 for p in differences(a, b, mapping)]
     if problems:
-        reason = rewrite_fault(strategy, mapping, fits, rewritten)
+        reason = rewrite_fault(strategy, case.text, fits, rewritten)
         if reason:
             pytest.xfail(f"{reason}: {problems[0]}")
     assert not problems, "\n".join(problems) + f"\nrewritten model:\n{text}"
