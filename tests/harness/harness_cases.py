@@ -193,15 +193,16 @@ COMPILED_IN_CI = ("issue14:factor_data_W",)
 # The cases CI puts through checks 1–4 (a tenth of a minute each): issue 14's reproductions and the faults
 # found, and one model of each kind the corpus has beside them — a mixture (Categorical, Dirichlet, Normal,
 # Gamma), a group block (LDA), params (EM), MvNormal and Wishart at data-valued indices (BPMF), a Wishart from
-# data, Beta, Gamma-Poisson, Categorical and Gaussian chains, Pólya-Gamma weights (a logistic link), Newton-updated
-# Normals (an exp link), imputed missing entries.  Every other case derives, generates and fits in CI (test_metamorphic).
+# data, Beta, Gamma-Poisson, Categorical and Gaussian chains, a chain on ragged sequences, Pólya-Gamma weights
+# (a logistic link), Newton-updated Normals (an exp link), imputed missing entries.  Every other case derives, generates and fits in CI (test_metamorphic).
 CHECKED_IN_CI = frozenset(c.name for c in ISSUE_14 + FOUND) | {
     "models/gmm_1d", "models/lda", "models/em_gmm", "models/bpmf", "corpus:wishart_precision",
     "models/beta_bernoulli", "models/gamma_poisson",
     "inline:test_chains:SEQUENCES",     # a plate of Categorical chains, jointly (mean field: tests/codegen)
     "inline:test_gaussian_chain_kernels:BAYES_LDS",     # a Gaussian chain jointly, a Wishart beside it
     "models/logistic_regression", "models/poisson_regression", "models/iris_missing",
-    "models/poisson_factorisation"}
+    "models/poisson_factorisation",
+    "models/sequences/ragged_hmm"}     # a Categorical chain riding on ragged sequences (`by seq`)
 
 
 # ------------------------------------------------------------------ discovery
