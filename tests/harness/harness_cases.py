@@ -194,7 +194,8 @@ COMPILED_IN_CI = ("issue14:factor_data_W",)
 # found, and one model of each kind the corpus has beside them — a mixture (Categorical, Dirichlet, Normal,
 # Gamma), a group block (LDA), params (EM), MvNormal and Wishart at data-valued indices (BPMF), a Wishart from
 # data, Beta, Gamma-Poisson, Categorical and Gaussian chains, a chain on ragged sequences, Pólya-Gamma weights
-# (a logistic link), Newton-updated Normals (an exp link), imputed missing entries.  Every other case derives, generates and fits in CI (test_metamorphic).
+# (a logistic link), Newton-updated Normals (an exp link), imputed missing entries.  Every other case derives,
+# generates and fits in CI (test_metamorphic).
 CHECKED_IN_CI = frozenset(c.name for c in ISSUE_14 + FOUND) | {
     "models/gmm_1d", "models/lda", "models/em_gmm", "models/bpmf", "corpus:wishart_precision",
     "models/beta_bernoulli", "models/gamma_poisson",
