@@ -3,7 +3,7 @@
 Cases come from five places, found anew on every run:
 
 * the reproductions of issue 14 and the faults the harness found (below; their names are stable);
-* every ``models/*.ppvi`` example;
+* every ``models/*.ppvi`` and ``models/sequences/*.ppvi`` example;
 * ``tests/corpus/registry.py``'s ``CORPUS`` when that file exists (literature models);
 * every model written inline in the test suite (a string constant of a test file that checks as a model);
 * ``tests/derive/nonconjugate/*.ppvi``, which derive must refuse with a PPVIError.
@@ -193,8 +193,9 @@ COMPILED_IN_CI = ("issue14:factor_data_W",)
 # The cases CI puts through checks 1–4 (a tenth of a minute each): issue 14's reproductions and the faults
 # found, and one model of each kind the corpus has beside them — a mixture (Categorical, Dirichlet, Normal,
 # Gamma), a group block (LDA), params (EM), MvNormal and Wishart at data-valued indices (BPMF), a Wishart from
-# data, Beta, Gamma-Poisson, Categorical and Gaussian chains, Pólya-Gamma weights (a logistic link), Newton-updated
-# Normals (an exp link), imputed missing entries, a Normal–Gamma pair.  Every other case derives, generates and fits in CI (test_metamorphic).
+# data, Beta, Gamma-Poisson, Categorical and Gaussian chains, a chain on ragged sequences, Pólya-Gamma weights
+# (a logistic link), Newton-updated Normals (an exp link), imputed missing entries, a Normal–Gamma pair.  Every
+# other case derives, generates and fits in CI (test_metamorphic).
 CHECKED_IN_CI = frozenset(c.name for c in ISSUE_14 + FOUND) | {
     "models/gmm_1d", "models/lda", "models/em_gmm", "models/bpmf", "corpus:wishart_precision",
     "models/beta_bernoulli", "models/gamma_poisson",
@@ -202,17 +203,22 @@ CHECKED_IN_CI = frozenset(c.name for c in ISSUE_14 + FOUND) | {
     "inline:test_gaussian_chain_kernels:BAYES_LDS",     # a Gaussian chain jointly, a Wishart beside it
     "models/logistic_regression", "models/poisson_regression", "models/iris_missing",
     "models/poisson_factorisation",
-    "corpus:gmm_normal_gamma"}      # a Normal–Gamma pair (approximate mu, lam jointly) beside a local latent
+    "corpus:gmm_normal_gamma",      # a Normal–Gamma pair (approximate mu, lam jointly) beside a local latent
+    "models/sequences/ragged_hmm"}     # a Categorical chain riding on ragged sequences (`by seq`)
 
 
 # ------------------------------------------------------------------ discovery
 def example_cases() -> list[Case]:
-    """models/*.ppvi with their bundled data (cut to PLATE_SIZE rows of the data plate)."""
+    """models/**/*.ppvi (the sequence models in models/sequences too) with their bundled data (cut to
+    PLATE_SIZE rows of the data plate); a chain compiling does not handle yet is marked as an inline one is."""
     out = []
-    for p in sorted(MODELS.glob("*.ppvi")):
+    for p in sorted(MODELS.rglob("*.ppvi")):
         data = next((p.with_suffix(e) for e in (".npz", ".csv", ".json") if p.with_suffix(e).exists()), None)
-        out.append(Case(f"models/{p.stem}", p.read_text(), str(p.relative_to(ROOT)),
-                        data={"path": str(data)} if data else None))
+        text = p.read_text()
+        model = _checked(text)
+        out.append(Case(f"models/{p.relative_to(MODELS).with_suffix('').as_posix()}", text,
+                        str(p.relative_to(ROOT)), data={"path": str(data)} if data else None,
+                        chains=model is not None and not _compiled(model)))
     return out
 
 
@@ -344,7 +350,7 @@ def registry_cases() -> list[Case]:
 
 def _normal_form(text: str) -> str:
     """The text without comments, blank lines and trailing space: two spellings of one model are one case."""
-    lines = (line.split("#", 1)[0].rstrip() for line in text.splitlines())
+    lines = (line.split("#", 1)[0].rstrip() for line in text.split("\n"))
     return "\n".join(line for line in lines if line.strip())
 
 

@@ -75,10 +75,15 @@ def fit_result(text: str, data: dict, dims: dict | None = None, *, python: bool 
     return from_fit(f, data=observed_arrays(checked, bound))
 
 
+# The latents the checker's augmentations add, named from the variable they serve (ppvi/language/check.py,
+# `fresh_latent`): a logistic link's Pólya-Gamma weight `y_pg`, a StudentT's `y_weight`, a Poisson sum's
+# allocation `y_alloc` (the superposition).
+AUGMENTED = ("_pg", "_weight", "_alloc")
+
+
 def _mapped(name: str, mapping: dict[str, str]) -> str:
-    """``name`` in the renamed model: a latent the checker derives from a variable's name (a logistic link's
-    Pólya-Gamma weight `y_pg`, a StudentT's `y_weight`) follows that variable."""
-    for suffix in ("_pg", "_weight"):
+    """``name`` in the renamed model: a latent an augmentation added follows the variable it is named from."""
+    for suffix in AUGMENTED:
         if name not in mapping and name.endswith(suffix) and name[:-len(suffix)] in mapping:
             return mapping[name[:-len(suffix)]] + suffix
     return mapping.get(name, name)

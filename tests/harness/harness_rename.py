@@ -4,8 +4,8 @@ A rename maps every variable, dim (plate) and loop index to a new spelling, cons
 change by a bit (DESIGN §2: nothing a model names reaches the generated code but mangled).  The scanner
 knows the few places an identifier is not the user's: keywords, the model's header name, function,
 distribution and support names (followed by ``(``, or after ``:`` in a declaration), keyword arguments
-(``sd =`` inside parentheses) and the method after ``by`` (``approximate h by point``; in ``for t in T[1:] by
-seq:`` the name after ``by`` is the user's data).
+(``sd =`` inside parentheses) and the method after ``by`` in an ``approximate`` (after ``by`` in a ``for`` stands
+the data a ragged chain rides on, ``for t in T[1:] by seq:``: the user's name).
 """
 
 from __future__ import annotations
@@ -171,7 +171,9 @@ def reorder(text: str, rng, what: str) -> str:
     """Top-level statements of one kind shuffled (never left as they were when they can move):
     ``declarations`` — dims among dims, data and params among data and params (consts keep their order, as
     one may read another); ``draws`` — draws and loops of draws among themselves, each kept whole."""
-    blocks = _blocks(text.splitlines())
+    # (lines split at "\n" alone, as the grammar ends them: str.splitlines would also split at a form feed or a
+    # U+2028 inside a comment, and move its tail as a statement)
+    blocks = _blocks(text.removesuffix("\n").split("\n"))
 
     def kind(b) -> str:
         words = next((x.split("#", 1)[0].split() for x in b if x.split("#", 1)[0].strip()), ["#"])
