@@ -14,14 +14,20 @@ Each element of q runs, in the update kernel's element loop,
 the same steps as the reference evaluator (ppvi.derive.newton.newton_normal), so every update is monotone.
 Each exp link's exponent E_n that q reads over a plate is kept per point and moved by the element's share
 (exponent_caches; docs/derivation.md, section 10, "Cost"), so an evaluation costs O(N), not O(N·D).
+
+Where q's elements share an exponent (``Newton.blocked``, one element axis), the update kernel takes joint Newton
+steps over all of them instead (newton_block; section 10, "Block steps"): the same line search and stops, on the
+whole q at once.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sympy as sp
 
-from ppvi.codegen.emit import Block, Writer, axis_order, name_ref
-from ppvi.codegen.ir import Call, Expr, Note, Range
+from ppvi.codegen.emit import Block, Writer, assign, axis_order, name_ref
+from ppvi.codegen.ir import Call, Expr, Note, Range, Ref
 from ppvi.derive.newton import ARMIJO, FEASIBLE, MAX_HALVINGS, MAX_STEPS, NEAR, STATS, TOL
 
 
@@ -94,12 +100,7 @@ def newton_element(mw, q, w: Writer, levels: list[Block]) -> None:
     trial = Block()
     search.post.append(trial)
     objective(trial, inner + [search], ft, f"{v} + {t} * {dv}")
-    accept = Block(test=f"{ft} >= {f} and ({last} or {ft} >= {f} + {ARMIJO!r} * {t} * {slope})")
-    accept.post += [f"{ok} = True", "break"]
-    once = Block(test=last)
-    once.post.append("break")
-    search.post += [accept, once, f"{t} = 0.5 * {t}"]
-    failed = Block(test=f"not {ok}")
+    failed = accept_or_halve(search, f, ft, t, ok, slope, last)
     failed.post += [f"{mean} = {m}", f"{x2} = {m} * {m} + {v}", "break"]
     ended = Block(test=last)
     ended.post.append("break")
@@ -113,6 +114,18 @@ def newton_element(mw, q, w: Writer, levels: list[Block]) -> None:
     if damped:           # η of the new q, (m/v, −1/(2v)): the damped schedule's next step moves from it
         el.post += [f"{name_ref(names.natural(q.var, 'x'), *at).text} = {m} / {v}",
                     f"{name_ref(names.natural(q.var, 'x2'), *at).text} = -0.5 / {v}"]
+
+
+def accept_or_halve(search: Block, f: str, ft: str, t: str, ok: str, slope: str, last: str) -> Block:
+    """The end of a line search's trial (derive.newton.ascend): accept where f rises enough (Armijo; the last step:
+    where it does not fall), else halve t; returns the block run when no trial was accepted (for the caller's
+    restore)."""
+    accept = Block(test=f"{ft} >= {f} and ({last} or {ft} >= {f} + {ARMIJO!r} * {t} * {slope})")
+    accept.post += [f"{ok} = True", "break"]
+    once = Block(test=last)
+    once.post.append("break")
+    search.post += [accept, once, f"{t} = 0.5 * {t}"]
+    return Block(test=f"not {ok}")
 
 
 def exponent_caches(mw, q, w: Writer, levels: list[Block]) -> tuple[dict, dict, list]:
@@ -164,3 +177,280 @@ def fill_exps(w: Writer, exps: dict, cached: dict, levels: list[Block]):
         value = w.expr(cached[key], levels + loops, len(levels) + len(loops) - 1).text
         loops[-1].post.append(f"{w.array(exp_n.base)}[{', '.join(w.names.index(i) for i in plate)}] = {value}")
         yield loops
+
+
+def blocks(q) -> bool:
+    """Whether q's update kernel takes block steps (newton_block): q's elements share an exponent (derived:
+    ``Newton.blocked``) over one element axis."""
+    return q.newton is not None and q.newton.blocked and len(q.index) == 1
+
+
+def newton_block(mw, q, w: Writer, levels: list[Block]) -> None:
+    """The joint Newton update of every element of ``q`` (docs/derivation.md, section 10, "Block steps"), in place of
+    its element loop ``levels[-1]``: the steps of derive.newton.newton_block,
+
+        M, V ← q's means and variances;  f ← 𝓛's part + ½ Σ log V (shrunk to a finite f as newton_element's)
+        repeat: X[n] ← e^{E_n} (each shared exponent, in full);  the Gram matrices Fᵀ diag(w) F of the sums over
+                the data plate (gram_form, write_grams);  G_s[a], H_st[a, b] read off them (a, b over q's axis);
+                newton_block_direction -> (DM, DV), ∇fᵀd;  the same stops and line search as newton_element,
+                each trial written into q's moments so that the objective reads it
+        q's parameters, moments and entropy from (M, V)
+
+    Each evaluation of f is O(N·D) (every exponent moves); each step one O(N·D) pass for the exponents and the
+    weights, then one matrix product of the (N × (1 + F·D)) features per weight (BLAS), where the cross Hessian as
+    written takes five scalar sums over N per pair of elements."""
+    from ppvi.derive.newton import block_of
+
+    nt = q.newton
+    names = mw.names
+    fn, el = levels[0], levels[-1]
+    fn.post.remove(el)
+    blk = block_of(nt, q.index)
+    (j,), (j2,) = q.index, blk.partner
+    w.element = w.element | {j2}           # (j2 varies with the pair as j does: nothing reading it is hoisted)
+    size = w.int_value(j.upper + 1)
+
+    def loop(i: sp.Idx) -> Block:
+        return Block(Range(names.index(i), size, reads=frozenset({size})), i)
+
+    def at(arr: str, i: sp.Idx = j) -> str:
+        return name_ref(arr, names.index(i)).text
+
+    mean, sd = names.qparam(q.var, "mean"), names.qparam(q.var, "sd")
+    x2, ent = names.moment(q.var, "x2"), names.entropy(q.var)
+    m, v, dm, dv, g1, g2, floor = (w.tmp(s) for s in ("M", "V", "DM", "DV", "G", "G", "floor"))
+    hs = {key: w.tmp("H") for key in (("x", "x"), ("x", "x2"), ("x2", "x"), ("x2", "x2"))}
+    f, ft, t, ok, slope, last = (w.tmp(s) for s in ("f", "ft", "t", "ok", "slope", "last"))
+    fn.pre += [mw._note("block Newton steps on the exact ELBO: every element at once", q.var)]
+    fn.pre += [f"{a} = np.empty(({size},))" for a in (m, v, dm, dv, g1, g2, floor)]
+    fn.pre += [f"{a} = np.empty(({size}, {size}))" for a in hs.values()]
+    exps, fills = {}, []
+    for exponent, _ in nt.shares:
+        plate = axis_order(exponent, {i for i in exponent.free_symbols if isinstance(i, sp.Idx)} - {j}, None,
+                           names.rank)
+        x = w.tmp("X")
+        base = sp.IndexedBase(sp.Symbol(x))
+        w.scratch[base] = x
+        w.self_bases = w.self_bases | frozenset({base})      # (it changes with every step: never hoisted)
+        fn.pre.append(f"{x} = np.empty(({', '.join(w.int_value(i.upper + 1) for i in plate)},))")
+        exps[sp.exp(exponent)] = base[tuple(plate)]
+        fills.append((exponent, plate, x))
+
+    def write(into: Block, mt: str, vt: str) -> None:
+        """q's moments at the trial (M + t·DM, V + t·DV) element by element, so that the objective reads it."""
+        lp = loop(j)
+        lp.post += [f"{at(mean)} = {mt}", f"{at(x2)} = ({mt}) ** 2 + {vt}"]
+        into.post.append(lp)
+
+    def objective(outer: list[Block], into: str, logs: str) -> None:
+        host = Block()
+        outer[-1].post.append(host)
+        value = w.expr(nt.objective, outer + [host], len(outer))
+        host.post.append(f"{into} = {value.text} + {logs}")
+
+    start = loop(j)
+    start.post += [f"{at(m)} = {at(mean)}", f"{at(v)} = {at(sd)} * {at(sd)}", f"{at(floor)} = 1e-8 * {at(v)}"]
+    fn.post.append(start)
+    objective([fn], f, f"newton_block_logs({v}, {v}, 0.0)")
+    fix = Block(Range("_fx", str(FEASIBLE), reads=frozenset()))
+    fn.post.append(fix)
+    finite = Block(test=f"math.isfinite({f})")
+    finite.post.append("break")
+    fix.post += [finite, f"newton_block_feasible({m}, {v}, {floor})"]
+    write(fix, at(m), at(v))
+    objective([fn, fix], f, f"newton_block_logs({v}, {v}, 0.0)")
+    step = Block(Range("_it", str(MAX_STEPS), reads=frozenset()))
+    fn.post.append(step)
+    for exponent, plate, x in fills:
+        loops = w._loops([(i, 0, i.upper) for i in plate])
+        value = w.expr(exponent, [fn, step] + loops, 1 + len(loops))
+        loops[-1].post.append(f"{x}[{', '.join(names.index(i) for i in plate)}] = math.exp({value.text})")
+        step.post.append(loops[0])
+    grams = gram_form([nt.gradient[s].xreplace(exps) for s in STATS] +
+                      [blk.hessian[key].xreplace(exps) for key in hs], j, j2, frozenset(e.base for e in exps.values()))
+    views = write_grams(mw, w, grams, fn, step, j)
+    rows = loop(j)
+    step.post.append(rows)
+    for s, g in zip(STATS, (g1, g2)):
+        value = w.expr(grams.rewritten[STATS.index(s)].xreplace(views), [fn, step, rows], 2)
+        rows.post.append(f"{at(g)} = {value.text}")
+    cols = loop(j2)
+    rows.post.append(cols)
+    for n, (key, h) in enumerate(hs.items()):
+        pair = name_ref(h, names.index(j), names.index(j2)).text
+        value = w.expr(grams.rewritten[len(STATS) + n].xreplace(views), [fn, step, rows, cols], 3)
+        cols.post.append(f"{pair} = {value.text}")
+    step.post.append(f"{slope} = newton_block_direction({m}, {v}, {g1}, {g2}, {', '.join(hs.values())}, {dm}, {dv})")
+    done = Block(test=f"not ({slope} > {TOL!r} * (1.0 + abs({f})))")
+    done.post.append("break")
+    step.post += [done, f"{last} = {slope} <= {NEAR!r} * (1.0 + abs({f}))",
+                  f"{t} = newton_block_first_step({v}, {dv})", f"{ok} = False", f"{ft} = {f}"]
+    search = Block(Range("_ls", str(MAX_HALVINGS), reads=frozenset()))
+    step.post.append(search)
+    write(search, f"{at(m)} + {t} * {at(dm)}", f"{at(v)} + {t} * {at(dv)}")
+    objective([fn, step, search], ft, f"newton_block_logs({v}, {dv}, {t})")
+    failed = accept_or_halve(search, f, ft, t, ok, slope, last)
+    write(failed, at(m), at(v))
+    failed.post.append("break")
+    step.post.append(failed)
+    move = loop(j)
+    move.post += [f"{at(m)} = {at(m)} + {t} * {at(dm)}", f"{at(v)} = {at(v)} + {t} * {at(dv)}"]
+    ended = Block(test=last)
+    ended.post.append("break")
+    step.post += [move, f"{f} = {ft}", ended]
+    finish = loop(j)
+    one = lambda arr: name_ref(arr, names.index(j))  # noqa: E731
+    finish.post += [Note("q's parameters, moments and entropy from (m, v)"),
+                    Call("finish_normal_mv", (Expr(at(m), frozenset({m})), Expr(at(v), frozenset({v}))),
+                         (one(mean), one(sd), one(x2), one(ent)))]
+    fn.post.append(finish)
+
+
+@dataclass(frozen=True)
+class Gram:
+    """One weighted Gram matrix Fᵀ diag(w) F over a data plate: ``plate`` its index, ``weight`` w(n) (the factors
+    of a summand that read n alone: e^{E_n} times data), ``features`` the columns' u_f(n, j) at q's element index j
+    (data only; column block 0 is the constant 1, one column, then D columns per feature)."""
+
+    plate: sp.Idx
+    weight: sp.Expr
+    features: tuple[sp.Expr, ...]
+
+
+@dataclass(frozen=True)
+class GramForm:
+    """Expressions with their sums over a data plate read off Gram matrices: ``rewritten[i]`` is the i-th input
+    with each such sum replaced by ``GramEntry`` reads c·G_g[f_a, f_b][j_a, j_b] (``grams[g]``); a sum that is no
+    Gram entry (a summand that reads two elements in one factor, or q's moments in a feature) stays as written."""
+
+    rewritten: tuple[sp.Expr, ...]
+    grams: tuple[Gram, ...]
+
+
+class GramEntry(sp.Function):
+    """G_g[f_a, f_b][j_a, j_b] (args g, f_a, f_b, j_a, j_b): the (f_a, j_a), (f_b, j_b) entry of Gram matrix g; its
+    view array is bound when the kernel is written (write_grams)."""
+
+
+def gram_form(exprs: list[sp.Expr], j: sp.Idx, j2: sp.Idx, weights: frozenset) -> GramForm:
+    """Each sum Σ_n c·u(n, j)·u'(n, j2)·w(n) of ``exprs`` (one plate index n; u, u' products of data factors
+    reading j or j2 (the partner) with n; w reading n alone and one of the arrays ``weights``, e^{E_n}; c not
+    reading n) as c·(Fᵀ diag(w) F)[(u, j), (u', j2)], where F's columns are the constant and each feature u at every
+    j: the cross Hessian's O(D²) sums over N become one matrix product (docs/derivation.md, section 10)."""
+    from ppvi.derive.qfamily import ParamBase
+    from ppvi.derive.symbols import MomentBase
+
+    features: dict[sp.Idx, list] = {}
+    grams: list[tuple[sp.Idx, sp.Expr]] = []
+
+    def data(e: sp.Expr) -> bool:
+        return not any(isinstance(b.base if isinstance(b, sp.Indexed) else b, (MomentBase, ParamBase, GramEntry))
+                       or isinstance(b, sp.Sum) for b in sp.preorder_traversal(e))
+
+    def weighted(e: sp.Expr) -> bool:
+        return any(isinstance(b, sp.Indexed) and b.base in weights for b in sp.preorder_traversal(e))
+
+    def column(p: sp.Idx, u: sp.Expr) -> int:
+        if u == 1:
+            return 0
+        cols = features.setdefault(p, [])
+        if u not in cols:
+            cols.append(u)
+        return cols.index(u) + 1
+
+    def entry(e: sp.Sum) -> sp.Expr | None:
+        if len(e.limits) != 1:
+            return None
+        p, lo, hi = e.limits[0]
+        if sp.sympify(lo) != 0 or sp.sympify(hi) != p.upper:
+            return None
+        split = []
+        for term in sp.Add.make_args(sp.expand(e.function)):
+            parts = {"c": [], "a": [], "b": [], "w": []}
+            for f in sp.Mul.make_args(term):
+                free = f.free_symbols
+                if p not in free:
+                    parts["c"].append(f)
+                elif j in free and j2 in free or not data(f):       # (an exponent not cached in X: as written)
+                    return None
+                elif j in free or j2 in free:
+                    parts["a" if j in free else "b"].append(f)
+                else:
+                    parts["w"].append(f)
+            w = sp.Mul(*parts["w"])
+            if not weighted(w) or {i for i in w.free_symbols if isinstance(i, sp.Idx)} - {p}:
+                return None
+            a, b = sp.Mul(*parts["a"]), sp.Mul(*parts["b"]).xreplace({j2: j})
+            if (a.free_symbols | b.free_symbols) & {i for i in e.free_symbols if isinstance(i, sp.Idx)} - {j}:
+                return None
+            split.append((sp.Mul(*parts["c"]), a, b, w))
+        out = []
+        for c, a, b, w in split:        # (registered only once every term is an entry: no Gram nobody reads)
+            if (p, w) not in grams:
+                grams.append((p, w))
+            fa, fb = column(p, a), column(p, b)
+            out.append(c * GramEntry(grams.index((p, w)), fa, fb, j if fa else 0, j2 if fb else 0))
+        return sp.Add(*out)
+
+    def rewrite(e: sp.Expr) -> sp.Expr:
+        if isinstance(e, sp.Sum):
+            if weighted(e):
+                done = entry(e)
+                if done is not None:
+                    return done
+            return e
+        if not e.args or isinstance(e, (sp.Indexed, sp.Idx, sp.IndexedBase)):
+            return e
+        return e.func(*(rewrite(a) for a in e.args))
+
+    rewritten = tuple(rewrite(e) for e in exprs)
+    return GramForm(rewritten, tuple(Gram(p, wt, tuple(features.get(p, ()))) for p, wt in grams))
+
+
+def write_grams(mw, w: Writer, form: GramForm, fn: Block, step: Block, j: sp.Idx) -> dict:
+    """The Gram matrices of ``form`` in the kernel: each plate's features F (N × (1 + F·D), data only: filled once,
+    before the steps), each weight w(n) and its product Fᵀ diag(w) F (weighted_gram: one BLAS product) once a
+    step, after the exponents; returns {GramEntry: a read of the view of G's (f_a, f_b) block} for the
+    expressions."""
+    names = mw.names
+    size = w.int_value(j.upper + 1)
+    mats, views = {}, {}
+    used = set().union(*(x.atoms(GramEntry) for x in form.rewritten))
+    for p in dict.fromkeys(g.plate for g in form.grams):
+        feats = next(g.features for g in form.grams if g.plate == p)
+        f, n = w.tmp("F"), w.int_value(p.upper + 1)
+        width = f"1 + {len(feats)} * {size}" if feats else "1"
+        fn.pre += [Note("the features of the sums over the data plate, a column each: their Gram matrices are products"),
+                   f"{f} = np.empty(({n}, {width}))"]
+        loops = w._loops([(p, 0, p.upper)])
+        row = Expr(names.index(p), frozenset({names.index(p)}))
+        loops[-1].post.append(assign(Ref(f, (row, Expr("0"))), Expr("1.0")))
+        for c, u in enumerate(feats):
+            cols = w._loops([(j, 0, j.upper)])
+            value = w.expr(u, [fn] + loops + cols, 1 + len(cols))
+            col = Expr(f"1 + {c} * {size} + {names.index(j)}", frozenset({size, names.index(j)}))
+            cols[-1].post.append(assign(Ref(f, (row, col)), value))
+            loops[-1].post.append(cols[0])
+        fn.pre.append(loops[0])
+        mats[p] = (f, n, width)
+    for g, gram in enumerate(form.grams):
+        f, n, width = mats[gram.plate]
+        wt, scratch, out = w.tmp("w"), w.tmp("S"), w.tmp("Gram")
+        fn.pre += [f"{wt} = np.empty(({n},))", f"{scratch} = np.empty(({n}, {width}))",
+                   f"{out} = np.empty(({width}, {width}))"]
+        loops = w._loops([(gram.plate, 0, gram.plate.upper)])
+        value = w.expr(gram.weight, [fn, step] + loops, 1 + len(loops))
+        loops[-1].post.append(assign(name_ref(wt, names.index(gram.plate)), value))
+        step.post += [loops[0], Call("weighted_gram", (Expr(f, frozenset({f})), Expr(wt, frozenset({wt})),
+                                                       name_ref(scratch), name_ref(out)))]
+
+        def span(c: int) -> str:
+            return "0:1" if c == 0 else f"1 + {c - 1} * {size}:1 + {c} * {size}"
+        for fa, fb in sorted({(int(e.args[1]), int(e.args[2])) for e in used if int(e.args[0]) == g}):
+            view = w.tmp("G")
+            fn.pre.append(f"{view} = {out}[{span(fa)}, {span(fb)}]")
+            base = sp.IndexedBase(sp.Symbol(view))
+            w.scratch[base] = view
+            w.self_bases = w.self_bases | frozenset({base})      # (refilled every step: never hoisted)
+            views[(g, fa, fb)] = base
+    return {e: views[(int(e.args[0]), int(e.args[1]), int(e.args[2]))][e.args[3], e.args[4]] for e in used}

@@ -968,6 +968,129 @@ def newton_direction(m, v, g1, g2, h11, h12, h22):
 
 
 @njit(cache=True)
+def newton_block_direction(m, v, g1, g2, h11, h12, h21, h22, dm, dv):
+    """The joint Newton step over all K elements of a Normal q on f = 𝓛 + ½ Σ log v (docs/derivation.md, section
+    10, "Block steps"; derive.newton.in_m_v_block and block_direction): ∇f and ∇²f in (m, v) ∈ R^{2K} by the chain
+    rule from 𝓛's gradient (g1, g2) and cross Hessian (h_st[a, b] = ∂g_s(a)/∂⟨T_t(b)⟩), then d = −(∇²f)⁻¹∇f by a
+    Cholesky factor of −∇²f, else ∇f scaled by the largest curvature.  Writes d into (dm, dv) -> ∇fᵀd."""
+    k = m.shape[0]
+    n = 2 * k
+    grad = np.empty(n)
+    a = np.empty((n, n))
+    for i in range(k):
+        grad[i] = g1[i] + 2.0 * m[i] * g2[i]
+        grad[k + i] = g2[i] + 0.5 / v[i]
+    for i in range(k):
+        for j in range(k):
+            mm = h11[i, j] + 2.0 * m[j] * h12[i, j] + 2.0 * m[i] * h21[i, j] + 4.0 * m[i] * m[j] * h22[i, j]
+            if i == j:
+                mm += 2.0 * g2[i]
+            a[i, j] = mm
+            a[i, k + j] = h12[i, j] + 2.0 * m[i] * h22[i, j]
+            vv = h22[i, j]
+            if i == j:
+                vv -= 0.5 / (v[i] * v[i])
+            a[k + i, k + j] = vv
+    for i in range(k):              # ∂²f/∂v_a∂m_b = ∂²f/∂m_b∂v_a, symmetrised with the transpose
+        for j in range(k):
+            a[k + j, i] = a[i, k + j]
+    for i in range(n):
+        for j in range(i):
+            s = 0.5 * (a[i, j] + a[j, i])
+            a[i, j] = s
+            a[j, i] = s
+    # Cholesky of −∇²f, in place (lower): −∇²f is positive definite where f is strictly concave.  (Not
+    # _cholesky_solve: its pivot floor, 1e-12 of the diagonal, refuses the definite but ill-conditioned −∇²f of
+    # covariates of large scale, and the scaled gradient then crawls: test_covariates_of_large_scale_overflow_no_update.)
+    c = np.zeros((n, n))
+    ok = True
+    for i in range(n):
+        for j in range(i + 1):
+            s = -a[i, j]
+            for r in range(j):
+                s -= c[i, r] * c[j, r]
+            if i == j:
+                if not s > 0.0:
+                    ok = False
+                    break
+                c[i, i] = math.sqrt(s)
+            else:
+                c[i, j] = s / c[j, j]
+        if not ok:
+            break
+    d = np.empty(n)
+    if ok:
+        y = np.empty(n)
+        for i in range(n):
+            s = grad[i]
+            for r in range(i):
+                s -= c[i, r] * y[r]
+            y[i] = s / c[i, i]
+        for i in range(n - 1, -1, -1):
+            s = y[i]
+            for r in range(i + 1, n):
+                s -= c[r, i] * d[r]
+            d[i] = s / c[i, i]
+    else:
+        big = 1e-300
+        for i in range(n):
+            big = max(big, abs(a[i, i]))
+        for i in range(n):
+            d[i] = grad[i] / big
+    slope = 0.0
+    for i in range(n):
+        slope += grad[i] * d[i]
+    for i in range(k):
+        dm[i] = d[i]
+        dv[i] = d[k + i]
+    return slope
+
+
+@njit(cache=True)
+def weighted_gram(f, w, scratch, out):
+    """out = Fᵀ diag(w) F (F: N × K, w: N): the Gram matrix of a block Newton step's sums over the data plate
+    (codegen.newton.gram_form), one matrix product (BLAS) rather than a scalar sum over N per entry."""
+    for n in range(f.shape[0]):
+        for k in range(f.shape[1]):
+            scratch[n, k] = w[n] * f[n, k]
+    np.dot(f.T, scratch, out)
+
+
+@njit(cache=True)
+def newton_block_first_step(v, dv):
+    """The first step length of a block line search: 1, halved until every v + t·dv > 0."""
+    t = 1.0
+    for i in range(v.shape[0]):
+        while not (v[i] + t * dv[i] > 0.0) and t > 1e-300:
+            t *= 0.5
+    return t
+
+
+@njit(cache=True)
+def newton_block_logs(v, dv, t):
+    """½ Σ log(v + t·dv): the entropy's part of a block trial's f."""
+    s = 0.0
+    for i in range(v.shape[0]):
+        s += math.log(v[i] + t * dv[i])
+    return 0.5 * s
+
+
+@njit(cache=True)
+def newton_block_feasible(m, v, floor):
+    """One move of derive.newton.feasible_block towards a finite f: v / 16 where every v stays above its floor,
+    else m / 2."""
+    shrink = True
+    for i in range(v.shape[0]):
+        if not (v[i] / 16.0 >= floor[i]):
+            shrink = False
+    for i in range(v.shape[0]):
+        if shrink:
+            v[i] = v[i] / 16.0
+        else:
+            m[i] = 0.5 * m[i]
+
+
+@njit(cache=True)
 def newton_first_step(v, dv):
     """The first step length of a line search from v along dv: 1, halved until v + t·dv > 0."""
     t = 1.0
