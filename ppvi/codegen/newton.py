@@ -201,32 +201,104 @@ def newton_block(mw, q, w: Writer, levels: list[Block]) -> None:
     written takes five scalar sums over N per pair of elements."""
     from ppvi.derive.newton import block_of
 
-    nt = q.newton
-    names = mw.names
     fn, el = levels[0], levels[-1]
     fn.post.remove(el)
-    blk = block_of(nt, q.index)
+    blk = block_of(q.newton, q.index)
     (j,), (j2,) = q.index, blk.partner
     w.element = w.element | {j2}           # (j2 varies with the pair as j does: nothing reading it is hoisted)
     size = w.int_value(j.upper + 1)
-
-    def loop(i: sp.Idx) -> Block:
-        return Block(Range(names.index(i), size, reads=frozenset({size})), i)
-
-    def at(arr: str, i: sp.Idx = j) -> str:
-        return name_ref(arr, names.index(i)).text
-
-    mean, sd = names.qparam(q.var, "mean"), names.qparam(q.var, "sd")
-    x2, ent = names.moment(q.var, "x2"), names.entropy(q.var)
-    m, v, dm, dv, g1, g2, floor = (w.tmp(s) for s in ("M", "V", "DM", "DV", "G", "G", "floor"))
+    vectors = [w.tmp(s) for s in ("M", "V", "DM", "DV", "G", "G", "floor")]
     hs = {key: w.tmp("H") for key in (("x", "x"), ("x", "x2"), ("x2", "x"), ("x2", "x2"))}
-    f, ft, t, ok, slope, last = (w.tmp(s) for s in ("f", "ft", "t", "ok", "slope", "last"))
+    bw = BlockWriter(mw, w, q, j, j2, size, *vectors, *(w.tmp(s) for s in ("f", "ft", "t", "ok", "slope", "last")),
+                     hs)
     fn.pre += [mw._note("block Newton steps on the exact ELBO: every element at once", q.var)]
-    fn.pre += [f"{a} = np.empty(({size},))" for a in (m, v, dm, dv, g1, g2, floor)]
-    fn.pre += [f"{a} = np.empty(({size}, {size}))" for a in hs.values()]
+    fn.pre += [f"{a} = np.empty(({bw.size},))" for a in (bw.m, bw.v, bw.dm, bw.dv, bw.g1, bw.g2, bw.floor)]
+    fn.pre += [f"{a} = np.empty(({bw.size}, {bw.size}))" for a in bw.hs.values()]
+    exps, fills = block_exponents(bw, fn)
+    block_start(bw, fn)
+    step = Block(Range("_it", str(MAX_STEPS), reads=frozenset()))
+    fn.post.append(step)
+    block_derivatives(bw, fn, step, blk, exps, fills)
+    block_search(bw, fn, step)
+    finish = bw.loop(j)
+    one = lambda arr: name_ref(arr, mw.names.index(j))  # noqa: E731
+    moments = tuple(Expr(bw.at(a), frozenset({a})) for a in (bw.m, bw.v))
+    finish.post += [Note("q's parameters, moments and entropy from (m, v)"),
+                    Call("finish_normal_mv", moments, (one(bw.mean), one(bw.sd), one(bw.x2), one(bw.ent)))]
+    fn.post.append(finish)
+
+
+@dataclass(frozen=True)
+class BlockWriter:
+    """What the parts of one block Newton update share (newton_block): the writers, q and its element axis j
+    (j2: the partner of a pair), the axis' size and the kernel's temporaries (vectors over j: means M, variances
+    V, the direction DM, DV, the gradient G1, G2, the feasibility floor; scalars: f, the trial's ft, the step t,
+    whether accepted, the slope ∇fᵀd, whether the last step; hs: the cross Hessian's matrices by statistic pair)."""
+
+    mw: object
+    w: Writer
+    q: object
+    j: sp.Idx
+    j2: sp.Idx
+    size: str
+    m: str
+    v: str
+    dm: str
+    dv: str
+    g1: str
+    g2: str
+    floor: str
+    f: str
+    ft: str
+    t: str
+    ok: str
+    slope: str
+    last: str
+    hs: dict
+
+    @property
+    def mean(self) -> str:
+        return self.mw.names.qparam(self.q.var, "mean")
+
+    @property
+    def sd(self) -> str:
+        return self.mw.names.qparam(self.q.var, "sd")
+
+    @property
+    def x2(self) -> str:
+        return self.mw.names.moment(self.q.var, "x2")
+
+    @property
+    def ent(self) -> str:
+        return self.mw.names.entropy(self.q.var)
+
+    def loop(self, i: sp.Idx) -> Block:
+        return Block(Range(self.mw.names.index(i), self.size, reads=frozenset({self.size})), i)
+
+    def at(self, arr: str, i: sp.Idx | None = None) -> str:
+        return name_ref(arr, self.mw.names.index(i or self.j)).text
+
+    def write(self, into: Block, mt: str, vt: str) -> None:
+        """q's moments at the trial (M + t·DM, V + t·DV) element by element, so that the objective reads it."""
+        lp = self.loop(self.j)
+        lp.post += [f"{self.at(self.mean)} = {mt}", f"{self.at(self.x2)} = ({mt}) ** 2 + {vt}"]
+        into.post.append(lp)
+
+    def objective(self, outer: list[Block], into: str, logs: str) -> None:
+        """``into`` = 𝓛's part + ``logs`` (the entropy's ½ Σ log V), its sums computed in a block of outer[-1]."""
+        host = Block()
+        outer[-1].post.append(host)
+        value = self.w.expr(self.q.newton.objective, outer + [host], len(outer))
+        host.post.append(f"{into} = {value.text} + {logs}")
+
+
+def block_exponents(bw: BlockWriter, fn: Block) -> tuple[dict, list]:
+    """A kernel array X per shared exponent E (over its plate), to hold e^E each step: {e^E: X's read} for the
+    derivatives, and (E, plate, X) to fill them (block_derivatives)."""
+    w, names = bw.w, bw.mw.names
     exps, fills = {}, []
-    for exponent, _ in nt.shares:
-        plate = axis_order(exponent, {i for i in exponent.free_symbols if isinstance(i, sp.Idx)} - {j}, None,
+    for exponent, _ in bw.q.newton.shares:
+        plate = axis_order(exponent, {i for i in exponent.free_symbols if isinstance(i, sp.Idx)} - {bw.j}, None,
                            names.rank)
         x = w.tmp("X")
         base = sp.IndexedBase(sp.Symbol(x))
@@ -235,75 +307,74 @@ def newton_block(mw, q, w: Writer, levels: list[Block]) -> None:
         fn.pre.append(f"{x} = np.empty(({', '.join(w.int_value(i.upper + 1) for i in plate)},))")
         exps[sp.exp(exponent)] = base[tuple(plate)]
         fills.append((exponent, plate, x))
+    return exps, fills
 
-    def write(into: Block, mt: str, vt: str) -> None:
-        """q's moments at the trial (M + t·DM, V + t·DV) element by element, so that the objective reads it."""
-        lp = loop(j)
-        lp.post += [f"{at(mean)} = {mt}", f"{at(x2)} = ({mt}) ** 2 + {vt}"]
-        into.post.append(lp)
 
-    def objective(outer: list[Block], into: str, logs: str) -> None:
-        host = Block()
-        outer[-1].post.append(host)
-        value = w.expr(nt.objective, outer + [host], len(outer))
-        host.post.append(f"{into} = {value.text} + {logs}")
-
-    start = loop(j)
-    start.post += [f"{at(m)} = {at(mean)}", f"{at(v)} = {at(sd)} * {at(sd)}", f"{at(floor)} = 1e-8 * {at(v)}"]
+def block_start(bw: BlockWriter, fn: Block) -> None:
+    """(M, V) from q, f at them; where f is not finite, newton_block_feasible's moves (derive.newton.feasible_block)."""
+    start = bw.loop(bw.j)
+    start.post += [f"{bw.at(bw.m)} = {bw.at(bw.mean)}", f"{bw.at(bw.v)} = {bw.at(bw.sd)} * {bw.at(bw.sd)}",
+                   f"{bw.at(bw.floor)} = 1e-8 * {bw.at(bw.v)}"]
     fn.post.append(start)
-    objective([fn], f, f"newton_block_logs({v}, {v}, 0.0)")
+    bw.objective([fn], bw.f, f"newton_block_logs({bw.v}, {bw.v}, 0.0)")
     fix = Block(Range("_fx", str(FEASIBLE), reads=frozenset()))
     fn.post.append(fix)
-    finite = Block(test=f"math.isfinite({f})")
+    finite = Block(test=f"math.isfinite({bw.f})")
     finite.post.append("break")
-    fix.post += [finite, f"newton_block_feasible({m}, {v}, {floor})"]
-    write(fix, at(m), at(v))
-    objective([fn, fix], f, f"newton_block_logs({v}, {v}, 0.0)")
-    step = Block(Range("_it", str(MAX_STEPS), reads=frozenset()))
-    fn.post.append(step)
+    fix.post += [finite, f"newton_block_feasible({bw.m}, {bw.v}, {bw.floor})"]
+    bw.write(fix, bw.at(bw.m), bw.at(bw.v))
+    bw.objective([fn, fix], bw.f, f"newton_block_logs({bw.v}, {bw.v}, 0.0)")
+
+
+def block_derivatives(bw: BlockWriter, fn: Block, step: Block, blk, exps: dict, fills: list) -> None:
+    """A step's e^E, the gradient G_s[a] and cross Hessian H_st[a, b] read off the Gram matrices (gram_form)."""
+    w, names, j, j2 = bw.w, bw.mw.names, bw.j, bw.j2
+    nt = bw.q.newton
     for exponent, plate, x in fills:
         loops = w._loops([(i, 0, i.upper) for i in plate])
         value = w.expr(exponent, [fn, step] + loops, 1 + len(loops))
         loops[-1].post.append(f"{x}[{', '.join(names.index(i) for i in plate)}] = math.exp({value.text})")
         step.post.append(loops[0])
     grams = gram_form([nt.gradient[s].xreplace(exps) for s in STATS] +
-                      [blk.hessian[key].xreplace(exps) for key in hs], j, j2, frozenset(e.base for e in exps.values()))
-    views = write_grams(mw, w, grams, fn, step, j)
-    rows = loop(j)
+                      [blk.hessian[key].xreplace(exps) for key in bw.hs], j, j2,
+                      frozenset(e.base for e in exps.values()))
+    views = write_grams(bw.mw, w, grams, fn, step, j)
+    rows = bw.loop(j)
     step.post.append(rows)
-    for s, g in zip(STATS, (g1, g2)):
+    for s, g in zip(STATS, (bw.g1, bw.g2)):
         value = w.expr(grams.rewritten[STATS.index(s)].xreplace(views), [fn, step, rows], 2)
-        rows.post.append(f"{at(g)} = {value.text}")
-    cols = loop(j2)
+        rows.post.append(f"{bw.at(g)} = {value.text}")
+    cols = bw.loop(j2)
     rows.post.append(cols)
-    for n, (key, h) in enumerate(hs.items()):
+    for n, h in enumerate(bw.hs.values()):
         pair = name_ref(h, names.index(j), names.index(j2)).text
         value = w.expr(grams.rewritten[len(STATS) + n].xreplace(views), [fn, step, rows, cols], 3)
         cols.post.append(f"{pair} = {value.text}")
-    step.post.append(f"{slope} = newton_block_direction({m}, {v}, {g1}, {g2}, {', '.join(hs.values())}, {dm}, {dv})")
+
+
+def block_search(bw: BlockWriter, fn: Block, step: Block) -> None:
+    """A step's direction, its stops and its line search (as newton_element's), the move of (M, V) it accepts."""
+    m, v, dm, dv, f, ft, t, ok, slope, last = (bw.m, bw.v, bw.dm, bw.dv, bw.f, bw.ft, bw.t, bw.ok, bw.slope,
+                                                bw.last)
+    step.post.append(f"{slope} = newton_block_direction({m}, {v}, {bw.g1}, {bw.g2}, {', '.join(bw.hs.values())}, "
+                     f"{dm}, {dv})")
     done = Block(test=f"not ({slope} > {TOL!r} * (1.0 + abs({f})))")
     done.post.append("break")
     step.post += [done, f"{last} = {slope} <= {NEAR!r} * (1.0 + abs({f}))",
                   f"{t} = newton_block_first_step({v}, {dv})", f"{ok} = False", f"{ft} = {f}"]
     search = Block(Range("_ls", str(MAX_HALVINGS), reads=frozenset()))
     step.post.append(search)
-    write(search, f"{at(m)} + {t} * {at(dm)}", f"{at(v)} + {t} * {at(dv)}")
-    objective([fn, step, search], ft, f"newton_block_logs({v}, {dv}, {t})")
+    bw.write(search, f"{bw.at(m)} + {t} * {bw.at(dm)}", f"{bw.at(v)} + {t} * {bw.at(dv)}")
+    bw.objective([fn, step, search], ft, f"newton_block_logs({v}, {dv}, {t})")
     failed = accept_or_halve(search, f, ft, t, ok, slope, last)
-    write(failed, at(m), at(v))
+    bw.write(failed, bw.at(m), bw.at(v))
     failed.post.append("break")
     step.post.append(failed)
-    move = loop(j)
-    move.post += [f"{at(m)} = {at(m)} + {t} * {at(dm)}", f"{at(v)} = {at(v)} + {t} * {at(dv)}"]
+    move = bw.loop(bw.j)
+    move.post += [f"{bw.at(m)} = {bw.at(m)} + {t} * {bw.at(dm)}", f"{bw.at(v)} = {bw.at(v)} + {t} * {bw.at(dv)}"]
     ended = Block(test=last)
     ended.post.append("break")
     step.post += [move, f"{f} = {ft}", ended]
-    finish = loop(j)
-    one = lambda arr: name_ref(arr, names.index(j))  # noqa: E731
-    finish.post += [Note("q's parameters, moments and entropy from (m, v)"),
-                    Call("finish_normal_mv", (Expr(at(m), frozenset({m})), Expr(at(v), frozenset({v}))),
-                         (one(mean), one(sd), one(x2), one(ent)))]
-    fn.post.append(finish)
 
 
 @dataclass(frozen=True)
@@ -337,15 +408,8 @@ def gram_form(exprs: list[sp.Expr], j: sp.Idx, j2: sp.Idx, weights: frozenset) -
     reading j or j2 (the partner) with n; w reading n alone and one of the arrays ``weights``, e^{E_n}; c not
     reading n) as c·(Fᵀ diag(w) F)[(u, j), (u', j2)], where F's columns are the constant and each feature u at every
     j: the cross Hessian's O(D²) sums over N become one matrix product (docs/derivation.md, section 10)."""
-    from ppvi.derive.qfamily import ParamBase
-    from ppvi.derive.symbols import MomentBase
-
     features: dict[sp.Idx, list] = {}
     grams: list[tuple[sp.Idx, sp.Expr]] = []
-
-    def data(e: sp.Expr) -> bool:
-        return not any(isinstance(b.base if isinstance(b, sp.Indexed) else b, (MomentBase, ParamBase, GramEntry))
-                       or isinstance(b, sp.Sum) for b in sp.preorder_traversal(e))
 
     def weighted(e: sp.Expr) -> bool:
         return any(isinstance(b, sp.Indexed) and b.base in weights for b in sp.preorder_traversal(e))
@@ -366,17 +430,9 @@ def gram_form(exprs: list[sp.Expr], j: sp.Idx, j2: sp.Idx, weights: frozenset) -
             return None
         split = []
         for term in sp.Add.make_args(sp.expand(e.function)):
-            parts = {"c": [], "a": [], "b": [], "w": []}
-            for f in sp.Mul.make_args(term):
-                free = f.free_symbols
-                if p not in free:
-                    parts["c"].append(f)
-                elif j in free and j2 in free or not data(f):       # (an exponent not cached in X: as written)
-                    return None
-                elif j in free or j2 in free:
-                    parts["a" if j in free else "b"].append(f)
-                else:
-                    parts["w"].append(f)
+            parts = _factors(term, p, j, j2)
+            if parts is None:
+                return None
             w = sp.Mul(*parts["w"])
             if not weighted(w) or {i for i in w.free_symbols if isinstance(i, sp.Idx)} - {p}:
                 return None
@@ -405,6 +461,28 @@ def gram_form(exprs: list[sp.Expr], j: sp.Idx, j2: sp.Idx, weights: frozenset) -
 
     rewritten = tuple(rewrite(e) for e in exprs)
     return GramForm(rewritten, tuple(Gram(p, wt, tuple(features.get(p, ()))) for p, wt in grams))
+
+
+def _factors(term: sp.Expr, p: sp.Idx, j: sp.Idx, j2: sp.Idx) -> dict | None:
+    """A summand's factors by what they read: "c" not the plate p, "a" j (with p), "b" j2 (with p), "w" p alone;
+    None where a factor reads both elements or is no data (an exponent not cached in X: the sum stays)."""
+    from ppvi.derive.qfamily import ParamBase
+    from ppvi.derive.symbols import MomentBase
+
+    parts = {"c": [], "a": [], "b": [], "w": []}
+    for f in sp.Mul.make_args(term):
+        free = f.free_symbols
+        if p not in free:
+            parts["c"].append(f)
+        elif j in free and j2 in free or any(
+                isinstance(b.base if isinstance(b, sp.Indexed) else b, (MomentBase, ParamBase, GramEntry))
+                or isinstance(b, sp.Sum) for b in sp.preorder_traversal(f)):
+            return None
+        elif j in free or j2 in free:
+            parts["a" if j in free else "b"].append(f)
+        else:
+            parts["w"].append(f)
+    return parts
 
 
 def write_grams(mw, w: Writer, form: GramForm, fn: Block, step: Block, j: sp.Idx) -> dict:

@@ -615,16 +615,17 @@ def _l1_objective(a, c, lam, x, idx, n):
 
 
 @njit(cache=True)
-def _cholesky_solve(a, idx, n, rhs, l, out):
+def _cholesky_solve(a, idx, n, rhs, l, out, floor):
     """out[:n] = A[idx, idx]⁻¹ rhs[:n] by Cholesky (l: n × n scratch); False where A[idx, idx] is not
-    numerically positive definite (atoms on the active set linearly dependent)."""
+    numerically positive definite: a pivot not above ``floor`` times its diagonal entry (feature_sign: 1e-12,
+    atoms on the active set linearly dependent)."""
     for i in range(n):
         for j in range(i + 1):
             s = a[idx[i], idx[j]]
             for k in range(j):
                 s -= l[i, k] * l[j, k]
             if i == j:
-                if not s > 1e-12 * a[idx[i], idx[i]]:
+                if not s > floor * a[idx[i], idx[i]]:
                     return False
                 l[i, i] = math.sqrt(s)
             else:
@@ -710,7 +711,7 @@ def feature_sign(a, c, lam, x):
             idx[n], n = best, n + 1
         for p in range(n):
             h[p] = -(grad[idx[p]] + lam[idx[p]] * theta[idx[p]])
-        end = 1.0 if _cholesky_solve(a, idx, n, h, chol, d) else _pseudo_step(a, idx, n, h, d)
+        end = 1.0 if _cholesky_solve(a, idx, n, h, chol, d, 1e-12) else _pseudo_step(a, idx, n, h, d)
         f0, f_best, t_best, zero = _l1_objective(a, c, lam, x, idx, n), np.inf, 0.0, -1
         for k in range(-1, n):          # k = −1: the end of the step; else where x[idx[k]] reaches 0
             t = end if k < 0 else (-x[idx[k]] / d[k] if x[idx[k]] * d[k] < 0.0 else np.inf)
@@ -999,39 +1000,14 @@ def newton_block_direction(m, v, g1, g2, h11, h12, h21, h22, dm, dv):
             s = 0.5 * (a[i, j] + a[j, i])
             a[i, j] = s
             a[j, i] = s
-    # Cholesky of −∇²f, in place (lower): −∇²f is positive definite where f is strictly concave.  (Not
-    # _cholesky_solve: its pivot floor, 1e-12 of the diagonal, refuses the definite but ill-conditioned −∇²f of
-    # covariates of large scale, and the scaled gradient then crawls: test_covariates_of_large_scale_overflow_no_update.)
-    c = np.zeros((n, n))
-    ok = True
+    # d = (−∇²f)⁻¹∇f by Cholesky where −∇²f is positive definite (f strictly concave), with no pivot floor: a
+    # relative one (feature_sign's 1e-12) refuses the definite but ill-conditioned −∇²f of covariates of large
+    # scale, and the scaled gradient then crawls (test_covariates_of_large_scale_overflow_no_update).
     for i in range(n):
-        for j in range(i + 1):
-            s = -a[i, j]
-            for r in range(j):
-                s -= c[i, r] * c[j, r]
-            if i == j:
-                if not s > 0.0:
-                    ok = False
-                    break
-                c[i, i] = math.sqrt(s)
-            else:
-                c[i, j] = s / c[j, j]
-        if not ok:
-            break
+        for j in range(n):
+            a[i, j] = -a[i, j]
     d = np.empty(n)
-    if ok:
-        y = np.empty(n)
-        for i in range(n):
-            s = grad[i]
-            for r in range(i):
-                s -= c[i, r] * y[r]
-            y[i] = s / c[i, i]
-        for i in range(n - 1, -1, -1):
-            s = y[i]
-            for r in range(i + 1, n):
-                s -= c[r, i] * d[r]
-            d[i] = s / c[i, i]
-    else:
+    if not _cholesky_solve(a, np.arange(n), n, grad, np.zeros((n, n)), d, 0.0):
         big = 1e-300
         for i in range(n):
             big = max(big, abs(a[i, i]))
