@@ -340,8 +340,11 @@ class ModuleWriter:
         at = [self.names.index(i) for i in q.index]
         eta = {}
         if q.newton is not None:        # an exp link's Normal q: Newton steps (codegen.newton), in either schedule
-            from ppvi.codegen.newton import newton_element
-            newton_element(self, q, w, levels)
+            from ppvi.codegen.newton import blocks, newton_block, newton_element
+            if blocks(q) and not damped:        # (elements that share an exponent: one joint step over them all)
+                newton_block(self, q, w, levels)
+            else:
+                newton_element(self, q, w, levels)
             return eta
         if q.family in ("Normal", "Gamma", "Beta", "Bernoulli", "PolyaGamma", "Poisson", "Binomial"):
             for s, e in q.natural.items():

@@ -14,14 +14,20 @@ Each element of q runs, in the update kernel's element loop,
 the same steps as the reference evaluator (ppvi.derive.newton.newton_normal), so every update is monotone.
 Each exp link's exponent E_n that q reads over a plate is kept per point and moved by the element's share
 (exponent_caches; docs/derivation.md, section 10, "Cost"), so an evaluation costs O(N), not O(N·D).
+
+Where q's elements share an exponent (``Newton.blocked``, one element axis), the update kernel takes joint Newton
+steps over all of them instead (newton_block; section 10, "Block steps"): the same line search and stops, on the
+whole q at once.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sympy as sp
 
-from ppvi.codegen.emit import Block, Writer, axis_order, name_ref
-from ppvi.codegen.ir import Call, Expr, Note, Range
+from ppvi.codegen.emit import Block, Writer, assign, axis_order, name_ref
+from ppvi.codegen.ir import Call, Expr, Note, Range, Ref
 from ppvi.derive.newton import ARMIJO, FEASIBLE, MAX_HALVINGS, MAX_STEPS, NEAR, STATS, TOL
 
 
@@ -94,12 +100,7 @@ def newton_element(mw, q, w: Writer, levels: list[Block]) -> None:
     trial = Block()
     search.post.append(trial)
     objective(trial, inner + [search], ft, f"{v} + {t} * {dv}")
-    accept = Block(test=f"{ft} >= {f} and ({last} or {ft} >= {f} + {ARMIJO!r} * {t} * {slope})")
-    accept.post += [f"{ok} = True", "break"]
-    once = Block(test=last)
-    once.post.append("break")
-    search.post += [accept, once, f"{t} = 0.5 * {t}"]
-    failed = Block(test=f"not {ok}")
+    failed = accept_or_halve(search, f, ft, t, ok, slope, last)
     failed.post += [f"{mean} = {m}", f"{x2} = {m} * {m} + {v}", "break"]
     ended = Block(test=last)
     ended.post.append("break")
@@ -113,6 +114,18 @@ def newton_element(mw, q, w: Writer, levels: list[Block]) -> None:
     if damped:           # η of the new q, (m/v, −1/(2v)): the damped schedule's next step moves from it
         el.post += [f"{name_ref(names.natural(q.var, 'x'), *at).text} = {m} / {v}",
                     f"{name_ref(names.natural(q.var, 'x2'), *at).text} = -0.5 / {v}"]
+
+
+def accept_or_halve(search: Block, f: str, ft: str, t: str, ok: str, slope: str, last: str) -> Block:
+    """The end of a line search's trial (derive.newton.ascend): accept where f rises enough (Armijo; the last step:
+    where it does not fall), else halve t; returns the block run when no trial was accepted (for the caller's
+    restore)."""
+    accept = Block(test=f"{ft} >= {f} and ({last} or {ft} >= {f} + {ARMIJO!r} * {t} * {slope})")
+    accept.post += [f"{ok} = True", "break"]
+    once = Block(test=last)
+    once.post.append("break")
+    search.post += [accept, once, f"{t} = 0.5 * {t}"]
+    return Block(test=f"not {ok}")
 
 
 def exponent_caches(mw, q, w: Writer, levels: list[Block]) -> tuple[dict, dict, list]:
@@ -164,3 +177,358 @@ def fill_exps(w: Writer, exps: dict, cached: dict, levels: list[Block]):
         value = w.expr(cached[key], levels + loops, len(levels) + len(loops) - 1).text
         loops[-1].post.append(f"{w.array(exp_n.base)}[{', '.join(w.names.index(i) for i in plate)}] = {value}")
         yield loops
+
+
+def blocks(q) -> bool:
+    """Whether q's update kernel takes block steps (newton_block): q's elements share an exponent (derived:
+    ``Newton.blocked``) over one element axis."""
+    return q.newton is not None and q.newton.blocked and len(q.index) == 1
+
+
+def newton_block(mw, q, w: Writer, levels: list[Block]) -> None:
+    """The joint Newton update of every element of ``q`` (docs/derivation.md, section 10, "Block steps"), in place of
+    its element loop ``levels[-1]``: the steps of derive.newton.newton_block,
+
+        M, V ← q's means and variances;  f ← 𝓛's part + ½ Σ log V (shrunk to a finite f as newton_element's)
+        repeat: X[n] ← e^{E_n} (each shared exponent, in full);  the Gram matrices Fᵀ diag(w) F of the sums over
+                the data plate (gram_form, write_grams);  G_s[a], H_st[a, b] read off them (a, b over q's axis);
+                newton_block_direction -> (DM, DV), ∇fᵀd;  the same stops and line search as newton_element,
+                each trial written into q's moments so that the objective reads it
+        q's parameters, moments and entropy from (M, V)
+
+    Each evaluation of f is O(N·D) (every exponent moves); each step one O(N·D) pass for the exponents and the
+    weights, then one matrix product of the (N × (1 + F·D)) features per weight (BLAS), where the cross Hessian as
+    written takes five scalar sums over N per pair of elements."""
+    from ppvi.derive.newton import block_of
+
+    fn, el = levels[0], levels[-1]
+    fn.post.remove(el)
+    blk = block_of(q.newton, q.index)
+    (j,), (j2,) = q.index, blk.partner
+    w.element = w.element | {j2}           # (j2 varies with the pair as j does: nothing reading it is hoisted)
+    size = w.int_value(j.upper + 1)
+    vectors = [w.tmp(s) for s in ("M", "V", "DM", "DV", "G", "G", "floor")]
+    hs = {key: w.tmp("H") for key in (("x", "x"), ("x", "x2"), ("x2", "x"), ("x2", "x2"))}
+    bw = BlockWriter(mw, w, q, j, j2, size, *vectors, *(w.tmp(s) for s in ("f", "ft", "t", "ok", "slope", "last")),
+                     hs)
+    fn.pre += [mw._note("block Newton steps on the exact ELBO: every element at once", q.var)]
+    fn.pre += [f"{a} = np.empty(({bw.size},))" for a in (bw.m, bw.v, bw.dm, bw.dv, bw.g1, bw.g2, bw.floor)]
+    fn.pre += [f"{a} = np.empty(({bw.size}, {bw.size}))" for a in bw.hs.values()]
+    exps, fills = block_exponents(bw, fn)
+    block_start(bw, fn)
+    step = Block(Range("_it", str(MAX_STEPS), reads=frozenset()))
+    fn.post.append(step)
+    block_derivatives(bw, fn, step, blk, exps, fills)
+    block_search(bw, fn, step)
+    finish = bw.loop(j)
+    one = lambda arr: name_ref(arr, mw.names.index(j))  # noqa: E731
+    moments = tuple(Expr(bw.at(a), frozenset({a})) for a in (bw.m, bw.v))
+    finish.post += [Note("q's parameters, moments and entropy from (m, v)"),
+                    Call("finish_normal_mv", moments, (one(bw.mean), one(bw.sd), one(bw.x2), one(bw.ent)))]
+    fn.post.append(finish)
+
+
+@dataclass(frozen=True)
+class BlockWriter:
+    """What the parts of one block Newton update share (newton_block): the writers, q and its element axis j
+    (j2: the partner of a pair), the axis' size and the kernel's temporaries (vectors over j: means M, variances
+    V, the direction DM, DV, the gradient G1, G2, the feasibility floor; scalars: f, the trial's ft, the step t,
+    whether accepted, the slope ∇fᵀd, whether the last step; hs: the cross Hessian's matrices by statistic pair)."""
+
+    mw: object
+    w: Writer
+    q: object
+    j: sp.Idx
+    j2: sp.Idx
+    size: str
+    m: str
+    v: str
+    dm: str
+    dv: str
+    g1: str
+    g2: str
+    floor: str
+    f: str
+    ft: str
+    t: str
+    ok: str
+    slope: str
+    last: str
+    hs: dict
+
+    @property
+    def mean(self) -> str:
+        return self.mw.names.qparam(self.q.var, "mean")
+
+    @property
+    def sd(self) -> str:
+        return self.mw.names.qparam(self.q.var, "sd")
+
+    @property
+    def x2(self) -> str:
+        return self.mw.names.moment(self.q.var, "x2")
+
+    @property
+    def ent(self) -> str:
+        return self.mw.names.entropy(self.q.var)
+
+    def loop(self, i: sp.Idx) -> Block:
+        return Block(Range(self.mw.names.index(i), self.size, reads=frozenset({self.size})), i)
+
+    def at(self, arr: str, i: sp.Idx | None = None) -> str:
+        return name_ref(arr, self.mw.names.index(i or self.j)).text
+
+    def write(self, into: Block, mt: str, vt: str) -> None:
+        """q's moments at the trial (M + t·DM, V + t·DV) element by element, so that the objective reads it."""
+        lp = self.loop(self.j)
+        lp.post += [f"{self.at(self.mean)} = {mt}", f"{self.at(self.x2)} = ({mt}) ** 2 + {vt}"]
+        into.post.append(lp)
+
+    def objective(self, outer: list[Block], into: str, logs: str) -> None:
+        """``into`` = 𝓛's part + ``logs`` (the entropy's ½ Σ log V), its sums computed in a block of outer[-1]."""
+        host = Block()
+        outer[-1].post.append(host)
+        value = self.w.expr(self.q.newton.objective, outer + [host], len(outer))
+        host.post.append(f"{into} = {value.text} + {logs}")
+
+
+def block_exponents(bw: BlockWriter, fn: Block) -> tuple[dict, list]:
+    """A kernel array X per shared exponent E (over its plate), to hold e^E each step: {e^E: X's read} for the
+    derivatives, and (E, plate, X) to fill them (block_derivatives)."""
+    w, names = bw.w, bw.mw.names
+    exps, fills = {}, []
+    for exponent, _ in bw.q.newton.shares:
+        plate = axis_order(exponent, {i for i in exponent.free_symbols if isinstance(i, sp.Idx)} - {bw.j}, None,
+                           names.rank)
+        x = w.tmp("X")
+        base = sp.IndexedBase(sp.Symbol(x))
+        w.scratch[base] = x
+        w.self_bases = w.self_bases | frozenset({base})      # (it changes with every step: never hoisted)
+        fn.pre.append(f"{x} = np.empty(({', '.join(w.int_value(i.upper + 1) for i in plate)},))")
+        exps[sp.exp(exponent)] = base[tuple(plate)]
+        fills.append((exponent, plate, x))
+    return exps, fills
+
+
+def block_start(bw: BlockWriter, fn: Block) -> None:
+    """(M, V) from q, f at them; where f is not finite, newton_block_feasible's moves (derive.newton.feasible_block)."""
+    start = bw.loop(bw.j)
+    start.post += [f"{bw.at(bw.m)} = {bw.at(bw.mean)}", f"{bw.at(bw.v)} = {bw.at(bw.sd)} * {bw.at(bw.sd)}",
+                   f"{bw.at(bw.floor)} = 1e-8 * {bw.at(bw.v)}"]
+    fn.post.append(start)
+    bw.objective([fn], bw.f, f"newton_block_logs({bw.v}, {bw.v}, 0.0)")
+    fix = Block(Range("_fx", str(FEASIBLE), reads=frozenset()))
+    fn.post.append(fix)
+    finite = Block(test=f"math.isfinite({bw.f})")
+    finite.post.append("break")
+    fix.post += [finite, f"newton_block_feasible({bw.m}, {bw.v}, {bw.floor})"]
+    bw.write(fix, bw.at(bw.m), bw.at(bw.v))
+    bw.objective([fn, fix], bw.f, f"newton_block_logs({bw.v}, {bw.v}, 0.0)")
+
+
+def block_derivatives(bw: BlockWriter, fn: Block, step: Block, blk, exps: dict, fills: list) -> None:
+    """A step's e^E, the gradient G_s[a] and cross Hessian H_st[a, b] read off the Gram matrices (gram_form)."""
+    w, names, j, j2 = bw.w, bw.mw.names, bw.j, bw.j2
+    nt = bw.q.newton
+    for exponent, plate, x in fills:
+        loops = w._loops([(i, 0, i.upper) for i in plate])
+        value = w.expr(exponent, [fn, step] + loops, 1 + len(loops))
+        loops[-1].post.append(f"{x}[{', '.join(names.index(i) for i in plate)}] = math.exp({value.text})")
+        step.post.append(loops[0])
+    grams = gram_form([nt.gradient[s].xreplace(exps) for s in STATS] +
+                      [blk.hessian[key].xreplace(exps) for key in bw.hs], j, j2,
+                      frozenset(e.base for e in exps.values()))
+    views = write_grams(bw.mw, w, grams, fn, step, j)
+    rows = bw.loop(j)
+    step.post.append(rows)
+    for s, g in zip(STATS, (bw.g1, bw.g2)):
+        value = w.expr(grams.rewritten[STATS.index(s)].xreplace(views), [fn, step, rows], 2)
+        rows.post.append(f"{bw.at(g)} = {value.text}")
+    cols = bw.loop(j2)
+    rows.post.append(cols)
+    for n, h in enumerate(bw.hs.values()):
+        pair = name_ref(h, names.index(j), names.index(j2)).text
+        value = w.expr(grams.rewritten[len(STATS) + n].xreplace(views), [fn, step, rows, cols], 3)
+        cols.post.append(f"{pair} = {value.text}")
+
+
+def block_search(bw: BlockWriter, fn: Block, step: Block) -> None:
+    """A step's direction, its stops and its line search (as newton_element's), the move of (M, V) it accepts."""
+    m, v, dm, dv, f, ft, t, ok, slope, last = (bw.m, bw.v, bw.dm, bw.dv, bw.f, bw.ft, bw.t, bw.ok, bw.slope,
+                                                bw.last)
+    step.post.append(f"{slope} = newton_block_direction({m}, {v}, {bw.g1}, {bw.g2}, {', '.join(bw.hs.values())}, "
+                     f"{dm}, {dv})")
+    done = Block(test=f"not ({slope} > {TOL!r} * (1.0 + abs({f})))")
+    done.post.append("break")
+    step.post += [done, f"{last} = {slope} <= {NEAR!r} * (1.0 + abs({f}))",
+                  f"{t} = newton_block_first_step({v}, {dv})", f"{ok} = False", f"{ft} = {f}"]
+    search = Block(Range("_ls", str(MAX_HALVINGS), reads=frozenset()))
+    step.post.append(search)
+    bw.write(search, f"{bw.at(m)} + {t} * {bw.at(dm)}", f"{bw.at(v)} + {t} * {bw.at(dv)}")
+    bw.objective([fn, step, search], ft, f"newton_block_logs({v}, {dv}, {t})")
+    failed = accept_or_halve(search, f, ft, t, ok, slope, last)
+    bw.write(failed, bw.at(m), bw.at(v))
+    failed.post.append("break")
+    step.post.append(failed)
+    move = bw.loop(bw.j)
+    move.post += [f"{bw.at(m)} = {bw.at(m)} + {t} * {bw.at(dm)}", f"{bw.at(v)} = {bw.at(v)} + {t} * {bw.at(dv)}"]
+    ended = Block(test=last)
+    ended.post.append("break")
+    step.post += [move, f"{f} = {ft}", ended]
+
+
+@dataclass(frozen=True)
+class Gram:
+    """One weighted Gram matrix Fᵀ diag(w) F over a data plate: ``plate`` its index, ``weight`` w(n) (the factors
+    of a summand that read n alone: e^{E_n} times data), ``features`` the columns' u_f(n, j) at q's element index j
+    (data only; column block 0 is the constant 1, one column, then D columns per feature)."""
+
+    plate: sp.Idx
+    weight: sp.Expr
+    features: tuple[sp.Expr, ...]
+
+
+@dataclass(frozen=True)
+class GramForm:
+    """Expressions with their sums over a data plate read off Gram matrices: ``rewritten[i]`` is the i-th input
+    with each such sum replaced by ``GramEntry`` reads c·G_g[f_a, f_b][j_a, j_b] (``grams[g]``); a sum that is no
+    Gram entry (a summand that reads two elements in one factor, or q's moments in a feature) stays as written."""
+
+    rewritten: tuple[sp.Expr, ...]
+    grams: tuple[Gram, ...]
+
+
+class GramEntry(sp.Function):
+    """G_g[f_a, f_b][j_a, j_b] (args g, f_a, f_b, j_a, j_b): the (f_a, j_a), (f_b, j_b) entry of Gram matrix g; its
+    view array is bound when the kernel is written (write_grams)."""
+
+
+def gram_form(exprs: list[sp.Expr], j: sp.Idx, j2: sp.Idx, weights: frozenset) -> GramForm:
+    """Each sum Σ_n c·u(n, j)·u'(n, j2)·w(n) of ``exprs`` (one plate index n; u, u' products of data factors
+    reading j or j2 (the partner) with n; w reading n alone and one of the arrays ``weights``, e^{E_n}; c not
+    reading n) as c·(Fᵀ diag(w) F)[(u, j), (u', j2)], where F's columns are the constant and each feature u at every
+    j: the cross Hessian's O(D²) sums over N become one matrix product (docs/derivation.md, section 10)."""
+    features: dict[sp.Idx, list] = {}
+    grams: list[tuple[sp.Idx, sp.Expr]] = []
+
+    def weighted(e: sp.Expr) -> bool:
+        return any(isinstance(b, sp.Indexed) and b.base in weights for b in sp.preorder_traversal(e))
+
+    def column(p: sp.Idx, u: sp.Expr) -> int:
+        if u == 1:
+            return 0
+        cols = features.setdefault(p, [])
+        if u not in cols:
+            cols.append(u)
+        return cols.index(u) + 1
+
+    def entry(e: sp.Sum) -> sp.Expr | None:
+        if len(e.limits) != 1:
+            return None
+        p, lo, hi = e.limits[0]
+        if sp.sympify(lo) != 0 or sp.sympify(hi) != p.upper:
+            return None
+        split = []
+        for term in sp.Add.make_args(sp.expand(e.function)):
+            parts = _factors(term, p, j, j2)
+            if parts is None:
+                return None
+            w = sp.Mul(*parts["w"])
+            if not weighted(w) or {i for i in w.free_symbols if isinstance(i, sp.Idx)} - {p}:
+                return None
+            a, b = sp.Mul(*parts["a"]), sp.Mul(*parts["b"]).xreplace({j2: j})
+            if (a.free_symbols | b.free_symbols) & {i for i in e.free_symbols if isinstance(i, sp.Idx)} - {j}:
+                return None
+            split.append((sp.Mul(*parts["c"]), a, b, w))
+        out = []
+        for c, a, b, w in split:        # (registered only once every term is an entry: no Gram nobody reads)
+            if (p, w) not in grams:
+                grams.append((p, w))
+            fa, fb = column(p, a), column(p, b)
+            out.append(c * GramEntry(grams.index((p, w)), fa, fb, j if fa else 0, j2 if fb else 0))
+        return sp.Add(*out)
+
+    def rewrite(e: sp.Expr) -> sp.Expr:
+        if isinstance(e, sp.Sum):
+            if weighted(e):
+                done = entry(e)
+                if done is not None:
+                    return done
+            return e
+        if not e.args or isinstance(e, (sp.Indexed, sp.Idx, sp.IndexedBase)):
+            return e
+        return e.func(*(rewrite(a) for a in e.args))
+
+    rewritten = tuple(rewrite(e) for e in exprs)
+    return GramForm(rewritten, tuple(Gram(p, wt, tuple(features.get(p, ()))) for p, wt in grams))
+
+
+def _factors(term: sp.Expr, p: sp.Idx, j: sp.Idx, j2: sp.Idx) -> dict | None:
+    """A summand's factors by what they read: "c" not the plate p, "a" j (with p), "b" j2 (with p), "w" p alone;
+    None where a factor reads both elements or is no data (an exponent not cached in X: the sum stays)."""
+    from ppvi.derive.qfamily import ParamBase
+    from ppvi.derive.symbols import MomentBase
+
+    parts = {"c": [], "a": [], "b": [], "w": []}
+    for f in sp.Mul.make_args(term):
+        free = f.free_symbols
+        if p not in free:
+            parts["c"].append(f)
+        elif j in free and j2 in free or any(
+                isinstance(b.base if isinstance(b, sp.Indexed) else b, (MomentBase, ParamBase, GramEntry))
+                or isinstance(b, sp.Sum) for b in sp.preorder_traversal(f)):
+            return None
+        elif j in free or j2 in free:
+            parts["a" if j in free else "b"].append(f)
+        else:
+            parts["w"].append(f)
+    return parts
+
+
+def write_grams(mw, w: Writer, form: GramForm, fn: Block, step: Block, j: sp.Idx) -> dict:
+    """The Gram matrices of ``form`` in the kernel: each plate's features F (N × (1 + F·D), data only: filled once,
+    before the steps), each weight w(n) and its product Fᵀ diag(w) F (weighted_gram: one BLAS product) once a
+    step, after the exponents; returns {GramEntry: a read of the view of G's (f_a, f_b) block} for the
+    expressions."""
+    names = mw.names
+    size = w.int_value(j.upper + 1)
+    mats, views = {}, {}
+    used = set().union(*(x.atoms(GramEntry) for x in form.rewritten))
+    for p in dict.fromkeys(g.plate for g in form.grams):
+        feats = next(g.features for g in form.grams if g.plate == p)
+        f, n = w.tmp("F"), w.int_value(p.upper + 1)
+        width = f"1 + {len(feats)} * {size}" if feats else "1"
+        fn.pre += [Note("the features of the sums over the data plate, a column each: their Gram matrices are products"),
+                   f"{f} = np.empty(({n}, {width}))"]
+        loops = w._loops([(p, 0, p.upper)])
+        row = Expr(names.index(p), frozenset({names.index(p)}))
+        loops[-1].post.append(assign(Ref(f, (row, Expr("0"))), Expr("1.0")))
+        for c, u in enumerate(feats):
+            cols = w._loops([(j, 0, j.upper)])
+            value = w.expr(u, [fn] + loops + cols, 1 + len(cols))
+            col = Expr(f"1 + {c} * {size} + {names.index(j)}", frozenset({size, names.index(j)}))
+            cols[-1].post.append(assign(Ref(f, (row, col)), value))
+            loops[-1].post.append(cols[0])
+        fn.pre.append(loops[0])
+        mats[p] = (f, n, width)
+    for g, gram in enumerate(form.grams):
+        f, n, width = mats[gram.plate]
+        wt, scratch, out = w.tmp("w"), w.tmp("S"), w.tmp("Gram")
+        fn.pre += [f"{wt} = np.empty(({n},))", f"{scratch} = np.empty(({n}, {width}))",
+                   f"{out} = np.empty(({width}, {width}))"]
+        loops = w._loops([(gram.plate, 0, gram.plate.upper)])
+        value = w.expr(gram.weight, [fn, step] + loops, 1 + len(loops))
+        loops[-1].post.append(assign(name_ref(wt, names.index(gram.plate)), value))
+        step.post += [loops[0], Call("weighted_gram", (Expr(f, frozenset({f})), Expr(wt, frozenset({wt})),
+                                                       name_ref(scratch), name_ref(out)))]
+
+        def span(c: int) -> str:
+            return "0:1" if c == 0 else f"1 + {c - 1} * {size}:1 + {c} * {size}"
+        for fa, fb in sorted({(int(e.args[1]), int(e.args[2])) for e in used if int(e.args[0]) == g}):
+            view = w.tmp("G")
+            fn.pre.append(f"{view} = {out}[{span(fa)}, {span(fb)}]")
+            base = sp.IndexedBase(sp.Symbol(view))
+            w.scratch[base] = view
+            w.self_bases = w.self_bases | frozenset({base})      # (refilled every step: never hoisted)
+            views[(g, fa, fb)] = base
+    return {e: views[(int(e.args[0]), int(e.args[1]), int(e.args[2]))][e.args[3], e.args[4]] for e in used}

@@ -636,16 +636,17 @@ def _l1_objective(a, c, lam, x, idx, n):
 
 
 @njit(cache=True)
-def _cholesky_solve(a, idx, n, rhs, l, out):
+def _cholesky_solve(a, idx, n, rhs, l, out, floor):
     """out[:n] = A[idx, idx]⁻¹ rhs[:n] by Cholesky (l: n × n scratch); False where A[idx, idx] is not
-    numerically positive definite (atoms on the active set linearly dependent)."""
+    numerically positive definite: a pivot not above ``floor`` times its diagonal entry (feature_sign: 1e-12,
+    atoms on the active set linearly dependent)."""
     for i in range(n):
         for j in range(i + 1):
             s = a[idx[i], idx[j]]
             for k in range(j):
                 s -= l[i, k] * l[j, k]
             if i == j:
-                if not s > 1e-12 * a[idx[i], idx[i]]:
+                if not s > floor * a[idx[i], idx[i]]:
                     return False
                 l[i, i] = math.sqrt(s)
             else:
@@ -731,7 +732,7 @@ def feature_sign(a, c, lam, x):
             idx[n], n = best, n + 1
         for p in range(n):
             h[p] = -(grad[idx[p]] + lam[idx[p]] * theta[idx[p]])
-        end = 1.0 if _cholesky_solve(a, idx, n, h, chol, d) else _pseudo_step(a, idx, n, h, d)
+        end = 1.0 if _cholesky_solve(a, idx, n, h, chol, d, 1e-12) else _pseudo_step(a, idx, n, h, d)
         f0, f_best, t_best, zero = _l1_objective(a, c, lam, x, idx, n), np.inf, 0.0, -1
         for k in range(-1, n):          # k = −1: the end of the step; else where x[idx[k]] reaches 0
             t = end if k < 0 else (-x[idx[k]] / d[k] if x[idx[k]] * d[k] < 0.0 else np.inf)
@@ -993,6 +994,104 @@ def newton_direction(m, v, g1, g2, h11, h12, h22):
         dm = gm / s
         dv = gv / s
     return dm, dv, gm * dm + gv * dv
+
+
+@njit(cache=True)
+def newton_block_direction(m, v, g1, g2, h11, h12, h21, h22, dm, dv):
+    """The joint Newton step over all K elements of a Normal q on f = 𝓛 + ½ Σ log v (docs/derivation.md, section
+    10, "Block steps"; derive.newton.in_m_v_block and block_direction): ∇f and ∇²f in (m, v) ∈ R^{2K} by the chain
+    rule from 𝓛's gradient (g1, g2) and cross Hessian (h_st[a, b] = ∂g_s(a)/∂⟨T_t(b)⟩), then d = −(∇²f)⁻¹∇f by a
+    Cholesky factor of −∇²f, else ∇f scaled by the largest curvature.  Writes d into (dm, dv) -> ∇fᵀd."""
+    k = m.shape[0]
+    n = 2 * k
+    grad = np.empty(n)
+    a = np.empty((n, n))
+    for i in range(k):
+        grad[i] = g1[i] + 2.0 * m[i] * g2[i]
+        grad[k + i] = g2[i] + 0.5 / v[i]
+    for i in range(k):
+        for j in range(k):
+            mm = h11[i, j] + 2.0 * m[j] * h12[i, j] + 2.0 * m[i] * h21[i, j] + 4.0 * m[i] * m[j] * h22[i, j]
+            if i == j:
+                mm += 2.0 * g2[i]
+            a[i, j] = mm
+            a[i, k + j] = h12[i, j] + 2.0 * m[i] * h22[i, j]
+            vv = h22[i, j]
+            if i == j:
+                vv -= 0.5 / (v[i] * v[i])
+            a[k + i, k + j] = vv
+    for i in range(k):              # ∂²f/∂v_a∂m_b = ∂²f/∂m_b∂v_a, symmetrised with the transpose
+        for j in range(k):
+            a[k + j, i] = a[i, k + j]
+    for i in range(n):
+        for j in range(i):
+            s = 0.5 * (a[i, j] + a[j, i])
+            a[i, j] = s
+            a[j, i] = s
+    # d = (−∇²f)⁻¹∇f by Cholesky where −∇²f is positive definite (f strictly concave), with no pivot floor: a
+    # relative one (feature_sign's 1e-12) refuses the definite but ill-conditioned −∇²f of covariates of large
+    # scale, and the scaled gradient then crawls (test_covariates_of_large_scale_overflow_no_update).
+    for i in range(n):
+        for j in range(n):
+            a[i, j] = -a[i, j]
+    d = np.empty(n)
+    if not _cholesky_solve(a, np.arange(n), n, grad, np.zeros((n, n)), d, 0.0):
+        big = 1e-300
+        for i in range(n):
+            big = max(big, abs(a[i, i]))
+        for i in range(n):
+            d[i] = grad[i] / big
+    slope = 0.0
+    for i in range(n):
+        slope += grad[i] * d[i]
+    for i in range(k):
+        dm[i] = d[i]
+        dv[i] = d[k + i]
+    return slope
+
+
+@njit(cache=True)
+def weighted_gram(f, w, scratch, out):
+    """out = Fᵀ diag(w) F (F: N × K, w: N): the Gram matrix of a block Newton step's sums over the data plate
+    (codegen.newton.gram_form), one matrix product (BLAS) rather than a scalar sum over N per entry."""
+    for n in range(f.shape[0]):
+        for k in range(f.shape[1]):
+            scratch[n, k] = w[n] * f[n, k]
+    np.dot(f.T, scratch, out)
+
+
+@njit(cache=True)
+def newton_block_first_step(v, dv):
+    """The first step length of a block line search: 1, halved until every v + t·dv > 0."""
+    t = 1.0
+    for i in range(v.shape[0]):
+        while not (v[i] + t * dv[i] > 0.0) and t > 1e-300:
+            t *= 0.5
+    return t
+
+
+@njit(cache=True)
+def newton_block_logs(v, dv, t):
+    """½ Σ log(v + t·dv): the entropy's part of a block trial's f."""
+    s = 0.0
+    for i in range(v.shape[0]):
+        s += math.log(v[i] + t * dv[i])
+    return 0.5 * s
+
+
+@njit(cache=True)
+def newton_block_feasible(m, v, floor):
+    """One move of derive.newton.feasible_block towards a finite f: v / 16 where every v stays above its floor,
+    else m / 2."""
+    shrink = True
+    for i in range(v.shape[0]):
+        if not (v[i] / 16.0 >= floor[i]):
+            shrink = False
+    for i in range(v.shape[0]):
+        if shrink:
+            v[i] = v[i] / 16.0
+        else:
+            m[i] = 0.5 * m[i]
 
 
 @njit(cache=True)

@@ -259,8 +259,8 @@ def test_feature_sign_meets_the_l1_optimality_conditions_from_any_start(dependen
     lasso = Lasso(alpha=0.5 / d, fit_intercept=False, tol=1e-14, max_iter=10 ** 6).fit(w, v)
     best = 0.5 * lasso.coef_ @ a @ lasso.coef_ - c @ lasso.coef_ + lam @ np.abs(lasso.coef_)
     if dependent:       # both copies active: the system on them is singular, and Cholesky says so
-        assert not _cholesky_solve(a, np.array([2, 5, 0]), 3, c[[2, 5, 0]], np.empty((3, 3)), np.empty(3))
-    assert _cholesky_solve(a, np.array([2, 7]), 2, c[[2, 7]], np.empty((2, 2)), out := np.empty(2))
+        assert not _cholesky_solve(a, np.array([2, 5, 0]), 3, c[[2, 5, 0]], np.empty((3, 3)), np.empty(3), 1e-12)
+    assert _cholesky_solve(a, np.array([2, 7]), 2, c[[2, 7]], np.empty((2, 2)), out := np.empty(2), 1e-12)
     assert out == pytest.approx(np.linalg.solve(a[np.ix_([2, 7], [2, 7])], c[[2, 7]]), rel=1e-12)
     for start in (np.zeros(m), rng.normal(size=m)):
         x = start.copy()

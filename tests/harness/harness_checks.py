@@ -269,11 +269,22 @@ def _reads_itself(q) -> bool:
                for e in q.natural.values() for n in sp.preorder_traversal(e))
 
 
-def reference_eta(s: Subject, var: str, before: Reference, after: Reference | None = None) -> tuple[dict, object]:
+def joint_step(s: Subject, role: str, var: str) -> bool:
+    """Whether the kernel of ``role`` updates q(var)'s elements jointly: the block Newton step of an exp link's
+    Normal q whose elements share an exponent (docs/derivation.md, section 10, "Block steps"; its damped kernel
+    steps element by element)."""
+    from ppvi.codegen.newton import blocks
+
+    return role != "damped" and blocks(s.derivation.q[var])
+
+
+def reference_eta(s: Subject, var: str, before: Reference, after: Reference | None = None,
+                  joint: bool = False) -> tuple[dict, object]:
     """The derived η of the elements of q(var) (a sample of them, see ``sample``), each at the moments it
     sees, and which plate positions were evaluated (None: all; NaN elsewhere).  With ``after`` (a sequential
     update, 19.44: elements in C order, each from the newest values), element a reads the new moments of the
-    elements before it and the old ones of the rest."""
+    elements before it and the old ones of the rest; ``joint`` (a block step, ``joint_step``): every element
+    reads every element's new moments, the block's fixed point."""
     q = s.derivation.q[var]
     plates = tuple(before.size(i) for i in q.index)
     count = int(np.prod(plates)) if plates else 1
@@ -305,8 +316,9 @@ def reference_eta(s: Subject, var: str, before: Reference, after: Reference | No
             if own:
                 # (a Newton q, docs/derivation.md section 10: η = ∂𝓛/∂⟨T⟩ holds at the element's own new moments;
                 # each statistic's positions at its own rank: an MvNormal's x and xxT differ)
-                ref = before.with_moments(var, {k: np.where(pos <= flat if q.newton is not None else pos < flat,
-                                                            new, old) if pos is not None else
+                ref = before.with_moments(var, {k: new if joint else
+                                                np.where(pos <= flat if q.newton is not None else pos < flat,
+                                                         new, old) if pos is not None else
                                                 (new if q.newton is not None else old)
                                                 for k, (old, new, pos) in own.items()})
             for sub in np.ndindex(*shape):
@@ -371,7 +383,8 @@ def update_against_derivation(s: Subject, role: str, var: str, info: KernelSpec,
     after_ref = Reference(s, after)
     newton = q.newton is not None       # (its damped kernel takes the same monotone Newton steps, and stores η)
     rtol = RTOL_NEWTON if newton else RTOL_REFERENCE
-    eta, sampled = reference_eta(s, var, before_ref, None if role == "damped" and not newton else after_ref)
+    eta, sampled = reference_eta(s, var, before_ref, None if role == "damped" and not newton else after_ref,
+                                 joint=joint_step(s, role, var))
     if role == "damped" and newton:
         new = _eta_arrays(after, var, fam, {k: v.shape for k, v in eta.items()})
         problems = [f"{label}: stored `e_{var}__{k}` {m}" for k in eta

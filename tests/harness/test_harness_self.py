@@ -260,3 +260,23 @@ def test_every_known_entry_names_a_case_of_the_corpus():
     names = {c.name for c in corpus()}
     keys = {case for case, _ in {**known.KERNELS, **known.GAPS}} | set(known.REFUSED) | set(known.FITS)
     assert keys <= names, sorted(keys - names)
+
+
+def test_a_block_step_is_checked_at_every_elements_new_moments(built):
+    """A block Newton step (poisson_regression's q(w): its elements share the exponent b + Σ_j x[n, j] w[j]) moves
+    every element jointly: its q is the derived η with every element at its new moments.  Read element by element
+    (element j at the new moments of the elements before it, the old ones of the rest: a sequential step's
+    reading) the same update differs from η: the check had failed poisson_regression's update so (η off by 50 %)."""
+    s = dataclasses.replace(built(EXAMPLES["models/poisson_regression"]), python=True)     # (test_kernels' subject)
+    info = s.plan.latents["w"].update
+    assert checks.joint_step(s, "update", "w") and not checks.joint_step(s, "damped", "w")
+    assert checks.update_against_derivation(s, "update", "w", info, s.base)[0] == []
+    after = copy_state(s.base)
+    s.call(info, after)
+    q = s.derivation.q["w"]
+    before_ref, after_ref = checks.Reference(s, s.base), checks.Reference(s, after)
+    got = checks.natural(q.family, checks.read_q(after, "w", q.family, len(q.index)))
+    for joint in (True, False):
+        eta, _ = checks.reference_eta(s, "w", before_ref, after_ref, joint=joint)
+        off = [checks.mismatch(got[k], eta[k], checks.RTOL_NEWTON) for k in eta]
+        assert any(off) != joint, off
