@@ -27,7 +27,7 @@ from ppvi.derive.lower import Lowering, first_not_a_double, not_a_double, not_fi
 from ppvi.derive.mstep import point_update
 from ppvi.derive.newton import Newton, derive_newton, is_link, reads_own_exp
 from ppvi.derive.symbols import MomentBase, MomentSymbol, Symbols
-from ppvi.errors import PPVIError, Reporter, source_lines
+from ppvi.errors import PPVIError, Reporter
 from ppvi.families import FAMILIES, Q_FAMILIES
 from ppvi.families.symbolic import q_keys
 from ppvi.graph import FactorGraph, build
@@ -106,12 +106,11 @@ class Derivation:
         for v, q in self.q.items():
             if q.family == "Bernoulli":
                 binary[self.syms.moment(v, "x2", len(q.index))] = self.syms.moment(v, "x", len(q.index))
-        lines = source_lines(self.model.text)
         out = []
         for f in self.model.factors:
             e = self.expected[f.id].replace(lambda x: x in binary or (isinstance(x, sp.Indexed) and x.base in binary),
                                             lambda x: binary[x] if x in binary else binary[x.base][x.indices])
-            line = lines[f.span.line - 1].strip()
+            line = self.model.statement(f.span)
             what = "E[energy]" if f.energy else "E[log p] (none: the flat measure)" if f.dist == FLAT else "E[log p]"
             if f.dist == FLAT and f.target in self.q and self.q[f.target].replicas is not None:
                 out.append((f"E[log p] of the allocation `{f.target}` (none: its law is the statement's)", e))
@@ -492,7 +491,7 @@ def _self_dependent(rep: Reporter, model: CheckedModel, var: str, own: dict, exp
                    for m2, a2 in own.values())
 
     f = next((f for f in model.factors if depends(expected[f.id])), model.prior(var))
-    line = source_lines(model.text)[f.span.line - 1].strip()
+    line = model.statement(f.span)
     words = ", ".join(STAT_WORDS[t] for t in own)
     return rep.fail(f"no conjugate q for `{var}`: in `{line}` ppvi could not make the expected log joint "
                     f"linear in `{var}`'s statistics {{{words}}}", f.span,
@@ -556,7 +555,7 @@ def _non_conjugate(rep: Reporter, model: CheckedModel, f, nc: NonConjugate) -> P
     from ppvi.language.check import walk
 
     v = nc.var
-    line = source_lines(model.text)[f.span.line - 1].strip()
+    line = model.statement(f.span)
     arg_name, arg = next(((n, e) for n, e in f.args
                           if any(isinstance(x, ast.Name) and x.id == v for x in walk(e))), (None, None))
     span = arg.span if arg is not None else f.span

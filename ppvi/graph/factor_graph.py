@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ppvi.errors import source_lines
 from ppvi.language.check import FLAT, CheckedModel, Extent
 
 
@@ -70,10 +69,9 @@ def _data_plate(model: CheckedModel) -> str | None:
 
 def build(model: CheckedModel) -> FactorGraph:
     """The factor graph of a checked model (one pass over the factors for each table: linear in its size)."""
-    lines = source_lines(model.text)
     factors = tuple(
         FactorNode(f.id, f.dist, f.target, f.plates, (f.target,) + f.parents, f.observed, f.span.line,
-                   lines[f.span.line - 1].strip() if f.span.line <= len(lines) else "")
+                   model.statement(f.span))
         for f in model.factors)
     data_plate = _data_plate(model)
     uses: dict[str, list[int]] = {}

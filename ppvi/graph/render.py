@@ -52,8 +52,8 @@ def to_text(g: FactorGraph) -> str:
     out.append("markov blankets")
     rows = [[f"{name}:", ", ".join(b) or "(none)"] for name, b in g.blankets.items()]
     out += _table(rows) if rows else ["  (no latent variables)"]
-    # (a factor's text is its model line, comment included; a file name may hold anything: nothing of the
-    # user's reaches the terminal raw)
+    # (a factor's text is its statement, without its comment, but a file name may hold anything: nothing of
+    # the user's reaches the terminal raw)
     return "\n".join(map(shown, out)) + "\n"
 
 

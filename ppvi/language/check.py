@@ -15,7 +15,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ppvi.errors import Reporter, Span, did_you_mean
+from ppvi.errors import Reporter, Span, did_you_mean, source_lines
 from ppvi.families.registry import unit_of_distribution
 from ppvi.language import ast, consts
 from ppvi.language.sequences import Chain, element, offset, subscript
@@ -135,6 +135,15 @@ class CheckedModel:
     def prior(self, name: str) -> Factor | None:
         return self._priors.get(name)
 
+    def statement(self, span: Span) -> str:
+        """The source of the statement at ``span`` on one line, for labels (:func:`statement_text`)."""
+        return statement_text(self._lines, span)
+
+    @cached_property
+    def _lines(self) -> list[str]:
+        """The model's lines, split once: a label per factor stays linear in the model's size."""
+        return source_lines(self.text)
+
     @cached_property
     def allocations(self) -> dict[str, str]:
         """The allocation latents the checker added to Poisson sums (``_Checker.superposition``) -> the count each
@@ -212,6 +221,32 @@ def walk(expr: ast.Expr) -> Iterator[ast.Expr]:
                 stack.append(b)
             case ast.Vector(items=i):
                 stack.extend(reversed(i))
+
+
+def statement_text(lines: list[str], span: Span) -> str:
+    """A statement's own source on one line: its lines from ``span``'s start to its end without their comments
+    (the grammar has no strings, so ``#`` always opens one), line continuations or the breaks inside brackets.
+
+    ``lines`` are the model's (:func:`ppvi.errors.source_lines`).  A statement's span runs on over the end of
+    line that closes it, comments and blank lines included.
+    """
+    if not 1 <= span.line <= len(lines):
+        return ""
+    pieces = []
+    for n in range(span.line, min(span.end_line or span.line, len(lines)) + 1):
+        line = lines[n - 1]
+        if n == span.end_line and span.end_col is not None:
+            line = line[:span.end_col - 1]
+        if n == span.line:
+            line = line[span.col - 1:]
+        line = line.split("#", 1)[0].strip()
+        line = line[:-1].rstrip() if line.endswith("\\") else line
+        if line:
+            pieces.append(line)
+    out = ""
+    for p in pieces:
+        out += p if not out or out[-1] in "([" or p[0] in ")]," else " " + p
+    return out
 
 
 def show_shape(shape: tuple[Extent, ...]) -> str:
@@ -1062,7 +1097,7 @@ class _Checker:
                 used.add(var)
                 plates.append((var, dim))
             self.factors.append(Factor(len(self.factors), name, tuple(p for p, _ in plates), tuple(plates), FLAT,
-                                       (), (), False, s.name.span))
+                                       (), (), False, s.span))
         weighed: set[str] = set()
         for s, plates in self.energies:
             scope = dict(plates)
