@@ -110,7 +110,7 @@ class Derivation:
         for f in self.model.factors:
             e = self.expected[f.id].replace(lambda x: x in binary or (isinstance(x, sp.Indexed) and x.base in binary),
                                             lambda x: binary[x] if x in binary else binary[x.base][x.indices])
-            line = self.model.statement(f.span)
+            line = self.model.statement(f)
             what = "E[energy]" if f.energy else "E[log p] (none: the flat measure)" if f.dist == FLAT else "E[log p]"
             if f.dist == FLAT and f.target in self.q and self.q[f.target].replicas is not None:
                 out.append((f"E[log p] of the allocation `{f.target}` (none: its law is the statement's)", e))
@@ -491,7 +491,7 @@ def _self_dependent(rep: Reporter, model: CheckedModel, var: str, own: dict, exp
                    for m2, a2 in own.values())
 
     f = next((f for f in model.factors if depends(expected[f.id])), model.prior(var))
-    line = model.statement(f.span)
+    line = model.statement(f)
     words = ", ".join(STAT_WORDS[t] for t in own)
     return rep.fail(f"no conjugate q for `{var}`: in `{line}` ppvi could not make the expected log joint "
                     f"linear in `{var}`'s statistics {{{words}}}", f.span,
@@ -555,7 +555,7 @@ def _non_conjugate(rep: Reporter, model: CheckedModel, f, nc: NonConjugate) -> P
     from ppvi.language.check import walk
 
     v = nc.var
-    line = model.statement(f.span)
+    line = model.statement(f)
     arg_name, arg = next(((n, e) for n, e in f.args
                           if any(isinstance(x, ast.Name) and x.id == v for x in walk(e))), (None, None))
     span = arg.span if arg is not None else f.span

@@ -463,7 +463,7 @@ def augmentation(d: Derivation) -> list[str]:
         args = dict(f.args)
         b = "1" if f.dist == "Bernoulli" else _text(m.text, args["n"].span) if f.dist == "Binomial" else \
             f"{y} + {_text(m.text, args['r'].span)}"
-        out += [f"augment `{m.statement(f.span)}` (Pólya-Gamma; Polson, Scott & Windle "
+        out += [f"augment `{m.statement(f)}` (Pólya-Gamma; Polson, Scott & Windle "
                 "2013):",
                 f"  {el} ~ PG(b, 0) with b = {b}, and with ψ the argument of sigmoid, κ = {y} − b/2:",
                 "  p(y | ψ) = h(y) 2^(−b) e^(κψ) E_PG(b,0)[e^(−ωψ²/2)]  ⇒  log p(y | ψ, ω) = log h(y) + κψ − ωψ²/2 − b log 2",
@@ -480,7 +480,7 @@ def _superposition(d: Derivation, f) -> list[str]:
     rate = f.arg("rate")
     k, dim = rate.var.id, rate.dim.id
     t = _text(m.text, rate.body.span)
-    return [f"augment `{m.statement(f.span)}` (superposition; Cemgil 2009, Gopalan, "
+    return [f"augment `{m.statement(f)}` (superposition; Cemgil 2009, Gopalan, "
             "Hofman & Blei 2015):",
             f"  {f.target}{at} = Σ_{k} c[{k}] with c[{k}] ~ Poisson(t[{k}]) independent, t[{k}] = {t}, {k} in {dim};",
             f"  given {f.target}{at} the allocation c is Multinomial({f.target}{at}, t/Σt): {f.target}{at} draws of "
@@ -503,7 +503,7 @@ def exp_links(d: Derivation) -> list[str]:
         c = {"Poisson": "", "Exponential": "y·", "Gamma": "y·"}[f.dist]
         k = f"({_text(m.text, dict(f.args)['shape'].span)})·" if f.dist == "Gamma" else \
             {"Poisson": "y·", "Exponential": ""}[f.dist]
-        out += [f"exp link `{m.statement(f.span)}`:",
+        out += [f"exp link `{m.statement(f)}`:",
                 f"  log p(y | ψ) = {k}ψ − {c}e^ψ + log h(y), ψ = {_text(m.text, dict(f.args)['rate'].args[0].span)}",
                 "  ψ is affine in Gaussian latents, so Gaussian under q: E[e^ψ] = exp(E[ψ] + Var[ψ]/2), exact and "
                 "closed form,", "  but not linear in the latents' moments: their q is Normal by choice, updated by "

@@ -71,7 +71,7 @@ def build(model: CheckedModel) -> FactorGraph:
     """The factor graph of a checked model (one pass over the factors for each table: linear in its size)."""
     factors = tuple(
         FactorNode(f.id, f.dist, f.target, f.plates, (f.target,) + f.parents, f.observed, f.span.line,
-                   model.statement(f.span))
+                   model.statement(f))
         for f in model.factors)
     data_plate = _data_plate(model)
     uses: dict[str, list[int]] = {}

@@ -135,9 +135,22 @@ class CheckedModel:
     def prior(self, name: str) -> Factor | None:
         return self._priors.get(name)
 
-    def statement(self, span: Span) -> str:
-        """The source of the statement at ``span`` on one line, for labels (:func:`statement_text`)."""
-        return statement_text(self._lines, span)
+    def statement(self, f: Factor) -> str:
+        """A factor's statement on one line, for labels (:func:`statement_text`); a flat factor's (its span the
+        name's, for carets) is the latent's declaration."""
+        return statement_text(self._lines, self._declarations.get(f.target, f.span) if f.dist == FLAT else f.span)
+
+    @cached_property
+    def _declarations(self) -> dict[str, Span]:
+        """Each declared variable's statement span."""
+        out, stack = {}, list(self.module.statements)
+        while stack:
+            s = stack.pop()
+            if isinstance(s, ast.VarDecl):
+                out[s.name.id] = s.span
+            elif isinstance(s, ast.Loop):
+                stack.extend(s.body)
+        return out
 
     @cached_property
     def _lines(self) -> list[str]:
@@ -1097,7 +1110,7 @@ class _Checker:
                 used.add(var)
                 plates.append((var, dim))
             self.factors.append(Factor(len(self.factors), name, tuple(p for p, _ in plates), tuple(plates), FLAT,
-                                       (), (), False, s.span))
+                                       (), (), False, s.name.span))
         weighed: set[str] = set()
         for s, plates in self.energies:
             scope = dict(plates)

@@ -65,9 +65,9 @@ def test_derive_prints_no_comment_of_the_model(tmp_path, capsys):
 ])
 def test_statement_text(text, want):
     m = loads(text)
-    assert m.statement(m.factors[0].span) == want
+    assert m.statement(m.factors[0]) == want
 
 
 def test_a_flat_factor_quotes_its_declaration():
     m = loads("dim N\ndata y[N]\nlatent s[N] : binary   # spins\nfor i in N:\n    factor y[i] * s[i]  # field\n")
-    assert sorted(m.statement(f.span) for f in m.factors) == ["factor y[i] * s[i]", "latent s[N] : binary"]
+    assert sorted(m.statement(f) for f in m.factors) == ["factor y[i] * s[i]", "latent s[N] : binary"]
