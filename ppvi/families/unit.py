@@ -235,6 +235,12 @@ def root(cov: np.ndarray) -> np.ndarray:
         return v * np.sqrt(np.clip(w, 0, None))[..., None, :]
 
 
+def plogp(p: np.ndarray) -> np.ndarray:
+    """p log p, 0 at p = 0 (the terms of a discrete q's entropy −Σ p log p)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(p > 0, p * np.log(p), 0.0)
+
+
 def point_entropy(s: State, v: str, seen: np.ndarray) -> None:
     """A point mass's entropy: 0."""
     s[ArrayNames.entropy(v)][seen] = 0.0
