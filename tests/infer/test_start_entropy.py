@@ -15,6 +15,7 @@ from ppvi.infer.program import latent_start
 from ppvi.language import load, loads
 
 from conftest import MODELS
+from infer.test_missing_counts import BINOMIAL
 
 
 def _rows(a: np.ndarray, event: int) -> np.ndarray:
@@ -67,39 +68,32 @@ def chain_entropy(family: str, q: dict[str, np.ndarray], pair: np.ndarray, start
 
 
 # One model per family a q takes, and the starts that are not a unit's init (located, clamped, chains, a pair):
-# models other tests bind too.  Binomial and Bernoulli only as imputed data and a local latent here.
-COUNTS = """
-dim N
-data trials[N]
-data x[N] : missing
-p ~ Beta(2, 3)
-for i in N:
-    x[i] ~ Binomial(trials[i], p)
-"""
-CASES = {
-    "gmm": None,                                   # Dirichlet, MvNormal (k-means++), Wishart, Categorical
-    "sequences/lds_noise": None,                   # Wishart, a Gaussian chain
-    "sequences/hmm": None,                         # Dirichlet, Normal, Gamma, a Categorical chain
-    "normal_gamma_joint": None,                    # a Normal–Gamma pair
-    "logistic_regression": None,                   # Normal, Pólya-Gamma
-    "binary_sparse_coding": None,                  # Bernoulli
-    "gamma_poisson_missing": None,                 # Poisson (imputed), Gamma
-    "beta_binomial": None,                         # Beta
-    "counts": (COUNTS, {"trials": np.array([3.0, 5.0, 0.0, 4.0]), "x": np.array([1.0, np.nan, np.nan, 2.0])}),
+# models other tests bind too (their kernels generated once a run).
+CASES = {         # name: (the model's text if inline, its data, or the rows of its bundled data kept)
+    "gmm": (None, 40),                             # Dirichlet, MvNormal (k-means++), Wishart, Categorical
+    "sequences/lds_noise": (None, 30),             # Wishart, a Gaussian chain
+    "sequences/hmm": (None, None),                 # Dirichlet, Normal, Gamma, a Categorical chain
+    "normal_gamma_joint": (None, None),            # a Normal–Gamma pair
+    "logistic_regression": (None, None),           # Normal, Pólya-Gamma
+    "binary_sparse_coding": (None, 20),            # Bernoulli
+    "counts": (BINOMIAL, {"trials": np.array([3.0, 5.0, 0.0, 4.0]), "x": np.array([1.0, np.nan, np.nan, 2.0]),
+                          "c": np.array([np.nan, 2.0, np.nan])}),     # Beta; Binomial and Poisson imputed
 }
 
 
 @pytest.fixture(scope="module")
 def programs():
-    out = {}
-    for name, inline in CASES.items():
-        if inline is None:
-            path = MODELS / f"{name}.ppvi"
-            from ppvi.io.data import default_data_path
+    from ppvi.io.data import default_data_path, read_file
 
-            out[name] = program(load(str(path)), default_data_path(str(path)))
-        else:
-            out[name] = program(loads(inline[0], f"<{name}>"), inline[1])
+    out = {}
+    for name, (text, data) in CASES.items():
+        if text is not None:
+            out[name] = program(loads(text, f"<{name}>"), data)
+            continue
+        path = str(MODELS / f"{name}.ppvi")
+        model = load(path)
+        arrays = read_file(default_data_path(path), model).arrays      # (each model here has one data array)
+        out[name] = program(model, {k: np.asarray(a)[:data] for k, a in arrays.items()})
     return out
 
 
@@ -123,6 +117,55 @@ def test_each_start_stores_the_entropy_of_its_q(programs, name):
                 assert float(np.sum(h)) == pytest.approx(want, rel=1e-12, abs=1e-12), (label, var)
                 continue
             want = entropy(info.family, q)
+            if info.pair is not None and label == "start":
+                # q(μ, λ) = N(μ | m, (βλ)⁻¹) Gamma(λ | a, b), β = 1/(sd² E[λ]): E_λ H[N(m, (βλ)⁻¹)] =
+                # H[N(0, 1)] − ½ log β − ½ E[log λ], E[log λ] = ψ(a) − log b
+                a, b = p.state[f"q_{info.pair}__shape"], p.state[f"q_{info.pair}__rate"]
+                beta = 1 / (q["sd"] ** 2 * a / b)
+                want = stats.norm().entropy() - 0.5 * np.log(beta) - 0.5 * (special.digamma(a) - np.log(b))
             if var in p.clamped and label == "start":
                 want = np.where(p.clamped[var][1].reshape(want.shape), want, 0.0)    # a datum's point mass: 0
             assert h.reshape(-1) == pytest.approx(np.reshape(want, -1), rel=1e-12, abs=1e-12), (label, var)
+
+
+# ------------------------------------------------------------------------------ the ELBO of the start
+def reference_env(p, d):
+    """The program's state as ppvi.derive.numeric reads it: data, consts and params by name, q's standard
+    parameters as "param(var)", moments by (var, stat), a chain's lag-one pairs and joint entropy."""
+    from ppvi.derive.numeric import Env
+
+    def scalar(a):      # (rank-0 quantities are stored as [1])
+        return float(a.reshape(-1)[0]) if a.size == 1 and a.ndim <= 1 else np.asarray(a, dtype=float)
+
+    arrays = {v.name: scalar(p.state[f"v_{v.name}"]) for v in p.model.variables.values()
+              if v.kind in ("const", "data", "param")}
+    moments = {}
+    for var, info in p.plan.latents.items():
+        arrays.update({f"{k[len(f'q_{var}__'):]}({var})": scalar(a) for k, a in p.state.items()
+                       if k.startswith(f"q_{var}__")})
+        if info.chain is not None:
+            moments[(var, "cross" if info.family != "Categorical" else "pair")] = p.state[info.chain.pair]
+            moments[(var, "entropy")] = float(np.sum(p.state[f"h_{var}"]))
+    for var, stat in d.syms.moments:
+        name = f"m_{var}__{stat}"
+        moments[(var, stat)] = scalar(p.state[p.plan.latents[var].aliases.get(name, name)])
+    return Env(arrays, moments, dict(p.sizes))
+
+
+@pytest.mark.parametrize("name", ["gmm", "sequences/lds_noise", "sequences/hmm", "normal_gamma_joint"])
+def test_the_elbo_before_any_update_is_the_reference_evaluators(programs, name):
+    """Program.elbo at the start (a warm start's first value, ``--max-iter 0``), its kernels as plain Python,
+    against Σ of Derivation.elbo_terms() evaluated by ppvi.derive.numeric at the same q."""
+    from codegen.programs import plain
+    from derive import reference             # (tests/derive/reference.py)
+    from ppvi.derive import derive
+
+    p = programs[name]
+    module, p.module = p.module, plain(p.module)
+    try:
+        have = p.elbo()
+    finally:
+        p.module = module
+    d = derive(p.model)
+    want = reference.elbo(d, reference_env(p, d))
+    assert have == pytest.approx(want, rel=1e-10)
