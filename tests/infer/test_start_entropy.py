@@ -1,7 +1,7 @@
 """Every q's stored entropy at a fit's start is the entropy of the q stored beside it (ppvi.families.*.init,
-the located and clamped starts, chains): the ELBO read before a latent's first update counts it.  The
-entropies are SciPy's or written here from the mathematics (PRML appendix B; Polson, Scott & Windle 2013 for
-the Pólya-Gamma's), never ppvi's."""
+the located and clamped starts, chains, a Normal–Gamma pair): the ELBO read before a latent's first update
+counts it.  The entropies are SciPy's or written from the mathematics (tests/harness/harness_state.entropy;
+a chain's and a pair's here), never ppvi's."""
 
 from __future__ import annotations
 
@@ -15,41 +15,8 @@ from ppvi.infer.program import latent_start
 from ppvi.language import load, loads
 
 from conftest import MODELS
-from infer.test_missing_counts import BINOMIAL
-
-
-def _rows(a: np.ndarray, event: int) -> np.ndarray:
-    return a.reshape(-1, *a.shape[a.ndim - event:]) if event else a.reshape(-1)
-
-
-def entropy(family: str, q: dict[str, np.ndarray]) -> np.ndarray:
-    """H[q] per element; a count's relative to its base measure (1/y! for a Poisson, C(n, y) for a Binomial) and
-    a Pólya-Gamma's relative to PG(b, 0), as the ELBO counts them."""
-    if family == "Normal":
-        return stats.norm(q["mean"], q["sd"]).entropy()
-    if family == "MvNormal":
-        return np.array([stats.multivariate_normal(m, c).entropy()
-                         for m, c in zip(_rows(q["mean"], 1), _rows(q["cov"], 2))])
-    if family == "Gamma":
-        return stats.gamma(q["shape"], scale=1 / q["rate"]).entropy()
-    if family == "Beta":
-        return stats.beta(q["a"], q["b"]).entropy()
-    if family == "Bernoulli":
-        return stats.bernoulli(q["p"]).entropy()
-    if family == "Categorical":
-        return -special.xlogy(q["p"], q["p"]).sum(-1)
-    if family == "Dirichlet":
-        return np.array([stats.dirichlet(a).entropy() for a in _rows(q["alpha"], 1)])
-    if family == "Wishart":
-        return np.array([stats.wishart(df, w).entropy() for df, w in zip(_rows(q["df"], 0), _rows(q["scale"], 2))])
-    if family == "Poisson":           # −E[y log r − r]
-        return q["rate"] - special.xlogy(q["rate"], q["rate"])
-    if family == "Binomial":          # −E[y log p + (n − y) log(1 − p)]
-        return q["n"] * stats.bernoulli(q["p"]).entropy()
-    assert family == "PolyaGamma"     # −KL(PG(b, c) ‖ PG(b, 0)): c² E[ω]/2 − b log cosh(c/2), E[ω] = b tanh(c/2)/2c
-    b, c = q["b"], q["c"]
-    mean = np.where(c == 0, b / 4, b * np.tanh(c / 2) / (2 * np.where(c == 0, 1.0, c)))
-    return c ** 2 * mean / 2 - b * np.log(np.cosh(c / 2))
+from infer.test_missing_counts import BINOMIAL     # (which puts tests/harness on the path)
+from harness_state import entropy                  # noqa: E402  (H[q] per element, SciPy's)
 
 
 def chain_entropy(family: str, q: dict[str, np.ndarray], pair: np.ndarray, start: int) -> float:
