@@ -136,3 +136,19 @@ def test_the_elbo_before_any_update_is_the_reference_evaluators(programs, name):
     d = derive(p.model)
     want = reference.elbo(d, reference_env(p, d))
     assert have == pytest.approx(want, rel=1e-10)
+
+
+def test_a_large_local_start_has_every_entropy(monkeypatch):
+    """The random starts of discrete locals are filled a chunk of elements at a time (no temporary as big as
+    q): more elements than a chunk holds (a chunk made 7 elements here), every one's entropy."""
+    from types import SimpleNamespace
+
+    from ppvi.families import unit
+    from ppvi.families.registry import UNITS
+
+    monkeypatch.setattr(unit, "_CHUNK", 7)
+    local = SimpleNamespace(scope="local", chain=None)
+    for family, shape in (("Bernoulli", (3, 17)), ("Categorical", (23, 3))):
+        s = {"q_v__p": np.zeros(shape), "h_v": np.zeros(shape if family == "Bernoulli" else shape[:1])}
+        UNITS[family].init(s, "v", np.random.default_rng(1), local)
+        assert s["h_v"] == pytest.approx(entropy(family, {"p": s["q_v__p"]}), rel=1e-12), family
