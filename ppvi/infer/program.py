@@ -153,8 +153,6 @@ class Program:
             # parents first: a prior that reads another latent reads its start
             if unit_of(self.plan.latents[var].family).located:
                 informed = self._start_continuous(var, rng, streamed) or informed
-            if self.plan.latents[var].pair is not None:
-                self._pair_start_entropy(var, self.plan.latents[var].pair)
         for k in [k for k in self.state if ArrayNames.is_natural(k)]:
             del self.state[k]      # stored η belong to the previous start
         self.stale = True
@@ -165,6 +163,9 @@ class Program:
             held = apply(self, start)
             informed = True
         self.clamp()
+        for var, info in self.plan.latents.items():
+            if info.pair is not None:        # (located or held as a Normal: the pair's entropy)
+                self._pair_start_entropy(var, info.pair)
         if informed:
             # Start from the given, seeded or held values: first the local latents' q for them (an E-step).
             block = self.plan.block
