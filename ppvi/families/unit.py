@@ -177,7 +177,8 @@ class Unit:
 
     def init(self, s: State, v: str, rng: np.random.Generator, info: Any) -> None:
         """q(v)'s broad start (drawn from ``rng`` where a symmetric start would never move), written into
-        the zeroed state arrays ``info.state`` lists."""
+        the zeroed state arrays ``info.state`` lists: its parameters, moments and entropy (the ELBO before
+        q(v)'s first update reads them)."""
         raise NotImplementedError(self.name)
 
     def clamp(self, s: State, v: str, values: np.ndarray, missing: np.ndarray) -> None:
