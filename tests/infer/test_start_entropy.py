@@ -37,8 +37,8 @@ def chain_entropy(family: str, q: dict[str, np.ndarray], pair: np.ndarray, start
 # One model per family a q takes, and the starts that are not a unit's init (located, clamped, chains, a pair):
 # models other tests bind too (their kernels generated once a run).
 CASES = {         # name: (the model's text if inline, its data, or the rows of its bundled data kept)
-    "gmm": (None, 40),                             # Dirichlet, MvNormal (k-means++), Wishart, Categorical
-    "sequences/lds_noise": (None, 30),             # Wishart, a Gaussian chain
+    "gmm": (None, 20),                             # Dirichlet, MvNormal (k-means++), Wishart, Categorical
+    "sequences/lds_noise": (None, 15),             # Wishart, a Gaussian chain
     "sequences/hmm": (None, None),                 # Dirichlet, Normal, Gamma, a Categorical chain
     "normal_gamma_joint": (None, None),            # a Normal–Gamma pair
     "logistic_regression": (None, None),           # Normal, Pólya-Gamma
