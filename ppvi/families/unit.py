@@ -15,7 +15,7 @@ of a draw has the latent's shape: the plates, then the event axes.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -177,7 +177,8 @@ class Unit:
 
     def init(self, s: State, v: str, rng: np.random.Generator, info: Any) -> None:
         """q(v)'s broad start (drawn from ``rng`` where a symmetric start would never move), written into
-        the zeroed state arrays ``info.state`` lists."""
+        the zeroed state arrays ``info.state`` lists: its parameters, moments and entropy (the ELBO before
+        q(v)'s first update reads them)."""
         raise NotImplementedError(self.name)
 
     def clamp(self, s: State, v: str, values: np.ndarray, missing: np.ndarray) -> None:
@@ -233,6 +234,23 @@ def root(cov: np.ndarray) -> np.ndarray:
     except np.linalg.LinAlgError:
         w, v = np.linalg.eigh(cov)
         return v * np.sqrt(np.clip(w, 0, None))[..., None, :]
+
+
+def plogp(p: np.ndarray) -> np.ndarray:
+    """p log p, 0 at p = 0 (the terms of a discrete q's entropy −Σ p log p)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(p > 0, p * np.log(p), 0.0)
+
+
+def entropy_by_rows(p: np.ndarray, h: np.ndarray, each: Callable[[np.ndarray], np.ndarray]) -> None:
+    """h's elements set to ``each`` of p's rows (p seen as h.size rows), a chunk of rows at a time: a local
+    q's start makes no temporary as big as q."""
+    rows, out = p.reshape(h.size, -1), h.reshape(-1)
+    for a in range(0, h.size, _CHUNK):
+        out[a:a + _CHUNK] = each(rows[a:a + _CHUNK])
+
+
+_CHUNK = 1 << 16
 
 
 def point_entropy(s: State, v: str, seen: np.ndarray) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 from ppvi.codegen.plan import ArrayNames, KernelSpec, LatentPlan, Plan, PointPlan
 from ppvi.errors import Diagnostic, PPVIError, Reporter
 from ppvi.families.registry import unit_of
+from ppvi.families.unit import LOG_2PI
 from ppvi.infer.start import (NotEvaluable, Seed, Structure, analyse, prior_arguments, prior_draw, prior_moments,
                               seeded)
 from ppvi.io.data import Bound
@@ -162,6 +163,9 @@ class Program:
             held = apply(self, start)
             informed = True
         self.clamp()
+        for var, info in self.plan.latents.items():
+            if info.pair is not None:        # (located or held as a Normal: the pair's entropy)
+                self._pair_start_entropy(var, info.pair)
         if informed:
             # Start from the given, seeded or held values: first the local latents' q for them (an E-step).
             block = self.plan.block
@@ -172,6 +176,14 @@ class Program:
                 if local and var not in held:
                     self.update(var)
         return informed
+
+    def _pair_start_entropy(self, mu: str, lam: str) -> None:
+        """A Normal–Gamma pair's start as the pair's q: N(μ | m, (βλ)⁻¹) with β = 1/(sd²⟨λ⟩) (so that q(μ)'s sd
+        is (β⟨λ⟩)^-½, as the pair's step leaves it), whose entropy averaged over q(λ) is
+        ½ (1 + log 2π) − ½ log β − ½ ⟨log λ⟩ (docs/derivation.md, "A Normal–Gamma pair")."""
+        sd = self.state[ArrayNames.qparam(mu, "sd")]
+        e_lam, e_log = self.state[ArrayNames.moment(lam, "x")], self.state[ArrayNames.moment(lam, "logx")]
+        self.state[ArrayNames.entropy(mu)][...] = 0.5 * (1 + LOG_2PI + np.log(sd * sd * e_lam) - e_log)
 
     def start_latent(self, var: str, rng: np.random.Generator) -> None:
         """var's q at its start (broad, or drawn from ``rng``), in new arrays of the program's sizes."""

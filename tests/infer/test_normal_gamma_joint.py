@@ -82,6 +82,12 @@ def test_draws_are_joint_and_their_density_the_normal_gamma(joint, tmp_path):
     assert r.evidence(200, seed=1).log_evidence == pytest.approx(log_evidence, rel=1e-10)
     again = ppvi.load(str(JOINT)).fit(init=back, tol=1e-14)
     assert again.elbo == pytest.approx(r.elbo, rel=1e-12)
+    # the start itself, before any update (a warm start's first value): the pair's entropy, not a Normal's
+    from ppvi.infer.warm import Start
+
+    p = r.fit.program
+    p.initialise(np.random.default_rng(0), Start.of(back))
+    assert p.elbo() == pytest.approx(r.elbo, rel=1e-12)
 
 
 def test_the_reference_evaluator_reaches_the_evidence_in_one_step(waiting):

@@ -8,7 +8,7 @@ import numpy as np
 
 from ppvi.codegen.plan import ArrayNames
 
-from ..unit import Params, State, Unit, point_entropy
+from ..unit import Params, State, Unit, entropy_by_rows, plogp, point_entropy
 
 __all__ = ["UNIT", "BernoulliUnit"]
 
@@ -68,6 +68,7 @@ class BernoulliUnit(Unit):
             p += 0.05
         else:
             p[...] = 0.5
+        entropy_by_rows(p, s[ArrayNames.entropy(v)], lambda r: -(plogp(r) + plogp(1 - r))[:, 0])
 
     def clamp(self, s: State, v: str, values: np.ndarray, missing: np.ndarray) -> None:
         seen = ~missing

@@ -61,7 +61,9 @@ class BetaUnit(Unit):
         return {"logx": p["a"] - 1, "log1mx": p["b"] - 1}
 
     def init(self, s: State, v: str, rng: np.random.Generator, info: Any) -> None:
-        fill(s, v, {("q", "a"): 1.0, ("q", "b"): 1.0, ("m", "x"): 0.5, ("m", "logx"): -1.0, ("m", "log1mx"): -1.0})
+        """Beta(1, 1), uniform on (0, 1): E[log x] = ψ(1) − ψ(2) = −1, H = 0."""
+        fill(s, v, {("q", "a"): 1.0, ("q", "b"): 1.0, ("m", "x"): 0.5, ("m", "logx"): -1.0, ("m", "log1mx"): -1.0,
+                    ("h",): 0.0})
 
     def clamp(self, s: State, v: str, values: np.ndarray, missing: np.ndarray) -> None:
         """The moments are the datum's; the parameters a point mass to rounding (see the Gamma's):

@@ -11,7 +11,7 @@ import numpy as np
 
 from ppvi.codegen.plan import ArrayNames
 
-from ..unit import Params, Unit, fill, point_entropy
+from ..unit import Params, Unit, fill, plogp, point_entropy
 
 __all__ = ["UNIT", "BinomialUnit"]
 
@@ -88,6 +88,9 @@ class BinomialUnit(Unit):
         x = s[ArrayNames.moment(v, "x")]
         x[seen] = y
         x[~seen] = n[~seen] * p[~seen]
+        # H relative to C(n, y) (the place-holder's): −E[y log p + (n − y) log(1 − p)] = n H[Bernoulli(p)]
+        h = s[ArrayNames.entropy(v)].reshape(n.shape)
+        h[~seen] = -n[~seen] * (plogp(p[~seen]) + plogp(1 - p[~seen]))
         point_entropy(s, v, seen)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from ppvi.codegen.plan import ArrayNames
 
-from ..unit import Params, State, Unit, point_entropy
+from ..unit import Params, State, Unit, entropy_by_rows, plogp, point_entropy
 from . import chain
 
 __all__ = ["UNIT", "CategoricalUnit"]
@@ -100,6 +100,8 @@ class CategoricalUnit(Unit):
             xi, start = s[info.chain.pair], info.chain.start
             xi[...] = 0.0
             xi[..., start:, :, :] = p[..., start - 1:-1, :, None] * p[..., start:, None, :]
+        # H = −Σ p log p per element (a chain's joint entropy, its marginals independent: the sum over its times)
+        entropy_by_rows(p, s[ArrayNames.entropy(v)], lambda r: -plogp(r).sum(-1))
 
     def clamp(self, s: State, v: str, values: np.ndarray, missing: np.ndarray) -> None:
         seen = ~missing

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -71,9 +72,10 @@ class DirichletUnit(Unit):
         return {"logp": p["alpha"] - 1}
 
     def init(self, s: State, v: str, rng: np.random.Generator, info: Any) -> None:
+        """Dirichlet(1, …, 1), uniform on the simplex: H = log B(α) = −log Γ(K)."""
         k = s[ArrayNames.qparam(v, "alpha")].shape[-1]
         fill(s, v, {("q", "alpha"): 1.0, ("m", "logp"): digamma_half(1.0) - digamma_half(float(k)),
-                    ("m", "x"): 1.0 / k})
+                    ("m", "x"): 1.0 / k, ("h",): -math.lgamma(k)})
 
 
 UNIT = DirichletUnit()

@@ -123,8 +123,10 @@ class MvNormalUnit(Unit):
         return {"x": x, "xxT": xx}
 
     def init(self, s: State, v: str, rng: np.random.Generator, info: Any) -> None:
+        """N(0, I): H = D/2 (1 + log 2π)."""
         d = s[ArrayNames.qparam(v, "mean")].shape[-1]
-        fill(s, v, {("q", "mean"): 0.0, ("q", "cov"): np.eye(d), ("m", "xxT"): np.eye(d)})
+        fill(s, v, {("q", "mean"): 0.0, ("q", "cov"): np.eye(d), ("m", "xxT"): np.eye(d),
+                    ("h",): d / 2 * (1 + LOG_2PI)})
 
     def clamp(self, s: State, v: str, values: np.ndarray, missing: np.ndarray) -> None:
         # entry by entry: the observed coordinates of a row are its mean there; a complete row is a point

@@ -91,7 +91,8 @@ class NormalUnit(Unit):
         return {"x": p["mean"] * tau, "x2": -tau / 2}
 
     def init(self, s: State, v: str, rng: np.random.Generator, info: Any) -> None:
-        fill(s, v, {("q", "mean"): 0.0, ("q", "sd"): 1.0, ("m", "x2"): 1.0})
+        """N(0, 1): H = ½ (1 + log 2π)."""
+        fill(s, v, {("q", "mean"): 0.0, ("q", "sd"): 1.0, ("m", "x2"): 1.0, ("h",): 0.5 * (1 + LOG_2PI)})
 
     def clamp(self, s: State, v: str, values: np.ndarray, missing: np.ndarray) -> None:
         seen = ~missing

@@ -105,10 +105,18 @@ class WishartUnit(Unit):
         return {"logdet": (p["df"] - d - 1) / 2, "X": -np.linalg.inv(p["scale"]) / 2}
 
     def init(self, s: State, v: str, rng: np.random.Generator, info: Any) -> None:
+        """W(ν = D + 1, I/ν): E[X] = I, E[log |X|] = Σᵢ ψ((ν + 1 − i)/2) + D log 2 + log |W|, and
+        H = −log B(W, ν) − (ν − D − 1)/2 E[log |X|] + νD/2 with
+        −log B = ν/2 log |W| + νD/2 log 2 + D(D − 1)/4 log π + Σᵢ log Γ((ν + 1 − i)/2) (PRML B.79–B.82)."""
         d = s[ArrayNames.qparam(v, "scale")].shape[-1]
         df = d + 1.0
-        elogdet = sum(digamma_half((df + 1 - i) / 2) for i in range(1, d + 1)) + d * math.log(2) - d * math.log(df)
-        fill(s, v, {("q", "df"): df, ("q", "scale"): np.eye(d) / df, ("m", "X"): np.eye(d), ("m", "logdet"): elogdet})
+        logdet_w = -d * math.log(df)
+        elogdet = sum(digamma_half((df + 1 - i) / 2) for i in range(1, d + 1)) + d * math.log(2) + logdet_w
+        log_b = -(df / 2 * logdet_w + df * d / 2 * math.log(2) + d * (d - 1) / 4 * math.log(math.pi)
+                  + sum(math.lgamma((df + 1 - i) / 2) for i in range(1, d + 1)))
+        h = -log_b - (df - d - 1) / 2 * elogdet + df * d / 2
+        fill(s, v, {("q", "df"): df, ("q", "scale"): np.eye(d) / df, ("m", "X"): np.eye(d), ("m", "logdet"): elogdet,
+                    ("h",): h})
 
     def outside(self, p: Params) -> str | None:
         bad = symmetric_positive_definite(p, "scale")
