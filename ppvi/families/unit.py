@@ -245,9 +245,12 @@ def plogp(p: np.ndarray) -> np.ndarray:
 def entropy_by_rows(p: np.ndarray, h: np.ndarray, each: Callable[[np.ndarray], np.ndarray]) -> None:
     """h's elements set to ``each`` of p's rows (p seen as h.size rows), a chunk of rows at a time: a local
     q's start makes no temporary as big as q."""
+    if h.size == 0:         # an empty chunk of a streamed fit
+        return
     rows, out = p.reshape(h.size, -1), h.reshape(-1)
-    for a in range(0, h.size, _CHUNK):
-        out[a:a + _CHUNK] = each(rows[a:a + _CHUNK])
+    step = max(1, _CHUNK // max(1, rows.shape[1]))      # rows of ≤ _CHUNK numbers: a row may be K = 10⁵ wide
+    for a in range(0, h.size, step):
+        out[a:a + step] = each(rows[a:a + step])
 
 
 _CHUNK = 1 << 16

@@ -4,7 +4,7 @@ The ELBO labels and the factor table quoted model lines, comments included, and 
 headers name the file: a terminal control sequence there reached the terminal raw, and a
 form feed or U+2028 in a comment (a line break to Python's ``str.splitlines``, not to the
 lexer) made every later label quote the line before its statement.  The labels now quote
-the statement alone (test_labels.py); the file name still reaches the header.
+the statement alone (test_statement_labels.py); the file name still reaches the header.
 """
 
 from __future__ import annotations

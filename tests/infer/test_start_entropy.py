@@ -152,3 +152,25 @@ def test_a_large_local_start_has_every_entropy(monkeypatch):
         s = {"q_v__p": np.zeros(shape), "h_v": np.zeros(shape if family == "Bernoulli" else shape[:1])}
         UNITS[family].init(s, "v", np.random.default_rng(1), local)
         assert s["h_v"] == pytest.approx(entropy(family, {"p": s["q_v__p"]}), rel=1e-12), family
+
+
+def test_a_start_s_entropy_fills_an_empty_chunk_and_rows_wider_than_a_chunk(monkeypatch):
+    """A streamed fit starts chunks that may hold no element (it raised on reshaping 0 rows), and a chunk counts
+    numbers, not rows: rows of K = 40,000 made three temporaries as big as q(z) (tests/probes/test_memory.py)."""
+    from types import SimpleNamespace
+
+    from ppvi.families import unit
+    from ppvi.families.registry import UNITS
+
+    local = SimpleNamespace(scope="local", chain=None)
+    s = {"q_v__p": np.zeros((0, 4)), "h_v": np.zeros(0)}
+    UNITS["Categorical"].init(s, "v", np.random.default_rng(1), local)
+    monkeypatch.setattr(unit, "_CHUNK", 5)
+    seen = []
+    monkeypatch.setattr(unit, "plogp", lambda r: seen.append(r.size) or np.where(r > 0, r * np.log(r), 0.0))
+    from ppvi.families import categorical
+
+    monkeypatch.setattr(categorical, "plogp", unit.plogp)
+    s = {"q_v__p": np.zeros((4, 8)), "h_v": np.zeros(4)}
+    UNITS["Categorical"].init(s, "v", np.random.default_rng(1), local)
+    assert max(seen) == 8 and s["h_v"] == pytest.approx(entropy("Categorical", {"p": s["q_v__p"]}), rel=1e-12)
