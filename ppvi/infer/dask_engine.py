@@ -405,7 +405,7 @@ class Partitions:
             state = self.client.gather(self.client.submit(local_state, future, pure=False))
             for key in streamer.local_keys:
                 if len(units):
-                    store.write(key, streamer._row(key, int(units[0])), state[key])
+                    streamer.put(store, key, int(units[0]), state[key])
         if streamer.kept is not None:
             streamer.kept.close(remove=True)     # (a start cut short before this one's fit)
         streamer.kept = store

@@ -129,8 +129,9 @@ class Program:
             # (in the canonical order, as everything that draws from rng: the same start however the model is written)
             info = self.plan.latents[var]
             if streamed is not None and var in streamed.order:
+                units = self._units(var)
                 self.start_latent(var, streamed.skip("start", var, rng,
-                                                     lambda sizes, g: latent_start(info, var, sizes, g)))
+                                                     lambda sizes, g: latent_start(info, var, sizes, g, units)))
             else:
                 self.start_latent(var, rng)
         informed = bool(self.given)
@@ -187,7 +188,20 @@ class Program:
 
     def start_latent(self, var: str, rng: np.random.Generator) -> None:
         """var's q at its start (broad, or drawn from ``rng``), in new arrays of the program's sizes."""
-        self.state.update(latent_start(self.plan.latents[var], var, self.sizes, rng))
+        self.state.update(latent_start(self.plan.latents[var], var, self.sizes, rng, self._units(var)))
+
+    def _units(self, var: str) -> frozenset[str]:
+        """The dims of a local latent's units (the data plate; with a group block its groups too), else none."""
+        if var not in self.structure.local:
+            return frozenset()
+        block = self.plan.block
+        return frozenset({self.structure.plate, block.groups if block else None} - {None})
+
+    def _units_axis(self, var: str) -> int:
+        """The axis of var's q's mean along its units (0 if it has none)."""
+        units = self._units(var)
+        shape = self.plan.latents[var].state[ArrayNames.qparam(var, "mean")]
+        return next((i for i, e in enumerate(shape) if e in units), 0)
 
     def clamp(self) -> None:
         """q of the observed entries of data with missing entries: a point mass at the datum (⟨x⟩ = x,
@@ -274,8 +288,9 @@ class Program:
             return True
         if info.scope == "local" or any(var in pair for pair in self.structure.products):
             if streamed is not None and var in streamed.order:
+                axis = self._units_axis(var)
                 rng = streamed.skip("prior", var, rng, lambda sizes, g: prior_draw(
-                    None, _shape(info.state[ArrayNames.qparam(var, "mean")], sizes), mv, d2, g), d2)
+                    None, _shape(info.state[ArrayNames.qparam(var, "mean")], sizes), mv, d2, g, axis), d2)
             self.draw_prior(var, rng, d2)
         return False
 
@@ -283,7 +298,8 @@ class Program:
         """q(var) located at a draw from its prior, at most as broad as the data (:func:`ppvi.infer.start.prior_draw`)."""
         unit = unit_of(self.plan.latents[var].family)
         shape = self.state[ArrayNames.qparam(var, "mean")].shape
-        unit.located_at(self.state, var, *prior_draw(self._prior(var), shape, unit.event > 0, data_variance, rng))
+        unit.located_at(self.state, var, *prior_draw(self._prior(var), shape, unit.event > 0, data_variance, rng,
+                                                     self._units_axis(var)))
 
     # ---------------------------------------------------------------- steps
     def update(self, var: str, damping: float | None = None) -> None:
@@ -540,14 +556,25 @@ def group_index(by: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ------------------------------------------------------------ initial values
-def latent_start(info: LatentPlan, var: str, sizes: dict[str, int], rng: np.random.Generator) -> dict:
-    """The arrays of var's q at its start for ``sizes`` (broad, or drawn from ``rng``; aliases included)."""
+def latent_start(info: LatentPlan, var: str, sizes: dict[str, int], rng: np.random.Generator,
+                 units: frozenset[str] = frozenset()) -> dict:
+    """The arrays of var's q at its start for ``sizes`` (broad, or drawn from ``rng``; aliases included).
+    ``units``: the dims of a local latent's units, drawn along first wherever they are in its arrays (units
+    on its second axis, ``X[m, n]``, take the numbers ``X[n, m]`` would, transposed: a run of units' draws is a
+    run of the stream, as a chunk of them draws it; docs/scale.md, "The start")."""
+    axes = {name: next((i for i, e in enumerate(shape) if e in units), 0) for name, shape in info.state.items()}
     state: dict[str, np.ndarray] = {}
     for name, shape in info.state.items():
-        state[name] = np.zeros(_shape(shape, sizes))
+        full, a = _shape(shape, sizes), axes[name]
+        state[name] = np.zeros((full[a],) + full[:a] + full[a + 1:]) if a else np.zeros(full)
     for alias, target in info.aliases.items():
         state[alias] = state[target]
     unit_of(info.family).init(state, var, rng, info)
+    if any(axes.values()):
+        for name, a in axes.items():
+            state[name] = np.ascontiguousarray(np.moveaxis(state[name], 0, a))
+        for alias, target in info.aliases.items():
+            state[alias] = state[target]
     return state
 
 

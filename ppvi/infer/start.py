@@ -71,6 +71,7 @@ class Structure:
     mixtures: tuple[str, ...]                   # local Categorical latents that index a likelihood's argument
     local: frozenset[str]                       # local latents
     order: Order                                # the canonical order of variables and factors (ppvi.graph.order)
+    plate: str | None = None                    # the data plate: a local latent's start is drawn along it first
 
 
 def _values(e: ast.Expr) -> set[str]:
@@ -159,7 +160,7 @@ def analyse(model: CheckedModel, values: Mapping[str, np.ndarray] | None = None)
                     if seed is not None and seed.var not in seeds:
                         seeds[seed.var] = seed
     return Structure(seeds, tuple(products), {k: tuple(v) for k, v in data_of.items()}, tuple(mixtures), local,
-                     canonical)
+                     canonical, graph.data_plate)
 
 
 def _fingerprint(a: np.ndarray | None) -> str:
@@ -313,10 +314,12 @@ def _unit(dist: str | None) -> Unit:
 
 
 def prior_draw(prior: tuple[np.ndarray, np.ndarray] | None, shape: tuple[int, ...], mv: bool,
-               data_variance: float | None, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+               data_variance: float | None, rng: np.random.Generator, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """A start for a Normal (``mv``: MvNormal) q of ``shape``: (mean, variances or covariances), the mean a
     draw from the prior (E[x], Var[x]) and the spread the prior's, both at most as broad as the data
-    (``data_variance``; a covariance shrinks as a whole).  Without a usable prior: N(0, the data's variance)."""
+    (``data_variance``; a covariance shrinks as a whole).  Without a usable prior: N(0, the data's variance).
+    The noise is drawn along ``axis`` first (a local latent's units: a run of units' draws is a run of the
+    stream, whatever axis they are on; docs/scale.md, "The start")."""
     event = shape[-1:] if mv else ()
     unit = np.eye(shape[-1]) if mv else 1.0
     fallback = np.zeros(shape), np.broadcast_to((data_variance or 1.0) * unit, shape + event)
@@ -328,7 +331,8 @@ def prior_draw(prior: tuple[np.ndarray, np.ndarray] | None, shape: tuple[int, ..
     if data_variance:
         shrink = np.minimum(1.0, data_variance / width)
         spread = spread * (shrink[..., None, None] if mv else shrink)
-    noise = rng.standard_normal(shape)
+    noise = np.moveaxis(rng.standard_normal((shape[axis],) + shape[:axis] + shape[axis + 1:]), 0, axis) if axis \
+        else rng.standard_normal(shape)
     draw = centre + (np.einsum("...de,...e->...d", np.linalg.cholesky(spread), noise) if mv else
                      np.sqrt(spread) * noise)
     return draw, spread

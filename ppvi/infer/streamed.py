@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from ppvi.codegen.plan import ArrayNames, PointPlan
-from ppvi.errors import Diagnostic, PPVIError, Reporter
+from ppvi.errors import Diagnostic, PPVIError
 from ppvi.infer.cavi import ElboDecrease, Fit, _refuse_overflowing_data, _worse, better, record
 from ppvi.infer.chunks import Layout, split
 from ppvi.infer.program import Program, group_index, latent_start
@@ -102,17 +102,6 @@ def check(program: Program, layout: Layout, data: Streamed | None = None) -> Non
     for key, (_kind, var) in plan.derived.items():
         if layout.cut_axis(key) is not None:
             raise _refuse(program, f"it needs the inverse of data `{var}` of every unit")
-    for var in layout.local_latents:
-        # (a chunk's units are a run of rows of the store, and of the start's draws, only along the first axis)
-        axis = next((layout.cut_axis(k) for k in plan.latents[var].state if layout.cut_axis(k) is not None), 0)
-        if axis:
-            v = program.model.variables[var]
-            unit = v.shape[axis]
-            raise Reporter(program.model.path, program.model.text).fail(
-                f"model `{program.model.name}` cannot be fitted to data read in chunks: its local latent `{var}` "
-                f"has its units `{unit}` on axis {axis + 1}, and a chunk cuts the first", v.span,
-                f"declare `{var}` with its `{unit}` index first (the loop over `{unit}` outermost), or load the "
-                "data whole (.npz, .json or .csv without --chunk-size)")
 
 
 def group_by(module) -> tuple[str, str] | None:
@@ -151,8 +140,9 @@ def chunk_units(program: Program, layout: Layout, data: Streamed, chunking: Chun
 
 
 class Store:
-    """Every unit's local state arrays in ``.npy`` files of a directory, written and read a chunk of rows at a
-    time with ``os.pwrite``/``os.pread`` (a memory map would keep the pages it touched resident)."""
+    """Every unit's local state arrays in ``.npy`` files of a directory, a unit (member) a row (:meth:`Streamer.put`),
+    written and read a chunk of rows at a time with ``os.pwrite``/``os.pread`` (a memory map would keep the pages
+    it touched resident)."""
 
     def __init__(self, directory: str, shapes: dict[str, tuple[tuple[int, ...], np.dtype]]):
         os.makedirs(directory, exist_ok=True)
@@ -447,7 +437,7 @@ class Streamer:
             for out in (store, self.kept if step or fresh is not None else None):
                 if out is not None:
                     for key in self.local_keys:
-                        out.write(key, self._row(key, s), p.state[key])
+                        self.put(out, key, s, p.state[key])
         return Pass(stats, total, entropy)
 
     def local_draws(self, rng: np.random.Generator, spans: list[tuple[int, int]]) -> LocalDraws:
@@ -465,9 +455,15 @@ class Streamer:
             sizes[self.layout.member] = self.starts[b] - self.starts[a]
         return sizes
 
+    def put(self, store: Store, key: str, s: int, a: np.ndarray) -> None:
+        """The local array ``a`` of the units from ``s`` on written to ``store``, whose rows are units (members):
+        a local q with its units on another axis (``X[m, n]``) is stored with that axis first."""
+        store.write(key, self._row(key, s), np.moveaxis(a, self.layout.cut_axis(key), 0))
+
     def _load(self, p: Program, store: Store, s: int, e: int) -> None:
         for key in self.local_keys:
-            p.state[key][...] = store.read(key, self._row(key, s), self._row(key, e))
+            np.moveaxis(p.state[key], self.layout.cut_axis(key), 0)[...] = \
+                store.read(key, self._row(key, s), self._row(key, e))
         p.stale = True
 
     def stored_terms(self, store: Store) -> Pass:
@@ -517,13 +513,14 @@ class Streamer:
         self.whole.stale = False
 
     def local_shapes(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+        """Every local array's shape over the whole data, its units (members) first (:meth:`put`)."""
         out = {}
         for key in self.local_keys:
             a = self.whole.state[key]
             shape = list(a.shape)
             axis = self.layout.cut_axis(key)
             shape[axis] = self.data.sizes[self.layout.axes[key][axis]]
-            out[key] = (tuple(shape), a.dtype)
+            out[key] = (tuple(shape[axis:axis + 1] + shape[:axis] + shape[axis + 1:]), a.dtype)
         return out
 
     def open_kept(self) -> None:
@@ -782,7 +779,8 @@ def finish(streamer: Streamer, chunking: Chunking) -> dict[str, np.ndarray]:
             shutil.rmtree(store.directory, ignore_errors=True)
             store.directory = chunking.local_dir
     directory = store.directory
-    mapped = {key: store.mapped(key) for key in streamer.local_keys}
+    # (units on another axis are stored first: the map's view with them back in place)
+    mapped = {key: np.moveaxis(store.mapped(key), 0, streamer.layout.cut_axis(key)) for key in streamer.local_keys}
     # (a map stays valid after its file is removed: only the q's standard parameters are left on disk)
     if chunking.local_dir is None:
         shutil.rmtree(directory, ignore_errors=True)

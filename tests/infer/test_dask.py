@@ -358,3 +358,28 @@ def test_a_partition_s_outcome_does_not_depend_on_where_its_arrays_lie():
     b = _start(kernels, layout, dict(chunk.program.sizes), moved)
     assert a.entropies["z"] != 0 and a.entropies == b.entropies
     assert np.array_equal(a.terms, b.terms)
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("algorithm", [None, Memoized(3), SVI(batch=30, passes=2, shuffle=False)])
+def test_units_on_another_axis_on_dask(client, tmp_path, algorithm):
+    """A factor analyser with its scores declared X[m, n], the units on their second axis (compiled: the workers
+    run its kernels; tests/infer/test_stream_start.py checks the same in-process with them as plain Python):
+    from a seed, Dask with the data in memory and read by the workers from .npy chunks gives the in-process
+    in-memory fit, the trace to 1e-12 and q to 1e-10."""
+    from infer.test_stream_start import TRANSPOSED
+
+    (tmp_path / "t.ppvi").write_text(TRANSPOSED)
+    model = ppvi.load(str(tmp_path / "t.ppvi"))
+    rng = np.random.default_rng(3)
+    y = rng.normal(size=(90, 2)) @ rng.normal(size=(5, 2)).T + 0.3 * rng.normal(size=(90, 5))
+    (tmp_path / "data").mkdir()
+    np.save(tmp_path / "data" / "y.npy", y)
+    memory = model.fit({"y": y}, seed=2, max_iter=4, tol=0, progress=False, algorithm=algorithm)
+    for source, chunk in (({"y": y}, None), (str(tmp_path / "data"), 20)):
+        r = model.fit(source, seed=2, max_iter=4, tol=0, progress=False, algorithm=algorithm, chunk_size=chunk,
+                      engine="dask", client=client)
+        np.testing.assert_allclose(r.elbo_trace, memory.elbo_trace, rtol=RTOL)
+        for var in ("W", "psi") if isinstance(algorithm, Memoized) and chunk else ("W", "psi", "X"):
+            for p, value in memory.q[var].params.items():
+                np.testing.assert_allclose(r.q[var][p], value, rtol=0, atol=1e-10, err_msg=f"q({var}) {p}")

@@ -9,6 +9,10 @@ rounding of the sums (1e-12 relative) and q to 1e-10.  The in-memory sweeps them
 hand-written factor-analysis updates in tests/corpus/test_factor.py.
 """
 
+import copy
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -16,6 +20,9 @@ import ppvi
 from ppvi.api import SVI, Memoized
 
 from codegen.programs import FA_BAYES     # (scores X[n, m] ~ Normal(0, 1), loadings W, noise precisions psi)
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "harness"))
+from harness_state import python_module  # noqa: E402
 
 @pytest.fixture(scope="module")
 def fa(tmp_path_factory):
@@ -102,22 +109,73 @@ def test_a_global_drawn_before_a_local_takes_the_same_numbers(tmp_path):
     same(memory, streamed, ("pi", "rho", "mu", "c", "z"))
 
 
-def test_a_local_latent_with_its_units_on_another_axis_is_refused_at_its_declaration(fa, tmp_path):
-    """Scores declared X[m, n], the units second: a chunk's rows of them are not one run of the store's rows,
-    nor of the in-memory start's draws.  It failed inside the second pass ("could not broadcast input array
-    from shape (25,90) into shape (2,25)"); now it is refused where X is declared, with the way round."""
-    _, _, directory = fa
-    text = FA_BAYES[:FA_BAYES.index("for n in N:")] + (
-        "for m in M:\n"
-        "    for n in N:\n"
-        "        X[m, n] ~ Normal(0, 1)\n"
-        "for n in N:\n"
-        "    for d in D:\n"
-        "        y[n, d] ~ Normal(sum(m in M: W[d, m] * X[m, n]), precision = psi[d])\n")
-    (tmp_path / "t.ppvi").write_text(text)
-    with pytest.raises(ppvi.PPVIError) as e:
-        ppvi.load(str(tmp_path / "t.ppvi")).fit(directory, max_iter=2, progress=False, chunk_size=25)
-    shown = e.value.format()
-    line = text.splitlines().index("        X[m, n] ~ Normal(0, 1)") + 1
-    assert shown.startswith(f"{tmp_path / 't.ppvi'}:{line}:9: error: model ") and "`X`" in shown, shown
-    assert "^" in shown and "hint: " in shown
+# the same factor analyser with its scores declared X[m, n]: the units on their second axis
+TRANSPOSED = """\
+dim N, D
+dim M = 2
+data y[N, D]
+for d in D:
+    psi[d] ~ Gamma(1, 1)
+    for m in M:
+        W[d, m] ~ Normal(0, 1)
+for m in M:
+    for n in N:
+        X[m, n] ~ Normal(0, 1)
+for n in N:
+    for d in D:
+        y[n, d] ~ Normal(sum(m in M: W[d, m] * X[m, n]), precision = psi[d])
+"""
+
+
+@pytest.fixture(scope="module")
+def transposed(fa, tmp_path_factory):
+    path = tmp_path_factory.mktemp("fa_t") / "t.ppvi"
+    path.write_text(TRANSPOSED)
+    return ppvi.load(str(path))
+
+
+@pytest.fixture
+def plain(monkeypatch):
+    """Every fit's kernels run as plain Python (tests/harness/harness_fit.py): no model compiled for these checks
+    of where the units are sliced (the compiled kernels are the same source: tests/harness, check 1)."""
+    import ppvi.codegen.cache as cache
+
+    load = cache.load
+    monkeypatch.setattr(cache, "load", lambda *a, **k: (lambda m, warm: (python_module(m), warm))(*load(*a, **k)))
+    with np.errstate(all="ignore"):
+        yield
+
+
+def transposed_start(start: dict) -> dict:
+    """An X[n, m] model's result dict as the X[m, n] model's."""
+    out = copy.deepcopy(start)
+    out["q"]["X"] = {p: (np.asarray(v).T if p != "family" else v) for p, v in start["q"]["X"].items()}
+    return out
+
+
+@pytest.mark.parametrize("algorithm, chunk", [(None, 25), (Memoized(3), 20), (SVI(batch=30, passes=2, shuffle=False), 13)])
+def test_units_on_another_axis_are_cut_where_they_lie(fa, transposed, plain, tmp_path, algorithm, chunk):
+    """Scores declared X[m, n], the units second.  It failed inside the second pass of a streamed fit ("could
+    not broadcast input array from shape (25,90) into shape (2,25)"), then was refused at X's declaration.  Now
+    a chunk takes its units along X's second axis, the kept store holds them first, and the start draws X along
+    its units first, so that a chunk's draws are a run of the stream.  From a seed the streamed fit is the
+    in-memory fit of the same model; from the same given start (W, psi and X) the model written X[n, m] gives
+    the same numbers transposed (from a seed it does not: the canonical order, hence the order of the start's
+    draws, tells the two shapes apart)."""
+    model, x, directory = fa
+    memory = transposed.fit({"y": x}, seed=2, max_iter=4, tol=0, progress=False, algorithm=algorithm)
+    streamed = transposed.fit(directory, seed=2, max_iter=4, tol=0, progress=False, algorithm=algorithm,
+                              chunk_size=chunk, local_dir=str(tmp_path / "local"))
+    same(memory, streamed, ("W", "psi") if isinstance(algorithm, Memoized) else ("W", "psi", "X"))
+    assert streamed.q["X"]["mean"].shape == (2, 90)
+    # (the file holds the units first: a chunk's q(X) is a run of its rows)
+    np.testing.assert_array_equal(np.load(tmp_path / "local" / "q_X__mean.npy").T, streamed.q["X"]["mean"])
+    start = model.fit({"y": x}, seed=1, max_iter=2, tol=0, progress=False).to_dict()
+    rows = model.fit({"y": x}, init=start, max_iter=3, tol=0, progress=False, algorithm=algorithm)
+    columns = transposed.fit({"y": x}, init=transposed_start(start), max_iter=3, tol=0, progress=False,
+                             algorithm=algorithm)
+    np.testing.assert_allclose(columns.elbo_trace, rows.elbo_trace, rtol=1e-12)
+    for var in ("W", "psi", "X"):
+        for p, value in rows.q[var].params.items():
+            got = columns.q[var][p].T if var == "X" else columns.q[var][p]
+            np.testing.assert_allclose(got, value, rtol=0, atol=1e-10, err_msg=f"q({var}) {p}")
