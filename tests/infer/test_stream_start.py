@@ -153,7 +153,8 @@ def transposed_start(start: dict) -> dict:
     return out
 
 
-@pytest.mark.parametrize("algorithm, chunk", [(None, 25), (Memoized(3), 20), (SVI(batch=30, passes=2, shuffle=False), 13)])
+@pytest.mark.parametrize("algorithm, chunk", [(None, 25), (Memoized(3), 20),
+                                              (SVI(batch=30, passes=2, shuffle=False), 13)])
 def test_units_on_another_axis_are_cut_where_they_lie(fa, transposed, plain, tmp_path, algorithm, chunk):
     """Scores declared X[m, n], the units second.  It failed inside the second pass of a streamed fit ("could
     not broadcast input array from shape (25,90) into shape (2,25)"), then was refused at X's declaration.  Now
