@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, fields
 import sympy as sp
 
 from ppvi.codegen.ir import Assign, Expr, If, Loop, PlateSum, Range, Ref, Stmt
-from ppvi.codegen.passes import shape_sum
+from ppvi.codegen.passes import sum_stages
 from ppvi.codegen.plan import PLAN_TYPES, ArrayNames
 from ppvi.derive.lower import before, inverse, sigmoid
 from ppvi.derive.qfamily import ParamBase
@@ -702,7 +702,8 @@ class Writer:
             return None
         sizes = tuple((i, self._fixed(sp.sympify(hi) - sp.sympify(lo) + 1)) for i, lo, hi in e.limits)
         whole = PlateSum(tuple(e.limits), sp.Mul.make_args(e.function), plate[0], sizes)
-        parts = shape_sum(whole)
+        stages = self.stats.sums.setdefault(whole, sum_stages(whole))      # (recorded for --dump sums)
+        parts = stages[-1][1]
         return None if parts == (whole,) else parts
 
     def _fixed(self, size: sp.Expr) -> int | None:

@@ -228,6 +228,7 @@ class Module:
     plate: str | None = None                     # the data plate's size, as the kernels spell it
     blocks: tuple[BlockPlan, ...] = ()           # group blocks passes.group_block may keep (not printed)
     factored: tuple[Factored, ...] = ()          # what passes.factored_softmax may put in a block's place
+    sums: tuple = ()                             # (ir.PlateSum, its parts after each sum pass): --dump sums only
 
     def kernel(self, name: str) -> Kernel:
         return next(k for k in self.kernels if k.name == name)

@@ -16,6 +16,9 @@ Each pass maps a Module to a Module and reads nothing but the IR.  The order, an
                 product (η of a block as Φ W, a statistic as Uᵀ R), and replaces that latent's share; else it
                 goes, and the share stays.  After ``group_block`` (no local step beside a kept block), before
                 ``fuse``, which makes the local step of what is left.
+    block_size  a blocked step whose η is a matrix product (K × B per thread) takes blocks of at most
+                BLOCK_ETA_FLOATS // K points.  Right after ``block_step``, which decides which blocked steps stay;
+                it changes one number of the kernel, nothing another pass reads.
     fuse        the local step: the update of the last latent of a sweep that feeds the statistics, with each
                 element's share of them added while the element is in cache (the writer leaves the updates
                 and the shares, ir.Share, apart).  After ``group_block`` (no local step where a block fills
@@ -55,8 +58,8 @@ import dataclasses
 import math
 from typing import Callable
 
-from ppvi.codegen.ir import (Bind, Call, Expr, Factored, If, Kernel, Loop, Module, Note, PlateSum, Ref, Share,
-                             accumulates, part_range, reads, walk, writes)
+from ppvi.codegen.ir import (Assign, Bind, Call, Expr, Factored, If, Kernel, Loop, Module, Note, PlateSum, Ref,
+                             Share, accumulates, part_range, reads, walk, writes)
 from ppvi.codegen.plan import ArrayNames, BlockPlan, KernelSpec, Plan
 
 
@@ -130,6 +133,47 @@ def block_step(m: Module) -> Module:
     kept = {k.latent for k in m.kernels if k.role == "local_step" and products(k)}
     return dataclasses.replace(m, kernels=tuple(k for k in m.kernels if k.role != "local_step" or k.latent in kept),
                                shares=tuple(s for s in m.shares if s.latent not in kept))
+
+
+BLOCK_ETA_FLOATS = 2 ** 20
+"""At most this many floats in a blocked step's η, K × B per thread (8 MB): at K = 10⁵ a block of 256 points
+held two copies of the whole q(z) of 272 points (issue 21, item 11)."""
+
+
+def block_size(m: Module) -> Module:
+    """A blocked local step's block size B (the step of its loop over blocks, set once at the kernel's top) is
+    bounded by BLOCK_ETA_FLOATS // K where η of the block's points is a matrix product (:func:`eta_product`: an
+    ``np.dot`` in the loop over blocks whose result a call then reads: Hᵀ = Wᵀ Φᵀ, K × B per thread) — K the
+    columns of the product's left operand, the weights W.  The writer bounds B by the feature rows alone (in
+    cache, between 8 and 256 points); a block whose only products are its statistics (Uᵀ R) holds nothing of
+    size K × B, and keeps that bound."""
+    def bounded(k: Kernel) -> Kernel:
+        blocks = [n for n in walk(k.body) if isinstance(n, Loop) and n.range.step is not None]
+        eta = [c for b in blocks for c in [eta_product(b.body)] if c is not None]
+        if k.role != "local_step" or len(blocks) != 1 or not eta or len(eta[0].args[0].reads) != 1:
+            return k
+        (w,) = eta[0].args[0].reads
+        step = blocks[0].range.step
+
+        def bound(n):
+            if not (isinstance(n, Assign) and n.op == "=" and n.target == Ref(step)):
+                return n
+            return dataclasses.replace(n, value=Expr(f"max(1, min({n.value.text}, {BLOCK_ETA_FLOATS} // {w}.shape[1]))",
+                                                     n.value.reads | {w}))
+        return dataclasses.replace(k, body=tuple(map(bound, k.body)))
+    return dataclasses.replace(m, kernels=tuple(map(bounded, m.kernels)))
+
+
+def eta_product(body: tuple) -> Call | None:
+    """The ``np.dot`` call of ``body`` whose result (its last argument, written in place) a later call of the
+    same body reads: the block's η, which the block's finish reads column by column."""
+    for at, n in enumerate(body):
+        if isinstance(n, Call) and n.fn == "np.dot" and isinstance(n.args[-1], Ref):
+            out = n.args[-1].name
+            if any(isinstance(c, Call) and any(out in a.reads for a in c.args if isinstance(a, Expr))
+                   for c in body[at + 1:]):
+                return n
+    return None
 
 
 def fuse(m: Module) -> Module:
@@ -313,6 +357,7 @@ PASSES: tuple[tuple[str, Callable[[Module], Module]], ...] = (
     ("group_block", group_block),
     ("factored_softmax", factored_softmax),
     ("block_step", block_step),
+    ("block_size", block_size),
     ("fuse", fuse),
     ("fast_elbo", fast_elbo),
     ("dead_loops", dead_loops),
@@ -402,7 +447,13 @@ SUM_PASSES: tuple[tuple[str, Callable[[PlateSum], tuple[PlateSum, ...]]], ...] =
 def shape_sum(s: PlateSum) -> tuple[PlateSum, ...]:
     """The sum passes in order (each maps a sum to the sums whose product it is): ``s``'s parts, each in its
     shape."""
-    parts = (s,)
-    for _, fn in SUM_PASSES:
+    return sum_stages(s)[-1][1]
+
+
+def sum_stages(s: PlateSum) -> tuple[tuple[str, tuple[PlateSum, ...]], ...]:
+    """``s``'s parts after each sum pass: (the pass's name, the parts), in SUM_PASSES' order."""
+    parts, out = (s,), []
+    for name, fn in SUM_PASSES:
         parts = tuple(q for p in parts for q in fn(p))
-    return parts
+        out.append((name, parts))
+    return tuple(out)

@@ -134,8 +134,35 @@ def test_gmm_1d_local_step_is_blocked():
     assert out.kernel("local_step_z") == step and out.shares == ()
     blocks = [n for n in walk(step.body) if isinstance(n, Loop) and n.range.step == "_B"]
     assert len(blocks) == 1 and [(n.fn, n.args[-1].text) for n in blocks[0].body if isinstance(n, Call)] == [
-        ("np.dot", "_Ht"), ("np.dot", "_T")]
+        ("np.dot", "_Ht"), ("finish_categorical_block", "_t"), ("np.dot", "_T")]
     assert passes.run_passes(m).plan.latents["z"].local_step.name == "local_step_z"
+
+
+def _block_step(size: Assign, *calls: Call) -> Kernel:
+    loop = Loop(Range("_b0", "_hi", "_lo", "_B"), calls)
+    return Kernel("local_step_z", (), (size, Loop(Range("_ch", "_C", parallel=True), (loop,), "chunk")), "local_step", "z")
+
+
+def test_block_size_bounds_a_block_whose_eta_is_a_product():
+    """η of a block as one product, read by the block's finish (K × B floats per thread): B ≤ BLOCK_ETA_FLOATS // K,
+    K the columns of the weights W.  A block whose only product is a statistic's (its result read by no call
+    after it) keeps the writer's bound; so does a kernel that is no local step.  gmm_1d: bounded once the
+    passes ran (η of its 3 components as Wᵀ Φᵀ)."""
+    size = Assign(Ref("_B"), e("max(8, min(256, 4096 // (_F)))", "_F"))
+    eta = Call("np.dot", (e("_W.T", "_W"), e("_Phi.T", "_Phi"), Ref("_Ht")))
+    finish = Call("finish_categorical_block", (e("_Ht", "_Ht"), e("_nb", "_nb"), Ref("q_z__p")))
+    stat = Call("np.dot", (e("_Phi.T", "_Phi"), e("q_z__p", "q_z__p"), Ref("_T")))
+    [got] = passes.block_size(Module("0", (_block_step(size, eta, finish, stat),))).kernels
+    assert got.body[0] == Assign(Ref("_B"), e(f"max(1, min(max(8, min(256, 4096 // (_F))), "
+                                              f"{passes.BLOCK_ETA_FLOATS} // _W.shape[1]))", "_F", "_W"))
+    assert got.body[1:] == _block_step(size, eta, finish, stat).body[1:]
+    for k in (_block_step(size, stat), dataclasses.replace(_block_step(size, eta, finish), role="update")):
+        assert passes.block_size(Module("0", (k,))).kernels == (k,)
+    m = lowered("gmm_1d")
+    [before] = [n for n in m.kernel("local_step_z").body if isinstance(n, Assign) and n.target == Ref("_B")]
+    [after] = [n for n in passes.run_passes(m).kernel("local_step_z").body
+               if isinstance(n, Assign) and n.target == Ref("_B")]
+    assert "_W" not in before.value.reads and after.value.text.endswith(f"{passes.BLOCK_ETA_FLOATS} // _W.shape[1]))")
 
 
 def test_a_blocked_step_with_no_matrix_product_gives_way_to_the_fused_update():
@@ -514,7 +541,7 @@ def test_split_sums_the_fixed_dims_outside_the_statistic():
     assert passes.split(big) == (big,)
     across = plate_sum([(n, 0, N - 1), (k, 0, KK - 1), (i, 0, k)], [a[n], c[n, i]])
     assert passes.split(across) == (across,)
-    assert passes.shape_sum(s) == (out,)
+    assert passes.shape_sum(s) == (out,) and passes.sum_stages(s) == (("separate", (s,)), ("split", (out,)))
     apart = plate_sum([(n, 0, N - 1), (k, 0, KK - 1), (i, 0, II - 1)], [a[n], c[n, i], d[k, 0]])
     assert [p.outer for p in passes.shape_sum(apart)] == [(), ()]     # (separated first: no fixed dim left inside)
 
@@ -525,6 +552,11 @@ def test_poisson_factorisation_allocation_statistic_is_split_over_k():
     m = lowered("poisson_factorisation")
     (alloc,) = [s for s in m.statistics if "y_alloc" in s.expr and "log theta" in s.expr]
     assert alloc.shape == ("K",)
+    # the sum as the writer met it and what ``split`` made of it: ``--dump sums``
+    [(whole, stages)] = [(w, st) for w, st in m.sums if len(w.limits) == 3 and len(w.factors) == 3]
+    assert dict(stages)["separate"] == (whole,) and [len(p.outer) for p in dict(stages)["split"]] == [1]
+    text = dump(m, "sums")
+    assert "  after split: sum_{k" in text and "(no sum pass changes it)" in text
     elbo = next(k for k in m.kernels if k.role == "elbo" and k.latent is None)
     adds = [n for n in walk(elbo.body) if isinstance(n, Loop) and n.axis.startswith("k")
             and any(isinstance(x, Assign) and alloc.name in x.value.reads for x in n.body)]
