@@ -11,8 +11,9 @@ PAD = "  "
 
 
 def dump(m: Module, what: str) -> str:
-    """``what``: kernels, statistics, schedule or sums."""
-    return {"kernels": kernels, "statistics": statistics, "schedule": schedule, "sums": sums}[what](m)
+    """``what``: kernels, statistics, schedule, sums or rewrites."""
+    return {"kernels": kernels, "statistics": statistics, "schedule": schedule, "sums": sums,
+            "rewrites": rewrites}[what](m)
 
 
 def kernels(m: Module) -> str:
@@ -83,7 +84,7 @@ def schedule(m: Module) -> str:
 
 
 def sums(m: Module) -> str:
-    """Every sum over the data plate the writer met, then its parts after each sum pass (passes.SUM_PASSES):
+    """Every sum over the data plate the writer met, then its parts after each sum rule (codegen.rewrite):
     what each pass made of it, the statistics and loops the kernels were then written from."""
     if not m.sums:
         return "no sums over the data plate\n"
@@ -96,7 +97,7 @@ def sums(m: Module) -> str:
                 out.append(f"{PAD}after {name}: " + " * ".join(_sum(p) for p in parts))
             before = parts
         if before == (whole,):
-            out.append(f"{PAD}(no sum pass changes it)")
+            out.append(f"{PAD}(no sum rule changes it)")
     return "\n".join(out) + "\n"
 
 
@@ -107,3 +108,21 @@ def _sum(s: PlateSum) -> str:
     body = " * ".join(sp.sstr(f) for f in s.factors) or "1"
     inner = f"{over(s.limits)} {body}" if s.limits else body
     return f"{over(s.outer)} [{inner}]" if s.outer else f"({inner})"
+
+
+def rewrites(m: Module) -> str:
+    """Every expression the writer was given that a rule of codegen.rewrite.REWRITES changed, then the expression
+    after each rule that changed it; the count of those no rule changed (the sum rules' stages: ``sums``)."""
+    out, kept = [], 0
+    for e, stages in m.rewrites:
+        before, lines = e, []
+        for name, after in stages:
+            if after != before:
+                lines.append(f"{PAD}after {name}: {sp.sstr(after)}")
+            before = after
+        if lines:
+            out += [sp.sstr(e)] + lines
+        else:
+            kept += 1
+    out.append(f"({kept} expression{'' if kept == 1 else 's'} no rule changes)")
+    return "\n".join(out) + "\n"

@@ -1194,7 +1194,8 @@ class ModuleWriter:
         plan = Plan(latents, dict(self.points), self.elbo, dict(self.names.derived), tuple(self.d.point),
                     _exact_em(self.d), self.stats_plan, None, dict(self.masks))
         return Module(__version__, tuple(self.kernels), stats, plan, tuple(self.shares), plate, tuple(self.blocks),
-                      tuple(self.factored), tuple(self.stats.sums.items()))
+                      tuple(self.factored), tuple(self.stats.sums.items()),
+                      tuple((e, stages) for (e, _), stages in self.names.rewrites.items()))
 
 
 def lower(d: Derivation, fixed: dict[str, int] | None = None) -> Module:

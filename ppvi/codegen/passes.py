@@ -35,18 +35,12 @@ Each pass maps a Module to a Module and reads nothing but the IR.  The order, an
     parallel    a kernel with a prange loop is compiled with parallel=True: last, so that a pass which adds
                 or removes a parallel loop is reflected in the flag.
 
-The sum passes (``SUM_PASSES``) map one ir.PlateSum, a sum over the data plate, to the sums that compute it:
-
-    separate    a sum of a product whose factors read disjoint sets of its indices is the product of their sums
-                (Σ_{n,b} f(n) g(b) = Σ_n f(n) · Σ_b g(b)): each part is then a statistic or a small sum of its
-                own.  First: ``split`` then sees each part's own dims.
-    split       the dims the model fixes (K, the atoms) are summed outside the statistic when the plate (and the
-                dims the data give) stay inside: Σ_{n,k,i} f as Σ_k of the array Σ_{n,i} f over k, whose partial
-                sums are independent adds, not a chain of adds per point.
-
-They run from the writer, once per sum over the plate it meets (``emit.Writer.sum``), not from ``PASSES``: a
+The symbolic rewrites the writer makes before it writes an expression (through offsets and deltas, interchange,
+statistic separation, narrowing, and the sum rules ``separate`` and ``split`` over an ir.PlateSum) are not passes
+over the IR: they are the rules of codegen.rewrite.REWRITES, in their order there, applied by its one driver.  A
 sum is still a text leaf of the IR once lowered (ir.Expr), and the kernel that reads it (Σ_k t[k]) and the
-statistics kernel that fills it are written from its shape; docs/architecture.md says what moving them needs.
+statistics kernel that fills it are written from its rewritten shape; docs/architecture.md says what moving
+them needs.
 
 Most of code generation's decisions are still taken while the IR is lowered (codegen.module writes the
 kernels): docs/architecture.md lists them and the ones that are passes.
@@ -55,10 +49,9 @@ kernels): docs/architecture.md lists them and the ones that are passes.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Callable
 
-from ppvi.codegen.ir import (Assign, Bind, Call, Expr, Factored, If, Kernel, Loop, Module, Note, PlateSum, Ref,
+from ppvi.codegen.ir import (Assign, Bind, Call, Expr, Factored, If, Kernel, Loop, Module, Note, Ref,
                              Share, accumulates, part_range, reads, walk, writes)
 from ppvi.codegen.plan import ArrayNames, BlockPlan, KernelSpec, Plan
 
@@ -376,84 +369,3 @@ def run_passes(m: Module, until: str | None = None) -> Module:
         if name == until:
             break
     return m
-
-
-# ---------------------------------------------------------------- the sum passes
-SPLIT_MAX = 1024      # values of the fixed dims, at most, for ``split`` to take them out of a statistic
-
-
-def separate(s: PlateSum) -> tuple[PlateSum, ...]:
-    """The sums whose product is ``s``: its factors grouped by the summation indices they read, two groups joined
-    when a factor (or a limit's bound) reads indices of both.  The group of the plate comes first, the others in
-    the order of their first limit; a factor that reads no index goes with the plate's, and so does a limit no
-    factor reads (Σ_b 1 stays where it was).  One group: (s,)."""
-    if s.outer or s.plate is None:
-        return (s,)
-    group = {lim[0]: lim[0] for lim in s.limits}
-
-    def find(i):
-        while group[i] != i:
-            i = group[i]
-        return i
-
-    def join(indices) -> None:
-        roots = sorted({find(i) for i in indices}, key=lambda r: [lim[0] for lim in s.limits].index(r))
-        for r in roots[1:]:
-            group[r] = roots[0]
-    for f in s.factors:
-        join(s.bound(f))
-    for i, lo, hi in s.limits:
-        join({i} | s.bound(lo) | s.bound(hi))
-    plate = find(s.plate)
-    home = {f: find(next(iter(s.bound(f)))) if s.bound(f) else plate for f in s.factors}
-    roots = [plate] + [r for r in dict.fromkeys(find(lim[0]) for lim in s.limits)
-                       if r != plate and any(h == r for h in home.values())]
-    if len(roots) == 1:
-        return (s,)
-    parts = []
-    for r in roots:
-        mine = [lim for lim in s.limits if find(lim[0]) == r or (r == plate and find(lim[0]) not in roots)]
-        parts.append(dataclasses.replace(s, limits=tuple(mine), factors=tuple(f for f in s.factors if home[f] == r),
-                                         plate=s.plate if r == plate else None))
-    return tuple(parts)
-
-
-def split(s: PlateSum) -> tuple[PlateSum]:
-    """Σ_{n,b,d} f(n, b, d), n the plate, b over dims the model fixes and d over dims the data give, as Σ_b of
-    the array Σ_{n,d} f(n, b, d) over b (``outer``): that statistic's partial sums are independent adds over b,
-    not a chain of them per point, and often one the module has already (Σ_{n,k} r[n,k] is Σ_k of Σ_n r[n,k]).
-    Only while the plate stays inside, when b spans at most SPLIT_MAX values (an array over a vocabulary or D²
-    would crowd out the chunks, codegen.statistics.PARTIALS), and when no bound of either side reads an index
-    of the other."""
-    if s.outer or s.plate is None:
-        return (s,)
-    fixed = tuple(lim for lim in s.limits if s.size(lim[0]) is not None)
-    inner = tuple(lim for lim in s.limits if lim not in fixed)
-    if not fixed or math.prod(s.size(lim[0]) for lim in fixed) > SPLIT_MAX:
-        return (s,)
-    out, ins = {lim[0] for lim in fixed}, {lim[0] for lim in inner}
-    if any(s.bound(x) & ins for _, lo, hi in fixed for x in (lo, hi)) or \
-            any(s.bound(x) & out for _, lo, hi in inner for x in (lo, hi)):
-        return (s,)
-    return (dataclasses.replace(s, limits=inner, outer=fixed),)
-
-
-SUM_PASSES: tuple[tuple[str, Callable[[PlateSum], tuple[PlateSum, ...]]], ...] = (
-    ("separate", separate),
-    ("split", split),
-)
-
-
-def shape_sum(s: PlateSum) -> tuple[PlateSum, ...]:
-    """The sum passes in order (each maps a sum to the sums whose product it is): ``s``'s parts, each in its
-    shape."""
-    return sum_stages(s)[-1][1]
-
-
-def sum_stages(s: PlateSum) -> tuple[tuple[str, tuple[PlateSum, ...]], ...]:
-    """``s``'s parts after each sum pass: (the pass's name, the parts), in SUM_PASSES' order."""
-    parts, out = (s,), []
-    for name, fn in SUM_PASSES:
-        parts = tuple(q for p in parts for q in fn(p))
-        out.append((name, parts))
-    return tuple(out)

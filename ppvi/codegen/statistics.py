@@ -59,7 +59,7 @@ class Statistics:
     ranges: dict                        # data of support index(M) -> M
     found: dict = field(default_factory=dict)     # canonical expr -> Statistic
     reads: list = field(default_factory=list)     # (statistic, the index at each axis), every ref in order
-    sums: dict = field(default_factory=dict)      # ir.PlateSum met -> its parts after each sum pass (--dump sums)
+    sums: dict = field(default_factory=dict)      # ir.PlateSum met -> its parts after each sum rule (--dump sums)
 
     def accepts(self, e: sp.Expr) -> bool:
         """The summand reads only data, constants, dims and local variables."""

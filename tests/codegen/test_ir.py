@@ -15,7 +15,7 @@ from ppvi.codegen import passes
 from ppvi.codegen.cache import fixed_sizes
 from ppvi.codegen.dump import dump
 from ppvi.codegen.plan import ElboPlan, KernelSpec, LatentPlan, Plan
-from ppvi.codegen.ir import (Assign, Bind, Call, Expr, If, Kernel, Loop, Module, Note, PlateSum, Range, Ref, Share, Stmt,
+from ppvi.codegen.ir import (Assign, Bind, Call, Expr, If, Kernel, Loop, Module, Note, Range, Ref, Share, Stmt,
                              part_range, walk)
 from ppvi.codegen.module import ModuleWriter, lower
 from ppvi.codegen.printer import kernel_source
@@ -268,9 +268,11 @@ def test_group_block_is_dropped_where_the_group_reads_its_members_directly():
     assert passes.group_block(plain) == plain
 
 
-@pytest.mark.parametrize("stem, what", [("gmm_1d", "kernels"), ("lda", "statistics"), ("lda", "schedule")])
+@pytest.mark.parametrize("stem, what", [("gmm_1d", "kernels"), ("lda", "statistics"), ("lda", "schedule"),
+                                       ("gmm_1d", "rewrites")])
 def test_dump_is_golden(stem, what, capsys, update_golden):
-    """``ppvi derive --dump kernels|statistics|schedule``: the IR after every pass, as text."""
+    """``ppvi derive --dump kernels|statistics|schedule``: the IR after every pass, as text; ``rewrites``: each
+    expression after each rewrite rule (codegen.rewrite)."""
     code, out, err = run_cli(["derive", MODELS / f"{stem}.ppvi", "--dump", what], capsys)
     assert code == 0, err
     golden = Path(__file__).parent / "golden" / f"{stem}.{what}.dump.txt"
@@ -477,75 +479,7 @@ def test_code_generation_is_short_functions_and_no_pattern_over_text():
         assert not long
 
 
-# ------------------------------------------------------------------ the sum passes (passes.SUM_PASSES)
-N, KK, J, II = sp.Symbol("N"), 3, 2, sp.Symbol("I")
-n, k, j, i = sp.Idx("n", (0, N - 1)), sp.Idx("k", (0, KK - 1)), sp.Idx("j", (0, J - 1)), sp.Idx("i", (0, II - 1))
-a, b, c, d = (sp.IndexedBase(x) for x in "abcd")
-
-
-def plate_sum(limits, factors) -> PlateSum:
-    sizes = {n: None, k: KK, j: J, i: None}
-    return PlateSum(tuple(limits), tuple(factors), n, tuple((lim[0], sizes[lim[0]]) for lim in limits))
-
-
-def evaluate(parts, values: dict, sizes: dict) -> float:
-    """The product of the parts' sums, by plain loops in NumPy (written here, not the writer's)."""
-    total = 1.0
-    for p in parts:
-        limits = p.limits + p.outer
-        f = sp.lambdify([lim[0] for lim in limits] + list(values), sp.Mul(*p.factors))
-        grid = np.meshgrid(*(np.arange(int(sp.sympify(hi).subs(sizes)) + 1) for _, _, hi in limits), indexing="ij")
-        total *= float(np.sum(f(*grid, *values.values()) * np.ones_like(grid[0], dtype=float)))
-    return total
-
-
-def _arrays():
-    rng = np.random.default_rng(0)
-    return {a: rng.normal(size=5), b: rng.normal(size=KK), c: rng.normal(size=(5, 4)), d: rng.normal(size=(KK, J))}
-
-
-def test_separate_makes_a_product_of_the_sums_of_factors_on_disjoint_indices():
-    """Σ_{n,k,i,j} a[n] c[n, i] · 2 b[k] d[k, j] = (Σ_{n,i} 2 a[n] c[n, i]) (Σ_{k,j} b[k] d[k, j]): the plate's part
-    first (with the constant), the other in the order of its limits; the value is the same."""
-    s = plate_sum([(n, 0, N - 1), (k, 0, KK - 1), (i, 0, II - 1), (j, 0, J - 1)],
-                  [sp.Integer(2), a[n], b[k], c[n, i], d[k, j]])
-    parts = passes.separate(s)
-    assert [p.limits for p in parts] == [((n, 0, N - 1), (i, 0, II - 1)), ((k, 0, KK - 1), (j, 0, J - 1))]
-    assert [p.factors for p in parts] == [(2, a[n], c[n, i]), (b[k], d[k, j])]
-    assert [p.plate for p in parts] == [n, None]
-    sizes = {N: 5, II: 4}
-    assert evaluate(parts, _arrays(), sizes) == pytest.approx(evaluate((s,), _arrays(), sizes), rel=1e-12)
-
-
-def test_separate_keeps_a_sum_whose_factors_share_indices():
-    """A factor reading both sides (c[n, k]) joins them, and so does a bound (Σ_{j ≤ n}); Σ_k 1 stays with the
-    plate."""
-    joined = plate_sum([(n, 0, N - 1), (k, 0, KK - 1)], [a[n], b[k], c[n, k]])
-    assert passes.separate(joined) == (joined,)
-    bounded = plate_sum([(n, 0, N - 1), (j, 0, n)], [a[n], b[j]])
-    assert passes.separate(bounded) == (bounded,)
-    counted = plate_sum([(n, 0, N - 1), (k, 0, KK - 1)], [a[n]])
-    assert passes.separate(counted) == (counted,)
-
-
-def test_split_sums_the_fixed_dims_outside_the_statistic():
-    """Σ_{n,k,i} a[n] c[n, k] c[n, i]: k (K = 3, fixed) goes outside, n and i (the data's) stay inside; the value
-    is the same.  No plate, a fixed span over SPLIT_MAX values, or bounds across the two sides: unchanged."""
-    s = plate_sum([(n, 0, N - 1), (k, 0, KK - 1), (i, 0, II - 1)], [a[n], c[n, k], c[n, i]])
-    (out,) = passes.split(s)
-    assert out.limits == ((n, 0, N - 1), (i, 0, II - 1)) and out.outer == ((k, 0, KK - 1),)
-    sizes = {N: 5, II: 4}
-    assert evaluate((out,), _arrays(), sizes) == pytest.approx(evaluate((s,), _arrays(), sizes), rel=1e-12)
-    assert passes.split(dataclasses.replace(s, plate=None)) == (dataclasses.replace(s, plate=None),)
-    big = dataclasses.replace(s, sizes=((n, None), (k, passes.SPLIT_MAX + 1), (i, None)))
-    assert passes.split(big) == (big,)
-    across = plate_sum([(n, 0, N - 1), (k, 0, KK - 1), (i, 0, k)], [a[n], c[n, i]])
-    assert passes.split(across) == (across,)
-    assert passes.shape_sum(s) == (out,) and passes.sum_stages(s) == (("separate", (s,)), ("split", (out,)))
-    apart = plate_sum([(n, 0, N - 1), (k, 0, KK - 1), (i, 0, II - 1)], [a[n], c[n, i], d[k, 0]])
-    assert [p.outer for p in passes.shape_sum(apart)] == [(), ()]     # (separated first: no fixed dim left inside)
-
-
+# ------------------------------------------------------------------ the sum rules (codegen.rewrite)
 def test_poisson_factorisation_allocation_statistic_is_split_over_k():
     """The allocation's ELBO statistic Σ_{u,k,i} y[u,i] E[log θ[u,k]] q(alloc[u,i] = k) is filled as an array over
     K (Σ_{u,i}, the data's dims, inside) and the ELBO adds it up over k: no chain of adds over K per point."""
@@ -556,7 +490,8 @@ def test_poisson_factorisation_allocation_statistic_is_split_over_k():
     [(whole, stages)] = [(w, st) for w, st in m.sums if len(w.limits) == 3 and len(w.factors) == 3]
     assert dict(stages)["separate"] == (whole,) and [len(p.outer) for p in dict(stages)["split"]] == [1]
     text = dump(m, "sums")
-    assert "  after split: sum_{k" in text and "(no sum pass changes it)" in text
+    assert "  after split: sum_{k" in text and "(no sum rule changes it)" in text
+    assert "  after statistics: " in dump(m, "rewrites")     # (the ELBO's sums over the plate as statistics)
     elbo = next(k for k in m.kernels if k.role == "elbo" and k.latent is None)
     adds = [n for n in walk(elbo.body) if isinstance(n, Loop) and n.axis.startswith("k")
             and any(isinstance(x, Assign) and alloc.name in x.value.reads for x in n.body)]
