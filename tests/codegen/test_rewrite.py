@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import itertools
 import re
 from pathlib import Path
 
@@ -172,3 +173,61 @@ def test_the_writer_prints_what_the_driver_hands_it_and_the_record_shows_each_ru
         want = sum(xs[x[k]] for k in range(1, 5) if k - 1 == n)
         assert float(done.subs(t, n).subs(T, 5).replace(before, lambda a, b: 1 if a < b else 0).xreplace(xs)) == want
     assert "for " not in text and "min(" in text
+
+
+# ------------------------------------------------------------------ the expression rules, each on its own
+def _value(e: sp.Expr, values: dict) -> float:
+    """e, its sums written out term by term (SymPy's doit), with every array entry replaced (twice: an entry read
+    at a data value, P[user[t]], is P's once user[t] is a number)."""
+    for _ in range(2):
+        e = e.xreplace(values)
+    return float(e)
+
+
+def _arrays_for(e: sp.Expr, shapes: dict, seed: int = 1) -> dict:
+    """Random entries for each array of ``shapes`` (``user``: rows 0..2, a data-valued index)."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for base, shape in shapes.items():
+        for at in np.ndindex(*shape):
+            out[base[at]] = sp.Integer(int(rng.integers(0, 3))) if base.label.name == "user" else float(rng.normal())
+    return out
+
+
+def _rule_cases():
+    """(rule, example, scope, the arrays' shapes, the form the rule must give)."""
+    U, D = 3, 3
+    nn, tt = sp.Idx("n", (0, 3)), sp.Idx("t", (0, 3))
+    jj, ii, uu = sp.Idx("j", (0, D - 1)), sp.Idx("i", (0, D - 1)), sp.Idx("u", (0, U - 1))
+    A, g, cc, r, x, L, P, y, user = (sp.IndexedBase(s) for s in ("A", "g", "c", "r", "x", "L", "P", "y", "user"))
+    # c varies with the element, A and g do not: Σ_i c[i] Σ_j A[j] g[j, i], the inner sum computed once
+    e = sp.Sum(A[jj] * sp.Sum(g[jj, ii] * cc[ii], (ii, 0, D - 1)), (jj, 0, D - 1))
+    want = sp.Sum(cc[ii] * sp.Sum(A[jj] * g[jj, ii], (jj, 0, D - 1)), (ii, 0, D - 1))
+    updates = Scope(updates=True, varies=lambda e: e.has(cc), reads=lambda e: False)
+    yield pytest.param("interchange", e, updates, {A: (D,), g: (D, D), cc: (D,)}, want, id="interchange")
+    # Σ_n r[n] Σ_i L[1, i] x[n, i] over the plate (4 points): Σ_i L[1, i] Σ_n r[n] x[n, i], an array over i alone
+    e = sp.Sum(r[nn] * sp.Sum(L[jj, ii] * x[nn, ii], (ii, 0, D - 1)), (nn, 0, 3))
+    want = sp.Sum(L[jj, ii] * sp.Sum(r[nn] * x[nn, ii], (nn, 0, 3)), (ii, 0, D - 1))
+    yield pytest.param("narrow", e, Scope(big=frozenset({sp.Integer(4)})), {r: (4,), L: (D, D), x: (4, D)}, want,
+                       id="narrow")
+    # Σ_t [u = user[t]] P[user[t]] y[t]: P[u] Σ_t [u = user[t]] y[t], P read once per u
+    e = sp.Sum(sp.KroneckerDelta(uu, user[tt]) * P[user[tt]] * y[tt], (tt, 0, 3))
+    want = P[uu] * sp.Sum(sp.KroneckerDelta(uu, user[tt]) * y[tt], (tt, 0, 3))
+    yield pytest.param("through_deltas", e, Scope(), {P: (U,), y: (4,), user: (4,)}, want, id="through_deltas")
+
+
+@pytest.mark.parametrize("name, e, at, shapes, want", _rule_cases())
+def test_each_expression_rule_gives_its_form_and_keeps_the_value(name, e, at, shapes, want):
+    """Each rule on its own gives the form its docstring says and leaves the value (every sum written out term by
+    term, at every free index) alone; interchange and narrow return their input where they do not apply."""
+    fn = next(r.fn for r in REWRITES if r.name == name)
+    out = fn(e, at)
+    assert out == want
+    values = _arrays_for(e, shapes)
+    free = sorted((s for s in e.free_symbols if isinstance(s, sp.Idx)), key=str)     # (j for narrow, u for deltas)
+    terms, got = e.doit(), out.doit()
+    for at_free in itertools.product(*(range(int(s.upper) + 1) for s in free)):
+        fixed = dict(zip(free, map(sp.Integer, at_free)))
+        assert _value(got.xreplace(fixed), values) == pytest.approx(_value(terms.xreplace(fixed), values), rel=1e-12)
+    if name != "through_deltas":
+        assert fn(e, Scope()) == e
