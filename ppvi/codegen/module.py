@@ -21,7 +21,8 @@ from ppvi.codegen.ir import (Bind, Call, Expr, Factored, Kernel, Module, Note, R
 from ppvi.codegen.passes import run_passes
 from ppvi.codegen.plan import BlockPlan, ElboPlan, KernelSpec, LatentPlan, Plan, PointPlan, StatsPlan
 from ppvi.codegen.printer import module_source
-from ppvi.codegen.statistics import CHUNKS, Statistics, count_loops, feature_key, feature_order, monomials, renamed
+from ppvi.codegen.rewrite import monomials, renamed
+from ppvi.codegen.statistics import CHUNKS, Statistics, count_loops, feature_key, feature_order
 from ppvi.derive.expectation import collapse
 from ppvi.derive.meanfield import Derivation, QFactor
 from ppvi.derive.render import Whiteboard

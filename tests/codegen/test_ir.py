@@ -7,7 +7,6 @@ import functools
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 import sympy as sp
 

@@ -89,7 +89,8 @@ def test_split_sums_the_fixed_dims_outside_the_statistic():
     log = {}
     assert rewrite.rewrite(s, Scope(), log) == (out,) and log[s] == (("separate", (s,)), ("split", (out,)))
     apart = plate_sum([(n, 0, N - 1), (k, 0, KK - 1), (i, 0, II - 1)], [a[n], c[n, i], d[k, 0]])
-    assert [p.outer for p in rewrite.rewrite(apart, Scope(), {})] == [(), ()]     # (separated first: no fixed dim left inside)
+    # (separated first: no fixed dim left inside)
+    assert [p.outer for p in rewrite.rewrite(apart, Scope(), {})] == [(), ()]
 
 
 # ------------------------------------------------------------------ the list, the driver, the record
@@ -118,8 +119,7 @@ def _calls(tree: ast.AST):
 
 def _rule_calls(path: Path, rules: set) -> list:
     """(function, rule) for each call of a rule in the module at ``path``: by the name it was imported under from
-    codegen.rewrite, through the module (``rewrite.split``), or, in rewrite.py, by its own name; and every call of
-    Statistics.separate (``….separate(…)``, the body of the rule ``statistics``)."""
+    codegen.rewrite, through the module (``rewrite.split``), or, in rewrite.py, by its own name."""
     tree = ast.parse(path.read_text())
     home = path.name == "rewrite.py"
     direct = {r: r for r in rules} if home else {}
@@ -138,26 +138,23 @@ def _rule_calls(path: Path, rules: set) -> list:
         elif isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id in modules and \
                 f.attr in rules:
             out.append((where, f.attr))
-        elif isinstance(f, ast.Attribute) and f.attr == "separate":
-            out.append((where, "Statistics.separate"))
     return out
 
 
 def test_only_the_driver_applies_a_rule():
-    """No module of ppvi calls a rule but codegen.rewrite's driver (``rewrite``), and a rule itself only to recurse;
-    Statistics.separate (the body of the rule ``statistics``) only that rule and itself."""
+    """No module of ppvi calls a rule but codegen.rewrite's driver (``rewrite``), and a rule itself only to recurse."""
     rules = {r.fn.__name__ for r in REWRITES}
-    allowed = {("rewrite.py", "rewrite", r) for r in rules} | {("rewrite.py", r, r) for r in rules} | \
-        {("rewrite.py", "statistics", "Statistics.separate"), ("statistics.py", "separate", "Statistics.separate")}
+    allowed = {("rewrite.py", "rewrite", r) for r in rules} | {("rewrite.py", r, r) for r in rules}
     found = [(path.name, where, rule) for path in sorted((ROOT / "ppvi").rglob("*.py"))
-             if re.search(r"codegen(\.| import )rewrite|\.separate\(", path.read_text())   # (parse only those)
+             if path.name == "rewrite.py" or re.search(r"codegen(\.| import )rewrite", path.read_text())
              for where, rule in _rule_calls(path, rules)]
     assert found and not set(found) - allowed
 
 
 def test_the_writer_prints_what_the_driver_hands_it_and_the_record_shows_each_rule():
-    """Σ_{i=1}^{T-1} [i − 1 = t] x[i] through a writer: the driver makes it [0 ≤ t] [t < T − 1] x[t + 1] (through_offsets;
-    checked by hand at every t), the record holds the stages, and the text reads x at t + 1, no loop over i."""
+    """Σ_{i=1}^{T-1} [i − 1 = t] x[i] through a writer: the driver makes it [0 ≤ t] [t < T − 1] x[t + 1]
+    (through_offsets; checked by hand at every t), the record holds the stages, and the text reads x at t + 1, no
+    loop over i."""
     T = sp.Symbol("T")
     i, t = sp.Idx("i", (0, T - 1)), sp.Idx("t", (0, T - 1))
     x = sp.IndexedBase("x")
