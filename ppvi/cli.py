@@ -44,9 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("derive", help="derive and print the mean-field updates and the ELBO")
     d.add_argument("model", metavar="MODEL", help="a .ppvi file")
     d.add_argument("--format", choices=["text", "latex", "json"], default="text", help="output format (default text)")
-    d.add_argument("--dump", choices=["ast", "graph", "derivation", "kernels", "statistics", "schedule"],
+    d.add_argument("--dump", choices=["ast", "graph", "derivation", "kernels", "statistics", "schedule", "sums",
+                                           "rewrites"],
                    default="derivation", help="stop after a stage and print it: ast, graph, the derivation "
-                   "(default), or the kernel IR's kernels, statistics or schedule")
+                   "(default), or the kernel IR's kernels, statistics, schedule, sums over the data plate, or "
+                   "the symbolic rewrites (each expression after each rule)")
     d.add_argument("--after", metavar="PASS", default=None,
                    help="with --dump kernels|statistics|schedule: the IR after this pass (lower: before any)")
     d.add_argument("--code", action="store_true", help="print the generated kernel source instead")
@@ -188,7 +190,7 @@ def _cmd_check(args) -> int:
 
 
 def _cmd_derive(args) -> int:
-    ir = args.dump in ("kernels", "statistics", "schedule")
+    ir = args.dump in ("kernels", "statistics", "schedule", "sums", "rewrites")
     if args.after is not None and not ir:
         raise PPVIError(Diagnostic("--after needs --dump kernels, statistics or schedule", "ppvi derive",
                                    hint=f"e.g. ppvi derive MODEL --dump kernels --after {args.after}"))

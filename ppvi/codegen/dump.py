@@ -1,16 +1,19 @@
-"""The kernel IR as readable text: ``ppvi derive MODEL --dump kernels|statistics|schedule [--after PASS]``."""
+"""The kernel IR as readable text: ``ppvi derive MODEL --dump kernels|statistics|schedule|sums [--after PASS]``."""
 
 from __future__ import annotations
 
-from ppvi.codegen.ir import If, Kernel, Loop, Module
+import sympy as sp
+
+from ppvi.codegen.ir import If, Kernel, Loop, Module, PlateSum
 from ppvi.codegen.printer import body_lines, comment, range_header
 
 PAD = "  "
 
 
 def dump(m: Module, what: str) -> str:
-    """``what``: kernels, statistics or schedule."""
-    return {"kernels": kernels, "statistics": statistics, "schedule": schedule}[what](m)
+    """``what``: kernels, statistics, schedule, sums or rewrites."""
+    return {"kernels": kernels, "statistics": statistics, "schedule": schedule, "sums": sums,
+            "rewrites": rewrites}[what](m)
 
 
 def kernels(m: Module) -> str:
@@ -77,4 +80,49 @@ def schedule(m: Module) -> str:
         out.append(f"elbo after q({elbo.fast_after})'s update -> {elbo.fast.name}")
     if p.exact_em:
         out.append("exact EM: the ELBO after the local step is the log-likelihood")
+    return "\n".join(out) + "\n"
+
+
+def sums(m: Module) -> str:
+    """Every sum over the data plate the writer met, then its parts after each sum rule (codegen.rewrite):
+    what each pass made of it, the statistics and loops the kernels were then written from."""
+    if not m.sums:
+        return "no sums over the data plate\n"
+    out = []
+    for whole, stages in m.sums:
+        out.append(_sum(whole))
+        before = (whole,)
+        for name, parts in stages:
+            if parts != before:
+                out.append(f"{PAD}after {name}: " + " * ".join(_sum(p) for p in parts))
+            before = parts
+        if before == (whole,):
+            out.append(f"{PAD}(no sum rule changes it)")
+    return "\n".join(out) + "\n"
+
+
+def _sum(s: PlateSum) -> str:
+    """Σ over the limits of the factors; a part with ``outer`` limits as Σ_outer [Σ_inner …]."""
+    def over(limits) -> str:
+        return "sum_{" + ", ".join(f"{i}={sp.sstr(lo)}..{sp.sstr(hi)}" for i, lo, hi in limits) + "}"
+    body = " * ".join(sp.sstr(f) for f in s.factors) or "1"
+    inner = f"{over(s.limits)} {body}" if s.limits else body
+    return f"{over(s.outer)} [{inner}]" if s.outer else f"({inner})"
+
+
+def rewrites(m: Module) -> str:
+    """Every expression the writer was given that a rule of codegen.rewrite.REWRITES changed, then the expression
+    after each rule that changed it; the count of those no rule changed (the sum rules' stages: ``sums``)."""
+    out, kept = [], 0
+    for e, stages in m.rewrites:
+        before, lines = e, []
+        for name, after in stages:
+            if after != before:
+                lines.append(f"{PAD}after {name}: {sp.sstr(after)}")
+            before = after
+        if lines:
+            out += [sp.sstr(e)] + lines
+        else:
+            kept += 1
+    out.append(f"({kept} expression{'' if kept == 1 else 's'} no rule changes)")
     return "\n".join(out) + "\n"

@@ -23,14 +23,11 @@ from dataclasses import dataclass, field, fields
 import sympy as sp
 
 from ppvi.codegen.ir import Assign, Expr, If, Loop, PlateSum, Range, Ref, Stmt
-from ppvi.codegen.passes import shape_sum
+from ppvi.codegen.rewrite import Scope, rewrite
 from ppvi.codegen.plan import PLAN_TYPES, ArrayNames
 from ppvi.derive.lower import before, inverse, sigmoid
 from ppvi.derive.qfamily import ParamBase
 from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol, lgamma, lmvgamma, logdet, softplus
-
-
-TINY = 1e-150        # a constant factor smaller than this multiplies each term of the sum it scales (scaled_into_sums)
 
 
 class CodegenError(Exception):
@@ -110,6 +107,7 @@ class Names:
     issued: set[str] = field(default_factory=set)
     reads: set[str] = field(default_factory=set)       # issued names referenced since begin(): a kernel's params
     watchers: list[set] = field(default_factory=list)  # open watch()es: every name written into text meanwhile
+    rewrites: dict = field(default_factory=dict)       # codegen.rewrite's record: (expr, result) -> stages
     _count: itertools.count = field(default_factory=itertools.count)
 
     def _issue(self, name: str) -> str:
@@ -282,43 +280,7 @@ def axis_order(e: sp.Expr, free, first: sp.Basic | None, rank: dict, depth: dict
     return sorted(free, key=lambda i: (key[i], depth.get(i, -1), str(i)))
 
 
-# -------------------------------------------------------------- rewriting
-def _swap(e: sp.Expr, worth) -> sp.Expr:
-    """Bottom-up: Σ_j A(j) Σ_i g(j, i) c(i) -> Σ_i c(i) Σ_j A(j) g(j, i) wherever ``worth(e, A, g_j, c, i)``.
-
-    c are the factors of the inner summand that do not involve j; the swap is exact (finite sums)."""
-    if not e.args or isinstance(e, (sp.Indexed, sp.Idx, sp.IndexedBase)):
-        return e
-    e = e.func(*(_swap(a, worth) for a in e.args))
-    if not isinstance(e, sp.Sum) or len(e.limits) != 1:
-        return e
-    j = e.limits[0][0]
-    factors = sp.Mul.make_args(e.function)
-    inner = [f for f in factors if isinstance(f, sp.Sum) and len(f.limits) == 1 and f.function.has(j)]
-    if len(inner) != 1:
-        return e
-    t = inner[0]
-    a = sp.Mul(*(f for f in factors if f is not t))
-    g = sp.Mul.make_args(t.function)
-    gj = sp.Mul(*(f for f in g if f.has(j)))
-    c = sp.Mul(*(f for f in g if not f.has(j)))
-    if c == 1 or not worth(e, a, gj, c, t.limits[0][0]):
-        return e
-    return sp.Sum(c * sp.Sum(a * gj, e.limits[0]), t.limits[0])
-
-
-def interchange(e: sp.Expr, varies, reads, big: frozenset = frozenset()) -> sp.Expr:
-    """Swap when only c varies during the kernel: the inner sum then no longer reads what the update
-    changes and is computed once (a Gram matrix WᵀβW in 19.44, E[hhᵀ] for the regression of W).  Over the
-    data plate A may also vary with the element, as long as it does not ``reads`` what the update writes:
-    the inner sum is then an array over the elements filled by one pass over the data (PMF: Σ_k′ ⟨P[u, k′]⟩
-    Σ_t [u = user[t]] ⟨Q[item[t], k]⟩ ⟨Q[item[t], k′]⟩, the pass filling an array over (u, k, k′))."""
-    def worth(s, a, gj, c, i):
-        over = sp.sympify(s.limits[0][2]) + 1 in big
-        return (not varies(a) or (over and not reads(a))) and varies(c) and not varies(gj)
-    return _swap(e, worth)
-
-
+# ------------------------------------------------------------------ offsets
 def _offset(i: sp.Expr) -> tuple[sp.Idx, int] | None:
     """``t + c`` (an index and a whole number c ≠ 0) -> (t, c); else None."""
     if isinstance(i, sp.Add) and len(i.args) == 2:
@@ -327,94 +289,6 @@ def _offset(i: sp.Expr) -> tuple[sp.Idx, int] | None:
             return j, int(c)
     return None
 
-
-def through_deltas(e: sp.Expr) -> sp.Expr:
-    """Σ_t [o = g(t)] f(g(t), t) -> Σ_t [o = g(t)] f(o, t) (exact: the delta vanishes where g(t) ≠ o), then the
-    factors that no longer read the summation moved out: ⟨P[user[t], k′]⟩ under [u = user[t]] is ⟨P[u, k′]⟩,
-    read once per element u rather than once per rating t, and the rest of the sum a scatter over the data
-    that does not read the update's own moments."""
-    if not e.args or isinstance(e, (sp.Indexed, sp.Idx, sp.IndexedBase)):
-        return e
-    e = e.func(*(through_deltas(a) for a in e.args))
-    if not isinstance(e, sp.Sum):
-        return e
-    bound = {i for i, _, _ in e.limits}
-    factors = sp.Mul.make_args(e.function)
-    sub = {}
-    for f in factors:
-        if isinstance(f, sp.KroneckerDelta):
-            for o, g in (f.args, f.args[::-1]):
-                if isinstance(g, sp.Indexed) and g.free_symbols & bound and not o.free_symbols & bound:
-                    sub[g] = o
-                    break
-    if not sub:
-        return e
-    factors = [f if isinstance(f, sp.KroneckerDelta) else f.xreplace(sub) for f in factors]
-    outside = [f for f in factors if not f.free_symbols & bound]
-    if not outside and all(a == b for a, b in zip(factors, sp.Mul.make_args(e.function))):
-        return e
-    return sp.Mul(*outside) * sp.Sum(sp.Mul(*(f for f in factors if f.free_symbols & bound)), *e.limits)
-
-
-def through_offsets(e: sp.Expr) -> sp.Expr:
-    """Σ_{i=lo}^{hi} [i + c = o] f(i) -> [lo ≤ o − c ≤ hi] f(o − c) for a whole number c ≠ 0 and o free of i: a
-    chain's neighbour read through an offset (Σ_{i≥1} [i − 1 = t] ⟨x[i]⟩ is ⟨x[t + 1]⟩ where t + 1 < T), one
-    read instead of a pass over the plate per element.  (derive.expectation.collapse resolves c = 0.)"""
-    if not e.args or isinstance(e, (sp.Indexed, sp.Idx, sp.IndexedBase)):
-        return e
-    e = e.func(*(through_offsets(a) for a in e.args))
-    if not isinstance(e, sp.Sum):
-        return e
-    factors = sp.Mul.make_args(e.function)
-    for n, (i, lo, hi) in enumerate(e.limits):
-        for f in factors:
-            if not isinstance(f, sp.KroneckerDelta):
-                continue
-            for side, o in (f.args, f.args[::-1]):
-                c = side - i
-                if c.is_Integer and c != 0 and i not in o.free_symbols:
-                    at = o - c
-                    rest = sp.Mul(*(g for g in factors if g is not f)).xreplace({i: at})
-                    inside = before(sp.sympify(lo) - 1, at) * before(at, sp.sympify(hi) + 1)
-                    limits = e.limits[:n] + e.limits[n + 1:]
-                    return through_offsets(inside * (sp.Sum(rest, *limits) if limits else rest))
-    return e
-
-
-def scaled_into_sums(e: sp.Expr) -> sp.Expr:
-    """c·Σ_i f(i) -> Σ_i c·f(i) where |c| < TINY.  The sum alone may pass the largest float when the product
-    does not: `variance = 1e308` gives −½·10⁻³⁰⁸·Σ_k ⟨x[k]²⟩ with every ⟨x[k]²⟩ near 10³⁰⁸, so Σ_k overflows
-    to ∞ while every −½·10⁻³⁰⁸·⟨x[k]²⟩ is −½.  Only constants that small (they come of extreme ones) pay for
-    the multiplication in the loop."""
-    if not any(0 < abs(n) < TINY for n in e.atoms(sp.Float, sp.Rational)):
-        return e
-    return _scaled(e)
-
-
-def _scaled(e: sp.Expr) -> sp.Expr:
-    if not e.args or isinstance(e, (sp.Indexed, sp.Idx, sp.IndexedBase)):
-        return e
-    e = e.func(*(_scaled(a) for a in e.args))
-    if not isinstance(e, sp.Mul) or not e.args[0].is_Number or not abs(e.args[0]) < TINY:
-        return e
-    c, rest = e.args[0], e.args[1:]
-    s = next((a for a in rest if isinstance(a, sp.Sum)), None)
-    if s is None:
-        return e
-    inner = _scaled(sp.Mul(c, s.function, evaluate=False)) if isinstance(s.function, sp.Sum) else c * s.function
-    return sp.Mul(*(a for a in rest if a is not s)) * sp.Sum(inner, *s.limits)
-
-
-def narrow(e: sp.Expr, big: frozenset) -> sp.Expr:
-    """Swap over a data-plate j when c carries indices F the rest does not: the pass over the data
-    then fills a smaller array (Σ_n r[n,k] x[n,e] over (k, e) instead of Σ_n r[n,k] Σ_e Λ[k,d,e]
-    x[n,e] over (k, d), D times less work) and c is applied once afterwards."""
-    return _swap(e, lambda s, a, gj, c, i: sp.sympify(s.limits[0][2]) + 1 in big
-                 and bool((_indices(c) - {i}) - _indices(a * gj)))
-
-
-def _indices(e: sp.Expr) -> set:
-    return {s for s in e.free_symbols if isinstance(s, sp.Idx)}
 
 
 # --------------------------------------------------------------- statements
@@ -498,15 +372,13 @@ class Writer:
         return self._reads_self(e) or bool(self.element & e.free_symbols)
 
     def top(self, e: sp.Expr, levels: list[Block], pinned: int = 0) -> str:
-        """Python source for a whole expression: first rewritten so invariant sums can be hoisted."""
-        e = through_deltas(through_offsets(e))
-        if self.self_bases or self.element:
-            e = interchange(e, self.varies, self._reads_self, self.big)
-        if self.stats is not None:
-            e = self.stats.separate(e)
-        if self.big:
-            e = narrow(e, self.big)
-        return self.value(scaled_into_sums(e), levels, pinned)
+        """Python source for a whole expression: first rewritten by the rules of codegen.rewrite (so invariant
+        sums can be hoisted), then printed as it is."""
+        return self.value(rewrite(e, self.scope(), self.names.rewrites), levels, pinned)
+
+    def scope(self) -> Scope:
+        """What the rewrite rules may read of this writer, as it is now (codegen.newton widens its bases)."""
+        return Scope(self.big, bool(self.self_bases or self.element), self.varies, self._reads_self, self.stats)
 
     def value(self, e: sp.Expr, levels: list[Block], pinned: int = 0) -> str:
         """Python source for e, with its sums emitted into ``levels``."""
@@ -695,14 +567,14 @@ class Writer:
         return acc
 
     def _shaped(self, e: sp.Sum) -> tuple[PlateSum, ...] | None:
-        """The sum passes' shape of e, a sum over the data plate (passes.shape_sum: a product of independent
-        sums, the dims the model fixes summed outside the statistic), or None where they leave it as it is."""
+        """The sum rules' shape of e, a sum over the data plate (codegen.rewrite: a product of independent sums,
+        the dims the model fixes summed outside the statistic), or None where they leave it as it is."""
         plate = [i for i, _, hi in e.limits if sp.sympify(hi) + 1 in self.big]
         if len(plate) != 1:
             return None
         sizes = tuple((i, self._fixed(sp.sympify(hi) - sp.sympify(lo) + 1)) for i, lo, hi in e.limits)
         whole = PlateSum(tuple(e.limits), sp.Mul.make_args(e.function), plate[0], sizes)
-        parts = shape_sum(whole)
+        parts = rewrite(whole, Scope(), self.stats.sums)      # (the sum rules; recorded for --dump sums)
         return None if parts == (whole,) else parts
 
     def _fixed(self, size: sp.Expr) -> int | None:

@@ -15,7 +15,7 @@
     (BlockPlan) a group block the writer made (a kernel of role block), before passes.group_block keeps it or not
     Factored    a group block's kernel with its members' softmax factored, before passes.factored_softmax puts it in
                 the plain block's place or not
-    PlateSum    a sum over the data plate as the writer meets it, before the sum passes (passes.SUM_PASSES) decide
+    PlateSum    a sum over the data plate as the writer meets it, before the sum rules (codegen.rewrite) decide
                 its shape: a product of independent sums, the fixed dims summed outside the statistic
 
 The passes (``ppvi.codegen.passes``) map a Module to a Module; the printer (``ppvi.codegen.printer``) only
@@ -197,10 +197,10 @@ class Factored:
 @dataclass(frozen=True)
 class PlateSum:
     """Σ over ``limits`` of the product of ``factors`` (SymPy expressions): a sum over the data plate (index
-    ``plate``) as the writer meets it, before the sum passes (passes.SUM_PASSES) decide its shape.  A limit is
+    ``plate``) as the writer meets it, before the sum rules (codegen.rewrite) decide its shape.  A limit is
     ``(index, lo, hi)``; ``sizes`` pairs each summation index with its extent where the model fixes it (an int:
     K, the atoms) or None where the data give it (the plate, U, I, a vocabulary).  ``outer``: limits summed
-    outside, over the array the inner sum fills (passes.split)."""
+    outside, over the array the inner sum fills (rewrite.split)."""
 
     limits: tuple
     factors: tuple
@@ -228,6 +228,8 @@ class Module:
     plate: str | None = None                     # the data plate's size, as the kernels spell it
     blocks: tuple[BlockPlan, ...] = ()           # group blocks passes.group_block may keep (not printed)
     factored: tuple[Factored, ...] = ()          # what passes.factored_softmax may put in a block's place
+    sums: tuple = ()                             # (ir.PlateSum, its parts after each sum rule): --dump sums only
+    rewrites: tuple = ()                         # (expression, its stages after each rule): --dump rewrites only
 
     def kernel(self, name: str) -> Kernel:
         return next(k for k in self.kernels if k.name == name)

@@ -21,7 +21,8 @@ from ppvi.codegen.ir import (Bind, Call, Expr, Factored, Kernel, Module, Note, R
 from ppvi.codegen.passes import run_passes
 from ppvi.codegen.plan import BlockPlan, ElboPlan, KernelSpec, LatentPlan, Plan, PointPlan, StatsPlan
 from ppvi.codegen.printer import module_source
-from ppvi.codegen.statistics import CHUNKS, Statistics, count_loops, feature_key, feature_order, monomials, renamed
+from ppvi.codegen.rewrite import monomials, renamed
+from ppvi.codegen.statistics import CHUNKS, Statistics, count_loops, feature_key, feature_order
 from ppvi.derive.expectation import collapse
 from ppvi.derive.meanfield import Derivation, QFactor
 from ppvi.derive.render import Whiteboard
@@ -61,9 +62,7 @@ def _mangle(names: Names, var: str, role: str, what: str) -> str:
 
 # A blocked local step (Blocked): about this many floats in a block's feature rows (32 KB, in cache).
 BLOCK_FLOATS = 4096
-# ... and at most this many in a block's η, K × B per thread (8 MB): at K = 10⁵ a block of 256 points held
-# two copies of the whole q(z) of 272 points (issue 21, item 11).
-BLOCK_ETA_FLOATS = 2 ** 20
+# (and at most passes.BLOCK_ETA_FLOATS in a block's η where it is a matrix product: passes.block_size)
 # The group block (ModuleWriter.block_kernel): passes per group and sweep at most (as scikit-learn's
 # max_doc_update_iter), and the relative change of the group latent's η that ends them.
 BLOCK_PASSES = 100
@@ -325,9 +324,8 @@ class ModuleWriter:
         blk.post += ([bk.features] if bk.features.post else []) + bk.between + [levels[-1]] + bk.after
         alloc.pre += bk.alloc
         widths = " + ".join(bk.widths) or "1"
-        b = f"max(8, min(256, {BLOCK_FLOATS} // ({widths})))"
-        fn.pre.append(f"_B = {b}" if bk.eta is None else     # η (K × B) bounded too
-                      f"_B = max(1, min({b}, {BLOCK_ETA_FLOATS} // _W.shape[1]))")
+        # (the step of the loop over blocks: passes.block_size bounds it where the block's η is a K × B product)
+        fn.pre.append(assign(Ref("_B"), Expr(f"max(8, min(256, {BLOCK_FLOATS} // ({widths})))", frozenset(bk.widths))))
         self.blocked = None
 
     def _element(self, q: QFactor, w: Writer, levels: list[Block], pinned: int, alloc: Block | None,
@@ -403,10 +401,11 @@ class ModuleWriter:
             finish = Call("finish_binomial", (e["x"], e["lchoose"]),
                           (one(qn("n")), one(qn("p")), one(mn("x")), one(mn("lchoose")), h))
         elif fam == "Categorical" and self.blocked is not None and self.blocked.eta is not None:
-            rows = "[_b0:_b0 + _nb]"
-            self.blocked.between.append(
-                f"finish_categorical_block({self.blocked.eta}, _nb, {qn('p')}{rows}, {self.names.entropy(q.var)}"
-                f"{rows}, {self.names.log_normaliser(q.var)}{rows}, _m, _s, _t)")
+            rows = (Expr("_b0:_b0 + _nb", frozenset({"_b0", "_nb"})),)     # (a Call: passes.block_size reads it)
+            self.blocked.between.append(Call("finish_categorical_block", (
+                Expr(self.blocked.eta, frozenset({self.blocked.eta})), Expr("_nb", frozenset({"_nb"})),
+                Ref(qn("p"), rows), Ref(self.names.entropy(q.var), rows), Ref(self.names.log_normaliser(q.var), rows),
+                Ref("_m"), Ref("_s"), Ref("_t"))))
         elif fam == "Categorical":
             finish = Call("finish_categorical", (e["onehot"], row(qn("p"))),
                           (h, one(self.names.log_normaliser(q.var))))
@@ -1196,7 +1195,8 @@ class ModuleWriter:
         plan = Plan(latents, dict(self.points), self.elbo, dict(self.names.derived), tuple(self.d.point),
                     _exact_em(self.d), self.stats_plan, None, dict(self.masks))
         return Module(__version__, tuple(self.kernels), stats, plan, tuple(self.shares), plate, tuple(self.blocks),
-                      tuple(self.factored))
+                      tuple(self.factored), tuple(self.stats.sums.items()),
+                      tuple((e, stages) for (e, _), stages in self.names.rewrites.items()))
 
 
 def lower(d: Derivation, fixed: dict[str, int] | None = None) -> Module:

@@ -32,7 +32,9 @@ from ppvi.derive.newton import ARMIJO, FEASIBLE, MAX_HALVINGS, MAX_STEPS, NEAR, 
 
 
 def newton_element(mw, q, w: Writer, levels: list[Block]) -> None:
-    """The Newton update of the element of ``q`` whose loops are ``levels`` (ModuleWriter ``mw``'s names)."""
+    """The Newton update of the element of ``q`` whose loops are ``levels`` (ModuleWriter ``mw``'s names): from
+    q's (m, v), a start where 𝓛 is finite (:func:`_feasible`), the damped Newton steps (:func:`_steps`), then q's
+    finish from (m, v)."""
     nt = q.newton
     names = mw.names
     damped = bool(w.snapshot_bases)
@@ -47,8 +49,6 @@ def newton_element(mw, q, w: Writer, levels: list[Block]) -> None:
     el.post += [mw._note("Newton steps on the exact ELBO", q.var), f"{m} = {mean}", f"{v} = {sd} * {sd}"]
     cached, exps, settle = exponent_caches(mw, q, w, levels)
     goal = nt.objective.xreplace(cached)
-    gradient = {s: e.xreplace(exps) for s, e in nt.gradient.items()}
-    hessian = {k: e.xreplace(exps) for k, e in nt.hessian.items()}
 
     def objective(host: Block, outer: list[Block], into: str, var: str) -> None:
         """``into`` = 𝓛's part + ½ log(var), its sums (which read q's own moments) computed in ``host``."""
@@ -58,7 +58,28 @@ def newton_element(mw, q, w: Writer, levels: list[Block]) -> None:
     start = Block()
     el.post.append(start)
     objective(start, levels, f, v)
-    # f = −∞ (E[e^ψ] overflows): v shrinks by 16 down to 10⁻⁸ of its start, then m halves (derive.newton.feasible)
+    _feasible(w, levels, objective, (m, v, f), (mean, x2))
+    step = Block(Range("_it", str(MAX_STEPS), reads=frozenset()))
+    el.post.append(step)
+    inner = levels + [step]
+    for loops in fill_exps(w, exps, cached, inner):
+        step.pre.append(loops[0])          # (before the derivatives' sums, which go to step.pre as they are written)
+    _steps(w, nt, exps, levels, step, objective, (m, v, f, ft, t, ok, dm, dv, slope), (mean, x2))
+    one = lambda arr: name_ref(arr, *at)  # noqa: E731
+    el.post += [Note("q's parameters, moments and entropy from (m, v)"),
+                Call("finish_normal_mv", (Expr(m, frozenset({m})), Expr(v, frozenset({v}))),
+                     (one(names.qparam(q.var, "mean")), one(names.qparam(q.var, "sd")), one(names.moment(q.var, "x2")),
+                      one(names.entropy(q.var))))]
+    el.post += settle
+    if damped:           # η of the new q, (m/v, −1/(2v)): the damped schedule's next step moves from it
+        el.post += [f"{name_ref(names.natural(q.var, 'x'), *at).text} = {m} / {v}",
+                    f"{name_ref(names.natural(q.var, 'x2'), *at).text} = -0.5 / {v}"]
+
+
+def _feasible(w: Writer, levels: list[Block], objective, mvf: tuple, q: tuple) -> None:
+    """Where 𝓛 = −∞ at the start (E[e^ψ] overflows): v shrinks by 16 down to 10⁻⁸ of its start, then m halves
+    (derive.newton.feasible), q's mean and ⟨x²⟩ (``q``) following."""
+    (m, v, f), (mean, x2), el = mvf, q, levels[-1]
     floor = w.tmp("floor")
     el.post.append(f"{floor} = 1e-8 * {v}")
     fix = Block(Range("_fx", str(FEASIBLE), reads=frozenset()))
@@ -73,11 +94,16 @@ def newton_element(mw, q, w: Writer, levels: list[Block]) -> None:
     again = Block()
     fix.post.append(again)
     objective(again, levels + [fix], f, v)
-    step = Block(Range("_it", str(MAX_STEPS), reads=frozenset()))
-    el.post.append(step)
+
+
+def _steps(w: Writer, nt, exps: dict, levels: list[Block], step: Block, objective, tmp: tuple, q: tuple) -> None:
+    """One Newton step in ``step`` (the loop over steps): the gradient and Hessian in (⟨x⟩, ⟨x²⟩), the
+    direction, then a line search that halves t until 𝓛 rises (:func:`accept_or_halve`); stop when the slope is
+    below TOL, or after the full step NEAR allows."""
+    (m, v, f, ft, t, ok, dm, dv, slope), (mean, x2) = tmp, q
     inner = levels + [step]
-    for loops in fill_exps(w, exps, cached, inner):
-        step.pre.append(loops[0])          # (before the derivatives' sums, which go to step.pre as they are written)
+    gradient = {s: e.xreplace(exps) for s, e in nt.gradient.items()}
+    hessian = {k: e.xreplace(exps) for k, e in nt.hessian.items()}
     grads = []
     for s in STATS:
         g = w.tmp("g")
@@ -105,15 +131,6 @@ def newton_element(mw, q, w: Writer, levels: list[Block]) -> None:
     ended = Block(test=last)
     ended.post.append("break")
     step.post += [failed, f"{m} = {m} + {t} * {dm}", f"{v} = {v} + {t} * {dv}", f"{f} = {ft}", ended]
-    one = lambda arr: name_ref(arr, *at)  # noqa: E731
-    el.post += [Note("q's parameters, moments and entropy from (m, v)"),
-                Call("finish_normal_mv", (Expr(m, frozenset({m})), Expr(v, frozenset({v}))),
-                     (one(names.qparam(q.var, "mean")), one(names.qparam(q.var, "sd")), one(names.moment(q.var, "x2")),
-                      one(names.entropy(q.var))))]
-    el.post += settle
-    if damped:           # η of the new q, (m/v, −1/(2v)): the damped schedule's next step moves from it
-        el.post += [f"{name_ref(names.natural(q.var, 'x'), *at).text} = {m} / {v}",
-                    f"{name_ref(names.natural(q.var, 'x2'), *at).text} = -0.5 / {v}"]
 
 
 def accept_or_halve(search: Block, f: str, ft: str, t: str, ok: str, slope: str, last: str) -> Block:

@@ -16,6 +16,9 @@ Each pass maps a Module to a Module and reads nothing but the IR.  The order, an
                 product (η of a block as Φ W, a statistic as Uᵀ R), and replaces that latent's share; else it
                 goes, and the share stays.  After ``group_block`` (no local step beside a kept block), before
                 ``fuse``, which makes the local step of what is left.
+    block_size  a blocked step whose η is a matrix product (K × B per thread) takes blocks of at most
+                BLOCK_ETA_FLOATS // K points.  Right after ``block_step``, which decides which blocked steps stay;
+                it changes one number of the kernel, nothing another pass reads.
     fuse        the local step: the update of the last latent of a sweep that feeds the statistics, with each
                 element's share of them added while the element is in cache (the writer leaves the updates
                 and the shares, ir.Share, apart).  After ``group_block`` (no local step where a block fills
@@ -32,18 +35,12 @@ Each pass maps a Module to a Module and reads nothing but the IR.  The order, an
     parallel    a kernel with a prange loop is compiled with parallel=True: last, so that a pass which adds
                 or removes a parallel loop is reflected in the flag.
 
-The sum passes (``SUM_PASSES``) map one ir.PlateSum, a sum over the data plate, to the sums that compute it:
-
-    separate    a sum of a product whose factors read disjoint sets of its indices is the product of their sums
-                (Σ_{n,b} f(n) g(b) = Σ_n f(n) · Σ_b g(b)): each part is then a statistic or a small sum of its
-                own.  First: ``split`` then sees each part's own dims.
-    split       the dims the model fixes (K, the atoms) are summed outside the statistic when the plate (and the
-                dims the data give) stay inside: Σ_{n,k,i} f as Σ_k of the array Σ_{n,i} f over k, whose partial
-                sums are independent adds, not a chain of adds per point.
-
-They run from the writer, once per sum over the plate it meets (``emit.Writer.sum``), not from ``PASSES``: a
+The symbolic rewrites the writer makes before it writes an expression (through offsets and deltas, interchange,
+statistic separation, narrowing, and the sum rules ``separate`` and ``split`` over an ir.PlateSum) are not passes
+over the IR: they are the rules of codegen.rewrite.REWRITES, in their order there, applied by its one driver.  A
 sum is still a text leaf of the IR once lowered (ir.Expr), and the kernel that reads it (Σ_k t[k]) and the
-statistics kernel that fills it are written from its shape; docs/architecture.md says what moving them needs.
+statistics kernel that fills it are written from its rewritten shape; docs/architecture.md says what moving
+them needs.
 
 Most of code generation's decisions are still taken while the IR is lowered (codegen.module writes the
 kernels): docs/architecture.md lists them and the ones that are passes.
@@ -52,11 +49,10 @@ kernels): docs/architecture.md lists them and the ones that are passes.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Callable
 
-from ppvi.codegen.ir import (Bind, Call, Expr, Factored, If, Kernel, Loop, Module, Note, PlateSum, Ref, Share,
-                             accumulates, part_range, reads, walk, writes)
+from ppvi.codegen.ir import (Assign, Bind, Call, Expr, Factored, If, Kernel, Loop, Module, Note, Ref,
+                             Share, accumulates, part_range, reads, walk, writes)
 from ppvi.codegen.plan import ArrayNames, BlockPlan, KernelSpec, Plan
 
 
@@ -130,6 +126,47 @@ def block_step(m: Module) -> Module:
     kept = {k.latent for k in m.kernels if k.role == "local_step" and products(k)}
     return dataclasses.replace(m, kernels=tuple(k for k in m.kernels if k.role != "local_step" or k.latent in kept),
                                shares=tuple(s for s in m.shares if s.latent not in kept))
+
+
+BLOCK_ETA_FLOATS = 2 ** 20
+"""At most this many floats in a blocked step's η, K × B per thread (8 MB): at K = 10⁵ a block of 256 points
+held two copies of the whole q(z) of 272 points (issue 21, item 11)."""
+
+
+def block_size(m: Module) -> Module:
+    """A blocked local step's block size B (the step of its loop over blocks, set once at the kernel's top) is
+    bounded by BLOCK_ETA_FLOATS // K where η of the block's points is a matrix product (:func:`eta_product`: an
+    ``np.dot`` in the loop over blocks whose result a call then reads: Hᵀ = Wᵀ Φᵀ, K × B per thread) — K the
+    columns of the product's left operand, the weights W.  The writer bounds B by the feature rows alone (in
+    cache, between 8 and 256 points); a block whose only products are its statistics (Uᵀ R) holds nothing of
+    size K × B, and keeps that bound."""
+    def bounded(k: Kernel) -> Kernel:
+        blocks = [n for n in walk(k.body) if isinstance(n, Loop) and n.range.step is not None]
+        eta = [c for b in blocks for c in [eta_product(b.body)] if c is not None]
+        if k.role != "local_step" or len(blocks) != 1 or not eta or len(eta[0].args[0].reads) != 1:
+            return k
+        (w,) = eta[0].args[0].reads
+        step = blocks[0].range.step
+
+        def bound(n):
+            if not (isinstance(n, Assign) and n.op == "=" and n.target == Ref(step)):
+                return n
+            return dataclasses.replace(n, value=Expr(f"max(1, min({n.value.text}, {BLOCK_ETA_FLOATS} // {w}.shape[1]))",
+                                                     n.value.reads | {w}))
+        return dataclasses.replace(k, body=tuple(map(bound, k.body)))
+    return dataclasses.replace(m, kernels=tuple(map(bounded, m.kernels)))
+
+
+def eta_product(body: tuple) -> Call | None:
+    """The ``np.dot`` call of ``body`` whose result (its last argument, written in place) a later call of the
+    same body reads: the block's η, which the block's finish reads column by column."""
+    for at, n in enumerate(body):
+        if isinstance(n, Call) and n.fn == "np.dot" and isinstance(n.args[-1], Ref):
+            out = n.args[-1].name
+            if any(isinstance(c, Call) and any(out in a.reads for a in c.args if isinstance(a, Expr))
+                   for c in body[at + 1:]):
+                return n
+    return None
 
 
 def fuse(m: Module) -> Module:
@@ -313,6 +350,7 @@ PASSES: tuple[tuple[str, Callable[[Module], Module]], ...] = (
     ("group_block", group_block),
     ("factored_softmax", factored_softmax),
     ("block_step", block_step),
+    ("block_size", block_size),
     ("fuse", fuse),
     ("fast_elbo", fast_elbo),
     ("dead_loops", dead_loops),
@@ -331,78 +369,3 @@ def run_passes(m: Module, until: str | None = None) -> Module:
         if name == until:
             break
     return m
-
-
-# ---------------------------------------------------------------- the sum passes
-SPLIT_MAX = 1024      # values of the fixed dims, at most, for ``split`` to take them out of a statistic
-
-
-def separate(s: PlateSum) -> tuple[PlateSum, ...]:
-    """The sums whose product is ``s``: its factors grouped by the summation indices they read, two groups joined
-    when a factor (or a limit's bound) reads indices of both.  The group of the plate comes first, the others in
-    the order of their first limit; a factor that reads no index goes with the plate's, and so does a limit no
-    factor reads (Σ_b 1 stays where it was).  One group: (s,)."""
-    if s.outer or s.plate is None:
-        return (s,)
-    group = {lim[0]: lim[0] for lim in s.limits}
-
-    def find(i):
-        while group[i] != i:
-            i = group[i]
-        return i
-
-    def join(indices) -> None:
-        roots = sorted({find(i) for i in indices}, key=lambda r: [lim[0] for lim in s.limits].index(r))
-        for r in roots[1:]:
-            group[r] = roots[0]
-    for f in s.factors:
-        join(s.bound(f))
-    for i, lo, hi in s.limits:
-        join({i} | s.bound(lo) | s.bound(hi))
-    plate = find(s.plate)
-    home = {f: find(next(iter(s.bound(f)))) if s.bound(f) else plate for f in s.factors}
-    roots = [plate] + [r for r in dict.fromkeys(find(lim[0]) for lim in s.limits)
-                       if r != plate and any(h == r for h in home.values())]
-    if len(roots) == 1:
-        return (s,)
-    parts = []
-    for r in roots:
-        mine = [lim for lim in s.limits if find(lim[0]) == r or (r == plate and find(lim[0]) not in roots)]
-        parts.append(dataclasses.replace(s, limits=tuple(mine), factors=tuple(f for f in s.factors if home[f] == r),
-                                         plate=s.plate if r == plate else None))
-    return tuple(parts)
-
-
-def split(s: PlateSum) -> tuple[PlateSum]:
-    """Σ_{n,b,d} f(n, b, d), n the plate, b over dims the model fixes and d over dims the data give, as Σ_b of
-    the array Σ_{n,d} f(n, b, d) over b (``outer``): that statistic's partial sums are independent adds over b,
-    not a chain of them per point, and often one the module has already (Σ_{n,k} r[n,k] is Σ_k of Σ_n r[n,k]).
-    Only while the plate stays inside, when b spans at most SPLIT_MAX values (an array over a vocabulary or D²
-    would crowd out the chunks, codegen.statistics.PARTIALS), and when no bound of either side reads an index
-    of the other."""
-    if s.outer or s.plate is None:
-        return (s,)
-    fixed = tuple(lim for lim in s.limits if s.size(lim[0]) is not None)
-    inner = tuple(lim for lim in s.limits if lim not in fixed)
-    if not fixed or math.prod(s.size(lim[0]) for lim in fixed) > SPLIT_MAX:
-        return (s,)
-    out, ins = {lim[0] for lim in fixed}, {lim[0] for lim in inner}
-    if any(s.bound(x) & ins for _, lo, hi in fixed for x in (lo, hi)) or \
-            any(s.bound(x) & out for _, lo, hi in inner for x in (lo, hi)):
-        return (s,)
-    return (dataclasses.replace(s, limits=inner, outer=fixed),)
-
-
-SUM_PASSES: tuple[tuple[str, Callable[[PlateSum], tuple[PlateSum, ...]]], ...] = (
-    ("separate", separate),
-    ("split", split),
-)
-
-
-def shape_sum(s: PlateSum) -> tuple[PlateSum, ...]:
-    """The sum passes in order (each maps a sum to the sums whose product it is): ``s``'s parts, each in its
-    shape."""
-    parts = (s,)
-    for _, fn in SUM_PASSES:
-        parts = tuple(q for p in parts for q in fn(p))
-    return parts

@@ -59,6 +59,7 @@ class Statistics:
     ranges: dict                        # data of support index(M) -> M
     found: dict = field(default_factory=dict)     # canonical expr -> Statistic
     reads: list = field(default_factory=list)     # (statistic, the index at each axis), every ref in order
+    sums: dict = field(default_factory=dict)      # ir.PlateSum met -> its parts after each sum rule (--dump sums)
 
     def accepts(self, e: sp.Expr) -> bool:
         """The summand reads only data, constants, dims and local variables."""
@@ -77,71 +78,6 @@ class Statistics:
                 labels.add(base.label)
         scalars = (s for s in e.free_symbols if type(s) is sp.Symbol and s not in labels)
         return all(s in self.dims or s.name in ok for s in scalars)
-
-    def separate(self, e: sp.Expr) -> sp.Expr:
-        """Rewrite each sum over the data plate as Σ_F c(F) · Σ_n s(n, F): whatever does not vary with n
-        (global moments, params) moved out, so the inner sum is a statistic.  Nested sums are flattened
-        and products expanded, Σ_n r[n,k] Σ_d x[n,d] Σ_e Λ[k,e,d] x[n,e] -> Σ_{d,e} Λ[k,e,d] Σ_n r[n,k]
-        x[n,d] x[n,e] (exact: finite sums).  A sum that does not separate entirely is left as it was."""
-        if not isinstance(e, sp.Basic) or not e.args or isinstance(e, (sp.Indexed, sp.Idx, sp.IndexedBase)):
-            return e
-        if isinstance(e, sp.Sum) and any(sp.sympify(hi) + 1 in self.big for _, _, hi in e.limits):
-            done = self._separate(e)
-            if done is not None:
-                return done
-            return e
-        return e.func(*(self.separate(a) for a in e.args))
-
-    def _separate(self, e: sp.Sum) -> sp.Expr | None:
-        terms = monomials(e, self.fresh)
-        if terms is None:
-            return None
-        out = []
-        for limits, factors in terms:
-            big = [lim for lim in limits if sp.sympify(lim[2]) + 1 in self.big]
-            if len(big) != 1:
-                return None
-            n = big[0][0]
-            unscattered = self._unscatter(limits, factors, n)
-            if unscattered is None:
-                return None
-            limits, factors = unscattered
-            inner = sp.Mul(*(f for f in factors if f.has(n)))
-            outer = sp.Mul(*(f for f in factors if not f.has(n)))
-            if not self.accepts(inner):
-                return None
-            rest = [lim for lim in limits if lim[0] != n]
-            stat = sp.Sum(inner, big[0])
-            out.append(sp.Sum(outer * stat, *rest) if rest else outer * stat)
-        return sp.Add(*out)
-
-    def _unscatter(self, limits: list, factors: list, n: sp.Idx) -> tuple[list, list] | None:
-        """A global read at a data-valued index, E[log θ][doc[t], k], becomes Σ_j E[log θ][j, k] [j = doc[t]]:
-        the delta then makes Σ_t [j = doc[t]] r[t, k] a (scattered) statistic, an array the size of θ.
-        At most one data-valued index per term (None otherwise): two would make the statistic an array over
-        every pair of their values — ⟨P[user[t], k]⟩ ⟨Q[item[t], k]⟩ over users × items, or, squared, over
-        (items × users)² — where the data hold only the pairs that occur; such a sum stays a pass over the
-        data plate in the kernel that reads it."""
-        scattered = sum(isinstance(f, sp.KroneckerDelta) and f.has(n) for f in factors)
-        scattered += sum(isinstance(i, sp.Indexed) and i.has(n) and str(i.base.label) in self.ranges
-                         for f in factors if isinstance(f, sp.Indexed) and f.has(n) and not self.accepts(f)
-                         for i in f.indices)
-        if scattered > 1:
-            return None
-        out = []
-        for f in factors:
-            if not isinstance(f, sp.Indexed) or not f.has(n) or self.accepts(f):
-                out.append(f)
-                continue
-            idx = list(f.indices)
-            for p, i in enumerate(idx):
-                if isinstance(i, sp.Indexed) and i.has(n) and str(i.base.label) in self.ranges:
-                    j = self.fresh("j", self.ranges[str(i.base.label)])
-                    limits = limits + [(j, 0, j.upper)]
-                    out.append(sp.KroneckerDelta(j, i))
-                    idx[p] = j
-            out.append(f.base[tuple(idx)])
-        return limits, out
 
     def ref(self, e: sp.Sum, free: set, scatter, depth: dict | None = None) -> str | None:
         """``t_i[…]`` for the statistic e (registered on first sight), or None when e is not one; ``depth``:
@@ -412,53 +348,6 @@ def count_loops(w: Writer, span: list, counter: str) -> Block | str:
         return f"{counter} += 1"
     loops[-1].post.append(f"{counter} += 1")
     return loops[0]
-
-
-def monomials(e: sp.Expr, fresh: Callable, cap: int = 64) -> list | None:
-    """e as Σ_terms Σ_limits Π factors: [(limits, factors)], or None (too many terms, or a summation
-    index bound twice, which flattening would confuse).  (Σ_i a_i)² becomes Σ_i Σ_i' a_i a_i'."""
-    if isinstance(e, sp.Sum):
-        inner = monomials(e.function, fresh, cap)
-        if inner is None:
-            return None
-        return [(list(lims) + list(e.limits), fs) for lims, fs in inner]
-    if isinstance(e, sp.Add):
-        out = []
-        for a in e.args:
-            t = monomials(a, fresh, cap)
-            if t is None or len(out) + len(t) > cap:
-                return None
-            out += t
-        return out
-    if isinstance(e, sp.Pow) and e.exp.is_Integer and 2 <= e.exp <= 4 and isinstance(e.base, (sp.Sum, sp.Add)):
-        copies = [e.base] + [renamed(e.base, fresh) for _ in range(int(e.exp) - 1)]
-        return monomials(sp.Mul(*copies, evaluate=False), fresh, cap)
-    if isinstance(e, sp.Mul):
-        out = [([], [])]
-        for a in e.args:
-            t = monomials(a, fresh, cap)
-            if t is None or len(out) * len(t) > cap:
-                return None
-            out = [(l1 + l2, f1 + f2) for l1, f1 in out for l2, f2 in t]
-        for lims, _ in out:
-            bound = [lim[0] for lim in lims]
-            if len(set(bound)) != len(bound):
-                return None
-        return out
-    return [([], [e])]
-
-
-def renamed(e: sp.Expr, fresh: Callable) -> sp.Expr:
-    """e with every summation index replaced by a fresh one (a second copy of a sum in a product)."""
-    sub = {}
-    for node in sp.preorder_traversal(e):
-        if isinstance(node, sp.Sum):
-            for i, _, _ in node.limits:
-                if i not in sub:
-                    stem = str(i.label).rstrip("′")
-                    size = i.upper + 1
-                    sub[i] = fresh(stem, size.name if isinstance(size, sp.Symbol) else int(size))
-    return e.xreplace(sub)
 
 
 def product_of(factors: list[Expr]) -> Expr:

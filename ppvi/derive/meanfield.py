@@ -28,7 +28,8 @@ from ppvi.derive.mstep import point_update
 from ppvi.derive.newton import Newton, derive_newton, is_link, reads_own_exp
 from ppvi.derive.symbols import MomentBase, MomentSymbol, Symbols
 from ppvi.errors import PPVIError, Reporter
-from ppvi.families import FAMILIES, Q_FAMILIES
+from ppvi.families import FAMILIES, Q_FAMILIES, family
+from ppvi.families.normal_gamma import UNIT as NORMAL_GAMMA
 from ppvi.families.symbolic import q_keys
 from ppvi.graph import FactorGraph, build
 from ppvi.language.check import FLAT, MISSING_COUNTS, CheckedModel
@@ -121,8 +122,7 @@ class Derivation:
             h = qfamily.entropy(q, qfamily.param_elements(q))
             if v in self.model.pairs:       # H[q(μ | λ)] averaged over q(λ): q(μ)'s sd is (β⟨λ⟩)^-½ (a pair's)
                 lam = [self.syms.moment(self.model.pairs[v], s, len(q.index)) for s in ("x", "logx")]
-                lam = [m[q.index] if q.index else m for m in lam]
-                h = h + (sp.log(lam[0]) - lam[1]) / 2
+                h = family(NORMAL_GAMMA.name).pair_entropy(h, *(m[q.index] if q.index else m for m in lam))
             if q.replicas is not None:       # y draws sharing one q: H[Multinomial(y, φ)] relative to its y!/Πc!
                 h = q.replicas * h
             for i in reversed(q.index):

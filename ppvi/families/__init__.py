@@ -22,7 +22,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .registry import Q_FAMILIES, UNITS, unit_of
+from .registry import JOINT, Q_FAMILIES, UNITS, unit_of
 from .unit import Unit
 
 __all__ = [
@@ -40,11 +40,14 @@ __all__ = [
     "ExponentialFamily",
     "Gamma",
     "IndexedVectorFamily",
+    "JOINT",
+    "JOINT_FAMILIES",
     "Laplace",
     "MatrixFamily",
     "Multinomial",
     "MvNormal",
     "Normal",
+    "NormalGamma",
     "Poisson",
     "PolyaGamma",
     "Unit",
@@ -54,7 +57,7 @@ __all__ = [
     "unit_of",
 ]
 
-_SYMBOLIC = {"FAMILIES", "family", "recognise"}
+_SYMBOLIC = {"FAMILIES", "JOINT_FAMILIES", "family", "recognise"}
 _BASE = {"Density", "Dim", "ExponentialFamily", "IndexedVectorFamily", "MatrixFamily"}
 
 
@@ -64,8 +67,8 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(".symbolic", __name__), name)
     elif name in _BASE:
         value = getattr(importlib.import_module(".base", __name__), name)
-    elif name in UNITS:
-        value = type(importlib.import_module(".symbolic", __name__).FAMILIES[name])
+    elif name in UNITS or name in JOINT:
+        value = type(importlib.import_module(".symbolic", __name__).family(name))
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value       # (loaded once)

@@ -9,12 +9,11 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from . import (bernoulli, beta, binomial, categorical, dirichlet, exponential, gamma, laplace, multinomial, mvnormal,
-               normal, poisson, polya_gamma, wishart)
-from .normal_gamma import NORMAL_GAMMA
+               normal, normal_gamma, poisson, polya_gamma, wishart)
 from .point import POINT
 from .unit import Unit
 
-__all__ = ["Q_FAMILIES", "UNITS", "unit_of", "unit_of_distribution"]
+__all__ = ["JOINT", "Q_FAMILIES", "UNITS", "unit_of", "unit_of_distribution"]
 
 UNITS: Mapping[str, Unit] = MappingProxyType({u.name: u for u in (
     normal.UNIT,
@@ -37,11 +36,17 @@ UNITS: Mapping[str, Unit] = MappingProxyType({u.name: u for u in (
 Q_FAMILIES: tuple[str, ...] = tuple(name for name, u in UNITS.items() if u.q)
 """The families a mean-field factor q can take (the q result schema, docs/cli.md)."""
 
+JOINT: Mapping[str, Unit] = MappingProxyType({u.name: u for u in (
+    normal_gamma.UNIT,
+)})
+"""The q of a group of latents approximated jointly (``approximate mu, lam jointly``): no distribution of the
+language and never recognised by derive (the group's step is the engine's), one line each as above."""
+
 
 def unit_of(family: str) -> Unit:
     """The unit of a q's ``family`` as a result file names it: a family of the language, ``point``, or a pair's
     ``NormalGamma``."""
-    return {POINT.name: POINT, NORMAL_GAMMA.name: NORMAL_GAMMA}.get(family) or UNITS[family]
+    return POINT if family == POINT.name else JOINT.get(family) or UNITS[family]
 
 
 class _Rewritten(Unit):

@@ -17,10 +17,10 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
 from .base import Density, Dim
-from .registry import Q_FAMILIES, UNITS
+from .registry import JOINT, Q_FAMILIES, UNITS
 from .unit import Unit
 
-__all__ = ["FAMILIES", "family", "q_keys", "recognise"]
+__all__ = ["FAMILIES", "JOINT_FAMILIES", "family", "q_keys", "recognise"]
 
 
 def _load(unit: Unit) -> type[Density]:
@@ -32,6 +32,10 @@ FAMILIES: Mapping[str, Density] = MappingProxyType({name: _load(u)() for name, u
 """Read-only map from the distribution name of the language to its family
 (vector families unsized: the size is inferred from explicit arguments, or
 bound with ``family(name, dim)``)."""
+
+JOINT_FAMILIES: Mapping[str, Density] = MappingProxyType({name: _load(u)() for name, u in JOINT.items()})
+"""The SymPy side of the joint q's (``registry.JOINT``): no distribution of the language, ``recognise`` never
+returns one; ``family(name)`` finds them."""
 
 
 def recognise(support: str, statistics: Iterable[str]) -> Density | None:
@@ -52,9 +56,9 @@ def q_keys(fam: Density) -> tuple[str, ...]:
 
 def family(name: str, dim: Dim | None = None) -> Density:
     """The family called ``name`` in the language, with event size ``dim``
-    (an int or Symbol; only for Categorical, Dirichlet, MvNormal, Wishart)."""
+    (an int or Symbol; only for Categorical, Dirichlet, MvNormal, Wishart), or a joint q's (``NormalGamma``)."""
     try:
-        found = FAMILIES[name]
+        found = FAMILIES[name] if name in FAMILIES else JOINT_FAMILIES[name]
     except KeyError:
         raise KeyError(f"unknown distribution {name!r}; known: {', '.join(FAMILIES)}") from None
     return found if dim is None else found.with_dim(dim)

@@ -54,6 +54,8 @@ def test_generated_source_is_golden(path, update_golden):
     lowered = lower(derive(model), fixed_sizes(model))
     for after in NAMES:         # (every dump works on every model, after every pass)
         assert all(dump(run_passes(lowered, after), what) for what in ("kernels", "statistics", "schedule"))
+    assert dump(lowered, "sums")        # (the sums as met and after each sum rule: the same after every pass)
+    assert dump(lowered, "rewrites")    # (each expression after each rewrite rule)
     _statements_say_what_they_read(lowered)
     m = run_passes(lowered)
     # the plan as the module constructs it, from its printed literal alone, is the plan code generation made

@@ -16,6 +16,7 @@ import sympy as sp
 import ppvi
 from ppvi.codegen.cache import fixed_sizes
 from ppvi.codegen.module import ModuleWriter
+from ppvi.codegen.rewrite import Scope, statistics
 from ppvi.derive.meanfield import derive
 from ppvi.derive.numeric import Env, evaluate
 
@@ -70,7 +71,7 @@ def test_separating_the_statistics_is_exact(stem):
         if q.scope == "global" and not q.index and not q.event and q.extra is None:
             exprs += list(q.natural.values())
     for e in exprs:
-        a, b = evaluate(e, env), evaluate(mw.stats.separate(e), env)
+        a, b = evaluate(e, env), evaluate(statistics(e, Scope(stats=mw.stats)), env)
         assert b == pytest.approx(a, rel=1e-10, abs=1e-9)
 
 

@@ -142,3 +142,49 @@ def test_natural_parameters_agree_with_the_symbolic_side(name):
     for key, value in sym.items():
         want = np.array(sp.N(value), dtype=float).reshape(np.shape(got[key]))
         np.testing.assert_allclose(got[key], want, rtol=1e-12)
+
+
+def test_a_joint_q_has_its_registry_line_and_symbolic_side():
+    """``approximate mu, lam jointly``'s q is no distribution of the language, but has its folder's two sides
+    and one registry line (registry.JOINT) like every family: no distribution of the language, never
+    recognised, found by ``unit_of`` and ``family``."""
+    from ppvi.families import JOINT, JOINT_FAMILIES, recognise
+
+    for name, unit in JOINT.items():
+        symbolic = family(name)
+        assert type(symbolic).__module__ == f"{type(unit).__module__}.symbolic" and JOINT_FAMILIES[name] is symbolic
+        assert unit_of(name) is unit and unit.standard == symbolic.params and not unit.q
+        assert name not in FAMILIES and name not in UNITS
+        assert recognise(symbolic.support, symbolic.statistic_keys) is None
+
+
+def test_normal_gamma_symbolic_side_is_the_product_of_its_normal_and_gamma():
+    """NormalGamma's T, η ↔ θ, A, E[T] = ∇A and entropy against SciPy's N(μ | m, (βλ)⁻¹) Gamma(λ | a, b) (log
+    density, entropy by quadrature of the Gamma mixture) and the pair's ELBO term (derive reads it)."""
+    import sympy as sp
+    from scipy import special, stats
+
+    f = family("NormalGamma")
+    theta = {"mean": sp.Rational(3, 10), "beta": sp.Rational(5, 2), "shape": sp.Rational(7, 2), "rate": sp.Rational(6, 5)}
+    m, beta, a, b = (float(theta[k]) for k in ("mean", "beta", "shape", "rate"))
+    eta = f.natural_from_standard(theta)
+    assert {k: float(v) for k, v in f.standard_from_natural(eta).items()} == pytest.approx(
+        {k: float(v) for k, v in theta.items()}, rel=1e-14)
+    mu, lam = 0.7, 1.9
+    want = stats.norm.logpdf(mu, m, (beta * lam) ** -0.5) + stats.gamma.logpdf(lam, a, scale=1 / b)
+    assert float(f.log_density((mu, lam), theta)) == pytest.approx(want, rel=1e-12)
+    assert float(f.log_density_natural((sp.Float(mu), sp.Float(lam)), eta)) == pytest.approx(want, rel=1e-12)
+    # E[T] = ∇A(η)
+    syms = {k: sp.Symbol(f"eta_{k}") for k in f.statistic_keys}
+    A = f.log_normaliser(syms)
+    moments = f.expectations(theta)
+    for k in f.statistic_keys:
+        assert float(sp.diff(A, syms[k]).subs({syms[j]: eta[j] for j in syms})) == pytest.approx(float(moments[k]))
+    # E[λμ²] = E_λ[λ (1/(βλ) + m²)], E[log λ] of the Gamma by SciPy's expect
+    assert float(moments["lam_x2"]) == pytest.approx(1 / beta + m * m * stats.gamma.mean(a, scale=1 / b))
+    assert float(moments["loglam"]) == pytest.approx(stats.gamma.expect(np.log, (a,), scale=1 / b), rel=1e-9)
+    # H = H[Gamma] + E_λ H[N(m, (βλ)⁻¹)]
+    h_gamma = stats.gamma.entropy(a, scale=1 / b)
+    h_normal = 0.5 * (1 + np.log(2 * np.pi) - np.log(beta)) - 0.5 * (special.digamma(a) - np.log(b))
+    assert float(f.entropy(theta)) == pytest.approx(h_gamma + h_normal, rel=1e-12)
+    assert float(f.mean(theta)) == m

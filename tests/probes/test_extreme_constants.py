@@ -54,7 +54,7 @@ def test_a_tiny_factor_multiplies_each_term_of_the_sum_it_scales():
     sums; an ordinary factor stays outside (the loop keeps its one multiplication)."""
     import sympy as sp
 
-    from ppvi.codegen.emit import TINY, scaled_into_sums
+    from ppvi.codegen.rewrite import TINY, scaled_into_sums
 
     i, j = sp.Idx("i", 5), sp.Idx("j", 3)
     x = sp.IndexedBase("x")

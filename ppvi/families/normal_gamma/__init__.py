@@ -5,7 +5,8 @@ The result reports it as q of μ, its pair λ named (:attr:`ppvi.result.Q.pair`;
 beside it).  As a law of μ alone it is the marginal, a Student-t with 2a degrees of freedom, location m and
 scale (b/(aβ))^½ (PRML 2.158–2.161); draws and densities with λ drawn too are the joint's (``sample_given``,
 ``log_density_given``).  Not a mean-field family and not a distribution of the language: derive never
-recognises it (the pair's step is the engine's), so its unit is found by :func:`ppvi.families.unit_of` only."""
+recognises it (the pair's step is the engine's), so its unit is found by :func:`ppvi.families.unit_of` only
+(``registry.JOINT``); its SymPy side (``symbolic.py``) gives the pair's entropy term of the ELBO."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from ..unit import Params, Unit
 
-__all__ = ["NORMAL_GAMMA", "NormalGammaUnit"]
+__all__ = ["NORMAL_GAMMA", "UNIT", "NormalGammaUnit"]
 
 
 class NormalGammaUnit(Unit):
@@ -77,4 +78,4 @@ class NormalGammaUnit(Unit):
         return stats.t(df[index], loc[index], scale[index])
 
 
-NORMAL_GAMMA = NormalGammaUnit()
+UNIT = NORMAL_GAMMA = NormalGammaUnit()
