@@ -19,7 +19,19 @@ def _state(p) -> dict:
     return out
 
 
-@pytest.fixture(scope="module", params=all_models())
+# By default one model for each kind of kernel and loop the generator writes (a parallel local step and its
+# statistics over MvNormal/Wishart globals; a stick-breaking Beta; a group block; gathers and scatters at
+# data-valued indices; Pólya–Gamma and exp-link Newton steps; MAP codes by feature-sign; Bernoulli locals and an
+# Ising field that read each other; missing entries; a Student-t's local scales; auxiliary counts; a factor
+# model's bilinear terms; param updates); every model with --long.  Each compiles kernels no fit does (the
+# damped variants, the stand-alone statistics): 10–20 s a model.
+DEFAULT = {"gmm", "dp_gmm", "lda", "bpmf", "logistic_regression", "poisson_regression", "sparse_coding",
+           "binary_sparse_coding", "ising", "iris_missing", "robust_regression", "poisson_factorisation", "fa_bayes",
+           "em_gmm"}
+
+
+@pytest.fixture(scope="module", params=[pytest.param(n, id=n, marks=() if n in DEFAULT else pytest.mark.long)
+                                        for n in all_models()])
 def swept(request):
     """A model after one compiled sweep from its start: a generic valid state, every kernel compiled."""
     name = request.param
