@@ -110,7 +110,7 @@ def test_the_colour_fixed_point_solves_the_tanh_equations_below_log_z(ising, sid
     m = 2 * np.asarray(r.q["s"]["p"]) - 1
     np.testing.assert_allclose(m, np.tanh(h + J @ m), atol=1e-10)
     assert_monotone(r.elbo_trace)
-    assert not r.warnings
+    assert not r.warnings and r.provenance.sweep == ("s in two colours, each in parallel",)
     if side == 3:
         assert r.elbo <= log_z_ising(J, h)
 
@@ -120,6 +120,7 @@ def test_an_odd_cycle_falls_back_to_gauss_seidel_and_says_so(ising):
     with pytest.warns(UserWarning, match="not bipartite"):
         r = fit_ising(ising, J, h, max_iter=200)
     assert any("not bipartite" in w and "Gauss" in w for w in r.warnings)
+    assert r.provenance.sweep == ("s",)
     m = 2 * np.asarray(r.q["s"]["p"]) - 1
     np.testing.assert_allclose(m, np.tanh(h + J @ m), atol=1e-10)
     assert r.elbo <= log_z_ising(J, h)
