@@ -234,14 +234,16 @@ def fast_elbo(m: Module) -> Module:
 
 def two_colour(m: Module) -> Module:
     """Plan each two-colour update the writer made (ir.Colouring: a latent whose elements read each other only
-    through data matrices, derive.colouring) where the latent's plan runs its elements in order (``sequential``)
-    and nothing else takes its step (a fused local step, a chain's block, a Normal–Gamma pair): the plan gets
-    the kernel and the matrices whose graph the engine colours.  Every other colour kernel is dropped."""
+    through data matrices, derive.colouring) where the latent's plan runs its elements in order (``sequential``),
+    it is global (a local latent's elements are split into chunks of the data plate by the streamed and
+    memoized engines; a colouring holds indices into the whole) and nothing else takes its step (a fused local
+    step, a chain's block, a Normal–Gamma pair): the plan gets the kernel and the matrices whose graph the
+    engine colours.  Every other colour kernel is dropped."""
     latents, keep = dict(m.plan.latents), set()
     for c in m.colourings:
         info = latents.get(c.var)
-        if info is not None and info.sequential and info.local_step is None and info.chain is None \
-                and info.pair is None:
+        if info is not None and info.sequential and info.scope == "global" and info.local_step is None \
+                and info.chain is None and info.pair is None:
             latents[c.var] = dataclasses.replace(info, colour=c.kernel, pattern=c.pattern)
             keep.add(c.kernel.name)
     dropped = {c.kernel.name for c in m.colourings} - keep
