@@ -165,20 +165,24 @@ def test_a_grid_written_with_offsets_sweeps_by_parity(tmp_path):
 THREADS = """
 import numpy as np
 from ppvi.api import Model
-data = dict(np.load({data!r}))
-r = Model.load({model!r}).fit(data, tol=0, max_iter=60)
-np.save({out!r}, np.concatenate([np.asarray(r.q["s"]["p"]), np.asarray(r.elbo_trace)]))
+fits = [Model.load({models!r}[k]).fit(dict(np.load({data!r}[k])), tol=0, max_iter=60) for k in range(2)]
+np.save({out!r}, np.concatenate([np.asarray(a).ravel() for r in fits for a in (r.q["s"]["p"], r.elbo_trace)]))
 """
 
 
 @pytest.mark.long
 def test_one_and_two_threads_give_the_same_bits(tmp_path):
+    """models/ising.ppvi (colours from A's graph) on a 4 × 4 grid and models/ising_grid.ppvi (by parity) on a
+    16 × 16 image, each fitted in a process of its own on 1 and on 2 threads."""
     J, h = coupled_grid(4, 7)
-    np.savez(tmp_path / "grid.npz", A=J / 0.5, y=h)
+    np.savez(tmp_path / "matrix.npz", A=J / 0.5, y=h)
+    np.savez(tmp_path / "grid.npz", y=np.random.default_rng(8).choice([-1.0, 1.0], (16, 16)))
+    models = [str(MODELS / "ising.ppvi"), str(MODELS / "ising_grid.ppvi")]
+    data = [str(tmp_path / "matrix.npz"), str(tmp_path / "grid.npz")]
     got = []
     for threads in (1, 2):
         out = tmp_path / f"t{threads}.npy"
-        code = THREADS.format(data=str(tmp_path / "grid.npz"), model=str(MODELS / "ising.ppvi"), out=str(out))
+        code = THREADS.format(models=models, data=data, out=str(out))
         env = {**os.environ, "NUMBA_NUM_THREADS": str(threads)}
         done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-2000:]
