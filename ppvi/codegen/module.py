@@ -16,8 +16,8 @@ import sympy as sp
 from ppvi import __version__
 from ppvi.codegen.chain import chain_state, write_chain_kernel, write_gaussian_kernel
 from ppvi.codegen.emit import CHUNK, REPEAT, Block, Names, Writer, accumulate, assign, name_ref
-from ppvi.codegen.ir import (Bind, Call, Colouring, Expr, Factored, Kernel, Module, Note, Range, Ref, Share, StatisticArray,
-                             part_range)
+from ppvi.codegen.ir import (Bind, Call, Colouring, Expr, Factored, Kernel, Module, Note, Range, Ref, Share,
+                             StatisticArray, part_range)
 from ppvi.codegen.passes import run_passes
 from ppvi.codegen.plan import ArrayNames, BlockPlan, ElboPlan, KernelSpec, LatentPlan, Plan, PointPlan, StatsPlan
 from ppvi.codegen.printer import module_source

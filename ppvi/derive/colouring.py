@@ -1,7 +1,7 @@
 """Which latents may be updated two colours at a time (docs/derivation.md, section 7, "Schedule").
 
-A latent with one plate axis whose elements read each other only through a data matrix — η of element i
-holds ⟨x_j⟩ (j ≠ i) only in terms Σ_j c · D[i, j] · ⟨x_j⟩ or Σ_j c · D[j, i] · ⟨x_j⟩ — is coupled along the
+A latent with one plate axis whose elements read each other only through a data matrix — η of element
+i holds ⟨x_j⟩ (j ≠ i) only in terms Σ_j c · D[i, j] · ⟨x_j⟩ or Σ_j c · D[j, i] · ⟨x_j⟩ — is coupled along the
 graph of D's nonzero entries: elements i and j with D[i, j] = D[j, i] = 0 never read each other.  Where that
 graph is bipartite (known only once the data are read: the engine colours it, ppvi.infer.colouring), the
 elements of one colour can be updated at once from the other colour's moments, and the sweep "colour 0,
