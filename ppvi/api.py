@@ -166,7 +166,8 @@ class Model:
             warnings.warn(PPVIWarning(d), stacklevel=2)
         from_file = data is None or isinstance(data, (str, os.PathLike))
         provenance = _provenance(m, source.label if from_file else None, bound, seed=seed, tol=tol,
-                                 max_iter=max_iter, damping=damping, restarts=restarts, sweep=sweep_steps(done),
+                                 max_iter=max_iter, damping=damping, restarts=restarts,
+                                 sweep=sweep_steps(done, damped=damping is not None),
                                  algorithm=None if algo is None else algo.settings(), engine=settings)
         result = from_fit(done, provenance, tuple(n.format() for n in notes), observed_arrays(m, bound), bound.labels)
         if m.amortised:

@@ -57,6 +57,10 @@ def schedule(m: Module) -> str:
     for var, info in p.latents.items():
         extras = [f"{k} {spec.name}" for k, spec in (("damped", info.damped), ("local_step", info.local_step))
                   if spec is not None]
+        if info.colour is not None:
+            extras.append(f"colour {info.colour.name} (two colours: " + (
+                f"where the graph of {', '.join(info.pattern)} is bipartite)" if info.pattern else
+                "the parity of the indices' sum)"))
         out.append(f"q({var}): {info.family}, {info.scope}"
                    f"{', sequential' if info.sequential else ''}{', feeds the statistics' if info.feeds else ''}"
                    f" -> {info.update.name}" + "".join(f"; {e}" for e in extras))
@@ -74,6 +78,9 @@ def schedule(m: Module) -> str:
     out += [f"candidate group block ({b.name}) over {b.groups} by {b.by} -> {b.kernel.name}" for b in m.blocks]
     out += [f"candidate local step: q({s.latent})'s update with its share of the statistics" for s in m.shares]
     out += [f"candidate factored softmax of the group block of q({f.latent}) -> {f.kernel.name}" for f in m.factored]
+    out += [f"candidate two colours of q({c.var}) by "
+            f"{'the graph of ' + ', '.join(c.pattern) if c.pattern else 'parity'} -> {c.kernel.name}"
+            for c in m.colourings]
     elbo = p.elbo
     out.append(f"elbo: {len(elbo.labels)} terms -> {elbo.kernel.name}")
     if elbo.fast:

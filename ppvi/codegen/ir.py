@@ -15,6 +15,7 @@
     (BlockPlan) a group block the writer made (a kernel of role block), before passes.group_block keeps it or not
     Factored    a group block's kernel with its members' softmax factored, before passes.factored_softmax puts it in
                 the plain block's place or not
+    Colouring   a latent's two-colour update (a kernel of role colour), before passes.two_colour plans it or not
     PlateSum    a sum over the data plate as the writer meets it, before the sum rules (codegen.rewrite) decide
                 its shape: a product of independent sums, the fixed dims summed outside the statistic
 
@@ -27,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
-from ppvi.codegen.plan import BlockPlan, Plan
+from ppvi.codegen.plan import BlockPlan, KernelSpec, Plan
 
 
 @dataclass(frozen=True)
@@ -219,6 +220,16 @@ class PlateSum:
 
 
 @dataclass(frozen=True)
+class Colouring:
+    """A latent's two-colour update, for passes.two_colour: its kernel (role ``colour``) and the data matrices
+    whose nonzero entries couple the latent's elements (derive.colouring), as the plan would list them."""
+
+    var: str
+    kernel: KernelSpec
+    pattern: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Module:
     version: str
     kernels: tuple[Kernel, ...]
@@ -228,6 +239,7 @@ class Module:
     plate: str | None = None                     # the data plate's size, as the kernels spell it
     blocks: tuple[BlockPlan, ...] = ()           # group blocks passes.group_block may keep (not printed)
     factored: tuple[Factored, ...] = ()          # what passes.factored_softmax may put in a block's place
+    colourings: tuple[Colouring, ...] = ()       # two-colour updates passes.two_colour may plan (not printed)
     sums: tuple = ()                             # (ir.PlateSum, its parts after each sum rule): --dump sums only
     rewrites: tuple = ()                         # (expression, its stages after each rule): --dump rewrites only
 

@@ -16,13 +16,14 @@ import sympy as sp
 from ppvi import __version__
 from ppvi.codegen.chain import chain_state, write_chain_kernel, write_gaussian_kernel
 from ppvi.codegen.emit import CHUNK, REPEAT, Block, Names, Writer, accumulate, assign, name_ref
-from ppvi.codegen.ir import (Bind, Call, Expr, Factored, Kernel, Module, Note, Range, Ref, Share, StatisticArray,
-                             part_range)
+from ppvi.codegen.ir import (Bind, Call, Colouring, Expr, Factored, Kernel, Module, Note, Range, Ref, Share,
+                             StatisticArray, part_range)
 from ppvi.codegen.passes import run_passes
-from ppvi.codegen.plan import BlockPlan, ElboPlan, KernelSpec, LatentPlan, Plan, PointPlan, StatsPlan
+from ppvi.codegen.plan import ArrayNames, BlockPlan, ElboPlan, KernelSpec, LatentPlan, Plan, PointPlan, StatsPlan
 from ppvi.codegen.printer import module_source
 from ppvi.codegen.rewrite import monomials, renamed
 from ppvi.codegen.statistics import CHUNKS, Statistics, count_loops, feature_key, feature_order
+from ppvi.derive.colouring import coupling, parity
 from ppvi.derive.expectation import collapse
 from ppvi.derive.meanfield import Derivation, QFactor
 from ppvi.derive.render import Whiteboard
@@ -234,6 +235,7 @@ class ModuleWriter:
         self.stats_plan: StatsPlan | None = None
         self.blocks: list[BlockPlan] = []        # the group blocks passes.group_block may keep (candidates)
         self.factored: list[Factored] = []       # the same blocks, softmax factored (passes.factored_softmax)
+        self.colourings: list[Colouring] = []    # two-colour updates (passes.two_colour)
         # data with missing entries (ppvi.language.missing): their q's finish runs only where the mask is set
         self.missing = frozenset(imputed(d.model))
         self.masks = {v: self.names.constant("missing", v) for v in sorted(self.missing)}
@@ -280,6 +282,47 @@ class ModuleWriter:
         self.latents[q.var] = LatentPlan(
             q.family, self._spec(name), state_arrays(q, self.names), aliases(q, self.names), q.scope,
             tuple(_dim_name(i) for i in q.index), _event_dim(q), bool(bases & self._read_bases(q)))
+
+    def colour_kernel(self, q: QFactor, pattern: tuple[str, ...]) -> None:
+        """q's update two colours at a time, colour 0's elements in parallel, then colour 1's.  With a
+        ``pattern`` (derive.colouring.coupling: the elements read each other only through those data matrices)
+        the engine's colouring gives the elements (``c_colour__<var>``: colour 0's first; ``c_colours__<var>``:
+        where each colour starts, and the end); without, the colours are (Σ indices) mod 2
+        (derive.colouring.parity: a grid written with offsets).  A candidate for passes.two_colour."""
+        self.names.begin()
+        w = Writer(self.names, self.dims, _self_bases(self.d, q.var), big=self.big, element=frozenset(q.index),
+                   stats=self.stats)
+        side = Block(Range("_c", "2", reads=frozenset()))
+        levels = [side]
+        if pattern:
+            elements, starts = self.names.constant("colour", q.var), self.names.constant("colours", q.var)
+            each = Block(Range("_k", f"{starts}[_c + 1]", f"{starts}[_c]", parallel=True,
+                               reads=frozenset({starts, "_c"})), q.index[0])
+            each.pre.append(Bind(self.names.index(q.index[0]), f"{elements}[_k]", frozenset({elements, "_k"})))
+            levels.append(each)
+        else:
+            outer: list[str] = []
+            for n, i in enumerate(q.index):
+                size, name = w.int_value(i.upper + 1), self.names.index(i)
+                parity = f"({' + '.join(outer)} + _c) % 2" if outer else "_c"
+                if n < len(q.index) - 1:
+                    b = Block(Range(name, size, parallel=n == 0, reads=frozenset({size})), i)
+                elif n == 0:        # (one axis: its elements of one parity, counted under prange)
+                    b = Block(Range("_k", f"({size} - _c + 1) // 2", parallel=True, reads=frozenset({size, "_c"})), i)
+                    b.pre.append(Bind(name, "2 * _k + _c", frozenset({"_k", "_c"})))
+                else:
+                    b = Block(Range(name, size, parity, "2", reads=frozenset({size, "_c", *outer})), i)
+                levels[-1].post.append(b)
+                levels.append(b)
+                outer.append(name)
+        if pattern:
+            side.post.append(levels[-1])
+        fn = Block()
+        fn.post.append(side)
+        self._element(q, w, levels, len(levels) - 1, None)
+        name = self.names.kernel("colour", q.var)
+        self._function(name, fn, returns=None, role="colour", latent=q.var)
+        self.colourings.append(Colouring(q.var, self._spec(name), tuple(ArrayNames.variable(a) for a in pattern)))
 
     def _element_loops(self, q: QFactor, w: Writer, fn: Block, parallel: bool, chunks: str,
                        blocked: bool) -> tuple[list[Block], Block | None]:
@@ -1138,6 +1181,7 @@ class ModuleWriter:
         line = f" on model line {self.d.model.variables[latent].span.line}" if latent else ""
         return {"update": f"The update of q of the latent{line} (19.56)",
                 "damped": f"The damped (parallel) update of q of the latent{line} (19.4.1)",
+                "colour": f"The update of q of the latent{line} two colours at a time, each colour in parallel",
                 "local_step": f"The local step: the update of the latent{line}, and the statistics it feeds",
                 "point": f"The exact coordinate update of the point estimate{line}",
                 "elbo": "E_q[log p] of every factor (the entropies are added by the engine)",
@@ -1162,6 +1206,9 @@ class ModuleWriter:
                 continue
             self.update_kernel(q)
             self.update_kernel(q, damped=True)
+            pattern = coupling(self.d, q.var)
+            if pattern is not None or parity(self.d, q.var):
+                self.colour_kernel(q, pattern or ())
         for b in getattr(self.d, "blocks", {}).values():
             write_chain_kernel(self, b)
         for pu in self.d.points.values():
@@ -1195,7 +1242,7 @@ class ModuleWriter:
         plan = Plan(latents, dict(self.points), self.elbo, dict(self.names.derived), tuple(self.d.point),
                     _exact_em(self.d), self.stats_plan, None, dict(self.masks))
         return Module(__version__, tuple(self.kernels), stats, plan, tuple(self.shares), plate, tuple(self.blocks),
-                      tuple(self.factored), tuple(self.stats.sums.items()),
+                      tuple(self.factored), tuple(self.colourings), tuple(self.stats.sums.items()),
                       tuple((e, stages) for (e, _), stages in self.names.rewrites.items()))
 
 

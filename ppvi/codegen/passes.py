@@ -25,6 +25,11 @@ Each pass maps a Module to a Module and reads nothing but the IR.  The order, an
                 the statistics); early, so that the kernel it makes is hoisted and flagged as any other.
     fast_elbo   the ELBO read off the last local update is kept where the full ELBO makes passes over the data
                 plate of its own.  Before the passes that change loops (it reads the loops as lowered).
+    two_colour  a latent whose elements read each other only through data matrices (an Ising grid's adjacency)
+                gets its colour kernel in the plan where its plan is sequential and no other step replaces its
+                update: the engine colours the matrices' graph and, if it is bipartite, updates one colour in
+                parallel, then the other.  After ``fuse`` (a fused local step takes the update's place),
+                before the passes that change loops, so that the kernel is hoisted and flagged as any other.
     dead_loops  a loop whose body only binds indices (and comments) is removed: the blocked local step leaves
                 one where each point's η is a column of the block's matrix product.  Before ``parallel``,
                 which reads the loops that remain.
@@ -264,6 +269,25 @@ def fast_elbo(m: Module) -> Module:
     return dataclasses.replace(m, plan=dataclasses.replace(m.plan, elbo=elbo))
 
 
+def two_colour(m: Module) -> Module:
+    """Plan each two-colour update the writer made (ir.Colouring: a latent whose elements read each other only
+    through data matrices, derive.colouring) where the latent's plan runs its elements in order (``sequential``),
+    it is global (a local latent's elements are split into chunks of the data plate by the streamed and
+    memoized engines; a colouring holds indices into the whole) and nothing else takes its step (a fused local
+    step, a chain's block, a Normal–Gamma pair): the plan gets the kernel and the matrices whose graph the
+    engine colours.  Every other colour kernel is dropped."""
+    latents, keep = dict(m.plan.latents), set()
+    for c in m.colourings:
+        info = latents.get(c.var)
+        if info is not None and info.sequential and info.scope == "global" and info.local_step is None \
+                and info.chain is None and info.pair is None:
+            latents[c.var] = dataclasses.replace(info, colour=c.kernel, pattern=c.pattern)
+            keep.add(c.kernel.name)
+    dropped = {c.kernel.name for c in m.colourings} - keep
+    return dataclasses.replace(m, kernels=tuple(k for k in m.kernels if k.name not in dropped), colourings=(),
+                               plan=dataclasses.replace(m.plan, latents=latents))
+
+
 def dead_loops(m: Module) -> Module:
     """Remove every loop that computes nothing: a body of index bindings and notes only (innermost first, so a
     loop left empty by the removal goes too).  A conditional stays: its test may be a call that acts."""
@@ -353,6 +377,7 @@ PASSES: tuple[tuple[str, Callable[[Module], Module]], ...] = (
     ("block_size", block_size),
     ("fuse", fuse),
     ("fast_elbo", fast_elbo),
+    ("two_colour", two_colour),
     ("dead_loops", dead_loops),
     ("hoist", hoist),
     ("parallel", parallel),

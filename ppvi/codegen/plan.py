@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 KERNEL_NAME_MAX = 64  # characters of a kernel's name kept whole (ArrayNames.kernel); Numba names a cache file after it
 # The kind prefixes of generated names: no one is a prefix of another, nor of a fixed name (emit.FIXED).
-KINDS = ("v_", "n_", "q_", "m_", "h_", "l_", "e_", "o_", "g_", "t_", "c_", "update_", "damped_", "local_step_")
+KINDS = ("v_", "n_", "q_", "m_", "h_", "l_", "e_", "o_", "g_", "t_", "c_", "update_", "damped_", "local_step_",
+         "colour_")
 # The arrays a sweep writes (Program.snapshot): q's parameters, moments, entropies, log-normalisers, η, gradients.
 SWEPT = ("q_", "m_", "h_", "l_", "e_", "g_")
 # The arrays a chunk's local step writes (ppvi.infer.chunks): q's, η, the statistics.
@@ -75,7 +76,7 @@ class ArrayNames:
 
     @staticmethod
     def constant(what: str, name: str) -> str:
-        """Derived at bind time: ``c_<what>__<name>`` (inv, logdet, order, start, missing)."""
+        """Derived at bind time: ``c_<what>__<name>`` (inv, logdet, order, start, missing, colour, colours)."""
         return f"c_{what}__{name}"
 
     @staticmethod
@@ -189,7 +190,11 @@ class LatentPlan:
     """A latent's q: its family, its update, the arrays it owns (name -> shape in dim names and ints; a scalar
     is (1,)), its aliases (a moment that is another of its arrays: alias -> owner), scope, plate and event
     dims.  ``sequential``: its elements read each other (Gauss–Seidel); ``feeds``: the statistics read it;
-    ``damped``: the Jacobi update; ``local_step``: the update that also sums the statistics (passes.fuse)."""
+    ``damped``: the Jacobi update; ``local_step``: the update that also sums the statistics (passes.fuse);
+    ``colour``: the update of colour 0, then colour 1, each colour's elements in parallel, where the graph of
+    the ``pattern`` arrays' nonzero entries (data matrices over the latent's axis) is bipartite
+    (passes.two_colour; the engine colours it, ppvi.infer.colouring); no ``pattern``: the colours are the
+    parity of the sum of the element's indices (a grid written with offsets), always."""
 
     family: str
     update: KernelSpec
@@ -205,6 +210,8 @@ class LatentPlan:
     chain: ChainPlan | None = None
     # `approximate mu, lam jointly`: mu's plan names lam; the engine updates both in one step (printed only if set)
     pair: str | None = field(default=None, metadata={"omit_default": True})
+    colour: KernelSpec | None = field(default=None, metadata={"omit_default": True})
+    pattern: tuple[str, ...] = field(default=(), metadata={"omit_default": True})
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
+from ppvi.derive.colouring import coupling, parity
 from ppvi.derive.expectation import PLACEHOLDERS
 from ppvi.derive.lower import inverse, sigmoid
 from ppvi.derive.meanfield import Derivation, QFactor, gaussian_block
@@ -401,6 +402,15 @@ def to_text(d: Derivation) -> str:
             out.append(f"  η[{ETA_NAMES[s]}] = {show(eta)}")
         for p, text in _standard_in_eta(q).items():
             out.append(f"  {p} = {text}")
+        pattern = coupling(d, v)
+        if pattern is not None:
+            graph = " and ".join(f"`{a}`" for a in pattern)
+            out.append(f"  schedule: two colours (a checkerboard on a grid): where the graph of {graph}'s nonzero "
+                       f"entries is bipartite, every element of colour 0 at once, then of colour 1; else element "
+                       f"by element (Gauss–Seidel)")
+        elif parity(d, v):
+            out.append(f"  schedule: two colours, ({' + '.join(str(i) for i in q.index)}) mod 2 (a checkerboard on a "
+                       f"grid): every element of colour 0 at once, then of colour 1")
         out.append("")
     for mu, lam in d.model.pairs.items():
         out.extend(_pair_text(d.q[mu], lam))

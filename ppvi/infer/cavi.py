@@ -311,5 +311,5 @@ def fit(program: Program, seed: int = 0, max_iter: int = 1000, tol: float = 1e-8
         best.state = {}     # the program's own now: one q, not two, stays behind the result
     best.restart_elbos = elbos
     best.restart_states = states if len(states) == len(elbos) else []
-    best.warnings = [*best.warnings, *symmetric_points(program, elbos, tol)]
+    best.warnings = [*program.notes, *best.warnings, *symmetric_points(program, elbos, tol)]
     return best

@@ -98,12 +98,14 @@ def _pair_q(normal: Q, state: Mapping[str, np.ndarray], mu: str, lam: str, size:
     return Q(NORMAL_GAMMA.name, params, normal.axes, pair=lam)
 
 
-def sweep_steps(fit) -> tuple[str, ...]:
-    """The steps of a sweep as a reader sees them; a group block with its members and its groups."""
+def sweep_steps(fit, damped: bool = False) -> tuple[str, ...]:
+    """The steps of a sweep as a reader sees them; a group block with its members and its groups; a latent
+    updated two colours at a time (ppvi.infer.colouring; not in the damped schedule) says so."""
     block, latents = fit.program.plan.block, fit.program.plan.latents
     return tuple(f"({', '.join(block.members)}) for each value of {block.by}, until settled"
                  if block and step == block.name else
-                 f"({step}, {latents[step].pair}) jointly" if step in latents and latents[step].pair else step
+                 f"({step}, {latents[step].pair}) jointly" if step in latents and latents[step].pair else
+                 f"{step} in two colours, each in parallel" if step in fit.program.coloured and not damped else step
                  for step in fit.order)
 
 

@@ -327,6 +327,7 @@ class _Checker:
                     self.collect(body, plates + ((v.id, d.id),), loops + (s,))
                 case ast.Energy():
                     self.energies.append((s, plates))
+                    self.loop_of[id(s)] = {lp.var.id: lp for lp in loops}
                 case ast.Approximate() | ast.Amortise():
                     pass
 
@@ -1114,6 +1115,8 @@ class _Checker:
         weighed: set[str] = set()
         for s, plates in self.energies:
             scope = dict(plates)
+            loops = self.loop_of[id(s)]
+            self.target, self.starts = None, {v: lp.start for v, lp in loops.items() if lp.start}
             weighed.update(n.id for n in walk(s.expr) if isinstance(n, ast.Name) and n.id not in scope)
             before = len(self.rep.diagnostics)
             t = self.infer(s.expr, scope)
@@ -1144,7 +1147,8 @@ class _Checker:
                                s.span, "an energy term weighs latents, e.g. `factor J[i, j] * s[i] * s[j]`")
                 continue
             self.factors.append(Factor(len(self.factors), latents[0], (), plates, ENERGY, (("energy", s.expr),),
-                                       tuple(n for n in names if n != latents[0]), False, s.span))
+                                       tuple(n for n in names if n != latents[0]), False, s.span,
+                                       slices=tuple((v, loops[v].start) for v, _ in plates if loops[v].start)))
         for name, s in self.priorless.items():
             if name not in weighed and name not in self.poisoned:
                 self.rep.error(f"latent `{name}` has no prior and appears in no `factor`", s.name.span,

@@ -79,6 +79,9 @@ CORPUS: list[Case] = [
     _example("ising", "npz", "energy",
              "Ising denoising (PRML 8.3.3): the tanh mean-field equations, ELBO ≤ log Z by enumeration "
              "(tests/infer/test_energy.py)"),
+    _example("ising_grid", "npz", "energy",
+             "Ising denoising on the grid (offsets in `factor`): the tanh equations, ELBO ≤ log Z, the parity "
+             "schedule (tests/infer/test_colouring.py, tests/derive/test_energy_offsets.py)"),
     _example("rbm", "json", "energy",
              "RBM with fixed weights: the sigmoid fixed point, ELBO ≤ log Z by enumeration (tests/infer/test_energy.py)"),
     _example("logistic_regression", "csv", "regression",

@@ -22,7 +22,7 @@ from scipy import special
 
 from harness_state import (MOMENTS, NATURAL, PARAMS, Subject, copies, copy_state, entropy, moments, natural, observed,
                            read_q, shape_of)
-from ppvi.codegen.plan import KernelSpec
+from ppvi.codegen.plan import ArrayNames, KernelSpec
 
 # ~1e-12 relative between the compiled and the plain-Python kernel (one source, rounding only: fused
 # multiply-adds, libm against LLVM's intrinsics); the reference evaluator sums in another order.
@@ -279,12 +279,13 @@ def joint_step(s: Subject, role: str, var: str) -> bool:
 
 
 def reference_eta(s: Subject, var: str, before: Reference, after: Reference | None = None,
-                  joint: bool = False) -> tuple[dict, object]:
+                  joint: bool = False, rank: np.ndarray | None = None) -> tuple[dict, object]:
     """The derived η of the elements of q(var) (a sample of them, see ``sample``), each at the moments it
     sees, and which plate positions were evaluated (None: all; NaN elsewhere).  With ``after`` (a sequential
     update, 19.44: elements in C order, each from the newest values), element a reads the new moments of the
     elements before it and the old ones of the rest; ``joint`` (a block step, ``joint_step``): every element
-    reads every element's new moments, the block's fixed point."""
+    reads every element's new moments, the block's fixed point.  ``rank``: each element's place in the update's
+    order where it is not C order (a two-colour update: colour 0's elements, then colour 1's)."""
     q = s.derivation.q[var]
     plates = tuple(before.size(i) for i in q.index)
     count = int(np.prod(plates)) if plates else 1
@@ -317,7 +318,8 @@ def reference_eta(s: Subject, var: str, before: Reference, after: Reference | No
                 # (a Newton q, docs/derivation.md section 10: η = ∂𝓛/∂⟨T⟩ holds at the element's own new moments;
                 # each statistic's positions at its own rank: an MvNormal's x and xxT differ)
                 ref = before.with_moments(var, {k: new if joint else
-                                                np.where(pos <= flat if q.newton is not None else pos < flat,
+                                                np.where(pos <= flat if q.newton is not None else
+                                                         pos < flat if rank is None else rank[pos] < rank[flat],
                                                          new, old) if pos is not None else
                                                 (new if q.newton is not None else old)
                                                 for k, (old, new, pos) in own.items()})
@@ -383,8 +385,17 @@ def update_against_derivation(s: Subject, role: str, var: str, info: KernelSpec,
     after_ref = Reference(s, after)
     newton = q.newton is not None       # (its damped kernel takes the same monotone Newton steps, and stores η)
     rtol = RTOL_NEWTON if newton else RTOL_REFERENCE
+    rank = None
+    if role == "colour":        # (elements in the colouring's order: ppvi.infer.colouring, or Σ indices mod 2)
+        order = start.get(ArrayNames.constant("colour", var))
+        if order is None:
+            shape = tuple(before_ref.size(i) for i in q.index)
+            odd = np.indices(shape).sum(axis=0).ravel() % 2
+            order = np.concatenate([np.flatnonzero(odd == 0), np.flatnonzero(odd == 1)])
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
     eta, sampled = reference_eta(s, var, before_ref, None if role == "damped" and not newton else after_ref,
-                                 joint=joint_step(s, role, var))
+                                 joint=joint_step(s, role, var), rank=rank)
     if role == "damped" and newton:
         new = _eta_arrays(after, var, fam, {k: v.shape for k, v in eta.items()})
         problems = [f"{label}: stored `e_{var}__{k}` {m}" for k in eta
@@ -408,7 +419,7 @@ def updates_equal_derivation(s: Subject) -> list[str]:
     update, against the derivation."""
     problems = []
     for role, var, info in s.kernel_infos():
-        if role in ("update", "damped") or (role == "local_step" and var in s.derivation.q):
+        if role in ("update", "damped", "colour") or (role == "local_step" and var in s.derivation.q):
             problems += update_against_derivation(s, role, var, info, s.base)[0]
         elif role == "block":
             problems += block_against_derivation(s, info)

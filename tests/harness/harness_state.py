@@ -282,6 +282,8 @@ class Subject:
                 out.append(("damped", var, info.damped))
             if info.local_step:
                 out.append(("local_step", var, info.local_step))
+            if info.colour and var in self.program.coloured:     # (the data's coupling graph is bipartite)
+                out.append(("colour", var, info.colour))
         for var, info in plan.points.items():
             out.append(("point", var, info.update))
             if info.local_step:
