@@ -141,7 +141,9 @@ def entropy(family: str, q: dict[str, np.ndarray]) -> np.ndarray:
         n, p = q["n"], q["p"]
         return stats.binom(n, p).entropy() + _expected_log_choose(n, p)
     if family == "NegativeBinomial":    # relative to h(x) = Γ(x + r)/(Γ(r) x!): H + E[log h], by SciPy's H
-        return stats.nbinom(q["r"], 1 - q["p"]).entropy() + _expected_log_nb_base(q["r"], q["p"])
+        r = np.asarray(q["r"], dtype=float)     # (r = 0, a start before r is filled: the point mass at 0, H = 0)
+        some = np.where(r > 0, r, 1.0)
+        return np.where(r > 0, stats.nbinom(some, 1 - q["p"]).entropy() + _expected_log_nb_base(some, q["p"]), 0.0)
     if family == "MvNormal":
         cov = q["cov"]
         d = cov.shape[-1]

@@ -68,8 +68,9 @@ class NegativeBinomialUnit(Unit):
         return {"x": np.log(np.clip(p["p"], 1e-300, 1.0)), "lnb": np.asarray(p["r"], dtype=float)}
 
     def init(self, s, v, rng, info) -> None:
-        """p = ½ until ``clamp`` fills r (then NegativeBinomial(r, ½) at a missing entry)."""
-        fill(s, v, {("q", "p"): 0.5})
+        """r = 0, p = ½ until ``clamp`` fills r (then NegativeBinomial(r, ½) at a missing entry): NB(0, p) is the
+        point mass at 0, H = 0 (stored explicitly)."""
+        fill(s, v, {("q", "p"): 0.5, ("h",): 0.0})
 
     def clamp(self, s, v, values, missing) -> None:
         """At an observed entry the moments are the datum's (⟨y⟩ = y, the place-holder's log h(y)/r) and the
