@@ -46,6 +46,7 @@ STATE = {
     "PolyaGamma": [("q", "b", ""), ("q", "c", ""), ("m", "x", ""), ("m", "base", "")],
     "Poisson": [("q", "rate", ""), ("m", "lfact", "")],
     "Binomial": [("q", "n", ""), ("q", "p", ""), ("m", "x", ""), ("m", "lchoose", "")],
+    "NegativeBinomial": [("q", "r", ""), ("q", "p", ""), ("m", "x", ""), ("m", "lnb", "")],
 }
 # moments that are another array under a second name
 ALIASES = {
@@ -387,7 +388,8 @@ class ModuleWriter:
             else:
                 newton_element(self, q, w, levels)
             return eta
-        if q.family in ("Normal", "Gamma", "Beta", "Bernoulli", "PolyaGamma", "Poisson", "Binomial"):
+        if q.family in ("Normal", "Gamma", "Beta", "Bernoulli", "PolyaGamma", "Poisson", "Binomial",
+                        "NegativeBinomial"):
             for s, e in q.natural.items():
                 if (q.family, s) == ("Poisson", "lfact"):
                     continue        # (1, the prior's coefficient of −log x!: the finish needs only η[x])
@@ -443,6 +445,9 @@ class ModuleWriter:
         elif fam == "Binomial":
             finish = Call("finish_binomial", (e["x"], e["lchoose"]),
                           (one(qn("n")), one(qn("p")), one(mn("x")), one(mn("lchoose")), h))
+        elif fam == "NegativeBinomial":
+            finish = Call("finish_negative_binomial", (e["x"], e["lnb"]),
+                          (one(qn("r")), one(qn("p")), one(mn("x")), one(mn("lnb")), h))
         elif fam == "Categorical" and self.blocked is not None and self.blocked.eta is not None:
             rows = (Expr("_b0:_b0 + _nb", frozenset({"_b0", "_nb"})),)     # (a Call: passes.block_size reads it)
             self.blocked.between.append(Call("finish_categorical_block", (

@@ -30,7 +30,8 @@ PLAN_IMPORT = f"from ppvi.codegen.plan import {', '.join(sorted(t.__name__ for t
 LATE_RUNTIME = ("finish_polya_gamma", "newton_direction", "newton_first_step", "finish_normal_mv", "forward_backward",
                 "chain_mean_field", "finish_mvnormal_missing",
                 "finish_gaussian_chain", "newton_block_direction", "newton_block_first_step", "newton_block_logs",
-                "newton_block_feasible", "weighted_gram", "finish_poisson", "finish_binomial", "finish_normal_chain")
+                "newton_block_feasible", "weighted_gram", "finish_poisson", "finish_binomial", "finish_normal_chain",
+                "finish_negative_binomial")
 
 
 def module_source(m: Module) -> str:

@@ -975,6 +975,19 @@ def finish_binomial(eta_x, eta_n):
 
 
 @njit(cache=True)
+def finish_negative_binomial(eta_x, eta_r):
+    """r = η_lnb, p = e^η_x -> (r, p, ⟨x⟩ = r p/(1 − p), 0, H) of a missing count's NegativeBinomial q
+    (ppvi.families.negative_binomial): H relative to h(x) = Γ(x + r)/(Γ(r) x!), −(⟨x⟩ η_x + r log(1 − p)), with
+    log(1 − e^η) and p/(1 − p) = 1/expm1(−η) in log space."""
+    r = eta_r
+    if not (r > 0.0 and eta_x < 0.0):
+        return math.nan, math.nan, math.nan, math.nan, math.nan
+    p = math.exp(eta_x)
+    mean = r / math.expm1(-eta_x)
+    return r, p, mean, 0.0, -(mean * eta_x + r * math.log(-math.expm1(eta_x)))
+
+
+@njit(cache=True)
 def newton_direction(m, v, g1, g2, h11, h12, h22):
     """One Newton step for a Normal q(x) = N(m, v) on f = 𝓛 + ½ log v (docs/derivation.md, section 10), from
     𝓛's gradient (g1, g2) and Hessian (h11, h12, h22) in the moments (⟨x⟩, ⟨x²⟩) = (m, m² + v): the chain rule

@@ -33,6 +33,7 @@ import sympy as sp
 
 from ppvi.derive.symbols import Gate, Symbols, logdet
 from ppvi.families.binomial.symbolic import binomial_base
+from ppvi.families.negative_binomial.symbolic import negative_binomial_base
 from ppvi.families.poisson.symbolic import poisson_base
 from ppvi.families.polya_gamma.symbolic import pg_base
 
@@ -42,7 +43,7 @@ REAL = ("real", "real_vector")   # supports of latents whose q is Normal or MvNo
 
 
 # the base measures carried as place-holder statistics (ppvi.families.base, "the q side") -> their keys
-PLACEHOLDERS = {pg_base: "base", poisson_base: "lfact", binomial_base: "lchoose"}
+PLACEHOLDERS = {pg_base: "base", poisson_base: "lfact", binomial_base: "lchoose", negative_binomial_base: "lnb"}
 
 
 class TooLarge(Exception):
@@ -115,7 +116,7 @@ class Expectation:
             el = self._element(1 - arg)
             if el is not None:
                 return Atom(el[0], "log1mx", el[1], e)
-        if isinstance(e, (pg_base, poisson_base, binomial_base)):      # a base measure's place-holder statistic
+        if isinstance(e, tuple(PLACEHOLDERS)):      # a base measure's place-holder statistic
             el = self._element(e.args[0])
             if el is not None:
                 return Atom(el[0], PLACEHOLDERS[type(e)], el[1], e)

@@ -19,6 +19,7 @@ import sympy as sp
 
 from ppvi.derive.symbols import Symbols, logdet, lgamma, lmvgamma, softplus
 from ppvi.families.binomial.symbolic import binomial_base, log_binomial_coefficient
+from ppvi.families.negative_binomial.symbolic import negative_binomial_base
 from ppvi.families.poisson.symbolic import poisson_base
 from ppvi.families.polya_gamma.symbolic import pg_base
 from ppvi.language import ast
@@ -238,6 +239,9 @@ class Lowering:
             # Σ_k [z = k] · c = c, so no statistic sums a constant over the components
             body = log_density(f.dist, value, args, self.syms, measure=False)
             return gates.wrap(self.syms, body) + measure(), plates
+        if count and f.dist == "NegativeBinomial":     # (log h_r(x), outside the gates likewise)
+            x, p, r = value.scalar(), args["p"].scalar(), args["r"].scalar()
+            return gates.wrap(self.syms, x * sp.log(p) + r * sp.log(1 - p)) + count_measure(f.dist, value, args), plates
         body = log_density(f.dist, value, args, self.syms)
         if count:      # (Poisson: −log x!, outside the gates as the counting measure is)
             x = value.scalar()
@@ -353,10 +357,13 @@ def counting_measure(dist: str, value, args: dict[str, Tensor], syms: Symbols) -
 
 def count_measure(dist: str, value, args: dict[str, Tensor]) -> sp.Expr:
     """log h(x) of a missing count x as its q's place-holder statistic: −log x! of a Poisson, n times
-    log C(n, x)/n of a Binomial (n read off as its coefficient; ppvi.families.binomial.symbolic)."""
+    log C(n, x)/n of a Binomial (n read off as its coefficient; ppvi.families.binomial.symbolic), r times
+    log h_r(x)/r of a NegativeBinomial (likewise; ppvi.families.negative_binomial.symbolic)."""
     x = value.scalar()
     if dist == "Binomial":
         return args["n"].scalar() * binomial_base(x)
+    if dist == "NegativeBinomial":
+        return args["r"].scalar() * negative_binomial_base(x)
     return poisson_base(x)
 
 

@@ -60,7 +60,8 @@ def family_for(model: CheckedModel, var: str, support: str,
 
 STAT_WORDS = {"x": "x", "x2": "x²", "logx": "log x", "log1mx": "log(1 − x)", "logp": "log πₖ",
               "onehot": "[z = k]", "xxT": "x xᵀ", "X": "X", "logdet": "log|X|",
-              "base": "log PG(x | b, 0) / b", "lfact": "−log x!", "lchoose": "log C(n, x) / n"}
+              "base": "log PG(x | b, 0) / b", "lfact": "−log x!", "lchoose": "log C(n, x) / n",
+              "lnb": "log Γ(x + r)/(Γ(r) x!) / r"}
 
 
 @dataclass(frozen=True)

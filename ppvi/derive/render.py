@@ -26,10 +26,11 @@ from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol, lgamma, lmvgamma
 
 ETA_NAMES = {"x": "x", "x2": "x²", "logx": "log x", "log1mx": "log(1−x)", "logp": "log π", "onehot": "[z=k]",
              "xxT": "x xᵀ", "X": "X", "logdet": "log|X|", "base": "log h_b(x)/b", "lfact": "−log x!",
-             "lchoose": "log C(n, x)/n"}
+             "lchoose": "log C(n, x)/n", "lnb": "log h_r(x)/r"}
 ETA_LATEX = {"x": "x", "x2": "x^2", "logx": r"\log x", "log1mx": r"\log(1-x)", "logp": r"\log \pi",
              "onehot": "[z=k]", "xxT": r"x x^\top", "X": "X", "logdet": r"\log|X|", "base": r"\log h_b(x)/b",
-             "lfact": r"-\log x!", "lchoose": r"\log \binom{n}{x}/n"}
+             "lfact": r"-\log x!", "lchoose": r"\log \binom{n}{x}/n",
+             "lnb": r"\log h_r(x)/r"}
 
 
 def _relative(family: str) -> str | None:
@@ -119,7 +120,8 @@ class Whiteboard(StrPrinter):
         el = self._var(var, idx)
         return {"x": f"⟨{el}⟩", "X": f"⟨{el}⟩", "x2": f"⟨{el}²⟩", "logx": f"⟨log {el}⟩",
                 "logp": f"⟨log {el}⟩", "log1mx": f"⟨log(1 − {el})⟩", "base": f"⟨log h_b({el})/b⟩",
-                "lfact": f"⟨−log {el}!⟩", "lchoose": f"⟨log C(n, {el})/n⟩"}[stat]
+                "lfact": f"⟨−log {el}!⟩", "lchoose": f"⟨log C(n, {el})/n⟩",
+                "lnb": f"⟨log h_r({el})/r⟩"}[stat]
 
     def _print_Indexed(self, e):
         if isinstance(e.base, MomentBase):
@@ -235,7 +237,8 @@ class Blackboard(LatexPrinter):
         return {"x": rf"\langle {el} \rangle", "X": rf"\langle {el} \rangle", "x2": rf"\langle {el}^2 \rangle",
                 "logx": rf"\langle \log {el} \rangle", "logp": rf"\langle \log {el} \rangle",
                 "log1mx": rf"\langle \log(1 - {el}) \rangle", "base": rf"\langle \log h_b({el})/b \rangle",
-                "lfact": rf"\langle -\log {el}! \rangle", "lchoose": rf"\langle \log \binom{{n}}{{{el}}}/n \rangle"}[stat]
+                "lfact": rf"\langle -\log {el}! \rangle", "lchoose": rf"\langle \log \binom{{n}}{{{el}}}/n \rangle",
+                "lnb": rf"\langle \log h_r({el})/r \rangle"}[stat]
 
     def _print_Indexed(self, e):
         if isinstance(e.base, MomentBase):

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from . import (bernoulli, beta, binomial, categorical, dirichlet, exponential, gamma, laplace, multinomial, mvnormal,
-               normal, normal_gamma, poisson, polya_gamma, wishart)
+               negative_binomial, normal, normal_gamma, poisson, polya_gamma, wishart)
 from .point import POINT
 from .unit import Unit
 
@@ -28,6 +28,7 @@ UNITS: Mapping[str, Unit] = MappingProxyType({u.name: u for u in (
     exponential.UNIT,
     laplace.UNIT,
     binomial.UNIT,
+    negative_binomial.UNIT,
     multinomial.UNIT,
     polya_gamma.UNIT,
 )})
@@ -51,8 +52,7 @@ def unit_of(family: str) -> Unit:
 
 class _Rewritten(Unit):
     """A distribution of the language that is no family of its own (the checker rewrites StudentT and
-    StickBreaking into families; NegativeBinomial is a law the simulator draws and scores itself, in
-    ppvi.simulate.density): no location, no moments, no labels."""
+    StickBreaking into families): no location, no moments, no labels."""
 
     name = ""
     standard = ()

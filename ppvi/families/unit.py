@@ -63,6 +63,7 @@ class Unit:
     auxiliary: ClassVar[bool] = False           # a weight integrated out: never drawn, adds 0 to log p
     logit: ClassVar[bool] = False               # ``p`` may be ``sigmoid(ψ)``, passed as ``logit`` ψ
     trials: ClassVar[str | None] = None         # the argument that is a count's total (data checked against it)
+    given: ClassVar[str | None] = None          # a known argument q holds as its own parameter (trials, or none)
     exp_link: ClassVar[bool] = False            # its rate may be exp(ψ) (DESIGN §7: derive.newton)
     sparse: ClassVar[bool] = False              # an L1 prior: a MAP step is a soft threshold (19.16)
     # a chain approximated jointly: q keeps its neighbours' joint law (ppvi.result.Q.lag_one; docs/simulate.md)

@@ -235,10 +235,12 @@ class Program:
         ⟨x²⟩ = x², a one-hot row, H = 0).  The kernels never finish those entries again."""
         for var, (values, missing) in self.clamped.items():
             unit = unit_of(self.plan.latents[var].family)
-            if unit.trials:
-                # a count's total is known data, the same at every entry: q's n (ppvi.families.binomial)
-                n = prior_arguments(self.model, var, self.sizes, self._value)[1][unit.trials]
-                target = self.state[ArrayNames.qparam(var, unit.trials)]
+            known = unit.trials or unit.given
+            if known:
+                # a count's total (or a NegativeBinomial's r) is known data, the same at every entry: q's n
+                # (ppvi.families.binomial, negative_binomial)
+                n = prior_arguments(self.model, var, self.sizes, self._value)[1][known]
+                target = self.state[ArrayNames.qparam(var, known)]
                 target[...] = n.reshape(target.shape)
             unit.clamp(self.state, var, values, missing)
         self.stale = self.stale or bool(self.clamped)

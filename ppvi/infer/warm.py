@@ -19,8 +19,8 @@ from numba import njit
 
 from ppvi.codegen.plan import ArrayNames
 from ppvi.codegen.runtime import (finish_bernoulli, finish_beta, finish_categorical, finish_dirichlet, finish_gamma,
-                                  finish_binomial, finish_mvnormal, finish_normal, finish_poisson, finish_polya_gamma,
-                                  finish_wishart)
+                                  finish_binomial, finish_mvnormal, finish_negative_binomial, finish_normal, finish_poisson,
+                                  finish_polya_gamma, finish_wishart)
 from ppvi.errors import Diagnostic, PPVIError, did_you_mean
 from ppvi.families.normal_gamma import NORMAL_GAMMA
 from ppvi.families.registry import unit_of
@@ -199,6 +199,12 @@ def _binomial(ex, en, n, p, x, lchoose, h):
 
 
 @njit(cache=True)
+def _negative_binomial(ex, er, r, p, x, lnb, h):
+    for i in range(ex.shape[0]):
+        r[i], p[i], x[i], lnb[i], h[i] = finish_negative_binomial(ex[i], er[i])
+
+
+@njit(cache=True)
 def _categorical(eta, p, h, lse):
     for i in range(eta.shape[0]):
         h[i], lse[i] = finish_categorical(eta[i], p[i])
@@ -278,6 +284,8 @@ _FINISH = {     # by the runtime finish the family's unit names (ppvi.families.u
     "finish_poisson": _finish_scalar(_poisson, ("x",), (("q", "rate"), ("m", "lfact"), ("h",))),
     "finish_binomial": _finish_scalar(_binomial, ("x", "lchoose"),
                                       (("q", "n"), ("q", "p"), ("m", "x"), ("m", "lchoose"), ("h",))),
+    "finish_negative_binomial": _finish_scalar(_negative_binomial, ("x", "lnb"),
+                                               (("q", "r"), ("q", "p"), ("m", "x"), ("m", "lnb"), ("h",))),
     "finish_polya_gamma": _finish_scalar(_polya_gamma, ("x", "base"),
                                          (("q", "b"), ("q", "c"), ("m", "x"), ("m", "base"), ("h",))),
 }

@@ -31,8 +31,8 @@ ENERGY = "factor"           # the dist of a `factor EXPR` statement: EXPR is add
 FLAT = "Flat"               # the dist standing for "no prior" of a `latent` declaration: log density 0
 ENERGY_SUPPORTS = ("binary", "real")
 # The supports whose missing entries get a q (Normal, Bernoulli, Categorical, Gamma, Beta, MvNormal's missing
-# block: docs/language.md, "Missing data"; a count's where its law is a q family, Poisson or Binomial:
-# MISSING_COUNTS), and why each other one does not.
+# block: docs/language.md, "Missing data"; a count's where its law is a q family, Poisson, Binomial or
+# NegativeBinomial with a known r and no logistic link: MISSING_COUNTS), and why each other one does not.
 MISSING_SUPPORTS = ("real", "binary", "index", "positive", "unit_interval", "real_vector")
 MISSING_COUNTS = "count"
 MISSING_SUPPORTS_NOT = {
@@ -40,9 +40,12 @@ MISSING_SUPPORTS_NOT = {
     "simplex": "a simplex is read whole", "pd_matrix": "a matrix is read whole"}   # a prior-less latent's q: Bernoulli, or Normal for a quadratic energy
 # What does work instead, by support.
 MISSING_HINTS = {
-    "count": "missing counts drawn from a Poisson or a Binomial are imputed; a NegativeBinomial(r, p) count is a "
-             "Gamma-Poisson mixture: write it out (`lam[n] ~ Gamma(r, (1 - p) / p)`, `y[n] ~ Poisson(lam[n])`) "
-             "to impute it, or leave its missing entries out of the data"}
+    "count": "missing counts drawn one by one from a Poisson, a Binomial or a NegativeBinomial(r, p) are imputed; "
+             "leave the missing entries of others out of the data"}
+# A missing NegativeBinomial count under a logistic link: what works instead.
+MISSING_NB_LOGISTIC = ("a missing count is imputed from NegativeBinomial(r, p) with p a Beta latent or known; with "
+                       "`p = sigmoid(ψ)` write the law as the Gamma-Poisson mixture it is (`lam[n] ~ Gamma(r, exp(-ψ))`, "
+                       "`y[n] ~ Poisson(lam[n])`), or leave the missing entries out of the data")
 MISSING_HINT = ("missing entries are fitted where the variable is drawn element by element from a Normal, "
                 "Bernoulli, Categorical, Gamma, Exponential, Beta or MvNormal; impute the others before the fit")
 
@@ -1659,11 +1662,30 @@ class _Checker:
                                "and drop `missing`")
             elif name in self.drawn_missing:
                 dist, support, _, _ = self.drawn_missing[name]
-                counted = support == MISSING_COUNTS and unit_of_distribution(dist).q   # (Poisson, Binomial)
-                if support not in MISSING_SUPPORTS and not counted:
+                counted = support == MISSING_COUNTS and unit_of_distribution(dist).q   # (Poisson, Binomial, NB)
+                if counted and dist == "NegativeBinomial":
+                    self._missing_negative_binomial(name)
+                elif support not in MISSING_SUPPORTS and not counted:
                     why = MISSING_SUPPORTS_NOT[support].format(dist=dist)
                     self.rep.error(f"the missing entries of `{name}` would be {dist} latents: {why}",
                                    span, MISSING_HINTS.get(support, MISSING_HINT))
+
+    def _missing_negative_binomial(self, name: str) -> None:
+        """A missing NegativeBinomial(r, p) count has a q (ppvi.families.negative_binomial) where r is known (q's
+        base measure Γ(y + r)/(Γ(r) y!) is then no expectation over r) and p has no Pólya-Gamma weight (its b,
+        y + r, would read the missing count inside PG's log normaliser)."""
+        f = next(f for f in self.factors if f.target == name and f.dist == "NegativeBinomial")
+        args = dict(f.args)
+        if "pg" in args:
+            self.rep.error(f"the missing entries of `{name}` would be NegativeBinomial latents under a logistic link, "
+                           f"whose Pólya-Gamma weight reads them (b = `{name}` + r): no conjugate q",
+                           _span(args["p"]), MISSING_NB_LOGISTIC)
+        elif any(isinstance(n, ast.Name) and n.id in self.vars and self.vars[n.id].kind in ("latent", "param")
+                 for n in walk(args["r"])):
+            self.rep.error(f"`r` of the NegativeBinomial of `{name}`, whose entries may be missing, must be known "
+                           "(a constant or data)", _span(args["r"]),
+                           "a missing count's q holds log Γ(y + r), which has no expectation over an unknown r: fix "
+                           "r, e.g. `NegativeBinomial(5, p)`")
 
     def _gaussian_block(self, name: str) -> bool:
         """``approximate NAME jointly`` on a latent that is no chain: one full Gaussian q per point over its last

@@ -23,7 +23,6 @@ import numpy as np
 
 from ppvi.errors import Reporter
 from ppvi.families.registry import UNITS, unit_of, unit_of_distribution
-from ppvi.families.unit import full
 from ppvi.io import joint_chain
 from ppvi.io.data import check_dims
 from ppvi.io.draws import seed_of, whole
@@ -103,9 +102,6 @@ def draw(dist: str, args: dict[str, np.ndarray], plate_shape: tuple[int, ...],
         from scipy.special import expit
 
         args = {"p": expit(args.pop("logit"))}
-    if dist == "NegativeBinomial":     # successes before the r-th failure: numpy counts failures, p ↔ 1 − p
-        f = {k: full(v, plate_shape, 0) for k, v in args.items()}
-        return rng.negative_binomial(f["r"], 1 - f["p"])
     return UNITS[dist].draw(args, plate_shape, rng)
 
 

@@ -13,21 +13,12 @@ from __future__ import annotations
 from typing import Mapping
 
 import numpy as np
-from scipy import special
 
 from ppvi.families.registry import UNITS
 
 
-def negative_binomial(x, r, p):
-    """Γ(x + r)/(Γ(r) x!) pˣ (1 − p)ʳ: x successes before the r-th failure."""
-    return (special.gammaln(x + r) - special.gammaln(r) - special.gammaln(x + 1.0) + special.xlogy(x, p)
-            + special.xlog1py(r, -p))
-
-
 def log_density(dist: str, x: np.ndarray, args: Mapping[str, np.ndarray]) -> np.ndarray:
     """log p(x) of ``dist`` with its canonical arguments (``sd``, ``precision`` or ``variance`` by name): the
-    family's (``Unit.log_p``), or a NegativeBinomial's, which is no family of its own."""
+    family's (``Unit.log_p``)."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        if dist == "NegativeBinomial":
-            return negative_binomial(x, args["r"], args["p"])
         return UNITS[dist].log_p(x, dict(args))

@@ -176,6 +176,12 @@ CASES: dict[str, Case] = {
             lambda rng, p: int(rng.binomial(p["n"], p["p"])),
         ),
         Case(
+            "NegativeBinomial",
+            lambda rng: {"r": rng.uniform(0.5, 8), "p": rng.uniform(0.05, 0.8)},
+            lambda p: stats.nbinom(p["r"], 1 - p["p"]),          # (SciPy counts failures: p ↔ 1 − p)
+            lambda rng, p: int(rng.negative_binomial(p["r"], 1 - p["p"])),
+        ),
+        Case(
             "Multinomial",
             lambda rng: {"n": int(rng.integers(1, 8)), "p": rng.dirichlet(np.full(K, 2.0))},
             lambda p: stats.multinomial(p["n"], p["p"]),

@@ -134,7 +134,8 @@ def test_natural_parameters_agree_with_the_symbolic_side(name):
              "Categorical": {"p": [0.2, 0.5, 0.3]}, "Dirichlet": {"alpha": [0.5, 2.0, 4.0]},
              "MvNormal": {"mean": [1.0, -2.0], "cov": [[2.0, 0.3], [0.3, 1.0]]},
              "Wishart": {"df": 4.0, "scale": [[1.0, 0.2], [0.2, 0.5]]},
-             "PolyaGamma": {"b": 1.0, "c": 0.7}, "Poisson": {"rate": 2.5}, "Binomial": {"n": 12.0, "p": 0.3}}[name]
+             "PolyaGamma": {"b": 1.0, "c": 0.7}, "Poisson": {"rate": 2.5}, "Binomial": {"n": 12.0, "p": 0.3},
+             "NegativeBinomial": {"r": 3.5, "p": 0.4}}[name]
     got = unit_of(name).natural({k: np.asarray(v, dtype=float) for k, v in point.items()})
     sym = family(name).natural_from_standard({k: sp.Matrix(v) if isinstance(v, list) else sp.Float(v)
                                               for k, v in point.items()})

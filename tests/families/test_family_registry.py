@@ -24,6 +24,7 @@ CONTRACT = {
     "Laplace": ("real", 0, ("loc", "scale"), None, None),
     "Binomial": ("count", 0, ("n", "p"), None, None),
     "Multinomial": ("count", 1, ("n", "p"), None, None),
+    "NegativeBinomial": ("count", 0, ("r", "p"), None, None),
     "PolyaGamma": ("polya_gamma", 0, ("b", "c"), {"x", "base"}, {"x", "base"}),
 }
 
@@ -105,6 +106,7 @@ def test_families_are_densities() -> None:
         ("count", {"x"}, "Poisson"),            # (a missing count's q: the first in the canonical order)
         ("count", {"x", "lfact"}, "Poisson"),
         ("count", {"x", "lchoose"}, "Binomial"),
+        ("count", {"x", "lnb"}, "NegativeBinomial"),
         ("count", {"x", "x2"}, None),
         ("polya_gamma", {"x", "base"}, "PolyaGamma"),
     ],
@@ -117,6 +119,7 @@ def test_recognise_names_the_q_family_of_collected_statistics(
 
 
 def test_q_families_are_exponential_families() -> None:
-    # (Binomial, a Density as a likelihood, is one as a q: its q side, ppvi.families.binomial.symbolic)
+    # (Binomial and NegativeBinomial, Densities as likelihoods, are ones as a q: their q sides, ppvi.families.
+    # binomial.symbolic, negative_binomial.symbolic)
     assert all(family(name).exponential or family(name).q_statistics for name in Q_FAMILIES)
     assert set(FAMILIES) - set(Q_FAMILIES) == {"Exponential", "Laplace", "Multinomial"}

