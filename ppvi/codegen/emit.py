@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 
 import sympy as sp
 
+from ppvi.codegen.centre import centre, centred, shift
 from ppvi.codegen.ir import Assign, Expr, If, Loop, PlateSum, Range, Ref, Stmt
 from ppvi.codegen.passes import shape_sum
 from ppvi.codegen.plan import PLAN_TYPES, ArrayNames
@@ -111,6 +112,10 @@ class Names:
     reads: set[str] = field(default_factory=set)       # issued names referenced since begin(): a kernel's params
     watchers: list[set] = field(default_factory=list)  # open watch()es: every name written into text meanwhile
     _count: itertools.count = field(default_factory=itertools.count)
+    # data far from zero (codegen.centre): the shifts every writer of the module reads its expressions around,
+    # and derive's fresh summation indices (derive.symbols.Symbols.fresh) the expansion takes copies with
+    centring: object = None
+    fresh: object = None
 
     def _issue(self, name: str) -> str:
         self.issued.add(name)
@@ -499,6 +504,8 @@ class Writer:
 
     def top(self, e: sp.Expr, levels: list[Block], pinned: int = 0) -> str:
         """Python source for a whole expression: first rewritten so invariant sums can be hoisted."""
+        if self.names.centring is not None:
+            e = centre(e, self.names.centring, self.names.fresh)
         e = through_deltas(through_offsets(e))
         if self.self_bases or self.element:
             e = interchange(e, self.varies, self._reads_self, self.big)
@@ -579,6 +586,10 @@ class Writer:
             name = self.derived("logdet", m)
             pre = [self.index_value(i, levels, pinned) for i in (m.indices if isinstance(m, sp.Indexed) else ())]
             return f"{name}[{', '.join(pre) if pre else '0'}]"
+        if isinstance(e, shift):
+            return f"{self.derived('shift', e.args[0])}[0]"
+        if isinstance(e, centred):
+            return f"({self.value(e.args[0], levels, pinned)} - {self.value(e.args[1], levels, pinned)})"
         if isinstance(e, lmvgamma):
             return f"lmvgamma({self.value(e.args[0], levels, pinned)}, int({self.value(e.args[1], levels, pinned)}))"
         if isinstance(e, sp.polygamma):
