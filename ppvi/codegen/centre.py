@@ -23,21 +23,9 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ppvi.derive.qfamily import ParamBase
-from ppvi.derive.symbols import MomentBase, MomentSymbol
+from ppvi.derive.symbols import MomentBase, MomentSymbol, centred, shift
 
 MAX_TERMS = 512      # a longer expansion is left as derived
-
-
-class shift(sp.Function):
-    """c of a data array (its label's Symbol): ``c_shift__<x>[0]``, bound with the data."""
-
-    nargs = 1
-
-
-class centred(sp.Function):
-    """a − c, one subtraction: SymPy never distributes a number over it."""
-
-    nargs = 2
 
 
 @dataclass(frozen=True)

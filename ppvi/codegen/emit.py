@@ -22,13 +22,13 @@ from dataclasses import dataclass, field, fields
 
 import sympy as sp
 
-from ppvi.codegen.centre import centre, centred, shift
+from ppvi.codegen.centre import centre
 from ppvi.codegen.ir import Assign, Expr, If, Loop, PlateSum, Range, Ref, Stmt
 from ppvi.codegen.passes import shape_sum
 from ppvi.codegen.plan import PLAN_TYPES, ArrayNames
 from ppvi.derive.lower import before, inverse, sigmoid
 from ppvi.derive.qfamily import ParamBase
-from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol, lgamma, lmvgamma, logdet, softplus
+from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol, centred, lgamma, lmvgamma, logdet, shift, softplus
 
 
 TINY = 1e-150        # a constant factor smaller than this multiplies each term of the sum it scales (scaled_into_sums)

@@ -8,10 +8,10 @@ import numpy as np
 import sympy as sp
 
 from conftest import MODELS
-from ppvi.codegen.centre import Centring, centre, centred, shift
+from ppvi.codegen.centre import Centring, centre
 from ppvi.derive import derive
 from ppvi.derive.qfamily import ParamBase
-from ppvi.derive.symbols import MomentSymbol
+from ppvi.derive.symbols import MomentSymbol, centred, shift
 from ppvi.language import loads
 
 
