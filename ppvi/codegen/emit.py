@@ -27,7 +27,7 @@ from ppvi.codegen.rewrite import Scope, rewrite
 from ppvi.codegen.plan import PLAN_TYPES, ArrayNames
 from ppvi.derive.lower import before, inverse, sigmoid
 from ppvi.derive.qfamily import ParamBase
-from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol, lgamma, lmvgamma, logdet, softplus
+from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol, centred, lgamma, lmvgamma, logdet, shift, softplus
 
 
 class CodegenError(Exception):
@@ -109,6 +109,10 @@ class Names:
     watchers: list[set] = field(default_factory=list)  # open watch()es: every name written into text meanwhile
     rewrites: dict = field(default_factory=dict)       # codegen.rewrite's record: (expr, result) -> stages
     _count: itertools.count = field(default_factory=itertools.count)
+    # data far from zero (codegen.centre): the shifts every writer of the module reads its expressions around,
+    # and derive's fresh summation indices (derive.symbols.Symbols.fresh) the expansion takes copies with
+    centring: object = None
+    fresh: object = None
 
     def _issue(self, name: str) -> str:
         self.issued.add(name)
@@ -378,7 +382,8 @@ class Writer:
 
     def scope(self) -> Scope:
         """What the rewrite rules may read of this writer, as it is now (codegen.newton widens its bases)."""
-        return Scope(self.big, bool(self.self_bases or self.element), self.varies, self._reads_self, self.stats)
+        return Scope(self.big, bool(self.self_bases or self.element), self.varies, self._reads_self, self.stats,
+                     self.names.centring, self.names.fresh)
 
     def value(self, e: sp.Expr, levels: list[Block], pinned: int = 0) -> str:
         """Python source for e, with its sums emitted into ``levels``."""
@@ -451,6 +456,10 @@ class Writer:
             name = self.derived("logdet", m)
             pre = [self.index_value(i, levels, pinned) for i in (m.indices if isinstance(m, sp.Indexed) else ())]
             return f"{name}[{', '.join(pre) if pre else '0'}]"
+        if isinstance(e, shift):
+            return f"{self.derived('shift', e.args[0])}[0]"
+        if isinstance(e, centred):
+            return f"({self.value(e.args[0], levels, pinned)} - {self.value(e.args[1], levels, pinned)})"
         if isinstance(e, lmvgamma):
             return f"lmvgamma({self.value(e.args[0], levels, pinned)}, int({self.value(e.args[1], levels, pinned)}))"
         if isinstance(e, sp.polygamma):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ppvi import __version__
+from ppvi.codegen.centre import Centring, centre
 from ppvi.codegen.chain import chain_state, write_chain_kernel, write_gaussian_kernel
 from ppvi.codegen.emit import CHUNK, REPEAT, Block, Names, Writer, accumulate, assign, name_ref
 from ppvi.codegen.ir import (Bind, Call, Colouring, Expr, Factored, Kernel, Module, Note, Range, Ref, Share,
@@ -209,6 +210,7 @@ class ModuleWriter:
         canonical = order(d.model)
         self.names = Names(rank={**canonical.variables,
                                  **{d.syms.dims[k]: n for k, n in canonical.dims.items() if k in d.syms.dims}})
+        self.names.centring, self.names.fresh = Centring.of(d), d.syms.fresh
         for q in d.q.values():
             self.names.aliases.update(aliases(q, self.names))
         for b in getattr(d, "blocks", {}).values():      # a Categorical chain's marginals are its q's p
@@ -596,7 +598,7 @@ class ModuleWriter:
         """e as Σ_j v_j c_j: [(v_j, the summation limits it spans, its coefficients)] in feature_order (None when
         e is no such sum, or a v_j reads the event axes).  x[n, d] Σ_d … and x[n, d′] Σ_d′ … are one feature:
         terms are matched up to renaming their summation indices."""
-        terms = monomials(e, self.d.syms.fresh)
+        terms = monomials(centre(e, self.names.centring, self.d.syms.fresh), self.d.syms.fresh)
         if terms is None:
             return None
         groups: dict = {}      # canonical v -> [v, its summation limits, coefficients]

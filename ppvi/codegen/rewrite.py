@@ -7,6 +7,9 @@ only decides which shape the writer prints.  ``at`` (a :class:`Scope`) is what a
 expression is written: the data plate, whether the writer updates elements, the statistics.  A rule that does
 not apply there returns its input.  The order, and why:
 
+    around_shifts     every read of data under a Normal and of the means that locate them around the data's
+                      shift c, the powers of c cancelled (codegen.centre): data far from zero keep their
+                      scatter.  First: the rules after it then shape the centred sums.
     through_offsets   Σ_i [i + c = o] f(i) -> [lo ≤ o − c ≤ hi] f(o − c): a chain's neighbour read once, not
                       by a pass over the plate.  First: it removes sums the others would move about.
     through_deltas    Σ_t [o = g(t)] f(g(t), t) -> Σ_t [o = g(t)] f(o, t), what no longer reads t moved out.
@@ -61,6 +64,8 @@ class Scope:
     varies: Callable | None = None     # e -> it changes from one element of the update to the next
     reads: Callable | None = None      # e -> it reads the moments the update writes
     stats: object = None               # codegen.statistics.Statistics, or None where the kernel has none
+    centring: object = None            # codegen.centre.Centring: the shifts of data far from zero, or None
+    fresh: object = None               # derive's fresh summation indices (the expansion's copies of a sum)
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,17 @@ def through_deltas(e: sp.Expr, at: Scope | None = None) -> sp.Expr:
     if not outside and all(a == b for a, b in zip(factors, sp.Mul.make_args(e.function))):
         return e
     return sp.Mul(*outside) * sp.Sum(sp.Mul(*(f for f in factors if f.free_symbols & bound)), *e.limits)
+
+
+def around_shifts(e: sp.Expr, at: Scope | None = None) -> sp.Expr:
+    """e read around the shifts of ``at.centring`` (codegen.centre: x − c for a datum, ⟨μ⟩ − c for a mean that
+    locates it, ⟨μ²⟩ as (⟨μ⟩ − c)² + Var μ), expanded so that the powers of c cancel.  Sound: the substitution is
+    an identity for any c (c = 0 gives e back), and what remains of c is completed into squares."""
+    if at is None or at.centring is None:
+        return e
+    from ppvi.codegen.centre import centre     # (centre imports derive's symbols; kept out of this module's import)
+
+    return centre(e, at.centring, at.fresh)
 
 
 def through_offsets(e: sp.Expr, at: Scope | None = None) -> sp.Expr:
@@ -392,6 +408,7 @@ def split(s: PlateSum, at: Scope | None = None) -> tuple[PlateSum]:
 
 # ------------------------------------------------------------ the list and its driver
 REWRITES: tuple[Rule, ...] = (
+    Rule(around_shifts, "expr"),
     Rule(through_offsets, "expr"),
     Rule(through_deltas, "expr"),
     Rule(interchange, "expr"),

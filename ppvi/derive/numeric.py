@@ -16,7 +16,7 @@ from scipy import special
 
 from ppvi.derive.lower import before, inverse, sigmoid
 from ppvi.derive.qfamily import invert
-from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol, lgamma, lmvgamma, logdet, softplus
+from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol, centred, lgamma, lmvgamma, logdet, shift, softplus
 
 
 class Env:
@@ -103,6 +103,11 @@ def _ev(e: sp.Basic, env: Env, b: dict):
         return np.linalg.inv(mat)[saved[0], saved[1]]
     if isinstance(e, logdet):
         return np.linalg.slogdet(_matrix(e.args[0], env, b))[1]
+    if isinstance(e, centred):
+        return _ev(e.args[0], env, b) - _ev(e.args[1], env, b)
+    if isinstance(e, shift):
+        x = env.arrays[str(e.args[0])]
+        return float(x[np.isfinite(x)].mean()) if np.isfinite(x).any() else 0.0
     if isinstance(e, lmvgamma):
         return special.multigammaln(_ev(e.args[0], env, b), int(_ev(e.args[1], env, b)))
     if isinstance(e, sp.log) and isinstance(e.args[0], sp.cosh):

@@ -78,6 +78,19 @@ class softplus(sp.Function):
         return 1 / (1 + sp.exp(-self.args[0]))
 
 
+class shift(sp.Function):
+    """c of a data array (its label's Symbol), the mean of its finite entries: the point codegen.centre reads a
+    Normal's data around (``c_shift__<x>[0]``, bound with the data)."""
+
+    nargs = 1
+
+
+class centred(sp.Function):
+    """a − c, one subtraction (codegen.centre): SymPy never distributes a number over it."""
+
+    nargs = 2
+
+
 class lmvgamma(sp.Function):
     """log Γ_D(a), the log multivariate gamma function (Wishart normaliser)."""
 

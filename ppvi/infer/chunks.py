@@ -70,7 +70,7 @@ class Layout:
             axes[mask] = tuple(model.variables[var].shape)     # (a chunk's rows of the missing entries' mask)
         for key, (kind, var) in plan.derived.items():
             shape = tuple(model.variables[var].shape)
-            axes[key] = shape if kind == "inv" else shape[:-2]
+            axes[key] = shape if kind == "inv" else () if kind == "shift" else shape[:-2]
         stats = plan.stats.arrays if plan.stats else {}
         axes.update({k: tuple(s) for k, s in stats.items()})
         cut = {roles.unit, member}

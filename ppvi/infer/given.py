@@ -255,7 +255,7 @@ class _Units:
             self.axes.update({a: tuple(info.state[t]) for a, t in info.aliases.items()})
         for key, (kind, var) in plan.derived.items():
             shape = tuple(model.variables[var].shape)
-            self.axes[key] = shape if kind == "inv" else shape[:-2]
+            self.axes[key] = shape if kind == "inv" else () if kind == "shift" else shape[:-2]
         self.stat_shapes = {k: tuple(s) for k, s in (plan.stats.arrays if plan.stats else {}).items()}
         self._stats: dict[str, np.ndarray] = {}
         self._stats_for = None

@@ -50,6 +50,9 @@ def _env(p) -> Env:
         elif k.startswith("m_"):
             var, stat = k[2:].split("__", 1)
             moments[(var, stat)] = v if v.shape != (1,) else float(v[0])
+        elif k.startswith("q_"):        # (q's sd: a located mean's spread, codegen.centre)
+            var, param = k[2:].split("__", 1)
+            arrays[f"{param}({var})"] = v if v.shape != (1,) else float(v[0])
     return Env(arrays, moments, p.sizes)
 
 

@@ -77,3 +77,107 @@ def test_em_with_a_component_far_from_every_point():
     assert np.allclose(nk / x.size, w, atol=1e-6)
     assert np.allclose(mu_next, mu[live], rtol=1e-5)
     assert np.allclose(1 / var_next, tau[live], rtol=1e-5)
+
+
+# ---------------------------------------------------------------- data far from zero (codegen.centre)
+def _normal_gamma_cavi(x: np.ndarray, m0: float, s0: float, a0: float, b0: float, sweeps: int = 500):
+    """Mean-field CAVI of μ ~ N(m0, s0²), τ ~ Gamma(a0, b0), x ~ N(μ, 1/τ) (PRML 10.1.3 with μ's own prior),
+    in centred form: every square of the data and of μ formed around c = mean(x).  -> (m, s, a, b, ELBO)."""
+    N, c = x.size, x.mean()
+    S1, S2 = np.sum(x - c), np.sum((x - c) ** 2)
+    a, m, s2 = a0 + N / 2, c, np.var(x)      # from q(μ) at the data, in their basin
+    for _ in range(sweeps):
+        scatter = S2 - 2 * (m - c) * S1 + N * ((m - c) ** 2 + s2)       # E Σ(x − μ)²
+        b = b0 + scatter / 2
+        et = a / b
+        prec = 1 / s0 ** 2 + N * et
+        m = c + ((m0 - c) / s0 ** 2 + et * S1) / prec
+        s2 = 1 / prec
+    scatter = S2 - 2 * (m - c) * S1 + N * ((m - c) ** 2 + s2)
+    b = b0 + scatter / 2
+    et, elog = a / b, special.digamma(a) - np.log(b)
+    elbo = (N / 2 * elog - N / 2 * np.log(2 * np.pi) - et * scatter / 2
+            - 0.5 * np.log(2 * np.pi * s0 ** 2) - ((m - m0) ** 2 + s2) / (2 * s0 ** 2)
+            + a0 * np.log(b0) - special.gammaln(a0) + (a0 - 1) * elog - b0 * et
+            + 0.5 * np.log(2 * np.pi * np.e * s2) + a - np.log(b) + special.gammaln(a) + (1 - a) * special.digamma(a))
+    return m, np.sqrt(s2), a, b, elbo
+
+
+@pytest.mark.long
+def test_normal_gamma_on_data_far_from_zero():
+    """models/normal_gamma.ppvi's mean field on data of mean 1e8 and sd 1, μ's prior mean moved there too (with
+    the model's own N(0, 100²) such data have no basin of their own: τ ~ 1e-16 and μ near 0 is the only fixed
+    point): q and the ELBO those of the centred NumPy CAVI.  On main Σx² − 2⟨μ⟩Σx + N⟨μ²⟩ lost the scatter."""
+    from ppvi.api import Model
+    from ppvi.language import loads
+
+    x = np.random.default_rng(2).normal(1e8, 1.0, size=60)
+    text = (MODELS / "normal_gamma.ppvi").read_text()
+    assert "const m0 = 0.0" in text and "const s0 = 100.0" in text and "const b0 = 1.0" in text
+    model = Model(loads(text.replace("const m0 = 0.0", "const m0 = 100000000.0"), "far.ppvi"))
+    r = model.fit({"waiting": x}, tol=1e-14, max_iter=500)
+    m, s, a, b, elbo = _normal_gamma_cavi(x, 1e8, 100.0, 1.0, 1.0)
+    assert abs(float(r.q["mu"]["mean"]) - m) <= 1e-8 * s + 4 * np.spacing(m)      # (1e8's grid: 1.5e-8)
+    np.testing.assert_allclose([float(r.q["mu"]["sd"]), float(r.q["tau"]["shape"]), float(r.q["tau"]["rate"])],
+                               [s, a, b], rtol=1e-8)
+    assert r.elbo == pytest.approx(elbo, rel=1e-10)
+
+
+GMM_PRIOR_AT = "const m0 = 0.0"
+
+
+@pytest.mark.long
+def test_mixture_is_shift_invariant():
+    """gmm_1d with its data and μ's prior mean moved by 1e8 gives the responsibilities of the data where they
+    were, to 1e-8 (the data moved back exactly: x + 1e8 − 1e8 is x's double rounded to 1e8's grid)."""
+    from ppvi.api import Model
+    from ppvi.language import loads
+
+    moved = np.loadtxt(MODELS / "gmm_1d.csv", delimiter=",", skiprows=1)[:80] + 1e8
+    text = (MODELS / "gmm_1d.ppvi").read_text()
+    assert GMM_PRIOR_AT in text
+    far = Model(loads(text.replace(GMM_PRIOR_AT, "const m0 = 100000000.0"), "far.ppvi"))
+    near = ppvi.load(str(MODELS / "gmm_1d.ppvi"))
+    r_far = far.fit({"eruptions": moved}, tol=1e-15, max_iter=3000)
+    r_near = near.fit({"eruptions": moved - 1e8}, tol=1e-15, max_iter=3000)
+    np.testing.assert_allclose(r_far.q["z"]["p"], r_near.q["z"]["p"], atol=1e-8)
+    np.testing.assert_allclose(np.asarray(r_far.q["mu"]["mean"]) - 1e8, r_near.q["mu"]["mean"], atol=1e-7)
+    assert r_far.elbo == pytest.approx(r_near.elbo, rel=1e-8)
+
+
+INTERCEPT = """dim N
+data x[N]
+data y[N]
+b ~ Normal(0.0, sd = 1000000000.0)
+w ~ Normal(0.0, sd = 1000.0)
+tau ~ Gamma(1.0, 1.0)
+for n in N:
+    y[n] ~ Normal(b + w * x[n], precision = tau)
+"""
+
+
+@pytest.mark.long
+def test_regression_with_a_large_intercept():
+    """y = 1e8 + 2x + noise (sd 0.5): the intercept is located by y's shift, so q(τ) keeps the residuals'
+    scatter; q against a NumPy CAVI of the same mean field (residuals formed first)."""
+    from ppvi.api import Model
+    from ppvi.language import loads
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(0.0, 1.0, size=40)
+    y = 1e8 + 2 * x + rng.normal(0.0, 0.5, size=40)
+    r = Model(loads(INTERCEPT, "intercept.ppvi")).fit({"x": x, "y": y}, tol=1e-15, max_iter=5000)
+    N = x.size
+    mb, vb, mw, vw, a, bt = 0.0, 1.0, 0.0, 1.0, 1.0 + N / 2, 1.0
+    for _ in range(5000):
+        et = a / bt
+        pb = 1e-18 + N * et
+        mb = mb + (et * np.sum(y - mb - mw * x) - 1e-18 * mb) / pb      # (τΣ(y − wx) + 0/σ²)/pb, residuals first
+        vb = 1 / pb
+        pw = 1e-6 + et * np.sum(x ** 2)
+        mw = et * np.sum(x * (y - mb)) / pw
+        vw = 1 / pw
+        resid = y - mb - mw * x
+        bt = 1.0 + 0.5 * (np.sum(resid ** 2) + N * vb + np.sum(x ** 2) * vw)
+    assert abs(float(r.q["b"]["mean"]) - mb) <= 1e-6 * np.sqrt(vb)
+    np.testing.assert_allclose([float(r.q["w"]["mean"]), float(r.q["tau"]["rate"])], [mw, bt], rtol=1e-8)
