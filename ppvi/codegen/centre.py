@@ -38,19 +38,25 @@ class Centring:
     @classmethod
     def of(cls, d) -> "Centring":
         """From a Derivation: the data a ``Normal`` statement observes, and the latents its mean adds."""
+        from ppvi.families import UNITS, unit_of
+
+        def shifted(name: str) -> bool:
+            return name in UNITS and UNITS[name].shifted
+
         model = d.model
-        normal = {v for v, q in d.q.items() if q.family == "Normal" and not q.event and v not in d.point}
+        normal = {v for v, q in d.q.items()
+                  if unit_of(q.family).shifted and not q.event and v not in d.point}
         seeds: dict[str, str] = {}
         for f in model.factors:
             v = model.variables.get(f.target)
-            if f.dist == "Normal" and f.observed and not f.partial and v is not None and v.kind == "data":
+            if shifted(f.dist) and f.observed and not f.partial and v is not None and v.kind == "data":
                 seeds.setdefault(f.target, f.target)
         latents = dict(seeds)
         changed = True
         while changed:
             changed = False
             for f in model.factors:
-                if f.dist != "Normal" or f.target not in latents or f.arg("mean") is None:
+                if not shifted(f.dist) or f.target not in latents or f.arg("mean") is None:
                     continue
                 for name in _added(f.arg("mean")):
                     if name in normal and name not in latents:
@@ -80,10 +86,11 @@ def centre(e: sp.Expr, c: Centring, fresh) -> sp.Expr:
         return e
     dummies: dict = {}
     sub = _substitution(e, c, dummies)
-    if not any(isinstance(m, MomentSymbol) or isinstance(m.base, MomentBase) for m in sub) \
-            or _inside_function(e, set(sub)):
+    # (data alone are read around their shift too: then an update that reads Σ r x, the mean's, and one that
+    # reads Σ r (x − c), the precision's, read one statistic, and a point's η and its statistics one feature row)
+    if not sub or _inside_function(e, set(sub)):
         return e
-    from ppvi.codegen.statistics import monomials   # (statistics imports emit, which imports this module)
+    from ppvi.codegen.rewrite import monomials
 
     data = any(isinstance(m, sp.Indexed) and not isinstance(m.base, MomentBase) for m in sub)
     element, outside = None, sp.S.Zero

@@ -66,6 +66,8 @@ class Unit:
     given: ClassVar[str | None] = None          # a known argument q holds as its own parameter (trials, or none)
     exp_link: ClassVar[bool] = False            # its rate may be exp(ψ) (DESIGN §7: derive.newton)
     sparse: ClassVar[bool] = False              # an L1 prior: a MAP step is a soft threshold (19.16)
+    shifted: ClassVar[bool] = False             # its data, and the scalar latents its mean adds, are read around
+                                                # the data's mean (codegen.centre: data far from zero)
     # a chain approximated jointly: q keeps its neighbours' joint law (ppvi.result.Q.lag_one; docs/simulate.md)
     chained: ClassVar[bool] = False
     lag_one_of: ClassVar[str] = ""             # the parameter whose axes ``lag_one`` starts with

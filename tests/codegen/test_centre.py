@@ -81,7 +81,13 @@ def test_what_is_left_of_the_shift_is_a_completed_square():
         assert squares and all(sp.expand(p.base ** 2 - base ** 2) == 0 for p in squares)
 
 
-def test_an_expression_without_a_located_latent_is_left_as_derived():
+def test_data_alone_are_read_around_their_shift_too():
+    """μ's η reads τ Σ x: read as τ Σ (x − c) + c τ N, so that it and λ's η read one statistic, Σ (x − c), the
+    same value; an expression reading neither data nor a located latent is left as derived."""
     d, c = _derived("normal_gamma")
-    assert centre(d.q["mu"].natural["x"], c, d.syms.fresh) == d.q["mu"].natural["x"]
-    assert centre(d.expected[1], c, d.syms.fresh) == d.expected[1]
+    k = sp.Symbol("c")
+    eta = d.q["mu"].natural["x"]
+    out = centre(eta, c, d.syms.fresh)
+    assert out.has(centred) and _same(_undone(out, k), eta, d)
+    prior = d.q["tau"].natural["logx"]
+    assert centre(prior, c, d.syms.fresh) == prior

@@ -26,6 +26,7 @@ class NormalUnit(Unit):
     head = "gaussian"
     chained = True
     lag_one_of = "sd"
+    shifted = True
 
     def lag_one_shape(self, p: Params) -> tuple[int, ...] | None:
         # Cov(xₜ₋₁, xₜ) per element of one chain of scalars: (T,); a joint chain has no plate around it
