@@ -100,13 +100,15 @@ def _ppvi_fit(path: str, data: dict, iters: int, small=None, dims: dict | None =
             fh.write("5")
     except OSError:
         pass
+    cpu = time.process_time()      # (every thread's: the machine is shared, so wall time is not the fit's alone)
     r = m.fit(data, max_iter=iters, tol=1e-300, dims=dims, on_iteration=on_iteration)
+    cpu = time.process_time() - cpu
     peak = _status_mb("VmHWM")
     arrays = {id(a): a for a in r.fit.program.state.values() if isinstance(a, np.ndarray)}
     data_mb = sum(a.nbytes for k, a in r.fit.program.state.items() if k.startswith("v_") and k[2:] in data) / 2**20
     all_mb = sum(a.nbytes for a in arrays.values()) / 2**20
     mem = {"fit_peak_mb": peak - before + data_mb, "data_q_mb": all_mb, "seconds": r.fit.seconds,
-           "iterations": r.fit.iterations}
+           "iterations": r.fit.iterations, "cpu_seconds": cpu}
     return r.fit.seconds / r.fit.iterations, r.elbo, mem
 
 
@@ -572,6 +574,10 @@ def main() -> None:
             lines += [f"LDA at equal perplexity (scikit-learn's median, {lda_peer['perplexity'][1]:.0f}): ppvi "
                       f"{reach['seconds']:.3g} s (median of 3 starts; iterations {reach['iterations']}), "
                       f"scikit-learn {lda_peer['total']:.3g} s: {lda_peer['total'] / reach['seconds']:.2f}×."]
+    if pmf is not None:
+        lines += ["", f"Bayesian PMF: {pmf['per_iter']:.3g} s a sweep, {pmf['cpu_seconds'] / pmf['iterations']:.3g} "
+                  f"CPU-s a sweep (every thread's CPU time of the fit over its {pmf['iterations']} sweeps, ELBO "
+                  "included; the issue asks for under 1 s)."]
     for v, one in (fa or {}).items():
         if one is None or fa_peer is None:
             continue
