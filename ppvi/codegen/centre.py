@@ -58,7 +58,7 @@ class Centring:
             for f in model.factors:
                 if not shifted(f.dist) or f.target not in latents or f.arg("mean") is None:
                     continue
-                for name in _added(f.arg("mean")):
+                for name in _added(f.arg("mean"), model.variables):
                     if name in normal and name not in latents:
                         latents[name] = latents[f.target]
                         changed = True
@@ -66,15 +66,20 @@ class Centring:
         return cls(frozenset(seeds) - scalars, {v: c for v, c in latents.items() if v in normal and c not in scalars})
 
 
-def _added(e) -> list[str]:
-    """The variables a mean adds as a bare term: ``mu``, ``mu[z[n]]``, ``b0`` in ``b0 + w * x[n]``."""
+def _added(e, variables) -> list[str]:
+    """The variables a mean adds as a bare term: ``mu``, ``b0`` in ``b0 + w * x[n]``, or an element picked by a
+    latent label, ``mu[z[n]]``.  Not an element per datum (``h[n]``) nor one picked by index data
+    (``a[county[n]]``): the local step and the scatter statistics read those as they are (a shift there would
+    reach into the group block's and the scatter's own sums), and their data stay unshifted as derived."""
     from ppvi.language import ast
 
     if isinstance(e, ast.BinOp) and e.op in "+-":
-        return _added(e.left) + _added(e.right)
+        return _added(e.left, variables) + _added(e.right, variables)
     if isinstance(e, ast.Name):
         return [e.id]
-    if isinstance(e, ast.Index):
+    if isinstance(e, ast.Index) and all(
+            isinstance(i, ast.Index) and getattr(variables.get(i.base.id), "kind", None) == "latent"
+            for i in e.indices):
         return [e.base.id]
     return []
 

@@ -17,11 +17,12 @@ from ppvi.language import loads
 
 HIERARCHY = """dim J
 data y[J]
-mu ~ Normal(0.0, sd = 10.0)
+m ~ Normal(0.0, sd = 10.0)
+mu ~ Normal(m, sd = 1.0)
 tau ~ Gamma(1.0, 1.0)
 for j in J:
     theta[j] ~ Normal(mu, precision = tau)
-    y[j] ~ Normal(theta[j], sd = 1.0)
+    y[j] ~ Normal(theta[j] + mu, sd = 1.0)
 """
 
 
@@ -51,9 +52,11 @@ def _loose(e: sp.Expr) -> bool:
 
 def test_the_shifts_follow_the_normal_statements():
     assert _derived("normal_gamma")[1] == Centring(frozenset({"waiting"}), {"mu": "waiting"})
-    # θ locates y, μ locates θ: a hierarchy's mean takes its children's shift; σ's precision is no location
+    # μ locates y, m locates μ: a hierarchy's mean takes its children's shift; τ's precision is no location, and
+    # θ[j], an element per datum, is read as derived (the local step's), nor is an element picked by index data
     d = derive(loads(HIERARCHY, "h.ppvi"))
-    assert Centring.of(d) == Centring(frozenset({"y"}), {"theta": "y", "mu": "y"})
+    assert Centring.of(d) == Centring(frozenset({"y"}), {"mu": "y", "m": "y"})
+    assert _derived("multilevel_regression")[1].latents == {}
 
 
 def test_the_rewrite_is_exact_and_cancels_the_shift_out_of_the_likelihood():
