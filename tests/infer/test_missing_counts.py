@@ -37,24 +37,7 @@ from harness_fit import fit_result  # noqa: E402
 
 POISSON = (MODELS / "gamma_poisson_missing.ppvi").read_text()
 A, B = 1.0, 0.1          # the model's Gamma(a, b)
-BINOMIAL = """\
-dim N
-dim M
-dim K
-data trials[N] : count
-data x[N] : count missing
-data c[M] : count missing
-data fails[K]
-data z[K] : count missing
-p ~ Beta(2.0, 3.0)
-s ~ Beta(1.5, 2.5)
-for i in N:
-    x[i] ~ Binomial(trials[i], p)
-for m in M:
-    c[m] ~ Poisson(4.0)
-for k in K:
-    z[k] ~ NegativeBinomial(fails[k], s)
-"""
+BINOMIAL = (MODELS / "links" / "missing_counts.ppvi").read_text()
 ALPHA, BETA, RATE = 2.0, 3.0, 4.0
 ALPHA_S, BETA_S = 1.5, 2.5          # s's Beta prior (the NegativeBinomial's p)
 
@@ -64,17 +47,10 @@ def _poisson_data() -> dict[str, np.ndarray]:
 
 
 def _binomial_data() -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(17)
-    n = rng.integers(0, 25, 24).astype(float)
-    n[3] = 0.0                                 # (a row of no trials: its count is 0, missing or not)
-    x = rng.binomial(n.astype(np.int64), 0.35).astype(float)
-    x[[1, 3, 8, 15, 23]] = np.nan
-    c = rng.poisson(RATE, 9).astype(float)
-    c[[2, 6]] = np.nan
-    fails = rng.uniform(0.5, 6.0, 14)         # (r need not be whole)
-    z = rng.negative_binomial(fails, 1 - 0.4).astype(float)      # (NumPy counts failures: p ↔ 1 − p)
-    z[[0, 4, 5, 12]] = np.nan
-    return {"trials": n, "x": x, "c": c, "fails": fails, "z": z}
+    """models/links/missing_counts.npz: 24 Binomial counts (one of no trials, at p = 0.35), 9 Poisson(RATE) and 14
+    NegativeBinomial(fails_k, 0.4) counts with real fails_k, 11 of them NaN (models/make_data.py)."""
+    with np.load(MODELS / "links" / "missing_counts.npz") as f:
+        return dict(f)
 
 
 @pytest.fixture(scope="module")
