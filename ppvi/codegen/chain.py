@@ -8,13 +8,13 @@ marginals r, pairwise ξ and log Z) or ``chain_mean_field`` (one sequential swee
 r is q(z)'s ``p`` (the marginals: the result's q), ξ the ``pair`` moment the rows of A count; the kernel
 writes H[q(z)] summed over the sequences (``h_``) and Σ log Z (``l_``, NaN under the mean field).
 
-A Gaussian chain approximated jointly (``write_gaussian_kernel``) is one block the same way: the kernel fills
-the blocks of the joint precision Λ (Jₜ = Λₜₜ, Cₜ = Λₜ₋₁,ₜ) and the linear term hₜ from their derived
-expressions and hands them to ``finish_gaussian_chain`` (Kalman filter in information form, RTS smoother):
-q(x)'s MvNormal arrays (means, covariances, ⟨xₜxₜᵀ⟩; ``h_`` per element H[q(xₜ | xₜ₊₁)], summing to the
-joint entropy) and the lag-one covariances Cov(xₜ₋₁, xₜ) (the ``cross`` moment, which E[xₜ₋₁xₜᵀ] reads in
-the chain's own statement: its ELBO term and the updates of what that statement learns).  A chain of scalars
-is the block of D = 1 (``finish_normal_chain``: q's Normal arrays, means, sds, ⟨xₜ²⟩).
+A Gaussian chain approximated jointly (``write_gaussian_kernel``) is one block per sequence the same way (its
+plates before t: ``x[s, t]``): the kernel fills the blocks of the joint precision Λ (Jₜ = Λₜₜ, Cₜ = Λₜ₋₁,ₜ) and the
+linear term hₜ from their derived expressions and hands them to ``finish_gaussian_chain`` (Kalman filter in
+information form, RTS smoother): q(x)'s MvNormal arrays (means, covariances, ⟨xₜxₜᵀ⟩; ``h_`` per element H[q(xₜ |
+xₜ₊₁)], summing to the joint entropy) and the lag-one covariances Cov(xₜ₋₁, xₜ) (the ``cross`` moment, which
+E[xₜ₋₁xₜᵀ] reads in the chain's own statement: its ELBO term and the updates of what that statement learns). A
+chain of scalars is the block of D = 1 (``finish_normal_chain``: q's Normal arrays, means, sds, ⟨xₜ²⟩).
 """
 
 from __future__ import annotations

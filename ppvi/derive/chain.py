@@ -71,9 +71,10 @@ class GaussianBlock:
     precision Λ (block tridiagonal along the chain) and linear term h off it, and the structured
     q(x) = N(Λ⁻¹h, Λ⁻¹) is that Gaussian (Kalman filter and RTS smoother).
 
-    The kernels read the blocks as expressions in q's indices (t; d, e = ``q.event[0]``, ``q.extra``):
+    The kernels read the blocks as expressions in q's indices (the sequence's plates s, then t; d, e =
+    ``q.event[0]``, ``q.extra``), one block per sequence (Λ block diagonal over s):
     ``diagonal`` Jₜ[d, e] = Λₜₜ = −η[x xᵀ] − η[x xᵀ]ᵀ, ``linear`` hₜ[d] = η[x] at ⟨x⟩ = 0 and ``coupling``
-    Cₜ[d, e] = Λₜ₋₁,ₜ[d, e] = −∂η[x](t)[e]/∂⟨x[t−1, d]⟩ (t ≥ 1).  A chain of scalars (a Normal q, ``scalar``)
+    Cₜ[d, e] = Λₜ₋₁,ₜ[d, e] = −∂η[x](s, t)[e]/∂⟨x[s, t−1, d]⟩ (t ≥ 1).  A chain of scalars (a Normal q, ``scalar``)
     is the same block with D = 1: Jₜ = −2η[x²], hₜ and Cₜ in t alone.  (The reference evaluator reads the same
     numbers off η by its linearity instead: gaussian_potentials.)"""
 

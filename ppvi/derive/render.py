@@ -413,7 +413,8 @@ def to_text(d: Derivation) -> str:
         de, d_ = ("", "") if b.scalar else (f"[{b.q.event[0]}, {b.q.extra}]", f", {b.q.event[0]}")
         square, kind = (f"⟨{x}[{pre}{t}]²⟩", "Normal") if b.scalar else (f"⟨{x}[{pre}{t}] {x}[{pre}{t}]ᵀ⟩", "MvNormal")
         out += [f"q({x}) = {kind} chain, one structured block    [approximate {x} jointly, {t} in {b.dim}{seqs}]",
-                f"  q({x}) = N(Λ⁻¹h, Λ⁻¹): the η of q({x}[{pre}{t}]) above read as hₜ − Σ_u≠{t} Λ[{t}, u]·⟨{x}[{pre}u]⟩ "
+                f"  q({x}) = N(Λ⁻¹h, Λ⁻¹): the η of q({x}[{pre}{t}]) above read as "
+                f"hₜ − Σ_u≠{t} Λ[{t}, u]·⟨{x}[{pre}u]⟩ "
                 f"and −½ Λ[{t}, {t}] (Λ {'' if b.scalar else 'block '}tridiagonal along {t})",
                 f"  Λ[{t}, {t}]{de} = {show(b.diagonal)}",
                 f"  Λ[{t}-1, {t}]{de} = {show(b.coupling)}    ({t} ≥ 1)",

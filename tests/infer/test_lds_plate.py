@@ -5,9 +5,9 @@ each sequence a block of its own (a Kalman filter and an RTS smoother per s, doc
   S Kalman filters and RTS smoothers written in NumPy here (tests/infer/test_chains.py's, covariance form), and
   the ELBO is Σ_s log p(y_s) (the reference evaluator, by default; the compiled fit with --long);
 - the plate fitted by ppvi equals the same data written ragged in long format (``for t in T[1:] by seq:``,
-  models/sequences/ragged_lds.ppvi's form) fitted by ppvi: q and ELBO to 1e-10, with F, Q known, with q(Q) a
-  Wishart learned from all sequences, and for a chain of scalars with its precision τ ~ Gamma learned (--long:
-  each is two more models to compile).
+  models/sequences/ragged_lds.ppvi's form; tests/infer/test_ragged.py's model) fitted by ppvi: q and ELBO to 1e-10,
+  with F, Q known, with q(Q) a Wishart learned from all sequences, and for a chain of scalars with its precision τ
+  ~ Gamma learned (--long: each is two more models to compile).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from ppvi.language.check import check
 from ppvi.language.parser import parse
 
 from infer.test_chains import F, Qc, Rc, kalman_rts   # noqa: E402
+from infer.test_ragged import LDS_RAGGED   # noqa: E402
 
 S, T = 3, 7
 
@@ -45,28 +46,12 @@ for s in S:
 approximate x jointly
 """
 
-RAGGED = """\
-dim T, S
-dim D = 2
-data F[D, D]
-data Q[D, D]
-data R[D, D]
-const m0[D] = 0.0
-const P0[D, D] = eye(D)
-data seq[T] : index(S)
-data y[T, D]
-for t in T[:1] by seq:
-    x[t] ~ MvNormal(m0, precision = P0)
-for t in T[1:] by seq:
-    x[t] ~ MvNormal(dot(F, x[t-1]), precision = Q)
-for t in T:
-    y[t] ~ MvNormal(x[t], precision = R)
-approximate x jointly
-"""
+# the same sequences in long format: tests/infer/test_ragged.py's LDS_RAGGED, whose F, Q and R are the data
+# test_chains' F, Qc⁻¹ and Rc⁻¹ given to PLATE here
+RAGGED = LDS_RAGGED + "approximate x jointly\n"
 
 # Q learned from all sequences: a Wishart q read through Σ_s Σ_t≥1 E[x[s,t] x[s,t-1]ᵀ]
-LEARNED = {"data Q[D, D]\n": "const W0[D, D] = eye(D)\n",
-           "approximate x jointly\n": "Q ~ Wishart(4.0, W0)\napproximate x jointly\n"}
+LEARNED = "const W0[D, D] = eye(D)\n", "Q ~ Wishart(4.0, W0)\napproximate x jointly\n"
 
 SCALAR_PLATE = """\
 dim S, T
@@ -96,10 +81,10 @@ approximate x jointly
 """
 
 
-def _learned(text: str) -> str:
-    for a, b in LEARNED.items():
-        text = text.replace(a, b)
-    return text
+def _learned(text: str, declared: str) -> str:
+    """``text`` with Q (declared by the line ``declared``) a latent under a Wishart prior."""
+    assert declared in text
+    return text.replace(declared, LEARNED[0]).replace("approximate x jointly\n", LEARNED[1])
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +149,7 @@ def test_compiled_plate_is_each_sequences_rts_smoother_and_the_long_format(seque
     np.testing.assert_allclose(q.params["cov"], Ps, rtol=0, atol=1e-10)
     np.testing.assert_allclose(q.lag_one, lag, rtol=0, atol=1e-10)
     assert plate.elbo == pytest.approx(ll, abs=1e-9, rel=0)
-    ragged = fit(tmp_path, "ragged", RAGGED, {**known(y), **long_format(y)}, 2)
+    ragged = fit(tmp_path, "ragged", RAGGED, long_format(y), 2)
     assert_same_fit(plate, ragged, y.shape)
 
 
@@ -173,8 +158,8 @@ def test_wishart_state_precision_learned_from_all_sequences_equals_the_long_form
     """q(Q) reads the lag-one statistics summed over s: the plate's CAVI takes the long format's steps."""
     y, _ = sequences
     data = {k: v for k, v in known(y).items() if k != "Q"}
-    plate = fit(tmp_path, "plate", _learned(PLATE), data, 8)
-    ragged = fit(tmp_path, "ragged", _learned(RAGGED), {**data, **long_format(y)}, 8)
+    plate = fit(tmp_path, "plate", _learned(PLATE, "data Q[D, D]\n"), data, 8)
+    ragged = fit(tmp_path, "ragged", _learned(RAGGED, "const Q[D, D] = 4.0 * eye(D)\n"), long_format(y), 8)
     assert_same_fit(plate, ragged, y.shape)
 
 
