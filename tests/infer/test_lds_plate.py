@@ -151,6 +151,13 @@ def test_compiled_plate_is_each_sequences_rts_smoother_and_the_long_format(seque
     assert plate.elbo == pytest.approx(ll, abs=1e-9, rel=0)
     ragged = fit(tmp_path, "ragged", RAGGED, long_format(y), 2)
     assert_same_fit(plate, ragged, y.shape)
+    # draws from q are joint within a sequence (the lag-one covariances) and independent across sequences
+    x = plate.sample(20000, seed=1)["x"]
+    assert x.shape == (20000, S, T, 2)
+    centred = x - ms
+    np.testing.assert_allclose(np.einsum("nsd,nse->sde", centred[:, :, 2], centred[:, :, 3]) / len(x), lag[:, 3],
+                               atol=0.03)
+    assert np.abs(np.einsum("nd,ne->de", centred[:, 0, 0], centred[:, 1, 0]) / len(x)).max() < 0.03
 
 
 @pytest.mark.long
