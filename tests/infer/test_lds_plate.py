@@ -6,8 +6,8 @@ each sequence a block of its own (a Kalman filter and an RTS smoother per s, doc
   the ELBO is Σ_s log p(y_s) (the reference evaluator, by default; the compiled fit with --long);
 - the plate fitted by ppvi equals the same data written ragged in long format (``for t in T[1:] by seq:``,
   models/sequences/ragged_lds.ppvi's form; tests/infer/test_ragged.py's model) fitted by ppvi: q and ELBO to 1e-10,
-  with F, Q known, with q(Q) a Wishart learned from all sequences, and for a chain of scalars with its precision τ
-  ~ Gamma learned (--long: each is two more models to compile).
+  with F, Q known, with q(Q) a Wishart or F a param learned from all sequences, and for a chain of scalars with its
+  precision τ ~ Gamma learned (--long: each is two more models to compile).
 """
 
 from __future__ import annotations
@@ -167,6 +167,18 @@ def test_wishart_state_precision_learned_from_all_sequences_equals_the_long_form
     data = {k: v for k, v in known(y).items() if k != "Q"}
     plate = fit(tmp_path, "plate", _learned(PLATE, "data Q[D, D]\n"), data, 8)
     ragged = fit(tmp_path, "ragged", _learned(RAGGED, "const Q[D, D] = 4.0 * eye(D)\n"), long_format(y), 8)
+    assert_same_fit(plate, ragged, y.shape)
+
+
+@pytest.mark.long
+def test_transition_matrix_as_a_param_learned_from_all_sequences_equals_the_long_format(sequences, tmp_path):
+    """F's M-step reads Σ_s Σ_t≥1 E[x[s,t] x[s,t-1]ᵀ] and Σ_s Σ_t≥1 E[x[s,t-1] x[s,t-1]ᵀ] (Shumway & Stoffer)."""
+    y, _ = sequences
+    data = {k: v for k, v in known(y).items() if k != "F"}
+    plate = fit(tmp_path, "plate", PLATE.replace("data F[D, D]\n", "param F[D, D]\n"), data, 8)
+    ragged = fit(tmp_path, "ragged", RAGGED.replace("const F[D, D] = [[0.9, 0.1], [-0.1, 0.9]]\n", "param F[D, D]\n"),
+                 long_format(y), 8)
+    np.testing.assert_allclose(plate.params["F"], ragged.params["F"], rtol=0, atol=1e-10)
     assert_same_fit(plate, ragged, y.shape)
 
 
