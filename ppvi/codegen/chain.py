@@ -8,13 +8,13 @@ marginals r, pairwise ξ and log Z) or ``chain_mean_field`` (one sequential swee
 r is q(z)'s ``p`` (the marginals: the result's q), ξ the ``pair`` moment the rows of A count; the kernel
 writes H[q(z)] summed over the sequences (``h_``) and Σ log Z (``l_``, NaN under the mean field).
 
-A Gaussian chain approximated jointly (``write_gaussian_kernel``) is one block the same way: the kernel fills
-the blocks of the joint precision Λ (Jₜ = Λₜₜ, Cₜ = Λₜ₋₁,ₜ) and the linear term hₜ from their derived
-expressions and hands them to ``finish_gaussian_chain`` (Kalman filter in information form, RTS smoother):
-q(x)'s MvNormal arrays (means, covariances, ⟨xₜxₜᵀ⟩; ``h_`` per element H[q(xₜ | xₜ₊₁)], summing to the
-joint entropy) and the lag-one covariances Cov(xₜ₋₁, xₜ) (the ``cross`` moment, which E[xₜ₋₁xₜᵀ] reads in
-the chain's own statement: its ELBO term and the updates of what that statement learns).  A chain of scalars
-is the block of D = 1 (``finish_normal_chain``: q's Normal arrays, means, sds, ⟨xₜ²⟩).
+A Gaussian chain approximated jointly (``write_gaussian_kernel``) is one block per sequence the same way (its
+plates before t: ``x[s, t]``): the kernel fills the blocks of the joint precision Λ (Jₜ = Λₜₜ, Cₜ = Λₜ₋₁,ₜ) and the
+linear term hₜ from their derived expressions and hands them to ``finish_gaussian_chain`` (Kalman filter in
+information form, RTS smoother): q(x)'s MvNormal arrays (means, covariances, ⟨xₜxₜᵀ⟩; ``h_`` per element H[q(xₜ |
+xₜ₊₁)], summing to the joint entropy) and the lag-one covariances Cov(xₜ₋₁, xₜ) (the ``cross`` moment, which
+E[xₜ₋₁xₜᵀ] reads in the chain's own statement: its ELBO term and the updates of what that statement learns). A
+chain of scalars is the block of D = 1 (``finish_normal_chain``: q's Normal arrays, means, sds, ⟨xₜ²⟩).
 """
 
 from __future__ import annotations
@@ -112,12 +112,12 @@ def gaussian_state(block: GaussianBlock, names) -> tuple[dict[str, list], str]:
     """The array a Gaussian chain's block owns beside its MvNormal q's: Cov(xₜ₋₁, xₜ).
     -> (mangled name -> shape, its name)."""
     q = block.q
-    T = _size(q.index[0].upper + 1)
+    steps = tuple(_size(i.upper + 1) for i in q.index)      # (the sequences' plates, then the chain's axis)
     cross = names.moment(block.var, "cross")
     if block.scalar:
-        return {cross: (T,)}, cross
+        return {cross: steps}, cross
     D = _size(q.event[0].upper + 1)
-    return {cross: (T, D, D)}, cross
+    return {cross: steps + (D, D)}, cross
 
 
 def write_gaussian_kernel(mw, block: GaussianBlock) -> None:
@@ -129,7 +129,7 @@ def write_gaussian_kernel(mw, block: GaussianBlock) -> None:
     names.begin()
     w = Writer(names, mw.dims)
     fn = Block()
-    (t,) = q.index
+    *outer, t = q.index
     T = w.int_value(t.upper + 1)
     ti = names.index(t)
     if block.scalar:        # (a chain of scalars: blocks of D = 1, its event axes the literal 0)
@@ -143,28 +143,36 @@ def write_gaussian_kernel(mw, block: GaussianBlock) -> None:
     fn.pre += [assign(Ref(J), Expr(f"np.empty(({T}, {D}, {D}))", sizes)),
                assign(Ref(C), Expr(f"np.zeros(({T}, {D}, {D}))", sizes)),     # (C₀ is never read: no x₋₁)
                assign(Ref(h), Expr(f"np.empty(({T}, {D}))", sizes))]
+    seqs = w._loops([(i, 0, i.upper) for i in outer])     # (each sequence, the plates before t, a block)
+    if seqs:
+        fn.post.append(seqs[0])
+    body = seqs[-1] if seqs else fn
+    levels = [fn] + seqs
     for what, expr, target, limits in (
             ("J[t] = Lambda[t, t] (the diagonal blocks)", block.diagonal, (J, ti, di, ei),
              [(t, 0, t.upper)] + event + extra),
             ("C[t] = Lambda[t-1, t] (the blocks above the diagonal, t >= 1)", block.coupling, (C, ti, di, ei),
              [(t, 1, t.upper)] + event + extra),
             ("h[t] (the linear term)", block.linear, (h, ti, di), [(t, 0, t.upper)] + event)):
-        fn.post.append(mw._note(what, block.var))
+        body.post.append(mw._note(what, block.var))
         loops = w._loops(limits)
-        loops[-1].post.append(assign(name_ref(*target), w.expr(expr, [fn] + loops)))
-        fn.post.append(loops[0])
+        loops[-1].post.append(assign(name_ref(*target), w.expr(expr, levels + loops)))
+        body.post.append(loops[0])
     state = state_arrays(q, names)
     extra, cross = gaussian_state(block, names)
     second = ("sd", "x2") if block.scalar else ("cov", "xxT")
     arrays = (names.qparam(block.var, "mean"), names.qparam(block.var, second[0]), names.moment(block.var, second[1]),
               cross, names.entropy(block.var))
-    fn.post.append(Call("finish_normal_chain" if block.scalar else "finish_gaussian_chain",
-                        tuple(Expr(a, frozenset({a})) for a in (J, C, h)) + tuple(Ref(a) for a in arrays), ()))
+    at = [names.index(i) for i in outer]
+    body.post.append(Call("finish_normal_chain" if block.scalar else "finish_gaussian_chain",
+                          tuple(Expr(a, frozenset({a})) for a in (J, C, h))
+                          + tuple(name_ref(a, *at) if at else Ref(a) for a in arrays), ()))
     name = names.kernel("update", block.var)
     mw._function(name, fn, returns=None, role="chain", latent=block.var)
     spec = KernelSpec(name, tuple(mw._args(name)))
     mw.latents[block.var] = LatentPlan(
-        q.family, spec, {**state, **extra}, aliases(q, names), q.scope, (block.dim,),
+        q.family, spec, {**state, **extra}, aliases(q, names), q.scope,
+        tuple(_size(i.upper + 1) for i in q.index[:-1]) + (block.dim,),
         None if block.scalar else _size(q.event[0].upper + 1), True,
         damped=spec,    # (the block is exact: never damped)
         chain=ChainPlan(cross, True, block.chain.start))

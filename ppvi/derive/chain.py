@@ -71,9 +71,10 @@ class GaussianBlock:
     precision Λ (block tridiagonal along the chain) and linear term h off it, and the structured
     q(x) = N(Λ⁻¹h, Λ⁻¹) is that Gaussian (Kalman filter and RTS smoother).
 
-    The kernels read the blocks as expressions in q's indices (t; d, e = ``q.event[0]``, ``q.extra``):
+    The kernels read the blocks as expressions in q's indices (the sequence's plates s, then t; d, e =
+    ``q.event[0]``, ``q.extra``), one block per sequence (Λ block diagonal over s):
     ``diagonal`` Jₜ[d, e] = Λₜₜ = −η[x xᵀ] − η[x xᵀ]ᵀ, ``linear`` hₜ[d] = η[x] at ⟨x⟩ = 0 and ``coupling``
-    Cₜ[d, e] = Λₜ₋₁,ₜ[d, e] = −∂η[x](t)[e]/∂⟨x[t−1, d]⟩ (t ≥ 1).  A chain of scalars (a Normal q, ``scalar``)
+    Cₜ[d, e] = Λₜ₋₁,ₜ[d, e] = −∂η[x](s, t)[e]/∂⟨x[s, t−1, d]⟩ (t ≥ 1).  A chain of scalars (a Normal q, ``scalar``)
     is the same block with D = 1: Jₜ = −2η[x²], hₜ and Cₜ in t alone.  (The reference evaluator reads the same
     numbers off η by its linearity instead: gaussian_potentials.)"""
 
@@ -121,9 +122,10 @@ def gaussian_blocks(d: Derivation) -> Derivation:
             continue
         if gaussian_refusal(d.model, chain) is not None or d.q[name].family not in ("MvNormal", "Normal"):
             raise rep.fail(f"ppvi cannot derive the joint q of `{name}` yet: a first-order chain of vectors or "
-                           "scalars along its first axis is derived", d.model.factors[chain.body].span,
-                           "one chain along the first axis: `x[0] ~ Normal(…)`, `for t in T[1:]:` `x[t] ~ "
-                           "Normal(x[t-1], precision = tau)`, or of vectors `x[t] ~ MvNormal(dot(F, x[t-1]), …)`")
+                           "scalars along its last plate axis is derived", d.model.factors[chain.body].span,
+                           "a chain along the last plate axis: `x[s, 0] ~ Normal(…)`, `for t in T[1:]:` `x[s, t] ~ "
+                           "Normal(x[s, t-1], precision = tau)` (or of vectors, `MvNormal(dot(F, x[s, t-1]), …)`); "
+                           "sequences of different lengths in long format, `for t in T[1:] by seq:`")
         _marginal_neighbours(d.model, rep, chain)
         found[name] = _gaussian_block(d, chain)
     if not found:
@@ -133,14 +135,16 @@ def gaussian_blocks(d: Derivation) -> Derivation:
 
 def gaussian_refusal(model: CheckedModel, chain: Chain) -> str | None:
     """Why a latent chain approximated jointly that is not Categorical is outside the Gaussian block (None when
-    it is handled: a first-order chain of vectors or scalars along its first axis)."""
+    it is handled: a first-order chain of vectors or scalars along its last plate axis, the plates before it
+    each a sequence of its own: ``x[s, t]``)."""
     v = model.variables[chain.name]
     if v.support not in ("real_vector", "real"):
         return f"a chain of {v.support} values"
-    if len(v.shape) != (2 if v.support == "real_vector" else 1):
-        return "a plate of Gaussian chains"
-    if chain.lag != 1 or chain.start != 1 or chain.axis != 0:
-        return "a chain that is not first-order along its first axis"
+    plates = len(v.shape) - (1 if v.support == "real_vector" else 0)
+    if chain.by is not None and plates != 1:
+        return "a ragged chain of more than one axis"
+    if chain.lag != 1 or chain.start != 1 or chain.axis != plates - 1:
+        return "a chain that is not first-order along its last plate axis"
     return None
 
 
@@ -182,19 +186,19 @@ def _gaussian_block(d: Derivation, chain: Chain) -> GaussianBlock:
     """The blocks of Λ and h as expressions (GaussianBlock), read off the mean-field η of the chain's q."""
     q = d.q[chain.name]
     mean = d.syms.moments[(chain.name, "x")]
+    *outer, t = q.index             # (the plates before the chain's axis: each a sequence of its own)
     if q.family == "Normal":        # (a chain of scalars: the block of D = 1)
-        (t,) = q.index
         eta_x = q.natural["x"]
         linear = canonical(collapse(eta_x.replace(lambda n: isinstance(n, sp.Indexed) and n.base == mean,
                                                   lambda n: sp.S.Zero)))
         return GaussianBlock(chain.name, chain.dim, q, chain, canonical(-2 * q.natural["x2"]), linear,
-                             canonical(-partial(eta_x, mean, (t - 1,))))
-    (t,), (a,), b = q.index, q.event, q.extra
+                             canonical(-partial(eta_x, mean, (*outer, t - 1))))
+    (a,), b = q.event, q.extra
     eta_x, eta_xx = q.natural["x"], q.natural["xxT"]
     diagonal = canonical(-eta_xx - eta_xx.xreplace({a: b, b: a}))
     linear = canonical(collapse(eta_x.replace(lambda n: isinstance(n, sp.Indexed) and n.base == mean,
                                               lambda n: sp.S.Zero)))
-    coupling = canonical(-partial(eta_x.xreplace({a: b}), mean, (t - 1, a)))
+    coupling = canonical(-partial(eta_x.xreplace({a: b}), mean, (*outer, t - 1, a)))
     return GaussianBlock(chain.name, chain.dim, q, chain, diagonal, linear, coupling)
 
 
@@ -403,34 +407,45 @@ def update_block(block: ChainBlock, env: Env) -> float:
     return float(log_z)
 
 
-def gaussian_potentials(block: GaussianBlock, env: Env) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Jₜ = Λₜₜ [T, D, D], Cₜ = Λₜ₋₁,ₜ [T, D, D] (C₀ = 0) and hₜ [T, D] read off the mean-field η by its
-    linearity in the neighbours' means: h is η[x] at ⟨x⟩ = 0, column e of Cₜ is hₜ₋₁ − η[x](t−1) with
-    ⟨xₜ⟩ the e-th unit vector.  (Reference speed: every number is one evaluation of a derived η.)"""
+def gaussian_potentials(block: GaussianBlock, env: Env, at: dict | None = None
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One sequence's Jₜ = Λₜₜ [T, D, D], Cₜ = Λₜ₋₁,ₜ [T, D, D] (C₀ = 0) and hₜ [T, D] read off the mean-field η
+    by its linearity in the neighbours' means: h is η[x] at ⟨x⟩ = 0, column e of Cₜ is hₜ₋₁ − η[x](t−1) with
+    ⟨xₜ⟩ the e-th unit vector; ``at`` binds the plates before the chain's axis (the sequence).  (Reference
+    speed: every number is one evaluation of a derived η.)"""
     q, T = block.q, int(env.dims[block.dim])
-    (t,) = q.index
+    *outer, t = q.index
+    seq = tuple((at or {})[i] for i in outer)
     d, e = (q.event[0], q.extra) if not block.scalar else (None, None)   # η[x] in (t, d), η[x xᵀ] in (t, d, e)
     D = _event_size(q, env) if not block.scalar else 1
     eta_x, eta_xx = q.natural["x"], q.natural["x2" if block.scalar else "xxT"]
     saved = env.moments.get((block.var, "x"))
 
-    def at(m: np.ndarray) -> np.ndarray:      # (a scalar chain's moments have no event axis)
-        return m[:, 0] if block.scalar else m
+    def moments(m: np.ndarray) -> np.ndarray:     # (this sequence's means m, every other sequence's 0)
+        full = np.zeros(tuple(_plate_sizes(block, env)) + (T, D))
+        full[seq] = m
+        return full[..., 0] if block.scalar else full
+
+    def bind(s: int, a=None, b=None) -> dict:
+        out = {**(at or {}), t: s}
+        if d is not None:
+            out.update({d: a} if b is None else {d: a, e: b})
+        return out
     zero = np.zeros((T, D))
-    env.moments[(block.var, "x")] = at(zero)
-    J = np.array([[[-2 * evaluate(eta_xx, env, {t: s, d: a, e: b} if d is not None else {t: s}) for b in range(D)]
-                   for a in range(D)] for s in range(T)])
+    env.moments[(block.var, "x")] = moments(zero)
+    J = np.array([[[-2 * evaluate(eta_xx, env, bind(s, a, b)) for b in range(D)] for a in range(D)]
+                  for s in range(T)])
     J = (J + np.swapaxes(J, 1, 2)) / 2
 
     def eta_at(s: int) -> np.ndarray:
-        return np.array([evaluate(eta_x, env, {t: s, d: a} if d is not None else {t: s}) for a in range(D)])
+        return np.array([evaluate(eta_x, env, bind(s, a)) for a in range(D)])
     h = np.array([eta_at(s) for s in range(T)])
     C = np.zeros((T, D, D))
     for s in range(1, T):
         for b in range(D):
             unit = zero.copy()
             unit[s, b] = 1.0
-            env.moments[(block.var, "x")] = at(unit)
+            env.moments[(block.var, "x")] = moments(unit)
             C[s, :, b] = h[s - 1] - eta_at(s - 1)
     if saved is None:
         del env.moments[(block.var, "x")]
@@ -439,29 +454,43 @@ def gaussian_potentials(block: GaussianBlock, env: Env) -> tuple[np.ndarray, np.
     return J, C, h
 
 
+def _plate_sizes(block: GaussianBlock, env: Env) -> list[int]:
+    """The sizes of the plates before the chain's axis (its sequences)."""
+    return [_upper(i, env) for i in block.q.index[:-1]]
+
+
+def _upper(i: sp.Idx, env: Env) -> int:
+    upper = i.upper + 1
+    return int(upper) if upper.is_Integer else int(env.dims[str(upper)])
+
+
 def _event_size(q, env: Env) -> int:
     upper = q.event[0].upper + 1
     return int(upper) if upper.is_Integer else int(env.dims[str(upper)])
 
 
 def update_gaussian_block(block: GaussianBlock, env: Env) -> float:
-    """19.56 for the whole Gaussian chain: q(x) = N(Λ⁻¹h, Λ⁻¹) by the Kalman filter and RTS smoother.
-    Sets ⟨xₜ⟩, ⟨xₜxₜᵀ⟩, Cov(xₜ₋₁, xₜ) (``cross``) and the joint entropy in ``env``; returns
-    log|Λ|."""
+    """19.56 for the Gaussian chain, one sequence at a time (the plates before its axis; each a block of its
+    own): q(x) = N(Λ⁻¹h, Λ⁻¹) by the Kalman filter and RTS smoother.  Sets ⟨xₜ⟩, ⟨xₜxₜᵀ⟩, Cov(xₜ₋₁, xₜ)
+    (``cross``) and the joint entropy in ``env``; returns log|Λ| summed over the sequences."""
     from ppvi.codegen.runtime import gaussian_chain
 
-    J, C, h = gaussian_potentials(block, env)
-    T, D = h.shape
-    mean, cov, cross = np.empty((T, D)), np.empty((T, D, D)), np.zeros((T, D, D))
-    logdet = gaussian_chain(J, C, h, mean, cov, cross, np.empty(T))
+    outer, T = _plate_sizes(block, env), int(env.dims[block.dim])
+    D = 1 if block.scalar else _event_size(block.q, env)
+    mean, cov, cross = np.empty((*outer, T, D)), np.empty((*outer, T, D, D)), np.zeros((*outer, T, D, D))
+    logdet = 0.0
+    for seq in np.ndindex(*outer):
+        J, C, h = gaussian_potentials(block, env, dict(zip(block.q.index[:-1], seq)))
+        logdet += gaussian_chain(J, C, h, mean[seq], cov[seq], cross[seq], np.empty(T))
     if block.scalar:
-        env.moments[(block.var, "x")] = mean[:, 0]
-        env.moments[(block.var, "x2")] = cov[:, 0, 0] + mean[:, 0] ** 2
-        env.moments[(block.var, "cross")] = cross[:, 0, 0]
-        env.arrays[f"mean({block.var})"], env.arrays[f"sd({block.var})"] = mean[:, 0], np.sqrt(cov[:, 0, 0])
+        env.moments[(block.var, "x")] = mean[..., 0]
+        env.moments[(block.var, "x2")] = cov[..., 0, 0] + mean[..., 0] ** 2
+        env.moments[(block.var, "cross")] = cross[..., 0, 0]
+        env.arrays[f"mean({block.var})"], env.arrays[f"sd({block.var})"] = mean[..., 0], np.sqrt(cov[..., 0, 0])
     else:
         env.moments[(block.var, "x")] = mean
-        env.moments[(block.var, "xxT")] = cov + mean[:, :, None] * mean[:, None, :]
+        env.moments[(block.var, "xxT")] = cov + mean[..., :, None] * mean[..., None, :]
         env.moments[(block.var, "cross")] = cross      # Cov(xₜ₋₁, xₜ): q's joint beyond its marginals
-    env.moments[(block.var, "entropy")] = np.asarray(0.5 * T * D * (1 + math.log(2 * math.pi)) - 0.5 * logdet)
+    n = int(np.prod(outer)) * T * D
+    env.moments[(block.var, "entropy")] = np.asarray(0.5 * n * (1 + math.log(2 * math.pi)) - 0.5 * logdet)
     return float(logdet)

@@ -81,7 +81,7 @@ class Expectation:
     """The mean-field expectation operator for one model.
 
     ``latents`` maps each mean-field latent to (support, number of plate axes); ``chains`` names the Gaussian
-    chains approximated jointly along their first axis (their lag-one covariances are q's ``cross`` moment).
+    chains approximated jointly along their last plate axis (their lag-one covariances are q's ``cross`` moment).
     """
 
     def __init__(self, syms: Symbols, latents: dict[str, tuple[str, int]], chains: frozenset[str] = frozenset()):
@@ -255,10 +255,13 @@ class Expectation:
 
     def _lag_one(self, var: str, pa: tuple, pb: tuple, d: tuple, e: tuple) -> sp.Expr:
         """Cov(x_a, x_b) of a joint chain's neighbours: ``cross``[t] = Cov(x_{t−1}, x_t) (0 at t = 0) where
-        a = b − 1 along the chain's axis (the first), its transpose where b = a − 1."""
-        (s,), (t,) = pa, pb
-        return (sp.KroneckerDelta(s + 1, t) * self.moment(var, "cross", (t,) + d + e)
-                + sp.KroneckerDelta(t + 1, s) * self.moment(var, "cross", (s,) + e + d))
+        a = b − 1 along the chain's axis (the last plate axis; the plates before it are sequences of their own,
+        so a and b share them), its transpose where b = a − 1."""
+        *oa, s = pa
+        *ob, t = pb
+        same = _delta(tuple(oa), tuple(ob))
+        return same * (sp.KroneckerDelta(s + 1, t) * self.moment(var, "cross", (*ob, t) + d + e)
+                       + sp.KroneckerDelta(t + 1, s) * self.moment(var, "cross", (*oa, s) + e + d))
 
     def expect(self, e: sp.Expr) -> sp.Expr:
         """E_q[e], with each latent's statistics replaced by its moments."""

@@ -109,8 +109,8 @@ class Whiteboard(StrPrinter):
         if stat == "entropy":
             return f"H[q({var})]"
         if stat == "cross":      # a joint Gaussian chain's lag-one covariance (derivation.md, section 8)
-            t = self._print(plates[0])
-            return f"Cov({var}[{t}-1], {var}[{t}])" + (f"[{self._idx(event)}]" if event else "")
+            pre, t = "".join(f"{self._print(i)}, " for i in plates[:-1]), self._print(plates[-1])
+            return f"Cov({var}[{pre}{t}-1], {var}[{pre}{t}])" + (f"[{self._idx(event)}]" if event else "")
         if stat == "onehot":
             return f"q({self._var(var, plates)} = {self._print(event[0])})"
         if stat == "xxT":
@@ -225,8 +225,8 @@ class Blackboard(LatexPrinter):
         if stat == "entropy":
             return rf"H[q({self._name(var)})]"
         if stat == "cross":
-            t, x = self._print(plates[0]), self._name(var)
-            return rf"\mathrm{{Cov}}({x}_{{{t}-1}}, {x}_{{{t}}})" + self._sub(event)
+            pre, t, x = "".join(f"{self._print(i)}," for i in plates[:-1]), self._print(plates[-1]), self._name(var)
+            return rf"\mathrm{{Cov}}({x}_{{{pre}{t}-1}}, {x}_{{{pre}{t}}})" + self._sub(event)
         if stat == "onehot":
             return rf"q({v} = {self._print(event[0])})"
         if stat == "xxT":
@@ -420,17 +420,20 @@ def to_text(d: Derivation) -> str:
     for b in getattr(d, "blocks", {}).values():
         out.extend(_block_text(b, show))
     for b in getattr(d, "gaussian", {}).values():
-        t = b.q.index[0]
+        *outer, t = b.q.index           # (the plates before the chain's axis: one block per sequence)
+        pre, x = "".join(f"{i}, " for i in outer), b.var
+        seqs = f", one block per {', '.join(map(str, outer))}" if outer else ""
         de, d_ = ("", "") if b.scalar else (f"[{b.q.event[0]}, {b.q.extra}]", f", {b.q.event[0]}")
-        square, kind = (f"⟨{b.var}[{t}]²⟩", "Normal") if b.scalar else (f"⟨{b.var}[{t}] {b.var}[{t}]ᵀ⟩", "MvNormal")
-        out += [f"q({b.var}) = {kind} chain, one structured block    [approximate {b.var} jointly, {t} in {b.dim}]",
-                f"  q({b.var}) = N(Λ⁻¹h, Λ⁻¹): the η of q({b.var}[{t}]) above read as hₜ − Σ_s≠{t} Λ[{t}, s]·⟨{b.var}[s]⟩ "
+        square, kind = (f"⟨{x}[{pre}{t}]²⟩", "Normal") if b.scalar else (f"⟨{x}[{pre}{t}] {x}[{pre}{t}]ᵀ⟩", "MvNormal")
+        out += [f"q({x}) = {kind} chain, one structured block    [approximate {x} jointly, {t} in {b.dim}{seqs}]",
+                f"  q({x}) = N(Λ⁻¹h, Λ⁻¹): the η of q({x}[{pre}{t}]) above read as "
+                f"hₜ − Σ_u≠{t} Λ[{t}, u]·⟨{x}[{pre}u]⟩ "
                 f"and −½ Λ[{t}, {t}] (Λ {'' if b.scalar else 'block '}tridiagonal along {t})",
                 f"  Λ[{t}, {t}]{de} = {show(b.diagonal)}",
                 f"  Λ[{t}-1, {t}]{de} = {show(b.coupling)}    ({t} ≥ 1)",
                 f"  h[{t}{d_}] = {show(b.linear)}",
-                f"  Kalman filter (information form) and RTS smoother → ⟨{b.var}[{t}]⟩, {square}, "
-                f"Cov({b.var}[{t}-1], {b.var}[{t}]), log|Λ|",
+                f"  Kalman filter (information form) and RTS smoother → ⟨{x}[{pre}{t}]⟩, {square}, "
+                f"Cov({x}[{pre}{t}-1], {x}[{pre}{t}]), log|Λ|",
                 f"  H[q({b.var})] = ½ log|2πe Λ⁻¹|", ""]
     for v, pu in d.points.items():
         el = f"{v}[{', '.join(str(i) for i in pu.index)}]" if pu.index else v

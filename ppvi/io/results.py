@@ -536,7 +536,7 @@ def _q(name: str, entry: Any, axes: Mapping[str, tuple[str, ...]], categories: M
         shape = unit_of(family).lag_one_shape(params)
         if shape is None or lag_one.shape != shape:
             raise _Malformed(f"{where}/lag_one", "a chain's pairwise marginals (Categorical) or lag-one covariances "
-                             f"(Normal or MvNormal, one chain: mean[T] or mean[T, D]) of shape {list(shape or ())}")
+                             f"(Normal or MvNormal: mean[…, T] or mean[…, T, D]) of shape {list(shape or ())}")
     pair = _get(entry, "pair", where, _str, None)
     if (pair is None) != (family != NORMAL_GAMMA.name):
         raise _Malformed(f"{where}/pair", "the latent λ of a NormalGamma q(μ, λ), and only there")

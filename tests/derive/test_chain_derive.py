@@ -96,8 +96,9 @@ def _model(tmp_path, text):
     ("dim T\ndim K = 2\nconst p[K] = 0.5\nconst A[K, K] = 0.5\nz[0] ~ Categorical(p)\nz[1] ~ Categorical(p)\n"
      "for t in T[2:]:\n    z[t] ~ Categorical(A[z[t-2]])\n", "looks back more than one step"),
     ("dim T\ndim S = 2\nfor s in S:\n    x[0, s] ~ Normal(0, 1)\nfor t in T[1:]:\n    for s in S:\n"
-     "        x[t, s] ~ Normal(x[t-1, s], 1)\napproximate x jointly\n", "ppvi cannot derive the joint q of `x` yet"),
-], ids=["second_order", "plate_of_scalar_chains_jointly"])
+     "        x[t, s] ~ Normal(x[t-1, s], 1)\napproximate x jointly\n",
+     "ppvi cannot derive the joint q of `x` yet: a first-order chain of vectors or scalars along its last plate axis"),
+], ids=["second_order", "chain_along_a_plates_first_axis_jointly"])     # (`x[s, t]` is derived: test_lds_plate)
 def test_chains_outside_the_block_are_refused(tmp_path, capsys, text, message):
     code, _, err = run_cli(["derive", _model(tmp_path, text)], capsys)
     assert code == 2 and message in err and "Traceback" not in err

@@ -176,12 +176,13 @@ def test_a_result_file_keeps_the_pairs_and_refuses_a_bad_shape(hmm, lds, tmp_pat
     (tmp_path / "bad.json").write_text(json.dumps(doc))
     with pytest.raises(ppvi.PPVIError, match="`q/z/lag_one` should be absent: only a Categorical, Normal or MvNormal"):
         load(str(tmp_path / "bad.json"))
-    # a Gaussian chain's q is one chain, mean[T, D] (a ValueError from its sampler before)
+    # a Gaussian chain's lag-one covariances have its covariances' shape (a plate of chains too: mean[S, T, D])
     x = doc["q"]["x"]
-    doc["q"]["x"] = {**x, "mean": [x["mean"]], "cov": [x["cov"]], "lag_one": [x["lag_one"]]}
+    doc["q"]["x"] = {**x, "lag_one": [x["lag_one"]]}
     del doc["q"]["z"]
     (tmp_path / "bad.json").write_text(json.dumps(doc))
-    with pytest.raises(ppvi.PPVIError, match=r"`q/x/lag_one` should be .*one chain: mean\[T\] or mean\[T, D\]"):
+    with pytest.raises(ppvi.PPVIError, match=r"`q/x/lag_one` should be .*mean\[…, T\] or mean\[…, T, D\]\) of "
+                                             r"shape \[6, 2, 2\]"):
         load(str(tmp_path / "bad.json"))
 
 

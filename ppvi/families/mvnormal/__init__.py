@@ -29,8 +29,8 @@ class MvNormalUnit(Unit):
     lag_one_of = "cov"
 
     def lag_one_shape(self, p: Params) -> tuple[int, ...] | None:
-        # Cov(xₜ₋₁, xₜ) per element of one chain: (T, D, D); a joint Gaussian chain has no plate around it
-        return tuple(p["cov"].shape) if p["mean"].ndim == 2 else None
+        # Cov(xₜ₋₁, xₜ) per element of the chains: (…, T, D, D), the plates before t each a sequence of its own
+        return tuple(p["cov"].shape) if p["mean"].ndim >= 2 else None
 
     def chain_sample(self, p: Params, lag_one: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
         return chain.sample(p["mean"], p["cov"], lag_one, n, rng)

@@ -24,8 +24,17 @@ def _conditionals(mean: np.ndarray, cov: np.ndarray, cross: np.ndarray):
     return gain, root(given)
 
 
+def _flat(mean: np.ndarray, cov: np.ndarray, cross: np.ndarray):
+    """A plate of chains (plates before the chain's axis) as one chain: Cov(xₛ,ₜ₋₁, xₛ,ₜ) is 0 at each
+    sequence's first step, so the sequences' backward samplers chained end to end are independent."""
+    D = mean.shape[-1]
+    return mean.reshape(-1, D), cov.reshape(-1, D, D), cross.reshape(-1, D, D)
+
+
 def sample(mean: np.ndarray, cov: np.ndarray, cross: np.ndarray, n: int,
                     rng: np.random.Generator) -> np.ndarray:
+    if mean.ndim > 2:
+        return sample(*_flat(mean, cov, cross), n, rng).reshape((n,) + mean.shape)
     T, D = mean.shape
     gain, root = _conditionals(mean, cov, cross)
     out = np.empty((n, T, D))
@@ -37,6 +46,9 @@ def sample(mean: np.ndarray, cov: np.ndarray, cross: np.ndarray, n: int,
 
 
 def elements(mean: np.ndarray, cov: np.ndarray, cross: np.ndarray, x: np.ndarray) -> np.ndarray:
+    if mean.ndim > 2:
+        out = elements(*_flat(mean, cov, cross), x.reshape((x.shape[0], -1, mean.shape[-1])))
+        return out.reshape(x.shape[:-1])
     T, D = mean.shape
     gain, root = _conditionals(mean, cov, cross)
     centre = mean[None].repeat(x.shape[0], 0)

@@ -29,18 +29,19 @@ class NormalUnit(Unit):
     shifted = True
 
     def lag_one_shape(self, p: Params) -> tuple[int, ...] | None:
-        # Cov(xₜ₋₁, xₜ) per element of one chain of scalars: (T,); a joint chain has no plate around it
-        return tuple(p["mean"].shape) if p["mean"].ndim == 1 else None
+        # Cov(xₜ₋₁, xₜ) per element of the chains of scalars: (…, T), the plates before t each a sequence
+        return tuple(p["mean"].shape) if p["mean"].ndim >= 1 else None
 
     def chain_sample(self, p: Params, lag_one: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
         from ..mvnormal import chain        # (the chain of D = 1)
 
-        return chain.sample(p["mean"][:, None], (p["sd"] ** 2)[:, None, None], lag_one[:, None, None], n, rng)[..., 0]
+        return chain.sample(p["mean"][..., None], (p["sd"] ** 2)[..., None, None], lag_one[..., None, None], n,
+                            rng)[..., 0]
 
     def chain_elements(self, p: Params, lag_one: np.ndarray, x: np.ndarray) -> np.ndarray:
         from ..mvnormal import chain
 
-        return chain.elements(p["mean"][:, None], (p["sd"] ** 2)[:, None, None], lag_one[:, None, None],
+        return chain.elements(p["mean"][..., None], (p["sd"] ** 2)[..., None, None], lag_one[..., None, None],
                               np.asarray(x, dtype=float)[..., None])
 
     def mean(self, p: Params) -> np.ndarray:
