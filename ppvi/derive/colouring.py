@@ -24,11 +24,10 @@ def coupling(d: Derivation, var: str) -> tuple[str, ...] | None:
     read each other in any other way (an offset, a scalar moment, a square, a sum not weighed by data), when
     they do not read each other at all, or when var is not a mean-field q of one plate axis with a scalar
     finish (no event axes: no scratch arrays per element)."""
-    q = d.q.get(var)
-    if q is None or unit_of(q.family).event or len(q.index) != 1 or q.event or q.newton is not None \
-            or q.replicas is not None or var in d.model.pairs or var in d.model.chains:
+    q = _element_wise(d, var)
+    if q is None or len(q.index) != 1:
         return None
-    bases = frozenset(m for (v, _), m in d.syms.moments.items() if v == var)
+    bases = _bases(d, var)
     data = frozenset(n for n, v in d.model.variables.items() if v.kind == "data" and len(v.shape) == 2)
     found: set[str] = set()
     for eta in q.natural.values():
@@ -43,13 +42,27 @@ def parity(d: Derivation, var: str) -> bool:
     never read each other, nor do those with an odd sum, whatever the data — the colouring (Σ indices) mod 2
     is known when the kernels are written.  A chain drawn along a plate (``z[t] ~ …(z[t-1])``) keeps its
     own schedule (docs/derivation.md, section 8)."""
+    q = _element_wise(d, var)
+    if q is None:
+        return False
+    bases = _bases(d, var)
+    found: list[int] = []
+    return all(_odd(eta, q.index, bases, {}, found) for eta in q.natural.values()) and any(found)
+
+
+def _element_wise(d: Derivation, var: str):
+    """q(var) where its elements have a scalar finish of their own (a mean-field q over plate axes, no event
+    axes, no Newton step, no replicas, not a pair's nor a chain's), else None."""
     q = d.q.get(var)
     if q is None or unit_of(q.family).event or not q.index or q.event or q.newton is not None \
             or q.replicas is not None or var in d.model.pairs or var in d.model.chains:
-        return False
-    bases = frozenset(m for (v, _), m in d.syms.moments.items() if v == var)
-    found: list[int] = []
-    return all(_odd(eta, q.index, bases, {}, found) for eta in q.natural.values()) and any(found)
+        return None
+    return q
+
+
+def _bases(d: Derivation, var: str) -> frozenset:
+    """The moment symbols of var (what reads of its elements are made of)."""
+    return frozenset(m for (v, _), m in d.syms.moments.items() if v == var)
 
 
 def _odd(e: sp.Basic, index: tuple, bases: frozenset, at: dict, found: list[int]) -> bool:
