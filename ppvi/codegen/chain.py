@@ -43,6 +43,33 @@ def chain_state(block: ChainBlock, names) -> tuple[dict[str, tuple], dict[str, s
     return state, {names.moment_name(block.var, "onehot"): p}
 
 
+def _potentials(mw, w: Writer, block: ChainBlock, body: Block, levels: list[Block], arrays: tuple) -> None:
+    """The loops that fill a sequence's log potentials into ``arrays`` (log φ of the first element, log Ψ of the
+    transitions, log ψ of every element's other statements), appended to ``body``."""
+    names, (li, lt, ln) = mw.names, arrays
+    t, j, k = (names.index(i) for i in (block.t, block.j, block.k))
+    varying = block.t in block.log_trans.free_symbols     # (else one K × K matrix: see write_chain_kernel)
+    body.post.append(mw._note("log phi (the first element's potential)", block.var))
+    ks = w._loops([(block.k, 0, block.k.upper)])
+    ks[-1].post.append(assign(name_ref(li, k), w.expr(block.log_init, levels + ks)))
+    body.post.append(ks[0])
+
+    body.post.append(mw._note("log Psi (the transition potentials, t >= start)", block.var))
+    steps = (block.t, block.chain.start, block.t.upper)
+    if varying:
+        loops = w._loops([steps, (block.j, 0, block.j.upper), (block.k, 0, block.k.upper)])
+        loops[-1].post.append(assign(name_ref(lt, t, j, k), w.expr(block.log_trans, levels + loops)))
+    else:
+        loops = w._loops([(block.j, 0, block.j.upper), (block.k, 0, block.k.upper)])
+        loops[-1].post.append(assign(name_ref(lt, "0", j, k), w.expr(block.log_trans, levels + loops)))
+    body.post.append(loops[0])
+
+    body.post.append(mw._note("log psi (every other statement: the emissions)", block.var))
+    nodes = w._loops([(block.t, 0, block.t.upper), (block.k, 0, block.k.upper)])
+    nodes[-1].post.append(assign(name_ref(ln, t, k), w.expr(block.log_node, levels + nodes)))
+    body.post.append(nodes[0])
+
+
 def write_chain_kernel(mw, block: ChainBlock) -> None:
     """The update of the chain ``block`` as one kernel of ``mw`` (a codegen.module.ModuleWriter), and its plan."""
     names = mw.names
@@ -64,29 +91,7 @@ def write_chain_kernel(mw, block: ChainBlock) -> None:
     body = seqs[-1] if seqs else fn
     levels = [fn] + seqs
     at = [names.index(i) for i in block.outer]
-    t, j, k = (names.index(i) for i in (block.t, block.j, block.k))
-
-    body.post.append(mw._note("log phi (the first element's potential)", block.var))
-    ks = w._loops([(block.k, 0, block.k.upper)])
-    ks[-1].post.append(assign(name_ref(li, k), w.expr(block.log_init, levels + ks)))
-    body.post.append(ks[0])
-
-    body.post.append(mw._note("log Psi (the transition potentials, t >= start)", block.var))
-    start = block.chain.start
-    steps = (block.t, start, block.t.upper)
-    if varying:
-        loops = w._loops([steps, (block.j, 0, block.j.upper), (block.k, 0, block.k.upper)])
-        loops[-1].post.append(assign(name_ref(lt, t, j, k), w.expr(block.log_trans, levels + loops)))
-    else:
-        loops = w._loops([(block.j, 0, block.j.upper), (block.k, 0, block.k.upper)])
-        loops[-1].post.append(assign(name_ref(lt, "0", j, k), w.expr(block.log_trans, levels + loops)))
-    body.post.append(loops[0])
-
-    body.post.append(mw._note("log psi (every other statement: the emissions)", block.var))
-    nodes = w._loops([(block.t, 0, block.t.upper), (block.k, 0, block.k.upper)])
-    nodes[-1].post.append(assign(name_ref(ln, t, k), w.expr(block.log_node, levels + nodes)))
-    body.post.append(nodes[0])
-
+    _potentials(mw, w, block, body, levels, (li, lt, ln))
     r = name_ref(names.qparam(block.var, "p"), *at) if at else Ref(names.qparam(block.var, "p"))
     pair = names.moment(block.var, "pair")
     xi = name_ref(pair, *at) if at else Ref(pair)
@@ -105,7 +110,7 @@ def write_chain_kernel(mw, block: ChainBlock) -> None:
     mw.latents[block.var] = LatentPlan(
         "Categorical", spec, state, aliases, "local", tuple(_size(i.upper + 1) for i in block.outer) + (block.dim,),
         block.categories, True, damped=spec,    # (the block is exact: never damped)
-        chain=ChainPlan(pair, block.jointly, start))
+        chain=ChainPlan(pair, block.jointly, block.chain.start))
 
 
 def gaussian_state(block: GaussianBlock, names) -> tuple[dict[str, list], str]:

@@ -6,7 +6,10 @@ hoisting), and a sum carrying a Kronecker delta between an output index and a
 data-valued index (``Σ_t [d = doc[t]] …``) is materialised once by a scatter
 loop over t instead of being re-summed for every d.  Sums that read the moments
 of the variable being updated stay inside its element loop, so sequential
-updates see the newest values (19.44 is a Gauss–Seidel sweep).
+updates see the newest values (19.44 is a Gauss–Seidel sweep).  Those places,
+and the sum rules' shapes of the sums over the data plate, are decided by the
+sum stage (:func:`place_sums`) for a whole expression before any of its text is
+written; the writer prints what it is given (``Writer.sum``).
 
 Names are mangled by a prefix-free scheme (:class:`Names`): nothing a model
 names can collide with, or inject into, the generated Python, and nothing the
@@ -22,8 +25,8 @@ from dataclasses import dataclass, field, fields
 
 import sympy as sp
 
-from ppvi.codegen.ir import Assign, Expr, If, Loop, PlateSum, Range, Ref, Stmt
-from ppvi.codegen.rewrite import Scope, rewrite
+from ppvi.codegen.ir import Assign, Expr, If, Loop, PlateSum, Range, Ref, Stmt, SumPlace
+from ppvi.codegen.rewrite import Scope, built, rewrite, scatter_delta, shaped
 from ppvi.codegen.plan import PLAN_TYPES, ArrayNames
 from ppvi.derive.lower import before, inverse, sigmoid
 from ppvi.derive.qfamily import ParamBase
@@ -284,6 +287,70 @@ def axis_order(e: sp.Expr, free, first: sp.Basic | None, rank: dict, depth: dict
     return sorted(free, key=lambda i: (key[i], depth.get(i, -1), str(i)))
 
 
+# ------------------------------------------------------------- the sum stage
+def place_sums(e: sp.Expr, ctx: tuple, pinned: int, at: Scope, log: dict) -> dict:
+    """The sum stage: every sum the writer meets while it writes e inside loops whose indices are ``ctx`` (None for
+    a level without one), ``pinned`` the innermost of them that a sum reading the update's own moments stays
+    in, decided before any of e's text is written: {(sum, its loops' indices, pinned): ir.SumPlace}.
+
+    A sum over the data plate that reads neither the update's own moments nor scatters by a delta is shaped by
+    the sum rules (codegen.rewrite.shaped, recorded in ``log`` for ``--dump sums``).  Any other sum is computed
+    at the outermost loop where its free indices are bound: in one pass before the element loops when it runs
+    over the plate or scatters (a statistic where the module has them), as a small array when loops it does not
+    depend on enclose it, else by loops there.  The stage goes down as the writer will (a sum's body inside the
+    loops that compute it, each part of a shaped sum as the writer builds it), so every sum the writer meets
+    is placed; some it does not meet are too (the body of a sum the statistics then hold)."""
+    out: dict = {}
+    _visit(e, ctx, pinned, at, log, out)
+    return out
+
+
+def _visit(x, ctx: tuple, pinned: int, at: Scope, log: dict, out: dict) -> None:
+    if isinstance(x, sp.Sum):
+        _place(x, ctx, pinned, at, log, out)
+    elif isinstance(x, sp.Basic):
+        for a in x.args:
+            _visit(a, ctx, pinned, at, log, out)
+
+
+def _place(s: sp.Sum, ctx: tuple, pinned: int, at: Scope, log: dict, out: dict) -> None:
+    key = (s, ctx, pinned)
+    if key in out:
+        return
+    free = {i for i in s.free_symbols if isinstance(i, sp.Idx)}
+    own = bool(at.reads and at.reads(s))          # reads the update's own moments: stays inside its element loop
+    target = max([pinned if own else 0] + [n for n, i in enumerate(ctx) if i is not None and i in free])
+    scatter = scatter_delta(s)
+    parts = shaped(s, at, log) if at.stats is not None and not own and scatter is None else None
+    if parts is not None:
+        out[key] = SumPlace("shaped", target, parts)
+        for p in parts:     # (a part with outer limits: its inner sum inside the loops over them)
+            outer = tuple(i for i, _, _ in p.outer)
+            inside = (ctx[:target + 1] + outer, min(pinned, target)) if outer else (ctx, pinned)
+            _visit(built(p), *inside, at, log, out)
+        return
+    over = any(sp.sympify(hi) + 1 in at.big for _, _, hi in s.limits)
+    skipped = [i for i in ctx[1:target] if i is not None and i not in free]
+    if not own and (scatter is not None or over) and (scatter is not None or target > 0 or not free):
+        # a statistic of the local step, or computed once, before any element loop, in one pass
+        out[key] = SumPlace("statistic" if at.stats is not None and over else "pass", 0, scatter=scatter)
+    elif not own and skipped and free and (REPEAT in skipped or not any(i.upper + 1 in at.big for i in free)):
+        # loops it does not depend on enclose it (Σ_d' μ[k, d'] Λ[k, d', d] inside the loop over n): one small
+        # array over its free indices, filled before them (inside repeated passes: always worth it)
+        out[key] = SumPlace("array", 0)
+    else:
+        out[key] = SumPlace("loop", target)
+        _visit(s.function, ctx[:target + 1] + tuple(i for i, _, _ in s.limits), min(pinned, target), at, log, out)
+        return
+    # the pass that fills it (Writer._materialise): the plate's limits first, then the array's other axes
+    o = scatter[1] if scatter is not None else None
+    axes = axis_order(s, free, o, at.rank)
+    limits = sorted(s.limits, key=lambda lim: sp.sympify(lim[2]) + 1 not in at.big)
+    body = s.function if scatter is None else sp.Mul(*(f for f in sp.Mul.make_args(s.function) if f is not scatter[0]))
+    inner = ctx[:1] + tuple(i for i, _, _ in limits) + tuple(i for i in axes if i != o)
+    _visit(body, inner, 0, at, log, out)
+
+
 # ------------------------------------------------------------------ offsets
 def _offset(i: sp.Expr) -> tuple[sp.Idx, int] | None:
     """``t + c`` (an index and a whole number c ≠ 0) -> (t, c); else None."""
@@ -360,15 +427,29 @@ class Writer:
         self._memo: dict = {}
         self._memo_reads: dict = {}      # what a remembered value's text names (see _recall)
         self.scratch: dict[sp.Basic, str] = {}   # IndexedBase -> a kernel's own array (codegen.newton's caches)
+        self.places: dict = {}           # the sum stage's: (sum, its loops' indices, pinned) -> ir.SumPlace
 
     def tmp(self, stem: str) -> str:
         return self.names.seen(f"_{stem}{next(self._tmp)}")
 
     def expr(self, e: sp.Expr, levels: list[Block], pinned: int = 0, top: bool = True) -> Expr:
         """:meth:`top` (or :meth:`value`, ``top=False``) as an IR expression: the text and the names it reads."""
+        return self._watched(self.staged(e, levels, pinned, top), levels, pinned)
+
+    def _watched(self, e: sp.Expr, levels: list[Block], pinned: int) -> Expr:
         with self.names.watch() as seen:
-            text = self.top(e, levels, pinned) if top else self.value(e, levels, pinned)
+            text = self._value(e, levels, pinned)
         return Expr(text, frozenset(seen))
+
+    def staged(self, e: sp.Expr, levels: list[Block], pinned: int = 0, top: bool = True) -> sp.Expr:
+        """e through the stages before any of its text is written: the expression rules of codegen.rewrite
+        (``top``: a whole value the writer is given), then the sum stage (:func:`place_sums`) over what they
+        leave, whose places the writer reads as it prints (:meth:`sum`)."""
+        if top:
+            e = rewrite(e, self.scope(), self.names.rewrites)
+        self.places.update(place_sums(e, tuple(lv.index for lv in levels), pinned, self.scope(),
+                                      self.stats.sums if self.stats is not None else {}))
+        return e
 
     # ----------------------------------------------------------- values
     def varies(self, e: sp.Expr) -> bool:
@@ -377,15 +458,24 @@ class Writer:
 
     def top(self, e: sp.Expr, levels: list[Block], pinned: int = 0) -> str:
         """Python source for a whole expression: first rewritten by the rules of codegen.rewrite (so invariant
-        sums can be hoisted), then printed as it is."""
-        return self.value(rewrite(e, self.scope(), self.names.rewrites), levels, pinned)
+        sums can be hoisted) and its sums placed by the sum stage, then printed as it is."""
+        return self._value(self.staged(e, levels, pinned), levels, pinned)
+
+    def value(self, e: sp.Expr, levels: list[Block], pinned: int = 0) -> str:
+        """Python source for e as it is (no expression rule), its sums placed by the sum stage and emitted into
+        ``levels``."""
+        return self._value(self.staged(e, levels, pinned, top=False), levels, pinned)
+
+    def index_value(self, i: sp.Expr, levels, pinned, clamp: bool = True) -> str:
+        """An index position (:meth:`_index_value`) of an index the writer is given."""
+        return self._index_value(self.staged(i, levels, pinned, top=False), levels, pinned, clamp)
 
     def scope(self) -> Scope:
         """What the rewrite rules may read of this writer, as it is now (codegen.newton widens its bases)."""
         return Scope(self.big, bool(self.self_bases or self.element), self.varies, self._reads_self, self.stats,
-                     self.names.centring, self.names.fresh)
+                     self.names.centring, self.names.fresh, self._fixed, self.names.rank)
 
-    def value(self, e: sp.Expr, levels: list[Block], pinned: int = 0) -> str:
+    def _value(self, e: sp.Expr, levels: list[Block], pinned: int = 0) -> str:
         """Python source for e, with its sums emitted into ``levels``."""
         if isinstance(e, sp.Sum):
             return self.sum(e, levels, pinned)
@@ -404,7 +494,7 @@ class Writer:
         if isinstance(e, (sp.Symbol, MomentSymbol)):
             return f"{self.array(e)}[0]"
         if isinstance(e, sp.Indexed):
-            return f"{self.array(e.base)}[{', '.join(self.index_value(i, levels, pinned) for i in e.indices)}]"
+            return f"{self.array(e.base)}[{', '.join(self._index_value(i, levels, pinned) for i in e.indices)}]"
         if isinstance(e, (sp.Add, sp.Mul, sp.Pow)):
             return self._arithmetic(e, levels, pinned)
         return self._function(e, levels, pinned)
@@ -412,64 +502,64 @@ class Writer:
     def _arithmetic(self, e: sp.Add | sp.Mul | sp.Pow, levels: list[Block], pinned: int) -> str:
         """A sum, a product (x log y as xlogy; negative powers as one division) or a power."""
         if isinstance(e, sp.Add):
-            return "(" + " + ".join(self.value(a, levels, pinned) for a in self.ordered(e.args, levels)) + ")"
+            return "(" + " + ".join(self._value(a, levels, pinned) for a in self.ordered(e.args, levels)) + ")"
         if isinstance(e, sp.Mul):
             args = self.ordered(e.args, levels)
             log = next((a for a in args if isinstance(a, sp.log) and not a.args[0].is_number), None)
             weight = e.func(*(a for a in args if a is not log)) if log is not None else None
             if weight is not None and not weight.is_number:
                 # x log y where x may vanish: 0 there, also at y = 0 (runtime.xlogy)
-                return f"xlogy({self.value(weight, levels, pinned)}, {self.value(log.args[0], levels, pinned)})"
+                return f"xlogy({self._value(weight, levels, pinned)}, {self._value(log.args[0], levels, pinned)})"
             num, den = [], []
             for a in args:
                 if isinstance(a, sp.Pow) and a.exp.is_Number and a.exp < 0:
-                    den.append(self.value(a.base ** -a.exp, levels, pinned))
+                    den.append(self._value(a.base ** -a.exp, levels, pinned))
                 else:
-                    num.append(self.value(a, levels, pinned))
+                    num.append(self._value(a, levels, pinned))
             s = " * ".join(num) if num else "1.0"
             return f"({s} / ({' * '.join(den)}))" if den else f"({s})"
-        base = self.value(e.base, levels, pinned)       # (a power)
+        base = self._value(e.base, levels, pinned)       # (a power)
         if e.exp == -1:
             return f"(1.0 / {base})"
         if e.exp == sp.S.Half:
             return f"math.sqrt({base})"
         if e.exp.is_Integer:
             return f"({base} ** {int(e.exp)})"
-        return f"({base} ** {self.value(e.exp, levels, pinned)})"
+        return f"({base} ** {self._value(e.exp, levels, pinned)})"
 
     def _function(self, e: sp.Expr, levels: list[Block], pinned: int) -> str:
         """A Kronecker delta, a matrix's inverse or log-determinant (derived at bind time), or a function the
         runtime or math provides."""
         if isinstance(e, sp.KroneckerDelta):
-            a, b = (self.index_value(x, levels, pinned, clamp=False) for x in e.args)
+            a, b = (self._index_value(x, levels, pinned, clamp=False) for x in e.args)
             return f"(1.0 if {a} == {b} else 0.0)"
         if isinstance(e, before):
-            a, b = (self.index_value(x, levels, pinned, clamp=False) for x in e.args)
+            a, b = (self._index_value(x, levels, pinned, clamp=False) for x in e.args)
             return f"(1.0 if {a} < {b} else 0.0)"
         if isinstance(e, inverse):
             m, d, f = e.args
             name = self.derived("inv", m)
-            pre = [self.index_value(i, levels, pinned) for i in (m.indices if isinstance(m, sp.Indexed) else ())]
-            return f"{name}[{', '.join(pre + [self.index_value(d, levels, pinned), self.index_value(f, levels, pinned)])}]"
+            pre = [self._index_value(i, levels, pinned) for i in (m.indices if isinstance(m, sp.Indexed) else ())]
+            return f"{name}[{', '.join(pre + [self._index_value(d, levels, pinned), self._index_value(f, levels, pinned)])}]"
         if isinstance(e, logdet):
             m = e.args[0]
             name = self.derived("logdet", m)
-            pre = [self.index_value(i, levels, pinned) for i in (m.indices if isinstance(m, sp.Indexed) else ())]
+            pre = [self._index_value(i, levels, pinned) for i in (m.indices if isinstance(m, sp.Indexed) else ())]
             return f"{name}[{', '.join(pre) if pre else '0'}]"
         if isinstance(e, shift):
             return f"{self.derived('shift', e.args[0])}[0]"
         if isinstance(e, centred):
-            return f"({self.value(e.args[0], levels, pinned)} - {self.value(e.args[1], levels, pinned)})"
+            return f"({self._value(e.args[0], levels, pinned)} - {self._value(e.args[1], levels, pinned)})"
         if isinstance(e, lmvgamma):
-            return f"lmvgamma({self.value(e.args[0], levels, pinned)}, int({self.value(e.args[1], levels, pinned)}))"
+            return f"lmvgamma({self._value(e.args[0], levels, pinned)}, int({self._value(e.args[1], levels, pinned)}))"
         if isinstance(e, sp.polygamma):
             if e.args[0] != 0:
                 raise CodegenError(f"polygamma of order {e.args[0]}")
-            return f"digamma({self.value(e.args[1], levels, pinned)})"
+            return f"digamma({self._value(e.args[1], levels, pinned)})"
         fn = {sp.log: "math.log", sp.exp: "math.exp", lgamma: "math.lgamma", sp.loggamma: "math.lgamma",
               softplus: "softplus", sigmoid: "sigmoid", sp.Abs: "abs", sp.sign: "np.sign"}.get(type(e))
         if fn is not None:
-            return f"{fn}({self.value(e.args[0], levels, pinned)})"
+            return f"{fn}({self._value(e.args[0], levels, pinned)})"
         raise CodegenError(f"cannot generate code for {type(e).__name__}: {e}")
 
     def env(self, levels: list[Block]) -> dict:
@@ -486,7 +576,7 @@ class Writer:
         name, _ = self.names.array_of(base)
         return self.names.snapshot(name) if base in self.snapshot_bases else name
 
-    def index_value(self, i: sp.Expr, levels, pinned, clamp: bool = True) -> str:
+    def _index_value(self, i: sp.Expr, levels, pinned, clamp: bool = True) -> str:
         """An index position: an integer expression (loop index, literal, or data value).  ``clamp``: a
         subscript (an offset kept inside its axis); a delta's or an indicator's argument is not."""
         if isinstance(i, sp.Idx) or i in self.names.idx:
@@ -505,8 +595,8 @@ class Writer:
             return f"{'min' if c > 0 else 'max'}({self.names.index(j)} {'+' if c > 0 else '-'} {abs(c)}, {edge})"
         if isinstance(i, sp.Indexed):
             name, _ = self.names.array_of(i.base)
-            return f"int({name}[{', '.join(self.index_value(j, levels, pinned) for j in i.indices)}])"
-        return f"int({self.value(i, levels, pinned)})"
+            return f"int({name}[{', '.join(self._index_value(j, levels, pinned) for j in i.indices)}])"
+        return f"int({self._value(i, levels, pinned)})"
 
     def _last(self, j: sp.Idx) -> str:
         """The last position of j's axis, ``n_T - 1``."""
@@ -536,27 +626,20 @@ class Writer:
             for n in sp.preorder_traversal(e))
 
     def sum(self, e: sp.Sum, levels: list[Block], pinned: int) -> str:
+        """e where and as the sum stage placed it (ir.SumPlace): the writer decides nothing here."""
+        place = self.places.get((e, tuple(lv.index for lv in levels), pinned))
+        if place is None:
+            raise CodegenError(f"a sum the sum stage did not place reached the writer: {e}")
+        if place.how == "shaped":
+            return self._write_shaped(e, place.parts, levels, pinned, place.at)
         free = self._free_indices(e)
-        reads_self = self._reads_self(e)
-        floor = pinned if reads_self else 0
-        target = max([floor] + [n for n, lv in enumerate(levels) if lv.index is not None and lv.index in free])
-        scatter = self._scatter_delta(e, free)
-        parts = self._shaped(e) if self.stats is not None and not reads_self and scatter is None else None
-        if parts is not None:
-            return self._write_shaped(e, parts, levels, pinned, target)
-        if not reads_self and (scatter is not None or self._over_big(e)) and \
-                (scatter is not None or target > 0 or not free):
-            # A statistic of the local step, or computed once, before any element loop, in one pass.
+        if place.how == "statistic":
             depth = {i: n for n, lv in enumerate(levels) if (i := lv.index) is not None}
-            ref = self.stats.ref(e, free, scatter, depth) if self.stats is not None and self._over_big(e) else None
-            return ref if ref is not None else self._materialise(e, scatter, free, levels)
-        skipped = [lv for lv in levels[1:target] if lv.index is not None and lv.index not in free]
-        repeated = any(lv.index == REPEAT for lv in skipped)   # inside repeated passes: always worth it
-        if not reads_self and skipped and free and (repeated or not any(i.upper + 1 in self.big for i in free)):
-            # Loops it does not depend on enclose it (Σ_d' μ[k, d'] Λ[k, d', d] inside the loop over n):
-            # one small array over its free indices, filled before them.
-            return self._materialise(e, None, free, levels)
-        return self._accumulate(e, e.limits, e.function, levels, pinned, target)
+            ref = self.stats.ref(e, free, place.scatter, depth)
+            return ref if ref is not None else self._materialise(e, place.scatter, free, levels)
+        if place.how in ("pass", "array"):
+            return self._materialise(e, place.scatter, free, levels)
+        return self._accumulate(e, e.limits, e.function, levels, pinned, place.at)
 
     def _accumulate(self, e: sp.Sum, limits, function: sp.Expr, levels: list[Block], pinned: int,
                     target: int) -> str:
@@ -569,22 +652,11 @@ class Writer:
         self._memo[key] = acc
         loops = self._loops(limits)
         inner = levels[: target + 1] + loops
-        body = self.expr(function, inner, pinned if pinned <= target else target, top=False)
+        body = self._watched(function, inner, pinned if pinned <= target else target)
         loops[-1].post.append(accumulate(Ref(acc), body))
         host.pre.append(assign(Ref(acc), Expr("0.0")))
         host.pre.append(loops[0])
         return acc
-
-    def _shaped(self, e: sp.Sum) -> tuple[PlateSum, ...] | None:
-        """The sum rules' shape of e, a sum over the data plate (codegen.rewrite: a product of independent sums,
-        the dims the model fixes summed outside the statistic), or None where they leave it as it is."""
-        plate = [i for i, _, hi in e.limits if sp.sympify(hi) + 1 in self.big]
-        if len(plate) != 1:
-            return None
-        sizes = tuple((i, self._fixed(sp.sympify(hi) - sp.sympify(lo) + 1)) for i, lo, hi in e.limits)
-        whole = PlateSum(tuple(e.limits), sp.Mul.make_args(e.function), plate[0], sizes)
-        parts = rewrite(whole, Scope(), self.stats.sums)      # (the sum rules; recorded for --dump sums)
-        return None if parts == (whole,) else parts
 
     def _fixed(self, size: sp.Expr) -> int | None:
         """The extent a dim the model fixes gives (K = 3: its name is the number), or None."""
@@ -597,17 +669,13 @@ class Writer:
         statistic over them, SymPy would merge the two Sums again), any other by :meth:`value`."""
         out = []
         for p in parts:
-            function = sp.Mul(*p.factors)
-            inner = sp.Sum(function, *p.limits) if p.limits else function
+            inner = built(p)
             if p.outer:
-                out.append(self._accumulate(sp.Sum(function, *p.limits, *p.outer) if len(parts) > 1 else e,
+                out.append(self._accumulate(sp.Sum(sp.Mul(*p.factors), *p.limits, *p.outer) if len(parts) > 1 else e,
                                             p.outer, inner, levels, pinned, target))
             else:
-                out.append(self.value(inner, levels, pinned))
+                out.append(self._value(inner, levels, pinned))
         return out[0] if len(out) == 1 else "(" + " * ".join(out) + ")"
-
-    def _over_big(self, e: sp.Sum) -> bool:
-        return any(sp.sympify(hi) + 1 in self.big for _, _, hi in e.limits)
 
     def _loops(self, limits) -> list[Block]:
         blocks = []
@@ -628,17 +696,6 @@ class Writer:
         if isinstance(e, sp.Symbol) and e in self.dims:
             return self.names.touch(self.dims[e])
         return f"int({self.value(e, [Block()], 0)})"
-
-    def _scatter_delta(self, e: sp.Sum, free: set):
-        """A delta [o = g(t)] in the summand, o free and g reading the summation indices."""
-        bound = {i for i, _, _ in e.limits}
-        for f in sp.Mul.make_args(e.function):
-            if isinstance(f, sp.KroneckerDelta):
-                a, b = f.args
-                for o, g in ((a, b), (b, a)):
-                    if o in free and isinstance(o, sp.Idx) and g.free_symbols & bound and o not in g.free_symbols:
-                        return f, o, g
-        return None
 
     def _materialise(self, e: sp.Sum, scatter, free: set, levels: list[Block]) -> str:
         """Σ_t f(t, F) (or Σ_t [o = g(t)] f(t, F)) for every F at once, before the element loops.
@@ -673,8 +730,8 @@ class Writer:
             loops[-1].post.append(more[0])
             loops += more
         inner = [fn] + loops
-        body = self.value(body_expr, inner, 0)
-        where = [self.index_value(g, inner, 0) if i == o else self.names.index(i) for i in axes] or ["0"]
+        body = self._value(body_expr, inner, 0)
+        where = [self._index_value(g, inner, 0) if i == o else self.names.index(i) for i in axes] or ["0"]
         loops[-1].post.append(f"{arr}[{', '.join(where)}] += {body}")
         fn.pre.append(loops[0])
         if pair:

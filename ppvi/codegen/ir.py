@@ -18,6 +18,8 @@
     Colouring   a latent's two-colour update (a kernel of role colour), before passes.two_colour plans it or not
     PlateSum    a sum over the data plate as the writer meets it, before the sum rules (codegen.rewrite) decide
                 its shape: a product of independent sums, the fixed dims summed outside the statistic
+    SumPlace    how and at which of the writer's loops one sum is computed, as the sum stage (emit.place_sums)
+                decided before any text of its expression is written: the writer only reads it
 
 The passes (``ppvi.codegen.passes``) map a Module to a Module; the printer (``ppvi.codegen.printer``) only
 prints one.  docs/architecture.md describes the pipeline and which decisions are passes today.
@@ -217,6 +219,23 @@ class PlateSum:
         """The summation indices (inner or outer) an expression reads."""
         names = {lim[0] for lim in self.limits + self.outer}
         return frozenset(s for s in getattr(x, "free_symbols", ()) if s in names)
+
+
+@dataclass(frozen=True)
+class SumPlace:
+    """How the writer computes one sum, decided by the sum stage (codegen.emit.place_sums) before any text is written.
+
+    ``how``: ``shaped`` (the product of ``parts``, the sum rules' shape of a sum over the data plate), ``statistic``
+    (an array the local step fills, codegen.statistics; one pass before the element loops where the statistics
+    refuse it), ``pass`` (one pass over the data, before the element loops: a scatter by ``scatter`` or an
+    invariant sum), ``array`` (a small array over its free indices, filled before the loops it does not depend
+    on), ``loop`` (accumulated by loops placed before the body of the writer's loop ``at``).  ``at``: that loop,
+    its position among the writer's (0 for the kernel's body)."""
+
+    how: str
+    at: int = 0
+    parts: tuple = ()                   # (PlateSum, ...) where ``shaped``
+    scatter: tuple | None = None        # (the delta, its free index o, g) where a pass scatters into row g
 
 
 @dataclass(frozen=True)

@@ -469,6 +469,11 @@ class ModuleWriter:
         elif fam == "Wishart":
             finish = Call("finish_wishart", (e["logdet"], e["X"], row(qn("scale")), row(mn("X"))),
                           (one(qn("df")), one(mn("logdet")), h))
+        self._put_finish(q, finish, h, at, el)
+
+    def _put_finish(self, q: QFactor, finish: Call | None, h: Ref, at: list[str], el: Block) -> None:
+        """The finish of one element into its loop's body ``el`` (only where the entry is missing, for a latent
+        of missing data), and a superposition's entropy scaled by its count."""
         if finish is not None and q.var in self.missing:
             # only a missing entry is a latent: an observed one keeps the point mass at the datum
             mask = self.names.constant("missing", q.var)

@@ -31,10 +31,10 @@ not apply there returns its input.  The order, and why:
                       data's dims) stay inside.
 
 The expression rules run on every whole expression the writer is given (``emit.Writer.top``), before any of it
-is written.  The sum rules run on each sum over the plate the writer reaches while it writes the result
-(``emit.Writer._shaped``): the writer asks for a sum's shape where it meets it, which includes the inner sums it
-builds from a split part (they are fixed points of the rules; recorded all the same).  Every application is
-recorded, the stages of an expression in ``Names.rewrites`` (``ppvi derive MODEL --dump rewrites``), of a sum in
+is written.  The sum rules run from the sum stage (``emit.place_sums``, through :func:`shaped`), also before any
+text: on each sum over the plate in what the expression rules leave, and in the parts they make of one (the inner
+sum of a split part, :func:`built`: fixed points of the rules, recorded all the same); the writer prints the
+shapes the stage hands it.  Every application is recorded, the stages of an expression in ``Names.rewrites`` (``ppvi derive MODEL --dump rewrites``), of a sum in
 ``Statistics.sums`` (``--dump sums``).  docs/architecture.md, "Adding a rewrite rule".
 """
 
@@ -66,6 +66,8 @@ class Scope:
     stats: object = None               # codegen.statistics.Statistics, or None where the kernel has none
     centring: object = None            # codegen.centre.Centring: the shifts of data far from zero, or None
     fresh: object = None               # derive's fresh summation indices (the expansion's copies of a sum)
+    fixed: Callable | None = None      # a size -> its extent where the model fixes it (K = 3), else None
+    rank: dict | None = None           # variables' and dims' places in the model (emit.Names.rank)
 
 
 @dataclass(frozen=True)
@@ -404,6 +406,47 @@ def split(s: PlateSum, at: Scope | None = None) -> tuple[PlateSum]:
             any(s.bound(x) & out for _, lo, hi in inner for x in (lo, hi)):
         return (s,)
     return (dataclasses.replace(s, limits=inner, outer=fixed),)
+
+
+# ------------------------------------------------------- a sum as the sum rules see it
+def scatter_delta(e: sp.Sum):
+    """A delta [o = g(t)] in e's summand, o an index free in e and g reading its summation indices: (delta, o,
+    g), the scatter the writer materialises e by; else None."""
+    free = {s for s in e.free_symbols if isinstance(s, sp.Idx)}
+    bound = {i for i, _, _ in e.limits}
+    for f in sp.Mul.make_args(e.function):
+        if isinstance(f, sp.KroneckerDelta):
+            a, b = f.args
+            for o, g in ((a, b), (b, a)):
+                if o in free and isinstance(o, sp.Idx) and g.free_symbols & bound and o not in g.free_symbols:
+                    return f, o, g
+    return None
+
+
+def plate_sum(e: sp.Sum, at: Scope) -> PlateSum | None:
+    """e as an ir.PlateSum when exactly one of its limits runs over the data plate (``at.big``), each index with
+    its extent where the model fixes it (``at.fixed``); else None."""
+    plate = [i for i, _, hi in e.limits if sp.sympify(hi) + 1 in at.big]
+    if len(plate) != 1:
+        return None
+    sizes = tuple((i, at.fixed(sp.sympify(hi) - sp.sympify(lo) + 1)) for i, lo, hi in e.limits)
+    return PlateSum(tuple(e.limits), sp.Mul.make_args(e.function), plate[0], sizes)
+
+
+def built(p: PlateSum) -> sp.Expr:
+    """The SymPy value of a part, without its ``outer`` limits (the writer's loops around it)."""
+    function = sp.Mul(*p.factors)
+    return sp.Sum(function, *p.limits) if p.limits else function
+
+
+def shaped(e: sp.Sum, at: Scope, log: dict) -> tuple[PlateSum, ...] | None:
+    """The sums whose product e is under the sum rules of REWRITES (recorded in ``log``), or None where e is no
+    single sum over the data plate or they leave it whole."""
+    whole = plate_sum(e, at)
+    if whole is None:
+        return None
+    parts = rewrite(whole, Scope(), log)
+    return None if parts == (whole,) else parts
 
 
 # ------------------------------------------------------------ the list and its driver

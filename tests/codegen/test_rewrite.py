@@ -14,8 +14,8 @@ import pytest
 import sympy as sp
 
 from ppvi.codegen import rewrite
-from ppvi.codegen.emit import Block, Names, Writer
-from ppvi.codegen.ir import PlateSum
+from ppvi.codegen.emit import Block, CodegenError, Names, Writer, place_sums
+from ppvi.codegen.ir import PlateSum, SumPlace
 from ppvi.codegen.rewrite import REWRITES, Scope
 from ppvi.derive.lower import before
 
@@ -94,6 +94,64 @@ def test_split_sums_the_fixed_dims_outside_the_statistic():
 
 
 # ------------------------------------------------------------------ the list, the driver, the record
+# ------------------------------------------------------------------ the sum stage (emit.place_sums)
+def _stage(**kw) -> Scope:
+    """A writer's scope for the sum stage: N is the data plate, a whole-number extent is one the model fixes."""
+    return Scope(**{"big": frozenset({N}), "fixed": lambda size: int(size) if size.is_Integer else None, "rank": {},
+                    "reads": lambda e: False, **kw})
+
+
+def test_the_sum_stage_shapes_a_sum_over_the_plate_before_any_text():
+    """Σ_{n,k,i} a[n] c[n, k] c[n, i] where the module has statistics: the stage places it as the product the sum
+    rules make (split: Σ_k outside of the array Σ_{n,i} over k), written by hand here, records the stages for
+    ``--dump sums``, and places the part's inner sum inside the loop over k as a statistic."""
+    e = sp.Sum(a[n] * c[n, k] * c[n, i], (n, 0, N - 1), (k, 0, KK - 1), (i, 0, II - 1))
+    log: dict = {}
+    places = place_sums(e, (None,), 0, _stage(stats=object()), log)
+    factors = sp.Mul.make_args(e.function)
+    whole = PlateSum(e.limits, factors, n, ((n, None), (k, KK), (i, None)))
+    part = dataclasses.replace(whole, limits=((n, 0, N - 1), (i, 0, II - 1)), outer=((k, 0, KK - 1),))
+    assert places[(e, (None,), 0)] == SumPlace("shaped", 0, (part,))
+    assert dict(log[whole]) == {"separate": (whole,), "split": (part,)}
+    inner = sp.Sum(sp.Mul(*factors), (n, 0, N - 1), (i, 0, II - 1))
+    assert places[(inner, (None, k), 0)] == SumPlace("statistic", 0)
+    # separate: (Σ_n a[n]) (Σ_j d[0, j]), the plate's part first; the other computed by a loop where it is read
+    e = sp.Sum(a[n] * d[0, j], (n, 0, N - 1), (j, 0, J - 1))
+    places = place_sums(e, (None,), 0, _stage(stats=object()), {})
+    first, second = places[(e, (None,), 0)].parts
+    assert (first.limits, first.factors, second.limits, second.factors) == \
+        (((n, 0, N - 1),), (a[n],), ((j, 0, J - 1),), (d[0, j],))
+    assert places[(sp.Sum(d[0, j], (j, 0, J - 1)), (None,), 0)] == SumPlace("loop", 0)
+    # no statistics in the module (a statistics kernel's own writer): no sum rule, one pass over the data
+    assert place_sums(e, (None,), 0, _stage(), {})[(e, (None,), 0)] == SumPlace("pass", 0)
+
+
+def test_the_sum_stage_places_each_sum_at_its_loops():
+    """Inside loops over (n, k): Σ_j b[k] d[k, j] reads only k, so it is one small array over k filled before the
+    loop over n; the same sum reading the update's own moments (d) stays at the element's loop (pinned); Σ_n a[n]
+    reads no index of the loops, one pass over the plate before them."""
+    ctx = (None, n, k)
+    s = sp.Sum(b[k] * d[k, j], (j, 0, J - 1))
+    assert place_sums(s, ctx, 2, _stage(), {})[(s, ctx, 2)] == SumPlace("array", 0)
+    own = _stage(reads=lambda e: e.has(d))
+    assert place_sums(s, ctx, 2, own, {})[(s, ctx, 2)] == SumPlace("loop", 2)
+    total = sp.Sum(a[n], (n, 0, N - 1))
+    places = place_sums(2 * total * b[k], ctx, 2, _stage(), {})
+    assert places == {(total, ctx, 2): SumPlace("pass", 0)}
+
+
+def test_the_writer_refuses_a_sum_the_stage_did_not_place():
+    """The writer prints only what the sum stage decided: a sum reaching its printer without the stage is an
+    error, the same sum through an entry point (which stages it first) is written."""
+    w = Writer(Names(), {N: "n_N"}, big=frozenset({N}))
+    s = sp.Sum(a[n], (n, 0, N - 1))
+    with pytest.raises(CodegenError, match="did not place"):
+        w._value(s, [Block()], 0)
+    fn = Block()
+    assert w.value(s, [fn], 0).startswith("_a")       # (the pass's array, filled before the body)
+    assert w.places[(s, (None,), 0)] == SumPlace("pass", 0)
+
+
 def test_the_rules_are_listed_in_the_order_the_docs_give():
     """REWRITES' names in order = the order docs/architecture.md and the module docstring list them."""
     names = [r.name for r in REWRITES]
