@@ -302,13 +302,14 @@ def place_sums(e: sp.Expr, ctx: tuple, pinned: int, at: Scope, log: dict) -> dic
     is placed; some it does not meet are too (the body of a sum the statistics then hold)."""
     out: dict = {}
     _visit(e, ctx, pinned, at, log, out)
-    return out
+    return {key: place for key, place in out.items() if place is not None}
 
 
 def _visit(x, ctx: tuple, pinned: int, at: Scope, log: dict, out: dict) -> None:
     if isinstance(x, sp.Sum):
         _place(x, ctx, pinned, at, log, out)
-    elif isinstance(x, sp.Basic):
+    elif isinstance(x, sp.Basic) and x.args and (x, ctx, pinned) not in out:
+        out[x, ctx, pinned] = None          # (a node seen here before: its sums are placed; dropped at the end)
         for a in x.args:
             _visit(a, ctx, pinned, at, log, out)
 
@@ -320,7 +321,7 @@ def _place(s: sp.Sum, ctx: tuple, pinned: int, at: Scope, log: dict, out: dict) 
     free = {i for i in s.free_symbols if isinstance(i, sp.Idx)}
     own = bool(at.reads and at.reads(s))          # reads the update's own moments: stays inside its element loop
     target = max([pinned if own else 0] + [n for n, i in enumerate(ctx) if i is not None and i in free])
-    scatter = scatter_delta(s)
+    scatter = scatter_delta(s, free)
     parts = shaped(s, at, log) if at.stats is not None and not own and scatter is None else None
     if parts is not None:
         out[key] = SumPlace("shaped", target, parts)
@@ -445,9 +446,10 @@ class Writer:
         """e through the stages before any of its text is written: the expression rules of codegen.rewrite
         (``top``: a whole value the writer is given), then the sum stage (:func:`place_sums`) over what they
         leave, whose places the writer reads as it prints (:meth:`sum`)."""
+        at = self.scope()
         if top:
-            e = rewrite(e, self.scope(), self.names.rewrites)
-        self.places.update(place_sums(e, tuple(lv.index for lv in levels), pinned, self.scope(),
+            e = rewrite(e, at, self.names.rewrites)
+        self.places.update(place_sums(e, tuple(lv.index for lv in levels), pinned, at,
                                       self.stats.sums if self.stats is not None else {}))
         return e
 

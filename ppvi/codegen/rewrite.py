@@ -409,17 +409,19 @@ def split(s: PlateSum, at: Scope | None = None) -> tuple[PlateSum]:
 
 
 # ------------------------------------------------------- a sum as the sum rules see it
-def scatter_delta(e: sp.Sum):
-    """A delta [o = g(t)] in e's summand, o an index free in e and g reading its summation indices: (delta, o,
-    g), the scatter the writer materialises e by; else None."""
-    free = {s for s in e.free_symbols if isinstance(s, sp.Idx)}
+def scatter_delta(e: sp.Sum, free: set | None = None):
+    """A delta [o = g(t)] in e's summand, o an index free in e (``free``: e's free indices, where known) and g
+    reading its summation indices: (delta, o, g), the scatter the writer materialises e by; else None."""
+    deltas = [f for f in sp.Mul.make_args(e.function) if isinstance(f, sp.KroneckerDelta)]
+    if not deltas:
+        return None
+    free = {s for s in e.free_symbols if isinstance(s, sp.Idx)} if free is None else free
     bound = {i for i, _, _ in e.limits}
-    for f in sp.Mul.make_args(e.function):
-        if isinstance(f, sp.KroneckerDelta):
-            a, b = f.args
-            for o, g in ((a, b), (b, a)):
-                if o in free and isinstance(o, sp.Idx) and g.free_symbols & bound and o not in g.free_symbols:
-                    return f, o, g
+    for f in deltas:
+        a, b = f.args
+        for o, g in ((a, b), (b, a)):
+            if o in free and isinstance(o, sp.Idx) and g.free_symbols & bound and o not in g.free_symbols:
+                return f, o, g
     return None
 
 
