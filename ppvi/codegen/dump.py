@@ -91,8 +91,23 @@ def schedule(m: Module) -> str:
 
 
 def sums(m: Module) -> str:
-    """Every sum over the data plate the writer met, then its parts after each sum rule (codegen.rewrite):
-    what each pass made of it, the statistics and loops the kernels were then written from."""
+    """Every sum over the data plate the sum stage shaped, then its parts after each sum rule (codegen.rewrite):
+    what each rule made of it, the statistics and loops the kernels were then written from; then where the
+    writer computes each sum, inside which loops (the stage's ir.SumPlace)."""
+    return _shapes(m) + _places(m)
+
+
+def _places(m: Module) -> str:
+    """Each sum the stage placed, the indices of the loops it is written in, and how and where it is computed."""
+    out = ["where each sum is computed (the sum stage):"] if m.places else []
+    for (s, ctx, _), place in m.places:
+        loops = ", ".join(str(i) for i in ctx if i is not None)
+        how = f"{place.how} at level {place.at}" if place.how in ("loop", "shaped") else place.how
+        out.append(f"{PAD}{sp.sstr(s)}  in [{loops}]: {how}")
+    return "\n".join(out) + "\n" if out else ""
+
+
+def _shapes(m: Module) -> str:
     if not m.sums:
         return "no sums over the data plate\n"
     out = []

@@ -111,6 +111,7 @@ class Names:
     reads: set[str] = field(default_factory=set)       # issued names referenced since begin(): a kernel's params
     watchers: list[set] = field(default_factory=list)  # open watch()es: every name written into text meanwhile
     rewrites: dict = field(default_factory=dict)       # codegen.rewrite's record: (expr, result) -> stages
+    places: dict = field(default_factory=dict)         # the sum stage's, every writer's (--dump sums)
     _count: itertools.count = field(default_factory=itertools.count)
     # data far from zero (codegen.centre): the shifts every writer of the module reads its expressions around,
     # and derive's fresh summation indices (derive.symbols.Symbols.fresh) the expansion takes copies with
@@ -449,8 +450,10 @@ class Writer:
         at = self.scope()
         if top:
             e = rewrite(e, at, self.names.rewrites)
-        self.places.update(place_sums(e, tuple(lv.index for lv in levels), pinned, at,
-                                      self.stats.sums if self.stats is not None else {}))
+        placed = place_sums(e, tuple(lv.index for lv in levels), pinned, at,
+                            self.stats.sums if self.stats is not None else {})
+        self.places.update(placed)
+        self.names.places.update(placed)
         return e
 
     # ----------------------------------------------------------- values

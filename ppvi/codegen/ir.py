@@ -261,6 +261,7 @@ class Module:
     colourings: tuple[Colouring, ...] = ()       # two-colour updates passes.two_colour may plan (not printed)
     sums: tuple = ()                             # (ir.PlateSum, its parts after each sum rule): --dump sums only
     rewrites: tuple = ()                         # (expression, its stages after each rule): --dump rewrites only
+    places: tuple = ()                           # ((sum, its loops' indices, pinned), SumPlace): --dump sums only
 
     def kernel(self, name: str) -> Kernel:
         return next(k for k in self.kernels if k.name == name)

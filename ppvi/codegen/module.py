@@ -1255,7 +1255,8 @@ class ModuleWriter:
                     _exact_em(self.d), self.stats_plan, None, dict(self.masks))
         return Module(__version__, tuple(self.kernels), stats, plan, tuple(self.shares), plate, tuple(self.blocks),
                       tuple(self.factored), tuple(self.colourings), tuple(self.stats.sums.items()),
-                      tuple((e, stages) for (e, _), stages in self.names.rewrites.items()))
+                      tuple((e, stages) for (e, _), stages in self.names.rewrites.items()),
+                      tuple(self.names.places.items()))
 
 
 def lower(d: Derivation, fixed: dict[str, int] | None = None) -> Module:

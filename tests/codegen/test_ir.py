@@ -14,8 +14,8 @@ from ppvi.codegen import passes
 from ppvi.codegen.cache import fixed_sizes
 from ppvi.codegen.dump import dump
 from ppvi.codegen.plan import ElboPlan, KernelSpec, LatentPlan, Plan
-from ppvi.codegen.ir import (Assign, Bind, Call, Expr, If, Kernel, Loop, Module, Note, Range, Ref, Share, Stmt,
-                             part_range, walk)
+from ppvi.codegen.ir import (Assign, Bind, Call, Expr, If, Kernel, Loop, Module, Note, PlateSum, Range, Ref, Share,
+                             Stmt, part_range, walk)
 from ppvi.codegen.module import ModuleWriter, lower
 from ppvi.codegen.printer import kernel_source
 from ppvi.derive import derive
@@ -510,6 +510,11 @@ def test_code_generation_is_short_functions_and_no_pattern_over_text():
 
 
 # ------------------------------------------------------------------ the sum rules (codegen.rewrite)
+def whole_sum(s: PlateSum) -> sp.Sum:
+    """The SymPy sum a PlateSum was read from (no outer limits)."""
+    return sp.Sum(sp.Mul(*s.factors), *s.limits)
+
+
 def test_poisson_factorisation_allocation_statistic_is_split_over_k():
     """The allocation's ELBO statistic Σ_{u,k,i} y[u,i] E[log θ[u,k]] q(alloc[u,i] = k) is filled as an array over
     K (Σ_{u,i}, the data's dims, inside) and the ELBO adds it up over k: no chain of adds over K per point."""
@@ -521,6 +526,9 @@ def test_poisson_factorisation_allocation_statistic_is_split_over_k():
     assert dict(stages)["separate"] == (whole,) and [len(p.outer) for p in dict(stages)["split"]] == [1]
     text = dump(m, "sums")
     assert "  after split: sum_{k" in text and "(no sum rule changes it)" in text
+    # and where the writer computes each sum, as the sum stage placed it (the split sum: its parts, at level 0)
+    assert dict(((s, ctx), p) for (s, ctx, _), p in m.places)[whole_sum(whole), (None,)].how == "shaped"
+    assert "where each sum is computed (the sum stage):" in text and ": shaped at level 0" in text
     assert "  after statistics: " in dump(m, "rewrites")     # (the ELBO's sums over the plate as statistics)
     elbo = next(k for k in m.kernels if k.role == "elbo" and k.latent is None)
     adds = [n for n in walk(elbo.body) if isinstance(n, Loop) and n.axis.startswith("k")
