@@ -385,7 +385,10 @@ class ModuleWriter:
         eta = {}
         if q.newton is not None:        # an exp link's Normal q: Newton steps (codegen.newton), in either schedule
             from ppvi.codegen.newton import blocks, newton_block, newton_element
-            if blocks(q) and not damped:        # (elements that share an exponent: one joint step over them all)
+            if q.newton.joined and not damped:      # (moved by the block step of q.newton.joined: no update here)
+                levels[-1].post += [self._note("no update here: another q's block step moves the mean and variance",
+                                               q.var), "pass"]
+            elif blocks(q) and not damped:        # (elements that share an exponent: one joint step over them all)
                 newton_block(self, q, w, levels)
             else:
                 newton_element(self, q, w, levels)

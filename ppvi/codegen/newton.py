@@ -17,7 +17,8 @@ Each exp link's exponent E_n that q reads over a plate is kept per point and mov
 
 Where q's elements share an exponent (``Newton.blocked``, one element axis), the update kernel takes joint Newton
 steps over all of them instead (newton_block; section 10, "Block steps"): the same line search and stops, on the
-whole q at once.
+whole q at once; a scalar q whose moments enter the shared exponent (an intercept: ``Newton.joint``, decided by
+derive.newton.join_blocks) moves in the same steps, its (m, v) after the elements', and its own plain update is none.
 """
 
 from __future__ import annotations
@@ -197,9 +198,10 @@ def fill_exps(w: Writer, exps: dict, cached: dict, levels: list[Block]):
 
 
 def blocks(q) -> bool:
-    """Whether q's update kernel takes block steps (newton_block): q's elements share an exponent (derived:
-    ``Newton.blocked``) over one element axis."""
-    return q.newton is not None and q.newton.blocked and len(q.index) == 1
+    """Whether q's update kernel takes block steps (newton_block): derive.newton.block_step, the derivation's."""
+    from ppvi.derive.newton import block_step
+
+    return block_step(q)
 
 
 def newton_block(mw, q, w: Writer, levels: list[Block]) -> None:
@@ -220,17 +222,20 @@ def newton_block(mw, q, w: Writer, levels: list[Block]) -> None:
 
     fn, el = levels[0], levels[-1]
     fn.post.remove(el)
-    blk = block_of(q.newton, q.index)
+    members = q.newton.joint.members if q.newton.joint else ()
+    blk = block_of(q.newton, q.index, tuple(mw.d.q[k].newton for k in members))
     (j,), (j2,) = q.index, blk.partner
     w.element = w.element | {j2}           # (j2 varies with the pair as j does: nothing reading it is hoisted)
+    # (the members' moments change with every trial, as q's own: nothing reading them is hoisted)
+    w.self_bases = w.self_bases | frozenset(b for k in members for _, b in mw.d.q[k].newton.own)
     size = w.int_value(j.upper + 1)
     vectors = [w.tmp(s) for s in ("M", "V", "DM", "DV", "G", "G", "floor")]
     hs = {key: w.tmp("H") for key in (("x", "x"), ("x", "x2"), ("x2", "x"), ("x2", "x2"))}
     bw = BlockWriter(mw, w, q, j, j2, size, *vectors, *(w.tmp(s) for s in ("f", "ft", "t", "ok", "slope", "last")),
-                     hs)
+                     hs, members)
     fn.pre += [mw._note("block Newton steps on the exact ELBO: every element at once", q.var)]
-    fn.pre += [f"{a} = np.empty(({bw.size},))" for a in (bw.m, bw.v, bw.dm, bw.dv, bw.g1, bw.g2, bw.floor)]
-    fn.pre += [f"{a} = np.empty(({bw.size}, {bw.size}))" for a in bw.hs.values()]
+    fn.pre += [f"{a} = np.empty(({bw.total},))" for a in (bw.m, bw.v, bw.dm, bw.dv, bw.g1, bw.g2, bw.floor)]
+    fn.pre += [f"{a} = np.empty(({bw.total}, {bw.total}))" for a in bw.hs.values()]
     exps, fills = block_exponents(bw, fn)
     block_start(bw, fn)
     step = Block(Range("_it", str(MAX_STEPS), reads=frozenset()))
@@ -243,6 +248,10 @@ def newton_block(mw, q, w: Writer, levels: list[Block]) -> None:
     finish.post += [Note("q's parameters, moments and entropy from (m, v)"),
                     Call("finish_normal_mv", moments, (one(bw.mean), one(bw.sd), one(bw.x2), one(bw.ent)))]
     fn.post.append(finish)
+    for k, var in enumerate(bw.members):
+        mom = tuple(Expr(bw.member(a, k), frozenset({a, bw.size})) for a in (bw.m, bw.v))
+        fn.post.append(Call("finish_normal_mv", mom, tuple(name_ref(bw.qarray(var, a), "0") for a in
+                                                             ("mean", "sd", "x2", "entropy"))))
 
 
 @dataclass(frozen=True)
@@ -272,6 +281,28 @@ class BlockWriter:
     slope: str
     last: str
     hs: dict
+    members: tuple[str, ...] = ()     # Joint.members: scalar q's whose (m, v) follow the elements' in the vectors
+
+    @property
+    def total(self) -> str:
+        """The vectors' length: the elements and the members."""
+        return f"{self.size} + {len(self.members)}" if self.members else self.size
+
+    def member(self, arr: str, k: int) -> str:
+        """The member k's entry of a vector."""
+        return f"{arr}[{self.size} + {k}]"
+
+    def qarray(self, var: str, what: str) -> str:
+        """A member's q array: its mean, sd, ⟨x²⟩ or entropy."""
+        names = self.mw.names
+        return {"mean": names.qparam(var, "mean"), "sd": names.qparam(var, "sd"), "x2": names.moment(var, "x2"),
+                "entropy": names.entropy(var)}[what]
+
+    @property
+    def objective_expr(self) -> sp.Expr:
+        """The part of 𝓛 the step moves: q's, or with members the joint's."""
+        nt = self.q.newton
+        return nt.joint.objective if nt.joint else nt.objective
 
     @property
     def mean(self) -> str:
@@ -295,17 +326,23 @@ class BlockWriter:
     def at(self, arr: str, i: sp.Idx | None = None) -> str:
         return name_ref(arr, self.mw.names.index(i or self.j)).text
 
-    def write(self, into: Block, mt: str, vt: str) -> None:
-        """q's moments at the trial (M + t·DM, V + t·DV) element by element, so that the objective reads it."""
+    def write(self, into: Block, mt: str, vt: str, step: str = "") -> None:
+        """q's moments at the trial (M + t·DM, V + t·DV) element by element, so that the objective reads it; each
+        member's at M[D + k] (+ ``step``·DM[D + k]) likewise."""
         lp = self.loop(self.j)
         lp.post += [f"{self.at(self.mean)} = {mt}", f"{self.at(self.x2)} = ({mt}) ** 2 + {vt}"]
         into.post.append(lp)
+        for k, var in enumerate(self.members):
+            m, v = self.member(self.m, k), self.member(self.v, k)
+            if step:
+                m, v = f"{m} + {step} * {self.member(self.dm, k)}", f"{v} + {step} * {self.member(self.dv, k)}"
+            into.post += [f"{self.qarray(var, 'mean')}[0] = {m}", f"{self.qarray(var, 'x2')}[0] = ({m}) ** 2 + {v}"]
 
     def objective(self, outer: list[Block], into: str, logs: str) -> None:
         """``into`` = 𝓛's part + ``logs`` (the entropy's ½ Σ log V), its sums computed in a block of outer[-1]."""
         host = Block()
         outer[-1].post.append(host)
-        value = self.w.expr(self.q.newton.objective, outer + [host], len(outer))
+        value = self.w.expr(self.objective_expr, outer + [host], len(outer))
         host.post.append(f"{into} = {value.text} + {logs}")
 
 
@@ -333,6 +370,10 @@ def block_start(bw: BlockWriter, fn: Block) -> None:
     start.post += [f"{bw.at(bw.m)} = {bw.at(bw.mean)}", f"{bw.at(bw.v)} = {bw.at(bw.sd)} * {bw.at(bw.sd)}",
                    f"{bw.at(bw.floor)} = 1e-8 * {bw.at(bw.v)}"]
     fn.post.append(start)
+    for k, var in enumerate(bw.members):
+        sd = f"{bw.qarray(var, 'sd')}[0]"
+        fn.post += [f"{bw.member(bw.m, k)} = {bw.qarray(var, 'mean')}[0]", f"{bw.member(bw.v, k)} = {sd} * {sd}",
+                    f"{bw.member(bw.floor, k)} = 1e-8 * {bw.member(bw.v, k)}"]
     bw.objective([fn], bw.f, f"newton_block_logs({bw.v}, {bw.v}, 0.0)")
     fix = Block(Range("_fx", str(FEASIBLE), reads=frozenset()))
     fn.post.append(fix)
@@ -352,9 +393,20 @@ def block_derivatives(bw: BlockWriter, fn: Block, step: Block, blk, exps: dict, 
         value = w.expr(exponent, [fn, step] + loops, 1 + len(loops))
         loops[-1].post.append(f"{x}[{', '.join(names.index(i) for i in plate)}] = math.exp({value.text})")
         step.post.append(loops[0])
+    keys = list(bw.hs)
+    # (the members' entries: gradient, cross terms with the element j (both ways round: H_st[D + k, j] is
+    # ∂g_t(j)/∂⟨T_s(k)⟩), among the members)
+    extra = [(bw.member(g, k), blk.gradient[k][s], 0) for k in range(len(bw.members))
+             for s, g in zip(STATS, (bw.g1, bw.g2))]
+    extra += [(f"{h}[{names.index(j)}, {bw.size} + {k}]", blk.cross[k][key], 1) for k in range(len(bw.members))
+              for key, h in bw.hs.items()]
+    extra += [(f"{h}[{bw.size} + {k}, {names.index(j)}]", blk.cross[k][key[::-1]], 1)
+              for k in range(len(bw.members)) for key, h in bw.hs.items()]
+    extra += [(f"{h}[{bw.size} + {k}, {bw.size} + {k2}]", blk.among[k][k2][key], 0)
+              for k in range(len(bw.members)) for k2 in range(len(bw.members)) for key, h in bw.hs.items()]
     grams = gram_form([nt.gradient[s].xreplace(exps) for s in STATS] +
-                      [blk.hessian[key].xreplace(exps) for key in bw.hs], j, j2,
-                      frozenset(e.base for e in exps.values()))
+                      [blk.hessian[key].xreplace(exps) for key in keys] + [e.xreplace(exps) for _, e, _ in extra],
+                      j, j2, frozenset(e.base for e in exps.values()))
     views = write_grams(bw.mw, w, grams, fn, step, j)
     rows = bw.loop(j)
     step.post.append(rows)
@@ -367,6 +419,10 @@ def block_derivatives(bw: BlockWriter, fn: Block, step: Block, blk, exps: dict, 
         pair = name_ref(h, names.index(j), names.index(j2)).text
         value = w.expr(grams.rewritten[len(STATS) + n].xreplace(views), [fn, step, rows, cols], 3)
         cols.post.append(f"{pair} = {value.text}")
+    for (into, _, per_row), e in zip(extra, grams.rewritten[len(STATS) + len(keys):]):
+        host = rows if per_row else step
+        value = w.expr(e.xreplace(views), [fn, step, rows] if per_row else [fn, step], 2 if per_row else 1)
+        host.post.append(f"{into} = {value.text}")
 
 
 def block_search(bw: BlockWriter, fn: Block, step: Block) -> None:
@@ -381,7 +437,7 @@ def block_search(bw: BlockWriter, fn: Block, step: Block) -> None:
                   f"{t} = newton_block_first_step({v}, {dv})", f"{ok} = False", f"{ft} = {f}"]
     search = Block(Range("_ls", str(MAX_HALVINGS), reads=frozenset()))
     step.post.append(search)
-    bw.write(search, f"{bw.at(m)} + {t} * {bw.at(dm)}", f"{bw.at(v)} + {t} * {bw.at(dv)}")
+    bw.write(search, f"{bw.at(m)} + {t} * {bw.at(dm)}", f"{bw.at(v)} + {t} * {bw.at(dv)}", t)
     bw.objective([fn, step, search], ft, f"newton_block_logs({v}, {dv}, {t})")
     failed = accept_or_halve(search, f, ft, t, ok, slope, last)
     bw.write(failed, bw.at(m), bw.at(v))
@@ -389,9 +445,11 @@ def block_search(bw: BlockWriter, fn: Block, step: Block) -> None:
     step.post.append(failed)
     move = bw.loop(bw.j)
     move.post += [f"{bw.at(m)} = {bw.at(m)} + {t} * {bw.at(dm)}", f"{bw.at(v)} = {bw.at(v)} + {t} * {bw.at(dv)}"]
+    moves = [f"{bw.member(a, k)} = {bw.member(a, k)} + {t} * {bw.member(d, k)}" for k in range(len(bw.members))
+             for a, d in ((m, dm), (v, dv))]
     ended = Block(test=last)
     ended.post.append("break")
-    step.post += [move, f"{f} = {ft}", ended]
+    step.post += [move, *moves, f"{f} = {ft}", ended]
 
 
 @dataclass(frozen=True)

@@ -226,6 +226,9 @@ def derive(model: CheckedModel) -> Derivation:
     if model.chains:
         from ppvi.derive.chain import gaussian_blocks
         d = gaussian_blocks(d)
+    if any(qf.newton is not None and qf.newton.blocked for qf in q.values()):
+        from ppvi.derive.newton import join_blocks
+        d = join_blocks(d)
     return d
 
 

@@ -51,11 +51,25 @@ class Newton:
     shares: tuple[tuple[sp.Expr, sp.Expr], ...] = ()    # (ψ-exponent E, the element's share of it): see share
     own: tuple[tuple[str, sp.Basic], ...] = ()     # (statistic, q's moment base): what block_of differentiates in
     blocked: bool = False       # q's elements share an exponent: a joint Newton step over all of them applies (block_of)
+    joint: "Joint | None" = None    # a block q's step also moves these scalar q's (join_blocks)
+    joined: str | None = None   # a scalar q moved by this block q's step (join_blocks): its own update is none
+
+
+@dataclass(frozen=True)
+class Joint:
+    """The scalar Normal q's that enter a block q's shared exponent (an intercept ``b`` in exp(b + Σ_j x_nj w_j)),
+    moved by its block step with it (docs/derivation.md, section 10, "Block steps"): ``members`` their names, in
+    the order of their coordinates after the block q's elements; ``objective`` the part of 𝓛 that any moment of
+    the block q or a member enters."""
+
+    members: tuple[str, ...]
+    objective: sp.Expr
 
 
 @dataclass(frozen=True)
 class Block:
-    """The cross Hessian of 𝓛 in two elements' moments, for a joint Newton step over all of q's elements.
+    """The cross Hessian of 𝓛 in two elements' moments, for a joint Newton step over all of q's elements (and the
+    derivatives in its joint's members' moments: ``gradient``, ``cross``, ``among``, empty without members).
 
     ``hessian[(s, t)]`` is ∂²𝓛/∂⟨T_s(x_a)⟩∂⟨T_t(x_b)⟩ with a = the element (``Newton``'s index) and b = ``partner``,
     a second generic element over the same ranges (s, t in x, x2; a KroneckerDelta(a, b) carries the diagonal's
@@ -63,6 +77,9 @@ class Block:
 
     partner: tuple[sp.Idx, ...]
     hessian: dict[tuple[str, str], sp.Expr]
+    gradient: tuple[dict[str, sp.Expr], ...] = ()     # [k][s] ∂𝓛/∂⟨T_s(member k)⟩
+    cross: tuple[dict[tuple[str, str], sp.Expr], ...] = ()   # [k][(s, t)] ∂g_s(a)/∂⟨T_t(member k)⟩ (reads a)
+    among: tuple[tuple[dict[tuple[str, str], sp.Expr], ...], ...] = ()  # [k][l][(s, t)] ∂g_s(k)/∂⟨T_t(l)⟩
 
 
 def reads_own_exp(e: sp.Expr, own: set) -> bool:
@@ -91,17 +108,60 @@ def derive_newton(total: sp.Expr, expected: dict[int, sp.Expr], gradient: dict[s
                   tuple((t, own[t][0]) for t in STATS), bool(shares and element))
 
 
-def block_of(nt: Newton, element: tuple[sp.Idx, ...]) -> Block:
+def block_of(nt: Newton, element: tuple[sp.Idx, ...], members: tuple[Newton, ...] = ()) -> Block:
     """The cross Hessian ∂g_s(a)/∂⟨T_t(b)⟩ of the gradient at the element a (q's ``element`` index), in a partner b
     over a's ranges: what a joint Newton step over every element of q needs where they share an exponent
-    (``nt.blocked``; docs/derivation.md, section 10, "Block steps").  Derived on demand, not with q (it costs about
-    half a derivation's time).  The partner's names carry a 2 (unprimed: primes are the summation indices')."""
+    (``nt.blocked``; docs/derivation.md, section 10, "Block steps").  With ``members`` (the Newton of each of
+    ``nt.joint``'s scalar q's) also their gradients and the cross terms between them and the elements.  Derived on
+    demand, not with q (it costs about half a derivation's time).  The partner's names carry a 2 (unprimed: primes
+    are the summation indices')."""
     from ppvi.derive.meanfield import partial
 
     partner = tuple(sp.Idx(f"{i.name}2", (i.lower, i.upper)) for i in element)
     own = dict(nt.own)
     hessian = {(s, t): canonical(partial(nt.gradient[s], own[t], partner)) for s in STATS for t in STATS}
-    return Block(partner, hessian)
+    if not members:
+        return Block(partner, hessian)
+    bases = [dict(k.own) for k in members]
+    cross = tuple({(s, t): canonical(partial(nt.gradient[s], b[t], ())) for s in STATS for t in STATS} for b in bases)
+    among = tuple(tuple({(s, t): canonical(partial(k.gradient[s], b[t], ())) for s in STATS for t in STATS}
+                        for b in bases) for k in members)
+    return Block(partner, hessian, tuple(k.gradient for k in members), cross, among)
+
+
+def join_blocks(d):
+    """The derivation with each scalar Normal q whose moments enter a block q's shared exponent (the intercept b of
+    ψ_n = b + Σ_j x_nj w_j) joined to that q's block step (``Newton.joint``, ``Newton.joined``): one joint Newton
+    step in the (m, v) of every element and every member, the cross terms included (docs/derivation.md, section 10,
+    "Block steps").  A scalar joins the first such block q (in q's order); it keeps its own steps in the damped
+    schedule, which has no block step."""
+    import dataclasses
+
+    q = dict(d.q)
+    joined: dict[str, list[str]] = {}
+    for var, qf in d.q.items():
+        if not block_step(qf):
+            continue
+        exponents = [e for e, _ in qf.newton.shares]
+        for other, qo in d.q.items():
+            nt = qo.newton
+            if qo.index or nt is None or nt.blocked or q[other].newton.joined or qo.family != "Normal" or \
+                    not any(_reads(e, {b for _, b in nt.own}) for e in exponents):
+                continue
+            joined.setdefault(var, []).append(other)
+            q[other] = dataclasses.replace(qo, newton=dataclasses.replace(nt, joined=var))
+    for var, members in joined.items():
+        bases = {b for v in (var, *members) for _, b in d.q[v].newton.own}
+        terms = [t for e in d.expected.values() for t in sp.Add.make_args(sp.expand(e, deep=False)) if _reads(t, bases)]
+        joint = Joint(tuple(members), sp.Add(*terms))
+        q[var] = dataclasses.replace(q[var], newton=dataclasses.replace(q[var].newton, joint=joint))
+    return dataclasses.replace(d, q=q)
+
+
+def block_step(q) -> bool:
+    """Whether q's plain update takes block steps: q's elements share an exponent (``Newton.blocked``) over one
+    element axis."""
+    return q.newton is not None and q.newton.blocked and len(q.index) == 1
 
 
 def exponent_shares(exprs: list[sp.Expr], bases: set, element: tuple) -> tuple[tuple[sp.Expr, sp.Expr], ...]:
@@ -346,37 +406,50 @@ def reference_update(q, env, element: tuple[int, ...] = ()) -> tuple[float, floa
     return m, v, steps
 
 
-def reference_block_update(q, env, block: Block | None = None,
-                           max_steps: int = MAX_STEPS) -> tuple[np.ndarray, np.ndarray, int]:
-    """The joint Newton update of every element of q (a QFactor whose ``newton.blocked`` is set) by the reference
-    evaluator, from its ``block`` (block_of, derived here if not given): q's moments in ``env`` replaced by the
-    result.  Returns (m, v, steps), flat in q's element order."""
+def reference_block_update(q, env, block: Block | None = None, max_steps: int = MAX_STEPS,
+                           members: tuple = ()) -> tuple[np.ndarray, np.ndarray, int]:
+    """The joint Newton update of every element of q (a QFactor whose ``newton.blocked`` is set) and of its joint's
+    ``members`` (their QFactors, in ``Joint.members``' order) by the reference evaluator, from its ``block``
+    (block_of, derived here if not given): the moments in ``env`` replaced by the result.  Returns (m, v, steps),
+    flat: q's elements in their order, then the members."""
     from ppvi.derive.numeric import evaluate
 
     nt = q.newton
-    blk = block if block is not None else block_of(nt, q.index)
+    blk = block if block is not None else block_of(nt, q.index, tuple(k.newton for k in members))
     mx, mx2 = env.moments[(q.var, "x")], env.moments[(q.var, "x2")]
-    shape = mx.shape
-    cells = list(np.ndindex(*shape))
+    shape, size = mx.shape, mx.size
+    cells = [dict(zip(q.index, a)) for a in np.ndindex(*shape)]
+    names = [k.var for k in members]
+    objective = nt.joint.objective if members else nt.objective
 
     def put(m: np.ndarray, v: np.ndarray) -> None:
-        mx[...] = m.reshape(shape)
-        mx2[...] = (m * m + v).reshape(shape)
+        mx[...] = m[:size].reshape(shape)
+        mx2[...] = (m[:size] ** 2 + v[:size]).reshape(shape)
+        for k, var in enumerate(names):
+            a, b = m[size + k], v[size + k]
+            env.moments[(var, "x")], env.moments[(var, "x2")] = np.asarray(a), np.asarray(a * a + b)
 
     def derivatives(m: np.ndarray, v: np.ndarray):
         put(m, v)
-        g = {s: np.array([evaluate(e, env, dict(zip(q.index, a))) for a in cells]) for s, e in nt.gradient.items()}
-        h = {key: np.array([[evaluate(e, env, dict(zip(q.index, a)) | dict(zip(blk.partner, b))) for b in cells]
-                            for a in cells]) for key, e in blk.hessian.items()}
+        g = {s: np.array([evaluate(e, env, a) for a in cells] + [evaluate(gk[s], env) for gk in blk.gradient])
+             for s, e in nt.gradient.items()}
+        h = {}
+        for (s, t), e in blk.hessian.items():
+            rows = [[evaluate(e, env, a | dict(zip(blk.partner, b.values()))) for b in cells] +
+                    [evaluate(c[(s, t)], env, a) for c in blk.cross] for a in cells]
+            rows += [[evaluate(c[(t, s)], env, a) for a in cells] + [evaluate(kl[(s, t)], env) for kl in among]
+                     for c, among in zip(blk.cross, blk.among)]
+            h[(s, t)] = np.array(rows)
         return g, h
 
     def value(m: np.ndarray, v: np.ndarray) -> float:
         if np.any(v <= 0):
             return -math.inf
         put(m, v)
-        return evaluate(nt.objective, env) + 0.5 * float(np.sum(np.log(v)))
+        return evaluate(objective, env) + 0.5 * float(np.sum(np.log(v)))
 
-    m0 = mx.ravel().copy()
-    m, v, steps = newton_block(m0, mx2.ravel() - m0 * m0, derivatives, value, max_steps=max_steps)
+    m0 = np.concatenate([mx.ravel(), [float(env.moments[(var, "x")]) for var in names]])
+    x20 = np.concatenate([mx2.ravel(), [float(env.moments[(var, "x2")]) for var in names]])
+    m, v, steps = newton_block(m0, x20 - m0 * m0, derivatives, value, max_steps=max_steps)
     put(m, v)
     return m, v, steps

@@ -536,8 +536,14 @@ def _newton_text(q: QFactor, node, where: str, show) -> list[str]:
     for s, g in q.natural.items():
         out.append(f"  ∂𝓛/∂⟨{ETA_NAMES[s].replace('x', el)}⟩ = {show(g)}")
     out += ["  (m, v) ← Newton steps on f(m, v) = 𝓛(⟨x⟩ = m, ⟨x²⟩ = m² + v) + ½ log v (concave), each with a "
-            "backtracking line search on the exact f: every update is monotone",
-            "  at the fixed point η = ∂𝓛/∂⟨T⟩:  mean = η[x] / (−2 η[x²]),  sd = 1/√(−2 η[x²])", ""]
+            "backtracking line search on the exact f: every update is monotone"]
+    nt = q.newton
+    if nt.joint is not None:
+        out.append(f"  its elements share an exponent with {', '.join(f'q({k})' for k in nt.joint.members)}: one joint "
+                   "Newton step in the (m, v) of all of them, the cross terms of 𝓛 included")
+    elif nt.joined is not None:
+        out.append(f"  it enters q({nt.joined})'s shared exponent: its (m, v) move in that q's joint Newton step")
+    out += ["  at the fixed point η = ∂𝓛/∂⟨T⟩:  mean = η[x] / (−2 η[x²]),  sd = 1/√(−2 η[x²])", ""]
     return out
 
 

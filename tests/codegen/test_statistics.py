@@ -124,8 +124,8 @@ def test_the_global_step_reads_statistics_not_data(stem):
 # (model, kernel) -> the data it reads over the data plate, and why no statistic stands for it
 READS_THE_DATA = {
     # an exp link (docs/derivation.md, section 10): Σ_n exp(E[ψ_n] + Var[ψ_n]/2) reads every coefficient's q,
-    # which moves within the sweep (and within each Newton step), so the updates and the ELBO pass over x
-    ("poisson_regression", "update_b"): {"x"},
+    # which moves within the sweep (and within each Newton step), so the updates and the ELBO pass over x (b's update
+    # is w's block step, which moves b with w: update_b is none)
     ("poisson_regression", "update_w"): {"x"},
     ("poisson_regression", "expected_log_joint"): {"x"},
     # Σ_r [user_r = u] rating_r E[Q_item_r]: a sum over the ratings of another global latent's mean, which

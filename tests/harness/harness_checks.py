@@ -278,6 +278,19 @@ def joint_step(s: Subject, role: str, var: str) -> bool:
     return role != "damped" and blocks(s.derivation.q[var])
 
 
+def joint_members(s: Subject, role: str, var: str) -> tuple[str, ...]:
+    """The scalar q's that the block step of q(var) moves with it (derive.newton.join_blocks: an intercept in the
+    shared exponent), as codegen reads them: none outside a block step."""
+    nt = s.derivation.q[var].newton
+    return nt.joint.members if joint_step(s, role, var) and nt.joint else ()
+
+
+def moved_by_another(s: Subject, role: str, var: str) -> bool:
+    """Whether q(var)'s kernel of ``role`` is no update: a member of another q's block step (its plain update)."""
+    nt = s.derivation.q[var].newton
+    return role == "update" and nt is not None and nt.joined is not None
+
+
 def reference_eta(s: Subject, var: str, before: Reference, after: Reference | None = None,
                   joint: bool = False, rank: np.ndarray | None = None) -> tuple[dict, object]:
     """The derived η of the elements of q(var) (a sample of them, see ``sample``), each at the moments it
@@ -287,6 +300,9 @@ def reference_eta(s: Subject, var: str, before: Reference, after: Reference | No
     reads every element's new moments, the block's fixed point.  ``rank``: each element's place in the update's
     order where it is not C order (a two-colour update: colour 0's elements, then colour 1's)."""
     q = s.derivation.q[var]
+    if joint and after is not None:     # (a block step's members moved with q: every read at its new moments)
+        for k in joint_members(s, "update", var):
+            before = before.with_moments(k, {stat: after.env.moments[(k, stat)] for stat in MOMENTS["Normal"]})
     plates = tuple(before.size(i) for i in q.index)
     count = int(np.prod(plates)) if plates else 1
     own = {}
@@ -381,6 +397,9 @@ def update_against_derivation(s: Subject, role: str, var: str, info: KernelSpec,
     after = copy_state(start)
     s.call(info, after)
     label = _label(s, role, var, info)
+    if moved_by_another(s, role, var):      # (no update: the block step of q.newton.joined moves it, checked there)
+        return [f"{label}: `{k}` changed, but q({var})'s update is another's block step" for k in start
+                if not np.array_equal(start[k], after[k], equal_nan=True)], after
     before_ref = Reference(s, start)
     after_ref = Reference(s, after)
     newton = q.newton is not None       # (its damped kernel takes the same monotone Newton steps, and stores η)
@@ -410,6 +429,12 @@ def update_against_derivation(s: Subject, role: str, var: str, info: KernelSpec,
     else:
         problems = []
     q_after = read_q(after, var, fam, len(q.index))
+    for k in joint_members(s, role, var):     # (each member at every member's and q's new moments: the joint step)
+        eta_k, _ = reference_eta(s, k, before_ref.with_moments(var, {stat: after_ref.env.moments[(var, stat)]
+                                                                      for stat in MOMENTS["Normal"]}),
+                                 after_ref, joint=True)
+        problems += _compare_q(f"{label} (its member q({k}))", "Normal", read_q(after, k, "Normal", 0), eta_k, after, k,
+                               rtol_eta=rtol)
     return problems + _compare_q(label, fam, q_after, eta, after, var, sampled, observed(s, var),
                                  copies(s, var), rtol_eta=rtol), after
 
