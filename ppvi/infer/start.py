@@ -61,6 +61,12 @@ class Seed:
     axes: tuple[str | int, ...]
     latent: str
     latent_axis: int = -1
+    points: tuple[int, ...] = ()   # axes of one data row the Categorical runs along too (z[s, t]: a chain's steps)
+
+    def count(self, shape: tuple[int, ...]) -> int:
+        """How many points the data of ``shape`` hold: its rows, times the extents of ``points``."""
+        rest = shape[:self.row_axis] + shape[self.row_axis + 1:]
+        return shape[self.row_axis] * math.prod(rest[a] for a in self.points)
 
 
 @dataclass(frozen=True)
@@ -198,7 +204,8 @@ def _added(e: ast.Expr) -> list[ast.Expr]:
 def _centres(arg: ast.Expr, f, n: str, kind: dict, support: dict, categorical: set[str],
              prior: dict) -> Seed | None:
     """``L[…, z[n], …]`` as the location of f, or a term added to it (the mean μ[z[n]] of a mixture of factor
-    analysers, μ[z[n]] + W[z[n]] h[n]): L's components are the data's centres."""
+    analysers, μ[z[n]] + W[z[n]] h[n]): L's components are the data's centres.  ``z[n, t]`` (a chain's state
+    at each step of sequence n): the points are the data's elements over n and t, L's components their centres."""
     if not isinstance(arg, ast.Index):
         return None
     L = arg.base.id
@@ -207,20 +214,20 @@ def _centres(arg: ast.Expr, f, n: str, kind: dict, support: dict, categorical: s
         return None
     rows = _row_axes(f, n)
     axes: list[str | int] = []
-    z = None
+    z, points = None, ()
     for i in arg.indices:
         found = _discrete_index(i, categorical)
-        if found is not None and z is None and isinstance(i, ast.Index) and \
-                [getattr(j, "id", None) for j in i.indices] == [n]:
-            z = found
+        ids = [getattr(j, "id", None) for j in i.indices] if isinstance(i, ast.Index) else []
+        if found is not None and z is None and ids[:1] == [n] and all(v in rows for v in ids[1:]):
+            z, points = found, tuple(rows[v] for v in ids[1:])
             axes.append("unit")
         elif isinstance(i, ast.Name) and i.id in rows:
             axes.append(rows[i.id])
         else:
             return None
-    if z is None:
+    if z is None or set(points) & set(axes):
         return None
-    return Seed(L, "centres", f.target, f.target_index.index(n), tuple(axes), z)
+    return Seed(L, "centres", f.target, f.target_index.index(n), tuple(axes), z, points=points)
 
 
 def _atoms(node, f, n: str, kind: dict, support: dict, local: frozenset[str]) -> Seed | None:
@@ -410,8 +417,13 @@ def seeded(seed: Seed, x, units: int, shape: tuple[int, ...], rng: np.random.Gen
            power: float = 1.0) -> np.ndarray | None:
     """The start of seed.var (``shape``) from the data x: centres by k-means++, or random rows divided by
     √power (atoms).  None where the axes do not fit the declared shape."""
+    if seed.points and not isinstance(x, np.ndarray):
+        return None         # (the points of a chain's steps are not rows a chunked reader gives)
     if isinstance(x, np.ndarray):
         rows = np.moveaxis(np.asarray(x, dtype=float), seed.row_axis, 0)
+        if seed.points:     # (the points: elements over the plate and the axes ``points``, flattened)
+            rows = np.moveaxis(rows, [1 + a for a in seed.points], range(1, 1 + len(seed.points)))
+            rows = rows.reshape((-1,) + rows.shape[1 + len(seed.points):])
         count, row, take = len(rows), rows.shape[1:], lambda i: rows[i]
         centres = lambda: kmeanspp(rows.reshape(len(rows), -1), units, rng)     # noqa: E731
     else:       # the whole data's rows read in chunks (a streamed fit's pilot: ppvi.infer.streamed.Rows)
@@ -422,7 +434,8 @@ def seeded(seed: Seed, x, units: int, shape: tuple[int, ...], rng: np.random.Gen
     else:
         picked = take(rng.choice(count, size=units, replace=count < units)) / np.sqrt(power)
     # picked: (unit, row axes…); var's axes name which of them each is, its trailing (event) axes follow in order
-    named = [0 if a == "unit" else 1 + a for a in seed.axes]
+    kept = [a for a in range(picked.ndim - 1 + len(seed.points)) if a not in seed.points]   # (a row's axes left)
+    named = [0 if a == "unit" else 1 + kept.index(a) for a in seed.axes]
     rest = [k for k in range(picked.ndim) if k not in named]
     value = np.transpose(picked, named + rest)
     return np.ascontiguousarray(value) if value.shape == shape else None

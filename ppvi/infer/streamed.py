@@ -704,7 +704,7 @@ def run_svi(streamer: Streamer, rng: np.random.Generator, settings,
             on_iteration: Callable[[int, float, float], None] | None = None, start_: Start | None = None) -> Fit:
     """Stochastic VI, streamed (:mod:`ppvi.infer.svi`): minibatches of ``settings.batch`` contiguous units, in a new
     random order of the minibatches every pass when ``settings.shuffle``.  Steps as :class:`ppvi.infer.svi.Stepper`'s."""
-    from ppvi.infer.svi import check as check_svi
+    from ppvi.infer.svi import check as check_svi, first_local_step
 
     if settings.local_tol is not None:
         raise _refuse(streamer.whole, "SVI(local_tol=…) repeats local steps that, here, one step settles")
@@ -722,8 +722,9 @@ def run_svi(streamer: Streamer, rng: np.random.Generator, settings,
             order = rng.permutation(len(batches)) if settings.shuffle else range(len(batches))
             for i in order:
                 a, b = batches[i]
-                # (kept local q: the first minibatch's are the start's E-step's, as in memory, not stepped again)
-                done = streamer.local_pass(a, b, step=not (streamer.keep and informed and t == 0))
+                # (kept local q: the first minibatch's are the start's, as in memory, not stepped again)
+                first = t == 0 and not first_local_step(settings, streamer.layout, informed)
+                done = streamer.local_pass(a, b, step=not (streamer.keep and first))
                 bound = done.bound(streamer.layout.unit_factors) / (b - a)
                 t += 1
                 streamer.set_statistics([done.stats], total / (b - a))
