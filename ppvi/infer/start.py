@@ -413,20 +413,54 @@ def kmeanspp_read(rows, k: int, rng: np.random.Generator) -> np.ndarray:
     return np.ascontiguousarray(np.stack(centres))
 
 
+def _flat(rows: np.ndarray, points: tuple[int, ...]) -> np.ndarray:
+    """Rows (n, row axes…) as points: the elements over n and the row axes ``points`` (a chain's steps), in
+    order, each a point of the remaining axes."""
+    if not points:
+        return rows
+    rows = np.moveaxis(rows, [1 + a for a in points], range(1, 1 + len(points)))
+    return rows.reshape((-1,) + rows.shape[1 + len(points):])
+
+
+@dataclass(frozen=True)
+class _Points:
+    """A chunked reader's rows (``count``, ``row``, ``chunks()``, ``take``) read as :func:`_flat`'s points."""
+
+    rows: object
+    points: tuple[int, ...]
+
+    @property
+    def per_row(self) -> int:
+        return math.prod(self.rows.row[a] for a in self.points)
+
+    @property
+    def count(self) -> int:
+        return self.rows.count * self.per_row
+
+    @property
+    def row(self) -> tuple[int, ...]:
+        return tuple(e for a, e in enumerate(self.rows.row) if a not in self.points)
+
+    def chunks(self):
+        for x in self.rows.chunks():
+            yield _flat(x, self.points)
+
+    def take(self, indices) -> np.ndarray:
+        k = self.per_row
+        return np.stack([_flat(self.rows.take([int(i) // k]), self.points)[int(i) % k] for i in indices]) \
+            if len(indices) else np.empty((0,) + self.row)
+
+
 def seeded(seed: Seed, x, units: int, shape: tuple[int, ...], rng: np.random.Generator,
            power: float = 1.0) -> np.ndarray | None:
     """The start of seed.var (``shape``) from the data x: centres by k-means++, or random rows divided by
     √power (atoms).  None where the axes do not fit the declared shape."""
-    if seed.points and not isinstance(x, np.ndarray):
-        return None         # (the points of a chain's steps are not rows a chunked reader gives)
     if isinstance(x, np.ndarray):
-        rows = np.moveaxis(np.asarray(x, dtype=float), seed.row_axis, 0)
-        if seed.points:     # (the points: elements over the plate and the axes ``points``, flattened)
-            rows = np.moveaxis(rows, [1 + a for a in seed.points], range(1, 1 + len(seed.points)))
-            rows = rows.reshape((-1,) + rows.shape[1 + len(seed.points):])
+        rows = _flat(np.moveaxis(np.asarray(x, dtype=float), seed.row_axis, 0), seed.points)
         count, row, take = len(rows), rows.shape[1:], lambda i: rows[i]
         centres = lambda: kmeanspp(rows.reshape(len(rows), -1), units, rng)     # noqa: E731
     else:       # the whole data's rows read in chunks (a streamed fit's pilot: ppvi.infer.streamed.Rows)
+        x = _Points(x, seed.points) if seed.points else x
         count, row, take = x.count, x.row, x.take
         centres = lambda: kmeanspp_read(x, units, rng)      # noqa: E731
     if seed.kind == "centres":

@@ -380,7 +380,7 @@ class Streamer:
                 continue
             if ArrayNames.size_of(key) in sizes:
                 state[key] = sizes[ArrayNames.size_of(key)]
-            elif key in layout.global_stats:
+            elif key in layout.global_stats or key in layout.local_sums:
                 state[key] = np.zeros_like(arr)
             elif ArrayNames.variable_of(key) in rows:
                 var = ArrayNames.variable_of(key)
@@ -680,21 +680,29 @@ def run_memoized(streamer: Streamer, rng: np.random.Generator, chunks: int, max_
     kept = streamer.kept
     scratch = kept or Store(tempfile.mkdtemp(prefix="ppvi-memoized-"), streamer.local_shapes())
     local = None if kept else scratch         # (kept local q are written to the kept store by every pass)
+    # (a local latent whose entropy is a sum its kernel writes, a chain's: not found again from the stored q, so
+    # each chunk's is kept from its last step, as its statistics are)
+    summed = [v for v in streamer.layout.local_latents if ArrayNames.entropy(v) in streamer.layout.local_sums]
     try:
         # each chunk's statistics: of its local q at the start (the E-step's, or drawn), as in memory
-        kept_stats = [streamer.local_pass(a, b, local, terms=False, step=informed, fresh=fresh).stats
-                      for a, b in parts]
+        begun = [streamer.local_pass(a, b, local, terms=bool(summed), step=informed, fresh=fresh) for a, b in parts]
+        kept_stats, kept_entropy = [d.stats for d in begun], [d.entropy for d in begun]
         streamer.set_statistics(kept_stats)
+
+        def elbo() -> float:
+            done = streamer.stored_terms(scratch)
+            done.entropy.update({v: sum(h[v] for h in kept_entropy) for v in summed})
+            return streamer.elbo(done)
 
         def sweep() -> float:
             for i, (a, b) in enumerate(parts):
                 streamer.global_step()
-                kept_stats[i] = streamer.local_pass(a, b, local, terms=False).stats
+                done = streamer.local_pass(a, b, local, terms=bool(summed))
+                kept_stats[i], kept_entropy[i] = done.stats, done.entropy
                 streamer.set_statistics(kept_stats)
-            return streamer.elbo(streamer.stored_terms(scratch))
-        return _sweeps(streamer, sweep, max_iter, tol,
-                       streamer.elbo(streamer.stored_terms(scratch)) if start_ is not None else None,
-                       on_iteration, "memoized VI")
+            return elbo()
+        return _sweeps(streamer, sweep, max_iter, tol, elbo() if start_ is not None else None, on_iteration,
+                       "memoized VI")
     finally:
         if kept is None:
             scratch.close(remove=True)

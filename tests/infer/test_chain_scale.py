@@ -142,6 +142,30 @@ def test_svis_final_pass_in_minibatches_keeps_every_sequences_entropy(program):
     assert done.elbo == p.elbo()
 
 
+def test_a_chains_centres_are_the_same_from_data_read_in_chunks():
+    """k-means++ over the elements x[s, t] (a chain's points): the same centres from the array and from its rows
+    read a few at a time (a streamed fit's pilot), so a streamed fit starts where an in-memory one does."""
+    from ppvi.infer.start import Seed, seeded
+
+    x = np.random.default_rng(1).normal(size=(7, 9))
+
+    class Rows:         # (the reader's interface: ppvi.infer.streamed.Column)
+        count, row = 7, (9,)
+
+        def chunks(self):
+            for a in range(0, 7, 2):
+                yield x[a:a + 2]
+
+        def take(self, i):
+            return x[list(i)]
+
+    seed = Seed("mu", "centres", "x", 0, ("unit",), "z", points=(0,))
+    assert seed.count(x.shape) == 63
+    whole = seeded(seed, x, 3, (3,), np.random.default_rng(5))
+    assert set(whole) <= set(x.ravel())
+    np.testing.assert_array_equal(seeded(seed, Rows(), 3, (3,), np.random.default_rng(5)), whole)
+
+
 @pytest.mark.parametrize("how", [["--memoized", "--chunks", "2"], ["--svi", "--batch", "2"]])
 def test_ragged_sequences_are_refused_naming_what_splits(capsys, how):
     """Long format (`for t in T[1:] by seq:`) is not yet split into chunks of whole sequences (its statistics
@@ -172,3 +196,16 @@ def test_svi_over_chains_separates_the_states(data):
     r = ppvi.load(str(VGHMM)).fit(data, algorithm=SVI(batch=10, passes=20))
     means = np.asarray(r.q["mu"]["mean"])
     assert np.ptp(means) > 1.0
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("algorithm", [None, Memoized(2), Memoized(4), SVI(batch=2, passes=3, shuffle=False)])
+def test_chains_read_in_chunks_equal_in_memory(data, tmp_path, algorithm):
+    """The same fit from a directory of .npy read a sequence at a time: the start (the centres), the kept
+    statistics and, for memoized VI, each chunk's kept entropy of its chains (not found again from stored q)."""
+    np.save(tmp_path / "x.npy", np.asarray(data["x"], dtype=float))
+    model = ppvi.load(str(VGHMM))
+    memory = model.fit(data, algorithm=algorithm, max_iter=30, tol=0, progress=False)
+    streamed = model.fit(str(tmp_path), algorithm=algorithm, max_iter=30, tol=0, chunk_size=1, progress=False)
+    np.testing.assert_allclose(streamed.elbo_trace, memory.elbo_trace, rtol=1e-12)
+    np.testing.assert_allclose(streamed.q["mu"]["mean"], memory.q["mu"]["mean"], rtol=1e-10)
