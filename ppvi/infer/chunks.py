@@ -12,6 +12,10 @@ local steps of a chunk of units at a time, with the same generated kernels as a 
   the chunk's units (members) are contiguous, else gathered copies written back by :meth:`Chunk.scatter`;
 - its *global statistics* (statistics arrays with no unit or member axis, e.g. Σ_n q(z_n = k) x_n) are its
   own: the chunk's share of the sum;
+- so are its *local sums*: a local latent's arrays with no unit or member axis, which its update writes as a
+  sum over the units it runs on (a Categorical chain's H[q(z)] and Σ log Z over the sequences, ``h_``
+  and ``l_``): the whole program's are the chunks' summed, like the global statistics, so that a chunk's
+  local step replaces its own share and leaves the other chunks' kept;
 - everything else (the global q, params, constants) is the whole program's own arrays, shared.
 """
 
@@ -41,6 +45,7 @@ class Layout:
     local_latents: tuple[str, ...]     # latents whose entropy is a unit's
     unit_factors: tuple[int, ...]      # the factors inside a unit's plates (its share of the ELBO)
     global_stats: tuple[str, ...]      # statistics arrays with no unit or member axis: sums over units
+    local_sums: tuple[str, ...] = ()   # local latents' arrays with no unit or member axis: sums over units
 
     @classmethod
     def of(cls, program: Program) -> "Layout":
@@ -54,9 +59,7 @@ class Layout:
                                        hint="fit it by batch coordinate ascent (no --memoized, no --svi)"))
         cut = next((c for c in model.chains.values() if c.dim == roles.unit), None)
         if cut is not None:         # (each sequence is one unit of the local step, never cut across chunks)
-            raise PPVIError(Diagnostic(f"memoized and stochastic VI split the data into chunks of `{roles.unit}`, "
-                                       f"and `{cut.name}` is a chain along it", model.path,
-                                       hint="fit it by batch coordinate ascent (no --memoized, no --svi)"))
+            raise PPVIError(_chain_refusal(model, roles.unit, cut))
         block = plan.block
         by = block.by if block else None
         member = model.variables[by].shape[0] if by else None
@@ -76,10 +79,11 @@ class Layout:
         cut = {roles.unit, member}
         local = set(roles.local) | ({block.name} if block else set())
         schedule = program.schedule()
+        local_latents = tuple(v for v in roles.local if v in plan.latents)
         return cls(roles.unit, member, by, axes,
                    tuple(s for s in schedule if s in local), tuple(s for s in schedule if s not in local),
-                   tuple(v for v in roles.local if v in plan.latents), roles.factors,
-                   tuple(k for k, s in stats.items() if not cut & set(s)))
+                   local_latents, roles.factors, tuple(k for k, s in stats.items() if not cut & set(s)),
+                   tuple(k for v in local_latents for k, s in plan.latents[v].state.items() if not cut & set(s)))
 
     def units(self, program: Program) -> int:
         return program.sizes[self.unit]
@@ -91,6 +95,20 @@ class Layout:
         if len(hits) > 1:
             raise AssertionError(f"{key} has more than one axis of units or members: {ext}")
         return hits[0] if hits else None
+
+
+def _chain_refusal(model, unit: str, chain) -> Diagnostic:
+    """Why a chain along the data plate cannot be split, and what can.  A ragged chain's sequences (long format,
+    ``by seq``) are not yet units: the generated statistics weigh each step by its sequence's number and the
+    first step of the data is read element by element (ppvi.derive.chain.restarted), so a chunk's share of
+    them is not a sum over its own sequences (the first step of a chunk's first sequence falls out)."""
+    why = (f"sequences of different lengths in long format, riding on `{chain.by}`, are not yet split into chunks "
+           "of whole sequences" if chain.by is not None else "a sequence is one unit, never cut")
+    return Diagnostic(f"memoized and stochastic VI split the data into chunks of `{unit}`, and `{chain.name}` is a "
+                      f"chain along it: {why}", model.path,
+                      hint="a plate of sequences of one length, `x[s, t]` with `z[s, t]` (models/sequences/"
+                           "vghmm.ppvi), is split a sequence at a time; else fit it by batch coordinate ascent "
+                           "(no --memoized, no --svi)")
 
 
 def _index(idx: np.ndarray) -> slice | np.ndarray:
@@ -130,7 +148,7 @@ class Chunk:
                 continue
             if ArrayNames.size_of(key) in sizes:
                 state[key] = sizes[ArrayNames.size_of(key)]
-            elif key in layout.global_stats:
+            elif key in layout.global_stats or key in layout.local_sums:
                 state[key] = np.zeros_like(a)
             elif (axis := layout.cut_axis(key)) is not None and isinstance(a, np.ndarray) and a.ndim == len(
                     layout.axes[key]):
@@ -191,12 +209,23 @@ def split(units: int, chunks: int) -> list[np.ndarray]:
 
 def add_statistics(whole: Program, layout: Layout, parts: list[Chunk], scale: float = 1.0) -> None:
     """The whole program's global statistics: the chunks' shares summed in chunk order (times ``scale``);
-    its statistics with a unit axis are the chunks' own rows already."""
+    its statistics with a unit axis are the chunks' own rows already.  Its local sums too (never scaled:
+    they are the chunks' own)."""
     for key in layout.global_stats:
-        out = whole.state[key]
-        out[...] = parts[0].program.state[key]
-        for c in parts[1:]:
-            out += c.program.state[key]
+        _sum_into(whole.state[key], parts, key)
         if scale != 1.0:
-            out *= scale
+            whole.state[key] *= scale
+    add_local_sums(whole, layout, parts)
     whole.stale = False
+
+
+def add_local_sums(whole: Program, layout: Layout, parts: list[Chunk]) -> None:
+    """The whole program's local sums (a chain's entropy and Σ log Z): the chunks' summed in chunk order."""
+    for key in layout.local_sums:
+        _sum_into(whole.state[key], parts, key)
+
+
+def _sum_into(out: np.ndarray, parts: list[Chunk], key: str) -> None:
+    out[...] = parts[0].program.state[key]
+    for c in parts[1:]:
+        out += c.program.state[key]

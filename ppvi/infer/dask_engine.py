@@ -608,7 +608,7 @@ def run_svi(engine: Dask, program: Program, rng: np.random.Generator, settings, 
     its units as lists of their indices; the minibatch's statistics summed in partition order, times N/|B|,
     then the step ρ_t of every global on the driver.  With ``local_tol`` each partition repeats the local
     step until its own share of the minibatch settles."""
-    from ppvi.infer.svi import Stepper
+    from ppvi.infer.svi import Stepper, first_local_step
 
     s = _setup(engine, program, rng, start, None)
     stepper = Stepper(program, s.layout, settings)
@@ -626,7 +626,7 @@ def run_svi(engine: Dask, program: Program, rng: np.random.Generator, settings, 
             order = rng.permutation(total) if settings.shuffle else np.arange(total)
             for b in range(0, total, settings.batch):
                 units = np.sort(order[b:b + settings.batch])
-                local = not (s.informed and stepper.t == 0 and settings.local_tol is None)
+                local = stepper.t > 0 or first_local_step(settings, s.layout, s.informed)
                 which, args = [], []
                 for i, (lo, hi) in enumerate(bounds):
                     mine = units[(units >= lo) & (units < hi)]

@@ -55,10 +55,15 @@ def run(program: Program, rng: np.random.Generator, chunks: int, max_iter: int, 
     ``tol`` (relative) in a sweep or ``max_iter`` sweeps.  ``on_step(sweep, chunk, elbo)``, if given, is
     called after every step with the ELBO then (an extra evaluation, for tests and diagnostics); a decrease
     beyond rounding is an internal fault (:class:`ppvi.infer.cavi.ElboDecrease`) naming the step."""
-    program.initialise(rng, start)
-    layout = Layout.of(program)
+    layout = Layout.of(program)         # (a model that cannot be split is refused before any kernel runs)
+    informed = program.initialise(rng, start)
     parts = [Chunk(program, layout, units) for units in split(layout.units(program), chunks)]
     for c in parts:
+        if layout.local_sums and informed:
+            # (the start's E-step again, chunk by chunk: the same local q, under the same globals, and each
+            # chunk's own share of the local sums, which the whole's E-step left summed over every unit)
+            c.local_step()
+            continue
         c.program.stale = True
         c.program.refresh_statistics()
         c.scatter()
@@ -67,7 +72,9 @@ def run(program: Program, rng: np.random.Generator, chunks: int, max_iter: int, 
     converged = interrupted = False
     began = time.perf_counter()
     last = program.elbo() if start is not None else None
-    step_last = program.elbo() if on_step is not None else None
+    # (local sums not yet the chunks' own: the ELBO is the whole's only once every chunk has taken a step)
+    kept = informed or not layout.local_sums
+    step_last = program.elbo() if on_step is not None and kept else None
     growth = Growth(program)
     try:
         for it in range(1, max_iter + 1):
@@ -77,11 +84,12 @@ def run(program: Program, rng: np.random.Generator, chunks: int, max_iter: int, 
                 add_statistics(program, layout, parts)
                 if on_step is not None:
                     now = program.elbo()
-                    if _worse(now, step_last):
+                    if step_last is not None and _worse(now, step_last):
                         raise ElboDecrease(f"the ELBO went from {step_last!r} to {now!r} at the memoized step on "
                                            f"chunk {i} of sweep {it}")
                     on_step(it, i, now)
-                    step_last = now
+                    kept = kept or i == len(parts) - 1
+                    step_last = now if kept else None
             growth.record()
             value = program.elbo()
             if not math.isfinite(value):

@@ -61,6 +61,12 @@ class Seed:
     axes: tuple[str | int, ...]
     latent: str
     latent_axis: int = -1
+    points: tuple[int, ...] = ()   # axes of one data row the Categorical runs along too (z[s, t]: a chain's steps)
+
+    def count(self, shape: tuple[int, ...]) -> int:
+        """How many points the data of ``shape`` hold: its rows, times the extents of ``points``."""
+        rest = shape[:self.row_axis] + shape[self.row_axis + 1:]
+        return shape[self.row_axis] * math.prod(rest[a] for a in self.points)
 
 
 @dataclass(frozen=True)
@@ -198,7 +204,8 @@ def _added(e: ast.Expr) -> list[ast.Expr]:
 def _centres(arg: ast.Expr, f, n: str, kind: dict, support: dict, categorical: set[str],
              prior: dict) -> Seed | None:
     """``L[…, z[n], …]`` as the location of f, or a term added to it (the mean μ[z[n]] of a mixture of factor
-    analysers, μ[z[n]] + W[z[n]] h[n]): L's components are the data's centres."""
+    analysers, μ[z[n]] + W[z[n]] h[n]): L's components are the data's centres.  ``z[n, t]`` (a chain's state
+    at each step of sequence n): the points are the data's elements over n and t, L's components their centres."""
     if not isinstance(arg, ast.Index):
         return None
     L = arg.base.id
@@ -207,20 +214,20 @@ def _centres(arg: ast.Expr, f, n: str, kind: dict, support: dict, categorical: s
         return None
     rows = _row_axes(f, n)
     axes: list[str | int] = []
-    z = None
+    z, points = None, ()
     for i in arg.indices:
         found = _discrete_index(i, categorical)
-        if found is not None and z is None and isinstance(i, ast.Index) and \
-                [getattr(j, "id", None) for j in i.indices] == [n]:
-            z = found
+        ids = [getattr(j, "id", None) for j in i.indices] if isinstance(i, ast.Index) else []
+        if found is not None and z is None and ids[:1] == [n] and all(v in rows for v in ids[1:]):
+            z, points = found, tuple(rows[v] for v in ids[1:])
             axes.append("unit")
         elif isinstance(i, ast.Name) and i.id in rows:
             axes.append(rows[i.id])
         else:
             return None
-    if z is None:
+    if z is None or set(points) & set(axes):
         return None
-    return Seed(L, "centres", f.target, f.target_index.index(n), tuple(axes), z)
+    return Seed(L, "centres", f.target, f.target_index.index(n), tuple(axes), z, points=points)
 
 
 def _atoms(node, f, n: str, kind: dict, support: dict, local: frozenset[str]) -> Seed | None:
@@ -406,15 +413,54 @@ def kmeanspp_read(rows, k: int, rng: np.random.Generator) -> np.ndarray:
     return np.ascontiguousarray(np.stack(centres))
 
 
+def _flat(rows: np.ndarray, points: tuple[int, ...]) -> np.ndarray:
+    """Rows (n, row axes…) as points: the elements over n and the row axes ``points`` (a chain's steps), in
+    order, each a point of the remaining axes."""
+    if not points:
+        return rows
+    rows = np.moveaxis(rows, [1 + a for a in points], range(1, 1 + len(points)))
+    return rows.reshape((-1,) + rows.shape[1 + len(points):])
+
+
+@dataclass(frozen=True)
+class _Points:
+    """A chunked reader's rows (``count``, ``row``, ``chunks()``, ``take``) read as :func:`_flat`'s points."""
+
+    rows: object
+    points: tuple[int, ...]
+
+    @property
+    def per_row(self) -> int:
+        return math.prod(self.rows.row[a] for a in self.points)
+
+    @property
+    def count(self) -> int:
+        return self.rows.count * self.per_row
+
+    @property
+    def row(self) -> tuple[int, ...]:
+        return tuple(e for a, e in enumerate(self.rows.row) if a not in self.points)
+
+    def chunks(self):
+        for x in self.rows.chunks():
+            yield _flat(x, self.points)
+
+    def take(self, indices) -> np.ndarray:
+        k = self.per_row
+        return np.stack([_flat(self.rows.take([int(i) // k]), self.points)[int(i) % k] for i in indices]) \
+            if len(indices) else np.empty((0,) + self.row)
+
+
 def seeded(seed: Seed, x, units: int, shape: tuple[int, ...], rng: np.random.Generator,
            power: float = 1.0) -> np.ndarray | None:
     """The start of seed.var (``shape``) from the data x: centres by k-means++, or random rows divided by
     √power (atoms).  None where the axes do not fit the declared shape."""
     if isinstance(x, np.ndarray):
-        rows = np.moveaxis(np.asarray(x, dtype=float), seed.row_axis, 0)
+        rows = _flat(np.moveaxis(np.asarray(x, dtype=float), seed.row_axis, 0), seed.points)
         count, row, take = len(rows), rows.shape[1:], lambda i: rows[i]
         centres = lambda: kmeanspp(rows.reshape(len(rows), -1), units, rng)     # noqa: E731
     else:       # the whole data's rows read in chunks (a streamed fit's pilot: ppvi.infer.streamed.Rows)
+        x = _Points(x, seed.points) if seed.points else x
         count, row, take = x.count, x.row, x.take
         centres = lambda: kmeanspp_read(x, units, rng)      # noqa: E731
     if seed.kind == "centres":
@@ -422,7 +468,8 @@ def seeded(seed: Seed, x, units: int, shape: tuple[int, ...], rng: np.random.Gen
     else:
         picked = take(rng.choice(count, size=units, replace=count < units)) / np.sqrt(power)
     # picked: (unit, row axes…); var's axes name which of them each is, its trailing (event) axes follow in order
-    named = [0 if a == "unit" else 1 + a for a in seed.axes]
+    kept = [a for a in range(picked.ndim - 1 + len(seed.points)) if a not in seed.points]   # (a row's axes left)
+    named = [0 if a == "unit" else 1 + kept.index(a) for a in seed.axes]
     rest = [k for k in range(picked.ndim) if k not in named]
     value = np.transpose(picked, named + rest)
     return np.ascontiguousarray(value) if value.shape == shape else None

@@ -380,7 +380,7 @@ class Streamer:
                 continue
             if ArrayNames.size_of(key) in sizes:
                 state[key] = sizes[ArrayNames.size_of(key)]
-            elif key in layout.global_stats:
+            elif key in layout.global_stats or key in layout.local_sums:
                 state[key] = np.zeros_like(arr)
             elif ArrayNames.variable_of(key) in rows:
                 var = ArrayNames.variable_of(key)
@@ -680,21 +680,29 @@ def run_memoized(streamer: Streamer, rng: np.random.Generator, chunks: int, max_
     kept = streamer.kept
     scratch = kept or Store(tempfile.mkdtemp(prefix="ppvi-memoized-"), streamer.local_shapes())
     local = None if kept else scratch         # (kept local q are written to the kept store by every pass)
+    # (a local latent whose entropy is a sum its kernel writes, a chain's: not found again from the stored q, so
+    # each chunk's is kept from its last step, as its statistics are)
+    summed = [v for v in streamer.layout.local_latents if ArrayNames.entropy(v) in streamer.layout.local_sums]
     try:
         # each chunk's statistics: of its local q at the start (the E-step's, or drawn), as in memory
-        kept_stats = [streamer.local_pass(a, b, local, terms=False, step=informed, fresh=fresh).stats
-                      for a, b in parts]
+        begun = [streamer.local_pass(a, b, local, terms=bool(summed), step=informed, fresh=fresh) for a, b in parts]
+        kept_stats, kept_entropy = [d.stats for d in begun], [d.entropy for d in begun]
         streamer.set_statistics(kept_stats)
+
+        def elbo() -> float:
+            done = streamer.stored_terms(scratch)
+            done.entropy.update({v: sum(h[v] for h in kept_entropy) for v in summed})
+            return streamer.elbo(done)
 
         def sweep() -> float:
             for i, (a, b) in enumerate(parts):
                 streamer.global_step()
-                kept_stats[i] = streamer.local_pass(a, b, local, terms=False).stats
+                done = streamer.local_pass(a, b, local, terms=bool(summed))
+                kept_stats[i], kept_entropy[i] = done.stats, done.entropy
                 streamer.set_statistics(kept_stats)
-            return streamer.elbo(streamer.stored_terms(scratch))
-        return _sweeps(streamer, sweep, max_iter, tol,
-                       streamer.elbo(streamer.stored_terms(scratch)) if start_ is not None else None,
-                       on_iteration, "memoized VI")
+            return elbo()
+        return _sweeps(streamer, sweep, max_iter, tol, elbo() if start_ is not None else None, on_iteration,
+                       "memoized VI")
     finally:
         if kept is None:
             scratch.close(remove=True)
@@ -704,7 +712,7 @@ def run_svi(streamer: Streamer, rng: np.random.Generator, settings,
             on_iteration: Callable[[int, float, float], None] | None = None, start_: Start | None = None) -> Fit:
     """Stochastic VI, streamed (:mod:`ppvi.infer.svi`): minibatches of ``settings.batch`` contiguous units, in a new
     random order of the minibatches every pass when ``settings.shuffle``.  Steps as :class:`ppvi.infer.svi.Stepper`'s."""
-    from ppvi.infer.svi import check as check_svi
+    from ppvi.infer.svi import check as check_svi, first_local_step
 
     if settings.local_tol is not None:
         raise _refuse(streamer.whole, "SVI(local_tol=…) repeats local steps that, here, one step settles")
@@ -722,8 +730,9 @@ def run_svi(streamer: Streamer, rng: np.random.Generator, settings,
             order = rng.permutation(len(batches)) if settings.shuffle else range(len(batches))
             for i in order:
                 a, b = batches[i]
-                # (kept local q: the first minibatch's are the start's E-step's, as in memory, not stepped again)
-                done = streamer.local_pass(a, b, step=not (streamer.keep and informed and t == 0))
+                # (kept local q: the first minibatch's are the start's, as in memory, not stepped again)
+                first = t == 0 and not first_local_step(settings, streamer.layout, informed)
+                done = streamer.local_pass(a, b, step=not (streamer.keep and first))
                 bound = done.bound(streamer.layout.unit_factors) / (b - a)
                 t += 1
                 streamer.set_statistics([done.stats], total / (b - a))

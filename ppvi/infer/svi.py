@@ -38,7 +38,7 @@ import numpy as np
 from ppvi.codegen.plan import ArrayNames, PointPlan
 from ppvi.errors import Diagnostic, PPVIError
 from ppvi.infer.cavi import Fit
-from ppvi.infer.chunks import Chunk, Layout, split
+from ppvi.infer.chunks import Chunk, Layout, add_local_sums, split
 from ppvi.infer.program import Program
 
 if TYPE_CHECKING:
@@ -99,6 +99,15 @@ def check(program: Program, layout: Layout, what: str = "stochastic VI",
                 f"reads {', '.join(sorted(direct))} element by element", program.model.path, hint=hint))
 
 
+def first_local_step(settings: SVI, layout: Layout, informed: bool) -> bool:
+    """Whether the first step takes a local step.  It begins where a batch sweep does, with the global step from
+    the start's local q: the E-step's under the start's globals when the start is informed (taken again only to
+    converge, ``local_tol``, or for a chunk's own local sums, :class:`ppvi.infer.chunks.Layout`: the same q),
+    else the random start's, read as they are, which breaks the symmetry of exchangeable globals (a local step
+    under globals all alike would leave every unit's q alike, and every component's q with them)."""
+    return informed and (settings.local_tol is not None or bool(layout.local_sums))
+
+
 @dataclass
 class Stepper:
     """The state of SVI between steps: the whole program (global q, and the local q the steps last left),
@@ -111,8 +120,7 @@ class Stepper:
 
     def step(self, units: np.ndarray, total: int, local: bool = True) -> float:
         """One step on the minibatch ``units`` of ``total`` units in all; returns its bound per unit.
-        ``local=False``: their local q are already the local step's under the current globals (the start's
-        E-step), not taken again."""
+        ``local=False``: their local q are the start's (:func:`first_local_step`), not stepped."""
         chunk = Chunk(self.program, self.layout, units)
         if local:
             chunk.local_step(self.settings.local_tol)
@@ -151,8 +159,11 @@ class Stepper:
 
     def finish(self, batch: int) -> None:
         """The local q of every unit under the final globals, chunk by chunk; the statistics of all."""
-        for units in split(self.layout.units(self.program), -(-self.layout.units(self.program) // max(1, batch))):
-            Chunk(self.program, self.layout, units).local_step(self.settings.local_tol)
+        parts = [Chunk(self.program, self.layout, units) for units in
+                 split(self.layout.units(self.program), -(-self.layout.units(self.program) // max(1, batch)))]
+        for c in parts:
+            c.local_step(self.settings.local_tol)
+        add_local_sums(self.program, self.layout, parts)
         self.program.stale = True
         self.program.refresh_statistics()
 
@@ -161,8 +172,8 @@ def run(program: Program, rng: np.random.Generator, settings: SVI,
         on_iteration: Callable[[int, float, float], None] | None = None, start: Start | None = None) -> Fit:
     """``settings.passes`` passes of SVI steps (the module's docstring) from a start; the trace holds every
     step's minibatch bound per unit, the Fit's ELBO is the whole data's after the final local pass."""
-    fresh = program.initialise(rng, start)      # (an E-step under the start's globals: the first local step)
-    layout = Layout.of(program)
+    layout = Layout.of(program)         # (a model that cannot be split is refused before any kernel runs)
+    fresh = program.initialise(rng, start)
     check(program, layout)
     stepper = Stepper(program, layout, settings)
     total = layout.units(program)
@@ -173,7 +184,8 @@ def run(program: Program, rng: np.random.Generator, settings: SVI,
         for _ in range(settings.passes):
             order = rng.permutation(total) if settings.shuffle else np.arange(total)
             for b in range(0, total, settings.batch):
-                bound = stepper.step(np.sort(order[b:b + settings.batch]), total, local=not (fresh and stepper.t == 0 and settings.local_tol is None))
+                local = stepper.t > 0 or first_local_step(settings, layout, fresh)
+                bound = stepper.step(np.sort(order[b:b + settings.batch]), total, local=local)
                 change = bound - trace[-1] if trace else math.inf
                 trace.append(bound)
                 if on_iteration is not None:
