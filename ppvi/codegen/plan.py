@@ -106,11 +106,6 @@ class ArrayNames:
 
     # ---------------------------------------------------------------- reading a name back
     @staticmethod
-    def is_order(name: str) -> bool:
-        """Data sorted by an index's rows when they are bound (``c_order__<data>``)."""
-        return name.startswith("c_order__")
-
-    @staticmethod
     def is_statistic(name: str) -> bool:
         return name.startswith("t_")
 

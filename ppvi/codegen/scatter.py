@@ -237,7 +237,9 @@ def _chunked(loop: Loop, plate: str) -> tuple:
                  reads=frozenset({"_ch", plate, "_C"}), part=(plate, "_C"))
     chunks = Loop(Range("_ch", "_C", parallel=True, reads=frozenset({"_C"})),
                   (Loop(part, tuple(map(private, loop.body)), loop.axis),), "chunk")
-    total = Loop(Range("_ch", "_C", reads=frozenset({"_C"})),
-                 tuple(Assign(Ref(c), Expr(f"{partial[c]}[_ch]", frozenset({partial[c], "_ch"})), "+=")
-                       for c in carried), "chunk")
+    # (an array's sum into its elements, `_a[:] +=`: Numba's parfors fail on a second `_a += …` in a kernel, and
+    # on `_a[...]`)
+    total = Loop(Range("_c", "_C", reads=frozenset({"_C"})),
+                 tuple(Assign(Ref(c, (Expr(":"),) if c in arrays else ()),
+                              Expr(f"{partial[c]}[_c]", frozenset({partial[c], "_c"})), "+=") for c in carried))
     return tuple(head) + (chunks, total)

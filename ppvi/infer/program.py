@@ -72,6 +72,9 @@ class Program:
     # latents whose coupling graph the data made bipartite: their sweeps update two colours at a time
     coloured: set[str] = field(default_factory=set)
     notes: list[Diagnostic] = field(default_factory=list)     # what the fit says of its schedule (warnings)
+    # index data -> the array the rows kernels' order was sorted from when the data were bound (a chunk's
+    # program, which cuts the data, has none: its updates stay serial)
+    sorted_from: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def plan(self) -> Plan:
@@ -133,6 +136,7 @@ class Program:
             order, start = group_index(self.state[ArrayNames.variable(by)], groups)
             self.state[ArrayNames.constant("order", by)] = order
             self.state[ArrayNames.constant("start", by)] = start
+            self.sorted_from[by] = self.state[ArrayNames.variable(by)]
         for name, shape in (self.plan.stats.arrays if self.plan.stats else {}).items():
             self.state[name] = np.zeros(_shape(shape, self.sizes))
         for var, info in self.plan.latents.items():
@@ -391,10 +395,13 @@ class Program:
         self._check_bounded(var, info)
 
     def _by_rows(self, info: LatentPlan) -> bool:
-        """Whether the latent's rows kernel runs in its update's place: it has one, and the data it sorts are at
-        least ROWS_FROM points."""
-        return info.rows is not None and any(
-            ArrayNames.is_order(a) and self.state[a].shape[0] >= ROWS_FROM for a in info.rows.args)
+        """Whether the latent's rows kernel runs in its update's place: it has one, the data it reads in order
+        are the data that order was sorted from, and they are at least ROWS_FROM points."""
+        if info.rows is None:
+            return False
+        by = [b for b in self.plan.orders if ArrayNames.constant("order", b) in info.rows.args]
+        return bool(by) and all(self.sorted_from.get(b) is self.state[ArrayNames.variable(b)] and
+                                len(self.sorted_from[b]) >= ROWS_FROM for b in by)
 
     def _pair_update(self, mu: str, lam: str) -> None:
         """One step of q(μ, λ) Normal–Gamma (``approximate mu, lam jointly``; docs/derivation.md, "A Normal–Gamma

@@ -272,3 +272,7 @@ def test_the_rows_kernels_follow_the_mean_field_updates_written_in_numpy(large, 
     ran = {n for n in spy.calls if n.startswith(("rows_", "update_", "expected_log_joint"))}
     assert ran == ({"rows_P", "rows_Q", "expected_log_joint_large"} if large else
                    {"update_P", "update_Q", "expected_log_joint"})
+    # a program over data it did not sort itself (a chunk's: ppvi.infer.chunks cuts the data, not their order)
+    spy.calls.clear()
+    dataclasses.replace(p, sorted_from={}).update("P")
+    assert "update_P" in spy.calls and "rows_P" not in spy.calls
