@@ -66,7 +66,8 @@ def literal(value) -> str:
 
 
 # -------------------------------------------------------------------- names
-FIXED = ("statistics", "expected_log_joint", "expected_log_joint_fast", "local_block", "PLAN") + \
+FIXED = ("statistics", "expected_log_joint", "expected_log_joint_fast", "expected_log_joint_large", "local_block",
+         "PLAN") + \
     tuple(t.__name__ for t in PLAN_TYPES)
 
 
@@ -718,13 +719,14 @@ class Writer:
         self._memo[key] = ref
         self._memo_reads[key] = (arr, *(self.names.index(i) for i in axes))
         fn = levels[0]
-        shape = [self.int_value(i.upper + 1) for i in axes] or ["1"]
+        with self.names.watch() as sized:
+            shape = [self.int_value(i.upper + 1) for i in axes] or ["1"]
         limits = sorted(e.limits, key=lambda lim: sp.sympify(lim[2]) + 1 not in self.big)
         o, g, body_expr = None, None, e.function
         if scatter is not None:
             delta, o, g = scatter
             body_expr = sp.Mul(*(f for f in sp.Mul.make_args(e.function) if f is not delta))
-        fn.pre.append(f"{arr} = np.zeros(({', '.join(shape)},))")
+        fn.pre.append(assign(Ref(arr), Expr(f"np.zeros(({', '.join(shape)},))", frozenset(sized))))
         loops = self._loops(limits)
         others = [i for i in axes if i != o]
         # symmetric in two axes (Σ_t ⟨Q[item[t], k]⟩ ⟨Q[item[t], k′]⟩): only k′ ≥ k summed, then copied
@@ -735,9 +737,13 @@ class Writer:
             loops[-1].post.append(more[0])
             loops += more
         inner = [fn] + loops
-        body = self._value(body_expr, inner, 0)
-        where = [self._index_value(g, inner, 0) if i == o else self.names.index(i) for i in axes] or ["0"]
-        loops[-1].post.append(f"{arr}[{', '.join(where)}] += {body}")
+        body = self._watched(body_expr, inner, 0)
+        where = []
+        for i in axes:      # (each position with the names it reads: passes.scatter_rows reads the scatter's)
+            with self.names.watch() as seen:
+                text = self._index_value(g, inner, 0) if i == o else self.names.index(i)
+            where.append(Expr(text, frozenset(seen)))
+        loops[-1].post.append(accumulate(Ref(arr, tuple(where) or (Expr("0"),)), body))
         fn.pre.append(loops[0])
         if pair:
             copy = self._loops([(i, pair[0] + 1 if i == pair[1] else 0, i.upper) for i in axes])    # (b > a)

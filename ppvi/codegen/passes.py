@@ -30,6 +30,15 @@ Each pass maps a Module to a Module and reads nothing but the IR.  The order, an
                 update: the engine colours the matrices' graph and, if it is bipartite, updates one colour in
                 parallel, then the other.  After ``fuse`` (a fused local step takes the update's place),
                 before the passes that change loops, so that the kernel is hoisted and flagged as any other.
+    scatter_rows
+                an update that scatters over the data plate by index data (``_a[int(user[r]), k] += …``) gets a
+                rows kernel beside it: its rows in parallel, each over the data sorted by row when they are
+                bound (codegen.scatter), which the engine takes on a large plate.  After the passes that choose
+                kernels (``fuse``, ``two_colour``: an update they replace needs none), before the passes that
+                change loops, so that the rows kernel is hoisted and flagged as any other.
+    chunk_elbo  the full ELBO gets a variant with its sums over the data plate in fixed chunks on threads, which
+                the engine takes on a large plate (codegen.scatter).  With ``scatter_rows``, and for the same
+                reasons: after the passes that choose kernels, before those that change loops.
     dead_loops  a loop whose body only binds indices (and comments) is removed: the blocked local step leaves
                 one where each point's η is a column of the block's matrix product.  Before ``parallel``,
                 which reads the loops that remain.
@@ -59,6 +68,7 @@ from typing import Callable
 from ppvi.codegen.ir import (Assign, Bind, Call, Expr, Factored, If, Kernel, Loop, Module, Note, Ref,
                              Share, accumulates, part_range, reads, walk, writes)
 from ppvi.codegen.plan import ArrayNames, BlockPlan, KernelSpec, Plan
+from ppvi.codegen.scatter import chunk_elbo, scatter_rows
 
 
 def group_block(m: Module) -> Module:
@@ -378,6 +388,8 @@ PASSES: tuple[tuple[str, Callable[[Module], Module]], ...] = (
     ("fuse", fuse),
     ("fast_elbo", fast_elbo),
     ("two_colour", two_colour),
+    ("scatter_rows", scatter_rows),
+    ("chunk_elbo", chunk_elbo),
     ("dead_loops", dead_loops),
     ("hoist", hoist),
     ("parallel", parallel),

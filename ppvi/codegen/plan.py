@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 KERNEL_NAME_MAX = 64  # characters of a kernel's name kept whole (ArrayNames.kernel); Numba names a cache file after it
 # The kind prefixes of generated names: no one is a prefix of another, nor of a fixed name (emit.FIXED).
 KINDS = ("v_", "n_", "q_", "m_", "h_", "l_", "e_", "o_", "g_", "t_", "c_", "update_", "damped_", "local_step_",
-         "colour_")
+         "colour_", "rows_")
 # The arrays a sweep writes (Program.snapshot): q's parameters, moments, entropies, log-normalisers, η, gradients.
 SWEPT = ("q_", "m_", "h_", "l_", "e_", "g_")
 # The arrays a chunk's local step writes (ppvi.infer.chunks): q's, η, the statistics.
@@ -212,6 +212,9 @@ class LatentPlan:
     pair: str | None = field(default=None, metadata={"omit_default": True})
     colour: KernelSpec | None = field(default=None, metadata={"omit_default": True})
     pattern: tuple[str, ...] = field(default=(), metadata={"omit_default": True})
+    # the update with its scatters over the data plate summed row by row, the rows in parallel, over the data
+    # sorted by row when they are bound (passes.scatter_rows; Plan.orders): the engine takes it on a large plate
+    rows: KernelSpec | None = field(default=None, metadata={"omit_default": True})
 
 
 @dataclass(frozen=True)
@@ -231,12 +234,17 @@ class PointPlan:
 @dataclass(frozen=True)
 class ElboPlan:
     """Σ_f E_q[log f], one term per factor (``labels``); ``fast``: the same right after ``fast_after``'s
-    update, its data-plate terms read off that update (passes.fast_elbo)."""
+    update, its data-plate terms read off that update (passes.fast_elbo); ``large``: the same, its sums over the
+    data plate ``plate`` in chunks on threads (passes.chunk_elbo)."""
 
     kernel: KernelSpec
     labels: tuple[str, ...]
     fast: KernelSpec | None = None
     fast_after: str | None = None
+    # the same terms with their sums over the data plate (dim ``plate``) in chunks on threads (passes.chunk_elbo):
+    # the engine takes it on a large plate
+    large: KernelSpec | None = field(default=None, metadata={"omit_default": True})
+    plate: str | None = field(default=None, metadata={"omit_default": True})
 
 
 @dataclass(frozen=True)
@@ -266,7 +274,8 @@ class Plan:
     """What the engine runs of a generated module.  ``derived``: arrays computed when the data are bound
     (mangled name -> (inv or logdet, the const's name)); ``point``: the latents approximated by a point;
     ``exact_em``: the ELBO after the local step is the log-likelihood; ``missing``: data with missing entries
-    -> their mask's array."""
+    -> their mask's array; ``orders``: the index data the engine sorts when they are bound (the rows kernels'
+    ``c_order__<data>`` and ``c_start__<data>``, as a group block's, ppvi.infer.program.group_index)."""
 
     latents: dict[str, LatentPlan]
     points: dict[str, PointPlan]
@@ -277,6 +286,7 @@ class Plan:
     stats: StatsPlan | None = None
     block: BlockPlan | None = None
     missing: dict[str, str] = field(default_factory=dict)
+    orders: tuple[str, ...] = field(default=(), metadata={"omit_default": True})
 
     def entry(self, var: str) -> LatentPlan | PointPlan:
         """The latent's or the point's plan."""

@@ -32,6 +32,14 @@ if TYPE_CHECKING:
     from ppvi.infer.warm import Start
 
 
+ROWS_FROM = 2 ** 17
+"""The data plate's size from which a latent's rows kernel replaces its update, and the ELBO's chunked kernel the
+ELBO's (codegen.scatter).  Both run on threads: each call opens a parallel region, which costs tens of
+microseconds, and far more where the threads outnumber the cores (two test workers on two cores each start a
+pool); at 10⁶ ratings a call takes a few tenths of a second.  Below this size the serial kernel, whose sums are the
+same, is as fast or faster, and the parallel one (seconds to compile) is never compiled."""
+
+
 def _shape(shape: list, sizes: dict[str, int]) -> tuple[int, ...]:
     return tuple(sizes[s] if isinstance(s, str) else int(s) for s in shape)
 
@@ -64,6 +72,9 @@ class Program:
     # latents whose coupling graph the data made bipartite: their sweeps update two colours at a time
     coloured: set[str] = field(default_factory=set)
     notes: list[Diagnostic] = field(default_factory=list)     # what the fit says of its schedule (warnings)
+    # index data -> the array the rows kernels' order was sorted from when the data were bound (a chunk's
+    # program, which cuts the data, has none: its updates stay serial)
+    sorted_from: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def plan(self) -> Plan:
@@ -118,6 +129,14 @@ class Program:
             order, start = group_index(self.state[ArrayNames.variable(block.by)], self.sizes[block.groups])
             self.state[ArrayNames.constant("order", block.by)] = order
             self.state[ArrayNames.constant("start", block.by)] = start
+        for by in self.plan.orders:
+            # the data sorted by the rows of index data `by` (a rows kernel's, codegen.scatter), as a block's
+            v = self.model.variables[by]
+            groups = v.support_dim if isinstance(v.support_dim, int) else self.sizes[v.support_dim]
+            order, start = group_index(self.state[ArrayNames.variable(by)], groups)
+            self.state[ArrayNames.constant("order", by)] = order
+            self.state[ArrayNames.constant("start", by)] = start
+            self.sorted_from[by] = self.state[ArrayNames.variable(by)]
         for name, shape in (self.plan.stats.arrays if self.plan.stats else {}).items():
             self.state[name] = np.zeros(_shape(shape, self.sizes))
         for var, info in self.plan.latents.items():
@@ -362,6 +381,8 @@ class Program:
             self._check_bounded(var, info)
             return
         spec = info.colour if damping is None and var in self.coloured else info.update
+        if spec is info.update and isinstance(info, LatentPlan) and self._by_rows(info):
+            spec = info.rows
         if damping is not None and var in self.plan.latents:
             spec = info.damped
             self.state[ArrayNames.damping()] = np.array([float(damping)])
@@ -373,6 +394,15 @@ class Program:
         self._call(spec)
         self.stale = self.stale or self._feeds(var)
         self._check_bounded(var, info)
+
+    def _by_rows(self, info: LatentPlan) -> bool:
+        """Whether the latent's rows kernel runs in its update's place: it has one, the data it reads in order
+        are the data that order was sorted from, and they are at least ROWS_FROM points."""
+        if info.rows is None:
+            return False
+        by = [b for b in self.plan.orders if ArrayNames.constant("order", b) in info.rows.args]
+        return bool(by) and all(self.sorted_from.get(b) is self.state[ArrayNames.variable(b)] and
+                                len(self.sorted_from[b]) >= ROWS_FROM for b in by)
 
     def _pair_update(self, mu: str, lam: str) -> None:
         """One step of q(μ, λ) Normal–Gamma (``approximate mu, lam jointly``; docs/derivation.md, "A Normal–Gamma
@@ -492,7 +522,9 @@ class Program:
         self.stale = self.stale or feeds
 
     def expected_terms(self) -> np.ndarray:
-        return self._call(self.plan.elbo.kernel)
+        elbo = self.plan.elbo
+        large = elbo.large is not None and self.sizes.get(elbo.plate, 0) >= ROWS_FROM
+        return self._call(elbo.large if large else elbo.kernel)
 
     def entropy(self, var: str) -> float:
         return float(np.sum(self.state[ArrayNames.entropy(var)]))

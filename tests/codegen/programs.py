@@ -145,12 +145,14 @@ def program(model, data=None, dims=None, seed: int = 0, e_step: bool = False) ->
     return p
 
 
-def kernels(plan: Plan) -> list[tuple[str, KernelSpec]]:
-    """(label, the kernel's spec) of every kernel a plan names."""
+def kernels(plan: Plan, rows: bool = True) -> list[tuple[str, KernelSpec]]:
+    """(label, the kernel's spec) of every kernel a plan names (``rows``: the rows kernels too, passes.scatter_rows,
+    which a fit of small data never calls and compiling takes seconds each: parallel loops)."""
     out = []
     for var, info in plan.latents.items():
         out.append((f"update {var}", info.update))
-        for extra, spec in (("damped", info.damped), ("local_step", info.local_step)):
+        for extra, spec in (("damped", info.damped), ("local_step", info.local_step),
+                            ("rows", info.rows if rows else None)):
             if spec is not None:
                 out.append((f"{extra} {var}", spec))
     for var, info in plan.points.items():
@@ -158,6 +160,8 @@ def kernels(plan: Plan) -> list[tuple[str, KernelSpec]]:
         if info.local_step is not None:
             out.append((f"local_step {var}", info.local_step))
     out.append(("elbo", plan.elbo.kernel))
+    if rows and plan.elbo.large is not None:
+        out.append(("elbo large", plan.elbo.large))
     if plan.elbo.fast is not None:
         out.append(("elbo fast", plan.elbo.fast))
     if plan.stats:

@@ -42,18 +42,19 @@ def swept(request):
     for var in p.plan.latents:
         p._natural_from_q(var)
     p.state["c__damping"] = np.array([0.5])
-    for label, info in kernels(p.plan):
+    rows = request.config.getoption("--long", default=False)      # (the rows kernels compile in seconds each)
+    for label, info in kernels(p.plan, rows):
         for a in info.args:
             if a.startswith("o_"):
                 p.state[a] = p.state[a[2:]].copy()
             elif a.startswith("g_"):
                 p.state.setdefault(a, np.zeros_like(p.state["v_" + a[2:]]))
-    return name, p
+    return name, p, rows
 
 
 def test_every_kernel_compiled_equals_the_interpreted_kernel(swept):
-    name, p = swept
-    for label, info in kernels(p.plan):
+    name, p, rows = swept
+    for label, info in kernels(p.plan, rows):
         kernel = getattr(p.module, info.name)
         one, two = _state(p), _state(p)
         got = kernel(*(one[a] for a in info.args))

@@ -303,11 +303,15 @@ class Subject:
                 out.append(("local_step", var, info.local_step))
             if info.colour and var in self.program.coloured:     # (the data's coupling graph is bipartite)
                 out.append(("colour", var, info.colour))
+            if info.rows:               # (the update by rows, in its place on a large data plate: passes.scatter_rows)
+                out.append(("rows", var, info.rows))
         for var, info in plan.points.items():
             out.append(("point", var, info.update))
             if info.local_step:
                 out.append(("local_step", var, info.local_step))
         out.append(("elbo", "", plan.elbo.kernel))
+        if plan.elbo.large:
+            out.append(("large_elbo", "", plan.elbo.large))
         if plan.elbo.fast:
             out.append(("fast_elbo", plan.elbo.fast_after, plan.elbo.fast))
         if plan.stats:
