@@ -314,7 +314,7 @@ class Program:
         if centres is not None:
             # q of a centre: about as broad as the mean of a component's share of the points
             units = centres.shape[seed.axes.index("unit")]
-            rows = _shape(list(self.model.variables[seed.data].shape), self.sizes)[seed.row_axis]
+            rows = seed.points(_shape(list(self.model.variables[seed.data].shape), self.sizes))
             if self.rows_of is not None and seed.data in self.rows_of.seeded and seed.row_axis == 0:
                 rows = self.rows_of.count
             spread = (d2 or 1.0) * units / rows

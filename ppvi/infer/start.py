@@ -61,6 +61,12 @@ class Seed:
     axes: tuple[str | int, ...]
     latent: str
     latent_axis: int = -1
+    point_axes: tuple[int, ...] = ()     # axes of a data row the latent also runs along (z[s, t]): points too
+
+    def points(self, data_shape: tuple[int, ...]) -> int:
+        """How many data points the centres are drawn from: the rows, times each row's points."""
+        rest = [m for k, m in enumerate(data_shape) if k != self.row_axis]
+        return data_shape[self.row_axis] * math.prod(rest[a] for a in self.point_axes)
 
 
 @dataclass(frozen=True)
@@ -207,20 +213,30 @@ def _centres(arg: ast.Expr, f, n: str, kind: dict, support: dict, categorical: s
         return None
     rows = _row_axes(f, n)
     axes: list[str | int] = []
-    z = None
+    z, along = None, ()
     for i in arg.indices:
         found = _discrete_index(i, categorical)
-        if found is not None and z is None and isinstance(i, ast.Index) and \
-                [getattr(j, "id", None) for j in i.indices] == [n]:
+        if found is not None and z is None and isinstance(i, ast.Index):
+            along = _point_axes([getattr(j, "id", None) for j in i.indices], n, rows)
+            if along is None:
+                return None
             z = found
             axes.append("unit")
         elif isinstance(i, ast.Name) and i.id in rows:
             axes.append(rows[i.id])
         else:
             return None
-    if z is None:
+    if z is None or any(a in along for a in axes):
         return None
-    return Seed(L, "centres", f.target, f.target_index.index(n), tuple(axes), z)
+    return Seed(L, "centres", f.target, f.target_index.index(n), tuple(axes), z, point_axes=along)
+
+
+def _point_axes(ids: list[str | None], n: str, rows: dict[str, int]) -> tuple[int, ...] | None:
+    """The row axes a Categorical latent ``z[n, t, …]`` runs along besides the data plate n (each of its
+    elements labels one data point: a chain's x[s, t] are points, not its whole rows); None if z is not so."""
+    if n not in ids or len(set(ids)) != len(ids) or any(v != n and v not in rows for v in ids):
+        return None
+    return tuple(sorted(rows[v] for v in ids if v != n))
 
 
 def _atoms(node, f, n: str, kind: dict, support: dict, local: frozenset[str]) -> Seed | None:
@@ -410,8 +426,10 @@ def seeded(seed: Seed, x, units: int, shape: tuple[int, ...], rng: np.random.Gen
            power: float = 1.0) -> np.ndarray | None:
     """The start of seed.var (``shape``) from the data x: centres by k-means++, or random rows divided by
     √power (atoms).  None where the axes do not fit the declared shape."""
+    if seed.point_axes and not isinstance(x, np.ndarray):
+        return None              # (a chain's points read in chunks: not seeded)
     if isinstance(x, np.ndarray):
-        rows = np.moveaxis(np.asarray(x, dtype=float), seed.row_axis, 0)
+        rows = _as_points(np.moveaxis(np.asarray(x, dtype=float), seed.row_axis, 0), seed.point_axes)
         count, row, take = len(rows), rows.shape[1:], lambda i: rows[i]
         centres = lambda: kmeanspp(rows.reshape(len(rows), -1), units, rng)     # noqa: E731
     else:       # the whole data's rows read in chunks (a streamed fit's pilot: ppvi.infer.streamed.Rows)
@@ -422,10 +440,19 @@ def seeded(seed: Seed, x, units: int, shape: tuple[int, ...], rng: np.random.Gen
     else:
         picked = take(rng.choice(count, size=units, replace=count < units)) / np.sqrt(power)
     # picked: (unit, row axes…); var's axes name which of them each is, its trailing (event) axes follow in order
-    named = [0 if a == "unit" else 1 + a for a in seed.axes]
+    named = [0 if a == "unit" else 1 + a - sum(p < a for p in seed.point_axes) for a in seed.axes]
     rest = [k for k in range(picked.ndim) if k not in named]
     value = np.transpose(picked, named + rest)
     return np.ascontiguousarray(value) if value.shape == shape else None
+
+
+def _as_points(rows: np.ndarray, point_axes: tuple[int, ...]) -> np.ndarray:
+    """rows (row, row axes…) with the row axes in point_axes flattened into the leading axis of points."""
+    if not point_axes:
+        return rows
+    lead = [0] + [1 + a for a in point_axes]
+    rows = np.moveaxis(rows, lead, list(range(len(lead))))
+    return rows.reshape((-1,) + rows.shape[len(lead):])
 
 
 # ------------------------------------------------------------------------- where a fit ended
