@@ -427,7 +427,7 @@ def seeded(seed: Seed, x, units: int, shape: tuple[int, ...], rng: np.random.Gen
     """The start of seed.var (``shape``) from the data x: centres by k-means++, or random rows divided by
     √power (atoms).  None where the axes do not fit the declared shape."""
     if seed.point_axes and not isinstance(x, np.ndarray):
-        return None              # (a chain's points read in chunks: not seeded)
+        x = _Points(x, seed.point_axes)
     if isinstance(x, np.ndarray):
         rows = _as_points(np.moveaxis(np.asarray(x, dtype=float), seed.row_axis, 0), seed.point_axes)
         count, row, take = len(rows), rows.shape[1:], lambda i: rows[i]
@@ -453,6 +453,25 @@ def _as_points(rows: np.ndarray, point_axes: tuple[int, ...]) -> np.ndarray:
     lead = [0] + [1 + a for a in point_axes]
     rows = np.moveaxis(rows, lead, list(range(len(lead))))
     return rows.reshape((-1,) + rows.shape[len(lead):])
+
+
+class _Points:
+    """Rows read in chunks (``count``, ``row``, ``chunks()``, ``take``) as the points :func:`_as_points` makes of
+    them, in the same order: a streamed start picks the centres an in-memory one picks."""
+
+    def __init__(self, rows, point_axes: tuple[int, ...]):
+        self.rows, self.point_axes = rows, point_axes
+        self.per = math.prod(rows.row[a] for a in point_axes)
+        self.count = rows.count * self.per
+        self.row = tuple(m for k, m in enumerate(rows.row) if k not in point_axes)
+
+    def chunks(self):
+        for x in self.rows.chunks():
+            yield _as_points(x, self.point_axes)
+
+    def take(self, indices) -> np.ndarray:
+        return np.stack([_as_points(self.rows.take([int(i) // self.per]), self.point_axes)[int(i) % self.per]
+                         for i in indices]) if len(indices) else np.empty((0,) + self.row)
 
 
 # ------------------------------------------------------------------------- where a fit ended

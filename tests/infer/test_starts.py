@@ -367,6 +367,10 @@ def test_a_chains_state_means_are_centres_of_its_points_not_of_its_sequences(tmp
     centres = seeded(seed, x, 3, (3, 2), np.random.default_rng(1))
     points = x.reshape(20, 2)
     assert all(np.any(np.all(points == c, axis=1)) for c in centres) and len({tuple(c) for c in centres}) == 3
+    # read in chunks (a streamed start), the rows as the pilot reads them: the same centres
+    rows = _Chunks(x, [1, 3])
+    rows.row = x.shape[1:]
+    np.testing.assert_array_equal(seeded(seed, rows, 3, (3, 2), np.random.default_rng(1)), centres)
 
 
 HMMS = ("vghmm", "vghmm_joint")
