@@ -488,10 +488,26 @@ def ragged_lds():
     return {"seq": np.array(seqs), "y": x[:, 0] + 0.5 * rng.normal(size=len(x))}, {"x": x, "F": F, "tau": 4.0}
 
 
+def vghmm():
+    """Four sequences of 50 steps of a three-state Gaussian HMM, the first state uniform, sticky rows; means −3, 0
+    and 3, sds 0.7, 1 and 0.5; each sequence's states drawn, then its observations; 3 decimals (seed 1)."""
+    rng = np.random.default_rng(1)
+    A = np.array([[0.9, 0.05, 0.05], [0.1, 0.8, 0.1], [0.05, 0.15, 0.8]])
+    mu, sd = np.array([-3.0, 0.0, 3.0]), np.array([0.7, 1.0, 0.5])
+    xs, zs = [], []
+    for _ in range(4):
+        z = [rng.choice(3)]
+        for _ in range(49):
+            z.append(rng.choice(3, p=A[z[-1]]))
+        zs.append(z)
+        xs.append(rng.normal(mu[z], sd[z]))
+    return {"x": np.round(np.array(xs), 3)}, {"z": np.array(zs), "A": A, "mu": mu, "sd": sd}
+
+
 # models with sequences (issue 18) live in models/sequences/ (Baum–Welch fits the HMM's data by EM)
 SEQUENCES = {"hmm": (hmm, "json"), "baum_welch": (hmm, "json"), "lds": (lds, "json"), "lds_noise": (lds, "json"),
              "ragged_hmm": (ragged_hmm, "csv"), "ar1": (ar1, "csv"), "nile": (nile, "csv"),
-             "ragged_lds": (ragged_lds, "csv")}
+             "ragged_lds": (ragged_lds, "csv"), "vghmm": (vghmm, "json"), "vghmm_joint": (vghmm, "json")}
 
 
 # the link and count models of issue 17 live in models/links/ (the tests that run every example leave them out:

@@ -687,17 +687,38 @@ class _Checker:
                                                      f"sliced `for {var} in {dim}[1:]:`")
             return False
         if start + step < 0:
-            s = "s" if -step - start > 1 else ""
-            self.rep.error(f"`{text}` reads element {start + step} of axis {axis} of `{v.name}` when {var} = {start}",
-                           _span(ix),
-                           f"slice the loop, `for {var} in {dim}[{-step}:]:`, and draw the first " +
-                           (f"{-step} elements by statements of their own" if s else "element by a statement of its own")
-                           if not start else
-                           f"the loop `for {var} in {dim}[{start}:]` starts at {start}: start it at `{dim}[{-step}:]`"
-                           f" and draw element{s} {start}{f'..{-step - 1}' if s else ''} by "
-                           + ("their own statements" if s else "its own statement"))
+            self.before_start(v.name, axis, ix, var, dim, start, step)
             return False
         return True
+
+    def before_start(self, name: str, axis: int, ix: ast.Expr, var: str, dim: str, start: int, step: int) -> None:
+        """``x[t-1]`` in a loop over t that starts too early to have element t-1."""
+        s = "s" if -step - start > 1 else ""
+        self.rep.error(f"`{_text(self.rep, ix)}` reads element {start + step} of axis {axis} of `{name}` when "
+                       f"{var} = {start}", _span(ix),
+                       f"slice the loop, `for {var} in {dim}[{-step}:]:`, and draw the first " +
+                       (f"{-step} elements by statements of their own" if s else "element by a statement of its own")
+                       if not start else
+                       f"the loop `for {var} in {dim}[{start}:]` starts at {start}: start it at `{dim}[{-step}:]`"
+                       f" and draw element{s} {start}{f'..{-step - 1}' if s else ''} by "
+                       + ("their own statements" if s else "its own statement"))
+
+    def reads_back(self, name: str, main, report: bool) -> bool:
+        """Whether an unsliced draw of latent ``name`` reads its own earlier elements (``z[t-1]``): it has no
+        first element to give z a type, so the read is reported here (once) and the draw not checked."""
+        d, plates = main
+        scope, loops = dict(plates), self.loop_of[id(d)]
+        for n in (n for a in d.dist.args for n in walk(a.value)):
+            if not (isinstance(n, ast.Index) and isinstance(n.base, ast.Name) and n.base.id == name):
+                continue
+            for axis, ix in enumerate(n.indices):
+                off = offset(ix, scope)
+                if off is not None and off[1] < 0:
+                    if report:
+                        var, step = off
+                        self.before_start(name, axis, ix, var, scope[var], loops[var].start, step)
+                    return True
+        return False
 
     def same_size(self, a: Extent, b: Extent) -> bool:
         da = self.dims[a].default if isinstance(a, str) and a in self.dims else a
@@ -858,6 +879,8 @@ class _Checker:
                 self.rep.error(f"`{element(name, subs[k])}` is {what} twice: here and by the loop on line "
                                f"{first_line}", d.target.span,
                                "slice that loop so it leaves the first elements out: `for t in T[1:]:`")
+            if not observed and self.reads_back(name, main, report=not firsts):
+                return None
             return [main]
         axis, loop = sliced[0]
         self.chain_axis[name] = (axis, loop)
