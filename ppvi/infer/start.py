@@ -9,6 +9,10 @@ the start is read off the model, never off names:
   likelihood at a Categorical latent's value, ``x[n] ~ Normal(L[z[n]], …)``, or as a
   term added to that mean (``L[z[n]] + W[z[n]]·h[n]``, a mixture of factor analysers),
   starts at k-means++ centres of the data;
+- *component probabilities*: a latent L with a Dirichlet or Beta prior read as the probabilities of a data
+  variable's likelihood at a Categorical latent's value, ``x[n] ~ Multinomial(t[n], L[z[n]])``, starts centred at
+  greedy k-means++ seeds of the data's rows (normalised to shares for a Dirichlet): its prior after as many
+  pseudo-counts at the seed as the prior's total concentration (``Unit.centred_at``);
 - *atoms*: a param W multiplied by a local latent h in the mean of a data
   variable's likelihood, ``v[n, j] ~ Normal(sum(i: W[j, i] * h[n, i]), …)``, starts at
   random data rows, scaled so that the model's expected power Σ_i E[h_i²] |W_i|²
