@@ -82,6 +82,7 @@ def test_unknown_degrees_of_freedom_are_refused(tmp_path, capsys):
     assert code == 2 and "`nu` of StudentT must be known" in err and "Traceback" not in err, err
 
 
+@pytest.mark.long       # (compiles the example; by default `ppvi derive` of it runs in tests/derive/test_derive_cli.py)
 def test_student_t_regression_is_the_hand_written_scale_mixture():
     """models/student_t_regression.ppvi (Brownlee's stack loss): its fit is robust_regression.ppvi's explicit
     Gamma scale mixture on the same data to 1e-10, and the fixed point of the mean-field updates written here
