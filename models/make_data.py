@@ -295,6 +295,22 @@ def robust_regression():
     return {"X": np.column_stack([np.ones(N), x]), "y": y}, {"w": np.array([1.0, 2.0]), "outliers": out}
 
 
+# Brownlee's stack loss (Brownlee 1965, Statistical Theory and Methodology, p. 454; R's `stackloss`): 21 days
+# of a plant oxidising ammonia; columns Air.Flow, Water.Temp, Acid.Conc., stack.loss.  Written out here (R's
+# lm(stack.loss ~ .) on these rows: coefficients −39.9197, 0.7156, 1.2953, −0.1521, residual sd 3.243).
+STACKLOSS = [[80, 27, 89, 42], [80, 27, 88, 37], [75, 25, 90, 37], [62, 24, 87, 28], [62, 22, 87, 18],
+             [62, 23, 87, 18], [62, 24, 93, 19], [62, 24, 93, 20], [58, 23, 87, 15], [58, 18, 80, 14],
+             [58, 18, 89, 14], [58, 17, 88, 13], [58, 18, 82, 11], [58, 19, 93, 12], [50, 18, 89, 8],
+             [50, 18, 86, 7], [50, 19, 72, 8], [50, 19, 79, 8], [50, 20, 80, 9], [56, 20, 82, 15],
+             [70, 20, 91, 15]]
+
+
+def student_t_regression():
+    # X = [1, the three inputs as z-scores (population sd)], y = stack loss unchanged.
+    d = np.array(STACKLOSS, dtype=np.float64)
+    return {"X": np.column_stack([np.ones(len(d)), _standardise(d[:, :3])]), "y": d[:, 3]}, {}
+
+
 def beta_binomial():
     # p ~ Beta(2, 3) (the model's a, b), then 30 groups of 5 + Poisson(15) trials each.
     rng = np.random.default_rng(1713)
@@ -402,6 +418,7 @@ GENERATORS = {
     "multilevel_regression": (multilevel_regression, "csv"),
     "ard_regression": (ard_regression, "json"),
     "robust_regression": (robust_regression, "json"),
+    "student_t_regression": (student_t_regression, "json"),
     "beta_binomial": (beta_binomial, "json"),
     "multinomial_mixture": (multinomial_mixture, "npz"),
     "dp_gmm": (gmm, "csv"),

@@ -33,6 +33,7 @@ from ppvi.families.normal_gamma import UNIT as NORMAL_GAMMA
 from ppvi.families.symbolic import q_keys
 from ppvi.graph import FactorGraph, build
 from ppvi.language.check import FLAT, MISSING_COUNTS, CheckedModel
+from ppvi.language.distributions import LOG_GAMMA_SHAPES
 
 #: support -> the q families on it, each with its statistic keys, in the canonical order — docs/derivation.md,
 #: section 3; from :mod:`ppvi.families`.  On {0, 1}, x² = x: the expectation engine may produce ⟨x²⟩ for a
@@ -582,6 +583,9 @@ def _non_conjugate(rep: Reporter, model: CheckedModel, f, nc: NonConjugate) -> P
         hint = (f"a Pólya-Gamma weight makes `sigmoid(ψ)` conjugate when ψ is affine in the latents (a sum of "
                 f"terms each linear in one Gaussian or binary latent, times data, params or constants); here it "
                 f"is not in `{v}`: make it so, or `approximate {v} by point` (MAP)")
+    elif (f.dist, arg_name) in LOG_GAMMA_SHAPES:
+        hint = (f"a latent `{arg_name}` of {f.dist} enters through log Γ, which no q family absorbs: "
+                f"`approximate {v} by point` (MAP), or make `{v}` a const or data")
     elif is_link(f) and v != f.target:       # Poisson(exp(ψ)) … with ψ not affine in Gaussian latents
         arg_name, arg = "rate", dict(f.args)["rate"]
         span = arg.span

@@ -84,6 +84,14 @@ class Unit:
         """q(v) centred at ``mean`` with ``spread``, its moments and entropy too."""
         raise NotImplementedError(self.name)
 
+    # ------------------------------------------------------------ a seeded start (``centred`` families)
+    centred: ClassVar[bool] = False             # a component's probabilities: its start may be centred at a data row
+
+    def centred_at(self, s: State, v: str, mean: np.ndarray, prior: Params) -> None:
+        """q(v) the posterior of its prior (arguments ``prior``, broadcast to v) after as many pseudo-observations
+        at ``mean`` as the prior's total concentration: centred near ``mean``, as broad as the prior allows."""
+        raise NotImplementedError(self.name)
+
     # ------------------------------------------------------------ a chain's joint q (``chained`` families)
     def lag_one_shape(self, p: Params) -> tuple[int, ...] | None:
         """The shape of ``lag_one`` for a chain with parameters p (None: no chain has these parameters)."""

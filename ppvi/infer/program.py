@@ -205,6 +205,8 @@ class Program:
             # parents first: a prior that reads another latent reads its start
             if unit_of(self.plan.latents[var].family).located:
                 informed = self._start_continuous(var, rng, streamed) or informed
+            elif var in self.structure.seeds and self.structure.seeds[var].kind == "proportions":
+                informed = self._start_proportions(var, rng) or informed
         for k in [k for k in self.state if ArrayNames.is_natural(k)]:
             del self.state[k]      # stored η belong to the previous start
         self.stale = True
@@ -347,6 +349,28 @@ class Program:
                     None, _shape(info.state[ArrayNames.qparam(var, "mean")], sizes), mv, d2, g, axis), d2)
             self.draw_prior(var, rng, d2)
         return False
+
+    def _start_proportions(self, var: str, rng: np.random.Generator) -> bool:
+        """A Dirichlet or Beta component latent read by a label over count or binary data: q centred at k-means++
+        seeds of the normalised data rows (True), so that the components start apart; else its broad default."""
+        seed = self.structure.seeds[var]
+        unit = unit_of(self.plan.latents[var].family)
+        x = self.state[ArrayNames.variable(seed.data)].reshape(
+            _shape(list(self.model.variables[seed.data].shape), self.sizes))
+        if unit.event:             # a simplex along the rows' last axis: each row's shares
+            total = x.sum(-1, keepdims=True)
+            x = np.divide(x, total, out=np.full(x.shape, 1.0 / max(x.shape[-1], 1)), where=total > 0)
+        shape = self.state[ArrayNames.qparam(var, unit.shape_of)].shape
+        try:
+            prior = prior_arguments(self.model, var, self.sizes, self._value)[1]
+        except NotEvaluable:
+            return False
+        units = shape[seed.axes.index("unit")]
+        mean = seeded(seed, x, units, shape, rng, trials=2 + int(math.log(units)))
+        if mean is None:
+            return False
+        unit.centred_at(self.state, var, mean, prior)
+        return True
 
     def draw_prior(self, var: str, rng: np.random.Generator, data_variance: float | None) -> None:
         """q(var) located at a draw from its prior, at most as broad as the data (:func:`ppvi.infer.start.prior_draw`)."""

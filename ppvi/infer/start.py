@@ -9,6 +9,10 @@ the start is read off the model, never off names:
   likelihood at a Categorical latent's value, ``x[n] ~ Normal(L[z[n]], …)``, or as a
   term added to that mean (``L[z[n]] + W[z[n]]·h[n]``, a mixture of factor analysers),
   starts at k-means++ centres of the data;
+- *component probabilities*: a latent L with a Dirichlet or Beta prior read as the probabilities of a data
+  variable's likelihood at a Categorical latent's value, ``x[n] ~ Multinomial(t[n], L[z[n]])``, starts centred at
+  greedy k-means++ seeds of the data's rows (normalised to shares for a Dirichlet): its prior after as many
+  pseudo-counts at the seed as the prior's total concentration (``Unit.centred_at``);
 - *atoms*: a param W multiplied by a local latent h in the mean of a data
   variable's likelihood, ``v[n, j] ~ Normal(sum(i: W[j, i] * h[n, i]), …)``, starts at
   random data rows, scaled so that the model's expected power Σ_i E[h_i²] |W_i|²
@@ -48,7 +52,8 @@ from ppvi.simulate.values import NotEvaluable
 # ------------------------------------------------------------------------------------ structure
 @dataclass(frozen=True)
 class Seed:
-    """``var`` starts from the rows of ``data``: k-means++ centres (``kind`` "centres") or atoms ("atoms").
+    """``var`` starts from the rows of ``data``: k-means++ centres (``kind`` "centres"; "proportions": of the rows
+    normalised, for a Dirichlet or Beta component) or atoms ("atoms").
 
     ``axes`` maps each axis of var to the rows' array: "unit" (a centre's or atom's number) or an int, the axis
     of one data row; ``latent`` is the Categorical latent (centres) or the multiplied local latent (atoms),
@@ -160,6 +165,9 @@ def analyse(model: CheckedModel, values: Mapping[str, np.ndarray] | None = None)
                     seed = _atoms(node, f, n, kind, support, local)
                     if seed is not None and seed.var not in seeds:
                         seeds[seed.var] = seed
+            seed = _proportions(f, name, arg, n, kind, categorical, prior)
+            if seed is not None and seed.var not in seeds:
+                seeds[seed.var] = seed
             if name == _unit(f.dist).location and n is not None:
                 for term in _added(arg):
                     seed = _centres(term, f, n, kind, support, categorical, prior)
@@ -201,15 +209,33 @@ def _added(e: ast.Expr) -> list[ast.Expr]:
     return [e]
 
 
+def _proportions(f, name: str, arg: ast.Expr, n: str | None, kind: dict, categorical: set[str],
+                 prior: dict) -> Seed | None:
+    """``L[…, z[n], …]`` as the probabilities of f (a Multinomial's p, a Bernoulli's), L a latent whose prior's q
+    may start centred (Dirichlet, Beta): L's components start at k-means++ seeds of the data's rows, normalised
+    (a seed of kind "proportions")."""
+    from ppvi.language.distributions import SIGNATURES
+
+    param = SIGNATURES[f.dist].param(name) if f.dist in SIGNATURES else None
+    if n is None or param is None or param.domain not in ("simplex", "unit") or not isinstance(arg, ast.Index) \
+            or kind.get(arg.base.id) != "latent" or not _unit(prior.get(arg.base.id)).centred:
+        return None
+    seed = _centres(arg, f, n, kind, {}, categorical, prior, accept=True)
+    if seed is None or seed.points:       # (a chain's proportions: not seeded)
+        return None
+    return Seed(seed.var, "proportions", seed.data, seed.row_axis, seed.axes, seed.latent)
+
+
 def _centres(arg: ast.Expr, f, n: str, kind: dict, support: dict, categorical: set[str],
-             prior: dict) -> Seed | None:
+             prior: dict, accept: bool = False) -> Seed | None:
     """``L[…, z[n], …]`` as the location of f, or a term added to it (the mean μ[z[n]] of a mixture of factor
     analysers, μ[z[n]] + W[z[n]] h[n]): L's components are the data's centres.  ``z[n, t]`` (a chain's state
-    at each step of sequence n): the points are the data's elements over n and t, L's components their centres."""
+    at each step of sequence n): the points are the data's elements over n and t, L's components their centres.
+    ``accept``: L is known to fit."""
     if not isinstance(arg, ast.Index):
         return None
     L = arg.base.id
-    if not ((kind.get(L) == "param" and support[L] == "real") or
+    if not (accept or (kind.get(L) == "param" and support[L] == "real") or
             (kind.get(L) == "latent" and _unit(prior.get(L)).located)):
         return None
     rows = _row_axes(f, n)
@@ -353,22 +379,23 @@ def _covariances(spread: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return spread.reshape(shape + shape[-1:])
 
 
-def kmeanspp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+def kmeanspp(x: np.ndarray, k: int, rng: np.random.Generator, trials: int = 1) -> np.ndarray:
     """k-means++ seeding (Arthur & Vassilvitskii 2007): each centre a data point, drawn with probability
     proportional to its squared distance from the nearest centre so far.  Distances as |x|² − 2 x·c + |c|²: a
-    matrix-vector product per centre, no temporary as large as the data."""
+    matrix-vector product per centre, no temporary as large as the data.  ``trials`` > 1: greedy k-means++ (as
+    scikit-learn's), each centre the best of that many draws (the least total squared distance after it)."""
     x = np.ascontiguousarray(x, dtype=float)
     norms = np.einsum("nd,nd->n", x, x)
     picked = [int(rng.integers(len(x)))]
     d2 = np.full(len(x), np.inf)
+    distance = lambda c: np.maximum(norms - 2 * (x @ c) + c @ c, 0.0)      # noqa: E731
     for _ in range(1, k):
-        c = x[picked[-1]]
-        np.minimum(d2, np.maximum(norms - 2 * (x @ c) + c @ c, 0.0), out=d2)
+        np.minimum(d2, distance(x[picked[-1]]), out=d2)
         cumulative = np.cumsum(d2)
         total = cumulative[-1]
-        i = int(np.searchsorted(cumulative, rng.random() * total, side="right")) if total > 0 else \
-            int(rng.integers(len(x)))
-        picked.append(min(i, len(x) - 1))
+        draws = [min(int(np.searchsorted(cumulative, rng.random() * total, side="right")), len(x) - 1)
+                 if total > 0 else int(rng.integers(len(x))) for _ in range(trials)]
+        picked.append(draws[0] if trials == 1 else min(draws, key=lambda i: np.minimum(d2, distance(x[i])).sum()))
     return np.ascontiguousarray(x[picked])
 
 
@@ -452,18 +479,18 @@ class _Points:
 
 
 def seeded(seed: Seed, x, units: int, shape: tuple[int, ...], rng: np.random.Generator,
-           power: float = 1.0) -> np.ndarray | None:
+           power: float = 1.0, trials: int = 1) -> np.ndarray | None:
     """The start of seed.var (``shape``) from the data x: centres by k-means++, or random rows divided by
     √power (atoms).  None where the axes do not fit the declared shape."""
     if isinstance(x, np.ndarray):
         rows = _flat(np.moveaxis(np.asarray(x, dtype=float), seed.row_axis, 0), seed.points)
         count, row, take = len(rows), rows.shape[1:], lambda i: rows[i]
-        centres = lambda: kmeanspp(rows.reshape(len(rows), -1), units, rng)     # noqa: E731
+        centres = lambda: kmeanspp(rows.reshape(len(rows), -1), units, rng, trials)     # noqa: E731
     else:       # the whole data's rows read in chunks (a streamed fit's pilot: ppvi.infer.streamed.Rows)
         x = _Points(x, seed.points) if seed.points else x
         count, row, take = x.count, x.row, x.take
         centres = lambda: kmeanspp_read(x, units, rng)      # noqa: E731
-    if seed.kind == "centres":
+    if seed.kind in ("centres", "proportions"):
         picked = centres().reshape((units,) + row)
     else:
         picked = take(rng.choice(count, size=units, replace=count < units)) / np.sqrt(power)

@@ -21,7 +21,7 @@ from ppvi.language import ast, consts
 from ppvi.language.sequences import Chain, element, offset, subscript
 from ppvi.language.distributions import (
     COMPATIBLE, CONST_FUNCTIONS, DOMAIN_DATA_SUPPORT, DOMAIN_PRIOR, DOMAIN_SUPPORTS, DOMAIN_WORDS, FUNCTIONS,
-    LOGISTIC_LINKS,
+    LOG_GAMMA_SHAPES, LOGISTIC_LINKS,
     NAMED_MATRIX, PARAM_SUPPORTS, POINT_REFUSED, SIGNATURES, SUPPORT_ANNOTATIONS, SUPPORT_WORDS, Param, Signature,
 )
 
@@ -1461,7 +1461,10 @@ class _Checker:
         if ref.kind == "latent":
             prior = next((f.dist for f in self.factors if f.target == ref.name), None)
             hint = f"give `{ref.name}` a {DOMAIN_PRIOR[p.domain]} prior"
-            if p.domain == "simplex":
+            if (sig.name, p.name) in LOG_GAMMA_SHAPES:
+                hint += (f" and `approximate {ref.name} by point` (a `{p.name}` enters through log Γ, which no q "
+                         f"family absorbs), or make `{ref.name}` a const or data")
+            elif p.domain == "simplex":
                 hint += f", or make `{ref.name}` a `: simplex` data or param"
             elif sig.name == "Normal":
                 hint += f" and write `precision = {ref.name}` (conjugate)"

@@ -105,6 +105,9 @@ SUPPORT_WORDS = {"real": "real-valued", "positive": "positive", "unit_interval":
                  "count": "a count (0 included)", "index": "a category index", "simplex": "a simplex",
                  "unit_columns": "a matrix with unit-norm columns", "real_vector": "a real vector",
                  "pd_matrix": "a positive-definite matrix"}
+# Parameters a latent reaches only through log Γ (or a shape of the law): no q family absorbs them, only a point.
+LOG_GAMMA_SHAPES = frozenset({("Gamma", "shape"), ("Beta", "a"), ("Beta", "b"), ("NegativeBinomial", "r"),
+                              ("StudentT", "nu")})
 # The prior that gives a latent each domain's support, for hints.
 DOMAIN_PRIOR = {"positive": "Gamma", "df": "Gamma", "unit": "Beta", "simplex": "Dirichlet", "pd": "Wishart"}
 # Latents a point (MAP) approximation does not handle: what they are, and their mean-field q.

@@ -65,6 +65,7 @@ NONCONJUGATE = {
     "poisson_latent": ("c", "no q family"),
     "same_latent_twice": ("P", "separate latents"),
     "count_target_of_a_logistic_link": ("y", "no q family"),
+    "gamma_shape_latent": ("a", "log Γ"),
 }
 # A count latent has no q at all, not even a point: the hint says to observe it, never to approximate it.
 NO_Q = {"poisson_latent": "c", "count_target_of_a_logistic_link": "y"}
@@ -83,6 +84,19 @@ def test_non_conjugate_models_are_refused(stem, capsys, monkeypatch):
         assert "observe it as data" in err and "by point" not in err, err
     else:
         assert f"approximate {var} by point" in err or f"approximate `{var}` by point" in err
+
+
+def test_latent_shape_hint_names_what_works(capsys, monkeypatch, update_golden, tmp_path):
+    """A latent Gamma shape: the hint is never "give it a Normal prior" (a Normal shape is refused by the
+    checker, whose hint must not send the user back: issue 17's audit), and its remedy derives."""
+    monkeypatch.chdir(HERE / "nonconjugate")
+    code, _, err = run_cli(["derive", "gamma_shape_latent.ppvi"], capsys)
+    assert code == 2 and "Normal prior" not in err
+    assert_golden(HERE / "nonconjugate" / "gamma_shape_latent.expected", err, update_golden)
+    fixed = tmp_path / "point.ppvi"
+    fixed.write_text((HERE / "nonconjugate" / "gamma_shape_latent.ppvi").read_text() + "approximate a by point\n")
+    code, out, err = run_cli(["derive", fixed], capsys)
+    assert code == 0, err
 
 
 def test_derivation_does_not_depend_on_dims():

@@ -510,3 +510,28 @@ def test_a_gamma_q_starts_with_its_entropy():
                 {"y": np.array([0.5, -1.0, 2.0])})
     shape, rate = float(p.state["q_tau__shape"][0]), float(p.state["q_tau__rate"][0])
     assert float(p.state["h_tau"][0]) == pytest.approx(stats.gamma(shape, scale=1 / rate).entropy(), abs=1e-15)
+
+
+def test_dirichlet_components_start_apart_at_seeds_of_the_normalised_rows():
+    """phi[k] ~ Dirichlet read as a Multinomial's p at z[n]: q(phi[k]) is the prior updated by its total
+    concentration of pseudo-counts at a data row's shares (distinct rows), the same for the same seed."""
+    path = MODELS / "multinomial_mixture.ppvi"
+    data = dict(np.load(MODELS / "multinomial_mixture.npz"))
+    model = ppvi.load(str(path)).checked
+    seed = analyse(model).seeds["phi"]
+    assert (seed.kind, seed.data, seed.latent) == ("proportions", "x", "z")
+    p = program_for(str(path), data)
+    assert p.initialise(np.random.default_rng([3, 0]))           # (informed: an E-step follows)
+    alpha = p.state["q_phi__alpha"].copy()
+    shares = data["x"] / data["x"].sum(1, keepdims=True)
+    prior = np.full(alpha.shape[1], 0.5)
+    rows = (alpha - prior) / prior.sum()                              # each a row's shares
+    assert all(np.any(np.all(np.isclose(shares, r, atol=1e-12), axis=1)) for r in rows)
+    assert len({tuple(np.round(r, 12)) for r in rows}) == 3
+    e_log = p.state["m_phi__logp"]
+    from scipy.special import digamma
+    assert e_log == pytest.approx(digamma(alpha) - digamma(alpha.sum(1, keepdims=True)), abs=1e-12)
+    p.initialise(np.random.default_rng([3, 0]))
+    assert np.array_equal(p.state["q_phi__alpha"], alpha)            # deterministic per seed
+    p.initialise(np.random.default_rng([3, 1]))
+    assert not np.array_equal(p.state["q_phi__alpha"], alpha)        # restarts explore

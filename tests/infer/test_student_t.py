@@ -80,3 +80,35 @@ def test_unknown_degrees_of_freedom_are_refused(tmp_path, capsys):
     path.write_text("dim N\ndata y[N]\nnu ~ Gamma(2, 1)\nfor n in N:\n    y[n] ~ StudentT(nu, 0, 1)\n")
     code, out, err = run_cli(["check", path], capsys)
     assert code == 2 and "`nu` of StudentT must be known" in err and "Traceback" not in err, err
+
+
+@pytest.mark.long       # (compiles the example; by default `ppvi derive` of it runs in tests/derive/test_derive_cli.py)
+def test_student_t_regression_is_the_hand_written_scale_mixture():
+    """models/student_t_regression.ppvi (Brownlee's stack loss): its fit is robust_regression.ppvi's explicit
+    Gamma scale mixture on the same data to 1e-10, and the fixed point of the mean-field updates written here
+    (PRML 2.160; q(w) Normal, q(tau), q(lam[n]) Gamma) to 1e-6 (the fits stop where the ELBO moves less than
+    1e-14: their parameters are then good to about its square root)."""
+    from conftest import MODELS
+
+    data = {k: np.asarray(v, float) for k, v in
+            __import__("json").loads((MODELS / "student_t_regression.json").read_text()).items()}
+    X, y = data["X"], data["y"]
+    t = ppvi.load(str(MODELS / "student_t_regression.ppvi")).fit(tol=1e-14, max_iter=5000)
+    mixture = ppvi.load(str(MODELS / "robust_regression.ppvi")).fit(data, tol=1e-14, max_iter=5000)
+    assert t.elbo == pytest.approx(mixture.elbo, rel=1e-10, abs=1e-10)
+    assert t.q["w"]["mean"] == pytest.approx(mixture.q["w"]["mean"], rel=1e-10, abs=1e-10)
+    assert t.q["y_weight"]["rate"] == pytest.approx(mixture.q["lam"]["rate"], rel=1e-10)
+    # coordinate ascent by hand: nu = 4, w ~ N(0, 100 I), tau ~ Gamma(0.01, 0.01)
+    nu, a0, b0 = 4.0, 1e-2, 1e-2
+    e_lam, e_tau = np.ones(len(y)), 1.0
+    for _ in range(2000):
+        cov = np.linalg.inv(1e-2 * np.eye(X.shape[1]) + e_tau * (X.T * e_lam) @ X)
+        m = cov @ (e_tau * X.T @ (e_lam * y))
+        sq = (y - X @ m) ** 2 + np.einsum("nd,de,ne->n", X, cov, X)     # E[(y − x·w)²]
+        e_tau = (a0 + len(y) / 2) / (b0 + 0.5 * e_lam @ sq)
+        e_lam = (nu / 2 + 0.5) / (nu / 2 + 0.5 * e_tau * sq)
+    assert t.q["w"]["mean"] == pytest.approx(m, rel=1e-6)
+    assert t.q["tau"]["shape"] / t.q["tau"]["rate"] == pytest.approx(e_tau, rel=1e-6)
+    weights = t.q["y_weight"]["shape"] / t.q["y_weight"]["rate"]
+    assert weights == pytest.approx(e_lam, rel=1e-6)
+    assert set(np.argsort(weights)[:2]) == {20, 3}                    # days 21 and 4: the outliers

@@ -60,6 +60,18 @@ class BetaUnit(Unit):
     def natural(self, p: Params) -> Params:
         return {"logx": p["a"] - 1, "log1mx": p["b"] - 1}
 
+    centred = True
+
+    def centred_at(self, s: State, v: str, mean: np.ndarray, prior: Params) -> None:
+        from scipy.special import betaln, digamma
+
+        a0, b0 = np.broadcast_to(prior["a"], mean.shape), np.broadcast_to(prior["b"], mean.shape)
+        a, b = a0 + (a0 + b0) * mean, b0 + (a0 + b0) * (1 - mean)
+        psi = digamma(a + b)
+        h = betaln(a, b) - (a - 1) * digamma(a) - (b - 1) * digamma(b) + (a + b - 2) * psi
+        fill(s, v, {("q", "a"): a, ("q", "b"): b, ("m", "x"): a / (a + b), ("m", "logx"): digamma(a) - psi,
+                    ("m", "log1mx"): digamma(b) - psi, ("h",): h})
+
     def init(self, s: State, v: str, rng: np.random.Generator, info: Any) -> None:
         """Beta(1, 1), uniform on (0, 1): E[log x] = ψ(1) − ψ(2) = −1, H = 0."""
         fill(s, v, {("q", "a"): 1.0, ("q", "b"): 1.0, ("m", "x"): 0.5, ("m", "logx"): -1.0, ("m", "log1mx"): -1.0,

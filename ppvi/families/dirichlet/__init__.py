@@ -71,6 +71,20 @@ class DirichletUnit(Unit):
     def natural(self, p: Params) -> Params:
         return {"logp": p["alpha"] - 1}
 
+    centred = True
+
+    def centred_at(self, s: State, v: str, mean: np.ndarray, prior: Params) -> None:
+        from scipy.special import digamma, gammaln
+
+        a0 = np.broadcast_to(prior["alpha"], mean.shape)
+        alpha = a0 + a0.sum(-1, keepdims=True) * mean
+        total = alpha.sum(-1)
+        psi, psi0 = digamma(alpha), digamma(total)
+        k = alpha.shape[-1]
+        h = gammaln(alpha).sum(-1) - gammaln(total) + (total - k) * psi0 - ((alpha - 1) * psi).sum(-1)
+        fill(s, v, {("q", "alpha"): alpha, ("m", "logp"): psi - psi0[..., None], ("m", "x"): alpha / total[..., None],
+                    ("h",): h.reshape(s[ArrayNames.owned(v, "h")].shape)})
+
     def init(self, s: State, v: str, rng: np.random.Generator, info: Any) -> None:
         """Dirichlet(1, …, 1), uniform on the simplex: H = log B(α) = −log Γ(K)."""
         k = s[ArrayNames.qparam(v, "alpha")].shape[-1]
