@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from ppvi.codegen.emit import Block, Writer, assign, axis_order, name_ref
+from ppvi.codegen.emit import Block, Writer, assign, axis_order, name_ref, ordered
 from ppvi.codegen.ir import Call, Expr, Note, Range, Ref
 from ppvi.derive.newton import ARMIJO, FEASIBLE, MAX_HALVINGS, MAX_STEPS, NEAR, STATS, TOL
 
@@ -162,7 +162,7 @@ def exponent_caches(mw, q, w: Writer, levels: list[Block]) -> tuple[dict, dict, 
     names = mw.names
     element = set(q.index)
     swap, exps, settle = {}, {}, []
-    for exponent, part in q.newton.shares:
+    for exponent, part in ordered_shares(q, names.rank):
         plate = axis_order(exponent, {i for i in exponent.free_symbols if isinstance(i, sp.Idx)} - element, None,
                            names.rank)
         a, r, x = w.tmp("A"), w.tmp("R"), w.tmp("X")
@@ -346,12 +346,19 @@ class BlockWriter:
         host.post.append(f"{into} = {value.text} + {logs}")
 
 
+def ordered_shares(q, rank: dict) -> list[tuple[sp.Expr, sp.Expr]]:
+    """q's shared exponents and the element's share of each (``Newton.shares``) in emit.ordered's order: the
+    derivation's follows SymPy's order of the names, and the exponents' order is the order their terms are added in."""
+    parts = dict(q.newton.shares)
+    return [(e, parts[e]) for e in ordered(list(parts), {i: ("e", k) for k, i in enumerate(q.index)}, rank)]
+
+
 def block_exponents(bw: BlockWriter, fn: Block) -> tuple[dict, list]:
     """A kernel array X per shared exponent E (over its plate), to hold e^E each step: {e^E: X's read} for the
     derivatives, and (E, plate, X) to fill them (block_derivatives)."""
     w, names = bw.w, bw.mw.names
     exps, fills = {}, []
-    for exponent, _ in bw.q.newton.shares:
+    for exponent, _ in ordered_shares(bw.q, names.rank):
         plate = axis_order(exponent, {i for i in exponent.free_symbols if isinstance(i, sp.Idx)} - {bw.j}, None,
                            names.rank)
         x = w.tmp("X")

@@ -105,6 +105,24 @@ GMM_1D = (MODELS / "gmm_1d.ppvi").read_text()
 LDA_NAMES = ["T", "M", "V", "K", "alpha", "eta", "doc", "word", "d", "k", "t", "theta", "phi", "z"]
 GMM_1D_NAMES = ["N", "K", "alpha0", "m0", "eruptions", "pi", "k", "mu", "tau", "n", "z"]
 FA_NAMES = ["N", "D", "M", "y", "d", "psi", "m", "W", "n", "X"]
+# Two data plates sharing one exp-linked weight vector (as tests/derive/test_newton.py's RATES): its joint Newton block
+# caches an exponent per plate, taken once in the derivation's order, which followed the names (found by the
+# harness: test_metamorphic's hostile_reversed rewrite changed q(w) in its last bits).
+TWO_RATES = """\
+model two_rates
+dim N, M, D
+data a[N, D]
+data c[M, D]
+data b[N] : positive
+data e[M] : positive
+for j in D:
+    w[j] ~ Normal(0, 1)
+for n in N:
+    b[n] ~ Exponential(exp(dot(a[n], w)))
+for m in M:
+    e[m] ~ Gamma(3, exp(dot(c[m], w)))
+"""
+TWO_RATES_NAMES = ["N", "M", "D", "a", "b", "c", "e", "j", "w", "n", "m"]
 
 
 def _normalised(src: str, back: dict[str, str]) -> str:
@@ -157,8 +175,9 @@ def _source(text: str, dims: dict | None = None) -> str:
 
 @pytest.mark.parametrize("text, idents, fixed, first", [(LDA, LDA_NAMES, {"K": 4}, 0),
                                                         (GMM_1D, GMM_1D_NAMES, {"K": 3}, 14),
-                                                        (FA_BAYES, FA_NAMES, {"M": 2}, 21)],
-                         ids=["lda", "gmm_1d", "fa_bayes"])
+                                                        (FA_BAYES, FA_NAMES, {"M": 2}, 21),
+                                                        (TWO_RATES, TWO_RATES_NAMES, {}, 0)],
+                         ids=["lda", "gmm_1d", "fa_bayes", "two_rates"])
 @pytest.mark.parametrize("how", ["reversed", "hostile"])
 def test_renaming_every_variable_index_and_dim_gives_the_same_kernels(text, idents, fixed, first, how):
     """Names sorted the other way round, or hostile ones (Python's and the module's own names, generated
