@@ -23,7 +23,7 @@ import numpy as np
 import sympy as sp
 
 from ppvi.derive.canonical import canonical
-from ppvi.families.registry import unit_of_distribution
+from ppvi.families.registry import unit_of, unit_of_distribution
 
 STATS = ("x", "x2")
 ARMIJO = 1e-4          # sufficient increase: f(trial) ≥ f + ARMIJO·t·∇fᵀd
@@ -145,7 +145,7 @@ def join_blocks(d):
         exponents = [e for e, _ in qf.newton.shares]
         for other, qo in d.q.items():
             nt = qo.newton
-            if qo.index or nt is None or nt.blocked or q[other].newton.joined or qo.family != "Normal" or \
+            if qo.index or nt is None or nt.blocked or q[other].newton.joined or unit_of(qo.family).event or \
                     not any(_reads(e, {b for _, b in nt.own}) for e in exponents):
                 continue
             joined.setdefault(var, []).append(other)

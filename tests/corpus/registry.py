@@ -69,6 +69,9 @@ CORPUS: list[Case] = [
              "fixed point; coefficients against scikit-learn's ARDRegression on diabetes"),
     _example("robust_regression", "json", "regression",
              "Student-t as a scale mixture: fixed point; planted line despite outliers, outliers down-weighted"),
+    _example("student_t_regression", "json", "regression",
+             "StudentT(...) derived as a Gamma scale mixture: robust_regression's fit on the same data 1e-10, NumPy "
+             "mean-field updates 1e-6 (tests/infer/test_student_t.py, --long)"),
     _example("beta_binomial", "json", "conjugate",
              "closed-form Beta-Binomial evidence (tests/infer/test_counts.py)"),
     _example("multinomial_mixture", "npz", "mixture",
