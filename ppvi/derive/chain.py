@@ -26,7 +26,7 @@ import sympy as sp
 
 from ppvi.derive.canonical import canonical
 from ppvi.derive.expectation import Expectation, NonConjugate, collapse
-from ppvi.derive.lower import Gates, Lowering
+from ppvi.derive.lower import Gates, Lowering, before
 from ppvi.derive.meanfield import (Derivation, _err, _expected, _non_conjugate, _q_factor, check_pairs, info_of,
                                   partial)
 from ppvi.derive.mstep import point_update
@@ -293,20 +293,49 @@ def _block(model, syms, low, expect, rep, chain: Chain, rest: sp.Expr):
     first_outer = dict(zip(first.target_index, outer))
     log_init = expected_log_p(first, first_outer)
     log_trans = expected_log_p(body, {**dict(zip(outer_vars, outer)), body.target_index[chain.axis]: t, PREVIOUS: j})
+    own = log_trans
     if chain.by is not None:
-        log_trans = canonical(restarted(low, body, chain.by, t, log_init, log_trans))
+        starts, continues, _ = sequence_steps(low, body, chain.by, t)
+        log_trans = canonical(starts * log_init + continues * own)
+        own = canonical(continues * own)
     log_node = canonical(partial(rest, r, (*outer, t, k)))
     k0, j1, k1, t1 = syms.fresh("k", K), syms.fresh("j", K), syms.fresh("k", K), syms.fresh("t", chain.dim)
     fresh = {i: syms.fresh(v, plates[v]) for v, i in zip(outer_vars, outer)}
     o = tuple(fresh[i] for i in outer)
-    first_term = sp.Sum(r[(*o, 0, k0)] * log_init.xreplace({k: k0, **fresh}), (k0, 0, k0.upper))
-    body_term = sp.Sum(sp.Sum(sp.Sum(xi[(*o, t1, j1, k1)] * log_trans.xreplace({t: t1, j: j1, k: k1, **fresh}),
+    head = 0 if chain.by is None else t1
+    first_term = sp.Sum(r[(*o, head, k0)] * log_init.xreplace({k: k0, **fresh}), (k0, 0, k0.upper))
+    if chain.by is not None:
+        # every sequence's first step read where it is, Σ_t [t starts a sequence] Σ_k r[t, k] ℓ(k) (t = 0 starts
+        # the first): the restarts of the chain's own statement are here, not in ξ (Σ_j ξ[t, j, k] = r[t, k]),
+        # so the term is a sum over the steps and a chunk of whole sequences' share is its own (its row 0 is
+        # a first step; docs/scale.md, "Chains")
+        first_term = sp.Sum(sequence_steps(low, body, chain.by, t1)[2] * first_term, (t1, 0, t1.upper))
+    body_term = sp.Sum(sp.Sum(sp.Sum(xi[(*o, t1, j1, k1)] * own.xreplace({t: t1, j: j1, k: k1, **fresh}),
                                      (k1, 0, k1.upper)), (j1, 0, j1.upper)), (t1, chain.start, t1.upper))
     for i in reversed(o):
         first_term, body_term = sp.Sum(first_term, (i, 0, i.upper)), sp.Sum(body_term, (i, 0, i.upper))
     block = ChainBlock(chain.name, chain.dim, K, outer, t, j, k, log_init, log_trans, log_node,
                        model.approximations.get(chain.name) == "jointly", chain)
     return block, first_term, body_term
+
+
+def sequence_steps(low, body, by: str, t: sp.Idx) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
+    """Indicators at step t of a ragged chain riding on the data ``by`` (numbered 0, 1, … in runs): t starts a
+    sequence (t ≥ 1), ``[by[t−1] < by[t]]``; t continues one, ``[by[t] < by[t−1] + 1]``; t is a first step
+    (t ≥ 0; t = 0 starts the first sequence).  Each is one indicator of the step's own data, so a sum weighed by
+    it is a sum over the steps: never one weighed by the sequences' numbers, which a chunk of whole sequences
+    numbers its own way (ppvi.infer.chunks), nor a difference of two sums that a chunk's boundary falls into."""
+    now, last = _numbers(low, body, by, t)
+    # (a first step: by[t−1] read only where t ≥ 1, so t = 0 never depends on what a read before the data gives)
+    return before(last, now), before(now, last + 1), before(last * before(0, t) - before(t, 1), now)
+
+
+def _numbers(low, body, by: str, t: sp.Idx) -> tuple[sp.Expr, sp.Expr]:
+    """``by[t]`` and ``by[t−1]``, the sequence numbers of step t and the step before it."""
+    span, var = body.span, body.target_index[0]
+    step = ast.Name(var, span)
+    return tuple(low.lower(ast.Index(ast.Name(by, span), (i,), span), {var: t}, Gates()).scalar()
+                 for i in (step, ast.BinOp("-", step, ast.Num(1.0, True, span), span)))
 
 
 def restarted(low, body, by: str, t: sp.Idx, first: sp.Expr, rest: sp.Expr) -> sp.Expr:
@@ -318,10 +347,8 @@ def restarted(low, body, by: str, t: sp.Idx, first: sp.Expr, rest: sp.Expr) -> s
     data, and at a restart the statement does not read the chain's element t−1 (each sequence a block of its
     own).  t = 0 starts the first sequence, drawn by the first element's statement as in one chain
     (docs/derivation.md, section 8)."""
-    span, var = body.span, body.target_index[0]
-    step = ast.Name(var, span)
-    at = [ast.Index(ast.Name(by, span), (i,), span) for i in (step, ast.BinOp("-", step, ast.Num(1.0, True, span), span))]
-    starts = low.lower(ast.BinOp("-", at[0], at[1], span), {var: t}, Gates()).scalar()
+    now, last = _numbers(low, body, by, t)
+    starts = now - last
     return starts * first + (1 - starts) * rest
 
 

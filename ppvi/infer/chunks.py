@@ -57,11 +57,16 @@ class Layout:
             raise PPVIError(Diagnostic(f"model `{model.name}` has no data plate: memoized and stochastic VI split "
                                        "the data into chunks of its elements", model.path,
                                        hint="fit it by batch coordinate ascent (no --memoized, no --svi)"))
-        cut = next((c for c in model.chains.values() if c.dim == roles.unit), None)
-        if cut is not None:         # (each sequence is one unit of the local step, never cut across chunks)
-            raise PPVIError(_chain_refusal(model, roles.unit, cut))
-        block = plan.block
+        unit, block = roles.unit, plan.block
         by = block.by if block else None
+        cut = next((c for c in model.chains.values() if c.dim == unit), None)
+        if cut is not None and cut.by is not None and _sums_over_steps(plan, cut):
+            # a ragged chain (long format): its sequences are the units, its steps their members, each chunk
+            # whole sequences; its statistics are sums over the steps (ppvi.derive.chain.sequence_steps)
+            by = cut.by
+            unit = model.variables[by].support_dim
+        elif cut is not None:       # (one sequence along the data plate: one unit, never cut)
+            raise PPVIError(_chain_refusal(model, unit, cut))
         member = model.variables[by].shape[0] if by else None
         axes: dict[str, tuple] = {ArrayNames.variable(v.name): tuple(v.shape) for v in model.variables.values()}
         for info in plan.latents.values():
@@ -76,11 +81,11 @@ class Layout:
             axes[key] = shape if kind == "inv" else () if kind == "shift" else shape[:-2]
         stats = plan.stats.arrays if plan.stats else {}
         axes.update({k: tuple(s) for k, s in stats.items()})
-        cut = {roles.unit, member}
+        cut = {unit, member}
         local = set(roles.local) | ({block.name} if block else set())
         schedule = program.schedule()
         local_latents = tuple(v for v in roles.local if v in plan.latents)
-        return cls(roles.unit, member, by, axes,
+        return cls(unit, member, by, axes,
                    tuple(s for s in schedule if s in local), tuple(s for s in schedule if s not in local),
                    local_latents, roles.factors, tuple(k for k, s in stats.items() if not cut & set(s)),
                    tuple(k for v in local_latents for k, s in plan.latents[v].state.items() if not cut & set(s)))
@@ -97,18 +102,34 @@ class Layout:
         return hits[0] if hits else None
 
 
+def refuse_ragged(program: Program, layout: Layout, where: str) -> None:
+    """Sequences in long format (a ragged chain's units, without a group block) are split into chunks in
+    process only: ``where`` (data read in chunks, the Dask engine) does not yet find a chunk's rows by them."""
+    if layout.by is not None and program.plan.block is None:
+        raise PPVIError(Diagnostic(
+            f"memoized and stochastic VI split `{program.model.name}`'s sequences in long format (riding on "
+            f"`{layout.by}`) into chunks in this process only, not yet {where}", program.model.path,
+            hint="load the data whole and fit without --dask"))
+
+
+def _sums_over_steps(plan, chain) -> bool:
+    """Whether a ragged chain's statistics are sums over its steps: a Categorical chain's block is
+    (ppvi.derive.chain.sequence_steps), a Gaussian chain's or a chain of data's not yet."""
+    info = plan.latents.get(chain.name)
+    return info is not None and info.family == "Categorical" and info.chain is not None
+
+
 def _chain_refusal(model, unit: str, chain) -> Diagnostic:
-    """Why a chain along the data plate cannot be split, and what can.  A ragged chain's sequences (long format,
-    ``by seq``) are not yet units: the generated statistics weigh each step by its sequence's number and the
-    first step of the data is read element by element (ppvi.derive.chain.restarted), so a chunk's share of
-    them is not a sum over its own sequences (the first step of a chunk's first sequence falls out)."""
-    why = (f"sequences of different lengths in long format, riding on `{chain.by}`, are not yet split into chunks "
-           "of whole sequences" if chain.by is not None else "a sequence is one unit, never cut")
+    """Why a chain along the data plate cannot be split, and what can.  A ragged Gaussian chain's statistics
+    still weigh each step by its sequence's number (ppvi.derive.chain.ragged_log_density), so a chunk's share
+    of them is not a sum over its own sequences; a ragged Categorical chain's are (sequence_steps)."""
+    why = (f"a Gaussian chain over sequences in long format, riding on `{chain.by}`, is not yet split into "
+           "chunks of whole sequences" if chain.by is not None else "a sequence is one unit, never cut")
     return Diagnostic(f"memoized and stochastic VI split the data into chunks of `{unit}`, and `{chain.name}` is a "
                       f"chain along it: {why}", model.path,
-                      hint="a plate of sequences of one length, `x[s, t]` with `z[s, t]` (models/sequences/"
-                           "vghmm.ppvi), is split a sequence at a time; else fit it by batch coordinate ascent "
-                           "(no --memoized, no --svi)")
+                      hint="a plate of sequences, `x[s, t]` with `z[s, t]` (models/sequences/vghmm.ppvi), and a "
+                           "Categorical chain in long format (models/sequences/ragged_hmm.ppvi) are split a "
+                           "sequence at a time; else fit it by batch coordinate ascent (no --memoized, no --svi)")
 
 
 def _index(idx: np.ndarray) -> slice | np.ndarray:

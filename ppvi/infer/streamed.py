@@ -51,7 +51,7 @@ import numpy as np
 from ppvi.codegen.plan import ArrayNames, PointPlan
 from ppvi.errors import Diagnostic, PPVIError
 from ppvi.infer.cavi import ElboDecrease, Fit, _refuse_overflowing_data, _worse, better, record
-from ppvi.infer.chunks import Layout, split
+from ppvi.infer.chunks import Layout, refuse_ragged, split
 from ppvi.infer.program import Program, group_index, latent_start
 
 if TYPE_CHECKING:
@@ -84,6 +84,8 @@ def check(program: Program, layout: Layout, data: Streamed | None = None) -> Non
     """A model the streamed runner can fit (the module's docstring)."""
     plan = program.plan
     block = plan.block
+    if data is not None:
+        refuse_ragged(program, layout, "with data read in chunks")
     if block and data is not None and data.unit != layout.member:
         raise _refuse(program, f"its group block's members `{layout.member}` are not the rows of the data "
                                f"(`{data.unit}`)")

@@ -368,7 +368,7 @@ def bind(model: CheckedModel, source: Source, overrides: Mapping[str, int] | Non
 def check_sequences(model: CheckedModel, arrays: Mapping[str, np.ndarray], sizes: Mapping[str, int], path: str) -> None:
     """The data a ragged chain rides on (``for t in T[1:] by seq:``) number the sequences 0, 1, … in runs, each
     sequence's steps in time order: the derivation reads ``seq[t] − seq[t−1]`` as the restart indicator
-    (ppvi.derive.chain._restart), so an unsorted or skipped number would join or split sequences in silence."""
+    (ppvi.derive.chain.sequence_steps), so an unsorted or skipped number would join or split sequences in silence."""
     for chain in model.chains.values():
         if chain.by is None:
             continue

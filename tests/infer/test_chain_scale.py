@@ -36,9 +36,14 @@ def data() -> dict:
 @pytest.fixture(scope="module")
 def program(data):
     """A fresh Program of vghmm bound to the data at each call, its kernels run as plain Python."""
+    return plain_programs(VGHMM, data)
+
+
+def plain_programs(path, data: dict):
+    """Fresh Programs of the model at ``path`` bound to ``data``, its kernels run as plain Python."""
     from numba.core.dispatcher import Dispatcher
 
-    m = ppvi.load(str(VGHMM)).checked
+    m = ppvi.load(str(path)).checked
     bound = bind(m, source_of(data, m), check_dims(m, {}, "fit", "{name}={value!r}"))
     module = load_module(m, fixed=fixed_sizes(m, bound.sizes))[0]
     plain = types.SimpleNamespace(PLAN=module.PLAN, __name__=module.__name__, **{
@@ -121,12 +126,16 @@ def test_svi_over_chains_starts_from_centres_and_separates_the_states(program):
 
 
 def test_svi_kappa_zero_with_one_batch_is_batch_cavi_sweep_by_sweep_on_chains(program):
+    assert_svi_is_batch_sweeps(program, 4)
+
+
+def assert_svi_is_batch_sweeps(program, sequences: int) -> None:
     """ρ = 1 and one minibatch of every sequence: P steps and the final local pass are P batch sweeps."""
     for passes in (1, 3):
         batch = fit(program(), seed=4, max_iter=passes, tol=0)
         p = program()
         done = fit(p, seed=4, max_iter=1, tol=0,
-                   runner=SVI(batch=4, kappa=0.0, tau=0.0, passes=passes, shuffle=False).runner())
+                   runner=SVI(batch=sequences, kappa=0.0, tau=0.0, passes=passes, shuffle=False).runner())
         assert done.elbo == pytest.approx(batch.trace[-1], rel=1e-12)
         for k, v in batch.program.state.items():
             if k.startswith("q_"):
@@ -167,17 +176,17 @@ def test_a_chains_centres_are_the_same_from_data_read_in_chunks():
 
 
 @pytest.mark.parametrize("how", [["--memoized", "--chunks", "2"], ["--svi", "--batch", "2"]])
-def test_ragged_sequences_are_refused_naming_what_splits(capsys, how):
-    """Long format (`for t in T[1:] by seq:`) is not yet split into chunks of whole sequences (its statistics
-    weigh each step by its sequence's number; docs/scale.md, "Chains"): refused before any kernel runs, naming
-    the plate of sequences that does split."""
+def test_ragged_gaussian_chains_are_refused_naming_what_splits(capsys, how):
+    """A Gaussian chain in long format (`for t in T[1:] by seq:`, ragged_lds) is not yet split into chunks of
+    whole sequences (its statistics weigh each step by its sequence's number; docs/scale.md, "Chains"): refused
+    before any kernel runs, naming what does split (a Categorical chain in long format: test_ragged_scale.py)."""
     from conftest import run_cli
 
-    code, _, err = run_cli(["run", str(MODELS / "sequences" / "ragged_hmm.ppvi"), "--quiet", *how], capsys)
+    code, _, err = run_cli(["run", str(MODELS / "sequences" / "ragged_lds.ppvi"), "--quiet", *how], capsys)
     assert code == 2 and "Traceback" not in err, err
-    assert "ragged_hmm.ppvi: error: memoized and stochastic VI split the data into chunks of `T`, and `z` is a " \
-        "chain along it: sequences of different lengths in long format, riding on `seq`" in err, err
-    assert "hint: a plate of sequences of one length, `x[s, t]` with `z[s, t]`" in err, err
+    assert "ragged_lds.ppvi: error: memoized and stochastic VI split the data into chunks of `T`, and `x` is a " \
+        "chain along it: a Gaussian chain over sequences in long format, riding on `seq`" in err, err
+    assert "hint: a plate of sequences, `x[s, t]` with `z[s, t]`" in err, err
 
 
 # ------------------------------------------------------------------ through the API, compiled (--long)
