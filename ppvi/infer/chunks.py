@@ -27,6 +27,7 @@ import numpy as np
 
 from ppvi.codegen.plan import ArrayNames
 from ppvi.errors import Diagnostic, PPVIError
+from ppvi.families.registry import unit_of
 from ppvi.infer.program import Program, group_index
 
 # the arrays a local step writes (q's parameters, moments, entropies, log-normalisers; MAP values)
@@ -116,7 +117,7 @@ def _sums_over_steps(plan, chain) -> bool:
     """Whether a ragged chain's statistics are sums over its steps: a Categorical chain's block is
     (ppvi.derive.chain.sequence_steps), a Gaussian chain's or a chain of data's not yet."""
     info = plan.latents.get(chain.name)
-    return info is not None and info.family == "Categorical" and info.chain is not None
+    return info is not None and unit_of(info.family).labelled and info.chain is not None
 
 
 def _chain_refusal(model, unit: str, chain) -> Diagnostic:
