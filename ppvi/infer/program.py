@@ -126,16 +126,11 @@ class Program:
         block = self.plan.block
         if block:
             # the block's groups: element t belongs to group by[t]; members of d are order[start[d]:start[d+1]]
-            order, start = group_index(self.state[ArrayNames.variable(block.by)], self.sizes[block.groups])
-            self.state[ArrayNames.constant("order", block.by)] = order
-            self.state[ArrayNames.constant("start", block.by)] = start
+            self._bind_order(block.by, self.sizes[block.groups])
         for by in self.plan.orders:
             # the data sorted by the rows of index data `by` (a rows kernel's, codegen.scatter), as a block's
             v = self.model.variables[by]
-            groups = v.support_dim if isinstance(v.support_dim, int) else self.sizes[v.support_dim]
-            order, start = group_index(self.state[ArrayNames.variable(by)], groups)
-            self.state[ArrayNames.constant("order", by)] = order
-            self.state[ArrayNames.constant("start", by)] = start
+            self._bind_order(by, v.support_dim if isinstance(v.support_dim, int) else self.sizes[v.support_dim])
             self.sorted_from[by] = self.state[ArrayNames.variable(by)]
         for name, shape in (self.plan.stats.arrays if self.plan.stats else {}).items():
             self.state[name] = np.zeros(_shape(shape, self.sizes))
@@ -418,6 +413,12 @@ class Program:
         self._call(spec)
         self.stale = self.stale or self._feeds(var)
         self._check_bounded(var, info)
+
+    def _bind_order(self, by: str, groups: int) -> None:
+        """The elements of the data plate grouped by index data ``by`` (:func:`group_index`), once per bind."""
+        order, start = group_index(self.state[ArrayNames.variable(by)], groups)
+        self.state[ArrayNames.constant("order", by)] = order
+        self.state[ArrayNames.constant("start", by)] = start
 
     def _by_rows(self, info: LatentPlan) -> bool:
         """Whether the latent's rows kernel runs in its update's place: it has one, the data it reads in order
