@@ -338,31 +338,24 @@ def _numbers(low, body, by: str, t: sp.Idx) -> tuple[sp.Expr, sp.Expr]:
                  for i in (step, ast.BinOp("-", step, ast.Num(1.0, True, span), span)))
 
 
-def restarted(low, body, by: str, t: sp.Idx, first: sp.Expr, rest: sp.Expr) -> sp.Expr:
-    """A ragged chain's statement at step t: ``first`` (the first element's statement) where t starts a
-    sequence, ``rest`` (the chain's own) elsewhere.
+def ragged_log_density(low, model: CheckedModel, chain: Chain, f) -> tuple[object, sp.Expr, tuple]:
+    """A ragged chain's statement ``f`` (its own or its first element's) as a sum over the steps t of its plate,
+    each step's ℓ weighed by one indicator of its own data (:func:`sequence_steps`): the chain's own ℓ where t
+    continues a sequence; the first element's ℓ, lowered at step t as if drawn there, where t is a first step
+    (t = 0 included).  -> (the statement as summed: the first element's over the chain's whole plate; ℓ at t;
+    its plate indices).  A chain of data that draws no first steps (each sequence conditioned on its first) has
+    its own statement only.
 
-    The data ``by`` are checked when read (ppvi.io.data.check_sequences) to number the sequences 0, 1, … in
-    runs, so ``by[t] − by[t−1]`` is 1 at a sequence's first step and 0 inside one: the mix is affine in the
-    data, and at a restart the statement does not read the chain's element t−1 (each sequence a block of its
-    own).  t = 0 starts the first sequence, drawn by the first element's statement as in one chain
-    (docs/derivation.md, section 8)."""
-    now, last = _numbers(low, body, by, t)
-    starts = now - last
-    return starts * first + (1 - starts) * rest
-
-
-def ragged_log_density(low, model: CheckedModel, chain: Chain, ell: sp.Expr, plates: tuple) -> sp.Expr:
-    """ℓ of a ragged chain's own statement at step t ≥ 1 (``plates``' index): the first element's statement
-    where t starts a sequence (lowered at t, as if it were drawn there), the chain's own elsewhere; a chain of
-    data that draws no first steps (each sequence conditioned on its first) has 0 there."""
+    Every statistic of the two is then a sum over the steps, never one weighed by the sequences' numbers nor a
+    read of the data's first step, so a chunk of whole sequences' share is its own (ppvi.infer.chunks,
+    docs/scale.md "Chains").  At a restart the chain's own ℓ, which reads xₜ₋₁, weighs 0: each sequence a
+    block of its own (docs/derivation.md, section 8)."""
     body = model.factors[chain.body]
-    if not chain.firsts:
-        return restarted(low, body, chain.by, plates[0], sp.S.Zero, ell)
-    first = model.factors[chain.firsts[0]]
-    at_t = replace(first, target_index=body.target_index, plates=body.plates, fixed=(), slices=body.slices)
-    ell_first, _ = low.factor_log_density(at_t)
-    return restarted(low, body, chain.by, plates[0], ell_first, ell)
+    if f.id != chain.body:
+        f = replace(f, target_index=body.target_index, plates=body.plates, fixed=(), slices=())
+    ell, plates = low.factor_log_density(f)
+    _, continues, first = sequence_steps(low, body, chain.by, plates[0])
+    return f, (continues if f.id == chain.body else first) * ell, plates
 
 
 def _previous(e: ast.Expr, name: str) -> ast.Expr:

@@ -197,12 +197,14 @@ def derive(model: CheckedModel) -> Derivation:
     rep = _err(model)
 
     expected: dict[int, sp.Expr] = {}
-    ragged = {c.body: c for c in model.chains.values() if c.by is not None}
+    # (sequences in long format: the chain's statements, sums over the steps, restart where `by` changes)
+    ragged = {i: c for c in model.chains.values() if c.by is not None for i in (c.body, *c.firsts)}
     for f in model.factors:
-        ell, plates = low.factor_log_density(f)
-        if f.id in ragged:          # (sequences in long format: the statement restarts where `by` changes)
+        if f.id in ragged:
             from ppvi.derive.chain import ragged_log_density
-            ell = ragged_log_density(low, model, ragged[f.id], ell, plates)
+            f, ell, plates = ragged_log_density(low, model, ragged[f.id], f)
+        else:
+            ell, plates = low.factor_log_density(f)
         if not_finite(ell) is not None:
             raise _not_finite(rep, low, f)
         expected[f.id] = _expected(syms, expect, rep, model, f, ell, plates)

@@ -27,7 +27,6 @@ import numpy as np
 
 from ppvi.codegen.plan import ArrayNames
 from ppvi.errors import Diagnostic, PPVIError
-from ppvi.families.registry import unit_of
 from ppvi.infer.program import Program, group_index
 
 # the arrays a local step writes (q's parameters, moments, entropies, log-normalisers; MAP values)
@@ -61,11 +60,14 @@ class Layout:
         unit, block = roles.unit, plan.block
         by = block.by if block else None
         cut = next((c for c in model.chains.values() if c.dim == unit), None)
+        factors = roles.factors
         if cut is not None and cut.by is not None and _sums_over_steps(plan, cut):
             # a ragged chain (long format): its sequences are the units, its steps their members, each chunk
-            # whole sequences; its statistics are sums over the steps (ppvi.derive.chain.sequence_steps)
+            # whole sequences; its statistics are sums over the steps (ppvi.derive.chain.sequence_steps), its
+            # first element's statement too (over every sequence's first step: a unit's share of the ELBO)
             by = cut.by
             unit = model.variables[by].support_dim
+            factors = tuple(sorted({*factors, *cut.firsts}))
         elif cut is not None:       # (one sequence along the data plate: one unit, never cut)
             raise PPVIError(_chain_refusal(model, unit, cut))
         member = model.variables[by].shape[0] if by else None
@@ -88,7 +90,7 @@ class Layout:
         local_latents = tuple(v for v in roles.local if v in plan.latents)
         return cls(unit, member, by, axes,
                    tuple(s for s in schedule if s in local), tuple(s for s in schedule if s not in local),
-                   local_latents, roles.factors, tuple(k for k, s in stats.items() if not cut & set(s)),
+                   local_latents, factors, tuple(k for k, s in stats.items() if not cut & set(s)),
                    tuple(k for v in local_latents for k, s in plan.latents[v].state.items() if not cut & set(s)))
 
     def units(self, program: Program) -> int:
@@ -114,23 +116,24 @@ def refuse_ragged(program: Program, layout: Layout, where: str) -> None:
 
 
 def _sums_over_steps(plan, chain) -> bool:
-    """Whether a ragged chain's statistics are sums over its steps: a Categorical chain's block is
-    (ppvi.derive.chain.sequence_steps), a Gaussian chain's or a chain of data's not yet."""
+    """Whether a ragged chain is split a sequence at a time: a latent chain updated as a block (a Categorical
+    chain, a Gaussian chain approximated jointly), whose statements are sums over the steps
+    (ppvi.derive.chain.ragged_log_density, sequence_steps) and whose local step runs each sequence whole."""
     info = plan.latents.get(chain.name)
-    return info is not None and unit_of(info.family).labelled and info.chain is not None
+    return info is not None and info.chain is not None
 
 
 def _chain_refusal(model, unit: str, chain) -> Diagnostic:
-    """Why a chain along the data plate cannot be split, and what can.  A ragged Gaussian chain's statistics
-    still weigh each step by its sequence's number (ppvi.derive.chain.ragged_log_density), so a chunk's share
-    of them is not a sum over its own sequences; a ragged Categorical chain's are (sequence_steps)."""
-    why = (f"a Gaussian chain over sequences in long format, riding on `{chain.by}`, is not yet split into "
-           "chunks of whole sequences" if chain.by is not None else "a sequence is one unit, never cut")
+    """Why a chain along the data plate cannot be split, and what can."""
+    why = (f"a chain over sequences in long format, riding on `{chain.by}`, is split into chunks of whole "
+           "sequences only as a latent chain's block (a Categorical chain, or a Gaussian chain approximated "
+           "jointly)" if chain.by is not None else "a sequence is one unit, never cut")
     return Diagnostic(f"memoized and stochastic VI split the data into chunks of `{unit}`, and `{chain.name}` is a "
                       f"chain along it: {why}", model.path,
-                      hint="a plate of sequences, `x[s, t]` with `z[s, t]` (models/sequences/vghmm.ppvi), and a "
-                           "Categorical chain in long format (models/sequences/ragged_hmm.ppvi) are split a "
-                           "sequence at a time; else fit it by batch coordinate ascent (no --memoized, no --svi)")
+                      hint="a plate of sequences, `x[s, t]` with `z[s, t]` (models/sequences/vghmm.ppvi), a "
+                           "Categorical chain in long format (models/sequences/ragged_hmm.ppvi) and a Gaussian one "
+                           "approximated jointly (ragged_lds.ppvi) are split a sequence at a time; else fit it by "
+                           "batch coordinate ascent (no --memoized, no --svi)")
 
 
 def _index(idx: np.ndarray) -> slice | np.ndarray:

@@ -9,6 +9,8 @@ kernels run as plain Python (no model compiled here: the runtime's forward–bac
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import pytest
 
@@ -63,6 +65,21 @@ def assert_fresh(p: Program, where: str) -> None:
                                            rel=1e-10), where
 
 
+def monotone_memoized(p: Program, chunks: int, check: Callable[[int, int, str], None]):
+    """Memoized VI on ``p`` in ``chunks`` chunks to tol 1e-12, ``check(sweep, chunk, where)`` after each step of
+    the first two sweeps; it converges and never lowers the ELBO.  -> its Fit."""
+    steps: list[float] = []
+
+    def step(sweep: int, chunk: int, elbo: float) -> None:
+        if sweep < 3:
+            check(sweep, chunk, f"{chunks} chunks: sweep {sweep}, chunk {chunk}")
+        steps.append(elbo)
+
+    r = memoized.run(p, np.random.default_rng(0), chunks, 500, 1e-12, on_step=step)
+    assert r.converged and np.all(np.diff(steps) >= -1e-9 * np.abs(steps[1:]))
+    return r
+
+
 def test_memoized_vi_over_ragged_sequences_reaches_batch_cavis_fixed_point(program):
     """Chunks of whole sequences (2 and 3): every step keeps the statistics and the chains' entropy a fresh
     pass's (before: refused; with the refusal lifted alone, a chunk's first sequence's first step fell out of
@@ -71,15 +88,7 @@ def test_memoized_vi_over_ragged_sequences_reaches_batch_cavis_fixed_point(progr
     batch = fit(program(), seed=0, max_iter=500, tol=1e-12)
     for chunks in (2, 3):
         p = program()
-        steps: list[float] = []
-
-        def check(sweep: int, chunk: int, elbo: float) -> None:
-            if sweep < 3:
-                assert_fresh(p, f"{chunks} chunks: sweep {sweep}, chunk {chunk}")
-            steps.append(elbo)
-
-        r = memoized.run(p, np.random.default_rng(0), chunks, 500, 1e-12, on_step=check)
-        assert r.converged and np.all(np.diff(steps) >= -1e-9 * np.abs(steps[1:]))
+        r = monotone_memoized(p, chunks, lambda sweep, chunk, where: assert_fresh(p, where))
         assert r.elbo == pytest.approx(batch.elbo, rel=1e-8)
         for k in ("q_mu__mean", "q_tau__shape", "q_tau__rate"):
             np.testing.assert_allclose(np.sort(p.state[k]), np.sort(batch.program.state[k]), rtol=1e-5)
