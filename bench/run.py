@@ -480,6 +480,8 @@ def main() -> None:
     ap.add_argument("--rest", type=float, default=15.0, help="seconds of idle before each case")
     ap.add_argument("--n-fa", type=int, default=None, help="N of the factor-analysis case (default 10^6, "
                     "10^5 with --quick)")
+    ap.add_argument("--fa-iters", type=int, default=1000, help="the fa case's cap on iterations, each side "
+                    "(default 1000: to convergence; a few tens give the time per iteration at N = 10^6 in minutes)")
     ap.add_argument("--fa-variants", default="mvnormal,joint",
                     help=f"how the fa case writes its factors, comma-separated ({', '.join(FA_VARIANTS)}): one "
                     "MvNormal per point, Normal elements with `approximate z jointly`, Normal elements (mean field)")
@@ -538,9 +540,9 @@ def main() -> None:
     fa = fa_peer = None
     if "fa" in chosen:
         n_fa = args.n_fa or (100_000 if q else 1_000_000)
-        fa_peer = _run(args.rest, "fa", "sklearn", n_fa, 50, 10, 1000)
+        fa_peer = _run(args.rest, "fa", "sklearn", n_fa, 50, 10, args.fa_iters)
         target = fa_peer["objective"] if fa_peer else None
-        fa = {v: _run(args.rest, "fa", "ppvi", n_fa, 50, 10, 1000, target, v) for v in args.fa_variants.split(",")}
+        fa = {v: _run(args.rest, "fa", "ppvi", n_fa, 50, 10, args.fa_iters, target, v) for v in args.fa_variants.split(",")}
         for v, r in fa.items():
             rows.append((f"factor analysis (EM), z {FA_WORDS[v]}", f"N={n_fa:,} D=50 K=10", "sklearn", r, fa_peer))
     if "pmf" in chosen:
