@@ -103,16 +103,6 @@ class Layout:
         return hits[0] if hits else None
 
 
-def refuse_ragged(program: Program, layout: Layout, where: str) -> None:
-    """Sequences in long format (a ragged chain's units, without a group block) are split into chunks in
-    process only: ``where`` (data read in chunks, the Dask engine) does not yet find a chunk's rows by them."""
-    if layout.by is not None and program.plan.block is None:
-        raise PPVIError(Diagnostic(
-            f"memoized and stochastic VI split `{program.model.name}`'s sequences in long format (riding on "
-            f"`{layout.by}`) into chunks in this process only, not yet {where}", program.model.path,
-            hint="load the data whole and fit without --dask"))
-
-
 def _sums_over_steps(plan, chain) -> bool:
     """Whether a ragged chain's statistics are sums over its steps: a Categorical chain's block is
     (ppvi.derive.chain.sequence_steps), a Gaussian chain's or a chain of data's not yet."""
