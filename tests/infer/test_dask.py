@@ -445,18 +445,23 @@ def chains(client):
 
 
 CHAIN_SVI = SVI(batch=3, kappa=0.7, tau=1.0, passes=2)
+SHORT_SVI = SVI(batch=3, kappa=0.7, tau=1.0, passes=1)
+# (by default one case of a few rounds, about 1 CPU-s of the driver and workers, and 1 more for each worker's first
+# chain; memoized VI's rounds include batch CAVI's, a round of every partition at the end of a sweep)
+CHAIN_CASES = [(RAGGED, Memoized(3), (None,), 2)] + [pytest.param(*case, marks=pytest.mark.long) for case in [
+                   (RAGGED, SHORT_SVI, (None,), 0), (VGHMM, None, (None,), 2),
+                   (RAGGED, None, (1, 2, 3), 4), (RAGGED, Memoized(3), (None,), 4), (RAGGED, CHAIN_SVI, (None,), 0),
+                   (VGHMM, None, (1, 3), 4), (VGHMM, Memoized(3), (None,), 4), (VGHMM, CHAIN_SVI, (None,), 0)]]
 
 
-@pytest.mark.parametrize("name, algorithm", [(RAGGED, None), (RAGGED, Memoized(3)), (RAGGED, CHAIN_SVI), (VGHMM, None),
-                                             pytest.param(VGHMM, Memoized(3), marks=pytest.mark.long),
-                                             pytest.param(VGHMM, CHAIN_SVI, marks=pytest.mark.long)])
-def test_chains_on_dask_are_the_in_process_fit(client, chains, name, algorithm):
+@pytest.mark.parametrize("name, algorithm, runs, sweeps", CHAIN_CASES)
+def test_chains_on_dask_are_the_in_process_fit(client, chains, name, algorithm, runs, sweeps):
     """A partition holds whole sequences: ragged_hmm's (8 of different lengths in long format, riding on `seq`:
-    a partition's rows found from it) and vghmm's (4 of 50 steps, `x[s, t]`).  Batch CAVI (1 and 3
-    partitions), memoized VI (3 chunks) and SVI (minibatches of 3 sequences) give the in-process fit's ELBO
-    trace and q within 1e-12.  Before: ragged sequences refused on the Dask engine, vghmm never run on it."""
-    runs = (1, 3) if algorithm is None else (None,)
-    settings = {"seed": 2} if isinstance(algorithm, SVI) else {"seed": 1, "max_iter": 4, "tol": 0}
+    a partition's rows found from it) and vghmm's (4 of 50 steps, `x[s, t]`).  Batch CAVI (``runs``: the
+    partitions; None, one per worker), memoized VI (3 chunks) and SVI (minibatches of 3 sequences) give the
+    in-process fit's ELBO trace and q within 1e-12.  Before: ragged sequences refused on the Dask engine,
+    vghmm never run on it."""
+    settings = {"seed": 2} if isinstance(algorithm, SVI) else {"seed": 1, "max_iter": sweeps, "tol": 0}
     local = program(name, chains[name])
     a = fit(local, runner=algorithm.runner() if algorithm else None, **settings)
     for partitions in runs:
@@ -477,7 +482,7 @@ def test_ragged_sequences_read_in_chunks_by_the_workers(client, chains, tmp_path
     for k, v in table.items():
         np.save(tmp_path / f"{k}.npy", v)
     model = ppvi.load(str(MODELS / f"{RAGGED}.ppvi"))
-    settings = {"seed": 2} if isinstance(algorithm, SVI) else {"seed": 1, "max_iter": 4, "tol": 0}
+    settings = {"seed": 2} if isinstance(algorithm, SVI) else {"seed": 1, "max_iter": 2, "tol": 0}
     memory = model.fit(table, progress=False, algorithm=algorithm, **settings)
     r = model.fit(str(tmp_path), progress=False, algorithm=algorithm, chunk_size=2, engine="dask", client=client,
                   **settings)

@@ -160,12 +160,13 @@ def plain(monkeypatch):
 
 
 def assert_same(memory, streamed, local: bool = True) -> None:
-    """The ELBO trace to 1e-12 relative; every global q (and, ``local``, q(z)) to 1e-10."""
+    """The ELBO trace and every global q (and, ``local``, q(z)) to 1e-12 relative (q: to its largest entry)."""
     np.testing.assert_allclose(streamed.elbo_trace, memory.elbo_trace, rtol=1e-12)
     assert streamed.elbo == pytest.approx(memory.elbo, rel=1e-12)
     for var in ("pi", "A", "mu", "tau", "z") if local else ("pi", "A", "mu", "tau"):
         for p, value in memory.q[var].params.items():
-            np.testing.assert_allclose(streamed.q[var][p], value, rtol=0, atol=1e-10, err_msg=f"q({var}) {p}")
+            np.testing.assert_allclose(streamed.q[var][p], value, rtol=0, atol=1e-12 * max(1.0, np.max(np.abs(value))),
+                                       err_msg=f"q({var}) {p}")
 
 
 @pytest.mark.parametrize("algorithm, kind, chunk", [
@@ -174,7 +175,7 @@ def assert_same(memory, streamed, local: bool = True) -> None:
 def test_ragged_sequences_read_in_chunks_are_the_in_memory_fit(table, written, plain, algorithm, kind, chunk):
     """Read in chunks of whole sequences (the chunk size counts sequences; each chunk's rows found from `seq`),
     from a seed, batch CAVI, memoized VI and SVI in the same minibatches (contiguous, in order) give the
-    in-memory fit: the ELBO trace to 1e-12 and q to 1e-10 (memoized VI's q(z) are one local pass newer,
+    in-memory fit: the ELBO trace and q to 1e-12 (memoized VI's q(z) are one local pass newer,
     docs/scale.md "The local q").  Before: refused; with the refusal lifted alone, batch CAVI's ELBO was
     −217.10 against −221.18 in memory, memoized VI's −216.55 (the first steps' terms taken from the first
     chunk's sequences only), SVI's final ELBO −218.13 against −221.84."""
