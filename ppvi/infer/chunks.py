@@ -105,16 +105,6 @@ class Layout:
         return hits[0] if hits else None
 
 
-def refuse_ragged(program: Program, layout: Layout, where: str) -> None:
-    """Sequences in long format (a ragged chain's units, without a group block) are split into chunks in
-    process only: ``where`` (data read in chunks, the Dask engine) does not yet find a chunk's rows by them."""
-    if layout.by is not None and program.plan.block is None:
-        raise PPVIError(Diagnostic(
-            f"memoized and stochastic VI split `{program.model.name}`'s sequences in long format (riding on "
-            f"`{layout.by}`) into chunks in this process only, not yet {where}", program.model.path,
-            hint="load the data whole and fit without --dask"))
-
-
 def _sums_over_steps(plan, chain) -> bool:
     """Whether a ragged chain is split a sequence at a time: a latent chain updated as a block (a Categorical
     chain, a Gaussian chain approximated jointly), whose statements are sums over the steps

@@ -40,7 +40,7 @@ from ppvi.codegen.plan import ArrayNames
 from ppvi.errors import Diagnostic, PPVIError
 from ppvi.files import Held
 from ppvi.infer.cavi import ElboDecrease, Fit, _refuse_overflowing_data, _worse, record
-from ppvi.infer.chunks import Chunk, Layout, refuse_ragged, split
+from ppvi.infer.chunks import Chunk, Layout, split
 from ppvi.infer.program import Program
 
 if TYPE_CHECKING:
@@ -498,7 +498,6 @@ def _setup(engine: Dask, program: Program, rng: np.random.Generator, start, coun
     informed = program.initialise(rng, start)
     layout = Layout.of(program)
     check(program, layout)
-    refuse_ragged(program, layout, "on the Dask engine")
     first = program.elbo() if start is not None else None
     parts = Partitions(engine, program, layout, count or engine.partitions or len(engine.workers()))
     parts.add_statistics()

@@ -70,7 +70,9 @@ class Roles:
         taken = {e for v in fixed_by for e in model.variables[v].shape if isinstance(e, str)}
         free = tuple(d for d in model.dims if d not in taken)
         unit = (block.groups if block else None) or graph.data_plate
-        factors = tuple(f.id for f in model.factors if any(d in free for _, d in f.plates))
+        # (a ragged chain's first steps, `for t in T[:1] by seq:`, have no plate of their own: one per sequence)
+        firsts = {i for c in model.chains.values() if c.by is not None and c.dim in free for i in c.firsts}
+        factors = tuple(f.id for f in model.factors if f.id in firsts or any(d in free for _, d in f.plates))
         return cls(held, held_points, local, free, unit, factors)
 
 

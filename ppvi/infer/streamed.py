@@ -51,7 +51,7 @@ import numpy as np
 from ppvi.codegen.plan import ArrayNames, PointPlan
 from ppvi.errors import Diagnostic, PPVIError
 from ppvi.infer.cavi import ElboDecrease, Fit, _refuse_overflowing_data, _worse, better, record
-from ppvi.infer.chunks import Layout, refuse_ragged, split
+from ppvi.infer.chunks import Layout, split
 from ppvi.infer.program import Program, group_index, latent_start
 
 if TYPE_CHECKING:
@@ -84,8 +84,6 @@ def check(program: Program, layout: Layout, data: Streamed | None = None) -> Non
     """A model the streamed runner can fit (the module's docstring)."""
     plan = program.plan
     block = plan.block
-    if data is not None:
-        refuse_ragged(program, layout, "with data read in chunks")
     if block and data is not None and data.unit != layout.member:
         raise _refuse(program, f"its group block's members `{layout.member}` are not the rows of the data "
                                f"(`{data.unit}`)")
@@ -106,20 +104,24 @@ def check(program: Program, layout: Layout, data: Streamed | None = None) -> Non
             raise _refuse(program, f"it needs the inverse of data `{var}` of every unit")
 
 
-def group_by(module) -> tuple[str, str] | None:
-    """(the group index, the groups' dim) of a model with a group block (LDA: ``doc``, ``M``), else None."""
+def group_by(model, module) -> tuple[str, str] | None:
+    """(the index naming each row's unit, the units' dim) where a unit is a run of the data's rows: a group
+    block's (LDA: ``doc``, ``M``), a ragged chain's (``seq``, ``S``: whole sequences), else None."""
     block = module.PLAN.block
-    return (block.by, block.groups) if block else None
+    if block:
+        return block.by, block.groups
+    chain = next((c for c in model.chains.values() if c.by is not None), None)
+    return (chain.by, model.variables[chain.by].support_dim) if chain else None
 
 
 def pilot(model, module, data: Streamed, units: int) -> Program:
     """The program over the first ``units`` units (documents, with a group block: the rows up to the first of
-    document ``units``), which starts the fit."""
+    document ``units``; whole sequences of a ragged chain, likewise), which starts the fit."""
     from ppvi.io.data import Bound
 
     sizes = dict(data.sizes)
     rows = units
-    groups = group_by(module)
+    groups = group_by(model, module)
     if groups is not None:
         rows = data.group_starts(groups[0], [units])[units]
         sizes[groups[1]] = units

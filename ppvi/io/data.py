@@ -370,26 +370,37 @@ def check_sequences(model: CheckedModel, arrays: Mapping[str, np.ndarray], sizes
     sequence's steps in time order: the derivation reads ``seq[t] − seq[t−1]`` as the restart indicator
     (ppvi.derive.chain.sequence_steps), so an unsorted or skipped number would join or split sequences in silence."""
     for chain in model.chains.values():
-        if chain.by is None:
+        if chain.by is not None:
+            _sequence_runs(model, chain.by, [(0, np.asarray(arrays[chain.by]))], sizes, path)
+
+
+def _sequence_runs(model: CheckedModel, name: str, pieces, sizes: Mapping[str, int], path: str) -> None:
+    """:func:`check_sequences` of the index ``name`` given as ``pieces`` (its first row, its values) in order: the
+    whole array, or a chunk at a time (data read in chunks)."""
+    hint = (f"sort the rows by sequence, then time (pandas: `df.sort_values([\"{name}\", \"t\"])`), and number "
+            f"the sequences 0, 1, … in that order (`pd.factorize(df.{name})[0]`)")
+    last = None
+    for first, seq in pieces:
+        if not len(seq):
             continue
-        seq, name = np.asarray(arrays[chain.by]), chain.by
-        hint = (f"sort the rows by sequence, then time (pandas: `df.sort_values([\"{name}\", \"t\"])`), and number "
-                f"the sequences 0, 1, … in that order (`pd.factorize(df.{name})[0]`)")
-        if seq[0] != 0:
+        if last is None and seq[0] != 0:
             raise fail(path, f"`{name}[0]` = {int(seq[0])}: the first step must be of sequence 0", hint)
-        step = np.diff(seq)
+        joined = seq if last is None else np.r_[last, seq]      # (a step across two chunks is checked too)
+        step = np.diff(joined)
         bad = np.flatnonzero((step != 0) & (step != 1))
         if bad.size:
-            t = int(bad[0]) + 1
-            what = ("comes back to an earlier sequence: the steps of a sequence must be one run" if step[t - 1] < 0
+            i = int(bad[0]) + 1
+            t = first + i - (0 if last is None else 1)
+            what = ("comes back to an earlier sequence: the steps of a sequence must be one run" if step[i - 1] < 0
                     else "skips a sequence number")
-            raise fail(path, f"`{name}[{t}]` = {int(seq[t])} after `{name}[{t - 1}]` = {int(seq[t - 1])} {what}", hint)
-        dim = model.variables[name].support_dim
-        count = sizes[dim] if isinstance(dim, str) else dim
-        if int(seq[-1]) + 1 != count:
-            raise fail(path, f"sequence {int(seq[-1]) + 1} of {dim} = {count} has no steps in `{name}`",
-                       f"every sequence has at least one step: drop the empty ones, or pass --dim {dim}="
-                       f"{int(seq[-1]) + 1}")
+            raise fail(path, f"`{name}[{t}]` = {int(joined[i])} after `{name}[{t - 1}]` = {int(joined[i - 1])} {what}",
+                       hint)
+        last = seq[-1]
+    dim = model.variables[name].support_dim
+    count = sizes[dim] if isinstance(dim, str) else dim
+    if int(last) + 1 != count:
+        raise fail(path, f"sequence {int(last) + 1} of {dim} = {count} has no steps in `{name}`",
+                   f"every sequence has at least one step: drop the empty ones, or pass --dim {dim}={int(last) + 1}")
 
 
 def observed_arrays(model: CheckedModel, bound: Bound) -> dict[str, np.ndarray]:
@@ -612,6 +623,13 @@ def bind_streamed(model: CheckedModel, source, overrides: Mapping[str, int] | No
         raise fail(path, f"no size for dim `{missing[0]}`: no data variable has it as an axis",
                    f"give a default (`dim {missing[0]} = …`) or pass --dim {missing[0]}=…")
     resolved = {k: int(s) for k, s in sizes.items()}
+    for chain in model.chains.values():
+        # (a ragged chain's sequences are runs of rows, a chunk whole sequences: read a chunk of rows at a time)
+        if chain.by is not None and chain.by in rows:
+            v, n = model.variables[chain.by], source.columns[chain.by].shape[0]
+            label, step = source.columns[chain.by].label or path, max(1, source.native or SCAN_ROWS)
+            pieces = ((a, _validate(label, v, source.rows(chain.by, a, min(n, a + step)), a)) for a in range(0, n, step))
+            _sequence_runs(model, chain.by, pieces, resolved, label)
     return Streamed(source, unit, tuple(rows), arrays, resolved, model)
 
 

@@ -41,15 +41,19 @@ def program(data):
 
 def plain_programs(path, data: dict):
     """Fresh Programs of the model at ``path`` bound to ``data``, its kernels run as plain Python."""
-    from numba.core.dispatcher import Dispatcher
-
     m = ppvi.load(str(path)).checked
     bound = bind(m, source_of(data, m), check_dims(m, {}, "fit", "{name}={value!r}"))
-    module = load_module(m, fixed=fixed_sizes(m, bound.sizes))[0]
-    plain = types.SimpleNamespace(PLAN=module.PLAN, __name__=module.__name__, **{
+    plain = plain_module(load_module(m, fixed=fixed_sizes(m, bound.sizes))[0])
+    return lambda: Program.build(m, plain, bound)
+
+
+def plain_module(module) -> types.SimpleNamespace:
+    """A generated module with its own kernels as plain Python (the runtime's, forward–backward, stay compiled)."""
+    from numba.core.dispatcher import Dispatcher
+
+    return types.SimpleNamespace(PLAN=module.PLAN, __name__=module.__name__, **{
         n: k.py_func for n, k in vars(module).items()
         if isinstance(k, Dispatcher) and k.py_func.__module__ == module.__name__})
-    return lambda: Program.build(m, plain, bound)
 
 
 def chain_entropy(r: np.ndarray, xi: np.ndarray) -> float:
