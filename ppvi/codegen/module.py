@@ -1257,11 +1257,10 @@ class ModuleWriter:
         """Each kernel written with η as features × weights, again with η summed element by element: the
         candidate passes.linear_eta puts in its place where the weights would not hold for the whole kernel.
         Written last, and aside (what the writer records meanwhile is put back as it was), so that the names
-        every other kernel numbers are those of the module without candidates.  A direct η that reads a sum over
-        the data plate no statistic holds yet (SBM's Σ_m A[n, m] E[z_m], in its weights as a statistic) is not
-        offered: the statistics kernel is written."""
-        made, self.candidates = self.linear, []
-        for name, var, weights in made:
+        every other kernel numbers are those of the module without candidates.  A direct η whose sums over the
+        data plate would be statistics the statistics kernel does not fill (SBM's damped z: Σ_j A[i, j] E[z_j])
+        is not offered: that kernel is written already."""
+        for name, var, weights in self.linear:
             kept = (len(self.kernels), dict(self.latents), dict(self.stat_reads), dict(self.stats.found),
                     len(self.stats.reads), dict(self.stats.sums), dict(self.names.rewrites),
                     dict(self.names.places), dict(self.names.derived))
@@ -1279,7 +1278,6 @@ class ModuleWriter:
                 mine.update(old)
             if offered:
                 self.candidates.append(LinearEta(name, var, weights, direct))
-        self.linear = made
 
     def source(self) -> str:
         self.write()
