@@ -74,13 +74,15 @@ def schedule(m: Module) -> str:
         b = p.block
         out.append(f"group block ({b.name}) over {b.groups} by {b.by}, rows {', '.join(b.rows)} "
                    f"-> {b.kernel.name}")
-    # what the passes have still to choose from (before group_block, factored_softmax and fuse)
+    # what the passes have still to choose from (before linear_eta, group_block, factored_softmax and fuse)
     out += [f"candidate group block ({b.name}) over {b.groups} by {b.by} -> {b.kernel.name}" for b in m.blocks]
     out += [f"candidate local step: q({s.latent})'s update with its share of the statistics" for s in m.shares]
     out += [f"candidate factored softmax of the group block of q({f.latent}) -> {f.kernel.name}" for f in m.factored]
     out += [f"candidate two colours of q({c.var}) by "
             f"{'the graph of ' + ', '.join(c.pattern) if c.pattern else 'parity'} -> {c.kernel.name}"
             for c in m.colourings]
+    out += [f"candidate η of q({c.latent}) in {c.kernel} summed for each element, not as features × weights "
+            f"({', '.join(c.weights)})" for c in m.linear]
     elbo = p.elbo
     out.append(f"elbo: {len(elbo.labels)} terms -> {elbo.kernel.name}")
     if elbo.fast:

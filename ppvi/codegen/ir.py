@@ -249,6 +249,20 @@ class Colouring:
 
 
 @dataclass(frozen=True)
+class LinearEta:
+    """A kernel whose η of a local vector latent the writer wrote as features × weights (η[a] = Σ_j v_j W_j[a]:
+    v_j what changes from element to element, W_j the rest, filled once per kernel, before any element), for
+    the pass that keeps that form or not (passes.linear_eta).  ``kernel`` its name; ``weights`` the arrays W_j
+    (the temporaries the kernel fills once); ``direct`` the same kernel with η summed element by element, which
+    takes its place where the weights would not hold for the whole kernel."""
+
+    kernel: str
+    latent: str
+    weights: tuple[str, ...]
+    direct: Kernel
+
+
+@dataclass(frozen=True)
 class Module:
     version: str
     kernels: tuple[Kernel, ...]
@@ -262,6 +276,7 @@ class Module:
     sums: tuple = ()                             # (ir.PlateSum, its parts after each sum rule): --dump sums only
     rewrites: tuple = ()                         # (expression, its stages after each rule): --dump rewrites only
     places: tuple = ()                           # ((sum, its loops' indices, pinned), SumPlace): --dump sums only
+    linear: tuple[LinearEta, ...] = ()           # the kernels passes.linear_eta may write η directly (not printed)
 
     def kernel(self, name: str) -> Kernel:
         return next(k for k in self.kernels if k.name == name)

@@ -16,9 +16,9 @@ import sympy as sp
 from ppvi import __version__
 from ppvi.codegen.centre import Centring, centre
 from ppvi.codegen.chain import chain_state, write_chain_kernel, write_gaussian_kernel
-from ppvi.codegen.emit import CHUNK, REPEAT, Block, Names, Writer, accumulate, assign, name_ref
-from ppvi.codegen.ir import (Bind, Call, Colouring, Expr, Factored, Kernel, Module, Note, Range, Ref, Share,
-                             StatisticArray, part_range)
+from ppvi.codegen.emit import CHUNK, REPEAT, Block, CodegenError, Names, Writer, accumulate, assign, name_ref
+from ppvi.codegen.ir import (Bind, Call, Colouring, Expr, Factored, Kernel, LinearEta, Module, Note, Range, Ref,
+                             Share, StatisticArray, part_range)
 from ppvi.codegen.passes import run_passes
 from ppvi.codegen.plan import ArrayNames, BlockPlan, ElboPlan, KernelSpec, LatentPlan, Plan, PointPlan, StatsPlan
 from ppvi.codegen.printer import module_source
@@ -239,12 +239,15 @@ class ModuleWriter:
         self.blocks: list[BlockPlan] = []        # the group blocks passes.group_block may keep (candidates)
         self.factored: list[Factored] = []       # the same blocks, softmax factored (passes.factored_softmax)
         self.colourings: list[Colouring] = []    # two-colour updates (passes.two_colour)
+        self.weights: list[str] = []             # the linear η's weights of the kernel being written
+        self.linear: list[tuple] = []            # (kernel, latent, weights) with η as features × weights
+        self.candidates: list[LinearEta] = []    # the same kernels with η written directly (passes.linear_eta)
         # data with missing entries (ppvi.language.missing): their q's finish runs only where the mask is set
         self.missing = frozenset(imputed(d.model))
         self.masks = {v: self.names.constant("missing", v) for v in sorted(self.missing)}
 
     # -------------------------------------------------------------- kernels
-    def update_kernel(self, q: QFactor, damped: bool = False, blocked: bool = False) -> None:
+    def update_kernel(self, q: QFactor, damped: bool = False, blocked: bool = False, linear: bool = True) -> None:
         """q's update; ``damped``: every element from the moments before the update (Jacobi), and the
         natural parameters moved only part of the way, η ← (1 − α) η_old + α η (19.4.1).
 
@@ -252,8 +255,13 @@ class ModuleWriter:
         its points a block at a time and adds up their statistics (codegen.statistics) as matrix products;
         the chunks' sums are reduced after.  A candidate for passes.fuse, which keeps it or drops it (the
         local step of any other latent is the pass's fusion of its update with the statistics' Share).
+
+        ``linear``: a local vector latent's η as features × weights where it takes that form (_linear_eta);
+        such a kernel is a candidate for passes.linear_eta, beside the same kernel with η written directly
+        (``linear=False``, written by :meth:`direct_kernels` after every other kernel).
         """
         self.names.begin()
+        self.weights = []
         bases = _self_bases(self.d, q.var)
         w = Writer(self.names, self.dims, bases, snapshot=damped, big=self.big, element=frozenset(q.index),
                    stats=self.stats)
@@ -268,7 +276,10 @@ class ModuleWriter:
         if blocked:
             fn.pre.append(self.stats.chunks(w))
         levels, alloc = self._element_loops(q, w, fn, parallel, chunks, blocked)
-        self._element(q, w, levels, len(levels) - 1, alloc, damped)
+        self._element(q, w, levels, len(levels) - 1, alloc, damped, linear)
+        if self.weights:
+            self.linear.append((self.names.kernel("local_step" if blocked else "damped" if damped else "update", q.var),
+                                q.var, tuple(self.weights)))
         if blocked:
             self.stats.map(fn, levels, q.index[0], blocked=self.blocked,
                            onehot=self.d.syms.moments.get((q.var, "onehot")))
@@ -642,13 +653,15 @@ class ModuleWriter:
             coef = coef + (1 - sp.KroneckerDelta(d, e)) * coef.xreplace({d: e, e: d})
             span = [(i, d if i == e else l, h) for i, l, h in inside]
         weights = w.tmp("w")
+        self.weights.append(weights)
         full = [(i, l if not isinstance(l, sp.Idx) else 0, h) for i, l, h in span] + [(a, 0, a.upper) for a in axes]
-        shape = ", ".join(w.int_value(sp.sympify(h) + 1) for _, _, h in full)
-        fn.pre.append(f"{weights} = np.zeros(({shape},))")
+        with self.names.watch() as sizes:
+            shape = ", ".join(w.int_value(sp.sympify(h) + 1) for _, _, h in full)
+        fn.pre.append(assign(Ref(weights), Expr(f"np.zeros(({shape},))", frozenset(sizes))))
         hl = w._loops(span + [(a, 0, a.upper) for a in axes])
-        value = w.top(coef, [fn] + hl, 0)
+        value = w.expr(coef, [fn] + hl, 0)      # (an Assign: passes.linear_eta reads what the weights read)
         where = [self.names.index(i) for i, _, _ in full]
-        hl[-1].post.append(f"{weights}[{', '.join(where)}] = {value}")
+        hl[-1].post.append(assign(name_ref(weights, *where), value))
         fn.pre.append(hl[0])
         return span, where, weights
 
@@ -1238,6 +1251,33 @@ class ModuleWriter:
             self.block_kernel(*group)
         if self.stats.found:
             self.local_steps()
+        self.direct_kernels()
+
+    def direct_kernels(self) -> None:
+        """Each kernel written with η as features × weights, again with η summed element by element: the
+        candidate passes.linear_eta puts in its place where the weights would not hold for the whole kernel.
+        Written last, and aside (what the writer records meanwhile is put back as it was), so that the names
+        every other kernel numbers are those of the module without candidates.  A direct η whose sums over the
+        data plate would be statistics the statistics kernel does not fill (SBM's damped z: Σ_j A[i, j] E[z_j])
+        is not offered: that kernel is written already."""
+        for name, var, weights in self.linear:
+            kept = (len(self.kernels), dict(self.latents), dict(self.stat_reads), dict(self.stats.found),
+                    len(self.stats.reads), dict(self.stats.sums), dict(self.names.rewrites),
+                    dict(self.names.places), dict(self.names.derived))
+            role = next(k.role for k in self.kernels if k.name == name)
+            self.update_kernel(self.d.q[var], damped=role == "damped", blocked=role == "local_step", linear=False)
+            direct = self.kernels.pop()
+            count, self.latents, self.stat_reads, found, reads, sums, rewrites, places, derived = kept
+            if len(self.kernels) != count:
+                raise CodegenError(f"{name}: its direct η wrote another kernel")
+            offered = set(self.stats.found) == set(found)
+            del self.stats.reads[reads:]
+            for mine, old in ((self.stats.found, found), (self.stats.sums, sums), (self.names.rewrites, rewrites),
+                              (self.names.places, places), (self.names.derived, derived)):
+                mine.clear()
+                mine.update(old)
+            if offered:
+                self.candidates.append(LinearEta(name, var, weights, direct))
 
     def source(self) -> str:
         self.write()
@@ -1259,7 +1299,7 @@ class ModuleWriter:
         return Module(__version__, tuple(self.kernels), stats, plan, tuple(self.shares), plate, tuple(self.blocks),
                       tuple(self.factored), tuple(self.colourings), tuple(self.stats.sums.items()),
                       tuple((e, stages) for (e, _), stages in self.names.rewrites.items()),
-                      tuple(self.names.places.items()))
+                      tuple(self.names.places.items()), tuple(self.candidates))
 
 
 def lower(d: Derivation, fixed: dict[str, int] | None = None) -> Module:

@@ -2,11 +2,16 @@
 
 Each pass maps a Module to a Module and reads nothing but the IR.  The order, and why:
 
+    linear_eta  a kernel whose η of a local vector latent the writer wrote as features × weights (the weights
+                filled once, before any element) keeps that form where the weights read nothing the kernel
+                writes (its latent's q) and its elements run over the data plate; else the same kernel with η
+                summed element by element takes its place.  First: every other pass reads the kernels it
+                leaves (block_step a blocked step's η product, fuse the update it fuses a share into).
     group_block the group block (LDA's per-document E-step: a group latent and the local latent's members of
                 each group, iterated together) is kept where the group latent's update reads none of the
                 members' arrays (it reads them only through the statistics the block refills); then no local
-                step is made.  First: the block fills the statistics itself, so which local step ``fuse``
-                makes, if any, depends on it.
+                step is made.  Before the other passes that choose kernels: the block fills the statistics
+                itself, so which local step ``fuse`` makes, if any, depends on it.
     factored_softmax
                 the kept block's members' softmax is factored (e^a once per pass, e^b once per member, Σ_t p_t
                 without forming p) where the rows they refill are counts.  Right after ``group_block``, which
@@ -65,10 +70,42 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
-from ppvi.codegen.ir import (Assign, Bind, Call, Expr, Factored, If, Kernel, Loop, Module, Note, Ref,
+from ppvi.codegen.ir import (Assign, Bind, Call, Expr, Factored, If, Kernel, LinearEta, Loop, Module, Note, Ref,
                              Share, accumulates, part_range, reads, walk, writes)
 from ppvi.codegen.plan import ArrayNames, BlockPlan, KernelSpec, Plan
 from ppvi.codegen.scatter import chunk_elbo, scatter_rows
+
+
+def linear_eta(m: Module) -> Module:
+    """Of each kernel the writer wrote with η as features × weights (ir.LinearEta: the weights W_j filled once,
+    before any element; η[a] = Σ_j v_j W_j[a] for each), keep that form where it is sound and pays
+    (:func:`weights_hold`); else put the same kernel with η summed element by element in its place, and in the
+    plan.  Every candidate is dropped."""
+    kernels, plan = m.kernels, m.plan
+    for c in m.linear:
+        linear = m.kernel(c.kernel)
+        if weights_hold(m, linear, c):
+            continue
+        kernels = tuple(c.direct if k is linear else k for k in kernels)
+        info = plan.latents[c.latent]
+        spec = KernelSpec(c.direct.name, c.direct.params)
+        info = dataclasses.replace(info, **{f: spec for f in ("update", "damped")
+                                            if getattr(info, f) is not None and getattr(info, f).name == c.kernel})
+        plan = dataclasses.replace(plan, latents={**plan.latents, c.latent: info})
+    return dataclasses.replace(m, kernels=kernels, plan=plan, linear=())
+
+
+def weights_hold(m: Module, k: Kernel, c: LinearEta) -> bool:
+    """The weights, filled once at the start of ``k``, stay right for every element: their fills read no array
+    of the latent's q (its state and aliases: what the update writes as it goes; a group block's members'
+    η read the group's moments it refills, for one); and they pay: ``k``'s elements run over the data plate
+    (a loop over its chunks, or whose bounds read its size), many elements for one fill."""
+    info = m.plan.latents[c.latent]
+    owned = set(info.state) | set(info.aliases) | set(info.aliases.values())
+    fills = [n for n in walk(k.body) if not isinstance(n, (Loop, If)) and (writes(n) or frozenset()) & set(c.weights)]
+    read = [reads(n) for n in fills]
+    many = any(isinstance(n, Loop) and (n.axis == "chunk" or m.plate in n.range.reads) for n in walk(k.body))
+    return bool(fills) and None not in read and not frozenset().union(*read) & owned and many
 
 
 def group_block(m: Module) -> Module:
@@ -381,6 +418,7 @@ def parallel(m: Module) -> Module:
 
 
 PASSES: tuple[tuple[str, Callable[[Module], Module]], ...] = (
+    ("linear_eta", linear_eta),
     ("group_block", group_block),
     ("factored_softmax", factored_softmax),
     ("block_step", block_step),

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sympy as sp
 
@@ -14,8 +16,8 @@ from ppvi.codegen import passes
 from ppvi.codegen.cache import fixed_sizes
 from ppvi.codegen.dump import dump
 from ppvi.codegen.plan import ElboPlan, KernelSpec, LatentPlan, Plan
-from ppvi.codegen.ir import (Assign, Bind, Call, Expr, If, Kernel, Loop, Module, Note, PlateSum, Range, Ref, Share,
-                             Stmt, part_range, walk)
+from ppvi.codegen.ir import (Assign, Bind, Call, Expr, If, Kernel, LinearEta, Loop, Module, Note, PlateSum, Range,
+                             Ref, Share, Stmt, part_range, walk, writes)
 from ppvi.codegen.module import ModuleWriter, lower
 from ppvi.codegen.printer import kernel_source
 from ppvi.derive import derive
@@ -554,3 +556,71 @@ def test_a_statistic_read_inside_a_loop_sums_over_no_fixed_dim(path, fewer):
                  if str(i) != "_n" and {str(x) for x in (sp.sympify(hi) - lo + 1).free_symbols} <= given]
         assert not fixed, (st.name, st.expr)
     assert len(w.stats.found) == {"tied_gmm": 4, "mfa": 10, "ragged_hmm": 5}[Path(path).stem] - fewer
+
+
+def _linear(reads: str = "m_mu__x", plate: str = "n_N") -> Module:
+    """A module as the writer leaves it: z's update with η = x[n] · W, W filled once from ``reads``, its elements
+    over ``plate``; beside it the candidate with η summed for each element (ir.LinearEta)."""
+    k = e("i0_k", "i0_k")
+    fill = (Assign(Ref("_w0"), e("np.zeros((3,))")),
+            Loop(Range("i0_k", "3", reads=frozenset()), (Assign(Ref("_w0", (k,)), e(f"{reads}[i0_k]", reads, "i0_k")),),
+                 "k"))
+    x = e("v_x[i1_n]", "v_x", "i1_n")
+    finish = Call("finish_categorical", (e("_eta0", "_eta0"), Ref("q_z__p", (e("i1_n", "i1_n"),))))
+    each = lambda *eta: Loop(Range("i1_n", plate, reads=frozenset({plate})), eta + (finish,), "n")  # noqa: E731
+    sweep = Loop(Range("i0_k", "3", reads=frozenset()),
+                 (Assign(Ref("_eta0", (k,)), Expr(f"{x.text} * _w0[i0_k]", x.reads | {"_w0", "i0_k"})),), "k")
+    direct = Loop(Range("i0_k", "3", reads=frozenset()),
+                  (Assign(Ref("_eta0", (k,)), Expr(f"{x.text} * {reads}[i0_k]", x.reads | {reads, "i0_k"})),), "k")
+    params = tuple(sorted({reads, plate, "q_z__p", "v_x"}))
+    linear = Kernel("update_z", params, fill + (each(sweep),), "update", "z")
+    z = LatentPlan("Categorical", KernelSpec("update_z", params), {"q_z__p": ("N", "K")}, {}, "local", ("N",), "K",
+                   False)
+    plan = Plan({"z": z}, {}, ElboPlan(KernelSpec("expected_log_joint", ()), ()))
+    candidate = LinearEta("update_z", "z", ("_w0",), dataclasses.replace(linear, body=(each(direct),)))
+    return Module("0", (linear,), plan=plan, plate="n_N", linear=(candidate,))
+
+
+def test_linear_eta_keeps_weights_that_hold_for_the_whole_kernel():
+    m = _linear()
+    out = passes.linear_eta(m)
+    assert out.linear == () and out.kernels == m.kernels and out.plan == m.plan
+
+
+@pytest.mark.parametrize("reads, plate", [("q_z__p", "n_N"),     # the weights read the q the update writes
+                                          ("m_mu__x", "n_G")])   # few elements: not over the data plate
+def test_linear_eta_sums_eta_directly_where_the_weights_would_not_hold_or_pay(reads, plate):
+    m = _linear(reads, plate)
+    out = passes.linear_eta(m)
+    assert out.linear == () and out.kernels == (m.linear[0].direct,)
+    assert not any("_w0" in (writes(n) or ()) for n in walk(out.kernels[0].body))
+    assert out.plan.latents["z"].update == KernelSpec("update_z", m.linear[0].direct.params)
+
+
+def test_gmm_1d_linear_eta_is_kept_and_its_direct_form_gives_the_same_update():
+    """gmm_1d: z's update, damped update and blocked step are written as features × weights, each with its
+    direct candidate; the pass keeps the weights (they read only the globals' moments) and drops the candidates.
+    Both forms of update_z, run as plain Python, give q(z) = softmax of η written here in NumPy."""
+    m = lowered("gmm_1d")
+    assert [c.kernel for c in m.linear] == ["update_z", "damped_z", "local_step_z"]
+    out = passes.linear_eta(m)
+    assert out.linear == () and out.kernels == m.kernels and out.plan == m.plan
+    from ppvi.codegen import runtime
+    rng = np.random.default_rng(0)
+    n = 70
+    state = {"n_N": n, "v_eruptions": rng.normal(3.0, 1.0, n), "q_z__p": np.zeros((n, 3)), "h_z": np.zeros(n),
+             "l_z": np.zeros(n), "c_shift__eruptions": np.array([2.5]), "m_pi__logp": np.log([0.2, 0.3, 0.5]),
+             "m_tau__logx": rng.normal(size=3), "m_tau__x": rng.uniform(0.5, 2.0, 3),
+             "q_mu__mean": rng.normal(3.0, 1.0, 3), "q_mu__sd": rng.uniform(0.1, 0.5, 3)}
+    s = state
+    eta = (s["m_pi__logp"] + 0.5 * s["m_tau__logx"] - 0.5 * np.log(2 * np.pi) - 0.5 * s["m_tau__x"]
+           * ((s["v_eruptions"][:, None] - s["q_mu__mean"]) ** 2 + s["q_mu__sd"] ** 2))
+    want = np.exp(eta - eta.max(axis=1, keepdims=True))
+    want /= want.sum(axis=1, keepdims=True)
+    env = {**{name: getattr(f, "py_func", f) for name, f in vars(runtime).items() if not name.startswith("__")},
+           "np": np, "math": math, "prange": range, "njit": lambda **_: (lambda f: f)}     # (plain Python)
+    for kernel in (m.kernel("update_z"), m.linear[0].direct):
+        exec(kernel_source(kernel), env)
+        run = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in state.items()}
+        env["update_z"](*(run[a] for a in kernel.params))
+        np.testing.assert_allclose(run["q_z__p"], want, rtol=1e-12)
