@@ -52,19 +52,54 @@ def pytest_addoption(parser):
                      help="also the slow variants CI leaves out: tests marked `long`, every hostile-name set "
                           "(tests/probes), the whole differential harness (tests/harness: every rewrite, every "
                           "kernel compiled, more random models)")
+    parser.addoption("--harness-cases", default="", metavar="GLOBS",
+                     help="tests/harness: only the corpus cases whose names match one of these comma-separated "
+                          "globs (fnmatch: 'models/*,inline:test_names:*'): a long run in pieces")
+    parser.addoption("--harness-shard", default="", metavar="K/N",
+                     help="tests/harness: only the corpus cases of piece K of N (0 <= K < N, by a hash of the case's "
+                          "name: a case keeps its piece as the corpus grows)")
+    parser.addoption("--harness-every-case", action="store_true",
+                     help="tests/harness without --long: CI's checks (structure and checks 2-4 with kernels as plain "
+                          "Python, one rewrite a case) on every case, not only on CHECKED_IN_CI")
     parser.addoption("--fuzz-long", action="store", type=int, nargs="?", const=2000, default=0, metavar="N",
                      help="the model fuzz with N cases of each kind (default 2000) instead of the CI's few "
                           "(tests/probes/test_fuzz_models.py)")
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``long`` run only with ``--long`` (each compiles models no other test needs)."""
+    """Tests marked ``long`` run only with ``--long`` (each compiles models no other test needs); the harness's
+    cases outside ``--harness-cases`` / ``--harness-shard`` are deselected."""
+    selected = harness_selection(config)
+    if selected is not None:
+        kept, dropped = [], []
+        for item in items:
+            params = getattr(getattr(item, "callspec", None), "params", {})
+            case = params.get("case", (params.get("variant") or (None,))[0])
+            (dropped if hasattr(case, "name") and not selected(case.name) else kept).append(item)
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
     if config.getoption("--long"):
         return
     skip = pytest.mark.skip(reason="slow: run with --long")
     for item in items:
         if "long" in item.keywords:
             item.add_marker(skip)
+
+
+def harness_selection(config):
+    """Whether a harness case (by name) is in ``--harness-cases`` and ``--harness-shard``; None: every case."""
+    import fnmatch
+    import zlib
+
+    globs = [g for g in config.getoption("--harness-cases", default="").split(",") if g]
+    shard = config.getoption("--harness-shard", default="")
+    if not globs and not shard:
+        return None
+    k, n = (int(x) for x in shard.split("/")) if shard else (0, 1)
+
+    def selected(name: str) -> bool:
+        return (not globs or any(fnmatch.fnmatchcase(name, g) for g in globs)) and zlib.crc32(name.encode()) % n == k
+    return selected
 
 
 @pytest.fixture
@@ -127,6 +162,12 @@ class Built:
         if isinstance(made, Exception):
             raise made
         return made
+
+
+@pytest.fixture(scope="session")
+def harness_selected(request):
+    """The harness cases of this run (--harness-cases, --harness-shard): name -> whether selected."""
+    return harness_selection(request.config) or (lambda name: True)
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from ppvi.codegen.emit import Block, Writer, assign, axis_order, name_ref, ordered
+from ppvi.codegen.emit import Block, Writer, assign, axis_order, name_ref, ordered, structure
 from ppvi.codegen.ir import Call, Expr, Note, Range, Ref
 from ppvi.derive.newton import ARMIJO, FEASIBLE, MAX_HALVINGS, MAX_STEPS, NEAR, STATS, TOL
 
@@ -413,7 +413,7 @@ def block_derivatives(bw: BlockWriter, fn: Block, step: Block, blk, exps: dict, 
               for k in range(len(bw.members)) for k2 in range(len(bw.members)) for key, h in bw.hs.items()]
     grams = gram_form([nt.gradient[s].xreplace(exps) for s in STATS] +
                       [blk.hessian[key].xreplace(exps) for key in keys] + [e.xreplace(exps) for _, e, _ in extra],
-                      j, j2, frozenset(e.base for e in exps.values()))
+                      j, j2, frozenset(e.base for e in exps.values()), names.rank)
     views = write_grams(bw.mw, w, grams, fn, step, j)
     rows = bw.loop(j)
     step.post.append(rows)
@@ -485,64 +485,78 @@ class GramEntry(sp.Function):
     view array is bound when the kernel is written (write_grams)."""
 
 
-def gram_form(exprs: list[sp.Expr], j: sp.Idx, j2: sp.Idx, weights: frozenset) -> GramForm:
+def gram_form(exprs: list[sp.Expr], j: sp.Idx, j2: sp.Idx, weights: frozenset, rank: dict | None = None) -> GramForm:
     """Each sum Σ_n c·u(n, j)·u'(n, j2)·w(n) of ``exprs`` (one plate index n; u, u' products of data factors
     reading j or j2 (the partner) with n; w reading n alone and one of the arrays ``weights``, e^{E_n}; c not
     reading n) as c·(Fᵀ diag(w) F)[(u, j), (u', j2)], where F's columns are the constant and each feature u at every
-    j: the cross Hessian's O(D²) sums over N become one matrix product (docs/derivation.md, section 10)."""
-    features: dict[sp.Idx, list] = {}
-    grams: list[tuple[sp.Idx, sp.Expr]] = []
+    j: the cross Hessian's O(D²) sums over N become one matrix product (docs/derivation.md, section 10).
 
+    The Gram matrices and each one's feature columns go in emit.ordered's order (``rank``: Names.rank), never in
+    the order SymPy's traversal meets them, which follows the names: the columns set the generated code's reads
+    and the order of the terms that read them."""
     def weighted(e: sp.Expr) -> bool:
         return any(isinstance(b, sp.Indexed) and b.base in weights for b in sp.preorder_traversal(e))
 
-    def column(p: sp.Idx, u: sp.Expr) -> int:
-        if u == 1:
-            return 0
-        cols = features.setdefault(p, [])
-        if u not in cols:
-            cols.append(u)
-        return cols.index(u) + 1
+    found: dict[sp.Sum, list] = {}
 
-    def entry(e: sp.Sum) -> sp.Expr | None:
-        if len(e.limits) != 1:
-            return None
-        p, lo, hi = e.limits[0]
-        if sp.sympify(lo) != 0 or sp.sympify(hi) != p.upper:
-            return None
-        split = []
-        for term in sp.Add.make_args(sp.expand(e.function)):
-            parts = _factors(term, p, j, j2)
-            if parts is None:
-                return None
-            w = sp.Mul(*parts["w"])
-            if not weighted(w) or {i for i in w.free_symbols if isinstance(i, sp.Idx)} - {p}:
-                return None
-            a, b = sp.Mul(*parts["a"]), sp.Mul(*parts["b"]).xreplace({j2: j})
-            if (a.free_symbols | b.free_symbols) & {i for i in e.free_symbols if isinstance(i, sp.Idx)} - {j}:
-                return None
-            split.append((sp.Mul(*parts["c"]), a, b, w))
+    def discover(e: sp.Sum) -> sp.Expr:
+        if e not in found and weighted(e):
+            found[e] = _gram_terms(e, j, j2, weighted)
+        return e
+
+    for e in exprs:
+        _outer_sums(e, discover)
+    terms = [t for ts in found.values() if ts for t in ts]
+    rank = rank or {}
+    grams = [(g[0], g[1]) for g in ordered(list(dict.fromkeys(sp.Tuple(p, w) for p, _, _, _, w in terms)), {}, rank)]
+    # (the simplest first, the data themselves before their powers and products)
+    features = {p: sorted(dict.fromkeys(u for q, _, a, b, _ in terms if q == p for u in (a, b) if u != 1),
+                          key=lambda u: (sp.count_ops(u), structure(u, {p: ("n",), j: ("j",)}, rank)))
+                for p in dict.fromkeys(p for p, _ in grams)}
+
+    def entry(e: sp.Sum) -> sp.Expr:
+        if not found.get(e):
+            return e
         out = []
-        for c, a, b, w in split:        # (registered only once every term is an entry: no Gram nobody reads)
-            if (p, w) not in grams:
-                grams.append((p, w))
-            fa, fb = column(p, a), column(p, b)
+        for p, c, a, b, w in found[e]:
+            fa, fb = (features[p].index(u) + 1 if u != 1 else 0 for u in (a, b))
             out.append(c * GramEntry(grams.index((p, w)), fa, fb, j if fa else 0, j2 if fb else 0))
         return sp.Add(*out)
 
-    def rewrite(e: sp.Expr) -> sp.Expr:
-        if isinstance(e, sp.Sum):
-            if weighted(e):
-                done = entry(e)
-                if done is not None:
-                    return done
-            return e
-        if not e.args or isinstance(e, (sp.Indexed, sp.Idx, sp.IndexedBase)):
-            return e
-        return e.func(*(rewrite(a) for a in e.args))
+    rewritten = tuple(_outer_sums(e, entry) for e in exprs)
+    return GramForm(rewritten, tuple(Gram(p, wt, tuple(features[p])) for p, wt in grams))
 
-    rewritten = tuple(rewrite(e) for e in exprs)
-    return GramForm(rewritten, tuple(Gram(p, wt, tuple(features.get(p, ()))) for p, wt in grams))
+
+def _outer_sums(e: sp.Expr, f) -> sp.Expr:
+    """e with each sum not inside another replaced by f(sum)."""
+    if isinstance(e, sp.Sum):
+        return f(e)
+    if not e.args or isinstance(e, (sp.Indexed, sp.Idx, sp.IndexedBase)):
+        return e
+    return e.func(*(_outer_sums(a, f) for a in e.args))
+
+
+def _gram_terms(e: sp.Sum, j: sp.Idx, j2: sp.Idx, weighted) -> list | None:
+    """A sum over one whole data plate p as its terms (p, c, u, u', w) (gram_form), None where a term is no
+    Gram entry."""
+    if len(e.limits) != 1:
+        return None
+    p, lo, hi = e.limits[0]
+    if sp.sympify(lo) != 0 or sp.sympify(hi) != p.upper:
+        return None
+    split = []
+    for term in sp.Add.make_args(sp.expand(e.function)):
+        parts = _factors(term, p, j, j2)
+        if parts is None:
+            return None
+        w = sp.Mul(*parts["w"])
+        if not weighted(w) or {i for i in w.free_symbols if isinstance(i, sp.Idx)} - {p}:
+            return None
+        a, b = sp.Mul(*parts["a"]), sp.Mul(*parts["b"]).xreplace({j2: j})
+        if (a.free_symbols | b.free_symbols) & {i for i in e.free_symbols if isinstance(i, sp.Idx)} - {j}:
+            return None
+        split.append((p, sp.Mul(*parts["c"]), a, b, w))
+    return split
 
 
 def _factors(term: sp.Expr, p: sp.Idx, j: sp.Idx, j2: sp.Idx) -> dict | None:

@@ -99,3 +99,24 @@ def test_a_sum_that_is_no_gram_entry_stays():
         for b in range(D):
             want = v["m"][b] * np.sum(v["X"] * v["x"][:, a]) + np.sum(v["X"] * v["z"][:, a, b])
             assert np.isclose(read(form.rewritten[0], {j: a, j2: b}), want, rtol=1e-12), (a, b)
+
+
+def test_the_columns_follow_the_model_not_the_names():
+    """Two data arrays multiplying one weight vector (features u, v, u², v², u·v): the same Gram matrices and
+    columns whatever the arrays are called, the first declared first (``rank``: Names.rank's places).  Before, the
+    columns went in SymPy's traversal order, which follows the names (tests/codegen/test_names.py, two_features)."""
+    def form(first: str, second: str) -> tuple:
+        """The form of sums over arrays named ``first`` (declared first) and ``second``, both renamed u and v."""
+        a, b = sp.IndexedBase(first), sp.IndexedBase(second)
+        eta = a[n, j] + b[n, j]
+        exprs = [sp.Sum(X[n] * eta * eta.xreplace({j: j2}), (n, 0, N - 1)),
+                 sp.Sum(X[n] * y[n] * eta ** 2, (n, 0, N - 1))]
+        f = gram_form(exprs, j, j2, frozenset({X}), {first: 0, second: 1})
+        back = {a: sp.IndexedBase("u"), b: sp.IndexedBase("v")}
+        return (sp.Tuple(*f.rewritten).xreplace(back),
+                [(g.weight, sp.Tuple(*g.features).xreplace(back)) for g in f.grams])
+
+    plain = form("p", "q")
+    assert form("q", "p") == plain
+    assert [len(features) for _, features in plain[1]] == [5, 5]
+    assert plain[1][0][1][:2] == (sp.IndexedBase("u")[n, j], sp.IndexedBase("v")[n, j])

@@ -25,10 +25,11 @@ CHECKS = {"test_one_kernel_per_plan_entry_and_linear_statistics": "structure",
           "test_compiled_elbo_equals_the_reference_elbo": "elbo"}
 
 
-def cases(check: str, long: bool) -> list:
+def cases(check: str, long: bool, every: bool = False) -> list:
+    """The cases of a check: CHECKED_IN_CI, or every case (``--long``, ``--harness-every-case``)."""
     out = []
     for c in CASES:
-        if c.refused or c.chains or not (long or c.name in CHECKED_IN_CI):
+        if c.refused or c.chains or not (long or every or c.name in CHECKED_IN_CI):
             continue
         marks = []
         if c.name in REFUSED_TODAY:
@@ -44,7 +45,8 @@ def cases(check: str, long: bool) -> list:
 def pytest_generate_tests(metafunc):
     if metafunc.function.__name__ in CHECKS:
         long = metafunc.config.getoption("--long", default=False)
-        metafunc.parametrize("case", cases(CHECKS[metafunc.function.__name__], long))
+        every = metafunc.config.getoption("--harness-every-case", default=False)
+        metafunc.parametrize("case", cases(CHECKS[metafunc.function.__name__], long, every))
 
 
 def _report(problems: list[str]) -> None:

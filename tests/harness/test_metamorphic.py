@@ -30,10 +30,10 @@ ORDER = list(STRATEGIES) + ["reorder_declarations", "reorder_draws"]
 SWEEPS = {False: (12, 5), True: (25, 6)}
 
 
-def _variants(long: bool) -> list:
+def _variants(long: bool, every: bool = False) -> list:
     out = []
     for c in CASES:
-        if not (long or c.name in CHECKED_IN_CI):
+        if not (long or every or c.name in CHECKED_IN_CI):
             continue
         chosen = ORDER if long else [ORDER[zlib.crc32(c.name.encode()) % len(ORDER)]]
         for s in chosen:
@@ -45,7 +45,7 @@ def _variants(long: bool) -> list:
 def pytest_generate_tests(metafunc):
     if "variant" in metafunc.fixturenames:
         long = metafunc.config.getoption("--long", default=False)
-        metafunc.parametrize("variant", _variants(long))
+        metafunc.parametrize("variant", _variants(long, metafunc.config.getoption("--harness-every-case")))
 
 
 def _fits(text: str, mapping: dict[str, str], data: dict, dims: dict, long: bool) -> tuple:

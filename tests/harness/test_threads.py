@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from harness_cases import COMPILED_IN_CI, corpus
 from harness_known import REFUSED
 
@@ -25,9 +27,11 @@ def _digests(threads: str, names: list[str]) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_one_and_two_threads_give_the_same_fits_bit_for_bit(harness_long):
-    """Sequential and damped fits of each case."""
-    names = NAMES if harness_long else [n for n in NAMES if n in COMPILED_IN_CI]
+def test_one_and_two_threads_give_the_same_fits_bit_for_bit(harness_long, harness_selected):
+    """Sequential and damped fits of each case (of this run's selection: --harness-cases, --harness-shard)."""
+    names = [n for n in NAMES if (harness_long or n in COMPILED_IN_CI) and harness_selected(n)]
+    if not names:
+        pytest.skip("no compiled case selected")
     one, two = _digests("1", names), _digests("2", names)
     differ = [n for n in names if one[n] != two[n]]
     assert not differ, f"fits that depend on the thread count: {differ}"
