@@ -259,8 +259,9 @@ class Program:
             known = unit.trials or unit.given
             if known:
                 # a count's total (or a NegativeBinomial's r) is known data, the same at every entry: q's n
-                # (ppvi.families.binomial, negative_binomial)
-                n = prior_arguments(self.model, var, self.sizes, self._value)[1][known]
+                # (ppvi.families.binomial, negative_binomial); the other arguments are not evaluated (a
+                # probability read at a mixture's label has no value here)
+                n = prior_arguments(self.model, var, self.sizes, self._value, frozenset({known}))[1][known]
                 target = self.state[ArrayNames.qparam(var, known)]
                 target[...] = n.reshape(target.shape)
             unit.clamp(self.state, var, values, missing)

@@ -316,9 +316,10 @@ def evaluate(e: ast.Expr, plates: tuple[tuple[str, str], ...], sizes: Mapping[st
 
 
 def prior_arguments(model: CheckedModel, var: str, sizes: Mapping[str, int],
-                    value_of: Callable[[str], np.ndarray]) -> tuple[str, dict[str, np.ndarray]]:
-    """The distribution of var's prior and its arguments, each evaluated at every element of var: an array of
-    var's plate shape followed by the argument's own axes."""
+                    value_of: Callable[[str], np.ndarray],
+                    only: frozenset[str] | None = None) -> tuple[str, dict[str, np.ndarray]]:
+    """The distribution of var's prior and its arguments (those named in ``only``, if given), each evaluated at
+    every element of var: an array of var's plate shape followed by the argument's own axes."""
     f = model.prior(var)
     if f is None:
         raise NotEvaluable(var)
@@ -326,6 +327,8 @@ def prior_arguments(model: CheckedModel, var: str, sizes: Mapping[str, int],
     shape = tuple(sizes[f.plates[k][1]] for k in order)
     out = {}
     for name, expr in f.args:
+        if only is not None and name not in only:
+            continue
         a = evaluate(expr, f.plates, sizes, value_of)
         lead = len(f.plates)
         a = np.broadcast_to(a, tuple(sizes[d] for _, d in f.plates) + a.shape[lead:])

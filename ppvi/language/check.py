@@ -1438,7 +1438,7 @@ class _Checker:
         if (sig.name, p.name) in NAMED_MATRIX:
             if ref is None and (sig.name, p.name) == ("MvNormal", "precision"):
                 ref, expr = self._scaled_matrix(sig, p, expr, scope)
-            if not self._named_matrix(sig, p, expr, ref):
+            if not self._named_matrix(sig, p, expr, ref, scope):
                 return
         if ref is None:
             if p.domain == "simplex" and any(isinstance(n, ast.Name) and n.id in self.vars
@@ -1517,7 +1517,8 @@ class _Checker:
                 return ref, matrix
         return None, expr
 
-    def _named_matrix(self, sig: Signature, p: Param, expr: ast.Expr, ref: Variable | None) -> bool:
+    def _named_matrix(self, sig: Signature, p: Param, expr: ast.Expr, ref: Variable | None,
+                      scope: dict[str, str]) -> bool:
         """Where the derivation needs one matrix it can name (its inverse and log-determinant are taken
         once, from its values), a const, data or (precision=) a latent must stand."""
         kinds = NAMED_MATRIX[(sig.name, p.name)]
@@ -1527,7 +1528,7 @@ class _Checker:
         if (sig.name, p.name) == ("MvNormal", "precision"):
             what += ", or a positive scalar times one"
         if ref is None:
-            hint = f"declare it first, `const P[D, D] = {_text(self.rep, expr)}` or `data P[D, D]`, and pass its name"
+            hint = self._name_it(sig, p, expr, scope)
         elif ref.kind == "param":
             hint = f"its inverse and log-determinant are taken once: make `{ref.name}` a const or data"
         elif p.name == "cov":
@@ -1536,6 +1537,24 @@ class _Checker:
             hint = "ppvi has no conjugate q for an unknown Wishart scale: give it a value (const or data)"
         self.rep.error(f"`{p.name}` of {sig.name} must name a matrix: {what}", _span(expr), hint)
         return False
+
+    def _name_it(self, sig: Signature, p: Param, expr: ast.Expr, scope: dict[str, str]) -> str:
+        """The hint for a matrix written as an expression. A const may hold one made of constants; a const
+        cannot depend on data, so one over data becomes a data variable holding its value; one over a
+        latent or param has no value before the fit."""
+        dims = ", ".join(str(s) for s in self.infer(expr, scope).shape) or "D, D"
+        used = {self.vars[n.id].kind: n.id for n in reversed(list(walk(expr))) if isinstance(n, ast.Name)
+                and n.id not in scope and n.id in self.vars and self.vars[n.id].kind != "const"}
+        text = _text(self.rep, expr)
+        if not used:
+            return f"declare it first, `const P[{dims}] = {text}` or `data P[{dims}]`, and pass its name"
+        if set(used) == {"data"}:
+            return (f"it depends on data `{used['data']}`, which a const cannot: compute `{text}` before the fit, "
+                    f"pass it as `data P[{dims}]`, and write `P`")
+        kind = "latent" if "latent" in used else "param"
+        if "latent" in NAMED_MATRIX[(sig.name, p.name)]:
+            return f"it depends on {kind} `{used[kind]}`: give the matrix a prior of its own, `P ~ Wishart(…)`, and write `P`"
+        return f"it depends on {kind} `{used[kind]}`: ppvi has no conjugate q for an unknown {sig.name} {p.name}"
 
     def _ref(self, expr: ast.Expr, scope: dict[str, str]) -> Variable | None:
         """The variable an argument names, alone or indexed (``Lambda``, ``Lambda[z[n]]``)."""

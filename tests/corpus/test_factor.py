@@ -214,13 +214,13 @@ def bayes_pca():
     return c, fit(c, restarts=3), data(c)["x"]
 
 
-@pytest.mark.long     # (its fit takes 25–80 s; the differential harness compiles it in CI)
+@pytest.mark.long     # (its fit takes 25–80 s; CI fits it 12 sweeps in plain Python: harness test_metamorphic)
 def test_bayes_pca_is_a_fixed_point(bayes_pca):
     _, r, x = bayes_pca
     assert_bilinear_fixed_point(BAYES_PCA, x, r.q)
 
 
-@pytest.mark.long     # (its fit takes 25–80 s; the differential harness compiles it in CI)
+@pytest.mark.long     # (its fit takes 25–80 s; CI fits it 12 sweeps in plain Python: harness test_metamorphic)
 def test_bayes_pca_prunes_to_the_planted_subspace(bayes_pca):
     _, r, _ = bayes_pca
     _check_bayes_pca_recovery(r.q, corpus_data.bayes_pca()[1])
@@ -285,7 +285,7 @@ def fa_bayes():
     return c, fit(c, restarts=3), data(c)["x"]
 
 
-@pytest.mark.long     # (its fit takes 25–80 s; the differential harness compiles it in CI)
+@pytest.mark.long     # (its fit takes 25–80 s; CI fits it 12 sweeps in plain Python: harness test_metamorphic)
 def test_ppca_bayes_is_a_fixed_point_and_finds_the_subspace(ppca_bayes):
     from corpus.make_data import ppca_bayes as truth
 
@@ -294,7 +294,7 @@ def test_ppca_bayes_is_a_fixed_point_and_finds_the_subspace(ppca_bayes):
     _check_ppca_recovery(r.q, truth()[1])
 
 
-@pytest.mark.long     # (its fit takes 25–80 s; the differential harness compiles it in CI)
+@pytest.mark.long     # (its fit takes 25–80 s; CI fits it 12 sweeps in plain Python: harness test_metamorphic)
 def test_fa_bayes_is_a_fixed_point_and_finds_the_planted_covariance(fa_bayes):
     from corpus.make_data import fa_bayes as truth
 
@@ -486,7 +486,7 @@ def mfa():
     return c, r, d["x"]
 
 
-@pytest.mark.long     # (its fit takes 25–80 s; the differential harness compiles it in CI)
+@pytest.mark.long     # (its fit takes 25–80 s; CI fits it 12 sweeps in plain Python: harness test_metamorphic)
 def test_mfa_recovers_the_planted_components(mfa):
     """The planted assignments; each component's mean, loadings' subspace and the shared noise against
     factor analysis of its planted points (scikit-learn's FactorAnalysis: maximum likelihood, whose mean is

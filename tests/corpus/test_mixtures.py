@@ -405,7 +405,7 @@ def mixreg():
                   "y[n] ~ Normal(dot(X[n], w[z[n]]), precision = tau[z[n]])", restarts=5)
 
 
-@pytest.mark.long     # (its fit takes 20 s)
+@pytest.mark.long     # (its fit takes 20 s; CI fits it 12 sweeps in plain Python: harness test_metamorphic)
 def test_mixture_of_regressions_is_a_fixed_point(mixreg):
     _, r, d = mixreg
     X, y = d["X"], d["y"]

@@ -2,11 +2,13 @@
 
 A model is assembled from motifs, each conjugate by construction (PRML ch. 10, Bishop & Winn's
 conjugate-exponential class): observations of every family with their conjugate parameters (Normal mean and
-Gamma precision, Gamma rates of Poisson, Exponential and Gamma data, Beta, Dirichlet, MvNormal and Wishart),
+Gamma precision, or a Normal–Gamma pair; Gamma rates of Poisson, Exponential and Gamma data; Beta of Bernoulli,
+Binomial and NegativeBinomial counts; Dirichlet of Categorical and Multinomial data; MvNormal and Wishart),
+some with missing entries,
 as one global parameter, a mixture over components (a latent z[n]), or groups read at a data-valued index;
 hierarchies (shared latent hyperparameters); products of latents (regression weights, a product of two
-scalars, a bilinear factor model; a logistic regression, conjugate given Pólya-Gamma weights); params beside
-latents.  Every mean-field update of such a model is in
+scalars, a bilinear factor model, matrix factorisation at data-valued indices; a logistic regression,
+conjugate given Pólya-Gamma weights); params beside latents.  Every mean-field update of such a model is in
 closed form, so deriving must succeed: a refusal is a false one.
 
 The feature groups are separate strategies, so a known fault in one (issue 14 item 2: bilinear models) is
@@ -43,6 +45,7 @@ class _Model:
     count: itertools.count = field(default_factory=lambda: itertools.count(1))
     mixture: str | None = None                    # z, when a mixture latent exists
     groups: str | None = None                     # the group index data, when one exists
+    tail: list = field(default_factory=list)      # `approximate …` lines, after the statements
 
     def name(self, stem: str) -> str:
         return f"{stem}{next(self.count)}"
@@ -59,7 +62,7 @@ class _Model:
         if self.local:
             out.append("for n in N:")
             out += ["    " + line for line in self.local]
-        return "\n".join(out) + "\n"
+        return "\n".join(out + self.tail) + "\n"
 
 
 # ------------------------------------------------------------------ pieces
@@ -152,9 +155,12 @@ def normal_obs(m: _Model, draw, modes: list[str]) -> None:
     mode = _mode(m, draw, modes)
     head, at, read = _index(m, mode)
     x = m.name("x")
-    m.decls.append(f"data {x}[N]")
+    m.decls.append(f"data {x}[N]{_missing(m, draw)}")
     mean_kind = draw(st.sampled_from(["latent", "latent", "hierarchical", "param"]))
     m.features.append(f"normal:{mode}:{mean_kind}")
+    if mode == "global" and mean_kind == "latent" and draw(st.integers(0, 2)) == 0:
+        _normal_gamma(m, x, m.name("mu"), draw(st.booleans()))
+        return
     if mean_kind == "param":
         mu = m.name("m")
         m.decls.append(f"param {mu}{'[K]' if mode == 'mixture' else '[G]' if mode == 'group' else ''}")
@@ -174,6 +180,25 @@ def normal_obs(m: _Model, draw, modes: list[str]) -> None:
     else:
         tau_read = _positive_value(m, draw, "normal-precision", hier=draw(st.booleans()))
     m.local.append(f"{x}[n] ~ Normal({mu}{read}, precision = {tau_read})")
+
+
+def _normal_gamma(m: _Model, x: str, mu: str, joint: bool) -> None:
+    """PRML 10.1.3's coupled prior, μ | λ ~ N(m₀, (β₀ λ)⁻¹), as one Normal–Gamma q(μ, λ) or factorised."""
+    lam = m.name("lam")
+    m.top.append(f"{lam} ~ Gamma(2.0, 1.0)")
+    m.top.append(f"{mu} ~ Normal(0.0, precision = 0.1 * {lam})")
+    m.local.append(f"{x}[n] ~ Normal({mu}, precision = {lam})")
+    m.features.append(f"normal-gamma:{'joint' if joint else 'factorised'}")
+    if joint:
+        m.tail.append(f"approximate {mu}, {lam} jointly")
+
+
+def _missing(m: _Model, draw, support: str = "") -> str:
+    """A data variable's support, ``: missing`` added at random (q imputes the empty entries)."""
+    if draw(st.integers(0, 3)) == 0:
+        m.features.append("missing")
+        return f" : {support + ' ' if support else ''}missing"
+    return f" : {support}" if support else ""
 
 
 def rate_obs(m: _Model, draw, modes: list[str]) -> None:
@@ -203,6 +228,35 @@ def beta_obs(m: _Model, draw, modes: list[str]) -> None:
     _declare(m, head, [f"{p}{at} ~ Beta(1.5, 1.5)"])
     m.decls.append(f"data {y}[N] : binary")
     m.local.append(f"{y}[n] ~ Bernoulli({p}{read})")
+
+
+def count_obs(m: _Model, draw, modes: list[str]) -> None:
+    """Counts with a known total or stopping rule: Binomial(n[n], p) and NegativeBinomial(r, p) with a Beta
+    p, Multinomial(n[n], θ) with a Dirichlet θ (each conjugate: 19.56's updates of a Beta or Dirichlet)."""
+    mode = _mode(m, draw, modes)
+    head, at, read = _index(m, mode)
+    family = draw(st.sampled_from(["Binomial", "NegativeBinomial", "Multinomial"]))
+    y, p, n = m.name("y"), m.name("p"), m.name("n")
+    m.features.append(f"{family}:{mode}")
+    if family == "Multinomial":
+        m.dim("V", 3)
+        a = m.name("a")
+        m.consts.append(f"const {a}[V] = 0.5")
+        _declare(m, head, [f"{p}{at} ~ Dirichlet({a})"])
+        m.decls += [f"data {n}[N] : count", f"data {y}[N, V] : count"]
+        m.local.append(f"{y}[n] ~ Multinomial({n}[n], {p}{read})")
+        return
+    _declare(m, head, [f"{p}{at} ~ Beta(1.5, 1.5)"])
+    if family == "Binomial":
+        m.decls += [f"data {n}[N] : count", f"data {y}[N]{_missing(m, draw, 'count')}"]
+        m.local.append(f"{y}[n] ~ Binomial({n}[n], {p}{read})")
+    else:
+        m.decls.append(f"data {y}[N]{_missing(m, draw, 'count')}")
+        r = draw(st.sampled_from(["2.5", "data"]))
+        if r == "data":
+            r = n
+            m.decls.append(f"data {n}[N]")
+        m.local.append(f"{y}[n] ~ NegativeBinomial({r}{'[n]' if r == n else ''}, {p}{read})")
 
 
 def categorical_obs(m: _Model, draw, modes: list[str]) -> None:
@@ -300,7 +354,32 @@ def bilinear(m: _Model, draw) -> None:
                 f"    {Y}[n, d] ~ Normal(sum(j in M: {W}[d, j] * {f}[n, j]), precision = {prec})"]
 
 
-OBSERVATIONS = [normal_obs, rate_obs, beta_obs, categorical_obs, mvnormal_obs]
+def pmf(m: _Model, draw) -> None:
+    """Probabilistic matrix factorisation in long format: y[n] ~ Normal(Σ_k P[u[n], k] Q[i[n], k], τ) with u, i
+    data-valued indices (issue 14 item 4's scatters over the data plate); P, Q Normal (their means latent and
+    shared, or 0) or MvNormal rows."""
+    m.dim("U")
+    m.dim("I")
+    m.dim("M", 2)
+    y, u, i, P, Q = m.name("y"), m.name("u"), m.name("i"), m.name("P"), m.name("Q")
+    m.decls += [f"data {u}[N] : index(U)", f"data {i}[N] : index(I)", f"data {y}[N]"]
+    rows = draw(st.sampled_from(["normal", "mvnormal"]))
+    m.features.append(f"pmf:{rows}")
+    if rows == "mvnormal":
+        m0, p0 = m.name("m"), m.name("P")
+        m.consts += [f"const {m0}[M] = 0.0", f"const {p0}[M, M] = eye(M)"]
+        m.top += ["for a in U:", f"    {P}[a] ~ MvNormal({m0}, precision = {p0})",
+                  "for b in I:", f"    {Q}[b] ~ MvNormal({m0}, precision = {p0})"]
+        mean = f"dot({P}[{u}[n]], {Q}[{i}[n]])"
+    else:
+        m.top += ["for a in U:", "    for j in M:", f"        {P}[a, j] ~ Normal(0.0, precision = 1.0)",
+                  "for b in I:", "    for j in M:", f"        {Q}[b, j] ~ Normal(0.0, precision = 1.0)"]
+        mean = f"sum(j in M: {P}[{u}[n], j] * {Q}[{i}[n], j])"
+    tau = _positive_value(m, draw, "pmf-precision", hier=False)
+    m.local.append(f"{y}[n] ~ Normal({mean}, precision = {tau})")
+
+
+OBSERVATIONS = [normal_obs, rate_obs, beta_obs, categorical_obs, mvnormal_obs, count_obs]
 
 
 @st.composite
@@ -318,7 +397,7 @@ def models(draw, group: str) -> Spec:
         for _ in range(draw(st.integers(1, 2))):
             draw(st.sampled_from([normal_obs, rate_obs]))(m, draw, ["group", "mixture", "global"])
     elif group == "products":
-        draw(st.sampled_from([regression, scalar_product, bilinear]))(m, draw)
+        draw(st.sampled_from([regression, scalar_product, bilinear, pmf]))(m, draw)
         if draw(st.booleans()):
             draw(st.sampled_from(OBSERVATIONS))(m, draw, ["global"])
     elif group == "bilinear":

@@ -44,3 +44,27 @@ def test_multiple_errors_reported_in_one_pass(capsys, monkeypatch):
     monkeypatch.chdir(BAD)
     _, _, err = run_cli(["check", "multiple_errors.ppvi"], capsys)
     assert err.count(": error: ") == 3
+
+
+@pytest.mark.parametrize("name", ["wishart_scale_data_expression", "mvnormal_precision_expression"])
+def test_a_named_matrix_hint_gives_a_model_that_checks(name):
+    """Each declaration the hint suggests for a matrix written as an expression, put before the line
+    and named in place of the expression, gives a model `ppvi check` accepts (it once suggested a const
+    holding an expression over data, which check refuses)."""
+    import re
+
+    from ppvi import PPVIError
+    from ppvi.language import loads
+
+    text = (BAD / f"{name}.ppvi").read_text()
+    with pytest.raises(PPVIError) as caught:
+        loads(text)
+    (d,) = caught.value.diagnostics
+    lines = text.splitlines()
+    line = lines[d.span.line - 1]
+    expr = line[d.span.col - 1: d.span.end_col - 1]
+    suggested = re.findall(r"`((?:const|data) P\[[^`]*)`", d.hint or "")
+    assert suggested
+    for declaration in suggested:
+        fixed = lines[: d.span.line - 1] + [declaration, line.replace(expr, "P")] + lines[d.span.line:]
+        loads("\n".join(fixed) + "\n")
