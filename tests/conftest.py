@@ -6,9 +6,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# Numba's `omp` threading layer (GNU libgomp) keeps its threads spinning after each parallel loop unless told to
+# sleep: a sweep of many short parallel kernels then burns several times its work in CPU (gmm, 300 sweeps: 3.9 CPU-s
+# spinning, 0.18 CPU-s passive), taken from the other xdist worker on CI's 2 cores.  How threads wait changes no
+# result (tests/harness/test_threads.py: 1 and 2 threads bit for bit).  Set before any kernel runs (libgomp reads
+# it when Numba loads it); subprocesses inherit it; a value the caller set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
@@ -30,8 +38,6 @@ def kernel_cache(tmp_path_factory):
 
     Under pytest-xdist the workers share it (the run's common temporary folder): a model one worker has
     compiled, the other loads.  The cache is written atomically and sealed, so sharing it also tests that."""
-    import os
-
     if os.environ.get("PYTEST_XDIST_WORKER"):
         path = tmp_path_factory.getbasetemp().parent / "ppvi-cache"
         path.mkdir(mode=0o700, exist_ok=True)
