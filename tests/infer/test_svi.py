@@ -196,9 +196,9 @@ def test_the_progress_line_shows_the_minibatch_bound_not_an_elbo_change(tmp_path
 
 def test_params_by_stepwise_em_with_a_rate_below_one():
     """ρ_t < 1: after two steps on minibatches of half the data (κ = 0.7, τ = 1: ρ_1 = 2^−0.7, ρ_2 = 3^−0.7),
-    em_gmm's params are θ ← (1 − ρ_t) θ + ρ_t θ̂, θ̂ the M-step's maximiser from the minibatch's responsibilities'
-    sums × N/|B|, written out here (Bishop, PRML 9.2.2): the params in the order the fit updates them, τ's
-    maximiser given the μ just stepped.  The start is informed (k-means++ means), so its E-step is the first
+    em_gmm's params are θ ← (1 − ρ_t) θ + ρ_t θ̂, θ̂ the M-step's maximiser from the minibatch's
+    responsibilities' sums × N/|B|, written out here (Bishop, PRML 9.2.2): the params in the order the fit
+    updates them, τ's maximiser given the μ just stepped.  The start is informed (k-means++ means), so its E-step is the first
     step's local q.  Kernels as plain Python (tests/harness): nothing compiles."""
     import json
     import sys
