@@ -124,7 +124,8 @@ class Model:
         bound = bind(m, source, sizes, None if start is None else start.labels)   # (a start's labels code the data)
         seed, max_iter, tol, restarts = int(seed), int(max_iter), float(tol), int(restarts)
         damping = None if damping is None else float(damping)
-        shown = for_fit(progress)
+        stochastic = algo is not None and algo.settings()["name"] == "svi"     # (no convergence test)
+        shown = for_fit(progress, stochastic)
         if shown is not None:
             shown.start(m.name, max_iter, restarts)
         runner = None if algo is None else algo.runner()
@@ -157,7 +158,6 @@ class Model:
                 from ppvi.infer.dask_engine import close
 
                 close(owned)
-        stochastic = algo is not None and algo.settings()["name"] == "svi"     # (no convergence test)
         if not done.converged and not done.interrupted and tol > 0 and done.iterations >= max_iter and not stochastic:
             notes.append(_not_converged(m, done.trace, max_iter, tol))
             warnings.warn(PPVIWarning(notes[-1]), stacklevel=2)
@@ -320,7 +320,7 @@ def _fit_streamed(m: CheckedModel, chunked, sizes: Mapping[str, int], algo, chun
             streamer.hand_over(done)        # (kept local q: the best start's stay on disk)
         return done
 
-    shown = for_fit(progress)
+    shown = for_fit(progress, name == "svi")
     if shown is not None:
         steps = algo.passes * -(-total // algo.batch) if name == "svi" else max_iter
         shown.start(m.name, steps, restarts)

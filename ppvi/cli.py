@@ -263,7 +263,7 @@ def _cmd_run(args) -> int:
         _resume_collector()
     from ppvi.io.progress import Bar, Lines
 
-    progress = False if args.quiet else Bar(sys.stderr) if sys.stderr.isatty() else Lines(sys.stderr)
+    progress = False if args.quiet else (Bar if sys.stderr.isatty() else Lines)(sys.stderr, stochastic=args.svi)
     # SIGTERM and SIGHUP stop a fit as Ctrl-C does, keeping the current q; a signal during the write of the
     # result waits until the file is whole.
     interrupts = Interrupts()

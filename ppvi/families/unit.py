@@ -64,7 +64,7 @@ class Unit:
     logit: ClassVar[bool] = False               # ``p`` may be ``sigmoid(ψ)``, passed as ``logit`` ψ
     trials: ClassVar[str | None] = None         # the argument that is a count's total (data checked against it)
     given: ClassVar[str | None] = None          # a known argument q holds as its own parameter (trials, or none)
-    exp_link: ClassVar[bool] = False            # its rate may be exp(ψ) (DESIGN §7: derive.newton)
+    exp_link: ClassVar[bool] = False            # its rate may be exp(ψ) (docs/language.md, "Exponential links")
     sparse: ClassVar[bool] = False              # an L1 prior: a MAP step is a soft threshold (19.16)
     shifted: ClassVar[bool] = False             # its data, and the scalar latents its mean adds, are read around
                                                 # the data's mean (codegen.centre: data far from zero)

@@ -209,13 +209,18 @@ def connect(address: str, where: str, timeout: float = 10.0):
         if not (n.isdigit() and int(n) >= 1):
             raise PPVIError(Diagnostic(f"`{address}`: local:N takes a whole number of workers N ≥ 1", where,
                                        hint="e.g. local:4, or a running scheduler's address tcp://HOST:PORT"))
+        if _rerun_by_a_worker():
+            raise SystemExit(1)     # (quietly: the script, in the driver, reports it with the guard, _not_started)
         # A signal while the cluster starts is held until it is whole (a half-started one fails distributed's
         # exit hook with a traceback), then delivered once it is closed again.
         with Held() as held, warnings.catch_warnings():
             # (its HTTP server, without the dashboard, takes a free port when another cluster has the default)
-            warnings.filterwarnings("ignore", message=".*already have a cluster running.*")
-            cluster = dist.LocalCluster(n_workers=int(n), threads_per_worker=1, processes=True,
-                                        dashboard_address=None, silence_logs=logging.ERROR)
+            warnings.filterwarnings("ignore", message="(?s).*already have a cluster running")
+            try:
+                cluster = dist.LocalCluster(n_workers=int(n), threads_per_worker=1, processes=True,
+                                            dashboard_address=None, silence_logs=logging.ERROR)
+            except Exception as e:      # (distributed raises RuntimeError chains, not an error of its own)
+                raise _not_started(address, where, e) from None
             client = dist.Client(cluster, set_as_default=False)
         if held.signum is not None:
             close(client)
@@ -232,6 +237,29 @@ def connect(address: str, where: str, timeout: float = 10.0):
     except (OSError, TimeoutError, ValueError, TypeError) as e:
         raise unreachable(next((line.strip() for line in str(e).splitlines() if line.strip()),
                                type(e).__name__)) from None
+
+
+def _rerun_by_a_worker() -> bool:
+    """Whether this process is a LocalCluster's worker process running the user's script again as it starts
+    (multiprocessing's spawn imports the main module before the worker runs): the script has no
+    ``if __name__ == "__main__":`` guard, and would start a cluster of its own here.  (``_inheriting`` is
+    the flag multiprocessing itself reads for its own "bootstrapping phase" error.)"""
+    import multiprocessing
+
+    return bool(getattr(multiprocessing.current_process(), "_inheriting", False))
+
+
+def _not_started(address: str, where: str, e: Exception) -> PPVIError:
+    """A LocalCluster that did not start: its workers are processes that import the main script again, so a
+    script must start its fit under the guard."""
+    cause = e
+    while cause.__cause__ is not None:      # (distributed's outermost message is "Nanny failed to start.")
+        cause = cause.__cause__
+    detail = next((line.strip() for line in str(cause).splitlines() if line.strip()), type(cause).__name__)
+    return PPVIError(Diagnostic(f"the Dask LocalCluster of `{address}` did not start: {detail}", where,
+                                hint='its workers start by running your script again: in a script, call fit under '
+                                     '`if __name__ == "__main__":` (or start a cluster yourself and pass its '
+                                     'address or Client)'))
 
 
 def _probe(address: str, timeout: float) -> None:

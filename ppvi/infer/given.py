@@ -1,6 +1,6 @@
 """New data under a fitted q: the global q and params of an earlier result held fixed, the local q fitted.
 
-``result.predict(data)`` and ``ppvi run MODEL --given r.json --data new.npz`` (DESIGN §7).  What is *held*
+``result.predict(data)`` and ``ppvi run MODEL --given r.json --data new.npz`` (docs/predict.md).  What is *held*
 is every latent that is not local (its draw outside the data plate and not a member of a group block:
 π, μ, Λ of a mixture; φ of LDA) and every param; what is *fitted* is every local latent (z of a mixture;
 θ and z of LDA, a group block; a MAP code), by the same derived updates as a fit, with the held values

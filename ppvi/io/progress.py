@@ -1,4 +1,5 @@
-"""What a fit shows while it runs: a message while Numba compiles, then iteration, ELBO, change and rate.
+"""What a fit shows while it runs: a message while Numba compiles, then iteration, ELBO, change and rate;
+under stochastic VI, step and the minibatch's bound per unit before its step (not an ELBO that must rise).
 
 Three displays, chosen by :func:`for_fit` (the API) or by the command line:
 
@@ -35,8 +36,16 @@ def compile_message(model: str) -> str:
     return f"compiling kernels for {model} (first run; cached afterwards)"
 
 
-def _state(iteration: int, elbo: float, change: float) -> str:
+def _state(elbo: float, change: float, stochastic: bool) -> str:
+    """The figure of an iteration: the ELBO and its change, or SVI's trace entry, which is no ELBO (docs/scale.md,
+    "Stochastic VI": each minibatch's bound per unit before its step, held out on the first pass)."""
+    if stochastic:
+        return f"minibatch bound per unit {elbo:.10g} (before its step)"
     return f"ELBO {elbo:.10g}, change {change:+.3e}" if math.isfinite(change) else f"ELBO {elbo:.10g}"
+
+
+def _count(stochastic: bool) -> str:
+    return "step" if stochastic else "iteration"
 
 
 class _Starts:
@@ -75,8 +84,9 @@ class _Starts:
 class Bar:
     """A tqdm display; ``notebook``: tqdm.auto (the widget in Jupyter, a text line elsewhere)."""
 
-    def __init__(self, file: TextIO | None = None, notebook: bool = False, interval: float = 0.1):
-        self.file, self.notebook, self.interval = file, notebook, interval
+    def __init__(self, file: TextIO | None = None, notebook: bool = False, interval: float = 0.1,
+                 stochastic: bool = False):
+        self.file, self.notebook, self.interval, self.stochastic = file, notebook, interval, stochastic
         self.runs = _Starts()
         self._bar = None
         self._shown = 0.0
@@ -110,7 +120,8 @@ class Bar:
             # the rate is tqdm's (n − initial) / elapsed with smoothing 0: from this, the first iteration
             self._bar = self._tqdm(desc=self.runs.label(), total=self.runs.max_iter, initial=iteration,
                                    smoothing=0, unit="it", leave=True,
-                                   bar_format="{desc}: iteration {n}/{total}{postfix} [{elapsed}, {rate_fmt}]")
+                                   bar_format="{desc}: " + _count(self.stochastic) +
+                                              " {n}/{total}{postfix} [{elapsed}, {rate_fmt}]")
             self._draw(now)
         elif now - self._shown >= self.interval:
             self._draw(now)
@@ -118,7 +129,7 @@ class Bar:
     def _draw(self, now: float) -> None:
         it, elbo, change = self.runs.last
         self._bar.n = it
-        self._bar.set_postfix_str(_state(it, elbo, change), refresh=False)
+        self._bar.set_postfix_str(_state(elbo, change, self.stochastic), refresh=False)
         self._bar.refresh()
         self._shown = now
 
@@ -138,8 +149,8 @@ class Bar:
 class Lines:
     """Plain lines for a log: the compile message, then a line every ``every`` seconds."""
 
-    def __init__(self, file: TextIO | None = None, every: float = 10.0):
-        self.file, self.every = file, every
+    def __init__(self, file: TextIO | None = None, every: float = 10.0, stochastic: bool = False):
+        self.file, self.every, self.stochastic = file, every, stochastic
         self.runs = _Starts()
         self._written = False
         self._line_at = 0.0
@@ -165,7 +176,8 @@ class Lines:
     def _line(self, now: float) -> None:
         it, elbo, change = self.runs.last
         rate = self.runs.rate()
-        self._write(f"{self.runs.label()}: iteration {it}/{self.runs.max_iter}, {_state(it, elbo, change)}"
+        self._write(f"{self.runs.label()}: {_count(self.stochastic)} {it}/{self.runs.max_iter}, "
+                    f"{_state(elbo, change, self.stochastic)}"
                     + (f", {rate:.3g} it/s" if rate is not None else ""))
         self._line_at = now
 
@@ -183,13 +195,13 @@ def in_notebook() -> bool:
     return type(shell).__name__ == "ZMQInteractiveShell"
 
 
-def for_fit(progress: object) -> Progress | None:
+def for_fit(progress: object, stochastic: bool = False) -> Progress | None:
     """The API's ``progress``: None, a bar in a notebook and nothing elsewhere; True, a bar (tqdm.auto);
-    False, nothing; or a display of one's own (:class:`Progress`)."""
+    False, nothing; or a display of one's own (:class:`Progress`).  ``stochastic``: the fit is SVI's."""
     if progress is None:
-        return Bar(notebook=True) if in_notebook() else None
+        return Bar(notebook=True, stochastic=stochastic) if in_notebook() else None
     if progress is True:
-        return Bar(notebook=True)
+        return Bar(notebook=True, stochastic=stochastic)
     if progress is False:
         return None
     return progress      # (checked by the API: it has the Progress methods)

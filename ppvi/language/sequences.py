@@ -1,4 +1,4 @@
-"""Sequences in the language (DESIGN §7): offsets along a plate and sliced plates.
+"""Sequences in the language (docs/language.md, "Sequences"): offsets along a plate and sliced plates.
 
 ``z[t] ~ Categorical(A[z[t-1]])`` inside ``for t in T[1:]:`` with ``z[0] ~ Categorical(pi)``
 makes ``z`` a *chain*: its elements along one axis are drawn by several statements (a sliced

@@ -59,7 +59,7 @@ class Evidence:
     seconds: float = field(default=0.0, compare=False)
 
     def to_dict(self) -> dict:
-        """The JSON of ``ppvi evidence`` (DESIGN §7)."""
+        """The JSON of ``ppvi evidence`` (docs/simulate.md, "ppvi evidence": its keys)."""
         out = {"elbo": self.elbo, "log_evidence": self.log_evidence, "stderr": self.stderr, "gap": self.gap,
                "khat": self.khat, "samples": self.samples}
         if self.per_datum is not None:

@@ -15,6 +15,7 @@ import ppvi
 from ppvi.api import SVI
 from ppvi.codegen.cache import fixed_sizes, load as load_module
 from ppvi.infer.cavi import fit
+from ppvi.infer.chunks import Layout
 from ppvi.infer.program import Program
 from ppvi.infer.warm import Start
 from ppvi.io.data import bind, check_dims, source_of
@@ -166,3 +167,66 @@ def test_the_command_line_flags(tmp_path, capsys):
         code, _, err = run_cli(["run", model, "--data", data, *flags], capsys)
         assert code == 2 and "Traceback" not in err
         assert re.search(message, err), err
+
+
+def test_the_progress_line_shows_the_minibatch_bound_not_an_elbo_change(tmp_path, capsys, monkeypatch):
+    """SVI's trace holds each minibatch's bound per unit before its step, not an ELBO that must rise: under
+    --svi the command line's progress shows it as such, counted in steps, with no "change"; a batch run
+    still shows the ELBO and its change."""
+    import functools
+
+    from conftest import run_cli
+    from ppvi.io import progress
+
+    monkeypatch.setattr(progress, "Lines", functools.partial(progress.Lines, every=0.0))     # (a line each step)
+    data = tmp_path / "c.npz"
+    np.savez(data, c=np.random.default_rng(0).integers(0, 5, 60))
+    model, out = MODELS / "dirichlet_categorical.ppvi", tmp_path / "r.json"
+    code, _, err = run_cli(["run", model, "--data", data, "--svi", "--batch", "20", "--kappa", "0.9", "--tau", "2",
+                            "--passes", "1", "--out", out], capsys)
+    assert code == 0, err
+    trace = ppvi.load_result(str(out)).elbo_trace
+    lines = [line for line in err.splitlines() if "step" in line]
+    assert lines[-1].startswith(f"ppvi: dirichlet_categorical: step 3/3, minibatch bound per unit {trace[-1]:.10g} "
+                                "(before its step), "), err
+    assert "ELBO" not in err and "change" not in err
+    code, _, err = run_cli(["run", model, "--data", data, "--max-iter", "2", "--tol", "0"], capsys)
+    assert code == 0 and "iteration 2/2, ELBO" in err and "change" in err, err
+
+
+def test_params_by_stepwise_em_with_a_rate_below_one():
+    """ρ_t < 1: after two steps on minibatches of half the data (κ = 0.7, τ = 1: ρ_1 = 2^−0.7, ρ_2 = 3^−0.7),
+    em_gmm's params are θ ← (1 − ρ_t) θ + ρ_t θ̂, θ̂ the M-step's maximiser from the minibatch's
+    responsibilities' sums × N/|B|, written out here (Bishop, PRML 9.2.2): the params in the order the fit
+    updates them, τ's maximiser given the μ just stepped.  The start is informed (k-means++ means), so its E-step is the first
+    step's local q.  Kernels as plain Python (tests/harness): nothing compiles."""
+    import json
+    import sys
+
+    from scipy.special import logsumexp
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "harness"))
+    from harness_state import python_module
+
+    x = np.array(json.loads((MODELS / "em_gmm.json").read_text())["x"])[:40]
+    m = ppvi.load(str(MODELS / "em_gmm.ppvi")).checked
+    bound = bind(m, source_of({"x": x}, m), check_dims(m, {}, "fit", "{name}={value!r}"))
+    module = python_module(load_module(m, fixed=fixed_sizes(m, bound.sizes))[0])
+    start, p = Program.build(m, module, bound), Program.build(m, module, bound)
+    with np.errstate(all="ignore"):
+        assert start.initialise(np.random.default_rng([4, 0]))      # (fit's generator for seed 4, its first start)
+        fit(p, seed=4, max_iter=1, tol=0, runner=SVI(batch=20, kappa=0.7, tau=1.0, passes=1, shuffle=False).runner())
+    assert Layout.of(p).global_steps == ("mu", "weights", "tau")
+    w, mu, tau = (start.state[f"v_{n}"].copy() for n in ("weights", "mu", "tau"))
+    scale = 40 / 20
+    for t, xb in ((1, x[:20]), (2, x[20:])):
+        log_r = np.log(w) + 0.5 * np.log(tau) - 0.5 * tau * (xb[:, None] - mu) ** 2     # E-step under θ_{t−1}
+        r = np.exp(log_r - logsumexp(log_r, axis=1, keepdims=True))
+        n0, n1, n2 = scale * r.sum(0), scale * r.T @ xb, scale * r.T @ xb ** 2
+        rho = (1.0 + t) ** -0.7
+        assert rho < 1
+        mu = (1 - rho) * mu + rho * n1 / n0
+        w = (1 - rho) * w + rho * n0 / n0.sum()
+        tau = (1 - rho) * tau + rho * n0 / (n2 - 2 * mu * n1 + mu ** 2 * n0)
+    for name, value in (("mu", mu), ("weights", w), ("tau", tau)):
+        np.testing.assert_allclose(p.state[f"v_{name}"], value, rtol=1e-12, err_msg=name)

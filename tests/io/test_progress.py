@@ -121,3 +121,17 @@ def test_the_api_bar_and_its_argument(capsys):
     with pytest.raises(ppvi.PPVIError, match="progress="):
         m.fit(progress="yes")
     assert r.iterations == 7
+
+
+def test_the_bar_of_stochastic_vi_counts_steps_and_shows_the_minibatch_bound():
+    """SVI's trace is each minibatch's bound before its step, no ELBO (docs/scale.md): no "ELBO", no "change"."""
+    out = io.StringIO()
+    bar = progress.for_fit(True, stochastic=True)
+    bar.file = out
+    bar.start("m", 10, 1)
+    for it in (1, 2, 3):
+        bar(it, -3.5 + it, 1.0 if it > 1 else float("inf"))
+    bar.close()
+    frames = [f for f in re.split(r"[\r\n]", out.getvalue()) if f.strip()]
+    assert frames[-1].startswith("m: step 3/10, minibatch bound per unit -0.5 (before its step)"), frames[-1]
+    assert "ELBO" not in out.getvalue() and "change" not in out.getvalue()
