@@ -95,8 +95,6 @@ class Model:
         if m.pairs and (chunked is not None or engine is not None or not (algo is None or _memoized(algo))):
             _refuse_pair(m, "SVI" if algo is not None and not _memoized(algo) else
                          "the Dask engine" if engine is not None else "a fit of data read in chunks")
-        if chunked is not None or engine == "dask":
-            _refuse_ragged_gaussian(m, "on the Dask engine" if engine == "dask" else "read in chunks")
         if chunked is not None:
             from ppvi.infer.streamed import Chunking
 
@@ -538,18 +536,6 @@ def _refuse_pair(m: CheckedModel, what: str) -> None:
     raise Reporter(m.path, m.text).fail(
         f"`approximate {mu}, {lam} jointly` is fitted by batch CAVI in process only, not by {what} yet",
         m.prior(mu).span, f"fit in process with the default algorithm, or leave `{mu}` and `{lam}` to the mean field")
-
-
-def _refuse_ragged_gaussian(m: CheckedModel, what: str) -> None:
-    """A Gaussian chain over ragged sequences (models/sequences/ragged_lds.ppvi) is fitted in process from data in
-    memory only: read in chunks or on the Dask engine its fit was silently wrong (issue 20)."""
-    chain = next((c for c in m.chains.values() if c.by is not None and m.prior(c.name).dist != "Categorical"), None)
-    if chain is None:
-        return
-    raise Reporter(m.path, m.text).fail(
-        f"`{chain.name}` is a Gaussian chain over ragged sequences riding on `{chain.by}`: it is not fitted {what} yet",
-        m.factors[chain.body].span, "load the data whole (.npz, .json or .csv without chunk_size / --chunk-size) "
-                                    "and fit in process (without engine=\"dask\" / --dask)")
 
 
 def _refuse_missing_on_dask(m: CheckedModel) -> None:
