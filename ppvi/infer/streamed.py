@@ -610,11 +610,14 @@ def begin(streamer: Streamer, rng: np.random.Generator, start: Start | None,
     at each local latent's turn the rng is moved past every unit's draws chunk by chunk (:class:`LocalDraws`).  An informed start's first passes are an E-step of every unit
     (from the drawn local q where they are kept); an uninformed one's sum the drawn local q, from which the first
     sweep's global step starts, as in memory."""
-    # (the whole program's arrays with a unit axis stay the pilot's, and so does its size of the unit dim; only
-    # the count the global steps read, n_<unit>, is the whole data's)
-    whole, unit = streamer.whole, streamer.layout.unit
+    # (the whole program's arrays with a unit axis stay the pilot's, and so do its sizes of the unit and member
+    # dims; only the counts the global steps read, n_<unit> and n_<member>, are the whole data's: a ragged
+    # Gaussian chain's q(τ) reads the steps' count n_T)
+    whole, unit, member = streamer.whole, streamer.layout.unit, streamer.layout.member
+    counts = [(d, streamer.data.sizes[d]) for d in (unit, member) if d is not None]
     streamer.locate(spans)
-    whole.state[ArrayNames.size(unit)] = whole.sizes[unit]
+    for d, _ in counts:
+        whole.state[ArrayNames.size(d)] = whole.sizes[d]
     held = {k: v for k, v in start.q.items() if k not in streamer.layout.local_latents} if start else None
     draws = streamer.local_draws(rng, spans)
     # (with an earlier result, its seeds are the pilot's: the result's q replace them; the data's variance is
@@ -625,7 +628,8 @@ def begin(streamer: Streamer, rng: np.random.Generator, start: Start | None,
                                     streamed=draws)
     finally:
         whole.rows_of = None
-    whole.state[ArrayNames.size(unit)] = streamer.total
+    for d, n in counts:
+        whole.state[ArrayNames.size(d)] = n
     whole.stale = False
     return informed, (draws if streamer.keep or not informed else None)
 

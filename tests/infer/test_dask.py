@@ -387,6 +387,7 @@ def test_units_on_another_axis_on_dask(client, tmp_path, algorithm):
 
 # ------------------------------------------------------------------ chains: a plate of sequences, ragged sequences
 RAGGED = "sequences/ragged_hmm"
+RAGGED_LDS = "sequences/ragged_lds"
 VGHMM = "sequences/vghmm"
 
 
@@ -432,7 +433,18 @@ def chains(client):
     """The chain models' data, their kernels run as plain Python on the driver and every worker for the test (no
     model compiled for these checks of where the units are cut; the compiled kernels are the same source:
     tests/harness); the runtime's forward–backward stays compiled."""
-    data = _chain_data()
+    yield from _plain_on(client, _chain_data())
+
+
+@pytest.fixture
+def lds(client):
+    """ragged_lds's data (models/sequences/ragged_lds.ppvi), its kernels run as plain Python as ``chains``'."""
+    table = np.genfromtxt(MODELS / f"{RAGGED_LDS}.csv", delimiter=",", names=True)
+    yield from _plain_on(client, {RAGGED_LDS: {"seq": table["seq"].astype(np.int64), "y": table["y"]}})
+
+
+def _plain_on(client, data: dict):
+    """``data``, its models' kernels as plain Python on the driver and the workers while the test runs."""
     modules = _chain_modules(data)
     for path, source in modules:
         _plain_kernels(path, source, True)
@@ -461,11 +473,24 @@ def test_chains_on_dask_are_the_in_process_fit(client, chains, name, algorithm, 
     partitions; None, one per worker), memoized VI (3 chunks) and SVI (minibatches of 3 sequences) give the
     in-process fit's ELBO trace and q within 1e-12.  Before: ragged sequences refused on the Dask engine,
     vghmm never run on it."""
+    _same_on_dask(client, name, chains[name], algorithm, runs, sweeps)
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("algorithm, runs", [(None, (1, 2, 3)), (Memoized(3), (None,)), (CHAIN_SVI, (None,))])
+def test_a_ragged_gaussian_chain_on_dask_is_the_in_process_fit(client, lds, algorithm, runs):
+    """ragged_lds (6 series of 3 to 34 steps in long format, q(x) a Kalman filter and RTS smoother per series): a
+    partition holds whole series; batch CAVI (1, 2, 3 partitions), memoized VI and SVI give the in-process fit's
+    ELBO trace and q within 1e-12.  (Refused on the Dask engine before, for the fault read in chunks below.)"""
+    _same_on_dask(client, RAGGED_LDS, lds[RAGGED_LDS], algorithm, runs, 4)
+
+
+def _same_on_dask(client, name: str, data: dict, algorithm, runs, sweeps: int) -> None:
     settings = {"seed": 2} if isinstance(algorithm, SVI) else {"seed": 1, "max_iter": sweeps, "tol": 0}
-    local = program(name, chains[name])
+    local = program(name, data)
     a = fit(local, runner=algorithm.runner() if algorithm else None, **settings)
     for partitions in runs:
-        p = program(name, chains[name])
+        p = program(name, data)
         b = fit(p, runner=Dask(client, partitions).runner(algorithm), **settings)
         assert_same(a, local, b, p)
         assert b.elbo == pytest.approx(a.elbo, rel=RTOL)
@@ -478,10 +503,23 @@ def test_ragged_sequences_read_in_chunks_by_the_workers(client, chains, tmp_path
     `seq` on the driver, read on the worker): from a seed, the in-memory fit's ELBO trace within 1e-12 and q
     within 1e-10 (memoized VI's q(z) are one local pass newer, docs/scale.md "The local q"; SVI's minibatches
     are random sets of sequences, as in memory)."""
-    table = chains[RAGGED]
+    _read_by_the_workers(client, RAGGED, chains[RAGGED], tmp_path, algorithm, ("pi", "A", "mu", "tau"), "z")
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("algorithm", [Memoized(3), CHAIN_SVI, None])
+def test_a_ragged_gaussian_chain_read_in_chunks_by_the_workers(client, lds, tmp_path, algorithm):
+    """ragged_lds from .npy files, each worker reading its partition's whole series: the in-memory fit, as
+    ragged_hmm's above.  Before: q(τ)'s shape read the first chunk's count of steps n_T, not the whole data's
+    (read in chunks in process: batch CAVI's ELBO −195.51 against −121.87 in memory after 5 sweeps;
+    tests/infer/test_ragged_lds_scale.py)."""
+    _read_by_the_workers(client, RAGGED_LDS, lds[RAGGED_LDS], tmp_path, algorithm, ("tau",), "x")
+
+
+def _read_by_the_workers(client, name: str, table: dict, tmp_path, algorithm, globals_: tuple, local: str) -> None:
     for k, v in table.items():
         np.save(tmp_path / f"{k}.npy", v)
-    model = ppvi.load(str(MODELS / f"{RAGGED}.ppvi"))
+    model = ppvi.load(str(MODELS / f"{name}.ppvi"))
     settings = {"seed": 2} if isinstance(algorithm, SVI) else {"seed": 1, "max_iter": 2, "tol": 0}
     memory = model.fit(table, progress=False, algorithm=algorithm, **settings)
     r = model.fit(str(tmp_path), progress=False, algorithm=algorithm, chunk_size=2, engine="dask", client=client,
@@ -489,7 +527,7 @@ def test_ragged_sequences_read_in_chunks_by_the_workers(client, chains, tmp_path
     assert r.provenance.engine["name"] == "dask"
     np.testing.assert_allclose(r.elbo_trace, memory.elbo_trace, rtol=RTOL)
     assert r.elbo == pytest.approx(memory.elbo, rel=RTOL)
-    for var in ("pi", "A", "mu", "tau") if isinstance(algorithm, Memoized) else ("pi", "A", "mu", "tau", "z"):
+    for var in globals_ if isinstance(algorithm, Memoized) else (*globals_, local):
         for p, value in memory.q[var].params.items():
             np.testing.assert_allclose(r.q[var][p], value, rtol=0, atol=1e-10, err_msg=f"q({var}) {p}")
 
