@@ -52,6 +52,17 @@ def kernel_cache(tmp_path_factory):
         os.environ["PPVI_CACHE_DIR"] = old
 
 
+@pytest.fixture
+def default_sigint():
+    """SIGINT at Python's own handler for the test (restored after): a test of how our handlers are restored
+    starts from a known one, whatever the run inherited (a shell's background job starts with SIGINT ignored)."""
+    import signal
+
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
 def pytest_addoption(parser):
     parser.addoption("--update-golden", action="store_true", help="rewrite golden files from current output")
     parser.addoption("--long", action="store_true",

@@ -263,7 +263,7 @@ def test_interrupted_fit_keeps_the_newest_q(client, data):
     assert_same(a, local, b, p)
 
 
-def test_a_signal_while_the_local_cluster_starts_waits_until_it_is_up_then_closes_it(monkeypatch):
+def test_a_signal_while_the_local_cluster_starts_waits_until_it_is_up_then_closes_it(monkeypatch, default_sigint):
     """SIGTERM during a cold `--dask local:2` left a half-started LocalCluster: distributed's exit hook then
     failed on it with a traceback (AssertionError: Status.init).  The signal is held while the cluster and its
     client start, and delivered once both are whole, after connect closed them."""

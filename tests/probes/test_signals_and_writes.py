@@ -65,7 +65,7 @@ def test_a_signal_keeps_the_fit(signum, tmp_path):
     assert result["interrupted"] is True and result["iterations"] >= 1 and result["elbo"] is not None
 
 
-def test_a_second_signal_waits_for_the_write(tmp_path):
+def test_a_second_signal_waits_for_the_write(tmp_path, default_sigint):
     """The handler is ours while a write is under way: the signal is held, and raised once the file is whole."""
     path = tmp_path / "r.json"
     interrupts = Interrupts()
