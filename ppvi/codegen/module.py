@@ -277,18 +277,18 @@ class ModuleWriter:
             fn.pre.append(self.stats.chunks(w))
         levels, alloc = self._element_loops(q, w, fn, parallel, chunks, blocked)
         self._element(q, w, levels, len(levels) - 1, alloc, damped, linear)
+        role = "local_step" if blocked else "damped" if damped else "update"
+        name = self.names.kernel(role, q.var)
         if self.weights:
-            self.linear.append((self.names.kernel("local_step" if blocked else "damped" if damped else "update", q.var),
-                                q.var, tuple(self.weights)))
+            self.linear.append((name, q.var, tuple(self.weights)))
         if blocked:
             self.stats.map(fn, levels, q.index[0], blocked=self.blocked,
                            onehot=self.d.syms.moments.get((q.var, "onehot")))
             self.stats.reduce(fn)
             self._close_blocked(fn, levels, alloc)
-            self._function(self.names.kernel("local_step", q.var), fn, returns=None, role="local_step", latent=q.var)
+            self._function(name, fn, returns=None, role=role, latent=q.var)
             return
-        name = self.names.kernel("damped" if damped else "update", q.var)
-        self._function(name, fn, returns=None, role="damped" if damped else "update", latent=q.var)
+        self._function(name, fn, returns=None, role=role, latent=q.var)
         if damped:
             self.latents[q.var] = dataclasses.replace(self.latents[q.var], damped=self._spec(name))
             return
