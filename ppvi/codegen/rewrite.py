@@ -145,11 +145,19 @@ def through_deltas(e: sp.Expr, at: Scope | None = None) -> sp.Expr:
                     break
     if not sub:
         return e
-    factors = [f if isinstance(f, sp.KroneckerDelta) else f.xreplace(sub) for f in factors]
+    factors = [f if isinstance(f, sp.KroneckerDelta) else _read_at(f, sub) for f in factors]
     outside = [f for f in factors if not f.free_symbols & bound]
     if not outside and all(a == b for a, b in zip(factors, sp.Mul.make_args(e.function))):
         return e
     return sp.Mul(*outside) * sp.Sum(sp.Mul(*(f for f in factors if f.free_symbols & bound)), *e.limits)
+
+
+def _read_at(f: sp.Expr, sub: dict) -> sp.Expr:
+    """f with g(t) read as o where it indexes an array (⟨P[user[t], k′]⟩ -> ⟨P[u, k′]⟩), nowhere else: a value
+    compared or multiplied (a ragged chain's [seq[t] < seq[t−1] + 1]) stays g(t), as a scatter into row g(t)
+    reads it, never o, which its pass does not bind."""
+    return f.replace(lambda n: isinstance(n, sp.Indexed) and any(i in sub for i in n.indices),
+                     lambda n: n.base[tuple(sub.get(i, i) for i in n.indices)])
 
 
 def around_shifts(e: sp.Expr, at: Scope | None = None) -> sp.Expr:

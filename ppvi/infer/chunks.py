@@ -60,14 +60,15 @@ class Layout:
         unit, block = roles.unit, plan.block
         by = block.by if block else None
         cut = next((c for c in model.chains.values() if c.dim == unit), None)
-        factors = roles.factors
-        if cut is not None and cut.by is not None and _sums_over_steps(plan, cut):
-            # a ragged chain (long format): its sequences are the units, its steps their members, each chunk
-            # whole sequences; its statistics are sums over the steps (ppvi.derive.chain.sequence_steps), its
-            # first element's statement too (over every sequence's first step: a unit's share of the ELBO)
+        factors, local = roles.factors, set(roles.local) | ({block.name} if block else set())
+        if cut is not None and cut.by is not None:
+            # a ragged chain (long format), latent or of data: its sequences are the units, its steps their
+            # members, each chunk whole sequences; its statements are sums over the steps weighed by indicators
+            # of the steps' own data (ppvi.derive.chain.ragged_log_density), so a chunk's statistics are its own
             by = cut.by
             unit = model.variables[by].support_dim
-            factors = tuple(sorted({*factors, *cut.firsts}))
+            local |= _of_sequences(model, plan, unit)
+            factors = _unit_factors(model, local, unit, cut)
         elif cut is not None:       # (one sequence along the data plate: one unit, never cut)
             raise PPVIError(_chain_refusal(model, unit, cut))
         member = model.variables[by].shape[0] if by else None
@@ -85,9 +86,8 @@ class Layout:
         stats = plan.stats.arrays if plan.stats else {}
         axes.update({k: tuple(s) for k, s in stats.items()})
         cut = {unit, member}
-        local = set(roles.local) | ({block.name} if block else set())
         schedule = program.schedule()
-        local_latents = tuple(v for v in roles.local if v in plan.latents)
+        local_latents = tuple(v for v in (*roles.local, *sorted(local - set(roles.local))) if v in plan.latents)
         return cls(unit, member, by, axes,
                    tuple(s for s in schedule if s in local), tuple(s for s in schedule if s not in local),
                    local_latents, factors, tuple(k for k, s in stats.items() if not cut & set(s)),
@@ -105,25 +105,29 @@ class Layout:
         return hits[0] if hits else None
 
 
-def _sums_over_steps(plan, chain) -> bool:
-    """Whether a ragged chain is split a sequence at a time: a latent chain updated as a block (a Categorical
-    chain, a Gaussian chain approximated jointly), whose statements are sums over the steps
-    (ppvi.derive.chain.ragged_log_density, sequence_steps) and whose local step runs each sequence whole."""
-    info = plan.latents.get(chain.name)
-    return info is not None and info.chain is not None
+def _of_sequences(model, plan, unit: str) -> set[str]:
+    """The latents drawn once per sequence (a series' own mean ``mu[s]``, read as ``mu[seq[t]]``): outside the
+    data plate, so global to a batch sweep, but each read by its own sequence's steps alone, so a unit's own,
+    updated in its local step (their statistics have the sequences' axis: a chunk's rows are its own)."""
+    return {v for v in plan.latents if unit in model.variables[v].shape}
+
+
+def _unit_factors(model, local: set[str], unit: str, chain) -> tuple[int, ...]:
+    """The factors of a unit's share of the ELBO over sequences: those inside the steps' or the sequences'
+    plates, and the chain's first element's statement (a sum over every sequence's first step)."""
+    dims = {unit, chain.dim}
+    return tuple(f.id for f in model.factors if f.id in chain.firsts or f.target in local
+                 or any(d in dims for _, d in f.plates))
 
 
 def _chain_refusal(model, unit: str, chain) -> Diagnostic:
-    """Why a chain along the data plate cannot be split, and what can."""
-    why = (f"a chain over sequences in long format, riding on `{chain.by}`, is split into chunks of whole "
-           "sequences only as a latent chain's block (a Categorical chain, or a Gaussian chain approximated "
-           "jointly)" if chain.by is not None else "a sequence is one unit, never cut")
+    """Why a chain along the data plate that is one sequence cannot be split, and what can."""
     return Diagnostic(f"memoized and stochastic VI split the data into chunks of `{unit}`, and `{chain.name}` is a "
-                      f"chain along it: {why}", model.path,
-                      hint="a plate of sequences, `x[s, t]` with `z[s, t]` (models/sequences/vghmm.ppvi), a "
-                           "Categorical chain in long format (models/sequences/ragged_hmm.ppvi) and a Gaussian one "
-                           "approximated jointly (ragged_lds.ppvi) are split a sequence at a time; else fit it by "
-                           "batch coordinate ascent (no --memoized, no --svi)")
+                      "chain along it: a sequence is one unit, never cut", model.path,
+                      hint="several sequences are split a sequence at a time: a plate of them, `x[s, t]` "
+                           "(models/sequences/vghmm.ppvi), or in long format, each step naming its sequence, "
+                           "`for t in T[1:] by seq:` (ragged_hmm.ppvi, ragged_lds.ppvi); else fit it by batch "
+                           "coordinate ascent (no --memoized, no --svi)")
 
 
 def _index(idx: np.ndarray) -> slice | np.ndarray:

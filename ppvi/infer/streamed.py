@@ -88,7 +88,8 @@ def check(program: Program, layout: Layout, data: Streamed | None = None) -> Non
         raise _refuse(program, f"its group block's members `{layout.member}` are not the rows of the data "
                                f"(`{data.unit}`)")
     steps = layout.local_steps
-    if not steps or any(s not in plan.latents and not (block and s == block.name) for s in steps):
+    # (no local step at all, an AR(1) of data riding on sequences: a pass sums the chunks' statistics only)
+    if any(s not in plan.latents and not (block and s == block.name) for s in steps):
         raise _refuse(program, f"its local step updates {', '.join(steps) or 'nothing'}; a streamed "
                                "fit steps local latents (or a group block) under the globals in each chunk")
     for var in layout.global_steps:
@@ -430,6 +431,7 @@ class Streamer:
             if step:
                 for var in self.layout.local_steps:
                     p.update(var)
+            p.stale = p.stale or not self.layout.local_steps      # (no local q: its statistics are its data's)
             p.refresh_statistics()
             for key in self.layout.global_stats:
                 if key in stats:

@@ -180,22 +180,17 @@ def test_a_chains_centres_are_the_same_from_data_read_in_chunks():
 
 
 @pytest.mark.parametrize("how", [["--memoized", "--chunks", "2"], ["--svi", "--batch", "2"]])
-def test_ragged_chains_of_data_are_refused_naming_what_splits(capsys, tmp_path, how):
-    """A latent chain in long format (`for t in T[1:] by seq:`) is split into chunks of whole sequences as its
-    block (ragged_hmm, ragged_lds: test_ragged_scale.py, test_ragged_lds_scale.py); a chain of data is not yet (nor
-    a Gaussian chain under the mean field, whose q are an element's each): refused before any kernel runs, naming
-    what splits."""
+def test_one_sequence_along_the_data_plate_is_refused_naming_what_splits(capsys, how):
+    """A chain along the data plate that is one sequence (models/sequences/ar1.ppvi: no `by`) is one unit, never
+    cut: refused before any kernel runs, naming what splits.  (Every chain over sequences in long format splits
+    now, of data or under the mean field too: test_ragged_chain_scale.py; before, those two were refused here.)"""
     from conftest import run_cli
 
-    (tmp_path / "ar1.ppvi").write_text("dim T, S\ndata seq[T] : index(S)\ndata y[T]\nphi ~ Normal(0, 1)\n"
-                                       "for t in T[1:] by seq:\n    y[t] ~ Normal(phi * y[t-1], precision = 1)\n")
-    (tmp_path / "ar1.csv").write_text("seq,y\n0,0.5\n0,0.2\n0,-0.1\n1,1.5\n1,0.8\n")
-    code, _, err = run_cli(["run", str(tmp_path / "ar1.ppvi"), "--quiet", *how], capsys)
+    code, _, err = run_cli(["run", str(MODELS / "sequences" / "ar1.ppvi"), "--quiet", *how], capsys)
     assert code == 2 and "Traceback" not in err, err
     assert "ar1.ppvi: error: memoized and stochastic VI split the data into chunks of `T`, and `y` is a chain " \
-        "along it: a chain over sequences in long format, riding on `seq`, is split into chunks of whole " \
-        "sequences only as a latent chain's block" in err, err
-    assert "and a Gaussian one approximated jointly (ragged_lds.ppvi) are split a sequence at a time" in err, err
+        "along it: a sequence is one unit, never cut" in err, err
+    assert "or in long format, each step naming its sequence, `for t in T[1:] by seq:`" in err, err
 
 
 # ------------------------------------------------------------------ through the API, compiled (--long)

@@ -533,6 +533,32 @@ def _read_by_the_workers(client, name: str, table: dict, tmp_path, algorithm, gl
 
 
 @pytest.mark.long
+@pytest.mark.parametrize("kind", ["ar1 of data", "mean field"])
+def test_a_ragged_chain_of_data_and_one_under_the_mean_field_on_dask(client, tmp_path, kind):
+    """An AR(1) of data riding on `seq` and ragged_lds under the mean field (tests/infer/test_ragged_chain_scale.py),
+    both on ragged_lds's data: memoized VI (3 chunks) on the workers, the data in memory and read by the workers
+    from .npy in chunks of 2 series, is the in-process fit (ELBO trace 1e-12, global q 1e-10).  Before: refused."""
+    from infer.test_ragged_chain_scale import LDS_MEAN_FIELD, RAGGED_AR1
+
+    (tmp_path / "m.ppvi").write_text(RAGGED_AR1 if kind == "ar1 of data" else LDS_MEAN_FIELD)
+    table = np.genfromtxt(MODELS / f"{RAGGED_LDS}.csv", delimiter=",", names=True)
+    data = {"seq": table["seq"].astype(np.int64), "y": table["y"]}
+    (tmp_path / "npy").mkdir()
+    for k, v in data.items():
+        np.save(tmp_path / "npy" / f"{k}.npy", v)
+    model = ppvi.load(str(tmp_path / "m.ppvi"))
+    settings = {"seed": 1, "max_iter": 4, "tol": 0, "progress": False, "algorithm": Memoized(3)}
+    memory = model.fit(data, **settings)
+    for source, more in ((data, {}), (str(tmp_path / "npy"), {"chunk_size": 2})):
+        r = model.fit(source, engine="dask", client=client, **settings, **more)
+        assert r.provenance.engine["name"] == "dask"
+        np.testing.assert_allclose(r.elbo_trace, memory.elbo_trace, rtol=RTOL)
+        for var in ("phi", "tau") if kind == "ar1 of data" else ("tau",):
+            for p, value in memory.q[var].params.items():
+                np.testing.assert_allclose(r.q[var][p], value, rtol=0, atol=1e-10, err_msg=f"q({var}) {p}")
+
+
+@pytest.mark.long
 def test_chains_on_a_cluster_of_one_worker(chains):
     """ragged_hmm and vghmm, memoized VI on a LocalCluster of 1 worker: the in-process fit."""
     c = connect("local:1", "test")

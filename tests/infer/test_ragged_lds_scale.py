@@ -37,21 +37,25 @@ def program():
 def fresh_statistics(p: Program) -> dict[str, np.ndarray]:
     """The sums a fresh pass over every series gives from the current local q, written out in NumPy."""
     s = p.state
-    m, xx, cross, y = s["q_x__mean"], s["m_x__xxT"], s["m_x__cross"], s["v_y"]
+    m, xx, y = s["q_x__mean"], s["m_x__xxT"], s["v_y"]
+    cross = s.get("m_x__cross", xx)
     first = first_steps(s["v_seq"])
     inside = np.flatnonzero(~first)
     lag = np.einsum("td,te->tde", m[inside - 1], m[inside])
-    return {"yy": y @ y, "x0x0": xx[:, 0, 0].sum(), "x0y": m[:, 0] @ y, "firsts": first.sum(),
-            "first_xx": xx[first].sum(0), "first_x": m[first].sum(0), "xx": xx[inside].sum(0),
-            "previous_xx": xx[inside - 1].sum(0), "steps": len(inside), "cross": cross[inside].sum(0),
-            "lag": lag.sum(0), "lag_QF": np.einsum("tde,ed->", lag, Q @ F)}
+    out = {"yy": y @ y, "x0x0": xx[:, 0, 0].sum(), "x0y": m[:, 0] @ y, "firsts": first.sum(),
+           "first_xx": xx[first].sum(0), "first_x": m[first].sum(0), "xx": xx[inside].sum(0),
+           "previous_xx": xx[inside - 1].sum(0), "steps": len(inside), "cross": cross[inside].sum(0),
+           "lag": lag.sum(0), "lag_QF": np.einsum("tde,ed->", lag, Q @ F)}
+    return {k: v for k, v in out.items() if k != "cross" or "m_x__cross" in s}
 
 
 def kept_statistics(p: Program) -> dict[str, np.ndarray]:
-    """The same sums as the fit keeps them (the generated module's statistics arrays, by what they sum)."""
+    """The same sums as the fit keeps them (the generated module's statistics arrays, by what they sum); under the
+    mean field (no `approximate x jointly`) q(x) has no lag-one covariance, and the chain's statement no `cross`."""
     s = p.state
-    return dict(zip(("yy", "x0x0", "x0y", "firsts", "first_xx", "first_x", "xx", "previous_xx", "steps", "cross",
-                     "lag", "lag_QF"), (np.squeeze(s[f"t_{i}"]) for i in range(12))))
+    names = [k for k in ("yy", "x0x0", "x0y", "firsts", "first_xx", "first_x", "xx", "previous_xx", "steps", "cross",
+                         "lag", "lag_QF") if k != "cross" or "m_x__cross" in s]
+    return dict(zip(names, (np.squeeze(s[f"t_{i}"]) for i in range(len(names)))))
 
 
 def series_precision(n: int, e_tau: float) -> np.ndarray:
