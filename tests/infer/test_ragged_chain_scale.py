@@ -20,7 +20,7 @@ import pytest
 import ppvi
 from codegen.test_ragged_gaussian_kernels import PATH as RAGGED_LDS
 from infer.test_chain_scale import assert_svi_is_batch_sweeps, plain_programs
-from infer.test_ragged_lds_scale import assert_fresh as assert_lds_fresh
+from infer.test_ragged_lds_scale import assert_bounds_add_up, assert_fresh as assert_lds_fresh
 from infer.test_ragged_scale import monotone_memoized, plain  # noqa: F401
 from ppvi.api import SVI, Memoized
 from ppvi.infer import memoized
@@ -191,6 +191,14 @@ def test_memoized_vi_over_a_ragged_gaussian_chain_under_the_mean_field_reaches_b
         for k in ("q_tau__shape", "q_tau__rate", "q_x__mean"):
             np.testing.assert_allclose(p.state[k], batch.program.state[k], rtol=1e-5, atol=1e-6)
         assert_lds_fresh(p, f"{chunks} chunks, at the end")
+
+
+@pytest.mark.parametrize("name", ["ar1", "ar1_mean", "lds"])
+def test_the_chunks_bounds_add_up_to_the_elbo_but_the_globals_terms_on_more_ragged_chains(programs, name):
+    """SVI's progress bound is a minibatch's share of the ELBO (Chunk.bound): over 2 chunks of every sequence it
+    adds up to the ELBO less the terms of the globals named from the model's text (φ, τ; ragged_lds's τ): an AR(1)
+    of data's transitions, a series' own mean μ's prior and entropy, the mean field's first steps' statement."""
+    assert_bounds_add_up(programs[name](), ("tau",) if name == "lds" else ("phi", "tau"))
 
 
 @pytest.mark.parametrize("name, sequences", [("ar1", 5), ("lds", 3)])
