@@ -28,27 +28,11 @@ from ppvi.infer.cavi import fit
 from ppvi.infer.program import Program
 
 # (a): five series of 7, 1, 12, 2 and 30 steps, each regressed on its own past (a series of one step: no transition)
-RAGGED_AR1 = """\
-dim T, S
-data seq[T] : index(S)
-data y[T]
-phi ~ Normal(0, 1)
-tau ~ Gamma(1, 1)
-for t in T[1:] by seq:
-    y[t] ~ Normal(phi * y[t-1], precision = tau)
-"""
+_PANEL = "dim T, S\ndata seq[T] : index(S)\ndata y[T]\nphi ~ Normal(0, 1)\ntau ~ Gamma(1, 1)\n"
+RAGGED_AR1 = _PANEL + "for t in T[1:] by seq:\n    y[t] ~ Normal(phi * y[t-1], precision = tau)\n"
 # (a) with a mean of each series' own: mu[s] is read at seq[t], so its statistics have the sequences' axis
-RAGGED_AR1_MEAN = """\
-dim T, S
-data seq[T] : index(S)
-data y[T]
-phi ~ Normal(0, 1)
-tau ~ Gamma(1, 1)
-for s in S:
-    mu[s] ~ Normal(0, 0.5)
-for t in T[1:] by seq:
-    y[t] ~ Normal(mu[seq[t]] + phi * y[t-1], precision = tau)
-"""
+RAGGED_AR1_MEAN = _PANEL + ("for s in S:\n    mu[s] ~ Normal(0, 0.5)\n"
+                            "for t in T[1:] by seq:\n    y[t] ~ Normal(mu[seq[t]] + phi * y[t-1], precision = tau)\n")
 # (b): ragged_lds's text under the mean field, on three of its series cut short (the mean field's sweeps are many)
 LDS_MEAN_FIELD = RAGGED_LDS.read_text().replace("approximate x jointly", "")
 LDS_LENGTHS = (3, 4, 2)
