@@ -1,12 +1,14 @@
 """The distribution families of ppvi: one folder per family (docs/architecture.md, "The family unit").
 
 ``ppvi/families/<name>/`` holds a family's SymPy side (``symbolic.py``: support, T(x), η ↔ θ, A(η), log h,
-E[T], mean, entropy, log density; what derive reads) and its host side (``__init__.py``: the ``Unit`` with
-its standard parameter names, its runtime finish, its numeric law, initial q, natural parameters, point mass
-and parameter check; what the engine and the reports read).  ``registry.UNITS`` lists them, one line each.
+E[T], mean, entropy, log density; what derive reads), its host side (``__init__.py``: the ``Unit`` with
+its standard parameter names, the name of its finish, its numeric law, initial q, natural parameters, point
+mass and parameter check; what the engine and the reports read) and, for a q family, its Numba side
+(``finish.py``: the finish, η of one element -> q, which generated kernels call, and ``set_q``, the same over
+every element).  ``registry.UNITS`` lists them, one line each; ``registry.finish`` finds a Numba side.
 
-The units import no SymPy (the warm path reads them); the SymPy side (``FAMILIES``, ``family``,
-``recognise`` and the classes) is imported on first use.
+The units import neither SymPy nor Numba (the warm path reads them); the SymPy side (``FAMILIES``,
+``family``, ``recognise`` and the classes) is imported on first use, the Numba side by ``registry.finish``.
 
 >>> from ppvi.families import family
 >>> family("Gamma").expectations({"shape": 2, "rate": 1})["x"]

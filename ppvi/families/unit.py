@@ -3,7 +3,7 @@
 
 Each family's folder (``ppvi/families/<name>/``) holds its SymPy side (``symbolic.py``: T, η ↔ θ, A, moments,
 entropy; what derive reads) and, in its ``__init__.py``, a ``Unit``: its metadata (standard parameter names,
-event rank, the runtime finish it uses) and its numeric law (mean, variance, quantiles, draws, log density),
+event rank, the name of its Numba finish) and its numeric law (mean, variance, quantiles, draws, log density),
 its initial q, its natural parameters from standard ones, its point mass at a datum and the check of given
 parameters.  This module and the units import neither SymPy nor Numba: the warm path (a cached model's
 ``ppvi run``) reads them.
@@ -45,7 +45,8 @@ class Unit:
     # what it is
     name: ClassVar[str]                         # the language's name; the ``family`` of a q in result files
     standard: ClassVar[tuple[str, ...]]         # standard parameters, in the q result schema's order
-    finish: ClassVar[str | None] = None         # its Numba finish in ppvi.codegen.runtime (η of one element → q)
+    finish: ClassVar[str | None] = None         # its Numba finish, in its folder's finish.py (η of one
+                                                # element → q; registry.finish finds the module)
     q: ClassVar[bool] = True                    # a mean-field factor may take it
     event: ClassVar[int] = 0                    # event axes of its value
     shape_of: ClassVar[str]                     # the parameter whose shape is the value's

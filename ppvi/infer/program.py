@@ -438,7 +438,8 @@ class Program:
         μ's update goes first (it reads ⟨λ⟩ only): its mean is the pair's m, and λ's update then reads q(μ)
         centred there, so b = −η_λ[x] − β sd²/2 takes nothing from a start far from m (a ⟨μ⟩ at 0 for data at
         10⁸ made b a difference of numbers of 10¹⁷)."""
-        from ppvi.codegen.runtime import finish_normal_gamma
+        from ppvi.families.normal_gamma import NORMAL_GAMMA
+        from ppvi.families.registry import finish
 
         q, m, h = ArrayNames.qparam, ArrayNames.moment, ArrayNames.entropy
         mine = [q(mu, "mean"), q(mu, "sd"), m(mu, "x2"), h(mu), q(lam, "shape"), q(lam, "rate"), m(lam, "x"),
@@ -448,9 +449,9 @@ class Program:
         mean, sd = self.state[q(mu, "mean")].copy(), self.state[q(mu, "sd")].copy()
         self._call(self.plan.latents[lam].update)
         shape, rate = self.state[q(lam, "shape")].copy(), self.state[q(lam, "rate")].copy()
+        pair = getattr(finish(NORMAL_GAMMA.name), NORMAL_GAMMA.finish)
         with np.errstate(all="ignore"):
-            out = _finish_normal_gamma(finish_normal_gamma, mean / sd ** 2, -0.5 / sd ** 2, -rate, shape - 1.0,
-                                       lam_x, mean, sd)
+            out = _finish_normal_gamma(pair, mean / sd ** 2, -0.5 / sd ** 2, -rate, shape - 1.0, lam_x, mean, sd)
         for k, v in zip(mine, out):
             self.state[k][...] = v
         self.stale = self.stale or self._feeds(mu) or self._feeds(lam)
@@ -633,7 +634,7 @@ class Program:
 
 
 def _finish_normal_gamma(finish, *eta) -> list[np.ndarray]:
-    """``finish`` (runtime.finish_normal_gamma) of every element, its outputs but β as arrays of the elements'
+    """``finish`` (families/normal_gamma/finish.py) of every element, its outputs but β as arrays of the elements'
     shape."""
     eta = np.broadcast_arrays(*eta)
     out = np.array([finish(*map(float, e)) for e in zip(*(a.ravel() for a in eta))]).reshape(-1, 10)

@@ -1,10 +1,10 @@
 """Warm starts: a fit that begins at an earlier result's q and params (``--init r.json``, ``fit(init=…)``).
 
-Each q is set from its standard parameters through its natural parameters and the family's finish
-(:mod:`ppvi.codegen.runtime`), the same code an update ends with, so every moment and entropy is the one
-the updates would give that q.  What the start holds must fit this model and these data: a latent it
-does not have, another family, another shape (data of other sizes) or a value outside the family's
-domain is the user's mistake, reported naming the variable.
+Each q is set from its standard parameters through its natural parameters and the family's finish (its
+folder's ``finish.py``, found by ``registry.finish``), the same code an update ends with, so every moment
+and entropy is the one the updates would give that q.  What the start holds must fit this model and these
+data: a latent it does not have, another family, another shape (data of other sizes) or a value outside
+the family's domain is the user's mistake, reported naming the variable.
 """
 
 from __future__ import annotations
@@ -15,15 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import numpy as np
-from numba import njit
 
 from ppvi.codegen.plan import ArrayNames
-from ppvi.codegen.runtime import (finish_bernoulli, finish_beta, finish_categorical, finish_dirichlet, finish_gamma,
-                                  finish_binomial, finish_mvnormal, finish_negative_binomial, finish_normal, finish_poisson,
-                                  finish_polya_gamma, finish_wishart)
 from ppvi.errors import Diagnostic, PPVIError, did_you_mean
 from ppvi.families.normal_gamma import NORMAL_GAMMA
-from ppvi.families.registry import unit_of
+from ppvi.families.registry import finish, unit_of
 from ppvi.infer.program import Program
 from ppvi.io.results import read
 
@@ -111,7 +107,7 @@ def apply(program: Program, start: Start) -> set[str]:
         problem = unit.outside(standard)
         if problem:
             raise fail(f"q({name}) in the start is not a valid {family}: {problem}")
-        _FINISH[unit.finish](program.state, name, unit.natural(standard))
+        finish(family).set_q(program.state, name, unit.natural(standard))
         if not all(np.all(np.isfinite(program.state[k])) for k in plan.latents[name].state):
             raise fail(f"q({name}) in the start is not a valid {family}: its moments are not finite")
     params = {v.name: v for v in model.of_kind("param")}
@@ -154,138 +150,3 @@ def _unsupported(support: str, a: np.ndarray) -> str | None:
         return "columns must have norm 1"
     return None
 
-
-# ------------------------------------------------------------------ the finishes over every element
-@njit(cache=True)
-def _normal(ex, ex2, mean, sd, x2, h):
-    for i in range(ex.shape[0]):
-        mean[i], sd[i], x2[i], h[i] = finish_normal(ex[i], ex2[i])
-
-
-@njit(cache=True)
-def _gamma(ex, elogx, shape, rate, x, logx, h):
-    for i in range(ex.shape[0]):
-        shape[i], rate[i], x[i], logx[i], h[i] = finish_gamma(ex[i], elogx[i])
-
-
-@njit(cache=True)
-def _beta(elogx, elog1mx, a, b, x, logx, log1mx, h):
-    for i in range(elogx.shape[0]):
-        a[i], b[i], x[i], logx[i], log1mx[i], h[i] = finish_beta(elogx[i], elog1mx[i])
-
-
-@njit(cache=True)
-def _bernoulli(eta, p, h):
-    for i in range(eta.shape[0]):
-        p[i], h[i] = finish_bernoulli(eta[i])
-
-
-@njit(cache=True)
-def _polya_gamma(ex, ebase, b, c, x, base, h):
-    for i in range(ex.shape[0]):
-        b[i], c[i], x[i], base[i], h[i] = finish_polya_gamma(ex[i], ebase[i])
-
-
-@njit(cache=True)
-def _poisson(ex, rate, lfact, h):
-    for i in range(ex.shape[0]):
-        rate[i], lfact[i], h[i] = finish_poisson(ex[i])
-
-
-@njit(cache=True)
-def _binomial(ex, en, n, p, x, lchoose, h):
-    for i in range(ex.shape[0]):
-        n[i], p[i], x[i], lchoose[i], h[i] = finish_binomial(ex[i], en[i])
-
-
-@njit(cache=True)
-def _negative_binomial(ex, er, r, p, x, lnb, h):
-    for i in range(ex.shape[0]):
-        r[i], p[i], x[i], lnb[i], h[i] = finish_negative_binomial(ex[i], er[i])
-
-
-@njit(cache=True)
-def _categorical(eta, p, h, lse):
-    for i in range(eta.shape[0]):
-        h[i], lse[i] = finish_categorical(eta[i], p[i])
-
-
-@njit(cache=True)
-def _dirichlet(eta, alpha, logp, mean, h):
-    for i in range(eta.shape[0]):
-        h[i] = finish_dirichlet(eta[i], alpha[i], logp[i], mean[i])
-
-
-@njit(cache=True)
-def _mvnormal(ex, exx, mean, cov, xxt, h):
-    for i in range(ex.shape[0]):
-        h[i] = finish_mvnormal(ex[i], exx[i], mean[i], cov[i], xxt[i])
-
-
-@njit(cache=True)
-def _wishart(elogdet, ex, df, scale, x, logdet, h):
-    for i in range(elogdet.shape[0]):
-        df[i], logdet[i], h[i] = finish_wishart(elogdet[i], ex[i], scale[i], x[i])
-
-
-def _flat(a: np.ndarray, event: int = 0) -> np.ndarray:
-    """A view of a state array with its elements along one axis (and ``event`` axes after it)."""
-    out = a.reshape((-1,) + a.shape[a.ndim - event:] if event else -1)
-    assert np.shares_memory(out, a) or a.size == 0
-    return out
-
-
-def _eta(eta: dict[str, np.ndarray], stat: str, like: np.ndarray, event: int = 0) -> np.ndarray:
-    return np.ascontiguousarray(np.broadcast_to(eta[stat], like.shape), dtype=float).reshape(_flat(like, event).shape)
-
-
-def _finish_scalar(kernel, stats: tuple[str, ...], arrays: tuple[tuple[str, ...], ...]):
-    """A finish of a scalar family: ``arrays`` q's arrays it writes, by role (ArrayNames.owned)."""
-    def finish(s: dict, v: str, eta: dict) -> None:
-        outs = [s[ArrayNames.owned(v, *a)] for a in arrays]
-        kernel(*(_eta(eta, st, outs[0]) for st in stats), *(_flat(o) for o in outs))
-    return finish
-
-
-def _finish_categorical(s, v, eta):
-    p = s[ArrayNames.qparam(v, "p")]
-    _categorical(_eta(eta, "onehot", p, 1), _flat(p, 1), _flat(s[ArrayNames.entropy(v)]),
-                 _flat(s[ArrayNames.log_normaliser(v)]))
-
-
-def _finish_dirichlet(s, v, eta):
-    alpha = s[ArrayNames.qparam(v, "alpha")]
-    _dirichlet(_eta(eta, "logp", alpha, 1), _flat(alpha, 1), _flat(s[ArrayNames.moment(v, "logp")], 1),
-               _flat(s[ArrayNames.moment(v, "x")], 1), _flat(s[ArrayNames.entropy(v)]))
-
-
-def _finish_mvnormal(s, v, eta):
-    mean, cov = s[ArrayNames.qparam(v, "mean")], s[ArrayNames.qparam(v, "cov")]
-    _mvnormal(_eta(eta, "x", mean, 1), _eta(eta, "xxT", cov, 2), _flat(mean, 1), _flat(cov, 2),
-              _flat(s[ArrayNames.moment(v, "xxT")], 2), _flat(s[ArrayNames.entropy(v)]))
-
-
-def _finish_wishart(s, v, eta):
-    scale, df = s[ArrayNames.qparam(v, "scale")], s[ArrayNames.qparam(v, "df")]
-    _wishart(_eta(eta, "logdet", df), _eta(eta, "X", scale, 2), _flat(df), _flat(scale, 2),
-             _flat(s[ArrayNames.moment(v, "X")], 2), _flat(s[ArrayNames.moment(v, "logdet")]),
-             _flat(s[ArrayNames.entropy(v)]))
-
-
-_FINISH = {     # by the runtime finish the family's unit names (ppvi.families.unit.Unit.finish)
-    "finish_normal": _finish_scalar(_normal, ("x", "x2"), (("q", "mean"), ("q", "sd"), ("m", "x2"), ("h",))),
-    "finish_gamma": _finish_scalar(_gamma, ("x", "logx"),
-                                   (("q", "shape"), ("q", "rate"), ("m", "x"), ("m", "logx"), ("h",))),
-    "finish_beta": _finish_scalar(_beta, ("logx", "log1mx"),
-                                  (("q", "a"), ("q", "b"), ("m", "x"), ("m", "logx"), ("m", "log1mx"), ("h",))),
-    "finish_bernoulli": _finish_scalar(_bernoulli, ("x",), (("q", "p"), ("h",))),
-    "finish_categorical": _finish_categorical, "finish_dirichlet": _finish_dirichlet,
-    "finish_mvnormal": _finish_mvnormal, "finish_wishart": _finish_wishart,
-    "finish_poisson": _finish_scalar(_poisson, ("x",), (("q", "rate"), ("m", "lfact"), ("h",))),
-    "finish_binomial": _finish_scalar(_binomial, ("x", "lchoose"),
-                                      (("q", "n"), ("q", "p"), ("m", "x"), ("m", "lchoose"), ("h",))),
-    "finish_negative_binomial": _finish_scalar(_negative_binomial, ("x", "lnb"),
-                                               (("q", "r"), ("q", "p"), ("m", "x"), ("m", "lnb"), ("h",))),
-    "finish_polya_gamma": _finish_scalar(_polya_gamma, ("x", "base"),
-                                         (("q", "b"), ("q", "c"), ("m", "x"), ("m", "base"), ("h",))),
-}

@@ -1,5 +1,5 @@
 """One home per family (docs/architecture.md, "The family unit"): no module outside ppvi/families names a
-family, and every unit is complete and wired to its SymPy side and its runtime finish."""
+family, and every unit is complete and wired to its SymPy side and its Numba finish, all in its folder."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from ppvi.families import FAMILIES, Q_FAMILIES, UNITS, family, unit_of
+from ppvi.families import FAMILIES, JOINT, Q_FAMILIES, UNITS, family, unit_of
 from ppvi.families.unit import Unit
 
 ROOT = pathlib.Path(__file__).resolve().parents[2] / "ppvi"
@@ -90,24 +90,71 @@ def _functions(path: pathlib.Path) -> set[str]:
     return {n.name for n in ast.parse(path.read_text(encoding="utf-8")).body if isinstance(n, ast.FunctionDef)}
 
 
-def _keys(path: pathlib.Path, name: str) -> set[str]:
-    """The constant keys of the module-level dict ``name`` (read, not imported: Numba stays unloaded)."""
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [name]:
-            return {k.value for k in node.value.keys}
-    raise AssertionError(name)
+def _tree(path: pathlib.Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"))
 
 
-def test_each_q_unit_names_a_runtime_finish():
-    """The Numba finishes stay in the runtime module; each q family's unit names its own, and a warm start
-    has the host loop over elements for it (infer.warm._FINISH, keyed by that name)."""
-    finishes = _functions(ROOT / "codegen" / "runtime.py")
-    loops = _keys(ROOT / "infer" / "warm.py", "_FINISH")
-    for name in Q_FAMILIES:
-        unit = UNITS[name]
-        assert unit.finish in finishes and unit.finish in loops, (name, unit.finish)
-        assert type(unit).natural is not Unit.natural and type(unit).init is not Unit.init, name
-    assert {UNITS[name].finish for name in UNITS if not UNITS[name].q} == {None}
+def _defined(path: pathlib.Path) -> set[str]:
+    """The module-level names ``path`` defines (functions, and names assigned)."""
+    out = set()
+    for n in _tree(path).body:
+        if isinstance(n, ast.FunctionDef):
+            out.add(n.name)
+        elif isinstance(n, ast.Assign):
+            out |= {t.id for t in n.targets if isinstance(t, ast.Name)}
+    return out
+
+
+def _exported(path: pathlib.Path) -> list[str]:
+    """A module's ``__all__`` (read, not imported: Numba stays unloaded)."""
+    for n in _tree(path).body:
+        if isinstance(n, ast.Assign) and [getattr(t, "id", None) for t in n.targets] == ["__all__"]:
+            return [e.value for e in n.value.elts]
+    raise AssertionError(f"{path}: no __all__")
+
+
+def _folder(unit: Unit) -> pathlib.Path:
+    return pathlib.Path(sys.modules[type(unit).__module__].__file__).parent
+
+
+def test_each_finish_lives_in_its_familys_folder():
+    """A family's Numba side is its folder's ``finish.py`` (registry.finish imports it): the finish its unit
+    names is defined and exported there (``__all__``, which ppvi.codegen.runtime re-exports for generated code),
+    and a q family's ``set_q`` (its finish over every element: a warm start's q).  No two families export a
+    name, the runtime defines none of them, and the warm start keeps no table of finishes of its own."""
+    runtime = _functions(ROOT / "codegen" / "runtime.py")
+    owner: dict[str, str] = {}
+    for unit in (*UNITS.values(), *JOINT.values()):
+        path = _folder(unit) / "finish.py"
+        if unit.finish is None:
+            assert not unit.q and not path.exists(), unit.name
+            continue
+        assert path.exists(), f"{unit.name}: its finish is not in its folder ({path.relative_to(ROOT)})"
+        exported, defined = _exported(path), _defined(path)
+        assert unit.finish in exported and set(exported) <= defined, unit.name
+        assert ("set_q" in defined) == unit.q, unit.name
+        assert not unit.q or (type(unit).natural is not Unit.natural and type(unit).init is not Unit.init), unit.name
+        for name in exported:
+            assert owner.setdefault(name, unit.name) == unit.name, (name, owner[name], unit.name)
+    assert not runtime & set(owner), f"finishes defined in codegen/runtime.py: {runtime & set(owner)}"
+    warm = _tree(ROOT / "infer" / "warm.py")
+    assert not {n.id for n in ast.walk(warm) if isinstance(n, ast.Name)} & {"_FINISH", *owner}, "infer/warm.py"
+    assert not {a.name for n in ast.walk(warm) if isinstance(n, ast.ImportFrom) for a in n.names} & set(owner)
+
+
+def test_the_registry_finds_each_finish_and_the_runtime_re_exports_it():
+    """``registry.finish`` is the one map from a family to its Numba side; generated code's
+    ``from ppvi.codegen.runtime import finish_gamma`` gets the same function."""
+    from ppvi.codegen import runtime
+    from ppvi.families.registry import FINISHED, finish
+
+    assert set(FINISHED) == {u.name for u in (*UNITS.values(), *JOINT.values()) if u.finish}
+    for name in FINISHED:
+        module, unit = finish(name), unit_of(name)
+        assert pathlib.Path(module.__file__).parent == _folder(unit)
+        assert all(getattr(runtime, f) is getattr(module, f) for f in module.__all__), name
+    with pytest.raises(KeyError):
+        finish("Exponential")
 
 
 def test_point_is_no_family_of_the_language():

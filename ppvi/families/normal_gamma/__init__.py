@@ -22,6 +22,7 @@ __all__ = ["NORMAL_GAMMA", "UNIT", "NormalGammaUnit"]
 class NormalGammaUnit(Unit):
     name = "NormalGamma"
     standard = ("mean", "beta", "shape", "rate")
+    finish = "finish_normal_gamma"      # (the engine's pair step: ppvi.infer.program)
     q = False
     shape_of = "mean"
 
