@@ -366,9 +366,21 @@ def _offset(i: sp.Expr) -> tuple[sp.Idx, int] | None:
 
 
 # --------------------------------------------------------------- statements
+def ex(text: str, *parts: str | Expr | Ref) -> Expr:
+    """The expression ``text``, built of ``parts``: the names it reads (a str: one name; an Expr: what it reads;
+    a Ref: its array and what its index reads)."""
+    return Expr(text, frozenset().union(*(
+        {p} if isinstance(p, str) else p.reads | {p.name} if isinstance(p, Ref) else p.reads for p in parts)))
+
+
 def name_ref(name: str, *index: str) -> Ref:
     """``name[index…]`` where each index is one name (a loop's index, a temporary) or a literal."""
     return Ref(name, tuple(Expr(i, frozenset({i})) for i in index))
+
+
+def ref_of(name: str, *index: Expr) -> Ref:
+    """``name[index…]``, each index an expression (what it reads with it)."""
+    return Ref(name, index)
 
 
 def assign(target: Ref, value: Expr) -> Assign:
@@ -377,6 +389,16 @@ def assign(target: Ref, value: Expr) -> Assign:
 
 def accumulate(target: Ref, value: Expr) -> Assign:
     return Assign(target, value, "+=")
+
+
+def let(name: str, text: str, *parts: str | Expr | Ref) -> Assign:
+    """``name = text``: a temporary (or a whole array) set to an expression built of ``parts`` (see :func:`ex`)."""
+    return Assign(Ref(name), ex(text, *parts))
+
+
+def add(name: str, text: str, *parts: str | Expr | Ref) -> Assign:
+    """``name += text`` (see :func:`let`)."""
+    return Assign(Ref(name), ex(text, *parts), "+=")
 
 
 # ------------------------------------------------------------------- blocks
@@ -390,7 +412,8 @@ class Block:
     index: sp.Basic | None = None
     pre: list = field(default_factory=list)       # lines or nested Blocks, in order
     post: list = field(default_factory=list)
-    test: str | None = None
+    test: Expr | None = None
+    orelse: Block | None = None                   # a conditional's elif (a Block with a test)
 
     def lower(self) -> tuple:
         """The body as IR nodes; a Block with neither head nor test is a group: its nodes in its place."""
@@ -404,7 +427,7 @@ class Block:
 
     def node(self) -> Loop | If:
         if self.test is not None:
-            return If(self.test, self.lower())
+            return If(self.test, self.lower(), (self.orelse.node(),) if self.orelse is not None else ())
         axis = {REPEAT: "repeat", CHUNK: "chunk"}.get(self.index) or \
             (str(self.index.label) if isinstance(self.index, sp.Idx) else None)
         return Loop(self.head, self.lower(), axis)

@@ -71,7 +71,7 @@ import dataclasses
 from typing import Callable
 
 from ppvi.codegen.ir import (Assign, Bind, Call, Expr, Factored, If, Kernel, LinearEta, Loop, Module, Note, Ref,
-                             Share, accumulates, part_range, reads, walk, writes)
+                             Share, accumulates, breaks, part_range, reads, walk, writes)
 from ppvi.codegen.plan import ArrayNames, BlockPlan, KernelSpec, Plan
 from ppvi.codegen.scatter import chunk_elbo, scatter_rows
 
@@ -385,7 +385,7 @@ def invariant(loop: Loop) -> tuple[tuple, tuple]:
     A comment moves with the node after it."""
     body = loop.body
     info = [(n, reads(n), writes(n)) for n in body]
-    if loop.range.reads is None or any(r is None or w is None for _, r, w in info):
+    if loop.range.reads is None or any(r is None or w is None for _, r, w in info) or any(map(breaks, body)):
         return (), body
     code = [i for i, (n, _, _) in enumerate(info) if not isinstance(n, Note)]
     movable = {i for i in code if all(x.startswith("_") for x in info[i][2])

@@ -26,7 +26,7 @@ from typing import Callable
 
 import sympy as sp
 
-from ppvi.codegen.emit import CHUNK, Block, Names, Writer, accumulate, assign, axis_order, structure
+from ppvi.codegen.emit import CHUNK, Block, Names, Writer, accumulate, add, assign, axis_order, ex, let, structure
 from ppvi.codegen.ir import Call, Expr, Note, Range, Ref, part_range
 from ppvi.derive.qfamily import ParamBase
 from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol
@@ -213,10 +213,11 @@ class Statistics:
         chain's Σ_d F[d, e] x[n-1, e] times its restart indicator) is placed inside it, not before the loop."""
         canon = self.plate_index()
         _, lo, hi = next(lim for lim in s.expr.limits if lim[0] == canon)
-        at = self.names.index(n)
-        tests = ([f"{at} >= {w.int_value(lo)}"] if sp.sympify(lo) != 0 else []) + \
-            ([f"{at} <= {w.int_value(hi)}"] if sp.sympify(hi) != canon.upper else [])
-        return Block(index=n, test=" and ".join(tests)) if tests else None
+        with self.names.watch() as seen:
+            at = self.names.index(n)
+            tests = ([f"{at} >= {w.int_value(lo)}"] if sp.sympify(lo) != 0 else []) + \
+                ([f"{at} <= {w.int_value(hi)}"] if sp.sympify(hi) != canon.upper else [])
+        return Block(index=n, test=Expr(" and ".join(tests), frozenset(seen))) if tests else None
 
     def _block_form(self, s: Statistic, n: sp.Idx, onehot) -> tuple | None:
         """(u, span, k) when s = Σ_n u(n, i…) r[n, k]: k one of its axes, r the moments ``onehot`` of the
