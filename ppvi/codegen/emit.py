@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, fields
 
 import sympy as sp
 
-from ppvi.codegen.ir import Assign, Expr, If, Loop, PlateSum, Range, Ref, Stmt, SumPlace
+from ppvi.codegen.ir import Assign, Expr, If, Loop, PlateSum, Range, Ref, SumPlace
 from ppvi.codegen.rewrite import Scope, built, rewrite, scatter_delta, shaped
 from ppvi.codegen.plan import PLAN_TYPES, ArrayNames
 from ppvi.derive.lower import before, inverse, sigmoid
@@ -378,11 +378,6 @@ def name_ref(name: str, *index: str) -> Ref:
     return Ref(name, tuple(Expr(i, frozenset({i})) for i in index))
 
 
-def ref_of(name: str, *index: Expr) -> Ref:
-    """``name[index…]``, each index an expression (what it reads with it)."""
-    return Ref(name, index)
-
-
 def assign(target: Ref, value: Expr) -> Assign:
     return Assign(target, value)
 
@@ -404,13 +399,13 @@ def add(name: str, text: str, *parts: str | Expr | Ref) -> Assign:
 # ------------------------------------------------------------------- blocks
 @dataclass
 class Block:
-    """The writer's scratch for a loop level (``head``), a conditional (``test``) or the function body (neither):
-    lines and nested Blocks, ``pre`` (what gets hoisted to it) before ``post``.  :meth:`lower` freezes it into
-    the IR (codegen.ir)."""
+    """The writer's scratch for a loop level (``head``), a conditional (``test``, with an ``orelse`` Block for
+    an elif) or the function body (neither): IR nodes and nested Blocks, ``pre`` (what gets hoisted to it)
+    before ``post``.  :meth:`lower` freezes it into the IR (codegen.ir); a line of text is refused."""
 
     head: Range | None = None
     index: sp.Basic | None = None
-    pre: list = field(default_factory=list)       # lines or nested Blocks, in order
+    pre: list = field(default_factory=list)       # IR nodes or nested Blocks, in order
     post: list = field(default_factory=list)
     test: Expr | None = None
     orelse: Block | None = None                   # a conditional's elif (a Block with a test)
@@ -422,7 +417,9 @@ class Block:
             if isinstance(item, Block):
                 out += item.lower() if item.head is None and item.test is None else [item.node()]
             else:
-                out.append(Stmt(item) if isinstance(item, str) else item)
+                if isinstance(item, str):
+                    raise CodegenError(f"a line of text reached the kernel IR: {item!r}")
+                out.append(item)
         return tuple(out)
 
     def node(self) -> Loop | If:
@@ -771,6 +768,7 @@ class Writer:
         if pair:
             copy = self._loops([(i, pair[0] + 1 if i == pair[1] else 0, i.upper) for i in axes])    # (b > a)
             swapped = [self.names.index(pair[1] if i == pair[0] else pair[0] if i == pair[1] else i) for i in axes]
-            copy[-1].post.append(f"{arr}[{', '.join(swapped)}] = {arr}[{', '.join(self.names.index(i) for i in axes)}]")
+            src = name_ref(arr, *(self.names.index(i) for i in axes))
+            copy[-1].post.append(assign(name_ref(arr, *swapped), ex(src.text, src)))
             fn.pre.append(copy[0])
         return ref

@@ -83,13 +83,6 @@ class Call:
 
 
 @dataclass(frozen=True)
-class Stmt:
-    """A statement the writer still spells as text: nothing is known of what it reads or writes."""
-
-    text: str
-
-
-@dataclass(frozen=True)
 class Break:
     """``break``: leave the innermost enclosing loop (a Newton step's line search, a group block's passes)."""
 
@@ -157,7 +150,7 @@ class If:
     orelse: tuple = ()              # () or one If, run when ``test`` fails (printed as ``elif``)
 
 
-Node = Union[Assign, Call, Stmt, Break, Pass, Bind, Note, Loop, If]
+Node = Union[Assign, Call, Break, Pass, Bind, Note, Loop, If]
 
 
 @dataclass(frozen=True)
@@ -334,8 +327,6 @@ def reads(node) -> frozenset | None:
         if node.range.reads is None or None in inner:
             return None
         return node.range.reads | (frozenset().union(*inner) - node.range.binds)
-    if isinstance(node, Stmt):
-        return None
     raise TypeError(f"not an IR node: {node!r}")
 
 
@@ -351,13 +342,10 @@ def writes(node) -> frozenset | None:
     if isinstance(node, Bind):
         return frozenset({node.var})
     if isinstance(node, If):
-        inner = [writes(n) for n in node.body + node.orelse]
-        return None if None in inner else frozenset().union(*inner)
+        return frozenset().union(*(writes(n) for n in node.body + node.orelse))
     if isinstance(node, Loop):
         inner = [writes(n) for n in node.body]
-        return None if None in inner else frozenset().union(*inner) - node.range.binds
-    if isinstance(node, Stmt):
-        return None
+        return frozenset().union(*inner) - node.range.binds
     raise TypeError(f"not an IR node: {node!r}")
 
 

@@ -18,7 +18,7 @@ from ppvi.codegen.centre import Centring, centre
 from ppvi.codegen.chain import chain_state, write_chain_kernel, write_gaussian_kernel
 from ppvi.codegen.emit import (CHUNK, REPEAT, Block, CodegenError, Names, Writer, accumulate, add, assign, ex, let,
                               name_ref)
-from ppvi.codegen.ir import (Assign, Bind, Break, Call, If, Pass, Colouring, Expr, Factored, Kernel, LinearEta, Module, Note, Range, Ref,
+from ppvi.codegen.ir import (Assign, Bind, Break, Call, Pass, Colouring, Expr, Factored, Kernel, LinearEta, Module, Note, Range, Ref,
                              Share, StatisticArray, part_range)
 from ppvi.codegen.passes import run_passes
 from ppvi.codegen.plan import ArrayNames, BlockPlan, ElboPlan, KernelSpec, LatentPlan, Plan, PointPlan, StatsPlan

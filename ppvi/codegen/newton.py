@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ppvi.codegen.emit import Block, Writer, assign, axis_order, ex, let, name_ref, ordered, structure
-from ppvi.codegen.ir import Assign, Break, Call, Expr, Note, Range, Ref
+from ppvi.codegen.ir import Break, Call, Expr, Note, Range, Ref
 from ppvi.derive.newton import ARMIJO, FEASIBLE, MAX_HALVINGS, MAX_STEPS, NEAR, STATS, TOL
 
 
