@@ -7,8 +7,10 @@ between moments and parameters), so a cached module runs without SymPy.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -1280,23 +1282,30 @@ class ModuleWriter:
         data plate would be statistics the statistics kernel does not fill (SBM's damped z: Σ_j A[i, j] E[z_j])
         is not offered: that kernel is written already."""
         for name, var, weights in self.linear:
-            kept = (len(self.kernels), dict(self.latents), dict(self.stat_reads), dict(self.stats.found),
-                    len(self.stats.reads), dict(self.stats.sums), dict(self.names.rewrites),
-                    dict(self.names.places), dict(self.names.derived))
             role = next(k.role for k in self.kernels if k.name == name)
-            self.update_kernel(self.d.q[var], damped=role == "damped", blocked=role == "local_step", linear=False)
-            direct = self.kernels.pop()
-            count, self.latents, self.stat_reads, found, reads, sums, rewrites, places, derived = kept
-            if len(self.kernels) != count:
-                raise CodegenError(f"{name}: its direct η wrote another kernel")
-            offered = set(self.stats.found) == set(found)
-            del self.stats.reads[reads:]
-            for mine, old in ((self.stats.found, found), (self.stats.sums, sums), (self.names.rewrites, rewrites),
-                              (self.names.places, places), (self.names.derived, derived)):
-                mine.clear()
-                mine.update(old)
+            count, found = len(self.kernels), set(self.stats.found)
+            with self.aside():
+                self.update_kernel(self.d.q[var], damped=role == "damped", blocked=role == "local_step", linear=False)
+                if len(self.kernels) != count + 1:
+                    raise CodegenError(f"{name}: its direct η wrote another kernel")
+                direct, offered = self.kernels[-1], set(self.stats.found) == found
             if offered:
                 self.candidates.append(LinearEta(name, var, weights, direct))
+
+    @contextmanager
+    def aside(self):
+        """Whatever is written inside leaves no trace in the writer's records: the kernels, the plans, the
+        statistics' (found, read, sums met) and the names' (rewrites, places, derived constants) are put back,
+        in place, as they were on entry."""
+        records = (self.kernels, self.stats.reads, self.latents, self.stat_reads, self.stats.found, self.stats.sums,
+                   self.names.rewrites, self.names.places, self.names.derived)
+        kept = [copy.copy(r) for r in records]
+        try:
+            yield
+        finally:
+            for mine, old in zip(records, kept):
+                mine.clear()
+                (mine.extend if isinstance(mine, list) else mine.update)(old)
 
     def source(self) -> str:
         self.write()
