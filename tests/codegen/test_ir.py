@@ -384,6 +384,23 @@ def test_hoist_moves_what_its_loop_does_not_change():
         assert got.body == (kept,)
 
 
+def test_hoist_moves_nothing_that_breaks_or_carries_a_value_by_assignment():
+    """Found once the Newton steps were IR nodes (issue 16): an If holding a ``break`` moved out of the line
+    search (it would leave the loop around it), and ``_v = _v / 16.0`` (a value carried from one iteration to
+    the next, not by ``+=``) counted as invariant."""
+    loop = Range("_ls", "40", reads=frozenset())
+    stop = If(e("_last > 0.0", "_last"), (Break(),))
+    halve = Assign(Ref("_v"), e("_v / 16.0", "_v"))
+    trial = Assign(Ref("q_b__mean", (e("0"),)), e("_m + _v", "_m", "_v"))
+    for body in ((trial, stop), (halve, trial)):
+        k = Kernel("k", (), (Loop(loop, body),), "update")
+        assert passes.hoist(Module("0", (k,))).kernels[0].body == k.body
+    # (what neither breaks nor carries still moves)
+    fresh = Assign(Ref("_w"), e("_m / 16.0", "_m"))
+    [got] = passes.hoist(Module("0", (Kernel("k", (), (Loop(loop, (fresh, trial)),), "update"),))).kernels
+    assert got.body == (fresh, Loop(loop, (trial,)))
+
+
 def test_factor_analysis_local_step_factorises_once():
     """q(z[n])'s precision I + Wᵀ diag(ψ) W is the same for every point: factorised once per sweep, outside the
     loops over chunks and points, as lowered inside them; the mean (Σ η_x[n]) stays per point."""
