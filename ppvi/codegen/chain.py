@@ -102,7 +102,8 @@ def write_chain_kernel(mw, block: ChainBlock) -> None:
     else:
         body.post += [Call("chain_mean_field", pots + (r, xi), (Ref("_h1"),)), add(h, "_h1", "_h1")]
     fn.post += [assign(name_ref(names.entropy(block.var), "0"), ex(h, h)),
-                assign(name_ref(names.log_normaliser(block.var), "0"), ex(lz, lz) if block.jointly else Expr("math.nan"))]
+                assign(name_ref(names.log_normaliser(block.var), "0"),
+                       ex(lz, lz) if block.jointly else Expr("math.nan"))]
     name = names.kernel("update", block.var)
     mw._function(name, fn, returns=None, role="chain", latent=block.var)
     state, aliases = chain_state(block, names)

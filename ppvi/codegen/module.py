@@ -20,8 +20,8 @@ from ppvi.codegen.centre import Centring, centre
 from ppvi.codegen.chain import chain_state, write_chain_kernel, write_gaussian_kernel
 from ppvi.codegen.emit import (CHUNK, REPEAT, Block, CodegenError, Names, Writer, accumulate, add, assign, ex, let,
                               name_ref)
-from ppvi.codegen.ir import (Assign, Bind, Break, Call, Pass, Colouring, Expr, Factored, Kernel, LinearEta, Module, Note, Range, Ref,
-                             Share, StatisticArray, part_range)
+from ppvi.codegen.ir import (Assign, Bind, Break, Call, Colouring, Expr, Factored, Kernel, LinearEta, Module, Note,
+                             Pass, Range, Ref, Share, StatisticArray, part_range)
 from ppvi.codegen.passes import run_passes
 from ppvi.codegen.plan import ArrayNames, BlockPlan, ElboPlan, KernelSpec, LatentPlan, Plan, PointPlan, StatsPlan
 from ppvi.codegen.printer import module_source
@@ -608,8 +608,8 @@ class ModuleWriter:
         # η of the block's points as the columns of Hᵀ = Wᵀ Φᵀ (K × B): its finish runs along the points
         size = w.int_value(axes[0].upper + 1)
         fn.pre += [let("_W", f"np.empty((_F, {size}))", "_F", size)] + fill
-        bk.alloc += [let("_Phi", "np.zeros((_B, _F))", "_B", "_F"), let("_Ht", f"np.empty(({size}, _B))", size, "_B")] + \
-            [let(a, "np.empty(_B)", "_B") for a in ("_m", "_s", "_t")]
+        bk.alloc += [let("_Phi", "np.zeros((_B, _F))", "_B", "_F"), let("_Ht", f"np.empty(({size}, _B))", size, "_B")]
+        bk.alloc += [let(a, "np.empty(_B)", "_B") for a in ("_m", "_s", "_t")]
         bk.between.append(Call("np.dot", (Expr("_W.T", frozenset({"_W"})), Expr("_Phi.T", frozenset({"_Phi"})),
                                           Ref("_Ht"))))     # (a Call: passes.block_step reads the product)
         bk.eta = "_Ht"
@@ -765,7 +765,8 @@ class ModuleWriter:
                 levels[-1].post.append(b)
             levels.append(b)
         host = levels[-1]
-        (chunk.pre if chunk is not None else host.post).append(let("_rhs", f"np.empty({m})", m))  # (not _c: the reduce's counter)
+        # (not _c: the reduce's counter)
+        (chunk.pre if chunk is not None else host.post).append(let("_rhs", f"np.empty({m})", m))
         lc = w._loops([(coord, 0, coord.upper)])
         vc = w.expr(pu.value, levels + lc, len(levels) - 1, top=False)
         lc[-1].post.append(assign(name_ref("_rhs", self.names.index(coord)), vc))
@@ -795,14 +796,16 @@ class ModuleWriter:
         loops[-1].post.append(assign(name_ref(tmp, self.names.index(ax)), val))
         host.post.append(loops[0])
         if pu.method == "simplex":
-            host.post += [let("_z", f"{tmp}.sum()", tmp), Block(test=ex(f"_z > 0.0 and np.all({tmp} >= 0.0)", "_z", tmp))]
+            host.post += [let("_z", f"{tmp}.sum()", tmp),
+                          Block(test=ex(f"_z > 0.0 and np.all({tmp} >= 0.0)", "_z", tmp))]
         else:
             host.post += [let("_z", f"math.sqrt(({tmp} * {tmp}).sum())", tmp),
                           Block(test=ex("_z > 0.0 and math.isfinite(_z)", "_z"))]
         host.post[-1].post.append(Assign(Ref(tmp), ex("_z", "_z"), "/="))
         put = Block(Range(self.names.index(ax), size, reads=frozenset({size})), ax)
         at = name_ref(tmp, self.names.index(ax))
-        put.post.append(Block(test=ex(f"math.isfinite({at.text}) and _z > 0.0", at, "_z"), post=[assign(el, ex(at.text, at))]))
+        put.post.append(Block(test=ex(f"math.isfinite({at.text}) and _z > 0.0", at, "_z"),
+                              post=[assign(el, ex(at.text, at))]))
         host.post.append(put)
 
     def _coordinates(self, pu, w: Writer, fn: Block, el: Ref, at: list[str], base, reads_self: bool) -> None:
@@ -1027,7 +1030,8 @@ class ModuleWriter:
         rep = Block(Range("_pass", str(BLOCK_PASSES), reads=frozenset()), REPEAT)
         rep.pre += [let("_delta", "0.0"), let("_size", "0.0")]
         size = w.int_value(d.upper + 1)
-        gl = GroupBlock(Block(), Block(), Block(Range(at, size, parallel=True, reads=frozenset({size})), d), Block(), rep,
+        group = Block(Range(at, size, parallel=True, reads=frozenset({size})), d)
+        gl = GroupBlock(Block(), Block(), group, Block(), rep,
                         at, self.names.constant("start", by), self.names.constant("order", by), z.index[0])
         gl.fn.post += [gl.head, gl.group]
         gl.group.post += [gl.before, rep]      # (the rows on entry: the statistics pass, run first if stale)
@@ -1128,7 +1132,8 @@ class ModuleWriter:
         row = lambda arr, *at: ex(name_ref(arr, *at).text, name_ref(arr, *at))  # noqa: E731   (an element, read)
         if table is None:
             kl[-1].post.append(assign(name_ref("_bb", "_j", kn), wz.expr(b, [fn, group, fixed] + kl, 2)))
-            fixed.post += [kl[0], Call("exp_factor", (row("_bb", "_j"), name_ref("_eb", "_j")), (name_ref("_mb", "_j"),))]
+            fixed.post += [kl[0], Call("exp_factor", (row("_bb", "_j"), name_ref("_eb", "_j")),
+                                       (name_ref("_mb", "_j"),))]
         else:
             # b = f(word[t]): its factor once per value of the data (V of them), not once per member (T)
             u, v, bv = table
@@ -1137,8 +1142,8 @@ class ModuleWriter:
             tl = wz._loops([(k, 0, k.upper)])
             tl[-1].post.append(assign(name_ref("_bt", vn, kn), wz.expr(bv, [fn, tab] + tl, 1)))
             tab.post += [tl[0], Call("exp_factor", (row("_bt", vn), name_ref("_et", vn)), (name_ref("_mt", vn),))]
-            gl.head.post += [let("_bt", f"np.empty(({size}, {ks}))", size, ks),
-                             let("_et", f"np.empty(({size}, {ks}))", size, ks), let("_mt", f"np.empty({size})", size), tab]
+            gl.head.post += [let(x, f"np.empty(({size}, {ks}))", size, ks) for x in ("_bt", "_et")] + \
+                [let("_mt", f"np.empty({size})", size), tab]
             with self.names.watch() as seen:
                 value = wz.index_value(u, [fn, group, fixed], 2)
             fixed.pre.append(let("_r", value, *seen))
@@ -1147,9 +1152,9 @@ class ModuleWriter:
             fixed.post += [kl[0], assign(name_ref("_mb", "_j"), row("_mt", "_r"))]
         nm = ex(f"{gl.start}[{at} + 1] - {gl.start}[{at}]", gl.start, at)
         eta = wz.tmp("eta")
-        gl.before.post += [let("_bb", f"np.empty(({nm.text}, {ks}))", nm, ks),
-                           let("_eb", f"np.empty(({nm.text}, {ks}))", nm, ks), let("_mb", f"np.empty({nm.text})", nm)] + \
-            [let(x, f"np.empty({ks})", ks) for x in ("_aa", "_ea", eta)] + [fixed]
+        gl.before.post += [let(x, f"np.empty(({nm.text}, {ks}))", nm, ks) for x in ("_bb", "_eb")] + \
+            [let("_mb", f"np.empty({nm.text})", nm)] + [let(x, f"np.empty({ks})", ks) for x in ("_aa", "_ea", eta)] + \
+            [fixed]
         kl = wz._loops([(k, 0, k.upper)])
         kl[-1].post.append(assign(name_ref("_aa", kn), wz.expr(a, [fn, group, rep] + kl, 2)))
         rep.post += [kl[0], Call("exp_factor", (ex("_aa", "_aa"), Ref("_ea")), (Ref("_ma"),))]

@@ -105,9 +105,10 @@ STMT_MODELS = ("gmm_1d", "lda")      # (lowered by many tests here: cached; test
 def test_the_writers_leave_no_statement_as_text():
     """Every statement is an IR node that says what it reads and writes: issue 16's measure of the text nodes
     (ir.Stmt, 688 over seven models once; none now, and the class is gone) over two models these tests lower
-    anyway (the blocked local step, the group block and its factored form, the statistics, Newton-free updates), in every body the module holds (its kernels, and the candidates the passes choose among).  A line
-    of text handed to the writer's blocks is refused.  (tests/codegen/test_golden_source.py checks each node's
-    reads over every model.)"""
+    anyway (the blocked local step, the group block and its factored form, the statistics), in every body the
+    module holds (its kernels, and the candidates the passes choose among).  A line of text handed to the
+    writer's blocks is refused.  (tests/codegen/test_golden_source.py checks each node's reads over every
+    model.)"""
     typed = (Assign, Call, Break, Pass, Bind, Note, Loop, If)
     count = nodes = 0
     for stem in STMT_MODELS:
