@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from ppvi.codegen.emit import Block, Writer, assign, name_ref
+from ppvi.codegen.emit import Block, Writer, add, assign, ex, name_ref
 from ppvi.codegen.ir import Call, Expr, Range, Ref
 from ppvi.codegen.plan import ChainPlan, KernelSpec, LatentPlan
 from ppvi.derive.chain import ChainBlock, GaussianBlock
@@ -98,11 +98,12 @@ def write_chain_kernel(mw, block: ChainBlock) -> None:
     pots = tuple(Expr(a, frozenset({a})) for a in (li, lt, ln))
     if block.jointly:
         body.post += [Call("forward_backward", pots + (r, xi), (Ref("_z1"), Ref("_h1"))),
-                      f"{lz} += _z1", f"{h} += _h1"]
+                      add(lz, "_z1", "_z1"), add(h, "_h1", "_h1")]
     else:
-        body.post += [Call("chain_mean_field", pots + (r, xi), (Ref("_h1"),)), f"{h} += _h1"]
-    fn.post += [f"{names.entropy(block.var)}[0] = {h}",
-                f"{names.log_normaliser(block.var)}[0] = {lz if block.jointly else 'math.nan'}"]
+        body.post += [Call("chain_mean_field", pots + (r, xi), (Ref("_h1"),)), add(h, "_h1", "_h1")]
+    fn.post += [assign(name_ref(names.entropy(block.var), "0"), ex(h, h)),
+                assign(name_ref(names.log_normaliser(block.var), "0"),
+                       ex(lz, lz) if block.jointly else Expr("math.nan"))]
     name = names.kernel("update", block.var)
     mw._function(name, fn, returns=None, role="chain", latent=block.var)
     state, aliases = chain_state(block, names)

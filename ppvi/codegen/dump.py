@@ -34,7 +34,7 @@ def _head(node: Loop | If) -> str:
     """A loop with what it runs over; no colons."""
     if isinstance(node, Loop):
         return range_header(node.range)[:-1] + (f"  # over {node.axis}" if node.axis else "")
-    return f"if {node.test}"
+    return f"if {node.test.text}"
 
 
 def statistics(m: Module) -> str:

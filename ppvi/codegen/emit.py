@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, fields
 
 import sympy as sp
 
-from ppvi.codegen.ir import Assign, Expr, If, Loop, PlateSum, Range, Ref, Stmt, SumPlace
+from ppvi.codegen.ir import Assign, Expr, If, Loop, PlateSum, Range, Ref, SumPlace
 from ppvi.codegen.rewrite import Scope, built, rewrite, scatter_delta, shaped
 from ppvi.codegen.plan import PLAN_TYPES, ArrayNames
 from ppvi.derive.lower import before, inverse, sigmoid
@@ -366,6 +366,13 @@ def _offset(i: sp.Expr) -> tuple[sp.Idx, int] | None:
 
 
 # --------------------------------------------------------------- statements
+def ex(text: str, *parts: str | Expr | Ref) -> Expr:
+    """The expression ``text``, built of ``parts``: the names it reads (a str: one name; an Expr: what it reads;
+    a Ref: its array and what its index reads)."""
+    return Expr(text, frozenset().union(*(
+        {p} if isinstance(p, str) else p.reads | {p.name} if isinstance(p, Ref) else p.reads for p in parts)))
+
+
 def name_ref(name: str, *index: str) -> Ref:
     """``name[index…]`` where each index is one name (a loop's index, a temporary) or a literal."""
     return Ref(name, tuple(Expr(i, frozenset({i})) for i in index))
@@ -379,18 +386,29 @@ def accumulate(target: Ref, value: Expr) -> Assign:
     return Assign(target, value, "+=")
 
 
+def let(name: str, text: str, *parts: str | Expr | Ref) -> Assign:
+    """``name = text``: a temporary (or a whole array) set to an expression built of ``parts`` (see :func:`ex`)."""
+    return Assign(Ref(name), ex(text, *parts))
+
+
+def add(name: str, text: str, *parts: str | Expr | Ref) -> Assign:
+    """``name += text`` (see :func:`let`)."""
+    return Assign(Ref(name), ex(text, *parts), "+=")
+
+
 # ------------------------------------------------------------------- blocks
 @dataclass
 class Block:
-    """The writer's scratch for a loop level (``head``), a conditional (``test``) or the function body (neither):
-    lines and nested Blocks, ``pre`` (what gets hoisted to it) before ``post``.  :meth:`lower` freezes it into
-    the IR (codegen.ir)."""
+    """The writer's scratch for a loop level (``head``), a conditional (``test``, with an ``orelse`` Block for
+    an elif) or the function body (neither): IR nodes and nested Blocks, ``pre`` (what gets hoisted to it)
+    before ``post``.  :meth:`lower` freezes it into the IR (codegen.ir); a line of text is refused."""
 
     head: Range | None = None
     index: sp.Basic | None = None
-    pre: list = field(default_factory=list)       # lines or nested Blocks, in order
+    pre: list = field(default_factory=list)       # IR nodes or nested Blocks, in order
     post: list = field(default_factory=list)
-    test: str | None = None
+    test: Expr | None = None
+    orelse: Block | None = None                   # a conditional's elif (a Block with a test)
 
     def lower(self) -> tuple:
         """The body as IR nodes; a Block with neither head nor test is a group: its nodes in its place."""
@@ -399,12 +417,14 @@ class Block:
             if isinstance(item, Block):
                 out += item.lower() if item.head is None and item.test is None else [item.node()]
             else:
-                out.append(Stmt(item) if isinstance(item, str) else item)
+                if isinstance(item, str):
+                    raise CodegenError(f"a line of text reached the kernel IR: {item!r}")
+                out.append(item)
         return tuple(out)
 
     def node(self) -> Loop | If:
         if self.test is not None:
-            return If(self.test, self.lower())
+            return If(self.test, self.lower(), (self.orelse.node(),) if self.orelse is not None else ())
         axis = {REPEAT: "repeat", CHUNK: "chunk"}.get(self.index) or \
             (str(self.index.label) if isinstance(self.index, sp.Idx) else None)
         return Loop(self.head, self.lower(), axis)
@@ -748,6 +768,7 @@ class Writer:
         if pair:
             copy = self._loops([(i, pair[0] + 1 if i == pair[1] else 0, i.upper) for i in axes])    # (b > a)
             swapped = [self.names.index(pair[1] if i == pair[0] else pair[0] if i == pair[1] else i) for i in axes]
-            copy[-1].post.append(f"{arr}[{', '.join(swapped)}] = {arr}[{', '.join(self.names.index(i) for i in axes)}]")
+            src = name_ref(arr, *(self.names.index(i) for i in axes))
+            copy[-1].post.append(assign(name_ref(arr, *swapped), ex(src.text, src)))
             fn.pre.append(copy[0])
         return ref

@@ -3,12 +3,14 @@
     Module      the kernels of one model, its statistics and its schedule (the plan the engine runs)
     Kernel      a name, its parameters (the arrays it reads or writes, by mangled name), flags, a body
     Loop        ``for var in [p]range(start, stop, step)`` over a body; ``parallel`` is a prange
-    If          a body run when ``test`` holds
-    Assign      ``target[index] = value`` or ``+= value``: the array written, its index, the value read
+    If          a body run when ``test`` holds, else ``orelse`` (an ``elif`` when that is one If)
+    Assign      ``target[index] = value``, ``+= value`` or ``/= value``: the array (or temporary) written, its
+                index, the value read
     Call        ``results = fn(args)``: a runtime helper, its arguments (an argument that is a Ref is written
                 in place) and where its results go
     Expr        an expression's text (a leaf for now) and every name it reads
-    Stmt        a statement not yet in those terms: its text only (a pass may assume nothing of it)
+    Break       ``break``: leaves the innermost loop (passes.hoist moves nothing out of a loop that holds one)
+    Pass        ``pass``: a loop that computes nothing on purpose (its note says why)
     Bind        a loop's element index computed from its counter (``i1_n = _b0 + _b``): defines, computes nothing
     Note        provenance: which η, statistic or ELBO term the code below computes, from which model line
     Share       the statistics' share of one element of an update, before passes.fuse makes the local step of it
@@ -47,10 +49,12 @@ class Ref:
 
     name: str
     index: tuple[Expr, ...] = ()
+    whole: bool = False             # every element of it (``a[i][...]``): written in place, all at once
 
     @property
     def text(self) -> str:
-        return f"{self.name}[{', '.join(i.text for i in self.index)}]" if self.index else self.name
+        text = f"{self.name}[{', '.join(i.text for i in self.index)}]" if self.index else self.name
+        return text + "[...]" if self.whole else text
 
     @property
     def reads(self) -> frozenset:
@@ -60,7 +64,8 @@ class Ref:
 
 @dataclass(frozen=True)
 class Assign:
-    """``target = value`` (op ``=``) or ``target += value`` (an accumulation: it also reads the target)."""
+    """``target = value`` (op ``=``), or ``target += value`` / ``target /= value`` (an update in place: it also
+    reads the target)."""
 
     target: Ref
     value: Expr
@@ -78,11 +83,13 @@ class Call:
 
 
 @dataclass(frozen=True)
-class Stmt:
-    """A statement the writer still spells as text (an assignment, an accumulation, a call): nothing is known
-    of what it reads or writes."""
+class Break:
+    """``break``: leave the innermost enclosing loop (a Newton step's line search, a group block's passes)."""
 
-    text: str
+
+@dataclass(frozen=True)
+class Pass:
+    """``pass``: an element loop whose update another kernel makes (kept, so its note says so)."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +120,13 @@ class Range:
     parallel: bool = False          # prange: the iterations run on threads
     reads: frozenset | None = None  # the names its bounds read (None: not known)
     part: tuple[str, str] | None = None     # (size, chunks): chunk _ch's share of range(size) (see part_range)
+    over: Expr | None = None        # iterates over this expression's values (``enumerate(a.ravel())``) instead,
+                                    # ``var`` then names every target (``_i, _e``)
+
+    @property
+    def binds(self) -> frozenset:
+        """The names each iteration binds."""
+        return frozenset(self.var.split(", "))
 
 
 def part_range(var: str, size: str, chunks: str) -> Range:
@@ -131,11 +145,12 @@ class Loop:
 
 @dataclass(frozen=True)
 class If:
-    test: str
+    test: Expr
     body: tuple = ()
+    orelse: tuple = ()              # () or one If, run when ``test`` fails (printed as ``elif``)
 
 
-Node = Union[Assign, Call, Stmt, Bind, Note, Loop, If]
+Node = Union[Assign, Call, Break, Pass, Bind, Note, Loop, If]
 
 
 @dataclass(frozen=True)
@@ -283,57 +298,73 @@ class Module:
 
 
 def walk(body: tuple):
-    """Every node of a body, depth first, parents before their children."""
+    """Every node of a body, depth first, parents before their children (an If's body before its orelse)."""
     for node in body:
         yield node
         if isinstance(node, (Loop, If)):
             yield from walk(node.body)
+        if isinstance(node, If):
+            yield from walk(node.orelse)
 
 
 def reads(node) -> frozenset | None:
     """Every name a node reads that it does not bind itself (a loop: its bounds and its body, not its own index);
-    None when a statement in it is only text, or an index binding or loop bounds whose reads are not known."""
+    None when an index binding or loop bounds in it do not say what they read."""
     if isinstance(node, Assign):
         return node.value.reads | node.target.reads | ({node.target.name} if node.op != "=" else frozenset())
     if isinstance(node, Call):
         args = frozenset().union(*(a.reads | ({a.name} if isinstance(a, Ref) else frozenset()) for a in node.args))
         return args.union(*(r.reads for r in node.results))
-    if isinstance(node, Note):
+    if isinstance(node, (Note, Break, Pass)):
         return frozenset()
     if isinstance(node, Bind):
         return node.reads
+    if isinstance(node, If):
+        inner = [reads(n) for n in node.body + node.orelse]
+        return None if None in inner else node.test.reads.union(*inner)
     if isinstance(node, Loop):
         inner = [reads(n) for n in node.body]
         if node.range.reads is None or None in inner:
             return None
-        return node.range.reads | (frozenset().union(*inner) - {node.range.var})
-    return None
+        return node.range.reads | (frozenset().union(*inner) - node.range.binds)
+    raise TypeError(f"not an IR node: {node!r}")
 
 
 def writes(node) -> frozenset | None:
     """Every name a node writes, but the indices of its own loops (each loop binds its index afresh, and no
-    statement after it reads it); None when a statement in it is only text."""
+    statement after it reads it)."""
     if isinstance(node, Assign):
         return frozenset({node.target.name})
     if isinstance(node, Call):
         return frozenset(r.name for r in node.results) | frozenset(a.name for a in node.args if isinstance(a, Ref))
-    if isinstance(node, Note):
+    if isinstance(node, (Note, Break, Pass)):
         return frozenset()
     if isinstance(node, Bind):
         return frozenset({node.var})
+    if isinstance(node, If):
+        return frozenset().union(*(writes(n) for n in node.body + node.orelse))
     if isinstance(node, Loop):
         inner = [writes(n) for n in node.body]
-        return None if None in inner else frozenset().union(*inner) - {node.range.var}
-    return None
+        return frozenset().union(*inner) - node.range.binds
+    raise TypeError(f"not an IR node: {node!r}")
 
 
 def accumulates(node) -> frozenset:
-    """The names a node adds to (``+=``) without assigning them in it first: a loop-carried value."""
+    """The names a node updates from their own value (``+=``, ``x = x / 16``) without assigning them in it
+    first: a loop-carried value.  (A call's array written in place is its output: a callee that also reads it
+    stands in a loop that breaks, which passes.hoist leaves alone.)"""
     assigned, added = set(), set()
     for n in walk((node,)):
         if isinstance(n, Assign):
+            if n.op != "=" or n.target.name in n.value.reads:
+                added |= {n.target.name} - assigned
             if n.op == "=":
                 assigned.add(n.target.name)
-            elif n.target.name not in assigned:
-                added.add(n.target.name)
     return frozenset(added)
+
+
+def breaks(node) -> bool:
+    """Whether a node holds a ``break`` that leaves a loop around it (one not inside a loop of its own)."""
+    if isinstance(node, Break):
+        return True
+    return isinstance(node, If) and any(breaks(n) for n in node.body + node.orelse)

@@ -7,8 +7,10 @@ between moments and parameters), so a cached module runs without SymPy.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -16,9 +18,10 @@ import sympy as sp
 from ppvi import __version__
 from ppvi.codegen.centre import Centring, centre
 from ppvi.codegen.chain import chain_state, write_chain_kernel, write_gaussian_kernel
-from ppvi.codegen.emit import CHUNK, REPEAT, Block, CodegenError, Names, Writer, accumulate, assign, name_ref
-from ppvi.codegen.ir import (Bind, Call, Colouring, Expr, Factored, Kernel, LinearEta, Module, Note, Range, Ref,
-                             Share, StatisticArray, part_range)
+from ppvi.codegen.emit import (CHUNK, REPEAT, Block, CodegenError, Names, Writer, accumulate, add, assign, ex, let,
+                              name_ref)
+from ppvi.codegen.ir import (Assign, Bind, Break, Call, Colouring, Expr, Factored, Kernel, LinearEta, Module, Note,
+                             Pass, Range, Ref, Share, StatisticArray, part_range)
 from ppvi.codegen.passes import run_passes
 from ppvi.codegen.plan import ArrayNames, BlockPlan, ElboPlan, KernelSpec, LatentPlan, Plan, PointPlan, StatsPlan
 from ppvi.codegen.printer import module_source
@@ -351,9 +354,10 @@ class ModuleWriter:
                 levels[-1].post.append(chunk)
                 alloc = chunk
                 if blocked:
-                    chunk.pre += [f"_lo = _ch * {size} // {chunks}", f"_hi = (_ch + 1) * {size} // {chunks}"]
-                    blk = Block(Range("_b0", "_hi", "_lo", "_B"))
-                    blk.pre.append("_nb = min(_B, _hi - _b0)")
+                    chunk.pre += [let("_lo", f"_ch * {size} // {chunks}", "_ch", size, chunks),
+                                  let("_hi", f"(_ch + 1) * {size} // {chunks}", "_ch", size, chunks)]
+                    blk = Block(Range("_b0", "_hi", "_lo", "_B", reads=frozenset({"_hi", "_lo", "_B"})))
+                    blk.pre.append(let("_nb", "min(_B, _hi - _b0)", "_B", "_hi", "_b0"))
                     chunk.post.append(blk)
                     levels.append(blk)
 
@@ -398,7 +402,7 @@ class ModuleWriter:
             from ppvi.codegen.newton import blocks, newton_block, newton_element
             if q.newton.joined and not damped:      # (moved by the block step of q.newton.joined: no update here)
                 levels[-1].post += [self._note("no update here: another q's block step moves the mean and variance",
-                                               q.var), "pass"]
+                                               q.var), Pass()]
             elif blocks(q) and not damped:        # (elements that share an exponent: one joint step over them all)
                 newton_block(self, q, w, levels)
             else:
@@ -423,14 +427,11 @@ class ModuleWriter:
         """η ← (1 − α) η_old + α η, and η kept for the next damped step (19.4.1)."""
         for s_, name in eta.items():
             old = self.names.natural(q.var, s_)
-            ref = (name_ref(old, *at) if at else Ref(old)).text if _eta_rank(s_, q.family) else \
-                name_ref(old, *(at or ["0"])).text
-            alpha = f"{self.names.damping()}[0]"
-            el.post.append(f"{name} = (1.0 - {alpha}) * {ref} + {alpha} * {name}")
-            if _eta_rank(s_, q.family):
-                el.post.append(f"{ref}[...] = {name}")
-            else:
-                el.post.append(f"{ref} = {name}")
+            ref = (name_ref(old, *at) if at else Ref(old)) if _eta_rank(s_, q.family) else \
+                name_ref(old, *(at or ["0"]))
+            alpha = name_ref(self.names.damping(), "0")
+            el.post.append(let(name, f"(1.0 - {alpha.text}) * {ref.text} + {alpha.text} * {name}", alpha, ref, name))
+            el.post.append(assign(dataclasses.replace(ref, whole=_eta_rank(s_, q.family)), ex(name, name)))
 
     def _finish(self, q: QFactor, w: Writer, eta: dict[str, str], at: list[str], el: Block, alloc: Block | None,
                 entropy: bool) -> None:
@@ -491,7 +492,8 @@ class ModuleWriter:
         if finish is not None and q.var in self.missing:
             # only a missing entry is a latent: an observed one keeps the point mass at the datum
             mask = self.names.constant("missing", q.var)
-            el.post.append(Block(test=f"{mask}[{', '.join(at or ['0'])}]", post=[finish]))
+            el.post.append(Block(test=ex(name_ref(mask, *(at or ["0"])).text, name_ref(mask, *(at or ["0"]))),
+                                 post=[finish]))
         elif finish is not None:
             el.post.append(finish)
         if q.replicas is not None:
@@ -591,23 +593,23 @@ class ModuleWriter:
         else:
             # feature f of the block's point _b in Φ[_b, f], its weights in W[f, :] (f counted in the same
             # order in both); F counted first
-            fn.pre.append("_F = 0")
-            fill = ["_f = 0"]
-            bk.features.post.append("_f = 0")
+            fn.pre.append(let("_F", "0"))
+            fill = [let("_f", "0")]
+            bk.features.post.append(let("_f", "0"))
             bk.widths.append("_F")
         for v, inside, coefs in features:
             span, full, weights = self._weights(w, fn, v, inside, coefs, axes)
             if bk is not None:
-                self._block_feature(w, bk, levels, pinned, v, span, f"{weights}[{', '.join(full)}]", axes, fill)
+                self._block_feature(w, bk, levels, pinned, v, span, name_ref(weights, *full), axes, fill)
             else:
                 self._feature_sweep(w, levels, pinned, name, v, span, name_ref(weights, *full), axes)
         if bk is None:
             return name
         # η of the block's points as the columns of Hᵀ = Wᵀ Φᵀ (K × B): its finish runs along the points
         size = w.int_value(axes[0].upper + 1)
-        fn.pre += [f"_W = np.empty((_F, {size}))"] + fill
-        bk.alloc += ["_Phi = np.zeros((_B, _F))", f"_Ht = np.empty(({size}, _B))", "_m = np.empty(_B)",
-                     "_s = np.empty(_B)", "_t = np.empty(_B)"]
+        fn.pre += [let("_W", f"np.empty((_F, {size}))", "_F", size)] + fill
+        bk.alloc += [let("_Phi", "np.zeros((_B, _F))", "_B", "_F"), let("_Ht", f"np.empty(({size}, _B))", size, "_B")]
+        bk.alloc += [let(a, "np.empty(_B)", "_B") for a in ("_m", "_s", "_t")]
         bk.between.append(Call("np.dot", (Expr("_W.T", frozenset({"_W"})), Expr("_Phi.T", frozenset({"_Phi"})),
                                           Ref("_Ht"))))     # (a Call: passes.block_step reads the product)
         bk.eta = "_Ht"
@@ -682,22 +684,22 @@ class ModuleWriter:
         if vl:
             el.post.append(vl[0])
 
-    def _block_feature(self, w: Writer, bk: Blocked, levels, pinned, v: sp.Expr, span: list, weight: str,
+    def _block_feature(self, w: Writer, bk: Blocked, levels, pinned, v: sp.Expr, span: list, weight: Ref,
                        axes: list, fill: list) -> None:
         """The feature v in a blocked local step: its columns of Φ (one per point of its span, for each point of
         the block) and the same rows of W (``fill``), in the same order."""
-        at = ", ".join(self.names.index(a) for a in axes)
+        at = [self.names.index(a) for a in axes]
         bk.phi_keys.append(feature_key(v, span))
         levels[0].pre.append(count_loops(w, span, "_F"))
         wl = w._loops(span)
         al = w._loops([(a, 0, a.upper) for a in axes])
-        al[-1].post.append(f"_W[_f, {at}] = {weight}")
-        (wl[-1].post if wl else fill).extend([al[0], "_f += 1"])
+        al[-1].post.append(assign(name_ref("_W", "_f", *at), ex(weight.text, weight)))
+        (wl[-1].post if wl else fill).extend([al[0], add("_f", "1", "_f")])
         if wl:
             fill.append(wl[0])
         feats = [bk.features] + w._loops(span)
-        value = "1.0" if v == 1 else w.value(v, levels[:-1] + feats, pinned)
-        feats[-1].post += [f"_Phi[_b, _f] = {value}", "_f += 1"]
+        value = Expr("1.0") if v == 1 else w.expr(v, levels[:-1] + feats, pinned, top=False)
+        feats[-1].post += [assign(name_ref("_Phi", "_b", "_f"), value), add("_f", "1", "_f")]
         if len(feats) > 1:
             bk.features.post.append(feats[1])
 
@@ -720,7 +722,7 @@ class ModuleWriter:
         reads_self = any((isinstance(n, sp.Indexed) and n.base == base and tuple(n.indices) != tuple(pu.index))
                          for n in sp.preorder_traversal(pu.value))
         at = [self.names.index(i) for i in pu.index]
-        el = f"{target}[{', '.join(at)}]" if at else f"{target}[0]"
+        el = name_ref(target, *(at or ["0"]))
         name = self.names.kernel("update", pu.var)
         if pu.method == "feature_sign":
             self._feature_sign(pu, w, fn, target)
@@ -739,14 +741,15 @@ class ModuleWriter:
         *outer, coord = pu.index
         j = pu.extra["gram_index"]
         m = w.int_value(coord.upper + 1)
-        fn.post.append(f"_A = np.empty(({m}, {m}))")
+        fn.post.append(let("_A", f"np.empty(({m}, {m}))", m))
         la = w._loops([(coord, 0, coord.upper), (j, 0, j.upper)])
-        va = w.value(pu.extra["gram"], [fn] + la, 0)
-        la[-1].post.append(f"_A[{self.names.index(coord)}, {self.names.index(j)}] = {va}")
+        va = w.expr(pu.extra["gram"], [fn] + la, 0, top=False)
+        la[-1].post.append(assign(name_ref("_A", self.names.index(coord), self.names.index(j)), va))
         fn.post.append(la[0])
-        fn.post.append(f"_lam = np.empty({m})")
+        fn.post.append(let("_lam", f"np.empty({m})", m))
         ll = w._loops([(coord, 0, coord.upper)])
-        ll[-1].post.append(f"_lam[{self.names.index(coord)}] = {w.value(pu.extra['weight'], [fn] + ll, 0)}")
+        ll[-1].post.append(assign(name_ref("_lam", self.names.index(coord)),
+                                  w.expr(pu.extra["weight"], [fn] + ll, 0, top=False)))
         fn.post.append(ll[0])
         levels = [fn]
         chunk = None
@@ -758,20 +761,21 @@ class ModuleWriter:
                 chunk.post.append(b)
                 levels[-1].post.append(chunk)
             else:
-                b = Block(Range(self.names.index(i), size, parallel=n == 0), i)
+                b = Block(Range(self.names.index(i), size, parallel=n == 0, reads=frozenset({size})), i)
                 levels[-1].post.append(b)
             levels.append(b)
         host = levels[-1]
-        (chunk.pre if chunk is not None else host.post).append(f"_rhs = np.empty({m})")      # (not _c: the reduce's counter)
+        # (not _c: the reduce's counter)
+        (chunk.pre if chunk is not None else host.post).append(let("_rhs", f"np.empty({m})", m))
         lc = w._loops([(coord, 0, coord.upper)])
-        vc = w.value(pu.value, levels + lc, len(levels) - 1)
-        lc[-1].post.append(f"_rhs[{self.names.index(coord)}] = {vc}")
+        vc = w.expr(pu.value, levels + lc, len(levels) - 1, top=False)
+        lc[-1].post.append(assign(name_ref("_rhs", self.names.index(coord)), vc))
         host.post.append(lc[0])
-        row = f"{target}[{', '.join(self.names.index(i) for i in outer)}]"
-        host.post.append(f"feature_sign(_A, _rhs, _lam, {row})")
+        row = name_ref(target, *(self.names.index(i) for i in outer))
+        host.post.append(Call("feature_sign", (ex("_A", "_A"), ex("_rhs", "_rhs"), ex("_lam", "_lam"), row)))
         return levels
 
-    def _normalised(self, pu, w: Writer, fn: Block, el: str) -> None:
+    def _normalised(self, pu, w: Writer, fn: Block, el: Ref) -> None:
         """A param kept on the simplex (its last axis) or with unit columns (its first): the maximiser along
         that axis, normalised, written where it is finite."""
         # the normalised axis: the last (simplex) or the first (columns); loop the others outside
@@ -779,31 +783,32 @@ class ModuleWriter:
         outer = [i for n, i in enumerate(pu.index) if n != axis]
         levels = [fn]
         for i in outer:
-            b = Block(Range(self.names.index(i), w.int_value(i.upper + 1)), i)
+            size = w.int_value(i.upper + 1)
+            b = Block(Range(self.names.index(i), size, reads=frozenset({size})), i)
             levels[-1].post.append(b)
             levels.append(b)
         host = levels[-1]
         ax = pu.index[axis]
-        tmp = w.tmp("c")
-        host.post.append(f"{tmp} = np.empty(({w.int_value(ax.upper + 1)},))")
+        tmp, size = w.tmp("c"), w.int_value(ax.upper + 1)
+        host.post.append(let(tmp, f"np.empty(({size},))", size))
         loops = w._loops([(ax, 0, ax.upper)])
-        val = w.top(pu.value, levels + loops, len(levels) - 1)
-        loops[-1].post.append(f"{tmp}[{self.names.index(ax)}] = {val}")
+        val = w.expr(pu.value, levels + loops, len(levels) - 1)
+        loops[-1].post.append(assign(name_ref(tmp, self.names.index(ax)), val))
         host.post.append(loops[0])
         if pu.method == "simplex":
-            host.post.append(f"_z = {tmp}.sum()")
-            host.post.append(f"if _z > 0.0 and np.all({tmp} >= 0.0):")
-            host.post.append(f"    {tmp} /= _z")
+            host.post += [let("_z", f"{tmp}.sum()", tmp),
+                          Block(test=ex(f"_z > 0.0 and np.all({tmp} >= 0.0)", "_z", tmp))]
         else:
-            host.post.append(f"_z = math.sqrt(({tmp} * {tmp}).sum())")
-            host.post.append(f"if _z > 0.0 and math.isfinite(_z):")
-            host.post.append(f"    {tmp} /= _z")
-        put = Block(Range(self.names.index(ax), w.int_value(ax.upper + 1)), ax)
-        put.post.append(f"if math.isfinite({tmp}[{self.names.index(ax)}]) and _z > 0.0:")
-        put.post.append(f"    {el} = {tmp}[{self.names.index(ax)}]")
+            host.post += [let("_z", f"math.sqrt(({tmp} * {tmp}).sum())", tmp),
+                          Block(test=ex("_z > 0.0 and math.isfinite(_z)", "_z"))]
+        host.post[-1].post.append(Assign(Ref(tmp), ex("_z", "_z"), "/="))
+        put = Block(Range(self.names.index(ax), size, reads=frozenset({size})), ax)
+        at = name_ref(tmp, self.names.index(ax))
+        put.post.append(Block(test=ex(f"math.isfinite({at.text}) and _z > 0.0", at, "_z"),
+                              post=[assign(el, ex(at.text, at))]))
         host.post.append(put)
 
-    def _coordinates(self, pu, w: Writer, fn: Block, el: str, at: list[str], base, reads_self: bool) -> None:
+    def _coordinates(self, pu, w: Writer, fn: Block, el: Ref, at: list[str], base, reads_self: bool) -> None:
         """The closed-form maximiser of each entry (a Newton step, a soft threshold, or a gradient for the line
         search), in coordinate passes until nothing moves where the entries of one example read each other."""
         levels = [fn]
@@ -816,15 +821,13 @@ class ModuleWriter:
         # over the last axis until nothing moves ("exact on each subproblem").
         passes = pu.kind == "point" and reads_self and len(pu.index) >= 1 and pu.method != "gradient"
         for n, i in enumerate(pu.index):
-            b = Block(Range(self.names.index(i), w.int_value(i.upper + 1), parallel=n == 0 and parallel), i)
+            size = w.int_value(i.upper + 1)
+            b = Block(Range(self.names.index(i), size, parallel=n == 0 and parallel, reads=frozenset({size})), i)
             if passes and n == len(pu.index) - 1:
                 # a level of its own: sums that do not read h are computed before it, once
-                rep = Block(Range("_pass", "10000"), REPEAT)
-                rep.post.append("_delta = 0.0")
-                rep.post.append("_size = 0.0")
-                rep.post.append(b)
-                rep.post.append("if _delta <= 1e-14 * (1.0 + _size):")
-                rep.post.append("    break")
+                rep = Block(Range("_pass", "10000", reads=frozenset()), REPEAT)
+                rep.post += [let("_delta", "0.0"), let("_size", "0.0"), b,
+                             Block(test=ex("_delta <= 1e-14 * (1.0 + _size)", "_delta", "_size"), post=[Break()])]
                 levels[-1].post.append(rep)
             else:
                 levels[-1].post.append(b)
@@ -832,44 +835,40 @@ class ModuleWriter:
         host = levels[-1]
         pinned = len(levels) - 1
         if passes:
-            host.post.append(f"_old = {el}")
+            host.post.append(let("_old", el.text, el))
         self._coordinate(pu, w, levels, pinned, el, at, passes)
 
-    def _coordinate(self, pu, w: Writer, levels: list[Block], pinned: int, el: str, at: list[str],
+    def _coordinate(self, pu, w: Writer, levels: list[Block], pinned: int, el: Ref, at: list[str],
                     passes: bool) -> None:
         """One entry's maximiser, in the innermost of ``levels`` (see _coordinates); ``passes``: it also adds its
         change to the pass's _delta and _size."""
         host = levels[-1]
-        val = w.top(pu.value, levels, pinned)
+        val = w.expr(pu.value, levels, pinned)
         if pu.method == "gradient":
-            grad = self.names.gradient(pu.var)
-            host.post.append(f"{grad}[{', '.join(at) if at else '0'}] = {val}")
+            host.post.append(assign(name_ref(self.names.gradient(pu.var), *(at or ["0"])), val))
         elif pu.method == "soft_threshold":
-            a = w.value(pu.extra["curvature"], levels, pinned)
-            lam = w.value(pu.extra["weight"], levels, pinned)
-            c = w.value(pu.extra["center"], levels, pinned)
-            host.post.append(f"_m = {val}")
-            host.post.append(f"_a = {a}")
-            host.post.append(f"if _a > 0.0 and math.isfinite(_m):")
-            host.post.append(f"    _c = {c}")
-            host.post.append(f"    _t = {lam} / _a")
-            host.post.append(f"    _r = _m - _c")
-            host.post.append(f"    {el} = _c + (_r - _t if _r > _t else (_r + _t if _r < -_t else 0.0))")
+            a = w.expr(pu.extra["curvature"], levels, pinned, top=False)
+            lam = w.expr(pu.extra["weight"], levels, pinned, top=False)
+            c = w.expr(pu.extra["center"], levels, pinned, top=False)
+            shrunk = ex("_c + (_r - _t if _r > _t else (_r + _t if _r < -_t else 0.0))", "_c", "_r", "_t")
+            host.post += [assign(Ref("_m"), val), assign(Ref("_a"), a),
+                          Block(test=ex("_a > 0.0 and math.isfinite(_m)", "_a", "_m"),
+                                post=[assign(Ref("_c"), c), let("_t", f"{lam.text} / _a", lam, "_a"),
+                                      let("_r", "_m - _c", "_m", "_c"), assign(el, shrunk)])]
         else:
-            host.post.append(f"_m = {val}")
-            ok = "math.isfinite(_m)" + (" and _m > 0.0" if pu.support == "positive" else "")
+            ok = ex("math.isfinite(_m)" + (" and _m > 0.0" if pu.support == "positive" else ""), "_m")
             if pu.method == "newton":
-                ok += f" and ({w.value(pu.extra['curvature'], levels, pinned)}) < 0.0"
-            host.post.append(f"if {ok}:")
-            host.post.append(f"    {el} = _m")
-            if pu.method == "closed_form":
-                # The unique root is infinite (for a positive entry, also ≤ 0: a statistic that vanishes, rounded
-                # below 0): the objective grows without bound along this entry.  Written as +inf for the engine
-                # to report (Program.update); NaN (0/0: no data on the entry) keeps the entry.
-                host.post.append("elif not math.isnan(_m):")
-                host.post.append(f"    {el} = math.inf")
+                curvature = w.expr(pu.extra["curvature"], levels, pinned, top=False)
+                ok = ex(f"{ok.text} and ({curvature.text}) < 0.0", ok, curvature)
+            # (closed form: the unique root is infinite (for a positive entry, also ≤ 0: a statistic that vanishes,
+            # rounded below 0): the objective grows without bound along this entry.  Written as +inf for the engine
+            # to report (Program.update); NaN (0/0: no data on the entry) keeps the entry.)
+            infinite = Block(test=ex("not math.isnan(_m)", "_m"), post=[assign(el, Expr("math.inf"))]) \
+                if pu.method == "closed_form" else None
+            host.post += [assign(Ref("_m"), val), Block(test=ok, post=[assign(el, ex("_m", "_m"))], orelse=infinite)]
         if passes:      # (never with a gradient: see _coordinates)
-            host.post += [f"_delta = max(_delta, abs({el} - _old))", f"_size = max(_size, abs({el}))"]
+            host.post += [let("_delta", f"max(_delta, abs({el.text} - _old))", "_delta", el, "_old"),
+                          let("_size", f"max(_size, abs({el.text}))", "_size", el)]
 
     def elbo_kernel(self, name: str = "expected_log_joint", without: str | None = None) -> list[str]:
         """Σ_f E_q[log f], term by term (returns their labels); ``without`` a latent: its moments set to 0 (the
@@ -878,14 +877,14 @@ class ModuleWriter:
         w = Writer(self.names, self.dims, big=self.big, stats=self.stats)
         fn = Block()
         labels = []
-        fn.post.append("_terms = np.zeros(%d)" % len(self.d.model.factors))
+        fn.post.append(let("_terms", "np.zeros(%d)" % len(self.d.model.factors)))
         zero = self.d.syms.moments.get((without, "onehot")) if without else None
         for n, (label, e) in enumerate(t for t in self.d.elbo_terms() if t[0].startswith("E[")):
             if zero is not None:
                 e = collapse(e.replace(lambda x: isinstance(x, sp.Indexed) and x.base == zero, lambda x: sp.S.Zero))
-            v = w.top(e, [fn], 0)
+            v = w.expr(e, [fn], 0)
             fn.post += [Note(f"E[log p] of the factor on model line {self.d.model.factors[n].span.line}"),
-                        f"_terms[{n}] = {v}"]
+                        assign(name_ref("_terms", str(n)), v)]
             labels.append(label)
         self._function(name, fn, returns="_terms", role="elbo", latent=without)
         return labels
@@ -1028,9 +1027,11 @@ class ModuleWriter:
         gb, zb = _self_bases(self.d, var), _self_bases(self.d, local)
         w = Writer(self.names, self.dims, gb, big=self.big, element=frozenset(g.index), stats=self.stats)
         at = self.names.index(d)
-        rep = Block(Range("_pass", str(BLOCK_PASSES)), REPEAT)
-        rep.pre += ["_delta = 0.0", "_size = 0.0"]
-        gl = GroupBlock(Block(), Block(), Block(Range(at, w.int_value(d.upper + 1), parallel=True), d), Block(), rep,
+        rep = Block(Range("_pass", str(BLOCK_PASSES), reads=frozenset()), REPEAT)
+        rep.pre += [let("_delta", "0.0"), let("_size", "0.0")]
+        size = w.int_value(d.upper + 1)
+        group = Block(Range(at, size, parallel=True, reads=frozenset({size})), d)
+        gl = GroupBlock(Block(), Block(), group, Block(), rep,
                         at, self.names.constant("start", by), self.names.constant("order", by), z.index[0])
         gl.fn.post += [gl.head, gl.group]
         gl.group.post += [gl.before, rep]      # (the rows on entry: the statistics pass, run first if stale)
@@ -1047,7 +1048,7 @@ class ModuleWriter:
             each = gl.members(self.names)
             self._element(z, wz, [gl.fn, gl.group, rep, each], 3, gl.group, linear=False)
             self._fill_rows(gl, w, changing, local, each)
-            rep.post += [each, f"if _delta <= {BLOCK_TOL!r} * _size:", "    break"]
+            rep.post += [each, Block(test=ex(f"_delta <= {BLOCK_TOL!r} * _size", "_delta", "_size"), post=[Break()])]
         else:
             last = gl.members(self.names, numbered=True)       # the members' exact q, in the last pass
             finish = Block()
@@ -1055,8 +1056,9 @@ class ModuleWriter:
             self._fill_rows(gl, w, changing, local, last)
             self._factored_members(z, wz, parts, gl, last, finish, [self.names.touch(s.name) for s in changing])
         if g.family == "Dirichlet":
-            gl.group.post.append(f"{self.names.entropy(var)}[{at}] = dirichlet_entropy("
-                                 f"{self.names.qparam(var, 'alpha')}[{at}], {self.names.moment(var, 'logp')}[{at}])")
+            gl.group.post.append(Call("dirichlet_entropy", (name_ref(self.names.qparam(var, "alpha"), at),
+                                                            name_ref(self.names.moment(var, "logp"), at)),
+                                      (name_ref(self.names.entropy(var), at),)))
         kernel = self._kernel("local_block", gl.fn, returns=None, role="block", latent=var, contract=True)
         return kernel, tuple(s.name for s in changing)
 
@@ -1078,8 +1080,9 @@ class ModuleWriter:
         for s in changing:
             others = [(i, 0, i.upper) for i in s.axes[1:]]
             zero = w._loops(others)
-            where = ", ".join([gl.at] + [self.names.index(i) for i, _, _ in others])
-            (zero[-1].post if zero else gl.rep.post).append(f"{self.names.touch(s.name)}[{where}] = 0.0")
+            where = [gl.at] + [self.names.index(i) for i, _, _ in others]
+            (zero[-1].post if zero else gl.rep.post).append(assign(name_ref(self.names.touch(s.name), *where),
+                                                                   Expr("0.0")))
             if zero:
                 gl.rep.post.append(zero[0])
             if not self._row_counts(s, local):
@@ -1098,12 +1101,15 @@ class ModuleWriter:
         for s_, name in eta.items():
             prev = f"_prev_{name[1:]}"
             if _eta_rank(s_, family):
-                gl.before.post.append(f"{prev} = np.full({name}.size, np.inf)")
-                gl.rep.post += [f"for _i, _e in enumerate({name}.ravel()):",
-                                f"    _delta += abs(_e - {prev}[_i])", "    _size += abs(_e)", f"    {prev}[_i] = _e"]
+                gl.before.post.append(let(prev, f"np.full({name}.size, np.inf)", name))
+                each = Block(Range("_i, _e", "", over=ex(f"enumerate({name}.ravel())", name), reads=frozenset({name})))
+                each.post += [add("_delta", f"abs(_e - {prev}[_i])", "_e", prev, "_i"), add("_size", "abs(_e)", "_e"),
+                              assign(name_ref(prev, "_i"), ex("_e", "_e"))]
+                gl.rep.post.append(each)
             else:
-                gl.before.post.append(f"{prev} = np.inf")
-                gl.rep.post += [f"_delta += abs({name} - {prev})", f"_size += abs({name})", f"{prev} = {name}"]
+                gl.before.post.append(let(prev, "np.inf"))
+                gl.rep.post += [add("_delta", f"abs({name} - {prev})", name, prev), add("_size", f"abs({name})", name),
+                                let(prev, name, name)]
 
     def _factored_members(self, z: QFactor, wz: Writer, parts: tuple[sp.Expr, sp.Expr], gl: GroupBlock,
                           last: Block, finish: Block, rows: list[str]) -> None:
@@ -1123,43 +1129,63 @@ class ModuleWriter:
         fixed = gl.members(self.names, numbered=True)
         kl = wz._loops([(k, 0, k.upper)])
         table = self._table(b, t)
+        row = lambda arr, *at: ex(name_ref(arr, *at).text, name_ref(arr, *at))  # noqa: E731   (an element, read)
         if table is None:
-            kl[-1].post.append(f"_bb[_j, {kn}] = {wz.top(b, [fn, group, fixed] + kl, 2)}")
-            fixed.post += [kl[0], "_mb[_j] = exp_factor(_bb[_j], _eb[_j])"]
+            kl[-1].post.append(assign(name_ref("_bb", "_j", kn), wz.expr(b, [fn, group, fixed] + kl, 2)))
+            fixed.post += [kl[0], Call("exp_factor", (row("_bb", "_j"), name_ref("_eb", "_j")),
+                                       (name_ref("_mb", "_j"),))]
         else:
             # b = f(word[t]): its factor once per value of the data (V of them), not once per member (T)
             u, v, bv = table
             vn, size = self.names.index(v), wz.int_value(v.upper + 1)
-            tab = Block(Range(vn, size, parallel=True), v)
+            tab = Block(Range(vn, size, parallel=True, reads=frozenset({size})), v)
             tl = wz._loops([(k, 0, k.upper)])
-            tl[-1].post.append(f"_bt[{vn}, {kn}] = {wz.top(bv, [fn, tab] + tl, 1)}")
-            tab.post += [tl[0], f"_mt[{vn}] = exp_factor(_bt[{vn}], _et[{vn}])"]
-            gl.head.post += [f"_bt = np.empty(({size}, {ks}))", f"_et = np.empty(({size}, {ks}))",
-                             f"_mt = np.empty({size})", tab]
-            fixed.pre.append(f"_r = {wz.index_value(u, [fn, group, fixed], 2)}")
-            kl[-1].post += [f"_bb[_j, {kn}] = _bt[_r, {kn}]", f"_eb[_j, {kn}] = _et[_r, {kn}]"]
-            fixed.post += [kl[0], "_mb[_j] = _mt[_r]"]
-        nm = f"{gl.start}[{at} + 1] - {gl.start}[{at}]"
+            tl[-1].post.append(assign(name_ref("_bt", vn, kn), wz.expr(bv, [fn, tab] + tl, 1)))
+            tab.post += [tl[0], Call("exp_factor", (row("_bt", vn), name_ref("_et", vn)), (name_ref("_mt", vn),))]
+            gl.head.post += [let(x, f"np.empty(({size}, {ks}))", size, ks) for x in ("_bt", "_et")] + \
+                [let("_mt", f"np.empty({size})", size), tab]
+            with self.names.watch() as seen:
+                value = wz.index_value(u, [fn, group, fixed], 2)
+            fixed.pre.append(let("_r", value, *seen))
+            kl[-1].post += [assign(name_ref("_bb", "_j", kn), row("_bt", "_r", kn)),
+                            assign(name_ref("_eb", "_j", kn), row("_et", "_r", kn))]
+            fixed.post += [kl[0], assign(name_ref("_mb", "_j"), row("_mt", "_r"))]
+        nm = ex(f"{gl.start}[{at} + 1] - {gl.start}[{at}]", gl.start, at)
         eta = wz.tmp("eta")
-        gl.before.post += [f"_bb = np.empty(({nm}, {ks}))", f"_eb = np.empty(({nm}, {ks}))", f"_mb = np.empty({nm})",
-                           f"_aa = np.empty({ks})", f"_ea = np.empty({ks})", f"{eta} = np.empty({ks})", fixed]
+        gl.before.post += [let(x, f"np.empty(({nm.text}, {ks}))", nm, ks) for x in ("_bb", "_eb")] + \
+            [let("_mb", f"np.empty({nm.text})", nm)] + [let(x, f"np.empty({ks})", ks) for x in ("_aa", "_ea", eta)] + \
+            [fixed]
         kl = wz._loops([(k, 0, k.upper)])
-        kl[-1].post.append(f"_aa[{kn}] = {wz.top(a, [fn, group, rep] + kl, 2)}")
-        rep.post += [kl[0], "_ma = exp_factor(_aa, _ea)"]
-        p = f"{self.names.qparam(z.var, 'p')}[{ti}]"
-        h, lse = f"{self.names.entropy(z.var)}[{ti}]", f"{self.names.log_normaliser(z.var)}[{ti}]"
-        finish.post.append(f"{h}, {lse} = exp_product_finish(_ea, _eb[_j], _ma, _mb[_j], _aa, _bb[_j], {eta}, {p})")
-        rep.post.append(Block(test=f"_delta <= {BLOCK_TOL!r} * _size or _pass == {BLOCK_PASSES - 1}",
-                              post=[last, "break"]))
+        kl[-1].post.append(assign(name_ref("_aa", kn), wz.expr(a, [fn, group, rep] + kl, 2)))
+        rep.post += [kl[0], Call("exp_factor", (ex("_aa", "_aa"), Ref("_ea")), (Ref("_ma"),))]
+        p = name_ref(self.names.qparam(z.var, "p"), ti)
+        h, lse = name_ref(self.names.entropy(z.var), ti), name_ref(self.names.log_normaliser(z.var), ti)
+        finish.post.append(Call("exp_product_finish", (ex("_ea", "_ea"), row("_eb", "_j"), ex("_ma", "_ma"),
+                                                       row("_mb", "_j"), ex("_aa", "_aa"), row("_bb", "_j"), Ref(eta), p),
+                                (h, lse)))
+        rep.post.append(Block(test=ex(f"_delta <= {BLOCK_TOL!r} * _size or _pass == {BLOCK_PASSES - 1}",
+                                      "_delta", "_size", "_pass"), post=[last, Break()]))
+        gl.before.post += [let("_acc", f"np.empty({ks})", ks), let("_sb", f"np.empty({nm.text})", nm)]
+        self._count_members(wz, gl, k, eta, (p, h, lse), rows)
+
+    def _count_members(self, wz: Writer, gl: GroupBlock, k: sp.Idx, eta: str, q: tuple[Ref, Ref, Ref],
+                       rows: list[str]) -> None:
+        """A pass before the last of _factored_members: the members' counts Σ_t p_t added to the rows as
+        e^a ∘ Σ_t e^b_t / (e^a · e^b_t) (add_shares, add_product); a member whose product underflows by
+        finish_categorical (its q: ``q``, its p, H and log Σ e^η)."""
+        (p, h, lse), kn, at = q, self.names.index(k), gl.at
         each = gl.members(self.names, numbered=True)
-        gl.before.post += [f"_acc = np.empty({ks})", f"_sb = np.empty({nm})"]
-        rep.post += [f"for {kn} in range({ks}):", f"    _acc[{kn}] = 0.0"]
-        each.post += ["if not _sb[_j] >= 1e-20:", f"    for {kn} in range({ks}):",
-                      f"        {eta}[{kn}] = _aa[{kn}] + _bb[_j, {kn}]",
-                      f"    {h}, {lse} = finish_categorical({eta}, {p})"] + \
-            [f"    add_to({row}[{at}], {p})" for row in rows]
-        rep.post.append(Block(test="add_shares(_ea, _eb, _acc, _sb)", post=[each]))
-        rep.post += [f"add_product({row}[{at}], _ea, _acc)" for row in rows]
+        zero = wz._loops([(k, 0, k.upper)])
+        zero[-1].post.append(assign(name_ref("_acc", kn), Expr("0.0")))
+        gl.rep.post.append(zero[0])
+        eta_loop = wz._loops([(k, 0, k.upper)])
+        eta_loop[-1].post.append(assign(name_ref(eta, kn), ex(f"_aa[{kn}] + _bb[_j, {kn}]", "_aa", kn, "_bb", "_j")))
+        each.post.append(Block(test=ex("not _sb[_j] >= 1e-20", "_sb", "_j"), post=[
+            eta_loop[0], Call("finish_categorical", (ex(eta, eta), p), (h, lse))] +
+            [Call("add_to", (name_ref(r, at), ex(p.text, p))) for r in rows]))
+        # (the test acts: add_shares fills _acc and _sb)
+        gl.rep.post.append(Block(test=ex("add_shares(_ea, _eb, _acc, _sb)", "_ea", "_eb", "_acc", "_sb"), post=[each]))
+        gl.rep.post += [Call("add_product", (name_ref(r, at), ex("_ea", "_ea"), ex("_acc", "_acc"))) for r in rows]
 
     def _table(self, b: sp.Expr, t: sp.Idx) -> tuple[sp.Expr, sp.Idx, sp.Expr] | None:
         """(u, v, b with u replaced by v) when b reads the member t only through u = data[t], one value of
@@ -1261,23 +1287,30 @@ class ModuleWriter:
         data plate would be statistics the statistics kernel does not fill (SBM's damped z: Σ_j A[i, j] E[z_j])
         is not offered: that kernel is written already."""
         for name, var, weights in self.linear:
-            kept = (len(self.kernels), dict(self.latents), dict(self.stat_reads), dict(self.stats.found),
-                    len(self.stats.reads), dict(self.stats.sums), dict(self.names.rewrites),
-                    dict(self.names.places), dict(self.names.derived))
             role = next(k.role for k in self.kernels if k.name == name)
-            self.update_kernel(self.d.q[var], damped=role == "damped", blocked=role == "local_step", linear=False)
-            direct = self.kernels.pop()
-            count, self.latents, self.stat_reads, found, reads, sums, rewrites, places, derived = kept
-            if len(self.kernels) != count:
-                raise CodegenError(f"{name}: its direct η wrote another kernel")
-            offered = set(self.stats.found) == set(found)
-            del self.stats.reads[reads:]
-            for mine, old in ((self.stats.found, found), (self.stats.sums, sums), (self.names.rewrites, rewrites),
-                              (self.names.places, places), (self.names.derived, derived)):
-                mine.clear()
-                mine.update(old)
+            count, found = len(self.kernels), set(self.stats.found)
+            with self.aside():
+                self.update_kernel(self.d.q[var], damped=role == "damped", blocked=role == "local_step", linear=False)
+                if len(self.kernels) != count + 1:
+                    raise CodegenError(f"{name}: its direct η wrote another kernel")
+                direct, offered = self.kernels[-1], set(self.stats.found) == found
             if offered:
                 self.candidates.append(LinearEta(name, var, weights, direct))
+
+    @contextmanager
+    def aside(self):
+        """Whatever is written inside leaves no trace in the writer's records: the kernels, the plans, the
+        statistics' (found, read, sums met) and the names' (rewrites, places, derived constants) are put back,
+        in place, as they were on entry."""
+        records = (self.kernels, self.stats.reads, self.latents, self.stat_reads, self.stats.found, self.stats.sums,
+                   self.names.rewrites, self.names.places, self.names.derived)
+        kept = [copy.copy(r) for r in records]
+        try:
+            yield
+        finally:
+            for mine, old in zip(records, kept):
+                mine.clear()
+                (mine.extend if isinstance(mine, list) else mine.update)(old)
 
     def source(self) -> str:
         self.write()

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from ppvi.codegen.emit import Block, Writer, assign, axis_order, name_ref, ordered, structure
-from ppvi.codegen.ir import Call, Expr, Note, Range, Ref
+from ppvi.codegen.emit import Block, Writer, assign, axis_order, ex, let, name_ref, ordered, structure
+from ppvi.codegen.ir import Break, Call, Expr, Note, Range, Ref
 from ppvi.derive.newton import ARMIJO, FEASIBLE, MAX_HALVINGS, MAX_STEPS, NEAR, STATS, TOL
 
 
@@ -43,22 +43,23 @@ def newton_element(mw, q, w: Writer, levels: list[Block]) -> None:
         w.self_bases, w.snapshot_bases = w.snapshot_bases, frozenset()
     el = levels[-1]
     at = [names.index(i) for i in q.index] or ["0"]
-    mean, x2 = name_ref(names.qparam(q.var, "mean"), *at).text, name_ref(names.moment(q.var, "x2"), *at).text
+    mean, x2 = name_ref(names.qparam(q.var, "mean"), *at), name_ref(names.moment(q.var, "x2"), *at)
     m, v, f, ft, t, ok = (w.tmp(s) for s in ("m", "v", "f", "ft", "t", "ok"))
     dm, dv, slope = w.tmp("dm"), w.tmp("dv"), w.tmp("slope")
-    sd = name_ref(names.qparam(q.var, "sd"), *at).text     # (v from sd: ⟨x²⟩ − m² loses a v below ε·m²)
-    el.post += [mw._note("Newton steps on the exact ELBO", q.var), f"{m} = {mean}", f"{v} = {sd} * {sd}"]
+    sd = name_ref(names.qparam(q.var, "sd"), *at)     # (v from sd: ⟨x²⟩ − m² loses a v below ε·m²)
+    el.post += [mw._note("Newton steps on the exact ELBO", q.var), let(m, mean.text, mean),
+                let(v, f"{sd.text} * {sd.text}", sd)]
     cached, exps, settle = exponent_caches(mw, q, w, levels)
     goal = nt.objective.xreplace(cached)
 
-    def objective(host: Block, outer: list[Block], into: str, var: str) -> None:
+    def objective(host: Block, outer: list[Block], into: str, var: Expr) -> None:
         """``into`` = 𝓛's part + ½ log(var), its sums (which read q's own moments) computed in ``host``."""
         value = w.expr(goal, outer + [host], len(outer))
-        host.post.append(f"{into} = {value.text} + 0.5 * math.log({var})")
+        host.post.append(let(into, f"{value.text} + 0.5 * math.log({var.text})", value, var))
 
     start = Block()
     el.post.append(start)
-    objective(start, levels, f, v)
+    objective(start, levels, f, ex(v, v))
     _feasible(w, levels, objective, (m, v, f), (mean, x2))
     step = Block(Range("_it", str(MAX_STEPS), reads=frozenset()))
     el.post.append(step)
@@ -73,8 +74,8 @@ def newton_element(mw, q, w: Writer, levels: list[Block]) -> None:
                       one(names.entropy(q.var))))]
     el.post += settle
     if damped:           # η of the new q, (m/v, −1/(2v)): the damped schedule's next step moves from it
-        el.post += [f"{name_ref(names.natural(q.var, 'x'), *at).text} = {m} / {v}",
-                    f"{name_ref(names.natural(q.var, 'x2'), *at).text} = -0.5 / {v}"]
+        el.post += [assign(name_ref(names.natural(q.var, "x"), *at), ex(f"{m} / {v}", m, v)),
+                    assign(name_ref(names.natural(q.var, "x2"), *at), ex(f"-0.5 / {v}", v))]
 
 
 def _feasible(w: Writer, levels: list[Block], objective, mvf: tuple, q: tuple) -> None:
@@ -82,19 +83,19 @@ def _feasible(w: Writer, levels: list[Block], objective, mvf: tuple, q: tuple) -
     (derive.newton.feasible), q's mean and ⟨x²⟩ (``q``) following."""
     (m, v, f), (mean, x2), el = mvf, q, levels[-1]
     floor = w.tmp("floor")
-    el.post.append(f"{floor} = 1e-8 * {v}")
+    el.post.append(let(floor, f"1e-8 * {v}", v))
     fix = Block(Range("_fx", str(FEASIBLE), reads=frozenset()))
     el.post.append(fix)
-    finite = Block(test=f"math.isfinite({f})")
-    finite.post.append("break")
-    shrink = Block(test=f"{v} / 16.0 >= {floor}")
-    shrink.post.append(f"{v} = {v} / 16.0")
-    halve = Block(test=f"not ({v} / 16.0 >= {floor})")
-    halve.post.append(f"{m} = 0.5 * {m}")
-    fix.post += [finite, shrink, halve, f"{mean} = {m}", f"{x2} = {m} * {m} + {v}"]
+    finite = Block(test=ex(f"math.isfinite({f})", f))
+    finite.post.append(Break())
+    shrink = Block(test=ex(f"{v} / 16.0 >= {floor}", v, floor))
+    shrink.post.append(let(v, f"{v} / 16.0", v))
+    halve = Block(test=ex(f"not ({v} / 16.0 >= {floor})", v, floor))
+    halve.post.append(let(m, f"0.5 * {m}", m))
+    fix.post += [finite, shrink, halve, assign(mean, ex(m, m)), assign(x2, ex(f"{m} * {m} + {v}", m, v))]
     again = Block()
     fix.post.append(again)
-    objective(again, levels + [fix], f, v)
+    objective(again, levels + [fix], f, ex(v, v))
 
 
 def _steps(w: Writer, nt, exps: dict, levels: list[Block], step: Block, objective, tmp: tuple, q: tuple) -> None:
@@ -108,42 +109,46 @@ def _steps(w: Writer, nt, exps: dict, levels: list[Block], step: Block, objectiv
     grads = []
     for s in STATS:
         g = w.tmp("g")
-        step.post.append(f"{g} = {w.expr(gradient[s], inner, len(levels)).text}")
+        step.post.append(assign(Ref(g), w.expr(gradient[s], inner, len(levels))))
         grads.append(g)
     hess = []
     for key in (("x", "x"), ("x", "x2"), ("x2", "x2")):
         h = w.tmp("h")
-        step.post.append(f"{h} = {w.expr(hessian[key], inner, len(levels)).text}")
+        step.post.append(assign(Ref(h), w.expr(hessian[key], inner, len(levels))))
         hess.append(h)
-    step.post.append(f"{dm}, {dv}, {slope} = newton_direction({m}, {v}, {', '.join(grads + hess)})")
-    done = Block(test=f"not ({slope} > {TOL!r} * (1.0 + abs({f})))")
-    done.post.append("break")
+    step.post.append(Call("newton_direction", tuple(ex(a, a) for a in [m, v] + grads + hess),
+                          (Ref(dm), Ref(dv), Ref(slope))))
+    done = Block(test=ex(f"not ({slope} > {TOL!r} * (1.0 + abs({f})))", slope, f))
+    done.post.append(Break())
     last = w.tmp("last")      # one full step, then stop (derive.newton.NEAR)
-    step.post += [done, f"{last} = {slope} <= {NEAR!r} * (1.0 + abs({f}))",
-                  f"{t} = newton_first_step({v}, {dv})", f"{ok} = False", f"{ft} = {f}"]
+    step.post += [done, let(last, f"{slope} <= {NEAR!r} * (1.0 + abs({f}))", slope, f),
+                  Call("newton_first_step", (ex(v, v), ex(dv, dv)), (Ref(t),)), let(ok, "False"), let(ft, f, f)]
     search = Block(Range("_ls", str(MAX_HALVINGS), reads=frozenset()))
     step.post.append(search)
-    search.post += [f"{mean} = {m} + {t} * {dm}", f"{x2} = ({m} + {t} * {dm}) ** 2 + {v} + {t} * {dv}"]
+    search.post += [assign(mean, ex(f"{m} + {t} * {dm}", m, t, dm)),
+                    assign(x2, ex(f"({m} + {t} * {dm}) ** 2 + {v} + {t} * {dv}", m, t, dm, v, dv))]
     trial = Block()
     search.post.append(trial)
-    objective(trial, inner + [search], ft, f"{v} + {t} * {dv}")
+    objective(trial, inner + [search], ft, ex(f"{v} + {t} * {dv}", v, t, dv))
     failed = accept_or_halve(search, f, ft, t, ok, slope, last)
-    failed.post += [f"{mean} = {m}", f"{x2} = {m} * {m} + {v}", "break"]
-    ended = Block(test=last)
-    ended.post.append("break")
-    step.post += [failed, f"{m} = {m} + {t} * {dm}", f"{v} = {v} + {t} * {dv}", f"{f} = {ft}", ended]
+    failed.post += [assign(mean, ex(m, m)), assign(x2, ex(f"{m} * {m} + {v}", m, v)), Break()]
+    ended = Block(test=ex(last, last))
+    ended.post.append(Break())
+    step.post += [failed, let(m, f"{m} + {t} * {dm}", m, t, dm), let(v, f"{v} + {t} * {dv}", v, t, dv),
+                  let(f, ft, ft), ended]
 
 
 def accept_or_halve(search: Block, f: str, ft: str, t: str, ok: str, slope: str, last: str) -> Block:
     """The end of a line search's trial (derive.newton.ascend): accept where f rises enough (Armijo; the last step:
     where it does not fall), else halve t; returns the block run when no trial was accepted (for the caller's
     restore)."""
-    accept = Block(test=f"{ft} >= {f} and ({last} or {ft} >= {f} + {ARMIJO!r} * {t} * {slope})")
-    accept.post += [f"{ok} = True", "break"]
-    once = Block(test=last)
-    once.post.append("break")
-    search.post += [accept, once, f"{t} = 0.5 * {t}"]
-    return Block(test=f"not {ok}")
+    accept = Block(test=ex(f"{ft} >= {f} and ({last} or {ft} >= {f} + {ARMIJO!r} * {t} * {slope})",
+                           ft, f, last, t, slope))
+    accept.post += [let(ok, "True"), Break()]
+    once = Block(test=ex(last, last))
+    once.post.append(Break())
+    search.post += [accept, once, let(t, f"0.5 * {t}", t)]
+    return Block(test=ex(f"not {ok}", ok))
 
 
 def exponent_caches(mw, q, w: Writer, levels: list[Block]) -> tuple[dict, dict, list]:
@@ -169,17 +174,20 @@ def exponent_caches(mw, q, w: Writer, levels: list[Block]) -> tuple[dict, dict, 
         bases = {x: sp.IndexedBase(sp.Symbol(x)) for x in (a, r, x)}
         w.scratch.update({b: x for x, b in bases.items()})
         w.self_bases = w.self_bases | frozenset(bases.values())   # (they change with the element: never hoisted)
-        shape = ", ".join(w.int_value(i.upper + 1) for i in plate)
-        at = ", ".join(names.index(i) for i in plate)
+        with names.watch() as sizes:
+            shape = ex(f"np.empty(({', '.join(w.int_value(i.upper + 1) for i in plate)},))")
+        shape = Expr(shape.text, frozenset(sizes))
+        at = [names.index(i) for i in plate]
         fn.pre += [mw._note("the exponent of the exp link per point, moved by each element's share", q.var),
-                   f"{a} = np.empty(({shape},))", f"{r} = np.empty(({shape},))", f"{x} = np.empty(({shape},))"]
+                   assign(Ref(a), shape), assign(Ref(r), shape), assign(Ref(x), shape)]
         loops = w._loops([(i, 0, i.upper) for i in plate])
-        loops[-1].post.append(f"{a}[{at}] = {w.expr(exponent, [fn] + loops, len(loops)).text}")
+        loops[-1].post.append(assign(name_ref(a, *at), w.expr(exponent, [fn] + loops, len(loops))))
         fn.pre.append(loops[0])
-        for into, line in ((el.post, f"{r}[{at}] = {a}[{at}] - ({{}})"), (settle, f"{a}[{at}] = {r}[{at}] + {{}}")):
+        for into, dest, src, form in ((el.post, r, a, "{} - ({})"), (settle, a, r, "{} + {}")):
             loops = w._loops([(i, 0, i.upper) for i in plate])
-            share = w.expr(part, levels + loops, len(levels) + len(loops) - 1).text
-            loops[-1].post.append(line.format(share))
+            share = w.expr(part, levels + loops, len(levels) + len(loops) - 1)
+            value = ex(form.format(name_ref(src, *at).text, share.text), name_ref(src, *at), share)
+            loops[-1].post.append(assign(name_ref(dest, *at), value))
             into.append(loops[0])
         swap[sp.exp(exponent)] = sp.exp(bases[r][tuple(plate)] + part)
         exps[sp.exp(exponent)] = bases[x][tuple(plate)]
@@ -192,8 +200,8 @@ def fill_exps(w: Writer, exps: dict, cached: dict, levels: list[Block]):
     for key, exp_n in exps.items():
         plate = list(exp_n.indices)
         loops = w._loops([(i, 0, i.upper) for i in plate])
-        value = w.expr(cached[key], levels + loops, len(levels) + len(loops) - 1).text
-        loops[-1].post.append(f"{w.array(exp_n.base)}[{', '.join(w.names.index(i) for i in plate)}] = {value}")
+        value = w.expr(cached[key], levels + loops, len(levels) + len(loops) - 1)
+        loops[-1].post.append(assign(name_ref(w.array(exp_n.base), *(w.names.index(i) for i in plate)), value))
         yield loops
 
 
@@ -234,8 +242,8 @@ def newton_block(mw, q, w: Writer, levels: list[Block]) -> None:
     bw = BlockWriter(mw, w, q, j, j2, size, *vectors, *(w.tmp(s) for s in ("f", "ft", "t", "ok", "slope", "last")),
                      hs, members)
     fn.pre += [mw._note("block Newton steps on the exact ELBO: every element at once", q.var)]
-    fn.pre += [f"{a} = np.empty(({bw.total},))" for a in (bw.m, bw.v, bw.dm, bw.dv, bw.g1, bw.g2, bw.floor)]
-    fn.pre += [f"{a} = np.empty(({bw.total}, {bw.total}))" for a in bw.hs.values()]
+    fn.pre += [let(a, f"np.empty(({bw.total},))", size) for a in (bw.m, bw.v, bw.dm, bw.dv, bw.g1, bw.g2, bw.floor)]
+    fn.pre += [let(a, f"np.empty(({bw.total}, {bw.total}))", size) for a in bw.hs.values()]
     exps, fills = block_exponents(bw, fn)
     block_start(bw, fn)
     step = Block(Range("_it", str(MAX_STEPS), reads=frozenset()))
@@ -244,12 +252,12 @@ def newton_block(mw, q, w: Writer, levels: list[Block]) -> None:
     block_search(bw, fn, step)
     finish = bw.loop(j)
     one = lambda arr: name_ref(arr, mw.names.index(j))  # noqa: E731
-    moments = tuple(Expr(bw.at(a), frozenset({a})) for a in (bw.m, bw.v))
+    moments = tuple(ex(bw.at(a).text, bw.at(a)) for a in (bw.m, bw.v))
     finish.post += [Note("q's parameters, moments and entropy from (m, v)"),
                     Call("finish_normal_mv", moments, (one(bw.mean), one(bw.sd), one(bw.x2), one(bw.ent)))]
     fn.post.append(finish)
     for k, var in enumerate(bw.members):
-        mom = tuple(Expr(bw.member(a, k), frozenset({a, bw.size})) for a in (bw.m, bw.v))
+        mom = tuple(ex(bw.member(a, k).text, bw.member(a, k)) for a in (bw.m, bw.v))
         fn.post.append(Call("finish_normal_mv", mom, tuple(name_ref(bw.qarray(var, a), "0") for a in
                                                              ("mean", "sd", "x2", "entropy"))))
 
@@ -288,9 +296,9 @@ class BlockWriter:
         """The vectors' length: the elements and the members."""
         return f"{self.size} + {len(self.members)}" if self.members else self.size
 
-    def member(self, arr: str, k: int) -> str:
+    def member(self, arr: str, k: int) -> Ref:
         """The member k's entry of a vector."""
-        return f"{arr}[{self.size} + {k}]"
+        return Ref(arr, (ex(f"{self.size} + {k}", self.size),))
 
     def qarray(self, var: str, what: str) -> str:
         """A member's q array: its mean, sd, ⟨x²⟩ or entropy."""
@@ -323,27 +331,29 @@ class BlockWriter:
     def loop(self, i: sp.Idx) -> Block:
         return Block(Range(self.mw.names.index(i), self.size, reads=frozenset({self.size})), i)
 
-    def at(self, arr: str, i: sp.Idx | None = None) -> str:
-        return name_ref(arr, self.mw.names.index(i or self.j)).text
+    def at(self, arr: str, i: sp.Idx | None = None) -> Ref:
+        return name_ref(arr, self.mw.names.index(i or self.j))
 
-    def write(self, into: Block, mt: str, vt: str, step: str = "") -> None:
+    def write(self, into: Block, mt: Expr, vt: Expr, step: str = "") -> None:
         """q's moments at the trial (M + t·DM, V + t·DV) element by element, so that the objective reads it; each
         member's at M[D + k] (+ ``step``·DM[D + k]) likewise."""
         lp = self.loop(self.j)
-        lp.post += [f"{self.at(self.mean)} = {mt}", f"{self.at(self.x2)} = ({mt}) ** 2 + {vt}"]
+        lp.post += [assign(self.at(self.mean), mt), assign(self.at(self.x2), ex(f"({mt.text}) ** 2 + {vt.text}", mt, vt))]
         into.post.append(lp)
         for k, var in enumerate(self.members):
-            m, v = self.member(self.m, k), self.member(self.v, k)
+            m, v = (ex(r.text, r) for r in (self.member(self.m, k), self.member(self.v, k)))
             if step:
-                m, v = f"{m} + {step} * {self.member(self.dm, k)}", f"{v} + {step} * {self.member(self.dv, k)}"
-            into.post += [f"{self.qarray(var, 'mean')}[0] = {m}", f"{self.qarray(var, 'x2')}[0] = ({m}) ** 2 + {v}"]
+                m, v = (ex(f"{a.text} + {step} * {d.text}", a, step, d) for a, d in
+                        ((m, self.member(self.dm, k)), (v, self.member(self.dv, k))))
+            into.post += [assign(name_ref(self.qarray(var, "mean"), "0"), m),
+                          assign(name_ref(self.qarray(var, "x2"), "0"), ex(f"({m.text}) ** 2 + {v.text}", m, v))]
 
-    def objective(self, outer: list[Block], into: str, logs: str) -> None:
+    def objective(self, outer: list[Block], into: str, logs: Expr) -> None:
         """``into`` = 𝓛's part + ``logs`` (the entropy's ½ Σ log V), its sums computed in a block of outer[-1]."""
         host = Block()
         outer[-1].post.append(host)
         value = self.w.expr(self.objective_expr, outer + [host], len(outer))
-        host.post.append(f"{into} = {value.text} + {logs}")
+        host.post.append(let(into, f"{value.text} + {logs.text}", value, logs))
 
 
 def ordered_shares(q, rank: dict) -> list[tuple[sp.Expr, sp.Expr]]:
@@ -365,7 +375,9 @@ def block_exponents(bw: BlockWriter, fn: Block) -> tuple[dict, list]:
         base = sp.IndexedBase(sp.Symbol(x))
         w.scratch[base] = x
         w.self_bases = w.self_bases | frozenset({base})      # (it changes with every step: never hoisted)
-        fn.pre.append(f"{x} = np.empty(({', '.join(w.int_value(i.upper + 1) for i in plate)},))")
+        with names.watch() as sizes:
+            shape = ", ".join(w.int_value(i.upper + 1) for i in plate)
+        fn.pre.append(let(x, f"np.empty(({shape},))", *sizes))
         exps[sp.exp(exponent)] = base[tuple(plate)]
         fills.append((exponent, plate, x))
     return exps, fills
@@ -374,21 +386,25 @@ def block_exponents(bw: BlockWriter, fn: Block) -> tuple[dict, list]:
 def block_start(bw: BlockWriter, fn: Block) -> None:
     """(M, V) from q, f at them; where f is not finite, newton_block_feasible's moves (derive.newton.feasible_block)."""
     start = bw.loop(bw.j)
-    start.post += [f"{bw.at(bw.m)} = {bw.at(bw.mean)}", f"{bw.at(bw.v)} = {bw.at(bw.sd)} * {bw.at(bw.sd)}",
-                   f"{bw.at(bw.floor)} = 1e-8 * {bw.at(bw.v)}"]
+    sd = bw.at(bw.sd)
+    start.post += [assign(bw.at(bw.m), ex(bw.at(bw.mean).text, bw.at(bw.mean))),
+                   assign(bw.at(bw.v), ex(f"{sd.text} * {sd.text}", sd)),
+                   assign(bw.at(bw.floor), ex(f"1e-8 * {bw.at(bw.v).text}", bw.at(bw.v)))]
     fn.post.append(start)
     for k, var in enumerate(bw.members):
-        sd = f"{bw.qarray(var, 'sd')}[0]"
-        fn.post += [f"{bw.member(bw.m, k)} = {bw.qarray(var, 'mean')}[0]", f"{bw.member(bw.v, k)} = {sd} * {sd}",
-                    f"{bw.member(bw.floor, k)} = 1e-8 * {bw.member(bw.v, k)}"]
-    bw.objective([fn], bw.f, f"newton_block_logs({bw.v}, {bw.v}, 0.0)")
+        sd, mean = name_ref(bw.qarray(var, "sd"), "0"), name_ref(bw.qarray(var, "mean"), "0")
+        fn.post += [assign(bw.member(bw.m, k), ex(mean.text, mean)),
+                    assign(bw.member(bw.v, k), ex(f"{sd.text} * {sd.text}", sd)),
+                    assign(bw.member(bw.floor, k), ex(f"1e-8 * {bw.member(bw.v, k).text}", bw.member(bw.v, k)))]
+    logs = ex(f"newton_block_logs({bw.v}, {bw.v}, 0.0)", bw.v)
+    bw.objective([fn], bw.f, logs)
     fix = Block(Range("_fx", str(FEASIBLE), reads=frozenset()))
     fn.post.append(fix)
-    finite = Block(test=f"math.isfinite({bw.f})")
-    finite.post.append("break")
-    fix.post += [finite, f"newton_block_feasible({bw.m}, {bw.v}, {bw.floor})"]
-    bw.write(fix, bw.at(bw.m), bw.at(bw.v))
-    bw.objective([fn, fix], bw.f, f"newton_block_logs({bw.v}, {bw.v}, 0.0)")
+    finite = Block(test=ex(f"math.isfinite({bw.f})", bw.f))
+    finite.post.append(Break())
+    fix.post += [finite, Call("newton_block_feasible", (Ref(bw.m), Ref(bw.v), ex(bw.floor, bw.floor)))]
+    bw.write(fix, ex(bw.at(bw.m).text, bw.at(bw.m)), ex(bw.at(bw.v).text, bw.at(bw.v)))
+    bw.objective([fn, fix], bw.f, logs)
 
 
 def block_derivatives(bw: BlockWriter, fn: Block, step: Block, blk, exps: dict, fills: list) -> None:
@@ -398,18 +414,19 @@ def block_derivatives(bw: BlockWriter, fn: Block, step: Block, blk, exps: dict, 
     for exponent, plate, x in fills:
         loops = w._loops([(i, 0, i.upper) for i in plate])
         value = w.expr(exponent, [fn, step] + loops, 1 + len(loops))
-        loops[-1].post.append(f"{x}[{', '.join(names.index(i) for i in plate)}] = math.exp({value.text})")
+        loops[-1].post.append(assign(name_ref(x, *(names.index(i) for i in plate)), ex(f"math.exp({value.text})", value)))
         step.post.append(loops[0])
     keys = list(bw.hs)
     # (the members' entries: gradient, cross terms with the element j (both ways round: H_st[D + k, j] is
     # ∂g_t(j)/∂⟨T_s(k)⟩), among the members)
+    ji = ex(names.index(j), names.index(j))
     extra = [(bw.member(g, k), blk.gradient[k][s], 0) for k in range(len(bw.members))
              for s, g in zip(STATS, (bw.g1, bw.g2))]
-    extra += [(f"{h}[{names.index(j)}, {bw.size} + {k}]", blk.cross[k][key], 1) for k in range(len(bw.members))
+    extra += [(Ref(h, (ji, bw.member(h, k).index[0])), blk.cross[k][key], 1) for k in range(len(bw.members))
               for key, h in bw.hs.items()]
-    extra += [(f"{h}[{bw.size} + {k}, {names.index(j)}]", blk.cross[k][key[::-1]], 1)
+    extra += [(Ref(h, (bw.member(h, k).index[0], ji)), blk.cross[k][key[::-1]], 1)
               for k in range(len(bw.members)) for key, h in bw.hs.items()]
-    extra += [(f"{h}[{bw.size} + {k}, {bw.size} + {k2}]", blk.among[k][k2][key], 0)
+    extra += [(Ref(h, (bw.member(h, k).index[0], bw.member(h, k2).index[0])), blk.among[k][k2][key], 0)
               for k in range(len(bw.members)) for k2 in range(len(bw.members)) for key, h in bw.hs.items()]
     grams = gram_form([nt.gradient[s].xreplace(exps) for s in STATS] +
                       [blk.hessian[key].xreplace(exps) for key in keys] + [e.xreplace(exps) for _, e, _ in extra],
@@ -419,44 +436,46 @@ def block_derivatives(bw: BlockWriter, fn: Block, step: Block, blk, exps: dict, 
     step.post.append(rows)
     for s, g in zip(STATS, (bw.g1, bw.g2)):
         value = w.expr(grams.rewritten[STATS.index(s)].xreplace(views), [fn, step, rows], 2)
-        rows.post.append(f"{bw.at(g)} = {value.text}")
+        rows.post.append(assign(bw.at(g), value))
     cols = bw.loop(j2)
     rows.post.append(cols)
     for n, h in enumerate(bw.hs.values()):
-        pair = name_ref(h, names.index(j), names.index(j2)).text
+        pair = name_ref(h, names.index(j), names.index(j2))
         value = w.expr(grams.rewritten[len(STATS) + n].xreplace(views), [fn, step, rows, cols], 3)
-        cols.post.append(f"{pair} = {value.text}")
+        cols.post.append(assign(pair, value))
     for (into, _, per_row), e in zip(extra, grams.rewritten[len(STATS) + len(keys):]):
         host = rows if per_row else step
         value = w.expr(e.xreplace(views), [fn, step, rows] if per_row else [fn, step], 2 if per_row else 1)
-        host.post.append(f"{into} = {value.text}")
+        host.post.append(assign(into, value))
 
 
 def block_search(bw: BlockWriter, fn: Block, step: Block) -> None:
     """A step's direction, its stops and its line search (as newton_element's), the move of (M, V) it accepts."""
     m, v, dm, dv, f, ft, t, ok, slope, last = (bw.m, bw.v, bw.dm, bw.dv, bw.f, bw.ft, bw.t, bw.ok, bw.slope,
                                                 bw.last)
-    step.post.append(f"{slope} = newton_block_direction({m}, {v}, {bw.g1}, {bw.g2}, {', '.join(bw.hs.values())}, "
-                     f"{dm}, {dv})")
-    done = Block(test=f"not ({slope} > {TOL!r} * (1.0 + abs({f})))")
-    done.post.append("break")
-    step.post += [done, f"{last} = {slope} <= {NEAR!r} * (1.0 + abs({f}))",
-                  f"{t} = newton_block_first_step({v}, {dv})", f"{ok} = False", f"{ft} = {f}"]
+    step.post.append(Call("newton_block_direction", (ex(m, m), ex(v, v), ex(bw.g1, bw.g1), ex(bw.g2, bw.g2)) +
+                          tuple(ex(h, h) for h in bw.hs.values()) + (Ref(dm), Ref(dv)), (Ref(slope),)))
+    done = Block(test=ex(f"not ({slope} > {TOL!r} * (1.0 + abs({f})))", slope, f))
+    done.post.append(Break())
+    step.post += [done, let(last, f"{slope} <= {NEAR!r} * (1.0 + abs({f}))", slope, f),
+                  Call("newton_block_first_step", (ex(v, v), ex(dv, dv)), (Ref(t),)), let(ok, "False"), let(ft, f, f)]
     search = Block(Range("_ls", str(MAX_HALVINGS), reads=frozenset()))
     step.post.append(search)
-    bw.write(search, f"{bw.at(m)} + {t} * {bw.at(dm)}", f"{bw.at(v)} + {t} * {bw.at(dv)}", t)
-    bw.objective([fn, step, search], ft, f"newton_block_logs({v}, {dv}, {t})")
+    trial = [ex(f"{bw.at(a).text} + {t} * {bw.at(d).text}", bw.at(a), t, bw.at(d)) for a, d in ((m, dm), (v, dv))]
+    bw.write(search, *trial, t)
+    bw.objective([fn, step, search], ft, ex(f"newton_block_logs({v}, {dv}, {t})", v, dv, t))
     failed = accept_or_halve(search, f, ft, t, ok, slope, last)
-    bw.write(failed, bw.at(m), bw.at(v))
-    failed.post.append("break")
+    bw.write(failed, ex(bw.at(m).text, bw.at(m)), ex(bw.at(v).text, bw.at(v)))
+    failed.post.append(Break())
     step.post.append(failed)
     move = bw.loop(bw.j)
-    move.post += [f"{bw.at(m)} = {bw.at(m)} + {t} * {bw.at(dm)}", f"{bw.at(v)} = {bw.at(v)} + {t} * {bw.at(dv)}"]
-    moves = [f"{bw.member(a, k)} = {bw.member(a, k)} + {t} * {bw.member(d, k)}" for k in range(len(bw.members))
-             for a, d in ((m, dm), (v, dv))]
-    ended = Block(test=last)
-    ended.post.append("break")
-    step.post += [move, *moves, f"{f} = {ft}", ended]
+    move.post += [assign(bw.at(a), e) for a, e in zip((m, v), trial)]
+    moves = [assign(bw.member(a, k), ex(f"{bw.member(a, k).text} + {t} * {bw.member(d, k).text}",
+                                        bw.member(a, k), t, bw.member(d, k)))
+             for k in range(len(bw.members)) for a, d in ((m, dm), (v, dv))]
+    ended = Block(test=ex(last, last))
+    ended.post.append(Break())
+    step.post += [move, *moves, let(f, ft, ft), ended]
 
 
 @dataclass(frozen=True)
@@ -595,7 +614,7 @@ def write_grams(mw, w: Writer, form: GramForm, fn: Block, step: Block, j: sp.Idx
         f, n = w.tmp("F"), w.int_value(p.upper + 1)
         width = f"1 + {len(feats)} * {size}" if feats else "1"
         fn.pre += [Note("the features of the sums over the data plate, a column each: their Gram matrices are products"),
-                   f"{f} = np.empty(({n}, {width}))"]
+                   let(f, f"np.empty(({n}, {width}))", n, size)]
         loops = w._loops([(p, 0, p.upper)])
         row = Expr(names.index(p), frozenset({names.index(p)}))
         loops[-1].post.append(assign(Ref(f, (row, Expr("0"))), Expr("1.0")))
@@ -610,8 +629,8 @@ def write_grams(mw, w: Writer, form: GramForm, fn: Block, step: Block, j: sp.Idx
     for g, gram in enumerate(form.grams):
         f, n, width = mats[gram.plate]
         wt, scratch, out = w.tmp("w"), w.tmp("S"), w.tmp("Gram")
-        fn.pre += [f"{wt} = np.empty(({n},))", f"{scratch} = np.empty(({n}, {width}))",
-                   f"{out} = np.empty(({width}, {width}))"]
+        fn.pre += [let(wt, f"np.empty(({n},))", n), let(scratch, f"np.empty(({n}, {width}))", n, size),
+                   let(out, f"np.empty(({width}, {width}))", size)]
         loops = w._loops([(gram.plate, 0, gram.plate.upper)])
         value = w.expr(gram.weight, [fn, step] + loops, 1 + len(loops))
         loops[-1].post.append(assign(name_ref(wt, names.index(gram.plate)), value))
@@ -622,7 +641,7 @@ def write_grams(mw, w: Writer, form: GramForm, fn: Block, step: Block, j: sp.Idx
             return "0:1" if c == 0 else f"1 + {c - 1} * {size}:1 + {c} * {size}"
         for fa, fb in sorted({(int(e.args[1]), int(e.args[2])) for e in used if int(e.args[0]) == g}):
             view = w.tmp("G")
-            fn.pre.append(f"{view} = {out}[{span(fa)}, {span(fb)}]")
+            fn.pre.append(let(view, f"{out}[{span(fa)}, {span(fb)}]", out, size))
             base = sp.IndexedBase(sp.Symbol(view))
             w.scratch[base] = view
             w.self_bases = w.self_bases | frozenset({base})      # (refilled every step: never hoisted)

@@ -71,7 +71,7 @@ import dataclasses
 from typing import Callable
 
 from ppvi.codegen.ir import (Assign, Bind, Call, Expr, Factored, If, Kernel, LinearEta, Loop, Module, Note, Ref,
-                             Share, accumulates, part_range, reads, walk, writes)
+                             Share, accumulates, breaks, part_range, reads, walk, writes)
 from ppvi.codegen.plan import ArrayNames, BlockPlan, KernelSpec, Plan
 from ppvi.codegen.scatter import chunk_elbo, scatter_rows
 
@@ -370,22 +370,23 @@ def hoist(m: Module) -> Module:
 
 def invariant(loop: Loop) -> tuple[tuple, tuple]:
     """(the nodes of the loop's body that may run once before it, in order; the rest).  Only in a loop whose
-    every statement says what it reads and writes (codegen.ir: no text; an index binding with its reads).  A
+    every node says what it reads (an index binding, an inner loop's bounds: their reads) and that does not
+    break at its level (ir.breaks: an iteration may end it early; a break moved out would leave another loop).  A
     node moves when
 
         it writes only temporaries (``_`` names: the kernel's own scratch, no array of the engine's), none
             that the loop's bounds read;
         it reads nothing that the nodes that stay, or the nodes after it, write — nor the loop's index;
         nothing that stays writes what it writes, and nothing that stays and comes before it reads it;
-        what it adds to (``+=``) was assigned by a node before it that moves too (else the sum is carried
-            from one iteration to the next).
+        what it adds to (``+=``, or ``x = f(x)``: ir.accumulates) was assigned by a node before it that moves
+            too (else the value is carried from one iteration to the next).
 
     Then every iteration computes the same values there, so computing them once is the same program.  (A loop
     of no iterations now computes them anyway: generated temporaries are read only where they are made.)
     A comment moves with the node after it."""
     body = loop.body
     info = [(n, reads(n), writes(n)) for n in body]
-    if loop.range.reads is None or any(r is None or w is None for _, r, w in info):
+    if loop.range.reads is None or any(r is None or w is None for _, r, w in info) or any(map(breaks, body)):
         return (), body
     code = [i for i, (n, _, _) in enumerate(info) if not isinstance(n, Note)]
     movable = {i for i in code if all(x.startswith("_") for x in info[i][2])

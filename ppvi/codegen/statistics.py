@@ -26,8 +26,9 @@ from typing import Callable
 
 import sympy as sp
 
-from ppvi.codegen.emit import CHUNK, Block, Names, Writer, accumulate, assign, axis_order, structure
-from ppvi.codegen.ir import Call, Expr, Note, Range, Ref, part_range
+from ppvi.codegen.emit import (CHUNK, Block, Names, Writer, accumulate, add, assign, axis_order, ex, let, name_ref,
+                               structure)
+from ppvi.codegen.ir import Assign, Call, Expr, Loop, Note, Range, Ref, part_range
 from ppvi.derive.qfamily import ParamBase
 from ppvi.derive.symbols import Gate, MomentBase, MomentSymbol
 
@@ -141,12 +142,13 @@ class Statistics:
         lims = next(iter(self.found.values())).expr.limits
         return next(i for i, _, hi in lims if sp.sympify(hi) + 1 in self.big)
 
-    def chunks(self, w: Writer) -> str:
+    def chunks(self, w: Writer) -> Assign:
         """C, the number of chunks: at most CHUNKS, fewer (down to MIN_CHUNKS) when the partial sums would be
         big; a fixed number, whatever the threads."""
-        floats = " + ".join(_size(w, s) for s in self.found.values())
-        size = w.int_value(self.plate_index().upper + 1)
-        return f"_C = max(1, min({CHUNKS}, {size}, max({MIN_CHUNKS}, {PARTIALS} // ({floats}))))"
+        with self.names.watch() as seen:
+            floats = " + ".join(_size(w, s) for s in self.found.values())
+            size = w.int_value(self.plate_index().upper + 1)
+        return let("_C", f"max(1, min({CHUNKS}, {size}, max({MIN_CHUNKS}, {PARTIALS} // ({floats}))))", *seen)
 
     def map(self, fn: Block, levels: list[Block], n: sp.Idx, only: list[Statistic] | None = None,
             direct: bool = False, blocked=None, onehot: sp.IndexedBase | None = None) -> None:
@@ -159,9 +161,10 @@ class Statistics:
         canon = self.plate_index()
         forms: list = []
         for s in (self.found.values() if only is None else only):
-            shape = [w.int_value(i.upper + 1) for i in s.axes] or ["1"]
+            with self.names.watch() as seen:
+                shape = [w.int_value(i.upper + 1) for i in s.axes] or ["1"]
             if not direct:
-                fn.pre.append(f"_p{s.name} = np.zeros((_C, {', '.join(shape)}))")
+                fn.pre.append(let(f"_p{s.name}", f"np.zeros((_C, {', '.join(shape)}))", "_C", *seen))
             form = self._block_form(s, n, onehot) if blocked is not None else None
             if form is not None:
                 forms.append((s, *form))
@@ -213,10 +216,11 @@ class Statistics:
         chain's Σ_d F[d, e] x[n-1, e] times its restart indicator) is placed inside it, not before the loop."""
         canon = self.plate_index()
         _, lo, hi = next(lim for lim in s.expr.limits if lim[0] == canon)
-        at = self.names.index(n)
-        tests = ([f"{at} >= {w.int_value(lo)}"] if sp.sympify(lo) != 0 else []) + \
-            ([f"{at} <= {w.int_value(hi)}"] if sp.sympify(hi) != canon.upper else [])
-        return Block(index=n, test=" and ".join(tests)) if tests else None
+        with self.names.watch() as seen:
+            at = self.names.index(n)
+            tests = ([f"{at} >= {w.int_value(lo)}"] if sp.sympify(lo) != 0 else []) + \
+                ([f"{at} <= {w.int_value(hi)}"] if sp.sympify(hi) != canon.upper else [])
+        return Block(index=n, test=Expr(" and ".join(tests), frozenset(seen))) if tests else None
 
     def _block_form(self, s: Statistic, n: sp.Idx, onehot) -> tuple | None:
         """(u, span, k) when s = Σ_n u(n, i…) r[n, k]: k one of its axes, r the moments ``onehot`` of the
@@ -246,29 +250,31 @@ class Statistics:
         shared = [feature_key(u, span) for _, u, span, _ in forms] == bk.phi_keys
         u_, width = ("_Phi", "_F") if shared else ("_U", "_FU")
         rows = self.names.moment(onehot.var, "onehot")
-        bk.alloc.append(f"_T = np.empty(({width}, {size}))")
+        bk.alloc.append(let("_T", f"np.empty(({width}, {size}))", width, size))
         bk.after += [Call("np.dot", (Expr(f"{u_}[:_nb].T", frozenset({u_, "_nb"})),
                                      Expr(f"{rows}[_b0:_b0 + _nb]", frozenset({rows, "_b0", "_nb"})), Ref("_T"))),
-                     "_fu = 0"]
+                     let("_fu", "0")]
         if not shared:
-            fn.pre.append("_FU = 0")
-            bk.alloc.append("_U = np.zeros((_B, _FU))")
+            fn.pre.append(let("_FU", "0"))
+            bk.alloc.append(let("_U", "np.zeros((_B, _FU))", "_B", "_FU"))
             bk.widths.append("_FU")
-            bk.features.post.append("_fu = 0")
+            bk.features.post.append(let("_fu", "0"))
         for s, u, span, k in forms:
             if not shared:
                 fn.pre.append(count_loops(w, span, "_FU"))
                 feats = [bk.features] + w._loops(span)
-                feats[-1].post += [f"_U[_b, _fu] = {w.value(u, levels[:-1] + feats, 0)}", "_fu += 1"]
+                feats[-1].post += [assign(name_ref("_U", "_b", "_fu"), w.expr(u, levels[:-1] + feats, 0, top=False)),
+                                   add("_fu", "1", "_fu")]
                 if len(feats) > 1:
                     bk.features.post.append(feats[1])
-            add = w._loops(span)
+            over = w._loops(span)
             kl = w._loops([(k, 0, k.upper)])
-            where = ", ".join(self.names.index(i) for i in s.axes)
-            kl[-1].post.append(f"_p{s.name}[_ch, {where}] += _T[_fu, {self.names.index(k)}]")
-            (add[-1].post if add else bk.after).extend([kl[0], "_fu += 1"])
-            if add:
-                bk.after.append(add[0])
+            where = [self.names.index(i) for i in s.axes]
+            kl[-1].post.append(accumulate(name_ref(f"_p{s.name}", "_ch", *where),
+                                          ex(f"_T[_fu, {self.names.index(k)}]", "_T", "_fu", self.names.index(k))))
+            (over[-1].post if over else bk.after).extend([kl[0], add("_fu", "1", "_fu")])
+            if over:
+                bk.after.append(over[0])
 
     @staticmethod
     def _span(s: Statistic, axes) -> list:
@@ -281,14 +287,15 @@ class Statistics:
         w = Writer(self.names, self.dims)
         for s in self.found.values():
             loops = w._loops(self._span(s, s.axes))
-            at = ", ".join(self.names.index(i) for i in s.axes) or "0"
-            body = ["_r = 0.0", "for _c in range(_C):", f"    _r += _p{s.name}[_c, {at}]",
-                    f"{self.names.touch(s.name)}[{at}] = _r"]
+            at = [self.names.index(i) for i in s.axes] or ["0"]
+            total = Loop(Range("_c", "_C", reads=frozenset({"_C"})),
+                         (add("_r", name_ref(f"_p{s.name}", "_c", *at).text, name_ref(f"_p{s.name}", "_c", *at)),))
+            body = [let("_r", "0.0"), total, assign(name_ref(self.names.touch(s.name), *at), ex("_r", "_r"))]
             if s.mirror is not None:
                 i, j = s.mirror
                 swapped = list(s.axes)
                 swapped[i], swapped[j] = swapped[j], swapped[i]
-                body.append(f"{s.name}[{', '.join(self.names.index(a) for a in swapped)}] = _r")
+                body.append(assign(name_ref(s.name, *(self.names.index(a) for a in swapped)), ex("_r", "_r")))
             if loops:
                 loops[-1].post += body
                 fn.post.append(loops[0])
@@ -341,12 +348,12 @@ def feature_key(v: sp.Expr, span: list) -> tuple:
     return sp.sympify(v).xreplace(rename), tuple((sp.sympify(lo).xreplace(rename), hi) for _, lo, hi in span)
 
 
-def count_loops(w: Writer, span: list, counter: str) -> Block | str:
+def count_loops(w: Writer, span: list, counter: str) -> Block | Assign:
     """Loops over ``span`` that add 1 to ``counter`` (a triangular span's size, without a formula)."""
     loops = w._loops(span)
     if not loops:
-        return f"{counter} += 1"
-    loops[-1].post.append(f"{counter} += 1")
+        return add(counter, "1", counter)
+    loops[-1].post.append(add(counter, "1", counter))
     return loops[0]
 
 

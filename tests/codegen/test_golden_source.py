@@ -20,11 +20,11 @@ from ppvi.codegen.cache import fixed_sizes
 from ppvi.codegen import runtime
 from ppvi.codegen.dump import dump
 from ppvi.codegen.emit import literal
-from ppvi.codegen.ir import Assign, Call, reads, walk, writes
+from ppvi.codegen.ir import Assign, Bind, Break, Call, If, Loop, Note, Pass, reads, walk, writes
 from ppvi.codegen.module import lower
 from ppvi.codegen.passes import NAMES, run_passes
 from ppvi.codegen.plan import PLAN_TYPES
-from ppvi.codegen.printer import module_source, statement
+from ppvi.codegen.printer import module_source, range_header, statement
 from ppvi.derive import derive
 from ppvi.language import load
 
@@ -77,15 +77,35 @@ def test_every_model_has_one_golden_file():
 GLOBALS = {"np", "math", "prange"} | set(dir(builtins)) | {n for n in dir(runtime) if not n.startswith("_")}
 
 
+def _bodies(m) -> list[tuple[str, tuple]]:
+    """Every body the lowered module holds: its kernels' and its candidates' (shares, direct η, factored blocks)."""
+    return [(k.name, k.body) for k in m.kernels] + \
+        [(f"share of {s.latent}", part) for s in m.shares for part in (s.head, s.point, s.tail)] + \
+        [(c.direct.name, c.direct.body) for c in m.linear] + [(f.kernel.name, f.kernel.body) for f in m.factored]
+
+
+def _named(text: str) -> set[str]:
+    return {n.id for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Name)} - GLOBALS
+
+
 def _statements_say_what_they_read(m) -> None:
-    """Every name in a statement's text (parsed here, independently of the writer) is one it says it reads or
-    writes: what the passes (codegen.passes.hoist) move by."""
-    for k in m.kernels:
-        for node in walk(k.body):
-            if isinstance(node, (Assign, Call)):
-                text = statement(node)
-                named = {n.id for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Name)} - GLOBALS
-                assert named <= reads(node) | writes(node), (k.name, text, named - reads(node) - writes(node))
+    """Every name in a node's text (parsed here, independently of the writer) is one it says it reads or writes:
+    what the passes (codegen.passes.hoist, scatter_rows, linear_eta) decide by.  A statement by its own text; a
+    conditional by its test, a loop by its header (but the names it binds), an index binding by its value."""
+    for name, body in _bodies(m):
+        for node in walk(body):
+            assert isinstance(node, (Assign, Call, Break, Pass, Bind, Note, Loop, If)), (name, node)   # (no text)
+            if isinstance(node, If):
+                text, said = node.test.text, node.test.reads
+            elif isinstance(node, Loop):
+                text = range_header(node.range) + " pass"
+                said = (node.range.reads or frozenset()) | node.range.binds
+                assert node.range.reads is not None, (name, text)
+            elif isinstance(node, Bind):
+                text, said = node.value, (node.reads or frozenset()) | {node.var}
+            else:
+                text, said = statement(node), (reads(node) or frozenset()) | (writes(node) or frozenset())
+            assert _named(text) <= said, (name, text, _named(text) - said)
 
 
 def _indices_read_outside_their_loops(source: str) -> list[tuple[str, int, str]]:

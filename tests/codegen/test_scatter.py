@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from ppvi.codegen.cache import fixed_sizes
-from ppvi.codegen.ir import Assign, Bind, Expr, Loop, Module, Range, Ref, Stmt, walk
+from ppvi.codegen.ir import Assign, Bind, Expr, Loop, Module, Range, Ref, walk
 from ppvi.codegen.module import generate, lower
 from ppvi.codegen.passes import run_passes
 from ppvi.codegen.plan import ArrayNames
@@ -158,8 +158,8 @@ def test_a_loop_over_the_data_that_only_adds_into_rows_of_index_data_scatters_by
     (_scatter(by="t_0"), "the row is not index data"),
     (Loop(Range("i0_r", "n_R", reads=frozenset({"n_R"})), (_scatter().body[0], _scatter(by="v_item").body[0])),
      "two index data"),
-    (Loop(Range("i0_r", "n_R", reads=frozenset({"n_R"})), (Stmt("_a[int(v_user[i0_r]), 0] += 1.0"),)),
-     "a statement only known as text"),
+    (Loop(Range("i0_r", "n_R", reads=frozenset({"n_R"})), (Bind("i1_u", "int(v_user[i0_r])"), _scatter().body[0])),
+     "an index binding that does not say what it reads"),
     (dataclasses.replace(_scatter(), range=Range("i0_r", "n_R", parallel=True, reads=frozenset({"n_R"}))),
      "already parallel"),
     (dataclasses.replace(_scatter(), range=Range("i0_r", "n_U", reads=frozenset({"n_U"}))), "not the data plate"),
