@@ -18,6 +18,7 @@ import pytest
 from scipy import special, stats
 
 import ppvi
+from conftest import plain_kernels
 
 MODEL = """\
 dim N
@@ -36,6 +37,15 @@ for n in N:
     y[n] ~ Beta(2.0, 3.0)
 """
 N, A0 = 30, 3.0
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _plain():
+    """Every fit here as plain Python (conftest.plain_kernels): inline models on 30 points, nothing compiled for
+    checks of the derivation (compiled = interpreted: tests/codegen/test_differential.py, iris_missing's missing
+    entries among them)."""
+    with plain_kernels():
+        yield
 
 
 def _data() -> dict[str, np.ndarray]:
