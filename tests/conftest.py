@@ -154,7 +154,9 @@ def plain_kernels():
 
     import ppvi.codegen.cache as cache
 
-    sys.path.insert(0, str(ROOT / "tests" / "harness"))
+    harness = str(ROOT / "tests" / "harness")
+    if harness not in sys.path:
+        sys.path.insert(0, harness)
     from harness_state import python_module
 
     load = cache.load
