@@ -165,6 +165,13 @@ def plain_kernels():
         yield
 
 
+@pytest.fixture(scope="module")
+def plain_fits():
+    """Every fit of a module under :func:`plain_kernels` (``pytestmark = pytest.mark.usefixtures("plain_fits")``)."""
+    with plain_kernels():
+        yield
+
+
 def fitted_content(path) -> dict:
     """A result file's content without what is each run's own (its time, its creation stamp): what two runs of
     the same fit must write alike."""

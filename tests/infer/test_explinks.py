@@ -13,7 +13,7 @@ exact and closed form; q(w[j]) stays Normal and its (m, v) come from Newton step
 
 Two models are fitted (module fixtures): a Poisson regression (its 1-D and 2-D data share the kernels) and
 an Exponential and a Gamma link on one coefficient (the examples models/links/rate_links.ppvi and, --long,
-models/links/two_sums.ppvi with their data).  Their kernels run as plain Python (``_plain``): the same generated
+models/links/two_sums.ppvi with their data).  Their kernels run as plain Python (``plain_fits``): the same generated
 source, nothing compiled here; compiled = interpreted for the exp-link Newton kernels: test_differential.py.
 """
 
@@ -28,7 +28,7 @@ import sympy as sp
 from scipy import special
 
 import ppvi
-from conftest import MODELS, plain_kernels
+from conftest import MODELS
 
 S0 = 1.5          # the prior sd of every coefficient
 SHAPE = 2.5       # the Gamma link's shape
@@ -141,13 +141,10 @@ def laplace(data, d: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ------------------------------------------------------------------ fits (as plain Python)
-@pytest.fixture(scope="module", autouse=True)
-def _plain():
-    """Every fit here as plain Python (conftest.plain_kernels): the inline and links models on at most 40 points,
-    nothing compiled for checks of the Newton steps' derivation (compiled = interpreted, the exp-link Newton
-    kernels among them: tests/codegen/test_differential.py, poisson_regression)."""
-    with plain_kernels():
-        yield
+# Every fit here as plain Python: the inline and links models on at most 30 points, nothing compiled for checks
+# of the Newton steps' derivation (compiled = interpreted, the exp-link Newton kernels among them:
+# tests/codegen/test_differential.py, poisson_regression).
+pytestmark = pytest.mark.usefixtures("plain_fits")
 
 
 def _load(tmp_path_factory, text: str):

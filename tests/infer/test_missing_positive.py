@@ -18,7 +18,6 @@ import pytest
 from scipy import special, stats
 
 import ppvi
-from conftest import plain_kernels
 
 MODEL = """\
 dim N
@@ -39,13 +38,9 @@ for n in N:
 N, A0 = 30, 3.0
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _plain():
-    """Every fit here as plain Python (conftest.plain_kernels): inline models on 30 points, nothing compiled for
-    checks of the derivation (compiled = interpreted: tests/codegen/test_differential.py, iris_missing's missing
-    entries among them)."""
-    with plain_kernels():
-        yield
+# Every fit here as plain Python: inline models on 30 points, nothing compiled for checks of the derivation (compiled =
+# interpreted, missing entries among them: tests/codegen/test_differential.py, iris_missing).
+pytestmark = pytest.mark.usefixtures("plain_fits")
 
 
 def _data() -> dict[str, np.ndarray]:

@@ -13,7 +13,6 @@ import pytest
 from scipy import special, stats
 
 import ppvi
-from conftest import plain_kernels
 
 MODEL = """\
 dim N, D
@@ -31,13 +30,9 @@ N, D, NU0 = 40, 3, 5.0
 P0, W0 = 0.1 * np.eye(D), 0.5 * np.eye(D)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _plain():
-    """Every fit here as plain Python (conftest.plain_kernels): inline models on 40 rows, nothing compiled for
-    checks of the derivation (compiled = interpreted: tests/codegen/test_differential.py, iris_missing's missing
-    entries among them)."""
-    with plain_kernels():
-        yield
+# Every fit here as plain Python: inline models on 40 rows, nothing compiled for checks of the derivation (compiled =
+# interpreted, missing entries among them: tests/codegen/test_differential.py, iris_missing).
+pytestmark = pytest.mark.usefixtures("plain_fits")
 
 
 def _data() -> np.ndarray:
