@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -140,6 +141,35 @@ def run_cli(argv, capsys) -> tuple[int, str, str]:
     code = main([str(a) for a in argv])
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+@contextlib.contextmanager
+def plain_kernels():
+    """Fits started inside it run their generated kernels as plain Python (tests/harness/harness_state.py's
+    ``python_module``; the runtime's helpers stay compiled): an inline model's derivation checked on small data
+    without compiling it (10–20 CPU-s a model).  Compiled and interpreted kernels agree: test_differential.py."""
+    import sys
+
+    import numpy as np
+
+    import ppvi.codegen.cache as cache
+
+    harness = str(ROOT / "tests" / "harness")
+    if harness not in sys.path:
+        sys.path.insert(0, harness)
+    from harness_state import python_module
+
+    load = cache.load
+    with pytest.MonkeyPatch.context() as mp, np.errstate(all="ignore"):
+        mp.setattr(cache, "load", lambda *a, **k: (lambda m, warm: (python_module(m), warm))(*load(*a, **k)))
+        yield
+
+
+@pytest.fixture(scope="module")
+def plain_fits():
+    """Every fit of a module under :func:`plain_kernels` (``pytestmark = pytest.mark.usefixtures("plain_fits")``)."""
+    with plain_kernels():
+        yield
 
 
 def fitted_content(path) -> dict:

@@ -32,13 +32,32 @@ def in_process(tmp_path_factory):
     return ppvi.load_result(str(out))
 
 
+@pytest.fixture
+def threaded(request, monkeypatch):
+    """CI's cluster: the LocalCluster ppvi asks for (N single-threaded worker processes, checked here), started with
+    its workers as threads of this process (a worker process costs about 10 CPU-s: it starts, imports ppvi and
+    loads the kernels); with --long the real one.  Worker processes running a fit: test_dask.py's shared cluster,
+    started by the same `connect("local:2", ...)`."""
+    if request.config.getoption("--long"):
+        return None
+    asked = []
+    real = distributed.LocalCluster
+
+    def cluster(**kwargs):
+        asked.append(kwargs)
+        return real(**{**kwargs, "processes": False, "protocol": "tcp://"})
+
+    monkeypatch.setattr(distributed, "LocalCluster", cluster)
+    return asked
+
+
 @pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.long)])
-def test_ppvi_run_dask_local_n_is_the_in_process_run(in_process, tmp_path, workers):
+def test_ppvi_run_dask_local_n_is_the_in_process_run(in_process, tmp_path, workers, threaded):
     """`ppvi run … --dask local:N` end to end: the cluster started and closed by the run, the result file's ELBO
     trace and every q the in-process run's to 1e-12, and the engine recorded.  N = 1 is the issue's cluster of
-    one worker; a cluster costs about 10 CPU-s (its processes start, import ppvi and load the kernels), so CI
-    runs that one, and 2 workers with --long (2 partitions on 2 workers: test_dask.py, on its shared cluster;
-    LDA on 1 and 4 workers: its `test_clusters_of_1_and_4_workers`, with --long)."""
+    one worker, its workers threads in CI (``threaded``); 2 workers with --long (2 partitions on 2 workers:
+    test_dask.py, on its shared cluster; LDA on 1 and 4 workers: its `test_clusters_of_1_and_4_workers`, with
+    --long)."""
     out = tmp_path / "r.json"
     code = main(["run", GMM, "--max-iter", "4", "--tol", "0", "--seed", "3", "--quiet", "--dask", f"local:{workers}",
                  "--out", str(out)])
@@ -46,6 +65,8 @@ def test_ppvi_run_dask_local_n_is_the_in_process_run(in_process, tmp_path, worke
     r = ppvi.load_result(str(out))
     engine = json.loads(out.read_text())["provenance"]["engine"]
     assert engine["name"] == "dask" and engine["workers"] == workers and engine["scheduler"].startswith("tcp://")
+    assert threaded is None or [(a["n_workers"], a["processes"], a["threads_per_worker"]) for a in threaded] == [
+        (workers, True, 1)]
     assert in_process.provenance.engine is None
     np.testing.assert_allclose(r.elbo_trace, in_process.elbo_trace, rtol=RTOL, atol=0)
     assert len(r.elbo_trace) == 4

@@ -9,14 +9,17 @@ import pytest
 from scipy import special, stats
 
 import ppvi
-from conftest import MODELS, SEED_19_57
+from conftest import MODELS, SEED_19_57, plain_kernels
 
 
 def fit_text(tmp_path, text: str, data: dict, **kw):
+    """An inline model's fit on a few points, its kernels as plain Python (nothing compiled for a closed form;
+    compiled = interpreted, binary sparse coding's damped parallel step among them: test_differential.py)."""
     path = tmp_path / "model.ppvi"
     path.write_text(text)
     kw = {"tol": 1e-14, "max_iter": 5000, **kw}
-    return ppvi.load(str(path)).fit(data, **kw)
+    with plain_kernels():
+        return ppvi.load(str(path)).fit(data, **kw)
 
 
 def test_beta_bernoulli_matches_the_exact_posterior_and_evidence():

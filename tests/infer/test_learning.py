@@ -10,13 +10,16 @@ import pytest
 from scipy import special, stats
 
 import ppvi
-from conftest import MODELS
+from conftest import MODELS, plain_kernels
 
 
 def fit_text(tmp_path, text, data, **kw):
+    """An inline model's fit on a few points, its kernels as plain Python: nothing compiled for these checks of
+    the derivation (compiled = interpreted, MAP codes and param updates among them: test_differential.py)."""
     path = tmp_path / "m.ppvi"
     path.write_text(text)
-    return ppvi.load(str(path)).fit(data, **kw)
+    with plain_kernels():
+        return ppvi.load(str(path)).fit(data, **kw)
 
 
 def _em_step(x, w, mu, tau):
@@ -127,7 +130,8 @@ def test_gradient_m_step_raises_the_objective_to_the_mle(tmp_path):
     from ppvi.language import load
 
     assert derive(load(str(path))).points["nu"].method == "gradient"
-    r = ppvi.load(str(path)).fit({"x": x}, tol=1e-14, max_iter=500)
+    with plain_kernels():
+        r = ppvi.load(str(path)).fit({"x": x}, tol=1e-14, max_iter=500)
     assert np.all(np.diff(r.elbo_trace) >= 0)
     assert special.digamma(float(r.params["nu"])) == pytest.approx(np.log(x).mean(), rel=1e-5)
 
@@ -169,7 +173,8 @@ def test_a_laplace_likelihood_under_a_point_latent_fits_the_median(tmp_path):
     path = tmp_path / "laplace.ppvi"
     path.write_text("dim N\ndata y[N]\nh ~ Normal(0, 10)\nfor n in N:\n    y[n] ~ Laplace(h, 1)\n"
                     "approximate h by point\n")
-    r = ppvi.load(str(path)).fit({"y": np.array([1.0, 2.0, 0.0, 2.5, 7.0])})
+    with plain_kernels():
+        r = ppvi.load(str(path)).fit({"y": np.array([1.0, 2.0, 0.0, 2.5, 7.0])})
     assert float(np.squeeze(r.q["h"]["value"])) == pytest.approx(2.0, abs=1e-6)
 
 

@@ -20,6 +20,7 @@ import pytest
 from scipy import special
 
 import ppvi
+from conftest import plain_kernels
 
 MODEL = """\
 model logistic_regression
@@ -50,7 +51,8 @@ def model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fit2(model):
-    return model.fit(_data(2), tol=0, max_iter=400)
+    with plain_kernels():       # (every fit here: 40 points, an inline model's kernels as plain Python)
+        return model.fit(_data(2), tol=0, max_iter=400)
 
 
 def jaakkola_jordan(x: np.ndarray, y: np.ndarray, sweeps: int = 2000) -> tuple[np.ndarray, np.ndarray, float]:
@@ -113,7 +115,8 @@ def _quadrature(x: np.ndarray, y: np.ndarray, m: np.ndarray, sd: np.ndarray, poi
 @pytest.mark.parametrize("d", [1, 2])
 def test_the_elbo_is_below_the_evidence_and_the_mean_near_the_exact_one(model, fit2, d):
     data = _data(d)
-    r = fit2 if d == 2 else model.fit(data, tol=1e-13, max_iter=2000)
+    with plain_kernels():
+        r = fit2 if d == 2 else model.fit(data, tol=1e-13, max_iter=2000)
     m, sd = r.q["w"]["mean"], r.q["w"]["sd"]
     log_evidence, exact_mean, exact_sd = _quadrature(data["x"], data["y"], m, sd, 2001 if d == 1 else 301)
     assert r.elbo < log_evidence
@@ -134,14 +137,16 @@ def test_a_point_estimate_is_the_map_that_scikit_learn_finds(tmp_path):
     data = _data(2)
     path = tmp_path / "map.ppvi"
     path.write_text(MODEL + "approximate w by point\n")
-    r = ppvi.load(str(path)).fit(data, tol=1e-14, max_iter=5000)
+    with plain_kernels():
+        r = ppvi.load(str(path)).fit(data, tol=1e-14, max_iter=5000)
     ref = LogisticRegression(C=1.0, fit_intercept=False, tol=1e-12, max_iter=10_000).fit(data["x"], data["y"])
     assert r.q["w"]["value"] == pytest.approx(ref.coef_[0], rel=1e-6)
 
 
 def test_a_fit_restarts_from_its_own_result(model, fit2):
     """--init with a PolyaGamma q (its moments and entropy set from b, c: infer.warm): one more sweep stays."""
-    r = model.fit(_data(2), init=fit2, tol=0, max_iter=1)
+    with plain_kernels():
+        r = model.fit(_data(2), init=fit2, tol=0, max_iter=1)
     assert r.elbo == pytest.approx(fit2.elbo, rel=1e-12)
     assert r.q["y_pg"]["c"] == pytest.approx(fit2.q["y_pg"]["c"], rel=1e-10)
 

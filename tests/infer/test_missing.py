@@ -19,7 +19,7 @@ import pytest
 from scipy import special
 
 import ppvi
-from conftest import MODELS
+from conftest import MODELS, plain_kernels
 from ppvi.errors import PPVIError
 
 PARTS = """\
@@ -81,6 +81,18 @@ def _data(seed: int = 3) -> dict[str, np.ndarray]:
     c[10:30] = np.nan                 # half the labels unknown
     u[[12, 13, 35]] = np.nan          # a feature missing where the label is (35) and is not (12, 13)
     return {"X": X, "y": y, "x1": x1, "x2": x2, "b": b, "c": c, "u": u}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _plain(request):
+    """CI's fits here as plain Python (conftest.plain_kernels): inline models on 40 points, nothing compiled for
+    checks of the derivation (compiled = interpreted, missing entries among them: tests/codegen/test_differential.py,
+    iris_missing); with --long compiled, as iris_missing's fit below."""
+    if request.config.getoption("--long"):
+        yield
+        return
+    with plain_kernels():
+        yield
 
 
 @pytest.fixture(scope="module")

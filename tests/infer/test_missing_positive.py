@@ -38,6 +38,11 @@ for n in N:
 N, A0 = 30, 3.0
 
 
+# Every fit here as plain Python: inline models on 30 points, nothing compiled for checks of the derivation (compiled =
+# interpreted, missing entries among them: tests/codegen/test_differential.py, iris_missing).
+pytestmark = pytest.mark.usefixtures("plain_fits")
+
+
 def _data() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(5)
     s = rng.gamma(2.0, 1.0, N)

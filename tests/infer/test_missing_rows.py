@@ -30,6 +30,11 @@ N, D, NU0 = 40, 3, 5.0
 P0, W0 = 0.1 * np.eye(D), 0.5 * np.eye(D)
 
 
+# Every fit here as plain Python: inline models on 40 rows, nothing compiled for checks of the derivation (compiled =
+# interpreted, missing entries among them: tests/codegen/test_differential.py, iris_missing).
+pytestmark = pytest.mark.usefixtures("plain_fits")
+
+
 def _data() -> np.ndarray:
     rng = np.random.default_rng(1)
     a = rng.normal(size=(D, D))

@@ -18,7 +18,7 @@ import pytest
 from scipy import special
 
 import ppvi
-from conftest import MODELS, run_cli
+from conftest import MODELS, plain_kernels, run_cli
 
 ALPHA, SD, PRIOR_SD, K = 1.5, 0.5, 10.0, 6
 
@@ -41,11 +41,18 @@ def _data() -> np.ndarray:
     return np.concatenate([rng.normal(-3, SD, 40), rng.normal(2, SD, 30), rng.normal(6, SD, 10)])
 
 
+def plain_fit(model, data: dict):
+    """The inline models' fit (80 points, four starts, to 1e-13), their kernels as plain Python: about 2 CPU-s
+    against 10 compiled, a model no other test compiles (dp_gmm's sticks compiled: test_differential.py)."""
+    with plain_kernels():
+        return model.fit(data, seed=0, tol=1e-13, max_iter=5000, restarts=4)
+
+
 @pytest.fixture(scope="module")
 def dp_1d(tmp_path_factory):
     path = tmp_path_factory.mktemp("dp") / "dp.ppvi"
     path.write_text(DP_1D)
-    return ppvi.load(str(path)).fit({"x": _data()}, seed=0, tol=1e-13, max_iter=5000, restarts=4)
+    return plain_fit(ppvi.load(str(path)), {"x": _data()})
 
 
 def _e_log_weights(a, b):
@@ -154,7 +161,7 @@ def grouped(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def grouped_fit(grouped):
-    return grouped.fit({"x": _data(), "g": _groups()}, seed=0, tol=1e-13, max_iter=5000, restarts=4)
+    return plain_fit(grouped, {"x": _data(), "g": _groups()})
 
 
 def test_per_group_sticks_are_blei_and_jordan_updates_of_each_groups_labels(grouped_fit):
@@ -197,7 +204,7 @@ def test_per_group_elbo_equals_an_independent_numpy_evaluation(grouped_fit):
 
 def test_one_group_is_the_unplated_model(grouped, dp_1d):
     """J = 1: the per-group model is the unplated one (w[0] is pi), the same fit to rounding."""
-    r = grouped.fit({"x": _data(), "g": np.zeros(len(_data()))}, seed=0, tol=1e-13, max_iter=5000, restarts=4)
+    r = plain_fit(grouped, {"x": _data(), "g": np.zeros(len(_data()))})
     assert r.elbo == pytest.approx(dp_1d.elbo, rel=1e-13)
     assert r.iterations == dp_1d.iterations
     for p in ("a", "b"):
