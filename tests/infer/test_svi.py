@@ -233,3 +233,24 @@ def test_params_by_stepwise_em_with_a_rate_below_one():
         tau = (1 - rho) * tau + rho * n0 / (n2 - 2 * mu * n1 + mu ** 2 * n0)
     for name, value in (("mu", mu), ("weights", w), ("tau", tau)):
         np.testing.assert_allclose(p.state[f"v_{name}"], value, rtol=1e-12, err_msg=name)
+
+
+def test_the_command_line_s_svi_is_the_apis(corpus, tmp_path, capsys):
+    """`ppvi run models/lda.ppvi --svi --batch B --kappa K --tau T --passes P --seed S` (shuffled minibatches,
+    drawn from the seed) is fit(algorithm=SVI(…), seed=S): the same q(φ), and the result records the algorithm."""
+    from conftest import run_cli
+
+    data, out = tmp_path / "corpus.npz", tmp_path / "r.json"
+    np.savez(data, **corpus)
+    code, _, err = run_cli(["run", MODELS / "lda.ppvi", "--data", data, "--svi", "--batch", "10", "--kappa", "0.6",
+                            "--tau", "2", "--passes", "2", "--seed", "5", "--quiet", "--out", out], capsys)
+    assert code == 0, err
+    r = ppvi.load_result(str(out))
+    api = ppvi.load(str(MODELS / "lda.ppvi")).fit(corpus, seed=5, progress=False,
+                                                   algorithm=SVI(batch=10, kappa=0.6, tau=2.0, passes=2))
+    assert r.provenance.algorithm == api.provenance.algorithm == {
+        "name": "svi", "batch": 10, "kappa": 0.6, "tau": 2.0, "passes": 2, "shuffle": True,
+        "rate": "rho_t = (tau + t)^(-kappa), t = 1, 2, ..."}
+    assert r.iterations == api.iterations == 8
+    np.testing.assert_allclose(r.elbo_trace, api.elbo_trace, rtol=1e-12)
+    np.testing.assert_allclose(r.q["phi"].params["alpha"], api.q["phi"].params["alpha"], rtol=1e-12, atol=0)
