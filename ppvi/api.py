@@ -183,7 +183,10 @@ class Model:
         documents) from a stream of ``total_size`` units in all (documents for LDA, points for a mixture):
         the batch's local q under the current global q, then a step ρ_t = (τ + t)^(−κ) of every global
         toward the update its statistics × total_size/|batch| give (docs/scale.md).  The first call starts
-        the global q (from this batch, as ``fit`` starts) and fixes the sizes of the globals' dims (give
+        the global q by ``fit``'s rule applied to this batch alone (then, unlike ``fit`` from an uninformed
+        start, a local step on the batch precedes the first global step: a stream has no start over all its
+        units, so ``partial_fit`` over fixed minibatches is not ``fit(algorithm=SVI(shuffle=False))`` bit for
+        bit) and fixes the sizes of the globals' dims (give
         them by keyword, e.g. ``V=5000``, when a batch need not show them all), ``kappa``, ``tau`` and
         ``local_tol``; later calls continue from the q the last one left.
 

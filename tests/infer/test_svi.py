@@ -42,15 +42,18 @@ def corpus():
         return {"doc": f["doc"][keep], "word": f["word"][keep]}
 
 
-@pytest.mark.parametrize("name", ["gmm", pytest.param("em_gmm", marks=pytest.mark.long), "lda"])
-def test_kappa_zero_with_one_batch_of_all_the_data_is_batch_cavi_sweep_by_sweep(name, corpus):
+@pytest.mark.parametrize("name, given", [("gmm", False), pytest.param("em_gmm", False, marks=pytest.mark.long),
+                                         ("lda", True), ("lda", False)])
+def test_kappa_zero_with_one_batch_of_all_the_data_is_batch_cavi_sweep_by_sweep(name, given, corpus):
     """ρ_t = 1: every global is the batch update from every unit's statistics.  After P steps (and the final
     local pass) the q, params and ELBO are those of P batch sweeps, bit for bit up to the ELBO's sum.
-    (em_gmm: params by stepwise EM; `--long`, it compiles a model of its own.)"""
+    (em_gmm: params by stepwise EM; `--long`, it compiles a model of its own.)  LDA from its default start
+    (uninformed: random q(z), topics alike): the first step, like the first sweep, takes q(φ) from the random
+    q(z) before any local step (ppvi.infer.svi.first_local_step)."""
     data = {"gmm": {"x": np.loadtxt(MODELS / "gmm.csv", delimiter=",", skiprows=1)[:150]}, "em_gmm": None,
             "lda": corpus}[name]
     start = None
-    if name == "lda":       # (a start given, so that both begin with the same E-step)
+    if given:       # (a start given, so that both begin with the same E-step)
         phi = np.random.default_rng(0).gamma(100.0, 0.01, (4, program(name, data).sizes["V"]))
         start = Start({"phi": {"family": "Dirichlet", "alpha": phi}}, {}, "<test>")
     for passes in (1, 2, 3):
@@ -230,3 +233,24 @@ def test_params_by_stepwise_em_with_a_rate_below_one():
         tau = (1 - rho) * tau + rho * n0 / (n2 - 2 * mu * n1 + mu ** 2 * n0)
     for name, value in (("mu", mu), ("weights", w), ("tau", tau)):
         np.testing.assert_allclose(p.state[f"v_{name}"], value, rtol=1e-12, err_msg=name)
+
+
+def test_the_command_line_s_svi_is_the_apis(corpus, tmp_path, capsys):
+    """`ppvi run models/lda.ppvi --svi --batch B --kappa K --tau T --passes P --seed S` (shuffled minibatches,
+    drawn from the seed) is fit(algorithm=SVI(…), seed=S): the same q(φ), and the result records the algorithm."""
+    from conftest import run_cli
+
+    data, out = tmp_path / "corpus.npz", tmp_path / "r.json"
+    np.savez(data, **corpus)
+    code, _, err = run_cli(["run", MODELS / "lda.ppvi", "--data", data, "--svi", "--batch", "10", "--kappa", "0.6",
+                            "--tau", "2", "--passes", "2", "--seed", "5", "--quiet", "--out", out], capsys)
+    assert code == 0, err
+    r = ppvi.load_result(str(out))
+    api = ppvi.load(str(MODELS / "lda.ppvi")).fit(corpus, seed=5, progress=False,
+                                                   algorithm=SVI(batch=10, kappa=0.6, tau=2.0, passes=2))
+    assert r.provenance.algorithm == api.provenance.algorithm == {
+        "name": "svi", "batch": 10, "kappa": 0.6, "tau": 2.0, "passes": 2, "shuffle": True,
+        "rate": "rho_t = (tau + t)^(-kappa), t = 1, 2, ..."}
+    assert r.iterations == api.iterations == 8
+    np.testing.assert_allclose(r.elbo_trace, api.elbo_trace, rtol=1e-12)
+    np.testing.assert_allclose(r.q["phi"].params["alpha"], api.q["phi"].params["alpha"], rtol=1e-12, atol=0)
