@@ -373,6 +373,11 @@ def ex(text: str, *parts: str | Expr | Ref) -> Expr:
         {p} if isinstance(p, str) else p.reads | {p.name} if isinstance(p, Ref) else p.reads for p in parts)))
 
 
+def read(ref: Ref) -> Expr:
+    """An element (or a whole array) read as a value: its text, reading its array and what its index reads."""
+    return Expr(ref.text, ref.reads | {ref.name})
+
+
 def name_ref(name: str, *index: str) -> Ref:
     """``name[index…]`` where each index is one name (a loop's index, a temporary) or a literal."""
     return Ref(name, tuple(Expr(i, frozenset({i})) for i in index))
@@ -769,6 +774,6 @@ class Writer:
             copy = self._loops([(i, pair[0] + 1 if i == pair[1] else 0, i.upper) for i in axes])    # (b > a)
             swapped = [self.names.index(pair[1] if i == pair[0] else pair[0] if i == pair[1] else i) for i in axes]
             src = name_ref(arr, *(self.names.index(i) for i in axes))
-            copy[-1].post.append(assign(name_ref(arr, *swapped), ex(src.text, src)))
+            copy[-1].post.append(assign(name_ref(arr, *swapped), read(src)))
             fn.pre.append(copy[0])
         return ref

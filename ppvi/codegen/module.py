@@ -19,7 +19,7 @@ from ppvi import __version__
 from ppvi.codegen.centre import Centring, centre
 from ppvi.codegen.chain import chain_state, write_chain_kernel, write_gaussian_kernel
 from ppvi.codegen.emit import (CHUNK, REPEAT, Block, CodegenError, Names, Writer, accumulate, add, assign, ex, let,
-                              name_ref)
+                              name_ref, read)
 from ppvi.codegen.ir import (Assign, Bind, Break, Call, Colouring, Expr, Factored, Kernel, LinearEta, Module, Note,
                              Pass, Range, Ref, Share, StatisticArray, part_range)
 from ppvi.codegen.passes import run_passes
@@ -492,8 +492,7 @@ class ModuleWriter:
         if finish is not None and q.var in self.missing:
             # only a missing entry is a latent: an observed one keeps the point mass at the datum
             mask = self.names.constant("missing", q.var)
-            el.post.append(Block(test=ex(name_ref(mask, *(at or ["0"])).text, name_ref(mask, *(at or ["0"]))),
-                                 post=[finish]))
+            el.post.append(Block(test=read(name_ref(mask, *(at or ["0"]))), post=[finish]))
         elif finish is not None:
             el.post.append(finish)
         if q.replicas is not None:
@@ -513,11 +512,10 @@ class ModuleWriter:
             row(self.names.moment(q.var, "xxT"))
         if q.var in self.missing:
             # a row of data with missing entries: q of its missing block given the observed ones, in one call
-            # that also leaves a complete row alone (the mask is per entry: runtime.finish_mvnormal_missing)
+            # that also leaves a complete row alone (the mask is per entry: families/mvnormal/finish.py)
             mask = self.names.constant("missing", q.var)
-            el.post.append(Call("finish_mvnormal_missing", (e["x"], e["xxT"], Expr(name_ref(mask, *at).text,
-                                                                                 frozenset({mask, *at})),
-                                                            mean, cov, xxt), (h,)))
+            el.post.append(Call("finish_mvnormal_missing", (e["x"], e["xxT"], read(name_ref(mask, *at)), mean, cov,
+                                                            xxt), (h,)))
             return
         # Σ from η_xxᵀ, then μ = Σ η_x: two calls, so that a Σ the same for every element is computed once
         # (passes.hoist: factor analysis' local step)
@@ -693,7 +691,7 @@ class ModuleWriter:
         levels[0].pre.append(count_loops(w, span, "_F"))
         wl = w._loops(span)
         al = w._loops([(a, 0, a.upper) for a in axes])
-        al[-1].post.append(assign(name_ref("_W", "_f", *at), ex(weight.text, weight)))
+        al[-1].post.append(assign(name_ref("_W", "_f", *at), read(weight)))
         (wl[-1].post if wl else fill).extend([al[0], add("_f", "1", "_f")])
         if wl:
             fill.append(wl[0])
@@ -805,7 +803,7 @@ class ModuleWriter:
         put = Block(Range(self.names.index(ax), size, reads=frozenset({size})), ax)
         at = name_ref(tmp, self.names.index(ax))
         put.post.append(Block(test=ex(f"math.isfinite({at.text}) and _z > 0.0", at, "_z"),
-                              post=[assign(el, ex(at.text, at))]))
+                              post=[assign(el, read(at))]))
         host.post.append(put)
 
     def _coordinates(self, pu, w: Writer, fn: Block, el: Ref, at: list[str], base, reads_self: bool) -> None:
@@ -1056,8 +1054,8 @@ class ModuleWriter:
             self._fill_rows(gl, w, changing, local, last)
             self._factored_members(z, wz, parts, gl, last, finish, [self.names.touch(s.name) for s in changing])
         if g.family == "Dirichlet":
-            gl.group.post.append(Call("dirichlet_entropy", (name_ref(self.names.qparam(var, "alpha"), at),
-                                                            name_ref(self.names.moment(var, "logp"), at)),
+            gl.group.post.append(Call("dirichlet_entropy", (read(name_ref(self.names.qparam(var, "alpha"), at)),
+                                                            read(name_ref(self.names.moment(var, "logp"), at))),
                                       (name_ref(self.names.entropy(var), at),)))
         kernel = self._kernel("local_block", gl.fn, returns=None, role="block", latent=var, contract=True)
         return kernel, tuple(s.name for s in changing)
@@ -1129,7 +1127,7 @@ class ModuleWriter:
         fixed = gl.members(self.names, numbered=True)
         kl = wz._loops([(k, 0, k.upper)])
         table = self._table(b, t)
-        row = lambda arr, *at: ex(name_ref(arr, *at).text, name_ref(arr, *at))  # noqa: E731   (an element, read)
+        row = lambda arr, *at: read(name_ref(arr, *at))  # noqa: E731   (an element, read)
         if table is None:
             kl[-1].post.append(assign(name_ref("_bb", "_j", kn), wz.expr(b, [fn, group, fixed] + kl, 2)))
             fixed.post += [kl[0], Call("exp_factor", (row("_bb", "_j"), name_ref("_eb", "_j")),
@@ -1182,7 +1180,7 @@ class ModuleWriter:
         eta_loop[-1].post.append(assign(name_ref(eta, kn), ex(f"_aa[{kn}] + _bb[_j, {kn}]", "_aa", kn, "_bb", "_j")))
         each.post.append(Block(test=ex("not _sb[_j] >= 1e-20", "_sb", "_j"), post=[
             eta_loop[0], Call("finish_categorical", (ex(eta, eta), p), (h, lse))] +
-            [Call("add_to", (name_ref(r, at), ex(p.text, p))) for r in rows]))
+            [Call("add_to", (name_ref(r, at), read(p))) for r in rows]))
         # (the test acts: add_shares fills _acc and _sb)
         gl.rep.post.append(Block(test=ex("add_shares(_ea, _eb, _acc, _sb)", "_ea", "_eb", "_acc", "_sb"), post=[each]))
         gl.rep.post += [Call("add_product", (name_ref(r, at), ex("_ea", "_ea"), ex("_acc", "_acc"))) for r in rows]

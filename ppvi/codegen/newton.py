@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from ppvi.codegen.emit import Block, Writer, assign, axis_order, ex, let, name_ref, ordered, structure
+from ppvi.codegen.emit import Block, Writer, assign, axis_order, ex, let, name_ref, ordered, read, structure
 from ppvi.codegen.ir import Break, Call, Expr, Note, Range, Ref
 from ppvi.derive.newton import ARMIJO, FEASIBLE, MAX_HALVINGS, MAX_STEPS, NEAR, STATS, TOL
 
@@ -341,7 +341,7 @@ class BlockWriter:
         lp.post += [assign(self.at(self.mean), mt), assign(self.at(self.x2), ex(f"({mt.text}) ** 2 + {vt.text}", mt, vt))]
         into.post.append(lp)
         for k, var in enumerate(self.members):
-            m, v = (ex(r.text, r) for r in (self.member(self.m, k), self.member(self.v, k)))
+            m, v = (read(r) for r in (self.member(self.m, k), self.member(self.v, k)))
             if step:
                 m, v = (ex(f"{a.text} + {step} * {d.text}", a, step, d) for a, d in
                         ((m, self.member(self.dm, k)), (v, self.member(self.dv, k))))
@@ -393,7 +393,7 @@ def block_start(bw: BlockWriter, fn: Block) -> None:
     fn.post.append(start)
     for k, var in enumerate(bw.members):
         sd, mean = name_ref(bw.qarray(var, "sd"), "0"), name_ref(bw.qarray(var, "mean"), "0")
-        fn.post += [assign(bw.member(bw.m, k), ex(mean.text, mean)),
+        fn.post += [assign(bw.member(bw.m, k), read(mean)),
                     assign(bw.member(bw.v, k), ex(f"{sd.text} * {sd.text}", sd)),
                     assign(bw.member(bw.floor, k), ex(f"1e-8 * {bw.member(bw.v, k).text}", bw.member(bw.v, k)))]
     logs = ex(f"newton_block_logs({bw.v}, {bw.v}, 0.0)", bw.v)

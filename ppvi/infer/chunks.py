@@ -87,7 +87,7 @@ class Layout:
         axes.update({k: tuple(s) for k, s in stats.items()})
         cut = {unit, member}
         schedule = program.schedule()
-        local_latents = tuple(v for v in (*roles.local, *sorted(local - set(roles.local))) if v in plan.latents)
+        local_latents = tuple(v for v in plan.latents if v in local)     # (the plan's order: never the names')
         return cls(unit, member, by, axes,
                    tuple(s for s in schedule if s in local), tuple(s for s in schedule if s not in local),
                    local_latents, factors, tuple(k for k, s in stats.items() if not cut & set(s)),

@@ -406,9 +406,8 @@ class Streamer:
                 group_index(by, b - a)
         for alias, target in self.aliases.items():
             state[alias] = state[target]
-        p = Program(whole.model, whole.module, sizes, state, given=whole.given, structure=whole.structure)
-        p.stale = False
-        return p
+        # (stale, as a Program starts: the chunk's statistics are not summed yet)
+        return Program(whole.model, whole.module, sizes, state, given=whole.given, structure=whole.structure)
 
     def local_pass(self, a: int, b: int, store: Store | None = None, terms: bool = True, step: bool = True,
                    fresh: LocalDraws | None = None) -> Pass:
@@ -431,7 +430,6 @@ class Streamer:
             if step:
                 for var in self.layout.local_steps:
                     p.update(var)
-            p.stale = p.stale or not self.layout.local_steps      # (no local q: its statistics are its data's)
             p.refresh_statistics()
             for key in self.layout.global_stats:
                 if key in stats:
